@@ -1,0 +1,90 @@
+"""Shared field types: names, variable names, secrets, durations."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+SECRET_MASK = "••••"
+"""What a secret reads as wherever it is not explicitly revealed."""
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
+VARIABLE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+Name = Annotated[
+    str,
+    StringConstraints(pattern=NAME_PATTERN),
+    Field(description="1–100 chars of [A-Za-z0-9_.:-], starting alphanumeric"),
+]
+
+
+def _upper_variable(value: str) -> str:
+    if not VARIABLE_PATTERN.match(value):
+        raise ValueError(f"{value!r} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)")
+    return value.upper()
+
+
+VariableName = Annotated[str, AfterValidator(_upper_variable)]
+"""A variable name, case-insensitive, stored upper-case."""
+
+
+class SecretMarker:
+    """Marks a string field as secret: masked on read, encrypted at rest, redacted in results."""
+
+    def __repr__(self) -> str:
+        return "SecretMarker()"
+
+
+SECRET = SecretMarker()
+Secret = Annotated[str, SECRET]
+
+
+def secret_field_names(model: type[BaseModel]) -> list[str]:
+    """Names of the fields of `model` annotated as `Secret`."""
+    return [
+        name
+        for name, info in model.model_fields.items()
+        if any(isinstance(meta, SecretMarker) for meta in info.metadata)
+    ]
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Seconds in `30s`, `5m`, `1h`, `2d`, `250ms` or a bare number of seconds."""
+    if isinstance(text, bool):
+        raise ValueError("expected a duration like 30s, 5m or 1h")
+    if isinstance(text, int | float):
+        return float(text)
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30s, 5m or 1h")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest of `90s`, `5m`, `1h` that states `seconds` exactly."""
+    for unit in ("d", "h", "m"):
+        size = _UNIT_SECONDS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+class StrictModel(BaseModel):
+    """Base for resources: unknown keys are errors, so typos in project files are caught."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
+
+
+def scalar_to_str(value: Any) -> Any:
+    """Accept YAML scalars where a string template is expected (`8080`, `true`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value

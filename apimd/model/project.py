@@ -1,0 +1,221 @@
+"""The project document and the checks that span resources: names, references and cycles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+from pydantic import Field
+
+from apimd.model.common import StrictModel, VariableName
+from apimd.model.errors import Issue
+from apimd.model.resources import (
+    AuthSetting,
+    Call,
+    Schedule,
+    Token,
+    VariableSpec,
+    Webhook,
+    Workflow,
+)
+
+KINDS = ("variables", "auth", "tokens", "calls", "workflows", "schedules")
+
+
+class Project(StrictModel):
+    """One project file: every key optional; resources refer to each other by name."""
+
+    version: Literal[1] = 1
+    variables: dict[VariableName, VariableSpec] = Field(default_factory=dict)
+    auth: list[AuthSetting] = Field(default_factory=list)
+    tokens: list[Token] = Field(default_factory=list)
+    calls: list[Call] = Field(default_factory=list)
+    workflows: list[Workflow] = Field(default_factory=list)
+    schedules: list[Schedule] = Field(default_factory=list)
+
+    def call(self, name: str) -> Call | None:
+        return next((c for c in self.calls if c.name == name), None)
+
+    def workflow(self, name: str) -> Workflow | None:
+        return next((w for w in self.workflows if w.name == name), None)
+
+    def auth_setting(self, name: str) -> AuthSetting | None:
+        return next((a for a in self.auth if a.name == name), None)
+
+    def token(self, name: str) -> Token | None:
+        return next((t for t in self.tokens if t.name == name), None)
+
+
+def check_project(project: Project) -> list[Issue]:
+    """Problems no single resource shows: duplicate names, unknown references, cycles."""
+    return [
+        *_duplicates(project),
+        *_references(project),
+        *_run_cycles(project),
+        *_refresh_cycles(project),
+    ]
+
+
+def _label(kind: str, name: str) -> str:
+    return f"{kind[:-1] if kind.endswith('s') else kind} {name!r}"
+
+
+def _duplicates(project: Project) -> Iterator[Issue]:
+    seen: dict[tuple[str, str], str] = {}
+    groups: list[tuple[str, list[str], str]] = [
+        ("auth", [a.name for a in project.auth], "auth"),
+        ("tokens", [t.name for t in project.tokens], "tokens"),
+        ("calls", [c.name for c in project.calls], "targets"),
+        ("workflows", [w.name for w in project.workflows], "targets"),
+        ("schedules", [s.name for s in project.schedules], "schedules"),
+    ]
+    for kind, names, namespace in groups:
+        for index, name in enumerate(names):
+            key = (namespace, name)
+            if key in seen:
+                first = seen[key]
+                hint = (
+                    " (calls and workflows share one namespace)" if namespace == "targets" else ""
+                )
+                yield Issue(
+                    f"duplicate name {name!r}: already used by {first}{hint}",
+                    loc=(kind, index, "name"),
+                    resource=_label(kind, name),
+                )
+            else:
+                seen[key] = _label(kind, name)
+
+
+def _references(project: Project) -> Iterator[Issue]:
+    auths = {a.name for a in project.auth}
+    tokens = {t.name for t in project.tokens}
+    calls = {c.name for c in project.calls}
+    workflows = {w.name for w in project.workflows}
+
+    def missing(kind: str, name: str | None, known: set[str]) -> str | None:
+        if name is None or name in known:
+            return None
+        return f"unknown {kind} {name!r}"
+
+    def webhook_refs(hook: Webhook) -> Iterator[tuple[str, str]]:
+        for field, kind, known in (
+            ("token", "token", tokens),
+            ("call", "call", calls),
+            ("workflow", "workflow", workflows),
+        ):
+            problem = missing(kind, getattr(hook, field), known)
+            if problem:
+                yield field, problem
+
+    for i, auth in enumerate(project.auth):
+        label = _label("auth", auth.name)
+        for field in ("refresh_workflow", "signin_workflow"):
+            problem = missing("workflow", getattr(auth, field), workflows)
+            if problem:
+                yield Issue(problem, loc=("auth", i, field), resource=label)
+        if auth.callback:
+            for field, kind, known in (
+                ("call", "call", calls),
+                ("workflow", "workflow", workflows),
+            ):
+                problem = missing(kind, getattr(auth.callback, field), known)
+                if problem:
+                    yield Issue(problem, loc=("auth", i, "callback", field), resource=label)
+    for i, token in enumerate(project.tokens):
+        problem = missing("auth", token.auth, auths)
+        if problem:
+            yield Issue(problem, loc=("tokens", i, "auth"), resource=_label("tokens", token.name))
+    for i, call in enumerate(project.calls):
+        label = _label("calls", call.name)
+        for field, kind, known in (("auth", "auth", auths), ("token", "token", tokens)):
+            problem = missing(kind, getattr(call, field), known)
+            if problem:
+                yield Issue(problem, loc=("calls", i, field), resource=label)
+        for j, hook in enumerate(call.webhooks):
+            for field, problem in webhook_refs(hook):
+                yield Issue(problem, loc=("calls", i, "webhooks", j, field), resource=label)
+    for i, workflow in enumerate(project.workflows):
+        for j, step in enumerate(workflow.steps):
+            if step not in calls:
+                hint = " (steps are calls, not workflows)" if step in workflows else ""
+                yield Issue(
+                    f"unknown call {step!r}{hint}",
+                    loc=("workflows", i, "steps", j),
+                    resource=_label("workflows", workflow.name),
+                )
+    for i, schedule in enumerate(project.schedules):
+        for j, target in enumerate(schedule.targets):
+            if target not in calls and target not in workflows:
+                yield Issue(
+                    f"unknown call or workflow {target!r}",
+                    loc=("schedules", i, "targets", j),
+                    resource=_label("schedules", schedule.name),
+                )
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """A cycle in `graph` as the list of its nodes (first node repeated at the end), if any."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, []):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def _run_cycles(project: Project) -> Iterator[Issue]:
+    graph: dict[str, list[str]] = {}
+    for call in project.calls:
+        graph[call.name] = [
+            (h.call if h.type == "run_call" else h.workflow) or ""
+            for h in call.webhooks
+            if h.type in ("run_call", "run_workflow")
+        ]
+    for workflow in project.workflows:
+        graph.setdefault(workflow.name, []).extend(workflow.steps)
+    cycle = _find_cycle(graph)
+    if cycle:
+        yield Issue(
+            "run_call/run_workflow webhooks form a loop: " + " → ".join(cycle),
+            loc=("calls",),
+        )
+
+
+def _refresh_cycles(project: Project) -> Iterator[Issue]:
+    """Token A's refresh runs a call on token B whose refresh runs a call on token A, …"""
+    auths = {a.name: a for a in project.auth}
+    graph: dict[str, list[str]] = {}
+    for token in project.tokens:
+        auth = auths.get(token.auth)
+        workflow = (
+            project.workflow(auth.refresh_workflow) if auth and auth.refresh_workflow else None
+        )
+        deps: list[str] = []
+        for step in workflow.steps if workflow else []:
+            call = project.call(step)
+            if call and call.token and call.token != token.name:
+                deps.append(call.token)
+        graph[token.name] = deps
+    cycle = _find_cycle(graph)
+    if cycle:
+        yield Issue(
+            "token refreshes depend on each other in a loop: " + " → ".join(cycle),
+            loc=("tokens",),
+        )

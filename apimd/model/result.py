@@ -1,0 +1,85 @@
+"""The result document (SPEC §4)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from apimd.model.outcome import Outcome, ResultCode
+
+Trigger = Literal["schedule", "manual", "refresh", "signin", "callback", "webhook"]
+
+
+class Timings(BaseModel):
+    """Milliseconds per phase; `auth_wait` is not part of `total` (nor of the SLA)."""
+
+    dns: float = 0.0
+    connect: float = 0.0
+    send: float = 0.0
+    wait: float = 0.0
+    receive: float = 0.0
+    total: float = 0.0
+    auth_wait: float = 0.0
+
+
+class RequestRecord(BaseModel):
+    """What was sent, redacted."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+
+
+class ResponseRecord(BaseModel):
+    """What came back, redacted, body capped at 64 KiB."""
+
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+    body_truncated: bool = False
+
+
+class ConditionResult(BaseModel):
+    """One evaluated condition with the value it saw."""
+
+    source: str
+    path: str | None = None
+    op: str | None = None
+    expected: Any = None
+    actual: Any = None
+    found: bool = True
+    passed: bool = True
+    on_fail: Literal["fail", "warning"] = "fail"
+    save_as: str | None = None
+    message: str | None = None
+
+
+class Result(BaseModel):
+    """One run of a call or workflow; a workflow's holds its steps' results."""
+
+    id: str
+    kind: Literal["call", "workflow"]
+    name: str
+    trigger: Trigger = "manual"
+    started_at: datetime
+    finished_at: datetime
+    outcome: Outcome
+    result: ResultCode
+    http_status: int | None = None
+    timings_ms: Timings = Field(default_factory=Timings)
+    size: int | None = None
+    request: RequestRecord | None = None
+    response: ResponseRecord | None = None
+    conditions: list[ConditionResult] = Field(default_factory=list)
+    variables: dict[str, str] = Field(default_factory=dict)
+    retried_after_401: bool = False
+    error: str | None = None
+    token: str | None = None
+    workflow_run_id: str | None = None
+    steps: list[Result] = Field(default_factory=list)
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds() * 1000
