@@ -1,0 +1,36 @@
+"""In-memory state for standalone runs and tests."""
+
+from __future__ import annotations
+
+from apimd.model.result import Result
+from apimd.model.runtime import TokenRuntime
+
+
+class MemoryStateStore:
+    """Implements `apimd.engine.ports.StateStore` in process memory."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, TokenRuntime] = {}
+        self.variables: dict[str, tuple[str, bool]] = {}
+        self.counters: dict[str, int] = {}
+        self.results: list[Result] = []
+
+    async def load_token(self, name: str) -> TokenRuntime | None:
+        runtime = self.tokens.get(name)
+        return runtime.model_copy(deep=True) if runtime else None
+
+    async def save_token(self, runtime: TokenRuntime) -> None:
+        self.tokens[runtime.name] = runtime.model_copy(deep=True)
+
+    async def save_variables(self, values: dict[str, str], *, secret: bool) -> None:
+        for name, value in values.items():
+            self.variables[name.upper()] = (value, secret)
+
+    async def load_counter(self, key: str) -> int:
+        return self.counters.get(key, 0)
+
+    async def save_counter(self, key: str, count: int) -> None:
+        self.counters[key] = count
+
+    async def add_result(self, result: Result) -> None:
+        self.results.append(result)

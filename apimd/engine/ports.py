@@ -1,0 +1,43 @@
+"""The small interfaces through which the engine keeps state. An in-memory implementation lives in
+`apimd.engine.memory`; the SQLite one in `apimd.store`. Every write is durable when the call returns."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from apimd.model.result import Result
+from apimd.model.runtime import TokenRuntime
+
+
+class TokenRepository(Protocol):
+    """Runtime state of tokens (saved variables, expiry, refresh state)."""
+
+    async def load_token(self, name: str) -> TokenRuntime | None: ...
+
+    async def save_token(self, runtime: TokenRuntime) -> None: ...
+
+
+class VariableRepository(Protocol):
+    """Environment variables written by `save_variables` webhooks."""
+
+    async def save_variables(self, values: dict[str, str], *, secret: bool) -> None: ...
+
+
+class WebhookCounterRepository(Protocol):
+    """Consecutive-alert counters, one per webhook key."""
+
+    async def load_counter(self, key: str) -> int: ...
+
+    async def save_counter(self, key: str, count: int) -> None: ...
+
+
+class ResultRepository(Protocol):
+    """Where finished results go."""
+
+    async def add_result(self, result: Result) -> None: ...
+
+
+class StateStore(
+    TokenRepository, VariableRepository, WebhookCounterRepository, ResultRepository, Protocol
+):
+    """Everything the engine persists, in one object."""

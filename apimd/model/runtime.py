@@ -1,0 +1,28 @@
+"""Runtime state the engine keeps per token (not part of the project file)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from apimd.model.resources import TokenState
+
+
+class TokenRuntime(BaseModel):
+    """A token's saved variables and refresh state; secret except `EXPIRES_IN`."""
+
+    name: str
+    variables: dict[str, str] = Field(default_factory=dict)
+    expires_at: datetime | None = None
+    state: TokenState = TokenState.EXPIRED
+    saved_at: datetime | None = None
+    lifetime_s: float | None = None
+    last_refresh: datetime | None = None
+    last_error: str | None = None
+    backoff_s: float = 0.0
+    next_attempt_at: datetime | None = None
+
+    @property
+    def filled(self) -> bool:
+        return bool(self.variables)
