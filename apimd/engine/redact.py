@@ -1,12 +1,21 @@
 """Redaction of secrets in everything recorded or printed (SPEC §3).
 
-STUB — to be implemented.
+A `Redactor` knows secret values and masks them in free text in every form they are commonly
+sent in: raw, URL-encoded (`quote` with and without `/` kept, `quote_plus`; hex digits in either
+case), JSON-escaped (ASCII-only and UTF-8, with or without `\\/`) and base64 (standard and
+URL-safe, padded or not). Every occurrence of every form is masked, even where occurrences of
+different secrets overlap: the masked spans are merged, so no part of a longer secret survives
+next to a shorter one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import base64
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
+from urllib.parse import quote, quote_plus, unquote_plus
 
 from apimd.model.common import SECRET_MASK
 
@@ -20,6 +29,11 @@ MIN_FREE_TEXT_SECRET = 4
 
 __all__ = ["ALWAYS_REDACTED_HEADERS", "ALWAYS_REDACTED_KEYS", "SECRET_MASK", "Redactor"]
 
+_FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_UNICODE_ESCAPE = re.compile(r"\\u[0-9A-Fa-f]{4}")
+_HEX_LETTER = re.compile(r"[A-Fa-f]")
+
 
 class Redactor:
     """Replaces known secret values with `••••`, in raw, URL-encoded (quote and quote_plus),
@@ -27,35 +41,220 @@ class Redactor:
     text (but `value()` still masks an exact match)."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        raise NotImplementedError
+        self._secrets: set[str] = set()
+        self._free_text_forms: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self.add(*secrets)
 
     def add(self, *secrets: str) -> None:
         """Learn more secret values (e.g. a token just extracted)."""
-        raise NotImplementedError
+        for secret in secrets:
+            if secret is None:
+                continue
+            if not isinstance(secret, str):
+                secret = str(secret)  # a numeric secret from YAML or JSON
+            if not secret or secret in self._secrets:
+                continue
+            self._secrets.add(secret)
+            if len(secret) >= MIN_FREE_TEXT_SECRET:
+                self._free_text_forms.update(_encoded_forms(secret))
+                self._pattern = None
 
     def add_basic_credentials(self, username: str, password: str) -> None:
         """Learn the base64 of `username:password` as sent in `Authorization: Basic …`."""
-        raise NotImplementedError
+        if not password:
+            return  # nothing secret to protect
+        self.add(password)
+        credentials = f"{username}:{password}".encode(errors="surrogatepass")
+        self._free_text_forms.update(_base64_forms(credentials))
+        self._pattern = None
 
     def text(self, text: str) -> str:
         """`text` with every known secret (in every form) replaced by the mask."""
-        raise NotImplementedError
+        if not text or not self._free_text_forms:
+            return text
+        pattern = self._compiled()
+        match = pattern.search(text)
+        if match is None:
+            return text
+        pieces: list[str] = []
+        copied_up_to = 0
+        span_start, span_end = match.span()
+        while match is not None:
+            start, end = match.span()
+            if start < span_end:
+                span_end = max(span_end, end)
+            else:
+                pieces += (text[copied_up_to:span_start], SECRET_MASK)
+                copied_up_to = span_end
+                span_start, span_end = start, end
+            # Resume one character later (not at `end`) so an overlapping form of another secret
+            # is found too and its span merged.
+            match = pattern.search(text, start + 1)
+        pieces += (text[copied_up_to:span_start], SECRET_MASK, text[span_end:])
+        return "".join(pieces)
 
     def value(self, value: Any) -> Any:
         """A condition's actual value or a variable: a string equal to or containing a secret is
         masked; lists and dicts are redacted element-wise; other values unchanged."""
-        raise NotImplementedError
+        if isinstance(value, str):
+            return SECRET_MASK if value in self._secrets else self.text(value)
+        if isinstance(value, dict):
+            return {key: self.value(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.value(item) for item in value]
+        if isinstance(value, tuple):
+            return tuple(self.value(item) for item in value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # A numeric PIN or code extracted from JSON is as secret as its string form.
+            return SECRET_MASK if json.dumps(value) in self._secrets else value
+        return value
 
     def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         """Headers with Authorization/Cookie/Set-Cookie/Proxy-Authorization values masked, and
         secrets masked in every other value."""
-        raise NotImplementedError
+        redacted: dict[str, str] = {}
+        for name, value in headers.items():
+            if str(name).lower() in ALWAYS_REDACTED_HEADERS:
+                redacted[name] = SECRET_MASK
+            else:
+                redacted[name] = self.text(str(value))
+        return redacted
 
     def url(self, url: str) -> str:
         """The URL with the always-redacted query keys masked and secrets masked elsewhere."""
-        raise NotImplementedError
+        return self.text(_mask_url(url))
 
     def body(self, body: str, content_type: str | None = None) -> str:
         """A request/response body: for JSON, values of the always-redacted keys (at any depth)
         masked; for form/query bodies the same keys; then secrets masked in the text."""
-        raise NotImplementedError
+        kind = (content_type or "").lower()
+        if "json" in kind or body.lstrip()[:1] in ("{", "["):
+            reserialized = _mask_json_text(body, require_container="json" not in kind)
+            if reserialized is not None:
+                return self.text(reserialized)
+        if _FORM_CONTENT_TYPE in kind:
+            return self.text(_mask_query(body))
+        return self.text(body)
+
+    def _compiled(self) -> re.Pattern[str]:
+        if self._pattern is None:
+            # Longest first: alternation takes the first alternative that matches, so at any
+            # position the longest form wins and no tail of a longer secret is left behind.
+            forms = sorted(self._free_text_forms, key=lambda form: (-len(form), form))
+            self._pattern = re.compile("|".join(_form_pattern(form) for form in forms))
+        return self._pattern
+
+
+def _encoded_forms(secret: str) -> set[str]:
+    """Every form of `secret` searched for in free text."""
+    forms = {secret}
+    encoded = secret.encode(errors="surrogatepass")
+    for json_form in (
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+    ):
+        forms.add(json_form)
+        forms.add(json_form.replace("/", "\\/"))
+    forms.add(quote(encoded, safe=""))
+    forms.add(quote(encoded, safe="/"))
+    forms.add(quote_plus(encoded, safe=""))
+    forms.update(_base64_forms(encoded))
+    return {form for form in forms if len(form) >= MIN_FREE_TEXT_SECRET}
+
+
+def _base64_forms(data: bytes) -> set[str]:
+    forms: set[str] = set()
+    for encoded in (base64.b64encode(data), base64.urlsafe_b64encode(data)):
+        text = encoded.decode("ascii")
+        forms.add(text)
+        forms.add(text.rstrip("="))
+    return forms
+
+
+def _form_pattern(form: str) -> str:
+    """A regex for `form` in which hex digits of `%XX` and `\\uXXXX` escapes match either case."""
+    pieces: list[str] = []
+    position = 0
+    for escape in _escapes(form):
+        pieces.append(re.escape(form[position : escape.start()]))
+        pieces.append(_HEX_LETTER.sub(_either_case, re.escape(escape[0])))
+        position = escape.end()
+    pieces.append(re.escape(form[position:]))
+    return "".join(pieces)
+
+
+def _escapes(form: str) -> Iterator[re.Match[str]]:
+    matches = [*_PERCENT_ESCAPE.finditer(form), *_UNICODE_ESCAPE.finditer(form)]
+    # Overlaps are impossible to mix up: `%` and `\u` escapes never share characters.
+    return iter(sorted(matches, key=lambda match: match.start()))
+
+
+def _either_case(letter: re.Match[str]) -> str:
+    return f"[{letter[0].lower()}{letter[0].upper()}]"
+
+
+def _is_redacted_key(key: str) -> bool:
+    return key.strip().lower() in ALWAYS_REDACTED_KEYS
+
+
+def _mask_query(query: str) -> str:
+    """`a=1&password=x` → `a=1&password=••••`, leaving every other byte as written."""
+    parts = query.split("&")
+    for index, part in enumerate(parts):
+        key, equals, _ = part.partition("=")
+        if equals and _is_redacted_key(unquote_plus(key)):
+            parts[index] = f"{key}={SECRET_MASK}"
+    return "&".join(parts)
+
+
+def _mask_url(url: str) -> str:
+    """Mask the always-redacted keys in the query and fragment, and a password in the userinfo."""
+    before_fragment, hash_mark, fragment = url.partition("#")
+    before_query, question_mark, query = before_fragment.partition("?")
+    before_query = _mask_userinfo(before_query)
+    if question_mark:
+        query = _mask_query(query)
+    if hash_mark:
+        # A fragment is either `key=value&…` (implicit flow) or `/route?key=value&…` (SPA).
+        route, route_question_mark, fragment_query = fragment.partition("?")
+        if route_question_mark:
+            fragment = f"{route}?{_mask_query(fragment_query)}"
+        else:
+            fragment = _mask_query(fragment)
+    return f"{before_query}{question_mark}{query}{hash_mark}{fragment}"
+
+
+def _mask_userinfo(url: str) -> str:
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    if not at or not colon or not password:
+        return url
+    return f"{scheme}://{user}:{SECRET_MASK}@{host}{slash}{path}"
+
+
+def _mask_json_text(body: str, *, require_container: bool) -> str | None:
+    """The JSON `body` with always-redacted keys masked, compact and in key order; None when
+    `body` is not JSON (or, with `require_container`, not an object or array)."""
+    try:
+        document = json.loads(body)
+        if require_container and not isinstance(document, dict | list):
+            return None
+        return json.dumps(_mask_json_keys(document), ensure_ascii=False, separators=(",", ":"))
+    except (ValueError, RecursionError, TypeError):
+        return None
+
+
+def _mask_json_keys(document: Any) -> Any:
+    if isinstance(document, dict):
+        return {
+            key: SECRET_MASK if _is_redacted_key(key) else _mask_json_keys(item)
+            for key, item in document.items()
+        }
+    if isinstance(document, list):
+        return [_mask_json_keys(item) for item in document]
+    return document

@@ -1,12 +1,44 @@
 """Templates (SPEC §3): `%%NAME%%`, `__NAME__` and `{{ NAME }}`, substituted once, never recursively.
 
-STUB — to be implemented. The signatures below are the contract the rest of the engine codes against.
+Tokenization is one left-to-right scan with a single regex. At each position the first of these
+that matches wins, and scanning resumes after it, so overlaps resolve deterministically:
+
+1. `%%%%` → a literal `%%` (so `%%%%A%%` is `%%A%%`, never `%%` + the value of A);
+2. `%%NAME%%` (so `%%A%%%%B%%` is A's value then B's);
+3. `{{NAME}}`, with spaces or tabs allowed inside the braces;
+4. `__NAME__` whose opening `__` is not preceded, and closing `__` not followed, by a letter or
+   digit. The name is the shortest that satisfies that, so `__A____B__` is A then B. The boundary
+   keeps identifiers such as Django's `created__date__gte` from swallowing `DATE`.
+
+Everything else is copied as written, including a lone `%%` or a `%%` that encloses no valid name.
+Names are `[A-Za-z_][A-Za-z0-9_]*` and case-insensitive.
 """
 
 from __future__ import annotations
 
+import random
+import re
+import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
+
+from apimd.engine.errors import UnknownVariable
+
+__all__ = ["Scope", "referenced_variables", "render", "render_json", "system_variables"]
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_TOKEN = re.compile(
+    rf"""
+      (?P<escape>%%%%)
+    | %%(?P<percent>{_NAME})%%
+    | \{{\{{[ \t]*(?P<brace>{_NAME})[ \t]*\}}\}}
+    | (?<![A-Za-z0-9])__(?P<dunder>{_NAME}?)__(?![A-Za-z0-9])
+    """,
+    re.VERBOSE,
+)
+# Characters without which no token can start: lets plain text skip the regex entirely.
+_TOKEN_STARTS = ("%", "{", "_")
 
 
 class Scope:
@@ -14,29 +46,64 @@ class Scope:
     run variables → token's saved variables → auth CLIENT_ID/CLIENT_SECRET → environment → system.
     Names are case-insensitive (layers hold upper-case keys; lookups upper-case the name)."""
 
+    __slots__ = ("_layers",)
+
     def __init__(self, *layers: Mapping[str, str]) -> None:
-        raise NotImplementedError
+        # Layers are kept by reference, so values added to a layer later (extractions) are seen.
+        self._layers: tuple[Mapping[str, str], ...] = layers
 
     def lookup(self, name: str) -> str | None:
         """The value of `name` in the first layer that has it, else None."""
-        raise NotImplementedError
+        key = name.upper()
+        for layer in self._layers:
+            value = layer.get(key)
+            if value is not None:
+                return value if isinstance(value, str) else str(value)
+        return None
 
     def with_layer_first(self, layer: Mapping[str, str]) -> Scope:
         """A new scope that looks in `layer` before these layers."""
-        raise NotImplementedError
+        return Scope(layer, *self._layers)
+
+    def __repr__(self) -> str:
+        return f"Scope({len(self._layers)} layers)"
 
 
 def render(text: str, scope: Scope, where: str) -> str:
     """Substitute every `%%NAME%%`, `{{ NAME }}` and `__NAME__` in `text`; `%%%%` writes `%%`.
     An unknown `%%X%%`/`{{X}}` raises `UnknownVariable(X, where)`; an unknown `__X__` stays as written.
     Values are inserted as-is and never re-scanned."""
-    raise NotImplementedError
+    if not any(start in text for start in _TOKEN_STARTS):
+        return text
+
+    def substitute(match: re.Match[str]) -> str:
+        kind = match.lastgroup
+        if kind == "escape":
+            return "%%"
+        assert kind is not None
+        name = match[kind]
+        value = scope.lookup(name)
+        if value is not None:
+            return value
+        if kind == "dunder":
+            return match[0]
+        raise UnknownVariable(name.upper(), where)
+
+    return _TOKEN.sub(substitute, text)
 
 
 def render_json(value: Any, scope: Scope, where: str) -> Any:
     """Substitute inside every string value of a JSON document (dict keys are left alone), so a
     value containing quotes can never break the JSON. Non-strings are returned unchanged."""
-    raise NotImplementedError
+    if isinstance(value, str):
+        return render(value, scope, where)
+    if isinstance(value, dict):
+        return {key: render_json(item, scope, where) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render_json(item, scope, where) for item in value]
+    if isinstance(value, tuple):
+        return tuple(render_json(item, scope, where) for item in value)
+    return value
 
 
 def system_variables(
@@ -50,9 +117,29 @@ def system_variables(
     """DATETIME (ISO 8601 UTC, seconds, `Z`), DATE (YYYY-MM-DD), TIME (HH:MM:SS), UNIXTIME, UUID and
     GUID (the same v4), RANDINT (1–10000), CALL_NAME, WORKFLOW_NAME, RUN_ID, TOKEN_NAME, AUTH_NAME
     (empty string when not given). Computed once; the caller reuses the dict for one call."""
-    raise NotImplementedError
+    now = datetime.now(UTC).replace(microsecond=0)
+    call_uuid = str(uuid.uuid4())
+    return {
+        "DATETIME": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "DATE": now.strftime("%Y-%m-%d"),
+        "TIME": now.strftime("%H:%M:%S"),
+        "UNIXTIME": str(int(now.timestamp())),
+        "UUID": call_uuid,
+        "GUID": call_uuid,
+        "RANDINT": str(random.randint(1, 10000)),
+        "CALL_NAME": call_name or "",
+        "WORKFLOW_NAME": workflow_name or "",
+        "RUN_ID": run_id or "",
+        "TOKEN_NAME": token_name or "",
+        "AUTH_NAME": auth_name or "",
+    }
 
 
 def referenced_variables(text: str) -> set[str]:
     """Upper-cased names referenced by `%%X%%`, `{{X}}` and `__X__` in `text`."""
-    raise NotImplementedError
+    names: set[str] = set()
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup
+        if kind is not None and kind != "escape":
+            names.add(match[kind].upper())
+    return names

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Annotated, Any
+import types
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -21,13 +23,29 @@ Name = Annotated[
 
 
 def _upper_variable(value: str) -> str:
-    if not VARIABLE_PATTERN.match(value):
+    if not VARIABLE_PATTERN.fullmatch(value):
         raise ValueError(f"{value!r} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)")
     return value.upper()
 
 
 VariableName = Annotated[str, AfterValidator(_upper_variable)]
 """A variable name, case-insensitive, stored upper-case."""
+
+
+def unique_variable_names(value: Any) -> Any:
+    """Before-validator for `name -> value` maps: names that differ only in case are one variable,
+    so both spellings in one map are an error rather than one silently winning."""
+    if isinstance(value, dict):
+        seen: dict[str, str] = {}
+        for key in value:
+            if not isinstance(key, str):
+                continue
+            first = seen.setdefault(key.upper(), key)
+            if first != key:
+                raise ValueError(
+                    f"`{first}` and `{key}` are the same variable (names are case-insensitive)"
+                )
+    return value
 
 
 class SecretMarker:
@@ -41,12 +59,22 @@ SECRET = SecretMarker()
 Secret = Annotated[str, SECRET]
 
 
+def _has_secret_marker(annotation: Any) -> bool:
+    # `Secret | None` keeps the marker inside the union, not in the field's own metadata.
+    if get_origin(annotation) is Annotated:
+        return any(isinstance(meta, SecretMarker) for meta in annotation.__metadata__)
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_has_secret_marker(arg) for arg in get_args(annotation))
+    return False
+
+
 def secret_field_names(model: type[BaseModel]) -> list[str]:
-    """Names of the fields of `model` annotated as `Secret`."""
+    """Names of the fields of `model` annotated as `Secret` (or `Secret | None`)."""
     return [
         name
         for name, info in model.model_fields.items()
         if any(isinstance(meta, SecretMarker) for meta in info.metadata)
+        or _has_secret_marker(info.annotation)
     ]
 
 
@@ -56,14 +84,20 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 def parse_duration(text: str | int | float) -> float:
     """Seconds in `30s`, `5m`, `1h`, `2d`, `250ms` or a bare number of seconds."""
-    if isinstance(text, bool):
+    # Validators call this on raw input: anything else must be a ValueError (pydantic turns
+    # only those into validation errors; a TypeError would escape as a crash).
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
         raise ValueError("expected a duration like 30s, 5m or 1h")
     if isinstance(text, int | float):
-        return float(text)
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a duration like 30s, 5m or 1h")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+        seconds = float(text)
+    else:
+        match = _DURATION.fullmatch(text)
+        if not match:
+            raise ValueError(f"{text!r} is not a duration like 30s, 5m or 1h")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+    if not math.isfinite(seconds):
+        raise ValueError("expected a finite duration like 30s, 5m or 1h")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from itertools import pairwise
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
-from apimd.model.common import StrictModel, VariableName
+from apimd.model.common import StrictModel, VariableName, unique_variable_names
 from apimd.model.errors import Issue
 from apimd.model.resources import (
     AuthSetting,
@@ -26,7 +27,9 @@ class Project(StrictModel):
     """One project file: every key optional; resources refer to each other by name."""
 
     version: Literal[1] = 1
-    variables: dict[VariableName, VariableSpec] = Field(default_factory=dict)
+    variables: Annotated[
+        dict[VariableName, VariableSpec], BeforeValidator(unique_variable_names)
+    ] = Field(default_factory=dict)
     auth: list[AuthSetting] = Field(default_factory=list)
     tokens: list[Token] = Field(default_factory=list)
     calls: list[Call] = Field(default_factory=list)
@@ -155,28 +158,27 @@ def _references(project: Project) -> Iterator[Issue]:
 
 def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
     """A cycle in `graph` as the list of its nodes (first node repeated at the end), if any."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in graph.get(node, []):
-            if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt) :], nxt]
-            if nxt not in state:
-                found = visit(nxt)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(graph):
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
+    done: set[str] = set()
+    for start in sorted(graph):
+        if start in done:
+            continue
+        # Iterative depth-first search: long chains must not hit the recursion limit.
+        path: list[str] = [start]
+        on_path: set[str] = {start}
+        pending: list[Iterator[str]] = [iter(graph.get(start, []))]
+        while pending:
+            nxt = next(pending[-1], None)
+            if nxt is None:
+                pending.pop()
+                node = path.pop()
+                on_path.discard(node)
+                done.add(node)
+            elif nxt in on_path:
+                return [*path[path.index(nxt) :], nxt]
+            elif nxt not in done:
+                path.append(nxt)
+                on_path.add(nxt)
+                pending.append(iter(graph.get(nxt, [])))
     return None
 
 
@@ -188,14 +190,31 @@ def _run_cycles(project: Project) -> Iterator[Issue]:
             for h in call.webhooks
             if h.type in ("run_call", "run_workflow")
         ]
+    calls = {c.name for c in project.calls}
     for workflow in project.workflows:
-        graph.setdefault(workflow.name, []).extend(workflow.steps)
+        # Steps that are not calls are reported as unknown references, not as loops.
+        graph.setdefault(workflow.name, []).extend(s for s in workflow.steps if s in calls)
     cycle = _find_cycle(graph)
-    if cycle:
-        yield Issue(
-            "run_call/run_workflow webhooks form a loop: " + " → ".join(cycle),
-            loc=("calls",),
-        )
+    if not cycle:
+        return
+    loc, resource = _loop_webhook(project, cycle)
+    yield Issue(
+        "run_call/run_workflow webhooks form a loop: " + " → ".join(cycle),
+        loc=loc,
+        resource=resource,
+    )
+
+
+def _loop_webhook(project: Project, cycle: list[str]) -> tuple[tuple[str | int, ...], str | None]:
+    """The location of the first webhook in `cycle`, so the issue's line leads somewhere useful."""
+    edges = set(pairwise(cycle))
+    for i, call in enumerate(project.calls):
+        for j, hook in enumerate(call.webhooks):
+            field = "call" if hook.type == "run_call" else "workflow"
+            target = hook.call if hook.type == "run_call" else hook.workflow
+            if hook.type in ("run_call", "run_workflow") and (call.name, target) in edges:
+                return ("calls", i, "webhooks", j, field), _label("calls", call.name)
+    return ("calls",), None
 
 
 def _refresh_cycles(project: Project) -> Iterator[Issue]:
@@ -210,12 +229,17 @@ def _refresh_cycles(project: Project) -> Iterator[Issue]:
         deps: list[str] = []
         for step in workflow.steps if workflow else []:
             call = project.call(step)
+            # A call on the token being refreshed is how a refresh workflow uses its own token.
             if call and call.token and call.token != token.name:
                 deps.append(call.token)
         graph[token.name] = deps
     cycle = _find_cycle(graph)
     if cycle:
+        index = next(i for i, t in enumerate(project.tokens) if t.name == cycle[0])
         yield Issue(
-            "token refreshes depend on each other in a loop: " + " → ".join(cycle),
-            loc=("tokens",),
+            "token refreshes depend on each other in a loop: "
+            + " → ".join(cycle)
+            + " (each refresh workflow runs a call on the next token)",
+            loc=("tokens", index, "auth"),
+            resource=_label("tokens", cycle[0]),
         )

@@ -18,6 +18,7 @@ from apimd.model.common import (
     VariableName,
     parse_duration,
     scalar_to_str,
+    unique_variable_names,
 )
 from apimd.model.outcome import Outcome
 
@@ -25,6 +26,9 @@ TemplateStr = Annotated[str, BeforeValidator(scalar_to_str)]
 """A string that may hold `%%VARIABLES%%`; YAML numbers and booleans are accepted as text."""
 
 StringMap = dict[str, TemplateStr]
+
+VariableMap = Annotated[dict[VariableName, TemplateStr], BeforeValidator(unique_variable_names)]
+"""Variable name -> template value; names are case-insensitive, so `a` and `A` collide."""
 
 
 class Resource(StrictModel):
@@ -66,6 +70,8 @@ WebhookType = Literal[
     "save_auth_token", "save_variables", "run_call", "run_workflow", "http", "slack"
 ]
 STATE_WEBHOOK_TYPES = ("save_auth_token", "save_variables", "run_call", "run_workflow")
+TOKEN_ALERTS = ("NEEDS_SIGN_IN", "ERROR")
+"""What auth webhooks fire on: token state changes, not run outcomes."""
 
 
 class Webhook(StrictModel):
@@ -187,6 +193,13 @@ class AuthSetting(Resource):
         for hook in self.webhooks:
             if hook.type not in ("http", "slack"):
                 raise ValueError("auth webhooks notify only: use type http or slack")
+            if hook.alerts is None:
+                # The run-outcome default (WARNING, FAIL) never matches a token state change.
+                hook.alerts = list(TOKEN_ALERTS)
+            elif bad := [a for a in hook.alerts if a not in TOKEN_ALERTS]:
+                raise ValueError(
+                    f"auth webhooks fire on token states NEEDS_SIGN_IN and ERROR, not {bad[0]}"
+                )
         return self
 
     @property
@@ -211,7 +224,7 @@ class Token(Resource):
     auth: Name
     headers: StringMap = Field(default_factory=dict)
     params: StringMap = Field(default_factory=dict)
-    variables: dict[VariableName, TemplateStr] | None = None
+    variables: VariableMap | None = None
     # Read-only runtime fields: served by the API, ignored on apply and PUT.
     expires_at: datetime | None = None
     state: TokenState | None = None
@@ -310,6 +323,21 @@ class Call(Resource):
             raise ValueError("give at most one of `body`, `json` and `form`")
         return self
 
+    @model_validator(mode="after")
+    def _meaningful_tags_and_alerts(self) -> Call:
+        for tag in self.meaning_tags():
+            if tag.startswith("timeout:") and not _timeout_tag_ok(tag.split(":", 1)[1]):
+                raise ValueError(
+                    f"tag `{tag}`: the timeout must be seconds, more than 0, at most 300"
+                )
+        outcomes = {o.value for o in Outcome}
+        for hook in self.webhooks:
+            if bad := [a for a in hook.alerts or () if a not in outcomes]:
+                raise ValueError(
+                    f"call webhooks fire on outcomes PASS, SLOW, WARNING, SKIPPED, FAIL, not {bad[0]}"
+                )
+        return self
+
     def has_tag(self, tag: str) -> bool:
         """Whether `apimd:<tag>` (or its `apimetrics:` alias) is among the tags."""
         return tag in self.meaning_tags()
@@ -335,6 +363,14 @@ class Call(Resource):
         return self.timeout
 
 
+def _timeout_tag_ok(text: str) -> bool:
+    try:
+        seconds = float(text)
+    except ValueError:
+        return False
+    return 0 < seconds <= 300
+
+
 # --- workflows ---------------------------------------------------------------------------------
 
 
@@ -343,7 +379,7 @@ class Workflow(Resource):
 
     steps: list[Name] = Field(min_length=1)
     stop_on_failure: bool = True
-    variables: dict[VariableName, TemplateStr] = Field(default_factory=dict)
+    variables: VariableMap = Field(default_factory=dict)
 
 
 # --- schedules ---------------------------------------------------------------------------------
@@ -387,7 +423,7 @@ class Schedule(Resource):
     def _timezone(cls, value: str) -> str:
         try:
             zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 

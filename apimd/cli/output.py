@@ -1,0 +1,81 @@
+"""Results written for people: one screen a tired SRE can read at a glance."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import IO, Any
+
+from apimd.model.outcome import Outcome
+from apimd.model.result import Result
+
+_COLOURS = {
+    Outcome.PASS: "32",
+    Outcome.SLOW: "36",
+    Outcome.WARNING: "33",
+    Outcome.FAIL: "31",
+    Outcome.SKIPPED: "35",
+}
+_PHASES = ("dns", "connect", "send", "wait", "receive")
+
+
+def use_colour(stream: IO[str]) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def _outcome(outcome: Outcome, colour: bool) -> str:
+    word = f"{outcome.value:<7}"
+    return f"\x1b[1;{_COLOURS[outcome]}m{word}\x1b[0m" if colour else word
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, str):
+        return value if len(value) <= 80 else value[:77] + "…"
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "…"
+
+
+def format_result(result: Result, *, colour: bool = False, indent: str = "") -> str:
+    """A multi-line summary: outcome, status, timings, conditions with actual values, error."""
+    status = f"HTTP {result.http_status}" if result.http_status is not None else ""
+    head = f"{indent}{_outcome(result.outcome, colour)} {result.result.value:<19} {result.kind} {result.name}"
+    if status:
+        head += f"  {status}"
+    head += f"  {result.timings_ms.total:.0f} ms"
+    lines = [head]
+    pad = indent + "  "
+    if result.request is not None:
+        lines.append(f"{pad}{result.request.method} {result.request.url}")
+    t = result.timings_ms
+    if result.kind == "call" and t.total:
+        phases = "  ".join(f"{p} {getattr(t, p):.1f}" for p in _PHASES)
+        line = f"{pad}timings ms  {phases}  total {t.total:.1f}"
+        if t.auth_wait:
+            line += f"  (waited {t.auth_wait:.1f} for the token)"
+        lines.append(line)
+    for cond in result.conditions:
+        mark = "✓" if cond.passed else ("!" if cond.on_fail == "warning" else "✗")
+        what = " ".join(str(p) for p in (cond.source, cond.path, cond.op) if p)
+        if cond.op and cond.op not in ("exists", "not_exists"):
+            what += f" {_value(cond.expected)}"
+        actual = _value(cond.actual) if cond.found else "not found"
+        extra = f" → {cond.save_as}" if cond.save_as else ""
+        note = f"  {cond.message}" if cond.message else ""
+        lines.append(f"{pad}{mark} {what}{extra}  (actual: {actual}){note}")
+    if result.retried_after_401:
+        lines.append(f"{pad}retried after a 401 with a refreshed token")
+    if result.error and result.kind == "call":
+        lines.append(f"{pad}error: {result.error}")
+    for step in result.steps:
+        lines.append(format_result(step, colour=colour, indent=pad))
+    if result.kind == "workflow" and result.error:
+        lines.append(f"{pad}{result.error}")
+    return "\n".join(lines)
+
+
+def print_result(result: Result, *, as_json: bool, stream: IO[str] = sys.stdout) -> None:
+    if as_json:
+        stream.write(result.model_dump_json(indent=2) + "\n")
+    else:
+        stream.write(format_result(result, colour=use_colour(stream)) + "\n")

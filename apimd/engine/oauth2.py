@@ -1,0 +1,168 @@
+"""Built-in OAuth 2.0 grants that need no browser: client_credentials, password, refresh_token."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from apimd.engine.errors import SetupError
+from apimd.engine.http import HttpExecutor, HttpFailure, HttpRequest
+from apimd.engine.template import Scope, render
+from apimd.engine.tokens import NEEDS_SIGN_IN_ERRORS, RefreshOutcome
+from apimd.model.resources import AuthSetting
+from apimd.model.runtime import TokenRuntime
+
+TOKEN_REQUEST_TIMEOUT_S = 30.0
+_SAVED_FIELDS = {
+    "access_token": "ACCESS_TOKEN",
+    "refresh_token": "REFRESH_TOKEN",
+    "expires_in": "EXPIRES_IN",
+    "id_token": "ID_TOKEN",
+    "token_type": "TOKEN_TYPE",
+    "scope": "SCOPE",
+}
+
+
+class OAuthError(Exception):
+    """The token endpoint answered with an OAuth error (RFC 6749 §5.2) or something unusable."""
+
+    def __init__(self, error: str, description: str | None = None, status: int | None = None):
+        message = error + (f": {description}" if description else "")
+        if status is not None:
+            message = f"HTTP {status} {message}"
+        super().__init__(message)
+        self.error = error
+        self.description = description
+        self.status = status
+
+    @property
+    def needs_sign_in(self) -> bool:
+        return self.error in NEEDS_SIGN_IN_ERRORS
+
+
+def oauth_error_of(body: str | bytes | None) -> str | None:
+    """The `error` code of an OAuth error body (JSON object with a string `error`), if any."""
+    if not body:
+        return None
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    return error if isinstance(error, str) else None
+
+
+def token_variables(payload: dict[str, Any]) -> dict[str, str]:
+    """The variables a token response gives: ACCESS_TOKEN, REFRESH_TOKEN, EXPIRES_IN, …"""
+    out: dict[str, str] = {}
+    for key, name in _SAVED_FIELDS.items():
+        value = payload.get(key)
+        if value is not None and not isinstance(value, dict | list):
+            out[name] = str(value)
+    return out
+
+
+def _render_opt(value: str | None, scope: Scope, where: str) -> str | None:
+    return None if value is None else render(value, scope, where)
+
+
+async def token_request(
+    http: HttpExecutor, auth: AuthSetting, params: dict[str, str], scope: Scope
+) -> dict[str, Any]:
+    """POST `params` (plus client authentication, scopes, audience, extra params) to the auth's
+    token endpoint and return the JSON answer; raise `OAuthError` on an error answer."""
+    if not auth.token_url:
+        raise SetupError(f"auth {auth.name} has no token_url")
+    where = f"auth {auth.name}"
+    token_url = render(auth.token_url, scope, f"{where} token_url")
+    client_id = _render_opt(auth.client_id, scope, f"{where} client_id") or ""
+    client_secret = _render_opt(auth.client_secret, scope, f"{where} client_secret")
+    form = dict(params)
+    if auth.scopes and "scope" not in form:
+        form["scope"] = " ".join(auth.scopes)
+    if auth.audience:
+        form.setdefault("audience", render(auth.audience, scope, f"{where} audience"))
+    for key, value in auth.extra_params.items():
+        form.setdefault(key, render(value, scope, f"{where} extra_params.{key}"))
+    headers = [
+        ("Accept", "application/json"),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ]
+    if auth.client_auth == "basic" and client_secret is not None:
+        pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
+        headers.append(("Authorization", "Basic " + base64.b64encode(pair.encode()).decode()))
+    else:
+        form["client_id"] = client_id
+        if client_secret is not None:
+            form["client_secret"] = client_secret
+    request = HttpRequest(
+        method="POST",
+        url=token_url,
+        headers=headers,
+        body=urlencode(form).encode(),
+        timeout=TOKEN_REQUEST_TIMEOUT_S,
+    )
+    try:
+        response = await http.send(request)
+    except HttpFailure as exc:
+        raise OAuthError("unreachable", exc.message) from None
+    try:
+        payload = json.loads(response.body or b"null")
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise OAuthError(
+            "invalid_response", "the token endpoint did not answer JSON", response.status
+        )
+    if response.status >= 400 or "error" in payload:
+        error = payload.get("error")
+        description = payload.get("error_description")
+        raise OAuthError(
+            error if isinstance(error, str) else "http_error",
+            description if isinstance(description, str) else None,
+            response.status,
+        )
+    if not isinstance(payload.get("access_token"), str):
+        raise OAuthError("invalid_response", "no access_token in the answer", response.status)
+    return payload
+
+
+def grant_params(auth: AuthSetting, runtime: TokenRuntime, scope: Scope) -> dict[str, str] | None:
+    """The form for refreshing without a person: refresh_token when held, else the auth's own
+    grant when it needs nobody (client_credentials, password); None when a sign-in is needed."""
+    refresh_token = runtime.variables.get("REFRESH_TOKEN")
+    if refresh_token:
+        return {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    if auth.grant == "client_credentials":
+        return {"grant_type": "client_credentials"}
+    if auth.grant == "password":
+        return {
+            "grant_type": "password",
+            "username": render(auth.username or "", scope, f"auth {auth.name} username"),
+            "password": render(auth.password or "", scope, f"auth {auth.name} password"),
+        }
+    return None
+
+
+async def builtin_refresh(
+    http: HttpExecutor, auth: AuthSetting, runtime: TokenRuntime, scope: Scope
+) -> RefreshOutcome:
+    """Refresh an oauth2 token with the built-in grants."""
+    try:
+        params = grant_params(auth, runtime, scope)
+        if params is None:
+            return RefreshOutcome(
+                needs_sign_in=True,
+                error=f"no refresh token held and grant {auth.grant} needs a person to sign in",
+            )
+        payload = await token_request(http, auth, params, scope)
+    except OAuthError as exc:
+        return RefreshOutcome(needs_sign_in=exc.needs_sign_in, error=str(exc))
+    except SetupError as exc:
+        return RefreshOutcome(error=str(exc))
+    variables = token_variables(payload)
+    if "EXPIRES_IN" not in variables:
+        variables.setdefault("ACCESS_TOKEN", str(payload["access_token"]))
+    return RefreshOutcome(variables=variables)

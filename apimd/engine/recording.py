@@ -1,0 +1,150 @@
+"""Turning what a call did into a redacted `Result` (SPEC §3 redaction, §4 result document)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from apimd.engine.conditions import Evaluation
+from apimd.engine.http import HttpRequest, HttpResponse
+from apimd.engine.redact import Redactor
+from apimd.model.common import secret_field_names
+from apimd.model.outcome import ResultCode
+from apimd.model.project import Project
+from apimd.model.resources import AuthSetting, Webhook
+from apimd.model.result import RequestRecord, ResponseRecord, Result, Timings
+
+STORED_BODY_BYTES = 64 * 1024
+
+
+def secret_values_of_project(project: Project) -> list[str]:
+    """Every secret the project's definitions hold: secret variables, auth secrets, webhook URLs."""
+    values = [spec.value for spec in project.variables.values() if spec.secret]
+    for auth in project.auth:
+        values += [v for f in secret_field_names(AuthSetting) if (v := getattr(auth, f))]
+        values += [h.url for h in auth.webhooks if h.url]
+    for call in project.calls:
+        values += [h.url for h in call.webhooks if h.url]
+    secret_hook_fields = secret_field_names(Webhook)
+    assert secret_hook_fields == ["url"], "update secret_values_of_project for new secret fields"
+    return [v for v in values if v]
+
+
+def full_url(request: HttpRequest) -> str:
+    """The request URL with its params appended to any query it already has."""
+    if not request.params:
+        return request.url
+    parts = urlsplit(request.url)
+    extra = urlencode(request.params)
+    query = f"{parts.query}&{extra}" if parts.query else extra
+    return urlunsplit(parts._replace(query=query))
+
+
+def cap_text(text: str, limit: int = STORED_BODY_BYTES) -> tuple[str, bool]:
+    """`text` cut to `limit` UTF-8 bytes (on a character boundary), and whether it was cut."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text, False
+    return data[:limit].decode(errors="ignore"), True
+
+
+class ResultRecorder:
+    """Builds results with every secret it knows redacted."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self._redactor = Redactor([s for s in secrets if s])
+
+    def add_secrets(self, values: Iterable[str]) -> None:
+        values = [v for v in values if v]
+        if values:
+            self._redactor.add(*values)
+
+    def add_basic_credentials(self, username: str, password: str) -> None:
+        self._redactor.add_basic_credentials(username, password)
+
+    def text(self, text: str) -> str:
+        return self._redactor.text(text)
+
+    def variables(self, values: dict[str, str]) -> dict[str, str]:
+        return {k: self._redactor.value(v) for k, v in values.items()}
+
+    def _body(self, text: str, content_type: str | None) -> tuple[str, bool]:
+        # Redact a little past the cap so a secret crossing the cut is still masked whole.
+        window, _ = cap_text(text, STORED_BODY_BYTES + 4096)
+        redacted = self._redactor.body(window, content_type)
+        capped, cut = cap_text(redacted)
+        return capped, cut or len(text.encode()) > STORED_BODY_BYTES + 4096
+
+    def build(
+        self,
+        base: dict[str, Any],
+        *,
+        code: ResultCode,
+        error: str | None,
+        timings: Timings,
+        finished_at: datetime,
+        request: HttpRequest | None = None,
+        response: HttpResponse | None = None,
+        evaluation: Evaluation | None = None,
+        retried: bool = False,
+    ) -> Result:
+        request_record = None
+        if request is not None:
+            sent = response.sent_headers if response is not None else request.headers
+            body = None
+            if request.body:
+                content_type = next((v for k, v in sent if k.lower() == "content-type"), None)
+                body, _ = self._body(request.body.decode(errors="replace"), content_type)
+            request_record = RequestRecord(
+                method=request.method,
+                url=self._redactor.url(full_url(request)),
+                headers=self._redactor.headers(dict(sent)),
+                body=body,
+            )
+        response_record = None
+        if response is not None:
+            content_type = response.headers.get("Content-Type")
+            body, truncated = self._body(response.text(), content_type)
+            response_record = ResponseRecord(
+                headers=self._redactor.headers(dict(response.headers.items())),
+                body=body,
+                body_truncated=truncated,
+            )
+        conditions = []
+        extracted: dict[str, str] = {}
+        if evaluation is not None:
+            for item in evaluation.results:
+                conditions.append(
+                    item.model_copy(
+                        update={
+                            "actual": self._redactor.value(item.actual),
+                            "expected": self._redactor.value(item.expected),
+                            "message": self._redactor.text(item.message) if item.message else None,
+                        }
+                    )
+                )
+            extracted = self.variables(evaluation.extracted)
+        return Result(
+            id=base["run_id"] if base.get("top_level") else str(uuid.uuid4()),
+            kind="call",
+            name=base["name"],
+            trigger=base["trigger"],
+            started_at=base["started_at"],
+            finished_at=finished_at,
+            outcome=code.outcome,
+            result=code,
+            http_status=response.status if response is not None else None,
+            timings_ms=timings,
+            size=response.size if response is not None else None,
+            request=request_record,
+            response=response_record,
+            conditions=conditions,
+            variables=extracted,
+            retried_after_401=retried,
+            error=self._redactor.text(error) if error else None,
+            token=base.get("token"),
+            workflow_run_id=None if base.get("top_level") else base["run_id"],
+        )

@@ -1,0 +1,582 @@
+"""The engine: runs calls and workflows with tokens, conditions, webhooks and refresh (SPEC §2–§5)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from apimd.engine.classify import classify
+from apimd.engine.conditions import ResponseView, evaluate
+from apimd.engine.errors import SetupError
+from apimd.engine.events import Event, EventSink, discard
+from apimd.engine.http import HttpExecutor, HttpFailure, HttpResponse
+from apimd.engine.notify import Notice, Notifier
+from apimd.engine.oauth2 import builtin_refresh, oauth_error_of
+from apimd.engine.ports import StateStore
+from apimd.engine.recording import ResultRecorder, secret_values_of_project
+from apimd.engine.request import prepare_call
+from apimd.engine.template import Scope, render, system_variables
+from apimd.engine.tokens import (
+    NEEDS_SIGN_IN_ERRORS,
+    NOT_SECRET_TOKEN_VARIABLES,
+    RefreshOutcome,
+    TokenManager,
+    TokenUnavailable,
+    utcnow,
+)
+from apimd.model.outcome import Outcome, ResultCode, worst
+from apimd.model.project import Project
+from apimd.model.resources import AuthSetting, Call, TokenState, Workflow
+from apimd.model.result import Result, Timings, Trigger
+from apimd.model.runtime import TokenRuntime
+
+log = logging.getLogger(__name__)
+
+MAX_WEBHOOK_DEPTH = 3
+SAVE_TOKEN_EXCLUDED = frozenset({"STATE", "CODE", "CODE_VERIFIER"})
+
+
+class UnknownTarget(LookupError):
+    """No call or workflow has that name."""
+
+
+@dataclass
+class RunContext:
+    """What one run (a call alone, or a workflow with its steps) shares."""
+
+    run_id: str
+    trigger: Trigger
+    variables: dict[str, str] = field(default_factory=dict)
+    workflow: Workflow | None = None
+    flow_token: str | None = None  # the token this run refreshes or signs in
+    depth: int = 0
+    interactive: bool = False
+    saves_to_token: bool = False
+
+
+class Engine:
+    """Runs targets against the current project; state goes through a `StateStore`."""
+
+    def __init__(
+        self,
+        project: Project,
+        state: StateStore,
+        *,
+        http: HttpExecutor | None = None,
+        events: EventSink = discard,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._state = state
+        self._http = http or HttpExecutor()
+        self._owns_http = http is None
+        self._events = events
+        self._clock = clock
+        self._mutexes: dict[str, asyncio.Lock] = {}
+        self._saved_env: dict[str, tuple[str, bool]] = {}
+        self.update_project(project)
+        self.tokens = TokenManager(
+            state,
+            auth_of=self._auth_of_token,
+            refresh=self._refresh_token,
+            events=events,
+            on_state_change=self._token_state_changed,
+            clock=clock,
+        )
+        self.notifier = Notifier(self._http, state, self._render_env)
+
+    # --- project --------------------------------------------------------------------------
+
+    @property
+    def project(self) -> Project:
+        return self._project
+
+    def update_project(self, project: Project) -> None:
+        """Swap in new definitions; runs already going keep the ones they started with."""
+        self._project = project
+        self._base_secrets = secret_values_of_project(project)
+
+    def _environment(self) -> dict[str, str]:
+        env = {name: spec.value for name, spec in self._project.variables.items()}
+        env.update({name: value for name, (value, _secret) in self._saved_env.items()})
+        return env
+
+    def _render_env(self, text: str, where: str) -> str:
+        return render(text, Scope(self._environment(), system_variables()), where)
+
+    def _auth_of_token(self, token_name: str) -> AuthSetting | None:
+        token = self._project.token(token_name)
+        return self._project.auth_setting(token.auth) if token else None
+
+    async def close(self) -> None:
+        if self._owns_http:
+            await self._http.close()
+
+    # --- public entry points --------------------------------------------------------------
+
+    async def run(
+        self,
+        name: str,
+        *,
+        variables: dict[str, str] | None = None,
+        trigger: Trigger = "manual",
+        interactive: bool = False,
+    ) -> Result:
+        """Run the call or workflow `name` once, record and return its result."""
+        ctx = RunContext(
+            run_id=str(uuid.uuid4()),
+            trigger=trigger,
+            variables={k.upper(): v for k, v in (variables or {}).items()},
+            interactive=interactive,
+        )
+        return await self._run_target(name, ctx)
+
+    async def refresh_token(self, name: str) -> TokenRuntime:
+        """Refresh a token now (manual refresh); a success also clears `needs_sign_in`."""
+        if self._project.token(name) is None:
+            raise UnknownTarget(f"no token named {name!r}")
+        return await self.tokens.refresh(name, force=True)
+
+    # --- targets --------------------------------------------------------------------------
+
+    async def _run_target(self, name: str, ctx: RunContext) -> Result:
+        call = self._project.call(name)
+        workflow = self._project.workflow(name)
+        if call is None and workflow is None:
+            raise UnknownTarget(f"no call or workflow named {name!r}")
+        mutex = call.has_tag("mutex") if call else _workflow_mutex(workflow)
+        if mutex:
+            async with self._mutexes.setdefault(name, asyncio.Lock()):
+                return await self._record_target(name, call, workflow, ctx)
+        return await self._record_target(name, call, workflow, ctx)
+
+    async def _record_target(
+        self, name: str, call: Call | None, workflow: Workflow | None, ctx: RunContext
+    ) -> Result:
+        kind = "call" if call else "workflow"
+        self._emit("run.started", run_id=ctx.run_id, kind=kind, name=name, trigger=ctx.trigger)
+        if call is not None:
+            result = await self._run_call(call, ctx)
+        else:
+            assert workflow is not None
+            result = await self._run_workflow(workflow, ctx)
+        await self._state.add_result(result)
+        self._emit(
+            "run.finished",
+            run_id=ctx.run_id,
+            result_id=result.id,
+            kind=kind,
+            name=name,
+            trigger=ctx.trigger,
+            outcome=result.outcome.value,
+            result=result.result.value,
+            http_status=result.http_status,
+            total_ms=result.timings_ms.total,
+        )
+        await self._after_result(call, result, ctx)
+        return result
+
+    async def _run_workflow(self, workflow: Workflow, ctx: RunContext) -> Result:
+        started = self._clock()
+        ctx.workflow = workflow
+        for key, value in workflow.variables.items():
+            ctx.variables.setdefault(key, value)
+        steps = [self._project.call(step) for step in workflow.steps]
+        ctx.saves_to_token = ctx.saves_to_token or any(
+            h.type == "save_auth_token" for c in steps if c for h in c.webhooks
+        )
+        step_results: list[Result] = []
+        for call in steps:
+            if call is None:  # the project changed under us; validation prevents this otherwise
+                break
+            step = await self._run_call(call, ctx)
+            step_results.append(step)
+            await self._after_result(call, step, ctx)
+            if step.outcome == Outcome.SKIPPED:
+                break
+            if step.outcome == Outcome.FAIL and workflow.stop_on_failure:
+                break
+        return self._workflow_result(workflow, ctx, started, step_results)
+
+    def _workflow_result(
+        self, workflow: Workflow, ctx: RunContext, started: datetime, steps: list[Result]
+    ) -> Result:
+        code = worst([s.result for s in steps]) if steps else ResultCode.SETUP_ERROR
+        failing = next(
+            (s for s in steps if s.result == code and code.outcome != Outcome.PASS), None
+        )
+        error = None
+        if failing is not None:
+            error = f"step {failing.name}: {failing.result.value}"
+            if failing.error:
+                error += f" — {failing.error}"
+        elif not steps:
+            error = "the workflow has no runnable steps"
+        timings = Timings(
+            total=sum(s.timings_ms.total for s in steps),
+            auth_wait=sum(s.timings_ms.auth_wait for s in steps),
+        )
+        recorder = self._recorder(ctx, extra=[])
+        return Result(
+            id=str(uuid.uuid4()),
+            kind="workflow",
+            name=workflow.name,
+            trigger=ctx.trigger,
+            started_at=started,
+            finished_at=self._clock(),
+            outcome=code.outcome,
+            result=code,
+            http_status=steps[-1].http_status if steps else None,
+            timings_ms=timings,
+            variables=recorder.variables(ctx.variables),
+            retried_after_401=any(s.retried_after_401 for s in steps),
+            error=error,
+            token=ctx.flow_token,
+            steps=steps,
+        )
+
+    # --- one call -------------------------------------------------------------------------
+
+    def _call_auth(self, call: Call, ctx: RunContext) -> AuthSetting | None:
+        if call.auth:
+            return self._project.auth_setting(call.auth)
+        if call.token:
+            return self._auth_of_token(call.token)
+        if ctx.flow_token:
+            return self._auth_of_token(ctx.flow_token)
+        return None
+
+    def _recorder(self, ctx: RunContext, extra: list[str]) -> ResultRecorder:
+        return ResultRecorder([*self._base_secrets, *extra])
+
+    async def _run_call(self, call: Call, ctx: RunContext, *, retried: bool = False) -> Result:
+        started = self._clock()
+        auth = self._call_auth(call, ctx)
+        token_name = call.token or ctx.flow_token
+        saves_to_token = (
+            ctx.saves_to_token
+            or ctx.flow_token is not None
+            or any(h.type == "save_auth_token" for h in call.webhooks)
+        )
+        base = {
+            "run_id": ctx.run_id,
+            "started_at": started,
+            "name": call.name,
+            "trigger": ctx.trigger,
+            "token": call.token,
+            "top_level": ctx.workflow is None,
+        }
+        auth_wait = 0.0
+        runtime: TokenRuntime | None = None
+        if call.has_tag("browser") and not ctx.interactive:
+            return self._short_result(
+                base,
+                ResultCode.BROWSER,
+                "this step opens a browser: run it interactively (apimd run on a terminal, "
+                "apimd token signin, or the TUI)",
+            )
+        if call.token and call.token != ctx.flow_token:
+            waited = time.perf_counter()
+            try:
+                runtime = await self.tokens.ensure_fresh(call.token)
+            except TokenUnavailable as exc:
+                return self._short_result(base, exc.code, exc.message)
+            finally:
+                auth_wait = (time.perf_counter() - waited) * 1000
+        elif token_name:
+            runtime = await self.tokens.current(token_name)
+        token_vars = runtime.variables if runtime else {}
+        token_secrets = [v for k, v in token_vars.items() if k not in NOT_SECRET_TOKEN_VARIABLES]
+        recorder = self._recorder(ctx, token_secrets)
+        if saves_to_token:
+            recorder.add_secrets(ctx.variables.values())
+        client = (
+            {"CLIENT_ID": auth.client_id or "", "CLIENT_SECRET": auth.client_secret or ""}
+            if auth
+            else {}
+        )
+        system = system_variables(
+            call_name=call.name,
+            workflow_name=ctx.workflow.name if ctx.workflow else None,
+            run_id=ctx.run_id,
+            token_name=token_name,
+            auth_name=auth.name if auth else None,
+        )
+        scope = Scope(ctx.variables, token_vars, client, self._environment(), system)
+        token = self._project.token(call.token) if call.token else None
+        try:
+            prepared = prepare_call(call, scope, token=token, auth=auth)
+        except SetupError as exc:
+            return self._short_result(base, ResultCode.SETUP_ERROR, str(exc), auth_wait=auth_wait)
+        recorder.add_secrets(prepared.secrets)
+        if prepared.basic_credentials:
+            recorder.add_basic_credentials(*prepared.basic_credentials)
+        sent_at = self._clock()
+        try:
+            response = await self._http.send(prepared.request)
+        except HttpFailure as exc:
+            timings = exc.timings.model_copy(update={"auth_wait": auth_wait})
+            return recorder.build(
+                base,
+                code=exc.code,
+                error=exc.message,
+                timings=timings,
+                request=prepared.request,
+                finished_at=self._clock(),
+            )
+        timings = response.timings.model_copy(update={"auth_wait": auth_wait})
+        if (
+            response.status == 401
+            and not retried
+            and call.token
+            and call.token != ctx.flow_token
+            and (auth is None or auth.refresh_on_401)
+        ):
+            refreshed = await self.tokens.refresh(call.token, unless_saved_after=sent_at)
+            if refreshed.state == TokenState.VALID:
+                result = await self._run_call(call, ctx, retried=True)
+                result.retried_after_401 = True
+                result.timings_ms.auth_wait += auth_wait
+                return result
+        view = ResponseView(
+            status=response.status,
+            headers=response.headers,
+            body=response.body,
+            text=response.text(),
+            response_time_ms=timings.total,
+            size=response.size,
+            content_type=response.headers.get("Content-Type"),
+        )
+
+        def render_condition(text: str, where: str) -> str:
+            return render(text, scope, f"call {call.name} {where}")
+
+        try:
+            evaluation = await evaluate(call.conditions, view, render_condition)
+        except SetupError as exc:
+            return recorder.build(
+                base,
+                code=ResultCode.SETUP_ERROR,
+                error=str(exc),
+                timings=timings,
+                request=prepared.request,
+                response=response,
+                finished_at=self._clock(),
+            )
+        if saves_to_token:
+            recorder.add_secrets(evaluation.extracted.values())
+        ctx.variables.update(evaluation.extracted)
+        code = classify(
+            status=response.status,
+            conditions=call.conditions,
+            evaluation=evaluation,
+            total_ms=timings.total,
+            sla=call.sla,
+            too_many_redirects=response.too_many_redirects,
+        )
+        return recorder.build(
+            base,
+            code=code,
+            error=_error_for(code, response),
+            timings=timings,
+            request=prepared.request,
+            response=response,
+            evaluation=evaluation,
+            finished_at=self._clock(),
+            retried=retried,
+        )
+
+    def _short_result(
+        self, base: dict[str, object], code: ResultCode, message: str, *, auth_wait: float = 0.0
+    ) -> Result:
+        recorder = self._recorder(RunContext(run_id="", trigger="manual"), [])
+        return recorder.build(
+            base,
+            code=code,
+            error=message,
+            timings=Timings(auth_wait=auth_wait),
+            finished_at=self._clock(),
+        )
+
+    # --- after a result: webhooks ---------------------------------------------------------
+
+    async def _after_result(self, call: Call | None, result: Result, ctx: RunContext) -> None:
+        if call is None:
+            return
+        label = result.outcome.value
+        extracted = dict(ctx.variables)
+        for hook in call.webhooks:
+            if label not in hook.effective_alerts():
+                continue
+            try:
+                if hook.type == "save_auth_token" and hook.token:
+                    saved = _call_extracted(result, extracted)
+                    if saved:
+                        await self.tokens.save(hook.token, saved)
+                elif hook.type == "save_variables":
+                    saved = _call_extracted(result, extracted)
+                    if hook.names is not None:
+                        saved = {k: v for k, v in saved.items() if k in hook.names}
+                    if saved:
+                        secret = ctx.saves_to_token or ctx.flow_token is not None
+                        await self._state.save_variables(saved, secret=secret)
+                        self._saved_env.update({k: (v, secret) for k, v in saved.items()})
+                elif hook.type in ("run_call", "run_workflow"):
+                    target = hook.call if hook.type == "run_call" else hook.workflow
+                    if target and ctx.depth < MAX_WEBHOOK_DEPTH:
+                        child = RunContext(
+                            run_id=str(uuid.uuid4()),
+                            trigger="webhook",
+                            variables=dict(ctx.variables),
+                            depth=ctx.depth + 1,
+                        )
+                        await self._run_target(target, child)
+                    elif target:
+                        log.warning(
+                            "not running %s from %s: depth %d reached", target, call.name, ctx.depth
+                        )
+            except Exception:
+                log.exception("webhook %s of call %s failed", hook.type, call.name)
+        notify = [h for h in call.webhooks if h.type in ("http", "slack")]
+        if notify:
+            await self.notifier.observe(f"call:{call.name}", notify, _notice_for(result))
+
+    # --- refresh --------------------------------------------------------------------------
+
+    async def _refresh_token(self, name: str, runtime: TokenRuntime) -> RefreshOutcome:
+        token = self._project.token(name)
+        auth = self._project.auth_setting(token.auth) if token else None
+        if token is None or auth is None:
+            return RefreshOutcome(error=f"token {name} or its auth no longer exists")
+        if auth.refresh_workflow:
+            workflow = self._project.workflow(auth.refresh_workflow)
+            if workflow is None:
+                return RefreshOutcome(error=f"refresh workflow {auth.refresh_workflow} not found")
+            ctx = RunContext(run_id=str(uuid.uuid4()), trigger="refresh", flow_token=name)
+            result = await self._record_target(workflow.name, None, workflow, ctx)
+            return _refresh_outcome(result, ctx)
+        if auth.type == "oauth2":
+            scope = Scope(
+                runtime.variables,
+                {"CLIENT_ID": auth.client_id or "", "CLIENT_SECRET": auth.client_secret or ""},
+                self._environment(),
+                system_variables(token_name=name, auth_name=auth.name),
+            )
+            return await builtin_refresh(self._http, auth, runtime, scope)
+        return RefreshOutcome(
+            needs_sign_in=True,
+            error=f"auth {auth.name} has no refresh_workflow, so token {name} cannot refresh by itself",
+        )
+
+    async def _token_state_changed(
+        self, name: str, previous: TokenState, runtime: TokenRuntime
+    ) -> None:
+        auth = self._auth_of_token(name)
+        if auth is None or not auth.webhooks:
+            return
+        label = {TokenState.NEEDS_SIGN_IN: "NEEDS_SIGN_IN", TokenState.ERROR: "ERROR"}.get(
+            runtime.state, "VALID" if runtime.state == TokenState.VALID else ""
+        )
+        if not label:
+            return
+        words = {
+            "NEEDS_SIGN_IN": "needs a person to sign in",
+            "ERROR": "could not be refreshed",
+            "VALID": "is valid again",
+        }[label]
+        recorder = self._recorder(
+            RunContext(run_id="", trigger="refresh"), list(runtime.variables.values())
+        )
+        error = recorder.text(runtime.last_error or "")
+        notice = Notice(
+            subject=f"token {name}",
+            label=label,
+            summary={
+                "token": name,
+                "auth": auth.name,
+                "state": runtime.state.value,
+                "error": error or None,
+            },
+            text=f"apimd: token {name} {words}" + (f" ({error})" if error else ""),
+        )
+        await self.notifier.observe(f"auth:{auth.name}:token:{name}", auth.webhooks, notice)
+
+    def _emit(self, type_: str, **data: object) -> None:
+        self._events(Event(type_, dict(data)))
+
+
+def _workflow_mutex(workflow: Workflow | None) -> bool:
+    tags = {t.lower() for t in (workflow.tags if workflow else [])}
+    return bool(tags & {"apimd:mutex", "apimetrics:mutex", "apimetrics:workflow_mutex"})
+
+
+def _call_extracted(result: Result, run_variables: dict[str, str]) -> dict[str, str]:
+    """The clear values of the variables this call extracted (the result holds them redacted)."""
+    return {
+        c.save_as: run_variables[c.save_as]
+        for c in result.conditions
+        if c.save_as and c.found and c.save_as in run_variables
+    }
+
+
+def _refresh_outcome(result: Result, ctx: RunContext) -> RefreshOutcome:
+    extracted = [c for s in result.steps for c in s.conditions if c.save_as and c.found]
+    if result.outcome.is_success and extracted:
+        return RefreshOutcome(
+            variables={k: v for k, v in ctx.variables.items() if k not in SAVE_TOKEN_EXCLUDED}
+        )
+    reason = result.error or f"refresh workflow ended {result.result.value}"
+    if any(s.result == ResultCode.BROWSER for s in result.steps):
+        return RefreshOutcome(
+            needs_sign_in=True, error="the refresh workflow reached a browser step"
+        )
+    for step in result.steps:
+        error = oauth_error_of(step.response.body if step.response else None)
+        if error in NEEDS_SIGN_IN_ERRORS:
+            return RefreshOutcome(needs_sign_in=True, error=f"step {step.name}: {error}")
+    if result.outcome.is_success:
+        reason = "the refresh workflow passed but extracted no variables"
+    return RefreshOutcome(error=reason)
+
+
+def _error_for(code: ResultCode, response: HttpResponse) -> str | None:
+    if code in (ResultCode.COMPLETE, ResultCode.SLOW_COMPLETE):
+        return None
+    if code in (ResultCode.HTTP_CLIENT_ERROR, ResultCode.HTTP_SERVER_ERROR):
+        return f"HTTP {response.status} {response.reason}".strip()
+    if code == ResultCode.HTTP_REDIRECT_ERROR:
+        return (
+            "too many redirects"
+            if response.too_many_redirects
+            else f"HTTP {response.status} redirect"
+        )
+    return None
+
+
+def _notice_for(result: Result) -> Notice:
+    status = f" (HTTP {result.http_status})" if result.http_status else ""
+    text = (
+        f"apimd: {result.kind} {result.name} {result.outcome.value}: {result.result.value}{status}"
+    )
+    if result.error:
+        text += f" — {result.error}"
+    return Notice(
+        subject=f"{result.kind} {result.name}",
+        label=result.outcome.value,
+        summary={
+            "kind": result.kind,
+            "name": result.name,
+            "outcome": result.outcome.value,
+            "result": result.result.value,
+            "http_status": result.http_status,
+            "error": result.error,
+            "result_id": result.id,
+            "started_at": result.started_at.isoformat(),
+            "total_ms": result.timings_ms.total,
+        },
+        text=text,
+    )

@@ -1,0 +1,292 @@
+"""Token state: when a token is due, single-flight refresh, saving variables, backoff (SPEC §5)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from apimd.engine.events import Event, EventSink
+from apimd.engine.ports import TokenRepository
+from apimd.model.outcome import ResultCode
+from apimd.model.resources import AuthSetting, TokenState
+from apimd.model.runtime import TokenRuntime
+
+log = logging.getLogger(__name__)
+
+BACKOFF_FIRST_S = 30.0
+BACKOFF_MAX_S = 15 * 60.0
+NEEDS_SIGN_IN_ERRORS = frozenset(
+    {"invalid_grant", "interaction_required", "login_required", "consent_required"}
+)
+NOT_SECRET_TOKEN_VARIABLES = frozenset({"EXPIRES_IN"})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class RefreshOutcome:
+    """What a refresh attempt produced: variables to save, or why it failed."""
+
+    variables: dict[str, str] = field(default_factory=dict)
+    needs_sign_in: bool = False
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.needs_sign_in and bool(self.variables)
+
+
+class TokenUnavailable(Exception):
+    """A call cannot get a usable token: NEEDS_SIGN_IN (skip) or AUTH_ERROR (fail)."""
+
+    def __init__(self, code: ResultCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+RefreshFn = Callable[[str, TokenRuntime], Awaitable[RefreshOutcome]]
+AuthLookup = Callable[[str], AuthSetting | None]
+StateChangeFn = Callable[[str, TokenState, TokenRuntime], Awaitable[None]]
+
+
+def parse_expires_in(value: str | None) -> float | None:
+    """Seconds from an `EXPIRES_IN` value (integer, numeric string); None when absent or invalid."""
+    if value is None:
+        return None
+    try:
+        seconds = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    if not seconds.is_finite() or seconds < 0:
+        return None
+    return float(seconds)
+
+
+def effective_skew(runtime: TokenRuntime, auth: AuthSetting | None) -> float:
+    """`refresh_skew`, never more than a tenth of the token's last lifetime."""
+    skew = auth.refresh_skew if auth else 10.0
+    if runtime.lifetime_s is not None:
+        skew = min(skew, runtime.lifetime_s / 10)
+    return skew
+
+
+def is_due(runtime: TokenRuntime | None, auth: AuthSetting | None, now: datetime) -> bool:
+    """Whether a call must refresh before using the token: never filled, or within skew of expiry."""
+    if runtime is None or not runtime.filled:
+        return True
+    if runtime.expires_at is None:
+        return False
+    return now >= runtime.expires_at - timedelta(seconds=effective_skew(runtime, auth))
+
+
+def effective_state(
+    runtime: TokenRuntime | None, auth: AuthSetting | None, now: datetime
+) -> TokenState:
+    """The state to show: `expired` when a valid token is due for refresh."""
+    if runtime is None:
+        return TokenState.EXPIRED
+    if runtime.state == TokenState.VALID and is_due(runtime, auth, now):
+        return TokenState.EXPIRED
+    return runtime.state
+
+
+def apply_saved_variables(runtime: TokenRuntime, values: dict[str, str], now: datetime) -> None:
+    """Merge `values` into the token (never dropping others) with the EXPIRES_IN rule of SPEC §2."""
+    runtime.variables.update({k.upper(): v for k, v in values.items()})
+    upper = {k.upper(): v for k, v in values.items()}
+    if "EXPIRES_IN" in upper:
+        seconds = parse_expires_in(upper["EXPIRES_IN"])
+        runtime.expires_at = now + timedelta(seconds=seconds) if seconds is not None else None
+        runtime.lifetime_s = seconds
+    elif "ACCESS_TOKEN" in upper:
+        runtime.expires_at = None
+        runtime.lifetime_s = None
+    runtime.saved_at = now
+    runtime.state = TokenState.VALID
+    runtime.last_error = None
+    runtime.backoff_s = 0.0
+    runtime.next_attempt_at = None
+
+
+class TokenManager:
+    """Keeps tokens usable: one refresh at a time per token, every waiter sharing its outcome."""
+
+    def __init__(
+        self,
+        repository: TokenRepository,
+        *,
+        auth_of: AuthLookup,
+        refresh: RefreshFn,
+        events: EventSink,
+        on_state_change: StateChangeFn | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._repository = repository
+        self._auth_of = auth_of
+        self._refresh = refresh
+        self._events = events
+        self._on_state_change = on_state_change
+        self._clock = clock
+        self._inflight: dict[str, asyncio.Task[TokenRuntime]] = {}
+        self._save_lock: dict[str, asyncio.Lock] = {}
+
+    async def current(self, name: str) -> TokenRuntime:
+        """The token's stored runtime state (an empty, expired one when never saved)."""
+        return await self._repository.load_token(name) or TokenRuntime(name=name)
+
+    async def ensure_fresh(self, name: str) -> TokenRuntime:
+        """A token ready to use, refreshing it first when due; raises `TokenUnavailable`."""
+        runtime = await self.current(name)
+        self._raise_if_blocked(runtime)
+        if name not in self._inflight and not is_due(runtime, self._auth_of(name), self._clock()):
+            return runtime
+        runtime = await self._join_refresh(name, force=False, unless_saved_after=None)
+        self._raise_if_blocked(runtime, after_attempt=True)
+        return runtime
+
+    async def refresh(
+        self, name: str, *, force: bool = True, unless_saved_after: datetime | None = None
+    ) -> TokenRuntime:
+        """Refresh now (single-flight). With `unless_saved_after`, skip it when the token was saved
+        after that instant (someone else already refreshed it)."""
+        return await self._join_refresh(name, force=force, unless_saved_after=unless_saved_after)
+
+    async def save(
+        self,
+        name: str,
+        values: dict[str, str],
+        *,
+        refreshed: bool = False,
+        previous: TokenState | None = None,
+    ) -> TokenRuntime:
+        """Store variables in the token (the `save_auth_token` webhook, sign-ins, refreshes).
+        `previous` is the state to report the change from, when the stored one is transient."""
+        lock = self._save_lock.setdefault(name, asyncio.Lock())
+        async with lock:
+            runtime = await self.current(name)
+            previous = previous or runtime.state
+            now = self._clock()
+            apply_saved_variables(runtime, values, now)
+            if refreshed:
+                runtime.last_refresh = now
+            await self._repository.save_token(runtime)
+        self._events(Event("token.saved", {"token": name, "expires_at": _iso(runtime.expires_at)}))
+        await self._state_changed(name, previous, runtime)
+        return runtime
+
+    async def set_state(
+        self, name: str, state: TokenState, error: str | None = None
+    ) -> TokenRuntime:
+        """Force a state (e.g. `needs_sign_in` when a refresh reached a browser step)."""
+        runtime = await self.current(name)
+        previous = runtime.state
+        runtime.state = state
+        runtime.last_error = error
+        await self._repository.save_token(runtime)
+        await self._state_changed(name, previous, runtime)
+        return runtime
+
+    def _raise_if_blocked(self, runtime: TokenRuntime, *, after_attempt: bool = False) -> None:
+        if runtime.state == TokenState.NEEDS_SIGN_IN:
+            detail = f": {runtime.last_error}" if runtime.last_error else ""
+            raise TokenUnavailable(
+                ResultCode.NEEDS_SIGN_IN, f"token {runtime.name} needs a sign-in{detail}"
+            )
+        if runtime.state == TokenState.ERROR:
+            waiting = runtime.next_attempt_at and self._clock() < runtime.next_attempt_at
+            if after_attempt or waiting:
+                retry = f"; next attempt at {_iso(runtime.next_attempt_at)}" if waiting else ""
+                raise TokenUnavailable(
+                    ResultCode.AUTH_ERROR,
+                    f"token {runtime.name} could not be refreshed: {runtime.last_error}{retry}",
+                )
+
+    async def _join_refresh(
+        self, name: str, *, force: bool, unless_saved_after: datetime | None
+    ) -> TokenRuntime:
+        task = self._inflight.get(name)
+        if task is None:
+            task = asyncio.create_task(self._run_refresh(name, force, unless_saved_after))
+            self._inflight[name] = task
+            task.add_done_callback(lambda _t: self._inflight.pop(name, None))
+        return await asyncio.shield(task)
+
+    async def _run_refresh(
+        self, name: str, force: bool, unless_saved_after: datetime | None
+    ) -> TokenRuntime:
+        runtime = await self.current(name)
+        auth = self._auth_of(name)
+        now = self._clock()
+        if unless_saved_after and runtime.saved_at and runtime.saved_at > unless_saved_after:
+            return runtime
+        if not force:
+            if runtime.state == TokenState.NEEDS_SIGN_IN:
+                return runtime
+            if (
+                runtime.state == TokenState.ERROR
+                and runtime.next_attempt_at
+                and now < runtime.next_attempt_at
+            ):
+                return runtime
+            if runtime.state != TokenState.ERROR and not is_due(runtime, auth, now):
+                return runtime
+        previous = runtime.state
+        runtime.state = TokenState.REFRESHING
+        await self._repository.save_token(runtime)
+        self._events(Event("token.state", {"token": name, "state": runtime.state.value}))
+        try:
+            outcome = await self._refresh(name, runtime.model_copy(deep=True))
+        except Exception as exc:  # a refresh must never take the caller down with it
+            log.exception("refresh of token %s crashed", name)
+            outcome = RefreshOutcome(error=f"refresh crashed: {type(exc).__name__}")
+        if outcome.ok:
+            return await self.save(name, outcome.variables, refreshed=True, previous=previous)
+        runtime = await self.current(name)
+        now = self._clock()
+        runtime.last_refresh = now
+        if outcome.needs_sign_in:
+            runtime.state = TokenState.NEEDS_SIGN_IN
+            runtime.last_error = outcome.error or "a person must sign in"
+        else:
+            runtime.state = TokenState.ERROR
+            runtime.last_error = outcome.error or "the refresh saved no variables"
+            runtime.backoff_s = (
+                BACKOFF_FIRST_S
+                if runtime.backoff_s <= 0
+                else min(runtime.backoff_s * 2, BACKOFF_MAX_S)
+            )
+            runtime.next_attempt_at = now + timedelta(seconds=runtime.backoff_s)
+        await self._repository.save_token(runtime)
+        await self._state_changed(name, previous, runtime)
+        return runtime
+
+    async def _state_changed(self, name: str, previous: TokenState, runtime: TokenRuntime) -> None:
+        if previous == runtime.state:
+            return
+        self._events(
+            Event(
+                "token.state",
+                {
+                    "token": name,
+                    "state": runtime.state.value,
+                    "previous": previous.value,
+                    "error": runtime.last_error,
+                },
+            )
+        )
+        if self._on_state_change is not None:
+            try:
+                await self._on_state_change(name, previous, runtime)
+            except Exception:
+                log.exception("token state webhook for %s failed", name)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

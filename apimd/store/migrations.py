@@ -1,0 +1,111 @@
+"""Numbered, append-only schema migrations. Never edit a released migration: add the next one.
+
+Each migration runs in its own transaction and records its version in `schema_version`, so a crash
+mid-upgrade leaves the database at the previous version, and the next start retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiosqlite
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: SQL statements, then an optional data-migration coroutine."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+    run: Callable[[aiosqlite.Connection], Awaitable[None]] | None = None
+
+
+# Documents (`doc` columns) of resources, token runtime state and sign-ins are Fernet tokens of
+# their JSON (see `apimd.store.secrets`); result documents are zlib-compressed JSON (results are
+# redacted by the engine before they get here). Times are integer microseconds since the epoch, UTC.
+_INITIAL = (
+    """CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE variables (
+        name TEXT PRIMARY KEY,
+        secret INTEGER NOT NULL CHECK (secret IN (0, 1)),
+        value BLOB NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE resources (
+        kind TEXT NOT NULL CHECK (kind IN ('auth', 'tokens', 'calls', 'workflows', 'schedules')),
+        name TEXT NOT NULL,
+        doc BLOB NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (kind, name)
+    ) WITHOUT ROWID""",
+    # No foreign key to `resources`: `apimd run -f FILE --db PATH` keeps token state for tokens
+    # whose definitions live in the file, not in the database.
+    """CREATE TABLE token_runtime (
+        name TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        expires_at INTEGER,
+        saved_at INTEGER NOT NULL,
+        doc BLOB NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE results (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        result TEXT NOT NULL,
+        http_status INTEGER,
+        total_ms REAL,
+        doc BLOB NOT NULL
+    )""",
+    "CREATE INDEX results_by_name ON results (name, started_at)",
+    "CREATE INDEX results_by_time ON results (started_at)",
+    "CREATE INDEX results_by_outcome ON results (outcome, started_at)",
+    """CREATE TABLE rollups (
+        name TEXT NOT NULL,
+        hour INTEGER NOT NULL,
+        n_pass INTEGER NOT NULL DEFAULT 0,
+        n_slow INTEGER NOT NULL DEFAULT 0,
+        n_warning INTEGER NOT NULL DEFAULT 0,
+        n_skipped INTEGER NOT NULL DEFAULT 0,
+        n_fail INTEGER NOT NULL DEFAULT 0,
+        lat_count INTEGER NOT NULL DEFAULT 0,
+        lat_sum REAL NOT NULL DEFAULT 0,
+        lat_min REAL,
+        lat_max REAL,
+        PRIMARY KEY (name, hour)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE rollup_buckets (
+        name TEXT NOT NULL,
+        hour INTEGER NOT NULL,
+        bucket INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (name, hour, bucket),
+        FOREIGN KEY (name, hour) REFERENCES rollups (name, hour) ON DELETE CASCADE
+    ) WITHOUT ROWID""",
+    """CREATE TABLE signins (
+        id TEXT PRIMARY KEY,
+        state_key BLOB NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used INTEGER NOT NULL DEFAULT 0 CHECK (used IN (0, 1)),
+        doc BLOB NOT NULL
+    )""",
+    """CREATE TABLE webhook_counters (
+        key BLOB PRIMARY KEY,
+        count INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _INITIAL),)
+
+LATEST_VERSION = MIGRATIONS[-1].version

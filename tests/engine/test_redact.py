@@ -1,0 +1,434 @@
+"""Redaction (SPEC §3 "Secrets and redaction"): every form of a secret, and the always-redacted
+headers and keys, are masked wherever results, logs and events could show them."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from apimd.engine.redact import (
+    ALWAYS_REDACTED_HEADERS,
+    ALWAYS_REDACTED_KEYS,
+    SECRET_MASK,
+    Redactor,
+)
+
+FAST = settings(max_examples=200, deadline=None)
+MASK = SECRET_MASK
+
+# `>>?` makes standard and URL-safe base64 differ, `é` makes JSON escaping and UTF-8 matter.
+SECRET = 'p@ss w/rd+é"\\>>?xy'
+
+
+def all_forms(secret: str) -> dict[str, str]:
+    """Each form a secret is searched for in, as the spec names them."""
+    raw = secret.encode()
+    return {
+        "raw": secret,
+        "quote": quote(secret, safe=""),
+        "quote_plus": quote_plus(secret),
+        "json": json.dumps(secret)[1:-1],
+        "b64": base64.b64encode(raw).decode(),
+        "b64_unpadded": base64.b64encode(raw).decode().rstrip("="),
+        "b64_urlsafe": base64.urlsafe_b64encode(raw).decode(),
+        "b64_urlsafe_unpadded": base64.urlsafe_b64encode(raw).decode().rstrip("="),
+    }
+
+
+def test_forms_of_the_sample_secret_are_distinct() -> None:
+    forms = all_forms(SECRET)
+    assert forms["b64"] != forms["b64_urlsafe"]
+    assert forms["b64"] != forms["b64_unpadded"]
+    assert forms["quote"] != forms["quote_plus"]
+    assert forms["json"] != forms["raw"]
+
+
+@pytest.mark.parametrize("form", sorted(all_forms(SECRET)))
+def test_every_form_is_masked_in_text(form: str) -> None:
+    encoded = all_forms(SECRET)[form]
+    assert Redactor([SECRET]).text(f"before {encoded} after") == f"before {MASK} after"
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        quote(SECRET, safe="").lower(),  # lower-case percent escapes
+        quote(SECRET),  # `/` kept, as most clients do
+        json.dumps(SECRET, ensure_ascii=False)[1:-1],  # UTF-8 JSON
+        json.dumps(SECRET)[1:-1].replace("/", "\\/"),  # JSON with escaped slashes
+    ],
+)
+def test_common_encoding_variants_are_masked(encoded: str) -> None:
+    assert Redactor([SECRET]).text(f"<{encoded}>") == f"<{MASK}>"
+
+
+def test_upper_case_unicode_escape_is_masked() -> None:
+    assert Redactor(["café-au-lait"]).text('"caf\\u00E9-au-lait"') == f'"{MASK}"'
+
+
+def test_every_occurrence_is_masked() -> None:
+    assert Redactor(["hunter2"]).text("hunter2,hunter2 hunter2hunter2") == (
+        f"{MASK},{MASK} {MASK}{MASK}"
+    )
+
+
+def test_text_without_secrets_is_unchanged() -> None:
+    text = "nothing to see here: Bearer abc"
+    assert Redactor(["hunter2"]).text(text) == text
+    assert Redactor().text(text) == text
+    assert Redactor(["hunter2"]).text("") == ""
+
+
+def test_secrets_shorter_than_four_are_not_searched_in_free_text() -> None:
+    redactor = Redactor(["abc", "", "x"])
+    assert redactor.text("abc abcd x") == "abc abcd x"
+    assert redactor.text(base64.b64encode(b"abc").decode()) == "YWJj"
+
+
+def test_secret_of_exactly_four_is_searched() -> None:
+    assert Redactor(["abcd"]).text("xabcdx") == f"x{MASK}x"
+
+
+def test_value_masks_exact_short_secret() -> None:
+    redactor = Redactor(["abc"])
+    assert redactor.value("abc") == MASK
+    assert redactor.value("abcd") == "abcd"
+
+
+def test_empty_secret_is_ignored() -> None:
+    redactor = Redactor([""])
+    assert redactor.value("") == ""
+    assert redactor.text("text") == "text"
+
+
+def test_longest_secret_wins() -> None:
+    redactor = Redactor(["abcd", "abcdefgh"])
+    assert redactor.text("abcdefgh!") == f"{MASK}!"
+    assert redactor.text("abcd!") == f"{MASK}!"
+
+
+def test_overlapping_secrets_leave_no_tail() -> None:
+    # The first secret starts earlier; the second, longer one overlaps its end.
+    redactor = Redactor(["xabc", "abcdefgh"])
+    assert redactor.text("[xabcdefgh]") == f"[{MASK}]"
+    redactor = Redactor(["wxyz1234", "1234abcd"])
+    assert redactor.text("wxyz1234abcd") == MASK
+
+
+def test_secrets_learned_later_are_masked() -> None:
+    redactor = Redactor(["first-secret"])
+    assert redactor.text("second-secret") == "second-secret"
+    redactor.add("second-secret", "third-secret")
+    assert redactor.text("first-secret second-secret third-secret") == f"{MASK} {MASK} {MASK}"
+
+
+def test_adding_a_known_secret_again_changes_nothing() -> None:
+    redactor = Redactor(["hunter22"])
+    redactor.add("hunter22")
+    assert redactor.text("hunter22") == MASK
+
+
+def test_regex_metacharacters_in_secrets_are_literal() -> None:
+    redactor = Redactor([".*+?", "(a|b)[c]"])
+    assert redactor.text("abcd") == "abcd"
+    assert redactor.text("x.*+?y(a|b)[c]") == f"x{MASK}y{MASK}"
+
+
+def test_numeric_secret_given_as_number_is_learned() -> None:
+    redactor = Redactor([123456])  # type: ignore[list-item]
+    assert redactor.text("pin=123456") == f"pin={MASK}"
+
+
+# --- basic credentials ------------------------------------------------------------------------
+
+
+def test_basic_credentials_are_masked_in_base64() -> None:
+    redactor = Redactor()
+    redactor.add_basic_credentials("alice", "pw")
+    encoded = base64.b64encode(b"alice:pw").decode()
+    assert redactor.text(f"Basic {encoded}") == f"Basic {MASK}"
+    assert redactor.text(f"Basic {encoded.rstrip('=')}") == f"Basic {MASK}"
+    assert redactor.value("pw") == MASK
+    assert redactor.text("alice") == "alice"  # the user name is not a secret
+
+
+def test_basic_credentials_also_learn_the_password() -> None:
+    redactor = Redactor()
+    redactor.add_basic_credentials("alice", "correct horse")
+    assert redactor.text("pw: correct horse") == f"pw: {MASK}"
+
+
+def test_basic_credentials_with_non_ascii_password() -> None:
+    redactor = Redactor()
+    redactor.add_basic_credentials("bob", "pässwörd")
+    encoded = base64.b64encode("bob:pässwörd".encode()).decode()
+    assert redactor.text(encoded) == MASK
+
+
+# --- value ------------------------------------------------------------------------------------
+
+
+def test_value_masks_strings_lists_and_dicts() -> None:
+    redactor = Redactor(["s3cret-token"])
+    value = {"a": ["s3cret-token", "Bearer s3cret-token", "ok"], "b": {"c": "s3cret-token"}}
+    assert redactor.value(value) == {
+        "a": [MASK, f"Bearer {MASK}", "ok"],
+        "b": {"c": MASK},
+    }
+
+
+@pytest.mark.parametrize("value", [None, True, False, 3, 2.5, "plain"])
+def test_value_leaves_other_values_alone(value: Any) -> None:
+    assert Redactor(["s3cret-token"]).value(value) == value
+
+
+def test_value_masks_a_number_equal_to_a_secret() -> None:
+    redactor = Redactor(["424242"])
+    assert redactor.value(424242) == MASK
+    assert redactor.value([424242, 7]) == [MASK, 7]
+
+
+# --- headers ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["Authorization", "authorization", "COOKIE", "Set-Cookie", "Proxy-Authorization"]
+)
+def test_sensitive_headers_are_always_masked(name: str) -> None:
+    assert Redactor().headers({name: "anything at all"}) == {name: MASK}
+
+
+def test_always_redacted_header_names() -> None:
+    assert {"authorization", "cookie", "set-cookie", "proxy-authorization"} == set(
+        ALWAYS_REDACTED_HEADERS
+    )
+
+
+def test_other_headers_have_secrets_masked() -> None:
+    redactor = Redactor(["key-123456"])
+    headers = {"X-Api-Key": "key-123456", "Accept": "application/json", "X-Note": "k=key-123456"}
+    assert redactor.headers(headers) == {
+        "X-Api-Key": MASK,
+        "Accept": "application/json",
+        "X-Note": f"k={MASK}",
+    }
+
+
+def test_headers_returns_a_new_dict() -> None:
+    headers = {"Authorization": "Bearer x"}
+    Redactor().headers(headers)
+    assert headers == {"Authorization": "Bearer x"}
+
+
+# --- url --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", sorted(ALWAYS_REDACTED_KEYS))
+def test_url_query_keys_are_masked(key: str) -> None:
+    url = f"https://api.example.com/cb?state=abc&{key}=v4lue&x=1"
+    assert Redactor().url(url) == f"https://api.example.com/cb?state=abc&{key}={MASK}&x=1"
+
+
+def test_always_redacted_keys() -> None:
+    assert set(ALWAYS_REDACTED_KEYS) == {
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "client_secret",
+        "password",
+        "code",
+    }
+
+
+def test_url_query_keys_are_case_insensitive_and_may_be_encoded() -> None:
+    assert Redactor().url("/x?Access_Token=a&pass%77ord=b&client%5Fsecret=c") == (
+        f"/x?Access_Token={MASK}&pass%77ord={MASK}&client%5Fsecret={MASK}"
+    )
+
+
+def test_url_fragment_keys_are_masked() -> None:
+    url = "https://app/cb#access_token=tok&token_type=bearer&id_token=jwt&expires_in=3600"
+    assert Redactor().url(url) == (
+        f"https://app/cb#access_token={MASK}&token_type=bearer&id_token={MASK}&expires_in=3600"
+    )
+
+
+def test_url_fragment_route_with_query_is_masked() -> None:
+    assert Redactor().url("https://app/#/done?code=abc&x=1") == (
+        f"https://app/#/done?code={MASK}&x=1"
+    )
+
+
+def test_url_without_sensitive_keys_is_unchanged() -> None:
+    url = "https://api.example.com/a/b?x=1&y=&z&codex=2&=3#frag"
+    assert Redactor().url(url) == url
+
+
+def test_url_userinfo_password_is_masked() -> None:
+    assert Redactor().url("https://me:pw@host:8443/p?q=1") == f"https://me:{MASK}@host:8443/p?q=1"
+    assert Redactor().url("https://me@host/p") == "https://me@host/p"
+
+
+def test_url_secrets_are_masked_everywhere() -> None:
+    redactor = Redactor(["tenant-secret", "a/b c"])
+    url = f"https://h/tenant-secret/x?q={quote('a/b c', safe='')}&r={quote_plus('a/b c')}#tenant-secret"
+    assert redactor.url(url) == f"https://h/{MASK}/x?q={MASK}&r={MASK}#{MASK}"
+
+
+# --- body -------------------------------------------------------------------------------------
+
+
+def test_json_body_keys_are_masked_at_any_depth_compact_in_order() -> None:
+    body = json.dumps(
+        {
+            "z": 1,
+            "access_token": "at",
+            "nested": {"list": [{"Refresh_Token": "rt"}, {"password": {"new": "x"}}]},
+            "a": "keep",
+            "code": 400,
+        },
+        indent=2,
+    )
+    assert Redactor().body(body, "application/json") == (
+        '{"z":1,"access_token":"••••","nested":{"list":[{"Refresh_Token":"••••"},'
+        '{"password":"••••"}]},"a":"keep","code":"••••"}'
+    )
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/octet-stream"])
+def test_json_body_is_recognised_without_a_json_content_type(content_type: str | None) -> None:
+    assert Redactor().body(' [{"id_token": "jwt"}]', content_type) == '[{"id_token":"••••"}]'
+
+
+@pytest.mark.parametrize("content_type", ["application/vnd.api+json", "Application/JSON; charset=utf-8"])
+def test_json_content_types(content_type: str) -> None:
+    assert Redactor().body('{"client_secret":"s"}', content_type) == '{"client_secret":"••••"}'
+
+
+def test_json_body_keeps_unicode_readable() -> None:
+    assert Redactor().body('{"name": "caf\\u00e9"}', "application/json") == '{"name":"café"}'
+
+
+def test_json_body_secrets_are_masked_in_values_and_escapes() -> None:
+    redactor = Redactor(["café-secret"])
+    body = json.dumps({"note": "café-secret", "other": "x café-secret y"})
+    assert redactor.body(body, "application/json") == f'{{"note":"{MASK}","other":"x {MASK} y"}}'
+
+
+def test_invalid_json_falls_back_to_free_text() -> None:
+    redactor = Redactor(["hunter22"])
+    body = '{"password": "hunter22", oops'
+    assert redactor.body(body, "application/json") == '{"password": "••••", oops'
+
+
+def test_scalar_text_is_not_treated_as_json_without_content_type() -> None:
+    assert Redactor().body("123", None) == "123"
+    assert Redactor().body('"text"', "text/plain") == '"text"'
+
+
+def test_form_body_keys_are_masked() -> None:
+    body = "grant_type=password&username=me&password=p%40ss&client_secret=s&scope=a+b"
+    assert Redactor().body(body, "application/x-www-form-urlencoded; charset=utf-8") == (
+        f"grant_type=password&username=me&password={MASK}&client_secret={MASK}&scope=a+b"
+    )
+
+
+def test_form_body_secrets_are_masked_in_url_encoding() -> None:
+    redactor = Redactor(["p@ss word"])
+    body = f"user=me&pw={quote_plus('p@ss word')}"
+    assert redactor.body(body, "application/x-www-form-urlencoded") == f"user=me&pw={MASK}"
+
+
+def test_plain_text_body_only_masks_secrets() -> None:
+    redactor = Redactor(["hunter22"])
+    assert redactor.body("password=hunter22&code=1", "text/plain") == f"password={MASK}&code=1"
+
+
+def test_deeply_nested_json_does_not_raise() -> None:
+    body = "[" * 100_000 + "]" * 100_000
+    assert Redactor(["hunter22"]).body(body, "application/json") == body
+
+
+# --- properties -------------------------------------------------------------------------------
+
+SECRETS = st.text(min_size=4, max_size=40).filter(lambda secret: "•" not in secret)
+
+
+@FAST
+@given(secrets=st.lists(SECRETS, min_size=1, max_size=4), around=st.lists(st.text(), min_size=2))
+def test_no_form_of_any_secret_survives(secrets: list[str], around: list[str]) -> None:
+    # A secret containing the mask's character could be recreated by the mask itself.
+    redactor = Redactor(secrets)
+    embedded = [form for secret in secrets for form in all_forms(secret).values()]
+    text = around[0] + "".join(f"{form}{around[i % len(around)]}" for i, form in enumerate(embedded))
+    redacted = redactor.text(text)
+    for secret in secrets:
+        for name, form in all_forms(secret).items():
+            assert form not in redacted, (name, form, redacted)
+
+
+@FAST
+@given(secret=SECRETS, before=st.text(), after=st.text())
+def test_embedded_secret_is_masked_in_every_output(secret: str, before: str, after: str) -> None:
+    assume(secret not in before + after)
+    redactor = Redactor([secret])
+    for output in (
+        redactor.text(before + secret + after),
+        redactor.url(f"https://h/?q={quote(secret, safe='')}&x={before}"),
+        redactor.body(json.dumps({"k": before + secret + after}), "application/json"),
+        redactor.body(json.dumps([secret]), None),
+        redactor.body(f"a={quote_plus(secret)}", "application/x-www-form-urlencoded"),
+        redactor.headers({"X": before + secret + after})["X"],
+        redactor.value(secret),
+    ):
+        assert secret not in output
+        assert MASK in output
+
+
+CONTENT_TYPES = st.sampled_from(
+    [None, "", "application/json", "text/plain", "application/x-www-form-urlencoded", "json"]
+)
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.sampled_from(["code", "a", "Password"]) | st.text(), children, max_size=3),
+    max_leaves=10,
+)
+
+
+@FAST
+@given(
+    secrets=st.lists(st.text(), max_size=3),
+    text=st.text() | st.text(alphabet='{}[]":,=&?#%+/\\ abc_', max_size=40),
+    content_type=CONTENT_TYPES,
+    value=JSONISH,
+)
+def test_redaction_never_raises(
+    secrets: list[str], text: str, content_type: str | None, value: Any
+) -> None:
+    redactor = Redactor(secrets)
+    redactor.add_basic_credentials(text, text)
+    assert isinstance(redactor.text(text), str)
+    assert isinstance(redactor.url(text), str)
+    assert isinstance(redactor.body(text, content_type), str)
+    assert isinstance(redactor.body(json.dumps(value), content_type), str)
+    assert isinstance(redactor.headers({text: text, "Cookie": text}), dict)
+    redactor.value(value)
+
+
+@FAST
+@given(document=JSONISH.filter(lambda document: isinstance(document, dict | list)))
+def test_json_body_stays_json_with_same_shape(document: Any) -> None:
+    redacted = json.loads(Redactor().body(json.dumps(document), "application/json"))
+    assert type(redacted) is type(document)
+    if isinstance(document, dict):
+        assert list(redacted) == list(document)  # key order kept
+        for key in document:
+            if key.strip().lower() in ALWAYS_REDACTED_KEYS:
+                assert redacted[key] == MASK
