@@ -18,10 +18,6 @@ def load_or_explain(path: str) -> Project:
     """The project in `path`, or a `UsageError` listing every problem."""
     try:
         return load_project_file(path)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory, not a project file") from None
     except ValidationFailed as exc:
         raise UsageError(f"{path} has problems, nothing was run.\n{exc}") from None
 

@@ -139,15 +139,9 @@ class HttpExecutor:
                     return await self._follow(session, request, state)
             except HttpFailure as exc:
                 raise HttpFailure(exc.code, exc.message, state.timings()) from exc
-            except ValueError as exc:  # aiohttp refuses e.g. a header value with a line break
-                message = f"cannot send the request to {_host_port(state.url)}: {exc}"
-                raise HttpFailure(ResultCode.SETUP_ERROR, message, state.timings()) from exc
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                if deadline.expired() or isinstance(exc, TimeoutError):
-                    message = f"timed out after {request.timeout:g}s {state.phase()}"
-                    raise HttpFailure(ResultCode.TIMEOUT, message, state.timings()) from exc
-                message = _describe_failure(exc, state.url)
-                raise HttpFailure(ResultCode.CONNECTION_ERROR, message, state.timings()) from exc
+            except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+                code, message = _classify_failure(exc, request, state, deadline.expired())
+                raise HttpFailure(code, message, state.timings()) from exc
 
     async def close(self) -> None:
         """Close pooled keep-alive connections."""
@@ -444,6 +438,20 @@ def _os_reason(error: OSError) -> str:
     if isinstance(error, socket.gaierror) or not error.errno or error.errno < 0:
         return error.strerror or str(error) or type(error).__name__
     return os.strerror(error.errno)
+
+
+def _classify_failure(
+    exc: BaseException, request: HttpRequest, state: _SendState, expired: bool
+) -> tuple[ResultCode, str]:
+    if expired or isinstance(exc, TimeoutError):
+        return ResultCode.TIMEOUT, f"timed out after {request.timeout:g}s {state.phase()}"
+    # A certificate error is a ValueError too; only a request aiohttp refuses to build (e.g. a
+    # header value with a line break, a malformed host) is a setup error.
+    if isinstance(exc, aiohttp.InvalidURL) or (
+        isinstance(exc, ValueError) and not isinstance(exc, OSError | aiohttp.ClientError)
+    ):
+        return ResultCode.SETUP_ERROR, f"cannot send the request to {_host_port(state.url)}: {exc}"
+    return ResultCode.CONNECTION_ERROR, _describe_failure(exc, state.url)
 
 
 def _describe_failure(exc: BaseException, url: URL) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus
 
@@ -184,10 +184,10 @@ def _form_pattern(form: str) -> str:
     return "".join(pieces)
 
 
-def _escapes(form: str) -> Iterator[re.Match[str]]:
+def _escapes(form: str) -> list[re.Match[str]]:
+    # `%XX` and `\uXXXX` escapes never share characters, so matches of the two never overlap.
     matches = [*_PERCENT_ESCAPE.finditer(form), *_UNICODE_ESCAPE.finditer(form)]
-    # Overlaps are impossible to mix up: `%` and `\u` escapes never share characters.
-    return iter(sorted(matches, key=lambda match: match.start()))
+    return sorted(matches, key=lambda match: match.start())
 
 
 def _either_case(letter: re.Match[str]) -> str:

@@ -221,8 +221,10 @@ class Engine:
             auth_wait=sum(s.timings_ms.auth_wait for s in steps),
         )
         recorder = self._recorder(ctx, extra=[])
+        if ctx.saves_to_token or ctx.flow_token:
+            recorder.add_secrets(_token_secrets(ctx.variables))
         return Result(
-            id=str(uuid.uuid4()),
+            id=ctx.run_id,
             kind="workflow",
             name=workflow.name,
             trigger=ctx.trigger,
@@ -290,10 +292,9 @@ class Engine:
         elif token_name:
             runtime = await self.tokens.current(token_name)
         token_vars = runtime.variables if runtime else {}
-        token_secrets = [v for k, v in token_vars.items() if k not in NOT_SECRET_TOKEN_VARIABLES]
-        recorder = self._recorder(ctx, token_secrets)
+        recorder = self._recorder(ctx, _token_secrets(token_vars))
         if saves_to_token:
-            recorder.add_secrets(ctx.variables.values())
+            recorder.add_secrets(_token_secrets(ctx.variables))
         client = (
             {"CLIENT_ID": auth.client_id or "", "CLIENT_SECRET": auth.client_secret or ""}
             if auth
@@ -368,7 +369,7 @@ class Engine:
                 finished_at=self._clock(),
             )
         if saves_to_token:
-            recorder.add_secrets(evaluation.extracted.values())
+            recorder.add_secrets(_token_secrets(evaluation.extracted))
         ctx.variables.update(evaluation.extracted)
         code = classify(
             status=response.status,
@@ -507,6 +508,11 @@ class Engine:
 
     def _emit(self, type_: str, **data: object) -> None:
         self._events(Event(type_, dict(data)))
+
+
+def _token_secrets(variables: dict[str, str]) -> list[str]:
+    """The values that are secret once saved into a token: all but EXPIRES_IN."""
+    return [v for k, v in variables.items() if k not in NOT_SECRET_TOKEN_VARIABLES]
 
 
 def _workflow_mutex(workflow: Workflow | None) -> bool:

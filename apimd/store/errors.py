@@ -61,3 +61,10 @@ class ResourceInUse(StoreError):
 
 def _singular(kind: str) -> str:
     return {"auth": "auth setting", "variables": "variable"}.get(kind, kind.removesuffix("s"))
+
+
+class InvalidCursor(StoreError):
+    """A pagination cursor this store did not hand out."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid cursor: pass the next_cursor of a previous page unchanged")

@@ -306,7 +306,9 @@ def test_json_body_is_recognised_without_a_json_content_type(content_type: str |
     assert Redactor().body(' [{"id_token": "jwt"}]', content_type) == '[{"id_token":"••••"}]'
 
 
-@pytest.mark.parametrize("content_type", ["application/vnd.api+json", "Application/JSON; charset=utf-8"])
+@pytest.mark.parametrize(
+    "content_type", ["application/vnd.api+json", "Application/JSON; charset=utf-8"]
+)
 def test_json_content_types(content_type: str) -> None:
     assert Redactor().body('{"client_secret":"s"}', content_type) == '{"client_secret":"••••"}'
 
@@ -366,7 +368,9 @@ def test_no_form_of_any_secret_survives(secrets: list[str], around: list[str]) -
     # A secret containing the mask's character could be recreated by the mask itself.
     redactor = Redactor(secrets)
     embedded = [form for secret in secrets for form in all_forms(secret).values()]
-    text = around[0] + "".join(f"{form}{around[i % len(around)]}" for i, form in enumerate(embedded))
+    text = around[0] + "".join(
+        f"{form}{around[i % len(around)]}" for i, form in enumerate(embedded)
+    )
     redacted = redactor.text(text)
     for secret in secrets:
         for name, form in all_forms(secret).items():
@@ -396,8 +400,12 @@ CONTENT_TYPES = st.sampled_from(
 )
 JSONISH = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.sampled_from(["code", "a", "Password"]) | st.text(), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["code", "a", "Password"]) | st.text(), children, max_size=3
+        )
+    ),
     max_leaves=10,
 )
 

@@ -25,7 +25,7 @@ FAST = settings(max_examples=200, deadline=None)
 
 NAMES = st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_]{0,8}\Z")
 # Text that cannot start or close a reference, so it never interferes with one placed next to it.
-PLAIN = st.text(alphabet=st.characters(exclude_characters="%{}_", exclude_categories=("Cs",)))
+PLAIN = st.text(alphabet=st.characters(exclude_characters="%{}_", exclude_categories=["Cs"]))
 TOKENISH = st.text(alphabet="%{}_ \taAbB9", max_size=30)
 
 

@@ -1,0 +1,7 @@
+"""`python -m apimd` is the `apimd` command."""
+
+import sys
+
+from apimd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,175 @@
+"""The SQLite database: file creation (0600), PRAGMAs on connect, migrations, and the single writer's
+transactions. Every statement uses bound parameters."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from apimd.store.errors import NewerSchemaError, StoreError
+from apimd.store.migrations import LATEST_VERSION, MIGRATIONS, Migration
+from apimd.store.timestamps import utc_now
+
+# FULL: a commit is on disk (WAL fsynced) before it is reported, so acknowledged token saves and
+# results survive power loss too, not just a killed process. One fsync per commit is cheap at a
+# monitor's write rate; bulk writers batch (`SqliteStore.add_results`).
+_PRAGMAS = (
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA busy_timeout = 5000",
+    "PRAGMA synchronous = FULL",
+)
+
+Params = Sequence[Any]
+
+
+class Database:
+    """One writer connection, whose transactions a lock serializes, and one reader connection
+    (WAL lets it read committed data while a write is in progress)."""
+
+    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Database:
+        """Open (creating with mode 0600) and migrate the database at `path`."""
+        _create_private_file(path)
+        writer = await _connect(path)
+        try:
+            await migrate(writer, path.name)
+            reader = await _connect(path)
+        except BaseException:
+            await writer.close()
+            raise
+        try:
+            await reader.execute("PRAGMA query_only = ON")
+        except BaseException:
+            await reader.close()
+            await writer.close()
+            raise
+        return cls(path, writer, reader)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction (BEGIN IMMEDIATE … COMMIT) on the writer; rolled back on any error.
+        Committed before the `async with` block's caller continues."""
+        async with self._write_lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+            except BaseException:
+                if self._writer.in_transaction:
+                    await self._writer.execute("ROLLBACK")
+                raise
+            await self._writer.execute("COMMIT")
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        """Rows of a read-only query on the reader connection (sees every committed write)."""
+        rows = await self._reader.execute_fetchall(sql, params)
+        return list(rows)
+
+    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    async def integrity_check(self) -> list[str]:
+        """`PRAGMA integrity_check` lines (`["ok"]` when healthy)."""
+        return [str(row[0]) for row in await self.fetchall("PRAGMA integrity_check")]
+
+    async def close(self) -> None:
+        try:
+            await self._reader.close()
+        finally:
+            await self._writer.close()
+
+
+async def fetch_in(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+    """Rows of a query run inside a write transaction (sees that transaction's own writes)."""
+    return list(await conn.execute_fetchall(sql, params))
+
+
+async def execute_many(conn: aiosqlite.Connection, sql: str, rows: Iterable[Params]) -> None:
+    await conn.executemany(sql, rows)
+
+
+def _create_private_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    # SQLite gives -wal and -shm the main file's mode, so fixing the main file covers them.
+    if path.stat().st_mode & 0o077:
+        with contextlib.suppress(OSError):
+            os.chmod(path, 0o600)
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        conn.row_factory = sqlite3.Row
+        for pragma in _PRAGMAS:
+            await conn.execute(pragma)
+        async with conn.execute("PRAGMA journal_mode") as cursor:
+            row = await cursor.fetchone()
+        if row is None or str(row[0]).lower() != "wal":
+            raise StoreError(f"{path}: SQLite could not switch to WAL mode (got {row and row[0]})")
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+async def migrate(conn: aiosqlite.Connection, db_name: str) -> int:
+    """Bring the schema to `LATEST_VERSION`, one transaction per migration; returns the version.
+    Refuses a database written by a newer apimd."""
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    version = await _current_version(conn)
+    if version > LATEST_VERSION:
+        raise NewerSchemaError(db_name, version, LATEST_VERSION)
+    for migration in MIGRATIONS:
+        if migration.version > version:
+            await _apply(conn, migration, db_name)
+    return max(version, LATEST_VERSION)
+
+
+async def _current_version(conn: aiosqlite.Connection) -> int:
+    async with conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def _apply(conn: aiosqlite.Connection, migration: Migration, db_name: str) -> None:
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have migrated between our check and our lock.
+        current = await _current_version(conn)
+        if current > LATEST_VERSION:
+            raise NewerSchemaError(db_name, current, LATEST_VERSION)
+        if current >= migration.version:
+            await conn.execute("ROLLBACK")
+            return
+        for statement in migration.statements:
+            await conn.execute(statement)
+        if migration.run is not None:
+            await migration.run(conn)
+        await conn.execute(
+            "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
+            (migration.version, migration.description, utc_now().isoformat()),
+        )
+    except BaseException:
+        if conn.in_transaction:
+            await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")

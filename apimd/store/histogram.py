@@ -1,0 +1,54 @@
+"""The fixed latency histogram of the hourly rollups. The bucket bounds never change (rollups are
+kept forever and merged across any window), so they are a constant of the storage format."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Mapping
+
+# 20 log-spaced buckets per decade from 1 ms to ~316 s (the longest timeout is 300 s), rounded to 4
+# significant digits so the bounds are the same on every platform. Bucket 0 holds [0, 1 ms); bucket
+# k holds [BOUNDS[k-1], BOUNDS[k]); the last bucket holds everything from BOUNDS[-1] up. Adjacent
+# bounds differ by 12.2 %, which bounds the error of a percentile read from the histogram.
+BUCKET_BOUNDS_MS: tuple[float, ...] = tuple(float(f"{10 ** (i / 20):.4g}") for i in range(111))
+BUCKET_COUNT = len(BUCKET_BOUNDS_MS) + 1
+BUCKET_RATIO = 10 ** (1 / 20)
+
+
+def bucket_of(latency_ms: float) -> int:
+    """The index of the bucket holding `latency_ms`."""
+    return bisect_right(BUCKET_BOUNDS_MS, max(0.0, latency_ms))
+
+
+def bucket_range(index: int) -> tuple[float, float]:
+    """The bounds of bucket `index`; the last bucket's upper bound is infinite."""
+    lower = 0.0 if index == 0 else BUCKET_BOUNDS_MS[index - 1]
+    upper = BUCKET_BOUNDS_MS[index] if index < len(BUCKET_BOUNDS_MS) else float("inf")
+    return lower, upper
+
+
+def percentile(
+    counts: Mapping[int, int], q: float, *, minimum: float, maximum: float
+) -> float | None:
+    """The `q`-quantile (0 < q ≤ 1) of the latencies counted in `counts` (bucket → count),
+    interpolated linearly inside its bucket, whose range is narrowed to the observed min/max.
+
+    The nearest-rank quantile (the ⌈q·n⌉-th smallest latency) lies in the bucket this picks, so the
+    answer is within one bucket width of it."""
+    total = sum(counts.values())
+    if total == 0:
+        return None
+    rank = q * total
+    seen = 0
+    for index in sorted(counts):
+        count = counts[index]
+        if count <= 0:
+            continue
+        if seen + count >= rank:
+            lower, upper = bucket_range(index)
+            lower, upper = max(lower, minimum), min(upper, maximum)
+            if upper <= lower:
+                return lower
+            return lower + (upper - lower) * max(0.0, rank - seen) / count
+        seen += count
+    return maximum

@@ -1,0 +1,217 @@
+"""Stored results: every field of SPEC §4, bodies capped at 64 KiB, newest-first cursor pages,
+retention, and the rollups that outlive them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import aiosqlite
+
+from apimd.model.outcome import Outcome
+from apimd.model.result import Result
+from apimd.store.db import Database
+from apimd.store.errors import CorruptRecord, InvalidCursor
+from apimd.store.rollups import record_rollups
+from apimd.store.timestamps import to_us
+
+BODY_LIMIT = 64 * 1024
+"""Bytes of a request or response body kept in a stored result (UTF-8)."""
+
+_INSERT = """
+    INSERT INTO results (id, kind, name, trigger, started_at, finished_at, outcome, result,
+                         http_status, total_ms, doc)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (id) DO NOTHING
+"""
+
+
+@dataclass(frozen=True)
+class ResultPage:
+    """One page of results, newest first; `next_cursor` fetches the next (older) page."""
+
+    results: list[Result]
+    next_cursor: str | None
+
+
+def cap_bodies(result: Result) -> Result:
+    """`result` with request/response bodies (its steps' too) cut to `BODY_LIMIT` bytes."""
+    update: dict[str, object] = {}
+    if result.response and result.response.body is not None:
+        body, cut = _cap(result.response.body)
+        if cut:
+            update["response"] = result.response.model_copy(
+                update={"body": body, "body_truncated": True}
+            )
+    if result.request and result.request.body is not None:
+        body, cut = _cap(result.request.body)
+        if cut:
+            update["request"] = result.request.model_copy(update={"body": body})
+    if result.steps:
+        update["steps"] = [cap_bodies(step) for step in result.steps]
+    return result.model_copy(update=update) if update else result
+
+
+def _cap(text: str) -> tuple[str, bool]:
+    if len(text) * 4 <= BODY_LIMIT:  # cheap: no UTF-8 character is longer than 4 bytes
+        return text, False
+    encoded = text.encode()
+    if len(encoded) <= BODY_LIMIT:
+        return text, False
+    return encoded[:BODY_LIMIT].decode(errors="ignore"), True
+
+
+def encode_result(result: Result) -> bytes:
+    return zlib.compress(result.model_dump_json().encode(), 6)
+
+
+def decode_result(doc: bytes, result_id: str) -> Result:
+    try:
+        return Result.model_validate_json(zlib.decompress(doc))
+    except (zlib.error, ValueError) as exc:
+        raise CorruptRecord(f"result {result_id} cannot be read: {exc}") from None
+
+
+def result_row(result: Result) -> tuple[object, ...]:
+    """The `results` row of an already capped result."""
+    return (
+        result.id,
+        result.kind,
+        result.name,
+        result.trigger,
+        to_us(result.started_at),
+        to_us(result.finished_at),
+        result.outcome.value,
+        result.result.value,
+        result.http_status,
+        result.timings_ms.total,
+        encode_result(result),
+    )
+
+
+class ResultStore:
+    """Results of runs, and their hourly rollups (written in the same transaction)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add(self, result: Result) -> None:
+        """Store one result (committed on return); a result whose id is already stored is ignored."""
+        capped = cap_bodies(result)
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(_INSERT, result_row(capped))
+            if cursor.rowcount == 1:
+                await record_rollups(conn, [capped])
+
+    async def add_many(self, results: Sequence[Result]) -> int:
+        """Store many results in one transaction; returns how many were new."""
+        capped: dict[str, Result] = {}
+        for result in results:
+            capped.setdefault(result.id, cap_bodies(result))
+        async with self._db.transaction() as conn:
+            for known in await _existing_ids(conn, list(capped)):
+                del capped[known]
+            new = list(capped.values())
+            await conn.executemany(_INSERT, [result_row(r) for r in new])
+            await record_rollups(conn, new)
+        return len(new)
+
+    async def get(self, result_id: str) -> Result | None:
+        row = await self._db.fetchone("SELECT doc FROM results WHERE id = ?", (result_id,))
+        return None if row is None else decode_result(row[0], result_id)
+
+    async def page(
+        self,
+        *,
+        name: str | None = None,
+        outcome: Outcome | str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> ResultPage:
+        """Results matching every given filter (`since` inclusive, `until` exclusive, on
+        `started_at`), newest first, at most `limit` (1–1000) per page."""
+        limit = max(1, min(limit, 1000))
+        where: list[str] = []
+        params: list[object] = []
+        if name is not None:
+            where.append("name = ?")
+            params.append(name)
+        if outcome is not None:
+            where.append("outcome = ?")
+            params.append(Outcome(str(outcome).upper()).value)
+        if since is not None:
+            where.append("started_at >= ?")
+            params.append(to_us(since))
+        if until is not None:
+            where.append("started_at < ?")
+            params.append(to_us(until))
+        if cursor is not None:
+            started, seq = _parse_cursor(cursor)
+            where.append("(started_at < ? OR (started_at = ? AND seq < ?))")
+            params += [started, started, seq]
+        sql = "SELECT seq, id, started_at, doc FROM results"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC, seq DESC LIMIT ?"
+        rows = await self._db.fetchall(sql, [*params, limit + 1])
+        results = [decode_result(row["doc"], row["id"]) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = _make_cursor(int(last["started_at"]), int(last["seq"]))
+        return ResultPage(results, next_cursor)
+
+    async def latest(self) -> dict[str, Result]:
+        """The most recent result of every target that has one."""
+        rows = await self._db.fetchall(
+            "SELECT r.id, r.name, r.doc FROM results AS r"
+            " JOIN (SELECT name, MAX(started_at) AS newest FROM results GROUP BY name) AS m"
+            " ON r.name = m.name AND r.started_at = m.newest ORDER BY r.seq"
+        )
+        return {row["name"]: decode_result(row["doc"], row["id"]) for row in rows}
+
+    async def prune(self, older_than: datetime, *, batch: int = 5000) -> int:
+        """Delete raw results started before `older_than` (rollups stay), in short transactions so
+        other writes are not held up; returns how many were deleted."""
+        cutoff = to_us(older_than)
+        deleted = 0
+        while True:
+            async with self._db.transaction() as conn:
+                cursor = await conn.execute(
+                    "DELETE FROM results WHERE seq IN"
+                    " (SELECT seq FROM results WHERE started_at < ? LIMIT ?)",
+                    (cutoff, batch),
+                )
+                count = cursor.rowcount
+            deleted += count
+            if count < batch:
+                return deleted
+
+
+async def _existing_ids(conn: aiosqlite.Connection, ids: list[str]) -> list[str]:
+    found: list[str] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        rows = await conn.execute_fetchall(f"SELECT id FROM results WHERE id IN ({marks})", chunk)
+        found += [str(row[0]) for row in rows]
+    return found
+
+
+def _make_cursor(started_us: int, seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{started_us}:{seq}".encode()).decode().rstrip("=")
+
+
+def _parse_cursor(cursor: str) -> tuple[int, int]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        started, seq = text.split(":")
+        return int(started), int(seq)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidCursor() from None

@@ -1,0 +1,182 @@
+"""Hourly rollups per run target: counts per outcome and a fixed-bucket latency histogram, updated
+in the transaction that stores each result and kept after raw results are pruned."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import aiosqlite
+
+from apimd.model.outcome import Outcome
+from apimd.model.result import Result
+from apimd.model.stats import Latency, Stats, StatsPoint
+from apimd.store.db import Database
+from apimd.store.histogram import bucket_of, percentile
+from apimd.store.timestamps import from_us, hour_floor_us, to_us
+
+_OUTCOME_COLUMNS = {
+    Outcome.PASS: "n_pass",
+    Outcome.SLOW: "n_slow",
+    Outcome.WARNING: "n_warning",
+    Outcome.SKIPPED: "n_skipped",
+    Outcome.FAIL: "n_fail",
+}
+_OUTCOMES = tuple(_OUTCOME_COLUMNS)
+_COUNT_COLUMNS = ", ".join(_OUTCOME_COLUMNS.values())
+
+_UPSERT_ROLLUP = f"""
+    INSERT INTO rollups (name, hour, {_COUNT_COLUMNS}, lat_count, lat_sum, lat_min, lat_max)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (name, hour) DO UPDATE SET
+        {", ".join(f"{c} = {c} + excluded.{c}" for c in _OUTCOME_COLUMNS.values())},
+        lat_count = lat_count + excluded.lat_count,
+        lat_sum = lat_sum + excluded.lat_sum,
+        lat_min = min(coalesce(lat_min, excluded.lat_min), coalesce(excluded.lat_min, lat_min)),
+        lat_max = max(coalesce(lat_max, excluded.lat_max), coalesce(excluded.lat_max, lat_max))
+"""
+_UPSERT_BUCKET = """
+    INSERT INTO rollup_buckets (name, hour, bucket, count) VALUES (?, ?, ?, ?)
+    ON CONFLICT (name, hour, bucket) DO UPDATE SET count = count + excluded.count
+"""
+
+
+def latency_of(result: Result) -> float | None:
+    """The latency a result contributes to statistics: `timings_ms.total` of a result that was not
+    SKIPPED and has one (a skipped run sent nothing, so its time says nothing about the API)."""
+    if result.outcome is Outcome.SKIPPED or result.timings_ms.total <= 0:
+        return None
+    return result.timings_ms.total
+
+
+@dataclass
+class _Hour:
+    counts: Counter[Outcome] = field(default_factory=Counter)
+    lat_count: int = 0
+    lat_sum: float = 0.0
+    lat_min: float | None = None
+    lat_max: float | None = None
+    buckets: Counter[int] = field(default_factory=Counter)
+
+    def add_latency(self, ms: float) -> None:
+        self.lat_count += 1
+        self.lat_sum += ms
+        self.lat_min = ms if self.lat_min is None else min(self.lat_min, ms)
+        self.lat_max = ms if self.lat_max is None else max(self.lat_max, ms)
+
+    def merge(self, other: _Hour) -> None:
+        self.counts.update(other.counts)
+        self.lat_count += other.lat_count
+        self.lat_sum += other.lat_sum
+        for value in (other.lat_min, other.lat_max):
+            if value is not None:
+                self.lat_min = value if self.lat_min is None else min(self.lat_min, value)
+                self.lat_max = value if self.lat_max is None else max(self.lat_max, value)
+        self.buckets.update(other.buckets)
+
+    def uptime(self) -> float | None:
+        counted = sum(self.counts[o] for o in _OUTCOMES if o is not Outcome.SKIPPED)
+        return None if counted == 0 else 1 - self.counts[Outcome.FAIL] / counted
+
+    def latency(self) -> Latency:
+        if self.lat_count == 0 or self.lat_min is None or self.lat_max is None:
+            return Latency()
+        bounds = {"minimum": self.lat_min, "maximum": self.lat_max}
+        return Latency(
+            count=self.lat_count,
+            min_ms=self.lat_min,
+            max_ms=self.lat_max,
+            mean_ms=self.lat_sum / self.lat_count,
+            p50_ms=percentile(self.buckets, 0.50, **bounds),
+            p95_ms=percentile(self.buckets, 0.95, **bounds),
+            p99_ms=percentile(self.buckets, 0.99, **bounds),
+        )
+
+
+async def record_rollups(conn: aiosqlite.Connection, results: Iterable[Result]) -> None:
+    """Add `results` to their (target, hour) rollups, inside the caller's transaction."""
+    hours: dict[tuple[str, int], _Hour] = {}
+    for result in results:
+        key = (result.name, hour_floor_us(to_us(result.started_at)))
+        hour = hours.setdefault(key, _Hour())
+        hour.counts[result.outcome] += 1
+        latency = latency_of(result)
+        if latency is not None:
+            hour.add_latency(latency)
+            hour.buckets[bucket_of(latency)] += 1
+    if not hours:
+        return
+    await conn.executemany(
+        _UPSERT_ROLLUP,
+        [
+            (
+                name,
+                hour_us,
+                *(h.counts[o] for o in _OUTCOMES),
+                h.lat_count,
+                h.lat_sum,
+                h.lat_min,
+                h.lat_max,
+            )
+            for (name, hour_us), h in hours.items()
+        ],
+    )
+    await conn.executemany(
+        _UPSERT_BUCKET,
+        [
+            (name, hour_us, bucket, count)
+            for (name, hour_us), h in hours.items()
+            for bucket, count in h.buckets.items()
+        ],
+    )
+
+
+async def query_stats(db: Database, name: str, since: datetime, until: datetime) -> Stats:
+    """Statistics of `name` over the hours from the one holding `since` up to `until`."""
+    low, high = hour_floor_us(to_us(since)), to_us(until)
+    rows = await db.fetchall(
+        f"SELECT hour, {_COUNT_COLUMNS}, lat_count, lat_sum, lat_min, lat_max FROM rollups"
+        " WHERE name = ? AND hour >= ? AND hour < ? ORDER BY hour",
+        (name, low, high),
+    )
+    hours: dict[int, _Hour] = {}
+    for row in rows:
+        hour = _Hour(
+            counts=Counter({o: int(row[c]) for o, c in _OUTCOME_COLUMNS.items()}),
+            lat_count=int(row["lat_count"]),
+            lat_sum=float(row["lat_sum"]),
+            lat_min=row["lat_min"],
+            lat_max=row["lat_max"],
+        )
+        hours[int(row["hour"])] = hour
+    for row in await db.fetchall(
+        "SELECT hour, bucket, count FROM rollup_buckets WHERE name = ? AND hour >= ? AND hour < ?",
+        (name, low, high),
+    ):
+        hour_rollup = hours.get(int(row[0]))
+        if hour_rollup is not None:
+            hour_rollup.buckets[int(row[1])] += int(row[2])
+    window = _Hour()
+    series: list[StatsPoint] = []
+    for hour_us, hour in hours.items():
+        window.merge(hour)
+        series.append(
+            StatsPoint(
+                start=from_us(hour_us),
+                counts={o: hour.counts[o] for o in _OUTCOMES},
+                uptime=hour.uptime(),
+                latency=hour.latency(),
+            )
+        )
+    return Stats(
+        name=name,
+        since=from_us(low),
+        until=from_us(high),
+        total=sum(window.counts.values()),
+        counts={o: window.counts[o] for o in _OUTCOMES},
+        uptime=window.uptime(),
+        latency=window.latency(),
+        series=series,
+    )

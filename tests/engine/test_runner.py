@@ -1,0 +1,458 @@
+"""Calls, workflows, webhooks, redaction and templates through the whole engine (SPEC §2–§4)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from aiohttp import web
+
+from apimd.demo.server import RunningServer
+from apimd.engine.events import Event
+from apimd.engine.memory import MemoryStateStore
+from apimd.engine.runner import Engine
+from apimd.model import Outcome, ResultCode
+from tests.engine.projects import build, get_token_call
+
+
+class Receiver:
+    """A loopback HTTP server recording every request (webhook target, echo API)."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.status = 200
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        self.server = RunningServer(app)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.text()
+        self.requests.append(
+            {
+                "method": request.method,
+                "path": request.path,
+                "query": dict(request.query),
+                "headers": dict(request.headers),
+                "body": body,
+            }
+        )
+        if request.path.startswith("/echo"):
+            return web.json_response(
+                {"headers": dict(request.headers), "query": dict(request.query), "body": body},
+                status=self.status,
+            )
+        return web.json_response({"ok": True}, status=self.status)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    rec = Receiver()
+    await rec.server.start()
+    try:
+        yield rec
+    finally:
+        await rec.server.stop()
+
+
+async def run_once(
+    project_doc: dict[str, Any], name: str, **kwargs: Any
+) -> tuple[Any, MemoryStateStore]:
+    store = MemoryStateStore()
+    engine = Engine(build(project_doc), store)
+    try:
+        return await engine.run(name, **kwargs), store
+    finally:
+        await engine.close()
+
+
+async def test_workflow_variables_flow_forward_and_outcome_is_worst_step(
+    token_server: RunningServer, receiver: Receiver
+) -> None:
+    doc = {
+        "calls": [
+            {
+                "name": "status",
+                "url": f"{token_server.url}/api/status",
+                "conditions": [{"source": "json", "path": "version", "save_as": "VERSION"}],
+            },
+            {
+                "name": "echo",
+                "url": f"{receiver.server.url}/echo",
+                "params": {"v": "%%VERSION%%", "who": "{{ who }}"},
+                "sla": {"slow_ms": 0.001},
+            },
+        ],
+        "workflows": [{"name": "flow", "steps": ["status", "echo"], "variables": {"who": "ops"}}],
+    }
+    result, store = await run_once(doc, "flow")
+    assert result.kind == "workflow"
+    assert [s.name for s in result.steps] == ["status", "echo"]
+    assert receiver.requests[0]["query"] == {"v": "1.4.2", "who": "ops"}
+    assert result.outcome == Outcome.SLOW  # the worst step is SLOW_COMPLETE
+    assert result.result == ResultCode.SLOW_COMPLETE
+    assert result.variables["VERSION"] == "1.4.2"
+    assert store.results == [result]  # steps live inside the workflow result
+    assert result.steps[0].workflow_run_id == result.id
+
+
+async def test_stop_on_failure_and_skipped_always_stops(token_server: RunningServer) -> None:
+    base = token_server.url
+    calls = [
+        {"name": "broken", "url": f"{base}/api/broken"},
+        {"name": "ok", "url": f"{base}/api/status"},
+        {"name": "browser", "url": f"{base}/authorize", "tags": ["apimd:browser"]},
+    ]
+    doc = {
+        "calls": calls,
+        "workflows": [
+            {"name": "stops", "steps": ["broken", "ok"]},
+            {"name": "goes-on", "steps": ["broken", "ok"], "stop_on_failure": False},
+            {"name": "skips", "steps": ["ok", "browser", "ok"], "stop_on_failure": False},
+        ],
+    }
+    stops, _ = await run_once(doc, "stops")
+    goes_on, _ = await run_once(doc, "goes-on")
+    skips, _ = await run_once(doc, "skips")
+    assert [s.name for s in stops.steps] == ["broken"]
+    assert stops.outcome == Outcome.FAIL and stops.result == ResultCode.HTTP_SERVER_ERROR
+    assert "step broken" in (stops.error or "")
+    assert [s.result for s in goes_on.steps] == [ResultCode.HTTP_SERVER_ERROR, ResultCode.COMPLETE]
+    assert goes_on.outcome == Outcome.FAIL
+    assert [s.result for s in skips.steps] == [ResultCode.COMPLETE, ResultCode.BROWSER]
+    assert skips.outcome == Outcome.SKIPPED
+
+
+async def test_unknown_variable_is_a_setup_error_naming_it(token_server: RunningServer) -> None:
+    doc = {
+        "calls": [
+            {"name": "c", "url": f"{token_server.url}/api/status", "headers": {"X": "%%NOPE%%"}}
+        ]
+    }
+    result, _ = await run_once(doc, "c")
+    assert result.outcome == Outcome.FAIL
+    assert result.result == ResultCode.SETUP_ERROR
+    assert "NOPE" in (result.error or "") and "headers" in (result.error or "")
+
+
+async def test_lookup_order_and_system_variables(receiver: Receiver) -> None:
+    doc = {
+        "variables": {"WHO": "environment", "ONLY_ENV": "env-value"},
+        "auth": [{"name": "a", "type": "manual", "client_id": "cid-1"}],
+        "tokens": [{"name": "t", "auth": "a", "variables": {"WHO": "token"}}],
+        "calls": [
+            {
+                "name": "echo",
+                "url": f"{receiver.server.url}/echo",
+                "auth": "a",
+                "json": {
+                    "who": "%%WHO%%",
+                    "env": "%%ONLY_ENV%%",
+                    "client": "%%CLIENT_ID%%",
+                    "call": "%%CALL_NAME%%",
+                    "uuid": "%%UUID%%",
+                    "guid": "%%GUID%%",
+                    "literal": "100%%%%",
+                    "dunder": "__init__",
+                },
+            }
+        ],
+    }
+    # The token is not used by the call, so WHO comes from the run variables, then environment.
+    result, _ = await run_once(doc, "echo", variables={"who": "run"})
+    sent = json.loads(receiver.requests[0]["body"])
+    assert result.outcome == Outcome.PASS, result.error
+    assert sent["who"] == "run"
+    assert sent["env"] == "env-value"
+    assert sent["client"] == "cid-1"
+    assert sent["call"] == "echo"
+    assert sent["uuid"] == sent["guid"] and len(sent["uuid"]) == 36
+    assert sent["literal"] == "100%%"
+    assert sent["dunder"] == "__init__"
+
+
+async def test_json_body_values_cannot_break_the_json(receiver: Receiver) -> None:
+    nasty = 'a"b\\c\n{"x": 1}'
+    doc = {
+        "calls": [
+            {"name": "echo", "url": f"{receiver.server.url}/echo", "json": {"v": ["%%V%%", 1]}}
+        ]
+    }
+    result, _ = await run_once(doc, "echo", variables={"V": nasty})
+    assert result.outcome == Outcome.PASS
+    assert json.loads(receiver.requests[0]["body"]) == {"v": [nasty, 1]}
+    assert receiver.requests[0]["headers"]["Content-Type"] == "application/json"
+
+
+async def test_auth_kinds_send_what_they_should(receiver: Receiver) -> None:
+    url = f"{receiver.server.url}/echo"
+    doc = {
+        "auth": [
+            {"name": "basic", "type": "basic", "username": "u", "password": "pw-secret-1"},
+            {
+                "name": "key",
+                "type": "api_key",
+                "key_name": "api_key",
+                "key_value": "kv-secret-2",
+                "in": "query",
+            },
+            {"name": "bearer", "type": "bearer", "token": "bt-secret-3"},
+        ],
+        "calls": [
+            {"name": "b", "url": url, "auth": "basic"},
+            {"name": "k", "url": url, "auth": "key"},
+            {"name": "t", "url": url, "auth": "bearer"},
+        ],
+    }
+    results = [(await run_once(doc, n))[0] for n in ("b", "k", "t")]
+    sent = receiver.requests
+    assert (
+        sent[0]["headers"]["Authorization"]
+        == "Basic " + base64.b64encode(b"u:pw-secret-1").decode()
+    )
+    assert sent[1]["query"]["api_key"] == "kv-secret-2"
+    assert sent[2]["headers"]["Authorization"] == "Bearer bt-secret-3"
+    for result, secret in zip(results, ("pw-secret-1", "kv-secret-2", "bt-secret-3"), strict=True):
+        dumped = result.model_dump_json()
+        assert secret not in dumped
+        assert base64.b64encode(f"u:{secret}".encode()).decode() not in dumped
+        assert quote(secret) not in dumped
+
+
+async def test_secrets_never_appear_in_results(
+    token_server: RunningServer, receiver: Receiver
+) -> None:
+    """Token values extracted and saved, a secret variable, and the client secret, in every form."""
+    base = token_server.url
+    doc = {
+        "variables": {"API_SECRET": {"value": "var-secret-value-9", "secret": True}},
+        "auth": [
+            {
+                "name": "a",
+                "type": "manual",
+                "client_id": "demo-client",
+                "client_secret": "demo-secret",
+                "refresh_workflow": "r",
+            }
+        ],
+        "tokens": [
+            {
+                "name": "t",
+                "auth": "a",
+                "headers": {"Authorization": "Bearer %%ACCESS_TOKEN%%"},
+                "params": {"sig": "%%ACCESS_TOKEN%%"},
+            }
+        ],
+        "calls": [
+            get_token_call(base),
+            {
+                "name": "echo",
+                "url": f"{receiver.server.url}/echo",
+                "token": "t",
+                "headers": {"X-Key": "%%API_SECRET%%"},
+                "body": "secret=%%API_SECRET%%&tok=%%ACCESS_TOKEN%%",
+                "conditions": [
+                    {
+                        "source": "json",
+                        "path": "headers.Authorization",
+                        "op": "exists",
+                        "save_as": "ECHOED",
+                    }
+                ],
+            },
+        ],
+        "workflows": [{"name": "r", "steps": ["get-token"]}],
+    }
+    store = MemoryStateStore()
+    engine = Engine(build(doc), store)
+    try:
+        result = await engine.run("echo")
+    finally:
+        await engine.close()
+    assert result.outcome == Outcome.PASS, result.error
+    access = store.tokens["t"].variables["ACCESS_TOKEN"]
+    everything = "".join(r.model_dump_json() for r in store.results)
+    for secret in (access, "var-secret-value-9", "demo-secret"):
+        for form in (
+            secret,
+            quote(secret, safe=""),
+            json.dumps(secret)[1:-1],
+            base64.b64encode(secret.encode()).decode(),
+        ):
+            assert form not in everything, form
+    assert "••••" in result.response.body  # type: ignore[union-attr]
+    assert result.request is not None and "sig=" in result.request.url
+
+
+async def test_save_variables_and_run_call_webhooks(
+    token_server: RunningServer, receiver: Receiver
+) -> None:
+    doc = {
+        "calls": [
+            {
+                "name": "status",
+                "url": f"{token_server.url}/api/status",
+                "conditions": [{"source": "json", "path": "version", "save_as": "VERSION"}],
+                "webhooks": [
+                    {"type": "save_variables", "names": ["version"]},
+                    {"type": "run_call", "call": "report"},
+                ],
+            },
+            {
+                "name": "report",
+                "url": f"{receiver.server.url}/report",
+                "params": {"v": "%%VERSION%%"},
+            },
+        ]
+    }
+    result, store = await run_once(doc, "status")
+    assert result.outcome == Outcome.PASS
+    assert store.variables["VERSION"] == ("1.4.2", False)
+    assert receiver.requests[0]["query"] == {"v": "1.4.2"}
+    assert [(r.name, r.trigger) for r in store.results] == [
+        ("status", "manual"),
+        ("report", "webhook"),
+    ]
+
+
+async def test_run_webhook_depth_is_capped_at_three(receiver: Receiver) -> None:
+    url = f"{receiver.server.url}/hop"
+    doc = {
+        "calls": [
+            {"name": f"c{i}", "url": url, "webhooks": [{"type": "run_call", "call": f"c{i + 1}"}]}
+            for i in range(5)
+        ]
+        + [{"name": "c5", "url": url}]
+    }
+    await run_once(doc, "c0")
+    assert len(receiver.requests) == 4  # c0 and three levels of webhook runs
+
+
+async def test_http_webhook_counts_fails_in_a_row_and_sends_resolved(receiver: Receiver) -> None:
+    hook_url = f"{receiver.server.url}/hook/secret-path-123"
+    doc = {
+        "calls": [
+            {
+                "name": "flaky",
+                "url": f"{receiver.server.url}/echo",
+                "conditions": [{"source": "status", "op": "eq", "value": 200}],
+                "webhooks": [
+                    {"type": "http", "url": hook_url, "fails_in_a_row": 2, "resolved": True}
+                ],
+            }
+        ]
+    }
+    store = MemoryStateStore()
+    engine = Engine(build(doc), store)
+    outcomes = []
+    try:
+        for status in (500, 200, 500, 500, 500, 500, 200, 200):
+            receiver.status = status
+            outcomes.append((await engine.run("flaky")).outcome)
+    finally:
+        await engine.close()
+    hooks = [json.loads(r["body"]) for r in receiver.requests if r["path"].startswith("/hook")]
+    assert [h["event"] for h in hooks] == ["alert", "resolved"]
+    assert hooks[0]["consecutive"] == 2 and hooks[0]["outcome"] == "FAIL"
+    assert hooks[0]["name"] == "flaky"
+    assert outcomes[:2] == [Outcome.FAIL, Outcome.PASS]
+    assert "secret-path-123" not in "".join(r.model_dump_json() for r in store.results)
+
+
+async def test_slack_webhook_on_token_needing_sign_in_fires_once(
+    token_server: RunningServer, receiver: Receiver
+) -> None:
+    from tests.conftest import server_state
+
+    server_state(token_server).invalid_grant = True
+    base = token_server.url
+    doc = {
+        "auth": [
+            {
+                "name": "a",
+                "type": "manual",
+                "client_id": "demo-client",
+                "client_secret": "demo-secret",
+                "refresh_workflow": "r",
+                "webhooks": [
+                    {
+                        "type": "slack",
+                        "url": f"{receiver.server.url}/slack",
+                        "alerts": ["NEEDS_SIGN_IN", "ERROR"],
+                    }
+                ],
+            }
+        ],
+        "tokens": [
+            {"name": "t", "auth": "a", "headers": {"Authorization": "Bearer %%ACCESS_TOKEN%%"}}
+        ],
+        "calls": [get_token_call(base), {"name": "use", "url": f"{base}/api/orders", "token": "t"}],
+        "workflows": [{"name": "r", "steps": ["get-token"]}],
+    }
+    store = MemoryStateStore()
+    engine = Engine(build(doc), store)
+    try:
+        for _ in range(3):
+            assert (await engine.run("use")).result == ResultCode.NEEDS_SIGN_IN
+    finally:
+        await engine.close()
+    slack = [json.loads(r["body"]) for r in receiver.requests if r["path"] == "/slack"]
+    assert len(slack) == 1
+    assert "token t needs a person to sign in" in slack[0]["text"]
+
+
+async def test_events_report_runs_and_token_saves(token_server: RunningServer) -> None:
+    from tests.engine.projects import manual_token_project
+
+    events: list[Event] = []
+    engine = Engine(
+        manual_token_project(token_server.url), MemoryStateStore(), events=events.append
+    )
+    try:
+        await engine.run("orders-t1")
+    finally:
+        await engine.close()
+    types = [e.type for e in events]
+    assert types[0] == "run.started"
+    assert "token.saved" in types and types[-1] == "run.finished"
+    assert events[-1].data["outcome"] == "PASS"
+    assert all("at-" not in json.dumps(e.data) for e in events)
+
+
+async def test_mutex_tag_serialises_runs_of_a_target(token_server: RunningServer) -> None:
+    doc = {
+        "calls": [
+            {"name": "slow", "url": f"{token_server.url}/api/slow?ms=300", "tags": ["apimd:mutex"]}
+        ]
+    }
+    engine = Engine(build(doc), MemoryStateStore())
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        await asyncio.gather(engine.run("slow"), engine.run("slow"))
+        elapsed = loop.time() - started
+    finally:
+        await engine.close()
+    assert elapsed >= 0.55
+
+
+async def test_timeout_tag_and_connection_errors(token_server: RunningServer) -> None:
+    doc = {
+        "calls": [
+            {
+                "name": "slow",
+                "url": f"{token_server.url}/api/slow?ms=2000",
+                "tags": ["apimd:timeout:0.3"],
+            },
+            {"name": "closed", "url": "http://127.0.0.1:9/"},
+        ]
+    }
+    slow, _ = await run_once(doc, "slow")
+    closed, _ = await run_once(doc, "closed")
+    assert slow.result == ResultCode.TIMEOUT
+    assert closed.result == ResultCode.CONNECTION_ERROR
+    assert closed.error
