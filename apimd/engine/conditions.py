@@ -380,7 +380,7 @@ def _apply(op: str, lookup: _Lookup, expected: Any) -> tuple[bool, str | None]:
     if op == "exists":
         return lookup.found, None if lookup.found else lookup.message or "not found"
     if op == "not_exists":
-        return not lookup.found, None if not lookup.found else "expected no value"
+        return not lookup.found, lookup.message if not lookup.found else "expected no value"
     if not lookup.found:
         return False, lookup.message or "not found"
     actual = lookup.value

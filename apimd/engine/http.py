@@ -9,6 +9,10 @@ Kept deliberately simple:
 - no cookies are stored, not even between the hops of one send;
 - credentials in the URL (`https://user:pass@host/`) are refused (a `basic` auth sends them);
   credentials in a redirect's Location are stripped;
+- on a redirect to another origin (https → http included) the request's `sensitive_headers` and
+  `sensitive_params` are dropped, and so are `Authorization`, `Proxy-Authorization`, `Cookie` and
+  `Host` whoever set them; once dropped they stay dropped for the later hops;
+- 301/302 turn a POST into a body-less GET, 303 turns anything but HEAD into one; 307/308 resend;
 - proxies named in the environment are ignored: requests go only where they are addressed;
 - a redirect whose Location is missing, unparsable or not http(s) is not followed: the 3xx is
   returned as is;
@@ -327,7 +331,9 @@ class _HopClock:
     dns_end: float | None = None
     connect_start: float | None = None
     ready: float | None = None  # connection created, or taken from the pool
-    sent: float | None = None  # the last of: headers handed over, a body chunk handed over
+    # The last of: headers, a body chunk handed to the socket. A body larger than the socket's
+    # buffers is still in flight then: the rest of its transfer counts as `wait`.
+    sent: float | None = None
     headers_received: float | None = None
     body_read: float | None = None
     sent_headers: list[tuple[str, str]] = field(default_factory=list)
@@ -488,12 +494,17 @@ class _ZlibLayer:
     def __init__(self, coding: str) -> None:
         self._gzip = coding in ("gzip", "x-gzip")
         self._inflater: zlib._Decompress | None = None
+        self._head = b""  # a stream's first byte, when it came alone: two are needed to sniff
         self._members = 0
         self._finished = False
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         while data and not self._finished:
             if self._inflater is None:
+                data, self._head = self._head + data, b""
+                if len(data) < 2:
+                    self._head = data
+                    return
                 if self._members and not data.startswith(_GZIP_MAGIC):
                     self._finished = True  # trailing bytes after the last member: ignored
                     return
@@ -519,9 +530,7 @@ class _ZlibLayer:
         if self._gzip:
             return 16 + zlib.MAX_WBITS
         # "deflate" means zlib-wrapped (RFC 9110), but some servers send a raw deflate stream.
-        zlib_wrapped = (
-            len(first) >= 2 and first[0] & 0x0F == 8 and int.from_bytes(first[:2]) % 31 == 0
-        )
+        zlib_wrapped = first[0] & 0x0F == 8 and int.from_bytes(first[:2]) % 31 == 0
         return zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -18,6 +19,7 @@ from apimd.model.resources import AuthSetting, Webhook
 from apimd.model.result import RequestRecord, ResponseRecord, Result, Timings
 
 STORED_BODY_BYTES = 64 * 1024
+LARGE_BODY_CHARS = 1024 * 1024
 
 
 def secret_values_of_project(project: Project) -> list[str]:
@@ -71,14 +73,16 @@ class ResultRecorder:
     def variables(self, values: dict[str, str]) -> dict[str, str]:
         return {k: self._redactor.value(v) for k, v in values.items()}
 
-    def _body(self, text: str, content_type: str | None) -> tuple[str, bool]:
-        # Redact a little past the cap so a secret crossing the cut is still masked whole.
-        window, _ = cap_text(text, STORED_BODY_BYTES + 4096)
-        redacted = self._redactor.body(window, content_type)
-        capped, cut = cap_text(redacted)
-        return capped, cut or len(text.encode()) > STORED_BODY_BYTES + 4096
+    async def _body(self, text: str, content_type: str | None) -> tuple[str, bool]:
+        """The body redacted whole (so keys like `access_token` are found in any JSON), then cut
+        to 64 KiB; large bodies are redacted in a worker thread to keep the event loop free."""
+        if len(text) > LARGE_BODY_CHARS:
+            redacted = await asyncio.to_thread(self._redactor.body, text, content_type)
+        else:
+            redacted = self._redactor.body(text, content_type)
+        return cap_text(redacted)
 
-    def build(
+    async def build(
         self,
         base: dict[str, Any],
         *,
@@ -97,7 +101,7 @@ class ResultRecorder:
             body = None
             if request.body:
                 content_type = next((v for k, v in sent if k.lower() == "content-type"), None)
-                body, _ = self._body(request.body.decode(errors="replace"), content_type)
+                body, _ = await self._body(request.body.decode(errors="replace"), content_type)
             request_record = RequestRecord(
                 method=request.method,
                 url=self._redactor.url(full_url(request)),
@@ -107,7 +111,7 @@ class ResultRecorder:
         response_record = None
         if response is not None:
             content_type = response.headers.get("Content-Type")
-            body, truncated = self._body(response.text(), content_type)
+            body, truncated = await self._body(response.text(), content_type)
             response_record = ResponseRecord(
                 headers=self._redactor.headers(dict(response.headers.items())),
                 body=body,

@@ -275,7 +275,7 @@ class Engine:
         auth_wait = 0.0
         runtime: TokenRuntime | None = None
         if call.has_tag("browser") and not ctx.interactive:
-            return self._short_result(
+            return await self._short_result(
                 base,
                 ResultCode.BROWSER,
                 "this step opens a browser: run it interactively (apimd run on a terminal, "
@@ -286,7 +286,7 @@ class Engine:
             try:
                 runtime = await self.tokens.ensure_fresh(call.token)
             except TokenUnavailable as exc:
-                return self._short_result(base, exc.code, exc.message)
+                return await self._short_result(base, exc.code, exc.message)
             finally:
                 auth_wait = (time.perf_counter() - waited) * 1000
         elif token_name:
@@ -312,7 +312,9 @@ class Engine:
         try:
             prepared = prepare_call(call, scope, token=token, auth=auth)
         except SetupError as exc:
-            return self._short_result(base, ResultCode.SETUP_ERROR, str(exc), auth_wait=auth_wait)
+            return await self._short_result(
+                base, ResultCode.SETUP_ERROR, str(exc), auth_wait=auth_wait
+            )
         recorder.add_secrets(prepared.secrets)
         if prepared.basic_credentials:
             recorder.add_basic_credentials(*prepared.basic_credentials)
@@ -321,7 +323,7 @@ class Engine:
             response = await self._http.send(prepared.request)
         except HttpFailure as exc:
             timings = exc.timings.model_copy(update={"auth_wait": auth_wait})
-            return recorder.build(
+            return await recorder.build(
                 base,
                 code=exc.code,
                 error=exc.message,
@@ -359,7 +361,7 @@ class Engine:
         try:
             evaluation = await evaluate(call.conditions, view, render_condition)
         except SetupError as exc:
-            return recorder.build(
+            return await recorder.build(
                 base,
                 code=ResultCode.SETUP_ERROR,
                 error=str(exc),
@@ -379,7 +381,7 @@ class Engine:
             sla=call.sla,
             too_many_redirects=response.too_many_redirects,
         )
-        return recorder.build(
+        return await recorder.build(
             base,
             code=code,
             error=_error_for(code, response),
@@ -391,11 +393,11 @@ class Engine:
             retried=retried,
         )
 
-    def _short_result(
+    async def _short_result(
         self, base: dict[str, object], code: ResultCode, message: str, *, auth_wait: float = 0.0
     ) -> Result:
         recorder = self._recorder(RunContext(run_id="", trigger="manual"), [])
-        return recorder.build(
+        return await recorder.build(
             base,
             code=code,
             error=message,

@@ -357,6 +357,9 @@ def _message(error: ErrorDetails, root: type[BaseModel], *, show_input: bool) ->
         return _PATTERNS.get(str(ctx.get("pattern")), f"must match {ctx.get('pattern')}") + got
     if kind in ("value_error", "assertion_error") and "error" in ctx:
         return str(ctx["error"])
+    if kind == "string_type" and isinstance(error.get("input"), int | float):
+        # `01234` is the number 1234 in YAML: only quotes keep such a value as written.
+        return f"must be a string (got {_kind_of(error.get('input'))}; quote it)"
     if kind in _MUST_BE:
         return _MUST_BE[kind] + got
     text = error["msg"]

@@ -791,6 +791,7 @@ def conditions_for(draw: st.DrawFn, body_kind: str) -> Condition:
         on_fail=draw(st.sampled_from(["fail", "warning"])),
         namespaces=draw(
             st.just({"p": "urn:p"})
+            | st.just({})
             | st.dictionaries(st.text(max_size=3), st.text(max_size=8), max_size=2)
         ),
     )

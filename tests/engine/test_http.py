@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gzip
 import json
@@ -17,7 +18,7 @@ from aiohttp.test_utils import TestServer
 
 from apimd.engine.http import HttpExecutor, HttpFailure, HttpRequest, HttpResponse
 from apimd.model.outcome import ResultCode
-from tests.engine.servers import MiB, closed_port, gzip_bomb, make_app, self_signed_tls
+from tests.engine.servers import MiB, closed_port, encode, gzip_bomb, make_app, self_signed_tls
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
@@ -198,6 +199,28 @@ async def test_a_corrupt_gzip_body_is_a_content_error(
 
     assert failed.code == ResultCode.CONTENT_ERROR
     assert "gzip" in failed.message
+
+
+async def test_a_deflate_stream_split_after_its_first_byte_is_decoded(
+    aiohttp_server: ServerFactory, executor: HttpExecutor
+) -> None:
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        body = encode(b"split stream", "deflate")
+        response = web.StreamResponse(headers={"Content-Encoding": "deflate"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(body[:1])
+        await asyncio.sleep(0.05)
+        await response.write(body[1:])
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/", trickle)
+    server = await aiohttp_server(app)
+    response = await executor.send(HttpRequest("GET", url(server, "/")))
+
+    assert response.body == b"split stream"
 
 
 async def test_an_unknown_coding_is_left_as_received(
@@ -453,6 +476,15 @@ async def test_a_dropped_connection_is_a_connection_error(
 
     assert failed.code == ResultCode.CONNECTION_ERROR
     assert f"127.0.0.1:{server.port}" in failed.message
+
+
+async def test_a_header_with_a_line_break_is_a_setup_error(
+    server: TestServer, executor: HttpExecutor
+) -> None:
+    request = HttpRequest("GET", url(server, "/echo"), headers=[("X-A", "a\r\nX-Injected: 1")])
+    failed = await failure(executor, request)
+
+    assert failed.code == ResultCode.SETUP_ERROR
 
 
 async def test_credentials_in_the_url_are_refused(executor: HttpExecutor) -> None:

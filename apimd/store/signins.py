@@ -1,0 +1,115 @@
+"""Pending browser sign-ins (SPEC §5): single use, expiring after 10 minutes, encrypted at rest.
+Only the id, expiry, used flag and a keyed hash of the state (the look-up key) are in clear."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from apimd.store.db import Database
+from apimd.store.secrets import SecretBox
+from apimd.store.timestamps import to_us, utc_now
+
+SIGNIN_TTL = timedelta(minutes=10)
+
+
+def new_state() -> str:
+    """A random 256-bit `STATE`."""
+    return secrets.token_urlsafe(32)
+
+
+class PendingSignIn(BaseModel):
+    """A sign-in waiting for its callback: what to run when the browser comes back."""
+
+    id: str = Field(default_factory=lambda: secrets.token_hex(8))
+    state: str = Field(default_factory=new_state)
+    url: str
+    token: str | None = None
+    auth: str | None = None
+    workflow: str | None = None
+    remaining_steps: list[str] = Field(default_factory=list)
+    variables: dict[str, str] = Field(default_factory=dict)
+    code_verifier: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    """Anything else the continuation needs (e.g. the device flow's polling details)."""
+    created_at: datetime = Field(default_factory=utc_now)
+    expires_at: datetime = Field(default_factory=lambda: utc_now() + SIGNIN_TTL)
+
+
+class SignInStore:
+    """Pending sign-ins, looked up by state exactly once."""
+
+    def __init__(self, db: Database, box: SecretBox) -> None:
+        self._db = db
+        self._box = box
+
+    async def create(self, signin: PendingSignIn) -> None:
+        """Record `signin` (committed on return)."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO signins (id, state_key, created_at, expires_at, used, doc)"
+                " VALUES (?, ?, ?, ?, 0, ?)",
+                (
+                    signin.id,
+                    self._box.lookup_key(signin.state),
+                    to_us(signin.created_at),
+                    to_us(signin.expires_at),
+                    self._box.encrypt(signin.model_dump_json().encode()),
+                ),
+            )
+
+    async def consume(self, state: str, *, now: datetime | None = None) -> PendingSignIn | None:
+        """The unexpired, unused sign-in whose state is `state`, marked used; None otherwise.
+
+        The look-up is by a keyed hash of the state (timing reveals nothing about stored states),
+        then the decrypted state is compared in constant time."""
+        moment = to_us(now or utc_now())
+        async with self._db.transaction() as conn:
+            rows = await conn.execute_fetchall(
+                "UPDATE signins SET used = 1"
+                " WHERE state_key = ? AND used = 0 AND expires_at > ? RETURNING id, doc",
+                (self._box.lookup_key(state), moment),
+            )
+            for row in rows:
+                signin = self._decode(row[0], row[1])
+                if hmac.compare_digest(signin.state.encode(), state.encode()):
+                    return signin
+                # Only a hash collision gets here: leave the record usable.
+                await conn.execute("UPDATE signins SET used = 0 WHERE id = ?", (row[0],))
+        return None
+
+    async def get(self, signin_id: str) -> PendingSignIn | None:
+        row = await self._db.fetchone("SELECT id, doc FROM signins WHERE id = ?", (signin_id,))
+        return None if row is None else self._decode(row[0], row[1])
+
+    async def pending(self, *, now: datetime | None = None) -> list[PendingSignIn]:
+        """Unused, unexpired sign-ins, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT id, doc FROM signins WHERE used = 0 AND expires_at > ? ORDER BY created_at",
+            (to_us(now or utc_now()),),
+        )
+        return [self._decode(row[0], row[1]) for row in rows]
+
+    async def cancel(self, signin_id: str) -> bool:
+        """Forget a pending sign-in; whether there was one."""
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute("DELETE FROM signins WHERE id = ?", (signin_id,))
+            return cursor.rowcount > 0
+
+    async def prune(self, *, now: datetime | None = None) -> int:
+        """Delete used and expired sign-ins; returns how many."""
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM signins WHERE used = 1 OR expires_at <= ?",
+                (to_us(now or utc_now()),),
+            )
+            return cursor.rowcount
+
+    def _decode(self, signin_id: str, doc: bytes) -> PendingSignIn:
+        return PendingSignIn.model_validate_json(
+            self._box.decrypt(doc, what=f"sign-in {signin_id}")
+        )
