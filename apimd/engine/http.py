@@ -10,8 +10,9 @@ Kept deliberately simple:
 - credentials in the URL (`https://user:pass@host/`) are refused (a `basic` auth sends them);
   credentials in a redirect's Location are stripped;
 - on a redirect to another origin (https → http included) the request's `sensitive_headers` and
-  `sensitive_params` are dropped, and so are `Authorization`, `Proxy-Authorization`, `Cookie` and
-  `Host` whoever set them; once dropped they stay dropped for the later hops;
+  `sensitive_params` are dropped (names matched case-insensitively), and so are `Authorization`,
+  `Proxy-Authorization`, `Cookie` and `Host` whoever set them; once dropped they stay dropped for
+  the later hops;
 - 301/302 turn a POST into a body-less GET, 303 turns anything but HEAD into one; 307/308 resend;
 - proxies named in the environment are ignored: requests go only where they are addressed;
 - a redirect whose Location is missing, unparsable or not http(s) is not followed: the 3xx is

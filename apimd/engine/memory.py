@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from apimd.model.resources import Variable
 from apimd.model.result import Result
 from apimd.model.runtime import TokenRuntime
 
@@ -34,3 +35,13 @@ class MemoryStateStore:
 
     async def add_result(self, result: Result) -> None:
         self.results.append(result)
+
+    # Reads beyond `StateStore`, shared with `apimd.store.SqliteStore` (one contract suite).
+
+    async def load_variable(self, name: str) -> Variable | None:
+        saved = self.variables.get(name.upper())
+        return None if saved is None else Variable(name=name, value=saved[0], secret=saved[1])
+
+    async def get_result(self, result_id: str) -> Result | None:
+        found = next((r for r in self.results if r.id == result_id), None)
+        return found.model_copy(deep=True) if found else None

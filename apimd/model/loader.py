@@ -136,7 +136,8 @@ def _load_json(text: str) -> tuple[Any, list[Issue]] | Issue:
 def _syntax_issue(exc: Exception, text: str) -> Issue:
     if isinstance(exc, MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "syntax error"
+        problem = ", ".join(str(part) for part in (exc.context, exc.problem) if part)
+        problem = problem or "syntax error"
         if mark is not None:
             return Issue(f"invalid YAML: {problem} (column {mark.column + 1})", line=mark.line + 1)
         return Issue(f"invalid YAML: {problem}")

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +60,13 @@ class Database:
         return cls(path, writer, reader)
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A write transaction (BEGIN IMMEDIATE … COMMIT) on the writer; rolled back on any error.
-        Committed before the `async with` block's caller continues."""
+    async def transaction(self, *, immediate: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+        """A transaction on the writer (BEGIN IMMEDIATE … COMMIT), rolled back on any error and
+        committed before the `async with` block's caller continues. `immediate=False` is for a
+        consistent multi-statement read (it still waits for, and holds off, this process's
+        writes)."""
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            await self._writer.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
             try:
                 yield self._writer
             except BaseException:
@@ -91,15 +93,6 @@ class Database:
             await self._reader.close()
         finally:
             await self._writer.close()
-
-
-async def fetch_in(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-    """Rows of a query run inside a write transaction (sees that transaction's own writes)."""
-    return list(await conn.execute_fetchall(sql, params))
-
-
-async def execute_many(conn: aiosqlite.Connection, sql: str, rows: Iterable[Params]) -> None:
-    await conn.executemany(sql, rows)
 
 
 def _create_private_file(path: Path) -> None:

@@ -65,7 +65,9 @@ def keep_stored_secrets(new: M, stored: M | None, loc: Loc) -> tuple[M, list[Iss
             if kept_model is not value:
                 update[name] = kept_model
         elif isinstance(value, list) and any(isinstance(item, BaseModel) for item in value):
-            kept_items, found = _keep_in_list(value, old if isinstance(old, list) else [], (*loc, name))
+            kept_items, found = _keep_in_list(
+                value, old if isinstance(old, list) else [], (*loc, name)
+            )
             issues += found
             if any(k is not v for k, v in zip(kept_items, value, strict=True)):
                 update[name] = kept_items
@@ -86,7 +88,9 @@ def _keep_in_list(items: list[Any], olds: list[Any], loc: Loc) -> tuple[list[Any
         match = _counterpart(item, index, olds, used)
         if match is not None:
             used.add(match)
-        kept, found = keep_stored_secrets(item, None if match is None else olds[match], (*loc, index))
+        kept, found = keep_stored_secrets(
+            item, None if match is None else olds[match], (*loc, index)
+        )
         out.append(kept)
         issues += found
     return out, issues

@@ -340,6 +340,16 @@ async def test_xml_invalid_xpath_and_invalid_body() -> None:
     assert "not valid XML" in (bad_body.message or "")
 
 
+async def test_xml_exslt_regex_functions_are_unavailable() -> None:
+    # They would run Python's `re`, which cannot time out.
+    ns = {"re": "http://exslt.org/regular-expressions"}
+    result = await one(
+        cond("xml", "re:test(/r, 'a+')", "eq", "true", namespaces=ns), response("<r>aa</r>")
+    )
+    assert not result.passed
+    assert "XPath" in (result.message or "")
+
+
 BILLION_LAUGHS = (
     '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
     + "".join(

@@ -576,7 +576,8 @@ _values = st.recursive(
     | st.dictionaries(st.sampled_from(_KEYS) | st.text(max_size=4), inner, max_size=5),
     max_leaves=25,
 )
-_documents = st.dictionaries(st.sampled_from(_KEYS[:7]), _values, max_size=4)
+_resources = st.lists(st.dictionaries(st.sampled_from(_KEYS), _values, max_size=6), max_size=3)
+_documents = st.dictionaries(st.sampled_from(_KEYS[:7]), _resources | _values, max_size=4)
 _YAML_BITS = [
     "calls:",
     "- ",
@@ -630,14 +631,14 @@ def _loads_or_fails_cleanly(text: str) -> None:
         str(failed)
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=3000, deadline=None, database=None)
 @given(_yamlish)
 def test_yamlish_text_never_raises_anything_but_validation_failed(text: str) -> None:
     _loads_or_fails_cleanly(text)
 
 
 @settings(
-    max_examples=300,
+    max_examples=3000,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],

@@ -1,0 +1,120 @@
+"""Where things live and how the daemon is configured (SPEC §1): environment variables, and the
+same keys in `settings.toml` (under APIMD_HOME, else the user config folder)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+MAX_SOCKET_PATH = 100
+DEFAULT_CALLBACK_PORT = 8765
+DEFAULT_RETENTION_DAYS = 30
+KEYS = ("APIMD_SOCKET", "APIMD_CALLBACK_PORT", "APIMD_SECRET_KEY", "APIMD_RETENTION_DAYS")
+
+
+class SettingsError(Exception):
+    """A setting has a value apimd cannot use; the message names it and its source."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved paths and options for one apimd state directory."""
+
+    home: Path | None
+    db_path: Path
+    key_file: Path
+    socket_path: Path
+    lock_path: Path
+    log_path: Path
+    settings_file: Path
+    callback_port: int
+    secret_key: str | None
+    retention_days: int
+
+    @property
+    def state_dir(self) -> Path:
+        return self.lock_path.parent
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from the environment, falling back to `settings.toml`, then defaults."""
+        env = os.environ if environ is None else environ
+        home = Path(env["APIMD_HOME"]).expanduser().absolute() if env.get("APIMD_HOME") else None
+        if home is not None:
+            data_dir = config_dir = state_dir = home
+        else:
+            data_dir = Path(platformdirs.user_data_dir("apimd"))
+            config_dir = Path(platformdirs.user_config_dir("apimd"))
+            state_dir = Path(platformdirs.user_state_dir("apimd"))
+        settings_file = config_dir / "settings.toml"
+        file_values = _read_settings_file(settings_file)
+
+        def get(key: str) -> tuple[str | None, str]:
+            if env.get(key):
+                return env[key], f"environment variable {key}"
+            if key in file_values:
+                return str(file_values[key]), f"{key} in {settings_file}"
+            return None, key
+
+        socket_value, _ = get("APIMD_SOCKET")
+        socket_path = Path(socket_value).expanduser() if socket_value else state_dir / "apimd.sock"
+        port_value, port_source = get("APIMD_CALLBACK_PORT")
+        days_value, days_source = get("APIMD_RETENTION_DAYS")
+        secret_key, _ = get("APIMD_SECRET_KEY")
+        return cls(
+            home=home,
+            db_path=data_dir / "apimd.db",
+            key_file=config_dir / "secret.key",
+            socket_path=short_socket_path(socket_path.absolute()),
+            lock_path=state_dir / "daemon.lock",
+            log_path=state_dir / "daemon.log",
+            settings_file=settings_file,
+            callback_port=_int(port_value, port_source, DEFAULT_CALLBACK_PORT, 0, 65535),
+            secret_key=secret_key,
+            retention_days=_int(days_value, days_source, DEFAULT_RETENTION_DAYS, 1, 36500),
+        )
+
+    def callback_url(self, port: int | None = None) -> str:
+        return (
+            f"http://127.0.0.1:{port if port is not None else self.callback_port}/tokens/callback"
+        )
+
+
+def short_socket_path(path: Path) -> Path:
+    """`path`, or `/tmp/apimd-<uid>/<hash>.sock` when it is too long for a Unix socket."""
+    if len(os.fsencode(str(path))) <= MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha256(os.fsencode(str(path))).hexdigest()[:16]
+    return Path(f"/tmp/apimd-{os.getuid()}") / f"{digest}.sock"
+
+
+def _read_settings_file(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"{path}: {exc}") from None
+    unknown = sorted(set(data) - set(KEYS) - {"keys"})
+    if unknown:
+        raise SettingsError(f"{path}: unknown setting {unknown[0]} (known: {', '.join(KEYS)})")
+    return {k: v for k, v in data.items() if k in KEYS}
+
+
+def _int(value: str | None, source: str, default: int, low: int, high: int) -> int:
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{source} must be a whole number, not {value!r}") from None
+    if not low <= number <= high:
+        raise SettingsError(f"{source} must be between {low} and {high}, not {number}")
+    return number

@@ -1,0 +1,36 @@
+"""SQLite persistence (aiosqlite): migrations, repositories, secrets encrypted at rest, results,
+rollups and statistics, apply/export. `open_store` is the entry point."""
+
+from apimd.store.apply import ApplyReport
+from apimd.store.errors import (
+    CorruptRecord,
+    InvalidCursor,
+    NewerSchemaError,
+    ResourceInUse,
+    ResourceNotFound,
+    SecretKeyError,
+    StoreError,
+    StoreInUse,
+)
+from apimd.store.results import BODY_LIMIT, ResultPage
+from apimd.store.signins import SIGNIN_TTL, PendingSignIn, new_state
+from apimd.store.store import SqliteStore, open_store
+
+__all__ = [
+    "BODY_LIMIT",
+    "SIGNIN_TTL",
+    "ApplyReport",
+    "CorruptRecord",
+    "InvalidCursor",
+    "NewerSchemaError",
+    "PendingSignIn",
+    "ResourceInUse",
+    "ResourceNotFound",
+    "ResultPage",
+    "SecretKeyError",
+    "SqliteStore",
+    "StoreError",
+    "StoreInUse",
+    "new_state",
+    "open_store",
+]

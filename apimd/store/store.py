@@ -1,0 +1,205 @@
+"""`SqliteStore`: the one object the daemon and `apimd run --db` hold, and `open_store` to get it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+
+from apimd.engine.ports import StateStore
+from apimd.model.outcome import Outcome
+from apimd.model.project import Project
+from apimd.model.resources import Variable
+from apimd.model.result import Result
+from apimd.model.runtime import TokenRuntime
+from apimd.model.stats import Stats
+from apimd.store.apply import ApplyReport, ProjectStore
+from apimd.store.counters import CounterStore
+from apimd.store.db import Database
+from apimd.store.errors import SecretKeyError
+from apimd.store.lock import OwnerLock
+from apimd.store.resources import ResourceStore
+from apimd.store.results import ResultPage, ResultStore
+from apimd.store.rollups import query_stats
+from apimd.store.secrets import KeySource, SecretBox
+from apimd.store.signins import SignInStore
+from apimd.store.timestamps import utc_now
+from apimd.store.tokens import TokenRuntimeStore
+from apimd.store.variables import VariableStore
+
+Clock = Callable[[], datetime]
+
+
+async def open_store(
+    path: str | Path,
+    *,
+    secret_key: str | None,
+    key_file: Path | None,
+    owner: bool,
+    owner_description: str = "another apimd process",
+    clock: Clock = utc_now,
+) -> SqliteStore:
+    """Open (creating and migrating as needed) the database at `path`.
+
+    The key is `secret_key` (APIMD_SECRET_KEY) when given, else the one in `key_file`, which is
+    created only for a database that holds no secrets yet. With `owner` (a daemon, `apimd run
+    --db`), the database is locked for this process until `close()`; `StoreInUse` names the owner
+    when another process holds it. Close the store (or use `async with`) when done."""
+    path = Path(path)
+    lock = OwnerLock.acquire(path, owner_description) if owner else None
+    try:
+        db = await Database.open(path)
+        try:
+            box = await _unlock(db, KeySource(secret_key, key_file))
+        except BaseException:
+            await db.close()
+            raise
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return SqliteStore(db, box, lock, clock)
+
+
+async def _unlock(db: Database, source: KeySource) -> SecretBox:
+    """The key, checked against the database's check value (written there by the first open)."""
+    row = await db.fetchone("SELECT value FROM meta WHERE key = 'secret_check'")
+    box = source.load(may_create=row is None, db_name=db.path.name)
+    async with db.transaction() as conn:
+        rows = list(
+            await conn.execute_fetchall("SELECT value FROM meta WHERE key = 'secret_check'")
+        )
+        if not rows:
+            await conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('secret_check', ?)",
+                (box.check_value().decode(),),
+            )
+            return box
+    if not box.matches(str(rows[0][0]).encode()):
+        raise SecretKeyError(
+            f"the secret key from {source.describe()} is not the key {db.path.name} was written "
+            "with; set APIMD_SECRET_KEY (or restore the key file) to the key used when the "
+            "database was created"
+        )
+    return box
+
+
+class SqliteStore:
+    """Everything apimd keeps on disk. Implements `apimd.engine.ports.StateStore` (every write is
+    committed before its coroutine returns), and holds results with their statistics, pending
+    sign-ins (`signins`) and the project's resources (`project`: get/list/put/delete)."""
+
+    def __init__(
+        self, db: Database, box: SecretBox, lock: OwnerLock | None, clock: Clock = utc_now
+    ) -> None:
+        self.path = db.path
+        self._db = db
+        self._lock = lock
+        self._clock = clock
+        self.tokens = TokenRuntimeStore(db, box)
+        self.variables = VariableStore(db, box)
+        self.counters = CounterStore(db, box)
+        self.results = ResultStore(db)
+        self.signins = SignInStore(db, box)
+        self.project = ProjectStore(db, ResourceStore(db, box), self.variables, self.tokens, clock)
+
+    # --- StateStore ----------------------------------------------------------------------------
+
+    async def load_token(self, name: str) -> TokenRuntime | None:
+        return await self.tokens.load(name)
+
+    async def save_token(self, runtime: TokenRuntime) -> None:
+        await self.tokens.save(runtime)
+
+    async def save_variables(self, values: dict[str, str], *, secret: bool) -> None:
+        await self.variables.save(values, secret=secret)
+
+    async def load_counter(self, key: str) -> int:
+        return await self.counters.load(key)
+
+    async def save_counter(self, key: str, count: int) -> None:
+        await self.counters.save(key, count)
+
+    async def add_result(self, result: Result) -> None:
+        await self.results.add(result)
+
+    # --- reads shared with MemoryStateStore ----------------------------------------------------
+
+    async def load_variable(self, name: str) -> Variable | None:
+        return await self.variables.get(name)
+
+    async def get_result(self, result_id: str) -> Result | None:
+        return await self.results.get(result_id)
+
+    # --- results -------------------------------------------------------------------------------
+
+    async def add_results(self, results: Sequence[Result]) -> int:
+        """Store many results in one transaction; returns how many were new."""
+        return await self.results.add_many(results)
+
+    async def list_results(
+        self,
+        *,
+        name: str | None = None,
+        outcome: Outcome | str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> ResultPage:
+        """`GET /v1/results`: newest first; pass `next_cursor` back for the next page."""
+        return await self.results.page(
+            name=name, outcome=outcome, since=since, until=until, limit=limit, cursor=cursor
+        )
+
+    async def latest_results(self) -> dict[str, Result]:
+        return await self.results.latest()
+
+    async def prune_results(self, older_than: datetime) -> int:
+        """Delete raw results started before `older_than`; hourly rollups are kept."""
+        return await self.results.prune(older_than)
+
+    async def stats(self, name: str, since: datetime, until: datetime | None = None) -> Stats:
+        """Uptime, counts and latency percentiles of `name` from the hourly rollups."""
+        return await query_stats(self._db, name, since, until or self._clock())
+
+    # --- project -------------------------------------------------------------------------------
+
+    async def apply(self, project: Project, *, prune: bool = False) -> ApplyReport:
+        return await self.project.apply(project, prune=prune)
+
+    async def export(self, *, secrets: bool = False) -> Project:
+        return await self.project.export(secrets=secrets)
+
+    async def load_project(self) -> Project:
+        return await self.project.load_project()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def integrity_check(self) -> list[str]:
+        return await self._db.integrity_check()
+
+    async def close(self) -> None:
+        try:
+            await self._db.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    async def __aenter__(self) -> SqliteStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def as_state_store(store: SqliteStore) -> StateStore:
+    """`store` as the engine's port (mypy checks here that `SqliteStore` implements it)."""
+    return store

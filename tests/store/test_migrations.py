@@ -1,0 +1,68 @@
+"""Schema migrations: from empty, version recorded, a newer database refused, file modes."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from apimd.store import NewerSchemaError
+from apimd.store.migrations import LATEST_VERSION, MIGRATIONS
+from tests.store.conftest import OpenStore
+
+
+def test_migrations_are_numbered_from_one_without_gaps() -> None:
+    assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+
+
+async def test_a_new_database_is_migrated_and_the_version_recorded(
+    open_test_store: OpenStore, db_dir: Path
+) -> None:
+    store = await open_test_store()
+    assert await store.integrity_check() == ["ok"]
+    await store.close()
+    with sqlite3.connect(db_dir / "apimd.db") as conn:
+        versions = [row[0] for row in conn.execute("SELECT version FROM schema_version")]
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    conn.close()
+    assert versions == list(range(1, LATEST_VERSION + 1))
+    assert {"results", "rollups", "resources", "token_runtime", "signins"} <= tables
+    assert journal == "wal"
+
+
+async def test_reopening_applies_nothing_twice(open_test_store: OpenStore, db_dir: Path) -> None:
+    await (await open_test_store()).close()
+    await (await open_test_store()).close()
+    with sqlite3.connect(db_dir / "apimd.db") as conn:
+        count = conn.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0]
+    conn.close()
+    assert count == LATEST_VERSION
+
+
+async def test_a_database_from_a_newer_apimd_is_refused(
+    open_test_store: OpenStore, db_dir: Path
+) -> None:
+    await (await open_test_store()).close()
+    with sqlite3.connect(db_dir / "apimd.db") as conn:
+        conn.execute(
+            "INSERT INTO schema_version VALUES (?, 'from the future', '2099-01-01')",
+            (LATEST_VERSION + 7,),
+        )
+    conn.close()
+    with pytest.raises(NewerSchemaError) as caught:
+        await open_test_store()
+    assert str(caught.value) == (
+        f"apimd.db was written by a newer apimd (schema {LATEST_VERSION + 7}, "
+        f"this apimd knows {LATEST_VERSION}); upgrade apimd"
+    )
+
+
+async def test_database_files_are_private(open_test_store: OpenStore, db_dir: Path) -> None:
+    store = await open_test_store()
+    await store.save_counter("k", 1)
+    for name in ("apimd.db", "apimd.db-wal", "apimd.db-shm"):
+        mode = stat.S_IMODE((db_dir / name).stat().st_mode)
+        assert mode == 0o600, f"{name} has mode {oct(mode)}"
