@@ -17,32 +17,57 @@ class UsageError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="apimd",
-        description="apimd: an always-on API monitor for people who work in terminals.",
+        description="apimd: an always-on API monitor for people who work in terminals. "
+        "Run without a command to open the TUI.",
     )
     parser.add_argument("--version", action="version", version=f"apimd {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    commands.add_parser("daemon", help="run the daemon in the foreground (systemd, containers)")
+    commands.add_parser("start", help="start the daemon in the background")
+    commands.add_parser("stop", help="stop the daemon (in-flight runs get 10 s)")
+    status = commands.add_parser("status", help="is the daemon running? (exit 0 yes, 1 no)")
+    status.add_argument("--json", action="store_true", help="print the status document")
+
+    apply = commands.add_parser("apply", help="validate a project file and load it into the daemon")
+    apply.add_argument("file", help="project file (YAML or JSON)")
+    apply.add_argument("--prune", action="store_true", help="also delete what the file omits")
+
+    export = commands.add_parser("export", help="write the daemon's project as YAML")
+    export.add_argument("file", nargs="?", help="write here instead of standard output")
+    export.add_argument("--secrets", action="store_true", help="write secrets in clear")
+
     run = commands.add_parser(
         "run",
         help="run a call or workflow once and print its result",
-        description="Run a call or workflow once and print its result. Exit 0 on PASS/SLOW, "
-        "1 on any other outcome, 2 on usage or project-file errors.",
+        description="Run a call or workflow once and print its result: through the daemon, or "
+        "standalone from a project file with -f. Exit 0 on PASS/SLOW, 1 on any other outcome, "
+        "2 on usage or project-file errors.",
     )
     run.add_argument("name", help="the call or workflow to run")
     run.add_argument("-f", "--file", help="project file (YAML or JSON) to run from, standalone")
     run.add_argument(
-        "--var",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="a run variable (repeatable)",
+        "--var", action="append", default=[], metavar="K=V", help="a run variable (repeatable)"
     )
     run.add_argument("--json", action="store_true", help="print the result document as JSON")
-    run.add_argument("--db", help="keep tokens and results in this SQLite file")
+    run.add_argument("--db", help="with -f: keep tokens and results in this SQLite file")
+
+    results = commands.add_parser("results", help="recent results, newest first")
+    results.add_argument("name", nargs="?", help="only this call or workflow")
+    results.add_argument("--follow", action="store_true", help="keep printing new results")
+    results.add_argument("--json", action="store_true", help="JSON (with --follow: one per line)")
+    results.add_argument("--limit", type=int, default=100, help="how many (default 100)")
+
+    tokens = commands.add_parser("tokens", help="list tokens: state, expiry, last refresh")
+    tokens.add_argument("--json", action="store_true", help="print JSON")
+
+    token = commands.add_parser("token", help="act on one token")
+    token_commands = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    refresh = token_commands.add_parser("refresh", help="refresh a token now")
+    refresh.add_argument("name")
 
     demo = commands.add_parser(
-        "demo",
-        help="start a loopback demo API and token server and run the example project",
+        "demo", help="start a loopback demo API and token server and run the example project"
     )
     demo.add_argument("--port", type=int, default=8780, help="port of the demo server (0 = any)")
     demo.add_argument(
@@ -66,18 +91,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "run":
-            from apimd.cli.run import run_command
-
-            return asyncio.run(run_command(args))
-        if args.command == "demo":
-            from apimd.cli.demo import demo_command
-
-            return asyncio.run(demo_command(args))
+        return _dispatch(parser, args)
     except UsageError as exc:
         print(f"apimd: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    parser.print_help()
-    return 2
+    except Exception as exc:
+        from apimd.client import ApiError, DaemonUnavailable
+        from apimd.settings import SettingsError
+
+        if isinstance(exc, DaemonUnavailable | SettingsError | ApiError):
+            print(f"apimd: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from apimd.settings import Settings
+
+    command = args.command
+    if command == "run" and args.file:
+        from apimd.cli.run import run_command
+
+        return asyncio.run(run_command(args))
+    if command == "demo":
+        from apimd.cli.demo import demo_command
+
+        return asyncio.run(demo_command(args))
+    if command is None:
+        parser.print_help()
+        return 2
+    settings = Settings.load()
+    from apimd.cli import remote
+
+    if command == "daemon":
+        return remote.daemon_command(settings)
+    if command == "run":
+        if args.db:
+            raise UsageError(
+                "--db goes with -f FILE (a standalone run); the daemon keeps its own DB"
+            )
+        return asyncio.run(remote.run_remote(settings, args))
+    runners = {
+        "start": lambda: remote.start_command(settings),
+        "stop": lambda: remote.stop_command(settings),
+        "status": lambda: remote.status_command(settings, args.json),
+        "apply": lambda: remote.apply_command(settings, args),
+        "export": lambda: remote.export_command(settings, args),
+        "results": lambda: remote.results_command(settings, args),
+        "tokens": lambda: remote.tokens_command(settings, args.json),
+        "token": lambda: remote.token_refresh_command(settings, args.name),
+    }
+    return int(asyncio.run(runners[command]()))

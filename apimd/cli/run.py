@@ -14,10 +14,10 @@ from apimd.model.loader import load_project_file
 from apimd.model.project import Project
 
 
-def load_or_explain(path: str) -> Project:
+def load_or_explain(path: str, *, cross_check: bool = True) -> Project:
     """The project in `path`, or a `UsageError` listing every problem."""
     try:
-        return load_project_file(path)
+        return load_project_file(path, cross_check=cross_check)
     except ValidationFailed as exc:
         raise UsageError(f"{path} has problems, nothing was run.\n{exc}") from None
 

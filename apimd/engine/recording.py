@@ -124,7 +124,8 @@ class ResultRecorder:
                 conditions.append(
                     item.model_copy(
                         update={
-                            "actual": self._redactor.value(item.actual),
+                            "path": self._redactor.text(item.path) if item.path else item.path,
+                            "actual": _cap_value(self._redactor.value(item.actual)),
                             "expected": self._redactor.value(item.expected),
                             "message": self._redactor.text(item.message) if item.message else None,
                         }
@@ -152,3 +153,13 @@ class ResultRecorder:
             token=base.get("token"),
             workflow_run_id=None if base.get("top_level") else base["run_id"],
         )
+
+
+STORED_VALUE_CHARS = 4096
+
+
+def _cap_value(value: Any) -> Any:
+    """A condition's actual value cut to 4 KiB of text (after redaction, so no secret is split)."""
+    if isinstance(value, str) and len(value) > STORED_VALUE_CHARS:
+        return value[:STORED_VALUE_CHARS] + "…"
+    return value

@@ -125,10 +125,12 @@ class Engine:
         variables: dict[str, str] | None = None,
         trigger: Trigger = "manual",
         interactive: bool = False,
+        run_id: str | None = None,
     ) -> Result:
-        """Run the call or workflow `name` once, record and return its result."""
+        """Run the call or workflow `name` once, record and return its result (whose id is
+        `run_id` when given)."""
         ctx = RunContext(
-            run_id=str(uuid.uuid4()),
+            run_id=run_id or str(uuid.uuid4()),
             trigger=trigger,
             variables={k.upper(): v for k, v in (variables or {}).items()},
             interactive=interactive,

@@ -4,19 +4,15 @@ with file, resource, field and line."""
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import os
 import re
-import types
 from collections.abc import Mapping, Set
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
-from pydantic.fields import FieldInfo
-from pydantic_core import ErrorDetails
+from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError
@@ -24,12 +20,12 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
-from apimd.model.common import NAME_PATTERN, SECRET_MASK, secret_field_names
+from apimd.model.common import SECRET_MASK
 from apimd.model.errors import Issue, ValidationFailed
 from apimd.model.project import Project, check_project
-from apimd.model.resources import HTTP_METHOD
+from apimd.model.validation import kind_of, validation_issues
 
-RawLoc = tuple[Any, ...]
+_Loc = tuple[Any, ...]
 """A location as found: mapping keys as written (any hashable), list indexes, pydantic's `[key]`."""
 
 _RESOURCE_KINDS = {
@@ -44,13 +40,15 @@ _ENV_UNSET = "unset"
 """Stands in for a missing env var so validation goes on; issues at its location are dropped."""
 _MIN_SCRUBBED = 4
 """Env values shorter than this are not searched for in messages (SPEC §3 does the same)."""
-_MAX_SHOWN = 40
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def load_project_file(path: str | Path, environ: Mapping[str, str] | None = None) -> Project:
+def load_project_file(
+    path: str | Path, environ: Mapping[str, str] | None = None, *, cross_check: bool = True
+) -> Project:
     """Read, parse, resolve `{env: NAME}`, validate (models + `check_project`) and return the
-    project; on any problem raise `ValidationFailed` holding every issue found."""
+    project; on any problem raise `ValidationFailed` holding every issue found. `cross_check=False`
+    skips `check_project`, for a file applied on top of what a daemon already holds."""
     filename = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -60,17 +58,23 @@ def load_project_file(path: str | Path, environ: Mapping[str, str] | None = None
     except OSError as exc:
         message = f"cannot read the file: {exc.strerror or exc}"
         raise ValidationFailed([Issue(message, file=filename)]) from None
-    return load_project_text(text, filename=filename, environ=environ)
+    return load_project_text(text, filename=filename, environ=environ, cross_check=cross_check)
 
 
 def load_project_text(
-    text: str, *, filename: str = "<project>", environ: Mapping[str, str] | None = None
+    text: str,
+    *,
+    filename: str = "<project>",
+    environ: Mapping[str, str] | None = None,
+    cross_check: bool = True,
 ) -> Project:
     """As `load_project_file`, from text (YAML or JSON)."""
     parsed, data, tree, issues = _parse(text.removeprefix("\ufeff"), filename)
     if not parsed:
         raise ValidationFailed(_finish(issues, filename=filename, tree=None))
-    return _validate(data, filename=filename, lines=tree, environ=environ, issues=issues)
+    return _validate(
+        data, filename=filename, lines=tree, environ=environ, issues=issues, cross_check=cross_check
+    )
 
 
 def validate_project_data(
@@ -79,9 +83,14 @@ def validate_project_data(
     filename: str | None = None,
     lines: Any = None,
     environ: Mapping[str, str] | None = None,
+    cross_check: bool = True,
 ) -> Project:
-    """Validate already-parsed data (e.g. a REST body); `lines` maps locations to line numbers."""
-    return _validate(data, filename=filename, lines=lines, environ=environ, issues=[])
+    """Validate already-parsed data (e.g. a REST body); `lines` maps locations to line numbers.
+    `cross_check=False` skips `check_project`, for partial documents whose references are
+    checked against what is stored."""
+    return _validate(
+        data, filename=filename, lines=lines, environ=environ, issues=[], cross_check=cross_check
+    )
 
 
 # --- parsing -----------------------------------------------------------------------------------
@@ -104,7 +113,7 @@ def _parse(text: str, filename: str) -> tuple[bool, Any, Any, list[Issue]]:
             if filename.lower().endswith(".json"):
                 return False, None, None, [fallback]
         return False, None, None, [_syntax_issue(exc, text)]
-    return True, tree, tree, list(_duplicate_keys(root))
+    return True, tree, tree, _duplicate_keys(root)
 
 
 def _looks_like_json(text: str, filename: str) -> bool:
@@ -155,7 +164,7 @@ def _duplicate_keys(root: Node | None) -> list[Issue]:
     """Every mapping key that appears twice in its mapping, with its line and path."""
     issues: list[Issue] = []
     seen: set[int] = set()  # aliases share nodes: visit each once
-    pending: list[tuple[Node | None, RawLoc]] = [(root, ())]
+    pending: list[tuple[Node | None, _Loc]] = [(root, ())]
     while pending:
         node, loc = pending.pop()
         if node is None or id(node) in seen:
@@ -189,11 +198,12 @@ def _validate(
     lines: Any,
     environ: Mapping[str, str] | None,
     issues: list[Issue],
+    cross_check: bool = True,
 ) -> Project:
     resolver = _EnvResolver(os.environ if environ is None else environ)
     project: Project | None = None
     try:
-        project, found = _check(data, resolver)
+        project, found = _check(data, resolver, cross_check=cross_check)
     except RecursionError:
         found = [Issue("the document is nested too deeply")]
     all_issues = [*issues, *found]
@@ -205,13 +215,15 @@ def _validate(
     return project
 
 
-def _check(data: Any, resolver: _EnvResolver) -> tuple[Project | None, list[Issue]]:
+def _check(
+    data: Any, resolver: _EnvResolver, *, cross_check: bool
+) -> tuple[Project | None, list[Issue]]:
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         message = (
             "a project must be a mapping of sections (version, variables, auth, tokens, calls,"
-            f" workflows, schedules), not {_kind_of(data)}"
+            f" workflows, schedules), not {kind_of(data)}"
         )
         return None, [Issue(message)]
     resolved = resolver.resolve(data)
@@ -219,13 +231,11 @@ def _check(data: Any, resolver: _EnvResolver) -> tuple[Project | None, list[Issu
     try:
         project = Project.model_validate(resolved)
     except ValidationError as exc:
-        issues += [
-            _pydantic_issue(error, resolver)
-            for error in exc.errors(include_url=False)
-            if not resolver.failed_at(error["loc"])
-        ]
+        found = validation_issues(exc, Project, hide_input=resolver.sourced.__contains__)
+        issues += [issue for issue in found if not resolver.failed_at(issue.loc)]
         return None, issues
-    issues += [issue for issue in check_project(project) if not resolver.failed_at(issue.loc)]
+    if cross_check:
+        issues += [i for i in check_project(project) if not resolver.failed_at(i.loc)]
     return project, issues
 
 
@@ -236,15 +246,15 @@ class _EnvResolver:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = environ
         self.issues: list[Issue] = []
-        self.failed: list[RawLoc] = []
-        self.sourced: set[RawLoc] = set()
+        self.failed: list[_Loc] = []
+        self.sourced: set[_Loc] = set()
         self.values: set[str] = set()
         self._memo: dict[tuple[int, bool], Any] = {}
 
-    def failed_at(self, loc: RawLoc) -> bool:
+    def failed_at(self, loc: _Loc) -> bool:
         return any(loc[: len(bad)] == bad for bad in self.failed)
 
-    def resolve(self, value: Any, loc: RawLoc = (), raw: bool = False) -> Any:
+    def resolve(self, value: Any, loc: _Loc = (), raw: bool = False) -> Any:
         if isinstance(value, Mapping):
             if not raw and set(value) == {"env"}:
                 return self._lookup(value["env"], loc)
@@ -260,7 +270,7 @@ class _EnvResolver:
             return self._container(value, loc, raw)
         return _plain(value)
 
-    def _container(self, value: Any, loc: RawLoc, raw: bool) -> Any:
+    def _container(self, value: Any, loc: _Loc, raw: bool) -> Any:
         # YAML aliases share one object: convert it once, so a "billion laughs" stays small.
         memo_key = (id(value), raw)
         if memo_key in self._memo:
@@ -278,7 +288,7 @@ class _EnvResolver:
         items.extend(self.resolve(item, (*loc, i), raw) for i, item in enumerate(value))
         return items
 
-    def _lookup(self, name: Any, loc: RawLoc) -> str:
+    def _lookup(self, name: Any, loc: _Loc) -> str:
         if not isinstance(name, str) or not name:
             message = "`env` must give the name of an environment variable"
         elif (value := self.environ.get(name)) is None:
@@ -316,165 +326,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-# --- pydantic errors as issues -----------------------------------------------------------------
-
-
-def _pydantic_issue(error: ErrorDetails, resolver: _EnvResolver) -> Issue:
-    loc = error["loc"]
-    show = (
-        loc not in resolver.sourced
-        and "variables" not in loc  # project, token and workflow variables: often secrets
-        and not _is_secret_field(Project, loc)
-    )
-    return Issue(_message(error, Project, show_input=show), loc=loc)
-
-
-def _message(error: ErrorDetails, root: type[BaseModel], *, show_input: bool) -> str:
-    """A pydantic error in the words a project file's author uses."""
-    kind, loc, ctx = error["type"], error["loc"], error.get("ctx") or {}
-    last = str(loc[-1]) if loc else ""
-    got = f" (got {_shown(error.get('input'), show_input)})"
-    if kind == "extra_forbidden":
-        message = f"unknown field `{last}`"
-        model = _model_at(root, loc[:-1])
-        known = [info.alias or name for name, info in model.model_fields.items()] if model else []
-        close = difflib.get_close_matches(last, known, n=1, cutoff=0.6)
-        return message + (f"; did you mean `{close[0]}`?" if close else "")
-    if kind == "missing":
-        return f"missing required field `{last}`"
-    if kind in ("literal_error", "enum"):
-        return f"must be {ctx.get('expected', 'one of the allowed values')}{got}"
-    if kind in _BOUNDS:
-        return f"{_BOUNDS[kind][1]} {_number(ctx.get(_BOUNDS[kind][0]))}"
-    if kind in ("too_short", "too_long"):
-        count = int(ctx.get("min_length" if kind == "too_short" else "max_length", 0))
-        least = "at least" if kind == "too_short" else "at most"
-        return f"needs {least} {count} item{'s' if count != 1 else ''}"
-    if kind in ("string_too_short", "string_too_long"):
-        count = int(ctx.get("min_length" if kind == "string_too_short" else "max_length", 0))
-        least = "at least" if kind == "string_too_short" else "at most"
-        return f"must be {least} {count} character{'s' if count != 1 else ''}"
-    if kind == "string_pattern_mismatch":
-        return _PATTERNS.get(str(ctx.get("pattern")), f"must match {ctx.get('pattern')}") + got
-    if kind in ("value_error", "assertion_error") and "error" in ctx:
-        return str(ctx["error"])
-    if kind == "string_type" and isinstance(error.get("input"), int | float):
-        # `01234` is the number 1234 in YAML: only quotes keep such a value as written.
-        return f"must be a string (got {_kind_of(error.get('input'))}; quote it)"
-    if kind in _MUST_BE:
-        return _MUST_BE[kind] + got
-    text = error["msg"]
-    return text[:1].lower() + text[1:]
-
-
-_MUST_BE = {
-    "string_type": "must be a string",
-    "string_unicode": "must be a string",
-    "int_type": "must be a whole number",
-    "int_parsing": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "float_type": "must be a number",
-    "float_parsing": "must be a number",
-    "finite_number": "must be a finite number",
-    "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false",
-    "dict_type": "must be a mapping (key: value)",
-    "model_type": "must be a mapping (key: value)",
-    "model_attributes_type": "must be a mapping (key: value)",
-    "list_type": "must be a list",
-    "datetime_type": "must be a date and time like 2024-05-01T12:00:00Z",
-    "datetime_parsing": "must be a date and time like 2024-05-01T12:00:00Z",
-    "datetime_from_date_parsing": "must be a date and time like 2024-05-01T12:00:00Z",
-}
-_BOUNDS = {
-    "greater_than": ("gt", "must be more than"),
-    "greater_than_equal": ("ge", "must be at least"),
-    "less_than": ("lt", "must be less than"),
-    "less_than_equal": ("le", "must be at most"),
-}
-_PATTERNS = {
-    NAME_PATTERN: "must be a name: 1–100 characters of letters, digits and `_ . : -`,"
-    " starting with a letter or digit",
-    HTTP_METHOD: "must be an HTTP method such as GET or POST",
-}
-
-
-def _number(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _kind_of(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list | tuple | Set):
-        return "a list"
-    return "a value of another type"
-
-
-def _shown(value: Any, allowed: bool) -> str:
-    """The input quoted when it is short and may be shown, else only what kind of value it is."""
-    if allowed and isinstance(value, str | int | float) and not isinstance(value, bool):
-        text = repr(value)
-        if len(text) <= _MAX_SHOWN:
-            return text
-    return _kind_of(value)
-
-
-def _unwrap(annotation: Any) -> Any:
-    """`Annotated[X, …]` and `X | None` → X."""
-    while True:
-        origin = get_origin(annotation)
-        if origin is Annotated:
-            annotation = get_args(annotation)[0]
-        elif origin in (Union, types.UnionType):
-            args = [a for a in get_args(annotation) if a is not type(None)]
-            if len(args) != 1:
-                return annotation
-            annotation = args[0]
-        else:
-            return annotation
-
-
-def _field(model: type[BaseModel], key: Any) -> FieldInfo | None:
-    for name, info in model.model_fields.items():
-        if key in (name, info.alias):
-            return info
-    return None
-
-
-def _model_at(root: type[BaseModel], loc: RawLoc) -> type[BaseModel] | None:
-    """The model class that validates the value at `loc`, if that value is a model."""
-    annotation: Any = root
-    for part in loc:
-        annotation = _unwrap(annotation)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            info = _field(annotation, part)
-            if info is None:
-                return None
-            annotation = info.annotation
-        elif get_origin(annotation) in (list, dict):
-            annotation = get_args(annotation)[-1]
-        else:
-            return None
-    annotation = _unwrap(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return None
-
-
-def _is_secret_field(root: type[BaseModel], loc: RawLoc) -> bool:
-    model = _model_at(root, loc[:-1]) if loc else None
-    return model is not None and loc[-1] in secret_field_names(model)
-
-
 # --- the finished issues -----------------------------------------------------------------------
 
 
@@ -503,7 +354,7 @@ def _finish(
     return sorted(unique, key=lambda i: (i.line is None, i.line or 0))
 
 
-def _locate(tree: Any, loc: RawLoc) -> tuple[tuple[str | int, ...], int | None]:
+def _locate(tree: Any, loc: _Loc) -> tuple[tuple[str | int, ...], int | None]:
     """`loc` as it reads in the document (pydantic's `[key]` dropped, mapping keys as text) and
     the 1-based line of its deepest part found in `tree`."""
     shown: list[str | int] = []
@@ -549,8 +400,8 @@ def _root_line(tree: Any) -> int | None:
     return None
 
 
-def _resource(tree: Any, loc: RawLoc) -> str | None:
-    """`call 'list-orders'` for a location inside the second call, when that call has a name."""
+def _resource(tree: Any, loc: _Loc) -> str | None:
+    """`call 'list-orders'` for a location inside that call, when the call has a name."""
     if len(loc) < 2 or type(loc[1]) is not int or not isinstance(tree, Mapping):
         return None
     kind = _RESOURCE_KINDS.get(loc[0]) if isinstance(loc[0], str) else None

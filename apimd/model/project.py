@@ -183,23 +183,24 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
 
 
 def _run_cycles(project: Project) -> Iterator[Issue]:
+    # Nodes are "call:NAME" and "workflow:NAME": a call and a workflow that (wrongly) share a name
+    # are a duplicate, reported as such, not a loop.
     graph: dict[str, list[str]] = {}
     for call in project.calls:
-        graph[call.name] = [
-            (h.call if h.type == "run_call" else h.workflow) or ""
+        graph[f"call:{call.name}"] = [
+            f"call:{h.call}" if h.type == "run_call" else f"workflow:{h.workflow}"
             for h in call.webhooks
             if h.type in ("run_call", "run_workflow")
         ]
-    calls = {c.name for c in project.calls}
     for workflow in project.workflows:
-        # Steps that are not calls are reported as unknown references, not as loops.
-        graph.setdefault(workflow.name, []).extend(s for s in workflow.steps if s in calls)
+        graph[f"workflow:{workflow.name}"] = [f"call:{step}" for step in workflow.steps]
     cycle = _find_cycle(graph)
     if not cycle:
         return
-    loc, resource = _loop_webhook(project, cycle)
+    names = [node.split(":", 1)[1] for node in cycle]
+    loc, resource = _loop_webhook(project, names)
     yield Issue(
-        "run_call/run_workflow webhooks form a loop: " + " → ".join(cycle),
+        "run_call/run_workflow webhooks form a loop: " + " → ".join(names),
         loc=loc,
         resource=resource,
     )

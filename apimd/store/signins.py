@@ -8,7 +8,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from apimd.store.db import Database
 from apimd.store.secrets import SecretBox
@@ -36,8 +36,19 @@ class PendingSignIn(BaseModel):
     code_verifier: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
     """Anything else the continuation needs (e.g. the device flow's polling details)."""
-    created_at: datetime = Field(default_factory=utc_now)
-    expires_at: datetime = Field(default_factory=lambda: utc_now() + SIGNIN_TTL)
+    created_at: datetime
+    expires_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expiry(cls, data: Any) -> Any:
+        """`created_at` defaults to now, `expires_at` to `SIGNIN_TTL` after it."""
+        if isinstance(data, dict):
+            data = dict(data)
+            created = data.setdefault("created_at", utc_now())
+            if "expires_at" not in data and isinstance(created, datetime):
+                data["expires_at"] = created + SIGNIN_TTL
+        return data
 
 
 class SignInStore:

@@ -8,6 +8,7 @@ import re
 import threading
 import time
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -278,11 +279,12 @@ async def test_json_top_level_string_document_is_not_reparsed() -> None:
     assert not index.found
 
 
-async def test_json_match_filter_times_out() -> None:
+async def test_json_match_filter_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conditions_module, "REGEX_TIMEOUT_S", 0.2)
     body = json.dumps({"items": ["a" * 40 + "!"]})
     started = time.monotonic()
     result = await one(cond("json", "$.items[?match(@, '(a|aa)+')]", "exists"), response(body))
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 2.0
     assert not result.passed
     assert result.message == "regex timed out"
 
@@ -503,16 +505,23 @@ async def test_matches_invalid_regex_fails_with_message() -> None:
 
 
 async def test_catastrophic_regex_times_out_and_fails() -> None:
-    resp = response("a" * 50 + "!")
     started = time.monotonic()
-    evaluation = await run(
-        [cond("body", op="matches", value="(a|aa)+$"), cond("body", "(a|aa)+$", save_as="X")],
-        resp,
-    )
-    assert time.monotonic() - started < 2 * conditions_module.REGEX_TIMEOUT_S + 1.5
-    matches, extraction = evaluation.results
-    assert (matches.passed, matches.message) == (False, "regex timed out")
-    assert (extraction.passed, extraction.message) == (False, "regex timed out")
+    evaluation = await run([cond("body", op="matches", value="(a|aa)+$")], response("a" * 50 + "!"))
+    # REGEX_TIMEOUT_S is 1 s; the rest is slack for a loaded CI machine.
+    assert time.monotonic() - started < 3.0
+    result = evaluation.results[0]
+    assert (result.found, result.passed, result.message) == (True, False, "regex timed out")
+    assert evaluation.failed
+
+
+async def test_catastrophic_path_regex_times_out_and_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(conditions_module, "REGEX_TIMEOUT_S", 0.2)
+    evaluation = await run([cond("body", "(a|aa)+$", save_as="X")], response("a" * 50 + "!"))
+    result = evaluation.results[0]
+    assert (result.found, result.passed, result.message) == (False, False, "regex timed out")
+    assert evaluation.extracted == {}
     assert evaluation.failed
 
 
@@ -822,7 +831,9 @@ def scenarios(draw: st.DrawFn) -> tuple[list[Condition], ResponseView]:
 def test_evaluate_raises_only_setup_errors(scenario: tuple[list[Condition], ResponseView]) -> None:
     conditions, resp = scenario
     try:
-        evaluation = asyncio.run(evaluate(conditions, resp, FakeRender({"X": "1"})))
+        # A short regex timeout keeps the odd pathological example from slowing the run.
+        with mock.patch.object(conditions_module, "REGEX_TIMEOUT_S", 0.05):
+            evaluation = asyncio.run(evaluate(conditions, resp, FakeRender({"X": "1"})))
     except SetupError:
         event("setup error")
         return

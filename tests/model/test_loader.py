@@ -572,8 +572,10 @@ _scalars = (
 )
 _values = st.recursive(
     _scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(_KEYS) | st.text(max_size=4), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(_KEYS) | st.text(max_size=4), inner, max_size=5)
+    ),
     max_leaves=25,
 )
 _resources = st.lists(st.dictionaries(st.sampled_from(_KEYS), _values, max_size=6), max_size=3)
@@ -631,14 +633,14 @@ def _loads_or_fails_cleanly(text: str) -> None:
         str(failed)
 
 
-@settings(max_examples=3000, deadline=None, database=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(_yamlish)
 def test_yamlish_text_never_raises_anything_but_validation_failed(text: str) -> None:
     _loads_or_fails_cleanly(text)
 
 
 @settings(
-    max_examples=3000,
+    max_examples=300,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],

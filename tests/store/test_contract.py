@@ -27,7 +27,9 @@ class Backend:
 
 
 @pytest.fixture(params=["memory", "sqlite"])
-async def backend(request: pytest.FixtureRequest, open_test_store: OpenStore) -> AsyncIterator[Backend]:
+async def backend(
+    request: pytest.FixtureRequest, open_test_store: OpenStore
+) -> AsyncIterator[Backend]:
     if request.param == "memory":
         memory = MemoryStateStore()
 
@@ -130,8 +132,14 @@ async def test_counters_start_at_zero_and_keep_their_count(backend: Backend) -> 
 async def test_an_added_result_reads_back_whole(backend: Backend) -> None:
     result = make_result(
         "r-1",
-        request=RequestRecord(method="GET", url="https://api.example.com/orders?x=1", headers={"Authorization": "••••"}),
-        response=ResponseRecord(headers={"Content-Type": "application/json"}, body='{"orders": []}'),
+        request=RequestRecord(
+            method="GET",
+            url="https://api.example.com/orders?x=1",
+            headers={"Authorization": "••••"},
+        ),
+        response=ResponseRecord(
+            headers={"Content-Type": "application/json"}, body='{"orders": []}'
+        ),
         conditions=[
             ConditionResult(source="status", op="eq", expected=200, actual=200),
             ConditionResult(source="json", path="$.orders", op="exists", actual=[], passed=True),
@@ -149,7 +157,9 @@ async def test_an_added_result_reads_back_whole(backend: Backend) -> None:
 async def test_a_workflow_result_keeps_its_steps(backend: Backend) -> None:
     steps = [
         make_result("s-1", name="get-token", workflow_run_id="w-1"),
-        make_result("s-2", name="list-orders", code=ResultCode.CONTENT_ERROR, workflow_run_id="w-1"),
+        make_result(
+            "s-2", name="list-orders", code=ResultCode.CONTENT_ERROR, workflow_run_id="w-1"
+        ),
     ]
     workflow = make_result(
         "w-1", name="refresh-example", kind="workflow", code=ResultCode.CONTENT_ERROR, steps=steps

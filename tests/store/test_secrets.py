@@ -63,7 +63,7 @@ async def test_a_key_file_that_does_not_match_is_refused(
     key_file = db_dir / "secret.key"
     await (await open_test_store(secret_key=None, key_file=key_file)).close()
     key_file.write_text(Fernet.generate_key().decode())
-    with pytest.raises(SecretKeyError, match="secret.key"):
+    with pytest.raises(SecretKeyError, match=r"secret\.key"):
         await open_test_store(secret_key=None, key_file=key_file)
 
 

@@ -1,0 +1,321 @@
+"""CLI commands that talk to the daemon over its socket (SPEC §7)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from io import StringIO
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+from apimd.cli import UsageError, parse_vars
+from apimd.cli.output import print_result
+from apimd.cli.table import ago, table, until
+from apimd.client import ApiError, Client, DaemonUnavailable
+from apimd.model.resources import Token
+from apimd.model.result import Result
+from apimd.settings import Settings
+
+START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 25.0
+
+
+def client_for(settings: Settings) -> Client:
+    return Client(settings.socket_path)
+
+
+async def _daemon_pid(settings: Settings) -> int | None:
+    try:
+        async with client_for(settings) as client:
+            return (await client.status()).pid
+    except DaemonUnavailable:
+        return None
+
+
+# --- process commands -----------------------------------------------------------------------
+
+
+def daemon_command(settings: Settings) -> int:
+    from apimd.daemon.process import DaemonError, run_daemon
+    from apimd.store import StoreError
+
+    try:
+        return run_daemon(settings)
+    except (DaemonError, StoreError) as exc:
+        print(f"apimd daemon: {exc}", file=sys.stderr)
+        return 1
+
+
+async def start_command(settings: Settings) -> int:
+    pid = await _daemon_pid(settings)
+    if pid is not None:
+        print(f"apimd daemon already running (pid {pid}) on {settings.socket_path}")
+        return 0
+    log_path = settings.log_path
+    process = subprocess.Popen(
+        [sys.executable, "-m", "apimd", "daemon"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env=os.environ.copy(),
+    )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            err = process.stderr.read().decode() if process.stderr else ""
+            print(f"apimd: the daemon did not start:\n{err.strip()}", file=sys.stderr)
+            return 1
+        pid = await _daemon_pid(settings)
+        if pid is not None:
+            if process.stderr:
+                process.stderr.close()
+            print(
+                f"apimd daemon started (pid {pid}); socket {settings.socket_path}, log {log_path}"
+            )
+            return 0
+        await asyncio.sleep(0.1)
+    print(
+        f"apimd: the daemon did not answer within {START_TIMEOUT_S:.0f} s; see {log_path}",
+        file=sys.stderr,
+    )
+    return 1
+
+
+async def stop_command(settings: Settings) -> int:
+    pid = await _daemon_pid(settings)
+    if pid is None:
+        print("no apimd daemon is running")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            print(f"apimd daemon stopped (pid {pid})")
+            return 0
+        await asyncio.sleep(0.1)
+    print(
+        f"apimd: the daemon (pid {pid}) is still stopping; see {settings.log_path}", file=sys.stderr
+    )
+    return 1
+
+
+async def status_command(settings: Settings, as_json: bool) -> int:
+    try:
+        async with client_for(settings) as client:
+            status = await client.status()
+    except DaemonUnavailable:
+        if as_json:
+            print(json.dumps({"running": False, "socket_path": str(settings.socket_path)}))
+        else:
+            print(f"apimd daemon: not running (no answer on {settings.socket_path})")
+        return 1
+    if as_json:
+        print(status.model_dump_json(indent=2))
+        return 0
+    callback = status.callback_url + (" (listening)" if status.callback_bound else " (NOT bound)")
+    lines = [
+        f"apimd daemon {status.version}: running (pid {status.pid}, up {_duration(status.uptime_s)})",
+        f"  schedules   {status.schedules} enabled, scheduler {status.scheduler}",
+        f"  monitors    {status.counts.get('calls', 0)} calls, {status.counts.get('workflows', 0)} workflows, "
+        f"{status.counts.get('tokens', 0)} tokens",
+        f"  running     {', '.join(status.running) or 'nothing'}",
+        f"  callback    {callback}",
+        f"  socket      {status.socket_path}",
+        f"  database    {status.db_path}",
+    ]
+    if status.callback_error:
+        lines.append(f"  warning     {status.callback_error}")
+    print("\n".join(lines))
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+# --- project commands ------------------------------------------------------------------------
+
+
+async def apply_command(settings: Settings, args: argparse.Namespace) -> int:
+    from apimd.cli.run import load_or_explain
+
+    project = load_or_explain(args.file, cross_check=False)
+    async with client_for(settings) as client:
+        try:
+            summary = await client.apply(project, prune=args.prune)
+        except ApiError as exc:
+            raise UsageError(f"{args.file} was not applied, nothing changed.\n{exc}") from None
+    parts = []
+    for label, group in (
+        ("created", summary.created),
+        ("updated", summary.updated),
+        ("deleted", summary.deleted),
+    ):
+        names = [f"{kind}/{name}" for kind, items in group.items() for name in items]
+        if names:
+            parts.append(f"{label} {len(names)}: {', '.join(names)}")
+    unchanged = sum(len(v) for v in summary.unchanged.values())
+    print(
+        f"applied {args.file}: "
+        + ("; ".join(parts) if parts else "nothing changed")
+        + (f" ({unchanged} unchanged)" if unchanged else "")
+    )
+    return 0
+
+
+async def export_command(settings: Settings, args: argparse.Namespace) -> int:
+    async with client_for(settings) as client:
+        document = await client.export(secrets=args.secrets)
+    yaml = YAML()
+    yaml.default_flow_style = False
+    buffer = StringIO()
+    yaml.dump(document, buffer)
+    text = buffer.getvalue()
+    if args.file and args.file != "-":
+        path = Path(args.file)
+        path.write_text(text)
+        if args.secrets:
+            path.chmod(0o600)
+        print(
+            f"exported to {path}"
+            + (" (with secrets in clear; file is 0600)" if args.secrets else "")
+        )
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# --- runs and results ------------------------------------------------------------------------
+
+
+async def run_remote(settings: Settings, args: argparse.Namespace) -> int:
+    variables = parse_vars(args.var)
+    async with client_for(settings) as client:
+        try:
+            kind = "calls"
+            try:
+                await client.get("calls", args.name)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                kind = "workflows"
+                await client.get("workflows", args.name)
+            accepted = await client.run(kind, args.name, variables=variables, wait=True)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise UsageError(
+                    f"the daemon has no call or workflow named {args.name!r}"
+                ) from None
+            raise UsageError(str(exc)) from None
+    assert accepted.result is not None
+    print_result(accepted.result, as_json=args.json)
+    return 0 if accepted.result.outcome.is_success else 1
+
+
+def _result_row(result: Result) -> list[str]:
+    status = str(result.http_status) if result.http_status is not None else "-"
+    return [
+        result.started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        result.name,
+        result.outcome.value,
+        result.result.value,
+        status,
+        f"{result.timings_ms.total:.0f}",
+        result.trigger,
+        (result.error or "")[:60],
+    ]
+
+
+RESULT_HEADERS = ["STARTED (UTC)", "NAME", "OUTCOME", "RESULT", "HTTP", "MS", "TRIGGER", "ERROR"]
+
+
+async def results_command(settings: Settings, args: argparse.Namespace) -> int:
+    async with client_for(settings) as client:
+        page = await client.results(name=args.name, limit=args.limit)
+        if args.json and not args.follow:
+            print(page.model_dump_json(indent=2))
+            return 0
+        if not args.follow:
+            if not page.results:
+                print("no results yet" + (f" for {args.name}" if args.name else ""))
+                return 0
+            print(table(RESULT_HEADERS, [_result_row(r) for r in page.results]))
+            return 0
+        if not args.json:
+            print(table(RESULT_HEADERS, [_result_row(r) for r in reversed(page.results[:10])]))
+        sys.stdout.flush()
+        async for event in client.events():
+            if event.get("type") != "run.finished":
+                continue
+            if args.name and event.get("name") != args.name:
+                continue
+            result = await client.result(str(event["result_id"]))
+            if args.json:
+                print(result.model_dump_json())
+            else:
+                print(table(RESULT_HEADERS, [_result_row(result)], header=False))
+            sys.stdout.flush()
+    return 0
+
+
+# --- tokens ------------------------------------------------------------------------------------
+
+
+def _token_row(token: Token) -> list[str]:
+    now = datetime.now(UTC)
+    state = token.state.value if token.state else "-"
+    expires = until(token.expires_at, now) if token.expires_at else "-"
+    return [
+        token.name,
+        token.auth,
+        state,
+        expires,
+        ago(token.last_refresh, now) if token.last_refresh else "never",
+        (token.last_error or "")[:60],
+    ]
+
+
+async def tokens_command(settings: Settings, as_json: bool) -> int:
+    async with client_for(settings) as client:
+        tokens = [t for t in await client.list("tokens") if isinstance(t, Token)]
+    if as_json:
+        print(json.dumps([t.model_dump(mode="json", exclude_none=True) for t in tokens], indent=2))
+        return 0
+    if not tokens:
+        print("no tokens")
+        return 0
+    headers = ["TOKEN", "AUTH", "STATE", "EXPIRES", "LAST REFRESH", "LAST ERROR"]
+    print(table(headers, [_token_row(t) for t in tokens]))
+    return 0
+
+
+async def token_refresh_command(settings: Settings, name: str) -> int:
+    async with client_for(settings) as client:
+        try:
+            token = await client.refresh_token(name)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise UsageError(f"the daemon has no token named {name!r}") from None
+            raise
+    now = datetime.now(UTC)
+    state = token.state.value if token.state else "unknown"
+    expiry = f", expires {until(token.expires_at, now)}" if token.expires_at else ""
+    error = f": {token.last_error}" if token.last_error else ""
+    print(f"token {name}: {state}{expiry}{error}")
+    return 0 if state == "valid" else 1

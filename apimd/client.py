@@ -1,0 +1,265 @@
+"""The socket client: the one way the CLI and the TUI talk to the daemon (model types in and out)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+from pydantic import BaseModel
+
+from apimd.model.api import (
+    ApplySummary,
+    CompleteSigninRequest,
+    ErrorBody,
+    ErrorDetail,
+    Health,
+    ResultPage,
+    RunAccepted,
+    RunRequest,
+    SigninList,
+    SigninRequest,
+    StatusInfo,
+)
+from apimd.model.project import Project
+from apimd.model.resources import AuthSetting, Call, Schedule, Token, Variable, Workflow
+from apimd.model.result import Result
+from apimd.model.stats import Stats
+
+KIND_MODELS: dict[str, type[BaseModel]] = {
+    "variables": Variable,
+    "auth": AuthSetting,
+    "tokens": Token,
+    "calls": Call,
+    "workflows": Workflow,
+    "schedules": Schedule,
+}
+M = TypeVar("M", bound=BaseModel)
+
+
+class DaemonUnavailable(Exception):
+    """No daemon answers on the socket."""
+
+    def __init__(self, socket_path: Path, reason: str) -> None:
+        super().__init__(
+            f"no apimd daemon is answering on {socket_path} ({reason}); start one with `apimd start`"
+        )
+        self.socket_path = socket_path
+
+
+class ApiError(Exception):
+    """The daemon refused a request (4xx) and said why."""
+
+    def __init__(self, status: int, code: str, message: str, errors: list[ErrorDetail]) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.errors = errors
+
+    def __str__(self) -> str:
+        lines = [self.message]
+        for err in self.errors:
+            where = err.field or ""
+            if err.resource:
+                where = f"{where} ({err.resource})" if where else err.resource
+            if err.line:
+                where = f"line {err.line}: {where}"
+            lines.append(f"  {where}: {err.message}" if where else f"  {err.message}")
+        return "\n".join(lines)
+
+
+class Client:
+    """An aiohttp session over the daemon's Unix socket. Use as an async context manager."""
+
+    def __init__(self, socket_path: Path, *, timeout: float = 60.0) -> None:
+        self.socket_path = socket_path
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=str(self.socket_path)),
+                base_url="http://apimd",
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - a per-request HTTP timeout
+    ) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        try:
+            async with self._http().request(
+                method,
+                path,
+                params=params,
+                data=data,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout or self._timeout),
+            ) as response:
+                payload = (
+                    await response.json(content_type=None) if response.content_length != 0 else None
+                )
+                if response.status >= 400:
+                    raise _api_error(response.status, payload)
+                return payload
+        except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
+            raise DaemonUnavailable(self.socket_path, str(exc) or type(exc).__name__) from None
+
+    # --- daemon ---------------------------------------------------------------------------
+
+    async def health(self) -> Health:
+        return Health.model_validate(await self._request("GET", "/v1/health", timeout=5))
+
+    async def status(self) -> StatusInfo:
+        return StatusInfo.model_validate(await self._request("GET", "/v1/status", timeout=10))
+
+    # --- resources ------------------------------------------------------------------------
+
+    async def list(self, kind: str) -> list[BaseModel]:
+        model = KIND_MODELS[kind]
+        payload = await self._request("GET", f"/v1/{kind}")
+        return [model.model_validate(item) for item in payload["items"]]
+
+    async def get(self, kind: str, name: str, *, reveal: bool = False) -> BaseModel:
+        params = {"reveal": "true"} if reveal else None
+        payload = await self._request("GET", f"/v1/{kind}/{name}", params=params)
+        return KIND_MODELS[kind].model_validate(payload)
+
+    async def put(self, kind: str, name: str, resource: BaseModel | dict[str, Any]) -> BaseModel:
+        body = _dump(resource)
+        payload = await self._request("PUT", f"/v1/{kind}/{name}", body=body)
+        return KIND_MODELS[kind].model_validate(payload)
+
+    async def delete(self, kind: str, name: str) -> None:
+        await self._request("DELETE", f"/v1/{kind}/{name}")
+
+    async def apply(
+        self, project: Project | dict[str, Any], *, prune: bool = False
+    ) -> ApplySummary:
+        params = {"prune": "true"} if prune else None
+        payload = await self._request("POST", "/v1/apply", params=params, body=_dump(project))
+        return ApplySummary.model_validate(payload)
+
+    async def export(self, *, secrets: bool = False) -> dict[str, Any]:
+        params = {"secrets": "true"} if secrets else None
+        payload: dict[str, Any] = await self._request("GET", "/v1/export", params=params)
+        return payload
+
+    # --- runs and results -----------------------------------------------------------------
+
+    async def run(
+        self,
+        kind: str,
+        name: str,
+        *,
+        variables: dict[str, str] | None = None,
+        interactive: bool = False,
+        wait: bool = False,
+    ) -> RunAccepted:
+        body = RunRequest(variables=variables or {}, interactive=interactive, wait=wait)
+        payload = await self._request(
+            "POST", f"/v1/{kind}/{name}/run", body=body.model_dump(), timeout=3600 if wait else None
+        )
+        return RunAccepted.model_validate(payload)
+
+    async def results(
+        self,
+        *,
+        name: str | None = None,
+        outcome: str | None = None,
+        since: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> ResultPage:
+        query = {"name": name, "outcome": outcome, "since": since, "cursor": cursor}
+        params = {k: v for k, v in query.items() if v is not None}
+        if limit is not None:
+            params["limit"] = str(limit)
+        return ResultPage.model_validate(await self._request("GET", "/v1/results", params=params))
+
+    async def result(self, result_id: str) -> Result:
+        return Result.model_validate(await self._request("GET", f"/v1/results/{result_id}"))
+
+    async def stats(self, name: str, *, window: str = "24h") -> Stats:
+        payload = await self._request("GET", f"/v1/stats/{name}", params={"window": window})
+        return Stats.model_validate(payload)
+
+    # --- tokens and sign-in ---------------------------------------------------------------
+
+    async def refresh_token(self, name: str) -> Token:
+        payload = await self._request("POST", f"/v1/tokens/{name}/refresh", timeout=120)
+        return Token.model_validate(payload)
+
+    async def signin(self, name: str, *, mode: str = "browser") -> dict[str, Any]:
+        body = SigninRequest.model_validate({"mode": mode}).model_dump()
+        payload: dict[str, Any] = await self._request(
+            "POST", f"/v1/tokens/{name}/signin", body=body
+        )
+        return payload
+
+    async def signins(self) -> SigninList:
+        return SigninList.model_validate(await self._request("GET", "/v1/signins"))
+
+    async def complete_signin(self, url: str) -> dict[str, Any]:
+        body = CompleteSigninRequest(url=url).model_dump()
+        payload: dict[str, Any] = await self._request("POST", "/v1/signins/complete", body=body)
+        return payload
+
+    # --- events ---------------------------------------------------------------------------
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """Server-sent events as dicts `{"type", "at", …}` until the daemon closes the stream."""
+        try:
+            async with self._http().get(
+                "/v1/events", timeout=aiohttp.ClientTimeout(total=None, sock_read=None)
+            ) as response:
+                if response.status >= 400:
+                    raise _api_error(response.status, await response.json(content_type=None))
+                data_lines: list[str] = []
+                async for raw in response.content:
+                    line = raw.decode().rstrip("\r\n")
+                    if not line:
+                        if data_lines:
+                            yield json.loads("\n".join(data_lines))
+                            data_lines = []
+                    elif line.startswith("data:"):
+                        data_lines.append(line[5:].lstrip())
+        except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
+            raise DaemonUnavailable(self.socket_path, str(exc) or type(exc).__name__) from None
+
+
+def _dump(value: BaseModel | dict[str, Any]) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return value
+
+
+def _api_error(status: int, payload: Any) -> ApiError:
+    try:
+        info = ErrorBody.model_validate(payload).error
+    except ValueError:
+        return ApiError(status, "http_error", f"the daemon answered HTTP {status}", [])
+    return ApiError(status, info.code, info.message, info.errors)

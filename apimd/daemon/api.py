@@ -1,0 +1,382 @@
+"""The REST API on the Unix socket (SPEC §6): thin handlers over `MonitorService`."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from apimd import __version__
+from apimd.daemon.errors import BadRequest, issues_of, json_body
+from apimd.daemon.events import format_sse, format_sse_comment
+from apimd.daemon.keys import SERVICE
+from apimd.daemon.routes import Route
+from apimd.model.api import (
+    ApplySummary,
+    Deleted,
+    Health,
+    Listing,
+    ResultPage,
+    RunAccepted,
+    RunRequest,
+    StatusInfo,
+)
+from apimd.model.errors import ValidationFailed
+from apimd.model.loader import validate_project_data
+from apimd.model.outcome import Outcome
+from apimd.model.project import Project
+from apimd.model.resources import AuthSetting, Call, Schedule, Token, Variable, Workflow
+from apimd.model.result import Result
+from apimd.model.stats import Stats
+
+KIND_MODELS: dict[str, type[BaseModel]] = {
+    "variables": Variable,
+    "auth": AuthSetting,
+    "tokens": Token,
+    "calls": Call,
+    "workflows": Workflow,
+    "schedules": Schedule,
+}
+MAX_RESULTS_LIMIT = 1000
+KEEPALIVE_S = 15.0
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    value = request.query.get(name, "false").lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise BadRequest(f"`{name}` must be true or false, not {value!r}", field=name)
+    return value in ("true", "1", "yes")
+
+
+def _dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _json(model: BaseModel, status: int = 200) -> web.Response:
+    return web.json_response(_dump(model), status=status)
+
+
+# --- daemon ------------------------------------------------------------------------------------
+
+
+async def health(_request: web.Request) -> web.Response:
+    return _json(Health(version=__version__))
+
+
+async def status(request: web.Request) -> web.Response:
+    return _json(request.app[SERVICE].status())
+
+
+# --- resources ---------------------------------------------------------------------------------
+
+
+def _kind(request: web.Request) -> str:
+    return request.path.split("/")[2]
+
+
+async def list_resources(request: web.Request) -> web.Response:
+    kind = _kind(request)
+    items = await request.app[SERVICE].list_resources(kind, reveal=_flag(request, "reveal"))
+    return _json(Listing(items=[_dump(i) for i in items]))
+
+
+async def get_resource(request: web.Request) -> web.Response:
+    kind = _kind(request)
+    name = request.match_info["name"]
+    item = await request.app[SERVICE].get_resource(kind, name, reveal=_flag(request, "reveal"))
+    return _json(item)
+
+
+async def put_resource(request: web.Request) -> web.Response:
+    kind = _kind(request)
+    name = request.match_info["name"]
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise BadRequest(
+            f"send the {kind[:-1] if kind != 'auth' else 'auth setting'} as a JSON object"
+        )
+    given = body.get("name")
+    if (
+        given is not None
+        and given != name
+        and not (kind == "variables" and str(given).upper() == name.upper())
+    ):
+        raise BadRequest(f"the body names {given!r} but the URL names {name!r}", field="name")
+    body = {**body, "name": name}
+    if kind == "tokens":
+        for field in Token.READ_ONLY_FIELDS:
+            body.pop(field, None)
+    document: dict[str, Any]
+    if kind == "variables":
+        document = {"variables": {name: {k: v for k, v in body.items() if k != "name"}}}
+    else:
+        document = {kind: [body]}
+    project = _validate_document(document)
+    resource: BaseModel
+    if kind == "variables":
+        spec = next(iter(project.variables.values()))
+        resource = Variable(name=name, value=spec.value, secret=spec.secret)
+    else:
+        resource = getattr(project, kind)[0]
+    item = await request.app[SERVICE].put_resource(kind, name, resource)
+    return _json(item)
+
+
+async def delete_resource(request: web.Request) -> web.Response:
+    kind = _kind(request)
+    name = request.match_info["name"]
+    await request.app[SERVICE].delete_resource(kind, name)
+    return _json(Deleted(deleted=f"{kind}/{name}"))
+
+
+def _validate_document(document: Any) -> Project:
+    """A (possibly partial) project document, validated resource by resource; references are
+    checked by the store against everything stored."""
+    return validate_project_data(document, cross_check=False)
+
+
+async def apply(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    project = _validate_document(body)
+    summary: ApplySummary = await request.app[SERVICE].apply(project, prune=_flag(request, "prune"))
+    return _json(summary)
+
+
+async def export(request: web.Request) -> web.Response:
+    project = await request.app[SERVICE].export(secrets=_flag(request, "secrets"))
+    return web.json_response(export_document(project))
+
+
+def export_document(project: Project) -> dict[str, Any]:
+    """The project-file form: defaults and read-only token fields left out, plain variables as
+    plain values, so the export reads like a hand-written file and applies back unchanged."""
+    data = project.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=True)
+    data = {"version": 1, **data}
+    for token in data.get("tokens", []):
+        for field in Token.READ_ONLY_FIELDS:
+            token.pop(field, None)
+    variables = data.get("variables", {})
+    for name, spec in project.variables.items():
+        if not spec.secret:
+            variables[name] = spec.value
+    return data
+
+
+# --- runs and results ---------------------------------------------------------------------------
+
+
+async def run_target(request: web.Request) -> web.Response:
+    kind = "calls" if _kind(request) == "calls" else "workflows"
+    name = request.match_info["name"]
+    service = request.app[SERVICE]
+    if request.can_read_body:
+        raw = await json_body(request)
+        try:
+            body = RunRequest.model_validate(raw)
+        except ValidationError as exc:
+            raise ValidationFailed(issues_of(exc)) from None
+    else:
+        body = RunRequest()
+    expected = "call" if kind == "calls" else "workflow"
+    if service.target_kind(name) != expected:
+        raise web.HTTPNotFound(text=f"{name!r} is not a {expected}")
+    run_id, task = service.start_run(
+        name, variables=body.variables, trigger="manual", interactive=body.interactive
+    )
+    if not body.wait:
+        return _json(RunAccepted(run_id=run_id), status=202)
+    result = await asyncio.shield(task)
+    return _json(RunAccepted(run_id=run_id, result=result))
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(
+            f"`since` must be an ISO 8601 time, not {value!r}", field="since"
+        ) from None
+    if moment.tzinfo is None:
+        raise BadRequest("`since` needs a time zone (e.g. 2026-01-01T00:00:00Z)", field="since")
+    return moment
+
+
+async def list_results(request: web.Request) -> web.Response:
+    query = request.query
+    outcome = query.get("outcome")
+    if outcome is not None and outcome.upper() not in Outcome.__members__:
+        allowed = ", ".join(Outcome.__members__)
+        raise BadRequest(f"`outcome` must be one of {allowed}", field="outcome")
+    try:
+        limit = int(query.get("limit", "100"))
+    except ValueError:
+        raise BadRequest("`limit` must be a whole number", field="limit") from None
+    if not 1 <= limit <= MAX_RESULTS_LIMIT:
+        raise BadRequest(f"`limit` must be between 1 and {MAX_RESULTS_LIMIT}", field="limit")
+    page = await request.app[SERVICE].store.list_results(
+        name=query.get("name") or None,
+        outcome=Outcome(outcome.upper()) if outcome else None,
+        since=_since(query.get("since")),
+        limit=limit,
+        cursor=query.get("cursor") or None,
+    )
+    return _json(ResultPage(results=page.results, next_cursor=page.next_cursor))
+
+
+async def get_result(request: web.Request) -> web.Response:
+    return _json(await request.app[SERVICE].result(request.match_info["id"]))
+
+
+async def stats(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    name = request.match_info["name"]
+    service.target_kind(name)
+    return _json(await service.stats(name, request.query.get("window", "24h")))
+
+
+# --- tokens -----------------------------------------------------------------------------------
+
+
+async def refresh_token(request: web.Request) -> web.Response:
+    return _json(await request.app[SERVICE].refresh_token(request.match_info["name"]))
+
+
+# --- events -----------------------------------------------------------------------------------
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    hub = request.app[SERVICE].hub
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
+    )
+    await response.prepare(request)
+    sequence = 0
+    async with hub.subscribe() as subscription:
+        iterator = subscription.__aiter__()
+        while True:
+            try:
+                event = await asyncio.wait_for(iterator.__anext__(), KEEPALIVE_S)
+            except TimeoutError:
+                await response.write(format_sse_comment("keep-alive"))
+                continue
+            except StopAsyncIteration:
+                break
+            sequence += 1
+            await response.write(format_sse(event, sequence))
+    return response
+
+
+# --- the route table ------------------------------------------------------------------------------
+
+KINDS = tuple(KIND_MODELS)
+
+
+def routes() -> list[Route]:
+    """Every route of the API; the router and `/v1/openapi.json` are both built from this."""
+    table = [
+        Route("GET", "/v1/health", health, "Liveness", response=Health),
+        Route("GET", "/v1/status", status, "Daemon status", response=StatusInfo),
+    ]
+    for kind in KINDS:
+        model = KIND_MODELS[kind]
+        reveal = [("reveal", "boolean", "show secrets in clear")]
+        table += [
+            Route(
+                "GET", f"/v1/{kind}", list_resources, f"List {kind}", response=Listing, query=reveal
+            ),
+            Route(
+                "GET",
+                f"/v1/{kind}/{{name}}",
+                get_resource,
+                f"Get one of {kind}",
+                response=model,
+                query=reveal,
+            ),
+            Route(
+                "PUT",
+                f"/v1/{kind}/{{name}}",
+                put_resource,
+                f"Create or replace one of {kind}",
+                request=model,
+                response=model,
+            ),
+            Route(
+                "DELETE",
+                f"/v1/{kind}/{{name}}",
+                delete_resource,
+                f"Delete one of {kind}",
+                response=Deleted,
+            ),
+        ]
+    table += [
+        Route(
+            "POST",
+            "/v1/apply",
+            apply,
+            "Apply a project document",
+            request=Project,
+            response=ApplySummary,
+            query=[("prune", "boolean", "delete what the document omits")],
+        ),
+        Route(
+            "GET",
+            "/v1/export",
+            export,
+            "Export the project",
+            response=Project,
+            query=[("secrets", "boolean", "write secrets in clear")],
+        ),
+        Route(
+            "POST",
+            "/v1/calls/{name}/run",
+            run_target,
+            "Run a call",
+            request=RunRequest,
+            response=RunAccepted,
+        ),
+        Route(
+            "POST",
+            "/v1/workflows/{name}/run",
+            run_target,
+            "Run a workflow",
+            request=RunRequest,
+            response=RunAccepted,
+        ),
+        Route(
+            "GET",
+            "/v1/results",
+            list_results,
+            "Results, newest first",
+            response=ResultPage,
+            query=[
+                ("name", "string", "target name"),
+                ("outcome", "string", "PASS, SLOW, WARNING, SKIPPED or FAIL"),
+                ("since", "string", "ISO 8601 time"),
+                ("limit", "integer", "1–1000, default 100"),
+                ("cursor", "string", "next_cursor of the previous page"),
+            ],
+        ),
+        Route("GET", "/v1/results/{id}", get_result, "One result", response=Result),
+        Route(
+            "GET",
+            "/v1/stats/{name}",
+            stats,
+            "Statistics of a target",
+            response=Stats,
+            query=[("window", "string", "e.g. 24h, 7d")],
+        ),
+        Route(
+            "POST",
+            "/v1/tokens/{name}/refresh",
+            refresh_token,
+            "Refresh a token now",
+            response=Token,
+        ),
+        Route("GET", "/v1/events", events, "Server-sent events", response=None, stream=True),
+    ]
+    return table

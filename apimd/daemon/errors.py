@@ -1,0 +1,105 @@
+"""The one error middleware: domain errors to `{"error": {...}}` JSON with a 4xx status, never a
+traceback, never a 5xx for bad input (SPEC §6)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from apimd.daemon.service import NotFound, ShuttingDown
+from apimd.model.api import ErrorBody, ErrorDetail, ErrorInfo
+from apimd.model.errors import Issue, ValidationFailed
+from apimd.store import InvalidCursor, ResourceInUse, ResourceNotFound, StoreError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class BadRequest(Exception):
+    """A malformed request (not JSON, wrong query parameter, …)."""
+
+    def __init__(self, message: str, *, field: str | None = None, code: str = "bad_request"):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.code = code
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    issues: list[Issue] | None = None,
+) -> web.Response:
+    details = [
+        ErrorDetail(message=i.message, field=i.field or None, line=i.line, resource=i.resource)
+        for i in issues or []
+    ]
+    body = ErrorBody(error=ErrorInfo(code=code, message=message, field=field, errors=details))
+    return web.json_response(body.model_dump(exclude_none=True), status=status)
+
+
+def issues_of(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[Issue]:
+    return [
+        Issue(err["msg"], loc=(*prefix, *(p for p in err["loc"] if isinstance(p, str | int))))
+        for err in exc.errors(include_url=False)
+    ]
+
+
+def _validation(issues: list[Issue]) -> web.Response:
+    count = len(issues)
+    message = f"{count} problem{'s' if count != 1 else ''} found; nothing was changed"
+    field = issues[0].field if count == 1 else None
+    return error_response(422, "validation_failed", message, field=field or None, issues=issues)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        text = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        return error_response(exc.status, code, text or exc.reason)
+    except ValidationFailed as exc:
+        return _validation(exc.issues)
+    except ValidationError as exc:
+        return _validation(issues_of(exc))
+    except BadRequest as exc:
+        return error_response(400, exc.code, exc.message, field=exc.field)
+    except (NotFound, ResourceNotFound) as exc:
+        return error_response(404, "not_found", str(exc))
+    except ResourceInUse as exc:
+        return error_response(409, "in_use", str(exc))
+    except InvalidCursor as exc:
+        return error_response(400, "bad_cursor", str(exc), field="cursor")
+    except ShuttingDown as exc:
+        return error_response(503, "shutting_down", str(exc))
+    except StoreError as exc:
+        log.error("store error on %s %s: %s", request.method, request.rel_url.path, exc)
+        return error_response(500, "store_error", str(exc))
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.rel_url.path)
+        return error_response(500, "internal_error", "an internal error occurred; see daemon.log")
+
+
+async def json_body(request: web.Request) -> object:
+    """The request body parsed as JSON, or a 400 saying what is wrong with it."""
+    if request.content_type not in ("application/json", "application/octet-stream", ""):
+        raise BadRequest(f"send JSON (Content-Type: application/json), not {request.content_type}")
+    raw = await request.read()
+    if not raw.strip():
+        raise BadRequest("the request body is empty; send a JSON document")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None

@@ -1,0 +1,158 @@
+"""The in-process event hub behind `GET /v1/events`: fans engine events out to bounded per-client
+queues (a slow client loses its oldest events and is told how many), and frames them as SSE."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from datetime import UTC, date, datetime
+from types import TracebackType
+from typing import Any
+
+from apimd.engine.events import Event
+
+LAGGED = "lagged"
+
+
+class EventHub:
+    """Publishes events to every open subscription. `publish` is usable directly as the engine's
+    `EventSink`; call it from the event loop's thread."""
+
+    def __init__(self, *, queue_size: int = 1000) -> None:
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        self._queue_size = queue_size
+        self._subscriptions: set[Subscription] = set()
+        self._closed = False
+
+    @property
+    def subscribers(self) -> int:
+        """How many subscriptions are open."""
+        return len(self._subscriptions)
+
+    def publish(self, event: Event) -> None:
+        """Queue `event` for every subscriber that wants it; never blocks."""
+        for subscription in tuple(self._subscriptions):
+            subscription._offer(event)
+
+    def subscribe(self, types: set[str] | None = None) -> Subscription:
+        """A new subscription to events of `types` (all when None). `lagged` always gets through.
+        After `close()` the subscription comes back already ended."""
+        subscription = Subscription(self, types, self._queue_size)
+        if self._closed:
+            subscription.close()
+        else:
+            self._subscriptions.add(subscription)
+        return subscription
+
+    async def close(self) -> None:
+        """End every subscription now, waking the ones waiting for an event; later ones start ended.
+        Shutdown never waits on an open stream."""
+        self._closed = True
+        for subscription in tuple(self._subscriptions):
+            subscription.close()
+
+    def _discard(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)
+
+
+class Subscription:
+    """One client's view of the hub: an async iterator of events, and an async context manager
+    that unsubscribes on exit. When its queue overflows the oldest events are dropped and the next
+    event delivered is `Event("lagged", {"missed": N})`."""
+
+    def __init__(self, hub: EventHub, types: set[str] | None, queue_size: int) -> None:
+        self._hub = hub
+        self._types = None if types is None else frozenset(types)
+        self._queue: deque[Event] = deque(maxlen=queue_size)
+        self._missed = 0
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Unsubscribe; a pending or later `__anext__` ends the iteration. Queued events are
+        dropped: writing them to a slow client could hold up shutdown."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.clear()
+        self._ready.set()
+        self._hub._discard(self)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        while True:
+            if self._closed:
+                raise StopAsyncIteration
+            if self._missed:
+                missed, self._missed = self._missed, 0
+                return Event(LAGGED, {"missed": missed})
+            if self._queue:
+                return self._queue.popleft()
+            self._ready.clear()
+            await self._ready.wait()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _offer(self, event: Event) -> None:
+        if self._closed or (self._types is not None and event.type not in self._types):
+            return
+        if len(self._queue) == self._queue.maxlen:
+            self._missed += 1  # the append below pushes the oldest event out
+        self._queue.append(event)
+        self._ready.set()
+
+
+def format_sse(event: Event, event_id: int | None = None) -> bytes:
+    """One SSE frame: optional `id:`, `event: <type>`, and `data:` holding
+    `{"type", "at", **data}` as one line of JSON (the event's own type and time win over same-named
+    data keys)."""
+    if "\n" in event.type or "\r" in event.type:
+        raise ValueError(f"event type {event.type!r} contains a line break")
+    payload: dict[str, Any] = {"type": event.type, "at": _iso(event.at)}
+    payload.update((key, value) for key, value in event.data.items() if key not in payload)
+    # json.dumps escapes every control character, so the data never spans two lines.
+    data = json.dumps(payload, separators=(",", ":"), default=_json_default)
+    lines: list[str] = [] if event_id is None else [f"id: {event_id}"]
+    lines += [f"event: {event.type}", f"data: {data}"]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def format_sse_comment(text: str) -> bytes:
+    """A comment frame: clients ignore it."""
+    return "".join(f": {line}\n" for line in text.splitlines() or [""]).encode() + b"\n"
+
+
+def keepalive_frame() -> bytes:
+    """The comment frame a stream sends when idle, so clients and proxies see it is alive."""
+    return format_sse_comment("keep-alive")
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _json_default(value: object) -> Any:
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

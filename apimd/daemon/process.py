@@ -1,0 +1,180 @@
+"""The daemon process: one per state directory (lock), the socket (0600, peer uid checked), the
+callback port, logging without query strings or secrets, and SIGTERM (SPEC §1, §9)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import IO
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from apimd.daemon.app import create_app
+from apimd.daemon.callback import start_callback_server
+from apimd.daemon.keys import SERVICE
+from apimd.settings import Settings
+
+log = logging.getLogger("apimd.daemon")
+
+
+class DaemonError(Exception):
+    """The daemon cannot start; the message says why and what to do."""
+
+
+class QuerylessAccessLogger(AbstractAccessLogger):
+    """Access log lines with the path only: query strings can hold codes and tokens."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            "%s %s %s %.1fms", request.method, request.path, response.status, time * 1000
+        )
+
+
+def _private_dir(path: Path, *, ours: bool) -> None:
+    """Create `path` 0700 when apimd creates it; an existing folder is used as the user set it."""
+    if not path.exists():
+        path.mkdir(parents=True, mode=0o700)
+        os.chmod(path, 0o700)
+    elif ours and not path.is_dir():
+        raise DaemonError(f"{path} exists and is not a folder")
+
+
+class DaemonLock:
+    """An exclusive lock on `daemon.lock`, holding the owner's pid and socket path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: IO[str] | None = None
+
+    def acquire(self, socket_path: Path) -> None:
+        handle = open(self.path, "a+")  # noqa: SIM115 - held for the daemon's lifetime
+        os.chmod(self.path, 0o600)
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise DaemonError(
+                f"another apimd daemon is already running for {self.path.parent} ({holder}); "
+                "stop it with `apimd stop`"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, socket {socket_path}\n")
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+def read_lock_pid(path: Path) -> int | None:
+    """The pid written in a daemon lock file, if any."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    parts = text.split()
+    if len(parts) >= 2 and parts[0] == "pid":
+        with contextlib.suppress(ValueError):
+            return int(parts[1].rstrip(","))
+    return None
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """A socket left by a killed daemon: nothing answers on it, so remove it."""
+    if not path.exists() and not path.is_symlink():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1)
+        probe.connect(str(path))
+    except OSError:
+        log.info("removing stale socket %s", path)
+        path.unlink(missing_ok=True)
+    else:
+        raise DaemonError(f"something already answers on {path}")
+    finally:
+        probe.close()
+
+
+def configure_logging(settings: Settings, *, verbose: bool = False) -> None:
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(fmt)
+    root.addHandler(stderr)
+    settings.log_path.touch(mode=0o600, exist_ok=True)
+    file_handler = logging.FileHandler(settings.log_path)
+    file_handler.setFormatter(fmt)
+    root.addHandler(file_handler)
+    logging.getLogger("aiohttp.access").setLevel(logging.INFO)
+
+
+def run_daemon(settings: Settings) -> int:
+    """Run in the foreground until SIGTERM/SIGINT; returns the exit status."""
+    if settings.home is not None:
+        _private_dir(settings.home, ours=False)
+    for folder in {settings.db_path.parent, settings.key_file.parent, settings.state_dir}:
+        _private_dir(folder, ours=True)
+    _private_dir(settings.socket_path.parent, ours=True)
+    lock = DaemonLock(settings.lock_path)
+    lock.acquire(settings.socket_path)
+    try:
+        configure_logging(settings)
+        _remove_stale_socket(settings.socket_path)
+        asyncio.run(_serve(settings))
+    finally:
+        lock.release()
+    return 0
+
+
+async def _serve(settings: Settings) -> None:
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log_class=QuerylessAccessLogger, handle_signals=False)
+    await runner.setup()
+    service = app[SERVICE]
+    callback = await start_callback_server(settings, service)
+    site = web.UnixSite(runner, str(settings.socket_path), shutdown_timeout=2.0)
+    try:
+        await site.start()
+        os.chmod(settings.socket_path, 0o600)
+        log.info(
+            "apimd daemon pid %d serving %s; callback %s",
+            os.getpid(),
+            settings.socket_path,
+            settings.callback_url(service.callback_port)
+            if service.callback_port is not None
+            else f"not bound ({service.callback_error})",
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("stopping: finishing in-flight runs (up to 10 s)")
+        await service.stop()
+    finally:
+        if callback is not None:
+            await callback.cleanup()
+        await runner.cleanup()
+        settings.socket_path.unlink(missing_ok=True)
+        log.info("apimd daemon stopped")

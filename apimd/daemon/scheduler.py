@@ -1,0 +1,232 @@
+"""Runs schedules on time. The one module that imports APScheduler (3.x), so moving to 4.x touches
+only this file; everything else talks to `ScheduleRunner` and hands it callbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import zoneinfo
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any, Literal
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
+from apscheduler.triggers.base import BaseTrigger  # type: ignore[import-untyped]
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
+from cronsim import CronSim
+
+from apimd.model import Schedule
+
+RunTarget = Callable[[str, str], Awaitable[None]]
+"""`(target_name, schedule_name)`: run that call or workflow and record its result."""
+
+FiredCallback = Callable[[str, list[str]], None]
+"""`(schedule_name, targets_started)`: a schedule fired (the daemon publishes `schedule.fired`)."""
+
+SchedulerState = Literal["running", "stopped"]
+
+logger = logging.getLogger(__name__)
+
+# A late firing (event loop stalled, machine suspended) still runs, once thanks to coalescing: a
+# monitor would rather check late than silently skip. APScheduler's default of 1 s would drop runs
+# whenever the loop is briefly busy.
+_MISFIRE_GRACE_TIME: int | None = None
+_JOB_PREFIX = "schedule:"
+
+
+class ScheduleRunner:
+    """Keeps one APScheduler job per enabled schedule and runs each target when its schedule fires,
+    never letting two scheduled runs of the same target overlap."""
+
+    def __init__(self, run_target: RunTarget, *, on_fired: FiredCallback | None = None) -> None:
+        # APScheduler logs every job added and every run at INFO; the daemon log is for people.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        self._run_target = run_target
+        self._on_fired = on_fired
+        self._scheduler: Any = AsyncIOScheduler(timezone=UTC)
+        self._schedules: dict[str, Schedule] = {}
+        self._running: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._state: SchedulerState = "stopped"
+
+    @property
+    def state(self) -> SchedulerState:
+        """`running` between `start()` and `shutdown()`, else `stopped` (for `/v1/status`)."""
+        return self._state
+
+    async def start(self) -> None:
+        """Start firing the schedules given to `sync()` (before or after this call)."""
+        if self._state == "running":
+            return
+        self._scheduler.start()
+        self._state = "running"
+        for schedule in self._schedules.values():
+            self._add_job(schedule)
+
+    async def shutdown(self) -> None:
+        """Stop firing. Runs already started are left alone: the daemon finishes or cancels them."""
+        if self._state != "running":
+            return
+        self._state = "stopped"
+        # Jobs go first: a stopped APScheduler only forgets its pending jobs, and a later start()
+        # re-adds whatever sync() holds by then.
+        self._scheduler.remove_all_jobs()
+        self._scheduler.shutdown(wait=False)
+        # AsyncIOScheduler.shutdown() only queues the real one with call_soon_threadsafe; queue a
+        # marker behind it, so we return after it ran and nothing can be submitted later.
+        loop = asyncio.get_running_loop()
+        flushed = loop.create_future()
+        loop.call_soon_threadsafe(flushed.set_result, None)
+        await flushed
+
+    def sync(self, schedules: Iterable[Schedule]) -> None:
+        """Make the jobs match exactly these schedules: add new ones, replace changed ones, remove
+        missing and disabled ones. An unchanged schedule keeps its next fire time."""
+        wanted = {schedule.name: schedule for schedule in schedules if schedule.enabled}
+        for name in self._schedules.keys() - wanted.keys():
+            del self._schedules[name]
+            if self._state == "running":
+                self._scheduler.remove_job(_job_id(name))
+        for name, schedule in wanted.items():
+            current = self._schedules.get(name)
+            if current is not None and current.model_dump() == schedule.model_dump():
+                continue
+            self._schedules[name] = schedule
+            if self._state == "running":
+                self._add_job(schedule)
+
+    def next_runs(self) -> dict[str, datetime]:
+        """Target name → the earliest next fire time (UTC) across the enabled schedules naming it."""
+        earliest: dict[str, datetime] = {}
+        if self._state != "running":
+            return earliest
+        for job in self._scheduler.get_jobs():
+            when: datetime | None = job.next_run_time
+            if when is None:
+                continue
+            when = when.astimezone(UTC)
+            for target in job.args[1]:
+                if target not in earliest or when < earliest[target]:
+                    earliest[target] = when
+        return earliest
+
+    def running(self) -> set[str]:
+        """The targets a schedule started that have not finished yet."""
+        return set(self._running)
+
+    def _add_job(self, schedule: Schedule) -> None:
+        self._scheduler.add_job(
+            self._fire,
+            trigger=_trigger(schedule),
+            args=(schedule.name, tuple(schedule.targets)),
+            id=_job_id(schedule.name),
+            name=f"schedule {schedule.name}",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=_MISFIRE_GRACE_TIME,
+        )
+
+    async def _fire(self, schedule_name: str, targets: tuple[str, ...]) -> None:
+        # Returns at once: each target runs in its own task, so one slow target neither delays the
+        # others nor makes APScheduler skip the schedule's next firing (max_instances=1).
+        if self._state != "running":
+            return
+        started: list[str] = []
+        for target in targets:
+            if target in self._running:
+                logger.info(
+                    "schedule %s: skipping %s, its previous run has not finished",
+                    schedule_name,
+                    target,
+                )
+                continue
+            self._running.add(target)
+            started.append(target)
+        if not started:
+            return
+        if self._on_fired is not None:
+            try:
+                self._on_fired(schedule_name, started)
+            except Exception:
+                logger.exception("schedule %s: the on_fired callback failed", schedule_name)
+        for target in started:
+            task = asyncio.create_task(
+                self._run(target, schedule_name), name=f"schedule {schedule_name}: {target}"
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, target: str, schedule_name: str) -> None:
+        try:
+            await self._run_target(target, schedule_name)
+        except Exception:
+            logger.exception("schedule %s: running %s failed", schedule_name, target)
+        finally:
+            self._running.discard(target)
+
+
+def _job_id(schedule_name: str) -> str:
+    return _JOB_PREFIX + schedule_name
+
+
+def _trigger(schedule: Schedule) -> Any:
+    jitter = schedule.jitter or None
+    if schedule.every_seconds is not None:
+        return _IntervalTrigger(seconds=schedule.every_seconds, jitter=jitter, timezone=UTC)
+    assert schedule.cron is not None  # the model requires exactly one of `every` and `cron`
+    return _CronTrigger(schedule.cron, schedule.timezone, jitter)
+
+
+class _IntervalTrigger(IntervalTrigger):  # type: ignore[misc]
+    """`IntervalTrigger` whose jitter does not accumulate. APScheduler 3 adds the interval to the
+    previous *jittered* fire time, so `every: 60s, jitter: 30` would fire every ~75 s on average;
+    here each firing is the next slot of the start-time grid plus fresh jitter."""
+
+    __slots__ = ()
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        if previous_fire_time is not None and self.jitter:
+            # The millisecond absorbs float rounding of an unjittered time just below its slot.
+            elapsed: timedelta = previous_fire_time - self.start_date + timedelta(milliseconds=1)
+            slot = math.floor(elapsed / self.interval)
+            previous_fire_time = self.start_date + slot * self.interval
+        fire_time: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+        return fire_time
+
+
+class _CronTrigger(BaseTrigger):  # type: ignore[misc]
+    """A 5-field cron expression in a time zone, evaluated by cronsim: the library that validated it
+    at load. APScheduler 3's `CronTrigger.from_crontab` reads weekday 0 as Monday (cron: Sunday),
+    ANDs day-of-month with day-of-week (cron: OR when both are set) and rejects `5L` / `5#2`."""
+
+    __slots__ = ("expr", "jitter", "timezone")
+
+    def __init__(self, expr: str, timezone: str, jitter: float | None) -> None:
+        self.expr = expr
+        # cronsim skips its DST handling only for datetime.UTC itself, not ZoneInfo("UTC").
+        self.timezone: tzinfo = UTC if timezone == "UTC" else zoneinfo.ZoneInfo(timezone)
+        self.jitter = jitter
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        # CronSim yields the first match strictly after its start; a jittered previous fire time
+        # still lies before the next slot as long as the jitter is shorter than the gap.
+        start = (previous_fire_time or now).astimezone(self.timezone)
+        try:
+            fire_time = next(CronSim(self.expr, start))
+        except StopIteration:
+            return None
+        # Jitter in UTC: adding a timedelta to a zoned datetime is wall-clock arithmetic.
+        jittered: datetime = self._apply_jitter(fire_time.astimezone(UTC), self.jitter, now)
+        return jittered
+
+    def __str__(self) -> str:
+        return f"cron[{self.expr}, {self.timezone}]"
+
+    def __repr__(self) -> str:
+        return f"<_CronTrigger expr={self.expr!r} timezone={self.timezone!s} jitter={self.jitter}>"

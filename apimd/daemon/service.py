@@ -1,0 +1,318 @@
+"""The daemon's services: one façade over the store, the engine, the scheduler and the event hub,
+so REST handlers stay thin (SPEC §2 apply, §5 refresh, §6, §9 shutdown)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from apimd import __version__
+from apimd.daemon.events import EventHub
+from apimd.daemon.scheduler import ScheduleRunner
+from apimd.engine.events import Event
+from apimd.engine.runner import Engine, UnknownTarget
+from apimd.engine.tokens import effective_state
+from apimd.model.api import ApplySummary, StatusInfo
+from apimd.model.common import parse_duration
+from apimd.model.errors import Issue, ValidationFailed
+from apimd.model.outcome import Outcome, ResultCode
+from apimd.model.project import Project
+from apimd.model.resources import Token
+from apimd.model.result import Result, Trigger
+from apimd.model.runtime import TokenRuntime
+from apimd.model.stats import Stats
+from apimd.settings import Settings
+from apimd.store import ApplyReport, SqliteStore
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_S = 10.0
+
+
+class NotFound(LookupError):
+    """No resource, result or target of that name."""
+
+
+class ShuttingDown(RuntimeError):
+    """The daemon is stopping and takes no new runs."""
+
+
+class MonitorService:
+    """What the REST API and the scheduler call; owns the in-flight runs."""
+
+    def __init__(self, settings: Settings, store: SqliteStore, hub: EventHub) -> None:
+        self.settings = settings
+        self.store = store
+        self.hub = hub
+        self.started_at = datetime.now(UTC)
+        self._started_monotonic = time.monotonic()
+        self.engine: Engine | None = None
+        self.scheduler = ScheduleRunner(self._run_scheduled, on_fired=self._fired)
+        self.callback_port: int | None = None
+        self.callback_error: str | None = None
+        self._runs: dict[str, tuple[asyncio.Task[Result], str, str, Trigger, datetime]] = {}
+        self._closing = False
+        self._stopped = False
+        self._reload_lock = asyncio.Lock()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        project = await self.store.project.load_project()
+        self.engine = Engine(project, self.store, events=self.hub.publish)
+        await self.scheduler.start()
+        self.scheduler.sync(project.schedules)
+
+    async def stop(self) -> None:
+        """SIGTERM: take no new runs, give in-flight runs 10 s, record the rest CANCELLED."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._closing = True
+        await self.scheduler.shutdown()
+        pending = [task for task, *_ in self._runs.values()]
+        if pending:
+            log.info("waiting up to %.0f s for %d run(s) to finish", SHUTDOWN_GRACE_S, len(pending))
+            _done, still = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE_S)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still, timeout=5)
+        if self.engine is not None:
+            await self.engine.close()
+        await self.hub.close()
+
+    @property
+    def project(self) -> Project:
+        assert self.engine is not None, "service not started"
+        return self.engine.project
+
+    async def reload(self, changed: list[str] | None = None) -> None:
+        """Re-read the definitions after a change; the store is the source of truth."""
+        async with self._reload_lock:
+            project = await self.store.project.load_project()
+            assert self.engine is not None
+            self.engine.update_project(project)
+            self.scheduler.sync(project.schedules)
+        if changed:
+            self.hub.publish(Event("resource.changed", {"resources": changed}))
+
+    # --- status ---------------------------------------------------------------------------
+
+    def status(self) -> StatusInfo:
+        project = self.project
+        counts = {
+            "variables": len(project.variables),
+            "auth": len(project.auth),
+            "tokens": len(project.tokens),
+            "calls": len(project.calls),
+            "workflows": len(project.workflows),
+            "schedules": len(project.schedules),
+            "running": len(self._runs),
+            "event_subscribers": self.hub.subscribers,
+        }
+        port = self.callback_port if self.callback_port is not None else self.settings.callback_port
+        return StatusInfo(
+            version=__version__,
+            pid=os.getpid(),
+            started_at=self.started_at,
+            uptime_s=round(time.monotonic() - self._started_monotonic, 3),
+            counts=counts,
+            scheduler=self.scheduler.state,
+            schedules=sum(1 for s in project.schedules if s.enabled),
+            running=sorted({name for _t, _k, name, *_ in self._runs.values()}),
+            callback_url=self.settings.callback_url(port),
+            callback_bound=self.callback_port is not None,
+            callback_error=self.callback_error,
+            db_path=str(self.settings.db_path),
+            socket_path=str(self.settings.socket_path),
+        )
+
+    # --- resources ------------------------------------------------------------------------
+
+    async def list_resources(self, kind: str, *, reveal: bool = False) -> list[Any]:
+        items = await self.store.project.list(kind, reveal=reveal)
+        return [self._token_state(i) if kind == "tokens" else i for i in items]
+
+    async def get_resource(self, kind: str, name: str, *, reveal: bool = False) -> Any:
+        item = await self.store.project.get(kind, name, reveal=reveal)
+        if item is None:
+            raise NotFound(f"no {_singular(kind)} named {name!r}")
+        return self._token_state(item) if kind == "tokens" else item
+
+    async def put_resource(self, kind: str, name: str, resource: BaseModel) -> Any:
+        report = await self.store.project.put(kind, resource)
+        await self.reload(_changed(report))
+        return await self.get_resource(kind, name)
+
+    async def delete_resource(self, kind: str, name: str) -> None:
+        await self.store.project.delete(kind, name)
+        await self.reload([f"{kind}/{name}"])
+
+    async def apply(self, project: Project, *, prune: bool) -> ApplySummary:
+        report = await self.store.project.apply(project, prune=prune)
+        await self.reload(_changed(report))
+        return _summary(report)
+
+    async def export(self, *, secrets: bool) -> Project:
+        return await self.store.project.export(secrets=secrets)
+
+    def _token_state(self, token: Token) -> Token:
+        """Show `expired` for a valid token that is due for refresh."""
+        if token.state is None:
+            return token
+        runtime = TokenRuntime(
+            name=token.name,
+            variables=token.variables or {},
+            expires_at=token.expires_at,
+            state=token.state,
+        )
+        auth = self.project.auth_setting(token.auth)
+        return token.model_copy(update={"state": effective_state(runtime, auth, datetime.now(UTC))})
+
+    # --- runs -----------------------------------------------------------------------------
+
+    def target_kind(self, name: str) -> str:
+        if self.project.call(name) is not None:
+            return "call"
+        if self.project.workflow(name) is not None:
+            return "workflow"
+        raise NotFound(f"no call or workflow named {name!r}")
+
+    def start_run(
+        self,
+        name: str,
+        *,
+        variables: dict[str, str] | None = None,
+        trigger: Trigger = "manual",
+        interactive: bool = False,
+    ) -> tuple[str, asyncio.Task[Result]]:
+        """Start a run in the background; returns its id (also the result's id) and task."""
+        if self._closing:
+            raise ShuttingDown("the daemon is stopping and takes no new runs")
+        kind = self.target_kind(name)
+        assert self.engine is not None
+        run_id = str(uuid.uuid4())
+        started = datetime.now(UTC)
+        task = asyncio.create_task(
+            self._guarded_run(run_id, name, kind, variables, trigger, interactive, started)
+        )
+        self._runs[run_id] = (task, kind, name, trigger, started)
+        task.add_done_callback(lambda _t: self._runs.pop(run_id, None))
+        return run_id, task
+
+    async def _guarded_run(
+        self,
+        run_id: str,
+        name: str,
+        kind: str,
+        variables: dict[str, str] | None,
+        trigger: Trigger,
+        interactive: bool,
+        started: datetime,
+    ) -> Result:
+        assert self.engine is not None
+        try:
+            return await self.engine.run(
+                name, variables=variables, trigger=trigger, interactive=interactive, run_id=run_id
+            )
+        except asyncio.CancelledError:
+            result = Result(
+                id=run_id,
+                kind="call" if kind == "call" else "workflow",
+                name=name,
+                trigger=trigger,
+                started_at=started,
+                finished_at=datetime.now(UTC),
+                outcome=Outcome.SKIPPED,
+                result=ResultCode.CANCELLED,
+                error="the daemon stopped before this run finished",
+            )
+            await asyncio.shield(self.store.add_result(result))
+            self.hub.publish(
+                Event(
+                    "run.finished",
+                    {
+                        "run_id": run_id,
+                        "result_id": run_id,
+                        "kind": kind,
+                        "name": name,
+                        "trigger": trigger,
+                        "outcome": "SKIPPED",
+                        "result": "CANCELLED",
+                    },
+                )
+            )
+            raise
+        except UnknownTarget as exc:
+            raise NotFound(str(exc)) from None
+
+    async def _run_scheduled(self, name: str, schedule: str) -> None:
+        if self._closing:
+            return
+        try:
+            _run_id, task = self.start_run(name, trigger="schedule")
+        except NotFound:
+            log.warning("schedule %s names %s, which no longer exists", schedule, name)
+            return
+        await asyncio.shield(task)
+
+    def _fired(self, schedule: str, targets: list[str]) -> None:
+        self.hub.publish(Event("schedule.fired", {"schedule": schedule, "targets": targets}))
+
+    # --- results and tokens ---------------------------------------------------------------
+
+    async def result(self, result_id: str) -> Result:
+        result = await self.store.get_result(result_id)
+        if result is None:
+            raise NotFound(f"no result with id {result_id!r}")
+        return result
+
+    async def stats(self, name: str, window: str) -> Stats:
+        try:
+            seconds = parse_duration(window)
+        except ValueError as exc:
+            raise ValidationFailed([Issue(str(exc), loc=("window",))]) from None
+        if seconds <= 0:
+            raise ValidationFailed([Issue("must be a positive duration", loc=("window",))])
+        now = datetime.now(UTC)
+        return await self.store.stats(name, now - timedelta(seconds=seconds), now)
+
+    async def refresh_token(self, name: str) -> Token:
+        if self.project.token(name) is None:
+            raise NotFound(f"no token named {name!r}")
+        assert self.engine is not None
+        await self.engine.refresh_token(name)
+        token: Token = await self.get_resource("tokens", name)
+        return token
+
+
+def _singular(kind: str) -> str:
+    return {"auth": "auth setting", "variables": "variable"}.get(kind, kind.rstrip("s"))
+
+
+def _changed(report: ApplyReport) -> list[str]:
+    return [*report.created, *report.updated, *report.deleted, *report.tokens_set]
+
+
+def _summary(report: ApplyReport) -> ApplySummary:
+    def group(entries: list[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for entry in entries:
+            kind, _, name = entry.partition("/")
+            out.setdefault(kind, []).append(name)
+        return out
+
+    return ApplySummary(
+        created=group(report.created),
+        updated=group(report.updated),
+        deleted=group(report.deleted),
+        unchanged=group(report.unchanged),
+    )

@@ -1,0 +1,122 @@
+"""Payloads of the daemon's REST API (SPEC §6) that are not resources or results themselves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from apimd.model.common import StrictModel
+from apimd.model.result import Result
+
+
+class ErrorDetail(BaseModel):
+    """One problem, located: `field` is a dotted path like `calls[0].timeout`."""
+
+    message: str
+    field: str | None = None
+    line: int | None = None
+    resource: str | None = None
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+    errors: list[ErrorDetail] = Field(default_factory=list)
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx answer: `{"error": {code, message, field, errors}}`."""
+
+    error: ErrorInfo
+
+
+class Health(BaseModel):
+    ok: bool = True
+    version: str
+
+
+class StatusInfo(BaseModel):
+    """`GET /v1/status`."""
+
+    version: str
+    pid: int
+    started_at: datetime
+    uptime_s: float
+    counts: dict[str, int]
+    scheduler: str
+    schedules: int
+    running: list[str] = Field(default_factory=list)
+    callback_url: str
+    callback_bound: bool
+    callback_error: str | None = None
+    db_path: str
+    socket_path: str
+
+
+class RunRequest(StrictModel):
+    """Body of `POST /v1/calls/{name}/run` and `/v1/workflows/{name}/run`."""
+
+    variables: dict[str, str] = Field(default_factory=dict)
+    interactive: bool = False
+    wait: bool = False
+
+
+class RunAccepted(BaseModel):
+    run_id: str
+    result: Result | None = None
+
+
+class ResultPage(BaseModel):
+    """`GET /v1/results`: newest first; `next_cursor` fetches the next (older) page."""
+
+    results: list[Result]
+    next_cursor: str | None = None
+
+
+class ApplySummary(BaseModel):
+    """What `POST /v1/apply` changed, per kind: names created, updated, deleted, unchanged."""
+
+    created: dict[str, list[str]] = Field(default_factory=dict)
+    updated: dict[str, list[str]] = Field(default_factory=dict)
+    deleted: dict[str, list[str]] = Field(default_factory=dict)
+    unchanged: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class SigninRequest(StrictModel):
+    """Body of `POST /v1/tokens/{name}/signin`."""
+
+    mode: Literal["browser", "device"] = "browser"
+
+
+class SigninInfo(BaseModel):
+    """A pending sign-in, as `GET /v1/signins` lists it."""
+
+    id: str
+    url: str | None = None
+    token: str | None = None
+    expires_at: datetime
+    user_code: str | None = None
+    verification_uri: str | None = None
+
+
+class SigninList(BaseModel):
+    signins: list[SigninInfo]
+
+
+class CompleteSigninRequest(StrictModel):
+    """Body of `POST /v1/signins/complete`: the final redirect URL pasted from the browser."""
+
+    url: str
+
+
+class Deleted(BaseModel):
+    deleted: str
+
+
+class Listing(BaseModel):
+    """`GET /v1/<kind>`: the resources of one kind, in project-file form."""
+
+    items: list[dict[str, Any]]

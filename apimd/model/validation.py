@@ -1,0 +1,194 @@
+"""Pydantic validation errors as `Issue`s in the words of a project file's author: unknown fields
+with a suggestion, missing fields, allowed values, bounds; secret inputs never quoted."""
+
+from __future__ import annotations
+
+import difflib
+import types
+from collections.abc import Callable, Mapping, Set
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
+
+from apimd.model.common import NAME_PATTERN, secret_field_names
+from apimd.model.errors import Issue
+from apimd.model.resources import HTTP_METHOD
+
+Loc = tuple[str | int, ...]
+
+_MAX_SHOWN = 40
+"""Inputs longer than this (as repr) are described by kind, never quoted."""
+
+
+def validation_issues(
+    error: ValidationError,
+    model: type[BaseModel],
+    *,
+    prefix: Loc = (),
+    hide_input: Callable[[Loc], bool] | None = None,
+) -> list[Issue]:
+    """One `Issue` per error of `model.model_validate(...)`, located by `prefix + loc`.
+
+    Inputs are quoted only when short, outside any `variables` mapping, not in a secret field
+    and not hidden by `hide_input(loc)` (e.g. values read from the environment)."""
+    issues = []
+    for details in error.errors(include_url=False):
+        loc = tuple(details["loc"])
+        show = (
+            "variables" not in loc  # project, token and workflow variables: often secrets
+            and not _is_secret_field(model, loc)
+            and not (hide_input and hide_input(loc))
+        )
+        # pydantic's `[key]` marks an error in a mapping key; the key itself is the location.
+        shown_loc = tuple(part for part in loc if part != "[key]")
+        issues.append(Issue(_message(details, model, show_input=show), loc=(*prefix, *shown_loc)))
+    return issues
+
+
+def _message(error: ErrorDetails, root: type[BaseModel], *, show_input: bool) -> str:
+    """A pydantic error in the words a project file's author uses."""
+    kind, loc, ctx = error["type"], error["loc"], error.get("ctx") or {}
+    last = str(loc[-1]) if loc else ""
+    got = f" (got {_shown(error.get('input'), show_input)})"
+    if kind == "extra_forbidden":
+        message = f"unknown field `{last}`"
+        model = _model_at(root, loc[:-1])
+        known = [info.alias or name for name, info in model.model_fields.items()] if model else []
+        close = difflib.get_close_matches(last, known, n=1, cutoff=0.6)
+        return message + (f"; did you mean `{close[0]}`?" if close else "")
+    if kind == "missing":
+        return f"missing required field `{last}`"
+    if kind in ("literal_error", "enum"):
+        return f"must be {ctx.get('expected', 'one of the allowed values')}{got}"
+    if kind in _BOUNDS:
+        return f"{_BOUNDS[kind][1]} {_number(ctx.get(_BOUNDS[kind][0]))}"
+    if kind in ("too_short", "too_long"):
+        count = int(ctx.get("min_length" if kind == "too_short" else "max_length", 0))
+        least = "at least" if kind == "too_short" else "at most"
+        return f"needs {least} {count} item{'s' if count != 1 else ''}"
+    if kind in ("string_too_short", "string_too_long"):
+        count = int(ctx.get("min_length" if kind == "string_too_short" else "max_length", 0))
+        least = "at least" if kind == "string_too_short" else "at most"
+        return f"must be {least} {count} character{'s' if count != 1 else ''}"
+    if kind == "string_pattern_mismatch":
+        return _PATTERNS.get(str(ctx.get("pattern")), f"must match {ctx.get('pattern')}") + got
+    if kind in ("value_error", "assertion_error") and "error" in ctx:
+        return str(ctx["error"])
+    if kind == "string_type" and isinstance(error.get("input"), int | float):
+        # `01234` is the number 1234 in YAML: only quotes keep such a value as written.
+        return f"must be a string (got {kind_of(error.get('input'))}; quote it)"
+    if kind in _MUST_BE:
+        return _MUST_BE[kind] + got
+    text = error["msg"]
+    return text[:1].lower() + text[1:]
+
+
+_MUST_BE = {
+    "string_type": "must be a string",
+    "string_unicode": "must be a string",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "dict_type": "must be a mapping (key: value)",
+    "model_type": "must be a mapping (key: value)",
+    "model_attributes_type": "must be a mapping (key: value)",
+    "list_type": "must be a list",
+    "datetime_type": "must be a date and time like 2024-05-01T12:00:00Z",
+    "datetime_parsing": "must be a date and time like 2024-05-01T12:00:00Z",
+    "datetime_from_date_parsing": "must be a date and time like 2024-05-01T12:00:00Z",
+}
+_BOUNDS = {
+    "greater_than": ("gt", "must be more than"),
+    "greater_than_equal": ("ge", "must be at least"),
+    "less_than": ("lt", "must be less than"),
+    "less_than_equal": ("le", "must be at most"),
+}
+_PATTERNS = {
+    NAME_PATTERN: "must be a name: 1–100 characters of letters, digits and `_ . : -`,"
+    " starting with a letter or digit",
+    HTTP_METHOD: "must be an HTTP method such as GET or POST",
+}
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def kind_of(value: Any) -> str:
+    """What sort of value this is, in a message's words: `a list`, `a number`, `nothing`."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple | Set):
+        return "a list"
+    return "a value of another type"
+
+
+def _shown(value: Any, allowed: bool) -> str:
+    """The input quoted when it is short and may be shown, else only what kind of value it is."""
+    if allowed and isinstance(value, str | int | float) and not isinstance(value, bool):
+        text = repr(value)
+        if len(text) <= _MAX_SHOWN:
+            return text
+    return kind_of(value)
+
+
+def _unwrap(annotation: Any) -> Any:
+    """`Annotated[X, …]` and `X | None` → X."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            args = [a for a in get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def _field(model: type[BaseModel], key: Any) -> FieldInfo | None:
+    for name, info in model.model_fields.items():
+        if key in (name, info.alias):
+            return info
+    return None
+
+
+def _model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
+    """The model class that validates the value at `loc`, if that value is a model."""
+    annotation: Any = root
+    for part in loc:
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            info = _field(annotation, part)
+            if info is None:
+                return None
+            annotation = info.annotation
+        elif get_origin(annotation) in (list, dict):
+            annotation = get_args(annotation)[-1]
+        else:
+            return None
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _is_secret_field(root: type[BaseModel], loc: Loc) -> bool:
+    model = _model_at(root, loc[:-1]) if loc else None
+    return model is not None and loc[-1] in secret_field_names(model)

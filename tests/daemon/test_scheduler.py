@@ -1,0 +1,296 @@
+"""The schedule runner on a real event loop and a real clock (SPEC §2 Schedules, issue 4)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from apimd.daemon import scheduler as scheduler_module
+from apimd.daemon.scheduler import ScheduleRunner
+from apimd.model import Schedule
+
+
+def schedule(name: str, targets: list[str], **fields: Any) -> Schedule:
+    if "cron" not in fields:
+        fields.setdefault("every", "1s")
+    return Schedule.model_validate({"name": name, "targets": targets, **fields})
+
+
+class Targets:
+    """A fake `run_target`: records each run and how many runs of a target overlapped."""
+
+    def __init__(
+        self,
+        duration: float = 0.0,
+        error: Exception | None = None,
+        durations: dict[str, float] | None = None,
+    ) -> None:
+        self.duration = duration
+        self.durations = durations or {}
+        self.error = error
+        self.release: asyncio.Event | None = None
+        self.runs: list[tuple[str, str]] = []
+        self.fired: list[tuple[str, list[str]]] = []
+        self.active: Counter[str] = Counter()
+        self.max_active: Counter[str] = Counter()
+
+    async def run(self, target: str, schedule_name: str) -> None:
+        self.runs.append((target, schedule_name))
+        self.active[target] += 1
+        self.max_active[target] = max(self.max_active[target], self.active[target])
+        try:
+            if self.release is not None:
+                await self.release.wait()
+            await asyncio.sleep(self.durations.get(target, self.duration))
+            if self.error is not None:
+                raise self.error
+        finally:
+            self.active[target] -= 1
+
+    def on_fired(self, schedule_name: str, targets: list[str]) -> None:
+        self.fired.append((schedule_name, targets))
+
+    def count(self, target: str) -> int:
+        return sum(1 for name, _ in self.runs if name == target)
+
+
+RunnerFactory = Callable[[Targets], Awaitable[ScheduleRunner]]
+
+
+@pytest.fixture
+async def start_runner() -> AsyncIterator[RunnerFactory]:
+    runners: list[ScheduleRunner] = []
+
+    async def start(targets: Targets) -> ScheduleRunner:
+        runner = ScheduleRunner(targets.run, on_fired=targets.on_fired)
+        await runner.start()
+        runners.append(runner)
+        return runner
+
+    yield start
+    for runner in runners:
+        await runner.shutdown()
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+def approx_now_plus(when: datetime, delta: timedelta) -> bool:
+    return abs(when - (datetime.now(UTC) + delta)) < timedelta(seconds=5)
+
+
+async def test_a_one_second_schedule_fires_about_once_a_second(
+    start_runner: RunnerFactory,
+) -> None:
+    targets = Targets()
+    runner = await start_runner(targets)
+    assert runner.state == "running"
+    runner.sync([schedule("every-second", ["health"])])
+
+    await asyncio.sleep(3.3)
+
+    assert 2 <= targets.count("health") <= 4
+    assert set(targets.runs) == {("health", "every-second")}
+    assert targets.fired[0] == ("every-second", ["health"])
+    assert len(targets.fired) == targets.count("health")
+
+
+async def test_sync_adds_replaces_and_removes_jobs(start_runner: RunnerFactory) -> None:
+    runner = await start_runner(Targets())
+
+    runner.sync([schedule("hourly", ["a"], every="1h"), schedule("daily", ["b"], every="24h")])
+    runs = runner.next_runs()
+    assert set(runs) == {"a", "b"}
+    assert approx_now_plus(runs["a"], timedelta(hours=1))
+    assert approx_now_plus(runs["b"], timedelta(hours=24))
+
+    runner.sync([schedule("hourly", ["a"], every="2h"), schedule("daily", ["b"], every="24h")])
+    assert approx_now_plus(runner.next_runs()["a"], timedelta(hours=2))
+
+    runner.sync([schedule("hourly", ["a"], every="2h")])
+    assert set(runner.next_runs()) == {"a"}
+
+    runner.sync([schedule("hourly", ["a"], every="2h", enabled=False)])
+    assert runner.next_runs() == {}
+
+    runner.sync([schedule("hourly", ["a"], every="2h")])
+    assert set(runner.next_runs()) == {"a"}
+
+
+async def test_unchanged_schedules_keep_their_next_run_time(start_runner: RunnerFactory) -> None:
+    runner = await start_runner(Targets())
+    # Jitter makes a re-created job land on a different time, so "kept" is visible.
+    kept = schedule("kept", ["a"], every="1h", jitter=600)
+    changed = schedule("changed", ["b"], every="1h", jitter=600)
+    runner.sync([kept, changed])
+    before = runner.next_runs()
+    await asyncio.sleep(0.05)
+
+    runner.sync(
+        [
+            Schedule.model_validate(kept.model_dump()),
+            changed.model_copy(update={"description": "now documented"}),
+        ]
+    )
+
+    after = runner.next_runs()
+    assert after["a"] == before["a"]
+    assert after["b"] != before["b"]
+
+
+async def test_next_runs_gives_each_target_its_earliest_time_in_utc(
+    start_runner: RunnerFactory,
+) -> None:
+    runner = await start_runner(Targets())
+    runner.sync(
+        [
+            schedule("slow", ["shared", "only-slow"], every="2h"),
+            schedule("fast", ["shared"], every="30m"),
+        ]
+    )
+
+    runs = runner.next_runs()
+
+    assert set(runs) == {"shared", "only-slow"}
+    assert all(when.utcoffset() == timedelta(0) for when in runs.values())
+    assert approx_now_plus(runs["shared"], timedelta(minutes=30))
+    assert approx_now_plus(runs["only-slow"], timedelta(hours=2))
+
+
+async def test_a_slow_target_never_overlaps_itself(
+    start_runner: RunnerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="apimd.daemon.scheduler")
+    targets = Targets(duration=2.5)
+    runner = await start_runner(targets)
+    runner.sync([schedule("every-second", ["slow"])])
+
+    await wait_until(lambda: "slow" in runner.running())
+    assert runner.running() == {"slow"}
+    await asyncio.sleep(3.6)
+
+    assert targets.max_active["slow"] == 1
+    # Firings during a run are skipped, not queued: at most the first run and one more started.
+    assert 1 <= targets.count("slow") <= 2
+    assert "skipping slow" in caplog.text
+
+
+async def test_a_target_shared_by_two_schedules_never_overlaps_while_others_run(
+    start_runner: RunnerFactory,
+) -> None:
+    targets = Targets(durations={"slow": 2.5})
+    runner = await start_runner(targets)
+    runner.sync([schedule("first", ["slow"]), schedule("second", ["slow", "quick"])])
+
+    await asyncio.sleep(3.6)
+
+    assert targets.max_active["slow"] == 1
+    assert 1 <= targets.count("slow") <= 2
+    # The schedule's other target is not held back by its slow sibling.
+    assert targets.count("quick") >= 2
+
+
+async def test_a_failing_target_does_not_stop_later_firings(
+    start_runner: RunnerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    targets = Targets(error=RuntimeError("boom"))
+    runner = await start_runner(targets)
+    runner.sync([schedule("every-second", ["broken"])])
+
+    await wait_until(lambda: targets.count("broken") >= 2, timeout=6)
+
+    assert runner.state == "running"
+    assert "boom" in caplog.text
+
+
+def _next_local(
+    now: datetime, tz: ZoneInfo, at: clock_time, day_matches: Callable[[date], bool]
+) -> datetime:
+    """The first `at` on a matching day strictly after `now`, found by walking the calendar."""
+    today = now.astimezone(tz).date()
+    for offset in range(400):
+        day = today + timedelta(days=offset)
+        candidate = datetime.combine(day, at, tzinfo=tz)
+        if candidate > now and day_matches(day):
+            return candidate
+    raise AssertionError("no match within 400 days")
+
+
+@pytest.mark.parametrize(
+    ("cron", "zone", "at", "day_matches"),
+    [
+        # Weekday 0 is Sunday in cron (APScheduler 3 would read it as Monday).
+        ("15 4 * * 0", "America/New_York", clock_time(4, 15), lambda d: d.weekday() == 6),
+        ("30 9 * * 1-5", "Asia/Kolkata", clock_time(9, 30), lambda d: d.weekday() < 5),
+        # Day of month and day of week both set: either matches (cron's OR).
+        (
+            "0 12 13 * 5",
+            "Europe/Berlin",
+            clock_time(12, 0),
+            lambda d: d.day == 13 or d.weekday() == 4,
+        ),
+        ("45 23 * * *", "UTC", clock_time(23, 45), lambda d: True),
+    ],
+)
+async def test_cron_in_a_time_zone_fires_at_the_right_utc_instant(
+    start_runner: RunnerFactory,
+    cron: str,
+    zone: str,
+    at: clock_time,
+    day_matches: Callable[[date], bool],
+) -> None:
+    runner = await start_runner(Targets())
+    now = datetime.now(UTC)
+
+    runner.sync([schedule("cron", ["report"], cron=cron, timezone=zone)])
+
+    expected = _next_local(now, ZoneInfo(zone), at, day_matches).astimezone(UTC)
+    assert runner.next_runs() == {"report": expected}
+
+
+def test_interval_jitter_does_not_stretch_the_period() -> None:
+    # APScheduler 3 adds the interval to the previous jittered time: 60 s + 30 s jitter would
+    # average 75 s. Walk the trigger the way APScheduler does.
+    trigger = scheduler_module._trigger(schedule("jittered", ["a"], every="60s", jitter=30))
+    first = previous = trigger.get_next_fire_time(None, datetime.now(UTC))
+    for _ in range(1000):
+        fire_time = trigger.get_next_fire_time(previous, previous)
+        assert fire_time > previous
+        previous = fire_time
+    average = (previous - first).total_seconds() / 1000
+    assert 59 < average < 61
+
+
+async def test_shutdown_returns_promptly_while_a_target_runs(start_runner: RunnerFactory) -> None:
+    targets = Targets()
+    targets.release = asyncio.Event()
+    runner = await start_runner(targets)
+    runner.sync([schedule("every-second", ["stuck"])])
+    await wait_until(lambda: runner.running() == {"stuck"})
+
+    started = time.monotonic()
+    await runner.shutdown()
+
+    assert time.monotonic() - started < 0.5
+    assert runner.state == "stopped"
+    assert runner.next_runs() == {}
+    fired = len(targets.fired)
+    await asyncio.sleep(1.3)
+    assert len(targets.fired) == fired  # no firing after shutdown
+
+    # The in-flight run was left alone: it finishes when its work does.
+    targets.release.set()
+    await wait_until(lambda: runner.running() == set())
+    assert targets.count("stuck") == 1

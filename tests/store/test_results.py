@@ -1,0 +1,221 @@
+"""Results history: body cap, newest-first cursor pages, retention, rollups and statistics."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from apimd.model.outcome import Outcome, ResultCode
+from apimd.model.result import RequestRecord, ResponseRecord
+from apimd.store import BODY_LIMIT, InvalidCursor, SqliteStore
+from apimd.store.histogram import BUCKET_BOUNDS_MS, BUCKET_RATIO, bucket_of, bucket_range
+from tests.store.conftest import make_result
+
+T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
+
+
+async def test_bodies_are_capped_at_64_kib(store: SqliteStore) -> None:
+    big = "é" * BODY_LIMIT  # 2 bytes each in UTF-8
+    result = make_result(
+        "r-1",
+        request=RequestRecord(method="POST", url="https://x", body=big),
+        response=ResponseRecord(body=big),
+        steps=[make_result("s-1", response=ResponseRecord(body="x" * (BODY_LIMIT + 1)))],
+    )
+    await store.add_result(result)
+    stored = await store.get_result("r-1")
+    assert stored.response.body_truncated
+    assert len(stored.response.body.encode()) == BODY_LIMIT
+    assert len(stored.request.body.encode()) == BODY_LIMIT
+    assert stored.steps[0].response.body == "x" * BODY_LIMIT
+    assert stored.steps[0].response.body_truncated
+    small = make_result("r-2", response=ResponseRecord(body="é" * 100))
+    await store.add_result(small)
+    assert await store.get_result("r-2") == small
+
+
+async def test_pages_are_newest_first_and_cover_everything_once(store: SqliteStore) -> None:
+    results = [
+        make_result(f"r-{i:03}", name=f"t{i % 3}", started_at=T0 + timedelta(minutes=i // 2))
+        for i in range(45)
+    ]
+    shuffled = results[:]
+    random.Random(7).shuffle(shuffled)
+    await store.add_results(shuffled[:20])
+    for result in shuffled[20:]:
+        await store.add_result(result)
+    seen = []
+    cursor = None
+    while True:
+        page = await store.list_results(limit=10, cursor=cursor)
+        seen += page.results
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert len(seen) == 45
+    assert len({r.id for r in seen}) == 45
+    starts = [r.started_at for r in seen]
+    assert starts == sorted(starts, reverse=True)
+    named = await store.list_results(name="t1", limit=100)
+    assert {r.name for r in named.results} == {"t1"}
+    assert len(named.results) == 15
+    assert named.next_cursor is None
+    window = await store.list_results(
+        since=T0 + timedelta(minutes=5), until=T0 + timedelta(minutes=7)
+    )
+    assert {r.started_at for r in window.results} == {T0 + timedelta(minutes=m) for m in (5, 6)}
+
+
+async def test_filter_by_outcome(store: SqliteStore) -> None:
+    await store.add_results(
+        [
+            make_result("a", code=ResultCode.COMPLETE),
+            make_result("b", code=ResultCode.TIMEOUT),
+            make_result("c", code=ResultCode.SLA_ERROR),
+        ]
+    )
+    page = await store.list_results(outcome="fail")
+    assert sorted(r.id for r in page.results) == ["b", "c"]
+
+
+async def test_an_invalid_cursor_is_a_clear_error(store: SqliteStore) -> None:
+    with pytest.raises(InvalidCursor):
+        await store.list_results(cursor="not-a-cursor!")
+
+
+async def test_a_result_stored_twice_counts_once(store: SqliteStore) -> None:
+    result = make_result("r-1")
+    await store.add_result(result)
+    await store.add_result(result)
+    assert await store.add_results([result, make_result("r-2"), make_result("r-2")]) == 1
+    stats = await store.stats("list-orders", T0, T0 + timedelta(days=30))
+    assert stats.total == 2
+
+
+async def test_latest_result_per_target(store: SqliteStore) -> None:
+    await store.add_results(
+        [
+            make_result("a1", name="a", started_at=T0),
+            make_result("a2", name="a", started_at=T0 + timedelta(minutes=1)),
+            make_result("b1", name="b", started_at=T0),
+        ]
+    )
+    latest = await store.latest_results()
+    assert {name: r.id for name, r in latest.items()} == {"a": "a2", "b": "b1"}
+
+
+async def test_pruning_results_keeps_the_rollups(store: SqliteStore) -> None:
+    old = [make_result(f"old-{i}", started_at=T0 + timedelta(hours=i)) for i in range(6)]
+    new = [make_result(f"new-{i}", started_at=T0 + timedelta(days=40, hours=i)) for i in range(3)]
+    await store.add_results(old + new)
+    before = await store.stats("list-orders", T0, T0 + timedelta(days=50))
+    deleted = await store.prune_results(T0 + timedelta(days=30))
+    assert deleted == 6
+    remaining = await store.list_results()
+    assert sorted(r.id for r in remaining.results) == [f"new-{i}" for i in range(3)]
+    assert await store.stats("list-orders", T0, T0 + timedelta(days=50)) == before
+    assert before.total == 9
+
+
+async def test_prune_in_batches(store: SqliteStore) -> None:
+    await store.add_results([make_result(f"r-{i}", started_at=T0) for i in range(25)])
+    assert await store.results.prune(T0 + timedelta(seconds=1), batch=10) == 25
+    assert (await store.list_results()).results == []
+
+
+def nearest_rank(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+async def test_statistics_match_a_reference_within_bucket_precision(store: SqliteStore) -> None:
+    rng = random.Random(2026)
+    latencies: list[float] = []
+    results = []
+    codes = (
+        [ResultCode.COMPLETE] * 90
+        + [ResultCode.HTTP_SERVER_ERROR] * 6
+        + [ResultCode.NEEDS_SIGN_IN] * 4
+    )
+    for i in range(3000):
+        code = codes[i % len(codes)]
+        latency = rng.lognormvariate(math.log(180), 0.6)
+        hour = i % 48
+        if code is not ResultCode.NEEDS_SIGN_IN:
+            latencies.append(latency)
+        results.append(
+            make_result(
+                f"r-{i}",
+                code=code,
+                total_ms=latency,
+                started_at=T0 + timedelta(hours=hour, seconds=i % 3600),
+            )
+        )
+    await store.add_results(results[:1000])
+    for result in results[1000:1100]:
+        await store.add_result(result)
+    await store.add_results(results[1100:])
+    stats = await store.stats("list-orders", T0, T0 + timedelta(days=2))
+    assert stats.total == 3000
+    assert stats.counts[Outcome.PASS] == 2700
+    assert stats.counts[Outcome.FAIL] == 180
+    assert stats.counts[Outcome.SKIPPED] == 120
+    assert stats.uptime == pytest.approx(2700 / 2880)
+    latency = stats.latency
+    assert latency.count == len(latencies)
+    assert latency.min_ms == pytest.approx(min(latencies))
+    assert latency.max_ms == pytest.approx(max(latencies))
+    assert latency.mean_ms == pytest.approx(sum(latencies) / len(latencies))
+    for q, estimate in ((0.5, latency.p50_ms), (0.95, latency.p95_ms), (0.99, latency.p99_ms)):
+        reference = nearest_rank(latencies, q)
+        assert reference / BUCKET_RATIO <= estimate <= reference * BUCKET_RATIO, (
+            q,
+            estimate,
+            reference,
+        )
+        lower, upper = bucket_range(bucket_of(reference))
+        assert lower <= estimate <= upper
+    assert len(stats.series) == 48
+    assert [p.start for p in stats.series] == [T0 + timedelta(hours=h) for h in range(48)]
+    assert sum(p.counts[Outcome.PASS] for p in stats.series) == 2700
+    # Any window merges: the two days' sums equal the whole.
+    day1 = await store.stats("list-orders", T0, T0 + timedelta(days=1))
+    day2 = await store.stats("list-orders", T0 + timedelta(days=1), T0 + timedelta(days=2))
+    assert day1.total + day2.total == 3000
+    assert day1.latency.count + day2.latency.count == latency.count
+
+
+async def test_statistics_of_a_window_without_results(store: SqliteStore) -> None:
+    stats = await store.stats("nothing", T0, T0 + timedelta(hours=5))
+    assert stats.total == 0
+    assert stats.uptime is None
+    assert stats.latency.p50_ms is None
+    assert stats.series == []
+
+
+async def test_skipped_results_count_neither_way_for_uptime(store: SqliteStore) -> None:
+    await store.add_results(
+        [
+            make_result("a", code=ResultCode.NEEDS_SIGN_IN),
+            make_result("b", code=ResultCode.CANCELLED),
+            make_result("c", code=ResultCode.SLA_WARNING),
+            make_result("d", code=ResultCode.AUTH_ERROR),
+        ]
+    )
+    stats = await store.stats("list-orders", T0, T0 + timedelta(hours=24))
+    assert stats.uptime == 0.5
+    assert stats.latency.count == 2
+
+
+def test_bucket_bounds_are_fixed() -> None:
+    """Rollups are kept forever: changing the bounds would misread every stored histogram."""
+    assert len(BUCKET_BOUNDS_MS) == 111
+    assert BUCKET_BOUNDS_MS[:4] == (1.0, 1.122, 1.259, 1.413)
+    assert BUCKET_BOUNDS_MS[20] == 10.0
+    assert BUCKET_BOUNDS_MS[-1] == 316200.0
+    assert bucket_of(0) == 0
+    assert bucket_of(1.0) == 1
+    assert bucket_of(10**7) == 111
