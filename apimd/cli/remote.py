@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from io import StringIO
@@ -60,29 +61,34 @@ async def start_command(settings: Settings) -> int:
         print(f"apimd daemon already running (pid {pid}) on {settings.socket_path}")
         return 0
     log_path = settings.log_path
-    process = subprocess.Popen(
-        [sys.executable, "-m", "apimd", "daemon"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        env=os.environ.copy(),
-    )
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            err = process.stderr.read().decode() if process.stderr else ""
-            print(f"apimd: the daemon did not start:\n{err.strip()}", file=sys.stderr)
-            return 1
-        pid = await _daemon_pid(settings)
-        if pid is not None:
-            if process.stderr:
-                process.stderr.close()
-            print(
-                f"apimd daemon started (pid {pid}); socket {settings.socket_path}, log {log_path}"
-            )
-            return 0
-        await asyncio.sleep(0.1)
+    # The background daemon logs to daemon.log only; its stderr (errors before logging starts,
+    # such as a lock held by another daemon) goes to a small file we show if it fails to start.
+    with tempfile.TemporaryFile() as early_errors:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "apimd",
+            "daemon",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=early_errors,
+            start_new_session=True,
+            env={**os.environ, "APIMD_LOG_STDERR": "0"},
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if process.returncode is not None:
+                early_errors.seek(0)
+                err = early_errors.read().decode(errors="replace").strip()
+                print(f"apimd: the daemon did not start:\n{err}", file=sys.stderr)
+                return 1
+            pid = await _daemon_pid(settings)
+            if pid is not None:
+                print(
+                    f"apimd daemon started (pid {pid}); socket {settings.socket_path}, log {log_path}"
+                )
+                return 0
+            await asyncio.sleep(0.1)
     print(
         f"apimd: the daemon did not answer within {START_TIMEOUT_S:.0f} s; see {log_path}",
         file=sys.stderr,
@@ -187,18 +193,25 @@ async def export_command(settings: Settings, args: argparse.Namespace) -> int:
     buffer = StringIO()
     yaml.dump(document, buffer)
     text = buffer.getvalue()
-    if args.file and args.file != "-":
-        path = Path(args.file)
-        path.write_text(text)
-        if args.secrets:
-            path.chmod(0o600)
-        print(
-            f"exported to {path}"
-            + (" (with secrets in clear; file is 0600)" if args.secrets else "")
-        )
-    else:
+    if not args.file or args.file == "-":
         sys.stdout.write(text)
+        return 0
+    path = Path(args.file)
+    await asyncio.to_thread(_write_file, path, text, private=args.secrets)
+    note = " (secrets in clear: the file is 0600)" if args.secrets else ""
+    print(f"exported to {path}{note}")
     return 0
+
+
+def _write_file(path: Path, text: str, *, private: bool) -> None:
+    """Write `text`; a file holding secrets is created 0600 before anything is written to it."""
+    if private:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+    else:
+        path.write_text(text)
 
 
 # --- runs and results ------------------------------------------------------------------------

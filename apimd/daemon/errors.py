@@ -8,14 +8,17 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from apimd.daemon.service import NotFound, ShuttingDown
-from apimd.model.api import ErrorBody, ErrorDetail, ErrorInfo
+from apimd.model.api import ErrorBody, ErrorDetail, ErrorInfo, RunRequest
 from apimd.model.errors import Issue, ValidationFailed
+from apimd.model.validation import validation_issues
 from apimd.store import InvalidCursor, ResourceInUse, ResourceNotFound, StoreError
 
 log = logging.getLogger(__name__)
+
+_MODELS: dict[str, type[BaseModel]] = {m.__name__: m for m in (RunRequest,)}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -46,9 +49,13 @@ def error_response(
     return web.json_response(body.model_dump(exclude_none=True), status=status)
 
 
-def issues_of(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[Issue]:
+def issues_of(exc: ValidationError) -> list[Issue]:
+    """Friendly, located issues for a model validation error (the model is the one that failed)."""
+    model = exc.title and _MODELS.get(exc.title)
+    if model:
+        return validation_issues(exc, model)
     return [
-        Issue(err["msg"], loc=(*prefix, *(p for p in err["loc"] if isinstance(p, str | int))))
+        Issue(err["msg"], loc=tuple(p for p in err["loc"] if isinstance(p, str | int)))
         for err in exc.errors(include_url=False)
     ]
 

@@ -119,9 +119,10 @@ def configure_logging(settings: Settings, *, verbose: bool = False) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    stderr = logging.StreamHandler(sys.stderr)
-    stderr.setFormatter(fmt)
-    root.addHandler(stderr)
+    if os.environ.get("APIMD_LOG_STDERR", "1") != "0":
+        stderr = logging.StreamHandler(sys.stderr)
+        stderr.setFormatter(fmt)
+        root.addHandler(stderr)
     settings.log_path.touch(mode=0o600, exist_ok=True)
     file_handler = logging.FileHandler(settings.log_path)
     file_handler.setFormatter(fmt)

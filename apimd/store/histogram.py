@@ -4,7 +4,7 @@ kept forever and merged across any window), so they are a constant of the storag
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 # 20 log-spaced buckets per decade from 1 ms to ~316 s (the longest timeout is 300 s), rounded to 4
 # significant digits so the bounds are the same on every platform. Bucket 0 holds [0, 1 ms); bucket
@@ -30,25 +30,41 @@ def bucket_range(index: int) -> tuple[float, float]:
 def percentile(
     counts: Mapping[int, int], q: float, *, minimum: float, maximum: float
 ) -> float | None:
-    """The `q`-quantile (0 < q ≤ 1) of the latencies counted in `counts` (bucket → count),
-    interpolated linearly inside its bucket, whose range is narrowed to the observed min/max.
+    """The `q`-quantile (0 < q ≤ 1) of the latencies counted in `counts` (bucket → count); see
+    `percentiles`."""
+    return percentiles(counts, (q,), minimum=minimum, maximum=maximum)[0]
 
-    The nearest-rank quantile (the ⌈q·n⌉-th smallest latency) lies in the bucket this picks, so the
+
+def percentiles(
+    counts: Mapping[int, int], qs: Sequence[float], *, minimum: float, maximum: float
+) -> list[float | None]:
+    """The quantiles `qs` (ascending, each 0 < q ≤ 1) of the latencies counted in `counts`
+    (bucket → count), each interpolated linearly inside its bucket, whose range is narrowed to the
+    observed min/max.
+
+    The nearest-rank quantile (the ⌈q·n⌉-th smallest latency) lies in the bucket this picks, so each
     answer is within one bucket width of it."""
     total = sum(counts.values())
     if total == 0:
-        return None
-    rank = q * total
+        return [None] * len(qs)
+    out: list[float | None] = []
+    pending = iter(qs)
+    q = next(pending, None)
     seen = 0
     for index in sorted(counts):
         count = counts[index]
         if count <= 0:
             continue
-        if seen + count >= rank:
+        while q is not None and seen + count >= q * total:
             lower, upper = bucket_range(index)
             lower, upper = max(lower, minimum), min(upper, maximum)
             if upper <= lower:
-                return lower
-            return lower + (upper - lower) * max(0.0, rank - seen) / count
+                out.append(lower)
+            else:
+                out.append(lower + (upper - lower) * max(0.0, q * total - seen) / count)
+            q = next(pending, None)
+        if q is None:
+            break
         seen += count
-    return maximum
+    out += [maximum] * (len(qs) - len(out))
+    return out

@@ -14,7 +14,7 @@ from apimd.model.outcome import Outcome
 from apimd.model.result import Result
 from apimd.model.stats import Latency, Stats, StatsPoint
 from apimd.store.db import Database
-from apimd.store.histogram import bucket_of, percentile
+from apimd.store.histogram import bucket_of, percentiles
 from apimd.store.timestamps import from_us, hour_floor_us, to_us
 
 _OUTCOME_COLUMNS = {
@@ -83,15 +83,17 @@ class _Hour:
     def latency(self) -> Latency:
         if self.lat_count == 0 or self.lat_min is None or self.lat_max is None:
             return Latency()
-        bounds = {"minimum": self.lat_min, "maximum": self.lat_max}
+        p50, p95, p99 = percentiles(
+            self.buckets, (0.50, 0.95, 0.99), minimum=self.lat_min, maximum=self.lat_max
+        )
         return Latency(
             count=self.lat_count,
             min_ms=self.lat_min,
             max_ms=self.lat_max,
             mean_ms=self.lat_sum / self.lat_count,
-            p50_ms=percentile(self.buckets, 0.50, **bounds),
-            p95_ms=percentile(self.buckets, 0.95, **bounds),
-            p99_ms=percentile(self.buckets, 0.99, **bounds),
+            p50_ms=p50,
+            p95_ms=p95,
+            p99_ms=p99,
         )
 
 
