@@ -25,6 +25,8 @@ _PRAGMAS = (
     "PRAGMA foreign_keys = ON",
     "PRAGMA busy_timeout = 5000",
     "PRAGMA synchronous = FULL",
+    # A big batch grows the WAL; give the space back after the next checkpoint.
+    "PRAGMA journal_size_limit = 16777216",
 )
 
 Params = Sequence[Any]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -167,14 +167,20 @@ class ResultStore:
             next_cursor = _make_cursor(int(last["started_at"]), int(last["seq"]))
         return ResultPage(results, next_cursor)
 
-    async def latest(self) -> dict[str, Result]:
-        """The most recent result of every target that has one."""
-        rows = await self._db.fetchall(
-            "SELECT r.id, r.name, r.doc FROM results AS r"
-            " JOIN (SELECT name, MAX(started_at) AS newest FROM results GROUP BY name) AS m"
-            " ON r.name = m.name AND r.started_at = m.newest ORDER BY r.seq"
-        )
-        return {row["name"]: decode_result(row["doc"], row["id"]) for row in rows}
+    async def latest(self, names: Iterable[str] | None = None) -> dict[str, Result]:
+        """The most recent result of each of `names` (default: every target that has results)."""
+        if names is None:
+            names = [row[0] for row in await self._db.fetchall("SELECT DISTINCT name FROM results")]
+        out: dict[str, Result] = {}
+        for name in names:
+            row = await self._db.fetchone(
+                "SELECT id, doc FROM results WHERE name = ?"
+                " ORDER BY started_at DESC, seq DESC LIMIT 1",
+                (name,),
+            )
+            if row is not None:
+                out[name] = decode_result(row["doc"], row["id"])
+        return out
 
     async def prune(self, older_than: datetime, *, batch: int = 5000) -> int:
         """Delete raw results started before `older_than` (rollups stay), in short transactions so

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -153,8 +153,9 @@ class SqliteStore:
             name=name, outcome=outcome, since=since, until=until, limit=limit, cursor=cursor
         )
 
-    async def latest_results(self) -> dict[str, Result]:
-        return await self.results.latest()
+    async def latest_results(self, names: Iterable[str] | None = None) -> dict[str, Result]:
+        """The most recent result of each target (of `names`, when given)."""
+        return await self.results.latest(names)
 
     async def prune_results(self, older_than: datetime) -> int:
         """Delete raw results started before `older_than`; hourly rollups are kept."""

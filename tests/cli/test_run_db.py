@@ -21,7 +21,9 @@ async def test_token_filled_by_one_run_is_reused_by_the_next(
     db = tmp_path / "state.db"
     env = {"APIMD_DEMO_URL": token_server.url, "APIMD_HOME": str(tmp_path)}
     for _ in range(3):
-        code, out, err = await apimd("run", "list-orders", "-f", str(EXAMPLE), "--db", str(db), env=env)
+        code, out, err = await apimd(
+            "run", "list-orders", "-f", str(EXAMPLE), "--db", str(db), env=env
+        )
         assert code == 0, out + err
     assert server_state(token_server).token_requests == 1
     with sqlite3.connect(db) as conn:
@@ -30,14 +32,18 @@ async def test_token_filled_by_one_run_is_reused_by_the_next(
     assert os.stat(db).st_mode & 0o777 == 0o600
 
 
-async def test_expired_token_in_the_db_is_refreshed(token_server: RunningServer, tmp_path: Path) -> None:
+async def test_expired_token_in_the_db_is_refreshed(
+    token_server: RunningServer, tmp_path: Path
+) -> None:
     server_state(token_server).lifetime_s = 1
     db = tmp_path / "state.db"
     env = {"APIMD_DEMO_URL": token_server.url, "APIMD_HOME": str(tmp_path)}
     code, _, _ = await apimd("run", "list-orders", "-f", str(EXAMPLE), "--db", str(db), env=env)
     assert code == 0
     await asyncio.sleep(1.2)
-    code, out, _ = await apimd("run", "list-orders", "-f", str(EXAMPLE), "--db", str(db), "--json", env=env)
+    code, out, _ = await apimd(
+        "run", "list-orders", "-f", str(EXAMPLE), "--db", str(db), "--json", env=env
+    )
     assert code == 0
     assert json.loads(out)["timings_ms"]["auth_wait"] > 0
     assert server_state(token_server).token_requests == 2
@@ -47,8 +53,13 @@ async def test_db_held_by_a_running_daemon_is_refused(token_server: RunningServe
     home = Path(tempfile.mkdtemp(prefix="apimd-", dir="/tmp"))
     env = {**os.environ, "APIMD_HOME": str(home), "APIMD_CALLBACK_PORT": "0"}
     daemon = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "apimd", "daemon",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env,
+        sys.executable,
+        "-m",
+        "apimd",
+        "daemon",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
     )
     try:
         for _ in range(100):
@@ -56,7 +67,12 @@ async def test_db_held_by_a_running_daemon_is_refused(token_server: RunningServe
                 break
             await asyncio.sleep(0.1)
         code, out, err = await apimd(
-            "run", "list-orders", "-f", str(EXAMPLE), "--db", str(home / "apimd.db"),
+            "run",
+            "list-orders",
+            "-f",
+            str(EXAMPLE),
+            "--db",
+            str(home / "apimd.db"),
             env={"APIMD_DEMO_URL": token_server.url, "APIMD_HOME": str(home)},
         )
     finally:

@@ -456,3 +456,67 @@ async def test_timeout_tag_and_connection_errors(token_server: RunningServer) ->
     assert slow.result == ResultCode.TIMEOUT
     assert closed.result == ResultCode.CONNECTION_ERROR
     assert closed.error
+
+
+async def test_token_headers_and_params_are_dropped_on_a_cross_origin_redirect(
+    receiver: Receiver,
+) -> None:
+    other = Receiver()
+    await other.server.start()
+    try:
+        target = f"{other.server.url}/echo"
+        app_url = receiver.server.url.replace("127.0.0.1", "localhost")
+
+        async def redirect(request: web.Request) -> web.Response:
+            # The Location carries the query on, as many real APIs' redirects do.
+            location = target if request.query.get("away") else "/echo"
+            raise web.HTTPFound(f"{location}?{request.query_string}")
+
+        receiver.server.app.router._frozen = False  # add a route to the running test server
+        receiver.server.app.router.add_get("/go", redirect)
+        doc = {
+            "auth": [{"name": "a", "type": "manual"}],
+            "tokens": [
+                {
+                    "name": "t",
+                    "auth": "a",
+                    "variables": {"ACCESS_TOKEN": "tok-secret-77"},
+                    "headers": {"Authorization": "Bearer %%ACCESS_TOKEN%%"},
+                    "params": {"sig": "%%ACCESS_TOKEN%%"},
+                }
+            ],
+            "calls": [
+                {"name": "same", "url": f"{app_url}/go", "token": "t", "headers": {"X-Plain": "1"}},
+                {
+                    "name": "away",
+                    "url": f"{app_url}/go?away=1",
+                    "token": "t",
+                    "headers": {"X-Plain": "1"},
+                },
+            ],
+        }
+        store = MemoryStateStore()
+        from apimd.model.runtime import TokenRuntime
+        from apimd.model import TokenState
+
+        await store.save_token(
+            TokenRuntime(
+                name="t", variables={"ACCESS_TOKEN": "tok-secret-77"}, state=TokenState.VALID
+            )
+        )
+        engine = Engine(build(doc), store)
+        try:
+            same = await engine.run("same")
+            away = await engine.run("away")
+        finally:
+            await engine.close()
+    finally:
+        await other.server.stop()
+    echoed_same = [r for r in receiver.requests if r["path"] == "/echo"][-1]
+    echoed_away = other.requests[-1]
+    assert same.outcome == Outcome.PASS and away.outcome == Outcome.PASS
+    assert echoed_same["headers"]["Authorization"] == "Bearer tok-secret-77"
+    assert echoed_same["query"].get("sig") == "tok-secret-77"
+    assert "Authorization" not in echoed_away["headers"]
+    assert "sig" not in echoed_away["query"]
+    assert echoed_away["headers"]["X-Plain"] == "1"

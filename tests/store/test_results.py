@@ -11,7 +11,14 @@ import pytest
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.result import RequestRecord, ResponseRecord
 from apimd.store import BODY_LIMIT, InvalidCursor, SqliteStore
-from apimd.store.histogram import BUCKET_BOUNDS_MS, BUCKET_RATIO, bucket_of, bucket_range
+from apimd.store.histogram import (
+    BUCKET_BOUNDS_MS,
+    BUCKET_RATIO,
+    bucket_of,
+    bucket_range,
+    percentile,
+    percentiles,
+)
 from tests.store.conftest import make_result
 
 T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
@@ -105,6 +112,8 @@ async def test_latest_result_per_target(store: SqliteStore) -> None:
     )
     latest = await store.latest_results()
     assert {name: r.id for name, r in latest.items()} == {"a": "a2", "b": "b1"}
+    only = await store.latest_results(["a", "never-ran"])
+    assert {name: r.id for name, r in only.items()} == {"a": "a2"}
 
 
 async def test_pruning_results_keeps_the_rollups(store: SqliteStore) -> None:
@@ -219,3 +228,22 @@ def test_bucket_bounds_are_fixed() -> None:
     assert bucket_of(0) == 0
     assert bucket_of(1.0) == 1
     assert bucket_of(10**7) == 111
+
+
+def test_percentiles_of_small_histograms() -> None:
+    one = {bucket_of(100.0): 1}
+    assert percentiles(one, (0.5, 0.99), minimum=100.0, maximum=100.0) == [100.0, 100.0]
+    # 9 × 10 ms and 1 × 1 s: p50 within the 10 ms bucket, p99 and p100 at the top.
+    counts = {bucket_of(10.0): 9, bucket_of(1000.0): 1}
+    p50, p99, p100 = percentiles(counts, (0.5, 0.99, 1.0), minimum=10.0, maximum=1000.0)
+    assert p50 is not None and 10.0 <= p50 < 10.0 * BUCKET_RATIO
+    assert p99 is not None and 1000.0 / BUCKET_RATIO <= p99 <= 1000.0
+    assert p100 == 1000.0
+    assert percentile({}, 0.5, minimum=0, maximum=0) is None
+
+
+async def test_the_window_starts_at_the_hour_holding_since(store: SqliteStore) -> None:
+    await store.add_result(make_result("a", started_at=T0 + timedelta(minutes=10)))
+    stats = await store.stats("list-orders", T0 + timedelta(minutes=30), T0 + timedelta(hours=2))
+    assert stats.since == T0
+    assert stats.total == 1
