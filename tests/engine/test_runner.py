@@ -16,7 +16,8 @@ from apimd.demo.server import RunningServer
 from apimd.engine.events import Event
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
-from apimd.model import Outcome, ResultCode
+from apimd.model import Outcome, ResultCode, TokenState
+from apimd.model.runtime import TokenRuntime
 from tests.engine.projects import build, get_token_call
 
 
@@ -496,9 +497,6 @@ async def test_token_headers_and_params_are_dropped_on_a_cross_origin_redirect(
             ],
         }
         store = MemoryStateStore()
-        from apimd.model.runtime import TokenRuntime
-        from apimd.model import TokenState
-
         await store.save_token(
             TokenRuntime(
                 name="t", variables={"ACCESS_TOKEN": "tok-secret-77"}, state=TokenState.VALID
