@@ -14,6 +14,7 @@ from apimd.daemon.errors import BadRequest, issues_of, json_body
 from apimd.daemon.events import format_sse, format_sse_comment
 from apimd.daemon.keys import SERVICE
 from apimd.daemon.routes import Route
+from apimd.daemon.signin_api import signin_routes
 from apimd.model.api import (
     ApplySummary,
     Deleted,
@@ -378,5 +379,6 @@ def routes() -> list[Route]:
             response=Token,
         ),
         Route("GET", "/v1/events", events, "Server-sent events", response=None, stream=True),
+        *signin_routes(),
     ]
     return table

@@ -1,52 +1,246 @@
-"""The loopback callback server on 127.0.0.1:APIMD_CALLBACK_PORT (SPEC §5). A taken port never
-stops the daemon: the service records why it is not bound, and `apimd status` says so."""
+"""The loopback callback server on 127.0.0.1:APIMD_CALLBACK_PORT (SPEC §5): `/tokens/callback`
+takes the browser's redirect and finishes the sign-in. A taken port never stops the daemon: the
+service records why it is not bound, and `apimd status` says so."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
+from apimd.daemon.callback_pages import (
+    CAPTURE_PAGE,
+    PAGE_HEADERS,
+    failed_page,
+    signed_in_page,
+)
 from apimd.daemon.service import MonitorService
+from apimd.engine.signin import SignInDone, SignInError
 from apimd.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-    "X-Content-Type-Options": "nosniff",
-}
+MAX_CONNECTIONS = 64
+HEADER_TIMEOUT_S = 10.0
+MAX_QUERY_BYTES = 16 * 1024
+MAX_POST_BYTES = 16 * 1024
+
+Complete = Callable[[dict[str, str]], Awaitable[SignInDone]]
+COMPLETE: web.AppKey[Complete] = web.AppKey("complete")
 
 
-async def _no_signin(_request: web.Request) -> web.Response:
-    body = (
-        "<!doctype html><meta charset=utf-8><title>apimd</title>"
-        "<h1>Sign-in failed</h1><p>No sign-in is waiting for this answer. "
-        "Start the sign-in again from apimd.</p>"
+class PortRef:
+    """The bound port, known only after listening (port 0 = any free port)."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+
+PORT = web.AppKey("port", PortRef)
+
+
+class _Limited(asyncio.Protocol):
+    """Wraps aiohttp's protocol: counts the connection, and closes it when its first request's
+    headers have not arrived within `HEADER_TIMEOUT_S`."""
+
+    def __init__(self, inner: asyncio.Protocol, limiter: ConnectionLimiter) -> None:
+        self.inner = inner
+        self.limiter = limiter
+        self.transport: asyncio.Transport | None = None
+        self.headers_done = False
+        self._seen = b""
+        self._timer: asyncio.TimerHandle | None = None
+        self._started = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if not self.limiter.admit(self):
+            transport.abort()
+            return
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(HEADER_TIMEOUT_S, self._too_slow)
+        self._started = True
+        self.inner.connection_made(transport)
+
+    def _too_slow(self) -> None:
+        if not self.headers_done and self.transport is not None:
+            self.transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        if not self.headers_done:
+            self._seen = (self._seen + data)[-(MAX_QUERY_BYTES + 8192) :]
+            if b"\r\n\r\n" in self._seen:
+                self.headers_done = True
+                self._seen = b""
+                if self._timer is not None:
+                    self._timer.cancel()
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.limiter.release(self)
+        if self._started:
+            self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+
+class ConnectionLimiter:
+    """At most `limit` connections. When full, a new connection evicts the oldest one still
+    sending its headers (a slow or idle client), so a real browser gets through a flood."""
+
+    def __init__(self, limit: int = MAX_CONNECTIONS) -> None:
+        self.limit = limit
+        self.active: list[_Limited] = []
+
+    def admit(self, conn: _Limited) -> bool:
+        if len(self.active) >= self.limit:
+            idle = next((c for c in self.active if not c.headers_done), None)
+            if idle is None:
+                return False
+            self.active.remove(idle)
+            if idle.transport is not None:
+                idle.transport.abort()
+        self.active.append(conn)
+        return True
+
+    def release(self, conn: _Limited) -> None:
+        if conn in self.active:
+            self.active.remove(conn)
+
+
+@web.middleware
+async def host_check(request: web.Request, handler: Any) -> web.StreamResponse:
+    port = request.app[PORT].value
+    if request.host not in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        return web.Response(status=421, text="misdirected request", headers=PAGE_HEADERS)
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
+async def _finish(request: web.Request, params: dict[str, str]) -> web.Response:
+    try:
+        done = await request.app[COMPLETE](params)
+    except SignInError as exc:
+        status = 400 if exc.refused else 200
+        return _page(failed_page(exc.message, refused=exc.refused), status)
+    if done.ok:
+        return _page(signed_in_page(done.token, done.expires_at, done.message))
+    return _page(failed_page(done.message, refused=False))
+
+
+def _page(body: str, status: int = 200) -> web.Response:
+    return web.Response(text=body, status=status, content_type="text/html", headers=PAGE_HEADERS)
+
+
+async def callback_get(request: web.Request) -> web.Response:
+    if len(request.query_string.encode()) > MAX_QUERY_BYTES:
+        return _page(failed_page("the answer is too long", refused=True), 400)
+    if not request.query:
+        return _page(CAPTURE_PAGE)
+    return await _finish(request, dict(request.query.items()))
+
+
+async def callback_post(request: web.Request) -> web.Response:
+    """The capture page's script posts the URL fragment here as JSON."""
+    port = request.app[PORT].value
+    origin = request.headers.get("Origin")
+    if request.content_type != "application/json" or origin not in (
+        f"http://127.0.0.1:{port}",
+        f"http://localhost:{port}",
+    ):
+        return web.Response(status=403, text="forbidden", headers=PAGE_HEADERS)
+    raw = await request.content.read(MAX_POST_BYTES + 1)
+    if len(raw) > MAX_POST_BYTES:
+        return _page(failed_page("the answer is too long", refused=True), 400)
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return _page(failed_page("the answer was not readable", refused=True), 400)
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
+        return _page(failed_page("the answer was not readable", refused=True), 400)
+    return await _finish(request, data)
+
+
+def create_callback_app(complete: Complete, port: PortRef) -> web.Application:
+    app = web.Application(middlewares=[host_check], client_max_size=MAX_POST_BYTES)
+    app[COMPLETE] = complete
+    app[PORT] = port
+    app.router.add_get("/tokens/callback", callback_get)
+    app.router.add_post("/tokens/callback", callback_post)
+    return app
+
+
+class CallbackServer:
+    """The listening callback server; `close()` stops it."""
+
+    def __init__(self, runner: web.AppRunner, server: asyncio.AbstractServer, port: int) -> None:
+        self.runner = runner
+        self.server = server
+        self.port = port
+
+    async def close(self) -> None:
+        self.server.close()
+        await self.runner.cleanup()
+
+
+async def serve_callback(
+    complete: Complete, port: int, *, limit: int = MAX_CONNECTIONS
+) -> CallbackServer:
+    """Listen on 127.0.0.1:`port` (0 = any free port); raises OSError when it is taken."""
+    loop = asyncio.get_running_loop()
+    port_ref = PortRef(port)
+    app = create_callback_app(complete, port_ref)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=None,
+        keepalive_timeout=5.0,
+        max_line_size=MAX_QUERY_BYTES + 1024,
     )
-    return web.Response(text=body, status=400, content_type="text/html", headers=PAGE_HEADERS)
+    await runner.setup()
+    limiter = ConnectionLimiter(limit)
+    aiohttp_server = runner.server
+    assert aiohttp_server is not None
+    try:
+        server = await loop.create_server(
+            lambda: _Limited(aiohttp_server(), limiter), "127.0.0.1", port, reuse_address=True
+        )
+    except OSError:
+        await runner.cleanup()
+        raise
+    bound = int(server.sockets[0].getsockname()[1])
+    port_ref.value = bound  # port 0 becomes the real port before any request arrives
+    return CallbackServer(runner, server, bound)
 
 
 async def start_callback_server(
     settings: Settings, service: MonitorService
-) -> web.AppRunner | None:
-    """Bind the callback server; on failure record the reason and carry on without it."""
-    app = web.Application()
-    app.router.add_get("/tokens/callback", _no_signin)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", settings.callback_port, shutdown_timeout=1.0)
+) -> CallbackServer | None:
+    """Bind the callback server for the daemon; on failure record the reason and carry on."""
     try:
-        await site.start()
+        callback = await serve_callback(service.complete_signin, settings.callback_port)
     except OSError as exc:
-        await runner.cleanup()
         service.callback_error = (
             f"port {settings.callback_port} is taken ({exc.strerror}); sign-ins will fail until "
-            "it is free — or set APIMD_CALLBACK_PORT to another port"
+            "it is free, or set APIMD_CALLBACK_PORT to another port"
         )
         log.warning("callback server not started: %s", service.callback_error)
         return None
-    service.callback_port = int(runner.addresses[0][1])
-    return runner
+    service.set_callback_port(callback.port)
+    return callback

@@ -175,7 +175,7 @@ async def _serve(settings: Settings) -> None:
         await service.stop()
     finally:
         if callback is not None:
-            await callback.cleanup()
+            await callback.close()
         await runner.cleanup()
         settings.socket_path.unlink(missing_ok=True)
         log.info("apimd daemon stopped")

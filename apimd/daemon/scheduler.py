@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Literal
 
+from apscheduler.events import EVENT_JOB_SUBMITTED  # type: ignore[import-untyped]
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from apscheduler.triggers.base import BaseTrigger  # type: ignore[import-untyped]
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
@@ -21,8 +22,9 @@ from apimd.model import Schedule
 RunTarget = Callable[[str, str], Awaitable[None]]
 """`(target_name, schedule_name)`: run that call or workflow and record its result."""
 
-FiredCallback = Callable[[str, list[str]], None]
-"""`(schedule_name, targets_started)`: a schedule fired (the daemon publishes `schedule.fired`)."""
+FiredCallback = Callable[[str, list[str], datetime], None]
+"""`(schedule_name, targets_started, scheduled_at)`: a schedule fired (the daemon publishes
+`schedule.fired`); `scheduled_at` is the instant (UTC) the firing was due, jitter included."""
 
 SchedulerState = Literal["running", "stopped"]
 
@@ -45,6 +47,10 @@ class ScheduleRunner:
         self._run_target = run_target
         self._on_fired = on_fired
         self._scheduler: Any = AsyncIOScheduler(timezone=UTC)
+        # APScheduler 3 does not tell a job function which run it is; the submission event does,
+        # and is dispatched before the job's task first runs. Job id -> due instant.
+        self._scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
+        self._scheduled_at: dict[str, datetime] = {}
         self._schedules: dict[str, Schedule] = {}
         self._running: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -73,6 +79,7 @@ class ScheduleRunner:
         # re-adds whatever sync() holds by then.
         self._scheduler.remove_all_jobs()
         self._scheduler.shutdown(wait=False)
+        self._scheduled_at.clear()
         # AsyncIOScheduler.shutdown() only queues the real one with call_soon_threadsafe; queue a
         # marker behind it, so we return after it ran and nothing can be submitted later.
         loop = asyncio.get_running_loop()
@@ -128,9 +135,14 @@ class ScheduleRunner:
             misfire_grace_time=_MISFIRE_GRACE_TIME,
         )
 
+    def _submitted(self, event: Any) -> None:
+        # Coalesced: only the last of the missed run times is run.
+        self._scheduled_at[event.job_id] = event.scheduled_run_times[-1].astimezone(UTC)
+
     async def _fire(self, schedule_name: str, targets: tuple[str, ...]) -> None:
         # Returns at once: each target runs in its own task, so one slow target neither delays the
         # others nor makes APScheduler skip the schedule's next firing (max_instances=1).
+        scheduled_at = self._scheduled_at.pop(_job_id(schedule_name), None) or datetime.now(UTC)
         if self._state != "running":
             return
         started: list[str] = []
@@ -148,7 +160,7 @@ class ScheduleRunner:
             return
         if self._on_fired is not None:
             try:
-                self._on_fired(schedule_name, started)
+                self._on_fired(schedule_name, started, scheduled_at)
             except Exception:
                 logger.exception("schedule %s: the on_fired callback failed", schedule_name)
         for target in started:

@@ -18,6 +18,7 @@ from apimd.daemon.events import EventHub
 from apimd.daemon.scheduler import ScheduleRunner
 from apimd.engine.events import Event
 from apimd.engine.runner import Engine, UnknownTarget
+from apimd.engine.signin import SignInDone, SignInError, SignInFlows, SignInStarted
 from apimd.engine.tokens import effective_state
 from apimd.model.api import ApplySummary, StatusInfo
 from apimd.model.common import parse_duration
@@ -54,6 +55,7 @@ class MonitorService:
         self.started_at = datetime.now(UTC)
         self._started_monotonic = time.monotonic()
         self.engine: Engine | None = None
+        self.signins: SignInFlows
         self.scheduler = ScheduleRunner(self._run_scheduled, on_fired=self._fired)
         self.callback_port: int | None = None
         self.callback_error: str | None = None
@@ -66,7 +68,15 @@ class MonitorService:
 
     async def start(self) -> None:
         project = await self.store.project.load_project()
-        self.engine = Engine(project, self.store, events=self.hub.publish)
+        self.engine = Engine(
+            project,
+            self.store,
+            events=self.hub.publish,
+            callback_url=self.settings.callback_url(self.callback_port)
+            if self.callback_port is not None
+            else None,
+        )
+        self.signins = SignInFlows(self.engine)
         await self.scheduler.start()
         self.scheduler.sync(project.schedules)
 
@@ -88,6 +98,21 @@ class MonitorService:
         if self.engine is not None:
             await self.engine.close()
         await self.hub.close()
+
+    def set_callback_port(self, port: int) -> None:
+        """The callback server listens: sign-ins can send the browser to it."""
+        self.callback_port = port
+        self.callback_error = None
+        if self.engine is not None:
+            self.engine.callback_url = self.settings.callback_url(port)
+
+    async def start_device_signin(self, token_name: str) -> SignInStarted:
+        """Device sign-in (RFC 8628) for a token of an oauth2 `device_code` auth."""
+        raise SignInError("device sign-in is not available yet")
+
+    async def complete_signin(self, params: dict[str, str]) -> SignInDone:
+        """The browser came back (or a redirect URL was pasted): finish that sign-in."""
+        return await self.signins.complete(params)
 
     @property
     def project(self) -> Project:
@@ -264,8 +289,15 @@ class MonitorService:
             return
         await asyncio.shield(task)
 
-    def _fired(self, schedule: str, targets: list[str]) -> None:
-        self.hub.publish(Event("schedule.fired", {"schedule": schedule, "targets": targets}))
+    def _fired(self, schedule: str, targets: list[str], scheduled_at: datetime) -> None:
+        lateness = datetime.now(UTC) - scheduled_at
+        data = {
+            "schedule": schedule,
+            "targets": targets,
+            "scheduled_at": scheduled_at.isoformat(),
+            "lateness_ms": round(lateness / timedelta(milliseconds=1), 3),
+        }
+        self.hub.publish(Event("schedule.fired", data))
 
     # --- results and tokens ---------------------------------------------------------------
 

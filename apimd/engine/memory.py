@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
+from datetime import UTC, datetime
+
 from apimd.model.resources import Variable
 from apimd.model.result import Result
 from apimd.model.runtime import TokenRuntime
+from apimd.model.signin import PendingSignIn
 
 
 class MemoryStateStore:
@@ -15,6 +19,7 @@ class MemoryStateStore:
         self.variables: dict[str, tuple[str, bool]] = {}
         self.counters: dict[str, int] = {}
         self.results: list[Result] = []
+        self.signins: dict[str, tuple[PendingSignIn, bool]] = {}
 
     async def load_token(self, name: str) -> TokenRuntime | None:
         runtime = self.tokens.get(name)
@@ -45,3 +50,22 @@ class MemoryStateStore:
     async def get_result(self, result_id: str) -> Result | None:
         found = next((r for r in self.results if r.id == result_id), None)
         return found.model_copy(deep=True) if found else None
+
+    async def create_signin(self, signin: PendingSignIn) -> None:
+        self.signins[signin.id] = (signin.model_copy(deep=True), False)
+
+    async def consume_signin(self, state: str) -> PendingSignIn | None:
+        now = datetime.now(UTC)
+        for key, (signin, used) in self.signins.items():
+            if (
+                not used
+                and signin.expires_at > now
+                and hmac.compare_digest(signin.state.encode(), state.encode())
+            ):
+                self.signins[key] = (signin, True)
+                return signin.model_copy(deep=True)
+        return None
+
+    async def pending_signins(self) -> list[PendingSignIn]:
+        now = datetime.now(UTC)
+        return [s for s, used in self.signins.values() if not used and s.expires_at > now]

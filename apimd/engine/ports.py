@@ -7,6 +7,7 @@ from typing import Protocol
 
 from apimd.model.result import Result
 from apimd.model.runtime import TokenRuntime
+from apimd.model.signin import PendingSignIn
 
 
 class TokenRepository(Protocol):
@@ -37,7 +38,22 @@ class ResultRepository(Protocol):
     async def add_result(self, result: Result) -> None: ...
 
 
+class SignInRepository(Protocol):
+    """Pending browser sign-ins: recorded encrypted, consumed once by their state."""
+
+    async def create_signin(self, signin: PendingSignIn) -> None: ...
+
+    async def consume_signin(self, state: str) -> PendingSignIn | None: ...
+
+    async def pending_signins(self) -> list[PendingSignIn]: ...
+
+
 class StateStore(
-    TokenRepository, VariableRepository, WebhookCounterRepository, ResultRepository, Protocol
+    TokenRepository,
+    VariableRepository,
+    WebhookCounterRepository,
+    ResultRepository,
+    SignInRepository,
+    Protocol,
 ):
     """Everything the engine persists, in one object."""

@@ -70,6 +70,9 @@ class ResultRecorder:
     def text(self, text: str) -> str:
         return self._redactor.text(text)
 
+    def url(self, url: str) -> str:
+        return self._redactor.url(url)
+
     def variables(self, values: dict[str, str]) -> dict[str, str]:
         return {k: self._redactor.value(v) for k, v in values.items()}
 

@@ -18,8 +18,9 @@ from apimd.engine.http import HttpExecutor, HttpFailure, HttpResponse
 from apimd.engine.notify import Notice, Notifier
 from apimd.engine.oauth2 import builtin_refresh, oauth_error_of
 from apimd.engine.ports import StateStore
-from apimd.engine.recording import ResultRecorder, secret_values_of_project
+from apimd.engine.recording import ResultRecorder, full_url, secret_values_of_project
 from apimd.engine.request import prepare_call
+from apimd.engine.signin_vars import is_state_template, signin_variables
 from apimd.engine.template import Scope, render, system_variables
 from apimd.engine.tokens import (
     NEEDS_SIGN_IN_ERRORS,
@@ -34,6 +35,7 @@ from apimd.model.project import Project
 from apimd.model.resources import AuthSetting, Call, TokenState, Workflow
 from apimd.model.result import Result, Timings, Trigger
 from apimd.model.runtime import TokenRuntime
+from apimd.model.signin import SIGNIN_TTL, PendingSignIn
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,9 @@ class RunContext:
     depth: int = 0
     interactive: bool = False
     saves_to_token: bool = False
+    signin_vars: dict[str, str] = field(default_factory=dict)  # STATE, CODE_VERIFIER, …
+    remaining_steps: list[str] = field(default_factory=list)
+    opened_signin: PendingSignIn | None = None
 
 
 class Engine:
@@ -70,8 +75,10 @@ class Engine:
         http: HttpExecutor | None = None,
         events: EventSink = discard,
         clock: Callable[[], datetime] = utcnow,
+        callback_url: str | None = None,
     ) -> None:
         self._state = state
+        self.callback_url = callback_url
         self._http = http or HttpExecutor()
         self._owns_http = http is None
         self._events = events
@@ -99,6 +106,24 @@ class Engine:
         """Swap in new definitions; runs already going keep the ones they started with."""
         self._project = project
         self._base_secrets = secret_values_of_project(project)
+
+    @property
+    def state(self) -> StateStore:
+        return self._state
+
+    @property
+    def http(self) -> HttpExecutor:
+        return self._http
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    def publish(self, event: Event) -> None:
+        self._events(event)
+
+    def environment(self) -> dict[str, str]:
+        """Environment variables: the project's, then those saved by webhooks."""
+        return self._environment()
 
     def _environment(self) -> dict[str, str]:
         env = {name: spec.value for name, spec in self._project.variables.items()}
@@ -136,6 +161,17 @@ class Engine:
             interactive=interactive,
         )
         return await self._run_target(name, ctx)
+
+    async def run_with(self, name: str, ctx: RunContext) -> Result:
+        """Run `name` in a context prepared by the caller (sign-in flows)."""
+        return await self._run_target(name, ctx)
+
+    async def run_steps(
+        self, workflow_name: str, steps: list[str], ctx: RunContext, *, stop_on_failure: bool
+    ) -> Result:
+        """Run and record the rest of a workflow (after a browser step) as `workflow_name`."""
+        workflow = Workflow(name=workflow_name, steps=steps, stop_on_failure=stop_on_failure)
+        return await self._record_target(workflow.name, None, workflow, ctx)
 
     async def refresh_token(self, name: str) -> TokenRuntime:
         """Refresh a token now (manual refresh); a success also clears `needs_sign_in`."""
@@ -192,9 +228,10 @@ class Engine:
             h.type == "save_auth_token" for c in steps if c for h in c.webhooks
         )
         step_results: list[Result] = []
-        for call in steps:
+        for index, call in enumerate(steps):
             if call is None:  # the project changed under us; validation prevents this otherwise
                 break
+            ctx.remaining_steps = [c.name for c in steps[index + 1 :] if c is not None]
             step = await self._run_call(call, ctx)
             step_results.append(step)
             await self._after_result(call, step, ctx)
@@ -276,14 +313,15 @@ class Engine:
         }
         auth_wait = 0.0
         runtime: TokenRuntime | None = None
-        if call.has_tag("browser") and not ctx.interactive:
+        browser = call.has_tag("browser")
+        if browser and not ctx.interactive:
             return await self._short_result(
                 base,
                 ResultCode.BROWSER,
                 "this step opens a browser: run it interactively (apimd run on a terminal, "
                 "apimd token signin, or the TUI)",
             )
-        if call.token and call.token != ctx.flow_token:
+        if call.token and call.token != ctx.flow_token and not browser:
             waited = time.perf_counter()
             try:
                 runtime = await self.tokens.ensure_fresh(call.token)
@@ -309,7 +347,13 @@ class Engine:
             token_name=token_name,
             auth_name=auth.name if auth else None,
         )
+        if browser and not ctx.signin_vars:
+            ctx.signin_vars = signin_variables(self.callback_url)
+        system.update(ctx.signin_vars)
+        recorder.add_secrets(v for k, v in ctx.signin_vars.items() if k == "CODE_VERIFIER")
         scope = Scope(ctx.variables, token_vars, client, self._environment(), system)
+        if browser:
+            return await self._open_browser(call, ctx, base, scope, auth, recorder)
         token = self._project.token(call.token) if call.token else None
         try:
             prepared = prepare_call(call, scope, token=token, auth=auth)
@@ -393,6 +437,67 @@ class Engine:
             evaluation=evaluation,
             finished_at=self._clock(),
             retried=retried,
+        )
+
+    async def _open_browser(
+        self,
+        call: Call,
+        ctx: RunContext,
+        base: dict[str, object],
+        scope: Scope,
+        auth: AuthSetting | None,
+        recorder: ResultRecorder,
+    ) -> Result:
+        """Don't send a browser step: record a pending sign-in and hand its URL to the person."""
+        state_param = call.params.get("state")
+        if state_param is not None and not is_state_template(state_param):
+            return await self._short_result(
+                base,
+                ResultCode.SETUP_ERROR,
+                f"call {call.name}: a browser step's `state` param must be exactly %%STATE%% "
+                "(apimd checks it when the browser comes back)",
+            )
+        if not self.callback_url:
+            return await self._short_result(
+                base,
+                ResultCode.SETUP_ERROR,
+                "no callback server is listening, so the browser could not come back; "
+                "check `apimd status` and APIMD_CALLBACK_PORT",
+            )
+        try:
+            prepared = prepare_call(call, scope, token=None, auth=None, browser=True)
+        except SetupError as exc:
+            return await self._short_result(base, ResultCode.SETUP_ERROR, str(exc))
+        url = full_url(prepared.request)
+        pending = PendingSignIn(
+            state=ctx.signin_vars["STATE"],
+            url=url,
+            token=ctx.flow_token,
+            auth=auth.name if auth else None,
+            workflow=ctx.workflow.name if ctx.workflow else None,
+            remaining_steps=list(ctx.remaining_steps),
+            variables=dict(ctx.variables),
+            code_verifier=ctx.signin_vars["CODE_VERIFIER"],
+            data={"stop_on_failure": ctx.workflow.stop_on_failure if ctx.workflow else True},
+            created_at=(now := self._clock()),
+            expires_at=now + SIGNIN_TTL,
+        )
+        await self._state.create_signin(pending)
+        ctx.opened_signin = pending
+        self._emit(
+            "signin.open",
+            id=pending.id,
+            url=recorder.url(url),
+            token=pending.token,
+            expires_at=pending.expires_at.isoformat(),
+        )
+        return await recorder.build(
+            base,
+            code=ResultCode.BROWSER,
+            error="waiting for the sign-in to be completed in the browser",
+            timings=Timings(),
+            request=prepared.request,
+            finished_at=self._clock(),
         )
 
     async def _short_result(

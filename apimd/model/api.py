@@ -106,6 +106,16 @@ class SigninList(BaseModel):
     signins: list[SigninInfo]
 
 
+class SigninResult(BaseModel):
+    """How a completed sign-in ended (`POST /v1/signins/complete`)."""
+
+    ok: bool
+    message: str
+    token: str | None = None
+    expires_at: datetime | None = None
+    result_id: str | None = None
+
+
 class CompleteSigninRequest(StrictModel):
     """Body of `POST /v1/signins/complete`: the final redirect URL pasted from the browser."""
 

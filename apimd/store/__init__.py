@@ -1,6 +1,7 @@
 """SQLite persistence (aiosqlite): migrations, repositories, secrets encrypted at rest, results,
 rollups and statistics, apply/export. `open_store` is the entry point."""
 
+from apimd.model.signin import SIGNIN_TTL, PendingSignIn, new_state
 from apimd.store.apply import ApplyReport
 from apimd.store.errors import (
     CorruptRecord,
@@ -13,7 +14,6 @@ from apimd.store.errors import (
     StoreInUse,
 )
 from apimd.store.results import BODY_LIMIT, ResultPage
-from apimd.store.signins import SIGNIN_TTL, PendingSignIn, new_state
 from apimd.store.store import SqliteStore, open_store
 
 __all__ = [

@@ -46,10 +46,16 @@ class Database:
     async def open(cls, path: Path) -> Database:
         """Open (creating with mode 0600) and migrate the database at `path`."""
         _create_private_file(path)
-        writer = await _connect(path)
+        try:
+            writer = await _connect(path)
+        except sqlite3.DatabaseError as exc:
+            raise _explained(exc, path) from None
         try:
             await migrate(writer, path.name)
             reader = await _connect(path)
+        except sqlite3.DatabaseError as exc:
+            await writer.close()
+            raise _explained(exc, path) from None
         except BaseException:
             await writer.close()
             raise
@@ -71,11 +77,12 @@ class Database:
             await self._writer.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
             try:
                 yield self._writer
+                await self._writer.execute("COMMIT")
             except BaseException:
+                # Also when COMMIT itself failed (disk full, busy): never leave it open.
                 if self._writer.in_transaction:
                     await self._writer.execute("ROLLBACK")
                 raise
-            await self._writer.execute("COMMIT")
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """Rows of a read-only query on the reader connection (sees every committed write)."""
@@ -95,6 +102,12 @@ class Database:
             await self._reader.close()
         finally:
             await self._writer.close()
+
+
+def _explained(exc: sqlite3.DatabaseError, path: Path) -> Exception:
+    if getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+        return StoreError(f"{path} is not an apimd database, or is damaged ({exc})")
+    return StoreError(f"cannot open {path}: {exc}")
 
 
 def _create_private_file(path: Path) -> None:

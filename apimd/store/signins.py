@@ -4,51 +4,12 @@ Only the id, expiry, used flag and a keyed hash of the state (the look-up key) a
 from __future__ import annotations
 
 import hmac
-import secrets
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
-from pydantic import BaseModel, Field, model_validator
-
+from apimd.model.signin import PendingSignIn
 from apimd.store.db import Database
 from apimd.store.secrets import SecretBox
 from apimd.store.timestamps import to_us, utc_now
-
-SIGNIN_TTL = timedelta(minutes=10)
-
-
-def new_state() -> str:
-    """A random 256-bit `STATE`."""
-    return secrets.token_urlsafe(32)
-
-
-class PendingSignIn(BaseModel):
-    """A sign-in waiting for its callback: what to run when the browser comes back."""
-
-    id: str = Field(default_factory=lambda: secrets.token_hex(8))
-    state: str = Field(default_factory=new_state)
-    url: str
-    token: str | None = None
-    auth: str | None = None
-    workflow: str | None = None
-    remaining_steps: list[str] = Field(default_factory=list)
-    variables: dict[str, str] = Field(default_factory=dict)
-    code_verifier: str | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
-    """Anything else the continuation needs (e.g. the device flow's polling details)."""
-    created_at: datetime
-    expires_at: datetime
-
-    @model_validator(mode="before")
-    @classmethod
-    def _expiry(cls, data: Any) -> Any:
-        """`created_at` defaults to now, `expires_at` to `SIGNIN_TTL` after it."""
-        if isinstance(data, dict):
-            data = dict(data)
-            created = data.setdefault("created_at", utc_now())
-            if "expires_at" not in data and isinstance(created, datetime):
-                data["expires_at"] = created + SIGNIN_TTL
-        return data
 
 
 class SignInStore:

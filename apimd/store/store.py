@@ -13,6 +13,7 @@ from apimd.model.project import Project
 from apimd.model.resources import Variable
 from apimd.model.result import Result
 from apimd.model.runtime import TokenRuntime
+from apimd.model.signin import PendingSignIn
 from apimd.model.stats import Stats
 from apimd.store.apply import ApplyReport, ProjectStore
 from apimd.store.counters import CounterStore
@@ -123,6 +124,15 @@ class SqliteStore:
 
     async def add_result(self, result: Result) -> None:
         await self.results.add(result)
+
+    async def create_signin(self, signin: PendingSignIn) -> None:
+        await self.signins.create(signin)
+
+    async def consume_signin(self, state: str) -> PendingSignIn | None:
+        return await self.signins.consume(state, now=self._clock())
+
+    async def pending_signins(self) -> list[PendingSignIn]:
+        return await self.signins.pending(now=self._clock())
 
     # --- reads shared with MemoryStateStore ----------------------------------------------------
 

@@ -88,6 +88,10 @@ class Daemon:
             self.process.wait(5)
             pytest.fail(f"the daemon did not exit within {timeout:.0f} s of SIGTERM")
 
+    async def stop(self, timeout: float = STOP_TIMEOUT_S) -> int:
+        """`terminate` without blocking the test's event loop (loopback servers live there)."""
+        return await asyncio.to_thread(self.terminate, timeout)
+
     def kill(self) -> None:
         self.process.kill()
         self.process.wait(5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import Counter
@@ -40,6 +41,7 @@ class Targets:
         self.release: asyncio.Event | None = None
         self.runs: list[tuple[str, str]] = []
         self.fired: list[tuple[str, list[str]]] = []
+        self.scheduled: list[tuple[datetime, datetime]] = []  # (scheduled_at, when on_fired ran)
         self.active: Counter[str] = Counter()
         self.max_active: Counter[str] = Counter()
 
@@ -56,8 +58,9 @@ class Targets:
         finally:
             self.active[target] -= 1
 
-    def on_fired(self, schedule_name: str, targets: list[str]) -> None:
+    def on_fired(self, schedule_name: str, targets: list[str], scheduled_at: datetime) -> None:
         self.fired.append((schedule_name, targets))
+        self.scheduled.append((scheduled_at, datetime.now(UTC)))
 
     def count(self, target: str) -> int:
         return sum(1 for name, _ in self.runs if name == target)
@@ -105,6 +108,23 @@ async def test_a_one_second_schedule_fires_about_once_a_second(
     assert set(targets.runs) == {("health", "every-second")}
     assert targets.fired[0] == ("every-second", ["health"])
     assert len(targets.fired) == targets.count("health")
+
+
+async def test_on_fired_is_told_the_instant_each_firing_was_due(
+    start_runner: RunnerFactory,
+) -> None:
+    targets = Targets()
+    runner = await start_runner(targets)
+    runner.sync([schedule("every-second", ["health"])])
+
+    await wait_until(lambda: len(targets.scheduled) >= 3)
+
+    due = [scheduled_at for scheduled_at, _ in targets.scheduled]
+    assert all(when.utcoffset() == timedelta(0) for when in due)
+    # The start-time grid, not the moment the job happened to run.
+    assert {later - earlier for earlier, later in itertools.pairwise(due)} == {timedelta(seconds=1)}
+    for scheduled_at, fired_at in targets.scheduled:
+        assert timedelta(0) <= fired_at - scheduled_at < timedelta(milliseconds=500)
 
 
 async def test_sync_adds_replaces_and_removes_jobs(start_runner: RunnerFactory) -> None:

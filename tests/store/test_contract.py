@@ -15,6 +15,7 @@ from apimd.model.outcome import ResultCode
 from apimd.model.resources import TokenState
 from apimd.model.result import ConditionResult, RequestRecord, ResponseRecord
 from apimd.model.runtime import TokenRuntime
+from apimd.model.signin import PendingSignIn
 from tests.store.conftest import OpenStore, make_result
 
 
@@ -168,3 +169,36 @@ async def test_a_workflow_result_keeps_its_steps(backend: Backend) -> None:
     loaded = await backend.store.get_result("w-1")
     assert loaded == workflow
     assert [s.id for s in loaded.steps] == ["s-1", "s-2"]
+
+
+def pending_signin(**fields: Any) -> PendingSignIn:
+    return PendingSignIn(
+        url="https://login.example.com/authorize?client_id=c&state=…",
+        token="example-token",
+        workflow="signin-example",
+        remaining_steps=["exchange-code"],
+        variables={"NONCE": "n-1"},
+        code_verifier="v" * 43,
+        **fields,
+    )
+
+
+async def test_a_signin_is_pending_until_consumed_once(backend: Backend) -> None:
+    signin = pending_signin()
+    await backend.store.create_signin(signin)
+    store = await backend.reopen()
+    assert await store.pending_signins() == [signin]
+    assert await store.consume_signin(signin.state + "x") is None
+    assert await store.consume_signin(signin.state) == signin
+    assert await store.consume_signin(signin.state) is None
+    assert await store.pending_signins() == []
+
+
+async def test_an_expired_signin_is_neither_pending_nor_usable(backend: Backend) -> None:
+    created = datetime.now(UTC) - timedelta(minutes=11)
+    expired = pending_signin(created_at=created)
+    fresh = pending_signin()
+    await backend.store.create_signin(expired)
+    await backend.store.create_signin(fresh)
+    assert await backend.store.pending_signins() == [fresh]
+    assert await backend.store.consume_signin(expired.state) is None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from apimd.store import NewerSchemaError
+from apimd.store import NewerSchemaError, StoreError
 from apimd.store.migrations import LATEST_VERSION, MIGRATIONS
 from tests.store.conftest import OpenStore
 
@@ -66,3 +66,11 @@ async def test_database_files_are_private(open_test_store: OpenStore, db_dir: Pa
     for name in ("apimd.db", "apimd.db-wal", "apimd.db-shm"):
         mode = stat.S_IMODE((db_dir / name).stat().st_mode)
         assert mode == 0o600, f"{name} has mode {oct(mode)}"
+
+
+async def test_a_file_that_is_not_a_database_is_a_clear_error(
+    open_test_store: OpenStore, db_dir: Path
+) -> None:
+    (db_dir / "apimd.db").write_bytes(b"not sqlite" * 1000)
+    with pytest.raises(StoreError, match="is not an apimd database, or is damaged"):
+        await open_test_store()

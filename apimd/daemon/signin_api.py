@@ -1,0 +1,115 @@
+"""REST routes for sign-ins (SPEC §5, §6): start one for a token, list pending ones, and finish
+one from a pasted redirect URL."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from apimd.daemon.errors import BadRequest, issues_of, json_body
+from apimd.daemon.keys import SERVICE
+from apimd.daemon.routes import Route
+from apimd.engine.signin import SignInError
+from apimd.model.api import (
+    CompleteSigninRequest,
+    SigninInfo,
+    SigninList,
+    SigninRequest,
+    SigninResult,
+)
+from apimd.model.errors import ValidationFailed
+
+
+def _dump(model: SigninInfo | SigninList | SigninResult) -> web.Response:
+    return web.json_response(model.model_dump(mode="json", exclude_none=True))
+
+
+async def start_signin(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    name = request.match_info["name"]
+    body: object = await json_body(request) if request.can_read_body else {}
+    try:
+        wanted = SigninRequest.model_validate(body)
+    except ValidationError as exc:
+        raise ValidationFailed(issues_of(exc)) from None
+    if service.project.token(name) is None:
+        raise web.HTTPNotFound(text=f"no token named {name!r}")
+    try:
+        if wanted.mode == "device":
+            started = await service.start_device_signin(name)
+        else:
+            started = await service.signins.start_for_token(name)
+    except SignInError as exc:
+        raise BadRequest(exc.message, code="signin_unavailable") from None
+    return _dump(
+        SigninInfo(
+            id=started.id,
+            url=started.url,
+            token=started.token,
+            expires_at=started.expires_at,
+            user_code=started.user_code,
+            verification_uri=started.verification_uri,
+        )
+    )
+
+
+async def list_signins(request: web.Request) -> web.Response:
+    pending = await request.app[SERVICE].store.pending_signins()
+    return _dump(
+        SigninList(
+            signins=[
+                SigninInfo(
+                    id=p.id,
+                    url=p.url,
+                    token=p.token,
+                    expires_at=p.expires_at,
+                    user_code=p.data.get("user_code"),
+                    verification_uri=p.data.get("verification_uri"),
+                )
+                for p in pending
+            ]
+        )
+    )
+
+
+async def complete_signin(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    try:
+        wanted = CompleteSigninRequest.model_validate(body)
+    except ValidationError as exc:
+        raise ValidationFailed(issues_of(exc)) from None
+    try:
+        done = await request.app[SERVICE].signins.complete_url(wanted.url)
+    except SignInError as exc:
+        raise BadRequest(exc.message, field="url", code="signin_refused") from None
+    return _dump(
+        SigninResult(
+            ok=done.ok,
+            message=done.message,
+            token=done.token,
+            expires_at=done.expires_at,
+            result_id=done.result.id if done.result else None,
+        )
+    )
+
+
+def signin_routes() -> list[Route]:
+    return [
+        Route(
+            "POST",
+            "/v1/tokens/{name}/signin",
+            start_signin,
+            "Start a sign-in for a token",
+            request=SigninRequest,
+            response=SigninInfo,
+        ),
+        Route("GET", "/v1/signins", list_signins, "Pending sign-ins", response=SigninList),
+        Route(
+            "POST",
+            "/v1/signins/complete",
+            complete_signin,
+            "Finish a sign-in from the final redirect URL",
+            request=CompleteSigninRequest,
+            response=SigninResult,
+        ),
+    ]

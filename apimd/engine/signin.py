@@ -1,0 +1,311 @@
+"""Sign-in flows (SPEC §5): starting them for a token, and finishing them when the browser comes
+back to /tokens/callback (or the person pastes the final redirect URL)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from apimd.engine.events import Event
+from apimd.engine.oauth2 import OAuthError, token_request, token_variables
+from apimd.engine.runner import Engine, RunContext, UnknownTarget
+from apimd.engine.signin_vars import signin_variables
+from apimd.engine.template import Scope, render, system_variables
+from apimd.model.resources import AuthSetting
+from apimd.model.result import Result
+from apimd.model.signin import SIGNIN_TTL, PendingSignIn
+
+log = logging.getLogger(__name__)
+
+MAX_PARAMS = 64
+EXCLUDED_FROM_TOKEN = frozenset(
+    {"STATE", "CODE", "CODE_VERIFIER", "CODE_CHALLENGE", "CALLBACK_URL"}
+)
+
+
+class SignInError(Exception):
+    """A sign-in could not start or finish; `refused` means the state matched nothing (HTTP 400)."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.refused = refused
+
+
+@dataclass
+class SignInStarted:
+    """What a person needs to continue: the URL to open (or the device code to enter)."""
+
+    id: str
+    url: str
+    token: str | None
+    expires_at: datetime
+    result: Result | None = None
+    user_code: str | None = None
+    verification_uri: str | None = None
+
+
+@dataclass
+class SignInDone:
+    """How a sign-in ended, in words for the callback page and the TUI."""
+
+    ok: bool
+    message: str
+    token: str | None = None
+    expires_at: datetime | None = None
+    result: Result | None = None
+
+
+def callback_params(url: str) -> dict[str, str]:
+    """The parameters of a pasted redirect URL: its query, else its fragment."""
+    parts = urlsplit(url.strip())
+    pairs = parse_qsl(parts.query, keep_blank_values=True) or parse_qsl(
+        parts.fragment, keep_blank_values=True
+    )
+    if not pairs:
+        raise SignInError(
+            "that URL carries no parameters; paste the whole address from the browser"
+        )
+    return dict(pairs)
+
+
+class SignInFlows:
+    """Starts and completes sign-ins through an `Engine` and its state store."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def _auth_of(self, token_name: str) -> AuthSetting:
+        token = self._engine.project.token(token_name)
+        if token is None:
+            raise SignInError(f"no token named {token_name!r}")
+        auth = self._engine.project.auth_setting(token.auth)
+        if auth is None:
+            raise SignInError(f"token {token_name} names auth {token.auth!r}, which does not exist")
+        return auth
+
+    # --- starting -----------------------------------------------------------------------
+
+    async def start_workflow(
+        self, name: str, *, token: str | None = None, variables: dict[str, str] | None = None
+    ) -> tuple[Result, PendingSignIn | None]:
+        """Run a workflow interactively; it stops at its browser step, if any."""
+        ctx = RunContext(
+            run_id=str(uuid.uuid4()),
+            trigger="signin" if token else "manual",
+            variables={k.upper(): v for k, v in (variables or {}).items()},
+            interactive=True,
+            flow_token=token,
+        )
+        result = await self._engine.run_with(name, ctx)
+        return result, ctx.opened_signin
+
+    async def start_for_token(self, token_name: str) -> SignInStarted:
+        """Browser sign-in for a token: its auth's `signin_workflow`, or the built-in
+        authorization-code flow for an oauth2 auth."""
+        auth = self._auth_of(token_name)
+        if not self._engine.callback_url:
+            raise SignInError(
+                "the callback server is not listening, so the browser cannot come back; "
+                "see `apimd status` (is APIMD_CALLBACK_PORT taken?)"
+            )
+        if auth.signin_workflow:
+            result, pending = await self.start_workflow(auth.signin_workflow, token=token_name)
+            if pending is None:
+                detail = f": {result.error}" if result.error else ""
+                raise SignInError(
+                    f"sign-in workflow {auth.signin_workflow} ended {result.result.value} "
+                    f"without reaching a browser step{detail}"
+                )
+            return SignInStarted(pending.id, pending.url, token_name, pending.expires_at, result)
+        if auth.type == "oauth2" and auth.grant == "authorization_code":
+            pending = await self._authorization_request(auth, token_name)
+            return SignInStarted(pending.id, pending.url, token_name, pending.expires_at)
+        raise SignInError(
+            f"auth {auth.name} has no way to sign in: give it a signin_workflow with an "
+            "apimd:browser step, or use oauth2 with grant authorization_code or device_code"
+        )
+
+    async def _authorization_request(self, auth: AuthSetting, token_name: str) -> PendingSignIn:
+        flow = signin_variables(self._engine.callback_url)
+        scope = Scope(
+            {"CLIENT_ID": auth.client_id or "", "CLIENT_SECRET": auth.client_secret or ""},
+            self._engine.environment(),
+            {**system_variables(token_name=token_name, auth_name=auth.name), **flow},
+        )
+        where = f"auth {auth.name}"
+        query = {
+            "response_type": "code",
+            "client_id": render(auth.client_id or "", scope, f"{where} client_id"),
+            "redirect_uri": flow["CALLBACK_URL"],
+            "state": flow["STATE"],
+        }
+        if auth.scopes:
+            query["scope"] = " ".join(auth.scopes)
+        if auth.audience:
+            query["audience"] = render(auth.audience, scope, f"{where} audience")
+        if auth.uses_pkce:
+            query["code_challenge"] = flow["CODE_CHALLENGE"]
+            query["code_challenge_method"] = "S256"
+        base = render(auth.authorize_url or "", scope, f"{where} authorize_url")
+        url = f"{base}{'&' if '?' in base else '?'}{urlencode(query)}"
+        now = self._engine.now()
+        pending = PendingSignIn(
+            state=flow["STATE"],
+            url=url,
+            token=token_name,
+            auth=auth.name,
+            code_verifier=flow["CODE_VERIFIER"] if auth.uses_pkce else None,
+            data={"builtin": "authorization_code"},
+            created_at=now,
+            expires_at=now + SIGNIN_TTL,
+        )
+        await self._engine.state.create_signin(pending)
+        self._engine.publish(
+            Event(
+                "signin.open",
+                {
+                    "id": pending.id,
+                    "url": url.replace(flow["STATE"], "••••"),
+                    "token": token_name,
+                    "expires_at": pending.expires_at.isoformat(),
+                },
+            )
+        )
+        return pending
+
+    # --- finishing ----------------------------------------------------------------------
+
+    async def complete(self, params: dict[str, str]) -> SignInDone:
+        """Finish the sign-in whose `state` matches (SPEC §5 continuation order). Raises
+        `SignInError(refused=True)` when the state matches no pending sign-in: nothing runs."""
+        if len(params) > MAX_PARAMS:
+            raise SignInError("too many parameters", refused=True)
+        state = params.get("state")
+        if not state:
+            raise SignInError("the answer has no `state`, so it matches no sign-in", refused=True)
+        pending = await self._engine.state.consume_signin(state)
+        if pending is None:
+            raise SignInError(
+                "this answer matches no sign-in waiting for one (it expired after 10 minutes, "
+                "was already used, or was not started here)",
+                refused=True,
+            )
+        done = await self._continue(pending, params)
+        self._engine.publish(
+            Event(
+                "signin.done",
+                {
+                    "id": pending.id,
+                    "token": pending.token,
+                    "ok": done.ok,
+                    "message": done.message,
+                    "expires_at": done.expires_at.isoformat() if done.expires_at else None,
+                },
+            )
+        )
+        return done
+
+    async def complete_url(self, url: str) -> SignInDone:
+        """`complete` for a final redirect URL pasted from the browser's address bar."""
+        return await self.complete(callback_params(url))
+
+    async def _continue(self, pending: PendingSignIn, params: dict[str, str]) -> SignInDone:
+        if params.get("error"):
+            detail = params.get("error_description") or params["error"]
+            return SignInDone(False, f"the sign-in was not completed: {detail}", pending.token)
+        auth = self._engine.project.auth_setting(pending.auth) if pending.auth else None
+        issuer = params.get("iss")
+        if issuer and auth and auth.authorize_url and not _same_origin(issuer, auth.authorize_url):
+            return SignInDone(
+                False,
+                f"the answer came from issuer {issuer}, not from {auth.authorize_url}'s server",
+                pending.token,
+            )
+        variables = {**pending.variables, **{k.upper(): v for k, v in params.items()}}
+        flow = signin_variables(
+            self._engine.callback_url, state=pending.state, verifier=pending.code_verifier
+        )
+        variables["CODE_VERIFIER"] = flow["CODE_VERIFIER"]
+        ctx = RunContext(
+            run_id=str(uuid.uuid4()),
+            trigger="callback",
+            variables=variables,
+            flow_token=pending.token,
+            interactive=True,
+            signin_vars=flow,
+        )
+        result: Result | None = None
+        try:
+            if pending.remaining_steps:
+                result = await self._engine.run_steps(
+                    pending.workflow or "sign-in",
+                    pending.remaining_steps,
+                    ctx,
+                    stop_on_failure=bool(pending.data.get("stop_on_failure", True)),
+                )
+            elif auth and auth.callback:
+                target = auth.callback.call or auth.callback.workflow or ""
+                result = await self._engine.run_with(target, ctx)
+            elif auth and auth.type == "oauth2" and auth.grant == "authorization_code":
+                return await self._exchange_code(auth, pending, params)
+            else:
+                return SignInDone(
+                    False,
+                    "nothing to run: the sign-in had no steps left and its auth has no `callback`",
+                    pending.token,
+                )
+        except UnknownTarget as exc:
+            return SignInDone(False, str(exc), pending.token)
+        if not result.outcome.is_success:
+            why = f": {result.error}" if result.error else ""
+            return SignInDone(
+                False,
+                f"{result.name} ended {result.result.value}{why}",
+                pending.token,
+                result=result,
+            )
+        if pending.token is None:
+            return SignInDone(True, f"{result.name} passed", result=result)
+        saved = {k: v for k, v in ctx.variables.items() if k not in EXCLUDED_FROM_TOKEN}
+        runtime = await self._engine.tokens.save(pending.token, saved, refreshed=True)
+        return SignInDone(
+            True, f"token {pending.token} saved", pending.token, runtime.expires_at, result
+        )
+
+    async def _exchange_code(
+        self, auth: AuthSetting, pending: PendingSignIn, params: dict[str, str]
+    ) -> SignInDone:
+        code = params.get("code")
+        if not code:
+            return SignInDone(False, "the answer has no `code` to exchange", pending.token)
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": self._engine.callback_url or "",
+        }
+        if pending.code_verifier:
+            form["code_verifier"] = pending.code_verifier
+        scope = Scope(
+            {"CLIENT_ID": auth.client_id or "", "CLIENT_SECRET": auth.client_secret or ""},
+            self._engine.environment(),
+            system_variables(token_name=pending.token, auth_name=auth.name),
+        )
+        try:
+            payload = await token_request(self._engine.http, auth, form, scope)
+        except OAuthError as exc:
+            return SignInDone(False, f"the code exchange failed: {exc}", pending.token)
+        if pending.token is None:
+            return SignInDone(True, "signed in")
+        runtime = await self._engine.tokens.save(
+            pending.token, token_variables(payload), refreshed=True
+        )
+        return SignInDone(True, f"token {pending.token} saved", pending.token, runtime.expires_at)
+
+
+def _same_origin(a: str, b: str) -> bool:
+    pa, pb = urlsplit(a), urlsplit(b)
+    return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)

@@ -1,0 +1,306 @@
+"""Benchmark of the daemon's scheduler: schedule lateness p50/p99 and daemon RSS with N interval
+schedules, each running one monitored call against a local aiohttp server, plus results stored
+per second.
+
+    .venv/bin/python bench/daemon_bench.py [--schedules N] [--every S] [--duration D]
+
+A real `apimd daemon` process runs on a temporary APIMD_HOME (callback port 0). The project applied
+to it holds N calls (`c0000`…, each a GET of the local server with one status condition) and N
+schedules (`every: S s`, one call each). APScheduler starts every interval at the moment its job is
+added, so all N schedules share one phase and fire in the same instant: the bench measures that
+burst, which is what a user applying a large project gets. The first firing of each schedule is a
+warm-up; then, from half an interval later and for D seconds:
+
+- lateness: the `lateness_ms` of every `schedule.fired` event whose `scheduled_at` falls in the
+  window: the time from the instant a firing was due until the scheduler started its targets;
+- RSS: the daemon's VmRSS (from /proc) sampled every second, final and peak;
+- runs per second: results with `trigger: schedule` started in the window, read back through the
+  API (so counted once stored).
+
+Everything stays on loopback; the figures of one run are recorded in bench/README.md ("Daemon
+scheduling").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from apimd.client import Client, DaemonUnavailable
+
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 30.0
+LATE_EVENTS_S = 5.0  # after the window, how long events of firings due inside it may still arrive
+
+
+# --- the local server -------------------------------------------------------------------------
+
+
+async def _ok(_request: web.Request) -> web.Response:
+    return web.json_response({"ok": True, "items": [1, 2, 3]})
+
+
+async def _serve() -> None:
+    """Answer `GET /ok` with 200 JSON on a loopback port printed on stdout, until stdin closes."""
+    app = web.Application()
+    app.router.add_get("/ok", _ok)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    # A burst of N fresh connections arrives at once; the default backlog of 128 would drop SYNs
+    # and add a 1 s retransmit to the runs (not to the lateness, which is measured before).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4096)
+    site = web.SockSite(runner, sock, backlog=4096)
+    await site.start()
+    print(sock.getsockname()[1], flush=True)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.read)
+    await runner.cleanup()
+
+
+def start_server() -> tuple[subprocess.Popen[str], int]:
+    """The server runs in its own process, so neither it nor the bench competes with the daemon's
+    event loop, nor the bench's event reading with the server."""
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    port = int(process.stdout.readline())
+    return process, port
+
+
+# --- the daemon -------------------------------------------------------------------------------
+
+
+def start_daemon(home: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("APIMD_SOCKET", "APIMD_SECRET_KEY", "APIMD_RETENTION_DAYS")
+    }
+    env.update(APIMD_HOME=str(home), APIMD_CALLBACK_PORT="0", NO_COLOR="1")
+    log_path = home / "daemon.stderr"
+    with log_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "apimd", "daemon"],
+            stdin=subprocess.DEVNULL,
+            stdout=stderr,
+            stderr=stderr,
+            env=env,
+        )
+    return process, log_path
+
+
+async def wait_until_up(client: Client, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"the daemon exited with {process.returncode} while starting")
+        try:
+            await client.health()
+            return
+        except DaemonUnavailable:
+            if time.monotonic() > deadline:
+                raise SystemExit("the daemon did not answer within 30 s") from None
+            await asyncio.sleep(0.1)
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc status")
+
+
+def cpu_seconds(pid: int) -> float:
+    # Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# --- the measurement --------------------------------------------------------------------------
+
+
+def project(schedules: int, every: int, port: int) -> dict[str, Any]:
+    width = max(4, len(str(schedules - 1)))
+    names = [f"{i:0{width}d}" for i in range(schedules)]
+    return {
+        "version": 1,
+        "calls": [
+            {
+                "name": f"c{n}",
+                "url": f"http://127.0.0.1:{port}/ok",
+                "conditions": [{"source": "status", "op": "eq", "value": 200}],
+            }
+            for n in names
+        ],
+        "schedules": [{"name": f"s{n}", "every": f"{every}s", "targets": [f"c{n}"]} for n in names],
+    }
+
+
+@dataclass
+class Collected:
+    firings: list[tuple[datetime, float]] = field(default_factory=list)  # (scheduled_at, ms)
+    due: dict[str, datetime] = field(default_factory=dict)  # target -> its last due instant
+    completions: list[tuple[datetime, float]] = field(default_factory=list)  # due -> stored, ms
+    missed: int = 0
+
+
+async def collect(client: Client, into: Collected) -> None:
+    async for event in client.events():
+        kind = event["type"]
+        if kind == "schedule.fired":
+            scheduled_at = datetime.fromisoformat(event["scheduled_at"])
+            into.firings.append((scheduled_at, float(event["lateness_ms"])))
+            for target in event["targets"]:
+                into.due[target] = scheduled_at
+        elif kind == "run.finished" and event.get("trigger") == "schedule":
+            due = into.due.get(event["name"])
+            if due is not None:
+                stored = datetime.fromisoformat(event["at"])
+                into.completions.append((due, (stored - due) / timedelta(milliseconds=1)))
+        elif kind == "lagged":
+            into.missed += int(event["missed"])
+
+
+async def count_results(client: Client, start: datetime, end: datetime) -> int:
+    count = 0
+    cursor: str | None = None
+    while True:
+        page = await client.results(since=start.isoformat(), limit=1000, cursor=cursor)
+        count += sum(1 for r in page.results if r.trigger == "schedule" and r.started_at < end)
+        if page.next_cursor is None:
+            return count
+        cursor = page.next_cursor
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+async def bench(args: argparse.Namespace) -> int:
+    size = f"{args.schedules} schedules @ {args.every}s"
+    server, port = start_server()
+    home = Path(tempfile.mkdtemp(prefix="apimd-b-", dir="/tmp"))
+    daemon, log_path = start_daemon(home)
+    collector: asyncio.Task[None] | None = None
+    try:
+        async with Client(home / "apimd.sock", timeout=300) as client:
+            await wait_until_up(client, daemon)
+            idle_rss = rss_mib(daemon.pid)
+
+            collected = Collected()
+            events_client = Client(home / "apimd.sock")
+            collector = asyncio.create_task(collect(events_client, collected))
+            await asyncio.sleep(1.0)  # subscribed long before the first firing anyway
+
+            apply_started = time.monotonic()
+            await client.apply(project(args.schedules, args.every, port))
+            applied = datetime.now(UTC)
+            apply_s = time.monotonic() - apply_started
+            print(f"# applied {args.schedules} calls and schedules in {apply_s:.1f} s", flush=True)
+
+            # Warm-up: the first firing. The window opens half an interval after it, so no burst
+            # straddles either edge of the window.
+            start = applied + timedelta(seconds=args.every * 1.5)
+            end = start + timedelta(seconds=args.duration)
+            await asyncio.sleep((start - datetime.now(UTC)).total_seconds())
+            cpu_start, wall_start = cpu_seconds(daemon.pid), time.monotonic()
+            samples: list[float] = []
+            while datetime.now(UTC) < end:
+                samples.append(rss_mib(daemon.pid))
+                await asyncio.sleep(1.0)
+            cpu = (cpu_seconds(daemon.pid) - cpu_start) / (time.monotonic() - wall_start)
+            samples.append(rss_mib(daemon.pid))
+            await asyncio.sleep(LATE_EVENTS_S)
+
+            lateness = [ms for due, ms in collected.firings if start <= due < end]
+            completion = [ms for due, ms in collected.completions if start <= due < end]
+            stored = await count_results(client, start, end)
+            collector.cancel()
+            await events_client.close()
+
+        expected = args.schedules * args.duration // args.every
+        if not lateness:
+            raise SystemExit("no schedule.fired event inside the window")
+        print(f"lateness p50 [{size}]: {percentile(lateness, 50):.1f} ms")
+        print(f"lateness p99 [{size}]: {percentile(lateness, 99):.1f} ms")
+        print(f"lateness max [{size}]: {max(lateness):.1f} ms")
+        print(f"RSS [{size}]: {samples[-1]:.1f} MiB (peak {max(samples):.1f} MiB)")
+        print(f"runs per second [{size}]: {stored / args.duration:.1f} /s")
+        print(f"# firings in the window: {len(lateness)} (expected about {expected})")
+        print(f"# results stored in the window: {stored}")
+        if completion:
+            print(
+                f"# due to result stored: p50 {percentile(completion, 50):.0f} ms, "
+                f"p99 {percentile(completion, 99):.0f} ms, max {max(completion):.0f} ms"
+            )
+        print(f"# daemon RSS before apply: {idle_rss:.1f} MiB; daemon CPU: {cpu:.0%} of one core")
+        if collected.missed:
+            print(f"# the event stream lagged: {collected.missed} event(s) missed")
+    finally:
+        if collector is not None:
+            collector.cancel()
+        code = stop(daemon)
+        assert server.stdin is not None
+        server.stdin.close()
+        server.wait(10)
+    if code != 0:
+        sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
+        print(f"# the daemon exited with {code} after SIGTERM (expected 0)", file=sys.stderr)
+        return 1
+    shutil.rmtree(home, ignore_errors=True)
+    print("# the daemon exited 0 on SIGTERM")
+    return 0
+
+
+def stop(daemon: subprocess.Popen[bytes]) -> int:
+    if daemon.poll() is None:
+        daemon.send_signal(signal.SIGTERM)
+    try:
+        return daemon.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        daemon.wait(5)
+        return -signal.SIGKILL
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--schedules", type=int, default=1000, help="N (default 1000)")
+    parser.add_argument("--every", type=int, default=10, help="interval S in seconds (default 10)")
+    parser.add_argument("--duration", type=int, default=60, help="D in seconds (default 60)")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        asyncio.run(_serve())
+        return 0
+    if args.schedules < 1 or args.every < 1 or args.duration < 1:
+        parser.error("--schedules, --every and --duration must be positive")
+    return asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

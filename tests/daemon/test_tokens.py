@@ -1,0 +1,181 @@
+"""Tokens kept valid by the daemon against the loopback token server (SPEC §2 apply, §5): a re-apply
+never forces a new token, expiries cost one token request each, and a revoked grant turns calls
+into SKIPPED/NEEDS_SIGN_IN and notifies once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from apimd.client import Client
+from apimd.demo.server import RunningServer
+from apimd.model.resources import Token
+from tests.conftest import server_state
+from tests.daemon.conftest import Daemon, Receiver, eventually, unique
+
+
+def token_project(
+    url: str,
+    prefix: str,
+    *,
+    webhook_url: str | None = None,
+    every: str | None = None,
+) -> dict[str, Any]:
+    """The example project's custom token flow, named `<prefix>-…`, against `url`."""
+    auth: dict[str, Any] = {
+        "name": f"{prefix}-auth",
+        "type": "manual",
+        "client_id": "demo-client",
+        "client_secret": "demo-secret",
+        "refresh_workflow": f"{prefix}-refresh",
+    }
+    if webhook_url:
+        auth["webhooks"] = [{"type": "http", "url": webhook_url, "alerts": ["NEEDS_SIGN_IN"]}]
+    document: dict[str, Any] = {
+        "version": 1,
+        "auth": [auth],
+        "tokens": [
+            {
+                "name": f"{prefix}-token",
+                "auth": f"{prefix}-auth",
+                "headers": {"Authorization": "Bearer %%ACCESS_TOKEN%%"},
+            }
+        ],
+        "calls": [
+            {
+                "name": f"{prefix}-get-token",
+                "method": "POST",
+                "url": f"{url}/oauth/token",
+                "form": {
+                    "grant_type": "client_credentials",
+                    "client_id": "%%CLIENT_ID%%",
+                    "client_secret": "%%CLIENT_SECRET%%",
+                },
+                "conditions": [
+                    {"source": "status", "op": "eq", "value": 200},
+                    {
+                        "source": "json",
+                        "path": "$.access_token",
+                        "op": "exists",
+                        "save_as": "ACCESS_TOKEN",
+                    },
+                    {"source": "json", "path": "expires_in", "save_as": "EXPIRES_IN"},
+                ],
+            },
+            {
+                "name": f"{prefix}-orders",
+                "url": f"{url}/api/orders",
+                "token": f"{prefix}-token",
+                "conditions": [{"source": "status", "op": "eq", "value": 200}],
+            },
+        ],
+        "workflows": [{"name": f"{prefix}-refresh", "steps": [f"{prefix}-get-token"]}],
+    }
+    if every:
+        document["schedules"] = [
+            {"name": f"{prefix}-schedule", "every": every, "targets": [f"{prefix}-orders"]}
+        ]
+    return document
+
+
+async def run(client: Client, name: str) -> Any:
+    accepted = await client.run("calls", name, wait=True)
+    assert accepted.result is not None
+    return accepted.result
+
+
+async def revealed_token(client: Client, name: str) -> Token:
+    token = await client.get("tokens", name, reveal=True)
+    assert isinstance(token, Token)
+    return token
+
+
+async def test_reapplying_the_project_keeps_a_valid_token_valid(
+    daemon: Daemon, token_server: RunningServer, tmp_path: Path
+) -> None:
+    prefix = unique("keep")
+    path = tmp_path / "project.json"
+    path.write_text(json.dumps(token_project(token_server.url, prefix)))
+    code, _out, err = await daemon.cli("apply", str(path))
+    assert code == 0, err
+
+    async with daemon.client() as client:
+        first = await run(client, f"{prefix}-orders")
+        assert first.outcome == "PASS", first.error
+        assert server_state(token_server).token_requests == 1
+        before = await revealed_token(client, f"{prefix}-token")
+        assert before.state == "valid" and before.expires_at is not None
+        assert before.variables and before.variables["ACCESS_TOKEN"].startswith("at-")
+
+        code, out, err = await daemon.cli("apply", str(path))
+        assert code == 0, err
+        after = await revealed_token(client, f"{prefix}-token")
+        assert (after.state, after.expires_at, after.variables) == (
+            before.state,
+            before.expires_at,
+            before.variables,
+        )
+
+        second = await run(client, f"{prefix}-orders")
+        assert second.outcome == "PASS", second.error
+        assert server_state(token_server).token_requests == 1, "no new token after re-apply"
+
+
+async def test_calls_keep_passing_across_expiries_with_one_token_request_each(
+    daemon: Daemon, token_server: RunningServer
+) -> None:
+    state = server_state(token_server)
+    state.lifetime_s = 2.0
+    prefix = unique("expiry")
+    name = f"{prefix}-orders"
+    async with daemon.client() as client:
+        await client.apply(token_project(token_server.url, prefix, every="1s"))
+        await asyncio.sleep(6.5)
+        await client.delete("schedules", f"{prefix}-schedule")
+        await asyncio.sleep(0.3)  # a run that started just before the delete finishes
+        page = await client.results(name=name)
+
+    results = page.results
+    assert len(results) >= 5, [r.started_at for r in results]
+    assert {r.trigger for r in results} == {"schedule"}
+    assert [r.outcome for r in results] == ["PASS"] * len(results), [
+        (r.result, r.error) for r in results
+    ]
+    span = (results[0].started_at - results[-1].started_at).total_seconds()
+    expiries = span / state.lifetime_s
+    # One request fills the empty token, then one per expiry: never one per call.
+    assert 2 <= state.token_requests <= int(expiries) + 2, (state.token_requests, span)
+    assert state.token_requests < len(results)
+    assert not any(r.retried_after_401 for r in results)
+
+
+async def test_invalid_grant_skips_calls_as_needs_sign_in_and_notifies_once(
+    daemon: Daemon, token_server: RunningServer, receiver: Receiver
+) -> None:
+    state = server_state(token_server)
+    state.lifetime_s = 1.0
+    prefix = unique("revoked")
+    async with daemon.client() as client:
+        await client.apply(token_project(token_server.url, prefix, webhook_url=receiver.url))
+        assert (await run(client, f"{prefix}-orders")).outcome == "PASS"
+        assert state.token_requests == 1
+
+        state.invalid_grant = True
+        await asyncio.sleep(1.1)  # the token expires
+        outcomes = [await run(client, f"{prefix}-orders") for _ in range(3)]
+        assert [(r.outcome, r.result) for r in outcomes] == [("SKIPPED", "NEEDS_SIGN_IN")] * 3
+        assert state.token_requests == 2, "only the first call touches the token endpoint"
+        token = await revealed_token(client, f"{prefix}-token")
+        assert token.state == "needs_sign_in"
+
+        await eventually(lambda: _received(receiver))
+        await asyncio.sleep(0.5)
+        assert len(receiver.requests) == 1, receiver.requests
+        assert f"{prefix}-token" in receiver.requests[0]["body"]
+        assert json.loads(receiver.requests[0]["body"])["state"] == "needs_sign_in"
+
+
+async def _received(receiver: Receiver) -> int:
+    return len(receiver.requests)
