@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     token_commands = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
     refresh = token_commands.add_parser("refresh", help="refresh a token now")
     refresh.add_argument("name")
+    signin = token_commands.add_parser(
+        "signin", help="sign a token in: opens the browser, or prints the URL over SSH"
+    )
+    signin.add_argument("name")
+    signin.add_argument("--device", action="store_true", help="use the device-code flow")
 
     demo = commands.add_parser(
         "demo", help="start a loopback demo API and token server and run the example project"
@@ -107,6 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
 
 
+async def _signin(settings: object, name: str, device: bool) -> int:
+    from apimd.cli.signin import token_signin_command
+    from apimd.settings import Settings
+
+    assert isinstance(settings, Settings)
+    return await token_signin_command(settings, name, device)
+
+
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from apimd.settings import Settings
 
@@ -141,6 +154,10 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         "export": lambda: remote.export_command(settings, args),
         "results": lambda: remote.results_command(settings, args),
         "tokens": lambda: remote.tokens_command(settings, args.json),
-        "token": lambda: remote.token_refresh_command(settings, args.name),
+        "token": lambda: (
+            remote.token_refresh_command(settings, args.name)
+            if args.token_command == "refresh"
+            else _signin(settings, args.name, args.device)
+        ),
     }
     return int(asyncio.run(runners[command]()))

@@ -229,6 +229,11 @@ async def run_remote(settings: Settings, args: argparse.Namespace) -> int:
                     raise
                 kind = "workflows"
                 await client.get("workflows", args.name)
+            interactive = sys.stdin.isatty() and sys.stdout.isatty() and not args.json
+            if interactive:
+                from apimd.cli.signin import run_interactive
+
+                return await run_interactive(settings, client, kind, args.name, variables)
             accepted = await client.run(kind, args.name, variables=variables, wait=True)
         except ApiError as exc:
             if exc.status == 404:

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from contextlib import AsyncExitStack
 
 from apimd.cli import UsageError, parse_vars
+from apimd.cli.browser import present_url, read_pasted_url
 from apimd.cli.output import print_result
+from apimd.engine.events import Event
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.ports import StateStore
 from apimd.engine.runner import Engine
+from apimd.engine.signin import SignInError, SignInFlows
 from apimd.model.errors import ValidationFailed
 from apimd.model.loader import load_project_file
+from apimd.model.outcome import ResultCode
 from apimd.model.project import Project
+from apimd.model.result import Result
 
 
 def load_or_explain(path: str, *, cross_check: bool = True) -> Project:
@@ -52,10 +58,81 @@ async def run_command(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{args.file} has no call or workflow named {args.name!r} (it has: {known})"
         )
+    interactive = _needs_browser(project, args.name) and sys.stdin.isatty() and sys.stdout.isatty()
     async with AsyncExitStack() as stack:
         state: StateStore = await _open_db(args.db, stack) if args.db else MemoryStateStore()
-        engine = Engine(project, state)
+        done = asyncio.Event()
+        outcome: list[Event] = []
+
+        def on_event(event: Event) -> None:
+            if event.type == "signin.done":
+                outcome.append(event)
+                done.set()
+
+        engine = Engine(project, state, events=on_event)
         stack.push_async_callback(engine.close)
-        result = await engine.run(args.name, variables=variables, trigger="manual")
-    print_result(result, as_json=args.json, stream=sys.stdout)
-    return 0 if result.outcome.is_success else 1
+        flows = SignInFlows(engine)
+        if interactive:
+            from apimd.daemon.callback import serve_callback
+            from apimd.settings import Settings
+
+            settings = Settings.load()
+            try:
+                listener = await serve_callback(flows.complete, settings.callback_port)
+            except OSError as exc:
+                raise UsageError(
+                    f"this run opens a browser, but callback port {settings.callback_port} is "
+                    f"taken ({exc.strerror}); set APIMD_CALLBACK_PORT to a free port"
+                ) from None
+            stack.push_async_callback(listener.close)
+            engine.callback_url = settings.callback_url(listener.port)
+        result = await engine.run(
+            args.name, variables=variables, trigger="manual", interactive=interactive
+        )
+        print_result(result, as_json=args.json, stream=sys.stdout)
+        if not (interactive and result.result == ResultCode.BROWSER):
+            return 0 if result.outcome.is_success else 1
+        pending = await state.pending_signins()
+        if not pending:
+            return 1
+        present_url(pending[-1].url, engine.callback_url)
+
+        async def pasted(url: str) -> bool:
+            try:
+                await flows.complete_url(url)
+            except SignInError as exc:
+                print(f"apimd: {exc.message}")
+                return False
+            return True
+
+        reader = asyncio.create_task(read_pasted_url(pasted))
+        try:
+            await asyncio.wait_for(done.wait(), 600)
+        except TimeoutError:
+            print("apimd: the sign-in was not completed within 10 minutes", file=sys.stderr)
+            return 1
+        finally:
+            reader.cancel()
+        finished = outcome[0].data
+        print(("Signed in: " if finished["ok"] else "Sign-in failed: ") + str(finished["message"]))
+        latest = await _latest_callback_result(state)
+        if latest is not None:
+            print_result(latest, as_json=args.json, stream=sys.stdout)
+        return 0 if finished["ok"] else 1
+
+
+def _needs_browser(project: Project, name: str) -> bool:
+    call = project.call(name)
+    if call is not None:
+        return call.has_tag("browser")
+    workflow = project.workflow(name)
+    steps = [project.call(step) for step in workflow.steps] if workflow else []
+    return any(step is not None and step.has_tag("browser") for step in steps)
+
+
+async def _latest_callback_result(state: StateStore) -> Result | None:
+    results = getattr(state, "results", None)
+    if isinstance(results, list):
+        found = [r for r in results if isinstance(r, Result) and r.trigger == "callback"]
+        return found[-1] if found else None
+    return None

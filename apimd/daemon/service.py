@@ -35,6 +35,7 @@ from apimd.store import ApplyReport, SqliteStore
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
+PRUNE_EVERY_S = 3600.0
 
 
 class NotFound(LookupError):
@@ -63,6 +64,7 @@ class MonitorService:
         self._closing = False
         self._stopped = False
         self._reload_lock = asyncio.Lock()
+        self._maintenance: asyncio.Task[None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -77,6 +79,7 @@ class MonitorService:
             else None,
         )
         self.signins = SignInFlows(self.engine)
+        self._maintenance = asyncio.create_task(self._maintain())
         await self.scheduler.start()
         self.scheduler.sync(project.schedules)
 
@@ -86,6 +89,8 @@ class MonitorService:
             return
         self._stopped = True
         self._closing = True
+        if self._maintenance is not None:
+            self._maintenance.cancel()
         await self.scheduler.shutdown()
         pending = [task for task, *_ in self._runs.values()]
         if pending:
@@ -98,6 +103,24 @@ class MonitorService:
         if self.engine is not None:
             await self.engine.close()
         await self.hub.close()
+
+    async def prune(self) -> None:
+        """Drop raw results past retention (hourly rollups stay) and used or expired sign-ins."""
+        cutoff = datetime.now(UTC) - timedelta(days=self.settings.retention_days)
+        removed = await self.store.prune_results(cutoff)
+        await self.store.signins.prune()
+        if removed:
+            log.info(
+                "pruned %d result(s) older than %d days", removed, self.settings.retention_days
+            )
+
+    async def _maintain(self) -> None:
+        while True:
+            try:
+                await self.prune()
+            except Exception:
+                log.exception("periodic prune failed")
+            await asyncio.sleep(PRUNE_EVERY_S)
 
     def set_callback_port(self, port: int) -> None:
         """The callback server listens: sign-ins can send the browser to it."""

@@ -1,0 +1,119 @@
+"""`apimd token signin NAME [--device]` and interactive `apimd run` through the daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from typing import Any
+
+from apimd.cli import UsageError
+from apimd.cli.browser import present_url, read_pasted_url
+from apimd.client import ApiError, Client
+from apimd.settings import Settings
+
+SIGNIN_WAIT_S = 10 * 60
+
+
+async def _wait_for_done(
+    client: Client, signin_id: str | None, token: str | None
+) -> dict[str, Any]:
+    async for event in client.events():
+        if event.get("type") != "signin.done":
+            continue
+        if signin_id and event.get("id") != signin_id:
+            continue
+        if not signin_id and token and event.get("token") != token:
+            continue
+        return event
+    raise UsageError("the daemon stopped before the sign-in finished")
+
+
+async def wait_for_signin(
+    settings: Settings, info: dict[str, Any], events_client: Client, callback_url: str | None
+) -> int:
+    """Show the URL (or device code), then wait for signin.done or a pasted URL."""
+    waiter = asyncio.create_task(_wait_for_done(events_client, info.get("id"), info.get("token")))
+    await asyncio.sleep(0.1)  # let the event stream connect before the person can finish
+    if info.get("user_code"):
+        print(f"\nOn any device, open {info.get('verification_uri')} and enter the code:\n")
+        print(f"    {info['user_code']}\n")
+        sys.stdout.flush()
+    else:
+        present_url(str(info["url"]), callback_url)
+
+    async def pasted(url: str) -> bool:
+        async with Client(settings.socket_path) as client:
+            try:
+                await client.complete_signin(url)
+            except ApiError as exc:
+                print(f"apimd: {exc}")
+                return False
+        return True
+
+    reader = asyncio.create_task(read_pasted_url(pasted))
+    try:
+        done = await asyncio.wait_for(waiter, SIGNIN_WAIT_S)
+    except TimeoutError:
+        print("apimd: the sign-in was not completed within 10 minutes", file=sys.stderr)
+        return 1
+    finally:
+        reader.cancel()
+        with contextlib.suppress(BaseException):
+            await reader
+    if done.get("ok"):
+        expiry = f" (valid until {done['expires_at']})" if done.get("expires_at") else ""
+        print(f"Signed in: {done.get('message')}{expiry}")
+        return 0
+    print(f"Sign-in failed: {done.get('message')}", file=sys.stderr)
+    return 1
+
+
+async def token_signin_command(settings: Settings, name: str, device: bool) -> int:
+    async with Client(settings.socket_path) as client, Client(settings.socket_path) as events:
+        status = await client.status()
+        try:
+            info = await client.signin(name, mode="device" if device else "browser")
+        except ApiError as exc:
+            if exc.status == 404:
+                raise UsageError(f"the daemon has no token named {name!r}") from None
+            raise UsageError(str(exc)) from None
+        return await wait_for_signin(
+            settings, info, events, status.callback_url if status.callback_bound else None
+        )
+
+
+async def run_interactive(
+    settings: Settings, client: Client, kind: str, name: str, variables: dict[str, str]
+) -> int:
+    """Run through the daemon as a person at a terminal: a browser step opens the sign-in and
+    the run goes on when the browser comes back."""
+    from apimd.cli.output import print_result
+
+    status = await client.status()
+    async with Client(settings.socket_path) as events:
+        opened: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+        async def watch() -> None:
+            async for event in events.events():
+                if event.get("type") == "signin.open" and not opened.done():
+                    opened.set_result(event)
+
+        watcher = asyncio.create_task(watch())
+        await asyncio.sleep(0.05)
+        try:
+            accepted = await client.run(
+                kind, name, variables=variables, interactive=True, wait=True
+            )
+        finally:
+            pass
+        assert accepted.result is not None
+        print_result(accepted.result, as_json=False)
+        if accepted.result.result.value != "BROWSER" or not opened.done():
+            watcher.cancel()
+            return 0 if accepted.result.outcome.is_success else 1
+        watcher.cancel()
+        info = opened.result()
+        callback = status.callback_url if status.callback_bound else None
+        async with Client(settings.socket_path) as waiter:
+            return await wait_for_signin(settings, info, waiter, callback)
