@@ -76,7 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--port", type=int, default=8780, help="port of the demo server (0 = any)")
     demo.add_argument(
-        "--once", action="store_true", help="run the example once and exit instead of serving"
+        "--once", action="store_true", help="run the monitors once and exit instead of serving"
+    )
+    demo.add_argument(
+        "--standalone", action="store_true", help="run the example in process, without a daemon"
     )
     return parser
 

@@ -1,14 +1,23 @@
-"""`apimd demo`: a loopback demo API and token server, and the example project run against it."""
+"""`apimd demo`: a loopback demo API and authorization server, a daemon in a temporary APIMD_HOME,
+and the example project loaded into it: a passing monitor, a token kept fresh by a refresh
+workflow, a browser sign-in for a person to complete, and a call that fails on purpose."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import shutil
+import signal
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
+from apimd.cli.browser import present_url
 from apimd.cli.output import format_result, use_colour
+from apimd.client import Client, DaemonUnavailable
 from apimd.demo.server import RunningServer, create_app
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
@@ -16,36 +25,145 @@ from apimd.model.loader import load_project_file
 
 PROJECT = Path(__file__).resolve().parent.parent / "demo" / "project.yaml"
 DEMO_TARGETS = ("service-status", "list-orders", "order-flow", "catalogue-xml", "checkout-health")
+SIGNIN_TOKEN = "demo-user"
+START_TIMEOUT_S = 20.0
+
+
+def signin_resources(base: str) -> dict[str, Any]:
+    """A token a person signs in to with the browser (oauth2 authorization code + PKCE)."""
+    return {
+        "auth": [
+            {
+                "name": "demo-sso",
+                "type": "oauth2",
+                "grant": "authorization_code",
+                "authorize_url": f"{base}/oauth/authorize",
+                "token_url": f"{base}/oauth/token",
+                "client_id": "demo-client",
+                "client_secret": "demo-secret",
+                "scopes": ["orders:read"],
+            }
+        ],
+        "tokens": [{"name": SIGNIN_TOKEN, "auth": "demo-sso"}],
+        "calls": [
+            {
+                "name": "my-orders",
+                "description": "Needs a person to sign in once; refreshed unattended after that",
+                "url": f"{base}/api/orders",
+                "token": SIGNIN_TOKEN,
+                "conditions": [{"source": "status", "op": "eq", "value": 200}],
+            }
+        ],
+        "schedules": [{"name": "signed-in", "every": "20s", "targets": ["my-orders"]}],
+    }
 
 
 async def demo_command(args: argparse.Namespace) -> int:
     server = await _start_server(args.port)
     try:
         os.environ["APIMD_DEMO_URL"] = server.url
-        project = load_project_file(PROJECT)
-        print(f"apimd demo: API and token server on {server.url} (tokens live 60 s)\n")
-        engine = Engine(project, MemoryStateStore())
-        colour = use_colour(sys.stdout)
-        try:
-            for name in DEMO_TARGETS:
-                result = await engine.run(name)
-                print(format_result(result, colour=colour) + "\n")
-        finally:
-            await engine.close()
-        print("checkout-health fails on purpose: that is what a failing monitor looks like.")
-        if args.once:
-            return 0
-        print(
-            "\nTry it yourself in another terminal (the server keeps running here):\n"
-            f"  export APIMD_DEMO_URL={server.url}\n"
-            "  .venv/bin/apimd run list-orders -f examples/project.yaml\n"
-            "  .venv/bin/apimd run order-flow -f examples/project.yaml --json\n"
-            "\nPress Ctrl-C to stop."
-        )
-        await asyncio.Event().wait()
-        return 0
+        if args.standalone:
+            return await _standalone(server)
+        return await _with_daemon(server, once=args.once)
     finally:
         await server.stop()
+
+
+async def _standalone(server: RunningServer) -> int:
+    """The example project run once, in process (what `apimd run -f` does)."""
+    project = load_project_file(PROJECT)
+    engine = Engine(project, MemoryStateStore())
+    colour = use_colour(sys.stdout)
+    try:
+        for name in DEMO_TARGETS:
+            print(format_result(await engine.run(name), colour=colour) + "\n")
+    finally:
+        await engine.close()
+    return 0
+
+
+async def _with_daemon(server: RunningServer, *, once: bool) -> int:
+    home = Path(tempfile.mkdtemp(prefix="apimd-demo-", dir="/tmp"))
+    env = {**os.environ, "APIMD_HOME": str(home), "APIMD_LOG_STDERR": "0"}
+    env.setdefault("APIMD_CALLBACK_PORT", "0" if once else "8765")
+    daemon = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "apimd",
+        "daemon",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    client = Client(home / "apimd.sock")
+    try:
+        await _wait_until_up(client, daemon)
+        project = load_project_file(PROJECT).model_dump(
+            mode="json", by_alias=True, exclude_none=True
+        )
+        await client.apply(project)
+        await client.apply(signin_resources(server.url))
+        status = await client.status()
+        print(f"apimd demo: API and authorization server on {server.url}; daemon in {home}\n")
+        for name in DEMO_TARGETS:
+            kind = "workflows" if name == "order-flow" else "calls"
+            accepted = await client.run(kind, name, wait=True)
+            assert accepted.result is not None
+            print(format_result(accepted.result, colour=use_colour(sys.stdout)) + "\n")
+        print("checkout-health fails on purpose: that is what a failing monitor looks like.\n")
+        if once:
+            return 0
+        info = await client.signin(SIGNIN_TOKEN)
+        print(f"The token {SIGNIN_TOKEN} needs a person: sign in as demo / demo-password.")
+        present_url(str(info["url"]), status.callback_url if status.callback_bound else None)
+        print(
+            "\nThe daemon now runs the schedules (every 10–30 s). In another terminal:\n"
+            f"  export APIMD_HOME={home}\n"
+            "  .venv/bin/apimd results --follow      # results as they come\n"
+            "  .venv/bin/apimd tokens                # demo-token refreshes itself every minute\n"
+            "\nPress Ctrl-C to stop the demo (its temporary state is removed)."
+        )
+        sys.stdout.flush()
+        await _follow(client)
+        return 0
+    finally:
+        await client.close()
+        if daemon.returncode is None:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(daemon.wait(), 20)
+            except TimeoutError:
+                daemon.kill()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def _wait_until_up(client: Client, daemon: asyncio.subprocess.Process) -> None:
+    deadline = asyncio.get_running_loop().time() + START_TIMEOUT_S
+    while asyncio.get_running_loop().time() < deadline:
+        if daemon.returncode is not None:
+            err = (await daemon.stderr.read()).decode() if daemon.stderr else ""
+            raise RuntimeError(f"the demo daemon did not start: {err.strip()}")
+        with contextlib.suppress(DaemonUnavailable):
+            await client.health()
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the demo daemon did not answer in time")
+
+
+async def _follow(client: Client) -> None:
+    """One line per finished run and per token change, until Ctrl-C."""
+    async for event in client.events():
+        kind = event.get("type")
+        if kind == "run.finished":
+            status = f" HTTP {event['http_status']}" if event.get("http_status") else ""
+            print(f"{event['at'][11:19]}  {event['outcome']:<7} {event['name']}{status}")
+        elif kind in ("signin.done", "token.state"):
+            print(
+                f"{event['at'][11:19]}  {kind}: {event.get('token')} "
+                f"{event.get('message') or event.get('state')}"
+            )
+        sys.stdout.flush()
 
 
 async def _start_server(port: int) -> RunningServer:

@@ -1,111 +1,21 @@
-"""A small loopback API and OAuth 2.0 token server: the `apimd demo` backend and a test fixture.
+"""A small loopback API and OAuth 2.0 authorization server: the `apimd demo` backend and a test
+fixture.
 
-Endpoints: `POST /oauth/token` (client_credentials, password, refresh_token grants; short-lived
-tokens; rotating refresh tokens), `GET /api/orders` (needs a live bearer token, else 401),
-`GET /api/status`, `GET /api/broken` (500 on purpose), `GET /api/slow`, `GET /api/items.xml`.
+API: `GET /api/orders` (needs a live bearer token, else 401), `GET /api/status`, `GET /api/broken`
+(500 on purpose), `GET /api/slow`, `GET /api/items.xml`. The authorization server (login form,
+code flow with PKCE, device flow, short-lived tokens, rotating refresh tokens) is `apimd.demo.oauth`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import secrets
-import time
-from dataclasses import dataclass, field
-from urllib.parse import unquote
 
 from aiohttp import web
 
+from apimd.demo import oauth
+from apimd.demo.state import STATE_KEY, TokenServerState
 
-@dataclass
-class TokenServerState:
-    """What the server issued and how it should misbehave (tests flip these)."""
-
-    client_id: str = "demo-client"
-    client_secret: str = "demo-secret"
-    username: str = "demo"
-    password: str = "demo-password"
-    lifetime_s: float = 60.0
-    access_tokens: dict[str, float] = field(default_factory=dict)  # token -> expiry (monotonic)
-    refresh_tokens: set[str] = field(default_factory=set)
-    token_requests: int = 0
-    grants: list[str] = field(default_factory=list)
-    api_requests: int = 0
-    fail_next: int = 0  # answer the next N token requests with 503
-    invalid_grant: bool = False  # answer every token request with invalid_grant
-    token_delay_s: float = 0.0
-
-    def issue(self) -> dict[str, object]:
-        access = "at-" + secrets.token_urlsafe(16)
-        refresh = "rt-" + secrets.token_urlsafe(16)
-        self.access_tokens[access] = time.monotonic() + self.lifetime_s
-        self.refresh_tokens.add(refresh)
-        lifetime = (
-            int(self.lifetime_s) if self.lifetime_s == int(self.lifetime_s) else self.lifetime_s
-        )
-        return {
-            "access_token": access,
-            "token_type": "Bearer",
-            "expires_in": lifetime,
-            "refresh_token": refresh,
-        }
-
-    def valid(self, access: str) -> bool:
-        expiry = self.access_tokens.get(access)
-        return expiry is not None and time.monotonic() < expiry
-
-
-STATE_KEY = web.AppKey("token_server_state", TokenServerState)
-
-
-def _client(request: web.Request, form: dict[str, str]) -> tuple[str, str]:
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Basic "):
-        try:
-            pair = base64.b64decode(header[6:]).decode()
-        except ValueError:
-            return "", ""
-        user, _, password = pair.partition(":")
-        return unquote(user), unquote(password)
-    return form.get("client_id", ""), form.get("client_secret", "")
-
-
-def _oauth_error(error: str, status: int = 400, description: str | None = None) -> web.Response:
-    body: dict[str, str] = {"error": error}
-    if description:
-        body["error_description"] = description
-    return web.json_response(body, status=status)
-
-
-async def token_endpoint(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    state.token_requests += 1
-    if state.token_delay_s:
-        await asyncio.sleep(state.token_delay_s)
-    form = {k: str(v) for k, v in (await request.post()).items()}
-    state.grants.append(form.get("grant_type", ""))
-    if state.fail_next > 0:
-        state.fail_next -= 1
-        return web.json_response({"error": "temporarily_unavailable"}, status=503)
-    if state.invalid_grant:
-        return _oauth_error("invalid_grant", description="the grant was revoked")
-    client_id, client_secret = _client(request, form)
-    if (client_id, client_secret) != (state.client_id, state.client_secret):
-        return _oauth_error("invalid_client", 401)
-    grant = form.get("grant_type")
-    if grant == "client_credentials":
-        return web.json_response(state.issue())
-    if grant == "password":
-        if (form.get("username"), form.get("password")) != (state.username, state.password):
-            return _oauth_error("invalid_grant", description="wrong username or password")
-        return web.json_response(state.issue())
-    if grant == "refresh_token":
-        presented = form.get("refresh_token", "")
-        if presented not in state.refresh_tokens:
-            return _oauth_error("invalid_grant", description="unknown refresh token")
-        state.refresh_tokens.discard(presented)  # rotate
-        return web.json_response(state.issue())
-    return _oauth_error("unsupported_grant_type")
+__all__ = ["STATE_KEY", "RunningServer", "TokenServerState", "create_app"]
 
 
 async def orders(request: web.Request) -> web.Response:
@@ -147,10 +57,10 @@ async def items_xml(_request: web.Request) -> web.Response:
 
 
 def create_app(state: TokenServerState | None = None) -> web.Application:
-    """The demo API and token server as an aiohttp application."""
+    """The demo API and authorization server as an aiohttp application."""
     app = web.Application()
     app[STATE_KEY] = state or TokenServerState()
-    app.router.add_post("/oauth/token", token_endpoint)
+    oauth.add_routes(app)
     app.router.add_get("/api/orders", orders)
     app.router.add_get("/api/status", status)
     app.router.add_get("/api/broken", broken)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 from apimd.engine.errors import SetupError
@@ -22,6 +22,10 @@ _SAVED_FIELDS = {
     "id_token": "ID_TOKEN",
     "token_type": "TOKEN_TYPE",
     "scope": "SCOPE",
+}
+_ENDPOINT_NAMES = {
+    "token_url": "token endpoint",
+    "device_authorization_url": "device authorization endpoint",
 }
 
 
@@ -73,10 +77,25 @@ async def token_request(
 ) -> dict[str, Any]:
     """POST `params` (plus client authentication, scopes, audience, extra params) to the auth's
     token endpoint and return the JSON answer; raise `OAuthError` on an error answer."""
-    if not auth.token_url:
-        raise SetupError(f"auth {auth.name} has no token_url")
+    return await endpoint_request(http, auth, "token_url", params, scope, required="access_token")
+
+
+async def endpoint_request(
+    http: HttpExecutor,
+    auth: AuthSetting,
+    endpoint: Literal["token_url", "device_authorization_url"],
+    params: dict[str, str],
+    scope: Scope,
+    *,
+    required: str,
+) -> dict[str, Any]:
+    """`token_request` for any of the auth's client-authenticated endpoints: the answer must be
+    a JSON object with a string `required` field, else `OAuthError`."""
+    template = auth.token_url if endpoint == "token_url" else auth.device_authorization_url
+    if not template:
+        raise SetupError(f"auth {auth.name} has no {endpoint}")
     where = f"auth {auth.name}"
-    token_url = render(auth.token_url, scope, f"{where} token_url")
+    url = render(template, scope, f"{where} {endpoint}")
     client_id = _render_opt(auth.client_id, scope, f"{where} client_id") or ""
     client_secret = _render_opt(auth.client_secret, scope, f"{where} client_secret")
     form = dict(params)
@@ -99,7 +118,7 @@ async def token_request(
             form["client_secret"] = client_secret
     request = HttpRequest(
         method="POST",
-        url=token_url,
+        url=url,
         headers=headers,
         body=urlencode(form).encode(),
         timeout=TOKEN_REQUEST_TIMEOUT_S,
@@ -114,7 +133,9 @@ async def token_request(
         payload = None
     if not isinstance(payload, dict):
         raise OAuthError(
-            "invalid_response", "the token endpoint did not answer JSON", response.status
+            "invalid_response",
+            f"the {_ENDPOINT_NAMES[endpoint]} did not answer JSON",
+            response.status,
         )
     if response.status >= 400 or "error" in payload:
         error = payload.get("error")
@@ -124,8 +145,8 @@ async def token_request(
             description if isinstance(description, str) else None,
             response.status,
         )
-    if not isinstance(payload.get("access_token"), str):
-        raise OAuthError("invalid_response", "no access_token in the answer", response.status)
+    if not isinstance(payload.get(required), str):
+        raise OAuthError("invalid_response", f"no {required} in the answer", response.status)
     return payload
 
 

@@ -1,0 +1,149 @@
+"""Pure text formatting for the screens: ages, countdowns, latencies, outcomes and token states."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+
+from apimd.model.outcome import Outcome
+from apimd.model.resources import TokenState
+
+NOTHING = "—"
+
+OUTCOME_STYLE: dict[Outcome, str] = {
+    Outcome.PASS: "green",
+    Outcome.SLOW: "cyan",
+    Outcome.WARNING: "yellow",
+    Outcome.SKIPPED: "magenta",
+    Outcome.FAIL: "bold red",
+}
+OUTCOME_SYMBOL: dict[Outcome, str] = {
+    Outcome.PASS: "✓",
+    Outcome.SLOW: "◔",
+    Outcome.WARNING: "▲",
+    Outcome.SKIPPED: "»",
+    Outcome.FAIL: "✗",
+}
+TOKEN_STATE_STYLE: dict[TokenState, str] = {
+    TokenState.VALID: "green",
+    TokenState.EXPIRED: "yellow",
+    TokenState.REFRESHING: "cyan",
+    TokenState.NEEDS_SIGN_IN: "bold magenta",
+    TokenState.ERROR: "bold red",
+}
+TOKEN_STATE_WORD: dict[TokenState, str] = {
+    TokenState.VALID: "valid",
+    TokenState.EXPIRED: "expired",
+    TokenState.REFRESHING: "refresh…",
+    TokenState.NEEDS_SIGN_IN: "sign in!",
+    TokenState.ERROR: "error",
+}
+
+
+def outcome_text(outcome: Outcome | None) -> Text:
+    """Symbol and word, coloured: `✗ FAIL`; `· never` for a target that has not run."""
+    if outcome is None:
+        return Text("· never", style="dim")
+    return Text(f"{OUTCOME_SYMBOL[outcome]} {outcome.value}", style=OUTCOME_STYLE[outcome])
+
+
+def token_state_text(state: TokenState | None, *, long: bool = False) -> Text:
+    """A token state in a few letters (`long`: its full name), coloured."""
+    if state is None:
+        return Text(NOTHING, style="dim")
+    word = state.value if long else TOKEN_STATE_WORD[state]
+    return Text(word, style=TOKEN_STATE_STYLE[state])
+
+
+def short_duration(seconds: float) -> str:
+    """`42s`, `4m12s`, `2h03m`, `3d04h`: two units at most, for countdowns."""
+    total = max(0, int(seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def coarse_duration(seconds: float) -> str:
+    """One unit, rounded down: `42s`, `3m`, `2h`, `5d` (fits a 4-wide column)."""
+    total = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if total >= size:
+            return f"{total // size}{unit}"
+    return f"{total}s"
+
+
+def age(moment: datetime | None, now: datetime) -> str:
+    """How long ago `moment` was, in one unit: `now`, `12s`, `3m`, `2h`, `5d`."""
+    if moment is None:
+        return NOTHING
+    seconds = (now - moment).total_seconds()
+    if seconds < 1:
+        return "now"
+    return coarse_duration(seconds)
+
+
+def countdown(expires_at: datetime | None, now: datetime) -> str:
+    """Time left until `expires_at` (`4m12s`), `expired`, or `—` when it never expires."""
+    if expires_at is None:
+        return NOTHING
+    left = (expires_at - now).total_seconds()
+    if left <= 0:
+        return "expired"
+    return short_duration(left)
+
+
+def milliseconds(ms: float | None) -> str:
+    """A latency: `0.4 ms`, `12.3 ms`, `120 ms`, `1.23 s`, `12.3 s`."""
+    if ms is None:
+        return NOTHING
+    if ms < 100:
+        return f"{ms:.1f} ms"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 10000:
+        return f"{ms / 1000:.2f} s"
+    return f"{ms / 1000:.1f} s"
+
+
+def byte_size(size: int | None) -> str:
+    if size is None:
+        return NOTHING
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KiB"
+    return f"{size / 1024 / 1024:.1f} MiB"
+
+
+def uptime_text(uptime: float | None) -> Text:
+    """Uptime fraction as a percentage, coloured by how bad it is: green ≥ 99.9 %, yellow ≥ 99 %."""
+    if uptime is None:
+        return Text(NOTHING, style="dim")
+    percent = uptime * 100
+    text = (
+        "100%" if percent >= 99.995 else f"{percent:.2f}%" if percent >= 99 else f"{percent:.1f}%"
+    )
+    style = "green" if percent >= 99.9 else "yellow" if percent >= 99 else "red"
+    return Text(text, style=style)
+
+
+def timestamp(moment: datetime, now: datetime) -> str:
+    """`20:15:31` for today (UTC), else `11-28 20:15`."""
+    if moment.date() == now.date():
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%m-%d %H:%M")
+
+
+def truncate(text: str, width: int) -> str:
+    """`text` cut to `width` cells with a trailing ellipsis when it is longer."""
+    if width <= 0:
+        return ""
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,47 @@
+"""The timing waterfall of one request: each phase as a bar placed where it ran, scaled to the total."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from apimd.model.result import Timings
+
+PHASES = ("dns", "connect", "send", "wait", "receive")
+PHASE_LABELS = {
+    "dns": "DNS",
+    "connect": "connect",
+    "send": "send",
+    "wait": "wait (TTFB)",
+    "receive": "receive",
+}
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One phase: `start` and `length` in cells of a track `width` wide."""
+
+    phase: str
+    ms: float
+    start: int
+    length: int
+
+
+def waterfall(timings: Timings, width: int) -> list[Bar]:
+    """Bars for dns/connect/send/wait/receive, one after another, scaled so the whole request
+    (`total`, or the phases' sum when larger) spans `width` cells. A phase that took any time gets
+    at least one cell; `auth_wait` is not part of it (it is not in `total`)."""
+    durations = [max(0.0, float(getattr(timings, phase))) for phase in PHASES]
+    span = max(timings.total, sum(durations))
+    bars: list[Bar] = []
+    offset = 0.0
+    for phase, ms in zip(PHASES, durations, strict=True):
+        if span <= 0 or width <= 0:
+            bars.append(Bar(phase, ms, 0, 0))
+            continue
+        start = min(width - 1, int(offset / span * width))
+        end = round((offset + ms) / span * width)
+        length = max(1 if ms > 0 else 0, end - start)
+        length = min(length, width - start)
+        bars.append(Bar(phase, ms, start, length))
+        offset += ms
+    return bars

@@ -1,0 +1,367 @@
+"""Property-based run of every operation in `/v1/openapi.json` (SPEC §6): the real app, mounted on
+a loopback TCP port, gets generated requests — JSON shaped like the resource with wrong types and
+unknown fields, arbitrary JSON and bytes, odd path names and query values — and must never answer
+5xx, must give every 4xx the `{"error": {code, message}}` shape, and every 2xx must validate against
+the response model of the route table.
+
+Nothing generated sends real traffic: every `*url` field is pointed at 127.0.0.1:9 (refused), and
+the run endpoints only get names that do not exist."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import shutil
+import string
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import pytest
+from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from apimd.daemon.api import routes
+from apimd.daemon.app import create_app
+from apimd.daemon.routes import Route
+from apimd.model.api import ErrorBody, RunRequest
+from apimd.model.project import Project
+from apimd.model.resources import AuthSetting, Call, Schedule, Token, Variable, Workflow
+from apimd.settings import Settings
+from tests.daemon.conftest import short_home
+
+EXAMPLES = 50
+SAFE_URL = "http://127.0.0.1:9/fuzz"
+
+# --- the app on a loopback port, in a thread of its own ---------------------------------------
+
+
+@dataclass
+class Served:
+    port: int
+    loop: asyncio.AbstractEventLoop
+    runner: web.AppRunner
+
+    def request(
+        self,
+        method: str,
+        target: str,
+        body: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, str, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            headers = {"Content-Type": content_type} if body is not None else {}
+            connection.request(method, target, body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.getheader("Content-Type") or "", response.read()
+        finally:
+            connection.close()
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    home = short_home()
+    app = create_app(Settings.load({"APIMD_HOME": str(home), "APIMD_CALLBACK_PORT": "0"}))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="fuzzed-app", daemon=True)
+    thread.start()
+
+    async def start() -> tuple[web.AppRunner, int]:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        return runner, int(runner.addresses[0][1])
+
+    runner, port = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
+    try:
+        yield Served(port, loop, runner)
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+# --- strategies ---------------------------------------------------------------------------------
+
+texts = st.text(max_size=20)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | texts
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
+    max_leaves=8,
+)
+POOL = ["a", "b", "c-1", "d.e", "F_G"]
+pool_names = st.sampled_from(POOL)
+odd_names = st.sampled_from(["..", ".", "...", "%2e%2e", "a/b", " ", "é", "名前", "a" * 101, "-x"])
+names = pool_names | odd_names | texts
+variable_names = st.sampled_from(["A", "b", "C_1", "_x", "1x", "a-b"]) | texts
+urls = st.just(SAFE_URL) | st.just(SAFE_URL + "?q=%%A%%")
+durations = st.sampled_from(["1s", "30s", "5m", "1h", "0s", "-1s", "1d", "abc", ""]) | texts
+string_maps = st.dictionaries(texts, texts | json_values, max_size=3)
+
+conditions = st.fixed_dictionaries(
+    {},
+    optional={
+        "source": st.sampled_from(["status", "header", "body", "json", "xml", "size", "nope"]),
+        "path": st.sampled_from(["$.a", "a[", "//x", "(", "Content-Type"]) | texts,
+        "op": st.sampled_from(["eq", "exists", "matches", "lt", "bogus"]),
+        "value": json_values,
+        "save_as": variable_names,
+        "on_fail": st.sampled_from(["fail", "warning", "never"]),
+        "namespaces": string_maps,
+        "extra": json_values,
+    },
+)
+webhooks = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(
+            ["http", "slack", "save_auth_token", "save_variables", "run_call", "run_workflow", "x"]
+        ),
+        "url": urls | json_values,
+        "token": pool_names,
+        "call": pool_names,
+        "workflow": pool_names,
+        "names": st.lists(variable_names, max_size=2),
+        "alerts": st.lists(
+            st.sampled_from(["PASS", "FAIL", "NEEDS_SIGN_IN", "ERROR", "nope"]), max_size=3
+        ),
+        "fails_in_a_row": st.integers(-2, 2000) | json_values,
+        "resolved": st.booleans(),
+    },
+)
+PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
+    "name": names,
+    "description": texts,
+    "tags": st.lists(
+        st.sampled_from(["apimd:mutex", "apimd:timeout:5", "apimd:timeout:0", "x"]) | texts,
+        max_size=3,
+    ),
+    "value": texts | st.integers() | st.booleans(),
+    "secret": st.booleans(),
+    "type": st.sampled_from(["none", "basic", "api_key", "bearer", "manual", "oauth2", "x"]),
+    "grant": st.sampled_from(
+        ["client_credentials", "authorization_code", "device_code", "password", "x"]
+    ),
+    "in": st.sampled_from(["header", "query", "body"]),
+    "client_secret": texts | st.just("••••"),
+    "password": texts | st.just("••••"),
+    "token": pool_names | texts,
+    "auth": pool_names,
+    "refresh_workflow": pool_names,
+    "signin_workflow": pool_names,
+    "callback": st.fixed_dictionaries({}, optional={"call": pool_names, "workflow": pool_names}),
+    "refresh_skew": st.floats(allow_nan=False) | st.integers(),
+    "webhooks": st.lists(webhooks, max_size=2),
+    "headers": string_maps,
+    "params": string_maps,
+    "form": string_maps,
+    "variables": st.dictionaries(variable_names, texts | json_values, max_size=3),
+    "expires_at": st.datetimes().map(lambda d: d.isoformat()) | texts,
+    "state": st.sampled_from(["valid", "expired", "needs_sign_in", "x"]),
+    "method": st.sampled_from(["GET", "post", "BAD METHOD", ""]),
+    "json": json_values,
+    "body": texts,
+    "timeout": st.sampled_from([0, -1, 0.5, 30, 300, 301, 2**70]),
+    "sla": st.fixed_dictionaries(
+        {}, optional={k: st.integers(-1, 10**6) | json_values for k in ("slow_ms", "fail_ms")}
+    ),
+    "conditions": st.lists(conditions, max_size=2),
+    "steps": st.lists(pool_names | texts, max_size=3),
+    "stop_on_failure": st.booleans(),
+    "every": durations,
+    "cron": st.sampled_from(["* * * * *", "0 3 * * *", "61 * * * *", "0 0 31 2 *", "x"]),
+    "timezone": st.sampled_from(["UTC", "Europe/Paris", "Mars/Base", ""]),
+    "targets": st.lists(pool_names | texts, max_size=3),
+    "enabled": st.booleans(),
+    "jitter": st.integers(-1, 5000) | json_values,
+}
+
+
+def _safe_urls(value: Any) -> Any:
+    """Point every `*url` field anywhere in a document at a refused loopback port."""
+    if isinstance(value, dict):
+        return {
+            key: SAFE_URL
+            if isinstance(key, str) and key.lower().endswith("url") and isinstance(value[key], str | dict)
+            else _safe_urls(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_safe_urls(item) for item in value]
+    return value
+
+
+def shaped_like(model: type[BaseModel]) -> st.SearchStrategy[Any]:
+    """Objects with some of `model`'s fields (plausible or wrong types) and maybe unknown ones."""
+    fields = {
+        (info.alias or name): st.one_of(PLAUSIBLE.get(info.alias or name, json_values), json_values)
+        for name, info in model.model_fields.items()
+    }
+    shaped = st.fixed_dictionaries({}, optional=fields)
+    extra = st.dictionaries(texts, json_values, max_size=2)
+    return st.builds(lambda base, more: {**more, **base}, shaped, extra | st.just({}))
+
+
+def project_documents() -> st.SearchStrategy[Any]:
+    variables = st.dictionaries(
+        variable_names,
+        texts | st.fixed_dictionaries({"value": texts}, optional={"secret": st.booleans()}),
+        max_size=3,
+    )
+    return st.fixed_dictionaries(
+        {},
+        optional={
+            "version": st.just(1) | json_values,
+            "variables": variables | json_values,
+            "auth": st.lists(shaped_like(AuthSetting), max_size=2),
+            "tokens": st.lists(shaped_like(Token), max_size=2),
+            "calls": st.lists(shaped_like(Call), max_size=2),
+            "workflows": st.lists(shaped_like(Workflow), max_size=2),
+            "schedules": st.lists(shaped_like(Schedule), max_size=2),
+            "bogus": json_values,
+        },
+    )
+
+
+BODIES: dict[type[BaseModel], st.SearchStrategy[Any]] = {
+    model: shaped_like(model) for model in (Variable, AuthSetting, Token, Call, Workflow, Schedule)
+}
+BODIES[Project] = project_documents()
+BODIES[RunRequest] = shaped_like(RunRequest)
+
+
+@dataclass
+class Generated:
+    method: str
+    target: str
+    body: bytes | None
+    content_type: str = "application/json"
+
+
+def _path_value(name: str, *, run: bool) -> st.SearchStrategy[str]:
+    if run:
+        # Only names that do not exist: a run must never send real traffic.
+        suffix = st.text(alphabet=string.ascii_letters + string.digits + "é.-", max_size=12)
+        return suffix.map(lambda s: quote("unknown-" + s, safe=""))
+    quoted = names.map(lambda value: quote(value, safe=""))
+    raw_dots = st.sampled_from(["..", ".", "%2e%2e", "a%2Fb"])
+    return quoted | raw_dots
+
+
+QUERY_VALUES: dict[str, st.SearchStrategy[str]] = {
+    "boolean": st.sampled_from(["true", "false", "1", "0", "yes", "no", "maybe", ""]) | texts,
+    "integer": st.integers(-5, 2000).map(str) | texts,
+    "since": st.sampled_from(["2020-01-01T00:00:00Z", "2020-01-01", "yesterday"]) | texts,
+    "outcome": st.sampled_from(["PASS", "fail", "SKIPPED", "nope"]) | texts,
+    "window": st.sampled_from(["24h", "7d", "0s", "-1h", "1y", "9999999999d"]) | texts,
+}
+
+
+def requests_for(route: Route) -> st.SearchStrategy[Generated]:
+    run = route.path.endswith("/run")
+    path_parts = [
+        _path_value(part[1:-1], run=run) if part.startswith("{") else st.just(part)
+        for part in route.path.split("/")
+    ]
+    path = st.tuples(*path_parts).map("/".join)
+    query_fields = {
+        name: QUERY_VALUES.get(name, QUERY_VALUES.get(kind, texts))
+        for name, kind, _text in route.query
+    }
+    query = st.fixed_dictionaries({}, optional=query_fields)
+    extra_query = st.dictionaries(texts, texts, max_size=2) | st.just({})
+    full_query = st.builds(lambda q, x: {**x, **q}, query, extra_query)
+    body: st.SearchStrategy[tuple[bytes | None, str]]
+    if route.request is not None:
+        shaped = BODIES[route.request].map(_safe_urls)
+        encoded = (shaped | json_values).map(
+            lambda doc: (json.dumps(doc).encode(), "application/json")
+        )
+        odd = st.sampled_from(
+            [(b"", "application/json"), (b"{", "application/json"), (b"[1]", "text/plain")]
+        ) | st.binary(max_size=20).map(lambda raw: (raw, "application/json"))
+        body = encoded | encoded | odd
+        if run:
+            body = body | st.just((None, "application/json"))
+    else:
+        body = st.just((None, "application/json")) | json_values.map(
+            lambda doc: (json.dumps(doc).encode(), "application/json")
+        )
+
+    def build(p: str, q: dict[str, str], b: tuple[bytes | None, str]) -> Generated:
+        target = p + ("?" + urlencode(q) if q else "")
+        return Generated(route.method, target, b[0], b[1])
+
+    return st.builds(build, path, full_query, body)
+
+
+OPERATIONS = [route for route in routes() if not route.stream]
+
+
+def _check(route: Route | None, status: int, content_type: str, raw: bytes) -> None:
+    assert status < 500, raw[:2000]
+    assert content_type.startswith("application/json"), (status, content_type, raw[:200])
+    document = json.loads(raw)
+    if status >= 400:
+        error = ErrorBody.model_validate(document).error
+        assert error.code and error.message, document
+        return
+    assert 200 <= status < 300, (status, document)
+    if route is not None and route.response is not None:
+        route.response.model_validate(document)
+
+
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@pytest.mark.parametrize("route", OPERATIONS, ids=[f"{r.method} {r.path}" for r in OPERATIONS])
+def test_generated_requests_get_a_documented_answer(served: Served, route: Route) -> None:
+    @FUZZ_SETTINGS
+    @given(generated=requests_for(route))
+    def check(generated: Generated) -> None:
+        status, content_type, raw = served.request(
+            generated.method, generated.target, generated.body, generated.content_type
+        )
+        _check(route, status, content_type, raw)
+
+    check()
+
+
+@FUZZ_SETTINGS
+@given(method=st.sampled_from(["GET", "PUT", "POST", "DELETE", "PATCH"]), path=texts)
+def test_unknown_paths_and_methods_get_json_errors(served: Served, method: str, path: str) -> None:
+    status, content_type, raw = served.request(method, "/v1/" + quote(path), b"{}")
+    _check(None, status, content_type, raw)
+
+
+def test_the_fuzzed_operations_are_every_documented_one(served: Served) -> None:
+    status, _type, raw = served.request("GET", "/v1/openapi.json")
+    assert status == 200
+    documented = {
+        (method.upper(), path) for path, ops in json.loads(raw)["paths"].items() for method in ops
+    }
+    fuzzed = {(r.method, r.path) for r in OPERATIONS}
+    streamed = {(r.method, r.path) for r in routes() if r.stream}
+    assert documented == fuzzed | streamed | {("GET", "/v1/openapi.json")}
+    status, _type, raw = served.request("GET", "/v1/health")
+    assert status == 200 and json.loads(raw)["ok"] is True
