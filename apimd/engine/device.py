@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -49,9 +50,11 @@ async def start_device_authorization(
     user_code = payload.get("user_code")
     if not isinstance(user_code, str) or not isinstance(verification_uri, str):
         raise OAuthError(
-            "invalid_response", "the device authorization answer lacks user_code or verification_uri"
+            "invalid_response",
+            "the device authorization answer lacks user_code or verification_uri",
         )
     complete = payload.get("verification_uri_complete")
+    interval = payload.get("interval")
     return DeviceAuthorization(
         device_code=payload["device_code"],
         user_code=user_code,
@@ -60,7 +63,7 @@ async def start_device_authorization(
         expires_in=_seconds(payload.get("expires_in"), "expires_in"),
         interval=max(
             MIN_INTERVAL_S,
-            _seconds(payload.get("interval"), "interval", default=DEFAULT_INTERVAL_S),
+            DEFAULT_INTERVAL_S if interval is None else _seconds(interval, "interval"),
         ),
     )
 
@@ -105,17 +108,16 @@ async def poll_device_token(
             raise
 
 
-def _seconds(value: object, name: str, *, default: int | None = None) -> int:
-    if value is None and default is not None:
-        return default
-    if isinstance(value, bool):
-        value = None
-    try:
-        seconds = int(float(value))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise OAuthError(
-            "invalid_response", f"the device authorization answer's {name} is not a number"
-        ) from None
-    if seconds < 0:
-        raise OAuthError("invalid_response", f"the device authorization answer's {name} < 0")
-    return seconds
+def _seconds(value: object, name: str) -> int:
+    """A whole number of seconds from the answer; servers send numbers, a few send strings."""
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        try:
+            seconds = float(value)
+        except ValueError:
+            pass
+        else:
+            if math.isfinite(seconds) and seconds >= 0:
+                return int(seconds)
+    raise OAuthError(
+        "invalid_response", f"the device authorization answer's {name} is not a number of seconds"
+    )
