@@ -18,7 +18,7 @@ from apimd.daemon.events import EventHub
 from apimd.daemon.scheduler import ScheduleRunner
 from apimd.engine.events import Event
 from apimd.engine.runner import Engine, UnknownTarget
-from apimd.engine.signin import SignInDone, SignInError, SignInFlows, SignInStarted
+from apimd.engine.signin import SignInDone, SignInFlows, SignInStarted
 from apimd.engine.tokens import effective_state
 from apimd.model.api import ApplySummary, StatusInfo
 from apimd.model.common import parse_duration
@@ -101,6 +101,7 @@ class MonitorService:
             if still:
                 await asyncio.wait(still, timeout=5)
         if self.engine is not None:
+            await self.signins.close()
             await self.engine.close()
         await self.hub.close()
 
@@ -131,7 +132,7 @@ class MonitorService:
 
     async def start_device_signin(self, token_name: str) -> SignInStarted:
         """Device sign-in (RFC 8628) for a token of an oauth2 `device_code` auth."""
-        raise SignInError("device sign-in is not available yet")
+        return await self.signins.start_device(token_name)
 
     async def complete_signin(self, params: dict[str, str]) -> SignInDone:
         """The browser came back (or a redirect URL was pasted): finish that sign-in."""

@@ -69,3 +69,6 @@ class MemoryStateStore:
     async def pending_signins(self) -> list[PendingSignIn]:
         now = datetime.now(UTC)
         return [s for s, used in self.signins.values() if not used and s.expires_at > now]
+
+    async def cancel_signin(self, signin_id: str) -> bool:
+        return self.signins.pop(signin_id, None) is not None

@@ -47,6 +47,8 @@ class SignInRepository(Protocol):
 
     async def pending_signins(self) -> list[PendingSignIn]: ...
 
+    async def cancel_signin(self, signin_id: str) -> bool: ...
+
 
 class StateStore(
     TokenRepository,

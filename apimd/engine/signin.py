@@ -3,12 +3,15 @@ back to /tokens/callback (or the person pastes the final redirect URL)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from apimd.engine.device import DeviceAuthorization, poll_device_token, start_device_authorization
+from apimd.engine.errors import SetupError
 from apimd.engine.events import Event
 from apimd.engine.oauth2 import OAuthError, token_request, token_variables
 from apimd.engine.runner import Engine, RunContext, UnknownTarget
@@ -77,6 +80,7 @@ class SignInFlows:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._device_polls: set[asyncio.Task[None]] = set()
 
     def _auth_of(self, token_name: str) -> AuthSetting:
         token = self._engine.project.token(token_name)
@@ -176,6 +180,104 @@ class SignInFlows:
             )
         )
         return pending
+
+    async def start_device(self, token_name: str) -> SignInStarted:
+        """Device sign-in (RFC 8628) for a token of an oauth2 `device_code` auth: returns the
+        code to show; polling goes on in the background and ends with `signin.done`."""
+        auth = self._auth_of(token_name)
+        if auth.type != "oauth2" or auth.grant != "device_code":
+            raise SignInError(
+                f"auth {auth.name} is not an oauth2 auth with grant device_code; "
+                "use a browser sign-in for it"
+            )
+        scope = Scope(
+            {"CLIENT_ID": auth.client_id or "", "CLIENT_SECRET": auth.client_secret or ""},
+            self._engine.environment(),
+            system_variables(token_name=token_name, auth_name=auth.name),
+        )
+        try:
+            device = await start_device_authorization(self._engine.http, auth, scope)
+        except (OAuthError, SetupError) as exc:
+            raise SignInError(f"the device authorization request failed: {exc}") from None
+        now = self._engine.now()
+        pending = PendingSignIn(
+            url=device.verification_uri_complete or device.verification_uri,
+            token=token_name,
+            auth=auth.name,
+            data={
+                "user_code": device.user_code,
+                "verification_uri": device.verification_uri,
+                "device": True,
+            },
+            created_at=now,
+            expires_at=now + timedelta(seconds=device.expires_in),
+        )
+        await self._engine.state.create_signin(pending)
+        self._engine.publish(
+            Event(
+                "signin.open",
+                {
+                    "id": pending.id,
+                    "url": pending.url,
+                    "token": token_name,
+                    "user_code": device.user_code,
+                    "verification_uri": device.verification_uri,
+                    "expires_at": pending.expires_at.isoformat(),
+                },
+            )
+        )
+        task = asyncio.create_task(self._poll_device(auth, token_name, device, scope, pending))
+        self._device_polls.add(task)
+        task.add_done_callback(self._device_polls.discard)
+        return SignInStarted(
+            pending.id,
+            pending.url,
+            token_name,
+            pending.expires_at,
+            user_code=device.user_code,
+            verification_uri=device.verification_uri,
+        )
+
+    async def _poll_device(
+        self,
+        auth: AuthSetting,
+        token_name: str,
+        device: DeviceAuthorization,
+        scope: Scope,
+        pending: PendingSignIn,
+    ) -> None:
+        try:
+            payload = await poll_device_token(self._engine.http, auth, device, scope)
+        except OAuthError as exc:
+            done = SignInDone(False, f"the device sign-in ended: {exc}", token_name)
+        except Exception as exc:  # the poll must end with a signin.done, whatever happens
+            log.exception("device sign-in for %s crashed", token_name)
+            done = SignInDone(False, f"the device sign-in failed: {type(exc).__name__}", token_name)
+        else:
+            runtime = await self._engine.tokens.save(
+                token_name, token_variables(payload), refreshed=True
+            )
+            done = SignInDone(True, f"token {token_name} saved", token_name, runtime.expires_at)
+        await self._engine.state.cancel_signin(pending.id)
+        self._engine.publish(
+            Event(
+                "signin.done",
+                {
+                    "id": pending.id,
+                    "token": token_name,
+                    "ok": done.ok,
+                    "message": done.message,
+                    "expires_at": done.expires_at.isoformat() if done.expires_at else None,
+                },
+            )
+        )
+
+    async def close(self) -> None:
+        """Stop device polls still waiting for a person."""
+        for task in list(self._device_polls):
+            task.cancel()
+        if self._device_polls:
+            await asyncio.wait(list(self._device_polls), timeout=5)
 
     # --- finishing ----------------------------------------------------------------------
 

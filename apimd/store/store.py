@@ -134,6 +134,9 @@ class SqliteStore:
     async def pending_signins(self) -> list[PendingSignIn]:
         return await self.signins.pending(now=self._clock())
 
+    async def cancel_signin(self, signin_id: str) -> bool:
+        return await self.signins.cancel(signin_id)
+
     # --- reads shared with MemoryStateStore ----------------------------------------------------
 
     async def load_variable(self, name: str) -> Variable | None:

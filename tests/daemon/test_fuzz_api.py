@@ -5,7 +5,7 @@ unknown fields, arbitrary JSON and bytes, odd path names and query values — an
 the response model of the route table.
 
 Nothing generated sends real traffic: every `*url` field is pointed at 127.0.0.1:9 (refused), and
-the run endpoints only get names that do not exist."""
+the endpoints that run, refresh or sign in only get names that do not exist."""
 
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ json_values = st.recursive(
 POOL = ["a", "b", "c-1", "d.e", "F_G"]
 pool_names = st.sampled_from(POOL)
 odd_names = st.sampled_from(["..", ".", "...", "%2e%2e", "a/b", " ", "é", "名前", "a" * 101, "-x"])
-names = pool_names | odd_names | texts
+names = pool_names | pool_names | odd_names | texts
 variable_names = st.sampled_from(["A", "b", "C_1", "_x", "1x", "a-b"]) | texts
 urls = st.just(SAFE_URL) | st.just(SAFE_URL + "?q=%%A%%")
 durations = st.sampled_from(["1s", "30s", "5m", "1h", "0s", "-1s", "1d", "abc", ""]) | texts
@@ -207,14 +207,23 @@ def _safe_urls(value: Any) -> Any:
 
 
 def shaped_like(model: type[BaseModel]) -> st.SearchStrategy[Any]:
-    """Objects with some of `model`'s fields (plausible or wrong types) and maybe unknown ones."""
-    fields = {
-        (info.alias or name): st.one_of(PLAUSIBLE.get(info.alias or name, json_values), json_values)
-        for name, info in model.model_fields.items()
-    }
-    shaped = st.fixed_dictionaries({}, optional=fields)
+    """Objects shaped like `model`: mostly plausible values with the required fields present (so
+    some are stored and later requests meet them), or any subset of fields with wrong types and
+    unknown fields mixed in."""
+    plausible: dict[str, st.SearchStrategy[Any]] = {}
+    required: dict[str, st.SearchStrategy[Any]] = {}
+    anything: dict[str, st.SearchStrategy[Any]] = {}
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        value = PLAUSIBLE.get(key, json_values)
+        (required if info.is_required() and key != "name" else plausible)[key] = value
+        anything[key] = st.one_of(value, json_values)
     extra = st.dictionaries(texts, json_values, max_size=2)
-    return st.builds(lambda base, more: {**more, **base}, shaped, extra | st.just({}))
+    likely = st.fixed_dictionaries(required, optional=plausible)
+    wrong = st.builds(
+        lambda base, more: {**more, **base}, st.fixed_dictionaries({}, optional=anything), extra
+    )
+    return likely | likely | wrong
 
 
 def project_documents() -> st.SearchStrategy[Any]:
@@ -273,7 +282,8 @@ QUERY_VALUES: dict[str, st.SearchStrategy[str]] = {
 
 
 def requests_for(route: Route) -> st.SearchStrategy[Generated]:
-    run = route.path.endswith("/run")
+    # Endpoints that act (run, refresh, sign in) get only names that do not exist.
+    run = route.path.endswith(("/run", "/refresh", "/signin"))
     path_parts = [
         _path_value(part[1:-1], run=run) if part.startswith("{") else st.just(part)
         for part in route.path.split("/")
@@ -288,7 +298,7 @@ def requests_for(route: Route) -> st.SearchStrategy[Generated]:
     full_query = st.builds(lambda q, x: {**x, **q}, query, extra_query)
     body: st.SearchStrategy[tuple[bytes | None, str]]
     if route.request is not None:
-        shaped = BODIES[route.request].map(_safe_urls)
+        shaped = BODIES.get(route.request, shaped_like(route.request)).map(_safe_urls)
         encoded = (shaped | json_values).map(
             lambda doc: (json.dumps(doc).encode(), "application/json")
         )
@@ -303,11 +313,21 @@ def requests_for(route: Route) -> st.SearchStrategy[Generated]:
             lambda doc: (json.dumps(doc).encode(), "application/json")
         )
 
-    def build(p: str, q: dict[str, str], b: tuple[bytes | None, str]) -> Generated:
+    def build(p: str, q: dict[str, str], b: tuple[bytes | None, str], same_name: bool) -> Generated:
+        raw, content_type = b
+        if same_name and route.method == "PUT" and raw:
+            # Mostly the body names what the URL names (or nothing), as a client sends it.
+            try:
+                document = json.loads(raw)
+            except ValueError:
+                document = None
+            if isinstance(document, dict):
+                document.pop("name", None)
+                raw = json.dumps(document).encode()
         target = p + ("?" + urlencode(q) if q else "")
-        return Generated(route.method, target, b[0], b[1])
+        return Generated(route.method, target, raw, content_type)
 
-    return st.builds(build, path, full_query, body)
+    return st.builds(build, path, full_query, body, st.booleans() | st.just(True))
 
 
 OPERATIONS = [route for route in routes() if not route.stream]

@@ -1,0 +1,88 @@
+"""Key remapping from the settings file: `[keys]` in `$APIMD_HOME/settings.toml` (else the user
+config folder) maps binding ids to keys, e.g. `"dashboard.run" = "ctrl+r"`. Bad entries are
+reported, never fatal."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+from textual.binding import Binding, BindingType
+from textual.keys import Keys, key_to_character
+
+MODIFIERS = frozenset({"ctrl", "shift", "alt", "meta", "super", "hyper"})
+_KEY_NAMES = frozenset(key.value for key in Keys)
+
+
+@dataclass(frozen=True)
+class TuiSettings:
+    """What the TUI reads from the settings file: the raw `[keys]` table and any read problem."""
+
+    keys: Mapping[str, object] = field(default_factory=dict)
+    source: Path | None = None
+    problems: tuple[str, ...] = ()
+
+
+def settings_path(environ: Mapping[str, str] | None = None) -> Path:
+    """`$APIMD_HOME/settings.toml`, else `settings.toml` in the user config folder."""
+    env = os.environ if environ is None else environ
+    if env.get("APIMD_HOME"):
+        return Path(env["APIMD_HOME"]).expanduser() / "settings.toml"
+    return Path(platformdirs.user_config_dir("apimd")) / "settings.toml"
+
+
+def load_tui_settings(path: Path | None = None) -> TuiSettings:
+    """Read the `[keys]` table of `path` (default: `settings_path()`); a missing file is fine."""
+    path = path or settings_path()
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        return TuiSettings(source=path)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return TuiSettings(source=path, problems=(f"{path}: {exc}",))
+    keys = data.get("keys", {})
+    if not isinstance(keys, dict):
+        return TuiSettings(source=path, problems=(f"{path}: [keys] must be a table",))
+    return TuiSettings(keys=keys, source=path)
+
+
+def binding_ids(bindings: Iterable[BindingType]) -> set[str]:
+    return {b.id for b in bindings if isinstance(b, Binding) and b.id}
+
+
+def valid_key(key: str) -> bool:
+    """Whether Textual can bind `key`: `r`, `R`, `ctrl+r`, `f5`, `question_mark`, `?`…"""
+    *modifiers, base = key.split("+")
+    if any(m not in MODIFIERS for m in modifiers) or not base:
+        return False
+    if len(base) == 1:
+        return base.isprintable()
+    return base in _KEY_NAMES or key_to_character(base) is not None
+
+
+def validate_keymap(
+    raw: Mapping[str, object], known_ids: set[str], source: Path | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """The usable entries of a `[keys]` table, and one message per bad entry."""
+    where = f"{source} [keys]" if source else "[keys]"
+    keymap: dict[str, str] = {}
+    problems: list[str] = []
+    for binding_id, value in raw.items():
+        if binding_id not in known_ids:
+            problems.append(f"{where}: no binding has id {binding_id!r}")
+            continue
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f'{where}: {binding_id} must be a key like "ctrl+r", not {value!r}')
+            continue
+        keys = [k.strip() for k in value.split(",")]
+        bad = [k for k in keys if not valid_key(k)]
+        if bad:
+            problems.append(f"{where}: {binding_id}: {bad[0]!r} is not a key Textual knows")
+            continue
+        keymap[binding_id] = ",".join(keys)
+    return keymap, problems
