@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import os
 import shutil
@@ -247,6 +248,8 @@ async def bench(args: argparse.Namespace) -> int:
             stored = await count_results(client, start, end)
             collector.cancel()
             await events_client.close()
+            if args.dump:
+                dump(args.dump, collected, samples)
 
         expected = args.schedules * args.duration // args.every
         if not lateness:
@@ -282,6 +285,16 @@ async def bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def dump(path: Path, collected: Collected, rss: list[float]) -> None:
+    """The raw samples as JSON, to look for a pattern behind a bad percentile."""
+    data = {
+        "firings": [[due.isoformat(), ms] for due, ms in collected.firings],
+        "completions": [[due.isoformat(), ms] for due, ms in collected.completions],
+        "rss_mib": rss,
+    }
+    path.write_text(json.dumps(data))
+
+
 def stop(daemon: subprocess.Popen[bytes]) -> int:
     if daemon.poll() is None:
         daemon.send_signal(signal.SIGTERM)
@@ -301,6 +314,7 @@ def main() -> int:
     parser.add_argument(
         "--jitter", type=int, default=0, help="each schedule's `jitter` in seconds (default 0)"
     )
+    parser.add_argument("--dump", type=Path, help="write the raw samples to this JSON file")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:

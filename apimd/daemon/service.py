@@ -27,7 +27,6 @@ from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.project import Project
 from apimd.model.resources import Token
 from apimd.model.result import Result, Trigger
-from apimd.model.runtime import TokenRuntime
 from apimd.model.stats import Stats
 from apimd.settings import Settings
 from apimd.store import ApplyReport, SqliteStore
@@ -188,13 +187,13 @@ class MonitorService:
 
     async def list_resources(self, kind: str, *, reveal: bool = False) -> list[Any]:
         items = await self.store.project.list(kind, reveal=reveal)
-        return [self._token_state(i) if kind == "tokens" else i for i in items]
+        return [await self._token_state(i) if kind == "tokens" else i for i in items]
 
     async def get_resource(self, kind: str, name: str, *, reveal: bool = False) -> Any:
         item = await self.store.project.get(kind, name, reveal=reveal)
         if item is None:
             raise NotFound(f"no {_singular(kind)} named {name!r}")
-        return self._token_state(item) if kind == "tokens" else item
+        return await self._token_state(item) if kind == "tokens" else item
 
     async def put_resource(self, kind: str, name: str, resource: BaseModel) -> Any:
         report = await self.store.project.put(kind, resource)
@@ -213,18 +212,15 @@ class MonitorService:
     async def export(self, *, secrets: bool) -> Project:
         return await self.store.project.export(secrets=secrets)
 
-    def _token_state(self, token: Token) -> Token:
-        """Show `expired` for a valid token that is due for refresh."""
+    async def _token_state(self, token: Token) -> Token:
+        """Show `expired` for a valid token that is due for refresh (its real lifetime bounds
+        the refresh skew, as the engine does)."""
         if token.state is None:
             return token
-        runtime = TokenRuntime(
-            name=token.name,
-            variables=token.variables or {},
-            expires_at=token.expires_at,
-            state=token.state,
-        )
+        runtime = await self.store.load_token(token.name)
         auth = self.project.auth_setting(token.auth)
-        return token.model_copy(update={"state": effective_state(runtime, auth, datetime.now(UTC))})
+        state = effective_state(runtime, auth, datetime.now(UTC))
+        return token.model_copy(update={"state": state})
 
     # --- runs -----------------------------------------------------------------------------
 

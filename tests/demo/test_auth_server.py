@@ -8,7 +8,7 @@ import hashlib
 import re
 import secrets
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
@@ -32,6 +32,10 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def parse_html(text: str) -> lxml.html.HtmlElement:
+    return cast(lxml.html.HtmlElement, lxml.html.document_fromstring(text))
 
 
 def challenge_of(verifier: str) -> str:
@@ -82,7 +86,7 @@ class CodeFlow:
 
     async def submit(self, page: str, **fields: str) -> aiohttp.ClientResponse:
         """Fill in the login form of `page` and send it as the browser would."""
-        form = lxml.html.fromstring(page).forms[0]
+        form = parse_html(page).forms[0]
         values = dict(form.form_values())
         values.update(fields)
         url = self.server.url + form.action
@@ -126,7 +130,7 @@ async def test_login_form_is_self_contained_and_carries_the_request(flow: CodeFl
     assert response.status == 200
     assert response.headers["Cache-Control"] == "no-store"
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
-    page = lxml.html.fromstring(await response.text())
+    page = parse_html(await response.text())
     for element_id in ("username", "password", "sign-in"):
         assert page.get_element_by_id(element_id) is not None
     hidden = {i.name: i.value for i in page.forms[0].inputs if i.type == "hidden"}
@@ -206,7 +210,7 @@ async def test_wrong_password_shows_the_form_again_and_issues_nothing(
     form = await flow.open()
     answer = await flow.submit(await form.text(), username="demo", password="guess")
     assert answer.status == 200
-    page = lxml.html.fromstring(await answer.text())
+    page = parse_html(await answer.text())
     assert "Wrong username or password" in page.get_element_by_id("error").text_content()
     assert page.get_element_by_id("username").value == "demo"
     assert not server_state(token_server).codes
@@ -324,12 +328,12 @@ class DeviceClient:
         """Open `url` (the verification page), fill in `fields`, press a button; the page text."""
         async with self.session.get(url) as response:
             assert response.status == 200
-            form = lxml.html.fromstring(await response.text()).forms[0]
+            form = parse_html(await response.text()).forms[0]
         values = dict(form.form_values())
         values.update(fields)
         async with self.session.post(self.server.url + form.action, data=values) as response:
             assert response.status == 200
-            return str(lxml.html.fromstring(await response.text()).text_content())
+            return str(parse_html(await response.text()).text_content())
 
 
 @pytest.fixture

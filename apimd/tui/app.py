@@ -1,0 +1,228 @@
+"""The apimd TUI: sections (dashboard, tokens, results), the daemon connection and its event
+stream, help, the command palette and key remapping. `build_app` is the one way to build it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import ClassVar
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.reactive import reactive
+from textual.signal import Signal
+from textual.worker import Worker, WorkerState
+
+from apimd.client import ApiError, Client, DaemonUnavailable
+from apimd.tui.commands import ActionsProvider
+from apimd.tui.connection import RETRY_S, DaemonState
+from apimd.tui.events import DaemonEvent, parse_event
+from apimd.tui.keys import TuiSettings, binding_ids, load_tui_settings, validate_keymap
+from apimd.tui.ports import Clock, DaemonClient, system_clock
+from apimd.tui.screens.dashboard import DashboardScreen, MonitorTable
+from apimd.tui.screens.help import HelpScreen, help_rows
+from apimd.tui.screens.results import ResultsScreen, ResultTable
+from apimd.tui.screens.run import RunScreen
+from apimd.tui.screens.stats import StatsScreen
+from apimd.tui.screens.tokens import TokensScreen
+from apimd.tui.screens.viewer import ResultScreen
+
+log = logging.getLogger(__name__)
+
+STATUS_POLL_S = 10.0
+
+
+class ApimdApp(App[None]):
+    """Keyboard-first client of one apimd daemon."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "apimd"
+    MODES: ClassVar[dict[str, str | type[DashboardScreen] | type[TokensScreen]]] = {  # type: ignore[assignment]
+        "dashboard": DashboardScreen,
+        "tokens": TokensScreen,
+        "results": ResultsScreen,
+    }
+    DEFAULT_MODE = "dashboard"
+    COMMANDS = App.COMMANDS | {ActionsProvider}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding(
+            "ctrl+p", "command_palette", "Commands", show=False, priority=True, id="app.palette"
+        ),
+        Binding("d", "section('dashboard')", "Dashboard", show=False, id="app.dashboard"),
+        Binding("t", "section('tokens')", "Tokens", id="app.tokens"),
+        Binding("h", "section('results')", "History", id="app.results"),
+    ]
+
+    daemon: reactive[DaemonState] = reactive(DaemonState(Path()), always_update=True)
+
+    def __init__(
+        self, client: DaemonClient, *, clock: Clock = system_clock, settings: TuiSettings
+    ) -> None:
+        super().__init__()
+        self.client = client
+        self.clock = clock
+        self.tui_settings = settings
+        self.daemon_events: Signal[DaemonEvent] = Signal(self, "daemon-events")
+        self.set_reactive(ApimdApp.daemon, DaemonState(client.socket_path))
+        self._notified_down = False
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self._apply_keymap()
+        self.stay_connected()
+        self.set_interval(STATUS_POLL_S, self.poll_status)
+
+    async def on_unmount(self) -> None:
+        await self.client.close()
+
+    def _apply_keymap(self) -> None:
+        settings = self.tui_settings
+        keymap, problems = validate_keymap(settings.keys, known_binding_ids(), settings.source)
+        problems = [*settings.problems, *problems]
+        if keymap:
+            self.set_keymap(keymap)
+        if problems:
+            self.notify(
+                "\n".join(problems), title="Key settings ignored", severity="warning", timeout=15
+            )
+
+    # --- the daemon connection ---------------------------------------------------------------
+
+    @work(exclusive=True, group="connection", exit_on_error=False)
+    async def stay_connected(self) -> None:
+        """Connect, follow the event stream, and when it ends (daemon stopped or restarted)
+        try again every `RETRY_S` seconds, for as long as the app runs."""
+        while True:
+            try:
+                status = await self.client.status()
+            except (DaemonUnavailable, ApiError) as exc:
+                self._went_down(str(exc))
+                await asyncio.sleep(RETRY_S)
+                continue
+            self.daemon = DaemonState(
+                self.client.socket_path,
+                connected=True,
+                status=status,
+                generation=self.daemon.generation + 1,
+                checked=True,
+            )
+            if self._notified_down:
+                self._notified_down = False
+                self.notify("Connected to the daemon again", timeout=3)
+            reason = "the daemon closed the event stream"
+            try:
+                async for raw in self.client.events():
+                    self.daemon_events.publish(parse_event(raw))
+            except DaemonUnavailable as exc:
+                reason = str(exc)
+            except (ApiError, OSError, ValueError) as exc:
+                reason = f"the event stream failed: {exc}"
+            except Exception as exc:  # aiohttp payload errors when the daemon dies mid-frame
+                log.debug("event stream ended", exc_info=True)
+                reason = f"the event stream failed: {type(exc).__name__}: {exc}"
+            self._went_down(reason)
+            await asyncio.sleep(0.2)
+
+    def _went_down(self, reason: str) -> None:
+        was_connected = self.daemon.connected
+        self.daemon = DaemonState(
+            self.client.socket_path,
+            connected=False,
+            error=reason,
+            generation=self.daemon.generation,
+            checked=True,
+        )
+        if was_connected:
+            self._notified_down = True
+            self.notify(
+                f"Lost the daemon ({reason}); reconnecting every {RETRY_S:g} s",
+                severity="warning",
+                timeout=5,
+            )
+
+    @work(exclusive=True, group="status", exit_on_error=False)
+    async def poll_status(self) -> None:
+        if not self.daemon.connected:
+            return
+        try:
+            status = await self.client.status()
+        except (DaemonUnavailable, ApiError):
+            return  # the event stream notices a daemon that went away
+        state = self.daemon
+        if state.connected:
+            self.daemon = DaemonState(
+                state.socket_path,
+                connected=True,
+                status=status,
+                generation=state.generation,
+                checked=True,
+            )
+
+    def report_error(self, error: BaseException) -> None:
+        """The one place failed workers end up: say what went wrong, keep running."""
+        if isinstance(error, DaemonUnavailable):
+            return  # the status bar says so, and the connection loop is on it
+        if isinstance(error, ApiError):
+            self.notify(str(error), title="The daemon refused", severity="error", timeout=8)
+            return
+        log.error("worker failed", exc_info=error)
+        self.notify(f"{type(error).__name__}: {error}", title="Error", severity="error")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR and event.worker.error is not None:
+            self.report_error(event.worker.error)
+
+    # --- actions ------------------------------------------------------------------------------
+
+    def action_section(self, mode: str) -> None:
+        """Go to a section: dashboard, tokens or results."""
+        self.switch_mode(mode)
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+            return
+        self.push_screen(HelpScreen(help_rows(self, self.screen), self.tui_settings.source))
+
+
+SCREENS_WITH_BINDINGS: tuple[type, ...] = (
+    ApimdApp,
+    DashboardScreen,
+    MonitorTable,
+    RunScreen,
+    ResultsScreen,
+    ResultTable,
+    ResultScreen,
+    StatsScreen,
+    TokensScreen,
+    HelpScreen,
+)
+
+
+def known_binding_ids() -> set[str]:
+    """Every binding id the settings file may remap."""
+    ids: set[str] = set()
+    for cls in SCREENS_WITH_BINDINGS:
+        ids |= binding_ids(getattr(cls, "BINDINGS", []))
+    return ids
+
+
+def build_app(
+    socket_path: Path,
+    *,
+    clock: Clock | None = None,
+    settings: TuiSettings | None = None,
+    client: DaemonClient | None = None,
+) -> ApimdApp:
+    """The TUI for the daemon on `socket_path`. Tests pass a frozen `clock`, explicit `settings`,
+    and (for snapshots only) a `client` with fixed data."""
+    return ApimdApp(
+        client if client is not None else Client(socket_path),
+        clock=clock or system_clock,
+        settings=settings if settings is not None else load_tui_settings(),
+    )

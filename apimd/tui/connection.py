@@ -1,0 +1,47 @@
+"""What the TUI knows about its daemon connection (no Textual here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from apimd.model.api import StatusInfo
+from apimd.tui.formatting import short_duration
+
+RETRY_S = 2.0
+"""How often the TUI tries again while no daemon answers."""
+
+
+@dataclass(frozen=True)
+class DaemonState:
+    """`generation` counts successful connections: screens reload when it changes."""
+
+    socket_path: Path
+    connected: bool = False
+    status: StatusInfo | None = None
+    error: str | None = None
+    generation: int = 0
+    checked: bool = False
+    """False until the first attempt to reach the daemon has finished."""
+
+    def summary(self, now: datetime) -> str:
+        """One line for the status bar."""
+        if not self.checked:
+            return f"connecting to {self.socket_path}…"
+        if not self.connected or self.status is None:
+            return f"no daemon reachable at {self.socket_path} · retrying every {RETRY_S:g} s"
+        status = self.status
+        uptime = short_duration(max(0.0, (now - status.started_at).total_seconds()))
+        counts = status.counts
+        parts = [
+            f"daemon {status.version} up {uptime}",
+            f"{counts.get('calls', 0)} calls",
+            f"{counts.get('workflows', 0)} workflows",
+            f"{counts.get('tokens', 0)} tokens",
+        ]
+        if status.scheduler != "running":
+            parts.append(f"scheduler {status.scheduler}")
+        if status.running:
+            parts.append(f"running {len(status.running)}")
+        return " · ".join(parts)

@@ -1,0 +1,47 @@
+"""The top line of every screen: where you are, and whether the daemon answers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from rich.text import Text
+from textual.widgets import Static
+
+from apimd.tui.connection import DaemonState
+
+if TYPE_CHECKING:
+    from apimd.tui.app import ApimdApp
+
+
+class StatusBar(Static):
+    """`apimd › Dashboard … ● daemon 0.1.0 up 3h · 5 calls`; red when no daemon answers."""
+
+    def __init__(self, title: str, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.screen_title = title
+
+    def on_mount(self) -> None:
+        app = cast("ApimdApp", self.app)
+        self.watch(app, "daemon", self._show, init=True)
+        # The uptime moves on; the status itself is re-read by the app.
+        self.set_interval(5, lambda: self._show(app.daemon))
+
+    def _show(self, state: DaemonState) -> None:
+        app = cast("ApimdApp", self.app)
+        self.set_class(state.checked and not state.connected, "-offline")
+        self.set_class(state.connected, "-online")
+        mark = "●" if state.connected else "✗" if state.checked else "…"
+        line = Text.assemble(
+            (" apimd ", "bold"),
+            ("› ", "dim"),
+            (self.screen_title, "bold"),
+            "  ",
+        )
+        summary = Text(f"{mark} {state.summary(app.clock())}")
+        summary.truncate(max(10, self.size.width - line.cell_len - 1 if self.size.width else 60))
+        line.append_text(summary)
+        self.update(line)
+
+    def set_title(self, title: str) -> None:
+        self.screen_title = title
+        self._show(cast("ApimdApp", self.app).daemon)

@@ -1,0 +1,270 @@
+"""Benchmark of the engine: calls per second through apimd's engine against a local aiohttp server,
+vs a plain aiohttp client loop doing the same requests with the same connection policy, in one run.
+
+    .venv/bin/python bench/engine_bench.py [--calls N] [--concurrency C] [--rounds R]
+
+The server runs in its own process (so it and the client do not share one event loop), answering
+`GET /items?page=P` with a ~600-byte JSON list. Each call, in both clients:
+
+- is templated: the URL from a variable, `page` from `%%RANDINT%%`, an `X-Request-Id` header from
+  `%%UUID%%` (the plain loop uses `random.randint` and `uuid4`);
+- opens a fresh connection with fresh DNS (apimd's default, `keepalive: false`): the plain loop
+  makes a `ClientSession(TCPConnector(force_close=True, use_dns_cache=False))` per request;
+- checks the status is 200 and extracts `$.items[0].id` (`{source: json, op: exists, save_as}`;
+  the plain loop: `json.loads(body)["items"][0]["id"]`);
+- through the engine only: records the result (timings, redacted request and response, conditions)
+  into a `MemoryStateStore`, and for the second figure into a real SQLite store
+  (`apimd.store.open_store`, one durable transaction per result, as the daemon does).
+
+C workers run N calls in all, per client; rounds alternate the clients (the plain loop, the engine
+with the memory store, the engine with SQLite) and the median round of each is printed. The overhead
+per call is 1000/engine − 1000/plain (ms of the run per call at this concurrency); the client CPU
+time per call (process time of this process, the server excluded) is shown too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from apimd.engine.memory import MemoryStateStore
+from apimd.engine.ports import StateStore
+from apimd.engine.runner import Engine
+from apimd.model import Outcome, Project
+from apimd.store import open_store
+
+ITEMS = {
+    "items": [
+        {"id": 1000 + i, "name": f"item-{i}", "price": round(4.5 * i, 2), "in_stock": i % 3 != 0}
+        for i in range(10)
+    ],
+    "next": "/items?page=2",
+}
+WARMUP_CALLS = 100
+
+
+# --- the local server -------------------------------------------------------------------------
+
+
+async def _items(_request: web.Request) -> web.Response:
+    return web.json_response(ITEMS)
+
+
+async def _serve() -> None:
+    """Serve `GET /items` on a loopback port printed on stdout, until stdin closes."""
+    app = web.Application()
+    app.router.add_get("/items", _items)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4096)
+    site = web.SockSite(runner, sock, backlog=4096)
+    await site.start()
+    print(sock.getsockname()[1], flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await runner.cleanup()
+
+
+def start_server() -> tuple[subprocess.Popen[str], int]:
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    return process, int(process.stdout.readline())
+
+
+# --- the two clients --------------------------------------------------------------------------
+
+
+def project(base: str) -> Project:
+    return Project.model_validate(
+        {
+            "version": 1,
+            "variables": {"BASE": base},
+            "calls": [
+                {
+                    "name": "items",
+                    "url": "%%BASE%%/items",
+                    "params": {"page": "%%RANDINT%%"},
+                    "headers": {"X-Request-Id": "%%UUID%%", "Accept": "application/json"},
+                    "conditions": [
+                        {"source": "status", "op": "eq", "value": 200},
+                        {"source": "json", "path": "$.items[0].id", "op": "exists"}
+                        | {"save_as": "ITEM_ID"},
+                    ],
+                }
+            ],
+        }
+    )
+
+
+def plain_client(base: str) -> Callable[[], Awaitable[bool]]:
+    url = f"{base}/items"
+
+    async def call() -> bool:
+        connector = aiohttp.TCPConnector(force_close=True, use_dns_cache=False)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async with session.get(
+                url,
+                params={"page": str(random.randint(1, 10_000))},
+                headers={"X-Request-Id": str(uuid.uuid4()), "Accept": "application/json"},
+            ) as response:
+                body = await response.read()
+                status = response.status
+        return status == 200 and json.loads(body)["items"][0]["id"] is not None
+
+    return call
+
+
+def engine_client(engine: Engine) -> Callable[[], Awaitable[bool]]:
+    async def call() -> bool:
+        result = await engine.run("items")
+        return result.outcome == Outcome.PASS and "ITEM_ID" in result.variables
+
+    return call
+
+
+@dataclass
+class Round:
+    wall_s: float
+    cpu_s: float
+    calls: int
+
+    @property
+    def rate(self) -> float:
+        return self.calls / self.wall_s
+
+
+async def drive(call: Callable[[], Awaitable[bool]], count: int, concurrency: int) -> Round:
+    """`count` calls by `concurrency` workers; raise if any call failed."""
+    remaining = count
+    failures = 0
+
+    async def worker() -> None:
+        nonlocal remaining, failures
+        while remaining > 0:
+            remaining -= 1
+            if not await call():
+                failures += 1
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result = Round(time.perf_counter() - wall, time.process_time() - cpu, count)
+    if failures:
+        raise SystemExit(f"{failures} of {count} calls failed")
+    return result
+
+
+# --- the measurement --------------------------------------------------------------------------
+
+
+async def bench(args: argparse.Namespace) -> None:
+    server, port = start_server()
+    base = f"http://127.0.0.1:{port}"
+    directory = Path(tempfile.mkdtemp(prefix="apimd-engine-bench-"))
+    memory_engine = Engine(project(base), MemoryStateStore())
+    store = await open_store(
+        directory / "engine.db", secret_key=None, key_file=directory / "secret.key", owner=True
+    )
+    sqlite_engine = Engine(project(base), store)
+    clients: dict[str, Callable[[], Awaitable[bool]]] = {
+        "aiohttp": plain_client(base),
+        "memory": engine_client(memory_engine),
+        "sqlite": engine_client(sqlite_engine),
+    }
+    rounds: dict[str, list[Round]] = {name: [] for name in clients}
+    try:
+        for call in clients.values():
+            await drive(call, WARMUP_CALLS, args.concurrency)
+        for _ in range(args.rounds):
+            for name, call in clients.items():
+                rounds[name].append(await drive(call, args.calls, args.concurrency))
+        stored = await _count_stored(store)
+    finally:
+        await memory_engine.close()
+        await sqlite_engine.close()
+        await store.close()
+        assert server.stdin is not None
+        server.stdin.close()
+        server.wait(10)
+        for path in sorted(directory.iterdir()):
+            path.unlink()
+        directory.rmdir()
+    report(rounds, args, stored)
+
+
+async def _count_stored(store: Any) -> int:
+    page = await store.list_results(name="items", limit=1)
+    return len(page.results)
+
+
+def median_round(rounds: list[Round]) -> Round:
+    return sorted(rounds, key=lambda r: r.rate)[len(rounds) // 2]
+
+
+def report(rounds: dict[str, list[Round]], args: argparse.Namespace, stored: int) -> None:
+    size = f"{args.calls} calls, concurrency {args.concurrency}"
+    plain = median_round(rounds["aiohttp"])
+    print(f"aiohttp client loop [{size}]: {plain.rate:,.0f} calls/s")
+    for key, label in (("memory", "memory store"), ("sqlite", "SQLite store")):
+        engine = median_round(rounds[key])
+        ratio = engine.rate / plain.rate
+        print(
+            f"engine throughput [{size}, {label}]: {engine.rate:,.0f} calls/s"
+            f" (ratio {ratio:.2f} vs aiohttp)"
+        )
+        overhead = 1000 / engine.rate - 1000 / plain.rate
+        print(f"engine overhead per call [{label}]: {overhead:.2f} ms")
+    for key, label in (("aiohttp", "aiohttp loop"), ("memory", "engine, memory store")):
+        best = median_round(rounds[key])
+        print(f"client CPU per call [{label}]: {best.cpu_s / best.calls * 1000:.2f} ms")
+    sqlite = median_round(rounds["sqlite"])
+    print(f"client CPU per call [engine, SQLite store]: {sqlite.cpu_s / sqlite.calls * 1000:.2f} ms")
+    for name, runs in rounds.items():
+        rates = ", ".join(f"{r.rate:,.0f}" for r in runs)
+        spread = statistics.pstdev(r.rate for r in runs) / statistics.mean(r.rate for r in runs)
+        print(f"# {name}: calls/s per round {rates} (spread {spread:.0%})")
+    if not stored:
+        raise SystemExit("the SQLite store holds no result")
+
+
+async def _amain(args: argparse.Namespace) -> None:
+    await bench(args)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=2000, help="calls per client and round")
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is printed")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        asyncio.run(_serve())
+        return 0
+    if args.calls < 1 or args.concurrency < 1 or args.rounds < 1:
+        parser.error("--calls, --concurrency and --rounds must be positive")
+    asyncio.run(_amain(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
