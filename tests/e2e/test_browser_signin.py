@@ -250,9 +250,11 @@ async def test_forged_callbacks_are_refused_and_run_nothing(
         # The real state is still usable after all that: a person can finish the sign-in.
         heading, _ = await sign_in_in_browser(browser, started["url"])
         assert heading == "Signed in"
-        async with aiohttp.ClientSession() as http:
-            async with http.get(callback, params={"state": real_state, "code": "x"}) as replayed:
-                assert replayed.status == 400
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(callback, params={"state": real_state, "code": "x"}) as replayed,
+        ):
+            assert replayed.status == 400
         results = await client.results(limit=100)
     assert not [r for r in results.results if r.trigger == "callback" and r.outcome.value != "PASS"]
 
