@@ -48,16 +48,41 @@ def present_url(url: str, callback_url: str | None) -> None:
 
 async def read_pasted_url(on_url: Callable[[str], Awaitable[bool]]) -> None:
     """Read lines from a terminal; each that looks like a URL is offered to `on_url` until it
-    returns True. Ends quietly off a terminal."""
+    returns True. Ends quietly off a terminal. Cancellable (no thread stays blocked on stdin)."""
     if not sys.stdin.isatty():
         return
     loop = asyncio.get_running_loop()
-    while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if not line:
+    fd = sys.stdin.fileno()
+    lines: asyncio.Queue[str] = asyncio.Queue()
+    pending = b""
+
+    def readable() -> None:
+        nonlocal pending
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            loop.remove_reader(fd)
+            lines.put_nowait("")
             return
-        line = line.strip()
-        if line.startswith(("http://", "https://")) and await on_url(line):
-            return
-        if line:
-            print("That does not look like the address the browser ended on; paste the whole URL.")
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            lines.put_nowait(line.decode(errors="replace") + "\n")
+
+    loop.add_reader(fd, readable)
+    try:
+        while True:
+            line = await lines.get()
+            if not line:
+                return
+            line = line.strip()
+            if line.startswith(("http://", "https://")) and await on_url(line):
+                return
+            if line:
+                print(
+                    "That does not look like the address the browser ended on; paste the whole URL."
+                )
+    finally:
+        loop.remove_reader(fd)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
+from textual.screen import Screen
 from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
@@ -39,7 +41,7 @@ class ApimdApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "apimd"
-    MODES: ClassVar[dict[str, str | type[DashboardScreen] | type[TokensScreen]]] = {  # type: ignore[assignment]
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
         "dashboard": DashboardScreen,
         "tokens": TokensScreen,
         "results": ResultsScreen,

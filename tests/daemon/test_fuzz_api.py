@@ -35,7 +35,7 @@ from apimd.model.resources import AuthSetting, Call, Schedule, Token, Variable, 
 from apimd.settings import Settings
 from tests.daemon.conftest import short_home
 
-EXAMPLES = 500
+EXAMPLES = 50
 SAFE_URL = "http://127.0.0.1:9/fuzz"
 
 # --- the app on a loopback port, in a thread of its own ---------------------------------------

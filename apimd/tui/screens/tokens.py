@@ -248,8 +248,11 @@ class TokensScreen(ApimdScreen):
         self.revealed.pop(name, None)
         self._put(token)
         state = token.state.value if token.state else "unknown"
-        severity = "information" if state == "valid" else "warning"
-        self.notify(f"{name}: {state}", title="Token refreshed", severity=severity)
+        self.notify(
+            f"{name}: {state}",
+            title="Token refreshed",
+            severity="information" if state == "valid" else "warning",
+        )
 
     def action_signin(self) -> None:
         name = self.current_name()

@@ -190,7 +190,9 @@ class ResultView(Vertical):
         passed = sum(c.passed for c in result.conditions)
         tabs = self.query_one(TabbedContent)
         tabs.get_tab("conditions").label = (
-            f"2 Conditions {passed}/{len(result.conditions)}" if result.conditions else "2 Conditions"
+            f"2 Conditions {passed}/{len(result.conditions)}"
+            if result.conditions
+            else "2 Conditions"
         )
 
         body = result.response.body if result.response else None
@@ -201,7 +203,11 @@ class ResultView(Vertical):
             body_widget.update(Text("(no body)", style="dim"))
         else:
             syntax = Syntax(
-                pretty.text, pretty.lexer, theme="ansi_dark", word_wrap=True, background_color="default"
+                pretty.text,
+                pretty.lexer,
+                theme="ansi_dark",
+                word_wrap=True,
+                background_color="default",
             )
             body_widget.update(syntax)
         truncated = bool(result.response and result.response.body_truncated)

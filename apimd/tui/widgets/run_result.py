@@ -63,12 +63,11 @@ class RunResultPanel(Horizontal):
             return
         steps.clear_options()
         steps.add_options(
-            Option(step_prompt(i, step), id=f"step-{i - 1}") for i, step in enumerate(result.steps, 1)
+            Option(step_prompt(i, step), id=f"step-{i - 1}")
+            for i, step in enumerate(result.steps, 1)
         )
         steps.display = True
-        worst = next(
-            (i for i, s in enumerate(result.steps) if not s.outcome.is_success), 0
-        )
+        worst = next((i for i, s in enumerate(result.steps) if not s.outcome.is_success), 0)
         steps.highlighted = worst
         self.viewer.show(result.steps[worst])
 

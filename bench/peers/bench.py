@@ -1,0 +1,315 @@
+"""apimd against Postman's runner (newman) and Step CI: the same two-step workflow (a
+client-credentials token from a local token endpoint, then GET /api/orders with the bearer,
+asserting 200 and extracting the first order id) run N times, one after another, in one process
+by each tool; wall time and CPU time (user + sys of the tool's process tree), and their ratios.
+
+    .venv/bin/python bench/peers/bench.py [-n N] [--rounds R] [--no-network-check]
+
+Set-up: `npm ci` in bench/peers (newman and stepci pinned in package.json). A peer whose package is
+not installed (or no `node`) is printed as unavailable. The workflows are workflow.postman_collection
+.json (`newman run -n N`), workflow.stepci.yml (its test copied N times, concurrency 1) and
+workflow.apimd.yaml (apimd_workflow.py: the engine runs it N times in one Python process).
+
+The demo token server (`apimd.demo.server`) runs in this process on 127.0.0.1; every tool is a
+child process, timed from spawn to exit (start-up included: that is what running the tool costs),
+its CPU read from getrusage(RUSAGE_CHILDREN) deltas. Each round runs every tool once; the median
+round of each tool is printed. The server's counters must show N token requests and N API
+requests per tool run, and the tool must exit 0 (all its assertions passed).
+
+Nothing may leave the machine: Step CI runs with STEPCI_DISABLE_ANALYTICS=1 (its only telemetry,
+a PostHog event sent at exit, is then never queued, so nothing is flushed), its config (a random
+uid) goes to a temporary XDG_CONFIG_HOME, and proxies are cleared from the environment. Unless
+--no-network-check, each tool first runs once (N = 2) under `strace -f -e trace=network`, and
+every connect()/sendto() must go to 127.0.0.1 — else the bench exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from ruamel.yaml import YAML
+
+from apimd.demo.server import TokenServerState, create_app
+
+HERE = Path(__file__).resolve().parent
+MODULES = HERE / "node_modules"
+NEWMAN_JS = MODULES / "newman" / "bin" / "newman.js"
+STEPCI_JS = MODULES / "stepci" / "dist" / "index.js"
+COLLECTION = HERE / "workflow.postman_collection.json"
+STEPCI_WORKFLOW = HERE / "workflow.stepci.yml"
+APIMD_WORKFLOW = HERE / "apimd_workflow.py"
+PEERS = ("newman", "stepci")
+TOOLS = (*PEERS, "apimd")
+CHECK_ITERATIONS = 2
+_CONNECT = re.compile(r"\b(connect|sendto|sendmsg)\((\d+), (\{[^}]*\}|NULL)")
+_INET = re.compile(r'sin6?_addr=inet_(?:addr|pton)\((?:AF_INET6?, )?"([^"]+)"')
+
+
+@dataclass
+class Timing:
+    wall_s: float
+    cpu_s: float
+
+
+@dataclass
+class Tool:
+    name: str
+    command: list[str]
+    unavailable: str | None = None
+
+
+def tools(iterations: int, base: str, scratch: Path) -> list[Tool]:
+    node = shutil.which("node")
+    stepci_file = scratch / "workflow.stepci.json"
+    stepci_file.write_text(json.dumps(stepci_workflow(iterations)))
+    listed = [
+        Tool(
+            "newman",
+            [
+                node or "node",
+                str(NEWMAN_JS),
+                "run",
+                str(COLLECTION),
+                "-n",
+                str(iterations),
+                "--env-var",
+                f"base={base}",
+                "--silent",
+            ],
+        ),
+        Tool(
+            "stepci",
+            [node or "node", str(STEPCI_JS), "run", str(stepci_file), "-e", f"base={base}"],
+        ),
+        Tool(
+            "apimd",
+            [sys.executable, str(APIMD_WORKFLOW), "--base", base, "-n", str(iterations)],
+        ),
+    ]
+    for tool in listed:
+        script = Path(tool.command[1])
+        if tool.name in PEERS and node is None:
+            tool.unavailable = "node not found"
+        elif not script.exists():
+            tool.unavailable = f"not installed ({script.relative_to(HERE)} missing; npm ci)"
+    return listed
+
+
+def stepci_workflow(iterations: int) -> dict[str, object]:
+    """workflow.stepci.yml with its one test copied `iterations` times, run one at a time."""
+    workflow = YAML(typ="safe").load(STEPCI_WORKFLOW.read_text())
+    (test,) = workflow["tests"].values()
+    workflow["tests"] = {f"flow-{i + 1}": test for i in range(iterations)}
+    workflow["config"] = {**workflow.get("config", {}), "concurrency": 1}
+    return workflow
+
+
+def child_env(scratch: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "npm_config_proxy")
+    }
+    env.update(
+        STEPCI_DISABLE_ANALYTICS="1",
+        XDG_CONFIG_HOME=str(scratch / "config"),
+        NO_PROXY="*",
+        no_proxy="*",
+        NO_UPDATE_NOTIFIER="1",
+        NO_COLOR="1",
+        FORCE_COLOR="0",
+    )
+    return env
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def run_tool(
+    tool: Tool, state: TokenServerState, iterations: int, env: dict[str, str], log: Path
+) -> Timing:
+    """Run once; check it exited 0 and made N token and N API requests."""
+    tokens, api = state.token_requests, state.api_requests
+    with log.open("wb") as out:
+        cpu, wall = children_cpu(), time.perf_counter()
+        process = await asyncio.create_subprocess_exec(
+            *tool.command, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, env=env
+        )
+        code = await process.wait()
+        timing = Timing(time.perf_counter() - wall, children_cpu() - cpu)
+    made = (state.token_requests - tokens, state.api_requests - api)
+    if code != 0 or made != (iterations, iterations):
+        tail = log.read_text(errors="replace")[-3000:]
+        raise RuntimeError(
+            f"{tool.name} exited {code} after {made[0]} token and {made[1]} API requests"
+            f" (expected {iterations} each):\n{tail}"
+        )
+    return timing
+
+
+async def network_check(
+    tool: Tool, state: TokenServerState, base: str, env: dict[str, str], scratch: Path
+) -> list[str]:
+    """Run the tool under strace; the network calls that did not go to 127.0.0.1."""
+    strace = shutil.which("strace")
+    if strace is None:
+        return ["strace not found: not checked"]
+    trace = scratch / f"{tool.name}.strace"
+    command = [arg if arg != "-n" else "-n" for arg in tool.command]
+    if tool.name == "stepci":
+        small = scratch / "workflow.check.json"
+        small.write_text(json.dumps(stepci_workflow(CHECK_ITERATIONS)))
+        command = [*command[:3], str(small), *command[4:]]
+    else:
+        command[command.index("-n") + 1] = str(CHECK_ITERATIONS)
+    traced = Tool(
+        tool.name,
+        [strace, "-f", "-qq", "-e", "trace=network", "-s", "256", "-o", str(trace), *command],
+    )
+    await run_tool(traced, state, CHECK_ITERATIONS, env, scratch / f"{tool.name}.check.log")
+    return outside_loopback(trace.read_text(errors="replace"))
+
+
+def outside_loopback(trace: str) -> list[str]:
+    """connect/sendto/sendmsg calls of a strace log whose address is not 127.0.0.1 or ::1 (unix
+    sockets, e.g. the Node inspector's or nscd's, are listed too: none are expected)."""
+    found = []
+    for line in trace.splitlines():
+        match = _CONNECT.search(line)
+        if match is None or match.group(3) == "NULL":
+            continue  # a send on a connected socket: its connect() was checked
+        address = match.group(3)
+        if "AF_NETLINK" in address:
+            continue  # the kernel (interface listing), not the network
+        host = _INET.search(address)
+        if host is None or host.group(1) not in ("127.0.0.1", "::1", "::ffff:127.0.0.1"):
+            found.append(line.strip())
+    return found
+
+
+async def serve(state: TokenServerState) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(create_app(state), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+    await site.start()
+    return runner, f"http://127.0.0.1:{int(runner.addresses[0][1])}"
+
+
+async def bench(args: argparse.Namespace) -> int:
+    state = TokenServerState()
+    runner, base = await serve(state)
+    scratch = Path(tempfile.mkdtemp(prefix="apimd-peers-"))
+    env = child_env(scratch)
+    n = args.iterations
+    listed = tools(n, base, scratch)
+    timings: dict[str, list[Timing]] = {t.name: [] for t in listed}
+    failures: list[str] = []
+    try:
+        for tool in listed:
+            if tool.unavailable or args.no_network_check:
+                continue
+            try:
+                outside = await network_check(tool, state, base, env, scratch)
+            except RuntimeError as exc:
+                tool.unavailable = f"failed: {str(exc).splitlines()[0]}"
+                print(f"# {tool.name} failed its network check run:\n{exc}", file=sys.stderr)
+                continue
+            if outside:
+                failures.append(f"{tool.name} tried to reach beyond loopback")
+                for line in outside[:10]:
+                    print(f"# {tool.name} network call outside 127.0.0.1: {line}")
+            else:
+                print(f"# {tool.name}: every connect() went to 127.0.0.1 (strace, N = 2)")
+        for _ in range(args.rounds):
+            for tool in listed:
+                if tool.unavailable:
+                    continue
+                try:
+                    log = scratch / f"{tool.name}.log"
+                    timings[tool.name].append(await run_tool(tool, state, n, env, log))
+                except RuntimeError as exc:
+                    tool.unavailable = f"failed: {str(exc).splitlines()[0]}"
+                    print(f"# {tool.name} failed:\n{exc}", file=sys.stderr)
+    finally:
+        await runner.cleanup()
+        shutil.rmtree(scratch, ignore_errors=True)
+    report(listed, timings, n)
+    if any(t.unavailable for t in listed if t.name == "apimd"):
+        failures.append("apimd failed")
+    for failure in failures:
+        print(f"# FAILED: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def median(timings: list[Timing]) -> Timing:
+    return Timing(
+        statistics.median(t.wall_s for t in timings), statistics.median(t.cpu_s for t in timings)
+    )
+
+
+def report(listed: list[Tool], timings: dict[str, list[Timing]], n: int) -> None:
+    size = f"N={n}"
+    medians = {name: median(runs) for name, runs in timings.items() if runs}
+    for metric, unit in (("wall", "s"), ("CPU", "s")):
+        for tool in listed:
+            label = f"workflow {metric} [{size}, {tool.name}]"
+            if tool.name not in medians or (tool.unavailable and tool.name in PEERS):
+                print(f"{label}: unavailable ({tool.unavailable})")
+                continue
+            value = _metric(medians[tool.name], metric)
+            if tool.name in PEERS:
+                print(f"{label}: {value:.2f} {unit}")
+                continue
+            compared = False
+            for peer in PEERS:
+                if peer in medians and not _tool(listed, peer).unavailable:
+                    ratio = _metric(medians[peer], metric) / value
+                    print(f"{label}: {value:.2f} {unit} (ratio {ratio:.2f} vs {peer})")
+                    compared = True
+            if not compared:
+                print(f"{label}: {value:.2f} {unit}")
+    for name, runs in timings.items():
+        if runs:
+            walls = ", ".join(f"{t.wall_s:.2f}" for t in runs)
+            cpus = ", ".join(f"{t.cpu_s:.2f}" for t in runs)
+            print(f"# {name}: wall per round {walls} s; CPU per round {cpus} s")
+
+
+def _metric(timing: Timing, metric: str) -> float:
+    return timing.wall_s if metric == "wall" else timing.cpu_s
+
+
+def _tool(listed: list[Tool], name: str) -> Tool:
+    return next(t for t in listed if t.name == name)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", "--iterations", type=int, default=20, help="N (default 20)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is printed")
+    parser.add_argument(
+        "--no-network-check", action="store_true", help="skip the strace run of each tool"
+    )
+    args = parser.parse_args()
+    if args.iterations < 1 or args.rounds < 1:
+        parser.error("-n and --rounds must be positive")
+    return asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
