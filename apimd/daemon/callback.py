@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,8 +28,12 @@ log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS = 64
 HEADER_TIMEOUT_S = 10.0
+# A browser on loopback sends its request the moment it connects; a connection still silent
+# after this long is idle, and may make room for a newcomer.
+SILENT_GRACE_S = 1.0
 MAX_QUERY_BYTES = 16 * 1024
 MAX_POST_BYTES = 16 * 1024
+_PEEK_BYTES = MAX_QUERY_BYTES + 8192
 
 Complete = Callable[[dict[str, str]], Awaitable[SignInDone]]
 COMPLETE: web.AppKey[Complete] = web.AppKey("complete")
@@ -52,6 +58,8 @@ class _Limited(asyncio.Protocol):
         self.limiter = limiter
         self.transport: asyncio.Transport | None = None
         self.headers_done = False
+        self.received = False  # any byte of the request yet
+        self.connected_at = 0.0
         self._seen = b""
         self._timer: asyncio.TimerHandle | None = None
         self._started = False
@@ -59,11 +67,18 @@ class _Limited(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        loop = asyncio.get_running_loop()
+        self.connected_at = loop.time()
+        # What the client has sent already, before a byte is read: a browser sends its whole
+        # request at once, a slowloris client a piece of it.
+        waiting = _peek(transport)
+        self.received = bool(waiting)
+        self.headers_done = b"\r\n\r\n" in waiting
         if not self.limiter.admit(self):
             transport.abort()
             return
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(HEADER_TIMEOUT_S, self._too_slow)
+        if not self.headers_done:
+            self._timer = loop.call_later(HEADER_TIMEOUT_S, self._too_slow)
         self._started = True
         self.inner.connection_made(transport)
 
@@ -73,6 +88,7 @@ class _Limited(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if not self.headers_done:
+            self.received = True
             self._seen = (self._seen + data)[-(MAX_QUERY_BYTES + 8192) :]
             if b"\r\n\r\n" in self._seen:
                 self.headers_done = True
@@ -98,9 +114,28 @@ class _Limited(asyncio.Protocol):
         self.inner.resume_writing()
 
 
+def _peek(transport: asyncio.Transport) -> bytes:
+    """The bytes waiting on a new connection, left in place for aiohttp to read."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return b""
+    try:
+        with socket.socket(fileno=os.dup(sock.fileno())) as dup:
+            return dup.recv(_PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except OSError:  # nothing yet (EAGAIN), or the client is gone already
+        return b""
+
+
 class ConnectionLimiter:
-    """At most `limit` connections. When full, a new connection evicts the oldest one still
-    sending its headers (a slow or idle client), so a real browser gets through a flood."""
+    """At most `limit` connections. When full, a newcomer may evict a connection still sending
+    its headers: one whose request already waits complete evicts the oldest such connection;
+    any other newcomer evicts the oldest that started its request without finishing the
+    headers (a slow sender), else the oldest silent for `SILENT_GRACE_S`; else it is refused.
+
+    So a flood of slow senders that reconnect whenever they are dropped churns among itself,
+    while a browser (whose request arrives whole, at once) always gets in and, once in, is never
+    evicted; nor is a fresh connection that has not been read yet (the server accepts
+    connections in batches before it reads from any of them)."""
 
     def __init__(self, limit: int = MAX_CONNECTIONS) -> None:
         self.limit = limit
@@ -108,14 +143,24 @@ class ConnectionLimiter:
 
     def admit(self, conn: _Limited) -> bool:
         if len(self.active) >= self.limit:
-            idle = next((c for c in self.active if not c.headers_done), None)
-            if idle is None:
+            victim = self._victim(conn)
+            if victim is None:
                 return False
-            self.active.remove(idle)
-            if idle.transport is not None:
-                idle.transport.abort()
+            self.active.remove(victim)
+            if victim.transport is not None:
+                victim.transport.abort()
         self.active.append(conn)
         return True
+
+    def _victim(self, newcomer: _Limited) -> _Limited | None:
+        waiting = [c for c in self.active if not c.headers_done]
+        if newcomer.headers_done:
+            return next(iter(waiting), None)
+        slow = next((c for c in waiting if c.received), None)
+        if slow is not None:
+            return slow
+        now = newcomer.connected_at
+        return next((c for c in waiting if now - c.connected_at >= SILENT_GRACE_S), None)
 
     def release(self, conn: _Limited) -> None:
         if conn in self.active:

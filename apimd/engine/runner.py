@@ -314,13 +314,6 @@ class Engine:
         auth_wait = 0.0
         runtime: TokenRuntime | None = None
         browser = call.has_tag("browser")
-        if browser and not ctx.interactive:
-            return await self._short_result(
-                base,
-                ResultCode.BROWSER,
-                "this step opens a browser: run it interactively (apimd run on a terminal, "
-                "apimd token signin, or the TUI)",
-            )
         if call.token and call.token != ctx.flow_token and not browser:
             waited = time.perf_counter()
             try:
@@ -352,6 +345,8 @@ class Engine:
         system.update(ctx.signin_vars)
         recorder.add_secrets(v for k, v in ctx.signin_vars.items() if k == "CODE_VERIFIER")
         scope = Scope(ctx.variables, token_vars, client, self._environment(), system)
+        if browser and not ctx.interactive:
+            return await self._browser_skipped(call, base, scope, recorder)
         if browser:
             return await self._open_browser(call, ctx, base, scope, auth, recorder)
         token = self._project.token(call.token) if call.token else None
@@ -437,6 +432,28 @@ class Engine:
             evaluation=evaluation,
             finished_at=self._clock(),
             retried=retried,
+        )
+
+    async def _browser_skipped(
+        self, call: Call, base: dict[str, object], scope: Scope, recorder: ResultRecorder
+    ) -> Result:
+        """Outside an interactive run a browser step is not run: SKIPPED/BROWSER, with the URL
+        it would open in the result so a person can see where it leads."""
+        message = (
+            "this step opens a browser: run it interactively (apimd run on a terminal, "
+            "apimd token signin, or the TUI)"
+        )
+        try:
+            prepared = prepare_call(call, scope, token=None, auth=None, browser=True)
+        except SetupError:
+            return await self._short_result(base, ResultCode.BROWSER, message)
+        return await recorder.build(
+            base,
+            code=ResultCode.BROWSER,
+            error=message,
+            timings=Timings(),
+            request=prepared.request,
+            finished_at=self._clock(),
         )
 
     async def _open_browser(

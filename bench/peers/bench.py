@@ -55,7 +55,8 @@ PEERS = ("newman", "stepci")
 TOOLS = (*PEERS, "apimd")
 CHECK_ITERATIONS = 2
 _CONNECT = re.compile(r"\b(connect|sendto|sendmsg)\((\d+), (\{[^}]*\}|NULL)")
-_INET = re.compile(r'sin6?_addr=inet_(?:addr|pton)\((?:AF_INET6?, )?"([^"]+)"')
+_INET = re.compile(r'inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6?, "([^"]+)"')
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 
 
 @dataclass
@@ -135,6 +136,10 @@ def child_env(scratch: Path) -> dict[str, str]:
     return env
 
 
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-3000:]
+
+
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -154,7 +159,7 @@ async def run_tool(
         timing = Timing(time.perf_counter() - wall, children_cpu() - cpu)
     made = (state.token_requests - tokens, state.api_requests - api)
     if code != 0 or made != (iterations, iterations):
-        tail = log.read_text(errors="replace")[-3000:]
+        tail = _tail(log)
         raise RuntimeError(
             f"{tool.name} exited {code} after {made[0]} token and {made[1]} API requests"
             f" (expected {iterations} each):\n{tail}"
@@ -170,7 +175,7 @@ async def network_check(
     if strace is None:
         return ["strace not found: not checked"]
     trace = scratch / f"{tool.name}.strace"
-    command = [arg if arg != "-n" else "-n" for arg in tool.command]
+    command = list(tool.command)
     if tool.name == "stepci":
         small = scratch / "workflow.check.json"
         small.write_text(json.dumps(stepci_workflow(CHECK_ITERATIONS)))
@@ -194,10 +199,10 @@ def outside_loopback(trace: str) -> list[str]:
         if match is None or match.group(3) == "NULL":
             continue  # a send on a connected socket: its connect() was checked
         address = match.group(3)
-        if "AF_NETLINK" in address:
-            continue  # the kernel (interface listing), not the network
+        if "AF_NETLINK" in address or "msg_name=NULL" in address:
+            continue  # the kernel (interface listing), or a send on a connected socket
         host = _INET.search(address)
-        if host is None or host.group(1) not in ("127.0.0.1", "::1", "::ffff:127.0.0.1"):
+        if host is None or (host.group(1) or host.group(2)) not in _LOOPBACK:
             found.append(line.strip())
     return found
 

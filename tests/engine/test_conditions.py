@@ -508,7 +508,7 @@ async def test_catastrophic_regex_times_out_and_fails() -> None:
     started = time.monotonic()
     evaluation = await run([cond("body", op="matches", value="(a|aa)+$")], response("a" * 50 + "!"))
     # REGEX_TIMEOUT_S is 1 s; the rest is slack for a loaded CI machine.
-    assert time.monotonic() - started < 3.0
+    assert time.monotonic() - started < 10.0  # the pattern alone would run for ages
     result = evaluation.results[0]
     assert (result.found, result.passed, result.message) == (True, False, "regex timed out")
     assert evaluation.failed

@@ -98,7 +98,7 @@ class DashboardScreen(ApimdScreen):
         )
         yield MonitorTable(id="monitors", cursor_type="row")
         yield Static(id="empty", markup=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         super().on_mount()

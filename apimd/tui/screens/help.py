@@ -27,7 +27,8 @@ def help_rows(app: App[None], screen: Screen[object]) -> list[tuple[str, str, st
             rows[slot] = (f"{previous[0]}/{key}", previous[1], previous[2])
         else:
             rows[slot] = (key, binding.description, ident)
-    return list(rows.values())
+    # Ours (with ids, remappable) first, then the widgets' own navigation keys.
+    return sorted(rows.values(), key=lambda row: row[2] == "")
 
 
 class HelpScreen(ModalScreen[None]):

@@ -55,8 +55,8 @@ class ResultsScreen(ApimdScreen):
         Binding("o", "next_outcome", "Outcome", id="results.outcome"),
         Binding("w", "next_since", "Since", id="results.since"),
         Binding("m", "more", "More", id="results.more"),
-        Binding("g", "reload", "Reload", id="results.reload"),
-        Binding("s", "stats", "Statistics", id="results.stats"),
+        Binding("g", "reload", "Reload", show=False, id="results.reload"),
+        Binding("s", "stats", "Stats", id="results.stats"),
     ]
 
     def __init__(self, target: str | None = None) -> None:
@@ -73,14 +73,14 @@ class ResultsScreen(ApimdScreen):
         with Horizontal(id="results-filters", classes="filter-bar"):
             yield Input(
                 value=self.target or "",
-                placeholder="/ name (exact; empty: every target)",
+                placeholder="/ name (all)",
                 id="results-name",
                 compact=True,
             )
             yield Static(id="results-state", markup=False)
         table = ResultTable(id="results-table", cursor_type="row")
         yield table
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         super().on_mount()

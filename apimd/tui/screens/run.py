@@ -47,7 +47,7 @@ class RunScreen(ApimdScreen):
         yield StatusBar(f"Run {self.kind} {self.target}")
         yield Static(id="run-progress", markup=False)
         yield RunResultPanel(self.clock, id="run-panel")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -95,11 +95,11 @@ class RunScreen(ApimdScreen):
 
     def show_result(self, result: Result) -> None:
         self.result = result
-        line = Text("■ finished  ", style="bold")
-        line.append_text(outcome_text(result.outcome))
-        line.append(f"  {result.result.value}")
-        line.append(f"  in {milliseconds(result.duration_ms)}", style="dim")
-        line.append("   r runs it again", style="dim")
+        line = Text.assemble(
+            ("■ ", "bold"),
+            f"{self.kind} {self.target} finished in {milliseconds(result.duration_ms)}",
+            ("  · r runs it again", "dim"),
+        )
         self._progress(line)
         self.panel.display = True
         self.panel.show(result)
@@ -112,8 +112,7 @@ class RunScreen(ApimdScreen):
             self._daemon_run_id = event.run_id
             self._tick()
         elif isinstance(event, RunFinished) and event.run_id == self._daemon_run_id:
-            line = Text("■ finished  ", style="bold")
-            line.append_text(outcome_text(event.outcome))
+            line = Text.assemble(("■ finished ", "bold"), outcome_text(event.outcome))
             line.append(f"  {event.result.value if event.result else ''}  loading the result…")
             self._progress(line)
 

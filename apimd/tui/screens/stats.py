@@ -34,8 +34,10 @@ def summary_text(stats: Stats) -> Text:
     text.append(f"   {stats.total} results ", style="bold")
     for outcome in Outcome:
         count = stats.counts.get(outcome, 0)
-        style = OUTCOME_STYLE[outcome] if count else "dim"
-        text.append(f" {OUTCOME_SYMBOL[outcome]} {count} {outcome.value}", style=style)
+        if count:
+            text.append(
+                f" {OUTCOME_SYMBOL[outcome]} {count} {outcome.value}", OUTCOME_STYLE[outcome]
+            )
     latency = stats.latency
     text.append("\nlatency ", style="bold")
     if latency.count == 0:
@@ -59,7 +61,7 @@ def axis_text(hours: list[Hour]) -> str:
     if not hours:
         return ""
     first, last = hours[0].start, hours[-1].start
-    return f"{first:%m-%d %H:00} → {last:%m-%d %H:00} UTC, one column per hour or group of hours"
+    return f"{first:%m-%d %H:00} → {last:%m-%d %H:00} UTC"
 
 
 class StatsScreen(ApimdScreen):
@@ -68,7 +70,7 @@ class StatsScreen(ApimdScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="stats.back"),
         Binding("w", "next_window", "Window", id="stats.window"),
-        Binding("g", "reload", "Reload", id="stats.reload"),
+        Binding("g", "reload", "Reload", show=False, id="stats.reload"),
     ]
 
     def __init__(self, name: str, window: str = "24h") -> None:
@@ -88,7 +90,7 @@ class StatsScreen(ApimdScreen):
             yield Static("uptime per hour", classes="chart-label")
             yield Static(id="uptime-strip", markup=False)
             yield Static(id="stats-axis", markup=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def _title(self) -> str:
         return f"Statistics {self.target} · last {self.window}"
@@ -115,9 +117,11 @@ class StatsScreen(ApimdScreen):
                 f"{label} latency per hour (highest {milliseconds(peak) if peak else '—'})"
             )
         width = max(10, self.size.width - 4)
+        cells = uptime_strip(hours, width)
+        repeat = max(1, width // max(1, len(cells)))  # stretched like the sparklines above
         strip = Text()
-        for char, style in uptime_strip(hours, width):
-            strip.append(char, style=style)
+        for char, style in cells:
+            strip.append(char * repeat, style=style)
         self.query_one("#uptime-strip", Static).update(strip)
         self.query_one("#stats-axis", Static).update(Text(axis_text(hours), style="dim"))
 

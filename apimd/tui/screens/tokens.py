@@ -3,6 +3,7 @@ and the entry point to sign-in."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 
 from rich.text import Text
@@ -27,7 +28,7 @@ def token_detail(token: Token, revealed: dict[str, str] | None, now_text: str) -
     text.append(f"  auth {token.auth} · ", style="dim")
     text.append_text(token_state_text(token.state, long=True))
     if token.expires_at is not None:
-        text.append(f" · expires {now_text} ({token.expires_at:%Y-%m-%d %H:%M:%S} UTC)", "dim")
+        text.append(f" · expires {now_text} ({token.expires_at:%m-%d %H:%M:%S} UTC)", "dim")
     for name, template in {**token.headers, **token.params}.items():
         text.append(f"\n  {name}: ", style="bold")
         text.append(template)
@@ -48,15 +49,20 @@ def token_detail(token: Token, revealed: dict[str, str] | None, now_text: str) -
     return text
 
 
+def ago(moment: datetime | None, now: datetime) -> str:
+    text = age(moment, now)
+    return text if text in (NOTHING, "now") else f"{text} ago"
+
+
 class TokensScreen(ApimdScreen):
     """One row per token; the pane below details the one under the cursor."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="tokens.back"),
         Binding("v", "reveal", "Reveal", id="tokens.reveal"),
-        Binding("R", "refresh", "Refresh now", id="tokens.refresh"),
+        Binding("R", "refresh", "Refresh", id="tokens.refresh"),
         Binding("i", "signin", "Sign in", id="tokens.signin"),
-        Binding("g", "reload", "Reload", id="tokens.reload"),
+        Binding("g", "reload", "Reload", show=False, id="tokens.reload"),
     ]
 
     def __init__(self) -> None:
@@ -69,7 +75,7 @@ class TokensScreen(ApimdScreen):
         yield StatusBar("Tokens")
         yield DataTable(id="tokens-table", cursor_type="row")
         yield Static(id="token-detail", markup=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -102,7 +108,7 @@ class TokensScreen(ApimdScreen):
             "name": token.name,
             "state": token_state_text(token.state, long=True),
             "expires": countdown(token.expires_at, now),
-            "refreshed": age(token.last_refresh, now),
+            "refreshed": ago(token.last_refresh, now),
             "error": Text(truncate(token.last_error or "", 60), style="red"),
         }
         if "auth" in self.table.columns:
@@ -133,7 +139,7 @@ class TokensScreen(ApimdScreen):
                 continue
             for column, value in (
                 ("expires", countdown(token.expires_at, now)),
-                ("refreshed", age(token.last_refresh, now)),
+                ("refreshed", ago(token.last_refresh, now)),
             ):
                 if self._shown.get((name, column)) != value:
                     self.table.update_cell(name, column, value)

@@ -35,7 +35,7 @@ class ResultScreen(ApimdScreen):
     def compose(self) -> ComposeResult:
         yield StatusBar(f"Result {self.target} {self.result_id[:8]}")
         yield RunResultPanel(self.clock, id="result-panel")
-        yield Footer()
+        yield Footer(compact=True)
 
     def daemon_connected(self) -> None:
         if self.result is None:

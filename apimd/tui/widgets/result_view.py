@@ -28,14 +28,14 @@ from apimd.tui.ports import Clock
 from apimd.tui.waterfall import PHASE_LABELS, waterfall
 
 TABS = ("timing", "conditions", "body", "headers")
-_TABS_GROUP = Binding.Group("Tabs", compact=True)
 VIEWER_BINDINGS: list[BindingType] = [
-    Binding("1", "show_tab('timing')", "Timing", id="viewer.timing", group=_TABS_GROUP),
-    Binding("2", "show_tab('conditions')", "Conditions", id="viewer.conditions", group=_TABS_GROUP),
-    Binding("3", "show_tab('body')", "Body", id="viewer.body", group=_TABS_GROUP),
-    Binding("4", "show_tab('headers')", "Headers", id="viewer.headers", group=_TABS_GROUP),
+    Binding("1", "show_tab('timing')", "Timing tab", show=False, id="viewer.timing"),
+    Binding("2", "show_tab('conditions')", "Conditions tab", show=False, id="viewer.conditions"),
+    Binding("3", "show_tab('body')", "Body tab", show=False, id="viewer.body"),
+    Binding("4", "show_tab('headers')", "Headers tab", show=False, id="viewer.headers"),
 ]
-"""Screens that hold a `ResultView` add these and forward `show_tab` to it."""
+"""Screens that hold a `ResultView` add these and forward `show_tab` to it (the tab labels
+show the numbers, so the footer need not)."""
 
 PHASE_STYLE = {
     "dns": "cyan",
@@ -85,7 +85,8 @@ class WaterfallChart(Widget):
 
 def status_line(result: Result, now: Clock) -> Text:
     """`✗ FAIL  HTTP_SERVER_ERROR  HTTP 500 · 3.1 ms · 53 B · manual · 20:15:31`."""
-    line = outcome_text(result.outcome)
+    line = Text()
+    line.append_text(outcome_text(result.outcome))
     line.append(f"  {result.result.value}", style="bold")
     if result.http_status is not None:
         line.append(f"  HTTP {result.http_status}")

@@ -17,10 +17,12 @@ from apimd.tui.widgets.result_view import ResultView
 
 
 def step_prompt(index: int, step: Result) -> Text:
+    """`1. service-status` over `   ✓ PASS · 18.0 ms`."""
     line = Text(f"{index}. ", style="dim")
+    line.append(step.name, style="bold")
+    line.append("\n   ")
     line.append_text(outcome_text(step.outcome))
-    line.append(f" {step.name}")
-    line.append(f"  {milliseconds(step.timings_ms.total)}", style="dim")
+    line.append(f" · {milliseconds(step.timings_ms.total)}", style="dim")
     return line
 
 

@@ -38,7 +38,8 @@ class StatusBar(Static):
             "  ",
         )
         summary = Text(f"{mark} {state.summary(app.clock())}")
-        summary.truncate(max(10, self.size.width - line.cell_len - 1 if self.size.width else 60))
+        room = self.size.width - line.cell_len - 1 if self.size.width else 60
+        summary.truncate(max(10, room), overflow="ellipsis")
         line.append_text(summary)
         self.update(line)
 
