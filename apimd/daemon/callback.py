@@ -269,6 +269,11 @@ async def serve_callback(
     except OSError:
         await runner.cleanup()
         raise
+    defer_accept = getattr(socket, "TCP_DEFER_ACCEPT", None)
+    if defer_accept is not None:
+        # Linux: hand over a connection once its first bytes are in, so the limiter sees what
+        # each newcomer sent (a whole request, or a piece) and a silent one takes no slot.
+        server.sockets[0].setsockopt(socket.IPPROTO_TCP, defer_accept, int(SILENT_GRACE_S))
     bound = int(server.sockets[0].getsockname()[1])
     port_ref.value = bound  # port 0 becomes the real port before any request arrives
     return CallbackServer(runner, server, bound)

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from apimd.client import Client
+from apimd.client import ApiError, Client, DaemonUnavailable
 from apimd.demo.server import RunningServer
 from tests.daemon.conftest import (
     Daemon,
@@ -141,6 +141,20 @@ async def daemon_on(home: Path) -> AsyncIterator[Daemon]:
         running.stderr_path.unlink(missing_ok=True)
 
 
+async def _read_events(daemon: Daemon) -> list[dict[str, Any]]:
+    """Every event until the daemon ends the stream."""
+    seen: list[dict[str, Any]] = []
+    async with daemon.client() as listener:
+        with contextlib.suppress(DaemonUnavailable):
+            async for event in listener.events():
+                seen.append(event)
+    return seen
+
+
+async def _subscribed(client: Client) -> bool:
+    return (await client.status()).counts["event_subscribers"] > 0
+
+
 async def _running(client: Client, name: str) -> bool:
     return name in (await client.status()).running
 
@@ -170,17 +184,26 @@ async def test_sigterm_lets_a_slow_run_finish_and_cancels_one_past_ten_seconds(
             assert await daemon.stop() == 0
             assert not daemon.socket_path.exists(), "the socket is removed"
 
-        async with daemon_on(home) as daemon:
-            async with daemon.client() as client:
-                finished = await client.result(run_id)
-                assert (finished.outcome, finished.result) == ("PASS", "COMPLETE")
-                run_id = (await client.run("calls", "too-slow")).run_id
-                await eventually(lambda: _running(client, "too-slow"))
+        async with daemon_on(home) as daemon, daemon.client() as client:
+            finished = await client.result(run_id)
+            assert (finished.outcome, finished.result) == ("PASS", "COMPLETE")
+            run_id = (await client.run("calls", "too-slow")).run_id
+            await eventually(lambda: _running(client, "too-slow"))
+            stream = asyncio.create_task(_read_events(daemon))
+            await eventually(lambda: _subscribed(client))
+
             loop = asyncio.get_running_loop()
             started = loop.time()
-            assert await daemon.stop() == 0
+            stopping = asyncio.create_task(daemon.stop())
+            await asyncio.sleep(1)
+            with pytest.raises((ApiError, DaemonUnavailable)) as refused:
+                await client.run("calls", "slow")
+            if isinstance(refused.value, ApiError):
+                assert refused.value.status == 503, "no new runs while stopping"
+            assert await stopping == 0
             assert 9 <= loop.time() - started < 15, "in-flight runs get 10 s"
             assert not daemon.socket_path.exists()
+            await asyncio.wait_for(stream, 2)  # an open event stream did not hold it up
 
         async with daemon_on(home) as daemon, daemon.client() as client:
             cancelled = await client.result(run_id)

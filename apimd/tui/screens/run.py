@@ -97,7 +97,9 @@ class RunScreen(ApimdScreen):
         self.result = result
         line = Text.assemble(
             ("■ ", "bold"),
-            f"{self.kind} {self.target} finished in {milliseconds(result.duration_ms)}",
+            f"{self.kind} {self.target}: ",
+            outcome_text(result.outcome),
+            f" in {milliseconds(result.duration_ms)}",
             ("  · r runs it again", "dim"),
         )
         self._progress(line)

@@ -1,0 +1,138 @@
+"""Fixtures for the TUI tests: a real daemon holding a small project that monitors the demo API,
+and helpers to drive the app with Pilot until what a person would see appears."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from apimd.tui.app import ApimdApp, build_app
+from apimd.tui.keys import TuiSettings
+from tests.tui.daemon import Daemon, DemoServer, short_home
+
+
+def project(demo_url: str) -> dict[str, Any]:
+    """Calls that pass, fail (500) and cannot connect; a token kept fresh by a client-credentials
+    workflow, a call that uses it, and a workflow."""
+    return {
+        "version": 1,
+        "variables": {"DEMO": demo_url},
+        "auth": [
+            {
+                "name": "demo-oauth",
+                "type": "manual",
+                "client_id": "demo-client",
+                "client_secret": "demo-secret",
+                "refresh_workflow": "refresh-demo",
+            }
+        ],
+        "tokens": [
+            {
+                "name": "demo-token",
+                "auth": "demo-oauth",
+                "headers": {"Authorization": "Bearer %%ACCESS_TOKEN%%"},
+            }
+        ],
+        "calls": [
+            {
+                "name": "get-token",
+                "method": "POST",
+                "url": "%%DEMO%%/oauth/token",
+                "form": {
+                    "grant_type": "client_credentials",
+                    "client_id": "%%CLIENT_ID%%",
+                    "client_secret": "%%CLIENT_SECRET%%",
+                },
+                "conditions": [
+                    {"source": "status", "op": "eq", "value": 200},
+                    {"source": "json", "path": "$.access_token", "save_as": "ACCESS_TOKEN"},
+                    {"source": "json", "path": "expires_in", "save_as": "EXPIRES_IN"},
+                ],
+            },
+            {
+                "name": "service-status",
+                "url": "%%DEMO%%/api/status",
+                "conditions": [
+                    {"source": "status", "op": "eq", "value": 200},
+                    {"source": "json", "path": "healthy", "op": "eq", "value": True},
+                ],
+            },
+            {
+                "name": "checkout-health",
+                "url": "%%DEMO%%/api/broken",
+                "conditions": [{"source": "status", "op": "eq", "value": 200}],
+            },
+            {"name": "unreachable", "url": "http://127.0.0.1:9/", "timeout": 2},
+            {"name": "list-orders", "url": "%%DEMO%%/api/orders", "token": "demo-token"},
+            {"name": "quiet-call", "url": "%%DEMO%%/api/status"},
+        ],
+        "workflows": [
+            {"name": "refresh-demo", "steps": ["get-token"]},
+            {"name": "order-flow", "steps": ["service-status", "list-orders"]},
+        ],
+        "schedules": [
+            {"name": "hourly", "every": "1h", "targets": ["service-status"], "enabled": True}
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[DemoServer]:
+    server = DemoServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def daemon(demo: DemoServer) -> Iterator[Daemon]:
+    """One daemon per test module, with the project applied and `checkout-health` failed once."""
+    running = Daemon(short_home()).start()
+    try:
+        running.apply(project(demo.url))
+        running.run("calls", "checkout-health")
+        running.run("calls", "service-status")
+        yield running
+    finally:
+        running.stop()
+        running.remove()
+
+
+@pytest.fixture
+def fresh_daemon() -> Iterator[Daemon]:
+    """A daemon home of one test's own; the test starts (and restarts) the process."""
+    home = Daemon(short_home())
+    try:
+        yield home
+    finally:
+        home.kill()
+        home.remove()
+
+
+def make_app(daemon: Daemon, settings: TuiSettings | None = None) -> ApimdApp:
+    """The production app (real socket client) with no settings file unless given."""
+    return build_app(daemon.socket_path, settings=settings or TuiSettings())
+
+
+async def wait_for(
+    pilot: Pilot[None], check: Callable[[], Any], *, timeout: float = 10.0, what: str = ""
+) -> Any:
+    """Let the app run until `check()` is truthy; fail with `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        await pilot.pause(0.05)
+    pytest.fail(f"timed out after {timeout} s waiting for {what or check}")
+
+
+async def in_thread(function: Callable[[], Any]) -> Any:
+    """Run blocking test helpers (a second client, process control) off the app's loop."""
+    return await asyncio.to_thread(function)

@@ -1,0 +1,75 @@
+"""The dashboard against a real daemon: order, content, and live updates from the event stream."""
+
+from __future__ import annotations
+
+from apimd.tui.screens.dashboard import DashboardScreen
+from tests.tui.conftest import in_thread, make_app, wait_for
+from tests.tui.daemon import Daemon
+
+
+def row_names(screen: DashboardScreen) -> list[str]:
+    return [str(row.key.value) for row in screen.table.ordered_rows]
+
+
+def cell(screen: DashboardScreen, name: str, column: str) -> str:
+    return str(screen.table.get_cell(name, column))
+
+
+async def test_a_failing_call_is_at_the_top_with_its_outcome_in_words(daemon: Daemon) -> None:
+    app = make_app(daemon)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        await wait_for(pilot, lambda: screen.table.row_count >= 8, what="every monitor listed")
+        names = row_names(screen)
+        assert names[0] == "checkout-health"
+        assert cell(screen, "checkout-health", "outcome") == "✗ FAIL"
+        assert cell(screen, "service-status", "outcome") == "✓ PASS"
+        assert cell(screen, "quiet-call", "outcome") == "· never"
+        assert cell(screen, "order-flow", "kind") == "flow"
+        # 24 h uptime arrives lazily: checkout-health has only failed so far.
+        await wait_for(
+            pilot, lambda: cell(screen, "checkout-health", "uptime") == "0.0%", what="uptime"
+        )
+        assert cell(screen, "service-status", "next") in ("in 59m", "in 1h", "~1h")
+        assert cell(screen, "list-orders", "token") in ("expired", "valid")
+
+
+async def test_a_finished_run_updates_its_row_live_and_the_cursor_stays(daemon: Daemon) -> None:
+    app = make_app(daemon)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        await wait_for(pilot, lambda: screen.table.row_count >= 8, what="every monitor listed")
+        await pilot.press("down", "down")
+        watched = screen.current_name()
+        assert watched is not None and watched != "unreachable"
+        rebuilds = screen.rebuilds
+
+        # Another client runs a call that has never run: its row changes to FAIL and moves to
+        # the top group, without the table being rebuilt and without the cursor leaving `watched`.
+        await in_thread(lambda: daemon.run("calls", "unreachable"))
+        await wait_for(
+            pilot,
+            lambda: cell(screen, "unreachable", "outcome") == "✗ FAIL",
+            what="the unreachable call's row to show FAIL",
+        )
+        assert screen.rebuilds == rebuilds
+        assert screen.current_name() == watched
+        assert row_names(screen).index("unreachable") < row_names(screen).index("service-status")
+        assert cell(screen, "unreachable", "last") in ("now", "1s", "2s", "3s")
+
+
+async def test_typing_a_filter_narrows_the_rows_and_escape_clears_it(daemon: Daemon) -> None:
+    app = make_app(daemon)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        await wait_for(pilot, lambda: screen.table.row_count >= 8, what="every monitor listed")
+        total = screen.table.row_count
+        await pilot.press("slash", *"fail")
+        await wait_for(pilot, lambda: screen.table.row_count < total, what="the filter to apply")
+        assert "checkout-health" in row_names(screen)
+        assert "quiet-call" not in row_names(screen)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: screen.table.row_count == total, what="the filter cleared")
