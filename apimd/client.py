@@ -23,19 +23,11 @@ from apimd.model.api import (
     SigninRequest,
     StatusInfo,
 )
-from apimd.model.project import Project
-from apimd.model.resources import AuthSetting, Call, Schedule, Token, Variable, Workflow
+from apimd.model.project import KIND_MODELS, Project
+from apimd.model.resources import Token
 from apimd.model.result import Result
 from apimd.model.stats import Stats
 
-KIND_MODELS: dict[str, type[BaseModel]] = {
-    "variables": Variable,
-    "auth": AuthSetting,
-    "tokens": Token,
-    "calls": Call,
-    "workflows": Workflow,
-    "schedules": Schedule,
-}
 M = TypeVar("M", bound=BaseModel)
 
 

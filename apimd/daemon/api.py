@@ -28,19 +28,11 @@ from apimd.model.api import (
 from apimd.model.errors import ValidationFailed
 from apimd.model.loader import validate_project_data
 from apimd.model.outcome import Outcome
-from apimd.model.project import Project
-from apimd.model.resources import AuthSetting, Call, Schedule, Token, Variable, Workflow
+from apimd.model.project import KIND_MODELS, Project
+from apimd.model.resources import Token, Variable
 from apimd.model.result import Result
 from apimd.model.stats import Stats
 
-KIND_MODELS: dict[str, type[BaseModel]] = {
-    "variables": Variable,
-    "auth": AuthSetting,
-    "tokens": Token,
-    "calls": Call,
-    "workflows": Workflow,
-    "schedules": Schedule,
-}
 MAX_RESULTS_LIMIT = 1000
 KEEPALIVE_S = 15.0
 

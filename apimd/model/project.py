@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from itertools import pairwise
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from apimd.model.common import StrictModel, VariableName, unique_variable_names
 from apimd.model.errors import Issue
@@ -15,6 +15,7 @@ from apimd.model.resources import (
     Call,
     Schedule,
     Token,
+    Variable,
     VariableSpec,
     Webhook,
     Workflow,
@@ -244,3 +245,14 @@ def _refresh_cycles(project: Project) -> Iterator[Issue]:
             loc=("tokens", index, "auth"),
             resource=_label("tokens", cycle[0]),
         )
+
+
+KIND_MODELS: dict[str, type[BaseModel]] = {
+    "variables": Variable,
+    "auth": AuthSetting,
+    "tokens": Token,
+    "calls": Call,
+    "workflows": Workflow,
+    "schedules": Schedule,
+}
+"""The model of one resource of each kind, as the REST API serves it."""

@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import json
 import os
 import shutil
+import signal
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +23,9 @@ from apimd.client import ApiError, Client, DaemonUnavailable
 from apimd.demo.server import RunningServer
 from tests.daemon.conftest import (
     Daemon,
+    daemon_env,
     eventually,
+    run_cli,
     short_home,
     start_daemon,
     stop_daemon,
@@ -300,8 +304,6 @@ async def test_apimd_run_through_the_daemon_exits_by_outcome(
 
     code, out, err = await daemon.cli("run", bad, "--json")
     assert code == 1, out + err
-    import json
-
     document = json.loads(out)
     assert (document["name"], document["outcome"], document["result"]) == (
         bad,
@@ -314,6 +316,34 @@ async def test_apimd_run_through_the_daemon_exits_by_outcome(
     code, out, err = await daemon.cli("run", unique("nothing"))
     assert code == 2
     assert "no call or workflow" in err
+
+
+async def test_apimd_start_and_stop_manage_a_background_daemon() -> None:
+    home = short_home()
+    env = daemon_env(home)
+    pid: int | None = None
+    try:
+        code, out, err = await run_cli("start", env=env)
+        assert code == 0, out + err
+        assert "started" in out and str(home / "apimd.sock") in out
+        async with Client(home / "apimd.sock") as client:
+            pid = (await client.status()).pid
+        assert f"pid {pid}" in out
+
+        code, out, _err = await run_cli("start", env=env)
+        assert code == 0 and "already running" in out
+
+        code, out, err = await run_cli("stop", env=env)
+        assert code == 0, out + err
+        assert f"stopped (pid {pid})" in out
+        assert not (home / "apimd.sock").exists()
+        code, out, _err = await run_cli("status", env=env)
+        assert code == 1 and "not running" in out
+    finally:
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.mark.parametrize(
@@ -335,8 +365,6 @@ async def test_commands_say_clearly_when_no_daemon_runs(args: tuple[str, ...]) -
             "APIMD_HOME": str(home),
             "APIMD_CALLBACK_PORT": "0",
         }
-        from tests.daemon.conftest import run_cli
-
         code, out, err = await run_cli(*args, env=env)
     finally:
         shutil.rmtree(home, ignore_errors=True)

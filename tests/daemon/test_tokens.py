@@ -122,6 +122,16 @@ async def test_reapplying_the_project_keeps_a_valid_token_valid(
         assert second.outcome == "PASS", second.error
         assert server_state(token_server).token_requests == 1, "no new token after re-apply"
 
+    code, out, err = await daemon.cli("tokens")
+    assert code == 0, err
+    line = next(row for row in out.splitlines() if row.startswith(f"{prefix}-token"))
+    assert "valid" in line and f"{prefix}-auth" in line
+
+    code, out, err = await daemon.cli("token", "refresh", f"{prefix}-token")
+    assert code == 0, out + err
+    assert f"token {prefix}-token: valid" in out
+    assert server_state(token_server).token_requests == 2, "a manual refresh asks once"
+
 
 async def test_calls_keep_passing_across_expiries_with_one_token_request_each(
     daemon: Daemon, token_server: RunningServer

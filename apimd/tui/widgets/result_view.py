@@ -15,7 +15,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Static, TabbedContent, TabPane, Tabs
 
 from apimd.model.result import ConditionResult, Result, Timings
-from apimd.tui.body import content_type_of, pretty_body
+from apimd.tui.body import PrettyBody, content_type_of, pretty_body
 from apimd.tui.formatting import (
     NOTHING,
     byte_size,
@@ -159,6 +159,8 @@ class ResultView(Vertical):
         super().__init__(id=id)
         self._clock = clock
         self.result: Result | None = None
+        self.body = PrettyBody("", "text")
+        """The body as shown: pretty-printed, and the lexer that highlights it."""
 
     def compose(self) -> ComposeResult:
         yield Static(id="result-status", markup=False)
@@ -198,7 +200,7 @@ class ResultView(Vertical):
 
         body = result.response.body if result.response else None
         headers = result.response.headers if result.response else {}
-        pretty = pretty_body(body, content_type_of(headers))
+        pretty = self.body = pretty_body(body, content_type_of(headers))
         body_widget = self.query_one("#body-text", Static)
         if not pretty.text:
             body_widget.update(Text("(no body)", style="dim"))

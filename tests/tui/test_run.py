@@ -1,0 +1,78 @@
+"""`r` on the dashboard runs the target for real and shows what came back."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable, Static
+
+from apimd.tui.screens.dashboard import DashboardScreen
+from apimd.tui.screens.run import RunScreen
+from apimd.tui.widgets.result_view import ResultView, WaterfallChart
+from tests.tui.conftest import make_app, wait_for
+from tests.tui.daemon import Daemon
+
+
+async def test_r_runs_a_call_and_the_viewer_shows_status_timings_and_conditions(
+    daemon: Daemon,
+) -> None:
+    app = make_app(daemon)
+    async with app.run_test(size=(80, 24)) as pilot:
+        dashboard = app.screen
+        assert isinstance(dashboard, DashboardScreen)
+        await wait_for(pilot, lambda: dashboard.table.row_count >= 8, what="the monitors")
+        dashboard.table.move_cursor(row=dashboard.table.get_row_index("service-status"))
+        await pilot.press("r")
+        run = await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen)
+        assert isinstance(run, RunScreen)
+        await wait_for(pilot, lambda: run.result is not None, what="the run to finish")
+
+        viewer = run.query_one(ResultView)
+        status = str(viewer.query_one("#result-status", Static).render())
+        assert "✓ PASS" in status and "COMPLETE" in status and "HTTP 200" in status
+        request = str(viewer.query_one("#result-request", Static).render())
+        assert request.startswith("GET http://127.0.0.1:") and "/api/status" in request
+        timings = str(viewer.query_one(WaterfallChart).render())
+        for phase in ("DNS", "connect", "send", "wait (TTFB)", "receive", "total", "auth wait"):
+            assert phase in timings
+
+        await pilot.press("2")
+        conditions = viewer.query_one("#conditions-table", DataTable)
+        rows = [[str(c) for c in conditions.get_row_at(i)] for i in range(conditions.row_count)]
+        assert rows[0][:2] == ["✓", "status"] and rows[0][5] == "200"
+        assert rows[1][:3] == ["✓", "json", "healthy"] and rows[1][5] == "true"
+
+        await pilot.press("3")
+        assert viewer.body.lexer == "json"
+        assert '\n  "healthy": true' in viewer.body.text  # indented
+
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="back")
+
+
+async def test_a_workflow_run_lists_its_steps_and_shows_the_failing_one(daemon: Daemon) -> None:
+    app = make_app(daemon)
+    async with app.run_test(size=(120, 40)) as pilot:
+        dashboard = app.screen
+        assert isinstance(dashboard, DashboardScreen)
+        await wait_for(pilot, lambda: dashboard.table.row_count >= 8, what="the monitors")
+        dashboard.table.move_cursor(row=dashboard.table.get_row_index("order-flow"))
+        await pilot.press("r")
+        run = await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen)
+        assert isinstance(run, RunScreen)
+        await wait_for(pilot, lambda: run.result is not None, what="the workflow to finish")
+        assert run.result is not None and [s.name for s in run.result.steps] == [
+            "service-status",
+            "list-orders",
+        ]
+        viewer = run.query_one(ResultView)
+        # list-orders needs the token; the refresh runs first and it passes: both steps PASS,
+        # so the first step is shown.
+        assert viewer.result is not None and viewer.result.name == "service-status"
+        await pilot.press("tab")
+        await pilot.press("down")
+        await wait_for(
+            pilot,
+            lambda: viewer.result is not None and viewer.result.name == "list-orders",
+            what="the second step to show",
+        )
+        request = str(viewer.query_one("#result-request", Static).render())
+        assert "/api/orders" in request and "token demo-token" in request
