@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import time
 from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 from ruamel.yaml import YAML
 
@@ -107,6 +110,10 @@ async def stop_command(settings: Settings) -> int:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
+            gone = True
+        else:
+            gone = _lock_released(settings.lock_path)
+        if gone:
             print(f"apimd daemon stopped (pid {pid})")
             return 0
         await asyncio.sleep(0.1)
@@ -114,6 +121,18 @@ async def stop_command(settings: Settings) -> int:
         f"apimd: the daemon (pid {pid}) is still stopping; see {settings.log_path}", file=sys.stderr
     )
     return 1
+
+
+def _lock_released(path: Path) -> bool:
+    """Whether no process holds the daemon lock. An exited daemon has released it even while its
+    pid lingers as a zombie that nobody reaped (a container's PID 1 that is not an init)."""
+    try:
+        with path.open("a") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return True
 
 
 async def status_command(settings: Settings, as_json: bool) -> int:
@@ -159,14 +178,21 @@ def _duration(seconds: float) -> str:
 
 
 async def apply_command(settings: Settings, args: argparse.Namespace) -> int:
-    from apimd.cli.run import load_or_explain
+    from apimd.model.errors import ValidationFailed
+    from apimd.model.loader import load_project_file
 
-    project = load_or_explain(args.file, cross_check=False)
+    try:
+        # References are checked by the daemon, against what it already holds.
+        project = load_project_file(args.file, cross_check=False)
+    except ValidationFailed as exc:
+        raise UsageError(f"{args.file} has problems, nothing was applied.\n{exc}") from None
     async with client_for(settings) as client:
         try:
             summary = await client.apply(project, prune=args.prune)
         except ApiError as exc:
-            raise UsageError(f"{args.file} was not applied, nothing changed.\n{exc}") from None
+            raise UsageError(
+                f"{args.file} was not applied, nothing changed.\n{_located(args.file, exc)}"
+            ) from None
     parts = []
     for label, group in (
         ("created", summary.created),
@@ -183,6 +209,43 @@ async def apply_command(settings: Settings, args: argparse.Namespace) -> int:
         + (f" ({unchanged} unchanged)" if unchanged else "")
     )
     return 0
+
+
+def _located(path: str, error: ApiError) -> str:
+    """The daemon's refusal of a file, each problem prefixed with `file:line` (the daemon checks
+    references against what it holds, so it knows fields but not the file's lines)."""
+    try:
+        tree = YAML(typ="rt").load(Path(path).read_text(encoding="utf-8"))
+    except Exception:  # it parsed a moment ago; if it no longer does, show the fields only
+        tree = None
+    lines = [error.message]
+    for err in error.errors:
+        line = _line_of(tree, err.field) if err.field else None
+        what = err.field or ""
+        if err.resource:
+            what = f"{what} ({err.resource})" if what else err.resource
+        where = f"{path}:{line}" if line else path
+        lines.append(f"  {where}: {what}: {err.message}" if what else f"  {where}: {err.message}")
+    return "\n".join(lines)
+
+
+def _line_of(tree: object, field: str) -> int | None:
+    """The 1-based line of `field` (`calls[0].token`) in a round-trip YAML tree, or of the
+    deepest part of it that the file has."""
+    line: int | None = None
+    node: Any = tree
+    for key, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", field):
+        try:
+            if index:
+                position = int(index)
+                line = node.lc.item(position)[0] + 1
+                node = node[position]
+            else:
+                line = node.lc.key(key)[0] + 1
+                node = node[key]
+        except (AttributeError, KeyError, IndexError, TypeError):
+            break
+    return line
 
 
 async def export_command(settings: Settings, args: argparse.Namespace) -> int:

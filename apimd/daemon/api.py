@@ -14,6 +14,7 @@ from apimd.daemon.errors import BadRequest, issues_of, json_body
 from apimd.daemon.events import format_sse, format_sse_comment
 from apimd.daemon.keys import SERVICE
 from apimd.daemon.routes import Route
+from apimd.daemon.scheduler import schedule_problem
 from apimd.daemon.signin_api import signin_routes
 from apimd.model.api import (
     ApplySummary,
@@ -25,7 +26,7 @@ from apimd.model.api import (
     RunRequest,
     StatusInfo,
 )
-from apimd.model.errors import ValidationFailed
+from apimd.model.errors import Issue, ValidationFailed
 from apimd.model.loader import validate_project_data
 from apimd.model.outcome import Outcome
 from apimd.model.project import KIND_MODELS, Project
@@ -128,7 +129,15 @@ async def delete_resource(request: web.Request) -> web.Response:
 def _validate_document(document: Any) -> Project:
     """A (possibly partial) project document, validated resource by resource; references are
     checked by the store against everything stored."""
-    return validate_project_data(document, cross_check=False)
+    project = validate_project_data(document, cross_check=False)
+    issues = [
+        Issue(problem, loc=("schedules", index, "every" if s.every is not None else "cron"))
+        for index, s in enumerate(project.schedules)
+        if (problem := schedule_problem(s)) is not None
+    ]
+    if issues:
+        raise ValidationFailed(issues)
+    return project
 
 
 async def apply(request: web.Request) -> web.Response:

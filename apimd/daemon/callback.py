@@ -127,40 +127,47 @@ def _peek(transport: asyncio.Transport) -> bytes:
 
 
 class ConnectionLimiter:
-    """At most `limit` connections. When full, a newcomer may evict a connection still sending
-    its headers: one whose request already waits complete evicts the oldest such connection;
-    any other newcomer evicts the oldest that started its request without finishing the
-    headers (a slow sender), else the oldest silent for `SILENT_GRACE_S`; else it is refused.
+    """At most `limit` connections, and never more than `2 * limit` for an instant.
 
-    So a flood of slow senders that reconnect whenever they are dropped churns among itself,
-    while a browser (whose request arrives whole, at once) always gets in and, once in, is never
-    evicted; nor is a fresh connection that has not been read yet (the server accepts
-    connections in batches before it reads from any of them)."""
+    When full, a newcomer makes room by evicting connections still sending their headers:
+    those that started a request without finishing its headers (slow senders, oldest first),
+    then those silent for `SILENT_GRACE_S`. A connection with nothing read from it yet is
+    spared while younger than that: the server accepts connections in batches before reading
+    any of them, so a flood that reconnects whenever it is dropped would otherwise evict a
+    browser's fresh connection before its request, sent at once, was even read. So when there
+    is no one to evict, a newcomer takes one of `limit` extra places; only beyond those is the
+    oldest fresh connection evicted, and a newcomer refused when all are past their headers.
+
+    So a slowloris flood churns among itself, while a browser gets in and, once its request
+    is read, is never evicted."""
 
     def __init__(self, limit: int = MAX_CONNECTIONS) -> None:
         self.limit = limit
         self.active: list[_Limited] = []
 
     def admit(self, conn: _Limited) -> bool:
-        if len(self.active) >= self.limit:
+        while len(self.active) >= self.limit:
             victim = self._victim(conn)
             if victim is None:
-                return False
+                break
             self.active.remove(victim)
             if victim.transport is not None:
                 victim.transport.abort()
+        if len(self.active) >= 2 * self.limit:
+            return False
         self.active.append(conn)
         return True
 
     def _victim(self, newcomer: _Limited) -> _Limited | None:
         waiting = [c for c in self.active if not c.headers_done]
-        if newcomer.headers_done:
-            return next(iter(waiting), None)
         slow = next((c for c in waiting if c.received), None)
         if slow is not None:
             return slow
         now = newcomer.connected_at
-        return next((c for c in waiting if now - c.connected_at >= SILENT_GRACE_S), None)
+        silent = next((c for c in waiting if now - c.connected_at >= SILENT_GRACE_S), None)
+        if silent is None and len(self.active) >= 2 * self.limit:
+            return next(iter(waiting), None)
+        return silent
 
     def release(self, conn: _Limited) -> None:
         if conn in self.active:

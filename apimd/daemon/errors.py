@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -107,6 +108,19 @@ async def json_body(request: web.Request) -> object:
     if not raw.strip():
         raise BadRequest("the request body is empty; send a JSON document")
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_not_json, parse_float=_finite)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+
+
+def _not_json(constant: str) -> float:
+    # Python's json module reads NaN and Infinity; JSON has neither, and they would not survive
+    # a round trip through the store and back out (serialized as null).
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is too large for a number")
+    return value

@@ -123,6 +123,11 @@ class ScheduleRunner:
         return set(self._running)
 
     def _add_job(self, schedule: Schedule) -> None:
+        problem = schedule_problem(schedule)
+        if problem is not None:
+            # Refused at PUT/apply; one stored before that check must not stop the daemon.
+            logger.error("schedule %s is not scheduled: %s", schedule.name, problem)
+            return
         self._scheduler.add_job(
             self._fire,
             trigger=_trigger(schedule),
@@ -181,6 +186,20 @@ class ScheduleRunner:
 
 def _job_id(schedule_name: str) -> str:
     return _JOB_PREFIX + schedule_name
+
+
+def schedule_problem(schedule: Schedule) -> str | None:
+    """Why `schedule` cannot be run (an interval too long for dates to hold), or None."""
+    try:
+        trigger = _trigger(schedule)
+        now = datetime.now(UTC)
+        first = trigger.get_next_fire_time(None, now)
+        if first is not None:
+            trigger.get_next_fire_time(first, first)
+    except (OverflowError, ValueError):
+        field = "every" if schedule.every is not None else "cron"
+        return f"`{field}` reaches past the last date a clock can hold; use a shorter interval"
+    return None
 
 
 def _trigger(schedule: Schedule) -> Any:

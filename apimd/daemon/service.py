@@ -335,7 +335,13 @@ class MonitorService:
         if seconds <= 0:
             raise ValidationFailed([Issue("must be a positive duration", loc=("window",))])
         now = datetime.now(UTC)
-        return await self.store.stats(name, now - timedelta(seconds=seconds), now)
+        try:
+            since = now - timedelta(seconds=seconds)
+        except OverflowError:
+            raise ValidationFailed(
+                [Issue("is longer than dates go back", loc=("window",))]
+            ) from None
+        return await self.store.stats(name, since, now)
 
     async def refresh_token(self, name: str) -> Token:
         if self.project.token(name) is None:

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,6 @@ class Daemon:
     process: subprocess.Popen[bytes]
     env: dict[str, str]
     stderr_path: Path
-    clients: list[Client] = field(default_factory=list)
 
     @property
     def socket_path(self) -> Path:
@@ -149,12 +148,16 @@ def start_daemon(home: Path | None = None, **extra_env: str) -> Daemon:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"the daemon exited {process.returncode} at start:\n{daemon.stderr()}")
+            output = daemon.stderr()
+            stderr_path.unlink(missing_ok=True)
+            pytest.fail(f"the daemon exited {process.returncode} at start:\n{output}")
         if daemon.socket_path.exists() and _answers(daemon.socket_path):
             return daemon
         time.sleep(0.05)
     daemon.kill()
-    pytest.fail(f"the daemon did not answer within {START_TIMEOUT_S:.0f} s:\n{daemon.stderr()}")
+    output = daemon.stderr()
+    stderr_path.unlink(missing_ok=True)
+    pytest.fail(f"the daemon did not answer within {START_TIMEOUT_S:.0f} s:\n{output}")
 
 
 def stop_daemon(daemon: Daemon, *, remove_home: bool = True) -> None:

@@ -132,8 +132,19 @@ async def test_apimd_apply_prints_a_summary_and_a_bad_file_exits_2_naming_the_li
     assert code == 2, out + err
     assert f"{bad}:5" in err and f"{bad}:8" in err, err  # every error, with its line
     assert "timeout" in err and "colour" in err
+    assert "nothing was applied" in err
     async with daemon.client() as client:
         assert bad_call not in names(await client.list("calls"))
+
+    # References are checked by the daemon against what it holds; the line is still named.
+    dangling = tmp_path / "dangling.yaml"
+    dangling.write_text(
+        f"version: 1\ncalls:\n  - name: {bad_call}\n    url: {DEAD_URL}\n"
+        f"    token: {unique('ghost')}\n"
+    )
+    code, out, err = await daemon.cli("apply", str(dangling))
+    assert code == 2, out + err
+    assert f"{dangling}:5" in err and "unknown token" in err, err
 
     code, _out, err = await daemon.cli("apply", str(tmp_path / "missing.yaml"))
     assert code == 2 and "missing.yaml" in err

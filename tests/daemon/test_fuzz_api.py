@@ -142,7 +142,11 @@ odd_names = st.sampled_from(["..", ".", "...", "%2e%2e", "a/b", " ", "é", "名�
 names = pool_names | pool_names | odd_names | texts
 variable_names = st.sampled_from(["A", "b", "C_1", "_x", "1x", "a-b"]) | texts
 urls = st.just(SAFE_URL) | st.just(SAFE_URL + "?q=%%A%%")
-durations = st.sampled_from(["1s", "30s", "5m", "1h", "0s", "-1s", "1d", "abc", ""]) | texts
+durations = (
+    st.sampled_from(["1s", "30s", "5m", "1h", "0s", "-1s", "1d", "abc", "", "3000000d"])
+    | st.integers(1, 10**30).map(lambda n: f"{n}h")
+    | texts
+)
 string_maps = st.dictionaries(texts, texts | json_values, max_size=3)
 
 conditions = st.fixed_dictionaries(
@@ -229,7 +233,9 @@ def _safe_urls(value: Any) -> Any:
     if isinstance(value, dict):
         return {
             key: SAFE_URL
-            if isinstance(key, str) and key.lower().endswith("url") and isinstance(value[key], str | dict)
+            if isinstance(key, str)
+            and key.lower().endswith("url")
+            and isinstance(value[key], str | dict)
             else _safe_urls(item)
             for key, item in value.items()
         }
@@ -282,13 +288,17 @@ def shaped_like(model: type[BaseModel]) -> st.SearchStrategy[Any]:
         if info.is_required() and name != "name"
     ] + list(ALWAYS.get(model, ()))
     optional = sorted(k for k in keys.values() if k in VALID and k not in required)
-    anything = {key: st.one_of(PLAUSIBLE.get(key, json_values), json_values) for key in keys.values()}
+    anything = {
+        key: st.one_of(PLAUSIBLE.get(key, json_values), json_values) for key in keys.values()
+    }
 
     def likely_with(chosen: list[str]) -> st.SearchStrategy[dict[str, Any]]:
         fields = [*required, *chosen]
         return st.fixed_dictionaries({k: VALID.get(k, json_values) for k in fields})
 
-    chosen = st.lists(st.sampled_from(optional), max_size=2, unique=True) if optional else st.just([])
+    chosen = (
+        st.lists(st.sampled_from(optional), max_size=2, unique=True) if optional else st.just([])
+    )
     likely = chosen.flatmap(likely_with)
     extra = st.dictionaries(texts, json_values, max_size=2)
     wrong = st.builds(
@@ -352,7 +362,9 @@ QUERY_VALUES: dict[str, st.SearchStrategy[str]] = {
     "integer": st.integers(-5, 2000).map(str) | texts,
     "since": st.sampled_from(["2020-01-01T00:00:00Z", "2020-01-01", "yesterday"]) | texts,
     "outcome": st.sampled_from(["PASS", "fail", "SKIPPED", "nope"]) | texts,
-    "window": st.sampled_from(["24h", "7d", "0s", "-1h", "1y", "9999999999d"]) | texts,
+    "window": st.sampled_from(["24h", "7d", "0s", "-1h", "1y", "9999999999d", "3000000d"])
+    | st.integers(1, 10**30).map(lambda n: f"{n}s")
+    | texts,
 }
 
 
@@ -369,7 +381,9 @@ def requests_for(route: Route) -> st.SearchStrategy[Generated]:
         for name, kind, _text in route.query
     }
     query = st.fixed_dictionaries({}, optional=query_fields)
-    extra_query = st.dictionaries(texts, texts, max_size=2) | st.just({})
+    extra_query: st.SearchStrategy[dict[str, str]] = st.dictionaries(
+        texts, texts, max_size=2
+    ) | st.just({})
     full_query = st.builds(lambda q, x: {**x, **q}, query, extra_query)
     body: st.SearchStrategy[tuple[bytes | None, str]]
     if route.request is not None:
@@ -378,7 +392,13 @@ def requests_for(route: Route) -> st.SearchStrategy[Generated]:
             lambda doc: (json.dumps(doc).encode(), "application/json")
         )
         odd = st.sampled_from(
-            [(b"", "application/json"), (b"{", "application/json"), (b"[1]", "text/plain")]
+            [
+                (b"", "application/json"),
+                (b"{", "application/json"),
+                (b"[1]", "text/plain"),
+                (b'{"json": NaN, "url": "x", "value": Infinity}', "application/json"),
+                (b'{"timeout": 1e999, "url": "x"}', "application/json"),
+            ]
         ) | st.binary(max_size=20).map(lambda raw: (raw, "application/json"))
         body = st.one_of(encoded, encoded, encoded, odd)
         if run:

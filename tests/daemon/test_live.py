@@ -21,7 +21,10 @@ async def status_call(client: Client, url: str) -> str:
     await client.put(
         "calls",
         name,
-        {"url": f"{url}/api/status", "conditions": [{"source": "status", "op": "eq", "value": 200}]},
+        {
+            "url": f"{url}/api/status",
+            "conditions": [{"source": "status", "op": "eq", "value": 200}],
+        },
     )
     return name
 
@@ -98,8 +101,7 @@ async def test_results_follow_streams_new_results_as_json_lines(
 
             assert follower.stdout is not None
             lines = [
-                json.loads(await asyncio.wait_for(follower.stdout.readline(), 10))
-                for _ in range(2)
+                json.loads(await asyncio.wait_for(follower.stdout.readline(), 10)) for _ in range(2)
             ]
             assert [line["id"] for line in lines] == [first, second]
             assert all(line["name"] == call and line["outcome"] == "PASS" for line in lines)

@@ -16,12 +16,14 @@ METHODS = {"get", "put", "post", "delete", "patch"}
 
 async def served_document(daemon: Daemon) -> dict[str, Any]:
     connector = aiohttp.UnixConnector(path=str(daemon.socket_path))
-    async with aiohttp.ClientSession(connector=connector) as session:
-        async with session.get("http://apimd/v1/openapi.json") as response:
-            assert response.status == 200
-            assert response.content_type == "application/json"
-            document: dict[str, Any] = await response.json()
-            return document
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.get("http://apimd/v1/openapi.json") as response,
+    ):
+        assert response.status == 200
+        assert response.content_type == "application/json"
+        document: dict[str, Any] = await response.json()
+        return document
 
 
 async def test_openapi_paths_equal_the_router_routes(daemon: Daemon) -> None:

@@ -97,6 +97,15 @@ def test_the_socket_refuses_another_user(daemon: Daemon) -> None:
     assert '"version"' not in outcome and "pid" not in outcome.split("\r\n\r\n", 1)[-1]
 
 
+def test_the_state_files_are_private(daemon: Daemon) -> None:
+    modes = {
+        name: (daemon.home / name).stat().st_mode & 0o777
+        for name in ("apimd.sock", "apimd.db", "secret.key", "daemon.lock", "daemon.log")
+    }
+    assert modes == dict.fromkeys(modes, 0o600)
+    assert daemon.home.stat().st_mode & 0o077 == 0, "a mkdtemp home stays 0700 as the user set it"
+
+
 async def test_a_second_daemon_on_the_same_home_refuses_naming_the_first(daemon: Daemon) -> None:
     code, out, err = await daemon.cli("daemon", timeout=30)
     assert code != 0
@@ -229,9 +238,7 @@ async def test_the_log_holds_no_secrets_and_no_query_strings(
         async with daemon_on(home) as daemon:
             async with daemon.client() as client:
                 await client.apply(token_project(token_server.url, prefix))
-                await client.put(
-                    "variables", "API_KEY", {"value": variable_secret, "secret": True}
-                )
+                await client.put("variables", "API_KEY", {"value": variable_secret, "secret": True})
                 await client.put(
                     "calls",
                     "keyed",
@@ -270,9 +277,11 @@ async def test_the_log_holds_no_secrets_and_no_query_strings(
 
 async def _socket_get(socket_path: Path, path: str) -> None:
     connector = aiohttp.UnixConnector(path=str(socket_path))
-    async with aiohttp.ClientSession(connector=connector) as session:
-        async with session.get(f"http://apimd{path}") as response:
-            assert response.status == 200
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.get(f"http://apimd{path}") as response,
+    ):
+        assert response.status == 200
 
 
 # --- the command line --------------------------------------------------------------------------

@@ -8,10 +8,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import pytest
 
 from apimd.client import ApiError, Client
-from tests.daemon.conftest import unique
+from tests.daemon.conftest import Daemon, unique
 
 MASK = "••••"
 DEAD_URL = "http://127.0.0.1:9/nothing"
@@ -76,7 +77,8 @@ CASES = [
         "calls",
         no_deps,
         lambda deps: {"method": "POST", "url": DEAD_URL, "json": {"a": 1}},
-        lambda item: item["method"],
+        # Replaced, not merged: the first version's headers are gone.
+        lambda item: (item["method"], item.get("json"), item.get("headers") or {}),
     ),
     Case(
         "workflows",
@@ -94,7 +96,7 @@ CASES = [
 
 
 def first_body(kind: str, deps: dict[str, Any]) -> dict[str, Any]:
-    return {
+    bodies: dict[str, dict[str, Any]] = {
         "variables": {"value": "first value", "secret": True},
         "auth": {"type": "basic", "username": "someone", "password": "pw-1-secret"},
         "tokens": {
@@ -105,10 +107,11 @@ def first_body(kind: str, deps: dict[str, Any]) -> dict[str, Any]:
         "calls": {"url": DEAD_URL, "headers": {"Accept": "application/json"}},
         "workflows": {"steps": [deps.get("call", "")]},
         "schedules": {"every": "1h", "targets": [deps.get("call", "")]},
-    }[kind]
+    }
+    return bodies[kind]
 
 
-SECRET_OF = {
+SECRET_OF: dict[str, tuple[str, Any]] = {
     "variables": ("value", "first value"),
     "auth": ("password", "pw-1-secret"),
     "tokens": ("variables", {"ACCESS_TOKEN": "tok-secret-value"}),
@@ -128,7 +131,7 @@ async def test_crud_of_every_kind(client: Client, case: Case) -> None:
     assert got["name"] == name
     if kind in SECRET_OF:
         field, clear = SECRET_OF[kind]
-        masked = {k: MASK for k in clear} if isinstance(clear, dict) else MASK
+        masked = dict.fromkeys(clear, MASK) if isinstance(clear, dict) else MASK
         assert got[field] == masked, "secrets read •••• unless revealed"
         revealed = dump(await client.get(kind, name, reveal=True))
         assert revealed[field] == clear
@@ -246,3 +249,40 @@ async def test_put_with_masked_secrets_keeps_the_stored_ones(client: Client) -> 
         "cid-2",
         "client-secret-1",
     )
+
+
+async def test_input_beyond_what_dates_and_json_hold_is_refused_not_a_500(
+    daemon: Daemon, client: Client
+) -> None:
+    call = unique("call")
+    await client.put("calls", call, {"url": DEAD_URL})
+    schedule = unique("forever")
+    for every in ("99999999999999999999h", "3000000d"):
+        error = await api_error(
+            client.put("schedules", schedule, {"every": every, "targets": [call]})
+        )
+        assert error.status == 422
+        assert [e.field for e in error.errors] == ["schedules[0].every"]
+    assert (await api_error(client.get("schedules", schedule))).status == 404
+
+    with pytest.raises(ApiError) as caught:
+        await client.apply(
+            {"schedules": [{"name": schedule, "every": "99999999999999999999h", "targets": [call]}]}
+        )
+    assert caught.value.status == 422
+
+    error = await api_error(client.stats(call, window="9999999999d"))
+    assert (error.status, error.errors[0].field) == (422, "window")
+
+    for raw in (b'{"url": "http://127.0.0.1:9/", "json": NaN}', b'{"url": "x", "timeout": 1e999}'):
+        status, body = await raw_put(daemon, f"/v1/calls/{call}", raw)
+        assert status == 400 and "not valid JSON" in body["error"]["message"]
+    assert (await client.status()).scheduler == "running"
+
+
+async def raw_put(daemon: Daemon, path: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+    connector = aiohttp.UnixConnector(path=str(daemon.socket_path))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        headers = {"Content-Type": "application/json"}
+        async with session.put(f"http://apimd{path}", data=raw, headers=headers) as response:
+            return response.status, await response.json()
