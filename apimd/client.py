@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 from pydantic import BaseModel
@@ -137,16 +138,16 @@ class Client:
 
     async def get(self, kind: str, name: str, *, reveal: bool = False) -> BaseModel:
         params = {"reveal": "true"} if reveal else None
-        payload = await self._request("GET", f"/v1/{kind}/{name}", params=params)
+        payload = await self._request("GET", f"/v1/{kind}/{_seg(name)}", params=params)
         return KIND_MODELS[kind].model_validate(payload)
 
     async def put(self, kind: str, name: str, resource: BaseModel | dict[str, Any]) -> BaseModel:
         body = _dump(resource)
-        payload = await self._request("PUT", f"/v1/{kind}/{name}", body=body)
+        payload = await self._request("PUT", f"/v1/{kind}/{_seg(name)}", body=body)
         return KIND_MODELS[kind].model_validate(payload)
 
     async def delete(self, kind: str, name: str) -> None:
-        await self._request("DELETE", f"/v1/{kind}/{name}")
+        await self._request("DELETE", f"/v1/{kind}/{_seg(name)}")
 
     async def apply(
         self, project: Project | dict[str, Any], *, prune: bool = False
@@ -173,7 +174,10 @@ class Client:
     ) -> RunAccepted:
         body = RunRequest(variables=variables or {}, interactive=interactive, wait=wait)
         payload = await self._request(
-            "POST", f"/v1/{kind}/{name}/run", body=body.model_dump(), timeout=3600 if wait else None
+            "POST",
+            f"/v1/{kind}/{_seg(name)}/run",
+            body=body.model_dump(),
+            timeout=3600 if wait else None,
         )
         return RunAccepted.model_validate(payload)
 
@@ -193,22 +197,22 @@ class Client:
         return ResultPage.model_validate(await self._request("GET", "/v1/results", params=params))
 
     async def result(self, result_id: str) -> Result:
-        return Result.model_validate(await self._request("GET", f"/v1/results/{result_id}"))
+        return Result.model_validate(await self._request("GET", f"/v1/results/{_seg(result_id)}"))
 
     async def stats(self, name: str, *, window: str = "24h") -> Stats:
-        payload = await self._request("GET", f"/v1/stats/{name}", params={"window": window})
+        payload = await self._request("GET", f"/v1/stats/{_seg(name)}", params={"window": window})
         return Stats.model_validate(payload)
 
     # --- tokens and sign-in ---------------------------------------------------------------
 
     async def refresh_token(self, name: str) -> Token:
-        payload = await self._request("POST", f"/v1/tokens/{name}/refresh", timeout=120)
+        payload = await self._request("POST", f"/v1/tokens/{_seg(name)}/refresh", timeout=120)
         return Token.model_validate(payload)
 
     async def signin(self, name: str, *, mode: str = "browser") -> dict[str, Any]:
         body = SigninRequest.model_validate({"mode": mode}).model_dump()
         payload: dict[str, Any] = await self._request(
-            "POST", f"/v1/tokens/{name}/signin", body=body
+            "POST", f"/v1/tokens/{_seg(name)}/signin", body=body
         )
         return payload
 
@@ -241,6 +245,11 @@ class Client:
                         data_lines.append(line[5:].lstrip())
         except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
             raise DaemonUnavailable(self.socket_path, str(exc) or type(exc).__name__) from None
+
+
+def _seg(name: str) -> str:
+    """A name as one URL path segment."""
+    return quote(name, safe="")
 
 
 def _dump(value: BaseModel | dict[str, Any]) -> Any:

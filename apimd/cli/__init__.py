@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from apimd import __version__
+
+if TYPE_CHECKING:
+    from apimd.settings import Settings
 
 
 class UsageError(Exception):
@@ -105,6 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`apimd results --json | head`): stop quietly, like other tools.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except Exception as exc:
         from apimd.client import ApiError, DaemonUnavailable
         from apimd.settings import SettingsError
@@ -123,6 +133,17 @@ async def _signin(settings: object, name: str, device: bool) -> int:
     return await token_signin_command(settings, name, device)
 
 
+def _open_tui(settings: Settings) -> int:
+    """`apimd` alone: start the daemon in the background unless one answers, then the TUI."""
+    from apimd.cli import remote
+    from apimd.tui.app import build_app
+
+    if asyncio.run(remote.start_command(settings)) != 0:
+        return 1
+    build_app(settings.socket_path).run()
+    return 0
+
+
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from apimd.settings import Settings
 
@@ -135,10 +156,9 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from apimd.cli.demo import demo_command
 
         return asyncio.run(demo_command(args))
-    if command is None:
-        parser.print_help()
-        return 2
     settings = Settings.load()
+    if command is None:
+        return _open_tui(settings)
     from apimd.cli import remote
 
     if command == "daemon":

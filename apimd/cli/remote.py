@@ -56,6 +56,10 @@ def daemon_command(settings: Settings) -> int:
     except (DaemonError, StoreError) as exc:
         print(f"apimd daemon: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"apimd daemon: cannot start: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
 
 
 async def start_command(settings: Settings) -> int:

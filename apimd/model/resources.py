@@ -382,6 +382,8 @@ class Workflow(Resource):
     variables: VariableMap = Field(default_factory=dict)
 
 
+MAX_EVERY_S = 366 * 86400.0
+
 # --- schedules ---------------------------------------------------------------------------------
 
 
@@ -403,6 +405,8 @@ class Schedule(Resource):
         seconds = parse_duration(value)
         if seconds < 1:
             raise ValueError("`every` must be at least 1s")
+        if seconds > MAX_EVERY_S:
+            raise ValueError("`every` must be at most 366d (use `cron` for rarer runs)")
         return value if isinstance(value, str) else f"{value:g}s"
 
     @field_validator("cron")
