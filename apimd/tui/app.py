@@ -4,7 +4,6 @@ stream, help, the command palette and key remapping. `build_app` is the one way 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,15 +22,14 @@ from apimd.tui.connection import RETRY_S, DaemonState
 from apimd.tui.events import DaemonEvent, parse_event
 from apimd.tui.keys import TuiSettings, binding_ids, load_tui_settings, validate_keymap
 from apimd.tui.ports import Clock, DaemonClient, system_clock
-from apimd.tui.screens.dashboard import DashboardScreen, MonitorTable
+from apimd.tui.screens.dashboard import DashboardScreen
 from apimd.tui.screens.help import HelpScreen, help_rows
 from apimd.tui.screens.results import ResultsScreen, ResultTable
 from apimd.tui.screens.run import RunScreen
 from apimd.tui.screens.stats import StatsScreen
 from apimd.tui.screens.tokens import TokensScreen
 from apimd.tui.screens.viewer import ResultScreen
-
-log = logging.getLogger(__name__)
+from apimd.tui.widgets.monitor_table import MonitorTable
 
 STATUS_POLL_S = 10.0
 
@@ -125,7 +123,7 @@ class ApimdApp(App[None]):
             except (ApiError, OSError, ValueError) as exc:
                 reason = f"the event stream failed: {exc}"
             except Exception as exc:  # aiohttp payload errors when the daemon dies mid-frame
-                log.debug("event stream ended", exc_info=True)
+                self.log.warning("event stream ended", repr(exc))
                 reason = f"the event stream failed: {type(exc).__name__}: {exc}"
             self._went_down(reason)
             await asyncio.sleep(0.2)
@@ -172,7 +170,7 @@ class ApimdApp(App[None]):
         if isinstance(error, ApiError):
             self.notify(str(error), title="The daemon refused", severity="error", timeout=8)
             return
-        log.error("worker failed", exc_info=error)
+        self.log.error("worker failed", repr(error))
         self.notify(f"{type(error).__name__}: {error}", title="Error", severity="error")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -181,9 +179,19 @@ class ApimdApp(App[None]):
 
     # --- actions ------------------------------------------------------------------------------
 
-    def action_section(self, mode: str) -> None:
-        """Go to a section: dashboard, tokens or results."""
-        self.switch_mode(mode)
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The key of the section you are in is noise in the footer: hide it there.
+        if action == "section" and parameters and parameters[0] == self.current_mode:
+            return len(self.screen_stack) > 1
+        return True
+
+    async def action_section(self, mode: str) -> None:
+        """Go to a section (dashboard, tokens or results); within it, back to its first screen."""
+        if mode != self.current_mode:
+            await self.switch_mode(mode)
+            return
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

@@ -11,6 +11,7 @@ from typing import Literal
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.resources import Call, Schedule, Token, TokenState, Workflow
 from apimd.model.result import Result
+from apimd.model.stats import Stats
 from apimd.tui.events import (
     DaemonEvent,
     RunFinished,
@@ -51,17 +52,24 @@ class Monitor:
     running: int = 0
     latencies: list[tuple[str, float]] = field(default_factory=list)
     """(result id, total ms) of recent non-SKIPPED runs, oldest first, at most `HISTORY`."""
-    uptime: float | None = None
+    counted: int = 0
+    """Non-SKIPPED results in the last 24 h: from the daemon's statistics, plus live runs since."""
+    failed: int = 0
+    """FAIL results among `counted`."""
     stats_at: datetime | None = None
-    """When `uptime` was fetched; None until it is."""
+    """When the statistics were fetched; None until they are."""
     history_loaded: bool = False
-    runs_since_stats: int = 0
 
     def add_latency(self, result_id: str, total_ms: float) -> None:
         if any(rid == result_id for rid, _ in self.latencies):
             return
         self.latencies.append((result_id, total_ms))
         del self.latencies[:-HISTORY]
+
+    @property
+    def uptime(self) -> float | None:
+        """Non-FAIL / non-SKIPPED results (SPEC §4); None when nothing counts yet."""
+        return None if self.counted == 0 else 1 - self.failed / self.counted
 
     @property
     def latency_values(self) -> list[float]:
@@ -186,12 +194,16 @@ class Board:
             monitor.add_latency(result_id, ms)
         monitor.history_loaded = True
 
-    def set_uptime(self, name: str, uptime: float | None, at: datetime) -> None:
+    def set_stats(self, name: str, stats: Stats | None, at: datetime) -> None:
+        """The daemon's 24 h statistics (None: it had none); live runs are added on top."""
         monitor = self.monitors.get(name)
-        if monitor is not None:
-            monitor.uptime = uptime
-            monitor.stats_at = at
-            monitor.runs_since_stats = 0
+        if monitor is None:
+            return
+        monitor.stats_at = at
+        if stats is None:
+            return
+        monitor.counted = stats.total - stats.counts.get(Outcome.SKIPPED, 0)
+        monitor.failed = stats.counts.get(Outcome.FAIL, 0)
 
     def put_token(self, token: Token) -> None:
         self.tokens[token.name] = token
@@ -256,7 +268,9 @@ class Board:
             monitor.last_run_at = started
         if event.outcome is not Outcome.SKIPPED and event.total_ms is not None:
             monitor.add_latency(event.result_id, event.total_ms)
-        monitor.runs_since_stats += 1
+        if event.outcome is not Outcome.SKIPPED:
+            monitor.counted += 1
+            monitor.failed += event.outcome is Outcome.FAIL
         return {event.name}
 
     def _fired_for(self, target: str, at: datetime) -> None:

@@ -38,7 +38,7 @@ def waterfall(timings: Timings, width: int) -> list[Bar]:
         if span <= 0 or width <= 0:
             bars.append(Bar(phase, ms, 0, 0))
             continue
-        start = min(width - 1, int(offset / span * width))
+        start = min(width - 1, round(offset / span * width))
         end = round((offset + ms) / span * width)
         length = max(1 if ms > 0 else 0, end - start)
         length = min(length, width - start)

@@ -133,6 +133,11 @@ async def wait_for(
     pytest.fail(f"timed out after {timeout} s waiting for {what or check}")
 
 
+def notices(app: ApimdApp) -> list[str]:
+    """The messages of the notifications the app has shown and not yet expired."""
+    return [str(n.message) for n in app._notifications]  # Textual has no public accessor
+
+
 async def in_thread(function: Callable[[], Any]) -> Any:
     """Run blocking test helpers (a second client, process control) off the app's loop."""
     return await asyncio.to_thread(function)

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from apimd.client import ApiError
 from apimd.model import (
     Call,
+    Condition,
     ConditionResult,
     Outcome,
     RequestRecord,
@@ -46,7 +47,7 @@ CALLS = [
     Call(
         name="checkout-health",
         url=f"{API}/checkout/health",
-        conditions=[{"source": "status", "op": "eq", "value": 200}],  # type: ignore[list-item]
+        conditions=[Condition(source="status", op="eq", value=200)],
     ),
     Call(name="list-orders", url=f"{API}/orders", token="demo-token"),
     Call(name="service-status", url=f"{API}/status"),
@@ -257,22 +258,29 @@ def _history(name: str) -> list[Result]:
 
 
 def _stats(name: str) -> Stats:
+    """24 hours of 120 results each; UPTIME[name] decides how many failed, in the last hours
+    (an incident the uptime strip shows); no uptime means everything was SKIPPED."""
     since = FROZEN - timedelta(hours=24)
     if name not in LAST:
         return Stats(name=name, since=since, until=FROZEN)
+    uptime = UPTIME.get(name)
+    to_fail = 0 if uptime is None else round((1 - uptime) * 120 * 24)
     series = []
-    for hour in range(24):
-        start = since.replace(minute=0) + timedelta(hours=hour)
-        fails = 40 if name == "checkout-health" and hour > 14 else 0
-        counts = {o: 0 for o in Outcome}
-        counts[Outcome.PASS] = 120 - fails
-        counts[Outcome.FAIL] = fails
+    for hour in reversed(range(24)):
+        counts = dict.fromkeys(Outcome, 0)
+        if uptime is None:
+            counts[Outcome.SKIPPED] = 120
+        else:
+            fails = min(to_fail, 91)
+            to_fail -= fails
+            counts[Outcome.FAIL] = fails
+            counts[Outcome.PASS] = 120 - fails
         p50 = _latency(LAST[name][3] or 10.0, hour)
         series.append(
             StatsPoint(
-                start=start,
+                start=since.replace(minute=0) + timedelta(hours=hour),
                 counts=counts,
-                uptime=(120 - fails) / 120,
+                uptime=None if uptime is None else counts[Outcome.PASS] / 120,
                 latency=Latency(
                     count=120,
                     p50_ms=p50,
@@ -282,23 +290,24 @@ def _stats(name: str) -> Stats:
                 ),
             )
         )
-    total = sum(sum(p.counts.values()) for p in series)
+    series.reverse()
     counts = {o: sum(p.counts[o] for p in series) for o in Outcome}
+    counted = sum(counts.values()) - counts[Outcome.SKIPPED]
     return Stats(
         name=name,
         since=since,
         until=FROZEN,
-        total=total,
+        total=sum(counts.values()),
         counts=counts,
-        uptime=UPTIME.get(name),
+        uptime=(counted - counts[Outcome.FAIL]) / counted if counted else None,
         latency=Latency(
-            count=total,
-            min_ms=4.1,
-            max_ms=1830.0,
-            mean_ms=88.2,
-            p50_ms=61.0,
-            p95_ms=240.0,
-            p99_ms=620.0,
+            count=counted,
+            min_ms=min(p.latency.min_ms or 0 for p in series),
+            max_ms=max(p.latency.max_ms or 0 for p in series),
+            mean_ms=round(sum(p.latency.p50_ms or 0 for p in series) / len(series) * 1.1, 1),
+            p50_ms=sorted(p.latency.p50_ms or 0 for p in series)[12],
+            p95_ms=sorted(p.latency.p95_ms or 0 for p in series)[22],
+            p99_ms=max(p.latency.p95_ms or 0 for p in series),
         ),
         series=series,
     )

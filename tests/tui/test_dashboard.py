@@ -73,3 +73,31 @@ async def test_typing_a_filter_narrows_the_rows_and_escape_clears_it(daemon: Dae
         assert "quiet-call" not in row_names(screen)
         await pilot.press("escape")
         await wait_for(pilot, lambda: screen.table.row_count == total, what="the filter cleared")
+
+        # Letters that are keys elsewhere (q quits, t opens tokens, r runs) type into the filter.
+        await pilot.press("slash", *"quiet")
+        await wait_for(pilot, lambda: row_names(screen) == ["quiet-call"], what="quiet-call only")
+        assert app.is_running and app.screen is screen
+
+
+async def test_runs_that_finish_while_another_section_is_open_are_there_on_return(
+    daemon: Daemon,
+) -> None:
+    app = make_app(daemon)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        await wait_for(pilot, lambda: screen.table.row_count >= 8, what="every monitor listed")
+        before = cell(screen, "quiet-call", "outcome")
+        await pilot.press("t")
+        await pilot.pause(0.2)
+        assert app.screen is not screen
+        await in_thread(lambda: daemon.run("calls", "quiet-call"))
+        await pilot.pause(0.5)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: app.screen is screen, what="back on the dashboard")
+        await wait_for(
+            pilot,
+            lambda: cell(screen, "quiet-call", "outcome") == "✓ PASS",
+            what=f"quiet-call to show its run (was {before})",
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Static, TabbedContent
 
 from apimd.tui.screens.dashboard import DashboardScreen
 from apimd.tui.screens.run import RunScreen
@@ -41,6 +41,7 @@ async def test_r_runs_a_call_and_the_viewer_shows_status_timings_and_conditions(
         assert rows[1][:3] == ["✓", "json", "healthy"] and rows[1][5] == "true"
 
         await pilot.press("3")
+        assert viewer.query_one(TabbedContent).active == "body"
         assert viewer.body.lexer == "json"
         assert '\n  "healthy": true' in viewer.body.text  # indented
 

@@ -4,27 +4,25 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from datetime import datetime
 from typing import ClassVar
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Input, Static
 
-from apimd.client import ApiError, DaemonUnavailable
+from apimd.client import ApiError
 from apimd.model.resources import Call, Schedule, Token, Workflow
-from apimd.tui.connection import DaemonState
+from apimd.tui.connection import RETRY_S, DaemonState
 from apimd.tui.events import DaemonEvent, Lagged, ResourceChanged
-from apimd.tui.formatting import NOTHING, age, outcome_text, token_state_text, uptime_text
 from apimd.tui.monitors import Board
 from apimd.tui.screens.base import ApimdScreen
 from apimd.tui.screens.results import ResultsScreen
 from apimd.tui.screens.run import RunScreen
 from apimd.tui.screens.stats import StatsScreen
-from apimd.tui.sparkline import sparkline
+from apimd.tui.widgets.monitor_table import MonitorTable
 from apimd.tui.widgets.status_bar import StatusBar
 
 REPAINT_S = 0.1
@@ -34,32 +32,20 @@ DETAIL_BATCH = 6
 RECENT_RESULTS = 200
 """Results read at load time to show last outcomes before per-monitor histories arrive."""
 STATS_TTL_S = 300.0
-STATS_AFTER_RUN_S = 60.0
-"""Uptime is re-read after new runs, but not more often than this per monitor."""
-
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("outcome", "outcome"),
-    ("name", "name"),
-    ("kind", "kind"),
-    ("last", "last"),
-    ("latency", "latency"),
-    ("uptime", "up 24h"),
-    ("next", "next"),
-    ("token", "token"),
-)
-TIME_COLUMNS = ("last", "next")
+"""Statistics are re-read this often (the 24 h window slides); live runs count in between."""
+RESOURCE_KINDS = frozenset({"calls", "workflows", "tokens", "schedules"})
 
 
-class MonitorTable(DataTable[str | Text]):
-    """The dashboard table; enter opens the history of the monitor under the cursor."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "select_cursor", "Results", id="dashboard.results"),
-    ]
+def failure_reason(error: str | None) -> str:
+    """The cause inside a `DaemonUnavailable` message (`… (No such file or directory); …`)."""
+    if not error:
+        return ""
+    match = re.search(r"\((.*)\); start one", error)
+    return match.group(1) if match else error
 
 
 class DashboardScreen(ApimdScreen):
-    """Rows are keyed by monitor name, so events update cells in place."""
+    """Loads the board, keeps it current from events, and fetches what each row needs lazily."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "run", "Run", id="dashboard.run"),
@@ -72,21 +58,12 @@ class DashboardScreen(ApimdScreen):
     def __init__(self) -> None:
         super().__init__()
         self.board = Board()
-        self.rebuilds = 0
-        """How many times the table was filled from scratch (load, filter, resize): never on an
-        event."""
         self._query = ""
-        self._rendered: dict[str, dict[str, str | Text]] = {}
-        self._ranks: dict[str, int] = {}
-        self._dirty: set[str] = set()
-        self._needs_sort = False
         self._loading = False
         self._held_events: list[DaemonEvent] = []
         self._changed_resources: set[tuple[str, str]] = set()
         self._detail_wakeup = asyncio.Event()
         self._fetched_at: dict[str, float] = {}
-        self._spark_width = 10
-        self._layout_width = 0
 
     def compose(self) -> ComposeResult:
         yield StatusBar("Dashboard")
@@ -96,21 +73,29 @@ class DashboardScreen(ApimdScreen):
             id="filter",
             compact=True,
         )
-        yield MonitorTable(id="monitors", cursor_type="row")
+        yield MonitorTable(self.board, self.clock, id="monitors")
         yield Static(id="empty", markup=False)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
         super().on_mount()
         self.watch(self.apimd, "daemon", self._show_connection, init=True)
-        self.set_interval(REPAINT_S, self.flush)
-        self.set_interval(1.0, self._tick)
+        self.set_interval(REPAINT_S, self.table.flush)
+        self.set_interval(1.0, self.table.tick)
         self.set_interval(30.0, self._detail_wakeup.set)
         self.table.focus()
 
     @property
     def table(self) -> MonitorTable:
         return self.query_one(MonitorTable)
+
+    @property
+    def rebuilds(self) -> int:
+        """How many times the table was filled from scratch: never because of an event."""
+        return self.table.rebuilds
+
+    def current_name(self) -> str | None:
+        return self.table.current_name()
 
     # --- connection ---------------------------------------------------------------------------
 
@@ -120,13 +105,29 @@ class DashboardScreen(ApimdScreen):
         if offline.display:
             offline.update(
                 f"✗ No daemon reachable at {state.socket_path}\n"
-                f"  {state.error or ''}\n"
-                "  Retrying every 2 s. Start one with `apimd start` (or just run `apimd`)."
+                f"  {failure_reason(state.error)}\n"
+                f"  Retrying every {RETRY_S:g} s. Start one with `apimd start` (or just run `apimd`)."
             )
         self._show_empty()
 
     def daemon_connected(self) -> None:
         self.reload()
+
+    def _show_empty(self) -> None:
+        table = self.table
+        has_rows = table.row_count > 0
+        if table.display != has_rows:
+            table.display = has_rows
+            if has_rows and self.focused is None:
+                table.focus()
+        empty = self.query_one("#empty", Static)
+        empty.display = not has_rows and self.apimd.daemon.connected
+        if empty.display:
+            empty.update(
+                f"No monitor matches “{self._query}”. Esc clears the filter."
+                if self._query and self.board.monitors
+                else "No calls or workflows yet. Load a project with `apimd apply FILE`."
+            )
 
     # --- loading ------------------------------------------------------------------------------
 
@@ -163,157 +164,34 @@ class DashboardScreen(ApimdScreen):
         self.load_details()
 
     def rebuild(self) -> None:
-        """Fill the table from scratch, keeping the cursor on the same monitor."""
-        table = self.table
-        current = self.current_name()
-        width = self.app.size.width
-        if width != self._layout_width or not table.columns:
-            self._layout_columns(width)
-        table.clear()
-        self._rendered.clear()
-        now = self.clock()
-        for name in self.board.ordered(self._query):
-            cells = self._cells(name, now)
-            table.add_row(*cells.values(), key=name)
-            self._rendered[name] = cells
-            self._ranks[name] = self.board.rank(name)
-        self._dirty.clear()
-        self._needs_sort = False
-        self.rebuilds += 1
-        self._restore_cursor(current)
+        """Fill the table from scratch (load, filter, resize), keeping the cursor's monitor."""
+        self.table.fill(self.board.ordered(self._query), self.app.size.width)
         self._show_empty()
 
-    def _layout_columns(self, width: int) -> None:
-        self._layout_width = width
-        self._spark_width = 20 if width >= 110 else 10
-        widths = {
-            "outcome": 9,
-            "kind": 4,
-            "last": 4,
-            "latency": self._spark_width,
-            "uptime": 6,
-            "next": 6,
-            "token": 8,
-        }
-        # Each column has one cell of padding on both sides; the scrollbar takes 2.
-        name_width = max(12, width - sum(widths.values()) - 2 * len(COLUMNS) - 2)
-        widths["name"] = name_width
-        table = self.table
-        table.clear(columns=True)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key, width=widths[key])
-
-    def _cells(self, name: str, now: datetime) -> dict[str, str | Text]:
-        """Every cell of a monitor's row, in column order."""
-        board = self.board
-        monitor = board.monitors[name]
-        if monitor.uptime is None and monitor.stats_at is None:
-            uptime = Text("…", style="dim")
-        else:
-            uptime = uptime_text(monitor.uptime)
-        return {
-            "outcome": outcome_text(monitor.outcome),
-            "name": name,
-            "kind": "call" if monitor.kind == "call" else "flow",
-            "last": self._last_cell(name, now),
-            "latency": Text(sparkline(monitor.latency_values, self._spark_width), style="cyan"),
-            "uptime": uptime,
-            "next": board.next_run(name, now).text(now),
-            "token": token_state_text(board.token_state(name))
-            if board.token_names(name)
-            else Text(NOTHING, style="dim"),
-        }
-
-    def _last_cell(self, name: str, now: datetime) -> str | Text:
-        monitor = self.board.monitors[name]
-        if monitor.running:
-            return Text("▶", style="bold cyan")
-        return age(monitor.last_run_at, now)
-
-    def _show_empty(self) -> None:
-        empty = self.query_one("#empty", Static)
-        has_rows = self.table.row_count > 0
-        empty.display = not has_rows and self.apimd.daemon.connected
-        if empty.display:
-            empty.update(
-                f"No monitor matches “{self._query}”. Esc clears the filter."
-                if self._query and self.board.monitors
-                else "No calls or workflows yet. Load a project with `apimd apply FILE`."
-            )
+    def on_resize(self) -> None:
+        if self.is_mounted and self.table.needs_layout(self.app.size.width):
+            self.rebuild()
 
     # --- live updates -------------------------------------------------------------------------
 
     def on_daemon_event(self, event: DaemonEvent) -> None:
         if self._loading:
             self._held_events.append(event)
-            return
-        if isinstance(event, Lagged):
+        elif isinstance(event, Lagged):
             self.reload()
-            return
-        if isinstance(event, ResourceChanged):
-            wanted = {"calls", "workflows", "tokens", "schedules"}
-            fresh = {(k, n) for k, n in event.resources if k in wanted}
+        elif isinstance(event, ResourceChanged):
+            fresh = {(k, n) for k, n in event.resources if k in RESOURCE_KINDS}
             if fresh:
                 self._changed_resources |= fresh
                 self.sync_resources()
-            return
-        self._dirty |= self.board.apply(event)
-
-    def flush(self) -> None:
-        """Apply pending changes to the table: changed cells only, then re-sort if a monitor
-        changed rank. Runs every `REPAINT_S`, so bursts of events cost one repaint."""
-        if not self._dirty and not self._needs_sort:
-            return
-        table = self.table
-        now = self.clock()
-        dirty, self._dirty = self._dirty, set()
-        for name in dirty:
-            if name not in self._rendered or name not in self.board.monitors:
-                continue
-            self._update_cells(name, self._cells(name, now))
-            rank = self.board.rank(name)
-            if self._ranks.get(name) != rank:
-                self._ranks[name] = rank
-                self._needs_sort = True
-            monitor = self.board.monitors[name]
-            if monitor.runs_since_stats:
-                self._detail_wakeup.set()
-        if self._needs_sort:
-            self._needs_sort = False
-            current = self.current_name()
-            table.sort("name", key=self.board.sort_key)
-            self._restore_cursor(current)
-
-    def _update_cells(self, name: str, cells: dict[str, str | Text]) -> None:
-        shown = self._rendered[name]
-        for column, value in cells.items():
-            if shown.get(column) != value:
-                self.table.update_cell(name, column, value)
-                shown[column] = value
-
-    def _tick(self) -> None:
-        """Once a second: the time columns (last run age, next run), where their text changed."""
-        now = self.clock()
-        for name, shown in self._rendered.items():
-            monitor = self.board.monitors.get(name)
-            if monitor is None:
-                continue
-            values = {
-                "last": self._last_cell(name, now),
-                "next": self.board.next_run(name, now).text(now),
-            }
-            for column, value in values.items():
-                if shown.get(column) != value:
-                    self.table.update_cell(name, column, value)
-                    shown[column] = value
+        else:
+            self.table.mark_changed(self.board.apply(event))
 
     @work(group="resources", exit_on_error=False)
     async def sync_resources(self) -> None:
         """Re-read resources named by `resource.changed`; add, update or remove their rows."""
         await asyncio.sleep(REPAINT_S)  # let a burst of changes collect
         changed, self._changed_resources = self._changed_resources, set()
-        if not changed:
-            return
         added: list[str] = []
         removed: list[str] = []
         for kind, name in sorted(changed):
@@ -323,58 +201,41 @@ class DashboardScreen(ApimdScreen):
                 if exc.status != 404:
                     raise
                 resource = None
-            if kind in ("calls", "workflows"):
-                if resource is None:
-                    if self.board.remove(name):
-                        removed.append(name)
-                    continue
+            if isinstance(resource, Call | Workflow):
                 known = name in self.board.monitors
                 if isinstance(resource, Call):
                     self.board.put_call(resource)
-                elif isinstance(resource, Workflow):
+                else:
                     self.board.put_workflow(resource)
-                (self._dirty.add if known else added.append)(name)
+                if known:
+                    self.table.mark_changed([name])
+                else:
+                    added.append(name)
+            elif kind in ("calls", "workflows") and self.board.remove(name):
+                removed.append(name)
             elif kind == "tokens":
                 if isinstance(resource, Token):
                     self.board.put_token(resource)
                 else:
                     self.board.remove_token(name)
-                self._dirty |= self.board.names_using_token(name)
+                self.table.mark_changed(self.board.names_using_token(name))
             elif kind == "schedules":
                 if isinstance(resource, Schedule):
                     self.board.put_schedule(resource)
                 else:
                     self.board.remove_schedule(name)
-                self._dirty |= set(self.board.monitors)
-        self._apply_membership(added, removed)
-
-    def _apply_membership(self, added: list[str], removed: list[str]) -> None:
-        table = self.table
-        current = self.current_name()
-        now = self.clock()
-        for name in removed:
-            if name in self._rendered:
-                table.remove_row(name)
-                del self._rendered[name]
-                self._ranks.pop(name, None)
-        for name in added:
-            if name in self._rendered or not self.board.matches(name, self._query):
-                continue
-            cells = self._cells(name, now)
-            table.add_row(*cells.values(), key=name)
-            self._rendered[name] = cells
-            self._ranks[name] = self.board.rank(name)
-            self._needs_sort = True
+                self.table.mark_changed(self.board.monitors)
+        self.table.remove_monitors(removed)
+        self.table.add_monitors(n for n in added if self.board.matches(n, self._query))
         if added:
             self._detail_wakeup.set()
-        self._restore_cursor(current)
         self._show_empty()
 
     # --- histories and uptime, fetched lazily -------------------------------------------------
 
     @work(exclusive=True, group="details", exit_on_error=False)
     async def load_details(self) -> None:
-        """Fetch sparkline histories and 24 h uptime a few monitors at a time, the rows on
+        """Fetch sparkline histories and 24 h statistics a few monitors at a time, the rows on
         screen first, and again when stale; never all at once."""
         while True:
             batch = self._detail_batch()
@@ -393,26 +254,15 @@ class DashboardScreen(ApimdScreen):
                 return False
             if not monitor.history_loaded or monitor.stats_at is None:
                 return True
-            fetched = self._fetched_at.get(name, 0.0)
-            if monitor.runs_since_stats and now - fetched > STATS_AFTER_RUN_S:
-                return True
-            return now - fetched > STATS_TTL_S
+            return now - self._fetched_at.get(name, 0.0) > STATS_TTL_S
 
-        ordered = self._visible_names() + list(self._rendered)
         batch: list[str] = []
-        for name in ordered:
+        for name in self.table.visible_names() + self.table.shown_names():
             if name not in batch and wanted(name):
                 batch.append(name)
                 if len(batch) == DETAIL_BATCH:
                     break
         return batch
-
-    def _visible_names(self) -> list[str]:
-        table = self.table
-        top = int(table.scroll_offset.y)
-        height = max(1, table.size.height - 1)
-        rows = table.ordered_rows[top : top + height]
-        return [str(row.key.value) for row in rows]
 
     async def _load_detail(self, name: str) -> None:
         monitor = self.board.monitors.get(name)
@@ -424,29 +274,12 @@ class DashboardScreen(ApimdScreen):
                 page = await self.client.results(name=name, limit=20)
                 self.board.set_history(name, page.results)
             stats = await self.client.stats(name, window="24h")
-        except ApiError:
+        except ApiError:  # removed meanwhile; resource.changed will say so
             monitor.history_loaded = True
-            self.board.set_uptime(name, None, self.clock())
+            self.board.set_stats(name, None, self.clock())
             return
-        except DaemonUnavailable:
-            raise
-        self.board.set_uptime(name, stats.uptime, self.clock())
-        self._dirty.add(name)
-
-    # --- selection ----------------------------------------------------------------------------
-
-    def current_name(self) -> str | None:
-        table = self.table
-        if table.row_count == 0:
-            return None
-        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-
-    def _restore_cursor(self, name: str | None) -> None:
-        table = self.table
-        if name is not None and name in self._rendered:
-            index = table.get_row_index(name)
-            if index != table.cursor_row:
-                table.move_cursor(row=index, animate=False)
+        self.board.set_stats(name, stats, self.clock())
+        self.table.mark_changed([name])
 
     # --- actions ------------------------------------------------------------------------------
 
@@ -485,7 +318,3 @@ class DashboardScreen(ApimdScreen):
 
     def action_reload(self) -> None:
         self.reload()
-
-    def on_resize(self) -> None:
-        if self.is_mounted and self.app.size.width != self._layout_width and self._layout_width:
-            self.rebuild()

@@ -61,6 +61,7 @@ class ResultsScreen(ApimdScreen):
 
     def __init__(self, target: str | None = None) -> None:
         super().__init__()
+        self._layout_width = 0
         self.target = target
         self.outcome: Outcome | None = None
         self.since_index = 0
@@ -90,6 +91,7 @@ class ResultsScreen(ApimdScreen):
 
     def _build_columns(self) -> None:
         table = self.query_one(ResultTable)
+        self._layout_width = self.app.size.width
         table.clear(columns=True)
         wide = self.app.size.width >= 100
         fixed = 11 + 9 + 17 + 4 + 8 + (8 if wide else 0)
@@ -164,11 +166,11 @@ class ResultsScreen(ApimdScreen):
         self._show_state()
 
     def on_resize(self) -> None:
-        if self.is_mounted:
+        if self.is_mounted and self.app.size.width != self._layout_width:
             self._build_columns()
 
     def on_daemon_event(self, event: DaemonEvent) -> None:
-        if not isinstance(event, RunFinished) or event.trigger == "":
+        if not isinstance(event, RunFinished):
             return
         name = self.name_filter
         if (name is None or event.name == name) and (

@@ -67,6 +67,7 @@ class TokensScreen(ApimdScreen):
 
     def __init__(self) -> None:
         super().__init__()
+        self._layout_width = 0
         self.tokens: dict[str, Token] = {}
         self.revealed: dict[str, dict[str, str]] = {}
         self._shown: dict[tuple[str, str], str] = {}
@@ -88,6 +89,7 @@ class TokensScreen(ApimdScreen):
 
     def _build_columns(self) -> None:
         table = self.table
+        self._layout_width = self.app.size.width
         table.clear(columns=True)
         self._shown.clear()
         wide = self.app.size.width >= 100
@@ -274,5 +276,5 @@ class TokensScreen(ApimdScreen):
         self.load()
 
     def on_resize(self) -> None:
-        if self.is_mounted:
+        if self.is_mounted and self.app.size.width != self._layout_width:
             self._build_columns()

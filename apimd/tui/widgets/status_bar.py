@@ -26,6 +26,9 @@ class StatusBar(Static):
         # The uptime moves on; the status itself is re-read by the app.
         self.set_interval(5, lambda: self._show(app.daemon))
 
+    def on_resize(self) -> None:
+        self._show(cast("ApimdApp", self.app).daemon)
+
     def _show(self, state: DaemonState) -> None:
         app = cast("ApimdApp", self.app)
         self.set_class(state.checked and not state.connected, "-offline")

@@ -1,0 +1,239 @@
+"""The dashboard's table: one row per monitor, keyed by name, so live changes touch only the
+cells that changed, the cursor stays on its monitor, and rows off screen wait until they show."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import ClassVar
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable
+
+from apimd.tui.formatting import NOTHING, age, outcome_text, token_state_text, uptime_text
+from apimd.tui.monitors import Board
+from apimd.tui.ports import Clock
+from apimd.tui.sparkline import sparkline
+
+SORT_S = 0.5
+"""Rows move to their new place at most this often (a sort redraws every visible row)."""
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("outcome", "outcome"),
+    ("name", "name"),
+    ("kind", "kind"),
+    ("last", "last"),
+    ("latency", "latency"),
+    ("uptime", "up 24h"),
+    ("next", "next"),
+    ("token", "token"),
+)
+
+Cells = dict[str, str | Text]
+
+
+class MonitorTable(DataTable[str | Text]):
+    """Shows `board`; enter opens the history of the monitor under the cursor."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Results", id="dashboard.results"),
+    ]
+
+    def __init__(self, board: Board, clock: Clock, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row")
+        self.board = board
+        self.clock = clock
+        self.rebuilds = 0
+        """How many times the rows were filled from scratch (load, filter, resize)."""
+        self._shown: dict[str, Cells] = {}
+        self._ranks: dict[str, int] = {}
+        self._changed: set[str] = set()
+        """Monitors changed since the last flush."""
+        self._stale: set[str] = set()
+        """Rows whose cells are behind their monitor (off screen until they scroll into view)."""
+        self._needs_sort = False
+        self._sorted_at = 0.0
+        self._spark_width = 10
+        self._layout_width = 0
+
+    # --- filling --------------------------------------------------------------------------------
+
+    def fill(self, names: Iterable[str], width: int) -> None:
+        """Show exactly `names`, in that order, keeping the cursor on the same monitor."""
+        current = self.current_name()
+        if width != self._layout_width or not self.columns:
+            self._layout(width)
+        self.clear()
+        self._shown.clear()
+        now = self.clock()
+        for name in names:
+            self._add(name, now)
+        self._changed.clear()
+        self._stale.clear()
+        self._needs_sort = False
+        self.rebuilds += 1
+        self.restore_cursor(current)
+
+    def needs_layout(self, width: int) -> bool:
+        return bool(self._layout_width) and width != self._layout_width
+
+    def _layout(self, width: int) -> None:
+        self._layout_width = width
+        self._spark_width = 20 if width >= 110 else 10
+        widths = {
+            "outcome": 9,
+            "kind": 4,
+            "last": 4,
+            "latency": self._spark_width,
+            "uptime": 6,
+            "next": 6,
+            "token": 8,
+        }
+        # Each column has one cell of padding on both sides; the scrollbar takes 2. Names get
+        # the rest, up to what the longest one needs.
+        longest = max((len(n) for n in self.board.monitors), default=12)
+        room = width - sum(widths.values()) - 2 * len(COLUMNS) - 2
+        widths["name"] = max(12, min(room, max(24, longest + 2)))
+        self.clear(columns=True)
+        for key, label in COLUMNS:
+            self.add_column(label, key=key, width=widths[key])
+
+    def _add(self, name: str, now: datetime) -> None:
+        cells = self.cells(name, now)
+        self.add_row(*cells.values(), key=name)
+        self._shown[name] = cells
+        self._ranks[name] = self.board.rank(name)
+
+    def add_monitors(self, names: Iterable[str]) -> None:
+        """New rows (at the end, then sorted into place)."""
+        now = self.clock()
+        for name in names:
+            if name not in self._shown:
+                self._add(name, now)
+                self._needs_sort = True
+
+    def remove_monitors(self, names: Iterable[str]) -> None:
+        current = self.current_name()
+        for name in names:
+            if name in self._shown:
+                self.remove_row(name)
+                del self._shown[name]
+                self._stale.discard(name)
+                self._ranks.pop(name, None)
+        self.restore_cursor(current)
+
+    # --- cells --------------------------------------------------------------------------------
+
+    def cells(self, name: str, now: datetime) -> Cells:
+        """Every cell of a monitor's row, in column order."""
+        board = self.board
+        monitor = board.monitors[name]
+        if monitor.stats_at is None and monitor.counted == 0:
+            uptime = Text("…", style="dim")
+        else:
+            uptime = uptime_text(monitor.uptime)
+        return {
+            "outcome": outcome_text(monitor.outcome),
+            "name": name,
+            "kind": "call" if monitor.kind == "call" else "flow",
+            "last": self._last_cell(name, now),
+            "latency": Text(sparkline(monitor.latency_values, self._spark_width), style="cyan"),
+            "uptime": uptime,
+            "next": board.next_run(name, now).text(now),
+            "token": token_state_text(board.token_state(name))
+            if board.token_names(name)
+            else Text(NOTHING, style="dim"),
+        }
+
+    def _last_cell(self, name: str, now: datetime) -> str | Text:
+        monitor = self.board.monitors[name]
+        if monitor.running:
+            return Text("▶", style="bold cyan")
+        return age(monitor.last_run_at, now)
+
+    def _update(self, name: str, cells: Cells) -> None:
+        shown = self._shown[name]
+        for column, value in cells.items():
+            if shown.get(column) != value:
+                self.update_cell(name, column, value)
+                shown[column] = value
+
+    # --- live changes ---------------------------------------------------------------------------
+
+    def mark_changed(self, names: Iterable[str]) -> None:
+        """These monitors changed: their rows are updated at the next `flush`."""
+        self._changed.update(names)
+
+    def flush(self) -> None:
+        """Re-sort if a monitor changed rank (at most every `SORT_S`), then update the changed
+        cells of the rows on screen. Rows off screen are updated when they scroll into view: any
+        cell update makes the table redraw every visible row, so touching hidden ones would cost
+        a repaint for nothing."""
+        if not self._changed and not self._needs_sort and not self._stale:
+            return
+        changed, self._changed = self._changed, set()
+        for name in changed:
+            if name in self._shown and name in self.board.monitors:
+                self._stale.add(name)
+                rank = self.board.rank(name)
+                if self._ranks.get(name) != rank:
+                    self._ranks[name] = rank
+                    self._needs_sort = True
+        if self._needs_sort and time.monotonic() - self._sorted_at >= SORT_S:
+            self._needs_sort = False
+            self._sorted_at = time.monotonic()
+            current = self.current_name()
+            self.sort("name", key=self.board.sort_key)
+            self.restore_cursor(current)
+        now = self.clock()
+        for name in self.visible_names():
+            if name in self._stale:
+                self._stale.discard(name)
+                if name in self.board.monitors:
+                    self._update(name, self.cells(name, now))
+
+    def tick(self) -> None:
+        """The time columns (last run age, next run) of the rows on screen, where their text
+        changed; call once a second."""
+        now = self.clock()
+        for name in self.visible_names():
+            shown = self._shown.get(name)
+            if shown is None or name not in self.board.monitors:
+                continue
+            for column, value in (
+                ("last", self._last_cell(name, now)),
+                ("next", self.board.next_run(name, now).text(now)),
+            ):
+                if shown.get(column) != value:
+                    self.update_cell(name, column, value)
+                    shown[column] = value
+
+    @property
+    def settled(self) -> bool:
+        """Every change so far is on screen."""
+        return not (self._changed or self._stale or self._needs_sort)
+
+    # --- where things are -------------------------------------------------------------------------
+
+    def shown_names(self) -> list[str]:
+        """Every row's monitor, in table order."""
+        return [str(row.key.value) for row in self.ordered_rows]
+
+    def visible_names(self) -> list[str]:
+        """The monitors of the rows on screen, top to bottom."""
+        top = int(self.scroll_offset.y)
+        height = max(1, self.size.height - 1)  # the header row is fixed
+        return [str(row.key.value) for row in self.ordered_rows[top : top + height]]
+
+    def current_name(self) -> str | None:
+        if self.row_count == 0:
+            return None
+        return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+
+    def restore_cursor(self, name: str | None) -> None:
+        if name is not None and name in self._shown:
+            index = self.get_row_index(name)
+            if index != self.cursor_row:
+                self.move_cursor(row=index, animate=False)

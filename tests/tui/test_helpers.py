@@ -1,0 +1,354 @@
+"""The TUI's pure helpers: formatting, sparklines, the waterfall, bodies, ordering, next run,
+event parsing and key settings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from apimd.model import (
+    Call,
+    Outcome,
+    Result,
+    ResultCode,
+    Schedule,
+    Timings,
+    Token,
+    TokenState,
+    Workflow,
+)
+from apimd.model.stats import Stats, StatsPoint
+from apimd.tui.body import content_type_of, pretty_body
+from apimd.tui.charts import hourly, latency_series, uptime_strip
+from apimd.tui.events import (
+    Lagged,
+    ResourceChanged,
+    RunFinished,
+    RunStarted,
+    ScheduleFired,
+    TokenStateChanged,
+    parse_event,
+)
+from apimd.tui.formatting import (
+    age,
+    countdown,
+    milliseconds,
+    outcome_text,
+    short_duration,
+    uptime_text,
+)
+from apimd.tui.keys import load_tui_settings, valid_key, validate_keymap
+from apimd.tui.monitors import HISTORY, Board, dashboard_rank
+from apimd.tui.sparkline import sparkline
+from apimd.tui.waterfall import waterfall
+
+NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
+
+
+# --- formatting ---------------------------------------------------------------------------
+
+
+def test_ages_countdowns_and_latencies_read_naturally() -> None:
+    assert age(None, NOW) == "—"
+    assert age(NOW - timedelta(milliseconds=300), NOW) == "now"
+    assert age(NOW - timedelta(seconds=42), NOW) == "42s"
+    assert age(NOW - timedelta(minutes=3, seconds=59), NOW) == "3m"
+    assert age(NOW - timedelta(days=2, hours=5), NOW) == "2d"
+    assert countdown(NOW + timedelta(minutes=4, seconds=12), NOW) == "4m12s"
+    assert countdown(NOW - timedelta(seconds=1), NOW) == "expired"
+    assert countdown(None, NOW) == "—"
+    assert short_duration(2 * 3600 + 3 * 60) == "2h03m"
+    assert [milliseconds(v) for v in (0.42, 12.34, 120.4, 1234.0, 12345.0)] == [
+        "0.4 ms",
+        "12.3 ms",
+        "120 ms",
+        "1.23 s",
+        "12.3 s",
+    ]
+
+
+def test_outcomes_and_uptime_carry_a_word_and_a_colour() -> None:
+    fail = outcome_text(Outcome.FAIL)
+    assert fail.plain == "✗ FAIL" and "red" in str(fail.style)
+    assert outcome_text(None).plain == "· never"
+    assert uptime_text(1.0).plain == "100%"
+    assert uptime_text(0.9952).plain == "99.52%"
+    assert str(uptime_text(0.5).style) == "red"
+    assert uptime_text(None).plain == "—"
+
+
+# --- sparkline and waterfall ----------------------------------------------------------------
+
+
+def test_sparkline_scales_from_zero_to_the_peak_newest_on_the_right() -> None:
+    assert sparkline([0, 50, 100], 5) == "  ▁▅█"
+    assert sparkline([10] * 30, 4) == "████"
+    assert sparkline([], 3) == "   "
+    assert sparkline([0, 0], 2) == "▁▁"
+    assert len(sparkline(list(range(100)), 20)) == 20
+
+
+def test_waterfall_places_each_phase_after_the_previous_one() -> None:
+    timings = Timings(dns=10, connect=20, send=0, wait=60, receive=10, total=100)
+    bars = {b.phase: b for b in waterfall(timings, 50)}
+    assert (bars["dns"].start, bars["dns"].length) == (0, 5)
+    assert (bars["connect"].start, bars["connect"].length) == (5, 10)
+    assert bars["send"].length == 0
+    assert (bars["wait"].start, bars["wait"].length) == (15, 30)
+    assert bars["receive"].start + bars["receive"].length == 50
+
+
+def test_a_tiny_phase_still_gets_a_cell_and_nothing_spills_off_the_track() -> None:
+    timings = Timings(dns=0.01, connect=0.01, send=0.01, wait=100, receive=0.01, total=100.04)
+    for bar in waterfall(timings, 20):
+        assert bar.length >= 1 and bar.start + bar.length <= 20
+    assert all(b.length == 0 for b in waterfall(Timings(), 20))
+
+
+# --- bodies ---------------------------------------------------------------------------------
+
+
+def test_json_and_xml_bodies_are_pretty_printed_and_anything_else_left_alone() -> None:
+    body = pretty_body('{"a":1,"b":[true,null]}', "application/json")
+    assert body.lexer == "json" and body.text.startswith('{\n  "a": 1')
+    xml = pretty_body('<items><item id="1">alpha</item></items>', "application/xml")
+    assert xml.lexer == "xml" and xml.text.splitlines()[1] == '  <item id="1">alpha</item>'
+    assert pretty_body("not json {", "application/json") == pretty_body("not json {", "")
+    assert pretty_body("<broken", "text/xml").text == "<broken"
+    assert pretty_body(None).text == ""
+    assert (
+        content_type_of({"content-type": "Application/JSON; charset=utf-8"}) == "application/json"
+    )
+
+
+def test_xml_with_a_dtd_is_never_parsed() -> None:
+    bomb = '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;&a;</x>'
+    assert pretty_body(bomb, "application/xml").text == bomb
+
+
+# --- the dashboard board ----------------------------------------------------------------------
+
+
+def result(
+    name: str, outcome: Outcome, code: ResultCode, seconds_ago: float, total: float
+) -> Result:
+    started = NOW - timedelta(seconds=seconds_ago)
+    return Result(
+        id=f"{name}-{seconds_ago}",
+        kind="call",
+        name=name,
+        trigger="schedule",
+        started_at=started,
+        finished_at=started,
+        outcome=outcome,
+        result=code,
+        timings_ms=Timings(total=total),
+    )
+
+
+def board() -> Board:
+    calls = [
+        Call(name=n, url="http://x", token="tok" if n == "signin" else None)
+        for n in ("alpha", "broken", "signin", "warn", "zeta", "never")
+    ]
+    b = Board()
+    b.load(
+        calls,
+        [Workflow(name="flow", steps=["signin", "alpha"])],
+        [Token(name="tok", auth="a", state=TokenState.NEEDS_SIGN_IN)],
+        [Schedule(name="s", every="30s", targets=["alpha", "broken"])],
+        [
+            result("alpha", Outcome.PASS, ResultCode.COMPLETE, 10, 12),
+            result("broken", Outcome.FAIL, ResultCode.HTTP_SERVER_ERROR, 5, 8),
+            result("signin", Outcome.SKIPPED, ResultCode.NEEDS_SIGN_IN, 5, 0),
+            result("warn", Outcome.WARNING, ResultCode.CONTENT_WARNING, 5, 30),
+            result("zeta", Outcome.PASS, ResultCode.COMPLETE, 5, 30),
+        ],
+    )
+    return b
+
+
+def test_failing_first_then_skipped_and_sign_in_then_warnings_then_the_rest_by_name() -> None:
+    assert board().ordered() == ["broken", "flow", "signin", "warn", "alpha", "never", "zeta"]
+    assert dashboard_rank(None, TokenState.NEEDS_SIGN_IN) == 1
+    assert dashboard_rank(Outcome.SLOW) == 3
+
+
+def test_filter_words_match_name_outcome_kind_and_token_state() -> None:
+    b = board()
+    assert b.ordered("fail") == ["broken"]
+    assert b.ordered("flow") == ["flow"]
+    assert set(b.ordered("needs_sign")) == {"flow", "signin"}
+    assert b.ordered("ALPHA pass") == ["alpha"]
+    assert b.ordered("nothing-like-this") == []
+
+
+def test_a_finished_run_updates_outcome_latency_and_rank() -> None:
+    b = board()
+    raw = {
+        "type": "run.finished",
+        "at": NOW.isoformat(),
+        "run_id": "r1",
+        "result_id": "r1",
+        "kind": "call",
+        "name": "zeta",
+        "trigger": "manual",
+        "outcome": "FAIL",
+        "result": "CONNECTION_ERROR",
+        "http_status": None,
+        "total_ms": 3.5,
+    }
+    assert b.apply(parse_event({**raw, "type": "run.started"})) == {"zeta"}
+    assert b.monitors["zeta"].running == 1
+    assert b.apply(parse_event(raw)) == {"zeta"}
+    zeta = b.monitors["zeta"]
+    assert (zeta.outcome, zeta.result, zeta.running) == (
+        Outcome.FAIL,
+        ResultCode.CONNECTION_ERROR,
+        0,
+    )
+    assert zeta.latency_values[-1] == 3.5
+    assert b.ordered()[:2] == ["broken", "zeta"]
+    assert b.apply(parse_event(raw)) == {"zeta"}  # the same result again is not a new point
+    assert zeta.latency_values.count(3.5) == 1
+
+
+def test_uptime_starts_from_the_daemons_statistics_and_counts_live_runs() -> None:
+    b = board()
+    counts = {**dict.fromkeys(Outcome, 0), Outcome.PASS: 8, Outcome.FAIL: 2, Outcome.SKIPPED: 5}
+    b.set_stats("zeta", Stats(name="zeta", since=NOW, until=NOW, total=15, counts=counts), NOW)
+    assert b.monitors["zeta"].uptime == 0.8
+    finished = {"type": "run.finished", "at": NOW.isoformat(), "name": "zeta", "total_ms": 1}
+    b.apply(parse_event({**finished, "result_id": "a", "outcome": "FAIL"}))
+    b.apply(parse_event({**finished, "result_id": "b", "outcome": "SKIPPED"}))
+    assert b.monitors["zeta"].uptime == 8 / 11
+    assert b.monitors["never"].uptime is None
+
+
+def test_histories_keep_the_last_points_and_merge_live_ones() -> None:
+    b = board()
+    b.monitors["alpha"].add_latency("live", 99.0)
+    history = [result("alpha", Outcome.PASS, ResultCode.COMPLETE, i, float(i)) for i in range(30)]
+    b.set_history("alpha", history)
+    values = b.monitors["alpha"].latency_values
+    assert len(values) == HISTORY and values[-1] == 99.0
+
+
+def test_token_state_of_a_workflow_is_the_worst_of_its_steps_tokens() -> None:
+    b = board()
+    assert b.token_state("flow") is TokenState.NEEDS_SIGN_IN
+    assert b.token_state("alpha") is None
+    changed = b.apply(
+        TokenStateChanged(type="token.state", at=NOW, token="tok", state=TokenState.VALID)
+    )
+    assert changed == {"signin", "flow"}
+    assert b.token_state("flow") is TokenState.VALID
+
+
+def test_next_run_counts_from_the_last_fire_or_shows_the_interval() -> None:
+    b = board()
+    # alpha ran by schedule 10 s ago: next in 20 s.
+    assert b.next_run("alpha", NOW).text(NOW) == "in 20s"
+    assert (
+        b.next_run("alpha", NOW + timedelta(seconds=25)).text(NOW + timedelta(seconds=25))
+        == "in 25s"
+    )
+    b.apply(ScheduleFired(type="schedule.fired", at=NOW, schedule="s", targets=("alpha",)))
+    assert b.next_run("alpha", NOW).text(NOW) == "in 30s"
+    fresh = Board()
+    fresh.load(
+        [Call(name="c", url="http://x")], [], [], [Schedule(name="s", every="5m", targets=["c"])]
+    )
+    assert fresh.next_run("c", NOW).text(NOW) == "~5m"
+    fresh.put_schedule(Schedule(name="s", cron="0 3 * * *", targets=["c"]))
+    assert fresh.next_run("c", NOW).text(NOW) == "cron"
+    fresh.put_schedule(Schedule(name="s", every="5m", targets=["c"], enabled=False))
+    assert fresh.next_run("c", NOW).text(NOW) == "off"
+    assert fresh.next_run("nothing", NOW).text(NOW) == "—"
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+def test_events_parse_into_types_and_odd_payloads_do_not_raise() -> None:
+    at = "2026-03-14T12:00:00Z"
+    started = parse_event({"type": "run.started", "at": at, "name": "a", "trigger": "schedule"})
+    assert isinstance(started, RunStarted) and started.at == NOW
+    finished = parse_event({"type": "run.finished", "at": at, "outcome": "NOPE", "total_ms": "x"})
+    assert isinstance(finished, RunFinished) and finished.outcome is None
+    assert finished.total_ms is None
+    changed = parse_event(
+        {"type": "resource.changed", "at": at, "resources": ["calls/a", "tokens/t", "bad"]}
+    )
+    assert isinstance(changed, ResourceChanged)
+    assert changed.resources == (("calls", "a"), ("tokens", "t"))
+    assert isinstance(parse_event({"type": "lagged", "missed": 7}), Lagged)
+    assert parse_event({"type": "signin.open", "at": "garbage"}).type == "signin.open"
+
+
+# --- statistics charts ---------------------------------------------------------------------------
+
+
+def test_hours_without_results_are_gaps_in_the_charts() -> None:
+    since = NOW - timedelta(hours=3)
+    point = StatsPoint(
+        start=NOW - timedelta(hours=2),
+        counts={**dict.fromkeys(Outcome, 0), Outcome.PASS: 9, Outcome.FAIL: 1},
+        uptime=0.9,
+    )
+    point.latency.p50_ms = 42.0
+    stats = Stats(name="x", since=since, until=NOW, series=[point])
+    hours = hourly(stats)
+    assert len(hours) == 3 and hours[1].point is point
+    assert latency_series(hours, "p50_ms") == [0.0, 42.0, 0.0]
+    assert uptime_strip(hours, 10) == [("·", "dim"), ("▆", "yellow"), ("·", "dim")]
+    assert len(uptime_strip(hours * 10, 10)) == 10  # merged into at most `width` columns
+
+
+# --- key settings ---------------------------------------------------------------------------------
+
+
+def test_keymap_entries_are_checked_against_known_ids_and_key_names(tmp_path: Path) -> None:
+    path = tmp_path / "settings.toml"
+    path.write_text(
+        'APIMD_CALLBACK_PORT = 9000\n[keys]\n"dashboard.run" = "ctrl+r"\n"app.help" = "f1, ?"\n'
+        '"dashboard.stats" = 5\n"bogus" = "x"\n"app.quit" = "hyperspace+q"\n'
+    )
+    settings = load_tui_settings(path)
+    keymap, problems = validate_keymap(
+        settings.keys, {"dashboard.run", "app.help", "dashboard.stats", "app.quit"}, path
+    )
+    assert keymap == {"dashboard.run": "ctrl+r", "app.help": "f1,?"}
+    assert len(problems) == 3
+    assert any("bogus" in p for p in problems)
+    assert any("dashboard.stats" in p for p in problems)
+    assert any("hyperspace+q" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("key", "ok"),
+    [
+        ("r", True),
+        ("R", True),
+        ("ctrl+r", True),
+        ("f5", True),
+        ("question_mark", True),
+        ("enter", True),
+        ("ctrl+", False),
+        ("", False),
+        ("nosuchkey", False),
+        ("meta+shift+x", True),
+    ],
+)
+def test_valid_key(key: str, ok: bool) -> None:
+    assert valid_key(key) is ok
+
+
+def test_an_unreadable_settings_file_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "settings.toml"
+    path.write_text("[keys\n")
+    settings = load_tui_settings(path)
+    assert settings.keys == {} and settings.problems
+    assert load_tui_settings(tmp_path / "missing.toml").problems == ()

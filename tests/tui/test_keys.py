@@ -1,0 +1,92 @@
+"""Key remapping from `settings.toml`, the help screen and the command palette."""
+
+from __future__ import annotations
+
+import pytest
+from textual.command import CommandPalette
+from textual.widgets import DataTable
+
+from apimd.tui.app import build_app
+from apimd.tui.screens.dashboard import DashboardScreen
+from apimd.tui.screens.help import HelpScreen
+from apimd.tui.screens.run import RunScreen
+from apimd.tui.screens.tokens import TokensScreen
+from tests.tui.conftest import make_app, notices, wait_for
+from tests.tui.daemon import Daemon
+
+
+async def test_keys_remapped_in_settings_toml_work_and_bad_entries_are_reported(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (daemon.home / "settings.toml").write_text(
+        "[keys]\n"
+        '"dashboard.run" = "ctrl+e"\n'
+        '"app.tokens" = "f2"\n'
+        '"no.such.binding" = "x"\n'
+        '"dashboard.stats" = "ctrl+nope"\n'
+    )
+    monkeypatch.setenv("APIMD_HOME", str(daemon.home))
+    try:
+        app = build_app(daemon.socket_path)  # reads $APIMD_HOME/settings.toml itself
+        async with app.run_test(size=(80, 24)) as pilot:
+            dashboard = app.screen
+            assert isinstance(dashboard, DashboardScreen)
+            await wait_for(pilot, lambda: dashboard.table.row_count >= 8, what="the monitors")
+            messages = "\n".join(notices(app))
+            assert "no binding has id 'no.such.binding'" in messages
+            assert "'ctrl+nope' is not a key" in messages
+
+            await pilot.press("r")  # no longer bound
+            await pilot.pause(0.2)
+            assert isinstance(app.screen, DashboardScreen)
+            await pilot.press("ctrl+e")
+            await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="ctrl+e runs")
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="back")
+            await pilot.press("f2")
+            await wait_for(pilot, lambda: isinstance(app.screen, TokensScreen), what="f2 tokens")
+    finally:
+        (daemon.home / "settings.toml").unlink()
+
+
+async def test_help_lists_the_keys_with_their_ids(daemon: Daemon) -> None:
+    app = make_app(daemon)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        help_screen = await wait_for(
+            pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen
+        )
+        assert isinstance(help_screen, HelpScreen)
+        table = help_screen.query_one(DataTable)
+        rows = {
+            str(table.get_row_at(i)[2]): str(table.get_row_at(i)[0]) for i in range(table.row_count)
+        }
+        assert rows["dashboard.run"] == "r"
+        assert rows["app.quit"] == "q"
+        assert rows["dashboard.filter"] == "/"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="closed")
+
+
+async def test_the_command_palette_offers_every_action_and_runs_it(daemon: Daemon) -> None:
+    app = make_app(daemon)
+    async with app.run_test(size=(80, 24)) as pilot:
+        dashboard = app.screen
+        assert isinstance(dashboard, DashboardScreen)
+        await wait_for(pilot, lambda: dashboard.table.row_count >= 8, what="the monitors")
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="the palette")
+        await pilot.press(*"tokens")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, TokensScreen), what="tokens via palette"
+        )
+
+
+async def test_q_quits(daemon: Daemon) -> None:
+    app = make_app(daemon)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("q")
+        await pilot.pause(0.2)
+        assert not app.is_running

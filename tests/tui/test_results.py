@@ -1,0 +1,97 @@
+"""History and statistics against a real daemon."""
+
+from __future__ import annotations
+
+from textual.widgets import Sparkline, Static
+
+from apimd.client import Client
+from apimd.tui.screens.dashboard import DashboardScreen
+from apimd.tui.screens.results import PAGE_SIZE, ResultsScreen, ResultTable
+from apimd.tui.screens.stats import StatsScreen
+from apimd.tui.screens.viewer import ResultScreen
+from apimd.tui.widgets.result_view import ResultView
+from tests.tui.conftest import in_thread, make_app, wait_for
+from tests.tui.daemon import Daemon, run_sync
+
+
+async def test_history_lists_results_filters_by_outcome_and_opens_a_detail(
+    daemon: Daemon,
+) -> None:
+    app = make_app(daemon)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("h")
+        screen = await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen)
+        assert isinstance(screen, ResultsScreen)
+        await wait_for(pilot, lambda: len(screen.results) >= 2, what="results listed")
+        names = {r.name for r in screen.results.values()}
+        assert {"checkout-health", "service-status"} <= names
+
+        await pilot.press("o")  # outcome: FAIL
+        await wait_for(
+            pilot,
+            lambda: (
+                screen.results and all(r.outcome.value == "FAIL" for r in screen.results.values())
+            ),
+            what="only failures",
+        )
+        table = screen.query_one(ResultTable)
+        assert str(table.get_row_at(0)[1]) == "✗ FAIL"
+        state = str(screen.query_one("#results-state", Static).render())
+        assert "outcome FAIL" in state
+
+        table.focus()
+        await pilot.press("enter")
+        detail = await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen) and app.screen)
+        assert isinstance(detail, ResultScreen)
+        await wait_for(pilot, lambda: detail.result is not None, what="the result to load")
+        viewer = detail.query_one(ResultView)
+        status = str(viewer.query_one("#result-status", Static).render())
+        assert "✗ FAIL" in status and "HTTP" in status
+
+
+async def test_enter_on_the_dashboard_opens_the_monitors_history_and_s_its_statistics(
+    daemon: Daemon,
+) -> None:
+    app = make_app(daemon)
+    async with app.run_test(size=(120, 40)) as pilot:
+        dashboard = app.screen
+        assert isinstance(dashboard, DashboardScreen)
+        await wait_for(pilot, lambda: dashboard.table.row_count >= 8, what="the monitors")
+        dashboard.table.move_cursor(row=dashboard.table.get_row_index("checkout-health"))
+        await pilot.press("enter")
+        history = await wait_for(
+            pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen
+        )
+        assert isinstance(history, ResultsScreen)
+        await wait_for(pilot, lambda: history.results, what="the monitor's results")
+        assert {r.name for r in history.results.values()} == {"checkout-health"}
+
+        await pilot.press("s")
+        stats = await wait_for(pilot, lambda: isinstance(app.screen, StatsScreen) and app.screen)
+        assert isinstance(stats, StatsScreen)
+        await wait_for(pilot, lambda: stats.stats is not None, what="statistics")
+        summary = str(stats.query_one("#stats-summary", Static).render())
+        assert "uptime 0.0%" in summary and "FAIL" in summary and "p95" in summary
+        assert stats.query_one("#p95-chart", Sparkline).data
+
+
+async def test_m_loads_the_next_page_of_older_results(daemon: Daemon) -> None:
+    async def run_many() -> None:
+        async with Client(daemon.socket_path) as client:
+            for _ in range(PAGE_SIZE + 5):
+                await client.run("calls", "service-status", wait=True)
+
+    await in_thread(lambda: run_sync(run_many()))
+    app = make_app(daemon)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(ResultsScreen("service-status"))
+        screen = await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen)
+        assert isinstance(screen, ResultsScreen)
+        await wait_for(pilot, lambda: len(screen.results) == PAGE_SIZE, what="the first page")
+        assert screen.next_cursor is not None
+        assert "m for more" in str(screen.query_one("#results-state", Static).render())
+        await pilot.press("m")
+        await wait_for(pilot, lambda: len(screen.results) > PAGE_SIZE, what="the next page")
+        assert screen.next_cursor is None
+        assert screen.query_one(ResultTable).row_count == len(screen.results)
+        assert {r.name for r in screen.results.values()} == {"service-status"}
