@@ -23,6 +23,7 @@ from apimd.model.api import (
     SigninList,
     SigninRequest,
     StatusInfo,
+    Summary,
 )
 from apimd.model.project import KIND_MODELS, Project
 from apimd.model.resources import Token
@@ -199,6 +200,11 @@ class Client:
     async def result(self, result_id: str) -> Result:
         return Result.model_validate(await self._request("GET", f"/v1/results/{_seg(result_id)}"))
 
+    async def summary(self, *, window: str = "24h") -> Summary:
+        """Every call and workflow at a glance: latest outcome, recent latencies, uptime."""
+        payload = await self._request("GET", "/v1/summary", params={"window": window})
+        return Summary.model_validate(payload)
+
     async def stats(self, name: str, *, window: str = "24h") -> Stats:
         payload = await self._request("GET", f"/v1/stats/{_seg(name)}", params={"window": window})
         return Stats.model_validate(payload)
@@ -243,7 +249,8 @@ class Client:
                             data_lines = []
                     elif line.startswith("data:"):
                         data_lines.append(line[5:].lstrip())
-        except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
+        except (aiohttp.ClientError, FileNotFoundError, ConnectionRefusedError) as exc:
+            # A daemon that dies mid-stream ends it with a payload error: the same to callers.
             raise DaemonUnavailable(self.socket_path, str(exc) or type(exc).__name__) from None
 
 

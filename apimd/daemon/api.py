@@ -25,6 +25,7 @@ from apimd.model.api import (
     RunAccepted,
     RunRequest,
     StatusInfo,
+    Summary,
 )
 from apimd.model.errors import Issue, ValidationFailed
 from apimd.model.loader import validate_project_data
@@ -234,6 +235,10 @@ async def get_result(request: web.Request) -> web.Response:
     return _json(await request.app[SERVICE].result(request.match_info["id"]))
 
 
+async def summary(request: web.Request) -> web.Response:
+    return _json(await request.app[SERVICE].summary(request.query.get("window", "24h")))
+
+
 async def stats(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     name = request.match_info["name"]
@@ -364,6 +369,14 @@ def routes() -> list[Route]:
             ],
         ),
         Route("GET", "/v1/results/{id}", get_result, "One result", response=Result),
+        Route(
+            "GET",
+            "/v1/summary",
+            summary,
+            "Every target at a glance",
+            response=Summary,
+            query=[("window", "string", "e.g. 24h (default)")],
+        ),
         Route(
             "GET",
             "/v1/stats/{name}",

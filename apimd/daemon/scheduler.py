@@ -4,6 +4,7 @@ only this file; everything else talks to `ScheduleRunner` and hands it callbacks
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import zoneinfo
@@ -35,6 +36,12 @@ logger = logging.getLogger(__name__)
 # whenever the loop is briefly busy.
 _MISFIRE_GRACE_TIME: int | None = None
 _JOB_PREFIX = "schedule:"
+# Interval schedules added together (one apply, a daemon start) with the same `every` would fire in
+# the same instant, every time: a thousand `every: 10s` schedules started a thousand runs at once
+# on one event loop, and each recorded about a second of response time from a local server (ten
+# thousand: tens of seconds, and false TIMEOUTs). Their first firings are spread evenly over the
+# interval, or over this much of it, after the usual one interval.
+_SPREAD_MAX = timedelta(seconds=60)
 
 
 class ScheduleRunner:
@@ -67,8 +74,7 @@ class ScheduleRunner:
             return
         self._scheduler.start()
         self._state = "running"
-        for schedule in self._schedules.values():
-            self._add_job(schedule)
+        self._add_jobs(list(self._schedules.values()))
 
     async def shutdown(self) -> None:
         """Stop firing. Runs already started are left alone: the daemon finishes or cancels them."""
@@ -95,13 +101,15 @@ class ScheduleRunner:
             del self._schedules[name]
             if self._state == "running":
                 self._scheduler.remove_job(_job_id(name))
+        added: list[Schedule] = []
         for name, schedule in wanted.items():
             current = self._schedules.get(name)
             if current is not None and current.model_dump() == schedule.model_dump():
                 continue
             self._schedules[name] = schedule
-            if self._state == "running":
-                self._add_job(schedule)
+            added.append(schedule)
+        if self._state == "running":
+            self._add_jobs(added)
 
     def next_runs(self) -> dict[str, datetime]:
         """Target name → the earliest next fire time (UTC) across the enabled schedules naming it."""
@@ -122,7 +130,24 @@ class ScheduleRunner:
         """The targets a schedule started that have not finished yet."""
         return set(self._running)
 
-    def _add_job(self, schedule: Schedule) -> None:
+    def _add_jobs(self, schedules: list[Schedule]) -> None:
+        """Add these jobs; the first firings of interval schedules sharing an `every` are spread
+        (`_SPREAD_MAX`). A lone one first fires one interval from now, as in APScheduler."""
+        now = datetime.now(UTC)
+        by_every: dict[float | None, list[Schedule]] = {}
+        for schedule in schedules:
+            by_every.setdefault(schedule.every_seconds, []).append(schedule)
+        for every, group in by_every.items():
+            for index, schedule in enumerate(group):
+                first = None
+                if every is not None:
+                    interval = timedelta(seconds=every)
+                    # At most a second interval: what schedule_problem() checks fits a datetime.
+                    with contextlib.suppress(OverflowError):
+                        first = now + interval + min(interval, _SPREAD_MAX) * index / len(group)
+                self._add_job(schedule, first)
+
+    def _add_job(self, schedule: Schedule, first: datetime | None = None) -> None:
         problem = schedule_problem(schedule)
         if problem is not None:
             # Refused at PUT/apply; one stored before that check must not stop the daemon.
@@ -130,7 +155,7 @@ class ScheduleRunner:
             return
         self._scheduler.add_job(
             self._fire,
-            trigger=_trigger(schedule),
+            trigger=_trigger(schedule, first),
             args=(schedule.name, tuple(schedule.targets)),
             id=_job_id(schedule.name),
             name=f"schedule {schedule.name}",
@@ -202,10 +227,13 @@ def schedule_problem(schedule: Schedule) -> str | None:
     return None
 
 
-def _trigger(schedule: Schedule) -> Any:
+def _trigger(schedule: Schedule, first: datetime | None = None) -> Any:
+    """`first`: an interval schedule's first fire time (default: one interval from now)."""
     jitter = schedule.jitter or None
     if schedule.every_seconds is not None:
-        return _IntervalTrigger(seconds=schedule.every_seconds, jitter=jitter, timezone=UTC)
+        return _IntervalTrigger(
+            seconds=schedule.every_seconds, jitter=jitter, timezone=UTC, start_date=first
+        )
     assert schedule.cron is not None  # the model requires exactly one of `every` and `cron`
     return _CronTrigger(schedule.cron, schedule.timezone, jitter)
 

@@ -20,12 +20,12 @@ from apimd.engine.events import Event
 from apimd.engine.runner import Engine, UnknownTarget
 from apimd.engine.signin import SignInDone, SignInFlows, SignInStarted
 from apimd.engine.tokens import effective_state
-from apimd.model.api import ApplySummary, StatusInfo
+from apimd.model.api import ApplySummary, StatusInfo, Summary, TargetSummary
 from apimd.model.common import parse_duration
 from apimd.model.errors import Issue, ValidationFailed
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.project import Project
-from apimd.model.resources import Token
+from apimd.model.resources import Token, TokenState
 from apimd.model.result import Result, Trigger
 from apimd.model.stats import Stats
 from apimd.settings import Settings
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
 PRUNE_EVERY_S = 3600.0
+MAX_WINDOW_S = 3650 * 86400.0
 
 
 class NotFound(LookupError):
@@ -328,20 +329,52 @@ class MonitorService:
         return result
 
     async def stats(self, name: str, window: str) -> Stats:
-        try:
-            seconds = parse_duration(window)
-        except ValueError as exc:
-            raise ValidationFailed([Issue(str(exc), loc=("window",))]) from None
-        if seconds <= 0:
-            raise ValidationFailed([Issue("must be a positive duration", loc=("window",))])
+        seconds = _window_seconds(window)
         now = datetime.now(UTC)
-        try:
-            since = now - timedelta(seconds=seconds)
-        except OverflowError:
-            raise ValidationFailed(
-                [Issue("is longer than dates go back", loc=("window",))]
-            ) from None
-        return await self.store.stats(name, since, now)
+        return await self.store.stats(name, now - timedelta(seconds=seconds), now)
+
+    async def summary(self, window: str) -> Summary:
+        """Every call and workflow at a glance (one query for all, not one per target)."""
+        seconds = _window_seconds(window)
+        now = datetime.now(UTC)
+        recent = await self.store.recent_results(now - timedelta(seconds=seconds))
+        next_runs = self.scheduler.next_runs()
+        project = self.project
+        token_states: dict[str, TokenState] = {}
+        for definition in project.tokens:
+            runtime = await self.store.load_token(definition.name)
+            auth = project.auth_setting(definition.auth)
+            token_states[definition.name] = effective_state(runtime, auth, now)
+        targets: list[TargetSummary] = []
+        for kind, items in (("call", project.calls), ("workflow", project.workflows)):
+            for item in items:
+                runs = recent.get(item.name)
+                latest = runs.latest if runs else None
+                counts = dict(runs.counts) if runs else {}
+                counted = sum(n for o, n in counts.items() if o != Outcome.SKIPPED)
+                failed = counts.get(Outcome.FAIL, 0)
+                token_name: str | None = getattr(item, "token", None)
+                targets.append(
+                    TargetSummary(
+                        name=item.name,
+                        kind="call" if kind == "call" else "workflow",
+                        outcome=latest.outcome if latest else None,
+                        result=latest.result if latest else None,
+                        http_status=latest.http_status if latest else None,
+                        last_run=latest.started_at if latest else None,
+                        last_result_id=latest.id if latest else None,
+                        error=latest.error if latest else None,
+                        recent_ms=runs.totals if runs else [],
+                        counts=counts,
+                        uptime=(counted - failed) / counted if counted else None,
+                        next_run=next_runs.get(item.name),
+                        token=token_name,
+                        token_state=token_states.get(token_name) if token_name else None,
+                        description=item.description,
+                        tags=item.tags,
+                    )
+                )
+        return Summary(generated_at=now, window_s=seconds, targets=targets)
 
     async def refresh_token(self, name: str) -> Token:
         if self.project.token(name) is None:
@@ -350,6 +383,19 @@ class MonitorService:
         await self.engine.refresh_token(name)
         token: Token = await self.get_resource("tokens", name)
         return token
+
+
+def _window_seconds(window: str) -> float:
+    """`24h`, `7d`, … in seconds; a clear 422 for anything else."""
+    try:
+        seconds = parse_duration(window)
+    except ValueError as exc:
+        raise ValidationFailed([Issue(str(exc), loc=("window",))]) from None
+    if seconds <= 0:
+        raise ValidationFailed([Issue("must be a positive duration", loc=("window",))])
+    if seconds > MAX_WINDOW_S:
+        raise ValidationFailed([Issue("must be at most 3650d", loc=("window",))])
+    return seconds
 
 
 def _singular(kind: str) -> str:

@@ -38,6 +38,7 @@ REGEX_TIMEOUT_S = 1.0
 REGEX_TIMED_OUT = "regex timed out"
 
 _BODY_SOURCES = frozenset({"body", "json", "xml"})
+_JSONPATH_REGEX = re.compile(r"\b(?:match|search)\s*\(")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
@@ -89,7 +90,7 @@ async def evaluate(
         elif isinstance(expected, str):
             expected = render(expected, f"conditions[{index}].value")
 
-        if offload and condition.source in _BODY_SOURCES:
+        if (offload and condition.source in _BODY_SOURCES) or _runs_user_regex(condition, path):
             result, value = await asyncio.to_thread(_check, condition, path, expected, body)
         else:
             result, value = _check(condition, path, expected, body)
@@ -103,6 +104,14 @@ async def evaluate(
             else:
                 evaluation.failed = True
     return evaluation
+
+
+def _runs_user_regex(condition: Condition, path: str | None) -> bool:
+    """Whether the condition runs a regex the user wrote. Even on a small body one can take up
+    to `REGEX_TIMEOUT_S`: in a worker thread, that stalls only this run, not every other."""
+    if condition.op == "matches" or (condition.source == "body" and path):
+        return True
+    return condition.source == "json" and _JSONPATH_REGEX.search(path or "") is not None
 
 
 def _extracted_text(value: Any) -> str:

@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from apimd.model.common import StrictModel
+from apimd.model.outcome import Outcome, ResultCode
+from apimd.model.resources import TokenState
 from apimd.model.result import Result
 
 
@@ -130,3 +132,34 @@ class Listing(BaseModel):
     """`GET /v1/<kind>`: the resources of one kind, in project-file form."""
 
     items: list[dict[str, Any]]
+
+
+class TargetSummary(BaseModel):
+    """One call or workflow at a glance: what the dashboard shows for it."""
+
+    name: str
+    kind: Literal["call", "workflow"]
+    outcome: Outcome | None = None
+    result: ResultCode | None = None
+    http_status: int | None = None
+    last_run: datetime | None = None
+    last_result_id: str | None = None
+    error: str | None = None
+    recent_ms: list[float] = Field(default_factory=list)
+    """Latencies of the latest non-skipped runs in the window, oldest first (at most 20)."""
+    counts: dict[Outcome, int] = Field(default_factory=dict)
+    uptime: float | None = None
+    """Non-FAIL / non-SKIPPED runs in the window; None when nothing ran."""
+    next_run: datetime | None = None
+    token: str | None = None
+    token_state: TokenState | None = None
+    description: str | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
+class Summary(BaseModel):
+    """`GET /v1/summary?window=24h`: every target at once, for dashboards."""
+
+    generated_at: datetime
+    window_s: float
+    targets: list[TargetSummary]

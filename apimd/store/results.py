@@ -7,7 +7,7 @@ import base64
 import binascii
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import aiosqlite
@@ -67,6 +67,15 @@ def _cap(text: str) -> tuple[str, bool]:
 
 def encode_result(result: Result) -> bytes:
     return zlib.compress(result.model_dump_json().encode(), 6)
+
+
+@dataclass
+class RecentRuns:
+    """What `ResultStore.recent` knows of one target."""
+
+    latest: Result | None = None
+    totals: list[float] = field(default_factory=list)
+    counts: dict[Outcome, int] = field(default_factory=dict)
 
 
 def decode_result(doc: bytes, result_id: str) -> Result:
@@ -166,6 +175,35 @@ class ResultStore:
             last = rows[limit - 1]
             next_cursor = _make_cursor(int(last["started_at"]), int(last["seq"]))
         return ResultPage(results, next_cursor)
+
+    async def recent(self, since: datetime, *, per_name: int = 20) -> dict[str, RecentRuns]:
+        """Per target with results since `since`: its latest result, the totals of its latest
+        `per_name` non-skipped runs (oldest first) and its counts per outcome."""
+        since_us = to_us(since)
+        out: dict[str, RecentRuns] = {}
+        for row in await self._db.fetchall(
+            "SELECT name, outcome, COUNT(*) AS n FROM results WHERE started_at >= ?"
+            " GROUP BY name, outcome",
+            (since_us,),
+        ):
+            runs = out.setdefault(row["name"], RecentRuns())
+            runs.counts[Outcome(row["outcome"])] = int(row["n"])
+        for row in await self._db.fetchall(
+            "SELECT name, total_ms FROM (SELECT name, total_ms, ROW_NUMBER() OVER"
+            " (PARTITION BY name ORDER BY started_at DESC, seq DESC) AS rn FROM results"
+            " WHERE started_at >= ? AND outcome != 'SKIPPED' AND total_ms IS NOT NULL)"
+            " WHERE rn <= ? ORDER BY name, rn DESC",
+            (since_us, per_name),
+        ):
+            out.setdefault(row["name"], RecentRuns()).totals.append(float(row["total_ms"]))
+        for row in await self._db.fetchall(
+            "SELECT id, name, doc FROM (SELECT id, name, doc, ROW_NUMBER() OVER"
+            " (PARTITION BY name ORDER BY started_at DESC, seq DESC) AS rn FROM results"
+            " WHERE started_at >= ?) WHERE rn = 1",
+            (since_us,),
+        ):
+            out.setdefault(row["name"], RecentRuns()).latest = decode_result(row["doc"], row["id"])
+        return out
 
     async def latest(self, names: Iterable[str] | None = None) -> dict[str, Result]:
         """The most recent result of each of `names` (default: every target that has results)."""

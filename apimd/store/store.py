@@ -21,7 +21,7 @@ from apimd.store.db import Database
 from apimd.store.errors import SecretKeyError
 from apimd.store.lock import OwnerLock
 from apimd.store.resources import ResourceStore
-from apimd.store.results import ResultPage, ResultStore
+from apimd.store.results import RecentRuns, ResultPage, ResultStore
 from apimd.store.rollups import query_stats
 from apimd.store.secrets import KeySource, SecretBox
 from apimd.store.signins import SignInStore
@@ -165,6 +165,10 @@ class SqliteStore:
         return await self.results.page(
             name=name, outcome=outcome, since=since, until=until, limit=limit, cursor=cursor
         )
+
+    async def recent_results(self, since: datetime) -> dict[str, RecentRuns]:
+        """Latest result, recent totals and counts per outcome of every target since `since`."""
+        return await self.results.recent(since)
 
     async def latest_results(self, names: Iterable[str] | None = None) -> dict[str, Result]:
         """The most recent result of each target (of `names`, when given)."""

@@ -1,0 +1,381 @@
+"""Signing a token in (SPEC §5, §8): open the system browser when the person sits at this machine;
+over SSH show the URL (copied with OSC 52), the `ssh -L` hint and a field for the address the
+browser ended on; for a device sign-in show the code and a QR code. Follows `signin.done`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import webbrowser
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.signal import Signal
+from textual.widgets import Footer, Input, Static
+from textual.worker import Worker, WorkerState
+
+from apimd.client import ApiError, DaemonUnavailable
+from apimd.model.api import SigninInfo, SigninList, SigninResult, StatusInfo
+from apimd.model.resources import Token, TokenState
+from apimd.tui.connection import DaemonState
+from apimd.tui.events import DaemonEvent, Lagged
+from apimd.tui.formatting import countdown
+from apimd.tui.ports import Clock, system_clock
+from apimd.tui.qr import qr_lines
+from apimd.tui.signin_env import callback_port, can_open_browser, ssh_hint
+from apimd.tui.widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+SignInMode = Literal["browser", "device"]
+COMPLETE_GROUP = "signin-complete"
+PASTE_PROMPT = "Paste the address your browser ended on"
+
+
+class SigninClient(Protocol):
+    """The daemon calls a sign-in needs (`apimd.client.Client` has them)."""
+
+    async def status(self) -> StatusInfo: ...
+
+    async def signin(self, name: str, *, mode: str = "browser") -> dict[str, Any]: ...
+
+    async def signins(self) -> SigninList: ...
+
+    async def complete_signin(self, url: str) -> dict[str, Any]: ...
+
+    async def get(self, kind: str, name: str, *, reveal: bool = False) -> BaseModel: ...
+
+
+def ending_text(end: SigninResult, now: datetime) -> Text:
+    """`Signed in: token X valid until …` or `Sign-in failed: why`, for the person to read."""
+    if not end.ok:
+        return Text(f"✗ Sign-in failed: {end.message}", style="bold red")
+    if end.token and end.expires_at is not None:
+        until = f"{end.expires_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+        left = countdown(end.expires_at, now)
+        return Text(
+            f"✓ Signed in: token {end.token} valid until {until} (in {left})", style="bold green"
+        )
+    if end.token:
+        return Text(f"✓ Signed in: token {end.token} saved", style="bold green")
+    return Text(f"✓ Signed in: {end.message}", style="bold green")
+
+
+class SignInScreen(Screen[bool]):
+    """One sign-in for `token_name`, from start to `signin.done`; dismisses with True when the
+    token was saved. Esc leaves at any time (a pending sign-in then simply expires)."""
+
+    DEFAULT_CSS = """
+    SignInScreen #signin-body { height: 1fr; padding: 0 1; }
+    SignInScreen #signin-head { height: 1; }
+    SignInScreen #signin-title { width: 1fr; text-style: bold; }
+    SignInScreen #signin-countdown { width: auto; color: $text-muted; }
+    SignInScreen #signin-status { margin-top: 1; }
+    SignInScreen #signin-url { color: $accent; }
+    SignInScreen #signin-hint { margin-top: 1; }
+    SignInScreen #signin-paste { margin-top: 1; }
+    SignInScreen #signin-error { color: $error; }
+    SignInScreen #signin-result { margin-top: 1; }
+    SignInScreen #device { height: auto; margin-top: 1; }
+    SignInScreen #device-text { width: 1fr; height: auto; }
+    SignInScreen #device-code {
+        width: auto; margin: 1 0; padding: 1 4;
+        border: heavy $accent; text-style: bold; color: $text; background: $boost;
+    }
+    SignInScreen #signin-qr { width: auto; height: auto; color: white; background: black; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Close", id="signin.close"),
+        Binding("enter", "finish", "Done", id="signin.done"),
+        Binding("ctrl+y", "copy", "Copy URL", id="signin.copy"),
+        Binding("ctrl+o", "open_browser", "Open in browser", id="signin.open_browser"),
+    ]
+
+    def __init__(
+        self,
+        client: SigninClient,
+        token_name: str,
+        *,
+        mode: SignInMode = "browser",
+        environ: Mapping[str, str] = os.environ,
+        opener: Callable[[str], bool] = webbrowser.open,
+        host: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        """`host` names this machine in the `ssh -L` hint (default: its hostname); `clock`
+        defaults to the app's."""
+        super().__init__()
+        self.client = client
+        self.token_name = token_name
+        self.mode = mode
+        self.environ = environ
+        self.opener = opener
+        self.host = host or socket.gethostname()
+        self._clock = clock
+        self.info: SigninInfo | None = None
+        self.ending: SigninResult | None = None
+        self.callback_url: str | None = None
+        self._generation: int | None = None
+
+    @property
+    def clock(self) -> Clock:
+        if self._clock is None:
+            app_clock = getattr(self.app, "clock", None)
+            self._clock = app_clock if callable(app_clock) else system_clock
+        return self._clock
+
+    @property
+    def signin_url(self) -> str | None:
+        return self.info.url if self.info else None
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(f"Sign in · {self.token_name}")
+        with VerticalScroll(id="signin-body"):
+            with Horizontal(id="signin-head"):
+                kind = "Device sign-in" if self.mode == "device" else "Sign in"
+                yield Static(f"{kind} for token {self.token_name}", id="signin-title", markup=False)
+                yield Static("", id="signin-countdown", markup=False)
+            yield Static("Starting the sign-in…", id="signin-status", markup=False)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        events = getattr(self.app, "daemon_events", None)
+        if isinstance(events, Signal):
+            events.subscribe(self, self.on_daemon_event)
+        if hasattr(self.app, "daemon"):
+            self.watch(self.app, "daemon", self._daemon_changed, init=False)
+        self.set_interval(1.0, self._tick)
+        self.start()
+
+    # --- starting -----------------------------------------------------------------------------
+
+    @work(exclusive=True, group="signin-start", exit_on_error=False)
+    async def start(self) -> None:
+        status, payload = await asyncio.gather(
+            self.client.status(), self.client.signin(self.token_name, mode=self.mode)
+        )
+        self.callback_url = status.callback_url
+        self.info = SigninInfo.model_validate(payload)
+        if self.mode == "device":
+            await self._show_device(self.info)
+        elif can_open_browser(self.environ) and await asyncio.to_thread(
+            self.opener, self.info.url or ""
+        ):
+            await self._show_opened(self.info)
+        else:
+            await self._show_remote(self.info, opened_failed=can_open_browser(self.environ))
+        self._tick()
+        self.refresh_bindings()
+
+    def _say(self, text: str | Text) -> None:
+        self.query_one("#signin-status", Static).update(text)
+
+    def _url_widget(self, url: str) -> Static:
+        return Static(Text(url, overflow="fold"), id="signin-url", markup=False)
+
+    async def _show_opened(self, info: SigninInfo) -> None:
+        self._say("Opened in your browser — finish signing in there. If no browser appeared, open:")
+        await self.body.mount(self._url_widget(info.url or ""))
+
+    async def _show_remote(self, info: SigninInfo, *, opened_failed: bool) -> None:
+        url = info.url or ""
+        self.app.copy_to_clipboard(url)
+        lead = "No browser could be opened here. " if opened_failed else ""
+        self._say(
+            f"{lead}Open this address in the browser on your own machine "
+            "(copied to your clipboard with OSC 52):"
+        )
+        port = callback_port(self.callback_url)
+        await self.body.mount(
+            self._url_widget(url),
+            Static(
+                Text.assemble(
+                    "So the browser can come back to apimd, first forward its port from your "
+                    "machine:\n  ",
+                    (ssh_hint(self.callback_url, self.host), "bold"),
+                    f"\nor, once signed in, paste the address the browser ended on "
+                    f"(http://127.0.0.1:{port}/tokens/callback?…):",
+                ),
+                id="signin-hint",
+                markup=False,
+            ),
+            Input(placeholder=PASTE_PROMPT, id="signin-paste"),
+            Static("", id="signin-error", markup=False),
+        )
+        self.query_one("#signin-paste", Input).focus()
+
+    async def _show_device(self, info: SigninInfo) -> None:
+        where = info.verification_uri or info.url or ""
+        self._say("On your phone or any computer, open")
+        code = Static(info.user_code or "", id="device-code", markup=False)
+        text = Vertical(
+            self._url_widget(where),
+            Static("and enter this code:", markup=False),
+            code,
+            Static("or scan the QR code. Waiting for you to approve…", markup=False),
+            id="device-text",
+        )
+        qr = Static("\n".join(qr_lines(info.url or where)), id="signin-qr", markup=False)
+        await self.body.mount(Horizontal(text, qr, id="device"))
+
+    @property
+    def body(self) -> VerticalScroll:
+        return self.query_one("#signin-body", VerticalScroll)
+
+    # --- finishing ----------------------------------------------------------------------------
+
+    @on(Input.Submitted, "#signin-paste")
+    def _pasted(self, event: Input.Submitted) -> None:
+        url = event.value.strip()
+        if not url.startswith(("http://", "https://")):
+            self._paste_error(
+                "That is not an address: paste the whole URL from the browser's address bar."
+            )
+            return
+        self._paste_error("Checking…")
+        self.complete(url)
+
+    @work(exclusive=True, group=COMPLETE_GROUP, exit_on_error=False)
+    async def complete(self, url: str) -> None:
+        end = SigninResult.model_validate(await self.client.complete_signin(url))
+        self._paste_error("")
+        self._finish(end)
+
+    def _paste_error(self, message: str) -> None:
+        for error in self.query("#signin-error").results(Static):
+            error.update(message)
+
+    def on_daemon_event(self, event: DaemonEvent) -> None:
+        if isinstance(event, Lagged):
+            self.reconcile()
+            return
+        if event.type != "signin.done" or self.info is None:
+            return
+        signin_id = event.data.get("id")
+        mine = (
+            signin_id == self.info.id if signin_id else event.data.get("token") == self.token_name
+        )
+        if mine:
+            self._finish(SigninResult.model_validate(event.data))
+
+    def _daemon_changed(self, state: DaemonState) -> None:
+        # Reconnected: a signin.done may have gone by while the stream was down.
+        if state.connected and state.generation != self._generation:
+            if self._generation is not None:
+                self.reconcile()
+            self._generation = state.generation
+
+    @work(exclusive=True, group="signin-reconcile", exit_on_error=False)
+    async def reconcile(self) -> None:
+        """When events may have been missed: a sign-in no longer pending has ended; the token says
+        how."""
+        if self.info is None or self.ending is not None:
+            return
+        pending = await self.client.signins()
+        if any(s.id == self.info.id for s in pending.signins):
+            return
+        token = await self.client.get("tokens", self.token_name)
+        if isinstance(token, Token) and token.state is TokenState.VALID:
+            self._finish(
+                SigninResult(ok=True, message="", token=token.name, expires_at=token.expires_at)
+            )
+        elif isinstance(token, Token):
+            why = (
+                token.last_error
+                or f"the token is {token.state.value if token.state else 'unknown'}"
+            )
+            self._finish(SigninResult(ok=False, message=why, token=token.name))
+
+    def _finish(self, end: SigninResult) -> None:
+        if self.ending is not None:
+            return
+        self.ending = end
+        for field in self.query("#signin-paste").results(Input):
+            field.disabled = True
+        self.set_focus(None)
+        self.body.mount(
+            Static(
+                ending_text(end, self.clock()).append("\nEnter or Esc closes.", style="dim"),
+                id="signin-result",
+                markup=False,
+            )
+        )
+        self.body.scroll_end(animate=False)
+        self._tick()
+        self.refresh_bindings()
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if event.state is not WorkerState.ERROR or worker.error is None:
+            return
+        error = worker.error
+        if not isinstance(error, ApiError | DaemonUnavailable):
+            self.log.error("sign-in worker failed", repr(error))
+        message = str(error) if isinstance(error, ApiError | DaemonUnavailable) else repr(error)
+        if worker.group == COMPLETE_GROUP:
+            self._paste_error(message)
+        elif self.info is None:
+            self._say(Text(f"Could not start the sign-in: {message}", style="bold red"))
+
+    # --- time ---------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        label = self.query_one("#signin-countdown", Static)
+        if self.ending is not None:
+            label.update("")
+        elif self.info is not None:
+            left = countdown(self.info.expires_at, self.clock())
+            if left == "expired":
+                label.update(Text("expired", style="bold red"))
+                self._expired()
+            else:
+                label.update(f"expires in {left}")
+
+    def _expired(self) -> None:
+        for field in self.query("#signin-paste").results(Input):
+            field.disabled = True
+        self._say(Text("This sign-in expired: press Esc and start a new one.", style="bold yellow"))
+
+    # --- actions ------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("copy", "open_browser"):
+            return self.info is not None and self.ending is None
+        if action == "finish":
+            return self.ending is not None
+        return True
+
+    def action_close(self) -> None:
+        self.dismiss(bool(self.ending and self.ending.ok))
+
+    def action_finish(self) -> None:
+        self.action_close()
+
+    def action_copy(self) -> None:
+        url = self._shown_url()
+        if url:
+            self.app.copy_to_clipboard(url)
+            self.notify("Copied the address to your clipboard (OSC 52)", timeout=3)
+
+    def action_open_browser(self) -> None:
+        url = self._shown_url()
+        if url and not self.opener(url):
+            self.notify("No browser could be opened here", severity="warning", timeout=4)
+
+    def _shown_url(self) -> str | None:
+        if self.info is None:
+            return None
+        if self.mode == "device":
+            return self.info.url or self.info.verification_uri
+        return self.info.url
