@@ -234,6 +234,18 @@ class Engine:
             ctx.remaining_steps = [c.name for c in steps[index + 1 :] if c is not None]
             step = await self._run_call(call, ctx)
             step_results.append(step)
+            self._emit(
+                "run.step",
+                run_id=ctx.run_id,
+                workflow=workflow.name,
+                name=call.name,
+                index=index,
+                of=len(steps),
+                outcome=step.outcome.value,
+                result=step.result.value,
+                http_status=step.http_status,
+                total_ms=step.timings_ms.total,
+            )
             await self._after_result(call, step, ctx)
             if step.outcome == Outcome.SKIPPED:
                 break
