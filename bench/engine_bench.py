@@ -17,7 +17,8 @@ The server runs in its own process (so it and the client do not share one event 
   (`apimd.store.open_store`, one durable transaction per result, as the daemon does).
 
 C workers run N calls in all, per client; rounds alternate the clients (the plain loop, the engine
-with the memory store, the engine with SQLite) and the median round of each is printed. The overhead
+with the memory store, the engine with SQLite) and medians over the rounds are printed, each
+ratio and overhead taken within a round (same machine load) before its median. The overhead
 per call is 1000/engine − 1000/plain (ms of the run per call at this concurrency); the client CPU
 time per call (process time of this process, the server excluded) is shown too.
 """
@@ -29,6 +30,7 @@ import asyncio
 import json
 import random
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -185,6 +187,10 @@ async def drive(call: Callable[[], Awaitable[bool]], count: int, concurrency: in
 
 
 async def bench(args: argparse.Namespace) -> None:
+    task = asyncio.current_task()
+    assert task is not None
+    # SIGTERM (bench/run stopping) cancels the bench, so the cleanup below still runs.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     server, port = start_server()
     base = f"http://127.0.0.1:{port}"
     directory = Path(tempfile.mkdtemp(prefix="apimd-engine-bench-"))
@@ -222,34 +228,33 @@ async def _count_stored(store: SqliteStore) -> int:
     return len(page.results)
 
 
-def median_round(rounds: list[Round]) -> Round:
-    return sorted(rounds, key=lambda r: r.rate)[len(rounds) // 2]
-
-
 def report(rounds: dict[str, list[Round]], args: argparse.Namespace, stored: int) -> None:
+    """Medians over the rounds; each ratio and overhead is taken within a round (the clients of
+    one round ran back to back, under the same machine load), then its median printed."""
     size = f"{args.calls} calls, concurrency {args.concurrency}"
-    plain = median_round(rounds["aiohttp"])
-    print(f"aiohttp client loop [{size}]: {plain.rate:,.0f} calls/s")
+    plain = rounds["aiohttp"]
+    print(f"aiohttp client loop [{size}]: {statistics.median(r.rate for r in plain):,.0f} calls/s")
     for key, label in (("memory", "memory store"), ("sqlite", "SQLite store")):
-        engine = median_round(rounds[key])
-        ratio = engine.rate / plain.rate
+        engine = rounds[key]
+        rate = statistics.median(r.rate for r in engine)
+        ratio = statistics.median(e.rate / p.rate for e, p in zip(engine, plain, strict=True))
         print(
-            f"engine throughput [{size}, {label}]: {engine.rate:,.0f} calls/s"
-            f" (ratio {ratio:.2f} vs aiohttp)"
+            f"engine throughput [{size}, {label}]: {rate:,.0f} calls/s (ratio {ratio:.2f} vs aiohttp)"
         )
-        overhead = 1000 / engine.rate - 1000 / plain.rate
-        print(f"engine overhead per call [{label}]: {overhead:.2f} ms")
+        overhead = statistics.median(
+            1000 / e.rate - 1000 / p.rate for e, p in zip(engine, plain, strict=True)
+        )
+        print(f"engine overhead per call [{size}, {label}]: {overhead:.2f} ms")
     for key, label in (
         ("aiohttp", "aiohttp loop"),
         ("memory", "engine, memory store"),
         ("sqlite", "engine, SQLite store"),
     ):
-        median = median_round(rounds[key])
-        print(f"client CPU per call [{label}]: {median.cpu_s / median.calls * 1000:.2f} ms")
+        cpu = statistics.median(r.cpu_s / r.calls * 1000 for r in rounds[key])
+        print(f"client CPU per call [{size}, {label}]: {cpu:.2f} ms")
     for name, runs in rounds.items():
         rates = ", ".join(f"{r.rate:,.0f}" for r in runs)
-        spread = statistics.pstdev(r.rate for r in runs) / statistics.mean(r.rate for r in runs)
-        print(f"# {name}: calls/s per round {rates} (spread {spread:.0%})")
+        print(f"# {name}: calls/s per round {rates}")
     if not stored:
         raise SystemExit("the SQLite store holds no result")
 

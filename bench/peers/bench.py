@@ -12,9 +12,10 @@ workflow.apimd.yaml (apimd_workflow.py: the engine runs it N times in one Python
 
 The demo token server (`apimd.demo.server`) runs in this process on 127.0.0.1; every tool is a
 child process, timed from spawn to exit (start-up included: that is what running the tool costs),
-its CPU read from getrusage(RUSAGE_CHILDREN) deltas. Each round runs every tool once; the median
-round of each tool is printed. The server's counters must show N token requests and N API
-requests per tool run, and the tool must exit 0 (all its assertions passed).
+its CPU read from getrusage(RUSAGE_CHILDREN) deltas. Each round runs every tool once; medians over
+the rounds are printed, each ratio taken within a round (same machine load) before its median.
+The server's counters must show N token requests and N API requests per tool run, and the tool
+must exit 0 (all its assertions passed).
 
 Nothing may leave the machine: Step CI runs with STEPCI_DISABLE_ANALYTICS=1 (its only telemetry,
 a PostHog event sent at exit, is then never queued, so nothing is flushed), its config (a random
@@ -32,6 +33,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -105,7 +107,9 @@ def tools(iterations: int, base: str, scratch: Path) -> list[Tool]:
         if tool.name in PEERS and node is None:
             tool.unavailable = "node not found"
         elif not script.exists():
-            tool.unavailable = f"not installed ({script.relative_to(HERE)} missing; npm ci)"
+            tool.unavailable = (
+                f"not installed: no {script.relative_to(HERE)}; npm ci in bench/peers"
+            )
     return listed
 
 
@@ -168,12 +172,9 @@ async def run_tool(
 
 
 async def network_check(
-    tool: Tool, state: TokenServerState, base: str, env: dict[str, str], scratch: Path
+    tool: Tool, strace: str, state: TokenServerState, env: dict[str, str], scratch: Path
 ) -> list[str]:
     """Run the tool under strace; the network calls that did not go to 127.0.0.1."""
-    strace = shutil.which("strace")
-    if strace is None:
-        return ["strace not found: not checked"]
     trace = scratch / f"{tool.name}.strace"
     command = list(tool.command)
     if tool.name == "stepci":
@@ -216,6 +217,10 @@ async def serve(state: TokenServerState) -> tuple[web.AppRunner, str]:
 
 
 async def bench(args: argparse.Namespace) -> int:
+    task = asyncio.current_task()
+    assert task is not None
+    # SIGTERM (bench/run stopping) cancels the bench, so the cleanup below still runs.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     state = TokenServerState()
     runner, base = await serve(state)
     scratch = Path(tempfile.mkdtemp(prefix="apimd-peers-"))
@@ -225,11 +230,14 @@ async def bench(args: argparse.Namespace) -> int:
     timings: dict[str, list[Timing]] = {t.name: [] for t in listed}
     failures: list[str] = []
     try:
+        strace = None if args.no_network_check else shutil.which("strace")
+        if strace is None and not args.no_network_check:
+            print("# network check skipped: strace not found (apt-get install strace)")
         for tool in listed:
-            if tool.unavailable or args.no_network_check:
+            if tool.unavailable or strace is None:
                 continue
             try:
-                outside = await network_check(tool, state, base, env, scratch)
+                outside = await network_check(tool, strace, state, env, scratch)
             except RuntimeError as exc:
                 tool.unavailable = f"failed: {str(exc).splitlines()[0]}"
                 print(f"# {tool.name} failed its network check run:\n{exc}", file=sys.stderr)
@@ -261,33 +269,29 @@ async def bench(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def median(timings: list[Timing]) -> Timing:
-    return Timing(
-        statistics.median(t.wall_s for t in timings), statistics.median(t.cpu_s for t in timings)
-    )
-
-
 def report(listed: list[Tool], timings: dict[str, list[Timing]], n: int) -> None:
+    """Medians over the rounds; each ratio is taken within a round (the tools of one round ran
+    back to back, under the same machine load), then its median printed."""
     size = f"N={n}"
-    medians = {name: median(runs) for name, runs in timings.items() if runs}
-    for metric, unit in (("wall", "s"), ("CPU", "s")):
+    usable = {t.name: timings[t.name] for t in listed if timings[t.name] and not t.unavailable}
+    reasons = {t.name: t.unavailable or "no run" for t in listed}
+    for metric in ("wall", "CPU"):
         for tool in listed:
             label = f"workflow {metric} [{size}, {tool.name}]"
-            if tool.name not in medians or (tool.unavailable and tool.name in PEERS):
-                print(f"{label}: unavailable ({tool.unavailable})")
+            runs = usable.get(tool.name)
+            if runs is None:
+                print(f"{label}: unavailable ({reasons[tool.name]})")
                 continue
-            value = _metric(medians[tool.name], metric)
-            if tool.name in PEERS:
-                print(f"{label}: {value:.2f} {unit}")
-                continue
-            compared = False
-            for peer in PEERS:
-                if peer in medians and not _tool(listed, peer).unavailable:
-                    ratio = _metric(medians[peer], metric) / value
-                    print(f"{label}: {value:.2f} {unit} (ratio {ratio:.2f} vs {peer})")
-                    compared = True
-            if not compared:
-                print(f"{label}: {value:.2f} {unit}")
+            value = statistics.median(_metric(t, metric) for t in runs)
+            peers = [peer for peer in PEERS if peer in usable] if tool.name == "apimd" else []
+            if not peers:
+                print(f"{label}: {value:.2f} s")
+            for peer in peers:
+                ratio = statistics.median(
+                    _metric(theirs, metric) / _metric(ours, metric)
+                    for theirs, ours in zip(usable[peer], runs, strict=False)
+                )
+                print(f"{label}: {value:.2f} s (ratio {ratio:.2f} vs {peer})")
     for name, runs in timings.items():
         if runs:
             walls = ", ".join(f"{t.wall_s:.2f}" for t in runs)
@@ -297,10 +301,6 @@ def report(listed: list[Tool], timings: dict[str, list[Timing]], n: int) -> None
 
 def _metric(timing: Timing, metric: str) -> float:
     return timing.wall_s if metric == "wall" else timing.cpu_s
-
-
-def _tool(listed: list[Tool], name: str) -> Tool:
-    return next(t for t in listed if t.name == name)
 
 
 def main() -> int:
