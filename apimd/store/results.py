@@ -3,6 +3,7 @@ retention, and the rollups that outlive them."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import zlib
@@ -102,19 +103,50 @@ def result_row(result: Result) -> tuple[object, ...]:
     )
 
 
+GROUP_COMMIT_MAX = 500
+
+
 class ResultStore:
     """Results of runs, and their hourly rollups (written in the same transaction)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._queue: list[tuple[Result, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def add(self, result: Result) -> None:
-        """Store one result (committed on return); a result whose id is already stored is ignored."""
-        capped = cap_bodies(result)
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(_INSERT, result_row(capped))
-            if cursor.rowcount == 1:
-                await record_rollups(conn, [capped])
+        """Store one result (committed on return); a result whose id is already stored is ignored.
+
+        Group commit: results added while a commit is in flight are written together in the
+        next transaction, so many concurrent runs cost one fsync, not one each; every caller
+        still returns only once its own result is committed."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._queue.append((result, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await asyncio.shield(done)
+
+    async def drain(self) -> None:
+        """Wait until every result handed to `add` is written (before closing the database)."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.wait([self._flusher])
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[:GROUP_COMMIT_MAX], self._queue[GROUP_COMMIT_MAX:]
+            try:
+                await self.add_many([result for result, _ in batch])
+            except BaseException as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
 
     async def add_many(self, results: Sequence[Result]) -> int:
         """Store many results in one transaction; returns how many were new."""

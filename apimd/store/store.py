@@ -199,6 +199,7 @@ class SqliteStore:
         return await self._db.integrity_check()
 
     async def close(self) -> None:
+        await self.results.drain()
         try:
             await self._db.close()
         finally:
