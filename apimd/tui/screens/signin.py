@@ -86,7 +86,8 @@ class SignInScreen(Screen[bool]):
     SignInScreen #signin-error { color: $error; }
     SignInScreen #signin-result { margin-top: 1; }
     SignInScreen #device { height: auto; margin-top: 1; }
-    SignInScreen #device-text { width: 1fr; height: auto; }
+    SignInScreen #device-text { width: 1fr; max-width: 52; height: auto; }
+    SignInScreen #device-waiting { margin-top: 1; color: $text-muted; }
     SignInScreen #device-code {
         width: auto; margin: 1 0; padding: 1 4;
         border: heavy $accent; text-style: bold; color: $text; background: $boost;
@@ -126,6 +127,8 @@ class SignInScreen(Screen[bool]):
         self.ending: SigninResult | None = None
         self.callback_url: str | None = None
         self._generation: int | None = None
+        self._started_at = datetime.now(UTC)
+        self._expired_shown = False
 
     @property
     def clock(self) -> Clock:
@@ -133,10 +136,6 @@ class SignInScreen(Screen[bool]):
             app_clock = getattr(self.app, "clock", None)
             self._clock = app_clock if callable(app_clock) else system_clock
         return self._clock
-
-    @property
-    def signin_url(self) -> str | None:
-        return self.info.url if self.info else None
 
     def compose(self) -> ComposeResult:
         yield StatusBar(f"Sign in · {self.token_name}")
@@ -161,6 +160,7 @@ class SignInScreen(Screen[bool]):
 
     @work(exclusive=True, group="signin-start", exit_on_error=False)
     async def start(self) -> None:
+        self._started_at = datetime.now(UTC)  # the daemon's clock: same machine
         status, payload = await asyncio.gather(
             self.client.status(), self.client.signin(self.token_name, mode=self.mode)
         )
@@ -178,7 +178,9 @@ class SignInScreen(Screen[bool]):
         self.refresh_bindings()
 
     def _say(self, text: str | Text) -> None:
-        self.query_one("#signin-status", Static).update(text)
+        status = self.query_one("#signin-status", Static)
+        status.update(text)
+        status.display = True
 
     def _url_widget(self, url: str) -> Static:
         return Static(Text(url, overflow="fold"), id="signin-url", markup=False)
@@ -216,13 +218,14 @@ class SignInScreen(Screen[bool]):
 
     async def _show_device(self, info: SigninInfo) -> None:
         where = info.verification_uri or info.url or ""
-        self._say("On your phone or any computer, open")
-        code = Static(info.user_code or "", id="device-code", markup=False)
+        self.query_one("#signin-status", Static).display = False
         text = Vertical(
+            Static("On your phone or any computer, open", markup=False),
             self._url_widget(where),
             Static("and enter this code:", markup=False),
-            code,
-            Static("or scan the QR code. Waiting for you to approve…", markup=False),
+            Static(info.user_code or "", id="device-code", markup=False),
+            Static("or scan the QR code.", markup=False),
+            Static("Waiting for you to approve…", id="device-waiting", markup=False),
             id="device-text",
         )
         qr = Static("\n".join(qr_lines(info.url or where)), id="signin-qr", markup=False)
@@ -285,15 +288,15 @@ class SignInScreen(Screen[bool]):
         if any(s.id == self.info.id for s in pending.signins):
             return
         token = await self.client.get("tokens", self.token_name)
-        if isinstance(token, Token) and token.state is TokenState.VALID:
+        if not isinstance(token, Token):
+            return
+        saved = token.last_refresh is not None and token.last_refresh >= self._started_at
+        if saved and token.state is TokenState.VALID:
             self._finish(
                 SigninResult(ok=True, message="", token=token.name, expires_at=token.expires_at)
             )
-        elif isinstance(token, Token):
-            why = (
-                token.last_error
-                or f"the token is {token.state.value if token.state else 'unknown'}"
-            )
+        else:
+            why = token.last_error or "it ended without saving the token"
             self._finish(SigninResult(ok=False, message=why, token=token.name))
 
     def _finish(self, end: SigninResult) -> None:
@@ -303,13 +306,18 @@ class SignInScreen(Screen[bool]):
         for field in self.query("#signin-paste").results(Input):
             field.disabled = True
         self.set_focus(None)
-        self.body.mount(
-            Static(
-                ending_text(end, self.clock()).append("\nEnter or Esc closes.", style="dim"),
-                id="signin-result",
-                markup=False,
-            )
+        result = Static(
+            ending_text(end, self.clock()).append("\nEnter or Esc closes.", style="dim"),
+            id="signin-result",
+            markup=False,
         )
+        if waiting := self.query("#device-waiting"):
+            # Device view: the ending takes the place of "waiting", beside the QR code.
+            waiting.set(display=False)  # at once; the removal lands on a later tick
+            waiting.remove()
+            self.query_one("#device-text", Vertical).mount(result)
+        else:
+            self.body.mount(result)
         self.body.scroll_end(animate=False)
         self._tick()
         self.refresh_bindings()
@@ -320,9 +328,11 @@ class SignInScreen(Screen[bool]):
         if event.state is not WorkerState.ERROR or worker.error is None:
             return
         error = worker.error
-        if not isinstance(error, ApiError | DaemonUnavailable):
+        if isinstance(error, ApiError | DaemonUnavailable):
+            message = str(error)
+        else:
             self.log.error("sign-in worker failed", repr(error))
-        message = str(error) if isinstance(error, ApiError | DaemonUnavailable) else repr(error)
+            message = f"{type(error).__name__}: {error}"
         if worker.group == COMPLETE_GROUP:
             self._paste_error(message)
         elif self.info is None:
@@ -343,6 +353,9 @@ class SignInScreen(Screen[bool]):
                 label.update(f"expires in {left}")
 
     def _expired(self) -> None:
+        if self._expired_shown:
+            return
+        self._expired_shown = True
         for field in self.query("#signin-paste").results(Input):
             field.disabled = True
         self._say(Text("This sign-in expired: press Esc and start a new one.", style="bold yellow"))
@@ -368,9 +381,9 @@ class SignInScreen(Screen[bool]):
             self.app.copy_to_clipboard(url)
             self.notify("Copied the address to your clipboard (OSC 52)", timeout=3)
 
-    def action_open_browser(self) -> None:
+    async def action_open_browser(self) -> None:
         url = self._shown_url()
-        if url and not self.opener(url):
+        if url and not await asyncio.to_thread(self.opener, url):
             self.notify("No browser could be opened here", severity="warning", timeout=4)
 
     def _shown_url(self) -> str | None:
