@@ -8,9 +8,9 @@ per second.
 A real `apimd daemon` process runs on a temporary APIMD_HOME (callback port 0). The project applied
 to it holds N calls (`c0000`…, each a GET of the local server with one status condition) and N
 schedules (`every: S s`, one call each, `jitter: J` when given), applied at once as a user would.
-The scheduler spreads the first firings of schedules added together over min(S, 60 s) after one
-interval (before it did, all N fired in the same instant, every time). That first firing of
-each schedule is the warm-up; then, for D seconds:
+The scheduler spreads the first firings of schedules added together over the last min(S, 60 s) of
+the first interval (before it did, all N fired in the same instant, every time). That first
+interval is the warm-up; then, for D seconds:
 
 - lateness: the `lateness_ms` of every `schedule.fired` event whose `scheduled_at` falls in the
   window: from the instant a firing was due until the scheduler started its targets. When the
@@ -275,10 +275,8 @@ async def bench(args: argparse.Namespace) -> int:
             apply_s = time.monotonic() - apply_started
             print(f"# applied {args.schedules} calls and schedules in {apply_s:.1f} s", flush=True)
 
-            # Warm-up: every schedule's first firing, one interval after the apply and spread over
-            # up to another one (at most 60 s), plus half a second for the apply's own spread.
-            warm_up = args.every + min(args.every, 60) + 0.5
-            start = applied + timedelta(seconds=warm_up)
+            # Warm-up: one interval, by whose end every schedule has fired once.
+            start = applied + timedelta(seconds=args.every + 0.5)
             end = start + timedelta(seconds=args.duration)
             await asyncio.sleep((start - datetime.now(UTC)).total_seconds())
             cpu_start, wall_start = cpu_seconds(daemon.pid), time.monotonic()

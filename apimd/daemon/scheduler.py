@@ -40,7 +40,7 @@ _JOB_PREFIX = "schedule:"
 # the same instant, every time: a thousand `every: 10s` schedules started a thousand runs at once
 # on one event loop, and each recorded about a second of response time from a local server (ten
 # thousand: tens of seconds, and false TIMEOUTs). Their first firings are spread evenly over the
-# interval, or over this much of it, after the usual one interval.
+# end of the first interval (its last minute at most), so none fires later than one interval.
 _SPREAD_MAX = timedelta(seconds=60)
 
 
@@ -132,7 +132,7 @@ class ScheduleRunner:
 
     def _add_jobs(self, schedules: list[Schedule]) -> None:
         """Add these jobs; the first firings of interval schedules sharing an `every` are spread
-        (`_SPREAD_MAX`). A lone one first fires one interval from now, as in APScheduler."""
+        (`_SPREAD_MAX`). The last (or a lone) one first fires one interval from now, as before."""
         now = datetime.now(UTC)
         by_every: dict[float | None, list[Schedule]] = {}
         for schedule in schedules:
@@ -142,9 +142,9 @@ class ScheduleRunner:
                 first = None
                 if every is not None:
                     interval = timedelta(seconds=every)
-                    # At most a second interval: what schedule_problem() checks fits a datetime.
-                    with contextlib.suppress(OverflowError):
-                        first = now + interval + min(interval, _SPREAD_MAX) * index / len(group)
+                    spread = min(interval, _SPREAD_MAX) * (len(group) - 1 - index) / len(group)
+                    with contextlib.suppress(OverflowError):  # schedule_problem() refuses it
+                        first = now + interval - spread
                 self._add_job(schedule, first)
 
     def _add_job(self, schedule: Schedule, first: datetime | None = None) -> None:

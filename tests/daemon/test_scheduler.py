@@ -149,6 +149,41 @@ async def test_sync_adds_replaces_and_removes_jobs(start_runner: RunnerFactory) 
     assert set(runner.next_runs()) == {"a"}
 
 
+async def test_interval_schedules_added_together_are_spread_over_the_interval(
+    start_runner: RunnerFactory,
+) -> None:
+    # A thousand schedules applied at once must not all fire in the same instant, every time.
+    runner = await start_runner(Targets())
+    runner.sync(
+        [schedule(f"ten-{i}", [f"t{i}"], every="10s") for i in range(10)]
+        + [schedule("hourly-a", ["a"], every="1h"), schedule("hourly-b", ["b"], every="1h")]
+        + [schedule("lone", ["lone"], every="30m")]
+    )
+    runs = runner.next_runs()
+
+    firsts = [runs[f"t{i}"] for i in range(10)]
+    # Evenly over the 10 s interval; none later than one interval from now.
+    assert approx_now_plus(firsts[-1], timedelta(seconds=10))
+    assert {later - earlier for earlier, later in itertools.pairwise(firsts)} == {
+        timedelta(seconds=1)
+    }
+    # Longer intervals are spread over their last minute at most.
+    assert runs["b"] - runs["a"] == timedelta(seconds=30)
+    assert approx_now_plus(runs["b"], timedelta(hours=1))
+    # A lone schedule fires one interval from now.
+    assert approx_now_plus(runs["lone"], timedelta(minutes=30))
+
+    # Added later, an unchanged schedule keeps its time; a new one is a group of its own.
+    runner.sync(
+        [schedule(f"ten-{i}", [f"t{i}"], every="10s") for i in range(11)]
+        + [schedule("hourly-a", ["a"], every="1h"), schedule("hourly-b", ["b"], every="1h")]
+        + [schedule("lone", ["lone"], every="30m")]
+    )
+    again = runner.next_runs()
+    assert {name: again[name] for name in runs} == runs
+    assert approx_now_plus(again["t10"], timedelta(seconds=10))
+
+
 async def test_unchanged_schedules_keep_their_next_run_time(start_runner: RunnerFactory) -> None:
     runner = await start_runner(Targets())
     # Jitter makes a re-created job land on a different time, so "kept" is visible.
