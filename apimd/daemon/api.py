@@ -273,8 +273,11 @@ async def events(request: web.Request) -> web.StreamResponse:
                 continue
             except StopAsyncIteration:
                 break
-            sequence += 1
-            await response.write(format_sse(event, sequence))
+            frames = []
+            for item in (event, *subscription.drain()):
+                sequence += 1
+                frames.append(format_sse(item, sequence))
+            await response.write(b"".join(frames))
     return response
 
 

@@ -18,6 +18,8 @@ from apimd.settings import Settings
 from apimd.store import open_store
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+# Per client: a burst of 10,000 schedules firing together is 20,000 events before a write.
+EVENT_QUEUE_SIZE = 50_000
 
 
 async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -29,7 +31,7 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
         owner=True,
         owner_description=f"the apimd daemon for {settings.state_dir}",
     )
-    service = MonitorService(settings, store, EventHub())
+    service = MonitorService(settings, store, EventHub(queue_size=EVENT_QUEUE_SIZE))
     app[SERVICE] = service
     try:
         await service.start()

@@ -99,6 +99,19 @@ class Subscription:
             self._ready.clear()
             await self._ready.wait()
 
+    def drain(self, limit: int = 1000) -> list[Event]:
+        """Events already queued (a `lagged` first when some were missed), without waiting; lets
+        a writer send a burst in one write."""
+        out: list[Event] = []
+        if self._closed:
+            return out
+        if self._missed:
+            out.append(Event(LAGGED, {"missed": self._missed}))
+            self._missed = 0
+        while self._queue and len(out) < limit:
+            out.append(self._queue.popleft())
+        return out
+
     async def __aenter__(self) -> Subscription:
         return self
 

@@ -224,3 +224,16 @@ def test_sse_data_keeps_the_events_own_type_and_time() -> None:
 def test_an_event_type_with_a_line_break_is_refused() -> None:
     with pytest.raises(ValueError, match="line break"):
         format_sse(Event("run.finished\ndata: forged", {}))
+
+
+async def test_drain_hands_over_a_burst_with_lagged_first() -> None:
+    hub = EventHub(queue_size=3)
+    subscription = hub.subscribe()
+    for i in range(5):
+        hub.publish(Event("run.started", {"i": i}))
+    burst = subscription.drain()
+    assert [e.type for e in burst] == ["lagged", "run.started", "run.started", "run.started"]
+    assert burst[0].data == {"missed": 2}
+    assert [e.data["i"] for e in burst[1:]] == [2, 3, 4]
+    assert subscription.drain() == []
+    await hub.close()
