@@ -1,0 +1,243 @@
+"""The auth-setting editor: the fields of the chosen type (and oauth2 grant) shown, the others
+hidden and left out of the save; secrets masked and kept unless retyped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, get_args
+
+from pydantic import BaseModel
+from textual import on
+from textual.app import ComposeResult
+from textual.widget import Widget
+from textual.widgets import Checkbox, Input, Select
+
+from apimd.model.resources import AuthSetting, AuthType, Grant
+from apimd.tui.editors.base import Document, EditorScreen, dump, without_none
+from apimd.tui.editors.fields import (
+    Choice,
+    Form,
+    FormField,
+    KeyValueList,
+    SecretInput,
+    number_or_text,
+    number_text,
+    split_words,
+)
+from apimd.tui.editors.items import WebhookTable
+
+Shown = Callable[[str, str | None], bool]
+
+
+def _types(*types: str) -> Shown:
+    return lambda kind, _grant: kind in types
+
+
+def _grant(*grants: str) -> Shown:
+    return lambda kind, grant: kind == "oauth2" and grant in grants
+
+
+def _user(kind: str, grant: str | None) -> bool:
+    return kind == "basic" or (kind == "oauth2" and grant == "password")
+
+
+TOKEN_FLOWS = _types("manual", "oauth2")
+# Which fields each type (and grant) uses; `type`, `description` and `tags` always show.
+SHOWN: dict[str, Shown] = {
+    "username": _user,
+    "password": _user,
+    "key_name": _types("api_key"),
+    "key_value": _types("api_key"),
+    "in": _types("api_key"),
+    "token": _types("bearer"),
+    "client_id": TOKEN_FLOWS,
+    "client_secret": TOKEN_FLOWS,
+    "grant": _types("oauth2"),
+    "token_url": _types("oauth2"),
+    "authorize_url": _grant("authorization_code"),
+    "device_authorization_url": _grant("device_code"),
+    "scopes": _types("oauth2"),
+    "audience": _types("oauth2"),
+    "extra_params": _types("oauth2"),
+    "client_auth": _types("oauth2"),
+    "pkce": _grant("authorization_code"),
+    "refresh_workflow": TOKEN_FLOWS,
+    "signin_workflow": _types("manual"),
+    "callback": TOKEN_FLOWS,
+    "refresh_on_401": TOKEN_FLOWS,
+    "refresh_skew": TOKEN_FLOWS,
+    "webhooks": TOKEN_FLOWS,
+}
+SECRETS = ("password", "key_value", "token", "client_secret")
+PKCE = (("default (on for authorization_code)", "default"), ("on", "on"), ("off", "off"))
+
+
+class AuthEditor(EditorScreen):
+    """Edit (or create) an auth setting."""
+
+    KIND = "auth"
+    NOUN = "auth setting"
+
+    def compose_form(self) -> ComposeResult:
+        def field(path: str, label: str, control: Widget, note: str = "") -> FormField:
+            return FormField(label, control, path=path, note=note, id=f"field-{path}")
+
+        def text(path: str, label: str, note: str = "") -> FormField:
+            return field(path, label, Input(compact=True, id=f"a-{path}"), note)
+
+        with Form():
+            yield from self.compose_name()
+            yield field("type", "Type", Choice(get_args(AuthType), id="a-type"))
+            yield field("grant", "Grant", Choice(get_args(Grant), id="a-grant"))
+            yield text("username", "Username")
+            yield text("key_name", "Key name", "the header or query parameter name")
+            yield text("client_id", "Client ID", "exposed to calls as %%CLIENT_ID%%")
+            for path, label in (
+                ("password", "Password"),
+                ("key_value", "Key value"),
+                ("token", "Token"),
+                ("client_secret", "Client secret"),
+            ):
+                yield field(path, label, SecretInput(id=f"a-{path}"))
+            yield field("in", "Send key in", Choice(("header", "query"), id="a-in"))
+            yield text("token_url", "Token URL")
+            yield text("authorize_url", "Authorize URL")
+            yield text("device_authorization_url", "Device auth URL")
+            yield text("scopes", "Scopes", "space- or comma-separated")
+            yield text("audience", "Audience")
+            yield field("extra_params", "Extra params", KeyValueList(id="a-extra_params"))
+            yield field("client_auth", "Client auth", Choice(("basic", "body"), id="a-client_auth"))
+            yield field("pkce", "PKCE", Choice(PKCE, id="a-pkce"))
+            yield field(
+                "refresh_workflow",
+                "Refresh workflow",
+                Choice(blank="— none", id="a-refresh_workflow"),
+                "how this auth's tokens are refreshed",
+            )
+            yield field(
+                "signin_workflow",
+                "Sign-in workflow",
+                Choice(blank="— none", id="a-signin_workflow"),
+                "an interactive workflow with an apimd:browser step",
+            )
+            yield field(
+                "callback",
+                "Callback runs",
+                Choice(blank="— none", id="a-callback"),
+                "run by /tokens/callback when a sign-in has no steps left",
+            )
+            yield field(
+                "refresh_on_401",
+                "On 401",
+                Checkbox("refresh the token and retry", compact=True, id="a-refresh_on_401"),
+            )
+            yield text("refresh_skew", "Refresh skew (s)", "refresh this long before expiry")
+            yield FormField(
+                "Webhooks",
+                WebhookTable(for_auth=True, id="a-webhooks"),
+                path="webhooks",
+                stacked=True,
+                note="notify (http, slack) when a token needs sign-in or fails",
+                id="field-webhooks",
+            )
+            yield text("description", "Description")
+            yield text("tags", "Tags", "comma-separated")
+
+    async def load_choices(self) -> None:
+        names = {
+            kind: sorted(str(getattr(m, "name", "")) for m in await self.client.list(kind))
+            for kind in ("calls", "workflows")
+        }
+        for path in ("refresh_workflow", "signin_workflow"):
+            self.query_one(f"#a-{path}", Choice).set_choices(names["workflows"])
+        self.query_one("#a-callback", Choice).set_choices(
+            [(f"call {n}", f"call:{n}") for n in names["calls"]]
+            + [(f"workflow {n}", f"workflow:{n}") for n in names["workflows"]]
+        )
+        self.query_one("#a-webhooks", WebhookTable).choices = names
+
+    async def fill(self, model: BaseModel | None) -> None:
+        auth = model if isinstance(model, AuthSetting) else AuthSetting(name="new")
+        q = self.query_one
+        for path in ("type", "grant", "in", "client_auth", "refresh_workflow", "signin_workflow"):
+            q(f"#a-{path}", Choice).choose(getattr(auth, "in_" if path == "in" else path))
+        for path in ("username", "key_name", "client_id", "token_url", "authorize_url"):
+            q(f"#a-{path}", Input).value = getattr(auth, path) or ""
+        q("#a-device_authorization_url", Input).value = auth.device_authorization_url or ""
+        q("#a-audience", Input).value = auth.audience or ""
+        q("#a-description", Input).value = auth.description or ""
+        for path in SECRETS:
+            q(f"#a-{path}", SecretInput).load(getattr(auth, path))
+        q("#a-scopes", Input).value = " ".join(auth.scopes)
+        q("#a-tags", Input).value = ", ".join(auth.tags)
+        q("#a-extra_params", KeyValueList).load(auth.extra_params)
+        q("#a-pkce", Choice).choose({None: "default", True: "on", False: "off"}[auth.pkce])
+        callback = auth.callback
+        if callback is not None:
+            target = f"call:{callback.call}" if callback.call else f"workflow:{callback.workflow}"
+            q("#a-callback", Choice).choose(target)
+        q("#a-refresh_on_401", Checkbox).value = auth.refresh_on_401
+        q("#a-refresh_skew", Input).value = number_text(auth.refresh_skew)
+        q("#a-webhooks", WebhookTable).load(dump(w) for w in auth.webhooks)
+        self._show_type_fields()
+
+    @on(Select.Changed, "#a-type, #a-grant")
+    def _type_changed(self) -> None:
+        self._show_type_fields()
+
+    def _kind(self) -> tuple[str, str | None]:
+        return (
+            self.query_one("#a-type", Choice).chosen or "none",
+            self.query_one("#a-grant", Choice).chosen,
+        )
+
+    def _show_type_fields(self) -> None:
+        kind, grant = self._kind()
+        for path, shown in SHOWN.items():
+            self.query_one(f"#field-{path}").display = shown(kind, grant)
+
+    def document(self) -> Document:
+        q = self.query_one
+        kind, grant = self._kind()
+        callback = q("#a-callback", Choice).chosen
+        pkce = q("#a-pkce", Choice).chosen
+        values: dict[str, Any] = {
+            "type": kind,
+            "grant": grant,
+            "in": q("#a-in", Choice).chosen,
+            "client_auth": q("#a-client_auth", Choice).chosen,
+            "refresh_workflow": q("#a-refresh_workflow", Choice).chosen,
+            "signin_workflow": q("#a-signin_workflow", Choice).chosen,
+            "scopes": split_words(q("#a-scopes", Input).value),
+            "extra_params": q("#a-extra_params", KeyValueList).as_dict(),
+            "pkce": {"on": True, "off": False}.get(pkce or ""),
+            "callback": dict([callback.split(":", 1)]) if callback else None,
+            "refresh_on_401": q("#a-refresh_on_401", Checkbox).value,
+            "refresh_skew": number_or_text(q("#a-refresh_skew", Input).value),
+            "webhooks": q("#a-webhooks", WebhookTable).items,
+        }
+        for path in ("username", "key_name", "client_id", "token_url", "authorize_url"):
+            values[path] = q(f"#a-{path}", Input).value.strip() or None
+        for path in ("device_authorization_url", "audience"):
+            values[path] = q(f"#a-{path}", Input).value.strip() or None
+        for path in SECRETS:
+            values[path] = q(f"#a-{path}", SecretInput).secret
+        doc: Document = {
+            **dump(self.original),
+            **{
+                path: value
+                for path, value in values.items()
+                if SHOWN.get(path, _always)(kind, grant)
+            },
+            "name": self.target_name,
+            "description": q("#a-description", Input).value.strip() or None,
+            "tags": split_words(q("#a-tags", Input).value),
+        }
+        for path, shown in SHOWN.items():
+            if not shown(kind, grant):
+                doc.pop(path, None)
+        return without_none(doc)
+
+
+def _always(_kind: str, _grant: str | None) -> bool:
+    return True

@@ -1,0 +1,336 @@
+"""The call editor: tabs Request, Auth, Conditions, Webhooks, Meta and Schedule (SPEC §8)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import (
+    Checkbox,
+    Input,
+    Select,
+    TabbedContent,
+    TabPane,
+    TextArea,
+)
+
+from apimd.client import ApiError, DaemonUnavailable
+from apimd.model.api import ErrorDetail
+from apimd.model.resources import Call, Schedule
+from apimd.tui.editors.base import Document, EditorScreen, dump, focus_within, without_none
+from apimd.tui.editors.call_schedules import CallSchedules
+from apimd.tui.editors.fields import (
+    Choice,
+    Form,
+    FormField,
+    KeyValueList,
+    field_of,
+    number_or_text,
+    number_text,
+    split_words,
+)
+from apimd.tui.editors.items import ConditionTable, WebhookTable
+from apimd.tui.editors.ports import ResourceClient
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+BODY_KINDS = (("none", "none"), ("text body", "body"), ("JSON", "json"), ("form fields", "form"))
+TABS = ("Request", "Auth", "Conditions", "Webhooks", "Meta", "Schedule")
+
+
+def body_kind(call: Call) -> str:
+    if call.json_body is not None:
+        return "json"
+    if call.form is not None:
+        return "form"
+    return "body" if call.body is not None else "none"
+
+
+class CallEditor(EditorScreen):
+    """Edit (or create) a call; on the Schedule tab, choose the schedules that run it."""
+
+    KIND = "calls"
+    NOUN = "call"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("alt+right,ctrl+pagedown", "switch_tab(1)", "Next tab", id="editor.next_tab"),
+        Binding(
+            "alt+left,ctrl+pageup",
+            "switch_tab(-1)",
+            "Previous tab",
+            show=False,
+            id="editor.previous_tab",
+        ),
+    ]
+
+    def __init__(self, client: ResourceClient, name: str | None = None) -> None:
+        super().__init__(client, name)
+        self.schedules: list[Schedule] = []
+        self.names: dict[str, list[str]] = {}
+
+    # --- layout ---------------------------------------------------------------------------
+
+    def compose_form(self) -> ComposeResult:
+        with TabbedContent(id="call-tabs"):
+            with TabPane("Request", id="request"), Form():
+                yield from self.compose_name()
+                yield FormField("Method", Choice(METHODS, id="method"), path="method")
+                yield FormField(
+                    "URL",
+                    Input(placeholder="https://api.example.com/…", compact=True, id="url"),
+                    path="url",
+                )
+                yield FormField(
+                    "Headers",
+                    KeyValueList(placeholders=("Header-Name", "value"), id="headers"),
+                    path="headers",
+                )
+                yield FormField(
+                    "Query params",
+                    KeyValueList(placeholders=("param", "value"), id="params"),
+                    path="params",
+                )
+                yield FormField("Body", Choice(BODY_KINDS, id="body-kind"), path="body_kind")
+                yield FormField(
+                    "",
+                    TextArea(id="body-text", soft_wrap=True, compact=True, tab_behavior="focus"),
+                    path="body",
+                    aliases=("json",),
+                )
+                yield FormField(
+                    "Form fields",
+                    KeyValueList(placeholders=("field", "value"), id="form"),
+                    path="form",
+                )
+            with TabPane("Auth", id="auth-tab"), Form():
+                yield FormField(
+                    "Auth",
+                    Choice(blank="— none", id="auth"),
+                    path="auth",
+                    note="none: the token's auth, if the call has a token",
+                )
+                yield FormField("Token", Choice(blank="— none", id="token"), path="token")
+                yield FormField(
+                    "Timeout (s)",
+                    Input(compact=True, id="timeout"),
+                    path="timeout",
+                    note="seconds, at most 300 (default 30)",
+                )
+                yield FormField(
+                    "Redirects",
+                    Checkbox("follow (up to 10)", compact=True, id="follow-redirects"),
+                    path="follow_redirects",
+                )
+                yield FormField(
+                    "TLS",
+                    Checkbox("verify certificates", compact=True, id="verify-tls"),
+                    path="verify_tls",
+                )
+                yield FormField(
+                    "Keep-alive",
+                    Checkbox("reuse connections", compact=True, id="keepalive"),
+                    path="keepalive",
+                    note="off: a fresh connection per run, as a new client sees it",
+                )
+            with TabPane("Conditions", id="conditions-tab"), Form():
+                yield FormField(
+                    "Conditions",
+                    ConditionTable(id="conditions"),
+                    path="conditions",
+                    stacked=True,
+                    note="checked in order; a value saved as NAME is %%NAME%% in later ones",
+                )
+                for key, label in (
+                    ("slow", "SLA slow"),
+                    ("warn", "SLA warning"),
+                    ("fail", "SLA fail"),
+                ):
+                    yield FormField(
+                        f"{label} ms",
+                        Input(compact=True, id=f"sla-{key}", placeholder="—"),
+                        path=f"sla.{key}_ms",
+                    )
+            with TabPane("Webhooks", id="webhooks-tab"), Form():
+                yield FormField(
+                    "Webhooks",
+                    WebhookTable(id="webhooks"),
+                    path="webhooks",
+                    stacked=True,
+                    note="what happens after a run whose outcome is in `alerts`",
+                )
+            with TabPane("Meta", id="meta"), Form():
+                yield FormField(
+                    "Description", Input(compact=True, id="description"), path="description"
+                )
+                yield FormField(
+                    "Tags",
+                    Input(compact=True, id="tags"),
+                    path="tags",
+                    note="comma-separated; e.g. apimd:mutex, apimd:timeout:N",
+                )
+            with TabPane("Schedule", id="schedule"), Form():
+                yield CallSchedules(id="call-schedules")
+
+    def action_switch_tab(self, step: int) -> None:
+        tabbed = self.query_one(TabbedContent)
+        panes = [pane.id for pane in tabbed.query(TabPane) if pane.id]
+        index = panes.index(tabbed.active) if tabbed.active in panes else 0
+        tabbed.active = panes[(index + step) % len(panes)]
+        self.call_after_refresh(self._focus_in_tab)
+
+    def _focus_in_tab(self) -> None:
+        pane = self.query_one(TabbedContent).active_pane
+        for field in pane.query(FormField) if pane else ():
+            if field.display and focus_within(field.control):
+                return
+
+    # --- loading --------------------------------------------------------------------------
+
+    async def load_choices(self) -> None:
+        for kind in ("auth", "tokens", "calls", "workflows"):
+            self.names[kind] = sorted(
+                str(getattr(m, "name", "")) for m in await self.client.list(kind)
+            )
+        self.schedules = [s for s in await self.client.list("schedules") if isinstance(s, Schedule)]
+
+    async def fill(self, model: BaseModel | None) -> None:
+        call = model if isinstance(model, Call) else Call(name="new", url="")
+        q = self.query_one
+        q("#method", Choice).choose(call.method)
+        q("#url", Input).value = call.url
+        q("#headers", KeyValueList).load(call.headers)
+        q("#params", KeyValueList).load(call.params)
+        kind = body_kind(call)
+        q("#body-kind", Choice).choose(kind)
+        text = call.body or ""
+        if kind == "json":
+            text = json.dumps(call.json_body, indent=2, ensure_ascii=False)
+        q("#body-text", TextArea).load_text(text)
+        q("#form", KeyValueList).load(call.form)
+        self._show_body(kind)
+        auth = q("#auth", Choice)
+        auth.set_choices(self.names.get("auth", []))
+        auth.choose(call.auth)
+        token = q("#token", Choice)
+        token.set_choices(self.names.get("tokens", []))
+        token.choose(call.token)
+        q("#timeout", Input).value = number_text(call.timeout)
+        q("#follow-redirects", Checkbox).value = call.follow_redirects
+        q("#verify-tls", Checkbox).value = call.verify_tls
+        q("#keepalive", Checkbox).value = call.keepalive
+        q("#conditions", ConditionTable).load(dump(c) for c in call.conditions)
+        sla = call.sla
+        for key in ("slow", "warn", "fail"):
+            value = getattr(sla, f"{key}_ms") if sla else None
+            q(f"#sla-{key}", Input).value = number_text(value)
+        webhooks = q("#webhooks", WebhookTable)
+        webhooks.choices = self.names
+        webhooks.load(dump(w) for w in call.webhooks)
+        q("#description", Input).value = call.description or ""
+        q("#tags", Input).value = ", ".join(call.tags)
+        q("#call-schedules", CallSchedules).load(self.schedules, self.resource_name)
+
+    # --- the form, both ways --------------------------------------------------------------
+
+    @on(Select.Changed, "#body-kind")
+    def _body_kind_changed(self, event: Select.Changed) -> None:
+        self._show_body(str(event.value))
+
+    def _show_body(self, kind: str) -> None:
+        field_of(self, "#body-text").display = kind in ("body", "json")
+        field_of(self, "#form").display = kind == "form"
+
+    def _body(self) -> dict[str, Any]:
+        kind = self.query_one("#body-kind", Choice).chosen or "none"
+        text = self.query_one("#body-text", TextArea).text
+        out: dict[str, Any] = {"body": None, "json": None, "form": None}
+        if kind == "body":
+            out["body"] = text
+        elif kind == "json" and text.strip():
+            try:
+                out["json"] = json.loads(text)
+            except ValueError:
+                out["json"] = text  # `local_problems` stops the save; "unsaved" still works
+        elif kind == "form":
+            out["form"] = self.query_one("#form", KeyValueList).as_dict()
+        return out
+
+    def document(self) -> Document:
+        q = self.query_one
+        sla = {
+            f"{key}_ms": number_or_text(q(f"#sla-{key}", Input).value)
+            for key in ("slow", "warn", "fail")
+        }
+        sla = without_none(sla)
+        doc: Document = {
+            **dump(self.original),
+            "name": self.target_name,
+            "method": q("#method", Choice).chosen,
+            "url": q("#url", Input).value.strip(),
+            "headers": q("#headers", KeyValueList).as_dict(),
+            "params": q("#params", KeyValueList).as_dict(),
+            **self._body(),
+            "auth": q("#auth", Choice).chosen,
+            "token": q("#token", Choice).chosen,
+            "timeout": number_or_text(q("#timeout", Input).value),
+            "follow_redirects": q("#follow-redirects", Checkbox).value,
+            "verify_tls": q("#verify-tls", Checkbox).value,
+            "keepalive": q("#keepalive", Checkbox).value,
+            "sla": sla or None,
+            "conditions": q("#conditions", ConditionTable).items,
+            "webhooks": q("#webhooks", WebhookTable).items,
+            "description": q("#description", Input).value.strip() or None,
+            "tags": split_words(q("#tags", Input).value),
+        }
+        return without_none(doc)
+
+    def snapshot(self) -> Any:
+        return (self.document(), self.query_one("#call-schedules", CallSchedules).state)
+
+    def local_problems(self) -> list[tuple[str, str]]:
+        problems = []
+        if self.query_one("#body-kind", Choice).chosen == "json":
+            text = self.query_one("#body-text", TextArea).text
+            if text.strip():
+                try:
+                    json.loads(text)
+                except json.JSONDecodeError as exc:
+                    problems.append(
+                        (
+                            "json",
+                            f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+                        )
+                    )
+        for field in ("headers", "params", "form"):
+            if any(not key for key, _ in self.query_one(f"#{field}", KeyValueList).pairs()):
+                problems.append((field, "a row has a value but no name"))
+        return problems
+
+    # --- schedules ------------------------------------------------------------------------
+
+    async def after_save(self, saved: BaseModel) -> bool:
+        """PUT each schedule whose targets gain or lose this call, and the new `every` schedule."""
+        call = self.target_name or ""
+        tab = self.query_one("#call-schedules", CallSchedules)
+        failed = False
+        for name, body, is_new in tab.changes(call):
+            try:
+                stored = await self.client.put("schedules", name, body)
+            except (ApiError, DaemonUnavailable) as exc:
+                failed = True
+                message = exc.message if isinstance(exc, ApiError) else str(exc)
+                details = exc.errors if isinstance(exc, ApiError) else []
+                field = tab.failed(name, details or [ErrorDetail(message=message)], is_new=is_new)
+                self.set_summary(
+                    f"Saved call {call}, but not schedule {name}: {message} — see Schedule",
+                    error=True,
+                )
+                self.reveal(field)
+                self.query_one(TabbedContent).get_tab("schedule").label = "Schedule !"
+                continue
+            if isinstance(stored, Schedule):
+                tab.saved(stored, is_new=is_new)
+        tab.load(list(tab.schedules.values()), call)
+        return not failed

@@ -1,0 +1,81 @@
+"""The workflow editor: ordered steps (calls), stop-on-failure, initial variables."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from textual.app import ComposeResult
+from textual.widgets import Checkbox, Input
+
+from apimd.model.resources import Workflow
+from apimd.tui.editors.base import Document, EditorScreen, dump, without_none
+from apimd.tui.editors.fields import Form, FormField, KeyValueList, split_words
+from apimd.tui.editors.items import StepTable
+
+
+class WorkflowEditor(EditorScreen):
+    """Steps are added from the list of calls (`a`), moved with shift+↑/↓, removed with `x`."""
+
+    KIND = "workflows"
+    NOUN = "workflow"
+
+    def compose_form(self) -> ComposeResult:
+        with Form():
+            yield from self.compose_name()
+            yield FormField(
+                "Description", Input(compact=True, id="description"), path="description"
+            )
+            yield FormField(
+                "Steps",
+                StepTable(id="steps"),
+                path="steps",
+                stacked=True,
+                note="run in order; variables a step extracts reach every later step",
+            )
+            yield FormField(
+                "On failure",
+                Checkbox("stop at the first failed step", compact=True, id="stop-on-failure"),
+                path="stop_on_failure",
+            )
+            yield FormField(
+                "Variables",
+                KeyValueList(placeholders=("NAME", "initial value"), id="variables"),
+                path="variables",
+                note="initial run variables; a step's extractions overwrite them",
+            )
+            yield FormField(
+                "Tags", Input(compact=True, id="tags"), path="tags", note="comma-separated"
+            )
+
+    async def load_choices(self) -> None:
+        calls = await self.client.list("calls")
+        self.query_one("#steps", StepTable).calls = sorted(
+            str(getattr(c, "name", "")) for c in calls
+        )
+
+    async def fill(self, model: BaseModel | None) -> None:
+        workflow = model if isinstance(model, Workflow) else None
+        q = self.query_one
+        q("#description", Input).value = (workflow.description if workflow else None) or ""
+        q("#steps", StepTable).load({"call": step} for step in (workflow.steps if workflow else []))
+        q("#stop-on-failure", Checkbox).value = workflow.stop_on_failure if workflow else True
+        q("#variables", KeyValueList).load(workflow.variables if workflow else None)
+        q("#tags", Input).value = ", ".join(workflow.tags if workflow else [])
+
+    def document(self) -> Document:
+        q = self.query_one
+        return without_none(
+            {
+                **dump(self.original),
+                "name": self.target_name,
+                "description": q("#description", Input).value.strip() or None,
+                "steps": q("#steps", StepTable).steps,
+                "stop_on_failure": q("#stop-on-failure", Checkbox).value,
+                "variables": q("#variables", KeyValueList).as_dict(),
+                "tags": split_words(q("#tags", Input).value),
+            }
+        )
+
+    def local_problems(self) -> list[tuple[str, str]]:
+        if any(not key for key, _ in self.query_one("#variables", KeyValueList).pairs()):
+            return [("variables", "a row has a value but no name")]
+        return []

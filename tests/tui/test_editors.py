@@ -1,0 +1,330 @@
+"""The resource editors against a real daemon (the module's `daemon` fixture, conftest.py): what a
+person types and saves is what the daemon then serves; secrets survive; the daemon's validation
+errors appear at the field they concern; unsaved changes are not lost to a stray esc."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+from textual import events
+from textual.pilot import Pilot
+from textual.widgets import Checkbox, Input, OptionList, SelectionList, Static, TabbedContent
+
+from apimd.client import Client
+from apimd.model import AuthSetting, Call, Schedule, Token, Workflow
+from apimd.model.common import SECRET_MASK
+from apimd.tui.app import ApimdApp
+from apimd.tui.editors import (
+    AuthEditor,
+    CallEditor,
+    EditorScreen,
+    WorkflowEditor,
+    open_editor,
+)
+from apimd.tui.editors.dialogs import ConditionDialog, ConfirmDiscard, PickDialog
+from apimd.tui.editors.fields import KeyValueList, SecretInput, field_of
+from apimd.tui.editors.items import ConditionTable, StepTable
+from apimd.tui.editors.paths import named_fields, resource_path
+from tests.tui.conftest import make_app, wait_for
+from tests.tui.daemon import Daemon
+
+
+@pytest.fixture
+async def client(daemon: Daemon) -> AsyncIterator[Client]:
+    """A second client, to check what the daemon serves after the editor saved."""
+    async with Client(daemon.socket_path) as second:
+        yield second
+
+
+async def open_loaded(
+    pilot: Pilot[None], kind: str, name: str | None, saved: list[BaseModel] | None = None
+) -> Any:
+    """Open the editor the way the app will (`open_editor`), and wait until it has loaded."""
+    app = pilot.app
+    assert isinstance(app, ApimdApp)
+    app.animation_level = "none"  # tab underlines slide; Pilot would wait for every slide
+    open_editor(app, app.client, kind, name, on_saved=None if saved is None else saved.append)
+    editor = await wait_for(
+        pilot,
+        lambda: isinstance(app.screen, EditorScreen) and app.screen.loaded and app.screen,
+        what=f"the {kind} editor to load",
+    )
+    await pilot.pause(0.05)
+    return editor
+
+
+async def type_into(pilot: Pilot[None], editor: EditorScreen, selector: str, text: str) -> None:
+    """Focus a field (its text selected, as a click or tab would) and type over it; longer text
+    is pasted, as a terminal delivers a paste (typing it key by key only makes tests slow)."""
+    widget = editor.query_one(selector, Input)
+    widget.focus()
+    widget.select_all()
+    if len(text) > 4:
+        widget.post_message(events.Paste(text))
+        await pilot.pause()
+    else:
+        await pilot.press(*text) if text else await pilot.press("backspace")
+
+
+def summary(editor: EditorScreen) -> str:
+    return str(editor.query_one("#editor-summary", Static).render())
+
+
+def error_at(editor: Any, selector: str) -> str:
+    """The error shown under the field of the control `selector` (empty: none)."""
+    field = field_of(editor, selector)
+    shown = str(field.query_one(".field-error", Static).render())
+    assert shown == "\n".join(field.errors)
+    return shown
+
+
+async def test_editing_a_calls_url_and_saving_changes_what_the_daemon_serves(
+    daemon: Daemon, client: Client
+) -> None:
+    saved: list[BaseModel] = []
+    async with make_app(daemon).run_test(size=(80, 24)) as pilot:
+        editor = await open_loaded(pilot, "calls", "quiet-call", saved)
+        assert str(editor.query_one("#editor-title", Static).render()) == "Edit call quiet-call"
+        assert editor.query_one("#url", Input).value.endswith("/api/status")
+        new_url = "%%DEMO%%/api/orders?page=2"
+        await type_into(pilot, editor, "#url", new_url)
+        assert "unsaved changes" in str(editor.query_one("#editor-title", Static).render())
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+    call = await client.get("calls", "quiet-call")
+    assert isinstance(call, Call)
+    assert call.url == new_url
+    assert [getattr(m, "url", None) for m in saved] == [new_url]
+
+
+async def test_a_secret_left_masked_survives_a_save(daemon: Daemon, client: Client) -> None:
+    async with make_app(daemon).run_test(size=(80, 24)) as pilot:
+        editor = await open_loaded(pilot, "auth", "demo-oauth")
+        assert isinstance(editor, AuthEditor)
+        secret = editor.query_one("#a-client_secret", SecretInput)
+        assert secret.value == "" and secret.password
+        assert secret.placeholder.startswith(SECRET_MASK)
+        await type_into(pilot, editor, "#a-client_id", "demo-client-2")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+    auth = await client.get("auth", "demo-oauth", reveal=True)
+    assert isinstance(auth, AuthSetting)
+    assert auth.client_id == "demo-client-2"
+    assert auth.client_secret == "demo-secret"
+    masked = await client.get("auth", "demo-oauth")
+    assert getattr(masked, "client_secret", None) == SECRET_MASK
+
+
+async def test_the_daemons_error_shows_at_the_field_and_nothing_is_saved(
+    daemon: Daemon, client: Client
+) -> None:
+    async with make_app(daemon).run_test(size=(80, 24)) as pilot:
+        editor = await open_loaded(pilot, "calls", "service-status")
+        tabs = editor.query_one(TabbedContent)
+        await type_into(pilot, editor, "#description", "checked every hour")
+        await type_into(pilot, editor, "#timeout", "999")
+        tabs.active = "request"  # the error is on another tab: the editor must go there
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: error_at(editor, "#timeout"), what="the timeout error")
+        assert "at most 300" in error_at(editor, "#timeout")
+        assert error_at(editor, "#url") == ""
+        assert tabs.active == "auth-tab"
+        assert tabs.get_tab("auth-tab").label_text == "Auth !"
+        assert summary(editor).startswith("Not saved")
+        assert "Auth › timeout (s)" in summary(editor)
+        assert pilot.app.screen is editor
+        assert editor.focused is editor.query_one("#timeout")
+        refused = await client.get("calls", "service-status")
+        assert (getattr(refused, "timeout", None), getattr(refused, "description", 0)) == (30, None)
+        # Fixing the value clears the marks on the next save, which goes through.
+        await type_into(pilot, editor, "#timeout", "12")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+    call = await client.get("calls", "service-status")
+    assert isinstance(call, Call)
+    assert (call.timeout, call.description) == (12, "checked every hour")
+
+
+async def test_nothing_is_saved_while_the_daemon_refuses(daemon: Daemon, client: Client) -> None:
+    before = await client.get("calls", "checkout-health")
+    async with make_app(daemon).run_test(size=(80, 24)) as pilot:
+        editor = await open_loaded(pilot, "calls", "checkout-health")
+        await type_into(pilot, editor, "#timeout", "999")
+        await type_into(pilot, editor, "#url", "%%DEMO%%/api/other")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: error_at(editor, "#timeout"), what="the timeout error")
+    assert await client.get("calls", "checkout-health") == before
+
+
+async def test_esc_after_an_edit_asks_before_discarding(daemon: Daemon, client: Client) -> None:
+    before = await client.get("workflows", "order-flow")
+    async with make_app(daemon).run_test(size=(80, 24)) as pilot:
+        app = pilot.app
+        editor = await open_loaded(pilot, "workflows", "order-flow")
+        await pilot.press("escape")  # nothing changed: closes at once
+        assert not isinstance(app.screen, EditorScreen)
+
+        editor = await open_loaded(pilot, "workflows", "order-flow")
+        await type_into(pilot, editor, "#description", "orders end to end")
+        await pilot.press("escape")
+        assert isinstance(app.screen, ConfirmDiscard)
+        assert "Unsaved changes to workflow order-flow — discard? (y/n)" in str(
+            app.screen.query_one(Static).render()
+        )
+        await pilot.press("n")
+        assert app.screen is editor
+        assert editor.query_one("#description", Input).value == "orders end to end"
+        await pilot.press("escape", "y")
+        assert not isinstance(app.screen, (EditorScreen, ConfirmDiscard))
+    assert await client.get("workflows", "order-flow") == before
+
+
+async def test_a_new_condition_round_trips(daemon: Daemon, client: Client) -> None:
+    async with make_app(daemon).run_test(size=(80, 24)) as pilot:
+        app = pilot.app
+        editor = await open_loaded(pilot, "calls", "unreachable")
+        await pilot.press("alt+right", "alt+right")
+        assert editor.query_one(TabbedContent).active == "conditions-tab"
+        table = editor.query_one("#conditions", ConditionTable)
+        assert table.table.has_focus
+        assert "No conditions yet" in str(table.query_one(".list-empty").render())
+        await pilot.press("a")
+        dialog = await wait_for(
+            pilot, lambda: isinstance(app.screen, ConditionDialog) and app.screen
+        )
+        dialog.query_one("#cond-value", Input).focus()
+        await pilot.press("2", "0", "4")
+        await pilot.press("ctrl+s")
+        assert app.screen is editor
+        assert table.items == [{"source": "status", "op": "eq", "value": 204}]
+        assert "eq 204" in str(table.table.get_row_at(0))
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, EditorScreen), what="close")
+    call = await client.get("calls", "unreachable")
+    assert isinstance(call, Call)
+    assert [c.model_dump(exclude_defaults=True) for c in call.conditions] == [
+        {"source": "status", "op": "eq", "value": 204}
+    ]
+
+
+async def test_a_condition_the_model_refuses_is_explained_in_the_dialog(daemon: Daemon) -> None:
+    async with make_app(daemon).run_test(size=(80, 24)) as pilot:
+        app = pilot.app
+        editor = await open_loaded(pilot, "calls", "quiet-call")
+        await pilot.press("alt+right", "alt+right", "a")
+        dialog = await wait_for(
+            pilot, lambda: isinstance(app.screen, ConditionDialog) and app.screen
+        )
+        dialog.query_one("#cond-source").value = "json"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        assert app.screen is dialog  # a json condition needs a path: not applied
+        assert "needs `path`" in error_at(dialog, "#cond-path")
+        await pilot.press("escape")
+        assert app.screen is editor
+        assert editor.query_one("#conditions", ConditionTable).items == []
+
+
+async def test_a_workflow_step_added_and_moved_round_trips(daemon: Daemon, client: Client) -> None:
+    async with make_app(daemon).run_test(size=(80, 24)) as pilot:
+        app = pilot.app
+        editor = await open_loaded(pilot, "workflows", "order-flow")
+        assert isinstance(editor, WorkflowEditor)
+        steps = editor.query_one("#steps", StepTable)
+        steps.table.focus()
+        await pilot.press("a")
+        picker = await wait_for(pilot, lambda: isinstance(app.screen, PickDialog) and app.screen)
+        names = picker.names
+        assert "quiet-call" in names and "order-flow" not in names
+        picker.query_one(OptionList).highlighted = names.index("quiet-call")
+        await pilot.press("enter")
+        assert steps.steps == ["service-status", "list-orders", "quiet-call"]
+        await pilot.press("shift+up")
+        assert steps.steps == ["service-status", "quiet-call", "list-orders"]
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, EditorScreen), what="close")
+    workflow = await client.get("workflows", "order-flow")
+    assert isinstance(workflow, Workflow)
+    assert workflow.steps == ["service-status", "quiet-call", "list-orders"]
+
+
+async def test_a_new_call_with_a_new_schedule(daemon: Daemon, client: Client) -> None:
+    async with make_app(daemon).run_test(size=(80, 24)) as pilot:
+        app = pilot.app
+        editor = await open_loaded(pilot, "calls", None)
+        assert isinstance(editor, CallEditor)
+        assert str(editor.query_one("#editor-title", Static).render()) == "New call"
+        await pilot.press("ctrl+s")  # no name yet: said at the name field, nothing sent
+        await wait_for(pilot, lambda: error_at(editor, "#resource-name"))
+        assert "give the call a name" in error_at(editor, "#resource-name")
+        await type_into(pilot, editor, "#resource-name", "health-probe")
+        await type_into(pilot, editor, "#url", "%%DEMO%%/api/status")
+        await type_into(pilot, editor, "#new-every", "10m")
+        editor.query_one("#schedules", SelectionList).select("hourly")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, EditorScreen), what="close")
+    call = await client.get("calls", "health-probe")
+    assert getattr(call, "url", None) == "%%DEMO%%/api/status"
+    schedule = await client.get("schedules", "health-probe-every-10m")
+    assert isinstance(schedule, Schedule)
+    assert (schedule.every, schedule.targets) == ("10m", ["health-probe"])
+    hourly = await client.get("schedules", "hourly")
+    assert getattr(hourly, "targets", None) == ["service-status", "health-probe"]
+
+
+async def test_a_tokens_saved_variables_change_only_when_asked(
+    daemon: Daemon, client: Client
+) -> None:
+    await client.apply(
+        {
+            "tokens": [
+                {"name": "demo-token", "auth": "demo-oauth", "variables": {"ACCESS_TOKEN": "at-1"}}
+            ]
+        }
+    )
+    async with make_app(daemon).run_test(size=(80, 24)) as pilot:
+        editor = await open_loaded(pilot, "tokens", "demo-token")
+        assert str(editor.query_one("#state", Static).render()).startswith("valid")
+        params = editor.query_one("#params", KeyValueList)
+        params.rows[-1].key_input.value = "tenant"
+        params.rows[-1].value_input.value = "acme"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+        token = await client.get("tokens", "demo-token", reveal=True)
+        assert isinstance(token, Token)
+        assert (token.params, token.variables) == ({"tenant": "acme"}, {"ACCESS_TOKEN": "at-1"})
+
+        editor = await open_loaded(pilot, "tokens", "demo-token")
+        assert not editor.query_one("#variables-field").display
+        editor.query_one("#set-variables", Checkbox).value = True
+        variables = editor.query_one("#variables", KeyValueList)
+        assert [r.pair for r in variables.rows] == [("ACCESS_TOKEN", SECRET_MASK), ("", "")]
+        variables.rows[-1].key_input.value = "REFRESH_TOKEN"
+        variables.rows[-1].value_input.value = "rt-2"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+    token = await client.get("tokens", "demo-token", reveal=True)
+    assert getattr(token, "variables", None) == {"ACCESS_TOKEN": "at-1", "REFRESH_TOKEN": "rt-2"}
+
+
+def test_error_fields_are_read_relative_to_the_resource() -> None:
+    # What the daemon answers a PUT with: the resource as a one-item project document.
+    assert resource_path("calls[0].timeout", "calls") == ("timeout",)
+    assert resource_path("calls[0].conditions[1].op", "calls") == ("conditions", 1, "op")
+    assert resource_path("calls[0]", "calls") == ()
+    assert resource_path("variables.API_KEY.value", "variables") == ("value",)
+    # Already relative (as the API may answer later): taken as it is.
+    assert resource_path("conditions[0].op", "calls") == ("conditions", 0, "op")
+    assert resource_path(None, "auth") == ()
+    assert named_fields("a basic auth needs `username`, `password`") == ["username", "password"]
+
+
+def test_every_editor_binding_has_an_id() -> None:
+    from apimd.tui.editors import BINDING_CLASSES
+
+    for cls in BINDING_CLASSES:
+        for binding in cls.BINDINGS:
+            assert getattr(binding, "id", None), f"{cls.__name__}: {binding}"
