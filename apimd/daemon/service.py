@@ -79,6 +79,12 @@ class MonitorService:
             else None,
         )
         self.signins = SignInFlows(self.engine)
+        stale = await self.engine.tokens.recover([t.name for t in project.tokens])
+        if stale:
+            log.info(
+                "token(s) %s were mid-refresh when apimd stopped; refreshed on next use",
+                ", ".join(stale),
+            )
         self._maintenance = asyncio.create_task(self._maintain())
         await self.scheduler.start()
         self.scheduler.sync(project.schedules)

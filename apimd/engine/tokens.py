@@ -243,6 +243,10 @@ class TokenManager:
         self._events(Event("token.state", {"token": name, "state": runtime.state.value}))
         try:
             outcome = await self._refresh(name, runtime.model_copy(deep=True))
+        except asyncio.CancelledError:
+            # Stopping mid-refresh (SIGTERM): leave the token as it was, not `refreshing`.
+            await asyncio.shield(self._restore(name, previous))
+            raise
         except Exception as exc:  # a refresh must never take the caller down with it
             log.exception("refresh of token %s crashed", name)
             outcome = RefreshOutcome(error=f"refresh crashed: {type(exc).__name__}")
@@ -266,6 +270,26 @@ class TokenManager:
         await self._repository.save_token(runtime)
         await self._state_changed(name, previous, runtime)
         return runtime
+
+    async def _restore(self, name: str, state: TokenState) -> None:
+        runtime = await self.current(name)
+        if runtime.state == TokenState.REFRESHING:
+            runtime.state = state
+            await self._repository.save_token(runtime)
+
+    async def recover(self, names: list[str]) -> list[str]:
+        """After a crash: tokens stored as `refreshing` have no refresh running any more. They go
+        back to `valid` when filled (so their expiry decides the next refresh) or `expired`.
+        Returns the names recovered."""
+        recovered = []
+        for name in names:
+            runtime = await self._repository.load_token(name)
+            if runtime is None or runtime.state != TokenState.REFRESHING or name in self._inflight:
+                continue
+            runtime.state = TokenState.VALID if runtime.filled else TokenState.EXPIRED
+            await self._repository.save_token(runtime)
+            recovered.append(name)
+        return recovered
 
     async def _state_changed(self, name: str, previous: TokenState, runtime: TokenRuntime) -> None:
         if previous == runtime.state:

@@ -96,8 +96,39 @@ def validate_project_data(
 # --- parsing -----------------------------------------------------------------------------------
 
 
+MAX_NESTING = 200
+"""Deeper flow collections are refused before parsing: ruamel.yaml recurses through them and
+would take seconds to reach Python's recursion limit."""
+
+
+def _flow_depth(text: str) -> tuple[int, int]:
+    """The deepest nesting of `[`/`{` outside quotes, and the line where it is reached."""
+    depth = deepest = 0
+    line = where = 1
+    quote = ""
+    for char in text:
+        if char == "\n":
+            line += 1
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, where = depth, line
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return deepest, where
+
+
 def _parse(text: str, filename: str) -> tuple[bool, Any, Any, list[Issue]]:
     """(parsed?, data, ruamel tree for line numbers or None, issues found so far)."""
+    deepest, line = _flow_depth(text)
+    if deepest > MAX_NESTING:
+        message = f"invalid YAML: nested too deeply (more than {MAX_NESTING} levels)"
+        return False, None, None, [Issue(message, file=filename, line=line)]
     try:
         # Compose first: the node tree shows every duplicate key with its line, where loading
         # stops at the first one.
