@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--standalone", action="store_true", help="run the example in process, without a daemon"
     )
+    demo.add_argument(
+        "--no-tui", action="store_true", help="print results as they come instead of the TUI"
+    )
     return parser
 
 

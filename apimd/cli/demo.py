@@ -64,7 +64,7 @@ async def demo_command(args: argparse.Namespace) -> int:
         os.environ["APIMD_DEMO_URL"] = server.url
         if args.standalone:
             return await _standalone(server)
-        return await _with_daemon(server, once=args.once)
+        return await _with_daemon(server, once=args.once, tui=not args.no_tui)
     finally:
         await server.stop()
 
@@ -82,7 +82,7 @@ async def _standalone(server: RunningServer) -> int:
     return 0
 
 
-async def _with_daemon(server: RunningServer, *, once: bool) -> int:
+async def _with_daemon(server: RunningServer, *, once: bool, tui: bool) -> int:
     home = Path(tempfile.mkdtemp(prefix="apimd-demo-", dir="/tmp"))
     env = {**os.environ, "APIMD_HOME": str(home), "APIMD_LOG_STDERR": "0"}
     env.setdefault("APIMD_CALLBACK_PORT", "0" if once else "8765")
@@ -113,6 +113,18 @@ async def _with_daemon(server: RunningServer, *, once: bool) -> int:
             print(format_result(accepted.result, colour=use_colour(sys.stdout)) + "\n")
         print("checkout-health fails on purpose: that is what a failing monitor looks like.\n")
         if once:
+            return 0
+        if tui and sys.stdin.isatty() and sys.stdout.isatty():
+            from apimd.tui.app import build_app
+
+            print(
+                "Opening the TUI (q quits and stops the demo). The token demo-user needs a "
+                "person: on the Tokens screen (t) select it and press i to sign in as "
+                "demo / demo-password."
+            )
+            sys.stdout.flush()
+            await asyncio.sleep(2)
+            await build_app(home / "apimd.sock").run_async()
             return 0
         info = await client.signin(SIGNIN_TOKEN)
         print(f"The token {SIGNIN_TOKEN} needs a person: sign in as demo / demo-password.")
