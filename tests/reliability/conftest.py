@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,7 +244,7 @@ async def daemon() -> AsyncIterator[DaemonProcess]:
         process.remove()
 
 
-# --- loopback servers and polling --------------------------------------------------------------
+# --- loopback servers --------------------------------------------------------------
 
 
 @asynccontextmanager
@@ -259,21 +259,6 @@ async def loopback(app: web.Application) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
-
-
-async def eventually(
-    check: Callable[[], Awaitable[Any]], *, timeout: float, interval: float = 0.05
-) -> Any:
-    """Poll `check` until it returns something truthy; fail with its last value otherwise."""
-    deadline = time.monotonic() + timeout
-    value: Any = None
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"not within {timeout} s (last value: {value!r})")
-        await asyncio.sleep(interval)
 
 
 # --- a sign-in project and its authorization server ---------------------------------------------

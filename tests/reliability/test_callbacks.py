@@ -8,6 +8,8 @@ genuine sign-in: the real redirect that follows them still signs the token in.""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import aiohttp
 
 from tests.reliability.conftest import (
@@ -27,10 +29,10 @@ async def _result_ids(daemon: DaemonProcess) -> set[str]:
     return {result.id for result in page.results}
 
 
-async def _get(url: str, **kw: object) -> tuple[int, str]:
+async def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
     async with (
         aiohttp.ClientSession(timeout=TIMEOUT) as session,
-        session.get(url, allow_redirects=False, **kw) as response,  # type: ignore[arg-type]
+        session.get(url, headers=headers, allow_redirects=False) as response,
     ):
         return response.status, await response.text()
 
@@ -55,7 +57,7 @@ async def test_forged_callbacks_are_refused_and_run_nothing(daemon: DaemonProces
             started = await client.signin("sso-token")
         state = state_of(started["url"])
         callback = daemon.callback_url
-        port = callback.split(":")[2].split("/")[0]
+        port = urlsplit(callback).port
         origin = f"http://127.0.0.1:{port}"
         before = await _result_ids(daemon)
 
@@ -67,9 +69,7 @@ async def test_forged_callbacks_are_refused_and_run_nothing(daemon: DaemonProces
 
         # The right state, sent to a name other than this server's (DNS rebinding).
         for host in ("evil.example", f"evil.example:{port}", f"127.0.0.2:{port}"):
-            status, page = await _get(
-                f"{callback}?state={state}&code=x", headers={"Host": host}
-            )
+            status, page = await _get(f"{callback}?state={state}&code=x", headers={"Host": host})
             assert status == 421, (host, status, page)
         await _nothing_ran(daemon, exchange, before)
 
@@ -89,7 +89,9 @@ async def test_forged_callbacks_are_refused_and_run_nothing(daemon: DaemonProces
         assert status == 403
         for content_type in ("text/plain", "application/x-www-form-urlencoded"):
             status, _ = await _post(
-                callback, f"state={state}&code=x".encode(), {"Origin": origin, "Content-Type": content_type}
+                callback,
+                f"state={state}&code=x".encode(),
+                {"Origin": origin, "Content-Type": content_type},
             )
             assert status == 403, content_type
         status, _ = await _post(callback, body, {"Content-Type": "application/json"})
@@ -114,4 +116,3 @@ async def test_forged_callbacks_are_refused_and_run_nothing(daemon: DaemonProces
         assert status == 400, page
         assert exchange.exchanges == 1, "a replayed state ran the exchange again"
         assert await _result_ids(daemon) == after_signin
-
