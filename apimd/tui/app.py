@@ -1,10 +1,12 @@
 """The apimd TUI: sections (dashboard, tokens, results), the daemon connection and its event
-stream, help, the command palette and key remapping. `build_app` is the one way to build it."""
+stream, editors and sign-in, help, the command palette and key remapping. `build_app` is the one
+way to build it."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,15 +19,18 @@ from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
 from apimd.client import ApiError, Client, DaemonUnavailable
-from apimd.tui.commands import ActionsProvider
+from apimd.tui import editors
+from apimd.tui.commands import ActionsProvider, ResourcesProvider
 from apimd.tui.connection import RETRY_S, DaemonState
 from apimd.tui.events import DaemonEvent, parse_event
 from apimd.tui.keys import TuiSettings, binding_ids, load_tui_settings, validate_keymap
+from apimd.tui.monitors import Board
 from apimd.tui.ports import Clock, DaemonClient, system_clock
 from apimd.tui.screens.dashboard import DashboardScreen
 from apimd.tui.screens.help import HelpScreen, help_rows
 from apimd.tui.screens.results import ResultsScreen, ResultTable
 from apimd.tui.screens.run import RunScreen
+from apimd.tui.screens.signin import SignInMode, SignInScreen
 from apimd.tui.screens.stats import StatsScreen
 from apimd.tui.screens.tokens import TokensScreen
 from apimd.tui.screens.viewer import ResultScreen
@@ -45,7 +50,7 @@ class ApimdApp(App[None]):
         "results": ResultsScreen,
     }
     DEFAULT_MODE = "dashboard"
-    COMMANDS = App.COMMANDS | {ActionsProvider}
+    COMMANDS = App.COMMANDS | {ActionsProvider, ResourcesProvider}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("question_mark", "help", "Help", id="app.help"),
@@ -60,12 +65,21 @@ class ApimdApp(App[None]):
     daemon: reactive[DaemonState] = reactive(DaemonState(Path()), always_update=True)
 
     def __init__(
-        self, client: DaemonClient, *, clock: Clock = system_clock, settings: TuiSettings
+        self,
+        client: DaemonClient,
+        *,
+        clock: Clock = system_clock,
+        settings: TuiSettings,
+        environ: Mapping[str, str] = os.environ,
     ) -> None:
         super().__init__()
         self.client = client
         self.clock = clock
         self.tui_settings = settings
+        self.environ = environ
+        """Where the person sits (SSH or not, a display or not): decides how sign-in works."""
+        self.board = Board()
+        """Every call and workflow, as the dashboard keeps them."""
         self.daemon_events: Signal[DaemonEvent] = Signal(self, "daemon-events")
         self.set_reactive(ApimdApp.daemon, DaemonState(client.socket_path))
         self._notified_down = False
@@ -193,6 +207,20 @@ class ApimdApp(App[None]):
         while len(self.screen_stack) > 1:
             await self.pop_screen()
 
+    def edit_resource(self, kind: str, name: str | None = None) -> None:
+        """Open the editor of a `kind` resource (`calls`, `tokens`…): `name`, or a new one."""
+        editors.open_editor(self, self.client, kind, name)  # it says "Saved …" itself
+
+    def sign_in(
+        self,
+        token: str,
+        *,
+        mode: SignInMode = "browser",
+        done: Callable[[bool | None], None] | None = None,
+    ) -> None:
+        """Start signing `token` in (`device`: with a code); `done(True)` once it is saved."""
+        self.push_screen(SignInScreen(self.client, token, mode=mode, environ=self.environ), done)
+
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             self.pop_screen()
@@ -211,6 +239,8 @@ SCREENS_WITH_BINDINGS: tuple[type, ...] = (
     StatsScreen,
     TokensScreen,
     HelpScreen,
+    SignInScreen,
+    *editors.BINDING_CLASSES,
 )
 
 
@@ -228,11 +258,13 @@ def build_app(
     clock: Clock | None = None,
     settings: TuiSettings | None = None,
     client: DaemonClient | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> ApimdApp:
     """The TUI for the daemon on `socket_path`. Tests pass a frozen `clock`, explicit `settings`,
-    and (for snapshots only) a `client` with fixed data."""
+    an `environ` (SSH or not), and (for snapshots and benchmarks) a `client` with fixed data."""
     return ApimdApp(
         client if client is not None else Client(socket_path),
         clock=clock or system_clock,
         settings=settings if settings is not None else load_tui_settings(),
+        environ=os.environ if environ is None else environ,
     )

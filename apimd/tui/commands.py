@@ -1,13 +1,35 @@
-"""The command palette's provider: every action bound on the current screen (and the app),
-by its description, with its key and binding id as help."""
+"""The command palette's providers: every action bound on the current screen (and the app), by
+its description, with its key and binding id as help; and the resource commands (new …, edit …,
+sign in …) that have no key of their own."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.screen import Screen
+from textual.style import Style
+
+from apimd.client import ApiError, DaemonUnavailable
+
+if TYPE_CHECKING:
+    from apimd.tui.app import ApimdApp
+
+NOUNS: dict[str, str] = {
+    "calls": "call",
+    "workflows": "workflow",
+    "auth": "auth",
+    "tokens": "token",
+    "variables": "variable",
+    "schedules": "schedule",
+}
+"""Resource kinds (API paths) and how the palette names one of them."""
+LISTED_KINDS = ("auth", "tokens", "variables", "schedules")
+"""Kinds whose names the palette reads when it opens (calls and workflows: the dashboard's)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +65,85 @@ class ActionsProvider(Provider):
 
     async def discover(self) -> Hits:
         for command in self.commands():
+            yield DiscoveryHit(command.title, command.run, help=command.help)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for command in self.commands():
+            score = matcher.match(command.title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(command.title), command.run, help=command.help)
+
+
+class ResourcesProvider(Provider):
+    """`New call` … `New schedule`, `Edit <kind> <name>` for every resource, and `Sign in` /
+    `Device sign-in` for every token. Names are read when the palette opens."""
+
+    def __init__(self, screen: Screen[Any], match_style: Style | None = None) -> None:
+        super().__init__(screen, match_style)
+        self._names: dict[str, list[str]] = {}
+
+    @property
+    def apimd(self) -> ApimdApp:
+        return cast("ApimdApp", self.app)
+
+    async def startup(self) -> None:
+        app = self.apimd
+        monitors = app.board.monitors.values()
+        self._names = {
+            "calls": sorted(m.name for m in monitors if m.kind == "call"),
+            "workflows": sorted(m.name for m in monitors if m.kind == "workflow"),
+        }
+        if not app.daemon.connected:
+            return
+        lists = await asyncio.gather(
+            *(app.client.list(kind) for kind in LISTED_KINDS), return_exceptions=True
+        )
+        for kind, items in zip(LISTED_KINDS, lists, strict=True):
+            if isinstance(items, ApiError | DaemonUnavailable):
+                continue  # the palette offers what it could read
+            if isinstance(items, BaseException):
+                raise items
+            self._names[kind] = sorted(str(getattr(item, "name", "")) for item in items)
+
+    def new_commands(self) -> list[Command]:
+        app = self.apimd
+        return [
+            Command(f"New {noun}", f"create a {noun}", partial(app.edit_resource, kind, None))
+            for kind, noun in NOUNS.items()
+        ]
+
+    def commands(self) -> list[Command]:
+        app = self.apimd
+        found = self.new_commands()
+        for kind, noun in NOUNS.items():
+            for name in self._names.get(kind, []):
+                found.append(
+                    Command(
+                        f"Edit {noun} {name}",
+                        f"open the {noun} editor",
+                        partial(app.edit_resource, kind, name),
+                    )
+                )
+        for name in self._names.get("tokens", []):
+            found.append(
+                Command(
+                    f"Sign in {name}",
+                    "sign the token in (browser, or the URL to paste over SSH)",
+                    partial(app.sign_in, name, mode="browser"),
+                )
+            )
+            found.append(
+                Command(
+                    f"Device sign-in {name}",
+                    "sign the token in with a code on another device",
+                    partial(app.sign_in, name, mode="device"),
+                )
+            )
+        return found
+
+    async def discover(self) -> Hits:
+        for command in self.new_commands():
             yield DiscoveryHit(command.title, command.run, help=command.help)
 
     async def search(self, query: str) -> Hits:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.resources import TokenState
@@ -36,6 +36,21 @@ class RunFinished(DaemonEvent):
     kind: str = ""
     name: str = ""
     trigger: str = ""
+    outcome: Outcome | None = None
+    result: ResultCode | None = None
+    http_status: int | None = None
+    total_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class RunStep(DaemonEvent):
+    """A workflow's step finished: step `index` (from 0) of `of`, the call `name`."""
+
+    run_id: str = ""
+    workflow: str = ""
+    name: str = ""
+    index: int = 0
+    of: int = 0
     outcome: Outcome | None = None
     result: ResultCode | None = None
     http_status: int | None = None
@@ -98,7 +113,20 @@ def parse_event(raw: dict[str, Any]) -> DaemonEvent:
             trigger=_str(raw.get("trigger")),
             outcome=_enum(Outcome, raw.get("outcome")),
             result=_enum(ResultCode, raw.get("result")),
-            http_status=raw["http_status"] if isinstance(raw.get("http_status"), int) else None,
+            http_status=_int(raw.get("http_status"), None),
+            total_ms=_float(raw.get("total_ms")),
+        )
+    if kind == "run.step":
+        return RunStep(
+            **base,
+            run_id=_str(raw.get("run_id")),
+            workflow=_str(raw.get("workflow")),
+            name=_str(raw.get("name")),
+            index=_int(raw.get("index")),
+            of=_int(raw.get("of")),
+            outcome=_enum(Outcome, raw.get("outcome")),
+            result=_enum(ResultCode, raw.get("result")),
+            http_status=_int(raw.get("http_status"), None),
             total_ms=_float(raw.get("total_ms")),
         )
     if kind == "token.saved":
@@ -135,6 +163,18 @@ def parse_event(raw: dict[str, Any]) -> DaemonEvent:
 
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+@overload
+def _int(value: Any) -> int: ...
+
+
+@overload
+def _int(value: Any, default: None) -> int | None: ...
+
+
+def _int(value: Any, default: int | None = 0) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def _float(value: Any) -> float | None:

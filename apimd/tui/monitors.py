@@ -1,5 +1,6 @@
-"""The dashboard's model: every call and workflow with what is known of its recent runs, kept up to
-date from the event stream. Pure (no Textual), so ordering, filtering and next-run are unit-tested."""
+"""The dashboard's model: every call and workflow as the daemon's summary (`GET /v1/summary`)
+describes it, kept up to date from the event stream between summaries. Pure (no Textual), so
+ordering, filtering and next-run are unit-tested."""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from apimd.model.api import Summary, TargetSummary
 from apimd.model.outcome import Outcome, ResultCode
-from apimd.model.resources import Call, Schedule, Token, TokenState, Workflow
-from apimd.model.result import Result
-from apimd.model.stats import Stats
+from apimd.model.resources import TokenState
 from apimd.tui.events import (
     DaemonEvent,
     RunFinished,
@@ -23,15 +23,11 @@ from apimd.tui.events import (
 from apimd.tui.formatting import NOTHING, coarse_duration
 
 HISTORY = 20
-"""How many recent latencies a monitor keeps for its sparkline."""
-
-TOKEN_STATE_SEVERITY = {
-    TokenState.VALID: 0,
-    TokenState.REFRESHING: 1,
-    TokenState.EXPIRED: 2,
-    TokenState.ERROR: 3,
-    TokenState.NEEDS_SIGN_IN: 4,
-}
+"""How many recent latencies a monitor keeps for its sparkline (what the summary sends)."""
+SAME_FIRE_S = 0.5
+"""Fires of one target closer than this are one fire (two schedules, or an echo)."""
+FIRE_SLACK_S = 1.0
+"""A fire this close before the expected next run is that run (scheduler jitter, rounding)."""
 
 Kind = Literal["call", "workflow"]
 
@@ -43,25 +39,31 @@ class Monitor:
     name: str
     kind: Kind
     tags: tuple[str, ...] = ()
+    description: str | None = None
     token: str | None = None
-    steps: tuple[str, ...] = ()
+    token_state: TokenState | None = None
     outcome: Outcome | None = None
     result: ResultCode | None = None
     http_status: int | None = None
     last_run_at: datetime | None = None
+    error: str | None = None
     running: int = 0
-    latencies: list[tuple[str, float]] = field(default_factory=list)
-    """(result id, total ms) of recent non-SKIPPED runs, oldest first, at most `HISTORY`."""
+    latencies: list[tuple[str | None, float]] = field(default_factory=list)
+    """(result id, total ms) of recent non-SKIPPED runs, oldest first, at most `HISTORY`; the
+    summary's points carry no id."""
     counted: int = 0
-    """Non-SKIPPED results in the last 24 h: from the daemon's statistics, plus live runs since."""
+    """Non-SKIPPED results in the summary's window, plus live runs since."""
     failed: int = 0
     """FAIL results among `counted`."""
-    stats_at: datetime | None = None
-    """When the statistics were fetched; None until they are."""
-    history_loaded: bool = False
+    next_run: datetime | None = None
+    """When a schedule runs it next: the daemon's word, moved on by the fires seen since."""
+    fired_at: datetime | None = None
+    """The last schedule fire seen live."""
+    period_s: float | None = None
+    """The time between the last two fires seen live: how far a fire moves `next_run`."""
 
-    def add_latency(self, result_id: str, total_ms: float) -> None:
-        if any(rid == result_id for rid, _ in self.latencies):
+    def add_latency(self, result_id: str | None, total_ms: float) -> None:
+        if result_id and any(rid == result_id for rid, _ in self.latencies):
             return
         self.latencies.append((result_id, total_ms))
         del self.latencies[:-HISTORY]
@@ -75,28 +77,45 @@ class Monitor:
     def latency_values(self) -> list[float]:
         return [ms for _, ms in self.latencies]
 
+    def signature(self) -> tuple[object, ...]:
+        """Everything a row shows but the clock: equal signatures, equal rows."""
+        return (
+            self.kind,
+            self.tags,
+            self.token,
+            self.token_state,
+            self.outcome,
+            self.result,
+            self.last_run_at,
+            self.running,
+            tuple(self.latencies),
+            self.counted,
+            self.failed,
+            self.next_run,
+        )
+
 
 @dataclass(frozen=True)
 class NextRun:
     """When a target runs next by its schedules, as far as the TUI can tell."""
 
     at: datetime | None = None
-    every_s: float | None = None
-    cron: bool = False
-    disabled: bool = False
 
     def text(self, now: datetime) -> str:
-        """`in 12s`, `due`, `~30s` (interval; last fire unknown), `cron`, `off`, or `—`."""
-        if self.at is not None:
-            left = (self.at - now).total_seconds()
-            return "due" if left < 1 else f"in {coarse_duration(left)}"
-        if self.every_s is not None:
-            return f"~{coarse_duration(self.every_s)}"
-        if self.cron:
-            return "cron"
-        if self.disabled:
-            return "off"
-        return NOTHING
+        """`in 12s`, `due` (the time has come), or `—` (no enabled schedule)."""
+        if self.at is None:
+            return NOTHING
+        left = (self.at - now).total_seconds()
+        return "due" if left < 1 else f"in {coarse_duration(left)}"
+
+
+@dataclass(frozen=True)
+class SummaryChanges:
+    """What applying a summary did to the board, for the table."""
+
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
 
 
 def dashboard_rank(outcome: Outcome | None, token_state: TokenState | None = None) -> int:
@@ -111,111 +130,55 @@ def dashboard_rank(outcome: Outcome | None, token_state: TokenState | None = Non
 
 
 class Board:
-    """Every monitor, token and schedule the dashboard knows, and the rules that tie them."""
+    """Every monitor the dashboard knows, and the rules that fold events into them."""
 
     def __init__(self) -> None:
         self.monitors: dict[str, Monitor] = {}
-        self.tokens: dict[str, Token] = {}
-        self.schedules: dict[str, Schedule] = {}
-        self._calls: dict[str, Call] = {}
-        self._last_fire: dict[tuple[str, str], datetime] = {}
+        self.loaded = False
+        """A summary has been applied at least once."""
+        self.as_of: datetime | None = None
+        """When the daemon produced the summary last applied: runs that finished before it are
+        in its counts and latencies already."""
 
-    # --- loading ----------------------------------------------------------------------------
+    # --- the summary ------------------------------------------------------------------------
 
-    def load(
-        self,
-        calls: Iterable[Call],
-        workflows: Iterable[Workflow],
-        tokens: Iterable[Token],
-        schedules: Iterable[Schedule],
-        recent: Iterable[Result] = (),
-    ) -> None:
-        """Replace everything with a fresh read; `recent` results (any order) fill last outcomes."""
-        self.monitors.clear()
-        self._calls.clear()
-        self.tokens = {t.name: t for t in tokens}
-        self.schedules = {s.name: s for s in schedules}
-        for call in calls:
-            self.put_call(call)
-        for workflow in workflows:
-            self.put_workflow(workflow)
-        for result in sorted(recent, key=lambda r: r.started_at):
-            self.record(result)
+    def load_summary(self, summary: Summary, *, reset_running: bool = False) -> SummaryChanges:
+        """Make the board what `summary` says (in place: monitors keep what only events know,
+        such as runs in progress, unless `reset_running` after events may have been missed)."""
+        before = {name: m.signature() for name, m in self.monitors.items()}
+        fresh: dict[str, Monitor] = {}
+        for target in summary.targets:
+            monitor = self.monitors.get(target.name)
+            if monitor is None or monitor.kind != target.kind:
+                monitor = Monitor(name=target.name, kind=target.kind)
+            self._update(monitor, target)
+            if reset_running:
+                monitor.running = 0
+            fresh[target.name] = monitor
+        self.monitors = fresh
+        self.as_of = summary.generated_at
+        self.loaded = True
+        return SummaryChanges(
+            added=[n for n in fresh if n not in before],
+            removed=[n for n in before if n not in fresh],
+            changed=[n for n, m in fresh.items() if n in before and m.signature() != before[n]],
+        )
 
-    def put_call(self, call: Call) -> Monitor:
-        self._calls[call.name] = call
-        monitor = self._monitor(call.name, "call")
-        monitor.tags = tuple(call.tags)
-        monitor.token = call.token
-        return monitor
-
-    def put_workflow(self, workflow: Workflow) -> Monitor:
-        monitor = self._monitor(workflow.name, "workflow")
-        monitor.tags = tuple(workflow.tags)
-        monitor.steps = tuple(workflow.steps)
-        return monitor
-
-    def remove(self, name: str) -> bool:
-        self._calls.pop(name, None)
-        return self.monitors.pop(name, None) is not None
-
-    def _monitor(self, name: str, kind: Kind) -> Monitor:
-        monitor = self.monitors.get(name)
-        if monitor is None or monitor.kind != kind:
-            monitor = Monitor(name=name, kind=kind)
-            self.monitors[name] = monitor
-        return monitor
-
-    def record(self, result: Result) -> None:
-        """Fold one stored result into its monitor (ignores results older than what is known)."""
-        monitor = self.monitors.get(result.name)
-        if monitor is None or result.workflow_run_id is not None:
-            return
-        if monitor.last_run_at is None or result.started_at >= monitor.last_run_at:
-            monitor.outcome = result.outcome
-            monitor.result = result.result
-            monitor.http_status = result.http_status
-            monitor.last_run_at = result.started_at
-        if result.outcome is not Outcome.SKIPPED:
-            monitor.add_latency(result.id, result.timings_ms.total)
-        if result.trigger == "schedule":
-            self._fired_for(result.name, result.started_at)
-
-    def set_history(self, name: str, results: Iterable[Result]) -> None:
-        """The monitor's recent results (newest first, as the API lists them): its sparkline."""
-        monitor = self.monitors.get(name)
-        if monitor is None:
-            return
-        live = list(monitor.latencies)
-        monitor.latencies = []
-        for result in sorted(results, key=lambda r: r.started_at):
-            self.record(result)
-        for result_id, ms in live:  # runs that finished while the history was being fetched
-            monitor.add_latency(result_id, ms)
-        monitor.history_loaded = True
-
-    def set_stats(self, name: str, stats: Stats | None, at: datetime) -> None:
-        """The daemon's 24 h statistics (None: it had none); live runs are added on top."""
-        monitor = self.monitors.get(name)
-        if monitor is None:
-            return
-        monitor.stats_at = at
-        if stats is None:
-            return
-        monitor.counted = stats.total - stats.counts.get(Outcome.SKIPPED, 0)
-        monitor.failed = stats.counts.get(Outcome.FAIL, 0)
-
-    def put_token(self, token: Token) -> None:
-        self.tokens[token.name] = token
-
-    def remove_token(self, name: str) -> None:
-        self.tokens.pop(name, None)
-
-    def put_schedule(self, schedule: Schedule) -> None:
-        self.schedules[schedule.name] = schedule
-
-    def remove_schedule(self, name: str) -> None:
-        self.schedules.pop(name, None)
+    @staticmethod
+    def _update(monitor: Monitor, target: TargetSummary) -> None:
+        monitor.tags = tuple(target.tags)
+        monitor.description = target.description
+        monitor.token = target.token
+        monitor.token_state = target.token_state
+        monitor.outcome = target.outcome
+        monitor.result = target.result
+        monitor.http_status = target.http_status
+        monitor.last_run_at = target.last_run
+        monitor.error = target.error
+        monitor.latencies = [(None, ms) for ms in target.recent_ms[-HISTORY:]]
+        monitor.counted = sum(n for o, n in target.counts.items() if o is not Outcome.SKIPPED)
+        monitor.failed = target.counts.get(Outcome.FAIL, 0)
+        monitor.next_run = target.next_run
 
     # --- events -----------------------------------------------------------------------------
 
@@ -226,31 +189,18 @@ class Board:
             if monitor is None:
                 return set()
             monitor.running += 1
-            if event.trigger == "schedule":
-                self._fired_for(event.name, event.at)
             return {event.name}
         if isinstance(event, RunFinished):
             return self._finished(event)
         if isinstance(event, ScheduleFired):
-            for target in event.targets:
-                self._last_fire[(event.schedule, target)] = event.at
-            return {t for t in event.targets if t in self.monitors}
+            fired = {t for t in event.targets if t in self.monitors}
+            for name in fired:
+                self._fired(self.monitors[name], event.at)
+            return fired
         if isinstance(event, TokenStateChanged) and event.state is not None:
-            token = self.tokens.get(event.token)
-            if token is None:
-                return set()
-            self.tokens[event.token] = token.model_copy(
-                update={"state": event.state, "last_error": event.error}
-            )
-            return self.names_using_token(event.token)
+            return self._token_state(event.token, event.state)
         if isinstance(event, TokenSaved):
-            token = self.tokens.get(event.token)
-            if token is None:
-                return set()
-            self.tokens[event.token] = token.model_copy(
-                update={"expires_at": event.expires_at, "state": TokenState.VALID}
-            )
-            return self.names_using_token(event.token)
+            return self._token_state(event.token, TokenState.VALID)
         return set()
 
     def _finished(self, event: RunFinished) -> set[str]:
@@ -266,6 +216,8 @@ class Board:
             monitor.result = event.result
             monitor.http_status = event.http_status
             monitor.last_run_at = started
+        if self.as_of is not None and event.at <= self.as_of:
+            return {event.name}  # already in the summary's counts and latencies
         if event.outcome is not Outcome.SKIPPED and event.total_ms is not None:
             monitor.add_latency(event.result_id, event.total_ms)
         if event.outcome is not Outcome.SKIPPED:
@@ -273,71 +225,54 @@ class Board:
             monitor.failed += event.outcome is Outcome.FAIL
         return {event.name}
 
-    def _fired_for(self, target: str, at: datetime) -> None:
-        for schedule in self.schedules.values():
-            if target in schedule.targets and schedule.enabled:
-                key = (schedule.name, target)
-                if key not in self._last_fire or self._last_fire[key] < at:
-                    self._last_fire[key] = at
+    @staticmethod
+    def _fired(monitor: Monitor, at: datetime) -> None:
+        """A schedule started `monitor` at `at`: the next run is one period later. The period is
+        learnt from consecutive fires; until it is known, the next run reads `due` and the
+        dashboard asks the daemon again (`overdue`)."""
+        if monitor.fired_at is not None:
+            gap = (at - monitor.fired_at).total_seconds()
+            if gap < SAME_FIRE_S:
+                return
+            monitor.period_s = gap
+        monitor.fired_at = at
+        if monitor.next_run is None or monitor.next_run > at + timedelta(seconds=FIRE_SLACK_S):
+            return  # a fire of another schedule of the target: the next one stands
+        if monitor.period_s is not None:
+            monitor.next_run = at + timedelta(seconds=monitor.period_s)
+
+    def _token_state(self, token: str, state: TokenState) -> set[str]:
+        changed = self.names_using_token(token)
+        for name in changed:
+            self.monitors[name].token_state = state
+        return changed
 
     # --- derived ----------------------------------------------------------------------------
 
-    def token_names(self, name: str) -> list[str]:
-        """The tokens a monitor's requests use (a workflow: its steps')."""
-        monitor = self.monitors.get(name)
-        if monitor is None:
-            return []
-        if monitor.kind == "call":
-            return [monitor.token] if monitor.token else []
-        names: list[str] = []
-        for step in monitor.steps:
-            call = self._calls.get(step)
-            if call is not None and call.token and call.token not in names:
-                names.append(call.token)
-        return names
-
     def token_state(self, name: str) -> TokenState | None:
-        """The worst state among the monitor's tokens (None when it uses none)."""
-        states = [
-            token.state
-            for token_name in self.token_names(name)
-            if (token := self.tokens.get(token_name)) is not None and token.state is not None
-        ]
-        return max(states, key=TOKEN_STATE_SEVERITY.__getitem__, default=None)
+        monitor = self.monitors.get(name)
+        return monitor.token_state if monitor is not None else None
 
     def names_using_token(self, token: str) -> set[str]:
-        return {name for name in self.monitors if token in self.token_names(name)}
+        return {name for name, m in self.monitors.items() if m.token == token}
 
     def next_run(self, name: str, now: datetime) -> NextRun:
-        """The soonest next run among the schedules that target `name`."""
-        soonest: datetime | None = None
-        every: float | None = None
-        cron = disabled = False
-        for schedule in self.schedules.values():
-            if name not in schedule.targets:
-                continue
-            if not schedule.enabled:
-                disabled = True
-                continue
-            if schedule.cron is not None:
-                cron = True
-                continue
-            seconds = schedule.every_seconds
-            if seconds is None:
-                continue
-            every = seconds if every is None else min(every, seconds)
-            fired = self._last_fire.get((schedule.name, name))
-            if fired is not None:
-                due = fired + timedelta(seconds=seconds)
-                if due < now:  # missed fires (daemon down, lagged events): next slot after now
-                    skipped = (now - due).total_seconds() // seconds + 1
-                    due += timedelta(seconds=seconds * skipped)
-                soonest = due if soonest is None else min(soonest, due)
-        return NextRun(at=soonest, every_s=every, cron=cron, disabled=disabled)
+        monitor = self.monitors.get(name)
+        return NextRun(monitor.next_run if monitor is not None else None)
+
+    def overdue(self, names: Iterable[str], now: datetime, *, grace_s: float = 2.0) -> bool:
+        """Whether one of `names` should have run by now and no fire moved its next run on:
+        only the daemon knows when it runs next."""
+        limit = now - timedelta(seconds=grace_s)
+        for name in names:
+            monitor = self.monitors.get(name)
+            if monitor is not None and monitor.next_run is not None and monitor.next_run < limit:
+                return True
+        return False
 
     def rank(self, name: str) -> int:
         monitor = self.monitors[name]
-        return dashboard_rank(monitor.outcome, self.token_state(name))
+        return dashboard_rank(monitor.outcome, monitor.token_state)
 
     def sort_key(self, name: str) -> tuple[int, str]:
         """Dashboard order: `dashboard_rank`, then name."""
@@ -355,7 +290,7 @@ class Board:
         if not terms:
             return True
         monitor = self.monitors[name]
-        state = self.token_state(name)
+        state = monitor.token_state
         haystack = " ".join(
             [
                 name,

@@ -1,5 +1,6 @@
 """What the TUI needs from the daemon, as a small protocol: `apimd.client.Client` implements it,
-and snapshot tests substitute an object with fixed data."""
+and snapshot tests and the benchmark substitute objects with fixed data. It covers what the
+editors (`editors.ports.ResourceClient`) and the sign-in screen (`SigninClient`) need too."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from apimd.model.api import ResultPage, RunAccepted, StatusInfo
+from apimd.model.api import ResultPage, RunAccepted, SigninList, StatusInfo, Summary
 from apimd.model.resources import Token
 from apimd.model.result import Result
 from apimd.model.stats import Stats
@@ -34,6 +35,10 @@ class DaemonClient(Protocol):
 
     async def get(self, kind: str, name: str, *, reveal: bool = False) -> BaseModel: ...
 
+    async def put(
+        self, kind: str, name: str, resource: BaseModel | dict[str, Any]
+    ) -> BaseModel: ...
+
     async def run(
         self,
         kind: str,
@@ -56,9 +61,17 @@ class DaemonClient(Protocol):
 
     async def result(self, result_id: str) -> Result: ...
 
+    async def summary(self, *, window: str = "24h") -> Summary: ...
+
     async def stats(self, name: str, *, window: str = "24h") -> Stats: ...
 
     async def refresh_token(self, name: str) -> Token: ...
+
+    async def signin(self, name: str, *, mode: str = "browser") -> dict[str, Any]: ...
+
+    async def signins(self) -> SigninList: ...
+
+    async def complete_signin(self, url: str) -> dict[str, Any]: ...
 
     def events(self) -> AsyncIterator[dict[str, Any]]: ...
 

@@ -18,7 +18,8 @@ from tests.tui.daemon import Daemon, DemoServer, short_home
 
 def project(demo_url: str) -> dict[str, Any]:
     """Calls that pass, fail (500) and cannot connect; a token kept fresh by a client-credentials
-    workflow, a call that uses it, and a workflow."""
+    workflow, a call that uses it, a workflow, one whose second step takes a second, and a token
+    signed in through the browser."""
     return {
         "version": 1,
         "variables": {"DEMO": demo_url},
@@ -29,14 +30,28 @@ def project(demo_url: str) -> dict[str, Any]:
                 "client_id": "demo-client",
                 "client_secret": "demo-secret",
                 "refresh_workflow": "refresh-demo",
-            }
+            },
+            {
+                "name": "demo-sso",
+                "type": "oauth2",
+                "grant": "authorization_code",
+                "authorize_url": "%%DEMO%%/oauth/authorize",
+                "token_url": "%%DEMO%%/oauth/token",
+                "client_id": "demo-client",
+                "client_secret": "demo-secret",
+            },
         ],
         "tokens": [
             {
                 "name": "demo-token",
                 "auth": "demo-oauth",
                 "headers": {"Authorization": "Bearer %%ACCESS_TOKEN%%"},
-            }
+            },
+            {
+                "name": "sso-token",
+                "auth": "demo-sso",
+                "headers": {"Authorization": "Bearer %%ACCESS_TOKEN%%"},
+            },
         ],
         "calls": [
             {
@@ -70,10 +85,12 @@ def project(demo_url: str) -> dict[str, Any]:
             {"name": "unreachable", "url": "http://127.0.0.1:9/", "timeout": 2},
             {"name": "list-orders", "url": "%%DEMO%%/api/orders", "token": "demo-token"},
             {"name": "quiet-call", "url": "%%DEMO%%/api/status"},
+            {"name": "slow-call", "url": "%%DEMO%%/api/slow?ms=700"},
         ],
         "workflows": [
             {"name": "refresh-demo", "steps": ["get-token"]},
             {"name": "order-flow", "steps": ["service-status", "list-orders"]},
+            {"name": "slow-flow", "steps": ["quiet-call", "slow-call"]},
         ],
         "schedules": [
             {"name": "hourly", "every": "1h", "targets": ["service-status"], "enabled": True}

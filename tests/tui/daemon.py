@@ -118,6 +118,20 @@ class Daemon:
 
         run_sync(apply())
 
+    def put(self, kind: str, name: str, resource: dict[str, Any]) -> None:
+        async def put() -> None:
+            async with Client(self.socket_path) as client:
+                await client.put(kind, name, resource)
+
+        run_sync(put())
+
+    def delete(self, kind: str, name: str) -> None:
+        async def delete() -> None:
+            async with Client(self.socket_path) as client:
+                await client.delete(kind, name)
+
+        run_sync(delete())
+
     def run(self, kind: str, name: str) -> None:
         async def run() -> None:
             async with Client(self.socket_path) as client:

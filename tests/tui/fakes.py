@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cronsim import CronSim
 from pydantic import BaseModel
 
 from apimd.client import ApiError
@@ -30,7 +32,7 @@ from apimd.model import (
     TokenState,
     Workflow,
 )
-from apimd.model.api import ResultPage, RunAccepted, StatusInfo
+from apimd.model.api import ResultPage, RunAccepted, StatusInfo, Summary, TargetSummary
 from apimd.model.common import SECRET_MASK
 from apimd.model.stats import Latency, Stats, StatsPoint
 
@@ -313,12 +315,62 @@ def _stats(name: str) -> Stats:
     )
 
 
+def _next_run(name: str) -> datetime | None:
+    """What the daemon's scheduler would say: interval schedules fired at the last run."""
+    soonest: datetime | None = None
+    for schedule in SCHEDULES:
+        if name not in schedule.targets or not schedule.enabled:
+            continue
+        if schedule.every_seconds is not None:
+            every = timedelta(seconds=schedule.every_seconds)
+            due = FROZEN - timedelta(seconds=LAST[name][4]) + every
+            while due <= FROZEN:
+                due += every
+        else:
+            assert schedule.cron is not None
+            due = next(CronSim(schedule.cron, FROZEN))
+        soonest = due if soonest is None else min(soonest, due)
+    return soonest
+
+
+def target_summary(name: str) -> TargetSummary:
+    """`name` as `GET /v1/summary` describes it."""
+    call = next((c for c in CALLS if c.name == name), None)
+    item: Call | Workflow = call or next(w for w in WORKFLOWS if w.name == name)
+    history = _history(name) if name in LAST else []
+    latest = history[0] if history else None
+    stats = _stats(name)
+    token = call.token if call is not None else None
+    state = next((t.state for t in TOKENS if t.name == token), None)
+    return TargetSummary(
+        name=name,
+        kind="call" if call is not None else "workflow",
+        outcome=latest.outcome if latest else None,
+        result=latest.result if latest else None,
+        http_status=latest.http_status if latest else None,
+        last_run=latest.started_at if latest else None,
+        last_result_id=latest.id if latest else None,
+        recent_ms=[
+            r.timings_ms.total for r in reversed(history) if r.outcome is not Outcome.SKIPPED
+        ],
+        counts={o: n for o, n in stats.counts.items() if n},
+        uptime=stats.uptime,
+        next_run=_next_run(name) if name in LAST else None,
+        token=token,
+        token_state=state,
+        description=item.description,
+        tags=list(item.tags),
+    )
+
+
 class FakeClient:
     """Answers like a daemon that holds the data above and never changes."""
 
     def __init__(self, socket_path: Path = SOCKET) -> None:
         self.socket_path = socket_path
         self.runs: list[tuple[str, str]] = []
+        self.requests: Counter[str] = Counter()
+        """How many times each method was called."""
 
     async def status(self) -> StatusInfo:
         return StatusInfo(
@@ -374,6 +426,7 @@ class FakeClient:
         limit: int | None = None,
         cursor: str | None = None,
     ) -> ResultPage:
+        self.requests["results"] += 1
         names = [name] if name else list(LAST)
         every = [r for n in names if n in LAST for r in _history(n)]
         if outcome:
@@ -400,7 +453,17 @@ class FakeClient:
                     return _detail(name, result)
         raise ApiError(404, "not_found", f"no result with id {result_id!r}", [])
 
+    async def summary(self, *, window: str = "24h") -> Summary:
+        self.requests["summary"] += 1
+        names = [c.name for c in CALLS] + [w.name for w in WORKFLOWS]
+        return Summary(
+            generated_at=FROZEN,
+            window_s=86400.0,
+            targets=[target_summary(n) for n in names],
+        )
+
     async def stats(self, name: str, *, window: str = "24h") -> Stats:
+        self.requests["stats"] += 1
         return _stats(name)
 
     async def refresh_token(self, name: str) -> Token:

@@ -1,10 +1,33 @@
-"""The dashboard against a real daemon: order, content, and live updates from the event stream."""
+"""The dashboard against a real daemon: order, content, one summary request for everything, and
+live updates from the event stream."""
 
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from apimd.client import Client
+from apimd.tui import app as tui_app
+from apimd.tui.keys import TuiSettings
+from apimd.tui.screens import dashboard
 from apimd.tui.screens.dashboard import DashboardScreen
 from tests.tui.conftest import in_thread, make_app, wait_for
 from tests.tui.daemon import Daemon
+
+
+class CountingClient(Client):
+    """The real socket client, counting the requests the TUI makes."""
+
+    def __init__(self, socket_path: Path) -> None:
+        super().__init__(socket_path)
+        self.requests: Counter[str] = Counter()
+
+    async def _request(self, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        self.requests[f"{method} {path.split('/')[2]}"] += 1
+        return await super()._request(method, path, *args, **kwargs)
 
 
 def row_names(screen: DashboardScreen) -> list[str]:
@@ -27,11 +50,8 @@ async def test_a_failing_call_is_at_the_top_with_its_outcome_in_words(daemon: Da
         assert cell(screen, "service-status", "outcome") == "✓ PASS"
         assert cell(screen, "quiet-call", "outcome") == "· never"
         assert cell(screen, "order-flow", "kind") == "flow"
-        # 24 h uptime arrives lazily: checkout-health has only failed so far.
-        await wait_for(
-            pilot, lambda: cell(screen, "checkout-health", "uptime") == "0.0%", what="uptime"
-        )
-        assert cell(screen, "service-status", "next") in ("in 59m", "in 1h", "~1h")
+        assert cell(screen, "checkout-health", "uptime") == "0.0%"  # it has only failed so far
+        assert cell(screen, "service-status", "next") in ("in 59m", "in 1h")
         assert cell(screen, "list-orders", "token") in ("expired", "valid")
 
 
@@ -101,3 +121,34 @@ async def test_runs_that_finish_while_another_section_is_open_are_there_on_retur
             lambda: cell(screen, "quiet-call", "outcome") == "✓ PASS",
             what=f"quiet-call to show its run (was {before})",
         )
+
+
+async def test_one_summary_request_fills_the_board_and_refreshes_keep_the_cursor(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dashboard, "SUMMARY_EVERY_S", 0.3)
+    client = CountingClient(daemon.socket_path)
+    app = tui_app.build_app(daemon.socket_path, settings=TuiSettings(), client=client)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        await wait_for(pilot, lambda: screen.table.row_count >= 8, what="every monitor listed")
+        # Not one request per monitor: no results, statistics or resource reads at all.
+        assert client.requests["GET summary"] == screen.summaries >= 1
+        assert not {"GET results", "GET stats", "GET calls", "GET workflows"} & set(client.requests)
+        assert str(screen.table.get_cell("checkout-health", "latency")).strip()  # a sparkline
+
+        await pilot.press("down", "down")
+        watched, rebuilds, before = screen.current_name(), screen.rebuilds, screen.summaries
+        await wait_for(pilot, lambda: screen.summaries >= before + 2, what="periodic summaries")
+        assert screen.rebuilds == rebuilds and screen.current_name() == watched
+
+        # A call added by another client arrives with the next summary, as one more row.
+        await in_thread(lambda: daemon.put("calls", "added-later", {"url": "http://127.0.0.1:9/"}))
+        try:
+            await wait_for(pilot, lambda: "added-later" in row_names(screen), what="the new row")
+            assert screen.rebuilds == rebuilds and screen.current_name() == watched
+        finally:
+            await in_thread(lambda: daemon.delete("calls", "added-later"))
+        await wait_for(pilot, lambda: "added-later" not in row_names(screen), what="row removed")
+        assert not {"GET results", "GET stats"} & set(client.requests)

@@ -1,5 +1,5 @@
-"""The TUI's pure helpers: formatting, sparklines, the waterfall, bodies, ordering, next run,
-event parsing and key settings."""
+"""The TUI's pure helpers: formatting, sparklines, the waterfall, bodies, event parsing and key
+settings (the dashboard's board: test_monitors.py)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from apimd.model import (
-    Call,
-    Outcome,
-    Result,
-    ResultCode,
-    Schedule,
-    Timings,
-    Token,
-    TokenState,
-    Workflow,
-)
+from apimd.model import Outcome, Timings
 from apimd.model.stats import Stats, StatsPoint
 from apimd.tui.body import content_type_of, pretty_body
 from apimd.tui.charts import hourly, latency_series, uptime_strip
@@ -27,8 +17,7 @@ from apimd.tui.events import (
     ResourceChanged,
     RunFinished,
     RunStarted,
-    ScheduleFired,
-    TokenStateChanged,
+    RunStep,
     parse_event,
 )
 from apimd.tui.formatting import (
@@ -40,7 +29,6 @@ from apimd.tui.formatting import (
     uptime_text,
 )
 from apimd.tui.keys import load_tui_settings, valid_key, validate_keymap
-from apimd.tui.monitors import HISTORY, Board, dashboard_rank
 from apimd.tui.sparkline import sparkline
 from apimd.tui.waterfall import waterfall
 
@@ -128,147 +116,6 @@ def test_xml_with_a_dtd_is_never_parsed() -> None:
     assert pretty_body(bomb, "application/xml").text == bomb
 
 
-# --- the dashboard board ----------------------------------------------------------------------
-
-
-def result(
-    name: str, outcome: Outcome, code: ResultCode, seconds_ago: float, total: float
-) -> Result:
-    started = NOW - timedelta(seconds=seconds_ago)
-    return Result(
-        id=f"{name}-{seconds_ago}",
-        kind="call",
-        name=name,
-        trigger="schedule",
-        started_at=started,
-        finished_at=started,
-        outcome=outcome,
-        result=code,
-        timings_ms=Timings(total=total),
-    )
-
-
-def board() -> Board:
-    calls = [
-        Call(name=n, url="http://x", token="tok" if n == "signin" else None)
-        for n in ("alpha", "broken", "signin", "warn", "zeta", "never")
-    ]
-    b = Board()
-    b.load(
-        calls,
-        [Workflow(name="flow", steps=["signin", "alpha"])],
-        [Token(name="tok", auth="a", state=TokenState.NEEDS_SIGN_IN)],
-        [Schedule(name="s", every="30s", targets=["alpha", "broken"])],
-        [
-            result("alpha", Outcome.PASS, ResultCode.COMPLETE, 10, 12),
-            result("broken", Outcome.FAIL, ResultCode.HTTP_SERVER_ERROR, 5, 8),
-            result("signin", Outcome.SKIPPED, ResultCode.NEEDS_SIGN_IN, 5, 0),
-            result("warn", Outcome.WARNING, ResultCode.CONTENT_WARNING, 5, 30),
-            result("zeta", Outcome.PASS, ResultCode.COMPLETE, 5, 30),
-        ],
-    )
-    return b
-
-
-def test_failing_first_then_skipped_and_sign_in_then_warnings_then_the_rest_by_name() -> None:
-    assert board().ordered() == ["broken", "flow", "signin", "warn", "alpha", "never", "zeta"]
-    assert dashboard_rank(None, TokenState.NEEDS_SIGN_IN) == 1
-    assert dashboard_rank(Outcome.SLOW) == 3
-
-
-def test_filter_words_match_name_outcome_kind_and_token_state() -> None:
-    b = board()
-    assert b.ordered("fail") == ["broken"]
-    assert b.ordered("flow") == ["flow"]
-    assert set(b.ordered("needs_sign")) == {"flow", "signin"}
-    assert b.ordered("ALPHA pass") == ["alpha"]
-    assert b.ordered("nothing-like-this") == []
-
-
-def test_a_finished_run_updates_outcome_latency_and_rank() -> None:
-    b = board()
-    raw = {
-        "type": "run.finished",
-        "at": NOW.isoformat(),
-        "run_id": "r1",
-        "result_id": "r1",
-        "kind": "call",
-        "name": "zeta",
-        "trigger": "manual",
-        "outcome": "FAIL",
-        "result": "CONNECTION_ERROR",
-        "http_status": None,
-        "total_ms": 3.5,
-    }
-    assert b.apply(parse_event({**raw, "type": "run.started"})) == {"zeta"}
-    assert b.monitors["zeta"].running == 1
-    assert b.apply(parse_event(raw)) == {"zeta"}
-    zeta = b.monitors["zeta"]
-    assert (zeta.outcome, zeta.result, zeta.running) == (
-        Outcome.FAIL,
-        ResultCode.CONNECTION_ERROR,
-        0,
-    )
-    assert zeta.latency_values[-1] == 3.5
-    assert b.ordered()[:2] == ["broken", "zeta"]
-    assert b.apply(parse_event(raw)) == {"zeta"}  # the same result again is not a new point
-    assert zeta.latency_values.count(3.5) == 1
-
-
-def test_uptime_starts_from_the_daemons_statistics_and_counts_live_runs() -> None:
-    b = board()
-    counts = {**dict.fromkeys(Outcome, 0), Outcome.PASS: 8, Outcome.FAIL: 2, Outcome.SKIPPED: 5}
-    b.set_stats("zeta", Stats(name="zeta", since=NOW, until=NOW, total=15, counts=counts), NOW)
-    assert b.monitors["zeta"].uptime == 0.8
-    finished = {"type": "run.finished", "at": NOW.isoformat(), "name": "zeta", "total_ms": 1}
-    b.apply(parse_event({**finished, "result_id": "a", "outcome": "FAIL"}))
-    b.apply(parse_event({**finished, "result_id": "b", "outcome": "SKIPPED"}))
-    assert b.monitors["zeta"].uptime == 8 / 11
-    assert b.monitors["never"].uptime is None
-
-
-def test_histories_keep_the_last_points_and_merge_live_ones() -> None:
-    b = board()
-    b.monitors["alpha"].add_latency("live", 99.0)
-    history = [result("alpha", Outcome.PASS, ResultCode.COMPLETE, i, float(i)) for i in range(30)]
-    b.set_history("alpha", history)
-    values = b.monitors["alpha"].latency_values
-    assert len(values) == HISTORY and values[-1] == 99.0
-
-
-def test_token_state_of_a_workflow_is_the_worst_of_its_steps_tokens() -> None:
-    b = board()
-    assert b.token_state("flow") is TokenState.NEEDS_SIGN_IN
-    assert b.token_state("alpha") is None
-    changed = b.apply(
-        TokenStateChanged(type="token.state", at=NOW, token="tok", state=TokenState.VALID)
-    )
-    assert changed == {"signin", "flow"}
-    assert b.token_state("flow") is TokenState.VALID
-
-
-def test_next_run_counts_from_the_last_fire_or_shows_the_interval() -> None:
-    b = board()
-    # alpha ran by schedule 10 s ago: next in 20 s.
-    assert b.next_run("alpha", NOW).text(NOW) == "in 20s"
-    assert (
-        b.next_run("alpha", NOW + timedelta(seconds=25)).text(NOW + timedelta(seconds=25))
-        == "in 25s"
-    )
-    b.apply(ScheduleFired(type="schedule.fired", at=NOW, schedule="s", targets=("alpha",)))
-    assert b.next_run("alpha", NOW).text(NOW) == "in 30s"
-    fresh = Board()
-    fresh.load(
-        [Call(name="c", url="http://x")], [], [], [Schedule(name="s", every="5m", targets=["c"])]
-    )
-    assert fresh.next_run("c", NOW).text(NOW) == "~5m"
-    fresh.put_schedule(Schedule(name="s", cron="0 3 * * *", targets=["c"]))
-    assert fresh.next_run("c", NOW).text(NOW) == "cron"
-    fresh.put_schedule(Schedule(name="s", every="5m", targets=["c"], enabled=False))
-    assert fresh.next_run("c", NOW).text(NOW) == "off"
-    assert fresh.next_run("nothing", NOW).text(NOW) == "—"
-
-
 # --- events -------------------------------------------------------------------------------------
 
 
@@ -284,6 +131,22 @@ def test_events_parse_into_types_and_odd_payloads_do_not_raise() -> None:
     )
     assert isinstance(changed, ResourceChanged)
     assert changed.resources == (("calls", "a"), ("tokens", "t"))
+    step = parse_event(
+        {
+            "type": "run.step",
+            "at": at,
+            "run_id": "w1",
+            "workflow": "flow",
+            "name": "a",
+            "index": 1,
+            "of": 3,
+            "outcome": "PASS",
+            "http_status": True,
+            "total_ms": 12,
+        }
+    )
+    assert isinstance(step, RunStep) and (step.index, step.of, step.total_ms) == (1, 3, 12.0)
+    assert step.outcome is Outcome.PASS and step.http_status is None
     assert isinstance(parse_event({"type": "lagged", "missed": 7}), Lagged)
     assert parse_event({"type": "signin.open", "at": "garbage"}).type == "signin.open"
 

@@ -7,6 +7,14 @@ from textual.command import CommandPalette
 from textual.widgets import DataTable
 
 from apimd.tui.app import build_app
+from apimd.tui.commands import ResourcesProvider
+from apimd.tui.editors import (
+    AuthEditor,
+    CallEditor,
+    EditorScreen,
+    ScheduleEditor,
+    WorkflowEditor,
+)
 from apimd.tui.screens.dashboard import DashboardScreen
 from apimd.tui.screens.help import HelpScreen
 from apimd.tui.screens.run import RunScreen
@@ -90,3 +98,50 @@ async def test_q_quits(daemon: Daemon) -> None:
         await pilot.press("q")
         await pilot.pause(0.2)
         assert not app.is_running
+
+
+async def test_e_edits_the_selected_monitor_n_a_new_call_and_the_palette_the_rest(
+    daemon: Daemon,
+) -> None:
+    app = make_app(daemon)
+    async with app.run_test(size=(80, 24)) as pilot:
+        dashboard = app.screen
+        assert isinstance(dashboard, DashboardScreen)
+        await wait_for(pilot, lambda: dashboard.table.row_count >= 8, what="the monitors")
+
+        async def opened(kind: type[EditorScreen], heading: str) -> None:
+            editor = await wait_for(pilot, lambda: isinstance(app.screen, kind) and app.screen)
+            assert editor.heading == heading
+            await pilot.press("escape")  # nothing typed: closes without asking
+            await wait_for(pilot, lambda: app.screen is dashboard, what="back")
+
+        dashboard.table.move_cursor(row=dashboard.table.get_row_index("order-flow"))
+        await pilot.press("e")
+        await opened(WorkflowEditor, "Edit workflow order-flow")
+        await pilot.press("n")
+        await opened(CallEditor, "New call")
+
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="palette")
+        await pilot.press(*"new sch")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await opened(ScheduleEditor, "New schedule")
+
+        # Every resource, by kind and name, and a sign-in of each token.
+        provider = ResourcesProvider(dashboard)
+        await provider.startup()
+        titles = {c.title for c in provider.commands()}
+        assert {f"New {n}" for n in ("call", "workflow", "auth", "token", "variable")} <= titles
+        assert {
+            "Edit call checkout-health",
+            "Edit workflow order-flow",
+            "Edit auth demo-sso",
+            "Edit token demo-token",
+            "Edit variable DEMO",
+            "Edit schedule hourly",
+            "Sign in sso-token",
+            "Device sign-in sso-token",
+        } <= titles
+        next(c for c in provider.commands() if c.title == "Edit auth demo-sso").run()
+        await opened(AuthEditor, "Edit auth setting demo-sso")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textual.widgets import DataTable, Static, TabbedContent
+from textual.widgets import DataTable, OptionList, Static, TabbedContent
 
 from apimd.tui.screens.dashboard import DashboardScreen
 from apimd.tui.screens.run import RunScreen
@@ -77,3 +77,31 @@ async def test_a_workflow_run_lists_its_steps_and_shows_the_failing_one(daemon: 
         )
         request = str(viewer.query_one("#result-request", Static).render())
         assert "/api/orders" in request and "token demo-token" in request
+
+
+async def test_a_workflow_run_shows_each_step_as_it_finishes(daemon: Daemon) -> None:
+    """slow-flow: quiet-call, then slow-call (a second): the first is shown done while the
+    second still runs."""
+    app = make_app(daemon)
+    async with app.run_test(size=(100, 30)) as pilot:
+        dashboard = app.screen
+        assert isinstance(dashboard, DashboardScreen)
+        await wait_for(pilot, lambda: dashboard.table.row_count >= 8, what="the monitors")
+        dashboard.table.move_cursor(row=dashboard.table.get_row_index("slow-flow"))
+        await pilot.press("r")
+        run = await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen)
+        assert isinstance(run, RunScreen)
+        steps = run.query_one("#steps", OptionList)
+
+        def step_text(index: int) -> str:
+            return str(steps.get_option_at_index(index).prompt)
+
+        await wait_for(pilot, lambda: "PASS" in step_text(0), what="the first step to finish")
+        assert run.result is None, "the run is still going"
+        assert step_text(0).startswith("1. quiet-call") and "ms" in step_text(0)
+        assert step_text(1) == "2. ▶ slow-call"
+        progress = str(run.query_one("#run-progress", Static).render())
+        assert "1 of 2 steps done" in progress
+
+        await wait_for(pilot, lambda: run.result is not None, timeout=10, what="the end")
+        assert "PASS" in step_text(1) and step_text(1).startswith("2. slow-call")

@@ -1,5 +1,5 @@
 """The tokens screen against a real daemon: state, countdown, masked and revealed variables,
-refresh now, and the sign-in placeholder."""
+refresh now, and sign-in."""
 
 from __future__ import annotations
 
@@ -7,9 +7,14 @@ from textual.widgets import Static
 
 from apimd.model.common import SECRET_MASK
 from apimd.model.resources import TokenState
+from apimd.tui.app import build_app
+from apimd.tui.keys import TuiSettings
+from apimd.tui.screens.signin import SignInScreen
 from apimd.tui.screens.tokens import TokensScreen
-from tests.tui.conftest import make_app, notices, wait_for
-from tests.tui.daemon import Daemon
+from tests.tui.conftest import make_app, wait_for
+from tests.tui.daemon import Daemon, DemoServer
+
+SSH = {"SSH_CONNECTION": "10.0.0.2 50122 10.0.0.9 22"}
 
 
 def detail(screen: TokensScreen) -> str:
@@ -56,16 +61,28 @@ async def test_refresh_reveal_and_countdown(daemon: Daemon) -> None:
         )
 
 
-async def test_sign_in_is_a_clearly_marked_placeholder(daemon: Daemon) -> None:
-    app = make_app(daemon)
+async def test_i_starts_a_sign_in_that_shows_the_url_over_ssh(
+    daemon: Daemon, demo: DemoServer
+) -> None:
+    app = build_app(daemon.socket_path, settings=TuiSettings(), environ=SSH)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("t")
         screen = await wait_for(pilot, lambda: isinstance(app.screen, TokensScreen) and app.screen)
         assert isinstance(screen, TokensScreen)
-        await wait_for(pilot, lambda: "demo-token" in screen.tokens, what="the token")
+        await wait_for(pilot, lambda: "sso-token" in screen.tokens, what="the tokens")
+        screen.table.move_cursor(row=screen.table.get_row_index("sso-token"))
         await pilot.press("i")
-        await wait_for(
+        signin = await wait_for(
             pilot,
-            lambda: any("sign-in: not available yet" in n for n in notices(app)),
-            what="the placeholder notice",
+            lambda: isinstance(app.screen, SignInScreen) and app.screen.info and app.screen,
+            what="the sign-in to start",
         )
+        assert isinstance(signin, SignInScreen) and signin.mode == "browser"
+        assert signin.info is not None
+        url = signin.info.url or ""
+        assert url.startswith(f"{demo.url}/oauth/authorize?")
+        shown = " ".join(str(w.render()) for w in signin.query(Static) if w.display)
+        assert url in shown.replace("\n", "")  # the URL to open elsewhere, in full
+        assert "ssh -L " in shown
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen, what="back on the tokens")

@@ -1,5 +1,6 @@
-"""The first screen: every call and workflow, failing first, updated live from the event stream
-(changed cells only, at most ten repaints a second, the cursor staying on its monitor)."""
+"""The first screen: every call and workflow, failing first. One request (`GET /v1/summary`)
+fills it, on connect and every minute; between summaries the event stream updates the changed
+cells only (at most ten repaints a second, the cursor staying on its monitor)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Input, Static
 
-from apimd.client import ApiError
-from apimd.model.resources import Call, Schedule, Token, Workflow
+from apimd.client import DaemonUnavailable
 from apimd.tui.connection import RETRY_S, DaemonState
 from apimd.tui.events import DaemonEvent, Lagged, ResourceChanged
 from apimd.tui.monitors import Board
@@ -27,13 +27,14 @@ from apimd.tui.widgets.status_bar import StatusBar
 
 REPAINT_S = 0.1
 """Live changes are applied to the table at most this often."""
-DETAIL_BATCH = 6
-"""How many monitors' histories and statistics are fetched at once."""
-RECENT_RESULTS = 200
-"""Results read at load time to show last outcomes before per-monitor histories arrive."""
-STATS_TTL_S = 300.0
-"""Statistics are re-read this often (the 24 h window slides); live runs count in between."""
-RESOURCE_KINDS = frozenset({"calls", "workflows", "tokens", "schedules"})
+SUMMARY_WINDOW = "24h"
+"""The window of the uptime column."""
+SUMMARY_EVERY_S = 60.0
+"""The summary is read again this often (the 24 h window slides; missed changes heal)."""
+SUMMARY_SOON_S = 10.0
+"""A next run that passed with no fire seen asks for a summary at most this often."""
+RESOURCE_KINDS = frozenset({"calls", "workflows", "tokens", "schedules", "auth"})
+"""`resource.changed` of these kinds changes what the dashboard shows."""
 
 
 def failure_reason(error: str | None) -> str:
@@ -45,11 +46,14 @@ def failure_reason(error: str | None) -> str:
 
 
 class DashboardScreen(ApimdScreen):
-    """Loads the board, keeps it current from events, and fetches what each row needs lazily."""
+    """Keeps the board current: summaries from the daemon, events in between."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "run", "Run", id="dashboard.run"),
-        Binding("s", "stats", "Stats", id="dashboard.stats"),
+        Binding("e", "edit", "Edit", id="dashboard.edit"),
+        # 80 columns hold no more keys: these two are in `?` help and the command palette.
+        Binding("n", "new_call", "New call", show=False, id="dashboard.new_call"),
+        Binding("s", "stats", "Stats", show=False, id="dashboard.stats"),
         Binding("slash", "focus_filter", "Filter", id="dashboard.filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="dashboard.clear_filter"),
         Binding("g", "reload", "Reload", show=False, id="dashboard.reload"),
@@ -57,13 +61,14 @@ class DashboardScreen(ApimdScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.board = Board()
+        self.summaries = 0
+        """How many summaries were applied."""
         self._query = ""
         self._loading = False
         self._held_events: list[DaemonEvent] = []
-        self._changed_resources: set[tuple[str, str]] = set()
-        self._detail_wakeup = asyncio.Event()
-        self._fetched_at: dict[str, float] = {}
+        self._summary_wanted = asyncio.Event()
+        self._reset_running = False
+        self._summary_asked = 0.0
 
     def compose(self) -> ComposeResult:
         yield StatusBar("Dashboard")
@@ -81,9 +86,15 @@ class DashboardScreen(ApimdScreen):
         super().on_mount()
         self.watch(self.apimd, "daemon", self._show_connection, init=True)
         self.set_interval(REPAINT_S, self.table.flush)
-        self.set_interval(1.0, self.table.tick)
-        self.set_interval(30.0, self._detail_wakeup.set)
+        self.set_interval(1.0, self._tick)
+        self.set_interval(SUMMARY_EVERY_S, self.request_summary)
+        self.keep_summary()
         self.table.focus()
+
+    @property
+    def board(self) -> Board:
+        """The app's: the command palette offers its names too."""
+        return self.apimd.board
 
     @property
     def table(self) -> MonitorTable:
@@ -111,7 +122,8 @@ class DashboardScreen(ApimdScreen):
         self._show_empty()
 
     def daemon_connected(self) -> None:
-        self.reload()
+        # Events were lost while the daemon was away: runs "in progress" may have ended.
+        self.request_summary(reset_running=True)
 
     def _show_empty(self) -> None:
         table = self.table
@@ -129,42 +141,59 @@ class DashboardScreen(ApimdScreen):
                 else "No calls or workflows yet. Load a project with `apimd apply FILE`."
             )
 
-    # --- loading ------------------------------------------------------------------------------
+    # --- the summary --------------------------------------------------------------------------
 
-    @work(exclusive=True, group="reload", exit_on_error=False)
-    async def reload(self) -> None:
-        """Read everything again (on connect, after `lagged`, on `g`); events that arrive
-        meanwhile are held and applied on top."""
+    def request_summary(self, *, reset_running: bool = False) -> None:
+        """Read the summary again soon; requests that arrive together make one read."""
+        self._reset_running |= reset_running
+        self._summary_wanted.set()
+
+    @work(group="summary", exit_on_error=False)
+    async def keep_summary(self) -> None:
+        """For as long as the screen lives: one summary read per burst of requests."""
+        while True:
+            await self._summary_wanted.wait()
+            await asyncio.sleep(REPAINT_S)  # let a burst of requests collect
+            self._summary_wanted.clear()
+            if not self.connected:
+                continue  # reconnecting asks again
+            try:
+                await self.load_summary()
+            except DaemonUnavailable:
+                pass  # the connection loop notices and reconnects; that asks again
+            except Exception as exc:  # said once, and the next request tries again
+                self.apimd.report_error(exc)
+
+    async def load_summary(self) -> None:
+        """Apply one summary; events that arrive meanwhile are held and applied on top."""
+        self._summary_asked = time.monotonic()
         self._loading = True
         try:
-            calls, workflows, tokens, schedules, page = await asyncio.gather(
-                self.client.list("calls"),
-                self.client.list("workflows"),
-                self.client.list("tokens"),
-                self.client.list("schedules"),
-                self.client.results(limit=RECENT_RESULTS),
-            )
+            summary = await self.client.summary(window=SUMMARY_WINDOW)
         except BaseException:
-            self._loading = False
-            self._held_events.clear()
+            self._release_held()
             raise
-        self.board.load(
-            [c for c in calls if isinstance(c, Call)],
-            [w for w in workflows if isinstance(w, Workflow)],
-            [t for t in tokens if isinstance(t, Token)],
-            [s for s in schedules if isinstance(s, Schedule)],
-            page.results,
-        )
-        self._fetched_at.clear()
+        reset, self._reset_running = self._reset_running, False
+        changes = self.board.load_summary(summary, reset_running=reset)
+        self.summaries += 1
+        self._release_held()
+        if self.table.row_count == 0:
+            self.rebuild()
+            return
+        self.table.remove_monitors(changes.removed)
+        self.table.add_monitors(n for n in changes.added if self.board.matches(n, self._query))
+        self.table.mark_changed(changes.changed)
+        self._show_empty()
+
+    def _release_held(self) -> None:
         self._loading = False
         held, self._held_events = self._held_events, []
         for event in held:
             self.on_daemon_event(event)
-        self.rebuild()
-        self.load_details()
 
     def rebuild(self) -> None:
-        """Fill the table from scratch (load, filter, resize), keeping the cursor's monitor."""
+        """Fill the table from scratch (first load, filter, resize), keeping the cursor's
+        monitor."""
         self.table.fill(self.board.ordered(self._query), self.app.size.width)
         self._show_empty()
 
@@ -178,108 +207,24 @@ class DashboardScreen(ApimdScreen):
         if self._loading:
             self._held_events.append(event)
         elif isinstance(event, Lagged):
-            self.reload()
+            self.request_summary(reset_running=True)
         elif isinstance(event, ResourceChanged):
-            fresh = {(k, n) for k, n in event.resources if k in RESOURCE_KINDS}
-            if fresh:
-                self._changed_resources |= fresh
-                self.sync_resources()
+            if any(kind in RESOURCE_KINDS for kind, _ in event.resources):
+                self.request_summary()
         else:
             self.table.mark_changed(self.board.apply(event))
 
-    @work(group="resources", exit_on_error=False)
-    async def sync_resources(self) -> None:
-        """Re-read resources named by `resource.changed`; add, update or remove their rows."""
-        await asyncio.sleep(REPAINT_S)  # let a burst of changes collect
-        changed, self._changed_resources = self._changed_resources, set()
-        added: list[str] = []
-        removed: list[str] = []
-        for kind, name in sorted(changed):
-            try:
-                resource = await self.client.get(kind, name)
-            except ApiError as exc:
-                if exc.status != 404:
-                    raise
-                resource = None
-            if isinstance(resource, Call | Workflow):
-                known = name in self.board.monitors
-                if isinstance(resource, Call):
-                    self.board.put_call(resource)
-                else:
-                    self.board.put_workflow(resource)
-                if known:
-                    self.table.mark_changed([name])
-                else:
-                    added.append(name)
-            elif kind in ("calls", "workflows") and self.board.remove(name):
-                removed.append(name)
-            elif kind == "tokens":
-                if isinstance(resource, Token):
-                    self.board.put_token(resource)
-                else:
-                    self.board.remove_token(name)
-                self.table.mark_changed(self.board.names_using_token(name))
-            elif kind == "schedules":
-                if isinstance(resource, Schedule):
-                    self.board.put_schedule(resource)
-                else:
-                    self.board.remove_schedule(name)
-                self.table.mark_changed(self.board.monitors)
-        self.table.remove_monitors(removed)
-        self.table.add_monitors(n for n in added if self.board.matches(n, self._query))
-        if added:
-            self._detail_wakeup.set()
-        self._show_empty()
-
-    # --- histories and uptime, fetched lazily -------------------------------------------------
-
-    @work(exclusive=True, group="details", exit_on_error=False)
-    async def load_details(self) -> None:
-        """Fetch sparkline histories and 24 h statistics a few monitors at a time, the rows on
-        screen first, and again when stale; never all at once."""
-        while True:
-            batch = self._detail_batch()
-            if not batch:
-                self._detail_wakeup.clear()
-                await self._detail_wakeup.wait()
-                continue
-            await asyncio.gather(*(self._load_detail(name) for name in batch))
-
-    def _detail_batch(self) -> list[str]:
-        now = time.monotonic()
-
-        def wanted(name: str) -> bool:
-            monitor = self.board.monitors.get(name)
-            if monitor is None:
-                return False
-            if not monitor.history_loaded or monitor.stats_at is None:
-                return True
-            return now - self._fetched_at.get(name, 0.0) > STATS_TTL_S
-
-        batch: list[str] = []
-        for name in self.table.visible_names() + self.table.shown_names():
-            if name not in batch and wanted(name):
-                batch.append(name)
-                if len(batch) == DETAIL_BATCH:
-                    break
-        return batch
-
-    async def _load_detail(self, name: str) -> None:
-        monitor = self.board.monitors.get(name)
-        if monitor is None:
-            return
-        self._fetched_at[name] = time.monotonic()
-        try:
-            if not monitor.history_loaded:
-                page = await self.client.results(name=name, limit=20)
-                self.board.set_history(name, page.results)
-            stats = await self.client.stats(name, window="24h")
-        except ApiError:  # removed meanwhile; resource.changed will say so
-            monitor.history_loaded = True
-            self.board.set_stats(name, None, self.clock())
-            return
-        self.board.set_stats(name, stats, self.clock())
-        self.table.mark_changed([name])
+    def _tick(self) -> None:
+        """Once a second: the time columns; and when a next run on screen has passed without a
+        fire moving it on, ask the daemon (not more often than every `SUMMARY_SOON_S`)."""
+        self.table.tick()
+        if (
+            time.monotonic() - self._summary_asked >= SUMMARY_SOON_S
+            and self.connected
+            and self.board.overdue(self.table.visible_names(), self.clock())
+        ):
+            self._summary_asked = time.monotonic()
+            self.request_summary()
 
     # --- actions ------------------------------------------------------------------------------
 
@@ -311,10 +256,19 @@ class DashboardScreen(ApimdScreen):
         if monitor is not None:
             self.app.push_screen(RunScreen(monitor.kind, monitor.name))
 
+    def action_edit(self) -> None:
+        name = self.current_name()
+        monitor = self.board.monitors.get(name) if name else None
+        if monitor is not None:
+            self.apimd.edit_resource(f"{monitor.kind}s", monitor.name)
+
+    def action_new_call(self) -> None:
+        self.apimd.edit_resource("calls")
+
     def action_stats(self) -> None:
         name = self.current_name()
         if name is not None:
             self.app.push_screen(StatsScreen(name))
 
     def action_reload(self) -> None:
-        self.reload()
+        self.request_summary()

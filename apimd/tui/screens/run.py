@@ -14,7 +14,7 @@ from textual.widgets import Footer, Static
 from apimd.client import ApiError
 from apimd.model.resources import Workflow
 from apimd.model.result import Result
-from apimd.tui.events import DaemonEvent, RunFinished, RunStarted
+from apimd.tui.events import DaemonEvent, RunFinished, RunStarted, RunStep
 from apimd.tui.formatting import milliseconds, outcome_text
 from apimd.tui.monitors import Kind
 from apimd.tui.screens.base import ApimdScreen
@@ -42,6 +42,8 @@ class RunScreen(ApimdScreen):
         self._started = 0.0
         self._running = False
         self._daemon_run_id: str | None = None
+        self._steps_done = 0
+        self._step_count = 0
 
     def compose(self) -> ComposeResult:
         yield StatusBar(f"Run {self.kind} {self.target}")
@@ -66,13 +68,17 @@ class RunScreen(ApimdScreen):
         if self._running:
             elapsed = time.monotonic() - self._started
             what = "running" if self._daemon_run_id else "starting"
-            self._progress(Text(f"▶ {what} {self.kind} {self.target}… {elapsed:.1f} s", "cyan"))
+            line = f"▶ {what} {self.kind} {self.target}… {elapsed:.1f} s"
+            if self._step_count:
+                line += f" · {self._steps_done} of {self._step_count} steps done"
+            self._progress(Text(line, "cyan"))
 
     @work(exclusive=True, group="run", exit_on_error=False)
     async def start_run(self) -> None:
         self._running = True
         self._started = time.monotonic()
         self._daemon_run_id = None
+        self._steps_done = self._step_count = 0
         self._tick()
         if self.kind == "workflow":
             try:
@@ -80,6 +86,7 @@ class RunScreen(ApimdScreen):
             except ApiError:
                 workflow = None
             if isinstance(workflow, Workflow):
+                self._step_count = len(workflow.steps)
                 self.panel.display = True
                 self.panel.show_pending(list(workflow.steps))
         try:
@@ -108,7 +115,18 @@ class RunScreen(ApimdScreen):
         self.panel.viewer.focus_tabs()
 
     def on_daemon_event(self, event: DaemonEvent) -> None:
-        if not self._running or getattr(event, "name", None) != self.target:
+        if not self._running:
+            return
+        if isinstance(event, RunStep):
+            if event.workflow == self.target and event.run_id == self._daemon_run_id:
+                self._steps_done = event.index + 1
+                self._step_count = event.of
+                self.panel.show_step(
+                    event.index, event.of, event.name, event.outcome, event.total_ms
+                )
+                self._tick()
+            return
+        if getattr(event, "name", None) != self.target:
             return
         if isinstance(event, RunStarted) and event.trigger == "manual":
             self._daemon_run_id = event.run_id

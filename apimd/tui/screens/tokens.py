@@ -1,5 +1,5 @@
 """Tokens: state, a live countdown to expiry, masked variables (revealed on `v`), refresh now,
-and the entry point to sign-in."""
+sign in (`i`, or `I` with a device code), edit."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from apimd.model.resources import Token
 from apimd.tui.events import DaemonEvent, Lagged, ResourceChanged, TokenSaved, TokenStateChanged
 from apimd.tui.formatting import NOTHING, age, countdown, token_state_text, truncate
 from apimd.tui.screens.base import ApimdScreen
+from apimd.tui.screens.signin import SignInMode
 from apimd.tui.widgets.status_bar import StatusBar
 
 
@@ -61,7 +62,10 @@ class TokensScreen(ApimdScreen):
         Binding("escape", "back", "Back", id="tokens.back"),
         Binding("v", "reveal", "Reveal", id="tokens.reveal"),
         Binding("R", "refresh", "Refresh", id="tokens.refresh"),
-        Binding("i", "signin", "Sign in", id="tokens.signin"),
+        Binding("i", "signin('browser')", "Sign in", id="tokens.signin"),
+        # 80 columns hold no more keys: these two are in `?` help and the command palette.
+        Binding("I", "signin('device')", "Device sign-in", show=False, id="tokens.device_signin"),
+        Binding("e", "edit", "Edit", show=False, id="tokens.edit"),
         Binding("g", "reload", "Reload", show=False, id="tokens.reload"),
     ]
 
@@ -262,15 +266,19 @@ class TokensScreen(ApimdScreen):
             severity="information" if state == "valid" else "warning",
         )
 
-    def action_signin(self) -> None:
+    def action_signin(self, mode: SignInMode) -> None:
         name = self.current_name()
         if name is not None:
-            self.start_signin(name)
+            self.apimd.sign_in(name, mode=mode, done=lambda _ok: self._signed_in(name))
 
-    def start_signin(self, token_name: str) -> None:
-        """PLACEHOLDER: the sign-in flow (browser / SSH paste / device code) is built separately
-        and replaces this method."""
-        self.notify(f"sign-in: not available yet ({token_name})", severity="warning")
+    def _signed_in(self, name: str) -> None:
+        if name in self.tokens:
+            self.fetch(name)
+
+    def action_edit(self) -> None:
+        name = self.current_name()
+        if name is not None:
+            self.apimd.edit_resource("tokens", name)
 
     def action_reload(self) -> None:
         self.load()

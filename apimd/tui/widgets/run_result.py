@@ -10,6 +10,7 @@ from textual.containers import Horizontal
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from apimd.model.outcome import Outcome
 from apimd.model.result import Result
 from apimd.tui.formatting import milliseconds, outcome_text
 from apimd.tui.ports import Clock
@@ -18,12 +19,24 @@ from apimd.tui.widgets.result_view import ResultView
 
 def step_prompt(index: int, step: Result) -> Text:
     """`1. service-status` over `   ✓ PASS · 18.0 ms`."""
+    return step_line(index, step.name, step.outcome, step.timings_ms.total)
+
+
+def step_line(index: int, name: str, outcome: Outcome | None, total_ms: float | None) -> Text:
+    """A finished step (from its result, or live from a `run.step` event)."""
     line = Text(f"{index}. ", style="dim")
-    line.append(step.name, style="bold")
+    line.append(name, style="bold")
     line.append("\n   ")
-    line.append_text(outcome_text(step.outcome))
-    line.append(f" · {milliseconds(step.timings_ms.total)}", style="dim")
+    line.append_text(outcome_text(outcome))
+    line.append(f" · {milliseconds(total_ms)}", style="dim")
     return line
+
+
+def pending_line(index: int, name: str, *, running: bool = False) -> Text:
+    """A step still to run (`…`), or the one running now (`▶`)."""
+    if running:
+        return Text.assemble((f"{index}. ", "dim"), ("▶ ", "bold cyan"), (name, "cyan"))
+    return Text.assemble((f"{index}. ", "dim"), ("… ", "dim"), name)
 
 
 class RunResultPanel(Horizontal):
@@ -33,6 +46,8 @@ class RunResultPanel(Horizontal):
         super().__init__(id=id)
         self._clock = clock
         self._steps: list[Result] = []
+        self._pending: list[str] = []
+        self._finished: dict[int, Text] = {}
 
     def compose(self) -> ComposeResult:
         steps = OptionList(id="steps")
@@ -45,13 +60,52 @@ class RunResultPanel(Horizontal):
         return self.query_one(ResultView)
 
     def show_pending(self, step_names: list[str]) -> None:
+        """A workflow's steps before they run: the first one is about to."""
+        self._pending = list(step_names)
+        self._finished = {}
+        self._list_steps()
+
+    def _list_steps(self) -> None:
         steps = self.query_one("#steps", OptionList)
         steps.clear_options()
+        running = len(self._finished)
         steps.add_options(
-            Option(Text.assemble((f"{i}. ", "dim"), ("… ", "dim"), name), id=f"pending-{i}")
-            for i, name in enumerate(step_names, 1)
+            Option(
+                self._finished.get(i) or pending_line(i + 1, name, running=i == running),
+                id=f"pending-{i + 1}",
+            )
+            for i, name in enumerate(self._pending)
         )
         steps.display = True
+
+    def show_step(
+        self,
+        index: int,
+        of: int,
+        name: str,
+        outcome: Outcome | None,
+        total_ms: float | None,
+    ) -> None:
+        """Step `index` (from 0) of `of` finished, as a `run.step` event says; the next one runs."""
+        if not 0 <= index < of:
+            return
+        finished = step_line(index + 1, name, outcome, total_ms)
+        if len(self._pending) != of:  # the definition was not read, or changed meanwhile
+            self._pending = [*self._pending[:of], *("…" for _ in range(of - len(self._pending)))]
+            self._pending[index] = name
+            self._finished[index] = finished
+            self._list_steps()
+            return
+        self._pending[index] = name
+        self._finished[index] = finished
+        steps = self.query_one("#steps", OptionList)
+        steps.replace_option_prompt(f"pending-{index + 1}", finished)
+        if index + 1 < of:
+            following = index + 2
+            steps.replace_option_prompt(
+                f"pending-{following}",
+                pending_line(following, self._pending[index + 1], running=True),
+            )
 
     def show(self, result: Result) -> None:
         steps = self.query_one("#steps", OptionList)
