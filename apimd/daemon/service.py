@@ -25,7 +25,7 @@ from apimd.model.common import parse_duration
 from apimd.model.errors import Issue, ValidationFailed
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.project import Project
-from apimd.model.resources import Token, TokenState
+from apimd.model.resources import Token, TokenState, Workflow
 from apimd.model.result import Result, Trigger
 from apimd.model.stats import Stats
 from apimd.settings import Settings
@@ -360,6 +360,8 @@ class MonitorService:
                 counted = sum(n for o, n in counts.items() if o != Outcome.SKIPPED)
                 failed = counts.get(Outcome.FAIL, 0)
                 token_name: str | None = getattr(item, "token", None)
+                if isinstance(item, Workflow):
+                    token_name = _worst_token(item.steps, project, token_states)
                 targets.append(
                     TargetSummary(
                         name=item.name,
@@ -389,6 +391,24 @@ class MonitorService:
         await self.engine.refresh_token(name)
         token: Token = await self.get_resource("tokens", name)
         return token
+
+
+_TOKEN_STATE_RANK = [
+    TokenState.VALID,
+    TokenState.REFRESHING,
+    TokenState.EXPIRED,
+    TokenState.ERROR,
+    TokenState.NEEDS_SIGN_IN,
+]
+
+
+def _worst_token(steps: list[str], project: Project, states: dict[str, TokenState]) -> str | None:
+    """The token of a workflow's steps in the worst state (a sign-in needed shows first)."""
+    tokens = [c.token for c in map(project.call, steps) if c is not None and c.token]
+    known = [t for t in tokens if t in states]
+    if not known:
+        return None
+    return max(known, key=lambda t: _TOKEN_STATE_RANK.index(states[t]))
 
 
 def _window_seconds(window: str) -> float:
