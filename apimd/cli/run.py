@@ -19,7 +19,6 @@ from apimd.model.errors import ValidationFailed
 from apimd.model.loader import load_project_file
 from apimd.model.outcome import ResultCode
 from apimd.model.project import Project
-from apimd.model.result import Result
 
 
 def load_or_explain(path: str, *, cross_check: bool = True) -> Project:
@@ -115,9 +114,10 @@ async def run_command(args: argparse.Namespace) -> int:
             reader.cancel()
         finished = outcome[0].data
         print(("Signed in: " if finished["ok"] else "Sign-in failed: ") + str(finished["message"]))
-        latest = await _latest_callback_result(state)
-        if latest is not None:
-            print_result(latest, as_json=args.json, stream=sys.stdout)
+        result_id = finished.get("result_id")
+        continuation = await state.get_result(str(result_id)) if result_id else None
+        if continuation is not None:
+            print_result(continuation, as_json=args.json, stream=sys.stdout)
         return 0 if finished["ok"] else 1
 
 
@@ -128,11 +128,3 @@ def _needs_browser(project: Project, name: str) -> bool:
     workflow = project.workflow(name)
     steps = [project.call(step) for step in workflow.steps] if workflow else []
     return any(step is not None and step.has_tag("browser") for step in steps)
-
-
-async def _latest_callback_result(state: StateStore) -> Result | None:
-    results = getattr(state, "results", None)
-    if isinstance(results, list):
-        found = [r for r in results if isinstance(r, Result) and r.trigger == "callback"]
-        return found[-1] if found else None
-    return None

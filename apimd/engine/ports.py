@@ -37,6 +37,8 @@ class ResultRepository(Protocol):
 
     async def add_result(self, result: Result) -> None: ...
 
+    async def get_result(self, result_id: str) -> Result | None: ...
+
 
 class SignInRepository(Protocol):
     """Pending browser sign-ins: recorded encrypted, consumed once by their state."""

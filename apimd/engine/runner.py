@@ -123,15 +123,12 @@ class Engine:
 
     def environment(self) -> dict[str, str]:
         """Environment variables: the project's, then those saved by webhooks."""
-        return self._environment()
-
-    def _environment(self) -> dict[str, str]:
         env = {name: spec.value for name, spec in self._project.variables.items()}
         env.update({name: value for name, (value, _secret) in self._saved_env.items()})
         return env
 
     def _render_env(self, text: str, where: str) -> str:
-        return render(text, Scope(self._environment(), system_variables()), where)
+        return render(text, Scope(self.environment(), system_variables()), where)
 
     def _auth_of_token(self, token_name: str) -> AuthSetting | None:
         token = self._project.token(token_name)
@@ -271,7 +268,7 @@ class Engine:
             total=sum(s.timings_ms.total for s in steps),
             auth_wait=sum(s.timings_ms.auth_wait for s in steps),
         )
-        recorder = self._recorder(ctx, extra=[])
+        recorder = self._recorder([])
         if ctx.saves_to_token or ctx.flow_token:
             recorder.add_secrets(_token_secrets(ctx.variables))
         return Result(
@@ -303,7 +300,7 @@ class Engine:
             return self._auth_of_token(ctx.flow_token)
         return None
 
-    def _recorder(self, ctx: RunContext, extra: list[str]) -> ResultRecorder:
+    def _recorder(self, extra: list[str]) -> ResultRecorder:
         return ResultRecorder([*self._base_secrets, *extra])
 
     async def _run_call(self, call: Call, ctx: RunContext, *, retried: bool = False) -> Result:
@@ -337,7 +334,7 @@ class Engine:
         elif token_name:
             runtime = await self.tokens.current(token_name)
         token_vars = runtime.variables if runtime else {}
-        recorder = self._recorder(ctx, _token_secrets(token_vars))
+        recorder = self._recorder(_token_secrets(token_vars))
         if saves_to_token:
             recorder.add_secrets(_token_secrets(ctx.variables))
         client = (
@@ -356,7 +353,7 @@ class Engine:
             ctx.signin_vars = signin_variables(self.callback_url)
         system.update(ctx.signin_vars)
         recorder.add_secrets(v for k, v in ctx.signin_vars.items() if k == "CODE_VERIFIER")
-        scope = Scope(ctx.variables, token_vars, client, self._environment(), system)
+        scope = Scope(ctx.variables, token_vars, client, self.environment(), system)
         if browser and not ctx.interactive:
             return await self._browser_skipped(call, base, scope, recorder)
         if browser:
@@ -532,7 +529,7 @@ class Engine:
     async def _short_result(
         self, base: dict[str, object], code: ResultCode, message: str, *, auth_wait: float = 0.0
     ) -> Result:
-        recorder = self._recorder(RunContext(run_id="", trigger="manual"), [])
+        recorder = self._recorder([])
         return await recorder.build(
             base,
             code=code,
@@ -602,7 +599,7 @@ class Engine:
             scope = Scope(
                 runtime.variables,
                 {"CLIENT_ID": auth.client_id or "", "CLIENT_SECRET": auth.client_secret or ""},
-                self._environment(),
+                self.environment(),
                 system_variables(token_name=name, auth_name=auth.name),
             )
             return await builtin_refresh(self._http, auth, runtime, scope)
@@ -627,9 +624,7 @@ class Engine:
             "ERROR": "could not be refreshed",
             "VALID": "is valid again",
         }[label]
-        recorder = self._recorder(
-            RunContext(run_id="", trigger="refresh"), list(runtime.variables.values())
-        )
+        recorder = self._recorder(list(runtime.variables.values()))
         error = recorder.text(runtime.last_error or "")
         notice = Notice(
             subject=f"token {name}",

@@ -306,6 +306,7 @@ class SignInFlows:
                     "ok": done.ok,
                     "message": done.message,
                     "expires_at": done.expires_at.isoformat() if done.expires_at else None,
+                    "result_id": done.result.id if done.result else None,
                 },
             )
         )

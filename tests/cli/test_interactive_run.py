@@ -92,6 +92,7 @@ async def test_standalone_run_on_a_terminal_waits_for_the_browser(tmp_path: Path
             page = await answer.text()
         await read_until(rb"Signed in")
         code = await loop.run_in_executor(None, proc.wait, 30)
+        await read_until(rb"Signed in[\s\S]*PASS +COMPLETE +workflow signin", timeout=5)
     finally:
         if proc.poll() is None:
             proc.kill()
