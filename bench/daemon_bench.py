@@ -38,7 +38,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,7 +48,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from loopback_server import start_server
 
 from apimd.client import Client, DaemonUnavailable
 
@@ -57,47 +56,6 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
 LATE_EVENTS_S = 5.0  # after the window, how long events of firings due inside it may still arrive
 DRAIN_MAX_S = 60.0  # runs started in the window time out after 30 s; their results follow
-
-
-# --- the local server -------------------------------------------------------------------------
-
-
-async def _ok(_request: web.Request) -> web.Response:
-    return web.json_response({"ok": True, "items": [1, 2, 3]})
-
-
-async def _serve() -> None:
-    """Answer `GET /ok` with 200 JSON on a loopback port printed on stdout, until stdin closes."""
-    app = web.Application()
-    app.router.add_get("/ok", _ok)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    # A burst of N fresh connections arrives at once; the default backlog of 128 would drop SYNs
-    # and add a 1 s retransmit to the runs (not to the lateness, which is measured before).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(4096)
-    site = web.SockSite(runner, sock, backlog=4096)
-    await site.start()
-    print(sock.getsockname()[1], flush=True)
-    loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, sys.stdin.read)
-    await runner.cleanup()
-
-
-def start_server() -> tuple[subprocess.Popen[str], int]:
-    """The server runs in its own process, so neither it nor the bench competes with the daemon's
-    event loop, nor the bench's event reading with the server."""
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--serve"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    port = int(process.stdout.readline())
-    return process, port
 
 
 # --- the daemon -------------------------------------------------------------------------------
@@ -255,7 +213,7 @@ async def bench(args: argparse.Namespace) -> int:
     if args.jitter:
         size += f", jitter {args.jitter}s"
     load_before = os.getloadavg()[0]
-    server, port = start_server()
+    server, port = start_server("/ok", {"ok": True, "items": [1, 2, 3]})
     home = Path(tempfile.mkdtemp(prefix="apimd-b-", dir="/tmp"))
     daemon, log_path = start_daemon(home)
     collector: asyncio.Task[None] | None = None
@@ -405,11 +363,7 @@ def main() -> int:
         type=Path,
         help="write the raw samples to this JSON file (and keep the daemon's home)",
     )
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        asyncio.run(_serve())
-        return 0
     if args.schedules < 1 or args.every < 1 or args.duration < 1 or args.jitter < 0:
         parser.error("--schedules, --every and --duration must be positive, --jitter not negative")
     return asyncio.run(bench(args))

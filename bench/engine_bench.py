@@ -31,9 +31,7 @@ import json
 import random
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
+from loopback_server import start_server
 
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
@@ -58,41 +56,6 @@ ITEMS = {
     "next": "/items?page=2",
 }
 WARMUP_CALLS = 100
-
-
-# --- the local server -------------------------------------------------------------------------
-
-
-async def _items(_request: web.Request) -> web.Response:
-    return web.json_response(ITEMS)
-
-
-async def _serve() -> None:
-    """Serve `GET /items` on a loopback port printed on stdout, until stdin closes."""
-    app = web.Application()
-    app.router.add_get("/items", _items)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(4096)
-    site = web.SockSite(runner, sock, backlog=4096)
-    await site.start()
-    print(sock.getsockname()[1], flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-    await runner.cleanup()
-
-
-def start_server() -> tuple[subprocess.Popen[str], int]:
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--serve"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    return process, int(process.stdout.readline())
 
 
 # --- the two clients --------------------------------------------------------------------------
@@ -191,7 +154,7 @@ async def bench(args: argparse.Namespace) -> None:
     assert task is not None
     # SIGTERM (bench/run stopping) cancels the bench, so the cleanup below still runs.
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    server, port = start_server()
+    server, port = start_server("/items", ITEMS)
     base = f"http://127.0.0.1:{port}"
     directory = Path(tempfile.mkdtemp(prefix="apimd-engine-bench-"))
     memory_engine = Engine(project(base), MemoryStateStore())
@@ -264,11 +227,7 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=2000, help="calls per client and round")
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is printed")
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        asyncio.run(_serve())
-        return 0
     if args.calls < 1 or args.concurrency < 1 or args.rounds < 1:
         parser.error("--calls, --concurrency and --rounds must be positive")
     asyncio.run(bench(args))
