@@ -17,6 +17,7 @@ from typing import Any
 
 from apimd.cli.browser import present_url
 from apimd.cli.output import format_result, use_colour
+from apimd.cli.remote import daemon_argv
 from apimd.client import Client, DaemonUnavailable
 from apimd.demo.server import RunningServer, create_app
 from apimd.engine.memory import MemoryStateStore
@@ -87,10 +88,7 @@ async def _with_daemon(server: RunningServer, *, once: bool, tui: bool) -> int:
     env = {**os.environ, "APIMD_HOME": str(home), "APIMD_LOG_STDERR": "0"}
     env.setdefault("APIMD_CALLBACK_PORT", "0" if once else "8765")
     daemon = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "apimd",
-        "daemon",
+        *daemon_argv(),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,

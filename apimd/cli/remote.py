@@ -32,6 +32,13 @@ START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 25.0
 
 
+def daemon_argv() -> list[str]:
+    """The command that starts a background daemon. `-P` keeps the working folder off
+    `sys.path`: started from the parent of a clone, its `apimd` folder would otherwise shadow
+    the installed package (an editable install included, whose finder comes after the path)."""
+    return [sys.executable, "-P", "-m", "apimd", "daemon"]
+
+
 def client_for(settings: Settings) -> Client:
     return Client(settings.socket_path)
 
@@ -72,10 +79,7 @@ async def start_command(settings: Settings) -> int:
     # such as a lock held by another daemon) goes to a small file we show if it fails to start.
     with tempfile.TemporaryFile() as early_errors:
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "apimd",
-            "daemon",
+            *daemon_argv(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=early_errors,
