@@ -269,15 +269,19 @@ async def events(request: web.Request) -> web.StreamResponse:
             try:
                 event = await asyncio.wait_for(iterator.__anext__(), KEEPALIVE_S)
             except TimeoutError:
-                await response.write(format_sse_comment("keep-alive"))
-                continue
+                frame = format_sse_comment("keep-alive")
             except StopAsyncIteration:
                 break
-            frames = []
-            for item in (event, *subscription.drain()):
-                sequence += 1
-                frames.append(format_sse(item, sequence))
-            await response.write(b"".join(frames))
+            else:
+                frames = []
+                for item in (event, *subscription.drain()):
+                    sequence += 1
+                    frames.append(format_sse(item, sequence))
+                frame = b"".join(frames)
+            try:
+                await response.write(frame)
+            except ConnectionResetError:  # the client went away: the stream ends, no error
+                break
     return response
 
 

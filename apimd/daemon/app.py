@@ -11,6 +11,7 @@ from apimd.daemon.api import routes
 from apimd.daemon.errors import error_middleware
 from apimd.daemon.events import EventHub
 from apimd.daemon.keys import SERVICE, SETTINGS
+from apimd.daemon.logs import ActivityLog, hide_unparsed_requests
 from apimd.daemon.peers import same_user_only
 from apimd.daemon.routes import add_routes, openapi_document
 from apimd.daemon.service import MonitorService
@@ -31,7 +32,8 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
         owner=True,
         owner_description=f"the apimd daemon for {settings.state_dir}",
     )
-    service = MonitorService(settings, store, EventHub(queue_size=EVENT_QUEUE_SIZE))
+    hub = EventHub(queue_size=EVENT_QUEUE_SIZE, observer=ActivityLog())
+    service = MonitorService(settings, store, hub)
     app[SERVICE] = service
     try:
         await service.start()
@@ -45,6 +47,7 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> web.Application:
     """The REST API of SPEC §6 for one state directory."""
+    hide_unparsed_requests()
     app = web.Application(
         middlewares=[same_user_only, error_middleware], client_max_size=MAX_BODY_BYTES
     )

@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 
 _MODELS: dict[str, type[BaseModel]] = {m.__name__: m for m in (RunRequest,)}
 
+# Far deeper than any project, run variables or request body a person writes; deep enough
+# documents would exhaust the recursion of the parser, the models and the store.
+MAX_JSON_DEPTH = 64
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -107,10 +111,60 @@ async def json_body(request: web.Request) -> object:
     raw = await request.read()
     if not raw.strip():
         raise BadRequest("the request body is empty; send a JSON document")
+    return parse_json(raw)
+
+
+def parse_json(raw: bytes) -> object:
+    """`raw` as JSON that the store and the engine can take, or a `BadRequest` naming what and
+    where: not JSON, nested deeper than `MAX_JSON_DEPTH`, or text with a lone UTF-16 surrogate
+    (valid JSON escapes such as `"\\ud800"` that no UTF-8 store or HTTP request can carry)."""
     try:
-        return json.loads(raw, parse_constant=_not_json, parse_float=_finite)
+        document = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
+    except RecursionError:
+        raise BadRequest(_too_deep(None), code="too_deep") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    _check_json(document)
+    return document
+
+
+def _too_deep(field: str | None) -> str:
+    where = f" at {field}" if field else ""
+    return f"the request body is nested more than {MAX_JSON_DEPTH} levels deep{where}"
+
+
+def _check_json(document: object) -> None:
+    """Depth and surrogates, walked without recursion (the document may be deep)."""
+    stack: list[tuple[object, tuple[str | int, ...]]] = [(document, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_JSON_DEPTH:
+            raise BadRequest(_too_deep(_field(path[:8]) + "…"), code="too_deep")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key, path)
+                stack.append((item, (*path, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (*path, index)) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            _check_text(value, path)
+
+
+def _check_text(text: str, path: tuple[str | int, ...]) -> None:
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        field = _field(path)
+        raise BadRequest(
+            f"{field or 'the request body'}: text holds a lone UTF-16 surrogate "
+            f"({text[exc.start]!a} at character {exc.start + 1}); send valid Unicode",
+            field=field or None,
+            code="invalid_text",
+        ) from None
+
+
+def _field(path: tuple[str | int, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
 
 
 def _not_json(constant: str) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any
@@ -19,10 +20,13 @@ class EventHub:
     """Publishes events to every open subscription. `publish` is usable directly as the engine's
     `EventSink`; call it from the event loop's thread."""
 
-    def __init__(self, *, queue_size: int = 1000) -> None:
+    def __init__(
+        self, *, queue_size: int = 1000, observer: Callable[[Event], None] | None = None
+    ) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
         self._queue_size = queue_size
+        self._observer = observer
         self._subscriptions: set[Subscription] = set()
         self._closed = False
 
@@ -32,7 +36,10 @@ class EventHub:
         return len(self._subscriptions)
 
     def publish(self, event: Event) -> None:
-        """Queue `event` for every subscriber that wants it; never blocks."""
+        """Queue `event` for every subscriber that wants it (and show it to the observer, such
+        as daemon.log's activity lines); never blocks."""
+        if self._observer is not None:
+            self._observer(event)
         for subscription in tuple(self._subscriptions):
             subscription._offer(event)
 

@@ -64,7 +64,10 @@ class SignInDone:
 
 def callback_params(url: str) -> dict[str, str]:
     """The parameters of a pasted redirect URL: its query, else its fragment."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError as exc:  # an unclosed `[`, a bad port: say what is wrong with it
+        raise SignInError(f"that is not a readable URL ({exc}); paste the whole address") from None
     pairs = parse_qsl(parts.query, keep_blank_values=True) or parse_qsl(
         parts.fragment, keep_blank_values=True
     )

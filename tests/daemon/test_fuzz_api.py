@@ -29,11 +29,18 @@ from pydantic import BaseModel
 from apimd.daemon.api import routes
 from apimd.daemon.app import create_app
 from apimd.daemon.routes import Route
-from apimd.model.api import ErrorBody, RunRequest
+from apimd.model.api import CompleteSigninRequest, ErrorBody, RunRequest
 from apimd.model.project import Project
 from apimd.model.resources import AuthSetting, Call, Schedule, Token, Variable, Workflow
 from apimd.settings import Settings
 from tests.daemon.conftest import short_home
+from tests.daemon.hostile_input import (
+    MALFORMED_URLS,
+    deep_json,
+    malformed_urls,
+    surrogate_texts,
+    with_surrogate,
+)
 
 EXAMPLES = 50
 SAFE_URL = "http://127.0.0.1:9/fuzz"
@@ -141,7 +148,7 @@ pool_names = st.sampled_from(POOL)
 odd_names = st.sampled_from(["..", ".", "...", "%2e%2e", "a/b", " ", "é", "名前", "a" * 101, "-x"])
 names = pool_names | pool_names | odd_names | texts
 variable_names = st.sampled_from(["A", "b", "C_1", "_x", "1x", "a-b"]) | texts
-urls = st.just(SAFE_URL) | st.just(SAFE_URL + "?q=%%A%%")
+urls = st.just(SAFE_URL) | st.just(SAFE_URL + "?q=%%A%%") | malformed_urls
 durations = (
     st.sampled_from(["1s", "30s", "5m", "1h", "0s", "-1s", "1d", "abc", "", "3000000d"])
     | st.integers(1, 10**30).map(lambda n: f"{n}h")
@@ -229,13 +236,15 @@ PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
 
 
 def _safe_urls(value: Any) -> Any:
-    """Point every `*url` field anywhere in a document at a refused loopback port."""
+    """Point every `*url` field anywhere in a document at a refused loopback port (a URL that
+    does not even parse is kept: it cannot send anything)."""
     if isinstance(value, dict):
         return {
             key: SAFE_URL
             if isinstance(key, str)
             and key.lower().endswith("url")
             and isinstance(value[key], str | dict)
+            and value[key] not in MALFORMED_URLS
             else _safe_urls(item)
             for key, item in value.items()
         }
@@ -261,7 +270,7 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "headers": st.dictionaries(header_names, texts, max_size=2),
     "params": st.dictionaries(header_names, texts, max_size=2),
     "variables": st.dictionaries(variable_ids, texts, max_size=2),
-    "url": st.just(SAFE_URL),
+    "url": st.just(SAFE_URL) | malformed_urls,
     "method": st.sampled_from(["GET", "POST", "delete"]),
     "timeout": st.integers(1, 300),
     "conditions": st.just([{"source": "status", "op": "eq", "value": 200}]),
@@ -333,6 +342,9 @@ BODIES: dict[type[BaseModel], st.SearchStrategy[Any]] = {
 }
 BODIES[Project] = project_documents()
 BODIES[RunRequest] = shaped_like(RunRequest)
+BODIES[CompleteSigninRequest] = st.fixed_dictionaries(
+    {"url": malformed_urls | st.just(SAFE_URL + "?state=x&code=y") | texts}
+)
 
 
 @dataclass
@@ -400,7 +412,10 @@ def requests_for(route: Route) -> st.SearchStrategy[Generated]:
                 (b'{"timeout": 1e999, "url": "x"}', "application/json"),
             ]
         ) | st.binary(max_size=20).map(lambda raw: (raw, "application/json"))
-        body = st.one_of(encoded, encoded, encoded, odd)
+        hostile = deep_json | st.builds(with_surrogate, shaped, surrogate_texts)
+        body = st.one_of(
+            encoded, encoded, encoded, odd, hostile.map(lambda raw: (raw, "application/json"))
+        )
         if run:
             body = body | st.just((None, "application/json"))
     else:
@@ -482,3 +497,44 @@ def test_the_fuzzed_operations_are_every_documented_one(served: Served) -> None:
     assert documented == fuzzed | streamed | {("GET", "/v1/openapi.json")}
     status, _type, raw = served.request("GET", "/v1/health")
     assert status == 200 and json.loads(raw)["ok"] is True
+
+
+BODY_TAKING = [route for route in OPERATIONS if route.request is not None]
+
+
+def _error(raw: bytes) -> dict[str, Any]:
+    error: dict[str, Any] = json.loads(raw)["error"]
+    return error
+
+
+@pytest.mark.parametrize("route", BODY_TAKING, ids=[f"{r.method} {r.path}" for r in BODY_TAKING])
+def test_json_nested_1000_deep_is_a_400_on_every_body_taking_route(
+    served: Served, route: Route
+) -> None:
+    target = route.path.replace("{kind}", "calls").replace("{name}", "unknown-deep")
+    for body in ("[" * 1000 + "]" * 1000, '{"value": ' + "[" * 200 + "]" * 200 + "}"):
+        status, _type, raw = served.request(route.method, target, body.encode())
+        assert status == 400, raw[:300]
+        error = _error(raw)
+        assert error["code"] == "too_deep"
+        assert "nested more than 64 levels deep" in error["message"]
+
+
+def test_a_lone_surrogate_in_a_variable_is_a_400_naming_the_field(served: Served) -> None:
+    status, _type, raw = served.request("PUT", "/v1/variables/X", b'{"value": "ab\\ud800"}')
+    assert status == 400, raw
+    error = _error(raw)
+    assert error["code"] == "invalid_text"
+    assert error["field"] == "value"
+    assert "lone UTF-16 surrogate" in error["message"] and "character 3" in error["message"]
+    status, _type, raw = served.request("GET", "/v1/variables/X")
+    assert status == 404, "the refused variable was stored"
+
+
+def test_a_malformed_pasted_url_is_a_400_naming_the_url(served: Served) -> None:
+    body = json.dumps({"url": "http://[::1/tokens/callback?state=a&code=b"}).encode()
+    status, _type, raw = served.request("POST", "/v1/signins/complete", body)
+    assert status == 400, raw
+    error = _error(raw)
+    assert error["field"] == "url"
+    assert "not a readable URL" in error["message"]

@@ -35,6 +35,7 @@ from ruamel.yaml import YAML
 from apimd.model.errors import ValidationFailed
 from apimd.model.loader import load_project_text
 from apimd.model.project import Project
+from tests.daemon.hostile_input import deep_json, surrogate_texts, with_surrogate
 from tests.reliability.conftest import DaemonProcess, Reply, running_daemon
 
 SAFE_URL = "http://127.0.0.1:9/fuzz"
@@ -425,6 +426,8 @@ def _bodies(documents: st.SearchStrategy[Any]) -> st.SearchStrategy[tuple[bytes,
         anything.map(lambda d: json.dumps(d).encode()),
         st.binary(max_size=64),
         st.sampled_from([b"", b"   ", b"{", b"[1,", b"null", b"\xff\xfe", b'{"a": NaN}', b"1e999"]),
+        deep_json,
+        st.builds(with_surrogate, documents.map(safe), surrogate_texts),
     )
     content_types = st.sampled_from(
         ["application/json"] * 6 + ["text/plain", "", "application/x-www-form-urlencoded", "a/b; x"]

@@ -1,0 +1,103 @@
+"""What daemon.log says beyond access lines: one INFO line per thing a person would look for (a
+run whose outcome changed, a token saved or changing state, a sign-in, an apply), and aiohttp's
+errors for requests it cannot parse without the request's bytes (they can hold a query string
+with a code or a token)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp.http_exceptions import HttpProcessingError
+
+from apimd.engine.events import Event
+
+log = logging.getLogger("apimd.activity")
+
+# A transient state every refresh passes through: its start and end are what matter.
+_QUIET_STATES = frozenset({"refreshing"})
+_MAX_MESSAGE = 200
+_MAX_NAMES = 10
+
+
+class ActivityLog:
+    """An event observer: logs the events a person reading daemon.log looks for. A run is logged
+    when its outcome differs from the last one logged for that target (so the first run of each
+    target after a start is logged once), not on every run."""
+
+    def __init__(self) -> None:
+        self._outcomes: dict[str, str] = {}
+        self._states: dict[str, str] = {}
+
+    def __call__(self, event: Event) -> None:
+        data = event.data
+        if event.type == "run.finished":
+            self._run_finished(data)
+        elif event.type == "token.saved":
+            log.info("token %s saved; expires %s", data.get("token"), data.get("expires_at") or "—")
+        elif event.type == "token.state":
+            self._token_state(str(data.get("token")), str(data.get("state")))
+        elif event.type == "signin.open":
+            log.info("sign-in started for token %s", data.get("token") or "(none)")
+        elif event.type == "signin.done":
+            verdict = "signed in" if data.get("ok") else "failed"
+            message = _short(str(data.get("message") or ""))
+            log.info("sign-in for token %s %s: %s", data.get("token") or "(none)", verdict, message)
+        elif event.type == "resource.changed":
+            names = [str(name) for name in data.get("resources") or []]
+            more = f" and {len(names) - _MAX_NAMES} more" if len(names) > _MAX_NAMES else ""
+            log.info("applied %d change(s): %s%s", len(names), ", ".join(names[:_MAX_NAMES]), more)
+
+    def _run_finished(self, data: dict[str, object]) -> None:
+        name, outcome = str(data.get("name")), str(data.get("outcome"))
+        previous = self._outcomes.get(name)
+        if previous == outcome:
+            return
+        self._outcomes[name] = outcome
+        status = f" HTTP {data['http_status']}" if data.get("http_status") else ""
+        log.info(
+            "%s %s is %s (%s%s)%s",
+            data.get("kind"),
+            name,
+            outcome,
+            data.get("result"),
+            status,
+            f", was {previous}" if previous else "",
+        )
+
+    def _token_state(self, token: str, state: str) -> None:
+        if state in _QUIET_STATES or self._states.get(token) == state:
+            return
+        previous = self._states.get(token)
+        self._states[token] = state
+        log.info("token %s is %s%s", token, state, f", was {previous}" if previous else "")
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+class UnparsedRequestFilter(logging.Filter):
+    """aiohttp logs a request it cannot parse with a traceback whose message quotes the raw
+    request line. Keep one line naming the error's kind; the bytes stay out of the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            said = record.getMessage()
+            record.msg = "%s; an unreadable HTTP request (%s, status %s) was refused"
+            record.args = (said, type(error).__name__, error.code)
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_FILTER = UnparsedRequestFilter()
+
+
+def hide_unparsed_requests() -> None:
+    """Install the filter on aiohttp's server logger (idempotent)."""
+    logger = logging.getLogger("aiohttp.server")
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)

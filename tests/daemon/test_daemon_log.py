@@ -1,0 +1,118 @@
+"""daemon.log (issue 10 point 13): an event-stream client leaving is not an error; one INFO line
+for a run whose outcome changed, a token saved or changing state, a sign-in and an apply; a
+request aiohttp cannot parse is logged without its bytes, and the callback port answers it with
+its own security headers and without echoing it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+
+import aiohttp
+
+from apimd.demo.server import RunningServer
+from tests.daemon.conftest import Daemon, unique
+from tests.daemon.test_tokens import token_project
+from tests.reliability.conftest import exchange_server, signin_project, state_of
+
+
+def _lines(log: str, pattern: str) -> list[str]:
+    return [line for line in log.splitlines() if re.search(pattern, line)]
+
+
+async def _raw(
+    reader_writer: tuple[asyncio.StreamReader, asyncio.StreamWriter], data: bytes
+) -> bytes:
+    reader, writer = reader_writer
+    writer.write(data)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(65536), 10)
+    writer.close()
+    return answer
+
+
+async def test_an_event_stream_client_leaving_logs_no_traceback(own_daemon: Daemon) -> None:
+    for _ in range(3):
+        reader, writer = await asyncio.open_unix_connection(str(own_daemon.socket_path))
+        writer.write(b"GET /v1/events HTTP/1.1\r\nHost: apimd\r\n\r\n")
+        await writer.drain()
+        assert b"200 OK" in await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        writer.close()
+        await writer.wait_closed()
+    async with own_daemon.client() as client:
+        for index in range(4):  # events the hub writes to the streams that are gone
+            await client.put("variables", f"V{index}", {"value": "x"})
+            await asyncio.sleep(0.3)
+    assert await own_daemon.stop() == 0
+    log = own_daemon.log_path.read_text()
+    assert "Traceback" not in log, log[-3000:]
+    assert "unexpected error" not in log, log[-3000:]
+
+
+async def test_the_log_has_one_line_per_change_a_person_looks_for(
+    own_daemon: Daemon, token_server: RunningServer
+) -> None:
+    prefix = unique("act")
+    async with own_daemon.client() as client:
+        await client.apply(token_project(token_server.url, prefix))
+        await client.put("calls", "down", {"url": "http://127.0.0.1:9/down"})
+        for _ in range(3):
+            await client.run("calls", f"{prefix}-orders", wait=True)
+        for _ in range(2):
+            await client.run("calls", "down", wait=True)
+        await client.put("calls", "down", {"url": f"{token_server.url}/api/status"})
+        await client.run("calls", "down", wait=True)
+        await client.refresh_token(f"{prefix}-token")
+        async with exchange_server() as exchange:
+            await client.apply(signin_project(exchange.url))
+            started = await client.signin("sso-token")
+            callback_url = (await client.status()).callback_url
+            async with (
+                aiohttp.ClientSession() as browser,
+                browser.get(f"{callback_url}?state={state_of(started['url'])}&code=x") as page,
+            ):
+                assert "Signed in" in await page.text()
+    log = own_daemon.log_path.read_text()
+
+    assert len(_lines(log, rf"call {prefix}-orders is PASS")) == 1, log
+    assert len(_lines(log, r"call down is FAIL \(CONNECTION_ERROR\)$")) == 1, log
+    assert len(_lines(log, r"call down is PASS \(COMPLETE HTTP 200\), was FAIL")) == 1, log
+    assert _lines(log, rf"applied \d+ change\(s\): .*calls/{prefix}-orders"), log
+    assert _lines(log, rf"token {prefix}-token saved; expires 20"), log
+    assert _lines(log, r"sign-in started for token sso-token"), log
+    assert _lines(log, r"sign-in for token sso-token signed in"), log
+    assert _lines(log, r"token sso-token is valid"), log
+    assert not _lines(log, r"is refreshing"), "a transient state is not a line of its own"
+
+
+async def test_an_unreadable_request_is_logged_and_answered_without_its_bytes(
+    own_daemon: Daemon,
+) -> None:
+    secret = "s3cret-" + os.urandom(6).hex()
+    async with own_daemon.client() as client:
+        port = int((await client.status()).callback_url.split(":")[2].split("/")[0])
+    unreadable = (
+        f"GET /tokens/callback?code={secret} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Bad header {secret}\r\n\r\n"
+    ).encode()
+    answer = await _raw(await asyncio.open_connection("127.0.0.1", port), unreadable)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert re.match(rb"HTTP/1\.[01] 400 ", head), answer[:600]
+    headers = head.decode().lower()
+    for header in ("content-security-policy:", "cache-control: no-store", "x-frame-options: deny"):
+        assert header in headers, headers
+    assert secret.encode() not in answer
+    assert b"Sign-in failed" in body
+
+    socket_answer = await _raw(
+        await asyncio.open_unix_connection(str(own_daemon.socket_path)),
+        unreadable.replace(b"/tokens/callback", b"/v1/tokens/x"),
+    )
+    assert re.match(rb"HTTP/1\.[01] 400 ", socket_answer), socket_answer[:300]
+    assert await own_daemon.stop() == 0
+    log = Path(own_daemon.log_path).read_text()
+    assert secret not in log, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+    assert len(_lines(log, r"an unreadable HTTP request \(BadHttpMessage, status 400\)")) == 2, log
