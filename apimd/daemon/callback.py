@@ -83,7 +83,10 @@ class CallbackRequestHandler(web.RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
-        super().handle_error(request, status, exc)  # logs (without the request, see logs.py)
+        if isinstance(exc, ConnectionResetError):  # the client left (or was evicted): no error
+            log.debug("callback client gone before its answer")
+        else:
+            super().handle_error(request, status, exc)  # logs, without the request (logs.py)
         reason = "the request could not be read" if status < 500 else "apimd failed to answer"
         response = _page(failed_page(reason, refused=status < 500), status)
         response.force_close()

@@ -1,22 +1,26 @@
 """How many connections the callback port holds, and which one makes room (SPEC §5, §9).
 
-What the limiter guarantees (the "64 connections" of SPEC §5):
+What the limiter guarantees (the "at most 64 connections" of SPEC §5):
 - It aims at `limit` (64) connections. When that many are open, a newcomer makes room by
-  evicting one connection that is not being answered, the one waiting longest first:
+  evicting a connection that is not being answered, the one in its phase longest first:
   - idle: a keep-alive connection between requests;
   - slow headers: a request started and not finished (its headers);
-  - slow body: a request whose body is still arriving after `GRACE_S`;
-  - silent: nothing sent since it connected, for `GRACE_S`.
-- A connection whose request is in (headers, and the body the handler reads) and is being
+  - slow body: a request whose body is still arriving;
+  - silent: nothing sent since it connected.
+  A newcomer whose whole request is already in (as a browser sends it) may evict any of these;
+  one still sending its request only those slow or silent for `GRACE_S`, so floods that
+  reconnect at once do not evict each other's fresh connections faster than a browser's.
+- A connection whose request is in (its headers, and the body the handler reads) and is being
   answered is never evicted: a browser's sign-in, once its request is read, completes.
-- When no connection can be evicted, a newcomer takes one of `limit` extra places, so the
-  browser's fresh connection is never refused while the flood is mid-request; beyond `2 * limit`
-  the oldest fresh connection is evicted, and a newcomer is refused only when all are answered.
-  So at most `2 * limit` (128) connections are open at any instant.
-- Each request has `HEADER_TIMEOUT_S` (10 s) to send its headers and `BODY_TIMEOUT_S` (10 s) to
-  send its body; an idle keep-alive connection closes after 5 s (the server's keep-alive).
+- When no connection can be evicted, a newcomer takes one of `limit` extra places; beyond
+  `2 * limit` a newcomer still sending evicts the oldest fresh connection, and a newcomer is
+  refused only when all `2 * limit` are being answered. So at most 128 connections are open at
+  any instant, and a browser is refused only while 128 requests are being answered at once.
+- Each request has `HEADER_TIMEOUT_S` (10 s) to send its first headers and `BODY_TIMEOUT_S`
+  (10 s) to send its body; an idle keep-alive connection closes after 5 s.
 
-So a flood of slow or keep-alive connections churns among itself, while the browser gets in."""
+So a flood of slow, silent or keep-alive connections churns among itself, while the browser
+gets in (tests/reliability/test_slowloris.py)."""
 
 from __future__ import annotations
 
@@ -52,6 +56,7 @@ class LimitedConnection(asyncio.Protocol):
         self.phase = Phase.REQUEST
         self.since = 0.0  # when the phase began
         self.received = False  # any byte of the current request's headers yet
+        self.ready = False  # its whole first request was in when it connected
         self._seen = b""
         self._timer: asyncio.TimerHandle | None = None
         self._started = False
@@ -65,6 +70,7 @@ class LimitedConnection(asyncio.Protocol):
         # request at once, a slowloris client a piece of it.
         waiting = _peek(transport)
         self.received = bool(waiting)
+        self.ready = _whole_request(waiting)
         if b"\r\n\r\n" in waiting:
             self.phase = Phase.ANSWERING
         if not self.limiter.admit(self):
@@ -116,13 +122,33 @@ class LimitedConnection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.inner.resume_writing()
 
-    def evictable(self, now: float) -> bool:
-        """Idle, slow or silent: see the module's docstring."""
+    def evictable(self, now: float, *, eager: bool) -> bool:
+        """Idle, slow or silent (`eager`: whatever its age): see the module's docstring."""
         if self.phase is Phase.IDLE:
             return True
-        if self.phase is Phase.REQUEST:
-            return self.received or now - self.since >= GRACE_S
-        return self.phase is Phase.BODY and now - self.since >= GRACE_S
+        if self.phase is Phase.ANSWERING:
+            return False
+        aged = eager or now - self.since >= GRACE_S
+        return aged or (self.phase is Phase.REQUEST and self.received)
+
+
+def _whole_request(data: bytes) -> bool:
+    """Whether `data` holds a whole request: its headers and the body they announce."""
+    head, ended, body = data.partition(b"\r\n\r\n")
+    if not ended:
+        return False
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"transfer-encoding":
+            return False
+        if name == b"content-length":
+            try:
+                length = int(value.strip())
+            except ValueError:
+                return False
+    return len(body) >= length
 
 
 def _peek(transport: asyncio.Transport) -> bytes:
@@ -147,22 +173,23 @@ class ConnectionLimiter:
 
     def admit(self, conn: LimitedConnection) -> bool:
         while len(self.active) >= self.limit:
-            victim = self._victim(conn.since)
+            victim = self._victim(conn)
             if victim is None:
                 break
             self._evict(victim)
         if len(self.active) >= 2 * self.limit:
             fresh = [c for c in self.active if c.phase is Phase.REQUEST]
-            if not fresh:
-                return False
+            if conn.ready or not fresh:
+                return False  # a ready newcomer found nothing to evict: all are answered
             self._evict(fresh[0])
         self.active.append(conn)
         if conn.transport is not None:
             self._by_transport[conn.transport] = conn
         return True
 
-    def _victim(self, now: float) -> LimitedConnection | None:
-        candidates = [c for c in self.active if c.evictable(now)]
+    def _victim(self, newcomer: LimitedConnection) -> LimitedConnection | None:
+        now, eager = newcomer.since, newcomer.ready
+        candidates = [c for c in self.active if c.evictable(now, eager=eager)]
         return min(candidates, key=lambda c: c.since, default=None)
 
     def _evict(self, victim: LimitedConnection) -> None:

@@ -1,10 +1,16 @@
-"""A slowloris flood, run as its own process (an attacker is another program than the browser):
-`python -m tests.reliability.slowloris PORT CONNECTIONS SECONDS`.
+"""A flood of the callback port, run as its own process (an attacker is another program than the
+browser): `python -m tests.reliability.slowloris PORT CONNECTIONS SECONDS [MODE]`.
 
-Each of CONNECTIONS clients connects to 127.0.0.1:PORT, sends a request line and headers a few
-bytes at a time and never the blank line that ends them, and reconnects the moment it is
-dropped. Every 0.2 s, and once at the end, a JSON line on stdout counts connects and drops. The
-flood ends after SECONDS, or on SIGTERM."""
+Each of CONNECTIONS clients connects to 127.0.0.1:PORT and reconnects the moment it is dropped.
+MODE says what it sends:
+- `headers` (the default): a request line and headers a few bytes at a time, never the blank
+  line that ends them;
+- `keepalive`: a whole request, reads the answer, and sends the next one every 4 s on the same
+  connection (inside the server's 5 s keep-alive), so it is never idle long;
+- `body`: the headers of the capture page's POST (right Origin and Content-Type) announcing
+  16,000 bytes, then the body a byte every 0.5 s.
+Every 0.2 s, and once at the end, a JSON line on stdout counts connects, drops and answered
+requests. The flood ends after SECONDS, or on SIGTERM."""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import sys
 from dataclasses import asdict, dataclass
 
 DRIP_INTERVAL_S = 0.5
+KEEPALIVE_EVERY_S = 4.0
 
 
 @dataclass
@@ -23,9 +30,17 @@ class FloodStats:
     connects: int = 0
     drops: int = 0
     refused: int = 0
+    answered: int = 0
 
 
-def _pieces(port: int) -> list[bytes]:
+def _pieces(port: int, mode: str) -> list[bytes]:
+    if mode == "body":
+        head = (
+            f"POST /tokens/callback HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Origin: http://127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            "Content-Length: 16000\r\n\r\n"
+        )
+        return [head.encode(), *(b" " for _ in range(16_000))]
     return [
         b"GET /tokens/callback?state=",
         *(b"a" for _ in range(40)),
@@ -34,8 +49,49 @@ def _pieces(port: int) -> list[bytes]:
     ]
 
 
-async def _attacker(port: int, stop: asyncio.Event, stats: FloodStats) -> None:
-    pieces = _pieces(port)
+async def _drip(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    pieces: list[bytes],
+    stop: asyncio.Event,
+) -> None:
+    for piece in pieces:
+        writer.write(piece)
+        await writer.drain()
+        # Wake early when the server hangs up (or answers: a 408 ends the body).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DRIP_INTERVAL_S):
+                if await reader.read(1) in (b"", b"H"):
+                    return
+        if stop.is_set():
+            return
+
+
+async def _keep_alive(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    port: int,
+    stop: asyncio.Event,
+    stats: FloodStats,
+) -> None:
+    request = f"GET /tokens/callback HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    while not stop.is_set():
+        writer.write(request)
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        stats.answered += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), KEEPALIVE_EVERY_S)
+
+
+async def _attacker(port: int, mode: str, stop: asyncio.Event, stats: FloodStats) -> None:
+    pieces = _pieces(port, mode)
     while not stop.is_set():
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -45,17 +101,11 @@ async def _attacker(port: int, stop: asyncio.Event, stats: FloodStats) -> None:
             continue
         stats.connects += 1
         try:
-            for piece in pieces:
-                writer.write(piece)
-                await writer.drain()
-                # Wake early when the server hangs up.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(DRIP_INTERVAL_S):
-                        if await reader.read(1) == b"":
-                            break
-                if stop.is_set():
-                    break
-        except OSError:
+            if mode == "keepalive":
+                await _keep_alive(reader, writer, port, stop, stats)
+            else:
+                await _drip(reader, writer, pieces, stop)
+        except (OSError, asyncio.IncompleteReadError, StopIteration):
             pass
         finally:
             stats.drops += 1
@@ -71,14 +121,16 @@ async def _report(stats: FloodStats, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), 0.2)
 
 
-async def flood(port: int, connections: int, seconds: float) -> FloodStats:
+async def flood(port: int, connections: int, seconds: float, mode: str) -> FloodStats:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.call_later(seconds, stop.set)
     stats = FloodStats()
     reporter = asyncio.create_task(_report(stats, stop))
-    attackers = [asyncio.create_task(_attacker(port, stop, stats)) for _ in range(connections)]
+    attackers = [
+        asyncio.create_task(_attacker(port, mode, stop, stats)) for _ in range(connections)
+    ]
     await stop.wait()
     for task in attackers:
         task.cancel()
@@ -88,4 +140,5 @@ async def flood(port: int, connections: int, seconds: float) -> FloodStats:
 
 
 if __name__ == "__main__":
-    asyncio.run(flood(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])))
+    mode = sys.argv[4] if len(sys.argv) > 4 else "headers"
+    asyncio.run(flood(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), mode))

@@ -2,7 +2,8 @@
 
 WHAT IT PROVES: a request that is not the browser coming back from a sign-in apimd started runs
 nothing. A wrong state is a 400, a wrong Host a 421, an oversized query is refused, a cross-origin
-or non-JSON POST is a 403, and a state is good exactly once (a replay is a 400). None of these
+or non-JSON POST is a 403, an unreadable JSON POST (nested 1,000 deep, a lone surrogate) a
+400, and a state is good exactly once (a replay is a 400). None of these
 runs a step, records a result or calls the authorization server, and none of them burns the
 genuine sign-in: the real redirect that follows them still signs the token in."""
 
@@ -96,6 +97,14 @@ async def test_forged_callbacks_are_refused_and_run_nothing(daemon: DaemonProces
             assert status == 403, content_type
         status, _ = await _post(callback, body, {"Content-Type": "application/json"})
         assert status == 403, "a POST without an Origin is not the capture page's"
+        # The capture page's POST with JSON nested past any parser's recursion, or text no
+        # UTF-8 can carry: a "Sign-in failed" page, never a 500.
+        for unreadable in (b"[" * 1000 + b"]" * 1000, b'{"state": "\\ud800", "code": "x"}'):
+            status, page = await _post(
+                callback, unreadable, {"Origin": origin, "Content-Type": "application/json"}
+            )
+            assert status == 400, (status, page[:300])
+            assert "Sign-in failed" in page and "not readable" in page
         await _nothing_ran(daemon, exchange, before)
 
         # The genuine redirect still works once: the forgeries above did not use the state up.
