@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import stat
+import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +45,48 @@ class DaemonUnavailable(Exception):
             f"no apimd daemon is answering on {socket_path} ({reason}); start one with `apimd start`"
         )
         self.socket_path = socket_path
+
+
+class NotOurDaemon(DaemonUnavailable):
+    """What answers on the socket is not this user's daemon; nothing was sent to it."""
+
+    def __init__(self, socket_path: Path, reason: str) -> None:
+        Exception.__init__(
+            self,
+            f"refusing to talk to {socket_path}: {reason}. Another user may have put it there to "
+            "read what apimd sends (secrets included); nothing was sent. Remove it, or set "
+            "APIMD_SOCKET or APIMD_HOME to a folder only you can write to",
+        )
+        self.socket_path = socket_path
+
+
+class _ForeignSocket(aiohttp.ClientConnectionError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _OwnUserConnector(aiohttp.UnixConnector):
+    """Connects only to a socket file of this user, served by a process of this user
+    (SO_PEERCRED): a socket swapped by another user gets no byte of a request."""
+
+    async def _create_connection(self, *args: Any, **kwargs: Any) -> Any:
+        uid = os.getuid()
+        try:
+            info = os.lstat(self.path)
+        except FileNotFoundError:
+            info = None  # let the connection fail as usual
+        if info is not None and (not stat.S_ISSOCK(info.st_mode) or info.st_uid != uid):
+            raise _ForeignSocket(f"it belongs to uid {info.st_uid}, not to you (uid {uid})")
+        protocol = await super()._create_connection(*args, **kwargs)
+        sock = protocol.transport.get_extra_info("socket") if protocol.transport else None
+        if sock is not None:
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            peer = struct.unpack("3i", creds)[1]
+            if peer != uid:
+                protocol.close()
+                raise _ForeignSocket(f"the process answering runs as uid {peer}, not as you")
+        return protocol
 
 
 class ApiError(Exception):
@@ -82,7 +128,7 @@ class Client:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=str(self.socket_path)),
+                connector=_OwnUserConnector(path=str(self.socket_path)),
                 base_url="http://apimd",
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
             )
@@ -119,6 +165,8 @@ class Client:
                 if response.status >= 400:
                     raise _api_error(response.status, payload)
                 return payload
+        except _ForeignSocket as exc:
+            raise NotOurDaemon(self.socket_path, exc.reason) from None
         except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
             raise DaemonUnavailable(self.socket_path, str(exc) or type(exc).__name__) from None
 
@@ -249,6 +297,8 @@ class Client:
                             data_lines = []
                     elif line.startswith("data:"):
                         data_lines.append(line[5:].lstrip())
+        except _ForeignSocket as exc:
+            raise NotOurDaemon(self.socket_path, exc.reason) from None
         except (aiohttp.ClientError, FileNotFoundError, ConnectionRefusedError) as exc:
             # A daemon that dies mid-stream ends it with a payload error: the same to callers.
             raise DaemonUnavailable(self.socket_path, str(exc) or type(exc).__name__) from None

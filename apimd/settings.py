@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -71,7 +72,7 @@ class Settings:
             home=home,
             db_path=data_dir / "apimd.db",
             key_file=config_dir / "secret.key",
-            socket_path=short_socket_path(socket_path.absolute()),
+            socket_path=short_socket_path(socket_path.absolute(), env.get("TMPDIR")),
             lock_path=state_dir / "daemon.lock",
             log_path=state_dir / "daemon.log",
             settings_file=settings_file,
@@ -86,12 +87,37 @@ class Settings:
         )
 
 
-def short_socket_path(path: Path) -> Path:
-    """`path`, or `/tmp/apimd-<uid>/<hash>.sock` when it is too long for a Unix socket."""
+def short_socket_path(path: Path, tmp: str | None = None) -> Path:
+    """`path`, or `<tmp>/apimd-<uid>/<hash>.sock` when it is too long for a Unix socket."""
     if len(os.fsencode(str(path))) <= MAX_SOCKET_PATH:
         return path
     digest = hashlib.sha256(os.fsencode(str(path))).hexdigest()[:16]
-    return Path(f"/tmp/apimd-{os.getuid()}") / f"{digest}.sock"
+    return fallback_socket_dir(tmp) / f"{digest}.sock"
+
+
+def fallback_socket_dir(tmp: str | None = None) -> Path:
+    """The folder of fallback sockets, in `tmp` (else $TMPDIR, else /tmp): a folder every user
+    can write to, so another user could make it first (`unsafe_folder` says so)."""
+    base = tmp or os.environ.get("TMPDIR") or "/tmp"
+    return Path(base).absolute() / f"apimd-{os.getuid()}"
+
+
+def unsafe_folder(path: Path) -> str | None:
+    """Why `path` cannot hold apimd's socket safely (not a real folder, another user's, or
+    writable by others), or None when it can (or does not exist yet)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        return f"{path} is a symbolic link, not a folder"
+    if not stat.S_ISDIR(info.st_mode):
+        return f"{path} is not a folder"
+    if info.st_uid != os.getuid():
+        return f"{path} belongs to uid {info.st_uid}, not to you (uid {os.getuid()})"
+    if info.st_mode & 0o022:
+        return f"{path} is writable by other users (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
 
 
 def _read_settings_file(path: Path) -> dict[str, object]:

@@ -21,7 +21,7 @@ from aiohttp.abc import AbstractAccessLogger
 from apimd.daemon.app import create_app
 from apimd.daemon.callback import start_callback_server
 from apimd.daemon.keys import SERVICE
-from apimd.settings import Settings
+from apimd.settings import Settings, fallback_socket_dir, unsafe_folder
 
 log = logging.getLogger("apimd.daemon")
 
@@ -46,6 +46,20 @@ def _private_dir(path: Path, *, ours: bool) -> None:
         os.chmod(path, 0o700)
     elif ours and not path.is_dir():
         raise DaemonError(f"{path} exists and is not a folder")
+
+
+def _refuse_unsafe_fallback(folder: Path) -> None:
+    """The fallback socket folder lives where every user can create folders: one made by
+    another user, or open to others, would let them swap the socket and read what clients send."""
+    if folder != fallback_socket_dir():
+        return
+    problem = unsafe_folder(folder)
+    if problem is not None:
+        raise DaemonError(
+            f"refusing the socket folder: {problem}, so another user could take over the "
+            f"daemon's socket. Remove {folder} (it may take root), or give APIMD_SOCKET or "
+            "APIMD_HOME a path short enough (100 bytes) to need no fallback"
+        )
 
 
 class DaemonLock:
@@ -136,7 +150,10 @@ def run_daemon(settings: Settings) -> int:
         _private_dir(settings.home, ours=False)
     for folder in {settings.db_path.parent, settings.key_file.parent, settings.state_dir}:
         _private_dir(folder, ours=True)
+    # Checked before (a link mkdir would trip on) and after (a folder made in between).
+    _refuse_unsafe_fallback(settings.socket_path.parent)
     _private_dir(settings.socket_path.parent, ours=True)
+    _refuse_unsafe_fallback(settings.socket_path.parent)
     lock = DaemonLock(settings.lock_path)
     lock.acquire(settings.socket_path)
     try:
