@@ -98,7 +98,12 @@ async def host_check(request: web.Request, handler: Any) -> web.StreamResponse:
     port = request.app[PORT].value
     if request.host not in (f"127.0.0.1:{port}", f"localhost:{port}"):
         return web.Response(status=421, text="misdirected request", headers=PAGE_HEADERS)
-    response: web.StreamResponse = await handler(request)
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPException as exc:  # aiohttp's own 404 and 405 pages: ours, with our headers
+        if exc.status < 400:
+            raise
+        return web.Response(status=exc.status, text=exc.reason, headers=PAGE_HEADERS)
     return response
 
 

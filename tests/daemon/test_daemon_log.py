@@ -105,6 +105,13 @@ async def test_an_unreadable_request_is_logged_and_answered_without_its_bytes(
         assert header in headers, headers
     assert secret.encode() not in answer
     assert b"Sign-in failed" in body
+    for method, path in (("GET", "/elsewhere"), ("PUT", "/tokens/callback")):
+        answer = await _raw(
+            await asyncio.open_connection("127.0.0.1", port),
+            f"{method} {path}?code={secret} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode(),
+        )
+        assert re.match(rb"HTTP/1\.1 40[45] ", answer), answer[:300]
+        assert b"content-security-policy:" in answer.lower() and secret.encode() not in answer
 
     socket_answer = await _raw(
         await asyncio.open_unix_connection(str(own_daemon.socket_path)),
