@@ -30,6 +30,14 @@ from apimd.client import Client
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 20.0
 NOBODY = 65534
+# subprocess arguments that run a child as uid/gid 65534 ("nobody", another user), in /.
+AS_NOBODY: dict[str, Any] = {
+    "user": NOBODY,
+    "group": NOBODY,
+    "extra_groups": [],
+    "cwd": "/",
+    "env": {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+}
 
 
 def short_home() -> Path:

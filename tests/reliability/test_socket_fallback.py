@@ -23,7 +23,7 @@ import pytest
 
 from apimd.settings import Settings
 from tests.daemon.conftest import daemon_env, run_cli, short_home
-from tests.reliability.conftest import NOBODY
+from tests.reliability.conftest import AS_NOBODY, NOBODY
 
 PYTHON = "/usr/bin/python3"  # one that uid 65534 can run (the test's venv may not be)
 
@@ -72,16 +72,7 @@ class Fallback:
 
 def _as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [PYTHON, "-I", *args],
-        user=NOBODY,
-        group=NOBODY,
-        extra_groups=[],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd="/",
-        env={"PATH": "/usr/bin:/bin"},
-        check=True,
+        [PYTHON, "-I", *args], capture_output=True, text=True, timeout=30, check=True, **AS_NOBODY
     )
 
 
@@ -143,12 +134,8 @@ def fake_daemon(fallback: Fallback) -> Iterator[Path]:
     _as_nobody("-c", "import sys; open(sys.argv[1], 'w')", str(record))
     process = subprocess.Popen(
         [PYTHON, "-I", "-c", FAKE_DAEMON, str(fallback.socket_path), str(record)],
-        user=NOBODY,
-        group=NOBODY,
-        extra_groups=[],
         stdout=subprocess.PIPE,
-        cwd="/",
-        env={"PATH": "/usr/bin:/bin"},
+        **AS_NOBODY,
     )
     try:
         assert process.stdout is not None and process.stdout.readline() == b"ready\n"

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.reliability.conftest import NOBODY, DaemonProcess
+from tests.reliability.conftest import AS_NOBODY, DaemonProcess
 
 # Runs as 65534 with nothing but the standard library; prints what happened on one line.
 PROBE = """
@@ -61,17 +61,7 @@ def _as_nobody(socket_path: Path) -> str:
     tried = []
     for command in candidates:
         try:
-            done = subprocess.run(
-                command,
-                user=NOBODY,
-                group=NOBODY,
-                extra_groups=[],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                cwd="/",
-                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-            )
+            done = subprocess.run(command, capture_output=True, text=True, timeout=30, **AS_NOBODY)
         except PermissionError as exc:
             tried.append(f"{command[0]}: {exc}")
             continue
