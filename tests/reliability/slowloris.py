@@ -19,7 +19,10 @@ import contextlib
 import json
 import signal
 import sys
+import time
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 DRIP_INTERVAL_S = 0.5
 KEEPALIVE_EVERY_S = 4.0
@@ -137,6 +140,78 @@ async def flood(port: int, connections: int, seconds: float, mode: str) -> Flood
     await asyncio.gather(*attackers, reporter, return_exceptions=True)
     print(json.dumps(asdict(stats)), flush=True)
     return stats
+
+
+REPO = Path(__file__).resolve().parents[2]
+WARM_UP_S = 5.0
+
+
+class Flood:
+    """A flood process seen from a test: its latest counts, and whether it still runs."""
+
+    def __init__(self, process: asyncio.subprocess.Process, mode: str, connections: int) -> None:
+        self.process = process
+        self.mode = mode
+        self.connections = connections
+
+    async def counts(self) -> dict[str, int]:
+        """The latest report (one comes every 0.2 s; older ones wait in the pipe)."""
+        assert self.process.stdout is not None
+        line = await self.process.stdout.readline()
+        assert line, "the flood process ended early"
+        while True:
+            try:
+                newer = await asyncio.wait_for(self.process.stdout.readline(), 0.05)
+            except TimeoutError:
+                break
+            if not newer:
+                break
+            line = newer
+        counts: dict[str, int] = json.loads(line)
+        return counts
+
+    def _on(self, counts: dict[str, int]) -> bool:
+        if self.mode == "keepalive":  # every one answered at least once
+            return counts["answered"] >= self.connections
+        if self.mode == "headers":  # every one connected, and dropped and back once
+            return counts["connects"] >= 2 * self.connections
+        return counts["connects"] >= self.connections
+
+    async def under_way(self) -> None:
+        """Until every attacker is in (and, for keep-alive and bodies, `WARM_UP_S` passed, so
+        the first ones are on their next request or far into their bodies)."""
+        began = time.monotonic()
+        async with asyncio.timeout(20):
+            while not self._on(await self.counts()):
+                pass
+        if self.mode != "headers":
+            await asyncio.sleep(max(0.0, began + WARM_UP_S - time.monotonic()))
+
+    @property
+    def running(self) -> bool:
+        return self.process.returncode is None
+
+
+@contextlib.asynccontextmanager
+async def flooding(port: int, connections: int, seconds: float, mode: str) -> AsyncIterator[Flood]:
+    """This module as a process flooding 127.0.0.1:`port`, stopped on exit."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.reliability.slowloris",
+        str(port),
+        str(connections),
+        str(seconds),
+        mode,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        yield Flood(process, mode, connections)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        await asyncio.wait_for(process.communicate(), seconds)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,7 @@ The flood (another process, as an attacker would be) stays on 127.0.0.1 and is b
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -28,38 +24,11 @@ from tests.reliability.conftest import (
     signin_project,
     state_of,
 )
+from tests.reliability.slowloris import flooding
 
 FLOOD_LIMIT_S = 30
 FLOODS = [("headers", 500), ("keepalive", 130), ("body", 130)]
 SIGNIN_LIMIT_S = 15.0
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _flooding(counts: dict[str, int], mode: str, attackers: int) -> bool:
-    if mode == "keepalive":
-        return counts["answered"] >= attackers
-    return (
-        counts["connects"] >= 2 * attackers
-        if mode == "headers"
-        else counts["connects"] >= attackers
-    )
-
-
-async def _flood_counts(flood: asyncio.subprocess.Process) -> dict[str, int]:
-    """The flood's latest report (it writes one every 0.2 s; older ones wait in the pipe)."""
-    assert flood.stdout is not None
-    line = await flood.stdout.readline()
-    assert line, "the flood process ended early"
-    while True:
-        try:
-            newer = await asyncio.wait_for(flood.stdout.readline(), 0.05)
-        except TimeoutError:
-            break
-        if not newer:
-            break
-        line = newer
-    counts: dict[str, int] = json.loads(line)
-    return counts
 
 
 @pytest.mark.parametrize(("mode", "attackers"), FLOODS, ids=[mode for mode, _ in FLOODS])
@@ -72,28 +41,8 @@ async def test_signin_completes_during_a_flood(
         port = urlsplit(daemon.callback_url).port
         assert urlsplit(daemon.callback_url).hostname == "127.0.0.1"
 
-        flood = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tests.reliability.slowloris",
-            str(port),
-            str(attackers),
-            str(FLOOD_LIMIT_S),
-            mode,
-            cwd=REPO,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        try:
-            # The flood is on: every attacker has connected and many were dropped and are
-            # reconnecting (keep-alive: every one has been answered at least once, and the
-            # first ones are on their second request).
-            flood_began = time.monotonic()
-            async with asyncio.timeout(20):
-                while not _flooding(await _flood_counts(flood), mode, attackers):
-                    pass
-            if mode != "headers":
-                await asyncio.sleep(max(0.0, flood_began + 5 - time.monotonic()))
-
+        async with flooding(port, attackers, FLOOD_LIMIT_S, mode) as flood:
+            await flood.under_way()
             async with daemon.client() as client:
                 started = await client.signin("sso-token")
             redirect = f"{daemon.callback_url}?state={state_of(started['url'])}&code=x"
@@ -110,13 +59,9 @@ async def test_signin_completes_during_a_flood(
             assert "Signed in" in page
             assert took < SIGNIN_LIMIT_S
 
-            still_flooding = await _flood_counts(flood)
-            assert flood.returncode is None, "the flood was over before the browser got through"
-        finally:
-            if flood.returncode is None:
-                flood.terminate()
-            await asyncio.wait_for(flood.communicate(), FLOOD_LIMIT_S)
-        assert still_flooding["connects"] > attackers
+            still_flooding = await flood.counts()
+            assert flood.running, "the flood was over before the browser got through"
+        assert still_flooding["connects"] > attackers, "the flood was never dropped"
 
         async with daemon.client() as client:
             token = (await client.get("tokens", "sso-token", reveal=True)).model_dump()
