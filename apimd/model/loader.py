@@ -18,11 +18,12 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.tokens import ScalarToken
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from apimd.model.common import SECRET_MASK
 from apimd.model.errors import Issue, ValidationFailed
-from apimd.model.project import Project, check_project
+from apimd.model.project import KIND_MODELS, Project, check_project
 from apimd.model.validation import kind_of, validation_issues
 
 _Loc = tuple[Any, ...]
@@ -44,11 +45,17 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def load_project_file(
-    path: str | Path, environ: Mapping[str, str] | None = None, *, cross_check: bool = True
+    path: str | Path,
+    environ: Mapping[str, str] | None = None,
+    *,
+    cross_check: bool = True,
+    known: Mapping[str, Set[str]] | None = None,
 ) -> Project:
     """Read, parse, resolve `{env: NAME}`, validate (models + `check_project`) and return the
     project; on any problem raise `ValidationFailed` holding every issue found. `cross_check=False`
-    skips `check_project`, for a file applied on top of what a daemon already holds."""
+    skips `check_project`, for a file applied on top of what a daemon already holds, unless
+    `known` gives the names it holds (kind → names): then a file with shape errors gets its
+    unknown references reported in the same pass."""
     filename = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -58,7 +65,9 @@ def load_project_file(
     except OSError as exc:
         message = f"cannot read the file: {exc.strerror or exc}"
         raise ValidationFailed([Issue(message, file=filename)]) from None
-    return load_project_text(text, filename=filename, environ=environ, cross_check=cross_check)
+    return load_project_text(
+        text, filename=filename, environ=environ, cross_check=cross_check, known=known
+    )
 
 
 def load_project_text(
@@ -67,13 +76,20 @@ def load_project_text(
     filename: str = "<project>",
     environ: Mapping[str, str] | None = None,
     cross_check: bool = True,
+    known: Mapping[str, Set[str]] | None = None,
 ) -> Project:
     """As `load_project_file`, from text (YAML or JSON)."""
     parsed, data, tree, issues = _parse(text.removeprefix("\ufeff"), filename)
     if not parsed:
         raise ValidationFailed(_finish(issues, filename=filename, tree=None))
     return _validate(
-        data, filename=filename, lines=tree, environ=environ, issues=issues, cross_check=cross_check
+        data,
+        filename=filename,
+        lines=tree,
+        environ=environ,
+        issues=issues,
+        cross_check=cross_check,
+        known=known,
     )
 
 
@@ -176,9 +192,25 @@ def _load_json(text: str) -> tuple[Any, list[Issue]] | Issue:
 def _syntax_issue(exc: Exception, text: str) -> Issue:
     if isinstance(exc, MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
+        if str(exc.context or "").startswith("while scanning a quoted scalar") and exc.context_mark:
+            # The scanner stops where it gives up (often the end of the file); the person needs
+            # the line where the quote that never closes was opened.
+            mark = exc.context_mark
+            found = f"{exc.problem} at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
+            problem = "a quoted value starting here is not closed" + (
+                f" ({found})" if found else ""
+            )
+            return Issue(f"invalid YAML: {problem} (column {mark.column + 1})", line=mark.line + 1)
         problem = ", ".join(str(part) for part in (exc.context, exc.problem) if part)
         problem = problem or "syntax error"
         if mark is not None:
+            opened = _runaway_quote(text, mark.line)
+            if opened is not None:
+                problem = (
+                    f"a quoted value starting at line {opened + 1} runs on to line"
+                    f" {mark.line + 1}, where the parser fails ({problem}): is a quote missing?"
+                )
+                return Issue(f"invalid YAML: {problem}", line=opened + 1)
             return Issue(f"invalid YAML: {problem} (column {mark.column + 1})", line=mark.line + 1)
         return Issue(f"invalid YAML: {problem}")
     if isinstance(exc, ReaderError) and isinstance(exc.position, int):
@@ -189,6 +221,22 @@ def _syntax_issue(exc: Exception, text: str) -> Issue:
         return Issue("invalid YAML: nested too deeply")
     # Never str(exc): constructor errors quote the offending value, which may be a secret.
     return Issue("invalid YAML: a value does not fit its explicit tag (like `!!int abc`)")
+
+
+def _runaway_quote(text: str, error_line: int) -> int | None:
+    """The 0-based line of a quoted value that spans lines and ends where the parser fails: a
+    quote left open swallows the lines up to the next quote, and the error shows there."""
+    last = None
+    try:
+        for token in YAML(typ="rt").scan(text):
+            if isinstance(token, ScalarToken) and token.style in ("'", '"'):
+                last = token
+    except Exception:  # the error itself: the tokens before it are what we want
+        pass
+    if last is None:
+        return None
+    start, end = last.start_mark.line, last.end_mark.line
+    return start if start < end and end == error_line else None
 
 
 def _duplicate_keys(root: Node | None) -> list[Issue]:
@@ -230,11 +278,12 @@ def _validate(
     environ: Mapping[str, str] | None,
     issues: list[Issue],
     cross_check: bool = True,
+    known: Mapping[str, Set[str]] | None = None,
 ) -> Project:
     resolver = _EnvResolver(os.environ if environ is None else environ)
     project: Project | None = None
     try:
-        project, found = _check(data, resolver, cross_check=cross_check)
+        project, found = _check(data, resolver, cross_check=cross_check, known=known)
     except RecursionError:
         found = [Issue("the document is nested too deeply")]
     all_issues = [*issues, *found]
@@ -247,7 +296,11 @@ def _validate(
 
 
 def _check(
-    data: Any, resolver: _EnvResolver, *, cross_check: bool
+    data: Any,
+    resolver: _EnvResolver,
+    *,
+    cross_check: bool,
+    known: Mapping[str, Set[str]] | None = None,
 ) -> tuple[Project | None, list[Issue]]:
     if data is None:
         data = {}
@@ -264,10 +317,56 @@ def _check(
     except ValidationError as exc:
         found = validation_issues(exc, Project, hide_input=resolver.sourced.__contains__)
         issues += [issue for issue in found if not resolver.failed_at(issue.loc)]
+        if cross_check or known is not None:
+            # SPEC §7: every problem at once, so a file's unknown references come with its
+            # shape errors rather than in a second round after those are fixed.
+            issues += [
+                i for i in _partial_references(resolved, known) if not resolver.failed_at(i.loc)
+            ]
         return None, issues
     if cross_check:
         issues += [i for i in check_project(project) if not resolver.failed_at(i.loc)]
     return project, issues
+
+
+def _partial_references(
+    resolved: Mapping[Any, Any], known: Mapping[str, Set[str]] | None
+) -> list[Issue]:
+    """`check_project` on the resources that are valid on their own, against every name the
+    document (and `known`) gives, valid or not; locations point into the whole document."""
+    if not isinstance(resolved, Mapping):
+        return []
+    valid: dict[str, list[Any]] = {}
+    where: dict[str, list[int]] = {}
+    names: dict[str, set[str]] = {kind: set(given) for kind, given in (known or {}).items()}
+    for kind, model in KIND_MODELS.items():
+        items = resolved.get(kind)
+        if kind == "variables" or not isinstance(items, list):
+            continue
+        valid[kind], where[kind] = [], []
+        for index, item in enumerate(items):
+            name = item.get("name") if isinstance(item, Mapping) else None
+            if isinstance(name, str):
+                names.setdefault(kind, set()).add(name)
+            try:
+                valid[kind].append(model.model_validate(item))
+            except ValidationError:
+                continue
+            where[kind].append(index)
+    issues = []
+    partial = Project.model_construct(
+        auth=valid.get("auth", []),
+        tokens=valid.get("tokens", []),
+        calls=valid.get("calls", []),
+        workflows=valid.get("workflows", []),
+        schedules=valid.get("schedules", []),
+    )
+    for issue in check_project(partial, names):
+        loc = issue.loc
+        if len(loc) >= 2 and isinstance(loc[0], str) and type(loc[1]) is int:
+            loc = (loc[0], where[loc[0]][loc[1]], *loc[2:])
+        issues.append(dataclasses.replace(issue, loc=loc))
+    return issues
 
 
 class _EnvResolver:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import difflib
+from collections.abc import Iterator, Mapping, Set
 from itertools import pairwise
 from typing import Annotated, Literal
 
@@ -50,11 +51,12 @@ class Project(StrictModel):
         return next((t for t in self.tokens if t.name == name), None)
 
 
-def check_project(project: Project) -> list[Issue]:
-    """Problems no single resource shows: duplicate names, unknown references, cycles."""
+def check_project(project: Project, names: Mapping[str, Set[str]] | None = None) -> list[Issue]:
+    """Problems no single resource shows: duplicate names, unknown references, cycles.
+    `names` (kind → names) are known too: resources a document gives that did not validate."""
     return [
         *_duplicates(project),
-        *_references(project),
+        *_references(project, names or {}),
         *_run_cycles(project),
         *_refresh_cycles(project),
     ]
@@ -90,16 +92,22 @@ def _duplicates(project: Project) -> Iterator[Issue]:
                 seen[key] = _label(kind, name)
 
 
-def _references(project: Project) -> Iterator[Issue]:
-    auths = {a.name for a in project.auth}
-    tokens = {t.name for t in project.tokens}
-    calls = {c.name for c in project.calls}
-    workflows = {w.name for w in project.workflows}
+def nearest(name: str, known: Set[str]) -> str:
+    """`; did you mean 'x'?` for the known name closest to `name`, or nothing."""
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _references(project: Project, names: Mapping[str, Set[str]]) -> Iterator[Issue]:
+    auths = {a.name for a in project.auth} | set(names.get("auth", ()))
+    tokens = {t.name for t in project.tokens} | set(names.get("tokens", ()))
+    calls = {c.name for c in project.calls} | set(names.get("calls", ()))
+    workflows = {w.name for w in project.workflows} | set(names.get("workflows", ()))
 
     def missing(kind: str, name: str | None, known: set[str]) -> str | None:
         if name is None or name in known:
             return None
-        return f"unknown {kind} {name!r}"
+        return f"unknown {kind} {name!r}{nearest(name, known)}"
 
     def webhook_refs(hook: Webhook) -> Iterator[tuple[str, str]]:
         for field, kind, known in (
@@ -141,7 +149,11 @@ def _references(project: Project) -> Iterator[Issue]:
     for i, workflow in enumerate(project.workflows):
         for j, step in enumerate(workflow.steps):
             if step not in calls:
-                hint = " (steps are calls, not workflows)" if step in workflows else ""
+                hint = (
+                    " (steps are calls, not workflows)"
+                    if step in workflows
+                    else nearest(step, calls)
+                )
                 yield Issue(
                     f"unknown call {step!r}{hint}",
                     loc=("workflows", i, "steps", j),
@@ -151,7 +163,7 @@ def _references(project: Project) -> Iterator[Issue]:
         for j, target in enumerate(schedule.targets):
             if target not in calls and target not in workflows:
                 yield Issue(
-                    f"unknown call or workflow {target!r}",
+                    f"unknown call or workflow {target!r}{nearest(target, calls | workflows)}",
                     loc=("schedules", i, "targets", j),
                     resource=_label("schedules", schedule.name),
                 )

@@ -665,3 +665,83 @@ class _Sink:
 
     def write(self, text: str | bytes) -> None:
         self.parts.append(text.decode() if isinstance(text, bytes) else text)
+
+
+# --- one pass: shape errors and unknown references together (issue 10, point 11) ---------------
+
+SHAPE_AND_REFERENCES = """\
+calls:
+  - name: get-token
+    url: https://x.example
+    timout: 4
+  - name: list-orders
+    url: https://x.example
+    token: mian
+tokens:
+  - name: main
+    auth: sso
+    bogus: 1
+workflows:
+  - name: flow
+    steps: [get-tokn, list-orders]
+schedules:
+  - name: s
+    every: 10s
+    targets: [flow, list-ordres]
+"""
+
+
+def test_shape_errors_and_unknown_references_come_in_one_pass(issues: LoadIssues) -> None:
+    found = issues(SHAPE_AND_REFERENCES)
+    assert [(i.line, i.field, i.message) for i in found] == [
+        (4, "calls[0].timout", "unknown field `timout`; did you mean `timeout`?"),
+        # `main` is the name of a token that is itself invalid: still a name to suggest.
+        (7, "calls[1].token", "unknown token 'mian'; did you mean 'main'?"),
+        (11, "tokens[0].bogus", "unknown field `bogus`"),
+        (14, "workflows[0].steps[0]", "unknown call 'get-tokn'; did you mean 'get-token'?"),
+        (
+            18,
+            "schedules[0].targets[1]",
+            "unknown call or workflow 'list-ordres'; did you mean 'list-orders'?",
+        ),
+    ]
+
+
+def test_without_cross_check_known_names_still_bring_references_in_the_same_pass() -> None:
+    with pytest.raises(ValidationFailed) as failed:
+        load_project_text(
+            SHAPE_AND_REFERENCES,
+            environ={},
+            cross_check=False,
+            known={"auth": {"sso"}, "calls": {"get-tokn"}},
+        )
+    messages = [i.message for i in failed.value.issues]
+    assert "unknown call or workflow 'list-ordres'; did you mean 'list-orders'?" in messages
+    assert not any("get-tokn" in m for m in messages)  # the daemon holds that one
+
+
+def test_an_unknown_reference_suggests_the_nearest_name(issues: LoadIssues) -> None:
+    (issue,) = issues(
+        CALL + "    token: lst-orders\ntokens:\n  - {name: list-order, auth: a}\n"
+        "auth:\n  - {name: a, type: none}\n"
+    )
+    assert issue.message == "unknown token 'lst-orders'; did you mean 'list-order'?"
+
+
+def test_an_unclosed_quote_is_reported_where_it_opens(issues: LoadIssues) -> None:
+    text = (
+        "calls:\n  - name: a\n    url: 'unterminated\n    method: GET\n"
+        "  - name: b\n    url: http://b\n\n"
+    )
+    (issue,) = issues(text)
+    assert issue.line == 3
+    assert "not closed" in issue.message
+
+
+def test_a_quote_left_open_until_the_next_one_points_at_the_opening_line(
+    issues: LoadIssues,
+) -> None:
+    text = 'calls:\n  - name: a\n    url: "http://x\n    method: GET\n  - name: b\n    url: "http://y"\n'
+    (issue,) = issues(text)
+    assert issue.line == 3
+    assert "runs on to line 6" in issue.message and "quote missing" in issue.message
