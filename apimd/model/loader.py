@@ -18,8 +18,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
-from ruamel.yaml.tokens import ScalarToken
 from ruamel.yaml.scalarbool import ScalarBoolean
+from ruamel.yaml.tokens import ScalarToken
 
 from apimd.model.common import SECRET_MASK
 from apimd.model.errors import Issue, ValidationFailed
