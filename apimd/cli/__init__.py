@@ -19,19 +19,73 @@ class UsageError(Exception):
     """Bad command-line input: exit 2 with the message."""
 
 
+SETTINGS_HELP = """\
+settings (environment variables; the same keys work in settings.toml):
+  APIMD_HOME            one folder for all state: apimd.db, secret.key, settings.toml,
+                        apimd.sock, daemon.log (default: the user's data, config and
+                        state folders)
+  APIMD_SOCKET          the daemon's Unix socket (default: apimd.sock in the state folder)
+  APIMD_CALLBACK_PORT   loopback port of the sign-in callback (default 8765; 0 = any)
+  APIMD_SECRET_KEY      key that encrypts stored secrets (default: secret.key, made once)
+  APIMD_RETENTION_DAYS  days raw results are kept (default 30; hourly rollups stay)
+  NO_COLOR              no colours in output
+`apimd status` prints where the socket, database and log of a running daemon are."""
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps descriptions as usual but keeps the settings table as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text == SETTINGS_HELP:
+            return text
+        return super()._fill_text(text, width, indent)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="apimd",
         description="apimd: an always-on API monitor for people who work in terminals. "
-        "Run without a command to open the TUI.",
+        "Run without a command to open the TUI (starting the daemon if none runs).",
+        epilog=SETTINGS_HELP,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"apimd {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    commands.add_parser("daemon", help="run the daemon in the foreground (systemd, containers)")
-    commands.add_parser("start", help="start the daemon in the background")
-    commands.add_parser("stop", help="stop the daemon (in-flight runs get 10 s)")
-    status = commands.add_parser("status", help="is the daemon running? (exit 0 yes, 1 no)")
+    def command(name: str, help: str, description: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=help,
+            description=description,
+            epilog=SETTINGS_HELP,
+            formatter_class=_HelpFormatter,
+        )
+
+    command(
+        "daemon",
+        "run the daemon in the foreground (systemd, containers)",
+        "Run the daemon in the foreground: it serves the REST API on its Unix socket, runs the "
+        "schedules, keeps tokens fresh and listens for sign-in callbacks. It logs to stderr and "
+        "daemon.log; SIGTERM stops it (in-flight runs get 10 s).",
+    )
+    command(
+        "start",
+        "start the daemon in the background",
+        "Start the daemon in the background unless one already answers on the socket; print "
+        "its pid, socket and log. Exit 1 when it does not start (its first errors are shown).",
+    )
+    command(
+        "stop",
+        "stop the daemon (in-flight runs get 10 s)",
+        "Stop the running daemon with SIGTERM: in-flight runs get 10 s to finish, then are "
+        "cancelled. Exit 0 once it has exited (or when none runs).",
+    )
+    commands.add_parser(
+        "help", help="show help: `apimd help settings` lists the environment settings"
+    ).add_argument("topic", nargs="?", help="`settings`, or a command")
+    status = commands.add_parser(
+        "status", help="is the daemon running? (exit 0 yes, 1 no); its socket, database and log"
+    )
     status.add_argument("--json", action="store_true", help="print the status document")
 
     apply = commands.add_parser("apply", help="validate a project file and load it into the daemon")
@@ -68,8 +122,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     token = commands.add_parser("token", help="act on one token")
     token_commands = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
-    refresh = token_commands.add_parser("refresh", help="refresh a token now")
+    refresh = token_commands.add_parser(
+        "refresh",
+        help="refresh a token now",
+        description="Refresh a token now with its auth setting's refresh workflow (or refresh "
+        "token) and print its new state. Exit 0 when it is valid afterwards, 1 otherwise.",
+    )
     refresh.add_argument("name")
+    show = token_commands.add_parser(
+        "show",
+        help="one token's whole state: expiry, last refresh, last error in full",
+        description="Print one token's state, expiry, last refresh and whole last error "
+        "(secret values are never shown).",
+    )
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true", help="print the token as JSON")
     signin = token_commands.add_parser(
         "signin", help="sign a token in: opens the browser, or prints the URL over SSH"
     )
@@ -88,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--no-tui", action="store_true", help="print results as they come instead of the TUI"
+    )
+    demo.add_argument(
+        "--api-only",
+        action="store_true",
+        help="serve only the demo API (for `apimd run … -f examples/project.yaml`)",
     )
     return parser
 
@@ -147,6 +219,21 @@ def _open_tui(settings: Settings) -> int:
     return 0
 
 
+def _help(parser: argparse.ArgumentParser, topic: str | None) -> int:
+    """`apimd help [settings|COMMAND]`."""
+    if topic == "settings":
+        print(SETTINGS_HELP)
+        return 0
+    if topic is None:
+        parser.print_help()
+        return 0
+    try:
+        parser.parse_args([topic, "--help"])
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0
+
+
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from apimd.settings import Settings
 
@@ -155,6 +242,8 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from apimd.cli.run import run_command
 
         return asyncio.run(run_command(args))
+    if command == "help":
+        return _help(parser, args.topic)
     if command == "demo":
         from apimd.cli.demo import demo_command
 
@@ -162,7 +251,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     settings = Settings.load()
     if command is None:
         return _open_tui(settings)
-    from apimd.cli import remote
+    from apimd.cli import remote, tokens
 
     if command == "daemon":
         return remote.daemon_command(settings)
@@ -179,10 +268,12 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         "apply": lambda: remote.apply_command(settings, args),
         "export": lambda: remote.export_command(settings, args),
         "results": lambda: remote.results_command(settings, args),
-        "tokens": lambda: remote.tokens_command(settings, args.json),
+        "tokens": lambda: tokens.tokens_command(settings, args.json),
         "token": lambda: (
-            remote.token_refresh_command(settings, args.name)
+            tokens.token_refresh_command(settings, args.name)
             if args.token_command == "refresh"
+            else tokens.token_show_command(settings, args.name, args.json)
+            if args.token_command == "show"
             else _signin(settings, args.name, args.device)
         ),
     }

@@ -63,6 +63,8 @@ async def demo_command(args: argparse.Namespace) -> int:
     server = await _start_server(args.port)
     try:
         os.environ["APIMD_DEMO_URL"] = server.url
+        if args.api_only:
+            return await _serve_api_only(server)
         if args.standalone:
             return await _standalone(server)
         return await _with_daemon(server, once=args.once, tui=not args.no_tui)
@@ -128,7 +130,7 @@ async def _with_daemon(server: RunningServer, *, once: bool, tui: bool) -> int:
         print(f"The token {SIGNIN_TOKEN} needs a person: sign in as demo / demo-password.")
         present_url(str(info["url"]), status.callback_url if status.callback_bound else None)
         print(
-            "\nThe daemon now runs the schedules (every 10–30 s). In another terminal:\n"
+            "\nThe daemon now runs the schedules (every 20 s and 30 s). In another terminal:\n"
             f"  export APIMD_HOME={home}\n"
             "  .venv/bin/apimd results --follow      # results as they come\n"
             "  .venv/bin/apimd tokens                # demo-token refreshes itself every minute\n"
@@ -146,6 +148,18 @@ async def _with_daemon(server: RunningServer, *, once: bool, tui: bool) -> int:
             except TimeoutError:
                 daemon.kill()
         shutil.rmtree(home, ignore_errors=True)
+
+
+async def _serve_api_only(server: RunningServer) -> int:
+    """Only the demo API, for `apimd run … -f examples/project.yaml` in another terminal."""
+    print(
+        f"apimd demo API on {server.url} (Ctrl-C stops it). In another terminal:\n"
+        f"  export APIMD_DEMO_URL={server.url}\n"
+        "  apimd run list-orders -f examples/project.yaml"
+    )
+    sys.stdout.flush()
+    await asyncio.Event().wait()
+    return 0
 
 
 async def _wait_until_up(client: Client, daemon: asyncio.subprocess.Process) -> None:

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import IO, Any
 
+from apimd.model.api import ApplySummary
 from apimd.model.outcome import Outcome
 from apimd.model.result import Result
 
@@ -79,3 +80,33 @@ def print_result(result: Result, *, as_json: bool, stream: IO[str] = sys.stdout)
         stream.write(result.model_dump_json(indent=2) + "\n")
     else:
         stream.write(format_result(result, colour=use_colour(stream)) + "\n")
+
+
+def format_apply(path: str, summary: ApplySummary) -> str:
+    """What an apply really changed: a count line, then one line per kind of change naming
+    `kind/name`s; a token's saved state given by the file counts as a change."""
+    groups = [
+        ("created", summary.created),
+        ("replaced", summary.updated),
+        ("deleted", summary.deleted),
+    ]
+    lines = []
+    counts = []
+    for label, group in groups:
+        names = [f"{kind}/{name}" for kind, items in group.items() for name in items]
+        if names:
+            counts.append(f"{len(names)} {label}")
+            lines.append(f"  {label:<10} {', '.join(names)}")
+    if summary.token_state_set:
+        count = len(summary.token_state_set)
+        counts.append(f"token state set for {count}")
+        tokens = ", ".join(f"tokens/{name}" for name in summary.token_state_set)
+        lines.append(f"  {'state set':<10} {tokens} (saved variables from the file)")
+    unchanged = sum(len(v) for v in summary.unchanged.values())
+    if unchanged:
+        counts.append(f"{unchanged} unchanged")
+    if not lines:
+        return f"applied {path}: nothing changed" + (
+            f" ({unchanged} unchanged)" if unchanged else ""
+        )
+    return "\n".join([f"applied {path}: {', '.join(counts)}", *lines])

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,9 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from apimd.cli import UsageError, parse_vars
-from apimd.cli.output import print_result
-from apimd.cli.table import ago, table, until
+from apimd.cli.output import format_apply, print_result
+from apimd.cli.table import column_widths, fit_width, table
 from apimd.client import ApiError, Client, DaemonUnavailable
-from apimd.model.resources import Token
 from apimd.model.result import Result
 from apimd.settings import Settings
 
@@ -166,6 +165,7 @@ async def status_command(settings: Settings, as_json: bool) -> int:
         f"  callback    {callback}",
         f"  socket      {status.socket_path}",
         f"  database    {status.db_path}",
+        f"  log         {status.log_path or settings.log_path}",
     ]
     if status.callback_error:
         lines.append(f"  warning     {status.callback_error}")
@@ -193,7 +193,16 @@ async def apply_command(settings: Settings, args: argparse.Namespace) -> int:
         # References are checked by the daemon, against what it already holds.
         project = load_project_file(args.file, cross_check=False)
     except ValidationFailed as exc:
-        raise UsageError(f"{args.file} has problems, nothing was applied.\n{exc}") from None
+        failed = exc
+        stored = await _stored_names(settings)
+        if stored is not None:
+            # Shape errors and unknown references in one pass (SPEC §7), against what the
+            # daemon holds as well as what the file gives.
+            try:
+                load_project_file(args.file, cross_check=False, known=stored)
+            except ValidationFailed as again:
+                failed = again
+        raise UsageError(f"{args.file} has problems, nothing was applied.\n{failed}") from None
     async with client_for(settings) as client:
         try:
             summary = await client.apply(project, prune=args.prune)
@@ -201,22 +210,20 @@ async def apply_command(settings: Settings, args: argparse.Namespace) -> int:
             raise UsageError(
                 f"{args.file} was not applied, nothing changed.\n{_located(args.file, exc)}"
             ) from None
-    parts = []
-    for label, group in (
-        ("created", summary.created),
-        ("updated", summary.updated),
-        ("deleted", summary.deleted),
-    ):
-        names = [f"{kind}/{name}" for kind, items in group.items() for name in items]
-        if names:
-            parts.append(f"{label} {len(names)}: {', '.join(names)}")
-    unchanged = sum(len(v) for v in summary.unchanged.values())
-    print(
-        f"applied {args.file}: "
-        + ("; ".join(parts) if parts else "nothing changed")
-        + (f" ({unchanged} unchanged)" if unchanged else "")
-    )
+    print(format_apply(args.file, summary))
     return 0
+
+
+async def _stored_names(settings: Settings) -> dict[str, set[str]] | None:
+    """The names of what the daemon holds, per kind; None when no daemon answers."""
+    try:
+        async with client_for(settings) as client:
+            return {
+                kind: {str(getattr(r, "name", "")) for r in await client.list(kind)}
+                for kind in ("auth", "tokens", "calls", "workflows", "schedules")
+            }
+    except (DaemonUnavailable, ApiError):
+        return None
 
 
 def _located(path: str, error: ApiError) -> str:
@@ -319,22 +326,27 @@ async def run_remote(settings: Settings, args: argparse.Namespace) -> int:
 
 def _result_row(result: Result) -> list[str]:
     status = str(result.http_status) if result.http_status is not None else "-"
+    name = f"{result.name} (step of {result.workflow})" if result.workflow else result.name
     return [
         result.started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
-        result.name,
+        name,
         result.outcome.value,
         result.result.value,
         status,
         f"{result.timings_ms.total:.0f}",
         result.trigger,
-        (result.error or "")[:60],
+        result.error or "",
     ]
 
 
 RESULT_HEADERS = ["STARTED (UTC)", "NAME", "OUTCOME", "RESULT", "HTTP", "MS", "TRIGGER", "ERROR"]
+FOLLOW_FLOOR = [19, 24, 7, 19, 4, 6, 8]
+"""`--follow` fixes its columns before new rows come: wide enough for any outcome and result."""
+FOLLOW_BACKLOG = 10
 
 
 async def results_command(settings: Settings, args: argparse.Namespace) -> int:
+    width = fit_width()
     async with client_for(settings) as client:
         page = await client.results(name=args.name, limit=args.limit)
         if args.json and not args.follow:
@@ -344,67 +356,34 @@ async def results_command(settings: Settings, args: argparse.Namespace) -> int:
             if not page.results:
                 print("no results yet" + (f" for {args.name}" if args.name else ""))
                 return 0
-            print(table(RESULT_HEADERS, [_result_row(r) for r in page.results]))
+            print(table(RESULT_HEADERS, [_result_row(r) for r in page.results], width=width))
             return 0
+        # Following reads like `tail -f`: the latest results oldest first, new ones below.
+        backlog = [_result_row(r) for r in reversed(page.results[:FOLLOW_BACKLOG])]
+        widths = column_widths(RESULT_HEADERS, backlog, FOLLOW_FLOOR)
         if not args.json:
-            print(table(RESULT_HEADERS, [_result_row(r) for r in reversed(page.results[:10])]))
+            print(table(RESULT_HEADERS, backlog, widths=widths, width=width))
+            note = f"(the last {len(backlog)} oldest first; following new results, ctrl-c stops)"
+            print(note, file=sys.stderr)
         sys.stdout.flush()
         async for event in client.events():
             if event.get("type") != "run.finished":
                 continue
-            if args.name and event.get("name") != args.name:
+            if args.name and event.get("name") != args.name and event.get("kind") != "workflow":
                 continue
-            result = await client.result(str(event["result_id"]))
-            if args.json:
-                print(result.model_dump_json())
-            else:
-                print(table(RESULT_HEADERS, [_result_row(result)], header=False))
+            found = await client.result(str(event["result_id"]))
+            for result in _named(found, args.name):
+                if args.json:
+                    print(result.model_dump_json())
+                else:
+                    row = [_result_row(result)]
+                    print(table(RESULT_HEADERS, row, header=False, widths=widths, width=width))
             sys.stdout.flush()
     return 0
 
 
-# --- tokens ------------------------------------------------------------------------------------
-
-
-def _token_row(token: Token) -> list[str]:
-    now = datetime.now(UTC)
-    state = token.state.value if token.state else "-"
-    expires = until(token.expires_at, now) if token.expires_at else "-"
-    return [
-        token.name,
-        token.auth,
-        state,
-        expires,
-        ago(token.last_refresh, now) if token.last_refresh else "never",
-        (token.last_error or "")[:60],
-    ]
-
-
-async def tokens_command(settings: Settings, as_json: bool) -> int:
-    async with client_for(settings) as client:
-        tokens = [t for t in await client.list("tokens") if isinstance(t, Token)]
-    if as_json:
-        print(json.dumps([t.model_dump(mode="json", exclude_none=True) for t in tokens], indent=2))
-        return 0
-    if not tokens:
-        print("no tokens")
-        return 0
-    headers = ["TOKEN", "AUTH", "STATE", "EXPIRES", "LAST REFRESH", "LAST ERROR"]
-    print(table(headers, [_token_row(t) for t in tokens]))
-    return 0
-
-
-async def token_refresh_command(settings: Settings, name: str) -> int:
-    async with client_for(settings) as client:
-        try:
-            token = await client.refresh_token(name)
-        except ApiError as exc:
-            if exc.status == 404:
-                raise UsageError(f"the daemon has no token named {name!r}") from None
-            raise
-    now = datetime.now(UTC)
-    state = token.state.value if token.state else "unknown"
-    expiry = f", expires {until(token.expires_at, now)}" if token.expires_at else ""
-    error = f": {token.last_error}" if token.last_error else ""
-    print(f"token {name}: {state}{expiry}{error}")
-    return 0 if state == "valid" else 1
+def _named(result: Result, name: str | None) -> list[Result]:
+    """`result` itself, or the steps of it named `name`, marked with their workflow."""
+    if name is None or result.name == name:
+        return [result]
+    return [s.model_copy(update={"workflow": result.name}) for s in result.steps if s.name == name]

@@ -2,21 +2,66 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
+from collections.abc import Sequence
 from datetime import datetime
+from typing import IO
+
+MIN_LAST_COLUMN = 20
+"""The last column (an error, usually) keeps at least this many characters on a narrow terminal."""
 
 
-def table(headers: list[str], rows: list[list[str]], *, header: bool = True) -> str:
-    """Columns padded to their widest cell; the last column is not padded."""
-    widths = [len(h) for h in headers]
+def fit_width(stream: IO[str] = sys.stdout) -> int | None:
+    """The terminal's width when `stream` is one; None (lines are never cut) when it is piped or
+    redirected, so scripts and `grep` see every error whole."""
+    try:
+        if not stream.isatty():
+            return None
+    except ValueError:  # a closed stream
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def column_widths(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], floor: Sequence[int] = ()
+) -> list[int]:
+    """The width of each column: its widest cell, at least `floor[i]`."""
+    widths = [max(len(h), floor[i] if i < len(floor) else 0) for i, h in enumerate(headers)]
     for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    lines = [headers] if header else []
-    lines += rows
+        widths = [max(w, len(_cell(c))) for w, c in zip(widths, row, strict=True)]
+    return widths
+
+
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    header: bool = True,
+    widths: Sequence[int] | None = None,
+    width: int | None = None,
+) -> str:
+    """Columns padded to `widths` (default: their widest cell); the last column is not padded,
+    and is cut with `…` to fit `width` characters per line when given."""
+    widths = list(widths) if widths is not None else column_widths(headers, rows)
+    lines = [list(headers)] if header else []
+    lines += [[_cell(c) for c in row] for row in rows]
+    room = None
+    if width is not None:
+        room = max(MIN_LAST_COLUMN, width - sum(w + 2 for w in widths[:-1]))
     out = []
     for row in lines:
-        cells = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=True)] + [row[-1]]
+        last = row[-1]
+        if room is not None and len(last) > room:
+            last = last[: room - 1] + "…"
+        cells = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=True)] + [last]
         out.append("  ".join(cells).rstrip())
     return "\n".join(out)
+
+
+def _cell(text: str) -> str:
+    """One line: an error with newlines would break the table's rows."""
+    return " ".join(text.split()) if "\n" in text or "\r" in text else text
 
 
 def _span(seconds: float) -> str:
@@ -35,5 +80,12 @@ def ago(moment: datetime, now: datetime) -> str:
 
 
 def until(moment: datetime, now: datetime) -> str:
+    """`in 5m` ahead, `4m ago` behind."""
     delta = (moment - now).total_seconds()
     return f"in {_span(delta)}" if delta >= 0 else f"{_span(delta)} ago"
+
+
+def expiry(moment: datetime, now: datetime) -> str:
+    """`expires in 5m` or `expired 4m ago`."""
+    delta = (moment - now).total_seconds()
+    return f"expires in {_span(delta)}" if delta >= 0 else f"expired {_span(delta)} ago"

@@ -221,12 +221,16 @@ async def list_results(request: web.Request) -> web.Response:
         raise BadRequest("`limit` must be a whole number", field="limit") from None
     if not 1 <= limit <= MAX_RESULTS_LIMIT:
         raise BadRequest(f"`limit` must be between 1 and {MAX_RESULTS_LIMIT}", field="limit")
-    page = await request.app[SERVICE].store.list_results(
-        name=query.get("name") or None,
+    service = request.app[SERVICE]
+    name = query.get("name") or None
+    page = await service.store.list_results(
+        name=name,
         outcome=Outcome(outcome.upper()) if outcome else None,
         since=_since(query.get("since")),
         limit=limit,
         cursor=query.get("cursor") or None,
+        # A call's results include its runs as a step of these workflows (marked as such).
+        parents=[w.name for w in service.project.workflows if name in w.steps],
     )
     return _json(ResultPage(results=page.results, next_cursor=page.next_cursor))
 

@@ -30,6 +30,7 @@ from apimd.model.result import Result, Trigger
 from apimd.model.stats import Stats
 from apimd.settings import Settings
 from apimd.store import ApplyReport, SqliteStore
+from apimd.store.results import latest_including_steps
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,7 @@ class MonitorService:
             callback_error=self.callback_error,
             db_path=str(self.settings.db_path),
             socket_path=str(self.settings.socket_path),
+            log_path=str(self.settings.log_path),
         )
 
     # --- resources ------------------------------------------------------------------------
@@ -356,6 +358,13 @@ class MonitorService:
             for item in items:
                 runs = recent.get(item.name)
                 latest = runs.latest if runs else None
+                if kind == "call":  # a call that runs only as a step has still run
+                    parents = [
+                        recent.get(w.name) for w in project.workflows if item.name in w.steps
+                    ]
+                    latest = latest_including_steps(
+                        item.name, latest, [p.latest for p in parents if p]
+                    )
                 counts = dict(runs.counts) if runs else {}
                 counted = sum(n for o, n in counts.items() if o != Outcome.SKIPPED)
                 failed = counts.get(Outcome.FAIL, 0)
@@ -370,8 +379,10 @@ class MonitorService:
                         result=latest.result if latest else None,
                         http_status=latest.http_status if latest else None,
                         last_run=latest.started_at if latest else None,
-                        last_result_id=latest.id if latest else None,
+                        # A step's result lives inside its workflow's: that is what opens.
+                        last_result_id=(latest.workflow_run_id or latest.id) if latest else None,
                         error=latest.error if latest else None,
+                        step_of=latest.workflow if latest else None,
                         recent_ms=runs.totals if runs else [],
                         counts=counts,
                         uptime=(counted - failed) / counted if counted else None,
@@ -445,4 +456,5 @@ def _summary(report: ApplyReport) -> ApplySummary:
         updated=group(report.updated),
         deleted=group(report.deleted),
         unchanged=group(report.unchanged),
+        token_state_set=report.tokens_set,
     )

@@ -56,6 +56,7 @@ class StatusInfo(BaseModel):
     callback_error: str | None = None
     db_path: str
     socket_path: str
+    log_path: str | None = None
 
 
 class RunRequest(StrictModel):
@@ -79,12 +80,14 @@ class ResultPage(BaseModel):
 
 
 class ApplySummary(BaseModel):
-    """What `POST /v1/apply` changed, per kind: names created, updated, deleted, unchanged."""
+    """What `POST /v1/apply` changed, per kind: names created, updated (replaced), deleted,
+    unchanged; and the tokens whose saved state (`variables`) the document set."""
 
     created: dict[str, list[str]] = Field(default_factory=dict)
     updated: dict[str, list[str]] = Field(default_factory=dict)
     deleted: dict[str, list[str]] = Field(default_factory=dict)
     unchanged: dict[str, list[str]] = Field(default_factory=dict)
+    token_state_set: list[str] = Field(default_factory=list)
 
 
 class SigninRequest(StrictModel):
@@ -145,6 +148,8 @@ class TargetSummary(BaseModel):
     last_run: datetime | None = None
     last_result_id: str | None = None
     error: str | None = None
+    step_of: str | None = None
+    """When the latest run was as a step: the workflow it ran in (`last_result_id` is its)."""
     recent_ms: list[float] = Field(default_factory=list)
     """Latencies of the latest non-skipped runs in the window, oldest first (at most 20)."""
     counts: dict[Outcome, int] = Field(default_factory=dict)

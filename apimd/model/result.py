@@ -78,6 +78,8 @@ class Result(BaseModel):
     error: str | None = None
     token: str | None = None
     workflow_run_id: str | None = None
+    workflow: str | None = None
+    """Set on a step's result listed by the step's name: the workflow it ran in."""
     steps: list[Result] = Field(default_factory=list)
 
     @property

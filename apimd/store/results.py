@@ -174,15 +174,26 @@ class ResultStore:
         until: datetime | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        parents: Sequence[str] = (),
     ) -> ResultPage:
         """Results matching every given filter (`since` inclusive, `until` exclusive, on
-        `started_at`), newest first, at most `limit` (1–1000) per page."""
+        `started_at`), newest first, at most `limit` (1–1000) per page.
+
+        With `name`, `parents` are the workflows that have a step of that name: their runs'
+        steps called `name` are listed too, each marked with its `workflow` (a step's result is
+        kept inside its workflow's)."""
         limit = max(1, min(limit, 1000))
         where: list[str] = []
         params: list[object] = []
         if name is not None:
-            where.append("name = ?")
-            params.append(name)
+            parents = [p for p in parents if p != name]
+            marks = ", ".join("?" * len(parents))
+            where.append(
+                f"(name = ? OR (kind = 'workflow' AND name IN ({marks})))"
+                if parents
+                else "name = ?"
+            )
+            params += [name, *parents]
         if outcome is not None:
             where.append("outcome = ?")
             params.append(Outcome(str(outcome).upper()).value)
@@ -202,6 +213,13 @@ class ResultStore:
         sql += " ORDER BY started_at DESC, seq DESC LIMIT ?"
         rows = await self._db.fetchall(sql, [*params, limit + 1])
         results = [decode_result(row["doc"], row["id"]) for row in rows[:limit]]
+        if name is not None and parents:
+            results = [
+                found
+                for result in results
+                for found in steps_named(result, name)
+                if outcome is None or found.outcome == Outcome(str(outcome).upper())
+            ]
         next_cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
@@ -268,6 +286,29 @@ class ResultStore:
             deleted += count
             if count < batch:
                 return deleted
+
+
+def steps_named(result: Result, name: str) -> list[Result]:
+    """`result` when it is `name`'s own, else its steps called `name`, marked with the workflow
+    they ran in, newest first (a workflow may run the same call twice)."""
+    if result.name == name:
+        return [result]
+    marks = {"workflow": result.name, "workflow_run_id": result.id}
+    steps = [s.model_copy(update=marks) for s in result.steps if s.name == name]
+    return steps[::-1]
+
+
+def latest_including_steps(
+    name: str, own: Result | None, parents: Iterable[Result | None]
+) -> Result | None:
+    """The latest run of call `name`: its own latest result, or a step of that name in its
+    workflows' latest results (marked with `workflow`) when one of those is more recent."""
+    latest = own
+    for parent in parents:
+        for step in steps_named(parent, name) if parent is not None else []:
+            if latest is None or step.started_at > latest.started_at:
+                latest = step
+    return latest
 
 
 async def _existing_ids(conn: aiosqlite.Connection, ids: list[str]) -> list[str]:

@@ -160,10 +160,18 @@ class SqliteStore:
         until: datetime | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        parents: Sequence[str] = (),
     ) -> ResultPage:
-        """`GET /v1/results`: newest first; pass `next_cursor` back for the next page."""
+        """`GET /v1/results`: newest first; pass `next_cursor` back for the next page. With
+        `name`, the steps of that name in runs of the `parents` workflows come too."""
         return await self.results.page(
-            name=name, outcome=outcome, since=since, until=until, limit=limit, cursor=cursor
+            name=name,
+            outcome=outcome,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+            parents=parents,
         )
 
     async def recent_results(self, since: datetime) -> dict[str, RecentRuns]:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from apimd.model.outcome import Outcome, ResultCode
-from apimd.model.result import RequestRecord, ResponseRecord
+from apimd.model.result import RequestRecord, ResponseRecord, Result
 from apimd.store import BODY_LIMIT, InvalidCursor, SqliteStore
 from apimd.store.histogram import (
     BUCKET_BOUNDS_MS,
@@ -247,3 +247,38 @@ async def test_the_window_starts_at_the_hour_holding_since(store: SqliteStore) -
     stats = await store.stats("list-orders", T0 + timedelta(minutes=30), T0 + timedelta(hours=2))
     assert stats.since == T0
     assert stats.total == 1
+
+
+async def test_a_calls_runs_as_a_step_are_listed_by_its_name_marked_with_the_workflow(
+    store: SqliteStore,
+) -> None:
+    def flow(result_id: str, minute: int, code: ResultCode) -> Result:
+        step = make_result(f"{result_id}-s", name="get-token", code=code)
+        other = make_result(f"{result_id}-o", name="list-orders")
+        return make_result(
+            result_id,
+            name="login",
+            kind="workflow",
+            code=code,
+            started_at=T0 + timedelta(minutes=minute),
+            steps=[step, other],
+        )
+
+    await store.add_results(
+        [
+            flow("w1", 1, ResultCode.COMPLETE),
+            flow("w2", 3, ResultCode.HTTP_SERVER_ERROR),
+            make_result("own", name="get-token", started_at=T0 + timedelta(minutes=2)),
+            make_result("unrelated", name="other-flow", kind="workflow", started_at=T0),
+        ]
+    )
+    # Without its workflows the step's name finds only its own runs, as before.
+    assert [r.id for r in (await store.list_results(name="get-token")).results] == ["own"]
+    page = await store.list_results(name="get-token", parents=["login", "other-flow"])
+    assert [(r.id, r.name, r.workflow) for r in page.results] == [
+        ("w2-s", "get-token", "login"),
+        ("own", "get-token", None),
+        ("w1-s", "get-token", "login"),
+    ]
+    failed = await store.list_results(name="get-token", parents=["login"], outcome="fail")
+    assert [r.id for r in failed.results] == ["w2-s"]

@@ -1,0 +1,95 @@
+"""Terminal text: tables fit the terminal but never cut piped output, expiries read as such,
+`results --follow` keeps its columns, and the example project runs against `demo --api-only`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from apimd.cli.output import format_apply
+from apimd.cli.table import column_widths, expiry, table
+from apimd.model.api import ApplySummary
+from tests.cli.test_run_command import apimd
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "project.yaml"
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+ERROR = "refresh workflow 'sso-refresh' failed: get-token: CONNECTION_ERROR " + "x" * 80
+
+
+def test_the_last_column_fits_the_given_width_and_is_whole_without_one() -> None:
+    rows = [["main", "needs_sign_in", ERROR]]
+    whole = table(["TOKEN", "STATE", "LAST ERROR"], rows)
+    assert whole.splitlines()[1].endswith(ERROR)
+    fitted = table(["TOKEN", "STATE", "LAST ERROR"], rows, width=80)
+    assert all(len(line) <= 80 for line in fitted.splitlines())
+    assert fitted.splitlines()[1].endswith("…")
+    wide = table(["TOKEN", "STATE", "LAST ERROR"], rows, width=400)
+    assert wide == whole  # a wide terminal shows it whole too
+
+
+def test_an_error_with_line_breaks_stays_on_its_row() -> None:
+    out = table(["A", "ERROR"], [["x", "first line\nsecond line"]])
+    assert out.splitlines() == ["A  ERROR", "x  first line second line"]
+
+
+def test_rows_printed_later_keep_the_columns_of_the_first_ones() -> None:
+    headers = ["NAME", "OUTCOME", "ERROR"]
+    widths = column_widths(headers, [["a", "PASS", ""]], floor=[12, 7])
+    first = table(headers, [["a", "PASS", ""]], widths=widths)
+    later = table(headers, [["longer-name", "WARNING", "slow"]], header=False, widths=widths)
+    assert first.splitlines()[0].index("OUTCOME") == later.index("WARNING")
+
+
+def test_an_expiry_in_the_past_reads_expired() -> None:
+    assert expiry(NOW - timedelta(minutes=4), NOW) == "expired 4m ago"
+    assert expiry(NOW + timedelta(minutes=5), NOW) == "expires in 5m"
+
+
+def test_apply_summary_names_each_change() -> None:
+    summary = ApplySummary(
+        created={"calls": ["new"]},
+        updated={"workflows": ["flow"]},
+        unchanged={"tokens": ["main"], "auth": ["sso"]},
+        token_state_set=["main"],
+    )
+    assert format_apply("p.yaml", summary).splitlines() == [
+        "applied p.yaml: 1 created, 1 replaced, token state set for 1, 2 unchanged",
+        "  created    calls/new",
+        "  replaced   workflows/flow",
+        "  state set  tokens/main (saved variables from the file)",
+    ]
+
+
+async def test_the_example_project_runs_against_demo_api_only() -> None:
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "apimd",
+        "demo",
+        "--api-only",
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    try:
+        assert server.stdout is not None
+        first = (await asyncio.wait_for(server.stdout.readline(), 30)).decode()
+        url = re.search(r"http://127\.0\.0\.1:\d+", first)
+        assert url, first
+        second = (await asyncio.wait_for(server.stdout.readline(), 5)).decode()
+        assert "APIMD_DEMO_URL" in first + second
+        code, out, err = await apimd(
+            "run", "list-orders", "-f", str(EXAMPLE), env={"APIMD_DEMO_URL": url.group(0)}
+        )
+        assert code == 0, out + err
+        assert out.startswith("PASS")
+    finally:
+        server.send_signal(signal.SIGINT)
+        await asyncio.wait_for(server.wait(), 15)

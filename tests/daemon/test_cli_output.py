@@ -1,0 +1,153 @@
+"""What `apimd` prints, as a user reads it (issue 10 points 12, 14, 15, 18): apply reports what
+really changed, token errors are never cut when piped, `token show`, step results found by the
+step's name, the log path in `status`, and help that names every command and setting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from tests.daemon.conftest import Daemon, unique
+
+DEAD_URL = "http://127.0.0.1:9/nothing"
+
+
+def write_yaml(path: Path, document: dict[str, Any]) -> Path:
+    YAML().dump(document, path)
+    return path
+
+
+async def test_apply_reports_a_token_state_the_file_gives_instead_of_nothing_changed(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    auth, token = unique("auth"), unique("token")
+    document: dict[str, Any] = {
+        "version": 1,
+        "auth": [{"name": auth, "type": "manual"}],
+        "tokens": [{"name": token, "auth": auth, "variables": {"ACCESS_TOKEN": "first"}}],
+    }
+    path = write_yaml(tmp_path / "p.yaml", document)
+    code, out, err = await daemon.cli("apply", str(path))
+    assert code == 0, err
+    assert f"auth/{auth}" in out and f"tokens/{token}" in out
+
+    document["tokens"][0]["variables"] = {"ACCESS_TOKEN": "second"}
+    code, out, err = await daemon.cli("apply", str(write_yaml(path, document)))
+    assert code == 0, err
+    assert "nothing changed" not in out, out
+    assert out.splitlines()[0] == f"applied {path}: token state set for 1, 2 unchanged"
+    assert f"state set  tokens/{token}" in out
+    assert "second" not in out  # the value itself is a secret
+
+    code, out, err = await daemon.cli("apply", str(path))
+    assert code == 0, err
+    assert "nothing changed (2 unchanged)" in out
+
+
+async def test_apply_reports_shape_errors_and_unknown_references_in_one_pass(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    stored, flow = unique("stored-call"), unique("flow")
+    held = write_yaml(tmp_path / "held.yaml", {"calls": [{"name": stored, "url": DEAD_URL}]})
+    assert (await daemon.cli("apply", str(held)))[0] == 0
+    misspelt = stored[:-1]
+    bad = write_yaml(
+        tmp_path / "bad.yaml",
+        {
+            "calls": [{"name": unique("new"), "url": DEAD_URL, "timout": 3}],
+            "workflows": [{"name": flow, "steps": [stored, misspelt]}],
+        },
+    )
+    code, _out, err = await daemon.cli("apply", str(bad))
+    assert code == 2
+    assert "unknown field `timout`; did you mean `timeout`?" in err
+    # The step the daemon holds is known; the misspelt one is named with the nearest name.
+    assert f"unknown call {misspelt!r}; did you mean {stored!r}?" in err
+    assert "2 problems found" in err, err
+
+
+async def test_token_errors_are_whole_when_piped_and_token_show_prints_the_whole_state(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    auth, token, fetch, refresh = unique("auth"), unique("tok"), unique("fetch"), unique("wf")
+    document = {
+        "auth": [{"name": auth, "type": "manual", "refresh_workflow": refresh}],
+        "tokens": [{"name": token, "auth": auth}],
+        "calls": [{"name": fetch, "url": DEAD_URL + "/" + "x" * 80}],
+        "workflows": [{"name": refresh, "steps": [fetch]}],
+    }
+    assert (await daemon.cli("apply", str(write_yaml(tmp_path / "t.yaml", document))))[0] == 0
+    code, out, _err = await daemon.cli("token", "refresh", token)
+    assert code == 1
+    code, listed, err = await daemon.cli("tokens", "--json")
+    assert code == 0, err
+    (entry,) = [t for t in json.loads(listed) if t["name"] == token]
+    last_error = entry["last_error"]
+    assert len(last_error) > 60
+
+    code, table, err = await daemon.cli("tokens")
+    assert code == 0, err
+    (row,) = [line for line in table.splitlines() if line.startswith(token)]
+    assert row.endswith(last_error)  # piped: nothing is cut
+
+    code, shown, err = await daemon.cli("token", "show", token)
+    assert code == 0, err
+    lines = shown.splitlines()
+    assert lines[0] == f"token {token}"
+    assert f"  auth          {auth}" in lines
+    assert f"  last error    {last_error}" in lines
+    assert any(line.startswith("  state ") for line in lines)
+
+    code, _out, err = await daemon.cli("token", "show", "no-such-token")
+    assert code == 2 and "no token named 'no-such-token'" in err
+
+
+async def test_a_calls_runs_as_a_step_are_found_by_its_name(daemon: Daemon, tmp_path: Path) -> None:
+    step, flow = unique("step"), unique("flow")
+    document = {
+        "calls": [{"name": step, "url": DEAD_URL}],
+        "workflows": [{"name": flow, "steps": [step]}],
+    }
+    assert (await daemon.cli("apply", str(write_yaml(tmp_path / "s.yaml", document))))[0] == 0
+    async with daemon.client() as client:
+        await client.run("workflows", flow, wait=True)
+        page = await client.results(name=step)
+        (result,) = page.results
+        assert (result.name, result.kind, result.workflow) == (step, "call", flow)
+        summary = await client.summary()
+        (target,) = [t for t in summary.targets if t.name == step]
+        assert target.last_run is not None and target.step_of == flow
+        opened = await client.result(str(target.last_result_id))
+        assert opened.name == flow
+
+    code, out, err = await daemon.cli("results", step)
+    assert code == 0, err
+    assert "no results yet" not in out
+    assert f"{step} (step of {flow})" in out
+
+
+async def test_status_names_the_log_and_help_describes_every_command(daemon: Daemon) -> None:
+    code, out, err = await daemon.cli("status")
+    assert code == 0, err
+    assert f"  log         {daemon.log_path}" in out.splitlines()
+
+    code, out, _err = await daemon.cli("help", "settings")
+    assert code == 0
+    for name in ("APIMD_HOME", "APIMD_SOCKET", "APIMD_CALLBACK_PORT", "APIMD_SECRET_KEY"):
+        assert name in out
+    code, top, _err = await daemon.cli("--help")
+    assert code == 0 and "APIMD_HOME" in top and "APIMD_RETENTION_DAYS" in top
+    for args, words in (
+        (("start", "--help"), "in the background unless one already answers"),
+        (("stop", "--help"), "in-flight runs get 10 s to finish"),
+        (("daemon", "--help"), "serves the REST API on its Unix socket"),
+        (("token", "refresh", "--help"), "and print its new state"),
+        (("token", "show", "--help"), "whole last error"),
+        (("demo", "--help"), "--api-only"),
+    ):
+        code, out, _err = await daemon.cli(*args)
+        assert code == 0
+        assert words in " ".join(out.split()), (args, out)
