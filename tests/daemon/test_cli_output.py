@@ -81,7 +81,7 @@ async def test_token_errors_are_whole_when_piped_and_token_show_prints_the_whole
     }
     assert (await daemon.cli("apply", str(write_yaml(tmp_path / "t.yaml", document))))[0] == 0
     code, out, _err = await daemon.cli("token", "refresh", token)
-    assert code == 1
+    assert code == 1 and out.startswith(f"token {token}: "), out
     code, listed, err = await daemon.cli("tokens", "--json")
     assert code == 0, err
     (entry,) = [t for t in json.loads(listed) if t["name"] == token]
