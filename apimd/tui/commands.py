@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 NOUNS: dict[str, str] = {
     "calls": "call",
     "workflows": "workflow",
-    "auth": "auth",
+    "auth": "auth setting",
     "tokens": "token",
     "variables": "variable",
     "schedules": "schedule",
@@ -30,6 +30,11 @@ NOUNS: dict[str, str] = {
 """Resource kinds (API paths) and how the palette names one of them."""
 LISTED_KINDS = ("auth", "tokens", "variables", "schedules")
 """Kinds whose names the palette reads when it opens (calls and workflows: the dashboard's)."""
+
+
+def article(noun: str) -> str:
+    """`a` or `an`, as the noun's first sound needs (`an auth setting`)."""
+    return "an" if noun[:1].lower() in "aeiou" else "a"
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,11 @@ class ResourcesProvider(Provider):
     def new_commands(self) -> list[Command]:
         app = self.apimd
         return [
-            Command(f"New {noun}", f"create a {noun}", partial(app.edit_resource, kind, None))
+            Command(
+                f"New {noun}",
+                f"create {article(noun)} {noun}",
+                partial(app.edit_resource, kind, None),
+            )
             for kind, noun in NOUNS.items()
         ]
 

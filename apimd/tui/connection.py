@@ -35,7 +35,8 @@ class DaemonState:
         uptime = short_duration(max(0.0, (now - status.started_at).total_seconds()))
         counts = status.counts
         parts = [
-            f"daemon {status.version} up {uptime}",
+            # The daemon's age, said as such: "up" reads like the monitors' uptime column.
+            f"daemon {status.version} started {uptime} ago",
             f"{counts.get('calls', 0)} calls",
             f"{counts.get('workflows', 0)} workflows",
             f"{counts.get('tokens', 0)} tokens",

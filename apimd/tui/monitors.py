@@ -16,6 +16,7 @@ from apimd.tui.events import (
     DaemonEvent,
     RunFinished,
     RunStarted,
+    RunStep,
     ScheduleFired,
     TokenSaved,
     TokenStateChanged,
@@ -46,6 +47,8 @@ class Monitor:
     result: ResultCode | None = None
     http_status: int | None = None
     last_run_at: datetime | None = None
+    step_of: str | None = None
+    """When the latest run was as a step: the workflow it ran in."""
     error: str | None = None
     running: int = 0
     latencies: list[tuple[str | None, float]] = field(default_factory=list)
@@ -87,6 +90,7 @@ class Monitor:
             self.outcome,
             self.result,
             self.last_run_at,
+            self.step_of,
             self.running,
             tuple(self.latencies),
             self.counted,
@@ -174,6 +178,7 @@ class Board:
         monitor.result = target.result
         monitor.http_status = target.http_status
         monitor.last_run_at = target.last_run
+        monitor.step_of = target.step_of
         monitor.error = target.error
         monitor.latencies = [(None, ms) for ms in target.recent_ms[-HISTORY:]]
         monitor.counted = sum(n for o, n in target.counts.items() if o is not Outcome.SKIPPED)
@@ -192,6 +197,8 @@ class Board:
             return {event.name}
         if isinstance(event, RunFinished):
             return self._finished(event)
+        if isinstance(event, RunStep):
+            return self._step(event)
         if isinstance(event, ScheduleFired):
             fired = {t for t in event.targets if t in self.monitors}
             for name in fired:
@@ -216,6 +223,7 @@ class Board:
             monitor.result = event.result
             monitor.http_status = event.http_status
             monitor.last_run_at = started
+            monitor.step_of = None
         if self.as_of is not None and event.at <= self.as_of:
             return {event.name}  # already in the summary's counts and latencies
         if event.outcome is not Outcome.SKIPPED and event.total_ms is not None:
@@ -223,6 +231,22 @@ class Board:
         if event.outcome is not Outcome.SKIPPED:
             monitor.counted += 1
             monitor.failed += event.outcome is Outcome.FAIL
+        return {event.name}
+
+    def _step(self, event: RunStep) -> set[str]:
+        """A call ran as a step of a workflow: that is its latest run (counts and latencies
+        stay its own runs')."""
+        monitor = self.monitors.get(event.name)
+        if monitor is None or event.outcome is None or monitor.kind != "call":
+            return set()
+        started = event.at - timedelta(milliseconds=event.total_ms or 0)
+        if monitor.last_run_at is not None and started < monitor.last_run_at:
+            return set()
+        monitor.outcome = event.outcome
+        monitor.result = event.result
+        monitor.http_status = event.http_status
+        monitor.last_run_at = started
+        monitor.step_of = event.workflow
         return {event.name}
 
     @staticmethod

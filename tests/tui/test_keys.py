@@ -132,16 +132,16 @@ async def test_e_edits_the_selected_monitor_n_a_new_call_and_the_palette_the_res
         provider = ResourcesProvider(dashboard)
         await provider.startup()
         titles = {c.title for c in provider.commands()}
-        assert {f"New {n}" for n in ("call", "workflow", "auth", "token", "variable")} <= titles
+        assert {f"New {n}" for n in ("call", "workflow", "auth setting", "token", "variable")} <= titles
         assert {
             "Edit call checkout-health",
             "Edit workflow order-flow",
-            "Edit auth demo-sso",
+            "Edit auth setting demo-sso",
             "Edit token demo-token",
             "Edit variable DEMO",
             "Edit schedule hourly",
             "Sign in sso-token",
             "Device sign-in sso-token",
         } <= titles
-        next(c for c in provider.commands() if c.title == "Edit auth demo-sso").run()
+        next(c for c in provider.commands() if c.title == "Edit auth setting demo-sso").run()
         await opened(AuthEditor, "Edit auth setting demo-sso")

@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from apimd.model.outcome import Outcome
 from apimd.model.result import Result
-from apimd.tui.events import DaemonEvent, RunFinished
+from apimd.tui.events import DaemonEvent, RunFinished, RunStep
 from apimd.tui.formatting import milliseconds, outcome_text, timestamp
 from apimd.tui.screens.base import ApimdScreen
 from apimd.tui.screens.stats import StatsScreen
@@ -112,7 +112,7 @@ class ResultsScreen(ApimdScreen):
         cells: list[str | Text] = [
             timestamp(result.started_at, self.clock()),
             outcome_text(result.outcome),
-            result.name,
+            f"{result.name} (step of {result.workflow})" if result.workflow else result.name,
             result.result.value,
             str(result.http_status or ""),
             Text(milliseconds(result.timings_ms.total), justify="right"),
@@ -170,9 +170,13 @@ class ResultsScreen(ApimdScreen):
             self._build_columns()
 
     def on_daemon_event(self, event: DaemonEvent) -> None:
-        if not isinstance(event, RunFinished):
-            return
         name = self.name_filter
+        # A run of the call as a workflow's step is listed under its name too.
+        step = isinstance(event, RunStep) and name is not None and event.name == name
+        if not isinstance(event, RunFinished | RunStep) or (
+            isinstance(event, RunStep) and not step
+        ):
+            return
         if (name is None or event.name == name) and (
             self.outcome is None or event.outcome is self.outcome
         ):
@@ -187,7 +191,10 @@ class ResultsScreen(ApimdScreen):
     @on(DataTable.RowSelected, "#results-table")
     def _open(self, event: DataTable.RowSelected) -> None:
         result = self.results.get(str(event.row_key.value))
-        if result is not None:
+        if result is not None and result.workflow and result.workflow_run_id:
+            # A step's result is kept inside its workflow's: open that, the step is in it.
+            self.app.push_screen(ResultScreen(result.workflow_run_id, result.workflow))
+        elif result is not None:
             self.app.push_screen(ResultScreen(result.id, result.name))
 
     def _current(self) -> Result | None:

@@ -66,6 +66,7 @@ class TokensScreen(ApimdScreen):
         # 80 columns hold no more keys: these two are in `?` help and the command palette.
         Binding("I", "signin('device')", "Device sign-in", show=False, id="tokens.device_signin"),
         Binding("e", "edit", "Edit", show=False, id="tokens.edit"),
+        Binding("a", "edit_auth", "Edit auth setting", show=False, id="tokens.edit_auth"),
         Binding("g", "reload", "Reload", show=False, id="tokens.reload"),
     ]
 
@@ -279,6 +280,13 @@ class TokensScreen(ApimdScreen):
         name = self.current_name()
         if name is not None:
             self.apimd.edit_resource("tokens", name)
+
+    def action_edit_auth(self) -> None:
+        """The auth setting of the token under the cursor: how a person reaches auth settings."""
+        name = self.current_name()
+        token = self.tokens.get(name) if name is not None else None
+        if token is not None:
+            self.apimd.edit_resource("auth", token.auth)
 
     def action_reload(self) -> None:
         self.load()

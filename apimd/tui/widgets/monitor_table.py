@@ -143,7 +143,8 @@ class MonitorTable(DataTable[str | Text]):
         return {
             "outcome": outcome_text(monitor.outcome),
             "name": name,
-            "kind": "call" if monitor.kind == "call" else "flow",
+            # A call whose latest run was a workflow's step says so.
+            "kind": "step" if monitor.step_of else "call" if monitor.kind == "call" else "flow",
             "last": self._last_cell(name, now),
             "latency": Text(sparkline(monitor.latency_values, self._spark_width), style="cyan"),
             "uptime": uptime_text(monitor.uptime),

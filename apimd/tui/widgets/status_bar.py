@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 class StatusBar(Static):
-    """`apimd › Dashboard … ● daemon 0.1.0 up 3h · 5 calls`; red when no daemon answers."""
+    """`apimd › Dashboard … ● daemon 0.1.0 started 3h ago · 5 calls`; red when no daemon answers."""
 
     def __init__(self, title: str, *, id: str | None = None) -> None:
         super().__init__(id=id)
