@@ -132,7 +132,9 @@ async def test_e_edits_the_selected_monitor_n_a_new_call_and_the_palette_the_res
         provider = ResourcesProvider(dashboard)
         await provider.startup()
         titles = {c.title for c in provider.commands()}
-        assert {f"New {n}" for n in ("call", "workflow", "auth setting", "token", "variable")} <= titles
+        assert {
+            f"New {n}" for n in ("call", "workflow", "auth setting", "token", "variable")
+        } <= titles
         assert {
             "Edit call checkout-health",
             "Edit workflow order-flow",
