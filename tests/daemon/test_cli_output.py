@@ -4,13 +4,15 @@ step's name, the log path in `status`, and help that names every command and set
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 
-from tests.daemon.conftest import Daemon, unique
+from tests.daemon.conftest import Daemon, Receiver, unique
 
 DEAD_URL = "http://127.0.0.1:9/nothing"
 
@@ -151,3 +153,48 @@ async def test_status_names_the_log_and_help_describes_every_command(daemon: Dae
         code, out, _err = await daemon.cli(*args)
         assert code == 0
         assert words in " ".join(out.split()), (args, out)
+
+
+async def test_results_follow_prints_the_backlog_oldest_first_and_new_rows_aligned(
+    daemon: Daemon, tmp_path: Path, receiver: Receiver
+) -> None:
+    call = unique("followed-call-with-a-long-name")
+    path = write_yaml(tmp_path / "f.yaml", {"calls": [{"name": call, "url": DEAD_URL}]})
+    assert (await daemon.cli("apply", str(path)))[0] == 0
+    async with daemon.client() as client:
+        first = (await client.run("calls", call, wait=True)).result
+        second = (await client.run("calls", call, wait=True)).result
+        assert first is not None and second is not None
+        follower = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "apimd",
+            "results",
+            call,
+            "--follow",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=daemon.env,
+        )
+        try:
+            assert follower.stdout is not None and follower.stderr is not None
+            note = (await asyncio.wait_for(follower.stderr.readline(), 30)).decode()
+            assert "oldest first" in note
+            header, *backlog = [
+                (await asyncio.wait_for(follower.stdout.readline(), 5)).decode().rstrip("\n")
+                for _ in range(3)
+            ]
+            stamps = [first.started_at, second.started_at]
+            assert [row[:19] for row in backlog] == [f"{t:%Y-%m-%d %H:%M:%S}" for t in stamps]
+            # A new row with shorter cells than the backlog's (PASS, COMPLETE, 200) keeps the
+            # columns; so does one of another length altogether.
+            write_yaml(path, {"calls": [{"name": call, "url": receiver.url}]})
+            assert (await daemon.cli("apply", str(path)))[0] == 0
+            await client.run("calls", call, wait=True)
+            new = (await asyncio.wait_for(follower.stdout.readline(), 30)).decode()
+            for column in ("OUTCOME", "RESULT", "HTTP", "MS", "TRIGGER"):
+                at = header.index(column)
+                assert new[at - 2 : at] == "  " and new[at] != " ", (column, header, new)
+        finally:
+            follower.terminate()
+            await follower.wait()
