@@ -93,10 +93,12 @@ def format_apply(path: str, summary: ApplySummary) -> str:
     lines = []
     counts = []
     for label, group in groups:
-        names = [f"{kind}/{name}" for kind, items in group.items() for name in items]
-        if names:
-            counts.append(f"{len(names)} {label}")
-            lines.append(f"  {label:<10} {', '.join(names)}")
+        count = sum(len(items) for items in group.values())
+        if count:
+            counts.append(f"{count} {label}")
+        for kind, items in group.items():  # one line per kind, so a long apply stays readable
+            if items:
+                lines.append(f"  {label:<10} {', '.join(f'{kind}/{name}' for name in items)}")
     if summary.token_state_set:
         count = len(summary.token_state_set)
         counts.append(f"token state set for {count}")

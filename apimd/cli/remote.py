@@ -24,6 +24,7 @@ from apimd.cli import UsageError, parse_vars
 from apimd.cli.output import format_apply, print_result
 from apimd.cli.table import column_widths, fit_width, table
 from apimd.client import ApiError, Client, DaemonUnavailable
+from apimd.model.outcome import ResultCode
 from apimd.model.result import Result
 from apimd.settings import Settings
 
@@ -340,8 +341,9 @@ def _result_row(result: Result) -> list[str]:
 
 
 RESULT_HEADERS = ["STARTED (UTC)", "NAME", "OUTCOME", "RESULT", "HTTP", "MS", "TRIGGER", "ERROR"]
-FOLLOW_FLOOR = [19, 24, 7, 19, 4, 6, 8]
-"""`--follow` fixes its columns before new rows come: wide enough for any outcome and result."""
+FOLLOW_FLOOR = [19, 0, 7, max(len(code) for code in ResultCode), 4, 5, len("schedule")]
+"""`--follow` fixes its columns before new rows come: wide enough for any outcome, result and
+trigger; the name column is as wide as the longest call or workflow name."""
 FOLLOW_BACKLOG = 10
 
 
@@ -360,7 +362,9 @@ async def results_command(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         # Following reads like `tail -f`: the latest results oldest first, new ones below.
         backlog = [_result_row(r) for r in reversed(page.results[:FOLLOW_BACKLOG])]
-        widths = column_widths(RESULT_HEADERS, backlog, FOLLOW_FLOOR)
+        floor = [*FOLLOW_FLOOR]
+        floor[1] = await _longest_name(client, args.name)
+        widths = column_widths(RESULT_HEADERS, backlog, floor)
         if not args.json:
             print(table(RESULT_HEADERS, backlog, widths=widths, width=width))
             note = f"(the last {len(backlog)} oldest first; following new results, ctrl-c stops)"
@@ -380,6 +384,20 @@ async def results_command(settings: Settings, args: argparse.Namespace) -> int:
                     print(table(RESULT_HEADERS, row, header=False, widths=widths, width=width))
             sys.stdout.flush()
     return 0
+
+
+async def _longest_name(client: Client, name: str | None) -> int:
+    """The widest NAME cell a followed result can have."""
+    if name is not None:
+        workflows = await client.list("workflows")
+        parents = [
+            str(getattr(w, "name", "")) for w in workflows if name in getattr(w, "steps", [])
+        ]
+        return max([len(name), *(len(f"{name} (step of {p})") for p in parents)])
+    names = [
+        str(getattr(r, "name", "")) for k in ("calls", "workflows") for r in await client.list(k)
+    ]
+    return max([0, *map(len, names)])
 
 
 def _named(result: Result, name: str | None) -> list[Result]:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import IO
 
-MIN_LAST_COLUMN = 20
+MIN_LAST_COLUMN = 12
 """The last column (an error, usually) keeps at least this many characters on a narrow terminal."""
 
 
