@@ -14,10 +14,7 @@ from apimd.tui.screens.viewer import ResultScreen
 from apimd.tui.widgets.status_bar import StatusBar
 from tests.tui.conftest import in_thread, make_app, wait_for
 from tests.tui.daemon import Daemon
-
-
-def cell(screen: DashboardScreen, name: str, column: str) -> str:
-    return str(screen.table.get_cell(name, column))
+from tests.tui.test_dashboard import cell
 
 
 async def test_a_call_run_only_as_a_step_shows_its_last_run_marked_as_a_step(
