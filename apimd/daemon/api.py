@@ -372,7 +372,11 @@ def routes() -> list[Route]:
             "Results, newest first",
             response=ResultPage,
             query=[
-                ("name", "string", "target name"),
+                (
+                    "name",
+                    "string",
+                    "target name; a call's runs as a workflow step come too, with `workflow` set",
+                ),
                 ("outcome", "string", "PASS, SLOW, WARNING, SKIPPED or FAIL"),
                 ("since", "string", "ISO 8601 time"),
                 ("limit", "integer", "1–1000, default 100"),

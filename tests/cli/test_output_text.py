@@ -93,3 +93,38 @@ async def test_the_example_project_runs_against_demo_api_only() -> None:
     finally:
         server.send_signal(signal.SIGINT)
         await asyncio.wait_for(server.wait(), 15)
+
+
+async def test_the_demo_states_the_schedules_it_really_runs() -> None:
+    from apimd.cli.demo import PROJECT, signin_resources
+    from apimd.model.loader import load_project_file
+
+    schedules = load_project_file(PROJECT, {"APIMD_DEMO_URL": "http://127.0.0.1:1"}).schedules
+    every = {s.every for s in schedules} | {
+        s["every"] for s in signin_resources("http://127.0.0.1:1")["schedules"]
+    }
+    seconds = sorted(int(str(e).removesuffix("s")) for e in every)
+    expected = " and ".join(f"{n} s" for n in seconds)
+    demo = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "apimd",
+        "demo",
+        "--no-tui",
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "NO_COLOR": "1", "APIMD_CALLBACK_PORT": "0"},
+    )
+    try:
+        assert demo.stdout is not None
+        line = ""
+        while "schedules" not in line:
+            line = (await asyncio.wait_for(demo.stdout.readline(), 60)).decode()
+            assert line, "the demo ended before describing its schedules"
+        assert f"(every {expected})" in line, line
+    finally:
+        demo.send_signal(signal.SIGINT)
+        await asyncio.wait_for(demo.wait(), 30)
