@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -198,3 +199,21 @@ async def test_results_follow_prints_the_backlog_oldest_first_and_new_rows_align
         finally:
             follower.terminate()
             await follower.wait()
+
+
+async def test_token_refresh_says_a_past_expiry_is_expired(daemon: Daemon, tmp_path: Path) -> None:
+    auth, token = unique("auth"), unique("token")
+    document = {
+        "auth": [{"name": auth, "type": "manual"}],
+        "tokens": [
+            {"name": token, "auth": auth, "variables": {"ACCESS_TOKEN": "a", "EXPIRES_IN": "1"}}
+        ],
+    }
+    assert (await daemon.cli("apply", str(write_yaml(tmp_path / "e.yaml", document))))[0] == 0
+    await asyncio.sleep(2.2)
+    code, out, err = await daemon.cli("token", "refresh", token)
+    assert code == 1, out + err
+    assert re.search(r", expired \d+s ago", out), out
+    assert "expires" not in out
+    code, out, err = await daemon.cli("token", "show", token)
+    assert re.search(r"  expiry        expired \d+s ago", out), out
