@@ -61,6 +61,20 @@ async def test_standalone_run_on_a_terminal_waits_for_the_browser(tmp_path: Path
     os.close(follower)
     output = b""
     loop = asyncio.get_running_loop()
+    # One reader for the whole test: a read cut short by a timeout must never drop what it read.
+    chunks: asyncio.Queue[bytes] = asyncio.Queue()
+    os.set_blocking(leader, False)
+
+    def on_readable() -> None:
+        try:
+            chunks.put_nowait(os.read(leader, 4096))
+        except BlockingIOError:
+            pass
+        except OSError:  # the child closed the terminal
+            loop.remove_reader(leader)
+            chunks.put_nowait(b"")
+
+    loop.add_reader(leader, on_readable)
 
     async def read_until(pattern: bytes, timeout: float = 30) -> re.Match[bytes]:
         nonlocal output
@@ -70,10 +84,10 @@ async def test_standalone_run_on_a_terminal_waits_for_the_browser(tmp_path: Path
             if found:
                 return found
             try:
-                chunk = await asyncio.wait_for(loop.run_in_executor(None, os.read, leader, 4096), 1)
+                chunk = await asyncio.wait_for(chunks.get(), 1)
             except TimeoutError:
                 continue
-            except OSError:
+            if not chunk:
                 break
             output += chunk
         raise AssertionError(f"{pattern!r} not in output:\n{output.decode(errors='replace')}")
@@ -96,6 +110,7 @@ async def test_standalone_run_on_a_terminal_waits_for_the_browser(tmp_path: Path
     finally:
         if proc.poll() is None:
             proc.kill()
+        loop.remove_reader(leader)
         os.close(leader)
         await server.stop()
     assert answer.status == 200
