@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from apimd import __version__
+from apimd.cli.importing import add_import_parser
 
 if TYPE_CHECKING:
     from apimd.settings import Settings
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve only the demo API (for `apimd run … -f examples/project.yaml`)",
     )
+    add_import_parser(commands)
     return parser
 
 
@@ -244,6 +246,10 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return asyncio.run(run_command(args))
     if command == "help":
         return _help(parser, args.topic)
+    if command == "import":
+        from apimd.cli.importing import import_command
+
+        return import_command(args)
     if command == "demo":
         from apimd.cli.demo import demo_command
 

@@ -1,0 +1,73 @@
+"""Importers (SPEC §12): curl commands, Postman collections, OpenAPI documents and HAR recordings
+made into a project document, with what could not be translated and where secrets went.
+
+Used by `apimd import` and the TUI's Import screen; imports only the model, never the engine,
+store, daemon or Textual."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from apimd.importers.builder import ImportFailed, ProjectBuilder, to_yaml
+
+Format = Literal["curl", "postman", "openapi", "har"]
+FORMATS: tuple[Format, ...] = ("curl", "postman", "openapi", "har")
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What `apimd import` takes besides the source."""
+
+    secrets: bool = False
+    keep_cookies: bool = False
+    environment: str | None = None
+    """Text of a Postman environment file (postman only)."""
+
+
+@dataclass
+class ImportResult:
+    """The project document, and what the user must be told about it."""
+
+    document: dict[str, Any]
+    untranslated: list[str] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)
+
+    @property
+    def yaml(self) -> str:
+        return to_yaml(self.document)
+
+    def summary(self) -> str:
+        """One line: how many of each kind will be created."""
+        kinds = ("variables", "auth", "tokens", "calls", "workflows")
+        counts = [f"{len(self.document[k])} {k}" for k in kinds if self.document.get(k)]
+        return ", ".join(counts) or "nothing"
+
+
+def import_text(fmt: str, text: str, options: ImportOptions | None = None) -> ImportResult:
+    """Translate `text` in format `fmt`; raises `ImportFailed` when it cannot be read at all."""
+    options = options or ImportOptions()
+    builder = ProjectBuilder(reveal_secrets=options.secrets)
+    if fmt == "curl":
+        from apimd.importers.curl import import_curl
+
+        import_curl(text, builder)
+    elif fmt == "postman":
+        from apimd.importers.postman import import_postman
+
+        import_postman(text, builder, environment=options.environment)
+    elif fmt == "openapi":
+        from apimd.importers.openapi import import_openapi
+
+        import_openapi(text, builder)
+    elif fmt == "har":
+        from apimd.importers.har import import_har
+
+        import_har(text, builder, keep_cookies=options.keep_cookies)
+    else:
+        raise ImportFailed(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    document = builder.document()
+    return ImportResult(document, builder.untranslated, builder.secrets)
+
+
+__all__ = ["FORMATS", "ImportFailed", "ImportOptions", "ImportResult", "import_text"]

@@ -1,0 +1,87 @@
+"""`apimd import har`: a HAR 1.2 recording → one call per entry, in order, in one workflow with
+a status condition from each recorded response (SPEC §12)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from apimd.importers.builder import ImportFailed, ProjectBuilder
+from apimd.importers.requests import RequestParts, add_request
+
+
+def import_har(text: str, builder: ProjectBuilder, *, keep_cookies: bool = False) -> None:
+    """Translate every entry of the HAR log in `text`."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ImportFailed(f"not JSON: {exc}") from None
+    log = data.get("log") if isinstance(data, dict) else None
+    entries = log.get("entries") if isinstance(log, dict) else None
+    if not isinstance(entries, list):
+        raise ImportFailed("not a HAR file: expected {log: {entries: [...]}}")
+    if not entries:
+        raise ImportFailed("the HAR log has no entries")
+    ordered = sorted(
+        (e for e in entries if isinstance(e, dict)), key=lambda e: str(e.get("startedDateTime", ""))
+    )
+    steps = [
+        _entry(index, entry, builder, keep_cookies)
+        for index, entry in enumerate(ordered, 1)
+        if isinstance(entry.get("request"), dict)
+    ]
+    pages = log.get("pages") or []
+    title = str(pages[0].get("title") or "") if pages and isinstance(pages[0], dict) else ""
+    host = urlsplit(str(ordered[0]["request"].get("url", ""))).hostname
+    builder.add_workflow(title if 0 < len(title) <= 60 else host or "har", steps)
+
+
+def _entry(index: int, entry: dict[str, Any], builder: ProjectBuilder, keep_cookies: bool) -> str:
+    request = entry["request"]
+    where = f"entry {index}"
+    url = str(request.get("url", ""))
+    if not url.startswith(("http://", "https://")):
+        raise ImportFailed(f"{where}: URL {url!r} is not http(s)")
+    parts = RequestParts(where=where, method=str(request.get("method") or "GET"), url=url)
+    dropped_cookie = False
+    for header in request.get("headers") or []:
+        name, value = str(header.get("name", "")), str(header.get("value", ""))
+        if name.startswith(":"):
+            continue  # HTTP/2 pseudo-headers: the URL and method already say them
+        if name.lower() == "cookie" and not keep_cookies:
+            dropped_cookie = True
+            continue
+        parts.headers.append((name, value))
+    if dropped_cookie:
+        builder.skip(where, "Cookie header dropped (use --keep-cookies to keep it)")
+    post = request.get("postData")
+    if isinstance(post, dict):
+        _post_data(post, parts, builder, where)
+    status = (entry.get("response") or {}).get("status")
+    if isinstance(status, int) and status > 0:
+        parts.conditions.append({"source": "status", "op": "eq", "value": status})
+    else:
+        builder.skip(where, "no recorded response status: no condition")
+    path = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
+    return add_request(builder, f"{parts.method.lower()}-{path or urlsplit(url).hostname}", parts)
+
+
+def _post_data(post: dict[str, Any], parts: RequestParts, builder: ProjectBuilder, where: str) -> None:
+    mime = str(post.get("mimeType") or "")
+    params = post.get("params")
+    if mime.startswith("multipart/form-data") and isinstance(params, list):
+        fields: dict[str, str] = {}
+        for param in params:
+            if param.get("fileName") is not None:
+                builder.skip(where, f"file field {param.get('name')!r} is not translated")
+            else:
+                fields[str(param.get("name"))] = str(param.get("value", ""))
+        parts.multipart = fields
+        return
+    text = post.get("text")
+    if text is None and isinstance(params, list):
+        parts.form = {str(p.get("name")): str(p.get("value", "")) for p in params}
+        return
+    if text is not None:
+        parts.set_body_text(str(text), mime or parts.header("content-type"))

@@ -1,0 +1,240 @@
+"""`apimd import openapi`: OpenAPI 3.0/3.1 → `BASE_URL`, one call per operation (parameters from
+examples, the first 2xx status as condition) and security schemes as auth settings (SPEC §12).
+
+Reading goes through `jsonschema-path`, which resolves local `$ref`s lazily as the importer walks
+down, so recursive schemas never loop; `openapi-spec-validator` supplies the warnings."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+from jsonschema_path import SchemaPath
+from openapi_spec_validator.shortcuts import get_validator_cls
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from apimd.importers.builder import ImportFailed, ProjectBuilder
+from apimd.importers.openapi_security import SecuritySchemes
+from apimd.importers.requests import RequestParts, add_request
+
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+MAX_WARNINGS = 20
+_NO_EXAMPLE = object()
+
+
+def import_openapi(text: str, builder: ProjectBuilder) -> None:
+    """Translate the OpenAPI document in `text`."""
+    spec = _parse(text)
+    version = str(spec.get("openapi", ""))
+    if not re.match(r"3\.[01]\.", version):
+        found = spec.get("swagger") and f"Swagger {spec['swagger']}" or version or "no version"
+        raise ImportFailed(f"not an OpenAPI 3.0/3.1 document ({found}): convert it to 3.x first")
+    external = list(_external_refs(spec))
+    if external:
+        for ref in external[:MAX_WARNINGS]:
+            builder.skip("$ref", f"{ref!r} points outside this document: not resolved")
+    else:
+        _validation_warnings(spec, builder)
+    root = SchemaPath.from_dict(spec)
+    base_url = _base_url(root, builder)
+    schemes = SecuritySchemes(root, builder, base_url)
+    global_security = _read(root / "security") if "security" in spec else None
+    for path, method, operation in _operations(root):
+        _operation(builder, schemes, path, method, operation, global_security)
+    for key in ("webhooks", "callbacks"):
+        if spec.get(key):
+            builder.skip(key, "requests the API sends are not translated")
+
+
+def _parse(text: str) -> dict[str, Any]:
+    try:
+        data: Any = json.loads(text) if text.lstrip().startswith("{") else YAML(typ="safe").load(text)
+    except (ValueError, YAMLError) as exc:
+        raise ImportFailed(f"not YAML or JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ImportFailed("not an OpenAPI document (expected a mapping at the top)")
+    return data
+
+
+def _external_refs(data: Any) -> Iterator[str]:
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and not ref.startswith("#"):
+                yield ref
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _validation_warnings(spec: dict[str, Any], builder: ProjectBuilder) -> None:
+    try:
+        validator = get_validator_cls(spec)(spec)
+        errors = list(validator.iter_errors())
+    except Exception as exc:  # the validator is a third party: its failure is only a warning
+        builder.skip("validation", f"the document could not be validated: {exc}")
+        return
+    for error in errors[:MAX_WARNINGS]:
+        where = "/".join(str(p) for p in getattr(error, "absolute_path", ())) or "document"
+        builder.skip(f"validation {where}", str(getattr(error, "message", error)))
+    if len(errors) > MAX_WARNINGS:
+        builder.skip("validation", f"{len(errors) - MAX_WARNINGS} more problems")
+
+
+def _read(path: SchemaPath) -> Any:
+    with path.open() as value:
+        return value
+
+
+def _base_url(root: SchemaPath, builder: ProjectBuilder) -> str:
+    servers = root / "servers"
+    url = "http://localhost"
+    if servers.exists() and len(_read(servers)) > 0:
+        server = servers / 0
+        url = str(_read(server / "url"))
+        if (server / "variables").exists():
+            for name, variable in (server / "variables").items():
+                url = url.replace("{" + name + "}", str(_read(variable / "default")))
+        if url.startswith("/"):
+            builder.skip("servers[0]", f"relative URL {url!r}: BASE_URL starts at http://localhost")
+            url = "http://localhost" + url
+    else:
+        builder.skip("servers", "none given: BASE_URL is http://localhost, change it")
+    builder.variables["BASE_URL"] = url.rstrip("/")
+    return url
+
+
+def _operations(root: SchemaPath) -> Iterator[tuple[str, str, SchemaPath]]:
+    paths = root / "paths"
+    if not paths.exists():
+        return
+    for path, item in paths.items():
+        for method in METHODS:
+            if (item / method).exists():
+                yield str(path), method, item / method
+
+
+def _operation(
+    builder: ProjectBuilder,
+    schemes: SecuritySchemes,
+    path: str,
+    method: str,
+    operation: SchemaPath,
+    global_security: Any,
+) -> None:
+    op_id = _read(operation / "operationId") if (operation / "operationId").exists() else None
+    label = str(op_id or f"{method}-{path}")
+    where = f"operation {label}"
+    parts = RequestParts(where=where, method=method.upper(), url="")
+    url_path, query = path, []
+    for param in _parameters(operation):
+        name, place = str(_read(param / "name")), str(_read(param / "in"))
+        required = bool(_read(param / "required")) if (param / "required").exists() else False
+        value = _example(param)
+        if value is _NO_EXAMPLE:
+            if not required and place != "path":
+                continue
+            var = builder.fresh_variable(f"{label}_{name}")
+            builder.variables[var] = ""
+            builder.skip(where, f"{place} parameter {name!r} has no example: fill in {var}")
+            value = "{{" + var + "}}"
+        text = _scalar(value)
+        if place == "path":
+            url_path = url_path.replace("{" + name + "}", quote(text, safe="{}"))
+        elif place == "query":
+            query.append(f"{quote(name)}={quote(text, safe='{}')}")
+        elif place == "header":
+            parts.headers.append((name, text))
+        else:
+            builder.skip(where, f"{place} parameter {name!r} is not translated")
+    parts.url = "{{BASE_URL}}" + url_path + ("?" + "&".join(query) if query else "")
+    _request_body(builder, operation, parts, where)
+    _status(operation, parts)
+    security = _read(operation / "security") if (operation / "security").exists() else global_security
+    auth, token = schemes.for_requirements(security, where)
+    parts.auth, parts.token = auth, token
+    add_request(builder, label, parts)
+
+
+def _parameters(operation: SchemaPath) -> Iterator[SchemaPath]:
+    # Path-level parameters apply too, unless the operation overrides the same name and place.
+    seen: set[tuple[str, str]] = set()
+    for owner in (operation, operation.parent):
+        params = owner / "parameters" if owner is not None else None
+        if params is None or not params.exists():
+            continue
+        for index in range(len(_read(params))):
+            param = params / index
+            key = (str(_read(param / "name")), str(_read(param / "in")))
+            if key not in seen:
+                seen.add(key)
+                yield param
+
+
+def _example(node: SchemaPath) -> Any:
+    """The first example a parameter, media type or schema gives (no schema walking)."""
+    if (node / "example").exists():
+        return _read(node / "example")
+    examples = node / "examples"
+    if examples.exists():
+        for _name, example in examples.items():
+            if (example / "value").exists():
+                return _read(example / "value")
+    schema = node / "schema"
+    if schema.exists():
+        for key in ("example", "default"):
+            if (schema / key).exists():
+                return _read(schema / key)
+        if (schema / "examples").exists() and _read(schema / "examples"):
+            return _read(schema / "examples")[0]
+        if (schema / "enum").exists() and _read(schema / "enum"):
+            return _read(schema / "enum")[0]
+    return _NO_EXAMPLE
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(_scalar(v) for v in value)
+    return str(value)
+
+
+def _request_body(
+    builder: ProjectBuilder, operation: SchemaPath, parts: RequestParts, where: str
+) -> None:
+    body = operation / "requestBody"
+    if not body.exists() or not (body / "content").exists():
+        return
+    for media_type, media in (body / "content").items():
+        example = _example(media)
+        if example is _NO_EXAMPLE:
+            continue
+        parts.headers.append(("Content-Type", str(media_type)))
+        if str(media_type).endswith("json"):
+            parts.json_body = example
+        elif media_type == "application/x-www-form-urlencoded" and isinstance(example, dict):
+            parts.form = {str(k): _scalar(v) for k, v in example.items()}
+        else:
+            parts.body_text = example if isinstance(example, str) else json.dumps(example)
+        return
+    builder.skip(where, "request body has no example: the call is sent without one")
+
+
+def _status(operation: SchemaPath, parts: RequestParts) -> None:
+    responses = operation / "responses"
+    if not responses.exists():
+        return
+    codes = sorted(str(code) for code in responses.keys())
+    exact = [c for c in codes if c.isdigit() and c.startswith("2")]
+    if exact:
+        parts.conditions.append({"source": "status", "op": "eq", "value": int(exact[0])})
+    elif "2XX" in (c.upper() for c in codes):
+        parts.conditions.append({"source": "status", "op": "matches", "value": r"^2\d\d$"})
+

@@ -1,0 +1,158 @@
+"""OpenAPI `securitySchemes` → auth settings (and tokens for OAuth2): OAuth2 flows with their URLs
+and scopes, OpenID Connect as an issuer, http basic/bearer/digest, API keys."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urljoin
+
+from jsonschema_path import SchemaPath
+
+from apimd.importers.builder import ProjectBuilder, auth_has_field, supports_auth
+
+_FLOWS = (
+    ("clientCredentials", "client_credentials"),
+    ("authorizationCode", "authorization_code"),
+    ("password", "password"),
+)
+_WELL_KNOWN = "/.well-known/openid-configuration"
+
+
+class SecuritySchemes:
+    """Each scheme translated once, when an operation first needs it."""
+
+    def __init__(self, root: SchemaPath, builder: ProjectBuilder, base_url: str) -> None:
+        self.builder = builder
+        self.base_url = base_url
+        self.schemes = root / "components" / "securitySchemes"
+        self.done: dict[str, tuple[str | None, str | None]] = {}
+        if self.schemes.exists():
+            for name in self.schemes.keys():
+                self._scheme(str(name))
+
+    def for_requirements(self, security: Any, where: str) -> tuple[str | None, str | None]:
+        """(auth, token) for an operation's security requirements: the first alternative this
+        project can express; the rest are listed."""
+        if not security:
+            return None, None
+        for requirement in security:
+            if not requirement:
+                return None, None  # `{}`: anonymous access is allowed
+            names = list(requirement)
+            if len(names) > 1:
+                self.builder.skip(where, f"needs {' and '.join(names)} together: only one kept")
+            found = self.done.get(names[0])
+            if found and found != (None, None):
+                return found
+        self.builder.skip(where, "no security requirement could be translated")
+        return None, None
+
+    def _scheme(self, name: str) -> None:
+        scheme = self.schemes / name
+        with scheme.open() as raw:
+            data = dict(raw)
+        kind = data.get("type")
+        where = f"security scheme {name}"
+        b = self.builder
+        result: tuple[str | None, str | None] = (None, None)
+        if kind == "http":
+            result = self._http(name, str(data.get("scheme", "")).lower(), where)
+        elif kind == "apiKey":
+            place = data.get("in")
+            if place in ("header", "query") or (place == "cookie" and _api_key_in_cookie()):
+                body = {
+                    "type": "api_key",
+                    "key_name": data.get("name"),
+                    "key_value": b.secret_field(f"{name}_key", None, where),
+                    "in": place,
+                }
+                result = (b.add_auth(name, body), None)
+            else:
+                b.skip(where, f"API key in {place} is not translated")
+        elif kind == "oauth2":
+            result = self._oauth2(name, scheme, where)
+        elif kind == "openIdConnect":
+            result = self._openid(name, str(data.get("openIdConnectUrl", "")), where)
+        else:
+            b.skip(where, f"{kind} security is not translated")
+        self.done[name] = result
+
+    def _http(self, name: str, scheme: str, where: str) -> tuple[str | None, str | None]:
+        b = self.builder
+        if scheme in ("basic", "digest") and supports_auth(scheme):
+            body = {
+                "type": scheme,
+                "username": b.secret_field(f"{name}_username", None, where),
+                "password": b.secret_field(f"{name}_password", None, where),
+            }
+            return b.add_auth(name, body), None
+        if scheme == "bearer":
+            body = {"type": "bearer", "token": b.secret_field(f"{name}_token", None, where)}
+            return b.add_auth(name, body), None
+        b.skip(where, f"http {scheme} authentication is not translated")
+        return None, None
+
+    def _oauth2(
+        self, name: str, scheme: SchemaPath, where: str
+    ) -> tuple[str | None, str | None]:
+        b = self.builder
+        flows = scheme / "flows"
+        present = [str(f) for f in flows.keys()] if flows.exists() else []
+        chosen = next(((f, g) for f, g in _FLOWS if f in present), None)
+        if chosen is None:
+            b.skip(where, f"OAuth2 flows {', '.join(present) or 'none'} are not translated")
+            return None, None
+        flow_name, grant = chosen
+        with (flows / flow_name).open() as raw:
+            flow = dict(raw)
+        body: dict[str, Any] = {
+            "type": "oauth2",
+            "grant": grant,
+            "token_url": self._absolute(str(flow.get("tokenUrl", ""))),
+            "client_id": b.secret_field(f"{name}_client_id", None, where),
+            "client_secret": b.secret_field(f"{name}_client_secret", None, where),
+        }
+        if grant == "authorization_code":
+            body["authorize_url"] = self._absolute(str(flow.get("authorizationUrl", "")))
+        if grant == "password":
+            body["username"] = b.secret_field(f"{name}_username", None, where)
+            body["password"] = b.secret_field(f"{name}_password", None, where)
+        if flow.get("scopes"):
+            body["scopes"] = [str(s) for s in flow["scopes"]]
+        for other in present:
+            if other != flow_name:
+                b.skip(where, f"OAuth2 {other} flow not translated ({flow_name} used)")
+        auth = b.add_auth(name, body)
+        return auth, b.add_token(auth)
+
+    def _openid(self, name: str, url: str, where: str) -> tuple[str | None, str | None]:
+        b = self.builder
+        if not auth_has_field("issuer"):
+            b.skip(where, f"OpenID Connect ({url}) is not translated: this apimd has no `issuer`")
+            return None, None
+        issuer = url[: -len(_WELL_KNOWN)] if url.endswith(_WELL_KNOWN) else url
+        body = {
+            "type": "oauth2",
+            "grant": "authorization_code",
+            "issuer": issuer,
+            "client_id": b.secret_field(f"{name}_client_id", None, where),
+            "client_secret": b.secret_field(f"{name}_client_secret", None, where),
+            "scopes": ["openid"],
+        }
+        auth = b.add_auth(name, body)
+        return auth, b.add_token(auth)
+
+    def _absolute(self, url: str) -> str:
+        if "://" in url or not url:
+            return url
+        base = self.base_url if self.base_url.endswith("/") else self.base_url + "/"
+        return urljoin(base, url)
+
+
+def _api_key_in_cookie() -> bool:
+    from typing import get_args
+
+    from apimd.model.resources import AuthSetting
+
+    annotation = AuthSetting.model_fields["in_"].annotation
+    return "cookie" in get_args(annotation)
