@@ -26,14 +26,19 @@ def import_har(text: str, builder: ProjectBuilder, *, keep_cookies: bool = False
     ordered = sorted(
         (e for e in entries if isinstance(e, dict)), key=lambda e: str(e.get("startedDateTime", ""))
     )
-    steps = [
-        _entry(index, entry, builder, keep_cookies)
-        for index, entry in enumerate(ordered, 1)
-        if isinstance(entry.get("request"), dict)
-    ]
+    steps = []
+    for index, entry in enumerate(ordered, 1):
+        request = entry.get("request")
+        url = str(request.get("url") or "") if isinstance(request, dict) else ""
+        if not url.startswith(("http://", "https://")):
+            builder.skip(f"entry {index}", f"URL {url!r} is not http(s): entry not translated")
+            continue
+        steps.append(_entry(index, entry, builder, keep_cookies))
+    if not steps:
+        raise ImportFailed("no entry of the HAR log has an http(s) URL")
     pages = log.get("pages") or []
     title = str(pages[0].get("title") or "") if pages and isinstance(pages[0], dict) else ""
-    host = urlsplit(str(ordered[0]["request"].get("url", ""))).hostname
+    host = urlsplit(str(builder.calls[0]["url"])).hostname
     builder.add_workflow(title if 0 < len(title) <= 60 else host or "har", steps)
 
 
@@ -41,8 +46,6 @@ def _entry(index: int, entry: dict[str, Any], builder: ProjectBuilder, keep_cook
     request = entry["request"]
     where = f"entry {index}"
     url = str(request.get("url", ""))
-    if not url.startswith(("http://", "https://")):
-        raise ImportFailed(f"{where}: URL {url!r} is not http(s)")
     parts = RequestParts(where=where, method=str(request.get("method") or "GET"), url=url)
     dropped_cookie = False
     for header in request.get("headers") or []:

@@ -57,6 +57,15 @@ def _parse(text: str) -> dict[str, Any]:
         raise ImportFailed(f"not YAML or JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ImportFailed("not an OpenAPI document (expected a mapping at the top)")
+    return _string_keys(data)
+
+
+def _string_keys(data: Any) -> Any:
+    """YAML reads `200:` as a number; OpenAPI's keys are strings (response codes included)."""
+    if isinstance(data, dict):
+        return {str(k): _string_keys(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_string_keys(v) for v in data]
     return data
 
 

@@ -16,7 +16,7 @@ _STRUCTURE = re.compile(
 _STATUS = [
     re.compile(r"pm\.response\.to\.have\.status\((\d{3})\)"),
     re.compile(r"pm\.expect\(pm\.response\.code\)\.to\.(?:eql|equal|be\.equal|eq)\((\d{3})\)"),
-    re.compile(r"tests\[.*\]\s*=\s*responseCode\.code\s*===?\s*(\d{3})"),
+    re.compile(r"tests\[.*\]\s*=\s*\(?\s*responseCode\.code\s*===?\s*(\d{3})"),
 ]
 _ONE_OF = re.compile(r"pm\.expect\(pm\.response\.code\)\.to\.be\.oneOf\(\[([\d,\s]+)\]\)")
 _OK = re.compile(r"pm\.response\.to\.be\.(ok|success)\b")

@@ -1,0 +1,121 @@
+"""OpenAPI import: real documents from the OpenAPI Initiative and others (tests/fixtures/import)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from tests.importers.support import imported, load, run_target
+
+
+def _petstore_app() -> web.Application:
+    pets = [{"id": 1, "name": "Rex"}]
+
+    async def list_pets(request: web.Request) -> web.Response:
+        return web.json_response(pets[: int(request.query.get("limit", "100"))])
+
+    async def create_pet(request: web.Request) -> web.Response:
+        return web.Response(status=201)
+
+    async def show_pet(request: web.Request) -> web.Response:
+        found = [p for p in pets if str(p["id"]) == request.match_info["pet_id"]]
+        return web.json_response(found, status=200 if found else 404)
+
+    app = web.Application()
+    app.router.add_get("/v1/pets", list_pets)
+    app.router.add_post("/v1/pets", create_pet)
+    app.router.add_get("/v1/pets/{pet_id}", show_pet)
+    return app
+
+
+def test_petstore_imports_every_operation_with_its_first_2xx_status() -> None:
+    result = imported("openapi", "petstore.yaml")
+    project = load(result)
+    assert [c.name for c in project.calls] == ["listPets", "createPets", "showPetById"]
+    assert project.variables["BASE_URL"].value == "http://petstore.swagger.io/v1"
+    statuses = {c.name: [(k.op, k.value) for k in c.conditions] for c in project.calls}
+    assert statuses == {
+        "listPets": [("eq", 200)],
+        "createPets": [("eq", 201)],
+        "showPetById": [("eq", 200)],
+    }
+    assert project.call("createPets").method == "POST"  # type: ignore[union-attr]
+    assert result.untranslated == [
+        "operation showPetById: path parameter 'petId' has no example: fill in SHOWPETBYID_PETID"
+    ]
+
+
+async def test_imported_petstore_calls_run_pass_against_a_local_petstore(
+    aiohttp_server: object, tmp_path: Path
+) -> None:
+    server = await aiohttp_server(_petstore_app())  # type: ignore[operator]
+    project_file = tmp_path / "petstore.yaml"
+    project_file.write_text(imported("openapi", "petstore.yaml").yaml)
+    base = f"BASE_URL=http://127.0.0.1:{server.port}/v1"
+    for name in ("listPets", "createPets", "showPetById"):
+        code, out = await run_target(project_file, name, {}, base, "SHOWPETBYID_PETID=1")
+        assert code == 0, out
+        assert "PASS" in out
+
+
+def test_openapi_31_webhooks_are_listed_not_dropped() -> None:
+    result = imported("openapi", "webhook-example.yaml")
+    project = load(result)
+    assert [c.name for c in project.calls] == ["listPets"]
+    assert "webhooks: requests the API sends are not translated" in result.untranslated
+    assert "servers: none given: BASE_URL is http://localhost, change it" in result.untranslated
+
+
+def test_oauth2_authorization_code_becomes_an_oauth2_auth_with_a_token() -> None:
+    result = imported("openapi", "securitySchemes.yaml")
+    project = load(result)
+    auth = project.auth_setting("OAuth2")
+    assert auth is not None
+    assert (auth.type, auth.grant) == ("oauth2", "authorization_code")
+    assert auth.authorize_url == "https://example.com/oauth/authorize"
+    assert auth.token_url == "https://example.com/oauth/token"
+    assert auth.scopes == ["read", "write", "admin"]
+    call = project.call("listPets")
+    assert call is not None and call.token == "OAuth2-token"
+    assert "security scheme ClientCertificate: mutualTLS security is not translated" in (
+        result.untranslated
+    )
+    assert any("OAUTH2_CLIENT_SECRET" in line for line in result.secrets)
+
+
+def test_scopes_per_operation_and_secrets_never_in_clear() -> None:
+    result = imported("openapi", "insomnia-oauth2-input.yaml")
+    project = load(result, {"OAUTH2_AUTHORIZATIONCODE_CLIENT_ID": "cid"})
+    assert [c.token for c in project.calls] == ["OAuth2-AuthorizationCode-token"] * 3
+    assert project.auth[0].client_id == "cid"
+    assert "client_secret:\n    env: OAUTH2_AUTHORIZATIONCODE_CLIENT_SECRET" in result.yaml
+
+
+def test_recursive_schema_does_not_loop() -> None:
+    doc = """
+openapi: 3.1.0
+info: {title: t, version: '1'}
+servers: [{url: 'https://api.test'}]
+paths:
+  /nodes:
+    post:
+      operationId: addNode
+      requestBody:
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/Node'}
+            example: {name: root, children: [{name: leaf, children: []}]}
+      responses: {'201': {description: ok}}
+components:
+  schemas:
+    Node:
+      type: object
+      properties:
+        name: {type: string}
+        children: {type: array, items: {$ref: '#/components/schemas/Node'}}
+"""
+    project = load(imported("openapi", doc))
+    call = project.call("addNode")
+    assert call is not None
+    assert call.json_body == {"name": "root", "children": [{"name": "leaf", "children": []}]}
