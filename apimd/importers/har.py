@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from apimd.importers.builder import ImportFailed, ProjectBuilder
 from apimd.importers.requests import RequestParts, add_request
@@ -46,6 +46,9 @@ def _entry(index: int, entry: dict[str, Any], builder: ProjectBuilder, keep_cook
     request = entry["request"]
     where = f"entry {index}"
     url = str(request.get("url", ""))
+    query = [q for q in request.get("queryString") or [] if isinstance(q, dict)]
+    if query and "?" not in url:
+        url += "?" + urlencode([(str(q.get("name")), str(q.get("value", ""))) for q in query])
     parts = RequestParts(where=where, method=str(request.get("method") or "GET"), url=url)
     dropped_cookie = False
     for header in request.get("headers") or []:

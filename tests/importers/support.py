@@ -29,8 +29,8 @@ def env_names(node: Any) -> set[str]:
 
 def imported(fmt: str, source: str, **options: Any) -> ImportResult:
     """Import a fixture file (or text when `source` is not a fixture name)."""
-    path = FIXTURES / source
-    text = path.read_text(encoding="utf-8") if path.exists() else source
+    is_name = "\n" not in source and len(source) < 100 and (FIXTURES / source).exists()
+    text = (FIXTURES / source).read_text(encoding="utf-8") if is_name else source
     return import_text(fmt, text, ImportOptions(**options))
 
 
