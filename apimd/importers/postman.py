@@ -155,7 +155,7 @@ def _request(collection: _Collection, item: dict[str, Any], auth: Any, where: st
     translated = translate_auth(collection, request.get("auth") or auth, where)
     parts.auth, parts.token = translated
     saved: list[str] = []
-    for event in item.get("event") or []:
+    for event in item.get("event") or item.get("events") or []:
         lines = _script_lines(event)
         if event.get("listen") == "test":
             tests = translate_tests(lines, collection.rename)

@@ -1,0 +1,146 @@
+"""Postman import: newman's sample collection, postman-collection-transformer's auth helpers,
+and the common test idioms with an environment file and OAuth2 auth."""
+
+from __future__ import annotations
+
+import json
+
+from tests.importers.support import imported, load
+
+
+def test_newman_sample_collection_becomes_calls_in_a_workflow() -> None:
+    result = imported("postman", "newman-sample-collection.json")
+    project = load(result)
+    assert [w.steps for w in project.workflows] == [[c.name for c in project.calls]]
+    get, text, js = project.calls
+    assert [(c.source, c.op, c.value) for c in get.conditions] == [("status", "eq", 200)]
+    assert text.body == "Duis posuere augue vel cursus pharetra. In luctus a ex nec pretium..."
+    assert js.json_body == {
+        "text": "Duis posuere augue vel cursus pharetra. In luctus a ex nec pretium..."
+    }
+    assert result.untranslated == []
+
+
+def test_transformer_auth_helpers_map_auth_and_list_the_rest() -> None:
+    result = imported("postman", "transformer-helpers-v2.1.0.json")
+    project = load(result)
+    kinds = {a.name: a.type for a in project.auth}
+    assert kinds == {"basic-abhijit": "basic", "bearer": "bearer"}
+    assert "kane" not in result.yaml and "wkjehbxoqnunc2k3" not in result.yaml
+    assert any("ABHIJIT_PASSWORD" in s for s in result.secrets)
+    assert "c1/OAuth: oauth1 auth is not translated (this apimd has no such auth type)" in (
+        result.untranslated
+    )
+    assert "c1/DigestAuth: digest auth is not translated (this apimd has no such auth type)" in (
+        result.untranslated
+    )
+    assert any("postman.setEnvironmentVariable" in line for line in result.untranslated)
+    assert project.call("OAuth").url == "https://httpbin.org/post"  # type: ignore[union-attr]
+
+
+COLLECTION = {
+    "info": {
+        "name": "Orders API",
+        "schema": "https://schema.getpostman.com/json/collection/v2.1.0/collection.json",
+    },
+    "auth": {
+        "type": "oauth2",
+        "oauth2": [
+            {"key": "grant_type", "value": "client_credentials"},
+            {"key": "accessTokenUrl", "value": "{{auth_url}}/token"},
+            {"key": "clientId", "value": "orders-client"},
+            {"key": "clientSecret", "value": "very-secret-1"},
+            {"key": "scope", "value": "orders.read orders.write"},
+        ],
+    },
+    "variable": [{"key": "base-url", "value": "https://api.test"}],
+    "item": [
+        {
+            "name": "Orders",
+            "item": [
+                {
+                    "name": "create order",
+                    "event": [
+                        {
+                            "listen": "test",
+                            "script": {
+                                "exec": [
+                                    'pm.test("created", function () {',
+                                    "    pm.response.to.have.status(201);",
+                                    "});",
+                                    "var jsonData = pm.response.json();",
+                                    'pm.environment.set("order_id", jsonData.order.id);',
+                                    'pm.expect(jsonData.order.state).to.eql("new");',
+                                    "pm.expect(pm.response.responseTime).to.be.below(500);",
+                                    "console.log(jsonData);",
+                                ]
+                            },
+                        }
+                    ],
+                    "request": {
+                        "method": "POST",
+                        "url": {"raw": "{{base-url}}/orders?sig=abcdef123"},
+                        "header": [{"key": "X-Trace", "value": "{{$guid}}"}],
+                        "body": {
+                            "mode": "raw",
+                            "raw": '{"item": "{{item}}"}',
+                            "options": {"raw": {"language": "json"}},
+                        },
+                    },
+                },
+                {
+                    "name": "get order",
+                    "request": {"method": "GET", "url": "{{base-url}}/orders/{{order_id}}"},
+                },
+            ],
+        }
+    ],
+}
+ENVIRONMENT = {
+    "name": "prod",
+    "values": [
+        {"key": "auth_url", "value": "https://login.test", "enabled": True},
+        {"key": "item", "value": "book", "enabled": True},
+        {"key": "api_token", "value": "tok-123456", "type": "secret", "enabled": True},
+    ],
+}
+
+
+def test_idioms_environment_and_oauth2_client_credentials() -> None:
+    result = imported(
+        "postman", json.dumps(COLLECTION), environment=json.dumps(ENVIRONMENT)
+    )
+    project = load(result)
+    auth = project.auth[0]
+    assert (auth.type, auth.grant, auth.token_url) == (
+        "oauth2",
+        "client_credentials",
+        "{{AUTH_URL}}/token",
+    )
+    assert auth.scopes == ["orders.read", "orders.write"]
+    assert "very-secret-1" not in result.yaml and "tok-123456" not in result.yaml
+    create, get = project.calls
+    assert create.token == get.token == project.tokens[0].name
+    assert create.url == "{{BASE_URL}}/orders?sig={{SIG}}"
+    assert create.headers == {"X-Trace": "{{UUID}}"}
+    assert create.json_body == {"item": "{{ITEM}}"}
+    assert [
+        (c.source, c.path, c.op, c.value, c.save_as) for c in create.conditions
+    ] == [
+        ("status", None, "eq", 201, None),
+        ("json", "$.order.id", None, None, "ORDER_ID"),
+        ("json", "$.order.state", "eq", "new", None),
+        ("response_time", None, "lt", 500, None),
+    ]
+    assert [(w.type, w.names) for w in create.webhooks] == [("save_variables", ["ORDER_ID"])]
+    assert project.workflows[0].steps == ["create-order", "get-order"]
+    assert project.variables["API_TOKEN"].secret
+    assert result.untranslated == [
+        "Orders API/Orders/create order: test line not translated: console.log(jsonData)"
+    ]
+
+
+def test_secrets_flag_writes_them_in_clear() -> None:
+    result = imported("postman", json.dumps(COLLECTION), secrets=True)
+    assert "very-secret-1" in result.yaml
+    assert load(result).auth[0].client_secret == "very-secret-1"
