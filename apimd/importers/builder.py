@@ -17,9 +17,29 @@ _NAME_BAD = re.compile(r"[^A-Za-z0-9_.:-]+")
 _VARIABLE_BAD = re.compile(r"[^A-Za-z0-9_]+")
 _TEMPLATE_REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 SYSTEM_VARIABLES = frozenset(
-    "DATETIME DATE TIME UNIXTIME UUID GUID RANDINT CALL_NAME WORKFLOW_NAME RUN_ID TOKEN_NAME "
-    "AUTH_NAME CALLBACK_URL STATE CODE_VERIFIER CODE_CHALLENGE ACCESS_TOKEN REFRESH_TOKEN "
-    "CLIENT_ID CLIENT_SECRET EXPIRES_IN".split()
+    [
+        "DATETIME",
+        "DATE",
+        "TIME",
+        "UNIXTIME",
+        "UUID",
+        "GUID",
+        "RANDINT",
+        "CALL_NAME",
+        "WORKFLOW_NAME",
+        "RUN_ID",
+        "TOKEN_NAME",
+        "AUTH_NAME",
+        "CALLBACK_URL",
+        "STATE",
+        "CODE_VERIFIER",
+        "CODE_CHALLENGE",
+        "ACCESS_TOKEN",
+        "REFRESH_TOKEN",
+        "CLIENT_ID",
+        "CLIENT_SECRET",
+        "EXPIRES_IN",
+    ]
 )
 """Names the engine provides itself; a template using one needs no project variable."""
 

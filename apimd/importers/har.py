@@ -36,7 +36,7 @@ def import_har(text: str, builder: ProjectBuilder, *, keep_cookies: bool = False
         steps.append(_entry(index, entry, builder, keep_cookies))
     if not steps:
         raise ImportFailed("no entry of the HAR log has an http(s) URL")
-    pages = log.get("pages") or []
+    pages = log.get("pages") or [] if isinstance(log, dict) else []
     title = str(pages[0].get("title") or "") if pages and isinstance(pages[0], dict) else ""
     host = urlsplit(str(builder.calls[0]["url"])).hostname
     builder.add_workflow(title if 0 < len(title) <= 60 else host or "har", steps)
@@ -73,7 +73,9 @@ def _entry(index: int, entry: dict[str, Any], builder: ProjectBuilder, keep_cook
     return add_request(builder, f"{parts.method.lower()}-{path or urlsplit(url).hostname}", parts)
 
 
-def _post_data(post: dict[str, Any], parts: RequestParts, builder: ProjectBuilder, where: str) -> None:
+def _post_data(
+    post: dict[str, Any], parts: RequestParts, builder: ProjectBuilder, where: str
+) -> None:
     mime = str(post.get("mimeType") or "")
     params = post.get("params")
     if mime.startswith("multipart/form-data") and isinstance(params, list):

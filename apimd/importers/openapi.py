@@ -31,7 +31,7 @@ def import_openapi(text: str, builder: ProjectBuilder) -> None:
     spec = _parse(text)
     version = str(spec.get("openapi", ""))
     if not re.match(r"3\.[01]\.", version):
-        found = spec.get("swagger") and f"Swagger {spec['swagger']}" or version or "no version"
+        found = (spec.get("swagger") and f"Swagger {spec['swagger']}") or version or "no version"
         raise ImportFailed(f"not an OpenAPI 3.0/3.1 document ({found}): convert it to 3.x first")
     external = list(_external_refs(spec))
     if external:
@@ -52,12 +52,15 @@ def import_openapi(text: str, builder: ProjectBuilder) -> None:
 
 def _parse(text: str) -> dict[str, Any]:
     try:
-        data: Any = json.loads(text) if text.lstrip().startswith("{") else YAML(typ="safe").load(text)
+        data: Any = (
+            json.loads(text) if text.lstrip().startswith("{") else YAML(typ="safe").load(text)
+        )
     except (ValueError, YAMLError) as exc:
         raise ImportFailed(f"not YAML or JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ImportFailed("not an OpenAPI document (expected a mapping at the top)")
-    return _string_keys(data)
+    document: dict[str, Any] = _string_keys(data)
+    return document
 
 
 def _string_keys(data: Any) -> Any:
@@ -109,7 +112,7 @@ def _base_url(root: SchemaPath, builder: ProjectBuilder) -> str:
         url = str(_read(server / "url"))
         if (server / "variables").exists():
             for name, variable in (server / "variables").items():
-                url = url.replace("{" + name + "}", str(_read(variable / "default")))
+                url = url.replace("{" + str(name) + "}", str(_read(variable / "default")))
         if url.startswith("/"):
             builder.skip("servers[0]", f"relative URL {url!r}: BASE_URL starts at http://localhost")
             url = "http://localhost" + url
@@ -165,7 +168,9 @@ def _operation(
     parts.url = "{{BASE_URL}}" + url_path + ("?" + "&".join(query) if query else "")
     _request_body(builder, operation, parts, where)
     _status(operation, parts)
-    security = _read(operation / "security") if (operation / "security").exists() else global_security
+    security = (
+        _read(operation / "security") if (operation / "security").exists() else global_security
+    )
     auth, token = schemes.for_requirements(security, where)
     parts.auth, parts.token = auth, token
     add_request(builder, label, parts)
@@ -240,10 +245,9 @@ def _status(operation: SchemaPath, parts: RequestParts) -> None:
     responses = operation / "responses"
     if not responses.exists():
         return
-    codes = sorted(str(code) for code in responses.keys())
+    codes = sorted(str(code) for code in responses.keys())  # noqa: SIM118 (a SchemaPath, not a dict)
     exact = [c for c in codes if c.isdigit() and c.startswith("2")]
     if exact:
         parts.conditions.append({"source": "status", "op": "eq", "value": int(exact[0])})
     elif "2XX" in (c.upper() for c in codes):
         parts.conditions.append({"source": "status", "op": "matches", "value": r"^2\d\d$"})
-

@@ -27,7 +27,7 @@ class SecuritySchemes:
         self.schemes = root / "components" / "securitySchemes"
         self.done: dict[str, tuple[str | None, str | None]] = {}
         if self.schemes.exists():
-            for name in self.schemes.keys():
+            for name in self.schemes.keys():  # noqa: SIM118 (a SchemaPath, not a dict)
                 self._scheme(str(name))
 
     def for_requirements(self, security: Any, where: str) -> tuple[str | None, str | None]:
@@ -92,12 +92,10 @@ class SecuritySchemes:
         b.skip(where, f"http {scheme} authentication is not translated")
         return None, None
 
-    def _oauth2(
-        self, name: str, scheme: SchemaPath, where: str
-    ) -> tuple[str | None, str | None]:
+    def _oauth2(self, name: str, scheme: SchemaPath, where: str) -> tuple[str | None, str | None]:
         b = self.builder
         flows = scheme / "flows"
-        present = [str(f) for f in flows.keys()] if flows.exists() else []
+        present = [str(f) for f in flows.keys()] if flows.exists() else []  # noqa: SIM118 (a SchemaPath, not a dict)
         chosen = next(((f, g) for f, g in _FLOWS if f in present), None)
         if chosen is None:
             b.skip(where, f"OAuth2 flows {', '.join(present) or 'none'} are not translated")

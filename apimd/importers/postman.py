@@ -49,7 +49,11 @@ class _Collection:
 
     def define(self, entries: Any, source: str) -> None:
         for entry in entries or []:
-            if not isinstance(entry, dict) or entry.get("disabled") or entry.get("enabled") is False:
+            if (
+                not isinstance(entry, dict)
+                or entry.get("disabled")
+                or entry.get("enabled") is False
+            ):
                 continue
             key = str(entry.get("key") or entry.get("id") or "")
             if not key:

@@ -18,9 +18,7 @@ _GRANTS = {
 }
 
 
-def translate_auth(
-    collection: _Collection, auth: Any, where: str
-) -> tuple[str | None, str | None]:
+def translate_auth(collection: _Collection, auth: Any, where: str) -> tuple[str | None, str | None]:
     """(auth name, token name) for a request's (or its folder's, or the collection's) auth."""
     if not isinstance(auth, dict) or auth.get("type") in (None, "noauth", "inherit"):
         return None, None
@@ -44,7 +42,11 @@ def translate_auth(
         return builder.add_auth("bearer", body), None
     if kind == "basic":
         user = text("username")
-        body = {"type": "basic", "username": user, "password": secret("password", f"{user}_password")}
+        body = {
+            "type": "basic",
+            "username": user,
+            "password": secret("password", f"{user}_password"),
+        }
         return builder.add_auth(f"basic-{user}", body), None
     if kind == "apikey":
         place = text("in", "header")
@@ -61,7 +63,11 @@ def translate_auth(
         return builder.add_auth(f"apikey-{key_name}", body), None
     if kind == "digest" and supports_auth("digest"):
         user = text("username")
-        body = {"type": "digest", "username": user, "password": secret("password", f"{user}_password")}
+        body = {
+            "type": "digest",
+            "username": user,
+            "password": secret("password", f"{user}_password"),
+        }
         return builder.add_auth(f"digest-{user}", body), None
     if kind == "awsv4" and supports_auth("aws_sigv4"):
         body = {

@@ -96,7 +96,10 @@ def _condition(
             out.saves_environment.append(name.upper())
         return {"source": "json", "path": _json_path(setter.group(4)), "save_as": name}
     expect = re.search(
-        r"pm\.expect\(\s*" + root + _ACCESSOR + r"\s*\)\.to\.(?:be\.)?(eql|equal|eq|include|contain)"
+        r"pm\.expect\(\s*"
+        + root
+        + _ACCESSOR
+        + r"\s*\)\.to\.(?:be\.)?(eql|equal|eq|include|contain)"
         r"\((.+)\)\s*$",
         line,
     )

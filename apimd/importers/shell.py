@@ -28,7 +28,7 @@ _SEPARATORS = (";", "&&", "||", "\n", "&")
 
 def split_commands(text: str) -> list[list[str]]:
     """The words of each command in `text`; commands end at newlines, `;`, `&&`, `||`."""
-    if "^\"" in text or re.search(r"\^\r?\n", text):
+    if '^"' in text or re.search(r"\^\r?\n", text):
         text = _from_cmd(text)
     text = re.sub(r"`\r?\n", " ", text)  # PowerShell line continuation
     commands: list[list[str]] = []

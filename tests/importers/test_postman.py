@@ -107,9 +107,7 @@ ENVIRONMENT = {
 
 
 def test_idioms_environment_and_oauth2_client_credentials() -> None:
-    result = imported(
-        "postman", json.dumps(COLLECTION), environment=json.dumps(ENVIRONMENT)
-    )
+    result = imported("postman", json.dumps(COLLECTION), environment=json.dumps(ENVIRONMENT))
     project = load(result)
     auth = project.auth[0]
     assert (auth.type, auth.grant, auth.token_url) == (
@@ -124,9 +122,7 @@ def test_idioms_environment_and_oauth2_client_credentials() -> None:
     assert create.url == "{{BASE_URL}}/orders?sig={{SIG}}"
     assert create.headers == {"X-Trace": "{{UUID}}"}
     assert create.json_body == {"item": "{{ITEM}}"}
-    assert [
-        (c.source, c.path, c.op, c.value, c.save_as) for c in create.conditions
-    ] == [
+    assert [(c.source, c.path, c.op, c.value, c.save_as) for c in create.conditions] == [
         ("status", None, "eq", 201, None),
         ("json", "$.order.id", None, None, "ORDER_ID"),
         ("json", "$.order.state", "eq", "new", None),
