@@ -1,0 +1,46 @@
+"""`apimd import` as a user runs it: a real process, the file written, stderr listing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from apimd.model.loader import load_project_file
+from tests.importers.support import FIXTURES
+
+
+def _apimd(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "apimd", "import", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ},
+        check=False,
+    )
+
+
+def test_import_writes_the_file_and_lists_secrets_and_untranslated(tmp_path: Path) -> None:
+    out = tmp_path / "project.yaml"
+    done = _apimd("curl", "-", "-o", str(out), stdin="curl -H 'X-Api-Key: abc123xyz' -s http://h/x")
+    assert done.returncode == 0, done.stderr
+    assert "abc123xyz" not in out.read_text() + done.stderr + done.stdout
+    assert "secret: curl command 1 (call get-x) header X-Api-Key → secret variable X_API_KEY" in (
+        done.stderr
+    )
+    assert "not translated: curl command 1: -s only changes curl's output: ignored" in done.stderr
+    project = load_project_file(out, environ={"X_API_KEY": "abc123xyz"})
+    assert project.calls[0].headers == {"X-Api-Key": "{{X_API_KEY}}"}
+
+
+def test_import_to_stdout_and_bad_source_is_a_clear_error() -> None:
+    done = _apimd("openapi", str(FIXTURES / "petstore.yaml"))
+    assert done.returncode == 0 and "name: listPets" in done.stdout
+    bad = _apimd("postman", str(FIXTURES / "petstore.yaml"))
+    assert bad.returncode == 2
+    assert "is not JSON" in bad.stderr and "Traceback" not in bad.stderr
+    missing = _apimd("har", "/nonexistent/file.har")
+    assert missing.returncode == 2 and "cannot read /nonexistent/file.har" in missing.stderr
