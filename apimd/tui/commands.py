@@ -112,6 +112,8 @@ class ResourcesProvider(Provider):
             self._names[kind] = sorted(str(getattr(item, "name", "")) for item in items)
 
     def new_commands(self) -> list[Command]:
+        from apimd.tui.screens.importer import Applier, ImportScreen
+
         app = self.apimd
         return [
             Command(
@@ -120,6 +122,12 @@ class ResourcesProvider(Provider):
                 partial(app.edit_resource, kind, None),
             )
             for kind, noun in NOUNS.items()
+        ] + [
+            Command(
+                "Import…",
+                "make calls from curl, Postman, OpenAPI or HAR (preview, then apply)",
+                lambda: app.push_screen(ImportScreen(cast(Applier, app.client))),
+            )
         ]
 
     def commands(self) -> list[Command]:

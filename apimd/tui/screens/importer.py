@@ -1,0 +1,100 @@
+"""The palette's "Import…": a curl command, Postman collection, OpenAPI document or HAR file made
+into a project, previewed (what will be created, what was not translated, where secrets went) and
+applied through the daemon's apply call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Select, Static
+
+from apimd.client import ApiError, DaemonUnavailable
+from apimd.importers import FORMATS, ImportFailed, ImportResult, import_text
+
+
+class Applier(Protocol):
+    """The one client call the screen needs (`apimd.client.Client.apply`)."""
+
+    async def apply(self, project: dict[str, Any]) -> Any: ...
+
+
+def preview_text(result: ImportResult) -> str:
+    """What the preview shows: the summary, each name to be created, the notes, then the YAML."""
+    doc = result.document
+    lines = [f"Will create: {result.summary()}"]
+    for kind in ("auth", "tokens", "calls", "workflows"):
+        for item in doc.get(kind, []):
+            lines.append(f"  {kind[:-1] if kind != 'auth' else 'auth'} {item['name']}")
+    lines += [f"secret: {line}" for line in result.secrets]
+    lines += [f"not translated: {line}" for line in result.untranslated]
+    return "\n".join(lines) + "\n\n" + result.yaml
+
+
+class ImportScreen(ModalScreen[None]):
+    """Pick a format and a file, see what it becomes, apply it."""
+
+    DEFAULT_CSS = """
+    ImportScreen { align: center middle; }
+    ImportScreen > Vertical { width: 90%; height: 90%; border: round $accent; padding: 0 1; }
+    ImportScreen #preview { height: 1fr; }
+    ImportScreen Horizontal { height: auto; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss", "Close", id="import.close"),
+    ]
+
+    def __init__(self, client: Applier | None) -> None:
+        super().__init__()
+        self.client = client
+        self.result: ImportResult | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static("Import a curl command, Postman collection, OpenAPI document or HAR")
+            with Horizontal():
+                yield Select([(f, f) for f in FORMATS], value="openapi", id="format")
+                yield Input(placeholder="path of the file to import", id="source")
+            with Horizontal():
+                yield Button("Preview", id="preview-button")
+                yield Button("Apply", id="apply", variant="primary", disabled=True)
+            with VerticalScroll(id="preview"):
+                yield Static("", id="preview-text", markup=False)
+
+    @on(Input.Submitted, "#source")
+    @on(Button.Pressed, "#preview-button")
+    def show_preview(self) -> None:
+        fmt = self.query_one("#format", Select).value
+        path = self.query_one("#source", Input).value.strip()
+        text_widget = self.query_one("#preview-text", Static)
+        self.result = None
+        try:
+            source = Path(path).expanduser().read_text(encoding="utf-8-sig")
+            self.result = import_text(str(fmt), source)
+        except (OSError, UnicodeDecodeError) as exc:
+            text_widget.update(f"Cannot read {path!r}: {exc}")
+        except ImportFailed as exc:
+            text_widget.update(f"Cannot import {path!r}: {exc}")
+        else:
+            text_widget.update(preview_text(self.result))
+        self.query_one("#apply", Button).disabled = self.result is None or self.client is None
+
+    @on(Button.Pressed, "#apply")
+    def apply(self) -> None:
+        if self.result is not None and self.client is not None:
+            self._apply(self.client, self.result)
+
+    @work(exclusive=True)
+    async def _apply(self, client: Applier, result: ImportResult) -> None:
+        try:
+            summary = await client.apply(result.document)
+        except (ApiError, DaemonUnavailable) as exc:
+            self.notify(f"Import not applied: {exc}", severity="error", timeout=10)
+            return
+        self.notify(f"Imported: {summary}")
+        self.dismiss(None)
