@@ -91,6 +91,8 @@ class ProjectBuilder:
     _auth_names: set[str] = field(default_factory=set)
     _auth_by_body: dict[str, str] = field(default_factory=dict)
     _secret_by_value: dict[str, str] = field(default_factory=dict)
+    _env_by_value: dict[str, str] = field(default_factory=dict)
+    _env_names: set[str] = field(default_factory=set)
 
     # --- names -------------------------------------------------------------------------------
 
@@ -123,7 +125,7 @@ class ProjectBuilder:
         The same secret value always becomes the same variable."""
         name = self._secret_by_value.get(value)
         if name is None:
-            name = self.fresh_variable(hint)
+            name = self._fresh_env(hint)
             self._secret_by_value[value] = name
             if self.reveal_secrets:
                 self.variables[name] = {"value": value, "secret": True}
@@ -133,16 +135,29 @@ class ProjectBuilder:
         return "{{" + name + "}}"
 
     def secret_field(self, hint: str, value: str | None, where: str) -> Any:
-        """A secret auth field: the value itself only with `--secrets`, else `{env: NAME}`.
-        A template value (`{{X}}`) is kept: it names a variable, not a secret."""
+        """A secret auth field: the value itself only with `--secrets`, else `{env: NAME}` (one
+        name per distinct value). A template value (`{{X}}`) is kept: it names a variable."""
         if value is not None and (
             self.reveal_secrets or _TEMPLATE_REF.fullmatch(value.strip()) is not None
         ):
             return value
-        name = self.variable_name(hint)
-        given = "" if value is None else " (value found in the source)"
-        self.secrets.append(f"{where} → {{env: {name}}}{given}{self._env_hint(name)}")
+        key = value if value is not None else f"\0{hint}"
+        name = self._env_by_value.get(key)
+        if name is None:
+            name = self._fresh_env(hint)
+            self._env_by_value[key] = name
+            given = "" if value is None else " (value found in the source)"
+            self.secrets.append(f"{where} → {{env: {name}}}{given}{self._env_hint(name)}")
         return {"env": name}
+
+    def _fresh_env(self, hint: str) -> str:
+        """A name for a new environment variable, used by nothing else in the document."""
+        name = self.variable_name(hint)
+        candidate, n = name, 2
+        while candidate in self._env_names or candidate in self.variables:
+            candidate, n = f"{name}_{n}", n + 1
+        self._env_names.add(candidate)
+        return candidate
 
     def _env_hint(self, name: str) -> str:
         return "" if self.reveal_secrets else f": set {name} in the environment"

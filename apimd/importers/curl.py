@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
@@ -46,6 +47,8 @@ _FLAGS = {
     "-I": "head",
     "--head": "head",
     "--compressed": "ignored",
+    "-g": "globoff",
+    "--globoff": "globoff",
 }
 _OUTPUT_FLAGS = {"-s", "--silent", "-S", "--show-error", "-v", "--verbose", "-i", "--include"}
 _OUTPUT_WITH_VALUE = {"-o", "--output", "-w", "--write-out"}
@@ -86,6 +89,9 @@ def _add(index: int, args: list[str], builder: ProjectBuilder) -> str:
     if curl.url is None:
         raise ImportFailed(f"{where}: no URL")
     url = curl.url if "://" in curl.url else f"http://{curl.url}"
+    if "globoff" not in curl.flags:
+        # curl's URL globbing: browsers escape [ ] { } so that curl sends them as they are.
+        url = re.sub(r"\\([][{}])", r"\1", url)
     method = curl.method or ("HEAD" if "head" in curl.flags else None)
     parts = RequestParts(where=where, method=method or "GET", url=url, headers=list(curl.headers))
     if curl.cookies:

@@ -95,8 +95,7 @@ def _oauth2(
         return None, None
     token_url = text("accessTokenUrl")
     if not token_url:
-        builder.skip(where, "OAuth2 auth without an access token URL is not translated")
-        return None, None
+        return _fixed_token(collection, params, secret, where)
     body: dict[str, Any] = {"type": "oauth2", "grant": grant, "token_url": token_url}
     body["client_id"] = text("clientId") or builder.secret_field("client_id", None, where)
     if params.get("clientSecret"):
@@ -129,3 +128,20 @@ def _oauth2(
     elif params.get("headerPrefix") not in (None, "", "Bearer"):
         extra["headers"] = {"Authorization": f"{params['headerPrefix']} %%ACCESS_TOKEN%%"}
     return None, builder.add_token(name, extra)
+
+
+def _fixed_token(
+    collection: _Collection, params: dict[str, Any], secret: Any, where: str
+) -> tuple[str | None, str | None]:
+    """OAuth2 with only a current access token (no token URL): the token is sent as Postman sends
+    it, but nothing can renew it."""
+    builder = collection.builder
+    if not params.get("accessToken"):
+        builder.skip(where, "OAuth2 auth without an access token URL or token is not translated")
+        return None, None
+    builder.skip(where, "OAuth2 has no access token URL: its current token is sent, never renewed")
+    token = secret("accessToken", "oauth2_access_token")
+    if params.get("addTokenTo") == "queryParams":
+        body = {"type": "api_key", "key_name": "access_token", "key_value": token, "in": "query"}
+        return builder.add_auth("oauth2-query-token", body), None
+    return builder.add_auth("oauth2-bearer-token", {"type": "bearer", "token": token}), None

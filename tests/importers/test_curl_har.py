@@ -193,3 +193,14 @@ def test_several_commands_make_a_workflow_and_options_are_listed() -> None:
         "curl command 2: extra URL 'http://p:1' ignored (one request per command)",
     ]
     assert json.dumps(result.document).count("BOB_PASSWORD") == 1
+
+
+def test_chrome_copies_from_mac_and_windows() -> None:
+    mac = imported("curl", "chrome-copy-as-curl.sh")
+    call = load(mac).calls[0]
+    assert (call.method, call.form) == ("POST", {"private": "false"})
+    assert call.headers["Cookie"] == "{{COOKIE}}" and "eyJyZWNlbnQi" not in mac.yaml
+    windows = load(imported("curl", "chrome-windows-copy-as-curl.sh")).calls[0]
+    assert windows.url == "http://example.com/?a[0]=1&a[1]=1"
+    assert windows.verify_tls is False
+    assert windows.headers["If-None-Match"] == '"3147526947+ident"'

@@ -119,3 +119,41 @@ components:
     call = project.call("addNode")
     assert call is not None
     assert call.json_body == {"name": "root", "children": [{"name": "leaf", "children": []}]}
+
+
+def test_endpoint_security_maps_each_scheme_and_lists_cookie_keys() -> None:
+    result = imported("openapi", "insomnia-endpoint-security.yaml")
+    project = load(result)
+    auth_of = {c.url.removeprefix("{{BASE_URL}}"): c.auth for c in project.calls}
+    assert auth_of == {
+        "/none": None,
+        "/none/basic": None,  # `{}` first: anonymous access is allowed
+        "/basic": "Basic",
+        "/bearer": "Bearer",
+        "/key/header": "Key-Header",
+        "/key/cookie": None,
+        "/key/query": "Key-Query",
+        "/all": None,
+    }
+    types = {a.name: (a.type, a.key_name, a.in_) for a in project.auth if a.type == "api_key"}
+    assert types["Key-Query"] == ("api_key", "key", "query")
+    assert types["Key-Header"] == ("api_key", "x-api_key", "header")
+    assert result.untranslated == [
+        "security scheme Key-Cookie: API key in cookie is not translated",
+        "security scheme AnotherKey-Cookie: API key in cookie is not translated",
+        "operation get-/key/cookie: no security requirement could be translated",
+    ]
+
+
+def test_path_item_ref_is_resolved_and_a_property_named_ref_is_not_a_reference() -> None:
+    result = imported("openapi", "validator-petstore-3.1.yaml")
+    project = load(result)
+    assert [c.name for c in project.calls] == ["listPets", "createPets", "showPetById"]
+    assert project.call("showPetById").url == "{{BASE_URL}}/pets/{{SHOWPETBYID_PETID}}"  # type: ignore[union-attr]
+    assert not [line for line in result.untranslated if "$ref" in line]
+
+
+def test_recursive_schema_fixture_imports_without_looping() -> None:
+    result = imported("openapi", "validator-property-recursive.yaml")
+    assert load(result).calls == []
+    assert result.untranslated == ["servers: none given: BASE_URL is http://localhost, change it"]

@@ -140,3 +140,20 @@ def test_secrets_flag_writes_them_in_clear() -> None:
     result = imported("postman", json.dumps(COLLECTION), secrets=True)
     assert "very-secret-1" in result.yaml
     assert load(result).auth[0].client_secret == "very-secret-1"
+
+
+def test_oauth2_with_only_a_current_token_is_sent_as_postman_sends_it() -> None:
+    result = imported("postman", "insomnia-oauth2-v2_1.postman_collection.json")
+    project = load(result)
+    query_auth, header_auth = project.auth
+    assert (query_auth.type, query_auth.key_name, query_auth.in_) == (
+        "api_key",
+        "access_token",
+        "query",
+    )
+    assert header_auth.type == "bearer"
+    assert [c.auth for c in project.calls] == [query_auth.name, header_auth.name]
+    assert "oauth2.0-access-token-url" not in result.yaml
+    assert "oauth2.0-adccess-token-headers" not in result.yaml
+    assert len({line.split("{env: ")[1].split("}")[0] for line in result.secrets}) == 2
+    assert all("its current token is sent, never renewed" in u for u in result.untranslated)

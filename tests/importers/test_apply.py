@@ -1,0 +1,56 @@
+"""Every fixture imports into a file that `apimd apply` loads into a real daemon process unchanged
+(the secrets it moved out supplied through the environment, as the stderr listing says)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemon.conftest import Daemon, start_daemon, stop_daemon
+from tests.importers.support import FIXTURES, env_names, imported
+
+CASES = [
+    ("openapi", "petstore.yaml"),
+    ("openapi", "webhook-example.yaml"),
+    ("openapi", "securitySchemes.yaml"),
+    ("openapi", "insomnia-oauth2-input.yaml"),
+    ("openapi", "insomnia-endpoint-security.yaml"),
+    ("openapi", "validator-petstore-3.1.yaml"),
+    ("postman", "newman-sample-collection.json"),
+    ("postman", "transformer-helpers-v2.1.0.json"),
+    ("postman", "insomnia-oauth2-v2_1.postman_collection.json"),
+    ("har", "insomnia-deep-input.har"),
+    ("curl", "chrome-copy-as-curl.sh"),
+    ("curl", "chrome-windows-copy-as-curl.sh"),
+]
+
+
+@pytest.fixture(scope="module")
+def daemon() -> Iterator[Daemon]:
+    running = start_daemon()
+    try:
+        yield running
+    finally:
+        stop_daemon(running)
+
+
+def test_every_fixture_is_listed_here() -> None:
+    on_disk = {p.name for p in FIXTURES.iterdir() if p.name != "README.md"}
+    assert on_disk - {name for _, name in CASES} == {"validator-property-recursive.yaml"}
+
+
+@pytest.mark.parametrize(("fmt", "fixture"), CASES, ids=[name for _, name in CASES])
+async def test_import_result_applies_to_a_running_daemon(
+    daemon: Daemon, fmt: str, fixture: str, tmp_path: Path
+) -> None:
+    result = imported(fmt, fixture)
+    project_file = tmp_path / "imported.yaml"
+    project_file.write_text(result.yaml)
+    env = {name: f"secret-{name.lower()}" for name in env_names(result.document)}
+    code, out, err = await daemon.cli("apply", str(project_file), env=env)
+    assert code == 0, out + err
+    async with daemon.client() as client:
+        stored = {getattr(call, "name", "") for call in await client.list("calls")}
+    assert {call["name"] for call in result.document.get("calls", [])} <= stored
