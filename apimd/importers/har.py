@@ -91,5 +91,5 @@ def _post_data(
     if text is None and isinstance(params, list):
         parts.form = {str(p.get("name")): str(p.get("value", "")) for p in params}
         return
-    if text is not None:
+    if text:
         parts.set_body_text(str(text), mime or parts.header("content-type"))

@@ -31,19 +31,27 @@ class SecuritySchemes:
                 self._scheme(str(name))
 
     def for_requirements(self, security: Any, where: str) -> tuple[str | None, str | None]:
-        """(auth, token) for an operation's security requirements: the first alternative this
-        project can express; the rest are listed."""
+        """(auth, token) for an operation's security requirements: the first alternative with a
+        scheme this project can send. Schemes required together combine one auth (basic, bearer,
+        API key) with one OAuth2 token; any other is listed as not sent."""
         if not security:
             return None, None
         for requirement in security:
             if not requirement:
                 return None, None  # `{}`: anonymous access is allowed
-            names = list(requirement)
-            if len(names) > 1:
-                self.builder.skip(where, f"needs {' and '.join(names)} together: only one kept")
-            found = self.done.get(names[0])
-            if found and found != (None, None):
-                return found
+            names = [str(n) for n in requirement]
+            found = {n: self.done.get(n, (None, None)) for n in names}
+            auths = [n for n in names if found[n][0] and not found[n][1]]
+            tokens = [n for n in names if found[n][1]]
+            if not auths and not tokens:
+                continue
+            kept = auths[:1] + tokens[:1]
+            if dropped := [n for n in names if n not in kept]:
+                together = " and ".join(names)
+                self.builder.skip(where, f"needs {together} together: {', '.join(dropped)} not sent")
+            auth = found[auths[0]][0] if auths else None
+            token = found[tokens[0]][1] if tokens else None
+            return auth, token
         self.builder.skip(where, "no security requirement could be translated")
         return None, None
 

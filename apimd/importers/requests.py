@@ -13,6 +13,11 @@ from apimd.importers.builder import ProjectBuilder, call_has_field, is_secret_na
 
 _TEMPLATE_ONLY = re.compile(r"^\s*(\{\{[^{}]+\}\}\s*)+$")
 _DERIVED_HEADERS = frozenset({"content-length", "host"})
+_TRANSPORT_HEADERS = frozenset(
+    {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "upgrade"}
+    | {"accept-encoding"}
+)
+"""About one connection, or what the client can decode: apimd's HTTP client sets its own."""
 _AUTH_SCHEMES = ("bearer ", "basic ", "token ", "digest ", "apikey ")
 
 
@@ -66,8 +71,11 @@ def add_request(builder: ProjectBuilder, hint: str, parts: RequestParts) -> str:
         call["method"] = parts.method.upper()
     call["url"] = _url(builder, parts.url, where)
     headers: dict[str, str] = {}
+    transport = [k for k, _ in parts.headers if k.lower() in _TRANSPORT_HEADERS]
+    if transport:
+        builder.skip(where, f"headers {', '.join(transport)} left to apimd's HTTP client")
     for key, value in parts.headers:
-        if key.lower() in _DERIVED_HEADERS or key.startswith(":"):
+        if key.lower() in _DERIVED_HEADERS | _TRANSPORT_HEADERS or key.startswith(":"):
             continue
         if parts.multipart is not None and key.lower() == "content-type":
             continue  # its boundary belongs to the original body, not to the one sent

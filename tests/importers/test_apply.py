@@ -18,10 +18,13 @@ CASES = [
     ("openapi", "insomnia-oauth2-input.yaml"),
     ("openapi", "insomnia-endpoint-security.yaml"),
     ("openapi", "validator-petstore-3.1.yaml"),
+    ("openapi", "openapi-net-petstore-security.yaml"),
     ("postman", "newman-sample-collection.json"),
     ("postman", "transformer-helpers-v2.1.0.json"),
     ("postman", "insomnia-oauth2-v2_1.postman_collection.json"),
     ("har", "insomnia-deep-input.har"),
+    ("har", "harviewer-post-data-no-page.har"),
+    ("har", "harviewer-firefox47-post-empty.har"),
     ("curl", "chrome-copy-as-curl.sh"),
     ("curl", "chrome-windows-copy-as-curl.sh"),
 ]

@@ -204,3 +204,22 @@ def test_chrome_copies_from_mac_and_windows() -> None:
     assert windows.url == "http://example.com/?a[0]=1&a[1]=1"
     assert windows.verify_tls is False
     assert windows.headers["If-None-Match"] == '"3147526947+ident"'
+
+
+def test_firebug_and_firefox_hars() -> None:
+    firebug = imported("har", "harviewer-post-data-no-page.har")
+    call = load(firebug).calls[0]
+    assert (call.method, call.form) == ("POST", {"date": "Tue, 28 Sep 2010 10:40:05 GMT"})
+    assert "Content-Length" not in call.headers and "Connection" not in call.headers
+    assert firebug.untranslated == [
+        "entry 1 (call post-issue601.php): headers Accept-Encoding, Keep-Alive, Connection "
+        "left to apimd's HTTP client"
+    ]
+    firefox = imported("har", "harviewer-firefox47-post-empty.har")
+    project = load(firefox)
+    assert project.workflows[0].name == "Tags-and-Attributes-React"
+    assert project.calls[0].body is None and "Cookie" not in project.calls[0].headers
+    assert "entry 1: Cookie header dropped (use --keep-cookies to keep it)" in firefox.untranslated
+    kept = imported("har", "harviewer-firefox47-post-empty.har", keep_cookies=True)
+    assert load(kept).calls[0].headers["Cookie"] == "{{COOKIE}}"
+    assert "GA1.3.1225554301" not in kept.yaml

@@ -157,3 +157,38 @@ def test_recursive_schema_fixture_imports_without_looping() -> None:
     result = imported("openapi", "validator-property-recursive.yaml")
     assert load(result).calls == []
     assert result.untranslated == ["servers: none given: BASE_URL is http://localhost, change it"]
+
+
+def test_schemes_required_together_keep_what_can_be_sent_and_list_the_rest() -> None:
+    result = imported("openapi", "openapi-net-petstore-security.yaml")
+    project = load(result)
+    assert {c.auth for c in project.calls} == {"securitySchemeName1"}
+    assert (
+        "security scheme securitySchemeName2: OpenID Connect (http://example.com) is not "
+        "translated: this apimd has no `issuer`"
+    ) in result.untranslated
+    assert (
+        "operation addPet: needs securitySchemeName1 and securitySchemeName2 together: "
+        "securitySchemeName2 not sent"
+    ) in result.untranslated
+
+
+def test_api_key_and_oauth2_together_give_the_call_an_auth_and_a_token() -> None:
+    doc = """
+openapi: 3.0.3
+info: {title: t, version: '1'}
+servers: [{url: 'https://api.test/v2'}]
+security: [{key: [], oauth: [read]}]
+paths:
+  /things: {get: {operationId: things, responses: {'200': {description: ok}}}}
+components:
+  securitySchemes:
+    key: {type: apiKey, name: X-Key, in: header}
+    oauth:
+      type: oauth2
+      flows: {clientCredentials: {tokenUrl: /oauth/token, scopes: {read: r}}}  # RFC 3986 reference
+"""
+    project = load(imported("openapi", doc))
+    call = project.calls[0]
+    assert (call.auth, call.token) == ("key", "oauth-token")
+    assert project.auth_setting("oauth").token_url == "https://api.test/oauth/token"  # type: ignore[union-attr]
