@@ -48,7 +48,9 @@ class SecuritySchemes:
             kept = auths[:1] + tokens[:1]
             if dropped := [n for n in names if n not in kept]:
                 together = " and ".join(names)
-                self.builder.skip(where, f"needs {together} together: {', '.join(dropped)} not sent")
+                self.builder.skip(
+                    where, f"needs {together} together: {', '.join(dropped)} not sent"
+                )
             auth = found[auths[0]][0] if auths else None
             token = found[tokens[0]][1] if tokens else None
             return auth, token
