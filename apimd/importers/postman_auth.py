@@ -40,14 +40,11 @@ def translate_auth(collection: _Collection, auth: Any, where: str) -> tuple[str 
     if kind == "bearer":
         body = {"type": "bearer", "token": secret("token", "bearer_token")}
         return builder.add_auth("bearer", body), None
-    if kind == "basic":
+    if kind == "basic" or (kind == "digest" and supports_auth("digest")):
         user = text("username")
-        body = {
-            "type": "basic",
-            "username": user,
-            "password": secret("password", f"{user}_password"),
-        }
-        return builder.add_auth(f"basic-{user}", body), None
+        password = secret("password", f"{user}_password")
+        body = {"type": kind, "username": user, "password": password}
+        return builder.add_auth(f"{kind}-{user}", body), None
     if kind == "apikey":
         place = text("in", "header")
         if place not in ("header", "query"):
@@ -61,14 +58,6 @@ def translate_auth(collection: _Collection, auth: Any, where: str) -> tuple[str 
             "in": place,
         }
         return builder.add_auth(f"apikey-{key_name}", body), None
-    if kind == "digest" and supports_auth("digest"):
-        user = text("username")
-        body = {
-            "type": "digest",
-            "username": user,
-            "password": secret("password", f"{user}_password"),
-        }
-        return builder.add_auth(f"digest-{user}", body), None
     if kind == "awsv4" and supports_auth("aws_sigv4"):
         body = {
             "type": "aws_sigv4",

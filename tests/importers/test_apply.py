@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.daemon.conftest import Daemon, start_daemon, stop_daemon
+from tests.daemon.conftest import Daemon
+from tests.daemon.conftest import daemon as daemon  # the module-scoped daemon fixture
 from tests.importers.support import FIXTURES, env_names, imported
 
 CASES = [
@@ -28,15 +28,6 @@ CASES = [
     ("curl", "chrome-copy-as-curl.sh"),
     ("curl", "chrome-windows-copy-as-curl.sh"),
 ]
-
-
-@pytest.fixture(scope="module")
-def daemon() -> Iterator[Daemon]:
-    running = start_daemon()
-    try:
-        yield running
-    finally:
-        stop_daemon(running)
 
 
 def test_every_fixture_is_listed_here() -> None:

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.conftest import browser as browser  # Debian's Chromium through Playwright
 from tests.importers.support import env_names, imported, load, run_target
 
 PAGE = """<!doctype html><title>orders</title><script>
@@ -46,18 +45,6 @@ def _app() -> web.Application:
     app.router.add_get("/", page)
     app.router.add_post("/api/orders", orders)
     return app
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        instance = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield instance
-        finally:
-            await instance.close()
 
 
 def _bash_quote(text: str) -> str:

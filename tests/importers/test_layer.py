@@ -4,17 +4,14 @@ store, daemon, TUI or aiohttp (checked in a fresh interpreter)."""
 from __future__ import annotations
 
 import json
+import pkgutil
 import subprocess
 import sys
 
+import apimd.importers
+
 FORBIDDEN = ("apimd.engine", "apimd.store", "apimd.daemon", "apimd.tui", "textual", "aiohttp")
-MODULES = [
-    "apimd.importers",
-    "apimd.importers.curl",
-    "apimd.importers.postman",
-    "apimd.importers.openapi",
-    "apimd.importers.har",
-]
+MODULES = [m.name for m in pkgutil.walk_packages(apimd.importers.__path__, "apimd.importers.")]
 
 
 def test_importers_import_only_the_model_and_parsers() -> None:
