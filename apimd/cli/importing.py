@@ -68,4 +68,6 @@ def _read(source: str) -> str:
     try:
         return Path(source).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ImportFailed(f"cannot read {source}: {getattr(exc, 'strerror', None) or exc}") from None
+        raise ImportFailed(
+            f"cannot read {source}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None

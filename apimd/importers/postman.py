@@ -203,6 +203,8 @@ def _body(collection: _Collection, body: Any, parts: RequestParts, where: str) -
             fields[collection.template(field.get("key"), where)] = collection.template(
                 field.get("value"), where
             )
+        if not fields:
+            return
         if mode == "urlencoded":
             parts.form = fields
         else:

@@ -6,8 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from textual.app import App
-from textual.widgets import Button, Input, Static
+from textual.widgets import Button, Checkbox, Input, Select, Static
 
+from apimd.client import ApiError
+from apimd.model.api import ApplySummary
+from apimd.model.errors import ValidationFailed
 from apimd.model.loader import validate_project_data
 from apimd.tui.screens.importer import ImportScreen
 from tests.importers.support import FIXTURES
@@ -19,10 +22,13 @@ class _RecordingDaemon:
     def __init__(self) -> None:
         self.applied: list[dict[str, Any]] = []
 
-    async def apply(self, project: dict[str, Any]) -> str:
-        validate_project_data(project)
+    async def apply(self, project: dict[str, Any]) -> ApplySummary:
+        try:
+            validate_project_data(project, environ={})
+        except ValidationFailed as exc:
+            raise ApiError(422, "invalid", str(exc), []) from None
         self.applied.append(project)
-        return "3 created"
+        return ApplySummary(created={"calls": [c["name"] for c in project["calls"]]})
 
 
 async def test_import_screen_previews_then_applies() -> None:
@@ -48,6 +54,7 @@ async def test_import_screen_previews_then_applies() -> None:
             "showPetById",
         ]
         assert not isinstance(app.screen, ImportScreen)
+        assert [n.message for n in app._notifications] == ["Imported: 3 created"]
 
 
 async def test_import_screen_says_why_a_file_cannot_be_imported() -> None:
@@ -62,3 +69,28 @@ async def test_import_screen_says_why_a_file_cannot_be_imported() -> None:
             screen.query_one("#preview-text", Static).render()
         )
         assert screen.query_one("#apply", Button).disabled
+
+
+async def test_secrets_stay_out_of_the_preview_and_reach_the_daemon_only_if_chosen() -> None:
+    for store, expected in ((True, "kane"), (False, {"env": "ABHIJIT_PASSWORD"})):
+        daemon = _RecordingDaemon()
+        app: App[None] = App()
+        async with app.run_test(size=(120, 50)) as pilot:
+            await app.push_screen(ImportScreen(daemon))
+            screen = app.screen
+            screen.query_one("#format", Select).value = "postman"
+            screen.query_one("#source", Input).value = str(
+                FIXTURES / "transformer-helpers-v2.1.0.json"
+            )
+            screen.query_one("#store-secrets", Checkbox).value = store
+            await pilot.click("#preview-button")
+            await pilot.pause()
+            preview = str(screen.query_one("#preview-text", Static).render())
+            assert "kane" not in preview and "wkjehbxoqnunc2k3" not in preview
+            assert "ABHIJIT_PASSWORD" in preview
+            await pilot.click("#apply")
+            await pilot.pause(0.2)
+        if store:
+            assert daemon.applied[0]["auth"][0]["password"] == expected
+        else:
+            assert daemon.applied == []  # the recording daemon's loader refuses unset env vars

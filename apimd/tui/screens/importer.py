@@ -12,16 +12,17 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Select, Static
+from textual.widgets import Button, Checkbox, Input, Select, Static
 
 from apimd.client import ApiError, DaemonUnavailable
-from apimd.importers import FORMATS, ImportFailed, ImportResult, import_text
+from apimd.importers import FORMATS, ImportFailed, ImportOptions, ImportResult, import_text
+from apimd.model.api import ApplySummary
 
 
 class Applier(Protocol):
     """The one client call the screen needs (`apimd.client.Client.apply`)."""
 
-    async def apply(self, project: dict[str, Any]) -> Any: ...
+    async def apply(self, project: dict[str, Any]) -> ApplySummary: ...
 
 
 def preview_text(result: ImportResult) -> str:
@@ -36,6 +37,17 @@ def preview_text(result: ImportResult) -> str:
     return "\n".join(lines) + "\n\n" + result.yaml
 
 
+def applied_text(summary: ApplySummary) -> str:
+    """`3 created, 1 updated` from what the daemon's apply says it changed."""
+    counts = {
+        "created": summary.created,
+        "updated": summary.updated,
+        "unchanged": summary.unchanged,
+    }
+    parts = [f"{sum(map(len, names.values()))} {what}" for what, names in counts.items()]
+    return ", ".join(p for p in parts if not p.startswith("0 ")) or "nothing changed"
+
+
 class ImportScreen(ModalScreen[None]):
     """Pick a format and a file, see what it becomes, apply it."""
 
@@ -44,6 +56,8 @@ class ImportScreen(ModalScreen[None]):
     ImportScreen > Vertical { width: 90%; height: 90%; border: round $accent; padding: 0 1; }
     ImportScreen #preview { height: 1fr; }
     ImportScreen Horizontal { height: auto; }
+    ImportScreen #format { width: 16; }
+    ImportScreen #source { width: 1fr; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "dismiss", "Close", id="import.close"),
@@ -53,6 +67,8 @@ class ImportScreen(ModalScreen[None]):
         super().__init__()
         self.client = client
         self.result: ImportResult | None = None
+        self.source: tuple[str, str] | None = None
+        """(format, text) of what the preview shows, imported again with secrets on Apply."""
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -63,6 +79,11 @@ class ImportScreen(ModalScreen[None]):
             with Horizontal():
                 yield Button("Preview", id="preview-button")
                 yield Button("Apply", id="apply", variant="primary", disabled=True)
+                yield Checkbox(
+                    "Store the secrets found (the daemon keeps them encrypted)",
+                    value=True,
+                    id="store-secrets",
+                )
             with VerticalScroll(id="preview"):
                 yield Static("", id="preview-text", markup=False)
 
@@ -72,10 +93,11 @@ class ImportScreen(ModalScreen[None]):
         fmt = self.query_one("#format", Select).value
         path = self.query_one("#source", Input).value.strip()
         text_widget = self.query_one("#preview-text", Static)
-        self.result = None
+        self.result = self.source = None
         try:
             source = Path(path).expanduser().read_text(encoding="utf-8-sig")
             self.result = import_text(str(fmt), source)
+            self.source = (str(fmt), source)
         except (OSError, UnicodeDecodeError) as exc:
             text_widget.update(f"Cannot read {path!r}: {exc}")
         except ImportFailed as exc:
@@ -86,15 +108,21 @@ class ImportScreen(ModalScreen[None]):
 
     @on(Button.Pressed, "#apply")
     def apply(self) -> None:
-        if self.result is not None and self.client is not None:
-            self._apply(self.client, self.result)
+        if self.result is None or self.source is None or self.client is None:
+            return
+        document = self.result.document
+        if self.query_one("#store-secrets", Checkbox).value:
+            # The preview never shows them; the daemon stores them as secrets (encrypted, masked).
+            fmt, text = self.source
+            document = import_text(fmt, text, ImportOptions(secrets=True)).document
+        self._apply(self.client, document)
 
     @work(exclusive=True)
-    async def _apply(self, client: Applier, result: ImportResult) -> None:
+    async def _apply(self, client: Applier, document: dict[str, Any]) -> None:
         try:
-            summary = await client.apply(result.document)
+            summary = await client.apply(document)
         except (ApiError, DaemonUnavailable) as exc:
             self.notify(f"Import not applied: {exc}", severity="error", timeout=10)
             return
-        self.notify(f"Imported: {summary}")
+        self.notify(f"Imported: {applied_text(summary)}")
         self.dismiss(None)
