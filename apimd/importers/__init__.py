@@ -6,6 +6,7 @@ store, daemon or Textual."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -44,6 +45,21 @@ class ImportResult:
         return ", ".join(counts) or "nothing"
 
 
+def detect_format(text: str) -> Format | None:
+    """Which format `text` is in, from its content: a curl command, a HAR log, a Postman
+    collection, an OpenAPI document; None when it looks like none of them."""
+    stripped = text.lstrip()
+    if re.match(r"(\$\s*)?curl(\.exe)?\s", stripped):
+        return "curl"
+    if re.search(r'"log"\s*:\s*\{', stripped[:2000]) and '"entries"' in stripped:
+        return "har"
+    if "schema.getpostman.com" in stripped[:5000] or '"_postman_id"' in stripped[:5000]:
+        return "postman"
+    if re.search(r"""^\s*["']?openapi["']?\s*:""", stripped[:5000], re.MULTILINE):
+        return "openapi"
+    return None
+
+
 def import_text(fmt: str, text: str, options: ImportOptions | None = None) -> ImportResult:
     """Translate `text` in format `fmt`; raises `ImportFailed` when it cannot be read at all."""
     options = options or ImportOptions()
@@ -70,4 +86,11 @@ def import_text(fmt: str, text: str, options: ImportOptions | None = None) -> Im
     return ImportResult(document, builder.untranslated, builder.secrets)
 
 
-__all__ = ["FORMATS", "ImportFailed", "ImportOptions", "ImportResult", "import_text"]
+__all__ = [
+    "FORMATS",
+    "ImportFailed",
+    "ImportOptions",
+    "ImportResult",
+    "detect_format",
+    "import_text",
+]

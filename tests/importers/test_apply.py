@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from apimd.importers import detect_format
 from tests.daemon.conftest import Daemon
 from tests.daemon.conftest import daemon as daemon  # the module-scoped daemon fixture
 from tests.importers.support import FIXTURES, env_names, imported
@@ -48,3 +49,8 @@ async def test_import_result_applies_to_a_running_daemon(
     async with daemon.client() as client:
         stored = {getattr(call, "name", "") for call in await client.list("calls")}
     assert {call["name"] for call in result.document.get("calls", [])} <= stored
+
+
+@pytest.mark.parametrize(("fmt", "fixture"), CASES, ids=[name for _, name in CASES])
+def test_the_format_is_detected_from_the_content(fmt: str, fixture: str) -> None:
+    assert detect_format((FIXTURES / fixture).read_text(encoding="utf-8")) == fmt

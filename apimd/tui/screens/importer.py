@@ -15,7 +15,14 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Select, Static
 
 from apimd.client import ApiError, DaemonUnavailable
-from apimd.importers import FORMATS, ImportFailed, ImportOptions, ImportResult, import_text
+from apimd.importers import (
+    FORMATS,
+    ImportFailed,
+    ImportOptions,
+    ImportResult,
+    detect_format,
+    import_text,
+)
 from apimd.model.api import ApplySummary
 
 
@@ -74,7 +81,8 @@ class ImportScreen(ModalScreen[None]):
         with Vertical():
             yield Static("Import a curl command, Postman collection, OpenAPI document or HAR")
             with Horizontal():
-                yield Select([(f, f) for f in FORMATS], value="openapi", id="format")
+                choices = [("detect", "detect"), *((f, f) for f in FORMATS)]
+                yield Select(choices, value="detect", allow_blank=False, id="format")
                 yield Input(placeholder="path of the file to import", id="source")
             with Horizontal():
                 yield Button("Preview", id="preview-button")
@@ -96,6 +104,9 @@ class ImportScreen(ModalScreen[None]):
         self.result = self.source = None
         try:
             source = Path(path).expanduser().read_text(encoding="utf-8-sig")
+            fmt = detect_format(source) if fmt == "detect" else fmt
+            if fmt is None:
+                raise ImportFailed("not a curl command, HAR, Postman or OpenAPI: pick the format")
             self.result = import_text(str(fmt), source)
             self.source = (str(fmt), source)
         except (OSError, UnicodeDecodeError) as exc:
