@@ -114,12 +114,19 @@ def _items(
         name = str(item.get("name") or "request")
         if isinstance(item.get("item"), list):
             steps: list[str] = []
-            folder_auth = item.get("auth") or auth
+            folder_auth = _own_auth(item.get("auth")) or auth
             _items(collection, item["item"], folder_auth, steps, f"{path}/{name}")
             _events(collection, item.get("event"), f"folder {name!r}")
             collection.builder.add_workflow(name, steps)
         elif item.get("request") is not None:
             into.append(_request(collection, item, auth, f"{path}/{name}"))
+
+
+def _own_auth(auth: Any) -> Any:
+    """An item's own auth; `inherit` (or none) means its parent's."""
+    if isinstance(auth, dict) and auth.get("type") not in (None, "inherit"):
+        return auth
+    return None
 
 
 def _events(collection: _Collection, events: Any, where: str) -> None:
@@ -147,6 +154,13 @@ def _request(collection: _Collection, item: dict[str, Any], auth: Any, where: st
     if not raw_url:
         raise ImportFailed(f"{where}: the request has no URL")
     url_text = collection.template(raw_url, where)
+    if isinstance(url, dict):
+        for variable in url.get("variable") or []:
+            if isinstance(variable, dict) and variable.get("key"):
+                value = collection.template(variable.get("value", ""), where)
+                url_text = re.sub(
+                    rf"/:{re.escape(str(variable['key']))}(?=[/?#]|$)", "/" + value, url_text
+                )
     if "://" not in url_text and not url_text.startswith("{{"):
         url_text = f"https://{url_text}"
     parts = RequestParts(where=where, method=str(request.get("method") or "GET"), url=url_text)
@@ -156,7 +170,7 @@ def _request(collection: _Collection, item: dict[str, Any], auth: Any, where: st
                 (str(header.get("key", "")), collection.template(header.get("value"), where))
             )
     _body(collection, request.get("body"), parts, where)
-    translated = translate_auth(collection, request.get("auth") or auth, where)
+    translated = translate_auth(collection, _own_auth(request.get("auth")) or auth, where)
     parts.auth, parts.token = translated
     saved: list[str] = []
     for event in item.get("event") or item.get("events") or []:

@@ -18,6 +18,8 @@ _TRANSPORT_HEADERS = frozenset(
     | {"accept-encoding"}
 )
 """About one connection, or what the client can decode: apimd's HTTP client sets its own."""
+MAX_BODY_DEPTH = 64
+"""Deeper JSON is kept as it is: no real request body nests further."""
 _AUTH_SCHEMES = ("bearer ", "basic ", "token ", "digest ", "apikey ")
 
 
@@ -138,26 +140,29 @@ def _url(builder: ProjectBuilder, url: str, where: str) -> str:
     return f"{base}?{'&'.join(pieces)}"
 
 
-def _secret_values(builder: ProjectBuilder, values: dict[str, Any], where: str) -> dict[str, Any]:
+def _secret_values(builder: ProjectBuilder, values: Any, where: str, depth: int = 0) -> Any:
+    """`values` (a JSON body or form) with each string under a secret-sounding key moved into a
+    secret variable, nested objects and lists included."""
+    if depth > MAX_BODY_DEPTH:
+        return values
+    if isinstance(values, list):
+        return [_secret_values(builder, v, where, depth + 1) for v in values]
+    if not isinstance(values, dict):
+        return values
     out: dict[str, Any] = {}
     for key, value in values.items():
-        if (
-            isinstance(value, str)
-            and value
-            and is_secret_name(key)
-            and not _TEMPLATE_ONLY.match(value)
-        ):
-            value = builder.secret_variable(key, value, f"{where} body field {key}")
+        if isinstance(value, str) and value and is_secret_name(str(key)):
+            if not _TEMPLATE_ONLY.match(value):
+                value = builder.secret_variable(str(key), value, f"{where} body field {key}")
+        else:
+            value = _secret_values(builder, value, where, depth + 1)
         out[key] = value
     return out
 
 
 def _body(builder: ProjectBuilder, parts: RequestParts, call: dict[str, Any], where: str) -> None:
     if parts.json_body is not None:
-        body = parts.json_body
-        if isinstance(body, dict):
-            body = _secret_values(builder, body, where)
-        call["json"] = body
+        call["json"] = _secret_values(builder, parts.json_body, where)
     elif parts.form is not None:
         call["form"] = _secret_values(builder, parts.form, where)
     elif parts.multipart is not None:
@@ -178,7 +183,7 @@ def _secret_text_body(builder: ProjectBuilder, text: str, where: str) -> str:
         data = json.loads(text)
     except ValueError:
         return text
-    if not isinstance(data, dict):
+    if not isinstance(data, dict | list):
         return text
     replaced = _secret_values(builder, data, where)
     if replaced == data:

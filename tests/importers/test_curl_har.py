@@ -210,3 +210,13 @@ def test_firebug_and_firefox_hars() -> None:
     kept = imported("har", "harviewer-firefox47-post-empty.har", keep_cookies=True)
     assert load(kept).calls[0].headers["Cookie"] == "{{COOKIE}}"
     assert "GA1.3.1225554301" not in kept.yaml
+
+
+def test_powershell_backtick_continuations() -> None:
+    command = "curl.exe `\n  -X DELETE `\n  -H 'X-Trace: 1' `\n  'https://api.test/items/9'"
+    call = load(imported("curl", command)).calls[0]
+    assert (call.method, call.url, call.headers) == (
+        "DELETE",
+        "https://api.test/items/9",
+        {"X-Trace": "1"},
+    )

@@ -192,3 +192,22 @@ components:
     call = project.calls[0]
     assert (call.auth, call.token) == ("key", "oauth-token")
     assert project.auth_setting("oauth").token_url == "https://api.test/oauth/token"  # type: ignore[union-attr]
+
+
+def test_validator_problems_are_listed_as_warnings() -> None:
+    doc = """
+openapi: 3.0.3
+info: {title: t}
+servers: [{url: 'https://{region}.api.test/{base}', variables: {region: {default: eu}, base: {default: v1}}}]
+paths:
+  /items/{id}:
+    get:
+      operationId: getItem
+      parameters: [{name: id, in: path, required: true, schema: {type: integer}, example: 42}]
+      responses: {'200': {description: ok}}
+"""
+    result = imported("openapi", doc)
+    project = load(result)
+    assert project.variables["BASE_URL"].value == "https://eu.api.test/v1"
+    assert project.calls[0].url == "{{BASE_URL}}/items/42"
+    assert "validation info: 'version' is a required property" in result.untranslated

@@ -157,3 +157,44 @@ def test_oauth2_with_only_a_current_token_is_sent_as_postman_sends_it() -> None:
     assert "oauth2.0-adccess-token-headers" not in result.yaml
     assert len({line.split("{env: ")[1].split("}")[0] for line in result.secrets}) == 2
     assert all("its current token is sent, never renewed" in u for u in result.untranslated)
+
+
+def test_inherit_uses_the_parents_auth_and_path_variables_are_filled() -> None:
+    collection = {
+        "info": {
+            "name": "c",
+            "schema": "https://schema.getpostman.com/json/collection/v2.1.0/collection.json",
+        },
+        "auth": {"type": "bearer", "bearer": [{"key": "token", "value": "{{token}}"}]},
+        "item": [
+            {
+                "name": "get user",
+                "request": {
+                    "auth": {"type": "inherit"},
+                    "method": "PUT",
+                    "url": {
+                        "raw": "https://api.test/users/:id/keys/:kid?x=1",
+                        "variable": [
+                            {"key": "id", "value": "{{user}}"},
+                            {"key": "kid", "value": "7"},
+                        ],
+                    },
+                    "body": {
+                        "mode": "raw",
+                        "raw": '{"profile": {"password": "p4ssw0rd!"}, "keys": [{"secret": "s3c"}]}',
+                        "options": {"raw": {"language": "json"}},
+                    },
+                },
+            }
+        ],
+    }
+    result = imported("postman", json.dumps(collection))
+    project = load(result)
+    call = project.calls[0]
+    assert call.url == "https://api.test/users/{{USER}}/keys/7?x=1"
+    assert call.auth == "bearer" and project.auth[0].token == "{{TOKEN}}"
+    assert call.json_body == {
+        "profile": {"password": "{{PASSWORD}}"},
+        "keys": [{"secret": "{{SECRET}}"}],
+    }
+    assert "p4ssw0rd!" not in result.yaml and "s3c" not in result.yaml
