@@ -46,12 +46,12 @@ def _entry(index: int, entry: dict[str, Any], builder: ProjectBuilder, keep_cook
     request = entry["request"]
     where = f"entry {index}"
     url = str(request.get("url", ""))
-    query = [q for q in request.get("queryString") or [] if isinstance(q, dict)]
+    query = _dicts(request.get("queryString"))
     if query and "?" not in url:
         url += "?" + urlencode([(str(q.get("name")), str(q.get("value", ""))) for q in query])
     parts = RequestParts(where=where, method=str(request.get("method") or "GET"), url=url)
     dropped_cookie = False
-    for header in request.get("headers") or []:
+    for header in _dicts(request.get("headers")):
         name, value = str(header.get("name", "")), str(header.get("value", ""))
         if name.startswith(":"):
             continue  # HTTP/2 pseudo-headers: the URL and method already say them
@@ -64,7 +64,8 @@ def _entry(index: int, entry: dict[str, Any], builder: ProjectBuilder, keep_cook
     post = request.get("postData")
     if isinstance(post, dict):
         _post_data(post, parts, builder, where)
-    status = (entry.get("response") or {}).get("status")
+    response = entry.get("response")
+    status = response.get("status") if isinstance(response, dict) else None
     if isinstance(status, int) and status > 0:
         parts.conditions.append({"source": "status", "op": "eq", "value": status})
     else:
@@ -80,7 +81,7 @@ def _post_data(
     params = post.get("params")
     if mime.startswith("multipart/form-data") and isinstance(params, list):
         fields: dict[str, str] = {}
-        for param in params:
+        for param in _dicts(params):
             if param.get("fileName") is not None:
                 builder.skip(where, f"file field {param.get('name')!r} is not translated")
             else:
@@ -89,7 +90,12 @@ def _post_data(
         return
     text = post.get("text")
     if text is None and isinstance(params, list):
-        parts.form = {str(p.get("name")): str(p.get("value", "")) for p in params}
+        parts.form = {str(p.get("name")): str(p.get("value", "")) for p in _dicts(params)}
         return
     if text:
         parts.set_body_text(str(text), mime or parts.header("content-type"))
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The objects of a HAR list (anything else in it, or a non-list, is ignored)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []

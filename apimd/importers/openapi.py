@@ -14,11 +14,12 @@ from urllib.parse import quote
 
 from jsonschema_path import SchemaPath
 from openapi_spec_validator.shortcuts import get_validator_cls
+from referencing.exceptions import Unresolvable
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from apimd.importers.builder import ImportFailed, ProjectBuilder
-from apimd.importers.openapi_security import SecuritySchemes
+from apimd.importers.openapi_security import SecuritySchemes, unresolved
 from apimd.importers.requests import RequestParts, add_request
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -39,15 +40,38 @@ def import_openapi(text: str, builder: ProjectBuilder) -> None:
             builder.skip("$ref", f"{ref!r} points outside this document: not resolved")
     else:
         _validation_warnings(spec, builder)
-    root = SchemaPath.from_dict(spec)
-    base_url = _base_url(root, builder)
+    root = SchemaPath.from_dict(spec, handlers=NO_RETRIEVAL)
+    with unresolved(builder, "servers"):
+        base_url = _base_url(root, builder)
     schemes = SecuritySchemes(root, builder, base_url)
     global_security = _read(root / "security") if "security" in spec else None
-    for path, method, operation in _operations(root):
-        _operation(builder, schemes, path, method, operation, global_security)
+    paths = root / "paths"
+    for path in [str(p) for p in spec.get("paths") or {}]:
+        with unresolved(builder, f"path {path}"):
+            for method, operation in _methods(paths / path):
+                _operation(builder, schemes, path, method, operation, global_security)
     for key in ("webhooks", "callbacks"):
         if spec.get(key):
             builder.skip(key, "requests the API sends are not translated")
+
+
+class _RefuseRetrieval(dict[str, Any]):
+    """Resolver handlers for every URI scheme, each refusing: a `$ref` to a URL or a file is
+    never fetched or read (jsonschema-path falls back to urllib for a scheme it has no handler
+    for), only listed."""
+
+    def __contains__(self, scheme: object) -> bool:
+        return True
+
+    def __missing__(self, scheme: str) -> Any:
+        return _refuse
+
+
+def _refuse(uri: str) -> Any:
+    raise Unresolvable(ref=uri)
+
+
+NO_RETRIEVAL = _RefuseRetrieval()
 
 
 def _parse(text: str) -> dict[str, Any]:
@@ -87,7 +111,7 @@ def _external_refs(data: Any) -> Iterator[str]:
 
 def _validation_warnings(spec: dict[str, Any], builder: ProjectBuilder) -> None:
     try:
-        validator = get_validator_cls(spec)(spec)
+        validator = get_validator_cls(spec)(SchemaPath.from_dict(spec, handlers=NO_RETRIEVAL))
         errors = list(validator.iter_errors())
     except Exception as exc:  # the validator is a third party: its failure is only a warning
         builder.skip("validation", f"the document could not be validated: {exc}")
@@ -122,14 +146,8 @@ def _base_url(root: SchemaPath, builder: ProjectBuilder) -> str:
     return url
 
 
-def _operations(root: SchemaPath) -> Iterator[tuple[str, str, SchemaPath]]:
-    paths = root / "paths"
-    if not paths.exists():
-        return
-    for path, item in paths.items():
-        for method in METHODS:
-            if (item / method).exists():
-                yield str(path), method, item / method
+def _methods(item: SchemaPath) -> list[tuple[str, SchemaPath]]:
+    return [(method, item / method) for method in METHODS if (item / method).exists()]
 
 
 def _operation(

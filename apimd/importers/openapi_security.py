@@ -3,10 +3,13 @@ and scopes, OpenID Connect as an issuer, http basic/bearer/digest, API keys."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urljoin
 
 from jsonschema_path import SchemaPath
+from referencing.exceptions import Unresolvable
 
 from apimd.importers.builder import ProjectBuilder, auth_has_field, supports_auth
 
@@ -16,6 +19,17 @@ _FLOWS = (
     ("password", "password"),
 )
 _WELL_KNOWN = "/.well-known/openid-configuration"
+
+
+@contextmanager
+def unresolved(builder: ProjectBuilder, where: str) -> Iterator[None]:
+    """A `$ref` that points nowhere (or only to itself) skips what holds it, listed."""
+    try:
+        yield
+    except Unresolvable as exc:
+        builder.skip(where, f"$ref cannot be resolved ({exc}): not translated")
+    except RecursionError:
+        builder.skip(where, "$ref refers to itself: not translated")
 
 
 class SecuritySchemes:
@@ -28,7 +42,8 @@ class SecuritySchemes:
         self.done: dict[str, tuple[str | None, str | None]] = {}
         if self.schemes.exists():
             for name in self.schemes.keys():  # noqa: SIM118 (a SchemaPath, not a dict)
-                self._scheme(str(name))
+                with unresolved(builder, f"security scheme {name}"):
+                    self._scheme(str(name))
 
     def for_requirements(self, security: Any, where: str) -> tuple[str | None, str | None]:
         """(auth, token) for an operation's security requirements: the first alternative with a

@@ -211,3 +211,52 @@ paths:
     assert project.variables["BASE_URL"].value == "https://eu.api.test/v1"
     assert project.calls[0].url == "{{BASE_URL}}/items/42"
     assert "validation info: 'version' is a required property" in result.untranslated
+
+
+async def test_refs_outside_the_document_are_listed_never_fetched(aiohttp_server: object) -> None:
+    hits: list[str] = []
+
+    async def schema(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.json_response({"name": "id", "in": "query", "example": "stolen"})
+
+    app = web.Application()
+    app.router.add_get("/param.json", schema)
+    server = await aiohttp_server(app)  # type: ignore[operator]
+    remote = f"http://127.0.0.1:{server.port}/param.json"
+    doc = f"""
+openapi: 3.0.3
+info: {{title: t, version: '1'}}
+servers: [{{url: 'https://api.test'}}]
+paths:
+  /remote:
+    get:
+      operationId: remote
+      parameters: [{{$ref: '{remote}'}}]
+      responses: {{'200': {{description: ok}}}}
+  /file:
+    get:
+      operationId: file
+      parameters: [{{$ref: 'file:///etc/hostname'}}]
+      responses: {{'200': {{description: ok}}}}
+  /nowhere:
+    get:
+      parameters: [{{$ref: '#/components/parameters/missing'}}]
+      responses: {{'200': {{description: ok}}}}
+  /loop: {{$ref: '#/components/pathItems/loop'}}
+  /fine:
+    get: {{operationId: fine, responses: {{'204': {{description: ok}}}}}}
+components:
+  pathItems:
+    loop: {{$ref: '#/components/pathItems/loop'}}
+"""
+    result = imported("openapi", doc)
+    project = load(result)
+    assert [c.name for c in project.calls] == ["fine"]
+    assert hits == []
+    assert f"$ref: {remote!r} points outside this document: not resolved" in result.untranslated
+    assert "$ref: 'file:///etc/hostname' points outside this document: not resolved" in (
+        result.untranslated
+    )
+    assert any(u.startswith("path /nowhere: $ref cannot be resolved") for u in result.untranslated)
+    assert "path /loop: $ref refers to itself: not translated" in result.untranslated
