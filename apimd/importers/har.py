@@ -23,9 +23,7 @@ def import_har(text: str, builder: ProjectBuilder, *, keep_cookies: bool = False
         raise ImportFailed("not a HAR file: expected {log: {entries: [...]}}")
     if not entries:
         raise ImportFailed("the HAR log has no entries")
-    ordered = sorted(
-        (e for e in entries if isinstance(e, dict)), key=lambda e: str(e.get("startedDateTime", ""))
-    )
+    ordered = _dicts(entries)  # browsers write entries in the order the requests started
     steps = []
     for index, entry in enumerate(ordered, 1):
         request = entry.get("request")

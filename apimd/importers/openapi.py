@@ -40,7 +40,7 @@ def import_openapi(text: str, builder: ProjectBuilder) -> None:
             builder.skip("$ref", f"{ref!r} points outside this document: not resolved")
     else:
         _validation_warnings(spec, builder)
-    root = SchemaPath.from_dict(spec, handlers=NO_RETRIEVAL)
+    root = SchemaPath.from_dict(spec, handlers=NO_RETRIEVAL, resolved_cache_maxsize=4096)
     with unresolved(builder, "servers"):
         base_url = _base_url(root, builder)
     schemes = SecuritySchemes(root, builder, base_url)

@@ -40,6 +40,7 @@ async def test_import_screen_previews_then_applies() -> None:
         screen = app.screen
         screen.query_one("#source", Input).value = str(FIXTURES / "petstore.yaml")
         await pilot.click("#preview-button")
+        await app.workers.wait_for_complete()
         await pilot.pause()
         preview = str(screen.query_one("#preview-text", Static).render())
         assert "Will create: 2 variables, 3 calls" in preview
@@ -47,7 +48,8 @@ async def test_import_screen_previews_then_applies() -> None:
         assert "not translated: operation showPetById: path parameter 'petId'" in preview
         assert not screen.query_one("#apply", Button).disabled
         await pilot.click("#apply")
-        await pilot.pause(0.2)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
         assert [c["name"] for c in daemon.applied[0]["calls"]] == [
             "listPets",
             "createPets",
@@ -64,6 +66,7 @@ async def test_import_screen_says_why_a_file_cannot_be_imported() -> None:
         screen = app.screen
         screen.query_one("#source", Input).value = "/nonexistent/api.yaml"
         await pilot.click("#preview-button")
+        await app.workers.wait_for_complete()
         await pilot.pause()
         assert "Cannot read '/nonexistent/api.yaml'" in str(
             screen.query_one("#preview-text", Static).render()
@@ -84,12 +87,14 @@ async def test_secrets_stay_out_of_the_preview_and_reach_the_daemon_only_if_chos
             )
             screen.query_one("#store-secrets", Checkbox).value = store
             await pilot.click("#preview-button")
+            await app.workers.wait_for_complete()
             await pilot.pause()
             preview = str(screen.query_one("#preview-text", Static).render())
             assert "kane" not in preview and "wkjehbxoqnunc2k3" not in preview
             assert "ABHIJIT_PASSWORD" in preview
             await pilot.click("#apply")
-            await pilot.pause(0.2)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
         if store:
             assert daemon.applied[0]["auth"][0]["password"] == expected
         else:

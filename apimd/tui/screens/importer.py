@@ -98,23 +98,34 @@ class ImportScreen(ModalScreen[None]):
     @on(Input.Submitted, "#source")
     @on(Button.Pressed, "#preview-button")
     def show_preview(self) -> None:
-        fmt = self.query_one("#format", Select).value
+        fmt = str(self.query_one("#format", Select).value)
         path = self.query_one("#source", Input).value.strip()
-        text_widget = self.query_one("#preview-text", Static)
         self.result = self.source = None
+        self.query_one("#apply", Button).disabled = True
+        self.query_one("#preview-text", Static).update(f"Reading {path}…")
+        self._load(fmt, path)
+
+    @work(thread=True, exclusive=True)
+    def _load(self, fmt: str, path: str) -> None:
+        # A large OpenAPI document takes seconds to validate: not on the UI's event loop.
         try:
             source = Path(path).expanduser().read_text(encoding="utf-8-sig")
-            fmt = detect_format(source) if fmt == "detect" else fmt
-            if fmt is None:
+            found = detect_format(source) if fmt == "detect" else fmt
+            if found is None:
                 raise ImportFailed("not a curl command, HAR, Postman or OpenAPI: pick the format")
-            self.result = import_text(str(fmt), source)
-            self.source = (str(fmt), source)
+            result = import_text(found, source)
         except (OSError, UnicodeDecodeError) as exc:
-            text_widget.update(f"Cannot read {path!r}: {exc}")
+            self.app.call_from_thread(self._show, f"Cannot read {path!r}: {exc}", None)
         except ImportFailed as exc:
-            text_widget.update(f"Cannot import {path!r}: {exc}")
+            self.app.call_from_thread(self._show, f"Cannot import {path!r}: {exc}", None)
         else:
-            text_widget.update(preview_text(self.result))
+            self.app.call_from_thread(self._show, preview_text(result), (found, source, result))
+
+    def _show(self, text: str, loaded: tuple[str, str, ImportResult] | None) -> None:
+        self.query_one("#preview-text", Static).update(text)
+        if loaded is not None:
+            fmt, source, self.result = loaded
+            self.source = (fmt, source)
         self.query_one("#apply", Button).disabled = self.result is None or self.client is None
 
     @on(Button.Pressed, "#apply")
