@@ -119,9 +119,11 @@ def _body(curl: _Curl, parts: RequestParts, method: str | None) -> None:
         return
     if curl.json_data:
         parts.method = method or "POST"
+        # --json is -d with these two headers (unless the command gives its own).
+        for name in ("Content-Type", "Accept"):
+            if not parts.has_header(name.lower()):
+                parts.headers.append((name, "application/json"))
         parts.set_body_text("".join(curl.json_data), "application/json")
-        if not parts.has_header("accept"):
-            parts.headers.append(("Accept", "application/json"))
         return
     if curl.form:
         parts.method = method or "POST"

@@ -220,3 +220,22 @@ def test_powershell_backtick_continuations() -> None:
         "https://api.test/items/9",
         {"X-Trace": "1"},
     )
+
+
+def test_json_option_sends_json_with_its_headers_even_when_it_does_not_parse() -> None:
+    good, bad = load(
+        imported(
+            "curl",
+            "curl --json '{\"a\": [1]}' https://api.test/a\ncurl --json '{oops' https://api.test/b",
+        )
+    ).calls
+    assert (good.method, good.json_body, good.headers["Content-Type"]) == (
+        "POST",
+        {"a": [1]},
+        "application/json",
+    )
+    assert (bad.body, bad.headers["Content-Type"], bad.headers["Accept"]) == (
+        "{oops",
+        "application/json",
+        "application/json",
+    )
