@@ -38,6 +38,10 @@ def import_command(args: argparse.Namespace) -> int:
     try:
         text = _read(args.source)
         environment = _read(args.environment) if args.environment else None
+    except OSError as exc:
+        print(f"apimd import: {exc}", file=sys.stderr)
+        return 2
+    try:
         result = import_text(
             args.format,
             text,
@@ -49,7 +53,13 @@ def import_command(args: argparse.Namespace) -> int:
         print(f"apimd import: {args.source}: {exc}", file=sys.stderr)
         return 2
     if args.output:
-        Path(args.output).write_text(result.yaml, encoding="utf-8")
+        try:
+            Path(args.output).write_text(result.yaml, encoding="utf-8")
+        except OSError as exc:
+            print(
+                f"apimd import: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr
+            )
+            return 2
     else:
         sys.stdout.write(result.yaml)
     for line in result.secrets:
@@ -61,13 +71,12 @@ def import_command(args: argparse.Namespace) -> int:
 
 
 def _read(source: str) -> str:
-    from apimd.importers import ImportFailed
-
+    """The text of `source` (`-`: standard input); OSError saying which file and why."""
     if source == "-":
         return sys.stdin.read()
     try:
         return Path(source).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ImportFailed(
-            f"cannot read {source}: {getattr(exc, 'strerror', None) or exc}"
-        ) from None
+    except UnicodeDecodeError as exc:
+        raise OSError(f"{source} is not UTF-8 text (invalid byte at offset {exc.start})") from None
+    except OSError as exc:
+        raise OSError(f"cannot read {source}: {exc.strerror or exc}") from None

@@ -43,4 +43,10 @@ def test_import_to_stdout_and_bad_source_is_a_clear_error() -> None:
     assert bad.returncode == 2
     assert "is not JSON" in bad.stderr and "Traceback" not in bad.stderr
     missing = _apimd("har", "/nonexistent/file.har")
-    assert missing.returncode == 2 and "cannot read /nonexistent/file.har" in missing.stderr
+    assert (
+        missing.stderr
+        == "apimd import: cannot read /nonexistent/file.har: No such file or directory\n"
+    )
+    assert missing.returncode == 2
+    unwritable = _apimd("openapi", str(FIXTURES / "petstore.yaml"), "-o", "/nonexistent/out.yaml")
+    assert unwritable.returncode == 2 and "cannot write /nonexistent/out.yaml" in unwritable.stderr
