@@ -31,7 +31,23 @@ _SETTERS = (
     r"(?:pm\.(environment|collectionVariables|globals|variables)\.set|"
     r"postman\.set(Environment|Global)Variable)"
 )
-_OPS = {"eql": "eq", "equal": "eq", "eq": "eq", "include": "contains", "contain": "contains"}
+_CHAI_OPS = {
+    "eql": "eq",
+    "equal": "eq",
+    "eq": "eq",
+    "include": "contains",
+    "contain": "contains",
+    "above": "gt",
+    "greaterThan": "gt",
+    "below": "lt",
+    "lessThan": "lt",
+    "least": "ge",
+    "most": "le",
+}
+_NEGATED = {"eq": "ne", "contains": "not_contains"}
+_HEADER_VALUE = re.compile(
+    r"pm\.expect\(\s*pm\.response\.headers\.get\(\s*['\"]([^'\"]+)['\"]\s*\)\s*\)\.to\.(.+?)\s*$"
+)
 
 
 @dataclass
@@ -95,28 +111,38 @@ def _condition(
         if setter.group(1) in ("environment", "globals") or setter.group(2):
             out.saves_environment.append(name.upper())
         return {"source": "json", "path": _json_path(setter.group(4)), "save_as": name}
-    expect = re.search(
-        r"pm\.expect\(\s*"
-        + root
-        + _ACCESSOR
-        + r"\s*\)\.to\.(?:be\.)?(eql|equal|eq|include|contain)"
-        r"\((.+)\)\s*$",
-        line,
-    )
-    if expect:
-        try:
-            value = json.loads(expect.group(3).replace("'", '"'))
-        except ValueError:
-            return None
-        if isinstance(value, dict | list):
-            value = json.dumps(value)
-        return {
-            "source": "json",
-            "path": _json_path(expect.group(1)),
-            "op": _OPS[expect.group(2)],
-            "value": value,
-        }
+    if subject := re.match(r"pm\.expect\(\s*" + root + _ACCESSOR + r"\s*\)\.to\.(.+?)\s*$", line):
+        return _assertion("json", _json_path(subject.group(1)), subject.group(2))
+    if subject := _HEADER_VALUE.match(line):
+        return _assertion("header", subject.group(1), subject.group(2))
     return None
+
+
+def _assertion(source: str, path: str, chain: str) -> dict[str, Any] | None:
+    """A condition from a Chai chain (`eql(1)`, `be.above(2)`, `have.property("id")`, …)."""
+    if match := re.fullmatch(r"have\.property\(\s*['\"]([^'\"]+)['\"]\s*\)", chain):
+        return {
+            "source": source,
+            "path": _json_path(path[1:] + "." + match.group(1)),
+            "op": "exists",
+        }
+    if re.fullmatch(r"exist|not\.be\.undefined|be\.not\.undefined", chain):
+        return {"source": source, "path": path, "op": "exists"}
+    match = re.fullmatch(r"(not\.)?(?:be\.)?(?:at\.)?(\w+)\((.+)\)", chain)
+    if match is None or match.group(2) not in _CHAI_OPS:
+        return None
+    try:
+        value = json.loads(match.group(3).replace("'", '"'))
+    except ValueError:
+        return None
+    if isinstance(value, dict | list):
+        value = json.dumps(value)
+    op = _CHAI_OPS[match.group(2)]
+    if match.group(1):
+        if op not in _NEGATED:
+            return None
+        op = _NEGATED[op]
+    return {"source": source, "path": path, "op": op, "value": value}
 
 
 def _json_path(accessor: str) -> str:

@@ -198,3 +198,41 @@ def test_inherit_uses_the_parents_auth_and_path_variables_are_filled() -> None:
         "keys": [{"secret": "{{SECRET}}"}],
     }
     assert "p4ssw0rd!" not in result.yaml and "s3c" not in result.yaml
+
+
+def test_chai_assertions_become_conditions() -> None:
+    script = [
+        "const body = pm.response.json();",
+        'pm.expect(body).to.have.property("id");',
+        "pm.expect(body.items[0].price).to.be.above(10);",
+        "pm.expect(body.count).to.be.at.least(3);",
+        'pm.expect(body.name).to.not.eql("x");',
+        'pm.expect(body.tags).to.include("new");',
+        "pm.expect(body.owner).to.exist;",
+        'pm.expect(pm.response.headers.get("Content-Type")).to.include("json");',
+        "pm.expect(body.total).to.be.closeTo(3, 0.1);",
+    ]
+    collection = {
+        "info": {"name": "c", "schema": "https://schema.getpostman.com/json/collection/v2.0.0/x"},
+        "item": [
+            {
+                "name": "r",
+                "event": [{"listen": "test", "script": {"exec": script}}],
+                "request": {"url": "https://api.test/r"},
+            }
+        ],
+    }
+    result = imported("postman", json.dumps(collection))
+    call = load(result).calls[0]
+    assert [(c.source, c.path, c.op, c.value) for c in call.conditions] == [
+        ("json", "$.id", "exists", None),
+        ("json", "$.items[0].price", "gt", 10),
+        ("json", "$.count", "ge", 3),
+        ("json", "$.name", "ne", "x"),
+        ("json", "$.tags", "contains", "new"),
+        ("json", "$.owner", "exists", None),
+        ("header", "Content-Type", "contains", "json"),
+    ]
+    assert result.untranslated == [
+        "c/r: test line not translated: pm.expect(body.total).to.be.closeTo(3, 0.1)"
+    ]
