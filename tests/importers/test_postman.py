@@ -3,9 +3,13 @@ and the common test idioms with an environment file and OAuth2 auth."""
 
 from __future__ import annotations
 
+import base64
 import json
+from pathlib import Path
 
-from tests.importers.support import imported, load
+from aiohttp import web
+
+from tests.importers.support import env_names, imported, load, run_target
 
 
 def test_newman_sample_collection_becomes_calls_in_a_workflow() -> None:
@@ -236,3 +240,59 @@ def test_chai_assertions_become_conditions() -> None:
     assert result.untranslated == [
         "c/r: test line not translated: pm.expect(body.total).to.be.closeTo(3, 0.1)"
     ]
+
+
+def _orders_api() -> web.Application:
+    """An OAuth2 client-credentials token endpoint and the API it protects."""
+    issued = "tok-" + "9" * 12
+
+    async def token(request: web.Request) -> web.Response:
+        form = await request.post()
+        auth = request.headers.get("Authorization", "")
+        expected = "Basic " + base64.b64encode(b"orders-client:very-secret-1").decode()
+        if form.get("grant_type") != "client_credentials" or auth != expected:
+            return web.json_response({"error": "invalid_client"}, status=401)
+        return web.json_response(
+            {"access_token": issued, "token_type": "Bearer", "expires_in": 300}
+        )
+
+    def authorised(request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {issued}"
+
+    async def create(request: web.Request) -> web.Response:
+        if not authorised(request) or (await request.json()) != {"item": "book"}:
+            return web.json_response({}, status=401)
+        return web.json_response({"order": {"id": 7, "state": "new"}}, status=201)
+
+    async def show(request: web.Request) -> web.Response:
+        ok = authorised(request) and request.match_info["id"] == "7"
+        return web.json_response({"id": 7}, status=200 if ok else 404)
+
+    app = web.Application()
+    app.router.add_post("/token", token)
+    app.router.add_post("/orders", create)
+    app.router.add_get("/orders/{id}", show)
+    return app
+
+
+async def test_imported_oauth2_collection_runs_pass_against_a_local_api(
+    aiohttp_server: object, tmp_path: Path
+) -> None:
+    server = await aiohttp_server(_orders_api())  # type: ignore[operator]
+    base = f"http://127.0.0.1:{server.port}"
+    collection = json.loads(json.dumps(COLLECTION).replace("?sig=abcdef123", ""))
+    environment = {
+        "values": [
+            {"key": "auth_url", "value": base},
+            {"key": "base-url", "value": base},
+            {"key": "item", "value": "book"},
+        ]
+    }
+    result = imported("postman", json.dumps(collection), environment=json.dumps(environment))
+    project_file = tmp_path / "orders.yaml"
+    project_file.write_text(result.yaml)
+    secret_env = {"CLIENT_SECRET": "very-secret-1"}
+    assert env_names(result.document) == set(secret_env)
+    code, out = await run_target(project_file, "Orders", secret_env)
+    assert code == 0, out
+    assert out.count("PASS") >= 2
