@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 from aiohttp import web
 
-from tests.importers.support import imported, load, run_target
+from tests.importers.support import env_names, imported, load, run_target
 
 
 def _petstore_app() -> web.Application:
@@ -260,3 +261,44 @@ components:
     )
     assert any(u.startswith("path /nowhere: $ref cannot be resolved") for u in result.untranslated)
     assert "path /loop: $ref refers to itself: not translated" in result.untranslated
+
+
+def _secured_app() -> web.Application:
+    """Stands in for Insomnia's endpoint-security API: each route checks its own credential."""
+    basic = "Basic " + base64.b64encode(b"ann:pw-basic").decode()
+    checks = {
+        "/v1/basic": lambda r: r.headers.get("Authorization") == basic,
+        "/v1/bearer": lambda r: r.headers.get("Authorization") == "Bearer tok-bearer",
+        "/v1/key/header": lambda r: r.headers.get("x-api_key") == "k-header",
+        "/v1/key/query": lambda r: r.query.get("key") == "k-query",
+        "/v1/none": lambda r: "Authorization" not in r.headers,
+    }
+
+    async def handle(request: web.Request) -> web.Response:
+        return web.Response(status=200 if checks[request.path](request) else 401)
+
+    app = web.Application()
+    for path in checks:
+        app.router.add_get(path, handle)
+    return app
+
+
+async def test_imported_security_schemes_authenticate_against_a_local_api(
+    aiohttp_server: object, tmp_path: Path
+) -> None:
+    server = await aiohttp_server(_secured_app())  # type: ignore[operator]
+    result = imported("openapi", "insomnia-endpoint-security.yaml")
+    project_file = tmp_path / "secured.yaml"
+    project_file.write_text(result.yaml)
+    env = dict.fromkeys(env_names(result.document), "unused")
+    env |= {
+        "BASIC_USERNAME": "ann",
+        "BASIC_PASSWORD": "pw-basic",
+        "BEARER_TOKEN": "tok-bearer",
+        "KEY_HEADER_KEY": "k-header",
+        "KEY_QUERY_KEY": "k-query",
+    }
+    base = f"BASE_URL=http://127.0.0.1:{server.port}/v1"
+    for path in ("basic", "bearer", "key/header", "key/query", "none"):
+        code, out = await run_target(project_file, "get-" + path.replace("/", "-"), env, base)
+        assert code == 0, f"{path}: {out}"
