@@ -43,8 +43,15 @@ class _Collection:
         return _VAR.sub(swap, "" if text is None else str(text))
 
     def variable(self, name: str) -> str:
+        """apimd's name for Postman variable `name`: distinct Postman names (`base-url` and
+        `base_url`, `Token` and `token`) stay distinct variables."""
         if name not in self.rename:
-            self.rename[name] = self.builder.variable_name(name)
+            apimd_name = self.builder.variable_name(name)
+            taken = set(self.rename.values())
+            candidate, n = apimd_name, 2
+            while candidate in taken:
+                candidate, n = f"{apimd_name}_{n}", n + 1
+            self.rename[name] = candidate
         return self.rename[name]
 
     def define(self, entries: Any, source: str) -> None:

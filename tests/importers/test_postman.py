@@ -296,3 +296,23 @@ async def test_imported_oauth2_collection_runs_pass_against_a_local_api(
     code, out = await run_target(project_file, "Orders", secret_env)
     assert code == 0, out
     assert out.count("PASS") >= 2
+
+
+def test_postman_names_that_differ_stay_different_variables() -> None:
+    collection = {
+        "info": {"name": "c", "schema": "https://schema.getpostman.com/json/collection/v2.1.0/x"},
+        "variable": [
+            {"key": "base-url", "value": "https://a.test"},
+            {"key": "base_url", "value": "https://b.test"},
+        ],
+        "item": [
+            {"name": "a", "request": {"url": "{{base-url}}/x"}},
+            {"name": "b", "request": {"url": "{{base_url}}/x"}},
+        ],
+    }
+    project = load(imported("postman", json.dumps(collection)))
+    assert {n: v.value for n, v in project.variables.items()} == {
+        "BASE_URL": "https://a.test",
+        "BASE_URL_2": "https://b.test",
+    }
+    assert [c.url for c in project.calls] == ["{{BASE_URL}}/x", "{{BASE_URL_2}}/x"]
