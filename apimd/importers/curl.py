@@ -36,6 +36,7 @@ _WITH_VALUE = {
     "--referer": "referer",
     "-m": "max_time",
     "--max-time": "max_time",
+    "--oauth2-bearer": "bearer",
 }
 _FLAGS = {
     "-k": "insecure",
@@ -205,6 +206,8 @@ def _apply(curl: _Curl, what: str, value: str, builder: ProjectBuilder, where: s
             builder.skip(where, f"cookie file {value!r} is not translated")
     elif what == "url":
         curl.url = value
+    elif what == "bearer":
+        curl.headers.append(("Authorization", f"Bearer {value}"))
     elif what == "agent":
         curl.headers.append(("User-Agent", value))
     elif what == "referer":

@@ -239,3 +239,19 @@ def test_json_option_sends_json_with_its_headers_even_when_it_does_not_parse() -
         "application/json",
         "application/json",
     )
+
+
+def test_copy_all_as_curl_joins_commands_with_semicolons() -> None:
+    text = (
+        "curl 'https://api.test/a' --oauth2-bearer t0ken-abc ;\n"
+        "curl 'https://api.test/b' -H 'accept: */*' --data-raw 'x=1&password=hunter22' ;\n"
+        "curl 'https://api.test/c' -X 'DELETE'"
+    )
+    result = imported("curl", text)
+    project = load(result)
+    a, b, c = project.calls
+    assert project.workflows[0].steps == [a.name, b.name, c.name]
+    assert a.headers["Authorization"] == "Bearer {{AUTHORIZATION_BEARER}}"
+    assert b.form == {"x": "1", "password": "{{PASSWORD}}"}
+    assert c.method == "DELETE"
+    assert "t0ken-abc" not in result.yaml and "hunter22" not in result.yaml
