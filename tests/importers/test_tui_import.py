@@ -6,14 +6,20 @@ from __future__ import annotations
 from typing import Any
 
 from textual.app import App
+from textual.command import CommandPalette
 from textual.widgets import Button, Checkbox, Input, Select, Static
 
 from apimd.client import ApiError
 from apimd.model.api import ApplySummary
 from apimd.model.errors import ValidationFailed
 from apimd.model.loader import validate_project_data
+from apimd.tui.app import build_app
+from apimd.tui.keys import TuiSettings
 from apimd.tui.screens.importer import ImportScreen
+from tests.daemon.conftest import Daemon
+from tests.daemon.conftest import daemon as daemon  # the module-scoped daemon fixture
 from tests.importers.support import FIXTURES
+from tests.tui.conftest import notices, wait_for
 
 
 class _RecordingDaemon:
@@ -99,3 +105,27 @@ async def test_secrets_stay_out_of_the_preview_and_reach_the_daemon_only_if_chos
             assert daemon.applied[0]["auth"][0]["password"] == expected
         else:
             assert daemon.applied == []  # the recording daemon's loader refuses unset env vars
+
+
+async def test_palette_import_applies_to_the_running_daemon(daemon: Daemon) -> None:
+    """The real app on a real daemon: palette → Import… → preview → Apply → the dashboard."""
+    app = build_app(daemon.socket_path, settings=TuiSettings())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="the palette")
+        await pilot.press(*"Import")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        screen = await wait_for(
+            pilot, lambda: isinstance(app.screen, ImportScreen) and app.screen, what="Import…"
+        )
+        screen.query_one("#source", Input).value = str(FIXTURES / "webhook-example.yaml")
+        await pilot.click("#preview-button")
+        preview = screen.query_one("#preview-text", Static)
+        await wait_for(pilot, lambda: "Will create" in str(preview.render()), what="the preview")
+        assert "Will create: 1 variables, 1 calls" in str(preview.render())
+        await pilot.click("#apply")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ImportScreen), what="applied")
+        assert "Imported: 2 created" in notices(app)
+    async with daemon.client() as client:
+        assert "listPets" in {getattr(c, "name", "") for c in await client.list("calls")}
