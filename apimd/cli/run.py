@@ -68,7 +68,7 @@ async def run_command(args: argparse.Namespace) -> int:
                 outcome.append(event)
                 done.set()
 
-        engine = Engine(project, state, events=on_event)
+        engine = Engine(project, state, events=on_event, standalone=True)
         stack.push_async_callback(engine.close)
         flows = SignInFlows(engine)
         if interactive:

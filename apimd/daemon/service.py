@@ -278,35 +278,54 @@ class MonitorService:
                 name, variables=variables, trigger=trigger, interactive=interactive, run_id=run_id
             )
         except asyncio.CancelledError:
-            result = Result(
-                id=run_id,
-                kind="call" if kind == "call" else "workflow",
-                name=name,
-                trigger=trigger,
-                started_at=started,
-                finished_at=datetime.now(UTC),
-                outcome=Outcome.SKIPPED,
-                result=ResultCode.CANCELLED,
-                error="the daemon stopped before this run finished",
-            )
-            await asyncio.shield(self.store.add_result(result))
-            self.hub.publish(
-                Event(
-                    "run.finished",
-                    {
-                        "run_id": run_id,
-                        "result_id": run_id,
-                        "kind": kind,
-                        "name": name,
-                        "trigger": trigger,
-                        "outcome": "SKIPPED",
-                        "result": "CANCELLED",
-                    },
-                )
+            error = "the daemon stopped before this run finished"
+            await asyncio.shield(
+                self._record_unfinished(run_id, name, kind, trigger, started, error, cancelled=True)
             )
             raise
         except UnknownTarget as exc:
             raise NotFound(str(exc)) from None
+        except Exception as exc:
+            # The engine records every run itself; this is the last resort when even that failed
+            # (the store refused the result twice). Logged once here, answered with a result.
+            log.exception("run %s of %s %s failed and was not recorded", run_id, kind, name)
+            error = f"internal error: {type(exc).__name__}"
+            return await self._record_unfinished(run_id, name, kind, trigger, started, error)
+
+    async def _record_unfinished(
+        self,
+        run_id: str,
+        name: str,
+        kind: str,
+        trigger: Trigger,
+        started: datetime,
+        error: str,
+        *,
+        cancelled: bool = False,
+    ) -> Result:
+        """Record (when the store takes it) and announce a run that ended without a result."""
+        code = ResultCode.CANCELLED if cancelled else ResultCode.SETUP_ERROR
+        result = Result(
+            id=run_id,
+            kind="call" if kind == "call" else "workflow",
+            name=name,
+            trigger=trigger,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            outcome=code.outcome,
+            result=code,
+            error=error,
+        )
+        try:
+            await self.store.add_result(result)
+        except Exception:
+            if cancelled:
+                raise
+            log.exception("the failure of run %s could not be stored either", run_id)
+        data = {"run_id": run_id, "result_id": run_id, "kind": kind, "name": name}
+        data |= {"trigger": trigger, "outcome": code.outcome.value, "result": code.value}
+        self.hub.publish(Event("run.finished", data))
+        return result
 
     async def _run_scheduled(self, name: str, schedule: str) -> None:
         if self._closing:

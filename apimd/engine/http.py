@@ -270,8 +270,13 @@ def _initial_url(request: HttpRequest) -> URL:
         # Not echoed: the URL holds a password.
         message = "the URL carries credentials (user:password@); use a `basic` auth instead"
         raise HttpFailure(ResultCode.SETUP_ERROR, message)
-    if request.params:
-        url = url.extend_query(request.params)
+    return wire_url(url, request.params)
+
+
+def wire_url(url: URL, params: list[tuple[str, str]]) -> URL:
+    """The URL as it goes on the wire: `params` appended to its query, no fragment."""
+    if params:
+        url = url.extend_query(params)
     return url.with_fragment(None)
 
 

@@ -9,8 +9,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from yarl import URL
+
 from apimd.engine.conditions import Evaluation
-from apimd.engine.http import HttpRequest, HttpResponse
+from apimd.engine.http import HttpRequest, HttpResponse, wire_url
 from apimd.engine.redact import Redactor
 from apimd.model.common import secret_field_names
 from apimd.model.outcome import ResultCode
@@ -36,13 +38,15 @@ def secret_values_of_project(project: Project) -> list[str]:
 
 
 def full_url(request: HttpRequest) -> str:
-    """The request URL with its params appended to any query it already has."""
-    if not request.params:
-        return request.url
-    parts = urlsplit(request.url)
-    extra = urlencode(request.params)
-    query = f"{parts.query}&{extra}" if parts.query else extra
-    return urlunsplit(parts._replace(query=query))
+    """The request URL as sent (SPEC §3): params appended to its query, encoded as on the wire;
+    a URL that cannot be sent is returned with its params appended as written."""
+    try:
+        return str(wire_url(URL(request.url), request.params))
+    except (TypeError, ValueError):
+        parts = urlsplit(request.url)
+        extra = urlencode(request.params)
+        query = f"{parts.query}&{extra}" if parts.query and extra else parts.query or extra
+        return urlunsplit(parts._replace(query=query))
 
 
 def cap_text(text: str, limit: int = STORED_BODY_BYTES) -> tuple[str, bool]:

@@ -2,10 +2,11 @@
 
 A `Redactor` knows secret values and masks them in free text in every form they are commonly
 sent in: raw, URL-encoded (`quote` with and without `/` kept, `quote_plus`; hex digits in either
-case), JSON-escaped (ASCII-only and UTF-8, with or without `\\/`) and base64 (standard and
-URL-safe, padded or not). Every occurrence of every form is masked, even where occurrences of
-different secrets overlap: the masked spans are merged, so no part of a longer secret survives
-next to a shorter one.
+case), JSON-escaped at depths 1 to 3 (a JSON string inside a JSON string, as an echoing API
+writes it; each level ASCII-only or UTF-8, with or without `\\/`; see `_json_escaped_forms`)
+and base64 (standard and URL-safe, padded or not). Every occurrence of every form is masked,
+even where occurrences of different secrets overlap: the masked spans are merged, so no part of
+a longer secret survives next to a shorter one.
 """
 
 from __future__ import annotations
@@ -26,13 +27,35 @@ ALWAYS_REDACTED_KEYS = frozenset(
     {"access_token", "refresh_token", "id_token", "client_secret", "password", "code"}
 )
 MIN_FREE_TEXT_SECRET = 4
+JSON_ESCAPE_DEPTHS = 3  # how many JSON-string escapings of a secret are searched for
 
-__all__ = ["ALWAYS_REDACTED_HEADERS", "ALWAYS_REDACTED_KEYS", "SECRET_MASK", "Redactor"]
+__all__ = [
+    "ALWAYS_REDACTED_HEADERS",
+    "ALWAYS_REDACTED_KEYS",
+    "SECRET_MASK",
+    "Redactor",
+    "has_lone_surrogate",
+    "storable",
+]
 
 _FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _UNICODE_ESCAPE = re.compile(r"\\u[0-9A-Fa-f]{4}")
 _HEX_LETTER = re.compile(r"[A-Fa-f]")
+# A lone UTF-16 surrogate (from a JSON `\ud800` escape, or an undecodable byte kept by
+# `surrogateescape`) is a valid `str` that UTF-8 cannot encode: the store, events and API refuse it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """`text` with every lone surrogate replaced by U+FFFD, so it can be stored and sent."""
+    if text.isascii():
+        return text
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def has_lone_surrogate(text: str) -> bool:
+    return not text.isascii() and _LONE_SURROGATE.search(text) is not None
 
 
 class Redactor:
@@ -70,7 +93,9 @@ class Redactor:
         self._pattern = None
 
     def text(self, text: str) -> str:
-        """`text` with every known secret (in every form) replaced by the mask."""
+        """`text` with every known secret (in every form) replaced by the mask (and every lone
+        surrogate by U+FFFD)."""
+        text = storable(text)
         if not text or not self._free_text_forms:
             return text
         pattern = self._compiled()
@@ -100,7 +125,7 @@ class Redactor:
         if isinstance(value, str):
             return SECRET_MASK if value in self._secrets else self.text(value)
         if isinstance(value, dict):
-            return {key: self.value(item) for key, item in value.items()}
+            return {storable(key): self.value(item) for key, item in value.items()}
         if isinstance(value, list):
             return [self.value(item) for item in value]
         if isinstance(value, tuple):
@@ -116,9 +141,9 @@ class Redactor:
         redacted: dict[str, str] = {}
         for name, value in headers.items():
             if str(name).lower() in ALWAYS_REDACTED_HEADERS:
-                redacted[name] = SECRET_MASK
+                redacted[storable(name)] = SECRET_MASK
             else:
-                redacted[name] = self.text(str(value))
+                redacted[storable(name)] = self.text(str(value))
         return redacted
 
     def url(self, url: str) -> str:
@@ -146,16 +171,36 @@ class Redactor:
         return self._pattern
 
 
-def _encoded_forms(secret: str) -> set[str]:
-    """Every form of `secret` searched for in free text."""
-    forms = {secret}
-    encoded = secret.encode(errors="surrogatepass")
-    for json_form in (
-        json.dumps(secret)[1:-1],
-        json.dumps(secret, ensure_ascii=False)[1:-1],
-    ):
+def _json_string_forms(text: str) -> set[str]:
+    """`text` as written inside a JSON string by common encoders: ASCII-only (`\\u00f6`) or UTF-8,
+    with `/` as is or escaped `\\/` (PHP, some Java)."""
+    forms: set[str] = set()
+    for json_form in (json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1]):
         forms.add(json_form)
         forms.add(json_form.replace("/", "\\/"))
+    return forms
+
+
+def _json_escaped_forms(secret: str) -> set[str]:
+    """`secret` JSON-escaped once, twice and three times, each time in every form of
+    `_json_string_forms`. Depth 1: a JSON body apimd sends, or a JSON API answers; depth 2: an API
+    that echoes a JSON document inside a JSON string (httpbin's `data`, an error quoting the
+    request) — what a stored response body holds after it is re-serialized; depth 3: such an echo
+    quoted once more (a webhook or log line carrying a whole echoed response). Deeper nesting
+    needs an API to wrap its own echo twice more and is not searched for. For a secret without
+    `"`, `\\`, `/`, controls or non-ASCII every depth is the secret itself."""
+    forms: set[str] = set()
+    depth = {secret}
+    for _ in range(JSON_ESCAPE_DEPTHS):
+        depth = {form for text in depth for form in _json_string_forms(text)} - {secret}
+        forms |= depth
+    return forms
+
+
+def _encoded_forms(secret: str) -> set[str]:
+    """Every form of `secret` searched for in free text."""
+    forms = {secret, *_json_escaped_forms(secret)}
+    encoded = secret.encode(errors="surrogatepass")
     forms.add(quote(encoded, safe=""))
     forms.add(quote(encoded, safe="/"))
     forms.add(quote_plus(encoded, safe=""))
@@ -244,9 +289,11 @@ def _mask_json_text(body: str, *, require_container: bool) -> str | None:
         document = json.loads(body)
         if require_container and not isinstance(document, dict | list):
             return None
-        return json.dumps(_mask_json_keys(document), ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(_mask_json_keys(document), ensure_ascii=False, separators=(",", ":"))
     except (ValueError, RecursionError, TypeError):
         return None
+    # A lone surrogate can only sit inside a JSON string: write it back as the escape it was.
+    return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match[0]):04x}", text)
 
 
 def _mask_json_keys(document: Any) -> Any:

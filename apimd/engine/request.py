@@ -9,7 +9,7 @@ from urllib.parse import urlencode, urlsplit
 
 from apimd.engine.errors import SetupError
 from apimd.engine.http import HttpRequest
-from apimd.engine.template import Scope, render, render_json
+from apimd.engine.template import Scope, render, render_json, render_url
 from apimd.model.resources import AuthSetting, Call, Token
 
 
@@ -44,7 +44,7 @@ def prepare_call(
     """Template every part of `call` (SPEC §3) and add what its token and auth send.
     Raises `SetupError` naming what could not be prepared."""
     where = f"call {call.name}"
-    url = render(call.url, scope, f"{where} url")
+    url = render_url(call.url, scope, f"{where} url")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SetupError(f"{where} url: {url!r} is not an absolute http(s) URL")

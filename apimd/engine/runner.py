@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from apimd.engine.classify import classify
 from apimd.engine.conditions import ResponseView, evaluate
@@ -19,6 +20,7 @@ from apimd.engine.notify import Notice, Notifier
 from apimd.engine.oauth2 import builtin_refresh, oauth_error_of
 from apimd.engine.ports import StateStore
 from apimd.engine.recording import ResultRecorder, full_url, secret_values_of_project
+from apimd.engine.redact import has_lone_surrogate, storable
 from apimd.engine.request import prepare_call
 from apimd.engine.signin_vars import is_state_template, signin_variables
 from apimd.engine.template import Scope, render, system_variables
@@ -76,7 +78,9 @@ class Engine:
         events: EventSink = discard,
         clock: Callable[[], datetime] = utcnow,
         callback_url: str | None = None,
+        standalone: bool = False,
     ) -> None:
+        """`standalone`: a one-off run (`apimd run -f`) that will not be around to retry."""
         self._state = state
         self.callback_url = callback_url
         self._http = http or HttpExecutor()
@@ -93,6 +97,7 @@ class Engine:
             events=events,
             on_state_change=self._token_state_changed,
             clock=clock,
+            retries_later=not standalone,
         )
         self.notifier = Notifier(self._http, state, self._render_env)
 
@@ -192,14 +197,31 @@ class Engine:
     async def _record_target(
         self, name: str, call: Call | None, workflow: Workflow | None, ctx: RunContext
     ) -> Result:
-        kind = "call" if call else "workflow"
+        kind: Literal["call", "workflow"] = "call" if call else "workflow"
+        started = self._clock()
         self._emit("run.started", run_id=ctx.run_id, kind=kind, name=name, trigger=ctx.trigger)
-        if call is not None:
-            result = await self._run_call(call, ctx)
-        else:
-            assert workflow is not None
-            result = await self._run_workflow(workflow, ctx)
-        await self._state.add_result(result)
+        # Every run that starts ends in a recorded result and `run.finished` (SPEC §4), whatever
+        # happens inside it: an unexpected exception is logged once and recorded as FAIL.
+        try:
+            if (invalid := _invalid_variable(ctx.variables)) is not None:
+                result = self._failed_result(kind, name, ctx, started, invalid)
+            elif call is not None:
+                result = await self._run_call(call, ctx)
+            else:
+                assert workflow is not None
+                result = await self._run_workflow(workflow, ctx)
+        except Exception as exc:
+            log.exception("%s %s (run %s) crashed", kind, name, ctx.run_id)
+            result = self._failed_result(kind, name, ctx, started, _crash(exc))
+        try:
+            await self._state.add_result(result)
+        except Exception as exc:
+            log.exception(
+                "the result of %s %s (run %s) could not be stored", kind, name, ctx.run_id
+            )
+            error = f"the result could not be stored: {_crash(exc)}"
+            result = self._failed_result(kind, name, ctx, started, error)
+            await self._state.add_result(result)
         self._emit(
             "run.finished",
             run_id=ctx.run_id,
@@ -212,8 +234,36 @@ class Engine:
             http_status=result.http_status,
             total_ms=result.timings_ms.total,
         )
-        await self._after_result(call, result, ctx)
+        try:
+            await self._after_result(call, result, ctx)
+        except Exception:  # the run is recorded; its webhooks must not lose it
+            log.exception("webhooks after %s %s (run %s) failed", kind, name, ctx.run_id)
         return result
+
+    def _failed_result(
+        self,
+        kind: Literal["call", "workflow"],
+        name: str,
+        ctx: RunContext,
+        started: datetime,
+        error: str,
+    ) -> Result:
+        """A SETUP_ERROR (outcome FAIL) result for a run that could not run its calls (bad input,
+        a crash)."""
+        code = ResultCode.SETUP_ERROR
+        recorder = self._recorder(_token_secrets(ctx.variables))
+        return Result(
+            id=ctx.run_id,
+            kind=kind,
+            name=name,
+            trigger=ctx.trigger,
+            started_at=started,
+            finished_at=self._clock(),
+            outcome=code.outcome,
+            result=code,
+            error=recorder.text(error),
+            token=ctx.flow_token,
+        )
 
     async def _run_workflow(self, workflow: Workflow, ctx: RunContext) -> Result:
         started = self._clock()
@@ -420,9 +470,11 @@ class Engine:
                 response=response,
                 finished_at=self._clock(),
             )
+        # A value a UTF-8 request or the store cannot hold (a lone surrogate) is kept as U+FFFD.
+        extracted = {key: storable(value) for key, value in evaluation.extracted.items()}
         if saves_to_token:
-            recorder.add_secrets(_token_secrets(evaluation.extracted))
-        ctx.variables.update(evaluation.extracted)
+            recorder.add_secrets(_token_secrets(extracted))
+        ctx.variables.update(extracted)
         code = classify(
             status=response.status,
             conditions=call.conditions,
@@ -646,6 +698,22 @@ class Engine:
 def _token_secrets(variables: dict[str, str]) -> list[str]:
     """The values that are secret once saved into a token: all but EXPIRES_IN."""
     return [v for k, v in variables.items() if k not in NOT_SECRET_TOKEN_VARIABLES]
+
+
+def _invalid_variable(variables: dict[str, str]) -> str | None:
+    """Why a run variable cannot be used (a lone UTF-16 surrogate UTF-8 cannot encode), or None."""
+    for key, value in variables.items():
+        if has_lone_surrogate(key) or (isinstance(value, str) and has_lone_surrogate(value)):
+            return (
+                f"run variable {storable(key)!r} is not valid text: it holds a lone UTF-16 "
+                "surrogate (such as \\ud800), which cannot be sent or stored"
+            )
+    return None
+
+
+def _crash(exc: BaseException) -> str:
+    detail = storable(str(exc))
+    return f"internal error: {type(exc).__name__}" + (f": {detail}" if detail else "")
 
 
 def _workflow_mutex(workflow: Workflow | None) -> bool:

@@ -257,9 +257,7 @@ class SignInFlows:
             log.exception("device sign-in for %s crashed", token_name)
             done = SignInDone(False, f"the device sign-in failed: {type(exc).__name__}", token_name)
         else:
-            runtime = await self._engine.tokens.save(
-                token_name, token_variables(payload), refreshed=True
-            )
+            runtime = await self._engine.tokens.save(token_name, token_variables(payload))
             done = SignInDone(True, f"token {token_name} saved", token_name, runtime.expires_at)
         await self._engine.state.cancel_signin(pending.id)
         self._engine.publish(
@@ -377,7 +375,7 @@ class SignInFlows:
         if pending.token is None:
             return SignInDone(True, f"{result.name} passed", result=result)
         saved = {k: v for k, v in ctx.variables.items() if k not in EXCLUDED_FROM_TOKEN}
-        runtime = await self._engine.tokens.save(pending.token, saved, refreshed=True)
+        runtime = await self._engine.tokens.save(pending.token, saved)
         return SignInDone(
             True, f"token {pending.token} saved", pending.token, runtime.expires_at, result
         )
@@ -406,9 +404,7 @@ class SignInFlows:
             return SignInDone(False, f"the code exchange failed: {exc}", pending.token)
         if pending.token is None:
             return SignInDone(True, "signed in")
-        runtime = await self._engine.tokens.save(
-            pending.token, token_variables(payload), refreshed=True
-        )
+        runtime = await self._engine.tokens.save(pending.token, token_variables(payload))
         return SignInDone(True, f"token {pending.token} saved", pending.token, runtime.expires_at)
 
 

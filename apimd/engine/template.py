@@ -19,13 +19,21 @@ from __future__ import annotations
 import random
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from apimd.engine.errors import UnknownVariable
 
-__all__ = ["Scope", "referenced_variables", "render", "render_json", "system_variables"]
+__all__ = [
+    "Scope",
+    "referenced_variables",
+    "render",
+    "render_json",
+    "render_url",
+    "system_variables",
+]
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _TOKEN = re.compile(
@@ -39,6 +47,9 @@ _TOKEN = re.compile(
 )
 # Characters without which no token can start: lets plain text skip the regex entirely.
 _TOKEN_STARTS = ("%", "{", "_")
+# Before the `?` of a URL a value is inserted as is but for what a path cannot hold (SPEC §3):
+# space, `?`, `#`, controls and non-ASCII are percent-encoded (`quote` encodes all but these).
+_PATH_SAFE = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) not in "?#")
 
 
 class Scope:
@@ -69,10 +80,13 @@ class Scope:
         return f"Scope({len(self._layers)} layers)"
 
 
-def render(text: str, scope: Scope, where: str) -> str:
+def render(
+    text: str, scope: Scope, where: str, *, encode: Callable[[str, int], str] | None = None
+) -> str:
     """Substitute every `%%NAME%%`, `{{ NAME }}` and `__NAME__` in `text`; `%%%%` writes `%%`.
     An unknown `%%X%%`/`{{X}}` raises `UnknownVariable(X, where)`; an unknown `__X__` stays as written.
-    Values are inserted as-is and never re-scanned."""
+    Values are inserted as-is (or as `encode(value, position in text)` returns them) and never
+    re-scanned."""
     if not any(start in text for start in _TOKEN_STARTS):
         return text
 
@@ -84,12 +98,28 @@ def render(text: str, scope: Scope, where: str) -> str:
         name = match[kind]
         value = scope.lookup(name)
         if value is not None:
-            return value
+            return value if encode is None else encode(value, match.start())
         if kind == "dunder":
             return match[0]
         raise UnknownVariable(name.upper(), where)
 
     return _TOKEN.sub(substitute, text)
+
+
+def render_url(text: str, scope: Scope, where: str) -> str:
+    """`render` for a URL template, encoding each value for the URL component it lands in (SPEC
+    §3): before the template's first `?` (scheme, host, path) only space, `?`, `#`, controls and
+    non-ASCII are percent-encoded, so a value can hold `https://host:8080/base`; after it (query,
+    fragment) the value is percent-encoded whole, so `&`, `=`, `+`, `#` stay inside one query
+    name or value. The `?` is the template's own: a `?` inside a value is encoded."""
+    query_at = text.find("?")
+
+    def encode(value: str, position: int) -> str:
+        in_path = query_at < 0 or position < query_at
+        # surrogatepass: a lone surrogate becomes bytes on the wire instead of an exception.
+        return quote(value, safe=_PATH_SAFE if in_path else "", errors="surrogatepass")
+
+    return render(text, scope, where, encode=encode)
 
 
 def render_json(value: Any, scope: Scope, where: str) -> Any:

@@ -127,7 +127,11 @@ class TokenManager:
         events: EventSink,
         on_state_change: StateChangeFn | None = None,
         clock: Callable[[], datetime] = utcnow,
+        retries_later: bool = True,
     ) -> None:
+        """`retries_later`: whether this process stays up to try a failed refresh again (the
+        daemon); a standalone run says no "next attempt" it will never make."""
+        self._retries_later = retries_later
         self._repository = repository
         self._auth_of = auth_of
         self._refresh = refresh
@@ -163,19 +167,18 @@ class TokenManager:
         name: str,
         values: dict[str, str],
         *,
-        refreshed: bool = False,
         previous: TokenState | None = None,
     ) -> TokenRuntime:
-        """Store variables in the token (the `save_auth_token` webhook, sign-ins, refreshes).
-        `previous` is the state to report the change from, when the stored one is transient."""
+        """Store variables in the token (the `save_auth_token` webhook, sign-ins, refreshes); each
+        such fill is the token's last refresh. `previous` is the state to report the change from,
+        when the stored one is transient."""
         lock = self._save_lock.setdefault(name, asyncio.Lock())
         async with lock:
             runtime = await self.current(name)
             previous = previous or runtime.state
             now = self._clock()
             apply_saved_variables(runtime, values, now)
-            if refreshed:
-                runtime.last_refresh = now
+            runtime.last_refresh = now
             await self._repository.save_token(runtime)
         self._events(Event("token.saved", {"token": name, "expires_at": _iso(runtime.expires_at)}))
         await self._state_changed(name, previous, runtime)
@@ -202,7 +205,11 @@ class TokenManager:
         if runtime.state == TokenState.ERROR:
             waiting = runtime.next_attempt_at and self._clock() < runtime.next_attempt_at
             if after_attempt or waiting:
-                retry = f"; next attempt at {_iso(runtime.next_attempt_at)}" if waiting else ""
+                retry = ""
+                if waiting and self._retries_later:
+                    retry = f"; next attempt at {_iso(runtime.next_attempt_at)}"
+                elif waiting and not after_attempt:  # blocked by an earlier run's backoff (--db)
+                    retry = f"; a run before {_iso(runtime.next_attempt_at)} does not retry it"
                 raise TokenUnavailable(
                     ResultCode.AUTH_ERROR,
                     f"token {runtime.name} could not be refreshed: {runtime.last_error}{retry}",
@@ -251,7 +258,7 @@ class TokenManager:
             log.exception("refresh of token %s crashed", name)
             outcome = RefreshOutcome(error=f"refresh crashed: {type(exc).__name__}")
         if outcome.ok:
-            return await self.save(name, outcome.variables, refreshed=True, previous=previous)
+            return await self.save(name, outcome.variables, previous=previous)
         runtime = await self.current(name)
         now = self._clock()
         runtime.last_refresh = now
