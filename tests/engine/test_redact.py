@@ -440,3 +440,52 @@ def test_json_body_stays_json_with_same_shape(document: Any) -> None:
         for key in document:
             if key.strip().lower() in ALWAYS_REDACTED_KEYS:
                 assert redacted[key] == MASK
+
+
+# --- JSON-escaping depths (issue 10 point 8) ------------------------------------------------------
+
+
+def _json_string(text: str, *, ascii_only: bool, escape_slash: bool) -> str:
+    inner = json.dumps(text, ensure_ascii=ascii_only)[1:-1]
+    return inner.replace("/", "\\/") if escape_slash else inner
+
+
+ENCODERS = [{"ascii_only": a, "escape_slash": s} for a in (True, False) for s in (False, True)]
+
+
+@pytest.mark.parametrize("outer", ENCODERS)
+@pytest.mark.parametrize("inner", ENCODERS)
+@pytest.mark.parametrize("secret", ['Pa"ss\\wörd', 'x/y"z', "\\\\ö\\\\"])
+def test_a_secret_escaped_twice_by_any_encoder_pair_is_masked(
+    secret: str, inner: dict[str, bool], outer: dict[str, bool]
+) -> None:
+    twice = _json_string(_json_string(secret, **inner), **outer)
+    assert Redactor([secret]).text(f"[{twice}]") == f"[{MASK}]"
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_secrets_with_quote_backslash_and_non_ascii_are_masked_at_depths_1_to_3(
+    depth: int,
+) -> None:
+    secret = 'Pa"ss\\wörd'
+    form = secret
+    for _ in range(depth):
+        form = json.dumps(form)[1:-1]
+    assert Redactor([secret]).text(f"data: {form}.") == f"data: {MASK}."
+
+
+def test_an_httpbin_style_echo_is_masked_after_reserialising_the_body() -> None:
+    secret = 'Pa"ss\\wörd'
+    sent = json.dumps({"user": "me", "pw": secret})
+    echoed = json.dumps({"data": sent, "json": {"user": "me", "pw": secret}})
+    redacted = Redactor([secret]).body(echoed, "application/json")
+    assert redacted.count(MASK) == 2
+    assert "Pa" not in redacted and "rd" not in redacted
+
+
+def test_a_lone_surrogate_is_stored_as_its_json_escape_in_a_body_and_as_u_fffd_in_text() -> None:
+    redactor = Redactor(["secret-1"])
+    assert redactor.body('{"v": "\\ud800"}', "application/json") == '{"v":"\\ud800"}'
+    assert redactor.text("a\udcffb") == "a\ufffdb"
+    assert redactor.value({"k\ud800": ["\udfff"]}) == {"k\ufffd": ["\ufffd"]}
+    assert redactor.headers({"X-\udcff": "v\udcff"}) == {"X-\ufffd": "v\ufffd"}

@@ -18,6 +18,7 @@ from apimd.engine.template import (
     referenced_variables,
     render,
     render_json,
+    render_url,
     system_variables,
 )
 
@@ -413,3 +414,29 @@ def test_render_json_stays_valid_json_with_values_substituted(
 @given(text=PLAIN)
 def test_plain_text_renders_to_itself(text: str) -> None:
     assert render(text, Scope({"A": "x"}), "body") == text
+
+
+# --- URLs: each value encoded for the component it lands in (SPEC §3, issue 10 point 17) ---------
+
+
+def test_url_query_values_and_names_are_percent_encoded_whole() -> None:
+    values = scope(V="a&b=c+d e#f/ö?%", N="k&=")
+    rendered = render_url("https://h/p?q=%%V%%&%%N%%=1", values, "url")
+    assert rendered == "https://h/p?q=a%26b%3Dc%2Bd%20e%23f%2F%C3%B6%3F%25&k%26%3D=1"
+
+
+def test_url_values_before_the_query_keep_slashes_colons_and_percent() -> None:
+    values = scope(BASE="https://h:8443/api", ID="a b#c?d/ö%41")
+    rendered = render_url("%%BASE%%/items/{{ ID }}", values, "url")
+    assert rendered == "https://h:8443/api/items/a%20b%23c%3Fd/%C3%B6%41"
+
+
+def test_url_only_the_templates_own_question_mark_starts_the_query() -> None:
+    values = scope(P="x?y=1", Q="1?2")
+    assert render_url("http://h/%%P%%?a=%%Q%%", values, "url") == "http://h/x%3Fy=1?a=1%3F2"
+
+
+def test_url_controls_are_encoded_and_escapes_and_unknown_dunders_kept() -> None:
+    values = scope(V="a\r\nb")
+    rendered = render_url("http://h/%%V%%/__X__/%%%%?v=%%V%%", values, "url")
+    assert rendered == "http://h/a%0D%0Ab/__X__/%%?v=a%0D%0Ab"

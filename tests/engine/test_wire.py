@@ -1,0 +1,153 @@
+"""What goes on the wire and what is recorded of it (issue 10): variables in a URL are encoded
+per component and the result records the URL as sent, redacted (point 17); a secret an API
+echoes back JSON-escaped once or twice is redacted (point 8)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from aiohttp import web
+
+from apimd.demo.server import RunningServer
+from apimd.engine.memory import MemoryStateStore
+from apimd.engine.runner import Engine
+from apimd.model import Outcome
+from apimd.model.common import SECRET_MASK
+from apimd.model.result import Result
+from tests.engine.projects import build
+
+NASTY = "a&b=c+d e#f/ö?g%"  # every character that could split or end a query value
+
+
+class Wire:
+    """A loopback server recording each request line's target as received, answering like
+    httpbin: the body it was sent, as a JSON string under `data`."""
+
+    def __init__(self) -> None:
+        self.targets: list[str] = []
+        self.requests: list[web.Request] = []
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        self.server = RunningServer(app)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.targets.append(request.raw_path)
+        self.requests.append(request)
+        return web.json_response({"data": await request.text(), "args": dict(request.query)})
+
+
+@pytest.fixture
+async def wire() -> AsyncIterator[Wire]:
+    server = Wire()
+    await server.server.start()
+    try:
+        yield server
+    finally:
+        await server.server.stop()
+
+
+async def run(doc: dict[str, Any], target: str, **variables: str) -> Result:
+    engine = Engine(build(doc), MemoryStateStore())
+    try:
+        return await engine.run(target, variables=variables)
+    finally:
+        await engine.close()
+
+
+async def test_query_values_keep_ampersand_plus_equals_space_hash_and_non_ascii(
+    wire: Wire,
+) -> None:
+    doc = {
+        "calls": [
+            {
+                "name": "search",
+                "url": f"{wire.server.url}/search?q=%%Q%%&%%NAME%%=1&fixed=x",
+                "params": {"p": "%%Q%%"},
+            }
+        ]
+    }
+    result = await run(doc, "search", q=NASTY, name="k&=+ ü")
+
+    assert result.outcome == Outcome.PASS, result.error
+    sent = wire.requests[0].query
+    assert sent.getall("q") == [NASTY] and sent.getall("p") == [NASTY]
+    assert sent.getall("k&=+ ü") == ["1"] and sent.getall("fixed") == ["x"]
+    assert len(sent) == 4  # nothing split off into extra parameters
+    assert result.request is not None
+    assert result.request.url == f"{wire.server.url}{wire.targets[0]}"  # recorded as sent
+
+
+async def test_path_values_are_inserted_as_is_but_for_what_a_path_cannot_hold(
+    wire: Wire,
+) -> None:
+    doc = {
+        "calls": [
+            {"name": "item", "url": "%%BASE%%/items/%%ID%%/x?v=%%ID%%"},
+        ]
+    }
+    result = await run(doc, "item", base=wire.server.url, id="a b#c?d/ö")
+
+    assert result.outcome == Outcome.PASS, result.error
+    # `/` stays a path separator; space, `#`, `?` and `ö` are encoded in the path.
+    assert wire.targets[0].startswith("/items/a%20b%23c%3Fd/%C3%B6/x?")
+    assert wire.requests[0].path == "/items/a b#c?d/ö/x"
+    assert wire.requests[0].query.getall("v") == ["a b#c?d/ö"]
+    assert result.request is not None
+    assert result.request.url == f"{wire.server.url}{wire.targets[0]}"
+
+
+async def test_the_recorded_url_is_the_sent_one_with_secrets_masked(wire: Wire) -> None:
+    secret = "s3cr&t+key=ö"
+    doc = {
+        "variables": {"KEY": {"value": secret, "secret": True}},
+        "calls": [{"name": "keyed", "url": f"{wire.server.url}/k?key=%%KEY%%&page=2 3"}],
+    }
+    result = await run(doc, "keyed")
+
+    assert wire.requests[0].query.getall("key") == [secret]
+    assert result.request is not None
+    sent = wire.targets[0]
+    assert sent.startswith(f"/k?key={quote(secret, safe='')}&page=")
+    assert result.request.url == wire.server.url + sent.replace(quote(secret, safe=""), SECRET_MASK)
+    assert "s3cr" not in result.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ['Pa"ss\\wörd-1', 'quote"only', "back\\slash", "umläut-ö-secret", 'slash/and"quote'],
+)
+async def test_a_secret_echoed_inside_a_json_string_is_redacted(wire: Wire, secret: str) -> None:
+    """The JSON body carries the secret escaped once (`Pa\\"ss\\\\w\\u00f6rd`); the echo's `data`
+    string carries it escaped twice (`Pa\\\\\\"ss\\\\\\\\w\\\\u00f6rd`)."""
+    doc = {
+        "variables": {"PW": {"value": secret, "secret": True}},
+        "calls": [
+            {
+                "name": "echo",
+                "method": "POST",
+                "url": f"{wire.server.url}/echo",
+                "json": {"user": "me", "pw": "%%PW%%"},
+                "conditions": [{"source": "json", "path": "$.data", "op": "exists"}],
+            }
+        ],
+    }
+    result = await run(doc, "echo")
+
+    echoed = json.loads(await wire.requests[0].text())
+    assert echoed["pw"] == secret  # it was really sent
+    assert result.request is not None and result.response is not None
+    assert SECRET_MASK in (result.request.body or "")
+    assert SECRET_MASK in (result.response.body or "")
+    stored = result.model_dump_json()
+    for depth in _escapings(secret):
+        assert depth not in stored, depth
+
+
+def _escapings(secret: str) -> list[str]:
+    once = json.dumps(secret)[1:-1]
+    twice = json.dumps(once)[1:-1]
+    return [secret, once, twice, json.dumps(twice)[1:-1]]
