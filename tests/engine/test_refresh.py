@@ -150,6 +150,30 @@ async def test_token_endpoint_503_sets_error_with_backoff_then_recovers(
     assert store.tokens["t1"].backoff_s == 0
 
 
+async def test_a_standalone_run_promises_no_next_attempt(token_server: RunningServer) -> None:
+    """`apimd run -f` ends after the run: its AUTH_ERROR names no next attempt it won't make; a
+    later run with the same --db during the backoff says why it did not retry."""
+    state = server_state(token_server)
+    state.fail_next = 1
+    clock = Clock()
+    store = MemoryStateStore()
+    project = manual_token_project(token_server.url)
+    first = Engine(project, store, clock=clock, standalone=True)
+    second = Engine(project, store, clock=clock, standalone=True)
+    try:
+        failed = await first.run("orders-t1")
+        during_backoff = await second.run("orders-t1")
+    finally:
+        await first.close()
+        await second.close()
+    assert failed.result == ResultCode.AUTH_ERROR
+    assert "could not be refreshed" in (failed.error or "")
+    assert "next attempt" not in (failed.error or "")
+    assert during_backoff.result == ResultCode.AUTH_ERROR
+    assert "next attempt" not in (during_backoff.error or "")
+    assert "does not retry it" in (during_backoff.error or "")
+
+
 async def test_backoff_doubles_up_to_fifteen_minutes(token_server: RunningServer) -> None:
     state = server_state(token_server)
     state.fail_next = 100
@@ -369,6 +393,9 @@ async def test_save_auth_token_webhook_and_expires_in_rules(token_server: Runnin
     finally:
         await engine.close()
     assert second.expires_at is None  # ACCESS_TOKEN saved without EXPIRES_IN clears the expiry
+    # A token filled by the webhook was refreshed then, not "never" (issue 10 point 19).
+    assert first.last_refresh is not None and second.last_refresh is not None
+    assert second.last_refresh >= first.last_refresh
     assert second.variables["EXPIRES_IN"] == "60"  # saving never drops variables it does not set
     assert second.variables["ACCESS_TOKEN"] != first.variables["ACCESS_TOKEN"]
 
