@@ -17,6 +17,7 @@ from apimd import __version__
 from apimd.daemon.events import EventHub
 from apimd.daemon.scheduler import ScheduleRunner
 from apimd.engine.events import Event
+from apimd.engine.recording import failed_result
 from apimd.engine.runner import Engine, UnknownTarget
 from apimd.engine.signin import SignInDone, SignInFlows, SignInStarted
 from apimd.engine.tokens import effective_state
@@ -305,16 +306,14 @@ class MonitorService:
     ) -> Result:
         """Record (when the store takes it) and announce a run that ended without a result."""
         code = ResultCode.CANCELLED if cancelled else ResultCode.SETUP_ERROR
-        result = Result(
-            id=run_id,
+        result = failed_result(
+            run_id=run_id,
             kind="call" if kind == "call" else "workflow",
             name=name,
             trigger=trigger,
             started_at=started,
-            finished_at=datetime.now(UTC),
-            outcome=code.outcome,
-            result=code,
             error=error,
+            code=code,
         )
         try:
             await self.store.add_result(result)

@@ -5,20 +5,20 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from yarl import URL
 
 from apimd.engine.conditions import Evaluation
 from apimd.engine.http import HttpRequest, HttpResponse, wire_url
-from apimd.engine.redact import Redactor
+from apimd.engine.redact import Redactor, storable
 from apimd.model.common import secret_field_names
 from apimd.model.outcome import ResultCode
 from apimd.model.project import Project
 from apimd.model.resources import AuthSetting, Webhook
-from apimd.model.result import RequestRecord, ResponseRecord, Result, Timings
+from apimd.model.result import RequestRecord, ResponseRecord, Result, Timings, Trigger
 
 STORED_BODY_BYTES = 64 * 1024
 LARGE_BODY_CHARS = 1024 * 1024
@@ -55,6 +55,34 @@ def cap_text(text: str, limit: int = STORED_BODY_BYTES) -> tuple[str, bool]:
     if len(data) <= limit:
         return text, False
     return data[:limit].decode(errors="ignore"), True
+
+
+def failed_result(
+    *,
+    run_id: str,
+    kind: Literal["call", "workflow"],
+    name: str,
+    trigger: Trigger,
+    started_at: datetime,
+    error: str,
+    code: ResultCode = ResultCode.SETUP_ERROR,
+    token: str | None = None,
+    finished_at: datetime | None = None,
+) -> Result:
+    """The result of a run that could not run its calls: bad input, a crash (SETUP_ERROR, outcome
+    FAIL), or a daemon stopping (CANCELLED). `error` must already be redacted."""
+    return Result(
+        id=run_id,
+        kind=kind,
+        name=name,
+        trigger=trigger,
+        started_at=started_at,
+        finished_at=finished_at or datetime.now(UTC),
+        outcome=code.outcome,
+        result=code,
+        error=storable(error),
+        token=token,
+    )
 
 
 class ResultRecorder:

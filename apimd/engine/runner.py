@@ -19,7 +19,12 @@ from apimd.engine.http import HttpExecutor, HttpFailure, HttpResponse
 from apimd.engine.notify import Notice, Notifier
 from apimd.engine.oauth2 import builtin_refresh, oauth_error_of
 from apimd.engine.ports import StateStore
-from apimd.engine.recording import ResultRecorder, full_url, secret_values_of_project
+from apimd.engine.recording import (
+    ResultRecorder,
+    failed_result,
+    full_url,
+    secret_values_of_project,
+)
 from apimd.engine.redact import has_lone_surrogate, storable
 from apimd.engine.request import prepare_call
 from apimd.engine.signin_vars import is_state_template, signin_variables
@@ -248,21 +253,16 @@ class Engine:
         started: datetime,
         error: str,
     ) -> Result:
-        """A SETUP_ERROR (outcome FAIL) result for a run that could not run its calls (bad input,
-        a crash)."""
-        code = ResultCode.SETUP_ERROR
         recorder = self._recorder(_token_secrets(ctx.variables))
-        return Result(
-            id=ctx.run_id,
+        return failed_result(
+            run_id=ctx.run_id,
             kind=kind,
             name=name,
             trigger=ctx.trigger,
             started_at=started,
-            finished_at=self._clock(),
-            outcome=code.outcome,
-            result=code,
             error=recorder.text(error),
             token=ctx.flow_token,
+            finished_at=self._clock(),
         )
 
     async def _run_workflow(self, workflow: Workflow, ctx: RunContext) -> Result:

@@ -53,6 +53,20 @@ async def listening(daemon: Daemon) -> AsyncIterator[list[dict[str, Any]]]:
                 await reader
 
 
+async def finished(seen: list[dict[str, Any]], count: int, **fields: str) -> list[dict[str, Any]]:
+    """The first `count` `run.finished` events with `fields`, once they have all arrived."""
+
+    async def arrived() -> list[dict[str, Any]]:
+        done = [
+            e
+            for e in seen
+            if e["type"] == "run.finished" and all(e.get(k) == v for k, v in fields.items())
+        ]
+        return done[:count] if len(done) >= count else []
+
+    return list(await eventually(arrived, timeout=5))
+
+
 async def test_scheduled_runs_of_an_api_answering_a_lone_surrogate_are_recorded(
     daemon: Daemon, surrogate_api: str
 ) -> None:
@@ -63,9 +77,7 @@ async def test_scheduled_runs_of_an_api_answering_a_lone_surrogate_are_recorded(
             call,
             {
                 "url": f"{surrogate_api}/",
-                "conditions": [
-                    {"source": "json", "path": "$.v", "op": "exists", "save_as": "V"}
-                ],
+                "conditions": [{"source": "json", "path": "$.v", "op": "exists", "save_as": "V"}],
                 "webhooks": [{"type": "save_variables", "names": ["V"]}],
             },
         )
@@ -78,12 +90,7 @@ async def test_scheduled_runs_of_an_api_answering_a_lone_surrogate_are_recorded(
                 return page.results if len(page.results) >= 2 else []
 
             results = await eventually(two_results, timeout=10)
-
-            async def finished() -> list[dict[str, Any]]:
-                done = [e for e in seen if e["type"] == "run.finished" and e["name"] == call]
-                return done if len(done) >= 2 else []
-
-            events = await eventually(finished, timeout=5)
+            events = await finished(seen, 2, name=call)
         finally:
             await client.delete("schedules", schedule)
         stored = await client.result(results[0].id)
@@ -119,13 +126,7 @@ async def test_a_run_variable_with_a_lone_surrogate_never_answers_500_nor_vanish
         assert waited.result is not None
         assert waited.result.result == "SETUP_ERROR"
         assert "run variable 'X'" in (waited.result.error or "")
-
-        async def finished() -> list[dict[str, Any]]:
-            return [
-                e for e in seen if e["type"] == "run.finished" and e["run_id"] == started.run_id
-            ]
-
-        [event] = await eventually(finished, timeout=5)
+        [event] = await finished(seen, 1, run_id=started.run_id)
         stored = await client.result(started.run_id)
     assert event["result"] == "SETUP_ERROR"
     assert stored.result == "SETUP_ERROR"

@@ -15,6 +15,7 @@ from aiohttp import web
 from apimd.demo.server import RunningServer
 from apimd.engine.events import Event
 from apimd.engine.memory import MemoryStateStore
+from apimd.engine.ports import StateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome, ResultCode
 from apimd.model.result import Result
@@ -60,6 +61,22 @@ async def sqlite() -> AsyncIterator[SqliteStore]:
             await store.close()
 
 
+async def run_recording_events(
+    doc: dict[str, Any], store: StateStore, target: str, **variables: str
+) -> tuple[Result, list[Event]]:
+    """Run `target` once; its result and the events the engine sent."""
+    events: list[Event] = []
+    engine = Engine(build(doc), store, events=events.append)
+    try:
+        return await engine.run(target, variables=variables), events
+    finally:
+        await engine.close()
+
+
+def finished(events: list[Event], field: str) -> list[object]:
+    return [e.data[field] for e in events if e.type == "run.finished"]
+
+
 def surrogate_project(base: str) -> dict[str, Any]:
     return {
         "calls": [
@@ -86,12 +103,7 @@ async def test_a_lone_surrogate_in_a_saved_value_is_recorded_not_lost(
     hostile: tuple[RunningServer, list[web.Request]], sqlite: SqliteStore
 ) -> None:
     server, seen = hostile
-    events: list[Event] = []
-    engine = Engine(build(surrogate_project(server.url)), sqlite, events=events.append)
-    try:
-        result = await engine.run("flow")
-    finally:
-        await engine.close()
+    result, events = await run_recording_events(surrogate_project(server.url), sqlite, "flow")
 
     assert result.outcome == Outcome.PASS, result.error
     stored = await sqlite.get_result(result.id)
@@ -102,8 +114,7 @@ async def test_a_lone_surrogate_in_a_saved_value_is_recorded_not_lost(
     assert first.variables["V"] == "\ufffd"
     assert second.outcome == Outcome.PASS
     assert seen[0].query["v"] == "\ufffd" and seen[0].headers["X-V"] == "\ufffd"
-    finished = [e for e in events if e.type == "run.finished"]
-    assert [e.data["name"] for e in finished] == ["flow"]
+    assert finished(events, "name") == ["flow"]
     saved = await sqlite.load_variable("V")
     assert saved is not None and saved.value == "\ufffd"
 
@@ -112,17 +123,14 @@ async def test_a_run_variable_with_a_lone_surrogate_ends_setup_error_naming_it(
     hostile: tuple[RunningServer, list[web.Request]], sqlite: SqliteStore
 ) -> None:
     server, seen = hostile
-    events: list[Event] = []
-    engine = Engine(build(surrogate_project(server.url)), sqlite, events=events.append)
-    try:
-        result = await engine.run("use-it", variables={"v": "a\udcffb"})
-    finally:
-        await engine.close()
+    result, events = await run_recording_events(
+        surrogate_project(server.url), sqlite, "use-it", v="a\udcffb"
+    )
 
     assert (result.outcome, result.result) == (Outcome.FAIL, ResultCode.SETUP_ERROR)
     assert "run variable 'V'" in (result.error or "") and "surrogate" in (result.error or "")
     assert await sqlite.get_result(result.id) == result
-    assert [e.data["result"] for e in events if e.type == "run.finished"] == ["SETUP_ERROR"]
+    assert finished(events, "result") == ["SETUP_ERROR"]
     assert seen == []  # nothing was sent
 
 
@@ -160,18 +168,15 @@ async def test_an_unexpected_exception_in_a_run_ends_fail_logged_once(
 ) -> None:
     server, _seen = hostile
     store = RefusingStore(broken_tokens=True)
-    events: list[Event] = []
-    engine = Engine(build(token_call_project(server.url)), store, events=events.append)
-    try:
-        with caplog.at_level(logging.ERROR, logger="apimd"):
-            result = await engine.run("with-token")
-    finally:
-        await engine.close()
+    with caplog.at_level(logging.ERROR, logger="apimd"):
+        result, events = await run_recording_events(
+            token_call_project(server.url), store, "with-token"
+        )
 
     assert (result.outcome, result.result) == (Outcome.FAIL, ResultCode.SETUP_ERROR)
     assert result.error == "internal error: RuntimeError: database disk image is malformed"
     assert await store.get_result(result.id) == result
-    assert [e.data["outcome"] for e in events if e.type == "run.finished"] == ["FAIL"]
+    assert finished(events, "outcome") == ["FAIL"]
     crashes = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(crashes) == 1 and crashes[0].exc_info is not None
 
@@ -181,15 +186,10 @@ async def test_a_result_the_store_refuses_is_replaced_by_a_recorded_failure(
 ) -> None:
     server, _seen = hostile
     store = RefusingStore(refuse_results=1)
-    events: list[Event] = []
-    engine = Engine(build(surrogate_project(server.url)), store, events=events.append)
-    try:
-        result = await engine.run("hostile")
-    finally:
-        await engine.close()
+    result, events = await run_recording_events(surrogate_project(server.url), store, "hostile")
 
     assert result.result == ResultCode.SETUP_ERROR
     assert "could not be stored" in (result.error or "")
     assert "No space left on device" in (result.error or "")
     assert await store.get_result(result.id) == result
-    assert [e.data["result"] for e in events if e.type == "run.finished"] == ["SETUP_ERROR"]
+    assert finished(events, "result") == ["SETUP_ERROR"]
