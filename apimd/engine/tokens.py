@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 
 from apimd.engine.events import Event, EventSink
 from apimd.engine.ports import TokenRepository
+from apimd.engine.redact import storable
 from apimd.model.outcome import ResultCode
 from apimd.model.resources import AuthSetting, TokenState
 from apimd.model.runtime import TokenRuntime
@@ -98,9 +99,12 @@ def effective_state(
 
 
 def apply_saved_variables(runtime: TokenRuntime, values: dict[str, str], now: datetime) -> None:
-    """Merge `values` into the token (never dropping others) with the EXPIRES_IN rule of SPEC §2."""
-    runtime.variables.update({k.upper(): v for k, v in values.items()})
-    upper = {k.upper(): v for k, v in values.items()}
+    """Merge `values` into the token (never dropping others) with the EXPIRES_IN rule of SPEC §2.
+    A lone surrogate (from a JSON `\\ud800` escape), which cannot be stored or sent, becomes U+FFFD."""
+    upper = {
+        storable(k.upper()): storable(v) if isinstance(v, str) else v for k, v in values.items()
+    }
+    runtime.variables.update(upper)
     if "EXPIRES_IN" in upper:
         seconds = parse_expires_in(upper["EXPIRES_IN"])
         runtime.expires_at = now + timedelta(seconds=seconds) if seconds is not None else None

@@ -17,7 +17,7 @@ from apimd.engine.events import Event
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.ports import StateStore
 from apimd.engine.runner import Engine
-from apimd.model import Outcome, ResultCode
+from apimd.model import Outcome, ResultCode, TokenState
 from apimd.model.result import Result
 from apimd.store import SqliteStore, open_store
 from tests.engine.projects import build
@@ -40,7 +40,13 @@ async def hostile() -> AsyncIterator[tuple[RunningServer, list[web.Request]]]:
         return web.json_response({"ok": True})
 
     app = web.Application()
+
+    async def token(_request: web.Request) -> web.Response:
+        body = '{"access_token": "at-\\ud800", "token_type": "Bearer", "expires_in": 60}'
+        return web.Response(text=body, content_type="application/json")
+
     app.router.add_get("/surrogate", surrogate)
+    app.router.add_post("/token", token)
     app.router.add_get("/echo", echo)
     server = await RunningServer(app).start()
     try:
@@ -193,3 +199,31 @@ async def test_a_result_the_store_refuses_is_replaced_by_a_recorded_failure(
     assert "No space left on device" in (result.error or "")
     assert await store.get_result(result.id) == result
     assert finished(events, "result") == ["SETUP_ERROR"]
+
+
+async def test_a_token_endpoint_answering_a_lone_surrogate_saves_a_usable_token(
+    hostile: tuple[RunningServer, list[web.Request]], sqlite: SqliteStore
+) -> None:
+    server, seen = hostile
+    doc = {
+        "auth": [
+            {
+                "name": "cc",
+                "type": "oauth2",
+                "grant": "client_credentials",
+                "token_url": f"{server.url}/token",
+                "client_id": "id",
+                "client_secret": "client-secret-1",
+            }
+        ],
+        "tokens": [{"name": "t", "auth": "cc"}],
+        "calls": [{"name": "with-token", "url": f"{server.url}/echo", "token": "t"}],
+    }
+    result, events = await run_recording_events(doc, sqlite, "with-token")
+
+    assert result.outcome == Outcome.PASS, result.error
+    token = await sqlite.load_token("t")
+    assert token is not None and token.state == TokenState.VALID
+    assert token.variables["ACCESS_TOKEN"] == "at-\ufffd"
+    assert seen[0].headers["Authorization"] == "Bearer at-\ufffd"
+    assert finished(events, "outcome") == ["PASS"]
