@@ -1,8 +1,8 @@
 """Redaction of secrets in everything recorded or printed (SPEC §3).
 
 A `Redactor` knows secret values and masks them in free text in every form they are commonly
-sent in: raw, URL-encoded (`quote` with and without `/` kept, `quote_plus`; hex digits in either
-case), JSON-escaped at depths 1 to 3 (a JSON string inside a JSON string, as an echoing API
+sent in: raw, URL-encoded (`quote` with and without `/` kept, `quote_plus`, and the path and query
+forms of a URL apimd sends, see `_url_forms`; hex digits in either case), JSON-escaped at depths 1 to 3 (a JSON string inside a JSON string, as an echoing API
 writes it; each level ASCII-only or UTF-8, with or without `\\/`; see `_json_escaped_forms`)
 and base64 (standard and URL-safe, padded or not). Every occurrence of every form is masked,
 even where occurrences of different secrets overlap: the masked spans are merged, so no part of
@@ -18,6 +18,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus
 
+from yarl import URL
+
+from apimd.engine.template import url_path_value, url_query_value
 from apimd.model.common import SECRET_MASK
 
 ALWAYS_REDACTED_HEADERS = frozenset(
@@ -199,13 +202,27 @@ def _json_escaped_forms(secret: str) -> set[str]:
 
 def _encoded_forms(secret: str) -> set[str]:
     """Every form of `secret` searched for in free text."""
-    forms = {secret, *_json_escaped_forms(secret)}
-    encoded = secret.encode(errors="surrogatepass")
-    forms.add(quote(encoded, safe=""))
-    forms.add(quote(encoded, safe="/"))
-    forms.add(quote_plus(encoded, safe=""))
-    forms.update(_base64_forms(encoded))
+    forms = {secret, *_json_escaped_forms(secret), *_url_forms(secret)}
+    forms.update(_base64_forms(secret.encode(errors="surrogatepass")))
     return {form for form in forms if len(form) >= MIN_FREE_TEXT_SECRET}
+
+
+def _url_forms(secret: str) -> set[str]:
+    """`secret` percent-encoded as URLs commonly carry it, and as a URL apimd sends carries it:
+    a template value (`render_url`) or a param, after aiohttp's URL (yarl) normalises the path
+    and query — it decodes `!$'()*,/:@` (and more in a path) back, so the URL recorded as sent
+    holds those forms."""
+    encoded = secret.encode(errors="surrogatepass")
+    forms = {quote(encoded, safe=""), quote(encoded, safe="/"), quote_plus(encoded, safe="")}
+    path = url_path_value(secret)
+    query = url_query_value(secret)
+    try:
+        forms.add(URL(f"http://h/{path}").raw_path[1:])
+        forms.add(URL(f"http://h/?{query}").raw_query_string)
+        forms.add(URL("http://h/").extend_query(x=secret).raw_query_string[2:])
+    except (ValueError, UnicodeError):
+        pass  # the URL cannot be built, so nothing sends the secret in this form
+    return forms | {path, query}
 
 
 def _base64_forms(data: bytes) -> set[str]:

@@ -33,6 +33,8 @@ __all__ = [
     "render_json",
     "render_url",
     "system_variables",
+    "url_path_value",
+    "url_query_value",
 ]
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -116,10 +118,20 @@ def render_url(text: str, scope: Scope, where: str) -> str:
 
     def encode(value: str, position: int) -> str:
         in_path = query_at < 0 or position < query_at
-        # surrogatepass: a lone surrogate becomes bytes on the wire instead of an exception.
-        return quote(value, safe=_PATH_SAFE if in_path else "", errors="surrogatepass")
+        return url_path_value(value) if in_path else url_query_value(value)
 
     return render(text, scope, where, encode=encode)
+
+
+def url_path_value(value: str) -> str:
+    """`value` as `render_url` inserts it before the `?`."""
+    # surrogatepass: a lone surrogate becomes bytes on the wire instead of an exception.
+    return quote(value, safe=_PATH_SAFE, errors="surrogatepass")
+
+
+def url_query_value(value: str) -> str:
+    """`value` as `render_url` inserts it after the `?`."""
+    return quote(value, safe="", errors="surrogatepass")
 
 
 def render_json(value: Any, scope: Scope, where: str) -> Any:
