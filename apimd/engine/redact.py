@@ -1,12 +1,13 @@
 """Redaction of secrets in everything recorded or printed (SPEC §3).
 
 A `Redactor` knows secret values and masks them in free text in every form they are commonly
-sent in: raw, URL-encoded (`quote` with and without `/` kept, `quote_plus`, and the path and query
-forms of a URL apimd sends, see `_url_forms`; hex digits in either case), JSON-escaped at depths 1 to 3 (a JSON string inside a JSON string, as an echoing API
-writes it; each level ASCII-only or UTF-8, with or without `\\/`; see `_json_escaped_forms`)
-and base64 (standard and URL-safe, padded or not). Every occurrence of every form is masked,
-even where occurrences of different secrets overlap: the masked spans are merged, so no part of
-a longer secret survives next to a shorter one.
+sent in: raw, URL-encoded (`quote` with and without `/` kept, `quote_plus`, and the path and
+query forms of a URL apimd sends, see `_url_forms`; hex digits in either case), JSON-escaped at
+depths 1 to 3 (a JSON string inside a JSON string, as an echoing API writes it; each level
+ASCII-only or UTF-8, with or without `\\/`; see `_json_escaped_forms`) and base64 (standard and
+URL-safe, padded or not). Every occurrence of every form is masked, even where occurrences of
+different secrets overlap: the masked spans are merged, so no part of a longer secret survives
+next to a shorter one.
 """
 
 from __future__ import annotations
