@@ -13,6 +13,7 @@ next to a shorter one.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -201,11 +202,13 @@ def _json_escaped_forms(secret: str) -> set[str]:
     return forms
 
 
-def _encoded_forms(secret: str) -> set[str]:
-    """Every form of `secret` searched for in free text."""
+@functools.lru_cache(maxsize=4096)
+def _encoded_forms(secret: str) -> frozenset[str]:
+    """Every form of `secret` searched for in free text (cached: each run's recorder learns the
+    project's secrets again)."""
     forms = {secret, *_json_escaped_forms(secret), *_url_forms(secret)}
     forms.update(_base64_forms(secret.encode(errors="surrogatepass")))
-    return {form for form in forms if len(form) >= MIN_FREE_TEXT_SECRET}
+    return frozenset(form for form in forms if len(form) >= MIN_FREE_TEXT_SECRET)
 
 
 def _url_forms(secret: str) -> set[str]:
