@@ -52,6 +52,7 @@ _TOKEN_STARTS = ("%", "{", "_")
 # Before the `?` of a URL a value is inserted as is but for what a path cannot hold (SPEC §3):
 # space, `?`, `#`, controls and non-ASCII are percent-encoded (`quote` encodes all but these).
 _PATH_SAFE = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) not in "?#")
+_URL_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
 
 
 class Scope:
@@ -113,10 +114,14 @@ def render_url(text: str, scope: Scope, where: str) -> str:
     §3): before the template's first `?` (scheme, host, path) only space, `?`, `#`, controls and
     non-ASCII are percent-encoded, so a value can hold `https://host:8080/base`; after it (query,
     fragment) the value is percent-encoded whole, so `&`, `=`, `+`, `#` stay inside one query
-    name or value. The `?` is the template's own: a `?` inside a value is encoded."""
+    name or value. The `?` is the template's own: a `?` inside a value is encoded, except in a
+    value that starts the template, which is a whole or base URL (`%%NEXT_PAGE_URL%%` from a
+    previous response keeps its own query)."""
     query_at = text.find("?")
 
     def encode(value: str, position: int) -> str:
+        if position == 0:
+            return quote(value, safe=_URL_SAFE, errors="surrogatepass")
         in_path = query_at < 0 or position < query_at
         return url_path_value(value) if in_path else url_query_value(value)
 

@@ -440,3 +440,13 @@ def test_url_controls_are_encoded_and_escapes_and_unknown_dunders_kept() -> None
     values = scope(V="a\r\nb")
     rendered = render_url("http://h/%%V%%/__X__/%%%%?v=%%V%%", values, "url")
     assert rendered == "http://h/a%0D%0Ab/__X__/%%?v=a%0D%0Ab"
+
+
+def test_url_a_value_starting_the_template_is_a_whole_url_with_its_own_query() -> None:
+    # Pagination: the next page's URL comes from the previous response, query included.
+    values = scope(NEXT="https://h/items?page=2&size=50#top", V="a&b")
+    assert render_url("%%NEXT%%", values, "url") == "https://h/items?page=2&size=50#top"
+    assert render_url("%%NEXT%%&v=%%V%%", values, "url").startswith(
+        "https://h/items?page=2&size=50"
+    )
+    assert render_url("{{NEXT}}", scope(NEXT="https://h/a b"), "url") == "https://h/a%20b"
