@@ -10,6 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import psycopg
+
 from apimd.demo.server import RunningServer
 from tests.cli.test_run_command import EXAMPLE, apimd
 from tests.conftest import server_state
@@ -82,3 +84,23 @@ async def test_db_held_by_a_running_daemon_is_refused(token_server: RunningServe
     assert out == ""
     assert "in use by the apimd daemon" in err
     assert server_state(token_server).token_requests == 0
+
+
+async def test_a_postgresql_db_keeps_the_token_between_runs(
+    token_server: RunningServer, tmp_path: Path, pg_url: str
+) -> None:
+    env = {"APIMD_DEMO_URL": token_server.url, "APIMD_HOME": str(tmp_path)}
+    for _ in range(2):
+        code, out, err = await apimd(
+            "run", "list-orders", "-f", str(EXAMPLE), "--db", pg_url, env=env
+        )
+        assert code == 0, out + err
+    assert server_state(token_server).token_requests == 1
+    with psycopg.connect(pg_url) as conn:
+        names = [row[0] for row in conn.execute("SELECT name FROM results")]
+    assert names.count("list-orders") == 2
+    code, out, err = await apimd(
+        "run", "list-orders", "-f", str(EXAMPLE), "--db", "postgresql://127.0.0.1:9/x", env=env
+    )
+    assert code == 2
+    assert "cannot connect to the PostgreSQL database x on 127.0.0.1:9" in err
