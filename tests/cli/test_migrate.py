@@ -11,7 +11,7 @@ import shutil
 
 from apimd.demo.server import RunningServer
 from tests.conftest import server_state
-from tests.daemon.conftest import run_cli, short_home, start_daemon, stop_daemon
+from tests.daemon.conftest import daemon_env, run_cli, short_home, start_daemon, stop_daemon
 from tests.daemon.test_tokens import token_project
 
 
@@ -88,5 +88,21 @@ async def test_migrate_into_a_database_in_use_changes_nothing(pg_url: str) -> No
         assert code == 2
         assert "is not empty (it has resources)" in err
         assert "migrate into a new, empty database" in err
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def test_a_bad_or_unreachable_database_url_is_a_clear_error() -> None:
+    home = short_home()
+    try:
+        env = daemon_env(home, APIMD_DATABASE_URL="postgresql://apimd:pw-secret@127.0.0.1:9/nope")
+        code, out, err = await run_cli("daemon", env=env, timeout=30)
+        assert code == 1
+        assert "cannot connect to the PostgreSQL database nope on 127.0.0.1:9" in err
+        assert "pw-secret" not in out + err + (home / "daemon.log").read_text()
+        assert "Traceback" not in err
+        code, out, err = await run_cli("status", env={**env, "APIMD_DATABASE_URL": "mysql://x/y"})
+        assert code == 1
+        assert "APIMD_DATABASE_URL must be a postgresql://user@host:port/database URL" in err
     finally:
         shutil.rmtree(home, ignore_errors=True)

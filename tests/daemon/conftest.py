@@ -38,7 +38,8 @@ def daemon_env(home: Path, **extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("APIMD_SOCKET", "APIMD_SECRET_KEY", "APIMD_RETENTION_DAYS")
+        if k
+        not in ("APIMD_SOCKET", "APIMD_SECRET_KEY", "APIMD_RETENTION_DAYS", "APIMD_DATABASE_URL")
     }
     env.update(APIMD_HOME=str(home), APIMD_CALLBACK_PORT="0", NO_COLOR="1", **extra)
     return env
