@@ -12,7 +12,8 @@ from apimd.settings import Settings
 
 
 async def migrate_command(settings: Settings, args: argparse.Namespace) -> int:
-    from apimd.store import StoreError, open_store
+    from apimd.cli.run import open_owned_store
+    from apimd.store import StoreError
     from apimd.store.transfer import copy_database
 
     if not is_postgres_url(args.to):
@@ -21,24 +22,10 @@ async def migrate_command(settings: Settings, args: argparse.Namespace) -> int:
     if not source_path.is_file():
         raise UsageError(f"--from {source_path}: no SQLite store there")
     target_name = describe_url(args.to)
+    # As owner: a daemon still writing to the SQLite store would be copied half-way.
+    source = await open_owned_store(source_path, "migrate (stop the daemon first)", settings)
     try:
-        # As owner: a daemon still writing to the SQLite store would be copied half-way.
-        source = await open_store(
-            source_path,
-            secret_key=settings.secret_key,
-            key_file=settings.key_file,
-            owner=True,
-            owner_description="apimd migrate",
-        )
-    except StoreError as exc:
-        raise UsageError(f"cannot read {source_path}: {exc} (stop the daemon first)") from None
-    try:
-        try:
-            target = await open_store(
-                args.to, secret_key=settings.secret_key, key_file=settings.key_file, owner=True
-            )
-        except StoreError as exc:
-            raise UsageError(str(exc)) from None
+        target = await open_owned_store(args.to, "migrate", settings)
         try:
             counts = await copy_database(source.db, target.db)
         except StoreError as exc:
