@@ -28,10 +28,14 @@ def server_state(server: RunningServer) -> TokenServerState:
 
 
 @pytest.fixture
-def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
+def pg_url() -> Iterator[str]:
     """The URL of a new, empty PostgreSQL database of this test alone (dropped afterwards)."""
-    with temporary_database(request.node.nodeid) as url:
+    with temporary_database() as url:
         yield url
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    postgres.count_skip(report)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

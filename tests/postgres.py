@@ -23,6 +23,7 @@ ADMIN_URL = os.environ.get(
 REQUIRED = os.environ.get("APIMD_REQUIRE_POSTGRES") == "1"
 SKIP_PREFIX = "PostgreSQL not available"
 skipped: list[str] = []
+"""Tests skipped for want of PostgreSQL (see `count_skip`)."""
 
 
 @functools.cache
@@ -37,14 +38,13 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def require_postgres(test_id: str = "") -> None:
+def require_postgres() -> None:
     """Skip (or, with APIMD_REQUIRE_POSTGRES=1, fail) the calling test without a server."""
     reason = unavailable_reason()
     if reason is None:
         return
     if REQUIRED:
         pytest.fail(f"{reason}, and APIMD_REQUIRE_POSTGRES=1 requires it", pytrace=False)
-    skipped.append(test_id)
     pytest.skip(reason)
 
 
@@ -67,9 +67,9 @@ def drop_database(name: str) -> None:
 
 
 @contextmanager
-def temporary_database(test_id: str = "") -> Iterator[str]:
+def temporary_database() -> Iterator[str]:
     """The URL of a new database, dropped on exit (skips the test without a server)."""
-    require_postgres(test_id)
+    require_postgres()
     name = create_database()
     try:
         yield url_of(name)
@@ -83,3 +83,9 @@ def _safe(url: str) -> str:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         parts = parts._replace(netloc=netloc)
     return urlunsplit(parts)
+
+
+def count_skip(report: pytest.TestReport) -> None:
+    """Remember a test skipped for want of PostgreSQL (also those skipped by a shared fixture)."""
+    if report.skipped and SKIP_PREFIX in str(report.longrepr) and report.nodeid not in skipped:
+        skipped.append(report.nodeid)

@@ -110,6 +110,9 @@ async def record_rollups(conn: Connection, results: Iterable[Result]) -> None:
             hour.buckets[bucket_of(latency)] += 1
     if not hours:
         return
+    # Rows in key order: writers sharing a PostgreSQL store then lock them in one order, so
+    # concurrent batches wait for each other instead of deadlocking.
+    ordered = sorted(hours.items())
     await conn.executemany(
         _UPSERT_ROLLUP,
         [
@@ -122,15 +125,15 @@ async def record_rollups(conn: Connection, results: Iterable[Result]) -> None:
                 h.lat_min,
                 h.lat_max,
             )
-            for (name, hour_us), h in hours.items()
+            for (name, hour_us), h in ordered
         ],
     )
     await conn.executemany(
         _UPSERT_BUCKET,
         [
             (name, hour_us, bucket, count)
-            for (name, hour_us), h in hours.items()
-            for bucket, count in h.buckets.items()
+            for (name, hour_us), h in ordered
+            for bucket, count in sorted(h.buckets.items())
         ],
     )
 

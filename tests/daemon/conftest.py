@@ -149,7 +149,7 @@ def daemon_store(request: pytest.FixtureRequest) -> str:
     """`sqlite` or `postgres`: the store of this module's daemons."""
     kind: str = getattr(request, "param", "sqlite")
     if kind == "postgres":
-        postgres.require_postgres(request.node.nodeid)
+        postgres.require_postgres()
     return kind
 
 

@@ -56,7 +56,7 @@ def store_location(request: pytest.FixtureRequest, db_dir: Path) -> Iterator[str
     if request.param == "sqlite":
         yield db_dir / "apimd.db"
         return
-    with temporary_database(request.node.nodeid) as url:
+    with temporary_database() as url:
         yield url
 
 

@@ -45,7 +45,7 @@ async def backend(request: pytest.FixtureRequest, db_dir: Path) -> AsyncIterator
     with contextlib.ExitStack() as stack:
         location: str | Path = db_dir / "apimd.db"
         if request.param == "postgres":
-            location = stack.enter_context(temporary_database(request.node.nodeid))
+            location = stack.enter_context(temporary_database())
 
         async def opened() -> Any:
             return await open_store(location, secret_key=TEST_KEY, key_file=None, owner=False)
