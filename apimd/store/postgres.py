@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from apimd.dburl import describe_url
 from apimd.store.errors import NewerSchemaError, StoreError
@@ -84,8 +84,11 @@ class PgDatabase(Database):
         self._pool = pool
 
     @classmethod
-    async def open(cls, url: str, *, pool_size: int = POOL_SIZE) -> PgDatabase:
-        """Connect to `url` and migrate the database; a clear `StoreError` if it cannot."""
+    async def open(
+        cls, url: str, *, pool_size: int = POOL_SIZE, wait_s: float = CONNECT_TIMEOUT_S * 3
+    ) -> PgDatabase:
+        """Connect to `url` and migrate the database; a clear `StoreError` if it cannot. A query
+        waits up to `wait_s` for a connection before it fails."""
         name = describe_url(url)
         try:
             conn = await _connect(url)
@@ -103,7 +106,10 @@ class PgDatabase(Database):
             max_size=pool_size,
             open=False,
             kwargs={"autocommit": True, "row_factory": _row_factory},
-            timeout=CONNECT_TIMEOUT_S * 3,
+            # A connection the server dropped (restart, failover, idle timeout) is replaced at
+            # checkout, so a restarted server costs no failed write.
+            check=AsyncConnectionPool.check_connection,
+            timeout=wait_s,
             name="apimd",
         )
         await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
@@ -111,12 +117,22 @@ class PgDatabase(Database):
 
     @contextlib.asynccontextmanager
     async def transaction(self, *, immediate: bool = True) -> AsyncIterator[Connection]:
-        async with self._pool.connection() as conn, conn.transaction():
-            yield PgConnection(conn)
+        with self._explained():
+            async with self._pool.connection() as conn, conn.transaction():
+                yield PgConnection(conn)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        async with self._pool.connection() as conn:
-            return await PgConnection(conn).fetchall(sql, params)
+        with self._explained():
+            async with self._pool.connection() as conn:
+                return await PgConnection(conn).fetchall(sql, params)
+
+    @contextlib.contextmanager
+    def _explained(self) -> Iterator[None]:
+        """The server gone or overloaded, as a `StoreError` naming the database (not a trace)."""
+        try:
+            yield
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            raise StoreError(f"the {self.name} is unavailable: {_first_line(exc)}") from None
 
     async def integrity_check(self) -> list[str]:
         """`["ok"]` when the server answers and the schema is this apimd's."""

@@ -16,8 +16,10 @@ from cryptography.fernet import Fernet
 from apimd.store import NewerSchemaError, SecretKeyError, StoreError, open_store
 from apimd.store.migrations import LATEST_VERSION, MIGRATIONS
 from apimd.store.pg_migrations import PG_LATEST_VERSION, PG_MIGRATIONS
+from apimd.store.postgres import PgDatabase
 from apimd.store.transfer import NOT_COPIED, TABLES
-from tests.store.conftest import TEST_KEY
+from tests import postgres
+from tests.store.conftest import TEST_KEY, make_result
 from tests.store.test_secrets import (
     SECRETS,
     encodings,
@@ -138,3 +140,40 @@ async def test_no_secret_is_in_clear_in_any_table(pg_url: str) -> None:
         if needle.decode("latin-1") in dump or needle.hex() in dump
     ]
     assert found == []
+
+
+def _drop_connections(url: str, *, refuse_new: bool = False) -> None:
+    """What a server restart does to a store's pooled connections (and, with `refuse_new`, a
+    server that stays down)."""
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(postgres.ADMIN_URL, autocommit=True) as admin:
+        if refuse_new:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+
+
+async def test_connections_dropped_by_the_server_cost_no_failed_write(pg_url: str) -> None:
+    store = await open_store(pg_url, secret_key=TEST_KEY, key_file=None, owner=True)
+    try:
+        await store.add_result(make_result("before"))
+        _drop_connections(pg_url)
+        await store.add_result(make_result("after"))
+        assert await store.get_result("after") is not None
+    finally:
+        await store.close()
+
+
+async def test_a_server_that_stays_down_is_a_store_error_naming_the_database(pg_url: str) -> None:
+    database = await PgDatabase.open(pg_url, wait_s=1)
+    try:
+        _drop_connections(pg_url, refuse_new=True)
+        with pytest.raises(StoreError, match=r"^the PostgreSQL database apimd_test_\w+ on 127"):
+            await database.fetchall("SELECT 1")
+    finally:
+        await database.close()
+        with psycopg.connect(postgres.ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{pg_url.rsplit("/", 1)[1]}" ALLOW_CONNECTIONS true')
