@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -13,13 +14,17 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from apimd.dburl import describe_url
-from apimd.store.errors import NewerSchemaError, StoreError
+from apimd.store.errors import NewerSchemaError, StoreError, StoreInUse
 from apimd.store.pg_migrations import PG_LATEST_VERSION, PG_MIGRATIONS, procrastinate_schema
 from apimd.store.sql import Connection, Database, Params, Row
 from apimd.store.timestamps import utc_now
 
 # Held while migrating, so of several agents starting together exactly one migrates.
 MIGRATION_LOCK = 0x6170696D64_01
+# Held by the process that owns the database (a daemon, `apimd run --db`, `apimd migrate`), as the
+# SQLite file's flock is: until agents share a store (SPEC §13, part 2), two daemons on one
+# database would run every schedule twice and spend a rotated refresh token twice.
+OWNER_LOCK = (0x61706D64, 2)
 # Repositories, group commit and (SPEC §13) advisory locks of agents share the pool.
 POOL_SIZE = 10
 CONNECT_TIMEOUT_S = 10
@@ -78,27 +83,44 @@ class PgConnection:
 class PgDatabase(Database):
     """A pool of autocommit connections; each transaction holds one connection."""
 
-    def __init__(self, url: str, pool: AsyncConnectionPool[Any]) -> None:
+    def __init__(
+        self,
+        url: str,
+        pool: AsyncConnectionPool[Any],
+        owner: psycopg.AsyncConnection[Any] | None = None,
+    ) -> None:
         self.url = url
         self.name = describe_url(url)
         self._pool = pool
+        self._owner = owner
 
     @classmethod
     async def open(
-        cls, url: str, *, pool_size: int = POOL_SIZE, wait_s: float = CONNECT_TIMEOUT_S * 3
+        cls,
+        url: str,
+        *,
+        owner_description: str | None = None,
+        pool_size: int = POOL_SIZE,
+        wait_s: float = CONNECT_TIMEOUT_S * 3,
     ) -> PgDatabase:
-        """Connect to `url` and migrate the database; a clear `StoreError` if it cannot. A query
-        waits up to `wait_s` for a connection before it fails."""
+        """Connect to `url` and migrate the database; a clear `StoreError` if it cannot. With
+        `owner_description`, the database is this process's until `close()` (`StoreInUse` names
+        the owner otherwise). A query waits up to `wait_s` for a connection before it fails."""
         name = describe_url(url)
         try:
-            conn = await _connect(url)
+            conn = await _connect(url, owner_description)
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to the {name}: {_first_line(exc)}") from None
         try:
+            if owner_description is not None:
+                await _own(conn, name)
             await migrate(conn, name)
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot migrate the {name}: {_first_line(exc)}") from None
-        finally:
+        except BaseException as exc:
+            await conn.close()
+            if isinstance(exc, psycopg.Error):
+                raise StoreError(f"cannot migrate the {name}: {_first_line(exc)}") from None
+            raise
+        if owner_description is None:
             await conn.close()
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             url,
@@ -112,8 +134,14 @@ class PgDatabase(Database):
             timeout=wait_s,
             name="apimd",
         )
-        await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
-        return cls(url, pool)
+        try:
+            await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        except BaseException:
+            await pool.close()
+            if owner_description is not None:
+                await conn.close()
+            raise
+        return cls(url, pool, conn if owner_description is not None else None)
 
     @contextlib.asynccontextmanager
     async def transaction(self, *, immediate: bool = True) -> AsyncIterator[Connection]:
@@ -143,13 +171,42 @@ class PgDatabase(Database):
         return ["ok"]
 
     async def close(self) -> None:
-        await self._pool.close()
+        try:
+            await self._pool.close()
+        finally:
+            if self._owner is not None:
+                await self._owner.close()  # the session ends: the owner lock goes with it
 
 
-async def _connect(url: str) -> psycopg.AsyncConnection[Any]:
+async def _connect(url: str, owner: str | None = None) -> psycopg.AsyncConnection[Any]:
+    # The owner's session names it, for the error the next process gets (63 bytes at most).
+    name = f"apimd {os.getpid()} {owner}"[:63] if owner else "apimd"
     return await psycopg.AsyncConnection.connect(
-        url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, row_factory=_row_factory
+        url,
+        autocommit=True,
+        connect_timeout=CONNECT_TIMEOUT_S,
+        row_factory=_row_factory,
+        application_name=name,
     )
+
+
+async def _own(conn: psycopg.AsyncConnection[Any], db_name: str) -> None:
+    """Take the owner lock on `conn`'s session without waiting, or raise `StoreInUse`."""
+    cursor = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)", OWNER_LOCK)
+    row = await cursor.fetchone()
+    if row is not None and row[0]:
+        return
+    cursor = await conn.execute(
+        "SELECT a.application_name FROM pg_locks AS l JOIN pg_stat_activity AS a USING (pid)"
+        " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s"
+        " AND l.objsubid = 2",
+        OWNER_LOCK,
+    )
+    holder = await cursor.fetchone()
+    parts = str(holder[0] if holder else "").split(" ", 2)
+    pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+    who = parts[2] if pid is not None else "another apimd process"
+    raise StoreInUse(f"the {db_name}", who, pid)
 
 
 def _first_line(exc: BaseException) -> str:

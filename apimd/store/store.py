@@ -49,13 +49,15 @@ async def open_store(
 
     The key is `secret_key` (APIMD_SECRET_KEY) when given, else the one in `key_file`, which is
     created only for a database that holds no secrets yet. With `owner` (a daemon, `apimd run
-    --db`), a SQLite file is locked for this process until `close()`; `StoreInUse` names the
-    owner when another process holds it (a PostgreSQL database is shared by the agents of SPEC
-    §13). Close the store (or use `async with`) when done."""
+    --db`), the database is locked for this process until `close()` (a SQLite file by a flock,
+    PostgreSQL by a session advisory lock); `StoreInUse` names the owner when another process
+    holds it. Close the store (or use `async with`) when done."""
     if is_postgres_url(location):
         from apimd.store.postgres import PgDatabase
 
-        pg = await PgDatabase.open(str(location))
+        pg = await PgDatabase.open(
+            str(location), owner_description=owner_description if owner else None
+        )
         try:
             return Store(pg, await _unlock(pg, KeySource(secret_key, key_file)), None, clock)
         except BaseException:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import os
 import sqlite3
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
-from apimd.store import NewerSchemaError, SecretKeyError, StoreError, open_store
+from apimd.store import NewerSchemaError, SecretKeyError, StoreError, StoreInUse, open_store
 from apimd.store.migrations import LATEST_VERSION, MIGRATIONS
 from apimd.store.pg_migrations import PG_LATEST_VERSION, PG_MIGRATIONS
 from apimd.store.postgres import PgDatabase
@@ -73,7 +74,7 @@ async def test_a_new_database_gets_every_migration_and_procrastinate(pg_url: str
 
 async def test_agents_starting_together_migrate_once(pg_url: str) -> None:
     stores = await asyncio.gather(
-        *(open_store(pg_url, secret_key=TEST_KEY, key_file=None, owner=True) for _ in range(5))
+        *(open_store(pg_url, secret_key=TEST_KEY, key_file=None, owner=False) for _ in range(5))
     )
     try:
         await stores[0].save_counter("shared", 4)
@@ -88,6 +89,26 @@ async def test_agents_starting_together_migrate_once(pg_url: str) -> None:
         assert conn.execute("SELECT COUNT(*) FROM meta WHERE key = 'secret_check'").fetchone() == (
             1,
         )
+
+
+async def test_one_owner_at_a_time_named_to_the_next(pg_url: str) -> None:
+    """Like the SQLite file's lock: a second daemon (or `apimd run --db`) on the same database is
+    refused, naming the first, until the first closes."""
+    first = await open_store(
+        pg_url, secret_key=TEST_KEY, key_file=None, owner=True, owner_description="the daemon"
+    )
+    try:
+        with pytest.raises(StoreInUse) as caught:
+            await open_store(pg_url, secret_key=TEST_KEY, key_file=None, owner=True)
+        assert str(caught.value).startswith(
+            f"the PostgreSQL database apimd_test_{pg_url.rsplit('_', 1)[1]} on 127.0.0.1:5432 "
+            f"is in use by the daemon (pid {os.getpid()})"
+        )
+        reader = await open_store(pg_url, secret_key=TEST_KEY, key_file=None, owner=False)
+        await reader.close()
+    finally:
+        await first.close()
+    await (await open_store(pg_url, secret_key=TEST_KEY, key_file=None, owner=True)).close()
 
 
 async def test_a_database_from_a_newer_apimd_is_refused(pg_url: str) -> None:
