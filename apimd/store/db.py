@@ -105,6 +105,15 @@ class SqliteDatabase(Database):
         rows = await self._reader.execute_fetchall(sql, params)
         return list(rows)
 
+    async def stream(
+        self, sql: str, params: Params = (), *, size: int = 1000
+    ) -> AsyncIterator[list[Row]]:
+        """Rows of a read-only query on the reader connection, `size` at a time."""
+        async with self._reader.execute(sql, params) as cursor:
+            while batch := await cursor.fetchmany(size):
+                rows: list[Row] = list(batch)
+                yield rows
+
     async def integrity_check(self) -> list[str]:
         """`PRAGMA integrity_check` lines (`["ok"]` when healthy)."""
         return [str(row[0]) for row in await self.fetchall("PRAGMA integrity_check")]

@@ -154,6 +154,20 @@ class PgDatabase(Database):
             async with self._pool.connection() as conn:
                 return await PgConnection(conn).fetchall(sql, params)
 
+    async def stream(
+        self, sql: str, params: Params = (), *, size: int = 1000
+    ) -> AsyncIterator[list[Row]]:
+        """Rows of a read-only query from a server-side cursor, `size` at a time."""
+        with self._explained():
+            async with (
+                self._pool.connection() as conn,
+                conn.transaction(),
+                conn.cursor(name="apimd_stream") as cursor,
+            ):
+                await cursor.execute(pg_sql(sql), params)
+                while rows := await cursor.fetchmany(size):
+                    yield list(rows)
+
     @contextlib.contextmanager
     def _explained(self) -> Iterator[None]:
         """The server gone or overloaded, as a `StoreError` naming the database (not a trace)."""

@@ -5,7 +5,7 @@ hands out `Connection`s inside transactions. The repositories write one SQL text
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -44,6 +44,13 @@ class Database(ABC):
     @abstractmethod
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         """Rows of a read-only query."""
+
+    @abstractmethod
+    def stream(
+        self, sql: str, params: Params = (), *, size: int = 1000
+    ) -> AsyncIterator[list[Row]]:
+        """The rows of a read-only query, `size` at a time, without holding them all in memory
+        (`apimd migrate` reads whole tables this way)."""
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         rows = await self.fetchall(sql, params)

@@ -47,7 +47,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "signins": ("id", "state_key", "created_at", "expires_at", "used", "doc"),
     "webhook_counters": ("key", "count", "updated_at"),
 }
-# The primary key of each table: pages of the copy are read in its order.
+# The primary key of each table: rows are copied in its order.
 ORDER = {
     "variables": "name",
     "resources": "kind, name",
@@ -93,19 +93,11 @@ async def copy_database(source: Database, target: Database) -> list[TableCount]:
         for table, columns in TABLES.items():
             names = ", ".join(columns)
             insert = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"
-            order = ORDER[table]
-            offset = 0
-            while True:
-                rows = await source.fetchall(
-                    f"SELECT {names} FROM {table} ORDER BY {order} LIMIT ? OFFSET ?",
-                    (BATCH, offset),
-                )
-                if not rows:
-                    break
+            select = f"SELECT {names} FROM {table} ORDER BY {ORDER[table]}"
+            async for rows in source.stream(select, size=BATCH):
                 await conn.executemany(
                     insert, [[row[i] for i in range(len(columns))] for row in rows]
                 )
-                offset += len(rows)
     after = await count_rows(target)
     counts = [TableCount(table, before[table], after[table]) for table in TABLES]
     wrong = [c for c in counts if c.source != c.target]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from apimd.store import StoreError, open_store
+from apimd.store import Store, StoreError, open_store
 from apimd.store.transfer import TABLES, copy_database
 from tests.store.conftest import TEST_KEY, make_result
 from tests.store.test_secrets import read_every_kind_of_secret_back, write_every_kind_of_secret
@@ -56,3 +56,15 @@ async def test_a_database_that_holds_data_is_refused(db_dir: Path, pg_url: str) 
     finally:
         await source.close()
         await target.close()
+
+
+async def test_a_table_streams_in_batches_in_order(store: Store) -> None:
+    """What the copy reads a big table with, on both databases: every row once, in order, at
+    most `size` rows in memory."""
+    await store.add_results([make_result(f"s-{i:02d}") for i in range(25)])
+    batches = [
+        [row["id"] for row in rows]
+        async for rows in store.db.stream("SELECT id FROM results ORDER BY seq", size=10)
+    ]
+    assert [len(b) for b in batches] == [10, 10, 5]
+    assert [i for b in batches for i in b] == [f"s-{i:02d}" for i in range(25)]
