@@ -13,10 +13,18 @@ from pathlib import Path
 
 import platformdirs
 
+from apimd.dburl import describe_url, is_postgres_url
+
 MAX_SOCKET_PATH = 100
 DEFAULT_CALLBACK_PORT = 8765
 DEFAULT_RETENTION_DAYS = 30
-KEYS = ("APIMD_SOCKET", "APIMD_CALLBACK_PORT", "APIMD_SECRET_KEY", "APIMD_RETENTION_DAYS")
+KEYS = (
+    "APIMD_SOCKET",
+    "APIMD_CALLBACK_PORT",
+    "APIMD_SECRET_KEY",
+    "APIMD_RETENTION_DAYS",
+    "APIMD_DATABASE_URL",
+)
 
 
 class SettingsError(Exception):
@@ -37,6 +45,18 @@ class Settings:
     callback_port: int
     secret_key: str | None
     retention_days: int
+    database_url: str | None = None
+    """`APIMD_DATABASE_URL`: a `postgresql://` URL puts the store on PostgreSQL (SPEC §13)."""
+
+    @property
+    def store_location(self) -> str | Path:
+        """Where the daemon's store is: the PostgreSQL URL when set, else the SQLite file."""
+        return self.database_url or self.db_path
+
+    @property
+    def store_description(self) -> str:
+        """The store's location for people: a PostgreSQL URL without its password."""
+        return describe_url(self.database_url) if self.database_url else str(self.db_path)
 
     @property
     def state_dir(self) -> Path:
@@ -68,6 +88,12 @@ class Settings:
         port_value, port_source = get("APIMD_CALLBACK_PORT")
         days_value, days_source = get("APIMD_RETENTION_DAYS")
         secret_key, _ = get("APIMD_SECRET_KEY")
+        database_url, url_source = get("APIMD_DATABASE_URL")
+        if database_url is not None and not is_postgres_url(database_url):
+            raise SettingsError(
+                f"{url_source} must be a postgresql://user@host:port/database URL"
+                " (leave it unset for the SQLite file)"
+            )
         return cls(
             home=home,
             db_path=data_dir / "apimd.db",
@@ -79,6 +105,7 @@ class Settings:
             callback_port=_int(port_value, port_source, DEFAULT_CALLBACK_PORT, 0, 65535),
             secret_key=secret_key,
             retention_days=_int(days_value, days_source, DEFAULT_RETENTION_DAYS, 1, 36500),
+            database_url=database_url,
         )
 
     def callback_url(self, port: int | None = None) -> str:

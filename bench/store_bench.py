@@ -1,7 +1,9 @@
-"""Benchmark of the SQLite store: results stored per second (single and batched, WAL), token
-saves per second, bytes on disk per stored result, and the statistics query over 1 M results.
+"""Benchmark of the store on SQLite and PostgreSQL side by side, same sizes: results stored per
+second (single, concurrent with group commit, batched), token saves per second, bytes on disk per
+stored result, and the statistics query over 1 M results.
 
     .venv/bin/python bench/store_bench.py [--results N] [--single N] [--batched N] [--dir PATH]
+                                          [--postgres URL | --postgres '']
 
 The figures of one run are recorded in bench/README.md ("Store").
 """
@@ -22,12 +24,16 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
+
+from apimd.dburl import describe_url
 from apimd.model.outcome import ResultCode
 from apimd.model.resources import TokenState
 from apimd.model.result import ConditionResult, RequestRecord, ResponseRecord, Result, Timings
 from apimd.model.runtime import TokenRuntime
-from apimd.store import SqliteStore, db, open_store
+from apimd.store import Store, db, open_store
 
 KEY = "q0Yx8bqgVhq4Xh9b3dUPG1sB5GJzP3b7dXq6W1lW2mY="
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -115,73 +121,138 @@ def small_result(index: int, rng: random.Random, started: datetime, name: str) -
     )
 
 
-def remove_database(path: Path) -> None:
+def remove_sqlite(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", ".lock"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-async def fresh_store(directory: Path, name: str) -> SqliteStore:
-    path = directory / name
-    remove_database(path)
-    return await open_store(
-        path, secret_key=KEY, key_file=None, owner=True, owner_description="bench"
-    )
-
-
-def disk_bytes(path: Path) -> int:
+def sqlite_bytes(path: Path) -> int:
     return sum(
         Path(f"{path}{s}").stat().st_size for s in ("", "-wal") if Path(f"{path}{s}").exists()
     )
 
 
-def line(label: str, value: str) -> None:
-    print(f"  {label:<52} {value}")
+class Target:
+    """One kind of store under test: SQLite files in a directory, or PostgreSQL databases created
+    on the server of `admin_url` (and dropped afterwards)."""
+
+    def __init__(self, kind: str, directory: Path, admin_url: str | None = None) -> None:
+        self.kind = kind
+        self.directory = directory
+        self.admin_url = admin_url
+        self.databases: list[str] = []
+
+    async def fresh_store(self, name: str, *, relaxed: bool = False) -> Store:
+        """A new empty store; `relaxed` trades durability for speed (SQLite synchronous=NORMAL,
+        PostgreSQL synchronous_commit=off) to show what a durable commit costs."""
+        if self.admin_url is None:
+            path = self.directory / name
+            remove_sqlite(path)
+            original = db._PRAGMAS
+            if relaxed:
+                db._PRAGMAS = tuple(
+                    p.replace("synchronous = FULL", "synchronous = NORMAL") for p in original
+                )
+            try:
+                return await open_store(
+                    path, secret_key=KEY, key_file=None, owner=True, owner_description="bench"
+                )
+            finally:
+                db._PRAGMAS = original
+        database = f"apimd_bench_{name.replace('-', '_').replace('.db', '')}_{os.getpid()}"
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
+            conn.execute(f'CREATE DATABASE "{database}"')
+            if relaxed:
+                conn.execute(f'ALTER DATABASE "{database}" SET synchronous_commit = off')
+        self.databases.append(database)
+        url = urlunsplit(urlsplit(self.admin_url)._replace(path=f"/{database}"))
+        return await open_store(url, secret_key=KEY, key_file=None, owner=True)
+
+    async def bytes_used(self, store: Store, name: str) -> int:
+        """Bytes the results take: the SQLite file and its WAL, or PostgreSQL's tables of results
+        and rollups with their indexes and TOAST."""
+        if self.admin_url is None:
+            return sqlite_bytes(self.directory / name)
+        row = await store.db.fetchone(
+            "SELECT pg_total_relation_size('results') + pg_total_relation_size('rollups')"
+            " + pg_total_relation_size('rollup_buckets')"
+        )
+        return 0 if row is None else int(row[0])
+
+    def drop(self) -> None:
+        if self.admin_url is None:
+            return
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            for database in self.databases:
+                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
-async def bench_single(directory: Path, count: int, sync: str) -> None:
-    original = db._PRAGMAS
-    db._PRAGMAS = tuple(
-        p if "synchronous" not in p else f"PRAGMA synchronous = {sync}" for p in original
-    )
-    try:
-        store = await fresh_store(directory, f"single-{sync}.db")
-        rng = random.Random(1)
-        results = [realistic_result(i, rng, NOW + timedelta(seconds=i)) for i in range(count)]
-        latencies = []
-        started = time.perf_counter()
-        for result in results:
-            t = time.perf_counter()
-            await store.add_result(result)
-            latencies.append(time.perf_counter() - t)
-        elapsed = time.perf_counter() - started
-        runtimes = [
-            TokenRuntime(
-                name=f"token-{i % 10}",
-                variables={"ACCESS_TOKEN": "x" * 900, "EXPIRES_IN": "3600"},
-                state=TokenState.VALID,
-                saved_at=NOW,
-            )
-            for i in range(count)
-        ]
+Figures = dict[str, dict[str, str]]
+
+
+def record(figures: Figures, target: Target, label: str, value: str) -> None:
+    figures.setdefault(label, {})[target.kind] = value
+
+
+async def bench_single(target: Target, figures: Figures, count: int, relaxed: bool) -> None:
+    mode = "relaxed" if relaxed else "durable"
+    store = await target.fresh_store(f"single-{mode}.db", relaxed=relaxed)
+    rng = random.Random(1)
+    results = [realistic_result(i, rng, NOW + timedelta(seconds=i)) for i in range(count)]
+    latencies = []
+    started = time.perf_counter()
+    for result in results:
         t = time.perf_counter()
-        for runtime in runtimes:
-            await store.save_token(runtime)
-        token_elapsed = time.perf_counter() - t
-        await store.close()
-    finally:
-        db._PRAGMAS = original
+        await store.add_result(result)
+        latencies.append(time.perf_counter() - t)
+    elapsed = time.perf_counter() - started
+    runtimes = [
+        TokenRuntime(
+            name=f"token-{i % 10}",
+            variables={"ACCESS_TOKEN": "x" * 900, "EXPIRES_IN": "3600"},
+            state=TokenState.VALID,
+            saved_at=NOW,
+        )
+        for i in range(count)
+    ]
+    t = time.perf_counter()
+    for runtime in runtimes:
+        await store.save_token(runtime)
+    token_elapsed = time.perf_counter() - t
+    await store.close()
     latencies.sort()
-    line(f"single add_result, synchronous={sync}", f"{count / elapsed:,.0f} results/s")
-    line(
-        "  per write p50 / p99",
+    record(figures, target, f"single add_result, {mode}", f"{count / elapsed:,.0f} results/s")
+    record(
+        figures,
+        target,
+        f"single add_result, {mode}, per write p50 / p99",
         f"{latencies[len(latencies) // 2] * 1e3:.2f} ms / "
         f"{latencies[int(len(latencies) * 0.99)] * 1e3:.2f} ms",
     )
-    line(f"single save_token, synchronous={sync}", f"{count / token_elapsed:,.0f} saves/s")
+    record(figures, target, f"single save_token, {mode}", f"{count / token_elapsed:,.0f} saves/s")
 
 
-async def bench_batched(directory: Path, count: int, batch: int) -> None:
-    store = await fresh_store(directory, "batched.db")
+async def bench_concurrent(target: Target, figures: Figures, count: int) -> None:
+    """Runs finishing together, as under a daemon's load: group commit writes them together."""
+    store = await target.fresh_store("concurrent.db")
+    rng = random.Random(4)
+    results = [realistic_result(i, rng, NOW + timedelta(seconds=i)) for i in range(count)]
+    started = time.perf_counter()
+    for start in range(0, count, 100):
+        await asyncio.gather(*(store.add_result(r) for r in results[start : start + 100]))
+    elapsed = time.perf_counter() - started
+    await store.close()
+    record(
+        figures,
+        target,
+        "add_result, 100 concurrent (group commit)",
+        f"{count / elapsed:,.0f} results/s",
+    )
+
+
+async def bench_batched(target: Target, figures: Figures, count: int, batch: int) -> None:
+    store = await target.fresh_store("batched.db")
     rng = random.Random(2)
     elapsed = 0.0
     raw_json = 0
@@ -194,35 +265,44 @@ async def bench_batched(directory: Path, count: int, batch: int) -> None:
         t = time.perf_counter()
         await store.add_results(results)
         elapsed += time.perf_counter() - t
+    used = await target.bytes_used(store, "batched.db")
     await store.close()
-    path = directory / "batched.db"
-    line(f"batched add_results ({batch} per transaction)", f"{count / elapsed:,.0f} results/s")
-    line("bytes on disk per result (realistic, ~1.5 KB body)", f"{disk_bytes(path) / count:,.0f} B")
-    line("  result JSON before compression", f"{raw_json / count:,.0f} B")
+    record(
+        figures,
+        target,
+        f"batched add_results ({batch} per transaction)",
+        f"{count / elapsed:,.0f} results/s",
+    )
+    record(
+        figures,
+        target,
+        "bytes on disk per result (realistic, ~1.5 KB body)",
+        f"{used / count:,.0f} B",
+    )
+    record(figures, target, "  result JSON before compression", f"{raw_json / count:,.0f} B")
 
 
-async def bench_stats(directory: Path, count: int) -> None:
-    store = await fresh_store(directory, "stats.db")
+async def bench_stats(target: Target, figures: Figures, count: int) -> None:
+    store = await target.fresh_store("stats.db")
     rng = random.Random(3)
     window = timedelta(days=30)
     step = window / count
     first = NOW - window
-    generated = 0.0
     stored = 0.0
     chunk = 10_000
     for start in range(0, count, chunk):
-        t = time.perf_counter()
         results = [
             small_result(i, rng, first + step * i, "checkout")
             for i in range(start, min(count, start + chunk))
         ]
-        generated += time.perf_counter() - t
         t = time.perf_counter()
         await store.add_results(results)
         stored += time.perf_counter() - t
-    line(
+    record(
+        figures,
+        target,
         f"bulk load of {count:,} small results (10k per txn)",
-        f"{count / stored:,.0f} results/s (+{generated:.0f} s building them)",
+        f"{count / stored:,.0f} results/s",
     )
 
     async def timed(since: datetime) -> tuple[float, int]:
@@ -236,26 +316,42 @@ async def bench_stats(directory: Path, count: int) -> None:
         return statistics.median(runs), total
 
     elapsed, total = await timed(first)
-    line(f"stats() over 30 days ({total:,} results, 720 hours)", f"{elapsed * 1e3:.1f} ms")
+    record(
+        figures,
+        target,
+        f"stats() over 30 days ({total:,} results, 720 hours)",
+        f"{elapsed * 1e3:.1f} ms",
+    )
     elapsed, total = await timed(NOW - timedelta(hours=24))
-    line(f"stats() over 24 hours ({total:,} results)", f"{elapsed * 1e3:.1f} ms")
+    record(figures, target, f"stats() over 24 hours ({total:,} results)", f"{elapsed * 1e3:.1f} ms")
     # For comparison: the same percentiles from the raw rows, as a store without rollups would.
-    connection = sqlite3.connect(directory / "stats.db")
     t = time.perf_counter()
-    values = sorted(
-        row[0]
-        for row in connection.execute(
-            "SELECT total_ms FROM results WHERE name = ? AND outcome != 'SKIPPED'", ("checkout",)
-        )
+    rows = await store.db.fetchall(
+        "SELECT total_ms FROM results WHERE name = ? AND outcome != 'SKIPPED'", ("checkout",)
     )
+    values = sorted(row[0] for row in rows)
     raw = time.perf_counter() - t
-    connection.close()
-    line(f"  vs. raw scan + sort of {len(values):,} latencies", f"{raw * 1e3:.0f} ms")
-    await store.close()
-    line(
-        "bytes on disk per result (small, no body)",
-        f"{disk_bytes(directory / 'stats.db') / count:,.0f} B",
+    record(
+        figures,
+        target,
+        f"  vs. raw scan + sort of {len(values):,} latencies",
+        f"{raw * 1e3:.0f} ms",
     )
+    record(
+        figures,
+        target,
+        "bytes on disk per result (small, no body)",
+        f"{await target.bytes_used(store, 'stats.db') / count:,.0f} B",
+    )
+    await store.close()
+
+
+def print_side_by_side(figures: Figures, kinds: list[str]) -> None:
+    """One row per figure: `label   SQLite value | PostgreSQL value`."""
+    names = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+    for label, values in figures.items():
+        value = " | ".join(f"{names[k]} {values.get(k, '-')}" for k in kinds)
+        print(f"  {label:<52}  {value}")
 
 
 def machine() -> Iterator[str]:
@@ -282,18 +378,42 @@ async def main() -> None:
     parser.add_argument("--batched", type=int, default=50_000, help="results written in batches")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument(
-        "--dir", type=Path, help="where the databases go (default: a temporary dir)"
+        "--dir", type=Path, help="where the SQLite databases go (default: a temporary dir)"
+    )
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(
+            "APIMD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="a PostgreSQL server URL whose user may create databases ('' = SQLite only)",
     )
     args = parser.parse_args()
     for text in machine():
         print(text)
     with tempfile.TemporaryDirectory(prefix="apimd-bench-", dir=args.dir) as name:
         directory = Path(name)
-        print(f"databases in {directory} ({'tmpfs' if 'tmpfs' in _fs_type(directory) else 'disk'})")
-        await bench_single(directory, args.single, "FULL")
-        await bench_single(directory, args.single, "NORMAL")
-        await bench_batched(directory, args.batched, args.batch_size)
-        await bench_stats(directory, args.results)
+        print(
+            f"SQLite databases in {directory} ({'tmpfs' if 'tmpfs' in _fs_type(directory) else 'disk'})"
+        )
+        targets = [Target("sqlite", directory)]
+        if args.postgres:
+            with psycopg.connect(args.postgres) as conn:
+                server = conn.execute("SHOW server_version").fetchone()
+            print(f"PostgreSQL {server[0] if server else '?'} at {describe_url(args.postgres)}")
+            targets.append(Target("postgresql", directory, args.postgres))
+        print("durable: SQLite synchronous=FULL, PostgreSQL synchronous_commit=on (apimd's)")
+        print("relaxed: SQLite synchronous=NORMAL, PostgreSQL synchronous_commit=off")
+        figures: Figures = {}
+        for target in targets:
+            try:
+                await bench_single(target, figures, args.single, relaxed=False)
+                await bench_single(target, figures, args.single, relaxed=True)
+                await bench_concurrent(target, figures, args.single)
+                await bench_batched(target, figures, args.batched, args.batch_size)
+                await bench_stats(target, figures, args.results)
+            finally:
+                target.drop()
+        print_side_by_side(figures, [t.kind for t in targets])
 
 
 def _fs_type(path: Path) -> str:

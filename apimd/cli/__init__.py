@@ -110,7 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--var", action="append", default=[], metavar="K=V", help="a run variable (repeatable)"
     )
     run.add_argument("--json", action="store_true", help="print the result document as JSON")
-    run.add_argument("--db", help="with -f: keep tokens and results in this SQLite file")
+    run.add_argument(
+        "--db",
+        help="with -f: keep tokens and results in this SQLite file or postgresql:// database",
+    )
 
     results = commands.add_parser("results", help="recent results, newest first")
     results.add_argument("name", nargs="?", help="only this call or workflow")
@@ -143,6 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     signin.add_argument("name")
     signin.add_argument("--device", action="store_true", help="use the device-code flow")
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="copy the SQLite store into an empty PostgreSQL database (stop the daemon first)",
+    )
+    migrate.add_argument(
+        "--to", required=True, metavar="URL", help="postgresql://user@host:port/database"
+    )
+    migrate.add_argument(
+        "--from", dest="source", metavar="PATH", help="the SQLite file (default: the daemon's)"
+    )
 
     demo = commands.add_parser(
         "demo", help="start a loopback demo API and token server and run the example project"
@@ -267,6 +281,10 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                 "--db goes with -f FILE (a standalone run); the daemon keeps its own DB"
             )
         return asyncio.run(remote.run_remote(settings, args))
+    if command == "migrate":
+        from apimd.cli.migrate import migrate_command
+
+        return asyncio.run(migrate_command(settings, args))
     runners = {
         "start": lambda: remote.start_command(settings),
         "stop": lambda: remote.stop_command(settings),

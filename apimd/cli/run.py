@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import sys
 from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from apimd.cli import UsageError, parse_vars
 from apimd.cli.browser import present_url, read_pasted_url
@@ -20,6 +22,10 @@ from apimd.model.loader import load_project_file
 from apimd.model.outcome import ResultCode
 from apimd.model.project import Project
 
+if TYPE_CHECKING:
+    from apimd.settings import Settings
+    from apimd.store import Store
+
 
 def load_or_explain(path: str, *, cross_check: bool = True) -> Project:
     """The project in `path`, or a `UsageError` listing every problem."""
@@ -29,21 +35,27 @@ def load_or_explain(path: str, *, cross_check: bool = True) -> Project:
         raise UsageError(f"{path} has problems, nothing was run.\n{exc}") from None
 
 
-async def _open_db(path: str, stack: AsyncExitStack) -> StateStore:
-    from apimd.settings import Settings
+async def open_owned_store(location: str | Path, what: str, settings: Settings) -> Store:
+    """The store at `location` (file or URL) with the configured key, held for this process;
+    a `UsageError` starting with `what` when it cannot be opened."""
     from apimd.store import StoreError, open_store
 
-    settings = Settings.load()
     try:
-        store = await open_store(
-            path,
+        return await open_store(
+            location,
             secret_key=settings.secret_key,
             key_file=settings.key_file,
             owner=True,
-            owner_description="apimd run --db",
+            owner_description=f"apimd {what}",
         )
     except StoreError as exc:
-        raise UsageError(f"--db {path}: {exc}") from None
+        raise UsageError(f"{what}: {exc}") from None
+
+
+async def _open_db(path: str, stack: AsyncExitStack) -> StateStore:
+    from apimd.settings import Settings
+
+    store = await open_owned_store(path, f"run --db {path}", Settings.load())
     stack.push_async_callback(store.close)
     return store
 

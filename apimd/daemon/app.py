@@ -26,7 +26,7 @@ EVENT_QUEUE_SIZE = 50_000
 async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = await open_store(
-        settings.db_path,
+        settings.store_location,
         secret_key=settings.secret_key,
         key_file=settings.key_file,
         owner=True,

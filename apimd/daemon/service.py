@@ -188,7 +188,7 @@ class MonitorService:
             callback_url=self.settings.callback_url(port),
             callback_bound=self.callback_port is not None,
             callback_error=self.callback_error,
-            db_path=str(self.settings.db_path),
+            db_path=self.settings.store_description,
             socket_path=str(self.settings.socket_path),
             log_path=str(self.settings.log_path),
         )

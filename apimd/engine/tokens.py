@@ -113,6 +113,7 @@ def apply_saved_variables(runtime: TokenRuntime, values: dict[str, str], now: da
         runtime.expires_at = None
         runtime.lifetime_s = None
     runtime.saved_at = now
+    runtime.generation += 1
     runtime.state = TokenState.VALID
     runtime.last_error = None
     runtime.backoff_s = 0.0

@@ -22,6 +22,9 @@ class TokenRuntime(BaseModel):
     last_error: str | None = None
     backoff_s: float = 0.0
     next_attempt_at: datetime | None = None
+    generation: int = 0
+    """Counts the saves of new token values (sign-ins, refreshes, webhooks): agents sharing one
+    store tell an old token from a new one by it, not by clocks (SPEC §13)."""
 
     @property
     def filled(self) -> bool:

@@ -1,5 +1,5 @@
-"""SQLite persistence (aiosqlite): migrations, repositories, secrets encrypted at rest, results,
-rollups and statistics, apply/export. `open_store` is the entry point."""
+"""apimd's store, on SQLite (aiosqlite, the default) or PostgreSQL (psycopg): migrations, repositories,
+secrets encrypted at rest, results, rollups and statistics, apply/export. `open_store` is the entry point."""
 
 from apimd.model.signin import SIGNIN_TTL, PendingSignIn, new_state
 from apimd.store.apply import ApplyReport
@@ -14,7 +14,7 @@ from apimd.store.errors import (
     StoreInUse,
 )
 from apimd.store.results import BODY_LIMIT, ResultPage
-from apimd.store.store import SqliteStore, open_store
+from apimd.store.store import SqliteStore, Store, open_store
 
 __all__ = [
     "BODY_LIMIT",
@@ -29,6 +29,7 @@ __all__ = [
     "ResultPage",
     "SecretKeyError",
     "SqliteStore",
+    "Store",
     "StoreError",
     "StoreInUse",
     "new_state",

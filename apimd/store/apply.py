@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
 from pydantic import BaseModel
 
 from apimd.engine.tokens import NOT_SECRET_TOKEN_VARIABLES, apply_saved_variables, parse_expires_in
@@ -17,7 +16,6 @@ from apimd.model.errors import Issue, ValidationFailed
 from apimd.model.project import KINDS, Project, check_project
 from apimd.model.resources import Token, TokenState, Variable, VariableSpec
 from apimd.model.runtime import TokenRuntime
-from apimd.store.db import Database
 from apimd.store.errors import ResourceInUse, ResourceNotFound
 from apimd.store.masking import keep_stored_secrets, mask_secrets
 from apimd.store.resources import (
@@ -26,6 +24,7 @@ from apimd.store.resources import (
     StoredResource,
     definition_json,
 )
+from apimd.store.sql import Connection, Database
 from apimd.store.tokens import TokenRuntimeStore
 from apimd.store.variables import VariableStore
 
@@ -127,7 +126,7 @@ class ProjectStore:
 
     async def _write(
         self,
-        conn: aiosqlite.Connection,
+        conn: Connection,
         variables: dict[str, Variable],
         merged: dict[str, list[Any]],
         stored: _Snapshot,
@@ -255,10 +254,10 @@ class ProjectStore:
 
     # --- helpers -------------------------------------------------------------------------------
 
-    async def _snapshot(self, conn: aiosqlite.Connection) -> _Snapshot:
+    async def _snapshot(self, conn: Connection) -> _Snapshot:
         return _Snapshot(await self._variables.all_in(conn), await self._resources.all_in(conn))
 
-    async def _delete_in(self, conn: aiosqlite.Connection, kind: str, name: str) -> None:
+    async def _delete_in(self, conn: Connection, kind: str, name: str) -> None:
         await self._resources.delete_in(conn, kind, name)
         if kind == "tokens":
             await self._tokens.delete_in(conn, name)

@@ -3,8 +3,8 @@ a webhook URL, which is a secret."""
 
 from __future__ import annotations
 
-from apimd.store.db import Database
 from apimd.store.secrets import SecretBox
+from apimd.store.sql import Database
 from apimd.store.timestamps import to_us, utc_now
 
 

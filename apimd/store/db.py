@@ -7,14 +7,14 @@ import asyncio
 import contextlib
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import Any
 
 import aiosqlite
 
 from apimd.store.errors import NewerSchemaError, StoreError
 from apimd.store.migrations import LATEST_VERSION, MIGRATIONS, Migration
+from apimd.store.sql import Connection, Database, Params, Row
 from apimd.store.timestamps import utc_now
 
 # FULL: a commit is on disk (WAL fsynced) before it is reported, so acknowledged token saves and
@@ -29,21 +29,37 @@ _PRAGMAS = (
     "PRAGMA journal_size_limit = 16777216",
 )
 
-Params = Sequence[Any]
+
+class SqliteConnection:
+    """`apimd.store.sql.Connection` on an aiosqlite connection."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.raw = conn
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        async with self.raw.execute(sql, params) as cursor:
+            return cursor.rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        await self.raw.executemany(sql, rows)
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        return list(await self.raw.execute_fetchall(sql, params))
 
 
-class Database:
+class SqliteDatabase(Database):
     """One writer connection, whose transactions a lock serializes, and one reader connection
     (WAL lets it read committed data while a write is in progress)."""
 
     def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
         self.path = path
+        self.name = path.name
         self._writer = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: Path) -> Database:
+    async def open(cls, path: Path) -> SqliteDatabase:
         """Open (creating with mode 0600) and migrate the database at `path`."""
         _create_private_file(path)
         try:
@@ -68,7 +84,7 @@ class Database:
         return cls(path, writer, reader)
 
     @contextlib.asynccontextmanager
-    async def transaction(self, *, immediate: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self, *, immediate: bool = True) -> AsyncIterator[Connection]:
         """A transaction on the writer (BEGIN IMMEDIATE … COMMIT), rolled back on any error and
         committed before the `async with` block's caller continues. `immediate=False` is for a
         consistent multi-statement read (it still waits for, and holds off, this process's
@@ -76,7 +92,7 @@ class Database:
         async with self._write_lock:
             await self._writer.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
             try:
-                yield self._writer
+                yield SqliteConnection(self._writer)
                 await self._writer.execute("COMMIT")
             except BaseException:
                 # Also when COMMIT itself failed (disk full, busy): never leave it open.
@@ -84,14 +100,19 @@ class Database:
                     await self._writer.execute("ROLLBACK")
                 raise
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         """Rows of a read-only query on the reader connection (sees every committed write)."""
         rows = await self._reader.execute_fetchall(sql, params)
         return list(rows)
 
-    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        rows = await self.fetchall(sql, params)
-        return rows[0] if rows else None
+    async def stream(
+        self, sql: str, params: Params = (), *, size: int = 1000
+    ) -> AsyncIterator[list[Row]]:
+        """Rows of a read-only query on the reader connection, `size` at a time."""
+        async with self._reader.execute(sql, params) as cursor:
+            while batch := await cursor.fetchmany(size):
+                rows: list[Row] = list(batch)
+                yield rows
 
     async def integrity_check(self) -> list[str]:
         """`PRAGMA integrity_check` lines (`["ok"]` when healthy)."""

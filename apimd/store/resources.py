@@ -7,13 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
 from pydantic import BaseModel, ValidationError
 
 from apimd.model.resources import AuthSetting, Call, Schedule, Token, Workflow
-from apimd.store.db import Database
 from apimd.store.errors import CorruptRecord
 from apimd.store.secrets import SecretBox
+from apimd.store.sql import Connection, Database
 from apimd.store.timestamps import to_us, utc_now
 
 RESOURCE_MODELS: dict[str, type[BaseModel]] = {
@@ -50,11 +49,9 @@ class ResourceStore:
         self._db = db
         self._box = box
 
-    async def all_in(self, conn: aiosqlite.Connection) -> dict[str, dict[str, StoredResource]]:
+    async def all_in(self, conn: Connection) -> dict[str, dict[str, StoredResource]]:
         """Every stored definition, by kind then name (names sorted)."""
-        rows = await conn.execute_fetchall(
-            "SELECT kind, name, doc FROM resources ORDER BY kind, name"
-        )
+        rows = await conn.fetchall("SELECT kind, name, doc FROM resources ORDER BY kind, name")
         out: dict[str, dict[str, StoredResource]] = {kind: {} for kind in RESOURCE_KINDS}
         for row in rows:
             kind, name = row[0], row[1]
@@ -67,7 +64,7 @@ class ResourceStore:
         )
         return None if row is None else self._decode(kind, name, row[0])
 
-    async def put_in(self, conn: aiosqlite.Connection, kind: str, name: str, json: str) -> None:
+    async def put_in(self, conn: Connection, kind: str, name: str, json: str) -> None:
         await conn.execute(
             "INSERT INTO resources (kind, name, doc, updated_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (kind, name) DO UPDATE SET"
@@ -75,7 +72,7 @@ class ResourceStore:
             (kind, name, self._box.encrypt_text(json), to_us(utc_now())),
         )
 
-    async def delete_in(self, conn: aiosqlite.Connection, kind: str, name: str) -> None:
+    async def delete_in(self, conn: Connection, kind: str, name: str) -> None:
         await conn.execute("DELETE FROM resources WHERE kind = ? AND name = ?", (kind, name))
 
     def _decode(self, kind: str, name: str, doc: bytes) -> StoredResource:

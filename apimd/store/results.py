@@ -11,13 +11,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import aiosqlite
-
 from apimd.model.outcome import Outcome
 from apimd.model.result import Result
-from apimd.store.db import Database
 from apimd.store.errors import CorruptRecord, InvalidCursor
 from apimd.store.rollups import record_rollups
+from apimd.store.sql import Connection, Database
 from apimd.store.timestamps import to_us
 
 BODY_LIMIT = 64 * 1024
@@ -241,7 +239,7 @@ class ResultStore:
         for row in await self._db.fetchall(
             "SELECT name, total_ms FROM (SELECT name, total_ms, ROW_NUMBER() OVER"
             " (PARTITION BY name ORDER BY started_at DESC, seq DESC) AS rn FROM results"
-            " WHERE started_at >= ? AND outcome != 'SKIPPED' AND total_ms IS NOT NULL)"
+            " WHERE started_at >= ? AND outcome != 'SKIPPED' AND total_ms IS NOT NULL) AS ranked"
             " WHERE rn <= ? ORDER BY name, rn DESC",
             (since_us, per_name),
         ):
@@ -249,7 +247,7 @@ class ResultStore:
         for row in await self._db.fetchall(
             "SELECT id, name, doc FROM (SELECT id, name, doc, ROW_NUMBER() OVER"
             " (PARTITION BY name ORDER BY started_at DESC, seq DESC) AS rn FROM results"
-            " WHERE started_at >= ?) WHERE rn = 1",
+            " WHERE started_at >= ?) AS ranked WHERE rn = 1",
             (since_us,),
         ):
             out.setdefault(row["name"], RecentRuns()).latest = decode_result(row["doc"], row["id"])
@@ -277,12 +275,11 @@ class ResultStore:
         deleted = 0
         while True:
             async with self._db.transaction() as conn:
-                cursor = await conn.execute(
+                count = await conn.execute(
                     "DELETE FROM results WHERE seq IN"
                     " (SELECT seq FROM results WHERE started_at < ? LIMIT ?)",
                     (cutoff, batch),
                 )
-                count = cursor.rowcount
             deleted += count
             if count < batch:
                 return deleted
@@ -311,12 +308,12 @@ def latest_including_steps(
     return latest
 
 
-async def _existing_ids(conn: aiosqlite.Connection, ids: list[str]) -> list[str]:
+async def _existing_ids(conn: Connection, ids: list[str]) -> list[str]:
     found: list[str] = []
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         marks = ", ".join("?" * len(chunk))
-        rows = await conn.execute_fetchall(f"SELECT id FROM results WHERE id IN ({marks})", chunk)
+        rows = await conn.fetchall(f"SELECT id FROM results WHERE id IN ({marks})", chunk)
         found += [str(row[0]) for row in rows]
     return found
 

@@ -8,13 +8,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import aiosqlite
-
 from apimd.model.outcome import Outcome
 from apimd.model.result import Result
 from apimd.model.stats import Latency, Stats, StatsPoint
-from apimd.store.db import Database
 from apimd.store.histogram import bucket_of, percentiles
+from apimd.store.sql import Connection, Database
 from apimd.store.timestamps import from_us, hour_floor_us, to_us
 
 _OUTCOME_COLUMNS = {
@@ -31,15 +29,17 @@ _UPSERT_ROLLUP = f"""
     INSERT INTO rollups (name, hour, {_COUNT_COLUMNS}, lat_count, lat_sum, lat_min, lat_max)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (name, hour) DO UPDATE SET
-        {", ".join(f"{c} = {c} + excluded.{c}" for c in _OUTCOME_COLUMNS.values())},
-        lat_count = lat_count + excluded.lat_count,
-        lat_sum = lat_sum + excluded.lat_sum,
-        lat_min = min(coalesce(lat_min, excluded.lat_min), coalesce(excluded.lat_min, lat_min)),
-        lat_max = max(coalesce(lat_max, excluded.lat_max), coalesce(excluded.lat_max, lat_max))
+        {", ".join(f"{c} = rollups.{c} + excluded.{c}" for c in _OUTCOME_COLUMNS.values())},
+        lat_count = rollups.lat_count + excluded.lat_count,
+        lat_sum = rollups.lat_sum + excluded.lat_sum,
+        lat_min = CASE WHEN rollups.lat_min IS NULL OR excluded.lat_min < rollups.lat_min
+                  THEN excluded.lat_min ELSE rollups.lat_min END,
+        lat_max = CASE WHEN rollups.lat_max IS NULL OR excluded.lat_max > rollups.lat_max
+                  THEN excluded.lat_max ELSE rollups.lat_max END
 """
 _UPSERT_BUCKET = """
     INSERT INTO rollup_buckets (name, hour, bucket, count) VALUES (?, ?, ?, ?)
-    ON CONFLICT (name, hour, bucket) DO UPDATE SET count = count + excluded.count
+    ON CONFLICT (name, hour, bucket) DO UPDATE SET count = rollup_buckets.count + excluded.count
 """
 
 
@@ -97,7 +97,7 @@ class _Hour:
         )
 
 
-async def record_rollups(conn: aiosqlite.Connection, results: Iterable[Result]) -> None:
+async def record_rollups(conn: Connection, results: Iterable[Result]) -> None:
     """Add `results` to their (target, hour) rollups, inside the caller's transaction."""
     hours: dict[tuple[str, int], _Hour] = {}
     for result in results:
@@ -110,6 +110,9 @@ async def record_rollups(conn: aiosqlite.Connection, results: Iterable[Result]) 
             hour.buckets[bucket_of(latency)] += 1
     if not hours:
         return
+    # Rows in key order: writers sharing a PostgreSQL store then lock them in one order, so
+    # concurrent batches wait for each other instead of deadlocking.
+    ordered = sorted(hours.items())
     await conn.executemany(
         _UPSERT_ROLLUP,
         [
@@ -122,15 +125,15 @@ async def record_rollups(conn: aiosqlite.Connection, results: Iterable[Result]) 
                 h.lat_min,
                 h.lat_max,
             )
-            for (name, hour_us), h in hours.items()
+            for (name, hour_us), h in ordered
         ],
     )
     await conn.executemany(
         _UPSERT_BUCKET,
         [
             (name, hour_us, bucket, count)
-            for (name, hour_us), h in hours.items()
-            for bucket, count in h.buckets.items()
+            for (name, hour_us), h in ordered
+            for bucket, count in sorted(h.buckets.items())
         ],
     )
 

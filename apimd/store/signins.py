@@ -7,8 +7,8 @@ import hmac
 from datetime import datetime
 
 from apimd.model.signin import PendingSignIn
-from apimd.store.db import Database
 from apimd.store.secrets import SecretBox
+from apimd.store.sql import Database
 from apimd.store.timestamps import to_us, utc_now
 
 
@@ -41,7 +41,7 @@ class SignInStore:
         then the decrypted state is compared in constant time."""
         moment = to_us(now or utc_now())
         async with self._db.transaction() as conn:
-            rows = await conn.execute_fetchall(
+            rows = await conn.fetchall(
                 "UPDATE signins SET used = 1"
                 " WHERE state_key = ? AND used = 0 AND expires_at > ? RETURNING id, doc",
                 (self._box.lookup_key(state), moment),
@@ -69,17 +69,15 @@ class SignInStore:
     async def cancel(self, signin_id: str) -> bool:
         """Forget a pending sign-in; whether there was one."""
         async with self._db.transaction() as conn:
-            cursor = await conn.execute("DELETE FROM signins WHERE id = ?", (signin_id,))
-            return cursor.rowcount > 0
+            return await conn.execute("DELETE FROM signins WHERE id = ?", (signin_id,)) > 0
 
     async def prune(self, *, now: datetime | None = None) -> int:
         """Delete used and expired sign-ins; returns how many."""
         async with self._db.transaction() as conn:
-            cursor = await conn.execute(
+            return await conn.execute(
                 "DELETE FROM signins WHERE used = 1 OR expires_at <= ?",
                 (to_us(now or utc_now()),),
             )
-            return cursor.rowcount
 
     def _decode(self, signin_id: str, doc: bytes) -> PendingSignIn:
         return PendingSignIn.model_validate_json(

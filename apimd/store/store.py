@@ -1,4 +1,5 @@
-"""`SqliteStore`: the one object the daemon and `apimd run --db` hold, and `open_store` to get it."""
+"""`Store`: the one object the daemon and `apimd run --db` hold, on SQLite or PostgreSQL, and
+`open_store` to get it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
+from apimd.dburl import is_postgres_url
 from apimd.engine.ports import StateStore
 from apimd.model.outcome import Outcome
 from apimd.model.project import Project
@@ -17,7 +19,7 @@ from apimd.model.signin import PendingSignIn
 from apimd.model.stats import Stats
 from apimd.store.apply import ApplyReport, ProjectStore
 from apimd.store.counters import CounterStore
-from apimd.store.db import Database
+from apimd.store.db import SqliteDatabase
 from apimd.store.errors import SecretKeyError
 from apimd.store.lock import OwnerLock
 from apimd.store.resources import ResourceStore
@@ -25,6 +27,7 @@ from apimd.store.results import RecentRuns, ResultPage, ResultStore
 from apimd.store.rollups import query_stats
 from apimd.store.secrets import KeySource, SecretBox
 from apimd.store.signins import SignInStore
+from apimd.store.sql import Database
 from apimd.store.timestamps import utc_now
 from apimd.store.tokens import TokenRuntimeStore
 from apimd.store.variables import VariableStore
@@ -33,24 +36,37 @@ Clock = Callable[[], datetime]
 
 
 async def open_store(
-    path: str | Path,
+    location: str | Path,
     *,
     secret_key: str | None,
     key_file: Path | None,
     owner: bool,
     owner_description: str = "another apimd process",
     clock: Clock = utc_now,
-) -> SqliteStore:
-    """Open (creating and migrating as needed) the database at `path`.
+) -> Store:
+    """Open (creating and migrating as needed) the database at `location`: a SQLite file, or a
+    `postgresql://` URL (SPEC §13).
 
     The key is `secret_key` (APIMD_SECRET_KEY) when given, else the one in `key_file`, which is
     created only for a database that holds no secrets yet. With `owner` (a daemon, `apimd run
-    --db`), the database is locked for this process until `close()`; `StoreInUse` names the owner
-    when another process holds it. Close the store (or use `async with`) when done."""
-    path = Path(path)
+    --db`), the database is locked for this process until `close()` (a SQLite file by a flock,
+    PostgreSQL by a session advisory lock); `StoreInUse` names the owner when another process
+    holds it. Close the store (or use `async with`) when done."""
+    if is_postgres_url(location):
+        from apimd.store.postgres import PgDatabase
+
+        pg = await PgDatabase.open(
+            str(location), owner_description=owner_description if owner else None
+        )
+        try:
+            return Store(pg, await _unlock(pg, KeySource(secret_key, key_file)), None, clock)
+        except BaseException:
+            await pg.close()
+            raise
+    path = Path(location)
     lock = OwnerLock.acquire(path, owner_description) if owner else None
     try:
-        db = await Database.open(path)
+        db: Database = await SqliteDatabase.open(path)
         try:
             box = await _unlock(db, KeySource(secret_key, key_file))
         except BaseException:
@@ -60,42 +76,42 @@ async def open_store(
         if lock is not None:
             lock.release()
         raise
-    return SqliteStore(db, box, lock, clock)
+    return Store(db, box, lock, clock)
 
 
 async def _unlock(db: Database, source: KeySource) -> SecretBox:
     """The key, checked against the database's check value (written there by the first open)."""
     row = await db.fetchone("SELECT value FROM meta WHERE key = 'secret_check'")
-    box = source.load(may_create=row is None, db_name=db.path.name)
+    box = source.load(may_create=row is None, db_name=db.name)
     async with db.transaction() as conn:
-        rows = list(
-            await conn.execute_fetchall("SELECT value FROM meta WHERE key = 'secret_check'")
+        # ON CONFLICT: agents starting together on one PostgreSQL store; the first one's value
+        # wins and the others check their key against it.
+        await conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('secret_check', ?) ON CONFLICT (key) DO NOTHING",
+            (box.check_value().decode(),),
         )
-        if not rows:
-            await conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('secret_check', ?)",
-                (box.check_value().decode(),),
-            )
-            return box
+        rows = await conn.fetchall("SELECT value FROM meta WHERE key = 'secret_check'")
     if not box.matches(str(rows[0][0]).encode()):
         raise SecretKeyError(
-            f"the secret key from {source.describe()} is not the key {db.path.name} was written "
+            f"the secret key from {source.describe()} is not the key {db.name} was written "
             "with; set APIMD_SECRET_KEY (or restore the key file) to the key used when the "
             "database was created"
         )
     return box
 
 
-class SqliteStore:
-    """Everything apimd keeps on disk. Implements `apimd.engine.ports.StateStore` (every write is
+class Store:
+    """Everything apimd keeps, on SQLite or PostgreSQL. Implements `apimd.engine.ports.StateStore` (every write is
     committed before its coroutine returns), and holds results with their statistics, pending
     sign-ins (`signins`) and the project's resources (`project`: get/list/put/delete)."""
 
     def __init__(
         self, db: Database, box: SecretBox, lock: OwnerLock | None, clock: Clock = utc_now
     ) -> None:
-        self.path = db.path
+        self.name = db.name
         self._db = db
+        self.db = db
+        """The database itself, for `apimd migrate` (the repositories are the way in otherwise)."""
         self._lock = lock
         self._clock = clock
         self.tokens = TokenRuntimeStore(db, box)
@@ -215,7 +231,7 @@ class SqliteStore:
                 self._lock.release()
                 self._lock = None
 
-    async def __aenter__(self) -> SqliteStore:
+    async def __aenter__(self) -> Store:
         return self
 
     async def __aexit__(
@@ -227,6 +243,10 @@ class SqliteStore:
         await self.close()
 
 
-def as_state_store(store: SqliteStore) -> StateStore:
-    """`store` as the engine's port (mypy checks here that `SqliteStore` implements it)."""
+SqliteStore = Store
+"""The former name of `Store`, from when SQLite was its only database."""
+
+
+def as_state_store(store: Store) -> StateStore:
+    """`store` as the engine's port (mypy checks here that `Store` implements it)."""
     return store

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import aiosqlite
-
 from apimd.model.runtime import TokenRuntime
-from apimd.store.db import Database
 from apimd.store.secrets import SecretBox
+from apimd.store.sql import Connection, Database
 from apimd.store.timestamps import to_us, utc_now
 
 _UPSERT = """
@@ -38,11 +36,11 @@ class TokenRuntimeStore:
         rows = await self._db.fetchall("SELECT name, doc FROM token_runtime ORDER BY name")
         return {row[0]: self._decode(row[0], row[1]) for row in rows}
 
-    async def load_in(self, conn: aiosqlite.Connection, name: str) -> TokenRuntime | None:
-        rows = await conn.execute_fetchall("SELECT doc FROM token_runtime WHERE name = ?", (name,))
+    async def load_in(self, conn: Connection, name: str) -> TokenRuntime | None:
+        rows = await conn.fetchall("SELECT doc FROM token_runtime WHERE name = ?", (name,))
         return next((self._decode(name, row[0]) for row in rows), None)
 
-    async def save_in(self, conn: aiosqlite.Connection, runtime: TokenRuntime) -> None:
+    async def save_in(self, conn: Connection, runtime: TokenRuntime) -> None:
         await conn.execute(
             _UPSERT,
             (
@@ -54,7 +52,7 @@ class TokenRuntimeStore:
             ),
         )
 
-    async def delete_in(self, conn: aiosqlite.Connection, name: str) -> None:
+    async def delete_in(self, conn: Connection, name: str) -> None:
         await conn.execute("DELETE FROM token_runtime WHERE name = ?", (name,))
 
     def _decode(self, name: str, doc: bytes) -> TokenRuntime:

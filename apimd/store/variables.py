@@ -3,13 +3,9 @@ clear copy behind)."""
 
 from __future__ import annotations
 
-import sqlite3
-
-import aiosqlite
-
 from apimd.model.resources import Variable
-from apimd.store.db import Database
 from apimd.store.secrets import SecretBox
+from apimd.store.sql import Connection, Database, Row
 from apimd.store.timestamps import to_us, utc_now
 
 _UPSERT = """
@@ -45,13 +41,11 @@ class VariableStore:
         rows = await self._db.fetchall("SELECT name, secret, value FROM variables ORDER BY name")
         return {row["name"]: self._decode(row) for row in rows}
 
-    async def all_in(self, conn: aiosqlite.Connection) -> dict[str, Variable]:
-        rows = await conn.execute_fetchall(
-            "SELECT name, secret, value FROM variables ORDER BY name"
-        )
+    async def all_in(self, conn: Connection) -> dict[str, Variable]:
+        rows = await conn.fetchall("SELECT name, secret, value FROM variables ORDER BY name")
         return {row["name"]: self._decode(row) for row in rows}
 
-    async def put_in(self, conn: aiosqlite.Connection, variable: Variable) -> None:
+    async def put_in(self, conn: Connection, variable: Variable) -> None:
         await conn.execute(
             _UPSERT,
             (
@@ -62,9 +56,9 @@ class VariableStore:
             ),
         )
 
-    async def delete_in(self, conn: aiosqlite.Connection, name: str) -> None:
+    async def delete_in(self, conn: Connection, name: str) -> None:
         await conn.execute("DELETE FROM variables WHERE name = ?", (name,))
 
-    def _decode(self, row: sqlite3.Row) -> Variable:
+    def _decode(self, row: Row) -> Variable:
         value = self._box.decrypt_text(row["value"], what=f"variable {row['name']}")
         return Variable(name=row["name"], value=value, secret=bool(row["secret"]))

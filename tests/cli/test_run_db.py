@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sqlite3
@@ -10,9 +11,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import psycopg
+
 from apimd.demo.server import RunningServer
 from tests.cli.test_run_command import EXAMPLE, apimd
 from tests.conftest import server_state
+from tests.daemon.conftest import start_daemon, stop_daemon
 
 
 async def test_token_filled_by_one_run_is_reused_by_the_next(
@@ -81,4 +85,46 @@ async def test_db_held_by_a_running_daemon_is_refused(token_server: RunningServe
     assert code == 2
     assert out == ""
     assert "in use by the apimd daemon" in err
+    assert server_state(token_server).token_requests == 0
+
+
+async def test_a_postgresql_db_keeps_the_token_between_runs(
+    token_server: RunningServer, tmp_path: Path, pg_url: str
+) -> None:
+    env = {"APIMD_DEMO_URL": token_server.url, "APIMD_HOME": str(tmp_path)}
+    for _ in range(2):
+        code, out, err = await apimd(
+            "run", "list-orders", "-f", str(EXAMPLE), "--db", pg_url, env=env
+        )
+        assert code == 0, out + err
+    assert server_state(token_server).token_requests == 1
+    with psycopg.connect(pg_url) as conn:
+        names = [row[0] for row in conn.execute("SELECT name FROM results")]
+    assert names.count("list-orders") == 2
+    code, out, err = await apimd(
+        "run", "list-orders", "-f", str(EXAMPLE), "--db", "postgresql://127.0.0.1:9/x", env=env
+    )
+    assert code == 2
+    assert "cannot connect to the PostgreSQL database x on 127.0.0.1:9" in err
+
+
+async def test_a_postgresql_db_held_by_a_running_daemon_is_refused(
+    token_server: RunningServer, pg_url: str
+) -> None:
+    daemon = await asyncio.to_thread(functools.partial(start_daemon, APIMD_DATABASE_URL=pg_url))
+    try:
+        code, out, err = await apimd(
+            "run",
+            "list-orders",
+            "-f",
+            str(EXAMPLE),
+            "--db",
+            pg_url,
+            env={"APIMD_DEMO_URL": token_server.url, "APIMD_HOME": str(daemon.home)},
+        )
+    finally:
+        await asyncio.to_thread(stop_daemon, daemon)
+    assert code == 2
+    assert out == ""
+    assert "is in use by the apimd daemon for" in err
     assert server_state(token_server).token_requests == 0

@@ -1,5 +1,6 @@
 """A real `apimd daemon` process on a short temporary APIMD_HOME, talked to only through its socket
-and the `apimd` command line, as a user would."""
+and the `apimd` command line, as a user would; its store is SQLite, or PostgreSQL in a database of
+its own for the modules marked `both_stores` (they run once on each)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import pytest
 from aiohttp import web
 
 from apimd.client import Client, DaemonUnavailable
+from tests import postgres
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 15.0
@@ -36,7 +38,8 @@ def daemon_env(home: Path, **extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("APIMD_SOCKET", "APIMD_SECRET_KEY", "APIMD_RETENTION_DAYS")
+        if k
+        not in ("APIMD_SOCKET", "APIMD_SECRET_KEY", "APIMD_RETENTION_DAYS", "APIMD_DATABASE_URL")
     }
     env.update(APIMD_HOME=str(home), APIMD_CALLBACK_PORT="0", NO_COLOR="1", **extra)
     return env
@@ -55,6 +58,8 @@ class Daemon:
     process: subprocess.Popen[bytes]
     env: dict[str, str]
     stderr_path: Path
+    database: str | None = None
+    """The PostgreSQL database of its store (dropped by `stop_daemon`), None on SQLite."""
 
     @property
     def socket_path(self) -> Path:
@@ -131,9 +136,36 @@ def _answers(socket_path: Path) -> bool:
         return pool.submit(asyncio.run, probe()).result()
 
 
-def start_daemon(home: Path | None = None, **extra_env: str) -> Daemon:
-    """Start `python -m apimd daemon` on `home` and wait until its socket answers."""
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests of modules marked `both_stores` run on a SQLite and on a PostgreSQL daemon."""
+    if "daemon_store" in metafunc.fixturenames:
+        both = metafunc.definition.get_closest_marker("both_stores") is not None
+        kinds = ["sqlite", "postgres"] if both else ["sqlite"]
+        metafunc.parametrize("daemon_store", kinds, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def daemon_store(request: pytest.FixtureRequest) -> str:
+    """`sqlite` or `postgres`: the store of this module's daemons."""
+    kind: str = getattr(request, "param", "sqlite")
+    if kind == "postgres":
+        postgres.require_postgres()
+    return kind
+
+
+def start_daemon(
+    home: Path | None = None,
+    *,
+    store: str = "sqlite",
+    database: str | None = None,
+    **extra_env: str,
+) -> Daemon:
+    """Start `python -m apimd daemon` on `home` and wait until its socket answers. With
+    `store="postgres"` its store is `database` (a new database when None)."""
     home = home or short_home()
+    if store == "postgres":
+        database = database or postgres.create_database()
+        extra_env["APIMD_DATABASE_URL"] = postgres.url_of(database)
     env = daemon_env(home, **extra_env)
     stderr_path = Path(tempfile.mkstemp(prefix="apimd-stderr-", dir="/tmp")[1])
     with stderr_path.open("wb") as stderr:
@@ -144,7 +176,7 @@ def start_daemon(home: Path | None = None, **extra_env: str) -> Daemon:
             stderr=stderr,
             env=env,
         )
-    daemon = Daemon(home, process, env, stderr_path)
+    daemon = Daemon(home, process, env, stderr_path, database)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -161,7 +193,8 @@ def start_daemon(home: Path | None = None, **extra_env: str) -> Daemon:
 
 
 def stop_daemon(daemon: Daemon, *, remove_home: bool = True) -> None:
-    """SIGTERM and insist on a clean exit (0) within 15 s."""
+    """SIGTERM and insist on a clean exit (0) within 15 s; `remove_home` also drops its
+    PostgreSQL database."""
     try:
         code = daemon.terminate()
         assert code == 0, f"the daemon exited {code} after SIGTERM:\n{daemon.stderr()}"
@@ -169,12 +202,14 @@ def stop_daemon(daemon: Daemon, *, remove_home: bool = True) -> None:
         daemon.stderr_path.unlink(missing_ok=True)
         if remove_home:
             shutil.rmtree(daemon.home, ignore_errors=True)
+            if daemon.database is not None:
+                postgres.drop_database(daemon.database)
 
 
 @pytest.fixture(scope="module")
-def daemon() -> Iterator[Daemon]:
+def daemon(daemon_store: str) -> Iterator[Daemon]:
     """One daemon shared by the tests of a module (they use unique resource names)."""
-    running = start_daemon()
+    running = start_daemon(store=daemon_store)
     try:
         yield running
     finally:
@@ -182,9 +217,9 @@ def daemon() -> Iterator[Daemon]:
 
 
 @pytest.fixture
-def own_daemon() -> Iterator[Daemon]:
+def own_daemon(daemon_store: str) -> Iterator[Daemon]:
     """A daemon for one test alone."""
-    running = start_daemon()
+    running = start_daemon(store=daemon_store)
     try:
         yield running
     finally:

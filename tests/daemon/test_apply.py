@@ -13,6 +13,9 @@ from ruamel.yaml import YAML
 from apimd.client import ApiError
 from tests.daemon.conftest import Daemon, unique
 
+# CRUD, apply, tokens across expiries and schedules: the same on a PostgreSQL daemon (SPEC §13).
+pytestmark = pytest.mark.both_stores
+
 MASK = "••••"
 DEAD_URL = "http://127.0.0.1:9/nothing"
 

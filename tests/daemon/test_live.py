@@ -10,10 +10,15 @@ import signal
 import sys
 from typing import Any
 
+import pytest
+
 from apimd.client import Client
 from apimd.demo.server import RunningServer
 from tests.daemon.conftest import Daemon, eventually, unique
 from tests.daemon.test_tokens import token_project
+
+# CRUD, apply, tokens across expiries and schedules: the same on a PostgreSQL daemon (SPEC §13).
+pytestmark = pytest.mark.both_stores
 
 
 async def status_call(client: Client, url: str) -> str:

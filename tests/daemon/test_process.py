@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ import pytest
 
 from apimd.client import ApiError, Client, DaemonUnavailable
 from apimd.demo.server import RunningServer
+from tests import postgres
 from tests.daemon.conftest import (
     Daemon,
     daemon_env,
@@ -115,11 +117,12 @@ async def test_a_second_daemon_on_the_same_home_refuses_naming_the_first(daemon:
         assert (await client.status()).pid == daemon.process.pid, "the first one still serves"
 
 
+@pytest.mark.both_stores
 async def test_a_killed_daemon_leaves_a_stale_socket_that_the_next_one_removes(
-    token_server: RunningServer,
+    token_server: RunningServer, daemon_store: str
 ) -> None:
     home = short_home()
-    first = await asyncio.to_thread(start_daemon, home)
+    first = await asyncio.to_thread(functools.partial(start_daemon, home, store=daemon_store))
     call = unique("committed")
     async with first.client() as client:
         await client.put("calls", call, {"url": f"{token_server.url}/api/status"})
@@ -130,7 +133,9 @@ async def test_a_killed_daemon_leaves_a_stale_socket_that_the_next_one_removes(
     assert first.socket_path.exists(), "SIGKILL leaves the socket file behind"
     first.stderr_path.unlink(missing_ok=True)
 
-    second = await asyncio.to_thread(start_daemon, home)
+    second = await asyncio.to_thread(
+        functools.partial(start_daemon, home, store=daemon_store, database=first.database)
+    )
     try:
         async with second.client() as client:
             status = await client.status()
@@ -144,8 +149,13 @@ async def test_a_killed_daemon_leaves_a_stale_socket_that_the_next_one_removes(
 
 
 @contextlib.asynccontextmanager
-async def daemon_on(home: Path) -> AsyncIterator[Daemon]:
-    running = await asyncio.to_thread(start_daemon, home)
+async def daemon_on(
+    home: Path, store: str = "sqlite", database: str | None = None
+) -> AsyncIterator[Daemon]:
+    """A daemon on `home` (and, on PostgreSQL, on `database`), stopped at the end."""
+    running = await asyncio.to_thread(
+        functools.partial(start_daemon, home, store=store, database=database)
+    )
     try:
         yield running
     finally:
@@ -172,12 +182,14 @@ async def _running(client: Client, name: str) -> bool:
     return name in (await client.status()).running
 
 
+@pytest.mark.both_stores
 async def test_sigterm_lets_a_slow_run_finish_and_cancels_one_past_ten_seconds(
-    token_server: RunningServer,
+    token_server: RunningServer, daemon_store: str
 ) -> None:
     home = short_home()
+    database = postgres.create_database() if daemon_store == "postgres" else None
     try:
-        async with daemon_on(home) as daemon:
+        async with daemon_on(home, daemon_store, database) as daemon:
             async with daemon.client() as client:
                 await client.put(
                     "calls",
@@ -197,7 +209,7 @@ async def test_sigterm_lets_a_slow_run_finish_and_cancels_one_past_ten_seconds(
             assert await daemon.stop() == 0
             assert not daemon.socket_path.exists(), "the socket is removed"
 
-        async with daemon_on(home) as daemon, daemon.client() as client:
+        async with daemon_on(home, daemon_store, database) as daemon, daemon.client() as client:
             finished = await client.result(run_id)
             assert (finished.outcome, finished.result) == ("PASS", "COMPLETE")
             run_id = (await client.run("calls", "too-slow")).run_id
@@ -218,13 +230,15 @@ async def test_sigterm_lets_a_slow_run_finish_and_cancels_one_past_ten_seconds(
             assert not daemon.socket_path.exists()
             await asyncio.wait_for(stream, 2)  # an open event stream did not hold it up
 
-        async with daemon_on(home) as daemon, daemon.client() as client:
+        async with daemon_on(home, daemon_store, database) as daemon, daemon.client() as client:
             cancelled = await client.result(run_id)
             assert (cancelled.outcome, cancelled.result) == ("SKIPPED", "CANCELLED")
             page = await client.results(name="too-slow")
             assert [r.id for r in page.results] == [run_id], "recorded once"
     finally:
         shutil.rmtree(home, ignore_errors=True)
+        if database is not None:
+            postgres.drop_database(database)
 
 
 async def test_the_log_holds_no_secrets_and_no_query_strings(

@@ -9,11 +9,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from apimd.client import Client
 from apimd.demo.server import RunningServer
 from apimd.model.resources import Token
 from tests.conftest import server_state
 from tests.daemon.conftest import Daemon, Receiver, eventually, unique
+
+# CRUD, apply, tokens across expiries and schedules: the same on a PostgreSQL daemon (SPEC §13).
+pytestmark = pytest.mark.both_stores
 
 
 def token_project(

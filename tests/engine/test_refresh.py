@@ -66,6 +66,28 @@ async def test_token_is_refreshed_once_per_expiry(token_server: RunningServer) -
     assert state.token_requests == 2
 
 
+async def test_each_new_token_has_the_next_generation(token_server: RunningServer) -> None:
+    """Agents sharing a store tell an old token from a new one by its generation (SPEC §13): each
+    refresh that saves new values counts one up; a failed refresh does not."""
+    state = server_state(token_server)
+    state.lifetime_s = 1
+    store = MemoryStateStore()
+    engine = Engine(manual_token_project(token_server.url), store)
+    try:
+        assert (await engine.run("orders-t1")).outcome == Outcome.PASS
+        assert store.tokens["t1"].generation == 1
+        await asyncio.sleep(1.1)
+        assert (await engine.run("orders-t1")).outcome == Outcome.PASS
+        assert store.tokens["t1"].generation == 2
+        state.fail_next = 1
+        await asyncio.sleep(1.1)
+        await engine.run("orders-t1")
+        assert store.tokens["t1"].state == TokenState.ERROR
+        assert store.tokens["t1"].generation == 2
+    finally:
+        await engine.close()
+
+
 async def test_refresh_skew_is_bounded_by_a_tenth_of_the_lifetime(
     token_server: RunningServer,
 ) -> None:

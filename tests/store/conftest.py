@@ -1,4 +1,5 @@
-"""Fixtures for store tests: a short temporary directory and stores that are always closed."""
+"""Fixtures for store tests: a short temporary directory, and stores (SQLite, or PostgreSQL in a
+database of the test's own) that are always closed."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.result import Result, Timings
 from apimd.store import SqliteStore, open_store
+from tests.postgres import temporary_database
 
 TEST_KEY = "q0Yx8bqgVhq4Xh9b3dUPG1sB5GJzP3b7dXq6W1lW2mY="
 
@@ -48,9 +50,29 @@ async def open_test_store(db_dir: Path) -> AsyncIterator[OpenStore]:
         await store.close()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_location(request: pytest.FixtureRequest, db_dir: Path) -> Iterator[str | Path]:
+    """Where a store of each kind lives: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield db_dir / "apimd.db"
+        return
+    with temporary_database() as url:
+        yield url
+
+
 @pytest.fixture
-async def store(open_test_store: OpenStore) -> SqliteStore:
-    return await open_test_store()
+async def open_any_store(open_test_store: OpenStore, store_location: str | Path) -> OpenStore:
+    """`open_test_store` on every kind of store: the same database each time within a test."""
+
+    async def opener(**overrides: Any) -> SqliteStore:
+        return await open_test_store(**{"path": store_location, **overrides})
+
+    return opener
+
+
+@pytest.fixture
+async def store(open_any_store: OpenStore) -> SqliteStore:
+    return await open_any_store()
 
 
 def make_result(

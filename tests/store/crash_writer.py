@@ -1,7 +1,7 @@
 """A process that writes results, token saves and counters in a loop, printing an ack line after
 each write is committed. `test_crash.py` kills it with SIGKILL at random moments.
 
-Usage: python -m tests.store.crash_writer DB_PATH KEY TAG
+Usage: python -m tests.store.crash_writer DB_PATH_OR_URL KEY TAG
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def result(result_id: str, index: int, rng: random.Random) -> Result:
     )
 
 
-async def main(db: Path, key: str, tag: str) -> None:
+async def main(db: str | Path, key: str, tag: str) -> None:
     rng = random.Random(tag)
     store = await open_store(
         db, secret_key=key, key_file=None, owner=True, owner_description="crash writer"
@@ -68,4 +68,5 @@ async def main(db: Path, key: str, tag: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]), sys.argv[2], sys.argv[3]))
+    location = sys.argv[1]
+    asyncio.run(main(location if "://" in location else Path(location), sys.argv[2], sys.argv[3]))

@@ -80,8 +80,8 @@ def project(**changes: Any) -> Project:
 
 
 @pytest.fixture
-async def store(open_test_store: OpenStore) -> SqliteStore:
-    return await open_test_store(clock=lambda: NOW)
+async def store(open_any_store: OpenStore) -> SqliteStore:
+    return await open_any_store(clock=lambda: NOW)
 
 
 async def test_apply_creates_then_reports_nothing_changed(store: SqliteStore) -> None:

@@ -1,10 +1,13 @@
-"""One contract for every `StateStore`: the in-memory one and the SQLite one behave the same."""
+"""One contract for every `StateStore`: the in-memory one, SQLite and PostgreSQL behave the same."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +19,9 @@ from apimd.model.resources import TokenState
 from apimd.model.result import ConditionResult, RequestRecord, ResponseRecord
 from apimd.model.runtime import TokenRuntime
 from apimd.model.signin import PendingSignIn
-from tests.store.conftest import OpenStore, make_result
+from apimd.store import open_store
+from tests.postgres import temporary_database
+from tests.store.conftest import TEST_KEY, make_result
 
 
 @dataclass
@@ -27,10 +32,8 @@ class Backend:
     reopen: Callable[[], Awaitable[Any]]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-async def backend(
-    request: pytest.FixtureRequest, open_test_store: OpenStore
-) -> AsyncIterator[Backend]:
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def backend(request: pytest.FixtureRequest, db_dir: Path) -> AsyncIterator[Backend]:
     if request.param == "memory":
         memory = MemoryStateStore()
 
@@ -39,14 +42,25 @@ async def backend(
 
         yield Backend(memory, same)
         return
-    holder = {"store": await open_test_store()}
+    with contextlib.ExitStack() as stack:
+        location: str | Path = db_dir / "apimd.db"
+        if request.param == "postgres":
+            location = stack.enter_context(temporary_database())
 
-    async def reopen() -> Any:
-        await holder["store"].close()
-        holder["store"] = await open_test_store()
-        return holder["store"]
+        async def opened() -> Any:
+            return await open_store(location, secret_key=TEST_KEY, key_file=None, owner=False)
 
-    yield Backend(holder["store"], reopen)
+        holder = {"store": await opened()}
+
+        async def reopen() -> Any:
+            await holder["store"].close()
+            holder["store"] = await opened()
+            return holder["store"]
+
+        try:
+            yield Backend(holder["store"], reopen)
+        finally:
+            await holder["store"].close()
 
 
 def full_runtime(name: str = "example-token") -> TokenRuntime:
@@ -61,6 +75,7 @@ def full_runtime(name: str = "example-token") -> TokenRuntime:
         last_error="token endpoint said 500",
         backoff_s=60.0,
         next_attempt_at=datetime(2026, 3, 1, 12, 1, tzinfo=UTC),
+        generation=7,
     )
 
 
@@ -202,3 +217,27 @@ async def test_an_expired_signin_is_neither_pending_nor_usable(backend: Backend)
     await backend.store.create_signin(fresh)
     assert await backend.store.pending_signins() == [fresh]
     assert await backend.store.consume_signin(expired.state) is None
+
+
+async def test_a_signin_raced_for_is_consumed_by_one_caller(backend: Backend) -> None:
+    signin = pending_signin()
+    await backend.store.create_signin(signin)
+    won = await asyncio.gather(*(backend.store.consume_signin(signin.state) for _ in range(8)))
+    assert [w for w in won if w is not None] == [signin]
+
+
+async def test_concurrent_results_are_all_kept_and_counted_once(backend: Backend) -> None:
+    """Group commit: many runs finishing together are all stored, and each counts once in the
+    statistics (a second add of the same id changes nothing)."""
+    started = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    results = [make_result(f"g-{i}", started_at=started, total_ms=10.0 + i) for i in range(120)]
+    await asyncio.gather(*(backend.store.add_result(r) for r in results))
+    await asyncio.gather(*(backend.store.add_result(r) for r in results[:10]))
+    store = await backend.reopen()
+    for result in results:
+        assert await store.get_result(result.id) == result
+    if hasattr(store, "stats"):
+        stats = await store.stats("list-orders", started, started + timedelta(hours=1))
+        assert stats.total == 120
+        assert stats.latency.min_ms == 10.0
+        assert stats.latency.max_ms == 129.0

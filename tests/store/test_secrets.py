@@ -9,6 +9,7 @@ import stat
 import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -147,8 +148,9 @@ def leaks(db_dir: Path) -> list[str]:
     return found
 
 
-async def test_no_secret_is_stored_in_clear(open_test_store: OpenStore, db_dir: Path) -> None:
-    store = await open_test_store()
+async def write_every_kind_of_secret(store: Any) -> None:
+    """Secrets in every place a store keeps one: resources, token state, variables, sign-ins,
+    webhook counter keys, results."""
     project = Project.model_validate(
         {
             "variables": {"API_KEY": {"value": SECRET_VARIABLE, "secret": True}, "REGION": "eu"},
@@ -203,9 +205,9 @@ async def test_no_secret_is_stored_in_clear(open_test_store: OpenStore, db_dir: 
     await store.signins.create(signin)
     await store.save_counter(f"list-orders:{WEBHOOK_URL}", 2)
     await store.add_result(make_result("r-1", variables={"ACCESS_TOKEN": "••••"}))
-    # While open: the WAL holds everything written so far.
-    assert (db_dir / "apimd.db-wal").stat().st_size > 0
-    assert leaks(db_dir) == []
+
+
+async def read_every_kind_of_secret_back(store: Any) -> None:
     consumed = await store.signins.consume(SIGNIN_STATE)
     assert consumed is not None
     assert consumed.code_verifier == CODE_VERIFIER
@@ -213,6 +215,15 @@ async def test_no_secret_is_stored_in_clear(open_test_store: OpenStore, db_dir: 
     assert (await store.load_token("example-token")).variables["REFRESH_TOKEN"] == REFRESHED_REFRESH
     exported = await store.export(secrets=True)
     assert exported.auth_setting("example").webhooks[0].url == WEBHOOK_URL
+
+
+async def test_no_secret_is_stored_in_clear(open_test_store: OpenStore, db_dir: Path) -> None:
+    store = await open_test_store()
+    await write_every_kind_of_secret(store)
+    # While open: the WAL holds everything written so far.
+    assert (db_dir / "apimd.db-wal").stat().st_size > 0
+    assert leaks(db_dir) == []
+    await read_every_kind_of_secret_back(store)
     await store.close()
     # After close: everything is checkpointed into the main file.
     assert leaks(db_dir) == []

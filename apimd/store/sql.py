@@ -1,0 +1,64 @@
+"""What the repositories need of a database, whichever it is: `Database` (SQLite or PostgreSQL)
+hands out `Connection`s inside transactions. The repositories write one SQL text for both
+(`?` placeholders, `ON CONFLICT`, `RETURNING`, table-qualified upserts); each adapter does the rest."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+Params = Sequence[Any]
+
+
+class Row(Protocol):
+    """A result row, read by column position or by column name."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+
+class Connection(Protocol):
+    """A connection inside a transaction (see `Database.transaction`)."""
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        ...
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None: ...
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+
+class Database(ABC):
+    """A migrated database: transactions for writes, and reads that see every committed write."""
+
+    name: str
+    """How messages name the database: a file name, or a PostgreSQL database and host."""
+
+    @abstractmethod
+    def transaction(self, *, immediate: bool = True) -> AbstractAsyncContextManager[Connection]:
+        """A transaction, committed when the `async with` block ends and rolled back on any
+        error; `immediate=False` for a consistent multi-statement read."""
+
+    @abstractmethod
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        """Rows of a read-only query."""
+
+    @abstractmethod
+    def stream(
+        self, sql: str, params: Params = (), *, size: int = 1000
+    ) -> AsyncIterator[list[Row]]:
+        """The rows of a read-only query, `size` at a time, without holding them all in memory
+        (`apimd migrate` reads whole tables this way)."""
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    @abstractmethod
+    async def integrity_check(self) -> list[str]:
+        """`["ok"]` when healthy, else what is wrong."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
