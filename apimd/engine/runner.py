@@ -513,6 +513,7 @@ class Engine:
         self._emit(
             "signin.open",
             id=pending.id,
+            run_id=ctx.run_id,
             url=recorder.url(url),
             token=pending.token,
             expires_at=pending.expires_at.isoformat(),

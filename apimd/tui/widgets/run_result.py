@@ -10,7 +10,7 @@ from textual.containers import Horizontal
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from apimd.model.outcome import Outcome
+from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.result import Result
 from apimd.tui.formatting import milliseconds, outcome_text
 from apimd.tui.ports import Clock
@@ -123,7 +123,14 @@ class RunResultPanel(Horizontal):
             for i, step in enumerate(result.steps, 1)
         )
         steps.display = True
-        worst = next((i for i, s in enumerate(result.steps) if not s.outcome.is_success), 0)
+        worst = next(
+            (
+                i
+                for i, s in enumerate(result.steps)
+                if not s.outcome.is_success and s.result is not ResultCode.BROWSER
+            ),
+            0,
+        )
         steps.highlighted = worst
         self.viewer.show(result.steps[worst])
 
