@@ -1,5 +1,6 @@
-"""End-to-end fixtures: a real daemon process, the demo authorization server, and Debian's
-Chromium driven by Playwright (never a downloaded browser; missing chromium fails the tests)."""
+"""End-to-end fixtures: a real daemon process, the demo authorization server, Debian's Chromium
+driven by Playwright (never a downloaded browser; missing chromium fails the tests), and a tmux
+server of the test's own for the real TUI."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import asyncio
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from playwright.async_api import Browser, async_playwright
 
 from apimd.client import Client, DaemonUnavailable
 
+SESSION = "apimd-e2e"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -102,3 +105,59 @@ async def browser() -> AsyncIterator[Browser]:
             yield instance
         finally:
             await instance.close()
+
+
+def server_environ() -> dict[str, str]:
+    """The environment of the tmux server, and so of `apimd` in it. Built from `os.environ`
+    on purpose: under pytest, children inherit COLUMNS=80 and LINES=24 (set below Python's
+    `os.environ`), and an app that reads them (Textual does) would draw 80×24 in a 100×30 pane."""
+    return {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "TMUX")}
+
+
+@dataclass
+class Tmux:
+    """A tmux server of the test's own (`-L`), so no one's sessions are touched."""
+
+    socket_name: str
+    config: Path
+
+    def command(self, *args: str) -> list[str]:
+        return ["tmux", "-L", self.socket_name, "-f", str(self.config), *args]
+
+    async def run(self, *args: str, check: bool = True) -> str:
+        process = await asyncio.create_subprocess_exec(
+            *self.command(*args),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=server_environ(),
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 10)
+        if check and process.returncode != 0:
+            raise AssertionError(f"tmux {' '.join(args)} failed: {err.decode().strip()}")
+        return out.decode()
+
+    async def pane(self) -> str:
+        return await self.run("capture-pane", "-p", "-t", SESSION)
+
+    async def pane_dead(self) -> bool:
+        shown = await self.run("display-message", "-p", "-t", SESSION, "#{pane_dead}")
+        return shown.strip() == "1"
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    config = tmp_path / "tmux.conf"
+    # remain-on-exit keeps the pane after `apimd` exits, so its exit status can be read.
+    config.write_text("set -g remain-on-exit on\nset -g default-terminal xterm-256color\n")
+    server = Tmux(f"apimd-e2e-{os.getpid()}", config)
+    try:
+        yield server
+    finally:
+        if shutil.which("tmux"):
+            subprocess.run(
+                server.command("kill-server"),
+                capture_output=True,
+                check=False,
+                env=server_environ(),
+            )

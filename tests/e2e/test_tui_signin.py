@@ -19,10 +19,10 @@ import pytest
 from playwright.async_api import Browser
 
 from apimd.demo.server import RunningServer, create_app
-from tests.e2e.conftest import Daemon
+from tests.e2e.conftest import SESSION, Daemon, Tmux
 from tests.e2e.signin_workflow import STEPS, WORKFLOW, browser_workflow_project
 from tests.e2e.test_browser_signin import sign_in_in_browser, wait_for
-from tests.e2e.test_tmux import SESSION, Tmux, tmux, until  # noqa: F401 - the tmux fixture
+from tests.e2e.test_tmux import until
 
 WIDTH, HEIGHT = 110, 40
 
