@@ -1,0 +1,47 @@
+"""`apimd token signin NAME` on a terminal over SSH: it prints the URL and reads the address the
+browser ended on; a refused address gets its one true error, and the person can paste again."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+
+from apimd.demo.server import RunningServer, create_app
+from tests.e2e.conftest import Daemon
+from tests.e2e.terminal import PtyCommand
+from tests.e2e.test_browser_signin import code_flow_project
+
+SSH = {"SSH_CONNECTION": "10.0.0.2 50122 10.0.0.9 22"}
+
+
+@pytest.fixture
+async def demo_url() -> AsyncIterator[str]:
+    server = await RunningServer(create_app()).start()
+    try:
+        yield server.url
+    finally:
+        await server.stop()
+
+
+async def test_a_pasted_address_with_a_wrong_state_gets_one_clear_error(
+    daemon: Daemon, demo_url: str
+) -> None:
+    async with daemon.client() as client:
+        await client.apply(code_flow_project(demo_url))
+        callback = (await client.status()).callback_url
+    env = {k: v for k, v in daemon.env.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    command = PtyCommand([sys.executable, "-m", "apimd", "token", "signin", "user"], {**env, **SSH})
+    try:
+        await command.read_until(rb"paste the address the browser ended on")
+        command.type_line(f"{callback}?state=forged&code=abc")
+        await command.read_until(rb"matches no sign-in")
+        await asyncio.sleep(1.0)  # anything more it would say
+        assert "does not look like the address" not in command.text, command.text
+        command.type_line("not an address")
+        await command.read_until(rb"That does not look like the address the browser ended on")
+        assert command.process.poll() is None, "it keeps waiting for the right address"
+    finally:
+        command.close()
