@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from pathlib import Path
 from typing import Any
 
 from apimd.cli import UsageError
@@ -30,9 +31,10 @@ async def _wait_for_done(
 
 
 async def wait_for_signin(
-    settings: Settings, info: dict[str, Any], events_client: Client, callback_url: str | None
+    socket_path: Path, info: dict[str, Any], events_client: Client, callback_url: str | None
 ) -> int:
-    """Show the URL (or device code), then wait for signin.done or a pasted URL."""
+    """Show the URL (or device code), then wait for signin.done or a pasted URL (finished
+    through the daemon on `socket_path`)."""
     waiter = asyncio.create_task(_wait_for_done(events_client, info.get("id"), info.get("token")))
     await asyncio.sleep(0.1)  # let the event stream connect before the person can finish
     if info.get("user_code"):
@@ -43,7 +45,7 @@ async def wait_for_signin(
         present_url(str(info["url"]), callback_url)
 
     async def pasted(url: str) -> bool:
-        async with Client(settings.socket_path) as client:
+        async with Client(socket_path) as client:
             try:
                 await client.complete_signin(url)
             except ApiError as exc:
@@ -79,7 +81,10 @@ async def token_signin_command(settings: Settings, name: str, device: bool) -> i
                 raise UsageError(f"the daemon has no token named {name!r}") from None
             raise UsageError(str(exc)) from None
         return await wait_for_signin(
-            settings, info, events, status.callback_url if status.callback_bound else None
+            settings.socket_path,
+            info,
+            events,
+            status.callback_url if status.callback_bound else None,
         )
 
 
@@ -116,4 +121,4 @@ async def run_interactive(
         info = opened.result()
         callback = status.callback_url if status.callback_bound else None
         async with Client(settings.socket_path) as waiter:
-            return await wait_for_signin(settings, info, waiter, callback)
+            return await wait_for_signin(settings.socket_path, info, waiter, callback)
