@@ -30,6 +30,7 @@ from apimd.settings import DEFAULT_CALLBACK_PORT
 PROJECT = Path(__file__).resolve().parent.parent / "demo" / "project.yaml"
 DEMO_TARGETS = ("service-status", "list-orders", "order-flow", "catalogue-xml", "checkout-health")
 SIGNIN_TOKEN = "demo-user"
+BROWSER_WORKFLOW = "sign-in-flow"
 START_TIMEOUT_S = 20.0
 
 
@@ -60,6 +61,58 @@ def signin_resources(base: str) -> dict[str, Any]:
         ],
         "schedules": [{"name": "signed-in", "every": "20s", "targets": ["my-orders"]}],
     }
+
+
+def browser_workflow(base: str) -> dict[str, Any]:
+    """A workflow with a browser step (code flow with PKCE): Run it in the TUI or with `apimd run`
+    on a terminal, sign in, and the steps after it use what the browser brought back. Its first
+    step, `service-status`, is the example project's."""
+    client = {"client_id": "demo-client", "client_secret": "demo-secret"}
+    passes = {"source": "status", "op": "eq", "value": 200}
+    calls: list[dict[str, Any]] = [
+        {
+            "name": "sso-authorize",
+            "description": "Opens the browser: sign in as demo / demo-password",
+            "url": f"{base}/oauth/authorize",
+            "tags": ["apimd:browser"],
+            "params": {
+                "response_type": "code",
+                "client_id": client["client_id"],
+                "redirect_uri": "%%CALLBACK_URL%%",
+                "code_challenge": "%%CODE_CHALLENGE%%",
+                "code_challenge_method": "S256",
+            },
+        },
+        {
+            "name": "sso-exchange",
+            "method": "POST",
+            "url": f"{base}/oauth/token",
+            "form": {
+                "grant_type": "authorization_code",
+                "code": "%%CODE%%",
+                "redirect_uri": "%%CALLBACK_URL%%",
+                "code_verifier": "%%CODE_VERIFIER%%",
+                **client,
+            },
+            "conditions": [
+                passes,
+                {"source": "json", "path": "access_token", "save_as": "ACCESS_TOKEN"},
+            ],
+        },
+        {
+            "name": "sso-orders",
+            "url": f"{base}/api/orders",
+            "headers": {"Authorization": "Bearer %%ACCESS_TOKEN%%"},
+            "conditions": [passes],
+        },
+    ]
+    steps = ["service-status", *(call["name"] for call in calls)]
+    workflow = {
+        "name": BROWSER_WORKFLOW,
+        "description": "Run it: a person signs in in the browser, then the remaining steps run",
+        "steps": steps,
+    }
+    return {"calls": calls, "workflows": [workflow]}
 
 
 async def demo_command(args: argparse.Namespace) -> int:
@@ -107,6 +160,7 @@ async def _with_daemon(server: RunningServer, *, once: bool, tui: bool) -> int:
         )
         await client.apply(project)
         await client.apply(signin_resources(server.url))
+        await client.apply(browser_workflow(server.url))
         status = await client.status()
         print(f"apimd demo: API and authorization server on {server.url}; daemon in {home}")
         print(_callback_line(status.callback_url, status.callback_bound, env) + "\n")
@@ -124,7 +178,8 @@ async def _with_daemon(server: RunningServer, *, once: bool, tui: bool) -> int:
             print(
                 "Opening the TUI (q quits and stops the demo). The token demo-user needs a "
                 "person: on the Tokens screen (t) select it and press i to sign in as "
-                "demo / demo-password."
+                f"demo / demo-password. The workflow {BROWSER_WORKFLOW} signs in in the "
+                "browser too: select it on the dashboard and press r."
             )
             sys.stdout.flush()
             await asyncio.sleep(2)

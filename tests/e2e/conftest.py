@@ -19,6 +19,7 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 
 from apimd.client import Client, DaemonUnavailable
+from apimd.demo.server import RunningServer, create_app
 
 SESSION = "apimd-e2e"
 CHROMIUM = "/usr/bin/chromium"
@@ -92,6 +93,16 @@ async def daemon() -> AsyncIterator[Daemon]:
                 if process.returncode is None:
                     process.kill()
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+async def demo() -> AsyncIterator[str]:
+    """The demo API and authorization server; its base URL."""
+    server = await RunningServer(create_app()).start()
+    try:
+        yield server.url
+    finally:
+        await server.stop()
 
 
 @pytest.fixture

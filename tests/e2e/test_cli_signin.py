@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
 
-import pytest
-
-from apimd.demo.server import RunningServer, create_app
 from tests.e2e.conftest import Daemon
 from tests.e2e.terminal import PtyCommand
 from tests.e2e.test_browser_signin import code_flow_project
@@ -17,20 +13,11 @@ from tests.e2e.test_browser_signin import code_flow_project
 SSH = {"SSH_CONNECTION": "10.0.0.2 50122 10.0.0.9 22"}
 
 
-@pytest.fixture
-async def demo_url() -> AsyncIterator[str]:
-    server = await RunningServer(create_app()).start()
-    try:
-        yield server.url
-    finally:
-        await server.stop()
-
-
 async def test_a_pasted_address_with_a_wrong_state_gets_one_clear_error(
-    daemon: Daemon, demo_url: str
+    daemon: Daemon, demo: str
 ) -> None:
     async with daemon.client() as client:
-        await client.apply(code_flow_project(demo_url))
+        await client.apply(code_flow_project(demo))
         callback = (await client.status()).callback_url
     env = {k: v for k, v in daemon.env.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     command = PtyCommand([sys.executable, "-m", "apimd", "token", "signin", "user"], {**env, **SSH})

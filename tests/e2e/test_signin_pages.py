@@ -4,39 +4,27 @@ otherwise the page says that a person signs in again when it expires."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from playwright.async_api import Browser
 
-from apimd.demo.server import RunningServer, create_app
 from tests.e2e.conftest import Daemon
 from tests.e2e.signin_workflow import browser_workflow_project
 from tests.e2e.test_browser_signin import code_flow_project
-
-
-@pytest.fixture
-async def demo_url() -> AsyncIterator[str]:
-    server = await RunningServer(create_app()).start()
-    try:
-        yield server.url
-    finally:
-        await server.stop()
 
 
 def no_refresh_project(base: str) -> dict[str, Any]:
     """A token signed in through a workflow that saves an access token and its expiry only:
     no refresh workflow, no refresh token."""
     calls = {c["name"]: c for c in browser_workflow_project(base)["calls"]}
-    exchange = calls["exchange-code"]
+    exchange = calls["sso-exchange"]
     exchange["conditions"].append({"source": "json", "path": "expires_in", "save_as": "EXPIRES_IN"})
     return {
         "version": 1,
         "auth": [{"name": "sso-once", "type": "manual", "signin_workflow": "sign-in"}],
         "tokens": [{"name": "once", "auth": "sso-once"}],
-        "calls": [calls["authorize"], exchange],
-        "workflows": [{"name": "sign-in", "steps": ["authorize", "exchange-code"]}],
+        "calls": [calls["sso-authorize"], exchange],
+        "workflows": [{"name": "sign-in", "steps": ["sso-authorize", "sso-exchange"]}],
     }
 
 
@@ -54,10 +42,10 @@ async def signed_in_page(browser: Browser, url: str) -> str:
 
 
 async def test_a_token_nothing_can_renew_says_a_person_signs_in_again(
-    daemon: Daemon, demo_url: str, browser: Browser
+    daemon: Daemon, demo: str, browser: Browser
 ) -> None:
     async with daemon.client() as client:
-        await client.apply(no_refresh_project(demo_url))
+        await client.apply(no_refresh_project(demo))
         started = await client.signin("once")
         body = await signed_in_page(browser, started["url"])
         token = await client.get("tokens", "once")
@@ -69,10 +57,10 @@ async def test_a_token_nothing_can_renew_says_a_person_signs_in_again(
 
 
 async def test_a_token_with_a_refresh_workflow_is_promised_its_refresh(
-    daemon: Daemon, demo_url: str, browser: Browser
+    daemon: Daemon, demo: str, browser: Browser
 ) -> None:
     async with daemon.client() as client:
-        await client.apply(code_flow_project(demo_url))
+        await client.apply(code_flow_project(demo))
         started = await client.signin("user")
         body = await signed_in_page(browser, started["url"])
     assert body.startswith("Signed in"), body

@@ -8,25 +8,13 @@ import asyncio
 import shutil
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
-import pytest
-
-from apimd.demo.server import RunningServer, create_app
 from tests.e2e.conftest import SESSION, Daemon, Tmux
 
 WIDTH, HEIGHT = 100, 30
 FRESH = ("now", "1s", "2s")
 """Last-run ages of a target that just ran (the dashboard ticks once a second)."""
-
-
-@pytest.fixture
-async def demo() -> AsyncIterator[str]:
-    server = await RunningServer(create_app()).start()
-    try:
-        yield server.url
-    finally:
-        await server.stop()
 
 
 def row(screen: str, name: str) -> str | None:

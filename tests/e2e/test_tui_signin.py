@@ -10,32 +10,26 @@ import asyncio
 import re
 import shlex
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.async_api import Browser
 
-from apimd.demo.server import RunningServer, create_app
 from tests.e2e.conftest import SESSION, Daemon, Tmux
 from tests.e2e.signin_workflow import STEPS, WORKFLOW, browser_workflow_project
-from tests.e2e.test_browser_signin import sign_in_in_browser, wait_for
+from tests.e2e.test_browser_signin import landed_address, sign_in_in_browser, wait_for
 from tests.e2e.test_tmux import until
 
 WIDTH, HEIGHT = 110, 40
 
 
 @pytest.fixture
-async def auth_server(daemon: Daemon) -> AsyncIterator[str]:
-    server = await RunningServer(create_app()).start()
-    try:
-        async with daemon.client() as client:
-            await client.apply(browser_workflow_project(server.url))
-        yield server.url
-    finally:
-        await server.stop()
+async def auth_server(daemon: Daemon, demo: str) -> str:
+    """The demo authorization server, with the browser workflow applied to the daemon."""
+    async with daemon.client() as client:
+        await client.apply(browser_workflow_project(demo))
+    return demo
 
 
 async def start_tui(tmux: Tmux, daemon: Daemon, **environ: str) -> None:
@@ -52,17 +46,16 @@ async def start_tui(tmux: Tmux, daemon: Daemon, **environ: str) -> None:
     )
     await tmux.run("new-session", "-d", "-s", SESSION, "-x", str(WIDTH), "-y", str(HEIGHT), command)
     await until(tmux, lambda s: f" {WORKFLOW} " in s, "the dashboard to list the workflow")
+    await asyncio.sleep(1.0)  # keys typed while the app still talks to the terminal get lost
     # Filter the dashboard down to the workflow, then Run it.
-    for attempt in range(5):  # keys sent while the app still starts up may be dropped
-        await tmux.run("send-keys", "-t", SESSION, "/")
-        await tmux.run("send-keys", "-t", SESSION, "-l", "login")  # no call name or tag has it
-        try:
-            await until(tmux, lambda s: " service-status " not in s, "the filter", timeout=3)
-            break
-        except AssertionError:
-            if attempt == 4:
-                raise
-            await tmux.run("send-keys", "-t", SESSION, "Escape")
+    await tmux.run("send-keys", "-t", SESSION, "/")
+    await asyncio.sleep(0.3)
+    await tmux.run("send-keys", "-t", SESSION, "-l", "in-flow")  # the workflow alone
+    await until(
+        tmux,
+        lambda s: s.splitlines()[1].strip() == "in-flow" and " service-status " not in s,
+        "the filter to show the workflow alone",
+    )
     await tmux.run("send-keys", "-t", SESSION, "Enter")
     await asyncio.sleep(0.5)  # the table takes the focus back
     await tmux.run("send-keys", "-t", SESSION, "r")
@@ -136,28 +129,9 @@ async def test_over_ssh_the_address_pasted_into_the_tui_finishes_the_run(
         assert "copied to your clipboard with OSC 52" in screen
         assert "Paste the address your browser ended on" in screen
 
-        # The person's browser cannot reach this machine's callback port: the login form's
-        # answer (a redirect to it) is caught, and its address pasted into the TUI.
-        page = await browser.new_page()
-        landed: list[str] = []
-
-        async def unreachable(route: Any) -> None:
-            if route.request.method != "POST":
-                await route.continue_()
-                return
-            response = await route.fetch(max_redirects=0)
-            landed.append(response.headers["location"])
-            await route.abort()
-
-        await page.route("**/oauth/authorize**", unreachable)
-        await page.goto(url)
-        await page.fill("#username", "demo")
-        await page.fill("#password", "demo-password")
-        await page.click("#sign-in")
-        await wait_for(lambda: _true(bool(landed)))
-        await page.close()
-        assert "/tokens/callback?" in landed[0]
-        await tmux.run("send-keys", "-t", SESSION, "-l", landed[0])
+        landed = await landed_address(browser, url)
+        assert "/tokens/callback?" in landed
+        await tmux.run("send-keys", "-t", SESSION, "-l", landed)
         await tmux.run("send-keys", "-t", SESSION, "Enter")
         await tui_shows_pass(tmux)
     finally:
@@ -166,7 +140,3 @@ async def test_over_ssh_the_address_pasted_into_the_tui_finishes_the_run(
 
 async def _exists(path: Path) -> bool:
     return path.exists() and bool(path.read_text().strip())
-
-
-async def _true(value: bool) -> bool:
-    return value

@@ -25,19 +25,10 @@ from tests.tui.test_signin import SSH, Opener, finish_in_browser, text_of
 
 
 @pytest.fixture(scope="module")
-def auth_server() -> Iterator[DemoServer]:
-    server = DemoServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def run_daemon(auth_server: DemoServer) -> Iterator[Daemon]:
+def run_daemon(demo: DemoServer) -> Iterator[Daemon]:
     running = Daemon(short_home()).start()
     try:
-        running.apply(browser_workflow_project(auth_server.url))
+        running.apply(browser_workflow_project(demo.url))
         yield running
     finally:
         running.stop()
@@ -80,7 +71,7 @@ async def finished(app: ApimdApp, pilot: Pilot[None], run: RunScreen) -> None:
 
 
 async def test_over_ssh_the_run_hands_over_the_url_and_a_pasted_address_finishes_it(
-    run_daemon: Daemon, auth_server: DemoServer
+    run_daemon: Daemon, demo: DemoServer
 ) -> None:
     app = build_app(run_daemon.socket_path, settings=TuiSettings(), environ=SSH)
     async with app.run_test(size=(100, 32)) as pilot:
@@ -89,12 +80,12 @@ async def test_over_ssh_the_run_hands_over_the_url_and_a_pasted_address_finishes
         assert screen.info is not None and screen.info.url
         url = screen.info.url
         query = parse_qs(urlsplit(url).query)
-        assert url.startswith(f"{auth_server.url}/oauth/authorize?")
+        assert url.startswith(f"{demo.url}/oauth/authorize?")
         assert query["redirect_uri"][0].startswith("http://127.0.0.1:")
         assert query["state"][0] and "••••" not in url  # the real URL, nothing masked
         assert app.clipboard == url  # OSC 52
         assert "ssh -L" in text_of(screen, "#signin-hint")
-        assert "for workflow browser-login" in text_of(screen, "#signin-title")
+        assert f"for workflow {WORKFLOW}" in text_of(screen, "#signin-title")
         # Under the sign-in, the run screen says what it waits for.
         assert "waits for you to sign in" in progress(run)
 
