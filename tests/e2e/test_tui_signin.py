@@ -79,9 +79,9 @@ def shown_url(screen: str, base: str) -> str | None:
 
 async def tui_shows_pass(tmux: Tmux) -> str:
     def finished(screen: str) -> bool:
-        return bool(re.search(rf"workflow {WORKFLOW}: ✓ PASS", screen)) and all(
-            re.search(rf"\d\. {step}\b", screen) for step in STEPS
-        )
+        steps = all(re.search(rf"\d\. {step}\b", screen) for step in STEPS)
+        passed = re.search(rf"workflow {WORKFLOW}: ✓ PASS", screen)
+        return bool(passed and steps and "⇱ handed to the browser" in screen)
 
     return await until(tmux, finished, "the workflow to finish PASS with its steps", timeout=30)
 

@@ -18,7 +18,12 @@ from apimd.tui.widgets.result_view import ResultView
 
 
 def step_prompt(index: int, step: Result) -> Text:
-    """`1. service-status` over `   ✓ PASS · 18.0 ms`."""
+    """`1. service-status` over `   ✓ PASS · 18.0 ms`; a browser step says it went to the
+    browser (the steps after it ran once the browser came back)."""
+    if step.result is ResultCode.BROWSER:
+        line = Text(f"{index}. ", style="dim")
+        line.append(step.name, style="bold")
+        return line.append("\n   ⇱ handed to the browser", style="cyan")
     return step_line(index, step.name, step.outcome, step.timings_ms.total)
 
 
