@@ -13,6 +13,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
+from apimd.demo.server import STATE_KEY
 from apimd.model.outcome import Outcome
 from apimd.tui.app import ApimdApp, build_app
 from apimd.tui.keys import TuiSettings
@@ -90,8 +91,20 @@ async def test_over_ssh_the_run_hands_over_the_url_and_a_pasted_address_finishes
         assert "waits for you to sign in" in progress(run)
 
         landed = await finish_in_browser(url)
-        screen.query_one("#signin-paste", Input).value = landed
-        await pilot.press("enter")
+        token_server = demo._server.app[STATE_KEY]  # type: ignore[union-attr]
+        token_server.token_delay_s = 1.5  # the code exchange takes a while: watch it run
+        try:
+            screen.query_one("#signin-paste", Input).value = landed
+            await pilot.press("enter")
+            # The browser came back: the run screen is in front, following the steps live.
+            await wait_for(
+                pilot,
+                lambda: app.screen is run and "2 of 4 steps done" in progress(run),
+                what="the remaining steps to run live on the run screen",
+            )
+            assert "▶" in progress(run) and run.result is None
+        finally:
+            token_server.token_delay_s = 0.0
         await finished(app, pilot, run)
         assert run.result is not None
         assert run.result.outcome is Outcome.PASS, run.result.error
