@@ -14,6 +14,7 @@ from apimd.client import ApiError, Client
 from apimd.settings import Settings
 
 SIGNIN_WAIT_S = 10 * 60
+SIGNIN_OPEN_WAIT_S = 2.0
 
 
 async def _wait_for_done(
@@ -97,12 +98,14 @@ async def run_interactive(
 
     status = await client.status()
     async with Client(settings.socket_path) as events:
-        opened: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        opened: dict[str, dict[str, Any]] = {}  # run id -> its signin.open event
+        arrived = asyncio.Event()
 
         async def watch() -> None:
             async for event in events.events():
-                if event.get("type") == "signin.open" and not opened.done():
-                    opened.set_result(event)
+                if event.get("type") == "signin.open" and event.get("run_id"):
+                    opened[str(event["run_id"])] = event
+                    arrived.set()
 
         watcher = asyncio.create_task(watch())
         await asyncio.sleep(0.05)
@@ -110,15 +113,23 @@ async def run_interactive(
             accepted = await client.run(
                 kind, name, variables=variables, interactive=True, wait=True
             )
+            assert accepted.result is not None
+            print_result(accepted.result, as_json=False)
+            if accepted.result.result.value == "BROWSER":
+                # The run's answer may overtake its signin.open event.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(SIGNIN_OPEN_WAIT_S):
+                        while accepted.run_id not in opened:
+                            arrived.clear()
+                            await arrived.wait()
         finally:
-            pass
-        assert accepted.result is not None
-        print_result(accepted.result, as_json=False)
-        if accepted.result.result.value != "BROWSER" or not opened.done():
             watcher.cancel()
+        info = opened.get(accepted.run_id)
+        if info is None:
             return 0 if accepted.result.outcome.is_success else 1
-        watcher.cancel()
-        info = opened.result()
+        # The event's URL is redacted like the run's result; the pending sign-in has it in full.
+        pending = await client.signins()
+        info["url"] = next((s.url for s in pending.signins if s.id == info["id"]), info["url"])
         callback = status.callback_url if status.callback_bound else None
         async with Client(settings.socket_path) as waiter:
             return await wait_for_signin(settings.socket_path, info, waiter, callback)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from urllib.parse import parse_qs, urlsplit
 
 from tests.e2e.conftest import Daemon
+from tests.e2e.signin_workflow import WORKFLOW, browser_workflow_project
 from tests.e2e.terminal import PtyCommand
 from tests.e2e.test_browser_signin import code_flow_project
+from tests.tui.test_signin import finish_in_browser
 
 SSH = {"SSH_CONNECTION": "10.0.0.2 50122 10.0.0.9 22"}
 
@@ -30,5 +33,34 @@ async def test_a_pasted_address_with_a_wrong_state_gets_one_clear_error(
         command.type_line("not an address")
         await command.read_until(rb"That does not look like the address the browser ended on")
         assert command.process.poll() is None, "it keeps waiting for the right address"
+    finally:
+        command.close()
+
+
+async def test_run_through_the_daemon_on_a_terminal_prints_the_url_in_full(
+    daemon: Daemon, demo: str
+) -> None:
+    """`apimd run WORKFLOW --var …` on a terminal: the browser step's URL is printed as the
+    browser must get it, also when its run variables are saved into a token (and so masked in
+    the recorded result and events)."""
+    flow = browser_workflow_project(demo)
+    for call in flow["calls"]:
+        if call["name"] == "sso-authorize":
+            call["params"]["client_id"] = "%%CLIENT%%"
+        if call["name"] == "sso-exchange":
+            call["webhooks"] = [{"type": "save_auth_token", "token": "user"}]
+    flow["auth"] = [{"name": "manual-sso", "type": "manual"}]
+    flow["tokens"] = [{"name": "user", "auth": "manual-sso"}]
+    async with daemon.client() as client:
+        await client.apply(flow)
+    env = {k: v for k, v in daemon.env.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    args = ["run", WORKFLOW, "--var", "CLIENT=demo-client"]
+    command = PtyCommand([sys.executable, "-m", "apimd", *args], {**env, **SSH})
+    try:
+        found = await command.read_until(rb"Sign in here:\s+(http://\S+)")
+        url = found.group(1).decode()
+        assert parse_qs(urlsplit(url).query)["client_id"] == ["demo-client"], url
+        command.type_line(await finish_in_browser(url))
+        await command.read_until(rb"Signed in")
     finally:
         command.close()
