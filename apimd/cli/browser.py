@@ -78,9 +78,10 @@ async def read_pasted_url(on_url: Callable[[str], Awaitable[bool]]) -> None:
             if not line:
                 return
             line = line.strip()
-            if line.startswith(("http://", "https://")) and await on_url(line):
-                return
-            if line:
+            if line.startswith(("http://", "https://")):
+                if await on_url(line):  # else `on_url` said why it was refused
+                    return
+            elif line:
                 print(
                     "That does not look like the address the browser ended on; paste the whole URL."
                 )

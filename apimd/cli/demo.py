@@ -10,23 +10,27 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from apimd.cli.browser import present_url
 from apimd.cli.output import format_result, use_colour
 from apimd.cli.remote import daemon_argv
+from apimd.cli.signin import wait_for_signin
 from apimd.client import Client, DaemonUnavailable
 from apimd.demo.server import RunningServer, create_app
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model.loader import load_project_file
+from apimd.settings import DEFAULT_CALLBACK_PORT
 
 PROJECT = Path(__file__).resolve().parent.parent / "demo" / "project.yaml"
 DEMO_TARGETS = ("service-status", "list-orders", "order-flow", "catalogue-xml", "checkout-health")
 SIGNIN_TOKEN = "demo-user"
+BROWSER_WORKFLOW = "sign-in-flow"
 START_TIMEOUT_S = 20.0
 
 
@@ -59,6 +63,58 @@ def signin_resources(base: str) -> dict[str, Any]:
     }
 
 
+def browser_workflow(base: str) -> dict[str, Any]:
+    """A workflow with a browser step (code flow with PKCE): Run it in the TUI or with `apimd run`
+    on a terminal, sign in, and the steps after it use what the browser brought back. Its first
+    step, `service-status`, is the example project's."""
+    client = {"client_id": "demo-client", "client_secret": "demo-secret"}
+    passes = {"source": "status", "op": "eq", "value": 200}
+    calls: list[dict[str, Any]] = [
+        {
+            "name": "sso-authorize",
+            "description": "Opens the browser: sign in as demo / demo-password",
+            "url": f"{base}/oauth/authorize",
+            "tags": ["apimd:browser"],
+            "params": {
+                "response_type": "code",
+                "client_id": client["client_id"],
+                "redirect_uri": "%%CALLBACK_URL%%",
+                "code_challenge": "%%CODE_CHALLENGE%%",
+                "code_challenge_method": "S256",
+            },
+        },
+        {
+            "name": "sso-exchange",
+            "method": "POST",
+            "url": f"{base}/oauth/token",
+            "form": {
+                "grant_type": "authorization_code",
+                "code": "%%CODE%%",
+                "redirect_uri": "%%CALLBACK_URL%%",
+                "code_verifier": "%%CODE_VERIFIER%%",
+                **client,
+            },
+            "conditions": [
+                passes,
+                {"source": "json", "path": "access_token", "save_as": "ACCESS_TOKEN"},
+            ],
+        },
+        {
+            "name": "sso-orders",
+            "url": f"{base}/api/orders",
+            "headers": {"Authorization": "Bearer %%ACCESS_TOKEN%%"},
+            "conditions": [passes],
+        },
+    ]
+    steps = ["service-status", *(call["name"] for call in calls)]
+    workflow = {
+        "name": BROWSER_WORKFLOW,
+        "description": "Run it: a person signs in in the browser, then the remaining steps run",
+        "steps": steps,
+    }
+    return {"calls": calls, "workflows": [workflow]}
+
+
 async def demo_command(args: argparse.Namespace) -> int:
     server = await _start_server(args.port)
     try:
@@ -88,7 +144,7 @@ async def _standalone(server: RunningServer) -> int:
 async def _with_daemon(server: RunningServer, *, once: bool, tui: bool) -> int:
     home = Path(tempfile.mkdtemp(prefix="apimd-demo-", dir="/tmp"))
     env = {**os.environ, "APIMD_HOME": str(home), "APIMD_LOG_STDERR": "0"}
-    env.setdefault("APIMD_CALLBACK_PORT", "0" if once else "8765")
+    env.setdefault("APIMD_CALLBACK_PORT", "0" if once else str(_free_callback_port()))
     daemon = await asyncio.create_subprocess_exec(
         *daemon_argv(),
         stdin=asyncio.subprocess.DEVNULL,
@@ -96,7 +152,7 @@ async def _with_daemon(server: RunningServer, *, once: bool, tui: bool) -> int:
         stderr=asyncio.subprocess.PIPE,
         env=env,
     )
-    client = Client(home / "apimd.sock")
+    client, events = Client(home / "apimd.sock"), Client(home / "apimd.sock")
     try:
         await _wait_until_up(client, daemon)
         project = load_project_file(PROJECT).model_dump(
@@ -104,8 +160,10 @@ async def _with_daemon(server: RunningServer, *, once: bool, tui: bool) -> int:
         )
         await client.apply(project)
         await client.apply(signin_resources(server.url))
+        await client.apply(browser_workflow(server.url))
         status = await client.status()
-        print(f"apimd demo: API and authorization server on {server.url}; daemon in {home}\n")
+        print(f"apimd demo: API and authorization server on {server.url}; daemon in {home}")
+        print(_callback_line(status.callback_url, status.callback_bound, env) + "\n")
         for name in DEMO_TARGETS:
             kind = "workflows" if name == "order-flow" else "calls"
             accepted = await client.run(kind, name, wait=True)
@@ -120,27 +178,39 @@ async def _with_daemon(server: RunningServer, *, once: bool, tui: bool) -> int:
             print(
                 "Opening the TUI (q quits and stops the demo). The token demo-user needs a "
                 "person: on the Tokens screen (t) select it and press i to sign in as "
-                "demo / demo-password."
+                f"demo / demo-password. The workflow {BROWSER_WORKFLOW} signs in in the "
+                "browser too: select it on the dashboard and press r."
             )
             sys.stdout.flush()
             await asyncio.sleep(2)
             await build_app(home / "apimd.sock").run_async()
             return 0
-        info = await client.signin(SIGNIN_TOKEN)
-        print(f"The token {SIGNIN_TOKEN} needs a person: sign in as demo / demo-password.")
-        present_url(str(info["url"]), status.callback_url if status.callback_bound else None)
         print(
-            "\nThe daemon now runs the schedules (every 20 s and 30 s). In another terminal:\n"
+            "The daemon now runs the schedules (every 20 s and 30 s). In another terminal:\n"
             f"  export APIMD_HOME={home}\n"
             "  .venv/bin/apimd results --follow      # results as they come\n"
             "  .venv/bin/apimd tokens                # demo-token refreshes itself every minute\n"
-            "\nPress Ctrl-C to stop the demo (its temporary state is removed)."
+            "\nPress Ctrl-C to stop the demo (its temporary state is removed).\n"
         )
+        signin: asyncio.Task[int] | None = None
+        if status.callback_bound:
+            info = await client.signin(SIGNIN_TOKEN)
+            print(f"The token {SIGNIN_TOKEN} needs a person: sign in as demo / demo-password.")
+            signin = asyncio.create_task(
+                wait_for_signin(home / "apimd.sock", info, events, status.callback_url)
+            )
         sys.stdout.flush()
-        await _follow(client)
+        try:
+            await _follow(client)
+        finally:
+            if signin is not None:
+                signin.cancel()
+                with contextlib.suppress(BaseException):
+                    await signin
         return 0
     finally:
         await client.close()
+        await events.close()
         if daemon.returncode is None:
             daemon.send_signal(signal.SIGTERM)
             try:
@@ -160,6 +230,30 @@ async def _serve_api_only(server: RunningServer) -> int:
     sys.stdout.flush()
     await asyncio.Event().wait()
     return 0
+
+
+def _free_callback_port(wanted: int = DEFAULT_CALLBACK_PORT) -> int:
+    """`wanted` when nothing holds it, else 0: the daemon then binds a free port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", wanted))
+        except OSError:
+            return 0
+    return wanted
+
+
+def _callback_line(url: str | None, bound: bool, env: dict[str, str]) -> str:
+    """Where the browser comes back to after signing in, and why when it is not the default."""
+    if not bound or url is None:
+        return (
+            f"The callback port {env.get('APIMD_CALLBACK_PORT')} could not be bound, so browser "
+            "sign-ins cannot come back; set APIMD_CALLBACK_PORT to a free port (0: any)."
+        )
+    port = urlsplit(url).port
+    line = f"Browser sign-ins come back to {url} (callback port {port})"
+    if port != DEFAULT_CALLBACK_PORT and "APIMD_CALLBACK_PORT" not in os.environ:
+        line += f"; port {DEFAULT_CALLBACK_PORT} is taken, so a free one is used"
+    return line + "."
 
 
 async def _wait_until_up(client: Client, daemon: asyncio.subprocess.Process) -> None:

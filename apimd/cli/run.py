@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from apimd.cli import UsageError, parse_vars
 from apimd.cli.browser import present_url, read_pasted_url
@@ -15,7 +16,7 @@ from apimd.cli.output import print_result
 from apimd.engine.events import Event
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.ports import StateStore
-from apimd.engine.runner import Engine
+from apimd.engine.runner import Engine, RunContext
 from apimd.engine.signin import SignInError, SignInFlows
 from apimd.model.errors import ValidationFailed
 from apimd.model.loader import load_project_file
@@ -69,7 +70,8 @@ async def run_command(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{args.file} has no call or workflow named {args.name!r} (it has: {known})"
         )
-    interactive = _needs_browser(project, args.name) and sys.stdin.isatty() and sys.stdout.isatty()
+    needs_browser = _needs_browser(project, args.name)
+    interactive = needs_browser and sys.stdin.isatty() and sys.stdout.isatty()
     async with AsyncExitStack() as stack:
         state: StateStore = await _open_db(args.db, stack) if args.db else MemoryStateStore()
         done = asyncio.Event()
@@ -97,10 +99,20 @@ async def run_command(args: argparse.Namespace) -> int:
                 ) from None
             stack.push_async_callback(listener.close)
             engine.callback_url = settings.callback_url(listener.port)
-        result = await engine.run(
-            args.name, variables=variables, trigger="manual", interactive=interactive
+        elif needs_browser:
+            from apimd.settings import Settings
+
+            engine.callback_url = Settings.load().callback_url()  # the browser's way back
+        ctx = RunContext(
+            run_id=str(uuid.uuid4()),
+            trigger="manual",
+            variables={k.upper(): v for k, v in variables.items()},
+            interactive=interactive,
         )
+        result = await engine.run_with(args.name, ctx)
         print_result(result, as_json=args.json, stream=sys.stdout)
+        if ctx.browser_url and not interactive:
+            _hand_over(ctx.browser_url, args, stream=sys.stderr if args.json else sys.stdout)
         if not (interactive and result.result == ResultCode.BROWSER):
             return 0 if result.outcome.is_success else 1
         pending = await state.pending_signins()
@@ -131,6 +143,18 @@ async def run_command(args: argparse.Namespace) -> int:
         if continuation is not None:
             print_result(continuation, as_json=args.json, stream=sys.stdout)
         return 0 if finished["ok"] else 1
+
+
+def _hand_over(url: str, args: argparse.Namespace, *, stream: TextIO) -> None:
+    """Off a terminal nothing waits for the browser's return: say where the sign-in starts and
+    how to run it so that it can finish."""
+    print(
+        f"\nThis run reached a browser step. Its sign-in starts at:\n  {url}\n"
+        "Nothing here waits for the browser to come back (not a terminal): to sign in and "
+        f"finish the run, run `apimd run {args.name} -f {args.file}` on a terminal, or Run it "
+        "in the TUI.",
+        file=stream,
+    )
 
 
 def _needs_browser(project: Project, name: str) -> bool:

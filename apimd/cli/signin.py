@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from pathlib import Path
 from typing import Any
 
 from apimd.cli import UsageError
@@ -13,6 +14,7 @@ from apimd.client import ApiError, Client
 from apimd.settings import Settings
 
 SIGNIN_WAIT_S = 10 * 60
+SIGNIN_OPEN_WAIT_S = 2.0
 
 
 async def _wait_for_done(
@@ -30,9 +32,10 @@ async def _wait_for_done(
 
 
 async def wait_for_signin(
-    settings: Settings, info: dict[str, Any], events_client: Client, callback_url: str | None
+    socket_path: Path, info: dict[str, Any], events_client: Client, callback_url: str | None
 ) -> int:
-    """Show the URL (or device code), then wait for signin.done or a pasted URL."""
+    """Show the URL (or device code), then wait for signin.done or a pasted URL (finished
+    through the daemon on `socket_path`)."""
     waiter = asyncio.create_task(_wait_for_done(events_client, info.get("id"), info.get("token")))
     await asyncio.sleep(0.1)  # let the event stream connect before the person can finish
     if info.get("user_code"):
@@ -43,7 +46,7 @@ async def wait_for_signin(
         present_url(str(info["url"]), callback_url)
 
     async def pasted(url: str) -> bool:
-        async with Client(settings.socket_path) as client:
+        async with Client(socket_path) as client:
             try:
                 await client.complete_signin(url)
             except ApiError as exc:
@@ -79,7 +82,10 @@ async def token_signin_command(settings: Settings, name: str, device: bool) -> i
                 raise UsageError(f"the daemon has no token named {name!r}") from None
             raise UsageError(str(exc)) from None
         return await wait_for_signin(
-            settings, info, events, status.callback_url if status.callback_bound else None
+            settings.socket_path,
+            info,
+            events,
+            status.callback_url if status.callback_bound else None,
         )
 
 
@@ -92,12 +98,14 @@ async def run_interactive(
 
     status = await client.status()
     async with Client(settings.socket_path) as events:
-        opened: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        opened: dict[str, dict[str, Any]] = {}  # run id -> its signin.open event
+        arrived = asyncio.Event()
 
         async def watch() -> None:
             async for event in events.events():
-                if event.get("type") == "signin.open" and not opened.done():
-                    opened.set_result(event)
+                if event.get("type") == "signin.open" and event.get("run_id"):
+                    opened[str(event["run_id"])] = event
+                    arrived.set()
 
         watcher = asyncio.create_task(watch())
         await asyncio.sleep(0.05)
@@ -105,15 +113,23 @@ async def run_interactive(
             accepted = await client.run(
                 kind, name, variables=variables, interactive=True, wait=True
             )
+            assert accepted.result is not None
+            print_result(accepted.result, as_json=False)
+            if accepted.result.result.value == "BROWSER":
+                # The run's answer may overtake its signin.open event.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(SIGNIN_OPEN_WAIT_S):
+                        while accepted.run_id not in opened:
+                            arrived.clear()
+                            await arrived.wait()
         finally:
-            pass
-        assert accepted.result is not None
-        print_result(accepted.result, as_json=False)
-        if accepted.result.result.value != "BROWSER" or not opened.done():
             watcher.cancel()
+        info = opened.get(accepted.run_id)
+        if info is None:
             return 0 if accepted.result.outcome.is_success else 1
-        watcher.cancel()
-        info = opened.result()
+        # The event's URL is redacted like the run's result; the pending sign-in has it in full.
+        pending = await client.signins()
+        info["url"] = next((s.url for s in pending.signins if s.id == info["id"]), info["url"])
         callback = status.callback_url if status.callback_bound else None
         async with Client(settings.socket_path) as waiter:
-            return await wait_for_signin(settings, info, waiter, callback)
+            return await wait_for_signin(settings.socket_path, info, waiter, callback)

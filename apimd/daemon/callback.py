@@ -114,7 +114,9 @@ async def _finish(request: web.Request, params: dict[str, str]) -> web.Response:
         status = 400 if exc.refused else 200
         return _page(failed_page(exc.message, refused=exc.refused), status)
     if done.ok:
-        return _page(signed_in_page(done.token, done.expires_at, done.message))
+        return _page(
+            signed_in_page(done.token, done.expires_at, done.message, refreshes=done.refreshes)
+        )
     return _page(failed_page(done.message, refused=False))
 
 

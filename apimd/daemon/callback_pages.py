@@ -63,18 +63,33 @@ CAPTURE_PAGE = _page(
 )
 
 
-def signed_in_page(token: str | None, expires_at: datetime | None, message: str) -> str:
+def signed_in_page(
+    token: str | None, expires_at: datetime | None, message: str, *, refreshes: bool = False
+) -> str:
+    """`refreshes`: apimd can renew the token without a person; only then is that promised."""
     if token:
         what = f"Token <code>{escape(token)}</code> is saved"
         if expires_at is not None:
             moment = expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-            what += f" and valid until {moment}; apimd refreshes it by itself from now on"
-        what += "."
+            what += f" and valid until {moment}"
+        what += ". " + _what_next(token, expires_at, refreshes=refreshes)
     else:
         what = escape(message) + "."
     return _page(
         "Signed in",
         f"<h1 class=ok>Signed in</h1><p>{what}</p><p>You can close this tab.</p>",
+    )
+
+
+def _what_next(token: str, expires_at: datetime | None, *, refreshes: bool) -> str:
+    if refreshes:
+        return "apimd refreshes it by itself before it expires."
+    if expires_at is None:
+        return "It has no expiry, so nothing more is needed."
+    return (
+        "apimd cannot renew it by itself (its auth has no refresh workflow and no refresh token "
+        "was issued): when it expires, calls using it are skipped until someone signs in again "
+        f"(<code>apimd token signin {escape(token)}</code> or the TUI)."
     )
 
 

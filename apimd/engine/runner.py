@@ -69,6 +69,7 @@ class RunContext:
     signin_vars: dict[str, str] = field(default_factory=dict)  # STATE, CODE_VERIFIER, …
     remaining_steps: list[str] = field(default_factory=list)
     opened_signin: PendingSignIn | None = None
+    browser_url: str | None = None  # a skipped browser step's URL, in clear, for the person
 
 
 class Engine:
@@ -405,7 +406,7 @@ class Engine:
         recorder.add_secrets(v for k, v in ctx.signin_vars.items() if k == "CODE_VERIFIER")
         scope = Scope(ctx.variables, token_vars, client, self.environment(), system)
         if browser and not ctx.interactive:
-            return await self._browser_skipped(call, base, scope, recorder)
+            return await self._browser_skipped(call, ctx, base, scope, recorder)
         if browser:
             return await self._open_browser(call, ctx, base, scope, auth, recorder)
         token = self._project.token(call.token) if call.token else None
@@ -496,7 +497,12 @@ class Engine:
         )
 
     async def _browser_skipped(
-        self, call: Call, base: dict[str, object], scope: Scope, recorder: ResultRecorder
+        self,
+        call: Call,
+        ctx: RunContext,
+        base: dict[str, object],
+        scope: Scope,
+        recorder: ResultRecorder,
     ) -> Result:
         """Outside an interactive run a browser step is not run: SKIPPED/BROWSER, with the URL
         it would open in the result so a person can see where it leads."""
@@ -508,6 +514,7 @@ class Engine:
             prepared = prepare_call(call, scope, token=None, auth=None, browser=True)
         except SetupError:
             return await self._short_result(base, ResultCode.BROWSER, message)
+        ctx.browser_url = full_url(prepared.request)
         return await recorder.build(
             base,
             code=ResultCode.BROWSER,
@@ -565,6 +572,7 @@ class Engine:
         self._emit(
             "signin.open",
             id=pending.id,
+            run_id=ctx.run_id,
             url=recorder.url(url),
             token=pending.token,
             expires_at=pending.expires_at.isoformat(),

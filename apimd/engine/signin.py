@@ -19,6 +19,7 @@ from apimd.engine.signin_vars import signin_variables
 from apimd.engine.template import Scope, render, system_variables
 from apimd.model.resources import AuthSetting
 from apimd.model.result import Result
+from apimd.model.runtime import TokenRuntime
 from apimd.model.signin import SIGNIN_TTL, PendingSignIn
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class SignInDone:
     token: str | None = None
     expires_at: datetime | None = None
     result: Result | None = None
+    refreshes: bool = False  # the saved token can be refreshed without a person
 
 
 def callback_params(url: str) -> dict[str, str]:
@@ -84,6 +86,10 @@ class SignInFlows:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._device_polls: set[asyncio.Task[None]] = set()
+
+    def _auth_or_none(self, token_name: str) -> AuthSetting | None:
+        token = self._engine.project.token(token_name)
+        return self._engine.project.auth_setting(token.auth) if token else None
 
     def _auth_of(self, token_name: str) -> AuthSetting:
         token = self._engine.project.token(token_name)
@@ -258,7 +264,13 @@ class SignInFlows:
             done = SignInDone(False, f"the device sign-in failed: {type(exc).__name__}", token_name)
         else:
             runtime = await self._engine.tokens.save(token_name, token_variables(payload))
-            done = SignInDone(True, f"token {token_name} saved", token_name, runtime.expires_at)
+            done = SignInDone(
+                True,
+                f"token {token_name} saved",
+                token_name,
+                runtime.expires_at,
+                refreshes=refreshes_by_itself(auth, runtime),
+            )
         await self._engine.state.cancel_signin(pending.id)
         self._engine.publish(
             Event(
@@ -377,7 +389,12 @@ class SignInFlows:
         saved = {k: v for k, v in ctx.variables.items() if k not in EXCLUDED_FROM_TOKEN}
         runtime = await self._engine.tokens.save(pending.token, saved)
         return SignInDone(
-            True, f"token {pending.token} saved", pending.token, runtime.expires_at, result
+            True,
+            f"token {pending.token} saved",
+            pending.token,
+            runtime.expires_at,
+            result,
+            refreshes=refreshes_by_itself(auth or self._auth_or_none(pending.token), runtime),
         )
 
     async def _exchange_code(
@@ -405,7 +422,27 @@ class SignInFlows:
         if pending.token is None:
             return SignInDone(True, "signed in")
         runtime = await self._engine.tokens.save(pending.token, token_variables(payload))
-        return SignInDone(True, f"token {pending.token} saved", pending.token, runtime.expires_at)
+        return SignInDone(
+            True,
+            f"token {pending.token} saved",
+            pending.token,
+            runtime.expires_at,
+            refreshes=refreshes_by_itself(auth, runtime),
+        )
+
+
+def refreshes_by_itself(auth: AuthSetting | None, runtime: TokenRuntime) -> bool:
+    """Whether apimd can renew this token when it expires without a person (SPEC §5): the auth
+    has a refresh workflow, or is oauth2 holding a refresh token or using a grant that needs
+    nobody."""
+    if auth is None:
+        return False
+    if auth.refresh_workflow:
+        return True
+    return auth.type == "oauth2" and (
+        bool(runtime.variables.get("REFRESH_TOKEN"))
+        or auth.grant in ("client_credentials", "password")
+    )
 
 
 def _same_origin(a: str, b: str) -> bool:

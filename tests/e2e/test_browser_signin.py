@@ -91,6 +91,32 @@ async def sign_in_in_browser(browser: Browser, url: str, *, deny: bool = False) 
         await page.close()
 
 
+async def landed_address(browser: Browser, url: str) -> str:
+    """Over SSH the browser cannot reach this machine's callback port: log in at `url`, and
+    return the address the browser ended on (the login form's redirect, caught) for pasting."""
+    page = await browser.new_page()
+    landed: list[str] = []
+
+    async def unreachable(route: Any) -> None:
+        if route.request.method != "POST":
+            await route.continue_()
+            return
+        response = await route.fetch(max_redirects=0)
+        landed.append(response.headers["location"])
+        await route.abort()
+
+    try:
+        await page.route("**/oauth/authorize**", unreachable)
+        await page.goto(url)
+        await page.fill("#username", "demo")
+        await page.fill("#password", "demo-password")
+        await page.click("#sign-in")
+        await wait_for(lambda: asyncio.sleep(0, bool(landed)))
+    finally:
+        await page.close()
+    return landed[0]
+
+
 async def wait_for(predicate: Any, timeout: float = 15.0) -> Any:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -180,27 +206,8 @@ async def test_pasted_redirect_url_completes_the_sign_in(
     async with daemon.client() as client:
         await client.apply(code_flow_project(server.url))
         started = await client.signin("user")
-        page = await browser.new_page()
-        landed: list[str] = []
-
-        async def unreachable(route: Any) -> None:
-            # The form post answers with a redirect to the callback; the browser "cannot reach"
-            # it, and the person copies the address instead.
-            if route.request.method != "POST":
-                await route.continue_()
-                return
-            response = await route.fetch(max_redirects=0)
-            landed.append(response.headers["location"])
-            await route.abort()
-
-        await page.route("**/oauth/authorize**", unreachable)
-        await page.goto(started["url"])
-        await page.fill("#username", "demo")
-        await page.fill("#password", "demo-password")
-        await page.click("#sign-in")
-        await wait_for(lambda: asyncio.sleep(0, bool(landed)))
-        await page.close()
-        done = await client.complete_signin(landed[0])
+        landed = await landed_address(browser, started["url"])
+        done = await client.complete_signin(landed)
         token = await client.get("tokens", "user")
     assert done["ok"], done
     assert token.state.value == "valid"  # type: ignore[attr-defined]

@@ -5,89 +5,16 @@ status 0. tmux is required: without it this test fails (`.ci/run` installs it)."
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 
-import pytest
-
-from apimd.demo.server import RunningServer, create_app
-from tests.e2e.conftest import Daemon
+from tests.e2e.conftest import SESSION, Daemon, Tmux
 
 WIDTH, HEIGHT = 100, 30
-SESSION = "apimd-e2e"
 FRESH = ("now", "1s", "2s")
 """Last-run ages of a target that just ran (the dashboard ticks once a second)."""
-
-
-def server_environ() -> dict[str, str]:
-    """The environment of the tmux server, and so of `apimd` in it. Built from `os.environ`
-    on purpose: under pytest, children inherit COLUMNS=80 and LINES=24 (set below Python's
-    `os.environ`), and an app that reads them (Textual does) would draw 80×24 in a 100×30 pane."""
-    return {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "TMUX")}
-
-
-@dataclass
-class Tmux:
-    """A tmux server of the test's own (`-L`), so no one's sessions are touched."""
-
-    socket_name: str
-    config: Path
-
-    def command(self, *args: str) -> list[str]:
-        return ["tmux", "-L", self.socket_name, "-f", str(self.config), *args]
-
-    async def run(self, *args: str, check: bool = True) -> str:
-        process = await asyncio.create_subprocess_exec(
-            *self.command(*args),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=server_environ(),
-        )
-        out, err = await asyncio.wait_for(process.communicate(), 10)
-        if check and process.returncode != 0:
-            raise AssertionError(f"tmux {' '.join(args)} failed: {err.decode().strip()}")
-        return out.decode()
-
-    async def pane(self) -> str:
-        return await self.run("capture-pane", "-p", "-t", SESSION)
-
-    async def pane_dead(self) -> bool:
-        shown = await self.run("display-message", "-p", "-t", SESSION, "#{pane_dead}")
-        return shown.strip() == "1"
-
-
-@pytest.fixture
-def tmux(tmp_path: Path) -> Iterator[Tmux]:
-    config = tmp_path / "tmux.conf"
-    # remain-on-exit keeps the pane after `apimd` exits, so its exit status can be read.
-    config.write_text("set -g remain-on-exit on\nset -g default-terminal xterm-256color\n")
-    server = Tmux(f"apimd-e2e-{os.getpid()}", config)
-    try:
-        yield server
-    finally:
-        if shutil.which("tmux"):
-            subprocess.run(
-                server.command("kill-server"),
-                capture_output=True,
-                check=False,
-                env=server_environ(),
-            )
-
-
-@pytest.fixture
-async def demo() -> AsyncIterator[str]:
-    server = await RunningServer(create_app()).start()
-    try:
-        yield server.url
-    finally:
-        await server.stop()
 
 
 def row(screen: str, name: str) -> str | None:

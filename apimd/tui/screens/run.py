@@ -1,9 +1,15 @@
-"""`r`: run a call or workflow now, follow it, then show what came back."""
+"""`r`: run a call or workflow now, follow it, then show what came back. The person pressing it
+is the interactive run of SPEC §5: a browser step hands its sign-in to them (the sign-in screen),
+and the steps after it run, shown live here, once the browser comes back."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from typing import ClassVar
+import webbrowser
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import work
@@ -12,17 +18,21 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Static
 
 from apimd.client import ApiError
+from apimd.model.api import SigninInfo
+from apimd.model.outcome import ResultCode
 from apimd.model.resources import Workflow
 from apimd.model.result import Result
 from apimd.tui.events import DaemonEvent, RunFinished, RunStarted, RunStep
 from apimd.tui.formatting import milliseconds, outcome_text
 from apimd.tui.monitors import Kind
 from apimd.tui.screens.base import ApimdScreen
+from apimd.tui.screens.signin import SignInScreen
 from apimd.tui.widgets.result_view import VIEWER_BINDINGS
 from apimd.tui.widgets.run_result import RunResultPanel
 from apimd.tui.widgets.status_bar import StatusBar
 
 API_KIND = {"call": "calls", "workflow": "workflows"}
+SIGNIN_OPEN_WAIT_S = 2.0  # the run's answer may overtake its `signin.open` event
 
 
 class RunScreen(ApimdScreen):
@@ -31,6 +41,7 @@ class RunScreen(ApimdScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="run.back"),
         Binding("r", "run_again", "Run again", id="run.again"),
+        Binding("s", "show_signin", "Sign in", id="run.signin"),
         *VIEWER_BINDINGS,
     ]
 
@@ -40,10 +51,16 @@ class RunScreen(ApimdScreen):
         self.target = name
         self.result: Result | None = None
         self._started = 0.0
-        self._running = False
+        self._busy = False  # a run is in flight (not `_running`: Textual's own attribute)
         self._daemon_run_id: str | None = None
         self._steps_done = 0
         self._step_count = 0
+        self.opener: Callable[[str], bool] = webbrowser.open
+        self._opened: dict[str, str] = {}  # run id -> its sign-in id, from `signin.open`
+        self._signin_opened = asyncio.Event()
+        self.signin: SigninInfo | None = None  # the sign-in this run waits for
+        self._before: Result | None = None  # the run up to its browser step
+        self._offset = 0  # steps that ran before the browser came back
 
     def compose(self) -> ComposeResult:
         yield StatusBar(f"Run {self.kind} {self.target}")
@@ -65,7 +82,7 @@ class RunScreen(ApimdScreen):
         self.query_one("#run-progress", Static).update(text)
 
     def _tick(self) -> None:
-        if self._running:
+        if self._busy:
             elapsed = time.monotonic() - self._started
             what = "running" if self._daemon_run_id else "starting"
             line = f"▶ {what} {self.kind} {self.target}… {elapsed:.1f} s"
@@ -75,7 +92,7 @@ class RunScreen(ApimdScreen):
 
     @work(exclusive=True, group="run", exit_on_error=False)
     async def start_run(self) -> None:
-        self._running = True
+        self._busy = True
         self._started = time.monotonic()
         self._daemon_run_id = None
         self._steps_done = self._step_count = 0
@@ -89,16 +106,45 @@ class RunScreen(ApimdScreen):
                 self._step_count = len(workflow.steps)
                 self.panel.display = True
                 self.panel.show_pending(list(workflow.steps))
+        self.signin, self._before, self._offset = None, None, 0
         try:
-            accepted = await self.client.run(API_KIND[self.kind], self.target, wait=True)
+            accepted = await self.client.run(
+                API_KIND[self.kind], self.target, interactive=True, wait=True
+            )
             result = accepted.result or await self.client.result(accepted.run_id)
+            if result.result is ResultCode.BROWSER:
+                self.signin = await self._pending_signin(accepted.run_id)
         except ApiError as exc:
-            self._running = False
+            self._busy = False
             self._progress(Text(f"✗ the daemon refused to run {self.target}: {exc}", "red"))
             return
         finally:
-            self._running = False
-        self.show_result(result)
+            self._busy = False
+        if self.signin is None:
+            self.show_result(result)
+            return
+        self._before, self._offset = result, len(result.steps)
+        self._progress(
+            Text.assemble(
+                ("⏸ ", "bold yellow"),
+                f"{self.kind} {self.target} waits for you to sign in in the browser; "
+                "it goes on by itself when the browser comes back",
+                ("  · s shows the sign-in", "dim"),
+            )
+        )
+        self.refresh_bindings()
+        self.action_show_signin()
+
+    async def _pending_signin(self, run_id: str) -> SigninInfo | None:
+        """The sign-in the run `run_id` recorded at its browser step, with its URL in full."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SIGNIN_OPEN_WAIT_S):
+                while run_id not in self._opened:
+                    self._signin_opened.clear()
+                    await self._signin_opened.wait()
+        signin_id = self._opened.get(run_id)
+        listed = await self.client.signins() if signin_id else None
+        return next((s for s in listed.signins if s.id == signin_id), None) if listed else None
 
     def show_result(self, result: Result) -> None:
         self.result = result
@@ -115,15 +161,19 @@ class RunScreen(ApimdScreen):
         self.panel.viewer.focus_tabs()
 
     def on_daemon_event(self, event: DaemonEvent) -> None:
-        if not self._running:
+        if event.type == "signin.open" and event.data.get("run_id") and event.data.get("id"):
+            self._opened[str(event.data["run_id"])] = str(event.data["id"])
+            self._signin_opened.set()
+            return
+        if self.signin is not None:
+            self._follow_signin(event)
+        if not self._busy:
             return
         if isinstance(event, RunStep):
             if event.workflow == self.target and event.run_id == self._daemon_run_id:
-                self._steps_done = event.index + 1
-                self._step_count = event.of
-                self.panel.show_step(
-                    event.index, event.of, event.name, event.outcome, event.total_ms
-                )
+                index, of = self._offset + event.index, self._offset + event.of
+                self._steps_done, self._step_count = index + 1, of
+                self.panel.show_step(index, of, event.name, event.outcome, event.total_ms)
                 self._tick()
             return
         if getattr(event, "name", None) != self.target:
@@ -136,8 +186,58 @@ class RunScreen(ApimdScreen):
             line.append(f"  {event.result.value if event.result else ''}  loading the result…")
             self._progress(line)
 
+    def _follow_signin(self, event: DaemonEvent) -> None:
+        """The browser came back: the remaining steps run (live here), then `signin.done`."""
+        assert self.signin is not None
+        if isinstance(event, RunStarted) and event.trigger == "callback":
+            if event.name == self.target and not self._busy:
+                self._busy, self._started = True, time.monotonic()
+                self._daemon_run_id = event.run_id
+                covering = self.app.screen
+                if isinstance(covering, SignInScreen) and covering.pending is self.signin:
+                    covering.dismiss(True)  # the browser came back: follow the steps here
+                self._tick()
+        elif event.type == "signin.done" and event.data.get("id") == self.signin.id:
+            self.signin = None
+            self.refresh_bindings()
+            self._signed_in(dict(event.data))
+
+    @work(group="run-signin", exit_on_error=False)
+    async def _signed_in(self, done: dict[str, Any]) -> None:
+        before, result_id = self._before, done.get("result_id")
+        after = await self.client.result(str(result_id)) if result_id else None
+        self._busy = False
+        if after is not None and before is not None:  # one workflow, before and after the browser
+            after = after.model_copy(update={"steps": [*before.steps, *after.steps]})
+        if shown := after or before:
+            self.show_result(shown)
+        if not done.get("ok"):
+            why = Text(f"✗ Sign-in failed: {done.get('message')}", "bold red")
+            self._progress(why.append("  · r runs it again", "dim"))
+
+    def action_show_signin(self) -> None:
+        """The sign-in screen for the pending sign-in: URL, browser, SSH hint, paste field."""
+        if self.signin is None or isinstance(self.app.screen, SignInScreen):
+            return
+        screen = SignInScreen(
+            self.client,
+            self.signin.token or self.target,
+            environ=self.apimd.environ,
+            opener=self.opener,
+            pending=self.signin,
+            subject=f"{self.kind} {self.target}",
+        )
+        self.app.push_screen(screen)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "show_signin":
+            return self.signin is not None
+        if action == "run_again":
+            return self.signin is None
+        return True
+
     def action_run_again(self) -> None:
-        if not self._running:
+        if not self._busy and self.signin is None:
             self.start_run()
 
     def action_show_tab(self, tab: str) -> None:

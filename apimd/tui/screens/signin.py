@@ -112,12 +112,18 @@ class SignInScreen(Screen[bool]):
         opener: Callable[[str], bool] = webbrowser.open,
         host: str | None = None,
         clock: Clock | None = None,
+        pending: SigninInfo | None = None,
+        subject: str | None = None,
     ) -> None:
         """`host` names this machine in the `ssh -L` hint (default: its hostname); `clock`
-        defaults to the app's."""
+        defaults to the app's. `pending`: a sign-in already recorded (a run that reached a
+        browser step) to hand to the person instead of starting one; `subject` says what signs
+        in (default: `token <token_name>`)."""
         super().__init__()
         self.client = client
         self.token_name = token_name
+        self.subject = subject or f"token {token_name}"
+        self.pending = pending
         self.mode = mode
         self.environ = environ
         self.opener = opener
@@ -142,7 +148,7 @@ class SignInScreen(Screen[bool]):
         with VerticalScroll(id="signin-body"):
             with Horizontal(id="signin-head"):
                 kind = "Device sign-in" if self.mode == "device" else "Sign in"
-                yield Static(f"{kind} for token {self.token_name}", id="signin-title", markup=False)
+                yield Static(f"{kind} for {self.subject}", id="signin-title", markup=False)
                 yield Static("", id="signin-countdown", markup=False)
             yield Static("Starting the sign-in…", id="signin-status", markup=False)
         yield Footer(compact=True)
@@ -161,11 +167,14 @@ class SignInScreen(Screen[bool]):
     @work(exclusive=True, group="signin-start", exit_on_error=False)
     async def start(self) -> None:
         self._started_at = datetime.now(UTC)  # the daemon's clock: same machine
-        status, payload = await asyncio.gather(
-            self.client.status(), self.client.signin(self.token_name, mode=self.mode)
-        )
+        if self.pending is not None:
+            status, self.info = await self.client.status(), self.pending
+        else:
+            status, payload = await asyncio.gather(
+                self.client.status(), self.client.signin(self.token_name, mode=self.mode)
+            )
+            self.info = SigninInfo.model_validate(payload)
         self.callback_url = status.callback_url
-        self.info = SigninInfo.model_validate(payload)
         if self.mode == "device":
             await self._show_device(self.info)
         elif can_open_browser(self.environ) and await asyncio.to_thread(
@@ -282,8 +291,8 @@ class SignInScreen(Screen[bool]):
     async def reconcile(self) -> None:
         """When events may have been missed: a sign-in no longer pending has ended; the token says
         how."""
-        if self.info is None or self.ending is not None:
-            return
+        if self.info is None or self.ending is not None or self.info.token is None:
+            return  # a run's sign-in for no token: the run screen follows its continuation
         pending = await self.client.signins()
         if any(s.id == self.info.id for s in pending.signins):
             return

@@ -10,7 +10,7 @@ from textual.containers import Horizontal
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from apimd.model.outcome import Outcome
+from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.result import Result
 from apimd.tui.formatting import milliseconds, outcome_text
 from apimd.tui.ports import Clock
@@ -18,7 +18,12 @@ from apimd.tui.widgets.result_view import ResultView
 
 
 def step_prompt(index: int, step: Result) -> Text:
-    """`1. service-status` over `   ✓ PASS · 18.0 ms`."""
+    """`1. service-status` over `   ✓ PASS · 18.0 ms`; a browser step says it went to the
+    browser (the steps after it ran once the browser came back)."""
+    if step.result is ResultCode.BROWSER:
+        line = Text(f"{index}. ", style="dim")
+        line.append(step.name, style="bold")
+        return line.append("\n   ⇱ handed to the browser", style="cyan")
     return step_line(index, step.name, step.outcome, step.timings_ms.total)
 
 
@@ -123,7 +128,14 @@ class RunResultPanel(Horizontal):
             for i, step in enumerate(result.steps, 1)
         )
         steps.display = True
-        worst = next((i for i, s in enumerate(result.steps) if not s.outcome.is_success), 0)
+        worst = next(
+            (
+                i
+                for i, s in enumerate(result.steps)
+                if not s.outcome.is_success and s.result is not ResultCode.BROWSER
+            ),
+            0,
+        )
         steps.highlighted = worst
         self.viewer.show(result.steps[worst])
 
