@@ -1,27 +1,27 @@
 """The one condition evaluator (SPEC §2 "Conditions").
 
 Values are looked up from the response (status, headers, body regex, RFC 9535 JSONPath, XPath 1.0,
-response time, size), compared with `op`, and optionally extracted into run variables.
-
-Comparison rules: both sides that read as decimal numbers compare as `Decimal` ("1.0" == 1); JSON
-literals compare in their JSON form (True == "true", None == "null"); everything else compares as
-text. Lists and objects compare structurally (an expected JSON text is parsed first). `contains` on a
-list is true when an element equals the value or, for a string element, contains it as a substring;
-on an object, when the value is one of its keys; otherwise it is a substring test on the text form.
+response time, size), compared with `op` (rules in `compare`), and optionally extracted into run
+variables. `contains` on a list is true when an element equals the value or, for a string element,
+contains it as a substring; on an object, when the value is one of its keys; otherwise it is a
+substring test on the text form.
 
 Extracted values are strings: strings as they are, everything else as `json.dumps` text with its
 default separators (`[1, 2]`, `{"a": 1}`), so a saved list or object reads like JSON written by hand.
+
+What one response can cost is bounded (see `bounds`): a JSONPath or XPath collects at most
+`MAX_MATCHES` matches, actual values and saved variables are cut with a visible marker, the body is
+parsed once for all conditions, and a large body is parsed and searched off the event loop: in a
+thread above `THREAD_BODY_BYTES`, in a worker process above `PROCESS_BODY_BYTES`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import regex
@@ -29,17 +29,29 @@ from jsonpath import JSONPath, JSONPathEnvironment, JSONPathError
 from jsonpath.function_extensions import Match, Search
 from lxml import etree
 
+from apimd.engine import compare
+from apimd.engine.bounds import (
+    CONDITION_VALUE_CHARS,
+    MAX_MATCHES,
+    cap_value,
+    saved_text,
+    shown_matches,
+)
+from apimd.engine.http import decode_body
+from apimd.engine.worker_pool import WorkerFailed, run_in_worker
 from apimd.model.resources import Condition
 from apimd.model.result import ConditionResult
 
-LARGE_BODY_BYTES = 1024 * 1024
+THREAD_BODY_BYTES = 64 * 1024
+PROCESS_BODY_BYTES = 1024 * 1024
 REGEX_TIMEOUT_S = 1.0
 
 REGEX_TIMED_OUT = "regex timed out"
 
 _BODY_SOURCES = frozenset({"body", "json", "xml"})
 _JSONPATH_REGEX = re.compile(r"\b(?:match|search)\s*\(")
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# Ops whose verdict one match can settle; any other needs every match.
+_SETTLED_BY_ONE = frozenset({"contains", "matches"})
 
 
 @dataclass
@@ -69,6 +81,23 @@ Render = Callable[[str, str], str]
 """`render(template, where)` → text; raises `SetupError` for an unknown variable."""
 
 
+@dataclass
+class _Check:
+    """One condition with its path and expected value rendered."""
+
+    condition: Condition
+    path: str | None
+    expected: Any
+
+
+@dataclass
+class _Checked:
+    """A condition's result, and the variable text it saves (None when it saves nothing)."""
+
+    result: ConditionResult
+    saved: str | None = None
+
+
 async def evaluate(
     conditions: list[Condition], response: ResponseView, render: Render
 ) -> Evaluation:
@@ -76,34 +105,69 @@ async def evaluate(
     through `render` (where = e.g. "conditions[2].value"); a variable extracted by an earlier
     condition is visible to later ones only through the caller's scope, so extraction results
     are returned in `extracted` (name → string form: JSON values other than strings as JSON text)."""
+    checks = [_rendered(index, condition, render) for index, condition in enumerate(conditions)]
     evaluation = Evaluation()
-    body = _ParsedBody(response)
-    # Parsing and matching a large body can take long enough to stall every other run.
-    offload = len(response.body) > LARGE_BODY_BYTES
-    for index, condition in enumerate(conditions):
-        path = condition.path
-        if isinstance(path, str):
-            path = render(path, f"conditions[{index}].path")
-        expected = condition.value
-        if condition.op in ("exists", "not_exists") or condition.op is None:
-            expected = None
-        elif isinstance(expected, str):
-            expected = render(expected, f"conditions[{index}].value")
-
-        if (offload and condition.source in _BODY_SOURCES) or _runs_user_regex(condition, path):
-            result, value = await asyncio.to_thread(_check, condition, path, expected, body)
-        else:
-            result, value = _check(condition, path, expected, body)
-
-        evaluation.results.append(result)
-        if condition.save_as and value is not _MISSING:
-            evaluation.extracted[condition.save_as] = _extracted_text(value)
-        if not result.passed:
-            if condition.on_fail == "warning":
+    for check, checked in zip(checks, await _check_every(checks, response), strict=True):
+        evaluation.results.append(checked.result)
+        if check.condition.save_as and checked.saved is not None:
+            evaluation.extracted[check.condition.save_as] = checked.saved
+        if not checked.result.passed:
+            if check.condition.on_fail == "warning":
                 evaluation.warned = True
             else:
                 evaluation.failed = True
     return evaluation
+
+
+def _rendered(index: int, condition: Condition, render: Render) -> _Check:
+    path = condition.path
+    if isinstance(path, str):
+        path = render(path, f"conditions[{index}].path")
+    expected = condition.value
+    if condition.op in ("exists", "not_exists") or condition.op is None:
+        expected = None
+    elif isinstance(expected, str):
+        expected = render(expected, f"conditions[{index}].value")
+    return _Check(condition, path, expected)
+
+
+async def _check_every(checks: list[_Check], response: ResponseView) -> list[_Checked]:
+    """Each check's outcome, in order. The checks on the body share one parse of it."""
+    done: dict[int, _Checked] = {}
+    on_body = [i for i, check in enumerate(checks) if check.condition.source in _BODY_SOURCES]
+    size = len(response.body)
+    body = _ParsedBody(response)
+    if on_body and size > PROCESS_BODY_BYTES:
+        # Sent without the text: the worker decodes the body itself rather than unpickle both.
+        bare = replace(response, headers={}, text="")
+        jobs = [checks[i] for i in on_body]
+        try:
+            outcomes = await run_in_worker(_check_in_worker, jobs, bare)
+        except WorkerFailed as exc:
+            why = f"could not evaluate the {size}-byte body: {exc}"
+            outcomes = [_not_evaluated(check, why) for check in jobs]
+        done.update(zip(on_body, outcomes, strict=True))
+    elif on_body and size > THREAD_BODY_BYTES:
+        outcomes = await asyncio.to_thread(_check_all, [checks[i] for i in on_body], body)
+        done.update(zip(on_body, outcomes, strict=True))
+    for index, check in enumerate(checks):
+        if index in done:
+            continue
+        if _runs_user_regex(check.condition, check.path):
+            done[index] = await asyncio.to_thread(_check, check, body)
+        else:
+            done[index] = _check(check, body)
+    return [done[index] for index in range(len(checks))]
+
+
+def _check_all(checks: list[_Check], body: _ParsedBody) -> list[_Checked]:
+    return [_check(check, body) for check in checks]
+
+
+def _check_in_worker(checks: list[_Check], response: ResponseView) -> list[_Checked]:
+    """In a worker process: `response` came without its text, which is decoded here."""
+    response.text = decode_body(response.body, response.content_type)
+    return _check_all(checks, _ParsedBody(response))
 
 
 def _runs_user_regex(condition: Condition, path: str | None) -> bool:
@@ -112,13 +176,6 @@ def _runs_user_regex(condition: Condition, path: str | None) -> bool:
     if condition.op == "matches" or (condition.source == "body" and path):
         return True
     return condition.source == "json" and _JSONPATH_REGEX.search(path or "") is not None
-
-
-def _extracted_text(value: Any) -> str:
-    """A looked-up value as a run variable: strings as-is, other JSON values as JSON text."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
 
 
 # --- looking values up -------------------------------------------------------------------------
@@ -139,6 +196,10 @@ class _Lookup:
     value: Any = _MISSING
     message: str | None = None
     broken: bool = False
+    # For a list of matches: how many there were ("over N" when the lookup stopped at
+    # MAX_MATCHES, then `more` is set and `value` holds the first MAX_MATCHES).
+    total: int | str | None = None
+    more: bool = False
 
     @property
     def found(self) -> bool:
@@ -292,15 +353,32 @@ def _json_path(path: str | None, body: _ParsedBody) -> _Lookup:
             # The library would re-parse a string document as JSON text. Under RFC 9535 every
             # selector on a scalar selects nothing, so only `$` itself matches.
             values: list[Any] = [document] if _is_root(compiled) else []
+            more = False
         else:
-            values = compiled.findall(document)
+            values, more = _first_matches(compiled, document)
     except TimeoutError:
         return _Lookup(message=REGEX_TIMED_OUT, broken=True)
     except (JSONPathError, RecursionError) as exc:
         return _Lookup(message=f"JSONPath {path!r} failed: {_first_line(exc)}", broken=True)
     if not values:
         return _Lookup(message=f"nothing matches {path}")
-    return _Lookup(values[0] if len(values) == 1 else values)
+    return _matches_found(values, f"over {MAX_MATCHES}" if more else len(values), more)
+
+
+def _first_matches(compiled: Any, document: Any) -> tuple[list[Any], bool]:
+    """The first `MAX_MATCHES` values `compiled` selects, and whether it selects more."""
+    values: list[Any] = []
+    for match in compiled.finditer(document):
+        if len(values) == MAX_MATCHES:
+            return values, True
+        values.append(match.obj)
+    return values, False
+
+
+def _matches_found(values: list[Any], total: int | str, more: bool) -> _Lookup:
+    if len(values) == 1 and not more:
+        return _Lookup(values[0])
+    return _Lookup(values, total=total, more=more)
 
 
 def _is_root(compiled: object) -> bool:
@@ -325,10 +403,10 @@ def _xpath(path: str | None, namespaces: Mapping[str, str], body: _ParsedBody) -
     except (etree.XPathError, ValueError, TypeError) as exc:
         return _Lookup(message=f"XPath {path!r} failed: {exc}", broken=True)
     if isinstance(raw, list):
-        texts = [_node_text(node) for node in raw]
-        if not texts:
+        if not raw:
             return _Lookup(message=f"nothing matches {path}")
-        return _Lookup(texts[0] if len(texts) == 1 else texts)
+        texts = [_node_text(node) for node in raw[:MAX_MATCHES]]
+        return _matches_found(texts, len(raw), len(raw) > MAX_MATCHES)
     if isinstance(raw, bool):
         return _Lookup(raw)
     if isinstance(raw, float):
@@ -356,10 +434,10 @@ def _first_line(exc: BaseException) -> str:
 # --- checking one condition --------------------------------------------------------------------
 
 
-def _check(
-    condition: Condition, path: str | None, expected: Any, body: _ParsedBody
-) -> tuple[ConditionResult, Any]:
-    """The condition's result and the value it found (`_MISSING` when none)."""
+def _check(check: _Check, body: _ParsedBody) -> _Checked:
+    """The condition's result, its actual value cut to `CONDITION_VALUE_CHARS`, and the text it
+    saves."""
+    condition, path, expected = check.condition, check.path, check.expected
     lookup = _Lookup()
     try:
         lookup = _look_up(condition.source, path, condition.namespaces, body)
@@ -370,22 +448,52 @@ def _check(
             passed, message = True, lookup.message
         else:
             passed, message = _apply(op, lookup, expected)
+        actual = _shown(lookup)
+        saved = None
+        if condition.save_as and lookup.found:
+            saved = saved_text(lookup.value, more=lookup.more)
     except Exception as exc:
         # A bug or an input nobody foresaw must fail this condition, not the whole run.
         passed, message = False, f"could not evaluate: {type(exc).__name__}: {exc}"
+        actual, saved = None, None
     result = ConditionResult(
         source=condition.source,
         path=path,
         op=condition.op,
         expected=expected,
-        actual=lookup.value if lookup.found else None,
+        actual=actual,
         found=lookup.found,
         passed=passed,
         on_fail=condition.on_fail,
         save_as=condition.save_as,
         message=message,
     )
-    return result, lookup.value
+    return _Checked(result, saved)
+
+
+def _not_evaluated(check: _Check, message: str) -> _Checked:
+    condition = check.condition
+    result = ConditionResult(
+        source=condition.source,
+        path=check.path,
+        op=condition.op,
+        expected=check.expected,
+        found=False,
+        passed=False,
+        on_fail=condition.on_fail,
+        save_as=condition.save_as,
+        message=message,
+    )
+    return _Checked(result)
+
+
+def _shown(lookup: _Lookup) -> Any:
+    """The looked-up value as recorded: at most `SHOWN_MATCHES` matches, cut to size."""
+    if not lookup.found:
+        return None
+    if lookup.total is not None:
+        return shown_matches(lookup.value, lookup.total, CONDITION_VALUE_CHARS)
+    return cap_value(lookup.value, CONDITION_VALUE_CHARS)
 
 
 def _apply(op: str, lookup: _Lookup, expected: Any) -> tuple[bool, str | None]:
@@ -395,18 +503,28 @@ def _apply(op: str, lookup: _Lookup, expected: Any) -> tuple[bool, str | None]:
         return not lookup.found, lookup.message if not lookup.found else "expected no value"
     if not lookup.found:
         return False, lookup.message or "not found"
-    actual = lookup.value
+    passed, message = _compared(op, lookup.value, expected)
+    if lookup.more and not (passed and op in _SETTLED_BY_ONE):
+        # The matches not collected could change the verdict: say so rather than guess.
+        return False, (
+            f"{lookup.total} matches, only the first {MAX_MATCHES} were compared, which cannot "
+            f"settle `{op}`: narrow the path"
+        )
+    return passed, message
+
+
+def _compared(op: str, actual: Any, expected: Any) -> tuple[bool, str | None]:
     if op in ("eq", "ne"):
-        equal = _equal(actual, expected)
+        equal = compare.equal(actual, expected)
         return _verdict(equal if op == "eq" else not equal, op, expected)
     if op in ("lt", "le", "gt", "ge"):
-        order = _order(actual, expected)
+        order = compare.order(actual, expected)
         if order is None:
             return False, f"cannot order a list or object with {op}"
         passed = {"lt": order < 0, "le": order <= 0, "gt": order > 0, "ge": order >= 0}[op]
         return _verdict(passed, op, expected)
     if op in ("contains", "not_contains"):
-        contained = _contains(actual, expected)
+        contained = compare.contains(actual, expected)
         return _verdict(contained if op == "contains" else not contained, op, expected)
     if op == "matches":
         return _matches(actual, expected)
@@ -418,7 +536,7 @@ def _verdict(passed: bool, op: str, expected: Any) -> tuple[bool, str | None]:
 
 
 def _matches(actual: Any, expected: Any) -> tuple[bool, str | None]:
-    pattern = _text(expected)
+    pattern = compare.text(expected)
     try:
         compiled = regex.compile(pattern)
     except (regex.error, ValueError, OverflowError) as exc:
@@ -426,91 +544,9 @@ def _matches(actual: Any, expected: Any) -> tuple[bool, str | None]:
     candidates = actual if isinstance(actual, list) else [actual]
     try:
         passed = any(
-            compiled.search(_text(item), timeout=REGEX_TIMEOUT_S, concurrent=True)
+            compiled.search(compare.text(item), timeout=REGEX_TIMEOUT_S, concurrent=True)
             for item in candidates
         )
     except TimeoutError:
         return False, REGEX_TIMED_OUT
     return _verdict(passed, "matches", pattern)
-
-
-# --- comparison --------------------------------------------------------------------------------
-
-
-def _number(value: Any) -> Decimal | None:
-    """`value` as a decimal number, or None when it does not read as one."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, float):
-        return Decimal(repr(value)) if math.isfinite(value) else None
-    if isinstance(value, str):
-        text = value.strip()
-        if _NUMBER.fullmatch(text):
-            try:
-                return Decimal(text)
-            except (InvalidOperation, ValueError):  # exponent beyond what Decimal holds
-                return None
-    return None
-
-
-def _text(value: Any) -> str:
-    """The text form used for string comparison: JSON literals and containers as JSON."""
-    if isinstance(value, str):
-        return value
-    if value is None or isinstance(value, bool | list | dict):
-        return json.dumps(value)
-    return str(value)
-
-
-def _container(value: Any) -> list[Any] | dict[str, Any] | None:
-    """`value` as a list or object, parsing JSON text; None when it is neither."""
-    if isinstance(value, list | dict):
-        return value
-    if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
-        try:
-            parsed = json.loads(value)
-        except (ValueError, RecursionError):
-            return None
-        if isinstance(parsed, list | dict):
-            return parsed
-    return None
-
-
-def _equal(actual: Any, expected: Any) -> bool:
-    if isinstance(actual, list | dict) or isinstance(expected, list | dict):
-        left, right = _container(actual), _container(expected)
-        if isinstance(left, list) and isinstance(right, list):
-            return len(left) == len(right) and all(
-                _equal(a, b) for a, b in zip(left, right, strict=True)
-            )
-        if isinstance(left, dict) and isinstance(right, dict):
-            return left.keys() == right.keys() and all(_equal(left[k], right[k]) for k in left)
-        return False
-    left_number, right_number = _number(actual), _number(expected)
-    if left_number is not None and right_number is not None:
-        return left_number == right_number
-    return _text(actual) == _text(expected)
-
-
-def _order(actual: Any, expected: Any) -> int | None:
-    """-1, 0 or 1 as `actual` is below, equal to or above `expected`; None if not orderable."""
-    if isinstance(actual, list | dict) or isinstance(expected, list | dict):
-        return None
-    left_number, right_number = _number(actual), _number(expected)
-    if left_number is not None and right_number is not None:
-        return (left_number > right_number) - (left_number < right_number)
-    left, right = _text(actual), _text(expected)
-    return (left > right) - (left < right)
-
-
-def _contains(actual: Any, expected: Any) -> bool:
-    if isinstance(actual, list):
-        needle = _text(expected)
-        return any(
-            _equal(item, expected) or (isinstance(item, str) and needle in item) for item in actual
-        )
-    if isinstance(actual, dict):
-        return _text(expected) in actual
-    return _text(expected) in _text(actual)

@@ -106,10 +106,7 @@ class HttpResponse:
 
     def text(self) -> str:
         """The body decoded with the response charset (default UTF-8), invalid bytes replaced."""
-        try:
-            return self.body.decode(_charset(self.headers.get("Content-Type")), errors="replace")
-        except LookupError:  # a codec that exists but is not a text encoding, e.g. "rot13"
-            return self.body.decode("utf-8", errors="replace")
+        return decode_body(self.body, self.headers.get("Content-Type"))
 
 
 class HttpFailure(Exception):
@@ -306,6 +303,14 @@ def _without_params(url: URL, names: frozenset[str]) -> URL:
     if not any(key.lower() in names for key in url.query):
         return url  # untouched, so its encoding is too
     return url.with_query([(k, v) for k, v in url.query.items() if k.lower() not in names])
+
+
+def decode_body(body: bytes, content_type: str | None) -> str:
+    """`body` decoded with the charset of `content_type` (default UTF-8), invalid bytes replaced."""
+    try:
+        return body.decode(_charset(content_type), errors="replace")
+    except LookupError:  # a codec that exists but is not a text encoding, e.g. "rot13"
+        return body.decode("utf-8", errors="replace")
 
 
 def _charset(content_type: str | None) -> str:

@@ -11,16 +11,26 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from yarl import URL
 
-from apimd.engine.conditions import Evaluation
-from apimd.engine.http import HttpRequest, HttpResponse, wire_url
+from apimd.engine.bounds import cap_value
+from apimd.engine.conditions import PROCESS_BODY_BYTES, Evaluation
+from apimd.engine.http import HttpRequest, HttpResponse, decode_body, wire_url
 from apimd.engine.redact import Redactor, storable
+from apimd.engine.worker_pool import WorkerFailed, run_in_worker
 from apimd.model.common import secret_field_names
 from apimd.model.outcome import ResultCode
 from apimd.model.project import Project
 from apimd.model.resources import AuthSetting, Webhook
-from apimd.model.result import RequestRecord, ResponseRecord, Result, Timings, Trigger
+from apimd.model.result import (
+    ConditionResult,
+    RequestRecord,
+    ResponseRecord,
+    Result,
+    Timings,
+    Trigger,
+)
 
 STORED_BODY_BYTES = 64 * 1024
+STORED_VALUE_CHARS = 4096
 LARGE_BODY_CHARS = 1024 * 1024
 
 
@@ -106,7 +116,10 @@ class ResultRecorder:
         return self._redactor.url(url)
 
     def variables(self, values: dict[str, str]) -> dict[str, str]:
-        return {k: self._redactor.value(v) for k, v in values.items()}
+        """Variables as recorded: redacted, then cut to `STORED_VALUE_CHARS` with a marker."""
+        return {
+            k: cap_value(self._redactor.value(v), STORED_VALUE_CHARS) for k, v in values.items()
+        }
 
     async def _body(self, text: str, content_type: str | None) -> tuple[str, bool]:
         """The body redacted whole (so keys like `access_token` are found in any JSON), then cut
@@ -116,6 +129,16 @@ class ResultRecorder:
         else:
             redacted = self._redactor.body(text, content_type)
         return cap_text(redacted)
+
+    async def _response_body(self, body: bytes, content_type: str | None) -> tuple[str, bool]:
+        """A response body as stored; a large one is decoded, parsed and redacted in a worker
+        process, since parsing it would hold the event loop (and its memory stays there)."""
+        if len(body) <= PROCESS_BODY_BYTES:
+            return await self._body(decode_body(body, content_type), content_type)
+        try:
+            return await run_in_worker(_redacted_body, self._redactor, body, content_type)
+        except WorkerFailed as exc:
+            return f"(a {len(body)}-byte body, not stored: redacting it {exc})", True
 
     async def build(
         self,
@@ -146,13 +169,13 @@ class ResultRecorder:
         response_record = None
         if response is not None:
             content_type = response.headers.get("Content-Type")
-            body, truncated = await self._body(response.text(), content_type)
+            body, truncated = await self._response_body(response.body, content_type)
             response_record = ResponseRecord(
                 headers=self._redactor.headers(dict(response.headers.items())),
                 body=body,
                 body_truncated=truncated,
             )
-        conditions = []
+        conditions: list[ConditionResult] = []
         extracted: dict[str, str] = {}
         if evaluation is not None:
             for item in evaluation.results:
@@ -160,7 +183,10 @@ class ResultRecorder:
                     item.model_copy(
                         update={
                             "path": self._redactor.text(item.path) if item.path else item.path,
-                            "actual": _cap_value(self._redactor.value(item.actual)),
+                            # Cut after redaction, so no secret is split.
+                            "actual": cap_value(
+                                self._redactor.value(item.actual), STORED_VALUE_CHARS
+                            ),
                             "expected": self._redactor.value(item.expected),
                             "message": self._redactor.text(item.message) if item.message else None,
                         }
@@ -190,11 +216,6 @@ class ResultRecorder:
         )
 
 
-STORED_VALUE_CHARS = 4096
-
-
-def _cap_value(value: Any) -> Any:
-    """A condition's actual value cut to 4 KiB of text (after redaction, so no secret is split)."""
-    if isinstance(value, str) and len(value) > STORED_VALUE_CHARS:
-        return value[:STORED_VALUE_CHARS] + "…"
-    return value
+def _redacted_body(redactor: Redactor, body: bytes, content_type: str | None) -> tuple[str, bool]:
+    """In a worker process: a large response body decoded, redacted whole and cut."""
+    return cap_text(redactor.body(decode_body(body, content_type), content_type))

@@ -17,7 +17,8 @@ from multidict import CIMultiDict
 
 from apimd.engine import conditions as conditions_module
 from apimd.engine.conditions import (
-    LARGE_BODY_BYTES,
+    PROCESS_BODY_BYTES,
+    THREAD_BODY_BYTES,
     Evaluation,
     ResponseView,
     evaluate,
@@ -654,7 +655,7 @@ async def test_unknown_variable_in_path_raises_setup_error() -> None:
 def _large_json() -> str:
     items = [{"id": i, "name": f"item-{i}", "tags": ["x", "y"]} for i in range(110_000)]
     text = json.dumps(items)
-    assert len(text) > 4 * LARGE_BODY_BYTES
+    assert len(text) > 4 * PROCESS_BODY_BYTES
     return text
 
 
@@ -695,15 +696,35 @@ async def test_large_json_body_is_evaluated_off_the_event_loop(
     await task
     assert [r.passed for r in evaluation.results] == [True, True, True]
     assert evaluation.extracted == {"FIRST": "item-0"}
-    assert len(parse_threads) == 1
-    assert parse_threads[0] != threading.get_ident()
+    # Parsed in a worker process: json.loads holds the GIL, so a thread would stall the loop.
+    assert parse_threads == []
     # Evaluated inline, the loop could not have run the ticker at all.
     assert during > 0
 
 
+async def test_medium_json_body_is_parsed_once_in_a_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parse_threads: list[int] = []
+    parse_json = conditions_module._parse_json
+
+    def recording_parse(text: str) -> Any:
+        parse_threads.append(threading.get_ident())
+        return parse_json(text)
+
+    monkeypatch.setattr(conditions_module, "_parse_json", recording_parse)
+    body = json.dumps({"a": 1, "pad": "x" * THREAD_BODY_BYTES})
+    evaluation = await run(
+        [cond("json", "a", "eq", 1), cond("json", "pad", "exists")], response(body)
+    )
+    assert [r.passed for r in evaluation.results] == [True, True]
+    assert len(parse_threads) == 1
+    assert parse_threads[0] != threading.get_ident()
+
+
 async def test_large_xml_and_regex_bodies_are_evaluated() -> None:
     xml = "<r>" + "".join(f'<i n="{i}">v{i}</i>' for i in range(200_000)) + "</r>"
-    assert len(xml) > LARGE_BODY_BYTES
+    assert len(xml) > PROCESS_BODY_BYTES
     evaluation = await run(
         [
             cond("xml", "count(/r/i)", "eq", 200_000),
@@ -719,6 +740,8 @@ async def test_large_xml_and_regex_bodies_are_evaluated() -> None:
 
 @pytest.mark.parametrize("large", [False, True])
 async def test_body_is_parsed_once_per_call(large: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small bodies are parsed inline, medium ones in one thread; large ones in one worker
+    process call (see test_a_large_body_is_parsed_once_in_a_worker)."""
     counts = {"json": 0, "xml": 0}
     parse_json, parse_xml = conditions_module._parse_json, conditions_module._parse_xml
 
@@ -732,7 +755,7 @@ async def test_body_is_parsed_once_per_call(large: bool, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(conditions_module, "_parse_json", counting_json)
     monkeypatch.setattr(conditions_module, "_parse_xml", counting_xml)
-    padding = " " * (LARGE_BODY_BYTES + 1) if large else ""
+    padding = " " * (THREAD_BODY_BYTES + 1) if large else ""
     conditions = [cond("json", "a", "eq", 1), cond("json", "b", "exists")] + [
         cond("xml", "/a", "exists"),
         cond("xml", "/b", "exists"),

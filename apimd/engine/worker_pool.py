@@ -1,0 +1,119 @@
+"""Heavy work on large response bodies, in worker processes (SPEC §2 "Conditions").
+
+Parsing a large JSON body holds the GIL for as long as it takes, so a thread would still stall the
+daemon's event loop; a worker process does not. At most `MAX_WORKERS` run at once (the others
+wait their turn), each for at most `WORK_TIMEOUT_S` and within `WORKER_MEMORY_BYTES` of address
+space more than it starts with, and each worker does one job and exits, so whatever memory a
+hostile body made it take goes back to the system. Workers are started by a fork server (the
+daemon is threaded, so it is never forked itself), which imports the engine once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import resource
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from types import FrameType
+from typing import Any, TypeVar
+
+MAX_WORKERS = 2
+WORK_TIMEOUT_S = 10.0
+WORKER_MEMORY_BYTES = 1024 * 1024 * 1024
+
+T = TypeVar("T")
+
+_PRELOADED = ["apimd.engine.conditions", "apimd.engine.recording"]
+
+
+class WorkerFailed(Exception):
+    """The job did not finish: it ran out of time or memory, or its worker died."""
+
+
+class _OutOfTime(BaseException):
+    """Raised by the alarm; a BaseException so that no `except Exception` swallows it."""
+
+
+_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+
+
+async def run_in_worker(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` in a worker process; `WorkerFailed` when it could not finish. The
+    function and its arguments and result must pickle."""
+    pool = _shared_pool()
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(pool, _bounded, function, args)
+    except _OutOfTime as exc:
+        raise WorkerFailed(f"took longer than {WORK_TIMEOUT_S:g} s, stopped") from exc
+    except MemoryError as exc:
+        raise WorkerFailed(f"needed more than {WORKER_MEMORY_BYTES >> 20} MiB, stopped") from exc
+    except BrokenProcessPool as exc:
+        _discard(pool)
+        raise WorkerFailed("the worker process died (out of memory?)") from exc
+
+
+def shutdown() -> None:
+    """Stop the workers (they are started again on demand)."""
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _shared_pool() -> ProcessPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(_PRELOADED)
+            _pool = ProcessPoolExecutor(
+                MAX_WORKERS,
+                mp_context=context,
+                initializer=_limit_memory,
+                max_tasks_per_child=1,
+            )
+        return _pool
+
+
+def _discard(pool: ProcessPoolExecutor) -> None:
+    global _pool
+    with _lock:
+        if _pool is pool:
+            _pool = None
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+# --- in the worker -----------------------------------------------------------------------------
+
+
+def _limit_memory() -> None:
+    """Allow the worker `WORKER_MEMORY_BYTES` of address space beyond what it has mapped."""
+    with open("/proc/self/statm") as statm:
+        mapped = int(statm.read().split()[0]) * resource.getpagesize()
+    limit = mapped + WORKER_MEMORY_BYTES
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _bounded(function: Callable[..., T], args: tuple[Any, ...]) -> T:
+    """Run `function` with an alarm that interrupts it after `WORK_TIMEOUT_S`."""
+
+    def out_of_time(_signum: int, _frame: FrameType | None) -> None:
+        raise _OutOfTime
+
+    previous = signal.signal(signal.SIGALRM, out_of_time)
+    signal.setitimer(signal.ITIMER_REAL, WORK_TIMEOUT_S)
+    try:
+        return function(*args)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
