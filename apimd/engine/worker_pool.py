@@ -47,12 +47,14 @@ async def run_in_worker(function: Callable[..., T], *args: Any) -> T:
     function and its arguments and result must pickle."""
     pool = _shared_pool()
     loop = asyncio.get_running_loop()
+    # The limits go with each job (read here, not in the worker), and each worker does one.
+    limits = (WORK_TIMEOUT_S, WORKER_MEMORY_BYTES)
     try:
-        return await loop.run_in_executor(pool, _bounded, function, args)
+        return await loop.run_in_executor(pool, _bounded, function, args, limits)
     except _OutOfTime as exc:
-        raise WorkerFailed(f"took longer than {WORK_TIMEOUT_S:g} s, stopped") from exc
+        raise WorkerFailed(f"took longer than {exc.args[0]:g} s, stopped") from exc
     except MemoryError as exc:
-        raise WorkerFailed(f"needed more than {WORKER_MEMORY_BYTES >> 20} MiB, stopped") from exc
+        raise WorkerFailed(f"needed more than {limits[1] >> 20} MiB, stopped") from exc
     except BrokenProcessPool as exc:
         _discard(pool)
         raise WorkerFailed("the worker process died (out of memory?)") from exc
@@ -76,7 +78,6 @@ def _shared_pool() -> ProcessPoolExecutor:
             _pool = ProcessPoolExecutor(
                 MAX_WORKERS,
                 mp_context=context,
-                initializer=_limit_memory,
                 max_tasks_per_child=1,
             )
         return _pool
@@ -93,25 +94,27 @@ def _discard(pool: ProcessPoolExecutor) -> None:
 # --- in the worker -----------------------------------------------------------------------------
 
 
-def _limit_memory() -> None:
-    """Allow the worker `WORKER_MEMORY_BYTES` of address space beyond what it has mapped."""
+def _limit_memory(extra: int) -> None:
+    """Allow this worker `extra` bytes of address space beyond what it has mapped."""
     with open("/proc/self/statm") as statm:
         mapped = int(statm.read().split()[0]) * resource.getpagesize()
-    limit = mapped + WORKER_MEMORY_BYTES
+    limit = mapped + extra
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def _bounded(function: Callable[..., T], args: tuple[Any, ...]) -> T:
-    """Run `function` with an alarm that interrupts it after `WORK_TIMEOUT_S`."""
+def _bounded(function: Callable[..., T], args: tuple[Any, ...], limits: tuple[float, int]) -> T:
+    """Run `function` within `limits` (seconds, bytes of memory): an alarm interrupts it."""
+    seconds, memory = limits
+    _limit_memory(memory)
 
     def out_of_time(_signum: int, _frame: FrameType | None) -> None:
-        raise _OutOfTime
+        raise _OutOfTime(seconds)
 
     previous = signal.signal(signal.SIGALRM, out_of_time)
-    signal.setitimer(signal.ITIMER_REAL, WORK_TIMEOUT_S)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         return function(*args)
     finally:

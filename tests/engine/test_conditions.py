@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import resource
 import threading
 import time
 from typing import Any
@@ -16,6 +17,8 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from apimd.engine import conditions as conditions_module
+from apimd.engine import worker_pool
+from apimd.engine.bounds import CONDITION_VALUE_CHARS, MAX_MATCHES, SAVED_VALUE_CHARS
 from apimd.engine.conditions import (
     PROCESS_BODY_BYTES,
     THREAD_BODY_BYTES,
@@ -872,3 +875,105 @@ def test_evaluate_raises_only_setup_errors(scenario: tuple[list[Condition], Resp
     assert evaluation.warned == any(
         not r.passed and r.on_fail == "warning" for r in evaluation.results
     )
+
+
+# --- bounded work and memory -------------------------------------------------------------------
+
+
+def _ones(count: int) -> str:
+    return "[" + ",".join(["1"] * count) + "]"
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def test_a_5_million_match_jsonpath_is_capped_marked_and_cheap() -> None:
+    """A 10 MB array of 5 M numbers with `$[*]` took 30 s and 2 GB in the daemon's process."""
+    body = _ones(5_000_000)
+    assert len(body) < 10 * 1024 * 1024
+    peak_before = _peak_rss_mib()
+    started = time.perf_counter()
+    evaluation = await run(
+        [cond("json", "$[*]", "exists"), cond("json", "$[*]", save_as="ALL")], response(body)
+    )
+    took = time.perf_counter() - started
+    first, saved = evaluation.results
+    assert first.passed and saved.passed
+    assert first.actual[:100] == [1] * 100
+    assert first.actual[100:] == [f"… over {MAX_MATCHES} matches, first 100 shown"]
+    text = evaluation.extracted["ALL"]
+    assert len(text) <= SAVED_VALUE_CHARS + 100
+    assert text.startswith("[1, 1, ") and "… [cut: " in text
+    assert took < 10, f"took {took:.1f} s"
+    # Parsed in a worker process: this process (the daemon's) never held the parse.
+    assert _peak_rss_mib() - peak_before < 150
+
+
+async def test_a_capped_lookup_decides_only_what_its_first_matches_can() -> None:
+    body = _ones(MAX_MATCHES + 5)
+    evaluation = await run(
+        [
+            cond("json", "$[*]", "contains", 1),
+            cond("json", "$[*]", "not_contains", 2),
+            cond("json", "$[*]", "eq", 1),
+        ],
+        response(body),
+    )
+    found, not_found, equal = evaluation.results
+    assert found.passed
+    for undecided in (not_found, equal):
+        assert not undecided.passed
+        assert undecided.message.startswith(f"over {MAX_MATCHES} matches, only the first")
+
+
+async def test_xpath_matches_are_counted_and_capped() -> None:
+    xml = "<r>" + "<i>v</i>" * (MAX_MATCHES + 1) + "</r>"
+    result = await one(cond("xml", "//i", "exists"), response(xml))
+    assert result.passed
+    assert result.actual[-1] == f"… {MAX_MATCHES + 1} matches, first 100 shown"
+    assert len(result.actual) == 101
+
+
+async def test_long_values_are_cut_with_a_marker_but_a_real_token_is_saved_whole() -> None:
+    token = "eyJ" + "a" * (40 * 1024)  # a very large JWT still fits
+    huge = "x" * (200 * 1024)
+    evaluation = await run(
+        [cond("json", "token", save_as="TOKEN"), cond("json", "huge", save_as="HUGE")],
+        response(json.dumps({"token": token, "huge": huge})),
+    )
+    assert evaluation.extracted["TOKEN"] == token
+    saved = evaluation.extracted["HUGE"]
+    assert saved.startswith("x" * SAVED_VALUE_CHARS)
+    assert saved.endswith(f"… [cut: {len(huge)} chars, first {SAVED_VALUE_CHARS} kept]")
+    actual = evaluation.results[1].actual
+    assert len(actual) < CONDITION_VALUE_CHARS + 100 and "… [cut: " in actual
+
+
+async def test_a_body_evaluation_that_runs_too_long_is_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker_pool, "WORK_TIMEOUT_S", 0.5)
+    body = _ones(PROCESS_BODY_BYTES)  # 2 MB: a filter matching nothing walks all of it
+    started = time.perf_counter()
+    evaluation = await run(
+        [cond("json", "$[?@ == 2]", "exists"), cond("status", op="eq", value=200)],
+        response(body),
+    )
+    assert time.perf_counter() - started < 5
+    stopped, status = evaluation.results
+    assert not stopped.passed
+    assert stopped.message == (
+        f"could not evaluate the {len(body)}-byte body: took longer than 0.5 s, stopped"
+    )
+    assert status.passed
+
+
+async def test_a_body_evaluation_that_needs_too_much_memory_is_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker_pool, "WORKER_MEMORY_BYTES", 16 * 1024 * 1024)
+    body = json.dumps([{"k": i} for i in range(400_000)])  # ~100 MB once parsed
+    result = await one(cond("json", "$[0].k", "eq", 0), response(body))
+    assert not result.passed
+    assert "MemoryError" in (result.message or "") or "16 MiB" in (result.message or "")
