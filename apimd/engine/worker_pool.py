@@ -11,6 +11,8 @@ daemon is threaded, so it is never forked itself), which imports the engine once
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import multiprocessing
 import resource
 import signal
@@ -22,6 +24,8 @@ from types import FrameType
 from typing import Any, TypeVar
 
 MAX_WORKERS = 2
+# After the last job, when the run that sent it has most likely let go of the large body.
+TRIM_AFTER_S = 2.0
 WORK_TIMEOUT_S = 10.0
 WORKER_MEMORY_BYTES = 1024 * 1024 * 1024
 
@@ -40,6 +44,11 @@ class _OutOfTime(BaseException):
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
+_trim_timer: asyncio.TimerHandle | None = None
+_LIBC_NAME = ctypes.util.find_library("c")
+_LIBC = ctypes.CDLL(_LIBC_NAME) if _LIBC_NAME else None
+if _LIBC is not None and not hasattr(_LIBC, "malloc_trim"):  # not glibc
+    _LIBC = None
 
 
 async def run_in_worker(function: Callable[..., T], *args: Any) -> T:
@@ -58,6 +67,22 @@ async def run_in_worker(function: Callable[..., T], *args: Any) -> T:
     except BrokenProcessPool as exc:
         _discard(pool)
         raise WorkerFailed("the worker process died (out of memory?)") from exc
+    finally:
+        _trim_later(loop)
+
+
+def _trim_later(loop: asyncio.AbstractEventLoop) -> None:
+    """Hand the memory freed after large bodies back to the system, once they are gone: the
+    allocator keeps freed pages otherwise, and the daemon would stay at its peak."""
+    global _trim_timer
+    if _trim_timer is not None:
+        _trim_timer.cancel()
+    _trim_timer = loop.call_later(TRIM_AFTER_S, _trim)
+
+
+def _trim() -> None:
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
 
 
 def shutdown() -> None:

@@ -294,3 +294,126 @@ def test_the_gzip_bomb_is_a_bomb() -> None:
         pending = inflater.unconsumed_tail
     assert decoded == 256 * MIB
     assert gzip.decompress(_gzip_bomb(1)) == bytes(MIB)
+
+
+# --- hostile bodies under the 10 MiB cap, four at once (issue 10 point 4) ------------------------
+
+MAX_DAEMON_RSS = 300 * MIB
+MAX_CANARY_LATENESS_S = 1.0
+BODIES_SOAK_S = 24.0
+
+
+def hostile_bodies() -> dict[str, bytes]:
+    """Bodies under the 10 MiB cap that cost far more to parse and search than to send."""
+    return {
+        # 5 M numbers: `$[*]` built 5 M match objects (30 s, 2.1 GB).
+        "array": b"[" + b",".join([b"1"] * 5_000_000) + b"]",
+        # 1.2 M small objects: `$..*` visits every one and every value in it.
+        "objects": b"[" + b",".join([b'{"k":1,"v":"ab"}'] * 550_000) + b"]",
+        # 2 M levels of nesting: no parser may recurse down it.
+        "deep": b"[" * 2_000_000 + b"]" * 2_000_000,
+        # One 9 MB string, saved as a variable.
+        "string": b'{"v": "' + b"x" * (9 * MIB) + b'"}',
+        # A lone UTF-16 surrogate in a value a condition saves (issue 10 point 3).
+        "surrogate": b'{"v": "\\ud800", "pad": "' + b"x" * (2 * MIB) + b'"}',
+    }
+
+
+def bodies_project(url: str, fourth: str = "string") -> dict[str, Any]:
+    def target(name: str, path: str) -> dict[str, Any]:
+        conditions = [
+            {"source": "status", "op": "eq", "value": 200},
+            {"source": "json", "path": path, "op": "exists", "save_as": "SAVED"},
+        ]
+        return _call(f"b-{name}", f"{url}/body/{name}", timeout=30, conditions=conditions)
+
+    calls = [
+        target("array", "$[*]"),
+        target("objects", "$..*"),
+        target("deep", "$..*"),
+        target(fourth, "$.v"),
+        _call("b-canary", f"{url}/ok"),
+    ]
+    schedules = [
+        {"name": "s-bodies", "every": "2s", "targets": [c["name"] for c in calls[:4]]},
+        {"name": "s-canary", "every": "2s", "targets": ["b-canary"]},
+    ]
+    return {"version": 1, "calls": calls, "schedules": schedules}
+
+
+@pytest.fixture
+async def bodies_url() -> AsyncIterator[str]:
+    bodies = hostile_bodies()
+    assert all(len(body) < 10 * MIB for body in bodies.values())
+
+    async def body(request: web.Request) -> web.Response:
+        return web.Response(
+            body=bodies[request.match_info["name"]], content_type="application/json"
+        )
+
+    async def ok(_request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/body/{name}", body)
+    app.router.add_get("/ok", ok)
+    async with loopback(app) as url:
+        yield url
+
+
+@pytest.mark.timeout(240)
+async def test_hostile_bodies_four_at_once_bound_the_daemon(
+    bodies_url: str, daemon: DaemonProcess
+) -> None:
+    """Four hostile bodies every 2 s, all four answering at once, beside a 2 s canary: every run
+    is recorded with its conditions bounded, the daemon stays under 300 MB RSS, and the canary
+    starts within 1 s of its time."""
+    async with daemon.client() as client:
+        soak_start = datetime.now(UTC)
+        await client.apply(bodies_project(bodies_url))
+        peak = daemon.rss_bytes()
+        clock = time.monotonic()
+        while time.monotonic() - clock < BODIES_SOAK_S:
+            await asyncio.sleep(0.2)
+            peak = max(peak, daemon.rss_bytes())
+        schedules = bodies_project(bodies_url)["schedules"]
+        await client.apply(
+            {"version": 1, "schedules": [{**s, "enabled": False} for s in schedules]}
+        )
+        await asyncio.sleep(3)  # runs under way finish and are stored
+        soak_end = datetime.now(UTC)
+        results = {
+            name: [
+                r
+                for r in (await client.results(name=name, limit=100)).results
+                if r.trigger == "schedule" and soak_start <= r.started_at <= soak_end
+            ]
+            for name in ("b-array", "b-objects", "b-deep", "b-string", "b-canary")
+        }
+        after = daemon.rss_bytes()
+
+    canary = sorted(r.started_at for r in results.pop("b-canary"))
+    assert len(canary) >= BODIES_SOAK_S / 2 - 2, f"{len(canary)} canary runs"
+    # Each start's offset from a 2 s grid; the earliest one is taken as on time.
+    offsets = [(start - canary[0]).total_seconds() - 2 * i for i, start in enumerate(canary)]
+    late = [round(offset - min(offsets), 2) for offset in offsets]
+    assert max(late) <= MAX_CANARY_LATENESS_S, f"canary lateness: {late}"
+    assert peak < MAX_DAEMON_RSS, f"daemon RSS peaked at {peak / MIB:.0f} MiB"
+
+    for name, runs in results.items():
+        assert len(runs) >= BODIES_SOAK_S / 4, f"{name}: only {len(runs)} runs recorded"
+        for result in runs:
+            stored = len(result.model_dump_json())
+            assert stored < 200 * 1024, f"{name}: a {stored}-byte result"
+            assert result.error is None or "Task exception" not in result.error
+    array = results["b-array"][0]
+    assert array.result.value == "COMPLETE", array
+    assert array.conditions[1].actual[-1] == "… over 10000 matches, first 100 shown"
+    deep = results["b-deep"][0]
+    assert deep.result.value == "CONTENT_ERROR"
+    assert "not valid JSON" in (deep.conditions[1].message or "")
+    print(
+        f"canary lateness max {max(late):.2f} s over {len(canary)} runs; daemon RSS peak "
+        f"{peak / MIB:.0f} MiB, after {after / MIB:.0f} MiB; runs "
+        + ", ".join(f"{name} {len(runs)}" for name, runs in results.items())
+    )
