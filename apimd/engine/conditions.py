@@ -18,18 +18,14 @@ thread above `THREAD_BODY_BYTES`, in a worker process above `PROCESS_BODY_BYTES`
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import regex
-from jsonpath import JSONPath, JSONPathEnvironment, JSONPathError
-from jsonpath.function_extensions import Match, Search
-from lxml import etree
 
-from apimd.engine import compare
+from apimd.engine import compare, lookups
 from apimd.engine.bounds import (
     CONDITION_VALUE_CHARS,
     MAX_MATCHES,
@@ -44,10 +40,6 @@ from apimd.model.result import ConditionResult
 
 THREAD_BODY_BYTES = 64 * 1024
 PROCESS_BODY_BYTES = 1024 * 1024
-REGEX_TIMEOUT_S = 1.0
-
-REGEX_TIMED_OUT = "regex timed out"
-
 _BODY_SOURCES = frozenset({"body", "json", "xml"})
 _JSONPATH_REGEX = re.compile(r"\b(?:match|search)\s*\(")
 # Ops whose verdict one match can settle; any other needs every match.
@@ -136,7 +128,7 @@ async def _check_every(checks: list[_Check], response: ResponseView) -> list[_Ch
     done: dict[int, _Checked] = {}
     on_body = [i for i, check in enumerate(checks) if check.condition.source in _BODY_SOURCES]
     size = len(response.body)
-    body = _ParsedBody(response)
+    body = lookups.ParsedBody(response)
     if on_body and size > PROCESS_BODY_BYTES:
         # Sent without the text: the worker decodes the body itself rather than unpickle both.
         bare = replace(response, headers={}, text="")
@@ -160,287 +152,34 @@ async def _check_every(checks: list[_Check], response: ResponseView) -> list[_Ch
     return [done[index] for index in range(len(checks))]
 
 
-def _check_all(checks: list[_Check], body: _ParsedBody) -> list[_Checked]:
+def _check_all(checks: list[_Check], body: lookups.ParsedBody) -> list[_Checked]:
     return [_check(check, body) for check in checks]
 
 
 def _check_in_worker(checks: list[_Check], response: ResponseView) -> list[_Checked]:
     """In a worker process: `response` came without its text, which is decoded here."""
     response.text = decode_body(response.body, response.content_type)
-    return _check_all(checks, _ParsedBody(response))
+    return _check_all(checks, lookups.ParsedBody(response))
 
 
 def _runs_user_regex(condition: Condition, path: str | None) -> bool:
     """Whether the condition runs a regex the user wrote. Even on a small body one can take up
-    to `REGEX_TIMEOUT_S`: in a worker thread, that stalls only this run, not every other."""
+    to `lookups.REGEX_TIMEOUT_S`: in a worker thread, that stalls only this run, not every other."""
     if condition.op == "matches" or (condition.source == "body" and path):
         return True
     return condition.source == "json" and _JSONPATH_REGEX.search(path or "") is not None
 
 
-# --- looking values up -------------------------------------------------------------------------
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "<missing>"
-
-
-_MISSING: Any = _Missing()
-
-
-@dataclass
-class _Lookup:
-    """A looked-up value; `broken` means the condition itself could not run (bad path, timeout)."""
-
-    value: Any = _MISSING
-    message: str | None = None
-    broken: bool = False
-    # For a list of matches: how many there were ("over N" when the lookup stopped at
-    # MAX_MATCHES, then `more` is set and `value` holds the first MAX_MATCHES).
-    total: int | str | None = None
-    more: bool = False
-
-    @property
-    def found(self) -> bool:
-        return self.value is not _MISSING
-
-
-class _ParsedBody:
-    """The response plus its JSON and XML parses, each made at most once, on first use."""
-
-    def __init__(self, response: ResponseView) -> None:
-        self.response = response
-        self._json: tuple[Any, str | None] | None = None
-        self._xml: tuple[etree._ElementTree | None, str | None] | None = None
-
-    def json(self) -> tuple[Any, str | None]:
-        """(document, None), or (_MISSING, why the body is not JSON)."""
-        if self._json is None:
-            self._json = _parse_json(self.response.text)
-        return self._json
-
-    def xml(self) -> tuple[etree._ElementTree | None, str | None]:
-        """(tree, None), or (None, why the body is not XML)."""
-        if self._xml is None:
-            self._xml = _parse_xml(self.response.body)
-        return self._xml
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _parse_json(text: str) -> tuple[Any, str | None]:
-    try:
-        return json.loads(text, parse_constant=_reject_constant), None
-    except (ValueError, RecursionError) as exc:
-        return _MISSING, f"body is not valid JSON: {exc}"
-
-
-def _parse_xml(body: bytes) -> tuple[etree._ElementTree | None, str | None]:
-    # No entities, DTDs or network: a hostile body can neither expand nor fetch anything.
-    parser = etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
-    )
-    try:
-        root = etree.fromstring(body, parser)
-    except (etree.XMLSyntaxError, ValueError) as exc:
-        return None, f"body is not valid XML: {exc}"
-    return root.getroottree(), None
-
-
-def _look_up(
-    source: str, path: str | None, namespaces: Mapping[str, str], body: _ParsedBody
-) -> _Lookup:
-    response = body.response
-    if source == "status":
-        return _Lookup(response.status)
-    if source == "response_time":
-        return _Lookup(response.response_time_ms)
-    if source == "size":
-        return _Lookup(response.size)
-    if source == "header":
-        return _header(path, response.headers)
-    if source == "body":
-        return _body_regex(path, response.text)
-    if source == "json":
-        return _json_path(path, body)
-    if source == "xml":
-        return _xpath(path, namespaces, body)
-    return _Lookup(message=f"unknown source {source!r}", broken=True)
-
-
-def _header(name: str | None, headers: Mapping[str, str]) -> _Lookup:
-    if not name:
-        return _Lookup(message="a header condition needs `path` (the header name)", broken=True)
-    wanted = name.strip().casefold()
-    values = [value for key, value in headers.items() if key.casefold() == wanted]
-    if not values:
-        return _Lookup(message=f"header {name} not found")
-    return _Lookup(values[0] if len(values) == 1 else values)
-
-
-def _body_regex(pattern: str | None, text: str) -> _Lookup:
-    if not pattern:
-        return _Lookup(text)
-    try:
-        compiled = regex.compile(pattern)
-    except (regex.error, ValueError, OverflowError) as exc:
-        return _Lookup(message=f"invalid regex in path: {exc}", broken=True)
-    try:
-        match = compiled.search(text, timeout=REGEX_TIMEOUT_S, concurrent=True)
-    except TimeoutError:
-        return _Lookup(message=REGEX_TIMED_OUT, broken=True)
-    if match is None:
-        return _Lookup(message="no match for the path regex in the body")
-    value = match.group(1) if compiled.groups else match.group(0)
-    if value is None:
-        return _Lookup(message="the path regex matched, but its first group did not")
-    return _Lookup(value)
-
-
-class _TimedMatch(Match):
-    """RFC 9535 `match()` whose regex cannot hang on a hostile body."""
-
-    def __call__(self, value: object, pattern: object) -> bool:
-        if not isinstance(value, str) or not isinstance(pattern, str):
-            return False
-        compiled = self.check_cache(pattern)
-        return compiled is not None and bool(
-            compiled.fullmatch(value, timeout=REGEX_TIMEOUT_S, concurrent=True)
-        )
-
-
-class _TimedSearch(Search):
-    """RFC 9535 `search()` whose regex cannot hang on a hostile body."""
-
-    def __call__(self, value: object, pattern: object) -> bool:
-        if not isinstance(value, str) or not isinstance(pattern, str):
-            return False
-        compiled = self.check_cache(pattern)
-        return compiled is not None and bool(
-            compiled.search(value, timeout=REGEX_TIMEOUT_S, concurrent=True)
-        )
-
-
-class _JSONPathEnvironment(JSONPathEnvironment):
-    """Strict RFC 9535 JSONPath with regex timeouts and caches safe across worker threads."""
-
-    def setup_function_extensions(self) -> None:
-        super().setup_function_extensions()
-        self.function_extensions["match"] = _TimedMatch(thread_safe=True)
-        self.function_extensions["search"] = _TimedSearch(thread_safe=True)
-
-
-_JSONPATH = _JSONPathEnvironment(strict=True)
-
-
-def _json_path(path: str | None, body: _ParsedBody) -> _Lookup:
-    if not path:
-        return _Lookup(message="a json condition needs `path` (a JSONPath)", broken=True)
-    if not path.startswith("$"):
-        path = ("$" if path.startswith("[") else "$.") + path
-    try:
-        compiled = _JSONPATH.compile(path)
-    except (JSONPathError, RecursionError) as exc:
-        return _Lookup(message=f"invalid JSONPath {path!r}: {_first_line(exc)}", broken=True)
-    document, error = body.json()
-    if error is not None:
-        return _Lookup(message=error)
-    try:
-        if isinstance(document, str):
-            # The library would re-parse a string document as JSON text. Under RFC 9535 every
-            # selector on a scalar selects nothing, so only `$` itself matches.
-            values: list[Any] = [document] if _is_root(compiled) else []
-            more = False
-        else:
-            values, more = _first_matches(compiled, document)
-    except TimeoutError:
-        return _Lookup(message=REGEX_TIMED_OUT, broken=True)
-    except (JSONPathError, RecursionError) as exc:
-        return _Lookup(message=f"JSONPath {path!r} failed: {_first_line(exc)}", broken=True)
-    if not values:
-        return _Lookup(message=f"nothing matches {path}")
-    return _matches_found(values, f"over {MAX_MATCHES}" if more else len(values), more)
-
-
-def _first_matches(compiled: Any, document: Any) -> tuple[list[Any], bool]:
-    """The first `MAX_MATCHES` values `compiled` selects, and whether it selects more."""
-    values: list[Any] = []
-    for match in compiled.finditer(document):
-        if len(values) == MAX_MATCHES:
-            return values, True
-        values.append(match.obj)
-    return values, False
-
-
-def _matches_found(values: list[Any], total: int | str, more: bool) -> _Lookup:
-    if len(values) == 1 and not more:
-        return _Lookup(values[0])
-    return _Lookup(values, total=total, more=more)
-
-
-def _is_root(compiled: object) -> bool:
-    return isinstance(compiled, JSONPath) and not compiled.segments
-
-
-def _xpath(path: str | None, namespaces: Mapping[str, str], body: _ParsedBody) -> _Lookup:
-    if not path:
-        return _Lookup(message="an xml condition needs `path` (an XPath)", broken=True)
-    try:
-        # EXSLT regular expressions would run Python's `re`, which has no timeout.
-        compiled = etree.XPath(
-            path, namespaces=dict(namespaces) or None, regexp=False, smart_strings=False
-        )
-    except (etree.XPathError, ValueError, TypeError) as exc:
-        return _Lookup(message=f"invalid XPath {path!r}: {exc}", broken=True)
-    tree, error = body.xml()
-    if tree is None:
-        return _Lookup(message=error)
-    try:
-        raw = compiled(tree)
-    except (etree.XPathError, ValueError, TypeError) as exc:
-        return _Lookup(message=f"XPath {path!r} failed: {exc}", broken=True)
-    if isinstance(raw, list):
-        if not raw:
-            return _Lookup(message=f"nothing matches {path}")
-        texts = [_node_text(node) for node in raw[:MAX_MATCHES]]
-        return _matches_found(texts, len(raw), len(raw) > MAX_MATCHES)
-    if isinstance(raw, bool):
-        return _Lookup(raw)
-    if isinstance(raw, float):
-        # XPath numbers are doubles; count() = 3 should extract as "3", not "3.0".
-        return _Lookup(int(raw) if raw.is_integer() else raw)
-    return _Lookup(str(raw))
-
-
-def _node_text(node: object) -> str:
-    if isinstance(node, etree._Comment | etree._ProcessingInstruction | etree._Entity):
-        return node.text or ""
-    if isinstance(node, etree._Element):
-        # itertext() keeps entity references as written (`&e;`) instead of expanding them.
-        return "".join(str(part) for part in node.itertext())
-    if isinstance(node, tuple):  # a namespace node: (prefix, uri)
-        return str(node[-1])
-    return str(node)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 # --- checking one condition --------------------------------------------------------------------
 
 
-def _check(check: _Check, body: _ParsedBody) -> _Checked:
+def _check(check: _Check, body: lookups.ParsedBody) -> _Checked:
     """The condition's result, its actual value cut to `CONDITION_VALUE_CHARS`, and the text it
     saves."""
     condition, path, expected = check.condition, check.path, check.expected
-    lookup = _Lookup()
+    lookup = lookups.Lookup()
     try:
-        lookup = _look_up(condition.source, path, condition.namespaces, body)
+        lookup = lookups.look_up(condition.source, path, condition.namespaces, body)
         op = condition.op
         if lookup.broken:
             passed, message = False, lookup.message
@@ -487,7 +226,7 @@ def _not_evaluated(check: _Check, message: str) -> _Checked:
     return _Checked(result)
 
 
-def _shown(lookup: _Lookup) -> Any:
+def _shown(lookup: lookups.Lookup) -> Any:
     """The looked-up value as recorded: at most `SHOWN_MATCHES` matches, cut to size."""
     if not lookup.found:
         return None
@@ -496,7 +235,7 @@ def _shown(lookup: _Lookup) -> Any:
     return cap_value(lookup.value, CONDITION_VALUE_CHARS)
 
 
-def _apply(op: str, lookup: _Lookup, expected: Any) -> tuple[bool, str | None]:
+def _apply(op: str, lookup: lookups.Lookup, expected: Any) -> tuple[bool, str | None]:
     if op == "exists":
         return lookup.found, None if lookup.found else lookup.message or "not found"
     if op == "not_exists":
@@ -544,9 +283,9 @@ def _matches(actual: Any, expected: Any) -> tuple[bool, str | None]:
     candidates = actual if isinstance(actual, list) else [actual]
     try:
         passed = any(
-            compiled.search(compare.text(item), timeout=REGEX_TIMEOUT_S, concurrent=True)
+            compiled.search(compare.text(item), timeout=lookups.REGEX_TIMEOUT_S, concurrent=True)
             for item in candidates
         )
     except TimeoutError:
-        return False, REGEX_TIMED_OUT
+        return False, lookups.REGEX_TIMED_OUT
     return _verdict(passed, "matches", pattern)

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from apimd.engine import conditions as conditions_module
+from apimd.engine import lookups as lookups_module
 from apimd.engine import worker_pool
 from apimd.engine.bounds import CONDITION_VALUE_CHARS, MAX_MATCHES, SAVED_VALUE_CHARS
 from apimd.engine.conditions import (
@@ -284,7 +284,7 @@ async def test_json_top_level_string_document_is_not_reparsed() -> None:
 
 
 async def test_json_match_filter_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(conditions_module, "REGEX_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(lookups_module, "REGEX_TIMEOUT_S", 0.2)
     body = json.dumps({"items": ["a" * 40 + "!"]})
     started = time.monotonic()
     result = await one(cond("json", "$.items[?match(@, '(a|aa)+')]", "exists"), response(body))
@@ -521,7 +521,7 @@ async def test_catastrophic_regex_times_out_and_fails() -> None:
 async def test_catastrophic_path_regex_times_out_and_fails(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(conditions_module, "REGEX_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(lookups_module, "REGEX_TIMEOUT_S", 0.2)
     evaluation = await run([cond("body", "(a|aa)+$", save_as="X")], response("a" * 50 + "!"))
     result = evaluation.results[0]
     assert (result.found, result.passed, result.message) == (False, False, "regex timed out")
@@ -662,18 +662,22 @@ def _large_json() -> str:
     return text
 
 
-async def test_large_json_body_is_evaluated_off_the_event_loop(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    body = _large_json()
-    parse_threads: list[int] = []
-    parse_json = conditions_module._parse_json
+@pytest.fixture
+def parse_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The thread of each JSON parse made in this process."""
+    threads: list[int] = []
+    parse_json = lookups_module._parse_json
 
     def recording_parse(text: str) -> Any:
-        parse_threads.append(threading.get_ident())
+        threads.append(threading.get_ident())
         return parse_json(text)
 
-    monkeypatch.setattr(conditions_module, "_parse_json", recording_parse)
+    monkeypatch.setattr(lookups_module, "_parse_json", recording_parse)
+    return threads
+
+
+async def test_large_json_body_is_evaluated_off_the_event_loop(parse_threads: list[int]) -> None:
+    body = _large_json()
     ticks = 0
     done = asyncio.Event()
 
@@ -705,17 +709,7 @@ async def test_large_json_body_is_evaluated_off_the_event_loop(
     assert during > 0
 
 
-async def test_medium_json_body_is_parsed_once_in_a_thread(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    parse_threads: list[int] = []
-    parse_json = conditions_module._parse_json
-
-    def recording_parse(text: str) -> Any:
-        parse_threads.append(threading.get_ident())
-        return parse_json(text)
-
-    monkeypatch.setattr(conditions_module, "_parse_json", recording_parse)
+async def test_medium_json_body_is_parsed_once_in_a_thread(parse_threads: list[int]) -> None:
     body = json.dumps({"a": 1, "pad": "x" * THREAD_BODY_BYTES})
     evaluation = await run(
         [cond("json", "a", "eq", 1), cond("json", "pad", "exists")], response(body)
@@ -746,7 +740,7 @@ async def test_body_is_parsed_once_per_call(large: bool, monkeypatch: pytest.Mon
     """Small bodies are parsed inline, medium ones in one thread; large ones in one worker
     process call (see test_a_large_body_is_parsed_once_in_a_worker)."""
     counts = {"json": 0, "xml": 0}
-    parse_json, parse_xml = conditions_module._parse_json, conditions_module._parse_xml
+    parse_json, parse_xml = lookups_module._parse_json, lookups_module._parse_xml
 
     def counting_json(text: str) -> Any:
         counts["json"] += 1
@@ -756,8 +750,8 @@ async def test_body_is_parsed_once_per_call(large: bool, monkeypatch: pytest.Mon
         counts["xml"] += 1
         return parse_xml(body)
 
-    monkeypatch.setattr(conditions_module, "_parse_json", counting_json)
-    monkeypatch.setattr(conditions_module, "_parse_xml", counting_xml)
+    monkeypatch.setattr(lookups_module, "_parse_json", counting_json)
+    monkeypatch.setattr(lookups_module, "_parse_xml", counting_xml)
     padding = " " * (THREAD_BODY_BYTES + 1) if large else ""
     conditions = [cond("json", "a", "eq", 1), cond("json", "b", "exists")] + [
         cond("xml", "/a", "exists"),
@@ -858,7 +852,7 @@ def test_evaluate_raises_only_setup_errors(scenario: tuple[list[Condition], Resp
     conditions, resp = scenario
     try:
         # A short regex timeout keeps the odd pathological example from slowing the run.
-        with mock.patch.object(conditions_module, "REGEX_TIMEOUT_S", 0.05):
+        with mock.patch.object(lookups_module, "REGEX_TIMEOUT_S", 0.05):
             evaluation = asyncio.run(evaluate(conditions, resp, FakeRender({"X": "1"})))
     except SetupError:
         event("setup error")

@@ -1,0 +1,285 @@
+"""Looking a condition's value up in a response: status, headers, body regex, RFC 9535
+JSONPath, XPath 1.0 (SPEC §2 "Conditions").
+
+A JSONPath or XPath collects at most `MAX_MATCHES` matches and says how many there were (or that
+there were more). User regexes run with a timeout, XML is parsed with no entities, DTDs or network.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import regex
+from jsonpath import JSONPath, JSONPathEnvironment, JSONPathError
+from jsonpath.function_extensions import Match, Search
+from lxml import etree
+
+from apimd.engine.bounds import MAX_MATCHES
+
+REGEX_TIMEOUT_S = 1.0
+
+REGEX_TIMED_OUT = "regex timed out"
+
+
+class Body(Protocol):
+    """What lookups read of a response."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    text: str
+    response_time_ms: float
+    size: int
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+MISSING: Any = _Missing()
+
+
+@dataclass
+class Lookup:
+    """A looked-up value; `broken` means the condition itself could not run (bad path, timeout)."""
+
+    value: Any = MISSING
+    message: str | None = None
+    broken: bool = False
+    # For a list of matches: how many there were ("over N" when the lookup stopped at
+    # MAX_MATCHES, then `more` is set and `value` holds the first MAX_MATCHES).
+    total: int | str | None = None
+    more: bool = False
+
+    @property
+    def found(self) -> bool:
+        return self.value is not MISSING
+
+
+class ParsedBody:
+    """The response plus its JSON and XML parses, each made at most once, on first use."""
+
+    def __init__(self, response: Body) -> None:
+        self.response = response
+        self._json: tuple[Any, str | None] | None = None
+        self._xml: tuple[etree._ElementTree | None, str | None] | None = None
+
+    def json(self) -> tuple[Any, str | None]:
+        """(document, None), or (MISSING, why the body is not JSON)."""
+        if self._json is None:
+            self._json = _parse_json(self.response.text)
+        return self._json
+
+    def xml(self) -> tuple[etree._ElementTree | None, str | None]:
+        """(tree, None), or (None, why the body is not XML)."""
+        if self._xml is None:
+            self._xml = _parse_xml(self.response.body)
+        return self._xml
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_json(text: str) -> tuple[Any, str | None]:
+    try:
+        return json.loads(text, parse_constant=_reject_constant), None
+    except (ValueError, RecursionError) as exc:
+        return MISSING, f"body is not valid JSON: {exc}"
+
+
+def _parse_xml(body: bytes) -> tuple[etree._ElementTree | None, str | None]:
+    # No entities, DTDs or network: a hostile body can neither expand nor fetch anything.
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+    )
+    try:
+        root = etree.fromstring(body, parser)
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        return None, f"body is not valid XML: {exc}"
+    return root.getroottree(), None
+
+
+def look_up(
+    source: str, path: str | None, namespaces: Mapping[str, str], body: ParsedBody
+) -> Lookup:
+    response = body.response
+    if source == "status":
+        return Lookup(response.status)
+    if source == "response_time":
+        return Lookup(response.response_time_ms)
+    if source == "size":
+        return Lookup(response.size)
+    if source == "header":
+        return _header(path, response.headers)
+    if source == "body":
+        return _body_regex(path, response.text)
+    if source == "json":
+        return _json_path(path, body)
+    if source == "xml":
+        return _xpath(path, namespaces, body)
+    return Lookup(message=f"unknown source {source!r}", broken=True)
+
+
+def _header(name: str | None, headers: Mapping[str, str]) -> Lookup:
+    if not name:
+        return Lookup(message="a header condition needs `path` (the header name)", broken=True)
+    wanted = name.strip().casefold()
+    values = [value for key, value in headers.items() if key.casefold() == wanted]
+    if not values:
+        return Lookup(message=f"header {name} not found")
+    return Lookup(values[0] if len(values) == 1 else values)
+
+
+def _body_regex(pattern: str | None, text: str) -> Lookup:
+    if not pattern:
+        return Lookup(text)
+    try:
+        compiled = regex.compile(pattern)
+    except (regex.error, ValueError, OverflowError) as exc:
+        return Lookup(message=f"invalid regex in path: {exc}", broken=True)
+    try:
+        match = compiled.search(text, timeout=REGEX_TIMEOUT_S, concurrent=True)
+    except TimeoutError:
+        return Lookup(message=REGEX_TIMED_OUT, broken=True)
+    if match is None:
+        return Lookup(message="no match for the path regex in the body")
+    value = match.group(1) if compiled.groups else match.group(0)
+    if value is None:
+        return Lookup(message="the path regex matched, but its first group did not")
+    return Lookup(value)
+
+
+class _TimedMatch(Match):
+    """RFC 9535 `match()` whose regex cannot hang on a hostile body."""
+
+    def __call__(self, value: object, pattern: object) -> bool:
+        if not isinstance(value, str) or not isinstance(pattern, str):
+            return False
+        compiled = self.check_cache(pattern)
+        return compiled is not None and bool(
+            compiled.fullmatch(value, timeout=REGEX_TIMEOUT_S, concurrent=True)
+        )
+
+
+class _TimedSearch(Search):
+    """RFC 9535 `search()` whose regex cannot hang on a hostile body."""
+
+    def __call__(self, value: object, pattern: object) -> bool:
+        if not isinstance(value, str) or not isinstance(pattern, str):
+            return False
+        compiled = self.check_cache(pattern)
+        return compiled is not None and bool(
+            compiled.search(value, timeout=REGEX_TIMEOUT_S, concurrent=True)
+        )
+
+
+class _JSONPathEnvironment(JSONPathEnvironment):
+    """Strict RFC 9535 JSONPath with regex timeouts and caches safe across worker threads."""
+
+    def setup_function_extensions(self) -> None:
+        super().setup_function_extensions()
+        self.function_extensions["match"] = _TimedMatch(thread_safe=True)
+        self.function_extensions["search"] = _TimedSearch(thread_safe=True)
+
+
+_JSONPATH = _JSONPathEnvironment(strict=True)
+
+
+def _json_path(path: str | None, body: ParsedBody) -> Lookup:
+    if not path:
+        return Lookup(message="a json condition needs `path` (a JSONPath)", broken=True)
+    if not path.startswith("$"):
+        path = ("$" if path.startswith("[") else "$.") + path
+    try:
+        compiled = _JSONPATH.compile(path)
+    except (JSONPathError, RecursionError) as exc:
+        return Lookup(message=f"invalid JSONPath {path!r}: {_first_line(exc)}", broken=True)
+    document, error = body.json()
+    if error is not None:
+        return Lookup(message=error)
+    try:
+        if isinstance(document, str):
+            # The library would re-parse a string document as JSON text. Under RFC 9535 every
+            # selector on a scalar selects nothing, so only `$` itself matches.
+            values: list[Any] = [document] if _is_root(compiled) else []
+            more = False
+        else:
+            values, more = _first_matches(compiled, document)
+    except TimeoutError:
+        return Lookup(message=REGEX_TIMED_OUT, broken=True)
+    except (JSONPathError, RecursionError) as exc:
+        return Lookup(message=f"JSONPath {path!r} failed: {_first_line(exc)}", broken=True)
+    if not values:
+        return Lookup(message=f"nothing matches {path}")
+    return _matches_found(values, f"over {MAX_MATCHES}" if more else len(values), more)
+
+
+def _first_matches(compiled: Any, document: Any) -> tuple[list[Any], bool]:
+    """The first `MAX_MATCHES` values `compiled` selects, and whether it selects more."""
+    values: list[Any] = []
+    for match in compiled.finditer(document):
+        if len(values) == MAX_MATCHES:
+            return values, True
+        values.append(match.obj)
+    return values, False
+
+
+def _matches_found(values: list[Any], total: int | str, more: bool) -> Lookup:
+    if len(values) == 1 and not more:
+        return Lookup(values[0])
+    return Lookup(values, total=total, more=more)
+
+
+def _is_root(compiled: object) -> bool:
+    return isinstance(compiled, JSONPath) and not compiled.segments
+
+
+def _xpath(path: str | None, namespaces: Mapping[str, str], body: ParsedBody) -> Lookup:
+    if not path:
+        return Lookup(message="an xml condition needs `path` (an XPath)", broken=True)
+    try:
+        # EXSLT regular expressions would run Python's `re`, which has no timeout.
+        compiled = etree.XPath(
+            path, namespaces=dict(namespaces) or None, regexp=False, smart_strings=False
+        )
+    except (etree.XPathError, ValueError, TypeError) as exc:
+        return Lookup(message=f"invalid XPath {path!r}: {exc}", broken=True)
+    tree, error = body.xml()
+    if tree is None:
+        return Lookup(message=error)
+    try:
+        raw = compiled(tree)
+    except (etree.XPathError, ValueError, TypeError) as exc:
+        return Lookup(message=f"XPath {path!r} failed: {exc}", broken=True)
+    if isinstance(raw, list):
+        if not raw:
+            return Lookup(message=f"nothing matches {path}")
+        texts = [_node_text(node) for node in raw[:MAX_MATCHES]]
+        return _matches_found(texts, len(raw), len(raw) > MAX_MATCHES)
+    if isinstance(raw, bool):
+        return Lookup(raw)
+    if isinstance(raw, float):
+        # XPath numbers are doubles; count() = 3 should extract as "3", not "3.0".
+        return Lookup(int(raw) if raw.is_integer() else raw)
+    return Lookup(str(raw))
+
+
+def _node_text(node: object) -> str:
+    if isinstance(node, etree._Comment | etree._ProcessingInstruction | etree._Entity):
+        return node.text or ""
+    if isinstance(node, etree._Element):
+        # itertext() keeps entity references as written (`&e;`) instead of expanding them.
+        return "".join(str(part) for part in node.itertext())
+    if isinstance(node, tuple):  # a namespace node: (prefix, uri)
+        return str(node[-1])
+    return str(node)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
