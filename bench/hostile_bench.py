@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import contextlib
 import sys
 import tempfile
 import time
@@ -47,6 +47,9 @@ from apimd.client import Client
 
 MIB = 1024 * 1024
 SETTLE_S = 5.0
+# Issue 10's bar: the bench exits 1 when a figure misses it.
+MAX_DAEMON_RSS_MIB = 300
+MAX_CANARY_LATENESS_MS = 1000
 TARGETS = {"array": "$[*]", "objects": "$..*", "deep": "$..*", "surrogate": "$.v"}
 
 
@@ -149,10 +152,8 @@ def descendants(pid: int) -> list[int]:
 def workers_rss_mib(pid: int) -> float:
     total = 0.0
     for child in descendants(pid):
-        try:
+        with contextlib.suppress(OSError, RuntimeError):  # exited meanwhile
             total += rss_mib(child)
-        except (OSError, RuntimeError):
-            pass  # exited meanwhile
     return total
 
 
@@ -207,7 +208,9 @@ async def bench(args: argparse.Namespace) -> int:
                 await asyncio.sleep(0.2)
             await client.apply(project(port, args.every, enabled=False))
             deadline = time.monotonic() + 60
-            while (await client.status()).running and time.monotonic() < deadline:
+            while time.monotonic() < deadline:
+                if not (await client.status()).running:
+                    break
                 await asyncio.sleep(0.2)
             await asyncio.sleep(SETTLE_S)  # the last events arrive; freed memory is handed back
             settled = rss_mib(daemon.pid)
@@ -235,6 +238,18 @@ async def bench(args: argparse.Namespace) -> int:
         vanished = sum(seen.started[n] - seen.finished[n] for n in seen.started)
         print(f"runs vanished [{size}]: {vanished}")
         print(f"largest stored result [{size}]: {largest / 1024:.1f} KiB")
+        missed = [
+            what
+            for what, bad in (
+                (f"runs vanished: {vanished}", vanished > 0),
+                (f"daemon RSS over {MAX_DAEMON_RSS_MIB} MiB", max(rss) >= MAX_DAEMON_RSS_MIB),
+                (
+                    f"canary over {MAX_CANARY_LATENESS_MS} ms late",
+                    not late or max(late) > MAX_CANARY_LATENESS_MS,
+                ),
+            )
+            if bad
+        ]
         for name in [f"h-{n}" for n in TARGETS] + ["canary"]:
             codes = Counter(r.result.value for r in page.results if r.name == name)
             print(
@@ -251,6 +266,9 @@ async def bench(args: argparse.Namespace) -> int:
     if code != 0:
         sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
         print(f"# the daemon exited with {code} after SIGTERM (expected 0)", file=sys.stderr)
+        return 1
+    if missed:
+        print(f"# FAILED issue 10's bar: {'; '.join(missed)}", file=sys.stderr)
         return 1
     return 0
 

@@ -3,8 +3,8 @@
 Parsing a large JSON body holds the GIL for as long as it takes, so a thread would still stall the
 daemon's event loop; a worker process does not. At most `MAX_WORKERS` run at once (the others
 wait their turn), each for at most `WORK_TIMEOUT_S` and within `WORKER_MEMORY_BYTES` of address
-space more than it starts with, and each worker does one job and exits, so whatever memory a
-hostile body made it take goes back to the system. Workers are started by a fork server (the
+space more than it starts with, at a lower CPU priority than the daemon, and each worker does
+one job and exits, so whatever memory a hostile body made it take goes back to the system. Workers are started by a fork server (the
 daemon is threaded, so it is never forked itself), which imports the engine once.
 """
 
@@ -14,6 +14,7 @@ import asyncio
 import ctypes
 import ctypes.util
 import multiprocessing
+import os
 import resource
 import signal
 import threading
@@ -28,6 +29,8 @@ MAX_WORKERS = 2
 TRIM_AFTER_S = 2.0
 WORK_TIMEOUT_S = 10.0
 WORKER_MEMORY_BYTES = 1024 * 1024 * 1024
+# Workers yield the CPU to the daemon: its schedules must stay on time while they parse.
+WORKER_NICENESS = 10
 
 T = TypeVar("T")
 
@@ -134,6 +137,7 @@ def _bounded(function: Callable[..., T], args: tuple[Any, ...], limits: tuple[fl
     """Run `function` within `limits` (seconds, bytes of memory): an alarm interrupts it."""
     seconds, memory = limits
     _limit_memory(memory)
+    os.nice(WORKER_NICENESS)
 
     def out_of_time(_signum: int, _frame: FrameType | None) -> None:
         raise _OutOfTime(seconds)

@@ -16,6 +16,7 @@ import gzip
 import itertools
 import time
 import zlib
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from apimd.client import Client
 from apimd.model.result import Result
 from tests.reliability.conftest import DaemonProcess, loopback
 
@@ -361,34 +363,56 @@ async def bodies_url() -> AsyncIterator[str]:
         yield url
 
 
+SURROGATE_VANISHES = pytest.mark.xfail(
+    strict=True, reason="issue 10 point 3: a saved lone surrogate makes the run vanish (engine)"
+)
+
+
 @pytest.mark.timeout(240)
+@pytest.mark.parametrize("fourth", ["string", pytest.param("surrogate", marks=SURROGATE_VANISHES)])
 async def test_hostile_bodies_four_at_once_bound_the_daemon(
-    bodies_url: str, daemon: DaemonProcess
+    fourth: str, bodies_url: str, daemon: DaemonProcess
 ) -> None:
     """Four hostile bodies every 2 s, all four answering at once, beside a 2 s canary: every run
     is recorded with its conditions bounded, the daemon stays under 300 MB RSS, and the canary
     starts within 1 s of its time."""
-    async with daemon.client() as client:
+    started: dict[str, str] = {}  # run_id -> name, from the event stream
+    finished: set[str] = set()
+
+    async def watch(events: Client) -> None:
+        async for event in events.events():
+            if event["type"] == "run.started":
+                started[event["run_id"]] = event["name"]
+            elif event["type"] == "run.finished":
+                finished.add(event["run_id"])
+
+    async with daemon.client() as client, daemon.client() as events:
+        watcher = asyncio.create_task(watch(events))
+        await asyncio.sleep(0.5)
         soak_start = datetime.now(UTC)
-        await client.apply(bodies_project(bodies_url))
+        await client.apply(bodies_project(bodies_url, fourth))
         peak = daemon.rss_bytes()
         clock = time.monotonic()
         while time.monotonic() - clock < BODIES_SOAK_S:
             await asyncio.sleep(0.2)
             peak = max(peak, daemon.rss_bytes())
-        schedules = bodies_project(bodies_url)["schedules"]
+        schedules = bodies_project(bodies_url, fourth)["schedules"]
         await client.apply(
             {"version": 1, "schedules": [{**s, "enabled": False} for s in schedules]}
         )
-        await asyncio.sleep(3)  # runs under way finish and are stored
         soak_end = datetime.now(UTC)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (await client.status()).running:
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1)  # the last run.finished events arrive
+        watcher.cancel()
         results = {
             name: [
                 r
                 for r in (await client.results(name=name, limit=100)).results
                 if r.trigger == "schedule" and soak_start <= r.started_at <= soak_end
             ]
-            for name in ("b-array", "b-objects", "b-deep", "b-string", "b-canary")
+            for name in ("b-array", "b-objects", "b-deep", f"b-{fourth}", "b-canary")
         }
         after = daemon.rss_bytes()
 
@@ -400,8 +424,11 @@ async def test_hostile_bodies_four_at_once_bound_the_daemon(
     assert max(late) <= MAX_CANARY_LATENESS_S, f"canary lateness: {late}"
     assert peak < MAX_DAEMON_RSS, f"daemon RSS peaked at {peak / MIB:.0f} MiB"
 
+    vanished = Counter(name for run_id, name in started.items() if run_id not in finished)
+    assert not vanished, f"runs started and never finished: {dict(vanished)}"
     for name, runs in results.items():
-        assert len(runs) >= BODIES_SOAK_S / 4, f"{name}: only {len(runs)} runs recorded"
+        # A firing that finds its target still running is skipped: fewer runs than firings.
+        assert len(runs) >= 3, f"{name}: only {len(runs)} runs recorded"
         for result in runs:
             stored = len(result.model_dump_json())
             assert stored < 200 * 1024, f"{name}: a {stored}-byte result"
@@ -412,6 +439,9 @@ async def test_hostile_bodies_four_at_once_bound_the_daemon(
     deep = results["b-deep"][0]
     assert deep.result.value == "CONTENT_ERROR"
     assert "not valid JSON" in (deep.conditions[1].message or "")
+    if fourth == "string":
+        saved = results["b-string"][0].variables["SAVED"]
+        assert saved.startswith("xxxx") and "… [cut: " in saved and len(saved) < 4200
     print(
         f"canary lateness max {max(late):.2f} s over {len(canary)} runs; daemon RSS peak "
         f"{peak / MIB:.0f} MiB, after {after / MIB:.0f} MiB; runs "
