@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from apimd.engine import worker_pool
 from apimd.engine.classify import classify
 from apimd.engine.conditions import ResponseView, evaluate
 from apimd.engine.errors import SetupError
@@ -148,6 +149,7 @@ class Engine:
     async def close(self) -> None:
         if self._owns_http:
             await self._http.close()
+        worker_pool.shutdown()
 
     # --- public entry points --------------------------------------------------------------
 

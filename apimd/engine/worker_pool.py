@@ -11,6 +11,7 @@ daemon is threaded, so it is never forked itself), which imports the engine once
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import multiprocessing
@@ -69,7 +70,7 @@ async def run_in_worker(function: Callable[..., T], *args: Any) -> T:
         raise WorkerFailed(f"needed more than {limits[1] >> 20} MiB, stopped") from exc
     except BrokenProcessPool as exc:
         _discard(pool)
-        raise WorkerFailed("the worker process died (out of memory?)") from exc
+        raise WorkerFailed("the worker process died (out of memory, or apimd stopping)") from exc
     finally:
         _trim_later(loop)
 
@@ -89,12 +90,20 @@ def _trim() -> None:
 
 
 def shutdown() -> None:
-    """Stop the workers (they are started again on demand)."""
+    """Stop the workers, those at work too (they are started again on demand): the daemon must
+    not wait out a hostile body's evaluation when it is asked to stop."""
     global _pool
     with _lock:
         pool, _pool = _pool, None
-    if pool is not None:
-        pool.shutdown(wait=False, cancel_futures=True)
+    if pool is None:
+        return
+    # No public way before Python 3.14 (`terminate_workers`) to stop a worker at work. Killed
+    # first, then waited for: a worker ending its job after `shutdown(wait=False)` would make
+    # the pool's manager thread fail (it replaces workers from a list shutdown has dropped).
+    for pid in list(getattr(pool, "_processes", None) or {}):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _shared_pool() -> ProcessPoolExecutor:

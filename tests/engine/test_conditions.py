@@ -971,3 +971,19 @@ async def test_a_body_evaluation_that_needs_too_much_memory_is_stopped(
     result = await one(cond("json", "$[0].k", "eq", 0), response(body))
     assert not result.passed
     assert "MemoryError" in (result.message or "") or "16 MiB" in (result.message or "")
+
+
+async def test_shutdown_stops_a_worker_at_work() -> None:
+    """A stopping daemon does not wait out a hostile body's evaluation."""
+    body = _ones(3_000_000)
+    task = asyncio.create_task(run([cond("json", "$[?@ == 2]", "exists")], response(body)))
+    await asyncio.sleep(2)  # parsed by now, and walking the filter
+    assert not task.done()
+    started = time.perf_counter()
+    worker_pool.shutdown()
+    evaluation = await task
+    assert time.perf_counter() - started < 2
+    assert evaluation.results[0].message == (
+        f"could not evaluate the {len(body)}-byte body: the worker process died "
+        "(out of memory, or apimd stopping)"
+    )
