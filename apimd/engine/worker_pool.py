@@ -2,10 +2,11 @@
 
 Parsing a large JSON body holds the GIL for as long as it takes, so a thread would still stall the
 daemon's event loop; a worker process does not. At most `MAX_WORKERS` run at once (the others
-wait their turn), each for at most `WORK_TIMEOUT_S` and within `WORKER_MEMORY_BYTES` of address
-space more than it starts with, at a lower CPU priority than the daemon, and each worker does
-one job and exits, so whatever memory a hostile body made it take goes back to the system. Workers are started by a fork server (the
-daemon is threaded, so it is never forked itself), which imports the engine once.
+wait their turn), each for at most `WORK_TIMEOUT_S`, within `WORKER_MEMORY_BYTES` of address space
+more than it starts with and at a lower CPU priority than the daemon. Each worker does one job and
+exits, so whatever memory a hostile body made it take goes back to the system. Workers are started
+by a fork server (the daemon is threaded, so it is never forked itself), which imports the engine
+once.
 """
 
 from __future__ import annotations
