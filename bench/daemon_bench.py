@@ -312,13 +312,8 @@ async def bench(args: argparse.Namespace) -> int:
     finally:
         if collector is not None:
             collector.cancel()
-        code = stop(daemon)
-        assert server.stdin is not None
-        server.stdin.close()
-        server.wait(10)
-    if code != 0:
-        sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
-        print(f"# the daemon exited with {code} after SIGTERM (expected 0)", file=sys.stderr)
+        exited = shut_down(daemon, server, log_path)
+    if not exited:
         return 1
     print("# the daemon exited 0 on SIGTERM")
     if args.dump:
@@ -337,6 +332,21 @@ def dump(path: Path, collected: Collected, stored: Stored, rss: list[float]) -> 
         "rss_mib": rss,
     }
     path.write_text(json.dumps(data))
+
+
+def shut_down(
+    daemon: subprocess.Popen[bytes], server: subprocess.Popen[str], log_path: Path
+) -> bool:
+    """SIGTERM the daemon and stop the loopback server; False, with the tail of the daemon's log
+    on stderr, when the daemon did not exit 0."""
+    code = stop(daemon)
+    assert server.stdin is not None
+    server.stdin.close()
+    server.wait(10)
+    if code != 0:
+        sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
+        print(f"# the daemon exited with {code} after SIGTERM (expected 0)", file=sys.stderr)
+    return code == 0
 
 
 def stop(daemon: subprocess.Popen[bytes]) -> int:

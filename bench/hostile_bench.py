@@ -32,6 +32,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +43,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from daemon_bench import percentile, rss_mib, start_daemon, stop, wait_until_up
+from aiohttp import web
+from daemon_bench import percentile, rss_mib, shut_down, start_daemon, wait_until_up
 
 from apimd.client import Client
 
@@ -66,8 +69,6 @@ def hostile_bodies() -> dict[str, bytes]:
 
 
 async def serve() -> None:
-    from aiohttp import web
-
     bodies = hostile_bodies()
 
     async def body(request: web.Request) -> web.Response:
@@ -90,9 +91,7 @@ async def serve() -> None:
     await runner.cleanup()
 
 
-def start_server() -> tuple[Any, int]:
-    import subprocess
-
+def start_server() -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen(
         [sys.executable, __file__, "--serve"],
         stdin=subprocess.PIPE,
@@ -259,14 +258,10 @@ async def bench(args: argparse.Namespace) -> int:
     finally:
         if watcher is not None:
             watcher.cancel()
-        code = stop(daemon)
-        assert server.stdin is not None
-        server.stdin.close()
-        server.wait(10)
-    if code != 0:
-        sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
-        print(f"# the daemon exited with {code} after SIGTERM (expected 0)", file=sys.stderr)
+        exited = shut_down(daemon, server, log_path)
+    if not exited:
         return 1
+    shutil.rmtree(home, ignore_errors=True)
     if missed:
         print(f"# FAILED issue 10's bar: {'; '.join(missed)}", file=sys.stderr)
         return 1
