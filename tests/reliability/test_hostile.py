@@ -13,8 +13,8 @@ And bodies under the 10 MiB cap that are costly to parse and search (5 M numbers
 550,000 objects under `$..*`, 2 M levels of nesting, a 9 MB string saved; issue 10 point 4), four
 answering at once every 2 s: no run started is left unfinished, every result stays small (matches
 capped, values and variables cut with a marker), the daemon stays under 300 MB RSS and a 2 s
-canary schedule within 1 s of its time. The variant with a lone surrogate as the fourth body waits
-for issue 10 point 3 (strict xfail)."""
+canary schedule within 1 s of its time; run once with a 9 MB string and once with a lone
+surrogate (issue 10 point 3) as the fourth body."""
 
 from __future__ import annotations
 
@@ -370,13 +370,8 @@ async def bodies_url() -> AsyncIterator[str]:
         yield url
 
 
-SURROGATE_VANISHES = pytest.mark.xfail(
-    strict=True, reason="issue 10 point 3: a saved lone surrogate makes the run vanish (engine)"
-)
-
-
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("fourth", ["string", pytest.param("surrogate", marks=SURROGATE_VANISHES)])
+@pytest.mark.parametrize("fourth", ["string", "surrogate"])
 async def test_hostile_bodies_four_at_once_bound_the_daemon(
     fourth: str, bodies_url: str, daemon: DaemonProcess
 ) -> None:
