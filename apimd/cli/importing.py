@@ -72,11 +72,11 @@ def import_command(args: argparse.Namespace) -> int:
 
 def _read(source: str) -> str:
     """The text of `source` (`-`: standard input); OSError saying which file and why."""
-    if source == "-":
-        return sys.stdin.read()
+    name = "standard input" if source == "-" else source
     try:
-        return Path(source).read_text(encoding="utf-8-sig")
+        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise OSError(f"{source} is not UTF-8 text (invalid byte at offset {exc.start})") from None
+        raise OSError(f"{name} is not UTF-8 text (invalid byte at offset {exc.start})") from None
     except OSError as exc:
-        raise OSError(f"cannot read {source}: {exc.strerror or exc}") from None
+        raise OSError(f"cannot read {name}: {exc.strerror or exc}") from None

@@ -63,6 +63,16 @@ def detect_format(text: str) -> Format | None:
 def import_text(fmt: str, text: str, options: ImportOptions | None = None) -> ImportResult:
     """Translate `text` in format `fmt`; raises `ImportFailed` when it cannot be read at all."""
     options = options or ImportOptions()
+    try:
+        return _import(fmt, text, options)
+    except RecursionError:
+        raise ImportFailed(
+            "nested too deeply to read (lists or objects inside each other a thousand levels "
+            "deep, or a YAML alias inside itself)"
+        ) from None
+
+
+def _import(fmt: str, text: str, options: ImportOptions) -> ImportResult:
     builder = ProjectBuilder(reveal_secrets=options.secrets)
     if fmt == "curl":
         from apimd.importers.curl import import_curl

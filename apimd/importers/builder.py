@@ -8,6 +8,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, get_args
+from urllib.parse import unquote
 
 from ruamel.yaml import YAML
 
@@ -48,6 +49,7 @@ SECRET_HEADERS = frozenset(
 )
 _SECRET_WORDS = ("token", "secret", "password", "passwd", "apikey", "api_key", "api-key")
 _SECRET_PARAMS = frozenset({"key", "code", "sig", "signature", "auth"})
+_USERINFO = re.compile(r"^(\s*[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)([^/?#@]+)@")
 
 
 class ImportFailed(Exception):
@@ -133,6 +135,14 @@ class ProjectBuilder:
                 self.variables[name] = {"env": name, "secret": True}
             self.secrets.append(f"{where} → secret variable {name}{self._env_hint(name)}")
         return "{{" + name + "}}"
+
+    def hide_userinfo(self, url: str, hint: str, where: str) -> str:
+        """`url` with the password of its `user:password@` part moved into a secret variable."""
+        match = _USERINFO.match(url)
+        if match is None or _TEMPLATE_REF.fullmatch(match.group(2)):
+            return url
+        ref = self.secret_variable(hint, unquote(match.group(2)), f"{where} URL password")
+        return match.group(1) + ref + url[match.end(2) :]
 
     def secret_field(self, hint: str, value: str | None, where: str) -> Any:
         """A secret auth field: the value itself only with `--secrets`, else `{env: NAME}` (one

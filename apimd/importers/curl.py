@@ -53,6 +53,21 @@ _FLAGS = {
 }
 _OUTPUT_FLAGS = {"-s", "--silent", "-S", "--show-error", "-v", "--verbose", "-i", "--include"}
 _OUTPUT_WITH_VALUE = {"-o", "--output", "-w", "--write-out"}
+_OTHER_LONG_WITH_VALUE = """
+abstract-unix-socket alt-svc aws-sigv4 cacert capath cert cert-type ciphers config connect-timeout
+connect-to continue-at cookie-jar crlfile delegation dns-servers dump-header engine
+expect100-timeout ftp-port happy-eyeballs-timeout-ms hsts interface keepalive-time key key-type krb
+limit-rate local-port login-options mail-from mail-rcpt max-filesize max-redirs netrc-file noproxy
+pass pinnedpubkey preproxy proto proto-default proto-redir proxy proxy-cacert proxy-cert
+proxy-header proxy-key proxy-pass proxy-user quote random-file range request-target resolve retry
+retry-delay retry-max-time sasl-authzid service-name socks4 socks4a socks5 socks5-hostname stderr
+telnet-option time-cond tls-max trace trace-ascii unix-socket upload-file url-query variable
+"""
+_OTHER_WITH_VALUE = {f"-{letter}" for letter in "cCDEKPQrtTUxyYz"} | {
+    f"--{name}" for name in _OTHER_LONG_WITH_VALUE.split()
+}
+"""curl's other options that take a value (files to read or write among them): the value is
+skipped with the option, never taken for the URL."""
 
 
 @dataclass
@@ -148,8 +163,12 @@ def _parse(args: list[str], builder: ProjectBuilder, where: str) -> _Curl:
         option, value = arg, None
         if arg.startswith("--") and "=" in arg:
             option, value = arg.split("=", 1)
-        elif len(arg) > 2 and arg[0] == "-" and arg[1] != "-" and arg[:2] in _WITH_VALUE:
-            option, value = arg[:2], arg[2:]
+        elif len(arg) > 2 and arg[0] == "-" and arg[1] != "-":
+            if arg[:2] in _WITH_VALUE.keys() | _OTHER_WITH_VALUE | _OUTPUT_WITH_VALUE:
+                option, value = arg[:2], arg[2:]
+            else:  # bundled short options (`-sSL`, `-kX POST`): one at a time
+                args[index:index] = [f"-{arg[2:]}"]
+                option = arg[:2]
         if option in _WITH_VALUE:
             if value is None:
                 if index >= len(args):
@@ -162,8 +181,11 @@ def _parse(args: list[str], builder: ProjectBuilder, where: str) -> _Curl:
         elif option in _OUTPUT_FLAGS:
             builder.skip(where, f"{option} only changes curl's output: ignored")
         elif option in _OUTPUT_WITH_VALUE:
-            index += 1
+            index += 1 if value is None else 0
             builder.skip(where, f"{option} only changes curl's output: ignored")
+        elif option in _OTHER_WITH_VALUE:
+            index += 1 if value is None else 0
+            builder.skip(where, f"option {option} is not translated")
         elif option.startswith("-") and option != "-":
             builder.skip(where, f"option {option} is not translated")
         elif curl.url is None:
@@ -188,9 +210,16 @@ def _apply(curl: _Curl, what: str, value: str, builder: ProjectBuilder, where: s
         else:
             curl.data.append(value)
     elif what == "urlencode":
-        curl.data.append(_urlencode(value))
+        name, at, path = value.partition("@")
+        if at and "=" not in name:
+            builder.skip(where, f"body from file {path!r} is not translated")
+        else:
+            curl.data.append(_urlencode(value))
     elif what == "json":
-        curl.json_data.append(value)
+        if value.startswith("@"):
+            builder.skip(where, f"body from file {value[1:]!r} is not translated")
+        else:
+            curl.json_data.append(value)
     elif what in ("form", "form_string"):
         name, _, field_value = value.partition("=")
         if what == "form" and field_value.startswith(("@", "<")):

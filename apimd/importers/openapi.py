@@ -24,6 +24,8 @@ from apimd.importers.requests import RequestParts, add_request
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 MAX_WARNINGS = 20
+MAX_NODES = 2_000_000
+"""Values a document may hold once read: far above any published API description."""
 _NO_EXAMPLE = object()
 
 
@@ -83,16 +85,22 @@ def _parse(text: str) -> dict[str, Any]:
         raise ImportFailed(f"not YAML or JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ImportFailed("not an OpenAPI document (expected a mapping at the top)")
-    document: dict[str, Any] = _string_keys(data)
+    document: dict[str, Any] = _string_keys(data, [MAX_NODES])
     return document
 
 
-def _string_keys(data: Any) -> Any:
-    """YAML reads `200:` as a number; OpenAPI's keys are strings (response codes included)."""
+def _string_keys(data: Any, budget: list[int]) -> Any:
+    """YAML reads `200:` as a number; OpenAPI's keys are strings (response codes included).
+    Copies at most `budget[0]` values: YAML aliases can make a small file a huge document."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ImportFailed(
+            f"too large: more than {MAX_NODES:,} values once YAML aliases are expanded"
+        )
     if isinstance(data, dict):
-        return {str(k): _string_keys(v) for k, v in data.items()}
+        return {str(k): _string_keys(v, budget) for k, v in data.items()}
     if isinstance(data, list):
-        return [_string_keys(v) for v in data]
+        return [_string_keys(v, budget) for v in data]
     return data
 
 

@@ -78,6 +78,10 @@ class _Collection:
                     )
                 self.builder.variables[name] = spec
             else:
+                if not secret:
+                    value = self.builder.hide_userinfo(
+                        value, f"{name}_password", f"{source} variable {key}"
+                    )
                 self.builder.variables[name] = {"value": value, "secret": True} if secret else value
 
 

@@ -21,6 +21,10 @@ _TRANSPORT_HEADERS = frozenset(
 MAX_BODY_DEPTH = 64
 """Deeper JSON is kept as it is: no real request body nests further."""
 _AUTH_SCHEMES = ("bearer ", "basic ", "token ", "digest ", "apikey ")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+"""What may not be in a header value (a line break would start another header)."""
+_URL_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
 
 
 @dataclass
@@ -81,6 +85,16 @@ def add_request(builder: ProjectBuilder, hint: str, parts: RequestParts) -> str:
             continue
         if parts.multipart is not None and key.lower() == "content-type":
             continue  # its boundary belongs to the original body, not to the one sent
+        if not _HEADER_NAME.fullmatch(key):
+            builder.skip(where, f"header {key!r} is not a valid header name: not translated")
+            continue
+        if _CONTROL.search(value):
+            builder.skip(
+                where,
+                f"header {key!r} has a line break or control character in its value: "
+                "not translated",
+            )
+            continue
         value = _secret_header(builder, key, value, where)
         joiner = "; " if key.lower() == "cookie" else ", "
         existing = next((k for k in headers if k.lower() == key.lower()), None)
@@ -126,6 +140,9 @@ def _secret_header(builder: ProjectBuilder, key: str, value: str, where: str) ->
 
 
 def _url(builder: ProjectBuilder, url: str, where: str) -> str:
+    # Spaces and control characters (a line break could split the request) are sent escaped.
+    url = _URL_UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", url.strip())
+    url = builder.hide_userinfo(url, "url_password", where)
     base, sep, query = url.partition("?")
     if not sep:
         return url

@@ -177,7 +177,6 @@ def test_several_commands_make_a_workflow_and_options_are_listed() -> None:
     assert result.untranslated == [
         "curl command 2: -s only changes curl's output: ignored",
         "curl command 2: option --proxy is not translated",
-        "curl command 2: extra URL 'http://p:1' ignored (one request per command)",
     ]
     assert json.dumps(result.document).count("BOB_PASSWORD") == 1
 

@@ -1,0 +1,144 @@
+"""Hostile and careless input to `apimd import`: nothing read from disk or the network, no header
+injection, no secret in clear, a clear exit 2 instead of a traceback or a hang."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from apimd.importers import ImportFailed, import_text
+from tests.importers.support import imported, load
+
+
+def _apimd(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "apimd", "import", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        env={**os.environ},
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("-T", "/etc/passwd"), ("-K", "/etc/curlrc"), ("--upload-file", "/etc/passwd")]
+    + [("--config", "cfg"), ("--cacert", "/etc/ssl/ca.pem"), ("-x", "http://proxy:3128")],
+)
+def test_curl_option_values_are_not_taken_for_the_url(option: str, value: str) -> None:
+    result = imported("curl", f"curl {option} {value} https://api.example.com/up")
+    assert [c["url"] for c in result.document["calls"]] == ["https://api.example.com/up"]
+    assert f"curl command 1: option {option} is not translated" in result.untranslated[0]
+    assert not any("extra URL" in line for line in result.untranslated)
+
+
+@pytest.mark.parametrize(
+    "args", ["--json @/etc/shadow", "--data-urlencode secret@/etc/shadow", "--data-binary @-"]
+)
+def test_curl_bodies_from_files_are_listed_never_sent_as_text(args: str) -> None:
+    result = imported("curl", f"curl {args} https://api.example.com/x")
+    call = result.document["calls"][0]
+    assert "/etc/shadow" not in json.dumps(call) and "@-" not in json.dumps(call)
+    assert any("from file" in line and "not translated" in line for line in result.untranslated)
+
+
+def test_header_injection_is_refused_in_every_format() -> None:
+    curl = imported("curl", "curl -H $'X-A: b\\r\\nEvil: 1' -H $'X-\\0B: c' https://h.example/")
+    assert "headers" not in curl.document["calls"][0]
+    assert curl.untranslated == [
+        "curl command 1 (call get-h.example): header 'X-A' has a line break or control "
+        "character in its value: not translated",
+        "curl command 1 (call get-h.example): header 'X-\\x00B' is not a valid header name: "
+        "not translated",
+    ]
+    har = {
+        "log": {
+            "entries": [
+                {
+                    "request": {
+                        "method": "GET",
+                        "url": "https://h.example/a\r\nX-Injected: 1",
+                        "headers": [
+                            {"name": "X-Evil\r\nInjected", "value": "1"},
+                            {"name": "X-Ok", "value": "fine"},
+                        ],
+                    },
+                    "response": {"status": 200},
+                }
+            ]
+        }
+    }
+    result = imported("har", json.dumps(har))
+    call = result.document["calls"][0]
+    assert call["headers"] == {"X-Ok": "fine"}
+    assert call["url"] == "https://h.example/a%0D%0AX-Injected:%201"
+    load(result)  # applies as it is
+
+
+def test_passwords_in_urls_become_secret_variables() -> None:
+    result = imported("curl", "curl https://bob:pa55w0rd@api.example.com/a")
+    assert "pa55w0rd" not in result.yaml
+    assert result.document["calls"][0]["url"] == "https://bob:{{URL_PASSWORD}}@api.example.com/a"
+    assert "secret variable URL_PASSWORD" in result.secrets[0]
+    collection = {
+        "info": {"schema": "https://schema.getpostman.com/json/collection/v2.1.0/"},
+        "variable": [{"key": "baseUrl", "value": "https://bob:pa55w0rd@api.example.com"}],
+        "item": [{"name": "a", "request": "{{baseUrl}}/a"}],
+    }
+    postman = imported("postman", json.dumps(collection))
+    assert "pa55w0rd" not in postman.yaml
+    assert postman.document["variables"]["BASEURL"] == (
+        "https://bob:{{BASEURL_PASSWORD}}@api.example.com"
+    )
+    revealed = imported("curl", "curl https://bob:pa55w0rd@api.example.com/a", secrets=True)
+    assert revealed.document["variables"]["URL_PASSWORD"] == {"value": "pa55w0rd", "secret": True}
+    load(postman)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text"),
+    [
+        ("openapi", '{"openapi": "3.1.0", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+        ("openapi", "openapi: 3.1.0\nx: " + "[" * 5000 + "]" * 5000),
+        ("har", '{"log": {"entries": ' + "[" * 100_000 + "]" * 100_000 + "}}"),
+        ("postman", '{"item": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+    ],
+    ids=["openapi-json", "openapi-yaml", "har", "postman"],
+)
+def test_deep_nesting_is_a_clear_error(fmt: str, text: str) -> None:
+    with pytest.raises(ImportFailed, match="nested too deeply"):
+        import_text(fmt, text)
+
+
+def test_yaml_alias_bomb_is_refused_quickly() -> None:
+    lines = ["openapi: 3.1.0", "info: {title: x, version: '1'}", "a0: &a0 [lol, lol, lol]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    started = time.monotonic()
+    with pytest.raises(ImportFailed, match="too large"):
+        import_text("openapi", "\n".join(lines) + "\npaths: {}\n")
+    assert time.monotonic() - started < 10
+
+
+def test_recursive_yaml_alias_is_a_clear_error() -> None:
+    with pytest.raises(ImportFailed, match="nested too deeply"):
+        import_text("openapi", "openapi: 3.1.0\na: &a [*a]\n")
+
+
+def test_cli_hostile_input_exits_2_without_traceback(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.har"
+    deep.write_text('{"log": {"entries": ' + "[" * 100_000 + "]" * 100_000 + "}}")
+    done = _apimd("har", str(deep))
+    assert done.returncode == 2 and b"Traceback" not in done.stderr
+    assert done.stderr.decode().startswith(f"apimd import: {deep}: nested too deeply")
+    latin = _apimd("curl", "-", stdin=b"curl https://h.example/caf\xe9")
+    assert latin.returncode == 2 and latin.stdout == b""
+    assert latin.stderr == (
+        b"apimd import: standard input is not UTF-8 text (invalid byte at offset 26)\n"
+    )
