@@ -54,18 +54,12 @@ class _Collection:
             self.rename[name] = candidate
         return self.rename[name]
 
-    def define(self, entries: Any, source: str) -> None:
-        for entry in entries or []:
-            if (
-                not isinstance(entry, dict)
-                or entry.get("disabled")
-                or entry.get("enabled") is False
-            ):
-                continue
-            key = str(entry.get("key") or entry.get("id") or "")
-            if not key:
-                continue
+    def define(self, entries: Any, source: str, overridden: set[str] | None = None) -> None:
+        """Define the variables of `entries`, but those `overridden` (by the environment)."""
+        for key, entry in _enabled(entries):
             name = self.variable(key)
+            if key in (overridden or set()):
+                continue
             value = self.template(entry.get("value", ""), f"{source} variable {key}")
             secret = entry.get("type") == "secret" or is_secret_name(key)
             if secret and value and not _VAR.fullmatch(value):
@@ -85,6 +79,21 @@ class _Collection:
                 self.builder.variables[name] = {"value": value, "secret": True} if secret else value
 
 
+def _enabled(entries: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(key, entry) of each enabled variable entry."""
+    out = []
+    for entry in entries if isinstance(entries, list) else []:
+        if (
+            isinstance(entry, dict)
+            and not entry.get("disabled")
+            and entry.get("enabled") is not False
+        ):
+            key = str(entry.get("key") or entry.get("id") or "")
+            if key:
+                out.append((key, entry))
+    return out
+
+
 def import_postman(text: str, builder: ProjectBuilder, *, environment: str | None = None) -> None:
     """Translate the collection in `text` (and the environment file's text, if given)."""
     data = _json(text, "collection")
@@ -96,12 +105,17 @@ def import_postman(text: str, builder: ProjectBuilder, *, environment: str | Non
             "export the collection again as v2.1)"
         )
     collection = _Collection(builder)
-    collection.define(data.get("variable"), "collection")
+    values = None
     if environment is not None:
         env = _json(environment, "environment")
         if not isinstance(env, dict) or not isinstance(env.get("values"), list):
             raise ImportFailed("the environment file has no `values` list")
-        collection.define(env["values"], "environment")
+        values = env["values"]
+    # The environment's value of a variable wins: the collection's is not defined (nor listed).
+    overridden = {key for key, _ in _enabled(values)}
+    collection.define(data.get("variable"), "collection", overridden)
+    if values is not None:
+        collection.define(values, "environment")
     loose: list[str] = []
     _items(collection, data.get("item") or [], data.get("auth"), loose, str(info.get("name", "")))
     _events(collection, data.get("event"), "collection")

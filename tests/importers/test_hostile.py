@@ -142,3 +142,42 @@ def test_cli_hostile_input_exits_2_without_traceback(tmp_path: Path) -> None:
     assert latin.stderr == (
         b"apimd import: standard input is not UTF-8 text (invalid byte at offset 26)\n"
     )
+
+
+def test_environment_values_replace_the_collections_without_leftovers() -> None:
+    collection = {
+        "info": {"schema": "https://schema.getpostman.com/json/collection/v2.1.0/"},
+        "variable": [
+            {"key": "baseUrl", "value": "https://bob:pa55w0rd@api.example.com"},
+            {"key": "token", "value": "collection-token"},
+        ],
+        "item": [{"name": "a", "request": "{{baseUrl}}/a?token={{token}}"}],
+    }
+    environment = {
+        "values": [
+            {"key": "baseUrl", "value": "http://127.0.0.1:8080", "enabled": True},
+            {"key": "token", "value": "env-token", "enabled": True},
+        ]
+    }
+    result = imported("postman", json.dumps(collection), environment=json.dumps(environment))
+    assert result.document["variables"] == {
+        "BASEURL": "http://127.0.0.1:8080",
+        "TOKEN": {"env": "TOKEN", "secret": True},
+    }
+    assert result.secrets == [
+        "environment variable token → secret variable TOKEN: set TOKEN in the environment"
+    ]
+    load(result)
+
+
+def test_bundled_short_options_are_each_read() -> None:
+    result = imported("curl", "curl -sSLk -XPOST -ujane:pw https://api.example.com/a -so out")
+    call = result.document["calls"][0]
+    assert call["method"] == "POST" and call["verify_tls"] is False
+    assert "follow_redirects" not in call and call["auth"] == "basic-jane"
+    assert result.untranslated == [
+        "curl command 1: -s only changes curl's output: ignored",
+        "curl command 1: -S only changes curl's output: ignored",
+        "curl command 1: -s only changes curl's output: ignored",
+        "curl command 1: -o only changes curl's output: ignored",
+    ]
