@@ -127,7 +127,7 @@ class ProjectBuilder:
         The same secret value always becomes the same variable."""
         name = self._secret_by_value.get(value)
         if name is None:
-            name = self._fresh_env(hint)
+            name = self._fresh_env(hint, variable=True)
             self._secret_by_value[value] = name
             if self.reveal_secrets:
                 self.variables[name] = {"value": value, "secret": True}
@@ -160,11 +160,13 @@ class ProjectBuilder:
             self.secrets.append(f"{where} → {{env: {name}}}{given}{self._env_hint(name)}")
         return {"env": name}
 
-    def _fresh_env(self, hint: str) -> str:
-        """A name for a new environment variable, used by nothing else in the document."""
+    def _fresh_env(self, hint: str, *, variable: bool = False) -> str:
+        """A name for a new environment variable, used by nothing else in the document (nor,
+        for a project `variable`, by the engine's own variables)."""
         name = self.variable_name(hint)
         candidate, n = name, 2
-        while candidate in self._env_names or candidate in self.variables:
+        taken = self._env_names | self.variables.keys() | (SYSTEM_VARIABLES if variable else set())
+        while candidate in taken:
             candidate, n = f"{name}_{n}", n + 1
         self._env_names.add(candidate)
         return candidate

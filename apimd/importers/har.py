@@ -37,7 +37,9 @@ def import_har(text: str, builder: ProjectBuilder, *, keep_cookies: bool = False
     pages = log.get("pages") or [] if isinstance(log, dict) else []
     title = str(pages[0].get("title") or "") if pages and isinstance(pages[0], dict) else ""
     host = urlsplit(str(builder.calls[0]["url"])).hostname
-    builder.add_workflow(title if 0 < len(title) <= 60 else host or "har", steps)
+    # A page without a <title> is named by its URL: the host says it better.
+    named = 0 < len(title) <= 60 and "://" not in title
+    builder.add_workflow(title if named else host or "har", steps)
 
 
 def _entry(index: int, entry: dict[str, Any], builder: ProjectBuilder, keep_cookies: bool) -> str:
@@ -66,6 +68,9 @@ def _entry(index: int, entry: dict[str, Any], builder: ProjectBuilder, keep_cook
     status = response.get("status") if isinstance(response, dict) else None
     if isinstance(status, int) and status > 0:
         parts.conditions.append({"source": "status", "op": "eq", "value": status})
+        if 300 <= status < 400:
+            # The browser recorded the redirect itself; where it led is the next entry.
+            parts.extra["follow_redirects"] = False
     else:
         builder.skip(where, "no recorded response status: no condition")
     path = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]

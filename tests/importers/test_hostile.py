@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 
 from apimd.importers import ImportFailed, import_text
-from tests.importers.support import imported, load
+from tests.importers.support import imported, load, run_target
 
 
 def _apimd(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -181,3 +183,53 @@ def test_bundled_short_options_are_each_read() -> None:
         "curl command 1: -s only changes curl's output: ignored",
         "curl command 1: -o only changes curl's output: ignored",
     ]
+
+
+def _login_app() -> web.Application:
+    async def login(request: web.Request) -> web.Response:
+        form = await request.post()
+        ok = form.get("password") == "s3cret" and request.query.get("access_token") == "zzz9"
+        raise web.HTTPFound("/home") if ok else web.HTTPForbidden()
+
+    async def home(request: web.Request) -> web.Response:
+        return web.Response(text="welcome")
+
+    app = web.Application()
+    app.router.add_post("/login", login)
+    app.router.add_get("/home", home)
+    return app
+
+
+async def test_har_login_flow_with_a_recorded_redirect_runs_pass(
+    aiohttp_server: Any, tmp_path: Path
+) -> None:
+    server = await aiohttp_server(_login_app())
+    base = f"http://127.0.0.1:{server.port}"
+    entries = [
+        {
+            "request": {
+                "method": "POST",
+                "url": f"{base}/login?access_token=zzz9",
+                "headers": [{"name": "Content-Type", "value": "application/x-www-form-urlencoded"}],
+                "postData": {
+                    "mimeType": "application/x-www-form-urlencoded",
+                    "text": "username=jane&password=s3cret",
+                },
+            },
+            "response": {"status": 302},
+        },
+        {"request": {"method": "GET", "url": f"{base}/home"}, "response": {"status": 200}},
+    ]
+    har = {"log": {"pages": [{"title": f"{base}/login"}], "entries": entries}}
+    result = imported("har", json.dumps(har))
+    variables = result.document["variables"]
+    assert "ACCESS_TOKEN" not in variables  # the engine's own name: a token's access token
+    assert set(variables) == {"ACCESS_TOKEN_2", "PASSWORD"}
+    project = load(result)
+    assert [w.name for w in project.workflows] == ["127.0.0.1"]
+    assert [c.follow_redirects for c in project.calls] == [False, True]
+    project_file = tmp_path / "har.yaml"
+    project_file.write_text(result.yaml)
+    env = {"ACCESS_TOKEN_2": "zzz9", "PASSWORD": "s3cret"}
+    code, out = await run_target(project_file, "127.0.0.1", env)
+    assert code == 0, out
