@@ -38,7 +38,7 @@ def import_command(args: argparse.Namespace) -> int:
     try:
         text = _read(args.source)
         environment = _read(args.environment) if args.environment else None
-    except OSError as exc:
+    except (OSError, ImportFailed) as exc:
         print(f"apimd import: {exc}", file=sys.stderr)
         return 2
     try:
@@ -71,12 +71,13 @@ def import_command(args: argparse.Namespace) -> int:
 
 
 def _read(source: str) -> str:
-    """The text of `source` (`-`: standard input); OSError saying which file and why."""
-    name = "standard input" if source == "-" else source
+    """The text of `source` (`-`: standard input); ImportFailed or OSError saying which and why."""
+    from apimd.importers import read_source
+
+    if source == "-":
+        return read_source(sys.stdin.buffer, "standard input")
     try:
-        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise OSError(f"{name} is not UTF-8 text (invalid byte at offset {exc.start})") from None
+        with Path(source).open("rb") as stream:
+            return read_source(stream, source)
     except OSError as exc:
-        raise OSError(f"cannot read {name}: {exc.strerror or exc}") from None
+        raise OSError(f"cannot read {source}: {exc.strerror or exc}") from None

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from apimd.importers.builder import ImportFailed, ProjectBuilder, to_yaml
 
 Format = Literal["curl", "postman", "openapi", "har"]
 FORMATS: tuple[Format, ...] = ("curl", "postman", "openapi", "har")
+MAX_SOURCE_MIB = 128
+"""No source is larger (a HAR with every response body stays far below); /dev/zero is refused."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,21 @@ class ImportResult:
         kinds = ("variables", "auth", "tokens", "calls", "workflows")
         counts = [f"{len(self.document[k])} {k}" for k in kinds if self.document.get(k)]
         return ", ".join(counts) or "nothing"
+
+
+def read_source(stream: BinaryIO, name: str) -> str:
+    """The text of a source file (`name` says which in errors): UTF-8, a BOM dropped, at most
+    MAX_SOURCE_MIB; ImportFailed otherwise."""
+    limit = MAX_SOURCE_MIB * 1024 * 1024
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise ImportFailed(f"{name} is larger than {MAX_SOURCE_MIB} MiB: not imported")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportFailed(
+            f"{name} is not UTF-8 text (invalid byte at offset {exc.start})"
+        ) from None
 
 
 def detect_format(text: str) -> Format | None:
@@ -103,4 +120,5 @@ __all__ = [
     "ImportResult",
     "detect_format",
     "import_text",
+    "read_source",
 ]

@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from textual.app import App
+from textual.widgets import Static
 
 from apimd.importers import ImportFailed, import_text
+from apimd.tui.screens.importer import ImportScreen
 from tests.importers.support import imported, load, run_target
 
 
@@ -233,3 +236,26 @@ async def test_har_login_flow_with_a_recorded_redirect_runs_pass(
     env = {"ACCESS_TOKEN_2": "zzz9", "PASSWORD": "s3cret"}
     code, out = await run_target(project_file, "127.0.0.1", env)
     assert code == 0, out
+
+
+def test_endless_or_binary_sources_are_refused() -> None:
+    started = time.monotonic()
+    endless = _apimd("har", "/dev/zero")
+    assert endless.returncode == 2 and time.monotonic() - started < 30
+    assert endless.stderr == b"apimd import: /dev/zero is larger than 128 MiB: not imported\n"
+
+
+async def test_tui_import_types_into_the_path_and_names_a_binary_file(tmp_path: Path) -> None:
+    binary = tmp_path / "capture.har"
+    binary.write_bytes(b'{"log": "\xbb"}')
+    app: App[None] = App()
+    async with app.run_test(size=(120, 50)) as pilot:
+        await app.push_screen(ImportScreen(None))
+        await pilot.pause()
+        await pilot.press(*str(binary), "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        shown = str(app.screen.query_one("#preview-text", Static).render())
+        assert shown == (
+            f"Cannot import {str(binary)!r}: the file is not UTF-8 text (invalid byte at offset 9)"
+        )

@@ -22,6 +22,7 @@ from apimd.importers import (
     ImportResult,
     detect_format,
     import_text,
+    read_source,
 )
 from apimd.model.api import ApplySummary
 
@@ -69,6 +70,8 @@ class ImportScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "dismiss", "Close", id="import.close"),
     ]
+    AUTO_FOCUS = "#source"
+    """Typing goes to the path (the format is detected unless picked)."""
 
     def __init__(self, client: Applier | None) -> None:
         super().__init__()
@@ -109,13 +112,16 @@ class ImportScreen(ModalScreen[None]):
     def _load(self, fmt: str, path: str) -> None:
         # A large OpenAPI document takes seconds to validate: not on the UI's event loop.
         try:
-            source = Path(path).expanduser().read_text(encoding="utf-8-sig")
+            with Path(path).expanduser().open("rb") as stream:
+                source = read_source(stream, "the file")
             found = detect_format(source) if fmt == "detect" else fmt
             if found is None:
                 raise ImportFailed("not a curl command, HAR, Postman or OpenAPI: pick the format")
             result = import_text(found, source)
-        except (OSError, UnicodeDecodeError) as exc:
-            self.app.call_from_thread(self._show, f"Cannot read {path!r}: {exc}", None)
+        except OSError as exc:
+            self.app.call_from_thread(
+                self._show, f"Cannot read {path!r}: {exc.strerror or exc}", None
+            )
         except ImportFailed as exc:
             self.app.call_from_thread(self._show, f"Cannot import {path!r}: {exc}", None)
         else:
