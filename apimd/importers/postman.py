@@ -7,7 +7,12 @@ import json
 import re
 from typing import Any
 
-from apimd.importers.builder import ImportFailed, ProjectBuilder, is_secret_name
+from apimd.importers.builder import (
+    SYSTEM_VARIABLES,
+    ImportFailed,
+    ProjectBuilder,
+    is_secret_name,
+)
 from apimd.importers.postman_auth import translate_auth
 from apimd.importers.postman_tests import translate_tests
 from apimd.importers.requests import RequestParts, add_request
@@ -44,10 +49,11 @@ class _Collection:
 
     def variable(self, name: str) -> str:
         """apimd's name for Postman variable `name`: distinct Postman names (`base-url` and
-        `base_url`, `Token` and `token`) stay distinct variables."""
+        `base_url`, `Token` and `token`) stay distinct variables, and none takes the name of
+        an engine variable (`RUN_ID`, `ACCESS_TOKEN`…: those would win)."""
         if name not in self.rename:
             apimd_name = self.builder.variable_name(name)
-            taken = set(self.rename.values())
+            taken = set(self.rename.values()) | SYSTEM_VARIABLES  # the engine's own
             candidate, n = apimd_name, 2
             while candidate in taken:
                 candidate, n = f"{apimd_name}_{n}", n + 1

@@ -259,3 +259,20 @@ async def test_tui_import_types_into_the_path_and_names_a_binary_file(tmp_path: 
         assert shown == (
             f"Cannot import {str(binary)!r}: the file is not UTF-8 text (invalid byte at offset 9)"
         )
+
+
+def test_postman_variables_never_take_an_engine_variables_name() -> None:
+    collection = {
+        "info": {"schema": "https://schema.getpostman.com/json/collection/v2.1.0/"},
+        "variable": [{"key": "run_id", "value": "r-7"}, {"key": "access_token", "value": "t"}],
+        "item": [{"name": "a", "request": "https://h.example/{{run_id}}?t={{access_token}}"}],
+    }
+    result = imported("postman", json.dumps(collection))
+    assert (
+        result.document["calls"][0]["url"] == "https://h.example/{{RUN_ID_2}}?t={{ACCESS_TOKEN_2}}"
+    )
+    assert result.document["variables"] == {
+        "RUN_ID_2": "r-7",
+        "ACCESS_TOKEN_2": {"env": "ACCESS_TOKEN_2", "secret": True},
+    }
+    load(result)
