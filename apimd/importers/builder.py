@@ -234,6 +234,20 @@ class ProjectBuilder:
             self.skip(f"variable {name}", "used but given no value in the source: fill it in")
 
 
+def shown_url(url: str) -> str:
+    """`url` as a message may show it: no user, password, query, fragment (they may hold
+    credentials) or data: content, at most 80 characters."""
+    scheme, sep, rest = url.partition(":")
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        return repr(url[:40] + ("…" if len(url) > 40 else ""))
+    rest = re.split(r"[?#]", rest, maxsplit=1)[0]
+    rest = re.sub(r"^//[^/@]*@", "//", rest)
+    if scheme.lower() == "data":  # the content, not an address
+        rest = rest.split(",", 1)[0] + ","
+    hidden = "…" if len(url) > len(scheme) + 1 + len(rest) else ""
+    return repr(f"{scheme}:{rest}"[:80] + hidden)
+
+
 def resource_name(hint: str) -> str:
     """`hint` made a valid resource name: 1–100 of [A-Za-z0-9_.:-], starting alphanumeric."""
     name = _NAME_BAD.sub("-", hint.strip()).strip("-_.:")

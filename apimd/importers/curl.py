@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-from apimd.importers.builder import ImportFailed, ProjectBuilder
+from apimd.importers.builder import ImportFailed, ProjectBuilder, shown_url
 from apimd.importers.requests import RequestParts, add_request
 from apimd.importers.shell import split_commands
 
@@ -183,7 +183,7 @@ def _parse(args: list[str], builder: ProjectBuilder, where: str) -> _Curl:
         elif option in _OUTPUT_WITH_VALUE:
             index += 1 if value is None else 0
             builder.skip(where, f"{option} only changes curl's output: ignored")
-        elif option in _OTHER_WITH_VALUE:
+        elif option in _OTHER_WITH_VALUE or option.startswith("--expand-"):
             index += 1 if value is None else 0
             builder.skip(where, f"option {option} is not translated")
         elif option.startswith("-") and option != "-":
@@ -191,7 +191,7 @@ def _parse(args: list[str], builder: ProjectBuilder, where: str) -> _Curl:
         elif curl.url is None:
             curl.url = arg
         else:
-            builder.skip(where, f"extra URL {arg!r} ignored (one request per command)")
+            builder.skip(where, f"extra URL {shown_url(arg)} ignored (one request per command)")
     return curl
 
 

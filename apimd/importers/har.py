@@ -7,7 +7,7 @@ import json
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from apimd.importers.builder import ImportFailed, ProjectBuilder
+from apimd.importers.builder import ImportFailed, ProjectBuilder, shown_url
 from apimd.importers.requests import RequestParts, add_request
 
 
@@ -29,7 +29,9 @@ def import_har(text: str, builder: ProjectBuilder, *, keep_cookies: bool = False
         request = entry.get("request")
         url = str(request.get("url") or "") if isinstance(request, dict) else ""
         if not url.startswith(("http://", "https://")):
-            builder.skip(f"entry {index}", f"URL {url!r} is not http(s): entry not translated")
+            builder.skip(
+                f"entry {index}", f"URL {shown_url(url)} is not http(s): entry not translated"
+            )
             continue
         steps.append(_entry(index, entry, builder, keep_cookies))
     if not steps:

@@ -35,7 +35,8 @@ def _apimd(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProces
 @pytest.mark.parametrize(
     ("option", "value"),
     [("-T", "/etc/passwd"), ("-K", "/etc/curlrc"), ("--upload-file", "/etc/passwd")]
-    + [("--config", "cfg"), ("--cacert", "/etc/ssl/ca.pem"), ("-x", "http://proxy:3128")],
+    + [("--config", "cfg"), ("--cacert", "/etc/ssl/ca.pem"), ("-x", "http://proxy:3128")]
+    + [("--variable", "%HOME"), ("--expand-data", "{{HOME}}")],
 )
 def test_curl_option_values_are_not_taken_for_the_url(option: str, value: str) -> None:
     result = imported("curl", f"curl {option} {value} https://api.example.com/up")
@@ -276,3 +277,20 @@ def test_postman_variables_never_take_an_engine_variables_name() -> None:
         "ACCESS_TOKEN_2": {"env": "ACCESS_TOKEN_2", "secret": True},
     }
     load(result)
+
+
+def test_urls_in_messages_never_show_credentials() -> None:
+    curl = imported("curl", "curl https://h.example/a 'https://bob:pw1@h.example/b?api_key=k2#x'")
+    assert curl.untranslated == [
+        "curl command 1: extra URL 'https://h.example/b…' ignored (one request per command)"
+    ]
+    entries = [
+        {"request": {"url": "wss://h.example/live?token=t0k3n"}, "response": {"status": 101}},
+        {"request": {"url": "data:text/plain;base64,c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"}},
+        {"request": {"url": "https://h.example/ok"}, "response": {"status": 200}},
+    ]
+    har = imported("har", json.dumps({"log": {"entries": entries}}))
+    assert har.untranslated[:2] == [
+        "entry 1: URL 'wss://h.example/live…' is not http(s): entry not translated",
+        "entry 2: URL 'data:text/plain;base64,…' is not http(s): entry not translated",
+    ]
