@@ -35,6 +35,13 @@ def import_command(args: argparse.Namespace) -> int:
     """Run `apimd import`; exit 0 on success, 2 when the source cannot be read."""
     from apimd.importers import ImportFailed, ImportOptions, import_text
 
+    for option, value, fmt in (
+        ("--environment", args.environment, "postman"),
+        ("--keep-cookies", args.keep_cookies, "har"),
+    ):
+        if value and args.format != fmt:
+            print(f"apimd import: {option} is for {fmt} only, not {args.format}", file=sys.stderr)
+            return 2
     try:
         text = _read(args.source)
         environment = _read(args.environment) if args.environment else None

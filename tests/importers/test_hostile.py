@@ -294,3 +294,13 @@ def test_urls_in_messages_never_show_credentials() -> None:
         "entry 1: URL 'wss://h.example/live…' is not http(s): entry not translated",
         "entry 2: URL 'data:text/plain;base64,…' is not http(s): entry not translated",
     ]
+
+
+def test_options_of_another_format_are_refused_not_ignored(tmp_path: Path) -> None:
+    env = tmp_path / "env.json"
+    env.write_text('{"values": []}')
+    done = _apimd("curl", "-", "--environment", str(env), stdin=b"curl https://h.example/")
+    assert (done.returncode, done.stdout) == (2, b"")
+    assert done.stderr == b"apimd import: --environment is for postman only, not curl\n"
+    cookies = _apimd("curl", "-", "--keep-cookies", stdin=b"curl https://h.example/")
+    assert cookies.stderr == b"apimd import: --keep-cookies is for har only, not curl\n"
