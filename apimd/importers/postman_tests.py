@@ -59,6 +59,21 @@ class TestTranslation:
     untranslated: list[str] = field(default_factory=list)
 
 
+_STRING = re.compile(r"""(['"`])(?:\\.|(?!\1).)*\1""")
+
+
+def _shown(line: str) -> str:
+    """A script line as a message may show it: a string that is not a function's first
+    argument (`set("password", "…")`, `var key = '…'`) may be a credential, so it is elided."""
+
+    def elide(match: re.Match[str]) -> str:
+        before = line[: match.start()].rstrip()
+        quote = match.group(1)
+        return match.group(0) if before.endswith("(") else f"{quote}…{quote}"
+
+    return _STRING.sub(elide, line)
+
+
 def translate_tests(lines: list[str], rename: dict[str, str]) -> TestTranslation:
     """Conditions for the script `lines`; `rename` maps Postman variable names to apimd's."""
     out = TestTranslation()
@@ -76,7 +91,7 @@ def translate_tests(lines: list[str], rename: dict[str, str]) -> TestTranslation
                 continue
             condition = _condition(line, json_vars, rename, out)
             if condition is None:
-                out.untranslated.append(line)
+                out.untranslated.append(_shown(line))
             elif condition:
                 out.conditions.append(condition)
     return out

@@ -304,3 +304,22 @@ def test_options_of_another_format_are_refused_not_ignored(tmp_path: Path) -> No
     assert done.stderr == b"apimd import: --environment is for postman only, not curl\n"
     cookies = _apimd("curl", "-", "--keep-cookies", stdin=b"curl https://h.example/")
     assert cookies.stderr == b"apimd import: --keep-cookies is for har only, not curl\n"
+
+
+def test_untranslated_script_lines_never_show_a_credential() -> None:
+    script = ['pm.globals.set("password", "hunter2");', "var x = 'sk_live_S3CR3T';"]
+    collection = {
+        "info": {"schema": "https://schema.getpostman.com/json/collection/v2.1.0/"},
+        "item": [
+            {
+                "name": "a",
+                "event": [{"listen": "test", "script": {"exec": script}}],
+                "request": "https://h.example/a",
+            }
+        ],
+    }
+    result = imported("postman", json.dumps(collection))
+    assert result.untranslated == [
+        '/a: test line not translated: pm.globals.set("password", "…")',
+        "/a: test line not translated: var x = '…'",
+    ]
