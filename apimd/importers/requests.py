@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
-from apimd.importers.builder import ProjectBuilder, call_has_field, is_secret_name
+from apimd.importers.builder import ImportFailed, ProjectBuilder, call_has_field, is_secret_name
 
 _TEMPLATE_ONLY = re.compile(r"^\s*(\{\{[^{}]+\}\}\s*)+$")
 _DERIVED_HEADERS = frozenset({"content-length", "host"})
@@ -70,6 +70,8 @@ class RequestParts:
 
 def add_request(builder: ProjectBuilder, hint: str, parts: RequestParts) -> str:
     """Add the call `parts` describe; returns its name."""
+    if not _HEADER_NAME.fullmatch(parts.method):  # a method is a token, as a header name is
+        raise ImportFailed(f"{parts.where}: method {parts.method!r} is not an HTTP method")
     name = builder.target_name(hint)
     where = f"{parts.where} (call {name})"
     call: dict[str, Any] = {"name": name}

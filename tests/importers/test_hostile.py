@@ -323,3 +323,13 @@ def test_untranslated_script_lines_never_show_a_credential() -> None:
         '/a: test line not translated: pm.globals.set("password", "…")',
         "/a: test line not translated: var x = '…'",
     ]
+
+
+def test_a_method_that_is_no_http_method_is_a_clear_error() -> None:
+    har = {"log": {"entries": [{"request": {"method": "G E T\r\n", "url": "https://h.example/"}}]}}
+    with pytest.raises(
+        ImportFailed, match=r"^entry 1: method 'G E T\\r\\n' is not an HTTP method$"
+    ):
+        import_text("har", json.dumps(har))
+    with pytest.raises(ImportFailed, match=r"^curl command 1: method 'GET /X' is not an HTTP"):
+        import_text("curl", "curl -X 'GET /x' https://h.example/")
