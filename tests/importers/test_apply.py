@@ -10,6 +10,7 @@ import pytest
 from apimd.importers import detect_format
 from tests.daemon.conftest import Daemon
 from tests.daemon.conftest import daemon as daemon  # the module-scoped daemon fixture
+from tests.daemon.conftest import daemon_store as daemon_store  # which store it runs on
 from tests.importers.support import FIXTURES, env_names, imported
 
 CASES = [

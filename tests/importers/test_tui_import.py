@@ -18,6 +18,7 @@ from apimd.tui.keys import TuiSettings
 from apimd.tui.screens.importer import ImportScreen
 from tests.daemon.conftest import Daemon
 from tests.daemon.conftest import daemon as daemon  # the module-scoped daemon fixture
+from tests.daemon.conftest import daemon_store as daemon_store  # which store it runs on
 from tests.importers.support import FIXTURES
 from tests.tui.conftest import notices, wait_for
 
