@@ -81,12 +81,24 @@ def _parse(text: str) -> dict[str, Any]:
         data: Any = (
             json.loads(text) if text.lstrip().startswith("{") else YAML(typ="safe").load(text)
         )
-    except (ValueError, YAMLError) as exc:
+    except ValueError as exc:
         raise ImportFailed(f"not YAML or JSON: {exc}") from None
+    except YAMLError as exc:
+        raise ImportFailed(f"not YAML or JSON: {_yaml_problem(exc)}") from None
     if not isinstance(data, dict):
         raise ImportFailed("not an OpenAPI document (expected a mapping at the top)")
     document: dict[str, Any] = _string_keys(data, [MAX_NODES])
     return document
+
+
+def _yaml_problem(exc: YAMLError) -> str:
+    """`line L, column C: problem` (ruamel's own text names an internal string and tells how
+    to suppress checks in code)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or not problem:
+        return str(exc).split("\n", 1)[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 def _string_keys(data: Any, budget: list[int]) -> Any:

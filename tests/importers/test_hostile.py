@@ -333,3 +333,24 @@ def test_a_method_that_is_no_http_method_is_a_clear_error() -> None:
         import_text("har", json.dumps(har))
     with pytest.raises(ImportFailed, match=r"^curl command 1: method 'GET /X' is not an HTTP"):
         import_text("curl", "curl -X 'GET /x' https://h.example/")
+
+
+@pytest.mark.parametrize(
+    ("yaml", "message"),
+    [
+        (
+            "openapi: 3.0.0\ninfo: {title: a}\ninfo: {title: b}\n",
+            'line 3, column 1: found duplicate key "info" with value "{}" (original value: "{}")',
+        ),
+        (
+            "openapi: 3.0.0\nx: !!python/object/apply:os.system [id]\n",
+            "line 2, column 4: could not determine a constructor for the tag "
+            "'tag:yaml.org,2002:python/object/apply:os.system'",
+        ),
+    ],
+    ids=["duplicate-key", "python-tag"],
+)
+def test_yaml_errors_name_the_line(yaml: str, message: str) -> None:
+    with pytest.raises(ImportFailed) as failed:
+        import_text("openapi", yaml)
+    assert str(failed.value) == f"not YAML or JSON: {message}"
