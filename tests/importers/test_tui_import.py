@@ -99,6 +99,7 @@ async def test_secrets_stay_out_of_the_preview_and_reach_the_daemon_only_if_chos
             preview = str(screen.query_one("#preview-text", Static).render())
             assert "kane" not in preview and "wkjehbxoqnunc2k3" not in preview
             assert "ABHIJIT_PASSWORD" in preview
+            assert 'untick "Store the secrets found" to leave them out' in preview
             await pilot.click("#apply")
             await app.workers.wait_for_complete()
             await pilot.pause()

@@ -33,6 +33,12 @@ class Applier(Protocol):
     async def apply(self, project: dict[str, Any]) -> ApplySummary: ...
 
 
+SECRETS_NOTE = (
+    'Apply stores these secrets in the daemon, encrypted; untick "Store the secrets found" '
+    "to leave them out (the daemon must then have each NAME in its own environment)."
+)
+
+
 def preview_text(result: ImportResult) -> str:
     """What the preview shows: the summary, each name to be created, the notes, then the YAML."""
     doc = result.document
@@ -41,6 +47,9 @@ def preview_text(result: ImportResult) -> str:
         for item in doc.get(kind, []):
             lines.append(f"  {kind[:-1] if kind != 'auth' else 'auth'} {item['name']}")
     lines += [f"secret: {line}" for line in result.secrets]
+    if result.secrets:
+        # "set NAME in the environment" is what the command line must do; here there is a choice.
+        lines.append(SECRETS_NOTE)
     lines += [f"not translated: {line}" for line in result.untranslated]
     return "\n".join(lines) + "\n\n" + result.yaml
 
