@@ -131,3 +131,25 @@ async def test_palette_import_applies_to_the_running_daemon(daemon: Daemon) -> N
         assert "Imported: 2 created" in notices(app)
     async with daemon.client() as client:
         assert "listPets" in {getattr(c, "name", "") for c in await client.list("calls")}
+
+
+async def test_import_screen_keeps_har_cookies_when_asked() -> None:
+    for keep, cookie in ((False, None), (True, "{{COOKIE}}")):
+        daemon = _RecordingDaemon()
+        app: App[None] = App()
+        async with app.run_test(size=(120, 50)) as pilot:
+            await app.push_screen(ImportScreen(daemon))
+            screen = app.screen
+            screen.query_one("#source", Input).value = str(
+                FIXTURES / "harviewer-firefox47-post-empty.har"
+            )
+            screen.query_one("#keep-cookies", Checkbox).value = keep
+            await pilot.click("#preview-button")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            preview = str(screen.query_one("#preview-text", Static).render())
+            assert ("Cookie header dropped" in preview) is not keep
+            await pilot.click("#apply")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        assert daemon.applied[0]["calls"][0].get("headers", {}).get("Cookie") == cookie

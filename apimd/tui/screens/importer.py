@@ -4,6 +4,7 @@ applied through the daemon's apply call."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -86,8 +87,8 @@ class ImportScreen(ModalScreen[None]):
         super().__init__()
         self.client = client
         self.result: ImportResult | None = None
-        self.source: tuple[str, str] | None = None
-        """(format, text) of what the preview shows, imported again with secrets on Apply."""
+        self.source: tuple[str, str, ImportOptions] | None = None
+        """(format, text, options) of the preview, imported again with secrets on Apply."""
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -104,6 +105,7 @@ class ImportScreen(ModalScreen[None]):
                     value=True,
                     id="store-secrets",
                 )
+                yield Checkbox("HAR: keep recorded cookies (--keep-cookies)", id="keep-cookies")
             with VerticalScroll(id="preview"):
                 yield Static("", id="preview-text", markup=False)
 
@@ -115,10 +117,11 @@ class ImportScreen(ModalScreen[None]):
         self.result = self.source = None
         self.query_one("#apply", Button).disabled = True
         self.query_one("#preview-text", Static).update(f"Reading {path}…")
-        self._load(fmt, path)
+        options = ImportOptions(keep_cookies=self.query_one("#keep-cookies", Checkbox).value)
+        self._load(fmt, path, options)
 
     @work(thread=True, exclusive=True)
-    def _load(self, fmt: str, path: str) -> None:
+    def _load(self, fmt: str, path: str, options: ImportOptions) -> None:
         # A large OpenAPI document takes seconds to validate: not on the UI's event loop.
         try:
             with Path(path).expanduser().open("rb") as stream:
@@ -126,7 +129,7 @@ class ImportScreen(ModalScreen[None]):
             found = detect_format(source) if fmt == "detect" else fmt
             if found is None:
                 raise ImportFailed("not a curl command, HAR, Postman or OpenAPI: pick the format")
-            result = import_text(found, source)
+            result = import_text(found, source, options)
         except OSError as exc:
             self.app.call_from_thread(
                 self._show, f"Cannot read {path!r}: {exc.strerror or exc}", None
@@ -134,13 +137,14 @@ class ImportScreen(ModalScreen[None]):
         except ImportFailed as exc:
             self.app.call_from_thread(self._show, f"Cannot import {path!r}: {exc}", None)
         else:
-            self.app.call_from_thread(self._show, preview_text(result), (found, source, result))
+            loaded = (found, source, options, result)
+            self.app.call_from_thread(self._show, preview_text(result), loaded)
 
-    def _show(self, text: str, loaded: tuple[str, str, ImportResult] | None) -> None:
+    def _show(self, text: str, loaded: tuple[str, str, ImportOptions, ImportResult] | None) -> None:
         self.query_one("#preview-text", Static).update(text)
         if loaded is not None:
-            fmt, source, self.result = loaded
-            self.source = (fmt, source)
+            fmt, source, options, self.result = loaded
+            self.source = (fmt, source, options)
         self.query_one("#apply", Button).disabled = self.result is None or self.client is None
 
     @on(Button.Pressed, "#apply")
@@ -150,8 +154,8 @@ class ImportScreen(ModalScreen[None]):
         document = self.result.document
         if self.query_one("#store-secrets", Checkbox).value:
             # The preview never shows them; the daemon stores them as secrets (encrypted, masked).
-            fmt, text = self.source
-            document = import_text(fmt, text, ImportOptions(secrets=True)).document
+            fmt, text, options = self.source
+            document = import_text(fmt, text, replace(options, secrets=True)).document
         self._apply(self.client, document)
 
     @work(exclusive=True)
