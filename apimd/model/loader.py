@@ -257,6 +257,8 @@ class _EnvResolver:
     def _lookup(self, name: Any, loc: _Loc) -> str:
         if not isinstance(name, str) or not name:
             message = "`env` must give the name of an environment variable"
+        elif "\0" in name or "=" in name or not name.isprintable() or not _encodable(name):
+            message = f"`env` gives {name!r}, which is not a possible environment variable name"
         elif (value := self.environ.get(name)) is None:
             message = f"environment variable {name} is not set"
         else:
@@ -267,6 +269,16 @@ class _EnvResolver:
         self.issues.append(Issue(message, loc=loc))
         self.failed.append(loc)
         return _ENV_UNSET
+
+
+def _encodable(text: str) -> bool:
+    """Whether `text` can be an environment variable name of this process (lone surrogates
+    cannot)."""
+    try:
+        os.fsencode(text)
+    except UnicodeError:
+        return False
+    return True
 
 
 def _plain(value: Any) -> Any:

@@ -305,6 +305,14 @@ def test_env_without_a_name_is_an_issue(issues: LoadIssues) -> None:
     assert issue.line == 4
 
 
+@pytest.mark.parametrize("name", ["\\ud800\\udc00", "A=B", "A\\u0000B"])
+def test_env_with_an_impossible_name_is_an_issue_read_from_os_environ(name: str) -> None:
+    text = '{"calls": [{"name": "c", "url": {"env": "%s"}}]}' % name
+    with pytest.raises(ValidationFailed) as failed:
+        load_project_text(text)
+    assert "not a possible environment variable name" in str(failed.value)
+
+
 def test_env_is_read_from_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APIMD_TEST_ORDERS_URL", "https://api.example.com/orders")
     text = "calls:\n  - name: c\n    url: {env: APIMD_TEST_ORDERS_URL}\n"
