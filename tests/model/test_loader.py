@@ -305,9 +305,9 @@ def test_env_without_a_name_is_an_issue(issues: LoadIssues) -> None:
     assert issue.line == 4
 
 
-@pytest.mark.parametrize("name", ["\\ud800\\udc00", "A=B", "A\\u0000B"])
+@pytest.mark.parametrize("name", ["\ud800\udc00", "A=B", "A\x00B"])
 def test_env_with_an_impossible_name_is_an_issue_read_from_os_environ(name: str) -> None:
-    text = '{"calls": [{"name": "c", "url": {"env": "%s"}}]}' % name
+    text = json.dumps({"calls": [{"name": "c", "url": {"env": name}}]})
     with pytest.raises(ValidationFailed) as failed:
         load_project_text(text)
     assert "not a possible environment variable name" in str(failed.value)
