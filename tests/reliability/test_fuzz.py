@@ -380,6 +380,7 @@ def _export(daemon: DaemonProcess) -> Any:
     return daemon.http.json("GET", "/v1/export?secrets=true")
 
 
+@pytest.mark.timeout(300)  # 20 CLI processes; a loaded 2-core machine needs more than 120 s
 @settings(FUZZ, max_examples=CLI_EXAMPLES)
 @given(text=project_texts())
 def test_cli_apply_exits_0_or_2_and_never_half_applies(
