@@ -70,6 +70,9 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _MIB = 1024 * 1024
 
 
+HopHeaders = Callable[[str, str], list[tuple[str, str]]]
+
+
 @dataclass
 class HttpRequest:
     """One request to send. `sensitive_headers`/`sensitive_params` name the headers and query
@@ -87,6 +90,8 @@ class HttpRequest:
     keepalive: bool = False
     sensitive_headers: frozenset[str] = frozenset()
     sensitive_params: frozenset[str] = frozenset()
+    hop_headers: HopHeaders | None = None
+    """Headers made afresh for each hop (method, URL), e.g. a DPoP proof (SPEC §10's last steps)."""
 
 
 @dataclass
@@ -192,10 +197,15 @@ class HttpExecutor:
         redirects: list[str] = []
         while True:
             hop = state.start_hop()
+            sent = headers
+            if request.hop_headers is not None and not credentials_dropped:
+                made = request.hop_headers(method, str(state.url))
+                names = {name.lower() for name, _ in made}
+                sent = [(k, v) for k, v in headers if k.lower() not in names] + made
             async with session.request(
                 method,
                 state.url,
-                headers=CIMultiDict(headers),
+                headers=CIMultiDict(sent),
                 data=body,
                 allow_redirects=False,
                 trace_request_ctx=hop,
@@ -212,7 +222,7 @@ class HttpExecutor:
                     body=content,
                     size=len(content),
                     final_url=str(state.url),
-                    sent_headers=hop.sent_headers or headers,
+                    sent_headers=hop.sent_headers or sent,
                     redirects=redirects,
                     too_many_redirects=target is not None,
                     timings=state.timings(),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
+from apimd.engine import dpop
+from apimd.engine.client_auth import client_credentials, jwt_bearer_assertion
+from apimd.engine.discovery import endpoints
 from apimd.engine.errors import SetupError
-from apimd.engine.http import HttpExecutor, HttpFailure, HttpRequest
+from apimd.engine.http import HttpExecutor, HttpFailure, HttpRequest, HttpResponse
 from apimd.engine.template import Scope, render
 from apimd.engine.tokens import NEEDS_SIGN_IN_ERRORS, RefreshOutcome
 from apimd.model.resources import AuthSetting
@@ -26,7 +28,9 @@ _SAVED_FIELDS = {
 _ENDPOINT_NAMES = {
     "token_url": "token endpoint",
     "device_authorization_url": "device authorization endpoint",
+    "par_url": "pushed authorization request endpoint",
 }
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 class OAuthError(Exception):
@@ -68,36 +72,44 @@ def token_variables(payload: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _render_opt(value: str | None, scope: Scope, where: str) -> str | None:
-    return None if value is None else render(value, scope, where)
+Endpoint = Literal["token_url", "device_authorization_url", "par_url"]
 
 
 async def token_request(
-    http: HttpExecutor, auth: AuthSetting, params: dict[str, str], scope: Scope
+    http: HttpExecutor,
+    auth: AuthSetting,
+    params: dict[str, str],
+    scope: Scope,
+    *,
+    dpop_key: str | None = None,
 ) -> dict[str, Any]:
     """POST `params` (plus client authentication, scopes, audience, extra params) to the auth's
     token endpoint and return the JSON answer; raise `OAuthError` on an error answer."""
-    return await endpoint_request(http, auth, "token_url", params, scope, required="access_token")
+    return await endpoint_request(
+        http, auth, "token_url", params, scope, required="access_token", dpop_key=dpop_key
+    )
 
 
 async def endpoint_request(
     http: HttpExecutor,
     auth: AuthSetting,
-    endpoint: Literal["token_url", "device_authorization_url"],
+    endpoint: Endpoint,
     params: dict[str, str],
     scope: Scope,
     *,
     required: str,
+    dpop_key: str | None = None,
 ) -> dict[str, Any]:
     """`token_request` for any of the auth's client-authenticated endpoints: the answer must be
-    a JSON object with a string `required` field, else `OAuthError`."""
-    template = auth.token_url if endpoint == "token_url" else auth.device_authorization_url
-    if not template:
-        raise SetupError(f"auth {auth.name} has no {endpoint}")
+    a JSON object with a string `required` field, else `OAuthError`. With `dpop_key`, every
+    attempt carries a fresh DPoP proof, and a `use_dpop_nonce` answer is retried once."""
     where = f"auth {auth.name}"
-    url = render(template, scope, f"{where} {endpoint}")
-    client_id = _render_opt(auth.client_id, scope, f"{where} client_id") or ""
-    client_secret = _render_opt(auth.client_secret, scope, f"{where} client_secret")
+    found = await endpoints(http, auth, scope)
+    url = getattr(found, endpoint)
+    if not url:
+        raise SetupError(f"{where} has no {endpoint} (and its issuer's metadata names none)")
+    if params.get("grant_type") == JWT_BEARER and "assertion" not in params:
+        params = {**params, "assertion": jwt_bearer_assertion(auth, scope, url)}
     form = dict(params)
     if auth.scopes and "scope" not in form:
         form["scope"] = " ".join(auth.scopes)
@@ -105,28 +117,35 @@ async def endpoint_request(
         form.setdefault("audience", render(auth.audience, scope, f"{where} audience"))
     for key, value in auth.extra_params.items():
         form.setdefault(key, render(value, scope, f"{where} extra_params.{key}"))
-    headers = [
-        ("Accept", "application/json"),
-        ("Content-Type", "application/x-www-form-urlencoded"),
-    ]
-    if auth.client_auth == "basic" and client_secret is not None:
-        pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
-        headers.append(("Authorization", "Basic " + base64.b64encode(pair.encode()).decode()))
-    else:
-        form["client_id"] = client_id
-        if client_secret is not None:
-            form["client_secret"] = client_secret
-    request = HttpRequest(
-        method="POST",
-        url=url,
-        headers=headers,
-        body=urlencode(form).encode(),
-        timeout=TOKEN_REQUEST_TIMEOUT_S,
-    )
-    try:
-        response = await http.send(request)
-    except HttpFailure as exc:
-        raise OAuthError("unreachable", exc.message) from None
+    for attempt in range(2):
+        # A fresh assertion and a fresh proof for every request, retries included.
+        credentials = client_credentials(auth, scope, url, found.issuer)
+        headers = [
+            ("Accept", "application/json"),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            *credentials.headers,
+        ]
+        if dpop_key:
+            headers.append(("DPoP", dpop.proof(dpop_key, "POST", url)))
+        request = HttpRequest(
+            method="POST",
+            url=url,
+            headers=headers,
+            body=urlencode({**form, **credentials.form}).encode(),
+            timeout=TOKEN_REQUEST_TIMEOUT_S,
+        )
+        try:
+            response = await http.send(request)
+        except HttpFailure as exc:
+            raise OAuthError("unreachable", exc.message) from None
+        new_nonce = dpop_key is not None and dpop.remember_nonce(url, response.headers)
+        if attempt == 0 and new_nonce and oauth_error_of(response.body) == "use_dpop_nonce":
+            continue
+        break
+    return _answer(response, endpoint, required)
+
+
+def _answer(response: HttpResponse, endpoint: Endpoint, required: str) -> dict[str, Any]:
     try:
         payload = json.loads(response.body or b"null")
     except ValueError:
@@ -158,6 +177,8 @@ def grant_params(auth: AuthSetting, runtime: TokenRuntime, scope: Scope) -> dict
         return {"grant_type": "refresh_token", "refresh_token": refresh_token}
     if auth.grant == "client_credentials":
         return {"grant_type": "client_credentials"}
+    if auth.grant == "jwt_bearer":
+        return {"grant_type": JWT_BEARER}
     if auth.grant == "password":
         return {
             "grant_type": "password",
@@ -170,7 +191,7 @@ def grant_params(auth: AuthSetting, runtime: TokenRuntime, scope: Scope) -> dict
 async def builtin_refresh(
     http: HttpExecutor, auth: AuthSetting, runtime: TokenRuntime, scope: Scope
 ) -> RefreshOutcome:
-    """Refresh an oauth2 token with the built-in grants."""
+    """Refresh an oauth2 token with the built-in grants (DPoP-bound with the token's key)."""
     try:
         params = grant_params(auth, runtime, scope)
         if params is None:
@@ -178,7 +199,7 @@ async def builtin_refresh(
                 needs_sign_in=True,
                 error=f"no refresh token held and grant {auth.grant} needs a person to sign in",
             )
-        payload = await token_request(http, auth, params, scope)
+        payload = await token_request(http, auth, params, scope, dpop_key=runtime.dpop_key)
     except OAuthError as exc:
         return RefreshOutcome(needs_sign_in=exc.needs_sign_in, error=str(exc))
     except SetupError as exc:

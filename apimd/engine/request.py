@@ -7,10 +7,23 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
 
+from apimd.engine import dpop
 from apimd.engine.errors import SetupError
 from apimd.engine.http import HttpRequest
 from apimd.engine.template import Scope, render, render_json, render_url
 from apimd.model.resources import AuthSetting, Call, Token
+
+
+@dataclass(frozen=True)
+class DpopBinding:
+    """A DPoP-bound token's key and access token: every hop of the call gets a fresh proof."""
+
+    key_jwk: str
+    access_token: str
+    scheme: str = "DPoP"
+
+    def hop_headers(self, method: str, url: str) -> list[tuple[str, str]]:
+        return [("DPoP", dpop.proof(self.key_jwk, method, url, access_token=self.access_token))]
 
 
 @dataclass
@@ -40,6 +53,7 @@ def prepare_call(
     token: Token | None,
     auth: AuthSetting | None,
     browser: bool = False,
+    dpop_binding: DpopBinding | None = None,
 ) -> PreparedCall:
     """Template every part of `call` (SPEC §3) and add what its token and auth send.
     Raises `SetupError` naming what could not be prepared."""
@@ -76,7 +90,8 @@ def prepare_call(
     if token is not None:
         token_headers = dict(token.headers)
         if not token_headers and not token.params and auth is not None and auth.type == "oauth2":
-            token_headers = {"Authorization": "Bearer %%ACCESS_TOKEN%%"}
+            scheme = dpop_binding.scheme if dpop_binding else "Bearer"
+            token_headers = {"Authorization": f"{scheme} %%ACCESS_TOKEN%%"}
         twhere = f"token {token.name}"
         for key, value in token_headers.items():
             name = render(key, scope, f"{twhere} headers")
@@ -104,6 +119,7 @@ def prepare_call(
         keepalive=call.keepalive,
         sensitive_headers=frozenset(sensitive_headers),
         sensitive_params=frozenset(sensitive_params),
+        hop_headers=dpop_binding.hop_headers if dpop_binding else None,
     )
     return prepared
 

@@ -14,6 +14,7 @@ from typing import Literal
 from apimd.engine import worker_pool
 from apimd.engine.classify import classify
 from apimd.engine.conditions import ResponseView, evaluate
+from apimd.engine.dpop import dpop_nonce_asked
 from apimd.engine.errors import SetupError
 from apimd.engine.events import Event, EventSink, discard
 from apimd.engine.http import HttpExecutor, HttpFailure, HttpResponse
@@ -27,7 +28,8 @@ from apimd.engine.recording import (
     secret_values_of_project,
 )
 from apimd.engine.redact import has_lone_surrogate, storable
-from apimd.engine.request import prepare_call
+from apimd.engine.request import DpopBinding, prepare_call
+from apimd.engine.signer import generate_key_jwk
 from apimd.engine.signin_vars import is_state_template, signin_variables
 from apimd.engine.template import Scope, render, system_variables
 from apimd.engine.tokens import (
@@ -413,7 +415,9 @@ class Engine:
             return await self._open_browser(call, ctx, base, scope, auth, recorder)
         token = self._project.token(call.token) if call.token else None
         try:
-            prepared = prepare_call(call, scope, token=token, auth=auth)
+            prepared = prepare_call(
+                call, scope, token=token, auth=auth, dpop_binding=_dpop_binding(auth, runtime)
+            )
         except SetupError as exc:
             return await self._short_result(
                 base, ResultCode.SETUP_ERROR, str(exc), auth_wait=auth_wait
@@ -424,6 +428,9 @@ class Engine:
         sent_at = self._clock()
         try:
             response = await self._http.send(prepared.request)
+            if prepared.request.hop_headers and dpop_nonce_asked(response):
+                # One retry with the server's nonce; never a refresh (RFC 9449 §8, §9).
+                response = await self._http.send(prepared.request)
         except HttpFailure as exc:
             timings = exc.timings.model_copy(update={"auth_wait": auth_wait})
             return await recorder.build(
@@ -664,6 +671,8 @@ class Engine:
                 self.environment(),
                 system_variables(token_name=name, auth_name=auth.name),
             )
+            if auth.dpop:
+                runtime.dpop_key = await self.tokens.dpop_key(name, generate_key_jwk)
             return await builtin_refresh(self._http, auth, runtime, scope)
         return RefreshOutcome(
             needs_sign_in=True,
@@ -703,6 +712,17 @@ class Engine:
 
     def _emit(self, type_: str, **data: object) -> None:
         self._events(Event(type_, dict(data)))
+
+
+def _dpop_binding(auth: AuthSetting | None, runtime: TokenRuntime | None) -> DpopBinding | None:
+    """The DPoP binding of a call's token when its auth uses DPoP and a key and token are held."""
+    if auth is None or not auth.dpop or runtime is None or not runtime.dpop_key:
+        return None
+    access_token = runtime.variables.get("ACCESS_TOKEN")
+    if not access_token:
+        return None
+    bound = runtime.variables.get("TOKEN_TYPE", "").lower() == "dpop"
+    return DpopBinding(runtime.dpop_key, access_token, "DPoP" if bound else "Bearer")
 
 
 def _token_secrets(variables: dict[str, str]) -> list[str]:

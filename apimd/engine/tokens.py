@@ -189,6 +189,16 @@ class TokenManager:
         await self._state_changed(name, previous, runtime)
         return runtime
 
+    async def dpop_key(self, name: str, make: Callable[[], str]) -> str:
+        """The token's DPoP key, made with `make` and stored the first time it is needed."""
+        lock = self._save_lock.setdefault(name, asyncio.Lock())
+        async with lock:
+            runtime = await self.current(name)
+            if runtime.dpop_key is None:
+                runtime.dpop_key = make()
+                await self._repository.save_token(runtime)
+            return runtime.dpop_key
+
     async def set_state(
         self, name: str, state: TokenState, error: str | None = None
     ) -> TokenRuntime:

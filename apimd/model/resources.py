@@ -20,6 +20,7 @@ from apimd.model.common import (
     scalar_to_str,
     unique_variable_names,
 )
+from apimd.model.keys import AssertionAlg, PrivateKeySecret
 from apimd.model.outcome import Outcome
 
 TemplateStr = Annotated[str, BeforeValidator(scalar_to_str)]
@@ -127,7 +128,10 @@ class Webhook(StrictModel):
 # --- auth settings -----------------------------------------------------------------------------
 
 AuthType = Literal["none", "basic", "api_key", "bearer", "manual", "oauth2"]
-Grant = Literal["client_credentials", "authorization_code", "device_code", "password"]
+Grant = Literal["client_credentials", "authorization_code", "device_code", "password", "jwt_bearer"]
+ClientAuth = Literal[
+    "basic", "body", "none", "client_secret_jwt", "private_key_jwt", "tls_client_auth"
+]
 
 _AUTH_REQUIRED: dict[str, tuple[str, ...]] = {
     "basic": ("username", "password"),
@@ -135,10 +139,21 @@ _AUTH_REQUIRED: dict[str, tuple[str, ...]] = {
     "bearer": ("token",),
     "oauth2": ("grant", "token_url", "client_id"),
 }
+# Endpoints may instead come from the `issuer`'s discovery document (SPEC §10).
 _GRANT_REQUIRED: dict[str, tuple[str, ...]] = {
+    "client_credentials": (),
+    "authorization_code": (),
+    "device_code": (),
+    "password": ("username", "password"),
+    "jwt_bearer": ("client_key",),
+}
+_GRANT_ENDPOINTS: dict[str, tuple[str, ...]] = {
     "authorization_code": ("authorize_url",),
     "device_code": ("device_authorization_url",),
-    "password": ("username", "password"),
+}
+_CLIENT_AUTH_REQUIRED: dict[str, str] = {
+    "client_secret_jwt": "client_secret",
+    "private_key_jwt": "client_key",
 }
 
 
@@ -174,7 +189,16 @@ class AuthSetting(Resource):
     scopes: list[str] = Field(default_factory=list)
     audience: str | None = None
     extra_params: StringMap = Field(default_factory=dict)
-    client_auth: Literal["basic", "body"] = "basic"
+    client_auth: ClientAuth = "basic"
+    client_key: PrivateKeySecret | None = None
+    client_key_id: str | None = None
+    client_assertion_alg: AssertionAlg | None = None
+    client_assertion_aud: str | None = None
+    assertion_claims: dict[str, Any] = Field(default_factory=dict)
+    issuer: str | None = None
+    par_url: str | None = None
+    par: bool | None = None
+    dpop: bool = False
     pkce: bool | None = None
     refresh_workflow: Name | None = None
     signin_workflow: Name | None = None
@@ -185,11 +209,19 @@ class AuthSetting(Resource):
 
     @model_validator(mode="after")
     def _required_for_type(self) -> AuthSetting:
-        missing = [f for f in _AUTH_REQUIRED.get(self.type, ()) if getattr(self, f) is None]
+        required = list(_AUTH_REQUIRED.get(self.type, ()))
         if self.type == "oauth2" and self.grant:
-            missing += [f for f in _GRANT_REQUIRED.get(self.grant, ()) if getattr(self, f) is None]
+            required += [*_GRANT_ENDPOINTS.get(self.grant, ()), *_GRANT_REQUIRED[self.grant]]
+            if needed := _CLIENT_AUTH_REQUIRED.get(self.client_auth):
+                required.append(needed)
+        if self.issuer:  # its discovery document gives the endpoints
+            required = [f for f in required if not f.endswith("_url")]
+        missing = [f for f in required if getattr(self, f) is None]
         if missing:
-            raise ValueError(f"a {self.type} auth needs " + ", ".join(f"`{m}`" for m in missing))
+            needs = ", ".join(f"`{m}`" for m in dict.fromkeys(missing))
+            if self.type == "oauth2" and any(m.endswith("_url") for m in missing):
+                needs += " (or `issuer`, to discover its endpoints)"
+            raise ValueError(f"a {self.type} auth needs {needs}")
         for hook in self.webhooks:
             if hook.type not in ("http", "slack"):
                 raise ValueError("auth webhooks notify only: use type http or slack")

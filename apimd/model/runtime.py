@@ -25,6 +25,8 @@ class TokenRuntime(BaseModel):
     generation: int = 0
     """Counts the saves of new token values (sign-ins, refreshes, webhooks): agents sharing one
     store tell an old token from a new one by it, not by clocks (SPEC §13)."""
+    dpop_key: str | None = None
+    """The token's own DPoP private key (JWK), made before its first grant and kept (SPEC §10)."""
 
     @property
     def filled(self) -> bool:

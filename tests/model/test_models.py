@@ -303,7 +303,13 @@ def test_api_key_in_header_by_default() -> None:
 
 
 def test_secret_fields_are_found_behind_optional() -> None:
-    assert secret_field_names(AuthSetting) == ["password", "key_value", "token", "client_secret"]
+    assert secret_field_names(AuthSetting) == [
+        "password",
+        "key_value",
+        "token",
+        "client_secret",
+        "client_key",
+    ]
     assert secret_field_names(Webhook) == ["url"]
     assert secret_field_names(Call) == []
 
