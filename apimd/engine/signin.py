@@ -8,13 +8,15 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
+from apimd.engine.authorization import authorization_request
 from apimd.engine.device import DeviceAuthorization, poll_device_token, start_device_authorization
 from apimd.engine.errors import SetupError
 from apimd.engine.events import Event
 from apimd.engine.oauth2 import OAuthError, token_request, token_variables
 from apimd.engine.runner import Engine, RunContext, UnknownTarget
+from apimd.engine.signer import generate_key_jwk
 from apimd.engine.signin_vars import signin_variables
 from apimd.engine.template import Scope, render, system_variables
 from apimd.model.resources import AuthSetting
@@ -163,8 +165,14 @@ class SignInFlows:
         if auth.uses_pkce:
             query["code_challenge"] = flow["CODE_CHALLENGE"]
             query["code_challenge_method"] = "S256"
-        base = render(auth.authorize_url or "", scope, f"{where} authorize_url")
-        url = f"{base}{'&' if '?' in base else '?'}{urlencode(query)}"
+        dpop_key = None
+        if auth.dpop:
+            dpop_key = await self._engine.tokens.dpop_key(token_name, generate_key_jwk)
+        try:
+            request = await authorization_request(self._engine.http, auth, scope, query, dpop_key)
+        except (OAuthError, SetupError) as exc:
+            raise SignInError(f"the authorization request failed: {exc}") from None
+        url = request.url
         now = self._engine.now()
         pending = PendingSignIn(
             state=flow["STATE"],
@@ -172,7 +180,8 @@ class SignInFlows:
             token=token_name,
             auth=auth.name,
             code_verifier=flow["CODE_VERIFIER"] if auth.uses_pkce else None,
-            data={"builtin": "authorization_code"},
+            dpop_key=dpop_key,
+            data={"builtin": "authorization_code", "issuer": request.issuer},
             created_at=now,
             expires_at=now + SIGNIN_TTL,
         )
@@ -335,6 +344,11 @@ class SignInFlows:
             return SignInDone(False, f"the sign-in was not completed: {detail}", pending.token)
         auth = self._engine.project.auth_setting(pending.auth) if pending.auth else None
         issuer = params.get("iss")
+        expected = pending.data.get("issuer")
+        if issuer and expected and issuer != expected:  # RFC 9207, before any code exchange
+            return SignInDone(
+                False, f"the answer came from issuer {issuer}, not {expected}", pending.token
+            )
         if issuer and auth and auth.authorize_url and not _same_origin(issuer, auth.authorize_url):
             return SignInDone(
                 False,
@@ -416,8 +430,10 @@ class SignInFlows:
             system_variables(token_name=pending.token, auth_name=auth.name),
         )
         try:
-            payload = await token_request(self._engine.http, auth, form, scope)
-        except OAuthError as exc:
+            payload = await token_request(
+                self._engine.http, auth, form, scope, dpop_key=pending.dpop_key
+            )
+        except (OAuthError, SetupError) as exc:
             return SignInDone(False, f"the code exchange failed: {exc}", pending.token)
         if pending.token is None:
             return SignInDone(True, "signed in")

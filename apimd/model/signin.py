@@ -28,6 +28,8 @@ class PendingSignIn(BaseModel):
     remaining_steps: list[str] = Field(default_factory=list)
     variables: dict[str, str] = Field(default_factory=dict)
     code_verifier: str | None = None
+    dpop_key: str | None = None
+    """The token's DPoP key, made before the sign-in so PAR and the code exchange are bound to it."""
     data: dict[str, Any] = Field(default_factory=dict)
     """Anything else the continuation needs (e.g. the device flow's polling details)."""
     created_at: datetime

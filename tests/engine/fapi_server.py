@@ -10,6 +10,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import jwt
 from aiohttp import web
@@ -39,6 +40,9 @@ class FapiServer:
     seen_jti: set[str] = field(default_factory=set)
     access_tokens: dict[str, str | None] = field(default_factory=dict)  # token -> jkt
     refresh_tokens: set[str] = field(default_factory=set)
+    require_par: bool = False
+    pushed: dict[str, dict[str, str]] = field(default_factory=dict)  # request_uri -> params
+    codes: dict[str, tuple[dict[str, str], str | None]] = field(default_factory=dict)
     assertions: list[dict[str, Any]] = field(default_factory=list)
     proofs: list[dict[str, Any]] = field(default_factory=list)
 
@@ -167,6 +171,16 @@ async def token(request: web.Request) -> web.Response:
             if form.get("refresh_token") not in server.refresh_tokens:
                 return server.refuse(400, "invalid_grant", "unknown or used refresh token")
             server.refresh_tokens.discard(form["refresh_token"])  # rotation: single use
+        elif grant == "authorization_code":
+            params, code_jkt = server.codes.pop(form.get("code", ""), ({}, None))
+            if not params:
+                return server.refuse(400, "invalid_grant", "unknown or used code")
+            challenge = params.get("code_challenge")
+            verifier = form.get("code_verifier", "")
+            if challenge and b64url_sha256(verifier) != challenge:
+                return server.refuse(400, "invalid_grant", "PKCE verifier does not match")
+            if code_jkt is not None and code_jkt != jkt:
+                return server.refuse(400, "invalid_grant", "code bound to another DPoP key")
         elif grant != "client_credentials":
             return server.refuse(400, "unsupported_grant_type", str(grant))
     access = "at-" + secrets.token_urlsafe(12)
@@ -223,10 +237,55 @@ async def metadata(request: web.Request) -> web.Response:
     )
 
 
+async def par(request: web.Request) -> web.Response:
+    server = request.app[KEY]
+    form = {k: str(v) for k, v in (await request.post()).items()}
+    jkt = None
+    if server.dpop:
+        jkt, why = verify_proof(server, request.headers.get("DPoP"), "POST", str(request.url), None)
+        if why:
+            return server.refuse(400, "invalid_dpop_proof", why)
+    if why := _client_ok(server, request, form):
+        return server.refuse(401, "invalid_client", why)
+    for key in ("client_assertion", "client_assertion_type", "client_secret"):
+        form.pop(key, None)
+    uri = "urn:ietf:params:oauth:request_uri:" + secrets.token_urlsafe(8)
+    server.pushed[uri] = {**form, "jkt": jkt or ""}
+    return web.json_response({"request_uri": uri, "expires_in": 60}, status=201)
+
+
+async def authorize(request: web.Request) -> web.Response:
+    """Signs the user in at once: redirects to redirect_uri with a code, state and iss."""
+    server = request.app[KEY]
+    query = dict(request.query)
+    if "request_uri" in query:
+        params = server.pushed.pop(query["request_uri"], None)
+        if params is None or query.get("client_id") != params.get("client_id"):
+            return web.Response(status=400, text="unknown request_uri")
+        if set(query) != {"client_id", "request_uri"}:
+            return web.Response(status=400, text="PAR: only client_id and request_uri")
+    elif server.require_par:
+        return web.Response(status=400, text="pushed authorization request required")
+    else:
+        params = query
+    code = "code-" + secrets.token_urlsafe(8)
+    server.codes[code] = (params, params.get("jkt") or None)
+    target = (
+        params["redirect_uri"]
+        + "?"
+        + urlencode(
+            {"code": code, "state": params["state"], "iss": server.reported_issuer or server.issuer}
+        )
+    )
+    raise web.HTTPFound(target)
+
+
 def make_app(server: FapiServer) -> web.Application:
     app = web.Application()
     app[KEY] = server
     app.router.add_post("/token", token)
     app.router.add_get("/api", api)
+    app.router.add_post("/par", par)
+    app.router.add_get("/authorize", authorize)
     app.router.add_get("/.well-known/openid-configuration", metadata)
     return app

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
@@ -16,6 +18,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 from apimd.engine import dpop
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
+from apimd.engine.signin import SignInFlows
 from apimd.model import Outcome, ResultCode, TokenState
 from apimd.model.errors import ValidationFailed
 from apimd.model.loader import load_project_text
@@ -281,3 +284,89 @@ def test_private_key_jwt_without_a_key_is_a_load_error() -> None:
     doc["auth"][0]["client_auth"] = "private_key_jwt"
     with pytest.raises(ValidationFailed, match="needs `client_key`"):
         load_project_text(json.dumps(doc), filename="b.json")
+
+
+async def first_hop(url: str) -> tuple[str | None, str]:
+    """What a browser gets from the authorization URL: the redirect's Location, or the page."""
+    session = aiohttp.ClientSession()
+    try:
+        async with session.get(url, allow_redirects=False) as response:
+            return response.headers.get("Location"), await response.text()
+    finally:
+        await session.close()
+
+
+async def sign_in_through(fapi: FapiServer, doc: dict[str, Any], store: MemoryStateStore) -> Any:
+    """Start the built-in sign-in, follow the browser's first hop, and complete with its answer."""
+    engine = Engine(build(doc), store, callback_url="http://127.0.0.1:9/tokens/callback")
+    try:
+        flows = SignInFlows(engine)
+        begun = await flows.start_for_token("t")
+        location, text = await first_hop(begun.url)
+        if location is None:
+            return begun, None, text
+        done = await flows.complete_url(location)
+        return begun, done, location
+    finally:
+        await engine.close()
+
+
+def signin_project(fapi: FapiServer, **auth: Any) -> dict[str, Any]:
+    return project(fapi, grant="authorization_code", **auth)
+
+
+async def test_par_private_key_jwt_dpop_sign_in(fapi: FapiServer) -> None:
+    key = KEYS["ec"]()
+    fapi.public_key = key.public_key()
+    fapi.dpop = True
+    fapi.require_par = True
+    store = MemoryStateStore()
+    doc = signin_project(
+        fapi, client_auth="private_key_jwt", client_key=pem(key), dpop=True, par=True
+    )
+    begun, done, _ = await sign_in_through(fapi, doc, store)
+    query = parse_qs(urlsplit(begun.url).query)
+    assert set(query) == {"client_id", "request_uri"}  # the browser gets nothing else
+    assert done.ok, (done.message, fapi.errors)
+    runtime = store.tokens["t"]
+    assert runtime.variables["TOKEN_TYPE"] == "DPoP"
+    # PAR, code exchange and later calls are bound to the one key made before the sign-in
+    assert len(fapi.assertions) == 2  # PAR and token endpoint each authenticated afresh
+    assert fapi.assertions[0]["jti"] != fapi.assertions[1]["jti"]
+    result = await run(doc, store)
+    assert result.outcome == Outcome.PASS, (result.error, fapi.errors)
+
+
+async def test_par_is_used_when_the_metadata_requires_it_and_refused_without(
+    fapi: FapiServer,
+) -> None:
+    fapi.client_auth = "none"
+    fapi.require_par = True
+    store = MemoryStateStore()
+    _, done, body = await sign_in_through(
+        fapi, signin_project(fapi, client_auth="none", par=False), store
+    )
+    assert done is None
+    assert "pushed authorization request required" in body
+
+
+async def test_a_wrong_iss_in_the_answer_stops_before_the_code_exchange(fapi: FapiServer) -> None:
+    fapi.client_auth = "none"
+    store = MemoryStateStore()
+    doc = signin_project(fapi, client_auth="none")
+    engine = Engine(build(doc), store, callback_url="http://127.0.0.1:9/tokens/callback")
+    try:
+        flows = SignInFlows(engine)
+        begun = await flows.start_for_token("t")
+        location, _ = await first_hop(begun.url)
+        assert location is not None
+        parts = urlsplit(location)
+        answer = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        assert answer["iss"] == fapi.issuer
+        forged = parts._replace(query=urlencode({**answer, "iss": "https://evil"})).geturl()
+        done = await flows.complete_url(forged)
+    finally:
+        await engine.close()
+    assert not done.ok
+    assert "not " + fapi.issuer in done.message
+    assert fapi.token_requests == 0
