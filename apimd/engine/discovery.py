@@ -10,6 +10,7 @@ from typing import Any
 from apimd.engine.errors import SetupError
 from apimd.engine.http import HttpExecutor, HttpFailure, HttpRequest
 from apimd.engine.template import Scope, render
+from apimd.engine.tls import TlsConfig, resolve_tls
 from apimd.model.resources import AuthSetting
 
 _WELL_KNOWN = ("openid-configuration", "oauth-authorization-server")
@@ -51,7 +52,7 @@ async def endpoints(http: HttpExecutor, auth: AuthSetting, scope: Scope) -> Endp
             par_url=own.get("par_url"),
         )
     issuer = render(auth.issuer, scope, f"{where} issuer")
-    metadata = await discover(http, issuer)
+    metadata = await discover(http, issuer, resolve_tls(None, auth.tls))
     found = {name: own.get(name) or _str(metadata.get(key)) for name, key in _ENDPOINT_KEYS.items()}
     return Endpoints(
         issuer=issuer,
@@ -60,7 +61,7 @@ async def endpoints(http: HttpExecutor, auth: AuthSetting, scope: Scope) -> Endp
     )
 
 
-async def discover(http: HttpExecutor, issuer: str) -> dict[str, Any]:
+async def discover(http: HttpExecutor, issuer: str, tls: TlsConfig | None = None) -> dict[str, Any]:
     """The metadata document of `issuer` (cached once fetched and checked)."""
     if issuer in _cache:
         return _cache[issuer]
@@ -69,7 +70,9 @@ async def discover(http: HttpExecutor, issuer: str) -> dict[str, Any]:
         url = f"{issuer.rstrip('/')}/.well-known/{name}"
         try:
             response = await http.send(
-                HttpRequest("GET", url, headers=[("Accept", "application/json")], timeout=30.0)
+                HttpRequest(
+                    "GET", url, headers=[("Accept", "application/json")], timeout=30.0, tls=tls
+                )
             )
         except HttpFailure as exc:
             problems.append(f"{url}: {exc.message}")

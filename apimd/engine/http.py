@@ -40,6 +40,8 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from apimd import __version__
+from apimd.engine.errors import SetupError
+from apimd.engine.tls import TlsConfig
 from apimd.model.outcome import ResultCode
 from apimd.model.result import Timings
 
@@ -90,6 +92,8 @@ class HttpRequest:
     keepalive: bool = False
     sensitive_headers: frozenset[str] = frozenset()
     sensitive_params: frozenset[str] = frozenset()
+    tls: TlsConfig | None = None
+    """Client certificate, CA bundle and verification; None: just `verify_tls`."""
     hop_headers: HopHeaders | None = None
     """Headers made afresh for each hop (method, URL), e.g. a DPoP proof (SPEC §10's last steps)."""
 
@@ -133,8 +137,9 @@ class HttpExecutor:
     def __init__(self, *, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self._max_body_bytes = max_body_bytes
         self._trace_config = _timing_trace_config()
-        # One pooled session per verify_tls, for keep-alive requests only.
-        self._pooled: dict[bool, aiohttp.ClientSession] = {}
+        # One pooled session per TLS setting, for keep-alive requests only: a connection made
+        # with one client certificate is never reused under another.
+        self._pooled: dict[TlsConfig, aiohttp.ClientSession] = {}
 
     async def send(self, request: HttpRequest) -> HttpResponse:
         """Send, following up to 10 redirects when allowed; raise `HttpFailure` on no response."""
@@ -159,16 +164,19 @@ class HttpExecutor:
 
     @asynccontextmanager
     async def _session(self, request: HttpRequest) -> AsyncIterator[aiohttp.ClientSession]:
+        tls = request.tls or TlsConfig(verify=request.verify_tls)
+        try:
+            ssl_setting = tls.ssl
+        except SetupError as exc:
+            raise HttpFailure(ResultCode.SETUP_ERROR, str(exc)) from None
         if request.keepalive:
-            session = self._pooled.get(request.verify_tls)
+            session = self._pooled.get(tls)
             if session is None or session.closed:
-                session = self._new_session(aiohttp.TCPConnector(ssl=request.verify_tls))
-                self._pooled[request.verify_tls] = session
+                session = self._new_session(aiohttp.TCPConnector(ssl=ssl_setting))
+                self._pooled[tls] = session
             yield session
             return
-        connector = aiohttp.TCPConnector(
-            force_close=True, use_dns_cache=False, ssl=request.verify_tls
-        )
+        connector = aiohttp.TCPConnector(force_close=True, use_dns_cache=False, ssl=ssl_setting)
         async with self._new_session(connector) as session:
             yield session
 

@@ -12,6 +12,7 @@ from apimd.engine.discovery import endpoints
 from apimd.engine.errors import SetupError
 from apimd.engine.http import HttpExecutor, HttpFailure, HttpRequest, HttpResponse
 from apimd.engine.template import Scope, render
+from apimd.engine.tls import resolve_tls
 from apimd.engine.tokens import NEEDS_SIGN_IN_ERRORS, RefreshOutcome
 from apimd.model.resources import AuthSetting
 from apimd.model.runtime import TokenRuntime
@@ -133,6 +134,7 @@ async def endpoint_request(
             headers=headers,
             body=urlencode({**form, **credentials.form}).encode(),
             timeout=TOKEN_REQUEST_TIMEOUT_S,
+            tls=resolve_tls(None, auth.tls),
         )
         try:
             response = await http.send(request)

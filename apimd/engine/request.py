@@ -11,6 +11,7 @@ from apimd.engine import dpop
 from apimd.engine.errors import SetupError
 from apimd.engine.http import HttpRequest
 from apimd.engine.template import Scope, render, render_json, render_url
+from apimd.engine.tls import resolve_tls
 from apimd.model.resources import AuthSetting, Call, Token
 
 
@@ -116,6 +117,7 @@ def prepare_call(
         timeout=call.effective_timeout(),
         follow_redirects=call.follow_redirects and not call.has_tag("noredirect"),
         verify_tls=call.verify_tls,
+        tls=resolve_tls(call.tls, auth.tls if auth else None, call.verify_tls),
         keepalive=call.keepalive,
         sensitive_headers=frozenset(sensitive_headers),
         sensitive_params=frozenset(sensitive_params),

@@ -22,6 +22,7 @@ from apimd.model.common import (
 )
 from apimd.model.keys import AssertionAlg, PrivateKeySecret
 from apimd.model.outcome import Outcome
+from apimd.model.tls import TlsSettings
 
 TemplateStr = Annotated[str, BeforeValidator(scalar_to_str)]
 """A string that may hold `%%VARIABLES%%`; YAML numbers and booleans are accepted as text."""
@@ -199,6 +200,7 @@ class AuthSetting(Resource):
     par_url: str | None = None
     par: bool | None = None
     dpop: bool = False
+    tls: TlsSettings | None = None
     pkce: bool | None = None
     refresh_workflow: Name | None = None
     signin_workflow: Name | None = None
@@ -338,6 +340,7 @@ class Call(Resource):
     timeout: float = Field(default=30, gt=0, le=300)
     follow_redirects: bool = True
     verify_tls: bool = True
+    tls: TlsSettings | None = None
     keepalive: bool = False
     sla: SLA | None = None
     conditions: list[Condition] = Field(default_factory=list)

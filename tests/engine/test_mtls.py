@@ -1,0 +1,196 @@
+"""Mutual TLS (SPEC §10 `tls`): client certificates on calls and token requests, against a real TLS
+server on 127.0.0.1 that requires a certificate from a CA made in the test."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from apimd.engine.memory import MemoryStateStore
+from apimd.engine.runner import Engine
+from apimd.model import Outcome, ResultCode
+from apimd.model.errors import ValidationFailed
+from apimd.model.loader import load_project_text
+from tests.engine.projects import build
+from tests.engine.tls_ca import TestCA
+
+
+def _peer_cn(request: web.Request) -> str:
+    cert = request.transport.get_extra_info("peercert") if request.transport else None
+    subject = dict(item for rdn in (cert or {}).get("subject", ()) for item in rdn)
+    return str(subject.get("commonName", ""))
+
+
+async def whoami(request: web.Request) -> web.Response:
+    return web.json_response({"cn": _peer_cn(request)})
+
+
+async def token(request: web.Request) -> web.Response:
+    form = await request.post()
+    if _peer_cn(request) != "bank-client" or form.get("client_id") != "bank-client":
+        return web.json_response({"error": "invalid_client"}, status=401)
+    return web.json_response({"access_token": "mtls-token", "expires_in": 60})
+
+
+@pytest.fixture
+def ca() -> TestCA:
+    return TestCA()
+
+
+@pytest.fixture
+async def server(ca: TestCA, tmp_path: Path) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_get("/whoami", whoami)
+    app.router.add_post("/token", token)
+    test_server = TestServer(app, host="127.0.0.1", port=0)
+    await test_server.start_server(ssl=ca.server_context(tmp_path))
+    try:
+        yield f"https://127.0.0.1:{test_server.port}"
+    finally:
+        await test_server.close()
+
+
+def call(base: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "whoami",
+        "url": f"{base}/whoami",
+        "conditions": [
+            {"source": "status", "op": "eq", "value": 200},
+            {"source": "json", "path": "$.cn", "op": "exists", "save_as": "CN"},
+        ],
+        **extra,
+    }
+
+
+async def run(doc: dict[str, Any], name: str = "whoami") -> Any:
+    engine = Engine(build(doc), MemoryStateStore())
+    try:
+        return await engine.run(name)
+    finally:
+        await engine.close()
+
+
+async def test_client_certificate_with_password_and_ca_only(server: str, ca: TestCA) -> None:
+    client = ca.issue("monitor-1", password="pw-123456")
+    tls = {
+        "client_cert": client.cert,
+        "client_key": client.key,
+        "client_key_password": "pw-123456",
+        "ca_bundle": ca.pem,
+        "verify": "ca_only",
+    }
+    result = await run({"calls": [call(server, tls=tls)]})
+    assert result.outcome == Outcome.PASS, result.error
+    assert result.variables["CN"] == "monitor-1"
+
+
+async def test_no_or_foreign_client_certificate_is_refused(server: str, ca: TestCA) -> None:
+    missing = await run({"calls": [call(server, tls={"ca_bundle": ca.pem})]})
+    foreign = TestCA("another CA").issue("intruder")
+    wrong = await run(
+        {
+            "calls": [
+                call(
+                    server,
+                    tls={
+                        "ca_bundle": ca.pem,
+                        "client_cert": foreign.cert,
+                        "client_key": foreign.key,
+                    },
+                )
+            ]
+        }
+    )
+    for result in (missing, wrong):
+        assert result.outcome == Outcome.FAIL
+        assert result.result == ResultCode.CONNECTION_ERROR, result.error
+
+
+async def test_auth_tls_for_token_endpoint_and_call_fields_override(
+    server: str, ca: TestCA
+) -> None:
+    bank = ca.issue("bank-client")
+    other = ca.issue("call-override")
+    doc = {
+        "auth": [
+            {
+                "name": "bank",
+                "type": "oauth2",
+                "grant": "client_credentials",
+                "client_id": "bank-client",
+                "token_url": f"{server}/token",
+                "client_auth": "tls_client_auth",
+                "tls": {"client_cert": bank.cert, "client_key": bank.key, "ca_bundle": ca.pem},
+            }
+        ],
+        "tokens": [{"name": "t", "auth": "bank"}],
+        "calls": [
+            call(server, name="as-auth", token="t"),
+            call(
+                server,
+                name="overridden",
+                token="t",
+                tls={"client_cert": other.cert, "client_key": other.key},
+            ),
+        ],
+    }
+    as_auth = await run(doc, "as-auth")
+    overridden = await run(doc, "overridden")
+    assert as_auth.outcome == Outcome.PASS, as_auth.error
+    assert as_auth.variables["CN"] == "bank-client"
+    assert overridden.outcome == Outcome.PASS, overridden.error
+    assert overridden.variables["CN"] == "call-override"  # its ca_bundle still the auth's
+
+
+async def test_file_pems_are_reread_and_keepalive_never_crosses_certificates(
+    server: str, ca: TestCA, tmp_path: Path
+) -> None:
+    cert_file, key_file = tmp_path / "c.pem", tmp_path / "c.key"
+    first = ca.issue("first")
+    cert_file.write_text(first.cert)
+    key_file.write_text(first.key)
+    tls = {"client_cert": {"file": str(cert_file)}, "client_key": {"file": str(key_file)}}
+    doc = {
+        "calls": [call(server, tls={**tls, "ca_bundle": ca.pem}, keepalive=True)],
+    }
+    engine = Engine(build(doc), MemoryStateStore())
+    try:
+        one = await engine.run("whoami")
+        second = ca.issue("second")
+        cert_file.write_text(second.cert)
+        key_file.write_text(second.key)
+        two = await engine.run("whoami")
+    finally:
+        await engine.close()
+    assert one.variables["CN"] == "first", one.error
+    assert two.variables["CN"] == "second", two.error
+
+
+def _load(tls: dict[str, Any]) -> str:
+    doc = {"calls": [{"name": "c", "url": "https://x.example", "tls": tls}]}
+    with pytest.raises(ValidationFailed) as failed:
+        load_project_text(json.dumps(doc), filename="p.json")
+    return str(failed.value)
+
+
+def test_wrong_certificate_or_key_is_a_load_error_naming_the_field(ca: TestCA) -> None:
+    one, two = ca.issue("one"), ca.issue("two", password="secret-pw")
+    mismatch = _load({"client_cert": one.cert, "client_key": ca.issue("x").key})
+    assert "certificate and key do not match" in mismatch
+    assert "tls" in mismatch
+    assert "not a PEM certificate" in _load({"client_cert": "nope", "client_key": one.key})
+    assert "not a PEM private key" in _load(
+        {
+            "client_cert": one.cert,
+            "client_key": "-----BEGIN PRIVATE KEY-----\nAA\n-----END PRIVATE KEY-----",
+        }
+    )
+    encrypted = _load({"client_cert": two.cert, "client_key": two.key})
+    assert "give client_key_password" in encrypted
+    assert "secret-pw" not in encrypted
