@@ -134,14 +134,14 @@ def encodings(secret: str) -> dict[str, bytes]:
     return forms
 
 
-def leaks(db_dir: Path) -> list[str]:
+def leaks(db_dir: Path, secrets: list[str] = SECRETS) -> list[str]:
     found = []
     for name in ("apimd.db", "apimd.db-wal", "apimd.db-shm"):
         path = db_dir / name
         if not path.exists():
             continue
         data = path.read_bytes()
-        for secret in SECRETS:
+        for secret in secrets:
             for form, needle in encodings(secret).items():
                 if needle in data:
                     found.append(f"{secret!r} ({form}) in {name}")
