@@ -17,11 +17,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from apimd.cli.output import format_result, use_colour
 from apimd.cli.remote import daemon_argv
 from apimd.cli.signin import wait_for_signin
 from apimd.client import Client, DaemonUnavailable
-from apimd.demo.server import RunningServer, create_app
+from apimd.demo.fapi import public_jwk
+from apimd.demo.server import STATE_KEY, RunningServer, create_app
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model.loader import load_project_file
@@ -31,6 +35,7 @@ PROJECT = Path(__file__).resolve().parent.parent / "demo" / "project.yaml"
 DEMO_TARGETS = ("service-status", "list-orders", "order-flow", "catalogue-xml", "checkout-health")
 SIGNIN_TOKEN = "demo-user"
 BROWSER_WORKFLOW = "sign-in-flow"
+FAPI_TOKEN = "demo-fapi-user"
 START_TIMEOUT_S = 20.0
 
 
@@ -115,6 +120,43 @@ def browser_workflow(base: str) -> dict[str, Any]:
     return {"calls": calls, "workflows": [workflow]}
 
 
+def fapi_resources(server: RunningServer) -> dict[str, Any]:
+    """A FAPI-style token (PAR + private_key_jwt + DPoP): a key pair made now, its public half
+    registered with the demo authorization server, its private half given to apimd."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    server.app[STATE_KEY].fapi.public_jwk = public_jwk(key.public_key())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return {
+        "auth": [
+            {
+                "name": "demo-fapi",
+                "type": "oauth2",
+                "grant": "authorization_code",
+                "issuer": server.url,
+                "client_id": "demo-fapi",
+                "client_auth": "private_key_jwt",
+                "client_key": pem,
+                "par": True,
+                "dpop": True,
+                "scopes": ["orders:read"],
+            }
+        ],
+        "tokens": [{"name": FAPI_TOKEN, "auth": "demo-fapi"}],
+        "calls": [
+            {
+                "name": "my-orders-fapi",
+                "description": "FAPI-style: PAR, private_key_jwt and a DPoP-bound token",
+                "url": f"{server.url}/api/orders",
+                "token": FAPI_TOKEN,
+                "conditions": [{"source": "status", "op": "eq", "value": 200}],
+            }
+        ],
+        "schedules": [{"name": "signed-in-fapi", "every": "20s", "targets": ["my-orders-fapi"]}],
+    }
+
+
 async def demo_command(args: argparse.Namespace) -> int:
     server = await _start_server(args.port)
     try:
@@ -161,6 +203,7 @@ async def _with_daemon(server: RunningServer, *, once: bool, tui: bool) -> int:
         await client.apply(project)
         await client.apply(signin_resources(server.url))
         await client.apply(browser_workflow(server.url))
+        await client.apply(fapi_resources(server))
         status = await client.status()
         print(f"apimd demo: API and authorization server on {server.url}; daemon in {home}")
         print(_callback_line(status.callback_url, status.callback_bound, env) + "\n")
@@ -176,10 +219,11 @@ async def _with_daemon(server: RunningServer, *, once: bool, tui: bool) -> int:
             from apimd.tui.app import build_app
 
             print(
-                "Opening the TUI (q quits and stops the demo). The token demo-user needs a "
-                "person: on the Tokens screen (t) select it and press i to sign in as "
-                f"demo / demo-password. The workflow {BROWSER_WORKFLOW} signs in in the "
-                "browser too: select it on the dashboard and press r."
+                "Opening the TUI (q quits and stops the demo). The tokens demo-user and "
+                "demo-fapi-user (PAR + private_key_jwt + DPoP) need a person: on the Tokens "
+                "screen (t) select one and press i to sign in as demo / demo-password. "
+                f"The workflow {BROWSER_WORKFLOW} signs in in the browser too: select it on "
+                "the dashboard and press r."
             )
             sys.stdout.flush()
             await asyncio.sleep(2)

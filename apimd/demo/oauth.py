@@ -1,4 +1,5 @@
-"""The demo authorization server's endpoints (RFC 6749, 7636 PKCE, 8628 device flow, 9207 iss).
+"""The demo authorization server's endpoints (RFC 6749, 7636 PKCE, 8628 device flow, 9207 iss,
+9126 PAR, 9449 DPoP, 7523 private_key_jwt for the FAPI client; discovery metadata).
 
 `GET/POST /oauth/authorize` (login form, code flow), `POST /oauth/token` (client_credentials,
 password, refresh_token, authorization_code, device_code), `POST /oauth/device_authorization`,
@@ -18,6 +19,7 @@ from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 from aiohttp import web
 
 from apimd.demo import pages
+from apimd.demo.fapi import Refused
 from apimd.demo.state import STATE_KEY, GrantError, TokenServerState
 
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -41,12 +43,13 @@ class AuthorizationRequest:
     code_challenge: str | None
     code_challenge_method: str | None
     response_mode: Literal["query", "fragment"]
+    dpop_jkt: str | None = None
 
     @classmethod
     def read(cls, params: Mapping[str, str], server: TokenServerState) -> AuthorizationRequest:
         """Check the client and the redirect URI; raise `_Untrusted` when either is wrong."""
         client_id = params.get("client_id", "")
-        if client_id != server.client_id:
+        if client_id not in (server.client_id, server.fapi.client_id):
             raise _Untrusted(f"unknown client_id {client_id!r}")
         redirect_uri = params.get("redirect_uri", "")
         if not _is_loopback_http(redirect_uri):
@@ -63,6 +66,7 @@ class AuthorizationRequest:
             code_challenge=params.get("code_challenge") or None,
             code_challenge_method=params.get("code_challenge_method") or None,
             response_mode="fragment" if mode == "fragment" else "query",
+            dpop_jkt=params.get("dpop_jkt") or None,
         )
 
     def problem(self, server: TokenServerState) -> tuple[str, str] | None:
@@ -87,6 +91,7 @@ class AuthorizationRequest:
             "code_challenge": self.code_challenge,
             "code_challenge_method": self.code_challenge_method,
             "response_mode": self.response_mode,
+            "dpop_jkt": self.dpop_jkt,
         }
         return {k: v for k, v in values.items() if v is not None}
 
@@ -143,8 +148,8 @@ async def authorize_form(request: web.Request) -> web.Response:
     """GET /oauth/authorize: the login form for a valid request."""
     server = request.app[STATE_KEY]
     try:
-        auth = AuthorizationRequest.read(request.query, server)
-    except _Untrusted as exc:
+        auth = AuthorizationRequest.read(server.fapi.pulled(dict(request.query)), server)
+    except (_Untrusted, Refused) as exc:
         return pages.message_page("Sign-in request refused", str(exc), 400)
     if problem := auth.problem(server):
         return _redirect(request, auth, {"error": problem[0], "error_description": problem[1]})
@@ -176,7 +181,9 @@ async def authorize_submit(request: web.Request) -> web.Response:
             error="Wrong username or password.",
             username=username,
         )
-    code = server.new_code(auth.client_id, auth.redirect_uri, auth.code_challenge, auth.scope)
+    code = server.new_code(
+        auth.client_id, auth.redirect_uri, auth.code_challenge, auth.scope, auth.dpop_jkt
+    )
     return _redirect(request, auth, {"code": code})
 
 
@@ -225,30 +232,103 @@ async def token_endpoint(request: web.Request) -> web.Response:
         return _oauth_error("temporarily_unavailable", 503)
     if server.invalid_grant:
         return _oauth_error("invalid_grant", description="the grant was revoked")
-    client_id = _authenticated(request, form)
+    try:
+        client_id, jkt = _fapi_checks(request, form)
+    except Refused as exc:
+        return _refused(server, exc)
     if client_id is None:
         return _oauth_error("invalid_client", 401)
     try:
-        payload = _grant(server, client_id, grant, form)
+        payload = _grant(server, client_id, grant, form, jkt)
     except GrantError as exc:
         return _oauth_error(exc.error, exc.status, exc.description)
     return web.json_response(payload, headers={"Cache-Control": "no-store"})
 
 
+def _fapi_checks(request: web.Request, form: dict[str, str]) -> tuple[str | None, str | None]:
+    """(client_id, DPoP jkt) of a request to a client-authenticated endpoint: the FAPI client
+    must send a valid assertion and DPoP proof; other clients a secret (and a proof if any)."""
+    server = request.app[STATE_KEY]
+    fapi = server.fapi
+    jkt = None
+    if request.headers.get("DPoP") or form.get("client_id") == fapi.client_id:
+        jkt = fapi.proof(request.headers.get("DPoP"), "POST", str(request.url), None)
+    if form.get("client_id") != fapi.client_id:
+        return _authenticated(request, form), jkt
+    origin = _origin(request)
+    fapi.authenticate(form, {origin, f"{origin}/oauth/token", f"{origin}/oauth/par"})
+    return fapi.client_id, jkt
+
+
+def _refused(server: TokenServerState, exc: Refused) -> web.Response:
+    server.fapi.refused.append(str(exc))
+    response = _oauth_error(
+        exc.error, 401 if exc.error == "invalid_client" else 400, exc.description
+    )
+    if exc.error == "use_dpop_nonce" and server.fapi.dpop_nonce:
+        response.headers["DPoP-Nonce"] = server.fapi.dpop_nonce
+    return response
+
+
+async def pushed_authorization(request: web.Request) -> web.Response:
+    """POST /oauth/par (RFC 9126): keep the request's parameters, answer a request_uri."""
+    server = request.app[STATE_KEY]
+    form = await _form(request)
+    try:
+        client_id, jkt = _fapi_checks(request, form)
+    except Refused as exc:
+        return _refused(server, exc)
+    if client_id is None:
+        return _oauth_error("invalid_client", 401)
+    for key in ("client_secret", "client_assertion", "client_assertion_type"):
+        form.pop(key, None)
+    uri = server.fapi.push(form, jkt)
+    return web.json_response({"request_uri": uri, "expires_in": 60}, status=201)
+
+
+async def metadata(request: web.Request) -> web.Response:
+    """GET /.well-known/openid-configuration (and RFC 8414's name for it)."""
+    origin = _origin(request)
+    return web.json_response(
+        {
+            "issuer": origin,
+            "authorization_endpoint": f"{origin}/oauth/authorize",
+            "token_endpoint": f"{origin}/oauth/token",
+            "pushed_authorization_request_endpoint": f"{origin}/oauth/par",
+            "device_authorization_endpoint": f"{origin}/oauth/device_authorization",
+            "authorization_response_iss_parameter_supported": request.app[STATE_KEY].send_iss,
+            "dpop_signing_alg_values_supported": ["ES256"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt",
+            ],
+        }
+    )
+
+
 def _grant(
-    server: TokenServerState, client_id: str, grant: str, form: Mapping[str, str]
+    server: TokenServerState,
+    client_id: str,
+    grant: str,
+    form: Mapping[str, str],
+    jkt: str | None = None,
 ) -> dict[str, object]:
     if grant == "client_credentials":
-        return server.issue()
+        return server.issue(jkt=jkt)
     if grant == "password":
         if not server.check_user(form.get("username", ""), form.get("password", "")):
             raise GrantError("invalid_grant", "wrong username or password")
         return server.issue()
     if grant == "refresh_token":
-        return server.refresh(form.get("refresh_token", ""))
+        return server.refresh(form.get("refresh_token", ""), jkt)
     if grant == "authorization_code":
         return server.exchange_code(
-            client_id, form.get("code", ""), form.get("redirect_uri", ""), form.get("code_verifier")
+            client_id,
+            form.get("code", ""),
+            form.get("redirect_uri", ""),
+            form.get("code_verifier"),
+            jkt,
         )
     if grant == DEVICE_CODE_GRANT:
         return server.poll_device(client_id, form.get("device_code", ""))
@@ -307,6 +387,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/oauth/authorize", authorize_form)
     app.router.add_post("/oauth/authorize", authorize_submit)
     app.router.add_post("/oauth/token", token_endpoint)
+    app.router.add_post("/oauth/par", pushed_authorization)
+    app.router.add_get("/.well-known/openid-configuration", metadata)
+    app.router.add_get("/.well-known/oauth-authorization-server", metadata)
     app.router.add_post("/oauth/device_authorization", device_authorization)
     app.router.add_get("/device", device_form)
     app.router.add_post("/device", device_submit)

@@ -13,6 +13,7 @@ import asyncio
 from aiohttp import web
 
 from apimd.demo import oauth
+from apimd.demo.fapi import Refused
 from apimd.demo.state import STATE_KEY, TokenServerState
 
 __all__ = ["STATE_KEY", "RunningServer", "TokenServerState", "create_app"]
@@ -21,13 +22,31 @@ __all__ = ["STATE_KEY", "RunningServer", "TokenServerState", "create_app"]
 async def orders(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     state.api_requests += 1
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer ") or not state.valid(header[7:]):
+    scheme, _, access = request.headers.get("Authorization", "").partition(" ")
+    jkt = state.fapi.bound_tokens.get(access)
+    if scheme != ("DPoP" if jkt else "Bearer") or not state.valid(access):
         return web.json_response(
             {"error": "invalid_token"},
             status=401,
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            headers={"WWW-Authenticate": f'{scheme or "Bearer"} error="invalid_token"'},
         )
+    if jkt:
+        try:
+            if (
+                state.fapi.proof(request.headers.get("DPoP"), "GET", str(request.url), access)
+                != jkt
+            ):
+                raise Refused("invalid_dpop_proof", "the proof's key is not the token's")
+        except Refused as exc:
+            state.fapi.refused.append(str(exc))
+            headers = {"WWW-Authenticate": f'DPoP error="{exc.error}"'}
+            if exc.error == "use_dpop_nonce" and state.fapi.dpop_nonce:
+                headers["DPoP-Nonce"] = state.fapi.dpop_nonce
+            return web.json_response(
+                {"error": exc.error, "error_description": exc.description},
+                status=401,
+                headers=headers,
+            )
     return web.json_response(
         {
             "orders": [

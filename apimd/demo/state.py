@@ -18,6 +18,8 @@ from typing import Literal
 
 from aiohttp import web
 
+from apimd.demo.fapi import FapiState
+
 # RFC 8628 §6.1: no vowels (so no words) and nothing easily confused, like 0/O or 1/I.
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
 # RFC 7636 §4.1: 43 to 128 unreserved characters.
@@ -46,6 +48,7 @@ class AuthorizationCode:
     code_challenge: str | None
     scope: str | None
     expires_at: float
+    dpop_jkt: str | None = None  # pushed with a DPoP proof: redeemable only with that key
 
 
 DeviceStatus = Literal["pending", "approved", "denied"]
@@ -109,20 +112,24 @@ class TokenServerState:
     force_slow_down: int = 0  # answer the next N device polls with slow_down
     devices: dict[str, DeviceGrant] = field(default_factory=dict)  # by device_code
     clock: Callable[[], float] = field(default=time.monotonic)
+    fapi: FapiState = field(default_factory=FapiState)
 
     # --- tokens ---------------------------------------------------------------------------
 
-    def issue(self, scope: str | None = None) -> dict[str, object]:
+    def issue(self, scope: str | None = None, jkt: str | None = None) -> dict[str, object]:
+        """New tokens; with `jkt`, a DPoP-bound access token (token_type DPoP)."""
         access = "at-" + secrets.token_urlsafe(16)
         refresh = "rt-" + secrets.token_urlsafe(16)
         self.access_tokens[access] = self.clock() + self.lifetime_s
+        if jkt:
+            self.fapi.bound_tokens[access] = jkt
         self.refresh_tokens.add(refresh)
         lifetime = (
             int(self.lifetime_s) if self.lifetime_s == int(self.lifetime_s) else self.lifetime_s
         )
         payload: dict[str, object] = {
             "access_token": access,
-            "token_type": "Bearer",
+            "token_type": "DPoP" if jkt else "Bearer",
             "expires_in": lifetime,
             "refresh_token": refresh,
         }
@@ -142,18 +149,29 @@ class TokenServerState:
     # --- authorization codes --------------------------------------------------------------
 
     def new_code(
-        self, client_id: str, redirect_uri: str, code_challenge: str | None, scope: str | None
+        self,
+        client_id: str,
+        redirect_uri: str,
+        code_challenge: str | None,
+        scope: str | None,
+        dpop_jkt: str | None = None,
     ) -> str:
-        """A single-use code bound to the client, the redirect URI and the PKCE challenge."""
+        """A single-use code bound to the client, the redirect URI, the PKCE challenge and (when
+        pushed with a DPoP proof) the DPoP key."""
         code = "ac-" + secrets.token_urlsafe(24)
         expires_at = self.clock() + self.code_lifetime_s
         self.codes[code] = AuthorizationCode(
-            client_id, redirect_uri, code_challenge, scope, expires_at
+            client_id, redirect_uri, code_challenge, scope, expires_at, dpop_jkt
         )
         return code
 
     def exchange_code(
-        self, client_id: str, code: str, redirect_uri: str, verifier: str | None
+        self,
+        client_id: str,
+        code: str,
+        redirect_uri: str,
+        verifier: str | None,
+        jkt: str | None = None,
     ) -> dict[str, object]:
         """Tokens for a code, or `GrantError(invalid_grant)` when anything does not match."""
         # Presenting a code uses it up, even when the rest is wrong: no second guess.
@@ -178,13 +196,15 @@ class TokenServerState:
             if not hmac.compare_digest(s256(verifier), issued.code_challenge):
                 raise GrantError("invalid_grant", "code_verifier does not match the challenge")
             self.pkce_checked += 1
-        return self.issue(issued.scope)
+        if issued.dpop_jkt and issued.dpop_jkt != jkt:
+            raise GrantError("invalid_grant", "the code is bound to another DPoP key")
+        return self.issue(issued.scope, jkt)
 
-    def refresh(self, refresh_token: str) -> dict[str, object]:
+    def refresh(self, refresh_token: str, jkt: str | None = None) -> dict[str, object]:
         if refresh_token not in self.refresh_tokens:
             raise GrantError("invalid_grant", "unknown refresh token")
         self.refresh_tokens.discard(refresh_token)  # rotate
-        return self.issue()
+        return self.issue(jkt=jkt)
 
     # --- device flow ----------------------------------------------------------------------
 
