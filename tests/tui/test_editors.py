@@ -4,10 +4,12 @@ errors appear at the field they concern; unsaved changes are not lost to a stray
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from joserfc.jwk import ECKey
 from pydantic import BaseModel
 from textual import events
 from textual.pilot import Pilot
@@ -25,7 +27,7 @@ from apimd.tui.editors import (
     open_editor,
 )
 from apimd.tui.editors.dialogs import ConditionDialog, ConfirmDiscard, PickDialog
-from apimd.tui.editors.fields import KeyValueList, SecretInput, field_of
+from apimd.tui.editors.fields import Choice, KeyValueList, SecretInput, field_of
 from apimd.tui.editors.items import ConditionTable, StepTable
 from apimd.tui.editors.paths import named_fields, resource_path
 from tests.tui.conftest import make_app, wait_for
@@ -328,3 +330,39 @@ def test_every_editor_binding_has_an_id() -> None:
     for cls in BINDING_CLASSES:
         for binding in cls.BINDINGS:
             assert getattr(binding, "id", None), f"{cls.__name__}: {binding}"
+
+
+async def test_fapi_fields_round_trip_and_the_client_key_stays_masked(
+    daemon: Daemon, client: Client
+) -> None:
+    key = json.dumps(ECKey.generate_key("P-256").as_dict(private=True))
+    async with make_app(daemon).run_test(size=(100, 40)) as pilot:
+        editor = await open_loaded(pilot, "auth", "demo-sso")
+        assert editor.query_one("#field-client_key").display  # shown for oauth2
+        editor.query_one("#a-client_auth", Choice).choose("private_key_jwt")
+        await type_into(pilot, editor, "#a-client_key", key)
+        await type_into(pilot, editor, "#a-issuer", "https://as.example")
+        await type_into(pilot, editor, "#a-client_key_id", "k-1")
+        editor.query_one("#a-dpop", Checkbox).value = True
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+    auth = await client.get("auth", "demo-sso", reveal=True)
+    assert isinstance(auth, AuthSetting)
+    assert (auth.client_auth, auth.client_key, auth.issuer) == (
+        "private_key_jwt",
+        key,
+        "https://as.example",
+    )
+    assert (auth.client_key_id, auth.dpop) == ("k-1", True)
+    masked = await client.get("auth", "demo-sso")
+    assert getattr(masked, "client_key", None) == SECRET_MASK
+    # Saved again without retyping: the key is kept.
+    async with make_app(daemon).run_test(size=(100, 40)) as pilot:
+        editor = await open_loaded(pilot, "auth", "demo-sso")
+        assert editor.query_one("#a-client_key", SecretInput).value == ""
+        await type_into(pilot, editor, "#a-client_key_id", "k-2")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+    again = await client.get("auth", "demo-sso", reveal=True)
+    assert getattr(again, "client_key", None) == key
+    assert getattr(again, "client_key_id", None) == "k-2"

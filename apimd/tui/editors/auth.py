@@ -12,7 +12,8 @@ from textual.app import ComposeResult
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Select
 
-from apimd.model.resources import AuthSetting, AuthType, Grant
+from apimd.model.keys import AssertionAlg
+from apimd.model.resources import AuthSetting, AuthType, ClientAuth, Grant
 from apimd.tui.editors.base import Document, EditorScreen, dump, without_none
 from apimd.tui.editors.fields import (
     Choice,
@@ -60,6 +61,14 @@ SHOWN: dict[str, Shown] = {
     "audience": _types("oauth2"),
     "extra_params": _types("oauth2"),
     "client_auth": _types("oauth2"),
+    "client_key": _types("oauth2"),
+    "client_key_id": _types("oauth2"),
+    "client_assertion_alg": _types("oauth2"),
+    "client_assertion_aud": _types("oauth2"),
+    "issuer": _types("oauth2"),
+    "par_url": _grant("authorization_code"),
+    "par": _grant("authorization_code"),
+    "dpop": _types("oauth2"),
     "pkce": _grant("authorization_code"),
     "refresh_workflow": TOKEN_FLOWS,
     "signin_workflow": _types("manual"),
@@ -68,8 +77,22 @@ SHOWN: dict[str, Shown] = {
     "refresh_skew": TOKEN_FLOWS,
     "webhooks": TOKEN_FLOWS,
 }
-SECRETS = ("password", "key_value", "token", "client_secret")
+SECRETS = ("password", "key_value", "token", "client_secret", "client_key")
 PKCE = (("default (on for authorization_code)", "default"), ("on", "on"), ("off", "off"))
+PAR = (("default (when the server requires it)", "default"), ("on", "on"), ("off", "off"))
+TEXTS = (
+    "username",
+    "key_name",
+    "client_id",
+    "token_url",
+    "authorize_url",
+    "device_authorization_url",
+    "audience",
+    "issuer",
+    "par_url",
+    "client_key_id",
+    "client_assertion_aud",
+)
 
 
 class AuthEditor(EditorScreen):
@@ -99,15 +122,38 @@ class AuthEditor(EditorScreen):
                 ("client_secret", "Client secret"),
             ):
                 yield field(path, label, SecretInput(id=f"a-{path}"))
+            yield field(
+                "client_key",
+                "Client key",
+                SecretInput(id="a-client_key"),
+                "private key for private_key_jwt / jwt_bearer: a JWK (a PEM via apply)",
+            )
             yield field("in", "Send key in", Choice(("header", "query"), id="a-in"))
+            yield text("issuer", "Issuer", "endpoints come from its discovery document")
             yield text("token_url", "Token URL")
             yield text("authorize_url", "Authorize URL")
             yield text("device_authorization_url", "Device auth URL")
+            yield text("par_url", "PAR URL", "pushed authorization requests (RFC 9126)")
             yield text("scopes", "Scopes", "space- or comma-separated")
             yield text("audience", "Audience")
             yield field("extra_params", "Extra params", KeyValueList(id="a-extra_params"))
-            yield field("client_auth", "Client auth", Choice(("basic", "body"), id="a-client_auth"))
+            yield field(
+                "client_auth", "Client auth", Choice(get_args(ClientAuth), id="a-client_auth")
+            )
+            yield text("client_key_id", "Key ID", "the assertion's kid")
+            yield field(
+                "client_assertion_alg",
+                "Assertion alg",
+                Choice(get_args(AssertionAlg), blank="— by key type", id="a-client_assertion_alg"),
+            )
+            yield text("client_assertion_aud", "Assertion aud", "default: issuer, else endpoint")
             yield field("pkce", "PKCE", Choice(PKCE, id="a-pkce"))
+            yield field("par", "PAR", Choice(PAR, id="a-par"))
+            yield field(
+                "dpop",
+                "DPoP",
+                Checkbox("sender-constrained tokens (RFC 9449)", compact=True, id="a-dpop"),
+            )
             yield field(
                 "refresh_workflow",
                 "Refresh workflow",
@@ -159,12 +205,20 @@ class AuthEditor(EditorScreen):
     async def fill(self, model: BaseModel | None) -> None:
         auth = model if isinstance(model, AuthSetting) else AuthSetting(name="new")
         q = self.query_one
-        for path in ("type", "grant", "in", "client_auth", "refresh_workflow", "signin_workflow"):
+        for path in (
+            "type",
+            "grant",
+            "in",
+            "client_auth",
+            "client_assertion_alg",
+            "refresh_workflow",
+            "signin_workflow",
+        ):
             q(f"#a-{path}", Choice).choose(getattr(auth, "in_" if path == "in" else path))
-        for path in ("username", "key_name", "client_id", "token_url", "authorize_url"):
+        for path in TEXTS:
             q(f"#a-{path}", Input).value = getattr(auth, path) or ""
-        q("#a-device_authorization_url", Input).value = auth.device_authorization_url or ""
-        q("#a-audience", Input).value = auth.audience or ""
+        q("#a-par", Choice).choose({None: "default", True: "on", False: "off"}[auth.par])
+        q("#a-dpop", Checkbox).value = auth.dpop
         q("#a-description", Input).value = auth.description or ""
         for path in SECRETS:
             q(f"#a-{path}", SecretInput).load(getattr(auth, path))
@@ -201,7 +255,11 @@ class AuthEditor(EditorScreen):
         kind, grant = self._kind()
         callback = q("#a-callback", Choice).chosen
         pkce = q("#a-pkce", Choice).chosen
+        par = q("#a-par", Choice).chosen
         values: dict[str, Any] = {
+            "client_assertion_alg": q("#a-client_assertion_alg", Choice).chosen,
+            "par": {"on": True, "off": False}.get(par or ""),
+            "dpop": q("#a-dpop", Checkbox).value,
             "type": kind,
             "grant": grant,
             "in": q("#a-in", Choice).chosen,
@@ -216,9 +274,7 @@ class AuthEditor(EditorScreen):
             "refresh_skew": number_or_text(q("#a-refresh_skew", Input).value),
             "webhooks": q("#a-webhooks", WebhookTable).items,
         }
-        for path in ("username", "key_name", "client_id", "token_url", "authorize_url"):
-            values[path] = q(f"#a-{path}", Input).value.strip() or None
-        for path in ("device_authorization_url", "audience"):
+        for path in TEXTS:
             values[path] = q(f"#a-{path}", Input).value.strip() or None
         for path in SECRETS:
             values[path] = q(f"#a-{path}", SecretInput).secret
