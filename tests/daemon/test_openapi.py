@@ -62,3 +62,29 @@ async def test_every_operation_names_its_error_shape(daemon: Daemon) -> None:
             assert "4XX" in operation["responses"], (method, path)
             assert any(code.startswith("2") for code in operation["responses"]), (method, path)
     assert "ErrorBody" in schemas or any(name.startswith("ErrorBody") for name in schemas)
+
+
+def test_the_document_covers_the_fapi_and_tls_fields() -> None:
+    from apimd.daemon.api import routes
+    from apimd.daemon.routes import openapi_document
+
+    schemas = openapi_document(routes())["components"]["schemas"]
+    auth = schemas["AuthSetting"]["properties"]
+    for name in (
+        "client_key",
+        "client_key_id",
+        "client_assertion_alg",
+        "client_assertion_aud",
+        "assertion_claims",
+        "issuer",
+        "par_url",
+        "par",
+        "dpop",
+        "tls",
+    ):
+        assert name in auth, name
+    assert "private_key_jwt" in auth["client_auth"]["enum"]
+    assert "jwt_bearer" in str(auth["grant"])
+    tls = schemas["TlsSettings"]["properties"]
+    assert set(tls) == {"client_cert", "client_key", "client_key_password", "ca_bundle", "verify"}
+    assert "tls" in schemas["Call"]["properties"]
