@@ -76,6 +76,7 @@ def full_runtime(name: str = "example-token") -> TokenRuntime:
         backoff_s=60.0,
         next_attempt_at=datetime(2026, 3, 1, 12, 1, tzinfo=UTC),
         generation=7,
+        dpop_key='{"kty": "EC", "crv": "P-256", "x": "x", "y": "y", "d": "d"}',
     )
 
 
@@ -194,6 +195,7 @@ def pending_signin(**fields: Any) -> PendingSignIn:
         remaining_steps=["exchange-code"],
         variables={"NONCE": "n-1"},
         code_verifier="v" * 43,
+        dpop_key='{"kty": "EC", "d": "pending-dpop-key"}',
         **fields,
     )
 
