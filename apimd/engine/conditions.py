@@ -57,6 +57,8 @@ class ResponseView:
     response_time_ms: float
     size: int
     content_type: str | None = None
+    client_cert_days: float | None = None
+    """Days until the client certificate expires, when the call presented one."""
 
 
 @dataclass

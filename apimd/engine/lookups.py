@@ -33,6 +33,7 @@ class Body(Protocol):
     text: str
     response_time_ms: float
     size: int
+    client_cert_days: float | None
 
 
 class _Missing:
@@ -114,6 +115,10 @@ def look_up(
         return Lookup(response.response_time_ms)
     if source == "size":
         return Lookup(response.size)
+    if source == "cert_days":
+        if response.client_cert_days is None:
+            return Lookup(message="the call presented no client certificate (tls client_cert)")
+        return Lookup(response.client_cert_days)
     if source == "header":
         return _header(path, response.headers)
     if source == "body":

@@ -198,6 +198,7 @@ class ResultRecorder:
                 )
             extracted = self.variables(evaluation.extracted)
         return Result(
+            client_cert=request.tls.client_certificate() if request and request.tls else None,
             id=base["run_id"] if base.get("top_level") else str(uuid.uuid4()),
             kind="call",
             name=base["name"],

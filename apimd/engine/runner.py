@@ -17,7 +17,7 @@ from apimd.engine.conditions import ResponseView, evaluate
 from apimd.engine.dpop import dpop_nonce_asked
 from apimd.engine.errors import SetupError
 from apimd.engine.events import Event, EventSink, discard
-from apimd.engine.http import HttpExecutor, HttpFailure, HttpResponse
+from apimd.engine.http import HttpExecutor, HttpFailure, HttpRequest, HttpResponse
 from apimd.engine.notify import Notice, Notifier
 from apimd.engine.oauth2 import builtin_refresh, oauth_error_of
 from apimd.engine.ports import StateStore
@@ -463,6 +463,7 @@ class Engine:
             response_time_ms=timings.total,
             size=response.size,
             content_type=response.headers.get("Content-Type"),
+            client_cert_days=_client_cert_days(prepared.request, self._clock()),
         )
 
         def render_condition(text: str, where: str) -> str:
@@ -723,6 +724,12 @@ def _dpop_binding(auth: AuthSetting | None, runtime: TokenRuntime | None) -> Dpo
         return None
     bound = runtime.variables.get("TOKEN_TYPE", "").lower() == "dpop"
     return DpopBinding(runtime.dpop_key, access_token, "DPoP" if bound else "Bearer")
+
+
+def _client_cert_days(request: HttpRequest, now: datetime) -> float | None:
+    """Days left on the client certificate the request presented (`cert_days`, path client)."""
+    info = request.tls.client_certificate() if request.tls else None
+    return None if info is None else round((info.expires_at - now).total_seconds() / 86400, 2)
 
 
 def _token_secrets(variables: dict[str, str]) -> list[str]:

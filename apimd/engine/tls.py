@@ -10,7 +10,6 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -18,6 +17,7 @@ from typing import Literal
 from cryptography import x509
 
 from apimd.engine.errors import SetupError
+from apimd.model.result import ClientCertificate
 from apimd.model.tls import PemFile, TlsSettings
 
 
@@ -38,11 +38,22 @@ class TlsConfig:
             return bool(self.verify)
         return ssl_context(self)
 
-    def client_cert_expiry(self) -> datetime | None:
-        """When the client certificate expires (UTC), if one is used."""
+    def client_certificate(self) -> ClientCertificate | None:
+        """The client certificate's subject and expiry, if one is used."""
         if self.client_cert is None:
             return None
-        return x509.load_pem_x509_certificate(self.client_cert.encode()).not_valid_after_utc
+        return _certificate_info(self.client_cert)
+
+
+@lru_cache(maxsize=64)
+def _certificate_info(pem: str) -> ClientCertificate | None:
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode())
+    except ValueError:
+        return None
+    return ClientCertificate(
+        subject=cert.subject.rfc4514_string(), expires_at=cert.not_valid_after_utc
+    )
 
 
 def resolve_tls(

@@ -56,6 +56,13 @@ class ConditionResult(BaseModel):
     message: str | None = None
 
 
+class ClientCertificate(BaseModel):
+    """The client certificate a call presented (SPEC §10 `tls`)."""
+
+    subject: str
+    expires_at: datetime
+
+
 class Result(BaseModel):
     """One run of a call or workflow; a workflow's holds its steps' results."""
 
@@ -75,6 +82,7 @@ class Result(BaseModel):
     conditions: list[ConditionResult] = Field(default_factory=list)
     variables: dict[str, str] = Field(default_factory=dict)
     retried_after_401: bool = False
+    client_cert: ClientCertificate | None = None
     error: str | None = None
     token: str | None = None
     workflow_run_id: str | None = None

@@ -194,3 +194,45 @@ def test_wrong_certificate_or_key_is_a_load_error_naming_the_field(ca: TestCA) -
     encrypted = _load({"client_cert": two.cert, "client_key": two.key})
     assert "give client_key_password" in encrypted
     assert "secret-pw" not in encrypted
+
+
+async def test_results_show_the_client_certificate_and_cert_days_checks_it(
+    server: str, ca: TestCA
+) -> None:
+    client = ca.issue("expiring", days=10)
+    tls = {"client_cert": client.cert, "client_key": client.key, "ca_bundle": ca.pem}
+    conditions = [
+        {"source": "cert_days", "path": "client", "op": "gt", "value": 9},
+        {"source": "cert_days", "path": "client", "op": "lt", "value": 10.01},
+    ]
+    doc = {
+        "calls": [
+            call(server, tls=tls, conditions=conditions),
+            call(server, name="alerting", tls=tls, conditions=[{**conditions[0], "value": 30}]),
+            call(server, name="no-cert", tls={"ca_bundle": ca.pem}, conditions=conditions[:1]),
+        ]
+    }
+    ok = await run(doc)
+    alerting = await run(doc, "alerting")
+    assert ok.outcome == Outcome.PASS, (ok.error, ok.conditions)
+    assert ok.client_cert is not None
+    assert ok.client_cert.subject == "CN=expiring"
+    assert ok.client_cert.expires_at == client.not_after
+    assert alerting.outcome == Outcome.FAIL
+    assert alerting.conditions[0].passed is False
+    no_cert = await run(doc, "no-cert")
+    assert no_cert.client_cert is None
+
+
+def test_cert_days_checks_the_client_path() -> None:
+    doc = {
+        "calls": [
+            {
+                "name": "c",
+                "url": "https://x.example",
+                "conditions": [{"source": "cert_days", "op": "gt", "value": 5}],
+            }
+        ]
+    }
+    with pytest.raises(ValidationFailed, match="path: client"):
+        load_project_text(json.dumps(doc), filename="p.json")
