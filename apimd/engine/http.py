@@ -72,7 +72,22 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _MIB = 1024 * 1024
 
 
-HopHeaders = Callable[[str, str], list[tuple[str, str]]]
+@dataclass
+class Hop:
+    """One hop of a request as it is about to be sent; `HopStep`s may change its headers."""
+
+    method: str
+    url: str
+    headers: list[tuple[str, str]]
+    body: bytes | None
+
+    def set_header(self, name: str, value: str) -> None:
+        """Replace any header of the same name (case-insensitive), else append."""
+        self.headers = [(k, v) for k, v in self.headers if k.lower() != name.lower()]
+        self.headers.append((name, value))
+
+
+HopStep = Callable[[Hop], None]
 
 
 @dataclass
@@ -94,8 +109,9 @@ class HttpRequest:
     sensitive_params: frozenset[str] = frozenset()
     tls: TlsConfig | None = None
     """Client certificate, CA bundle and verification; None: just `verify_tls`."""
-    hop_headers: HopHeaders | None = None
-    """Headers made afresh for each hop (method, URL), e.g. a DPoP proof (SPEC §10's last steps)."""
+    hop_steps: tuple[HopStep, ...] = ()
+    """Steps run afresh for every hop, in order, e.g. a DPoP proof (SPEC §10's last steps). Not
+    run once credentials were dropped by a redirect to another origin."""
 
 
 @dataclass
@@ -206,10 +222,11 @@ class HttpExecutor:
         while True:
             hop = state.start_hop()
             sent = headers
-            if request.hop_headers is not None and not credentials_dropped:
-                made = request.hop_headers(method, str(state.url))
-                names = {name.lower() for name, _ in made}
-                sent = [(k, v) for k, v in headers if k.lower() not in names] + made
+            if request.hop_steps and not credentials_dropped:
+                hop_request = Hop(method, str(state.url), list(headers), body)
+                for step in request.hop_steps:
+                    step(hop_request)
+                sent = hop_request.headers
             async with session.request(
                 method,
                 state.url,

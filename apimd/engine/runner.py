@@ -428,7 +428,7 @@ class Engine:
         sent_at = self._clock()
         try:
             response = await self._http.send(prepared.request)
-            if prepared.request.hop_headers and dpop_nonce_asked(response):
+            if prepared.request.hop_steps and dpop_nonce_asked(response):
                 # One retry with the server's nonce; never a refresh (RFC 9449 §8, §9).
                 response = await self._http.send(prepared.request)
         except HttpFailure as exc:

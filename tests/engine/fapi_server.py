@@ -225,6 +225,12 @@ async def api(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def moved(request: web.Request) -> web.Response:
+    """A same-origin redirect: the next hop needs a proof of its own (htu, jti)."""
+    request.app[KEY].proofs.append({"old-api": request.headers.get("DPoP")})
+    raise web.HTTPFound("/api")
+
+
 async def metadata(request: web.Request) -> web.Response:
     server = request.app[KEY]
     return web.json_response(
@@ -285,6 +291,7 @@ def make_app(server: FapiServer) -> web.Application:
     app[KEY] = server
     app.router.add_post("/token", token)
     app.router.add_get("/api", api)
+    app.router.add_get("/old-api", moved)
     app.router.add_post("/par", par)
     app.router.add_get("/authorize", authorize)
     app.router.add_get("/.well-known/openid-configuration", metadata)

@@ -370,3 +370,18 @@ async def test_a_wrong_iss_in_the_answer_stops_before_the_code_exchange(fapi: Fa
     assert not done.ok
     assert "not " + fapi.issuer in done.message
     assert fapi.token_requests == 0
+
+
+async def test_each_redirect_hop_gets_its_own_dpop_proof(fapi: FapiServer) -> None:
+    fapi.client_auth = "none"
+    fapi.dpop = True
+    doc = project(fapi, client_auth="none", dpop=True)
+    doc["calls"][0]["url"] = f"{fapi.issuer}/old-api"
+    result = await run(doc)
+    assert result.outcome == Outcome.PASS, (result.error, fapi.errors)
+    first_hop = next(p["old-api"] for p in fapi.proofs if "old-api" in p)
+    assert first_hop is not None  # the first hop carried a proof too
+    last = fapi.proofs[-1]
+    assert last["htu"] == f"{fapi.issuer}/api"  # made for the hop it was sent on
+    assert result.request is not None
+    assert "DPoP" in result.request.headers
