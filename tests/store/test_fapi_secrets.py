@@ -87,6 +87,13 @@ async def test_fapi_secrets_are_not_stored_in_clear(
     assert bank.tls is not None
     assert bank.tls.client_key == "••••"
     assert bank.tls.client_key_password == "••••"
+    report = await store.apply(exported)  # apply(export()) changes nothing
+    assert not report.changed, report
+    kept = (await store.export(secrets=True)).auth_setting("bank")
+    assert kept is not None
+    assert kept.client_key == client_pem
+    assert kept.tls is not None
+    assert kept.tls.client_key_password == PASSWORD
     await store.close()
     assert leaks(db_dir, secrets) == []
     # the check itself finds these secrets when they are there
