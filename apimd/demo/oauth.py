@@ -232,17 +232,26 @@ async def token_endpoint(request: web.Request) -> web.Response:
         return _oauth_error("temporarily_unavailable", 503)
     if server.invalid_grant:
         return _oauth_error("invalid_grant", description="the grant was revoked")
-    try:
-        client_id, jkt = _fapi_checks(request, form)
-    except Refused as exc:
-        return _refused(server, exc)
-    if client_id is None:
-        return _oauth_error("invalid_client", 401)
+    client = _client_of(request, form)
+    if isinstance(client, web.Response):
+        return client
+    client_id, jkt = client
     try:
         payload = _grant(server, client_id, grant, form, jkt)
     except GrantError as exc:
         return _oauth_error(exc.error, exc.status, exc.description)
     return web.json_response(payload, headers={"Cache-Control": "no-store"})
+
+
+def _client_of(request: web.Request, form: dict[str, str]) -> tuple[str, str | None] | web.Response:
+    """(client_id, DPoP jkt) of an authenticated client, else the error answer to send."""
+    try:
+        client_id, jkt = _fapi_checks(request, form)
+    except Refused as exc:
+        return _refused(request.app[STATE_KEY], exc)
+    if client_id is None:
+        return _oauth_error("invalid_client", 401)
+    return client_id, jkt
 
 
 def _fapi_checks(request: web.Request, form: dict[str, str]) -> tuple[str | None, str | None]:
@@ -274,12 +283,10 @@ async def pushed_authorization(request: web.Request) -> web.Response:
     """POST /oauth/par (RFC 9126): keep the request's parameters, answer a request_uri."""
     server = request.app[STATE_KEY]
     form = await _form(request)
-    try:
-        client_id, jkt = _fapi_checks(request, form)
-    except Refused as exc:
-        return _refused(server, exc)
-    if client_id is None:
-        return _oauth_error("invalid_client", 401)
+    client = _client_of(request, form)
+    if isinstance(client, web.Response):
+        return client
+    _, jkt = client
     for key in ("client_secret", "client_assertion", "client_assertion_type"):
         form.pop(key, None)
     uri = server.fapi.push(form, jkt)
