@@ -29,7 +29,7 @@ from apimd.engine.recording import (
 )
 from apimd.engine.redact import has_lone_surrogate, storable
 from apimd.engine.request import DpopBinding, prepare_call
-from apimd.engine.signer import generate_key_jwk
+from apimd.engine.signer import generate_key_jwk, report_weak_keys
 from apimd.engine.signin_vars import is_state_template, signin_variables
 from apimd.engine.template import Scope, render, system_variables
 from apimd.engine.tokens import (
@@ -120,6 +120,7 @@ class Engine:
         """Swap in new definitions; runs already going keep the ones they started with."""
         self._project = project
         self._base_secrets = secret_values_of_project(project)
+        report_weak_keys(project.auth)
 
     @property
     def state(self) -> StateStore:

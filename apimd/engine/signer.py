@@ -4,9 +4,11 @@ once when it is loaded, never raised inside a request."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -18,6 +20,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
 from apimd.engine.errors import SetupError
+from apimd.model.common import SECRET_MASK
+from apimd.model.resources import AuthSetting
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,21 @@ def load_signing_key(
     return SigningKey(key=key, alg=alg or _DEFAULT_ALG[kty], kid=kid)
 
 
+def report_weak_keys(auths: Iterable[AuthSetting]) -> None:
+    """Load every inline `client_key` now, so a weak one is logged once when the project loads
+    (a key given by template is checked at its first use)."""
+    for auth in auths:
+        key = auth.client_key
+        if key and "%%" not in key and key != SECRET_MASK:
+            with contextlib.suppress(SetupError):
+                load_signing_key(
+                    key,
+                    kid=auth.client_key_id,
+                    alg=auth.client_assertion_alg,
+                    where=f"auth {auth.name} client_key",
+                )
+
+
 def hmac_key(secret: str) -> SigningKey:
     """The HS256 key of `client_secret_jwt`."""
     if len(secret.encode()) < _MIN_HMAC_BYTES:
@@ -117,7 +136,10 @@ def _report_if_weak(key: AsymmetricKey, where: str) -> None:
     if isinstance(key, RSAKey):
         bits = key.raw_value.key_size
         if bits < _MIN_RSA_BITS:
-            _warn_once(f"{where}: a {bits}-bit RSA key is weak; use {_MIN_RSA_BITS} bits or more")
+            # Once per key: `load_signing_key` is cached.
+            log.warning(
+                "%s: a %d-bit RSA key is weak; use %d bits or more", where, bits, _MIN_RSA_BITS
+            )
 
 
 _warned: set[str] = set()

@@ -385,3 +385,20 @@ async def test_each_redirect_hop_gets_its_own_dpop_proof(fapi: FapiServer) -> No
     assert last["htu"] == f"{fapi.issuer}/api"  # made for the hop it was sent on
     assert result.request is not None
     assert "DPoP" in result.request.headers
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # the test server's
+async def test_a_weak_key_is_reported_once_when_the_project_loads(
+    fapi: FapiServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    fapi.public_key = weak.public_key()
+    doc = project(fapi, client_auth="private_key_jwt", client_key=pem(weak))
+    with caplog.at_level("WARNING", logger="apimd.engine.signer"):
+        Engine(build(doc), MemoryStateStore())
+        assert [r.getMessage() for r in caplog.records] == [
+            "auth bank client_key: a 1024-bit RSA key is weak; use 2048 bits or more"
+        ]
+        result = await run(doc)  # it still signs (the server decides), and says so only once
+    assert result.outcome == Outcome.PASS, (result.error, fapi.errors)
+    assert len(caplog.records) == 1
