@@ -338,7 +338,7 @@ def _grant(
             jkt,
         )
     if grant == DEVICE_CODE_GRANT:
-        return server.poll_device(client_id, form.get("device_code", ""))
+        return server.poll_device(client_id, form.get("device_code", ""), jkt)
     raise GrantError("unsupported_grant_type")
 
 

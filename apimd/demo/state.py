@@ -247,7 +247,9 @@ class TokenServerState:
             raise KeyError(f"no pending device sign-in with user code {user_code!r}")
         grant.status = status
 
-    def poll_device(self, client_id: str, device_code: str) -> dict[str, object]:
+    def poll_device(
+        self, client_id: str, device_code: str, jkt: str | None = None
+    ) -> dict[str, object]:
         """One device-code token request: tokens once approved, else the RFC 8628 §3.5 error."""
         grant = self.devices.get(device_code)
         if grant is None or grant.client_id != client_id:
@@ -270,7 +272,7 @@ class TokenServerState:
         if grant.status == "pending":
             raise GrantError("authorization_pending", "waiting for the person to approve")
         del self.devices[device_code]  # single use
-        return self.issue(grant.scope)
+        return self.issue(grant.scope, jkt)
 
 
 STATE_KEY = web.AppKey("token_server_state", TokenServerState)

@@ -76,6 +76,7 @@ async def poll_device_token(
     *,
     sleep: Sleep = asyncio.sleep,
     clock: Clock = time.monotonic,
+    dpop_key: str | None = None,
 ) -> dict[str, Any]:
     """Poll the token endpoint (RFC 8628 §3.4–3.5) until it answers tokens, and return them.
 
@@ -94,7 +95,7 @@ async def poll_device_token(
                 f"nobody approved the sign-in within {device.expires_in} s; start it again",
             )
         try:
-            return await token_request(http, auth, params, scope)
+            return await token_request(http, auth, params, scope, dpop_key=dpop_key)
         except OAuthError as exc:
             if exc.error == "authorization_pending":
                 continue

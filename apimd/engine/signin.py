@@ -217,11 +217,15 @@ class SignInFlows:
             device = await start_device_authorization(self._engine.http, auth, scope)
         except (OAuthError, SetupError) as exc:
             raise SignInError(f"the device authorization request failed: {exc}") from None
+        dpop_key = None
+        if auth.dpop:
+            dpop_key = await self._engine.tokens.dpop_key(token_name, generate_key_jwk)
         now = self._engine.now()
         pending = PendingSignIn(
             url=device.verification_uri_complete or device.verification_uri,
             token=token_name,
             auth=auth.name,
+            dpop_key=dpop_key,
             data={
                 "user_code": device.user_code,
                 "verification_uri": device.verification_uri,
@@ -265,7 +269,9 @@ class SignInFlows:
         pending: PendingSignIn,
     ) -> None:
         try:
-            payload = await poll_device_token(self._engine.http, auth, device, scope)
+            payload = await poll_device_token(
+                self._engine.http, auth, device, scope, dpop_key=pending.dpop_key
+            )
         except OAuthError as exc:
             done = SignInDone(False, f"the device sign-in ended: {exc}", token_name)
         except Exception as exc:  # the poll must end with a signin.done, whatever happens

@@ -4,6 +4,7 @@ here with PyJWT, independent of apimd's signer)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import secrets
@@ -215,3 +216,49 @@ async def test_authorization_without_par_is_refused(fapi: FapiClient) -> None:
     async with fapi.session.get(f"{fapi.base}/oauth/authorize?{urlencode(query)}") as page:
         assert page.status == 400
         assert "pushed authorization request (PAR) required" in await page.text()
+
+
+async def test_a_device_sign_in_gets_a_dpop_bound_token(token_server: RunningServer) -> None:
+    state = server_state(token_server)
+    base = token_server.url
+    doc = {
+        "auth": [
+            {
+                "name": "tv",
+                "type": "oauth2",
+                "grant": "device_code",
+                "token_url": f"{base}/oauth/token",
+                "device_authorization_url": f"{base}/oauth/device_authorization",
+                "client_id": "demo-client",
+                "client_secret": "demo-secret",
+                "dpop": True,
+            }
+        ],
+        "tokens": [{"name": "tv-token", "auth": "tv"}],
+        "calls": [
+            {
+                "name": "orders",
+                "url": f"{base}/api/orders",
+                "token": "tv-token",
+                "conditions": [{"source": "status", "op": "eq", "value": 200}],
+            }
+        ],
+    }
+    store = MemoryStateStore()
+    engine = Engine(build(doc), store, callback_url=CALLBACK)
+    try:
+        flows = SignInFlows(engine)
+        started = await flows.start_device("tv-token")
+        assert started.user_code is not None
+        state.approve_device(started.user_code)
+        for _ in range(100):
+            if store.tokens.get("tv-token") and store.tokens["tv-token"].variables:
+                break
+            await asyncio.sleep(0.1)
+        token = store.tokens["tv-token"]
+        assert token.variables["TOKEN_TYPE"] == "DPoP", state.fapi.refused
+        assert state.fapi.bound_tokens[token.variables["ACCESS_TOKEN"]]
+        result = await engine.run("orders")
+    finally:
+        await engine.close()
+    assert result.outcome == Outcome.PASS, (result.error, state.fapi.refused)
