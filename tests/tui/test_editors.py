@@ -30,6 +30,7 @@ from apimd.tui.editors.dialogs import ConditionDialog, ConfirmDiscard, PickDialo
 from apimd.tui.editors.fields import Choice, KeyValueList, SecretInput, field_of
 from apimd.tui.editors.items import ConditionTable, StepTable
 from apimd.tui.editors.paths import named_fields, resource_path
+from tests.engine.tls_ca import TestCA
 from tests.tui.conftest import make_app, wait_for
 from tests.tui.daemon import Daemon
 
@@ -366,3 +367,45 @@ async def test_fapi_fields_round_trip_and_the_client_key_stays_masked(
     again = await client.get("auth", "demo-sso", reveal=True)
     assert getattr(again, "client_key", None) == key
     assert getattr(again, "client_key_id", None) == "k-2"
+
+
+async def test_tls_files_password_and_verify_round_trip_and_inline_pems_are_kept(
+    daemon: Daemon, client: Client, tmp_path: Any
+) -> None:
+    ca = TestCA()
+    inline = ca.issue("inline-client")
+    filed = ca.issue("filed-client", password="pw-for-the-key")
+    auth = await client.get("auth", "demo-sso", reveal=True)
+    assert isinstance(auth, AuthSetting)
+    stored = auth.model_dump(mode="json", by_alias=True, exclude_none=True)
+    stored["tls"] = {"client_cert": inline.cert, "client_key": inline.key}
+    await client.put("auth", "demo-sso", stored)
+    async with make_app(daemon).run_test(size=(100, 40)) as pilot:
+        editor = await open_loaded(pilot, "auth", "demo-sso")
+        assert editor.query_one("#a-tls-client_cert", Input).placeholder.startswith("an inline")
+        await type_into(pilot, editor, "#a-client_id", "demo-client-3")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+    kept = await client.get("auth", "demo-sso", reveal=True)
+    assert kept.tls is not None  # type: ignore[attr-defined]
+    assert kept.tls.client_key == inline.key  # type: ignore[attr-defined]
+    (tmp_path / "c.pem").write_text(filed.cert)
+    (tmp_path / "c.key").write_text(filed.key)
+    (tmp_path / "ca.pem").write_text(ca.pem)
+    async with make_app(daemon).run_test(size=(100, 40)) as pilot:
+        editor = await open_loaded(pilot, "auth", "demo-sso")
+        await type_into(pilot, editor, "#a-tls-client_cert", str(tmp_path / "c.pem"))
+        await type_into(pilot, editor, "#a-tls-client_key", str(tmp_path / "c.key"))
+        await type_into(pilot, editor, "#a-tls-ca_bundle", str(tmp_path / "ca.pem"))
+        await type_into(pilot, editor, "#a-tls-client_key_password", "pw-for-the-key")
+        editor.query_one("#a-tls-verify", Choice).choose("ca_only")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+    saved = await client.get("auth", "demo-sso", reveal=True)
+    tls = saved.tls  # type: ignore[attr-defined]
+    assert tls.client_cert.file == str(tmp_path / "c.pem")
+    assert tls.client_key.file == str(tmp_path / "c.key")
+    assert tls.ca_bundle.file == str(tmp_path / "ca.pem")
+    assert (tls.client_key_password, tls.verify) == ("pw-for-the-key", "ca_only")
+    masked = await client.get("auth", "demo-sso")
+    assert masked.tls.client_key_password == SECRET_MASK  # type: ignore[attr-defined]

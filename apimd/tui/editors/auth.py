@@ -26,6 +26,7 @@ from apimd.tui.editors.fields import (
     split_words,
 )
 from apimd.tui.editors.items import WebhookTable
+from apimd.tui.editors.tls import compose_tls, fill_tls, tls_document
 
 Shown = Callable[[str, str | None], bool]
 
@@ -178,6 +179,7 @@ class AuthEditor(EditorScreen):
                 Checkbox("refresh the token and retry", compact=True, id="a-refresh_on_401"),
             )
             yield text("refresh_skew", "Refresh skew (s)", "refresh this long before expiry")
+            yield from compose_tls("a")
             yield FormField(
                 "Webhooks",
                 WebhookTable(for_auth=True, id="a-webhooks"),
@@ -233,6 +235,7 @@ class AuthEditor(EditorScreen):
         q("#a-refresh_on_401", Checkbox).value = auth.refresh_on_401
         q("#a-refresh_skew", Input).value = number_text(auth.refresh_skew)
         q("#a-webhooks", WebhookTable).load(dump(w) for w in auth.webhooks)
+        fill_tls(self, "a", auth.tls)
         self._show_type_fields()
 
     @on(Select.Changed, "#a-type, #a-grant")
@@ -273,6 +276,7 @@ class AuthEditor(EditorScreen):
             "refresh_on_401": q("#a-refresh_on_401", Checkbox).value,
             "refresh_skew": number_or_text(q("#a-refresh_skew", Input).value),
             "webhooks": q("#a-webhooks", WebhookTable).items,
+            "tls": tls_document(self, "a", dump(self.original).get("tls")),
         }
         for path in TEXTS:
             values[path] = q(f"#a-{path}", Input).value.strip() or None
