@@ -409,3 +409,20 @@ async def test_tls_files_password_and_verify_round_trip_and_inline_pems_are_kept
     assert (tls.client_key_password, tls.verify) == ("pw-for-the-key", "ca_only")
     masked = await client.get("auth", "demo-sso")
     assert masked.tls.client_key_password == SECRET_MASK  # type: ignore[attr-defined]
+
+
+async def test_a_calls_tls_fields_are_saved(daemon: Daemon, client: Client, tmp_path: Any) -> None:
+    (tmp_path / "ca.pem").write_text(TestCA().pem)
+    async with make_app(daemon).run_test(size=(100, 40)) as pilot:
+        editor = await open_loaded(pilot, "calls", "quiet-call")
+        editor.query_one(TabbedContent).active = "auth-tab"
+        await pilot.pause()
+        await type_into(pilot, editor, "#c-tls-ca_bundle", str(tmp_path / "ca.pem"))
+        editor.query_one("#c-tls-verify", Choice).choose("ca_only")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+    call = await client.get("calls", "quiet-call")
+    assert isinstance(call, Call)
+    assert call.tls is not None
+    assert call.tls.verify == "ca_only"
+    assert getattr(call.tls.ca_bundle, "file", None) == str(tmp_path / "ca.pem")

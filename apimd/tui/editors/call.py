@@ -35,6 +35,7 @@ from apimd.tui.editors.fields import (
 )
 from apimd.tui.editors.items import ConditionTable, WebhookTable
 from apimd.tui.editors.ports import ResourceClient
+from apimd.tui.editors.tls import compose_tls, fill_tls, tls_document
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 BODY_KINDS = (("none", "none"), ("text body", "body"), ("JSON", "json"), ("form fields", "form"))
@@ -134,6 +135,7 @@ class CallEditor(EditorScreen):
                     path="keepalive",
                     note="off: a fresh connection per run, as a new client sees it",
                 )
+                yield from compose_tls("c")
             with TabPane("Conditions", id="conditions-tab"), Form():
                 yield FormField(
                     "Conditions",
@@ -220,6 +222,7 @@ class CallEditor(EditorScreen):
         q("#follow-redirects", Checkbox).value = call.follow_redirects
         q("#verify-tls", Checkbox).value = call.verify_tls
         q("#keepalive", Checkbox).value = call.keepalive
+        fill_tls(self, "c", call.tls)
         q("#conditions", ConditionTable).load(dump(c) for c in call.conditions)
         sla = call.sla
         for key in ("slow", "warn", "fail"):
@@ -278,6 +281,7 @@ class CallEditor(EditorScreen):
             "follow_redirects": q("#follow-redirects", Checkbox).value,
             "verify_tls": q("#verify-tls", Checkbox).value,
             "keepalive": q("#keepalive", Checkbox).value,
+            "tls": tls_document(self, "c", dump(self.original).get("tls")),
             "sla": sla or None,
             "conditions": q("#conditions", ConditionTable).items,
             "webhooks": q("#webhooks", WebhookTable).items,

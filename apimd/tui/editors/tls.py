@@ -1,6 +1,6 @@
 """The `tls` section of an editor (SPEC §10): client certificate, key and CA bundle as file paths
 (a PEM given inline in a project file is kept as it is), the key's password as a secret, and
-certificate verification."""
+certificate verification. A call's fields override its auth's one by one."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from apimd.tui.editors.base import EditorScreen
 from apimd.tui.editors.fields import Choice, FormField, SecretInput
 
 VERIFY = (
-    ("default (verify)", "default"),
+    ("default (the auth's, else verify)", "default"),
     ("verify", "true"),
     ("do not verify", "false"),
     ("only the CA bundle", "ca_only"),
