@@ -88,6 +88,9 @@ async def test_client_certificate_with_password_and_ca_only(server: str, ca: Tes
     result = await run({"calls": [call(server, tls=tls)]})
     assert result.outcome == Outcome.PASS, result.error
     assert result.variables["CN"] == "monitor-1"
+    timings = result.timings_ms
+    assert timings.connect > 0  # TCP and the TLS handshake with the client certificate
+    assert timings.total >= timings.connect + timings.wait
 
 
 async def test_no_or_foreign_client_certificate_is_refused(server: str, ca: TestCA) -> None:
