@@ -160,18 +160,19 @@ def test_recursive_schema_fixture_imports_without_looping() -> None:
     assert result.untranslated == ["servers: none given: BASE_URL is http://localhost, change it"]
 
 
-def test_schemes_required_together_keep_what_can_be_sent_and_list_the_rest() -> None:
+def test_schemes_required_together_give_each_call_the_key_and_the_openid_token() -> None:
     result = imported("openapi", "openapi-net-petstore-security.yaml")
     project = load(result)
-    assert {c.auth for c in project.calls} == {"securitySchemeName1"}
-    assert (
-        "security scheme securitySchemeName2: OpenID Connect (http://example.com) is not "
-        "translated: this apimd has no `issuer`"
-    ) in result.untranslated
-    assert (
-        "operation addPet: needs securitySchemeName1 and securitySchemeName2 together: "
-        "securitySchemeName2 not sent"
-    ) in result.untranslated
+    oidc = next(a for a in project.auth if a.name == "securitySchemeName2")
+    assert (oidc.type, oidc.issuer, oidc.grant) == (
+        "oauth2",
+        "http://example.com",
+        "authorization_code",
+    )
+    assert {(c.auth, c.token) for c in project.calls} == {
+        ("securitySchemeName1", "securitySchemeName2-token")
+    }
+    assert not [line for line in result.untranslated if "securitySchemeName2" in line]
 
 
 def test_api_key_and_oauth2_together_give_the_call_an_auth_and_a_token() -> None:
