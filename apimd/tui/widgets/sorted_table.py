@@ -1,0 +1,184 @@
+"""A `DataTable` of one-line rows kept in order by a sort key, cheap at 10,000 rows: a row whose
+key changed moves on its own (no re-sort of the table), a cell update re-renders only its row,
+and what DataTable recomputes for the whole table after any change (the rows in order, each
+line's row) is kept until the order itself changes."""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable, Iterable
+from itertools import count
+from typing import Any
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.cache import LRUCache
+from textual.coordinate import Coordinate
+from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey, Row, RowKey
+
+SortKey = tuple[Any, ...]
+Cell = str | Text
+RowLines = tuple[list[list[Segment]], list[list[Segment]]]
+
+
+class SortedTable(DataTable[str | Text]):
+    """Rows are added with `insert_row` (at the place `row_key` gives them) and moved with
+    `move_row`; `update_cell` and `remove_row` work as in DataTable. Every row is one line."""
+
+    def __init__(
+        self, row_key: Callable[[str], SortKey], *, id: str | None = None, cursor_type: str = "row"
+    ) -> None:
+        self._row_key_of = row_key
+        self._order: list[str] = []
+        """Row keys, top to bottom; sorted by `_placed`."""
+        self._placed: dict[str, SortKey] = {}
+        """The sort key each row is at its place under (a row may wait to move)."""
+        self._ordered: list[Row] | None = None
+        self._versions: dict[str, int] = {}
+        """Bumped whenever a row's cells change: part of its render cache key."""
+        self._version = count(1)
+        self._rows_cache: LRUCache[tuple[object, ...], RowLines] = LRUCache(400)
+        self.rows_rendered = 0
+        """Rows rendered (cache misses): what a frame cost."""
+        super().__init__(id=id, cursor_type=cursor_type)  # type: ignore[arg-type]
+
+    # --- order ----------------------------------------------------------------------------------
+
+    @property
+    def ordered_names(self) -> list[str]:
+        """Every row's key, top to bottom (do not modify)."""
+        return self._order
+
+    def insert_row(self, name: str, cells: Iterable[Cell]) -> None:
+        """Add a row at the place its sort key gives it."""
+        key = self._row_key_of(name)
+        order = self._order
+        at = len(order)
+        if order and key < self._placed[order[-1]]:
+            at = bisect_left(order, key, key=self._placed.__getitem__)
+        self.add_row(*cells, key=name)
+        order.insert(at, name)
+        self._placed[name] = key
+        self._versions[name] = next(self._version)
+        self._relocate(at, len(order))
+
+    def move_row(self, name: str) -> bool:
+        """Put `name` where its sort key says now; False if it stays where it is."""
+        key = self._row_key_of(name)
+        if self._placed.get(name) == key:
+            return False
+        order = self._order
+        old = self.get_row_index(name)
+        del order[old]
+        self._placed[name] = key
+        new = bisect_left(order, key, key=self._placed.__getitem__)
+        order.insert(new, name)
+        self._relocate(min(old, new), max(old, new) + 1)
+        if old != new:
+            self._update_count += 1
+            self.refresh()
+        return old != new
+
+    def _relocate(self, start: int, stop: int) -> None:
+        """Rows `start:stop` of `_order` moved: tell DataTable where they are."""
+        locations, order = self._row_locations, self._order
+        for index in range(start, stop):
+            locations[RowKey(order[index])] = index
+        self._ordered = None
+
+    def remove_row(self, row_key: RowKey | str) -> None:
+        name = str(row_key.value if isinstance(row_key, RowKey) else row_key)
+        super().remove_row(row_key)
+        self._order.remove(name)
+        self._placed.pop(name, None)
+        self._versions.pop(name, None)
+        self._ordered = None
+
+    def clear(self, columns: bool = False) -> Any:
+        self._order = []
+        self._placed = {}
+        self._versions = {}
+        self._ordered = None
+        return super().clear(columns)
+
+    def update_cell(
+        self,
+        row_key: RowKey | str,
+        column_key: ColumnKey | str,
+        value: Cell,
+        *,
+        update_width: bool = False,
+    ) -> None:
+        super().update_cell(row_key, column_key, value, update_width=update_width)
+        name = str(row_key.value if isinstance(row_key, RowKey) else row_key)
+        self._versions[name] = next(self._version)
+
+    # --- what DataTable recomputes for the whole table after every change -----------------------
+
+    @property
+    def ordered_rows(self) -> list[Row]:
+        if self._ordered is None or len(self._ordered) != len(self._order):
+            rows = self.rows
+            self._ordered = [rows[RowKey(name)] for name in self._order]
+        return self._ordered
+
+    @property
+    def _total_row_height(self) -> int:
+        return len(self._order)
+
+    def _get_offsets(self, y: int) -> tuple[RowKey, int]:
+        if self.show_header:
+            if y < self.header_height:
+                return self._header_row_key, y
+            y -= self.header_height
+        return RowKey(self._order[y]), 0  # IndexError (a LookupError) past the end
+
+    # --- a render cache per row -----------------------------------------------------------------
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._rows_cache.clear()
+
+    def notify_style_update(self) -> None:
+        self._rows_cache.clear()
+        super().notify_style_update()
+
+    def _render_line_in_row(
+        self,
+        row_key: RowKey,
+        line_no: int,
+        base_style: Style,
+        cursor_location: Coordinate,
+        hover_location: Coordinate,
+    ) -> RowLines:
+        # DataTable keys this on a table-wide update counter and the whole cursor position, so
+        # any change or cursor move re-renders every visible row; a row's lines depend only on
+        # its own cells, its place, and whether the cursor or the mouse is on it.
+        name = row_key.value
+        index = self._row_locations.get(row_key) if name is not None else -1
+        cache_key = (
+            name,
+            index,
+            self._versions.get(name, 0) if name is not None else len(self.columns),
+            line_no,
+            base_style,
+            cursor_location.row == index,
+            cursor_location.column,
+            hover_location.row == index,
+            hover_location.column,
+            self.cursor_type,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self._pseudo_class_state,
+            self.size.width,
+        )
+        lines = self._rows_cache.get(cache_key)
+        if lines is None:
+            self.rows_rendered += 1
+            lines = super()._render_line_in_row(
+                row_key, line_no, base_style, cursor_location, hover_location
+            )
+            self._rows_cache[cache_key] = lines
+        return lines
