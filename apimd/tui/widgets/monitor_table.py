@@ -227,9 +227,7 @@ class MonitorTable(SortedTable):
             moves, self._moves = self._moves, set()
             self._sorted_at = time.monotonic()
             current = self.current_name()
-            for name in moves:
-                if name in self._shown and name in self.board.monitors:
-                    self.move_row(name)
+            self.move_rows(n for n in moves if n in self._shown and n in self.board.monitors)
             self.restore_cursor(current)
         now = self.clock()
         for name in self.visible_names():

@@ -13,6 +13,7 @@ from typing import Any
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual._two_way_dict import TwoWayDict
 from textual.cache import LRUCache
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
@@ -25,7 +26,7 @@ RowLines = tuple[list[list[Segment]], list[list[Segment]]]
 
 class SortedTable(DataTable[str | Text]):
     """Rows are added with `insert_row` (at the place `row_key` gives them) and moved with
-    `move_row`; `update_cell` and `remove_row` work as in DataTable. Every row is one line."""
+    `move_rows`; `update_cell` and `remove_row` work as in DataTable. Every row is one line."""
 
     def __init__(
         self, row_key: Callable[[str], SortKey], *, id: str | None = None, cursor_type: str = "row"
@@ -36,6 +37,7 @@ class SortedTable(DataTable[str | Text]):
         self._placed: dict[str, SortKey] = {}
         """The sort key each row is at its place under (a row may wait to move)."""
         self._ordered: list[Row] | None = None
+        self._row_keys: dict[str, RowKey] = {}
         self._versions: dict[str, int] = {}
         """Bumped whenever a row's cells change: part of its render cache key."""
         self._version = count(1)
@@ -58,34 +60,46 @@ class SortedTable(DataTable[str | Text]):
         at = len(order)
         if order and key < self._placed[order[-1]]:
             at = bisect_left(order, key, key=self._placed.__getitem__)
-        self.add_row(*cells, key=name)
+        self._row_keys[name] = self.add_row(*cells, key=name)
         order.insert(at, name)
         self._placed[name] = key
         self._versions[name] = next(self._version)
         self._relocate(at, len(order))
 
-    def move_row(self, name: str) -> bool:
-        """Put `name` where its sort key says now; False if it stays where it is."""
-        key = self._row_key_of(name)
-        if self._placed.get(name) == key:
-            return False
-        order = self._order
-        old = self.get_row_index(name)
-        del order[old]
-        self._placed[name] = key
-        new = bisect_left(order, key, key=self._placed.__getitem__)
-        order.insert(new, name)
-        self._relocate(min(old, new), max(old, new) + 1)
-        if old != new:
-            self._update_count += 1
-            self.refresh()
-        return old != new
+    def move_rows(self, names: Iterable[str]) -> int:
+        """Put each of `names` where its sort key says now; how many rows moved. Only those
+        rows are taken out and put back (by bisection); the others keep their relative order."""
+        moving = {}
+        for name in names:
+            key = self._row_key_of(name)
+            if self._placed.get(name) != key:
+                moving[name] = key
+        if not moving:
+            return 0
+        locations = self._row_locations
+        first = min(locations.get(self._row_keys[name]) or 0 for name in moving)
+        order = [name for name in self._order if name not in moving]
+        self._placed.update(moving)
+        placed = self._placed.__getitem__
+        for name, key in moving.items():
+            at = bisect_left(order, key, key=placed)
+            order.insert(at, name)
+            first = min(first, at)
+        self._order = order
+        self._relocate(first, len(order))
+        self._update_count += 1
+        self.refresh()
+        return len(moving)
 
     def _relocate(self, start: int, stop: int) -> None:
         """Rows `start:stop` of `_order` moved: tell DataTable where they are."""
-        locations, order = self._row_locations, self._order
-        for index in range(start, stop):
-            locations[RowKey(order[index])] = index
+        keys, order = self._row_keys, self._order
+        if stop - start > 64:
+            self._row_locations = TwoWayDict({keys[name]: i for i, name in enumerate(order)})
+        else:
+            locations = self._row_locations
+            for index in range(start, stop):
+                locations[keys[order[index]]] = index
         self._ordered = None
 
     def remove_row(self, row_key: RowKey | str) -> None:
@@ -94,12 +108,14 @@ class SortedTable(DataTable[str | Text]):
         self._order.remove(name)
         self._placed.pop(name, None)
         self._versions.pop(name, None)
+        self._row_keys.pop(name, None)
         self._ordered = None
 
     def clear(self, columns: bool = False) -> Any:
         self._order = []
         self._placed = {}
         self._versions = {}
+        self._row_keys = {}
         self._ordered = None
         return super().clear(columns)
 
@@ -120,8 +136,8 @@ class SortedTable(DataTable[str | Text]):
     @property
     def ordered_rows(self) -> list[Row]:
         if self._ordered is None or len(self._ordered) != len(self._order):
-            rows = self.rows
-            self._ordered = [rows[RowKey(name)] for name in self._order]
+            rows, keys = self.rows, self._row_keys
+            self._ordered = [rows[keys[name]] for name in self._order]
         return self._ordered
 
     @property
@@ -133,7 +149,7 @@ class SortedTable(DataTable[str | Text]):
             if y < self.header_height:
                 return self._header_row_key, y
             y -= self.header_height
-        return RowKey(self._order[y]), 0  # IndexError (a LookupError) past the end
+        return self._row_keys[self._order[y]], 0  # IndexError (a LookupError) past the end
 
     # --- a render cache per row -----------------------------------------------------------------
 
