@@ -17,7 +17,7 @@ from textual._two_way_dict import TwoWayDict
 from textual.cache import LRUCache
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey, Row, RowKey
+from textual.widgets.data_table import Column, ColumnKey, Row, RowKey
 
 SortKey = tuple[Any, ...]
 Cell = str | Text
@@ -38,6 +38,7 @@ class SortedTable(DataTable[str | Text]):
         """The sort key each row is at its place under (a row may wait to move)."""
         self._ordered: list[Row] | None = None
         self._row_keys: dict[str, RowKey] = {}
+        self._columns: list[Column] | None = None
         self._versions: dict[str, int] = {}
         """Bumped whenever a row's cells change: part of its render cache key."""
         self._version = count(1)
@@ -117,6 +118,8 @@ class SortedTable(DataTable[str | Text]):
         self._versions = {}
         self._row_keys = {}
         self._ordered = None
+        if columns:
+            self._columns = None
         return super().clear(columns)
 
     def update_cell(
@@ -139,6 +142,14 @@ class SortedTable(DataTable[str | Text]):
             rows, keys = self.rows, self._row_keys
             self._ordered = [rows[keys[name]] for name in self._order]
         return self._ordered
+
+    @property
+    def ordered_columns(self) -> list[Column]:
+        # DataTable rebuilds this list for every row added and every line rendered.
+        size = len(self.columns)
+        if self._columns is None or len(self._columns) != size:
+            self._columns = super().ordered_columns
+        return self._columns
 
     @property
     def _total_row_height(self) -> int:
