@@ -116,6 +116,26 @@ async def test_a_cell_update_or_cursor_move_renders_only_the_rows_it_touches() -
         assert table.rows_rendered - rendered == 2  # the row it left and the row it is on
 
 
+async def test_rows_that_only_shift_are_not_rendered_again_and_point_at_their_new_place() -> None:
+    keys = {f"m{i:04d}": 1 for i in range(3000)}
+    table = keyed_table(keys)
+    async with Host(table).run_test(size=(40, 20)) as pilot:
+        for name in keys:
+            table.insert_row(name, [name, "1"])
+        await pilot.pause()
+        rendered = table.rows_rendered
+        keys["m2999"] = 0
+        table.update_cell("m2999", "key", "0")
+        assert table.move_rows(["m2999"]) == 1  # to the top: every row on screen shifts down
+        await pilot.pause()
+        assert table.rows_rendered - rendered <= 2  # the moved row (and the cursor's row)
+        lines = table.render_lines(table.region)
+        assert lines[1].text.startswith(" m2999") and lines[2].text.startswith(" m0000")
+        metas = [segment.style.meta for segment in lines[3] if segment.style and segment.text]
+        assert {meta.get("row") for meta in metas} == {2}  # a click there selects m0001
+        assert table.get_row_at(2)[0] == "m0001"
+
+
 async def test_a_large_fill_paints_its_first_rows_then_adds_the_rest_keeping_the_cursor() -> None:
     board = Board()
     board.load_summary(summary_of(1500))

@@ -42,7 +42,7 @@ class SortedTable(DataTable[str | Text]):
         self._versions: dict[str, int] = {}
         """Bumped whenever a row's cells change: part of its render cache key."""
         self._version = count(1)
-        self._rows_cache: LRUCache[tuple[object, ...], RowLines] = LRUCache(400)
+        self._rows_cache: LRUCache[tuple[object, ...], tuple[int, RowLines]] = LRUCache(400)
         self.rows_rendered = 0
         """Rows rendered (cache misses): what a frame cost."""
         super().__init__(id=id, cursor_type=cursor_type)  # type: ignore[arg-type]
@@ -182,12 +182,14 @@ class SortedTable(DataTable[str | Text]):
     ) -> RowLines:
         # DataTable keys this on a table-wide update counter and the whole cursor position, so
         # any change or cursor move re-renders every visible row; a row's lines depend only on
-        # its own cells, its place, and whether the cursor or the mouse is on it.
+        # its own cells and whether the cursor or the mouse is on it. Its place shows only in
+        # each cell's mouse metadata (and the stripe, when zebra): a row that merely shifted
+        # (a row above it moved) gets that metadata re-applied instead of being rendered again.
         name = row_key.value
         index = self._row_locations.get(row_key) if name is not None else -1
+        assert index is not None
         cache_key = (
             name,
-            index,
             self._versions.get(name, 0) if name is not None else len(self.columns),
             line_no,
             base_style,
@@ -200,12 +202,32 @@ class SortedTable(DataTable[str | Text]):
             self._show_hover_cursor,
             self._pseudo_class_state,
             self.size.width,
+            index % 2 if self.zebra_stripes else 0,
         )
-        lines = self._rows_cache.get(cache_key)
-        if lines is None:
+        cached = self._rows_cache.get(cache_key)
+        if cached is not None and cached[0] == index:
+            return cached[1]
+        if cached is not None and not cached[1][0]:
+            lines = self._placed_at(cached[1], index)
+        else:
             self.rows_rendered += 1
             lines = super()._render_line_in_row(
                 row_key, line_no, base_style, cursor_location, hover_location
             )
-            self._rows_cache[cache_key] = lines
+        self._rows_cache[cache_key] = (index, lines)
         return lines
+
+    @staticmethod
+    def _placed_at(lines: RowLines, index: int) -> RowLines:
+        """A row's rendered cells with the mouse metadata of row `index` (what DataTable puts
+        on each cell, and on the padding after the last column)."""
+        _, cells = lines
+        moved = [
+            list(
+                Segment.apply_style(cell, post_style=Style.from_meta({"row": index, "column": at}))
+            )
+            for at, cell in enumerate(cells[:-1])
+        ]
+        padding = Style.from_meta({"row": index, "column": 0, "out_of_bounds": True})
+        moved.append(list(Segment.apply_style(cells[-1], post_style=padding)))
+        return [], moved
