@@ -170,11 +170,13 @@ class DashboardScreen(ApimdScreen):
         self._loading = True
         try:
             summary = await self.client.summary(window=SUMMARY_WINDOW)
+            reset, self._reset_running = self._reset_running, False
+            # Off the event loop (10,000 monitors: ~0.2 s): meanwhile events are held, and the
+            # table reads monitors that are only ever replaced or set attribute by attribute.
+            changes = await asyncio.to_thread(self.board.load_summary, summary, reset_running=reset)
         except BaseException:
             self._release_held()
             raise
-        reset, self._reset_running = self._reset_running, False
-        changes = self.board.load_summary(summary, reset_running=reset)
         self.summaries += 1
         self._release_held()
         if self.table.row_count == 0:

@@ -6,20 +6,26 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import datetime
+from functools import partial
 from typing import ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
 from apimd.tui.formatting import age, outcome_text, token_state_text, uptime_text
 from apimd.tui.monitors import Board
 from apimd.tui.ports import Clock
 from apimd.tui.sparkline import sparkline
+from apimd.tui.widgets.sorted_table import SortedTable
 
 SORT_S = 0.5
-"""Rows move to their new place at most this often (a sort redraws every visible row)."""
+"""Rows move to their new place at most this often."""
+FIRST_ROWS = 200
+"""A fill adds this many rows at once (more than a screenful), then paints."""
+FILL_ROWS = 500
+"""The rest of a fill is added this many rows at a time, between frames and key presses."""
+FILL_PAUSE_S = 0.005
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("outcome", "outcome"),
@@ -35,7 +41,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 Cells = dict[str, str | Text]
 
 
-class MonitorTable(DataTable[str | Text]):
+class MonitorTable(SortedTable):
     """Shows `board`; enter opens the history of the monitor under the cursor."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -43,39 +49,75 @@ class MonitorTable(DataTable[str | Text]):
     ]
 
     def __init__(self, board: Board, clock: Clock, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row")
+        super().__init__(self._sort_key, id=id)
         self.board = board
         self.clock = clock
         self.rebuilds = 0
         """How many times the rows were filled from scratch (load, filter, resize)."""
         self._shown: dict[str, Cells] = {}
-        self._ranks: dict[str, int] = {}
         self._changed: set[str] = set()
         """Monitors changed since the last flush."""
         self._stale: set[str] = set()
         """Rows whose cells are behind their monitor (off screen until they scroll into view)."""
-        self._needs_sort = False
+        self._moves: set[str] = set()
+        """Rows whose monitor may have changed rank: they move at the next sort."""
         self._sorted_at = 0.0
         self._spark_width = 10
         self._layout_width = 0
+        self._filling: list[str] = []
+        """Rows still to add after the first screenful (`fill`), in order."""
+        self._fill_cursor: str | None = None
+        self._fill_generation = 0
+
+    def _sort_key(self, name: str) -> tuple[int, str, str]:
+        """Dashboard order (`Board.sort_key`), ties broken by the exact name."""
+        return (*self.board.sort_key(name), name)
 
     # --- filling --------------------------------------------------------------------------------
 
     def fill(self, names: Iterable[str], width: int) -> None:
-        """Show exactly `names`, in that order, keeping the cursor on the same monitor."""
-        current = self.current_name()
+        """Show exactly `names`, in that order, keeping the cursor on the same monitor. The
+        first `FIRST_ROWS` are added at once (the screen can paint), the rest `FILL_ROWS` at a
+        time between frames and key presses."""
+        current = self._fill_cursor if self._filling else self.current_name()
         if width != self._layout_width or not self.columns:
             self._layout(width)
         self.clear()
         self._shown.clear()
-        now = self.clock()
-        for name in names:
-            self._add(name, now)
         self._changed.clear()
         self._stale.clear()
-        self._needs_sort = False
+        self._moves.clear()
         self.rebuilds += 1
+        self._fill_generation += 1
+        pending = list(names)
+        self._filling, self._fill_cursor = pending[FIRST_ROWS:], current
+        self._add_rows(pending[:FIRST_ROWS])
         self.restore_cursor(current)
+        if self._filling:
+            self.set_timer(FILL_PAUSE_S, partial(self._fill_more, self._fill_generation))
+
+    def _fill_more(self, generation: int) -> None:
+        if generation != self._fill_generation:
+            return  # a newer fill started
+        chunk, self._filling = self._filling[:FILL_ROWS], self._filling[FILL_ROWS:]
+        self._add_rows(chunk)
+        if self._filling:
+            self.set_timer(FILL_PAUSE_S, partial(self._fill_more, generation))
+        elif self._fill_cursor is not None:
+            if self.current_name() != self._fill_cursor:
+                self.restore_cursor(self._fill_cursor)
+            self._fill_cursor = None
+
+    def _add_rows(self, names: Iterable[str]) -> None:
+        now = self.clock()
+        for name in names:
+            if name in self.board.monitors and name not in self._shown:
+                self._add(name, now)
+
+    @property
+    def filling(self) -> bool:
+        """Rows of the last `fill` are still being added."""
+        return bool(self._filling)
 
     def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
         # DataTable measures every cell of each new row to size auto-width columns; ours all
@@ -112,26 +154,25 @@ class MonitorTable(DataTable[str | Text]):
 
     def _add(self, name: str, now: datetime) -> None:
         cells = self.cells(name, now)
-        self.add_row(*cells.values(), key=name)
+        self.insert_row(name, cells.values())
         self._shown[name] = cells
-        self._ranks[name] = self.board.rank(name)
 
     def add_monitors(self, names: Iterable[str]) -> None:
-        """New rows (at the end, then sorted into place)."""
-        now = self.clock()
-        for name in names:
-            if name not in self._shown:
-                self._add(name, now)
-                self._needs_sort = True
+        """New rows, at their place."""
+        current = self.current_name()
+        self._add_rows(names)
+        self.restore_cursor(current)
 
     def remove_monitors(self, names: Iterable[str]) -> None:
         current = self.current_name()
         for name in names:
+            if name in self._filling:
+                self._filling.remove(name)
             if name in self._shown:
                 self.remove_row(name)
                 del self._shown[name]
                 self._stale.discard(name)
-                self._ranks.pop(name, None)
+                self._moves.discard(name)
         self.restore_cursor(current)
 
     # --- cells --------------------------------------------------------------------------------
@@ -172,25 +213,21 @@ class MonitorTable(DataTable[str | Text]):
         self._changed.update(names)
 
     def flush(self) -> None:
-        """Re-sort if a monitor changed rank (at most every `SORT_S`), then update the changed
-        cells of the rows on screen. Rows off screen are updated when they scroll into view: any
-        cell update makes the table redraw every visible row, so touching hidden ones would cost
-        a repaint for nothing."""
-        if not self._changed and not self._needs_sort and not self._stale:
+        """Move the rows whose monitor changed rank (at most every `SORT_S`; only those rows
+        move), then update the changed cells of the rows on screen. Rows off screen are updated
+        when they scroll into view: only the rows on screen are ever rendered."""
+        if not self._changed and not self._moves and not self._stale:
             return
         changed, self._changed = self._changed, set()
         for name in changed:
             if name in self._shown and name in self.board.monitors:
                 self._stale.add(name)
-                rank = self.board.rank(name)
-                if self._ranks.get(name) != rank:
-                    self._ranks[name] = rank
-                    self._needs_sort = True
-        if self._needs_sort and time.monotonic() - self._sorted_at >= SORT_S:
-            self._needs_sort = False
+                self._moves.add(name)
+        if self._moves and time.monotonic() - self._sorted_at >= SORT_S:
+            moves, self._moves = self._moves, set()
             self._sorted_at = time.monotonic()
             current = self.current_name()
-            self.sort("name", key=self.board.sort_key)
+            self.move_rows(n for n in moves if n in self._shown and n in self.board.monitors)
             self.restore_cursor(current)
         now = self.clock()
         for name in self.visible_names():
@@ -218,19 +255,19 @@ class MonitorTable(DataTable[str | Text]):
     @property
     def settled(self) -> bool:
         """Every change so far is on screen."""
-        return not (self._changed or self._stale or self._needs_sort)
+        return not (self._changed or self._stale or self._moves or self._filling)
 
     # --- where things are -------------------------------------------------------------------------
 
     def shown_names(self) -> list[str]:
         """Every row's monitor, in table order."""
-        return [str(row.key.value) for row in self.ordered_rows]
+        return list(self.ordered_names)
 
     def visible_names(self) -> list[str]:
         """The monitors of the rows on screen, top to bottom."""
         top = int(self.scroll_offset.y)
         height = max(1, self.size.height - 1)  # the header row is fixed
-        return [str(row.key.value) for row in self.ordered_rows[top : top + height]]
+        return self.ordered_names[top : top + height]
 
     def current_name(self) -> str | None:
         if self.row_count == 0:
