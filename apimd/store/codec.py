@@ -98,9 +98,15 @@ class ResultCodec:
         if self._training is not None:
             await asyncio.wait([self._training])
 
-    def train_soon(self, db: Database) -> None:
-        """Train the next dictionary in the background (a thread) and store it."""
-        if self.wants_training():
+    async def train_when_due(self, db: Database) -> None:
+        """Train the next dictionary when enough results were written: the first one at once (a
+        fraction of a second, once per store, so every later row uses it), the next ones in the
+        background (a thread)."""
+        if not self.wants_training():
+            return
+        if self._dict_id == 0:
+            await self._train_quietly(db, list(self._samples))
+        else:
             self._training = asyncio.create_task(self._train_quietly(db, list(self._samples)))
 
     async def _train_quietly(

@@ -162,7 +162,7 @@ class ResultStore:
             await self.codec.store_bodies(conn, bodies)
             await conn.executemany(_INSERT, rows)
             await record_rollups(conn, new)
-        self.codec.train_soon(self._db)
+        await self.codec.train_when_due(self._db)
         return len(new)
 
     async def open(self) -> None:
