@@ -151,16 +151,10 @@ class ResultStore:
             for known in await _existing_ids(conn, list(capped)):
                 del capped[known]
             new = list(capped.values())
-            rows: list[tuple[object, ...]] = []
-            bodies: dict[bytes, tuple[str, int]] = {}
-            for result in new:
-                doc, ref = self.codec.encode(result)
-                rows.append(result_row(result, doc))
-                if ref is not None:
-                    used = max(to_us(result.started_at), bodies.get(ref[0], ("", 0))[1])
-                    bodies[ref[0]] = (ref[1], used)
-            await self.codec.store_bodies(conn, bodies)
-            await conn.executemany(_INSERT, rows)
+            docs = await self._encode(conn, new)
+            await conn.executemany(
+                _INSERT, [result_row(r, doc) for r, doc in zip(new, docs, strict=True)]
+            )
             await record_rollups(conn, new)
         await self.codec.train_when_due(self._db)
         return len(new)
@@ -191,16 +185,11 @@ class ResultStore:
                 await self.codec.train(self._db, self.codec.samples_of(results))
             if results:
                 async with self._db.transaction() as conn:
-                    bodies: dict[bytes, tuple[str, int]] = {}
-                    updates = []
-                    for r, result in zip(old, results, strict=True):
-                        doc, ref = self.codec.encode(result)
-                        updates.append((doc, int(r["seq"])))
-                        if ref is not None:
-                            used = max(to_us(result.started_at), bodies.get(ref[0], ("", 0))[1])
-                            bodies[ref[0]] = (ref[1], used)
-                    await self.codec.store_bodies(conn, bodies)
-                    await conn.executemany("UPDATE results SET doc = ? WHERE seq = ?", updates)
+                    docs = await self._encode(conn, results)
+                    await conn.executemany(
+                        "UPDATE results SET doc = ? WHERE seq = ?",
+                        [(doc, int(r["seq"])) for r, doc in zip(old, docs, strict=True)],
+                    )
                 rewritten += len(results)
         async with self._db.transaction() as conn:
             await conn.execute(
@@ -208,6 +197,19 @@ class ResultStore:
                 " ON CONFLICT (key) DO NOTHING"
             )
         return rewritten
+
+    async def _encode(self, conn: Connection, results: Sequence[Result]) -> list[bytes]:
+        """The docs of `results`, storing the bodies they refer to by hash."""
+        docs: list[bytes] = []
+        bodies: dict[bytes, tuple[str, int]] = {}
+        for result in results:
+            doc, ref = self.codec.encode(result)
+            docs.append(doc)
+            if ref is not None:
+                used = max(to_us(result.started_at), bodies.get(ref[0], ("", 0))[1])
+                bodies[ref[0]] = (ref[1], used)
+        await self.codec.store_bodies(conn, bodies)
+        return docs
 
     async def _decode(self, rows: Sequence[tuple[Any, Any]]) -> list[Result]:
         docs = [bytes(doc) for _, doc in rows]
