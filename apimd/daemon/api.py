@@ -230,7 +230,7 @@ async def list_results(request: web.Request) -> web.Response:
         limit=limit,
         cursor=query.get("cursor") or None,
         # A call's results include its runs as a step of these workflows (marked as such).
-        parents=[w.name for w in service.project.workflows if name in w.steps],
+        parents=service.project.parents(name) if name else [],
     )
     return _json(ResultPage(results=page.results, next_cursor=page.next_cursor))
 

@@ -377,9 +377,7 @@ class MonitorService:
                 runs = recent.get(item.name)
                 latest = runs.latest if runs else None
                 if kind == "call":  # a call that runs only as a step has still run
-                    parents = [
-                        recent.get(w.name) for w in project.workflows if item.name in w.steps
-                    ]
+                    parents = [recent.get(w) for w in project.parents(item.name)]
                     latest = latest_including_steps(
                         item.name, latest, [p.latest for p in parents if p]
                     )

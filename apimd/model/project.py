@@ -5,9 +5,9 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator, Mapping, Set
 from itertools import pairwise
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, PrivateAttr
 
 from apimd.model.common import StrictModel, VariableName, unique_variable_names
 from apimd.model.errors import Issue
@@ -24,6 +24,25 @@ from apimd.model.resources import (
 
 KINDS = ("variables", "auth", "tokens", "calls", "workflows", "schedules")
 
+_Named = TypeVar("_Named", AuthSetting, Token, Call, Workflow)
+
+
+class _Index:
+    """Name → resource for one list, and the list (and its length) it was built from: a list
+    replaced (`model_copy(update=...)`) or grown is noticed and the index rebuilt."""
+
+    __slots__ = ("built_from", "by_name", "size")
+
+    def __init__(self, items: list[Any]) -> None:
+        self.built_from = items
+        self.size = len(items)
+        self.by_name: dict[str, Any] = {}
+        for item in items:
+            self.by_name.setdefault(item.name, item)  # the first of duplicates, as a scan finds
+
+    def fresh(self, items: list[Any]) -> bool:
+        return self.built_from is items and self.size == len(items)
+
 
 class Project(StrictModel):
     """One project file: every key optional; resources refer to each other by name."""
@@ -38,17 +57,42 @@ class Project(StrictModel):
     workflows: list[Workflow] = Field(default_factory=list)
     schedules: list[Schedule] = Field(default_factory=list)
 
+    # Lookups by name are dicts built once per project (per list), not scans: the per-run path
+    # looks calls, workflows and tokens up by name, and a project may hold 10,000 of them.
+    _indexes: dict[str, _Index] = PrivateAttr(default_factory=dict)
+    _parents: tuple[list[Workflow], int, dict[str, list[str]]] | None = PrivateAttr(default=None)
+
+    def _lookup(self, kind: str, items: list[_Named], name: str) -> _Named | None:
+        index = self._indexes.get(kind)
+        if index is None or not index.fresh(items):
+            index = _Index(items)
+            # A new dict, not an update: a shallow model_copy shares the old one.
+            self._indexes = {**self._indexes, kind: index}
+        found: _Named | None = index.by_name.get(name)
+        return found
+
     def call(self, name: str) -> Call | None:
-        return next((c for c in self.calls if c.name == name), None)
+        return self._lookup("calls", self.calls, name)
 
     def workflow(self, name: str) -> Workflow | None:
-        return next((w for w in self.workflows if w.name == name), None)
+        return self._lookup("workflows", self.workflows, name)
 
     def auth_setting(self, name: str) -> AuthSetting | None:
-        return next((a for a in self.auth if a.name == name), None)
+        return self._lookup("auth", self.auth, name)
 
     def token(self, name: str) -> Token | None:
-        return next((t for t in self.tokens if t.name == name), None)
+        return self._lookup("tokens", self.tokens, name)
+
+    def parents(self, call: str) -> list[str]:
+        """The workflows that run `call` as a step, in project order."""
+        cached = self._parents
+        if cached is None or cached[0] is not self.workflows or cached[1] != len(self.workflows):
+            by_step: dict[str, list[str]] = {}
+            for workflow in self.workflows:
+                for step in dict.fromkeys(workflow.steps):
+                    by_step.setdefault(step, []).append(workflow.name)
+            cached = self._parents = (self.workflows, len(self.workflows), by_step)
+        return list(cached[2].get(call, ()))
 
 
 def check_project(project: Project, names: Mapping[str, Set[str]] | None = None) -> list[Issue]:

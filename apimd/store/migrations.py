@@ -106,6 +106,27 @@ _INITIAL = (
     ) WITHOUT ROWID""",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _INITIAL),)
+# Result documents become zstd frames (see `apimd.store.codec`): the dictionaries they name, and the
+# PASS bodies kept once per target. Rows of schema 1 are rewritten by `ResultStore.recode`.
+# `results_by_outcome` goes: no query filters on outcome without a name or a time (which use the
+# other two indexes), and it was a fifth of a small result's bytes.
+_RESULT_CODEC = (
+    """CREATE TABLE result_dicts (
+        id INTEGER PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        dict BLOB NOT NULL
+    )""",
+    """CREATE TABLE result_bodies (
+        hash BLOB PRIMARY KEY,
+        last_used INTEGER NOT NULL,
+        body BLOB NOT NULL
+    ) WITHOUT ROWID""",
+    "DROP INDEX results_by_outcome",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _INITIAL),
+    Migration(2, "results: zstd with trained dictionaries, bodies stored once", _RESULT_CODEC),
+)
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -106,8 +106,24 @@ _INITIAL = (
     )""",
 )
 
+# The twin of SQLite's migration 2 (see `apimd.store.migrations`).
+_RESULT_CODEC = (
+    """CREATE TABLE result_dicts (
+        id INTEGER PRIMARY KEY,
+        created_at BIGINT NOT NULL,
+        dict BYTEA NOT NULL
+    )""",
+    """CREATE TABLE result_bodies (
+        hash BYTEA PRIMARY KEY,
+        last_used BIGINT NOT NULL,
+        body BYTEA NOT NULL
+    )""",
+    "DROP INDEX results_by_outcome",
+)
+
 PG_MIGRATIONS: tuple[PgMigration, ...] = (
     PgMigration(1, "initial schema", _INITIAL, procrastinate=True),
+    PgMigration(2, "results: zstd with trained dictionaries, bodies stored once", _RESULT_CODEC),
 )
 
 PG_LATEST_VERSION = PG_MIGRATIONS[-1].version

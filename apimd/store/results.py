@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from apimd.model.outcome import Outcome
 from apimd.model.result import Result
-from apimd.store.errors import CorruptRecord, InvalidCursor
+from apimd.store.codec import ResultCodec
+from apimd.store.errors import InvalidCursor
 from apimd.store.rollups import record_rollups
 from apimd.store.sql import Connection, Database
 from apimd.store.timestamps import to_us
@@ -64,10 +65,6 @@ def _cap(text: str) -> tuple[str, bool]:
     return encoded[:BODY_LIMIT].decode(errors="ignore"), True
 
 
-def encode_result(result: Result) -> bytes:
-    return zlib.compress(result.model_dump_json().encode(), 6)
-
-
 @dataclass
 class RecentRuns:
     """What `ResultStore.recent` knows of one target."""
@@ -77,15 +74,8 @@ class RecentRuns:
     counts: dict[Outcome, int] = field(default_factory=dict)
 
 
-def decode_result(doc: bytes, result_id: str) -> Result:
-    try:
-        return Result.model_validate_json(zlib.decompress(doc))
-    except (zlib.error, ValueError) as exc:
-        raise CorruptRecord(f"result {result_id} cannot be read: {exc}") from None
-
-
-def result_row(result: Result) -> tuple[object, ...]:
-    """The `results` row of an already capped result."""
+def result_row(result: Result, doc: bytes) -> tuple[object, ...]:
+    """The `results` row of an already capped result, its doc encoded."""
     return (
         result.id,
         result.kind,
@@ -97,7 +87,7 @@ def result_row(result: Result) -> tuple[object, ...]:
         result.result.value,
         result.http_status,
         result.timings_ms.total,
-        encode_result(result),
+        doc,
     )
 
 
@@ -109,6 +99,7 @@ class ResultStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self.codec = ResultCodec()
         self._queue: list[tuple[Result, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -129,6 +120,11 @@ class ResultStore:
         """Wait until every result handed to `add` is written (before closing the database)."""
         while self._flusher is not None and not self._flusher.done():
             await asyncio.wait([self._flusher])
+        await self.drain_training()
+
+    async def drain_training(self) -> None:
+        """Wait for a dictionary being trained to be stored."""
+        await self.codec.wait_training()
 
     async def _flush(self) -> None:
         while self._queue:
@@ -155,13 +151,74 @@ class ResultStore:
             for known in await _existing_ids(conn, list(capped)):
                 del capped[known]
             new = list(capped.values())
-            await conn.executemany(_INSERT, [result_row(r) for r in new])
+            docs = await self._encode(conn, new)
+            await conn.executemany(
+                _INSERT, [result_row(r, doc) for r, doc in zip(new, docs, strict=True)]
+            )
             await record_rollups(conn, new)
+        await self.codec.train_when_due(self._db)
         return len(new)
+
+    async def open(self) -> None:
+        """Load the compression dictionaries; rewrite rows of an older encoding (see `recode`)."""
+        await self.codec.load(self._db)
+        await self.recode()
+
+    async def recode(self, *, batch: int = 2000) -> int:
+        """Rewrite results stored in an older encoding (zlib JSON, schema 1) in the current one,
+        training the first dictionary from them; returns how many were rewritten."""
+        row = await self._db.fetchone("SELECT value FROM meta WHERE key = 'results_recoded'")
+        if row is not None:
+            return 0
+        rewritten, after = 0, -1
+        while True:
+            rows = await self._db.fetchall(
+                "SELECT seq, id, doc FROM results WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, batch),
+            )
+            if not rows:
+                break
+            after = int(rows[-1]["seq"])
+            old = [r for r in rows if not self.codec.is_current(bytes(r["doc"]))]
+            results = await self._decode([(r["id"], r["doc"]) for r in old])
+            if results and self.codec.wants_first_dictionary():
+                await self.codec.train(self._db, self.codec.samples_of(results))
+            if results:
+                async with self._db.transaction() as conn:
+                    docs = await self._encode(conn, results)
+                    await conn.executemany(
+                        "UPDATE results SET doc = ? WHERE seq = ?",
+                        [(doc, int(r["seq"])) for r, doc in zip(old, docs, strict=True)],
+                    )
+                rewritten += len(results)
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('results_recoded', '2')"
+                " ON CONFLICT (key) DO NOTHING"
+            )
+        return rewritten
+
+    async def _encode(self, conn: Connection, results: Sequence[Result]) -> list[bytes]:
+        """The docs of `results`, storing the bodies they refer to by hash."""
+        docs: list[bytes] = []
+        bodies: dict[bytes, tuple[str, int]] = {}
+        for result in results:
+            doc, ref = self.codec.encode(result)
+            docs.append(doc)
+            if ref is not None:
+                used = max(to_us(result.started_at), bodies.get(ref[0], ("", 0))[1])
+                bodies[ref[0]] = (ref[1], used)
+        await self.codec.store_bodies(conn, bodies)
+        return docs
+
+    async def _decode(self, rows: Sequence[tuple[Any, Any]]) -> list[Result]:
+        docs = [bytes(doc) for _, doc in rows]
+        await self.codec.prepare(self._db, docs)
+        return [self.codec.decode(doc, str(rid)) for (rid, _), doc in zip(rows, docs, strict=True)]
 
     async def get(self, result_id: str) -> Result | None:
         row = await self._db.fetchone("SELECT doc FROM results WHERE id = ?", (result_id,))
-        return None if row is None else decode_result(row[0], result_id)
+        return None if row is None else (await self._decode([(result_id, row[0])]))[0]
 
     async def page(
         self,
@@ -210,7 +267,7 @@ class ResultStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY started_at DESC, seq DESC LIMIT ?"
         rows = await self._db.fetchall(sql, [*params, limit + 1])
-        results = [decode_result(row["doc"], row["id"]) for row in rows[:limit]]
+        results = await self._decode([(row["id"], row["doc"]) for row in rows[:limit]])
         if name is not None and parents:
             results = [
                 found
@@ -244,13 +301,15 @@ class ResultStore:
             (since_us, per_name),
         ):
             out.setdefault(row["name"], RecentRuns()).totals.append(float(row["total_ms"]))
-        for row in await self._db.fetchall(
+        rows = await self._db.fetchall(
             "SELECT id, name, doc FROM (SELECT id, name, doc, ROW_NUMBER() OVER"
             " (PARTITION BY name ORDER BY started_at DESC, seq DESC) AS rn FROM results"
             " WHERE started_at >= ?) AS ranked WHERE rn = 1",
             (since_us,),
-        ):
-            out.setdefault(row["name"], RecentRuns()).latest = decode_result(row["doc"], row["id"])
+        )
+        decoded = await self._decode([(row["id"], row["doc"]) for row in rows])
+        for row, result in zip(rows, decoded, strict=True):
+            out.setdefault(row["name"], RecentRuns()).latest = result
         return out
 
     async def latest(self, names: Iterable[str] | None = None) -> dict[str, Result]:
@@ -265,7 +324,7 @@ class ResultStore:
                 (name,),
             )
             if row is not None:
-                out[name] = decode_result(row["doc"], row["id"])
+                out[name] = (await self._decode([(row["id"], row["doc"])]))[0]
         return out
 
     async def prune(self, older_than: datetime, *, batch: int = 5000) -> int:
@@ -282,7 +341,11 @@ class ResultStore:
                 )
             deleted += count
             if count < batch:
-                return deleted
+                break
+        async with self._db.transaction() as conn:
+            # A body's `last_used` is the start of the latest result that refers to it.
+            await conn.execute("DELETE FROM result_bodies WHERE last_used < ?", (cutoff,))
+        return deleted
 
 
 def steps_named(result: Result, name: str) -> list[Result]:

@@ -59,7 +59,9 @@ async def open_store(
             str(location), owner_description=owner_description if owner else None
         )
         try:
-            return Store(pg, await _unlock(pg, KeySource(secret_key, key_file)), None, clock)
+            store = Store(pg, await _unlock(pg, KeySource(secret_key, key_file)), None, clock)
+            await store.results.open()
+            return store
         except BaseException:
             await pg.close()
             raise
@@ -69,6 +71,8 @@ async def open_store(
         db: Database = await SqliteDatabase.open(path)
         try:
             box = await _unlock(db, KeySource(secret_key, key_file))
+            store = Store(db, box, lock, clock)
+            await store.results.open()
         except BaseException:
             await db.close()
             raise
@@ -76,7 +80,7 @@ async def open_store(
         if lock is not None:
             lock.release()
         raise
-    return Store(db, box, lock, clock)
+    return store
 
 
 async def _unlock(db: Database, source: KeySource) -> SecretBox:

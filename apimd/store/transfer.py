@@ -17,6 +17,8 @@ TABLES: dict[str, tuple[str, ...]] = {
     "variables": ("name", "secret", "value", "updated_at"),
     "resources": ("kind", "name", "doc", "updated_at"),
     "token_runtime": ("name", "state", "expires_at", "saved_at", "doc"),
+    "result_dicts": ("id", "created_at", "dict"),
+    "result_bodies": ("hash", "last_used", "body"),
     "results": (
         "id",
         "kind",
@@ -52,6 +54,8 @@ ORDER = {
     "variables": "name",
     "resources": "kind, name",
     "token_runtime": "name",
+    "result_dicts": "id",
+    "result_bodies": "hash",
     "results": "seq",
     "rollups": "name, hour",
     "rollup_buckets": "name, hour, bucket",

@@ -68,3 +68,25 @@ async def test_a_table_streams_in_batches_in_order(store: Store) -> None:
     ]
     assert [len(b) for b in batches] == [10, 10, 5]
     assert [i for b in batches for i in b] == [f"s-{i:02d}" for i in range(25)]
+
+
+async def test_results_compressed_with_a_dictionary_and_bodies_by_hash_copy_over(
+    db_dir: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apimd.store import codec
+    from tests.store.test_codec import sample
+
+    monkeypatch.setattr(codec, "TRAIN_AFTER", 100)
+    source = await open_store(db_dir / "a.db", secret_key=TEST_KEY, key_file=None, owner=True)
+    target = await open_store(pg_url, secret_key=TEST_KEY, key_file=None, owner=True)
+    try:
+        results = [sample(i, body='{"same": true}' if i % 2 else None) for i in range(200)]
+        await source.add_results(results[:150])
+        await source.add_results(results[150:])  # written with dictionary 1
+        counts = {c.table: c.target for c in await copy_database(source.db, target.db)}
+        assert counts["result_dicts"] == 1 and counts["result_bodies"] >= 1
+        page = await target.list_results(limit=1000)
+        assert {r.id: r for r in page.results} == {r.id: r for r in results}
+    finally:
+        await source.close()
+        await target.close()

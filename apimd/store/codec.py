@@ -1,0 +1,269 @@
+"""How a result is kept in `results.doc`: a zstd frame of its JSON, compressed with a dictionary
+trained from the store's own results, and an unchanged PASS body kept once per target.
+
+- Dictionaries live in `result_dicts`, numbered; a frame names its dictionary (zstd's own
+  dictionary id), so every row stays readable after a newer dictionary is trained. The first is
+  trained once `TRAIN_AFTER` results were written, a new one every `RETRAIN_AFTER`.
+- A PASS result whose response body is the same as its target's previous PASS body keeps only a
+  16-byte hash; the body itself is in `result_bodies` (once per target and body), with the start
+  of the latest result that uses it, so `prune` drops bodies no result refers to any more.
+- Rows written before (zlib-compressed JSON, from schema 1) are still read, and `recode` rewrites
+  them in the current encoding.
+
+The frame's content: the result's JSON (`{…}`), or `\\x01`, the body hash, then the JSON without
+the response body."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import zlib
+from collections import OrderedDict, deque
+
+import zstandard
+
+from apimd.model.outcome import Outcome
+from apimd.model.result import Result
+from apimd.store.errors import CorruptRecord
+from apimd.store.sql import Connection, Database
+
+TRAIN_AFTER = 1000
+"""Results written before the first dictionary is trained (from the latest `SAMPLES`)."""
+RETRAIN_AFTER = 200_000
+"""Results written with one dictionary before this process trains the next."""
+SAMPLES = 2000
+DICT_SIZE = 32 * 1024
+LEVEL = 3
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_ZLIB_FIRST = 0x78  # every zlib stream of schema 1 starts with this byte (deflate, 32 KiB window)
+_BODY_REF = 0x01
+_HASH_BYTES = 16
+_BODY_CACHE = 2048
+
+log = logging.getLogger(__name__)
+
+
+def body_hash(name: str, body: str) -> bytes:
+    return hashlib.blake2b(
+        f"{name}\0{body}".encode(errors="surrogatepass"), digest_size=_HASH_BYTES
+    ).digest()
+
+
+class ResultCodec:
+    """Encodes results for one store and decodes any row it ever wrote (see the module doc)."""
+
+    def __init__(self) -> None:
+        self._compressor = zstandard.ZstdCompressor(level=LEVEL)
+        self._dict_id = 0
+        self._decompressors: dict[int, zstandard.ZstdDecompressor] = {
+            0: zstandard.ZstdDecompressor()
+        }
+        self._last_body: dict[str, bytes] = {}
+        """Per target: the hash of its latest PASS body seen by this process."""
+        self._bodies: OrderedDict[bytes, str] = OrderedDict()
+        self._samples: deque[bytes] = deque(maxlen=SAMPLES)
+        self._written = 0
+        self._training: asyncio.Task[None] | None = None
+
+    # --- dictionaries --------------------------------------------------------------------------
+
+    async def load(self, db: Database, wanted: set[int] | None = None) -> None:
+        """Load the store's dictionaries (only `wanted` ones when given) and write with the newest."""
+        rows = await db.fetchall("SELECT id, dict FROM result_dicts ORDER BY id")
+        for row in rows:
+            dict_id = int(row[0])
+            if dict_id not in self._decompressors:
+                data = zstandard.ZstdCompressionDict(bytes(row[1]))
+                self._decompressors[dict_id] = zstandard.ZstdDecompressor(dict_data=data)
+                if dict_id > self._dict_id:
+                    self._dict_id = dict_id
+                    self._compressor = zstandard.ZstdCompressor(level=LEVEL, dict_data=data)
+                    self._written = 0
+        missing = (wanted or set()) - set(self._decompressors)
+        if missing:
+            raise CorruptRecord(
+                f"results use compression dictionaries {sorted(missing)} that are not in the store"
+            )
+
+    def wants_training(self) -> bool:
+        limit = TRAIN_AFTER if self._dict_id == 0 else RETRAIN_AFTER
+        busy = self._training is not None and not self._training.done()
+        return (
+            self._written >= limit and len(self._samples) >= min(SAMPLES, TRAIN_AFTER) and not busy
+        )
+
+    async def wait_training(self) -> None:
+        if self._training is not None:
+            await asyncio.wait([self._training])
+
+    async def train_when_due(self, db: Database) -> None:
+        """Train the next dictionary when enough results were written: the first one at once (a
+        fraction of a second, once per store, so every later row uses it), the next ones in the
+        background (a thread)."""
+        if not self.wants_training():
+            return
+        if self._dict_id == 0:
+            await self._train_quietly(db, list(self._samples))
+        else:
+            self._training = asyncio.create_task(self._train_quietly(db, list(self._samples)))
+
+    async def _train_quietly(
+        self, db: Database, samples: list[bytes | bytearray | memoryview]
+    ) -> None:
+        try:
+            await self.train(db, samples)
+        except Exception:  # the store keeps writing with the dictionary it has
+            log.warning("training a result compression dictionary failed", exc_info=True)
+            self._written = 0
+
+    def wants_first_dictionary(self) -> bool:
+        return self._dict_id == 0
+
+    @staticmethod
+    def is_current(doc: bytes) -> bool:
+        """Whether a doc is in this encoding (a zstd frame), not schema 1's zlib."""
+        return doc[:4] == _ZSTD_MAGIC
+
+    def samples_of(self, results: list[Result]) -> list[bytes | bytearray | memoryview]:
+        return [r.model_dump_json().encode() for r in results]
+
+    async def train(self, db: Database, samples: list[bytes | bytearray | memoryview]) -> None:
+        """Train a dictionary from `samples` (result payloads) and make it the store's newest; a
+        dictionary another process stored first under the same number wins."""
+        row = await db.fetchone("SELECT COALESCE(MAX(id), 0) FROM result_dicts")
+        dict_id = (int(row[0]) if row else 0) + 1
+        try:
+            trained = await asyncio.to_thread(
+                zstandard.train_dictionary, DICT_SIZE, samples, dict_id=dict_id, level=LEVEL
+            )
+        except zstandard.ZstdError:
+            self._written = 0  # too few or too alike samples: try again later
+            return
+        async with db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO result_dicts (id, created_at, dict) VALUES (?, ?, ?)"
+                " ON CONFLICT (id) DO NOTHING",
+                (dict_id, _now_us(), trained.as_bytes()),
+            )
+        await self.load(db)
+
+    # --- encoding ------------------------------------------------------------------------------
+
+    def encode(self, result: Result) -> tuple[bytes, tuple[bytes, str] | None]:
+        """The doc of `result`, and the body it refers to by hash (to store), if any."""
+        ref: tuple[bytes, str] | None = None
+        response = result.response
+        if result.outcome is Outcome.PASS and response is not None and response.body:
+            digest = body_hash(result.name, response.body)
+            if self._last_body.get(result.name) == digest:
+                ref = (digest, response.body)
+            self._last_body[result.name] = digest
+        if ref is None:
+            payload = result.model_dump_json().encode()
+        else:
+            payload = (
+                bytes([_BODY_REF])
+                + ref[0]
+                + result.model_dump_json(exclude={"response": {"body"}}).encode()
+            )
+            self._remember(ref[0], ref[1])
+        self._samples.append(payload)
+        self._written += 1
+        return self._compressor.compress(payload), ref
+
+    async def store_bodies(self, conn: Connection, refs: dict[bytes, tuple[str, int]]) -> None:
+        """Keep the bodies results refer to (hash → body, latest start using it)."""
+        if not refs:
+            return
+        await conn.executemany(
+            "INSERT INTO result_bodies (hash, last_used, body) VALUES (?, ?, ?)"
+            " ON CONFLICT (hash) DO UPDATE SET last_used = CASE"
+            " WHEN excluded.last_used > result_bodies.last_used THEN excluded.last_used"
+            " ELSE result_bodies.last_used END",
+            [
+                (digest, used, self._compressor.compress(body.encode(errors="surrogatepass")))
+                for digest, (body, used) in refs.items()
+            ],
+        )
+
+    # --- decoding ------------------------------------------------------------------------------
+
+    async def prepare(self, db: Database, docs: list[bytes]) -> None:
+        """Load what decoding `docs` takes: dictionaries trained by another process, bodies."""
+        dicts = {
+            zstandard.get_frame_parameters(doc).dict_id for doc in docs if doc[:4] == _ZSTD_MAGIC
+        } - set(self._decompressors)
+        if dicts:
+            await self.load(db, dicts)
+        wanted: set[bytes] = set()
+        for doc in docs:
+            payload = self._payload_or_none(doc)
+            if payload is not None and payload[:1] == bytes([_BODY_REF]):
+                digest = payload[1 : 1 + _HASH_BYTES]
+                if digest not in self._bodies:
+                    wanted.add(digest)
+        items = sorted(wanted)
+        for start in range(0, len(items), 500):
+            chunk = items[start : start + 500]
+            rows = await db.fetchall(
+                "SELECT hash, body FROM result_bodies WHERE hash IN"
+                f" ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            for row in rows:
+                body = self._decompressors[0].decompress(bytes(row[1]))
+                self._remember(bytes(row[0]), body.decode(errors="surrogatepass"))
+
+    def _payload_or_none(self, doc: bytes) -> bytes | None:
+        try:
+            return self.payload(doc, "")
+        except CorruptRecord:
+            return None
+
+    def payload(self, doc: bytes, result_id: str) -> bytes:
+        """The uncompressed content of a doc (old zlib rows: their JSON)."""
+        try:
+            if doc[:4] == _ZSTD_MAGIC:
+                dict_id = zstandard.get_frame_parameters(doc).dict_id
+                decompressor = self._decompressors.get(dict_id)
+                if decompressor is None:
+                    raise CorruptRecord(
+                        f"result {result_id} cannot be read: compression dictionary {dict_id}"
+                        " is not in the store"
+                    )
+                return decompressor.decompress(doc)
+            if doc[:1] and doc[0] == _ZLIB_FIRST:
+                return zlib.decompress(doc)
+        except (zstandard.ZstdError, zlib.error) as exc:
+            raise CorruptRecord(f"result {result_id} cannot be read: {exc}") from None
+        raise CorruptRecord(f"result {result_id} cannot be read: unknown encoding")
+
+    def decode(self, doc: bytes, result_id: str) -> Result:
+        """The result a doc holds (after `prepare` loaded what it refers to)."""
+        payload = self.payload(bytes(doc), result_id)
+        try:
+            if payload[:1] != bytes([_BODY_REF]):
+                return Result.model_validate_json(payload)
+            digest = payload[1 : 1 + _HASH_BYTES]
+            result = Result.model_validate_json(payload[1 + _HASH_BYTES :])
+        except ValueError as exc:
+            raise CorruptRecord(f"result {result_id} cannot be read: {exc}") from None
+        body = self._bodies.get(digest)
+        if body is None or result.response is None:
+            raise CorruptRecord(f"result {result_id} cannot be read: its body is not in the store")
+        self._bodies.move_to_end(digest)
+        return result.model_copy(
+            update={"response": result.response.model_copy(update={"body": body})}
+        )
+
+    def _remember(self, digest: bytes, body: str) -> None:
+        self._bodies[digest] = body
+        self._bodies.move_to_end(digest)
+        while len(self._bodies) > _BODY_CACHE:
+            self._bodies.popitem(last=False)
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000

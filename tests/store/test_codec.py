@@ -1,0 +1,126 @@
+"""Result documents: zstd with a dictionary trained from the store's own results, unchanged PASS
+bodies kept once per target, and rows of the old encoding (zlib JSON) read back and rewritten."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import zstandard
+
+from apimd.model.outcome import ResultCode
+from apimd.model.result import ConditionResult, RequestRecord, ResponseRecord, Result
+from apimd.store import SqliteStore
+from apimd.store import codec as codec_module
+from apimd.store.results import result_row
+from tests.store.conftest import OpenStore, make_result
+
+START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def sample(i: int, *, body: str | None = None) -> Result:
+    """A realistic result: redacted headers, a JSON body (changing unless given), conditions,
+    every fifth one a failure, a workflow with steps every seventh."""
+    code = ResultCode.HTTP_SERVER_ERROR if i % 5 == 4 else ResultCode.COMPLETE
+    text = body or json.dumps({"orders": [{"id": i * 7919 % 10007, "total": i / 3}], "n": i})
+    fields: dict[str, object] = {
+        "request": RequestRecord(
+            method="GET", url=f"https://api.example.com/o?p={i}", headers={"Authorization": "••••"}
+        ),
+        "response": ResponseRecord(
+            headers={"Content-Type": "application/json", "X-Id": f"{i:032x}"}, body=text
+        ),
+        "conditions": [ConditionResult(source="status", op="eq", expected=200, actual=200)],
+    }
+    if i % 7 == 6:
+        steps = [make_result(f"s{i}-{j}", name=f"step-{j}", **fields) for j in range(2)]
+        return make_result(f"r{i:05d}", name="flow", kind="workflow", steps=steps)
+    return make_result(
+        f"r{i:05d}",
+        name=f"target-{i % 3}",
+        code=code,
+        started_at=START + timedelta(seconds=i),
+        total_ms=100 + i % 17,
+        **fields,
+    )
+
+
+async def _all(store: SqliteStore) -> dict[str, Result]:
+    found: dict[str, Result] = {}
+    cursor = None
+    while True:
+        page = await store.list_results(limit=1000, cursor=cursor)
+        found.update((r.id, r) for r in page.results)
+        if not page.next_cursor:
+            return found
+        cursor = page.next_cursor
+
+
+async def test_old_and_new_encodings_read_back_identical(open_any_store: OpenStore) -> None:
+    """Rows written in schema 1's encoding (zlib JSON) and the same results written now read back
+    identical, before and after `recode` rewrites the old rows (training the first dictionary)."""
+    results = [sample(i) for i in range(300)]
+    store = await open_any_store()
+    # Schema 1's rows, as the released apimd wrote them.
+    async with store.db.transaction() as conn:
+        await conn.executemany(
+            "INSERT INTO results (id, kind, name, trigger, started_at, finished_at, outcome,"
+            " result, http_status, total_ms, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [result_row(r, zlib.compress(r.model_dump_json().encode(), 6)) for r in results],
+        )
+        await conn.execute("DELETE FROM meta WHERE key = 'results_recoded'")
+    assert await _all(store) == {r.id: r for r in results}
+    await store.close()
+
+    store = await open_any_store()  # opening rewrites the old rows
+    rows = await store.db.fetchall("SELECT doc FROM results")
+    assert all(bytes(row[0])[:4] == b"\x28\xb5\x2f\xfd" for row in rows)
+    dicts = await store.db.fetchall("SELECT id FROM result_dicts")
+    assert [int(row[0]) for row in dicts] == [1]
+    assert await _all(store) == {r.id: r for r in results}
+    # The same results written in the new encoding read back the same too.
+    async with store.db.transaction() as conn:
+        await conn.execute("DELETE FROM results")
+    assert await store.add_results(results) == len(results)
+    assert await _all(store) == {r.id: r for r in results}
+    for result in results[:5]:
+        assert await store.get_result(result.id) == result
+
+
+async def test_unchanged_pass_bodies_are_stored_once_per_target(open_any_store: OpenStore) -> None:
+    store = await open_any_store()
+    same = json.dumps({"status": "ok", "items": list(range(200))})
+    results = [sample(i, body=same) for i in range(60)]
+    await store.add_results(results[:30])
+    for result in results[30:]:
+        await store.add_result(result)
+    bodies = await store.db.fetchall("SELECT hash FROM result_bodies")
+    assert len(bodies) == 3  # one per target (targets 0, 1, 2; the workflow's steps stay inline)
+    assert await _all(store) == {r.id: r for r in results}
+    await store.close()
+    store = await open_any_store()  # a new process reads the bodies from the store
+    assert await _all(store) == {r.id: r for r in results}
+    # Pruning drops the bodies no remaining result refers to.
+    await store.prune_results(START + timedelta(days=1))
+    assert await store.db.fetchall("SELECT hash FROM result_bodies") == []
+
+
+async def test_a_dictionary_is_trained_from_written_results(
+    open_any_store: OpenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(codec_module, "TRAIN_AFTER", 200)
+    store = await open_any_store()
+    first = [sample(i) for i in range(250)]
+    await store.add_results(first)
+    await store.results.drain_training()
+    assert [int(r[0]) for r in await store.db.fetchall("SELECT id FROM result_dicts")] == [1]
+    later = [sample(i) for i in range(250, 300)]
+    await store.add_results(later)
+    row = await store.db.fetchone("SELECT doc FROM results WHERE id = ?", (later[0].id,))
+    assert row is not None
+    assert zstandard.get_frame_parameters(bytes(row[0])).dict_id == 1
+    await store.close()
+    store = await open_any_store()
+    assert await _all(store) == {r.id: r for r in first + later}
