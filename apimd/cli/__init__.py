@@ -29,6 +29,8 @@ settings (environment variables; the same keys work in settings.toml):
   APIMD_CALLBACK_PORT   loopback port of the sign-in callback (default 8765; 0 = any)
   APIMD_SECRET_KEY      key that encrypts stored secrets (default: secret.key, made once)
   APIMD_RETENTION_DAYS  days raw results are kept (default 30; hourly rollups stay)
+  APIMD_DATABASE_URL    postgresql://… keeps everything in PostgreSQL (default: SQLite,
+                        apimd.db; see `apimd migrate`)
   NO_COLOR              no colours in output
 `apimd status` prints where the socket, database and log of a running daemon are."""
 

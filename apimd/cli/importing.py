@@ -87,4 +87,11 @@ def _read(source: str) -> str:
         with Path(source).open("rb") as stream:
             return read_source(stream, source)
     except OSError as exc:
+        if any(char.isspace() for char in source) and not Path(source).exists():
+            # Pasted text, not a file name: never echo it (a curl command carries its tokens).
+            raise OSError(
+                "SOURCE is a file name or - (standard input), not the text to import; "
+                "to import a pasted command run `apimd import curl -`, paste it, then press "
+                "Ctrl-D (the text given is not shown: it may hold secrets)"
+            ) from None
         raise OSError(f"cannot read {source}: {exc.strerror or exc}") from None

@@ -13,6 +13,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from apimd.settings import KEYS
 from tests.daemon.conftest import Daemon, Receiver, unique
 
 DEAD_URL = "http://127.0.0.1:9/nothing"
@@ -139,7 +140,7 @@ async def test_status_names_the_log_and_help_describes_every_command(daemon: Dae
 
     code, out, _err = await daemon.cli("help", "settings")
     assert code == 0
-    for name in ("APIMD_HOME", "APIMD_SOCKET", "APIMD_CALLBACK_PORT", "APIMD_SECRET_KEY"):
+    for name in ("APIMD_HOME", *KEYS):  # every setting apimd reads is explained
         assert name in out
     code, top, _err = await daemon.cli("--help")
     assert code == 0 and "APIMD_HOME" in top and "APIMD_RETENTION_DAYS" in top

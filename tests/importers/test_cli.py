@@ -50,3 +50,12 @@ def test_import_to_stdout_and_bad_source_is_a_clear_error() -> None:
     assert missing.returncode == 2
     unwritable = _apimd("openapi", str(FIXTURES / "petstore.yaml"), "-o", "/nonexistent/out.yaml")
     assert unwritable.returncode == 2 and "cannot write /nonexistent/out.yaml" in unwritable.stderr
+
+
+def test_a_pasted_command_as_source_says_how_and_never_echoes_its_secret() -> None:
+    pasted = "curl 'http://h/users' -H 'Authorization: Bearer sk_live_abc123'"
+    done = _apimd("curl", pasted)
+    assert done.returncode == 2
+    assert "sk_live_abc123" not in done.stderr + done.stdout
+    assert "`apimd import curl -`, paste it, then press Ctrl-D" in done.stderr
+    assert "Traceback" not in done.stderr
