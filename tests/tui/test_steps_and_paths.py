@@ -35,6 +35,13 @@ async def test_a_call_run_only_as_a_step_shows_its_last_run_marked_as_a_step(
             pilot, lambda: cell(screen, "quiet-call", "kind") == "step", what="the step's run"
         )
         assert cell(screen, "quiet-call", "last") != "—"
+        # A call with a schedule of its own stays a call when it last ran as a step.
+        await in_thread(lambda: daemon.run("workflows", "order-flow"))
+        await wait_for(
+            pilot, lambda: cell(screen, "order-flow", "last") != "—", what="order-flow's run"
+        )
+        await pilot.pause(0.2)
+        assert cell(screen, "service-status", "kind") == "call"
 
     # From the summary, as a freshly opened TUI sees it.
     app = make_app(daemon)

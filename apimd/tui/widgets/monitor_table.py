@@ -184,8 +184,13 @@ class MonitorTable(SortedTable):
         return {
             "outcome": outcome_text(monitor.outcome),
             "name": name,
-            # A call whose latest run was a workflow's step says so.
-            "kind": "step" if monitor.step_of else "call" if monitor.kind == "call" else "flow",
+            # A call that runs only as a workflow's step (no schedule of its own) says so; one with
+            # its own schedule stays a call whichever way it ran last.
+            "kind": "step"
+            if monitor.step_of and monitor.next_run is None
+            else "call"
+            if monitor.kind == "call"
+            else "flow",
             "last": self._last_cell(name, now),
             "latency": Text(sparkline(monitor.latency_values, self._spark_width), style="cyan"),
             "uptime": uptime_text(monitor.uptime),
