@@ -59,6 +59,7 @@ class ResponseView:
     content_type: str | None = None
     client_cert_days: float | None = None
     """Days until the client certificate expires, when the call presented one."""
+    cookies: Mapping[str, str] = field(default_factory=dict)  # name -> value set by this response
 
 
 @dataclass

@@ -34,13 +34,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from time import perf_counter
 from types import SimpleNamespace
+from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
 from apimd import __version__
+from apimd.engine.cookies import remember, with_jar_cookies
+from apimd.engine.digest import retry_header as digest_retry_header
 from apimd.engine.errors import SetupError
+from apimd.engine.proxies import is_socks, socks_connector, through_proxy
 from apimd.engine.tls import TlsConfig
 from apimd.model.outcome import ResultCode
 from apimd.model.result import Timings
@@ -112,6 +116,9 @@ class HttpRequest:
     hop_steps: tuple[HopStep, ...] = ()
     """Steps run afresh for every hop, in order, e.g. a DPoP proof (SPEC §10's last steps). Not
     run once credentials were dropped by a redirect to another origin."""
+    cookie_jar: aiohttp.abc.AbstractCookieJar | None = None  # the run's jar (SPEC §2 workflows)
+    proxy: str | None = None  # http://, https://, socks5://, socks5h:// URL, or None: direct
+    digest: tuple[str, str] | None = None  # username, password: answer a Digest challenge
 
 
 @dataclass
@@ -128,6 +135,7 @@ class HttpResponse:
     redirects: list[str] = field(default_factory=list)
     too_many_redirects: bool = False
     timings: Timings = field(default_factory=Timings)
+    cookies: dict[str, str] = field(default_factory=dict)  # set by any hop of this call
 
     def text(self) -> str:
         """The body decoded with the response charset (default UTF-8), invalid bytes replaced."""
@@ -154,8 +162,8 @@ class HttpExecutor:
         self._max_body_bytes = max_body_bytes
         self._trace_config = _timing_trace_config()
         # One pooled session per TLS setting, for keep-alive requests only: a connection made
-        # with one client certificate is never reused under another.
-        self._pooled: dict[TlsConfig, aiohttp.ClientSession] = {}
+        # with one client certificate (or proxy) is never reused under another.
+        self._pooled: dict[tuple[TlsConfig, str | None], aiohttp.ClientSession] = {}
 
     async def send(self, request: HttpRequest) -> HttpResponse:
         """Send, following up to 10 redirects when allowed; raise `HttpFailure` on no response."""
@@ -186,17 +194,17 @@ class HttpExecutor:
         except SetupError as exc:
             raise HttpFailure(ResultCode.SETUP_ERROR, str(exc)) from None
         if request.keepalive:
-            session = self._pooled.get(tls)
+            key = (tls, request.proxy)
+            session = self._pooled.get(key)
             if session is None or session.closed:
-                session = self._new_session(aiohttp.TCPConnector(ssl=ssl_setting))
-                self._pooled[tls] = session
+                session = self._new_session(_connector(request, ssl_setting, force_close=False))
+                self._pooled[key] = session
             yield session
             return
-        connector = aiohttp.TCPConnector(force_close=True, use_dns_cache=False, ssl=ssl_setting)
-        async with self._new_session(connector) as session:
+        async with self._new_session(_connector(request, ssl_setting, force_close=True)) as session:
             yield session
 
-    def _new_session(self, connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
+    def _new_session(self, connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
             connector=connector,
             headers=_DEFAULT_HEADERS,
@@ -219,6 +227,8 @@ class HttpExecutor:
         dropped_params = frozenset(name.lower() for name in request.sensitive_params)
         credentials_dropped = False
         redirects: list[str] = []
+        cookies: dict[str, str] = {}
+        digest_answered = False
         while True:
             hop = state.start_hop()
             sent = headers
@@ -227,17 +237,39 @@ class HttpExecutor:
                 for step in request.hop_steps:
                     step(hop_request)
                 sent = hop_request.headers
+            hop_headers, via = through_proxy(
+                request.proxy, state.url, with_jar_cookies(sent, request.cookie_jar, state.url)
+            )
             async with session.request(
                 method,
                 state.url,
-                headers=CIMultiDict(sent),
+                headers=CIMultiDict(hop_headers),
                 data=body,
                 allow_redirects=False,
                 trace_request_ctx=hop,
+                **via,
             ) as response:
                 hop.headers_received = hop.headers_received or perf_counter()
                 content = await self._read_body(response)
                 hop.body_read = perf_counter()
+                remember(request.cookie_jar, response.cookies, state.url, cookies)
+            # SPEC §10: the Digest answer is a hop of its own, so its round trip is in the timings.
+            answer = (
+                None
+                if digest_answered
+                else digest_retry_header(
+                    response.status,
+                    response.headers.getall("WWW-Authenticate", []),
+                    request.digest,
+                    method,
+                    state.url,
+                )
+            )
+            if answer is not None:
+                digest_answered = True
+                headers = [(k, v) for k, v in headers if k.lower() != "authorization"]
+                headers.append(("Authorization", answer))
+                continue
             target = _redirect_target(response, state.url) if request.follow_redirects else None
             if target is None or len(redirects) == MAX_REDIRECTS:
                 return HttpResponse(
@@ -251,6 +283,7 @@ class HttpExecutor:
                     redirects=redirects,
                     too_many_redirects=target is not None,
                     timings=state.timings(),
+                    cookies=cookies,
                 )
             # Another origin covers https → http too: the scheme is part of the origin.
             if _origin(target) != _origin(state.url):
@@ -265,6 +298,7 @@ class HttpExecutor:
                 headers = [(k, v) for k, v in headers if k.lower() not in _BODY_HEADERS]
             redirects.append(str(target))
             state.url = target
+            digest_answered = False
 
     async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
         """The decoded body, read a chunk at a time; beyond the cap the connection is dropped."""
@@ -288,6 +322,17 @@ class HttpExecutor:
             response.close()
             raise
         return bytes(body)
+
+
+def _connector(
+    request: HttpRequest, ssl_setting: Any, *, force_close: bool
+) -> aiohttp.BaseConnector:
+    """Fresh connections and DNS unless keep-alive; through SOCKS when the proxy says so."""
+    if request.proxy is not None and is_socks(request.proxy):
+        return socks_connector(request.proxy, ssl=ssl_setting, force_close=force_close)
+    if force_close:
+        return aiohttp.TCPConnector(force_close=True, use_dns_cache=False, ssl=ssl_setting)
+    return aiohttp.TCPConnector(ssl=ssl_setting)
 
 
 def _initial_url(request: HttpRequest) -> URL:

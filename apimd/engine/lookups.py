@@ -34,6 +34,7 @@ class Body(Protocol):
     response_time_ms: float
     size: int
     client_cert_days: float | None
+    cookies: Mapping[str, str]  # name -> value of the cookies this response set
 
 
 class _Missing:
@@ -121,6 +122,10 @@ def look_up(
         return Lookup(response.client_cert_days)
     if source == "header":
         return _header(path, response.headers)
+    if source == "cookie":
+        if path and path.strip() in response.cookies:
+            return Lookup(response.cookies[path.strip()])
+        return Lookup(message=f"cookie {path} not set by this response")
     if source == "body":
         return _body_regex(path, response.text)
     if source == "json":

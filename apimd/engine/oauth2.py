@@ -6,11 +6,14 @@ import json
 from typing import Any, Literal
 from urllib.parse import urlencode
 
+from yarl import URL
+
 from apimd.engine import dpop
 from apimd.engine.client_auth import client_credentials, jwt_bearer_assertion
 from apimd.engine.discovery import endpoints
 from apimd.engine.errors import SetupError
 from apimd.engine.http import HttpExecutor, HttpFailure, HttpRequest, HttpResponse
+from apimd.engine.proxies import select_proxy
 from apimd.engine.template import Scope, render
 from apimd.engine.tls import resolve_tls
 from apimd.engine.tokens import NEEDS_SIGN_IN_ERRORS, RefreshOutcome
@@ -135,6 +138,7 @@ async def endpoint_request(
             body=urlencode({**form, **credentials.form}).encode(),
             timeout=TOKEN_REQUEST_TIMEOUT_S,
             tls=resolve_tls(None, auth.tls),
+            proxy=select_proxy(auth.proxy, URL(url)),  # SPEC §10: the auth's proxy, token too
         )
         try:
             response = await http.send(request)

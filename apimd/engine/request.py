@@ -9,11 +9,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
 
+from yarl import URL
+
 from apimd.engine import dpop
 from apimd.engine.errors import SetupError
 from apimd.engine.http import Hop, HopStep, HttpRequest
-from apimd.engine.template import Scope, render, render_json, render_url
+from apimd.engine.multipart import MultipartBody
+from apimd.engine.proxies import select_proxy
+from apimd.engine.request_vars import request_variables
+from apimd.engine.sigv4 import AwsCredentials, sign
+from apimd.engine.template import Scope, referenced_variables, render, render_json, render_url
 from apimd.engine.tls import resolve_tls
+from apimd.model.expressions import REQUEST_VARIABLES, template_expressions
+from apimd.model.expressions import Call as FunctionCall
 from apimd.model.resources import AuthSetting, Call, Token
 
 
@@ -89,7 +97,9 @@ def _call_parts(draft: RequestDraft) -> None:
     headers = draft.headers
     for key, value in call.headers.items():
         name = render(key, scope, f"{where} headers")
-        _set_header(headers, name, render(value, scope, f"{where} headers.{key}"))
+        rendered = render(value, scope, f"{where} headers.{key}")
+        _set_header(headers, name, rendered)
+        _computed_is_secret(value, rendered, draft.secrets)
     for key, value in call.params.items():
         draft.params.append(
             (render(key, scope, f"{where} params"), render(value, scope, f"{where} params.{key}"))
@@ -105,6 +115,9 @@ def _call_parts(draft: RequestDraft) -> None:
         draft.body = urlencode(form).encode()
         if not any(k.lower() == "content-type" for k, _ in headers):
             headers.append(("Content-Type", "application/x-www-form-urlencoded"))
+    elif call.multipart is not None:
+        draft.body, content_type = _multipart(call, scope, where)
+        _set_header(headers, "Content-Type", content_type)
 
 
 def _token_params(draft: RequestDraft) -> None:
@@ -129,11 +142,22 @@ def _token_headers(draft: RequestDraft) -> None:
     if not token_headers and not token.params and auth is not None and auth.type == "oauth2":
         scheme = draft.dpop_binding.scheme if draft.dpop_binding else "Bearer"
         token_headers = {"Authorization": f"{scheme} %%ACCESS_TOKEN%%"}
-    for key, value in token_headers.items():
+    per_hop: dict[str, str] = {}
+    for key, template in token_headers.items():
+        if referenced_variables(template) & REQUEST_VARIABLES:
+            # SPEC §10: it describes the request as sent, so it is made for each hop.
+            per_hop[key] = template
+            draft.sensitive_headers.add(render(key, draft.scope, draft.token_where).lower())
+            continue
         name = render(key, draft.scope, f"{draft.token_where} headers")
-        value = render(value, draft.scope, f"{draft.token_where} headers.{key}")
+        value = render(template, draft.scope, f"{draft.token_where} headers.{key}")
         _set_header(draft.headers, name, value)
         draft.sensitive_headers.add(name.lower())
+        _computed_is_secret(template, value, draft.secrets)
+    if per_hop:
+        draft.hop_steps.append(
+            _RequestHeaders(per_hop, draft.scope, draft.token_where, draft.secrets)
+        )
 
 
 def _auth_credentials(draft: RequestDraft) -> None:
@@ -148,14 +172,28 @@ def _dpop_proof(draft: RequestDraft) -> None:
         draft.hop_steps.append(draft.dpop_binding.add_proof)
 
 
+def _aws_sigv4(draft: RequestDraft) -> None:
+    """AWS Signature Version 4, made for each hop (it signs the hop's URL, headers and body)."""
+    if draft.auth is None or draft.auth.type != "aws_sigv4":
+        return
+    credentials = _sigv4_credentials(draft.auth, draft.scope, draft.secrets)
+    instant = draft.scope.instant
+    draft.sensitive_headers |= {"authorization", "x-amz-security-token"}
+
+    def signed(hop: Hop) -> None:
+        hop.headers = sign(hop.method, URL(hop.url), hop.headers, hop.body, credentials, instant)
+
+    draft.hop_steps.append(signed)
+
+
 REQUEST_STEPS: tuple[Callable[[RequestDraft], None], ...] = (
     _call_parts,
     _token_params,
     _token_headers,
     _auth_credentials,
-    # aws_sigv4 goes here, as a per-hop step (it signs the hop's URL, headers and body)
+    _aws_sigv4,
     _dpop_proof,
-    # the Digest answer goes here, as an extra hop of its own
+    # the Digest answer is an extra hop of its own: `HttpRequest.digest`
 )
 """SPEC §10's request pipeline, in order. Steps that depend on the hop (its URL, method) add a
 `HopStep` that the executor runs for every hop, redirects included; the 401 retry prepares the
@@ -194,6 +232,8 @@ def prepare_call(
         sensitive_headers=frozenset(draft.sensitive_headers),
         sensitive_params=frozenset(draft.sensitive_params),
         hop_steps=tuple(draft.hop_steps),
+        proxy=_proxy(call, auth, draft.url, draft.secrets),
+        digest=_digest_credentials(auth, scope, draft.secrets),
     )
     return PreparedCall(request, draft.secrets, draft.basic_credentials)
 
@@ -221,6 +261,100 @@ def _apply_auth(auth: AuthSetting, draft: RequestDraft) -> None:
         if auth.in_ == "query":
             _set_param(params, name, value)
             draft.sensitive_params.add(name)
+        elif auth.in_ == "cookie":
+            _add_cookie(headers, name, value)
+            draft.sensitive_headers.add("cookie")
         else:
             _set_header(headers, name, value)
             draft.sensitive_headers.add(name.lower())
+
+
+class _RequestHeaders:
+    """Token headers that use `REQUEST_*` variables, rendered for each hop as it is sent."""
+
+    def __init__(
+        self, templates: dict[str, str], scope: Scope, where: str, secrets: list[str]
+    ) -> None:
+        self.templates, self.scope, self.where, self.secrets = templates, scope, where, secrets
+
+    def __call__(self, hop: Hop) -> None:
+        variables = request_variables(hop.method, hop.url, [], hop.headers, hop.body)
+        scope = self.scope.with_layer_first(variables)
+        for key, template in self.templates.items():
+            where = f"{self.where} headers.{key}"
+            value = render(template, scope, where)
+            hop.set_header(render(key, scope, where), value)
+            _computed_is_secret(template, value, self.secrets)
+
+
+def _computed_is_secret(template: str, rendered: str, secrets: list[str]) -> None:
+    """A header computed by a function (a signature made from a secret) is a secret."""
+    if any(isinstance(e.head, FunctionCall) or e.pipes for _, e in template_expressions(template)):
+        secrets.append(rendered)
+
+
+def _add_cookie(headers: list[tuple[str, str]], name: str, value: str) -> None:
+    """Add `name=value` to the request's one Cookie header (RFC 6265 §5.4)."""
+    current = next((v for k, v in headers if k.lower() == "cookie"), "")
+    pairs = [p for p in current.split("; ") if p and p.split("=", 1)[0] != name]
+    _set_header(headers, "Cookie", "; ".join([*pairs, f"{name}={value}"]))
+
+
+def _multipart(call: Call, scope: Scope, where: str) -> tuple[bytes, str]:
+    assert call.multipart is not None
+    built = MultipartBody()
+    for name, part in call.multipart.items():
+        pwhere = f"{where} multipart.{name}"
+        if isinstance(part, str):
+            built.add_field(name, render(part, scope, pwhere))
+        else:
+            built.add_file(
+                name,
+                render(part.file, scope, f"{pwhere}.file"),
+                content_type=part.content_type,
+                filename=render(part.filename, scope, f"{pwhere}.filename")
+                if part.filename
+                else None,
+                where=pwhere,
+            )
+    return built.build()
+
+
+def _sigv4_credentials(auth: AuthSetting, scope: Scope, secrets: list[str]) -> AwsCredentials:
+    where = f"auth {auth.name}"
+    credentials = AwsCredentials(
+        access_key_id=render(auth.access_key_id or "", scope, f"{where} access_key_id"),
+        secret_access_key=render(auth.secret_access_key or "", scope, f"{where} secret_access_key"),
+        region=render(auth.region or "", scope, f"{where} region"),
+        service=render(auth.service or "", scope, f"{where} service"),
+        session_token=render(auth.session_token, scope, f"{where} session_token")
+        if auth.session_token
+        else None,
+    )
+    secrets.append(credentials.secret_access_key)
+    if credentials.session_token:
+        secrets.append(credentials.session_token)
+    return credentials
+
+
+def _digest_credentials(
+    auth: AuthSetting | None, scope: Scope, secrets: list[str]
+) -> tuple[str, str] | None:
+    if auth is None or auth.type != "digest":
+        return None
+    where = f"auth {auth.name}"
+    user = render(auth.username or "", scope, f"{where} username")
+    password = render(auth.password or "", scope, f"{where} password")
+    secrets.append(password)
+    return user, password
+
+
+def _proxy(call: Call, auth: AuthSetting | None, url: str, secrets: list[str]) -> str | None:
+    """SPEC §10: the call's proxy wins over its auth's; else the environment's."""
+    configured = call.proxy if call.proxy is not None else (auth.proxy if auth else None)
+    chosen = select_proxy(configured, URL(url))
+    if chosen is not None:
+        password = URL(chosen).password
+        if password:
+            secrets.append(password)
+    return chosen

@@ -11,12 +11,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+import aiohttp
+
 from apimd.engine import worker_pool
 from apimd.engine.classify import classify
 from apimd.engine.conditions import ResponseView, evaluate
+from apimd.engine.cookies import new_jar
 from apimd.engine.dpop import dpop_nonce_asked
 from apimd.engine.errors import SetupError
 from apimd.engine.events import Event, EventSink, discard
+from apimd.engine.functions import instant_now
 from apimd.engine.http import HttpExecutor, HttpFailure, HttpRequest, HttpResponse
 from apimd.engine.notify import Notice, Notifier
 from apimd.engine.oauth2 import builtin_refresh, oauth_error_of
@@ -73,6 +77,15 @@ class RunContext:
     remaining_steps: list[str] = field(default_factory=list)
     opened_signin: PendingSignIn | None = None
     browser_url: str | None = None  # a skipped browser step's URL, in clear, for the person
+    cookie_jar: aiohttp.CookieJar | None = None  # one per run, unless `cookies: false`
+
+    def cookies(self) -> aiohttp.CookieJar | None:
+        """The run's jar, made on first use; None in a workflow with `cookies: false`."""
+        if self.workflow is not None and not self.workflow.cookies:
+            return None
+        if self.cookie_jar is None:
+            self.cookie_jar = new_jar()
+        return self.cookie_jar
 
 
 class Engine:
@@ -398,7 +411,9 @@ class Engine:
             if auth
             else {}
         )
+        instant = instant_now()
         system = system_variables(
+            instant=instant,
             call_name=call.name,
             workflow_name=ctx.workflow.name if ctx.workflow else None,
             run_id=ctx.run_id,
@@ -409,7 +424,9 @@ class Engine:
             ctx.signin_vars = signin_variables(self.callback_url)
         system.update(ctx.signin_vars)
         recorder.add_secrets(v for k, v in ctx.signin_vars.items() if k == "CODE_VERIFIER")
-        scope = Scope(ctx.variables, token_vars, client, self.environment(), system)
+        scope = Scope(
+            ctx.variables, token_vars, client, self.environment(), system, instant=instant
+        )
         if browser and not ctx.interactive:
             return await self._browser_skipped(call, ctx, base, scope, recorder)
         if browser:
@@ -427,12 +444,14 @@ class Engine:
         if prepared.basic_credentials:
             recorder.add_basic_credentials(*prepared.basic_credentials)
         sent_at = self._clock()
+        prepared.request.cookie_jar = ctx.cookies()
         try:
             response = await self._http.send(prepared.request)
             if prepared.request.hop_steps and dpop_nonce_asked(response):
                 # One retry with the server's nonce; never a refresh (RFC 9449 §8, §9).
                 response = await self._http.send(prepared.request)
         except HttpFailure as exc:
+            recorder.add_secrets(prepared.secrets)  # signatures computed for redirect hops
             timings = exc.timings.model_copy(update={"auth_wait": auth_wait})
             return await recorder.build(
                 base,
@@ -442,6 +461,7 @@ class Engine:
                 request=prepared.request,
                 finished_at=self._clock(),
             )
+        recorder.add_secrets(prepared.secrets)  # signatures computed for redirect hops
         timings = response.timings.model_copy(update={"auth_wait": auth_wait})
         if (
             response.status == 401
@@ -465,6 +485,7 @@ class Engine:
             size=response.size,
             content_type=response.headers.get("Content-Type"),
             client_cert_days=_client_cert_days(prepared.request, self._clock()),
+            cookies=response.cookies,
         )
 
         def render_condition(text: str, where: str) -> str:

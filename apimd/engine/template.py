@@ -5,7 +5,8 @@ that matches wins, and scanning resumes after it, so overlaps resolve determinis
 
 1. `%%%%` → a literal `%%` (so `%%%%A%%` is `%%A%%`, never `%%` + the value of A);
 2. `%%NAME%%` (so `%%A%%%%B%%` is A's value then B's);
-3. `{{NAME}}`, with spaces or tabs allowed inside the braces;
+3. `{{ … }}`: a name (`{{NAME}}`) or an expression calling functions (SPEC §10, parsed by
+   `apimd.model.expressions`); other content inside the braces stays as written;
 4. `__NAME__` whose opening `__` is not preceded, and closing `__` not followed, by a letter or
    digit. The name is the shortest that satisfies that, so `__A____B__` is A then B. The boundary
    keeps identifiers such as Django's `created__date__gte` from swallowing `DATE`.
@@ -20,11 +21,13 @@ import random
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from apimd.engine.errors import UnknownVariable
+from apimd.engine.errors import SetupError, UnknownVariable
+from apimd.engine.functions import Evaluation, Value, as_text, instant_now
+from apimd.model.expressions import BRACE_INNER, Call, Quoted, Var, parse_expression
 
 __all__ = [
     "Scope",
@@ -42,7 +45,7 @@ _TOKEN = re.compile(
     rf"""
       (?P<escape>%%%%)
     | %%(?P<percent>{_NAME})%%
-    | \{{\{{[ \t]*(?P<brace>{_NAME})[ \t]*\}}\}}
+    | \{{\{{(?P<brace>{BRACE_INNER})\}}\}}
     | (?<![A-Za-z0-9])__(?P<dunder>{_NAME}?)__(?![A-Za-z0-9])
     """,
     re.VERBOSE,
@@ -60,11 +63,13 @@ class Scope:
     run variables → token's saved variables → auth CLIENT_ID/CLIENT_SECRET → environment → system.
     Names are case-insensitive (layers hold upper-case keys; lookups upper-case the name)."""
 
-    __slots__ = ("_layers",)
+    __slots__ = ("_layers", "instant")
 
-    def __init__(self, *layers: Mapping[str, str]) -> None:
+    def __init__(self, *layers: Mapping[str, str], instant: datetime | None = None) -> None:
         # Layers are kept by reference, so values added to a layer later (extractions) are seen.
         self._layers: tuple[Mapping[str, str], ...] = layers
+        # The one instant every time value of a request shares (SPEC §10).
+        self.instant = instant or instant_now()
 
     def lookup(self, name: str) -> str | None:
         """The value of `name` in the first layer that has it, else None."""
@@ -77,7 +82,7 @@ class Scope:
 
     def with_layer_first(self, layer: Mapping[str, str]) -> Scope:
         """A new scope that looks in `layer` before these layers."""
-        return Scope(layer, *self._layers)
+        return Scope(layer, *self._layers, instant=self.instant)
 
     def __repr__(self) -> str:
         return f"Scope({len(self._layers)} layers)"
@@ -98,6 +103,12 @@ def render(
         if kind == "escape":
             return "%%"
         assert kind is not None
+        if kind == "brace":
+            evaluated = _brace(match[kind], scope, where)
+            if evaluated is None:  # not an expression: as written, its %%X%% substituted
+                inner = match[kind]
+                return "{{" + render(inner, scope, where) + "}}" if "%%" in inner else match[0]
+            return evaluated if encode is None else encode(evaluated, match.start())
         name = match[kind]
         value = scope.lookup(name)
         if value is not None:
@@ -139,6 +150,42 @@ def url_query_value(value: str) -> str:
     return quote(value, safe="", errors="surrogatepass")
 
 
+def _brace(inner: str, scope: Scope, where: str) -> str | None:
+    """`{{ NAME }}` or an expression, evaluated; None when the braces hold something else."""
+    expression = parse_expression(inner)
+    if expression is None:
+        return None
+    evaluation = Evaluation(scope.instant)
+    value = _evaluate(expression.head, scope, where, evaluation)
+    for pipe in expression.pipes:
+        value = _apply(evaluation, pipe, [value], where)
+    return as_text(value)
+
+
+def _evaluate(node: Var | Quoted | Call, scope: Scope, where: str, evaluation: Evaluation) -> Value:
+    if isinstance(node, Var):
+        value = scope.lookup(node.name)
+        if value is None:
+            raise UnknownVariable(node.name, where)
+        return value
+    if isinstance(node, Quoted):
+        # A quoted argument is a template of its own: values are substituted, never spliced.
+        return render(node.template, scope, where)
+    args = [_evaluate(arg, scope, where, evaluation) for arg in node.args]
+    return _apply(evaluation, node.function, args, where)
+
+
+def _apply(evaluation: Evaluation, name: str, args: list[Value], where: str) -> Value:
+    if name not in evaluation.functions:
+        raise SetupError(f"{where}: unknown function `{name}`")
+    try:
+        return evaluation.call(name, args)
+    except TypeError:
+        raise SetupError(f"{where}: wrong number of arguments for `{name}`") from None
+    except SetupError as exc:
+        raise SetupError(f"{where}: {exc}") from None
+
+
 def render_json(value: Any, scope: Scope, where: str) -> Any:
     """Substitute inside every string value of a JSON document (dict keys are left alone), so a
     value containing quotes can never break the JSON. Non-strings are returned unchanged."""
@@ -160,11 +207,12 @@ def system_variables(
     run_id: str | None = None,
     token_name: str | None = None,
     auth_name: str | None = None,
+    instant: datetime | None = None,
 ) -> dict[str, str]:
     """DATETIME (ISO 8601 UTC, seconds, `Z`), DATE (YYYY-MM-DD), TIME (HH:MM:SS), UNIXTIME, UUID and
     GUID (the same v4), RANDINT (1–10000), CALL_NAME, WORKFLOW_NAME, RUN_ID, TOKEN_NAME, AUTH_NAME
     (empty string when not given). Computed once; the caller reuses the dict for one call."""
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = (instant or instant_now()).replace(microsecond=0)
     call_uuid = str(uuid.uuid4())
     return {
         "DATETIME": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -187,6 +235,12 @@ def referenced_variables(text: str) -> set[str]:
     names: set[str] = set()
     for match in _TOKEN.finditer(text):
         kind = match.lastgroup
-        if kind is not None and kind != "escape":
+        if kind == "brace":
+            expression = parse_expression(match[kind])
+            if expression is not None:
+                names.update(expression.names())
+                for quoted in expression.quoted():
+                    names |= referenced_variables(quoted)
+        elif kind is not None and kind != "escape":
             names.add(match[kind].upper())
     return names

@@ -78,10 +78,22 @@ def effective_skew(runtime: TokenRuntime, auth: AuthSetting | None) -> float:
     return skew
 
 
+def is_static(auth: AuthSetting | None) -> bool:
+    """A manual auth whose tokens nothing refreshes or signs in (e.g. computed signatures)."""
+    return (
+        auth is not None
+        and auth.type == "manual"
+        and auth.refresh_workflow is None
+        and auth.signin_workflow is None
+    )
+
+
 def is_due(runtime: TokenRuntime | None, auth: AuthSetting | None, now: datetime) -> bool:
-    """Whether a call must refresh before using the token: never filled, or within skew of expiry."""
+    """Whether a call must refresh before using the token: never filled, or within skew of expiry.
+    A token of a `manual` auth with no refresh or sign-in workflow has nothing that could fill
+    it: its headers are built from template functions and variables alone, so it is never due."""
     if runtime is None or not runtime.filled:
-        return True
+        return not is_static(auth)
     if runtime.expires_at is None:
         return False
     return now >= runtime.expires_at - timedelta(seconds=effective_skew(runtime, auth))
@@ -91,6 +103,8 @@ def effective_state(
     runtime: TokenRuntime | None, auth: AuthSetting | None, now: datetime
 ) -> TokenState:
     """The state to show: `expired` when a valid token is due for refresh."""
+    if is_static(auth) and (runtime is None or not runtime.filled):
+        return TokenState.VALID
     if runtime is None:
         return TokenState.EXPIRED
     if runtime.state == TokenState.VALID and is_due(runtime, auth, now):

@@ -20,16 +20,14 @@ from apimd.model.common import (
     scalar_to_str,
     unique_variable_names,
 )
+from apimd.model.fields import JsonTemplate, Proxy, RequestTemplateStr, TemplateStr, TextValue
 from apimd.model.keys import AssertionAlg, PrivateKeySecret
 from apimd.model.outcome import Outcome
 from apimd.model.tls import TlsSettings
 
-TemplateStr = Annotated[str, BeforeValidator(scalar_to_str)]
-"""A string that may hold `%%VARIABLES%%`; YAML numbers and booleans are accepted as text."""
-
 StringMap = dict[str, TemplateStr]
 
-VariableMap = Annotated[dict[VariableName, TemplateStr], BeforeValidator(unique_variable_names)]
+VariableMap = Annotated[dict[VariableName, TextValue], BeforeValidator(unique_variable_names)]
 """Variable name -> template value; names are case-insensitive, so `a` and `A` collide."""
 
 
@@ -47,7 +45,7 @@ class Resource(StrictModel):
 class VariableSpec(StrictModel):
     """A variable's value as the project file's `variables` mapping holds it."""
 
-    value: TemplateStr
+    value: TextValue
     secret: bool = False
 
     @model_validator(mode="before")
@@ -62,7 +60,7 @@ class Variable(StrictModel):
     """An environment variable as the REST API serves it (`/v1/variables/{name}`)."""
 
     name: VariableName
-    value: TemplateStr
+    value: TextValue
     secret: bool = False
 
 
@@ -128,7 +126,7 @@ class Webhook(StrictModel):
 
 # --- auth settings -----------------------------------------------------------------------------
 
-AuthType = Literal["none", "basic", "api_key", "bearer", "manual", "oauth2"]
+AuthType = Literal["none", "basic", "api_key", "bearer", "manual", "oauth2", "digest", "aws_sigv4"]
 Grant = Literal["client_credentials", "authorization_code", "device_code", "password", "jwt_bearer"]
 ClientAuth = Literal[
     "basic", "body", "none", "client_secret_jwt", "private_key_jwt", "tls_client_auth"
@@ -139,6 +137,8 @@ _AUTH_REQUIRED: dict[str, tuple[str, ...]] = {
     "api_key": ("key_name", "key_value"),
     "bearer": ("token",),
     "oauth2": ("grant", "token_url", "client_id"),
+    "digest": ("username", "password"),
+    "aws_sigv4": ("access_key_id", "secret_access_key", "region", "service"),
 }
 # Endpoints may instead come from the `issuer`'s discovery document (SPEC §10).
 _GRANT_REQUIRED: dict[str, tuple[str, ...]] = {
@@ -179,7 +179,7 @@ class AuthSetting(Resource):
     password: Secret | None = None
     key_name: str | None = None
     key_value: Secret | None = None
-    in_: Literal["header", "query"] = Field(default="header", alias="in")
+    in_: Literal["header", "query", "cookie"] = Field(default="header", alias="in")
     token: Secret | None = None
     client_id: TemplateStr | None = None
     client_secret: Secret | None = None
@@ -202,6 +202,12 @@ class AuthSetting(Resource):
     dpop: bool = False
     tls: TlsSettings | None = None
     pkce: bool | None = None
+    access_key_id: TemplateStr | None = None
+    secret_access_key: Secret | None = None
+    session_token: Secret | None = None
+    region: str | None = None
+    service: str | None = None
+    proxy: Proxy | None = None
     refresh_workflow: Name | None = None
     signin_workflow: Name | None = None
     callback: CallbackTarget | None = None
@@ -256,7 +262,7 @@ class Token(Resource):
     """An auth token: the exact headers and params calls get, and the variables that fill them."""
 
     auth: Name
-    headers: StringMap = Field(default_factory=dict)
+    headers: dict[str, RequestTemplateStr] = Field(default_factory=dict)
     params: StringMap = Field(default_factory=dict)
     variables: VariableMap | None = None
     # Read-only runtime fields: served by the API, ignored on apply and PUT.
@@ -276,7 +282,7 @@ class Token(Resource):
 # --- calls -------------------------------------------------------------------------------------
 
 ConditionSource = Literal[
-    "status", "header", "body", "json", "xml", "response_time", "size", "cert_days"
+    "status", "header", "body", "json", "xml", "response_time", "size", "cert_days", "cookie"
 ]
 ConditionOp = Literal[
     "exists",
@@ -309,7 +315,7 @@ class Condition(StrictModel):
     def _meaningful(self) -> Condition:
         if self.op is None and self.save_as is None:
             raise ValueError("a condition needs `op` (to assert) or `save_as` (to extract)")
-        if self.source in ("header", "json", "xml") and not self.path:
+        if self.source in ("header", "json", "xml", "cookie") and not self.path:
             raise ValueError(f"a {self.source} condition needs `path`")
         if self.source == "cert_days" and self.path != "client":
             raise ValueError("a cert_days condition checks `path: client` (the tls client_cert)")
@@ -329,6 +335,14 @@ class SLA(StrictModel):
 HTTP_METHOD = r"^[A-Za-z]{1,20}$"
 
 
+class MultipartFile(StrictModel):
+    """A file part of a `multipart` body: read from `file` when the call runs."""
+
+    file: TemplateStr
+    content_type: str | None = None
+    filename: TemplateStr | None = None
+
+
 class Call(Resource):
     """An API call: one HTTP request, its conditions and webhooks."""
 
@@ -337,8 +351,9 @@ class Call(Resource):
     headers: StringMap = Field(default_factory=dict)
     params: StringMap = Field(default_factory=dict)
     body: TemplateStr | None = None
-    json_body: Any = Field(default=None, alias="json")
+    json_body: JsonTemplate = Field(default=None, alias="json")
     form: StringMap | None = None
+    multipart: dict[str, TemplateStr | MultipartFile] | None = None
     auth: Name | None = None
     token: Name | None = None
     timeout: float = Field(default=30, gt=0, le=300)
@@ -346,6 +361,7 @@ class Call(Resource):
     verify_tls: bool = True
     tls: TlsSettings | None = None
     keepalive: bool = False
+    proxy: Proxy | None = None
     sla: SLA | None = None
     conditions: list[Condition] = Field(default_factory=list)
     webhooks: list[Webhook] = Field(default_factory=list)
@@ -357,9 +373,11 @@ class Call(Resource):
 
     @model_validator(mode="after")
     def _one_body(self) -> Call:
-        given = [k for k in ("body", "json_body", "form") if getattr(self, k) is not None]
+        given = [
+            k for k in ("body", "json_body", "form", "multipart") if getattr(self, k) is not None
+        ]
         if len(given) > 1:
-            raise ValueError("give at most one of `body`, `json` and `form`")
+            raise ValueError("give at most one of `body`, `json`, `form` and `multipart`")
         return self
 
     @model_validator(mode="after")
@@ -418,6 +436,7 @@ class Workflow(Resource):
 
     steps: list[Name] = Field(min_length=1)
     stop_on_failure: bool = True
+    cookies: bool = True
     variables: VariableMap = Field(default_factory=dict)
 
 

@@ -88,3 +88,32 @@ def test_the_document_covers_the_fapi_and_tls_fields() -> None:
     tls = schemas["TlsSettings"]["properties"]
     assert set(tls) == {"client_cert", "client_key", "client_key_password", "ca_bundle", "verify"}
     assert "tls" in schemas["Call"]["properties"]
+
+
+async def test_the_document_covers_signing_proxy_and_cookie_fields(daemon: Daemon) -> None:
+    schemas = (await served_document(daemon))["components"]["schemas"]
+
+    def properties(prefix: str) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for name, schema in schemas.items():
+            if name.startswith(prefix):
+                for key, value in schema.get("properties", {}).items():
+                    merged.setdefault(key, {"enum": []})["enum"] += value.get("enum", [])
+        return merged
+
+    auth = properties("AuthSetting")
+    for field in (
+        "access_key_id",
+        "secret_access_key",
+        "session_token",
+        "region",
+        "service",
+        "proxy",
+    ):
+        assert field in auth, field
+    assert {"digest", "aws_sigv4"} <= set(auth["type"]["enum"])
+    assert "cookie" in auth["in"]["enum"]
+    call = properties("Call")
+    assert {"multipart", "proxy"} <= set(call)
+    assert "cookies" in properties("Workflow")
+    assert "cookie" in properties("Condition")["source"]["enum"]

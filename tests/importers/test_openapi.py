@@ -122,7 +122,7 @@ components:
     assert call.json_body == {"name": "root", "children": [{"name": "leaf", "children": []}]}
 
 
-def test_endpoint_security_maps_each_scheme_and_lists_cookie_keys() -> None:
+def test_endpoint_security_maps_each_scheme_cookie_keys_included() -> None:
     result = imported("openapi", "insomnia-endpoint-security.yaml")
     project = load(result)
     auth_of = {c.url.removeprefix("{{BASE_URL}}"): c.auth for c in project.calls}
@@ -132,18 +132,16 @@ def test_endpoint_security_maps_each_scheme_and_lists_cookie_keys() -> None:
         "/basic": "Basic",
         "/bearer": "Bearer",
         "/key/header": "Key-Header",
-        "/key/cookie": None,
+        "/key/cookie": "Key-Cookie",  # api_key `in: cookie` exists since issue 13
         "/key/query": "Key-Query",
         "/all": None,
     }
     types = {a.name: (a.type, a.key_name, a.in_) for a in project.auth if a.type == "api_key"}
     assert types["Key-Query"] == ("api_key", "key", "query")
     assert types["Key-Header"] == ("api_key", "x-api_key", "header")
-    assert result.untranslated == [
-        "security scheme Key-Cookie: API key in cookie is not translated",
-        "security scheme AnotherKey-Cookie: API key in cookie is not translated",
-        "operation get-/key/cookie: no security requirement could be translated",
-    ]
+    assert types["Key-Cookie"] == ("api_key", "CookieName", "cookie")
+    assert types["AnotherKey-Cookie"] == ("api_key", "AnotherCookieName", "cookie")
+    assert result.untranslated == []
 
 
 def test_path_item_ref_is_resolved_and_a_property_named_ref_is_not_a_reference() -> None:

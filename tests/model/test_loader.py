@@ -210,7 +210,8 @@ def test_missing_required_field_names_it(issues: LoadIssues) -> None:
 def test_allowed_values_are_listed(issues: LoadIssues) -> None:
     (issue,) = issues("auth:\n  - name: a\n    type: kerberos\n")
     assert issue.message == (
-        "must be 'none', 'basic', 'api_key', 'bearer', 'manual' or 'oauth2' (got 'kerberos')"
+        "must be 'none', 'basic', 'api_key', 'bearer', 'manual', 'oauth2', 'digest' or"
+        " 'aws_sigv4' (got 'kerberos')"
     )
     assert issue.resource == "auth 'a'"
     assert issue.line == 3
@@ -474,7 +475,8 @@ def test_every_error_at_once(issues: LoadIssues) -> None:
         (
             6,
             "auth[0].type",
-            "must be 'none', 'basic', 'api_key', 'bearer', 'manual' or 'oauth2' (got 'oauth')",
+            "must be 'none', 'basic', 'api_key', 'bearer', 'manual', 'oauth2', 'digest' or"
+            " 'aws_sigv4' (got 'oauth')",
         ),
         (10, "calls[0].timout", "unknown field `timout`; did you mean `timeout`?"),
         (14, "calls[1].timeout", "must be a number (got 'soon')"),

@@ -309,9 +309,12 @@ def test_secret_fields_are_found_behind_optional() -> None:
         "token",
         "client_secret",
         "client_key",
+        "secret_access_key",
+        "session_token",
+        "proxy",
     ]
     assert secret_field_names(Webhook) == ["url"]
-    assert secret_field_names(Call) == []
+    assert secret_field_names(Call) == ["proxy"]
 
 
 # --- calls -------------------------------------------------------------------------------------
@@ -339,10 +342,11 @@ def test_method_is_upper_cased() -> None:
         {"body": "x", "json": {"a": 1}},
         {"body": "x", "form": {"a": "1"}},
         {"json": [1], "form": {"a": "1"}},
+        {"form": {"a": "1"}, "multipart": {"a": "1"}},
     ],
 )
 def test_call_takes_one_body_kind(bodies: dict[str, Any]) -> None:
-    assert "at most one of `body`, `json` and `form`" in error_text(
+    assert "at most one of `body`, `json`, `form` and `multipart`" in error_text(
         Call, {"name": "c", "url": "u", **bodies}
     )
 

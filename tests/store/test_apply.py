@@ -312,3 +312,57 @@ async def test_delete_refuses_while_referenced(store: SqliteStore) -> None:
     assert [c.name for c in exported.calls] == ["get-token"]
     assert exported.schedules == []
     assert list(exported.variables) == ["OP"]
+
+
+async def test_issue_13_fields_survive_export_and_apply(store: SqliteStore) -> None:
+    """aws_sigv4, digest, proxies (credentials as secrets), multipart, api_key in a cookie,
+    `cookies: false` and signature templates round-trip through export and apply."""
+    data = {
+        "auth": [
+            {
+                "name": "aws",
+                "type": "aws_sigv4",
+                "access_key_id": "AKID",
+                "secret_access_key": "aws-secret-value",
+                "session_token": "aws-session-value",
+                "region": "eu-west-1",
+                "service": "execute-api",
+                "proxy": "socks5h://ann:proxy-secret@127.0.0.1:1080",
+            },
+            {"name": "dig", "type": "digest", "username": "u", "password": "digest-pw"},
+            {"name": "k", "type": "api_key", "key_name": "sid", "key_value": "kv", "in": "cookie"},
+            {"name": "m", "type": "manual"},
+        ],
+        "tokens": [
+            {
+                "name": "sig",
+                "auth": "m",
+                "headers": {"X-Sig": "{{ hmac_sha256(K, '%%REQUEST_PATH%%') | base64 }}"},
+            }
+        ],
+        "calls": [
+            {
+                "name": "up",
+                "method": "POST",
+                "url": "https://api.example.com/up",
+                "multipart": {
+                    "note": "hi",
+                    "doc": {"file": "/tmp/x.csv", "content_type": "text/csv"},
+                },
+                "proxy": "none",
+                "auth": "aws",
+            }
+        ],
+        "workflows": [{"name": "w", "steps": ["up"], "cookies": False}],
+    }
+    await store.apply(Project.model_validate(data))
+    before = await store.export(secrets=True)
+    assert before.auth[0].proxy == "socks5h://ann:proxy-secret@127.0.0.1:1080"
+    assert before.calls[0].multipart is not None and before.workflows[0].cookies is False
+    exported = await store.export()
+    assert exported.auth[0].secret_access_key == SECRET_MASK
+    assert exported.auth[0].proxy == SECRET_MASK
+    document = Project.model_validate(exported.model_dump(mode="json", by_alias=True))
+    report = await store.apply(document)
+    assert not report.changed, report
+    assert await store.export(secrets=True) == before

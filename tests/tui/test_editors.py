@@ -426,3 +426,67 @@ async def test_a_calls_tls_fields_are_saved(daemon: Daemon, client: Client, tmp_
     assert call.tls is not None
     assert call.tls.verify == "ca_only"
     assert getattr(call.tls.ca_bundle, "file", None) == str(tmp_path / "ca.pem")
+
+
+async def test_a_new_aws_sigv4_auth_with_a_proxy(daemon: Daemon, client: Client) -> None:
+    async with make_app(daemon).run_test(size=(100, 40)) as pilot:
+        editor = await open_loaded(pilot, "auth", None)
+        assert isinstance(editor, AuthEditor)
+        assert not field_of(editor, "#a-region").display
+        editor.query_one("#a-type", Choice).choose("aws_sigv4")
+        await pilot.pause(0.05)
+        assert field_of(editor, "#a-region").display
+        assert not field_of(editor, "#a-client_id").display
+        await type_into(pilot, editor, "#resource-name", "aws-api")
+        for selector, text in (
+            ("#a-access_key_id", "AKIDEXAMPLE"),
+            ("#a-secret_access_key", "aws-secret-typed"),
+            ("#a-region", "eu-west-1"),
+            ("#a-service", "execute-api"),
+            ("#a-proxy", "socks5h://ann:pw-typed@127.0.0.1:1080"),
+        ):
+            await type_into(pilot, editor, selector, text)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+    auth = await client.get("auth", "aws-api", reveal=True)
+    assert isinstance(auth, AuthSetting)
+    assert (auth.type, auth.access_key_id, auth.region, auth.service) == (
+        "aws_sigv4",
+        "AKIDEXAMPLE",
+        "eu-west-1",
+        "execute-api",
+    )
+    assert auth.secret_access_key == "aws-secret-typed"
+    assert auth.proxy == "socks5h://ann:pw-typed@127.0.0.1:1080"
+    masked = await client.get("auth", "aws-api")
+    assert getattr(masked, "proxy", None) == SECRET_MASK
+
+
+async def test_multipart_parts_and_workflow_cookies_round_trip(
+    daemon: Daemon, client: Client
+) -> None:
+    async with make_app(daemon).run_test(size=(100, 40)) as pilot:
+        editor = await open_loaded(pilot, "calls", None)
+        assert isinstance(editor, CallEditor)
+        await type_into(pilot, editor, "#resource-name", "upload-report")
+        await type_into(pilot, editor, "#url", "%%DEMO%%/api/upload")
+        editor.query_one("#body-kind", Choice).choose("multipart")
+        await pilot.pause(0.05)
+        assert field_of(editor, "#multipart").display
+        editor.query_one("#multipart", KeyValueList).load({"note": "hi", "doc": "@/tmp/r.csv"})
+        await type_into(pilot, editor, "#proxy", "none")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+        editor = await open_loaded(pilot, "workflows", "order-flow")
+        cookies = editor.query_one("#cookies", Checkbox)
+        assert cookies.value is True
+        cookies.value = False
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+    call = await client.get("calls", "upload-report", reveal=True)
+    assert isinstance(call, Call) and call.multipart is not None
+    assert call.multipart["note"] == "hi"
+    assert getattr(call.multipart["doc"], "file", None) == "/tmp/r.csv"
+    assert call.proxy == "none"
+    workflow = await client.get("workflows", "order-flow")
+    assert isinstance(workflow, Workflow) and workflow.cookies is False

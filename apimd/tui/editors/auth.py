@@ -40,7 +40,11 @@ def _grant(*grants: str) -> Shown:
 
 
 def _user(kind: str, grant: str | None) -> bool:
-    return kind == "basic" or (kind == "oauth2" and grant == "password")
+    return kind in ("basic", "digest") or (kind == "oauth2" and grant == "password")
+
+
+def _always(_kind: str, _grant: str | None) -> bool:
+    return True
 
 
 TOKEN_FLOWS = _types("manual", "oauth2")
@@ -77,8 +81,25 @@ SHOWN: dict[str, Shown] = {
     "refresh_on_401": TOKEN_FLOWS,
     "refresh_skew": TOKEN_FLOWS,
     "webhooks": TOKEN_FLOWS,
+    "access_key_id": _types("aws_sigv4"),
+    "secret_access_key": _types("aws_sigv4"),
+    "session_token": _types("aws_sigv4"),
+    "region": _types("aws_sigv4"),
+    "service": _types("aws_sigv4"),
+    "proxy": _always,
 }
-SECRETS = ("password", "key_value", "token", "client_secret", "client_key")
+SECRETS = (
+    "password",
+    "key_value",
+    "token",
+    "client_secret",
+    "client_key",
+    "secret_access_key",
+    "session_token",
+    "proxy",
+)
+TEXTS: tuple[str, ...] = ("username", "key_name", "client_id", "token_url", "authorize_url")
+TEXTS += ("device_authorization_url", "audience", "access_key_id", "region", "service")
 PKCE = (("default (on for authorization_code)", "default"), ("on", "on"), ("off", "off"))
 PAR = (("default (when the server requires it)", "default"), ("on", "on"), ("off", "off"))
 TEXTS = (
@@ -114,7 +135,7 @@ class AuthEditor(EditorScreen):
             yield field("type", "Type", Choice(get_args(AuthType), id="a-type"))
             yield field("grant", "Grant", Choice(get_args(Grant), id="a-grant"))
             yield text("username", "Username")
-            yield text("key_name", "Key name", "the header or query parameter name")
+            yield text("key_name", "Key name", "the header, query parameter or cookie name")
             yield text("client_id", "Client ID", "exposed to calls as %%CLIENT_ID%%")
             for path, label in (
                 ("password", "Password"),
@@ -129,7 +150,20 @@ class AuthEditor(EditorScreen):
                 SecretInput(id="a-client_key"),
                 "private key for private_key_jwt / jwt_bearer: a JWK (a PEM via apply)",
             )
-            yield field("in", "Send key in", Choice(("header", "query"), id="a-in"))
+            yield field("in", "Send key in", Choice(("header", "query", "cookie"), id="a-in"))
+            yield text("access_key_id", "Access key ID")
+            yield field(
+                "secret_access_key", "Secret access key", SecretInput(id="a-secret_access_key")
+            )
+            yield field("session_token", "Session token", SecretInput(id="a-session_token"))
+            yield text("region", "Region", "e.g. eu-west-1")
+            yield text("service", "Service", "e.g. execute-api, s3")
+            yield field(
+                "proxy",
+                "Proxy",
+                SecretInput(id="a-proxy"),
+                "http://, https://, socks5:// URL, or none; empty: the environment's",
+            )
             yield text("issuer", "Issuer", "endpoints come from its discovery document")
             yield text("token_url", "Token URL")
             yield text("authorize_url", "Authorize URL")
@@ -297,7 +331,3 @@ class AuthEditor(EditorScreen):
             if not shown(kind, grant):
                 doc.pop(path, None)
         return without_none(doc)
-
-
-def _always(_kind: str, _grant: str | None) -> bool:
-    return True

@@ -28,6 +28,7 @@ from apimd.tui.editors.fields import (
     Form,
     FormField,
     KeyValueList,
+    SecretInput,
     field_of,
     number_or_text,
     number_text,
@@ -38,7 +39,39 @@ from apimd.tui.editors.ports import ResourceClient
 from apimd.tui.editors.tls import compose_tls, fill_tls, tls_document
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-BODY_KINDS = (("none", "none"), ("text body", "body"), ("JSON", "json"), ("form fields", "form"))
+BODY_KINDS = (
+    ("none", "none"),
+    ("text body", "body"),
+    ("JSON", "json"),
+    ("form fields", "form"),
+    ("multipart", "multipart"),
+)
+
+
+def multipart_rows(parts: dict[str, Any] | None) -> dict[str, str] | None:
+    """Multipart parts as rows: a file part as `@PATH` (as curl's -F writes it)."""
+    if parts is None:
+        return None
+    return {
+        name: part if isinstance(part, str) else "@" + str(getattr(part, "file", ""))
+        for name, part in parts.items()
+    }
+
+
+def multipart_parts(rows: dict[str, str], original: dict[str, Any] | None) -> dict[str, Any]:
+    """Rows back into parts; a file row keeps the content type it had."""
+    parts: dict[str, Any] = {}
+    for name, value in rows.items():
+        if not value.startswith("@"):
+            parts[name] = value
+            continue
+        before = (original or {}).get(name)
+        parts[name] = without_none(
+            {**(dump(before) if isinstance(before, BaseModel) else {}), "file": value[1:]}
+        )
+    return parts
+
+
 TABS = ("Request", "Auth", "Conditions", "Webhooks", "Meta", "Schedule")
 
 
@@ -47,6 +80,8 @@ def body_kind(call: Call) -> str:
         return "json"
     if call.form is not None:
         return "form"
+    if call.multipart is not None:
+        return "multipart"
     return "body" if call.body is not None else "none"
 
 
@@ -105,6 +140,12 @@ class CallEditor(EditorScreen):
                     KeyValueList(placeholders=("field", "value"), id="form"),
                     path="form",
                 )
+                yield FormField(
+                    "Parts",
+                    KeyValueList(placeholders=("name", "text, or @/path/to/file"), id="multipart"),
+                    path="multipart",
+                    note="a value starting with @ sends that file",
+                )
             with TabPane("Auth", id="auth-tab"), Form():
                 yield FormField(
                     "Auth",
@@ -136,6 +177,12 @@ class CallEditor(EditorScreen):
                     note="off: a fresh connection per run, as a new client sees it",
                 )
                 yield from compose_tls("c")
+                yield FormField(
+                    "Proxy",
+                    SecretInput(id="proxy"),
+                    path="proxy",
+                    note="http://, https://, socks5:// URL, or none; empty: the auth's or the environment's",
+                )
             with TabPane("Conditions", id="conditions-tab"), Form():
                 yield FormField(
                     "Conditions",
@@ -211,6 +258,8 @@ class CallEditor(EditorScreen):
             text = json.dumps(call.json_body, indent=2, ensure_ascii=False)
         q("#body-text", TextArea).load_text(text)
         q("#form", KeyValueList).load(call.form)
+        q("#multipart", KeyValueList).load(multipart_rows(call.multipart))
+        q("#proxy", SecretInput).load(call.proxy)
         self._show_body(kind)
         auth = q("#auth", Choice)
         auth.set_choices(self.names.get("auth", []))
@@ -244,11 +293,12 @@ class CallEditor(EditorScreen):
     def _show_body(self, kind: str) -> None:
         field_of(self, "#body-text").display = kind in ("body", "json")
         field_of(self, "#form").display = kind == "form"
+        field_of(self, "#multipart").display = kind == "multipart"
 
     def _body(self) -> dict[str, Any]:
         kind = self.query_one("#body-kind", Choice).chosen or "none"
         text = self.query_one("#body-text", TextArea).text
-        out: dict[str, Any] = {"body": None, "json": None, "form": None}
+        out: dict[str, Any] = {"body": None, "json": None, "form": None, "multipart": None}
         if kind == "body":
             out["body"] = text
         elif kind == "json" and text.strip():
@@ -258,6 +308,10 @@ class CallEditor(EditorScreen):
                 out["json"] = text  # `local_problems` stops the save; "unsaved" still works
         elif kind == "form":
             out["form"] = self.query_one("#form", KeyValueList).as_dict()
+        elif kind == "multipart":
+            original = self.original.multipart if isinstance(self.original, Call) else None
+            rows = self.query_one("#multipart", KeyValueList).as_dict()
+            out["multipart"] = multipart_parts(rows, original)
         return out
 
     def document(self) -> Document:
@@ -282,6 +336,7 @@ class CallEditor(EditorScreen):
             "verify_tls": q("#verify-tls", Checkbox).value,
             "keepalive": q("#keepalive", Checkbox).value,
             "tls": tls_document(self, "c", dump(self.original).get("tls")),
+            "proxy": q("#proxy", SecretInput).secret,
             "sla": sla or None,
             "conditions": q("#conditions", ConditionTable).items,
             "webhooks": q("#webhooks", WebhookTable).items,
@@ -307,7 +362,7 @@ class CallEditor(EditorScreen):
                             f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
                         )
                     )
-        for field in ("headers", "params", "form"):
+        for field in ("headers", "params", "form", "multipart"):
             if any(not key for key, _ in self.query_one(f"#{field}", KeyValueList).pairs()):
                 problems.append((field, "a row has a value but no name"))
         return problems

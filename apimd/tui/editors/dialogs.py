@@ -140,6 +140,7 @@ PATH_HINTS = {
     "xml": "path: an XPath 1.0 expression",
     "response_time": "no path: the total time in ms",
     "size": "no path: the body size in bytes",
+    "cookie": "path: the name of a cookie this response sets",
 }
 
 

@@ -37,6 +37,12 @@ class WorkflowEditor(EditorScreen):
                 path="stop_on_failure",
             )
             yield FormField(
+                "Cookies",
+                Checkbox("keep cookies from step to step", compact=True, id="cookies"),
+                path="cookies",
+                note="one cookie jar per run; a step's Set-Cookie reaches later steps",
+            )
+            yield FormField(
                 "Variables",
                 KeyValueList(placeholders=("NAME", "initial value"), id="variables"),
                 path="variables",
@@ -58,6 +64,7 @@ class WorkflowEditor(EditorScreen):
         q("#description", Input).value = (workflow.description if workflow else None) or ""
         q("#steps", StepTable).load({"call": step} for step in (workflow.steps if workflow else []))
         q("#stop-on-failure", Checkbox).value = workflow.stop_on_failure if workflow else True
+        q("#cookies", Checkbox).value = workflow.cookies if workflow else True
         q("#variables", KeyValueList).load(workflow.variables if workflow else None)
         q("#tags", Input).value = ", ".join(workflow.tags if workflow else [])
 
@@ -70,6 +77,7 @@ class WorkflowEditor(EditorScreen):
                 "description": q("#description", Input).value.strip() or None,
                 "steps": q("#steps", StepTable).steps,
                 "stop_on_failure": q("#stop-on-failure", Checkbox).value,
+                "cookies": q("#cookies", Checkbox).value,
                 "variables": q("#variables", KeyValueList).as_dict(),
                 "tags": split_words(q("#tags", Input).value),
             }

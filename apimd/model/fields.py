@@ -1,0 +1,81 @@
+"""Field types shared by resources: templates checked at load (SPEC §3, §10) and proxies."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator
+
+from apimd.model.common import SECRET_MASK, Secret, scalar_to_str
+from apimd.model.expressions import check_template
+
+__all__ = [
+    "PROXY_SCHEMES",
+    "JsonTemplate",
+    "Proxy",
+    "RequestTemplateStr",
+    "TemplateStr",
+    "TextValue",
+]
+
+
+def _checked(text: str) -> str:
+    check_template(text)
+    return text
+
+
+def _checked_with_request(text: str) -> str:
+    check_template(text, request_variables=True)
+    return text
+
+
+def _checked_json(value: Any) -> Any:
+    """Every string inside a `json` body is a template (SPEC §3)."""
+    if isinstance(value, str):
+        check_template(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _checked_json(item)
+    elif isinstance(value, list):
+        for item in value:
+            _checked_json(item)
+    return value
+
+
+TextValue = Annotated[str, BeforeValidator(scalar_to_str)]
+"""A variable's value: YAML numbers and booleans are accepted as text; never re-templated."""
+
+TemplateStr = Annotated[str, BeforeValidator(scalar_to_str), AfterValidator(_checked)]
+"""A string that may hold `%%VARIABLES%%` and `{{ functions() }}` (checked at load, SPEC §10)."""
+
+RequestTemplateStr = Annotated[
+    str, BeforeValidator(scalar_to_str), AfterValidator(_checked_with_request)
+]
+"""A token header value: may also use the `REQUEST_*` variables (SPEC §10)."""
+
+JsonTemplate = Annotated[Any, AfterValidator(_checked_json)]
+"""A `json` body: every string inside is a template."""
+
+
+def _proxy(value: Any) -> Any:
+    """`none`, or an http://, https://, socks5:// or socks5h:// URL (SPEC §10)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.lower() == "none":
+        return "none"
+    if text == SECRET_MASK:  # an export's mask: apply keeps the stored proxy
+        return text
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme.lower() not in PROXY_SCHEMES or not rest.strip("/"):
+        raise ValueError(
+            "a proxy is `none` or a URL such as http://host:3128 (schemes: "
+            + ", ".join(PROXY_SCHEMES)
+            + ")"
+        )
+    return text
+
+
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+Proxy = Annotated[Secret, AfterValidator(_proxy)]
+"""A proxy URL (its credentials are secrets) or `none` (no proxy, not even the environment's)."""

@@ -1,0 +1,244 @@
+"""Proxies (SPEC §10) through real proxy processes on 127.0.0.1 that record what passed through
+them: HTTP CONNECT for https, plain HTTP proxying, SOCKS5 (and socks5h), credentials as secrets,
+the environment's HTTP(S)_PROXY and NO_PROXY, and `proxy: none`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from yarl import URL
+
+from apimd.demo.server import RunningServer
+from apimd.engine.memory import MemoryStateStore
+from apimd.engine.proxies import bypassed, select_proxy
+from apimd.engine.runner import Engine
+from apimd.model import Outcome
+from tests.engine.projects import build
+from tests.engine.servers import self_signed_tls
+
+REPO = Path(__file__).resolve().parents[2]
+PROXY_PASSWORD = "proxy-pass-secret-31"
+
+
+class ProxyProcess:
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.port = 0
+        self.process: asyncio.subprocess.Process | None = None
+
+    def lines(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+    def url(self, scheme: str, *, credentials: bool = True) -> str:
+        userinfo = f"ann:{PROXY_PASSWORD}@" if credentials else ""
+        return f"{scheme}://{userinfo}127.0.0.1:{self.port}"
+
+
+Starter = Callable[..., Awaitable[ProxyProcess]]
+
+
+@pytest.fixture
+async def start_proxy(tmp_path: Path) -> AsyncIterator[Starter]:
+    started: list[ProxyProcess] = []
+
+    async def start(kind: str, *, credentials: bool = True) -> ProxyProcess:
+        proxy = ProxyProcess(tmp_path / f"{kind}-{len(started)}.log")
+        extra = ["ann", PROXY_PASSWORD] if credentials else []
+        proxy.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.support.proxy",
+            kind,
+            str(proxy.log),
+            *extra,
+            cwd=REPO,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert proxy.process.stdout is not None
+        proxy.port = int(await asyncio.wait_for(proxy.process.stdout.readline(), 30))
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        assert proxy.process is not None
+        proxy.process.terminate()
+        await proxy.process.wait()
+
+
+async def echo(request: web.Request) -> web.Response:
+    return web.json_response({"path": request.path, "host": request.host})
+
+
+def echo_app() -> web.Application:
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", echo)
+    return app
+
+
+@pytest.fixture
+async def http_target() -> AsyncIterator[RunningServer]:
+    server = RunningServer(echo_app())
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def https_target(tmp_path: Path) -> AsyncIterator[TestServer]:
+    server = TestServer(echo_app(), host="127.0.0.1", port=0)
+    await server.start_server(ssl=self_signed_tls(tmp_path))
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+async def run_call(url: str, proxy: str | None = None, *, via_auth: bool = False) -> Any:
+    call: dict[str, Any] = {
+        "name": "c",
+        "url": url,
+        "verify_tls": False,
+        "conditions": [{"source": "json", "path": "path", "op": "eq", "value": "/hello"}],
+    }
+    doc: dict[str, Any] = {"calls": [call]}
+    if proxy is not None and via_auth:
+        doc["auth"] = [{"name": "a", "type": "none", "proxy": proxy}]
+        call["auth"] = "a"
+    elif proxy is not None:
+        call["proxy"] = proxy
+    engine = Engine(build(doc), MemoryStateStore())
+    try:
+        return await engine.run("c")
+    finally:
+        await engine.close()
+
+
+async def test_https_goes_through_an_http_connect_proxy(
+    start_proxy: Starter, https_target: TestServer
+) -> None:
+    proxy = await start_proxy("http")
+    result = await run_call(f"https://127.0.0.1:{https_target.port}/hello", proxy.url("http"))
+    assert result.outcome == Outcome.PASS, result.error
+    assert proxy.lines() == [f"CONNECT 127.0.0.1:{https_target.port} auth=ok"]
+    assert PROXY_PASSWORD not in result.model_dump_json()
+
+
+async def test_plain_http_is_proxied_with_absolute_uris(
+    start_proxy: Starter, http_target: RunningServer
+) -> None:
+    proxy = await start_proxy("http")
+    result = await run_call(f"{http_target.url}/hello", proxy.url("http"), via_auth=True)
+    assert result.outcome == Outcome.PASS, result.error
+    assert proxy.lines() == [f"GET {http_target.url}/hello auth=ok"]
+
+
+async def test_wrong_proxy_credentials_fail_the_call(
+    start_proxy: Starter, https_target: TestServer
+) -> None:
+    proxy = await start_proxy("http")
+    wrong = f"http://ann:nope@127.0.0.1:{proxy.port}"
+    result = await run_call(f"https://127.0.0.1:{https_target.port}/hello", wrong)
+    assert result.outcome == Outcome.FAIL
+    assert "nope" not in (result.error or "")
+
+
+async def test_socks5_and_socks5h(
+    start_proxy: Starter, http_target: RunningServer, https_target: TestServer
+) -> None:
+    proxy = await start_proxy("socks5")
+    result = await run_call(f"https://127.0.0.1:{https_target.port}/hello", proxy.url("socks5"))
+    assert result.outcome == Outcome.PASS, result.error
+    assert proxy.lines() == [f"SOCKS 127.0.0.1:{https_target.port} auth=ok"]
+    assert PROXY_PASSWORD not in result.model_dump_json()
+    # socks5h: the name is resolved by the proxy, so the proxy sees it, not an address.
+    result = await run_call(f"http://localhost:{http_target.port}/hello", proxy.url("socks5h"))
+    assert result.outcome == Outcome.PASS, result.error
+    assert proxy.lines()[-1] == f"SOCKS localhost:{http_target.port} auth=ok"
+
+
+async def test_environment_proxies_honour_no_proxy_and_none(
+    start_proxy: Starter,
+    http_target: RunningServer,
+    https_target: TestServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy = await start_proxy("http", credentials=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url("http", credentials=False))
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url("http", credentials=False))
+    assert (await run_call(f"{http_target.url}/hello")).outcome == Outcome.PASS
+    https_url = f"https://127.0.0.1:{https_target.port}/hello"
+    assert (await run_call(https_url)).outcome == Outcome.PASS
+    assert proxy.lines() == [
+        f"GET {http_target.url}/hello",
+        f"CONNECT 127.0.0.1:{https_target.port}",
+    ]
+    # `none` turns the environment's proxy off; NO_PROXY hosts bypass it.
+    assert (await run_call(f"{http_target.url}/hello", "none")).outcome == Outcome.PASS
+    monkeypatch.setenv("NO_PROXY", "example.com,127.0.0.1")
+    assert (await run_call(https_url)).outcome == Outcome.PASS
+    assert len(proxy.lines()) == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "no_proxy", "expected"),
+    [
+        ("http://api.example.com/", "example.com", True),
+        ("http://api.example.com/", ".example.com", True),
+        ("http://badexample.com/", "example.com", False),
+        ("http://example.com:8080/", "example.com:8080", True),
+        ("http://example.com:8081/", "example.com:8080", False),
+        ("http://10.0.0.1/", "*", True),
+        ("http://10.0.0.1/", "", False),
+    ],
+)
+def test_no_proxy_matching(url: str, no_proxy: str, expected: bool) -> None:
+    assert bypassed(URL(url), no_proxy) is expected
+
+
+def test_a_configured_proxy_wins_over_the_environment() -> None:
+    env = {"https_proxy": "http://env:3128", "no_proxy": "internal"}
+    assert select_proxy(None, URL("https://api.test/"), env) == "http://env:3128"
+    assert select_proxy(None, URL("https://x.internal/"), env) is None
+    assert select_proxy("socks5://p:1080", URL("https://x.internal/"), env) == "socks5://p:1080"
+    assert select_proxy("none", URL("https://api.test/"), env) is None
+
+
+async def test_an_auths_proxy_carries_its_token_requests_and_calls(
+    start_proxy: Starter, http_target: RunningServer, token_server: RunningServer
+) -> None:
+    proxy = await start_proxy("http")
+    doc = {
+        "auth": [
+            {
+                "name": "o",
+                "type": "oauth2",
+                "grant": "client_credentials",
+                "token_url": f"{token_server.url}/oauth/token",
+                "client_id": "demo-client",
+                "client_secret": "demo-secret",
+                "proxy": proxy.url("http"),
+            }
+        ],
+        "tokens": [{"name": "t", "auth": "o"}],
+        "calls": [{"name": "c", "url": f"{http_target.url}/hello", "token": "t"}],
+    }
+    engine = Engine(build(doc), MemoryStateStore())
+    try:
+        result = await engine.run("c")
+    finally:
+        await engine.close()
+    assert result.outcome == Outcome.PASS, result.error
+    assert proxy.lines() == [
+        f"POST {token_server.url}/oauth/token auth=ok",
+        f"GET {http_target.url}/hello auth=ok",
+    ]
