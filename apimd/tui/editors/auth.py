@@ -98,8 +98,6 @@ SECRETS = (
     "session_token",
     "proxy",
 )
-TEXTS: tuple[str, ...] = ("username", "key_name", "client_id", "token_url", "authorize_url")
-TEXTS += ("device_authorization_url", "audience", "access_key_id", "region", "service")
 PKCE = (("default (on for authorization_code)", "default"), ("on", "on"), ("off", "off"))
 PAR = (("default (when the server requires it)", "default"), ("on", "on"), ("off", "off"))
 TEXTS = (
@@ -114,6 +112,9 @@ TEXTS = (
     "par_url",
     "client_key_id",
     "client_assertion_aud",
+    "access_key_id",
+    "region",
+    "service",
 )
 
 
