@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from apimd import __version__
 from apimd.daemon.events import EventHub
+from apimd.daemon.metrics import Metrics, TokenReading
 from apimd.daemon.scheduler import ScheduleRunner
 from apimd.engine.events import Event
 from apimd.engine.recording import failed_result
@@ -55,6 +56,7 @@ class MonitorService:
         self.settings = settings
         self.store = store
         self.hub = hub
+        self.metrics = Metrics()
         self.started_at = datetime.now(UTC)
         self._started_monotonic = time.monotonic()
         self.engine: Engine | None = None
@@ -68,6 +70,11 @@ class MonitorService:
         self._reload_lock = asyncio.Lock()
         self._maintenance: asyncio.Task[None] | None = None
 
+    def publish(self, event: Event) -> None:
+        """Every event goes to SSE clients and to the metrics."""
+        self.hub.publish(event)
+        self.metrics.observe_event(event)
+
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -75,12 +82,14 @@ class MonitorService:
         self.engine = Engine(
             project,
             self.store,
-            events=self.hub.publish,
+            events=self.publish,
+            on_result=self.metrics.observe_result,
             callback_url=self.settings.callback_url(self.callback_port)
             if self.callback_port is not None
             else None,
         )
         self.signins = SignInFlows(self.engine)
+        self.metrics.seed((await self.store.latest_results(_target_names(project))).values())
         stale = await self.engine.tokens.recover([t.name for t in project.tokens])
         if stale:
             log.info(
@@ -321,6 +330,7 @@ class MonitorService:
             if cancelled:
                 raise
             log.exception("the failure of run %s could not be stored either", run_id)
+        self.metrics.observe_result(result)
         data = {"run_id": run_id, "result_id": run_id, "kind": kind, "name": name}
         data |= {"trigger": trigger, "outcome": code.outcome.value, "result": code.value}
         self.hub.publish(Event("run.finished", data))
@@ -344,7 +354,7 @@ class MonitorService:
             "scheduled_at": scheduled_at.isoformat(),
             "lateness_ms": round(lateness / timedelta(milliseconds=1), 3),
         }
-        self.hub.publish(Event("schedule.fired", data))
+        self.publish(Event("schedule.fired", data))
 
     # --- results and tokens ---------------------------------------------------------------
 
@@ -411,6 +421,19 @@ class MonitorService:
                 )
         return Summary(generated_at=now, window_s=seconds, targets=targets)
 
+    async def metrics_text(self) -> bytes:
+        """`GET /metrics`: the Prometheus text document (SPEC §11)."""
+        now = datetime.now(UTC)
+        project = self.project
+        self.metrics.forget(_target_names(project))
+        readings = []
+        for definition in project.tokens:
+            runtime = await self.store.load_token(definition.name)
+            state = effective_state(runtime, project.auth_setting(definition.auth), now)
+            expires = runtime.expires_at if runtime is not None else None
+            readings.append(TokenReading(definition.name, state.value, expires))
+        return self.metrics.render(readings)
+
     async def refresh_token(self, name: str) -> Token:
         if self.project.token(name) is None:
             raise NotFound(f"no token named {name!r}")
@@ -436,6 +459,10 @@ def _worst_token(steps: list[str], project: Project, states: dict[str, TokenStat
     if not known:
         return None
     return max(known, key=lambda t: _TOKEN_STATE_RANK.index(states[t]))
+
+
+def _target_names(project: Project) -> set[str]:
+    return {c.name for c in project.calls} | {w.name for w in project.workflows}
 
 
 def _window_seconds(window: str) -> float:

@@ -88,9 +88,11 @@ class Engine:
         clock: Callable[[], datetime] = utcnow,
         callback_url: str | None = None,
         standalone: bool = False,
+        on_result: Callable[[Result], None] | None = None,
     ) -> None:
         """`standalone`: a one-off run (`apimd run -f`) that will not be around to retry."""
         self._state = state
+        self._on_result = on_result
         self.callback_url = callback_url
         self._http = http or HttpExecutor()
         self._owns_http = http is None
@@ -233,6 +235,8 @@ class Engine:
             error = f"the result could not be stored: {_crash(exc)}"
             result = self._failed_result(kind, name, ctx, started, error)
             await self._state.add_result(result)
+        if self._on_result is not None:
+            self._on_result(result)
         self._emit(
             "run.finished",
             run_id=ctx.run_id,
