@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
 PRUNE_EVERY_S = 3600.0
+REMIND_EVERY_S = 0.5  # how often `repeat_every` reminders are checked (the smallest is 1 s)
 MAX_WINDOW_S = 3650 * 86400.0
 
 
@@ -69,6 +70,7 @@ class MonitorService:
         self._stopped = False
         self._reload_lock = asyncio.Lock()
         self._maintenance: asyncio.Task[None] | None = None
+        self._reminders: asyncio.Task[None] | None = None
 
     def publish(self, event: Event) -> None:
         """Every event goes to SSE clients and to the metrics."""
@@ -97,6 +99,8 @@ class MonitorService:
                 ", ".join(stale),
             )
         self._maintenance = asyncio.create_task(self._maintain())
+        await self.engine.notifier.restore(self.engine.notifier_owners())
+        self._reminders = asyncio.create_task(self._remind())
         await self.scheduler.start()
         self.scheduler.sync(project.schedules)
 
@@ -106,8 +110,9 @@ class MonitorService:
             return
         self._stopped = True
         self._closing = True
-        if self._maintenance is not None:
-            self._maintenance.cancel()
+        for periodic in (self._maintenance, self._reminders):
+            if periodic is not None:
+                periodic.cancel()
         await self.scheduler.shutdown()
         pending = [task for task, *_ in self._runs.values()]
         if pending:
@@ -140,6 +145,17 @@ class MonitorService:
                 log.exception("periodic prune failed")
             await asyncio.sleep(PRUNE_EVERY_S)
 
+    async def _remind(self) -> None:
+        """Notifiers' `repeat_every`: on a timer, since a token waiting for a sign-in makes no
+        results to hang a reminder on (SPEC §11)."""
+        assert self.engine is not None
+        while True:
+            try:
+                await self.engine.notifier.send_due_reminders()
+            except Exception:
+                log.exception("sending reminders failed")
+            await asyncio.sleep(REMIND_EVERY_S)
+
     def set_callback_port(self, port: int) -> None:
         """The callback server listens: sign-ins can send the browser to it."""
         self.callback_port = port
@@ -167,6 +183,7 @@ class MonitorService:
             assert self.engine is not None
             self.engine.update_project(project)
             self.scheduler.sync(project.schedules)
+            await self.engine.notifier.restore(self.engine.notifier_owners())
         if changed:
             self.hub.publish(Event("resource.changed", {"resources": changed}))
 

@@ -18,7 +18,8 @@ from apimd.engine.dpop import dpop_nonce_asked
 from apimd.engine.errors import SetupError
 from apimd.engine.events import Event, EventSink, discard
 from apimd.engine.http import HttpExecutor, HttpFailure, HttpRequest, HttpResponse
-from apimd.engine.notify import Notice, Notifier
+from apimd.engine.notices import notice_for_result, notice_for_token
+from apimd.engine.notify import Notifier
 from apimd.engine.oauth2 import builtin_refresh, oauth_error_of
 from apimd.engine.ports import StateStore
 from apimd.engine.recording import (
@@ -42,7 +43,14 @@ from apimd.engine.tokens import (
 )
 from apimd.model.outcome import Outcome, ResultCode, worst
 from apimd.model.project import Project
-from apimd.model.resources import AuthSetting, Call, TokenState, Workflow
+from apimd.model.resources import (
+    NOTIFY_WEBHOOK_TYPES,
+    AuthSetting,
+    Call,
+    TokenState,
+    Webhook,
+    Workflow,
+)
 from apimd.model.result import Result, Timings, Trigger
 from apimd.model.runtime import TokenRuntime
 from apimd.model.signin import SIGNIN_TTL, PendingSignIn
@@ -110,7 +118,7 @@ class Engine:
             clock=clock,
             retries_later=not standalone,
         )
-        self.notifier = Notifier(self._http, state, self._render_env)
+        self.notifier = Notifier(self._http, state, self._render_env, clock=clock)
 
     # --- project --------------------------------------------------------------------------
 
@@ -152,6 +160,7 @@ class Engine:
         return self._project.auth_setting(token.auth) if token else None
 
     async def close(self) -> None:
+        await self.notifier.close()
         if self._owns_http:
             await self._http.close()
         worker_pool.shutdown()
@@ -652,9 +661,10 @@ class Engine:
                         )
             except Exception:
                 log.exception("webhook %s of call %s failed", hook.type, call.name)
-        notify = [h for h in call.webhooks if h.type in ("http", "slack")]
-        if notify:
-            await self.notifier.observe(f"call:{call.name}", notify, _notice_for(result))
+        if any(h.type in NOTIFY_WEBHOOK_TYPES for h in call.webhooks):
+            await self.notifier.observe(
+                f"call:{call.name}", call.webhooks, notice_for_result(result)
+            )
 
     # --- refresh --------------------------------------------------------------------------
 
@@ -691,30 +701,21 @@ class Engine:
         auth = self._auth_of_token(name)
         if auth is None or not auth.webhooks:
             return
-        label = {TokenState.NEEDS_SIGN_IN: "NEEDS_SIGN_IN", TokenState.ERROR: "ERROR"}.get(
-            runtime.state, "VALID" if runtime.state == TokenState.VALID else ""
-        )
-        if not label:
-            return
-        words = {
-            "NEEDS_SIGN_IN": "needs a person to sign in",
-            "ERROR": "could not be refreshed",
-            "VALID": "is valid again",
-        }[label]
-        recorder = self._recorder(list(runtime.variables.values()))
-        error = recorder.text(runtime.last_error or "")
-        notice = Notice(
-            subject=f"token {name}",
-            label=label,
-            summary={
-                "token": name,
-                "auth": auth.name,
-                "state": runtime.state.value,
-                "error": error or None,
-            },
-            text=f"apimd: token {name} {words}" + (f" ({error})" if error else ""),
-        )
-        await self.notifier.observe(f"auth:{auth.name}:token:{name}", auth.webhooks, notice)
+        error = self._recorder(list(runtime.variables.values())).text(runtime.last_error or "")
+        notice = notice_for_token(name, auth.name, runtime.state, error)
+        if notice is not None:  # token alerts are never muted by maintenance (SPEC §11)
+            await self.notifier.observe(f"auth:{auth.name}:token:{name}", auth.webhooks, notice)
+
+    def notifier_owners(self) -> list[tuple[str, list[Webhook]]]:
+        """Every owner of notifiers in the project, keyed as `observe` keys them."""
+        owners: list[tuple[str, list[Webhook]]] = [
+            (f"call:{c.name}", c.webhooks) for c in self._project.calls if c.webhooks
+        ]
+        for token in self._project.tokens:
+            auth = self._project.auth_setting(token.auth)
+            if auth is not None and auth.webhooks:
+                owners.append((f"auth:{auth.name}:token:{token.name}", auth.webhooks))
+        return owners
 
     def _emit(self, type_: str, **data: object) -> None:
         self._events(Event(type_, dict(data)))
@@ -804,28 +805,3 @@ def _error_for(code: ResultCode, response: HttpResponse) -> str | None:
             else f"HTTP {response.status} redirect"
         )
     return None
-
-
-def _notice_for(result: Result) -> Notice:
-    status = f" (HTTP {result.http_status})" if result.http_status else ""
-    text = (
-        f"apimd: {result.kind} {result.name} {result.outcome.value}: {result.result.value}{status}"
-    )
-    if result.error:
-        text += f" — {result.error}"
-    return Notice(
-        subject=f"{result.kind} {result.name}",
-        label=result.outcome.value,
-        summary={
-            "kind": result.kind,
-            "name": result.name,
-            "outcome": result.outcome.value,
-            "result": result.result.value,
-            "http_status": result.http_status,
-            "error": result.error,
-            "result_id": result.id,
-            "started_at": result.started_at.isoformat(),
-            "total_ms": result.timings_ms.total,
-        },
-        text=text,
-    )

@@ -69,9 +69,10 @@ class Variable(StrictModel):
 # --- webhooks ----------------------------------------------------------------------------------
 
 WebhookType = Literal[
-    "save_auth_token", "save_variables", "run_call", "run_workflow", "http", "slack"
+    "save_auth_token", "save_variables", "run_call", "run_workflow", "http", "slack", "apprise"
 ]
 STATE_WEBHOOK_TYPES = ("save_auth_token", "save_variables", "run_call", "run_workflow")
+NOTIFY_WEBHOOK_TYPES = ("http", "slack", "apprise")
 TOKEN_ALERTS = ("NEEDS_SIGN_IN", "ERROR")
 """What auth webhooks fire on: token state changes, not run outcomes."""
 
@@ -90,6 +91,21 @@ class Webhook(StrictModel):
     alerts: list[str] | None = None
     fails_in_a_row: int = Field(default=1, ge=1, le=1000)
     resolved: bool = False
+    repeat_every: str | None = None
+
+    @field_validator("repeat_every", mode="before")
+    @classmethod
+    def _repeat_every(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if parse_duration(value) < 1:
+            raise ValueError("`repeat_every` must be at least 1s")
+        return str(value)
+
+    @property
+    def repeat_seconds(self) -> float | None:
+        """`repeat_every` in seconds, or None when the alert is sent once."""
+        return parse_duration(self.repeat_every) if self.repeat_every else None
 
     @model_validator(mode="after")
     def _required_fields(self) -> Webhook:
@@ -99,7 +115,12 @@ class Webhook(StrictModel):
             "run_workflow": "workflow",
             "http": "url",
             "slack": "url",
+            "apprise": "url",
         }.get(self.type)
+        if self.repeat_every is not None and self.type not in NOTIFY_WEBHOOK_TYPES:
+            raise ValueError(
+                f"`repeat_every` is for notifiers (http, slack, apprise), not {self.type}"
+            )
         if needs and getattr(self, needs) is None:
             raise ValueError(f"a {self.type} webhook needs `{needs}`")
         return self
@@ -225,8 +246,8 @@ class AuthSetting(Resource):
                 needs += " (or `issuer`, to discover its endpoints)"
             raise ValueError(f"a {self.type} auth needs {needs}")
         for hook in self.webhooks:
-            if hook.type not in ("http", "slack"):
-                raise ValueError("auth webhooks notify only: use type http or slack")
+            if hook.type not in NOTIFY_WEBHOOK_TYPES:
+                raise ValueError("auth webhooks notify only: use type http, slack or apprise")
             if hook.alerts is None:
                 # The run-outcome default (WARNING, FAIL) never matches a token state change.
                 hook.alerts = list(TOKEN_ALERTS)

@@ -124,9 +124,17 @@ _RESULT_CODEC = (
     "DROP INDEX results_by_outcome",
 )
 
+# SPEC §11: a notifier's last sending time (and what it sent, encrypted) so `repeat_every` neither
+# repeats early nor forgets across a restart.
+_ALERTS = (
+    "ALTER TABLE webhook_counters ADD COLUMN sent_at INTEGER",
+    "ALTER TABLE webhook_counters ADD COLUMN alert BLOB",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "results: zstd with trained dictionaries, bodies stored once", _RESULT_CODEC),
+    Migration(3, "alerts: last sending time of notifiers, maintenance", _ALERTS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

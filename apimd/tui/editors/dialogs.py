@@ -217,6 +217,7 @@ WEBHOOK_FIELDS: dict[str, tuple[str, ...]] = {
     "run_workflow": ("workflow",),
     "http": ("url", "method", "headers"),
     "slack": ("url",),
+    "apprise": ("url",),
 }
 REFERENCE_FIELDS = ("token", "names", "call", "workflow", "url", "method", "headers")
 RUN_ALERTS = tuple(o.value for o in Outcome)
@@ -238,7 +239,7 @@ class WebhookDialog(ItemDialog):
 
     def compose_fields(self) -> ComposeResult:
         item = self.item
-        types = ("slack", "http") if self.for_auth else get_args(WebhookType)
+        types = ("slack", "http", "apprise") if self.for_auth else get_args(WebhookType)
         kind = Choice(types, id="hook-type")
         kind.choose(item.get("type", "slack"))
         url = SecretInput(id="hook-url")
@@ -296,7 +297,7 @@ class WebhookDialog(ItemDialog):
         shown = WEBHOOK_FIELDS.get(kind, ())
         for ref in ("url", "token", "call", "workflow", "names"):
             field_of(self, f"#hook-{ref}").display = ref in shown
-        notify_only = kind in ("http", "slack")
+        notify_only = kind in ("http", "slack", "apprise")
         field_of(self, "#hook-resolved").display = notify_only
         # The model knows each type's default; an auth's webhooks fire on token states.
         default = (

@@ -1,0 +1,209 @@
+"""Notifiers through Apprise (SPEC §11): a real daemon sends through Apprise's `json://` to a local
+HTTP receiver — a FAIL, a repeat after `repeat_every`, a resolved message, a token that needs a
+sign-in — never a secret, and never making a `wait: true` answer wait for a slow receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from apimd.demo.server import RunningServer
+from tests.conftest import server_state
+from tests.daemon.conftest import Daemon, eventually, unique
+from tests.daemon.test_tokens import revealed_token, run, token_project
+
+SECRET = "hdr-secret-value-4417"
+
+
+@dataclass
+class Inbox:
+    """A loopback server standing in for a notification service, and a target whose status and
+    answer time the test sets."""
+
+    port: int
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
+    status: int = 500
+    delay_s: float = 0.0
+
+    def apprise_url(self, path: str) -> str:
+        return f"json://127.0.0.1:{self.port}/{path}"
+
+    @property
+    def target(self) -> str:
+        return f"http://127.0.0.1:{self.port}/target"
+
+    def titles(self) -> list[str]:
+        return [m["title"] for m in self.messages]
+
+
+@pytest.fixture
+async def inbox() -> AsyncIterator[Inbox]:
+    box = Inbox(port=0)
+
+    async def notify(request: web.Request) -> web.Response:
+        text = await request.text()
+        box.raw.append(text + json.dumps(dict(request.headers)))
+        await asyncio.sleep(box.delay_s)
+        box.messages.append(json.loads(text) | {"path": request.path, "at": time.monotonic()})
+        return web.json_response({"ok": True})
+
+    async def target(_request: web.Request) -> web.Response:
+        return web.json_response({"status": box.status}, status=box.status)
+
+    app = web.Application()
+    app.router.add_get("/target", target)
+    app.router.add_post("/{tail:.*}", notify)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    box.port = runner.addresses[0][1]
+    try:
+        yield box
+    finally:
+        await runner.cleanup()
+
+
+async def test_apprise_alert_repeat_and_resolved_without_secrets(
+    daemon: Daemon, inbox: Inbox
+) -> None:
+    name = unique("watched")
+    project = {
+        "variables": {"API_KEY": {"value": SECRET, "secret": True}},
+        "calls": [
+            {
+                "name": name,
+                "url": inbox.target,
+                "headers": {"X-Api-Key": "%%API_KEY%%"},
+                "conditions": [{"source": "status", "op": "eq", "value": 200}],
+                "webhooks": [
+                    {
+                        "type": "apprise",
+                        "url": inbox.apprise_url(f"hook/{name}"),
+                        "repeat_every": "1s",
+                        "resolved": True,
+                    }
+                ],
+            }
+        ],
+    }
+    async with daemon.client() as client:
+        await client.apply(project)
+        inbox.status = 500
+        assert (await run(client, name)).outcome.value == "FAIL"
+        await eventually(lambda: _count(inbox, 1))
+        first = inbox.messages[0]
+        assert first["title"] == f"apimd: call {name} FAIL"
+        assert "Outcome: FAIL (CONTENT_ERROR) (HTTP 500)" in first["message"]
+        assert "- status eq 200: actual 500" in first["message"]
+        assert "Response time:" in first["message"]
+        await eventually(lambda: _count(inbox, 2), timeout=5)
+        repeat = inbox.messages[1]
+        assert repeat["title"] == f"apimd: still call {name} FAIL"
+        assert repeat["at"] - first["at"] >= 0.9
+
+        inbox.status = 200
+        assert (await run(client, name)).outcome.value == "PASS"
+        await eventually(lambda: _has_title(inbox, f"apimd: resolved: call {name} is PASS again"))
+        settled = len(inbox.messages)
+        await asyncio.sleep(1.6)
+        assert len(inbox.messages) == settled  # resolved: no more reminders
+        exported = await client.export()
+    assert all(m["path"] == f"/hook/{name}" for m in inbox.messages)
+    assert not any(SECRET in raw for raw in inbox.raw)
+    hook = exported["calls"][0]["webhooks"][0]
+    assert hook["url"] == "••••"  # the Apprise URL is a secret
+
+
+async def test_a_slow_notification_service_never_delays_a_wait_true_answer(
+    daemon: Daemon, inbox: Inbox
+) -> None:
+    name = unique("slow-inbox")
+    inbox.delay_s = 3.0
+    async with daemon.client() as client:
+        await client.apply(
+            {
+                "calls": [
+                    {
+                        "name": name,
+                        "url": inbox.target,
+                        "webhooks": [{"type": "apprise", "url": inbox.apprise_url("slow")}],
+                    }
+                ]
+            }
+        )
+        started = time.monotonic()
+        assert (await run(client, name)).outcome.value == "FAIL"
+        assert time.monotonic() - started < 2.0
+        await eventually(lambda: _count(inbox, 1), timeout=10)
+
+
+async def test_a_token_that_needs_sign_in_alerts_with_what_to_do(
+    daemon: Daemon, inbox: Inbox, token_server: RunningServer
+) -> None:
+    prefix = unique("tok")
+    project = token_project(token_server.url, prefix)
+    project["auth"][0]["webhooks"] = [
+        {"type": "apprise", "url": inbox.apprise_url("tokens"), "resolved": True}
+    ]
+    async with daemon.client() as client:
+        await client.apply(project)
+        assert (await run(client, f"{prefix}-orders")).outcome.value == "PASS"
+        access_token = ((await revealed_token(client, f"{prefix}-token")).variables or {})[
+            "ACCESS_TOKEN"
+        ]
+        server_state(token_server).invalid_grant = True
+        await client.refresh_token(f"{prefix}-token")
+        assert (await run(client, f"{prefix}-orders")).result.value == "NEEDS_SIGN_IN"
+        await eventually(lambda: _count(inbox, 1))
+    message = inbox.messages[0]
+    assert message["title"] == f"apimd: token {prefix}-token NEEDS_SIGN_IN"
+    assert f"apimd token signin {prefix}-token" in message["message"]
+    assert not any(access_token in raw or "demo-secret" in raw for raw in inbox.raw)
+
+
+async def _count(inbox: Inbox, at_least: int) -> bool:
+    return len(inbox.messages) >= at_least
+
+
+async def _has_title(inbox: Inbox, title: str) -> bool:
+    return title in inbox.titles()
+
+
+async def test_a_restart_neither_repeats_early_nor_forgets(inbox: Inbox) -> None:
+    from tests.daemon.conftest import start_daemon, stop_daemon
+
+    first_daemon = start_daemon()
+    project = {
+        "calls": [
+            {
+                "name": "kept",
+                "url": inbox.target,
+                "webhooks": [
+                    {"type": "apprise", "url": inbox.apprise_url("kept"), "repeat_every": "4s"}
+                ],
+            }
+        ]
+    }
+    async with first_daemon.client() as client:
+        await client.apply(project)
+        assert (await run(client, "kept")).outcome.value == "FAIL"
+        await eventually(lambda: _count(inbox, 1))
+    stop_daemon(first_daemon, remove_home=False)
+    second_daemon = start_daemon(first_daemon.home)
+    try:
+        await asyncio.sleep(max(0.0, inbox.messages[0]["at"] + 2.5 - time.monotonic()))
+        assert len(inbox.messages) == 1  # not repeated early by the restart
+        await eventually(lambda: _count(inbox, 2), timeout=6)  # nor forgotten
+        assert inbox.messages[1]["at"] - inbox.messages[0]["at"] >= 3.9
+        assert inbox.messages[1]["title"] == "apimd: still call kept FAIL"
+    finally:
+        stop_daemon(second_daemon)
