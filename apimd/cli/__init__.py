@@ -160,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--from", dest="source", metavar="PATH", help="the SQLite file (default: the daemon's)"
     )
 
+    mute = commands.add_parser(
+        "mute", help="silence a target's notifiers for a while (a one-off maintenance window)"
+    )
+    mute.add_argument("target", help="the call or workflow")
+    mute.add_argument("duration", help="how long, e.g. 30m, 2h, 1d")
+
     demo = commands.add_parser(
         "demo", help="start a loopback demo API and token server and run the example project"
     )
@@ -277,6 +283,10 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
     if command == "daemon":
         return remote.daemon_command(settings)
+    if command == "mute":
+        from apimd.cli.mute import mute_command
+
+        return asyncio.run(mute_command(settings, args.target, args.duration))
     if command == "run":
         if args.db:
             raise UsageError(

@@ -41,6 +41,7 @@ from apimd.engine.tokens import (
     TokenUnavailable,
     utcnow,
 )
+from apimd.model.maintenance import in_maintenance
 from apimd.model.outcome import Outcome, ResultCode, worst
 from apimd.model.project import Project
 from apimd.model.resources import (
@@ -81,6 +82,7 @@ class RunContext:
     remaining_steps: list[str] = field(default_factory=list)
     opened_signin: PendingSignIn | None = None
     browser_url: str | None = None  # a skipped browser step's URL, in clear, for the person
+    maintenance: bool = False  # started inside a maintenance window: notifiers stay silent
 
 
 class Engine:
@@ -221,6 +223,7 @@ class Engine:
     ) -> Result:
         kind: Literal["call", "workflow"] = "call" if call else "workflow"
         started = self._clock()
+        ctx.maintenance = in_maintenance(self._project.maintenance, name, started)
         self._emit("run.started", run_id=ctx.run_id, kind=kind, name=name, trigger=ctx.trigger)
         # Every run that starts ends in a recorded result and `run.finished` (SPEC §4), whatever
         # happens inside it: an unexpected exception is logged once and recorded as FAIL.
@@ -235,6 +238,8 @@ class Engine:
         except Exception as exc:
             log.exception("%s %s (run %s) crashed", kind, name, ctx.run_id)
             result = self._failed_result(kind, name, ctx, started, _crash(exc))
+        if ctx.maintenance:
+            result = result.model_copy(update={"maintenance": True})
         try:
             await self._state.add_result(result)
         except Exception as exc:
@@ -662,8 +667,11 @@ class Engine:
             except Exception:
                 log.exception("webhook %s of call %s failed", hook.type, call.name)
         if any(h.type in NOTIFY_WEBHOOK_TYPES for h in call.webhooks):
+            muted = ctx.maintenance or in_maintenance(
+                self._project.maintenance, call.name, result.started_at
+            )
             await self.notifier.observe(
-                f"call:{call.name}", call.webhooks, notice_for_result(result)
+                f"call:{call.name}", call.webhooks, notice_for_result(result), muted=muted
             )
 
     # --- refresh --------------------------------------------------------------------------

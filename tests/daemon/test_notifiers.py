@@ -207,3 +207,56 @@ async def test_a_restart_neither_repeats_early_nor_forgets(inbox: Inbox) -> None
         assert inbox.messages[1]["title"] == "apimd: still call kept FAIL"
     finally:
         stop_daemon(second_daemon)
+
+
+async def test_nothing_is_sent_in_a_maintenance_window_and_counts_stay_frozen(
+    daemon: Daemon, inbox: Inbox
+) -> None:
+    name = unique("maint")
+    call = {
+        "name": name,
+        "url": inbox.target,
+        "webhooks": [{"type": "apprise", "url": inbox.apprise_url("m"), "fails_in_a_row": 2}],
+    }
+    always = {"name": f"{name}-window", "cron": "* * * * *", "duration": "1h", "targets": [name]}
+    inbox.status = 500
+    async with daemon.client() as client:
+        await client.apply({"calls": [call], "maintenance": [always]})
+        for _ in range(3):
+            result = await run(client, name)
+            assert result.outcome.value == "FAIL" and result.maintenance
+        stats = await client.stats(name)
+        assert stats.maintenance == 3 and stats.total == 0 and stats.uptime is None
+        summary = {t.name: t for t in (await client.summary()).targets}
+        assert summary[name].uptime is None  # runs in a window are left out of uptime
+        exported = await client.export()
+        assert exported["maintenance"][0]["cron"] == "* * * * *"
+
+        await client.delete("maintenance", f"{name}-window")
+        first = await run(client, name)
+        assert not first.maintenance
+        await asyncio.sleep(1.5)
+        assert inbox.messages == []  # the count did not advance in the window: 1 of 2 now
+        await run(client, name)
+        await eventually(lambda: _count(inbox, 1))
+    assert inbox.messages[0]["title"] == f"apimd: call {name} FAIL"
+
+
+async def test_mute_adds_a_one_off_window_from_now(daemon: Daemon, inbox: Inbox) -> None:
+    name = unique("muted")
+    async with daemon.client() as client:
+        await client.apply({"calls": [{"name": name, "url": inbox.target}]})
+    code, out, err = await daemon.cli("mute", name, "30m")
+    assert code == 0, err
+    assert f"muted {name} until" in out
+    async with daemon.client() as client:
+        windows = await client.list("maintenance")
+        mine = [w for w in windows if name in getattr(w, "targets", [])]
+        assert len(mine) == 1
+        window: Any = mine[0]
+        assert (window.end - window.start).total_seconds() == 1800
+        assert (await run(client, name)).maintenance
+    code, _out, err = await daemon.cli("mute", "no-such-target", "30m")
+    assert code == 2 and "no call or workflow named 'no-such-target'" in err
+    code, _out, err = await daemon.cli("mute", name, "soon")
+    assert code == 2 and "DURATION" in err
