@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -426,3 +427,53 @@ async def test_a_calls_tls_fields_are_saved(daemon: Daemon, client: Client, tmp_
     assert call.tls is not None
     assert call.tls.verify == "ca_only"
     assert getattr(call.tls.ca_bundle, "file", None) == str(tmp_path / "ca.pem")
+
+
+async def test_a_maintenance_window_created_then_made_one_off(
+    daemon: Daemon, client: Client
+) -> None:
+    from apimd.model.maintenance import MaintenanceWindow
+    from apimd.tui.editors import MaintenanceEditor
+    from apimd.tui.editors.fields import Choice
+    from apimd.tui.editors.schedule import TargetList
+
+    async with make_app(daemon).run_test(size=(100, 40)) as pilot:
+        app = pilot.app
+        editor = await open_loaded(pilot, "maintenance", None)
+        assert isinstance(editor, MaintenanceEditor)
+        assert not field_of(editor, "#start").display  # recurring first: start/end hidden
+        await type_into(pilot, editor, "#resource-name", "sunday-deploys")
+        await type_into(pilot, editor, "#cron", "0 2 * * 0")
+        await type_into(pilot, editor, "#duration", "2h")
+        await type_into(pilot, editor, "#timezone", "Europe/Paris")
+        editor.query_one("#targets", TargetList).select("list-orders")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, EditorScreen), what="close")
+        window = await client.get("maintenance", "sunday-deploys")
+        assert isinstance(window, MaintenanceWindow)
+        assert (window.cron, window.duration, window.timezone, window.targets) == (
+            "0 2 * * 0",
+            "2h",
+            "Europe/Paris",
+            ["list-orders"],
+        )
+
+        editor = await open_loaded(pilot, "maintenance", "sunday-deploys")
+        editor.query_one("#when", Choice).choose("once")
+        await pilot.pause()
+        assert field_of(editor, "#start").display and not field_of(editor, "#cron").display
+        await type_into(pilot, editor, "#start", "2026-12-24T22:00:00Z")
+        await type_into(pilot, editor, "#end", "2026-12-24T21:00:00Z")
+        await pilot.press("ctrl+s")  # the daemon refuses: said in the editor, which stays
+        await wait_for(pilot, lambda: "`end` must be after `start`" in error_at(editor, "#end"))
+        await type_into(pilot, editor, "#end", "2026-12-25T02:00:00Z")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, EditorScreen), what="close")
+    window = await client.get("maintenance", "sunday-deploys")
+    assert isinstance(window, MaintenanceWindow)
+    assert (window.cron, window.start, window.targets) == (
+        None,
+        datetime(2026, 12, 24, 22, tzinfo=UTC),
+        ["list-orders"],
+    )
+    await client.delete("maintenance", "sunday-deploys")
