@@ -86,14 +86,12 @@ class Metrics:
     def _keep_probe(self, result: Result) -> None:
         if result.outcome == Outcome.SKIPPED:
             return  # not a probe of the target: its last real result stays
-        tls = getattr(result, "tls", None)
-        not_after = getattr(tls, "not_after", None)
         self._probes[result.name] = _Probe(
             kind=result.kind,
             success=result.outcome != Outcome.FAIL,
             timings=result.timings_ms.model_dump(),
             http_status=result.http_status,
-            cert_expiry=not_after.timestamp() if isinstance(not_after, datetime) else None,
+            cert_expiry=result.tls.not_after.timestamp() if result.tls is not None else None,
         )
 
     def forget(self, names: set[str]) -> None:

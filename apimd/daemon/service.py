@@ -432,6 +432,7 @@ class MonitorService:
                         next_run=next_runs.get(item.name),
                         token=token_name,
                         token_state=token_states.get(token_name) if token_name else None,
+                        cert_expires_at=latest.tls.not_after if latest and latest.tls else None,
                         description=item.description,
                         tags=item.tags,
                     )

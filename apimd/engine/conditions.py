@@ -59,6 +59,7 @@ class ResponseView:
     content_type: str | None = None
     client_cert_days: float | None = None
     """Days until the client certificate expires, when the call presented one."""
+    cert_days: float | None = None  # days the server certificate has left (https only)
 
 
 @dataclass

@@ -36,6 +36,7 @@ from time import perf_counter
 from types import SimpleNamespace
 
 import aiohttp
+from aiohttp.connector import Connection
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -128,6 +129,7 @@ class HttpResponse:
     redirects: list[str] = field(default_factory=list)
     too_many_redirects: bool = False
     timings: Timings = field(default_factory=Timings)
+    peer_certificate: bytes | None = None  # DER of the server's leaf certificate (https)
 
     def text(self) -> str:
         """The body decoded with the response charset (default UTF-8), invalid bytes replaced."""
@@ -201,6 +203,7 @@ class HttpExecutor:
             connector=connector,
             headers=_DEFAULT_HEADERS,
             trace_configs=[self._trace_config],
+            response_class=_ResponseWithCertificate,
             trust_env=False,
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
@@ -251,6 +254,7 @@ class HttpExecutor:
                     redirects=redirects,
                     too_many_redirects=target is not None,
                     timings=state.timings(),
+                    peer_certificate=getattr(response, "peer_certificate", None),
                 )
             # Another origin covers https → http too: the scheme is part of the origin.
             if _origin(target) != _origin(state.url):
@@ -288,6 +292,21 @@ class HttpExecutor:
             response.close()
             raise
         return bytes(body)
+
+
+class _ResponseWithCertificate(aiohttp.ClientResponse):
+    """Keeps the server's leaf certificate (DER) of the connection the response came on, new or
+    reused from the pool: taken at `start`, since a small response releases (and, without
+    keep-alive, closes) its connection before the caller sees it."""
+
+    peer_certificate: bytes | None = None
+
+    async def start(self, connection: Connection) -> aiohttp.ClientResponse:
+        transport = connection.transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        if ssl_object is not None:
+            self.peer_certificate = ssl_object.getpeercert(binary_form=True)
+        return await super().start(connection)
 
 
 def _initial_url(request: HttpRequest) -> URL:

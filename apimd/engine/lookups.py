@@ -34,6 +34,7 @@ class Body(Protocol):
     response_time_ms: float
     size: int
     client_cert_days: float | None
+    cert_days: float | None  # days the server certificate has left (https only)
 
 
 class _Missing:
@@ -116,9 +117,13 @@ def look_up(
     if source == "size":
         return Lookup(response.size)
     if source == "cert_days":
-        if response.client_cert_days is None:
-            return Lookup(message="the call presented no client certificate (tls client_cert)")
-        return Lookup(response.client_cert_days)
+        if path == "client":
+            if response.client_cert_days is None:
+                return Lookup(message="the call presented no client certificate (tls client_cert)")
+            return Lookup(response.client_cert_days)
+        if response.cert_days is None:
+            return Lookup(message="no server certificate: not an https response")
+        return Lookup(response.cert_days)
     if source == "header":
         return _header(path, response.headers)
     if source == "body":

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Literal
 
 from apimd.engine import worker_pool
+from apimd.engine.certificates import tls_info
 from apimd.engine.classify import classify
 from apimd.engine.conditions import ResponseView, evaluate
 from apimd.engine.dpop import dpop_nonce_asked
@@ -474,6 +475,7 @@ class Engine:
                 result.retried_after_401 = True
                 result.timings_ms.auth_wait += auth_wait
                 return result
+        tls = tls_info(response.peer_certificate, sent_at)
         view = ResponseView(
             status=response.status,
             headers=response.headers,
@@ -483,6 +485,7 @@ class Engine:
             size=response.size,
             content_type=response.headers.get("Content-Type"),
             client_cert_days=_client_cert_days(prepared.request, self._clock()),
+            cert_days=tls.days_left if tls is not None else None,
         )
 
         def render_condition(text: str, where: str) -> str:

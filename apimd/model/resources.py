@@ -332,8 +332,11 @@ class Condition(StrictModel):
             raise ValueError("a condition needs `op` (to assert) or `save_as` (to extract)")
         if self.source in ("header", "json", "xml") and not self.path:
             raise ValueError(f"a {self.source} condition needs `path`")
-        if self.source == "cert_days" and self.path != "client":
-            raise ValueError("a cert_days condition checks `path: client` (the tls client_cert)")
+        if self.source == "cert_days" and self.path not in (None, "server", "client"):
+            raise ValueError(
+                "a cert_days condition checks the server certificate (no `path`, or"
+                " `path: server`) or `path: client` (the tls client_cert)"
+            )
         if self.op and self.op not in VALUELESS_OPS and self.value is None:
             raise ValueError(f"op `{self.op}` needs `value`")
         return self
