@@ -106,7 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
         "standalone from a project file with -f. Exit 0 on PASS/SLOW, 1 on any other outcome, "
         "2 on usage or project-file errors.",
     )
-    run.add_argument("name", help="the call or workflow to run")
+    run.add_argument(
+        "name", nargs="*", metavar="NAME", help="the call(s) or workflow(s) to run, in order"
+    )
+    run.add_argument(
+        "--tag", action="append", default=[], metavar="T", help="also every target tagged T"
+    )
+    run.add_argument("--junit", metavar="FILE", help="also write JUnit XML for CI to FILE")
     run.add_argument("-f", "--file", help="project file (YAML or JSON) to run from, standalone")
     run.add_argument(
         "--var", action="append", default=[], metavar="K=V", help="a run variable (repeatable)"
@@ -262,6 +268,17 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from apimd.settings import Settings
 
     command = args.command
+    if command == "run":
+        if not args.name and not args.tag:
+            raise UsageError("run what? give a call or workflow NAME, or --tag T")
+        if len(args.name) != 1 or args.tag or args.junit:
+            from apimd.cli import multirun
+
+            if args.db and not args.file:
+                raise UsageError("--db goes with -f FILE (a standalone run)")
+            run_many = multirun.run_many_standalone if args.file else multirun.run_many_remote
+            return asyncio.run(run_many(args))
+        args.name = args.name[0]
     if command == "run" and args.file:
         from apimd.cli.run import run_command
 
