@@ -166,6 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--from", dest="source", metavar="PATH", help="the SQLite file (default: the daemon's)"
     )
 
+    service = commands.add_parser("service", help="run the daemon always, as a systemd user unit")
+    service_commands = service.add_subparsers(
+        dest="service_command", metavar="ACTION", required=True
+    )
+    service_install = service_commands.add_parser(
+        "install", help="write the unit and its 0600 settings file"
+    )
+    service_install.add_argument(
+        "--now", action="store_true", help="also enable and start it (systemctl --user)"
+    )
+    service_commands.add_parser("uninstall", help="stop, disable and remove the unit")
+
     mute = commands.add_parser(
         "mute", help="silence a target's notifiers for a while (a one-off maintenance window)"
     )
@@ -300,6 +312,12 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
     if command == "daemon":
         return remote.daemon_command(settings)
+    if command == "service":
+        from apimd.cli import service
+
+        if args.service_command == "install":
+            return service.install(settings, now=args.now)
+        return service.uninstall(settings=settings)
     if command == "mute":
         from apimd.cli.mute import mute_command
 
