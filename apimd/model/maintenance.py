@@ -12,7 +12,7 @@ from cronsim import CronSim, CronSimError
 from pydantic import Field, field_validator, model_validator
 
 from apimd.model.common import Name, parse_duration
-from apimd.model.resources import Resource
+from apimd.model.resources import Resource, cron_expression, time_zone
 
 MAX_WINDOW_S = 366 * 86400.0
 
@@ -40,15 +40,7 @@ class MaintenanceWindow(Resource):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if len(value.split()) != 5:
-            raise ValueError("`cron` needs 5 fields: minute hour day month weekday")
-        try:
-            CronSim(value, datetime(2000, 1, 1))
-        except CronSimError as exc:
-            raise ValueError(f"invalid cron expression: {exc}") from None
-        return value
+        return None if value is None else cron_expression(value)
 
     @field_validator("start", "end")
     @classmethod
@@ -60,11 +52,7 @@ class MaintenanceWindow(Resource):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
+        return time_zone(value)
 
     @model_validator(mode="after")
     def _one_kind(self) -> MaintenanceWindow:

@@ -447,6 +447,27 @@ class Workflow(Resource):
 
 MAX_EVERY_S = 366 * 86400.0
 
+
+def cron_expression(value: str) -> str:
+    """`value` when it is a 5-field cron expression CronSim accepts (schedules, maintenance)."""
+    if len(value.split()) != 5:
+        raise ValueError("`cron` needs 5 fields: minute hour day month weekday")
+    try:
+        CronSim(value, datetime(2000, 1, 1))
+    except CronSimError as exc:
+        raise ValueError(f"invalid cron expression: {exc}") from None
+    return value
+
+
+def time_zone(value: str) -> str:
+    """`value` when it names an IANA time zone."""
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
 # --- schedules ---------------------------------------------------------------------------------
 
 
@@ -475,24 +496,12 @@ class Schedule(Resource):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if len(value.split()) != 5:
-            raise ValueError("`cron` needs 5 fields: minute hour day month weekday")
-        try:
-            CronSim(value, datetime(2000, 1, 1))
-        except CronSimError as exc:
-            raise ValueError(f"invalid cron expression: {exc}") from None
-        return value
+        return None if value is None else cron_expression(value)
 
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
+        return time_zone(value)
 
     @model_validator(mode="after")
     def _one_trigger(self) -> Schedule:

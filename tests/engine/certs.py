@@ -5,12 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+OK_PATH = "/ok"
 
 CA_NAME = "apimd test CA"
 LEAF_NAME = "apimd expiring leaf"
@@ -86,3 +91,24 @@ def ca_and_server_context(folder: Path, *, days_left: float) -> tuple[Path, ssl.
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_file, key_file)
     return ca_file, context
+
+
+@asynccontextmanager
+async def tls_site(context: ssl.SSLContext, seen: set[object] | None = None) -> AsyncIterator[str]:
+    """An https server on 127.0.0.1 answering `GET /ok`; yields its base URL. `seen` collects the
+    client address of every request (one per connection)."""
+
+    async def ok(request: web.Request) -> web.Response:
+        if seen is not None and request.transport is not None:
+            seen.add(request.transport.get_extra_info("peername"))
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get(OK_PATH, ok)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
+    try:
+        yield f"https://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()

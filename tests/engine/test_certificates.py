@@ -14,7 +14,7 @@ from apimd.demo.server import RunningServer
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model.outcome import Outcome, ResultCode
-from tests.engine.certs import CA_NAME, LEAF_NAME, ca_and_server_context
+from tests.engine.certs import CA_NAME, LEAF_NAME, ca_and_server_context, tls_site
 from tests.engine.projects import build
 
 
@@ -28,22 +28,8 @@ class TlsServer:
 async def tls_server(tmp_path: Path) -> AsyncIterator[TlsServer]:
     _ca, context = ca_and_server_context(tmp_path, days_left=5)
     connections: set[object] = set()
-
-    async def ok(request: web.Request) -> web.Response:
-        connections.add(request.transport.get_extra_info("peername") if request.transport else None)
-        return web.json_response({"ok": True})
-
-    app = web.Application()
-    app.router.add_get("/ok", ok)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield TlsServer(f"https://127.0.0.1:{port}", connections)
-    finally:
-        await runner.cleanup()
+    async with tls_site(context, connections) as url:
+        yield TlsServer(url, connections)
 
 
 async def test_tls_details_on_every_result_and_cert_days_warns(tls_server: TlsServer) -> None:

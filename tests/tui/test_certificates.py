@@ -11,7 +11,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from apimd.client import Client
@@ -19,7 +18,7 @@ from apimd.tui.app import build_app
 from apimd.tui.keys import TuiSettings
 from apimd.tui.screens.dashboard import DashboardScreen
 from tests.daemon.conftest import start_daemon, stop_daemon
-from tests.engine.certs import LEAF_NAME, ca_and_server_context
+from tests.engine.certs import LEAF_NAME, ca_and_server_context, tls_site
 from tests.tui.conftest import wait_for
 
 
@@ -27,20 +26,8 @@ from tests.tui.conftest import wait_for
 async def expiring_server() -> AsyncIterator[tuple[str, Path]]:
     folder = Path(tempfile.mkdtemp(prefix="apimd-ca-", dir="/tmp"))
     ca_file, context = ca_and_server_context(folder, days_left=5)
-
-    async def ok(_request: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
-
-    app = web.Application()
-    app.router.add_get("/ok", ok)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    try:
-        yield f"https://127.0.0.1:{runner.addresses[0][1]}/ok", ca_file
-    finally:
-        await runner.cleanup()
+    async with tls_site(context) as url:
+        yield f"{url}/ok", ca_file
 
 
 async def test_a_certificate_expiring_in_five_days_is_flagged(

@@ -13,7 +13,7 @@ from apimd.model.maintenance import MaintenanceWindow
 from apimd.tui.editors.base import Document, EditorScreen, dump, without_none
 from apimd.tui.editors.fields import Choice, Form, FormField, field_of, split_words
 from apimd.tui.editors.ports import ResourceClient
-from apimd.tui.editors.schedule import TargetList, time_zones
+from apimd.tui.editors.schedule import TargetList, target_names, time_zones
 
 RECURRING_FIELDS = ("#cron", "#duration", "#timezone")
 ONE_OFF_FIELDS = ("#start", "#end")
@@ -73,12 +73,7 @@ class MaintenanceEditor(EditorScreen):
             yield FormField("Tags", Input(compact=True, id="tags"), path="tags")
 
     async def load_choices(self) -> None:
-        calls = await self.client.list("calls")
-        workflows = await self.client.list("workflows")
-        self.target_names = [
-            *((str(getattr(m, "name", "")), "call") for m in calls),
-            *((str(getattr(m, "name", "")), "workflow") for m in workflows),
-        ]
+        self.target_names = await target_names(self.client)
 
     async def fill(self, model: BaseModel | None) -> None:
         window = model if isinstance(model, MaintenanceWindow) else None
