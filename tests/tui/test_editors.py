@@ -477,3 +477,41 @@ async def test_a_maintenance_window_created_then_made_one_off(
         ["list-orders"],
     )
     await client.delete("maintenance", "sunday-deploys")
+
+
+async def test_an_apprise_notifier_with_repeat_every_round_trips(
+    daemon: Daemon, client: Client
+) -> None:
+    from apimd.tui.editors.dialogs import WebhookDialog
+    from apimd.tui.editors.fields import Choice
+    from apimd.tui.editors.items import WebhookTable
+
+    async with make_app(daemon).run_test(size=(100, 40)) as pilot:
+        app = pilot.app
+        editor = await open_loaded(pilot, "calls", "quiet-call")
+        editor.query_one(TabbedContent).active = "webhooks-tab"
+        await pilot.pause()
+        table = editor.query_one("#webhooks", WebhookTable)
+        table.table.focus()
+        await pilot.press("a")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, WebhookDialog) and app.screen)
+        dialog.query_one("#hook-type", Choice).choose("apprise")
+        await pilot.pause()
+        assert field_of(dialog, "#hook-repeat").display
+        dialog.query_one("#hook-url", SecretInput).focus()
+        dialog.query_one("#hook-url", SecretInput).post_message(
+            events.Paste("ntfy://ntfy.example/alerts-secret-topic")
+        )
+        await type_into(pilot, dialog, "#hook-repeat", "30m")
+        await pilot.press("ctrl+s")
+        assert app.screen is editor
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, EditorScreen), what="close")
+    call = await client.get("calls", "quiet-call")
+    assert isinstance(call, Call)
+    hook = call.webhooks[0]
+    assert (hook.type, hook.repeat_every, hook.url) == ("apprise", "30m", SECRET_MASK)
+    revealed = await client.get("calls", "quiet-call", reveal=True)
+    assert isinstance(revealed, Call)
+    assert revealed.webhooks[0].url == "ntfy://ntfy.example/alerts-secret-topic"
+    await client.put("calls", "quiet-call", revealed.model_copy(update={"webhooks": []}))
