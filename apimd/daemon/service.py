@@ -151,7 +151,7 @@ class MonitorService:
         assert self.engine is not None
         while True:
             try:
-                await self.engine.notifier.send_due_reminders()
+                await self.engine.notifier.send_due_reminders(self.engine.notifications_muted)
             except Exception:
                 log.exception("sending reminders failed")
             await asyncio.sleep(REMIND_EVERY_S)

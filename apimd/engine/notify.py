@@ -30,6 +30,7 @@ def webhook_key(owner: str, index: int, hook: Webhook) -> str:
 
 @dataclass
 class _Reminder:
+    owner: str
     hook: Webhook
     notice: Notice
     count: int
@@ -70,7 +71,7 @@ class Notifier:
                     count += 1
                     await self._counters.save_counter(key, count)
                     if count == hook.fails_in_a_row:
-                        await self._alert(key, hook, notice, count)
+                        await self._alert(owner, key, hook, notice, count)
                 elif count:
                     await self._counters.save_counter(key, 0)
                     if count >= hook.fails_in_a_row:
@@ -79,39 +80,40 @@ class Notifier:
                         if hook.resolved:
                             self.delivery.send(hook, notice, "resolved", count)
 
-    async def _alert(self, key: str, hook: Webhook, notice: Notice, count: int) -> None:
+    async def _alert(self, owner: str, key: str, hook: Webhook, notice: Notice, count: int) -> None:
         now = self._clock()
         await self._counters.save_alert(key, SentAlert(sent_at=now, notice=notice.to_dict()))
         if hook.repeat_seconds:
-            self._reminders[key] = _Reminder(hook, notice, count, now)
+            self._reminders[key] = _Reminder(owner, hook, notice, count, now)
         self.delivery.send(hook, notice, "alert", count)
 
     async def restore(self, owners: Iterable[tuple[str, list[Webhook]]]) -> None:
         """Take up the reminders of alerts still on (after a start or a project change), from
         their stored sending time, so a restart neither repeats early nor forgets; drop those of
         notifiers that no longer exist."""
-        wanted: dict[str, Webhook] = {}
+        wanted: dict[str, tuple[str, Webhook]] = {}
         for owner, hooks in owners:
             for index, hook in enumerate(hooks):
                 if hook.type in NOTIFY_WEBHOOK_TYPES and hook.repeat_seconds:
-                    wanted[webhook_key(owner, index, hook)] = hook
+                    wanted[webhook_key(owner, index, hook)] = (owner, hook)
         self._reminders = {k: r for k, r in self._reminders.items() if k in wanted}
-        for key, hook in wanted.items():
+        for key, (owner, hook) in wanted.items():
             if key in self._reminders:
                 continue
             alert = await self._counters.load_alert(key)
             count = await self._counters.load_counter(key)
             if alert is not None and count >= hook.fails_in_a_row:
                 notice = Notice.from_dict(alert.notice)
-                self._reminders[key] = _Reminder(hook, notice, count, alert.sent_at)
+                self._reminders[key] = _Reminder(owner, hook, notice, count, alert.sent_at)
 
-    async def send_due_reminders(self) -> int:
-        """Send again every alert whose `repeat_every` has passed; returns how many."""
+    async def send_due_reminders(self, muted: Callable[[str], bool] = lambda _owner: False) -> int:
+        """Send again every alert whose `repeat_every` has passed, but those whose owner is
+        `muted` now (a maintenance window: due again once it ends); returns how many."""
         now = self._clock()
         sent = 0
         for key, reminder in list(self._reminders.items()):
             every = reminder.hook.repeat_seconds or 0
-            if (now - reminder.sent_at).total_seconds() < every:
+            if (now - reminder.sent_at).total_seconds() < every or muted(reminder.owner):
                 continue
             reminder.sent_at = now
             alert = SentAlert(sent_at=now, notice=reminder.notice.to_dict())

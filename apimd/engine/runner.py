@@ -717,6 +717,11 @@ class Engine:
         if notice is not None:  # token alerts are never muted by maintenance (SPEC §11)
             await self.notifier.observe(f"auth:{auth.name}:token:{name}", auth.webhooks, notice)
 
+    def notifications_muted(self, owner: str) -> bool:
+        """Whether a call's notifiers are inside a maintenance window now (token alerts never)."""
+        name = owner.removeprefix("call:")
+        return name != owner and in_maintenance(self._project.maintenance, name, self._clock())
+
     def notifier_owners(self) -> list[tuple[str, list[Webhook]]]:
         """Every owner of notifiers in the project, keyed as `observe` keys them."""
         owners: list[tuple[str, list[Webhook]]] = [
