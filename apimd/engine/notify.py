@@ -53,22 +53,33 @@ class Notifier:
         self.delivery = Delivery(http, render)
         self._locks: dict[str, asyncio.Lock] = {}
         self._reminders: dict[str, _Reminder] = {}
+        # Notifiers that saw an alerting result inside a maintenance window: if the next result
+        # after the window still alerts, it alerts at once (SPEC §11).
+        self._failing_in_window: set[str] = set()
 
     async def observe(
         self, owner: str, hooks: list[Webhook], notice: Notice, *, muted: bool = False
     ) -> None:
         """Count `notice.label` against each notifier of `owner`; send what is due. `muted`
-        (a maintenance window) sends nothing and leaves the counts where they are."""
-        if muted:
-            return
+        (a maintenance window) sends nothing and leaves the counts where they are; a streak
+        still failing when the window ends alerts on the first result after it."""
         for index, hook in enumerate(hooks):
             if hook.type not in NOTIFY_WEBHOOK_TYPES:
                 continue
             key = webhook_key(owner, index, hook)
+            alerting = notice.label in hook.effective_alerts()
+            if muted:
+                if alerting:
+                    self._failing_in_window.add(key)
+                continue
             async with self._locks.setdefault(key, asyncio.Lock()):
                 count = await self._counters.load_counter(key)
-                if notice.label in hook.effective_alerts():
+                after_window = key in self._failing_in_window
+                self._failing_in_window.discard(key)
+                if alerting:
                     count += 1
+                    if after_window and count < hook.fails_in_a_row:
+                        count = hook.fails_in_a_row
                     await self._counters.save_counter(key, count)
                     if count == hook.fails_in_a_row:
                         await self._alert(owner, key, hook, notice, count)

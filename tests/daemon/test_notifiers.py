@@ -236,13 +236,30 @@ async def test_nothing_is_sent_in_a_maintenance_window_and_counts_stay_frozen(
         assert exported["maintenance"][0]["cron"] == "* * * * *"
 
         await client.delete("maintenance", f"{name}-window")
+        await asyncio.sleep(1.0)
+        assert inbox.messages == []  # nothing was sent in the window
         first = await run(client, name)
         assert not first.maintenance
-        await asyncio.sleep(1.5)
-        assert inbox.messages == []  # the count did not advance in the window: 1 of 2 now
-        await run(client, name)
+        # still failing after the window: the first result alerts (not 2 more, fails_in_a_row)
         await eventually(lambda: _count(inbox, 1))
     assert inbox.messages[0]["title"] == f"apimd: call {name} FAIL"
+
+
+async def test_counts_do_not_advance_in_a_window(daemon: Daemon, inbox: Inbox) -> None:
+    name = unique("frozen")
+    hook = {"type": "apprise", "url": inbox.apprise_url("f"), "fails_in_a_row": 2}
+    window = {"name": f"{name}-w", "cron": "* * * * *", "duration": "1h", "targets": [name]}
+    inbox.status = 500
+    async with daemon.client() as client:
+        await client.apply({"calls": [{"name": name, "url": inbox.target, "webhooks": [hook]}]})
+        await run(client, name)  # 1 of 2
+        await client.put("maintenance", window["name"], window)
+        inbox.status = 200
+        await run(client, name)  # a PASS in the window does not reset the count either
+        await client.delete("maintenance", window["name"])
+        inbox.status = 500
+        await run(client, name)  # 2 of 2: the count held across the window
+        await eventually(lambda: _count(inbox, 1))
 
 
 async def test_mute_adds_a_one_off_window_from_now(daemon: Daemon, inbox: Inbox) -> None:
