@@ -3,6 +3,7 @@ scrape at 10,000 targets only formats numbers: no query, no secret, no token val
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -56,7 +57,8 @@ class Metrics:
         self._runs: Counter[tuple[str, str]] = Counter()
         self._refreshes: Counter[tuple[str, str]] = Counter()
         self._refreshing: set[str] = set()
-        self._tokens: list[TokenReading] = []
+        self._scraped: _Snapshot | None = None
+        self._render_lock = threading.Lock()
         self._registry = CollectorRegistry(auto_describe=False)
         self._run_duration = Histogram(
             "apimd_run_duration_seconds",
@@ -116,9 +118,23 @@ class Metrics:
                 self._refreshing.discard(token)
                 self._refreshes[(token, "ok")] += 1
 
-    def render(self, tokens: list[TokenReading]) -> bytes:
-        self._tokens = tokens
-        return generate_latest(self._registry)
+    def snapshot(self, tokens: list[TokenReading]) -> _Snapshot:
+        """A copy of what a scrape shows (cheap: taken on the event loop between runs)."""
+        return _Snapshot(dict(self._probes), dict(self._runs), dict(self._refreshes), tokens)
+
+    def render(self, snapshot: _Snapshot) -> bytes:
+        """The text document of `snapshot`; safe to call from a worker thread."""
+        with self._render_lock:
+            self._scraped = snapshot
+            return generate_latest(self._registry)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    probes: dict[str, _Probe]
+    runs: dict[tuple[str, str], int]
+    refreshes: dict[tuple[str, str], int]
+    tokens: list[TokenReading]
 
 
 class _Families(Collector):
@@ -128,7 +144,9 @@ class _Families(Collector):
         self._m = metrics
 
     def collect(self) -> Iterator[Metric]:
-        m = self._m
+        m = self._m._scraped
+        if m is None:
+            return
         success = GaugeMetricFamily(
             "apimd_probe_success",
             "1 when the target's last result was not FAIL",
@@ -149,8 +167,9 @@ class _Families(Collector):
             "Unix time the server certificate of the target's last result expires",
             labels=["target"],
         )
-        for name, probe in m._probes.items():
-            success.add_metric([name, probe.kind, m.location], 1.0 if probe.success else 0.0)
+        location = self._m.location
+        for name, probe in m.probes.items():
+            success.add_metric([name, probe.kind, location], 1.0 if probe.success else 0.0)
             for phase in PHASES:
                 duration.add_metric([name, phase], probe.timings.get(phase, 0.0) / 1000)
             if probe.http_status is not None:
@@ -160,7 +179,7 @@ class _Families(Collector):
         runs = CounterMetricFamily(
             "apimd_runs", "Runs recorded, per target and outcome", labels=["target", "outcome"]
         )
-        for (name, outcome), count in m._runs.items():
+        for (name, outcome), count in m.runs.items():
             runs.add_metric([name, outcome], float(count))
         state = GaugeMetricFamily(
             "apimd_token_state", "1 for the token's current state", labels=["token", "state"]
@@ -170,7 +189,7 @@ class _Families(Collector):
             "Unix time the token expires",
             labels=["token"],
         )
-        for token in m._tokens:
+        for token in m.tokens:
             state.add_metric([token.name, token.state], 1.0)
             if token.expires_at is not None:
                 token_expiry.add_metric([token.name], token.expires_at.timestamp())
@@ -179,7 +198,7 @@ class _Families(Collector):
             "Token refreshes, per token and result",
             labels=["token", "result"],
         )
-        for (token_name, result), count in m._refreshes.items():
+        for (token_name, result), count in m.refreshes.items():
             refreshes.add_metric([token_name, result], float(count))
         build = GaugeMetricFamily("apimd_build_info", "apimd version", labels=["version"])
         build.add_metric([__version__], 1.0)
