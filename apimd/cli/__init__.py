@@ -31,6 +31,8 @@ settings (environment variables; the same keys work in settings.toml):
   APIMD_RETENTION_DAYS  days raw results are kept (default 30; hourly rollups stay)
   APIMD_DATABASE_URL    postgresql://… keeps everything in PostgreSQL (default: SQLite,
                         apimd.db; see `apimd migrate`)
+  APIMD_METRICS_ADDR    also serve GET /metrics on HOST:PORT (e.g. 127.0.0.1:9464)
+  APIMD_LOG_LEVEL       DEBUG, INFO (default), WARNING or ERROR
   NO_COLOR              no colours in output
 `apimd status` prints where the socket, database and log of a running daemon are."""
 
