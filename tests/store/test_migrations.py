@@ -76,7 +76,7 @@ async def test_a_file_that_is_not_a_database_is_a_clear_error(
         await open_test_store()
 
 
-async def test_a_version_1_database_keeps_its_data_through_migration_2(
+async def test_a_database_from_before_the_alerts_migration_keeps_its_data(
     open_test_store: OpenStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from apimd.model.loader import load_project_text
@@ -84,8 +84,8 @@ async def test_a_version_1_database_keeps_its_data_through_migration_2(
     from tests.store.conftest import make_result
 
     with monkeypatch.context() as patch:
-        patch.setattr("apimd.store.db.MIGRATIONS", MIGRATIONS[:1])
-        patch.setattr("apimd.store.db.LATEST_VERSION", 1)
+        patch.setattr("apimd.store.db.MIGRATIONS", MIGRATIONS[:2])
+        patch.setattr("apimd.store.db.LATEST_VERSION", 2)
         old = await open_test_store()
         await old.apply(load_project_text("calls: [{name: c, url: 'https://x'}]"))
         await old.save_counter("k", 2)
