@@ -24,7 +24,10 @@ KEYS = (
     "APIMD_SECRET_KEY",
     "APIMD_RETENTION_DAYS",
     "APIMD_DATABASE_URL",
+    "APIMD_METRICS_ADDR",
+    "APIMD_LOG_LEVEL",
 )
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class SettingsError(Exception):
@@ -47,6 +50,8 @@ class Settings:
     retention_days: int
     database_url: str | None = None
     """`APIMD_DATABASE_URL`: a `postgresql://` URL puts the store on PostgreSQL (SPEC §13)."""
+    metrics_addr: tuple[str, int] | None = None
+    log_level: str = "INFO"
 
     @property
     def store_location(self) -> str | Path:
@@ -94,6 +99,8 @@ class Settings:
                 f"{url_source} must be a postgresql://user@host:port/database URL"
                 " (leave it unset for the SQLite file)"
             )
+        metrics_value, metrics_source = get("APIMD_METRICS_ADDR")
+        level_value, level_source = get("APIMD_LOG_LEVEL")
         return cls(
             home=home,
             db_path=data_dir / "apimd.db",
@@ -106,6 +113,8 @@ class Settings:
             secret_key=secret_key,
             retention_days=_int(days_value, days_source, DEFAULT_RETENTION_DAYS, 1, 36500),
             database_url=database_url,
+            metrics_addr=_address(metrics_value, metrics_source),
+            log_level=_log_level(level_value, level_source),
         )
 
     def callback_url(self, port: int | None = None) -> str:
@@ -171,3 +180,22 @@ def _int(value: str | None, source: str, default: int, low: int, high: int) -> i
     if not low <= number <= high:
         raise SettingsError(f"{source} must be between {low} and {high}, not {number}")
     return number
+
+
+def _address(value: str | None, source: str) -> tuple[str, int] | None:
+    """`HOST:PORT` (`[::1]:9464` for IPv6) as a pair; None when unset."""
+    if not value:
+        return None
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host:
+        raise SettingsError(f"{source} must be HOST:PORT (e.g. 127.0.0.1:9464), not {value!r}")
+    return host, _int(port, source, 0, 0, 65535)
+
+
+def _log_level(value: str | None, source: str) -> str:
+    if value is None:
+        return "INFO"
+    if value.upper() not in LOG_LEVELS:
+        raise SettingsError(f"{source} must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
+    return value.upper()

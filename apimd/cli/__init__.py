@@ -31,6 +31,8 @@ settings (environment variables; the same keys work in settings.toml):
   APIMD_RETENTION_DAYS  days raw results are kept (default 30; hourly rollups stay)
   APIMD_DATABASE_URL    postgresql://… keeps everything in PostgreSQL (default: SQLite,
                         apimd.db; see `apimd migrate`)
+  APIMD_METRICS_ADDR    also serve GET /metrics on HOST:PORT (e.g. 127.0.0.1:9464)
+  APIMD_LOG_LEVEL       DEBUG, INFO (default), WARNING or ERROR
   NO_COLOR              no colours in output
 `apimd status` prints where the socket, database and log of a running daemon are."""
 
@@ -106,7 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
         "standalone from a project file with -f. Exit 0 on PASS/SLOW, 1 on any other outcome, "
         "2 on usage or project-file errors.",
     )
-    run.add_argument("name", help="the call or workflow to run")
+    run.add_argument(
+        "name", nargs="*", metavar="NAME", help="the call(s) or workflow(s) to run, in order"
+    )
+    run.add_argument(
+        "--tag", action="append", default=[], metavar="T", help="also every target tagged T"
+    )
+    run.add_argument("--junit", metavar="FILE", help="also write JUnit XML for CI to FILE")
     run.add_argument("-f", "--file", help="project file (YAML or JSON) to run from, standalone")
     run.add_argument(
         "--var", action="append", default=[], metavar="K=V", help="a run variable (repeatable)"
@@ -159,6 +167,24 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument(
         "--from", dest="source", metavar="PATH", help="the SQLite file (default: the daemon's)"
     )
+
+    service = commands.add_parser("service", help="run the daemon always, as a systemd user unit")
+    service_commands = service.add_subparsers(
+        dest="service_command", metavar="ACTION", required=True
+    )
+    service_install = service_commands.add_parser(
+        "install", help="write the unit and its 0600 settings file"
+    )
+    service_install.add_argument(
+        "--now", action="store_true", help="also enable and start it (systemctl --user)"
+    )
+    service_commands.add_parser("uninstall", help="stop, disable and remove the unit")
+
+    mute = commands.add_parser(
+        "mute", help="silence a target's notifiers for a while (a one-off maintenance window)"
+    )
+    mute.add_argument("target", help="the call or workflow")
+    mute.add_argument("duration", help="how long, e.g. 30m, 2h, 1d")
 
     demo = commands.add_parser(
         "demo", help="start a loopback demo API and token server and run the example project"
@@ -256,6 +282,17 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from apimd.settings import Settings
 
     command = args.command
+    if command == "run":
+        if not args.name and not args.tag:
+            raise UsageError("run what? give a call or workflow NAME, or --tag T")
+        if len(args.name) != 1 or args.tag or args.junit:
+            from apimd.cli import multirun
+
+            if args.db and not args.file:
+                raise UsageError("--db goes with -f FILE (a standalone run)")
+            run_many = multirun.run_many_standalone if args.file else multirun.run_many_remote
+            return asyncio.run(run_many(args))
+        args.name = args.name[0]
     if command == "run" and args.file:
         from apimd.cli.run import run_command
 
@@ -277,6 +314,16 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
     if command == "daemon":
         return remote.daemon_command(settings)
+    if command == "service":
+        from apimd.cli import service
+
+        if args.service_command == "install":
+            return service.install(settings, now=args.now)
+        return service.uninstall(settings=settings)
+    if command == "mute":
+        from apimd.cli.mute import mute_command
+
+        return asyncio.run(mute_command(settings, args.target, args.duration))
     if command == "run":
         if args.db:
             raise UsageError(

@@ -61,6 +61,11 @@ async def _open_db(path: str, stack: AsyncExitStack) -> StateStore:
     return store
 
 
+async def open_state(db: str | None, stack: AsyncExitStack) -> StateStore:
+    """State for a standalone run: the SQLite file `db` (closed with `stack`), else in memory."""
+    return await _open_db(db, stack) if db else MemoryStateStore()
+
+
 async def run_command(args: argparse.Namespace) -> int:
     variables = parse_vars(args.var)
     project = load_or_explain(args.file)
@@ -73,7 +78,7 @@ async def run_command(args: argparse.Namespace) -> int:
     needs_browser = _needs_browser(project, args.name)
     interactive = needs_browser and sys.stdin.isatty() and sys.stdout.isatty()
     async with AsyncExitStack() as stack:
-        state: StateStore = await _open_db(args.db, stack) if args.db else MemoryStateStore()
+        state = await open_state(args.db, stack)
         done = asyncio.Event()
         outcome: list[Event] = []
 

@@ -13,6 +13,7 @@ from apimd import __version__
 from apimd.daemon.errors import BadRequest, issues_of, json_body
 from apimd.daemon.events import format_sse, format_sse_comment
 from apimd.daemon.keys import SERVICE
+from apimd.daemon.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from apimd.daemon.routes import Route
 from apimd.daemon.scheduler import schedule_problem
 from apimd.daemon.signin_api import signin_routes
@@ -63,6 +64,11 @@ async def health(_request: web.Request) -> web.Response:
 
 async def status(request: web.Request) -> web.Response:
     return _json(request.app[SERVICE].status())
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = await request.app[SERVICE].metrics_text()
+    return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 
 # --- resources ---------------------------------------------------------------------------------
@@ -299,6 +305,7 @@ def routes() -> list[Route]:
     table = [
         Route("GET", "/v1/health", health, "Liveness", response=Health),
         Route("GET", "/v1/status", status, "Daemon status", response=StatusInfo),
+        Route("GET", "/metrics", metrics, "Prometheus metrics", text=METRICS_CONTENT_TYPE),
     ]
     for kind in KINDS:
         model = KIND_MODELS[kind]

@@ -11,7 +11,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 from pathlib import Path
 from typing import IO
 
@@ -20,7 +19,10 @@ from aiohttp.abc import AbstractAccessLogger
 
 from apimd.daemon.app import create_app
 from apimd.daemon.callback import start_callback_server
+from apimd.daemon.journal import configure_logging, sd_notify
 from apimd.daemon.keys import SERVICE
+from apimd.daemon.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from apimd.daemon.service import MonitorService
 from apimd.settings import Settings, fallback_socket_dir, unsafe_folder
 
 log = logging.getLogger("apimd.daemon")
@@ -127,23 +129,6 @@ def _remove_stale_socket(path: Path) -> None:
         probe.close()
 
 
-def configure_logging(settings: Settings, *, verbose: bool = False) -> None:
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    root = logging.getLogger()
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    if os.environ.get("APIMD_LOG_STDERR", "1") != "0":
-        stderr = logging.StreamHandler(sys.stderr)
-        stderr.setFormatter(fmt)
-        root.addHandler(stderr)
-    settings.log_path.touch(mode=0o600, exist_ok=True)
-    file_handler = logging.FileHandler(settings.log_path)
-    file_handler.setFormatter(fmt)
-    root.addHandler(file_handler)
-    logging.getLogger("aiohttp.access").setLevel(logging.INFO)
-
-
 def run_daemon(settings: Settings) -> int:
     """Run in the foreground until SIGTERM/SIGINT; returns the exit status."""
     if settings.home is not None:
@@ -171,10 +156,13 @@ async def _serve(settings: Settings) -> None:
     await runner.setup()
     service = app[SERVICE]
     callback = await start_callback_server(settings, service)
+    metrics: web.AppRunner | None = None
     site = web.UnixSite(runner, str(settings.socket_path), shutdown_timeout=2.0)
     try:
         await site.start()
         os.chmod(settings.socket_path, 0o600)
+        if settings.metrics_addr is not None:
+            metrics = await _start_metrics_server(settings.metrics_addr, service)
         log.info(
             "apimd daemon pid %d serving %s; callback %s",
             os.getpid(),
@@ -187,12 +175,38 @@ async def _serve(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        sd_notify("READY=1")  # the socket serves and the scheduler runs (started with the app)
         await stop.wait()
+        sd_notify("STOPPING=1")
         log.info("stopping: finishing in-flight runs (up to 10 s)")
         await service.stop()
     finally:
+        if metrics is not None:
+            await metrics.cleanup()
         if callback is not None:
             await callback.close()
         await runner.cleanup()
         settings.socket_path.unlink(missing_ok=True)
         log.info("apimd daemon stopped")
+
+
+async def _start_metrics_server(address: tuple[str, int], service: MonitorService) -> web.AppRunner:
+    """`GET /metrics` on APIMD_METRICS_ADDR too, for a Prometheus that cannot reach the socket."""
+
+    async def metrics(_request: web.Request) -> web.Response:
+        body = await service.metrics_text()
+        return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    host, port = address
+    site = web.TCPSite(runner, host, port, shutdown_timeout=1.0)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise DaemonError(f"APIMD_METRICS_ADDR {host}:{port} cannot be bound: {exc}") from None
+    log.info("metrics on %s/metrics", site.name)
+    return runner

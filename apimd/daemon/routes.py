@@ -29,6 +29,7 @@ class Route:
     response: type[BaseModel] | None = None
     query: list[tuple[str, str, str]] = field(default_factory=list)
     stream: bool = False
+    text: str | None = None  # the content type of a plain-text answer (`/metrics`)
 
 
 def add_routes(app: web.Application, table: list[Route]) -> None:
@@ -81,7 +82,12 @@ def openapi_document(table: list[Route]) -> dict[str, Any]:
                 "content": {"application/json": {"schema": refs[(route.request, "validation")]}},
             }
         ok = "202" if route.path.endswith("/run") else "200"
-        if route.stream:
+        if route.text is not None:
+            operation["responses"]["200"] = {
+                "description": "text",
+                "content": {route.text: {"schema": {"type": "string"}}},
+            }
+        elif route.stream:
             operation["responses"]["200"] = {
                 "description": "text/event-stream",
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
@@ -104,5 +110,9 @@ def openapi_document(table: list[Route]) -> dict[str, Any]:
 
 
 def _operation_id(route: Route) -> str:
-    words = re.sub(r"[{}]", "", route.path.removeprefix("/v1/")).replace("/", "_").replace(".", "_")
+    words = (
+        re.sub(r"[{}]", "", route.path.removeprefix("/v1/").lstrip("/"))
+        .replace("/", "_")
+        .replace(".", "_")
+    )
     return f"{route.method.lower()}_{words}"

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from apimd import __version__
 from apimd.daemon.events import EventHub
+from apimd.daemon.metrics import Metrics, TokenReading
 from apimd.daemon.scheduler import ScheduleRunner
 from apimd.engine.events import Event
 from apimd.engine.recording import failed_result
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
 PRUNE_EVERY_S = 3600.0
+REMIND_EVERY_S = 0.5  # how often `repeat_every` reminders are checked (the smallest is 1 s)
 MAX_WINDOW_S = 3650 * 86400.0
 
 
@@ -55,6 +57,7 @@ class MonitorService:
         self.settings = settings
         self.store = store
         self.hub = hub
+        self.metrics = Metrics()
         self.started_at = datetime.now(UTC)
         self._started_monotonic = time.monotonic()
         self.engine: Engine | None = None
@@ -67,6 +70,12 @@ class MonitorService:
         self._stopped = False
         self._reload_lock = asyncio.Lock()
         self._maintenance: asyncio.Task[None] | None = None
+        self._reminders: asyncio.Task[None] | None = None
+
+    def publish(self, event: Event) -> None:
+        """Every event goes to SSE clients and to the metrics."""
+        self.hub.publish(event)
+        self.metrics.observe_event(event)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -75,12 +84,14 @@ class MonitorService:
         self.engine = Engine(
             project,
             self.store,
-            events=self.hub.publish,
+            events=self.publish,
+            on_result=self.metrics.observe_result,
             callback_url=self.settings.callback_url(self.callback_port)
             if self.callback_port is not None
             else None,
         )
         self.signins = SignInFlows(self.engine)
+        self.metrics.seed((await self.store.latest_results(_target_names(project))).values())
         stale = await self.engine.tokens.recover([t.name for t in project.tokens])
         if stale:
             log.info(
@@ -88,6 +99,8 @@ class MonitorService:
                 ", ".join(stale),
             )
         self._maintenance = asyncio.create_task(self._maintain())
+        await self.engine.notifier.restore(self.engine.notifier_owners())
+        self._reminders = asyncio.create_task(self._remind())
         await self.scheduler.start()
         self.scheduler.sync(project.schedules)
 
@@ -97,8 +110,9 @@ class MonitorService:
             return
         self._stopped = True
         self._closing = True
-        if self._maintenance is not None:
-            self._maintenance.cancel()
+        for periodic in (self._maintenance, self._reminders):
+            if periodic is not None:
+                periodic.cancel()
         await self.scheduler.shutdown()
         pending = [task for task, *_ in self._runs.values()]
         if pending:
@@ -131,6 +145,17 @@ class MonitorService:
                 log.exception("periodic prune failed")
             await asyncio.sleep(PRUNE_EVERY_S)
 
+    async def _remind(self) -> None:
+        """Notifiers' `repeat_every`: on a timer, since a token waiting for a sign-in makes no
+        results to hang a reminder on (SPEC §11)."""
+        assert self.engine is not None
+        while True:
+            try:
+                await self.engine.notifier.send_due_reminders(self.engine.notifications_muted)
+            except Exception:
+                log.exception("sending reminders failed")
+            await asyncio.sleep(REMIND_EVERY_S)
+
     def set_callback_port(self, port: int) -> None:
         """The callback server listens: sign-ins can send the browser to it."""
         self.callback_port = port
@@ -158,6 +183,7 @@ class MonitorService:
             assert self.engine is not None
             self.engine.update_project(project)
             self.scheduler.sync(project.schedules)
+            await self.engine.notifier.restore(self.engine.notifier_owners())
         if changed:
             self.hub.publish(Event("resource.changed", {"resources": changed}))
 
@@ -321,6 +347,7 @@ class MonitorService:
             if cancelled:
                 raise
             log.exception("the failure of run %s could not be stored either", run_id)
+        self.metrics.observe_result(result)
         data = {"run_id": run_id, "result_id": run_id, "kind": kind, "name": name}
         data |= {"trigger": trigger, "outcome": code.outcome.value, "result": code.value}
         self.hub.publish(Event("run.finished", data))
@@ -344,7 +371,7 @@ class MonitorService:
             "scheduled_at": scheduled_at.isoformat(),
             "lateness_ms": round(lateness / timedelta(milliseconds=1), 3),
         }
-        self.hub.publish(Event("schedule.fired", data))
+        self.publish(Event("schedule.fired", data))
 
     # --- results and tokens ---------------------------------------------------------------
 
@@ -405,11 +432,26 @@ class MonitorService:
                         next_run=next_runs.get(item.name),
                         token=token_name,
                         token_state=token_states.get(token_name) if token_name else None,
+                        cert_expires_at=latest.tls.not_after if latest and latest.tls else None,
                         description=item.description,
                         tags=item.tags,
                     )
                 )
         return Summary(generated_at=now, window_s=seconds, targets=targets)
+
+    async def metrics_text(self) -> bytes:
+        """`GET /metrics`: the Prometheus text document (SPEC §11)."""
+        now = datetime.now(UTC)
+        project = self.project
+        self.metrics.forget(_target_names(project))
+        readings = []
+        for definition in project.tokens:
+            runtime = await self.store.load_token(definition.name)
+            state = effective_state(runtime, project.auth_setting(definition.auth), now)
+            expires = runtime.expires_at if runtime is not None else None
+            readings.append(TokenReading(definition.name, state.value, expires))
+        # Formatting 10,000 targets' series takes a while: off the event loop, on a copy.
+        return await asyncio.to_thread(self.metrics.render, self.metrics.snapshot(readings))
 
     async def refresh_token(self, name: str) -> Token:
         if self.project.token(name) is None:
@@ -436,6 +478,10 @@ def _worst_token(steps: list[str], project: Project, states: dict[str, TokenStat
     if not known:
         return None
     return max(known, key=lambda t: _TOKEN_STATE_RANK.index(states[t]))
+
+
+def _target_names(project: Project) -> set[str]:
+    return {c.name for c in project.calls} | {w.name for w in project.workflows}
 
 
 def _window_seconds(window: str) -> float:

@@ -60,6 +60,7 @@ class ResponseView:
     client_cert_days: float | None = None
     """Days until the client certificate expires, when the call presented one."""
     cookies: Mapping[str, str] = field(default_factory=dict)  # name -> value set by this response
+    cert_days: float | None = None  # days the server certificate has left (https only)
 
 
 @dataclass

@@ -37,6 +37,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+from aiohttp.connector import Connection
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -136,6 +137,7 @@ class HttpResponse:
     too_many_redirects: bool = False
     timings: Timings = field(default_factory=Timings)
     cookies: dict[str, str] = field(default_factory=dict)  # set by any hop of this call
+    peer_certificate: bytes | None = None  # DER of the server's leaf certificate (https)
 
     def text(self) -> str:
         """The body decoded with the response charset (default UTF-8), invalid bytes replaced."""
@@ -209,6 +211,7 @@ class HttpExecutor:
             connector=connector,
             headers=_DEFAULT_HEADERS,
             trace_configs=[self._trace_config],
+            response_class=_ResponseWithCertificate,
             trust_env=False,
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
@@ -284,6 +287,7 @@ class HttpExecutor:
                     too_many_redirects=target is not None,
                     timings=state.timings(),
                     cookies=cookies,
+                    peer_certificate=getattr(response, "peer_certificate", None),
                 )
             # Another origin covers https → http too: the scheme is part of the origin.
             if _origin(target) != _origin(state.url):
@@ -333,6 +337,21 @@ def _connector(
     if force_close:
         return aiohttp.TCPConnector(force_close=True, use_dns_cache=False, ssl=ssl_setting)
     return aiohttp.TCPConnector(ssl=ssl_setting)
+
+
+class _ResponseWithCertificate(aiohttp.ClientResponse):
+    """Keeps the server's leaf certificate (DER) of the connection the response came on, new or
+    reused from the pool: taken at `start`, since a small response releases (and, without
+    keep-alive, closes) its connection before the caller sees it."""
+
+    peer_certificate: bytes | None = None
+
+    async def start(self, connection: Connection) -> aiohttp.ClientResponse:
+        transport = connection.transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        if ssl_object is not None:
+            self.peer_certificate = ssl_object.getpeercert(binary_form=True)
+        return await super().start(connection)
 
 
 def _initial_url(request: HttpRequest) -> URL:

@@ -35,6 +35,7 @@ class Body(Protocol):
     size: int
     client_cert_days: float | None
     cookies: Mapping[str, str]  # name -> value of the cookies this response set
+    cert_days: float | None  # days the server certificate has left (https only)
 
 
 class _Missing:
@@ -117,9 +118,13 @@ def look_up(
     if source == "size":
         return Lookup(response.size)
     if source == "cert_days":
-        if response.client_cert_days is None:
-            return Lookup(message="the call presented no client certificate (tls client_cert)")
-        return Lookup(response.client_cert_days)
+        if path == "client":
+            if response.client_cert_days is None:
+                return Lookup(message="the call presented no client certificate (tls client_cert)")
+            return Lookup(response.client_cert_days)
+        if response.cert_days is None:
+            return Lookup(message="no server certificate: not an https response")
+        return Lookup(response.cert_days)
     if source == "header":
         return _header(path, response.headers)
     if source == "cookie":

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from apimd.model.resources import Variable
 from apimd.model.result import Result
-from apimd.model.runtime import TokenRuntime
+from apimd.model.runtime import SentAlert, TokenRuntime
 from apimd.model.signin import PendingSignIn
 
 
@@ -18,6 +18,7 @@ class MemoryStateStore:
         self.tokens: dict[str, TokenRuntime] = {}
         self.variables: dict[str, tuple[str, bool]] = {}
         self.counters: dict[str, int] = {}
+        self.alerts: dict[str, SentAlert] = {}
         self.results: list[Result] = []
         self.signins: dict[str, tuple[PendingSignIn, bool]] = {}
 
@@ -37,6 +38,16 @@ class MemoryStateStore:
 
     async def save_counter(self, key: str, count: int) -> None:
         self.counters[key] = count
+
+    async def load_alert(self, key: str) -> SentAlert | None:
+        alert = self.alerts.get(key)
+        return alert.model_copy(deep=True) if alert else None
+
+    async def save_alert(self, key: str, alert: SentAlert | None) -> None:
+        if alert is None:
+            self.alerts.pop(key, None)
+        else:
+            self.alerts[key] = alert.model_copy(deep=True)
 
     async def add_result(self, result: Result) -> None:
         self.results.append(result)

@@ -1,32 +1,25 @@
-"""`http` and `slack` webhooks: consecutive-alert counting, one alert per streak, resolved messages."""
+"""Notifiers (`http`, `slack`, `apprise`): consecutive-alert counting, one alert per streak,
+`repeat_every` reminders on a timer, resolved messages (SPEC §2 "Webhooks", §11 "Notifiers")."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
 
-from apimd.engine.http import HttpExecutor, HttpFailure, HttpRequest
+from apimd.engine.delivery import Delivery
+from apimd.engine.http import HttpExecutor
+from apimd.engine.notices import Notice
 from apimd.engine.ports import WebhookCounterRepository
-from apimd.model.resources import Webhook
+from apimd.model.resources import NOTIFY_WEBHOOK_TYPES, Webhook
+from apimd.model.runtime import SentAlert
 
 log = logging.getLogger(__name__)
 
-NOTIFY_TIMEOUT_S = 10.0
-
-
-@dataclass
-class Notice:
-    """What a notification says (already redacted)."""
-
-    subject: str  # "call list-orders", "token example-token"
-    label: str  # the outcome or token state that was observed: FAIL, NEEDS_SIGN_IN, …
-    summary: dict[str, Any]
-    text: str  # one line for people
+__all__ = ["Notice", "Notifier", "webhook_key"]
 
 
 def webhook_key(owner: str, index: int, hook: Webhook) -> str:
@@ -35,66 +28,110 @@ def webhook_key(owner: str, index: int, hook: Webhook) -> str:
     return f"{owner}#{index}:{digest}"
 
 
+@dataclass
+class _Reminder:
+    owner: str
+    hook: Webhook
+    notice: Notice
+    count: int
+    sent_at: datetime
+
+
 class Notifier:
-    """Sends notifications; counting and "resolved" follow SPEC §2 "Webhooks"."""
+    """Counts what each notifier of an owner observes and sends what is due, in the background."""
 
     def __init__(
         self,
         http: HttpExecutor,
         counters: WebhookCounterRepository,
         render: Callable[[str, str], str],
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._http = http
         self._counters = counters
-        self._render = render
+        self._clock = clock
+        self.delivery = Delivery(http, render)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._reminders: dict[str, _Reminder] = {}
+        # Notifiers that saw an alerting result inside a maintenance window: if the next result
+        # after the window still alerts, it alerts at once (SPEC §11).
+        self._failing_in_window: set[str] = set()
 
-    async def observe(self, owner: str, hooks: list[Webhook], notice: Notice) -> None:
-        """Count `notice.label` against each notify webhook of `owner`; send what is due."""
+    async def observe(
+        self, owner: str, hooks: list[Webhook], notice: Notice, *, muted: bool = False
+    ) -> None:
+        """Count `notice.label` against each notifier of `owner`; send what is due. `muted`
+        (a maintenance window) sends nothing and leaves the counts where they are; a streak
+        still failing when the window ends alerts on the first result after it."""
         for index, hook in enumerate(hooks):
-            if hook.type not in ("http", "slack"):
+            if hook.type not in NOTIFY_WEBHOOK_TYPES:
                 continue
             key = webhook_key(owner, index, hook)
+            alerting = notice.label in hook.effective_alerts()
+            if muted:
+                if alerting:
+                    self._failing_in_window.add(key)
+                continue
             async with self._locks.setdefault(key, asyncio.Lock()):
                 count = await self._counters.load_counter(key)
-                if notice.label in hook.effective_alerts():
+                after_window = key in self._failing_in_window
+                self._failing_in_window.discard(key)
+                if alerting:
                     count += 1
+                    if after_window and count < hook.fails_in_a_row:
+                        count = hook.fails_in_a_row
                     await self._counters.save_counter(key, count)
                     if count == hook.fails_in_a_row:
-                        await self._send(hook, notice, "alert", count)
+                        await self._alert(owner, key, hook, notice, count)
                 elif count:
                     await self._counters.save_counter(key, 0)
-                    if count >= hook.fails_in_a_row and hook.resolved:
-                        await self._send(hook, notice, "resolved", count)
+                    if count >= hook.fails_in_a_row:
+                        self._reminders.pop(key, None)
+                        await self._counters.save_alert(key, None)
+                        if hook.resolved:
+                            self.delivery.send(hook, notice, "resolved", count)
 
-    async def _send(self, hook: Webhook, notice: Notice, event: str, count: int) -> None:
-        where = f"{notice.subject} webhook"
-        try:
-            url = self._render(hook.url or "", f"{where} url")
-            headers = [
-                (k, self._render(v, f"{where} headers.{k}")) for k, v in hook.headers.items()
-            ]
-        except Exception as exc:
-            log.warning("%s not sent: %s", where, exc)
-            return
-        if hook.type == "slack":
-            prefix = "Resolved: " if event == "resolved" else ""
-            payload: dict[str, Any] = {"text": prefix + notice.text}
-            method = "POST"
-        else:
-            payload = {"event": event, "consecutive": count, **notice.summary}
-            method = hook.method.upper()
-        request = HttpRequest(
-            method=method,
-            url=url,
-            headers=[("Content-Type", "application/json"), *headers],
-            body=json.dumps(payload).encode(),
-            timeout=NOTIFY_TIMEOUT_S,
-        )
-        try:
-            response = await self._http.send(request)
-        except HttpFailure as exc:
-            log.warning("%s failed: %s", where, exc.message)
-            return
-        if response.status >= 400:
-            log.warning("%s answered HTTP %s", where, response.status)
+    async def _alert(self, owner: str, key: str, hook: Webhook, notice: Notice, count: int) -> None:
+        now = self._clock()
+        await self._counters.save_alert(key, SentAlert(sent_at=now, notice=notice.to_dict()))
+        if hook.repeat_seconds:
+            self._reminders[key] = _Reminder(owner, hook, notice, count, now)
+        self.delivery.send(hook, notice, "alert", count)
+
+    async def restore(self, owners: Iterable[tuple[str, list[Webhook]]]) -> None:
+        """Take up the reminders of alerts still on (after a start or a project change), from
+        their stored sending time, so a restart neither repeats early nor forgets; drop those of
+        notifiers that no longer exist."""
+        wanted: dict[str, tuple[str, Webhook]] = {}
+        for owner, hooks in owners:
+            for index, hook in enumerate(hooks):
+                if hook.type in NOTIFY_WEBHOOK_TYPES and hook.repeat_seconds:
+                    wanted[webhook_key(owner, index, hook)] = (owner, hook)
+        self._reminders = {k: r for k, r in self._reminders.items() if k in wanted}
+        for key, (owner, hook) in wanted.items():
+            if key in self._reminders:
+                continue
+            alert = await self._counters.load_alert(key)
+            count = await self._counters.load_counter(key)
+            if alert is not None and count >= hook.fails_in_a_row:
+                notice = Notice.from_dict(alert.notice)
+                self._reminders[key] = _Reminder(owner, hook, notice, count, alert.sent_at)
+
+    async def send_due_reminders(self, muted: Callable[[str], bool] = lambda _owner: False) -> int:
+        """Send again every alert whose `repeat_every` has passed, but those whose owner is
+        `muted` now (a maintenance window: due again once it ends); returns how many."""
+        now = self._clock()
+        sent = 0
+        for key, reminder in list(self._reminders.items()):
+            every = reminder.hook.repeat_seconds or 0
+            if (now - reminder.sent_at).total_seconds() < every or muted(reminder.owner):
+                continue
+            reminder.sent_at = now
+            alert = SentAlert(sent_at=now, notice=reminder.notice.to_dict())
+            await self._counters.save_alert(key, alert)
+            self.delivery.send(reminder.hook, reminder.notice, "repeat", reminder.count)
+            sent += 1
+        return sent
+
+    async def close(self) -> None:
+        await self.delivery.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from apimd.model.result import Result
-from apimd.model.runtime import TokenRuntime
+from apimd.model.runtime import SentAlert, TokenRuntime
 from apimd.model.signin import PendingSignIn
 
 
@@ -30,6 +30,12 @@ class WebhookCounterRepository(Protocol):
     async def load_counter(self, key: str) -> int: ...
 
     async def save_counter(self, key: str, count: int) -> None: ...
+
+    async def load_alert(self, key: str) -> SentAlert | None: ...
+
+    async def save_alert(self, key: str, alert: SentAlert | None) -> None:
+        """Record the alert sent for `key` (None: the alert is over)."""
+        ...
 
 
 class ResultRepository(Protocol):

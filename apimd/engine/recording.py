@@ -13,6 +13,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from yarl import URL
 
 from apimd.engine.bounds import cap_value
+from apimd.engine.certificates import tls_info
 from apimd.engine.conditions import PROCESS_BODY_BYTES, Evaluation
 from apimd.engine.http import HttpRequest, HttpResponse, decode_body, wire_url
 from apimd.engine.redact import ALWAYS_REDACTED_KEYS, Redactor, storable
@@ -218,6 +219,7 @@ class ResultRecorder:
             error=self._redactor.text(error) if error else None,
             token=base.get("token"),
             workflow_run_id=None if base.get("top_level") else base["run_id"],
+            tls=tls_info(response.peer_certificate, finished_at) if response is not None else None,
         )
 
 

@@ -14,6 +14,7 @@ from typing import Literal
 import aiohttp
 
 from apimd.engine import worker_pool
+from apimd.engine.certificates import tls_info
 from apimd.engine.classify import classify
 from apimd.engine.conditions import ResponseView, evaluate
 from apimd.engine.cookies import new_jar
@@ -22,7 +23,8 @@ from apimd.engine.errors import SetupError
 from apimd.engine.events import Event, EventSink, discard
 from apimd.engine.functions import instant_now
 from apimd.engine.http import HttpExecutor, HttpFailure, HttpRequest, HttpResponse
-from apimd.engine.notify import Notice, Notifier
+from apimd.engine.notices import notice_for_result, notice_for_token
+from apimd.engine.notify import Notifier
 from apimd.engine.oauth2 import builtin_refresh, oauth_error_of
 from apimd.engine.ports import StateStore
 from apimd.engine.recording import (
@@ -44,9 +46,17 @@ from apimd.engine.tokens import (
     TokenUnavailable,
     utcnow,
 )
+from apimd.model.maintenance import in_maintenance
 from apimd.model.outcome import Outcome, ResultCode, worst
 from apimd.model.project import Project
-from apimd.model.resources import AuthSetting, Call, TokenState, Workflow
+from apimd.model.resources import (
+    NOTIFY_WEBHOOK_TYPES,
+    AuthSetting,
+    Call,
+    TokenState,
+    Webhook,
+    Workflow,
+)
 from apimd.model.result import Result, Timings, Trigger
 from apimd.model.runtime import TokenRuntime
 from apimd.model.signin import SIGNIN_TTL, PendingSignIn
@@ -87,6 +97,8 @@ class RunContext:
             self.cookie_jar = new_jar()
         return self.cookie_jar
 
+    maintenance: bool = False  # started inside a maintenance window: notifiers stay silent
+
 
 class Engine:
     """Runs targets against the current project; state goes through a `StateStore`."""
@@ -101,9 +113,11 @@ class Engine:
         clock: Callable[[], datetime] = utcnow,
         callback_url: str | None = None,
         standalone: bool = False,
+        on_result: Callable[[Result], None] | None = None,
     ) -> None:
         """`standalone`: a one-off run (`apimd run -f`) that will not be around to retry."""
         self._state = state
+        self._on_result = on_result
         self.callback_url = callback_url
         self._http = http or HttpExecutor()
         self._owns_http = http is None
@@ -121,7 +135,7 @@ class Engine:
             clock=clock,
             retries_later=not standalone,
         )
-        self.notifier = Notifier(self._http, state, self._render_env)
+        self.notifier = Notifier(self._http, state, self._render_env, clock=clock)
 
     # --- project --------------------------------------------------------------------------
 
@@ -163,6 +177,7 @@ class Engine:
         return self._project.auth_setting(token.auth) if token else None
 
     async def close(self) -> None:
+        await self.notifier.close()
         if self._owns_http:
             await self._http.close()
         worker_pool.shutdown()
@@ -223,6 +238,7 @@ class Engine:
     ) -> Result:
         kind: Literal["call", "workflow"] = "call" if call else "workflow"
         started = self._clock()
+        ctx.maintenance = in_maintenance(self._project.maintenance, name, started)
         self._emit("run.started", run_id=ctx.run_id, kind=kind, name=name, trigger=ctx.trigger)
         # Every run that starts ends in a recorded result and `run.finished` (SPEC §4), whatever
         # happens inside it: an unexpected exception is logged once and recorded as FAIL.
@@ -237,6 +253,8 @@ class Engine:
         except Exception as exc:
             log.exception("%s %s (run %s) crashed", kind, name, ctx.run_id)
             result = self._failed_result(kind, name, ctx, started, _crash(exc))
+        if ctx.maintenance:
+            result = result.model_copy(update={"maintenance": True})
         try:
             await self._state.add_result(result)
         except Exception as exc:
@@ -246,6 +264,8 @@ class Engine:
             error = f"the result could not be stored: {_crash(exc)}"
             result = self._failed_result(kind, name, ctx, started, error)
             await self._state.add_result(result)
+        if self._on_result is not None:
+            self._on_result(result)
         self._emit(
             "run.finished",
             run_id=ctx.run_id,
@@ -476,6 +496,7 @@ class Engine:
                 result.retried_after_401 = True
                 result.timings_ms.auth_wait += auth_wait
                 return result
+        tls = tls_info(response.peer_certificate, sent_at)
         view = ResponseView(
             status=response.status,
             headers=response.headers,
@@ -486,6 +507,7 @@ class Engine:
             content_type=response.headers.get("Content-Type"),
             client_cert_days=_client_cert_days(prepared.request, self._clock()),
             cookies=response.cookies,
+            cert_days=tls.days_left if tls is not None else None,
         )
 
         def render_condition(text: str, where: str) -> str:
@@ -669,9 +691,13 @@ class Engine:
                         )
             except Exception:
                 log.exception("webhook %s of call %s failed", hook.type, call.name)
-        notify = [h for h in call.webhooks if h.type in ("http", "slack")]
-        if notify:
-            await self.notifier.observe(f"call:{call.name}", notify, _notice_for(result))
+        if any(h.type in NOTIFY_WEBHOOK_TYPES for h in call.webhooks):
+            muted = ctx.maintenance or in_maintenance(
+                self._project.maintenance, call.name, result.started_at
+            )
+            await self.notifier.observe(
+                f"call:{call.name}", call.webhooks, notice_for_result(result), muted=muted
+            )
 
     # --- refresh --------------------------------------------------------------------------
 
@@ -708,30 +734,26 @@ class Engine:
         auth = self._auth_of_token(name)
         if auth is None or not auth.webhooks:
             return
-        label = {TokenState.NEEDS_SIGN_IN: "NEEDS_SIGN_IN", TokenState.ERROR: "ERROR"}.get(
-            runtime.state, "VALID" if runtime.state == TokenState.VALID else ""
-        )
-        if not label:
-            return
-        words = {
-            "NEEDS_SIGN_IN": "needs a person to sign in",
-            "ERROR": "could not be refreshed",
-            "VALID": "is valid again",
-        }[label]
-        recorder = self._recorder(list(runtime.variables.values()))
-        error = recorder.text(runtime.last_error or "")
-        notice = Notice(
-            subject=f"token {name}",
-            label=label,
-            summary={
-                "token": name,
-                "auth": auth.name,
-                "state": runtime.state.value,
-                "error": error or None,
-            },
-            text=f"apimd: token {name} {words}" + (f" ({error})" if error else ""),
-        )
-        await self.notifier.observe(f"auth:{auth.name}:token:{name}", auth.webhooks, notice)
+        error = self._recorder(list(runtime.variables.values())).text(runtime.last_error or "")
+        notice = notice_for_token(name, auth.name, runtime.state, error)
+        if notice is not None:  # token alerts are never muted by maintenance (SPEC §11)
+            await self.notifier.observe(f"auth:{auth.name}:token:{name}", auth.webhooks, notice)
+
+    def notifications_muted(self, owner: str) -> bool:
+        """Whether a call's notifiers are inside a maintenance window now (token alerts never)."""
+        name = owner.removeprefix("call:")
+        return name != owner and in_maintenance(self._project.maintenance, name, self._clock())
+
+    def notifier_owners(self) -> list[tuple[str, list[Webhook]]]:
+        """Every owner of notifiers in the project, keyed as `observe` keys them."""
+        owners: list[tuple[str, list[Webhook]]] = [
+            (f"call:{c.name}", c.webhooks) for c in self._project.calls if c.webhooks
+        ]
+        for token in self._project.tokens:
+            auth = self._project.auth_setting(token.auth)
+            if auth is not None and auth.webhooks:
+                owners.append((f"auth:{auth.name}:token:{token.name}", auth.webhooks))
+        return owners
 
     def _emit(self, type_: str, **data: object) -> None:
         self._events(Event(type_, dict(data)))
@@ -821,28 +843,3 @@ def _error_for(code: ResultCode, response: HttpResponse) -> str | None:
             else f"HTTP {response.status} redirect"
         )
     return None
-
-
-def _notice_for(result: Result) -> Notice:
-    status = f" (HTTP {result.http_status})" if result.http_status else ""
-    text = (
-        f"apimd: {result.kind} {result.name} {result.outcome.value}: {result.result.value}{status}"
-    )
-    if result.error:
-        text += f" — {result.error}"
-    return Notice(
-        subject=f"{result.kind} {result.name}",
-        label=result.outcome.value,
-        summary={
-            "kind": result.kind,
-            "name": result.name,
-            "outcome": result.outcome.value,
-            "result": result.result.value,
-            "http_status": result.http_status,
-            "error": result.error,
-            "result_id": result.id,
-            "started_at": result.started_at.isoformat(),
-            "total_ms": result.timings_ms.total,
-        },
-        text=text,
-    )

@@ -158,6 +158,8 @@ class TargetSummary(BaseModel):
     next_run: datetime | None = None
     token: str | None = None
     token_state: TokenState | None = None
+    cert_expires_at: datetime | None = None
+    """When the server certificate of the latest https result expires (SPEC §11)."""
     description: str | None = None
     tags: list[str] = Field(default_factory=list)
 

@@ -30,6 +30,7 @@ _RESOURCE_KINDS = {
     "calls": "call",
     "workflows": "workflow",
     "schedules": "schedule",
+    "maintenance": "maintenance window",
 }
 _ENV_UNSET = "unset"
 """Stands in for a missing env var so validation goes on; issues at its location are dropped."""

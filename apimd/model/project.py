@@ -11,6 +11,7 @@ from pydantic import BaseModel, BeforeValidator, Field, PrivateAttr
 
 from apimd.model.common import StrictModel, VariableName, unique_variable_names
 from apimd.model.errors import Issue
+from apimd.model.maintenance import MaintenanceWindow
 from apimd.model.resources import (
     AuthSetting,
     Call,
@@ -22,7 +23,7 @@ from apimd.model.resources import (
     Workflow,
 )
 
-KINDS = ("variables", "auth", "tokens", "calls", "workflows", "schedules")
+KINDS = ("variables", "auth", "tokens", "calls", "workflows", "schedules", "maintenance")
 
 _Named = TypeVar("_Named", AuthSetting, Token, Call, Workflow)
 
@@ -56,6 +57,7 @@ class Project(StrictModel):
     calls: list[Call] = Field(default_factory=list)
     workflows: list[Workflow] = Field(default_factory=list)
     schedules: list[Schedule] = Field(default_factory=list)
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
 
     # Lookups by name are dicts built once per project (per list), not scans: the per-run path
     # looks calls, workflows and tokens up by name, and a project may hold 10,000 of them.
@@ -118,6 +120,7 @@ def _duplicates(project: Project) -> Iterator[Issue]:
         ("calls", [c.name for c in project.calls], "targets"),
         ("workflows", [w.name for w in project.workflows], "targets"),
         ("schedules", [s.name for s in project.schedules], "schedules"),
+        ("maintenance", [m.name for m in project.maintenance], "maintenance"),
     ]
     for kind, names, namespace in groups:
         for index, name in enumerate(names):
@@ -210,6 +213,14 @@ def _references(project: Project, names: Mapping[str, Set[str]]) -> Iterator[Iss
                     f"unknown call or workflow {target!r}{nearest(target, calls | workflows)}",
                     loc=("schedules", i, "targets", j),
                     resource=_label("schedules", schedule.name),
+                )
+    for i, window in enumerate(project.maintenance):
+        for j, target in enumerate(window.targets):
+            if target not in calls and target not in workflows:
+                yield Issue(
+                    f"unknown call or workflow {target!r}",
+                    loc=("maintenance", i, "targets", j),
+                    resource=f"maintenance window {window.name!r}",
                 )
 
 
@@ -310,5 +321,6 @@ KIND_MODELS: dict[str, type[BaseModel]] = {
     "calls": Call,
     "workflows": Workflow,
     "schedules": Schedule,
+    "maintenance": MaintenanceWindow,
 }
 """The model of one resource of each kind, as the REST API serves it."""

@@ -67,9 +67,10 @@ class Variable(StrictModel):
 # --- webhooks ----------------------------------------------------------------------------------
 
 WebhookType = Literal[
-    "save_auth_token", "save_variables", "run_call", "run_workflow", "http", "slack"
+    "save_auth_token", "save_variables", "run_call", "run_workflow", "http", "slack", "apprise"
 ]
 STATE_WEBHOOK_TYPES = ("save_auth_token", "save_variables", "run_call", "run_workflow")
+NOTIFY_WEBHOOK_TYPES = ("http", "slack", "apprise")
 TOKEN_ALERTS = ("NEEDS_SIGN_IN", "ERROR")
 """What auth webhooks fire on: token state changes, not run outcomes."""
 
@@ -88,6 +89,21 @@ class Webhook(StrictModel):
     alerts: list[str] | None = None
     fails_in_a_row: int = Field(default=1, ge=1, le=1000)
     resolved: bool = False
+    repeat_every: str | None = None
+
+    @field_validator("repeat_every", mode="before")
+    @classmethod
+    def _repeat_every(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if parse_duration(value) < 1:
+            raise ValueError("`repeat_every` must be at least 1s")
+        return str(value)
+
+    @property
+    def repeat_seconds(self) -> float | None:
+        """`repeat_every` in seconds, or None when the alert is sent once."""
+        return parse_duration(self.repeat_every) if self.repeat_every else None
 
     @model_validator(mode="after")
     def _required_fields(self) -> Webhook:
@@ -97,7 +113,12 @@ class Webhook(StrictModel):
             "run_workflow": "workflow",
             "http": "url",
             "slack": "url",
+            "apprise": "url",
         }.get(self.type)
+        if self.repeat_every is not None and self.type not in NOTIFY_WEBHOOK_TYPES:
+            raise ValueError(
+                f"`repeat_every` is for notifiers (http, slack, apprise), not {self.type}"
+            )
         if needs and getattr(self, needs) is None:
             raise ValueError(f"a {self.type} webhook needs `{needs}`")
         return self
@@ -231,8 +252,8 @@ class AuthSetting(Resource):
                 needs += " (or `issuer`, to discover its endpoints)"
             raise ValueError(f"a {self.type} auth needs {needs}")
         for hook in self.webhooks:
-            if hook.type not in ("http", "slack"):
-                raise ValueError("auth webhooks notify only: use type http or slack")
+            if hook.type not in NOTIFY_WEBHOOK_TYPES:
+                raise ValueError("auth webhooks notify only: use type http, slack or apprise")
             if hook.alerts is None:
                 # The run-outcome default (WARNING, FAIL) never matches a token state change.
                 hook.alerts = list(TOKEN_ALERTS)
@@ -317,8 +338,11 @@ class Condition(StrictModel):
             raise ValueError("a condition needs `op` (to assert) or `save_as` (to extract)")
         if self.source in ("header", "json", "xml", "cookie") and not self.path:
             raise ValueError(f"a {self.source} condition needs `path`")
-        if self.source == "cert_days" and self.path != "client":
-            raise ValueError("a cert_days condition checks `path: client` (the tls client_cert)")
+        if self.source == "cert_days" and self.path not in (None, "server", "client"):
+            raise ValueError(
+                "a cert_days condition checks the server certificate (no `path`, or"
+                " `path: server`) or `path: client` (the tls client_cert)"
+            )
         if self.op and self.op not in VALUELESS_OPS and self.value is None:
             raise ValueError(f"op `{self.op}` needs `value`")
         return self
@@ -442,6 +466,27 @@ class Workflow(Resource):
 
 MAX_EVERY_S = 366 * 86400.0
 
+
+def cron_expression(value: str) -> str:
+    """`value` when it is a 5-field cron expression CronSim accepts (schedules, maintenance)."""
+    if len(value.split()) != 5:
+        raise ValueError("`cron` needs 5 fields: minute hour day month weekday")
+    try:
+        CronSim(value, datetime(2000, 1, 1))
+    except CronSimError as exc:
+        raise ValueError(f"invalid cron expression: {exc}") from None
+    return value
+
+
+def time_zone(value: str) -> str:
+    """`value` when it names an IANA time zone."""
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
 # --- schedules ---------------------------------------------------------------------------------
 
 
@@ -470,24 +515,12 @@ class Schedule(Resource):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if len(value.split()) != 5:
-            raise ValueError("`cron` needs 5 fields: minute hour day month weekday")
-        try:
-            CronSim(value, datetime(2000, 1, 1))
-        except CronSimError as exc:
-            raise ValueError(f"invalid cron expression: {exc}") from None
-        return value
+        return None if value is None else cron_expression(value)
 
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
+        return time_zone(value)
 
     @model_validator(mode="after")
     def _one_trigger(self) -> Schedule:

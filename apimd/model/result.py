@@ -63,6 +63,15 @@ class ClientCertificate(BaseModel):
     expires_at: datetime
 
 
+class TlsInfo(BaseModel):
+    """The server's leaf certificate of an https result (SPEC §11)."""
+
+    subject: str
+    issuer: str
+    not_after: datetime
+    days_left: float
+
+
 class Result(BaseModel):
     """One run of a call or workflow; a workflow's holds its steps' results."""
 
@@ -88,6 +97,8 @@ class Result(BaseModel):
     workflow_run_id: str | None = None
     workflow: str | None = None
     """Set on a step's result listed by the step's name: the workflow it ran in."""
+    tls: TlsInfo | None = None
+    maintenance: bool = False  # run inside a maintenance window: no alerts, not in uptime
     steps: list[Result] = Field(default_factory=list)
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -31,3 +32,10 @@ class TokenRuntime(BaseModel):
     @property
     def filled(self) -> bool:
         return bool(self.variables)
+
+
+class SentAlert(BaseModel):
+    """The last alert a notifier sent while it lasts: when, and what it said (to repeat it)."""
+
+    sent_at: datetime
+    notice: dict[str, Any] = Field(default_factory=dict)

@@ -31,6 +31,7 @@ class StatsPoint(BaseModel):
 
     start: datetime
     counts: dict[Outcome, int] = Field(default_factory=_zero_counts)
+    maintenance: int = 0
     uptime: float | None = None
     latency: Latency = Field(default_factory=Latency)
 
@@ -45,6 +46,7 @@ class Stats(BaseModel):
     until: datetime
     total: int = 0
     counts: dict[Outcome, int] = Field(default_factory=_zero_counts)
+    maintenance: int = 0  # results inside maintenance windows, in neither `counts` nor uptime
     uptime: float | None = None
     latency: Latency = Field(default_factory=Latency)
     series: list[StatsPoint] = Field(default_factory=list)

@@ -69,6 +69,7 @@ def make_project(variables: dict[str, VariableSpec], resources: dict[str, list[A
         calls=resources.get("calls", []),
         workflows=resources.get("workflows", []),
         schedules=resources.get("schedules", []),
+        maintenance=resources.get("maintenance", []),
     )
 
 

@@ -1,11 +1,12 @@
-"""Consecutive-alert counters of webhooks. Keys are stored as keyed hashes: a key may well contain
-a webhook URL, which is a secret."""
+"""Consecutive-alert counters of webhooks and the alert each last sent (for `repeat_every`). Keys
+are stored as keyed hashes: a key may well contain a webhook URL, which is a secret."""
 
 from __future__ import annotations
 
+from apimd.model.runtime import SentAlert
 from apimd.store.secrets import SecretBox
 from apimd.store.sql import Database
-from apimd.store.timestamps import to_us, utc_now
+from apimd.store.timestamps import from_us, to_us, utc_now
 
 
 class CounterStore:
@@ -29,4 +30,27 @@ class CounterStore:
                 " ON CONFLICT (key) DO UPDATE SET"
                 " count = excluded.count, updated_at = excluded.updated_at",
                 (self._box.lookup_key(key), count, to_us(utc_now())),
+            )
+
+    async def load_alert(self, key: str) -> SentAlert | None:
+        row = await self._db.fetchone(
+            "SELECT sent_at, alert FROM webhook_counters WHERE key = ? AND sent_at IS NOT NULL",
+            (self._box.lookup_key(key),),
+        )
+        if row is None:
+            return None
+        notice = self._box.decrypt_json(row[1], what="a webhook's last alert")
+        return SentAlert(sent_at=from_us(int(row[0])), notice=notice)
+
+    async def save_alert(self, key: str, alert: SentAlert | None) -> None:
+        """Set or clear (None) the last alert sent for `key` (committed on return)."""
+        sent_at = None if alert is None else to_us(alert.sent_at)
+        doc = None if alert is None else self._box.encrypt_json(alert.notice)
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO webhook_counters (key, count, updated_at, sent_at, alert)"
+                " VALUES (?, 0, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+                " sent_at = excluded.sent_at, alert = excluded.alert,"
+                " updated_at = excluded.updated_at",
+                (self._box.lookup_key(key), to_us(utc_now()), sent_at, doc),
             )

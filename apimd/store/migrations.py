@@ -124,9 +124,34 @@ _RESULT_CODEC = (
     "DROP INDEX results_by_outcome",
 )
 
+# SPEC §11: a notifier's last sending time (and what it sent, encrypted) so `repeat_every` neither
+# repeats early nor forgets across a restart; maintenance windows as a resource kind (SQLite cannot
+# alter a CHECK: the table is rebuilt); results run in a window are flagged, and the rollups count
+# them apart from the outcomes that uptime and latency are made of.
+_ALERTS = (
+    "ALTER TABLE webhook_counters ADD COLUMN sent_at INTEGER",
+    "ALTER TABLE webhook_counters ADD COLUMN alert BLOB",
+    """CREATE TABLE resources_v2 (
+        kind TEXT NOT NULL CHECK (
+            kind IN ('auth', 'tokens', 'calls', 'workflows', 'schedules', 'maintenance')
+        ),
+        name TEXT NOT NULL,
+        doc BLOB NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (kind, name)
+    ) WITHOUT ROWID""",
+    "INSERT INTO resources_v2 (kind, name, doc, updated_at)"
+    " SELECT kind, name, doc, updated_at FROM resources",
+    "DROP TABLE resources",
+    "ALTER TABLE resources_v2 RENAME TO resources",
+    "ALTER TABLE results ADD COLUMN maintenance INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE rollups ADD COLUMN n_maintenance INTEGER NOT NULL DEFAULT 0",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "results: zstd with trained dictionaries, bodies stored once", _RESULT_CODEC),
+    Migration(3, "alerts: last sending time of notifiers, maintenance", _ALERTS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

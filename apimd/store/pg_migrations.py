@@ -121,9 +121,22 @@ _RESULT_CODEC = (
     "DROP INDEX results_by_outcome",
 )
 
+# The twin of SQLite's migration 3 (SPEC §11): notifiers' last sending time, maintenance windows as
+# a resource kind, results flagged and rollups counting them apart.
+_ALERTS = (
+    "ALTER TABLE webhook_counters ADD COLUMN sent_at BIGINT, ADD COLUMN alert BYTEA",
+    "ALTER TABLE resources DROP CONSTRAINT resources_kind_check",
+    """ALTER TABLE resources ADD CONSTRAINT resources_kind_check CHECK (
+        kind IN ('auth', 'tokens', 'calls', 'workflows', 'schedules', 'maintenance')
+    )""",
+    "ALTER TABLE results ADD COLUMN maintenance INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE rollups ADD COLUMN n_maintenance BIGINT NOT NULL DEFAULT 0",
+)
+
 PG_MIGRATIONS: tuple[PgMigration, ...] = (
     PgMigration(1, "initial schema", _INITIAL, procrastinate=True),
     PgMigration(2, "results: zstd with trained dictionaries, bodies stored once", _RESULT_CODEC),
+    PgMigration(3, "alerts: last sending time of notifiers, maintenance", _ALERTS),
 )
 
 PG_LATEST_VERSION = PG_MIGRATIONS[-1].version

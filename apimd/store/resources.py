@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from apimd.model.maintenance import MaintenanceWindow
 from apimd.model.resources import AuthSetting, Call, Schedule, Token, Workflow
 from apimd.store.errors import CorruptRecord
 from apimd.store.secrets import SecretBox
@@ -21,6 +22,7 @@ RESOURCE_MODELS: dict[str, type[BaseModel]] = {
     "calls": Call,
     "workflows": Workflow,
     "schedules": Schedule,
+    "maintenance": MaintenanceWindow,
 }
 RESOURCE_KINDS = tuple(RESOURCE_MODELS)
 

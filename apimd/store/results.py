@@ -24,8 +24,8 @@ BODY_LIMIT = 64 * 1024
 
 _INSERT = """
     INSERT INTO results (id, kind, name, trigger, started_at, finished_at, outcome, result,
-                         http_status, total_ms, doc)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                         http_status, total_ms, doc, maintenance)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (id) DO NOTHING
 """
 
@@ -88,6 +88,7 @@ def result_row(result: Result, doc: bytes) -> tuple[object, ...]:
         result.http_status,
         result.timings_ms.total,
         doc,
+        int(result.maintenance),
     )
 
 
@@ -288,7 +289,7 @@ class ResultStore:
         out: dict[str, RecentRuns] = {}
         for row in await self._db.fetchall(
             "SELECT name, outcome, COUNT(*) AS n FROM results WHERE started_at >= ?"
-            " GROUP BY name, outcome",
+            " AND maintenance = 0 GROUP BY name, outcome",
             (since_us,),
         ):
             runs = out.setdefault(row["name"], RecentRuns())
@@ -296,7 +297,8 @@ class ResultStore:
         for row in await self._db.fetchall(
             "SELECT name, total_ms FROM (SELECT name, total_ms, ROW_NUMBER() OVER"
             " (PARTITION BY name ORDER BY started_at DESC, seq DESC) AS rn FROM results"
-            " WHERE started_at >= ? AND outcome != 'SKIPPED' AND total_ms IS NOT NULL) AS ranked"
+            " WHERE started_at >= ? AND outcome != 'SKIPPED' AND total_ms IS NOT NULL"
+            " AND maintenance = 0) AS ranked"
             " WHERE rn <= ? ORDER BY name, rn DESC",
             (since_us, per_name),
         ):

@@ -26,10 +26,12 @@ _OUTCOMES = tuple(_OUTCOME_COLUMNS)
 _COUNT_COLUMNS = ", ".join(_OUTCOME_COLUMNS.values())
 
 _UPSERT_ROLLUP = f"""
-    INSERT INTO rollups (name, hour, {_COUNT_COLUMNS}, lat_count, lat_sum, lat_min, lat_max)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    INSERT INTO rollups (name, hour, {_COUNT_COLUMNS}, n_maintenance, lat_count, lat_sum,
+                         lat_min, lat_max)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (name, hour) DO UPDATE SET
         {", ".join(f"{c} = rollups.{c} + excluded.{c}" for c in _OUTCOME_COLUMNS.values())},
+        n_maintenance = rollups.n_maintenance + excluded.n_maintenance,
         lat_count = rollups.lat_count + excluded.lat_count,
         lat_sum = rollups.lat_sum + excluded.lat_sum,
         lat_min = CASE WHEN rollups.lat_min IS NULL OR excluded.lat_min < rollups.lat_min
@@ -54,6 +56,7 @@ def latency_of(result: Result) -> float | None:
 @dataclass
 class _Hour:
     counts: Counter[Outcome] = field(default_factory=Counter)
+    maintenance: int = 0  # results inside a maintenance window: counted apart (SPEC §11)
     lat_count: int = 0
     lat_sum: float = 0.0
     lat_min: float | None = None
@@ -68,6 +71,7 @@ class _Hour:
 
     def merge(self, other: _Hour) -> None:
         self.counts.update(other.counts)
+        self.maintenance += other.maintenance
         self.lat_count += other.lat_count
         self.lat_sum += other.lat_sum
         for value in (other.lat_min, other.lat_max):
@@ -103,6 +107,9 @@ async def record_rollups(conn: Connection, results: Iterable[Result]) -> None:
     for result in results:
         key = (result.name, hour_floor_us(to_us(result.started_at)))
         hour = hours.setdefault(key, _Hour())
+        if result.maintenance:
+            hour.maintenance += 1
+            continue
         hour.counts[result.outcome] += 1
         latency = latency_of(result)
         if latency is not None:
@@ -120,6 +127,7 @@ async def record_rollups(conn: Connection, results: Iterable[Result]) -> None:
                 name,
                 hour_us,
                 *(h.counts[o] for o in _OUTCOMES),
+                h.maintenance,
                 h.lat_count,
                 h.lat_sum,
                 h.lat_min,
@@ -142,7 +150,8 @@ async def query_stats(db: Database, name: str, since: datetime, until: datetime)
     """Statistics of `name` over the hours from the one holding `since` up to `until`."""
     low, high = hour_floor_us(to_us(since)), to_us(until)
     rows = await db.fetchall(
-        f"SELECT hour, {_COUNT_COLUMNS}, lat_count, lat_sum, lat_min, lat_max FROM rollups"
+        f"SELECT hour, {_COUNT_COLUMNS}, n_maintenance, lat_count, lat_sum, lat_min, lat_max"
+        " FROM rollups"
         " WHERE name = ? AND hour >= ? AND hour < ? ORDER BY hour",
         (name, low, high),
     )
@@ -150,6 +159,7 @@ async def query_stats(db: Database, name: str, since: datetime, until: datetime)
     for row in rows:
         hour = _Hour(
             counts=Counter({o: int(row[c]) for o, c in _OUTCOME_COLUMNS.items()}),
+            maintenance=int(row["n_maintenance"]),
             lat_count=int(row["lat_count"]),
             lat_sum=float(row["lat_sum"]),
             lat_min=row["lat_min"],
@@ -171,6 +181,7 @@ async def query_stats(db: Database, name: str, since: datetime, until: datetime)
             StatsPoint(
                 start=from_us(hour_us),
                 counts={o: hour.counts[o] for o in _OUTCOMES},
+                maintenance=hour.maintenance,
                 uptime=hour.uptime(),
                 latency=hour.latency(),
             )
@@ -181,6 +192,7 @@ async def query_stats(db: Database, name: str, since: datetime, until: datetime)
         until=from_us(high),
         total=sum(window.counts.values()),
         counts={o: window.counts[o] for o in _OUTCOMES},
+        maintenance=window.maintenance,
         uptime=window.uptime(),
         latency=window.latency(),
         series=series,

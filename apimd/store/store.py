@@ -14,7 +14,7 @@ from apimd.model.outcome import Outcome
 from apimd.model.project import Project
 from apimd.model.resources import Variable
 from apimd.model.result import Result
-from apimd.model.runtime import TokenRuntime
+from apimd.model.runtime import SentAlert, TokenRuntime
 from apimd.model.signin import PendingSignIn
 from apimd.model.stats import Stats
 from apimd.store.apply import ApplyReport, ProjectStore
@@ -141,6 +141,12 @@ class Store:
 
     async def save_counter(self, key: str, count: int) -> None:
         await self.counters.save(key, count)
+
+    async def load_alert(self, key: str) -> SentAlert | None:
+        return await self.counters.load_alert(key)
+
+    async def save_alert(self, key: str, alert: SentAlert | None) -> None:
+        await self.counters.save_alert(key, alert)
 
     async def add_result(self, result: Result) -> None:
         await self.results.add(result)

@@ -31,6 +31,7 @@ TABLES: dict[str, tuple[str, ...]] = {
         "http_status",
         "total_ms",
         "doc",
+        "maintenance",
     ),
     "rollups": (
         "name",
@@ -40,6 +41,7 @@ TABLES: dict[str, tuple[str, ...]] = {
         "n_warning",
         "n_skipped",
         "n_fail",
+        "n_maintenance",
         "lat_count",
         "lat_sum",
         "lat_min",
@@ -47,7 +49,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     ),
     "rollup_buckets": ("name", "hour", "bucket", "count"),
     "signins": ("id", "state_key", "created_at", "expires_at", "used", "doc"),
-    "webhook_counters": ("key", "count", "updated_at"),
+    "webhook_counters": ("key", "count", "updated_at", "sent_at", "alert"),
 }
 # The primary key of each table: rows are copied in its order.
 ORDER = {

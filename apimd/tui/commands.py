@@ -26,9 +26,10 @@ NOUNS: dict[str, str] = {
     "tokens": "token",
     "variables": "variable",
     "schedules": "schedule",
+    "maintenance": "maintenance window",
 }
 """Resource kinds (API paths) and how the palette names one of them."""
-LISTED_KINDS = ("auth", "tokens", "variables", "schedules")
+LISTED_KINDS = ("auth", "tokens", "variables", "schedules", "maintenance")
 """Kinds whose names the palette reads when it opens (calls and workflows: the dashboard's)."""
 
 

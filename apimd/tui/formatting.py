@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rich.text import Text
 
@@ -54,6 +54,18 @@ def token_state_text(state: TokenState | None, *, long: bool = False) -> Text:
         return Text(NOTHING, style="dim")
     word = state.value if long else TOKEN_STATE_WORD[state]
     return Text(word, style=TOKEN_STATE_STYLE[state])
+
+
+CERT_WARN_DAYS = 14
+
+
+def name_with_certificate(name: str, expires_at: datetime | None, now: datetime) -> str | Text:
+    """A target's name, flagged when its server certificate expires within 14 days (SPEC §11)."""
+    if expires_at is None or expires_at - now > timedelta(days=CERT_WARN_DAYS):
+        return name
+    left = (expires_at - now).total_seconds()
+    flag = "cert expired" if left <= 0 else f"cert {short_duration(left)}"
+    return Text.assemble(name, " ", (f"⚠ {flag}", "bold yellow"))
 
 
 def short_duration(seconds: float) -> str:

@@ -60,6 +60,8 @@ class Monitor:
     """Non-SKIPPED results in the summary's window, plus live runs since."""
     failed: int = 0
     """FAIL results among `counted`."""
+    cert_expires_at: datetime | None = None
+    """When the server certificate seen by the latest https run expires."""
     next_run: datetime | None = None
     """When a schedule runs it next: the daemon's word, moved on by the fires seen since."""
     fired_at: datetime | None = None
@@ -96,6 +98,7 @@ class Monitor:
             self.counted,
             self.failed,
             self.next_run,
+            self.cert_expires_at,
         )
 
 
@@ -185,6 +188,7 @@ class Board:
         monitor.counted = sum(n for o, n in target.counts.items() if o is not Outcome.SKIPPED)
         monitor.failed = target.counts.get(Outcome.FAIL, 0)
         monitor.next_run = target.next_run
+        monitor.cert_expires_at = target.cert_expires_at
 
     # --- events -----------------------------------------------------------------------------
 

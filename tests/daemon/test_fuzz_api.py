@@ -445,6 +445,9 @@ OPERATIONS = [route for route in routes() if not route.stream]
 
 def _check(route: Route | None, status: int, content_type: str, raw: bytes) -> None:
     assert status < 500, raw[:2000]
+    if route is not None and route.text is not None and status == 200:
+        assert content_type == route.text, content_type  # `/metrics`: Prometheus text
+        return
     assert content_type.startswith("application/json"), (status, content_type, raw[:200])
     document = json.loads(raw)
     if status >= 400:

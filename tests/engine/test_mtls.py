@@ -233,7 +233,8 @@ def test_cert_days_checks_the_client_path() -> None:
             {
                 "name": "c",
                 "url": "https://x.example",
-                "conditions": [{"source": "cert_days", "op": "gt", "value": 5}],
+                # no path: the server certificate (SPEC §11); `client`: the client's
+                "conditions": [{"source": "cert_days", "path": "proxy", "op": "gt", "value": 5}],
             }
         ]
     }

@@ -17,7 +17,7 @@ from apimd.engine.ports import StateStore
 from apimd.model.outcome import ResultCode
 from apimd.model.resources import TokenState
 from apimd.model.result import ConditionResult, RequestRecord, ResponseRecord
-from apimd.model.runtime import TokenRuntime
+from apimd.model.runtime import SentAlert, TokenRuntime
 from apimd.model.signin import PendingSignIn
 from apimd.store import open_store
 from tests.postgres import temporary_database
@@ -144,6 +144,20 @@ async def test_counters_start_at_zero_and_keep_their_count(backend: Backend) -> 
     assert await store.load_counter(key) == 3
     await store.save_counter(key, 0)
     assert await store.load_counter(key) == 0
+
+
+async def test_a_sent_alert_keeps_its_time_and_notice_until_cleared(backend: Backend) -> None:
+    key = "call:x#0:https://hooks.example/secret-path"
+    assert await backend.store.load_alert(key) is None
+    sent = SentAlert(sent_at=datetime(2026, 12, 6, 4, 0, 1, 250000, tzinfo=UTC), notice={"a": 1})
+    await backend.store.save_counter(key, 2)
+    await backend.store.save_alert(key, sent)
+    store = await backend.reopen()
+    assert await store.load_alert(key) == sent
+    assert await store.load_counter(key) == 2
+    await store.save_alert(key, None)
+    assert await store.load_alert(key) is None
+    assert await store.load_counter(key) == 2
 
 
 async def test_an_added_result_reads_back_whole(backend: Backend) -> None:

@@ -74,3 +74,29 @@ async def test_a_file_that_is_not_a_database_is_a_clear_error(
     (db_dir / "apimd.db").write_bytes(b"not sqlite" * 1000)
     with pytest.raises(StoreError, match="is not an apimd database, or is damaged"):
         await open_test_store()
+
+
+async def test_a_database_from_before_the_alerts_migration_keeps_its_data(
+    open_test_store: OpenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apimd.model.loader import load_project_text
+    from apimd.model.maintenance import MaintenanceWindow
+    from tests.store.conftest import make_result
+
+    with monkeypatch.context() as patch:
+        patch.setattr("apimd.store.db.MIGRATIONS", MIGRATIONS[:2])
+        patch.setattr("apimd.store.db.LATEST_VERSION", 2)
+        old = await open_test_store()
+        await old.apply(load_project_text("calls: [{name: c, url: 'https://x'}]"))
+        await old.save_counter("k", 2)
+        await old.close()
+    store = await open_test_store()
+    assert [c.name for c in (await store.load_project()).calls] == ["c"]
+    await store.add_result(make_result("r-1", name="c"))
+    assert await store.load_counter("k") == 2
+    window = MaintenanceWindow(name="w", cron="0 2 * * 0", duration="1h", targets=["c"])
+    await store.project.put("maintenance", window)
+    await store.add_result(make_result("r-2", name="c", maintenance=True))
+    assert [w.name for w in (await store.load_project()).maintenance] == ["w"]
+    stats = await store.stats("c", make_result("x").started_at)
+    assert (stats.total, stats.maintenance) == (1, 1)

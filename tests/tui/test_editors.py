@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -490,3 +491,91 @@ async def test_multipart_parts_and_workflow_cookies_round_trip(
     assert call.proxy == "none"
     workflow = await client.get("workflows", "order-flow")
     assert isinstance(workflow, Workflow) and workflow.cookies is False
+
+
+async def test_a_maintenance_window_created_then_made_one_off(
+    daemon: Daemon, client: Client
+) -> None:
+    from apimd.model.maintenance import MaintenanceWindow
+    from apimd.tui.editors import MaintenanceEditor
+    from apimd.tui.editors.fields import Choice
+    from apimd.tui.editors.schedule import TargetList
+
+    async with make_app(daemon).run_test(size=(100, 40)) as pilot:
+        app = pilot.app
+        editor = await open_loaded(pilot, "maintenance", None)
+        assert isinstance(editor, MaintenanceEditor)
+        assert not field_of(editor, "#start").display  # recurring first: start/end hidden
+        await type_into(pilot, editor, "#resource-name", "sunday-deploys")
+        await type_into(pilot, editor, "#cron", "0 2 * * 0")
+        await type_into(pilot, editor, "#duration", "2h")
+        await type_into(pilot, editor, "#timezone", "Europe/Paris")
+        editor.query_one("#targets", TargetList).select("list-orders")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, EditorScreen), what="close")
+        window = await client.get("maintenance", "sunday-deploys")
+        assert isinstance(window, MaintenanceWindow)
+        assert (window.cron, window.duration, window.timezone, window.targets) == (
+            "0 2 * * 0",
+            "2h",
+            "Europe/Paris",
+            ["list-orders"],
+        )
+
+        editor = await open_loaded(pilot, "maintenance", "sunday-deploys")
+        editor.query_one("#when", Choice).choose("once")
+        await pilot.pause()
+        assert field_of(editor, "#start").display and not field_of(editor, "#cron").display
+        await type_into(pilot, editor, "#start", "2026-12-24T22:00:00Z")
+        await type_into(pilot, editor, "#end", "2026-12-24T21:00:00Z")
+        await pilot.press("ctrl+s")  # the daemon refuses: said in the editor, which stays
+        await wait_for(pilot, lambda: "`end` must be after `start`" in error_at(editor, "#end"))
+        await type_into(pilot, editor, "#end", "2026-12-25T02:00:00Z")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, EditorScreen), what="close")
+    window = await client.get("maintenance", "sunday-deploys")
+    assert isinstance(window, MaintenanceWindow)
+    assert (window.cron, window.start, window.targets) == (
+        None,
+        datetime(2026, 12, 24, 22, tzinfo=UTC),
+        ["list-orders"],
+    )
+    await client.delete("maintenance", "sunday-deploys")
+
+
+async def test_an_apprise_notifier_with_repeat_every_round_trips(
+    daemon: Daemon, client: Client
+) -> None:
+    from apimd.tui.editors.dialogs import WebhookDialog
+    from apimd.tui.editors.fields import Choice
+    from apimd.tui.editors.items import WebhookTable
+
+    async with make_app(daemon).run_test(size=(100, 40)) as pilot:
+        app = pilot.app
+        editor = await open_loaded(pilot, "calls", "quiet-call")
+        editor.query_one(TabbedContent).active = "webhooks-tab"
+        await pilot.pause()
+        table = editor.query_one("#webhooks", WebhookTable)
+        table.table.focus()
+        await pilot.press("a")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, WebhookDialog) and app.screen)
+        dialog.query_one("#hook-type", Choice).choose("apprise")
+        await pilot.pause()
+        assert field_of(dialog, "#hook-repeat").display
+        dialog.query_one("#hook-url", SecretInput).focus()
+        dialog.query_one("#hook-url", SecretInput).post_message(
+            events.Paste("ntfy://ntfy.example/alerts-secret-topic")
+        )
+        await type_into(pilot, dialog, "#hook-repeat", "30m")
+        await pilot.press("ctrl+s")
+        assert app.screen is editor
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, EditorScreen), what="close")
+    call = await client.get("calls", "quiet-call")
+    assert isinstance(call, Call)
+    hook = call.webhooks[0]
+    assert (hook.type, hook.repeat_every, hook.url) == ("apprise", "30m", SECRET_MASK)
+    revealed = await client.get("calls", "quiet-call", reveal=True)
+    assert isinstance(revealed, Call)
+    assert revealed.webhooks[0].url == "ntfy://ntfy.example/alerts-secret-topic"
+    await client.put("calls", "quiet-call", revealed.model_copy(update={"webhooks": []}))

@@ -1,4 +1,4 @@
-"""Resource editors (SPEC §8): calls, workflows, auth settings, tokens, variables, schedules.
+"""Resource editors (SPEC §8, §11): calls, workflows, auth, tokens, variables, schedules, maintenance.
 `open_editor` pushes the right one; each saves through the client and is dismissed with the saved
 model (or None)."""
 
@@ -16,6 +16,7 @@ from apimd.tui.editors.call import CallEditor
 from apimd.tui.editors.dialogs import ConfirmDiscard, ItemDialog, PickDialog
 from apimd.tui.editors.fields import KeyValueList
 from apimd.tui.editors.items import ItemTable
+from apimd.tui.editors.maintenance import MaintenanceEditor
 from apimd.tui.editors.ports import ResourceClient
 from apimd.tui.editors.schedule import ScheduleEditor
 from apimd.tui.editors.token import TokenEditor
@@ -29,6 +30,7 @@ EDITORS: dict[str, type[EditorScreen]] = {
     "tokens": TokenEditor,
     "variables": VariableEditor,
     "schedules": ScheduleEditor,
+    "maintenance": MaintenanceEditor,
 }
 _SINGULAR = {
     "call": "calls",
@@ -76,6 +78,7 @@ __all__ = [
     "AuthEditor",
     "CallEditor",
     "EditorScreen",
+    "MaintenanceEditor",
     "ResourceClient",
     "ScheduleEditor",
     "TokenEditor",

@@ -220,7 +220,7 @@ class AuthEditor(EditorScreen):
                 WebhookTable(for_auth=True, id="a-webhooks"),
                 path="webhooks",
                 stacked=True,
-                note="notify (http, slack) when a token needs sign-in or fails",
+                note="notify (http, slack, apprise) when a token needs sign-in or fails",
                 id="field-webhooks",
             )
             yield text("description", "Description")

@@ -19,6 +19,7 @@ from textual.widgets import Checkbox, Footer, Input, OptionList, Select, Selecti
 from apimd.model.errors import Issue
 from apimd.model.outcome import Outcome
 from apimd.model.resources import (
+    NOTIFY_WEBHOOK_TYPES,
     TOKEN_ALERTS,
     VALUELESS_OPS,
     Condition,
@@ -218,13 +219,14 @@ WEBHOOK_FIELDS: dict[str, tuple[str, ...]] = {
     "run_workflow": ("workflow",),
     "http": ("url", "method", "headers"),
     "slack": ("url",),
+    "apprise": ("url",),
 }
 REFERENCE_FIELDS = ("token", "names", "call", "workflow", "url", "method", "headers")
 RUN_ALERTS = tuple(o.value for o in Outcome)
 
 
 class WebhookDialog(ItemDialog):
-    """One webhook: type, what it refers to, alerts, fails_in_a_row, resolved."""
+    """One webhook: type, what it refers to, alerts, fails_in_a_row, resolved, repeat_every."""
 
     MODEL = Webhook
     TITLE_NEW = "New webhook"
@@ -239,7 +241,7 @@ class WebhookDialog(ItemDialog):
 
     def compose_fields(self) -> ComposeResult:
         item = self.item
-        types = ("slack", "http") if self.for_auth else get_args(WebhookType)
+        types = ("slack", "http", "apprise") if self.for_auth else get_args(WebhookType)
         kind = Choice(types, id="hook-type")
         kind.choose(item.get("type", "slack"))
         url = SecretInput(id="hook-url")
@@ -284,6 +286,12 @@ class WebhookDialog(ItemDialog):
             ),
             path="resolved",
         )
+        yield FormField(
+            "Repeat every",
+            Input(item.get("repeat_every") or "", compact=True, id="hook-repeat"),
+            path="repeat_every",
+            note="e.g. 1h: send again while the alert lasts; empty: once",
+        )
 
     def on_mount(self) -> None:
         self._show_type_fields(self.query_one("#hook-type", Choice).chosen or "slack")
@@ -297,8 +305,9 @@ class WebhookDialog(ItemDialog):
         shown = WEBHOOK_FIELDS.get(kind, ())
         for ref in ("url", "token", "call", "workflow", "names"):
             field_of(self, f"#hook-{ref}").display = ref in shown
-        notify_only = kind in ("http", "slack")
+        notify_only = kind in NOTIFY_WEBHOOK_TYPES
         field_of(self, "#hook-resolved").display = notify_only
+        field_of(self, "#hook-repeat").display = notify_only
         # The model knows each type's default; an auth's webhooks fire on token states.
         default = (
             TOKEN_ALERTS
@@ -327,6 +336,10 @@ class WebhookDialog(ItemDialog):
             fails_in_a_row=number_or_text(self.query_one("#hook-fails", Input).value) or 1,
             resolved=self.query_one("#hook-resolved", Checkbox).value,
         )
+        repeat = self.query_one("#hook-repeat", Input).value.strip()
+        item.pop("repeat_every", None)
+        if repeat and kind in NOTIFY_WEBHOOK_TYPES:
+            item["repeat_every"] = repeat
         return item
 
 

@@ -31,6 +31,16 @@ def time_zones() -> list[str]:
     return sorted(zoneinfo.available_timezones())
 
 
+async def target_names(client: ResourceClient) -> list[tuple[str, str]]:
+    """(name, "call" | "workflow") of every run target, for a `TargetList`."""
+    calls = await client.list("calls")
+    workflows = await client.list("workflows")
+    return [
+        *((str(getattr(m, "name", "")), "call") for m in calls),
+        *((str(getattr(m, "name", "")), "workflow") for m in workflows),
+    ]
+
+
 class TargetList(SelectionList[str]):
     """Calls and workflows a schedule runs, ticked; keeps the order they were added in."""
 
@@ -114,13 +124,7 @@ class ScheduleEditor(EditorScreen):
             yield FormField("Tags", Input(compact=True, id="tags"), path="tags")
 
     async def load_choices(self) -> None:
-        self.target_names = [
-            *((str(getattr(m, "name", "")), "call") for m in await self.client.list("calls")),
-            *(
-                (str(getattr(m, "name", "")), "workflow")
-                for m in await self.client.list("workflows")
-            ),
-        ]
+        self.target_names = await target_names(self.client)
 
     async def fill(self, model: BaseModel | None) -> None:
         schedule = model if isinstance(model, Schedule) else None

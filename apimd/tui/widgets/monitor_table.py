@@ -13,7 +13,13 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets.data_table import RowKey
 
-from apimd.tui.formatting import age, outcome_text, token_state_text, uptime_text
+from apimd.tui.formatting import (
+    age,
+    name_with_certificate,
+    outcome_text,
+    token_state_text,
+    uptime_text,
+)
 from apimd.tui.monitors import Board
 from apimd.tui.ports import Clock
 from apimd.tui.sparkline import sparkline
@@ -183,7 +189,7 @@ class MonitorTable(SortedTable):
         monitor = board.monitors[name]
         return {
             "outcome": outcome_text(monitor.outcome),
-            "name": name,
+            "name": name_with_certificate(name, monitor.cert_expires_at, now),
             # A call that runs only as a workflow's step (no schedule of its own) says so; one with
             # its own schedule stays a call whichever way it ran last.
             "kind": "step"

@@ -1,0 +1,97 @@
+"""Maintenance windows (SPEC §11): a `cron` + `duration`, or a `start` + `end`, during which runs go
+on and are recorded with `maintenance: true` while notifiers stay silent."""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cronsim import CronSim, CronSimError
+from pydantic import Field, field_validator, model_validator
+
+from apimd.model.common import Name, parse_duration
+from apimd.model.resources import Resource, cron_expression, time_zone
+
+MAX_WINDOW_S = 366 * 86400.0
+
+
+class MaintenanceWindow(Resource):
+    """When notifiers stay silent for `targets` (all targets when empty)."""
+
+    cron: str | None = None
+    duration: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    timezone: str = "UTC"
+    targets: list[Name] = Field(default_factory=list)
+
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        seconds = parse_duration(value)
+        if not 1 <= seconds <= MAX_WINDOW_S:
+            raise ValueError("`duration` must be between 1s and 366d")
+        return value if isinstance(value, str) else f"{value:g}s"
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return None if value is None else cron_expression(value)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=UTC)  # SPEC §11: start and end are UTC
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return time_zone(value)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> MaintenanceWindow:
+        recurring = self.cron is not None or self.duration is not None
+        one_off = self.start is not None or self.end is not None
+        if recurring == one_off:
+            raise ValueError("give either `cron` and `duration`, or `start` and `end`")
+        if recurring and (self.cron is None or self.duration is None):
+            raise ValueError("a recurring window needs both `cron` and `duration`")
+        if one_off:
+            if self.start is None or self.end is None:
+                raise ValueError("a one-off window needs both `start` and `end`")
+            if self.end <= self.start:
+                raise ValueError("`end` must be after `start`")
+        return self
+
+    def covers(self, target: str) -> bool:
+        return not self.targets or target in self.targets
+
+    def active_at(self, moment: datetime) -> bool:
+        """Whether `moment` lies inside the window: for a cron window, when the latest cron match
+        at or before it plus `duration` lies after it."""
+        if self.start is not None and self.end is not None:
+            return self.start <= moment < self.end
+        if self.cron is None or self.duration is None:
+            return False
+        length = timedelta(seconds=parse_duration(self.duration))
+        zone = zoneinfo.ZoneInfo(self.timezone)
+        local = moment.astimezone(zone)
+        # Cron matches fall on whole minutes and CronSim's start is exclusive: searching back
+        # from the next whole minute finds the latest match at or before `moment`.
+        after = local.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        try:
+            match = next(iter(CronSim(self.cron, after, reverse=True)), None)
+        except CronSimError:  # e.g. `0 0 30 2 *`: no match to be found
+            return False
+        return match is not None and match <= local < match + length
+
+
+def in_maintenance(windows: Iterable[MaintenanceWindow], target: str, moment: datetime) -> bool:
+    """Whether any window covering `target` is on at `moment`."""
+    return any(w.covers(target) and w.active_at(moment) for w in windows)

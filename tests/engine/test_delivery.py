@@ -1,0 +1,87 @@
+"""Notification delivery (SPEC §11): a failed delivery is logged and retried 3 times with backoff,
+in the background, and an Apprise URL it cannot parse is a logged failure, not a crash."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from apimd.demo.server import RunningServer
+from apimd.engine.delivery import Delivery
+from apimd.engine.http import HttpExecutor
+from apimd.engine.notices import Notice
+from apimd.model.resources import Webhook
+
+NOTICE = Notice(subject="call c", label="FAIL", summary={"name": "c"}, text="c failed", body="b")
+
+
+@pytest.fixture
+async def flaky() -> AsyncIterator[tuple[str, list[int]]]:
+    """A receiver that answers 503 three times, then 200; records each attempt's status."""
+    statuses: list[int] = []
+
+    async def hook(_request: web.Request) -> web.Response:
+        status = 503 if len(statuses) < 3 else 200
+        statuses.append(status)
+        return web.json_response({}, status=status)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    server = await RunningServer(app).start()
+    try:
+        yield f"{server.url}/hook", statuses
+    finally:
+        await server.stop()
+
+
+async def test_a_failed_delivery_is_retried_three_times_and_logged(
+    flaky: tuple[str, list[int]], caplog: pytest.LogCaptureFixture
+) -> None:
+    url, statuses = flaky
+    http = HttpExecutor()
+    delivery = Delivery(http, lambda text, _where: text, retry_delays=(0.05, 0.1, 0.2))
+    try:
+        with caplog.at_level(logging.INFO, logger="apimd.engine.delivery"):
+            delivery.send(Webhook(type="http", url=url), NOTICE, "alert", 1)
+            assert statuses == []  # queued, not sent inline
+            await delivery.close()
+    finally:
+        await http.close()
+    assert statuses == [503, 503, 503, 200]
+    retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    assert len(retries) == 3 and "HTTP 503" in retries[0]
+    assert url not in caplog.text  # the URL is a secret
+
+
+async def test_an_apprise_url_it_cannot_parse_is_logged_once_without_the_url(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    http = HttpExecutor()
+    delivery = Delivery(http, lambda text, _where: text, retry_delays=(0.01, 0.01, 0.01))
+    try:
+        with caplog.at_level(logging.WARNING, logger="apimd.engine.delivery"):
+            url = "nosuchscheme://user:pw-in-url@x"
+            delivery.send(Webhook(type="apprise", url=url), NOTICE, "alert", 1)
+            await delivery.close()
+    finally:
+        await http.close()
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(errors) == 1
+    assert "Apprise does not understand this URL" in errors[0].getMessage()
+    assert "pw-in-url" not in caplog.text
+
+
+async def test_giving_up_after_four_attempts(caplog: pytest.LogCaptureFixture) -> None:
+    http = HttpExecutor()
+    delivery = Delivery(http, lambda text, _where: text, retry_delays=(0.01, 0.01, 0.01))
+    try:
+        with caplog.at_level(logging.WARNING, logger="apimd.engine.delivery"):
+            delivery.send(Webhook(type="http", url="http://127.0.0.1:9/x"), NOTICE, "alert", 1)
+            await delivery.close()
+    finally:
+        await http.close()
+    assert len([r for r in caplog.records if "retry" in r.getMessage()]) == 3
+    assert "failed 4 times, giving up" in caplog.records[-1].getMessage()
