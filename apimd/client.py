@@ -17,6 +17,7 @@ import aiohttp
 from pydantic import BaseModel
 
 from apimd.model.api import (
+    AgentList,
     ApplySummary,
     CompleteSigninRequest,
     ErrorBody,
@@ -179,6 +180,10 @@ class Client:
 
     async def status(self) -> StatusInfo:
         return StatusInfo.model_validate(await self._request("GET", "/v1/status", timeout=10))
+
+    async def agents(self) -> AgentList:
+        """The live agents sharing this daemon's store (SPEC §13)."""
+        return AgentList.model_validate(await self._request("GET", "/v1/agents", timeout=10))
 
     # --- resources ------------------------------------------------------------------------
 

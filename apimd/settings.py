@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import socket
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -26,6 +28,8 @@ KEYS = (
     "APIMD_DATABASE_URL",
     "APIMD_METRICS_ADDR",
     "APIMD_LOG_LEVEL",
+    "APIMD_LOCATION",
+    "APIMD_AGENT",
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -52,6 +56,10 @@ class Settings:
     """`APIMD_DATABASE_URL`: a `postgresql://` URL puts the store on PostgreSQL (SPEC §13)."""
     metrics_addr: tuple[str, int] | None = None
     log_level: str = "INFO"
+    location: str = ""
+    """`APIMD_LOCATION` (default: the host name): where this agent checks from (SPEC §13)."""
+    agent: str = ""
+    """`APIMD_AGENT` (default: host name + pid): this agent's name in the cluster."""
 
     @property
     def store_location(self) -> str | Path:
@@ -101,7 +109,14 @@ class Settings:
             )
         metrics_value, metrics_source = get("APIMD_METRICS_ADDR")
         level_value, level_source = get("APIMD_LOG_LEVEL")
+        location, location_source = get("APIMD_LOCATION")
+        host = socket.gethostname() or "localhost"
+        location = _name(location, location_source) or host
+        agent_value, agent_source = get("APIMD_AGENT")
+        agent = _name(agent_value, agent_source) or f"{host}-{os.getpid()}"
         return cls(
+            location=location,
+            agent=agent,
             home=home,
             db_path=data_dir / "apimd.db",
             key_file=config_dir / "secret.key",
@@ -121,6 +136,18 @@ class Settings:
         return (
             f"http://127.0.0.1:{port if port is not None else self.callback_port}/tokens/callback"
         )
+
+
+def _name(value: str | None, source: str) -> str | None:
+    """An agent or location name: letters, digits, `.`, `_`, `-` (at most 100)."""
+    if value is None:
+        return None
+    if not _NAME.fullmatch(value):
+        raise SettingsError(f"{source} must be 1-100 letters, digits, '.', '_' or '-'")
+    return value
+
+
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 
 
 def short_socket_path(path: Path, tmp: str | None = None) -> Path:

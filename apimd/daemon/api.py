@@ -18,6 +18,7 @@ from apimd.daemon.routes import Route
 from apimd.daemon.scheduler import schedule_problem
 from apimd.daemon.signin_api import signin_routes
 from apimd.model.api import (
+    AgentList,
     ApplySummary,
     Deleted,
     Health,
@@ -63,7 +64,14 @@ async def health(_request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    return _json(request.app[SERVICE].status())
+    service = request.app[SERVICE]
+    info = service.status()
+    info.agents = await service.agents.live()
+    return _json(info)
+
+
+async def agents(request: web.Request) -> web.Response:
+    return _json(AgentList(agents=await request.app[SERVICE].agents.live()))
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -306,6 +314,7 @@ def routes() -> list[Route]:
         Route("GET", "/v1/health", health, "Liveness", response=Health),
         Route("GET", "/v1/status", status, "Daemon status", response=StatusInfo),
         Route("GET", "/metrics", metrics, "Prometheus metrics", text=METRICS_CONTENT_TYPE),
+        Route("GET", "/v1/agents", agents, "Live agents (SPEC §13)", response=AgentList),
     ]
     for kind in KINDS:
         model = KIND_MODELS[kind]

@@ -29,7 +29,8 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.store_location,
         secret_key=settings.secret_key,
         key_file=settings.key_file,
-        owner=True,
+        # Agents share a PostgreSQL store (SPEC §13); a SQLite file has one daemon.
+        owner=settings.database_url is None,
         owner_description=f"the apimd daemon for {settings.state_dir}",
     )
     hub = EventHub(queue_size=EVENT_QUEUE_SIZE, observer=ActivityLog())

@@ -27,6 +27,10 @@ FiredCallback = Callable[[str, list[str], datetime], None]
 """`(schedule_name, targets_started, scheduled_at)`: a schedule fired (the daemon publishes
 `schedule.fired`); `scheduled_at` is the instant (UTC) the firing was due, jitter included."""
 
+Dispatch = Callable[[Schedule, list[str], datetime], Awaitable[None]]
+"""`(schedule, targets, due instant)`: hand a firing to the cluster's agents (SPEC §13) instead of
+running it here; the agents keep overlapping runs apart."""
+
 SchedulerState = Literal["running", "stopped"]
 
 logger = logging.getLogger(__name__)
@@ -48,11 +52,18 @@ class ScheduleRunner:
     """Keeps one APScheduler job per enabled schedule and runs each target when its schedule fires,
     never letting two scheduled runs of the same target overlap."""
 
-    def __init__(self, run_target: RunTarget, *, on_fired: FiredCallback | None = None) -> None:
+    def __init__(
+        self,
+        run_target: RunTarget,
+        *,
+        on_fired: FiredCallback | None = None,
+        dispatch: Dispatch | None = None,
+    ) -> None:
         # APScheduler logs every job added and every run at INFO; the daemon log is for people.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self._run_target = run_target
         self._on_fired = on_fired
+        self.dispatch = dispatch
         self._scheduler: Any = AsyncIOScheduler(timezone=UTC)
         # APScheduler 3 does not tell a job function which run it is; the submission event does,
         # and is dispatched before the job's task first runs. Job id -> due instant.
@@ -175,6 +186,9 @@ class ScheduleRunner:
         scheduled_at = self._scheduled_at.pop(_job_id(schedule_name), None) or datetime.now(UTC)
         if self._state != "running":
             return
+        if self.dispatch is not None and schedule_name in self._schedules:
+            await self._dispatch(self._schedules[schedule_name], list(targets), scheduled_at)
+            return
         started: list[str] = []
         for target in targets:
             if target in self._running:
@@ -199,6 +213,16 @@ class ScheduleRunner:
             )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _dispatch(self, schedule: Schedule, targets: list[str], due: datetime) -> None:
+        assert self.dispatch is not None
+        try:
+            await self.dispatch(schedule, targets, due)
+        except Exception:
+            logger.exception("schedule %s: handing the firing to the agents failed", schedule.name)
+            return
+        if self._on_fired is not None:
+            self._on_fired(schedule.name, targets, due)
 
     async def _run(self, target: str, schedule_name: str) -> None:
         try:

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from apimd import __version__
+from apimd.daemon.agents import Agents
 from apimd.daemon.events import EventHub
 from apimd.daemon.metrics import Metrics, TokenReading
 from apimd.daemon.scheduler import ScheduleRunner
@@ -76,6 +77,7 @@ class MonitorService:
         """Every event goes to SSE clients and to the metrics."""
         self.hub.publish(event)
         self.metrics.observe_event(event)
+        self.agents = Agents(self)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -101,8 +103,10 @@ class MonitorService:
         self._maintenance = asyncio.create_task(self._maintain())
         await self.engine.notifier.restore(self.engine.notifier_owners())
         self._reminders = asyncio.create_task(self._remind())
-        await self.scheduler.start()
+        if not self.agents.clustered:  # in a cluster, only the leader fires schedules
+            await self.scheduler.start()
         self.scheduler.sync(project.schedules)
+        await self.agents.start()
 
     async def stop(self) -> None:
         """SIGTERM: take no new runs, give in-flight runs 10 s, record the rest CANCELLED."""
@@ -113,6 +117,7 @@ class MonitorService:
         for periodic in (self._maintenance, self._reminders):
             if periodic is not None:
                 periodic.cancel()
+        await self.agents.stop()
         await self.scheduler.shutdown()
         pending = [task for task, *_ in self._runs.values()]
         if pending:
@@ -176,8 +181,9 @@ class MonitorService:
         assert self.engine is not None, "service not started"
         return self.engine.project
 
-    async def reload(self, changed: list[str] | None = None) -> None:
-        """Re-read the definitions after a change; the store is the source of truth."""
+    async def reload(self, changed: list[str] | None = None, *, announce: bool = True) -> None:
+        """Re-read the definitions after a change; the store is the source of truth. With
+        `announce`, a change made here reloads the other agents too (SPEC §13)."""
         async with self._reload_lock:
             project = await self.store.project.load_project()
             assert self.engine is not None
@@ -186,6 +192,8 @@ class MonitorService:
             await self.engine.notifier.restore(self.engine.notifier_owners())
         if changed:
             self.hub.publish(Event("resource.changed", {"resources": changed}))
+            if announce:
+                await self.agents.announce_change()
 
     # --- status ---------------------------------------------------------------------------
 
@@ -217,7 +225,14 @@ class MonitorService:
             db_path=self.settings.store_description,
             socket_path=str(self.settings.socket_path),
             log_path=str(self.settings.log_path),
+            location=self.agents.location,
+            agent=self.agents.name,
+            leader=self.agents.leader,
         )
+
+    def running_targets(self) -> list[str]:
+        """The calls and workflows running on this agent now."""
+        return sorted({name for _t, _k, name, *_ in self._runs.values()})
 
     # --- resources ------------------------------------------------------------------------
 
@@ -361,6 +376,21 @@ class MonitorService:
         except NotFound:
             log.warning("schedule %s names %s, which no longer exists", schedule, name)
             return
+        await asyncio.shield(task)
+
+    async def run_fenced(self, name: str, job_id: int, agent: str) -> None:
+        """Run a firing's target for job `job_id`; its result is written only while the firing
+        still belongs to that job (SPEC §13)."""
+        if self._closing:
+            return
+        try:
+            run_id, task = self.start_run(name, trigger="schedule")
+        except NotFound:
+            log.warning("a firing names %s, which no longer exists", name)
+            return
+        fences = self.store.fences
+        fences[run_id] = (job_id, agent)
+        task.add_done_callback(lambda _t: fences.pop(run_id, None))
         await asyncio.shield(task)
 
     def _fired(self, schedule: str, targets: list[str], scheduled_at: datetime) -> None:

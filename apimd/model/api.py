@@ -40,6 +40,24 @@ class Health(BaseModel):
     version: str
 
 
+class AgentInfo(BaseModel):
+    """One live agent of `GET /v1/agents` (SPEC §13)."""
+
+    agent: str
+    location: str
+    pid: int
+    started_at: datetime
+    last_heartbeat: datetime
+    leader: bool
+    running: list[str] = Field(default_factory=list)
+
+
+class AgentList(BaseModel):
+    """`GET /v1/agents`: the live agents, by location then name."""
+
+    agents: list[AgentInfo]
+
+
 class StatusInfo(BaseModel):
     """`GET /v1/status`."""
 
@@ -57,6 +75,10 @@ class StatusInfo(BaseModel):
     db_path: str
     socket_path: str
     log_path: str | None = None
+    location: str | None = None
+    agent: str | None = None
+    leader: bool = True
+    agents: list[AgentInfo] = Field(default_factory=list)
 
 
 class RunRequest(StrictModel):

@@ -465,6 +465,8 @@ class Workflow(Resource):
 
 
 MAX_EVERY_S = 366 * 86400.0
+LocationName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")]
+"""An agent's `APIMD_LOCATION` as a schedule names it (SPEC §13)."""
 
 
 def cron_expression(value: str) -> str:
@@ -499,6 +501,9 @@ class Schedule(Resource):
     targets: list[Name] = Field(min_length=1)
     enabled: bool = True
     jitter: float = Field(default=0, ge=0, le=3600)
+    locations: list[LocationName] | Literal["all"] | None = None
+    """Where it runs (SPEC §13): omitted, once per due instant somewhere; a list, once in each of
+    those locations; `all`, in every location with a live agent."""
 
     @field_validator("every", mode="before")
     @classmethod

@@ -99,6 +99,10 @@ class Result(BaseModel):
     """Set on a step's result listed by the step's name: the workflow it ran in."""
     tls: TlsInfo | None = None
     maintenance: bool = False  # run inside a maintenance window: no alerts, not in uptime
+    location: str | None = None
+    """The location (`APIMD_LOCATION`) of the agent that ran it (SPEC §13)."""
+    agent: str | None = None
+    """The agent (`APIMD_AGENT`) that ran it."""
     steps: list[Result] = Field(default_factory=list)
 
     @property

@@ -148,10 +148,39 @@ _ALERTS = (
     "ALTER TABLE rollups ADD COLUMN n_maintenance INTEGER NOT NULL DEFAULT 0",
 )
 
+# SPEC §13: the agents sharing a store, and the firings the leader hands them. A single SQLite
+# daemon keeps them too (it is every location's agent).
+_AGENTS = (
+    """CREATE TABLE agents (
+        agent TEXT PRIMARY KEY,
+        location TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL,
+        leader INTEGER NOT NULL DEFAULT 0 CHECK (leader IN (0, 1)),
+        running TEXT NOT NULL DEFAULT '[]'
+    )""",
+    """CREATE TABLE firings (
+        schedule TEXT NOT NULL,
+        target TEXT NOT NULL,
+        location TEXT NOT NULL,
+        due_at INTEGER NOT NULL,
+        job_id INTEGER,
+        state TEXT NOT NULL,
+        agent TEXT,
+        result_id TEXT,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (schedule, target, location, due_at)
+    )""",
+    "CREATE INDEX firings_by_job ON firings (job_id)",
+    "CREATE INDEX firings_by_time ON firings (created_at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "results: zstd with trained dictionaries, bodies stored once", _RESULT_CODEC),
     Migration(3, "alerts: last sending time of notifiers, maintenance", _ALERTS),
+    Migration(4, "agents and firings", _AGENTS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

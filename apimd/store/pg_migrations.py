@@ -133,10 +133,37 @@ _ALERTS = (
     "ALTER TABLE rollups ADD COLUMN n_maintenance BIGINT NOT NULL DEFAULT 0",
 )
 
+_AGENTS = (
+    """CREATE TABLE agents (
+        agent TEXT PRIMARY KEY,
+        location TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at BIGINT NOT NULL,
+        heartbeat_at BIGINT NOT NULL,
+        leader INTEGER NOT NULL DEFAULT 0 CHECK (leader IN (0, 1)),
+        running TEXT NOT NULL DEFAULT '[]'
+    )""",
+    """CREATE TABLE firings (
+        schedule TEXT NOT NULL,
+        target TEXT NOT NULL,
+        location TEXT NOT NULL,
+        due_at BIGINT NOT NULL,
+        job_id BIGINT,
+        state TEXT NOT NULL,
+        agent TEXT,
+        result_id TEXT,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (schedule, target, location, due_at)
+    )""",
+    "CREATE INDEX firings_by_job ON firings (job_id)",
+    "CREATE INDEX firings_by_time ON firings (created_at)",
+)
+
 PG_MIGRATIONS: tuple[PgMigration, ...] = (
     PgMigration(1, "initial schema", _INITIAL, procrastinate=True),
     PgMigration(2, "results: zstd with trained dictionaries, bodies stored once", _RESULT_CODEC),
     PgMigration(3, "alerts: last sending time of notifiers, maintenance", _ALERTS),
+    PgMigration(4, "agents and firings", _AGENTS),
 )
 
 PG_LATEST_VERSION = PG_MIGRATIONS[-1].version

@@ -145,19 +145,25 @@ class ResultStore:
 
     async def add_many(self, results: Sequence[Result]) -> int:
         """Store many results in one transaction; returns how many were new."""
+        async with self._db.transaction() as conn:
+            count = await self.write(conn, results)
+        await self.codec.train_when_due(self._db)
+        return count
+
+    async def write(self, conn: Connection, results: Sequence[Result]) -> int:
+        """Store `results` (bodies capped, rollups counted) in the caller's transaction; returns
+        how many were new."""
         capped: dict[str, Result] = {}
         for result in results:
             capped.setdefault(result.id, cap_bodies(result))
-        async with self._db.transaction() as conn:
-            for known in await _existing_ids(conn, list(capped)):
-                del capped[known]
-            new = list(capped.values())
-            docs = await self._encode(conn, new)
-            await conn.executemany(
-                _INSERT, [result_row(r, doc) for r, doc in zip(new, docs, strict=True)]
-            )
-            await record_rollups(conn, new)
-        await self.codec.train_when_due(self._db)
+        for known in await _existing_ids(conn, list(capped)):
+            del capped[known]
+        new = list(capped.values())
+        docs = await self._encode(conn, new)
+        await conn.executemany(
+            _INSERT, [result_row(r, doc) for r, doc in zip(new, docs, strict=True)]
+        )
+        await record_rollups(conn, new)
         return len(new)
 
     async def open(self) -> None:

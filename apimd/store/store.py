@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from apimd.store.apply import ApplyReport, ProjectStore
 from apimd.store.counters import CounterStore
 from apimd.store.db import SqliteDatabase
 from apimd.store.errors import SecretKeyError
+from apimd.store.firings import FiringStore
 from apimd.store.lock import OwnerLock
 from apimd.store.resources import ResourceStore
 from apimd.store.results import RecentRuns, ResultPage, ResultStore
@@ -33,6 +35,7 @@ from apimd.store.tokens import TokenRuntimeStore
 from apimd.store.variables import VariableStore
 
 Clock = Callable[[], datetime]
+log = logging.getLogger(__name__)
 
 
 async def open_store(
@@ -122,6 +125,11 @@ class Store:
         self.variables = VariableStore(db, box)
         self.counters = CounterStore(db, box)
         self.results = ResultStore(db)
+        self.firings = FiringStore(db, self.results)
+        self.origin: tuple[str, str] | None = None
+        """(location, agent) stamped on the results this process records (SPEC §13)."""
+        self.fences: dict[str, tuple[int, str]] = {}
+        """Run id → (job id, agent) of scheduled runs whose result is fenced on their firing."""
         self.signins = SignInStore(db, box)
         self.project = ProjectStore(db, ResourceStore(db, box), self.variables, self.tokens, clock)
 
@@ -149,7 +157,17 @@ class Store:
         await self.counters.save_alert(key, alert)
 
     async def add_result(self, result: Result) -> None:
-        await self.results.add(result)
+        if self.origin is not None and result.agent is None:
+            location, agent = self.origin
+            result = result.model_copy(update={"location": location, "agent": agent})
+        fence = self.fences.get(result.id)
+        if fence is None:
+            await self.results.add(result)
+        elif not await self.firings.record_fenced(result, *fence):
+            # Presumed dead and recorded lost meanwhile: another result must not follow.
+            log.warning(
+                "run %s of %s was recorded lost; its result is dropped", result.id, result.name
+            )
 
     async def create_signin(self, signin: PendingSignIn) -> None:
         await self.signins.create(signin)

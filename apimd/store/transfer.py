@@ -65,7 +65,8 @@ ORDER = {
     "webhook_counters": "key",
 }
 # Tables of the schema that hold no user data to copy (the target writes its own).
-NOT_COPIED = ("meta", "schema_version")
+# agents and firings: live cluster state, meaningless in another database.
+NOT_COPIED = ("meta", "schema_version", "agents", "firings")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,327 @@
+"""Agents sharing one PostgreSQL store (SPEC §13): the one module that imports procrastinate.
+
+Every agent heartbeats its row in `agents` and runs a procrastinate worker on its location's
+queue (and the queue of schedules without `locations`). One agent at a time — the holder of a
+session-level advisory lock — is the leader: it alone runs APScheduler, and for each firing inserts
+the `firings` row and defers its job in the same transaction; it also records the runs of stalled
+workers as lost and cleans up finished jobs. On SQLite the daemon is the only agent, leader and
+every location: schedules run in-process as before, and only the heartbeat is kept."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import procrastinate
+import psycopg
+from cronsim import CronSim
+
+from apimd.engine.recording import failed_result
+from apimd.model.api import AgentInfo
+from apimd.model.outcome import ResultCode
+from apimd.model.resources import Schedule
+from apimd.store.firings import Firing
+from apimd.store.postgres import PgConnection
+from apimd.store.timestamps import from_us, to_us
+
+if TYPE_CHECKING:
+    from apimd.daemon.service import MonitorService
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 5.0
+STALLED_S = 15.0
+LEADER_POLL_S = 2.0
+CLEANUP_EVERY_S = 3600.0
+LEADER_LOCK = (0x61706D64, 3)
+ANYWHERE = "*"
+TASK_NAME = "apimd.run_firing"
+RELOAD_CHANNEL = "apimd_reload"
+WORKER_CONCURRENCY = 50
+
+
+def queue_of(location: str) -> str:
+    """The procrastinate queue of a location (`*`: schedules that run anywhere)."""
+    return f"apimd@{location}"
+
+
+class Agents:
+    """This daemon as an agent of its store's cluster."""
+
+    def __init__(self, service: MonitorService) -> None:
+        # procrastinate logs every job at INFO; the daemon log is for people.
+        logging.getLogger("procrastinate").setLevel(logging.WARNING)
+        self.service = service
+        self.settings = service.settings
+        self.store = service.store
+        self.name = self.settings.agent
+        self.location = self.settings.location
+        self.url = self.settings.database_url
+        self.leader = self.url is None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._app: procrastinate.App | None = None
+        self._task: Any = None
+
+    @property
+    def clustered(self) -> bool:
+        return self.url is not None
+
+    async def start(self) -> None:
+        """Join: heartbeat, and on PostgreSQL the worker and the leader election."""
+        self.store.origin = (self.location, self.name)
+        await self._beat()
+        self._spawn(self._heartbeats(), "heartbeat")
+        if self.url is None:
+            return
+        connector = procrastinate.PsycopgConnector(
+            conninfo=self.url,
+            min_size=1,
+            max_size=4,
+            kwargs={"application_name": f"apimd worker {self.name}"[:63]},
+        )
+        self._app = procrastinate.App(connector=connector)
+        self._task = self._app.task(name=TASK_NAME, pass_context=True)(self._run_firing)
+        await self._app.open_async()
+        self.service.scheduler.dispatch = self._dispatch
+        self._spawn(self._follow_changes(), "reloads")
+        self._spawn(self._work(), "worker")
+        self._spawn(self._elect(), "leader election")
+
+    async def stop(self) -> None:
+        """Leave: no new jobs, no leadership; in-flight runs are the service's to finish."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._app is not None:
+            await self._app.close_async()
+        with contextlib.suppress(Exception):
+            await self.store.firings.leave(self.name)
+
+    async def live(self) -> list[AgentInfo]:
+        """`GET /v1/agents`: the agents heard from in the last 15 s."""
+        since = datetime.now(UTC) - timedelta(seconds=STALLED_S)
+        return await self.store.firings.live(since)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=f"agent {name}"))
+
+    # --- heartbeat ----------------------------------------------------------------------------
+
+    async def _beat(self) -> None:
+        await self.store.firings.heartbeat(
+            self.name,
+            self.location,
+            os.getpid(),
+            self.service.started_at,
+            leader=self.leader,
+            running=self.service.running_targets(),
+        )
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            try:
+                await self._beat()
+            except Exception as exc:
+                log.warning("agent heartbeat failed: %s", exc)
+
+    # --- an apply on one agent reloads all ------------------------------------------------------
+
+    async def announce_change(self) -> None:
+        """Tell the other agents the project changed (they reload it from the store)."""
+        if self.url is None:
+            return
+        async with self.store.db.transaction() as conn:
+            await conn.execute("SELECT pg_notify(?, ?)", (RELOAD_CHANNEL, self.name))
+
+    async def _follow_changes(self) -> None:
+        assert self.url is not None
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, application_name=f"apimd listen {self.name}"[:63]
+                )
+                async with conn:
+                    await conn.execute(f"LISTEN {RELOAD_CHANNEL}")
+                    await self.service.reload()  # whatever changed while not listening
+                    async for notice in conn.notifies():
+                        if notice.payload != self.name:
+                            await self.service.reload(announce=False)
+            except Exception as exc:  # the server gone, or a reload refused: try again
+                log.warning("following project changes: %s; reconnecting", exc)
+                await asyncio.sleep(LEADER_POLL_S)
+
+    # --- leader -------------------------------------------------------------------------------
+
+    async def _elect(self) -> None:
+        """Hold the leader lock on a session of its own; lead while it lasts."""
+        assert self.url is not None
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, application_name=f"apimd leader {self.name}"[:63]
+                )
+                async with conn:
+                    while True:  # polled: a lock wait would hide a dead session
+                        if await _try_lock(conn):
+                            await self._lead(conn)
+                        await asyncio.sleep(LEADER_POLL_S)
+            except Exception as exc:  # the server gone: the lock is gone with the session
+                log.warning("leader election: %s; retrying", exc)
+                await asyncio.sleep(LEADER_POLL_S)
+
+    async def _lead(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        log.info("agent %s (%s) is the leader", self.name, self.location)
+        self.leader = True
+        await self._beat()
+        await self.service.scheduler.start()
+        cleaned = 0.0
+        try:
+            while True:
+                await conn.execute("SELECT 1")  # the session (and so the lock) is alive
+                try:
+                    await self._record_lost()
+                    now = asyncio.get_running_loop().time()
+                    if now - cleaned >= CLEANUP_EVERY_S:
+                        cleaned = now
+                        await self._cleanup()
+                except Exception:
+                    log.exception("the leader's housekeeping failed; trying again")
+                await asyncio.sleep(LEADER_POLL_S)
+        finally:
+            self.leader = False
+            await self.service.scheduler.shutdown()
+            log.info("agent %s is no longer the leader", self.name)
+
+    async def _dispatch(self, schedule: Schedule, targets: list[str], due: datetime) -> None:
+        """The leader's firing: one `firings` row and one job per target and location, in one
+        transaction (a firing already decided, by a former leader, is not queued again)."""
+        locations = await self._locations(schedule)
+        async with self.store.db.transaction() as conn:
+            assert isinstance(conn, PgConnection)
+            for target in targets:
+                for location in locations:
+                    firing = Firing(schedule.name, target, location, due)
+                    if not await self.store.firings.insert(conn, firing):
+                        continue
+                    job_id = await self._task.configure(
+                        queue=queue_of(location),
+                        lock=f"{target}@{location}",
+                        connection=conn.raw,
+                    ).defer_async(
+                        schedule=schedule.name,
+                        target=target,
+                        location=location,
+                        due_us=to_us(due),
+                    )
+                    await self.store.firings.attach_job(conn, firing, job_id)
+
+    async def _locations(self, schedule: Schedule) -> list[str]:
+        if schedule.locations is None:
+            return [ANYWHERE]
+        if schedule.locations == "all":
+            return sorted({agent.location for agent in await self.live()}) or [self.location]
+        return list(schedule.locations)
+
+    async def _record_lost(self) -> None:
+        """Jobs of workers silent for 15 s: their firing is recorded CANCELLED ("agent lost") and
+        the job failed, never re-run."""
+        assert self._app is not None
+        manager = self._app.job_manager
+        for job in await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_S):
+            assert job.id is not None
+            found = await self.store.firings.get(job.id)
+            if found is not None:
+                firing, _state, agent = found
+                lost = failed_result(
+                    run_id=str(uuid.uuid4()),
+                    kind="workflow" if self.service.project.workflow(firing.target) else "call",
+                    name=firing.target,
+                    trigger="schedule",
+                    started_at=firing.due_at,
+                    error="agent lost: its agent stopped answering before the run finished",
+                    code=ResultCode.CANCELLED,
+                ).model_copy(
+                    update={
+                        "agent": agent,
+                        "location": None if firing.location == ANYWHERE else firing.location,
+                    }
+                )
+                if await self.store.firings.lose(job.id, lost):
+                    log.warning("run of %s on agent %s lost", firing.target, agent)
+            await manager.finish_job_by_id_async(
+                job.id, status=procrastinate.jobs.Status.FAILED, delete_job=False
+            )
+        await manager.prune_stalled_workers(STALLED_S)
+
+    async def _cleanup(self) -> None:
+        assert self._app is not None
+        await self._app.job_manager.delete_old_jobs(nb_hours=1, include_failed=True)
+        cutoff = datetime.now(UTC) - timedelta(days=self.settings.retention_days)
+        await self.store.firings.prune(cutoff)
+        await self.store.firings.forget_agents(cutoff)
+
+    # --- worker -------------------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        assert self._app is not None
+        await self._app.run_worker_async(
+            queues=[queue_of(self.location), queue_of(ANYWHERE)],
+            name=self.name,
+            concurrency=WORKER_CONCURRENCY,
+            wait=True,
+            install_signal_handlers=False,
+            update_heartbeat_interval=HEARTBEAT_S,
+            stalled_worker_timeout=STALLED_S,
+            delete_jobs="successful",
+            fetch_job_polling_interval=1.0,
+        )
+
+    async def _run_firing(
+        self, context: Any, *, schedule: str, target: str, location: str, due_us: int
+    ) -> None:
+        """A job: run the firing's target here, fenced on its firing row; a job that starts
+        more than one interval after its due instant is dropped (SPEC §13)."""
+        job_id: int = context.job.id
+        firing = Firing(schedule, target, location, from_us(due_us))
+        definition = self._schedule(schedule)
+        if definition is None:  # applied on another agent, its notice still on the way
+            await self.service.reload(announce=False)
+            definition = self._schedule(schedule)
+        late = datetime.now(UTC) - firing.due_at
+        if definition is None or late > _interval(definition, firing.due_at):
+            if await self.store.firings.drop(firing, job_id):
+                log.info(
+                    "schedule %s: %s dropped, %.1f s late", schedule, target, late.total_seconds()
+                )
+            return
+        if not await self.store.firings.claim(firing, job_id, self.name):
+            return
+        await self.service.run_fenced(target, job_id, self.name)
+
+    def _schedule(self, name: str) -> Schedule | None:
+        return next((s for s in self.service.project.schedules if s.name == name), None)
+
+
+async def _try_lock(conn: psycopg.AsyncConnection[Any]) -> bool:
+    cursor = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)", LEADER_LOCK)
+    row = await cursor.fetchone()
+    return bool(row and row[0])
+
+
+def _interval(schedule: Schedule, due: datetime) -> timedelta:
+    """How long after `due` the next firing of `schedule` is due (its staleness limit)."""
+    if schedule.every_seconds is not None:
+        return timedelta(seconds=schedule.every_seconds)
+    assert schedule.cron is not None
+    with contextlib.suppress(StopIteration, ValueError):
+        return next(CronSim(schedule.cron, due.replace(tzinfo=None))) - due.replace(tzinfo=None)
+    return timedelta(minutes=1)

@@ -1,0 +1,183 @@
+"""The agents sharing a store and the firings the leader hands them (SPEC §13). A firing row is
+keyed (schedule, target, location, due instant): inserted once, whoever tries; it moves
+`queued` → `running` (claimed by the job that owns it) → `done` / `lost` / `dropped`. A result of
+a scheduled run is written only while its firing is still `running` for that job: the fence that
+keeps an agent presumed dead from recording a second result."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from apimd.model.api import AgentInfo
+from apimd.model.result import Result
+from apimd.store.results import ResultStore
+from apimd.store.sql import Connection, Database
+from apimd.store.timestamps import from_us, to_us, utc_now
+
+
+@dataclass(frozen=True)
+class Firing:
+    """One (schedule, target, location, due instant); `location` `*` means anywhere."""
+
+    schedule: str
+    target: str
+    location: str
+    due_at: datetime
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.schedule, self.target, self.location, to_us(self.due_at))
+
+
+_KEY = "schedule = ? AND target = ? AND location = ? AND due_at = ?"
+
+
+class FiringStore:
+    """Agents' heartbeats and the life of each firing."""
+
+    def __init__(self, db: Database, results: ResultStore) -> None:
+        self._db = db
+        self._results = results
+
+    # --- agents ---------------------------------------------------------------------------------
+
+    async def heartbeat(
+        self,
+        agent: str,
+        location: str,
+        pid: int,
+        started_at: datetime,
+        *,
+        leader: bool,
+        running: list[str],
+    ) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO agents (agent, location, pid, started_at, heartbeat_at, leader,"
+                " running) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (agent) DO UPDATE SET"
+                " location = excluded.location, pid = excluded.pid,"
+                " started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,"
+                " leader = excluded.leader, running = excluded.running",
+                (
+                    agent,
+                    location,
+                    pid,
+                    to_us(started_at),
+                    to_us(utc_now()),
+                    int(leader),
+                    json.dumps(sorted(running)),
+                ),
+            )
+
+    async def leave(self, agent: str) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute("DELETE FROM agents WHERE agent = ?", (agent,))
+
+    async def live(self, since: datetime) -> list[AgentInfo]:
+        """Agents heard from since `since`, by location then name."""
+        rows = await self._db.fetchall(
+            "SELECT agent, location, pid, started_at, heartbeat_at, leader, running FROM agents"
+            " WHERE heartbeat_at >= ? ORDER BY location, agent",
+            (to_us(since),),
+        )
+        return [
+            AgentInfo(
+                agent=row[0],
+                location=row[1],
+                pid=int(row[2]),
+                started_at=from_us(int(row[3])),
+                last_heartbeat=from_us(int(row[4])),
+                leader=bool(row[5]),
+                running=json.loads(row[6]),
+            )
+            for row in rows
+        ]
+
+    async def forget_agents(self, before: datetime) -> None:
+        """Drop agents not heard from since `before` (the leader's housekeeping)."""
+        async with self._db.transaction() as conn:
+            await conn.execute("DELETE FROM agents WHERE heartbeat_at < ?", (to_us(before),))
+
+    # --- firings --------------------------------------------------------------------------------
+
+    @staticmethod
+    async def insert(conn: Connection, firing: Firing) -> bool:
+        """Insert `firing` as `queued` in the caller's transaction; False if it already exists
+        (another leader, or a leader taking over, decided the same due instant)."""
+        changed = await conn.execute(
+            "INSERT INTO firings (schedule, target, location, due_at, state, created_at)"
+            " VALUES (?, ?, ?, ?, 'queued', ?) ON CONFLICT DO NOTHING",
+            (*firing.key, to_us(utc_now())),
+        )
+        return changed == 1
+
+    @staticmethod
+    async def attach_job(conn: Connection, firing: Firing, job_id: int) -> None:
+        await conn.execute(f"UPDATE firings SET job_id = ? WHERE {_KEY}", (job_id, *firing.key))
+
+    async def claim(self, firing: Firing, job_id: int, agent: str) -> bool:
+        """The job `job_id` starts running its firing; False if the firing is not its own or no
+        longer queued (recorded lost, or dropped)."""
+        async with self._db.transaction() as conn:
+            changed = await conn.execute(
+                f"UPDATE firings SET state = 'running', agent = ? WHERE {_KEY}"
+                " AND job_id = ? AND state = 'queued'",
+                (agent, *firing.key, job_id),
+            )
+        return changed == 1
+
+    async def drop(self, firing: Firing, job_id: int) -> bool:
+        """A job too late to run: its firing is `dropped` (no result)."""
+        async with self._db.transaction() as conn:
+            changed = await conn.execute(
+                f"UPDATE firings SET state = 'dropped' WHERE {_KEY}"
+                " AND job_id = ? AND state = 'queued'",
+                (*firing.key, job_id),
+            )
+        return changed == 1
+
+    async def record_fenced(self, result: Result, job_id: int, agent: str) -> bool:
+        """Write `result` only if its firing is still running for `job_id` on `agent` (one
+        transaction); False, and nothing written, when it is not (recorded lost meanwhile)."""
+        async with self._db.transaction() as conn:
+            changed = await conn.execute(
+                "UPDATE firings SET state = 'done', result_id = ?"
+                " WHERE job_id = ? AND agent = ? AND state = 'running'",
+                (result.id, job_id, agent),
+            )
+            if changed != 1:
+                return False
+            await self._results.write(conn, [result])
+        return True
+
+    async def lose(self, job_id: int, lost: Result) -> bool:
+        """The job's worker stopped heartbeating: its firing is recorded `lost` with the result
+        `lost` (CANCELLED, "agent lost") in one transaction; False if it had finished meanwhile."""
+        async with self._db.transaction() as conn:
+            changed = await conn.execute(
+                "UPDATE firings SET state = 'lost', result_id = ?"
+                " WHERE job_id = ? AND state IN ('queued', 'running')",
+                (lost.id, job_id),
+            )
+            if changed != 1:
+                return False
+            await self._results.write(conn, [lost])
+        return True
+
+    async def get(self, job_id: int) -> tuple[Firing, str, str | None] | None:
+        """The firing of `job_id`, its state and the agent that claimed it."""
+        row = await self._db.fetchone(
+            "SELECT schedule, target, location, due_at, state, agent FROM firings WHERE job_id = ?",
+            (job_id,),
+        )
+        if row is None:
+            return None
+        firing = Firing(row[0], row[1], row[2], from_us(int(row[3])))
+        return firing, str(row[4]), row[5]
+
+    async def prune(self, before: datetime) -> int:
+        """Forget firings created before `before` (the leader's retention)."""
+        async with self._db.transaction() as conn:
+            return await conn.execute("DELETE FROM firings WHERE created_at < ?", (to_us(before),))

@@ -1,0 +1,196 @@
+"""Agents sharing one PostgreSQL store (SPEC §13, issue 17): real daemon processes on a database of
+their own, a loopback API they all check, schedules fired by the leader alone."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import pytest
+from aiohttp import web
+
+from apimd.model.result import Result
+from tests import postgres
+from tests.daemon.conftest import Daemon, start_daemon
+from tests.store.conftest import TEST_KEY
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Api:
+    url: str
+    hits: Counter[str] = field(default_factory=Counter)
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[Api]:
+    server = Api("")
+
+    async def handle(request: web.Request) -> web.Response:
+        server.hits[request.path] += 1
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        yield server
+    finally:
+        await runner.cleanup()
+
+
+@dataclass
+class Cluster:
+    database: str
+    agents: dict[str, Daemon] = field(default_factory=dict)
+
+    def start(self, name: str, location: str) -> Daemon:
+        daemon = start_daemon(
+            store="postgres",
+            database=self.database,
+            APIMD_AGENT=name,
+            APIMD_LOCATION=location,
+            APIMD_SECRET_KEY=TEST_KEY,
+        )
+        self.agents[name] = daemon
+        return daemon
+
+    def any(self) -> Daemon:
+        return next(d for d in self.agents.values() if d.process.poll() is None)
+
+
+@pytest.fixture
+async def cluster(api: Api) -> AsyncIterator[Cluster]:
+    """A database of its own for the agents; they are stopped while `api` still answers, and
+    without blocking the loop it answers on."""
+    postgres.require_postgres()
+    database = postgres.create_database()
+    running = Cluster(database)
+    try:
+        yield running
+    finally:
+        for daemon in running.agents.values():
+            if daemon.process.poll() is None:
+                code = await daemon.stop()
+                assert code == 0, f"an agent exited {code} after SIGTERM:\n{daemon.stderr()}"
+            daemon.stderr_path.unlink(missing_ok=True)
+            shutil.rmtree(daemon.home, ignore_errors=True)
+        postgres.drop_database(database)
+
+
+def project(api: Api) -> dict[str, Any]:
+    return {
+        "calls": [
+            {"name": "anywhere", "url": f"{api.url}/anywhere"},
+            {"name": "everywhere", "url": f"{api.url}/everywhere"},
+            {"name": "in-b", "url": f"{api.url}/in-b"},
+        ],
+        "schedules": [
+            {"name": "s-any", "every": "2s", "targets": ["anywhere"]},
+            {"name": "s-all", "every": "2s", "targets": ["everywhere"], "locations": "all"},
+            {"name": "s-b", "every": "2s", "targets": ["in-b"], "locations": ["loc-b"]},
+        ],
+    }
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.5)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+async def all_results(daemon: Daemon, name: str) -> list[Result]:
+    found: list[Result] = []
+    cursor: str | None = None
+    async with daemon.client() as client:
+        while True:
+            page = await client.results(name=name, limit=1000, cursor=cursor)
+            found += page.results
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+
+
+def firings(database: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(postgres.url_of(database)) as conn:
+        return conn.execute(
+            "SELECT schedule, target, location, due_at, state, agent, result_id FROM firings"
+        ).fetchall()
+
+
+async def leaders(daemon: Daemon) -> list[str]:
+    async with daemon.client() as client:
+        return [a.agent for a in (await client.agents()).agents if a.leader]
+
+
+async def test_three_agents_two_locations_one_run_per_firing_and_takeover(
+    cluster: Cluster, api: Api
+) -> None:
+    a1 = cluster.start("a1", "loc-a")
+    cluster.start("a2", "loc-a")
+    cluster.start("b1", "loc-b")
+    async with a1.client() as client:
+        await client.apply(project(api))
+
+        async def three_live_one_leader() -> bool:
+            agents = (await client.agents()).agents
+            return len(agents) == 3 and sum(a.leader for a in agents) == 1
+
+        await wait_for(three_live_one_leader, 20, "3 live agents, one of them leading")
+        listed = (await client.agents()).agents
+        assert sorted((a.agent, a.location) for a in listed) == [
+            ("a1", "loc-a"),
+            ("a2", "loc-a"),
+            ("b1", "loc-b"),
+        ]
+        status = await client.status()
+        assert (status.agent, status.location) == ("a1", "loc-a")
+        assert len(status.agents) == 3
+
+    await asyncio.sleep(12)
+    leader = (await leaders(a1))[0]
+    cluster.agents[leader].kill()  # SIGKILL: its session ends, the lock goes with it
+    killed_at = time.monotonic()
+    survivor = cluster.any()
+
+    async def new_leader() -> bool:
+        return [x for x in await leaders(survivor) if x != leader] != []
+
+    await wait_for(new_leader, 15 + 5, "another agent to lead")
+    assert time.monotonic() - killed_at <= 15 + 5
+    await asyncio.sleep(10)
+
+    rows = firings(cluster.database)
+    keys = Counter((s, t, loc, due) for s, t, loc, due, *_ in rows)
+    assert max(keys.values()) == 1
+    results = {
+        name: await all_results(survivor, name) for name in ("anywhere", "everywhere", "in-b")
+    }
+    # Every result belongs to exactly one firing, and no firing has two.
+    by_firing = Counter(row[6] for row in rows if row[6] is not None)
+    assert max(by_firing.values()) == 1
+    for name, found in results.items():
+        assert found, f"{name} never ran"
+        assert all(r.agent in cluster.agents and r.location for r in found), name
+    # `locations: [loc-b]` runs in loc-b only; `all` in both locations.
+    assert {r.location for r in results["in-b"]} == {"loc-b"}
+    assert {r.location for r in results["everywhere"]} == {"loc-a", "loc-b"}
+    # Scheduled runs only: one request per recorded result (a run lost with its agent may or
+    # may not have reached the API before the SIGKILL).
+    for name, found in results.items():
+        finished = [r for r in found if r.result != "CANCELLED"]
+        assert len(finished) <= api.hits[f"/{name}"] <= len(found), name
