@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 5.0
 STALLED_S = 15.0
-LEADER_POLL_S = 2.0
+LEADER_POLL_S = 1.0
 CLEANUP_EVERY_S = 3600.0
 LEADER_LOCK = (0x61706D64, 3)
 ANYWHERE = "*"
@@ -272,6 +272,16 @@ class Agents:
     # --- worker -------------------------------------------------------------------------------
 
     async def _work(self) -> None:
+        """The worker, restarted (as a new procrastinate worker) if it fails: one presumed dead
+        and pruned by the leader fails its next fetch, and comes back under a new id."""
+        while True:
+            try:
+                await self._worker()
+            except Exception as exc:
+                log.warning("the job worker stopped (%s); restarting it", exc)
+            await asyncio.sleep(LEADER_POLL_S)
+
+    async def _worker(self) -> None:
         assert self._app is not None
         await self._app.run_worker_async(
             queues=[queue_of(self.location), queue_of(ANYWHERE)],

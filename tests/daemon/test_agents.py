@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,6 +36,8 @@ async def api() -> AsyncIterator[Api]:
 
     async def handle(request: web.Request) -> web.Response:
         server.hits[request.path] += 1
+        if request.path == "/slow":
+            await asyncio.sleep(6)
         return web.json_response({"ok": True})
 
     app = web.Application()
@@ -194,3 +197,54 @@ async def test_three_agents_two_locations_one_run_per_firing_and_takeover(
     for name, found in results.items():
         finished = [r for r in found if r.result != "CANCELLED"]
         assert len(finished) <= api.hits[f"/{name}"] <= len(found), name
+
+
+async def test_a_presumed_dead_agent_records_no_second_result_for_a_lost_firing(
+    cluster: Cluster, api: Api
+) -> None:
+    leader = cluster.start("lead", "loc-l")
+    async with leader.client() as client:
+
+        async def leading() -> bool:
+            return await leaders(leader) == ["lead"]
+
+        await wait_for(leading, 20, "the first agent to lead")
+        worker = cluster.start("x", "loc-x")
+        await client.apply(
+            {
+                "calls": [{"name": "slow", "url": f"{api.url}/slow", "timeout": 30}],
+                "schedules": [
+                    {"name": "s", "every": "10s", "targets": ["slow"], "locations": ["loc-x"]}
+                ],
+            }
+        )
+
+        async def in_flight() -> bool:
+            return api.hits["/slow"] >= 1
+
+        await wait_for(in_flight, 30, "a run of `slow` on agent x")
+        worker.process.send_signal(signal.SIGSTOP)
+        try:
+
+            async def lost() -> bool:
+                page = await client.results(name="slow")
+                return any(r.result == "CANCELLED" for r in page.results)
+
+            await wait_for(lost, 25, "the run on the stopped agent to be recorded lost")
+            await asyncio.sleep(max(0.0, 20 - 15))
+        finally:
+            worker.process.send_signal(signal.SIGCONT)
+        # The resumed agent finishes its run (the API answered long ago) and tries to record it.
+        await asyncio.sleep(8)
+
+        found = await all_results(leader, "slow")
+        cancelled = [r for r in found if r.result == "CANCELLED"]
+        assert len(cancelled) == 1
+        assert cancelled[0].agent == "x" and "agent lost" in (cancelled[0].error or "")
+        rows = [row for row in firings(cluster.database) if row[1] == "slow"]
+        lost_rows = [row for row in rows if row[4] == "lost"]
+        assert len(lost_rows) == 1 and lost_rows[0][6] == cancelled[0].id
+        # Every result is the one result of its firing: none was added beside the lost one.
+        recorded = {row[6] for row in rows if row[6] is not None}
+        assert {r.id for r in found} == recorded
+        assert "was recorded lost; its result is dropped" in worker.log_path.read_text()
