@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 
 from apimd.model.resources import Variable
@@ -28,6 +30,9 @@ class MemoryStateStore:
 
     async def save_token(self, runtime: TokenRuntime) -> None:
         self.tokens[runtime.name] = runtime.model_copy(deep=True)
+
+    def token_lock(self, name: str) -> AbstractAsyncContextManager[object]:
+        return contextlib.nullcontext()  # one process: the token manager's single flight suffices
 
     async def save_variables(self, values: dict[str, str], *, secret: bool) -> None:
         for name, value in values.items():

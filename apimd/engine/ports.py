@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from apimd.model.result import Result
@@ -16,6 +17,11 @@ class TokenRepository(Protocol):
     async def load_token(self, name: str) -> TokenRuntime | None: ...
 
     async def save_token(self, runtime: TokenRuntime) -> None: ...
+
+    def token_lock(self, name: str) -> AbstractAsyncContextManager[object]:
+        """Held around a refresh of `name`: one refresh at a time across every process that
+        shares this state (SPEC §13: an advisory lock per token on PostgreSQL)."""
+        ...
 
 
 class VariableRepository(Protocol):

@@ -463,7 +463,6 @@ class Engine:
         recorder.add_secrets(prepared.secrets)
         if prepared.basic_credentials:
             recorder.add_basic_credentials(*prepared.basic_credentials)
-        sent_at = self._clock()
         prepared.request.cookie_jar = ctx.cookies()
         try:
             response = await self._http.send(prepared.request)
@@ -490,7 +489,9 @@ class Engine:
             and call.token != ctx.flow_token
             and (auth is None or auth.refresh_on_401)
         ):
-            refreshed = await self.tokens.refresh(call.token, unless_saved_after=sent_at)
+            refreshed = await self.tokens.refresh(
+                call.token, unless_newer_than=runtime.generation if runtime else None
+            )
             if refreshed.state == TokenState.VALID:
                 result = await self._run_call(call, ctx, retried=True)
                 result.retried_after_401 = True

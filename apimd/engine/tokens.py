@@ -170,16 +170,17 @@ class TokenManager:
         self._raise_if_blocked(runtime)
         if name not in self._inflight and not is_due(runtime, self._auth_of(name), self._clock()):
             return runtime
-        runtime = await self._join_refresh(name, force=False, unless_saved_after=None)
+        runtime = await self._join_refresh(name, force=False, unless_newer_than=None)
         self._raise_if_blocked(runtime, after_attempt=True)
         return runtime
 
     async def refresh(
-        self, name: str, *, force: bool = True, unless_saved_after: datetime | None = None
+        self, name: str, *, force: bool = True, unless_newer_than: int | None = None
     ) -> TokenRuntime:
-        """Refresh now (single-flight). With `unless_saved_after`, skip it when the token was saved
-        after that instant (someone else already refreshed it)."""
-        return await self._join_refresh(name, force=force, unless_saved_after=unless_saved_after)
+        """Refresh now (single-flight, across processes sharing the store). With
+        `unless_newer_than` (a generation), skip it when the token was saved since that
+        generation (someone else already refreshed it: the 401 rule compares generations)."""
+        return await self._join_refresh(name, force=force, unless_newer_than=unless_newer_than)
 
     async def save(
         self,
@@ -245,22 +246,29 @@ class TokenManager:
                 )
 
     async def _join_refresh(
-        self, name: str, *, force: bool, unless_saved_after: datetime | None
+        self, name: str, *, force: bool, unless_newer_than: int | None
     ) -> TokenRuntime:
         task = self._inflight.get(name)
         if task is None:
-            task = asyncio.create_task(self._run_refresh(name, force, unless_saved_after))
+            task = asyncio.create_task(self._locked_refresh(name, force, unless_newer_than))
             self._inflight[name] = task
             task.add_done_callback(lambda _t: self._inflight.pop(name, None))
         return await asyncio.shield(task)
 
+    async def _locked_refresh(
+        self, name: str, force: bool, unless_newer_than: int | None
+    ) -> TokenRuntime:
+        # Read after the lock: a refresh another agent finished meanwhile is not repeated.
+        async with self._repository.token_lock(name):
+            return await self._run_refresh(name, force, unless_newer_than)
+
     async def _run_refresh(
-        self, name: str, force: bool, unless_saved_after: datetime | None
+        self, name: str, force: bool, unless_newer_than: int | None
     ) -> TokenRuntime:
         runtime = await self.current(name)
         auth = self._auth_of(name)
         now = self._clock()
-        if unless_saved_after and runtime.saved_at and runtime.saved_at > unless_saved_after:
+        if unless_newer_than is not None and runtime.generation > unless_newer_than:
             return runtime
         if not force:
             if runtime.state == TokenState.NEEDS_SIGN_IN:

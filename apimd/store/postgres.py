@@ -25,6 +25,8 @@ MIGRATION_LOCK = 0x6170696D64_01
 # SQLite file's flock is: until agents share a store (SPEC §13, part 2), two daemons on one
 # database would run every schedule twice and spend a rotated refresh token twice.
 OWNER_LOCK = (0x61706D64, 2)
+# Advisory locks of `PgDatabase.exclusive` (a token's refresh across agents): (class, hash of key).
+EXCLUSIVE_CLASS = 0x61706D64 + 4
 # Repositories, group commit and (SPEC §13) advisory locks of agents share the pool.
 POOL_SIZE = 10
 CONNECT_TIMEOUT_S = 10
@@ -148,6 +150,16 @@ class PgDatabase(Database):
         with self._explained():
             async with self._pool.connection() as conn, conn.transaction():
                 yield PgConnection(conn)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, key: str) -> AsyncIterator[object]:
+        """A transaction-level advisory lock on `key`, held on a connection of its own until the
+        block ends (or its session dies with the process holding it)."""
+        async with self.transaction() as conn:
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(?, hashtext(?))", (EXCLUSIVE_CLASS, key)
+            )
+            yield conn
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         with self._explained():

@@ -4,6 +4,7 @@ hands out `Connection`s inside transactions. The repositories write one SQL text
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -51,6 +52,11 @@ class Database(ABC):
     ) -> AsyncIterator[list[Row]]:
         """The rows of a read-only query, `size` at a time, without holding them all in memory
         (`apimd migrate` reads whole tables this way)."""
+
+    def exclusive(self, key: str) -> AbstractAsyncContextManager[object]:
+        """Held by one process at a time among those sharing the database (`key` names what it
+        guards). A SQLite file has one owning process: nothing to hold."""
+        return contextlib.nullcontext()
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         rows = await self.fetchall(sql, params)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -140,6 +141,9 @@ class Store:
 
     async def save_token(self, runtime: TokenRuntime) -> None:
         await self.tokens.save(runtime)
+
+    def token_lock(self, name: str) -> AbstractAsyncContextManager[object]:
+        return self._db.exclusive(f"token:{name}")
 
     async def save_variables(self, values: dict[str, str], *, secret: bool) -> None:
         await self.variables.save(values, secret=secret)

@@ -4,6 +4,7 @@ their own, a loopback API they all check, schedules fired by the leader alone.""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import shutil
 import signal
 import time
@@ -248,3 +249,130 @@ async def test_a_presumed_dead_agent_records_no_second_result_for_a_lost_firing(
         recorded = {row[6] for row in rows if row[6] is not None}
         assert {r.id for r in found} == recorded
         assert "was recorded lost; its result is dropped" in worker.log_path.read_text()
+
+
+@dataclass
+class TokenApi:
+    """An OAuth-like server: 8 s tokens from `/oauth/token`, `/api/orders` needs a live one."""
+
+    url: str = ""
+    issued: dict[str, float] = field(default_factory=dict)
+    token_requests: list[float] = field(default_factory=list)
+    rejected: int = 0
+
+
+@pytest.fixture
+async def token_api() -> AsyncIterator[TokenApi]:
+    server = TokenApi()
+
+    async def token(_request: web.Request) -> web.Response:
+        now = time.monotonic()
+        server.token_requests.append(now)
+        value = f"t{len(server.token_requests)}"
+        server.issued[value] = now + 8
+        return web.json_response({"access_token": value, "expires_in": 8})
+
+    async def orders(request: web.Request) -> web.Response:
+        value = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if server.issued.get(value, 0) < time.monotonic():
+            server.rejected += 1
+            return web.json_response({"error": "invalid_token"}, status=401)
+        return web.json_response({"orders": []})
+
+    app = web.Application()
+    app.router.add_post("/oauth/token", token)
+    app.router.add_get("/api/orders", orders)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        yield server
+    finally:
+        await runner.cleanup()
+
+
+def token_project(url: str) -> dict[str, Any]:
+    return {
+        "auth": [
+            {"name": "oauth", "type": "manual", "client_id": "c", "refresh_workflow": "refresh"}
+        ],
+        "tokens": [
+            {
+                "name": "tok",
+                "auth": "oauth",
+                "headers": {"Authorization": "Bearer %%ACCESS_TOKEN%%"},
+            }
+        ],
+        "calls": [
+            {
+                "name": "get-token",
+                "method": "POST",
+                "url": f"{url}/oauth/token",
+                "conditions": [
+                    {
+                        "source": "json",
+                        "path": "$.access_token",
+                        "op": "exists",
+                        "save_as": "ACCESS_TOKEN",
+                    },
+                    {"source": "json", "path": "expires_in", "save_as": "EXPIRES_IN"},
+                ],
+            },
+            {"name": "orders", "url": f"{url}/api/orders", "token": "tok"},
+            {"name": "orders-anywhere", "url": f"{url}/api/orders", "token": "tok"},
+        ],
+        "workflows": [{"name": "refresh", "steps": ["get-token"]}],
+        "schedules": [
+            {"name": "s-all", "every": "2s", "targets": ["orders"], "locations": "all"},
+            {"name": "s-any", "every": "2s", "targets": ["orders-anywhere"]},
+        ],
+    }
+
+
+@pytest.mark.parametrize("victim", ["leader", "follower"])
+async def test_sixty_seconds_three_agents_sigkill_in_loc_a(
+    cluster: Cluster, token_api: TokenApi, victim: str
+) -> None:
+    """The done-when of issue 17: at most one result per firing, no gap in loc-a longer than the
+    15 s takeover plus one interval, one token request per expiry for the whole cluster."""
+    a1 = cluster.start("a1", "loc-a")
+    a2 = cluster.start("a2", "loc-a")
+    cluster.start("b1", "loc-b")
+    started = time.monotonic()
+    async with a1.client() as client:
+        await client.apply(token_project(token_api.url))
+
+        async def three_live() -> bool:
+            agents = (await client.agents()).agents
+            return len(agents) == 3 and sum(a.leader for a in agents) == 1
+
+        await wait_for(three_live, 20, "3 live agents, one of them leading")
+    await asyncio.sleep(20)
+    leader = (await leaders(a1))[0]
+    if victim == "leader" and leader.startswith("a"):
+        killed = cluster.agents[leader]
+    else:  # a follower of loc-a (or the leader is in loc-b: kill a loc-a agent all the same)
+        killed = a2 if leader == "a1" else a1
+    killed.kill()
+    survivor = cluster.any()
+    await asyncio.sleep(max(40.0, 60 - (time.monotonic() - started)))
+
+    rows = firings(cluster.database)
+    results = await all_results(survivor, "orders") + await all_results(survivor, "orders-anywhere")
+    # Each result is the one result of one firing: none without a firing, none twice.
+    recorded = [row[6] for row in rows if row[6] is not None]
+    assert len(recorded) == len(set(recorded))
+    assert {r.id for r in results} == set(recorded)
+    # loc-a never went quiet for longer than the takeover plus one interval.
+    in_a = sorted(r.started_at for r in results if r.location == "loc-a" and r.name == "orders")
+    assert in_a, "loc-a never ran"
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(in_a)]
+    assert max(gaps) <= 15 + 2, gaps
+    assert {r.location for r in results if r.name == "orders"} == {"loc-a", "loc-b"}
+    # One token request per expiry for the cluster: 8 s tokens refreshed 0.8 s early, so two
+    # requests closer than that are a refresh spent twice.
+    assert len(token_api.token_requests) >= 5
+    spacing = [b - a for a, b in itertools.pairwise(token_api.token_requests)]
+    assert min(spacing) >= 6, spacing
