@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC
+from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -170,6 +170,13 @@ async def status_command(settings: Settings, as_json: bool) -> int:
     ]
     if status.callback_error:
         lines.append(f"  warning     {status.callback_error}")
+    role = "leader" if status.leader else "follower"
+    lines.append(f"  agent       {status.agent} in {status.location} ({role})")
+    for agent in status.agents if len(status.agents) > 1 else []:
+        seen = _duration((datetime.now(UTC) - agent.last_heartbeat).total_seconds())
+        lead = ", leader" if agent.leader else ""
+        work = ", ".join(agent.running) or "idle"
+        lines.append(f"    {agent.agent:<16} {agent.location:<12} seen {seen} ago{lead}: {work}")
     print("\n".join(lines))
     return 0
 

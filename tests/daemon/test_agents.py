@@ -164,6 +164,16 @@ async def test_three_agents_two_locations_one_run_per_firing_and_takeover(
         status = await client.status()
         assert (status.agent, status.location) == ("a1", "loc-a")
         assert len(status.agents) == 3
+    code, out, err = await a1.cli("status")
+    assert code == 0, err
+    assert "agent       a1 in loc-a" in out
+    listed_lines = [line.split() for line in out.splitlines() if line.startswith("    ")]
+    assert sorted(line[:2] for line in listed_lines) == [
+        ["a1", "loc-a"],
+        ["a2", "loc-a"],
+        ["b1", "loc-b"],
+    ]
+    assert sum("leader:" in " ".join(line) for line in listed_lines) == 1
 
     await asyncio.sleep(12)
     leader = (await leaders(a1))[0]
