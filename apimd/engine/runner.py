@@ -618,6 +618,7 @@ class Engine:
             remaining_steps=list(ctx.remaining_steps),
             variables=dict(ctx.variables),
             code_verifier=ctx.signin_vars["CODE_VERIFIER"],
+            callback_url=ctx.signin_vars["CALLBACK_URL"] or None,
             data={"stop_on_failure": ctx.workflow.stop_on_failure if ctx.workflow else True},
             created_at=(now := self._clock()),
             expires_at=now + SIGNIN_TTL,

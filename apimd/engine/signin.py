@@ -181,6 +181,7 @@ class SignInFlows:
             auth=auth.name,
             code_verifier=flow["CODE_VERIFIER"] if auth.uses_pkce else None,
             dpop_key=dpop_key,
+            callback_url=flow["CALLBACK_URL"],
             data={"builtin": "authorization_code", "issuer": request.issuer},
             created_at=now,
             expires_at=now + SIGNIN_TTL,
@@ -363,7 +364,9 @@ class SignInFlows:
             )
         variables = {**pending.variables, **{k.upper(): v for k, v in params.items()}}
         flow = signin_variables(
-            self._engine.callback_url, state=pending.state, verifier=pending.code_verifier
+            pending.callback_url or self._engine.callback_url,
+            state=pending.state,
+            verifier=pending.code_verifier,
         )
         variables["CODE_VERIFIER"] = flow["CODE_VERIFIER"]
         ctx = RunContext(
@@ -426,7 +429,7 @@ class SignInFlows:
         form = {
             "grant_type": "authorization_code",
             "code": code,
-            "redirect_uri": self._engine.callback_url or "",
+            "redirect_uri": pending.callback_url or self._engine.callback_url or "",
         }
         if pending.code_verifier:
             form["code_verifier"] = pending.code_verifier

@@ -30,6 +30,9 @@ class PendingSignIn(BaseModel):
     code_verifier: str | None = None
     dpop_key: str | None = None
     """The token's DPoP key, made before the sign-in so PAR and the code exchange are bound to it."""
+    callback_url: str | None = None
+    """The redirect URI the sign-in started with: the code exchange repeats it, whichever agent
+    the browser or the paste reaches (SPEC §13)."""
     data: dict[str, Any] = Field(default_factory=dict)
     """Anything else the continuation needs (e.g. the device flow's polling details)."""
     created_at: datetime
