@@ -265,6 +265,7 @@ class Agents:
     async def _cleanup(self) -> None:
         assert self._app is not None
         await self._app.job_manager.delete_old_jobs(nb_hours=1, include_failed=True)
+        await self.service.prune()  # results past retention, used sign-ins
         cutoff = datetime.now(UTC) - timedelta(days=self.settings.retention_days)
         await self.store.firings.prune(cutoff)
         await self.store.firings.forget_agents(cutoff)

@@ -143,6 +143,8 @@ class MonitorService:
             )
 
     async def _maintain(self) -> None:
+        if self.agents.clustered:
+            return  # the leader prunes, for the whole cluster (`Agents`)
         while True:
             try:
                 await self.prune()
