@@ -21,6 +21,8 @@ import procrastinate
 import psycopg
 from cronsim import CronSim
 
+from apimd.daemon.relay import CHANNEL as EVENTS_CHANNEL
+from apimd.daemon.relay import EventRelay
 from apimd.engine.recording import failed_result
 from apimd.model.api import AgentInfo
 from apimd.model.outcome import ResultCode
@@ -65,6 +67,7 @@ class Agents:
         self.leader = self.url is None
         self._tasks: list[asyncio.Task[None]] = []
         self._app: procrastinate.App | None = None
+        self.relay: EventRelay | None = None
         self._task: Any = None
 
     @property
@@ -88,6 +91,9 @@ class Agents:
         self._task = self._app.task(name=TASK_NAME, pass_context=True)(self._run_firing)
         await self._app.open_async()
         self.service.scheduler.dispatch = self._dispatch
+        self.relay = EventRelay(self.name, self.store, self.service.hub)
+        self.service.hub.relay = self.relay.offer
+        self._spawn(self.relay.send_forever(), "event relay")
         self._spawn(self._follow_changes(), "reloads")
         self._spawn(self._work(), "worker")
         self._spawn(self._elect(), "leader election")
@@ -143,7 +149,10 @@ class Agents:
             await conn.execute("SELECT pg_notify(?, ?)", (RELOAD_CHANNEL, self.name))
 
     async def _follow_changes(self) -> None:
+        """Reload on another agent's change; deliver other agents' events."""
         assert self.url is not None
+        assert self.relay is not None
+        connected_before = False
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(
@@ -151,9 +160,15 @@ class Agents:
                 )
                 async with conn:
                     await conn.execute(f"LISTEN {RELOAD_CHANNEL}")
-                    await self.service.reload()  # whatever changed while not listening
+                    await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
+                    await self.service.reload(announce=False)  # changed while not listening
+                    if connected_before:
+                        self.relay.reconnected()
+                    connected_before = True
                     async for notice in conn.notifies():
-                        if notice.payload != self.name:
+                        if notice.channel == EVENTS_CHANNEL:
+                            await self.relay.receive(notice.payload)
+                        elif notice.payload != self.name:
                             await self.service.reload(announce=False)
             except Exception as exc:  # the server gone, or a reload refused: try again
                 log.warning("following project changes: %s; reconnecting", exc)
@@ -266,6 +281,8 @@ class Agents:
         assert self._app is not None
         await self._app.job_manager.delete_old_jobs(nb_hours=1, include_failed=True)
         await self.service.prune()  # results past retention, used sign-ins
+        if self.relay is not None:
+            await self.relay.prune(datetime.now(UTC) - timedelta(hours=1))
         cutoff = datetime.now(UTC) - timedelta(days=self.settings.retention_days)
         await self.store.firings.prune(cutoff)
         await self.store.firings.forget_agents(cutoff)

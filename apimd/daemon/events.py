@@ -29,6 +29,8 @@ class EventHub:
         self._observer = observer
         self._subscriptions: set[Subscription] = set()
         self._closed = False
+        self.relay: Callable[[Event], None] | None = None
+        """Sees every event published here (not those delivered from other agents)."""
 
     @property
     def subscribers(self) -> int:
@@ -40,6 +42,12 @@ class EventHub:
         as daemon.log's activity lines); never blocks."""
         if self._observer is not None:
             self._observer(event)
+        self.deliver(event)
+        if self.relay is not None:
+            self.relay(event)
+
+    def deliver(self, event: Event) -> None:
+        """Queue `event` for the subscribers only (an event another agent published)."""
         for subscription in tuple(self._subscriptions):
             subscription._offer(event)
 
@@ -148,7 +156,7 @@ def format_sse(event: Event, event_id: int | None = None) -> bytes:
     payload: dict[str, Any] = {"type": event.type, "at": _iso(event.at)}
     payload.update((key, value) for key, value in event.data.items() if key not in payload)
     # json.dumps escapes every control character, so the data never spans two lines.
-    data = json.dumps(payload, separators=(",", ":"), default=_json_default)
+    data = json.dumps(payload, separators=(",", ":"), default=json_default)
     lines: list[str] = [] if event_id is None else [f"id: {event_id}"]
     lines += [f"event: {event.type}", f"data: {data}"]
     return ("\n".join(lines) + "\n\n").encode()
@@ -170,7 +178,7 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _json_default(value: object) -> Any:
+def json_default(value: object) -> Any:
     if isinstance(value, datetime):
         return _iso(value)
     if isinstance(value, date):

@@ -176,11 +176,21 @@ _AGENTS = (
     "CREATE INDEX firings_by_time ON firings (created_at)",
 )
 
+# SPEC §13: events too large for a NOTIFY payload, passed to the other agents by id.
+_EVENTS = (
+    """CREATE TABLE cluster_events (
+        id INTEGER PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        payload TEXT NOT NULL
+    )""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "results: zstd with trained dictionaries, bodies stored once", _RESULT_CODEC),
     Migration(3, "alerts: last sending time of notifiers, maintenance", _ALERTS),
     Migration(4, "agents and firings", _AGENTS),
+    Migration(5, "cluster events", _EVENTS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -66,7 +66,7 @@ ORDER = {
 }
 # Tables of the schema that hold no user data to copy (the target writes its own).
 # agents and firings: live cluster state, meaningless in another database.
-NOT_COPIED = ("meta", "schema_version", "agents", "firings")
+NOT_COPIED = ("meta", "schema_version", "agents", "firings", "cluster_events")
 
 
 @dataclass(frozen=True)

@@ -386,3 +386,52 @@ async def test_sixty_seconds_three_agents_sigkill_in_loc_a(
     assert len(token_api.token_requests) >= 5
     spacing = [b - a for a, b in itertools.pairwise(token_api.token_requests)]
     assert min(spacing) >= 6, spacing
+
+
+async def collect(daemon: Daemon, into: list[dict[str, Any]], ready: asyncio.Event) -> None:
+    async with daemon.client() as client:
+        stream = client.events()
+        ready.set()
+        async for event in stream:
+            into.append(event)
+
+
+async def test_events_of_every_agent_reach_every_agents_stream(cluster: Cluster, api: Api) -> None:
+    first = cluster.start("a1", "loc-a")
+    second = cluster.start("a2", "loc-b")
+    seen_first: list[dict[str, Any]] = []
+    seen_second: list[dict[str, Any]] = []
+    ready = [asyncio.Event(), asyncio.Event()]
+    tasks = [
+        asyncio.create_task(collect(first, seen_first, ready[0])),
+        asyncio.create_task(collect(second, seen_second, ready[1])),
+    ]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), 10)
+        await asyncio.sleep(1)  # both streams are open on the daemons' side
+        # An apply this large makes a `resource.changed` over the 7 KB a NOTIFY carries.
+        calls = [{"name": f"call-{i:03d}-{'x' * 40}", "url": f"{api.url}/c"} for i in range(200)]
+        async with first.client() as client:
+            await client.apply({"calls": calls})
+            accepted = await client.run("calls", calls[0]["name"], wait=True)
+
+        def finished(seen: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [
+                e
+                for e in seen
+                if e["type"] == "run.finished" and e.get("run_id") == accepted.run_id
+            ]
+
+        async def arrived() -> bool:
+            return bool(finished(seen_second))
+
+        await wait_for(arrived, 15, "a1's run.finished on a2's stream")
+        await asyncio.sleep(1)
+        assert len(finished(seen_first)) == 1  # its own, not echoed back
+        assert len(finished(seen_second)) == 1
+        changed = [e for e in seen_second if e["type"] == "resource.changed"]
+        assert changed and len(changed[0]["resources"]) == 200
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

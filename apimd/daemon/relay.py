@@ -1,0 +1,92 @@
+"""Events of every agent on every agent's `/v1/events` (SPEC §13): each agent NOTIFYs its own
+events on one channel and delivers the others' to its hub. A payload over 7 KB goes through the
+`cluster_events` table by id; an agent ignores its own echoes; the listener, on reconnecting,
+delivers `lagged` (events of that gap are lost)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from apimd.daemon.events import LAGGED, EventHub, json_default
+from apimd.engine.events import Event
+from apimd.store import Store
+from apimd.store.timestamps import to_us, utc_now
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "apimd_events"
+INLINE_LIMIT = 7 * 1024
+QUEUE_LIMIT = 50_000
+BATCH = 500
+
+
+class EventRelay:
+    """Sends this agent's events to the others and delivers theirs to `hub`."""
+
+    def __init__(self, agent: str, store: Store, hub: EventHub) -> None:
+        self.agent = agent
+        self._store = store
+        self._hub = hub
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_LIMIT)
+        self.dropped = 0
+
+    def offer(self, event: Event) -> None:
+        """The hub's relay hook: queue a local event for the others (never blocks)."""
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped += 1  # the others see `lagged` only for their own gaps
+
+    async def send_forever(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._send(batch)
+            except Exception as exc:
+                log.warning("%d event(s) not sent to the other agents: %s", len(batch), exc)
+
+    async def _send(self, batch: list[Event]) -> None:
+        async with self._store.db.transaction() as conn:
+            for event in batch:
+                payload = json.dumps(
+                    {"a": self.agent, "t": event.type, "d": event.data, "at": event.at.isoformat()},
+                    separators=(",", ":"),
+                    default=json_default,
+                )
+                if len(payload.encode()) > INLINE_LIMIT:
+                    rows = await conn.fetchall(
+                        "INSERT INTO cluster_events (created_at, payload) VALUES (?, ?)"
+                        " RETURNING id",
+                        (to_us(utc_now()), payload),
+                    )
+                    payload = json.dumps({"a": self.agent, "id": int(rows[0][0])})
+                await conn.execute("SELECT pg_notify(?, ?)", (CHANNEL, payload))
+
+    async def receive(self, payload: str) -> None:
+        """A notification on `CHANNEL`: deliver another agent's event."""
+        message: dict[str, Any] = json.loads(payload)
+        if message.get("a") == self.agent:
+            return
+        if "id" in message:
+            row = await self._store.db.fetchone(
+                "SELECT payload FROM cluster_events WHERE id = ?", (message["id"],)
+            )
+            if row is None:
+                return
+            message = json.loads(row[0])
+        event = Event(str(message["t"]), dict(message["d"]), datetime.fromisoformat(message["at"]))
+        self._hub.deliver(event)
+
+    def reconnected(self) -> None:
+        """Events sent while this agent was not listening are lost: tell the clients."""
+        self._hub.deliver(Event(LAGGED, {"missed": 0, "reason": "reconnected to the store"}))
+
+    async def prune(self, before: datetime) -> None:
+        async with self._store.db.transaction() as conn:
+            await conn.execute("DELETE FROM cluster_events WHERE created_at < ?", (to_us(before),))
