@@ -54,6 +54,13 @@ class MemoryStateStore:
         else:
             self.alerts[key] = alert.model_copy(deep=True)
 
+    async def increment_counter(self, key: str) -> int:
+        self.counters[key] = self.counters.get(key, 0) + 1
+        return self.counters[key]
+
+    async def reset_counter(self, key: str) -> int:
+        return self.counters.pop(key, 0)
+
     async def add_result(self, result: Result) -> None:
         self.results.append(result)
 

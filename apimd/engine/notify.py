@@ -76,15 +76,17 @@ class Notifier:
                 count = await self._counters.load_counter(key)
                 after_window = key in self._failing_in_window
                 self._failing_in_window.discard(key)
+                # Counted atomically in the store: agents sharing it count one target together,
+                # and exactly one of them sees the count reach `fails_in_a_row` (or the end).
                 if alerting:
-                    count += 1
+                    count = await self._counters.increment_counter(key)
                     if after_window and count < hook.fails_in_a_row:
                         count = hook.fails_in_a_row
-                    await self._counters.save_counter(key, count)
+                        await self._counters.save_counter(key, count)
                     if count == hook.fails_in_a_row:
                         await self._alert(owner, key, hook, notice, count)
                 elif count:
-                    await self._counters.save_counter(key, 0)
+                    count = await self._counters.reset_counter(key)
                     if count >= hook.fails_in_a_row:
                         self._reminders.pop(key, None)
                         await self._counters.save_alert(key, None)

@@ -41,6 +41,13 @@ class WebhookCounterRepository(Protocol):
 
     async def save_alert(self, key: str, alert: SentAlert | None) -> None:
         """Record the alert sent for `key` (None: the alert is over)."""
+
+    async def increment_counter(self, key: str) -> int:
+        """Add one; the new count (atomic: agents sharing the store count together)."""
+        ...
+
+    async def reset_counter(self, key: str) -> int:
+        """Back to 0; the count it had (atomic)."""
         ...
 
 

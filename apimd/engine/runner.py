@@ -463,6 +463,7 @@ class Engine:
         recorder.add_secrets(prepared.secrets)
         if prepared.basic_credentials:
             recorder.add_basic_credentials(*prepared.basic_credentials)
+        sent_at = self._clock()
         prepared.request.cookie_jar = ctx.cookies()
         try:
             response = await self._http.send(prepared.request)

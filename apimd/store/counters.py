@@ -54,3 +54,25 @@ class CounterStore:
                 " updated_at = excluded.updated_at",
                 (self._box.lookup_key(key), to_us(utc_now()), sent_at, doc),
             )
+
+    async def increment(self, key: str) -> int:
+        """Add one and return the new count, atomically (agents count one target together)."""
+        async with self._db.transaction() as conn:
+            rows = await conn.fetchall(
+                "INSERT INTO webhook_counters (key, count, updated_at) VALUES (?, 1, ?)"
+                " ON CONFLICT (key) DO UPDATE SET"
+                " count = webhook_counters.count + 1, updated_at = excluded.updated_at"
+                " RETURNING count",
+                (self._box.lookup_key(key), to_us(utc_now())),
+            )
+        return int(rows[0][0])
+
+    async def reset(self, key: str) -> int:
+        """Back to 0, atomically; returns the count it had (so one agent alone sees the streak
+        end and sends `resolved`)."""
+        async with self._db.transaction() as conn:
+            rows = await conn.fetchall(
+                "DELETE FROM webhook_counters WHERE key = ? RETURNING count",
+                (self._box.lookup_key(key),),
+            )
+        return int(rows[0][0]) if rows else 0

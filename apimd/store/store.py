@@ -160,6 +160,12 @@ class Store:
     async def save_alert(self, key: str, alert: SentAlert | None) -> None:
         await self.counters.save_alert(key, alert)
 
+    async def increment_counter(self, key: str) -> int:
+        return await self.counters.increment(key)
+
+    async def reset_counter(self, key: str) -> int:
+        return await self.counters.reset(key)
+
     async def add_result(self, result: Result) -> None:
         if self.origin is not None and result.agent is None:
             location, agent = self.origin
