@@ -41,7 +41,14 @@ class DaemonState:
             f"{counts.get('workflows', 0)} workflows",
             f"{counts.get('tokens', 0)} tokens",
         ]
-        if status.scheduler != "running":
+        if len(status.agents) > 1:  # agents sharing one store (SPEC §13)
+            locations = len({agent.location for agent in status.agents})
+            role = "leader" if status.leader else "agent"
+            parts.append(
+                f"{role} {status.agent} in {status.location} of {len(status.agents)} agents"
+                f" in {locations} location{'s' if locations != 1 else ''}"
+            )
+        elif status.scheduler != "running":
             parts.append(f"scheduler {status.scheduler}")
         if status.running:
             parts.append(f"running {len(status.running)}")

@@ -1,0 +1,54 @@
+"""The TUI's status line names the agent and its cluster (SPEC §13)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from apimd.model.api import AgentInfo, StatusInfo
+from apimd.tui.connection import DaemonState
+
+NOW = datetime(2026, 12, 6, 5, 0, tzinfo=UTC)
+
+
+def status(agents: list[tuple[str, str, bool]], *, me: str, leader: bool) -> StatusInfo:
+    return StatusInfo(
+        version="0.1.0",
+        pid=1,
+        started_at=NOW,
+        uptime_s=0,
+        counts={"calls": 2},
+        scheduler="running" if leader else "stopped",
+        schedules=1,
+        callback_url="http://127.0.0.1:1/tokens/callback",
+        callback_bound=True,
+        db_path="PostgreSQL database apimd on 127.0.0.1:5432",
+        socket_path="/tmp/s",
+        agent=me,
+        location=next(loc for name, loc, _ in agents if name == me),
+        leader=leader,
+        agents=[
+            AgentInfo(
+                agent=name, location=loc, pid=1, started_at=NOW, last_heartbeat=NOW, leader=lead
+            )
+            for name, loc, lead in agents
+        ],
+    )
+
+
+CLUSTER = [("a1", "loc-a", True), ("a2", "loc-a", False), ("b1", "loc-b", False)]
+
+
+def test_a_follower_names_itself_and_its_cluster_not_a_stopped_scheduler() -> None:
+    line = DaemonState(
+        Path("/tmp/s"), connected=True, checked=True, status=status(CLUSTER, me="b1", leader=False)
+    ).summary(NOW)
+    assert "agent b1 in loc-b of 3 agents in 2 locations" in line
+    assert "scheduler" not in line
+
+
+def test_the_leader_says_so() -> None:
+    line = DaemonState(
+        Path("/tmp/s"), connected=True, checked=True, status=status(CLUSTER, me="a1", leader=True)
+    ).summary(NOW)
+    assert "leader a1 in loc-a of 3 agents in 2 locations" in line
