@@ -196,6 +196,7 @@ class Agents:
     async def _lead(self, conn: psycopg.AsyncConnection[Any]) -> None:
         log.info("agent %s (%s) is the leader", self.name, self.location)
         self.leader = True
+        await self.store.firings.crown(self.name)  # one transaction: never two leaders shown
         await self._beat()
         await self.service.scheduler.start()
         cleaned = 0.0

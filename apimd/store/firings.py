@@ -71,6 +71,13 @@ class FiringStore:
                 ),
             )
 
+    async def crown(self, agent: str) -> None:
+        """`agent` leads now: a former leader (dead, its row not yet stale) no longer shows so."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE agents SET leader = CASE WHEN agent = ? THEN 1 ELSE 0 END", (agent,)
+            )
+
     async def leave(self, agent: str) -> None:
         async with self._db.transaction() as conn:
             await conn.execute("DELETE FROM agents WHERE agent = ?", (agent,))

@@ -186,6 +186,7 @@ async def test_three_agents_two_locations_one_run_per_firing_and_takeover(
 
     await wait_for(new_leader, 15 + 5, "another agent to lead")
     assert time.monotonic() - killed_at <= 15 + 5
+    assert len(await leaders(survivor)) == 1  # the dead one no longer shows as leader
     await asyncio.sleep(10)
 
     rows = firings(cluster.database)
