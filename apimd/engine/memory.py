@@ -31,6 +31,9 @@ class MemoryStateStore:
     async def save_token(self, runtime: TokenRuntime) -> None:
         self.tokens[runtime.name] = runtime.model_copy(deep=True)
 
+    def cluster_lock(self, key: str) -> AbstractAsyncContextManager[object]:
+        return contextlib.nullcontext()
+
     def token_lock(self, name: str) -> AbstractAsyncContextManager[object]:
         return contextlib.nullcontext()  # one process: the token manager's single flight suffices
 

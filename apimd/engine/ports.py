@@ -80,3 +80,8 @@ class StateStore(
     Protocol,
 ):
     """Everything the engine persists, in one object."""
+
+    def cluster_lock(self, key: str) -> AbstractAsyncContextManager[object]:
+        """Held by one process at a time among those sharing this state (`apimd:mutex` across
+        agents, SPEC §13)."""
+        ...

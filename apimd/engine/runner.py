@@ -229,7 +229,10 @@ class Engine:
             raise UnknownTarget(f"no call or workflow named {name!r}")
         mutex = call.has_tag("mutex") if call else _workflow_mutex(workflow)
         if mutex:
-            async with self._mutexes.setdefault(name, asyncio.Lock()):
+            async with (
+                self._mutexes.setdefault(name, asyncio.Lock()),
+                self._state.cluster_lock(f"mutex:{name}"),  # and across agents
+            ):
                 return await self._record_target(name, call, workflow, ctx)
         return await self._record_target(name, call, workflow, ctx)
 

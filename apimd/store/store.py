@@ -142,6 +142,9 @@ class Store:
     async def save_token(self, runtime: TokenRuntime) -> None:
         await self.tokens.save(runtime)
 
+    def cluster_lock(self, key: str) -> AbstractAsyncContextManager[object]:
+        return self._db.exclusive(key)
+
     def token_lock(self, name: str) -> AbstractAsyncContextManager[object]:
         return self._db.exclusive(f"token:{name}")
 

@@ -436,3 +436,44 @@ async def test_events_of_every_agent_reach_every_agents_stream(cluster: Cluster,
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_apimd_mutex_holds_across_agents(cluster: Cluster) -> None:
+    active = {"now": 0, "max": 0}
+
+    async def slow(_request: web.Request) -> web.Response:
+        active["now"] += 1
+        active["max"] = max(active["max"], active["now"])
+        await asyncio.sleep(1.5)
+        active["now"] -= 1
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/slow", slow)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/slow"
+    try:
+        first = cluster.start("a1", "loc-a")
+        second = cluster.start("a2", "loc-b")
+        async with first.client() as one, second.client() as two:
+            await one.apply(
+                {"calls": [{"name": "one-at-a-time", "url": url, "tags": ["apimd:mutex"]}]}
+            )
+
+            async def on_second() -> bool:
+                return any(c.name == "one-at-a-time" for c in await two.list("calls"))
+
+            await wait_for(on_second, 10, "the apply to reach the second agent")
+            runs = [
+                client.run("calls", "one-at-a-time", wait=True) for client in (one, two, one, two)
+            ]
+            done = await asyncio.gather(*runs)
+        assert all(r.result is not None and r.result.outcome.value == "PASS" for r in done)
+        assert active["max"] == 1
+    finally:
+        for daemon in cluster.agents.values():
+            if daemon.process.poll() is None:
+                await daemon.stop()
+        await runner.cleanup()
