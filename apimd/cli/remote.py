@@ -157,9 +157,10 @@ async def status_command(settings: Settings, as_json: bool) -> int:
         print(status.model_dump_json(indent=2))
         return 0
     callback = status.callback_url + (" (listening)" if status.callback_bound else " (NOT bound)")
+    scheduler = f"scheduler {status.scheduler}" if status.leader else "fired by the leader"
     lines = [
         f"apimd daemon {status.version}: running (pid {status.pid}, up {_duration(status.uptime_s)})",
-        f"  schedules   {status.schedules} enabled, scheduler {status.scheduler}",
+        f"  schedules   {status.schedules} enabled, {scheduler}",
         f"  monitors    {status.counts.get('calls', 0)} calls, {status.counts.get('workflows', 0)} workflows, "
         f"{status.counts.get('tokens', 0)} tokens",
         f"  running     {', '.join(status.running) or 'nothing'}",
