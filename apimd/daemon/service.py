@@ -72,12 +72,12 @@ class MonitorService:
         self._reload_lock = asyncio.Lock()
         self._maintenance: asyncio.Task[None] | None = None
         self._reminders: asyncio.Task[None] | None = None
+        self.agents = Agents(self)
 
     def publish(self, event: Event) -> None:
         """Every event goes to SSE clients and to the metrics."""
         self.hub.publish(event)
         self.metrics.observe_event(event)
-        self.agents = Agents(self)
 
     # --- lifecycle ------------------------------------------------------------------------
 
