@@ -30,7 +30,17 @@ def valid(path: Path) -> etree._ElementTree:
 
 def project(url: str) -> dict[str, Any]:
     return {
-        "auth": [{"name": "people", "type": "manual"}],
+        # A sign-in nobody has done yet: a person must sign in, so CI must turn red.
+        "auth": [
+            {
+                "name": "people",
+                "type": "oauth2",
+                "grant": "authorization_code",
+                "authorize_url": f"{url}/oauth/authorize",
+                "token_url": f"{url}/oauth/token",
+                "client_id": "demo-client",
+            }
+        ],
         "tokens": [{"name": "signed-in", "auth": "people"}],
         "calls": [
             {"name": "status", "url": f"{url}/api/status", "tags": ["ci"]},
