@@ -7,6 +7,7 @@ import asyncio
 import sys
 import uuid
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -40,15 +41,29 @@ async def open_owned_store(location: str | Path, what: str, settings: Settings) 
     """The store at `location` (file or URL) with the configured key, held for this process;
     a `UsageError` starting with `what` when it cannot be opened."""
     from apimd.store import StoreError, open_store
+    from apimd.store.errors import StoreInUse
 
     try:
-        return await open_store(
+        store = await open_store(
             location,
             secret_key=settings.secret_key,
             key_file=settings.key_file,
             owner=True,
             owner_description=f"apimd {what}",
         )
+        # Daemons sharing a PostgreSQL database are agents and hold no owner lock: a live one
+        # (heard from in the last 15 s) owns the database for this purpose all the same.
+        since = datetime.now(UTC) - timedelta(seconds=15)
+        agents = await store.firings.live(since) if str(location).startswith("postgres") else []
+        if agents:
+            await store.close()
+            first = agents[0]
+            raise StoreInUse(
+                store.name,
+                f"the apimd daemon for agent {first.agent} in {first.location}",
+                first.pid,
+            )
+        return store
     except StoreError as exc:
         raise UsageError(f"{what}: {exc}") from None
 
