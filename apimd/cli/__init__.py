@@ -33,6 +33,8 @@ settings (environment variables; the same keys work in settings.toml):
                         apimd.db; see `apimd migrate`)
   APIMD_METRICS_ADDR    also serve GET /metrics on HOST:PORT (e.g. 127.0.0.1:9464)
   APIMD_LOG_LEVEL       DEBUG, INFO (default), WARNING or ERROR
+  APIMD_LOCATION        where this agent checks from, with PostgreSQL (default: host name)
+  APIMD_AGENT           this agent's name, with PostgreSQL (default: host name + pid)
   NO_COLOR              no colours in output
 `apimd status` prints where the socket, database and log of a running daemon are."""
 
