@@ -212,9 +212,17 @@ class ResultCodec:
                 f" ({', '.join('?' * len(chunk))})",
                 chunk,
             )
-            for row in rows:
-                body = self._decompressors[0].decompress(bytes(row[1]))
-                self._remember(bytes(row[0]), body.decode(errors="surrogatepass"))
+            # A body is compressed with the dictionary current when it was stored: read it
+            # with that one (loaded from the store when another process trained it).
+            blobs = [(bytes(row[0]), bytes(row[1])) for row in rows]
+            missing = {zstandard.get_frame_parameters(blob).dict_id for _, blob in blobs} - set(
+                self._decompressors
+            )
+            if missing:
+                await self.load(db, missing)
+            for digest, blob in blobs:
+                body = self.payload(blob, "")
+                self._remember(digest, body.decode(errors="surrogatepass"))
 
     def _payload_or_none(self, doc: bytes) -> bytes | None:
         try:

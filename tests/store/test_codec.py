@@ -125,3 +125,21 @@ async def test_a_dictionary_is_trained_from_written_results(
     await store.close()
     store = await open_any_store()
     assert await _all(store) == {r.id: r for r in first + later}
+
+
+async def test_bodies_stored_after_a_dictionary_was_trained_read_back_in_a_new_process(
+    open_any_store: OpenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A daemon killed and restarted must read the bodies it stored with its trained dictionary.
+    monkeypatch.setattr(codec_module, "TRAIN_AFTER", 200)
+    store = await open_any_store()
+    await store.add_results([sample(i) for i in range(250)])
+    await store.results.drain_training()
+    same = json.dumps({"status": "ok", "items": list(range(200))})
+    later = [sample(i, body=same) for i in range(250, 310)]
+    await store.add_results(later)
+    await store.close()
+    store = await open_any_store()
+    found = await _all(store)
+    assert all(found[r.id] == r for r in later)
+    await store.close()
