@@ -157,17 +157,42 @@ def fapi_resources(server: RunningServer) -> dict[str, Any]:
     }
 
 
+# Sent to the demo process alone (`kill`, the SSH session closing, a supervisor), these end the
+# demo as Ctrl-C does: its daemon stopped and its temporary state removed.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 async def demo_command(args: argparse.Namespace) -> int:
-    server = await _start_server(args.port)
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    stopped_by: list[int] = []
+
+    def stop(signum: int) -> None:
+        if not stopped_by:  # a second signal must not cut the clean-up short
+            main.cancel()
+        stopped_by.append(signum)
+
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop, signum)
     try:
-        os.environ["APIMD_DEMO_URL"] = server.url
-        if args.api_only:
-            return await _serve_api_only(server)
-        if args.standalone:
-            return await _standalone(server)
-        return await _with_daemon(server, once=args.once, tui=not args.no_tui)
+        server = await _start_server(args.port)
+        try:
+            os.environ["APIMD_DEMO_URL"] = server.url
+            if args.api_only:
+                return await _serve_api_only(server)
+            if args.standalone:
+                return await _standalone(server)
+            return await _with_daemon(server, once=args.once, tui=not args.no_tui)
+        finally:
+            await server.stop()
+    except asyncio.CancelledError:
+        if not stopped_by:
+            raise
+        return 128 + stopped_by[0]  # the shell's status for a process ended by that signal
     finally:
-        await server.stop()
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
 
 
 async def _standalone(server: RunningServer) -> int:

@@ -11,9 +11,11 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from apimd.daemon.process import read_lock_pid
 from tests.e2e.terminal import PtyCommand
 from tests.tui.test_signin import finish_in_browser
 
@@ -65,3 +67,30 @@ async def test_demo_with_port_8765_taken_uses_a_free_one_and_takes_a_pasted_addr
     assert demo.process.returncode == 130, demo.text  # the CLI's exit status for Ctrl-C
     home = re.search(r"export APIMD_HOME=(\S+)", demo.text)
     assert home and not os.path.exists(home.group(1)), "the demo removed its temporary state"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+async def test_a_signal_to_the_demo_alone_stops_its_daemon_and_removes_its_state(
+    signum: signal.Signals,
+) -> None:
+    """`kill`, a closed SSH session (SIGHUP) or SIGINT sent to the demo process alone, not its
+    process group, end it as Ctrl-C does: before, SIGTERM left the daemon running and
+    /tmp/apimd-demo-* behind."""
+    env = {k: v for k, v in os.environ.items() if k not in ("APIMD_CALLBACK_PORT", "APIMD_HOME")}
+    env.update(NO_COLOR="1", APIMD_CALLBACK_PORT="0")
+    demo = PtyCommand([sys.executable, "-m", "apimd", "demo", "--no-tui", "--port", "0"], env)
+    try:
+        home = (await demo.read_until(rb"export APIMD_HOME=(\S+)")).group(1).decode()
+        await demo.read_until(rb"Press Ctrl-C to stop the demo")
+        daemon_pid = read_lock_pid(Path(home) / "daemon.lock")
+        assert daemon_pid is not None
+        os.kill(demo.process.pid, signum)
+        await asyncio.to_thread(demo.process.wait, 30)
+    finally:
+        if demo.process.poll() is None:
+            demo.process.kill()
+        demo.close()
+    assert demo.process.returncode == 128 + signum, demo.text
+    assert not os.path.exists(home), "the demo removed its temporary state"
+    with pytest.raises(ProcessLookupError):
+        os.kill(daemon_pid, 0)
