@@ -26,18 +26,23 @@ from apimd.model.api import (
     ResultPage,
     RunAccepted,
     RunRequest,
+    SigninInfo,
     SigninList,
     SigninRequest,
+    SigninResult,
     StatusInfo,
     Summary,
     parse_summary,
 )
+from apimd.model.events import Event, decode_event
 from apimd.model.project import KIND_MODELS, Project
 from apimd.model.resources import Token
 from apimd.model.result import Result
 from apimd.model.stats import Stats
 
 M = TypeVar("M", bound=BaseModel)
+MAX_EVENT_LINE = 64 * 1024 * 1024
+"""The longest line of the event stream read (a `resource.changed` of a huge apply is long)."""
 
 
 class DaemonUnavailable(Exception):
@@ -270,25 +275,26 @@ class Client:
         payload = await self._request("POST", f"/v1/tokens/{_seg(name)}/refresh", timeout=120)
         return Token.model_validate(payload)
 
-    async def signin(self, name: str, *, mode: str = "browser") -> dict[str, Any]:
+    async def signin(self, name: str, *, mode: str = "browser") -> SigninInfo:
+        """Start a sign-in for token `name`: the URL to open (or the device code to enter)."""
         body = SigninRequest.model_validate({"mode": mode}).model_dump()
-        payload: dict[str, Any] = await self._request(
-            "POST", f"/v1/tokens/{_seg(name)}/signin", body=body
-        )
-        return payload
+        payload = await self._request("POST", f"/v1/tokens/{_seg(name)}/signin", body=body)
+        return SigninInfo.model_validate(payload)
 
     async def signins(self) -> SigninList:
         return SigninList.model_validate(await self._request("GET", "/v1/signins"))
 
-    async def complete_signin(self, url: str) -> dict[str, Any]:
+    async def complete_signin(self, url: str) -> SigninResult:
+        """Finish a sign-in from the final redirect URL pasted from the browser."""
         body = CompleteSigninRequest(url=url).model_dump()
-        payload: dict[str, Any] = await self._request("POST", "/v1/signins/complete", body=body)
-        return payload
+        payload = await self._request("POST", "/v1/signins/complete", body=body)
+        return SigninResult.model_validate(payload)
 
     # --- events ---------------------------------------------------------------------------
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
-        """Server-sent events as dicts `{"type", "at", …}` until the daemon closes the stream."""
+    async def events(self) -> AsyncIterator[Event]:
+        """The daemon's events, typed, until it closes the stream. A frame whose data is no JSON
+        object is skipped; one this client cannot read (a newer type) is an `UnknownEvent`."""
         try:
             async with self._http().get(
                 "/v1/events", timeout=aiohttp.ClientTimeout(total=None, sock_read=None)
@@ -296,12 +302,11 @@ class Client:
                 if response.status >= 400:
                     raise _api_error(response.status, await response.json(content_type=None))
                 data_lines: list[str] = []
-                async for raw in response.content:
-                    line = raw.decode().rstrip("\r\n")
+                async for line in _lines(response.content):
                     if not line:
-                        if data_lines:
-                            yield json.loads("\n".join(data_lines))
-                            data_lines = []
+                        if data_lines and (event := decode_event("\n".join(data_lines))):
+                            yield event
+                        data_lines = []
                     elif line.startswith("data:"):
                         data_lines.append(line[5:].lstrip())
         except _ForeignSocket as exc:
@@ -309,6 +314,26 @@ class Client:
         except (aiohttp.ClientError, FileNotFoundError, ConnectionRefusedError) as exc:
             # A daemon that dies mid-stream ends it with a payload error: the same to callers.
             raise DaemonUnavailable(self.socket_path, str(exc) or type(exc).__name__) from None
+
+
+async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
+    """The complete lines of an event stream, without their line ends. Unlike aiohttp's line
+    reader (which fails on a line over 128 KiB) a long line is read whole, up to `MAX_EVENT_LINE`;
+    a longer one is dropped (its frame then does not parse and is skipped)."""
+    buffer = bytearray()
+    dropping = False
+    async for chunk in content.iter_any():
+        scanned = len(buffer)
+        buffer += chunk
+        while (end := buffer.find(b"\n", scanned)) != -1:
+            if not dropping and end <= MAX_EVENT_LINE:
+                yield buffer[:end].decode(errors="replace").rstrip("\r")
+            dropping = False
+            del buffer[: end + 1]
+            scanned = 0
+        if len(buffer) > MAX_EVENT_LINE:
+            buffer.clear()
+            dropping = True
 
 
 def _seg(name: str) -> str:

@@ -51,6 +51,7 @@ from typing import Any
 from loopback_server import start_server
 
 from apimd.client import Client, DaemonUnavailable
+from apimd.model.events import Lagged, ScheduleFired
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
@@ -140,13 +141,12 @@ class Collected:
 
 async def collect(client: Client, into: Collected) -> None:
     async for event in client.events():
-        if event["type"] == "schedule.fired":
-            scheduled_at = datetime.fromisoformat(event["scheduled_at"])
-            into.firings.append((scheduled_at, float(event["lateness_ms"])))
-            for target in event["targets"]:
-                into.grid.setdefault(target, scheduled_at)
-        elif event["type"] == "lagged":
-            into.missed += int(event["missed"])
+        if isinstance(event, ScheduleFired):
+            into.firings.append((event.scheduled_at, event.lateness_ms))
+            for target in event.targets:
+                into.grid.setdefault(target, event.scheduled_at)
+        elif isinstance(event, Lagged):
+            into.missed += event.missed
 
 
 async def drain(client: Client, args: argparse.Namespace) -> bool:

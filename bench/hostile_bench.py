@@ -47,6 +47,7 @@ from aiohttp import web
 from daemon_bench import percentile, rss_mib, shut_down, start_daemon, wait_until_up
 
 from apimd.client import Client
+from apimd.model.events import RunFinished, RunStarted, ScheduleFired
 
 MIB = 1024 * 1024
 SETTLE_S = 5.0
@@ -167,17 +168,16 @@ class Seen:
 
 async def watch(client: Client, seen: Seen) -> None:
     async for event in client.events():
-        kind = event["type"]
-        if kind == "schedule.fired" and "canary" in event["targets"]:
-            seen.canary_due.append(datetime.fromisoformat(event["scheduled_at"]))
+        if isinstance(event, ScheduleFired) and "canary" in event.targets:
+            seen.canary_due.append(event.scheduled_at)
         now = datetime.now(UTC)
         if seen.window is None or not seen.window[0] <= now:
             continue
-        if kind == "run.started" and now < seen.window[1]:
-            seen.started[event["name"]] += 1
-            seen.names[event["run_id"]] = event["name"]
-        elif kind == "run.finished" and event["run_id"] in seen.names:
-            seen.finished[seen.names[event["run_id"]]] += 1
+        if isinstance(event, RunStarted) and now < seen.window[1]:
+            seen.started[event.name] += 1
+            seen.names[event.run_id] = event.name
+        elif isinstance(event, RunFinished) and event.run_id in seen.names:
+            seen.finished[seen.names[event.run_id]] += 1
 
 
 async def bench(args: argparse.Namespace) -> int:

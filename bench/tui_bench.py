@@ -36,12 +36,15 @@ from apimd.client import ApiError
 from apimd.model.api import (
     ResultPage,
     RunAccepted,
+    SigninInfo,
     SigninList,
+    SigninResult,
     StatusInfo,
     Summary,
     TargetSummary,
     parse_summary,
 )
+from apimd.model.events import Event, decode_event
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.resources import Token
 from apimd.model.result import Result
@@ -118,10 +121,10 @@ class BenchClient:
         payload = json.loads(self._summary)
         return await asyncio.to_thread(parse_summary, payload)  # as `Client.summary` does
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
-        while True:
-            payload: dict[str, Any] = json.loads(await self._events.get())
-            yield payload
+    async def events(self) -> AsyncIterator[Event]:
+        while True:  # parsed from JSON as `Client.events` does
+            if (event := decode_event(await self._events.get())) is not None:
+                yield event
 
     async def list(self, kind: str) -> list[BaseModel]:
         return []
@@ -156,13 +159,13 @@ class BenchClient:
     async def refresh_token(self, name: str) -> Token:
         raise ApiError(404, "not_found", f"no token named {name!r}", [])
 
-    async def signin(self, name: str, *, mode: str = "browser") -> dict[str, Any]:
+    async def signin(self, name: str, *, mode: str = "browser") -> SigninInfo:
         raise ApiError(404, "not_found", f"no token named {name!r}", [])
 
     async def signins(self) -> SigninList:
         return SigninList(signins=[])
 
-    async def complete_signin(self, url: str) -> dict[str, Any]:
+    async def complete_signin(self, url: str) -> SigninResult:
         raise ApiError(400, "signin_refused", "no sign-in is pending", [])
 
     async def close(self) -> None:
@@ -224,7 +227,14 @@ async def inject_events(
         run_id = f"{rng.getrandbits(64):016x}"
         if companions:
             client.inject(
-                {"type": "schedule.fired", "at": now, "schedule": f"s-{name}", "targets": [name]}
+                {
+                    "type": "schedule.fired",
+                    "at": now,
+                    "schedule": f"s-{name}",
+                    "targets": [name],
+                    "scheduled_at": now,
+                    "lateness_ms": 0.0,
+                }
             )
             client.inject(
                 {

@@ -28,6 +28,7 @@ from apimd.demo.fapi import public_jwk
 from apimd.demo.server import STATE_KEY, RunningServer, create_app
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
+from apimd.model.events import RunFinished, SignInEnded, TokenStateChanged
 from apimd.model.loader import load_project_file
 from apimd.settings import DEFAULT_CALLBACK_PORT
 
@@ -341,15 +342,14 @@ async def _wait_until_up(client: Client, daemon: asyncio.subprocess.Process) -> 
 async def _follow(client: Client) -> None:
     """One line per finished run and per token change, until Ctrl-C."""
     async for event in client.events():
-        kind = event.get("type")
-        if kind == "run.finished":
-            status = f" HTTP {event['http_status']}" if event.get("http_status") else ""
-            print(f"{event['at'][11:19]}  {event['outcome']:<7} {event['name']}{status}")
-        elif kind in ("signin.done", "token.state"):
-            print(
-                f"{event['at'][11:19]}  {kind}: {event.get('token')} "
-                f"{event.get('message') or event.get('state')}"
-            )
+        at = f"{event.at:%H:%M:%S}"
+        if isinstance(event, RunFinished):
+            status = f" HTTP {event.http_status}" if event.http_status else ""
+            print(f"{at}  {event.outcome.value:<7} {event.name}{status}")
+        elif isinstance(event, SignInEnded):
+            print(f"{at}  {event.type}: {event.token} {event.message}")
+        elif isinstance(event, TokenStateChanged):
+            print(f"{at}  {event.type}: {event.token} {event.state.value}")
         sys.stdout.flush()
 
 

@@ -24,6 +24,7 @@ from apimd.cli import UsageError, parse_vars
 from apimd.cli.output import format_apply, print_result
 from apimd.cli.table import column_widths, fit_width, table
 from apimd.client import ApiError, Client, DaemonUnavailable
+from apimd.model.events import RunFinished
 from apimd.model.outcome import ResultCode
 from apimd.model.result import Result
 from apimd.settings import Settings
@@ -379,11 +380,11 @@ async def results_command(settings: Settings, args: argparse.Namespace) -> int:
             print(note, file=sys.stderr)
         sys.stdout.flush()
         async for event in client.events():
-            if event.get("type") != "run.finished":
+            if not isinstance(event, RunFinished):
                 continue
-            if args.name and event.get("name") != args.name and event.get("kind") != "workflow":
+            if args.name and event.name != args.name and event.kind != "workflow":
                 continue
-            found = await client.result(str(event["result_id"]))
+            found = await client.result(event.result_id)
             for result in _named(found, args.name):
                 if args.json:
                     print(result.model_dump_json())

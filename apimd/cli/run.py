@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, TextIO
 from apimd.cli import UsageError, parse_vars
 from apimd.cli.browser import present_url, read_pasted_url
 from apimd.cli.output import print_result
-from apimd.engine.events import Event
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.ports import StateStore
 from apimd.engine.runner import Engine, RunContext
 from apimd.engine.signin import SignInError, SignInFlows
 from apimd.model.errors import ValidationFailed
+from apimd.model.events import Event, SignInEnded
 from apimd.model.loader import load_project_file
 from apimd.model.outcome import ResultCode
 from apimd.model.project import Project
@@ -95,10 +95,10 @@ async def run_command(args: argparse.Namespace) -> int:
     async with AsyncExitStack() as stack:
         state = await open_state(args.db, stack)
         done = asyncio.Event()
-        outcome: list[Event] = []
+        outcome: list[SignInEnded] = []
 
         def on_event(event: Event) -> None:
-            if event.type == "signin.done":
+            if isinstance(event, SignInEnded):
                 outcome.append(event)
                 done.set()
 
@@ -156,13 +156,13 @@ async def run_command(args: argparse.Namespace) -> int:
             return 1
         finally:
             reader.cancel()
-        finished = outcome[0].data
-        print(("Signed in: " if finished["ok"] else "Sign-in failed: ") + str(finished["message"]))
-        result_id = finished.get("result_id")
-        continuation = await state.get_result(str(result_id)) if result_id else None
+        finished = outcome[0]
+        print(("Signed in: " if finished.ok else "Sign-in failed: ") + finished.message)
+        result_id = finished.result_id
+        continuation = await state.get_result(result_id) if result_id else None
         if continuation is not None:
             print_result(continuation, as_json=args.json, stream=sys.stdout)
-        return 0 if finished["ok"] else 1
+        return 0 if finished.ok else 1
 
 
 def _hand_over(url: str, args: argparse.Namespace, *, stream: TextIO) -> None:

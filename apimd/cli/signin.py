@@ -6,44 +6,43 @@ import asyncio
 import contextlib
 import sys
 from pathlib import Path
-from typing import Any
 
 from apimd.cli import UsageError
 from apimd.cli.browser import present_url, read_pasted_url
 from apimd.client import ApiError, Client
+from apimd.model.api import SigninInfo
+from apimd.model.events import SignInEnded, SignInOpened
 from apimd.settings import Settings
 
 SIGNIN_WAIT_S = 10 * 60
 SIGNIN_OPEN_WAIT_S = 2.0
 
 
-async def _wait_for_done(
-    client: Client, signin_id: str | None, token: str | None
-) -> dict[str, Any]:
+async def _wait_for_done(client: Client, signin_id: str | None, token: str | None) -> SignInEnded:
     async for event in client.events():
-        if event.get("type") != "signin.done":
+        if not isinstance(event, SignInEnded):
             continue
-        if signin_id and event.get("id") != signin_id:
+        if signin_id and event.id != signin_id:
             continue
-        if not signin_id and token and event.get("token") != token:
+        if not signin_id and token and event.token != token:
             continue
         return event
     raise UsageError("the daemon stopped before the sign-in finished")
 
 
 async def wait_for_signin(
-    socket_path: Path, info: dict[str, Any], events_client: Client, callback_url: str | None
+    socket_path: Path, info: SigninInfo, events_client: Client, callback_url: str | None
 ) -> int:
     """Show the URL (or device code), then wait for signin.done or a pasted URL (finished
     through the daemon on `socket_path`)."""
-    waiter = asyncio.create_task(_wait_for_done(events_client, info.get("id"), info.get("token")))
+    waiter = asyncio.create_task(_wait_for_done(events_client, info.id, info.token))
     await asyncio.sleep(0.1)  # let the event stream connect before the person can finish
-    if info.get("user_code"):
-        print(f"\nOn any device, open {info.get('verification_uri')} and enter the code:\n")
-        print(f"    {info['user_code']}\n")
+    if info.user_code:
+        print(f"\nOn any device, open {info.verification_uri} and enter the code:\n")
+        print(f"    {info.user_code}\n")
         sys.stdout.flush()
     else:
-        present_url(str(info["url"]), callback_url)
+        present_url(str(info.url), callback_url)
 
     async def pasted(url: str) -> bool:
         async with Client(socket_path) as client:
@@ -64,11 +63,11 @@ async def wait_for_signin(
         reader.cancel()
         with contextlib.suppress(BaseException):
             await reader
-    if done.get("ok"):
-        expiry = f" (valid until {done['expires_at']})" if done.get("expires_at") else ""
-        print(f"Signed in: {done.get('message')}{expiry}")
+    if done.ok:
+        expiry = f" (valid until {done.expires_at.isoformat()})" if done.expires_at else ""
+        print(f"Signed in: {done.message}{expiry}")
         return 0
-    print(f"Sign-in failed: {done.get('message')}", file=sys.stderr)
+    print(f"Sign-in failed: {done.message}", file=sys.stderr)
     return 1
 
 
@@ -98,13 +97,13 @@ async def run_interactive(
 
     status = await client.status()
     async with Client(settings.socket_path) as events:
-        opened: dict[str, dict[str, Any]] = {}  # run id -> its signin.open event
+        opened: dict[str, SignInOpened] = {}  # run id -> its signin.open event
         arrived = asyncio.Event()
 
         async def watch() -> None:
             async for event in events.events():
-                if event.get("type") == "signin.open" and event.get("run_id"):
-                    opened[str(event["run_id"])] = event
+                if isinstance(event, SignInOpened) and event.run_id:
+                    opened[event.run_id] = event
                     arrived.set()
 
         watcher = asyncio.create_task(watch())
@@ -124,12 +123,15 @@ async def run_interactive(
                             await arrived.wait()
         finally:
             watcher.cancel()
-        info = opened.get(accepted.run_id)
-        if info is None:
+        event = opened.get(accepted.run_id)
+        if event is None:
             return 0 if accepted.result.outcome.is_success else 1
         # The event's URL is redacted like the run's result; the pending sign-in has it in full.
         pending = await client.signins()
-        info["url"] = next((s.url for s in pending.signins if s.id == info["id"]), info["url"])
+        info = next(
+            (s for s in pending.signins if s.id == event.id),
+            SigninInfo.model_validate(event, from_attributes=True),
+        )
         callback = status.callback_url if status.callback_bound else None
         async with Client(settings.socket_path) as waiter:
             return await wait_for_signin(settings.socket_path, info, waiter, callback)

@@ -7,13 +7,9 @@ import asyncio
 import json
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, date, datetime
 from types import TracebackType
-from typing import Any
 
-from apimd.engine.events import Event
-
-LAGGED = "lagged"
+from apimd.model.events import Event, Lagged
 
 
 class EventHub:
@@ -75,7 +71,7 @@ class EventHub:
 class Subscription:
     """One client's view of the hub: an async iterator of events, and an async context manager
     that unsubscribes on exit. When its queue overflows the oldest events are dropped and the next
-    event delivered is `Event("lagged", {"missed": N})`."""
+    event delivered is `Lagged(missed=N)`."""
 
     def __init__(self, hub: EventHub, types: set[str] | None, queue_size: int) -> None:
         self._hub = hub
@@ -108,7 +104,7 @@ class Subscription:
                 raise StopAsyncIteration
             if self._missed:
                 missed, self._missed = self._missed, 0
-                return Event(LAGGED, {"missed": missed})
+                return Lagged(missed=missed)
             if self._queue:
                 return self._queue.popleft()
             self._ready.clear()
@@ -121,7 +117,7 @@ class Subscription:
         if self._closed:
             return out
         if self._missed:
-            out.append(Event(LAGGED, {"missed": self._missed}))
+            out.append(Lagged(missed=self._missed))
             self._missed = 0
         while self._queue and len(out) < limit:
             out.append(self._queue.popleft())
@@ -148,15 +144,12 @@ class Subscription:
 
 
 def format_sse(event: Event, event_id: int | None = None) -> bytes:
-    """One SSE frame: optional `id:`, `event: <type>`, and `data:` holding
-    `{"type", "at", **data}` as one line of JSON (the event's own type and time win over same-named
-    data keys)."""
+    """One SSE frame: optional `id:`, `event: <type>`, and `data:` holding the event's payload
+    (`{"type", "at", …fields}`) as one line of JSON."""
     if "\n" in event.type or "\r" in event.type:
         raise ValueError(f"event type {event.type!r} contains a line break")
-    payload: dict[str, Any] = {"type": event.type, "at": _iso(event.at)}
-    payload.update((key, value) for key, value in event.data.items() if key not in payload)
     # json.dumps escapes every control character, so the data never spans two lines.
-    data = json.dumps(payload, separators=(",", ":"), default=json_default)
+    data = json.dumps(event.payload(), separators=(",", ":"))
     lines: list[str] = [] if event_id is None else [f"id: {event_id}"]
     lines += [f"event: {event.type}", f"data: {data}"]
     return ("\n".join(lines) + "\n\n").encode()
@@ -170,17 +163,3 @@ def format_sse_comment(text: str) -> bytes:
 def keepalive_frame() -> bytes:
     """The comment frame a stream sends when idle, so clients and proxies see it is alive."""
     return format_sse_comment("keep-alive")
-
-
-def _iso(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def json_default(value: object) -> Any:
-    if isinstance(value, datetime):
-        return _iso(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")

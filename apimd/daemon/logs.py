@@ -9,7 +9,15 @@ import logging
 
 from aiohttp.http_exceptions import HttpProcessingError
 
-from apimd.engine.events import Event
+from apimd.model.events import (
+    Event,
+    ResourceChanged,
+    RunFinished,
+    SignInEnded,
+    SignInOpened,
+    TokenSaved,
+    TokenStateChanged,
+)
 
 log = logging.getLogger("apimd.activity")
 
@@ -29,37 +37,37 @@ class ActivityLog:
         self._states: dict[str, str] = {}
 
     def __call__(self, event: Event) -> None:
-        data = event.data
-        if event.type == "run.finished":
-            self._run_finished(data)
-        elif event.type == "token.saved":
-            log.info("token %s saved; expires %s", data.get("token"), data.get("expires_at") or "—")
-        elif event.type == "token.state":
-            self._token_state(str(data.get("token")), str(data.get("state")))
-        elif event.type == "signin.open":
-            log.info("sign-in started for token %s", data.get("token") or "(none)")
-        elif event.type == "signin.done":
-            verdict = "signed in" if data.get("ok") else "failed"
-            message = _short(str(data.get("message") or ""))
-            log.info("sign-in for token %s %s: %s", data.get("token") or "(none)", verdict, message)
-        elif event.type == "resource.changed":
-            names = [str(name) for name in data.get("resources") or []]
+        if isinstance(event, RunFinished):
+            self._run_finished(event)
+        elif isinstance(event, TokenSaved):
+            expires = event.expires_at.isoformat() if event.expires_at else "—"
+            log.info("token %s saved; expires %s", event.token, expires)
+        elif isinstance(event, TokenStateChanged):
+            self._token_state(event.token, event.state.value)
+        elif isinstance(event, SignInOpened):
+            log.info("sign-in started for token %s", event.token or "(none)")
+        elif isinstance(event, SignInEnded):
+            verdict = "signed in" if event.ok else "failed"
+            message = _short(event.message)
+            log.info("sign-in for token %s %s: %s", event.token or "(none)", verdict, message)
+        elif isinstance(event, ResourceChanged):
+            names = event.resources
             more = f" and {len(names) - _MAX_NAMES} more" if len(names) > _MAX_NAMES else ""
             log.info("applied %d change(s): %s%s", len(names), ", ".join(names[:_MAX_NAMES]), more)
 
-    def _run_finished(self, data: dict[str, object]) -> None:
-        name, outcome = str(data.get("name")), str(data.get("outcome"))
+    def _run_finished(self, event: RunFinished) -> None:
+        name, outcome = event.name, event.outcome.value
         previous = self._outcomes.get(name)
         if previous == outcome:
             return
         self._outcomes[name] = outcome
-        status = f" HTTP {data['http_status']}" if data.get("http_status") else ""
+        status = f" HTTP {event.http_status}" if event.http_status else ""
         log.info(
             "%s %s is %s (%s%s)%s",
-            data.get("kind"),
+            event.kind,
             name,
             outcome,
-            data.get("result"),
+            event.result.value,
             status,
             f", was {previous}" if previous else "",
         )

@@ -18,7 +18,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from apimd import __version__
-from apimd.engine.events import Event
+from apimd.model.events import Event, ScheduleFired, TokenSaved, TokenStateChanged
 from apimd.model.outcome import Outcome
 from apimd.model.result import Result
 
@@ -103,17 +103,17 @@ class Metrics:
 
     def observe_event(self, event: Event) -> None:
         """Schedule lateness and token refresh outcomes, from the engine's and scheduler's events."""
-        if event.type == "schedule.fired":
-            self._lateness.observe(max(float(event.data.get("lateness_ms", 0.0)), 0.0) / 1000)
-        elif event.type == "token.state":
-            token, state = str(event.data.get("token")), str(event.data.get("state"))
+        if isinstance(event, ScheduleFired):
+            self._lateness.observe(max(event.lateness_ms, 0.0) / 1000)
+        elif isinstance(event, TokenStateChanged):
+            token, state = event.token, event.state.value
             if state == "refreshing":
                 self._refreshing.add(token)
             elif token in self._refreshing:
                 self._refreshing.discard(token)
                 self._refreshes[(token, REFRESH_STATES.get(state, state))] += 1
-        elif event.type == "token.saved":
-            token = str(event.data.get("token"))
+        elif isinstance(event, TokenSaved):
+            token = event.token
             if token in self._refreshing:
                 self._refreshing.discard(token)
                 self._refreshes[(token, "ok")] += 1

@@ -11,8 +11,8 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from apimd.daemon.events import LAGGED, EventHub, json_default
-from apimd.engine.events import Event
+from apimd.daemon.events import EventHub
+from apimd.model.events import Event, Lagged, decode_event
 from apimd.store import Store
 from apimd.store.timestamps import to_us, utc_now
 
@@ -54,10 +54,10 @@ class EventRelay:
     async def _send(self, batch: list[Event]) -> None:
         async with self._store.db.transaction() as conn:
             for event in batch:
+                data = event.payload()
+                kind, at = data.pop("type"), data.pop("at")
                 payload = json.dumps(
-                    {"a": self.agent, "t": event.type, "d": event.data, "at": event.at.isoformat()},
-                    separators=(",", ":"),
-                    default=json_default,
+                    {"a": self.agent, "t": kind, "d": data, "at": at}, separators=(",", ":")
                 )
                 if len(payload.encode()) > INLINE_LIMIT:
                     rows = await conn.fetchall(
@@ -80,12 +80,15 @@ class EventRelay:
             if row is None:
                 return
             message = json.loads(row[0])
-        event = Event(str(message["t"]), dict(message["d"]), datetime.fromisoformat(message["at"]))
-        self._hub.deliver(event)
+        event = decode_event(
+            json.dumps({**message["d"], "type": message["t"], "at": message["at"]})
+        )
+        if event is not None:
+            self._hub.deliver(event)
 
     def reconnected(self) -> None:
         """Events sent while this agent was not listening are lost: tell the clients."""
-        self._hub.deliver(Event(LAGGED, {"missed": 0, "reason": "reconnected to the store"}))
+        self._hub.deliver(Lagged(missed=0, reason="reconnected to the store"))
 
     async def prune(self, before: datetime) -> None:
         async with self._store.db.transaction() as conn:

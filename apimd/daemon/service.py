@@ -18,7 +18,6 @@ from apimd.daemon.agents import Agents
 from apimd.daemon.events import EventHub
 from apimd.daemon.metrics import Metrics, TokenReading
 from apimd.daemon.scheduler import ScheduleRunner
-from apimd.engine.events import Event
 from apimd.engine.recording import failed_result
 from apimd.engine.runner import Engine, UnknownTarget
 from apimd.engine.signin import SignInDone, SignInFlows, SignInStarted
@@ -26,6 +25,7 @@ from apimd.engine.tokens import effective_state
 from apimd.model.api import ApplySummary, StatusInfo, Summary, TargetSummary
 from apimd.model.common import parse_duration
 from apimd.model.errors import Issue, ValidationFailed
+from apimd.model.events import Event, ResourceChanged, RunFinished, ScheduleFired
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.project import Project
 from apimd.model.resources import Token, TokenState, Workflow
@@ -193,7 +193,7 @@ class MonitorService:
             self.scheduler.sync(project.schedules)
             await self.engine.notifier.restore(self.engine.notifier_owners())
         if changed:
-            self.hub.publish(Event("resource.changed", {"resources": changed}))
+            self.publish(ResourceChanged(resources=tuple(changed)))
             if announce:
                 await self.agents.announce_change()
 
@@ -365,9 +365,7 @@ class MonitorService:
                 raise
             log.exception("the failure of run %s could not be stored either", run_id)
         self.metrics.observe_result(result)
-        data = {"run_id": run_id, "result_id": run_id, "kind": kind, "name": name}
-        data |= {"trigger": trigger, "outcome": code.outcome.value, "result": code.value}
-        self.hub.publish(Event("run.finished", data))
+        self.publish(RunFinished.of(result, run_id))
         return result
 
     async def _run_scheduled(self, name: str, schedule: str) -> None:
@@ -397,13 +395,14 @@ class MonitorService:
 
     def _fired(self, schedule: str, targets: list[str], scheduled_at: datetime) -> None:
         lateness = datetime.now(UTC) - scheduled_at
-        data = {
-            "schedule": schedule,
-            "targets": targets,
-            "scheduled_at": scheduled_at.isoformat(),
-            "lateness_ms": round(lateness / timedelta(milliseconds=1), 3),
-        }
-        self.publish(Event("schedule.fired", data))
+        self.publish(
+            ScheduleFired(
+                schedule=schedule,
+                targets=tuple(targets),
+                scheduled_at=scheduled_at,
+                lateness_ms=round(lateness / timedelta(milliseconds=1), 3),
+            )
+        )
 
     # --- results and tokens ---------------------------------------------------------------
 

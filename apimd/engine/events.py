@@ -1,23 +1,13 @@
-"""Events the engine reports while it works (the daemon streams them as SSE)."""
+"""Where the engine reports its events (the typed models of `apimd.model.events`; the daemon
+streams them as SSE)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
-EventSink = Callable[["Event"], None]
+from apimd.model.events import Event
 
-
-@dataclass(frozen=True)
-class Event:
-    """`type` is one of run.started, run.finished, token.saved, token.state, signin.open, …;
-    `data` is JSON-ready and already redacted."""
-
-    type: str
-    data: dict[str, Any]
-    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+EventSink = Callable[[Event], None]
 
 
 def discard(event: Event) -> None:

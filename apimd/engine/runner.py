@@ -20,7 +20,7 @@ from apimd.engine.conditions import ResponseView, evaluate
 from apimd.engine.cookies import new_jar
 from apimd.engine.dpop import dpop_nonce_asked
 from apimd.engine.errors import SetupError
-from apimd.engine.events import Event, EventSink, discard
+from apimd.engine.events import EventSink, discard
 from apimd.engine.functions import instant_now
 from apimd.engine.http import HttpExecutor, HttpFailure, HttpRequest, HttpResponse
 from apimd.engine.notices import notice_for_result, notice_for_token
@@ -46,6 +46,7 @@ from apimd.engine.tokens import (
     TokenUnavailable,
     utcnow,
 )
+from apimd.model.events import Event, RunFinished, RunStarted, RunStep, SignInOpened
 from apimd.model.maintenance import in_maintenance
 from apimd.model.outcome import Outcome, ResultCode, worst
 from apimd.model.project import Project
@@ -242,7 +243,7 @@ class Engine:
         kind: Literal["call", "workflow"] = "call" if call else "workflow"
         started = self._clock()
         ctx.maintenance = in_maintenance(self._project.maintenance, name, started)
-        self._emit("run.started", run_id=ctx.run_id, kind=kind, name=name, trigger=ctx.trigger)
+        self.publish(RunStarted(run_id=ctx.run_id, kind=kind, name=name, trigger=ctx.trigger))
         # Every run that starts ends in a recorded result and `run.finished` (SPEC §4), whatever
         # happens inside it: an unexpected exception is logged once and recorded as FAIL.
         try:
@@ -269,18 +270,7 @@ class Engine:
             await self._state.add_result(result)
         if self._on_result is not None:
             self._on_result(result)
-        self._emit(
-            "run.finished",
-            run_id=ctx.run_id,
-            result_id=result.id,
-            kind=kind,
-            name=name,
-            trigger=ctx.trigger,
-            outcome=result.outcome.value,
-            result=result.result.value,
-            http_status=result.http_status,
-            total_ms=result.timings_ms.total,
-        )
+        self.publish(RunFinished.of(result, ctx.run_id))
         try:
             await self._after_result(call, result, ctx)
         except Exception:  # the run is recorded; its webhooks must not lose it
@@ -323,17 +313,18 @@ class Engine:
             ctx.remaining_steps = [c.name for c in steps[index + 1 :] if c is not None]
             step = await self._run_call(call, ctx)
             step_results.append(step)
-            self._emit(
-                "run.step",
-                run_id=ctx.run_id,
-                workflow=workflow.name,
-                name=call.name,
-                index=index,
-                of=len(steps),
-                outcome=step.outcome.value,
-                result=step.result.value,
-                http_status=step.http_status,
-                total_ms=step.timings_ms.total,
+            self.publish(
+                RunStep(
+                    run_id=ctx.run_id,
+                    workflow=workflow.name,
+                    name=call.name,
+                    index=index,
+                    of=len(steps),
+                    outcome=step.outcome,
+                    result=step.result,
+                    http_status=step.http_status,
+                    total_ms=step.timings_ms.total,
+                )
             )
             await self._after_result(call, step, ctx)
             if step.outcome == Outcome.SKIPPED:
@@ -629,13 +620,14 @@ class Engine:
         )
         await self._state.create_signin(pending)
         ctx.opened_signin = pending
-        self._emit(
-            "signin.open",
-            id=pending.id,
-            run_id=ctx.run_id,
-            url=recorder.url(url),
-            token=pending.token,
-            expires_at=pending.expires_at.isoformat(),
+        self.publish(
+            SignInOpened(
+                id=pending.id,
+                run_id=ctx.run_id,
+                url=recorder.url(url),
+                token=pending.token,
+                expires_at=pending.expires_at,
+            )
         )
         return await recorder.build(
             base,
@@ -760,9 +752,6 @@ class Engine:
             if auth is not None and auth.webhooks:
                 owners.append((f"auth:{auth.name}:token:{token.name}", auth.webhooks))
         return owners
-
-    def _emit(self, type_: str, **data: object) -> None:
-        self._events(Event(type_, dict(data)))
 
 
 def _dpop_binding(auth: AuthSetting | None, runtime: TokenRuntime | None) -> DpopBinding | None:

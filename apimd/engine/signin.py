@@ -13,12 +13,12 @@ from urllib.parse import parse_qsl, urlsplit
 from apimd.engine.authorization import authorization_request
 from apimd.engine.device import DeviceAuthorization, poll_device_token, start_device_authorization
 from apimd.engine.errors import SetupError
-from apimd.engine.events import Event
 from apimd.engine.oauth2 import OAuthError, token_request, token_variables
 from apimd.engine.runner import Engine, RunContext, UnknownTarget
 from apimd.engine.signer import generate_key_jwk
 from apimd.engine.signin_vars import signin_variables
 from apimd.engine.template import Scope, render, system_variables
+from apimd.model.events import SignInEnded, SignInOpened
 from apimd.model.resources import AuthSetting
 from apimd.model.result import Result
 from apimd.model.runtime import TokenRuntime
@@ -64,6 +64,17 @@ class SignInDone:
     expires_at: datetime | None = None
     result: Result | None = None
     refreshes: bool = False  # the saved token can be refreshed without a person
+
+    def event(self, signin_id: str, token: str | None) -> SignInEnded:
+        """The `signin.done` event announcing this end of sign-in `signin_id` for `token`."""
+        return SignInEnded(
+            id=signin_id,
+            token=token,
+            ok=self.ok,
+            message=self.message,
+            expires_at=self.expires_at,
+            result_id=self.result.id if self.result else None,
+        )
 
 
 def callback_params(url: str) -> dict[str, str]:
@@ -188,14 +199,11 @@ class SignInFlows:
         )
         await self._engine.state.create_signin(pending)
         self._engine.publish(
-            Event(
-                "signin.open",
-                {
-                    "id": pending.id,
-                    "url": url.replace(flow["STATE"], "••••"),
-                    "token": token_name,
-                    "expires_at": pending.expires_at.isoformat(),
-                },
+            SignInOpened(
+                id=pending.id,
+                url=url.replace(flow["STATE"], "••••"),
+                token=token_name,
+                expires_at=pending.expires_at,
             )
         )
         return pending
@@ -237,16 +245,13 @@ class SignInFlows:
         )
         await self._engine.state.create_signin(pending)
         self._engine.publish(
-            Event(
-                "signin.open",
-                {
-                    "id": pending.id,
-                    "url": pending.url,
-                    "token": token_name,
-                    "user_code": device.user_code,
-                    "verification_uri": device.verification_uri,
-                    "expires_at": pending.expires_at.isoformat(),
-                },
+            SignInOpened(
+                id=pending.id,
+                url=pending.url,
+                token=token_name,
+                user_code=device.user_code,
+                verification_uri=device.verification_uri,
+                expires_at=pending.expires_at,
             )
         )
         task = asyncio.create_task(self._poll_device(auth, token_name, device, scope, pending))
@@ -288,18 +293,7 @@ class SignInFlows:
                 refreshes=refreshes_by_itself(auth, runtime),
             )
         await self._engine.state.cancel_signin(pending.id)
-        self._engine.publish(
-            Event(
-                "signin.done",
-                {
-                    "id": pending.id,
-                    "token": token_name,
-                    "ok": done.ok,
-                    "message": done.message,
-                    "expires_at": done.expires_at.isoformat() if done.expires_at else None,
-                },
-            )
-        )
+        self._engine.publish(done.event(pending.id, token_name))
 
     async def close(self) -> None:
         """Stop device polls still waiting for a person."""
@@ -326,19 +320,7 @@ class SignInFlows:
                 refused=True,
             )
         done = await self._continue(pending, params)
-        self._engine.publish(
-            Event(
-                "signin.done",
-                {
-                    "id": pending.id,
-                    "token": pending.token,
-                    "ok": done.ok,
-                    "message": done.message,
-                    "expires_at": done.expires_at.isoformat() if done.expires_at else None,
-                    "result_id": done.result.id if done.result else None,
-                },
-            )
-        )
+        self._engine.publish(done.event(pending.id, pending.token))
         return done
 
     async def complete_url(self, url: str) -> SignInDone:

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from apimd.engine.events import Event, EventSink
+from apimd.engine.events import EventSink
 from apimd.engine.ports import TokenRepository
 from apimd.engine.redact import storable
+from apimd.model.events import TokenSaved, TokenStateChanged
 from apimd.model.outcome import ResultCode
 from apimd.model.resources import AuthSetting, TokenState
 from apimd.model.runtime import TokenRuntime
@@ -200,7 +201,7 @@ class TokenManager:
             apply_saved_variables(runtime, values, now)
             runtime.last_refresh = now
             await self._repository.save_token(runtime)
-        self._events(Event("token.saved", {"token": name, "expires_at": _iso(runtime.expires_at)}))
+        self._events(TokenSaved(token=name, expires_at=runtime.expires_at))
         await self._state_changed(name, previous, runtime)
         return runtime
 
@@ -284,7 +285,7 @@ class TokenManager:
         previous = runtime.state
         runtime.state = TokenState.REFRESHING
         await self._repository.save_token(runtime)
-        self._events(Event("token.state", {"token": name, "state": runtime.state.value}))
+        self._events(TokenStateChanged(token=name, state=runtime.state, previous=previous))
         try:
             outcome = await self._refresh(name, runtime.model_copy(deep=True))
         except asyncio.CancelledError:
@@ -339,14 +340,8 @@ class TokenManager:
         if previous == runtime.state:
             return
         self._events(
-            Event(
-                "token.state",
-                {
-                    "token": name,
-                    "state": runtime.state.value,
-                    "previous": previous.value,
-                    "error": runtime.last_error,
-                },
+            TokenStateChanged(
+                token=name, state=runtime.state, previous=previous, error=runtime.last_error
             )
         )
         if self._on_state_change is not None:

@@ -122,7 +122,7 @@ class SigninInfo(BaseModel):
     """A pending sign-in, as `GET /v1/signins` lists it."""
 
     id: str
-    url: str | None = None
+    url: str
     token: str | None = None
     expires_at: datetime
     user_code: str | None = None

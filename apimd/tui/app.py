@@ -19,10 +19,10 @@ from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
 from apimd.client import ApiError, Client, DaemonUnavailable
+from apimd.model.events import Event
 from apimd.tui import editors
 from apimd.tui.commands import ActionsProvider, ResourcesProvider
 from apimd.tui.connection import RETRY_S, DaemonState
-from apimd.tui.events import DaemonEvent, parse_event
 from apimd.tui.keys import TuiSettings, binding_ids, load_tui_settings, validate_keymap
 from apimd.tui.monitors import Board
 from apimd.tui.ports import Clock, DaemonClient, system_clock
@@ -80,7 +80,7 @@ class ApimdApp(App[None]):
         """Where the person sits (SSH or not, a display or not): decides how sign-in works."""
         self.board = Board()
         """Every call and workflow, as the dashboard keeps them."""
-        self.daemon_events: Signal[DaemonEvent] = Signal(self, "daemon-events")
+        self.daemon_events: Signal[Event] = Signal(self, "daemon-events")
         self.set_reactive(ApimdApp.daemon, DaemonState(client.socket_path))
         self._notified_down = False
 
@@ -130,8 +130,8 @@ class ApimdApp(App[None]):
                 self.notify("Connected to the daemon again", timeout=3)
             reason = "the daemon closed the event stream"
             try:
-                async for raw in self.client.events():
-                    self.daemon_events.publish(parse_event(raw))
+                async for event in self.client.events():
+                    self.daemon_events.publish(event)
             except DaemonUnavailable as exc:
                 reason = str(exc)
             except (ApiError, OSError, ValueError) as exc:

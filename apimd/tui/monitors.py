@@ -10,10 +10,8 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from apimd.model.api import Summary, TargetSummary
-from apimd.model.outcome import Outcome, ResultCode
-from apimd.model.resources import TokenState
-from apimd.tui.events import (
-    DaemonEvent,
+from apimd.model.events import (
+    Event,
     RunFinished,
     RunStarted,
     RunStep,
@@ -21,6 +19,8 @@ from apimd.tui.events import (
     TokenSaved,
     TokenStateChanged,
 )
+from apimd.model.outcome import Outcome, ResultCode
+from apimd.model.resources import TokenState
 from apimd.tui.formatting import NOTHING, coarse_duration
 
 HISTORY = 20
@@ -192,7 +192,7 @@ class Board:
 
     # --- events -----------------------------------------------------------------------------
 
-    def apply(self, event: DaemonEvent) -> set[str]:
+    def apply(self, event: Event) -> set[str]:
         """Fold a live event in; returns the names of the monitors whose row changed."""
         if isinstance(event, RunStarted):
             monitor = self.monitors.get(event.name)
@@ -209,7 +209,7 @@ class Board:
             for name in fired:
                 self._fired(self.monitors[name], event.at)
             return fired
-        if isinstance(event, TokenStateChanged) and event.state is not None:
+        if isinstance(event, TokenStateChanged):
             return self._token_state(event.token, event.state)
         if isinstance(event, TokenSaved):
             return self._token_state(event.token, TokenState.VALID)

@@ -11,7 +11,16 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from apimd.model.api import ResultPage, RunAccepted, SigninList, StatusInfo, Summary
+from apimd.model.api import (
+    ResultPage,
+    RunAccepted,
+    SigninInfo,
+    SigninList,
+    SigninResult,
+    StatusInfo,
+    Summary,
+)
+from apimd.model.events import Event
 from apimd.model.resources import Token
 from apimd.model.result import Result
 from apimd.model.stats import Stats
@@ -67,12 +76,12 @@ class DaemonClient(Protocol):
 
     async def refresh_token(self, name: str) -> Token: ...
 
-    async def signin(self, name: str, *, mode: str = "browser") -> dict[str, Any]: ...
+    async def signin(self, name: str, *, mode: str = "browser") -> SigninInfo: ...
 
     async def signins(self) -> SigninList: ...
 
-    async def complete_signin(self, url: str) -> dict[str, Any]: ...
+    async def complete_signin(self, url: str) -> SigninResult: ...
 
-    def events(self) -> AsyncIterator[dict[str, Any]]: ...
+    def events(self) -> AsyncIterator[Event]: ...
 
     async def close(self) -> None: ...

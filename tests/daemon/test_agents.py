@@ -394,7 +394,7 @@ async def collect(daemon: Daemon, into: list[dict[str, Any]], ready: asyncio.Eve
         stream = client.events()
         ready.set()
         async for event in stream:
-            into.append(event)
+            into.append(event.payload())
 
 
 async def test_events_of_every_agent_reach_every_agents_stream(cluster: Cluster, api: Api) -> None:

@@ -71,7 +71,7 @@ async def test_the_log_has_one_line_per_change_a_person_looks_for(
             callback_url = (await client.status()).callback_url
             async with (
                 aiohttp.ClientSession() as browser,
-                browser.get(f"{callback_url}?state={state_of(started['url'])}&code=x") as page,
+                browser.get(f"{callback_url}?state={state_of(started.url)}&code=x") as page,
             ):
                 assert "Signed in" in await page.text()
     log = own_daemon.log_path.read_text()

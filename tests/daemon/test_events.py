@@ -17,11 +17,40 @@ from apimd.daemon.events import (
     format_sse_comment,
     keepalive_frame,
 )
-from apimd.engine.events import Event, EventSink
+from apimd.engine.events import EventSink
+from apimd.model.events import (
+    Event,
+    Lagged,
+    RunFinished,
+    RunStarted,
+    TokenSaved,
+    TokenStateChanged,
+    UnknownEvent,
+)
+from apimd.model.outcome import Outcome, ResultCode
+from apimd.model.resources import TokenState
 
 
-def run_event(number: int, type_: str = "run.finished") -> Event:
-    return Event(type_, {"n": number})
+def run_event(number: int) -> RunFinished:
+    return RunFinished(
+        run_id=str(number),
+        result_id=str(number),
+        kind="call",
+        name="health",
+        trigger="schedule",
+        outcome=Outcome.PASS,
+        result=ResultCode.COMPLETE,
+    )
+
+
+def started(number: int) -> RunStarted:
+    return RunStarted(run_id=str(number), kind="call", name="health", trigger="manual")
+
+
+def number_of(event: Event) -> int:
+    """The number `run_event`/`started` gave an event."""
+    assert isinstance(event, RunFinished | RunStarted), event
+    return int(event.run_id)
 
 
 async def next_event(subscription: Subscription) -> Event:
@@ -39,17 +68,17 @@ async def test_every_subscriber_gets_every_event_in_order() -> None:
         sink(run_event(number))
 
     for subscription in (first, second):
-        assert [(await next_event(subscription)).data["n"] for _ in range(5)] == [0, 1, 2, 3, 4]
+        assert [number_of(await next_event(subscription)) for _ in range(5)] == [0, 1, 2, 3, 4]
 
 
 async def test_a_subscription_filters_by_type() -> None:
     hub = EventHub()
     tokens = hub.subscribe({"token.saved", "token.state"})
 
-    hub.publish(Event("run.started", {"run": 1}))
-    hub.publish(Event("token.saved", {"token": "api"}))
-    hub.publish(Event("run.finished", {"run": 1}))
-    hub.publish(Event("token.state", {"token": "api", "state": "valid"}))
+    hub.publish(started(1))
+    hub.publish(TokenSaved(token="api"))
+    hub.publish(run_event(1))
+    hub.publish(TokenStateChanged(token="api", state=TokenState.VALID))
 
     assert [(await next_event(tokens)).type for _ in range(2)] == ["token.saved", "token.state"]
     with pytest.raises(TimeoutError):
@@ -73,15 +102,15 @@ async def test_a_slow_subscriber_is_told_what_it_missed_while_a_fast_one_misses_
         await asyncio.sleep(0)
 
     lagged = await next_event(slow)
-    assert (lagged.type, lagged.data) == ("lagged", {"missed": 7})
-    assert [(await next_event(slow)).data["n"] for _ in range(5)] == [7, 8, 9, 10, 11]
+    assert lagged == Lagged(missed=7, at=lagged.at)
+    assert [number_of(await next_event(slow)) for _ in range(5)] == [7, 8, 9, 10, 11]
 
     # Caught up: the next event comes without another `lagged`.
     hub.publish(run_event(12))
-    assert (await next_event(slow)).data == {"n": 12}
+    assert number_of(await next_event(slow)) == 12
 
     await asyncio.sleep(0)
-    assert [event.data["n"] for event in fast_seen] == list(range(13))
+    assert [number_of(event) for event in fast_seen] == list(range(13))
     await hub.close()
     async with asyncio.timeout(1):
         await fast_reader
@@ -92,10 +121,11 @@ async def test_lagged_gets_through_a_type_filter_and_counts_only_wanted_events()
     runs = hub.subscribe({"run.finished"})
     for number in range(4):
         hub.publish(run_event(number))
-        hub.publish(Event("token.saved", {"token": "api"}))
+        hub.publish(TokenSaved(token="api"))
 
-    assert (await next_event(runs)).data == {"missed": 2}
-    assert [(await next_event(runs)).data["n"] for _ in range(2)] == [2, 3]
+    lagged = await next_event(runs)
+    assert lagged == Lagged(missed=2, at=lagged.at)
+    assert [number_of(await next_event(runs)) for _ in range(2)] == [2, 3]
 
 
 async def test_a_read_cancelled_by_a_keepalive_timeout_loses_nothing() -> None:
@@ -107,7 +137,7 @@ async def test_a_read_cancelled_by_a_keepalive_timeout_loses_nothing() -> None:
 
     hub.publish(run_event(1))
 
-    assert (await next_event(subscription)).data == {"n": 1}
+    assert number_of(await next_event(subscription)) == 1
 
 
 async def test_closing_the_hub_ends_a_subscriber_waiting_for_an_event() -> None:
@@ -182,12 +212,12 @@ def parse_sse(stream: bytes) -> list[dict[str, str]]:
 
 def test_sse_frames_parse_back_to_the_events() -> None:
     at = datetime(2024, 5, 1, 12, 0, 30, tzinfo=UTC)
-    finished = Event(
-        "run.finished",
-        {"name": "health", "message": "line one\nline two\r\n: not a comment", "note": "é ✓"},
-        at,
+    finished = UnknownEvent(
+        type="run.finished",
+        data={"name": "health", "message": "line one\nline two\r\n: not a comment", "note": "é ✓"},
+        at=at,
     )
-    lagged = Event("lagged", {"missed": 3}, at)
+    lagged = Lagged(missed=3, at=at)
 
     stream = (
         format_sse(finished, 41)
@@ -213,27 +243,33 @@ def test_sse_frames_parse_back_to_the_events() -> None:
 
 
 def test_sse_data_keeps_the_events_own_type_and_time() -> None:
-    event = Event("token.saved", {"type": "bearer", "expires_at": datetime(2024, 5, 1, tzinfo=UTC)})
+    event = UnknownEvent(
+        type="token.saved", data={"type": "bearer", "at": "forged", "token": "api"}
+    )
 
     payload = json.loads(parse_sse(format_sse(event))[0]["data"])
 
     assert payload["type"] == "token.saved"
-    assert payload["expires_at"] == "2024-05-01T00:00:00Z"
+    assert payload["at"] != "forged"
+    expiry = TokenSaved(token="api", expires_at=datetime(2024, 5, 1, tzinfo=UTC))
+    assert json.loads(parse_sse(format_sse(expiry))[0]["data"])["expires_at"] == (
+        "2024-05-01T00:00:00Z"
+    )
 
 
 def test_an_event_type_with_a_line_break_is_refused() -> None:
     with pytest.raises(ValueError, match="line break"):
-        format_sse(Event("run.finished\ndata: forged", {}))
+        format_sse(UnknownEvent(type="run.finished\ndata: forged"))
 
 
 async def test_drain_hands_over_a_burst_with_lagged_first() -> None:
     hub = EventHub(queue_size=3)
     subscription = hub.subscribe()
     for i in range(5):
-        hub.publish(Event("run.started", {"i": i}))
+        hub.publish(started(i))
     burst = subscription.drain()
     assert [e.type for e in burst] == ["lagged", "run.started", "run.started", "run.started"]
-    assert burst[0].data == {"missed": 2}
-    assert [e.data["i"] for e in burst[1:]] == [2, 3, 4]
+    assert burst[0] == Lagged(missed=2, at=burst[0].at)
+    assert [number_of(e) for e in burst[1:]] == [2, 3, 4]
     assert subscription.drain() == []
     await hub.close()

@@ -133,7 +133,7 @@ async def test_events_arrive_for_runs_token_saves_and_resource_changes(
 
         async def listen() -> None:
             async for event in listener.events():
-                seen.append(event)
+                seen.append(event.payload())
 
         reader = asyncio.create_task(listen())
         try:

@@ -170,7 +170,7 @@ async def _read_events(daemon: Daemon) -> list[dict[str, Any]]:
     async with daemon.client() as listener:
         with contextlib.suppress(DaemonUnavailable):
             async for event in listener.events():
-                seen.append(event)
+                seen.append(event.payload())
     return seen
 
 

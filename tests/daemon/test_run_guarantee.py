@@ -41,7 +41,7 @@ async def listening(daemon: Daemon) -> AsyncIterator[list[dict[str, Any]]]:
 
         async def listen() -> None:
             async for event in listener.events():
-                seen.append(event)
+                seen.append(event.payload())
 
         reader = asyncio.create_task(listen())
         await asyncio.sleep(0.3)  # subscribed before the block starts runs

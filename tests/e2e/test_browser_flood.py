@@ -37,7 +37,7 @@ async def test_chromium_signs_in_during_a_flood(
             async with flooding(port, ATTACKERS, FLOOD_LIMIT_S, mode) as flood:
                 await flood.under_way()
                 started = await client.signin("user")
-                heading, status = await sign_in_in_browser(browser, started["url"])
+                heading, status = await sign_in_in_browser(browser, started.url)
                 assert flood.running, "the flood was over before the browser got through"
             assert (heading, status) == ("Signed in", 200)
             token = await client.get("tokens", "user", reveal=True)

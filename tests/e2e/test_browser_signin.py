@@ -135,9 +135,9 @@ async def test_browser_sign_in_then_scheduled_calls_pass_across_expiry(
     async with daemon.client() as client:
         await client.apply(code_flow_project(server.url))
         started = await client.signin("user")
-        query = parse_qs(urlsplit(started["url"]).query)
+        query = parse_qs(urlsplit(started.url).query)
         assert query["code_challenge_method"] == ["S256"]
-        heading, status = await sign_in_in_browser(browser, started["url"])
+        heading, status = await sign_in_in_browser(browser, started.url)
         assert (heading, status) == ("Signed in", 200)
         assert state.pkce_checked == 1
         token = await client.get("tokens", "user", reveal=True)
@@ -172,7 +172,7 @@ async def test_fragment_answer_goes_through_the_capture_page_script(
     async with daemon.client() as client:
         await client.apply(code_flow_project(server.url))
         started = await client.signin("user")
-        heading, _ = await sign_in_in_browser(browser, started["url"])
+        heading, _ = await sign_in_in_browser(browser, started.url)
         token = await client.get("tokens", "user")
     assert heading == "Signed in"
     assert token.state.value == "valid"  # type: ignore[attr-defined]
@@ -186,7 +186,7 @@ async def test_access_denied_tells_the_person(
         await client.apply(code_flow_project(server.url))
         started = await client.signin("user")
         page = await browser.new_page()
-        await page.goto(started["url"])
+        await page.goto(started.url)
         await page.click("#deny")
         await page.wait_for_selector("h1")
         heading = await page.inner_text("h1")
@@ -206,10 +206,10 @@ async def test_pasted_redirect_url_completes_the_sign_in(
     async with daemon.client() as client:
         await client.apply(code_flow_project(server.url))
         started = await client.signin("user")
-        landed = await landed_address(browser, started["url"])
+        landed = await landed_address(browser, started.url)
         done = await client.complete_signin(landed)
         token = await client.get("tokens", "user")
-    assert done["ok"], done
+    assert done.ok, done
     assert token.state.value == "valid"  # type: ignore[attr-defined]
 
 
@@ -221,7 +221,7 @@ async def test_forged_callbacks_are_refused_and_run_nothing(
         await client.apply(code_flow_project(server.url))
         status = await client.status()
         started = await client.signin("user")
-        real_state = parse_qs(urlsplit(started["url"]).query)["state"][0]
+        real_state = parse_qs(urlsplit(started.url).query)["state"][0]
         callback = status.callback_url
         port = urlsplit(callback).port
         async with aiohttp.ClientSession() as http:
@@ -255,7 +255,7 @@ async def test_forged_callbacks_are_refused_and_run_nothing(
                 assert capture.status == 200
                 assert "<script>" in await capture.text()
         # The real state is still usable after all that: a person can finish the sign-in.
-        heading, _ = await sign_in_in_browser(browser, started["url"])
+        heading, _ = await sign_in_in_browser(browser, started.url)
         assert heading == "Signed in"
         async with (
             aiohttp.ClientSession() as http,

@@ -84,7 +84,7 @@ async def test_a_sign_in_started_on_one_agent_completes_through_another_agents_c
         page = await browser.new_page()
         try:
             await page.route("**/oauth/authorize**", balance)
-            await page.goto(started["url"])
+            await page.goto(started.url)
             await page.fill("#username", "demo")
             await page.fill("#password", "demo-password")
             await page.click("#sign-in")

@@ -44,8 +44,8 @@ async def test_fapi_token_signed_in_in_chromium_stays_fresh_across_expiries(
     async with daemon.client() as client:
         await client.apply(doc)
         started = await client.signin(FAPI_TOKEN)
-        assert set(parse_qs(urlsplit(started["url"]).query)) == {"client_id", "request_uri"}
-        heading, status = await sign_in_in_browser(browser, started["url"])
+        assert set(parse_qs(urlsplit(started.url).query)) == {"client_id", "request_uri"}
+        heading, status = await sign_in_in_browser(browser, started.url)
         assert (heading, status) == ("Signed in", 200), state.fapi.refused
         assert state.pkce_checked == 1
         signed_in_at = time.monotonic()

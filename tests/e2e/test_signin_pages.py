@@ -47,7 +47,7 @@ async def test_a_token_nothing_can_renew_says_a_person_signs_in_again(
     async with daemon.client() as client:
         await client.apply(no_refresh_project(demo))
         started = await client.signin("once")
-        body = await signed_in_page(browser, started["url"])
+        body = await signed_in_page(browser, started.url)
         token = await client.get("tokens", "once")
     assert body.startswith("Signed in"), body
     assert token.state.value == "valid"  # type: ignore[attr-defined]
@@ -62,7 +62,7 @@ async def test_a_token_with_a_refresh_workflow_is_promised_its_refresh(
     async with daemon.client() as client:
         await client.apply(code_flow_project(demo))
         started = await client.signin("user")
-        body = await signed_in_page(browser, started["url"])
+        body = await signed_in_page(browser, started.url)
     assert body.startswith("Signed in"), body
     assert "apimd refreshes it by itself before it expires" in body
     assert "sign in again" not in body

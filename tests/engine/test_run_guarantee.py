@@ -13,11 +13,11 @@ import pytest
 from aiohttp import web
 
 from apimd.demo.server import RunningServer
-from apimd.engine.events import Event
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.ports import StateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome, ResultCode, TokenState
+from apimd.model.events import Event
 from apimd.model.result import Result
 from apimd.store import SqliteStore, open_store
 from tests.engine.projects import build
@@ -80,7 +80,7 @@ async def run_recording_events(
 
 
 def finished(events: list[Event], field: str) -> list[object]:
-    return [e.data[field] for e in events if e.type == "run.finished"]
+    return [e.payload()[field] for e in events if e.type == "run.finished"]
 
 
 def surrogate_project(base: str) -> dict[str, Any]:

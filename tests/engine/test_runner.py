@@ -13,10 +13,10 @@ import pytest
 from aiohttp import web
 
 from apimd.demo.server import RunningServer
-from apimd.engine.events import Event
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome, ResultCode, TokenState
+from apimd.model.events import Event
 from apimd.model.runtime import TokenRuntime
 from tests.engine.projects import build, get_token_call
 
@@ -422,8 +422,8 @@ async def test_events_report_runs_and_token_saves(token_server: RunningServer) -
     types = [e.type for e in events]
     assert types[0] == "run.started"
     assert "token.saved" in types and types[-1] == "run.finished"
-    assert events[-1].data["outcome"] == "PASS"
-    assert all("at-" not in json.dumps(e.data) for e in events)
+    assert events[-1].payload()["outcome"] == "PASS"
+    assert all("at-" not in json.dumps(e.payload()) for e in events)
 
 
 async def test_mutex_tag_serialises_runs_of_a_target(token_server: RunningServer) -> None:

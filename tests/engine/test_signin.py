@@ -12,12 +12,12 @@ import pytest
 from aiohttp import web
 
 from apimd.demo.server import RunningServer
-from apimd.engine.events import Event
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.engine.signin import SignInError, SignInFlows, callback_params
 from apimd.engine.signin_vars import code_challenge
 from apimd.model import Outcome, ResultCode, TokenState
+from apimd.model.events import Event
 from tests.engine.projects import build
 
 CALLBACK = "http://127.0.0.1:8765/tokens/callback"
@@ -130,7 +130,7 @@ async def test_browser_step_records_a_pending_sign_in_with_its_url(api: RunningS
     assert pending.token == "t"
     assert pending.expires_at - pending.created_at == timedelta(minutes=10)
     opened = [e for e in events if e.type == "signin.open"]
-    assert opened and opened[0].data["url"] == begun.url
+    assert opened and opened[0].payload()["url"] == begun.url
     assert begun.result is not None and begun.result.outcome == Outcome.SKIPPED
     assert begun.result.steps[-1].result == ResultCode.BROWSER
     assert pending.code_verifier not in begun.result.model_dump_json()
@@ -159,7 +159,7 @@ async def test_callback_runs_the_remaining_steps_and_saves_the_token(api: Runnin
     assert not {"STATE", "CODE", "CODE_VERIFIER"} & saved.variables.keys()
     assert me.outcome == Outcome.PASS
     assert replay.value.refused
-    assert [e.data["ok"] for e in events if e.type == "signin.done"] == [True]
+    assert [e.payload()["ok"] for e in events if e.type == "signin.done"] == [True]
     continuation = [r for r in store.results if r.trigger == "callback"]
     assert [s.name for s in continuation[0].steps] == ["exchange"]
     assert "good-code" not in continuation[0].model_dump_json()  # callback params are secrets

@@ -56,7 +56,7 @@ async def test_forged_callbacks_are_refused_and_run_nothing(daemon: DaemonProces
         async with daemon.client() as client:
             await client.apply(signin_project(exchange.url))
             started = await client.signin("sso-token")
-        state = state_of(started["url"])
+        state = state_of(started.url)
         callback = daemon.callback_url
         port = urlsplit(callback).port
         origin = f"http://127.0.0.1:{port}"

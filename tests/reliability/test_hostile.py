@@ -32,6 +32,7 @@ import pytest
 from aiohttp import web
 
 from apimd.client import Client
+from apimd.model.events import RunFinished, RunStarted
 from apimd.model.result import Result
 from tests.reliability.conftest import DaemonProcess, loopback
 
@@ -383,10 +384,10 @@ async def test_hostile_bodies_four_at_once_bound_the_daemon(
 
     async def watch(events: Client) -> None:
         async for event in events.events():
-            if event["type"] == "run.started":
-                started[event["run_id"]] = event["name"]
-            elif event["type"] == "run.finished":
-                finished.add(event["run_id"])
+            if isinstance(event, RunStarted):
+                started[event.run_id] = event.name
+            elif isinstance(event, RunFinished):
+                finished.add(event.run_id)
 
     async with daemon.client() as client, daemon.client() as events:
         watcher = asyncio.create_task(watch(events))

@@ -45,7 +45,7 @@ async def test_signin_completes_during_a_flood(
             await flood.under_way()
             async with daemon.client() as client:
                 started = await client.signin("sso-token")
-            redirect = f"{daemon.callback_url}?state={state_of(started['url'])}&code=x"
+            redirect = f"{daemon.callback_url}?state={state_of(started.url)}&code=x"
             clock = time.monotonic()
             async with (
                 aiohttp.ClientSession(

@@ -34,6 +34,7 @@ from apimd.model import (
 )
 from apimd.model.api import ResultPage, RunAccepted, StatusInfo, Summary, TargetSummary
 from apimd.model.common import SECRET_MASK
+from apimd.model.events import Event, Lagged
 from apimd.model.stats import Latency, Stats, StatsPoint
 
 FROZEN = datetime(2026, 3, 14, 12, 0, 0, tzinfo=UTC)
@@ -469,9 +470,9 @@ class FakeClient:
     async def refresh_token(self, name: str) -> Token:
         return next(t for t in TOKENS if t.name == name)
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
+    async def events(self) -> AsyncIterator[Event]:
         await asyncio.Event().wait()  # a quiet daemon: no events, ever
-        yield {}
+        yield Lagged(missed=0)
 
     async def close(self) -> None:
         return None

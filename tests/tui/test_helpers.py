@@ -12,14 +12,6 @@ from apimd.model import Outcome, Timings
 from apimd.model.stats import Stats, StatsPoint
 from apimd.tui.body import content_type_of, pretty_body
 from apimd.tui.charts import hourly, latency_series, uptime_strip
-from apimd.tui.events import (
-    Lagged,
-    ResourceChanged,
-    RunFinished,
-    RunStarted,
-    RunStep,
-    parse_event,
-)
 from apimd.tui.formatting import (
     age,
     countdown,
@@ -114,41 +106,6 @@ def test_json_and_xml_bodies_are_pretty_printed_and_anything_else_left_alone() -
 def test_xml_with_a_dtd_is_never_parsed() -> None:
     bomb = '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;&a;</x>'
     assert pretty_body(bomb, "application/xml").text == bomb
-
-
-# --- events -------------------------------------------------------------------------------------
-
-
-def test_events_parse_into_types_and_odd_payloads_do_not_raise() -> None:
-    at = "2026-03-14T12:00:00Z"
-    started = parse_event({"type": "run.started", "at": at, "name": "a", "trigger": "schedule"})
-    assert isinstance(started, RunStarted) and started.at == NOW
-    finished = parse_event({"type": "run.finished", "at": at, "outcome": "NOPE", "total_ms": "x"})
-    assert isinstance(finished, RunFinished) and finished.outcome is None
-    assert finished.total_ms is None
-    changed = parse_event(
-        {"type": "resource.changed", "at": at, "resources": ["calls/a", "tokens/t", "bad"]}
-    )
-    assert isinstance(changed, ResourceChanged)
-    assert changed.resources == (("calls", "a"), ("tokens", "t"))
-    step = parse_event(
-        {
-            "type": "run.step",
-            "at": at,
-            "run_id": "w1",
-            "workflow": "flow",
-            "name": "a",
-            "index": 1,
-            "of": 3,
-            "outcome": "PASS",
-            "http_status": True,
-            "total_ms": 12,
-        }
-    )
-    assert isinstance(step, RunStep) and (step.index, step.of, step.total_ms) == (1, 3, 12.0)
-    assert step.outcome is Outcome.PASS and step.http_status is None
-    assert isinstance(parse_event({"type": "lagged", "missed": 7}), Lagged)
-    assert parse_event({"type": "signin.open", "at": "garbage"}).type == "signin.open"
 
 
 # --- statistics charts ---------------------------------------------------------------------------

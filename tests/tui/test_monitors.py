@@ -8,7 +8,7 @@ from typing import Any
 
 from apimd.model import Outcome, ResultCode, TokenState
 from apimd.model.api import Summary, TargetSummary
-from apimd.tui.events import ScheduleFired, TokenStateChanged, parse_event
+from apimd.model.events import RunFinished, RunStarted, ScheduleFired, TokenStateChanged
 from apimd.tui.monitors import HISTORY, Board, dashboard_rank
 
 NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
@@ -48,20 +48,29 @@ def board() -> Board:
     return b
 
 
-def finished(name: str, outcome: str, result_id: str, *, at: datetime, ms: float = 3.5) -> Any:
-    return parse_event(
-        {
-            "type": "run.finished",
-            "at": at.isoformat(),
-            "run_id": result_id,
-            "result_id": result_id,
-            "kind": "call",
-            "name": name,
-            "trigger": "manual",
-            "outcome": outcome,
-            "result": "CONNECTION_ERROR" if outcome == "FAIL" else "COMPLETE",
-            "total_ms": ms,
-        }
+def started(name: str) -> RunStarted:
+    return RunStarted(run_id="r0", kind="call", name=name, trigger="manual")
+
+
+def fired(schedule: str, at: datetime, *targets: str) -> ScheduleFired:
+    return ScheduleFired(
+        at=at, schedule=schedule, targets=targets, scheduled_at=at, lateness_ms=0.0
+    )
+
+
+def finished(
+    name: str, outcome: str, result_id: str, *, at: datetime, ms: float = 3.5
+) -> RunFinished:
+    return RunFinished(
+        at=at,
+        run_id=result_id,
+        result_id=result_id,
+        kind="call",
+        name=name,
+        trigger="manual",
+        outcome=Outcome(outcome),
+        result=ResultCode.CONNECTION_ERROR if outcome == "FAIL" else ResultCode.COMPLETE,
+        total_ms=ms,
     )
 
 
@@ -92,7 +101,7 @@ def test_filter_words_match_name_outcome_kind_and_token_state() -> None:
 def test_a_finished_run_updates_outcome_latency_uptime_and_rank() -> None:
     b = board()
     later = NOW + timedelta(seconds=1)
-    assert b.apply(parse_event({"type": "run.started", "name": "zeta"})) == {"zeta"}
+    assert b.apply(started("zeta")) == {"zeta"}
     assert b.monitors["zeta"].running == 1
     assert b.apply(finished("zeta", "FAIL", "r1", at=later)) == {"zeta"}
     zeta = b.monitors["zeta"]
@@ -128,7 +137,7 @@ def test_sparklines_keep_the_last_points() -> None:
 
 def test_a_new_summary_updates_in_place_and_says_what_changed() -> None:
     b = board()
-    b.apply(parse_event({"type": "run.started", "name": "alpha"}))
+    b.apply(started("alpha"))
     changes = b.load_summary(
         summary(
             target("alpha", Outcome.PASS, recent_ms=[10, 12], counts={Outcome.PASS: 2}),
@@ -148,9 +157,7 @@ def test_a_new_summary_updates_in_place_and_says_what_changed() -> None:
 
 def test_token_events_change_the_monitors_that_use_the_token() -> None:
     b = board()
-    changed = b.apply(
-        TokenStateChanged(type="token.state", at=NOW, token="tok", state=TokenState.VALID)
-    )
+    changed = b.apply(TokenStateChanged(at=NOW, token="tok", state=TokenState.VALID))
     assert changed == {"signin", "uses-tok"}
     assert b.token_state("uses-tok") is TokenState.VALID
     assert b.rank("uses-tok") == 3
@@ -165,10 +172,10 @@ def test_next_run_is_the_daemons_then_moves_on_with_each_fire() -> None:
     assert b.next_run("b", NOW).text(NOW) == "—"
 
     # Another schedule of `a` fires early: the next run stands.
-    b.apply(ScheduleFired(type="schedule.fired", at=NOW, schedule="other", targets=("a",)))
+    b.apply(fired("other", NOW, "a"))
     assert b.next_run("a", NOW).text(NOW) == "in 20s"
     # The fire that was due: the period is learnt from the two fires seen (20 s).
-    b.apply(ScheduleFired(type="schedule.fired", at=due, schedule="s", targets=("a",)))
+    b.apply(fired("s", due, "a"))
     assert b.next_run("a", due).text(due) == "in 20s"
     assert not b.overdue(["a", "b"], due)
 
@@ -177,7 +184,7 @@ def test_a_next_run_that_passed_unexplained_reads_due_and_is_overdue() -> None:
     due = NOW + timedelta(seconds=20)
     b = Board()
     b.load_summary(summary(target("a", next_run=due)))
-    b.apply(ScheduleFired(type="schedule.fired", at=due, schedule="s", targets=("a",)))
+    b.apply(fired("s", due, "a"))
     later = due + timedelta(seconds=5)
     assert b.next_run("a", later).text(later) == "due"  # no period known yet
     assert b.overdue(["a"], later)

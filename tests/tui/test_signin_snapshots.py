@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 
 from apimd.client import ApiError
-from apimd.model.api import SigninList
+from apimd.model.api import SigninInfo, SigninList, SigninResult
 from apimd.tui.screens.signin import SignInScreen
 from tests.tui.fakes import FROZEN, FakeClient
 from tests.tui.test_snapshots import SIZES, SnapCompare, dashboard_loaded, snapshot_app, until
@@ -30,27 +29,27 @@ USER_CODE = "WDJB-MJHT"
 class SigninFakeClient(FakeClient):
     """The fixed daemon of `fakes.py`, plus sign-ins that start and never end."""
 
-    async def signin(self, name: str, *, mode: str = "browser") -> dict[str, Any]:
+    async def signin(self, name: str, *, mode: str = "browser") -> SigninInfo:
         if mode == "device":
-            return {
-                "id": "0c6f3d1e-device",
-                "url": f"{DEVICE_URI}?user_code={USER_CODE}",
-                "token": name,
-                "expires_at": (FROZEN + timedelta(minutes=5)).isoformat(),
-                "user_code": USER_CODE,
-                "verification_uri": DEVICE_URI,
-            }
-        return {
-            "id": "0c6f3d1e-browser",
-            "url": AUTHORIZE_URL,
-            "token": name,
-            "expires_at": (FROZEN + timedelta(minutes=10)).isoformat(),
-        }
+            return SigninInfo(
+                id="0c6f3d1e-device",
+                url=f"{DEVICE_URI}?user_code={USER_CODE}",
+                token=name,
+                expires_at=FROZEN + timedelta(minutes=5),
+                user_code=USER_CODE,
+                verification_uri=DEVICE_URI,
+            )
+        return SigninInfo(
+            id="0c6f3d1e-browser",
+            url=AUTHORIZE_URL,
+            token=name,
+            expires_at=FROZEN + timedelta(minutes=10),
+        )
 
     async def signins(self) -> SigninList:
         return SigninList(signins=[])
 
-    async def complete_signin(self, url: str) -> dict[str, Any]:
+    async def complete_signin(self, url: str) -> SigninResult:
         raise ApiError(400, "signin_refused", "this answer matches no sign-in", [])
 
 

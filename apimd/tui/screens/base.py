@@ -9,8 +9,8 @@ from textual import on
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from apimd.model.events import Event
 from apimd.tui.connection import DaemonState
-from apimd.tui.events import DaemonEvent
 from apimd.tui.ports import Clock, DaemonClient
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class ApimdScreen(Screen[None]):
     def daemon_connected(self) -> None:
         """The daemon answers (first time, or again after it went away): (re)load."""
 
-    def on_daemon_event(self, event: DaemonEvent) -> None:
+    def on_daemon_event(self, event: Event) -> None:
         """One event from the daemon's stream."""
 
     @on(Worker.StateChanged)

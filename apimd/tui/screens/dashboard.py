@@ -15,8 +15,8 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Input, Static
 
 from apimd.client import DaemonUnavailable
+from apimd.model.events import Event, Lagged, ResourceChanged
 from apimd.tui.connection import RETRY_S, DaemonState
-from apimd.tui.events import DaemonEvent, Lagged, ResourceChanged
 from apimd.tui.monitors import Board
 from apimd.tui.screens.base import ApimdScreen
 from apimd.tui.screens.results import ResultsScreen
@@ -65,7 +65,7 @@ class DashboardScreen(ApimdScreen):
         """How many summaries were applied."""
         self._query = ""
         self._loading = False
-        self._held_events: list[DaemonEvent] = []
+        self._held_events: list[Event] = []
         self._summary_wanted = asyncio.Event()
         self._reset_running = False
         self._summary_asked = 0.0
@@ -205,13 +205,13 @@ class DashboardScreen(ApimdScreen):
 
     # --- live updates -------------------------------------------------------------------------
 
-    def on_daemon_event(self, event: DaemonEvent) -> None:
+    def on_daemon_event(self, event: Event) -> None:
         if self._loading:
             self._held_events.append(event)
         elif isinstance(event, Lagged):
             self.request_summary(reset_running=True)
         elif isinstance(event, ResourceChanged):
-            if any(kind in RESOURCE_KINDS for kind, _ in event.resources):
+            if any(kind in RESOURCE_KINDS for kind, _ in event.pairs):
                 self.request_summary()
         else:
             self.table.mark_changed(self.board.apply(event))

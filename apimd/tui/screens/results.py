@@ -12,9 +12,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Input, Static
 
+from apimd.model.events import Event, RunFinished, RunStep
 from apimd.model.outcome import Outcome
 from apimd.model.result import Result
-from apimd.tui.events import DaemonEvent, RunFinished, RunStep
 from apimd.tui.formatting import milliseconds, outcome_text, timestamp
 from apimd.tui.screens.base import ApimdScreen
 from apimd.tui.screens.stats import StatsScreen
@@ -169,7 +169,7 @@ class ResultsScreen(ApimdScreen):
         if self.is_mounted and self.app.size.width != self._layout_width:
             self._build_columns()
 
-    def on_daemon_event(self, event: DaemonEvent) -> None:
+    def on_daemon_event(self, event: Event) -> None:
         name = self.name_filter
         # A run of the call as a workflow's step is listed under its name too.
         step = isinstance(event, RunStep) and name is not None and event.name == name

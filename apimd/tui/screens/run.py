@@ -9,7 +9,7 @@ import contextlib
 import time
 import webbrowser
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import work
@@ -19,10 +19,10 @@ from textual.widgets import Footer, Static
 
 from apimd.client import ApiError
 from apimd.model.api import SigninInfo
+from apimd.model.events import Event, RunFinished, RunStarted, RunStep, SignInEnded, SignInOpened
 from apimd.model.outcome import ResultCode
 from apimd.model.resources import Workflow
 from apimd.model.result import Result
-from apimd.tui.events import DaemonEvent, RunFinished, RunStarted, RunStep
 from apimd.tui.formatting import milliseconds, outcome_text
 from apimd.tui.monitors import Kind
 from apimd.tui.screens.base import ApimdScreen
@@ -160,9 +160,9 @@ class RunScreen(ApimdScreen):
         self.panel.show(result)
         self.panel.viewer.focus_tabs()
 
-    def on_daemon_event(self, event: DaemonEvent) -> None:
-        if event.type == "signin.open" and event.data.get("run_id") and event.data.get("id"):
-            self._opened[str(event.data["run_id"])] = str(event.data["id"])
+    def on_daemon_event(self, event: Event) -> None:
+        if isinstance(event, SignInOpened) and event.run_id:
+            self._opened[event.run_id] = event.id
             self._signin_opened.set()
             return
         if self.signin is not None:
@@ -186,7 +186,7 @@ class RunScreen(ApimdScreen):
             line.append(f"  {event.result.value if event.result else ''}  loading the result…")
             self._progress(line)
 
-    def _follow_signin(self, event: DaemonEvent) -> None:
+    def _follow_signin(self, event: Event) -> None:
         """The browser came back: the remaining steps run (live here), then `signin.done`."""
         assert self.signin is not None
         if isinstance(event, RunStarted) and event.trigger == "callback":
@@ -197,22 +197,22 @@ class RunScreen(ApimdScreen):
                 if isinstance(covering, SignInScreen) and covering.pending is self.signin:
                     covering.dismiss(True)  # the browser came back: follow the steps here
                 self._tick()
-        elif event.type == "signin.done" and event.data.get("id") == self.signin.id:
+        elif isinstance(event, SignInEnded) and event.id == self.signin.id:
             self.signin = None
             self.refresh_bindings()
-            self._signed_in(dict(event.data))
+            self._signed_in(event)
 
     @work(group="run-signin", exit_on_error=False)
-    async def _signed_in(self, done: dict[str, Any]) -> None:
-        before, result_id = self._before, done.get("result_id")
-        after = await self.client.result(str(result_id)) if result_id else None
+    async def _signed_in(self, done: SignInEnded) -> None:
+        before, result_id = self._before, done.result_id
+        after = await self.client.result(result_id) if result_id else None
         self._busy = False
         if after is not None and before is not None:  # one workflow, before and after the browser
             after = after.model_copy(update={"steps": [*before.steps, *after.steps]})
         if shown := after or before:
             self.show_result(shown)
-        if not done.get("ok"):
-            why = Text(f"✗ Sign-in failed: {done.get('message')}", "bold red")
+        if not done.ok:
+            why = Text(f"✗ Sign-in failed: {done.message}", "bold red")
             self._progress(why.append("  · r runs it again", "dim"))
 
     def action_show_signin(self) -> None:

@@ -10,7 +10,7 @@ import socket
 import webbrowser
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
 from rich.text import Text
 from textual import on, work
@@ -24,9 +24,9 @@ from textual.worker import Worker, WorkerState
 
 from apimd.client import ApiError, DaemonUnavailable
 from apimd.model.api import SigninInfo, SigninList, SigninResult, StatusInfo
+from apimd.model.events import Event, Lagged, SignInEnded
 from apimd.model.resources import Token, TokenState
 from apimd.tui.connection import DaemonState
-from apimd.tui.events import DaemonEvent, Lagged
 from apimd.tui.formatting import countdown
 from apimd.tui.ports import Clock, system_clock
 from apimd.tui.qr import qr_lines
@@ -46,11 +46,11 @@ class SigninClient(Protocol):
 
     async def status(self) -> StatusInfo: ...
 
-    async def signin(self, name: str, *, mode: str = "browser") -> dict[str, Any]: ...
+    async def signin(self, name: str, *, mode: str = "browser") -> SigninInfo: ...
 
     async def signins(self) -> SigninList: ...
 
-    async def complete_signin(self, url: str) -> dict[str, Any]: ...
+    async def complete_signin(self, url: str) -> SigninResult: ...
 
     async def get(self, kind: str, name: str, *, reveal: bool = False) -> BaseModel: ...
 
@@ -168,21 +168,21 @@ class SignInScreen(Screen[bool]):
     async def start(self) -> None:
         self._started_at = datetime.now(UTC)  # the daemon's clock: same machine
         if self.pending is not None:
-            status, self.info = await self.client.status(), self.pending
+            status, info = await self.client.status(), self.pending
         else:
-            status, payload = await asyncio.gather(
+            status, info = await asyncio.gather(
                 self.client.status(), self.client.signin(self.token_name, mode=self.mode)
             )
-            self.info = SigninInfo.model_validate(payload)
+        self.info = info
         self.callback_url = status.callback_url
         if self.mode == "device":
-            await self._show_device(self.info)
+            await self._show_device(info)
         elif can_open_browser(self.environ) and await asyncio.to_thread(
-            self.opener, self.info.url or ""
+            self.opener, info.url or ""
         ):
-            await self._show_opened(self.info)
+            await self._show_opened(info)
         else:
-            await self._show_remote(self.info, opened_failed=can_open_browser(self.environ))
+            await self._show_remote(info, opened_failed=can_open_browser(self.environ))
         self._tick()
         self.refresh_bindings()
 
@@ -259,7 +259,7 @@ class SignInScreen(Screen[bool]):
 
     @work(exclusive=True, group=COMPLETE_GROUP, exit_on_error=False)
     async def complete(self, url: str) -> None:
-        end = SigninResult.model_validate(await self.client.complete_signin(url))
+        end = await self.client.complete_signin(url)
         self._paste_error("")
         self._finish(end)
 
@@ -267,18 +267,15 @@ class SignInScreen(Screen[bool]):
         for error in self.query("#signin-error").results(Static):
             error.update(message)
 
-    def on_daemon_event(self, event: DaemonEvent) -> None:
+    def on_daemon_event(self, event: Event) -> None:
         if isinstance(event, Lagged):
             self.reconcile()
             return
-        if event.type != "signin.done" or self.info is None:
+        if not isinstance(event, SignInEnded) or self.info is None:
             return
-        signin_id = event.data.get("id")
-        mine = (
-            signin_id == self.info.id if signin_id else event.data.get("token") == self.token_name
-        )
+        mine = event.id == self.info.id if event.id else event.token == self.token_name
         if mine:
-            self._finish(SigninResult.model_validate(event.data))
+            self._finish(SigninResult.model_validate(event, from_attributes=True))
 
     def _daemon_changed(self, state: DaemonState) -> None:
         # Reconnected: a signin.done may have gone by while the stream was down.

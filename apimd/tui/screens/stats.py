@@ -11,10 +11,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Sparkline, Static
 
+from apimd.model.events import Event, RunFinished
 from apimd.model.outcome import Outcome
 from apimd.model.stats import Stats
 from apimd.tui.charts import Hour, hourly, latency_series, uptime_strip
-from apimd.tui.events import DaemonEvent, RunFinished
 from apimd.tui.formatting import (
     OUTCOME_STYLE,
     OUTCOME_SYMBOL,
@@ -128,7 +128,7 @@ class StatsScreen(ApimdScreen):
     def on_resize(self) -> None:
         self._show()
 
-    def on_daemon_event(self, event: DaemonEvent) -> None:
+    def on_daemon_event(self, event: Event) -> None:
         if isinstance(event, RunFinished) and event.name == self.target:
             self.load()
 

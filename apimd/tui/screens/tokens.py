@@ -14,8 +14,8 @@ from textual.widgets import DataTable, Footer, Static
 
 from apimd.client import ApiError
 from apimd.model.common import SECRET_MASK
+from apimd.model.events import Event, Lagged, ResourceChanged, TokenSaved, TokenStateChanged
 from apimd.model.resources import Token
-from apimd.tui.events import DaemonEvent, Lagged, ResourceChanged, TokenSaved, TokenStateChanged
 from apimd.tui.formatting import NOTHING, age, countdown, token_state_text, truncate
 from apimd.tui.screens.base import ApimdScreen
 from apimd.tui.screens.signin import SignInMode
@@ -191,12 +191,12 @@ class TokensScreen(ApimdScreen):
         self._update_row(token)
         self._show_detail()
 
-    def on_daemon_event(self, event: DaemonEvent) -> None:
+    def on_daemon_event(self, event: Event) -> None:
         if isinstance(event, TokenStateChanged | TokenSaved) and event.token in self.tokens:
             self.revealed.pop(event.token, None)
             self.fetch(event.token)
         elif isinstance(event, ResourceChanged):
-            for kind, name in event.resources:
+            for kind, name in event.pairs:
                 if kind == "tokens":
                     self.fetch(name)
         elif isinstance(event, Lagged):
