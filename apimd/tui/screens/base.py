@@ -41,6 +41,8 @@ class ApimdScreen(Screen[None]):
         return self.apimd.daemon.connected
 
     def on_mount(self) -> None:
+        # Textual calls the `on_mount` of every class in the MRO: a subclass's own `on_mount`
+        # must not call this one again (each call would subscribe once more).
         self.apimd.daemon_events.subscribe(self, self.on_daemon_event)
         self.watch(self.apimd, "daemon", self._daemon_changed, init=True)
 

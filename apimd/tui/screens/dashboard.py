@@ -83,7 +83,6 @@ class DashboardScreen(ApimdScreen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.watch(self.apimd, "daemon", self._show_connection, init=True)
         self.set_interval(REPAINT_S, self.table.flush)
         self.set_interval(1.0, self._tick)

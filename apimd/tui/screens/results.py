@@ -84,7 +84,6 @@ class ResultsScreen(ApimdScreen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        super().on_mount()
         self._build_columns()
         self.query_one(ResultTable).focus()
         self._show_state()

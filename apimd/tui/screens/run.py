@@ -69,7 +69,6 @@ class RunScreen(ApimdScreen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.query_one(RunResultPanel).display = False
         self.set_interval(0.25, self._tick)
         self.start_run()

@@ -84,7 +84,6 @@ class TokensScreen(ApimdScreen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        super().on_mount()
         self._build_columns()
         self.set_interval(1.0, self._tick)
 
