@@ -323,14 +323,15 @@ async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
     buffer = bytearray()
     dropping = False
     async for chunk in content.iter_any():
-        scanned = len(buffer)
+        scanned = len(buffer)  # the partial line kept from the last chunk has no line end
         buffer += chunk
-        while (end := buffer.find(b"\n", scanned)) != -1:
-            if not dropping and end <= MAX_EVENT_LINE:
-                yield buffer[:end].decode(errors="replace").rstrip("\r")
+        start = 0
+        while (end := buffer.find(b"\n", max(start, scanned))) != -1:
+            if not dropping and end - start <= MAX_EVENT_LINE:
+                yield buffer[start:end].decode(errors="replace").rstrip("\r")
             dropping = False
-            del buffer[: end + 1]
-            scanned = 0
+            start = end + 1
+        del buffer[:start]  # once a chunk: a burst of small frames is not copied per line
         if len(buffer) > MAX_EVENT_LINE:
             buffer.clear()
             dropping = True

@@ -4,6 +4,7 @@ odd or hostile never crash the client."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
@@ -21,14 +22,20 @@ from tests.support.events import AT, EVERY_EVENT
 
 
 @asynccontextmanager
-async def fake_daemon(stream: bytes, *, cut: bool = False) -> AsyncIterator[Path]:
-    """A server answering `GET /v1/events` with `stream`, then ending it (with `cut`, by
-    dropping the connection mid-stream); yields its socket."""
+async def fake_daemon(
+    stream: bytes, *, cut: bool = False, piece: int | None = None
+) -> AsyncIterator[Path]:
+    """A server answering `GET /v1/events` with `stream` (in writes of `piece` bytes, when set),
+    then ending it (with `cut`, by dropping the connection mid-stream); yields its socket."""
 
     async def events(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        await response.write(stream)
+        size = piece or len(stream)
+        for start in range(0, len(stream), size):
+            await response.write(stream[start : start + size])
+            if piece:
+                await asyncio.sleep(0.001)  # each piece its own read on the client's side
         if cut and request.transport is not None:
             request.transport.abort()
         return response
@@ -60,6 +67,16 @@ async def test_every_event_type_reads_back_equal_through_the_wire() -> None:
 
     assert [type(event) for event in seen] == [type(event) for event in EVERY_EVENT]
     assert seen == EVERY_EVENT
+
+
+@pytest.mark.parametrize("piece", [1, 7, 64])
+async def test_frames_split_anywhere_between_reads_read_back_the_same(piece: int) -> None:
+    stream = b"".join(format_sse(event).replace(b"\n", b"\r\n") for event in EVERY_EVENT[:4])
+
+    async with fake_daemon(stream, piece=piece) as socket_path:
+        seen = await read_all(socket_path)
+
+    assert seen == EVERY_EVENT[:4]
 
 
 async def test_an_event_type_the_client_does_not_know_arrives_as_an_unknown_event() -> None:
