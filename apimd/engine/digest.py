@@ -8,7 +8,10 @@ import secrets
 from dataclasses import dataclass
 from urllib.request import parse_http_list, parse_keqv_list
 
+from multidict import MultiMapping
 from yarl import URL
+
+from apimd.engine.hops import Hop
 
 _HASHES = {"MD5": "md5", "SHA-256": "sha256"}
 _PREFERENCE = ("SHA-256", "SHA-256-SESS", "MD5", "MD5-SESS")
@@ -98,3 +101,22 @@ def retry_header(
     if not usable:
         return None
     return answer(usable[0], method, url, *credentials)
+
+
+@dataclass(frozen=True)
+class DigestAnswer:
+    """The last step of SPEC §10's pipeline, a `HopAnswer`: a 401 with a Digest challenge is
+    answered by sending the hop again, so the challenge round trip shows in the timings; the
+    answer stays on later hops of the same origin."""
+
+    username: str
+    password: str
+
+    def __call__(self, hop: Hop, status: int, headers: MultiMapping[str]) -> bool:
+        challenges = headers.getall("WWW-Authenticate", [])
+        credentials = (self.username, self.password)
+        answer = retry_header(status, challenges, credentials, hop.method, URL(hop.url))
+        if answer is None:
+            return False
+        hop.set_header("Authorization", answer)
+        return True

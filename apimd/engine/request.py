@@ -12,8 +12,10 @@ from urllib.parse import urlencode, urlsplit
 from yarl import URL
 
 from apimd.engine import dpop
+from apimd.engine.digest import DigestAnswer
 from apimd.engine.errors import SetupError
-from apimd.engine.http import Hop, HopStep, HttpRequest
+from apimd.engine.hops import Hop, HopAnswer, HopStep
+from apimd.engine.http import HttpRequest
 from apimd.engine.multipart import MultipartBody
 from apimd.engine.proxies import select_proxy
 from apimd.engine.request_vars import request_variables
@@ -64,6 +66,7 @@ class RequestDraft:
     sensitive_headers: set[str] = field(default_factory=set)
     sensitive_params: set[str] = field(default_factory=set)
     hop_steps: list[HopStep] = field(default_factory=list)
+    answers: list[HopAnswer] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
     basic_credentials: tuple[str, str] | None = None
 
@@ -186,6 +189,18 @@ def _aws_sigv4(draft: RequestDraft) -> None:
     draft.hop_steps.append(signed)
 
 
+def _digest_answer(draft: RequestDraft) -> None:
+    """A `digest` auth answers the server's challenge with a hop of its own."""
+    auth = draft.auth
+    if auth is None or auth.type != "digest":
+        return
+    where, scope = f"auth {auth.name}", draft.scope
+    user = render(auth.username or "", scope, f"{where} username")
+    password = render(auth.password or "", scope, f"{where} password")
+    draft.secrets.append(password)
+    draft.answers.append(DigestAnswer(user, password))
+
+
 REQUEST_STEPS: tuple[Callable[[RequestDraft], None], ...] = (
     _call_parts,
     _token_params,
@@ -193,11 +208,12 @@ REQUEST_STEPS: tuple[Callable[[RequestDraft], None], ...] = (
     _auth_credentials,
     _aws_sigv4,
     _dpop_proof,
-    # the Digest answer is an extra hop of its own: `HttpRequest.digest`
+    _digest_answer,
 )
-"""SPEC §10's request pipeline, in order. Steps that depend on the hop (its URL, method) add a
-`HopStep` that the executor runs for every hop, redirects included; the 401 retry prepares the
-call again from the start."""
+"""SPEC §10's request pipeline, in order, run once per request (and again from the start for the
+401 retry). Steps that depend on the hop (its URL, method, headers) add a `HopStep` that the
+executor runs for every hop, redirects included, or a `HopAnswer` it consults after each hop's
+response: a new auth kind adds a step here, not a branch in the executor."""
 
 
 def prepare_call(
@@ -232,8 +248,8 @@ def prepare_call(
         sensitive_headers=frozenset(draft.sensitive_headers),
         sensitive_params=frozenset(draft.sensitive_params),
         hop_steps=tuple(draft.hop_steps),
+        answers=tuple(draft.answers),
         proxy=_proxy(call, auth, draft.url, draft.secrets),
-        digest=_digest_credentials(auth, scope, draft.secrets),
     )
     return PreparedCall(request, draft.secrets, draft.basic_credentials)
 
@@ -335,18 +351,6 @@ def _sigv4_credentials(auth: AuthSetting, scope: Scope, secrets: list[str]) -> A
     if credentials.session_token:
         secrets.append(credentials.session_token)
     return credentials
-
-
-def _digest_credentials(
-    auth: AuthSetting | None, scope: Scope, secrets: list[str]
-) -> tuple[str, str] | None:
-    if auth is None or auth.type != "digest":
-        return None
-    where = f"auth {auth.name}"
-    user = render(auth.username or "", scope, f"{where} username")
-    password = render(auth.password or "", scope, f"{where} password")
-    secrets.append(password)
-    return user, password
 
 
 def _proxy(call: Call, auth: AuthSetting | None, url: str, secrets: list[str]) -> str | None:

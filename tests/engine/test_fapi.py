@@ -22,6 +22,7 @@ from apimd.engine.signin import SignInFlows
 from apimd.model import Outcome, ResultCode, TokenState
 from apimd.model.errors import ValidationFailed
 from apimd.model.loader import load_project_text
+from apimd.model.runtime import TokenRuntime
 from tests.engine.fapi_server import FapiServer, jwk_thumbprint, make_app
 from tests.engine.projects import build
 
@@ -87,6 +88,15 @@ async def run(doc: dict[str, Any], store: MemoryStateStore | None = None) -> Any
         await engine.close()
 
 
+async def refresh(doc: dict[str, Any], store: MemoryStateStore) -> TokenRuntime:
+    """The token `t` refreshed by an engine of its own, closed after."""
+    engine = Engine(build(doc), store)
+    try:
+        return await engine.tokens.refresh("t")
+    finally:
+        await engine.close()
+
+
 @pytest.mark.parametrize("kind", list(KEYS))
 @pytest.mark.parametrize("as_jwk", [False, True])
 async def test_private_key_jwt_assertion_verified_independently(
@@ -100,7 +110,7 @@ async def test_private_key_jwt_assertion_verified_independently(
     doc = project(fapi, client_auth="private_key_jwt", client_key=text, client_key_id="k1")
     store = MemoryStateStore()
     first = await run(doc, store)
-    second_token = await Engine(build(doc), store).tokens.refresh("t")
+    second_token = await refresh(doc, store)
     assert first.outcome == Outcome.PASS, (first.error, fapi.errors)
     assert second_token.state == TokenState.VALID
     assert fapi.token_requests == 2
@@ -199,7 +209,7 @@ async def test_dpop_token_and_calls_carry_proofs_with_nonce_retry(fapi: FapiServ
     assert call_proof["htu"] == f"{fapi.issuer}/api"  # no query
     assert call_proof["nonce"] == "n-1"
     # the key is kept across refreshes
-    await Engine(build(doc), store).tokens.refresh("t")
+    await refresh(doc, store)
     assert store.tokens["t"].dpop_key == key_jwk
 
 

@@ -1,0 +1,89 @@
+"""One hop of a send (SPEC §2, §10): the request as it is about to go out, the per-hop steps that
+may change it, and what a redirect carries over to the next hop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from multidict import MultiMapping
+from yarl import URL
+
+MAX_REDIRECTS = 10
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Dropped on a hop to another origin whatever the caller marked: a credential the user typed into
+# a call's headers must not reach a third party either (nor, e.g., a pre-signed storage URL that
+# rejects requests carrying one). `host` names the old origin.
+CROSS_ORIGIN_DROPPED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "host"})
+BODY_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "content-language",
+        "content-location",
+        "transfer-encoding",
+    }
+)
+
+
+@dataclass
+class Hop:
+    """One hop of a request as it is about to be sent; `HopStep`s may change its headers."""
+
+    method: str
+    url: str
+    headers: list[tuple[str, str]]
+    body: bytes | None
+
+    def set_header(self, name: str, value: str) -> None:
+        """Replace any header of the same name (case-insensitive), else append."""
+        self.headers = [(k, v) for k, v in self.headers if k.lower() != name.lower()]
+        self.headers.append((name, value))
+
+
+HopStep = Callable[[Hop], None]
+"""Changes a hop just before it is sent (a per-hop signature, a DPoP proof)."""
+
+HopAnswer = Callable[[Hop, int, MultiMapping[str]], bool]
+"""Given the hop as later hops carry it, the response's status and headers: changes the hop and
+says True when the response asks for the hop to be sent again with an answer (a Digest
+challenge), else False."""
+
+
+def wire_url(url: URL, params: list[tuple[str, str]]) -> URL:
+    """The URL as it goes on the wire: `params` appended to its query, no fragment."""
+    if params:
+        url = url.extend_query(params)
+    return url.with_fragment(None)
+
+
+def redirect_target(status: int, location: str | None, current: URL) -> URL | None:
+    """Where a followable redirect points, or None when the response is not one."""
+    if status not in REDIRECT_STATUSES or not location:
+        return None
+    try:
+        target = current.join(URL(location, encoded=False)).with_fragment(None)
+    except (TypeError, ValueError):
+        return None
+    if target.scheme not in ("http", "https") or not target.host:
+        return None
+    if target.user is not None or target.password is not None:
+        target = target.with_user(None)
+    return target
+
+
+def origin(url: URL) -> tuple[str, str, int | None]:
+    return (url.scheme.lower(), (url.host or "").lower(), url.port)
+
+
+def without_params(url: URL, names: frozenset[str]) -> URL:
+    if not any(key.lower() in names for key in url.query):
+        return url  # untouched, so its encoding is too
+    return url.with_query([(k, v) for k, v in url.query.items() if k.lower() not in names])
+
+
+def host_port(url: URL) -> str:
+    host = url.host or "?"
+    return f"[{host}]:{url.port}" if ":" in host else f"{host}:{url.port}"

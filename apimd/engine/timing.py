@@ -1,0 +1,222 @@
+"""Per-phase timings of a send (SPEC §4; issue 18): stamped where the event happens — in the lookup
+thread when `getaddrinfo` returns, in the protocol when the connection is made (after TLS) and when
+bytes arrive — not when the event loop gets back to the coroutine. A pause of the loop (a full GC,
+a busy neighbour) between the socket event and the coroutine is then not blamed on the API.
+
+aiohttp's trace callbacks stamp what no socket event marks (the start of a lookup or connect, the
+request handed to the socket) and stand in for the socket stamps where a connector brings its own
+protocol (SOCKS proxies)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import socket
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from time import perf_counter
+from types import SimpleNamespace
+from typing import Any, cast
+
+import aiohttp
+from aiohttp.abc import ResolveResult
+from aiohttp.client_proto import ResponseHandler
+from yarl import URL
+
+from apimd.engine.hops import host_port
+from apimd.model.result import Timings
+
+
+@dataclass
+class HopClock:
+    """perf_counter() stamps of one hop."""
+
+    dns_start: float | None = None
+    dns_end: float | None = None
+    connect_start: float | None = None
+    ready: float | None = None  # connection made (TLS included), or taken from the pool
+    # The last of: headers, a body chunk handed to the socket. A body larger than the socket's
+    # buffers is still in flight then: the rest of its transfer counts as `wait`.
+    sent: float | None = None
+    first_byte: float | None = None  # of the response, from the protocol
+    last_byte: float | None = None
+    headers_received: float | None = None  # from the coroutine: when no protocol stamps
+    done: float | None = None  # the body read whole
+    sent_headers: list[tuple[str, str]] = field(default_factory=list)
+
+    def phases(self, now: float) -> tuple[float, float, float, float, float]:
+        """dns, connect, send, wait, receive in ms; a phase still open when the send failed
+        runs until `now`."""
+
+        def span(start: float | None, end: float | None) -> float:
+            if start is None:
+                return 0.0
+            return max(0.0, ((now if end is None else end) - start) * 1000)
+
+        first = self.first_byte or self.headers_received
+        dns = span(self.dns_start, self.dns_end)
+        connect = max(0.0, span(self.connect_start, self.ready) - dns)
+        send = span(self.ready, self.sent)
+        wait = span(self.sent, first)
+        receive = span(first, self.done)
+        return dns, connect, send, wait, receive
+
+    def finish(self) -> None:
+        """The body was read whole: it ended with the last byte the socket brought."""
+        self.done = self.last_byte or perf_counter()
+
+    def phase(self) -> str:
+        if self.ready is None:
+            return "connecting to"
+        if (self.first_byte or self.headers_received) is None:
+            return "waiting for a response from"
+        return "reading the body from"
+
+
+@dataclass
+class SendState:
+    """The hop in flight and the clocks of every hop so far."""
+
+    url: URL
+    started: float = field(default_factory=perf_counter)
+    hops: list[HopClock] = field(default_factory=list)
+
+    def start_hop(self) -> HopClock:
+        self.hops.append(HopClock())
+        return self.hops[-1]
+
+    def timings(self) -> Timings:
+        """The phases summed over the hops; `total` runs to the last byte of the last hop (or
+        to now, when the send failed)."""
+        now = perf_counter()
+        end = self.hops[-1].done if self.hops and self.hops[-1].done is not None else now
+        sums = [sum(values) for values in zip(*(hop.phases(now) for hop in self.hops), strict=True)]
+        dns, connect, send, wait, receive = sums or [0.0] * 5
+        return Timings(
+            dns=round(dns, 3),
+            connect=round(connect, 3),
+            send=round(send, 3),
+            wait=round(wait, 3),
+            receive=round(receive, 3),
+            total=round((end - self.started) * 1000, 3),
+        )
+
+    def phase(self) -> str:
+        action = self.hops[-1].phase() if self.hops else "connecting to"
+        return f"{action} {host_port(self.url)}"
+
+
+current_hop: ContextVar[HopClock | None] = ContextVar("apimd_hop_clock", default=None)
+"""The hop the current task is sending: read where aiohttp calls us back inside that task."""
+
+
+class TimedResponseHandler(ResponseHandler):
+    """aiohttp's protocol, stamping the hop that uses the connection when it is made (for TLS:
+    when the handshake completes) and when response bytes arrive."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.clock = current_hop.get()  # the hop that opens the connection
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        now = perf_counter()
+        super().connection_made(transport)
+        if self.clock is not None:
+            self.clock.ready = now
+
+    def set_response_params(self, **params: Any) -> None:
+        # Called in the sending task before the request goes out, on a new or a reused connection
+        # (and before that for a proxy's CONNECT, whose answer is not the hop's response).
+        super().set_response_params(**params)
+        self.clock = current_hop.get()
+        if self.clock is not None:
+            self.clock.first_byte = self.clock.last_byte = None
+
+    def data_received(self, data: bytes) -> None:
+        clock = self.clock
+        if clock is not None:
+            now = perf_counter()
+            if clock.first_byte is None:
+                clock.first_byte = now
+            clock.last_byte = now
+        super().data_received(data)
+
+
+def time_connections(connector: aiohttp.TCPConnector) -> aiohttp.TCPConnector:
+    """`connector` making its connections with `TimedResponseHandler`."""
+    # No public hook: the connector builds every protocol (TLS through a proxy too) from this.
+    factory = functools.partial(TimedResponseHandler, loop=asyncio.get_running_loop())
+    connector._factory = cast("functools.partial[ResponseHandler]", factory)
+    return connector
+
+
+class TimedResolver(aiohttp.ThreadedResolver):
+    """aiohttp's threaded resolver, stamping `dns_end` in the lookup thread as it returns."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        clock = current_hop.get()
+        if clock is None:
+            return await super().resolve(host, port, family)
+        loop = cast(asyncio.AbstractEventLoop, _StampingLoop(self._loop, clock))
+        return await aiohttp.ThreadedResolver(loop).resolve(host, port, family)
+
+
+class _StampingLoop:
+    """The two loop methods `ThreadedResolver` uses, the lookup stamped in its thread."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, clock: HopClock) -> None:
+        self._loop, self._clock = loop, clock
+
+    async def getaddrinfo(self, host: str, port: int, **options: Any) -> list[Any]:
+        def lookup() -> list[Any]:
+            try:
+                return socket.getaddrinfo(host, port, **options)
+            finally:
+                self._clock.dns_end = perf_counter()
+
+        return await self._loop.run_in_executor(None, lookup)
+
+    async def getnameinfo(self, address: Any, flags: int = 0) -> tuple[str, str]:
+        return await self._loop.getnameinfo(address, flags)
+
+
+_TraceHandler = Callable[[aiohttp.ClientSession, SimpleNamespace, object], Awaitable[None]]
+
+
+def _stamp(name: str, *, unless_set: bool = False) -> _TraceHandler:
+    """A trace callback that stamps the hop's `name` with the current time; with `unless_set`,
+    only when no socket event stamped it first."""
+
+    async def handler(_session: aiohttp.ClientSession, ctx: SimpleNamespace, _: object) -> None:
+        hop = ctx.trace_request_ctx
+        if isinstance(hop, HopClock) and not (unless_set and getattr(hop, name) is not None):
+            setattr(hop, name, perf_counter())
+
+    return handler
+
+
+async def _on_headers_sent(
+    _session: aiohttp.ClientSession,
+    ctx: SimpleNamespace,
+    params: aiohttp.TraceRequestHeadersSentParams,
+) -> None:
+    hop = ctx.trace_request_ctx
+    if isinstance(hop, HopClock):
+        hop.sent = perf_counter()
+        hop.sent_headers = list(params.headers.items())
+
+
+def timing_trace_config() -> aiohttp.TraceConfig:
+    config = aiohttp.TraceConfig()
+    config.on_dns_resolvehost_start.append(_stamp("dns_start"))
+    config.on_dns_resolvehost_end.append(_stamp("dns_end", unless_set=True))
+    config.on_connection_create_start.append(_stamp("connect_start"))
+    config.on_connection_create_end.append(_stamp("ready", unless_set=True))
+    config.on_connection_reuseconn.append(_stamp("ready"))
+    config.on_request_headers_sent.append(_on_headers_sent)
+    config.on_request_chunk_sent.append(_stamp("sent"))
+    config.on_request_end.append(_stamp("headers_received"))
+    return config
