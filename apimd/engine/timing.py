@@ -135,7 +135,7 @@ class TimedResponseHandler(ResponseHandler):
 
     def data_received(self, data: bytes) -> None:
         clock = self.clock
-        if clock is not None:
+        if clock is not None and data:  # aiohttp itself may pass b"" from the coroutine
             now = perf_counter()
             if clock.first_byte is None:
                 clock.first_byte = now

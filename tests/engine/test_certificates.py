@@ -4,18 +4,24 @@ whose CA-signed certificate expires in 5 days."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import datetime as dt
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
+from yarl import URL
 
 from apimd.demo.server import RunningServer
+from apimd.engine.certificates import tls_info
+from apimd.engine.http import HttpExecutor, HttpRequest
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model.outcome import Outcome, ResultCode
 from tests.engine.certs import CA_NAME, LEAF_NAME, ca_and_server_context, tls_site
 from tests.engine.projects import build
+from tests.engine.servers import make_app
 
 
 class TlsServer:
@@ -88,3 +94,36 @@ async def test_plain_http_has_no_tls_and_cert_days_fails_there() -> None:
     assert result.tls is None
     assert result.outcome == Outcome.FAIL
     assert result.conditions[0].message == "no server certificate: not an https response"
+
+
+async def test_the_certificate_is_the_last_hops(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], tmp_path: Path
+) -> None:
+    """Redirects between https servers (and on to http): the certificate recorded is the one of
+    the server that gave the response, taken afresh on every hop."""
+    servers: dict[str, TestServer] = {}
+    for name, days_left in (("near", 5), ("far", 40)):
+        (tmp_path / name).mkdir()
+        _ca, context = ca_and_server_context(tmp_path / name, days_left=days_left)
+        servers[name] = await aiohttp_server(make_app(), ssl=context)
+    plain = await aiohttp_server(make_app())
+
+    def forward(server: TestServer, to: str) -> str:
+        url = URL.build(scheme="https", host="127.0.0.1", port=server.port, path="/forward")
+        return str(url.with_query(to=to))
+
+    echo = f"http://127.0.0.1:{plain.port}/echo"
+    executor = HttpExecutor()
+    try:
+        to_far = forward(servers["near"], forward(servers["far"], "/echo"))
+        on_to_http = forward(servers["near"], forward(servers["far"], echo))
+        responses = [
+            await executor.send(HttpRequest("GET", url, verify_tls=False))
+            for url in (to_far, on_to_http)
+        ]
+    finally:
+        await executor.close()
+    far, http = (tls_info(r.peer_certificate, dt.datetime.now(dt.UTC)) for r in responses)
+    assert [len(r.redirects) for r in responses] == [2, 2]
+    assert far is not None and 39.9 < far.days_left <= 40
+    assert http is None

@@ -12,8 +12,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from apimd.engine.http import HttpExecutor, HttpRequest
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
+from apimd.engine.tls import TlsConfig
 from apimd.model import Outcome, ResultCode
 from apimd.model.errors import ValidationFailed
 from apimd.model.loader import load_project_text
@@ -28,7 +30,8 @@ def _peer_cn(request: web.Request) -> str:
 
 
 async def whoami(request: web.Request) -> web.Response:
-    return web.json_response({"cn": _peer_cn(request)})
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return web.json_response({"cn": _peer_cn(request), "peer": peer})
 
 
 async def token(request: web.Request) -> web.Response:
@@ -173,6 +176,29 @@ async def test_file_pems_are_reread_and_keepalive_never_crosses_certificates(
         await engine.close()
     assert one.variables["CN"] == "first", one.error
     assert two.variables["CN"] == "second", two.error
+
+
+async def test_keepalive_connections_are_pooled_per_client_certificate(
+    server: str, ca: TestCA
+) -> None:
+    """The pool is keyed by the TLS settings: each certificate keeps its own connection."""
+    configs = {
+        name: TlsConfig(client_cert=issued.cert, client_key=issued.key, ca_bundle=ca.pem)
+        for name, issued in (("one", ca.issue("client-one")), ("two", ca.issue("client-two")))
+    }
+    seen: list[tuple[str, str, int]] = []
+    executor = HttpExecutor()
+    try:
+        for name in ["one", "two", "one", "two"]:
+            request = HttpRequest("GET", f"{server}/whoami", keepalive=True, tls=configs[name])
+            answer = json.loads((await executor.send(request)).body)
+            seen.append((name, answer["cn"], answer["peer"][1]))
+    finally:
+        await executor.close()
+    assert [cn for _, cn, _ in seen] == ["client-one", "client-two", "client-one", "client-two"]
+    ports = {name: {port for used, _, port in seen if used == name} for name in configs}
+    assert len(ports["one"]) == len(ports["two"]) == 1  # each reused its own connection
+    assert ports["one"] != ports["two"]
 
 
 def _load(tls: dict[str, Any]) -> str:

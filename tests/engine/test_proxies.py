@@ -5,6 +5,7 @@ the environment's HTTP(S)_PROXY and NO_PROXY, and `proxy: none`."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from aiohttp.test_utils import TestServer
 from yarl import URL
 
 from apimd.demo.server import RunningServer
+from apimd.engine.http import HttpExecutor, HttpRequest
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.proxies import bypassed, select_proxy
 from apimd.engine.runner import Engine
@@ -74,7 +76,8 @@ async def start_proxy(tmp_path: Path) -> AsyncIterator[Starter]:
 
 
 async def echo(request: web.Request) -> web.Response:
-    return web.json_response({"path": request.path, "host": request.host})
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return web.json_response({"path": request.path, "host": request.host, "peer": peer})
 
 
 def echo_app() -> web.Application:
@@ -123,22 +126,27 @@ async def run_call(url: str, proxy: str | None = None, *, via_auth: bool = False
         await engine.close()
 
 
+async def proxied(url: str, proxy: str, *, via_auth: bool = False) -> Any:
+    """A call through `proxy` that passes and records no proxy password."""
+    result = await run_call(url, proxy, via_auth=via_auth)
+    assert result.outcome == Outcome.PASS, result.error
+    assert PROXY_PASSWORD not in result.model_dump_json()
+    return result
+
+
 async def test_https_goes_through_an_http_connect_proxy(
     start_proxy: Starter, https_target: TestServer
 ) -> None:
     proxy = await start_proxy("http")
-    result = await run_call(f"https://127.0.0.1:{https_target.port}/hello", proxy.url("http"))
-    assert result.outcome == Outcome.PASS, result.error
+    await proxied(f"https://127.0.0.1:{https_target.port}/hello", proxy.url("http"))
     assert proxy.lines() == [f"CONNECT 127.0.0.1:{https_target.port} auth=ok"]
-    assert PROXY_PASSWORD not in result.model_dump_json()
 
 
 async def test_plain_http_is_proxied_with_absolute_uris(
     start_proxy: Starter, http_target: RunningServer
 ) -> None:
     proxy = await start_proxy("http")
-    result = await run_call(f"{http_target.url}/hello", proxy.url("http"), via_auth=True)
-    assert result.outcome == Outcome.PASS, result.error
+    await proxied(f"{http_target.url}/hello", proxy.url("http"), via_auth=True)
     assert proxy.lines() == [f"GET {http_target.url}/hello auth=ok"]
 
 
@@ -156,13 +164,10 @@ async def test_socks5_and_socks5h(
     start_proxy: Starter, http_target: RunningServer, https_target: TestServer
 ) -> None:
     proxy = await start_proxy("socks5")
-    result = await run_call(f"https://127.0.0.1:{https_target.port}/hello", proxy.url("socks5"))
-    assert result.outcome == Outcome.PASS, result.error
+    await proxied(f"https://127.0.0.1:{https_target.port}/hello", proxy.url("socks5"))
     assert proxy.lines() == [f"SOCKS 127.0.0.1:{https_target.port} auth=ok"]
-    assert PROXY_PASSWORD not in result.model_dump_json()
     # socks5h: the name is resolved by the proxy, so the proxy sees it, not an address.
-    result = await run_call(f"http://localhost:{http_target.port}/hello", proxy.url("socks5h"))
-    assert result.outcome == Outcome.PASS, result.error
+    await proxied(f"http://localhost:{http_target.port}/hello", proxy.url("socks5h"))
     assert proxy.lines()[-1] == f"SOCKS localhost:{http_target.port} auth=ok"
 
 
@@ -242,3 +247,32 @@ async def test_an_auths_proxy_carries_its_token_requests_and_calls(
         f"POST {token_server.url}/oauth/token auth=ok",
         f"GET {http_target.url}/hello auth=ok",
     ]
+
+
+async def test_keepalive_connections_never_cross_proxies(
+    start_proxy: Starter, http_target: RunningServer
+) -> None:
+    """The pool is keyed by the proxy: each route keeps its own connection to the target."""
+    socks = await start_proxy("socks5", credentials=False)
+    http = await start_proxy("http", credentials=False)
+    routes = {
+        "socks": socks.url("socks5", credentials=False),
+        "http": http.url("http", credentials=False),
+        "direct": None,
+    }
+    peers: dict[str, set[int]] = {name: set() for name in routes}
+    executor = HttpExecutor()
+    try:
+        for name in [*routes, *routes]:
+            request = HttpRequest(
+                "GET", f"{http_target.url}/hello", keepalive=True, proxy=routes[name]
+            )
+            response = await executor.send(request)
+            assert response.status == 200, response.body
+            peers[name].add(json.loads(response.body)["peer"][1])
+    finally:
+        await executor.close()
+    assert all(len(ports) == 1 for ports in peers.values())  # each route reused its connection
+    assert len(set.union(*peers.values())) == 3  # and no two routes shared one
+    assert socks.lines() == [f"SOCKS 127.0.0.1:{http_target.port}"]
+    assert http.lines() == [f"GET {http_target.url}/hello"]

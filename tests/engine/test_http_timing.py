@@ -1,0 +1,143 @@
+"""Where the phase timings come from (issue 18): socket events, not the moment the event loop gets
+back to the sending coroutine. A task that blocks the loop for 150 ms at every turn stands in for
+a full GC or a busy neighbour; the server runs in a thread of its own, so it answers at once."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from apimd.engine.http import HttpExecutor, HttpRequest
+
+PAUSE = 0.3  # seconds the loop is held
+
+
+class _Quick(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        gate: Gate | None = getattr(self.server, "gate", None)
+        if gate is not None:
+            gate.received.set()
+            gate.release.wait(10)
+        body = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+        if gate is not None:
+            gate.after_response.send(b"x")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class Gate:
+    """Holds the server's answer until released; once it is written, wakes a reader that holds
+    the event loop for `PAUSE`. Both become readable in one turn of the loop, the response
+    first: the pause falls between the protocol getting the bytes and the coroutine resuming."""
+
+    def __init__(self) -> None:
+        self.received = threading.Event()
+        self.release = threading.Event()
+        self.after_response, self._paused = socket.socketpair()
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        def pause() -> None:
+            self._paused.recv(1)
+            time.sleep(PAUSE)
+
+        loop.add_reader(self._paused, pause)
+
+    def close(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.remove_reader(self._paused)
+        self.after_response.close()
+        self._paused.close()
+
+
+@contextmanager
+def threaded_server(gate: Gate | None = None) -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Quick)
+    server.gate = gate  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@asynccontextmanager
+async def busy_loop() -> AsyncIterator[None]:
+    """The event loop held for `PAUSE` at every turn (a blocking call, as a GC pause is)."""
+    stop = False
+
+    async def hog() -> None:
+        while not stop:
+            time.sleep(PAUSE)
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(hog())
+    await asyncio.sleep(0)
+    try:
+        yield
+    finally:
+        stop = True
+        await task
+
+
+@pytest.fixture
+def port() -> Iterator[int]:
+    with threaded_server() as bound:
+        yield bound
+
+
+async def test_a_pause_of_the_loop_after_the_bytes_came_is_not_response_time() -> None:
+    loop = asyncio.get_running_loop()
+    gate = Gate()
+    gate.start(loop)
+    executor = HttpExecutor()
+    try:
+        with threaded_server(gate) as bound:
+            started = time.perf_counter()
+            sending = asyncio.create_task(
+                executor.send(HttpRequest("GET", f"http://127.0.0.1:{bound}/"))
+            )
+            await asyncio.to_thread(gate.received.wait, 10)
+            gate.release.set()
+            time.sleep(0.05)  # busy: the response and the pause are both ready at the next turn
+            response = await sending
+            elapsed_ms = (time.perf_counter() - started) * 1000
+    finally:
+        gate.close(loop)
+        await executor.close()
+
+    t = response.timings
+    assert response.status == 200
+    assert response.text() == '{"ok": true}'
+    assert t.wait < PAUSE * 1000 * 0.66  # the bytes came before the pause
+    assert elapsed_ms - t.total >= PAUSE * 1000 * 0.66  # `total` ends at the last byte
+    assert t.dns + t.connect + t.send + t.wait + t.receive <= t.total + 1
+    assert t.receive < 5  # one read: the last byte came with the first
+
+
+async def test_dns_ends_when_the_lookup_returns_not_when_the_loop_comes_back(port: int) -> None:
+    executor = HttpExecutor()
+    try:
+        async with busy_loop():
+            response = await executor.send(HttpRequest("GET", f"http://localhost:{port}/"))
+    finally:
+        await executor.close()
+
+    assert response.status == 200
+    assert 0 < response.timings.dns < PAUSE * 1000 * 0.66
