@@ -97,7 +97,7 @@ async def test_plain_http_has_no_tls_and_cert_days_fails_there() -> None:
 
 
 async def test_the_certificate_is_the_last_hops(
-    aiohttp_server: Callable[..., Awaitable[TestServer]], tmp_path: Path
+    aiohttp_server: Callable[..., Awaitable[TestServer]], tmp_path: Path, executor: HttpExecutor
 ) -> None:
     """Redirects between https servers (and on to http): the certificate recorded is the one of
     the server that gave the response, taken afresh on every hop."""
@@ -113,16 +113,12 @@ async def test_the_certificate_is_the_last_hops(
         return str(url.with_query(to=to))
 
     echo = f"http://127.0.0.1:{plain.port}/echo"
-    executor = HttpExecutor()
-    try:
-        to_far = forward(servers["near"], forward(servers["far"], "/echo"))
-        on_to_http = forward(servers["near"], forward(servers["far"], echo))
-        responses = [
-            await executor.send(HttpRequest("GET", url, verify_tls=False))
-            for url in (to_far, on_to_http)
-        ]
-    finally:
-        await executor.close()
+    to_far = forward(servers["near"], forward(servers["far"], "/echo"))
+    on_to_http = forward(servers["near"], forward(servers["far"], echo))
+    responses = [
+        await executor.send(HttpRequest("GET", url, verify_tls=False))
+        for url in (to_far, on_to_http)
+    ]
     far, http = (tls_info(r.peer_certificate, dt.datetime.now(dt.UTC)) for r in responses)
     assert [len(r.redirects) for r in responses] == [2, 2]
     assert far is not None and 39.9 < far.days_left <= 40

@@ -5,7 +5,7 @@ the server is unreachable, and stops on expired_token and access_denied."""
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -50,10 +50,8 @@ def fake_time(token_server: RunningServer) -> FakeTime:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[HttpExecutor]:
-    executor = HttpExecutor()
-    yield executor
-    await executor.close()
+def http(executor: HttpExecutor) -> HttpExecutor:
+    return executor
 
 
 def device_auth(base: str, *, token_url: str | None = None, **extra: object) -> AuthSetting:

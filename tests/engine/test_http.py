@@ -8,13 +8,14 @@ import gzip
 import json
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from yarl import URL
 
 from apimd.engine.http import HttpExecutor, HttpFailure, HttpRequest, HttpResponse
 from apimd.model.outcome import ResultCode
@@ -33,11 +34,20 @@ async def server(aiohttp_server: ServerFactory) -> TestServer:
     return await aiohttp_server(make_app(bomb=_bomb()))
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Serve = Callable[[Handler], Awaitable[str]]
+
+
 @pytest.fixture
-async def executor() -> AsyncIterator[HttpExecutor]:
-    executor = HttpExecutor()
-    yield executor
-    await executor.close()
+def serve(aiohttp_server: ServerFactory) -> Serve:
+    """Starts a server answering `GET /` with a handler; gives that URL."""
+
+    async def start(handler: Handler) -> str:
+        app = web.Application()
+        app.router.add_get("/", handler)
+        return url(await aiohttp_server(app), "/")
+
+    return start
 
 
 def url(server: TestServer, path: str, host: str = "127.0.0.1") -> str:
@@ -170,39 +180,31 @@ async def test_encoded_bodies_are_decoded(
     assert response.size == 11
 
 
-async def test_a_multi_member_gzip_body_is_decoded(
-    aiohttp_server: ServerFactory, executor: HttpExecutor
-) -> None:
+async def test_a_multi_member_gzip_body_is_decoded(serve: Serve, executor: HttpExecutor) -> None:
     async def members(request: web.Request) -> web.Response:
         body = gzip.compress(b"one ") + gzip.compress(b"two")
         return web.Response(body=body, headers={"Content-Encoding": "gzip"})
 
-    app = web.Application()
-    app.router.add_get("/", members)
-    server = await aiohttp_server(app)
-    response = await executor.send(HttpRequest("GET", url(server, "/")))
+    start = await serve(members)
+    response = await executor.send(HttpRequest("GET", start))
 
     assert response.body == b"one two"
 
 
-async def test_a_corrupt_gzip_body_is_a_content_error(
-    aiohttp_server: ServerFactory, executor: HttpExecutor
-) -> None:
+async def test_a_corrupt_gzip_body_is_a_content_error(serve: Serve, executor: HttpExecutor) -> None:
     async def corrupt(request: web.Request) -> web.Response:
         body = gzip.compress(b"x" * 1000)[:12] + b"garbage garbage garbage"
         return web.Response(body=body, headers={"Content-Encoding": "gzip"})
 
-    app = web.Application()
-    app.router.add_get("/", corrupt)
-    server = await aiohttp_server(app)
-    failed = await failure(executor, HttpRequest("GET", url(server, "/")))
+    start = await serve(corrupt)
+    failed = await failure(executor, HttpRequest("GET", start))
 
     assert failed.code == ResultCode.CONTENT_ERROR
     assert "gzip" in failed.message
 
 
 async def test_a_deflate_stream_split_after_its_first_byte_is_decoded(
-    aiohttp_server: ServerFactory, executor: HttpExecutor
+    serve: Serve, executor: HttpExecutor
 ) -> None:
     async def trickle(request: web.Request) -> web.StreamResponse:
         body = encode(b"split stream", "deflate")
@@ -215,24 +217,18 @@ async def test_a_deflate_stream_split_after_its_first_byte_is_decoded(
         await response.write_eof()
         return response
 
-    app = web.Application()
-    app.router.add_get("/", trickle)
-    server = await aiohttp_server(app)
-    response = await executor.send(HttpRequest("GET", url(server, "/")))
+    start = await serve(trickle)
+    response = await executor.send(HttpRequest("GET", start))
 
     assert response.body == b"split stream"
 
 
-async def test_an_unknown_coding_is_left_as_received(
-    aiohttp_server: ServerFactory, executor: HttpExecutor
-) -> None:
+async def test_an_unknown_coding_is_left_as_received(serve: Serve, executor: HttpExecutor) -> None:
     async def brotli(request: web.Request) -> web.Response:
         return web.Response(body=b"\x8b\x02\x80hi\x03", headers={"Content-Encoding": "br"})
 
-    app = web.Application()
-    app.router.add_get("/", brotli)
-    server = await aiohttp_server(app)
-    response = await executor.send(HttpRequest("GET", url(server, "/")))
+    start = await serve(brotli)
+    response = await executor.send(HttpRequest("GET", start))
 
     assert response.body == b"\x8b\x02\x80hi\x03"
     assert response.headers["Content-Encoding"] == "br"
@@ -462,20 +458,18 @@ async def test_a_closed_port_is_a_connection_error(executor: HttpExecutor) -> No
 
 
 async def test_a_dropped_connection_is_a_connection_error(
-    aiohttp_server: ServerFactory, executor: HttpExecutor
+    serve: Serve, executor: HttpExecutor
 ) -> None:
     async def hang_up(request: web.Request) -> web.Response:
         assert request.transport is not None
         request.transport.close()
         return web.Response()
 
-    app = web.Application()
-    app.router.add_get("/", hang_up)
-    server = await aiohttp_server(app)
-    failed = await failure(executor, HttpRequest("GET", url(server, "/")))
+    start = await serve(hang_up)
+    failed = await failure(executor, HttpRequest("GET", start))
 
     assert failed.code == ResultCode.CONNECTION_ERROR
-    assert f"127.0.0.1:{server.port}" in failed.message
+    assert f"127.0.0.1:{URL(start).port}" in failed.message
 
 
 async def test_a_header_with_a_line_break_is_a_setup_error(

@@ -102,11 +102,12 @@ def port() -> Iterator[int]:
         yield bound
 
 
-async def test_a_pause_of_the_loop_after_the_bytes_came_is_not_response_time() -> None:
+async def test_a_pause_of_the_loop_after_the_bytes_came_is_not_response_time(
+    executor: HttpExecutor,
+) -> None:
     loop = asyncio.get_running_loop()
     gate = Gate()
     gate.start(loop)
-    executor = HttpExecutor()
     try:
         with threaded_server(gate) as bound:
             started = time.perf_counter()
@@ -120,7 +121,6 @@ async def test_a_pause_of_the_loop_after_the_bytes_came_is_not_response_time() -
             elapsed_ms = (time.perf_counter() - started) * 1000
     finally:
         gate.close(loop)
-        await executor.close()
 
     t = response.timings
     assert response.status == 200
@@ -131,13 +131,11 @@ async def test_a_pause_of_the_loop_after_the_bytes_came_is_not_response_time() -
     assert t.receive < 5  # one read: the last byte came with the first
 
 
-async def test_dns_ends_when_the_lookup_returns_not_when_the_loop_comes_back(port: int) -> None:
-    executor = HttpExecutor()
-    try:
-        async with busy_loop():
-            response = await executor.send(HttpRequest("GET", f"http://localhost:{port}/"))
-    finally:
-        await executor.close()
+async def test_dns_ends_when_the_lookup_returns_not_when_the_loop_comes_back(
+    port: int, executor: HttpExecutor
+) -> None:
+    async with busy_loop():
+        response = await executor.send(HttpRequest("GET", f"http://localhost:{port}/"))
 
     assert response.status == 200
     assert 0 < response.timings.dns < PAUSE * 1000 * 0.66

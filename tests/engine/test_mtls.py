@@ -179,7 +179,7 @@ async def test_file_pems_are_reread_and_keepalive_never_crosses_certificates(
 
 
 async def test_keepalive_connections_are_pooled_per_client_certificate(
-    server: str, ca: TestCA
+    server: str, ca: TestCA, executor: HttpExecutor
 ) -> None:
     """The pool is keyed by the TLS settings: each certificate keeps its own connection."""
     configs = {
@@ -187,14 +187,10 @@ async def test_keepalive_connections_are_pooled_per_client_certificate(
         for name, issued in (("one", ca.issue("client-one")), ("two", ca.issue("client-two")))
     }
     seen: list[tuple[str, str, int]] = []
-    executor = HttpExecutor()
-    try:
-        for name in ["one", "two", "one", "two"]:
-            request = HttpRequest("GET", f"{server}/whoami", keepalive=True, tls=configs[name])
-            answer = json.loads((await executor.send(request)).body)
-            seen.append((name, answer["cn"], answer["peer"][1]))
-    finally:
-        await executor.close()
+    for name in ["one", "two", "one", "two"]:
+        request = HttpRequest("GET", f"{server}/whoami", keepalive=True, tls=configs[name])
+        answer = json.loads((await executor.send(request)).body)
+        seen.append((name, answer["cn"], answer["peer"][1]))
     assert [cn for _, cn, _ in seen] == ["client-one", "client-two", "client-one", "client-two"]
     ports = {name: {port for used, _, port in seen if used == name} for name in configs}
     assert len(ports["one"]) == len(ports["two"]) == 1  # each reused its own connection

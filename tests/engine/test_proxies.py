@@ -250,7 +250,7 @@ async def test_an_auths_proxy_carries_its_token_requests_and_calls(
 
 
 async def test_keepalive_connections_never_cross_proxies(
-    start_proxy: Starter, http_target: RunningServer
+    start_proxy: Starter, http_target: RunningServer, executor: HttpExecutor
 ) -> None:
     """The pool is keyed by the proxy: each route keeps its own connection to the target."""
     socks = await start_proxy("socks5", credentials=False)
@@ -261,17 +261,11 @@ async def test_keepalive_connections_never_cross_proxies(
         "direct": None,
     }
     peers: dict[str, set[int]] = {name: set() for name in routes}
-    executor = HttpExecutor()
-    try:
-        for name in [*routes, *routes]:
-            request = HttpRequest(
-                "GET", f"{http_target.url}/hello", keepalive=True, proxy=routes[name]
-            )
-            response = await executor.send(request)
-            assert response.status == 200, response.body
-            peers[name].add(json.loads(response.body)["peer"][1])
-    finally:
-        await executor.close()
+    for name in [*routes, *routes]:
+        request = HttpRequest("GET", f"{http_target.url}/hello", keepalive=True, proxy=routes[name])
+        response = await executor.send(request)
+        assert response.status == 200, response.body
+        peers[name].add(json.loads(response.body)["peer"][1])
     assert all(len(ports) == 1 for ports in peers.values())  # each route reused its connection
     assert len(set.union(*peers.values())) == 3  # and no two routes shared one
     assert socks.lines() == [f"SOCKS 127.0.0.1:{http_target.port}"]
