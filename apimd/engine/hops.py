@@ -52,6 +52,41 @@ says True when the response asks for the hop to be sent again with an answer (a 
 challenge), else False."""
 
 
+@dataclass
+class RedirectRules:
+    """What a redirect carries over to the next hop (SPEC §2): credentials stay on the origin,
+    and 301/302/303 turn a request into a body-less GET."""
+
+    dropped_headers: frozenset[str]  # lower-case names: on another origin they are dropped
+    dropped_params: frozenset[str]
+    credentials_dropped: bool = False  # once dropped, dropped for every later hop
+
+    @classmethod
+    def for_request(
+        cls, sensitive_headers: frozenset[str], sensitive_params: frozenset[str]
+    ) -> RedirectRules:
+        headers = CROSS_ORIGIN_DROPPED_HEADERS | {name.lower() for name in sensitive_headers}
+        return cls(frozenset(headers), frozenset(name.lower() for name in sensitive_params))
+
+    def follow(self, carried: Hop, status: int, current: URL, target: URL) -> URL:
+        """Turn `carried` into the next hop, to `target`; returns the URL it goes to."""
+        # Another origin covers https → http too: the scheme is part of the origin.
+        if origin(target) != origin(current):
+            self.credentials_dropped = True
+        if self.credentials_dropped:
+            carried.headers = [
+                (k, v) for k, v in carried.headers if k.lower() not in self.dropped_headers
+            ]
+            target = without_params(target, self.dropped_params)
+        if (status == 303 and carried.method != "HEAD") or (
+            status in (301, 302) and carried.method == "POST"
+        ):
+            carried.method, carried.body = "GET", None
+            carried.headers = [(k, v) for k, v in carried.headers if k.lower() not in BODY_HEADERS]
+        carried.url = str(target)
+        return target
+
+
 def wire_url(url: URL, params: list[tuple[str, str]]) -> URL:
     """The URL as it goes on the wire: `params` appended to its query, no fragment."""
     if params:

@@ -45,16 +45,13 @@ from apimd.engine.cookies import remember, with_jar_cookies
 from apimd.engine.errors import SetupError
 from apimd.engine.failures import HttpFailure, classify_failure
 from apimd.engine.hops import (
-    BODY_HEADERS,
-    CROSS_ORIGIN_DROPPED_HEADERS,
     MAX_REDIRECTS,
     Hop,
     HopAnswer,
     HopStep,
-    origin,
+    RedirectRules,
     redirect_target,
     wire_url,
-    without_params,
 )
 from apimd.engine.proxies import is_socks, socks_connector, through_proxy
 from apimd.engine.timing import (
@@ -217,26 +214,20 @@ class HttpExecutor:
         # What a hop carries over to the next: the method, body and headers as the redirect
         # rules and answers left them.
         carried = Hop(request.method.upper(), str(state.url), list(request.headers), request.body)
-        dropped_headers = CROSS_ORIGIN_DROPPED_HEADERS | {
-            name.lower() for name in request.sensitive_headers
-        }
-        dropped_params = frozenset(name.lower() for name in request.sensitive_params)
-        credentials_dropped = False
+        rules = RedirectRules.for_request(request.sensitive_headers, request.sensitive_params)
         redirects: list[str] = []
         cookies: dict[str, str] = {}
         answered = False
         deadline = state.started + request.timeout
         while True:
             hop = state.start_hop()
-            carried.url = str(state.url)
-            sent = self._outgoing(request, carried, run_steps=not credentials_dropped)
+            sent = self._outgoing(request, carried, run_steps=not rules.credentials_dropped)
             hop_headers, via = through_proxy(
                 request.proxy, state.url, with_jar_cookies(sent, request.cookie_jar, state.url)
             )
             remaining = deadline - perf_counter()
             if remaining <= 0:
                 raise TimeoutError
-            timeout = aiohttp.ClientTimeout(total=remaining, ceil_threshold=math.inf)
             hop_token = current_hop.set(hop)
             try:
                 async with session.request(
@@ -245,7 +236,7 @@ class HttpExecutor:
                     headers=CIMultiDict(hop_headers),
                     data=carried.body,
                     allow_redirects=False,
-                    timeout=timeout,
+                    timeout=aiohttp.ClientTimeout(total=remaining, ceil_threshold=math.inf),
                     trace_request_ctx=hop,
                     **via,
                 ) as response:
@@ -254,7 +245,7 @@ class HttpExecutor:
             finally:
                 current_hop.reset(hop_token)
             # SPEC §10: an answer (Digest) is a hop of its own, so its round trip is in the timings.
-            if not (answered or credentials_dropped) and any(
+            if not (answered or rules.credentials_dropped) and any(
                 answer(carried, response.status, response.headers) for answer in request.answers
             ):
                 answered = True
@@ -279,23 +270,8 @@ class HttpExecutor:
                     cookies=cookies,
                     peer_certificate=getattr(response, "peer_certificate", None),
                 )
-            # Another origin covers https → http too: the scheme is part of the origin.
-            if origin(target) != origin(state.url):
-                credentials_dropped = True
-            if credentials_dropped:
-                carried.headers = [
-                    (k, v) for k, v in carried.headers if k.lower() not in dropped_headers
-                ]
-                target = without_params(target, dropped_params)
-            if (response.status == 303 and carried.method != "HEAD") or (
-                response.status in (301, 302) and carried.method == "POST"
-            ):
-                carried.method, carried.body = "GET", None
-                carried.headers = [
-                    (k, v) for k, v in carried.headers if k.lower() not in BODY_HEADERS
-                ]
-            redirects.append(str(target))
-            state.url = target
+            state.url = rules.follow(carried, response.status, state.url, target)
+            redirects.append(str(state.url))
             answered = False
 
     @staticmethod

@@ -74,6 +74,7 @@ def socks_connector(proxy: str, *, ssl: Any, force_close: bool) -> aiohttp.BaseC
         ssl=ssl,
         force_close=force_close,
         use_dns_cache=not force_close,
+        limit=0 if force_close else 100,  # one-shot connections: as many as there are sends
     )
 
 

@@ -139,3 +139,31 @@ async def test_the_challenge_round_trip_is_a_hop_in_the_timings() -> None:
     assert seen[0] is None and (seen[1] or "").startswith('Digest username="ann"')
     assert len(seen) == 2
     assert result.timings_ms.total >= 300
+
+
+async def test_a_challenge_after_a_redirect_to_another_origin_is_not_answered() -> None:
+    """Like any credential, the Digest answer stays on the call's origin."""
+    seen: list[str | None] = []
+
+    async def challenge(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        digest = 'Digest realm="r", nonce="n0", qop="auth", algorithm=SHA-256'
+        return web.Response(status=401, headers={"WWW-Authenticate": digest})
+
+    other = web.Application()
+    other.router.add_get("/{tail:.*}", challenge)
+    third_party = await RunningServer(other).start()
+
+    async def moved(_request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"{third_party.url}/private")
+
+    origin = web.Application()
+    origin.router.add_get("/{tail:.*}", moved)
+    server = await RunningServer(origin).start()
+    try:
+        result = await run(server.url, "/moved")
+    finally:
+        await server.stop()
+        await third_party.stop()
+    assert result.outcome == Outcome.FAIL
+    assert seen == [None]  # challenged once, never answered
