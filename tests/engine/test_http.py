@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
+import email.message
 import functools
 import gzip
 import json
@@ -17,6 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
+from apimd.engine.codings import charset_of, decode_body
 from apimd.engine.http import HttpExecutor, HttpFailure, HttpRequest, HttpResponse
 from apimd.model.outcome import ResultCode
 from tests.engine.servers import MiB, closed_port, encode, gzip_bomb, make_app, self_signed_tls
@@ -167,6 +170,45 @@ async def test_text_uses_the_declared_charset(server: TestServer, executor: Http
     response = await executor.send(HttpRequest("GET", url(server, path)))
 
     assert response.text() == "café"
+
+
+def _charset_by_email_message(content_type: str | None) -> str:
+    """How the charset was read before (the standard library's MIME parser): the oracle."""
+    message = email.message.Message()
+    if content_type:
+        message["Content-Type"] = content_type
+    charset = message.get_content_charset()
+    try:
+        return codecs.lookup(charset).name if charset else "utf-8"
+    except LookupError:
+        return "utf-8"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "",
+        "application/json",
+        "text/plain; charset=ISO-8859-1",
+        'text/plain; charset="iso-8859-1"',
+        "text/html;charset=UTF-8",
+        "application/json; foo=bar; Charset=latin-1",
+        "text/plain; charset=windows-1252 ",
+        "text/plain; charset=no-such-codec",
+        "text/plain; charset=rot13",
+        "text/plain; charset=",
+    ],
+)
+def test_the_charset_is_read_as_the_mime_parser_reads_it(content_type: str | None) -> None:
+    body = "café – ok".encode("cp1252")
+    expected = _charset_by_email_message(content_type)
+    assert charset_of(content_type) == expected
+    try:
+        wanted = body.decode(expected, errors="replace")
+    except LookupError:
+        wanted = body.decode("utf-8", errors="replace")
+    assert decode_body(body, content_type) == wanted
 
 
 @pytest.mark.parametrize("coding", ["gzip", "deflate", "raw-deflate", "gzip, deflate"])
