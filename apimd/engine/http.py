@@ -60,6 +60,7 @@ from apimd.engine.timing import (
     TimedResolver,
     current_hop,
     time_connections,
+    timed_socket,
     timing_trace_config,
 )
 from apimd.engine.tls import TlsConfig
@@ -313,16 +314,15 @@ def _connector(proxy: str | None, ssl_setting: Any, *, fresh: bool) -> aiohttp.B
     """Fresh connections and DNS unless keep-alive; through SOCKS when the proxy says so."""
     if proxy is not None and is_socks(proxy):
         return socks_connector(proxy, ssl=ssl_setting, force_close=fresh)
-    if fresh:
-        connector = aiohttp.TCPConnector(
-            force_close=True,
-            use_dns_cache=False,
-            limit=0,
-            ssl=ssl_setting,
-            resolver=TimedResolver(),
-        )
-    else:
-        connector = aiohttp.TCPConnector(ssl=ssl_setting, resolver=TimedResolver())
+    # One-shot connections: as many as there are sends, each resolved and connected afresh.
+    connector = aiohttp.TCPConnector(
+        ssl=ssl_setting,
+        resolver=TimedResolver(),
+        socket_factory=timed_socket,
+        force_close=fresh,
+        use_dns_cache=not fresh,
+        limit=0 if fresh else 100,
+    )
     return time_connections(connector)
 
 

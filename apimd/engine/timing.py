@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from time import perf_counter
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any, cast, overload
 
 import aiohttp
 from aiohttp.abc import ResolveResult
@@ -35,6 +35,7 @@ class HopClock:
     dns_start: float | None = None
     dns_end: float | None = None
     connect_start: float | None = None
+    tcp_connected: float | None = None  # the socket's connect completed
     ready: float | None = None  # connection made (TLS included), or taken from the pool
     # The last of: headers, a body chunk handed to the socket. A body larger than the socket's
     # buffers is still in flight then: the rest of its transfer counts as `wait`.
@@ -122,8 +123,12 @@ class TimedResponseHandler(ResponseHandler):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         now = perf_counter()
         super().connection_made(transport)
-        if self.clock is not None:
-            self.clock.ready = now
+        clock = self.clock
+        if clock is not None:
+            # Over TLS, now is when the handshake completed; else the socket said when it
+            # connected, a turn or two of the loop before the transport was built.
+            tls = transport.get_extra_info("ssl_object") is not None
+            clock.ready = clock.tcp_connected if clock.tcp_connected and not tls else now
 
     def set_response_params(self, **params: Any) -> None:
         # Called in the sending task before the request goes out, on a new or a reused connection
@@ -141,6 +146,43 @@ class TimedResponseHandler(ResponseHandler):
                 clock.first_byte = now
             clock.last_byte = now
         super().data_received(data)
+
+
+class TimedSocket(socket.socket):
+    """A client socket that stamps its hop when the TCP connect completes: asyncio asks it for
+    `SO_ERROR` from the writer callback, as the socket turns writable."""
+
+    def __init__(
+        self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None
+    ) -> None:
+        super().__init__(family, type, proto, fileno)
+        self.clock = current_hop.get()
+
+    def connect(self, address: Any, /) -> None:
+        super().connect(address)  # BlockingIOError while the connect is in progress
+        self._connected()
+
+    @overload
+    def getsockopt(self, level: int, optname: int, /) -> int: ...
+    @overload
+    def getsockopt(self, level: int, optname: int, buflen: int, /) -> bytes: ...
+    def getsockopt(self, level: int, optname: int, buflen: int | None = None, /) -> int | bytes:
+        if buflen is not None:
+            return super().getsockopt(level, optname, buflen)
+        value = super().getsockopt(level, optname)
+        if (level, optname, value) == (socket.SOL_SOCKET, socket.SO_ERROR, 0):
+            self._connected()
+        return value
+
+    def _connected(self) -> None:
+        if self.clock is not None and self.clock.tcp_connected is None:
+            self.clock.tcp_connected = perf_counter()
+
+
+def timed_socket(addr_info: tuple[Any, ...]) -> socket.socket:
+    """aiohttp's `socket_factory`: a `TimedSocket` for the address."""
+    family, type_, proto, _, _ = addr_info
+    return TimedSocket(family, type_, proto)
 
 
 def time_connections(connector: aiohttp.TCPConnector) -> aiohttp.TCPConnector:

@@ -139,3 +139,15 @@ async def test_dns_ends_when_the_lookup_returns_not_when_the_loop_comes_back(
 
     assert response.status == 200
     assert 0 < response.timings.dns < PAUSE * 1000 * 0.66
+
+
+async def test_connect_ends_when_the_socket_connects_not_when_the_loop_comes_back(
+    port: int, executor: HttpExecutor
+) -> None:
+    """The socket connects within a turn or two of the loop; the coroutine learns of it (and
+    builds the transport) two turns later."""
+    async with busy_loop():
+        response = await executor.send(HttpRequest("GET", f"http://127.0.0.1:{port}/"))
+
+    assert response.status == 200
+    assert 0 < response.timings.connect < PAUSE * 1000 * 2.5
