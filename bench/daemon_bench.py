@@ -20,7 +20,10 @@ interval is the warm-up; then, for D seconds:
   `one_due + k * S`, and one `schedule.fired` seen for it gives `one_due`. "due to run finished"
   likewise ends at the result's `finished_at`;
 - recorded response time: each stored result's `timings_ms.total`. The local server answers in
-  about a millisecond; more means the run shared the daemon's event loop with a burst;
+  about a millisecond; more means the run shared the daemon's event loop with a burst. Beside it,
+  the server's own handling time p99 of the requests that arrived in the window, and the
+  difference: what the daemon added to the API's recorded time;
+- daemon CPU: the daemon process's user + system time over the window, as a share of one core;
 - RSS: the daemon's VmRSS (from /proc) sampled every second, final and peak;
 - runs per second: results with `trigger: schedule` started in the window, read back through the
   API (so counted once stored).
@@ -48,7 +51,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from loopback_server import start_server
+from loopback_server import handling_ms, start_server
 
 from apimd.client import Client, DaemonUnavailable
 from apimd.model.events import Lagged, ScheduleFired
@@ -250,6 +253,7 @@ async def bench(args: argparse.Namespace) -> int:
             lateness = [ms for due, ms in collected.firings if start <= due < end]
             grid_every = None if args.jitter else args.every
             stored = await read_results(client, start, end, collected.grid, grid_every)
+            server_ms = handling_ms(server, start.timestamp(), end.timestamp())
             collector.cancel()
             await events_client.close()
             if args.dump:
@@ -261,9 +265,9 @@ async def bench(args: argparse.Namespace) -> int:
         if lateness:
             print(f"lateness p50 [{size}]: {percentile(lateness, 50):.1f} ms{sampled}")
             print(f"lateness p99 [{size}]: {percentile(lateness, 99):.1f} ms{sampled}")
-            print(f"# lateness max: {max(lateness):.1f} ms")
+            print(f"lateness max [{size}]: {max(lateness):.1f} ms{sampled}")
         else:
-            for p in ("p50", "p99"):
+            for p in ("p50", "p99", "max"):
                 print(f"lateness {p} [{size}]: unavailable (no schedule.fired event came through)")
         if stored.started_late:
             late, done = stored.started_late, stored.finished_after
@@ -279,6 +283,13 @@ async def bench(args: argparse.Namespace) -> int:
             recorded = stored.response_ms
             print(f"recorded response time p50 [{size}]: {percentile(recorded, 50):.1f} ms")
             print(f"recorded response time p99 [{size}]: {percentile(recorded, 99):.1f} ms")
+        if server_ms:
+            own = percentile(server_ms, 99)
+            print(f"server handling time p99 [{size}]: {own:.1f} ms")
+            if stored.response_ms:
+                added = percentile(stored.response_ms, 99) - own
+                print(f"recorded response time p99 minus the server's [{size}]: {added:.1f} ms")
+        print(f"daemon CPU [{size}]: {cpu * 100:.0f} % of one core")
         print(f"RSS [{size}]: {samples[-1]:.1f} MiB (peak {max(samples):.1f} MiB)")
         print(f"runs per second [{size}]: {stored.count / args.duration:.1f} /s")
         print(f"# schedule.fired events in the window: {len(lateness)} of about {expected} due")
@@ -299,7 +310,8 @@ async def bench(args: argparse.Namespace) -> int:
             )
         codes = ", ".join(f"{code} {n}" for code, n in stored.codes.most_common())
         print(f"# results by code: {codes}")
-        print(f"# daemon RSS before apply: {idle_rss:.1f} MiB; daemon CPU: {cpu:.0%} of one core")
+        print(f"# daemon RSS before apply: {idle_rss:.1f} MiB")
+        print(f"# server requests in the window: {len(server_ms)}")
         print(
             f"# load average (1 min) before and after: {load_before:.2f}, {os.getloadavg()[0]:.2f}"
         )

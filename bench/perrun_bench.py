@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import signal
 import statistics
 import time
 from typing import Any
@@ -100,8 +99,10 @@ async def main() -> None:
                 f" (×{median / smallest:.2f} vs {sizes[0]:,}; rounds {rounds})"
             )
     finally:
-        server.send_signal(signal.SIGINT)
-        server.wait()
+        # EOF on stdin stops the server (a SIGINT left it waiting on its stdin reader thread).
+        assert server.stdin is not None
+        server.stdin.close()
+        server.wait(10)
 
 
 if __name__ == "__main__":
