@@ -1,7 +1,9 @@
 """apimd against Postman's runner (newman) and Step CI: the same two-step workflow (a
 client-credentials token from a local token endpoint, then GET /api/orders with the bearer,
 asserting 200 and extracting the first order id) run N times, one after another, in one process
-by each tool; wall time and CPU time (user + sys of the tool's process tree), and their ratios.
+by each tool; wall time and CPU time (user + sys of the tool's process tree), the wall time per
+iteration with start-up taken out (each round also runs every tool once with N = 1: (wall at N −
+wall at 1) / (N − 1)), and their ratios.
 
     .venv/bin/python bench/peers/bench.py [-n N] [--rounds R] [--no-network-check]
 
@@ -65,6 +67,8 @@ _LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 class Timing:
     wall_s: float
     cpu_s: float
+    # (wall of N iterations − wall of 1, in the same round) / (N − 1): start-up taken out
+    per_iteration_ms: float | None = None
 
 
 @dataclass
@@ -76,7 +80,7 @@ class Tool:
 
 def tools(iterations: int, base: str, scratch: Path) -> list[Tool]:
     node = shutil.which("node")
-    stepci_file = scratch / "workflow.stepci.json"
+    stepci_file = scratch / f"workflow.stepci.{iterations}.json"
     stepci_file.write_text(json.dumps(stepci_workflow(iterations)))
     listed = [
         Tool(
@@ -227,6 +231,7 @@ async def bench(args: argparse.Namespace) -> int:
     env = child_env(scratch)
     n = args.iterations
     listed = tools(n, base, scratch)
+    once = {t.name: t for t in tools(1, base, scratch)}
     timings: dict[str, list[Timing]] = {t.name: [] for t in listed}
     failures: list[str] = []
     try:
@@ -254,7 +259,11 @@ async def bench(args: argparse.Namespace) -> int:
                     continue
                 try:
                     log = scratch / f"{tool.name}.log"
-                    timings[tool.name].append(await run_tool(tool, state, n, env, log))
+                    timing = await run_tool(tool, state, n, env, log)
+                    if n > 1:
+                        start = await run_tool(once[tool.name], state, 1, env, log)
+                        timing.per_iteration_ms = (timing.wall_s - start.wall_s) / (n - 1) * 1e3
+                    timings[tool.name].append(timing)
                 except RuntimeError as exc:
                     tool.unavailable = f"failed: {str(exc).splitlines()[0]}"
                     print(f"# {tool.name} failed:\n{exc}", file=sys.stderr)
@@ -275,7 +284,9 @@ def report(listed: list[Tool], timings: dict[str, list[Timing]], n: int) -> None
     size = f"N={n}"
     usable = {t.name: timings[t.name] for t in listed if timings[t.name] and not t.unavailable}
     reasons = {t.name: t.unavailable or "no run" for t in listed}
-    for metric in ("wall", "CPU"):
+    for metric, unit in (("wall", "s"), ("CPU", "s"), ("per iteration", "ms")):
+        if metric == "per iteration" and n < 2:
+            continue
         for tool in listed:
             label = f"workflow {metric} [{size}, {tool.name}]"
             runs = usable.get(tool.name)
@@ -285,21 +296,28 @@ def report(listed: list[Tool], timings: dict[str, list[Timing]], n: int) -> None
             value = statistics.median(_metric(t, metric) for t in runs)
             peers = [peer for peer in PEERS if peer in usable] if tool.name == "apimd" else []
             if not peers:
-                print(f"{label}: {value:.2f} s")
+                print(f"{label}: {value:.2f} {unit}")
             for peer in peers:
                 ratio = statistics.median(
                     _metric(theirs, metric) / _metric(ours, metric)
                     for theirs, ours in zip(usable[peer], runs, strict=False)
                 )
-                print(f"{label}: {value:.2f} s (ratio {ratio:.2f} vs {peer})")
+                print(f"{label}: {value:.2f} {unit} (ratio {ratio:.2f} vs {peer})")
     for name, runs in timings.items():
         if runs:
             walls = ", ".join(f"{t.wall_s:.2f}" for t in runs)
             cpus = ", ".join(f"{t.cpu_s:.2f}" for t in runs)
-            print(f"# {name}: wall per round {walls} s; CPU per round {cpus} s")
+            each = ", ".join(f"{t.per_iteration_ms:.2f}" for t in runs if t.per_iteration_ms)
+            print(
+                f"# {name}: wall per round {walls} s; CPU per round {cpus} s"
+                + (f"; per iteration per round {each} ms" if each else "")
+            )
 
 
 def _metric(timing: Timing, metric: str) -> float:
+    if metric == "per iteration":
+        assert timing.per_iteration_ms is not None  # measured in every round when N > 1
+        return timing.per_iteration_ms
     return timing.wall_s if metric == "wall" else timing.cpu_s
 
 
