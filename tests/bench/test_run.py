@@ -61,6 +61,24 @@ def test_a_figure_with_a_target_is_printed_beside_it(
     assert annotated(run, bench, line) == f"{line} (target {target})"
 
 
+def test_store_rows_are_judged_on_their_sqlite_column(run: ModuleType) -> None:
+    """store_bench.py prints `  label   SQLite … | PostgreSQL …` rows; bench/run names them."""
+    translate = run.StoreTranslator()
+    rows = [
+        "  bytes on disk per result (realistic, ~1.5 KB body)    SQLite 617 B | PostgreSQL 675 B",
+        "  bytes on disk per result (small, no body)             SQLite 223 B | PostgreSQL 306 B",
+        "  stats() over 30 days (1,000,000 results, 720 hours)   SQLite 84.6 ms | PostgreSQL 225.6 ms",
+    ]
+    assert [annotated(run, "store", translate(row)) for row in rows] == [
+        "store bytes on disk per result [realistic, ~1.5 KB body]: SQLite 617 B | PostgreSQL 675 B"
+        " (target ≤ 350 B: not met)",
+        "store bytes on disk per result [small, no body]: SQLite 223 B | PostgreSQL 306 B"
+        " (target ≤ 250 B: met)",
+        "store stats() over 30 days [1,000,000 results, 720 hours]: SQLite 84.6 ms"
+        " | PostgreSQL 225.6 ms (target < 100 ms: met)",
+    ]
+
+
 def test_a_figure_at_another_size_says_which_size_the_target_is_for(run: ModuleType) -> None:
     line = "daemon CPU [1000 schedules @ 10s]: 16 % of one core"
     assert annotated(run, "daemon", line) == (
