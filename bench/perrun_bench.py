@@ -66,10 +66,13 @@ async def one_size(size: int, base: str, runs: int, seed: int) -> float:
     async def drive(todo: list[str]) -> None:
         await asyncio.gather(*(worker(todo) for _ in range(20)))
 
-    await drive(picks[runs:])  # warm-up
-    cpu = time.process_time()
-    await drive(picks[:runs])
-    cpu = time.process_time() - cpu
+    try:
+        await drive(picks[runs:])  # warm-up
+        cpu = time.process_time()
+        await drive(picks[:runs])
+        cpu = time.process_time() - cpu
+    finally:
+        await engine.close()
     if failures:
         raise SystemExit(f"{failures} runs did not pass at size {size}")
     return cpu / runs
