@@ -45,7 +45,29 @@ class Command:
     run: Callable[[], object]
 
 
-class ActionsProvider(Provider):
+class CommandProvider(Provider):
+    """A provider of `Command`s: `commands()` are searched, `discovered()` offered before a
+    query is typed."""
+
+    def commands(self) -> list[Command]:
+        raise NotImplementedError
+
+    def discovered(self) -> list[Command]:
+        return self.commands()
+
+    async def discover(self) -> Hits:
+        for command in self.discovered():
+            yield DiscoveryHit(command.title, command.run, help=command.help)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for command in self.commands():
+            score = matcher.match(command.title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(command.title), command.run, help=command.help)
+
+
+class ActionsProvider(CommandProvider):
     """Exposes each enabled, described binding that has an id."""
 
     def commands(self) -> list[Command]:
@@ -69,19 +91,8 @@ class ActionsProvider(Provider):
             )
         return sorted(found, key=lambda c: c.title.lower())
 
-    async def discover(self) -> Hits:
-        for command in self.commands():
-            yield DiscoveryHit(command.title, command.run, help=command.help)
 
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for command in self.commands():
-            score = matcher.match(command.title)
-            if score > 0:
-                yield Hit(score, matcher.highlight(command.title), command.run, help=command.help)
-
-
-class ResourcesProvider(Provider):
+class ResourcesProvider(CommandProvider):
     """`New call` … `New schedule`, `Edit <kind> <name>` for every resource, and `Sign in` /
     `Device sign-in` for every token. Names are read when the palette opens."""
 
@@ -160,13 +171,5 @@ class ResourcesProvider(Provider):
             )
         return found
 
-    async def discover(self) -> Hits:
-        for command in self.new_commands():
-            yield DiscoveryHit(command.title, command.run, help=command.help)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for command in self.commands():
-            score = matcher.match(command.title)
-            if score > 0:
-                yield Hit(score, matcher.highlight(command.title), command.run, help=command.help)
+    def discovered(self) -> list[Command]:
+        return self.new_commands()

@@ -33,7 +33,7 @@ from textual.worker import Worker, WorkerState
 from apimd.client import ApiError, DaemonUnavailable
 from apimd.model.api import ErrorDetail
 from apimd.tui.editors.dialogs import ConfirmDiscard
-from apimd.tui.editors.fields import FormEdited, FormField
+from apimd.tui.editors.fields import FormEdited, FormField, split_words, text_field
 from apimd.tui.editors.paths import join_path, named_fields, resource_path
 from apimd.tui.editors.ports import ResourceClient
 
@@ -120,11 +120,33 @@ class EditorScreen(ModalScreen[BaseModel | None]):
     def compose_name(self) -> ComposeResult:
         """The name field, for a new resource only (a saved one is renamed by making a copy)."""
         if self.resource_name is None:
-            yield FormField(
-                "Name",
-                Input(placeholder="letters, digits, _ . : -", compact=True, id="resource-name"),
-                path="name",
+            yield text_field(
+                "Name", "resource-name", path="name", placeholder="letters, digits, _ . : -"
             )
+
+    def compose_notes(self, tags_note: str = "") -> ComposeResult:
+        """The description and tags fields most resources have."""
+        yield text_field("Description", "description")
+        yield text_field("Tags", "tags", note=tags_note)
+
+    def fill_notes(self, model: BaseModel | None) -> None:
+        self.set_text("#description", getattr(model, "description", None))
+        self.set_text("#tags", ", ".join(getattr(model, "tags", None) or []))
+
+    def notes(self) -> Document:
+        """The description and tags as the form says."""
+        return {"description": self.text("#description"), "tags": split_words(self.raw("#tags"))}
+
+    def raw(self, selector: str) -> str:
+        """An Input's text as typed."""
+        return self.query_one(selector, Input).value
+
+    def text(self, selector: str) -> str | None:
+        """An Input's text, stripped; None when empty."""
+        return self.raw(selector).strip() or None
+
+    def set_text(self, selector: str, value: str | None) -> None:
+        self.query_one(selector, Input).value = value or ""
 
     @property
     def what(self) -> str:
@@ -137,7 +159,7 @@ class EditorScreen(ModalScreen[BaseModel | None]):
     def target_name(self) -> str | None:
         if self.resource_name is not None:
             return self.resource_name
-        return self.query_one("#resource-name", Input).value.strip() or None
+        return self.text("#resource-name")
 
     def watch_dirty(self, dirty: bool) -> None:
         self.show_title()

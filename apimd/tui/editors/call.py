@@ -11,7 +11,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import (
     Checkbox,
-    Input,
     Select,
     TabbedContent,
     TabPane,
@@ -29,10 +28,11 @@ from apimd.tui.editors.fields import (
     FormField,
     KeyValueList,
     SecretInput,
+    check_field,
     field_of,
     number_or_text,
     number_text,
-    split_words,
+    text_field,
 )
 from apimd.tui.editors.items import ConditionTable, WebhookTable
 from apimd.tui.editors.ports import ResourceClient
@@ -113,11 +113,7 @@ class CallEditor(EditorScreen):
             with TabPane("Request", id="request"), Form():
                 yield from self.compose_name()
                 yield FormField("Method", Choice(METHODS, id="method"), path="method")
-                yield FormField(
-                    "URL",
-                    Input(placeholder="https://api.example.com/…", compact=True, id="url"),
-                    path="url",
-                )
+                yield text_field("URL", "url", placeholder="https://api.example.com/…")
                 yield FormField(
                     "Headers",
                     KeyValueList(placeholders=("Header-Name", "value"), id="headers"),
@@ -154,26 +150,13 @@ class CallEditor(EditorScreen):
                     note="none: the token's auth, if the call has a token",
                 )
                 yield FormField("Token", Choice(blank="— none", id="token"), path="token")
-                yield FormField(
-                    "Timeout (s)",
-                    Input(compact=True, id="timeout"),
-                    path="timeout",
-                    note="seconds, at most 300 (default 30)",
-                )
-                yield FormField(
-                    "Redirects",
-                    Checkbox("follow (up to 10)", compact=True, id="follow-redirects"),
-                    path="follow_redirects",
-                )
-                yield FormField(
-                    "TLS",
-                    Checkbox("verify certificates", compact=True, id="verify-tls"),
-                    path="verify_tls",
-                )
-                yield FormField(
+                yield text_field("Timeout (s)", "timeout", note="seconds, at most 300 (default 30)")
+                yield check_field("Redirects", "follow (up to 10)", "follow-redirects")
+                yield check_field("TLS", "verify certificates", "verify-tls")
+                yield check_field(
                     "Keep-alive",
-                    Checkbox("reuse connections", compact=True, id="keepalive"),
-                    path="keepalive",
+                    "reuse connections",
+                    "keepalive",
                     note="off: a fresh connection per run, as a new client sees it",
                 )
                 yield from compose_tls("c")
@@ -196,10 +179,8 @@ class CallEditor(EditorScreen):
                     ("warn", "SLA warning"),
                     ("fail", "SLA fail"),
                 ):
-                    yield FormField(
-                        f"{label} ms",
-                        Input(compact=True, id=f"sla-{key}", placeholder="—"),
-                        path=f"sla.{key}_ms",
+                    yield text_field(
+                        f"{label} ms", f"sla-{key}", path=f"sla.{key}_ms", placeholder="—"
                     )
             with TabPane("Webhooks", id="webhooks-tab"), Form():
                 yield FormField(
@@ -210,14 +191,8 @@ class CallEditor(EditorScreen):
                     note="what happens after a run whose outcome is in `alerts`",
                 )
             with TabPane("Meta", id="meta"), Form():
-                yield FormField(
-                    "Description", Input(compact=True, id="description"), path="description"
-                )
-                yield FormField(
-                    "Tags",
-                    Input(compact=True, id="tags"),
-                    path="tags",
-                    note="comma-separated; e.g. apimd:mutex, apimd:timeout:N",
+                yield from self.compose_notes(
+                    tags_note="comma-separated; e.g. apimd:mutex, apimd:timeout:N"
                 )
             with TabPane("Schedule", id="schedule"), Form():
                 yield CallSchedules(id="call-schedules")
@@ -248,7 +223,7 @@ class CallEditor(EditorScreen):
         call = model if isinstance(model, Call) else Call(name="new", url="")
         q = self.query_one
         q("#method", Choice).choose(call.method)
-        q("#url", Input).value = call.url
+        self.set_text("#url", call.url)
         q("#headers", KeyValueList).load(call.headers)
         q("#params", KeyValueList).load(call.params)
         kind = body_kind(call)
@@ -267,7 +242,7 @@ class CallEditor(EditorScreen):
         token = q("#token", Choice)
         token.set_choices(self.names.get("tokens", []))
         token.choose(call.token)
-        q("#timeout", Input).value = number_text(call.timeout)
+        self.set_text("#timeout", number_text(call.timeout))
         q("#follow-redirects", Checkbox).value = call.follow_redirects
         q("#verify-tls", Checkbox).value = call.verify_tls
         q("#keepalive", Checkbox).value = call.keepalive
@@ -276,12 +251,11 @@ class CallEditor(EditorScreen):
         sla = call.sla
         for key in ("slow", "warn", "fail"):
             value = getattr(sla, f"{key}_ms") if sla else None
-            q(f"#sla-{key}", Input).value = number_text(value)
+            self.set_text(f"#sla-{key}", number_text(value))
         webhooks = q("#webhooks", WebhookTable)
         webhooks.choices = self.names
         webhooks.load(dump(w) for w in call.webhooks)
-        q("#description", Input).value = call.description or ""
-        q("#tags", Input).value = ", ".join(call.tags)
+        self.fill_notes(call)
         q("#call-schedules", CallSchedules).load(self.schedules, self.resource_name)
 
     # --- the form, both ways --------------------------------------------------------------
@@ -316,22 +290,23 @@ class CallEditor(EditorScreen):
 
     def document(self) -> Document:
         q = self.query_one
-        sla = {
-            f"{key}_ms": number_or_text(q(f"#sla-{key}", Input).value)
-            for key in ("slow", "warn", "fail")
-        }
-        sla = without_none(sla)
+        sla = without_none(
+            {
+                f"{key}_ms": number_or_text(self.raw(f"#sla-{key}"))
+                for key in ("slow", "warn", "fail")
+            }
+        )
         doc: Document = {
             **dump(self.original),
             "name": self.target_name,
             "method": q("#method", Choice).chosen,
-            "url": q("#url", Input).value.strip(),
+            "url": self.raw("#url").strip(),
             "headers": q("#headers", KeyValueList).as_dict(),
             "params": q("#params", KeyValueList).as_dict(),
             **self._body(),
             "auth": q("#auth", Choice).chosen,
             "token": q("#token", Choice).chosen,
-            "timeout": number_or_text(q("#timeout", Input).value),
+            "timeout": number_or_text(self.raw("#timeout")),
             "follow_redirects": q("#follow-redirects", Checkbox).value,
             "verify_tls": q("#verify-tls", Checkbox).value,
             "keepalive": q("#keepalive", Checkbox).value,
@@ -340,8 +315,7 @@ class CallEditor(EditorScreen):
             "sla": sla or None,
             "conditions": q("#conditions", ConditionTable).items,
             "webhooks": q("#webhooks", WebhookTable).items,
-            "description": q("#description", Input).value.strip() or None,
-            "tags": split_words(q("#tags", Input).value),
+            **self.notes(),
         }
         return without_none(doc)
 

@@ -34,11 +34,13 @@ from apimd.tui.editors.fields import (
     Form,
     FormField,
     SecretInput,
+    check_field,
     field_of,
     literal_text,
     number_or_text,
     parse_literal,
     split_words,
+    text_field,
 )
 from apimd.tui.editors.paths import named_fields
 
@@ -161,23 +163,26 @@ class ConditionDialog(ItemDialog):
         on_fail = Choice(("fail", "warning"), id="cond-on-fail")
         on_fail.choose(item.get("on_fail", "fail"))
         yield FormField("Source", source, path="source")
-        yield FormField(
+        yield text_field(
             "Path",
-            Input(item.get("path") or "", compact=True, id="cond-path"),
+            "cond-path",
             path="path",
+            value=item.get("path") or "",
             note=PATH_HINTS[source.chosen or "status"],
         )
         yield FormField("Op", op, path="op")
-        yield FormField(
+        yield text_field(
             "Value",
-            Input(literal_text(item.get("value")), compact=True, id="cond-value"),
+            "cond-value",
             path="value",
+            value=literal_text(item.get("value")),
             note="numbers, true, false and null compare as JSON",
         )
-        yield FormField(
+        yield text_field(
             "Save as",
-            Input(item.get("save_as") or "", compact=True, id="cond-save-as"),
+            "cond-save-as",
             path="save_as",
+            value=item.get("save_as") or "",
             note="a variable name such as ACCESS_TOKEN (optional)",
         )
         yield FormField("On fail", on_fail, path="on_fail")
@@ -257,10 +262,11 @@ class WebhookDialog(ItemDialog):
         yield FormField("Token", refs["token"], path="token")
         yield FormField("Call", refs["call"], path="call")
         yield FormField("Workflow", refs["workflow"], path="workflow")
-        yield FormField(
+        yield text_field(
             "Variables",
-            Input(", ".join(item.get("names") or []), compact=True, id="hook-names"),
+            "hook-names",
             path="names",
+            value=", ".join(item.get("names") or []),
             note="names to save; empty saves every extracted variable",
         )
         yield FormField(
@@ -271,25 +277,24 @@ class WebhookDialog(ItemDialog):
             path="alerts",
             note="none ticked: the type's default",
         )
-        yield FormField(
+        yield text_field(
             "Fails in a row",
-            Input(str(item.get("fails_in_a_row", 1)), compact=True, id="hook-fails"),
+            "hook-fails",
             path="fails_in_a_row",
+            value=str(item.get("fails_in_a_row", 1)),
         )
-        yield FormField(
+        yield check_field(
             "Resolved",
-            Checkbox(
-                "also notify when it passes again",
-                bool(item.get("resolved")),
-                compact=True,
-                id="hook-resolved",
-            ),
+            "also notify when it passes again",
+            "hook-resolved",
             path="resolved",
+            value=bool(item.get("resolved")),
         )
-        yield FormField(
+        yield text_field(
             "Repeat every",
-            Input(item.get("repeat_every") or "", compact=True, id="hook-repeat"),
+            "hook-repeat",
             path="repeat_every",
+            value=item.get("repeat_every") or "",
             note="e.g. 1h: send again while the alert lasts; empty: once",
         )
 

@@ -13,8 +13,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.dom import DOMNode
 from textual.message import Message
+from textual.suggester import Suggester
 from textual.widget import Widget
-from textual.widgets import Input, Label, Select, Static
+from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from apimd.model.common import SECRET_MASK
 from apimd.tui.editors.paths import Path, join_path
@@ -104,6 +105,30 @@ class FormField(Vertical):
         self.query_one(".field-error", Static).update("")
         if isinstance(self.control, LocatesErrors):
             self.control.clear_invalid()
+
+
+def text_field(
+    label: str,
+    id: str,
+    *,
+    path: str | None = None,
+    value: str = "",
+    placeholder: str = "",
+    note: str = "",
+    suggester: Suggester | None = None,
+) -> FormField:
+    """A one-line text field: `id` names the Input, `path` (by default `id` with `_` for `-`)
+    the value the daemon's errors name."""
+    control = Input(value, placeholder=placeholder, compact=True, id=id, suggester=suggester)
+    return FormField(label, control, path=path or id.replace("-", "_"), note=note)
+
+
+def check_field(
+    label: str, text: str, id: str, *, path: str | None = None, value: bool = False, note: str = ""
+) -> FormField:
+    """A checkbox field (`text` beside the box); `id` and `path` as in `text_field`."""
+    control = Checkbox(text, value, compact=True, id=id)
+    return FormField(label, control, path=path or id.replace("-", "_"), note=note)
 
 
 def field_of(node: DOMNode, selector: str) -> FormField:

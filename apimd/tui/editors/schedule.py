@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import zoneinfo
 from functools import cache
+from typing import ClassVar
 
 from pydantic import BaseModel
 from textual import on
 from textual.app import ComposeResult
 from textual.suggester import SuggestFromList
-from textual.widgets import Checkbox, Input, Select, SelectionList
+from textual.widgets import Checkbox, Select, SelectionList
 
 from apimd.model.resources import Schedule
 from apimd.tui.editors.base import Document, EditorScreen, dump, without_none
@@ -17,10 +18,11 @@ from apimd.tui.editors.fields import (
     Choice,
     Form,
     FormField,
+    check_field,
     field_of,
     number_or_text,
     number_text,
-    split_words,
+    text_field,
 )
 from apimd.tui.editors.paths import Path
 from apimd.tui.editors.ports import ResourceClient
@@ -74,93 +76,114 @@ class TargetList(SelectionList[str]):
         return None
 
 
-class ScheduleEditor(EditorScreen):
-    """Edit (or create) a schedule."""
+class TargetsEditor(EditorScreen):
+    """What the schedule and maintenance window editors share: a choice of two ways to say when
+    (`CHOICE`, each way showing its own fields: `SHOWN`), a cron and a time zone, and the targets
+    ticked from every call and workflow."""
 
-    KIND = "schedules"
-    NOUN = "schedule"
+    CHOICE: ClassVar[str] = ""
+    """The id of the Choice between the ways."""
+    SHOWN: ClassVar[dict[str, tuple[str, ...]]] = {}
+    """For each way, the fields it shows (the others' are hidden)."""
 
     def __init__(self, client: ResourceClient, name: str | None = None) -> None:
         super().__init__(client, name)
         self.target_names: list[tuple[str, str]] = []
 
-    def compose_form(self) -> ComposeResult:
-        with Form():
-            yield from self.compose_name()
-            yield FormField(
-                "Runs",
-                Choice((("every interval", "every"), ("cron expression", "cron")), id="trigger"),
-                path="trigger",
-            )
-            yield FormField(
-                "Every",
-                Input(placeholder="30s, 5m, 1h", compact=True, id="every"),
-                path="every",
-            )
-            yield FormField(
-                "Cron",
-                Input(placeholder="minute hour day month weekday", compact=True, id="cron"),
-                path="cron",
-            )
-            yield FormField(
-                "Time zone",
-                Input(compact=True, id="timezone", suggester=SuggestFromList(time_zones())),
-                path="timezone",
-                note="for cron; e.g. Europe/London (→ completes)",
-            )
-            yield FormField("Targets", TargetList(id="targets"), path="targets")
-            yield FormField(
-                "Enabled", Checkbox("run on schedule", compact=True, id="enabled"), path="enabled"
-            )
-            yield FormField(
-                "Jitter (s)",
-                Input(compact=True, id="jitter"),
-                path="jitter",
-                note="a random delay of up to this many seconds",
-            )
-            yield FormField(
-                "Description", Input(compact=True, id="description"), path="description"
-            )
-            yield FormField("Tags", Input(compact=True, id="tags"), path="tags")
+    def compose_when(self, label: str, ways: tuple[tuple[str, str], ...]) -> ComposeResult:
+        yield FormField(label, Choice(ways, id=self.CHOICE), path=self.CHOICE)
+
+    def compose_cron(self, note: str = "") -> ComposeResult:
+        yield text_field("Cron", "cron", placeholder="minute hour day month weekday", note=note)
+
+    def compose_timezone(self, note: str = "") -> ComposeResult:
+        yield text_field(
+            "Time zone", "timezone", note=note, suggester=SuggestFromList(time_zones())
+        )
+
+    def compose_targets(self, note: str = "") -> ComposeResult:
+        yield FormField("Targets", TargetList(id="targets"), path="targets", note=note)
 
     async def load_choices(self) -> None:
         self.target_names = await target_names(self.client)
 
+    def fill_when(self, way: str, timezone: str | None, targets: list[str] | None) -> None:
+        """Choose `way`; show the time zone and the ticked targets."""
+        self.query_one(f"#{self.CHOICE}", Choice).choose(way)
+        self.set_text("#timezone", timezone or "UTC")
+        self.query_one("#targets", TargetList).load(sorted(self.target_names), targets or [])
+        self._show_way()
+
+    @property
+    def way(self) -> str | None:
+        return self.query_one(f"#{self.CHOICE}", Choice).chosen
+
+    @on(Select.Changed)
+    def _way_changed(self, event: Select.Changed) -> None:
+        if event.select.id == self.CHOICE:
+            self._show_way()
+
+    def _show_way(self) -> None:
+        way = self.way
+        for shown_by, selectors in self.SHOWN.items():
+            for selector in selectors:
+                field_of(self, selector).display = shown_by == way
+
+    def targets(self) -> Document:
+        """The targets, the description and the tags as the form says."""
+        return {"targets": self.query_one("#targets", TargetList).targets, **self.notes()}
+
+
+class ScheduleEditor(TargetsEditor):
+    """Edit (or create) a schedule."""
+
+    KIND = "schedules"
+    NOUN = "schedule"
+    CHOICE = "trigger"
+    SHOWN: ClassVar[dict[str, tuple[str, ...]]] = {
+        "every": ("#every",),
+        "cron": ("#cron", "#timezone"),
+    }
+
+    def compose_form(self) -> ComposeResult:
+        with Form():
+            yield from self.compose_name()
+            yield from self.compose_when(
+                "Runs", (("every interval", "every"), ("cron expression", "cron"))
+            )
+            yield text_field("Every", "every", placeholder="30s, 5m, 1h")
+            yield from self.compose_cron()
+            yield from self.compose_timezone("for cron; e.g. Europe/London (→ completes)")
+            yield from self.compose_targets()
+            yield check_field("Enabled", "run on schedule", "enabled")
+            yield text_field(
+                "Jitter (s)", "jitter", note="a random delay of up to this many seconds"
+            )
+            yield from self.compose_notes()
+
     async def fill(self, model: BaseModel | None) -> None:
         schedule = model if isinstance(model, Schedule) else None
-        q = self.query_one
-        q("#trigger", Choice).choose("cron" if schedule and schedule.cron else "every")
-        q("#every", Input).value = (schedule.every if schedule else None) or ""
-        q("#cron", Input).value = (schedule.cron if schedule else None) or ""
-        q("#timezone", Input).value = schedule.timezone if schedule else "UTC"
-        targets = q("#targets", TargetList)
-        targets.load(sorted(self.target_names), schedule.targets if schedule else [])
-        q("#enabled", Checkbox).value = schedule.enabled if schedule else True
-        q("#jitter", Input).value = number_text(schedule.jitter if schedule else 0)
-        q("#description", Input).value = (schedule.description if schedule else None) or ""
-        q("#tags", Input).value = ", ".join(schedule.tags if schedule else [])
-        self._show_trigger()
-
-    @on(Select.Changed, "#trigger")
-    def _show_trigger(self) -> None:
-        cron = self.query_one("#trigger", Choice).chosen == "cron"
-        field_of(self, "#every").display = not cron
-        field_of(self, "#cron").display = cron
-        field_of(self, "#timezone").display = cron
+        self.set_text("#every", schedule.every if schedule else None)
+        self.set_text("#cron", schedule.cron if schedule else None)
+        self.query_one("#enabled", Checkbox).value = schedule.enabled if schedule else True
+        self.set_text("#jitter", number_text(schedule.jitter if schedule else 0))
+        self.fill_notes(schedule)
+        self.fill_when(
+            "cron" if schedule and schedule.cron else "every",
+            schedule.timezone if schedule else None,
+            schedule.targets if schedule else None,
+        )
 
     def document(self) -> Document:
-        q = self.query_one
-        cron = q("#trigger", Choice).chosen == "cron"
+        cron = self.way == "cron"
         doc: Document = {
             **dump(self.original),
             "name": self.target_name,
-            "every": None if cron else (q("#every", Input).value.strip() or None),
-            "cron": (q("#cron", Input).value.strip() or None) if cron else None,
-            "timezone": q("#timezone", Input).value.strip() or None,
-            "targets": q("#targets", TargetList).targets,
-            "enabled": q("#enabled", Checkbox).value,
-            "jitter": number_or_text(q("#jitter", Input).value),
-            "description": q("#description", Input).value.strip() or None,
-            "tags": split_words(q("#tags", Input).value),
+            "every": None if cron else self.text("#every"),
+            "cron": self.text("#cron") if cron else None,
+            "timezone": self.text("#timezone"),
+            "enabled": self.query_one("#enabled", Checkbox).value,
+            "jitter": number_or_text(self.raw("#jitter")),
+            **self.targets(),
         }
         return without_none(doc)

@@ -7,11 +7,11 @@ from pydantic import BaseModel
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.widgets import Checkbox, Input, Static
+from textual.widgets import Checkbox, Static
 
 from apimd.model.resources import Token
 from apimd.tui.editors.base import Document, EditorScreen, dump, without_none
-from apimd.tui.editors.fields import Choice, Form, FormField, KeyValueList, split_words
+from apimd.tui.editors.fields import Choice, Form, FormField, KeyValueList, check_field
 
 
 def token_status(token: Token | None) -> Text:
@@ -51,16 +51,11 @@ class TokenEditor(EditorScreen):
             )
             yield FormField("Params", KeyValueList(id="params"), path="params")
             yield FormField("State", Static(id="state", markup=False), path="state")
-            yield FormField(
-                "Description", Input(compact=True, id="description"), path="description"
-            )
-            yield FormField(
-                "Tags", Input(compact=True, id="tags"), path="tags", note="comma-separated"
-            )
-            yield FormField(
+            yield from self.compose_notes(tags_note="comma-separated")
+            yield check_field(
                 "Variables",
-                Checkbox("set saved variables on save", compact=True, id="set-variables"),
-                path="set_variables",
+                "set saved variables on save",
+                "set-variables",
                 note="off: what sign-ins and refreshes saved stays as it is",
             )
             yield FormField(
@@ -85,8 +80,7 @@ class TokenEditor(EditorScreen):
         q("#headers", KeyValueList).load(token.headers if token else None)
         q("#params", KeyValueList).load(token.params if token else None)
         q("#state", Static).update(token_status(token))
-        q("#description", Input).value = (token.description if token else None) or ""
-        q("#tags", Input).value = ", ".join(token.tags if token else [])
+        self.fill_notes(token)
         q("#variables", KeyValueList).load(token.variables if token else None)
         q("#variables-field").display = False
 
@@ -105,8 +99,7 @@ class TokenEditor(EditorScreen):
             "auth": q("#auth", Choice).chosen,
             "headers": q("#headers", KeyValueList).as_dict(),
             "params": q("#params", KeyValueList).as_dict(),
-            "description": q("#description", Input).value.strip() or None,
-            "tags": split_words(q("#tags", Input).value),
+            **self.notes(),
         }
         if q("#set-variables", Checkbox).value:
             doc["variables"] = q("#variables", KeyValueList).as_dict()

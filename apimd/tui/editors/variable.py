@@ -10,7 +10,7 @@ from textual.widgets import Checkbox
 
 from apimd.model.resources import Variable
 from apimd.tui.editors.base import Document, EditorScreen
-from apimd.tui.editors.fields import Form, FormField, SecretInput
+from apimd.tui.editors.fields import Form, FormField, SecretInput, check_field
 
 
 class VariableEditor(EditorScreen):
@@ -28,11 +28,7 @@ class VariableEditor(EditorScreen):
                 path="value",
                 note="may use other variables: %%OTHER%%",
             )
-            yield FormField(
-                "Secret",
-                Checkbox("encrypted at rest, masked everywhere", compact=True, id="secret"),
-                path="secret",
-            )
+            yield check_field("Secret", "encrypted at rest, masked everywhere", "secret")
 
     async def fill(self, model: BaseModel | None) -> None:
         variable = model if isinstance(model, Variable) else None

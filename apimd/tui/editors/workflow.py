@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 from textual.app import ComposeResult
-from textual.widgets import Checkbox, Input
+from textual.widgets import Checkbox
 
 from apimd.model.resources import Workflow
 from apimd.tui.editors.base import Document, EditorScreen, dump, without_none
-from apimd.tui.editors.fields import Form, FormField, KeyValueList, split_words
+from apimd.tui.editors.fields import Form, FormField, KeyValueList, check_field, text_field
 from apimd.tui.editors.items import StepTable
 
 
@@ -21,9 +21,7 @@ class WorkflowEditor(EditorScreen):
     def compose_form(self) -> ComposeResult:
         with Form():
             yield from self.compose_name()
-            yield FormField(
-                "Description", Input(compact=True, id="description"), path="description"
-            )
+            yield text_field("Description", "description")
             yield FormField(
                 "Steps",
                 StepTable(id="steps"),
@@ -31,15 +29,11 @@ class WorkflowEditor(EditorScreen):
                 stacked=True,
                 note="run in order; variables a step extracts reach every later step",
             )
-            yield FormField(
-                "On failure",
-                Checkbox("stop at the first failed step", compact=True, id="stop-on-failure"),
-                path="stop_on_failure",
-            )
-            yield FormField(
+            yield check_field("On failure", "stop at the first failed step", "stop-on-failure")
+            yield check_field(
                 "Cookies",
-                Checkbox("keep cookies from step to step", compact=True, id="cookies"),
-                path="cookies",
+                "keep cookies from step to step",
+                "cookies",
                 note="one cookie jar per run; a step's Set-Cookie reaches later steps",
             )
             yield FormField(
@@ -48,9 +42,7 @@ class WorkflowEditor(EditorScreen):
                 path="variables",
                 note="initial run variables; a step's extractions overwrite them",
             )
-            yield FormField(
-                "Tags", Input(compact=True, id="tags"), path="tags", note="comma-separated"
-            )
+            yield text_field("Tags", "tags", note="comma-separated")
 
     async def load_choices(self) -> None:
         calls = await self.client.list("calls")
@@ -61,12 +53,11 @@ class WorkflowEditor(EditorScreen):
     async def fill(self, model: BaseModel | None) -> None:
         workflow = model if isinstance(model, Workflow) else None
         q = self.query_one
-        q("#description", Input).value = (workflow.description if workflow else None) or ""
         q("#steps", StepTable).load({"call": step} for step in (workflow.steps if workflow else []))
         q("#stop-on-failure", Checkbox).value = workflow.stop_on_failure if workflow else True
         q("#cookies", Checkbox).value = workflow.cookies if workflow else True
         q("#variables", KeyValueList).load(workflow.variables if workflow else None)
-        q("#tags", Input).value = ", ".join(workflow.tags if workflow else [])
+        self.fill_notes(workflow)
 
     def document(self) -> Document:
         q = self.query_one
@@ -74,12 +65,11 @@ class WorkflowEditor(EditorScreen):
             {
                 **dump(self.original),
                 "name": self.target_name,
-                "description": q("#description", Input).value.strip() or None,
                 "steps": q("#steps", StepTable).steps,
                 "stop_on_failure": q("#stop-on-failure", Checkbox).value,
                 "cookies": q("#cookies", Checkbox).value,
                 "variables": q("#variables", KeyValueList).as_dict(),
-                "tags": split_words(q("#tags", Input).value),
+                **self.notes(),
             }
         )
 
