@@ -118,8 +118,7 @@ class BenchClient:
         )
 
     async def summary(self, *, window: str = "24h") -> Summary:
-        payload = json.loads(self._summary)
-        return await asyncio.to_thread(parse_summary, payload)  # as `Client.summary` does
+        return await asyncio.to_thread(parse_summary, self._summary)  # as `Client.summary` does
 
     async def events(self) -> AsyncIterator[Event]:
         while True:  # parsed from JSON as `Client.events` does

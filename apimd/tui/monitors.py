@@ -4,6 +4,7 @@ ordering, filtering and next-run are unit-tested."""
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -170,6 +171,21 @@ class Board:
             removed=[n for n in before if n not in fresh],
             changed=[n for n, m in fresh.items() if n in before and m.signature() != before[n]],
         )
+
+    def load_head(self, summary: Summary, count: int) -> list[str]:
+        """Into an empty board, only the first `count` targets of `summary` in dashboard order
+        (a screenful or two, shown while the whole summary is folded in); their names, in
+        that order. `load_summary` then adds the rest."""
+        head = heapq.nsmallest(
+            count,
+            summary.targets,
+            key=lambda t: (dashboard_rank(t.outcome, t.token_state), t.name.lower(), t.name),
+        )
+        for target in head:
+            monitor = Monitor(name=target.name, kind=target.kind)
+            self._update(monitor, target)
+            self.monitors[target.name] = monitor
+        return [target.name for target in head]
 
     @staticmethod
     def _update(monitor: Monitor, target: TargetSummary) -> None:

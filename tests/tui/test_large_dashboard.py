@@ -5,6 +5,7 @@ and the summary parsed in pieces is the summary parsed whole."""
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,13 +14,17 @@ import pytest
 from pydantic import ValidationError
 from textual.app import App, ComposeResult
 
-from apimd.model.api import Summary, TargetSummary, parse_summary
+from apimd.model.api import Summary, TargetSummary, decode_in_pieces, parse_summary
 from apimd.model.outcome import Outcome, ResultCode
-from apimd.tui.monitors import Board
+from apimd.tui.app import build_app
+from apimd.tui.keys import TuiSettings
+from apimd.tui.monitors import Board, SummaryChanges
+from apimd.tui.screens.dashboard import DashboardScreen
 from apimd.tui.widgets import monitor_table
 from apimd.tui.widgets.monitor_table import MonitorTable
 from apimd.tui.widgets.sorted_table import SortedTable
 from tests.tui.conftest import wait_for
+from tests.tui.fakes import SOCKET, FakeClient, frozen_clock
 
 NOW = datetime(2026, 12, 6, 5, 0, tzinfo=UTC)
 
@@ -177,3 +182,70 @@ def test_the_summary_parsed_in_pieces_is_the_summary_parsed_whole() -> None:
     with pytest.raises(ValidationError) as raised:
         parse_summary(payload)
     assert raised.value.errors()[0]["loc"][:3] == ("targets", 900, "kind")
+
+
+def test_the_summary_text_decoded_in_pieces_is_what_json_loads_makes_of_it() -> None:
+    summary = summary_of(600)
+    text = summary.model_dump_json(indent=1)  # white space between every token
+    assert parse_summary(text) == summary == parse_summary(summary.model_dump_json())
+    assert decode_in_pieces(text) == json.loads(text)
+    for document in ('{"a": [ ], "b": [1, {"c": [2]}], "d": "}]"}', "[1, 2]", '"s"', "{}"):
+        assert decode_in_pieces(document) == json.loads(document)
+    for broken in (
+        '{"a": [1, 2,]}',
+        '{"a": 1,}',
+        '{"a" 1}',
+        '{"a": 1} x',
+        '{"a": [1 2]}',
+        "{1: 2}",
+    ):
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(broken)
+        with pytest.raises(json.JSONDecodeError):
+            decode_in_pieces(broken)
+    with pytest.raises(json.JSONDecodeError) as raised:
+        parse_summary('{"generated_at": "2026-12-06T05:00:00Z", "targets": [{"name": "a"} {}]}')
+    assert "Expecting ',' delimiter" in str(raised.value)
+
+
+def test_the_head_of_a_summary_is_the_first_rows_of_the_whole_board_in_order() -> None:
+    summary = summary_of(1500)
+    head = Board()
+    names = head.load_head(summary, 40)
+    whole = Board()
+    whole.load_summary(summary)
+    assert names == whole.ordered()[:40] == head.ordered()
+    assert all(head.monitors[n].signature() == whole.monitors[n].signature() for n in names)
+    changes = head.load_summary(summary)  # the rest, folded in afterwards
+    assert sorted(changes.added) == sorted(set(whole.monitors) - set(names))
+    assert changes.changed == [] and changes.removed == []
+    assert head.ordered() == whole.ordered()
+
+
+class LargeClient(FakeClient):
+    """The fake daemon with a summary of 1,500 monitors."""
+
+    async def summary(self, *, window: str = "24h") -> Summary:
+        return summary_of(1500)
+
+
+async def test_a_large_first_summary_paints_its_first_rows_before_the_whole_is_folded_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = build_app(SOCKET, clock=frozen_clock, settings=TuiSettings(), client=LargeClient())
+    seen_at_fold: list[tuple[int, int]] = []
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        fold = screen.board.load_summary
+
+        def watched_fold(summary: Summary, *, reset_running: bool = False) -> SummaryChanges:
+            seen_at_fold.append((screen.table.row_count, screen.table.rows_rendered))
+            return fold(summary, reset_running=reset_running)
+
+        monkeypatch.setattr(screen.board, "load_summary", watched_fold)
+        await wait_for(pilot, lambda: screen.summaries == 1 and screen.table.settled, what="all")
+        rows, rendered = seen_at_fold[0]
+        assert rows == monitor_table.FIRST_ROWS and rendered > 0  # already on screen
+        assert screen.table.shown_names() == screen.board.ordered()
+        assert len(screen.board.ordered()) == 1500

@@ -22,7 +22,7 @@ from apimd.tui.screens.base import ApimdScreen
 from apimd.tui.screens.results import ResultsScreen
 from apimd.tui.screens.run import RunScreen
 from apimd.tui.screens.stats import StatsScreen
-from apimd.tui.widgets.monitor_table import MonitorTable
+from apimd.tui.widgets.monitor_table import FIRST_ROWS, MonitorTable
 from apimd.tui.widgets.status_bar import StatusBar
 
 REPAINT_S = 0.1
@@ -152,7 +152,8 @@ class DashboardScreen(ApimdScreen):
         """For as long as the screen lives: one summary read per burst of requests."""
         while True:
             await self._summary_wanted.wait()
-            await asyncio.sleep(REPAINT_S)  # let a burst of requests collect
+            if self.summaries:
+                await asyncio.sleep(REPAINT_S)  # let a burst of requests collect
             self._summary_wanted.clear()
             if not self.connected:
                 continue  # reconnecting asks again
@@ -170,6 +171,14 @@ class DashboardScreen(ApimdScreen):
         try:
             summary = await self.client.summary(window=SUMMARY_WINDOW)
             reset, self._reset_running = self._reset_running, False
+            # A large first summary: a screenful now, the whole table once it is folded in.
+            first = not (self.board.monitors or self._query) and len(summary.targets) > FIRST_ROWS
+            if first:
+                self.table.fill(self.board.load_head(summary, FIRST_ROWS), self.app.size.width)
+                self._show_empty()
+                painted = asyncio.Event()
+                self.call_after_refresh(painted.set)
+                await painted.wait()  # the fold's thread would slow the painting down
             # Off the event loop (10,000 monitors: ~0.2 s): meanwhile events are held, and the
             # table reads monitors that are only ever replaced or set attribute by attribute.
             changes = await asyncio.to_thread(self.board.load_summary, summary, reset_running=reset)
@@ -178,7 +187,7 @@ class DashboardScreen(ApimdScreen):
             raise
         self.summaries += 1
         self._release_held()
-        if self.table.row_count == 0:
+        if first or self.table.row_count == 0:
             self.rebuild()
             return
         self.table.remove_monitors(changes.removed)
