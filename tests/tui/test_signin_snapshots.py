@@ -8,11 +8,14 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
+from textual.geometry import Offset
 from textual.pilot import Pilot
+from textual.selection import Selection
 
 from apimd.client import ApiError
 from apimd.model.api import SigninInfo, SigninList, SigninResult
 from apimd.tui.screens.signin import SignInScreen
+from apimd.tui.widgets.url_text import UrlText
 from tests.tui.fakes import FROZEN, FakeClient
 from tests.tui.test_snapshots import SIZES, SnapCompare, dashboard_loaded, snapshot_app, until
 
@@ -80,3 +83,26 @@ VIEWS = {"ssh_browser": open_signin("browser"), "device": open_signin("device")}
 def test_signin(snap_compare: SnapCompare, view: str, size: tuple[int, int]) -> None:
     app = snapshot_app(SigninFakeClient())
     assert snap_compare(app, terminal_size=size, run_before=VIEWS[view])
+
+
+async def test_the_folded_sign_in_address_copies_as_one_line() -> None:
+    app = snapshot_app(SigninFakeClient())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_signin("browser")(pilot)
+        shown = app.screen.query_one("#signin-url", UrlText)
+        lines = [strip.text.rstrip() for strip in shown.render_lines(shown.region.reset_offset)]
+        lines = [line for line in lines if line]
+        assert len(lines) >= 4 and "".join(lines) == AUTHORIZE_URL  # folded on screen
+        # A drag from the first character to the end of the last line, as a mouse would.
+        app.screen.selections = {
+            shown: Selection.from_offsets(Offset(0, 0), Offset(len(lines[-1]), len(lines) - 1))
+        }
+        assert app.screen.get_selected_text() == AUTHORIZE_URL
+        # From the middle of the second line to the middle of the third: that part of it.
+        app.screen.selections = {shown: Selection.from_offsets(Offset(10, 1), Offset(5, 2))}
+        width = len(lines[0])
+        assert app.screen.get_selected_text() == AUTHORIZE_URL[width + 10 : 2 * width + 5]
+        assert app.clipboard == AUTHORIZE_URL  # over SSH: already copied with OSC 52
+        app.copy_to_clipboard("")
+        await pilot.press("ctrl+y")
+        assert app.clipboard == AUTHORIZE_URL

@@ -32,6 +32,7 @@ from apimd.tui.ports import Clock, system_clock
 from apimd.tui.qr import qr_lines
 from apimd.tui.signin_env import callback_port, can_open_browser, ssh_hint
 from apimd.tui.widgets.status_bar import StatusBar
+from apimd.tui.widgets.url_text import UrlText
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -191,8 +192,8 @@ class SignInScreen(Screen[bool]):
         status.update(text)
         status.display = True
 
-    def _url_widget(self, url: str) -> Static:
-        return Static(Text(url, overflow="fold"), id="signin-url", markup=False)
+    def _url_widget(self, url: str) -> UrlText:
+        return UrlText(url, id="signin-url")
 
     async def _show_opened(self, info: SigninInfo) -> None:
         self._say("Opened in your browser — finish signing in there. If no browser appeared, open:")
