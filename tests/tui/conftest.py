@@ -6,14 +6,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from textual.pilot import Pilot
+from textual.screen import Screen
+from textual.widgets import DataTable
 
 from apimd.tui.app import ApimdApp, build_app
 from apimd.tui.keys import TuiSettings
+from apimd.tui.screens.dashboard import DashboardScreen
 from tests.tui.daemon import Daemon, DemoServer, short_home
+
+S = TypeVar("S", bound=Screen[Any])
 
 
 def project(demo_url: str) -> dict[str, Any]:
@@ -148,6 +153,36 @@ async def wait_for(
             return value
         await pilot.pause(0.05)
     pytest.fail(f"timed out after {timeout} s waiting for {what or check}")
+
+
+async def screen_of(pilot: Pilot[None], kind: type[S], *, what: str = "") -> S:
+    """The app's screen once it is a `kind`."""
+    screen = await wait_for(
+        pilot,
+        lambda: isinstance(pilot.app.screen, kind) and pilot.app.screen,
+        what=what or f"a {kind.__name__}",
+    )
+    assert isinstance(screen, kind)
+    return screen
+
+
+async def loaded_dashboard(
+    app: ApimdApp, pilot: Pilot[None], *, what: str = "the monitors"
+) -> DashboardScreen:
+    """The dashboard, once it lists the test project's monitors."""
+    dashboard = app.screen
+    assert isinstance(dashboard, DashboardScreen)
+    await wait_for(pilot, lambda: dashboard.table.row_count >= 8, what=what)
+    return dashboard
+
+
+async def press_on(
+    pilot: Pilot[None], table: DataTable[Any], row: str, key: str, kind: type[S]
+) -> S:
+    """Put `table`'s cursor on `row`, press `key`, and return the `kind` screen that opens."""
+    table.move_cursor(row=table.get_row_index(row))
+    await pilot.press(key)
+    return await screen_of(pilot, kind)
 
 
 def notices(app: ApimdApp) -> list[str]:

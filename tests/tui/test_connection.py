@@ -7,7 +7,7 @@ from textual.widgets import Static
 
 from apimd.tui.screens.dashboard import DashboardScreen
 from apimd.tui.widgets.status_bar import StatusBar
-from tests.tui.conftest import in_thread, make_app, project, wait_for
+from tests.tui.conftest import in_thread, loaded_dashboard, make_app, project, wait_for
 from tests.tui.daemon import Daemon, DemoServer
 
 
@@ -50,9 +50,7 @@ async def test_a_daemon_restart_is_survived_and_live_updates_resume(
     await in_thread(lambda: fresh_daemon.apply(project(demo.url)))
     app = make_app(fresh_daemon)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, DashboardScreen)
-        await wait_for(pilot, lambda: screen.table.row_count >= 8, what="the monitors")
+        screen = await loaded_dashboard(app, pilot)
         first = app.daemon.generation
 
         await in_thread(fresh_daemon.stop if how == "sigterm" else fresh_daemon.kill)

@@ -14,7 +14,7 @@ from apimd.tui import app as tui_app
 from apimd.tui.keys import TuiSettings
 from apimd.tui.screens import dashboard
 from apimd.tui.screens.dashboard import DashboardScreen
-from tests.tui.conftest import in_thread, make_app, wait_for
+from tests.tui.conftest import in_thread, loaded_dashboard, make_app, wait_for
 from tests.tui.daemon import Daemon
 
 
@@ -41,9 +41,7 @@ def cell(screen: DashboardScreen, name: str, column: str) -> str:
 async def test_a_failing_call_is_at_the_top_with_its_outcome_in_words(daemon: Daemon) -> None:
     app = make_app(daemon)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, DashboardScreen)
-        await wait_for(pilot, lambda: screen.table.row_count >= 8, what="every monitor listed")
+        screen = await loaded_dashboard(app, pilot, what="every monitor listed")
         names = row_names(screen)
         assert names[0] == "checkout-health"
         assert cell(screen, "checkout-health", "outcome") == "✗ FAIL"
@@ -58,9 +56,7 @@ async def test_a_failing_call_is_at_the_top_with_its_outcome_in_words(daemon: Da
 async def test_a_finished_run_updates_its_row_live_and_the_cursor_stays(daemon: Daemon) -> None:
     app = make_app(daemon)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, DashboardScreen)
-        await wait_for(pilot, lambda: screen.table.row_count >= 8, what="every monitor listed")
+        screen = await loaded_dashboard(app, pilot, what="every monitor listed")
         await pilot.press("down", "down")
         watched = screen.current_name()
         assert watched is not None and watched != "unreachable"
@@ -83,9 +79,7 @@ async def test_a_finished_run_updates_its_row_live_and_the_cursor_stays(daemon: 
 async def test_typing_a_filter_narrows_the_rows_and_escape_clears_it(daemon: Daemon) -> None:
     app = make_app(daemon)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, DashboardScreen)
-        await wait_for(pilot, lambda: screen.table.row_count >= 8, what="every monitor listed")
+        screen = await loaded_dashboard(app, pilot, what="every monitor listed")
         total = screen.table.row_count
         await pilot.press("slash", *"fail")
         await wait_for(pilot, lambda: screen.table.row_count < total, what="the filter to apply")
@@ -105,9 +99,7 @@ async def test_runs_that_finish_while_another_section_is_open_are_there_on_retur
 ) -> None:
     app = make_app(daemon)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, DashboardScreen)
-        await wait_for(pilot, lambda: screen.table.row_count >= 8, what="every monitor listed")
+        screen = await loaded_dashboard(app, pilot, what="every monitor listed")
         before = cell(screen, "quiet-call", "outcome")
         await pilot.press("t")
         await pilot.pause(0.2)
@@ -130,9 +122,7 @@ async def test_one_summary_request_fills_the_board_and_refreshes_keep_the_cursor
     client = CountingClient(daemon.socket_path)
     app = tui_app.build_app(daemon.socket_path, settings=TuiSettings(), client=client)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, DashboardScreen)
-        await wait_for(pilot, lambda: screen.table.row_count >= 8, what="every monitor listed")
+        screen = await loaded_dashboard(app, pilot, what="every monitor listed")
         # Not one request per monitor: no results, statistics or resource reads at all.
         assert client.requests["GET summary"] == screen.summaries >= 1
         assert not {"GET results", "GET stats", "GET calls", "GET workflows"} & set(client.requests)

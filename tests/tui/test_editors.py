@@ -14,6 +14,7 @@ from joserfc.jwk import ECKey
 from pydantic import BaseModel
 from textual import events
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets import Checkbox, Input, OptionList, SelectionList, Static, TabbedContent
 
 from apimd.client import Client
@@ -32,7 +33,7 @@ from apimd.tui.editors.fields import Choice, KeyValueList, SecretInput, field_of
 from apimd.tui.editors.items import ConditionTable, StepTable
 from apimd.tui.editors.paths import named_fields, resource_path
 from tests.engine.tls_ca import TestCA
-from tests.tui.conftest import make_app, wait_for
+from tests.tui.conftest import make_app, screen_of, wait_for
 from tests.tui.daemon import Daemon
 
 
@@ -60,7 +61,7 @@ async def open_loaded(
     return editor
 
 
-async def type_into(pilot: Pilot[None], editor: EditorScreen, selector: str, text: str) -> None:
+async def type_into(pilot: Pilot[None], editor: Screen[Any], selector: str, text: str) -> None:
     """Focus a field (its text selected, as a click or tab would) and type over it; longer text
     is pasted, as a terminal delivers a paste (typing it key by key only makes tests slow)."""
     widget = editor.query_one(selector, Input)
@@ -196,9 +197,7 @@ async def test_a_new_condition_round_trips(daemon: Daemon, client: Client) -> No
         assert table.table.has_focus
         assert "No conditions yet" in str(table.query_one(".list-empty").render())
         await pilot.press("a")
-        dialog = await wait_for(
-            pilot, lambda: isinstance(app.screen, ConditionDialog) and app.screen
-        )
+        dialog = await screen_of(pilot, ConditionDialog)
         dialog.query_one("#cond-value", Input).focus()
         await pilot.press("2", "0", "4")
         await pilot.press("ctrl+s")
@@ -219,10 +218,8 @@ async def test_a_condition_the_model_refuses_is_explained_in_the_dialog(daemon: 
         app = pilot.app
         editor = await open_loaded(pilot, "calls", "quiet-call")
         await pilot.press("alt+right", "alt+right", "a")
-        dialog = await wait_for(
-            pilot, lambda: isinstance(app.screen, ConditionDialog) and app.screen
-        )
-        dialog.query_one("#cond-source").value = "json"
+        dialog = await screen_of(pilot, ConditionDialog)
+        dialog.query_one("#cond-source", Choice).value = "json"
         await pilot.pause()
         await pilot.press("ctrl+s")
         assert app.screen is dialog  # a json condition needs a path: not applied
@@ -240,7 +237,7 @@ async def test_a_workflow_step_added_and_moved_round_trips(daemon: Daemon, clien
         steps = editor.query_one("#steps", StepTable)
         steps.table.focus()
         await pilot.press("a")
-        picker = await wait_for(pilot, lambda: isinstance(app.screen, PickDialog) and app.screen)
+        picker = await screen_of(pilot, PickDialog)
         names = picker.names
         assert "quiet-call" in names and "order-flow" not in names
         picker.query_one(OptionList).highlighted = names.index("quiet-call")
@@ -558,7 +555,7 @@ async def test_an_apprise_notifier_with_repeat_every_round_trips(
         table = editor.query_one("#webhooks", WebhookTable)
         table.table.focus()
         await pilot.press("a")
-        dialog = await wait_for(pilot, lambda: isinstance(app.screen, WebhookDialog) and app.screen)
+        dialog = await screen_of(pilot, WebhookDialog)
         dialog.query_one("#hook-type", Choice).choose("apprise")
         await pilot.pause()
         assert field_of(dialog, "#hook-repeat").display

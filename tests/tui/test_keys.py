@@ -19,7 +19,7 @@ from apimd.tui.screens.dashboard import DashboardScreen
 from apimd.tui.screens.help import HelpScreen
 from apimd.tui.screens.run import RunScreen
 from apimd.tui.screens.tokens import TokensScreen
-from tests.tui.conftest import make_app, notices, wait_for
+from tests.tui.conftest import loaded_dashboard, make_app, notices, screen_of, wait_for
 from tests.tui.daemon import Daemon
 
 
@@ -37,9 +37,7 @@ async def test_keys_remapped_in_settings_toml_work_and_bad_entries_are_reported(
     try:
         app = build_app(daemon.socket_path)  # reads $APIMD_HOME/settings.toml itself
         async with app.run_test(size=(80, 24)) as pilot:
-            dashboard = app.screen
-            assert isinstance(dashboard, DashboardScreen)
-            await wait_for(pilot, lambda: dashboard.table.row_count >= 8, what="the monitors")
+            await loaded_dashboard(app, pilot)
             messages = "\n".join(notices(app))
             assert "no binding has id 'no.such.binding'" in messages
             assert "'ctrl+nope' is not a key" in messages
@@ -61,10 +59,7 @@ async def test_help_lists_the_keys_with_their_ids(daemon: Daemon) -> None:
     app = make_app(daemon)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("question_mark")
-        help_screen = await wait_for(
-            pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen
-        )
-        assert isinstance(help_screen, HelpScreen)
+        help_screen = await screen_of(pilot, HelpScreen)
         table = help_screen.query_one(DataTable)
         rows = {
             str(table.get_row_at(i)[2]): str(table.get_row_at(i)[0]) for i in range(table.row_count)
@@ -79,9 +74,7 @@ async def test_help_lists_the_keys_with_their_ids(daemon: Daemon) -> None:
 async def test_the_command_palette_offers_every_action_and_runs_it(daemon: Daemon) -> None:
     app = make_app(daemon)
     async with app.run_test(size=(80, 24)) as pilot:
-        dashboard = app.screen
-        assert isinstance(dashboard, DashboardScreen)
-        await wait_for(pilot, lambda: dashboard.table.row_count >= 8, what="the monitors")
+        await loaded_dashboard(app, pilot)
         await pilot.press("ctrl+p")
         await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="the palette")
         await pilot.press(*"tokens")
@@ -105,12 +98,10 @@ async def test_e_edits_the_selected_monitor_n_a_new_call_and_the_palette_the_res
 ) -> None:
     app = make_app(daemon)
     async with app.run_test(size=(80, 24)) as pilot:
-        dashboard = app.screen
-        assert isinstance(dashboard, DashboardScreen)
-        await wait_for(pilot, lambda: dashboard.table.row_count >= 8, what="the monitors")
+        dashboard = await loaded_dashboard(app, pilot)
 
         async def opened(kind: type[EditorScreen], heading: str) -> None:
-            editor = await wait_for(pilot, lambda: isinstance(app.screen, kind) and app.screen)
+            editor = await screen_of(pilot, kind)
             assert editor.heading == heading
             await pilot.press("escape")  # nothing typed: closes without asking
             await wait_for(pilot, lambda: app.screen is dashboard, what="back")

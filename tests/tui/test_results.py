@@ -5,12 +5,11 @@ from __future__ import annotations
 from textual.widgets import Sparkline, Static
 
 from apimd.client import Client
-from apimd.tui.screens.dashboard import DashboardScreen
 from apimd.tui.screens.results import PAGE_SIZE, ResultsScreen, ResultTable
 from apimd.tui.screens.stats import StatsScreen
 from apimd.tui.screens.viewer import ResultScreen
 from apimd.tui.widgets.result_view import ResultView
-from tests.tui.conftest import in_thread, make_app, wait_for
+from tests.tui.conftest import in_thread, loaded_dashboard, make_app, press_on, screen_of, wait_for
 from tests.tui.daemon import Daemon, run_sync
 
 
@@ -20,8 +19,7 @@ async def test_history_lists_results_filters_by_outcome_and_opens_a_detail(
     app = make_app(daemon)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("h")
-        screen = await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen)
-        assert isinstance(screen, ResultsScreen)
+        screen = await screen_of(pilot, ResultsScreen)
         await wait_for(pilot, lambda: len(screen.results) >= 2, what="results listed")
         names = {r.name for r in screen.results.values()}
         assert {"checkout-health", "service-status"} <= names
@@ -41,8 +39,7 @@ async def test_history_lists_results_filters_by_outcome_and_opens_a_detail(
 
         table.focus()
         await pilot.press("enter")
-        detail = await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen) and app.screen)
-        assert isinstance(detail, ResultScreen)
+        detail = await screen_of(pilot, ResultScreen)
         await wait_for(pilot, lambda: detail.result is not None, what="the result to load")
         viewer = detail.query_one(ResultView)
         status = str(viewer.query_one("#result-status", Static).render())
@@ -54,21 +51,13 @@ async def test_enter_on_the_dashboard_opens_the_monitors_history_and_s_its_stati
 ) -> None:
     app = make_app(daemon)
     async with app.run_test(size=(120, 40)) as pilot:
-        dashboard = app.screen
-        assert isinstance(dashboard, DashboardScreen)
-        await wait_for(pilot, lambda: dashboard.table.row_count >= 8, what="the monitors")
-        dashboard.table.move_cursor(row=dashboard.table.get_row_index("checkout-health"))
-        await pilot.press("enter")
-        history = await wait_for(
-            pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen
-        )
-        assert isinstance(history, ResultsScreen)
+        dashboard = await loaded_dashboard(app, pilot)
+        history = await press_on(pilot, dashboard.table, "checkout-health", "enter", ResultsScreen)
         await wait_for(pilot, lambda: history.results, what="the monitor's results")
         assert {r.name for r in history.results.values()} == {"checkout-health"}
 
         await pilot.press("s")
-        stats = await wait_for(pilot, lambda: isinstance(app.screen, StatsScreen) and app.screen)
-        assert isinstance(stats, StatsScreen)
+        stats = await screen_of(pilot, StatsScreen)
         await wait_for(pilot, lambda: stats.stats is not None, what="statistics")
         summary = str(stats.query_one("#stats-summary", Static).render())
         assert "uptime 0.0%" in summary and "FAIL" in summary and "p95" in summary
@@ -85,8 +74,7 @@ async def test_m_loads_the_next_page_of_older_results(daemon: Daemon) -> None:
     app = make_app(daemon)
     async with app.run_test(size=(80, 24)) as pilot:
         app.push_screen(ResultsScreen("service-status"))
-        screen = await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen)
-        assert isinstance(screen, ResultsScreen)
+        screen = await screen_of(pilot, ResultsScreen)
         await wait_for(pilot, lambda: len(screen.results) == PAGE_SIZE, what="the first page")
         assert screen.next_cursor is not None
         assert "m for more" in str(screen.query_one("#results-state", Static).render())

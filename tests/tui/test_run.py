@@ -7,7 +7,7 @@ from textual.widgets import DataTable, OptionList, Static, TabbedContent
 from apimd.tui.screens.dashboard import DashboardScreen
 from apimd.tui.screens.run import RunScreen
 from apimd.tui.widgets.result_view import ResultView, WaterfallChart
-from tests.tui.conftest import make_app, wait_for
+from tests.tui.conftest import loaded_dashboard, make_app, press_on, wait_for
 from tests.tui.daemon import Daemon
 
 
@@ -16,13 +16,8 @@ async def test_r_runs_a_call_and_the_viewer_shows_status_timings_and_conditions(
 ) -> None:
     app = make_app(daemon)
     async with app.run_test(size=(80, 24)) as pilot:
-        dashboard = app.screen
-        assert isinstance(dashboard, DashboardScreen)
-        await wait_for(pilot, lambda: dashboard.table.row_count >= 8, what="the monitors")
-        dashboard.table.move_cursor(row=dashboard.table.get_row_index("service-status"))
-        await pilot.press("r")
-        run = await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen)
-        assert isinstance(run, RunScreen)
+        dashboard = await loaded_dashboard(app, pilot)
+        run = await press_on(pilot, dashboard.table, "service-status", "r", RunScreen)
         await wait_for(pilot, lambda: run.result is not None, what="the run to finish")
 
         viewer = run.query_one(ResultView)
@@ -52,13 +47,8 @@ async def test_r_runs_a_call_and_the_viewer_shows_status_timings_and_conditions(
 async def test_a_workflow_run_lists_its_steps_and_shows_the_failing_one(daemon: Daemon) -> None:
     app = make_app(daemon)
     async with app.run_test(size=(120, 40)) as pilot:
-        dashboard = app.screen
-        assert isinstance(dashboard, DashboardScreen)
-        await wait_for(pilot, lambda: dashboard.table.row_count >= 8, what="the monitors")
-        dashboard.table.move_cursor(row=dashboard.table.get_row_index("order-flow"))
-        await pilot.press("r")
-        run = await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen)
-        assert isinstance(run, RunScreen)
+        dashboard = await loaded_dashboard(app, pilot)
+        run = await press_on(pilot, dashboard.table, "order-flow", "r", RunScreen)
         await wait_for(pilot, lambda: run.result is not None, what="the workflow to finish")
         assert run.result is not None and [s.name for s in run.result.steps] == [
             "service-status",
@@ -84,13 +74,8 @@ async def test_a_workflow_run_shows_each_step_as_it_finishes(daemon: Daemon) -> 
     second still runs."""
     app = make_app(daemon)
     async with app.run_test(size=(100, 30)) as pilot:
-        dashboard = app.screen
-        assert isinstance(dashboard, DashboardScreen)
-        await wait_for(pilot, lambda: dashboard.table.row_count >= 8, what="the monitors")
-        dashboard.table.move_cursor(row=dashboard.table.get_row_index("slow-flow"))
-        await pilot.press("r")
-        run = await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen)
-        assert isinstance(run, RunScreen)
+        dashboard = await loaded_dashboard(app, pilot)
+        run = await press_on(pilot, dashboard.table, "slow-flow", "r", RunScreen)
         steps = run.query_one("#steps", OptionList)
 
         def step_text(index: int) -> str:

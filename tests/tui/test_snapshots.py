@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.screen import Screen
 
 from apimd.client import DaemonUnavailable
 from apimd.model.api import StatusInfo
@@ -63,11 +64,23 @@ async def open_dashboard(pilot: Pilot[None]) -> None:
     await dashboard_loaded(pilot)
 
 
-async def open_run_call(pilot: Pilot[None]) -> None:
+async def opened(pilot: Pilot[None], kind: type[Screen[Any]], ready: str, *keys: str) -> None:
+    """Press `keys` and wait for a `kind` screen whose attribute `ready` is set."""
+    await pilot.press(*keys)
+    await until(
+        pilot, lambda: isinstance(screen_of(pilot), kind) and getattr(screen_of(pilot), ready)
+    )
+
+
+async def run_of(pilot: Pilot[None], name: str) -> None:
+    """Run `name` from the dashboard; wait for its result."""
     screen = await dashboard_loaded(pilot)
-    screen.table.move_cursor(row=screen.table.get_row_index("checkout-health"))
-    await pilot.press("r")
-    await until(pilot, lambda: isinstance(screen_of(pilot), RunScreen) and screen_of(pilot).result)
+    screen.table.move_cursor(row=screen.table.get_row_index(name))
+    await opened(pilot, RunScreen, "result", "r")
+
+
+async def open_run_call(pilot: Pilot[None]) -> None:
+    await run_of(pilot, "checkout-health")
 
 
 async def open_run_conditions(pilot: Pilot[None]) -> None:
@@ -76,49 +89,33 @@ async def open_run_conditions(pilot: Pilot[None]) -> None:
 
 
 async def open_run_body(pilot: Pilot[None]) -> None:
-    screen = await dashboard_loaded(pilot)
-    screen.table.move_cursor(row=screen.table.get_row_index("catalogue-xml"))
-    await pilot.press("r")
-    await until(pilot, lambda: isinstance(screen_of(pilot), RunScreen) and screen_of(pilot).result)
+    await run_of(pilot, "catalogue-xml")
     await pilot.press("3")
 
 
 async def open_run_workflow(pilot: Pilot[None]) -> None:
-    screen = await dashboard_loaded(pilot)
-    screen.table.move_cursor(row=screen.table.get_row_index("order-flow"))
-    await pilot.press("r")
-    await until(pilot, lambda: isinstance(screen_of(pilot), RunScreen) and screen_of(pilot).result)
+    await run_of(pilot, "order-flow")
 
 
 async def open_results(pilot: Pilot[None]) -> None:
     await dashboard_loaded(pilot)
-    await pilot.press("h")
-    await until(
-        pilot, lambda: isinstance(screen_of(pilot), ResultsScreen) and screen_of(pilot).results
-    )
+    await opened(pilot, ResultsScreen, "results", "h")
 
 
 async def open_result_detail(pilot: Pilot[None]) -> None:
     await open_results(pilot)
-    await pilot.press("down", "enter")
-    await until(
-        pilot, lambda: isinstance(screen_of(pilot), ResultScreen) and screen_of(pilot).result
-    )
+    await opened(pilot, ResultScreen, "result", "down", "enter")
     await pilot.press("2")
 
 
 async def open_stats(pilot: Pilot[None]) -> None:
     await dashboard_loaded(pilot)  # checkout-health is first
-    await pilot.press("s")
-    await until(pilot, lambda: isinstance(screen_of(pilot), StatsScreen) and screen_of(pilot).stats)
+    await opened(pilot, StatsScreen, "stats", "s")
 
 
 async def open_tokens(pilot: Pilot[None]) -> None:
     await dashboard_loaded(pilot)
-    await pilot.press("t")
-    await until(
-        pilot, lambda: isinstance(screen_of(pilot), TokensScreen) and screen_of(pilot).tokens
-    )
+    await opened(pilot, TokensScreen, "tokens", "t")
 
 
 async def open_tokens_revealed(pilot: Pilot[None]) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from apimd.tui.commands import ResourcesProvider
 from apimd.tui.editors.base import EditorScreen
-from apimd.tui.screens.dashboard import DashboardScreen
 from apimd.tui.screens.results import ResultsScreen, ResultTable
 from apimd.tui.screens.tokens import TokensScreen
 from apimd.tui.screens.viewer import ResultScreen
 from apimd.tui.widgets.status_bar import StatusBar
-from tests.tui.conftest import in_thread, make_app, wait_for
+from tests.tui.conftest import in_thread, loaded_dashboard, make_app, screen_of, wait_for
 from tests.tui.daemon import Daemon
 from tests.tui.test_dashboard import cell
 
@@ -22,9 +21,7 @@ async def test_a_call_run_only_as_a_step_shows_its_last_run_marked_as_a_step(
 ) -> None:
     app = make_app(daemon)
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, DashboardScreen)
-        await wait_for(pilot, lambda: screen.table.row_count >= 8, what="the monitors")
+        screen = await loaded_dashboard(app, pilot)
         assert (cell(screen, "quiet-call", "kind"), cell(screen, "quiet-call", "last")) == (
             "call",
             "—",
@@ -46,25 +43,21 @@ async def test_a_call_run_only_as_a_step_shows_its_last_run_marked_as_a_step(
     # From the summary, as a freshly opened TUI sees it.
     app = make_app(daemon)
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, DashboardScreen)
-        await wait_for(pilot, lambda: screen.table.row_count >= 8, what="the monitors")
+        screen = await loaded_dashboard(app, pilot)
         await wait_for(pilot, lambda: cell(screen, "quiet-call", "kind") == "step", what="step")
         assert cell(screen, "quiet-call", "last") != "—"
 
         app.push_screen(ResultsScreen("quiet-call"))
-        history = await wait_for(
-            pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen
-        )
+        history = await screen_of(pilot, ResultsScreen)
         await wait_for(pilot, lambda: history.results, what="the step's results")
         table = history.query_one(ResultTable)
         assert str(table.get_row_at(0)[2]) == "quiet-call (step of slow-flow)"
         table.focus()
         await pilot.press("enter")
-        detail = await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen) and app.screen)
-        await wait_for(pilot, lambda: detail.result is not None, what="the result to load")
-        assert detail.result.name == "slow-flow"  # the step is shown inside its workflow
-        assert [s.name for s in detail.result.steps] == ["quiet-call", "slow-call"]
+        detail = await screen_of(pilot, ResultScreen)
+        result = await wait_for(pilot, lambda: detail.result, what="the result to load")
+        assert result.name == "slow-flow"  # the step is shown inside its workflow
+        assert [s.name for s in result.steps] == ["quiet-call", "slow-call"]
 
 
 async def test_auth_settings_have_a_key_from_tokens_and_read_right_in_the_palette(
@@ -87,7 +80,7 @@ async def test_auth_settings_have_a_key_from_tokens_and_read_right_in_the_palett
         assert commands["New call"] == "create a call"
 
         await pilot.press("t")
-        tokens = await wait_for(pilot, lambda: isinstance(app.screen, TokensScreen) and app.screen)
+        tokens = await screen_of(pilot, TokensScreen)
         await wait_for(pilot, lambda: tokens.table.row_count >= 2, what="the tokens")
         tokens.table.move_cursor(row=tokens.table.get_row_index("sso-token"))
         await pilot.press("a")

@@ -11,7 +11,7 @@ from apimd.tui.app import build_app
 from apimd.tui.keys import TuiSettings
 from apimd.tui.screens.signin import SignInScreen
 from apimd.tui.screens.tokens import TokensScreen
-from tests.tui.conftest import make_app, wait_for
+from tests.tui.conftest import make_app, screen_of, wait_for
 from tests.tui.daemon import Daemon, DemoServer
 
 SSH = {"SSH_CONNECTION": "10.0.0.2 50122 10.0.0.9 22"}
@@ -25,8 +25,7 @@ async def test_refresh_reveal_and_countdown(daemon: Daemon) -> None:
     app = make_app(daemon)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("t")
-        screen = await wait_for(pilot, lambda: isinstance(app.screen, TokensScreen) and app.screen)
-        assert isinstance(screen, TokensScreen)
+        screen = await screen_of(pilot, TokensScreen)
         await wait_for(pilot, lambda: "demo-token" in screen.tokens, what="the token")
 
         await pilot.press("R")  # refresh now: runs refresh-demo against the demo token server
@@ -67,8 +66,7 @@ async def test_i_starts_a_sign_in_that_shows_the_url_over_ssh(
     app = build_app(daemon.socket_path, settings=TuiSettings(), environ=SSH)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("t")
-        screen = await wait_for(pilot, lambda: isinstance(app.screen, TokensScreen) and app.screen)
-        assert isinstance(screen, TokensScreen)
+        screen = await screen_of(pilot, TokensScreen)
         await wait_for(pilot, lambda: "sso-token" in screen.tokens, what="the tokens")
         screen.table.move_cursor(row=screen.table.get_row_index("sso-token"))
         await pilot.press("i")
