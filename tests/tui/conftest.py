@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import pytest
@@ -183,6 +184,17 @@ async def press_on(
     table.move_cursor(row=table.get_row_index(row))
     await pilot.press(key)
     return await screen_of(pilot, kind)
+
+
+@asynccontextmanager
+async def on_dashboard(
+    daemon: Daemon, size: tuple[int, int] = (80, 24)
+) -> AsyncIterator[tuple[ApimdApp, Pilot[None], DashboardScreen]]:
+    """The production app on `daemon`, running at `size`, once its dashboard lists the
+    monitors: (app, pilot, dashboard)."""
+    app = make_app(daemon)
+    async with app.run_test(size=size) as pilot:
+        yield app, pilot, await loaded_dashboard(app, pilot)
 
 
 def notices(app: ApimdApp) -> list[str]:

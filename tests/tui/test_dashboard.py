@@ -14,7 +14,7 @@ from apimd.tui import app as tui_app
 from apimd.tui.keys import TuiSettings
 from apimd.tui.screens import dashboard
 from apimd.tui.screens.dashboard import DashboardScreen
-from tests.tui.conftest import in_thread, loaded_dashboard, make_app, wait_for
+from tests.tui.conftest import in_thread, loaded_dashboard, on_dashboard, wait_for
 from tests.tui.daemon import Daemon
 
 
@@ -39,9 +39,7 @@ def cell(screen: DashboardScreen, name: str, column: str) -> str:
 
 
 async def test_a_failing_call_is_at_the_top_with_its_outcome_in_words(daemon: Daemon) -> None:
-    app = make_app(daemon)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await loaded_dashboard(app, pilot, what="every monitor listed")
+    async with on_dashboard(daemon) as (_app, _pilot, screen):
         names = row_names(screen)
         assert names[0] == "checkout-health"
         assert cell(screen, "checkout-health", "outcome") == "✗ FAIL"
@@ -54,9 +52,7 @@ async def test_a_failing_call_is_at_the_top_with_its_outcome_in_words(daemon: Da
 
 
 async def test_a_finished_run_updates_its_row_live_and_the_cursor_stays(daemon: Daemon) -> None:
-    app = make_app(daemon)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await loaded_dashboard(app, pilot, what="every monitor listed")
+    async with on_dashboard(daemon) as (_app, pilot, screen):
         await pilot.press("down", "down")
         watched = screen.current_name()
         assert watched is not None and watched != "unreachable"
@@ -77,9 +73,7 @@ async def test_a_finished_run_updates_its_row_live_and_the_cursor_stays(daemon: 
 
 
 async def test_typing_a_filter_narrows_the_rows_and_escape_clears_it(daemon: Daemon) -> None:
-    app = make_app(daemon)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await loaded_dashboard(app, pilot, what="every monitor listed")
+    async with on_dashboard(daemon) as (app, pilot, screen):
         total = screen.table.row_count
         await pilot.press("slash", *"fail")
         await wait_for(pilot, lambda: screen.table.row_count < total, what="the filter to apply")
@@ -97,9 +91,7 @@ async def test_typing_a_filter_narrows_the_rows_and_escape_clears_it(daemon: Dae
 async def test_runs_that_finish_while_another_section_is_open_are_there_on_return(
     daemon: Daemon,
 ) -> None:
-    app = make_app(daemon)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await loaded_dashboard(app, pilot, what="every monitor listed")
+    async with on_dashboard(daemon) as (app, pilot, screen):
         before = cell(screen, "quiet-call", "outcome")
         await pilot.press("t")
         await pilot.pause(0.2)

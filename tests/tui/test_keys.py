@@ -19,7 +19,14 @@ from apimd.tui.screens.dashboard import DashboardScreen
 from apimd.tui.screens.help import HelpScreen
 from apimd.tui.screens.run import RunScreen
 from apimd.tui.screens.tokens import TokensScreen
-from tests.tui.conftest import loaded_dashboard, make_app, notices, screen_of, wait_for
+from tests.tui.conftest import (
+    loaded_dashboard,
+    make_app,
+    notices,
+    on_dashboard,
+    screen_of,
+    wait_for,
+)
 from tests.tui.daemon import Daemon
 
 
@@ -96,9 +103,7 @@ async def test_q_quits(daemon: Daemon) -> None:
 async def test_e_edits_the_selected_monitor_n_a_new_call_and_the_palette_the_rest(
     daemon: Daemon,
 ) -> None:
-    app = make_app(daemon)
-    async with app.run_test(size=(80, 24)) as pilot:
-        dashboard = await loaded_dashboard(app, pilot)
+    async with on_dashboard(daemon) as (app, pilot, dashboard):
 
         async def opened(kind: type[EditorScreen], heading: str) -> None:
             editor = await screen_of(pilot, kind)

@@ -9,7 +9,7 @@ from apimd.tui.screens.results import PAGE_SIZE, ResultsScreen, ResultTable
 from apimd.tui.screens.stats import StatsScreen
 from apimd.tui.screens.viewer import ResultScreen
 from apimd.tui.widgets.result_view import ResultView
-from tests.tui.conftest import in_thread, loaded_dashboard, make_app, press_on, screen_of, wait_for
+from tests.tui.conftest import in_thread, make_app, on_dashboard, press_on, screen_of, wait_for
 from tests.tui.daemon import Daemon, run_sync
 
 
@@ -49,9 +49,7 @@ async def test_history_lists_results_filters_by_outcome_and_opens_a_detail(
 async def test_enter_on_the_dashboard_opens_the_monitors_history_and_s_its_statistics(
     daemon: Daemon,
 ) -> None:
-    app = make_app(daemon)
-    async with app.run_test(size=(120, 40)) as pilot:
-        dashboard = await loaded_dashboard(app, pilot)
+    async with on_dashboard(daemon, (120, 40)) as (_app, pilot, dashboard):
         history = await press_on(pilot, dashboard.table, "checkout-health", "enter", ResultsScreen)
         await wait_for(pilot, lambda: history.results, what="the monitor's results")
         assert {r.name for r in history.results.values()} == {"checkout-health"}

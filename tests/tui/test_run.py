@@ -7,16 +7,14 @@ from textual.widgets import DataTable, OptionList, Static, TabbedContent
 from apimd.tui.screens.dashboard import DashboardScreen
 from apimd.tui.screens.run import RunScreen
 from apimd.tui.widgets.result_view import ResultView, WaterfallChart
-from tests.tui.conftest import loaded_dashboard, make_app, press_on, wait_for
+from tests.tui.conftest import on_dashboard, press_on, wait_for
 from tests.tui.daemon import Daemon
 
 
 async def test_r_runs_a_call_and_the_viewer_shows_status_timings_and_conditions(
     daemon: Daemon,
 ) -> None:
-    app = make_app(daemon)
-    async with app.run_test(size=(80, 24)) as pilot:
-        dashboard = await loaded_dashboard(app, pilot)
+    async with on_dashboard(daemon) as (app, pilot, dashboard):
         run = await press_on(pilot, dashboard.table, "service-status", "r", RunScreen)
         await wait_for(pilot, lambda: run.result is not None, what="the run to finish")
 
@@ -45,9 +43,7 @@ async def test_r_runs_a_call_and_the_viewer_shows_status_timings_and_conditions(
 
 
 async def test_a_workflow_run_lists_its_steps_and_shows_the_failing_one(daemon: Daemon) -> None:
-    app = make_app(daemon)
-    async with app.run_test(size=(120, 40)) as pilot:
-        dashboard = await loaded_dashboard(app, pilot)
+    async with on_dashboard(daemon, (120, 40)) as (_app, pilot, dashboard):
         run = await press_on(pilot, dashboard.table, "order-flow", "r", RunScreen)
         await wait_for(pilot, lambda: run.result is not None, what="the workflow to finish")
         assert run.result is not None and [s.name for s in run.result.steps] == [
@@ -72,9 +68,7 @@ async def test_a_workflow_run_lists_its_steps_and_shows_the_failing_one(daemon: 
 async def test_a_workflow_run_shows_each_step_as_it_finishes(daemon: Daemon) -> None:
     """slow-flow: quiet-call, then slow-call (a second): the first is shown done while the
     second still runs."""
-    app = make_app(daemon)
-    async with app.run_test(size=(100, 30)) as pilot:
-        dashboard = await loaded_dashboard(app, pilot)
+    async with on_dashboard(daemon, (100, 30)) as (_app, pilot, dashboard):
         run = await press_on(pilot, dashboard.table, "slow-flow", "r", RunScreen)
         steps = run.query_one("#steps", OptionList)
 

@@ -11,7 +11,7 @@ from apimd.tui.screens.results import ResultsScreen, ResultTable
 from apimd.tui.screens.tokens import TokensScreen
 from apimd.tui.screens.viewer import ResultScreen
 from apimd.tui.widgets.status_bar import StatusBar
-from tests.tui.conftest import in_thread, loaded_dashboard, make_app, screen_of, wait_for
+from tests.tui.conftest import in_thread, make_app, on_dashboard, screen_of, wait_for
 from tests.tui.daemon import Daemon
 from tests.tui.test_dashboard import cell
 
@@ -19,9 +19,7 @@ from tests.tui.test_dashboard import cell
 async def test_a_call_run_only_as_a_step_shows_its_last_run_marked_as_a_step(
     daemon: Daemon,
 ) -> None:
-    app = make_app(daemon)
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await loaded_dashboard(app, pilot)
+    async with on_dashboard(daemon, (120, 40)) as (app, pilot, screen):
         assert (cell(screen, "quiet-call", "kind"), cell(screen, "quiet-call", "last")) == (
             "call",
             "—",
@@ -41,9 +39,7 @@ async def test_a_call_run_only_as_a_step_shows_its_last_run_marked_as_a_step(
         assert cell(screen, "service-status", "kind") == "call"
 
     # From the summary, as a freshly opened TUI sees it.
-    app = make_app(daemon)
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await loaded_dashboard(app, pilot)
+    async with on_dashboard(daemon, (120, 40)) as (app, pilot, screen):
         await wait_for(pilot, lambda: cell(screen, "quiet-call", "kind") == "step", what="step")
         assert cell(screen, "quiet-call", "last") != "—"
 

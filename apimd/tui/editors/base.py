@@ -33,7 +33,7 @@ from textual.worker import Worker, WorkerState
 from apimd.client import ApiError, DaemonUnavailable
 from apimd.model.api import ErrorDetail
 from apimd.tui.editors.dialogs import ConfirmDiscard
-from apimd.tui.editors.fields import FormEdited, FormField, split_words, text_field
+from apimd.tui.editors.fields import Form, FormEdited, FormField, split_words, text_field
 from apimd.tui.editors.paths import join_path, named_fields, resource_path
 from apimd.tui.editors.ports import ResourceClient
 
@@ -78,6 +78,12 @@ class EditorScreen(ModalScreen[BaseModel | None]):
     # --- what subclasses provide ----------------------------------------------------------
 
     def compose_form(self) -> ComposeResult:
+        """The form: the name (of a new resource), then `compose_fields`."""
+        with Form():
+            yield from self.compose_name()
+            yield from self.compose_fields()
+
+    def compose_fields(self) -> ComposeResult:
         yield from ()
 
     async def load_choices(self) -> None:

@@ -32,6 +32,8 @@ from apimd.tui.editors.fields import (
     field_of,
     number_or_text,
     number_text,
+    pairs_field,
+    table_field,
     text_field,
 )
 from apimd.tui.editors.items import ConditionTable, WebhookTable
@@ -114,16 +116,8 @@ class CallEditor(EditorScreen):
                 yield from self.compose_name()
                 yield FormField("Method", Choice(METHODS, id="method"), path="method")
                 yield text_field("URL", "url", placeholder="https://api.example.com/…")
-                yield FormField(
-                    "Headers",
-                    KeyValueList(placeholders=("Header-Name", "value"), id="headers"),
-                    path="headers",
-                )
-                yield FormField(
-                    "Query params",
-                    KeyValueList(placeholders=("param", "value"), id="params"),
-                    path="params",
-                )
+                yield pairs_field("Headers", "headers", "Header-Name")
+                yield pairs_field("Query params", "params", "param")
                 yield FormField("Body", Choice(BODY_KINDS, id="body-kind"), path="body_kind")
                 yield FormField(
                     "",
@@ -131,15 +125,11 @@ class CallEditor(EditorScreen):
                     path="body",
                     aliases=("json",),
                 )
-                yield FormField(
-                    "Form fields",
-                    KeyValueList(placeholders=("field", "value"), id="form"),
-                    path="form",
-                )
-                yield FormField(
+                yield pairs_field("Form fields", "form", "field")
+                yield pairs_field(
                     "Parts",
-                    KeyValueList(placeholders=("name", "text, or @/path/to/file"), id="multipart"),
-                    path="multipart",
+                    "multipart",
+                    value="text, or @/path/to/file",
                     note="a value starting with @ sends that file",
                 )
             with TabPane("Auth", id="auth-tab"), Form():
@@ -167,11 +157,9 @@ class CallEditor(EditorScreen):
                     note="http://, https://, socks5:// URL, or none; empty: the auth's or the environment's",
                 )
             with TabPane("Conditions", id="conditions-tab"), Form():
-                yield FormField(
+                yield table_field(
                     "Conditions",
                     ConditionTable(id="conditions"),
-                    path="conditions",
-                    stacked=True,
                     note="checked in order; a value saved as NAME is %%NAME%% in later ones",
                 )
                 for key, label in (
@@ -183,11 +171,9 @@ class CallEditor(EditorScreen):
                         f"{label} ms", f"sla-{key}", path=f"sla.{key}_ms", placeholder="—"
                     )
             with TabPane("Webhooks", id="webhooks-tab"), Form():
-                yield FormField(
+                yield table_field(
                     "Webhooks",
                     WebhookTable(id="webhooks"),
-                    path="webhooks",
-                    stacked=True,
                     note="what happens after a run whose outcome is in `alerts`",
                 )
             with TabPane("Meta", id="meta"), Form():

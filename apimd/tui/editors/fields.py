@@ -411,3 +411,16 @@ class KeyValueList(Vertical):
             self.action_add_row()
         else:
             self.screen.focus_next()
+
+
+def pairs_field(
+    label: str, id: str, name: str = "name", value: str = "value", *, note: str = ""
+) -> FormField:
+    """A field of names and values (headers, params, variables), `name` and `value` the
+    placeholders of a row; `id` names the list and the path."""
+    return FormField(label, KeyValueList(placeholders=(name, value), id=id), path=id, note=note)
+
+
+def table_field(label: str, table: Widget, *, note: str = "") -> FormField:
+    """A list of items shown as a table the whole width under its label; its id is the path."""
+    return FormField(label, table, path=str(table.id), stacked=True, note=note)

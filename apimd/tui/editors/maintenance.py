@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 
 from apimd.model.maintenance import MaintenanceWindow
 from apimd.tui.editors.base import Document, dump, without_none
-from apimd.tui.editors.fields import Form, text_field
+from apimd.tui.editors.fields import text_field
 from apimd.tui.editors.schedule import TargetsEditor
 
 
@@ -25,19 +25,17 @@ class MaintenanceEditor(TargetsEditor):
         "once": ("#start", "#end"),
     }
 
-    def compose_form(self) -> ComposeResult:
-        with Form():
-            yield from self.compose_name()
-            yield from self.compose_when(
-                "Window", (("recurring (cron)", "cron"), ("once (start, end)", "once"))
-            )
-            yield from self.compose_cron("when each window starts, e.g. 0 2 * * 0 (Sundays 02:00)")
-            yield text_field("Duration", "duration", placeholder="2h")
-            yield from self.compose_timezone()
-            yield text_field("Start (UTC)", "start", placeholder="2026-12-24T22:00:00Z")
-            yield text_field("End (UTC)", "end", placeholder="2026-12-25T02:00:00Z")
-            yield from self.compose_targets("none ticked: every target")
-            yield from self.compose_notes()
+    def compose_fields(self) -> ComposeResult:
+        yield from self.compose_when(
+            "Window", (("recurring (cron)", "cron"), ("once (start, end)", "once"))
+        )
+        yield from self.compose_cron("when each window starts, e.g. 0 2 * * 0 (Sundays 02:00)")
+        yield text_field("Duration", "duration", placeholder="2h")
+        yield from self.compose_timezone()
+        yield text_field("Start (UTC)", "start", placeholder="2026-12-24T22:00:00Z")
+        yield text_field("End (UTC)", "end", placeholder="2026-12-25T02:00:00Z")
+        yield from self.compose_targets("none ticked: every target")
+        yield from self.compose_notes()
 
     async def fill(self, model: BaseModel | None) -> None:
         window = model if isinstance(model, MaintenanceWindow) else None

@@ -16,7 +16,6 @@ from apimd.model.resources import Schedule
 from apimd.tui.editors.base import Document, EditorScreen, dump, without_none
 from apimd.tui.editors.fields import (
     Choice,
-    Form,
     FormField,
     check_field,
     field_of,
@@ -145,21 +144,17 @@ class ScheduleEditor(TargetsEditor):
         "cron": ("#cron", "#timezone"),
     }
 
-    def compose_form(self) -> ComposeResult:
-        with Form():
-            yield from self.compose_name()
-            yield from self.compose_when(
-                "Runs", (("every interval", "every"), ("cron expression", "cron"))
-            )
-            yield text_field("Every", "every", placeholder="30s, 5m, 1h")
-            yield from self.compose_cron()
-            yield from self.compose_timezone("for cron; e.g. Europe/London (→ completes)")
-            yield from self.compose_targets()
-            yield check_field("Enabled", "run on schedule", "enabled")
-            yield text_field(
-                "Jitter (s)", "jitter", note="a random delay of up to this many seconds"
-            )
-            yield from self.compose_notes()
+    def compose_fields(self) -> ComposeResult:
+        yield from self.compose_when(
+            "Runs", (("every interval", "every"), ("cron expression", "cron"))
+        )
+        yield text_field("Every", "every", placeholder="30s, 5m, 1h")
+        yield from self.compose_cron()
+        yield from self.compose_timezone("for cron; e.g. Europe/London (→ completes)")
+        yield from self.compose_targets()
+        yield check_field("Enabled", "run on schedule", "enabled")
+        yield text_field("Jitter (s)", "jitter", note="a random delay of up to this many seconds")
+        yield from self.compose_notes()
 
     async def fill(self, model: BaseModel | None) -> None:
         schedule = model if isinstance(model, Schedule) else None

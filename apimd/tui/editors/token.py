@@ -11,7 +11,7 @@ from textual.widgets import Checkbox, Static
 
 from apimd.model.resources import Token
 from apimd.tui.editors.base import Document, EditorScreen, dump, without_none
-from apimd.tui.editors.fields import Choice, Form, FormField, KeyValueList, check_field
+from apimd.tui.editors.fields import Choice, FormField, KeyValueList, check_field, pairs_field
 
 
 def token_status(token: Token | None) -> Text:
@@ -34,39 +34,33 @@ class TokenEditor(EditorScreen):
     KIND = "tokens"
     NOUN = "token"
 
-    def compose_form(self) -> ComposeResult:
-        with Form():
-            yield from self.compose_name()
-            yield FormField(
-                "Auth", Choice(blank="— choose an auth setting", id="auth"), path="auth"
-            )
-            yield FormField(
-                "Headers",
-                KeyValueList(
-                    placeholders=("Header-Name", "value, e.g. Bearer %%ACCESS_TOKEN%%"),
-                    id="headers",
-                ),
-                path="headers",
-                note="sent by every call using it (oauth2 default: Bearer)",
-            )
-            yield FormField("Params", KeyValueList(id="params"), path="params")
-            yield FormField("State", Static(id="state", markup=False), path="state")
-            yield from self.compose_notes(tags_note="comma-separated")
-            yield check_field(
-                "Variables",
-                "set saved variables on save",
-                "set-variables",
-                note="off: what sign-ins and refreshes saved stays as it is",
-            )
-            yield FormField(
-                "",
-                KeyValueList(
-                    placeholders=("ACCESS_TOKEN", "value"), secret_values=True, id="variables"
-                ),
-                path="variables",
-                note="replaces them all; •••• keeps one; EXPIRES_IN sets expiry",
-                id="variables-field",
-            )
+    def compose_fields(self) -> ComposeResult:
+        yield FormField("Auth", Choice(blank="— choose an auth setting", id="auth"), path="auth")
+        yield pairs_field(
+            "Headers",
+            "headers",
+            "Header-Name",
+            "value, e.g. Bearer %%ACCESS_TOKEN%%",
+            note="sent by every call using it (oauth2 default: Bearer)",
+        )
+        yield pairs_field("Params", "params")
+        yield FormField("State", Static(id="state", markup=False), path="state")
+        yield from self.compose_notes(tags_note="comma-separated")
+        yield check_field(
+            "Variables",
+            "set saved variables on save",
+            "set-variables",
+            note="off: what sign-ins and refreshes saved stays as it is",
+        )
+        yield FormField(
+            "",
+            KeyValueList(
+                placeholders=("ACCESS_TOKEN", "value"), secret_values=True, id="variables"
+            ),
+            path="variables",
+            note="replaces them all; •••• keeps one; EXPIRES_IN sets expiry",
+            id="variables-field",
+        )
 
     async def load_choices(self) -> None:
         names = sorted(str(getattr(m, "name", "")) for m in await self.client.list("auth"))

@@ -10,7 +10,7 @@ from textual.widgets import Checkbox
 
 from apimd.model.resources import Variable
 from apimd.tui.editors.base import Document, EditorScreen
-from apimd.tui.editors.fields import Form, FormField, SecretInput, check_field
+from apimd.tui.editors.fields import FormField, SecretInput, check_field
 
 
 class VariableEditor(EditorScreen):
@@ -19,16 +19,14 @@ class VariableEditor(EditorScreen):
     KIND = "variables"
     NOUN = "variable"
 
-    def compose_form(self) -> ComposeResult:
-        with Form():
-            yield from self.compose_name()
-            yield FormField(
-                "Value",
-                SecretInput(id="value"),
-                path="value",
-                note="may use other variables: %%OTHER%%",
-            )
-            yield check_field("Secret", "encrypted at rest, masked everywhere", "secret")
+    def compose_fields(self) -> ComposeResult:
+        yield FormField(
+            "Value",
+            SecretInput(id="value"),
+            path="value",
+            note="may use other variables: %%OTHER%%",
+        )
+        yield check_field("Secret", "encrypted at rest, masked everywhere", "secret")
 
     async def fill(self, model: BaseModel | None) -> None:
         variable = model if isinstance(model, Variable) else None

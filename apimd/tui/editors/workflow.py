@@ -8,7 +8,13 @@ from textual.widgets import Checkbox
 
 from apimd.model.resources import Workflow
 from apimd.tui.editors.base import Document, EditorScreen, dump, without_none
-from apimd.tui.editors.fields import Form, FormField, KeyValueList, check_field, text_field
+from apimd.tui.editors.fields import (
+    KeyValueList,
+    check_field,
+    pairs_field,
+    table_field,
+    text_field,
+)
 from apimd.tui.editors.items import StepTable
 
 
@@ -18,31 +24,28 @@ class WorkflowEditor(EditorScreen):
     KIND = "workflows"
     NOUN = "workflow"
 
-    def compose_form(self) -> ComposeResult:
-        with Form():
-            yield from self.compose_name()
-            yield text_field("Description", "description")
-            yield FormField(
-                "Steps",
-                StepTable(id="steps"),
-                path="steps",
-                stacked=True,
-                note="run in order; variables a step extracts reach every later step",
-            )
-            yield check_field("On failure", "stop at the first failed step", "stop-on-failure")
-            yield check_field(
-                "Cookies",
-                "keep cookies from step to step",
-                "cookies",
-                note="one cookie jar per run; a step's Set-Cookie reaches later steps",
-            )
-            yield FormField(
-                "Variables",
-                KeyValueList(placeholders=("NAME", "initial value"), id="variables"),
-                path="variables",
-                note="initial run variables; a step's extractions overwrite them",
-            )
-            yield text_field("Tags", "tags", note="comma-separated")
+    def compose_fields(self) -> ComposeResult:
+        yield text_field("Description", "description")
+        yield table_field(
+            "Steps",
+            StepTable(id="steps"),
+            note="run in order; variables a step extracts reach every later step",
+        )
+        yield check_field("On failure", "stop at the first failed step", "stop-on-failure")
+        yield check_field(
+            "Cookies",
+            "keep cookies from step to step",
+            "cookies",
+            note="one cookie jar per run; a step's Set-Cookie reaches later steps",
+        )
+        yield pairs_field(
+            "Variables",
+            "variables",
+            "NAME",
+            "initial value",
+            note="initial run variables; a step's extractions overwrite them",
+        )
+        yield text_field("Tags", "tags", note="comma-separated")
 
     async def load_choices(self) -> None:
         calls = await self.client.list("calls")
