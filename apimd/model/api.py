@@ -201,6 +201,37 @@ SUMMARY_CHUNK = 250
 _TARGETS = TypeAdapter(list[TargetSummary])
 
 
+_TARGETS_OPEN = re.compile(r'"targets"\s*:\s*\[\s*')
+_TARGETS_CLOSE = re.compile(r"\s*\]\s*\}\s*$")
+_TARGET_GAP = re.compile(r'\}\s*,\s*\{(?=\s*"name")')
+
+
+def _parse_summary_text(text: str) -> Summary:
+    """The summary as the daemon writes it (`targets` last, each target's `name` first),
+    validated from the text by pydantic a few hundred targets at a time: the fast way (a third
+    of decoding then validating) that still gives the GIL back between pieces. Each piece is
+    the exact text of whole targets, so text of any other layout fails to validate (a
+    ValidationError; LookupError when `targets` is not where expected) rather than misparses."""
+    # The end is looked for near the end only: a search from the start costs 50 ms at 10,000.
+    opening = _TARGETS_OPEN.search(text)
+    closing = _TARGETS_CLOSE.search(text, max(0, len(text) - 4096))
+    if opening is None or closing is None or closing.end() <= opening.end():
+        raise LookupError("no targets list at the end of the summary")
+    shell = text[: opening.start()] + '"targets": []' + text[closing.start() :].lstrip()[1:]
+    summary = Summary.model_validate_json(shell)
+    start, stop = opening.end(), max(opening.end(), closing.start())
+    if start == stop:
+        return summary
+    gaps = list(_TARGET_GAP.finditer(text, start, stop))
+    starts = [start, *(gap.end() - 1 for gap in gaps)]
+    ends = [*(gap.start() + 1 for gap in gaps), stop]
+    for first in range(0, len(starts), SUMMARY_CHUNK):
+        last = min(first + SUMMARY_CHUNK, len(starts)) - 1
+        piece = f"[{text[starts[first] : ends[last]]}]"
+        summary.targets += _TARGETS.validate_json(piece)
+    return summary
+
+
 _DECODER = json.JSONDecoder()
 _SPACE = re.compile(r"[ \t\n\r]*")
 
@@ -263,10 +294,15 @@ def parse_summary(payload: Any) -> Summary:
     """`Summary.model_validate(payload)`, a few hundred targets at a time, so that a thread
     running it (10,000 targets: a few hundred milliseconds) gives the GIL back between pieces
     and the event loop beside it stays responsive. Invalid input raises the error the whole
-    model would (with the target's own index). A `str` payload is the JSON text: decoded here,
-    so that decoding is off the event loop too."""
+    model would (with the target's own index). A `str` payload is the JSON text, decoded here
+    so that decoding is off the event loop too: validated from the text in pieces when laid
+    out as the daemon writes it (10,000 targets: ~70 ms of CPU, half of decoding and then
+    validating), else decoded member by member and validated as above."""
     if isinstance(payload, str):
-        payload = decode_in_pieces(payload)
+        try:
+            return _parse_summary_text(payload)
+        except (ValidationError, LookupError):
+            payload = decode_in_pieces(payload)  # raises what json.loads would, or validates
     targets = payload.get("targets") if isinstance(payload, dict) else None
     if not isinstance(targets, list) or len(targets) <= SUMMARY_CHUNK:
         return Summary.model_validate(payload)

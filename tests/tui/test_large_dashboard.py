@@ -188,6 +188,16 @@ def test_the_summary_text_decoded_in_pieces_is_what_json_loads_makes_of_it() -> 
     summary = summary_of(600)
     text = summary.model_dump_json(indent=1)  # white space between every token
     assert parse_summary(text) == summary == parse_summary(summary.model_dump_json())
+    document = summary.model_dump(mode="json")
+    assert parse_summary(json.dumps(document)) == summary  # as the daemon writes it
+    document["targets"][7]["description"] = 'a }, {"name": "b'  # the text between targets
+    assert parse_summary(json.dumps(document)) == Summary.model_validate(document)
+    first = {"targets": document["targets"], "window_s": 86400, "generated_at": NOW.isoformat()}
+    assert parse_summary(json.dumps(first)) == Summary.model_validate(document)  # another layout
+    document["targets"][450]["kind"] = "banana"
+    with pytest.raises(ValidationError) as raised:
+        parse_summary(json.dumps(document))
+    assert raised.value.errors()[0]["loc"][:3] == ("targets", 450, "kind")
     assert decode_in_pieces(text) == json.loads(text)
     for document in ('{"a": [ ], "b": [1, {"c": [2]}], "d": "}]"}', "[1, 2]", '"s"', "{}"):
         assert decode_in_pieces(document) == json.loads(document)

@@ -152,8 +152,7 @@ class DashboardScreen(ApimdScreen):
         """For as long as the screen lives: one summary read per burst of requests."""
         while True:
             await self._summary_wanted.wait()
-            if self.summaries:
-                await asyncio.sleep(REPAINT_S)  # let a burst of requests collect
+            await asyncio.sleep(REPAINT_S)  # let a burst of requests collect
             self._summary_wanted.clear()
             if not self.connected:
                 continue  # reconnecting asks again
