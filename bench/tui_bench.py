@@ -7,7 +7,7 @@ the dashboard with 10,000 monitors.
 
 No daemon: the app gets an in-process client implementing `apimd.tui.ports.DaemonClient` that
 answers from memory, but parses what it serves from JSON the way `apimd.client.Client` does
-(`Summary.model_validate` on decoded JSON; events as decoded JSON dicts), so the TUI's own work is
+(`parse_summary` on the JSON text, in a thread; events as decoded JSON dicts), so the TUI's own work is
 all measured. The app runs headless under Textual's Pilot at 120×40; every frame Textual hands to
 the driver is serialised to terminal escape sequences (`render_segments`, what the real driver
 does before writing) so that cost counts too; only the write to a terminal is missing. Prints one
