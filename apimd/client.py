@@ -268,7 +268,7 @@ class Client:
     async def summary(self, *, window: str = "24h") -> Summary:
         """Every call and workflow at a glance: latest outcome, recent latencies, uptime."""
         text = await self._request("GET", "/v1/summary", params={"window": window}, raw=True)
-        return await asyncio.to_thread(parse_summary, text)  # 10,000 targets: ~0.3 s
+        return await asyncio.to_thread(parse_summary, text)  # 10,000 targets: ~0.07 s of CPU
 
     async def stats(self, name: str, *, window: str = "24h") -> Stats:
         payload = await self._request("GET", f"/v1/stats/{_seg(name)}", params={"window": window})
