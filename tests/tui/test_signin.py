@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -14,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import aiohttp
 import lxml.html
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
 from apimd.client import Client
@@ -218,14 +220,23 @@ async def test_with_a_display_and_no_ssh_the_browser_opens(signin_daemon: Daemon
         await wait_for(pilot, lambda: closed == [False], what="the screen to close")
 
 
-async def test_pasting_the_final_address_signs_the_token_in(
-    signin_daemon: Daemon, auth_server: AuthServer
-) -> None:
-    app = make_app(signin_daemon)
+@asynccontextmanager
+async def signed_in_over_ssh(
+    daemon: Daemon,
+) -> AsyncIterator[tuple[Pilot[None], SignInScreen, list[bool], str]]:
+    """The app at 80×24 with sso-token's sign-in started over SSH and done in the browser:
+    (pilot, the screen, its dismissals, the address the browser ended on)."""
+    app = make_app(daemon)
     async with app.run_test(size=(80, 24)) as pilot:
         screen, closed = await open_signin(app, pilot, "sso-token", environ=SSH)
         assert screen.info is not None and screen.info.url
-        landed = await finish_in_browser(screen.info.url)
+        yield pilot, screen, closed, await finish_in_browser(screen.info.url)
+
+
+async def test_pasting_the_final_address_signs_the_token_in(
+    signin_daemon: Daemon, auth_server: AuthServer
+) -> None:
+    async with signed_in_over_ssh(signin_daemon) as (pilot, screen, closed, landed):
         assert landed.startswith("http://127.0.0.1:") and "code=" in landed
 
         await paste(pilot, screen, landed)
@@ -245,14 +256,11 @@ async def test_pasting_the_final_address_signs_the_token_in(
 async def test_a_forged_answer_is_refused_under_the_field(
     signin_daemon: Daemon, auth_server: AuthServer
 ) -> None:
-    app = make_app(signin_daemon)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen, closed = await open_signin(app, pilot, "sso-token", environ=SSH)
-        assert screen.info is not None and screen.info.url
-        landed = urlsplit(await finish_in_browser(screen.info.url))
-        params = dict(parse_qsl(landed.query))
+    async with signed_in_over_ssh(signin_daemon) as (pilot, screen, closed, landed):
+        answer = urlsplit(landed)
+        params = dict(parse_qsl(answer.query))
         params["state"] = "forged-" + params["state"][7:]
-        await paste(pilot, screen, urlunsplit(landed._replace(query=urlencode(params))))
+        await paste(pilot, screen, urlunsplit(answer._replace(query=urlencode(params))))
         await wait_for(
             pilot,
             lambda: "matches no sign-in" in text_of(screen, "#signin-error"),
