@@ -27,6 +27,7 @@ from apimd.engine.recording import failed_result
 from apimd.model.api import AgentInfo
 from apimd.model.outcome import ResultCode
 from apimd.model.resources import Schedule
+from apimd.model.result import Result
 from apimd.store.firings import Firing
 from apimd.store.postgres import PgConnection
 from apimd.store.timestamps import from_us, to_us
@@ -257,20 +258,10 @@ class Agents:
             found = await self.store.firings.get(job.id)
             if found is not None:
                 firing, _state, agent = found
-                lost = failed_result(
-                    run_id=str(uuid.uuid4()),
-                    kind="workflow" if self.service.project.workflow(firing.target) else "call",
-                    name=firing.target,
-                    trigger="schedule",
-                    started_at=firing.due_at,
-                    error="agent lost: its agent stopped answering before the run finished",
-                    code=ResultCode.CANCELLED,
-                ).model_copy(
-                    update={
-                        "agent": agent,
-                        "location": None if firing.location == ANYWHERE else firing.location,
-                    }
-                )
+                error = "agent lost: its agent stopped answering before the run finished"
+                lost = self._unrun(firing, error, agent)
+                if firing.location == ANYWHERE:  # where the lost agent was is not known here
+                    lost = lost.model_copy(update={"location": None})
                 if await self.store.firings.lose(job.id, lost):
                     log.warning("run of %s on agent %s lost", firing.target, agent)
             await manager.finish_job_by_id_async(
@@ -326,15 +317,46 @@ class Agents:
             await self.service.reload(announce=False)
             definition = self._schedule(schedule)
         late = datetime.now(UTC) - firing.due_at
-        if definition is None or late > _interval(definition, firing.due_at):
-            if await self.store.firings.drop(firing, job_id):
-                log.info(
-                    "schedule %s: %s dropped, %.1f s late", schedule, target, late.total_seconds()
-                )
+        if definition is None:
+            await self.store.firings.drop(firing, job_id)
+            return
+        interval = _interval(definition, firing.due_at)
+        if late > interval:
+            skipped = self._skipped(firing, late, interval)
+            if await self.store.firings.drop(firing, job_id, skipped):
+                log.info("schedule %s: %s", schedule, skipped.error)
+                self.service.announce_unfinished(skipped)
             return
         if not await self.store.firings.claim(firing, job_id, self.name):
             return
-        await self.service.run_fenced(target, job_id, self.name)
+        await self.service.run_fenced(target, job_id, self.name, firing.due_at)
+
+    def _skipped(self, firing: Firing, late: timedelta, interval: timedelta) -> Result:
+        """The SKIPPED result of a firing too late to run (SPEC §13: now or not at all)."""
+        where = "anywhere" if firing.location == ANYWHERE else f"in {firing.location}"
+        error = (
+            f"skipped: it could start only {late.total_seconds():.1f} s after it was due, more"
+            f" than its {interval.total_seconds():g} s interval (the previous run of"
+            f" {firing.target} {where} was still going, or no agent there was free)"
+        )
+        return self._unrun(firing, error, self.name)
+
+    def _unrun(self, firing: Firing, error: str, agent: str | None) -> Result:
+        """A result for a firing that did not run here: CANCELLED (outcome SKIPPED)."""
+        return failed_result(
+            run_id=str(uuid.uuid4()),
+            kind="workflow" if self.service.project.workflow(firing.target) else "call",
+            name=firing.target,
+            trigger="schedule",
+            started_at=firing.due_at,
+            error=error,
+            code=ResultCode.CANCELLED,
+        ).model_copy(
+            update={
+                "agent": agent,
+                "location": self.location if firing.location == ANYWHERE else firing.location,
+            }
+        )
 
     def _schedule(self, name: str) -> Schedule | None:
         return next((s for s in self.service.project.schedules if s.name == name), None)

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from apimd import __version__
+from apimd.daemon import heap
 from apimd.daemon.agents import Agents
 from apimd.daemon.events import EventHub
 from apimd.daemon.metrics import Metrics, TokenReading
@@ -63,7 +64,9 @@ class MonitorService:
         self._started_monotonic = time.monotonic()
         self.engine: Engine | None = None
         self.signins: SignInFlows
-        self.scheduler = ScheduleRunner(self._run_scheduled, on_fired=self._fired)
+        self.scheduler = ScheduleRunner(
+            self._run_scheduled, on_fired=self._fired, on_skipped=self._skipped
+        )
         self.callback_port: int | None = None
         self.callback_error: str | None = None
         self._runs: dict[str, tuple[asyncio.Task[Result], str, str, Trigger, datetime]] = {}
@@ -107,6 +110,7 @@ class MonitorService:
             await self.scheduler.start()
         self.scheduler.sync(project.schedules)
         await self.agents.start()
+        heap.settle()  # what lives as long as the daemon, out of the way of full collections
 
     async def stop(self) -> None:
         """SIGTERM: take no new runs, give in-flight runs 10 s, record the rest CANCELLED."""
@@ -192,6 +196,7 @@ class MonitorService:
             self.engine.update_project(project)
             self.scheduler.sync(project.schedules)
             await self.engine.notifier.restore(self.engine.notifier_owners())
+            heap.settle()
         if changed:
             self.publish(ResourceChanged(resources=tuple(changed)))
             if announce:
@@ -364,21 +369,36 @@ class MonitorService:
             if cancelled:
                 raise
             log.exception("the failure of run %s could not be stored either", run_id)
-        self.metrics.observe_result(result)
-        self.publish(RunFinished.of(result, run_id))
+        self.announce_unfinished(result)
         return result
 
-    async def _run_scheduled(self, name: str, schedule: str) -> None:
+    def announce_unfinished(self, result: Result) -> None:
+        """A result recorded without running (stopped, skipped, lost): metrics and `run.finished`."""
+        self.metrics.observe_result(result)
+        self.publish(RunFinished.of(result, result.id))
+
+    async def _run_scheduled(self, name: str, schedule: str, due: datetime) -> None:
         if self._closing:
             return
         try:
-            _run_id, task = self.start_run(name, trigger="schedule")
+            run_id, task = self.start_run(name, trigger="schedule")
         except NotFound:
             log.warning("schedule %s names %s, which no longer exists", schedule, name)
             return
+        self._stamp_due(run_id, task, due)
         await asyncio.shield(task)
 
-    async def run_fenced(self, name: str, job_id: int, agent: str) -> None:
+    async def _skipped(self, schedule: str, name: str, due: datetime) -> None:
+        """A firing skipped because the previous run of `name` had not finished: said in a
+        SKIPPED result (not dropped silently)."""
+        kind = self.target_kind(name)
+        error = (
+            f"skipped: the previous run of {name} was still going when schedule {schedule} fired"
+        )
+        run_id = str(uuid.uuid4())
+        await self._record_unfinished(run_id, name, kind, "schedule", due, error, cancelled=True)
+
+    async def run_fenced(self, name: str, job_id: int, agent: str, due: datetime) -> None:
         """Run a firing's target for job `job_id`; its result is written only while the firing
         still belongs to that job (SPEC §13)."""
         if self._closing:
@@ -391,7 +411,13 @@ class MonitorService:
         fences = self.store.fences
         fences[run_id] = (job_id, agent)
         task.add_done_callback(lambda _t: fences.pop(run_id, None))
+        self._stamp_due(run_id, task, due)
         await asyncio.shield(task)
+
+    def _stamp_due(self, run_id: str, task: asyncio.Task[Result], due: datetime) -> None:
+        """The result of run `run_id` records how late after `due` it started."""
+        self.store.due[run_id] = due
+        task.add_done_callback(lambda _t: self.store.due.pop(run_id, None))
 
     def _fired(self, schedule: str, targets: list[str], scheduled_at: datetime) -> None:
         lateness = datetime.now(UTC) - scheduled_at

@@ -135,15 +135,20 @@ class FiringStore:
             )
         return changed == 1
 
-    async def drop(self, firing: Firing, job_id: int) -> bool:
-        """A job too late to run: its firing is `dropped` (no result)."""
+    async def drop(self, firing: Firing, job_id: int, skipped: Result | None = None) -> bool:
+        """A job too late to run: its firing is `dropped`, with the result `skipped` (saying why)
+        written in the same transaction; False, and nothing written, if it was not queued."""
         async with self._db.transaction() as conn:
             changed = await conn.execute(
-                f"UPDATE firings SET state = 'dropped' WHERE {_KEY}"
+                f"UPDATE firings SET state = 'dropped', result_id = ? WHERE {_KEY}"
                 " AND job_id = ? AND state = 'queued'",
-                (*firing.key, job_id),
+                (skipped.id if skipped else None, *firing.key, job_id),
             )
-        return changed == 1
+            if changed != 1:
+                return False
+            if skipped is not None:
+                await self._results.write(conn, [skipped])
+        return True
 
     async def record_fenced(self, result: Result, job_id: int, agent: str) -> bool:
         """Write `result` only if its firing is still running for `job_id` on `agent` (one

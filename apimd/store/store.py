@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
@@ -131,6 +131,8 @@ class Store:
         """(location, agent) stamped on the results this process records (SPEC §13)."""
         self.fences: dict[str, tuple[int, str]] = {}
         """Run id → (job id, agent) of scheduled runs whose result is fenced on their firing."""
+        self.due: dict[str, datetime] = {}
+        """Run id → due instant of scheduled runs: their result records `lateness_ms`."""
         self.signins = SignInStore(db, box)
         self.project = ProjectStore(db, ResourceStore(db, box), self.variables, self.tokens, clock)
 
@@ -173,6 +175,10 @@ class Store:
         if self.origin is not None and result.agent is None:
             location, agent = self.origin
             result = result.model_copy(update={"location": location, "agent": agent})
+        due = self.due.get(result.id)
+        if due is not None and result.lateness_ms is None:
+            late_ms = (result.started_at - due) / timedelta(milliseconds=1)
+            result = result.model_copy(update={"lateness_ms": round(late_ms, 3)})
         fence = self.fences.get(result.id)
         if fence is None:
             await self.results.add(result)

@@ -19,39 +19,10 @@ from aiohttp import web
 
 from apimd.model.result import Result
 from tests import postgres
-from tests.daemon.conftest import Daemon, start_daemon
+from tests.daemon.conftest import Api, Daemon, serving, start_daemon
 from tests.store.conftest import TEST_KEY
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass
-class Api:
-    url: str
-    hits: Counter[str] = field(default_factory=Counter)
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    server = Api("")
-
-    async def handle(request: web.Request) -> web.Response:
-        server.hits[request.path] += 1
-        if request.path == "/slow":
-            await asyncio.sleep(6)
-        return web.json_response({"ok": True})
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
-        yield server
-    finally:
-        await runner.cleanup()
 
 
 @dataclass
@@ -293,15 +264,8 @@ async def token_api() -> AsyncIterator[TokenApi]:
     app = web.Application()
     app.router.add_post("/oauth/token", token)
     app.router.add_get("/api/orders", orders)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with serving(app) as server.url:
         yield server
-    finally:
-        await runner.cleanup()
 
 
 def token_project(url: str) -> dict[str, Any]:
