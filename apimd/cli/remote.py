@@ -318,11 +318,13 @@ async def run_remote(settings: Settings, args: argparse.Namespace) -> int:
                 kind = "workflows"
                 await client.get("workflows", args.name)
             interactive = sys.stdin.isatty() and sys.stdout.isatty() and not args.json
-            if interactive:
+            if interactive and not args.location:  # elsewhere: no terminal there to sign in at
                 from apimd.cli.signin import run_interactive
 
                 return await run_interactive(settings, client, kind, args.name, variables)
-            accepted = await client.run(kind, args.name, variables=variables, wait=True)
+            accepted = await client.run(
+                kind, args.name, variables=variables, wait=True, location=args.location
+            )
         except ApiError as exc:
             if exc.status == 404:
                 raise UsageError(

@@ -133,6 +133,12 @@ class ScheduleRunner:
         """Target name → the earliest next fire time (UTC) across the enabled schedules naming it."""
         return next_runs_of(self._schedules.values(), self.next_fire_times())
 
+    def next_fire(self, schedule_name: str) -> datetime | None:
+        """When `schedule_name` fires next (UTC); None while stopped or unscheduled."""
+        job = self._scheduler.get_job(_job_id(schedule_name)) if self._state == "running" else None
+        when: datetime | None = job.next_run_time if job is not None else None
+        return when.astimezone(UTC) if when is not None else None
+
     def next_fire_times(self) -> dict[str, datetime]:
         """Schedule name → its next fire time (UTC); empty while stopped."""
         if self._state != "running":

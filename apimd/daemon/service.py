@@ -160,9 +160,11 @@ class MonitorService:
         """Notifiers' `repeat_every`: on a timer, since a token waiting for a sign-in makes no
         results to hang a reminder on (SPEC §11)."""
         assert self.engine is not None
+        notifier = self.engine.notifier
         while True:
             try:
-                await self.engine.notifier.send_due_reminders(self.engine.notifications_muted)
+                if await self.agents.sends_reminders(notifier, self.engine.notifier_owners):
+                    await notifier.send_due_reminders(self.engine.notifications_muted)
             except Exception:
                 log.exception("sending reminders failed")
             await asyncio.sleep(REMIND_EVERY_S)
@@ -197,6 +199,7 @@ class MonitorService:
             self.scheduler.sync(project.schedules)
             await self.engine.notifier.restore(self.engine.notifier_owners())
             heap.settle()
+            await self.agents.share_next_runs()
         if changed:
             self.publish(ResourceChanged(resources=tuple(changed)))
             if announce:
@@ -296,13 +299,14 @@ class MonitorService:
         variables: dict[str, str] | None = None,
         trigger: Trigger = "manual",
         interactive: bool = False,
+        run_id: str | None = None,
     ) -> tuple[str, asyncio.Task[Result]]:
         """Start a run in the background; returns its id (also the result's id) and task."""
         if self._closing:
             raise ShuttingDown("the daemon is stopping and takes no new runs")
         kind = self.target_kind(name)
         assert self.engine is not None
-        run_id = str(uuid.uuid4())
+        run_id = run_id or str(uuid.uuid4())
         started = datetime.now(UTC)
         task = asyncio.create_task(
             self._guarded_run(run_id, name, kind, variables, trigger, interactive, started)
@@ -323,9 +327,10 @@ class MonitorService:
     ) -> Result:
         assert self.engine is not None
         try:
-            return await self.engine.run(
+            result = await self.engine.run(
                 name, variables=variables, trigger=trigger, interactive=interactive, run_id=run_id
             )
+            return self.store.stamped(result)  # as recorded: where it ran, how late
         except asyncio.CancelledError:
             error = "the daemon stopped before this run finished"
             await asyncio.shield(
@@ -448,7 +453,7 @@ class MonitorService:
         seconds = _window_seconds(window)
         now = datetime.now(UTC)
         recent = await self.store.recent_results(now - timedelta(seconds=seconds))
-        next_runs = self.scheduler.next_runs()
+        next_runs = await self.agents.next_runs()
         project = self.project
         token_states: dict[str, TokenState] = {}
         for definition in project.tokens:

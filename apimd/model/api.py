@@ -87,6 +87,8 @@ class RunRequest(StrictModel):
     variables: dict[str, str] = Field(default_factory=dict)
     interactive: bool = False
     wait: bool = False
+    location: str | None = Field(default=None, min_length=1, max_length=200)
+    """Run on an agent of this location (SPEC §13: its queue); default: the agent asked."""
 
 
 class RunAccepted(BaseModel):

@@ -32,6 +32,10 @@ class Firing:
 
 
 _KEY = "schedule = ? AND target = ? AND location = ? AND due_at = ?"
+# The leader's next fire time of each schedule: a `meta` row per schedule (not copied by
+# `apimd migrate`; rewritten whenever a leader starts or the schedules change).
+_NEXT = "next_fire:"
+_SAVE_NEXT = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 
 
 class FiringStore:
@@ -188,6 +192,28 @@ class FiringStore:
             return None
         firing = Firing(row[0], row[1], row[2], from_us(int(row[3])))
         return firing, str(row[4]), row[5]
+
+    # --- the leader's next fire times, for every agent's dashboard ------------------------------
+
+    @staticmethod
+    async def save_next_fire(conn: Connection, schedule: str, when: datetime) -> None:
+        """In the caller's transaction (the firing's): when `schedule` fires next."""
+        await conn.execute(_SAVE_NEXT, (_NEXT + schedule, str(to_us(when))))
+
+    async def save_next_fires(self, times: dict[str, datetime]) -> None:
+        """Every schedule's next fire time, replacing those of schedules gone."""
+        async with self._db.transaction() as conn:
+            await conn.execute("DELETE FROM meta WHERE key LIKE ?", (_NEXT + "%",))
+            await conn.executemany(
+                _SAVE_NEXT, [(_NEXT + name, str(to_us(when))) for name, when in times.items()]
+            )
+
+    async def next_fires(self) -> dict[str, datetime]:
+        """Schedule name → its next fire time, as the leader last shared it."""
+        rows = await self._db.fetchall(
+            "SELECT key, value FROM meta WHERE key LIKE ?", (_NEXT + "%",)
+        )
+        return {str(row[0])[len(_NEXT) :]: from_us(int(row[1])) for row in rows}
 
     async def prune(self, before: datetime) -> int:
         """Forget firings created before `before` (the leader's retention)."""

@@ -290,7 +290,8 @@ async def receiver() -> AsyncIterator[Receiver]:
 
     async def record(request: web.Request) -> web.Response:
         body = await request.read()
-        received.append({"path": request.path, "body": body.decode(errors="replace")})
+        text = body.decode(errors="replace")
+        received.append({"path": request.path, "body": text, "at": time.monotonic()})
         return web.json_response({"ok": True})
 
     app = web.Application()
