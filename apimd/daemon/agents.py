@@ -148,6 +148,22 @@ class Agents:
         times = await self.store.firings.next_fires()
         return next_runs_of(self.service.project.schedules, times)
 
+    async def target_locations(self) -> dict[str, list[str]]:
+        """Target → the locations its enabled schedules run it in (`*`: anywhere)."""
+        places: dict[str, set[str]] = {}
+        live: list[str] | None = None
+        for schedule in self.service.project.schedules:
+            if not schedule.enabled:
+                continue
+            if schedule.locations == "all":
+                live = live if live is not None else await self._locations(schedule)
+                where = live
+            else:
+                where = await self._locations(schedule)
+            for target in schedule.targets:
+                places.setdefault(target, set()).update(where)
+        return {target: sorted(where) for target, where in places.items()}
+
     async def share_next_runs(self) -> None:
         """The leader's next fire times of every schedule, for the other agents' dashboards."""
         if self.clustered and self.service.scheduler.state == "running":

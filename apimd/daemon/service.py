@@ -454,6 +454,7 @@ class MonitorService:
         now = datetime.now(UTC)
         recent = await self.store.recent_results(now - timedelta(seconds=seconds))
         next_runs = await self.agents.next_runs()
+        locations = await self.agents.target_locations()
         project = self.project
         token_states: dict[str, TokenState] = {}
         for definition in project.tokens:
@@ -497,6 +498,7 @@ class MonitorService:
                         cert_expires_at=latest.tls.not_after if latest and latest.tls else None,
                         description=item.description,
                         tags=item.tags,
+                        locations=locations.get(item.name, []),
                     )
                 )
         return Summary(generated_at=now, window_s=seconds, targets=targets)

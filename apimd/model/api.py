@@ -186,6 +186,9 @@ class TargetSummary(BaseModel):
     """When the server certificate of the latest https result expires (SPEC §11)."""
     description: str | None = None
     tags: list[str] = Field(default_factory=list)
+    locations: list[str] = Field(default_factory=list)
+    """Where its schedules run it (SPEC §13): location names, `*` for a schedule without
+    `locations` (anywhere); empty when no schedule runs it."""
 
 
 class Summary(BaseModel):
