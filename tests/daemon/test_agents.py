@@ -510,6 +510,8 @@ async def test_a_run_asked_of_one_agent_for_another_location_runs_there(
     assert Result.model_validate_json(out).agent == "b1"
     code, out, err = await a1.cli("run", "probe", "--location", "nowhere")
     assert code == 2 and "no live agent in 'nowhere'" in err, (out, err)
+    code, out, err = await a1.cli("run", "probe", "--location", "loc-b", "-f", "project.yaml")
+    assert code == 2 and "--location goes with one NAME run through the daemon" in err, err
 
     leader = (await leaders(a1))[0]
     follower = next(d for name, d in cluster.agents.items() if name != leader)
