@@ -237,8 +237,11 @@ class Client:
         variables: dict[str, str] | None = None,
         interactive: bool = False,
         wait: bool = False,
+        location: str | None = None,
     ) -> RunAccepted:
-        body = RunRequest(variables=variables or {}, interactive=interactive, wait=wait)
+        body = RunRequest(
+            variables=variables or {}, interactive=interactive, wait=wait, location=location
+        )
         payload = await self._request(
             "POST",
             f"/v1/{kind}/{_seg(name)}/run",

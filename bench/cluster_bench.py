@@ -2,7 +2,7 @@
 under the same load. Not part of CI (it needs minutes and a PostgreSQL server).
 
     .venv/bin/python bench/cluster_bench.py [--monitors N] [--every S] [--duration D]
-                                            [--admin-url URL]
+                                            [--admin-url URL] [--quick]
 
 N calls, each on its own `every: S s` schedule against a local aiohttp server (loopback only), are
 applied to three agents (a1, a2 in loc-a; b1 in loc-b) on a new database of the server at
@@ -13,7 +13,9 @@ applied to three agents (a1, a2 in loc-a; b1 in loc-b) on a new database of the 
 - duplicates: results of scheduled runs beyond one per firing (must be 0);
 - takeover: the leader is SIGKILLed halfway through; the time until another agent leads.
 
-Then one SQLite daemon runs the same project for D seconds: its runs per second.
+Then one SQLite daemon runs the same project for D seconds: its runs per second. Firings skipped
+(SKIPPED results: too late, or the previous run still going) are counted apart, not as runs.
+`--quick` (300 monitors every 10 s for 30 s, about two minutes) checks that it all works.
 """
 
 from __future__ import annotations
@@ -115,6 +117,12 @@ async def cluster(args: argparse.Namespace, port: int, root: Path) -> dict[str, 
                 (start_us, end_us),
             )
         ]
+        skipped = query(
+            url,
+            "SELECT COUNT(*) FROM firings WHERE state IN ('dropped', 'lost')"
+            " AND due_at BETWEEN %s AND %s",
+            (start_us, end_us),
+        )[0][0]
         unfenced = query(
             url,
             "SELECT COUNT(*) FROM results r WHERE r.trigger = 'schedule' AND NOT EXISTS"
@@ -125,6 +133,7 @@ async def cluster(args: argparse.Namespace, port: int, root: Path) -> dict[str, 
             "lateness_p50_ms": percentile(lateness, 50),
             "lateness_p99_ms": percentile(lateness, 99),
             "duplicates": float(unfenced),
+            "skipped": float(skipped),
             "takeover_s": takeover,
         }
     finally:
@@ -158,7 +167,7 @@ def query_sqlite(path: Path, since: float, until: float) -> int:
 
     with sqlite3.connect(path) as conn:
         row = conn.execute(
-            "SELECT COUNT(*) FROM results WHERE trigger = 'schedule'"
+            "SELECT COUNT(*) FROM results WHERE trigger = 'schedule' AND result <> 'CANCELLED'"
             " AND started_at BETWEEN ? AND ?",
             (int(since * 1e6), int(until * 1e6)),
         ).fetchone()
@@ -179,6 +188,7 @@ async def main(args: argparse.Namespace) -> int:
     print(f"cluster lateness p50 {size}: {figures['lateness_p50_ms']:.0f} ms")
     print(f"cluster lateness p99 {size}: {figures['lateness_p99_ms']:.0f} ms")
     print(f"cluster duplicates {size}: {figures['duplicates']:.0f}")
+    print(f"cluster firings skipped or lost {size}: {figures['skipped']:.0f}")
     print(f"cluster takeover after SIGKILL of the leader: {figures['takeover_s']:.1f} s")
     return 0
 
@@ -189,4 +199,10 @@ if __name__ == "__main__":
     parser.add_argument("--every", type=int, default=60)
     parser.add_argument("--duration", type=float, default=120)
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    sys.exit(asyncio.run(main(parser.parse_args())))
+    parser.add_argument(
+        "--quick", action="store_true", help="300 monitors every 10 s for 30 s: does it all work"
+    )
+    arguments = parser.parse_args()
+    if arguments.quick:
+        arguments.monitors, arguments.every, arguments.duration = 300, 10, 30.0
+    sys.exit(asyncio.run(main(arguments)))

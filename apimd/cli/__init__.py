@@ -123,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="print the result document as JSON")
     run.add_argument(
+        "--location",
+        metavar="L",
+        help="run it on an agent in location L (agents sharing PostgreSQL; default: this one)",
+    )
+    run.add_argument(
         "--db",
         help="with -f: keep tokens and results in this SQLite file or postgresql:// database",
     )
@@ -287,6 +292,10 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if command == "run":
         if not args.name and not args.tag:
             raise UsageError("run what? give a call or workflow NAME, or --tag T")
+        if args.location and (args.file or len(args.name) != 1 or args.tag or args.junit):
+            raise UsageError(
+                "--location goes with one NAME run through the daemon, not -f or --tag"
+            )
         if len(args.name) != 1 or args.tag or args.junit:
             from apimd.cli import multirun
 

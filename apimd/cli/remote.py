@@ -318,11 +318,13 @@ async def run_remote(settings: Settings, args: argparse.Namespace) -> int:
                 kind = "workflows"
                 await client.get("workflows", args.name)
             interactive = sys.stdin.isatty() and sys.stdout.isatty() and not args.json
-            if interactive:
+            if interactive and not args.location:  # elsewhere: no terminal there to sign in at
                 from apimd.cli.signin import run_interactive
 
                 return await run_interactive(settings, client, kind, args.name, variables)
-            accepted = await client.run(kind, args.name, variables=variables, wait=True)
+            accepted = await client.run(
+                kind, args.name, variables=variables, wait=True, location=args.location
+            )
         except ApiError as exc:
             if exc.status == 404:
                 raise UsageError(
@@ -344,13 +346,17 @@ def _result_row(result: Result) -> list[str]:
         result.result.value,
         status,
         f"{result.timings_ms.total:.0f}",
+        f"{result.lateness_ms:.0f}" if result.lateness_ms is not None else "-",
         result.trigger,
         result.error or "",
     ]
 
 
-RESULT_HEADERS = ["STARTED (UTC)", "NAME", "OUTCOME", "RESULT", "HTTP", "MS", "TRIGGER", "ERROR"]
-FOLLOW_FLOOR = [19, 0, 7, max(len(code) for code in ResultCode), 4, 5, len("schedule")]
+RESULT_HEADERS = [
+    "STARTED (UTC)", "NAME", "OUTCOME", "RESULT", "HTTP", "MS", "LATE", "TRIGGER", "ERROR"
+]  # fmt: skip
+"""`LATE`: ms after its due instant a scheduled run started (`lateness_ms`; `-` otherwise)."""
+FOLLOW_FLOOR = [19, 0, 7, max(len(code) for code in ResultCode), 4, 5, 4, len("schedule")]
 """`--follow` fixes its columns before new rows come: wide enough for any outcome, result and
 trigger; the name column is as wide as the longest call or workflow name."""
 FOLLOW_BACKLOG = 10

@@ -14,19 +14,22 @@ import contextlib
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
 import psycopg
-from cronsim import CronSim
+from aiohttp import web
 
+from apimd.daemon.firing_results import interval_after, skipped_result, unrun_result
 from apimd.daemon.relay import CHANNEL as EVENTS_CHANNEL
 from apimd.daemon.relay import EventRelay
-from apimd.engine.recording import failed_result
-from apimd.model.api import AgentInfo
-from apimd.model.outcome import ResultCode
-from apimd.model.resources import Schedule
+from apimd.daemon.scheduler import next_runs_of
+from apimd.engine.notify import Notifier
+from apimd.model.api import AgentInfo, RunRequest
+from apimd.model.resources import Schedule, Webhook
+from apimd.model.result import Result
 from apimd.store.firings import Firing
 from apimd.store.postgres import PgConnection
 from apimd.store.timestamps import from_us, to_us
@@ -43,8 +46,12 @@ CLEANUP_EVERY_S = 3600.0
 LEADER_LOCK = (0x61706D64, 3)
 ANYWHERE = "*"
 TASK_NAME = "apimd.run_firing"
+MANUAL_TASK_NAME = "apimd.run_manual"
+RESULT_POLL_S = 0.2
 RELOAD_CHANNEL = "apimd_reload"
 WORKER_CONCURRENCY = 50
+REMINDERS_SYNC_S = 5.0
+"""How often the leader takes up the alerts other agents sent (their `repeat_every` is its)."""
 
 
 def queue_of(location: str) -> str:
@@ -69,6 +76,8 @@ class Agents:
         self._app: procrastinate.App | None = None
         self.relay: EventRelay | None = None
         self._task: Any = None
+        self._manual_task: Any = None
+        self._reminders_synced = 0.0
 
     @property
     def clustered(self) -> bool:
@@ -89,6 +98,7 @@ class Agents:
         )
         self._app = procrastinate.App(connector=connector)
         self._task = self._app.task(name=TASK_NAME, pass_context=True)(self._run_firing)
+        self._manual_task = self._app.task(name=MANUAL_TASK_NAME)(self._run_manual)
         await self._app.open_async()
         self.service.scheduler.dispatch = self._dispatch
         self.relay = EventRelay(self.name, self.store, self.service.hub)
@@ -115,6 +125,96 @@ class Agents:
         """`GET /v1/agents`: the agents heard from in the last 15 s."""
         since = datetime.now(UTC) - timedelta(seconds=STALLED_S)
         return await self.store.firings.live(since)
+
+    async def sends_reminders(
+        self, notifier: Notifier, owners: Callable[[], list[tuple[str, list[Webhook]]]]
+    ) -> bool:
+        """Whether this agent sends `repeat_every` reminders now: the leader alone, once per
+        cluster; it first takes up, every few seconds, the alerts other agents sent."""
+        if not self.leader:
+            return False
+        now = asyncio.get_running_loop().time()
+        if self.clustered and now - self._reminders_synced >= REMINDERS_SYNC_S:
+            self._reminders_synced = now
+            await notifier.restore(owners())
+        return True
+
+    async def next_runs(self) -> dict[str, datetime]:
+        """Target → its next scheduled run: from the scheduler here, or on an agent that does
+        not lead, the next fire times the leader shares in the store."""
+        scheduler = self.service.scheduler
+        if scheduler.state == "running" or not self.clustered:
+            return scheduler.next_runs()
+        times = await self.store.firings.next_fires()
+        return next_runs_of(self.service.project.schedules, times)
+
+    async def target_locations(self) -> dict[str, list[str]]:
+        """Target → the locations its enabled schedules run it in (`*`: anywhere)."""
+        places: dict[str, set[str]] = {}
+        live: list[str] | None = None
+        for schedule in self.service.project.schedules:
+            if not schedule.enabled:
+                continue
+            if schedule.locations == "all":
+                live = live if live is not None else await self._locations(schedule)
+                where = live
+            else:
+                where = await self._locations(schedule)
+            for target in schedule.targets:
+                places.setdefault(target, set()).update(where)
+        return {target: sorted(where) for target, where in places.items()}
+
+    async def share_next_runs(self) -> None:
+        """The leader's next fire times of every schedule, for the other agents' dashboards."""
+        if self.clustered and self.service.scheduler.state == "running":
+            await self.store.firings.save_next_fires(self.service.scheduler.next_fire_times())
+
+    # --- a run request for another location ----------------------------------------------------
+
+    def elsewhere(self, location: str | None) -> bool:
+        """Whether a run asked for `location` goes to another location's queue (SQLite: the one
+        daemon is every location's agent)."""
+        return location is not None and self.clustered and location != self.location
+
+    async def run_elsewhere(self, location: str, name: str, request: RunRequest) -> str:
+        """Queue a manual run of `name` for an agent of `location`; returns its run id (and
+        result id). Its variables travel sealed with the store's key."""
+        if request.interactive:
+            raise web.HTTPBadRequest(
+                text="`location`: an interactive run runs on the agent asked (a sign-in may need"
+                f" this terminal); leave out `location` or ask an agent in {location}"
+            )
+        live = sorted({agent.location for agent in await self.live()})
+        if location not in live:
+            raise web.HTTPBadRequest(
+                text=f"`location`: no live agent in {location!r}; the live locations are"
+                f" {', '.join(live)}"
+            )
+        run_id = str(uuid.uuid4())
+        sealed = self.store.box.encrypt_json(request.variables).decode()
+        await self._manual_task.configure(queue=queue_of(location)).defer_async(
+            target=name, run_id=run_id, variables=sealed, asked_by=self.name
+        )
+        return run_id
+
+    async def result_of(self, run_id: str) -> Result:
+        """Wait for the result of a run queued elsewhere (written by the agent that ran it)."""
+        while True:
+            result = await self.store.get_result(run_id)
+            if result is not None:
+                return result
+            await asyncio.sleep(RESULT_POLL_S)
+
+    async def _run_manual(self, *, target: str, run_id: str, variables: str, asked_by: str) -> None:
+        """A job: a manual run another agent was asked for, for this location."""
+        values = self.store.box.decrypt_json(variables.encode(), what=f"variables of run {run_id}")
+        log.info("running %s for agent %s (run %s)", target, asked_by, run_id)
+        try:
+            self.service.target_kind(target)
+        except LookupError:  # applied on the asking agent, its notice still on the way
+            await self.service.reload(announce=False)
+        _run_id, task = self.service.start_run(target, variables=values, run_id=run_id)
+        await asyncio.shield(task)
 
     def _spawn(self, coro: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=f"agent {name}"))
@@ -199,6 +299,7 @@ class Agents:
         await self.store.firings.crown(self.name)  # one transaction: never two leaders shown
         await self._beat()
         await self.service.scheduler.start()
+        await self.share_next_runs()
         cleaned = 0.0
         try:
             while True:
@@ -239,6 +340,9 @@ class Agents:
                         due_us=to_us(due),
                     )
                     await self.store.firings.attach_job(conn, firing, job_id)
+            following = self.service.scheduler.next_fire(schedule.name)
+            if following is not None:
+                await self.store.firings.save_next_fire(conn, schedule.name, following)
 
     async def _locations(self, schedule: Schedule) -> list[str]:
         if schedule.locations is None:
@@ -257,20 +361,10 @@ class Agents:
             found = await self.store.firings.get(job.id)
             if found is not None:
                 firing, _state, agent = found
-                lost = failed_result(
-                    run_id=str(uuid.uuid4()),
-                    kind="workflow" if self.service.project.workflow(firing.target) else "call",
-                    name=firing.target,
-                    trigger="schedule",
-                    started_at=firing.due_at,
-                    error="agent lost: its agent stopped answering before the run finished",
-                    code=ResultCode.CANCELLED,
-                ).model_copy(
-                    update={
-                        "agent": agent,
-                        "location": None if firing.location == ANYWHERE else firing.location,
-                    }
-                )
+                error = "agent lost: its agent stopped answering before the run finished"
+                # Where an agent lost with a firing of anywhere was is not known here.
+                where = None if firing.location == ANYWHERE else firing.location
+                lost = unrun_result(self.service.project, firing, error, agent, where)
                 if await self.store.firings.lose(job.id, lost):
                     log.warning("run of %s on agent %s lost", firing.target, agent)
             await manager.finish_job_by_id_async(
@@ -326,15 +420,20 @@ class Agents:
             await self.service.reload(announce=False)
             definition = self._schedule(schedule)
         late = datetime.now(UTC) - firing.due_at
-        if definition is None or late > _interval(definition, firing.due_at):
-            if await self.store.firings.drop(firing, job_id):
-                log.info(
-                    "schedule %s: %s dropped, %.1f s late", schedule, target, late.total_seconds()
-                )
+        if definition is None:
+            await self.store.firings.drop(firing, job_id)
+            return
+        interval = interval_after(definition, firing.due_at)
+        if late > interval:
+            where = self.location if firing.location == ANYWHERE else firing.location
+            skipped = skipped_result(self.service.project, firing, late, interval, self.name, where)
+            if await self.store.firings.drop(firing, job_id, skipped):
+                log.info("schedule %s: %s", schedule, skipped.error)
+                self.service.announce_unfinished(skipped)
             return
         if not await self.store.firings.claim(firing, job_id, self.name):
             return
-        await self.service.run_fenced(target, job_id, self.name)
+        await self.service.run_fenced(target, job_id, self.name, firing.due_at)
 
     def _schedule(self, name: str) -> Schedule | None:
         return next((s for s in self.service.project.schedules if s.name == name), None)
@@ -344,13 +443,3 @@ async def _try_lock(conn: psycopg.AsyncConnection[Any]) -> bool:
     cursor = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)", LEADER_LOCK)
     row = await cursor.fetchone()
     return bool(row and row[0])
-
-
-def _interval(schedule: Schedule, due: datetime) -> timedelta:
-    """How long after `due` the next firing of `schedule` is due (its staleness limit)."""
-    if schedule.every_seconds is not None:
-        return timedelta(seconds=schedule.every_seconds)
-    assert schedule.cron is not None
-    with contextlib.suppress(StopIteration, ValueError):
-        return next(CronSim(schedule.cron, due.replace(tzinfo=None))) - due.replace(tzinfo=None)
-    return timedelta(minutes=1)

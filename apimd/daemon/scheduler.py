@@ -8,7 +8,7 @@ import contextlib
 import logging
 import math
 import zoneinfo
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Literal
 
@@ -20,8 +20,13 @@ from cronsim import CronSim
 
 from apimd.model import Schedule
 
-RunTarget = Callable[[str, str], Awaitable[None]]
-"""`(target_name, schedule_name)`: run that call or workflow and record its result."""
+RunTarget = Callable[[str, str, datetime], Awaitable[None]]
+"""`(target_name, schedule_name, due)`: run that call or workflow and record its result; `due` is
+the instant (UTC) the firing was due, so the result can say how late it started."""
+
+SkippedCallback = Callable[[str, str, datetime], Awaitable[None]]
+"""`(schedule_name, target_name, due)`: a firing of that target was skipped because its previous
+run had not finished (the daemon records it SKIPPED, saying so)."""
 
 FiredCallback = Callable[[str, list[str], datetime], None]
 """`(schedule_name, targets_started, scheduled_at)`: a schedule fired (the daemon publishes
@@ -57,12 +62,14 @@ class ScheduleRunner:
         run_target: RunTarget,
         *,
         on_fired: FiredCallback | None = None,
+        on_skipped: SkippedCallback | None = None,
         dispatch: Dispatch | None = None,
     ) -> None:
         # APScheduler logs every job added and every run at INFO; the daemon log is for people.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self._run_target = run_target
         self._on_fired = on_fired
+        self._on_skipped = on_skipped
         self.dispatch = dispatch
         self._scheduler: Any = AsyncIOScheduler(timezone=UTC)
         # APScheduler 3 does not tell a job function which run it is; the submission event does,
@@ -124,18 +131,24 @@ class ScheduleRunner:
 
     def next_runs(self) -> dict[str, datetime]:
         """Target name → the earliest next fire time (UTC) across the enabled schedules naming it."""
-        earliest: dict[str, datetime] = {}
+        return next_runs_of(self._schedules.values(), self.next_fire_times())
+
+    def next_fire(self, schedule_name: str) -> datetime | None:
+        """When `schedule_name` fires next (UTC); None while stopped or unscheduled."""
+        job = self._scheduler.get_job(_job_id(schedule_name)) if self._state == "running" else None
+        when: datetime | None = job.next_run_time if job is not None else None
+        return when.astimezone(UTC) if when is not None else None
+
+    def next_fire_times(self) -> dict[str, datetime]:
+        """Schedule name → its next fire time (UTC); empty while stopped."""
         if self._state != "running":
-            return earliest
+            return {}
+        times: dict[str, datetime] = {}
         for job in self._scheduler.get_jobs():
             when: datetime | None = job.next_run_time
-            if when is None:
-                continue
-            when = when.astimezone(UTC)
-            for target in job.args[1]:
-                if target not in earliest or when < earliest[target]:
-                    earliest[target] = when
-        return earliest
+            if when is not None:
+                times[job.args[0]] = when.astimezone(UTC)
+        return times
 
     def running(self) -> set[str]:
         """The targets a schedule started that have not finished yet."""
@@ -197,6 +210,7 @@ class ScheduleRunner:
                     schedule_name,
                     target,
                 )
+                self._spawn(self._skipped(schedule_name, target, scheduled_at), target)
                 continue
             self._running.add(target)
             started.append(target)
@@ -208,11 +222,22 @@ class ScheduleRunner:
             except Exception:
                 logger.exception("schedule %s: the on_fired callback failed", schedule_name)
         for target in started:
-            task = asyncio.create_task(
-                self._run(target, schedule_name), name=f"schedule {schedule_name}: {target}"
+            self._spawn(self._run(target, schedule_name, scheduled_at), target)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], target: str) -> None:
+        task = asyncio.create_task(coro, name=f"schedule: {target}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _skipped(self, schedule_name: str, target: str, due: datetime) -> None:
+        if self._on_skipped is None:
+            return
+        try:
+            await self._on_skipped(schedule_name, target, due)
+        except Exception:
+            logger.exception(
+                "schedule %s: recording the skipped run of %s failed", schedule_name, target
             )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
 
     async def _dispatch(self, schedule: Schedule, targets: list[str], due: datetime) -> None:
         assert self.dispatch is not None
@@ -224,13 +249,26 @@ class ScheduleRunner:
         if self._on_fired is not None:
             self._on_fired(schedule.name, targets, due)
 
-    async def _run(self, target: str, schedule_name: str) -> None:
+    async def _run(self, target: str, schedule_name: str, due: datetime) -> None:
         try:
-            await self._run_target(target, schedule_name)
+            await self._run_target(target, schedule_name, due)
         except Exception:
             logger.exception("schedule %s: running %s failed", schedule_name, target)
         finally:
             self._running.discard(target)
+
+
+def next_runs_of(schedules: Iterable[Schedule], times: dict[str, datetime]) -> dict[str, datetime]:
+    """Target name → the earliest of `times` (schedule name → next fire time) naming it."""
+    earliest: dict[str, datetime] = {}
+    for schedule in schedules:
+        when = times.get(schedule.name)
+        if when is None:
+            continue
+        for target in schedule.targets:
+            if target not in earliest or when < earliest[target]:
+                earliest[target] = when
+    return earliest
 
 
 def _job_id(schedule_name: str) -> str:

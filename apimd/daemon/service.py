@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from apimd import __version__
+from apimd.daemon import heap
 from apimd.daemon.agents import Agents
 from apimd.daemon.events import EventHub
 from apimd.daemon.metrics import Metrics, TokenReading
@@ -63,7 +64,9 @@ class MonitorService:
         self._started_monotonic = time.monotonic()
         self.engine: Engine | None = None
         self.signins: SignInFlows
-        self.scheduler = ScheduleRunner(self._run_scheduled, on_fired=self._fired)
+        self.scheduler = ScheduleRunner(
+            self._run_scheduled, on_fired=self._fired, on_skipped=self._skipped
+        )
         self.callback_port: int | None = None
         self.callback_error: str | None = None
         self._runs: dict[str, tuple[asyncio.Task[Result], str, str, Trigger, datetime]] = {}
@@ -107,6 +110,7 @@ class MonitorService:
             await self.scheduler.start()
         self.scheduler.sync(project.schedules)
         await self.agents.start()
+        heap.settle()  # what lives as long as the daemon, out of the way of full collections
 
     async def stop(self) -> None:
         """SIGTERM: take no new runs, give in-flight runs 10 s, record the rest CANCELLED."""
@@ -156,9 +160,11 @@ class MonitorService:
         """Notifiers' `repeat_every`: on a timer, since a token waiting for a sign-in makes no
         results to hang a reminder on (SPEC §11)."""
         assert self.engine is not None
+        notifier = self.engine.notifier
         while True:
             try:
-                await self.engine.notifier.send_due_reminders(self.engine.notifications_muted)
+                if await self.agents.sends_reminders(notifier, self.engine.notifier_owners):
+                    await notifier.send_due_reminders(self.engine.notifications_muted)
             except Exception:
                 log.exception("sending reminders failed")
             await asyncio.sleep(REMIND_EVERY_S)
@@ -192,6 +198,8 @@ class MonitorService:
             self.engine.update_project(project)
             self.scheduler.sync(project.schedules)
             await self.engine.notifier.restore(self.engine.notifier_owners())
+            heap.settle()
+            await self.agents.share_next_runs()
         if changed:
             self.publish(ResourceChanged(resources=tuple(changed)))
             if announce:
@@ -291,13 +299,14 @@ class MonitorService:
         variables: dict[str, str] | None = None,
         trigger: Trigger = "manual",
         interactive: bool = False,
+        run_id: str | None = None,
     ) -> tuple[str, asyncio.Task[Result]]:
         """Start a run in the background; returns its id (also the result's id) and task."""
         if self._closing:
             raise ShuttingDown("the daemon is stopping and takes no new runs")
         kind = self.target_kind(name)
         assert self.engine is not None
-        run_id = str(uuid.uuid4())
+        run_id = run_id or str(uuid.uuid4())
         started = datetime.now(UTC)
         task = asyncio.create_task(
             self._guarded_run(run_id, name, kind, variables, trigger, interactive, started)
@@ -318,9 +327,10 @@ class MonitorService:
     ) -> Result:
         assert self.engine is not None
         try:
-            return await self.engine.run(
+            result = await self.engine.run(
                 name, variables=variables, trigger=trigger, interactive=interactive, run_id=run_id
             )
+            return self.store.stamped(result)  # as recorded: where it ran, how late
         except asyncio.CancelledError:
             error = "the daemon stopped before this run finished"
             await asyncio.shield(
@@ -364,21 +374,36 @@ class MonitorService:
             if cancelled:
                 raise
             log.exception("the failure of run %s could not be stored either", run_id)
-        self.metrics.observe_result(result)
-        self.publish(RunFinished.of(result, run_id))
+        self.announce_unfinished(result)
         return result
 
-    async def _run_scheduled(self, name: str, schedule: str) -> None:
+    def announce_unfinished(self, result: Result) -> None:
+        """A result recorded without running (stopped, skipped, lost): metrics and `run.finished`."""
+        self.metrics.observe_result(result)
+        self.publish(RunFinished.of(result, result.id))
+
+    async def _run_scheduled(self, name: str, schedule: str, due: datetime) -> None:
         if self._closing:
             return
         try:
-            _run_id, task = self.start_run(name, trigger="schedule")
+            run_id, task = self.start_run(name, trigger="schedule")
         except NotFound:
             log.warning("schedule %s names %s, which no longer exists", schedule, name)
             return
+        self._stamp_due(run_id, task, due)
         await asyncio.shield(task)
 
-    async def run_fenced(self, name: str, job_id: int, agent: str) -> None:
+    async def _skipped(self, schedule: str, name: str, due: datetime) -> None:
+        """A firing skipped because the previous run of `name` had not finished: said in a
+        SKIPPED result (not dropped silently)."""
+        kind = self.target_kind(name)
+        error = (
+            f"skipped: the previous run of {name} was still going when schedule {schedule} fired"
+        )
+        run_id = str(uuid.uuid4())
+        await self._record_unfinished(run_id, name, kind, "schedule", due, error, cancelled=True)
+
+    async def run_fenced(self, name: str, job_id: int, agent: str, due: datetime) -> None:
         """Run a firing's target for job `job_id`; its result is written only while the firing
         still belongs to that job (SPEC §13)."""
         if self._closing:
@@ -391,7 +416,13 @@ class MonitorService:
         fences = self.store.fences
         fences[run_id] = (job_id, agent)
         task.add_done_callback(lambda _t: fences.pop(run_id, None))
+        self._stamp_due(run_id, task, due)
         await asyncio.shield(task)
+
+    def _stamp_due(self, run_id: str, task: asyncio.Task[Result], due: datetime) -> None:
+        """The result of run `run_id` records how late after `due` it started."""
+        self.store.due[run_id] = due
+        task.add_done_callback(lambda _t: self.store.due.pop(run_id, None))
 
     def _fired(self, schedule: str, targets: list[str], scheduled_at: datetime) -> None:
         lateness = datetime.now(UTC) - scheduled_at
@@ -422,7 +453,8 @@ class MonitorService:
         seconds = _window_seconds(window)
         now = datetime.now(UTC)
         recent = await self.store.recent_results(now - timedelta(seconds=seconds))
-        next_runs = self.scheduler.next_runs()
+        next_runs = await self.agents.next_runs()
+        locations = await self.agents.target_locations()
         project = self.project
         token_states: dict[str, TokenState] = {}
         for definition in project.tokens:
@@ -466,6 +498,7 @@ class MonitorService:
                         cert_expires_at=latest.tls.not_after if latest and latest.tls else None,
                         description=item.description,
                         tags=item.tags,
+                        locations=locations.get(item.name, []),
                     )
                 )
         return Summary(generated_at=now, window_s=seconds, targets=targets)

@@ -128,6 +128,15 @@ class Notifier:
             every = reminder.hook.repeat_seconds or 0
             if (now - reminder.sent_at).total_seconds() < every or muted(reminder.owner):
                 continue
+            # Agents share the store (SPEC §13): another may have resolved the alert, or sent
+            # it again, since this one took up the reminder.
+            stored = await self._counters.load_alert(key)
+            if stored is None:
+                del self._reminders[key]
+                continue
+            if stored.sent_at > reminder.sent_at:
+                reminder.sent_at = stored.sent_at
+                continue
             reminder.sent_at = now
             alert = SentAlert(sent_at=now, notice=reminder.notice.to_dict())
             await self._counters.save_alert(key, alert)

@@ -89,6 +89,8 @@ class RunRequest(StrictModel):
     variables: dict[str, str] = Field(default_factory=dict)
     interactive: bool = False
     wait: bool = False
+    location: str | None = Field(default=None, min_length=1, max_length=200)
+    """Run on an agent of this location (SPEC §13: its queue); default: the agent asked."""
 
 
 class RunAccepted(BaseModel):
@@ -186,6 +188,9 @@ class TargetSummary(BaseModel):
     """When the server certificate of the latest https result expires (SPEC §11)."""
     description: str | None = None
     tags: list[str] = Field(default_factory=list)
+    locations: list[str] = Field(default_factory=list)
+    """Where its schedules run it (SPEC §13): location names, `*` for a schedule without
+    `locations` (anywhere); empty when no schedule runs it."""
 
 
 class Summary(BaseModel):

@@ -103,6 +103,9 @@ class Result(BaseModel):
     """The location (`APIMD_LOCATION`) of the agent that ran it (SPEC §13)."""
     agent: str | None = None
     """The agent (`APIMD_AGENT`) that ran it."""
+    lateness_ms: float | None = None
+    """A scheduled run: how long after its due instant it started (the scheduler's own delay,
+    not the API's); None for other triggers and for results recorded before it was kept."""
     steps: list[Result] = Field(default_factory=list)
 
     @property

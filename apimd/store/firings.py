@@ -32,6 +32,10 @@ class Firing:
 
 
 _KEY = "schedule = ? AND target = ? AND location = ? AND due_at = ?"
+# The leader's next fire time of each schedule: a `meta` row per schedule (not copied by
+# `apimd migrate`; rewritten whenever a leader starts or the schedules change).
+_NEXT = "next_fire:"
+_SAVE_NEXT = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 
 
 class FiringStore:
@@ -135,15 +139,20 @@ class FiringStore:
             )
         return changed == 1
 
-    async def drop(self, firing: Firing, job_id: int) -> bool:
-        """A job too late to run: its firing is `dropped` (no result)."""
+    async def drop(self, firing: Firing, job_id: int, skipped: Result | None = None) -> bool:
+        """A job too late to run: its firing is `dropped`, with the result `skipped` (saying why)
+        written in the same transaction; False, and nothing written, if it was not queued."""
         async with self._db.transaction() as conn:
             changed = await conn.execute(
-                f"UPDATE firings SET state = 'dropped' WHERE {_KEY}"
+                f"UPDATE firings SET state = 'dropped', result_id = ? WHERE {_KEY}"
                 " AND job_id = ? AND state = 'queued'",
-                (*firing.key, job_id),
+                (skipped.id if skipped else None, *firing.key, job_id),
             )
-        return changed == 1
+            if changed != 1:
+                return False
+            if skipped is not None:
+                await self._results.write(conn, [skipped])
+        return True
 
     async def record_fenced(self, result: Result, job_id: int, agent: str) -> bool:
         """Write `result` only if its firing is still running for `job_id` on `agent` (one
@@ -183,6 +192,28 @@ class FiringStore:
             return None
         firing = Firing(row[0], row[1], row[2], from_us(int(row[3])))
         return firing, str(row[4]), row[5]
+
+    # --- the leader's next fire times, for every agent's dashboard ------------------------------
+
+    @staticmethod
+    async def save_next_fire(conn: Connection, schedule: str, when: datetime) -> None:
+        """In the caller's transaction (the firing's): when `schedule` fires next."""
+        await conn.execute(_SAVE_NEXT, (_NEXT + schedule, str(to_us(when))))
+
+    async def save_next_fires(self, times: dict[str, datetime]) -> None:
+        """Every schedule's next fire time, replacing those of schedules gone."""
+        async with self._db.transaction() as conn:
+            await conn.execute("DELETE FROM meta WHERE key LIKE ?", (_NEXT + "%",))
+            await conn.executemany(
+                _SAVE_NEXT, [(_NEXT + name, str(to_us(when))) for name, when in times.items()]
+            )
+
+    async def next_fires(self) -> dict[str, datetime]:
+        """Schedule name → its next fire time, as the leader last shared it."""
+        rows = await self._db.fetchall(
+            "SELECT key, value FROM meta WHERE key LIKE ?", (_NEXT + "%",)
+        )
+        return {str(row[0])[len(_NEXT) :]: from_us(int(row[1])) for row in rows}
 
     async def prune(self, before: datetime) -> int:
         """Forget firings created before `before` (the leader's retention)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
@@ -118,6 +118,8 @@ class Store:
     ) -> None:
         self.name = db.name
         self._db = db
+        self.box = box
+        """The key sealing secrets at rest (agents seal a run's variables they pass on with it)."""
         self.db = db
         """The database itself, for `apimd migrate` (the repositories are the way in otherwise)."""
         self._lock = lock
@@ -131,6 +133,8 @@ class Store:
         """(location, agent) stamped on the results this process records (SPEC §13)."""
         self.fences: dict[str, tuple[int, str]] = {}
         """Run id → (job id, agent) of scheduled runs whose result is fenced on their firing."""
+        self.due: dict[str, datetime] = {}
+        """Run id → due instant of scheduled runs: their result records `lateness_ms`."""
         self.signins = SignInStore(db, box)
         self.project = ProjectStore(db, ResourceStore(db, box), self.variables, self.tokens, clock)
 
@@ -169,10 +173,20 @@ class Store:
     async def reset_counter(self, key: str) -> int:
         return await self.counters.reset(key)
 
-    async def add_result(self, result: Result) -> None:
+    def stamped(self, result: Result) -> Result:
+        """`result` as it is recorded: with the location and agent that ran it, and how late a
+        scheduled run started."""
         if self.origin is not None and result.agent is None:
             location, agent = self.origin
             result = result.model_copy(update={"location": location, "agent": agent})
+        due = self.due.get(result.id)
+        if due is not None and result.lateness_ms is None:
+            late_ms = (result.started_at - due) / timedelta(milliseconds=1)
+            result = result.model_copy(update={"lateness_ms": round(late_ms, 3)})
+        return result
+
+    async def add_result(self, result: Result) -> None:
+        result = self.stamped(result)
         fence = self.fences.get(result.id)
         if fence is None:
             await self.results.add(result)

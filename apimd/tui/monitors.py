@@ -32,6 +32,8 @@ FIRE_SLACK_S = 1.0
 """A fire this close before the expected next run is that run (scheduler jitter, rounding)."""
 
 Kind = Literal["call", "workflow"]
+ANYWHERE = "*"
+"""The location of a schedule without `locations` (SPEC §13)."""
 
 
 @dataclass
@@ -69,6 +71,8 @@ class Monitor:
     """The last schedule fire seen live."""
     period_s: float | None = None
     """The time between the last two fires seen live: how far a fire moves `next_run`."""
+    locations: tuple[str, ...] = ()
+    """Where its schedules run it (`*`: anywhere); a filter's `@location` keeps those."""
 
     def add_latency(self, result_id: str | None, total_ms: float) -> None:
         if result_id and result_id in self.latency_ids:
@@ -205,6 +209,7 @@ class Board:
         monitor.failed = target.counts.get(Outcome.FAIL, 0)
         monitor.next_run = target.next_run
         monitor.cert_expires_at = target.cert_expires_at
+        monitor.locations = tuple(target.locations)
 
     # --- events -----------------------------------------------------------------------------
 
@@ -328,13 +333,25 @@ class Board:
         names = [n for n in self.monitors if self.matches(n, query)]
         return sorted(names, key=self.sort_key)
 
+    def locations(self) -> list[str]:
+        """Every location a schedule names, sorted."""
+        named = {loc for monitor in self.monitors.values() for loc in monitor.locations}
+        return sorted(named - {ANYWHERE}, key=str.lower)
+
     def matches(self, name: str, query: str) -> bool:
         """Every word of `query` appears (case-insensitively) in the monitor's name, kind,
-        outcome, token state or tags."""
+        outcome, token state or tags; an `@location` word keeps the monitors scheduled there
+        (or anywhere)."""
         terms = query.lower().split()
         if not terms:
             return True
         monitor = self.monitors[name]
+        wanted = [term[1:] for term in terms if term.startswith("@") and len(term) > 1]
+        if wanted:
+            places = {loc.lower() for loc in monitor.locations}
+            if not all(loc in places or ANYWHERE in places for loc in wanted):
+                return False
+            terms = [term for term in terms if not term.startswith("@")]
         state = monitor.token_state
         haystack = " ".join(
             [

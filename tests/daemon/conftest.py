@@ -13,9 +13,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +234,45 @@ async def client(daemon: Daemon) -> AsyncIterator[Client]:
         yield socket_client
 
 
+# --- a loopback API ------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """`app` on 127.0.0.1 (a free port) for the block: its base URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+@dataclass
+class Api:
+    """A loopback API: every path answers `{"ok": true}` (`/slow` after 6 s), counted."""
+
+    url: str
+    hits: Counter[str] = field(default_factory=Counter)
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[Api]:
+    server = Api("")
+
+    async def handle(request: web.Request) -> web.Response:
+        server.hits[request.path] += 1
+        if request.path == "/slow":
+            await asyncio.sleep(6)
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    async with serving(app) as server.url:
+        yield server
+
+
 # --- a receiver for webhooks ----------------------------------------------------------------------
 
 
@@ -249,7 +290,8 @@ async def receiver() -> AsyncIterator[Receiver]:
 
     async def record(request: web.Request) -> web.Response:
         body = await request.read()
-        received.append({"path": request.path, "body": body.decode(errors="replace")})
+        text = body.decode(errors="replace")
+        received.append({"path": request.path, "body": text, "at": time.monotonic()})
         return web.json_response({"ok": True})
 
     app = web.Application()

@@ -5,53 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import shutil
 import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 from aiohttp import web
 
+from apimd.client import ApiError
 from apimd.model.result import Result
 from tests import postgres
-from tests.daemon.conftest import Daemon, start_daemon
+from tests.daemon.conftest import Api, Daemon, Receiver, serving, start_daemon
 from tests.store.conftest import TEST_KEY
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass
-class Api:
-    url: str
-    hits: Counter[str] = field(default_factory=Counter)
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    server = Api("")
-
-    async def handle(request: web.Request) -> web.Response:
-        server.hits[request.path] += 1
-        if request.path == "/slow":
-            await asyncio.sleep(6)
-        return web.json_response({"ok": True})
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
-        yield server
-    finally:
-        await runner.cleanup()
 
 
 @dataclass
@@ -250,12 +224,15 @@ async def test_a_presumed_dead_agent_records_no_second_result_for_a_lost_firing(
         await asyncio.sleep(8)
 
         found = await all_results(leader, "slow")
-        cancelled = [r for r in found if r.result == "CANCELLED"]
+        # Firings due while x was stopped ran too late when it resumed: recorded SKIPPED.
+        skipped = [r for r in found if (r.error or "").startswith("skipped: ")]
+        cancelled = [r for r in found if r.result == "CANCELLED" and r not in skipped]
         assert len(cancelled) == 1
         assert cancelled[0].agent == "x" and "agent lost" in (cancelled[0].error or "")
         rows = [row for row in firings(cluster.database) if row[1] == "slow"]
         lost_rows = [row for row in rows if row[4] == "lost"]
         assert len(lost_rows) == 1 and lost_rows[0][6] == cancelled[0].id
+        assert {r.id for r in skipped} == {row[6] for row in rows if row[4] == "dropped"}
         # Every result is the one result of its firing: none was added beside the lost one.
         recorded = {row[6] for row in rows if row[6] is not None}
         assert {r.id for r in found} == recorded
@@ -293,15 +270,8 @@ async def token_api() -> AsyncIterator[TokenApi]:
     app = web.Application()
     app.router.add_post("/oauth/token", token)
     app.router.add_get("/api/orders", orders)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with serving(app) as server.url:
         yield server
-    finally:
-        await runner.cleanup()
 
 
 def token_project(url: str) -> dict[str, Any]:
@@ -477,3 +447,176 @@ async def test_apimd_mutex_holds_across_agents(cluster: Cluster) -> None:
             if daemon.process.poll() is None:
                 await daemon.stop()
         await runner.cleanup()
+
+
+async def test_a_run_asked_of_one_agent_for_another_location_runs_there(
+    cluster: Cluster, api: Api
+) -> None:
+    """`location` in a run request: the run goes on that location's queue and an agent there
+    runs it (its variables sealed on the way); an unknown location is a 400 naming the live
+    ones. A follower's dashboard shows the leader's next run times."""
+    a1 = cluster.start("a1", "loc-a")
+    cluster.start("b1", "loc-b")
+    async with a1.client() as client:
+        await client.apply(
+            {
+                "calls": [{"name": "probe", "url": f"{api.url}/probe?v=%%PROBE_VALUE%%"}],
+                "schedules": [{"name": "s-probe", "every": "5s", "targets": ["probe"]}],
+            }
+        )
+
+        async def two_live() -> bool:
+            agents = (await client.agents()).agents
+            return len(agents) == 2 and sum(a.leader for a in agents) == 1
+
+        await wait_for(two_live, 20, "2 live agents, one of them leading")
+        secret = "sealed-7f3a9c"
+        there = await client.run(
+            "calls", "probe", wait=True, location="loc-b", variables={"PROBE_VALUE": secret}
+        )
+        assert there.result is not None and there.result.outcome == "PASS"
+        assert (there.result.location, there.result.agent) == ("loc-b", "b1")
+        assert there.result.trigger == "manual" and there.result.id == there.run_id
+        here = await client.run("calls", "probe", wait=True, location="loc-a")
+        assert here.result is not None and here.result.agent == "a1"
+        # Queued while b1 is stopped: the job waits in the queue, its variables sealed.
+        cluster.agents["b1"].process.send_signal(signal.SIGSTOP)
+        try:
+            queued = await client.run(
+                "calls", "probe", location="loc-b", variables={"PROBE_VALUE": secret}
+            )
+            assert queued.result is None
+            with psycopg.connect(postgres.url_of(cluster.database)) as conn:
+                jobs = conn.execute(
+                    "SELECT args::text FROM procrastinate_jobs WHERE status = 'todo'"
+                ).fetchall()
+        finally:
+            cluster.agents["b1"].process.send_signal(signal.SIGCONT)
+        assert [row for row in jobs if queued.run_id in row[0]], jobs
+        assert not any(secret in row[0] for row in jobs), jobs
+
+        async def recorded() -> bool:
+            page = await client.results(name="probe", limit=50)
+            return any(r.id == queued.run_id and r.agent == "b1" for r in page.results)
+
+        await wait_for(recorded, 15, "the queued run's result from b1")
+        with pytest.raises(ApiError) as refused:
+            await client.run("calls", "probe", wait=True, location="nowhere")
+        assert refused.value.status == 400
+        assert "no live agent in 'nowhere'; the live locations are loc-a, loc-b" in str(
+            refused.value
+        )
+    code, out, err = await a1.cli(
+        "run", "probe", "--location", "loc-b", "--var", "PROBE_VALUE=1", "--json"
+    )
+    assert code == 0, (out, err)
+    assert Result.model_validate_json(out).agent == "b1"
+    code, out, err = await a1.cli("run", "probe", "--location", "nowhere")
+    assert code == 2 and "no live agent in 'nowhere'" in err, (out, err)
+    code, out, err = await a1.cli("run", "probe", "--location", "loc-b", "-f", "project.yaml")
+    assert code == 2 and "--location goes with one NAME run through the daemon" in err, err
+
+    leader = (await leaders(a1))[0]
+    follower = next(d for name, d in cluster.agents.items() if name != leader)
+    async with follower.client() as client, cluster.agents[leader].client() as lead:
+
+        async def same_next_run() -> bool:
+            theirs = next(t for t in (await client.summary()).targets if t.name == "probe")
+            ours = next(t for t in (await lead.summary()).targets if t.name == "probe")
+            return theirs.next_run is not None and theirs.next_run == ours.next_run
+
+        await wait_for(same_next_run, 15, "the follower's next run of probe to be the leader's")
+        # A schedule applied through the follower: the leader fires it, the follower shows when.
+        await client.apply({"calls": [{"name": "probe2", "url": f"{api.url}/p2"}]})
+        await client.put(
+            "schedules", "s-probe2", {"name": "s-probe2", "every": "1h", "targets": ["probe2"]}
+        )
+
+        async def shown() -> bool:
+            found = [t for t in (await client.summary()).targets if t.name == "probe2"]
+            return bool(found) and found[0].next_run is not None
+
+        await wait_for(shown, 15, "the follower to show the new schedule's next run")
+        added = next(t for t in (await client.summary()).targets if t.name == "probe2")
+        assert added.next_run is not None
+        assert timedelta(minutes=59) < added.next_run - datetime.now(UTC) <= timedelta(hours=1)
+
+
+async def test_reminders_go_once_per_cluster_and_late_firings_are_recorded_skipped(
+    cluster: Cluster, api: Api, receiver: Receiver
+) -> None:
+    """`repeat_every` is the leader's alone (two agents running the failing target); a firing
+    that could only start after its interval is a SKIPPED result saying why, fenced on its firing
+    row like any other."""
+    a1 = cluster.start("a1", "loc-a")
+    cluster.start("b1", "loc-b")
+    hook = {"type": "http", "url": receiver.url, "repeat_every": "2s"}
+    async with a1.client() as client:
+        await client.apply(
+            {
+                "calls": [
+                    {
+                        "name": "down",
+                        "url": f"{api.url}/down",
+                        "conditions": [{"source": "status", "op": "eq", "value": 500}],
+                        "webhooks": [hook],
+                    },
+                    {"name": "slow", "url": f"{api.url}/slow", "timeout": 30},
+                ],
+                "schedules": [
+                    {"name": "s-down", "every": "1s", "targets": ["down"], "locations": "all"},
+                    {"name": "s-slow", "every": "2s", "targets": ["slow"], "locations": ["loc-a"]},
+                ],
+            }
+        )
+
+        def sent(event: str) -> list[float]:
+            return [r["at"] for r in receiver.requests if json.loads(r["body"])["event"] == event]
+
+        async def alerted() -> bool:
+            return bool(sent("alert"))
+
+        await wait_for(alerted, 30, "the alert of `down`")
+        # An apply through b1 reloads every agent: each takes up the alert's reminder.
+        async with cluster.agents["b1"].client() as other:
+            await other.put("calls", "idle", {"name": "idle", "url": f"{api.url}/idle"})
+        counted_from = time.monotonic()
+        await asyncio.sleep(12)
+        repeats = [at for at in sent("repeat") if at >= counted_from]
+        assert len(sent("alert")) == 1
+        # One reminder every 2 s for the cluster (6 in 12 s), not one per agent (12).
+        assert 3 <= len(repeats) <= 8, repeats
+        spacing = [b - a for a, b in itertools.pairwise(repeats)]
+        assert min(spacing) >= 1.5, spacing
+        down = await all_results(a1, "down")
+        assert {r.agent for r in down} == {"a1", "b1"}  # both agents ran the failing target
+
+        # Resolved by whichever agent runs it next: the reminders stop for the whole cluster.
+        fixed = {"source": "status", "op": "eq", "value": 200}
+        await client.put(
+            "calls",
+            "down",
+            {"name": "down", "url": f"{api.url}/down", "conditions": [fixed], "webhooks": [hook]},
+        )
+
+        async def passing() -> bool:
+            return (await client.results(name="down", limit=1)).results[0].outcome == "PASS"
+
+        await wait_for(passing, 15, "`down` to pass again")
+        resolved_at = time.monotonic()
+        await asyncio.sleep(5)
+        assert [at for at in sent("repeat") if at > resolved_at + 0.5] == []
+
+        slow = await all_results(a1, "slow")
+    skipped = [r for r in slow if r.result == "CANCELLED"]
+    assert skipped, [(r.result, r.error) for r in slow]
+    for result in skipped:
+        assert result.outcome == "SKIPPED" and (result.location, result.agent) == ("loc-a", "a1")
+        assert result.error is not None
+        assert result.error.startswith("skipped: it could start only ")
+        assert "more than its 2 s interval (the previous run of slow in loc-a" in result.error
+    rows = [row for row in firings(cluster.database) if row[1] == "slow"]
+    dropped = {row[6] for row in rows if row[4] == "dropped"}
+    assert {r.id for r in skipped} == dropped
+    recorded = [row[6] for row in rows if row[6] is not None]
+    assert len(recorded) == len(set(recorded)) and {r.id for r in slow} == set(recorded)

@@ -40,13 +40,16 @@ class Targets:
         self.error = error
         self.release: asyncio.Event | None = None
         self.runs: list[tuple[str, str]] = []
+        self.due: list[datetime] = []  # the due instant each run was given
+        self.skipped: list[tuple[str, str, datetime]] = []  # (schedule, target, due)
         self.fired: list[tuple[str, list[str]]] = []
         self.scheduled: list[tuple[datetime, datetime]] = []  # (scheduled_at, when on_fired ran)
         self.active: Counter[str] = Counter()
         self.max_active: Counter[str] = Counter()
 
-    async def run(self, target: str, schedule_name: str) -> None:
+    async def run(self, target: str, schedule_name: str, due: datetime) -> None:
         self.runs.append((target, schedule_name))
+        self.due.append(due)
         self.active[target] += 1
         self.max_active[target] = max(self.max_active[target], self.active[target])
         try:
@@ -57,6 +60,9 @@ class Targets:
                 raise self.error
         finally:
             self.active[target] -= 1
+
+    async def on_skipped(self, schedule_name: str, target: str, due: datetime) -> None:
+        self.skipped.append((schedule_name, target, due))
 
     def on_fired(self, schedule_name: str, targets: list[str], scheduled_at: datetime) -> None:
         self.fired.append((schedule_name, targets))
@@ -74,7 +80,9 @@ async def start_runner() -> AsyncIterator[RunnerFactory]:
     runners: list[ScheduleRunner] = []
 
     async def start(targets: Targets) -> ScheduleRunner:
-        runner = ScheduleRunner(targets.run, on_fired=targets.on_fired)
+        runner = ScheduleRunner(
+            targets.run, on_fired=targets.on_fired, on_skipped=targets.on_skipped
+        )
         await runner.start()
         runners.append(runner)
         return runner
@@ -240,6 +248,27 @@ async def test_a_slow_target_never_overlaps_itself(
     # Firings during a run are skipped, not queued: at most the first run and one more started.
     assert 1 <= targets.count("slow") <= 2
     assert "skipping slow" in caplog.text
+    # Each skipped firing is reported with its due instant (the daemon records it SKIPPED).
+    assert len(targets.skipped) >= 2
+    assert {(s, t) for s, t, _ in targets.skipped} == {("every-second", "slow")}
+    dues = [due for *_, due in targets.skipped]
+    assert dues == sorted(dues) and len(set(dues)) == len(dues)
+    assert not set(dues) & set(targets.due)  # a skipped firing is not also a run
+
+
+async def test_each_run_is_given_the_instant_its_firing_was_due(
+    start_runner: RunnerFactory,
+) -> None:
+    targets = Targets()
+    runner = await start_runner(targets)
+    runner.sync([schedule("every-second", ["health"])])
+
+    await wait_until(lambda: len(targets.due) >= 2)
+
+    assert targets.due == [due for due, _ in targets.scheduled[: len(targets.due)]]
+    # Due instants are one interval apart on the schedule's grid, not "whenever the run began".
+    gap = (targets.due[1] - targets.due[0]).total_seconds()
+    assert gap == pytest.approx(1.0, abs=0.01)
 
 
 async def test_a_target_shared_by_two_schedules_never_overlaps_while_others_run(

@@ -55,6 +55,7 @@ class DashboardScreen(ApimdScreen):
         Binding("n", "new_call", "New call", show=False, id="dashboard.new_call"),
         Binding("s", "stats", "Stats", show=False, id="dashboard.stats"),
         Binding("slash", "focus_filter", "Filter", id="dashboard.filter"),
+        Binding("l", "next_location", "Location", show=False, id="dashboard.location"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="dashboard.clear_filter"),
         Binding("g", "reload", "Reload", show=False, id="dashboard.reload"),
     ]
@@ -252,6 +253,22 @@ class DashboardScreen(ApimdScreen):
 
     def action_focus_filter(self) -> None:
         self.query_one("#filter", Input).focus()
+
+    def action_next_location(self) -> None:
+        """Keep the monitors of the next location (of the schedules and the live agents); after
+        the last, every location again."""
+        status = self.apimd.daemon.status
+        live = {agent.location for agent in status.agents} if status else set()
+        places = sorted(set(self.board.locations()) | live, key=str.lower)
+        filter_input = self.query_one("#filter", Input)
+        words = filter_input.value.split()
+        current = next((w[1:] for w in words if w.startswith("@")), None)
+        following = places[places.index(current) + 1 :] if current in places else places
+        words = [w for w in words if not w.startswith("@")]
+        if following:
+            words.append(f"@{following[0]}")
+        filter_input.value = " ".join(words)  # Input.Changed rebuilds
+        self.notify(f"location: {following[0]}" if following else "every location", timeout=2)
 
     def action_clear_filter(self) -> None:
         filter_input = self.query_one("#filter", Input)

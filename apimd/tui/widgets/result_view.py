@@ -93,7 +93,10 @@ def status_line(result: Result, now: Clock) -> Text:
     details = [milliseconds(result.timings_ms.total)]
     if result.size is not None:
         details.append(byte_size(result.size))
-    details += [result.trigger, timestamp(result.started_at, now())]
+    trigger: str = result.trigger
+    if result.lateness_ms is not None:  # the scheduler's delay, not the API's
+        trigger += f" {milliseconds(result.lateness_ms)} late"
+    details += [trigger, timestamp(result.started_at, now())]
     line.append(" · " + " · ".join(details), style="dim")
     if result.retried_after_401:
         line.append(" · retried after 401", style="yellow")

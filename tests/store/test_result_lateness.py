@@ -1,0 +1,48 @@
+"""`lateness_ms` of scheduled results (issue 18 item 2): stamped from the firing's due instant when
+the result is recorded, stored, and absent (None) on rows written before it was kept."""
+
+from __future__ import annotations
+
+import zlib
+from datetime import timedelta
+
+from apimd.store import SqliteStore
+from apimd.store.results import result_row
+from tests.store.conftest import OpenStore, make_result
+
+
+async def test_a_scheduled_result_records_how_late_it_started(store: SqliteStore) -> None:
+    result = make_result("r-late")
+    store.due[result.id] = result.started_at - timedelta(milliseconds=37.5)
+    await store.add_result(result)
+    found = await store.get_result(result.id)
+    assert found is not None and found.lateness_ms == 37.5
+    page = await store.list_results(name=result.name)
+    assert [r.lateness_ms for r in page.results] == [37.5]
+
+
+async def test_a_result_without_a_due_instant_has_no_lateness(store: SqliteStore) -> None:
+    await store.add_result(make_result("r-manual", trigger="manual"))
+    found = await store.get_result("r-manual")
+    assert found is not None and found.lateness_ms is None
+
+
+async def test_rows_written_before_lateness_was_kept_read_back(open_any_store: OpenStore) -> None:
+    store = await open_any_store()
+    old = [make_result(f"old-{i}") for i in range(3)]
+    async with store.db.transaction() as conn:
+        for result in old:
+            # The JSON of a release without the field (and schema 1's encoding, still read).
+            doc = result.model_dump_json(exclude={"lateness_ms"})
+            assert "lateness_ms" not in doc
+            row = result_row(result, zlib.compress(doc.encode(), 6))[:11]
+            await conn.execute(
+                "INSERT INTO results (id, kind, name, trigger, started_at, finished_at, outcome,"
+                " result, http_status, total_ms, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+    for result in old:
+        found = await store.get_result(result.id)
+        assert found == result and found.lateness_ms is None
+    page = await store.list_results(name=old[0].name)
+    assert {r.id for r in page.results} == {r.id for r in old}

@@ -1,0 +1,80 @@
+"""The dashboard's location filter (SPEC §13): `l` steps through the locations the schedules name
+(and the live agents'), keeping the monitors scheduled there or anywhere; typed as `@location`."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import Input
+
+from apimd.client import Client
+from apimd.tui.screens.dashboard import DashboardScreen
+from tests.tui.conftest import make_app, wait_for
+from tests.tui.daemon import Daemon, run_sync
+
+
+def row_names(screen: DashboardScreen) -> set[str]:
+    return {str(row.key.value) for row in screen.table.ordered_rows}
+
+
+async def summary_locations(daemon: Daemon) -> dict[str, list[str]]:
+    async with Client(daemon.socket_path) as client:
+        return {t.name: t.locations for t in (await client.summary()).targets}
+
+
+async def test_l_keeps_the_monitors_of_one_location_at_a_time(
+    fresh_daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APIMD_LOCATION", "loc-home")
+    fresh_daemon.start()
+    url = "http://127.0.0.1:9/never"  # scheduled hourly: nothing runs during the test
+    fresh_daemon.apply(
+        {
+            "calls": [
+                {"name": name, "url": url}
+                for name in ("in-a", "in-b", "anywhere", "everywhere", "unscheduled")
+            ],
+            "schedules": [
+                {"name": "s-a", "every": "1h", "targets": ["in-a"], "locations": ["loc-a"]},
+                {"name": "s-b", "every": "1h", "targets": ["in-b"], "locations": ["loc-b"]},
+                {"name": "s-any", "every": "1h", "targets": ["anywhere"]},
+                {"name": "s-all", "every": "1h", "targets": ["everywhere"], "locations": "all"},
+            ],
+        }
+    )
+    assert run_sync(summary_locations(fresh_daemon)) == {
+        "in-a": ["loc-a"],
+        "in-b": ["loc-b"],
+        "anywhere": ["*"],
+        "everywhere": ["loc-home"],  # `all`: the live agents' locations (here, this daemon's)
+        "unscheduled": [],
+    }
+    app = make_app(fresh_daemon)
+    async with app.run_test(size=(100, 24)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        await wait_for(pilot, lambda: screen.table.row_count == 5, what="every monitor listed")
+        query = screen.query_one("#filter", Input)
+        steps = [
+            ("@loc-a", {"in-a", "anywhere"}),
+            ("@loc-b", {"in-b", "anywhere"}),
+            ("@loc-home", {"everywhere", "anywhere"}),
+            ("", {"in-a", "in-b", "anywhere", "everywhere", "unscheduled"}),
+        ]
+        for expected_query, expected_rows in steps:
+            await pilot.press("l")
+            await wait_for(
+                pilot,
+                lambda q=expected_query, r=expected_rows: (
+                    query.value == q and row_names(screen) == r
+                ),
+                what=f"the rows of {expected_query or 'every location'}",
+            )
+        # Typed, with other words: both apply.
+        await pilot.press("slash", *"in @loc-b")
+        await wait_for(pilot, lambda: row_names(screen) == {"in-b"}, what="in-b alone")
+        # `l` replaces the location word and keeps the others.
+        await pilot.press("escape")
+        query.value = "in @loc-b"
+        await pilot.press("l")
+        await wait_for(pilot, lambda: query.value == "in @loc-home", what="the next location")
+        assert row_names(screen) == set()  # no `in…` monitor runs in loc-home
