@@ -152,7 +152,11 @@ async def test_calls_keep_passing_across_expiries_with_one_token_request_each(
         await asyncio.sleep(0.3)  # a run that started just before the delete finishes
         page = await client.results(name=name)
 
-    results = page.results
+    # On a busy machine a firing can find the previous run still going: it is recorded as
+    # skipped (CANCELLED, saying so), never as a failure, and is not a run that sent anything.
+    skipped = [r for r in page.results if r.result == "CANCELLED"]
+    assert all("still going" in (r.error or "") for r in skipped), [r.error for r in skipped]
+    results = [r for r in page.results if r.result != "CANCELLED"]
     assert len(results) >= 5, [r.started_at for r in results]
     assert {r.trigger for r in results} == {"schedule"}
     assert [r.outcome for r in results] == ["PASS"] * len(results), [
