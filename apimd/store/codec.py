@@ -11,7 +11,9 @@ trained from the store's own results, and an unchanged PASS body kept once per t
   them in the current encoding.
 
 The frame's content: the result's JSON (`{…}`), or `\\x01`, the body hash, then the JSON without
-the response body."""
+the response body. Since schema 6 the JSON leaves out the fields its row holds
+(`apimd.store.result_rows.ROW_FIELDS`): `\\x02` then that JSON, or `\\x03`, the body hash, then
+that JSON without the response body; decoding puts the row's fields back."""
 
 from __future__ import annotations
 
@@ -23,10 +25,12 @@ import zlib
 from collections import OrderedDict, deque
 
 import zstandard
+from pydantic.main import IncEx
 
 from apimd.model.outcome import Outcome
 from apimd.model.result import Result
 from apimd.store.errors import CorruptRecord
+from apimd.store.result_rows import ROW_FIELDS, row_restores
 from apimd.store.sql import Connection, Database
 
 TRAIN_AFTER = 1000
@@ -39,6 +43,13 @@ LEVEL = 3
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _ZLIB_FIRST = 0x78  # every zlib stream of schema 1 starts with this byte (deflate, 32 KiB window)
 _BODY_REF = 0x01
+_ROW_AWARE = 0x02
+_ROW_AWARE_BODY_REF = 0x03
+_REFS = frozenset((_BODY_REF, _ROW_AWARE_BODY_REF))
+_WITHOUT_ROW: IncEx = set(ROW_FIELDS)
+_WITHOUT_ROW_AND_BODY: dict[str, IncEx | bool] = {"response": {"body"}}
+_WITHOUT_ROW_AND_BODY.update(dict.fromkeys(ROW_FIELDS, True))
+_WITHOUT_BODY: IncEx = {"response": {"body"}}
 _HASH_BYTES = 16
 _BODY_CACHE = 2048
 
@@ -160,14 +171,15 @@ class ResultCodec:
             if self._last_body.get(result.name) == digest:
                 ref = (digest, response.body)
             self._last_body[result.name] = digest
+        aware = row_restores(result)
         if ref is None:
-            payload = result.model_dump_json().encode()
+            payload = result.model_dump_json(exclude=_WITHOUT_ROW if aware else None).encode()
+            if aware:
+                payload = bytes([_ROW_AWARE]) + payload
         else:
-            payload = (
-                bytes([_BODY_REF])
-                + ref[0]
-                + result.model_dump_json(exclude={"response": {"body"}}).encode()
-            )
+            exclude = _WITHOUT_ROW_AND_BODY if aware else _WITHOUT_BODY
+            marker = _ROW_AWARE_BODY_REF if aware else _BODY_REF
+            payload = bytes([marker]) + ref[0] + result.model_dump_json(exclude=exclude).encode()
             self._remember(ref[0], ref[1])
         self._samples.append(payload)
         self._written += 1
@@ -200,7 +212,7 @@ class ResultCodec:
         wanted: set[bytes] = set()
         for doc in docs:
             payload = self._payload_or_none(doc)
-            if payload is not None and payload[:1] == bytes([_BODY_REF]):
+            if payload is not None and payload[:1] and payload[0] in _REFS:
                 digest = payload[1 : 1 + _HASH_BYTES]
                 if digest not in self._bodies:
                     wanted.add(digest)
@@ -248,16 +260,24 @@ class ResultCodec:
             raise CorruptRecord(f"result {result_id} cannot be read: {exc}") from None
         raise CorruptRecord(f"result {result_id} cannot be read: unknown encoding")
 
-    def decode(self, doc: bytes, result_id: str) -> Result:
-        """The result a doc holds (after `prepare` loaded what it refers to)."""
+    def decode(self, doc: bytes, result_id: str, row_fields: bytes = b"{") -> Result:
+        """The result a doc holds (after `prepare` loaded what it refers to); `row_fields` are
+        its row's (`result_rows.doc_fields`), which a doc of schema 6 leaves out."""
         payload = self.payload(bytes(doc), result_id)
+        marker = payload[0] if payload else 0
+        digest = b""
+        if marker in _REFS:
+            digest, payload = payload[1 : 1 + _HASH_BYTES], payload[1 + _HASH_BYTES :]
+        elif marker == _ROW_AWARE:
+            payload = payload[1:]
+        if marker in (_ROW_AWARE, _ROW_AWARE_BODY_REF):
+            payload = row_fields + payload[1:]
         try:
-            if payload[:1] != bytes([_BODY_REF]):
-                return Result.model_validate_json(payload)
-            digest = payload[1 : 1 + _HASH_BYTES]
-            result = Result.model_validate_json(payload[1 + _HASH_BYTES :])
+            result = Result.model_validate_json(payload)
         except ValueError as exc:
             raise CorruptRecord(f"result {result_id} cannot be read: {exc}") from None
+        if not digest:
+            return result
         body = self._bodies.get(digest)
         if body is None or result.response is None:
             raise CorruptRecord(f"result {result_id} cannot be read: its body is not in the store")

@@ -63,6 +63,8 @@ def pg_sql(sql: str) -> str:
 class PgConnection:
     """`apimd.store.sql.Connection` on a psycopg connection."""
 
+    dialect = "postgresql"
+
     def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self.raw = conn
 

@@ -14,7 +14,7 @@ from apimd.model.outcome import ResultCode
 from apimd.model.result import ConditionResult, RequestRecord, ResponseRecord, Result
 from apimd.store import SqliteStore
 from apimd.store import codec as codec_module
-from apimd.store.results import result_row
+from apimd.store.result_rows import encode_id, result_row
 from tests.store.conftest import OpenStore, make_result
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -119,7 +119,7 @@ async def test_a_dictionary_is_trained_from_written_results(
     assert [int(r[0]) for r in await store.db.fetchall("SELECT id FROM result_dicts")] == [1]
     later = [sample(i) for i in range(250, 300)]
     await store.add_results(later)
-    row = await store.db.fetchone("SELECT doc FROM results WHERE id = ?", (later[0].id,))
+    row = await store.db.fetchone("SELECT doc FROM results WHERE id = ?", (encode_id(later[0].id),))
     assert row is not None
     assert zstandard.get_frame_parameters(bytes(row[0])).dict_id == 1
     await store.close()
