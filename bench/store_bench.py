@@ -133,6 +133,10 @@ def remove_sqlite(path: Path) -> None:
 
 
 def sqlite_bytes(path: Path) -> int:
+    """The database file and its WAL, after a checkpoint: what the data takes, not how far the
+    WAL (up to `journal_size_limit`, 16 MiB) happens to have grown."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return sum(
         Path(f"{path}{s}").stat().st_size for s in ("", "-wal") if Path(f"{path}{s}").exists()
     )

@@ -117,8 +117,43 @@ class ResultCodec:
             return
         if self._dict_id == 0:
             await self._train_quietly(db, list(self._samples))
+            if self._dict_id != 0:
+                try:
+                    await self._recompress_undicted(db)
+                except Exception:  # they stay readable as they are
+                    log.warning("compressing the first results again failed", exc_info=True)
         else:
             self._training = asyncio.create_task(self._train_quietly(db, list(self._samples)))
+
+    async def _recompress_undicted(self, db: Database, *, batch: int = 2000) -> int:
+        """Compress the rows written before the store's first dictionary again, with it (their
+        content unchanged), so a store's first results take no more room than the rest; returns
+        how many were."""
+        rewritten, after = 0, -1
+        while True:
+            rows = await db.fetchall(
+                "SELECT seq, doc FROM results WHERE seq > ? ORDER BY seq LIMIT ?", (after, batch)
+            )
+            if not rows:
+                return rewritten
+            after = int(rows[-1][0])
+            docs = [(int(row[0]), bytes(row[1])) for row in rows]
+            undicted = [
+                (seq, doc)
+                for seq, doc in docs
+                if doc[:4] == _ZSTD_MAGIC and zstandard.get_frame_parameters(doc).dict_id == 0
+            ]
+            if not undicted:
+                return rewritten
+            async with db.transaction() as conn:
+                await conn.executemany(
+                    "UPDATE results SET doc = ? WHERE seq = ? AND doc = ?",
+                    [
+                        (self._compressor.compress(self.payload(doc, str(seq))), seq, doc)
+                        for seq, doc in undicted
+                    ],
+                )
+            rewritten += len(undicted)
 
     async def _train_quietly(
         self, db: Database, samples: list[bytes | bytearray | memoryview]
