@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
 from apimd.model.outcome import Outcome
 from apimd.model.result import Result
@@ -35,13 +35,10 @@ BODY_LIMIT = 64 * 1024
 _COLUMNS = ", ".join(RESULT_COLUMNS)
 
 
-@functools.lru_cache(maxsize=8)
-def _insert(rows: int) -> str:
-    """One statement inserting `rows` results, returning the ids that were new."""
-    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
-    return (
-        f"INSERT INTO results ({_COLUMNS}) VALUES {values} ON CONFLICT (id) DO NOTHING RETURNING id"
-    )
+_INSERT = (
+    f"INSERT INTO results ({_COLUMNS}) VALUES ({', '.join('?' * len(RESULT_COLUMNS))})"
+    " ON CONFLICT (id) DO NOTHING"
+)
 
 
 # PostgreSQL: the rows as one array per column, so a batch is one statement whose text psycopg
@@ -53,8 +50,6 @@ _PG_INSERT = (
     " ?::double precision[], ?::bytea[], ?::integer[]) ON CONFLICT (id) DO NOTHING RETURNING id)"
     " SELECT array_agg(id) FROM new"
 )
-_CHUNK = 100
-"""Results per INSERT on SQLite (12 parameters each)."""
 
 
 async def _insert_rows(conn: Connection, rows: list[tuple[object, ...]]) -> set[bytes]:
@@ -66,12 +61,16 @@ async def _insert_rows(conn: Connection, rows: list[tuple[object, ...]]) -> set[
             _PG_INSERT, [list(column) for column in zip(*rows, strict=True)]
         )
         return {bytes(key) for key in found[0][0] or ()}
-    new: set[bytes] = set()
-    for start in range(0, len(rows), _CHUNK):
-        chunk = rows[start : start + _CHUNK]
-        params = [value for row in chunk for value in row]
-        new.update(bytes(row[0]) for row in await conn.fetchall(_insert(len(chunk)), params))
-    return new
+    # SQLite: which ids are stored already (a statement per 500), then the others inserted.
+    ids = [cast(bytes, row[0]) for row in rows]
+    known: set[bytes] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        found = await conn.fetchall(f"SELECT id FROM results WHERE id IN ({marks})", chunk)
+        known.update(bytes(row[0]) for row in found)
+    await conn.executemany(_INSERT, [row for row in rows if row[0] not in known])
+    return set(ids) - known
 
 
 @dataclass(frozen=True)
