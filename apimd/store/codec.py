@@ -11,7 +11,9 @@ trained from the store's own results, and an unchanged PASS body kept once per t
   them in the current encoding.
 
 The frame's content: the result's JSON (`{…}`), or `\\x01`, the body hash, then the JSON without
-the response body."""
+the response body. Since schema 6 the JSON leaves out the fields its row holds
+(`apimd.store.result_rows.ROW_FIELDS`): `\\x02` then that JSON, or `\\x03`, the body hash, then
+that JSON without the response body; decoding puts the row's fields back."""
 
 from __future__ import annotations
 
@@ -23,10 +25,12 @@ import zlib
 from collections import OrderedDict, deque
 
 import zstandard
+from pydantic.main import IncEx
 
 from apimd.model.outcome import Outcome
 from apimd.model.result import Result
 from apimd.store.errors import CorruptRecord
+from apimd.store.result_rows import ROW_FIELDS, row_restores
 from apimd.store.sql import Connection, Database
 
 TRAIN_AFTER = 1000
@@ -39,6 +43,13 @@ LEVEL = 3
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _ZLIB_FIRST = 0x78  # every zlib stream of schema 1 starts with this byte (deflate, 32 KiB window)
 _BODY_REF = 0x01
+_ROW_AWARE = 0x02
+_ROW_AWARE_BODY_REF = 0x03
+_REFS = frozenset((_BODY_REF, _ROW_AWARE_BODY_REF))
+_WITHOUT_ROW: IncEx = set(ROW_FIELDS)
+_WITHOUT_ROW_AND_BODY: dict[str, IncEx | bool] = {"response": {"body"}}
+_WITHOUT_ROW_AND_BODY.update(dict.fromkeys(ROW_FIELDS, True))
+_WITHOUT_BODY: IncEx = {"response": {"body"}}
 _HASH_BYTES = 16
 _BODY_CACHE = 2048
 
@@ -106,8 +117,43 @@ class ResultCodec:
             return
         if self._dict_id == 0:
             await self._train_quietly(db, list(self._samples))
+            if self._dict_id != 0:
+                try:
+                    await self._recompress_undicted(db)
+                except Exception:  # they stay readable as they are
+                    log.warning("compressing the first results again failed", exc_info=True)
         else:
             self._training = asyncio.create_task(self._train_quietly(db, list(self._samples)))
+
+    async def _recompress_undicted(self, db: Database, *, batch: int = 2000) -> int:
+        """Compress the rows written before the store's first dictionary again, with it (their
+        content unchanged), so a store's first results take no more room than the rest; returns
+        how many were."""
+        rewritten, after = 0, -1
+        while True:
+            rows = await db.fetchall(
+                "SELECT seq, doc FROM results WHERE seq > ? ORDER BY seq LIMIT ?", (after, batch)
+            )
+            if not rows:
+                return rewritten
+            after = int(rows[-1][0])
+            docs = [(int(row[0]), bytes(row[1])) for row in rows]
+            undicted = [
+                (seq, doc)
+                for seq, doc in docs
+                if doc[:4] == _ZSTD_MAGIC and zstandard.get_frame_parameters(doc).dict_id == 0
+            ]
+            if not undicted:
+                return rewritten
+            async with db.transaction() as conn:
+                await conn.executemany(
+                    "UPDATE results SET doc = ? WHERE seq = ? AND doc = ?",
+                    [
+                        (self._compressor.compress(self.payload(doc, str(seq))), seq, doc)
+                        for seq, doc in undicted
+                    ],
+                )
+            rewritten += len(undicted)
 
     async def _train_quietly(
         self, db: Database, samples: list[bytes | bytearray | memoryview]
@@ -160,14 +206,15 @@ class ResultCodec:
             if self._last_body.get(result.name) == digest:
                 ref = (digest, response.body)
             self._last_body[result.name] = digest
+        aware = row_restores(result)
         if ref is None:
-            payload = result.model_dump_json().encode()
+            payload = result.model_dump_json(exclude=_WITHOUT_ROW if aware else None).encode()
+            if aware:
+                payload = bytes([_ROW_AWARE]) + payload
         else:
-            payload = (
-                bytes([_BODY_REF])
-                + ref[0]
-                + result.model_dump_json(exclude={"response": {"body"}}).encode()
-            )
+            exclude = _WITHOUT_ROW_AND_BODY if aware else _WITHOUT_BODY
+            marker = _ROW_AWARE_BODY_REF if aware else _BODY_REF
+            payload = bytes([marker]) + ref[0] + result.model_dump_json(exclude=exclude).encode()
             self._remember(ref[0], ref[1])
         self._samples.append(payload)
         self._written += 1
@@ -200,7 +247,7 @@ class ResultCodec:
         wanted: set[bytes] = set()
         for doc in docs:
             payload = self._payload_or_none(doc)
-            if payload is not None and payload[:1] == bytes([_BODY_REF]):
+            if payload is not None and payload[:1] and payload[0] in _REFS:
                 digest = payload[1 : 1 + _HASH_BYTES]
                 if digest not in self._bodies:
                     wanted.add(digest)
@@ -248,16 +295,24 @@ class ResultCodec:
             raise CorruptRecord(f"result {result_id} cannot be read: {exc}") from None
         raise CorruptRecord(f"result {result_id} cannot be read: unknown encoding")
 
-    def decode(self, doc: bytes, result_id: str) -> Result:
-        """The result a doc holds (after `prepare` loaded what it refers to)."""
+    def decode(self, doc: bytes, result_id: str, row_fields: bytes = b"{") -> Result:
+        """The result a doc holds (after `prepare` loaded what it refers to); `row_fields` are
+        its row's (`result_rows.doc_fields`), which a doc of schema 6 leaves out."""
         payload = self.payload(bytes(doc), result_id)
+        marker = payload[0] if payload else 0
+        digest = b""
+        if marker in _REFS:
+            digest, payload = payload[1 : 1 + _HASH_BYTES], payload[1 + _HASH_BYTES :]
+        elif marker == _ROW_AWARE:
+            payload = payload[1:]
+        if marker in (_ROW_AWARE, _ROW_AWARE_BODY_REF):
+            payload = row_fields + payload[1:]
         try:
-            if payload[:1] != bytes([_BODY_REF]):
-                return Result.model_validate_json(payload)
-            digest = payload[1 : 1 + _HASH_BYTES]
-            result = Result.model_validate_json(payload[1 + _HASH_BYTES :])
+            result = Result.model_validate_json(payload)
         except ValueError as exc:
             raise CorruptRecord(f"result {result_id} cannot be read: {exc}") from None
+        if not digest:
+            return result
         body = self._bodies.get(digest)
         if body is None or result.response is None:
             raise CorruptRecord(f"result {result_id} cannot be read: its body is not in the store")

@@ -33,6 +33,8 @@ _PRAGMAS = (
 class SqliteConnection:
     """`apimd.store.sql.Connection` on an aiosqlite connection."""
 
+    dialect = "sqlite"
+
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self.raw = conn
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from apimd.store.result_rows import RESULT_COLUMNS, encode_id
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -185,12 +187,41 @@ _EVENTS = (
     )""",
 )
 
+# Issue 18: a result's id in 16 bytes (a UUID's own bytes; see `apimd.store.result_rows`), in the
+# row and in its index, instead of 36 characters. SQLite cannot change a column's type: the table is
+# rebuilt (same seq, so cursors and the order of equal start times are kept). Docs written from now
+# on leave out what the row holds; the docs already stored are read as they are.
+# The table of migration 1 (with migration 3's `maintenance`), its id a BLOB.
+_RESULTS_V6 = (
+    _INITIAL[4]
+    .replace("CREATE TABLE results (", "CREATE TABLE results_v6 (")
+    .replace("id TEXT NOT NULL UNIQUE", "id BLOB NOT NULL UNIQUE")
+    .replace("doc BLOB NOT NULL\n", "doc BLOB NOT NULL,\n maintenance INTEGER NOT NULL DEFAULT 0\n")
+)
+_RESULT_COLUMNS = ", ".join(RESULT_COLUMNS[1:])
+
+
+async def _binary_result_ids(conn: aiosqlite.Connection) -> None:
+    await conn.create_function("apimd_result_id", 1, encode_id, deterministic=True)
+    for statement in (
+        _RESULTS_V6,
+        f"INSERT INTO results_v6 (seq, id, {_RESULT_COLUMNS})"
+        f" SELECT seq, apimd_result_id(id), {_RESULT_COLUMNS} FROM results ORDER BY seq",
+        "DROP TABLE results",
+        "ALTER TABLE results_v6 RENAME TO results",
+        "CREATE INDEX results_by_name ON results (name, started_at)",
+        "CREATE INDEX results_by_time ON results (started_at)",
+    ):
+        await conn.execute(statement)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "results: zstd with trained dictionaries, bodies stored once", _RESULT_CODEC),
     Migration(3, "alerts: last sending time of notifiers, maintenance", _ALERTS),
     Migration(4, "agents and firings", _AGENTS),
     Migration(5, "cluster events", _EVENTS),
+    Migration(6, "results: 16-byte ids, docs without their row's columns", (), _binary_result_ids),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -168,12 +168,25 @@ _EVENTS = (
     )""",
 )
 
+# The twin of SQLite's migration 6: ids in 16 bytes as `apimd.store.result_rows.encode_id` writes
+# them (a canonical UUID as its bytes, any other id as 0xff + its UTF-8, 0xffff + it when that would
+# be 16 bytes long).
+_BINARY_RESULT_IDS = (
+    """ALTER TABLE results ALTER COLUMN id TYPE BYTEA USING (CASE
+        WHEN id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+            THEN decode(replace(id, '-', ''), 'hex')
+        WHEN octet_length(convert_to(id, 'UTF8')) = 15 THEN '\\xffff'::bytea || convert_to(id, 'UTF8')
+        ELSE '\\xff'::bytea || convert_to(id, 'UTF8')
+    END)""",
+)
+
 PG_MIGRATIONS: tuple[PgMigration, ...] = (
     PgMigration(1, "initial schema", _INITIAL, procrastinate=True),
     PgMigration(2, "results: zstd with trained dictionaries, bodies stored once", _RESULT_CODEC),
     PgMigration(3, "alerts: last sending time of notifiers, maintenance", _ALERTS),
     PgMigration(4, "agents and firings", _AGENTS),
     PgMigration(5, "cluster events", _EVENTS),
+    PgMigration(6, "results: 16-byte ids, docs without their row's columns", _BINARY_RESULT_IDS),
 )
 
 PG_LATEST_VERSION = PG_MIGRATIONS[-1].version

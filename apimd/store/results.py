@@ -9,25 +9,68 @@ import binascii
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import cast
 
 from apimd.model.outcome import Outcome
 from apimd.model.result import Result
 from apimd.store.codec import ResultCodec
 from apimd.store.errors import InvalidCursor
+from apimd.store.result_rows import (
+    RESULT_COLUMNS,
+    SELECT,
+    decode_id,
+    doc_fields,
+    encode_id,
+    result_row,
+)
 from apimd.store.rollups import record_rollups
-from apimd.store.sql import Connection, Database
+from apimd.store.sql import Connection, Database, Row
 from apimd.store.timestamps import to_us
+
+__all__ = ["BODY_LIMIT", "RecentRuns", "ResultPage", "ResultStore", "cap_bodies", "result_row"]
 
 BODY_LIMIT = 64 * 1024
 """Bytes of a request or response body kept in a stored result (UTF-8)."""
 
-_INSERT = """
-    INSERT INTO results (id, kind, name, trigger, started_at, finished_at, outcome, result,
-                         http_status, total_ms, doc, maintenance)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (id) DO NOTHING
-"""
+_COLUMNS = ", ".join(RESULT_COLUMNS)
+
+
+_INSERT = (
+    f"INSERT INTO results ({_COLUMNS}) VALUES ({', '.join('?' * len(RESULT_COLUMNS))})"
+    " ON CONFLICT (id) DO NOTHING"
+)
+
+
+# PostgreSQL: the rows as one array per column, so a batch is one statement whose text psycopg
+# parses once (a multi-row VALUES has too many parameters for its cache, and `executemany` costs a
+# message per row), and the new ids come back as one array (not a row each).
+_PG_INSERT = (
+    f"WITH new AS (INSERT INTO results ({_COLUMNS}) SELECT * FROM unnest(?::bytea[], ?::text[],"
+    " ?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::integer[],"
+    " ?::double precision[], ?::bytea[], ?::integer[]) ON CONFLICT (id) DO NOTHING RETURNING id)"
+    " SELECT array_agg(id) FROM new"
+)
+
+
+async def _insert_rows(conn: Connection, rows: list[tuple[object, ...]]) -> set[bytes]:
+    """Insert result rows (`result_row`); returns the ids of those that were not stored yet."""
+    if not rows:
+        return set()
+    if conn.dialect == "postgresql":
+        found = await conn.fetchall(
+            _PG_INSERT, [list(column) for column in zip(*rows, strict=True)]
+        )
+        return {bytes(key) for key in found[0][0] or ()}
+    # SQLite: which ids are stored already (a statement per 500), then the others inserted.
+    ids = [cast(bytes, row[0]) for row in rows]
+    known: set[bytes] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        found = await conn.fetchall(f"SELECT id FROM results WHERE id IN ({marks})", chunk)
+        known.update(bytes(row[0]) for row in found)
+    await conn.executemany(_INSERT, [row for row in rows if row[0] not in known])
+    return set(ids) - known
 
 
 @dataclass(frozen=True)
@@ -72,24 +115,6 @@ class RecentRuns:
     latest: Result | None = None
     totals: list[float] = field(default_factory=list)
     counts: dict[Outcome, int] = field(default_factory=dict)
-
-
-def result_row(result: Result, doc: bytes) -> tuple[object, ...]:
-    """The `results` row of an already capped result, its doc encoded."""
-    return (
-        result.id,
-        result.kind,
-        result.name,
-        result.trigger,
-        to_us(result.started_at),
-        to_us(result.finished_at),
-        result.outcome.value,
-        result.result.value,
-        result.http_status,
-        result.timings_ms.total,
-        doc,
-        int(result.maintenance),
-    )
 
 
 GROUP_COMMIT_MAX = 500
@@ -153,16 +178,19 @@ class ResultStore:
     async def write(self, conn: Connection, results: Sequence[Result]) -> int:
         """Store `results` (bodies capped, rollups counted) in the caller's transaction; returns
         how many were new."""
-        capped: dict[str, Result] = {}
+        capped: dict[bytes, Result] = {}
         for result in results:
-            capped.setdefault(result.id, cap_bodies(result))
-        for known in await _existing_ids(conn, list(capped)):
-            del capped[known]
-        new = list(capped.values())
-        docs = await self._encode(conn, new)
-        await conn.executemany(
-            _INSERT, [result_row(r, doc) for r, doc in zip(new, docs, strict=True)]
+            key = encode_id(result.id)
+            if key not in capped:
+                capped[key] = cap_bodies(result)
+        items = list(capped.items())
+        bodies: dict[bytes, tuple[str, int]] = {}
+        docs = self._encode_docs([result for _, result in items], bodies)
+        stored = await _insert_rows(
+            conn, [result_row(r, doc, key) for (key, r), doc in zip(items, docs, strict=True)]
         )
+        await self.codec.store_bodies(conn, bodies)
+        new = [result for key, result in items if key in stored]
         await record_rollups(conn, new)
         return len(new)
 
@@ -187,7 +215,12 @@ class ResultStore:
                 break
             after = int(rows[-1]["seq"])
             old = [r for r in rows if not self.codec.is_current(bytes(r["doc"]))]
-            results = await self._decode([(r["id"], r["doc"]) for r in old])
+            # Schema 1's docs are whole results: their rows add nothing.
+            docs = [bytes(r["doc"]) for r in old]
+            await self.codec.prepare(self._db, docs)
+            results = [
+                self.codec.decode(doc, decode_id(r["id"])) for r, doc in zip(old, docs, strict=True)
+            ]
             if results and self.codec.wants_first_dictionary():
                 await self.codec.train(self._db, self.codec.samples_of(results))
             if results:
@@ -207,25 +240,39 @@ class ResultStore:
 
     async def _encode(self, conn: Connection, results: Sequence[Result]) -> list[bytes]:
         """The docs of `results`, storing the bodies they refer to by hash."""
-        docs: list[bytes] = []
         bodies: dict[bytes, tuple[str, int]] = {}
+        docs = self._encode_docs(results, bodies)
+        await self.codec.store_bodies(conn, bodies)
+        return docs
+
+    def _encode_docs(
+        self, results: Sequence[Result], bodies: dict[bytes, tuple[str, int]]
+    ) -> list[bytes]:
+        """The docs of `results`; the bodies they refer to by hash are added to `bodies` (hash →
+        body, latest start using it)."""
+        docs: list[bytes] = []
         for result in results:
             doc, ref = self.codec.encode(result)
             docs.append(doc)
             if ref is not None:
                 used = max(to_us(result.started_at), bodies.get(ref[0], ("", 0))[1])
                 bodies[ref[0]] = (ref[1], used)
-        await self.codec.store_bodies(conn, bodies)
         return docs
 
-    async def _decode(self, rows: Sequence[tuple[Any, Any]]) -> list[Result]:
-        docs = [bytes(doc) for _, doc in rows]
+    async def _decode(self, rows: Sequence[Row]) -> list[Result]:
+        """The results of rows selected with `result_rows.SELECT`."""
+        docs = [bytes(row["doc"]) for row in rows]
         await self.codec.prepare(self._db, docs)
-        return [self.codec.decode(doc, str(rid)) for (rid, _), doc in zip(rows, docs, strict=True)]
+        return [
+            self.codec.decode(doc, decode_id(row["id"]), doc_fields(row))
+            for row, doc in zip(rows, docs, strict=True)
+        ]
 
     async def get(self, result_id: str) -> Result | None:
-        row = await self._db.fetchone("SELECT doc FROM results WHERE id = ?", (result_id,))
-        return None if row is None else (await self._decode([(result_id, row[0])]))[0]
+        row = await self._db.fetchone(
+            f"SELECT {SELECT} FROM results WHERE id = ?", (encode_id(result_id),)
+        )
+        return None if row is None else (await self._decode([row]))[0]
 
     async def page(
         self,
@@ -269,12 +316,12 @@ class ResultStore:
             started, seq = _parse_cursor(cursor)
             where.append("(started_at < ? OR (started_at = ? AND seq < ?))")
             params += [started, started, seq]
-        sql = "SELECT seq, id, started_at, doc FROM results"
+        sql = f"SELECT seq, {SELECT} FROM results"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY started_at DESC, seq DESC LIMIT ?"
         rows = await self._db.fetchall(sql, [*params, limit + 1])
-        results = await self._decode([(row["id"], row["doc"]) for row in rows[:limit]])
+        results = await self._decode(rows[:limit])
         if name is not None and parents:
             results = [
                 found
@@ -310,12 +357,12 @@ class ResultStore:
         ):
             out.setdefault(row["name"], RecentRuns()).totals.append(float(row["total_ms"]))
         rows = await self._db.fetchall(
-            "SELECT id, name, doc FROM (SELECT id, name, doc, ROW_NUMBER() OVER"
+            f"SELECT {SELECT} FROM (SELECT {SELECT}, ROW_NUMBER() OVER"
             " (PARTITION BY name ORDER BY started_at DESC, seq DESC) AS rn FROM results"
             " WHERE started_at >= ?) AS ranked WHERE rn = 1",
             (since_us,),
         )
-        decoded = await self._decode([(row["id"], row["doc"]) for row in rows])
+        decoded = await self._decode(rows)
         for row, result in zip(rows, decoded, strict=True):
             out.setdefault(row["name"], RecentRuns()).latest = result
         return out
@@ -327,12 +374,12 @@ class ResultStore:
         out: dict[str, Result] = {}
         for name in names:
             row = await self._db.fetchone(
-                "SELECT id, doc FROM results WHERE name = ?"
+                f"SELECT {SELECT} FROM results WHERE name = ?"
                 " ORDER BY started_at DESC, seq DESC LIMIT 1",
                 (name,),
             )
             if row is not None:
-                out[name] = (await self._decode([(row["id"], row["doc"])]))[0]
+                out[name] = (await self._decode([row]))[0]
         return out
 
     async def prune(self, older_than: datetime, *, batch: int = 5000) -> int:
@@ -377,16 +424,6 @@ def latest_including_steps(
             if latest is None or step.started_at > latest.started_at:
                 latest = step
     return latest
-
-
-async def _existing_ids(conn: Connection, ids: list[str]) -> list[str]:
-    found: list[str] = []
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ", ".join("?" * len(chunk))
-        rows = await conn.fetchall(f"SELECT id FROM results WHERE id IN ({marks})", chunk)
-        found += [str(row[0]) for row in rows]
-    return found
 
 
 def _make_cursor(started_us: int, seq: int) -> str:

@@ -69,8 +69,10 @@ class _Hour:
         self.lat_min = ms if self.lat_min is None else min(self.lat_min, ms)
         self.lat_max = ms if self.lat_max is None else max(self.lat_max, ms)
 
-    def merge(self, other: _Hour) -> None:
-        self.counts.update(other.counts)
+    def add_totals(self, other: _Hour) -> None:
+        """Add `other`'s counts and latency totals (not its buckets)."""
+        for outcome, count in other.counts.items():
+            self.counts[outcome] += count
         self.maintenance += other.maintenance
         self.lat_count += other.lat_count
         self.lat_sum += other.lat_sum
@@ -78,7 +80,6 @@ class _Hour:
             if value is not None:
                 self.lat_min = value if self.lat_min is None else min(self.lat_min, value)
                 self.lat_max = value if self.lat_max is None else max(self.lat_max, value)
-        self.buckets.update(other.buckets)
 
     def uptime(self) -> float | None:
         counted = sum(self.counts[o] for o in _OUTCOMES if o is not Outcome.SKIPPED)
@@ -86,11 +87,11 @@ class _Hour:
 
     def latency(self) -> Latency:
         if self.lat_count == 0 or self.lat_min is None or self.lat_max is None:
-            return Latency()
+            return Latency.model_construct()
         p50, p95, p99 = percentiles(
             self.buckets, (0.50, 0.95, 0.99), minimum=self.lat_min, maximum=self.lat_max
         )
-        return Latency(
+        return Latency.model_construct(
             count=self.lat_count,
             min_ms=self.lat_min,
             max_ms=self.lat_max,
@@ -147,7 +148,11 @@ async def record_rollups(conn: Connection, results: Iterable[Result]) -> None:
 
 
 async def query_stats(db: Database, name: str, since: datetime, until: datetime) -> Stats:
-    """Statistics of `name` over the hours from the one holding `since` up to `until`."""
+    """Statistics of `name` over the hours from the one holding `since` up to `until`.
+
+    Reads only the rollups (one row per hour, and its histogram's non-empty buckets), so its cost
+    grows with the hours in the window, not the results; the models are built from values already
+    checked (`model_construct`): at 720 hours validating them was a third of the time."""
     low, high = hour_floor_us(to_us(since)), to_us(until)
     rows = await db.fetchall(
         f"SELECT hour, {_COUNT_COLUMNS}, n_maintenance, lat_count, lat_sum, lat_min, lat_max"
@@ -155,31 +160,35 @@ async def query_stats(db: Database, name: str, since: datetime, until: datetime)
         " WHERE name = ? AND hour >= ? AND hour < ? ORDER BY hour",
         (name, low, high),
     )
-    hours: dict[int, _Hour] = {}
+    per_hour: dict[int, Counter[int]] = {}
+    window = _Hour()
+    for row in await db.fetchall(
+        "SELECT hour, bucket, count FROM rollup_buckets WHERE name = ? AND hour >= ? AND hour < ?",
+        (name, low, high),
+    ):
+        hour_us: int = row[0]
+        bucket: int = row[1]
+        count: int = row[2]
+        buckets = per_hour.get(hour_us)
+        if buckets is None:
+            buckets = per_hour[hour_us] = Counter()
+        buckets[bucket] = count
+        window.buckets[bucket] += count
+    series: list[StatsPoint] = []
     for row in rows:
         hour = _Hour(
-            counts=Counter({o: int(row[c]) for o, c in _OUTCOME_COLUMNS.items()}),
+            counts=Counter({o: row[1 + i] for i, o in enumerate(_OUTCOMES)}),
             maintenance=int(row["n_maintenance"]),
             lat_count=int(row["lat_count"]),
             lat_sum=float(row["lat_sum"]),
             lat_min=row["lat_min"],
             lat_max=row["lat_max"],
+            buckets=per_hour.get(row[0], Counter()),
         )
-        hours[int(row["hour"])] = hour
-    for row in await db.fetchall(
-        "SELECT hour, bucket, count FROM rollup_buckets WHERE name = ? AND hour >= ? AND hour < ?",
-        (name, low, high),
-    ):
-        hour_rollup = hours.get(int(row[0]))
-        if hour_rollup is not None:
-            hour_rollup.buckets[int(row[1])] += int(row[2])
-    window = _Hour()
-    series: list[StatsPoint] = []
-    for hour_us, hour in hours.items():
-        window.merge(hour)
+        window.add_totals(hour)
         series.append(
-            StatsPoint(
-                start=from_us(hour_us),
+            StatsPoint.model_construct(
+                start=from_us(row[0]),
                 counts={o: hour.counts[o] for o in _OUTCOMES},
                 maintenance=hour.maintenance,
                 uptime=hour.uptime(),

@@ -22,6 +22,9 @@ class Row(Protocol):
 class Connection(Protocol):
     """A connection inside a transaction (see `Database.transaction`)."""
 
+    dialect: str
+    """`sqlite` or `postgresql`, for the rare statement one SQL text cannot serve."""
+
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; returns the number of rows it changed."""
         ...

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from apimd.store.errors import StoreError
+from apimd.store.result_rows import RESULT_COLUMNS
 from apimd.store.sql import Database
 
 BATCH = 1000
@@ -19,20 +20,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "token_runtime": ("name", "state", "expires_at", "saved_at", "doc"),
     "result_dicts": ("id", "created_at", "dict"),
     "result_bodies": ("hash", "last_used", "body"),
-    "results": (
-        "id",
-        "kind",
-        "name",
-        "trigger",
-        "started_at",
-        "finished_at",
-        "outcome",
-        "result",
-        "http_status",
-        "total_ms",
-        "doc",
-        "maintenance",
-    ),
+    "results": RESULT_COLUMNS,
     "rollups": (
         "name",
         "hour",

@@ -14,7 +14,7 @@ from apimd.model.outcome import ResultCode
 from apimd.model.result import ConditionResult, RequestRecord, ResponseRecord, Result
 from apimd.store import SqliteStore
 from apimd.store import codec as codec_module
-from apimd.store.results import result_row
+from apimd.store.result_rows import encode_id, result_row
 from tests.store.conftest import OpenStore, make_result
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -108,20 +108,48 @@ async def test_unchanged_pass_bodies_are_stored_once_per_target(open_any_store: 
     assert await store.db.fetchall("SELECT hash FROM result_bodies") == []
 
 
+async def _first_results(
+    open_any_store: OpenStore, monkeypatch: pytest.MonkeyPatch, count: int
+) -> tuple[SqliteStore, list[Result]]:
+    """A store that trains its first dictionary after 200 results, and `count` results in it."""
+    monkeypatch.setattr(codec_module, "TRAIN_AFTER", 200)
+    store = await open_any_store()
+    first = [sample(i) for i in range(count)]
+    await store.add_results(first)
+    return store, first
+
+
 async def test_a_dictionary_is_trained_from_written_results(
     open_any_store: OpenStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(codec_module, "TRAIN_AFTER", 200)
-    store = await open_any_store()
-    first = [sample(i) for i in range(250)]
-    await store.add_results(first)
+    store, first = await _first_results(open_any_store, monkeypatch, 250)
     await store.results.drain_training()
     assert [int(r[0]) for r in await store.db.fetchall("SELECT id FROM result_dicts")] == [1]
     later = [sample(i) for i in range(250, 300)]
     await store.add_results(later)
-    row = await store.db.fetchone("SELECT doc FROM results WHERE id = ?", (later[0].id,))
+    row = await store.db.fetchone("SELECT doc FROM results WHERE id = ?", (encode_id(later[0].id),))
     assert row is not None
     assert zstandard.get_frame_parameters(bytes(row[0])).dict_id == 1
+    await store.close()
+    store = await open_any_store()
+    assert await _all(store) == {r.id: r for r in first + later}
+
+
+async def test_results_written_before_the_first_dictionary_are_compressed_again_with_it(
+    open_any_store: OpenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, first = await _first_results(open_any_store, monkeypatch, 150)  # too few to train
+    rows = await store.db.fetchall("SELECT doc FROM results")
+    before = sum(len(bytes(row[0])) for row in rows)
+    assert {zstandard.get_frame_parameters(bytes(row[0])).dict_id for row in rows} == {0}
+    later = [sample(i) for i in range(150, 300)]
+    await store.add_results(later)  # trains the first dictionary
+    rows = await store.db.fetchall("SELECT id, doc FROM results")
+    assert {zstandard.get_frame_parameters(bytes(row[1])).dict_id for row in rows} == {1}
+    first_ids = {encode_id(r.id) for r in first}
+    after = sum(len(bytes(row[1])) for row in rows if bytes(row[0]) in first_ids)
+    assert after < before * 0.8
+    assert await _all(store) == {r.id: r for r in first + later}
     await store.close()
     store = await open_any_store()
     assert await _all(store) == {r.id: r for r in first + later}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from apimd.store import Store, StoreError, open_store
+from apimd.store.result_rows import decode_id
 from apimd.store.transfer import TABLES, copy_database
 from tests.store.conftest import TEST_KEY, make_result
 from tests.store.test_secrets import read_every_kind_of_secret_back, write_every_kind_of_secret
@@ -63,7 +64,7 @@ async def test_a_table_streams_in_batches_in_order(store: Store) -> None:
     most `size` rows in memory."""
     await store.add_results([make_result(f"s-{i:02d}") for i in range(25)])
     batches = [
-        [row["id"] for row in rows]
+        [decode_id(row["id"]) for row in rows]
         async for rows in store.db.stream("SELECT id FROM results ORDER BY seq", size=10)
     ]
     assert [len(b) for b in batches] == [10, 10, 5]

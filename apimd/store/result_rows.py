@@ -1,0 +1,113 @@
+"""A result's `results` row (schema 6): its id in 16 bytes when it is a UUID, and the columns a
+doc no longer repeats (the row holds them; decoding puts them back).
+
+Ids: a canonical UUID string (lowercase, hyphenated, as `str(uuid.uuid4())` writes every run id)
+is kept as its 16 bytes; any other id as `\\xff` + its UTF-8 (`\\xff\\xff` + it when that would be
+16 bytes long), so a 16-byte value is always a UUID and every id reads back as the same string.
+UTF-8 never contains the byte 0xff, so the prefix is unambiguous."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from apimd.model.result import Result
+from apimd.store.timestamps import from_us, to_us
+
+_UUID_BYTES = 16
+_TEXT = b"\xff"
+_ZERO = timedelta(0)
+
+RESULT_COLUMNS = (
+    "id",
+    "kind",
+    "name",
+    "trigger",
+    "started_at",
+    "finished_at",
+    "outcome",
+    "result",
+    "http_status",
+    "total_ms",
+    "doc",
+    "maintenance",
+)
+"""The columns of `results` (but `seq`), in `result_row`'s order."""
+
+ROW_FIELDS = frozenset(RESULT_COLUMNS) - {"total_ms", "doc"}
+"""Fields of a result that its row holds, left out of a doc written in the row-aware form."""
+
+SELECT = "id, kind, name, trigger, started_at, finished_at, outcome, result, http_status, maintenance, doc"
+"""The columns a result is decoded from (`doc_fields` and the doc), by name."""
+
+
+def encode_id(result_id: str) -> bytes:
+    """The stored form of a result id (see the module doc)."""
+    if len(result_id) == 36 and result_id[8::5][:4] == "----":
+        digits = result_id.replace("-", "", 4)
+        try:
+            raw = bytes.fromhex(digits)
+        except ValueError:
+            raw = b""
+        if len(raw) == _UUID_BYTES and raw.hex() == digits:  # lowercase, nothing else
+            return raw
+    text = result_id.encode(errors="surrogatepass")
+    return (_TEXT * 2 if len(text) + 1 == _UUID_BYTES else _TEXT) + text
+
+
+def decode_id(stored: Any) -> str:
+    """The result id `encode_id` stored (a text id of a row written before schema 6 as it is)."""
+    if isinstance(stored, str):
+        return stored
+    data = bytes(stored)
+    if len(data) == _UUID_BYTES:
+        return str(uuid.UUID(bytes=data))
+    return data.lstrip(_TEXT).decode(errors="surrogatepass")
+
+
+def result_row(result: Result, doc: bytes, stored_id: bytes | None = None) -> tuple[object, ...]:
+    """The `results` row of an already capped result, its doc encoded (`stored_id`: its
+    `encode_id`, when already known)."""
+    return (
+        encode_id(result.id) if stored_id is None else stored_id,
+        result.kind,
+        result.name,
+        result.trigger,
+        to_us(result.started_at),
+        to_us(result.finished_at),
+        result.outcome.value,
+        result.result.value,
+        result.http_status,
+        result.timings_ms.total,
+        doc,
+        int(result.maintenance),
+    )
+
+
+def row_restores(result: Result) -> bool:
+    """Whether the row gives back `ROW_FIELDS` exactly: its times are UTC (a row holds instants,
+    so another offset, or none, stays in the doc)."""
+    return all(
+        moment.tzinfo is not None and moment.utcoffset() == _ZERO
+        for moment in (result.started_at, result.finished_at)
+    )
+
+
+def doc_fields(row: Any) -> bytes:
+    """`ROW_FIELDS` of a row as the start of a JSON object (`{"id": …, …,`), to put in front of
+    a row-aware doc's other fields."""
+    fields = {
+        "id": decode_id(row["id"]),
+        "kind": row["kind"],
+        "name": row["name"],
+        "trigger": row["trigger"],
+        "started_at": from_us(int(row["started_at"])).isoformat(),
+        "finished_at": from_us(int(row["finished_at"])).isoformat(),
+        "outcome": row["outcome"],
+        "result": row["result"],
+        "http_status": row["http_status"],
+        "maintenance": bool(row["maintenance"]),
+    }
+    return json.dumps(fields, separators=(",", ":"))[:-1].encode() + b","

@@ -1,0 +1,148 @@
+"""Schema 6: result ids in 16 bytes, docs without the columns their row holds. A store written by
+schema 5 (text ids, whole-result docs) is migrated, reads back the same results, and the same
+results written in the new encoding read back identical (as objects and as the API's JSON)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+import zlib
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import zstandard
+
+from apimd.model.result import Result
+from apimd.store.migrations import MIGRATIONS
+from apimd.store.pg_migrations import PG_MIGRATIONS
+from apimd.store.result_rows import decode_id, encode_id
+from apimd.store.timestamps import to_us
+from tests.store.conftest import OpenStore, make_result
+from tests.store.test_codec import _all, sample
+
+START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "result_id",
+    [
+        str(uuid.uuid4()),
+        str(uuid.uuid4()).upper(),  # not canonical: kept as text, read back as given
+        "r1",
+        "x" * 15,  # 0xff + 15 bytes would be 16: stored with a second 0xff
+        "x" * 16,
+        "é" * 8,
+        "21789e20_cdf1_4f81_98e9_30892ce7fd54",
+        "21789e20-cdf1-4f81-98e9-30892ce7fd5g",
+        " 1789e20-cdf1-4f81-98e9-30892ce7fd54",
+    ],
+)
+def test_every_id_reads_back_as_the_same_string(result_id: str) -> None:
+    stored = encode_id(result_id)
+    assert decode_id(stored) == result_id
+    assert (len(stored) == 16) == _is_uuid(result_id)
+
+
+def _results() -> list[Result]:
+    """UUID and other ids, UTC, other-offset and naive times, workflows with steps, bodies."""
+    results = [sample(i) for i in range(120)]
+    results = [
+        r.model_copy(update={"id": str(uuid.uuid4())}) if i % 2 else r
+        for i, r in enumerate(results)
+    ]
+    paris = timezone(timedelta(hours=1))
+    results.append(
+        make_result(
+            "x" * 15, started_at=START.astimezone(paris), maintenance=True, http_status=None
+        )
+    )
+    naive = START.replace(tzinfo=None) + timedelta(minutes=5)
+    results.append(make_result(str(uuid.uuid4()), started_at=naive, trigger="manual"))
+    return results
+
+
+async def _write_schema_5(
+    open_any_store: OpenStore, results: list[Result], patch: pytest.MonkeyPatch
+) -> None:
+    """A store at schema 5 holding `results` as schema 5 wrote them: text ids, each doc the
+    whole result's JSON (a zstd frame without a dictionary, or zlib as schema 1 wrote)."""
+    patch.setattr("apimd.store.db.MIGRATIONS", MIGRATIONS[:5])
+    patch.setattr("apimd.store.db.LATEST_VERSION", 5)
+    patch.setattr("apimd.store.postgres.PG_MIGRATIONS", PG_MIGRATIONS[:5])
+    patch.setattr("apimd.store.postgres.PG_LATEST_VERSION", 5)
+    store = await open_any_store()
+    zstd = zstandard.ZstdCompressor(level=3)
+    rows = []
+    for i, r in enumerate(results):
+        payload = r.model_dump_json().encode()
+        doc = zlib.compress(payload, 6) if i % 3 == 0 else zstd.compress(payload)
+        rows.append(
+            (
+                r.id,
+                r.kind,
+                r.name,
+                r.trigger,
+                to_us(r.started_at),
+                to_us(r.finished_at),
+                r.outcome.value,
+                r.result.value,
+                r.http_status,
+                r.timings_ms.total,
+                doc,
+                int(r.maintenance),
+            )
+        )
+    async with store.db.transaction() as conn:
+        await conn.executemany(
+            "INSERT INTO results (id, kind, name, trigger, started_at, finished_at, outcome,"
+            " result, http_status, total_ms, doc, maintenance)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    await store.close()
+
+
+async def test_schema_5_results_are_migrated_and_read_back_identical_to_the_new_encoding(
+    open_any_store: OpenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = _results()
+    with monkeypatch.context() as patch:
+        await _write_schema_5(open_any_store, results, patch)
+
+    store = await open_any_store()  # migration 6: ids to 16 bytes; old docs stay as they are
+    ids = {
+        decode_id(row[0]): bytes(row[0])
+        for row in await store.db.fetchall("SELECT id FROM results")
+    }
+    assert set(ids) == {r.id for r in results}
+    assert all((len(ids[r.id]) == 16) == _is_uuid(r.id) for r in results)
+    old = await _all(store)
+    assert old == {r.id: r for r in results}
+    for result in results[:3] + results[-2:]:
+        assert await store.get_result(result.id) == result
+
+    # The same results in the new encoding: docs without the row's columns.
+    async with store.db.transaction() as conn:
+        await conn.execute("DELETE FROM results")
+    assert await store.add_results(results) == len(results)
+    new = await _all(store)
+    assert new == old
+    for row in await store.db.fetchall("SELECT id, doc FROM results"):
+        result_id = decode_id(row[0])
+        payload = store.results.codec.payload(bytes(row[1]), result_id)
+        utc = result_id not in (results[-2].id, results[-1].id)
+        assert (f'"id":"{result_id}"'.encode() not in payload) == utc
+    assert {k: v.model_dump_json() for k, v in new.items()} == {
+        k: v.model_dump_json() for k, v in old.items()
+    }
+    assert json.loads(new[results[-2].id].model_dump_json())["started_at"].endswith("+01:00")
+    # Adding them again stores nothing twice.
+    assert await store.add_results(results) == 0
+    assert (await store.db.fetchone("SELECT COUNT(*) FROM results"))[0] == len(results)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
