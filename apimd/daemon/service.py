@@ -22,7 +22,6 @@ from apimd.daemon.scheduler import ScheduleRunner
 from apimd.engine.recording import failed_result
 from apimd.engine.runner import Engine, UnknownTarget
 from apimd.engine.signin import SignInDone, SignInFlows, SignInStarted
-from apimd.engine.tokens import effective_state
 from apimd.model.api import ApplySummary, StatusInfo, Summary, TargetSummary
 from apimd.model.common import parse_duration
 from apimd.model.errors import Issue, ValidationFailed
@@ -31,6 +30,7 @@ from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.project import Project
 from apimd.model.resources import Token, TokenState, Workflow
 from apimd.model.result import Result, Trigger
+from apimd.model.runtime import effective_state
 from apimd.model.stats import Stats
 from apimd.settings import Settings
 from apimd.store import ApplyReport, SqliteStore

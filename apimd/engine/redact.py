@@ -23,7 +23,7 @@ from urllib.parse import quote, quote_plus, unquote_plus
 from yarl import URL
 
 from apimd.engine.template import url_path_value, url_query_value
-from apimd.model.common import SECRET_MASK
+from apimd.model.common import LONE_SURROGATE, SECRET_MASK, has_lone_surrogate, storable
 
 ALWAYS_REDACTED_HEADERS = frozenset(
     {"authorization", "cookie", "set-cookie", "proxy-authorization"}
@@ -47,20 +47,6 @@ _FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _UNICODE_ESCAPE = re.compile(r"\\u[0-9A-Fa-f]{4}")
 _HEX_LETTER = re.compile(r"[A-Fa-f]")
-# A lone UTF-16 surrogate (from a JSON `\ud800` escape, or an undecodable byte kept by
-# `surrogateescape`) is a valid `str` that UTF-8 cannot encode: the store, events and API refuse it.
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def storable(text: str) -> str:
-    """`text` with every lone surrogate replaced by U+FFFD, so it can be stored and sent."""
-    if text.isascii():
-        return text
-    return _LONE_SURROGATE.sub("\ufffd", text)
-
-
-def has_lone_surrogate(text: str) -> bool:
-    return not text.isascii() and _LONE_SURROGATE.search(text) is not None
 
 
 class Redactor:
@@ -314,7 +300,7 @@ def _mask_json_text(body: str, *, require_container: bool) -> str | None:
     except (ValueError, RecursionError, TypeError):
         return None
     # A lone surrogate can only sit inside a JSON string: write it back as the escape it was.
-    return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match[0]):04x}", text)
+    return LONE_SURROGATE.sub(lambda match: f"\\u{ord(match[0]):04x}", text)
 
 
 def _mask_json_keys(document: Any) -> Any:

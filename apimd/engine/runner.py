@@ -40,7 +40,6 @@ from apimd.engine.signin_vars import is_state_template, signin_variables
 from apimd.engine.template import Scope, render, system_variables
 from apimd.engine.tokens import (
     NEEDS_SIGN_IN_ERRORS,
-    NOT_SECRET_TOKEN_VARIABLES,
     RefreshOutcome,
     TokenManager,
     TokenUnavailable,
@@ -59,7 +58,7 @@ from apimd.model.resources import (
     Workflow,
 )
 from apimd.model.result import Result, Timings, Trigger
-from apimd.model.runtime import TokenRuntime
+from apimd.model.runtime import NOT_SECRET_TOKEN_VARIABLES, TokenRuntime
 from apimd.model.signin import SIGNIN_TTL, PendingSignIn
 
 log = logging.getLogger(__name__)

@@ -1,13 +1,18 @@
-"""Runtime state the engine keeps per token (not part of the project file)."""
+"""Runtime state the engine keeps per token (not part of the project file), and the rules that
+read it: when a token is due, the state to show, how saved variables fill it (SPEC §2, §5)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from apimd.model.resources import TokenState
+from apimd.model.common import storable
+from apimd.model.resources import AuthSetting, TokenState
+
+NOT_SECRET_TOKEN_VARIABLES = frozenset({"EXPIRES_IN"})
 
 
 class TokenRuntime(BaseModel):
@@ -39,3 +44,80 @@ class SentAlert(BaseModel):
 
     sent_at: datetime
     notice: dict[str, Any] = Field(default_factory=dict)
+
+
+def parse_expires_in(value: str | None) -> float | None:
+    """Seconds from an `EXPIRES_IN` value (integer, numeric string); None when absent or invalid."""
+    if value is None:
+        return None
+    try:
+        seconds = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    if not seconds.is_finite() or seconds < 0:
+        return None
+    return float(seconds)
+
+
+def effective_skew(runtime: TokenRuntime, auth: AuthSetting | None) -> float:
+    """`refresh_skew`, never more than a tenth of the token's last lifetime."""
+    skew = auth.refresh_skew if auth else 10.0
+    if runtime.lifetime_s is not None:
+        skew = min(skew, runtime.lifetime_s / 10)
+    return skew
+
+
+def is_static(auth: AuthSetting | None) -> bool:
+    """A manual auth whose tokens nothing refreshes or signs in (e.g. computed signatures)."""
+    return (
+        auth is not None
+        and auth.type == "manual"
+        and auth.refresh_workflow is None
+        and auth.signin_workflow is None
+    )
+
+
+def is_due(runtime: TokenRuntime | None, auth: AuthSetting | None, now: datetime) -> bool:
+    """Whether a call must refresh before using the token: never filled, or within skew of expiry.
+    A token of a `manual` auth with no refresh or sign-in workflow has nothing that could fill
+    it: its headers are built from template functions and variables alone, so it is never due."""
+    if runtime is None or not runtime.filled:
+        return not is_static(auth)
+    if runtime.expires_at is None:
+        return False
+    return now >= runtime.expires_at - timedelta(seconds=effective_skew(runtime, auth))
+
+
+def effective_state(
+    runtime: TokenRuntime | None, auth: AuthSetting | None, now: datetime
+) -> TokenState:
+    """The state to show: `expired` when a valid token is due for refresh."""
+    if is_static(auth) and (runtime is None or not runtime.filled):
+        return TokenState.VALID
+    if runtime is None:
+        return TokenState.EXPIRED
+    if runtime.state == TokenState.VALID and is_due(runtime, auth, now):
+        return TokenState.EXPIRED
+    return runtime.state
+
+
+def apply_saved_variables(runtime: TokenRuntime, values: dict[str, str], now: datetime) -> None:
+    """Merge `values` into the token (never dropping others) with the EXPIRES_IN rule of SPEC §2.
+    A lone surrogate (from a JSON `\\ud800` escape), which cannot be stored or sent, becomes U+FFFD."""
+    upper = {
+        storable(k.upper()): storable(v) if isinstance(v, str) else v for k, v in values.items()
+    }
+    runtime.variables.update(upper)
+    if "EXPIRES_IN" in upper:
+        seconds = parse_expires_in(upper["EXPIRES_IN"])
+        runtime.expires_at = now + timedelta(seconds=seconds) if seconds is not None else None
+        runtime.lifetime_s = seconds
+    elif "ACCESS_TOKEN" in upper:
+        runtime.expires_at = None
+        runtime.lifetime_s = None
+    runtime.saved_at = now
+    runtime.generation += 1
+    runtime.state = TokenState.VALID
+    runtime.last_error = None
+    runtime.backoff_s = 0.0
+    runtime.next_attempt_at = None

@@ -10,12 +10,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from apimd.engine.tokens import NOT_SECRET_TOKEN_VARIABLES, apply_saved_variables, parse_expires_in
 from apimd.model.common import SECRET_MASK
 from apimd.model.errors import Issue, ValidationFailed
 from apimd.model.project import KINDS, Project, check_project
 from apimd.model.resources import Token, TokenState, Variable, VariableSpec
-from apimd.model.runtime import TokenRuntime
+from apimd.model.runtime import (
+    NOT_SECRET_TOKEN_VARIABLES,
+    TokenRuntime,
+    apply_saved_variables,
+    parse_expires_in,
+)
 from apimd.store.errors import ResourceInUse, ResourceNotFound
 from apimd.store.masking import keep_stored_secrets, mask_secrets
 from apimd.store.resources import (

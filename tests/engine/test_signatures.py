@@ -18,8 +18,8 @@ from aiohttp import web
 from apimd.demo.server import RunningServer
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
-from apimd.engine.tokens import effective_state, is_due
 from apimd.model import Outcome, ResultCode, TokenState
+from apimd.model.runtime import effective_state, is_due
 from tests.engine.projects import build
 
 SECRET = "sig-secret-0123456789"
