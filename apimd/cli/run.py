@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, TextIO
 from apimd.cli import UsageError, parse_vars
 from apimd.cli.browser import present_url, read_pasted_url
 from apimd.cli.output import print_result
+from apimd.engine.context import RunContext
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.ports import StateStore
-from apimd.engine.runner import Engine, RunContext
+from apimd.engine.runner import Engine
 from apimd.engine.signin import SignInError, SignInFlows
 from apimd.model.errors import ValidationFailed
 from apimd.model.events import Event, SignInEnded

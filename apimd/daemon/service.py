@@ -19,8 +19,9 @@ from apimd.daemon.agents import Agents
 from apimd.daemon.events import EventHub
 from apimd.daemon.metrics import Metrics, TokenReading
 from apimd.daemon.scheduler import ScheduleRunner
+from apimd.engine.context import UnknownTarget
 from apimd.engine.recording import failed_result
-from apimd.engine.runner import Engine, UnknownTarget
+from apimd.engine.runner import Engine
 from apimd.engine.signin import SignInDone, SignInFlows, SignInStarted
 from apimd.model.api import ApplySummary, StatusInfo, Summary, TargetSummary
 from apimd.model.common import parse_duration

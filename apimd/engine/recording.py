@@ -6,8 +6,9 @@ import asyncio
 import re
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from yarl import URL
@@ -30,6 +31,7 @@ from apimd.model.result import (
     Timings,
     Trigger,
 )
+from apimd.model.runtime import NOT_SECRET_TOKEN_VARIABLES
 
 STORED_BODY_BYTES = 64 * 1024
 STORED_VALUE_CHARS = 4096
@@ -37,6 +39,24 @@ _REDACTED_KEY_OR_ESCAPE = re.compile(
     "|".join(sorted(ALWAYS_REDACTED_KEYS)) + r"|\\u", re.IGNORECASE
 )
 LARGE_BODY_CHARS = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CallIdentity:
+    """Whose result a call's is: its run, name, trigger and start, the token it names, and
+    whether it is a run of its own (`top_level`) or a step of the workflow run `run_id`."""
+
+    run_id: str
+    name: str
+    trigger: Trigger
+    started_at: datetime
+    token: str | None = None
+    top_level: bool = True
+
+
+def token_secrets(variables: dict[str, str]) -> list[str]:
+    """The values that are secret once saved into a token: all but EXPIRES_IN."""
+    return [v for k, v in variables.items() if k not in NOT_SECRET_TOKEN_VARIABLES]
 
 
 def secret_values_of_project(project: Project) -> list[str]:
@@ -147,7 +167,7 @@ class ResultRecorder:
 
     async def build(
         self,
-        base: dict[str, Any],
+        identity: CallIdentity,
         *,
         code: ResultCode,
         error: str | None,
@@ -158,6 +178,7 @@ class ResultRecorder:
         evaluation: Evaluation | None = None,
         retried: bool = False,
     ) -> Result:
+        """The call's result, every secret this recorder knows redacted."""
         request_record = None
         if request is not None:
             sent = response.sent_headers if response is not None else request.headers
@@ -200,11 +221,11 @@ class ResultRecorder:
             extracted = self.variables(evaluation.extracted)
         return Result(
             client_cert=request.tls.client_certificate() if request and request.tls else None,
-            id=base["run_id"] if base.get("top_level") else str(uuid.uuid4()),
+            id=identity.run_id if identity.top_level else str(uuid.uuid4()),
             kind="call",
-            name=base["name"],
-            trigger=base["trigger"],
-            started_at=base["started_at"],
+            name=identity.name,
+            trigger=identity.trigger,
+            started_at=identity.started_at,
             finished_at=finished_at,
             outcome=code.outcome,
             result=code,
@@ -217,9 +238,28 @@ class ResultRecorder:
             variables=extracted,
             retried_after_401=retried,
             error=self._redactor.text(error) if error else None,
-            token=base.get("token"),
-            workflow_run_id=None if base.get("top_level") else base["run_id"],
+            token=identity.token,
+            workflow_run_id=None if identity.top_level else identity.run_id,
             tls=tls_info(response.peer_certificate, finished_at) if response is not None else None,
+        )
+
+    async def unsent(
+        self,
+        identity: CallIdentity,
+        code: ResultCode,
+        message: str,
+        *,
+        finished_at: datetime,
+        auth_wait: float = 0.0,
+    ) -> Result:
+        """The result of a call that was not sent (no usable token, a setup error, a browser
+        step): its code and why."""
+        return await self.build(
+            identity,
+            code=code,
+            error=message,
+            timings=Timings(auth_wait=auth_wait),
+            finished_at=finished_at,
         )
 
 

@@ -3,25 +3,28 @@ back to /tokens/callback (or the person pastes the final redirect URL)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
 
 from apimd.engine.authorization import authorization_request
-from apimd.engine.device import DeviceAuthorization, poll_device_token, start_device_authorization
+from apimd.engine.context import RunContext, UnknownTarget
 from apimd.engine.errors import SetupError
 from apimd.engine.oauth2 import OAuthError, token_request, token_variables
-from apimd.engine.runner import Engine, RunContext, UnknownTarget
+from apimd.engine.runner import Engine
 from apimd.engine.signer import generate_key_jwk
+from apimd.engine.signin_device import DeviceSignIn
+from apimd.engine.signin_results import (
+    SignInDone,
+    SignInError,
+    SignInStarted,
+    refreshes_by_itself,
+)
 from apimd.engine.signin_vars import signin_variables
-from apimd.engine.template import Scope, render, system_variables
-from apimd.model.events import SignInEnded, SignInOpened
+from apimd.engine.template import render
+from apimd.model.events import SignInOpened
 from apimd.model.resources import AuthSetting
 from apimd.model.result import Result
-from apimd.model.runtime import TokenRuntime
 from apimd.model.signin import SIGNIN_TTL, PendingSignIn
 
 log = logging.getLogger(__name__)
@@ -30,51 +33,6 @@ MAX_PARAMS = 64
 EXCLUDED_FROM_TOKEN = frozenset(
     {"STATE", "CODE", "CODE_VERIFIER", "CODE_CHALLENGE", "CALLBACK_URL"}
 )
-
-
-class SignInError(Exception):
-    """A sign-in could not start or finish; `refused` means the state matched nothing (HTTP 400)."""
-
-    def __init__(self, message: str, *, refused: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.refused = refused
-
-
-@dataclass
-class SignInStarted:
-    """What a person needs to continue: the URL to open (or the device code to enter)."""
-
-    id: str
-    url: str
-    token: str | None
-    expires_at: datetime
-    result: Result | None = None
-    user_code: str | None = None
-    verification_uri: str | None = None
-
-
-@dataclass
-class SignInDone:
-    """How a sign-in ended, in words for the callback page and the TUI."""
-
-    ok: bool
-    message: str
-    token: str | None = None
-    expires_at: datetime | None = None
-    result: Result | None = None
-    refreshes: bool = False  # the saved token can be refreshed without a person
-
-    def event(self, signin_id: str, token: str | None) -> SignInEnded:
-        """The `signin.done` event announcing this end of sign-in `signin_id` for `token`."""
-        return SignInEnded(
-            id=signin_id,
-            token=token,
-            ok=self.ok,
-            message=self.message,
-            expires_at=self.expires_at,
-            result_id=self.result.id if self.result else None,
-        )
 
 
 def callback_params(url: str) -> dict[str, str]:
@@ -93,22 +51,32 @@ def callback_params(url: str) -> dict[str, str]:
     return dict(pairs)
 
 
+__all__ = [
+    "SignInDone",
+    "SignInError",
+    "SignInFlows",
+    "SignInStarted",
+    "callback_params",
+    "refreshes_by_itself",
+]
+
+
 class SignInFlows:
-    """Starts and completes sign-ins through an `Engine` and its state store."""
+    """Starts and completes sign-ins: the engine runs their workflows; state, HTTP, tokens and
+    events come from its `Services`."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._device_polls: set[asyncio.Task[None]] = set()
-
-    def _auth_or_none(self, token_name: str) -> AuthSetting | None:
-        token = self._engine.project.token(token_name)
-        return self._engine.project.auth_setting(token.auth) if token else None
+        self._services = engine.services
+        self._definitions = engine.services.definitions
+        self._device = DeviceSignIn(engine.services)
 
     def _auth_of(self, token_name: str) -> AuthSetting:
-        token = self._engine.project.token(token_name)
+        project = self._definitions.project
+        token = project.token(token_name)
         if token is None:
             raise SignInError(f"no token named {token_name!r}")
-        auth = self._engine.project.auth_setting(token.auth)
+        auth = project.auth_setting(token.auth)
         if auth is None:
             raise SignInError(f"token {token_name} names auth {token.auth!r}, which does not exist")
         return auth
@@ -133,7 +101,7 @@ class SignInFlows:
         """Browser sign-in for a token: its auth's `signin_workflow`, or the built-in
         authorization-code flow for an oauth2 auth."""
         auth = self._auth_of(token_name)
-        if not self._engine.callback_url:
+        if not self._definitions.callback_url:
             raise SignInError(
                 "the callback server is not listening, so the browser cannot come back; "
                 "see `apimd status` (is APIMD_CALLBACK_PORT taken?)"
@@ -155,13 +123,18 @@ class SignInFlows:
             "apimd:browser step, or use oauth2 with grant authorization_code or device_code"
         )
 
+    async def start_device(self, token_name: str) -> SignInStarted:
+        """Device sign-in (RFC 8628) for a token of an oauth2 `device_code` auth: returns the
+        code to show; polling goes on in the background and ends with `signin.done`."""
+        return await self._device.start(token_name, self._auth_of(token_name))
+
+    async def close(self) -> None:
+        """Stop device polls still waiting for a person."""
+        await self._device.close()
+
     async def _authorization_request(self, auth: AuthSetting, token_name: str) -> PendingSignIn:
-        flow = signin_variables(self._engine.callback_url)
-        scope = Scope(
-            {"CLIENT_ID": auth.client_id or "", "CLIENT_SECRET": auth.client_secret or ""},
-            self._engine.environment(),
-            {**system_variables(token_name=token_name, auth_name=auth.name), **flow},
-        )
+        flow = signin_variables(self._definitions.callback_url)
+        scope = self._definitions.auth_scope(auth, token_name, flow=flow)
         where = f"auth {auth.name}"
         query = {
             "response_type": "code",
@@ -178,13 +151,13 @@ class SignInFlows:
             query["code_challenge_method"] = "S256"
         dpop_key = None
         if auth.dpop:
-            dpop_key = await self._engine.tokens.dpop_key(token_name, generate_key_jwk)
+            dpop_key = await self._services.tokens.dpop_key(token_name, generate_key_jwk)
         try:
-            request = await authorization_request(self._engine.http, auth, scope, query, dpop_key)
+            request = await authorization_request(self._services.http, auth, scope, query, dpop_key)
         except (OAuthError, SetupError) as exc:
             raise SignInError(f"the authorization request failed: {exc}") from None
         url = request.url
-        now = self._engine.now()
+        now = self._services.now()
         pending = PendingSignIn(
             state=flow["STATE"],
             url=url,
@@ -197,8 +170,8 @@ class SignInFlows:
             created_at=now,
             expires_at=now + SIGNIN_TTL,
         )
-        await self._engine.state.create_signin(pending)
-        self._engine.publish(
+        await self._services.state.create_signin(pending)
+        self._services.events(
             SignInOpened(
                 id=pending.id,
                 url=url.replace(flow["STATE"], "••••"),
@@ -207,100 +180,6 @@ class SignInFlows:
             )
         )
         return pending
-
-    async def start_device(self, token_name: str) -> SignInStarted:
-        """Device sign-in (RFC 8628) for a token of an oauth2 `device_code` auth: returns the
-        code to show; polling goes on in the background and ends with `signin.done`."""
-        auth = self._auth_of(token_name)
-        if auth.type != "oauth2" or auth.grant != "device_code":
-            raise SignInError(
-                f"auth {auth.name} is not an oauth2 auth with grant device_code; "
-                "use a browser sign-in for it"
-            )
-        scope = Scope(
-            {"CLIENT_ID": auth.client_id or "", "CLIENT_SECRET": auth.client_secret or ""},
-            self._engine.environment(),
-            system_variables(token_name=token_name, auth_name=auth.name),
-        )
-        try:
-            device = await start_device_authorization(self._engine.http, auth, scope)
-        except (OAuthError, SetupError) as exc:
-            raise SignInError(f"the device authorization request failed: {exc}") from None
-        dpop_key = None
-        if auth.dpop:
-            dpop_key = await self._engine.tokens.dpop_key(token_name, generate_key_jwk)
-        now = self._engine.now()
-        pending = PendingSignIn(
-            url=device.verification_uri_complete or device.verification_uri,
-            token=token_name,
-            auth=auth.name,
-            dpop_key=dpop_key,
-            data={
-                "user_code": device.user_code,
-                "verification_uri": device.verification_uri,
-                "device": True,
-            },
-            created_at=now,
-            expires_at=now + timedelta(seconds=device.expires_in),
-        )
-        await self._engine.state.create_signin(pending)
-        self._engine.publish(
-            SignInOpened(
-                id=pending.id,
-                url=pending.url,
-                token=token_name,
-                user_code=device.user_code,
-                verification_uri=device.verification_uri,
-                expires_at=pending.expires_at,
-            )
-        )
-        task = asyncio.create_task(self._poll_device(auth, token_name, device, scope, pending))
-        self._device_polls.add(task)
-        task.add_done_callback(self._device_polls.discard)
-        return SignInStarted(
-            pending.id,
-            pending.url,
-            token_name,
-            pending.expires_at,
-            user_code=device.user_code,
-            verification_uri=device.verification_uri,
-        )
-
-    async def _poll_device(
-        self,
-        auth: AuthSetting,
-        token_name: str,
-        device: DeviceAuthorization,
-        scope: Scope,
-        pending: PendingSignIn,
-    ) -> None:
-        try:
-            payload = await poll_device_token(
-                self._engine.http, auth, device, scope, dpop_key=pending.dpop_key
-            )
-        except OAuthError as exc:
-            done = SignInDone(False, f"the device sign-in ended: {exc}", token_name)
-        except Exception as exc:  # the poll must end with a signin.done, whatever happens
-            log.exception("device sign-in for %s crashed", token_name)
-            done = SignInDone(False, f"the device sign-in failed: {type(exc).__name__}", token_name)
-        else:
-            runtime = await self._engine.tokens.save(token_name, token_variables(payload))
-            done = SignInDone(
-                True,
-                f"token {token_name} saved",
-                token_name,
-                runtime.expires_at,
-                refreshes=refreshes_by_itself(auth, runtime),
-            )
-        await self._engine.state.cancel_signin(pending.id)
-        self._engine.publish(done.event(pending.id, token_name))
-
-    async def close(self) -> None:
-        """Stop device polls still waiting for a person."""
-        for task in list(self._device_polls):
-            task.cancel()
-        if self._device_polls:
-            await asyncio.wait(list(self._device_polls), timeout=5)
 
     # --- finishing ----------------------------------------------------------------------
 
@@ -312,7 +191,7 @@ class SignInFlows:
         state = params.get("state")
         if not state:
             raise SignInError("the answer has no `state`, so it matches no sign-in", refused=True)
-        pending = await self._engine.state.consume_signin(state)
+        pending = await self._services.state.consume_signin(state)
         if pending is None:
             raise SignInError(
                 "this answer matches no sign-in waiting for one (it expired after 10 minutes, "
@@ -320,7 +199,7 @@ class SignInFlows:
                 refused=True,
             )
         done = await self._continue(pending, params)
-        self._engine.publish(done.event(pending.id, pending.token))
+        self._services.events(done.event(pending.id, pending.token))
         return done
 
     async def complete_url(self, url: str) -> SignInDone:
@@ -331,7 +210,7 @@ class SignInFlows:
         if params.get("error"):
             detail = params.get("error_description") or params["error"]
             return SignInDone(False, f"the sign-in was not completed: {detail}", pending.token)
-        auth = self._engine.project.auth_setting(pending.auth) if pending.auth else None
+        auth = self._definitions.project.auth_setting(pending.auth) if pending.auth else None
         issuer = params.get("iss")
         expected = pending.data.get("issuer")
         if issuer and expected and issuer != expected:  # RFC 9207, before any code exchange
@@ -346,7 +225,7 @@ class SignInFlows:
             )
         variables = {**pending.variables, **{k.upper(): v for k, v in params.items()}}
         flow = signin_variables(
-            pending.callback_url or self._engine.callback_url,
+            pending.callback_url or self._definitions.callback_url,
             state=pending.state,
             verifier=pending.code_verifier,
         )
@@ -392,14 +271,16 @@ class SignInFlows:
         if pending.token is None:
             return SignInDone(True, f"{result.name} passed", result=result)
         saved = {k: v for k, v in ctx.variables.items() if k not in EXCLUDED_FROM_TOKEN}
-        runtime = await self._engine.tokens.save(pending.token, saved)
+        runtime = await self._services.tokens.save(pending.token, saved)
         return SignInDone(
             True,
             f"token {pending.token} saved",
             pending.token,
             runtime.expires_at,
             result,
-            refreshes=refreshes_by_itself(auth or self._auth_or_none(pending.token), runtime),
+            refreshes=refreshes_by_itself(
+                auth or self._definitions.auth_of_token(pending.token), runtime
+            ),
         )
 
     async def _exchange_code(
@@ -411,24 +292,20 @@ class SignInFlows:
         form = {
             "grant_type": "authorization_code",
             "code": code,
-            "redirect_uri": pending.callback_url or self._engine.callback_url or "",
+            "redirect_uri": pending.callback_url or self._definitions.callback_url or "",
         }
         if pending.code_verifier:
             form["code_verifier"] = pending.code_verifier
-        scope = Scope(
-            {"CLIENT_ID": auth.client_id or "", "CLIENT_SECRET": auth.client_secret or ""},
-            self._engine.environment(),
-            system_variables(token_name=pending.token, auth_name=auth.name),
-        )
+        scope = self._definitions.auth_scope(auth, pending.token)
         try:
             payload = await token_request(
-                self._engine.http, auth, form, scope, dpop_key=pending.dpop_key
+                self._services.http, auth, form, scope, dpop_key=pending.dpop_key
             )
         except (OAuthError, SetupError) as exc:
             return SignInDone(False, f"the code exchange failed: {exc}", pending.token)
         if pending.token is None:
             return SignInDone(True, "signed in")
-        runtime = await self._engine.tokens.save(pending.token, token_variables(payload))
+        runtime = await self._services.tokens.save(pending.token, token_variables(payload))
         return SignInDone(
             True,
             f"token {pending.token} saved",
@@ -436,20 +313,6 @@ class SignInFlows:
             runtime.expires_at,
             refreshes=refreshes_by_itself(auth, runtime),
         )
-
-
-def refreshes_by_itself(auth: AuthSetting | None, runtime: TokenRuntime) -> bool:
-    """Whether apimd can renew this token when it expires without a person (SPEC §5): the auth
-    has a refresh workflow, or is oauth2 holding a refresh token or using a grant that needs
-    nobody."""
-    if auth is None:
-        return False
-    if auth.refresh_workflow:
-        return True
-    return auth.type == "oauth2" and (
-        bool(runtime.variables.get("REFRESH_TOKEN"))
-        or auth.grant in ("client_credentials", "password")
-    )
 
 
 def _same_origin(a: str, b: str) -> bool:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
 
 from multidict import CIMultiDict
 
 from apimd.engine.conditions import PROCESS_BODY_BYTES, Evaluation
 from apimd.engine.http import HttpResponse
-from apimd.engine.recording import STORED_BODY_BYTES, STORED_VALUE_CHARS, ResultRecorder
+from apimd.engine.recording import (
+    STORED_BODY_BYTES,
+    STORED_VALUE_CHARS,
+    CallIdentity,
+    ResultRecorder,
+)
 from apimd.model.common import SECRET_MASK
 from apimd.model.outcome import ResultCode
 from apimd.model.result import ConditionResult, Result, Timings
@@ -32,15 +36,9 @@ def _response(body: bytes) -> HttpResponse:
 
 async def _record(body: bytes, evaluation: Evaluation | None = None) -> Result:
     now = datetime.now(UTC)
-    base: dict[str, Any] = {
-        "run_id": "r1",
-        "top_level": True,
-        "name": "c",
-        "trigger": "manual",
-        "started_at": now,
-    }
+    identity = CallIdentity(run_id="r1", name="c", trigger="manual", started_at=now)
     return await ResultRecorder([SECRET]).build(
-        base,
+        identity,
         code=ResultCode.COMPLETE,
         error=None,
         timings=Timings(),

@@ -1,0 +1,304 @@
+"""Running one call (SPEC §3, §4): prepare it with its token, send it, refresh and retry once
+after a 401, evaluate its conditions, and record its result with every secret redacted."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from apimd.engine.browser import BrowserStep
+from apimd.engine.certificates import tls_info
+from apimd.engine.classify import classify
+from apimd.engine.conditions import ResponseView, evaluate
+from apimd.engine.context import CallAttempt, RunContext
+from apimd.engine.dpop import dpop_nonce_asked
+from apimd.engine.errors import SetupError
+from apimd.engine.functions import instant_now
+from apimd.engine.http import HttpFailure, HttpRequest, HttpResponse
+from apimd.engine.recording import CallIdentity, ResultRecorder, token_secrets
+from apimd.engine.redact import storable
+from apimd.engine.request import DpopBinding, prepare_call
+from apimd.engine.services import Services, client_variables
+from apimd.engine.signin_vars import signin_variables
+from apimd.engine.template import Scope, render, system_variables
+from apimd.engine.tokens import TokenUnavailable
+from apimd.model.outcome import ResultCode
+from apimd.model.resources import AuthSetting, Call, TokenState
+from apimd.model.result import Result, Timings
+from apimd.model.runtime import TokenRuntime
+
+
+class CallRunner:
+    """Runs one call of a run and returns its recorded (not yet stored) result."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._browser = BrowserStep(services)
+
+    async def run(self, call: Call, ctx: RunContext, *, retried: bool = False) -> Result:
+        """Run `call` in `ctx` (its extractions go into `ctx.variables`); `retried`: this is
+        the one retry after a 401 and its refresh."""
+        services = self._services
+        identity = CallIdentity(
+            ctx.run_id, call.name, ctx.trigger, services.now(), call.token, ctx.workflow is None
+        )
+        auth = self._call_auth(call, ctx)
+        try:
+            runtime, auth_wait = await self._token(call, ctx)
+        except TokenUnavailable as exc:
+            return await self._unsent(identity, exc.code, exc.message)
+        recorder = services.definitions.recorder(
+            token_secrets(runtime.variables if runtime else {})
+        )
+        if _saves_to_token(call, ctx):
+            recorder.add_secrets(token_secrets(ctx.variables))
+        scope = self._scope(call, ctx, auth, runtime, recorder)
+        attempt = CallAttempt(call, ctx, identity, scope, auth, recorder)
+        if call.has_tag("browser"):
+            return await self._browser.run(attempt)
+        return await self._send(attempt, runtime, auth_wait=auth_wait, retried=retried)
+
+    async def _send(
+        self, attempt: CallAttempt, runtime: TokenRuntime | None, *, auth_wait: float, retried: bool
+    ) -> Result:
+        """Prepare and send the call, then evaluate its response; after a 401 that got its
+        token refreshed, run it once more."""
+        services, call, recorder = self._services, attempt.call, attempt.recorder
+        token = services.definitions.project.token(call.token) if call.token else None
+        try:
+            prepared = prepare_call(
+                call,
+                attempt.scope,
+                token=token,
+                auth=attempt.auth,
+                dpop_binding=_dpop_binding(attempt.auth, runtime),
+            )
+        except SetupError as exc:
+            return await self._unsent(
+                attempt.identity, ResultCode.SETUP_ERROR, str(exc), auth_wait=auth_wait
+            )
+        recorder.add_secrets(prepared.secrets)
+        if prepared.basic_credentials:
+            recorder.add_basic_credentials(*prepared.basic_credentials)
+        sent_at = services.now()
+        try:
+            response = await self._exchange(prepared.request, attempt.ctx)
+        except HttpFailure as exc:
+            recorder.add_secrets(prepared.secrets)  # signatures computed for redirect hops
+            timings = exc.timings.model_copy(update={"auth_wait": auth_wait})
+            return await recorder.build(
+                attempt.identity,
+                code=exc.code,
+                error=exc.message,
+                timings=timings,
+                request=prepared.request,
+                finished_at=services.now(),
+            )
+        recorder.add_secrets(prepared.secrets)  # signatures computed for redirect hops
+        if not retried and await self._refreshed_after_401(attempt, runtime, response):
+            result = await self.run(call, attempt.ctx, retried=True)
+            result.retried_after_401 = True
+            result.timings_ms.auth_wait += auth_wait
+            return result
+        timings = response.timings.model_copy(update={"auth_wait": auth_wait})
+        sent = _Sent(prepared.request, response, timings, sent_at)
+        return await self._evaluate(attempt, sent, retried)
+
+    async def _token(self, call: Call, ctx: RunContext) -> tuple[TokenRuntime | None, float]:
+        """The call's token, made fresh first (raising `TokenUnavailable`) unless this run is
+        the one filling it, and the milliseconds spent waiting for it."""
+        tokens = self._services.tokens
+        if call.token and call.token != ctx.flow_token and not call.has_tag("browser"):
+            waited = time.perf_counter()
+            runtime = await tokens.ensure_fresh(call.token)
+            return runtime, (time.perf_counter() - waited) * 1000
+        token_name = call.token or ctx.flow_token
+        return (await tokens.current(token_name) if token_name else None), 0.0
+
+    async def _refreshed_after_401(
+        self, attempt: CallAttempt, runtime: TokenRuntime | None, response: HttpResponse
+    ) -> bool:
+        """Whether a 401 got the call's token refreshed, so the call is sent once more (unless
+        someone else saved a newer token meanwhile: then that one is used)."""
+        call, ctx, auth = attempt.call, attempt.ctx, attempt.auth
+        if not (
+            response.status == 401
+            and call.token
+            and call.token != ctx.flow_token
+            and (auth is None or auth.refresh_on_401)
+        ):
+            return False
+        refreshed = await self._services.tokens.refresh(
+            call.token, unless_newer_than=runtime.generation if runtime else None
+        )
+        return refreshed.state == TokenState.VALID
+
+    def _call_auth(self, call: Call, ctx: RunContext) -> AuthSetting | None:
+        definitions = self._services.definitions
+        if call.auth:
+            return definitions.project.auth_setting(call.auth)
+        if call.token:
+            return definitions.auth_of_token(call.token)
+        if ctx.flow_token:
+            return definitions.auth_of_token(ctx.flow_token)
+        return None
+
+    def _scope(
+        self,
+        call: Call,
+        ctx: RunContext,
+        auth: AuthSetting | None,
+        runtime: TokenRuntime | None,
+        recorder: ResultRecorder,
+    ) -> Scope:
+        """The call's variables: run → token → client → environment → system (SPEC §3)."""
+        definitions = self._services.definitions
+        instant = instant_now()
+        system = system_variables(
+            instant=instant,
+            call_name=call.name,
+            workflow_name=ctx.workflow.name if ctx.workflow else None,
+            run_id=ctx.run_id,
+            token_name=call.token or ctx.flow_token,
+            auth_name=auth.name if auth else None,
+        )
+        if call.has_tag("browser") and not ctx.signin_vars:
+            ctx.signin_vars = signin_variables(definitions.callback_url)
+        system.update(ctx.signin_vars)
+        recorder.add_secrets(v for k, v in ctx.signin_vars.items() if k == "CODE_VERIFIER")
+        token_vars = runtime.variables if runtime else {}
+        return Scope(
+            ctx.variables,
+            token_vars,
+            client_variables(auth),
+            definitions.environment(),
+            system,
+            instant=instant,
+        )
+
+    async def _exchange(self, request: HttpRequest, ctx: RunContext) -> HttpResponse:
+        request.cookie_jar = ctx.cookies()
+        http = self._services.http
+        response = await http.send(request)
+        if request.hop_steps and dpop_nonce_asked(response):
+            # One retry with the server's nonce; never a refresh (RFC 9449 §8, §9).
+            response = await http.send(request)
+        return response
+
+    async def _evaluate(self, attempt: CallAttempt, sent: _Sent, retried: bool) -> Result:
+        """Check the response against the call's conditions, keep what they extracted, and
+        record the result."""
+        call, ctx, scope, recorder = attempt.call, attempt.ctx, attempt.scope, attempt.recorder
+        response, timings = sent.response, sent.timings
+        tls = tls_info(response.peer_certificate, sent.at)
+        view = ResponseView(
+            status=response.status,
+            headers=response.headers,
+            body=response.body,
+            text=response.text(),
+            response_time_ms=timings.total,
+            size=response.size,
+            content_type=response.headers.get("Content-Type"),
+            client_cert_days=_client_cert_days(sent.request, self._services.now()),
+            cookies=response.cookies,
+            cert_days=tls.days_left if tls is not None else None,
+        )
+
+        def render_condition(text: str, where: str) -> str:
+            return render(text, scope, f"call {call.name} {where}")
+
+        try:
+            evaluation = await evaluate(call.conditions, view, render_condition)
+        except SetupError as exc:
+            return await recorder.build(
+                attempt.identity,
+                code=ResultCode.SETUP_ERROR,
+                error=str(exc),
+                timings=timings,
+                request=sent.request,
+                response=response,
+                finished_at=self._services.now(),
+            )
+        # A value a UTF-8 request or the store cannot hold (a lone surrogate) is kept as U+FFFD.
+        extracted = {key: storable(value) for key, value in evaluation.extracted.items()}
+        if _saves_to_token(call, ctx):
+            recorder.add_secrets(token_secrets(extracted))
+        ctx.variables.update(extracted)
+        code = classify(
+            status=response.status,
+            conditions=call.conditions,
+            evaluation=evaluation,
+            total_ms=timings.total,
+            sla=call.sla,
+            too_many_redirects=response.too_many_redirects,
+        )
+        return await recorder.build(
+            attempt.identity,
+            code=code,
+            error=_error_for(code, response),
+            timings=timings,
+            request=sent.request,
+            response=response,
+            evaluation=evaluation,
+            finished_at=self._services.now(),
+            retried=retried,
+        )
+
+    async def _unsent(
+        self, identity: CallIdentity, code: ResultCode, message: str, *, auth_wait: float = 0.0
+    ) -> Result:
+        recorder = self._services.definitions.recorder([])
+        return await recorder.unsent(
+            identity, code, message, finished_at=self._services.now(), auth_wait=auth_wait
+        )
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """A request as sent, its response, its timings and when it was sent."""
+
+    request: HttpRequest
+    response: HttpResponse
+    timings: Timings
+    at: datetime
+
+
+def _saves_to_token(call: Call, ctx: RunContext) -> bool:
+    """Whether what this call extracts ends up in a token (so it is secret from the start)."""
+    return (
+        ctx.saves_to_token
+        or ctx.flow_token is not None
+        or any(h.type == "save_auth_token" for h in call.webhooks)
+    )
+
+
+def _dpop_binding(auth: AuthSetting | None, runtime: TokenRuntime | None) -> DpopBinding | None:
+    """The DPoP binding of a call's token when its auth uses DPoP and a key and token are held."""
+    if auth is None or not auth.dpop or runtime is None or not runtime.dpop_key:
+        return None
+    access_token = runtime.variables.get("ACCESS_TOKEN")
+    if not access_token:
+        return None
+    bound = runtime.variables.get("TOKEN_TYPE", "").lower() == "dpop"
+    return DpopBinding(runtime.dpop_key, access_token, "DPoP" if bound else "Bearer")
+
+
+def _client_cert_days(request: HttpRequest, now: datetime) -> float | None:
+    """Days left on the client certificate the request presented (`cert_days`, path client)."""
+    info = request.tls.client_certificate() if request.tls else None
+    return None if info is None else round((info.expires_at - now).total_seconds() / 86400, 2)
+
+
+def _error_for(code: ResultCode, response: HttpResponse) -> str | None:
+    if code in (ResultCode.COMPLETE, ResultCode.SLOW_COMPLETE):
+        return None
+    if code in (ResultCode.HTTP_CLIENT_ERROR, ResultCode.HTTP_SERVER_ERROR):
+        return f"HTTP {response.status} {response.reason}".strip()
+    if code == ResultCode.HTTP_REDIRECT_ERROR:
+        return (
+            "too many redirects"
+            if response.too_many_redirects
+            else f"HTTP {response.status} redirect"
+        )
+    return None
