@@ -4,13 +4,14 @@ after a 401, evaluate its conditions, and record its result with every secret re
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from apimd.engine.browser import BrowserStep
 from apimd.engine.certificates import tls_info
 from apimd.engine.classify import classify
-from apimd.engine.conditions import ResponseView, evaluate
+from apimd.engine.conditions import BODY_SOURCES, PROCESS_BODY_BYTES, ResponseView, evaluate
 from apimd.engine.context import CallAttempt, RunContext
 from apimd.engine.dpop import dpop_nonce_asked
 from apimd.engine.errors import SetupError
@@ -155,25 +156,29 @@ class CallRunner:
         """The call's variables: run → token → client → environment → system (SPEC §3)."""
         definitions = self._services.definitions
         instant = instant_now()
-        system = system_variables(
-            instant=instant,
-            call_name=call.name,
-            workflow_name=ctx.workflow.name if ctx.workflow else None,
-            run_id=ctx.run_id,
-            token_name=call.token or ctx.flow_token,
-            auth_name=auth.name if auth else None,
-        )
         if call.has_tag("browser") and not ctx.signin_vars:
             ctx.signin_vars = signin_variables(definitions.callback_url)
-        system.update(ctx.signin_vars)
-        recorder.add_secrets(v for k, v in ctx.signin_vars.items() if k == "CODE_VERIFIER")
+        signin = ctx.signin_vars
+        recorder.add_secrets(v for k, v in signin.items() if k == "CODE_VERIFIER")
+
+        def system() -> dict[str, str]:
+            values = system_variables(
+                instant=instant,
+                call_name=call.name,
+                workflow_name=ctx.workflow.name if ctx.workflow else None,
+                run_id=ctx.run_id,
+                token_name=call.token or ctx.flow_token,
+                auth_name=auth.name if auth else None,
+            )
+            return {**values, **signin}
+
         token_vars = runtime.variables if runtime else {}
         return Scope(
             ctx.variables,
             token_vars,
             client_variables(auth),
             definitions.environment(),
-            system,
+            _OnFirstLookup(system),
             instant=instant,
         )
 
@@ -192,11 +197,16 @@ class CallRunner:
         call, ctx, scope, recorder = attempt.call, attempt.ctx, attempt.scope, attempt.recorder
         response, timings = sent.response, sent.timings
         tls = tls_info(response.peer_certificate, sent.at)
+        # Decoded once, here, and only when a condition reads it: a body over
+        # PROCESS_BODY_BYTES is decoded by the worker that checks (and the one that records) it.
+        text = None
+        if len(response.body) <= PROCESS_BODY_BYTES and _reads_body(call):
+            text = response.text()
         view = ResponseView(
             status=response.status,
             headers=response.headers,
             body=response.body,
-            text=response.text(),
+            text=text or "",
             response_time_ms=timings.total,
             size=response.size,
             content_type=response.headers.get("Content-Type"),
@@ -218,6 +228,7 @@ class CallRunner:
                 timings=timings,
                 request=sent.request,
                 response=response,
+                response_text=text,
                 finished_at=self._services.now(),
             )
         # A value a UTF-8 request or the store cannot hold (a lone surrogate) is kept as U+FFFD.
@@ -240,6 +251,7 @@ class CallRunner:
             timings=timings,
             request=sent.request,
             response=response,
+            response_text=text,
             evaluation=evaluation,
             finished_at=self._services.now(),
             retried=retried,
@@ -254,6 +266,29 @@ class CallRunner:
         )
 
 
+class _OnFirstLookup(Mapping[str, str]):
+    """A scope layer built when first looked into. The system layer is the last one, so only a
+    name no other layer holds reaches it: most calls never build it."""
+
+    def __init__(self, build: Callable[[], dict[str, str]]) -> None:
+        self._build = build
+        self._values: dict[str, str] | None = None
+
+    def _built(self) -> dict[str, str]:
+        if self._values is None:
+            self._values = self._build()
+        return self._values
+
+    def __getitem__(self, key: str) -> str:
+        return self._built()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
+
+
 @dataclass(frozen=True)
 class _Sent:
     """A request as sent, its response, its timings and when it was sent."""
@@ -262,6 +297,11 @@ class _Sent:
     response: HttpResponse
     timings: Timings
     at: datetime
+
+
+def _reads_body(call: Call) -> bool:
+    """Whether a condition of the call looks into the response body as text."""
+    return any(c.source in BODY_SOURCES for c in call.conditions)
 
 
 def _saves_to_token(call: Call, ctx: RunContext) -> bool:

@@ -40,7 +40,7 @@ from apimd.model.result import ConditionResult
 
 THREAD_BODY_BYTES = 64 * 1024
 PROCESS_BODY_BYTES = 1024 * 1024
-_BODY_SOURCES = frozenset({"body", "json", "xml"})
+BODY_SOURCES = frozenset({"body", "json", "xml"})
 _JSONPATH_REGEX = re.compile(r"\b(?:match|search)\s*\(")
 # Ops whose verdict one match can settle; any other needs every match.
 _SETTLED_BY_ONE = frozenset({"contains", "matches"})
@@ -130,7 +130,7 @@ def _rendered(index: int, condition: Condition, render: Render) -> _Check:
 async def _check_every(checks: list[_Check], response: ResponseView) -> list[_Checked]:
     """Each check's outcome, in order. The checks on the body share one parse of it."""
     done: dict[int, _Checked] = {}
-    on_body = [i for i, check in enumerate(checks) if check.condition.source in _BODY_SOURCES]
+    on_body = [i for i, check in enumerate(checks) if check.condition.source in BODY_SOURCES]
     size = len(response.body)
     body = lookups.ParsedBody(response)
     if on_body and size > PROCESS_BODY_BYTES:

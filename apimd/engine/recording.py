@@ -155,11 +155,16 @@ class ResultRecorder:
             redacted = self._redactor.body(text, content_type)
         return cap_text(redacted)
 
-    async def _response_body(self, body: bytes, content_type: str | None) -> tuple[str, bool]:
-        """A response body as stored; a large one is decoded, parsed and redacted in a worker
-        process, since parsing it would hold the event loop (and its memory stays there)."""
+    async def _response_body(
+        self, body: bytes, content_type: str | None, text: str | None
+    ) -> tuple[str, bool]:
+        """A response body as stored (`text`: already decoded); a large one is decoded, parsed
+        and redacted in a worker process, since parsing it would hold the event loop (and its
+        memory stays there)."""
         if len(body) <= PROCESS_BODY_BYTES:
-            return await self._body(decode_body(body, content_type), content_type)
+            if text is None:
+                text = decode_body(body, content_type)
+            return await self._body(text, content_type)
         try:
             return await run_in_worker(_redacted_body, self._redactor, body, content_type)
         except WorkerFailed as exc:
@@ -175,10 +180,12 @@ class ResultRecorder:
         finished_at: datetime,
         request: HttpRequest | None = None,
         response: HttpResponse | None = None,
+        response_text: str | None = None,
         evaluation: Evaluation | None = None,
         retried: bool = False,
     ) -> Result:
-        """The call's result, every secret this recorder knows redacted."""
+        """The call's result, every secret this recorder knows redacted; `response_text` is the
+        response body already decoded, when it was (so it is decoded once)."""
         request_record = None
         if request is not None:
             sent = response.sent_headers if response is not None else request.headers
@@ -195,7 +202,7 @@ class ResultRecorder:
         response_record = None
         if response is not None:
             content_type = response.headers.get("Content-Type")
-            body, truncated = await self._response_body(response.body, content_type)
+            body, truncated = await self._response_body(response.body, content_type, response_text)
             response_record = ResponseRecord(
                 headers=self._redactor.headers(dict(response.headers.items())),
                 body=body,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from apimd.engine.memory import MemoryStateStore
+from apimd.engine.runner import Engine
 from apimd.model import Project, check_project
+from apimd.model.result import Result
 
 
 def build(doc: dict[str, Any]) -> Project:
@@ -12,6 +15,15 @@ def build(doc: dict[str, Any]) -> Project:
     issues = check_project(project)
     assert not issues, issues
     return project
+
+
+async def run_doc(doc: dict[str, Any], name: str, **options: Any) -> Result:
+    """Run `name` once on a fresh engine over the project `doc` (options: `Engine.run`'s)."""
+    engine = Engine(build(doc), MemoryStateStore())
+    try:
+        return await engine.run(name, **options)
+    finally:
+        await engine.close()
 
 
 def get_token_call(base: str, name: str = "get-token", **extra: Any) -> dict[str, Any]:
