@@ -226,6 +226,30 @@ def parse_vars(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
+# Arguments that name things the daemon holds (paths are left alone: any bytes may name a file).
+_NAME_ARGS = {"name": "NAME", "target": "NAME", "tag": "--tag", "location": "--location"}
+MAX_LOCATION = 200  # as `RunRequest.location`
+
+
+def _check_names(args: argparse.Namespace) -> None:
+    """A name that is not valid UTF-8 (an undecodable byte on the command line), or an empty or
+    over-long `--location`, is a usage error here, not a traceback from the client."""
+    for dest, label in _NAME_ARGS.items():
+        value = getattr(args, dest, None)
+        for text in value if isinstance(value, list) else [value]:
+            if not isinstance(text, str):
+                continue
+            try:
+                text.encode()
+            except UnicodeEncodeError:
+                raise UsageError(f"{label} {text!r}: not valid UTF-8") from None
+    location = getattr(args, "location", None)
+    if location is not None and not location.strip():
+        raise UsageError("--location: empty; give a location name (see `apimd status`)")
+    if location is not None and len(location) > MAX_LOCATION:
+        raise UsageError(f"--location: {len(location)} characters, at most {MAX_LOCATION}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -289,6 +313,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from apimd.settings import Settings
 
     command = args.command
+    _check_names(args)
     if command == "run":
         if not args.name and not args.tag:
             raise UsageError("run what? give a call or workflow NAME, or --tag T")

@@ -116,3 +116,28 @@ async def test_var_overrides(token_server: RunningServer, tmp_path: Path) -> Non
     )
     code, out, _ = await apimd("run", "s", "-f", str(project), "--var", f"base={token_server.url}")
     assert code == 0, out
+
+
+async def test_bad_names_and_locations_are_usage_errors_before_the_daemon(tmp_path: Path) -> None:
+    """An empty or over-long `--location`, or a name that is not valid UTF-8 (an undecodable
+    byte on the command line), is named in one line, exit 2: not a traceback from the client."""
+    env = {"APIMD_HOME": str(tmp_path / "home")}  # no daemon there: the check comes first
+    code, out, err = await apimd("run", "list-orders", "--location", "", env=env)
+    assert (code, out) == (2, "") and "--location: empty" in err and "Traceback" not in err
+    code, _, err = await apimd("run", "list-orders", "--location", "x" * 300, env=env)
+    assert code == 2 and "--location" in err and "200" in err and "Traceback" not in err
+    for args in (
+        [b"run", b"li\xffst"],
+        [b"run", b"list-orders", b"--location", b"loc-\xff"],
+        [b"token", b"show", b"t\xff"],
+        [b"mute", b"c\xff", b"2h"],
+    ):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "apimd", *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **env},
+        )  # fmt: skip
+        raw_out, raw_err = await asyncio.wait_for(proc.communicate(), 60)
+        err = raw_err.decode()
+        assert proc.returncode == 2 and raw_out == b"", (args, err)
+        assert "not valid UTF-8" in err and "Traceback" not in err, (args, err)
