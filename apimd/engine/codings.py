@@ -31,7 +31,9 @@ def decode_body(body: bytes, content_type: str | None) -> str:
             return body.decode(errors="replace")
     try:
         return body.decode(charset, errors="replace")
-    except LookupError:  # a codec that exists but is not a text encoding, e.g. "rot13"
+    # LookupError: a codec that exists but is not a text encoding, e.g. "rot13"; UnicodeError:
+    # one that raises whatever the error handler ("idna", "undefined", "punycode").
+    except (LookupError, UnicodeError):
         return body.decode("utf-8", errors="replace")
 
 

@@ -211,6 +211,18 @@ def test_the_charset_is_read_as_the_mime_parser_reads_it(content_type: str | Non
     assert decode_body(body, content_type) == wanted
 
 
+@pytest.mark.parametrize("charset", ["idna", "undefined", "punycode"])
+async def test_a_charset_codec_that_cannot_replace_reads_as_utf8(
+    server: TestServer, executor: HttpExecutor, charset: str
+) -> None:
+    """A hostile server naming a codec that raises instead of replacing (idna, undefined,
+    punycode) gets its body read as UTF-8 with replacements, not an internal error."""
+    path = f"/bytes?hex=6f6bff21&type=text/plain;%20charset={charset}"
+    response = await executor.send(HttpRequest("GET", url(server, path)))
+
+    assert response.text() == "ok\ufffd!"
+
+
 @pytest.mark.parametrize("coding", ["gzip", "deflate", "raw-deflate", "gzip, deflate"])
 async def test_encoded_bodies_are_decoded(
     server: TestServer, executor: HttpExecutor, coding: str
