@@ -23,7 +23,7 @@ from ruamel.yaml import YAML
 from apimd.cli import UsageError, parse_vars
 from apimd.cli.output import format_apply, print_result
 from apimd.cli.table import column_widths, fit_width, table
-from apimd.client import ApiError, Client, DaemonUnavailable
+from apimd.client import ApiError, Client, DaemonUnavailable, NotOurDaemon
 from apimd.model.events import RunFinished
 from apimd.model.outcome import ResultCode
 from apimd.model.result import Result
@@ -148,6 +148,9 @@ async def status_command(settings: Settings, as_json: bool) -> int:
     try:
         async with client_for(settings) as client:
             status = await client.status()
+    except NotOurDaemon as exc:  # something answers there, but not this user's daemon
+        print(f"apimd: {exc}", file=sys.stderr)
+        return 1
     except DaemonUnavailable:
         if as_json:
             print(json.dumps({"running": False, "socket_path": str(settings.socket_path)}))

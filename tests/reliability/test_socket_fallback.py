@@ -175,3 +175,15 @@ async def test_the_client_checks_the_process_behind_a_socket_that_looks_ours(
     assert fake_daemon.read_bytes() == b"", "the client sent a request to another user's process"
     assert code != 0, (out, err)
     assert f"the process answering runs as uid {NOBODY}, not as you" in err
+
+
+async def test_status_says_why_it_will_not_ask_another_users_socket(
+    fallback: Fallback, fake_daemon: Path
+) -> None:
+    """Not "not running": something answers there, and the person must learn it is not theirs."""
+    code, out, err = await run_cli("status", env=fallback.env, timeout=60)
+    assert fake_daemon.read_bytes() == b""
+    assert code == 1, (out, err)
+    assert "not running" not in out + err
+    assert f"refusing to talk to {fallback.socket_path}" in err
+    assert f"belongs to uid {NOBODY}" in err
