@@ -28,6 +28,12 @@ async def _latin1(request: web.Request) -> web.Response:
     )
 
 
+async def _odd_charset(request: web.Request) -> web.Response:
+    """A codec that raises instead of replacing (idna, undefined, punycode), and a bad byte."""
+    content_type = f"text/plain; charset={request.query['charset']}"
+    return web.Response(body=b"up \xff ok", headers={"Content-Type": content_type})
+
+
 async def _echo_path(request: web.Request) -> web.Response:
     return web.json_response({"path": request.path, "query": dict(request.query)})
 
@@ -43,6 +49,7 @@ class Site:
 async def site(aiohttp_server: Callable[[web.Application], Awaitable[TestServer]]) -> Site:
     app = web.Application()
     app.router.add_get("/latin1", _latin1)
+    app.router.add_get("/odd-charset", _odd_charset)
     app.router.add_get("/{tail:.*}", _echo_path)
     return Site(await aiohttp_server(app))
 
@@ -85,6 +92,25 @@ async def test_a_body_a_condition_reads_is_decoded_for_it_and_for_the_record(
     assert result.variables["SEEN"] == f'{{"word": "{LATIN1_TEXT}"}}'
     assert result.response is not None
     assert result.response.body is not None and LATIN1_TEXT in result.response.body
+
+
+@pytest.mark.parametrize("charset", ["idna", "undefined", "punycode"])
+async def test_a_charset_that_cannot_replace_is_read_as_utf8_not_an_internal_error(
+    site: Site, charset: str
+) -> None:
+    doc = {
+        "calls": [
+            {
+                "name": "odd",
+                "url": f"{site.url}/odd-charset?charset={charset}",
+                "conditions": [{"source": "body", "op": "contains", "value": "ok"}],
+            }
+        ]
+    }
+    result = await run_doc(doc, "odd")
+    assert (result.outcome, result.result) == (Outcome.PASS, ResultCode.COMPLETE), result.error
+    assert result.http_status == 200
+    assert result.response is not None and result.response.body == "up \ufffd ok"
 
 
 async def test_system_variables_are_there_when_a_template_uses_them(site: Site) -> None:
