@@ -39,7 +39,11 @@ from daemon_bench import percentile, project, wait_until_up
 from loopback_server import start_server
 
 from apimd.client import Client
+from apimd.store.result_rows import code_of
 
+SCHEDULE = code_of("trigger", "schedule")
+RESULT_ID = "decode(replace(f.result_id, '-', ''), 'hex')"
+"""A firing's result id (a run's UUID, as text) as `results.id` stores it (16 bytes)."""
 AGENTS = (("a1", "loc-a"), ("a2", "loc-a"), ("b1", "loc-b"))
 
 
@@ -112,7 +116,7 @@ async def cluster(args: argparse.Namespace, port: int, root: Path) -> dict[str, 
             (started - due) / 1000
             for due, started in query(
                 url,
-                "SELECT f.due_at, r.started_at FROM firings f JOIN results r ON r.id = f.result_id"
+                f"SELECT f.due_at, r.started_at FROM firings f JOIN results r ON r.id = {RESULT_ID}"
                 " WHERE f.state = 'done' AND r.started_at BETWEEN %s AND %s",
                 (start_us, end_us),
             )
@@ -125,8 +129,8 @@ async def cluster(args: argparse.Namespace, port: int, root: Path) -> dict[str, 
         )[0][0]
         unfenced = query(
             url,
-            "SELECT COUNT(*) FROM results r WHERE r.trigger = 'schedule' AND NOT EXISTS"
-            " (SELECT 1 FROM firings f WHERE f.result_id = r.id)",
+            f"SELECT COUNT(*) FROM results r WHERE r.trigger = {SCHEDULE} AND NOT EXISTS"
+            f" (SELECT 1 FROM firings f WHERE {RESULT_ID} = r.id)",
         )[0][0]
         return {
             "runs_per_s": len(lateness) / ((end_us - start_us) / 1e6),
@@ -167,9 +171,9 @@ def query_sqlite(path: Path, since: float, until: float) -> int:
 
     with sqlite3.connect(path) as conn:
         row = conn.execute(
-            "SELECT COUNT(*) FROM results WHERE trigger = 'schedule' AND result <> 'CANCELLED'"
+            "SELECT COUNT(*) FROM results WHERE trigger = ? AND result <> ?"
             " AND started_at BETWEEN ? AND ?",
-            (int(since * 1e6), int(until * 1e6)),
+            (SCHEDULE, code_of("result", "CANCELLED"), int(since * 1e6), int(until * 1e6)),
         ).fetchone()
     return int(row[0])
 

@@ -35,6 +35,7 @@ from apimd.model.resources import TokenState
 from apimd.model.result import ConditionResult, RequestRecord, ResponseRecord, Result, Timings
 from apimd.model.runtime import TokenRuntime
 from apimd.store import Store, db, open_store
+from apimd.store.result_rows import code_of
 
 KEY = "q0Yx8bqgVhq4Xh9b3dUPG1sB5GJzP3b7dXq6W1lW2mY="
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -337,7 +338,8 @@ async def bench_stats(target: Target, figures: Figures, count: int) -> None:
     # For comparison: the same percentiles from the raw rows, as a store without rollups would.
     t = time.perf_counter()
     rows = await store.db.fetchall(
-        "SELECT total_ms FROM results WHERE name = ? AND outcome != 'SKIPPED'", ("checkout",)
+        "SELECT total_ms FROM results WHERE name = ? AND outcome != ?",
+        ("checkout", code_of("outcome", "SKIPPED")),
     )
     values = sorted(row[0] for row in rows)
     raw = time.perf_counter() - t

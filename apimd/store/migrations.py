@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from apimd.store.result_rows import RESULT_COLUMNS, encode_id
+from apimd.store.result_rows import CODES, RESULT_COLUMNS, encode_id, value_case
 
 
 @dataclass(frozen=True)
@@ -215,6 +215,24 @@ async def _binary_result_ids(conn: aiosqlite.Connection) -> None:
         await conn.execute(statement)
 
 
+# Issue 18: kind, trigger, outcome and result code as small integers (`result_rows.CODES`) instead
+# of their names (~20 bytes a row). The table is rebuilt again, same seq.
+_RESULTS_V7 = _RESULTS_V6.replace("results_v6", "results_v7")
+for _column in CODES:
+    _RESULTS_V7 = _RESULTS_V7.replace(f"{_column} TEXT NOT NULL", f"{_column} INTEGER NOT NULL")
+_CODED_COLUMNS = ", ".join(
+    value_case(column) if column in CODES else column for column in RESULT_COLUMNS
+)
+_RESULT_CODES = (
+    _RESULTS_V7,
+    f"INSERT INTO results_v7 (seq, {', '.join(RESULT_COLUMNS)})"
+    f" SELECT seq, {_CODED_COLUMNS} FROM results ORDER BY seq",
+    "DROP TABLE results",
+    "ALTER TABLE results_v7 RENAME TO results",
+    "CREATE INDEX results_by_name ON results (name, started_at)",
+    "CREATE INDEX results_by_time ON results (started_at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "results: zstd with trained dictionaries, bodies stored once", _RESULT_CODEC),
@@ -222,6 +240,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "agents and firings", _AGENTS),
     Migration(5, "cluster events", _EVENTS),
     Migration(6, "results: 16-byte ids, docs without their row's columns", (), _binary_result_ids),
+    Migration(7, "results: kind, trigger, outcome and result as small integers", _RESULT_CODES),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apimd.store.errors import StoreError
+from apimd.store.result_rows import CODES, value_case
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,15 @@ _BINARY_RESULT_IDS = (
     END)""",
 )
 
+# The twin of SQLite's migration 7: kind, trigger, outcome and result code as small integers
+# (`apimd.store.result_rows.CODES`), one rewrite of the table.
+_RESULT_CODES = (
+    "ALTER TABLE results "
+    + ", ".join(
+        f"ALTER COLUMN {column} TYPE SMALLINT USING {value_case(column)}" for column in CODES
+    ),
+)
+
 PG_MIGRATIONS: tuple[PgMigration, ...] = (
     PgMigration(1, "initial schema", _INITIAL, procrastinate=True),
     PgMigration(2, "results: zstd with trained dictionaries, bodies stored once", _RESULT_CODEC),
@@ -187,6 +197,7 @@ PG_MIGRATIONS: tuple[PgMigration, ...] = (
     PgMigration(4, "agents and firings", _AGENTS),
     PgMigration(5, "cluster events", _EVENTS),
     PgMigration(6, "results: 16-byte ids, docs without their row's columns", _BINARY_RESULT_IDS),
+    PgMigration(7, "results: kind, trigger, outcome and result as small integers", _RESULT_CODES),
 )
 
 PG_LATEST_VERSION = PG_MIGRATIONS[-1].version

@@ -1,5 +1,6 @@
-"""A result's `results` row (schema 6): its id in 16 bytes when it is a UUID, and the columns a
-doc no longer repeats (the row holds them; decoding puts them back).
+"""A result's `results` row (schema 7): its id in 16 bytes when it is a UUID, kind, trigger,
+outcome and result code as small integers (schema 7; `CODES`), and the columns a doc no longer
+repeats (the row holds them; decoding puts them back).
 
 Ids: a canonical UUID string (lowercase, hyphenated, as `str(uuid.uuid4())` writes every run id)
 is kept as its 16 bytes; any other id as `\\xff` + its UTF-8 (`\\xff\\xff` + it when that would be
@@ -13,12 +14,44 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from apimd.model.result import Result
+from apimd.model.outcome import Outcome, ResultCode
+from apimd.model.result import Result, Trigger
 from apimd.store.timestamps import from_us, to_us
 
 _UUID_BYTES = 16
 _TEXT = b"\xff"
 _ZERO = timedelta(0)
+
+KINDS = ("call", "workflow")
+TRIGGERS: tuple[Trigger, ...] = ("schedule", "manual", "refresh", "signin", "callback", "webhook")
+OUTCOMES = tuple(Outcome)
+RESULT_CODES = tuple(ResultCode)
+CODES: dict[str, tuple[str, ...]] = {
+    "kind": KINDS,
+    "trigger": TRIGGERS,
+    "outcome": OUTCOMES,
+    "result": RESULT_CODES,
+}
+"""The integer a column holds for each value (its index; since schema 7). Values are only ever
+appended: a stored number keeps its meaning. The commonest value of each is 0 (a SQLite record
+stores 0 and 1 in no bytes)."""
+_KIND = {value: code for code, value in enumerate(KINDS)}
+_TRIGGER = {value: code for code, value in enumerate(TRIGGERS)}
+_OUTCOME = {value: code for code, value in enumerate(OUTCOMES)}
+_RESULT = {value: code for code, value in enumerate(RESULT_CODES)}
+
+
+def code_of(column: str, value: str) -> int:
+    """The stored integer of a kind, trigger, outcome or result code (`CODES`)."""
+    return CODES[column].index(value)
+
+
+def value_case(column: str, source: str | None = None) -> str:
+    """SQL giving the integer of `column`'s text value (of `source`, default the column): the
+    migration from text columns."""
+    whens = " ".join(f"WHEN '{value}' THEN {code}" for code, value in enumerate(CODES[column]))
+    return f"(CASE {source or column} {whens} END)"
+
 
 RESULT_COLUMNS = (
     "id",
@@ -72,13 +105,13 @@ def result_row(result: Result, doc: bytes, stored_id: bytes | None = None) -> tu
     `encode_id`, when already known)."""
     return (
         encode_id(result.id) if stored_id is None else stored_id,
-        result.kind,
+        _KIND[result.kind],
         result.name,
-        result.trigger,
+        _TRIGGER[result.trigger],
         to_us(result.started_at),
         to_us(result.finished_at),
-        result.outcome.value,
-        result.result.value,
+        _OUTCOME[result.outcome],
+        _RESULT[result.result],
         result.http_status,
         result.timings_ms.total,
         doc,
@@ -100,13 +133,13 @@ def doc_fields(row: Any) -> bytes:
     a row-aware doc's other fields."""
     fields = {
         "id": decode_id(row["id"]),
-        "kind": row["kind"],
+        "kind": KINDS[row["kind"]],
         "name": row["name"],
-        "trigger": row["trigger"],
+        "trigger": TRIGGERS[row["trigger"]],
         "started_at": from_us(int(row["started_at"])).isoformat(),
         "finished_at": from_us(int(row["finished_at"])).isoformat(),
-        "outcome": row["outcome"],
-        "result": row["result"],
+        "outcome": OUTCOMES[row["outcome"]].value,
+        "result": RESULT_CODES[row["result"]].value,
         "http_status": row["http_status"],
         "maintenance": bool(row["maintenance"]),
     }

@@ -16,8 +16,10 @@ from apimd.model.result import Result
 from apimd.store.codec import ResultCodec
 from apimd.store.errors import InvalidCursor
 from apimd.store.result_rows import (
+    OUTCOMES,
     RESULT_COLUMNS,
     SELECT,
+    code_of,
     decode_id,
     doc_fields,
     encode_id,
@@ -33,6 +35,8 @@ BODY_LIMIT = 64 * 1024
 """Bytes of a request or response body kept in a stored result (UTF-8)."""
 
 _COLUMNS = ", ".join(RESULT_COLUMNS)
+_WORKFLOW = code_of("kind", "workflow")
+_SKIPPED = code_of("outcome", Outcome.SKIPPED)
 
 
 _INSERT = (
@@ -45,8 +49,8 @@ _INSERT = (
 # parses once (a multi-row VALUES has too many parameters for its cache, and `executemany` costs a
 # message per row), and the new ids come back as one array (not a row each).
 _PG_INSERT = (
-    f"WITH new AS (INSERT INTO results ({_COLUMNS}) SELECT * FROM unnest(?::bytea[], ?::text[],"
-    " ?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::integer[],"
+    f"WITH new AS (INSERT INTO results ({_COLUMNS}) SELECT * FROM unnest(?::bytea[], ?::smallint[],"
+    " ?::text[], ?::smallint[], ?::bigint[], ?::bigint[], ?::smallint[], ?::smallint[], ?::integer[],"
     " ?::double precision[], ?::bytea[], ?::integer[]) ON CONFLICT (id) DO NOTHING RETURNING id)"
     " SELECT array_agg(id) FROM new"
 )
@@ -298,14 +302,14 @@ class ResultStore:
             parents = [p for p in parents if p != name]
             marks = ", ".join("?" * len(parents))
             where.append(
-                f"(name = ? OR (kind = 'workflow' AND name IN ({marks})))"
+                f"(name = ? OR (kind = {_WORKFLOW} AND name IN ({marks})))"
                 if parents
                 else "name = ?"
             )
             params += [name, *parents]
         if outcome is not None:
             where.append("outcome = ?")
-            params.append(Outcome(str(outcome).upper()).value)
+            params.append(code_of("outcome", Outcome(str(outcome).upper())))
         if since is not None:
             where.append("started_at >= ?")
             params.append(to_us(since))
@@ -346,11 +350,11 @@ class ResultStore:
             (since_us,),
         ):
             runs = out.setdefault(row["name"], RecentRuns())
-            runs.counts[Outcome(row["outcome"])] = int(row["n"])
+            runs.counts[OUTCOMES[row["outcome"]]] = int(row["n"])
         for row in await self._db.fetchall(
             "SELECT name, total_ms FROM (SELECT name, total_ms, ROW_NUMBER() OVER"
             " (PARTITION BY name ORDER BY started_at DESC, seq DESC) AS rn FROM results"
-            " WHERE started_at >= ? AND outcome != 'SKIPPED' AND total_ms IS NOT NULL"
+            f" WHERE started_at >= ? AND outcome != {_SKIPPED} AND total_ms IS NOT NULL"
             " AND maintenance = 0) AS ranked"
             " WHERE rn <= ? ORDER BY name, rn DESC",
             (since_us, per_name),

@@ -1,21 +1,25 @@
-"""Schema 6: result ids in 16 bytes, docs without the columns their row holds. A store written by
-schema 5 (text ids, whole-result docs) is migrated, reads back the same results, and the same
-results written in the new encoding read back identical (as objects and as the API's JSON)."""
+"""Schemas 6 and 7: result ids in 16 bytes, docs without the columns their row holds, kind,
+trigger, outcome and result code as small integers. A store written by schema 5 (text ids and
+codes, whole-result docs) is migrated, reads back the same results, and the same results written
+in the new encoding read back identical (as objects and as the API's JSON)."""
 
 from __future__ import annotations
 
 import json
 import uuid
 import zlib
+from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, get_args
 
 import pytest
 import zstandard
 
-from apimd.model.result import Result
+from apimd.model.outcome import Outcome, ResultCode
+from apimd.model.result import Result, Trigger
 from apimd.store.migrations import MIGRATIONS
 from apimd.store.pg_migrations import PG_MIGRATIONS
-from apimd.store.result_rows import decode_id, encode_id
+from apimd.store.result_rows import CODES, TRIGGERS, decode_id, encode_id
 from apimd.store.timestamps import to_us
 from tests.store.conftest import OpenStore, make_result
 from tests.store.test_codec import _all, sample
@@ -58,7 +62,23 @@ def _results() -> list[Result]:
     )
     naive = START.replace(tzinfo=None) + timedelta(minutes=5)
     results.append(make_result(str(uuid.uuid4()), started_at=naive, trigger="manual"))
+    # Every trigger and result code (so every outcome), each stored as its number from schema 7.
+    for i, code in enumerate(ResultCode):
+        trigger = TRIGGERS[i % len(TRIGGERS)]
+        when = START - timedelta(minutes=i + 1)
+        results.append(_coded(code, trigger, when))
     return results
+
+
+def _coded(code: ResultCode, trigger: Trigger, when: datetime) -> Result:
+    return make_result(str(uuid.uuid4()), name="coded", code=code, trigger=trigger, started_at=when)
+
+
+def test_the_codes_cover_every_value_of_the_model() -> None:
+    assert set(CODES["trigger"]) == set(get_args(Trigger))
+    assert set(CODES["outcome"]) == set(Outcome)
+    assert set(CODES["result"]) == set(ResultCode)
+    assert set(CODES["kind"]) == set(get_args(Result.model_fields["kind"].annotation))
 
 
 async def _write_schema_5(
@@ -116,10 +136,15 @@ async def test_schema_5_results_are_migrated_and_read_back_identical_to_the_new_
     }
     assert set(ids) == {r.id for r in results}
     assert all((len(ids[r.id]) == 16) == _is_uuid(r.id) for r in results)
+    # migration 7: the codes are numbers (every value of each column seen once at least)
+    coded = await store.db.fetchall("SELECT kind, trigger, outcome, result FROM results")
+    for index, column in enumerate(CODES):
+        assert {row[index] for row in coded} == set(range(len(CODES[column]))), column
     old = await _all(store)
     assert old == {r.id: r for r in results}
-    for result in results[:3] + results[-2:]:
+    for result in results[:3] + results[120:]:
         assert await store.get_result(result.id) == result
+    await _check_queries(store, results)
 
     # The same results in the new encoding: docs without the row's columns.
     async with store.db.transaction() as conn:
@@ -130,15 +155,27 @@ async def test_schema_5_results_are_migrated_and_read_back_identical_to_the_new_
     for row in await store.db.fetchall("SELECT id, doc FROM results"):
         result_id = decode_id(row[0])
         payload = store.results.codec.payload(bytes(row[1]), result_id)
-        utc = result_id not in (results[-2].id, results[-1].id)
+        utc = result_id not in (results[120].id, results[121].id)  # Paris, naive
         assert (f'"id":"{result_id}"'.encode() not in payload) == utc
     assert {k: v.model_dump_json() for k, v in new.items()} == {
         k: v.model_dump_json() for k, v in old.items()
     }
-    assert json.loads(new[results[-2].id].model_dump_json())["started_at"].endswith("+01:00")
+    assert json.loads(new[results[120].id].model_dump_json())["started_at"].endswith("+01:00")
+    await _check_queries(store, results)
     # Adding them again stores nothing twice.
     assert await store.add_results(results) == 0
     assert (await store.db.fetchone("SELECT COUNT(*) FROM results"))[0] == len(results)
+
+
+async def _check_queries(store: Any, results: list[Result]) -> None:
+    """The queries that filter or count on the coded columns give what the results say."""
+    coded = [r for r in results if r.name == "coded"]
+    for outcome in Outcome:
+        page = await store.list_results(name="coded", outcome=outcome, limit=1000)
+        assert {r.id for r in page.results} == {r.id for r in coded if r.outcome is outcome}
+    recent = (await store.recent_results(START - timedelta(days=1)))["coded"]
+    assert recent.counts == Counter(r.outcome for r in coded)
+    assert len(recent.totals) == len([r for r in coded if r.outcome is not Outcome.SKIPPED])
 
 
 def _is_uuid(text: str) -> bool:
