@@ -11,8 +11,8 @@ from typing import Any
 from cronsim import CronSim, CronSimError
 from pydantic import Field, field_validator, model_validator
 
-from apimd.model.common import Name, parse_duration
-from apimd.model.resources import Resource, cron_expression, time_zone
+from apimd.model.common import Name, Resource, parse_duration
+from apimd.model.schedule import cron_expression, time_zone
 
 MAX_WINDOW_S = 366 * 86400.0
 
