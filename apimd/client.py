@@ -35,7 +35,8 @@ from apimd.model.api import (
     parse_summary,
 )
 from apimd.model.events import Event, decode_event
-from apimd.model.project import KIND_MODELS, Project
+from apimd.model.kinds import ResourceKind
+from apimd.model.project import Project
 from apimd.model.resources import Token
 from apimd.model.result import Result
 from apimd.model.stats import Stats
@@ -198,19 +199,19 @@ class Client:
     # --- resources ------------------------------------------------------------------------
 
     async def list(self, kind: str) -> list[BaseModel]:
-        model = KIND_MODELS[kind]
+        model = ResourceKind(kind).model
         payload = await self._request("GET", f"/v1/{kind}")
         return [model.model_validate(item) for item in payload["items"]]
 
     async def get(self, kind: str, name: str, *, reveal: bool = False) -> BaseModel:
         params = {"reveal": "true"} if reveal else None
         payload = await self._request("GET", f"/v1/{kind}/{_seg(name)}", params=params)
-        return KIND_MODELS[kind].model_validate(payload)
+        return ResourceKind(kind).model.model_validate(payload)
 
     async def put(self, kind: str, name: str, resource: BaseModel | dict[str, Any]) -> BaseModel:
         body = _dump(resource)
         payload = await self._request("PUT", f"/v1/{kind}/{_seg(name)}", body=body)
-        return KIND_MODELS[kind].model_validate(payload)
+        return ResourceKind(kind).model.model_validate(payload)
 
     async def delete(self, kind: str, name: str) -> None:
         await self._request("DELETE", f"/v1/{kind}/{_seg(name)}")

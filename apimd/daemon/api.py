@@ -30,9 +30,10 @@ from apimd.model.api import (
     Summary,
 )
 from apimd.model.errors import Issue, ValidationFailed
+from apimd.model.kinds import ResourceKind
 from apimd.model.loader import validate_project_data
 from apimd.model.outcome import Outcome
-from apimd.model.project import KIND_MODELS, Project
+from apimd.model.project import Project
 from apimd.model.resources import Token, Variable
 from apimd.model.result import Result
 from apimd.model.stats import Stats
@@ -64,14 +65,11 @@ async def health(_request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    service = request.app[SERVICE]
-    info = service.status()
-    info.agents = await service.agents.live()
-    return _json(info)
+    return _json(await request.app[SERVICE].status())
 
 
 async def agents(request: web.Request) -> web.Response:
-    return _json(AgentList(agents=await request.app[SERVICE].agents.live()))
+    return _json(AgentList(agents=await request.app[SERVICE].live_agents()))
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -82,8 +80,8 @@ async def metrics(request: web.Request) -> web.Response:
 # --- resources ---------------------------------------------------------------------------------
 
 
-def _kind(request: web.Request) -> str:
-    return request.path.split("/")[2]
+def _kind(request: web.Request) -> ResourceKind:
+    return ResourceKind(request.path.split("/")[2])
 
 
 async def list_resources(request: web.Request) -> web.Response:
@@ -104,9 +102,7 @@ async def put_resource(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     body = await json_body(request)
     if not isinstance(body, dict):
-        raise BadRequest(
-            f"send the {kind[:-1] if kind != 'auth' else 'auth setting'} as a JSON object"
-        )
+        raise BadRequest(f"send the {kind.singular} as a JSON object")
     given = body.get("name")
     if (
         given is not None
@@ -186,7 +182,7 @@ def export_document(project: Project) -> dict[str, Any]:
 
 
 async def run_target(request: web.Request) -> web.Response:
-    kind = "calls" if _kind(request) == "calls" else "workflows"
+    kind = _kind(request)
     name = request.match_info["name"]
     service = request.app[SERVICE]
     if request.can_read_body:
@@ -197,7 +193,7 @@ async def run_target(request: web.Request) -> web.Response:
             raise ValidationFailed(issues_of(exc)) from None
     else:
         body = RunRequest()
-    expected = "call" if kind == "calls" else "workflow"
+    expected = kind.singular
     if service.target_kind(name) != expected:
         raise web.HTTPNotFound(text=f"{name!r} is not a {expected}")
     if service.agents.elsewhere(body.location):
@@ -242,18 +238,14 @@ async def list_results(request: web.Request) -> web.Response:
         raise BadRequest("`limit` must be a whole number", field="limit") from None
     if not 1 <= limit <= MAX_RESULTS_LIMIT:
         raise BadRequest(f"`limit` must be between 1 and {MAX_RESULTS_LIMIT}", field="limit")
-    service = request.app[SERVICE]
-    name = query.get("name") or None
-    page = await service.store.list_results(
-        name=name,
+    page = await request.app[SERVICE].results(
+        name=query.get("name") or None,
         outcome=Outcome(outcome.upper()) if outcome else None,
         since=_since(query.get("since")),
         limit=limit,
         cursor=query.get("cursor") or None,
-        # A call's results include its runs as a step of these workflows (marked as such).
-        parents=service.project.parents(name) if name else [],
     )
-    return _json(ResultPage(results=page.results, next_cursor=page.next_cursor))
+    return _json(page)
 
 
 async def get_result(request: web.Request) -> web.Response:
@@ -265,10 +257,8 @@ async def summary(request: web.Request) -> web.Response:
 
 
 async def stats(request: web.Request) -> web.Response:
-    service = request.app[SERVICE]
     name = request.match_info["name"]
-    service.target_kind(name)
-    return _json(await service.stats(name, request.query.get("window", "24h")))
+    return _json(await request.app[SERVICE].stats(name, request.query.get("window", "24h")))
 
 
 # --- tokens -----------------------------------------------------------------------------------
@@ -282,13 +272,13 @@ async def refresh_token(request: web.Request) -> web.Response:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    hub = request.app[SERVICE].hub
+    service = request.app[SERVICE]
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
     )
     await response.prepare(request)
     sequence = 0
-    async with hub.subscribe() as subscription:
+    async with service.subscribe() as subscription:
         iterator = subscription.__aiter__()
         while True:
             try:
@@ -312,8 +302,6 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 # --- the route table ------------------------------------------------------------------------------
 
-KINDS = tuple(KIND_MODELS)
-
 
 def routes() -> list[Route]:
     """Every route of the API; the router and `/v1/openapi.json` are both built from this."""
@@ -323,8 +311,8 @@ def routes() -> list[Route]:
         Route("GET", "/metrics", metrics, "Prometheus metrics", text=METRICS_CONTENT_TYPE),
         Route("GET", "/v1/agents", agents, "Live agents (SPEC §13)", response=AgentList),
     ]
-    for kind in KINDS:
-        model = KIND_MODELS[kind]
+    for kind in ResourceKind:
+        model = kind.model
         reveal = [("reveal", "boolean", "show secrets in clear")]
         table += [
             Route(

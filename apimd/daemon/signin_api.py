@@ -32,13 +32,8 @@ async def start_signin(request: web.Request) -> web.Response:
         wanted = SigninRequest.model_validate(body)
     except ValidationError as exc:
         raise ValidationFailed(issues_of(exc)) from None
-    if service.project.token(name) is None:
-        raise web.HTTPNotFound(text=f"no token named {name!r}")
     try:
-        if wanted.mode == "device":
-            started = await service.start_device_signin(name)
-        else:
-            started = await service.signins.start_for_token(name)
+        started = await service.start_signin(name, device=wanted.mode == "device")
     except SignInError as exc:
         raise BadRequest(exc.message, code="signin_unavailable") from None
     return _dump(
@@ -54,7 +49,7 @@ async def start_signin(request: web.Request) -> web.Response:
 
 
 async def list_signins(request: web.Request) -> web.Response:
-    pending = await request.app[SERVICE].store.pending_signins()
+    pending = await request.app[SERVICE].pending_signins()
     return _dump(
         SigninList(
             signins=[
@@ -79,7 +74,7 @@ async def complete_signin(request: web.Request) -> web.Response:
     except ValidationError as exc:
         raise ValidationFailed(issues_of(exc)) from None
     try:
-        done = await request.app[SERVICE].signins.complete_url(wanted.url)
+        done = await request.app[SERVICE].complete_signin_url(wanted.url)
     except SignInError as exc:
         raise BadRequest(exc.message, field="url", code="signin_refused") from None
     return _dump(

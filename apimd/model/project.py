@@ -7,23 +7,23 @@ from collections.abc import Iterator, Mapping, Set
 from itertools import pairwise
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, Field, PrivateAttr
+from pydantic import BeforeValidator, Field, PrivateAttr
 
 from apimd.model.common import StrictModel, VariableName, unique_variable_names
 from apimd.model.errors import Issue
+from apimd.model.kinds import ResourceKind
 from apimd.model.maintenance import MaintenanceWindow
 from apimd.model.resources import (
     AuthSetting,
     Call,
     Schedule,
     Token,
-    Variable,
     VariableSpec,
     Webhook,
     Workflow,
 )
 
-KINDS = ("variables", "auth", "tokens", "calls", "workflows", "schedules", "maintenance")
+KINDS = tuple(kind.value for kind in ResourceKind)
 
 _Named = TypeVar("_Named", AuthSetting, Token, Call, Workflow)
 
@@ -109,7 +109,7 @@ def check_project(project: Project, names: Mapping[str, Set[str]] | None = None)
 
 
 def _label(kind: str, name: str) -> str:
-    return f"{kind[:-1] if kind.endswith('s') else kind} {name!r}"
+    return ResourceKind(kind).describe(name)
 
 
 def _duplicates(project: Project) -> Iterator[Issue]:
@@ -220,7 +220,7 @@ def _references(project: Project, names: Mapping[str, Set[str]]) -> Iterator[Iss
                 yield Issue(
                     f"unknown call or workflow {target!r}",
                     loc=("maintenance", i, "targets", j),
-                    resource=f"maintenance window {window.name!r}",
+                    resource=_label("maintenance", window.name),
                 )
 
 
@@ -312,15 +312,3 @@ def _refresh_cycles(project: Project) -> Iterator[Issue]:
             loc=("tokens", index, "auth"),
             resource=_label("tokens", cycle[0]),
         )
-
-
-KIND_MODELS: dict[str, type[BaseModel]] = {
-    "variables": Variable,
-    "auth": AuthSetting,
-    "tokens": Token,
-    "calls": Call,
-    "workflows": Workflow,
-    "schedules": Schedule,
-    "maintenance": MaintenanceWindow,
-}
-"""The model of one resource of each kind, as the REST API serves it."""
