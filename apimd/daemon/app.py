@@ -37,6 +37,7 @@ async def _service_ctx(
         # Agents share a PostgreSQL store (SPEC §13); a SQLite file has one daemon.
         owner=settings.database_url is None,
         owner_description=f"the apimd daemon for {settings.state_dir}",
+        clock=clock,
     )
     hub = EventHub(queue_size=EVENT_QUEUE_SIZE, observer=ActivityLog())
     try:
