@@ -9,30 +9,14 @@ import socket
 import sys
 import webbrowser
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit
 
-
-def over_ssh() -> bool:
-    return bool(os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_TTY"))
-
-
-def has_display() -> bool:
-    return (
-        bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-        or sys.platform == "darwin"
-    )
-
-
-def ssh_hint(callback_url: str) -> str:
-    port = urlsplit(callback_url).port or 8765
-    host = socket.gethostname()
-    return f"ssh -L {port}:127.0.0.1:{port} {host}"
+from apimd.model.signin_env import can_open_browser, ssh_hint
 
 
 def present_url(url: str, callback_url: str | None) -> None:
     """Print the URL; open it in a browser when there is a display and no SSH session."""
     print(f"\nSign in here:\n  {url}\n")
-    if has_display() and not over_ssh():
+    if can_open_browser(os.environ):
         opened = webbrowser.open(url)
         if opened:
             print("(opened in your browser)")
@@ -40,7 +24,7 @@ def present_url(url: str, callback_url: str | None) -> None:
         print(
             "You are on SSH (or there is no display): open the URL in the browser on your own\n"
             "machine. For the browser to come back to apimd, forward the callback port first:\n"
-            f"  {ssh_hint(callback_url)}\n"
+            f"  {ssh_hint(callback_url, socket.gethostname())}\n"
             "Or, after signing in, paste the address the browser ended on here and press Enter."
         )
     sys.stdout.flush()

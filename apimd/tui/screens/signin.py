@@ -26,11 +26,11 @@ from apimd.client import ApiError, DaemonUnavailable
 from apimd.model.api import SigninInfo, SigninList, SigninResult, StatusInfo
 from apimd.model.events import Event, Lagged, SignInEnded
 from apimd.model.resources import Token, TokenState
+from apimd.model.signin_env import callback_port, can_open_browser, ssh_hint
 from apimd.tui.connection import DaemonState
 from apimd.tui.formatting import countdown
 from apimd.tui.ports import Clock, system_clock
 from apimd.tui.qr import qr_lines
-from apimd.tui.signin_env import callback_port, can_open_browser, ssh_hint
 from apimd.tui.widgets.status_bar import StatusBar
 from apimd.tui.widgets.url_text import UrlText
 
