@@ -19,17 +19,17 @@ from pydantic import BaseModel
 from apimd.model.api import (
     AgentList,
     ApplySummary,
-    CompleteSigninRequest,
+    CompleteSignInRequest,
     ErrorBody,
     ErrorDetail,
     Health,
     ResultPage,
     RunAccepted,
     RunRequest,
-    SigninInfo,
-    SigninList,
-    SigninRequest,
-    SigninResult,
+    SignInInfo,
+    SignInList,
+    SignInRequest,
+    SignInResult,
     StatusInfo,
     Summary,
     parse_summary,
@@ -284,20 +284,20 @@ class Client:
         payload = await self._request("POST", f"/v1/tokens/{_seg(name)}/refresh", timeout=120)
         return Token.model_validate(payload)
 
-    async def signin(self, name: str, *, mode: str = "browser") -> SigninInfo:
+    async def signin(self, name: str, *, mode: str = "browser") -> SignInInfo:
         """Start a sign-in for token `name`: the URL to open (or the device code to enter)."""
-        body = SigninRequest.model_validate({"mode": mode}).model_dump()
+        body = SignInRequest.model_validate({"mode": mode}).model_dump()
         payload = await self._request("POST", f"/v1/tokens/{_seg(name)}/signin", body=body)
-        return SigninInfo.model_validate(payload)
+        return SignInInfo.model_validate(payload)
 
-    async def signins(self) -> SigninList:
-        return SigninList.model_validate(await self._request("GET", "/v1/signins"))
+    async def signins(self) -> SignInList:
+        return SignInList.model_validate(await self._request("GET", "/v1/signins"))
 
-    async def complete_signin(self, url: str) -> SigninResult:
+    async def complete_signin(self, url: str) -> SignInResult:
         """Finish a sign-in from the final redirect URL pasted from the browser."""
-        body = CompleteSigninRequest(url=url).model_dump()
+        body = CompleteSignInRequest(url=url).model_dump()
         payload = await self._request("POST", "/v1/signins/complete", body=body)
-        return SigninResult.model_validate(payload)
+        return SignInResult.model_validate(payload)
 
     # --- events ---------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from apimd.cli import UsageError
 from apimd.cli.browser import present_url, read_pasted_url
 from apimd.client import ApiError, Client
-from apimd.model.api import SigninInfo
+from apimd.model.api import SignInInfo
 from apimd.model.events import SignInEnded, SignInOpened
 from apimd.settings import Settings
 
@@ -31,7 +31,7 @@ async def _wait_for_done(client: Client, signin_id: str | None, token: str | Non
 
 
 async def wait_for_signin(
-    socket_path: Path, info: SigninInfo, events_client: Client, callback_url: str | None
+    socket_path: Path, info: SignInInfo, events_client: Client, callback_url: str | None
 ) -> int:
     """Show the URL (or device code), then wait for signin.done or a pasted URL (finished
     through the daemon on `socket_path`)."""
@@ -130,7 +130,7 @@ async def run_interactive(
         pending = await client.signins()
         info = next(
             (s for s in pending.signins if s.id == event.id),
-            SigninInfo.model_validate(event, from_attributes=True),
+            SignInInfo.model_validate(event, from_attributes=True),
         )
         callback = status.callback_url if status.callback_bound else None
         async with Client(settings.socket_path) as waiter:

@@ -11,16 +11,16 @@ from apimd.daemon.keys import SERVICE
 from apimd.daemon.routes import Route
 from apimd.engine.signin import SignInError
 from apimd.model.api import (
-    CompleteSigninRequest,
-    SigninInfo,
-    SigninList,
-    SigninRequest,
-    SigninResult,
+    CompleteSignInRequest,
+    SignInInfo,
+    SignInList,
+    SignInRequest,
+    SignInResult,
 )
 from apimd.model.errors import ValidationFailed
 
 
-def _dump(model: SigninInfo | SigninList | SigninResult) -> web.Response:
+def _dump(model: SignInInfo | SignInList | SignInResult) -> web.Response:
     return web.json_response(model.model_dump(mode="json", exclude_none=True))
 
 
@@ -29,7 +29,7 @@ async def start_signin(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     body: object = await json_body(request) if request.can_read_body else {}
     try:
-        wanted = SigninRequest.model_validate(body)
+        wanted = SignInRequest.model_validate(body)
     except ValidationError as exc:
         raise ValidationFailed(issues_of(exc)) from None
     try:
@@ -37,7 +37,7 @@ async def start_signin(request: web.Request) -> web.Response:
     except SignInError as exc:
         raise BadRequest(exc.message, code="signin_unavailable") from None
     return _dump(
-        SigninInfo(
+        SignInInfo(
             id=started.id,
             url=started.url,
             token=started.token,
@@ -51,9 +51,9 @@ async def start_signin(request: web.Request) -> web.Response:
 async def list_signins(request: web.Request) -> web.Response:
     pending = await request.app[SERVICE].pending_signins()
     return _dump(
-        SigninList(
+        SignInList(
             signins=[
-                SigninInfo(
+                SignInInfo(
                     id=p.id,
                     url=p.url,
                     token=p.token,
@@ -70,7 +70,7 @@ async def list_signins(request: web.Request) -> web.Response:
 async def complete_signin(request: web.Request) -> web.Response:
     body = await json_body(request)
     try:
-        wanted = CompleteSigninRequest.model_validate(body)
+        wanted = CompleteSignInRequest.model_validate(body)
     except ValidationError as exc:
         raise ValidationFailed(issues_of(exc)) from None
     try:
@@ -78,7 +78,7 @@ async def complete_signin(request: web.Request) -> web.Response:
     except SignInError as exc:
         raise BadRequest(exc.message, field="url", code="signin_refused") from None
     return _dump(
-        SigninResult(
+        SignInResult(
             ok=done.ok,
             message=done.message,
             token=done.token,
@@ -95,16 +95,16 @@ def signin_routes() -> list[Route]:
             "/v1/tokens/{name}/signin",
             start_signin,
             "Start a sign-in for a token",
-            request=SigninRequest,
-            response=SigninInfo,
+            request=SignInRequest,
+            response=SignInInfo,
         ),
-        Route("GET", "/v1/signins", list_signins, "Pending sign-ins", response=SigninList),
+        Route("GET", "/v1/signins", list_signins, "Pending sign-ins", response=SignInList),
         Route(
             "POST",
             "/v1/signins/complete",
             complete_signin,
             "Finish a sign-in from the final redirect URL",
-            request=CompleteSigninRequest,
-            response=SigninResult,
+            request=CompleteSignInRequest,
+            response=SignInResult,
         ),
     ]
