@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fcntl
 import json
 import os
 import re
@@ -122,7 +121,11 @@ async def stop_command(settings: Settings) -> int:
         except ProcessLookupError:
             gone = True
         else:
-            gone = _lock_released(settings.lock_path)
+            from apimd.store.lock import is_locked
+
+            # An exited daemon has released its lock even while its pid lingers as a zombie
+            # that nobody reaped (a container's PID 1 that is not an init).
+            gone = not is_locked(settings.lock_path)
         if gone:
             print(f"apimd daemon stopped (pid {pid})")
             return 0
@@ -131,18 +134,6 @@ async def stop_command(settings: Settings) -> int:
         f"apimd: the daemon (pid {pid}) is still stopping; see {settings.log_path}", file=sys.stderr
     )
     return 1
-
-
-def _lock_released(path: Path) -> bool:
-    """Whether no process holds the daemon lock. An exited daemon has released it even while its
-    pid lingers as a zombie that nobody reaped (a container's PID 1 that is not an init)."""
-    try:
-        with path.open("a") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-    except OSError:
-        return False
-    return True
 
 
 async def status_command(settings: Settings, as_json: bool) -> int:
