@@ -193,19 +193,7 @@ async def run_target(request: web.Request) -> web.Response:
             raise ValidationFailed(issues_of(exc)) from None
     else:
         body = RunRequest()
-    expected = kind.singular
-    if service.target_kind(name) != expected:
-        raise web.HTTPNotFound(text=f"{name!r} is not a {expected}")
-    if service.agents.elsewhere(body.location):
-        assert body.location is not None
-        run_id = await service.agents.run_elsewhere(body.location, name, body)
-        if not body.wait:
-            return _json(RunAccepted(run_id=run_id), status=202)
-        result = await service.agents.result_of(run_id)
-        return _json(RunAccepted(run_id=run_id, result=result))
-    run_id, task = service.start_run(
-        name, variables=body.variables, trigger="manual", interactive=body.interactive
-    )
+    run_id, task = service.start_run(kind.singular, name, body)
     if not body.wait:
         return _json(RunAccepted(run_id=run_id), status=202)
     result = await asyncio.shield(task)

@@ -25,13 +25,13 @@ from apimd.daemon.summary import build_summary, target_names, window_seconds
 from apimd.engine.runner import Engine
 from apimd.engine.signin import SignInDone, SignInFlows, SignInStarted
 from apimd.engine.tokens import effective_state, utcnow
-from apimd.model.api import AgentInfo, ApplySummary, ResultPage, StatusInfo, Summary
+from apimd.model.api import AgentInfo, ApplySummary, ResultPage, RunRequest, StatusInfo, Summary
 from apimd.model.events import Event, ResourceChanged, ScheduleFired
 from apimd.model.kinds import ResourceKind
 from apimd.model.outcome import Outcome
 from apimd.model.project import Project
 from apimd.model.resources import Token
-from apimd.model.result import Result, Trigger
+from apimd.model.result import Result
 from apimd.model.signin import PendingSignIn
 from apimd.model.stats import Stats
 from apimd.settings import Settings
@@ -292,20 +292,16 @@ class MonitorService:
 
     # --- runs -----------------------------------------------------------------------------
 
-    def target_kind(self, name: str) -> str:
-        return self.runs.target_kind(name)
-
     def start_run(
-        self,
-        name: str,
-        *,
-        variables: dict[str, str] | None = None,
-        trigger: Trigger = "manual",
-        interactive: bool = False,
-        run_id: str | None = None,
+        self, kind: str, name: str, wanted: RunRequest
     ) -> tuple[str, asyncio.Task[Result]]:
-        """Start a run in the background; returns its id (also the result's id) and task."""
-        return self.runs.start(name, variables=variables, trigger=trigger, interactive=interactive)
+        """`POST /v1/calls|workflows/{name}/run`: start the `kind` (`call`, `workflow`) named
+        `name` in the background; returns its run id (also its result's) and task."""
+        if self.runs.target_kind(name) != kind:
+            raise NotFound(f"{name!r} is not a {kind}")
+        return self.runs.start(
+            name, variables=wanted.variables, trigger="manual", interactive=wanted.interactive
+        )
 
     async def run_fenced(self, name: str, job_id: int, agent: str) -> None:
         """Run a firing's target for job `job_id` (SPEC §13); see `Runs.run_fenced`."""
@@ -357,7 +353,7 @@ class MonitorService:
         return result
 
     async def stats(self, name: str, window: str) -> Stats:
-        self.target_kind(name)
+        self.runs.target_kind(name)
         seconds = window_seconds(window)
         now = self._clock()
         return await self.store.stats(name, now - timedelta(seconds=seconds), now)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from cronsim import CronSim, CronSimError
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from apimd.model.common import Name, Resource, parse_duration
 
@@ -37,6 +37,22 @@ def time_zone(value: str) -> str:
     return value
 
 
+CronText = Annotated[str, AfterValidator(cron_expression)]
+TimeZoneName = Annotated[str, AfterValidator(time_zone)]
+
+
+def bounded_duration(value: Any, longest_s: float, too_short: str, too_long: str) -> Any:
+    """A duration field as written (a bare number becomes `90s`), from 1 s to `longest_s`."""
+    if value is None:
+        return None
+    seconds = parse_duration(value)
+    if seconds < 1:
+        raise ValueError(too_short)
+    if seconds > longest_s:
+        raise ValueError(too_long)
+    return value if isinstance(value, str) else f"{value:g}s"
+
+
 # --- schedules ---------------------------------------------------------------------------------
 
 
@@ -44,8 +60,8 @@ class Schedule(Resource):
     """When targets run: `every` interval or `cron` expression."""
 
     every: str | None = None
-    cron: str | None = None
-    timezone: str = "UTC"
+    cron: CronText | None = None
+    timezone: TimeZoneName = "UTC"
     targets: list[Name] = Field(min_length=1)
     enabled: bool = True
     jitter: float = Field(default=0, ge=0, le=3600)
@@ -56,24 +72,12 @@ class Schedule(Resource):
     @field_validator("every", mode="before")
     @classmethod
     def _every(cls, value: Any) -> Any:
-        if value is None:
-            return None
-        seconds = parse_duration(value)
-        if seconds < 1:
-            raise ValueError("`every` must be at least 1s")
-        if seconds > MAX_EVERY_S:
-            raise ValueError("`every` must be at most 366d (use `cron` for rarer runs)")
-        return value if isinstance(value, str) else f"{value:g}s"
-
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str | None) -> str | None:
-        return None if value is None else cron_expression(value)
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, value: str) -> str:
-        return time_zone(value)
+        return bounded_duration(
+            value,
+            MAX_EVERY_S,
+            "`every` must be at least 1s",
+            "`every` must be at most 366d (use `cron` for rarer runs)",
+        )
 
     @model_validator(mode="after")
     def _one_trigger(self) -> Schedule:
