@@ -4,13 +4,18 @@ URL with the `ssh -L` hint, and accept a pasted redirect URL (SPEC §5, §8)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sys
 import webbrowser
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from apimd.model.signin_env import can_open_browser, ssh_hint
+
+T = TypeVar("T")
+SIGNIN_WAIT_S = 10 * 60
 
 
 def present_url(url: str, callback_url: str | None) -> None:
@@ -71,3 +76,32 @@ async def read_pasted_url(on_url: Callable[[str], Awaitable[bool]]) -> None:
                 )
     finally:
         loop.remove_reader(fd)
+
+
+async def wait_with_paste(
+    done: Awaitable[T],
+    complete: Callable[[str], Awaitable[object]],
+    refused: type[Exception],
+) -> T | None:
+    """Wait up to 10 minutes for `done` while redirect URLs pasted on the terminal finish the
+    sign-in through `complete` (a `refused` error is shown, and the next paste awaited); None,
+    said on stderr, when the time runs out."""
+
+    async def pasted(url: str) -> bool:
+        try:
+            await complete(url)
+        except refused as exc:
+            print(f"apimd: {exc}")
+            return False
+        return True
+
+    reader = asyncio.create_task(read_pasted_url(pasted))
+    try:
+        return await asyncio.wait_for(done, SIGNIN_WAIT_S)
+    except TimeoutError:
+        print("apimd: the sign-in was not completed within 10 minutes", file=sys.stderr)
+        return None
+    finally:
+        reader.cancel()
+        with contextlib.suppress(BaseException):
+            await reader

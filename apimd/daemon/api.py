@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from apimd import __version__
-from apimd.daemon.errors import BadRequest, issues_of, json_body
+from apimd.daemon.errors import BadRequest, body_as, json_body
 from apimd.daemon.events import format_sse, format_sse_comment
 from apimd.daemon.keys import SERVICE
 from apimd.daemon.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -185,14 +185,7 @@ async def run_target(request: web.Request) -> web.Response:
     kind = _kind(request)
     name = request.match_info["name"]
     service = request.app[SERVICE]
-    if request.can_read_body:
-        raw = await json_body(request)
-        try:
-            body = RunRequest.model_validate(raw)
-        except ValidationError as exc:
-            raise ValidationFailed(issues_of(exc)) from None
-    else:
-        body = RunRequest()
+    body = await body_as(request, RunRequest, optional=True)
     run_id, task = service.start_run(kind.singular, name, body)
     if not body.wait:
         return _json(RunAccepted(run_id=run_id), status=202)
@@ -291,6 +284,27 @@ async def events(request: web.Request) -> web.StreamResponse:
 # --- the route table ------------------------------------------------------------------------------
 
 
+Query = list[tuple[str, str, str]]
+REVEAL: Query = [("reveal", "boolean", "show secrets in clear")]
+PRUNE: Query = [("prune", "boolean", "delete what the document omits")]
+SECRETS: Query = [("secrets", "boolean", "write secrets in clear")]
+RESULTS_QUERY: Query = [
+    (
+        "name",
+        "string",
+        "target name; a call's runs as a workflow step come too, with `workflow` set",
+    ),
+    ("outcome", "string", "PASS, SLOW, WARNING, SKIPPED or FAIL"),
+    ("since", "string", "ISO 8601 time"),
+    ("limit", "integer", "1–1000, default 100"),
+    ("cursor", "string", "next_cursor of the previous page"),
+]
+
+
+def _window(example: str) -> Query:
+    return [("window", "string", example)]
+
+
 def routes() -> list[Route]:
     """Every route of the API; the router and `/v1/openapi.json` are both built from this."""
     table = [
@@ -300,35 +314,21 @@ def routes() -> list[Route]:
         Route("GET", "/v1/agents", agents, "Live agents (SPEC §13)", response=AgentList),
     ]
     for kind in ResourceKind:
-        model = kind.model
-        reveal = [("reveal", "boolean", "show secrets in clear")]
+        one, model = f"/v1/{kind}/{{name}}", kind.model
         table += [
             Route(
-                "GET", f"/v1/{kind}", list_resources, f"List {kind}", response=Listing, query=reveal
+                "GET", f"/v1/{kind}", list_resources, f"List {kind}", response=Listing, query=REVEAL
             ),
-            Route(
-                "GET",
-                f"/v1/{kind}/{{name}}",
-                get_resource,
-                f"Get one of {kind}",
-                response=model,
-                query=reveal,
-            ),
+            Route("GET", one, get_resource, f"Get one of {kind}", response=model, query=REVEAL),
             Route(
                 "PUT",
-                f"/v1/{kind}/{{name}}",
+                one,
                 put_resource,
                 f"Create or replace one of {kind}",
                 request=model,
                 response=model,
             ),
-            Route(
-                "DELETE",
-                f"/v1/{kind}/{{name}}",
-                delete_resource,
-                f"Delete one of {kind}",
-                response=Deleted,
-            ),
+            Route("DELETE", one, delete_resource, f"Delete one of {kind}", response=Deleted),
         ]
     table += [
         Route(
@@ -338,49 +338,24 @@ def routes() -> list[Route]:
             "Apply a project document",
             request=Project,
             response=ApplySummary,
-            query=[("prune", "boolean", "delete what the document omits")],
+            query=PRUNE,
         ),
-        Route(
-            "GET",
-            "/v1/export",
-            export,
-            "Export the project",
-            response=Project,
-            query=[("secrets", "boolean", "write secrets in clear")],
-        ),
-        Route(
-            "POST",
-            "/v1/calls/{name}/run",
-            run_target,
-            "Run a call",
-            request=RunRequest,
-            response=RunAccepted,
-        ),
-        Route(
-            "POST",
-            "/v1/workflows/{name}/run",
-            run_target,
-            "Run a workflow",
-            request=RunRequest,
-            response=RunAccepted,
-        ),
+        Route("GET", "/v1/export", export, "Export the project", response=Project, query=SECRETS),
+    ]
+    for target in (ResourceKind.CALLS, ResourceKind.WORKFLOWS):
+        path, what = f"/v1/{target}/{{name}}/run", f"Run a {target.singular}"
+        table.append(
+            Route("POST", path, run_target, what, request=RunRequest, response=RunAccepted)
+        )
+    return [
+        *table,
         Route(
             "GET",
             "/v1/results",
             list_results,
             "Results, newest first",
             response=ResultPage,
-            query=[
-                (
-                    "name",
-                    "string",
-                    "target name; a call's runs as a workflow step come too, with `workflow` set",
-                ),
-                ("outcome", "string", "PASS, SLOW, WARNING, SKIPPED or FAIL"),
-                ("since", "string", "ISO 8601 time"),
-                ("limit", "integer", "1–1000, default 100"),
-                ("cursor", "string", "next_cursor of the previous page"),
-            ],
+            query=RESULTS_QUERY,
         ),
         Route("GET", "/v1/results/{id}", get_result, "One result", response=Result),
         Route(
@@ -389,7 +364,7 @@ def routes() -> list[Route]:
             summary,
             "Every target at a glance",
             response=Summary,
-            query=[("window", "string", "e.g. 24h (default)")],
+            query=_window("e.g. 24h (default)"),
         ),
         Route(
             "GET",
@@ -397,7 +372,7 @@ def routes() -> list[Route]:
             stats,
             "Statistics of a target",
             response=Stats,
-            query=[("window", "string", "e.g. 24h, 7d")],
+            query=_window("e.g. 24h, 7d"),
         ),
         Route(
             "POST",
@@ -409,4 +384,3 @@ def routes() -> list[Route]:
         Route("GET", "/v1/events", events, "Server-sent events", response=None, stream=True),
         *signin_routes(),
     ]
-    return table

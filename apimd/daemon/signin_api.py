@@ -4,9 +4,8 @@ one from a pasted redirect URL."""
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import ValidationError
 
-from apimd.daemon.errors import BadRequest, issues_of, json_body
+from apimd.daemon.errors import BadRequest, body_as
 from apimd.daemon.keys import SERVICE
 from apimd.daemon.routes import Route
 from apimd.engine.signin import SignInError
@@ -17,7 +16,6 @@ from apimd.model.api import (
     SignInRequest,
     SignInResult,
 )
-from apimd.model.errors import ValidationFailed
 
 
 def _dump(model: SignInInfo | SignInList | SignInResult) -> web.Response:
@@ -27,11 +25,7 @@ def _dump(model: SignInInfo | SignInList | SignInResult) -> web.Response:
 async def start_signin(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     name = request.match_info["name"]
-    body: object = await json_body(request) if request.can_read_body else {}
-    try:
-        wanted = SignInRequest.model_validate(body)
-    except ValidationError as exc:
-        raise ValidationFailed(issues_of(exc)) from None
+    wanted = await body_as(request, SignInRequest, optional=True)
     try:
         started = await service.start_signin(name, device=wanted.mode == "device")
     except SignInError as exc:
@@ -68,11 +62,7 @@ async def list_signins(request: web.Request) -> web.Response:
 
 
 async def complete_signin(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    try:
-        wanted = CompleteSignInRequest.model_validate(body)
-    except ValidationError as exc:
-        raise ValidationFailed(issues_of(exc)) from None
+    wanted = await body_as(request, CompleteSignInRequest)
     try:
         done = await request.app[SERVICE].complete_signin_url(wanted.url)
     except SignInError as exc:

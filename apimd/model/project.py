@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Mapping, Set
+from collections.abc import Iterator, Mapping, Sequence, Set
 from itertools import pairwise
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -206,21 +206,22 @@ def _references(project: Project, names: Mapping[str, Set[str]]) -> Iterator[Iss
                     loc=("workflows", i, "steps", j),
                     resource=_label("workflows", workflow.name),
                 )
-    for i, schedule in enumerate(project.schedules):
-        for j, target in enumerate(schedule.targets):
-            if target not in calls and target not in workflows:
+    targets = calls | workflows
+    yield from _unknown_targets("schedules", project.schedules, targets, hint=True)
+    yield from _unknown_targets("maintenance", project.maintenance, targets, hint=False)
+
+
+def _unknown_targets(
+    kind: str, holders: Sequence[Schedule | MaintenanceWindow], targets: Set[str], *, hint: bool
+) -> Iterator[Issue]:
+    """Schedules' and maintenance windows' targets that name no call or workflow."""
+    for i, holder in enumerate(holders):
+        for j, target in enumerate(holder.targets):
+            if target not in targets:
                 yield Issue(
-                    f"unknown call or workflow {target!r}{nearest(target, calls | workflows)}",
-                    loc=("schedules", i, "targets", j),
-                    resource=_label("schedules", schedule.name),
-                )
-    for i, window in enumerate(project.maintenance):
-        for j, target in enumerate(window.targets):
-            if target not in calls and target not in workflows:
-                yield Issue(
-                    f"unknown call or workflow {target!r}",
-                    loc=("maintenance", i, "targets", j),
-                    resource=_label("maintenance", window.name),
+                    f"unknown call or workflow {target!r}{nearest(target, targets) if hint else ''}",
+                    loc=(kind, i, "targets", j),
+                    resource=_label(kind, holder.name),
                 )
 
 
