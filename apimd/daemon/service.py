@@ -18,10 +18,11 @@ from apimd import __version__
 from apimd.daemon import heap
 from apimd.daemon.agents import Agents
 from apimd.daemon.events import EventHub, Subscription
-from apimd.daemon.metrics import Metrics, TokenReading
+from apimd.daemon.metrics import Metrics
 from apimd.daemon.runs import NotFound, Runs, ShuttingDown
 from apimd.daemon.scheduler import ScheduleRunner
-from apimd.daemon.summary import build_summary, target_names, window_seconds
+from apimd.daemon.summary import build_summary, metrics_document, target_names, window_seconds
+from apimd.daemon.upkeep import Upkeep
 from apimd.engine.runner import Engine
 from apimd.engine.signin import SignInDone, SignInFlows, SignInStarted
 from apimd.engine.tokens import effective_state, utcnow
@@ -40,9 +41,6 @@ from apimd.store import ApplyReport, SqliteStore
 __all__ = ["MonitorService", "NotFound", "ShuttingDown"]
 
 log = logging.getLogger(__name__)
-
-PRUNE_EVERY_S = 3600.0
-REMIND_EVERY_S = 0.5  # how often `repeat_every` reminders are checked (the smallest is 1 s)
 
 
 class Broadcast:
@@ -84,10 +82,9 @@ class MonitorService:
         self.scheduler = ScheduleRunner(self.runs.run_scheduled, on_fired=self._fired)
         self.callback_port: int | None = None
         self.callback_error: str | None = None
+        self.upkeep = Upkeep(settings, store, engine, clock)
         self._stopped = False
         self._reload_lock = asyncio.Lock()
-        self._maintenance: asyncio.Task[None] | None = None
-        self._reminders: asyncio.Task[None] | None = None
         self.agents = Agents(self)
 
     @classmethod
@@ -122,9 +119,9 @@ class MonitorService:
                 "token(s) %s were mid-refresh when apimd stopped; refreshed on next use",
                 ", ".join(stale),
             )
-        self._maintenance = asyncio.create_task(self._maintain())
         await self.engine.notifier.restore(self.engine.notifier_owners())
-        self._reminders = asyncio.create_task(self._remind())
+        # In a cluster the leader prunes, for all (`Agents`).
+        self.upkeep.start(prunes=not self.agents.clustered)
         if not self.agents.clustered:  # in a cluster, only the leader fires schedules
             await self.scheduler.start()
         self.scheduler.sync(project.schedules)
@@ -137,9 +134,7 @@ class MonitorService:
             return
         self._stopped = True
         self.runs.closing = True
-        for periodic in (self._maintenance, self._reminders):
-            if periodic is not None:
-                periodic.cancel()
+        self.upkeep.stop()
         await self.agents.stop()
         await self.scheduler.shutdown()
         await self.runs.drain()
@@ -148,35 +143,8 @@ class MonitorService:
         await self.hub.close()
 
     async def prune(self) -> None:
-        """Drop raw results past retention (hourly rollups stay) and used or expired sign-ins."""
-        cutoff = self._clock() - timedelta(days=self.settings.retention_days)
-        removed = await self.store.prune_results(cutoff)
-        await self.store.signins.prune()
-        if removed:
-            log.info(
-                "pruned %d result(s) older than %d days", removed, self.settings.retention_days
-            )
-
-    async def _maintain(self) -> None:
-        if self.agents.clustered:
-            return  # the leader prunes, for the whole cluster (`Agents`)
-        while True:
-            try:
-                await self.prune()
-            except Exception:
-                log.exception("periodic prune failed")
-            await asyncio.sleep(PRUNE_EVERY_S)
-
-    async def _remind(self) -> None:
-        """Notifiers' `repeat_every`: on a timer, since a token waiting for a sign-in makes no
-        results to hang a reminder on (SPEC §11)."""
-        while True:
-            try:
-                if await self.agents.sends_reminders(notifier, self.engine.notifier_owners):
-                    await notifier.send_due_reminders(self.engine.notifications_muted)
-            except Exception:
-                log.exception("sending reminders failed")
-            await asyncio.sleep(REMIND_EVERY_S)
+        """Drop raw results past retention and used or expired sign-ins (`Upkeep.prune`)."""
+        await self.upkeep.prune()
 
     def set_callback_port(self, port: int) -> None:
         """The callback server listens: sign-ins can send the browser to it."""
@@ -366,17 +334,7 @@ class MonitorService:
 
     async def metrics_text(self) -> bytes:
         """`GET /metrics`: the Prometheus text document (SPEC §11)."""
-        now = self._clock()
-        project = self.project
-        self.metrics.forget(target_names(project))
-        readings = []
-        for definition in project.tokens:
-            runtime = await self.store.load_token(definition.name)
-            state = effective_state(runtime, project.auth_setting(definition.auth), now)
-            expires = runtime.expires_at if runtime is not None else None
-            readings.append(TokenReading(definition.name, state.value, expires))
-        # Formatting 10,000 targets' series takes a while: off the event loop, on a copy.
-        return await asyncio.to_thread(self.metrics.render, self.metrics.snapshot(readings))
+        return await metrics_document(self.store, self.project, self.metrics, self._clock())
 
     async def refresh_token(self, name: str) -> Token:
         if self.project.token(name) is None:

@@ -1,10 +1,13 @@
 """Every call and workflow at a glance (`GET /v1/summary`, SPEC §6): the latest result, counts
-and uptime over a window, the next run, and the token in the worst state."""
+and uptime over a window, the next run, and the token in the worst state; and the same as
+Prometheus metrics (`GET /metrics`, SPEC §11)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
+from apimd.daemon.metrics import Metrics, TokenReading
 from apimd.engine.tokens import effective_state
 from apimd.model.api import Summary, TargetSummary
 from apimd.model.common import parse_duration
@@ -71,6 +74,21 @@ async def build_summary(
     items: list[Call | Workflow] = [*project.calls, *project.workflows]
     targets = [_target_summary(item, project, recent, next_runs, states) for item in items]
     return Summary(generated_at=now, window_s=seconds, targets=targets)
+
+
+async def metrics_document(
+    store: SqliteStore, project: Project, metrics: Metrics, now: datetime
+) -> bytes:
+    """`GET /metrics`: the Prometheus text document (SPEC §11), with each token's state."""
+    metrics.forget(target_names(project))
+    readings = []
+    for definition in project.tokens:
+        runtime = await store.load_token(definition.name)
+        state = effective_state(runtime, project.auth_setting(definition.auth), now)
+        expires = runtime.expires_at if runtime is not None else None
+        readings.append(TokenReading(definition.name, state.value, expires))
+    # Formatting 10,000 targets' series takes a while: off the event loop, on a copy.
+    return await asyncio.to_thread(metrics.render, metrics.snapshot(readings))
 
 
 def _target_summary(
