@@ -1,7 +1,7 @@
-"""What a token's state reads as, in the CLI and the TUI, against the real daemon application
-served in-process with an injected clock (issue 11 point 6): a token inside its refresh margin
-is `refresh due` (not "expired, expires in 5s"), a token nobody has signed in yet is
-`never signed in` (not "refreshed 0s ago")."""
+"""One name for one thing (issue 11 point 6), against the real daemon application served
+in-process with an injected clock: each kind of resource is named the same by every layer, a
+token inside its refresh margin reads `refresh due` (not "expired, expires in 5s"), and a token
+nobody has signed in yet `never signed in` (not "refreshed 0s ago"), in the CLI and the TUI."""
 
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from apimd.cli.tokens import describe_token, token_row
-from apimd.client import Client
+from apimd.client import ApiError, Client
 from apimd.daemon.app import create_app
 from apimd.daemon.keys import SERVICE
+from apimd.model.kinds import ResourceKind
 from apimd.model.resources import Token, TokenState
 from apimd.settings import Settings
 from apimd.tui.app import build_app
@@ -157,3 +159,24 @@ async def test_the_tokens_screen_says_refresh_due_and_never_signed_in(served: Se
         assert str(screen.table.get_cell("margin", "expires")) == "5s"
         assert str(screen.table.get_cell("first-time", "state")) == "needs_sign_in"
         assert str(screen.table.get_cell("first-time", "refreshed")) == "never signed in"
+
+
+async def test_every_layer_names_a_kind_alike(served: Served) -> None:
+    """The service (a GET of nothing), the store (a DELETE of nothing) and the REST handler (a
+    body that is not an object) say `auth setting`, `maintenance window`, `variable`…"""
+    async with Client(served.socket_path) as client:
+        for kind in ResourceKind:
+            for request in (client.get(kind, "nope"), client.delete(kind, "nope")):
+                with pytest.raises(ApiError) as refused:
+                    await request
+                assert refused.value.status == 404
+                assert str(refused.value) == f"no {kind.singular} named 'nope'"
+    connector = aiohttp.UnixConnector(path=str(served.socket_path))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        for kind in ResourceKind:
+            async with session.put(f"http://apimd/v1/{kind}/x", json=[1]) as response:
+                assert response.status == 400
+                body = await response.json()
+            assert body["error"]["message"] == f"send the {kind.singular} as a JSON object"
+    assert ResourceKind.MAINTENANCE.describe("w") == "maintenance window 'w'"
+    assert ResourceKind.AUTH.describe("a") == "auth 'a'"  # as the project file spells the key
