@@ -7,6 +7,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from apimd.daemon.events import EventHub
@@ -31,25 +32,20 @@ class ShuttingDown(RuntimeError):
     """The daemon is stopping and takes no new runs."""
 
 
+@dataclass(eq=False)
 class Runs:
     """Every run this agent has going, by run id; each is recorded even when it fails or is
     cancelled, so a result exists for every id handed out."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        store: SqliteStore,
-        hub: EventHub,
-        metrics: Metrics,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.engine = engine
-        self.store = store
-        self.hub = hub
-        self.metrics = metrics
-        self._clock = clock
-        self._runs: dict[str, tuple[asyncio.Task[Result], str, str, Trigger, datetime]] = {}
-        self.closing = False
+    engine: Engine
+    store: SqliteStore
+    hub: EventHub
+    metrics: Metrics
+    clock: Callable[[], datetime]
+    closing: bool = field(default=False, init=False)
+    _runs: dict[str, tuple[asyncio.Task[Result], str, str, Trigger, datetime]] = field(
+        default_factory=dict, init=False
+    )
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -79,7 +75,7 @@ class Runs:
             raise ShuttingDown("the daemon is stopping and takes no new runs")
         kind = self.target_kind(name)
         run_id = str(uuid.uuid4())
-        started = self._clock()
+        started = self.clock()
         task = asyncio.create_task(
             self._guarded_run(run_id, name, kind, variables, trigger, interactive, started)
         )

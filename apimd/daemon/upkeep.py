@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from apimd.engine.runner import Engine
@@ -18,21 +19,15 @@ PRUNE_EVERY_S = 3600.0
 REMIND_EVERY_S = 0.5  # how often `repeat_every` reminders are checked (the smallest is 1 s)
 
 
+@dataclass(eq=False)
 class Upkeep:
     """Two loops started with the daemon and cancelled when it stops."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: SqliteStore,
-        engine: Engine,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.engine = engine
-        self._clock = clock
-        self._tasks: list[asyncio.Task[None]] = []
+    settings: Settings
+    store: SqliteStore
+    engine: Engine
+    clock: Callable[[], datetime]
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
     def start(self, *, prunes: bool) -> None:
         """Start the loops; `prunes` is False in a cluster, where the leader prunes for all."""
@@ -46,7 +41,7 @@ class Upkeep:
 
     async def prune(self) -> None:
         """Drop raw results past retention (hourly rollups stay) and used or expired sign-ins."""
-        cutoff = self._clock() - timedelta(days=self.settings.retention_days)
+        cutoff = self.clock() - timedelta(days=self.settings.retention_days)
         removed = await self.store.prune_results(cutoff)
         await self.store.signins.prune()
         if removed:
