@@ -12,7 +12,7 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from apimd.daemon.service import NotFound, ShuttingDown
+from apimd.daemon.runs import NotFound, ShuttingDown
 from apimd.model.api import ErrorBody, ErrorDetail, ErrorInfo, RunRequest
 from apimd.model.errors import Issue, ValidationFailed
 from apimd.model.validation import validation_issues

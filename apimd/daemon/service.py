@@ -1,6 +1,7 @@
 """The daemon's services: one façade over the store, the engine, the scheduler and the event hub,
-so REST handlers stay thin (SPEC §2 apply, §5 refresh, §6, §9 shutdown). The runs in flight are
-`daemon/runs.py`'s, the summary `daemon/summary.py`'s."""
+so REST handlers stay thin (SPEC §2 apply, §5 refresh, §6, §9 shutdown). Its parts: the runs in
+flight (`daemon/runs.py`), the summary and metrics (`daemon/summary.py`), the periodic work
+(`daemon/upkeep.py`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from apimd.daemon import heap
 from apimd.daemon.agents import Agents
 from apimd.daemon.events import EventHub, Subscription
 from apimd.daemon.metrics import Metrics
-from apimd.daemon.runs import NotFound, Runs, ShuttingDown
+from apimd.daemon.runs import NotFound, Runs
 from apimd.daemon.scheduler import ScheduleRunner
 from apimd.daemon.summary import build_summary, metrics_document, target_names, window_seconds
 from apimd.daemon.upkeep import Upkeep
@@ -37,8 +38,6 @@ from apimd.model.signin import PendingSignIn
 from apimd.model.stats import Stats
 from apimd.settings import Settings
 from apimd.store import ApplyReport, SqliteStore
-
-__all__ = ["MonitorService", "NotFound", "ShuttingDown"]
 
 log = logging.getLogger(__name__)
 
