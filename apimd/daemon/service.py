@@ -175,15 +175,11 @@ class MonitorService:
     async def status(self) -> StatusInfo:
         project = self.project
         counts = {
-            "variables": len(project.variables),
-            "auth": len(project.auth),
-            "tokens": len(project.tokens),
-            "calls": len(project.calls),
-            "workflows": len(project.workflows),
-            "schedules": len(project.schedules),
-            "running": len(self.runs),
-            "event_subscribers": self.hub.subscribers,
+            kind.value: len(getattr(project, kind))
+            for kind in ResourceKind
+            if kind is not ResourceKind.MAINTENANCE
         }
+        counts |= {"running": len(self.runs), "event_subscribers": self.hub.subscribers}
         port = self.callback_port if self.callback_port is not None else self.settings.callback_port
         return StatusInfo(
             version=__version__,
