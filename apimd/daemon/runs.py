@@ -69,12 +69,13 @@ class Runs:
         variables: dict[str, str] | None = None,
         trigger: Trigger = "manual",
         interactive: bool = False,
+        run_id: str | None = None,
     ) -> tuple[str, asyncio.Task[Result]]:
         """Start a run in the background; returns its id (also the result's id) and task."""
         if self.closing:
             raise ShuttingDown("the daemon is stopping and takes no new runs")
         kind = self.target_kind(name)
-        run_id = str(uuid.uuid4())
+        run_id = run_id or str(uuid.uuid4())
         started = self.clock()
         task = asyncio.create_task(
             self._guarded_run(run_id, name, kind, variables, trigger, interactive, started)
@@ -106,9 +107,10 @@ class Runs:
         started: datetime,
     ) -> Result:
         try:
-            return await self.engine.run(
+            result = await self.engine.run(
                 name, variables=variables, trigger=trigger, interactive=interactive, run_id=run_id
             )
+            return self.store.stamped(result)  # as recorded: where it ran, how late
         except asyncio.CancelledError:
             error = "the daemon stopped before this run finished"
             await asyncio.shield(
@@ -152,21 +154,36 @@ class Runs:
             if cancelled:
                 raise
             log.exception("the failure of run %s could not be stored either", run_id)
-        self.metrics.observe_result(result)
-        self.hub.publish(RunFinished.of(result, run_id))
+        self.announce_unfinished(result)
         return result
 
-    async def run_scheduled(self, name: str, schedule: str) -> None:
+    def announce_unfinished(self, result: Result) -> None:
+        """A result recorded without running (stopped, skipped, lost): metrics and `run.finished`."""
+        self.metrics.observe_result(result)
+        self.hub.publish(RunFinished.of(result, result.id))
+
+    async def run_scheduled(self, name: str, schedule: str, due: datetime) -> None:
         if self.closing:
             return
         try:
-            _run_id, task = self.start(name, trigger="schedule")
+            run_id, task = self.start(name, trigger="schedule")
         except NotFound:
             log.warning("schedule %s names %s, which no longer exists", schedule, name)
             return
+        self._stamp_due(run_id, task, due)
         await asyncio.shield(task)
 
-    async def run_fenced(self, name: str, job_id: int, agent: str) -> None:
+    async def skipped(self, schedule: str, name: str, due: datetime) -> None:
+        """A firing skipped because the previous run of `name` had not finished: said in a
+        SKIPPED result (not dropped silently)."""
+        kind = self.target_kind(name)
+        error = (
+            f"skipped: the previous run of {name} was still going when schedule {schedule} fired"
+        )
+        run_id = str(uuid.uuid4())
+        await self._record_unfinished(run_id, name, kind, "schedule", due, error, cancelled=True)
+
+    async def run_fenced(self, name: str, job_id: int, agent: str, due: datetime) -> None:
         """Run a firing's target for job `job_id`; its result is written only while the firing
         still belongs to that job (SPEC §13)."""
         if self.closing:
@@ -179,4 +196,10 @@ class Runs:
         fences = self.store.fences
         fences[run_id] = (job_id, agent)
         task.add_done_callback(lambda _t: fences.pop(run_id, None))
+        self._stamp_due(run_id, task, due)
         await asyncio.shield(task)
+
+    def _stamp_due(self, run_id: str, task: asyncio.Task[Result], due: datetime) -> None:
+        """The result of run `run_id` records how late after `due` it started."""
+        self.store.due[run_id] = due
+        task.add_done_callback(lambda _t: self.store.due.pop(run_id, None))

@@ -78,13 +78,15 @@ class MonitorService:
         self._started_monotonic = time.monotonic()
         self.signins = SignInFlows(engine)
         self.runs = Runs(engine, store, self.hub, self.metrics, clock)
-        self.scheduler = ScheduleRunner(self.runs.run_scheduled, on_fired=self._fired)
+        self.scheduler = ScheduleRunner(
+            self.runs.run_scheduled, on_fired=self._fired, on_skipped=self.runs.skipped
+        )
         self.callback_port: int | None = None
         self.callback_error: str | None = None
-        self.upkeep = Upkeep(settings, store, engine, clock)
         self._stopped = False
         self._reload_lock = asyncio.Lock()
         self.agents = Agents(self)
+        self.upkeep = Upkeep(settings, store, engine, self.agents, clock)
 
     @classmethod
     async def open(
@@ -140,10 +142,6 @@ class MonitorService:
         await self.signins.close()
         await self.engine.close()
         await self.hub.close()
-
-    async def prune(self) -> None:
-        """Drop raw results past retention and used or expired sign-ins (`Upkeep.prune`)."""
-        await self.upkeep.prune()
 
     def set_callback_port(self, port: int) -> None:
         """The callback server listens: sign-ins can send the browser to it."""
@@ -206,10 +204,6 @@ class MonitorService:
         """The agents of this store heard from lately (SPEC §13)."""
         return await self.agents.live()
 
-    def running_targets(self) -> list[str]:
-        """The calls and workflows running on this agent now."""
-        return self.runs.targets()
-
     def subscribe(self) -> Subscription:
         """The event stream of `GET /v1/events`."""
         return self.hub.subscribe()
@@ -255,25 +249,20 @@ class MonitorService:
 
     # --- runs -----------------------------------------------------------------------------
 
+    def check_target(self, kind: str, name: str) -> None:
+        """`NotFound` unless `name` is a `kind` (`call`, `workflow`)."""
+        if self.runs.target_kind(name) != kind:
+            raise NotFound(f"{name!r} is not a {kind}")
+
     def start_run(
         self, kind: str, name: str, wanted: RunRequest
     ) -> tuple[str, asyncio.Task[Result]]:
-        """`POST /v1/calls|workflows/{name}/run`: start the `kind` (`call`, `workflow`) named
-        `name` in the background; returns its run id (also its result's) and task."""
-        if self.runs.target_kind(name) != kind:
-            raise NotFound(f"{name!r} is not a {kind}")
+        """`POST /v1/calls|workflows/{name}/run` here: start the `kind` named `name` in the
+        background; returns its run id (also its result's) and task."""
+        self.check_target(kind, name)
         return self.runs.start(
             name, variables=wanted.variables, trigger="manual", interactive=wanted.interactive
         )
-
-    async def run_fenced(self, name: str, job_id: int, agent: str) -> None:
-        """Run a firing's target for job `job_id` (SPEC §13); see `Runs.run_fenced`."""
-        await self.runs.run_fenced(name, job_id, agent)
-
-    def _stamp_due(self, run_id: str, task: asyncio.Task[Result], due: datetime) -> None:
-        """The result of run `run_id` records how late after `due` it started."""
-        self.store.due[run_id] = due
-        task.add_done_callback(lambda _t: self.store.due.pop(run_id, None))
 
     def _fired(self, schedule: str, targets: list[str], scheduled_at: datetime) -> None:
         lateness = self._clock() - scheduled_at
@@ -323,9 +312,11 @@ class MonitorService:
 
     async def summary(self, window: str) -> Summary:
         """Every call and workflow at a glance."""
-        project = self.project
-        next_runs = self.scheduler.next_runs()
-        return await build_summary(self.store, project, next_runs, self._clock(), window)
+        next_runs = await self.agents.next_runs()
+        locations = await self.agents.target_locations()
+        return await build_summary(
+            self.store, self.project, next_runs, locations, self._clock(), window
+        )
 
     async def metrics_text(self) -> bytes:
         """`GET /metrics`: the Prometheus text document (SPEC §11)."""

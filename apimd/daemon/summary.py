@@ -63,6 +63,7 @@ async def build_summary(
     store: SqliteStore,
     project: Project,
     next_runs: dict[str, datetime],
+    locations: dict[str, list[str]],
     now: datetime,
     window: str,
 ) -> Summary:
@@ -72,7 +73,10 @@ async def build_summary(
     recent = await store.recent_results(now - timedelta(seconds=seconds))
     states = await token_states(store, project, now)
     items: list[Call | Workflow] = [*project.calls, *project.workflows]
-    targets = [_target_summary(item, project, recent, next_runs, states) for item in items]
+    targets = [
+        _target_summary(item, project, recent, next_runs, states, locations.get(item.name, []))
+        for item in items
+    ]
     return Summary(generated_at=now, window_s=seconds, targets=targets)
 
 
@@ -97,6 +101,7 @@ def _target_summary(
     recent: dict[str, RecentRuns],
     next_runs: dict[str, datetime],
     states: dict[str, TokenState],
+    locations: list[str],
 ) -> TargetSummary:
     runs = recent.get(item.name)
     latest = runs.latest if runs else None
@@ -127,6 +132,7 @@ def _target_summary(
         cert_expires_at=latest.tls.not_after if latest and latest.tls else None,
         description=item.description,
         tags=item.tags,
+        locations=locations,
     )
 
 

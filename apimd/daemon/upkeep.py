@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from apimd.daemon.agents import Agents
 from apimd.engine.runner import Engine
 from apimd.settings import Settings
 from apimd.store import SqliteStore
@@ -26,6 +27,7 @@ class Upkeep:
     settings: Settings
     store: SqliteStore
     engine: Engine
+    agents: Agents
     clock: Callable[[], datetime]
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
@@ -60,9 +62,11 @@ class Upkeep:
     async def _remind(self) -> None:
         """On a timer, since a token waiting for a sign-in makes no results to hang a reminder
         on (SPEC §11)."""
+        notifier = self.engine.notifier
         while True:
             try:
-                await self.engine.notifier.send_due_reminders(self.engine.notifications_muted)
+                if await self.agents.sends_reminders(notifier, self.engine.notifier_owners):
+                    await notifier.send_due_reminders(self.engine.notifications_muted)
             except Exception:
                 log.exception("sending reminders failed")
             await asyncio.sleep(REMIND_EVERY_S)
