@@ -12,8 +12,9 @@ from datetime import datetime
 
 from apimd.daemon.events import EventHub
 from apimd.daemon.metrics import Metrics
+from apimd.engine.context import UnknownTarget
 from apimd.engine.recording import failed_result
-from apimd.engine.runner import Engine, UnknownTarget
+from apimd.engine.runner import Engine
 from apimd.model.events import RunFinished
 from apimd.model.outcome import ResultCode
 from apimd.model.result import Result, Trigger

@@ -26,7 +26,7 @@ from apimd.daemon.summary import build_summary, metrics_document, target_names, 
 from apimd.daemon.upkeep import Upkeep
 from apimd.engine.runner import Engine
 from apimd.engine.signin import SignInDone, SignInFlows, SignInStarted
-from apimd.engine.tokens import effective_state, utcnow
+from apimd.engine.tokens import utcnow
 from apimd.model.api import AgentInfo, ApplySummary, ResultPage, RunRequest, StatusInfo, Summary
 from apimd.model.events import Event, ResourceChanged, ScheduleFired
 from apimd.model.kinds import ResourceKind
@@ -34,6 +34,7 @@ from apimd.model.outcome import Outcome
 from apimd.model.project import Project
 from apimd.model.resources import Token
 from apimd.model.result import Result
+from apimd.model.runtime import effective_state
 from apimd.model.signin import PendingSignIn
 from apimd.model.stats import Stats
 from apimd.settings import Settings

@@ -8,13 +8,13 @@ import asyncio
 from datetime import datetime, timedelta
 
 from apimd.daemon.metrics import Metrics, TokenReading
-from apimd.engine.tokens import effective_state
 from apimd.model.api import Summary, TargetSummary
 from apimd.model.common import parse_duration
 from apimd.model.errors import Issue, ValidationFailed
 from apimd.model.outcome import Outcome
 from apimd.model.project import Project
 from apimd.model.resources import Call, TokenState, Workflow
+from apimd.model.runtime import effective_state
 from apimd.store import SqliteStore
 from apimd.store.results import RecentRuns, latest_including_steps
 

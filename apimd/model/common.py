@@ -124,6 +124,22 @@ def scalar_to_str(value: Any) -> Any:
     return value
 
 
+# A lone UTF-16 surrogate (from a JSON `\ud800` escape, or an undecodable byte kept by
+# `surrogateescape`) is a valid `str` that UTF-8 cannot encode: the store, events and API refuse it.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """`text` with every lone surrogate replaced by U+FFFD, so it can be stored and sent."""
+    if text.isascii():
+        return text
+    return LONE_SURROGATE.sub("\ufffd", text)
+
+
+def has_lone_surrogate(text: str) -> bool:
+    return not text.isascii() and LONE_SURROGATE.search(text) is not None
+
+
 class Resource(StrictModel):
     """Fields every resource has."""
 

@@ -86,7 +86,7 @@ def test_signin(snap_compare: SnapCompare, view: str, size: tuple[int, int]) -> 
 
 
 async def test_the_folded_sign_in_address_copies_as_one_line() -> None:
-    app = snapshot_app(SigninFakeClient())
+    app = snapshot_app(SignInFakeClient())
     async with app.run_test(size=(80, 24)) as pilot:
         await open_signin("browser")(pilot)
         shown = app.screen.query_one("#signin-url", UrlText)
