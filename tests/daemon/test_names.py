@@ -118,7 +118,7 @@ async def test_the_daemon_reads_the_injected_clock(served: Served) -> None:
         status = await client.status()
     assert summary.generated_at == START + timedelta(days=3)
     assert status.started_at == START
-    assert served.app[SERVICE].engine.now() == START + timedelta(days=3)
+    assert served.app[SERVICE].engine.services.now() == START + timedelta(days=3)
 
 
 async def test_the_cli_says_refresh_due_and_never_signed_in(served: Served) -> None:
