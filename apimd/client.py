@@ -19,23 +19,24 @@ from pydantic import BaseModel
 from apimd.model.api import (
     AgentList,
     ApplySummary,
-    CompleteSigninRequest,
+    CompleteSignInRequest,
     ErrorBody,
     ErrorDetail,
     Health,
     ResultPage,
     RunAccepted,
     RunRequest,
-    SigninInfo,
-    SigninList,
-    SigninRequest,
-    SigninResult,
+    SignInInfo,
+    SignInList,
+    SignInRequest,
+    SignInResult,
     StatusInfo,
     Summary,
     parse_summary,
 )
 from apimd.model.events import Event, decode_event
-from apimd.model.project import KIND_MODELS, Project
+from apimd.model.kinds import ResourceKind
+from apimd.model.project import Project
 from apimd.model.resources import Token
 from apimd.model.result import Result
 from apimd.model.stats import Stats
@@ -198,19 +199,19 @@ class Client:
     # --- resources ------------------------------------------------------------------------
 
     async def list(self, kind: str) -> list[BaseModel]:
-        model = KIND_MODELS[kind]
+        model = ResourceKind(kind).model
         payload = await self._request("GET", f"/v1/{kind}")
         return [model.model_validate(item) for item in payload["items"]]
 
     async def get(self, kind: str, name: str, *, reveal: bool = False) -> BaseModel:
         params = {"reveal": "true"} if reveal else None
         payload = await self._request("GET", f"/v1/{kind}/{_seg(name)}", params=params)
-        return KIND_MODELS[kind].model_validate(payload)
+        return ResourceKind(kind).model.model_validate(payload)
 
     async def put(self, kind: str, name: str, resource: BaseModel | dict[str, Any]) -> BaseModel:
         body = _dump(resource)
         payload = await self._request("PUT", f"/v1/{kind}/{_seg(name)}", body=body)
-        return KIND_MODELS[kind].model_validate(payload)
+        return ResourceKind(kind).model.model_validate(payload)
 
     async def delete(self, kind: str, name: str) -> None:
         await self._request("DELETE", f"/v1/{kind}/{_seg(name)}")
@@ -283,20 +284,20 @@ class Client:
         payload = await self._request("POST", f"/v1/tokens/{_seg(name)}/refresh", timeout=120)
         return Token.model_validate(payload)
 
-    async def signin(self, name: str, *, mode: str = "browser") -> SigninInfo:
+    async def signin(self, name: str, *, mode: str = "browser") -> SignInInfo:
         """Start a sign-in for token `name`: the URL to open (or the device code to enter)."""
-        body = SigninRequest.model_validate({"mode": mode}).model_dump()
+        body = SignInRequest.model_validate({"mode": mode}).model_dump()
         payload = await self._request("POST", f"/v1/tokens/{_seg(name)}/signin", body=body)
-        return SigninInfo.model_validate(payload)
+        return SignInInfo.model_validate(payload)
 
-    async def signins(self) -> SigninList:
-        return SigninList.model_validate(await self._request("GET", "/v1/signins"))
+    async def signins(self) -> SignInList:
+        return SignInList.model_validate(await self._request("GET", "/v1/signins"))
 
-    async def complete_signin(self, url: str) -> SigninResult:
+    async def complete_signin(self, url: str) -> SignInResult:
         """Finish a sign-in from the final redirect URL pasted from the browser."""
-        body = CompleteSigninRequest(url=url).model_dump()
+        body = CompleteSignInRequest(url=url).model_dump()
         payload = await self._request("POST", "/v1/signins/complete", body=body)
-        return SigninResult.model_validate(payload)
+        return SignInResult.model_validate(payload)
 
     # --- events ---------------------------------------------------------------------------
 

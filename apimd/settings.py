@@ -1,5 +1,6 @@
 """Where things live and how the daemon is configured (SPEC §1): environment variables, and the
-same keys in `settings.toml` (under APIMD_HOME, else the user config folder)."""
+same keys in `settings.toml` (under APIMD_HOME, else the user config folder), whose `[keys]` table
+remaps the TUI's keys (both find and read the file with `apimd.model.settings_file`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import os
 import re
 import socket
 import stat
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +16,8 @@ from pathlib import Path
 import platformdirs
 
 from apimd.dburl import describe_url, is_postgres_url
+from apimd.model.settings_file import SettingsError as SettingsError
+from apimd.model.settings_file import read_settings_document, settings_file_path
 
 MAX_SOCKET_PATH = 100
 DEFAULT_CALLBACK_PORT = 8765
@@ -32,10 +34,6 @@ KEYS = (
     "APIMD_AGENT",
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-
-class SettingsError(Exception):
-    """A setting has a value apimd cannot use; the message names it and its source."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +84,7 @@ class Settings:
             data_dir = Path(platformdirs.user_data_dir("apimd"))
             config_dir = Path(platformdirs.user_config_dir("apimd"))
             state_dir = Path(platformdirs.user_state_dir("apimd"))
-        settings_file = config_dir / "settings.toml"
+        settings_file = settings_file_path(env)
         file_values = _read_settings_file(settings_file)
 
         def get(key: str) -> tuple[str | None, str]:
@@ -184,13 +182,7 @@ def unsafe_folder(path: Path) -> str | None:
 
 
 def _read_settings_file(path: Path) -> dict[str, object]:
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SettingsError(f"{path}: {exc}") from None
+    data = read_settings_document(path)
     unknown = sorted(set(data) - set(KEYS) - {"keys"})
     if unknown:
         raise SettingsError(f"{path}: unknown setting {unknown[0]} (known: {', '.join(KEYS)})")

@@ -36,9 +36,9 @@ from apimd.client import ApiError
 from apimd.model.api import (
     ResultPage,
     RunAccepted,
-    SigninInfo,
-    SigninList,
-    SigninResult,
+    SignInInfo,
+    SignInList,
+    SignInResult,
     StatusInfo,
     Summary,
     TargetSummary,
@@ -158,13 +158,13 @@ class BenchClient:
     async def refresh_token(self, name: str) -> Token:
         raise ApiError(404, "not_found", f"no token named {name!r}", [])
 
-    async def signin(self, name: str, *, mode: str = "browser") -> SigninInfo:
+    async def signin(self, name: str, *, mode: str = "browser") -> SignInInfo:
         raise ApiError(404, "not_found", f"no token named {name!r}", [])
 
-    async def signins(self) -> SigninList:
-        return SigninList(signins=[])
+    async def signins(self) -> SignInList:
+        return SignInList(signins=[])
 
-    async def complete_signin(self, url: str) -> SigninResult:
+    async def complete_signin(self, url: str) -> SignInResult:
         raise ApiError(400, "signin_refused", "no sign-in is pending", [])
 
     async def close(self) -> None:

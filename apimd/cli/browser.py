@@ -4,35 +4,24 @@ URL with the `ssh -L` hint, and accept a pasted redirect URL (SPEC §5, §8)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sys
 import webbrowser
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit
+from typing import TypeVar
 
+from apimd.model.signin_env import can_open_browser, ssh_hint
 
-def over_ssh() -> bool:
-    return bool(os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_TTY"))
-
-
-def has_display() -> bool:
-    return (
-        bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-        or sys.platform == "darwin"
-    )
-
-
-def ssh_hint(callback_url: str) -> str:
-    port = urlsplit(callback_url).port or 8765
-    host = socket.gethostname()
-    return f"ssh -L {port}:127.0.0.1:{port} {host}"
+T = TypeVar("T")
+SIGNIN_WAIT_S = 10 * 60
 
 
 def present_url(url: str, callback_url: str | None) -> None:
     """Print the URL; open it in a browser when there is a display and no SSH session."""
     print(f"\nSign in here:\n  {url}\n")
-    if has_display() and not over_ssh():
+    if can_open_browser(os.environ):
         opened = webbrowser.open(url)
         if opened:
             print("(opened in your browser)")
@@ -40,7 +29,7 @@ def present_url(url: str, callback_url: str | None) -> None:
         print(
             "You are on SSH (or there is no display): open the URL in the browser on your own\n"
             "machine. For the browser to come back to apimd, forward the callback port first:\n"
-            f"  {ssh_hint(callback_url)}\n"
+            f"  {ssh_hint(callback_url, socket.gethostname())}\n"
             "Or, after signing in, paste the address the browser ended on here and press Enter."
         )
     sys.stdout.flush()
@@ -87,3 +76,32 @@ async def read_pasted_url(on_url: Callable[[str], Awaitable[bool]]) -> None:
                 )
     finally:
         loop.remove_reader(fd)
+
+
+async def wait_with_paste(
+    done: Awaitable[T],
+    complete: Callable[[str], Awaitable[object]],
+    refused: type[Exception],
+) -> T | None:
+    """Wait up to 10 minutes for `done` while redirect URLs pasted on the terminal finish the
+    sign-in through `complete` (a `refused` error is shown, and the next paste awaited); None,
+    said on stderr, when the time runs out."""
+
+    async def pasted(url: str) -> bool:
+        try:
+            await complete(url)
+        except refused as exc:
+            print(f"apimd: {exc}")
+            return False
+        return True
+
+    reader = asyncio.create_task(read_pasted_url(pasted))
+    try:
+        return await asyncio.wait_for(done, SIGNIN_WAIT_S)
+    except TimeoutError:
+        print("apimd: the sign-in was not completed within 10 minutes", file=sys.stderr)
+        return None
+    finally:
+        reader.cancel()
+        with contextlib.suppress(BaseException):
+            await reader

@@ -42,30 +42,37 @@ START_TIMEOUT_S = 20.0
 
 def signin_resources(base: str) -> dict[str, Any]:
     """A token a person signs in to with the browser (oauth2 authorization code + PKCE)."""
+    auth = {
+        "name": "demo-sso",
+        "type": "oauth2",
+        "grant": "authorization_code",
+        "authorize_url": f"{base}/oauth/authorize",
+        "token_url": f"{base}/oauth/token",
+        "client_id": "demo-client",
+        "client_secret": "demo-secret",
+        "scopes": ["orders:read"],
+    }
+    description = "Needs a person to sign in once; refreshed unattended after that"
+    return _signed_in_orders(auth, SIGNIN_TOKEN, "my-orders", description, base, "signed-in")
+
+
+def _signed_in_orders(
+    auth: dict[str, Any], token: str, call: str, description: str, base: str, schedule: str
+) -> dict[str, Any]:
+    """`auth`, its `token`, a `call` of the demo's orders with it, run every 20 s."""
     return {
-        "auth": [
-            {
-                "name": "demo-sso",
-                "type": "oauth2",
-                "grant": "authorization_code",
-                "authorize_url": f"{base}/oauth/authorize",
-                "token_url": f"{base}/oauth/token",
-                "client_id": "demo-client",
-                "client_secret": "demo-secret",
-                "scopes": ["orders:read"],
-            }
-        ],
-        "tokens": [{"name": SIGNIN_TOKEN, "auth": "demo-sso"}],
+        "auth": [auth],
+        "tokens": [{"name": token, "auth": auth["name"]}],
         "calls": [
             {
-                "name": "my-orders",
-                "description": "Needs a person to sign in once; refreshed unattended after that",
+                "name": call,
+                "description": description,
                 "url": f"{base}/api/orders",
-                "token": SIGNIN_TOKEN,
+                "token": token,
                 "conditions": [{"source": "status", "op": "eq", "value": 200}],
             }
         ],
-        "schedules": [{"name": "signed-in", "every": "20s", "targets": ["my-orders"]}],
+        "schedules": [{"name": schedule, "every": "20s", "targets": [call]}],
     }
 
 
@@ -129,33 +136,22 @@ def fapi_resources(server: RunningServer) -> dict[str, Any]:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    return {
-        "auth": [
-            {
-                "name": "demo-fapi",
-                "type": "oauth2",
-                "grant": "authorization_code",
-                "issuer": server.url,
-                "client_id": "demo-fapi",
-                "client_auth": "private_key_jwt",
-                "client_key": pem,
-                "par": True,
-                "dpop": True,
-                "scopes": ["orders:read"],
-            }
-        ],
-        "tokens": [{"name": FAPI_TOKEN, "auth": "demo-fapi"}],
-        "calls": [
-            {
-                "name": "my-orders-fapi",
-                "description": "FAPI-style: PAR, private_key_jwt and a DPoP-bound token",
-                "url": f"{server.url}/api/orders",
-                "token": FAPI_TOKEN,
-                "conditions": [{"source": "status", "op": "eq", "value": 200}],
-            }
-        ],
-        "schedules": [{"name": "signed-in-fapi", "every": "20s", "targets": ["my-orders-fapi"]}],
+    auth = {
+        "name": "demo-fapi",
+        "type": "oauth2",
+        "grant": "authorization_code",
+        "issuer": server.url,
+        "client_id": "demo-fapi",
+        "client_auth": "private_key_jwt",
+        "client_key": pem,
+        "par": True,
+        "dpop": True,
+        "scopes": ["orders:read"],
     }
+    description = "FAPI-style: PAR, private_key_jwt and a DPoP-bound token"
+    return _signed_in_orders(
+        auth, FAPI_TOKEN, "my-orders-fapi", description, server.url, "signed-in-fapi"
+    )
 
 
 # Sent to the demo process alone (`kill`, the SSH session closing, a supervisor), these end the

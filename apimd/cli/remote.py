@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fcntl
 import json
 import os
 import re
@@ -24,6 +23,7 @@ from apimd.cli import UsageError, parse_vars
 from apimd.cli.output import format_apply, print_result
 from apimd.cli.table import column_widths, fit_width, table
 from apimd.client import ApiError, Client, DaemonUnavailable, NotOurDaemon
+from apimd.model.durations import short_duration
 from apimd.model.events import RunFinished
 from apimd.model.outcome import ResultCode
 from apimd.model.result import Result
@@ -121,7 +121,11 @@ async def stop_command(settings: Settings) -> int:
         except ProcessLookupError:
             gone = True
         else:
-            gone = _lock_released(settings.lock_path)
+            from apimd.store.lock import is_locked
+
+            # An exited daemon has released its lock even while its pid lingers as a zombie
+            # that nobody reaped (a container's PID 1 that is not an init).
+            gone = not is_locked(settings.lock_path)
         if gone:
             print(f"apimd daemon stopped (pid {pid})")
             return 0
@@ -130,18 +134,6 @@ async def stop_command(settings: Settings) -> int:
         f"apimd: the daemon (pid {pid}) is still stopping; see {settings.log_path}", file=sys.stderr
     )
     return 1
-
-
-def _lock_released(path: Path) -> bool:
-    """Whether no process holds the daemon lock. An exited daemon has released it even while its
-    pid lingers as a zombie that nobody reaped (a container's PID 1 that is not an init)."""
-    try:
-        with path.open("a") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-    except OSError:
-        return False
-    return True
 
 
 async def status_command(settings: Settings, as_json: bool) -> int:
@@ -163,7 +155,7 @@ async def status_command(settings: Settings, as_json: bool) -> int:
     callback = status.callback_url + (" (listening)" if status.callback_bound else " (NOT bound)")
     scheduler = f"scheduler {status.scheduler}" if status.leader else "fired by the leader"
     lines = [
-        f"apimd daemon {status.version}: running (pid {status.pid}, up {_duration(status.uptime_s)})",
+        f"apimd daemon {status.version}: running (pid {status.pid}, up {short_duration(status.uptime_s)})",
         f"  schedules   {status.schedules} enabled, {scheduler}",
         f"  monitors    {status.counts.get('calls', 0)} calls, {status.counts.get('workflows', 0)} workflows, "
         f"{status.counts.get('tokens', 0)} tokens",
@@ -178,21 +170,12 @@ async def status_command(settings: Settings, as_json: bool) -> int:
     role = "leader" if status.leader else "follower"
     lines.append(f"  agent       {status.agent} in {status.location} ({role})")
     for agent in status.agents if len(status.agents) > 1 else []:
-        seen = _duration((datetime.now(UTC) - agent.last_heartbeat).total_seconds())
+        seen = short_duration((datetime.now(UTC) - agent.last_heartbeat).total_seconds())
         lead = ", leader" if agent.leader else ""
         work = ", ".join(agent.running) or "idle"
         lines.append(f"    {agent.agent:<16} {agent.location:<12} seen {seen} ago{lead}: {work}")
     print("\n".join(lines))
     return 0
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
 
 
 # --- project commands ------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from apimd.cli import UsageError, parse_vars
-from apimd.cli.browser import present_url, read_pasted_url
+from apimd.cli.browser import present_url, wait_with_paste
 from apimd.cli.output import print_result
 from apimd.engine.context import RunContext
 from apimd.engine.memory import MemoryStateStore
@@ -141,22 +141,8 @@ async def run_command(args: argparse.Namespace) -> int:
             return 1
         present_url(pending[-1].url, engine.callback_url)
 
-        async def pasted(url: str) -> bool:
-            try:
-                await flows.complete_url(url)
-            except SignInError as exc:
-                print(f"apimd: {exc.message}")
-                return False
-            return True
-
-        reader = asyncio.create_task(read_pasted_url(pasted))
-        try:
-            await asyncio.wait_for(done.wait(), 600)
-        except TimeoutError:
-            print("apimd: the sign-in was not completed within 10 minutes", file=sys.stderr)
+        if await wait_with_paste(done.wait(), flows.complete_url, SignInError) is None:
             return 1
-        finally:
-            reader.cancel()
         finished = outcome[0]
         print(("Signed in: " if finished.ok else "Sign-in failed: ") + finished.message)
         result_id = finished.result_id

@@ -8,13 +8,12 @@ import sys
 from pathlib import Path
 
 from apimd.cli import UsageError
-from apimd.cli.browser import present_url, read_pasted_url
+from apimd.cli.browser import present_url, wait_with_paste
 from apimd.client import ApiError, Client
-from apimd.model.api import SigninInfo
+from apimd.model.api import SignInInfo
 from apimd.model.events import SignInEnded, SignInOpened
 from apimd.settings import Settings
 
-SIGNIN_WAIT_S = 10 * 60
 SIGNIN_OPEN_WAIT_S = 2.0
 
 
@@ -31,7 +30,7 @@ async def _wait_for_done(client: Client, signin_id: str | None, token: str | Non
 
 
 async def wait_for_signin(
-    socket_path: Path, info: SigninInfo, events_client: Client, callback_url: str | None
+    socket_path: Path, info: SignInInfo, events_client: Client, callback_url: str | None
 ) -> int:
     """Show the URL (or device code), then wait for signin.done or a pasted URL (finished
     through the daemon on `socket_path`)."""
@@ -44,25 +43,13 @@ async def wait_for_signin(
     else:
         present_url(str(info.url), callback_url)
 
-    async def pasted(url: str) -> bool:
+    async def complete(url: str) -> None:
         async with Client(socket_path) as client:
-            try:
-                await client.complete_signin(url)
-            except ApiError as exc:
-                print(f"apimd: {exc}")
-                return False
-        return True
+            await client.complete_signin(url)
 
-    reader = asyncio.create_task(read_pasted_url(pasted))
-    try:
-        done = await asyncio.wait_for(waiter, SIGNIN_WAIT_S)
-    except TimeoutError:
-        print("apimd: the sign-in was not completed within 10 minutes", file=sys.stderr)
+    done = await wait_with_paste(waiter, complete, ApiError)
+    if done is None:
         return 1
-    finally:
-        reader.cancel()
-        with contextlib.suppress(BaseException):
-            await reader
     if done.ok:
         expiry = f" (valid until {done.expires_at.isoformat()})" if done.expires_at else ""
         print(f"Signed in: {done.message}{expiry}")
@@ -130,7 +117,7 @@ async def run_interactive(
         pending = await client.signins()
         info = next(
             (s for s in pending.signins if s.id == event.id),
-            SigninInfo.model_validate(event, from_attributes=True),
+            SignInInfo.model_validate(event, from_attributes=True),
         )
         callback = status.callback_url if status.callback_bound else None
         async with Client(settings.socket_path) as waiter:

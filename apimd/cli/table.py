@@ -1,11 +1,10 @@
-"""Plain-text tables and relative times for terminal output."""
+"""Plain-text tables for terminal output (relative times: `apimd.model.durations`)."""
 
 from __future__ import annotations
 
 import shutil
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from typing import IO
 
 MIN_LAST_COLUMN = 12
@@ -62,30 +61,3 @@ def table(
 def _cell(text: str) -> str:
     """One line: an error with newlines would break the table's rows."""
     return " ".join(text.split()) if "\n" in text or "\r" in text else text
-
-
-def _span(seconds: float) -> str:
-    seconds = abs(int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
-    return f"{seconds // 86400}d"
-
-
-def ago(moment: datetime, now: datetime) -> str:
-    return f"{_span((now - moment).total_seconds())} ago"
-
-
-def until(moment: datetime, now: datetime) -> str:
-    """`in 5m` ahead, `4m ago` behind."""
-    delta = (moment - now).total_seconds()
-    return f"in {_span(delta)}" if delta >= 0 else f"{_span(delta)} ago"
-
-
-def expiry(moment: datetime, now: datetime) -> str:
-    """`expires in 5m` or `expired 4m ago`."""
-    delta = (moment - now).total_seconds()
-    return f"expires in {_span(delta)}" if delta >= 0 else f"expired {_span(delta)} ago"

@@ -7,21 +7,23 @@ from datetime import UTC, datetime
 
 from apimd.cli import UsageError
 from apimd.cli.remote import client_for
-from apimd.cli.table import ago, expiry, fit_width, table, until
+from apimd.cli.table import fit_width, table
 from apimd.client import ApiError, Client
-from apimd.model.resources import Token
+from apimd.model.durations import expiry, until
+from apimd.model.resources import Token, TokenState
+from apimd.model.token_status import never_signed_in, refreshed_word, state_word
 from apimd.settings import Settings
 
 HEADERS = ["TOKEN", "AUTH", "STATE", "EXPIRES", "LAST REFRESH", "LAST ERROR"]
 
 
-def _row(token: Token, now: datetime) -> list[str]:
+def token_row(token: Token, now: datetime) -> list[str]:
     return [
         token.name,
         token.auth,
-        token.state.value if token.state else "-",
+        state_word(token, now) or "-",
         until(token.expires_at, now) if token.expires_at else "-",
-        ago(token.last_refresh, now) if token.last_refresh else "never",
+        refreshed_word(token, now) or "never",
         token.last_error or "",
     ]
 
@@ -36,7 +38,7 @@ async def tokens_command(settings: Settings, as_json: bool) -> int:
         print("no tokens")
         return 0
     now = datetime.now(UTC)
-    print(table(HEADERS, [_row(t, now) for t in tokens], width=fit_width()))
+    print(table(HEADERS, [token_row(t, now) for t in tokens], width=fit_width()))
     return 0
 
 
@@ -53,7 +55,8 @@ async def _token(client: Client, name: str) -> Token:
 
 def describe_token(token: Token, now: datetime) -> str:
     """One token's whole state, one field a line, its last error in full."""
-    state = token.state.value if token.state else "unknown"
+    state = state_word(token, now) or "unknown"
+    refreshed = refreshed_word(token, now)
     lines = [
         f"token {token.name}",
         f"  auth          {token.auth}",
@@ -61,10 +64,9 @@ def describe_token(token: Token, now: datetime) -> str:
         f"  expiry        {expiry(token.expires_at, now) if token.expires_at else 'none known'}",
         "  last refresh  "
         + (
-            f"{token.last_refresh.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
-            f" ({ago(token.last_refresh, now)})"
-            if token.last_refresh
-            else "never"
+            f"{token.last_refresh.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({refreshed})"
+            if token.last_refresh and not never_signed_in(token)
+            else refreshed or "never"
         ),
         f"  last error    {token.last_error or 'none'}",
     ]
@@ -95,8 +97,8 @@ async def token_refresh_command(settings: Settings, name: str) -> int:
                 raise UsageError(f"the daemon has no token named {name!r}") from None
             raise
     now = datetime.now(UTC)
-    state = token.state.value if token.state else "unknown"
+    state = state_word(token, now) or "unknown"
     when = f", {expiry(token.expires_at, now)}" if token.expires_at else ""
     error = f": {token.last_error}" if token.last_error else ""
     print(f"token {name}: {state}{when}{error}")
-    return 0 if state == "valid" else 1
+    return 0 if token.state is TokenState.VALID else 1

@@ -210,10 +210,10 @@ class Agents:
         values = self.store.box.decrypt_json(variables.encode(), what=f"variables of run {run_id}")
         log.info("running %s for agent %s (run %s)", target, asked_by, run_id)
         try:
-            self.service.target_kind(target)
+            self.service.runs.target_kind(target)
         except LookupError:  # applied on the asking agent, its notice still on the way
             await self.service.reload(announce=False)
-        _run_id, task = self.service.start_run(target, variables=values, run_id=run_id)
+        _run_id, task = self.service.runs.start(target, variables=values, run_id=run_id)
         await asyncio.shield(task)
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -228,7 +228,7 @@ class Agents:
             os.getpid(),
             self.service.started_at,
             leader=self.leader,
-            running=self.service.running_targets(),
+            running=self.service.runs.targets(),
         )
 
     async def _heartbeats(self) -> None:
@@ -375,7 +375,7 @@ class Agents:
     async def _cleanup(self) -> None:
         assert self._app is not None
         await self._app.job_manager.delete_old_jobs(nb_hours=1, include_failed=True)
-        await self.service.prune()  # results past retention, used sign-ins
+        await self.service.upkeep.prune()  # results past retention, used sign-ins
         if self.relay is not None:
             await self.relay.prune(datetime.now(UTC) - timedelta(hours=1))
         cutoff = datetime.now(UTC) - timedelta(days=self.settings.retention_days)
@@ -429,11 +429,11 @@ class Agents:
             skipped = skipped_result(self.service.project, firing, late, interval, self.name, where)
             if await self.store.firings.drop(firing, job_id, skipped):
                 log.info("schedule %s: %s", schedule, skipped.error)
-                self.service.announce_unfinished(skipped)
+                self.service.runs.announce_unfinished(skipped)
             return
         if not await self.store.firings.claim(firing, job_id, self.name):
             return
-        await self.service.run_fenced(target, job_id, self.name, firing.due_at)
+        await self.service.runs.run_fenced(target, job_id, self.name, firing.due_at)
 
     def _schedule(self, name: str) -> Schedule | None:
         return next((s for s in self.service.project.schedules if s.name == name), None)

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from apimd import __version__
-from apimd.daemon.errors import BadRequest, issues_of, json_body
+from apimd.daemon.errors import BadRequest, body_as, json_body
 from apimd.daemon.events import format_sse, format_sse_comment
 from apimd.daemon.keys import SERVICE
 from apimd.daemon.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -30,9 +30,10 @@ from apimd.model.api import (
     Summary,
 )
 from apimd.model.errors import Issue, ValidationFailed
+from apimd.model.kinds import ResourceKind
 from apimd.model.loader import validate_project_data
 from apimd.model.outcome import Outcome
-from apimd.model.project import KIND_MODELS, Project
+from apimd.model.project import Project
 from apimd.model.resources import Token, Variable
 from apimd.model.result import Result
 from apimd.model.stats import Stats
@@ -64,14 +65,11 @@ async def health(_request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    service = request.app[SERVICE]
-    info = service.status()
-    info.agents = await service.agents.live()
-    return _json(info)
+    return _json(await request.app[SERVICE].status())
 
 
 async def agents(request: web.Request) -> web.Response:
-    return _json(AgentList(agents=await request.app[SERVICE].agents.live()))
+    return _json(AgentList(agents=await request.app[SERVICE].live_agents()))
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -82,8 +80,8 @@ async def metrics(request: web.Request) -> web.Response:
 # --- resources ---------------------------------------------------------------------------------
 
 
-def _kind(request: web.Request) -> str:
-    return request.path.split("/")[2]
+def _kind(request: web.Request) -> ResourceKind:
+    return ResourceKind(request.path.split("/")[2])
 
 
 async def list_resources(request: web.Request) -> web.Response:
@@ -104,9 +102,7 @@ async def put_resource(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     body = await json_body(request)
     if not isinstance(body, dict):
-        raise BadRequest(
-            f"send the {kind[:-1] if kind != 'auth' else 'auth setting'} as a JSON object"
-        )
+        raise BadRequest(f"send the {kind.singular} as a JSON object")
     given = body.get("name")
     if (
         given is not None
@@ -186,30 +182,19 @@ def export_document(project: Project) -> dict[str, Any]:
 
 
 async def run_target(request: web.Request) -> web.Response:
-    kind = "calls" if _kind(request) == "calls" else "workflows"
+    kind = _kind(request)
     name = request.match_info["name"]
     service = request.app[SERVICE]
-    if request.can_read_body:
-        raw = await json_body(request)
-        try:
-            body = RunRequest.model_validate(raw)
-        except ValidationError as exc:
-            raise ValidationFailed(issues_of(exc)) from None
-    else:
-        body = RunRequest()
-    expected = "call" if kind == "calls" else "workflow"
-    if service.target_kind(name) != expected:
-        raise web.HTTPNotFound(text=f"{name!r} is not a {expected}")
+    body = await body_as(request, RunRequest, optional=True)
     if service.agents.elsewhere(body.location):
         assert body.location is not None
+        service.check_target(kind.singular, name)
         run_id = await service.agents.run_elsewhere(body.location, name, body)
         if not body.wait:
             return _json(RunAccepted(run_id=run_id), status=202)
         result = await service.agents.result_of(run_id)
         return _json(RunAccepted(run_id=run_id, result=result))
-    run_id, task = service.start_run(
-        name, variables=body.variables, trigger="manual", interactive=body.interactive
-    )
+    run_id, task = service.start_run(kind.singular, name, body)
     if not body.wait:
         return _json(RunAccepted(run_id=run_id), status=202)
     result = await asyncio.shield(task)
@@ -242,18 +227,14 @@ async def list_results(request: web.Request) -> web.Response:
         raise BadRequest("`limit` must be a whole number", field="limit") from None
     if not 1 <= limit <= MAX_RESULTS_LIMIT:
         raise BadRequest(f"`limit` must be between 1 and {MAX_RESULTS_LIMIT}", field="limit")
-    service = request.app[SERVICE]
-    name = query.get("name") or None
-    page = await service.store.list_results(
-        name=name,
+    page = await request.app[SERVICE].results(
+        name=query.get("name") or None,
         outcome=Outcome(outcome.upper()) if outcome else None,
         since=_since(query.get("since")),
         limit=limit,
         cursor=query.get("cursor") or None,
-        # A call's results include its runs as a step of these workflows (marked as such).
-        parents=service.project.parents(name) if name else [],
     )
-    return _json(ResultPage(results=page.results, next_cursor=page.next_cursor))
+    return _json(page)
 
 
 async def get_result(request: web.Request) -> web.Response:
@@ -265,10 +246,8 @@ async def summary(request: web.Request) -> web.Response:
 
 
 async def stats(request: web.Request) -> web.Response:
-    service = request.app[SERVICE]
     name = request.match_info["name"]
-    service.target_kind(name)
-    return _json(await service.stats(name, request.query.get("window", "24h")))
+    return _json(await request.app[SERVICE].stats(name, request.query.get("window", "24h")))
 
 
 # --- tokens -----------------------------------------------------------------------------------
@@ -282,13 +261,13 @@ async def refresh_token(request: web.Request) -> web.Response:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    hub = request.app[SERVICE].hub
+    service = request.app[SERVICE]
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
     )
     await response.prepare(request)
     sequence = 0
-    async with hub.subscribe() as subscription:
+    async with service.subscribe() as subscription:
         iterator = subscription.__aiter__()
         while True:
             try:
@@ -312,7 +291,26 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 # --- the route table ------------------------------------------------------------------------------
 
-KINDS = tuple(KIND_MODELS)
+
+Query = list[tuple[str, str, str]]
+REVEAL: Query = [("reveal", "boolean", "show secrets in clear")]
+PRUNE: Query = [("prune", "boolean", "delete what the document omits")]
+SECRETS: Query = [("secrets", "boolean", "write secrets in clear")]
+RESULTS_QUERY: Query = [
+    (
+        "name",
+        "string",
+        "target name; a call's runs as a workflow step come too, with `workflow` set",
+    ),
+    ("outcome", "string", "PASS, SLOW, WARNING, SKIPPED or FAIL"),
+    ("since", "string", "ISO 8601 time"),
+    ("limit", "integer", "1–1000, default 100"),
+    ("cursor", "string", "next_cursor of the previous page"),
+]
+
+
+def _window(example: str) -> Query:
+    return [("window", "string", example)]
 
 
 def routes() -> list[Route]:
@@ -323,36 +321,22 @@ def routes() -> list[Route]:
         Route("GET", "/metrics", metrics, "Prometheus metrics", text=METRICS_CONTENT_TYPE),
         Route("GET", "/v1/agents", agents, "Live agents (SPEC §13)", response=AgentList),
     ]
-    for kind in KINDS:
-        model = KIND_MODELS[kind]
-        reveal = [("reveal", "boolean", "show secrets in clear")]
+    for kind in ResourceKind:
+        one, model = f"/v1/{kind}/{{name}}", kind.model
         table += [
             Route(
-                "GET", f"/v1/{kind}", list_resources, f"List {kind}", response=Listing, query=reveal
+                "GET", f"/v1/{kind}", list_resources, f"List {kind}", response=Listing, query=REVEAL
             ),
-            Route(
-                "GET",
-                f"/v1/{kind}/{{name}}",
-                get_resource,
-                f"Get one of {kind}",
-                response=model,
-                query=reveal,
-            ),
+            Route("GET", one, get_resource, f"Get one of {kind}", response=model, query=REVEAL),
             Route(
                 "PUT",
-                f"/v1/{kind}/{{name}}",
+                one,
                 put_resource,
                 f"Create or replace one of {kind}",
                 request=model,
                 response=model,
             ),
-            Route(
-                "DELETE",
-                f"/v1/{kind}/{{name}}",
-                delete_resource,
-                f"Delete one of {kind}",
-                response=Deleted,
-            ),
+            Route("DELETE", one, delete_resource, f"Delete one of {kind}", response=Deleted),
         ]
     table += [
         Route(
@@ -362,49 +346,24 @@ def routes() -> list[Route]:
             "Apply a project document",
             request=Project,
             response=ApplySummary,
-            query=[("prune", "boolean", "delete what the document omits")],
+            query=PRUNE,
         ),
-        Route(
-            "GET",
-            "/v1/export",
-            export,
-            "Export the project",
-            response=Project,
-            query=[("secrets", "boolean", "write secrets in clear")],
-        ),
-        Route(
-            "POST",
-            "/v1/calls/{name}/run",
-            run_target,
-            "Run a call",
-            request=RunRequest,
-            response=RunAccepted,
-        ),
-        Route(
-            "POST",
-            "/v1/workflows/{name}/run",
-            run_target,
-            "Run a workflow",
-            request=RunRequest,
-            response=RunAccepted,
-        ),
+        Route("GET", "/v1/export", export, "Export the project", response=Project, query=SECRETS),
+    ]
+    for target in (ResourceKind.CALLS, ResourceKind.WORKFLOWS):
+        path, what = f"/v1/{target}/{{name}}/run", f"Run a {target.singular}"
+        table.append(
+            Route("POST", path, run_target, what, request=RunRequest, response=RunAccepted)
+        )
+    return [
+        *table,
         Route(
             "GET",
             "/v1/results",
             list_results,
             "Results, newest first",
             response=ResultPage,
-            query=[
-                (
-                    "name",
-                    "string",
-                    "target name; a call's runs as a workflow step come too, with `workflow` set",
-                ),
-                ("outcome", "string", "PASS, SLOW, WARNING, SKIPPED or FAIL"),
-                ("since", "string", "ISO 8601 time"),
-                ("limit", "integer", "1–1000, default 100"),
-                ("cursor", "string", "next_cursor of the previous page"),
-            ],
+            query=RESULTS_QUERY,
         ),
         Route("GET", "/v1/results/{id}", get_result, "One result", response=Result),
         Route(
@@ -413,7 +372,7 @@ def routes() -> list[Route]:
             summary,
             "Every target at a glance",
             response=Summary,
-            query=[("window", "string", "e.g. 24h (default)")],
+            query=_window("e.g. 24h (default)"),
         ),
         Route(
             "GET",
@@ -421,7 +380,7 @@ def routes() -> list[Route]:
             stats,
             "Statistics of a target",
             response=Stats,
-            query=[("window", "string", "e.g. 24h, 7d")],
+            query=_window("e.g. 24h, 7d"),
         ),
         Route(
             "POST",
@@ -433,4 +392,3 @@ def routes() -> list[Route]:
         Route("GET", "/v1/events", events, "Server-sent events", response=None, stream=True),
         *signin_routes(),
     ]
-    return table

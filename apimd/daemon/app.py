@@ -3,7 +3,9 @@ event hub live in its cleanup context (no I/O at import or construction)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from functools import partial
 
 from aiohttp import web
 
@@ -15,6 +17,7 @@ from apimd.daemon.logs import ActivityLog, hide_unparsed_requests
 from apimd.daemon.peers import same_user_only
 from apimd.daemon.routes import add_routes, openapi_document
 from apimd.daemon.service import MonitorService
+from apimd.engine.tokens import utcnow
 from apimd.settings import Settings
 from apimd.store import open_store
 
@@ -23,7 +26,9 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 EVENT_QUEUE_SIZE = 50_000
 
 
-async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
+async def _service_ctx(
+    app: web.Application, clock: Callable[[], datetime] = utcnow
+) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = await open_store(
         settings.store_location,
@@ -32,9 +37,14 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
         # Agents share a PostgreSQL store (SPEC §13); a SQLite file has one daemon.
         owner=settings.database_url is None,
         owner_description=f"the apimd daemon for {settings.state_dir}",
+        clock=clock,
     )
     hub = EventHub(queue_size=EVENT_QUEUE_SIZE, observer=ActivityLog())
-    service = MonitorService(settings, store, hub)
+    try:
+        service = await MonitorService.open(settings, store, hub, clock=clock)
+    except BaseException:
+        await store.close()
+        raise
     app[SERVICE] = service
     try:
         await service.start()
@@ -46,8 +56,8 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
             await store.close()
 
 
-def create_app(settings: Settings) -> web.Application:
-    """The REST API of SPEC §6 for one state directory."""
+def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> web.Application:
+    """The REST API of SPEC §6 for one state directory; `clock` is the time every layer reads."""
     hide_unparsed_requests()
     app = web.Application(
         middlewares=[same_user_only, error_middleware], client_max_size=MAX_BODY_BYTES
@@ -73,5 +83,5 @@ def create_app(settings: Settings) -> web.Application:
             },
         }
     }
-    app.cleanup_ctx.append(_service_ctx)
+    app.cleanup_ctx.append(partial(_service_ctx, clock=clock))
     return app

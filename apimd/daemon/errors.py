@@ -7,15 +7,18 @@ import json
 import logging
 import math
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from apimd.daemon.service import NotFound, ShuttingDown
+from apimd.daemon.runs import NotFound, ShuttingDown
 from apimd.model.api import ErrorBody, ErrorDetail, ErrorInfo, RunRequest
 from apimd.model.errors import Issue, ValidationFailed
 from apimd.model.validation import validation_issues
 from apimd.store import InvalidCursor, ResourceInUse, ResourceNotFound, StoreError
+
+M = TypeVar("M", bound=BaseModel)
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +115,13 @@ async def json_body(request: web.Request) -> object:
     if not raw.strip():
         raise BadRequest("the request body is empty; send a JSON document")
     return parse_json(raw)
+
+
+async def body_as(request: web.Request, model: type[M], *, optional: bool = False) -> M:
+    """The JSON body as `model` (a 422 naming each problem: the middleware maps pydantic's
+    errors); with `optional`, a request without a body gets the model's defaults."""
+    raw = await json_body(request) if request.can_read_body or not optional else {}
+    return model.model_validate(raw)
 
 
 def parse_json(raw: bytes) -> object:

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import fcntl
 import logging
 import os
 import signal
 import socket
 import stat
 from pathlib import Path
-from typing import IO
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -25,6 +22,7 @@ from apimd.daemon.keys import SERVICE
 from apimd.daemon.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from apimd.daemon.service import MonitorService
 from apimd.settings import Settings, fallback_socket_dir, unsafe_folder
+from apimd.store.lock import FileLock
 
 log = logging.getLogger("apimd.daemon")
 
@@ -70,34 +68,21 @@ class DaemonLock:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._handle: IO[str] | None = None
+        self._lock: FileLock | None = None
 
     def acquire(self, socket_path: Path) -> None:
-        handle = open(self.path, "a+")  # noqa: SIM115 - held for the daemon's lifetime
-        os.chmod(self.path, 0o600)
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            handle.close()
+        lock = FileLock.try_acquire(self.path, f"pid {os.getpid()}, socket {socket_path}\n")
+        if isinstance(lock, str):
             raise DaemonError(
-                f"another apimd daemon is already running for {self.path.parent} ({holder}); "
-                "stop it with `apimd stop`"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}, socket {socket_path}\n")
-        handle.flush()
-        self._handle = handle
+                f"another apimd daemon is already running for {self.path.parent} "
+                f"({lock.strip() or 'unknown'}); stop it with `apimd stop`"
+            )
+        self._lock = lock
 
     def release(self) -> None:
-        if self._handle is not None:
-            fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
-            self._handle.close()
-            self._handle = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 def read_lock_pid(path: Path) -> int | None:

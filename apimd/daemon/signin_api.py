@@ -4,45 +4,34 @@ one from a pasted redirect URL."""
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import ValidationError
 
-from apimd.daemon.errors import BadRequest, issues_of, json_body
+from apimd.daemon.errors import BadRequest, body_as
 from apimd.daemon.keys import SERVICE
 from apimd.daemon.routes import Route
 from apimd.engine.signin import SignInError
 from apimd.model.api import (
-    CompleteSigninRequest,
-    SigninInfo,
-    SigninList,
-    SigninRequest,
-    SigninResult,
+    CompleteSignInRequest,
+    SignInInfo,
+    SignInList,
+    SignInRequest,
+    SignInResult,
 )
-from apimd.model.errors import ValidationFailed
 
 
-def _dump(model: SigninInfo | SigninList | SigninResult) -> web.Response:
+def _dump(model: SignInInfo | SignInList | SignInResult) -> web.Response:
     return web.json_response(model.model_dump(mode="json", exclude_none=True))
 
 
 async def start_signin(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     name = request.match_info["name"]
-    body: object = await json_body(request) if request.can_read_body else {}
+    wanted = await body_as(request, SignInRequest, optional=True)
     try:
-        wanted = SigninRequest.model_validate(body)
-    except ValidationError as exc:
-        raise ValidationFailed(issues_of(exc)) from None
-    if service.project.token(name) is None:
-        raise web.HTTPNotFound(text=f"no token named {name!r}")
-    try:
-        if wanted.mode == "device":
-            started = await service.start_device_signin(name)
-        else:
-            started = await service.signins.start_for_token(name)
+        started = await service.start_signin(name, device=wanted.mode == "device")
     except SignInError as exc:
         raise BadRequest(exc.message, code="signin_unavailable") from None
     return _dump(
-        SigninInfo(
+        SignInInfo(
             id=started.id,
             url=started.url,
             token=started.token,
@@ -54,11 +43,11 @@ async def start_signin(request: web.Request) -> web.Response:
 
 
 async def list_signins(request: web.Request) -> web.Response:
-    pending = await request.app[SERVICE].store.pending_signins()
+    pending = await request.app[SERVICE].pending_signins()
     return _dump(
-        SigninList(
+        SignInList(
             signins=[
-                SigninInfo(
+                SignInInfo(
                     id=p.id,
                     url=p.url,
                     token=p.token,
@@ -73,17 +62,13 @@ async def list_signins(request: web.Request) -> web.Response:
 
 
 async def complete_signin(request: web.Request) -> web.Response:
-    body = await json_body(request)
+    wanted = await body_as(request, CompleteSignInRequest)
     try:
-        wanted = CompleteSigninRequest.model_validate(body)
-    except ValidationError as exc:
-        raise ValidationFailed(issues_of(exc)) from None
-    try:
-        done = await request.app[SERVICE].signins.complete_url(wanted.url)
+        done = await request.app[SERVICE].complete_signin_url(wanted.url)
     except SignInError as exc:
         raise BadRequest(exc.message, field="url", code="signin_refused") from None
     return _dump(
-        SigninResult(
+        SignInResult(
             ok=done.ok,
             message=done.message,
             token=done.token,
@@ -100,16 +85,16 @@ def signin_routes() -> list[Route]:
             "/v1/tokens/{name}/signin",
             start_signin,
             "Start a sign-in for a token",
-            request=SigninRequest,
-            response=SigninInfo,
+            request=SignInRequest,
+            response=SignInInfo,
         ),
-        Route("GET", "/v1/signins", list_signins, "Pending sign-ins", response=SigninList),
+        Route("GET", "/v1/signins", list_signins, "Pending sign-ins", response=SignInList),
         Route(
             "POST",
             "/v1/signins/complete",
             complete_signin,
             "Finish a sign-in from the final redirect URL",
-            request=CompleteSigninRequest,
-            response=SigninResult,
+            request=CompleteSignInRequest,
+            response=SignInResult,
         ),
     ]

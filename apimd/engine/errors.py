@@ -1,10 +1,12 @@
-"""The engine's domain exceptions."""
+"""Why a call could not be prepared: `SetupError` and its kinds. The engine's other failures
+(an HTTP exchange, a token, a sign-in, an unknown target…) are defined in the module that raises
+them, and do not derive from `EngineError`."""
 
 from __future__ import annotations
 
 
 class EngineError(Exception):
-    """Base of the engine's errors."""
+    """Base of the setup errors below."""
 
 
 class SetupError(EngineError):

@@ -1,5 +1,7 @@
-"""The small interfaces through which the engine keeps state. An in-memory implementation lives in
-`apimd.engine.memory`; the SQLite one in `apimd.store`. Every write is durable when the call returns."""
+"""The small interfaces through which the engine keeps state. `apimd.engine.memory` keeps it in
+memory (a one-off `apimd run -f`: gone when the process ends); `apimd.store` on SQLite or
+PostgreSQL, where a write has committed when the call returns (except a fenced firing's result
+that the cluster already recorded lost, which is dropped: SPEC §13)."""
 
 from __future__ import annotations
 

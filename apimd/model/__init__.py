@@ -2,6 +2,7 @@
 
 from apimd.model.common import SECRET_MASK, Name, VariableName, secret_field_names
 from apimd.model.errors import Issue, ValidationFailed
+from apimd.model.kinds import ResourceKind
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.project import KINDS, Project, check_project
 from apimd.model.resources import (
@@ -34,6 +35,7 @@ __all__ = [
     "Outcome",
     "Project",
     "RequestRecord",
+    "ResourceKind",
     "ResponseRecord",
     "Result",
     "ResultCode",

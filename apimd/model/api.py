@@ -116,13 +116,13 @@ class ApplySummary(BaseModel):
     token_state_set: list[str] = Field(default_factory=list)
 
 
-class SigninRequest(StrictModel):
+class SignInRequest(StrictModel):
     """Body of `POST /v1/tokens/{name}/signin`."""
 
     mode: Literal["browser", "device"] = "browser"
 
 
-class SigninInfo(BaseModel):
+class SignInInfo(BaseModel):
     """A pending sign-in, as `GET /v1/signins` lists it."""
 
     id: str
@@ -133,11 +133,11 @@ class SigninInfo(BaseModel):
     verification_uri: str | None = None
 
 
-class SigninList(BaseModel):
-    signins: list[SigninInfo]
+class SignInList(BaseModel):
+    signins: list[SignInInfo]
 
 
-class SigninResult(BaseModel):
+class SignInResult(BaseModel):
     """How a completed sign-in ended (`POST /v1/signins/complete`)."""
 
     ok: bool
@@ -147,7 +147,7 @@ class SigninResult(BaseModel):
     result_id: str | None = None
 
 
-class CompleteSigninRequest(StrictModel):
+class CompleteSignInRequest(StrictModel):
     """Body of `POST /v1/signins/complete`: the final redirect URL pasted from the browser."""
 
     url: str

@@ -138,3 +138,11 @@ def storable(text: str) -> str:
 
 def has_lone_surrogate(text: str) -> bool:
     return not text.isascii() and LONE_SURROGATE.search(text) is not None
+
+
+class Resource(StrictModel):
+    """Fields every resource has."""
+
+    name: Name
+    description: str | None = None
+    tags: list[str] = Field(default_factory=list)

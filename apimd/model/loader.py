@@ -17,21 +17,14 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 
 from apimd.model.common import SECRET_MASK
 from apimd.model.errors import Issue, ValidationFailed
+from apimd.model.kinds import ResourceKind
 from apimd.model.parsing import parse_text
-from apimd.model.project import KIND_MODELS, Project, check_project
+from apimd.model.project import Project, check_project
 from apimd.model.validation import kind_of, validation_issues
 
 _Loc = tuple[Any, ...]
 """A location as found: mapping keys as written (any hashable), list indexes, pydantic's `[key]`."""
 
-_RESOURCE_KINDS = {
-    "auth": "auth",
-    "tokens": "token",
-    "calls": "call",
-    "workflows": "workflow",
-    "schedules": "schedule",
-    "maintenance": "maintenance window",
-}
 _ENV_UNSET = "unset"
 """Stands in for a missing env var so validation goes on; issues at its location are dropped."""
 _MIN_SCRUBBED = 4
@@ -176,7 +169,8 @@ def _partial_references(
     valid: dict[str, list[Any]] = {}
     where: dict[str, list[int]] = {}
     names: dict[str, set[str]] = {kind: set(given) for kind, given in (known or {}).items()}
-    for kind, model in KIND_MODELS.items():
+    for kind in ResourceKind:
+        model = kind.model
         items = resolved.get(kind)
         if kind == "variables" or not isinstance(items, list):
             continue
@@ -383,12 +377,12 @@ def _resource(tree: Any, loc: _Loc) -> str | None:
     """`call 'list-orders'` for a location inside that call, when the call has a name."""
     if len(loc) < 2 or type(loc[1]) is not int or not isinstance(tree, Mapping):
         return None
-    kind = _RESOURCE_KINDS.get(loc[0]) if isinstance(loc[0], str) else None
+    kind = ResourceKind.named(loc[0])
     items = tree.get(loc[0]) if kind else None
     if kind is None or not isinstance(items, list) or not 0 <= loc[1] < len(items):
         return None
     item = items[loc[1]]
     name = item.get("name") if isinstance(item, Mapping) else None
     if isinstance(name, str | int) and not isinstance(name, bool) and str(name):
-        return f"{kind} {str(name)!r}"
+        return kind.describe(str(name))
     return None

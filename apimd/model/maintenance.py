@@ -11,8 +11,8 @@ from typing import Any
 from cronsim import CronSim, CronSimError
 from pydantic import Field, field_validator, model_validator
 
-from apimd.model.common import Name, parse_duration
-from apimd.model.resources import Resource, cron_expression, time_zone
+from apimd.model.common import Name, Resource, parse_duration
+from apimd.model.schedule import CronText, TimeZoneName, bounded_duration
 
 MAX_WINDOW_S = 366 * 86400.0
 
@@ -20,27 +20,18 @@ MAX_WINDOW_S = 366 * 86400.0
 class MaintenanceWindow(Resource):
     """When notifiers stay silent for `targets` (all targets when empty)."""
 
-    cron: str | None = None
+    cron: CronText | None = None
     duration: str | None = None
     start: datetime | None = None
     end: datetime | None = None
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     targets: list[Name] = Field(default_factory=list)
 
     @field_validator("duration", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        if value is None:
-            return None
-        seconds = parse_duration(value)
-        if not 1 <= seconds <= MAX_WINDOW_S:
-            raise ValueError("`duration` must be between 1s and 366d")
-        return value if isinstance(value, str) else f"{value:g}s"
-
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str | None) -> str | None:
-        return None if value is None else cron_expression(value)
+        message = "`duration` must be between 1s and 366d"
+        return bounded_duration(value, MAX_WINDOW_S, message, message)
 
     @field_validator("start", "end")
     @classmethod
@@ -48,11 +39,6 @@ class MaintenanceWindow(Resource):
         if value is None or value.tzinfo is not None:
             return value
         return value.replace(tzinfo=UTC)  # SPEC §11: start and end are UTC
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, value: str) -> str:
-        return time_zone(value)
 
     @model_validator(mode="after")
     def _one_kind(self) -> MaintenanceWindow:

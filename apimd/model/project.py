@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Mapping, Set
+from collections.abc import Iterator, Mapping, Sequence, Set
 from itertools import pairwise
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, Field, PrivateAttr
+from pydantic import BeforeValidator, Field, PrivateAttr
 
 from apimd.model.common import StrictModel, VariableName, unique_variable_names
 from apimd.model.errors import Issue
+from apimd.model.kinds import ResourceKind
 from apimd.model.maintenance import MaintenanceWindow
 from apimd.model.resources import (
     AuthSetting,
     Call,
     Schedule,
     Token,
-    Variable,
     VariableSpec,
     Webhook,
     Workflow,
 )
 
-KINDS = ("variables", "auth", "tokens", "calls", "workflows", "schedules", "maintenance")
+KINDS = tuple(kind.value for kind in ResourceKind)
 
 _Named = TypeVar("_Named", AuthSetting, Token, Call, Workflow)
 
@@ -109,7 +109,7 @@ def check_project(project: Project, names: Mapping[str, Set[str]] | None = None)
 
 
 def _label(kind: str, name: str) -> str:
-    return f"{kind[:-1] if kind.endswith('s') else kind} {name!r}"
+    return ResourceKind(kind).describe(name)
 
 
 def _duplicates(project: Project) -> Iterator[Issue]:
@@ -206,21 +206,22 @@ def _references(project: Project, names: Mapping[str, Set[str]]) -> Iterator[Iss
                     loc=("workflows", i, "steps", j),
                     resource=_label("workflows", workflow.name),
                 )
-    for i, schedule in enumerate(project.schedules):
-        for j, target in enumerate(schedule.targets):
-            if target not in calls and target not in workflows:
+    targets = calls | workflows
+    yield from _unknown_targets("schedules", project.schedules, targets, hint=True)
+    yield from _unknown_targets("maintenance", project.maintenance, targets, hint=False)
+
+
+def _unknown_targets(
+    kind: str, holders: Sequence[Schedule | MaintenanceWindow], targets: Set[str], *, hint: bool
+) -> Iterator[Issue]:
+    """Schedules' and maintenance windows' targets that name no call or workflow."""
+    for i, holder in enumerate(holders):
+        for j, target in enumerate(holder.targets):
+            if target not in targets:
                 yield Issue(
-                    f"unknown call or workflow {target!r}{nearest(target, calls | workflows)}",
-                    loc=("schedules", i, "targets", j),
-                    resource=_label("schedules", schedule.name),
-                )
-    for i, window in enumerate(project.maintenance):
-        for j, target in enumerate(window.targets):
-            if target not in calls and target not in workflows:
-                yield Issue(
-                    f"unknown call or workflow {target!r}",
-                    loc=("maintenance", i, "targets", j),
-                    resource=f"maintenance window {window.name!r}",
+                    f"unknown call or workflow {target!r}{nearest(target, targets) if hint else ''}",
+                    loc=(kind, i, "targets", j),
+                    resource=_label(kind, holder.name),
                 )
 
 
@@ -312,15 +313,3 @@ def _refresh_cycles(project: Project) -> Iterator[Issue]:
             loc=("tokens", index, "auth"),
             resource=_label("tokens", cycle[0]),
         )
-
-
-KIND_MODELS: dict[str, type[BaseModel]] = {
-    "variables": Variable,
-    "auth": AuthSetting,
-    "tokens": Token,
-    "calls": Call,
-    "workflows": Workflow,
-    "schedules": Schedule,
-    "maintenance": MaintenanceWindow,
-}
-"""The model of one resource of each kind, as the REST API serves it."""

@@ -1,42 +1,42 @@
-"""The resources of a project (SPEC §2): variables, auth settings, tokens, calls, workflows,
-schedules, and the conditions and webhooks inside them."""
+"""The resources of a project (SPEC §2): variables, auth settings, tokens, calls and workflows,
+with the conditions inside them; webhooks (`model/webhooks.py`) and schedules
+(`model/schedule.py`) have their own modules and are importable from here too."""
 
 from __future__ import annotations
 
-import zoneinfo
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from cronsim import CronSim, CronSimError
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from apimd.model.common import (
     Name,
+    Resource,
     Secret,
     StrictModel,
     VariableName,
-    parse_duration,
     scalar_to_str,
     unique_variable_names,
 )
 from apimd.model.fields import JsonTemplate, Proxy, RequestTemplateStr, TemplateStr, TextValue
 from apimd.model.keys import AssertionAlg, PrivateKeySecret
 from apimd.model.outcome import Outcome
+from apimd.model.schedule import MAX_EVERY_S as MAX_EVERY_S
+from apimd.model.schedule import LocationName as LocationName
+from apimd.model.schedule import Schedule as Schedule
+from apimd.model.schedule import cron_expression as cron_expression
+from apimd.model.schedule import time_zone as time_zone
 from apimd.model.tls import TlsSettings
-
-StringMap = dict[str, TemplateStr]
+from apimd.model.webhooks import NOTIFY_WEBHOOK_TYPES as NOTIFY_WEBHOOK_TYPES
+from apimd.model.webhooks import STATE_WEBHOOK_TYPES as STATE_WEBHOOK_TYPES
+from apimd.model.webhooks import TOKEN_ALERTS as TOKEN_ALERTS
+from apimd.model.webhooks import StringMap
+from apimd.model.webhooks import Webhook as Webhook
+from apimd.model.webhooks import WebhookType as WebhookType
 
 VariableMap = Annotated[dict[VariableName, TextValue], BeforeValidator(unique_variable_names)]
 """Variable name -> template value; names are case-insensitive, so `a` and `A` collide."""
-
-
-class Resource(StrictModel):
-    """Fields every resource has."""
-
-    name: Name
-    description: str | None = None
-    tags: list[str] = Field(default_factory=list)
 
 
 # --- variables ---------------------------------------------------------------------------------
@@ -62,87 +62,6 @@ class Variable(StrictModel):
     name: VariableName
     value: TextValue
     secret: bool = False
-
-
-# --- webhooks ----------------------------------------------------------------------------------
-
-WebhookType = Literal[
-    "save_auth_token", "save_variables", "run_call", "run_workflow", "http", "slack", "apprise"
-]
-STATE_WEBHOOK_TYPES = ("save_auth_token", "save_variables", "run_call", "run_workflow")
-NOTIFY_WEBHOOK_TYPES = ("http", "slack", "apprise")
-TOKEN_ALERTS = ("NEEDS_SIGN_IN", "ERROR")
-"""What auth webhooks fire on: token state changes, not run outcomes."""
-
-
-class Webhook(StrictModel):
-    """What happens after a run (or a token state change) whose outcome is in `alerts`."""
-
-    type: WebhookType
-    token: Name | None = None
-    names: list[VariableName] | None = None
-    call: Name | None = None
-    workflow: Name | None = None
-    url: Secret | None = None
-    method: str = "POST"
-    headers: StringMap = Field(default_factory=dict)
-    alerts: list[str] | None = None
-    fails_in_a_row: int = Field(default=1, ge=1, le=1000)
-    resolved: bool = False
-    repeat_every: str | None = None
-
-    @field_validator("repeat_every", mode="before")
-    @classmethod
-    def _repeat_every(cls, value: Any) -> Any:
-        if value is None:
-            return None
-        if parse_duration(value) < 1:
-            raise ValueError("`repeat_every` must be at least 1s")
-        return str(value)
-
-    @property
-    def repeat_seconds(self) -> float | None:
-        """`repeat_every` in seconds, or None when the alert is sent once."""
-        return parse_duration(self.repeat_every) if self.repeat_every else None
-
-    @model_validator(mode="after")
-    def _required_fields(self) -> Webhook:
-        needs = {
-            "save_auth_token": "token",
-            "run_call": "call",
-            "run_workflow": "workflow",
-            "http": "url",
-            "slack": "url",
-            "apprise": "url",
-        }.get(self.type)
-        if self.repeat_every is not None and self.type not in NOTIFY_WEBHOOK_TYPES:
-            raise ValueError(
-                f"`repeat_every` is for notifiers (http, slack, apprise), not {self.type}"
-            )
-        if needs and getattr(self, needs) is None:
-            raise ValueError(f"a {self.type} webhook needs `{needs}`")
-        return self
-
-    @field_validator("alerts")
-    @classmethod
-    def _known_alerts(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        allowed = {o.value for o in Outcome} | {"NEEDS_SIGN_IN", "ERROR"}
-        bad = [a for a in value if a.upper() not in allowed]
-        if bad:
-            raise ValueError(
-                f"unknown alert {bad[0]!r}; use outcomes like PASS, SLOW, WARNING, FAIL"
-            )
-        return [a.upper() for a in value]
-
-    def effective_alerts(self) -> list[str]:
-        """`alerts`, or the default for this webhook's type (SPEC §2)."""
-        if self.alerts is not None:
-            return self.alerts
-        if self.type in STATE_WEBHOOK_TYPES:
-            return ["PASS", "SLOW"]
-        return ["WARNING", "FAIL"]
 
 
 # --- auth settings -----------------------------------------------------------------------------
@@ -462,77 +381,3 @@ class Workflow(Resource):
     stop_on_failure: bool = True
     cookies: bool = True
     variables: VariableMap = Field(default_factory=dict)
-
-
-MAX_EVERY_S = 366 * 86400.0
-LocationName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")]
-"""An agent's `APIMD_LOCATION` as a schedule names it (SPEC §13)."""
-
-
-def cron_expression(value: str) -> str:
-    """`value` when it is a 5-field cron expression CronSim accepts (schedules, maintenance)."""
-    if len(value.split()) != 5:
-        raise ValueError("`cron` needs 5 fields: minute hour day month weekday")
-    try:
-        CronSim(value, datetime(2000, 1, 1))
-    except CronSimError as exc:
-        raise ValueError(f"invalid cron expression: {exc}") from None
-    return value
-
-
-def time_zone(value: str) -> str:
-    """`value` when it names an IANA time zone."""
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        raise ValueError(f"unknown time zone {value!r}") from None
-    return value
-
-
-# --- schedules ---------------------------------------------------------------------------------
-
-
-class Schedule(Resource):
-    """When targets run: `every` interval or `cron` expression."""
-
-    every: str | None = None
-    cron: str | None = None
-    timezone: str = "UTC"
-    targets: list[Name] = Field(min_length=1)
-    enabled: bool = True
-    jitter: float = Field(default=0, ge=0, le=3600)
-    locations: list[LocationName] | Literal["all"] | None = None
-    """Where it runs (SPEC §13): omitted, once per due instant somewhere; a list, once in each of
-    those locations; `all`, in every location with a live agent."""
-
-    @field_validator("every", mode="before")
-    @classmethod
-    def _every(cls, value: Any) -> Any:
-        if value is None:
-            return None
-        seconds = parse_duration(value)
-        if seconds < 1:
-            raise ValueError("`every` must be at least 1s")
-        if seconds > MAX_EVERY_S:
-            raise ValueError("`every` must be at most 366d (use `cron` for rarer runs)")
-        return value if isinstance(value, str) else f"{value:g}s"
-
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str | None) -> str | None:
-        return None if value is None else cron_expression(value)
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, value: str) -> str:
-        return time_zone(value)
-
-    @model_validator(mode="after")
-    def _one_trigger(self) -> Schedule:
-        if (self.every is None) == (self.cron is None):
-            raise ValueError("give exactly one of `every` or `cron`")
-        return self
-
-    @property
-    def every_seconds(self) -> float | None:
-        return None if self.every is None else parse_duration(self.every)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from apimd.model.kinds import ResourceKind
+
 
 class StoreError(Exception):
     """Base of the store's errors."""
@@ -41,7 +43,7 @@ class ResourceNotFound(StoreError):
     """No resource of that kind has that name."""
 
     def __init__(self, kind: str, name: str) -> None:
-        super().__init__(f"no {_singular(kind)} named {name!r}")
+        super().__init__(f"no {ResourceKind(kind).singular} named {name!r}")
         self.kind = kind
         self.name = name
 
@@ -51,16 +53,12 @@ class ResourceInUse(StoreError):
 
     def __init__(self, kind: str, name: str, referrers: list[str]) -> None:
         super().__init__(
-            f"{_singular(kind)} {name!r} is used by {', '.join(referrers)}; "
+            f"{ResourceKind(kind).singular} {name!r} is used by {', '.join(referrers)}; "
             "change or delete those first"
         )
         self.kind = kind
         self.name = name
         self.referrers = referrers
-
-
-def _singular(kind: str) -> str:
-    return {"auth": "auth setting", "variables": "variable"}.get(kind, kind.removesuffix("s"))
 
 
 class InvalidCursor(StoreError):

@@ -9,22 +9,15 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from apimd.model.maintenance import MaintenanceWindow
-from apimd.model.resources import AuthSetting, Call, Schedule, Token, Workflow
+from apimd.model.kinds import ResourceKind
+from apimd.model.resources import Token
 from apimd.store.errors import CorruptRecord
 from apimd.store.secrets import SecretBox
 from apimd.store.sql import Connection, Database
 from apimd.store.timestamps import to_us, utc_now
 
-RESOURCE_MODELS: dict[str, type[BaseModel]] = {
-    "auth": AuthSetting,
-    "tokens": Token,
-    "calls": Call,
-    "workflows": Workflow,
-    "schedules": Schedule,
-    "maintenance": MaintenanceWindow,
-}
-RESOURCE_KINDS = tuple(RESOURCE_MODELS)
+RESOURCE_KINDS: tuple[str, ...] = tuple(k for k in ResourceKind if k is not ResourceKind.VARIABLES)
+"""The kinds stored here, in this order (variables have a table of their own)."""
 
 # A token's definition is stored without its runtime fields: those live in `token_runtime`.
 _TOKEN_RUNTIME_FIELDS = {"variables", *Token.READ_ONLY_FIELDS}
@@ -81,7 +74,7 @@ class ResourceStore:
         label = f"stored {kind} {name!r}"
         json = self._box.decrypt_text(doc, what=label)
         try:
-            model = RESOURCE_MODELS[kind].model_validate_json(json)
+            model = ResourceKind(kind).model.model_validate_json(json)
         except ValidationError as exc:
             raise CorruptRecord(f"{label} is no longer valid: {exc}") from None
         return StoredResource(model, json)

@@ -15,20 +15,21 @@ from textual.screen import Screen
 from textual.style import Style
 
 from apimd.client import ApiError, DaemonUnavailable
+from apimd.model.kinds import ResourceKind
 
 if TYPE_CHECKING:
     from apimd.tui.app import ApimdApp
 
-NOUNS: dict[str, str] = {
-    "calls": "call",
-    "workflows": "workflow",
-    "auth": "auth setting",
-    "tokens": "token",
-    "variables": "variable",
-    "schedules": "schedule",
-    "maintenance": "maintenance window",
-}
-"""Resource kinds (API paths) and how the palette names one of them."""
+PALETTE_KINDS = (
+    ResourceKind.CALLS,
+    ResourceKind.WORKFLOWS,
+    ResourceKind.AUTH,
+    ResourceKind.TOKENS,
+    ResourceKind.VARIABLES,
+    ResourceKind.SCHEDULES,
+    ResourceKind.MAINTENANCE,
+)
+"""Resource kinds in the order the palette offers them (each named by its `singular`)."""
 LISTED_KINDS = ("auth", "tokens", "variables", "schedules", "maintenance")
 """Kinds whose names the palette reads when it opens (calls and workflows: the dashboard's)."""
 
@@ -129,11 +130,11 @@ class ResourcesProvider(CommandProvider):
         app = self.apimd
         return [
             Command(
-                f"New {noun}",
-                f"create {article(noun)} {noun}",
-                partial(app.edit_resource, kind, None),
+                f"New {kind.singular}",
+                f"create {article(kind.singular)} {kind.singular}",
+                partial(app.edit_resource, kind.value, None),
             )
-            for kind, noun in NOUNS.items()
+            for kind in PALETTE_KINDS
         ] + [
             Command(
                 "Import…",
@@ -145,13 +146,13 @@ class ResourcesProvider(CommandProvider):
     def commands(self) -> list[Command]:
         app = self.apimd
         found = self.new_commands()
-        for kind, noun in NOUNS.items():
+        for kind in PALETTE_KINDS:
             for name in self._names.get(kind, []):
                 found.append(
                     Command(
-                        f"Edit {noun} {name}",
-                        f"open the {noun} editor",
-                        partial(app.edit_resource, kind, name),
+                        f"Edit {kind.singular} {name}",
+                        f"open the {kind.singular} editor",
+                        partial(app.edit_resource, kind.value, name),
                     )
                 )
         for name in self._names.get("tokens", []):

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from rich.text import Text
 
+from apimd.model.durations import short_duration as short_duration
 from apimd.model.outcome import Outcome
 from apimd.model.resources import TokenState
 
@@ -48,11 +49,13 @@ def outcome_text(outcome: Outcome | None) -> Text:
     return Text(f"{OUTCOME_SYMBOL[outcome]} {outcome.value}", style=OUTCOME_STYLE[outcome])
 
 
-def token_state_text(state: TokenState | None, *, long: bool = False) -> Text:
-    """A token state in a few letters (`long`: its full name), coloured."""
+def token_state_text(
+    state: TokenState | None, *, long: bool = False, word: str | None = None
+) -> Text:
+    """A token state in a few letters (`long`: its full name; or `word`), coloured."""
     if state is None:
         return Text(NOTHING, style="dim")
-    word = state.value if long else TOKEN_STATE_WORD[state]
+    word = word or (state.value if long else TOKEN_STATE_WORD[state])
     return Text(word, style=TOKEN_STATE_STYLE[state])
 
 
@@ -68,30 +71,6 @@ def name_with_certificate(name: str, expires_at: datetime | None, now: datetime)
     return Text.assemble(name, " ", (f"⚠ {flag}", "bold yellow"))
 
 
-def short_duration(seconds: float) -> str:
-    """`42s`, `4m12s`, `2h03m`, `3d04h`: two units at most, for countdowns."""
-    total = max(0, int(seconds))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
-
-
-def coarse_duration(seconds: float) -> str:
-    """One unit, rounded down: `42s`, `3m`, `2h`, `5d` (fits a 4-wide column)."""
-    total = max(0, int(seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if total >= size:
-            return f"{total // size}{unit}"
-    return f"{total}s"
-
-
 def age(moment: datetime | None, now: datetime) -> str:
     """How long ago `moment` was, in one unit: `now`, `12s`, `3m`, `2h`, `5d`."""
     if moment is None:
@@ -99,7 +78,7 @@ def age(moment: datetime | None, now: datetime) -> str:
     seconds = (now - moment).total_seconds()
     if seconds < 1:
         return "now"
-    return coarse_duration(seconds)
+    return short_duration(seconds, units=1)
 
 
 def countdown(expires_at: datetime | None, now: datetime) -> str:

@@ -1,18 +1,17 @@
 """Key remapping from the settings file: `[keys]` in `$APIMD_HOME/settings.toml` (else the user
-config folder) maps binding ids to keys, e.g. `"dashboard.run" = "ctrl+r"`. Bad entries are
-reported, never fatal."""
+config folder, as for the daemon's settings) maps binding ids to keys,
+e.g. `"dashboard.run" = "ctrl+r"`. Bad entries are reported, never fatal."""
 
 from __future__ import annotations
 
-import os
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import platformdirs
 from textual.binding import Binding, BindingType
 from textual.keys import Keys, key_to_character
+
+from apimd.model.settings_file import SettingsError, read_settings_document, settings_file_path
 
 MODIFIERS = frozenset({"ctrl", "shift", "alt", "meta", "super", "hyper"})
 _KEY_NAMES = frozenset(key.value for key in Keys)
@@ -27,24 +26,14 @@ class TuiSettings:
     problems: tuple[str, ...] = ()
 
 
-def settings_path(environ: Mapping[str, str] | None = None) -> Path:
-    """`$APIMD_HOME/settings.toml`, else `settings.toml` in the user config folder."""
-    env = os.environ if environ is None else environ
-    if env.get("APIMD_HOME"):
-        return Path(env["APIMD_HOME"]).expanduser() / "settings.toml"
-    return Path(platformdirs.user_config_dir("apimd")) / "settings.toml"
-
-
 def load_tui_settings(path: Path | None = None) -> TuiSettings:
-    """Read the `[keys]` table of `path` (default: `settings_path()`); a missing file is fine."""
-    path = path or settings_path()
+    """Read the `[keys]` table of `path` (default: the settings file the daemon reads); a missing
+    file is fine, a bad one a problem to show."""
+    path = path or settings_file_path()
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        return TuiSettings(source=path)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        return TuiSettings(source=path, problems=(f"{path}: {exc}",))
+        data = read_settings_document(path)
+    except SettingsError as exc:
+        return TuiSettings(source=path, problems=(str(exc),))
     keys = data.get("keys", {})
     if not isinstance(keys, dict):
         return TuiSettings(source=path, problems=(f"{path}: [keys] must be a table",))

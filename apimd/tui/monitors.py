@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from apimd.model.api import Summary, TargetSummary
+from apimd.model.durations import short_duration
 from apimd.model.events import (
     Event,
     RunFinished,
@@ -22,7 +23,7 @@ from apimd.model.events import (
 )
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.resources import TokenState
-from apimd.tui.formatting import NOTHING, coarse_duration
+from apimd.tui.formatting import NOTHING
 
 HISTORY = 20
 """How many recent latencies a monitor keeps for its sparkline (what the summary sends)."""
@@ -118,7 +119,7 @@ class NextRun:
         if self.at is None:
             return NOTHING
         left = (self.at - now).total_seconds()
-        return "due" if left < 1 else f"in {coarse_duration(left)}"
+        return "due" if left < 1 else f"in {short_duration(left, units=1)}"
 
 
 @dataclass(frozen=True)

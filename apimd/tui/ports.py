@@ -1,6 +1,6 @@
 """What the TUI needs from the daemon, as a small protocol: `apimd.client.Client` implements it,
 and snapshot tests and the benchmark substitute objects with fixed data. It covers what the
-editors (`editors.ports.ResourceClient`) and the sign-in screen (`SigninClient`) need too."""
+editors (`editors.ports.ResourceClient`) and the sign-in screen (`SignInClient`) need too."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pydantic import BaseModel
 from apimd.model.api import (
     ResultPage,
     RunAccepted,
-    SigninInfo,
-    SigninList,
-    SigninResult,
+    SignInInfo,
+    SignInList,
+    SignInResult,
     StatusInfo,
     Summary,
 )
@@ -76,11 +76,11 @@ class DaemonClient(Protocol):
 
     async def refresh_token(self, name: str) -> Token: ...
 
-    async def signin(self, name: str, *, mode: str = "browser") -> SigninInfo: ...
+    async def signin(self, name: str, *, mode: str = "browser") -> SignInInfo: ...
 
-    async def signins(self) -> SigninList: ...
+    async def signins(self) -> SignInList: ...
 
-    async def complete_signin(self, url: str) -> SigninResult: ...
+    async def complete_signin(self, url: str) -> SignInResult: ...
 
     def events(self) -> AsyncIterator[Event]: ...
 

@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from apimd.cli.output import format_apply
-from apimd.cli.table import column_widths, expiry, table
+from apimd.cli.table import column_widths, table
 from apimd.model.api import ApplySummary
+from apimd.model.durations import expiry
 from tests.cli.test_run_command import apimd
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "project.yaml"

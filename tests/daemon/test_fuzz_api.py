@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from apimd.daemon.api import routes
 from apimd.daemon.app import create_app
 from apimd.daemon.routes import Route
-from apimd.model.api import CompleteSigninRequest, ErrorBody, RunRequest
+from apimd.model.api import CompleteSignInRequest, ErrorBody, RunRequest
 from apimd.model.project import Project
 from apimd.model.resources import AuthSetting, Call, Schedule, Token, Variable, Workflow
 from apimd.settings import Settings
@@ -342,7 +342,7 @@ BODIES: dict[type[BaseModel], st.SearchStrategy[Any]] = {
 }
 BODIES[Project] = project_documents()
 BODIES[RunRequest] = shaped_like(RunRequest)
-BODIES[CompleteSigninRequest] = st.fixed_dictionaries(
+BODIES[CompleteSignInRequest] = st.fixed_dictionaries(
     {"url": malformed_urls | st.just(SAFE_URL + "?state=x&code=y") | texts}
 )
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from apimd.store import StoreInUse
+from apimd.store.lock import FileLock, is_locked
 from tests.store.conftest import TEST_KEY, OpenStore
 
 HOLD_LOCK = """
@@ -63,3 +64,19 @@ async def test_the_lock_is_released_when_opening_fails(
     with pytest.raises(Exception, match="not a valid key"):
         await open_test_store(owner=True, secret_key="bad")
     await (await open_test_store(owner=True)).close()
+
+
+def test_one_flock_helper_names_the_holder_and_frees_on_release(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+    assert not is_locked(path)
+    held = FileLock.try_acquire(path, "pid 1, first\n")
+    assert isinstance(held, FileLock)
+    assert is_locked(path)
+    assert FileLock.try_acquire(path, "second\n") == "pid 1, first\n"  # refused, naming it
+    assert path.stat().st_mode & 0o777 == 0o600
+    held.release()
+    assert not is_locked(path)
+    again = FileLock.try_acquire(path, "second\n")
+    assert isinstance(again, FileLock)
+    again.release(clear=True)
+    assert path.read_text() == ""

@@ -27,7 +27,7 @@ from apimd.model import (
 )
 from apimd.model.api import ErrorDetail
 from apimd.model.common import SECRET_MASK
-from apimd.model.project import KIND_MODELS
+from apimd.model.kinds import ResourceKind
 from apimd.tui.app import ApimdApp, build_app
 from apimd.tui.editors import EditorScreen, open_editor
 from apimd.tui.keys import TuiSettings
@@ -105,7 +105,7 @@ class EditorFakeClient(FakeClient):
             raise ApiError(
                 422, "validation_failed", "1 problem found; nothing was changed", [detail]
             )
-        return KIND_MODELS[kind].model_validate(resource)
+        return ResourceKind(kind).model.model_validate(resource)
 
 
 def snapshot_app() -> ApimdApp:

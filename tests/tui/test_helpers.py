@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from apimd.model import Outcome, Timings
+from apimd.model.settings_file import settings_file_path
 from apimd.model.stats import Stats, StatsPoint
+from apimd.settings import Settings
 from apimd.tui.body import content_type_of, pretty_body
 from apimd.tui.charts import hourly, latency_series, uptime_strip
 from apimd.tui.formatting import (
@@ -172,3 +174,12 @@ def test_an_unreadable_settings_file_is_a_problem_not_a_crash(tmp_path: Path) ->
     settings = load_tui_settings(path)
     assert settings.keys == {} and settings.problems
     assert load_tui_settings(tmp_path / "missing.toml").problems == ()
+
+
+def test_the_tui_reads_its_keys_from_the_daemons_settings_file(tmp_path: Path) -> None:
+    env = {"APIMD_HOME": str(tmp_path)}
+    path = settings_file_path(env)
+    assert Settings.load(env).settings_file == path == tmp_path / "settings.toml"
+    path.write_text('APIMD_RETENTION_DAYS = 7\n[keys]\n"dashboard.run" = "ctrl+r"\n')
+    assert Settings.load(env).retention_days == 7
+    assert dict(load_tui_settings(path).keys) == {"dashboard.run": "ctrl+r"}

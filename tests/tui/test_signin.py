@@ -21,10 +21,10 @@ from textual.widgets import Input, Static
 from apimd.client import Client
 from apimd.demo.server import STATE_KEY, TokenServerState
 from apimd.model.resources import Token, TokenState
+from apimd.model.signin_env import can_open_browser, has_display, over_ssh, ssh_hint
 from apimd.tui.app import ApimdApp
 from apimd.tui.qr import QUIET_ZONE, qr_lines
 from apimd.tui.screens.signin import SignInScreen
-from apimd.tui.signin_env import can_open_browser, has_display, over_ssh, ssh_hint
 from tests.tui.conftest import make_app, wait_for
 from tests.tui.daemon import Daemon, DemoServer, short_home
 

@@ -13,7 +13,7 @@ from textual.pilot import Pilot
 from textual.selection import Selection
 
 from apimd.client import ApiError
-from apimd.model.api import SigninInfo, SigninList, SigninResult
+from apimd.model.api import SignInInfo, SignInList, SignInResult
 from apimd.tui.screens.signin import SignInScreen
 from apimd.tui.widgets.url_text import UrlText
 from tests.tui.fakes import FROZEN, FakeClient
@@ -29,12 +29,12 @@ DEVICE_URI = "https://login.example.com/device"
 USER_CODE = "WDJB-MJHT"
 
 
-class SigninFakeClient(FakeClient):
+class SignInFakeClient(FakeClient):
     """The fixed daemon of `fakes.py`, plus sign-ins that start and never end."""
 
-    async def signin(self, name: str, *, mode: str = "browser") -> SigninInfo:
+    async def signin(self, name: str, *, mode: str = "browser") -> SignInInfo:
         if mode == "device":
-            return SigninInfo(
+            return SignInInfo(
                 id="0c6f3d1e-device",
                 url=f"{DEVICE_URI}?user_code={USER_CODE}",
                 token=name,
@@ -42,17 +42,17 @@ class SigninFakeClient(FakeClient):
                 user_code=USER_CODE,
                 verification_uri=DEVICE_URI,
             )
-        return SigninInfo(
+        return SignInInfo(
             id="0c6f3d1e-browser",
             url=AUTHORIZE_URL,
             token=name,
             expires_at=FROZEN + timedelta(minutes=10),
         )
 
-    async def signins(self) -> SigninList:
-        return SigninList(signins=[])
+    async def signins(self) -> SignInList:
+        return SignInList(signins=[])
 
-    async def complete_signin(self, url: str) -> SigninResult:
+    async def complete_signin(self, url: str) -> SignInResult:
         raise ApiError(400, "signin_refused", "this answer matches no sign-in", [])
 
 
@@ -81,12 +81,12 @@ VIEWS = {"ssh_browser": open_signin("browser"), "device": open_signin("device")}
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("view", list(VIEWS))
 def test_signin(snap_compare: SnapCompare, view: str, size: tuple[int, int]) -> None:
-    app = snapshot_app(SigninFakeClient())
+    app = snapshot_app(SignInFakeClient())
     assert snap_compare(app, terminal_size=size, run_before=VIEWS[view])
 
 
 async def test_the_folded_sign_in_address_copies_as_one_line() -> None:
-    app = snapshot_app(SigninFakeClient())
+    app = snapshot_app(SignInFakeClient())
     async with app.run_test(size=(80, 24)) as pilot:
         await open_signin("browser")(pilot)
         shown = app.screen.query_one("#signin-url", UrlText)

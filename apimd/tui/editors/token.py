@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.widgets import Checkbox, Static
 
 from apimd.model.resources import Token
+from apimd.model.token_status import NEVER_SIGNED_IN, never_signed_in
 from apimd.tui.editors.base import Document, EditorScreen, dump, without_none
 from apimd.tui.editors.fields import Choice, FormField, KeyValueList, check_field, pairs_field
 
@@ -21,7 +22,9 @@ def token_status(token: Token | None) -> Text:
     text = Text(token.state.value, style="bold")
     if token.expires_at is not None:
         text.append(f" · expires {token.expires_at:%Y-%m-%d %H:%M:%S} UTC")
-    if token.last_refresh is not None:
+    if never_signed_in(token):
+        text.append(f" · {NEVER_SIGNED_IN}", style="dim")
+    elif token.last_refresh is not None:
         text.append(f" · refreshed {token.last_refresh:%Y-%m-%d %H:%M:%S} UTC", style="dim")
     if token.last_error:
         text.append(f"\nlast error: {token.last_error}", style="red")

@@ -26,6 +26,7 @@ from apimd.importers import (
     read_source,
 )
 from apimd.model.api import ApplySummary
+from apimd.model.kinds import ResourceKind
 
 
 class Applier(Protocol):
@@ -46,7 +47,7 @@ def preview_text(result: ImportResult) -> str:
     lines = [f"Will create: {result.summary()}"]
     for kind in ("auth", "tokens", "calls", "workflows"):
         for item in doc.get(kind, []):
-            lines.append(f"  {kind[:-1] if kind != 'auth' else 'auth'} {item['name']}")
+            lines.append(f"  {ResourceKind(kind).label} {item['name']}")
     lines += [f"secret: {line}" for line in result.secrets]
     if result.secrets:
         # "set NAME in the environment" is what the command line must do; here there is a choice.

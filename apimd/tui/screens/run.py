@@ -18,7 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Static
 
 from apimd.client import ApiError
-from apimd.model.api import SigninInfo
+from apimd.model.api import SignInInfo
 from apimd.model.events import Event, RunFinished, RunStarted, RunStep, SignInEnded, SignInOpened
 from apimd.model.outcome import ResultCode
 from apimd.model.resources import Workflow
@@ -58,7 +58,7 @@ class RunScreen(ApimdScreen):
         self.opener: Callable[[str], bool] = webbrowser.open
         self._opened: dict[str, str] = {}  # run id -> its sign-in id, from `signin.open`
         self._signin_opened = asyncio.Event()
-        self.signin: SigninInfo | None = None  # the sign-in this run waits for
+        self.signin: SignInInfo | None = None  # the sign-in this run waits for
         self._before: Result | None = None  # the run up to its browser step
         self._offset = 0  # steps that ran before the browser came back
 
@@ -134,7 +134,7 @@ class RunScreen(ApimdScreen):
         self.refresh_bindings()
         self.action_show_signin()
 
-    async def _pending_signin(self, run_id: str) -> SigninInfo | None:
+    async def _pending_signin(self, run_id: str) -> SignInInfo | None:
         """The sign-in the run `run_id` recorded at its browser step, with its URL in full."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(SIGNIN_OPEN_WAIT_S):

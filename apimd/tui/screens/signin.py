@@ -23,14 +23,14 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from apimd.client import ApiError, DaemonUnavailable
-from apimd.model.api import SigninInfo, SigninList, SigninResult, StatusInfo
+from apimd.model.api import SignInInfo, SignInList, SignInResult, StatusInfo
 from apimd.model.events import Event, Lagged, SignInEnded
 from apimd.model.resources import Token, TokenState
+from apimd.model.signin_env import callback_port, can_open_browser, ssh_hint
 from apimd.tui.connection import DaemonState
 from apimd.tui.formatting import countdown
 from apimd.tui.ports import Clock, system_clock
 from apimd.tui.qr import qr_lines
-from apimd.tui.signin_env import callback_port, can_open_browser, ssh_hint
 from apimd.tui.widgets.status_bar import StatusBar
 from apimd.tui.widgets.url_text import UrlText
 
@@ -42,21 +42,21 @@ COMPLETE_GROUP = "signin-complete"
 PASTE_PROMPT = "Paste the address your browser ended on"
 
 
-class SigninClient(Protocol):
+class SignInClient(Protocol):
     """The daemon calls a sign-in needs (`apimd.client.Client` has them)."""
 
     async def status(self) -> StatusInfo: ...
 
-    async def signin(self, name: str, *, mode: str = "browser") -> SigninInfo: ...
+    async def signin(self, name: str, *, mode: str = "browser") -> SignInInfo: ...
 
-    async def signins(self) -> SigninList: ...
+    async def signins(self) -> SignInList: ...
 
-    async def complete_signin(self, url: str) -> SigninResult: ...
+    async def complete_signin(self, url: str) -> SignInResult: ...
 
     async def get(self, kind: str, name: str, *, reveal: bool = False) -> BaseModel: ...
 
 
-def ending_text(end: SigninResult, now: datetime) -> Text:
+def ending_text(end: SignInResult, now: datetime) -> Text:
     """`Signed in: token X valid until …` or `Sign-in failed: why`, for the person to read."""
     if not end.ok:
         return Text(f"✗ Sign-in failed: {end.message}", style="bold red")
@@ -105,7 +105,7 @@ class SignInScreen(Screen[bool]):
 
     def __init__(
         self,
-        client: SigninClient,
+        client: SignInClient,
         token_name: str,
         *,
         mode: SignInMode = "browser",
@@ -113,7 +113,7 @@ class SignInScreen(Screen[bool]):
         opener: Callable[[str], bool] = webbrowser.open,
         host: str | None = None,
         clock: Clock | None = None,
-        pending: SigninInfo | None = None,
+        pending: SignInInfo | None = None,
         subject: str | None = None,
     ) -> None:
         """`host` names this machine in the `ssh -L` hint (default: its hostname); `clock`
@@ -130,8 +130,8 @@ class SignInScreen(Screen[bool]):
         self.opener = opener
         self.host = host or socket.gethostname()
         self._clock = clock
-        self.info: SigninInfo | None = None
-        self.ending: SigninResult | None = None
+        self.info: SignInInfo | None = None
+        self.ending: SignInResult | None = None
         self.callback_url: str | None = None
         self._generation: int | None = None
         self._started_at = datetime.now(UTC)
@@ -195,11 +195,11 @@ class SignInScreen(Screen[bool]):
     def _url_widget(self, url: str) -> UrlText:
         return UrlText(url, id="signin-url")
 
-    async def _show_opened(self, info: SigninInfo) -> None:
+    async def _show_opened(self, info: SignInInfo) -> None:
         self._say("Opened in your browser — finish signing in there. If no browser appeared, open:")
         await self.body.mount(self._url_widget(info.url or ""))
 
-    async def _show_remote(self, info: SigninInfo, *, opened_failed: bool) -> None:
+    async def _show_remote(self, info: SignInInfo, *, opened_failed: bool) -> None:
         url = info.url or ""
         self.app.copy_to_clipboard(url)
         lead = "No browser could be opened here. " if opened_failed else ""
@@ -226,7 +226,7 @@ class SignInScreen(Screen[bool]):
         )
         self.query_one("#signin-paste", Input).focus()
 
-    async def _show_device(self, info: SigninInfo) -> None:
+    async def _show_device(self, info: SignInInfo) -> None:
         where = info.verification_uri or info.url or ""
         self.query_one("#signin-status", Static).display = False
         text = Vertical(
@@ -276,7 +276,7 @@ class SignInScreen(Screen[bool]):
             return
         mine = event.id == self.info.id if event.id else event.token == self.token_name
         if mine:
-            self._finish(SigninResult.model_validate(event, from_attributes=True))
+            self._finish(SignInResult.model_validate(event, from_attributes=True))
 
     def _daemon_changed(self, state: DaemonState) -> None:
         # Reconnected: a signin.done may have gone by while the stream was down.
@@ -300,13 +300,13 @@ class SignInScreen(Screen[bool]):
         saved = token.last_refresh is not None and token.last_refresh >= self._started_at
         if saved and token.state is TokenState.VALID:
             self._finish(
-                SigninResult(ok=True, message="", token=token.name, expires_at=token.expires_at)
+                SignInResult(ok=True, message="", token=token.name, expires_at=token.expires_at)
             )
         else:
             why = token.last_error or "it ended without saving the token"
-            self._finish(SigninResult(ok=False, message=why, token=token.name))
+            self._finish(SignInResult(ok=False, message=why, token=token.name))
 
-    def _finish(self, end: SigninResult) -> None:
+    def _finish(self, end: SignInResult) -> None:
         if self.ending is not None:
             return
         self.ending = end

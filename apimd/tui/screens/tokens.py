@@ -16,18 +16,28 @@ from apimd.client import ApiError
 from apimd.model.common import SECRET_MASK
 from apimd.model.events import Event, Lagged, ResourceChanged, TokenSaved, TokenStateChanged
 from apimd.model.resources import Token
-from apimd.tui.formatting import NOTHING, age, countdown, token_state_text, truncate
+from apimd.model.token_status import (
+    NEVER_SIGNED_IN,
+    never_signed_in,
+    refreshed_word,
+    state_word,
+)
+from apimd.tui.formatting import NOTHING, countdown, token_state_text, truncate
 from apimd.tui.screens.base import ApimdScreen
 from apimd.tui.screens.signin import SignInMode
 from apimd.tui.widgets.status_bar import StatusBar
 
 
-def token_detail(token: Token, revealed: dict[str, str] | None, now_text: str) -> Text:
+def token_detail(
+    token: Token, revealed: dict[str, str] | None, now_text: str, now: datetime
+) -> Text:
     """The selected token: headers it adds, its variables (masked unless `revealed`), errors."""
     text = Text()
     text.append(token.name, style="bold")
     text.append(f"  auth {token.auth} · ", style="dim")
-    text.append_text(token_state_text(token.state, long=True))
+    text.append_text(token_state_text(token.state, word=state_word(token, now)))
+    if never_signed_in(token):
+        text.append(f" · {NEVER_SIGNED_IN}", "dim")
     if token.expires_at is not None:
         text.append(f" · expires {now_text} ({token.expires_at:%m-%d %H:%M:%S} UTC)", "dim")
     for name, template in {**token.headers, **token.params}.items():
@@ -48,11 +58,6 @@ def token_detail(token: Token, revealed: dict[str, str] | None, now_text: str) -
         text.append("\nlast error ", style="bold red")
         text.append(token.last_error)
     return text
-
-
-def ago(moment: datetime | None, now: datetime) -> str:
-    text = age(moment, now)
-    return text if text in (NOTHING, "now") else f"{text} ago"
 
 
 class TokensScreen(ApimdScreen):
@@ -102,7 +107,7 @@ class TokensScreen(ApimdScreen):
             table.add_column("auth", key="auth", width=16)
         table.add_column("state", key="state", width=13)
         table.add_column("expires in", key="expires", width=10)
-        table.add_column("refreshed", key="refreshed", width=9)
+        table.add_column("refreshed", key="refreshed", width=len(NEVER_SIGNED_IN))
         fixed = sum(c.width for c in table.columns.values()) + 2 * (len(table.columns) + 1) + 2
         table.add_column("last error", key="error", width=max(10, self.app.size.width - fixed))
         for name in sorted(self.tokens):
@@ -112,9 +117,9 @@ class TokensScreen(ApimdScreen):
         now = self.clock()
         cells: dict[str, str | Text] = {
             "name": token.name,
-            "state": token_state_text(token.state, long=True),
+            "state": token_state_text(token.state, word=state_word(token, now)),
             "expires": countdown(token.expires_at, now),
-            "refreshed": ago(token.last_refresh, now),
+            "refreshed": refreshed_word(token, now) or NOTHING,
             "error": Text(truncate(token.last_error or "", 60), style="red"),
         }
         if "auth" in self.table.columns:
@@ -145,7 +150,7 @@ class TokensScreen(ApimdScreen):
                 continue
             for column, value in (
                 ("expires", countdown(token.expires_at, now)),
-                ("refreshed", ago(token.last_refresh, now)),
+                ("refreshed", refreshed_word(token, now) or NOTHING),
             ):
                 if self._shown.get((name, column)) != value:
                     self.table.update_cell(name, column, value)
@@ -225,9 +230,10 @@ class TokensScreen(ApimdScreen):
         if token is None:
             detail.update(Text("no tokens" if not self.tokens else NOTHING, style="dim"))
             return
-        left = countdown(token.expires_at, self.clock())
+        now = self.clock()
+        left = countdown(token.expires_at, now)
         when = "now (expired)" if left == "expired" else f"in {left}"
-        detail.update(token_detail(token, self.revealed.get(token.name), when))
+        detail.update(token_detail(token, self.revealed.get(token.name), when, now))
 
     # --- actions ------------------------------------------------------------------------------
 

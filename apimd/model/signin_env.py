@@ -1,5 +1,5 @@
-"""Where the person signing in sits: at this machine's display, or on SSH (SPEC §8). The CLI has
-the same rules in `apimd.cli.browser`; the TUI may not import the CLI, hence these few lines."""
+"""Where the person signing in sits: at this machine's display, or on SSH (SPEC §8), and the
+`ssh -L` hint that brings the browser back. One set of rules for the TUI and the CLI."""
 
 from __future__ import annotations
 
