@@ -7,6 +7,7 @@ there were more). User regexes run with a timeout, XML is parsed with no entitie
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -203,6 +204,14 @@ class _JSONPathEnvironment(JSONPathEnvironment):
 
 
 _JSONPATH = _JSONPathEnvironment(strict=True)
+# Compiled paths by their (rendered) text: a path is compiled once, not per call. Keyed by the text
+# itself, so a path changed by an apply is simply another key (nothing to invalidate).
+_COMPILED_PATHS = 1024
+
+
+@functools.lru_cache(maxsize=_COMPILED_PATHS)
+def _compiled_json_path(path: str) -> Any:
+    return _JSONPATH.compile(path)
 
 
 def _json_path(path: str | None, body: ParsedBody) -> Lookup:
@@ -211,7 +220,7 @@ def _json_path(path: str | None, body: ParsedBody) -> Lookup:
     if not path.startswith("$"):
         path = ("$" if path.startswith("[") else "$.") + path
     try:
-        compiled = _JSONPATH.compile(path)
+        compiled = _compiled_json_path(path)
     except (JSONPathError, RecursionError) as exc:
         return Lookup(message=f"invalid JSONPath {path!r}: {_first_line(exc)}", broken=True)
     document, error = body.json()

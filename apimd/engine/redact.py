@@ -47,6 +47,9 @@ _FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _UNICODE_ESCAPE = re.compile(r"\\u[0-9A-Fa-f]{4}")
 _HEX_LETTER = re.compile(r"[A-Fa-f]")
+# Where an always-redacted key can be in a JSON text: the key itself in any case, or any `\u`
+# escape (a key can be written escaped). A text without either has no key to mask.
+REDACTED_KEY_OR_ESCAPE = re.compile("|".join(sorted(ALWAYS_REDACTED_KEYS)) + r"|\\u", re.IGNORECASE)
 
 
 class Redactor:
@@ -296,7 +299,9 @@ def _mask_json_text(body: str, *, require_container: bool) -> str | None:
         document = json.loads(body)
         if require_container and not isinstance(document, dict | list):
             return None
-        text = json.dumps(_mask_json_keys(document), ensure_ascii=False, separators=(",", ":"))
+        if REDACTED_KEY_OR_ESCAPE.search(body) is not None:
+            document = _mask_json_keys(document)
+        text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
     except (ValueError, RecursionError, TypeError):
         return None
     # A lone surrogate can only sit inside a JSON string: write it back as the escape it was.
