@@ -262,10 +262,12 @@ def system_variables(
     (empty string when not given). Computed once; the caller reuses the dict for one call."""
     now = (instant or instant_now()).replace(microsecond=0)
     call_uuid = str(uuid.uuid4())
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")  # DATE and TIME are its two halves
+    date, _, time = stamp[:-1].partition("T")
     return {
-        "DATETIME": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "DATE": now.strftime("%Y-%m-%d"),
-        "TIME": now.strftime("%H:%M:%S"),
+        "DATETIME": stamp,
+        "DATE": date,
+        "TIME": time,
         "UNIXTIME": str(int(now.timestamp())),
         "UUID": call_uuid,
         "GUID": call_uuid,
