@@ -7,7 +7,9 @@ there were more). User regexes run with a timeout, XML is parsed with no entitie
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -203,6 +205,37 @@ class _JSONPathEnvironment(JSONPathEnvironment):
 
 
 _JSONPATH = _JSONPathEnvironment(strict=True)
+# Compiled paths by their (rendered) text: a path is compiled once, not per call. Keyed by the text
+# itself, so a path changed by an apply is simply another key (nothing to invalidate).
+_COMPILED_PATHS = 1024
+
+
+# A path of only `.name` and `[index]` steps (`$.items[0].id`, most paths) selects at most one
+# value, found by indexing: the library's general evaluation costs more than the rest of a lookup.
+_PLAIN_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(0|[1-9][0-9]{0,8})\]")
+_PLAIN_PATH = re.compile(rf"\$(?:{_PLAIN_STEP.pattern})*")
+
+
+@functools.lru_cache(maxsize=_COMPILED_PATHS)
+def _compiled_json_path(path: str) -> tuple[Any, tuple[str | int, ...] | None]:
+    """The compiled path, and its steps when it is a plain one (names and indexes only)."""
+    compiled = _JSONPATH.compile(path)
+    if _PLAIN_PATH.fullmatch(path) is None:
+        return compiled, None
+    steps = tuple(name if name else int(index) for name, index in _PLAIN_STEP.findall(path, 1))
+    return compiled, steps
+
+
+def _plain_match(steps: tuple[str | int, ...], document: Any) -> list[Any]:
+    """What a plain path selects: a member of an object, an element of an array, else nothing."""
+    for step in steps:
+        if isinstance(step, str):
+            if not isinstance(document, dict) or step not in document:
+                return []
+        elif not isinstance(document, list) or step >= len(document):
+            return []
+        document = document[step]
+    return [document]
 
 
 def _json_path(path: str | None, body: ParsedBody) -> Lookup:
@@ -211,7 +244,7 @@ def _json_path(path: str | None, body: ParsedBody) -> Lookup:
     if not path.startswith("$"):
         path = ("$" if path.startswith("[") else "$.") + path
     try:
-        compiled = _JSONPATH.compile(path)
+        compiled, steps = _compiled_json_path(path)
     except (JSONPathError, RecursionError) as exc:
         return Lookup(message=f"invalid JSONPath {path!r}: {_first_line(exc)}", broken=True)
     document, error = body.json()
@@ -223,6 +256,8 @@ def _json_path(path: str | None, body: ParsedBody) -> Lookup:
             # selector on a scalar selects nothing, so only `$` itself matches.
             values: list[Any] = [document] if _is_root(compiled) else []
             more = False
+        elif steps is not None:
+            values, more = _plain_match(steps, document), False
         else:
             values, more = _first_matches(compiled, document)
     except TimeoutError:

@@ -3,6 +3,7 @@ daemon's `HTTPS_PROXY`/`HTTP_PROXY` (minus `NO_PROXY` hosts); `none` turns proxi
 
 from __future__ import annotations
 
+import os
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
@@ -48,7 +49,7 @@ def bypassed(target: URL, no_proxy: str) -> bool:
 
 def _environment_proxies(environ: Mapping[str, str] | None) -> dict[str, str]:
     if environ is None:
-        return urllib.request.getproxies_environment()
+        return _process_proxies()
     # The same rules as the standard library, over a given environment (tests, agents).
     found: dict[str, str] = {}
     for key, value in environ.items():
@@ -56,6 +57,24 @@ def _environment_proxies(environ: Mapping[str, str] | None) -> dict[str, str]:
         if value and name.endswith("_proxy"):
             found.setdefault(name[: -len("_proxy")], value)
     return found
+
+
+# The process environment's proxies, with the environment they were read from: reading them walks
+# and decodes every variable, too slow for each request; comparing two dicts is not. One tuple, so
+# a thread never sees the proxies of one environment beside another.
+_read: tuple[dict[Any, Any], dict[str, str]] | None = None
+
+
+def _process_proxies() -> dict[str, str]:
+    """`getproxies_environment()`, read again only when the process environment changed."""
+    global _read
+    current = getattr(os.environ, "_data", None)  # os.environ's own store (bytes on POSIX)
+    if current is None:
+        return urllib.request.getproxies_environment()
+    read = _read
+    if read is None or read[0] != current:
+        read = _read = (dict(current), urllib.request.getproxies_environment())
+    return dict(read[1])
 
 
 def is_socks(proxy: str | None) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from apimd.engine.bounds import cap_value
 from apimd.engine.certificates import tls_info
 from apimd.engine.conditions import PROCESS_BODY_BYTES, Evaluation
 from apimd.engine.http import HttpRequest, HttpResponse, decode_body, wire_url
-from apimd.engine.redact import ALWAYS_REDACTED_KEYS, Redactor, storable
+from apimd.engine.redact import Redactor, may_hold_redacted_key, storable
 from apimd.engine.worker_pool import WorkerFailed, run_in_worker
 from apimd.model.common import secret_field_names
 from apimd.model.outcome import ResultCode
@@ -35,9 +34,6 @@ from apimd.model.runtime import NOT_SECRET_TOKEN_VARIABLES
 
 STORED_BODY_BYTES = 64 * 1024
 STORED_VALUE_CHARS = 4096
-_REDACTED_KEY_OR_ESCAPE = re.compile(
-    "|".join(sorted(ALWAYS_REDACTED_KEYS)) + r"|\\u", re.IGNORECASE
-)
 LARGE_BODY_CHARS = 1024 * 1024
 
 
@@ -275,6 +271,6 @@ def _redacted_body(redactor: Redactor, body: bytes, content_type: str | None) ->
     which no always-redacted key can be (not even escaped) is kept as written rather than
     parsed and rewritten: parsing a large one is most of the cost."""
     text = decode_body(body, content_type)
-    if _REDACTED_KEY_OR_ESCAPE.search(text) is None:
+    if not may_hold_redacted_key(text):
         return cap_text(redactor.text(text))
     return cap_text(redactor.body(text, content_type))

@@ -296,11 +296,23 @@ def _mask_json_text(body: str, *, require_container: bool) -> str | None:
         document = json.loads(body)
         if require_container and not isinstance(document, dict | list):
             return None
-        text = json.dumps(_mask_json_keys(document), ensure_ascii=False, separators=(",", ":"))
+        if may_hold_redacted_key(body):
+            document = _mask_json_keys(document)
+        text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
     except (ValueError, RecursionError, TypeError):
         return None
     # A lone surrogate can only sit inside a JSON string: write it back as the escape it was.
     return LONE_SURROGATE.sub(lambda match: f"\\u{ord(match[0]):04x}", text)
+
+
+def may_hold_redacted_key(text: str) -> bool:
+    """Whether an always-redacted key can be in the JSON `text`: one of them in the lower-cased
+    text (`lower` maps character by character, so a key that lower-cases to one is found), or any
+    `\\u` escape (a key can be written escaped). False means there is no key to mask."""
+    if "\\u" in text:
+        return True
+    lowered = text.lower()
+    return any(key in lowered for key in ALWAYS_REDACTED_KEYS)
 
 
 def _mask_json_keys(document: Any) -> Any:

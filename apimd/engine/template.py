@@ -17,17 +17,26 @@ Names are `[A-Za-z_][A-Za-z0-9_]*` and case-insensitive.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from apimd.engine.errors import SetupError, UnknownVariable
 from apimd.engine.functions import Evaluation, Value, as_text, instant_now
-from apimd.model.expressions import BRACE_INNER, Call, Quoted, Var, parse_expression
+from apimd.model.expressions import (
+    BRACE_INNER,
+    Call,
+    Expression,
+    Quoted,
+    Var,
+    parse_expression,
+)
 
 __all__ = [
     "Scope",
@@ -52,6 +61,8 @@ _TOKEN = re.compile(
 )
 # Characters without which no token can start: lets plain text skip the regex entirely.
 _TOKEN_STARTS = ("%", "{", "_")
+_COMPILED_TEMPLATES = 4096  # templates kept split: a project's, and the quoted ones inside them
+_CACHED_TEMPLATE_CHARS = 4096  # a longer one (a large body template) is split each time
 # Before the `?` of a URL a value is inserted as is but for what a path cannot hold (SPEC §3):
 # space, `?`, `#`, controls and non-ASCII are percent-encoded (`quote` encodes all but these).
 _PATH_SAFE = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) not in "?#")
@@ -88,6 +99,43 @@ class Scope:
         return f"Scope({len(self._layers)} layers)"
 
 
+@dataclass(frozen=True, slots=True)
+class _Token:
+    """One `%%X%%`, `{{ … }}`, `__X__` or `%%%%` of a template, as `_TOKEN` matched it."""
+
+    kind: str
+    value: str  # the name, or the text inside the braces
+    start: int  # where it starts in the template
+    whole: str  # as written
+    expression: Expression | None = None  # `{{ … }}` parsed, when it is an expression
+
+
+def _compiled(text: str) -> tuple[str | _Token, ...]:
+    """`text` split into literal text and tokens, once per template: cached by the text itself
+    (so a template changed by an apply is another key, nothing to invalidate), unless long."""
+    return _split_cached(text) if len(text) <= _CACHED_TEMPLATE_CHARS else _split(text)
+
+
+def _split(text: str) -> tuple[str | _Token, ...]:
+    pieces: list[str | _Token] = []
+    copied_up_to = 0
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup
+        assert kind is not None
+        if match.start() > copied_up_to:
+            pieces.append(text[copied_up_to : match.start()])
+        value = match[kind] if kind != "escape" else ""
+        expression = parse_expression(value) if kind == "brace" else None
+        pieces.append(_Token(kind, value, match.start(), match[0], expression))
+        copied_up_to = match.end()
+    if copied_up_to < len(text):
+        pieces.append(text[copied_up_to:])
+    return tuple(pieces)
+
+
+_split_cached = functools.lru_cache(maxsize=_COMPILED_TEMPLATES)(_split)
+
+
 def render(
     text: str, scope: Scope, where: str, *, encode: Callable[[str, int], str] | None = None
 ) -> str:
@@ -97,27 +145,30 @@ def render(
     re-scanned."""
     if not any(start in text for start in _TOKEN_STARTS):
         return text
+    return "".join(
+        piece if isinstance(piece, str) else _substitute(piece, scope, where, encode)
+        for piece in _compiled(text)
+    )
 
-    def substitute(match: re.Match[str]) -> str:
-        kind = match.lastgroup
-        if kind == "escape":
-            return "%%"
-        assert kind is not None
-        if kind == "brace":
-            evaluated = _brace(match[kind], scope, where)
-            if evaluated is None:  # not an expression: as written, its %%X%% substituted
-                inner = match[kind]
-                return "{{" + render(inner, scope, where) + "}}" if "%%" in inner else match[0]
-            return evaluated if encode is None else encode(evaluated, match.start())
-        name = match[kind]
-        value = scope.lookup(name)
-        if value is not None:
-            return value if encode is None else encode(value, match.start())
-        if kind == "dunder":
-            return match[0]
-        raise UnknownVariable(name.upper(), where)
 
-    return _TOKEN.sub(substitute, text)
+def _substitute(
+    token: _Token, scope: Scope, where: str, encode: Callable[[str, int], str] | None
+) -> str:
+    kind = token.kind
+    if kind == "escape":
+        return "%%"
+    if kind == "brace":
+        if token.expression is None:  # not an expression: as written, its %%X%% substituted
+            inner = token.value
+            return "{{" + render(inner, scope, where) + "}}" if "%%" in inner else token.whole
+        evaluated = _evaluated(token.expression, scope, where)
+        return evaluated if encode is None else encode(evaluated, token.start)
+    value = scope.lookup(token.value)
+    if value is not None:
+        return value if encode is None else encode(value, token.start)
+    if kind == "dunder":
+        return token.whole
+    raise UnknownVariable(token.value.upper(), where)
 
 
 def render_url(text: str, scope: Scope, where: str) -> str:
@@ -150,11 +201,8 @@ def url_query_value(value: str) -> str:
     return quote(value, safe="", errors="surrogatepass")
 
 
-def _brace(inner: str, scope: Scope, where: str) -> str | None:
-    """`{{ NAME }}` or an expression, evaluated; None when the braces hold something else."""
-    expression = parse_expression(inner)
-    if expression is None:
-        return None
+def _evaluated(expression: Expression, scope: Scope, where: str) -> str:
+    """A `{{ … }}` expression evaluated to text."""
     evaluation = Evaluation(scope.instant)
     value = _evaluate(expression.head, scope, where, evaluation)
     for pipe in expression.pipes:
@@ -214,10 +262,12 @@ def system_variables(
     (empty string when not given). Computed once; the caller reuses the dict for one call."""
     now = (instant or instant_now()).replace(microsecond=0)
     call_uuid = str(uuid.uuid4())
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")  # DATE and TIME are its two halves
+    date, _, time = stamp[:-1].partition("T")
     return {
-        "DATETIME": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "DATE": now.strftime("%Y-%m-%d"),
-        "TIME": now.strftime("%H:%M:%S"),
+        "DATETIME": stamp,
+        "DATE": date,
+        "TIME": time,
         "UNIXTIME": str(int(now.timestamp())),
         "UUID": call_uuid,
         "GUID": call_uuid,

@@ -987,3 +987,26 @@ async def test_shutdown_stops_a_worker_at_work() -> None:
         f"could not evaluate the {len(body)}-byte body: the worker process died "
         "(out of memory, or apimd stopping)"
     )
+
+
+_KEYS = st.sampled_from(["a", "b", "items", "id", "true", "null", "length", "_x", "in"])
+_PLAIN_DOCS = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=3),
+    max_leaves=12,
+)
+_PLAIN_PATHS = st.lists(
+    st.one_of(_KEYS.map(lambda key: f".{key}"), st.integers(0, 3).map(lambda i: f"[{i}]")),
+    max_size=4,
+).map(lambda steps: "$" + "".join(steps))
+
+
+@settings(max_examples=300, deadline=None)
+@given(document=_PLAIN_DOCS.filter(lambda d: isinstance(d, dict | list)), path=_PLAIN_PATHS)
+def test_a_plain_jsonpath_selects_what_the_library_selects(document: Any, path: str) -> None:
+    # `$.items[0].id`-like paths are evaluated by indexing rather than by python-jsonpath: the
+    # same values, for any document.
+    compiled, steps = lookups_module._compiled_json_path(path)
+    assert steps is not None
+    library = [match.obj for match in compiled.finditer(document)]
+    assert lookups_module._plain_match(steps, document) == library

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from typing import Any
+from unittest.mock import patch
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -17,6 +18,7 @@ from apimd.engine.redact import (
     ALWAYS_REDACTED_KEYS,
     SECRET_MASK,
     Redactor,
+    may_hold_redacted_key,
 )
 
 FAST = settings(max_examples=200, deadline=None)
@@ -301,6 +303,22 @@ def test_json_body_keys_are_masked_at_any_depth_compact_in_order() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("body", "stored"),
+    [
+        ('{"\\u0070assword": "a", "pass": "d"}', '{"password":"••••","pass":"d"}'),
+        ('{" PASSWORD ": "b", "pass": "d"}', '{" PASSWORD ":"••••","pass":"d"}'),
+        ('{"ACCESS_TO\u212aEN": "c", "pass": "d"}', '{"ACCESS_TO\u212aEN":"••••","pass":"d"}'),
+    ],
+)
+def test_json_body_keys_written_escaped_or_in_other_cases_are_masked(
+    body: str, stored: str
+) -> None:
+    # A body is walked for keys only when one can be in it: a key written escaped, or one that
+    # lower-cases to a redacted key (the Kelvin sign lower-cases to `k`), must still be found.
+    assert Redactor().body(body, "application/json") == stored
+
+
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/octet-stream"])
 def test_json_body_is_recognised_without_a_json_content_type(content_type: str | None) -> None:
     assert Redactor().body(' [{"id_token": "jwt"}]', content_type) == '[{"id_token":"••••"}]'
@@ -440,6 +458,18 @@ def test_json_body_stays_json_with_same_shape(document: Any) -> None:
         for key in document:
             if key.strip().lower() in ALWAYS_REDACTED_KEYS:
                 assert redacted[key] == MASK
+
+
+@FAST
+@given(document=JSONISH.filter(lambda document: isinstance(document, dict | list)))
+def test_json_body_without_a_redacted_key_is_the_text_the_key_walk_writes(document: Any) -> None:
+    # The fast path (no key walk when no key can be there) stores exactly what the walk would.
+    text = json.dumps(document, ensure_ascii=False)
+    assume(not may_hold_redacted_key(text))
+    fast = Redactor().body(text, "application/json")
+    with patch("apimd.engine.redact.may_hold_redacted_key", lambda _: True):
+        walked = Redactor().body(text, "application/json")
+    assert fast == walked
 
 
 # --- JSON-escaping depths (issue 10 point 8) ------------------------------------------------------

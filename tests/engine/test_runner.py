@@ -520,3 +520,32 @@ async def test_token_headers_and_params_are_dropped_on_a_cross_origin_redirect(
     assert "Authorization" not in echoed_away["headers"]
     assert "sig" not in echoed_away["query"]
     assert echoed_away["headers"]["X-Plain"] == "1"
+
+
+async def test_an_update_that_changes_a_template_or_jsonpath_takes_effect_at_once(
+    receiver: Receiver,
+) -> None:
+    # Templates and JSONPaths are compiled once and kept: a changed definition must not run as
+    # the one compiled before it.
+    def doc(header: str, path: str) -> dict[str, Any]:
+        echo = {"name": "echo", "url": f"{receiver.server.url}/echo", "params": {"page": "7"}}
+        echo["headers"] = {"X-Tag": header}
+        echo["conditions"] = [{"source": "json", "path": path, "op": "exists", "save_as": "GOT"}]
+        return {"variables": {"WHO": "me"}, "calls": [echo]}
+
+    engine = Engine(build(doc("one-%%WHO%%", "$.headers['X-Tag']")), MemoryStateStore())
+    try:
+        first = await engine.run("echo")
+        engine.update_project(build(doc("two-%%WHO%%", "$.headers['X-Tag']")))
+        second = await engine.run("echo")
+        engine.update_project(build(doc("two-%%WHO%%", "$.query.page")))
+        third = await engine.run("echo")
+    finally:
+        await engine.close()
+    assert [r.outcome for r in (first, second, third)] == [Outcome.PASS] * 3
+    assert [r.variables["GOT"] for r in (first, second, third)] == ["one-me", "two-me", "7"]
+    assert [r.conditions[0].path for r in (first, second, third)] == [
+        "$.headers['X-Tag']",
+        "$.headers['X-Tag']",
+        "$.query.page",
+    ]
