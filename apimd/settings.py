@@ -18,6 +18,7 @@ import platformdirs
 from apimd.dburl import describe_url, is_postgres_url
 from apimd.model.settings_file import SettingsError as SettingsError
 from apimd.model.settings_file import read_settings_document, settings_file_path
+from apimd.model.common import LOCATION_PATTERN, MAX_LOCATION
 
 MAX_SOCKET_PATH = 100
 DEFAULT_CALLBACK_PORT = 8765
@@ -137,15 +138,15 @@ class Settings:
 
 
 def _name(value: str | None, source: str) -> str | None:
-    """An agent or location name: letters, digits, `.`, `_`, `-` (at most 100)."""
+    """An agent or location name: letters, digits, `.`, `_`, `-` (at most `MAX_LOCATION`)."""
     if value is None:
         return None
     if not _NAME.fullmatch(value):
-        raise SettingsError(f"{source} must be 1-100 letters, digits, '.', '_' or '-'")
+        raise SettingsError(f"{source} must be 1-{MAX_LOCATION} letters, digits, '.', '_' or '-'")
     return value
 
 
-_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
+_NAME = re.compile(LOCATION_PATTERN)
 
 
 def short_socket_path(path: Path, tmp: str | None = None) -> Path:
@@ -178,6 +179,33 @@ def unsafe_folder(path: Path) -> str | None:
         return f"{path} belongs to uid {info.st_uid}, not to you (uid {os.getuid()})"
     if info.st_mode & 0o022:
         return f"{path} is writable by other users (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
+
+
+def foreign_state(settings: Settings) -> str | None:
+    """Why the folders for the key and the database cannot be trusted, or None when they can.
+
+    A folder that another user owns, or that every user may write to, could hold a `secret.key`
+    (and an `apimd.db`) that user planted: every secret stored would then be theirs to decrypt.
+    The daemon, `apimd run --db` and `apimd migrate` refuse it before anything is read there."""
+    folders = {settings.db_path.parent, settings.key_file.parent}
+    if settings.home is not None:
+        folders.add(settings.home)
+    for folder in sorted(folders):
+        try:
+            info = os.stat(folder)  # a link the user made to a folder of theirs is fine
+        except FileNotFoundError:
+            continue
+        if info.st_uid != os.getuid():
+            problem = f"{folder} belongs to uid {info.st_uid}, not to you (uid {os.getuid()})"
+        elif info.st_mode & 0o002:
+            problem = f"{folder} is writable by every user (mode {stat.S_IMODE(info.st_mode):o})"
+        else:
+            continue
+        return (
+            f"refusing the state folder: {problem}, so another user could plant the secret key "
+            "and read every secret apimd stores. Use a folder of your own (APIMD_HOME)"
+        )
     return None
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from apimd import __version__
 from apimd.cli.importing import add_import_parser
+from apimd.model.common import LOCATION_PATTERN, MAX_LOCATION
 
 if TYPE_CHECKING:
     from apimd.settings import Settings
@@ -228,7 +230,6 @@ def parse_vars(pairs: Sequence[str]) -> dict[str, str]:
 
 # Arguments that name things the daemon holds (paths are left alone: any bytes may name a file).
 _NAME_ARGS = {"name": "NAME", "target": "NAME", "tag": "--tag", "location": "--location"}
-MAX_LOCATION = 200  # as `RunRequest.location`
 
 
 def _check_names(args: argparse.Namespace) -> None:
@@ -248,6 +249,8 @@ def _check_names(args: argparse.Namespace) -> None:
         raise UsageError("--location: empty; give a location name (see `apimd status`)")
     if location is not None and len(location) > MAX_LOCATION:
         raise UsageError(f"--location: {len(location)} characters, at most {MAX_LOCATION}")
+    if location is not None and not re.fullmatch(LOCATION_PATTERN, location):
+        raise UsageError(f"--location {location!r}: only letters, digits, '.', '_' or '-'")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

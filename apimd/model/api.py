@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from apimd.model.common import StrictModel
+from apimd.model.common import LocationName, StrictModel
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.resources import TokenState
 from apimd.model.result import Result
@@ -89,7 +89,7 @@ class RunRequest(StrictModel):
     variables: dict[str, str] = Field(default_factory=dict)
     interactive: bool = False
     wait: bool = False
-    location: str | None = Field(default=None, min_length=1, max_length=200)
+    location: LocationName | None = None
     """Run on an agent of this location (SPEC §13: its queue); default: the agent asked."""
 
 

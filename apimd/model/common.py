@@ -15,6 +15,16 @@ SECRET_MASK = "••••"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 VARIABLE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+MAX_LOCATION = 100
+LOCATION_PATTERN = rf"[A-Za-z0-9._-]{{1,{MAX_LOCATION}}}"
+"""An agent or location name (SPEC §13): the one definition for `APIMD_LOCATION`/`APIMD_AGENT`,
+schedules' `locations` and a run request's `location`."""
+
+LocationName = Annotated[
+    str, Field(min_length=1, max_length=MAX_LOCATION, pattern=rf"^{LOCATION_PATTERN}$")
+]
+"""An agent's `APIMD_LOCATION` as a schedule or a run request names it (SPEC §13)."""
+
 Name = Annotated[
     str,
     StringConstraints(pattern=NAME_PATTERN),

@@ -10,11 +10,9 @@ from typing import Annotated, Any, Literal
 from cronsim import CronSim, CronSimError
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from apimd.model.common import Name, Resource, parse_duration
+from apimd.model.common import LocationName, Name, Resource, parse_duration
 
 MAX_EVERY_S = 366 * 86400.0
-LocationName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")]
-"""An agent's `APIMD_LOCATION` as a schedule names it (SPEC §13)."""
 
 
 def cron_expression(value: str) -> str:

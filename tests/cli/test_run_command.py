@@ -124,8 +124,10 @@ async def test_bad_names_and_locations_are_usage_errors_before_the_daemon(tmp_pa
     env = {"APIMD_HOME": str(tmp_path / "home")}  # no daemon there: the check comes first
     code, out, err = await apimd("run", "list-orders", "--location", "", env=env)
     assert (code, out) == (2, "") and "--location: empty" in err and "Traceback" not in err
-    code, _, err = await apimd("run", "list-orders", "--location", "x" * 300, env=env)
-    assert code == 2 and "--location" in err and "200" in err and "Traceback" not in err
+    code, _, err = await apimd("run", "list-orders", "--location", "x" * 101, env=env)
+    assert code == 2 and "--location" in err and "100" in err and "Traceback" not in err
+    code, _, err = await apimd("run", "list-orders", "--location", "eu west", env=env)
+    assert code == 2 and "--location 'eu west'" in err and "Traceback" not in err
     for args in (
         [b"run", b"li\xffst"],
         [b"run", b"list-orders", b"--location", b"loc-\xff"],
