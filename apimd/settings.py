@@ -16,9 +16,9 @@ from pathlib import Path
 import platformdirs
 
 from apimd.dburl import describe_url, is_postgres_url
+from apimd.model.common import LOCATION_PATTERN, MAX_LOCATION
 from apimd.model.settings_file import SettingsError as SettingsError
 from apimd.model.settings_file import read_settings_document, settings_file_path
-from apimd.model.common import LOCATION_PATTERN, MAX_LOCATION
 
 MAX_SOCKET_PATH = 100
 DEFAULT_CALLBACK_PORT = 8765

@@ -41,9 +41,13 @@ def load_or_explain(path: str, *, cross_check: bool = True) -> Project:
 async def open_owned_store(location: str | Path, what: str, settings: Settings) -> Store:
     """The store at `location` (file or URL) with the configured key, held for this process;
     a `UsageError` starting with `what` when it cannot be opened."""
+    from apimd.settings import foreign_state
     from apimd.store import StoreError, open_store
     from apimd.store.errors import StoreInUse
 
+    problem = foreign_state(settings)
+    if problem is not None:
+        raise UsageError(f"{what}: {problem}")
     try:
         store = await open_store(
             location,

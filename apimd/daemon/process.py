@@ -9,7 +9,6 @@ import logging
 import os
 import signal
 import socket
-import stat
 from pathlib import Path
 
 from aiohttp import web
@@ -21,7 +20,7 @@ from apimd.daemon.journal import configure_logging, sd_notify
 from apimd.daemon.keys import SERVICE
 from apimd.daemon.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from apimd.daemon.service import MonitorService
-from apimd.settings import Settings, fallback_socket_dir, unsafe_folder
+from apimd.settings import Settings, fallback_socket_dir, foreign_state, unsafe_folder
 from apimd.store.lock import FileLock
 
 log = logging.getLogger("apimd.daemon")
@@ -115,31 +114,11 @@ def _remove_stale_socket(path: Path) -> None:
         probe.close()
 
 
-def _refuse_foreign_state(folders: set[Path]) -> None:
-    """A folder for the key or the database that another user owns, or that every user may
-    write to, could hold a `secret.key` (and an `apimd.db`) that user planted: every secret
-    stored would then be theirs to decrypt. Refused before anything is read or made there."""
-    for folder in sorted(folders):
-        try:
-            info = os.stat(folder)  # a link the user made to a folder of theirs is fine
-        except FileNotFoundError:
-            continue
-        if info.st_uid != os.getuid():
-            problem = f"{folder} belongs to uid {info.st_uid}, not to you (uid {os.getuid()})"
-        elif info.st_mode & 0o002:
-            problem = f"{folder} is writable by every user (mode {stat.S_IMODE(info.st_mode):o})"
-        else:
-            continue
-        raise DaemonError(
-            f"refusing the state folder: {problem}, so another user could plant the secret key "
-            "and read every secret apimd stores. Use a folder of your own (APIMD_HOME)"
-        )
-
-
 def run_daemon(settings: Settings) -> int:
     """Run in the foreground until SIGTERM/SIGINT; returns the exit status."""
-    homes = {settings.db_path.parent, settings.key_file.parent}
-    _refuse_foreign_state(homes if settings.home is None else {settings.home, *homes})
+    problem = foreign_state(settings)
+    if problem is not None:
+        raise DaemonError(problem)
     if settings.home is not None:
         _private_dir(settings.home, ours=False)
     for folder in {settings.db_path.parent, settings.key_file.parent, settings.state_dir}:

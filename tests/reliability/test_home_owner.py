@@ -82,3 +82,41 @@ async def test_a_home_of_ones_own_still_starts(parent: Path) -> None:
         assert (home / "secret.key").stat().st_uid == os.getuid()
     finally:
         await run_cli("stop", env=env, timeout=60)
+
+
+async def test_run_db_and_migrate_refuse_a_home_another_user_made(parent: Path) -> None:
+    """The standalone commands that open the store read the same key file: same check, same
+    words, and the planted key and database are left unread (the database stays empty)."""
+    assert os.geteuid() == 0, "this test drops a child to uid 65534, which needs root (as CI)"
+    home = parent / "h"
+    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    subprocess.run([PYTHON, "-I", "-c", PLANT, str(home), key], check=True, timeout=30, **AS_NOBODY)
+    project = parent / "p.yaml"
+    project.write_text("calls:\n  - name: s\n    url: http://127.0.0.1:9/\n")
+    before = sorted(p.name for p in home.iterdir())
+    env = daemon_env(home)
+    for args in (
+        ["run", "s", "-f", str(project), "--db", str(home / "apimd.db")],
+        ["migrate", "--to", "postgresql://postgres@127.0.0.1:5432/postgres"],
+    ):
+        code, out, err = await run_cli(*args, env=env, timeout=60)
+        assert code == 2, (args, out, err)
+        assert f"refusing the state folder: {home} belongs to uid {NOBODY}" in err, err
+        assert "Traceback" not in err
+        assert sorted(p.name for p in home.iterdir()) == before, "nothing made or opened there"
+        assert (home / "apimd.db").stat().st_size == 0
+
+
+async def test_run_db_refuses_a_home_every_user_may_write(parent: Path) -> None:
+    home = parent / "h"
+    home.mkdir(mode=0o700)
+    os.chmod(home, 0o777)
+    project = parent / "p.yaml"
+    project.write_text("calls:\n  - name: s\n    url: http://127.0.0.1:9/\n")
+    db = parent / "own.db"
+    code, out, err = await run_cli(
+        "run", "s", "-f", str(project), "--db", str(db), env=daemon_env(home), timeout=60
+    )
+    assert code == 2, (out, err)
+    assert f"{home} is writable by every user (mode 777)" in err, err
+    assert list(home.iterdir()) == [] and not db.exists()
