@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from yarl import URL
+
 from apimd.engine.browser import BrowserStep
 from apimd.engine.certificates import tls_info
 from apimd.engine.classify import classify
@@ -16,6 +18,7 @@ from apimd.engine.context import CallAttempt, RunContext
 from apimd.engine.dpop import dpop_nonce_asked
 from apimd.engine.errors import SetupError
 from apimd.engine.functions import instant_now
+from apimd.engine.hops import unfollowed_redirect
 from apimd.engine.http import HttpFailure, HttpRequest, HttpResponse
 from apimd.engine.recording import CallIdentity, ResultRecorder, token_secrets
 from apimd.engine.redact import storable
@@ -94,6 +97,7 @@ class CallRunner:
                 error=exc.message,
                 timings=timings,
                 request=prepared.request,
+                response=exc.answer,
                 finished_at=services.now(),
             )
         recorder.add_secrets(prepared.secrets)  # signatures computed for redirect hops
@@ -336,9 +340,8 @@ def _error_for(code: ResultCode, response: HttpResponse) -> str | None:
     if code in (ResultCode.HTTP_CLIENT_ERROR, ResultCode.HTTP_SERVER_ERROR):
         return f"HTTP {response.status} {response.reason}".strip()
     if code == ResultCode.HTTP_REDIRECT_ERROR:
-        return (
-            "too many redirects"
-            if response.too_many_redirects
-            else f"HTTP {response.status} redirect"
-        )
+        if response.too_many_redirects:
+            return "too many redirects"
+        location = response.headers.get("Location")
+        return unfollowed_redirect(response.status, location, URL(response.final_url))
     return None

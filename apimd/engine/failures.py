@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from yarl import URL
@@ -16,6 +16,9 @@ from apimd.engine.timing import SendState
 from apimd.model.outcome import ResultCode
 from apimd.model.result import Timings
 
+if TYPE_CHECKING:
+    from apimd.engine.http import HttpResponse
+
 
 class HttpFailure(Exception):
     """The request produced no usable response: CONNECTION_ERROR, TIMEOUT, or CONTENT_ERROR
@@ -23,11 +26,19 @@ class HttpFailure(Exception):
     (invalid URL, credentials in the URL, a header aiohttp refuses). Carries the timings measured
     so far."""
 
-    def __init__(self, code: ResultCode, message: str, timings: Timings | None = None) -> None:
+    def __init__(
+        self,
+        code: ResultCode,
+        message: str,
+        timings: Timings | None = None,
+        answer: HttpResponse | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.timings = timings or Timings()
+        self.answer = answer
+        """The status and headers that came before the body failed (CONTENT_ERROR), no body."""
 
 
 def classify_failure(

@@ -98,14 +98,33 @@ def redirect_target(status: int, location: str | None, current: URL) -> URL | No
     """Where a followable redirect points, or None when the response is not one."""
     if status not in REDIRECT_STATUSES or not location:
         return None
-    try:
-        target = current.join(URL(location, encoded=False)).with_fragment(None)
-    except (TypeError, ValueError):
-        return None
-    if target.scheme not in ("http", "https") or not target.host:
+    target = _resolve(location, current)
+    if isinstance(target, str):
         return None
     if target.user is not None or target.password is not None:
         target = target.with_user(None)
+    return target
+
+
+def unfollowed_redirect(status: int, location: str | None, current: URL) -> str:
+    """Why a 3xx was not followed, for its result's error: `HTTP 302 redirect`, and the reason
+    when its Location is there but points nowhere apimd goes."""
+    reason = _resolve(location, current) if location else None
+    return f"HTTP {status} redirect" + (f" {reason}" if isinstance(reason, str) else "")
+
+
+def _resolve(location: str, current: URL) -> URL | str:
+    """The absolute URL a Location names, or why it names none."""
+    try:
+        given = URL(location, encoded=False)
+        target = current.join(given).with_fragment(None)
+    except (TypeError, ValueError):
+        return "to an invalid address (the Location cannot be parsed)"
+    if target.scheme not in ("http", "https"):
+        return f"to an unsupported scheme {target.scheme}:"
+    # `http://` alone joins to the current URL: an empty authority is no address, not a loop.
+    if not target.host or (given.scheme and given.host is None and "//" in location):
+        return "to an invalid address (no host)"
     return target
 
 

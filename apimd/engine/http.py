@@ -164,7 +164,7 @@ class HttpExecutor:
         try:
             return await self._follow(session, request, state)
         except HttpFailure as exc:
-            raise HttpFailure(exc.code, exc.message, state.timings()) from exc
+            raise HttpFailure(exc.code, exc.message, state.timings(), exc.answer) from exc
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
             code, message = classify_failure(exc, request.timeout, state)
             raise HttpFailure(code, message, state.timings()) from exc
@@ -241,7 +241,11 @@ class HttpExecutor:
                     trace_request_ctx=hop,
                     **via,
                 ) as response:
-                    content = await self._read_body(response, hop)
+                    try:
+                        content = await self._read_body(response, hop)
+                    except HttpFailure as exc:  # the status and headers did arrive: keep them
+                        exc.answer = _answer(response, b"", state.url, hop.sent_headers or sent)
+                        raise
                     remember(request.cookie_jar, response.cookies, state.url, cookies)
             finally:
                 current_hop.reset(hop_token)
@@ -257,20 +261,10 @@ class HttpExecutor:
                 else None
             )
             if target is None or len(redirects) == MAX_REDIRECTS:
-                return HttpResponse(
-                    status=response.status,
-                    reason=response.reason or "",
-                    headers=CIMultiDict(response.headers),
-                    body=content,
-                    size=len(content),
-                    final_url=str(state.url),
-                    sent_headers=hop.sent_headers or sent,
-                    redirects=redirects,
-                    too_many_redirects=target is not None,
-                    timings=state.timings(),
-                    cookies=cookies,
-                    peer_certificate=getattr(response, "peer_certificate", None),
-                )
+                answer = _answer(response, content, state.url, hop.sent_headers or sent)
+                answer.redirects, answer.too_many_redirects = redirects, target is not None
+                answer.timings, answer.cookies = state.timings(), cookies
+                return answer
             state.url = rules.follow(carried, response.status, state.url, target)
             redirects.append(str(state.url))
             answered = False
@@ -308,6 +302,21 @@ class HttpExecutor:
             raise
         hop.finish()
         return bytes(body)
+
+
+def _answer(
+    response: aiohttp.ClientResponse, content: bytes, url: URL, sent: list[tuple[str, str]]
+) -> HttpResponse:
+    return HttpResponse(
+        status=response.status,
+        reason=response.reason or "",
+        headers=CIMultiDict(response.headers),
+        body=content,
+        size=len(content),
+        final_url=str(url),
+        sent_headers=sent,
+        peer_certificate=getattr(response, "peer_certificate", None),
+    )
 
 
 def _connector(proxy: str | None, ssl_setting: Any, *, fresh: bool) -> aiohttp.BaseConnector:

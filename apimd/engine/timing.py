@@ -72,6 +72,8 @@ class HopClock:
             return "connecting to"
         if (self.first_byte or self.headers_received) is None:
             return "waiting for a response from"
+        if self.headers_received is None:  # bytes came, the header block did not end
+            return "reading the headers from"
         return "reading the body from"
 
 
