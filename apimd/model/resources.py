@@ -23,7 +23,6 @@ from apimd.model.fields import JsonTemplate, Proxy, RequestTemplateStr, Template
 from apimd.model.keys import AssertionAlg, PrivateKeySecret
 from apimd.model.outcome import Outcome
 from apimd.model.schedule import MAX_EVERY_S as MAX_EVERY_S
-from apimd.model.schedule import LocationName as LocationName
 from apimd.model.schedule import Schedule as Schedule
 from apimd.model.schedule import cron_expression as cron_expression
 from apimd.model.schedule import time_zone as time_zone
