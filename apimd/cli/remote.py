@@ -322,9 +322,10 @@ async def run_remote(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if accepted.result.outcome.is_success else 1
 
 
-def _result_row(result: Result) -> list[str]:
+def _result_row(result: Result, where: bool = False) -> list[str]:
     status = str(result.http_status) if result.http_status is not None else "-"
     name = f"{result.name} (step of {result.workflow})" if result.workflow else result.name
+    place = [f"{result.location or '-'}/{result.agent or '-'}"] if where else []
     return [
         result.started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
         name,
@@ -334,8 +335,17 @@ def _result_row(result: Result) -> list[str]:
         f"{result.timings_ms.total:.0f}",
         f"{result.lateness_ms:.0f}" if result.lateness_ms is not None else "-",
         result.trigger,
+        *place,
         result.error or "",
     ]
+
+
+def _result_table(results: list[Result]) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows; a WHERE column (location/agent) when the results come from more than
+    one place, as a cluster's do (SPEC §13): from one place it would repeat the same cell."""
+    where = len({(r.location, r.agent) for r in results}) > 1
+    headers = [*RESULT_HEADERS[:-1], "WHERE", RESULT_HEADERS[-1]] if where else RESULT_HEADERS
+    return headers, [_result_row(r, where) for r in results]
 
 
 RESULT_HEADERS = [
@@ -359,15 +369,16 @@ async def results_command(settings: Settings, args: argparse.Namespace) -> int:
             if not page.results:
                 print("no results yet" + (f" for {args.name}" if args.name else ""))
                 return 0
-            print(table(RESULT_HEADERS, [_result_row(r) for r in page.results], width=width))
+            print(table(*_result_table(page.results), width=width))
             return 0
         # Following reads like `tail -f`: the latest results oldest first, new ones below.
-        backlog = [_result_row(r) for r in reversed(page.results[:FOLLOW_BACKLOG])]
+        headers, backlog = _result_table(list(reversed(page.results[:FOLLOW_BACKLOG])))
+        where = len(headers) > len(RESULT_HEADERS)
         floor = [*FOLLOW_FLOOR]
         floor[1] = await _longest_name(client, args.name)
-        widths = column_widths(RESULT_HEADERS, backlog, floor)
+        widths = column_widths(headers, backlog, floor)
         if not args.json:
-            print(table(RESULT_HEADERS, backlog, widths=widths, width=width))
+            print(table(headers, backlog, widths=widths, width=width))
             note = f"(the last {len(backlog)} oldest first; following new results, ctrl-c stops)"
             print(note, file=sys.stderr)
         sys.stdout.flush()
@@ -381,8 +392,8 @@ async def results_command(settings: Settings, args: argparse.Namespace) -> int:
                 if args.json:
                     print(result.model_dump_json())
                 else:
-                    row = [_result_row(result)]
-                    print(table(RESULT_HEADERS, row, header=False, widths=widths, width=width))
+                    row = [_result_row(result, where)]
+                    print(table(headers, row, header=False, widths=widths, width=width))
             sys.stdout.flush()
     return 0
 

@@ -479,6 +479,10 @@ async def test_a_run_asked_of_one_agent_for_another_location_runs_there(
         assert there.result.trigger == "manual" and there.result.id == there.run_id
         here = await client.run("calls", "probe", wait=True, location="loc-a")
         assert here.result is not None and here.result.agent == "a1"
+        # Results from two places: `apimd results` says where each ran.
+        code, out, err = await a1.cli("results", "probe", env={"COLUMNS": "200"})
+        assert code == 0 and "WHERE" in out.splitlines()[0], (out, err)
+        assert "loc-b/b1" in out and "loc-a/a1" in out, out
         # Queued while b1 is stopped: the job waits in the queue, its variables sealed.
         cluster.agents["b1"].process.send_signal(signal.SIGSTOP)
         try:
