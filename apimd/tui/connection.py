@@ -25,8 +25,9 @@ class DaemonState:
     checked: bool = False
     """False until the first attempt to reach the daemon has finished."""
 
-    def summary(self, now: datetime) -> str:
-        """One line for the status bar."""
+    def summary(self, now: datetime, width: int | None = None) -> str:
+        """One line for the status bar. In a cluster, within `width` cells when given: the counts
+        of tokens, then workflows, then calls go first, so the part saying where you are stays."""
         if not self.checked:
             return f"connecting to {self.socket_path}…"
         if not self.connected or self.status is None:
@@ -52,4 +53,9 @@ class DaemonState:
             parts.append(f"scheduler {status.scheduler}")
         if status.running:
             parts.append(f"running {len(status.running)}")
+        clustered = len(status.agents) > 1
+        for drop in (3, 2, 1):  # tokens, workflows, calls: the counts the dashboard shows too
+            if not clustered or width is None or len(" · ".join(parts)) <= width:
+                break
+            del parts[drop]
         return " · ".join(parts)

@@ -52,3 +52,17 @@ def test_the_leader_says_so() -> None:
         Path("/tmp/s"), connected=True, checked=True, status=status(CLUSTER, me="a1", leader=True)
     ).summary(NOW)
     assert "leader a1 in loc-a of 3 agents in 2 locations" in line
+
+
+def test_the_cluster_part_fits_a_120_column_status_bar() -> None:
+    """At 120 columns the bar leaves ~95 cells for the summary: the counts go first, so the
+    agent and its cluster are never the part cut off."""
+    info = status(CLUSTER, me="b1", leader=False).model_copy(
+        update={"counts": {"calls": 120, "workflows": 14, "tokens": 9}}
+    )
+    state = DaemonState(Path("/tmp/s"), connected=True, checked=True, status=info)
+    assert "9 tokens" in state.summary(NOW)
+    line = state.summary(NOW, 95)
+    assert len(line) <= 95, line
+    assert line.endswith("agent b1 in loc-b of 3 agents in 2 locations"), line
+    assert "daemon 0.1.0" in line and "tokens" not in line

@@ -83,8 +83,9 @@ class WaterfallChart(Widget):
         return render_waterfall(self.timings, self.size.width)
 
 
-def status_line(result: Result, now: Clock) -> Text:
-    """`✗ FAIL  HTTP_SERVER_ERROR  HTTP 500 · 3.1 ms · 53 B · manual · 20:15:31`."""
+def status_line(result: Result, now: Clock, *, where: bool = False) -> Text:
+    """`✗ FAIL  HTTP_SERVER_ERROR  HTTP 500 · 3.1 ms · 53 B · manual · 20:15:31`; `where`: a
+    line `ran in LOCATION by agent AGENT` below (results of a cluster, SPEC §13)."""
     line = Text()
     line.append_text(outcome_text(result.outcome))
     line.append(f"  {result.result.value}", style="bold")
@@ -100,6 +101,8 @@ def status_line(result: Result, now: Clock) -> Text:
     line.append(" · " + " · ".join(details), style="dim")
     if result.retried_after_401:
         line.append(" · retried after 401", style="yellow")
+    if where and (result.location or result.agent):
+        line.append(f"\nran in {result.location or '?'} by agent {result.agent or '?'}", "dim")
     if result.error:
         line.append("\n")
         line.append(result.error, style="red")
@@ -185,7 +188,13 @@ class ResultView(Vertical):
 
     def show(self, result: Result) -> None:
         self.result = result
-        self.query_one("#result-status", Static).update(status_line(result, self._clock))
+        status = getattr(self.app, "daemon", None)
+        info = status.status if status is not None else None
+        # Where it ran, once that can differ: several agents share the store, or it ran in a
+        # location other than this daemon's (SQLite results all come from here).
+        where = info is not None and (len(info.agents) > 1 or result.location != info.location)
+        line = status_line(result, self._clock, where=where)
+        self.query_one("#result-status", Static).update(line)
         self.query_one("#result-request", Static).update(request_line(result))
         self.query_one(WaterfallChart).timings = result.timings_ms
 

@@ -40,8 +40,8 @@ class StatusBar(Static):
             (self.screen_title, "bold"),
             "  ",
         )
-        summary = Text(f"{mark} {state.summary(app.clock())}")
         room = self.size.width - line.cell_len - 1 if self.size.width else 60
+        summary = Text(f"{mark} {state.summary(app.clock(), max(10, room) - 2)}")
         summary.truncate(max(10, room), overflow="ellipsis")
         line.append_text(summary)
         self.update(line)
