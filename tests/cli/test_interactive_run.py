@@ -38,8 +38,9 @@ workflows:
 
 async def test_standalone_run_on_a_terminal_waits_for_the_browser(tmp_path: Path) -> None:
     async def exchange(request: web.Request) -> web.Response:
-        form = await request.post()
-        return web.json_response({"access_token": f"at-{form['code']}"}, status=200)
+        code = (await request.post())["code"]
+        assert isinstance(code, str)
+        return web.json_response({"access_token": f"at-{code}"}, status=200)
 
     app = web.Application()
     app.router.add_post("/exchange", exchange)

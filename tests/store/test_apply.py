@@ -153,7 +153,8 @@ async def test_a_masked_or_omitted_secret_keeps_the_stored_value(store: SqliteSt
     assert stored.client_secret == "client-secret-value"
     assert stored.webhooks[0].url == SLACK
     await store.project.put("variables", Variable(name="api_key", value=SECRET_MASK, secret=True))
-    assert (await store.load_variable("API_KEY")).value == "api-key-value"
+    variable = await store.load_variable("API_KEY")
+    assert variable is not None and variable.value == "api-key-value"
 
 
 async def test_masked_webhook_urls_follow_their_webhooks(store: SqliteStore) -> None:
@@ -187,6 +188,7 @@ async def test_document_token_variables_set_the_token(store: SqliteStore) -> Non
     report = await store.apply(Project.model_validate(data))
     assert report.tokens_set == ["example-token"]
     runtime = await store.load_token("example-token")
+    assert runtime is not None
     assert runtime.variables == {"ACCESS_TOKEN": "seeded", "EXPIRES_IN": "600"}
     assert runtime.expires_at == NOW + timedelta(seconds=600)
     assert runtime.state == TokenState.VALID
@@ -194,12 +196,14 @@ async def test_document_token_variables_set_the_token(store: SqliteStore) -> Non
     data["tokens"][0]["variables"] = {"ACCESS_TOKEN": "other"}
     await store.apply(Project.model_validate(data))
     runtime = await store.load_token("example-token")
+    assert runtime is not None
     assert runtime.variables == {"ACCESS_TOKEN": "other"}
     assert runtime.expires_at is None
     # Masked values keep what is saved; the same variables again change nothing.
     data["tokens"][0]["variables"] = {"ACCESS_TOKEN": SECRET_MASK}
     assert not (await store.apply(Project.model_validate(data))).tokens_set
-    assert (await store.load_token("example-token")).variables == {"ACCESS_TOKEN": "other"}
+    runtime = await store.load_token("example-token")
+    assert runtime is not None and runtime.variables == {"ACCESS_TOKEN": "other"}
 
 
 async def test_applying_a_call_that_uses_a_stored_token_works(store: SqliteStore) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import zlib
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import zstandard
@@ -25,7 +26,7 @@ def sample(i: int, *, body: str | None = None) -> Result:
     every fifth one a failure, a workflow with steps every seventh."""
     code = ResultCode.HTTP_SERVER_ERROR if i % 5 == 4 else ResultCode.COMPLETE
     text = body or json.dumps({"orders": [{"id": i * 7919 % 10007, "total": i / 3}], "n": i})
-    fields: dict[str, object] = {
+    fields: dict[str, Any] = {
         "request": RequestRecord(
             method="GET", url=f"https://api.example.com/o?p={i}", headers={"Authorization": "••••"}
         ),

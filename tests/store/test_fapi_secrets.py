@@ -76,10 +76,13 @@ async def test_fapi_secrets_are_not_stored_in_clear(
         )
     )
     await store.signins.create(
-        PendingSignIn(url="https://as.example/authorize", token="t", dpop_key=dpop_key)
+        PendingSignIn.model_validate(
+            {"url": "https://as.example/authorize", "token": "t", "dpop_key": dpop_key}
+        )
     )
     assert leaks(db_dir, secrets) == []
-    assert (await store.load_token("t")).dpop_key == dpop_key
+    runtime = await store.load_token("t")
+    assert runtime is not None and runtime.dpop_key == dpop_key
     exported = await store.export()
     bank = exported.auth_setting("bank")
     assert bank is not None

@@ -34,11 +34,13 @@ async def test_bodies_are_capped_at_64_kib(store: SqliteStore) -> None:
     )
     await store.add_result(result)
     stored = await store.get_result("r-1")
+    assert stored is not None and stored.response and stored.request
     assert stored.response.body_truncated
-    assert len(stored.response.body.encode()) == BODY_LIMIT
-    assert len(stored.request.body.encode()) == BODY_LIMIT
-    assert stored.steps[0].response.body == "x" * BODY_LIMIT
-    assert stored.steps[0].response.body_truncated
+    assert len((stored.response.body or "").encode()) == BODY_LIMIT
+    assert len((stored.request.body or "").encode()) == BODY_LIMIT
+    step = stored.steps[0].response
+    assert step is not None and step.body == "x" * BODY_LIMIT
+    assert step.body_truncated
     small = make_result("r-2", response=ResponseRecord(body="é" * 100))
     await store.add_result(small)
     assert await store.get_result("r-2") == small
@@ -173,13 +175,14 @@ async def test_statistics_match_a_reference_within_bucket_precision(store: Sqlit
     assert stats.counts[Outcome.FAIL] == 180
     assert stats.counts[Outcome.SKIPPED] == 120
     assert stats.uptime == pytest.approx(2700 / 2880)
-    latency = stats.latency
-    assert latency.count == len(latencies)
-    assert latency.min_ms == pytest.approx(min(latencies))
-    assert latency.max_ms == pytest.approx(max(latencies))
-    assert latency.mean_ms == pytest.approx(sum(latencies) / len(latencies))
-    for q, estimate in ((0.5, latency.p50_ms), (0.95, latency.p95_ms), (0.99, latency.p99_ms)):
+    summary = stats.latency
+    assert summary.count == len(latencies)
+    assert summary.min_ms == pytest.approx(min(latencies))
+    assert summary.max_ms == pytest.approx(max(latencies))
+    assert summary.mean_ms == pytest.approx(sum(latencies) / len(latencies))
+    for q, estimate in ((0.5, summary.p50_ms), (0.95, summary.p95_ms), (0.99, summary.p99_ms)):
         reference = nearest_rank(latencies, q)
+        assert estimate is not None, q
         assert reference / BUCKET_RATIO <= estimate <= reference * BUCKET_RATIO, (
             q,
             estimate,
@@ -194,7 +197,7 @@ async def test_statistics_match_a_reference_within_bucket_precision(store: Sqlit
     day1 = await store.stats("list-orders", T0, T0 + timedelta(days=1))
     day2 = await store.stats("list-orders", T0 + timedelta(days=1), T0 + timedelta(days=2))
     assert day1.total + day2.total == 3000
-    assert day1.latency.count + day2.latency.count == latency.count
+    assert day1.latency.count + day2.latency.count == summary.count
 
 
 async def test_statistics_of_a_window_without_results(store: SqliteStore) -> None:

@@ -31,7 +31,8 @@ async def test_a_key_file_is_created_once_with_mode_0600(
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     first = key_file.read_text()
     store = await open_test_store(secret_key=None, key_file=key_file)
-    assert (await store.load_variable("API_KEY")).value == "k"
+    variable = await store.load_variable("API_KEY")
+    assert variable is not None and variable.value == "k"
     assert key_file.read_text() == first
 
 
@@ -194,13 +195,15 @@ async def write_every_kind_of_secret(store: Any) -> None:
             )
         )
     await store.save_variables({"SAVED_SECRET": SECRET_VARIABLE}, secret=True)
-    signin = PendingSignIn(
-        state=SIGNIN_STATE,
-        url=f"https://login.example.com/authorize?state={SIGNIN_STATE}",
-        token="example-token",
-        code_verifier=CODE_VERIFIER,
-        variables={"CODE": CALLBACK_CODE, "CLIENT_SECRET": CLIENT_SECRET},
-        remaining_steps=["get-token"],
+    signin = PendingSignIn.model_validate(
+        {
+            "state": SIGNIN_STATE,
+            "url": f"https://login.example.com/authorize?state={SIGNIN_STATE}",
+            "token": "example-token",
+            "code_verifier": CODE_VERIFIER,
+            "variables": {"CODE": CALLBACK_CODE, "CLIENT_SECRET": CLIENT_SECRET},
+            "remaining_steps": ["get-token"],
+        }
     )
     await store.signins.create(signin)
     await store.save_counter(f"list-orders:{WEBHOOK_URL}", 2)

@@ -14,7 +14,7 @@ def signin(**fields: object) -> PendingSignIn:
         code_verifier="verifier",
         variables={"NONCE": "n"},
         remaining_steps=["exchange-code"],
-        **fields,  # type: ignore[arg-type]
+        **fields,
     )
 
 
