@@ -137,8 +137,7 @@ def _client_ok(server: FapiServer, request: web.Request, form: dict[str, str]) -
 async def token(request: web.Request) -> web.Response:
     server = request.app[KEY]
     server.token_requests += 1
-    form = dict(await request.post())  # type: ignore[arg-type]
-    form = {k: str(v) for k, v in form.items()}
+    form = {k: str(v) for k, v in (await request.post()).items()}
     jkt = None
     if server.dpop:
         jkt, why = verify_proof(server, request.headers.get("DPoP"), "POST", str(request.url), None)

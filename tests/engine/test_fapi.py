@@ -122,8 +122,14 @@ async def test_private_key_jwt_assertion_verified_independently(
 
 
 def _jwk_text(kind: str, pem_text: str) -> str:
-    cls = {"rsa": RSAKey, "ec": ECKey, "ed25519": OKPKey}[kind]
-    return json.dumps(cls.import_key(pem_text).as_dict(private=True))
+    key: RSAKey | ECKey | OKPKey
+    if kind == "rsa":
+        key = RSAKey.import_key(pem_text)
+    elif kind == "ec":
+        key = ECKey.import_key(pem_text)
+    else:
+        key = OKPKey.import_key(pem_text)
+    return json.dumps(key.as_dict(private=True))
 
 
 async def test_wrong_key_is_refused_with_a_clear_result(fapi: FapiServer) -> None:
@@ -246,7 +252,7 @@ def test_rfc9449_vectors() -> None:
         dpop.access_token_hash("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU")
         == "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"
     )
-    jwk = {
+    jwk: dict[str, str | list[str]] = {
         "kty": "EC",
         "x": "l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs",
         "y": "9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA",

@@ -31,7 +31,7 @@ async def api() -> AsyncIterator[RunningServer]:
         form = await request.post()
         if form.get("code") != "good-code":
             return web.json_response({"error": "invalid_grant"}, status=400)
-        return web.json_response({"access_token": f"tok-for-{form.get('code')}", "expires_in": 300})
+        return web.json_response({"access_token": "tok-for-good-code", "expires_in": 300})
 
     async def me(request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != "Bearer tok-for-good-code":
@@ -133,7 +133,7 @@ async def test_browser_step_records_a_pending_sign_in_with_its_url(api: RunningS
     assert opened and opened[0].payload()["url"] == begun.url
     assert begun.result is not None and begun.result.outcome == Outcome.SKIPPED
     assert begun.result.steps[-1].result == ResultCode.BROWSER
-    assert pending.code_verifier not in begun.result.model_dump_json()
+    assert pending.code_verifier and pending.code_verifier not in begun.result.model_dump_json()
 
 
 async def test_callback_runs_the_remaining_steps_and_saves_the_token(api: RunningServer) -> None:
