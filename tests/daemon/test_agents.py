@@ -433,7 +433,8 @@ async def test_apimd_mutex_holds_across_agents(cluster: Cluster) -> None:
             )
 
             async def on_second() -> bool:
-                return any(c.name == "one-at-a-time" for c in await two.list("calls"))
+                names = [getattr(c, "name", None) for c in await two.list("calls")]
+                return "one-at-a-time" in names
 
             await wait_for(on_second, 10, "the apply to reach the second agent")
             runs = [

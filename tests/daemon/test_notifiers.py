@@ -248,15 +248,20 @@ async def test_nothing_is_sent_in_a_maintenance_window_and_counts_stay_frozen(
 async def test_counts_do_not_advance_in_a_window(daemon: Daemon, inbox: Inbox) -> None:
     name = unique("frozen")
     hook = {"type": "apprise", "url": inbox.apprise_url("f"), "fails_in_a_row": 2}
-    window = {"name": f"{name}-w", "cron": "* * * * *", "duration": "1h", "targets": [name]}
+    window: dict[str, object] = {
+        "name": f"{name}-w",
+        "cron": "* * * * *",
+        "duration": "1h",
+        "targets": [name],
+    }
     inbox.status = 500
     async with daemon.client() as client:
         await client.apply({"calls": [{"name": name, "url": inbox.target, "webhooks": [hook]}]})
         await run(client, name)  # 1 of 2
-        await client.put("maintenance", window["name"], window)
+        await client.put("maintenance", f"{name}-w", window)
         inbox.status = 200
         await run(client, name)  # a PASS in the window does not reset the count either
-        await client.delete("maintenance", window["name"])
+        await client.delete("maintenance", f"{name}-w")
         inbox.status = 500
         await run(client, name)  # 2 of 2: the count held across the window
         await eventually(lambda: _count(inbox, 1))
@@ -292,11 +297,16 @@ async def test_reminders_pause_while_a_maintenance_window_covers_the_target(
         await client.apply({"calls": [{"name": name, "url": inbox.target, "webhooks": [hook]}]})
         await run(client, name)
         await eventually(lambda: _count(inbox, 2), timeout=5)  # the alert and a reminder
-        window = {"name": f"{name}-quiet", "cron": "* * * * *", "duration": "1h", "targets": [name]}
-        await client.put("maintenance", window["name"], window)
+        window: dict[str, object] = {
+            "name": f"{name}-quiet",
+            "cron": "* * * * *",
+            "duration": "1h",
+            "targets": [name],
+        }
+        await client.put("maintenance", f"{name}-quiet", window)
         await asyncio.sleep(0.5)  # a reminder already on its way may still land
         paused = len(inbox.messages)
         await asyncio.sleep(2.5)
         assert len(inbox.messages) == paused  # silent in the window
-        await client.delete("maintenance", window["name"])
+        await client.delete("maintenance", f"{name}-quiet")
         await eventually(lambda: _count(inbox, paused + 1), timeout=5)  # and on again after

@@ -8,18 +8,17 @@ import hashlib
 import re
 import secrets
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
-import lxml.html
 import pytest
 
 from apimd.demo.server import RunningServer, TokenServerState
 from tests.conftest import server_state
+from tests.support.pages import DEMO_ACCOUNT, parse_html
 
 CLIENT = {"client_id": "demo-client", "client_secret": "demo-secret"}
-ACCOUNT = {"username": "demo", "password": "demo-password"}
 CALLBACK = "http://127.0.0.1:8765/tokens/callback"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
@@ -32,10 +31,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def parse_html(text: str) -> lxml.html.HtmlElement:
-    return cast(lxml.html.HtmlElement, lxml.html.document_fromstring(text))
 
 
 def challenge_of(verifier: str) -> str:
@@ -98,7 +93,7 @@ class CodeFlow:
         """Open the form, sign in, and return the parameters the redirect carries."""
         form = await self.open(**overrides)
         assert form.status == 200
-        answer = await self.submit(await form.text(), **ACCOUNT)
+        answer = await self.submit(await form.text(), **DEMO_ACCOUNT)
         assert answer.status == 302
         location = urlsplit(answer.headers["Location"])
         return parse_qs(location.query or location.fragment)
@@ -234,7 +229,7 @@ async def test_fragment_mode_answers_in_the_fragment(
 ) -> None:
     server_state(token_server).fragment_response = True
     form = await flow.open()
-    answer = await flow.submit(await form.text(), **ACCOUNT)
+    answer = await flow.submit(await form.text(), **DEMO_ACCOUNT)
     location = urlsplit(answer.headers["Location"])
     assert location.query == ""
     params = parse_qs(location.fragment)
@@ -368,7 +363,9 @@ async def test_device_flow_pending_then_approved_at_the_device_page(
     clock.now += 1
     status, body = await device.poll(started["device_code"])
     assert (status, body["error"]) == (400, "authorization_pending")
-    text = await device.person(started["verification_uri_complete"], action="approve", **ACCOUNT)
+    text = await device.person(
+        started["verification_uri_complete"], action="approve", **DEMO_ACCOUNT
+    )
     assert "Device connected" in text
     clock.now += 1
     status, tokens = await device.poll(started["device_code"])
@@ -393,7 +390,7 @@ async def test_device_page_accepts_a_typed_code_and_checks_the_password(
     state = server_state(token_server)
     assert state.devices[started["device_code"]].status == "pending"
     text = await device.person(
-        started["verification_uri"], user_code=typed, action="approve", **ACCOUNT
+        started["verification_uri"], user_code=typed, action="approve", **DEMO_ACCOUNT
     )
     assert "Device connected" in text
     assert state.devices[started["device_code"]].status == "approved"

@@ -15,7 +15,6 @@ from urllib.parse import urlencode
 
 import aiohttp
 import jwt
-import lxml.html
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -28,9 +27,9 @@ from apimd.engine.signin import SignInFlows
 from apimd.model import Outcome
 from tests.conftest import server_state
 from tests.engine.projects import build
+from tests.support.pages import DEMO_ACCOUNT, parse_html
 
 CALLBACK = "http://127.0.0.1:9/tokens/callback"
-ACCOUNT = {"username": "demo", "password": "demo-password"}
 
 
 @pytest.fixture
@@ -43,8 +42,8 @@ async def person_signs_in(session: aiohttp.ClientSession, base: str, url: str) -
     """Open the login page at `url`, sign in, and return where the browser is sent back to."""
     async with session.get(url) as page:
         assert page.status == 200, await page.text()
-        form = lxml.html.document_fromstring(await page.text()).forms[0]
-    values = {**dict(form.form_values()), **ACCOUNT}
+        form = parse_html(await page.text()).forms[0]
+    values = {**dict(form.form_values()), **DEMO_ACCOUNT}
     async with session.post(base + form.action, data=values, allow_redirects=False) as answer:
         assert answer.status == 302
         return answer.headers["Location"]

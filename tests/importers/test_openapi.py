@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -265,7 +266,7 @@ components:
 def _secured_app() -> web.Application:
     """Stands in for Insomnia's endpoint-security API: each route checks its own credential."""
     basic = "Basic " + base64.b64encode(b"ann:pw-basic").decode()
-    checks = {
+    checks: dict[str, Callable[[web.Request], bool]] = {
         "/v1/basic": lambda r: r.headers.get("Authorization") == basic,
         "/v1/bearer": lambda r: r.headers.get("Authorization") == "Bearer tok-bearer",
         "/v1/key/header": lambda r: r.headers.get("x-api_key") == "k-header",

@@ -39,6 +39,7 @@ async def test_signin_completes_during_a_flood(
         async with daemon.client() as client:
             await client.apply(signin_project(exchange.url))
         port = urlsplit(daemon.callback_url).port
+        assert port is not None
         assert urlsplit(daemon.callback_url).hostname == "127.0.0.1"
 
         async with flooding(port, attackers, FLOOD_LIMIT_S, mode) as flood:

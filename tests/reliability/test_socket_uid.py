@@ -61,7 +61,9 @@ def _as_nobody(socket_path: Path) -> str:
     tried = []
     for command in candidates:
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=30, **AS_NOBODY)
+            done: subprocess.CompletedProcess[str] = subprocess.run(
+                command, capture_output=True, text=True, timeout=30, **AS_NOBODY
+            )
         except PermissionError as exc:
             tried.append(f"{command[0]}: {exc}")
             continue
