@@ -5,7 +5,8 @@ the dashboard with 10,000 monitors.
     .venv/bin/python bench/tui_bench.py [--monitors 1000] [--presses 200] [--rate 50]
                                         [--cpu-seconds 20] [--paint-monitors 10000]
 
-No daemon: the app gets an in-process client implementing `apimd.tui.ports.DaemonClient` that
+No daemon: the app gets an in-process client implementing `apimd.tui.ports.DaemonClient` (on
+`tests.support.clients.EmptyDaemon`) that
 answers from memory, but parses what it serves from JSON the way `apimd.client.Client` does
 (`parse_summary` on the JSON text, in a thread; events as decoded JSON dicts), so the TUI's own work is
 all measured. The app runs headless under Textual's Pilot at 120×40; every frame Textual hands to
@@ -30,15 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
-from apimd.client import ApiError
 from apimd.model.api import (
-    ResultPage,
-    RunAccepted,
-    SignInInfo,
-    SignInList,
-    SignInResult,
     StatusInfo,
     Summary,
     TargetSummary,
@@ -46,12 +39,15 @@ from apimd.model.api import (
 )
 from apimd.model.events import Event, decode_event
 from apimd.model.outcome import Outcome, ResultCode
-from apimd.model.resources import Token
-from apimd.model.result import Result
 from apimd.model.stats import Stats
 from apimd.tui.app import ApimdApp, build_app
 from apimd.tui.keys import TuiSettings
 from apimd.tui.screens.dashboard import DashboardScreen
+
+# The in-memory daemon is the tests' (tests/support); run as a script, the repository root is not on
+# the path (bench/run sets PYTHONPATH, a direct `.venv/bin/python bench/tui_bench.py` does not).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.clients import EmptyDaemon
 
 SIZE = (120, 40)
 SOCKET = Path("/tmp/apimd-bench/apimd.sock")
@@ -90,11 +86,11 @@ def summary_json(count: int, rng: random.Random) -> str:
     return summary.model_dump_json()
 
 
-class BenchClient:
+class BenchClient(EmptyDaemon):
     """A daemon in memory: `summary` from JSON, events from a queue (`inject`)."""
 
     def __init__(self, monitors: int, seed: int = 7) -> None:
-        self.socket_path = SOCKET
+        super().__init__(SOCKET)
         self.monitors = monitors
         self._summary = summary_json(monitors, random.Random(seed))
         self._events: asyncio.Queue[str] = asyncio.Queue()
@@ -125,50 +121,9 @@ class BenchClient:
             if (event := decode_event(await self._events.get())) is not None:
                 yield event
 
-    async def list(self, kind: str) -> list[BaseModel]:
-        return []
-
-    async def get(self, kind: str, name: str, *, reveal: bool = False) -> BaseModel:
-        raise ApiError(404, "not_found", f"no {kind} named {name!r}", [])
-
-    async def put(self, kind: str, name: str, resource: BaseModel | dict[str, Any]) -> BaseModel:
-        raise ApiError(409, "read_only", "the benchmark's daemon is read-only", [])
-
-    async def run(
-        self,
-        kind: str,
-        name: str,
-        *,
-        variables: dict[str, str] | None = None,
-        interactive: bool = False,
-        wait: bool = False,
-    ) -> RunAccepted:
-        raise ApiError(409, "read_only", "the benchmark's daemon runs nothing", [])
-
-    async def results(self, **_filters: Any) -> ResultPage:
-        return ResultPage(results=[], next_cursor=None)
-
-    async def result(self, result_id: str) -> Result:
-        raise ApiError(404, "not_found", f"no result with id {result_id!r}", [])
-
     async def stats(self, name: str, *, window: str = "24h") -> Stats:
         now = datetime.now(UTC)
         return Stats(name=name, since=now - timedelta(days=1), until=now)
-
-    async def refresh_token(self, name: str) -> Token:
-        raise ApiError(404, "not_found", f"no token named {name!r}", [])
-
-    async def signin(self, name: str, *, mode: str = "browser") -> SignInInfo:
-        raise ApiError(404, "not_found", f"no token named {name!r}", [])
-
-    async def signins(self) -> SignInList:
-        return SignInList(signins=[])
-
-    async def complete_signin(self, url: str) -> SignInResult:
-        raise ApiError(400, "signin_refused", "no sign-in is pending", [])
-
-    async def close(self) -> None:
-        return None
 
 
 class Frames:

@@ -1,6 +1,6 @@
-"""What the TUI needs from the daemon, as a small protocol: `apimd.client.Client` implements it,
-and snapshot tests and the benchmark substitute objects with fixed data. It covers what the
-editors (`editors.ports.ResourceClient`) and the sign-in screen (`SignInClient`) need too."""
+"""What the TUI needs from the daemon, as one protocol: `apimd.client.Client` implements it; the
+screens, the editors and the sign-in screen all take it; the test fakes and the benchmark's
+in-memory daemon subclass it, so mypy checks them against it."""
 
 from __future__ import annotations
 

@@ -4,11 +4,9 @@ daemon instead; this exists because snapshots need data that never changes."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,8 +32,8 @@ from apimd.model import (
 )
 from apimd.model.api import ResultPage, RunAccepted, StatusInfo, Summary, TargetSummary
 from apimd.model.common import SECRET_MASK
-from apimd.model.events import Event, Lagged
 from apimd.model.stats import Latency, Stats, StatsPoint
+from tests.support.clients import EmptyDaemon
 
 FROZEN = datetime(2026, 3, 14, 12, 0, 0, tzinfo=UTC)
 SOCKET = Path("/tmp/apimd-snapshots/apimd.sock")
@@ -364,12 +362,11 @@ def target_summary(name: str) -> TargetSummary:
     )
 
 
-class FakeClient:
+class FakeClient(EmptyDaemon):
     """Answers like a daemon that holds the data above and never changes."""
 
     def __init__(self, socket_path: Path = SOCKET) -> None:
-        self.socket_path = socket_path
-        self.runs: list[tuple[str, str]] = []
+        super().__init__(socket_path)
         self.requests: Counter[str] = Counter()
         """How many times each method was called."""
 
@@ -405,16 +402,7 @@ class FakeClient:
                 return item
         raise ApiError(404, "not_found", f"no {kind} named {name!r}", [])
 
-    async def run(
-        self,
-        kind: str,
-        name: str,
-        *,
-        variables: dict[str, str] | None = None,
-        interactive: bool = False,
-        wait: bool = False,
-    ) -> RunAccepted:
-        self.runs.append((kind, name))
+    async def accept_run(self, kind: str, name: str) -> RunAccepted:
         result = await self.result(_result_id(name, 0))
         return RunAccepted(run_id=result.id, result=result)
 
@@ -469,10 +457,3 @@ class FakeClient:
 
     async def refresh_token(self, name: str) -> Token:
         return next(t for t in TOKENS if t.name == name)
-
-    async def events(self) -> AsyncIterator[Event]:
-        await asyncio.Event().wait()  # a quiet daemon: no events, ever
-        yield Lagged(missed=0)
-
-    async def close(self) -> None:
-        return None

@@ -17,11 +17,11 @@ from apimd.tui.editors.dialogs import ConfirmDiscard, ItemDialog, PickDialog
 from apimd.tui.editors.fields import KeyValueList
 from apimd.tui.editors.items import ItemTable
 from apimd.tui.editors.maintenance import MaintenanceEditor
-from apimd.tui.editors.ports import ResourceClient
 from apimd.tui.editors.schedule import ScheduleEditor
 from apimd.tui.editors.token import TokenEditor
 from apimd.tui.editors.variable import VariableEditor
 from apimd.tui.editors.workflow import WorkflowEditor
+from apimd.tui.ports import DaemonClient
 
 EDITORS: dict[str, type[EditorScreen]] = {
     "calls": CallEditor,
@@ -54,7 +54,7 @@ BINDING_CLASSES: tuple[type, ...] = (
 
 def open_editor(
     app: App[Any],
-    client: ResourceClient,
+    client: DaemonClient,
     kind: str,
     name: str | None = None,
     *,
@@ -79,7 +79,6 @@ __all__ = [
     "CallEditor",
     "EditorScreen",
     "MaintenanceEditor",
-    "ResourceClient",
     "ScheduleEditor",
     "TokenEditor",
     "VariableEditor",

@@ -35,7 +35,7 @@ from apimd.model.api import ErrorDetail
 from apimd.tui.editors.dialogs import ConfirmDiscard
 from apimd.tui.editors.fields import Form, FormEdited, FormField, split_words, text_field
 from apimd.tui.editors.paths import join_path, named_fields, resource_path
-from apimd.tui.editors.ports import ResourceClient
+from apimd.tui.ports import DaemonClient
 
 CSS = Path(__file__).with_name("editors.tcss")
 Document = dict[str, Any]
@@ -67,7 +67,7 @@ class EditorScreen(ModalScreen[BaseModel | None]):
 
     dirty: reactive[bool] = reactive(False)
 
-    def __init__(self, client: ResourceClient, name: str | None = None) -> None:
+    def __init__(self, client: DaemonClient, name: str | None = None) -> None:
         super().__init__(classes="editor")
         self.client = client
         self.resource_name = name

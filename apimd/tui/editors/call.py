@@ -37,8 +37,8 @@ from apimd.tui.editors.fields import (
     text_field,
 )
 from apimd.tui.editors.items import ConditionTable, WebhookTable
-from apimd.tui.editors.ports import ResourceClient
 from apimd.tui.editors.tls import compose_tls, fill_tls, tls_document
+from apimd.tui.ports import DaemonClient
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 BODY_KINDS = (
@@ -103,7 +103,7 @@ class CallEditor(EditorScreen):
         ),
     ]
 
-    def __init__(self, client: ResourceClient, name: str | None = None) -> None:
+    def __init__(self, client: DaemonClient, name: str | None = None) -> None:
         super().__init__(client, name)
         self.schedules: list[Schedule] = []
         self.names: dict[str, list[str]] = {}

@@ -24,7 +24,7 @@ from apimd.tui.editors.fields import (
     text_field,
 )
 from apimd.tui.editors.paths import Path
-from apimd.tui.editors.ports import ResourceClient
+from apimd.tui.ports import DaemonClient
 
 
 @cache
@@ -32,7 +32,7 @@ def time_zones() -> list[str]:
     return sorted(zoneinfo.available_timezones())
 
 
-async def target_names(client: ResourceClient) -> list[tuple[str, str]]:
+async def target_names(client: DaemonClient) -> list[tuple[str, str]]:
     """(name, "call" | "workflow") of every run target, for a `TargetList`."""
     calls = await client.list("calls")
     workflows = await client.list("workflows")
@@ -85,7 +85,7 @@ class TargetsEditor(EditorScreen):
     SHOWN: ClassVar[dict[str, tuple[str, ...]]] = {}
     """For each way, the fields it shows (the others' are hidden)."""
 
-    def __init__(self, client: ResourceClient, name: str | None = None) -> None:
+    def __init__(self, client: DaemonClient, name: str | None = None) -> None:
         super().__init__(client, name)
         self.target_names: list[tuple[str, str]] = []
 

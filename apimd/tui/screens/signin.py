@@ -10,7 +10,7 @@ import socket
 import webbrowser
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from rich.text import Text
 from textual import on, work
@@ -23,37 +23,23 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from apimd.client import ApiError, DaemonUnavailable
-from apimd.model.api import SignInInfo, SignInList, SignInResult, StatusInfo
+from apimd.model.api import SignInInfo, SignInResult
 from apimd.model.events import Event, Lagged, SignInEnded
 from apimd.model.resources import Token, TokenState
 from apimd.model.signin_env import callback_port, can_open_browser, ssh_hint
 from apimd.tui.connection import DaemonState
 from apimd.tui.formatting import countdown
-from apimd.tui.ports import Clock, system_clock
+from apimd.tui.ports import Clock, DaemonClient, system_clock
 from apimd.tui.qr import qr_lines
 from apimd.tui.widgets.status_bar import StatusBar
 from apimd.tui.widgets.url_text import UrlText
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
+    pass
 
 SignInMode = Literal["browser", "device"]
 COMPLETE_GROUP = "signin-complete"
 PASTE_PROMPT = "Paste the address your browser ended on"
-
-
-class SignInClient(Protocol):
-    """The daemon calls a sign-in needs (`apimd.client.Client` has them)."""
-
-    async def status(self) -> StatusInfo: ...
-
-    async def signin(self, name: str, *, mode: str = "browser") -> SignInInfo: ...
-
-    async def signins(self) -> SignInList: ...
-
-    async def complete_signin(self, url: str) -> SignInResult: ...
-
-    async def get(self, kind: str, name: str, *, reveal: bool = False) -> BaseModel: ...
 
 
 def ending_text(end: SignInResult, now: datetime) -> Text:
@@ -105,7 +91,7 @@ class SignInScreen(Screen[bool]):
 
     def __init__(
         self,
-        client: SignInClient,
+        client: DaemonClient,
         token_name: str,
         *,
         mode: SignInMode = "browser",
