@@ -71,13 +71,13 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     with psycopg.connect(url) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql, params).fetchall()
 
 
 async def cluster(args: argparse.Namespace, port: int, root: Path) -> dict[str, float]:
     name = f"apimd_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(args.admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+        conn.execute(f'CREATE DATABASE "{name}"')
     url = args.admin_url.rsplit("/", 1)[0] + f"/{name}"
     key = Fernet.generate_key().decode()
     processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -144,7 +144,7 @@ async def cluster(args: argparse.Namespace, port: int, root: Path) -> dict[str, 
         for process in processes.values():
             stop(process)
         with psycopg.connect(args.admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def sqlite(args: argparse.Namespace, port: int, root: Path) -> float:

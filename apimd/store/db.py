@@ -20,7 +20,7 @@ from apimd.store.timestamps import utc_now
 # FULL: a commit is on disk (WAL fsynced) before it is reported, so acknowledged token saves and
 # results survive power loss too, not just a killed process. One fsync per commit is cheap at a
 # monitor's write rate; bulk writers batch (`SqliteStore.add_results`).
-_PRAGMAS = (
+_PRAGMAS: tuple[str, ...] = (
     "PRAGMA journal_mode = WAL",
     "PRAGMA foreign_keys = ON",
     "PRAGMA busy_timeout = 5000",

@@ -42,6 +42,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from ruamel.yaml import YAML
@@ -119,7 +120,7 @@ def tools(iterations: int, base: str, scratch: Path) -> list[Tool]:
 
 def stepci_workflow(iterations: int) -> dict[str, object]:
     """workflow.stepci.yml with its one test copied `iterations` times, run one at a time."""
-    workflow = YAML(typ="safe").load(STEPCI_WORKFLOW.read_text())
+    workflow: dict[str, Any] = YAML(typ="safe").load(STEPCI_WORKFLOW.read_text())
     (test,) = workflow["tests"].values()
     workflow["tests"] = {f"flow-{i + 1}": test for i in range(iterations)}
     workflow["config"] = {**workflow.get("config", {}), "concurrency": 1}

@@ -13,6 +13,7 @@ import pytest
 from joserfc.jwk import ECKey
 from pydantic import BaseModel
 from textual import events
+from textual.dom import DOMNode
 from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import Checkbox, Input, OptionList, SelectionList, Static, TabbedContent
@@ -140,7 +141,7 @@ async def test_the_daemons_error_shows_at_the_field_and_nothing_is_saved(
         assert tabs.get_tab("auth-tab").label_text == "Auth !"
         assert summary(editor).startswith("Not saved")
         assert "Auth › timeout (s)" in summary(editor)
-        assert pilot.app.screen is editor
+        assert pilot.app.screen == editor  # (`is` would narrow `editor` to a bare Screen)
         assert editor.focused is editor.query_one("#timeout")
         refused = await client.get("calls", "service-status")
         assert (getattr(refused, "timeout", None), getattr(refused, "description", 0)) == (30, None)
@@ -327,6 +328,7 @@ def test_every_editor_binding_has_an_id() -> None:
     from apimd.tui.editors import BINDING_CLASSES
 
     for cls in BINDING_CLASSES:
+        assert issubclass(cls, DOMNode), cls
         for binding in cls.BINDINGS:
             assert getattr(binding, "id", None), f"{cls.__name__}: {binding}"
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from textual.app import App, ComposeResult
+from textual.coordinate import Coordinate
 
 from apimd.model.api import Summary, TargetSummary, decode_in_pieces, parse_summary
 from apimd.model.outcome import Outcome, ResultCode
@@ -96,7 +97,7 @@ async def test_rows_that_change_rank_move_alone_to_where_a_full_sort_puts_them()
         assert locations(table) == list(range(len(keys) - 1))
         await pilot.pause()
         top = table.ordered_names[0]
-        assert str(table.get_cell_at((0, 0))) == top
+        assert str(table.get_cell_at(Coordinate(0, 0))) == top
         assert top in "".join(strip.text for strip in table.render_lines(table.region))
 
 
