@@ -7,10 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
 import subprocess
-import sys
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +15,11 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, async_playwright
 
-from apimd.client import Client, DaemonUnavailable
 from apimd.demo.server import RunningServer, create_app
+from tests.support.daemon import DaemonProcess as Daemon
+from tests.support.daemon import started
 
+__all__ = ["Daemon"]
 SESSION = "apimd-e2e"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -34,65 +33,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-@dataclass
-class Daemon:
-    home: Path
-    process: asyncio.subprocess.Process
-    env: dict[str, str]
-
-    def client(self) -> Client:
-        return Client(self.home / "apimd.sock")
-
-    async def cli(self, *args: str, timeout: float = 60) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "apimd",
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=self.env,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-        assert proc.returncode is not None
-        return proc.returncode, out.decode(), err.decode()
-
-
 @pytest.fixture
 async def daemon() -> AsyncIterator[Daemon]:
-    home = Path(tempfile.mkdtemp(prefix="apimd-", dir="/tmp"))
-    env = {**os.environ, "APIMD_HOME": str(home), "APIMD_CALLBACK_PORT": "0", "NO_COLOR": "1"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "apimd",
-        "daemon",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        env=env,
-    )
-    handle = Daemon(home, process, env)
-    try:
-        async with handle.client() as client:
-            for _ in range(200):
-                try:
-                    await client.health()
-                    break
-                except DaemonUnavailable:
-                    await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("the daemon did not start")
-        yield handle
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                assert await asyncio.wait_for(process.wait(), 20) == 0
-            finally:
-                if process.returncode is None:
-                    process.kill()
-        shutil.rmtree(home, ignore_errors=True)
+    """A daemon of the test's own (tests/support), stopped with SIGTERM (exit 0 required)."""
+    async with started(Daemon()) as running:
+        yield running
 
 
 @pytest.fixture

@@ -1,22 +1,12 @@
-"""Fixtures of the reliability suite: real `apimd daemon` processes on short temporary homes,
-killed and restarted at will; a blocking HTTP client over the daemon's Unix socket (hypothesis
-tests are synchronous); loopback servers; and polling with a bound. Everything is on 127.0.0.1."""
+"""Fixtures of the reliability suite: real `apimd daemon` processes (tests/support) on short
+temporary homes, killed and restarted at will; a blocking HTTP client over the daemon's Unix socket
+(hypothesis tests are synchronous); loopback servers. Everything is on 127.0.0.1."""
 
 from __future__ import annotations
 
-import asyncio
-import http.client
-import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +15,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from aiohttp import web
 
-from apimd.client import Client
+from tests.support import daemon as support
+from tests.support.daemon import short_home, started
+from tests.support.socket_http import Reply, SocketHTTP
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 20.0
+__all__ = ["Reply", "SocketHTTP", "short_home"]
 NOBODY = 65534
 # subprocess arguments that run a child as uid/gid 65534 ("nobody", another user), in /.
 AS_NOBODY: dict[str, Any] = {
@@ -40,168 +33,12 @@ AS_NOBODY: dict[str, Any] = {
 }
 
 
-def short_home() -> Path:
-    """A fresh APIMD_HOME whose socket path stays far below the 100-byte limit."""
-    return Path(tempfile.mkdtemp(prefix="apimd-", dir="/tmp"))
+class DaemonProcess(support.DaemonProcess):
+    """The daemon process of tests/support, logging to its file only, with its memory use."""
 
-
-# --- a blocking client over the Unix socket ---------------------------------------------------
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, socket_path: Path, timeout: float) -> None:
-        super().__init__("apimd", timeout=timeout)
-        self._socket_path = socket_path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(self.timeout)
-            sock.connect(str(self._socket_path))
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
-@dataclass
-class Reply:
-    status: int
-    content_type: str
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class SocketHTTP:
-    """Raw requests to the daemon's REST API: any method, any bytes, any content type."""
-
-    def __init__(self, socket_path: Path) -> None:
-        self.socket_path = socket_path
-
-    def request(
-        self,
-        method: str,
-        target: str,
-        body: bytes | None = None,
-        *,
-        content_type: str = "application/json",
-        timeout: float = 30.0,
-    ) -> Reply:
-        connection = _UnixConnection(self.socket_path, timeout)
-        try:
-            headers = {"Content-Type": content_type} if body is not None else {}
-            connection.request(method, target, body=body, headers=headers)
-            response = connection.getresponse()
-            return Reply(response.status, response.getheader("Content-Type") or "", response.read())
-        finally:
-            connection.close()
-
-    def json(self, method: str, target: str, document: Any = None, **kw: Any) -> Any:
-        """A JSON request that must succeed (2xx); its JSON answer."""
-        body = None if document is None else json.dumps(document).encode()
-        reply = self.request(method, target, body, **kw)
-        assert 200 <= reply.status < 300, f"{method} {target}: {reply.status} {reply.body[:500]!r}"
-        return reply.json()
-
-
-# --- daemon processes -------------------------------------------------------------------------
-
-
-@dataclass
-class DaemonProcess:
-    """`python -m apimd daemon` on one home; started, killed and restarted as a test likes."""
-
-    home: Path = field(default_factory=short_home)
-    process: subprocess.Popen[bytes] | None = None
-    status: dict[str, Any] = field(default_factory=dict)
-    extra_env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def socket_path(self) -> Path:
-        return self.home / "apimd.sock"
-
-    @property
-    def db_path(self) -> Path:
-        return self.home / "apimd.db"
-
-    @property
-    def output_path(self) -> Path:
-        return self.home / "daemon.out"
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    @property
-    def callback_url(self) -> str:
-        return str(self.status["callback_url"])
-
-    @property
-    def http(self) -> SocketHTTP:
-        return SocketHTTP(self.socket_path)
-
-    def client(self, timeout: float = 60.0) -> Client:
-        return Client(self.socket_path, timeout=timeout)
-
-    def env(self) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("APIMD_SOCKET", "APIMD_SECRET_KEY", "APIMD_RETENTION_DAYS")
-        }
-        env.update(
-            APIMD_HOME=str(self.home),
-            APIMD_CALLBACK_PORT="0",
-            APIMD_LOG_STDERR="0",
-            NO_COLOR="1",
-            **self.extra_env,
-        )
-        return env
-
-    def start(self) -> dict[str, Any]:
-        """Spawn the daemon and block until `/v1/status` answers; returns that status."""
-        assert self.process is None or self.process.poll() is not None, "already running"
-        with self.output_path.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "apimd", "daemon"],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                env=self.env(),
-            )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the daemon exited {self.process.returncode}:\n{self.output()}")
-            with suppress(OSError, http.client.HTTPException):
-                reply = self.http.request("GET", "/v1/status", timeout=2)
-                if reply.status == 200:
-                    self.status = reply.json()
-                    assert self.status["pid"] == self.process.pid
-                    return self.status
-            time.sleep(0.02)
-        self.kill()
-        pytest.fail(f"the daemon did not answer within {START_TIMEOUT_S:.0f} s:\n{self.output()}")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-
-    def stop(self) -> int:
-        """SIGTERM and the exit status (the daemon must exit in time)."""
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail(f"the daemon ignored SIGTERM for {STOP_TIMEOUT_S:.0f} s:\n{self.output()}")
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.extra_env.setdefault("APIMD_LOG_STDERR", "0")
 
     def rss_bytes(self) -> int:
         """Resident memory of the daemon, from /proc/<pid>/status."""
@@ -210,19 +47,8 @@ class DaemonProcess:
                 return int(line.split()[1]) * 1024
         raise AssertionError("no VmRSS line")
 
-    def output(self) -> str:
-        parts = []
-        for path in (self.output_path, self.home / "daemon.log"):
-            with suppress(OSError):
-                parts.append(path.read_text(errors="replace")[-5000:])
-        return "\n".join(parts)
-
     def log_text(self) -> str:
-        return (self.home / "daemon.log").read_text(errors="replace")
-
-    def remove(self) -> None:
-        self.kill()
-        shutil.rmtree(self.home, ignore_errors=True)
+        return self.log_path.read_text(errors="replace")
 
 
 @contextmanager
@@ -232,24 +58,16 @@ def running_daemon(**extra_env: str) -> Iterator[DaemonProcess]:
     try:
         daemon.start()
         yield daemon
-        code = daemon.stop()
-        assert code == 0, f"the daemon exited {code} after SIGTERM:\n{daemon.output()}"
+        daemon.stop_cleanly()
     finally:
         daemon.remove()
 
 
 @pytest.fixture
 async def daemon() -> AsyncIterator[DaemonProcess]:
-    """A daemon for one async test. Started and stopped off the event loop, so the test's
-    loopback servers keep serving its in-flight runs meanwhile."""
-    process = DaemonProcess()
-    try:
-        await asyncio.to_thread(process.start)
+    """A daemon for one async test."""
+    async with started(DaemonProcess()) as process:
         yield process
-        code = await asyncio.to_thread(process.stop)
-        assert code == 0, f"the daemon exited {code} after SIGTERM:\n{process.output()}"
-    finally:
-        process.remove()
 
 
 # --- loopback servers --------------------------------------------------------------

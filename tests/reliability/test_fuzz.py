@@ -392,7 +392,7 @@ def test_cli_apply_exits_0_or_2_and_never_half_applies(
     try:
         done = subprocess.run(
             [sys.executable, "-m", "apimd", "apply", file.name],
-            env=fuzzed_daemon.env(),
+            env=fuzzed_daemon.env,
             capture_output=True,
             text=True,
             timeout=60,

@@ -218,7 +218,7 @@ async def test_sigkill_at_random_moments_loses_nothing_committed() -> None:
             for round_number in range(1, ROUNDS + 1):
                 where = f"round {round_number} (APIMD_KILL_SEED={SEED})"
                 if round_number > 1:
-                    status = await asyncio.to_thread(daemon.start)
+                    status = (await asyncio.to_thread(daemon.start)).status
                     restarted_at = datetime.fromisoformat(status["started_at"])
                     await _check_restart(daemon, reported, restarted_at, where)
 
@@ -233,11 +233,11 @@ async def test_sigkill_at_random_moments_loses_nothing_committed() -> None:
                 assert integrity(daemon.db_path) == "ok", where
 
             where = f"after {ROUNDS} kills (APIMD_KILL_SEED={SEED})"
-            status = await asyncio.to_thread(daemon.start)
+            status = (await asyncio.to_thread(daemon.start)).status
             await _check_restart(
                 daemon, reported, datetime.fromisoformat(status["started_at"]), where
             )
-            code = await asyncio.to_thread(daemon.stop)
+            code = await daemon.stop()
             assert code == 0, f"{where}: exit {code} after SIGTERM:\n{daemon.output()}"
         assert integrity(daemon.db_path) == "ok", where
         assert len(reported) >= ROUNDS, f"{where}: only {len(reported)} manual runs finished"
@@ -279,7 +279,7 @@ async def test_a_refresh_cut_short_by_a_kill_is_not_shown_as_refreshing() -> Non
             await asyncio.to_thread(daemon.start)
             async with daemon.client() as client:
                 token = (await client.get("tokens", "kill-token")).model_dump()
-            code = await asyncio.to_thread(daemon.stop)
+            code = await daemon.stop()
             assert code == 0
         assert token["state"] != "refreshing", token
     finally:

@@ -4,7 +4,6 @@ and helpers to drive the app with Pilot until what a person would see appears.""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -17,6 +16,7 @@ from textual.widgets import DataTable
 from apimd.tui.app import ApimdApp, build_app
 from apimd.tui.keys import TuiSettings
 from apimd.tui.screens.dashboard import DashboardScreen
+from tests.support.polling import until
 from tests.tui.daemon import Daemon, DemoServer, short_home
 
 S = TypeVar("S", bound=Screen[Any])
@@ -123,7 +123,7 @@ def daemon(demo: DemoServer) -> Iterator[Daemon]:
         running.run("calls", "service-status")
         yield running
     finally:
-        running.stop()
+        running.stop_cleanly()
         running.remove()
 
 
@@ -147,13 +147,7 @@ async def wait_for(
     pilot: Pilot[None], check: Callable[[], Any], *, timeout: float = 10.0, what: str = ""
 ) -> Any:
     """Let the app run until `check()` is truthy; fail with `what` otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        await pilot.pause(0.05)
-    pytest.fail(f"timed out after {timeout} s waiting for {what or check}")
+    return await until(check, timeout=timeout, interval=0.05, what=what, pause=pilot.pause)
 
 
 async def screen_of(pilot: Pilot[None], kind: type[S], *, what: str = "") -> S:

@@ -4,112 +4,19 @@ its own, for the TUI's behaviour tests."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import threading
-import time
-from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self
 
-from apimd.client import Client, DaemonUnavailable
+from apimd.client import Client
 from apimd.demo.server import RunningServer, create_app
+from tests.support.daemon import DaemonProcess, run_sync, short_home
 
-START_TIMEOUT_S = 20.0
-T = TypeVar("T")
-
-
-def short_home() -> Path:
-    """Unix socket paths must stay under ~100 bytes: a short folder in /tmp."""
-    return Path(tempfile.mkdtemp(prefix="apimd-", dir="/tmp"))
+__all__ = ["Daemon", "DemoServer", "run_sync", "short_home"]
 
 
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run `coro` to completion on a loop of its own (fixtures may run inside another loop)."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
-@dataclass
-class Daemon:
-    home: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def socket_path(self) -> Path:
-        return self.home / "apimd.sock"
-
-    @property
-    def env(self) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("APIMD_SOCKET", "APIMD_SECRET_KEY", "APIMD_RETENTION_DAYS")
-        }
-        env.update(APIMD_HOME=str(self.home), APIMD_CALLBACK_PORT="0")
-        return env
-
-    def start(self) -> Daemon:
-        """Start `python -m apimd daemon` and wait until it answers."""
-        log = (self.home / "test-daemon.out").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "apimd", "daemon"],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            env=self.env,
-        )
-        log.close()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the daemon exited at start:\n{self.output()}")
-            if self.socket_path.exists() and run_sync(self._answers()):
-                return self
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"the daemon did not answer in {START_TIMEOUT_S} s:\n{self.output()}")
-
-    async def _answers(self) -> bool:
-        try:
-            async with Client(self.socket_path, timeout=2) as client:
-                await client.health()
-        except DaemonUnavailable:
-            return False
-        return True
-
-    def output(self) -> str:
-        path = self.home / "test-daemon.out"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop(self) -> None:
-        """SIGTERM and wait for a clean exit."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise
-        self.process = None
-        assert code == 0, f"the daemon exited {code} after SIGTERM:\n{self.output()}"
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(5)
-        self.process = None
-
-    def remove(self) -> None:
-        shutil.rmtree(self.home, ignore_errors=True)
+class Daemon(DaemonProcess):
+    """The daemon process of tests/support, with blocking shortcuts for tests that run inside the
+    app's event loop (each opens a client on a loop of its own)."""
 
     def apply(self, project: dict[str, Any]) -> None:
         async def apply() -> None:
@@ -149,7 +56,7 @@ class DemoServer:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: RunningServer | None = None
 
-    def start(self) -> DemoServer:
+    def start(self) -> Self:
         self._thread.start()
         future = asyncio.run_coroutine_threadsafe(RunningServer(create_app()).start(), self._loop)
         self._server = future.result(10)

@@ -38,7 +38,7 @@ async def test_no_daemon_is_said_plainly_then_the_tui_connects_when_one_starts(
         await wait_for(pilot, lambda: screen.table.row_count >= 8, what="the monitors")
         assert not banner(screen)
         assert "● daemon" in status(screen)
-        await in_thread(fresh_daemon.stop)
+        await in_thread(fresh_daemon.stop_cleanly)
 
 
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
@@ -53,7 +53,7 @@ async def test_a_daemon_restart_is_survived_and_live_updates_resume(
         screen = await loaded_dashboard(app, pilot)
         first = app.daemon.generation
 
-        await in_thread(fresh_daemon.stop if how == "sigterm" else fresh_daemon.kill)
+        await in_thread(fresh_daemon.stop_cleanly if how == "sigterm" else fresh_daemon.kill)
         await wait_for(pilot, lambda: not app.daemon.connected, what="the loss to show")
         await wait_for(pilot, lambda: banner(screen), what="the no-daemon banner")
 
@@ -74,4 +74,4 @@ async def test_a_daemon_restart_is_survived_and_live_updates_resume(
             lambda: str(screen.table.get_cell("checkout-health", "outcome")) == "✗ FAIL",
             what="the live update after the restart",
         )
-        await in_thread(fresh_daemon.stop)
+        await in_thread(fresh_daemon.stop_cleanly)

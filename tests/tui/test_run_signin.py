@@ -32,7 +32,7 @@ def run_daemon(demo: DemoServer) -> Iterator[Daemon]:
         running.apply(browser_workflow_project(demo.url))
         yield running
     finally:
-        running.stop()
+        running.stop_cleanly()
         running.remove()
 
 

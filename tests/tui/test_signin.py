@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
-import lxml.html
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
@@ -25,6 +24,7 @@ from apimd.model.signin_env import can_open_browser, has_display, over_ssh, ssh_
 from apimd.tui.app import ApimdApp
 from apimd.tui.qr import QUIET_ZONE, qr_lines
 from apimd.tui.screens.signin import SignInScreen
+from tests.support.pages import DEMO_ACCOUNT, parse_html
 from tests.tui.conftest import make_app, wait_for
 from tests.tui.daemon import Daemon, DemoServer, short_home
 
@@ -113,7 +113,7 @@ def signin_daemon(auth_server: AuthServer) -> Iterator[Daemon]:
         running.apply(signin_project(auth_server.url))
         yield running
     finally:
-        running.stop()
+        running.stop_cleanly()
         running.remove()
 
 
@@ -128,12 +128,12 @@ def screen_text(screen: SignInScreen) -> str:
 
 async def open_signin(
     app: ApimdApp, pilot: Any, token: str, **options: Any
-) -> tuple[SignInScreen, list[bool]]:
+) -> tuple[SignInScreen, list[bool | None]]:
     """Push the screen once the app follows the daemon's events; wait until the sign-in started."""
     await wait_for(pilot, lambda: app.daemon.connected, what="the daemon connection")
     await pilot.pause(0.2)  # the event stream is opened right after the status answers
-    closed: list[bool] = []
-    screen = SignInScreen(app.client, token, host=HOST, **options)  # type: ignore[arg-type]
+    closed: list[bool | None] = []
+    screen = SignInScreen(app.client, token, host=HOST, **options)
     app.push_screen(screen, callback=closed.append)
     await wait_for(pilot, lambda: screen.info is not None, what="the sign-in to start")
     await pilot.pause(0.05)
@@ -145,10 +145,10 @@ async def finish_in_browser(authorize_url: str) -> str:
     async with aiohttp.ClientSession() as session:
         async with session.get(authorize_url) as response:
             assert response.status == 200, await response.text()
-            page = lxml.html.fromstring(await response.text())
+            page = parse_html(await response.text())
         form = page.forms[0]
         fields = {i.name: i.value for i in form.inputs if i.type == "hidden"}
-        fields.update(username="demo", password="demo-password")
+        fields.update(DEMO_ACCOUNT)
         target = (
             f"{urlunsplit(urlsplit(authorize_url)._replace(path='/oauth/authorize', query=''))}"
         )
@@ -330,7 +330,7 @@ async def test_a_token_that_cannot_sign_in_that_way_says_why(signin_daemon: Daem
     app = make_app(signin_daemon)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.daemon.connected, what="the daemon connection")
-        screen = SignInScreen(app.client, "sso-token", mode="device", host=HOST)  # type: ignore[arg-type]
+        screen = SignInScreen(app.client, "sso-token", mode="device", host=HOST)
         app.push_screen(screen)
         await wait_for(
             pilot,
