@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from pytest_aiohttp import AiohttpClient
 
 from apimd.client import Client
 from tests import postgres
+from tests.support.app import App, AppClient, serve_app
 from tests.support.daemon import (
     DaemonProcess,
     daemon_env,
@@ -81,6 +83,31 @@ def own_daemon(daemon_store: str) -> Iterator[Daemon]:
         yield running
     finally:
         stop_daemon(running)
+
+
+@pytest.fixture(scope="module")
+def app_home(daemon_store: str) -> Iterator[Daemon]:
+    """The home (and on PostgreSQL the database) of this module's in-process daemon apps: a
+    daemon that is never started, for its home, its environment and its store."""
+    database = postgres.create_database() if daemon_store == "postgres" else None
+    home = Daemon(database=database)
+    try:
+        yield home
+    finally:
+        home.remove()
+
+
+@pytest.fixture
+async def app(aiohttp_client: AiohttpClient, app_home: Daemon) -> App:
+    """The daemon's REST API in-process (aiohttp-demos style), on this module's home."""
+    return await serve_app(aiohttp_client, app_home)
+
+
+@pytest.fixture
+async def app_client(app: App) -> AsyncIterator[Client]:
+    """apimd's client talking to the in-process REST API."""
+    async with AppClient(app) as in_process:
+        yield in_process
 
 
 @pytest.fixture

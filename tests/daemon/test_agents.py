@@ -10,7 +10,7 @@ import shutil
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +24,7 @@ from apimd.model.result import Result
 from tests import postgres
 from tests.daemon.conftest import Api, Daemon, Receiver, serving, start_daemon
 from tests.store.conftest import TEST_KEY
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -82,15 +83,6 @@ def project(api: Api) -> dict[str, Any]:
     }
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.5)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 async def all_results(daemon: Daemon, name: str) -> list[Result]:
     found: list[Result] = []
     cursor: str | None = None
@@ -128,7 +120,12 @@ async def test_three_agents_two_locations_one_run_per_firing_and_takeover(
             agents = (await client.agents()).agents
             return len(agents) == 3 and sum(a.leader for a in agents) == 1
 
-        await wait_for(three_live_one_leader, 20, "3 live agents, one of them leading")
+        await eventually(
+            three_live_one_leader,
+            timeout=20,
+            interval=0.5,
+            what="3 live agents, one of them leading",
+        )
         listed = (await client.agents()).agents
         assert sorted((a.agent, a.location) for a in listed) == [
             ("a1", "loc-a"),
@@ -158,7 +155,7 @@ async def test_three_agents_two_locations_one_run_per_firing_and_takeover(
     async def new_leader() -> bool:
         return [x for x in await leaders(survivor) if x != leader] != []
 
-    await wait_for(new_leader, 15 + 5, "another agent to lead")
+    await eventually(new_leader, timeout=15 + 5, interval=0.5, what="another agent to lead")
     assert time.monotonic() - killed_at <= 15 + 5
     assert len(await leaders(survivor)) == 1  # the dead one no longer shows as leader
     await asyncio.sleep(10)
@@ -194,7 +191,7 @@ async def test_a_presumed_dead_agent_records_no_second_result_for_a_lost_firing(
         async def leading() -> bool:
             return await leaders(leader) == ["lead"]
 
-        await wait_for(leading, 20, "the first agent to lead")
+        await eventually(leading, timeout=20, interval=0.5, what="the first agent to lead")
         worker = cluster.start("x", "loc-x")
         await client.apply(
             {
@@ -208,7 +205,7 @@ async def test_a_presumed_dead_agent_records_no_second_result_for_a_lost_firing(
         async def in_flight() -> bool:
             return api.hits["/slow"] >= 1
 
-        await wait_for(in_flight, 30, "a run of `slow` on agent x")
+        await eventually(in_flight, timeout=30, interval=0.5, what="a run of `slow` on agent x")
         worker.process.send_signal(signal.SIGSTOP)
         try:
 
@@ -216,7 +213,12 @@ async def test_a_presumed_dead_agent_records_no_second_result_for_a_lost_firing(
                 page = await client.results(name="slow")
                 return any(r.result == "CANCELLED" for r in page.results)
 
-            await wait_for(lost, 25, "the run on the stopped agent to be recorded lost")
+            await eventually(
+                lost,
+                timeout=25,
+                interval=0.5,
+                what="the run on the stopped agent to be recorded lost",
+            )
             await asyncio.sleep(max(0.0, 20 - 15))
         finally:
             worker.process.send_signal(signal.SIGCONT)
@@ -329,7 +331,9 @@ async def test_sixty_seconds_three_agents_sigkill_in_loc_a(
             agents = (await client.agents()).agents
             return len(agents) == 3 and sum(a.leader for a in agents) == 1
 
-        await wait_for(three_live, 20, "3 live agents, one of them leading")
+        await eventually(
+            three_live, timeout=20, interval=0.5, what="3 live agents, one of them leading"
+        )
     await asyncio.sleep(20)
     leader = (await leaders(a1))[0]
     if victim == "leader" and leader.startswith("a"):
@@ -396,7 +400,7 @@ async def test_events_of_every_agent_reach_every_agents_stream(cluster: Cluster,
         async def arrived() -> bool:
             return bool(finished(seen_second))
 
-        await wait_for(arrived, 15, "a1's run.finished on a2's stream")
+        await eventually(arrived, timeout=15, interval=0.5, what="a1's run.finished on a2's stream")
         await asyncio.sleep(1)
         assert len(finished(seen_first)) == 1  # its own, not echoed back
         assert len(finished(seen_second)) == 1
@@ -436,7 +440,9 @@ async def test_apimd_mutex_holds_across_agents(cluster: Cluster) -> None:
                 names = [getattr(c, "name", None) for c in await two.list("calls")]
                 return "one-at-a-time" in names
 
-            await wait_for(on_second, 10, "the apply to reach the second agent")
+            await eventually(
+                on_second, timeout=10, interval=0.5, what="the apply to reach the second agent"
+            )
             runs = [
                 client.run("calls", "one-at-a-time", wait=True) for client in (one, two, one, two)
             ]

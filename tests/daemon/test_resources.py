@@ -1,6 +1,7 @@
-"""CRUD of every resource kind over the daemon's socket (SPEC §6), with the secret and validation
-rules of §2: secrets masked unless revealed, `••••` keeps the stored secret, referenced resources
-cannot be deleted, and a bad body is refused whole with every problem located."""
+"""CRUD of every resource kind through the daemon's REST API (SPEC §6), with the secret and
+validation rules of §2: secrets masked unless revealed, `••••` keeps the stored secret, referenced
+resources cannot be deleted, and a bad body is refused whole with every problem located. No
+process is needed for that: the app runs in-process (`app`, `app_client` of conftest)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,24 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import pytest
 
 from apimd.client import ApiError, Client
-from tests.daemon.conftest import Daemon, unique
+from tests.daemon.conftest import unique
+from tests.support.app import App
 
 # CRUD, apply, tokens across expiries and schedules: the same on a PostgreSQL daemon (SPEC §13).
 pytestmark = pytest.mark.both_stores
 
 MASK = "••••"
+
+
+@pytest.fixture
+def client(app_client: Client) -> Client:
+    """apimd's client on the in-process REST API (this module needs no daemon process)."""
+    return app_client
+
+
 DEAD_URL = "http://127.0.0.1:9/nothing"
 
 
@@ -255,7 +264,7 @@ async def test_put_with_masked_secrets_keeps_the_stored_ones(client: Client) -> 
 
 
 async def test_input_beyond_what_dates_and_json_hold_is_refused_not_a_500(
-    daemon: Daemon, client: Client
+    app: App, client: Client
 ) -> None:
     call = unique("call")
     await client.put("calls", call, {"url": DEAD_URL})
@@ -278,14 +287,12 @@ async def test_input_beyond_what_dates_and_json_hold_is_refused_not_a_500(
     assert (error.status, error.errors[0].field) == (422, "window")
 
     for raw in (b'{"url": "http://127.0.0.1:9/", "json": NaN}', b'{"url": "x", "timeout": 1e999}'):
-        status, body = await raw_put(daemon, f"/v1/calls/{call}", raw)
+        status, body = await raw_put(app, f"/v1/calls/{call}", raw)
         assert status == 400 and "not valid JSON" in body["error"]["message"]
     assert (await client.status()).scheduler == "running"
 
 
-async def raw_put(daemon: Daemon, path: str, raw: bytes) -> tuple[int, dict[str, Any]]:
-    connector = aiohttp.UnixConnector(path=str(daemon.socket_path))
-    async with aiohttp.ClientSession(connector=connector) as session:
-        headers = {"Content-Type": "application/json"}
-        async with session.put(f"http://apimd{path}", data=raw, headers=headers) as response:
-            return response.status, await response.json()
+async def raw_put(app: App, path: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+    headers = {"Content-Type": "application/json"}
+    async with app.put(path, data=raw, headers=headers) as response:
+        return response.status, await response.json()

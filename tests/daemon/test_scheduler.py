@@ -18,6 +18,7 @@ import pytest
 from apimd.daemon import scheduler as scheduler_module
 from apimd.daemon.scheduler import ScheduleRunner
 from apimd.model import Schedule
+from tests.support.polling import until
 
 
 def schedule(name: str, targets: list[str], **fields: Any) -> Schedule:
@@ -92,12 +93,6 @@ async def start_runner() -> AsyncIterator[RunnerFactory]:
         await runner.shutdown()
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
-
-
 def approx_now_plus(when: datetime, delta: timedelta) -> bool:
     return abs(when - (datetime.now(UTC) + delta)) < timedelta(seconds=5)
 
@@ -125,7 +120,7 @@ async def test_on_fired_is_told_the_instant_each_firing_was_due(
     runner = await start_runner(targets)
     runner.sync([schedule("every-second", ["health"])])
 
-    await wait_until(lambda: len(targets.scheduled) >= 3)
+    await until(lambda: len(targets.scheduled) >= 3, timeout=5, interval=0.02)
 
     due = [scheduled_at for scheduled_at, _ in targets.scheduled]
     assert all(when.utcoffset() == timedelta(0) for when in due)
@@ -240,7 +235,7 @@ async def test_a_slow_target_never_overlaps_itself(
     runner = await start_runner(targets)
     runner.sync([schedule("every-second", ["slow"])])
 
-    await wait_until(lambda: "slow" in runner.running())
+    await until(lambda: "slow" in runner.running(), timeout=5, interval=0.02)
     assert runner.running() == {"slow"}
     await asyncio.sleep(3.6)
 
@@ -293,7 +288,7 @@ async def test_a_failing_target_does_not_stop_later_firings(
     runner = await start_runner(targets)
     runner.sync([schedule("every-second", ["broken"])])
 
-    await wait_until(lambda: targets.count("broken") >= 2, timeout=6)
+    await until(lambda: targets.count("broken") >= 2, timeout=6, interval=0.02)
 
     assert runner.state == "running"
     assert "boom" in caplog.text
@@ -362,7 +357,7 @@ async def test_shutdown_returns_promptly_while_a_target_runs(start_runner: Runne
     targets.release = asyncio.Event()
     runner = await start_runner(targets)
     runner.sync([schedule("every-second", ["stuck"])])
-    await wait_until(lambda: runner.running() == {"stuck"})
+    await until(lambda: runner.running() == {"stuck"}, timeout=5, interval=0.02)
 
     started = time.monotonic()
     await runner.shutdown()
@@ -376,5 +371,5 @@ async def test_shutdown_returns_promptly_while_a_target_runs(start_runner: Runne
 
     # The in-flight run was left alone: it finishes when its work does.
     targets.release.set()
-    await wait_until(lambda: runner.running() == set())
+    await until(lambda: runner.running() == set(), timeout=5, interval=0.02)
     assert targets.count("stuck") == 1

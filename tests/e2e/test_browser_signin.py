@@ -15,6 +15,7 @@ from playwright.async_api import Browser
 
 from apimd.demo.server import RunningServer, TokenServerState, create_app
 from tests.e2e.conftest import Daemon
+from tests.support.polling import eventually, until
 
 
 @pytest.fixture
@@ -111,21 +112,10 @@ async def landed_address(browser: Browser, url: str) -> str:
         await page.fill("#username", "demo")
         await page.fill("#password", "demo-password")
         await page.click("#sign-in")
-        await wait_for(lambda: asyncio.sleep(0, bool(landed)))
+        await until(lambda: bool(landed), timeout=15, interval=0.2)
     finally:
         await page.close()
     return landed[0]
-
-
-async def wait_for(predicate: Any, timeout: float = 15.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.2)
 
 
 async def test_browser_sign_in_then_scheduled_calls_pass_across_expiry(
@@ -154,9 +144,9 @@ async def test_browser_sign_in_then_scheduled_calls_pass_across_expiry(
             ]
             return len(passed) >= count
 
-        await wait_for(lambda: passes_after(1))
+        await eventually(lambda: passes_after(1), timeout=15, interval=0.2)
         await asyncio.sleep(6.5)  # the 6 s token expires; the refresh workflow renews it
-        await wait_for(lambda: passes_after(5))
+        await eventually(lambda: passes_after(5), timeout=15, interval=0.2)
         page = await client.results(name="orders", limit=50)
         assert all(r.outcome.value == "PASS" for r in page.results), [r.error for r in page.results]
         refreshes = await client.results(name="refresh", limit=10)
@@ -294,7 +284,8 @@ async def test_device_sign_in_through_the_cli_with_slow_down(
             pending = await client.signins()
             return pending.signins[0].user_code if pending.signins else None
 
-        code = await wait_for(user_code)
+        code = await eventually(user_code, timeout=15, interval=0.2, what="the user code")
+        assert code is not None
         state.approve_device(code)
         exit_code, out, err = await cli
         result = await client.run("calls", "tv-orders", wait=True)

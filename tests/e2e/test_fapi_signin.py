@@ -17,7 +17,8 @@ from playwright.async_api import Browser
 from apimd.cli.demo import FAPI_TOKEN, fapi_resources
 from apimd.demo.server import RunningServer, TokenServerState, create_app
 from tests.e2e.conftest import Daemon
-from tests.e2e.test_browser_signin import sign_in_in_browser, wait_for
+from tests.e2e.test_browser_signin import sign_in_in_browser
+from tests.support.polling import eventually
 
 LIFETIME_S = 4
 
@@ -57,7 +58,7 @@ async def test_fapi_token_signed_in_in_chromium_stays_fresh_across_expiries(
         async def refreshed(count: int) -> bool:
             return state.grants[grants_before:].count("refresh_token") >= count
 
-        await wait_for(lambda: refreshed(3), timeout=4 * LIFETIME_S + 10)
+        await eventually(lambda: refreshed(3), timeout=4 * LIFETIME_S + 10, interval=0.2)
         elapsed = time.monotonic() - signed_in_at
         await asyncio.sleep(0.5)
         page = await client.results(name="my-orders-fapi", limit=100)

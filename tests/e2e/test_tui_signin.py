@@ -18,8 +18,9 @@ from playwright.async_api import Browser
 
 from tests.e2e.conftest import SESSION, Daemon, Tmux
 from tests.e2e.signin_workflow import STEPS, WORKFLOW, browser_workflow_project
-from tests.e2e.test_browser_signin import landed_address, sign_in_in_browser, wait_for
+from tests.e2e.test_browser_signin import landed_address, sign_in_in_browser
 from tests.e2e.test_tmux import until
+from tests.support.polling import eventually
 
 WIDTH, HEIGHT = 110, 40
 
@@ -99,7 +100,7 @@ async def test_run_in_the_tui_opens_the_browser_and_finishes_when_it_comes_back(
         screen = await until(
             tmux, lambda s: "Opened in your browser" in s, "the TUI to open the browser"
         )
-        await wait_for(lambda: _exists(opened))
+        await eventually(lambda: _exists(opened), timeout=15, interval=0.2)
         url = opened.read_text().strip()
         assert shown_url(screen, auth_server) == url, screen
         assert f"Sign in for workflow {WORKFLOW}" in screen
