@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from apimd.client import ApiError
+from apimd.client import ApiError, Client
 from tests.daemon.conftest import Daemon, unique
 
 # CRUD, apply, tokens across expiries and schedules: the same on a PostgreSQL daemon (SPEC §13).
@@ -28,9 +28,10 @@ def project(**kinds: Any) -> dict[str, Any]:
     return {"version": 1, **kinds}
 
 
-async def test_apply_upserts_and_leaves_other_resources_alone(daemon: Daemon) -> None:
+async def test_apply_upserts_and_leaves_other_resources_alone(app_client: Client) -> None:
+    """In-process: REST behaviour needs no daemon process."""
     first, second, third = unique("a"), unique("b"), unique("c")
-    async with daemon.client() as client:
+    async with app_client as client:
         summary = await client.apply(
             project(calls=[{"name": first, "url": DEAD_URL}, {"name": second, "url": DEAD_URL}])
         )
@@ -81,9 +82,10 @@ async def test_apply_with_prune_deletes_what_the_document_omits(own_daemon: Daem
         assert names(await client.list("workflows")) == set()
 
 
-async def test_a_document_with_one_bad_reference_changes_nothing(daemon: Daemon) -> None:
+async def test_a_document_with_one_bad_reference_changes_nothing(app_client: Client) -> None:
+    """In-process: REST behaviour needs no daemon process."""
     existing, new, ghost = unique("existing"), unique("new"), unique("ghost")
-    async with daemon.client() as client:
+    async with app_client as client:
         await client.apply(project(calls=[{"name": existing, "url": DEAD_URL}]))
         before = await client.export(secrets=True)
 

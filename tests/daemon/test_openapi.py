@@ -1,33 +1,29 @@
-"""`GET /v1/openapi.json` describes exactly the routes the daemon serves (SPEC §6)."""
+"""`GET /v1/openapi.json` describes exactly the routes the daemon serves (SPEC §6); asked of the
+app in-process (no daemon process needed)."""
 
 from __future__ import annotations
 
 import shutil
 from typing import Any
 
-import aiohttp
-
 from apimd.daemon.app import create_app
 from apimd.settings import Settings
-from tests.daemon.conftest import Daemon, short_home
+from tests.daemon.conftest import short_home
+from tests.support.app import App
 
 METHODS = {"get", "put", "post", "delete", "patch"}
 
 
-async def served_document(daemon: Daemon) -> dict[str, Any]:
-    connector = aiohttp.UnixConnector(path=str(daemon.socket_path))
-    async with (
-        aiohttp.ClientSession(connector=connector) as session,
-        session.get("http://apimd/v1/openapi.json") as response,
-    ):
+async def served_document(app: App) -> dict[str, Any]:
+    async with app.get("/v1/openapi.json") as response:
         assert response.status == 200
         assert response.content_type == "application/json"
         document: dict[str, Any] = await response.json()
         return document
 
 
-async def test_openapi_paths_equal_the_router_routes(daemon: Daemon) -> None:
-    document = await served_document(daemon)
+async def test_openapi_paths_equal_the_router_routes(app: App) -> None:
+    document = await served_document(app)
     assert document["openapi"].startswith("3.")
     documented = {
         (method.upper(), path)
@@ -39,12 +35,12 @@ async def test_openapi_paths_equal_the_router_routes(daemon: Daemon) -> None:
     # Not started: building the app does no I/O, and its router is what the daemon serves.
     home = short_home()
     try:
-        app = create_app(Settings.load({"APIMD_HOME": str(home), "APIMD_CALLBACK_PORT": "0"}))
+        built = create_app(Settings.load({"APIMD_HOME": str(home), "APIMD_CALLBACK_PORT": "0"}))
     finally:
         shutil.rmtree(home, ignore_errors=True)
     every = {
         (route.method, route.resource.canonical)
-        for route in app.router.routes()
+        for route in built.router.routes()
         if route.resource is not None
     }
     # aiohttp answers HEAD wherever a route was added with add_get; OpenAPI leaves that implicit.
@@ -52,8 +48,8 @@ async def test_openapi_paths_equal_the_router_routes(daemon: Daemon) -> None:
     assert documented == routed
 
 
-async def test_every_operation_names_its_error_shape(daemon: Daemon) -> None:
-    document = await served_document(daemon)
+async def test_every_operation_names_its_error_shape(app: App) -> None:
+    document = await served_document(app)
     schemas = document["components"]["schemas"]
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
@@ -90,8 +86,8 @@ def test_the_document_covers_the_fapi_and_tls_fields() -> None:
     assert "tls" in schemas["Call"]["properties"]
 
 
-async def test_the_document_covers_signing_proxy_and_cookie_fields(daemon: Daemon) -> None:
-    schemas = (await served_document(daemon))["components"]["schemas"]
+async def test_the_document_covers_signing_proxy_and_cookie_fields(app: App) -> None:
+    schemas = (await served_document(app))["components"]["schemas"]
 
     def properties(prefix: str) -> dict[str, Any]:
         merged: dict[str, Any] = {}
