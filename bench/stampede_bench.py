@@ -21,71 +21,26 @@ import asyncio
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from aiohttp import web
 
 from apimd.demo.server import STATE_KEY, TokenServerState, create_app
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
-from apimd.model import Outcome, Project, check_project
+from apimd.model import Outcome, Project
+
+# The project document is the tests' (tests/support); run as a script, the repository root is not on
+# the path (bench/run sets PYTHONPATH, a direct `.venv/bin/python bench/stampede_bench.py` does not).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.projects import build, manual_token_document
 
 TOKEN = "t"
 
 
 def project(base: str) -> Project:
-    doc = {
-        "version": 1,
-        "auth": [
-            {
-                "name": "manual",
-                "type": "manual",
-                "client_id": "demo-client",
-                "client_secret": "demo-secret",
-                "refresh_workflow": "refresh",
-            }
-        ],
-        "tokens": [
-            {
-                "name": TOKEN,
-                "auth": "manual",
-                "headers": {"Authorization": "Bearer %%ACCESS_TOKEN%%"},
-            }
-        ],
-        "calls": [
-            {
-                "name": "get-token",
-                "method": "POST",
-                "url": f"{base}/oauth/token",
-                "form": {
-                    "grant_type": "client_credentials",
-                    "client_id": "%%CLIENT_ID%%",
-                    "client_secret": "%%CLIENT_SECRET%%",
-                },
-                "conditions": [
-                    {"source": "status", "op": "eq", "value": 200},
-                    {
-                        "source": "json",
-                        "path": "$.access_token",
-                        "op": "exists",
-                        "save_as": "ACCESS_TOKEN",
-                    },
-                    {"source": "json", "path": "expires_in", "save_as": "EXPIRES_IN"},
-                ],
-            },
-            {
-                "name": "orders",
-                "url": f"{base}/api/orders",
-                "token": TOKEN,
-                "conditions": [{"source": "status", "op": "eq", "value": 200}],
-            },
-        ],
-        "workflows": [{"name": "refresh", "steps": ["get-token"]}],
-    }
-    built = Project.model_validate(doc)
-    issues = check_project(built)
-    if issues:
-        raise SystemExit(f"invalid bench project: {issues}")
-    return built
+    """The tests' token flow (tests/support/projects.py): token `t`, call `orders`."""
+    return build(manual_token_document(base, tokens={TOKEN: "orders"}))
 
 
 async def start_server(state: TokenServerState) -> tuple[web.AppRunner, str]:

@@ -16,11 +16,8 @@ from tests.postgres import temporary_database
 @pytest.fixture
 async def token_server() -> AsyncIterator[RunningServer]:
     """The demo API and OAuth token server on a random 127.0.0.1 port; tokens live 60 s."""
-    server = await RunningServer(create_app(TokenServerState())).start()
-    try:
+    async with RunningServer(create_app(TokenServerState())) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 def server_state(server: RunningServer) -> TokenServerState:

@@ -110,3 +110,9 @@ class RunningServer:
 
     async def stop(self) -> None:
         await self._runner.cleanup()
+
+    async def __aenter__(self) -> RunningServer:
+        return await self.start()
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()

@@ -18,6 +18,7 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
 from apimd.client import Client
+from apimd.demo.server import RunningServer
 from tests import postgres
 from tests.support.app import App, AppClient, serve_app
 from tests.support.daemon import (
@@ -178,12 +179,5 @@ async def receiver() -> AsyncIterator[Receiver]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", record)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield Receiver(f"http://127.0.0.1:{port}/hook", received)
-    finally:
-        await runner.cleanup()
+    async with RunningServer(app) as server:
+        yield Receiver(f"{server.url}/hook", received)

@@ -26,11 +26,8 @@ async def surrogate_api() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/", answer)
-    server = await RunningServer(app).start()
-    try:
+    async with RunningServer(app) as server:
         yield server.url
-    finally:
-        await server.stop()
 
 
 @contextlib.asynccontextmanager

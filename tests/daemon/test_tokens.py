@@ -16,6 +16,7 @@ from apimd.demo.server import RunningServer
 from apimd.model.resources import Token
 from tests.conftest import server_state
 from tests.daemon.conftest import Daemon, Receiver, eventually, unique
+from tests.support.projects import TokenFlow, manual_token_document
 
 # CRUD, apply, tokens across expiries and schedules: the same on a PostgreSQL daemon (SPEC §13).
 pytestmark = pytest.mark.both_stores
@@ -29,55 +30,12 @@ def token_project(
     every: str | None = None,
 ) -> dict[str, Any]:
     """The example project's custom token flow, named `<prefix>-…`, against `url`."""
-    auth: dict[str, Any] = {
-        "name": f"{prefix}-auth",
-        "type": "manual",
-        "client_id": "demo-client",
-        "client_secret": "demo-secret",
-        "refresh_workflow": f"{prefix}-refresh",
-    }
+    document = manual_token_document(
+        url, tokens={f"{prefix}-token": f"{prefix}-orders"}, names=TokenFlow.prefixed(prefix)
+    )
     if webhook_url:
-        auth["webhooks"] = [{"type": "http", "url": webhook_url, "alerts": ["NEEDS_SIGN_IN"]}]
-    document: dict[str, Any] = {
-        "version": 1,
-        "auth": [auth],
-        "tokens": [
-            {
-                "name": f"{prefix}-token",
-                "auth": f"{prefix}-auth",
-                "headers": {"Authorization": "Bearer %%ACCESS_TOKEN%%"},
-            }
-        ],
-        "calls": [
-            {
-                "name": f"{prefix}-get-token",
-                "method": "POST",
-                "url": f"{url}/oauth/token",
-                "form": {
-                    "grant_type": "client_credentials",
-                    "client_id": "%%CLIENT_ID%%",
-                    "client_secret": "%%CLIENT_SECRET%%",
-                },
-                "conditions": [
-                    {"source": "status", "op": "eq", "value": 200},
-                    {
-                        "source": "json",
-                        "path": "$.access_token",
-                        "op": "exists",
-                        "save_as": "ACCESS_TOKEN",
-                    },
-                    {"source": "json", "path": "expires_in", "save_as": "EXPIRES_IN"},
-                ],
-            },
-            {
-                "name": f"{prefix}-orders",
-                "url": f"{url}/api/orders",
-                "token": f"{prefix}-token",
-                "conditions": [{"source": "status", "op": "eq", "value": 200}],
-            },
-        ],
-        "workflows": [{"name": f"{prefix}-refresh", "steps": [f"{prefix}-get-token"]}],
-    }
+        hook = {"type": "http", "url": webhook_url, "alerts": ["NEEDS_SIGN_IN"]}
+        document["auth"][0]["webhooks"] = [hook]
     if every:
         document["schedules"] = [
             {"name": f"{prefix}-schedule", "every": every, "targets": [f"{prefix}-orders"]}

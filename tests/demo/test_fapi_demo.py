@@ -26,8 +26,8 @@ from apimd.engine.runner import Engine
 from apimd.engine.signin import SignInFlows
 from apimd.model import Outcome
 from tests.conftest import server_state
-from tests.engine.projects import build
 from tests.support.pages import DEMO_ACCOUNT, parse_html
+from tests.support.projects import build
 
 CALLBACK = "http://127.0.0.1:9/tokens/callback"
 

@@ -43,11 +43,8 @@ async def daemon() -> AsyncIterator[Daemon]:
 @pytest.fixture
 async def demo() -> AsyncIterator[str]:
     """The demo API and authorization server; its base URL."""
-    server = await RunningServer(create_app()).start()
-    try:
+    async with RunningServer(create_app()) as server:
         yield server.url
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

@@ -21,11 +21,8 @@ from tests.support.polling import eventually, until
 @pytest.fixture
 async def auth_server() -> AsyncIterator[tuple[RunningServer, TokenServerState]]:
     state = TokenServerState(lifetime_s=6)
-    server = await RunningServer(create_app(state)).start()
-    try:
+    async with RunningServer(create_app(state)) as server:
         yield server, state
-    finally:
-        await server.stop()
 
 
 def code_flow_project(base: str, *, schedule: bool = False) -> dict[str, Any]:

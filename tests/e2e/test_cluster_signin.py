@@ -21,11 +21,8 @@ from tests.store.conftest import TEST_KEY
 @pytest.fixture
 async def auth_server() -> AsyncIterator[tuple[RunningServer, TokenServerState]]:
     state = TokenServerState(lifetime_s=60)
-    server = await RunningServer(create_app(state)).start()
-    try:
+    async with RunningServer(create_app(state)) as server:
         yield server, state
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

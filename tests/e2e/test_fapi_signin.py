@@ -27,11 +27,8 @@ LIFETIME_S = 4
 async def auth_server() -> AsyncIterator[tuple[RunningServer, TokenServerState]]:
     state = TokenServerState(lifetime_s=LIFETIME_S, send_iss=True)
     state.fapi.dpop_nonce = "e2e-nonce"
-    server = await RunningServer(create_app(state)).start()
-    try:
+    async with RunningServer(create_app(state)) as server:
         yield server, state
-    finally:
-        await server.stop()
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome, ResultCode
-from tests.engine.projects import build, run_doc
+from tests.support.projects import build, run_doc
 
 LATIN1_TEXT = "café señor"
 

@@ -20,8 +20,8 @@ from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model.outcome import Outcome, ResultCode
 from tests.engine.certs import CA_NAME, LEAF_NAME, ca_and_server_context, tls_site
-from tests.engine.projects import build
 from tests.engine.servers import make_app
+from tests.support.projects import build
 
 
 class TlsServer:

@@ -13,7 +13,7 @@ from apimd.demo.server import RunningServer
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome
-from tests.engine.projects import build
+from tests.support.projects import build
 
 SESSION = "sess-7f3a9c1d"
 
@@ -53,11 +53,8 @@ class FormSite:
 @pytest.fixture
 async def site() -> AsyncIterator[FormSite]:
     server = FormSite()
-    await server.server.start()
-    try:
+    async with server.server:
         yield server
-    finally:
-        await server.server.stop()
 
 
 def project(base: str, *, cookies: bool = True) -> dict[str, Any]:

@@ -30,11 +30,8 @@ async def flaky() -> AsyncIterator[tuple[str, list[int]]]:
 
     app = web.Application()
     app.router.add_post("/hook", hook)
-    server = await RunningServer(app).start()
-    try:
+    async with RunningServer(app) as server:
         yield f"{server.url}/hook", statuses
-    finally:
-        await server.stop()
 
 
 async def test_a_failed_delivery_is_retried_three_times_and_logged(

@@ -19,7 +19,7 @@ from apimd.engine.digest import Challenge, answer, parse_challenges
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome
-from tests.engine.projects import build
+from tests.support.projects import build
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "digest-pass-8c2e"

@@ -24,7 +24,7 @@ from apimd.model.errors import ValidationFailed
 from apimd.model.loader import load_project_text
 from apimd.model.runtime import TokenRuntime
 from tests.engine.fapi_server import FapiServer, jwk_thumbprint, make_app
-from tests.engine.projects import build
+from tests.support.projects import build
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 

@@ -22,8 +22,8 @@ from apimd.engine.memory import MemoryStateStore
 from apimd.engine.proxies import bypassed, select_proxy
 from apimd.engine.runner import Engine
 from apimd.model import Outcome
-from tests.engine.projects import build
 from tests.engine.servers import self_signed_tls
+from tests.support.projects import build
 
 REPO = Path(__file__).resolve().parents[2]
 PROXY_PASSWORD = "proxy-pass-secret-31"

@@ -10,7 +10,7 @@ from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome, ResultCode, TokenState
 from tests.conftest import server_state
-from tests.engine.projects import build, get_token_call, manual_token_project
+from tests.support.projects import build, get_token_call, manual_token_project
 
 
 class Clock:

@@ -19,7 +19,7 @@ from apimd.demo.server import RunningServer
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome
-from tests.engine.projects import build
+from tests.support.projects import build
 
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
@@ -83,11 +83,8 @@ class AwsLikeApi:
 @pytest.fixture
 async def api() -> AsyncIterator[AwsLikeApi]:
     server = AwsLikeApi()
-    await server.server.start()
-    try:
+    async with server.server:
         yield server
-    finally:
-        await server.server.stop()
 
 
 async def run(doc: dict[str, Any], name: str) -> Any:

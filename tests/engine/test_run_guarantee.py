@@ -20,8 +20,8 @@ from apimd.model import Outcome, ResultCode, TokenState
 from apimd.model.events import Event
 from apimd.model.result import Result
 from apimd.store import SqliteStore, open_store
-from tests.engine.projects import build
 from tests.store.conftest import TEST_KEY
+from tests.support.projects import build
 
 # The JSON text holds the six characters `\ud800`: a lone UTF-16 surrogate once parsed.
 LONE_SURROGATE_JSON = '{"v": "\\ud800", "ok": true}'
@@ -48,11 +48,8 @@ async def hostile() -> AsyncIterator[tuple[RunningServer, list[web.Request]]]:
     app.router.add_get("/surrogate", surrogate)
     app.router.add_post("/token", token)
     app.router.add_get("/echo", echo)
-    server = await RunningServer(app).start()
-    try:
+    async with RunningServer(app) as server:
         yield server, seen
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

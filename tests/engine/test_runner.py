@@ -18,7 +18,7 @@ from apimd.engine.runner import Engine
 from apimd.model import Outcome, ResultCode, TokenState
 from apimd.model.events import Event
 from apimd.model.runtime import TokenRuntime
-from tests.engine.projects import build, get_token_call
+from tests.support.projects import build, get_token_call
 
 
 class Receiver:
@@ -55,11 +55,8 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     rec = Receiver()
-    await rec.server.start()
-    try:
+    async with rec.server:
         yield rec
-    finally:
-        await rec.server.stop()
 
 
 async def run_once(
@@ -409,7 +406,7 @@ async def test_slack_webhook_on_token_needing_sign_in_fires_once(
 
 
 async def test_events_report_runs_and_token_saves(token_server: RunningServer) -> None:
-    from tests.engine.projects import manual_token_project
+    from tests.support.projects import manual_token_project
 
     events: list[Event] = []
     engine = Engine(

@@ -20,7 +20,7 @@ from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome, ResultCode, TokenState
 from apimd.model.runtime import effective_state, is_due
-from tests.engine.projects import build
+from tests.support.projects import build
 
 SECRET = "sig-secret-0123456789"
 
@@ -57,11 +57,8 @@ class SignedApi:
 @pytest.fixture
 async def signed_api() -> AsyncIterator[SignedApi]:
     api = SignedApi()
-    await api.server.start()
-    try:
+    async with api.server:
         yield api
-    finally:
-        await api.server.stop()
 
 
 def signed_project(base: str, *, timestamp: str = "%%UNIXTIME%%") -> dict[str, Any]:

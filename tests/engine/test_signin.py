@@ -18,7 +18,7 @@ from apimd.engine.signin import SignInError, SignInFlows, callback_params
 from apimd.engine.signin_vars import code_challenge
 from apimd.model import Outcome, ResultCode, TokenState
 from apimd.model.events import Event
-from tests.engine.projects import build
+from tests.support.projects import build
 
 CALLBACK = "http://127.0.0.1:8765/tokens/callback"
 
@@ -41,11 +41,8 @@ async def api() -> AsyncIterator[RunningServer]:
     app = web.Application()
     app.router.add_post("/exchange", exchange)
     app.router.add_get("/me", me)
-    server = await RunningServer(app).start()
-    try:
+    async with RunningServer(app) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 def project(base: str, workflows: list[dict[str, Any]] | None = None, **auth_extra: Any) -> Any:

@@ -17,7 +17,7 @@ from apimd.engine.runner import Engine
 from apimd.model import Outcome
 from apimd.model.common import SECRET_MASK
 from apimd.model.result import Result
-from tests.engine.projects import build
+from tests.support.projects import build
 
 NASTY = "a&b=c+d e#f/ö?g%"  # every character that could split or end a query value
 
@@ -42,11 +42,8 @@ class Wire:
 @pytest.fixture
 async def wire() -> AsyncIterator[Wire]:
     server = Wire()
-    await server.server.start()
-    try:
+    async with server.server:
         yield server
-    finally:
-        await server.server.stop()
 
 
 async def run(doc: dict[str, Any], target: str, **variables: str) -> Result:

@@ -17,6 +17,7 @@ from apimd.tui.app import ApimdApp, build_app
 from apimd.tui.keys import TuiSettings
 from apimd.tui.screens.dashboard import DashboardScreen
 from tests.support.polling import until
+from tests.support.projects import get_token_call
 from tests.tui.daemon import Daemon, DemoServer, short_home
 
 S = TypeVar("S", bound=Screen[Any])
@@ -60,21 +61,7 @@ def project(demo_url: str) -> dict[str, Any]:
             },
         ],
         "calls": [
-            {
-                "name": "get-token",
-                "method": "POST",
-                "url": "%%DEMO%%/oauth/token",
-                "form": {
-                    "grant_type": "client_credentials",
-                    "client_id": "%%CLIENT_ID%%",
-                    "client_secret": "%%CLIENT_SECRET%%",
-                },
-                "conditions": [
-                    {"source": "status", "op": "eq", "value": 200},
-                    {"source": "json", "path": "$.access_token", "save_as": "ACCESS_TOKEN"},
-                    {"source": "json", "path": "expires_in", "save_as": "EXPIRES_IN"},
-                ],
-            },
+            get_token_call("%%DEMO%%"),
             {
                 "name": "service-status",
                 "url": "%%DEMO%%/api/status",
