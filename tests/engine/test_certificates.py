@@ -19,9 +19,9 @@ from apimd.engine.http import HttpExecutor, HttpRequest
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model.outcome import Outcome, ResultCode
-from tests.engine.certs import CA_NAME, LEAF_NAME, ca_and_server_context, tls_site
 from tests.engine.servers import make_app
 from tests.support.projects import build
+from tests.support.tls import CA_NAME, LEAF_NAME, ca_and_server_context, tls_site
 
 
 class TlsServer:

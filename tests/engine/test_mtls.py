@@ -19,8 +19,8 @@ from apimd.engine.tls import TlsConfig
 from apimd.model import Outcome, ResultCode
 from apimd.model.errors import ValidationFailed
 from apimd.model.loader import load_project_text
-from tests.engine.tls_ca import TestCA
 from tests.support.projects import build
+from tests.support.tls import TestCA
 
 
 def _peer_cn(request: web.Request) -> str:

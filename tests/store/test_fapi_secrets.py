@@ -15,9 +15,9 @@ from apimd.model.project import Project
 from apimd.model.resources import TokenState
 from apimd.model.runtime import TokenRuntime
 from apimd.store import PendingSignIn
-from tests.engine.tls_ca import TestCA
 from tests.store.conftest import OpenStore
 from tests.store.test_secrets import leaks
+from tests.support.tls import TestCA
 
 PASSWORD = "tls-key-password-7Hq2"
 

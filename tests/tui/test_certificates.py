@@ -18,7 +18,7 @@ from apimd.tui.app import build_app
 from apimd.tui.keys import TuiSettings
 from apimd.tui.screens.dashboard import DashboardScreen
 from tests.daemon.conftest import start_daemon, stop_daemon
-from tests.engine.certs import LEAF_NAME, ca_and_server_context, tls_site
+from tests.support.tls import LEAF_NAME, ca_and_server_context, tls_site
 from tests.tui.conftest import wait_for
 
 

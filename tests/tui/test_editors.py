@@ -33,7 +33,7 @@ from apimd.tui.editors.dialogs import ConditionDialog, ConfirmDiscard, PickDialo
 from apimd.tui.editors.fields import Choice, KeyValueList, SecretInput, field_of
 from apimd.tui.editors.items import ConditionTable, StepTable
 from apimd.tui.editors.paths import named_fields, resource_path
-from tests.engine.tls_ca import TestCA
+from tests.support.tls import TestCA
 from tests.tui.conftest import make_app, screen_of, wait_for
 from tests.tui.daemon import Daemon
 
