@@ -35,16 +35,31 @@ from typing import Any
 
 import psycopg
 from cryptography.fernet import Fernet
-from daemon_bench import percentile, project, wait_until_up
+from daemon_bench import percentile, project
 from loopback_server import start_server
 
-from apimd.client import Client
+from apimd.client import Client, DaemonUnavailable
 from apimd.store.result_rows import code_of
 
 SCHEDULE = code_of("trigger", "schedule")
 RESULT_ID = "decode(replace(f.result_id, '-', ''), 'hex')"
 """A firing's result id (a run's UUID, as text) as `results.id` stores it (16 bytes)."""
 AGENTS = (("a1", "loc-a"), ("a2", "loc-a"), ("b1", "loc-b"))
+START_TIMEOUT_S = 30.0
+
+
+async def wait_until_up(client: Client, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"the daemon exited with {process.returncode} while starting")
+        try:
+            await client.health()
+            return
+        except DaemonUnavailable:
+            if time.monotonic() > deadline:
+                raise SystemExit("the daemon did not answer within 30 s") from None
+            await asyncio.sleep(0.1)
 
 
 def spawn(home: Path, **env: str) -> subprocess.Popen[bytes]:

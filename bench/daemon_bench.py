@@ -40,7 +40,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -53,10 +52,13 @@ from typing import Any
 
 from loopback_server import handling_ms, start_server
 
-from apimd.client import Client, DaemonUnavailable
+from apimd.client import Client
 from apimd.model.events import Lagged, ScheduleFired
 
-START_TIMEOUT_S = 30.0
+# Shared with the tests (tests/support): bench/run sets PYTHONPATH, a direct run does not.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.daemon import DaemonProcess
+
 STOP_TIMEOUT_S = 30.0
 LATE_EVENTS_S = 5.0  # after the window, how long events of firings due inside it may still arrive
 DRAIN_MAX_S = 60.0  # runs started in the window time out after 30 s; their results follow
@@ -65,37 +67,9 @@ DRAIN_MAX_S = 60.0  # runs started in the window time out after 30 s; their resu
 # --- the daemon -------------------------------------------------------------------------------
 
 
-def start_daemon(home: Path) -> tuple[subprocess.Popen[bytes], Path]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("APIMD_SOCKET", "APIMD_SECRET_KEY", "APIMD_RETENTION_DAYS")
-    }
-    env.update(APIMD_HOME=str(home), APIMD_CALLBACK_PORT="0", NO_COLOR="1")
-    log_path = home / "daemon.stderr"
-    with log_path.open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "apimd", "daemon"],
-            stdin=subprocess.DEVNULL,
-            stdout=stderr,
-            stderr=stderr,
-            env=env,
-        )
-    return process, log_path
-
-
-async def wait_until_up(client: Client, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"the daemon exited with {process.returncode} while starting")
-        try:
-            await client.health()
-            return
-        except DaemonUnavailable:
-            if time.monotonic() > deadline:
-                raise SystemExit("the daemon did not answer within 30 s") from None
-            await asyncio.sleep(0.1)
+async def start_daemon(home: Path) -> DaemonProcess:
+    """The daemon of tests/support on `home`, started: it answers `/v1/status`."""
+    return await asyncio.to_thread(DaemonProcess(home).start)
 
 
 def rss_mib(pid: int) -> float:
@@ -218,11 +192,10 @@ async def bench(args: argparse.Namespace) -> int:
     load_before = os.getloadavg()[0]
     server, port = start_server("/ok", {"ok": True, "items": [1, 2, 3]})
     home = Path(tempfile.mkdtemp(prefix="apimd-b-", dir="/tmp"))
-    daemon, log_path = start_daemon(home)
+    daemon = await start_daemon(home)
     collector: asyncio.Task[None] | None = None
     try:
         async with Client(home / "apimd.sock", timeout=300) as client:
-            await wait_until_up(client, daemon)
             idle_rss = rss_mib(daemon.pid)
 
             collected = Collected()
@@ -324,7 +297,7 @@ async def bench(args: argparse.Namespace) -> int:
     finally:
         if collector is not None:
             collector.cancel()
-        exited = shut_down(daemon, server, log_path)
+        exited = shut_down(daemon, server)
     if not exited:
         return 1
     print("# the daemon exited 0 on SIGTERM")
@@ -346,30 +319,18 @@ def dump(path: Path, collected: Collected, stored: Stored, rss: list[float]) -> 
     path.write_text(json.dumps(data))
 
 
-def shut_down(
-    daemon: subprocess.Popen[bytes], server: subprocess.Popen[str], log_path: Path
-) -> bool:
-    """SIGTERM the daemon and stop the loopback server; False, with the tail of the daemon's log
-    on stderr, when the daemon did not exit 0."""
-    code = stop(daemon)
+def shut_down(daemon: DaemonProcess, server: subprocess.Popen[str]) -> bool:
+    """SIGTERM the daemon and stop the loopback server; False, with the tail of the daemon's
+    output on stderr, when the daemon did not exit 0."""
+    code = daemon.terminate(STOP_TIMEOUT_S)
     assert server.stdin is not None
     server.stdin.close()
     server.wait(10)
     if code != 0:
-        sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
+        sys.stderr.write(daemon.output()[-4000:])
         print(f"# the daemon exited with {code} after SIGTERM (expected 0)", file=sys.stderr)
+    daemon.remove(keep_home=True)
     return code == 0
-
-
-def stop(daemon: subprocess.Popen[bytes]) -> int:
-    if daemon.poll() is None:
-        daemon.send_signal(signal.SIGTERM)
-    try:
-        return daemon.wait(STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        daemon.kill()
-        daemon.wait(5)
-        return -signal.SIGKILL
 
 
 def main() -> int:

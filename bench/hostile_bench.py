@@ -44,10 +44,14 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from daemon_bench import percentile, rss_mib, shut_down, start_daemon, wait_until_up
+from daemon_bench import percentile, rss_mib, shut_down, start_daemon
 
 from apimd.client import Client
 from apimd.model.events import RunFinished, RunStarted, ScheduleFired
+
+# Shared with the tests (tests/support): bench/run sets PYTHONPATH, a direct run does not.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.hostile import hostile_app, hostile_bodies
 
 MIB = 1024 * 1024
 SETTLE_S = 5.0
@@ -57,33 +61,11 @@ MAX_CANARY_LATENESS_MS = 1000
 TARGETS = {"array": "$[*]", "objects": "$..*", "deep": "$..*", "surrogate": "$.v"}
 
 
-def hostile_bodies() -> dict[str, bytes]:
-    return {
-        "array": b"[" + b",".join([b"1"] * 5_000_000) + b"]",
-        "objects": b"[" + b",".join([b'{"k":1,"v":"ab"}'] * 550_000) + b"]",
-        "deep": b"[" * 2_000_000 + b"]" * 2_000_000,
-        "surrogate": b'{"v": "\\ud800", "pad": "' + b"x" * (2 * MIB) + b'"}',
-    }
-
-
 # --- the hostile server (this file run with --serve) ----------------------------------------
 
 
 async def serve() -> None:
-    bodies = hostile_bodies()
-
-    async def body(request: web.Request) -> web.Response:
-        return web.Response(
-            body=bodies[request.match_info["name"]], content_type="application/json"
-        )
-
-    async def ok(_request: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
-
-    app = web.Application()
-    app.router.add_get("/body/{name}", body)
-    app.router.add_get("/ok", ok)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(hostile_app(hostile_bodies()), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -184,11 +166,10 @@ async def bench(args: argparse.Namespace) -> int:
     size = f"4 hostile targets + canary @ {args.every}s"
     server, port = start_server()
     home = Path(tempfile.mkdtemp(prefix="apimd-h-", dir="/tmp"))
-    daemon, log_path = start_daemon(home)
+    daemon = await start_daemon(home)
     watcher: asyncio.Task[None] | None = None
     try:
         async with Client(home / "apimd.sock", timeout=300) as client:
-            await wait_until_up(client, daemon)
             idle = rss_mib(daemon.pid)
             seen = Seen()
             events = Client(home / "apimd.sock")
@@ -258,7 +239,7 @@ async def bench(args: argparse.Namespace) -> int:
     finally:
         if watcher is not None:
             watcher.cancel()
-        exited = shut_down(daemon, server, log_path)
+        exited = shut_down(daemon, server)
     if not exited:
         return 1
     shutil.rmtree(home, ignore_errors=True)

@@ -30,8 +30,7 @@ from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome, Project
 
-# The project document is the tests' (tests/support); run as a script, the repository root is not on
-# the path (bench/run sets PYTHONPATH, a direct `.venv/bin/python bench/stampede_bench.py` does not).
+# Shared with the tests (tests/support): bench/run sets PYTHONPATH, a direct run does not.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.projects import build, manual_token_document
 

@@ -44,8 +44,7 @@ from apimd.tui.app import ApimdApp, build_app
 from apimd.tui.keys import TuiSettings
 from apimd.tui.screens.dashboard import DashboardScreen
 
-# The in-memory daemon is the tests' (tests/support); run as a script, the repository root is not on
-# the path (bench/run sets PYTHONPATH, a direct `.venv/bin/python bench/tui_bench.py` does not).
+# Shared with the tests (tests/support): bench/run sets PYTHONPATH, a direct run does not.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.clients import EmptyDaemon
 

@@ -35,6 +35,7 @@ from apimd.client import Client
 from apimd.model.events import RunFinished, RunStarted
 from apimd.model.result import Result
 from tests.reliability.conftest import DaemonProcess, loopback
+from tests.support.hostile import hostile_app, hostile_bodies
 
 MIB = 1024 * 1024
 TIMEOUT_S = 3
@@ -318,22 +319,6 @@ MAX_CANARY_LATENESS_S = 1.0
 BODIES_SOAK_S = 24.0
 
 
-def hostile_bodies() -> dict[str, bytes]:
-    """Bodies under the 10 MiB cap that cost far more to parse and search than to send."""
-    return {
-        # 5 M numbers: `$[*]` built 5 M match objects (30 s, 2.1 GB).
-        "array": b"[" + b",".join([b"1"] * 5_000_000) + b"]",
-        # 1.2 M small objects: `$..*` visits every one and every value in it.
-        "objects": b"[" + b",".join([b'{"k":1,"v":"ab"}'] * 550_000) + b"]",
-        # 2 M levels of nesting: no parser may recurse down it.
-        "deep": b"[" * 2_000_000 + b"]" * 2_000_000,
-        # One 9 MB string, saved as a variable.
-        "string": b'{"v": "' + b"x" * (9 * MIB) + b'"}',
-        # A lone UTF-16 surrogate in a value a condition saves (issue 10 point 3).
-        "surrogate": b'{"v": "\\ud800", "pad": "' + b"x" * (2 * MIB) + b'"}',
-    }
-
-
 def bodies_project(url: str, fourth: str = "string") -> dict[str, Any]:
     def target(name: str, path: str) -> dict[str, Any]:
         conditions = [
@@ -361,18 +346,7 @@ async def bodies_url() -> AsyncIterator[str]:
     bodies = hostile_bodies()
     assert all(len(body) < 10 * MIB for body in bodies.values())
 
-    async def body(request: web.Request) -> web.Response:
-        return web.Response(
-            body=bodies[request.match_info["name"]], content_type="application/json"
-        )
-
-    async def ok(_request: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
-
-    app = web.Application()
-    app.router.add_get("/body/{name}", body)
-    app.router.add_get("/ok", ok)
-    async with loopback(app) as url:
+    async with loopback(hostile_app(bodies)) as url:
         yield url
 
 
