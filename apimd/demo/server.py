@@ -91,10 +91,12 @@ def create_app(state: TokenServerState | None = None) -> web.Application:
 class RunningServer:
     """The app served on 127.0.0.1 (port 0 = any free port)."""
 
-    def __init__(self, app: web.Application, port: int = 0) -> None:
+    def __init__(
+        self, app: web.Application, port: int = 0, *, shutdown_timeout: float = 60.0
+    ) -> None:
         self.app = app
         self._port = port
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
         self.port = 0
 
     @property

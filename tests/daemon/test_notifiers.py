@@ -61,15 +61,9 @@ async def inbox() -> AsyncIterator[Inbox]:
     app = web.Application()
     app.router.add_get("/target", target)
     app.router.add_post("/{tail:.*}", notify)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    box.port = runner.addresses[0][1]
-    try:
+    async with RunningServer(app) as running:
+        box.port = running.port
         yield box
-    finally:
-        await runner.cleanup()
 
 
 async def test_apprise_alert_repeat_and_resolved_without_secrets(

@@ -288,10 +288,14 @@ async def authorize(request: web.Request) -> web.Response:
 def make_app(server: FapiServer) -> web.Application:
     app = web.Application()
     app[KEY] = server
-    app.router.add_post("/token", token)
-    app.router.add_get("/api", api)
-    app.router.add_get("/old-api", moved)
-    app.router.add_post("/par", par)
-    app.router.add_get("/authorize", authorize)
-    app.router.add_get("/.well-known/openid-configuration", metadata)
+    app.add_routes(
+        [
+            web.post("/token", token),
+            web.get("/api", api),
+            web.get("/old-api", moved),
+            web.post("/par", par),
+            web.get("/authorize", authorize),
+            web.get("/.well-known/openid-configuration", metadata),
+        ]
+    )
     return app

@@ -176,13 +176,17 @@ def make_app(bomb: bytes = b"") -> web.Application:
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     app = web.Application()
-    app.router.add_route("*", "/echo", echo)
-    app.router.add_route("*", "/forward", forward)
-    app.router.add_get("/chain/{left}", chain)
-    app.router.add_get("/slow", slow)
-    app.router.add_get("/drip", drip)
-    app.router.add_get("/big", big)
-    app.router.add_get("/encoded", encoded)
-    app.router.add_get("/bomb", serve_bomb)
-    app.router.add_get("/bytes", raw_bytes)
+    app.add_routes(
+        [
+            web.route("*", "/echo", echo),
+            web.route("*", "/forward", forward),
+            web.get("/chain/{left}", chain),
+            web.get("/slow", slow),
+            web.get("/drip", drip),
+            web.get("/big", big),
+            web.get("/encoded", encoded),
+            web.get("/bomb", serve_bomb),
+            web.get("/bytes", raw_bytes),
+        ]
+    )
     return app

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from aiohttp import web
 
+from apimd.demo.server import RunningServer
 from tests.support import daemon as support
 from tests.support.daemon import short_home, started
 from tests.support.socket_http import Reply, SocketHTTP
@@ -76,15 +77,8 @@ async def daemon() -> AsyncIterator[DaemonProcess]:
 @asynccontextmanager
 async def loopback(app: web.Application) -> AsyncIterator[str]:
     """Serve `app` on 127.0.0.1 (any free port); yields its base URL."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with RunningServer(app, shutdown_timeout=0.5) as running:
+        yield running.url
 
 
 # --- a sign-in project and its authorization server ---------------------------------------------

@@ -68,15 +68,7 @@ class EmptyDaemon(DaemonClient):
     async def put(self, kind: str, name: str, resource: BaseModel | dict[str, Any]) -> BaseModel:
         raise ApiError(409, "read_only", "this daemon is read-only", [])
 
-    async def run(
-        self,
-        kind: str,
-        name: str,
-        *,
-        variables: dict[str, str] | None = None,
-        interactive: bool = False,
-        wait: bool = False,
-    ) -> RunAccepted:
+    async def run(self, kind: str, name: str, **_options: Any) -> RunAccepted:
         self.runs.append((kind, name))
         return await self.accept_run(kind, name)
 
@@ -84,15 +76,7 @@ class EmptyDaemon(DaemonClient):
         """What `run` answers once it has noted the run."""
         raise ApiError(409, "read_only", "this daemon runs nothing", [])
 
-    async def results(
-        self,
-        *,
-        name: str | None = None,
-        outcome: str | None = None,
-        since: str | None = None,
-        limit: int | None = None,
-        cursor: str | None = None,
-    ) -> ResultPage:
+    async def results(self, **_filters: Any) -> ResultPage:
         return ResultPage(results=[], next_cursor=None)
 
     async def result(self, result_id: str) -> Result:
