@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import sys
 from pathlib import Path
 
 from apimd.demo.server import RunningServer
 from tests.conftest import server_state
+from tests.support.daemon import run_cli
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "project.yaml"
 
 
 async def apimd(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "apimd",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "NO_COLOR": "1", **(env or {})},
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    """`python -m apimd ARGS` without a daemon: (exit code, stdout, stderr)."""
+    return await run_cli(*args, env={**os.environ, "NO_COLOR": "1", **(env or {})})
 
 
 async def test_example_project_passes_against_the_demo_server(token_server: RunningServer) -> None:

@@ -66,24 +66,24 @@ def daemon_store(request: pytest.FixtureRequest) -> str:
     return kind
 
 
-@pytest.fixture(scope="module")
-def daemon(daemon_store: str) -> Iterator[Daemon]:
-    """One daemon shared by the tests of a module (they use unique resource names)."""
-    running = start_daemon(store=daemon_store)
+def _running(store: str) -> Iterator[Daemon]:
+    running = start_daemon(store=store)
     try:
         yield running
     finally:
         stop_daemon(running)
+
+
+@pytest.fixture(scope="module")
+def daemon(daemon_store: str) -> Iterator[Daemon]:
+    """One daemon shared by the tests of a module (they use unique resource names)."""
+    yield from _running(daemon_store)
 
 
 @pytest.fixture
 def own_daemon(daemon_store: str) -> Iterator[Daemon]:
     """A daemon for one test alone."""
-    running = start_daemon(store=daemon_store)
-    try:
-        yield running
-    finally:
-        stop_daemon(running)
+    yield from _running(daemon_store)
 
 
 @pytest.fixture(scope="module")

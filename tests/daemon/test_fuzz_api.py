@@ -10,7 +10,6 @@ the endpoints that run, refresh or sign in only get names that do not exist."""
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import shutil
 import string
@@ -41,8 +40,10 @@ from tests.daemon.hostile_input import (
     surrogate_texts,
     with_surrogate,
 )
+from tests.support.socket_http import SocketHTTP
 
 EXAMPLES = 50
+JSON = "application/json"
 SAFE_URL = "http://127.0.0.1:9/fuzz"
 
 # --- the app on a loopback port, in a thread of its own ---------------------------------------
@@ -55,20 +56,10 @@ class Served:
     runner: web.AppRunner
 
     def request(
-        self,
-        method: str,
-        target: str,
-        body: bytes | None = None,
-        content_type: str = "application/json",
+        self, method: str, target: str, body: bytes | None = None, content_type: str = JSON
     ) -> tuple[int, str, bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            headers = {"Content-Type": content_type} if body is not None else {}
-            connection.request(method, target, body=body, headers=headers)
-            response = connection.getresponse()
-            return response.status, response.getheader("Content-Type") or "", response.read()
-        finally:
-            connection.close()
+        reply = SocketHTTP(port=self.port).request(method, target, body, content_type=content_type)
+        return reply.status, reply.content_type, reply.body
 
 
 @pytest.fixture(scope="module")

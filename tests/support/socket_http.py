@@ -38,10 +38,17 @@ class Reply:
 
 
 class SocketHTTP:
-    """Raw requests to the daemon's REST API."""
+    """Raw requests to the daemon's REST API over its Unix socket, or over TCP to `port` on
+    127.0.0.1 (an app served on a loopback port)."""
 
-    def __init__(self, socket_path: Path) -> None:
+    def __init__(self, socket_path: Path | None = None, *, port: int = 0) -> None:
         self.socket_path = socket_path
+        self.port = port
+
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        if self.socket_path is None:
+            return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        return _UnixConnection(self.socket_path, timeout)
 
     def request(
         self,
@@ -52,7 +59,7 @@ class SocketHTTP:
         content_type: str = "application/json",
         timeout: float = 30.0,
     ) -> Reply:
-        connection = _UnixConnection(self.socket_path, timeout)
+        connection = self._connection(timeout)
         try:
             headers = {"Content-Type": content_type} if body is not None else {}
             connection.request(method, target, body=body, headers=headers)

@@ -54,16 +54,12 @@ class TestCA:
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.name = _name(name)
         now = dt.datetime.now(dt.UTC)
+        unused = ("content_commitment", "key_encipherment", "data_encipherment", "key_agreement")
         usage = x509.KeyUsage(
             digital_signature=True,
-            content_commitment=False,
-            key_encipherment=False,
-            data_encipherment=False,
-            key_agreement=False,
             key_cert_sign=True,
             crl_sign=True,
-            encipher_only=False,
-            decipher_only=False,
+            **dict.fromkeys((*unused, "encipher_only", "decipher_only"), False),
         )
         self.cert = (
             x509.CertificateBuilder()

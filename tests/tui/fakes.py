@@ -414,6 +414,7 @@ class FakeClient(EmptyDaemon):
         since: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
+        **_others: Any,
     ) -> ResultPage:
         self.requests["results"] += 1
         names = [name] if name else list(LAST)
