@@ -7,7 +7,6 @@ import asyncio
 import os
 import re
 import signal
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from apimd.cli.table import column_widths, table
 from apimd.model.api import ApplySummary
 from apimd.model.durations import expiry
 from tests.cli.test_run_command import apimd
+from tests.support.daemon import start_cli
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "project.yaml"
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -67,17 +67,8 @@ def test_apply_summary_names_each_change() -> None:
 
 
 async def test_the_example_project_runs_against_demo_api_only() -> None:
-    server = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "apimd",
-        "demo",
-        "--api-only",
-        "--port",
-        "0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "NO_COLOR": "1"},
+    server = await start_cli(
+        "demo", "--api-only", "--port", "0", env={**os.environ, "NO_COLOR": "1"}
     )
     try:
         assert server.stdout is not None
@@ -106,18 +97,13 @@ async def test_the_demo_states_the_schedules_it_really_runs() -> None:
     }
     seconds = sorted(int(str(e).removesuffix("s")) for e in every)
     expected = " and ".join(f"{n} s" for n in seconds)
-    demo = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "apimd",
+    demo = await start_cli(
         "demo",
         "--no-tui",
         "--port",
         "0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        stdin=asyncio.subprocess.DEVNULL,
         env={**os.environ, "NO_COLOR": "1", "APIMD_CALLBACK_PORT": "0"},
+        stderr=asyncio.subprocess.DEVNULL,
     )
     try:
         assert demo.stdout is not None

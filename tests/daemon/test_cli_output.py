@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from ruamel.yaml import YAML
 
 from apimd.settings import KEYS
 from tests.daemon.conftest import Daemon, Receiver, unique
+from tests.support.daemon import start_cli
 
 DEAD_URL = "http://127.0.0.1:9/nothing"
 
@@ -167,17 +167,7 @@ async def test_results_follow_prints_the_backlog_oldest_first_and_new_rows_align
         first = (await client.run("calls", call, wait=True)).result
         second = (await client.run("calls", call, wait=True)).result
         assert first is not None and second is not None
-        follower = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "apimd",
-            "results",
-            call,
-            "--follow",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=daemon.env,
-        )
+        follower = await start_cli("results", call, "--follow", env=daemon.env)
         try:
             assert follower.stdout is not None and follower.stderr is not None
             note = (await asyncio.wait_for(follower.stderr.readline(), 30)).decode()

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import sys
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from apimd.client import Client
 from apimd.demo.server import RunningServer
 from tests.daemon.conftest import Daemon, eventually, unique
 from tests.daemon.test_tokens import token_project
+from tests.support.daemon import start_cli
 
 # CRUD, apply, tokens across expiries and schedules: the same on a PostgreSQL daemon (SPEC §13).
 pytestmark = pytest.mark.both_stores
@@ -86,18 +86,7 @@ async def test_results_follow_streams_new_results_as_json_lines(
         call = await status_call(client, token_server.url)
         other = await status_call(client, token_server.url)
         before = await subscribers(client)
-        follower = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "apimd",
-            "results",
-            call,
-            "--follow",
-            "--json",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=daemon.env,
-        )
+        follower = await start_cli("results", call, "--follow", "--json", env=daemon.env)
         try:
             await eventually(lambda: _more_than(client, before), timeout=15)
             first = (await client.run("calls", call, wait=True)).run_id

@@ -13,9 +13,11 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser
 
+from apimd.cli.demo import signin_resources
 from apimd.demo.server import RunningServer, TokenServerState, create_app
 from tests.e2e.conftest import Daemon
 from tests.support.polling import eventually, until
+from tests.support.projects import token_saved
 
 
 @pytest.fixture
@@ -28,17 +30,9 @@ async def auth_server() -> AsyncIterator[tuple[RunningServer, TokenServerState]]
 def code_flow_project(base: str, *, schedule: bool = False) -> dict[str, Any]:
     """An oauth2 authorization-code token, refreshed by a workflow using its refresh token."""
     doc: dict[str, Any] = {
+        # The demo's code-flow auth (apimd demo --signin), refreshed by the workflow below.
         "auth": [
-            {
-                "name": "sso",
-                "type": "oauth2",
-                "grant": "authorization_code",
-                "authorize_url": f"{base}/oauth/authorize",
-                "token_url": f"{base}/oauth/token",
-                "client_id": "demo-client",
-                "client_secret": "demo-secret",
-                "refresh_workflow": "refresh",
-            }
+            {**signin_resources(base)["auth"][0], "name": "sso", "refresh_workflow": "refresh"}
         ],
         "tokens": [{"name": "user", "auth": "sso"}],
         "calls": [
@@ -52,12 +46,9 @@ def code_flow_project(base: str, *, schedule: bool = False) -> dict[str, Any]:
                     "client_id": "%%CLIENT_ID%%",
                     "client_secret": "%%CLIENT_SECRET%%",
                 },
-                "conditions": [
-                    {"source": "status", "op": "eq", "value": 200},
-                    {"source": "json", "path": "access_token", "save_as": "ACCESS_TOKEN"},
-                    {"source": "json", "path": "expires_in", "save_as": "EXPIRES_IN"},
+                "conditions": token_saved(
                     {"source": "json", "path": "refresh_token", "save_as": "REFRESH_TOKEN"},
-                ],
+                ),
             },
             {
                 "name": "orders",

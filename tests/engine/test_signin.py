@@ -18,7 +18,7 @@ from apimd.engine.signin import SignInError, SignInFlows, callback_params
 from apimd.engine.signin_vars import code_challenge
 from apimd.model import Outcome, ResultCode, TokenState
 from apimd.model.events import Event
-from tests.support.projects import build
+from tests.support.projects import build, token_saved
 
 CALLBACK = "http://127.0.0.1:8765/tokens/callback"
 
@@ -79,11 +79,7 @@ def project(base: str, workflows: list[dict[str, Any]] | None = None, **auth_ext
                     "method": "POST",
                     "url": f"{base}/exchange",
                     "form": {"code": "%%CODE%%", "verifier": "%%CODE_VERIFIER%%"},
-                    "conditions": [
-                        {"source": "status", "op": "eq", "value": 200},
-                        {"source": "json", "path": "access_token", "save_as": "ACCESS_TOKEN"},
-                        {"source": "json", "path": "expires_in", "save_as": "EXPIRES_IN"},
-                    ],
+                    "conditions": token_saved(),
                 },
                 {
                     "name": "me",

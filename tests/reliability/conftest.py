@@ -18,6 +18,7 @@ from aiohttp import web
 from apimd.demo.server import RunningServer
 from tests.support import daemon as support
 from tests.support.daemon import short_home, started
+from tests.support.projects import token_saved
 from tests.support.socket_http import Reply, SocketHTTP
 
 START_TIMEOUT_S = 20.0
@@ -154,11 +155,7 @@ def signin_project(exchange_url: str) -> dict[str, Any]:
                 "url": f"{exchange_url}/exchange",
                 "form": {"code": "%%CODE%%"},
                 "timeout": 5,
-                "conditions": [
-                    {"source": "status", "op": "eq", "value": 200},
-                    {"source": "json", "path": "access_token", "save_as": "ACCESS_TOKEN"},
-                    {"source": "json", "path": "expires_in", "save_as": "EXPIRES_IN"},
-                ],
+                "conditions": token_saved(),
             },
             {
                 "name": "sso-me",

@@ -32,6 +32,7 @@ from aiohttp import web
 from apimd.client import Client, DaemonUnavailable
 from apimd.model.outcome import Outcome
 from tests.reliability.conftest import DaemonProcess, loopback
+from tests.support.projects import token_saved
 
 ROUNDS = int(os.environ.get("APIMD_KILL_ROUNDS", "20"))
 SEED = int(os.environ.get("APIMD_KILL_SEED", str(time.time_ns() % 1_000_000)))
@@ -99,11 +100,7 @@ def kill_project(url: str) -> dict[str, Any]:
                 "url": f"{url}/token",
                 "form": {"client_id": "%%CLIENT_ID%%", "client_secret": "%%CLIENT_SECRET%%"},
                 "timeout": 5,
-                "conditions": [
-                    {"source": "status", "op": "eq", "value": 200},
-                    {"source": "json", "path": "access_token", "save_as": "ACCESS_TOKEN"},
-                    {"source": "json", "path": "expires_in", "save_as": "EXPIRES_IN"},
-                ],
+                "conditions": token_saved(),
             },
             {"name": "kill-manual", **ping},
             *({"name": f"kill-ping-{i}", **ping} for i in range(SCHEDULES)),

@@ -54,18 +54,25 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
-async def run_cli(*args: str, env: dict[str, str], timeout: float = 60.0) -> tuple[int, str, str]:
-    """`python -m apimd ARGS` in `env`: (exit code, stdout, stderr)."""
-    proc = await asyncio.create_subprocess_exec(
+async def start_cli(
+    *args: str, env: dict[str, str], stderr: int = asyncio.subprocess.PIPE
+) -> asyncio.subprocess.Process:
+    """`python -m apimd ARGS` started in `env`: no stdin, stdout (and by default stderr) piped."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "apimd",
         *args,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stderr=stderr,
         env=env,
     )
+
+
+async def run_cli(*args: str, env: dict[str, str], timeout: float = 60.0) -> tuple[int, str, str]:
+    """`python -m apimd ARGS` in `env`, to its end: (exit code, stdout, stderr)."""
+    proc = await start_cli(*args, env=env)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:

@@ -30,6 +30,17 @@ async def run_doc(doc: dict[str, Any], name: str, **options: Any) -> Result:
         await engine.close()
 
 
+def token_saved(*more: dict[str, Any]) -> list[dict[str, Any]]:
+    """The conditions of a token request: status 200, and ACCESS_TOKEN and EXPIRES_IN saved from
+    its JSON answer (then `more`)."""
+    return [
+        {"source": "status", "op": "eq", "value": 200},
+        {"source": "json", "path": "access_token", "save_as": "ACCESS_TOKEN"},
+        {"source": "json", "path": "expires_in", "save_as": "EXPIRES_IN"},
+        *more,
+    ]
+
+
 def get_token_call(base: str, name: str = "get-token", **extra: Any) -> dict[str, Any]:
     """`POST {base}/oauth/token` with the client credentials, saving ACCESS_TOKEN and EXPIRES_IN."""
     return {
