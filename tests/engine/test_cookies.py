@@ -13,6 +13,7 @@ from apimd.demo.server import RunningServer
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome
+from tests.support.engine import run_once
 from tests.support.projects import build
 
 SESSION = "sess-7f3a9c1d"
@@ -116,20 +117,16 @@ async def test_form_login_cookie_flows_to_later_steps_and_into_a_token(site: For
 async def test_scheduled_call_refreshes_its_token_through_the_login_workflow(
     site: FormSite,
 ) -> None:
-    engine = Engine(build(project(site.server.url)), MemoryStateStore())
-    try:
-        result = await engine.run("me", trigger="schedule")
-    finally:
-        await engine.close()
+    result = await run_once(
+        Engine(build(project(site.server.url)), MemoryStateStore()), "me", trigger="schedule"
+    )
     assert result.outcome == Outcome.PASS, result.error
 
 
 async def test_cookies_false_keeps_no_jar(site: FormSite) -> None:
-    engine = Engine(build(project(site.server.url, cookies=False)), MemoryStateStore())
-    try:
-        flow = await engine.run("login-flow")
-    finally:
-        await engine.close()
+    flow = await run_once(
+        Engine(build(project(site.server.url, cookies=False)), MemoryStateStore()), "login-flow"
+    )
     # Without a jar even the login's own redirect arrives without the cookie.
     assert flow.outcome == Outcome.FAIL
     assert site.cookies_seen == []

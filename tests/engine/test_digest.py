@@ -19,6 +19,7 @@ from apimd.engine.digest import Challenge, answer, parse_challenges
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome
+from tests.support.engine import run_once
 from tests.support.projects import build
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,11 +56,7 @@ async def run(base: str, path: str, password: str = PASSWORD) -> Any:
             }
         ],
     }
-    engine = Engine(build(doc), MemoryStateStore())
-    try:
-        return await engine.run("c")
-    finally:
-        await engine.close()
+    return await run_once(Engine(build(doc), MemoryStateStore()), "c")
 
 
 @pytest.mark.parametrize(

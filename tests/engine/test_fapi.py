@@ -24,6 +24,7 @@ from apimd.model.errors import ValidationFailed
 from apimd.model.loader import load_project_text
 from apimd.model.runtime import TokenRuntime
 from tests.engine.fapi_server import FapiServer, jwk_thumbprint, make_app
+from tests.support.engine import run_once
 from tests.support.projects import build
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
@@ -81,11 +82,7 @@ def project(server: FapiServer, **auth: Any) -> dict[str, Any]:
 
 
 async def run(doc: dict[str, Any], store: MemoryStateStore | None = None) -> Any:
-    engine = Engine(build(doc), store or MemoryStateStore())
-    try:
-        return await engine.run("accounts")
-    finally:
-        await engine.close()
+    return await run_once(Engine(build(doc), store or MemoryStateStore()), "accounts")
 
 
 async def refresh(doc: dict[str, Any], store: MemoryStateStore) -> TokenRuntime:

@@ -19,6 +19,7 @@ from apimd.engine.tls import TlsConfig
 from apimd.model import Outcome, ResultCode
 from apimd.model.errors import ValidationFailed
 from apimd.model.loader import load_project_text
+from tests.support.engine import run_once
 from tests.support.projects import build
 from tests.support.tls import TestCA
 
@@ -72,11 +73,7 @@ def call(base: str, **extra: Any) -> dict[str, Any]:
 
 
 async def run(doc: dict[str, Any], name: str = "whoami") -> Any:
-    engine = Engine(build(doc), MemoryStateStore())
-    try:
-        return await engine.run(name)
-    finally:
-        await engine.close()
+    return await run_once(Engine(build(doc), MemoryStateStore()), name)
 
 
 async def test_client_certificate_with_password_and_ca_only(server: str, ca: TestCA) -> None:

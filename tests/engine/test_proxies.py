@@ -23,6 +23,7 @@ from apimd.engine.proxies import bypassed, select_proxy
 from apimd.engine.runner import Engine
 from apimd.model import Outcome
 from tests.engine.servers import self_signed_tls
+from tests.support.engine import run_once
 from tests.support.projects import build
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,11 +120,7 @@ async def run_call(url: str, proxy: str | None = None, *, via_auth: bool = False
         call["auth"] = "a"
     elif proxy is not None:
         call["proxy"] = proxy
-    engine = Engine(build(doc), MemoryStateStore())
-    try:
-        return await engine.run("c")
-    finally:
-        await engine.close()
+    return await run_once(Engine(build(doc), MemoryStateStore()), "c")
 
 
 async def proxied(url: str, proxy: str, *, via_auth: bool = False) -> Any:
@@ -237,11 +234,7 @@ async def test_an_auths_proxy_carries_its_token_requests_and_calls(
         "tokens": [{"name": "t", "auth": "o"}],
         "calls": [{"name": "c", "url": f"{http_target.url}/hello", "token": "t"}],
     }
-    engine = Engine(build(doc), MemoryStateStore())
-    try:
-        result = await engine.run("c")
-    finally:
-        await engine.close()
+    result = await run_once(Engine(build(doc), MemoryStateStore()), "c")
     assert result.outcome == Outcome.PASS, result.error
     assert proxy.lines() == [
         f"POST {token_server.url}/oauth/token auth=ok",

@@ -10,6 +10,7 @@ from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome, ResultCode, TokenState
 from tests.conftest import server_state
+from tests.support.engine import run_once
 from tests.support.projects import build, get_token_call, manual_token_project
 
 
@@ -296,11 +297,7 @@ async def test_refresh_that_reaches_a_browser_step_needs_sign_in(
         }
     )
     store = MemoryStateStore()
-    engine = Engine(project, store)
-    try:
-        result = await engine.run("use")
-    finally:
-        await engine.close()
+    result = await run_once(Engine(project, store), "use")
     assert result.result == ResultCode.NEEDS_SIGN_IN
     assert "browser" in (store.tokens["t"].last_error or "")
 
@@ -319,11 +316,7 @@ async def test_refresh_that_extracts_nothing_is_an_error(token_server: RunningSe
         }
     )
     store = MemoryStateStore()
-    engine = Engine(project, store)
-    try:
-        result = await engine.run("use")
-    finally:
-        await engine.close()
+    result = await run_once(Engine(project, store), "use")
     assert result.result == ResultCode.AUTH_ERROR
     assert store.tokens["t"].state == TokenState.ERROR
     assert "extracted no variables" in (store.tokens["t"].last_error or "")

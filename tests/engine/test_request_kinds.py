@@ -19,6 +19,7 @@ from apimd.demo.server import RunningServer
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome
+from tests.support.engine import run_once
 from tests.support.projects import build
 
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -88,11 +89,7 @@ async def api() -> AsyncIterator[AwsLikeApi]:
 
 
 async def run(doc: dict[str, Any], name: str) -> Any:
-    engine = Engine(build(doc), MemoryStateStore())
-    try:
-        return await engine.run(name)
-    finally:
-        await engine.close()
+    return await run_once(Engine(build(doc), MemoryStateStore()), name)
 
 
 @pytest.mark.parametrize("session_token", [None, "session/token+value=="])

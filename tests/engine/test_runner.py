@@ -18,6 +18,7 @@ from apimd.engine.runner import Engine
 from apimd.model import Outcome, ResultCode, TokenState
 from apimd.model.events import Event
 from apimd.model.runtime import TokenRuntime
+from tests.support import engine as support
 from tests.support.projects import build, get_token_call
 
 
@@ -63,11 +64,7 @@ async def run_once(
     project_doc: dict[str, Any], name: str, **kwargs: Any
 ) -> tuple[Any, MemoryStateStore]:
     store = MemoryStateStore()
-    engine = Engine(build(project_doc), store)
-    try:
-        return await engine.run(name, **kwargs), store
-    finally:
-        await engine.close()
+    return await support.run_once(Engine(build(project_doc), store), name, **kwargs), store
 
 
 async def test_workflow_variables_flow_forward_and_outcome_is_worst_step(
@@ -268,11 +265,7 @@ async def test_secrets_never_appear_in_results(
         "workflows": [{"name": "r", "steps": ["get-token"]}],
     }
     store = MemoryStateStore()
-    engine = Engine(build(doc), store)
-    try:
-        result = await engine.run("echo")
-    finally:
-        await engine.close()
+    result = await support.run_once(Engine(build(doc), store), "echo")
     assert result.outcome == Outcome.PASS, result.error
     access = store.tokens["t"].variables["ACCESS_TOKEN"]
     everything = "".join(r.model_dump_json() for r in store.results)

@@ -20,6 +20,7 @@ from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome, ResultCode, TokenState
 from apimd.model.runtime import effective_state, is_due
+from tests.support.engine import run_once
 from tests.support.projects import build
 
 SECRET = "sig-secret-0123456789"
@@ -97,11 +98,7 @@ def signed_project(base: str, *, timestamp: str = "%%UNIXTIME%%") -> dict[str, A
 
 async def run(doc: dict[str, Any], name: str) -> Any:
     # Nothing is saved in the token: its headers are template functions and variables alone.
-    engine = Engine(build(doc), MemoryStateStore())
-    try:
-        return await engine.run(name, trigger="schedule")
-    finally:
-        await engine.close()
+    return await run_once(Engine(build(doc), MemoryStateStore()), name, trigger="schedule")
 
 
 async def test_signed_api_is_monitored_pass(signed_api: SignedApi) -> None:

@@ -17,6 +17,7 @@ from apimd.engine.runner import Engine
 from apimd.model import Outcome
 from apimd.model.common import SECRET_MASK
 from apimd.model.result import Result
+from tests.support.engine import run_once
 from tests.support.projects import build
 
 NASTY = "a&b=c+d e#f/ö?g%"  # every character that could split or end a query value
@@ -47,11 +48,7 @@ async def wire() -> AsyncIterator[Wire]:
 
 
 async def run(doc: dict[str, Any], target: str, **variables: str) -> Result:
-    engine = Engine(build(doc), MemoryStateStore())
-    try:
-        return await engine.run(target, variables=variables)
-    finally:
-        await engine.close()
+    return await run_once(Engine(build(doc), MemoryStateStore()), target, variables=variables)
 
 
 async def test_query_values_keep_ampersand_plus_equals_space_hash_and_non_ascii(
