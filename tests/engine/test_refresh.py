@@ -11,7 +11,7 @@ from apimd.engine.runner import Engine
 from apimd.model import Outcome, ResultCode, TokenState
 from tests.conftest import server_state
 from tests.support.engine import run_once
-from tests.support.projects import build, get_token_call, manual_token_project
+from tests.support.projects import build, get_token_call, manual_auth, manual_token_project
 
 
 class Clock:
@@ -329,15 +329,7 @@ async def test_calls_on_a_token_inside_its_own_refresh_do_not_recurse(
     base = token_server.url
     project = build(
         {
-            "auth": [
-                {
-                    "name": "a",
-                    "type": "manual",
-                    "client_id": "demo-client",
-                    "client_secret": "demo-secret",
-                    "refresh_workflow": "r",
-                }
-            ],
+            "auth": [manual_auth("a", "r")],
             "tokens": [{"name": "t", "auth": "a", "headers": {"X-Old": "%%ACCESS_TOKEN%%"}}],
             "calls": [
                 get_token_call(base, token="t"),
@@ -366,14 +358,7 @@ async def test_save_auth_token_webhook_and_expires_in_rules(token_server: Runnin
     base = token_server.url
     project = build(
         {
-            "auth": [
-                {
-                    "name": "a",
-                    "type": "manual",
-                    "client_id": "demo-client",
-                    "client_secret": "demo-secret",
-                }
-            ],
+            "auth": [manual_auth("a")],
             "tokens": [{"name": "t", "auth": "a"}],
             "calls": [
                 get_token_call(

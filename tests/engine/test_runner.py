@@ -19,7 +19,7 @@ from apimd.model import Outcome, ResultCode, TokenState
 from apimd.model.events import Event
 from apimd.model.runtime import TokenRuntime
 from tests.support import engine as support
-from tests.support.projects import build, get_token_call
+from tests.support.projects import build, get_token_call, manual_auth
 
 
 class Receiver:
@@ -227,15 +227,7 @@ async def test_secrets_never_appear_in_results(
     base = token_server.url
     doc = {
         "variables": {"API_SECRET": {"value": "var-secret-value-9", "secret": True}},
-        "auth": [
-            {
-                "name": "a",
-                "type": "manual",
-                "client_id": "demo-client",
-                "client_secret": "demo-secret",
-                "refresh_workflow": "r",
-            }
-        ],
+        "auth": [manual_auth("a", "r")],
         "tokens": [
             {
                 "name": "t",

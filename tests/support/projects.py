@@ -41,6 +41,19 @@ def token_saved(*more: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def manual_auth(name: str = "manual", refresh_workflow: str | None = None) -> dict[str, Any]:
+    """A `manual` auth with the demo server's client credentials."""
+    auth = {
+        "name": name,
+        "type": "manual",
+        "client_id": "demo-client",
+        "client_secret": "demo-secret",
+    }
+    if refresh_workflow:
+        auth["refresh_workflow"] = refresh_workflow
+    return auth
+
+
 def get_token_call(base: str, name: str = "get-token", **extra: Any) -> dict[str, Any]:
     """`POST {base}/oauth/token` with the client credentials, saving ACCESS_TOKEN and EXPIRES_IN."""
     return {
@@ -81,15 +94,7 @@ def manual_token_document(
     token's name to the name of its call (`GET {base}/api/orders` with the bearer, status 200)."""
     return {
         "version": 1,
-        "auth": [
-            {
-                "name": names.auth,
-                "type": "manual",
-                "client_id": "demo-client",
-                "client_secret": "demo-secret",
-                "refresh_workflow": names.refresh,
-            }
-        ],
+        "auth": [manual_auth(names.auth, names.refresh)],
         "tokens": [
             {"name": t, "auth": names.auth, "headers": {"Authorization": "Bearer %%ACCESS_TOKEN%%"}}
             for t in tokens

@@ -17,7 +17,7 @@ from apimd.tui.app import ApimdApp, build_app
 from apimd.tui.keys import TuiSettings
 from apimd.tui.screens.dashboard import DashboardScreen
 from tests.support.polling import until
-from tests.support.projects import get_token_call
+from tests.support.projects import get_token_call, manual_auth
 from tests.tui.daemon import Daemon, DemoServer, short_home
 
 S = TypeVar("S", bound=Screen[Any])
@@ -31,13 +31,7 @@ def project(demo_url: str) -> dict[str, Any]:
         "version": 1,
         "variables": {"DEMO": demo_url},
         "auth": [
-            {
-                "name": "demo-oauth",
-                "type": "manual",
-                "client_id": "demo-client",
-                "client_secret": "demo-secret",
-                "refresh_workflow": "refresh-demo",
-            },
+            manual_auth("demo-oauth", "refresh-demo"),
             {
                 "name": "demo-sso",
                 "type": "oauth2",
