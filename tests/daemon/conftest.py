@@ -86,16 +86,26 @@ def own_daemon(daemon_store: str) -> Iterator[Daemon]:
     yield from _running(daemon_store)
 
 
-@pytest.fixture(scope="module")
-def app_home(daemon_store: str) -> Iterator[Daemon]:
-    """The home (and on PostgreSQL the database) of this module's in-process daemon apps: a
-    daemon that is never started, for its home, its environment and its store."""
-    database = postgres.create_database() if daemon_store == "postgres" else None
-    home = Daemon(database=database)
+def _unstarted(store: str) -> Iterator[Daemon]:
+    """A daemon that is never started, for its home, its environment and its store (on
+    PostgreSQL a database of its own)."""
+    home = Daemon(database=postgres.create_database() if store == "postgres" else None)
     try:
         yield home
     finally:
         home.remove()
+
+
+@pytest.fixture(scope="module")
+def app_home(daemon_store: str) -> Iterator[Daemon]:
+    """The home and store of this module's in-process daemon apps."""
+    yield from _unstarted(daemon_store)
+
+
+@pytest.fixture
+def own_home(daemon_store: str) -> Iterator[Daemon]:
+    """A home and store of one test's own."""
+    yield from _unstarted(daemon_store)
 
 
 @pytest.fixture
@@ -108,6 +118,14 @@ async def app(aiohttp_client: AiohttpClient, app_home: Daemon) -> App:
 async def app_client(app: App) -> AsyncIterator[Client]:
     """apimd's client talking to the in-process REST API."""
     async with AppClient(app) as in_process:
+        yield in_process
+
+
+@pytest.fixture
+async def own_app_client(own_home: Daemon, aiohttp_client: AiohttpClient) -> AsyncIterator[Client]:
+    """apimd's client on an in-process REST API with a store of this test's own (`own_home`
+    comes first: its database outlives the app)."""
+    async with AppClient(await serve_app(aiohttp_client, own_home)) as in_process:
         yield in_process
 
 

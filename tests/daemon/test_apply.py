@@ -59,8 +59,9 @@ async def test_apply_upserts_and_leaves_other_resources_alone(app_client: Client
         assert not summary.created and not summary.updated and not summary.deleted
 
 
-async def test_apply_with_prune_deletes_what_the_document_omits(own_daemon: Daemon) -> None:
-    async with own_daemon.client() as client:
+async def test_apply_with_prune_deletes_what_the_document_omits(own_app_client: Client) -> None:
+    """In-process, on a store of its own."""
+    async with own_app_client as client:
         await client.apply(
             project(
                 variables={"KEEP": "1", "DROP": "2"},

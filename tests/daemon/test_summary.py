@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from tests.daemon.conftest import Daemon
+from apimd.client import Client
 
 
 async def test_summary_has_latest_outcome_recent_latencies_uptime_and_next_run(
-    own_daemon: Daemon,
+    own_app_client: Client,
 ) -> None:
-    async with own_daemon.client() as client:
+    """In-process: the summary needs no daemon process."""
+    async with own_app_client as client:
         await client.apply(
             {
                 "auth": [{"name": "a", "type": "manual"}],
