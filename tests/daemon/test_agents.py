@@ -25,6 +25,7 @@ from tests import postgres
 from tests.daemon.conftest import Api, Daemon, Receiver, serving, start_daemon
 from tests.store.conftest import TEST_KEY
 from tests.support.polling import eventually
+from tests.support.web import app_of
 
 pytestmark = pytest.mark.slow
 
@@ -269,9 +270,7 @@ async def token_api() -> AsyncIterator[TokenApi]:
             return web.json_response({"error": "invalid_token"}, status=401)
         return web.json_response({"orders": []})
 
-    app = web.Application()
-    app.router.add_post("/oauth/token", token)
-    app.router.add_get("/api/orders", orders)
+    app = app_of(web.post("/oauth/token", token), web.get("/api/orders", orders))
     async with serving(app) as server.url:
         yield server
 

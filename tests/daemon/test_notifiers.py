@@ -18,6 +18,7 @@ from apimd.demo.server import RunningServer
 from tests.conftest import server_state
 from tests.daemon.conftest import Daemon, eventually, unique
 from tests.daemon.test_tokens import revealed_token, run, token_project
+from tests.support.web import app_of
 
 SECRET = "hdr-secret-value-4417"
 
@@ -58,9 +59,7 @@ async def inbox() -> AsyncIterator[Inbox]:
     async def target(_request: web.Request) -> web.Response:
         return web.json_response({"status": box.status}, status=box.status)
 
-    app = web.Application()
-    app.router.add_get("/target", target)
-    app.router.add_post("/{tail:.*}", notify)
+    app = app_of(web.get("/target", target), web.post("/{tail:.*}", notify))
     async with RunningServer(app) as running:
         box.port = running.port
         yield box

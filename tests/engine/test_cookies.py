@@ -15,6 +15,7 @@ from apimd.engine.runner import Engine
 from apimd.model import Outcome
 from tests.support.engine import run_once
 from tests.support.projects import build
+from tests.support.web import app_of
 
 SESSION = "sess-7f3a9c1d"
 
@@ -24,10 +25,11 @@ class FormSite:
 
     def __init__(self) -> None:
         self.cookies_seen: list[dict[str, str]] = []
-        app = web.Application()
-        app.router.add_post("/login", self.login)
-        app.router.add_get("/home", self.home)
-        app.router.add_get("/api/{tail:.*}", self.api)
+        app = app_of(
+            web.post("/login", self.login),
+            web.get("/home", self.home),
+            web.get("/api/{tail:.*}", self.api),
+        )
         self.server = RunningServer(app)
 
     async def login(self, request: web.Request) -> web.Response:

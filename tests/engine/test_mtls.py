@@ -22,6 +22,7 @@ from apimd.model.loader import load_project_text
 from tests.support.engine import run_once
 from tests.support.projects import build
 from tests.support.tls import TestCA
+from tests.support.web import app_of
 
 
 def _peer_cn(request: web.Request) -> str:
@@ -49,9 +50,7 @@ def ca() -> TestCA:
 
 @pytest.fixture
 async def server(ca: TestCA, tmp_path: Path) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_get("/whoami", whoami)
-    app.router.add_post("/token", token)
+    app = app_of(web.get("/whoami", whoami), web.post("/token", token))
     test_server = TestServer(app, host="127.0.0.1", port=0)
     await test_server.start_server(ssl=ca.server_context(tmp_path))
     try:

@@ -19,6 +19,7 @@ from apimd.engine.signin_vars import code_challenge
 from apimd.model import Outcome, ResultCode, TokenState
 from apimd.model.events import Event
 from tests.support.projects import build, token_saved
+from tests.support.web import app_of
 
 CALLBACK = "http://127.0.0.1:8765/tokens/callback"
 
@@ -38,9 +39,7 @@ async def api() -> AsyncIterator[RunningServer]:
             return web.json_response({"error": "invalid_token"}, status=401)
         return web.json_response({"user": "ops"})
 
-    app = web.Application()
-    app.router.add_post("/exchange", exchange)
-    app.router.add_get("/me", me)
+    app = app_of(web.post("/exchange", exchange), web.get("/me", me))
     async with RunningServer(app) as server:
         yield server
 

@@ -12,6 +12,7 @@ from playwright.async_api import Browser
 
 from tests.e2e.conftest import browser as browser  # Debian's Chromium through Playwright
 from tests.importers.support import env_names, imported, load, run_target
+from tests.support.web import app_of
 
 PAGE = """<!doctype html><title>orders</title><script>
 async function send() {
@@ -41,10 +42,7 @@ def _app() -> web.Application:
         )
         return web.json_response({"created": ok}, status=201 if ok else 400)
 
-    app = web.Application()
-    app.router.add_get("/", page)
-    app.router.add_post("/api/orders", orders)
-    return app
+    return app_of(web.get("/", page), web.post("/api/orders", orders))
 
 
 def _bash_quote(text: str) -> str:

@@ -19,6 +19,7 @@ from textual.widgets import Static
 from apimd.importers import ImportFailed, import_text
 from apimd.tui.screens.importer import ImportScreen
 from tests.importers.support import imported, load, run_target
+from tests.support.web import app_of
 
 
 def _apimd(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -198,10 +199,7 @@ def _login_app() -> web.Application:
     async def home(request: web.Request) -> web.Response:
         return web.Response(text="welcome")
 
-    app = web.Application()
-    app.router.add_post("/login", login)
-    app.router.add_get("/home", home)
-    return app
+    return app_of(web.post("/login", login), web.get("/home", home))
 
 
 async def test_har_login_flow_with_a_recorded_redirect_runs_pass(

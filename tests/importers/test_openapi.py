@@ -9,6 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from tests.importers.support import env_names, imported, load, run_target
+from tests.support.web import app_of
 
 
 def _petstore_app() -> web.Application:
@@ -24,11 +25,11 @@ def _petstore_app() -> web.Application:
         found = [p for p in pets if str(p["id"]) == request.match_info["pet_id"]]
         return web.json_response(found, status=200 if found else 404)
 
-    app = web.Application()
-    app.router.add_get("/v1/pets", list_pets)
-    app.router.add_post("/v1/pets", create_pet)
-    app.router.add_get("/v1/pets/{pet_id}", show_pet)
-    return app
+    return app_of(
+        web.get("/v1/pets", list_pets),
+        web.post("/v1/pets", create_pet),
+        web.get("/v1/pets/{pet_id}", show_pet),
+    )
 
 
 def test_petstore_imports_every_operation_with_its_first_2xx_status() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from aiohttp import web
 
 from tests.importers.support import env_names, imported, load, run_target
+from tests.support.web import app_of
 
 
 def test_newman_sample_collection_becomes_calls_in_a_workflow() -> None:
@@ -267,11 +268,9 @@ def _orders_api() -> web.Application:
         ok = authorised(request) and request.match_info["id"] == "7"
         return web.json_response({"id": 7}, status=200 if ok else 404)
 
-    app = web.Application()
-    app.router.add_post("/token", token)
-    app.router.add_post("/orders", create)
-    app.router.add_get("/orders/{id}", show)
-    return app
+    return app_of(
+        web.post("/token", token), web.post("/orders", create), web.get("/orders/{id}", show)
+    )
 
 
 async def test_imported_oauth2_collection_runs_pass_against_a_local_api(

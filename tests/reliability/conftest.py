@@ -20,6 +20,7 @@ from tests.support import daemon as support
 from tests.support.daemon import short_home, started
 from tests.support.projects import token_saved
 from tests.support.socket_http import Reply, SocketHTTP
+from tests.support.web import app_of
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 20.0
@@ -114,9 +115,7 @@ async def exchange_server() -> AsyncIterator[Exchange]:
             return web.json_response({"error": "invalid_token"}, status=401)
         return web.json_response({"user": "alice"})
 
-    app = web.Application()
-    app.router.add_post("/exchange", trade)
-    app.router.add_get("/me", me)
+    app = app_of(web.post("/exchange", trade), web.get("/me", me))
     async with loopback(app) as url:
         exchange.url = url
         yield exchange

@@ -36,6 +36,7 @@ from apimd.model.events import RunFinished, RunStarted
 from apimd.model.result import Result
 from tests.reliability.conftest import DaemonProcess, loopback
 from tests.support.hostile import hostile_app, hostile_bodies
+from tests.support.web import app_of
 
 MIB = 1024 * 1024
 TIMEOUT_S = 3
@@ -78,16 +79,16 @@ class HostileServer:
         assert len(self.bomb) < MIB
 
     def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/ok", self.ok)
-        app.router.add_get("/huge", self.huge)
-        app.router.add_get("/bomb", self.gzip_bomb)
-        app.router.add_get("/bad-utf8", self.bad_utf8)
-        app.router.add_get("/laughs", self.laughs)
-        app.router.add_get("/backtrack", self.backtrack)
-        app.router.add_get("/drip", self.drip)
-        app.router.add_get("/silent", self.silent)
-        return app
+        return app_of(
+            web.get("/ok", self.ok),
+            web.get("/huge", self.huge),
+            web.get("/bomb", self.gzip_bomb),
+            web.get("/bad-utf8", self.bad_utf8),
+            web.get("/laughs", self.laughs),
+            web.get("/backtrack", self.backtrack),
+            web.get("/drip", self.drip),
+            web.get("/silent", self.silent),
+        )
 
     async def ok(self, _request: web.Request) -> web.Response:
         return web.json_response({"ok": True})

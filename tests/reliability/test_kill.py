@@ -33,6 +33,7 @@ from apimd.client import Client, DaemonUnavailable
 from apimd.model.outcome import Outcome
 from tests.reliability.conftest import DaemonProcess, loopback
 from tests.support.projects import token_saved
+from tests.support.web import app_of
 
 ROUNDS = int(os.environ.get("APIMD_KILL_ROUNDS", "20"))
 SEED = int(os.environ.get("APIMD_KILL_SEED", str(time.time_ns() % 1_000_000)))
@@ -50,10 +51,7 @@ class TokenApi:
         self.counter = itertools.count()
 
     def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_post("/token", self.token)
-        app.router.add_get("/ping", self.ping)
-        return app
+        return app_of(web.post("/token", self.token), web.get("/ping", self.ping))
 
     async def token(self, _request: web.Request) -> web.Response:
         access = f"at-{next(self.counter)}-{os.urandom(6).hex()}"

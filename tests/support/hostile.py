@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from tests.support.web import app_of
+
 MIB = 1024 * 1024
 
 
@@ -35,7 +37,4 @@ def hostile_app(bodies: dict[str, bytes]) -> web.Application:
     async def ok(_request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
-    app = web.Application()
-    app.router.add_get("/body/{name}", body)
-    app.router.add_get("/ok", ok)
-    return app
+    return app_of(web.get("/body/{name}", body), web.get("/ok", ok))
