@@ -80,12 +80,6 @@ def daemon(daemon_store: str) -> Iterator[Daemon]:
     yield from _running(daemon_store)
 
 
-@pytest.fixture
-def own_daemon(daemon_store: str) -> Iterator[Daemon]:
-    """A daemon for one test alone."""
-    yield from _running(daemon_store)
-
-
 def _unstarted(store: str) -> Iterator[Daemon]:
     """A daemon that is never started, for its home, its environment and its store (on
     PostgreSQL a database of its own)."""
@@ -96,15 +90,24 @@ def _unstarted(store: str) -> Iterator[Daemon]:
         home.remove()
 
 
-@pytest.fixture(scope="module")
-def app_home(daemon_store: str) -> Iterator[Daemon]:
-    """The home and store of this module's in-process daemon apps."""
+@pytest.fixture
+def own_home(daemon_store: str) -> Iterator[Daemon]:
+    """A home and store of one test's own."""
     yield from _unstarted(daemon_store)
 
 
 @pytest.fixture
-def own_home(daemon_store: str) -> Iterator[Daemon]:
-    """A home and store of one test's own."""
+def own_daemon(own_home: Daemon) -> Iterator[Daemon]:
+    """A daemon for one test alone."""
+    own_home.start()
+    yield own_home
+    own_home.stop_cleanly()
+
+
+@pytest.fixture(scope="module")
+def app_home(daemon_store: str) -> Iterator[Daemon]:
+    """The home and store of this module's in-process daemon apps (never a process: its
+    store stays free for the app)."""
     yield from _unstarted(daemon_store)
 
 

@@ -10,6 +10,7 @@ import socket
 import ssl
 import struct
 import zlib
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -18,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from yarl import URL
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MiB = 1024 * 1024
 
@@ -176,17 +179,17 @@ def make_app(bomb: bytes = b"") -> web.Application:
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     app = web.Application()
-    app.add_routes(
-        [
-            web.route("*", "/echo", echo),
-            web.route("*", "/forward", forward),
-            web.get("/chain/{left}", chain),
-            web.get("/slow", slow),
-            web.get("/drip", drip),
-            web.get("/big", big),
-            web.get("/encoded", encoded),
-            web.get("/bomb", serve_bomb),
-            web.get("/bytes", raw_bytes),
-        ]
-    )
+    app.router.add_route("*", "/echo", echo)
+    app.router.add_route("*", "/forward", forward)
+    gets: dict[str, Handler] = {
+        "/chain/{left}": chain,
+        "/slow": slow,
+        "/drip": drip,
+        "/big": big,
+        "/encoded": encoded,
+        "/bomb": serve_bomb,
+        "/bytes": raw_bytes,
+    }
+    for path, handler in gets.items():
+        app.router.add_get(path, handler)
     return app
