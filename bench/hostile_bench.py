@@ -169,10 +169,10 @@ async def bench(args: argparse.Namespace) -> int:
     daemon = await start_daemon(home)
     watcher: asyncio.Task[None] | None = None
     try:
-        async with Client(home / "apimd.sock", timeout=300) as client:
+        async with daemon.client(timeout=300) as client:
             idle = rss_mib(daemon.pid)
             seen = Seen()
-            events = Client(home / "apimd.sock")
+            events = daemon.client()
             watcher = asyncio.create_task(watch(events, seen))
             await asyncio.sleep(1.0)
             await client.apply(project(port, args.every))

@@ -7,8 +7,6 @@ import functools
 import json
 import os
 import sqlite3
-import sys
-import tempfile
 from pathlib import Path
 
 import psycopg
@@ -16,7 +14,8 @@ import psycopg
 from apimd.demo.server import RunningServer
 from tests.cli.test_run_command import EXAMPLE, apimd
 from tests.conftest import server_state
-from tests.daemon.conftest import start_daemon, stop_daemon
+from tests.support.daemon import DaemonProcess as Daemon
+from tests.support.daemon import start_daemon, stop_daemon
 
 
 async def test_token_filled_by_one_run_is_reused_by_the_next(
@@ -53,35 +52,18 @@ async def test_expired_token_in_the_db_is_refreshed(
     assert server_state(token_server).token_requests == 2
 
 
-async def test_db_held_by_a_running_daemon_is_refused(token_server: RunningServer) -> None:
-    home = Path(tempfile.mkdtemp(prefix="apimd-", dir="/tmp"))
-    env = {**os.environ, "APIMD_HOME": str(home), "APIMD_CALLBACK_PORT": "0"}
-    daemon = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "apimd",
-        "daemon",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        env=env,
-    )
+async def run_beside(daemon: Daemon, db: str, token_server: RunningServer) -> tuple[int, str, str]:
+    """`apimd run --db DB` while `daemon` runs (stopped afterwards)."""
+    env = {"APIMD_DEMO_URL": token_server.url, "APIMD_HOME": str(daemon.home)}
     try:
-        for _ in range(100):
-            if (home / "apimd.sock").exists():
-                break
-            await asyncio.sleep(0.1)
-        code, out, err = await apimd(
-            "run",
-            "list-orders",
-            "-f",
-            str(EXAMPLE),
-            "--db",
-            str(home / "apimd.db"),
-            env={"APIMD_DEMO_URL": token_server.url, "APIMD_HOME": str(home)},
-        )
+        return await apimd("run", "list-orders", "-f", str(EXAMPLE), "--db", db, env=env)
     finally:
-        daemon.terminate()
-        assert await asyncio.wait_for(daemon.wait(), 20) == 0
+        await asyncio.to_thread(stop_daemon, daemon)
+
+
+async def test_db_held_by_a_running_daemon_is_refused(token_server: RunningServer) -> None:
+    daemon = await asyncio.to_thread(start_daemon)
+    code, out, err = await run_beside(daemon, str(daemon.home / "apimd.db"), token_server)
     assert code == 2
     assert out == ""
     assert "in use by the apimd daemon" in err
@@ -112,18 +94,7 @@ async def test_a_postgresql_db_held_by_a_running_daemon_is_refused(
     token_server: RunningServer, pg_url: str
 ) -> None:
     daemon = await asyncio.to_thread(functools.partial(start_daemon, APIMD_DATABASE_URL=pg_url))
-    try:
-        code, out, err = await apimd(
-            "run",
-            "list-orders",
-            "-f",
-            str(EXAMPLE),
-            "--db",
-            pg_url,
-            env={"APIMD_DEMO_URL": token_server.url, "APIMD_HOME": str(daemon.home)},
-        )
-    finally:
-        await asyncio.to_thread(stop_daemon, daemon)
+    code, out, err = await run_beside(daemon, pg_url, token_server)
     assert code == 2
     assert out == ""
     assert "is in use by the apimd daemon for" in err
