@@ -9,13 +9,17 @@ import os
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, async_playwright
 
+from apimd.client import Client
 from apimd.demo.server import RunningServer, create_app
+from apimd.model.api import SigninInfo
 from tests.support.daemon import DaemonProcess as Daemon
 from tests.support.daemon import started
 
@@ -38,6 +42,17 @@ async def daemon() -> AsyncIterator[Daemon]:
     """A daemon of the test's own (tests/support), stopped with SIGTERM (exit 0 required)."""
     async with started(Daemon()) as running:
         yield running
+
+
+@asynccontextmanager
+async def signing_in(
+    daemon: Daemon, project: dict[str, Any], token: str
+) -> AsyncIterator[tuple[Client, SigninInfo]]:
+    """A client of `daemon` after applying `project` and starting the sign-in of `token`, with
+    what `POST /v1/tokens/{token}/signin` answered."""
+    async with daemon.client() as client:
+        await client.apply(project)
+        yield client, await client.signin(token)
 
 
 @pytest.fixture

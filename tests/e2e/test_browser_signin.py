@@ -15,7 +15,7 @@ from playwright.async_api import Browser
 
 from apimd.cli.demo import signin_resources
 from apimd.demo.server import RunningServer, TokenServerState, create_app
-from tests.e2e.conftest import Daemon
+from tests.e2e.conftest import Daemon, signing_in
 from tests.support.polling import eventually, until
 from tests.support.projects import token_saved
 
@@ -110,9 +110,7 @@ async def test_browser_sign_in_then_scheduled_calls_pass_across_expiry(
     daemon: Daemon, auth_server: tuple[RunningServer, TokenServerState], browser: Browser
 ) -> None:
     server, state = auth_server
-    async with daemon.client() as client:
-        await client.apply(code_flow_project(server.url))
-        started = await client.signin("user")
+    async with signing_in(daemon, code_flow_project(server.url), "user") as (client, started):
         query = parse_qs(urlsplit(started.url).query)
         assert query["code_challenge_method"] == ["S256"]
         heading, status = await sign_in_in_browser(browser, started.url)
@@ -147,9 +145,7 @@ async def test_fragment_answer_goes_through_the_capture_page_script(
 ) -> None:
     server, state = auth_server
     state.fragment_response = True
-    async with daemon.client() as client:
-        await client.apply(code_flow_project(server.url))
-        started = await client.signin("user")
+    async with signing_in(daemon, code_flow_project(server.url), "user") as (client, started):
         heading, _ = await sign_in_in_browser(browser, started.url)
         token = await client.get("tokens", "user")
     assert heading == "Signed in"
@@ -160,9 +156,7 @@ async def test_access_denied_tells_the_person(
     daemon: Daemon, auth_server: tuple[RunningServer, TokenServerState], browser: Browser
 ) -> None:
     server, _ = auth_server
-    async with daemon.client() as client:
-        await client.apply(code_flow_project(server.url))
-        started = await client.signin("user")
+    async with signing_in(daemon, code_flow_project(server.url), "user") as (client, started):
         page = await browser.new_page()
         await page.goto(started.url)
         await page.click("#deny")
@@ -181,9 +175,7 @@ async def test_pasted_redirect_url_completes_the_sign_in(
 ) -> None:
     """Over SSH the browser cannot reach the callback port: the person pastes the final URL."""
     server, _ = auth_server
-    async with daemon.client() as client:
-        await client.apply(code_flow_project(server.url))
-        started = await client.signin("user")
+    async with signing_in(daemon, code_flow_project(server.url), "user") as (client, started):
         landed = await landed_address(browser, started.url)
         done = await client.complete_signin(landed)
         token = await client.get("tokens", "user")

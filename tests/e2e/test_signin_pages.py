@@ -8,7 +8,7 @@ from typing import Any
 
 from playwright.async_api import Browser
 
-from tests.e2e.conftest import Daemon
+from tests.e2e.conftest import Daemon, signing_in
 from tests.e2e.signin_workflow import browser_workflow_project
 from tests.e2e.test_browser_signin import code_flow_project
 
@@ -44,9 +44,7 @@ async def signed_in_page(browser: Browser, url: str) -> str:
 async def test_a_token_nothing_can_renew_says_a_person_signs_in_again(
     daemon: Daemon, demo: str, browser: Browser
 ) -> None:
-    async with daemon.client() as client:
-        await client.apply(no_refresh_project(demo))
-        started = await client.signin("once")
+    async with signing_in(daemon, no_refresh_project(demo), "once") as (client, started):
         body = await signed_in_page(browser, started.url)
         token = await client.get("tokens", "once")
     assert body.startswith("Signed in"), body
@@ -59,9 +57,7 @@ async def test_a_token_nothing_can_renew_says_a_person_signs_in_again(
 async def test_a_token_with_a_refresh_workflow_is_promised_its_refresh(
     daemon: Daemon, demo: str, browser: Browser
 ) -> None:
-    async with daemon.client() as client:
-        await client.apply(code_flow_project(demo))
-        started = await client.signin("user")
+    async with signing_in(daemon, code_flow_project(demo), "user") as (_client, started):
         body = await signed_in_page(browser, started.url)
     assert body.startswith("Signed in"), body
     assert "apimd refreshes it by itself before it expires" in body
