@@ -46,6 +46,7 @@ from apimd.tui.screens.dashboard import DashboardScreen
 
 # Shared with the tests (tests/support): bench/run sets PYTHONPATH, a direct run does not.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support import polling
 from tests.support.clients import EmptyDaemon
 
 SIZE = (120, 40)
@@ -152,11 +153,7 @@ def make_app(client: BenchClient) -> tuple[ApimdApp, Frames]:
 
 
 async def until(check: Callable[[], object], within_s: float = 60.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {check}")
-        await asyncio.sleep(0.005)
+    await polling.until(check, timeout=within_s, interval=0.005)
 
 
 def dashboard_of(app: ApimdApp) -> DashboardScreen:

@@ -5,7 +5,6 @@ daemon; these catch layout regressions. Review changed SVGs by eye before accept
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,6 +30,7 @@ from apimd.model.kinds import ResourceKind
 from apimd.tui.app import ApimdApp, build_app
 from apimd.tui.editors import EditorScreen, open_editor
 from apimd.tui.keys import TuiSettings
+from tests.tui.conftest import wait_for
 from tests.tui.fakes import SOCKET, FakeClient, frozen_clock
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
@@ -113,11 +113,7 @@ def snapshot_app() -> ApimdApp:
 
 
 async def until(pilot: Pilot[None], check: Callable[[], Any], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"snapshot setup timed out waiting for {check}")
-        await pilot.pause(0.02)
+    await wait_for(pilot, check, timeout=timeout, what="the snapshot's setup")
 
 
 async def open_loaded(pilot: Pilot[None], kind: str, name: str) -> EditorScreen:

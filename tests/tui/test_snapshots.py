@@ -4,7 +4,6 @@ real daemon; these catch layout regressions. Review changed SVGs by eye before a
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,6 +21,7 @@ from apimd.tui.screens.run import RunScreen
 from apimd.tui.screens.stats import StatsScreen
 from apimd.tui.screens.tokens import TokensScreen
 from apimd.tui.screens.viewer import ResultScreen
+from tests.tui.conftest import wait_for
 from tests.tui.fakes import SOCKET, FakeClient, frozen_clock
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
@@ -36,11 +36,7 @@ def snapshot_app(client: Any = None) -> ApimdApp:
 
 
 async def until(pilot: Pilot[None], check: Callable[[], Any], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"snapshot setup timed out waiting for {check}")
-        await pilot.pause(0.02)
+    await wait_for(pilot, check, timeout=timeout, what="the snapshot's setup")
 
 
 def screen_of(pilot: Pilot[None]) -> Any:
