@@ -13,15 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from apimd.client import ApiError
-from apimd.model.api import (
-    ResultPage,
-    RunAccepted,
-    SignInInfo,
-    SignInList,
-    SignInResult,
-    StatusInfo,
-    Summary,
-)
+from apimd.model import api
 from apimd.model.events import Event, Lagged
 from apimd.model.resources import Token
 from apimd.model.result import Result
@@ -41,8 +33,8 @@ class EmptyDaemon(DaemonClient):
         self.runs: list[tuple[str, str]] = []
         """Every `(kind, name)` asked to run, in order."""
 
-    async def status(self) -> StatusInfo:
-        return StatusInfo(
+    async def status(self) -> api.StatusInfo:
+        return api.StatusInfo(
             version="0.1.0",
             pid=4242,
             started_at=datetime.now(UTC),
@@ -68,22 +60,22 @@ class EmptyDaemon(DaemonClient):
     async def put(self, kind: str, name: str, resource: BaseModel | dict[str, Any]) -> BaseModel:
         raise ApiError(409, "read_only", "this daemon is read-only", [])
 
-    async def run(self, kind: str, name: str, **_options: Any) -> RunAccepted:
+    async def run(self, kind: str, name: str, **_options: Any) -> api.RunAccepted:
         self.runs.append((kind, name))
         return await self.accept_run(kind, name)
 
-    async def accept_run(self, kind: str, name: str) -> RunAccepted:
+    async def accept_run(self, kind: str, name: str) -> api.RunAccepted:
         """What `run` answers once it has noted the run."""
         raise ApiError(409, "read_only", "this daemon runs nothing", [])
 
-    async def results(self, **_filters: Any) -> ResultPage:
-        return ResultPage(results=[], next_cursor=None)
+    async def results(self, **_filters: Any) -> api.ResultPage:
+        return api.ResultPage(results=[], next_cursor=None)
 
     async def result(self, result_id: str) -> Result:
         raise _missing(f"result with id {result_id!r}")
 
-    async def summary(self, *, window: str = "24h") -> Summary:
-        return Summary(generated_at=datetime.now(UTC), window_s=86400.0, targets=[])
+    async def summary(self, *, window: str = "24h") -> api.Summary:
+        return api.Summary(generated_at=datetime.now(UTC), window_s=86400.0, targets=[])
 
     async def stats(self, name: str, *, window: str = "24h") -> Stats:
         now = datetime.now(UTC)
@@ -92,13 +84,13 @@ class EmptyDaemon(DaemonClient):
     async def refresh_token(self, name: str) -> Token:
         raise _missing(f"token named {name!r}")
 
-    async def signin(self, name: str, *, mode: str = "browser") -> SignInInfo:
+    async def signin(self, name: str, *, mode: str = "browser") -> api.SignInInfo:
         raise _missing(f"token named {name!r}")
 
-    async def signins(self) -> SignInList:
-        return SignInList(signins=[])
+    async def signins(self) -> api.SignInList:
+        return api.SignInList(signins=[])
 
-    async def complete_signin(self, url: str) -> SignInResult:
+    async def complete_signin(self, url: str) -> api.SignInResult:
         raise ApiError(400, "signin_refused", "no sign-in is pending", [])
 
     async def events(self) -> AsyncIterator[Event]:
