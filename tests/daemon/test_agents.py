@@ -475,7 +475,9 @@ async def test_a_run_asked_of_one_agent_for_another_location_runs_there(
             agents = (await client.agents()).agents
             return len(agents) == 2 and sum(a.leader for a in agents) == 1
 
-        await wait_for(two_live, 20, "2 live agents, one of them leading")
+        await eventually(
+            two_live, timeout=20, interval=0.5, what="2 live agents, one of them leading"
+        )
         secret = "sealed-7f3a9c"
         there = await client.run(
             "calls", "probe", wait=True, location="loc-b", variables={"PROBE_VALUE": secret}
@@ -509,7 +511,7 @@ async def test_a_run_asked_of_one_agent_for_another_location_runs_there(
             page = await client.results(name="probe", limit=50)
             return any(r.id == queued.run_id and r.agent == "b1" for r in page.results)
 
-        await wait_for(recorded, 15, "the queued run's result from b1")
+        await eventually(recorded, timeout=15, interval=0.5, what="the queued run's result from b1")
         with pytest.raises(ApiError) as refused:
             await client.run("calls", "probe", wait=True, location="nowhere")
         assert refused.value.status == 400
@@ -535,7 +537,12 @@ async def test_a_run_asked_of_one_agent_for_another_location_runs_there(
             ours = next(t for t in (await lead.summary()).targets if t.name == "probe")
             return theirs.next_run is not None and theirs.next_run == ours.next_run
 
-        await wait_for(same_next_run, 15, "the follower's next run of probe to be the leader's")
+        await eventually(
+            same_next_run,
+            timeout=15,
+            interval=0.5,
+            what="the follower's next run of probe to be the leader's",
+        )
         # A schedule applied through the follower: the leader fires it, the follower shows when.
         await client.apply({"calls": [{"name": "probe2", "url": f"{api.url}/p2"}]})
         await client.put(
@@ -546,7 +553,9 @@ async def test_a_run_asked_of_one_agent_for_another_location_runs_there(
             found = [t for t in (await client.summary()).targets if t.name == "probe2"]
             return bool(found) and found[0].next_run is not None
 
-        await wait_for(shown, 15, "the follower to show the new schedule's next run")
+        await eventually(
+            shown, timeout=15, interval=0.5, what="the follower to show the new schedule's next run"
+        )
         added = next(t for t in (await client.summary()).targets if t.name == "probe2")
         assert added.next_run is not None
         assert timedelta(minutes=59) < added.next_run - datetime.now(UTC) <= timedelta(hours=1)
@@ -586,7 +595,7 @@ async def test_reminders_go_once_per_cluster_and_late_firings_are_recorded_skipp
         async def alerted() -> bool:
             return bool(sent("alert"))
 
-        await wait_for(alerted, 30, "the alert of `down`")
+        await eventually(alerted, timeout=30, interval=0.5, what="the alert of `down`")
         # An apply through b1 reloads every agent: each takes up the alert's reminder.
         async with cluster.agents["b1"].client() as other:
             await other.put("calls", "idle", {"name": "idle", "url": f"{api.url}/idle"})
@@ -612,7 +621,7 @@ async def test_reminders_go_once_per_cluster_and_late_firings_are_recorded_skipp
         async def passing() -> bool:
             return (await client.results(name="down", limit=1)).results[0].outcome == "PASS"
 
-        await wait_for(passing, 15, "`down` to pass again")
+        await eventually(passing, timeout=15, interval=0.5, what="`down` to pass again")
         resolved_at = time.monotonic()
         await asyncio.sleep(5)
         assert [at for at in sent("repeat") if at > resolved_at + 0.5] == []

@@ -164,7 +164,8 @@ async def test_schema_5_results_are_migrated_and_read_back_identical_to_the_new_
     await _check_queries(store, results)
     # Adding them again stores nothing twice.
     assert await store.add_results(results) == 0
-    assert (await store.db.fetchone("SELECT COUNT(*) FROM results"))[0] == len(results)
+    count = await store.db.fetchone("SELECT COUNT(*) FROM results")
+    assert count is not None and count[0] == len(results)
 
 
 async def _check_queries(store: Any, results: list[Result]) -> None:

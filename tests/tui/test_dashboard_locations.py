@@ -62,13 +62,11 @@ async def test_l_keeps_the_monitors_of_one_location_at_a_time(
         ]
         for expected_query, expected_rows in steps:
             await pilot.press("l")
-            await wait_for(
-                pilot,
-                lambda q=expected_query, r=expected_rows: (
-                    query.value == q and row_names(screen) == r
-                ),
-                what=f"the rows of {expected_query or 'every location'}",
-            )
+
+            def shown(q: str = expected_query, r: set[str] = expected_rows) -> bool:
+                return query.value == q and row_names(screen) == r
+
+            await wait_for(pilot, shown, what=f"the rows of {expected_query or 'every location'}")
         # Typed, with other words: both apply.
         await pilot.press("slash", *"in @loc-b")
         await wait_for(pilot, lambda: row_names(screen) == {"in-b"}, what="in-b alone")

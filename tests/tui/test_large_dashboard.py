@@ -200,8 +200,8 @@ def test_the_summary_text_decoded_in_pieces_is_what_json_loads_makes_of_it() -> 
         parse_summary(json.dumps(document))
     assert raised.value.errors()[0]["loc"][:3] == ("targets", 450, "kind")
     assert decode_in_pieces(text) == json.loads(text)
-    for document in ('{"a": [ ], "b": [1, {"c": [2]}], "d": "}]"}', "[1, 2]", '"s"', "{}"):
-        assert decode_in_pieces(document) == json.loads(document)
+    for piece in ('{"a": [ ], "b": [1, {"c": [2]}], "d": "}]"}', "[1, 2]", '"s"', "{}"):
+        assert decode_in_pieces(piece) == json.loads(piece)
     for broken in (
         '{"a": [1, 2,]}',
         '{"a": 1,}',
@@ -214,9 +214,9 @@ def test_the_summary_text_decoded_in_pieces_is_what_json_loads_makes_of_it() -> 
             json.loads(broken)
         with pytest.raises(json.JSONDecodeError):
             decode_in_pieces(broken)
-    with pytest.raises(json.JSONDecodeError) as raised:
+    with pytest.raises(json.JSONDecodeError) as malformed:
         parse_summary('{"generated_at": "2026-12-06T05:00:00Z", "targets": [{"name": "a"} {}]}')
-    assert "Expecting ',' delimiter" in str(raised.value)
+    assert "Expecting ',' delimiter" in str(malformed.value)
 
 
 def test_the_head_of_a_summary_is_the_first_rows_of_the_whole_board_in_order() -> None:

@@ -223,7 +223,7 @@ async def test_with_a_display_and_no_ssh_the_browser_opens(signin_daemon: Daemon
 @asynccontextmanager
 async def signed_in_over_ssh(
     daemon: Daemon,
-) -> AsyncIterator[tuple[Pilot[None], SignInScreen, list[bool], str]]:
+) -> AsyncIterator[tuple[Pilot[None], SignInScreen, list[bool | None], str]]:
     """The app at 80×24 with sso-token's sign-in started over SSH and done in the browser:
     (pilot, the screen, its dismissals, the address the browser ended on)."""
     app = make_app(daemon)
