@@ -19,7 +19,7 @@ from playwright.async_api import Browser, async_playwright
 
 from apimd.client import Client
 from apimd.demo.server import RunningServer, create_app
-from apimd.model.api import SigninInfo
+from apimd.model.api import SignInInfo
 from tests.support.daemon import DaemonProcess as Daemon
 from tests.support.daemon import started
 
@@ -47,7 +47,7 @@ async def daemon() -> AsyncIterator[Daemon]:
 @asynccontextmanager
 async def signing_in(
     daemon: Daemon, project: dict[str, Any], token: str
-) -> AsyncIterator[tuple[Client, SigninInfo]]:
+) -> AsyncIterator[tuple[Client, SignInInfo]]:
     """A client of `daemon` after applying `project` and starting the sign-in of `token`, with
     what `POST /v1/tokens/{token}/signin` answered."""
     async with daemon.client() as client:

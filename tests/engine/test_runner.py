@@ -510,7 +510,11 @@ async def test_an_update_that_changes_a_template_or_jsonpath_takes_effect_at_onc
     # Templates and JSONPaths are compiled once and kept: a changed definition must not run as
     # the one compiled before it.
     def doc(header: str, path: str) -> dict[str, Any]:
-        echo = {"name": "echo", "url": f"{receiver.server.url}/echo", "params": {"page": "7"}}
+        echo: dict[str, Any] = {
+            "name": "echo",
+            "url": f"{receiver.server.url}/echo",
+            "params": {"page": "7"},
+        }
         echo["headers"] = {"X-Tag": header}
         echo["conditions"] = [{"source": "json", "path": path, "op": "exists", "save_as": "GOT"}]
         return {"variables": {"WHO": "me"}, "calls": [echo]}
