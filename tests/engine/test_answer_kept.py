@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from apimd.model import ResultCode
-from tests.engine.projects import run_doc
+from tests.support.projects import run_doc
 
 
 async def _bad_gzip(request: web.Request) -> web.Response:

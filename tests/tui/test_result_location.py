@@ -37,7 +37,7 @@ async def test_a_result_from_another_location_says_where_it_ran(
     fresh_daemon.start()
     fresh_daemon.apply({"calls": [{"name": "probe", "url": "http://127.0.0.1:9/never"}]})
     fresh_daemon.run("calls", "probe")
-    fresh_daemon.stop()
+    fresh_daemon.stop_cleanly()
     monkeypatch.setenv("APIMD_LOCATION", "loc-home")
     monkeypatch.setenv("APIMD_AGENT", "agent-home")
     fresh_daemon.start()
