@@ -30,16 +30,7 @@ async def start_signin(request: web.Request) -> web.Response:
         started = await service.start_signin(name, device=wanted.mode == "device")
     except SignInError as exc:
         raise BadRequest(exc.message, code="signin_unavailable") from None
-    return _dump(
-        SignInInfo(
-            id=started.id,
-            url=started.url,
-            token=started.token,
-            expires_at=started.expires_at,
-            user_code=started.user_code,
-            verification_uri=started.verification_uri,
-        )
-    )
+    return _dump(SignInInfo.model_validate(started, from_attributes=True))
 
 
 async def list_signins(request: web.Request) -> web.Response:

@@ -12,7 +12,6 @@ from types import TracebackType
 
 from apimd.dburl import is_postgres_url
 from apimd.engine.ports import StateStore
-from apimd.model.outcome import Outcome
 from apimd.model.project import Project
 from apimd.model.resources import Variable
 from apimd.model.result import Result
@@ -26,7 +25,7 @@ from apimd.store.errors import SecretKeyError
 from apimd.store.firings import FiringStore
 from apimd.store.lock import OwnerLock
 from apimd.store.resources import ResourceStore
-from apimd.store.results import RecentRuns, ResultPage, ResultStore
+from apimd.store.results import RecentRuns, ResultStore
 from apimd.store.rollups import query_stats
 from apimd.store.secrets import KeySource, SecretBox
 from apimd.store.signins import SignInStore
@@ -128,6 +127,8 @@ class Store:
         self.variables = VariableStore(db, box)
         self.counters = CounterStore(db, box)
         self.results = ResultStore(db)
+        # `GET /v1/results`: newest first; pass `next_cursor` back for the next page.
+        self.list_results = self.results.page
         self.firings = FiringStore(db, self.results)
         self.origin: tuple[str, str] | None = None
         """(location, agent) stamped on the results this process records (SPEC §13)."""
@@ -221,29 +222,6 @@ class Store:
     async def add_results(self, results: Sequence[Result]) -> int:
         """Store many results in one transaction; returns how many were new."""
         return await self.results.add_many(results)
-
-    async def list_results(
-        self,
-        *,
-        name: str | None = None,
-        outcome: Outcome | str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
-        parents: Sequence[str] = (),
-    ) -> ResultPage:
-        """`GET /v1/results`: newest first; pass `next_cursor` back for the next page. With
-        `name`, the steps of that name in runs of the `parents` workflows come too."""
-        return await self.results.page(
-            name=name,
-            outcome=outcome,
-            since=since,
-            until=until,
-            limit=limit,
-            cursor=cursor,
-            parents=parents,
-        )
 
     async def recent_results(self, since: datetime) -> dict[str, RecentRuns]:
         """Latest result, recent totals and counts per outcome of every target since `since`."""
