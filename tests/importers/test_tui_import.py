@@ -7,6 +7,8 @@ from typing import Any
 
 from textual.app import App
 from textual.command import CommandPalette
+from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Input, Select, Static
 
 from apimd.client import ApiError
@@ -38,6 +40,17 @@ class _RecordingDaemon:
         return ApplySummary(created={"calls": [c["name"] for c in project["calls"]]})
 
 
+async def click_done(pilot: Pilot[None], selector: str) -> None:
+    """Click `selector` and wait until the work it started has finished."""
+    await pilot.click(selector)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def preview_of(screen: Screen[Any]) -> str:
+    return str(screen.query_one("#preview-text", Static).render())
+
+
 async def test_import_screen_previews_then_applies() -> None:
     daemon = _RecordingDaemon()
     app: App[None] = App()
@@ -46,17 +59,13 @@ async def test_import_screen_previews_then_applies() -> None:
         await pilot.pause()
         screen = app.screen
         screen.query_one("#source", Input).value = str(FIXTURES / "petstore.yaml")
-        await pilot.click("#preview-button")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        preview = str(screen.query_one("#preview-text", Static).render())
+        await click_done(pilot, "#preview-button")
+        preview = preview_of(screen)
         assert "Will create: 2 variables, 3 calls" in preview
         assert "call showPetById" in preview
         assert "not translated: operation showPetById: path parameter 'petId'" in preview
         assert not screen.query_one("#apply", Button).disabled
-        await pilot.click("#apply")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await click_done(pilot, "#apply")
         assert [c["name"] for c in daemon.applied[0]["calls"]] == [
             "listPets",
             "createPets",
@@ -72,12 +81,8 @@ async def test_import_screen_says_why_a_file_cannot_be_imported() -> None:
         await app.push_screen(ImportScreen(_RecordingDaemon()))
         screen = app.screen
         screen.query_one("#source", Input).value = "/nonexistent/api.yaml"
-        await pilot.click("#preview-button")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert "Cannot read '/nonexistent/api.yaml'" in str(
-            screen.query_one("#preview-text", Static).render()
-        )
+        await click_done(pilot, "#preview-button")
+        assert "Cannot read '/nonexistent/api.yaml'" in preview_of(screen)
         assert screen.query_one("#apply", Button).disabled
 
 
@@ -93,16 +98,12 @@ async def test_secrets_stay_out_of_the_preview_and_reach_the_daemon_only_if_chos
                 FIXTURES / "transformer-helpers-v2.1.0.json"
             )
             screen.query_one("#store-secrets", Checkbox).value = store
-            await pilot.click("#preview-button")
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-            preview = str(screen.query_one("#preview-text", Static).render())
+            await click_done(pilot, "#preview-button")
+            preview = preview_of(screen)
             assert "kane" not in preview and "wkjehbxoqnunc2k3" not in preview
             assert "ABHIJIT_PASSWORD" in preview
             assert 'untick "Store the secrets found" to leave them out' in preview
-            await pilot.click("#apply")
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+            await click_done(pilot, "#apply")
         if store:
             assert daemon.applied[0]["auth"][0]["password"] == expected
         else:
@@ -144,12 +145,8 @@ async def test_import_screen_keeps_har_cookies_when_asked() -> None:
                 FIXTURES / "harviewer-firefox47-post-empty.har"
             )
             screen.query_one("#keep-cookies", Checkbox).value = keep
-            await pilot.click("#preview-button")
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-            preview = str(screen.query_one("#preview-text", Static).render())
+            await click_done(pilot, "#preview-button")
+            preview = preview_of(screen)
             assert ("Cookie header dropped" in preview) is not keep
-            await pilot.click("#apply")
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+            await click_done(pilot, "#apply")
         assert daemon.applied[0]["calls"][0].get("headers", {}).get("Cookie") == cookie
