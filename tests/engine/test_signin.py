@@ -4,6 +4,7 @@ continuation, saving into the token."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -12,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from apimd.demo.server import RunningServer
+from apimd.engine.events import EventSink, discard
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.engine.signin import SignInError, SignInFlows, callback_params
@@ -42,6 +44,22 @@ async def api() -> AsyncIterator[RunningServer]:
     app = app_of(web.post("/exchange", exchange), web.get("/me", me))
     async with RunningServer(app) as server:
         yield server
+
+
+@asynccontextmanager
+async def signing_in(
+    doc: Any, store: MemoryStateStore, events: EventSink = discard
+) -> AsyncIterator[tuple[Engine, SignInFlows]]:
+    """An engine on `doc` with its sign-in flows, closed at the end."""
+    engine = Engine(doc, store, events=events, callback_url=CALLBACK)
+    try:
+        yield engine, SignInFlows(engine)
+    finally:
+        await engine.close()
+
+
+def state_of(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["state"][0]
 
 
 def project(base: str, workflows: list[dict[str, Any]] | None = None, **auth_extra: Any) -> Any:
@@ -105,12 +123,8 @@ def project(base: str, workflows: list[dict[str, Any]] | None = None, **auth_ext
 async def test_browser_step_records_a_pending_sign_in_with_its_url(api: RunningServer) -> None:
     events: list[Event] = []
     store = MemoryStateStore()
-    engine = Engine(project(api.url), store, events=events.append, callback_url=CALLBACK)
-    try:
-        flows = SignInFlows(engine)
+    async with signing_in(project(api.url), store, events=events.append) as (_, flows):
         begun = await flows.start_for_token("t")
-    finally:
-        await engine.close()
     query = parse_qs(urlsplit(begun.url).query)
     pending = (await store.pending_signins())[0]
     assert begun.url.startswith("https://login.example.test/authorize?")
@@ -131,17 +145,13 @@ async def test_browser_step_records_a_pending_sign_in_with_its_url(api: RunningS
 async def test_callback_runs_the_remaining_steps_and_saves_the_token(api: RunningServer) -> None:
     events: list[Event] = []
     store = MemoryStateStore()
-    engine = Engine(project(api.url), store, events=events.append, callback_url=CALLBACK)
-    try:
-        flows = SignInFlows(engine)
+    async with signing_in(project(api.url), store, events=events.append) as (engine, flows):
         begun = await flows.start_for_token("t")
-        state = parse_qs(urlsplit(begun.url).query)["state"][0]
+        state = state_of(begun.url)
         done = await flows.complete({"state": state, "code": "good-code", "session_state": "xyz"})
         me = await engine.run("me")
         with pytest.raises(SignInError) as replay:
             await flows.complete({"state": state, "code": "good-code"})
-    finally:
-        await engine.close()
     assert done.ok, done.message
     assert done.token == "t"
     saved = store.tokens["t"]
@@ -159,9 +169,7 @@ async def test_callback_runs_the_remaining_steps_and_saves_the_token(api: Runnin
 
 async def test_forged_and_expired_states_run_nothing(api: RunningServer) -> None:
     store = MemoryStateStore()
-    engine = Engine(project(api.url), store, callback_url=CALLBACK)
-    try:
-        flows = SignInFlows(engine)
+    async with signing_in(project(api.url), store) as (_, flows):
         await flows.start_for_token("t")
         with pytest.raises(SignInError) as forged:
             await flows.complete({"state": "forged-" + "x" * 40, "code": "good-code"})
@@ -175,8 +183,6 @@ async def test_forged_and_expired_states_run_nothing(api: RunningServer) -> None
             await flows.complete({"state": state, "code": "good-code"})
         with pytest.raises(SignInError):
             await flows.complete({"code": "good-code"})
-    finally:
-        await engine.close()
     assert forged.value.refused and expired.value.refused
     assert not [r for r in store.results if r.trigger == "callback"]
     assert "t" not in store.tokens or not store.tokens["t"].variables
@@ -184,26 +190,19 @@ async def test_forged_and_expired_states_run_nothing(api: RunningServer) -> None
 
 async def test_error_answer_ends_the_sign_in_with_its_message(api: RunningServer) -> None:
     store = MemoryStateStore()
-    engine = Engine(project(api.url), store, callback_url=CALLBACK)
-    try:
-        flows = SignInFlows(engine)
+    async with signing_in(project(api.url), store) as (_, flows):
         begun = await flows.start_for_token("t")
-        state = parse_qs(urlsplit(begun.url).query)["state"][0]
+        state = state_of(begun.url)
         done = await flows.complete(
             {"state": state, "error": "access_denied", "error_description": "The user said no"}
         )
-    finally:
-        await engine.close()
     assert not done.ok
     assert "The user said no" in done.message
 
 
 async def test_state_param_must_be_the_state_template(api: RunningServer) -> None:
-    engine = Engine(project(api.url), MemoryStateStore(), callback_url=CALLBACK)
-    try:
-        result, pending = await SignInFlows(engine).start_workflow("bad")
-    finally:
-        await engine.close()
+    async with signing_in(project(api.url), MemoryStateStore()) as (_, flows):
+        result, pending = await flows.start_workflow("bad")
     assert pending is None
     assert result.steps[0].result == ResultCode.SETUP_ERROR
     assert "%%STATE%%" in (result.steps[0].error or "")
@@ -215,18 +214,14 @@ async def test_needs_sign_in_token_is_signed_in_again_through_its_signin_workflo
     """The refresh reaches the browser step unattended: needs_sign_in; a person signs in; the
     scheduled call passes again."""
     store = MemoryStateStore()
-    engine = Engine(project(api.url), store, callback_url=CALLBACK)
-    try:
+    async with signing_in(project(api.url), store) as (engine, flows):
         skipped = await engine.run("me", trigger="schedule")
         assert skipped.result == ResultCode.NEEDS_SIGN_IN
         assert store.tokens["t"].state == TokenState.NEEDS_SIGN_IN
-        flows = SignInFlows(engine)
         begun = await flows.start_for_token("t")
-        url = f"{CALLBACK}?code=good-code&state={parse_qs(urlsplit(begun.url).query)['state'][0]}"
+        url = f"{CALLBACK}?code=good-code&state={state_of(begun.url)}"
         done = await flows.complete_url(url)
         again = await engine.run("me", trigger="schedule")
-    finally:
-        await engine.close()
     assert done.ok
     assert again.outcome == Outcome.PASS
 
@@ -237,16 +232,11 @@ async def test_auth_callback_runs_when_no_steps_remain(api: RunningServer) -> No
         {"name": "finish", "steps": ["exchange"]},
     ]
     store = MemoryStateStore()
-    engine = Engine(
-        project(api.url, workflows, callback={"workflow": "finish"}), store, callback_url=CALLBACK
-    )
-    try:
-        flows = SignInFlows(engine)
+    doc = project(api.url, workflows, callback={"workflow": "finish"})
+    async with signing_in(doc, store) as (_, flows):
         begun = await flows.start_for_token("t")
-        state = parse_qs(urlsplit(begun.url).query)["state"][0]
+        state = state_of(begun.url)
         done = await flows.complete({"state": state, "code": "good-code"})
-    finally:
-        await engine.close()
     assert done.ok, done.message
     assert store.tokens["t"].variables["ACCESS_TOKEN"] == "tok-for-good-code"
 
