@@ -319,6 +319,11 @@ class DeviceClient:
         async with self.session.post(f"{self.server.url}/oauth/token", data=data) as response:
             return response.status, await response.json()
 
+    async def refused(self, device_code: str) -> tuple[int, str]:
+        """Poll once; the status and the OAuth error code of the refusal."""
+        status, body = await self.poll(device_code)
+        return status, body.get("error", "")
+
     async def person(self, url: str, **fields: str) -> str:
         """Open `url` (the verification page), fill in `fields`, press a button; the page text."""
         async with self.session.get(url) as response:
@@ -361,8 +366,7 @@ async def test_device_flow_pending_then_approved_at_the_device_page(
 ) -> None:
     _, started = await device.start()
     clock.now += 1
-    status, body = await device.poll(started["device_code"])
-    assert (status, body["error"]) == (400, "authorization_pending")
+    assert await device.refused(started["device_code"]) == (400, "authorization_pending")
     text = await device.person(
         started["verification_uri_complete"], action="approve", **DEMO_ACCOUNT
     )
@@ -372,8 +376,9 @@ async def test_device_flow_pending_then_approved_at_the_device_page(
     assert status == 200, tokens
     assert tokens["access_token"].startswith("at-") and tokens["scope"] == "orders:read"
     clock.now += 1
-    status, body = await device.poll(started["device_code"])
-    assert (status, body["error"]) == (400, "invalid_grant"), "a device code is single use"
+    assert await device.refused(started["device_code"]) == (400, "invalid_grant"), (
+        "a device code is single use"
+    )
 
 
 async def test_device_page_accepts_a_typed_code_and_checks_the_password(
@@ -401,12 +406,11 @@ async def test_polling_faster_than_the_interval_is_slow_down_and_adds_five_secon
 ) -> None:
     _, started = await device.start()
     clock.now += 0.5
-    status, body = await device.poll(started["device_code"])
-    assert (status, body["error"]) == (400, "slow_down")
+    assert await device.refused(started["device_code"]) == (400, "slow_down")
     clock.now += 1  # the old interval is not enough any more
-    assert (await device.poll(started["device_code"]))[1]["error"] == "slow_down"
+    assert await device.refused(started["device_code"]) == (400, "slow_down")
     clock.now += 11  # 1 + 5 + 5
-    assert (await device.poll(started["device_code"]))[1]["error"] == "authorization_pending"
+    assert await device.refused(started["device_code"]) == (400, "authorization_pending")
 
 
 async def test_forced_slow_down(
@@ -415,9 +419,9 @@ async def test_forced_slow_down(
     server_state(token_server).force_slow_down = 1
     _, started = await device.start()
     clock.now += 1
-    assert (await device.poll(started["device_code"]))[1]["error"] == "slow_down"
+    assert await device.refused(started["device_code"]) == (400, "slow_down")
     clock.now += 6
-    assert (await device.poll(started["device_code"]))[1]["error"] == "authorization_pending"
+    assert await device.refused(started["device_code"]) == (400, "authorization_pending")
 
 
 async def test_denied_device_gets_access_denied(
@@ -427,8 +431,7 @@ async def test_denied_device_gets_access_denied(
     text = await device.person(started["verification_uri_complete"], action="deny")
     assert "denied" in text
     clock.now += 1
-    status, body = await device.poll(started["device_code"])
-    assert (status, body["error"]) == (400, "access_denied")
+    assert await device.refused(started["device_code"]) == (400, "access_denied")
 
 
 async def test_device_code_expires(
@@ -438,8 +441,7 @@ async def test_device_code_expires(
     _, started = await device.start()
     assert started["expires_in"] == 30
     clock.now += 30
-    status, body = await device.poll(started["device_code"])
-    assert (status, body["error"]) == (400, "expired_token")
+    assert await device.refused(started["device_code"]) == (400, "expired_token")
     with pytest.raises(KeyError):
         server_state(token_server).approve_device(started["user_code"])
 
