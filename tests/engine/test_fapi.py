@@ -11,7 +11,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
@@ -26,17 +25,7 @@ from apimd.model.runtime import TokenRuntime
 from tests.engine.fapi_server import FapiServer, jwk_thumbprint, make_app
 from tests.support.engine import run_once
 from tests.support.projects import build
-
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-
-
-def pem(key: PrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
+from tests.support.tls import PrivateKey, pem_key
 
 KEYS: dict[str, Callable[[], PrivateKey]] = {
     "rsa": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
@@ -101,7 +90,7 @@ async def test_private_key_jwt_assertion_verified_independently(
 ) -> None:
     key = KEYS[kind]()
     fapi.public_key = key.public_key()
-    text = pem(key)
+    text = pem_key(key)
     if as_jwk:
         text = _jwk_text(kind, text)
     doc = project(fapi, client_auth="private_key_jwt", client_key=text, client_key_id="k1")
@@ -131,7 +120,7 @@ def _jwk_text(kind: str, pem_text: str) -> str:
 
 async def test_wrong_key_is_refused_with_a_clear_result(fapi: FapiServer) -> None:
     fapi.public_key = KEYS["ec"]().public_key()
-    doc = project(fapi, client_auth="private_key_jwt", client_key=pem(KEYS["ec"]()))
+    doc = project(fapi, client_auth="private_key_jwt", client_key=pem_key(KEYS["ec"]()))
     result = await run(doc)
     assert result.outcome == Outcome.FAIL
     assert result.result == ResultCode.AUTH_ERROR
@@ -167,7 +156,7 @@ async def test_jwt_bearer_grant_refreshes_by_itself(fapi: FapiServer) -> None:
         fapi,
         grant="jwt_bearer",
         client_auth="none",
-        client_key=pem(key),
+        client_key=pem_key(key),
         scopes=["accounts"],
         assertion_claims={"sub": "service-account-7"},
     )
@@ -335,7 +324,7 @@ async def test_par_private_key_jwt_dpop_sign_in(fapi: FapiServer) -> None:
     fapi.require_par = True
     store = MemoryStateStore()
     doc = signin_project(
-        fapi, client_auth="private_key_jwt", client_key=pem(key), dpop=True, par=True
+        fapi, client_auth="private_key_jwt", client_key=pem_key(key), dpop=True, par=True
     )
     begun, done, _ = await sign_in_through(fapi, doc, store)
     query = parse_qs(urlsplit(begun.url).query)
@@ -406,7 +395,7 @@ async def test_a_weak_key_is_reported_once_when_the_project_loads(
 ) -> None:
     weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     fapi.public_key = weak.public_key()
-    doc = project(fapi, client_auth="private_key_jwt", client_key=pem(weak))
+    doc = project(fapi, client_auth="private_key_jwt", client_key=pem_key(weak))
     with caplog.at_level("WARNING", logger="apimd.engine.signer"):
         Engine(build(doc), MemoryStateStore())
         assert [r.getMessage() for r in caplog.records] == [

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 import jwt as pyjwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from apimd.engine.errors import SetupError, UnknownVariable
 from apimd.engine.template import Scope, referenced_variables, render
+from tests.support.tls import pem_key
 
 INSTANT = datetime(2026, 12, 6, 5, 4, 3, 250000, tzinfo=UTC)
 
@@ -143,11 +143,7 @@ def test_jwt_signs_with_the_instant_and_default_expiry() -> None:
     now = int(INSTANT.timestamp())
     assert claims == {"sub": "me", "iat": now, "exp": now + 300}
     key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    pem = pem_key(key)
     es = render("""{{ jwt("ES256", KEY, '{"exp": 1}') }}""", scope(KEY=pem), "t")
     decoded = pyjwt.decode(
         es,

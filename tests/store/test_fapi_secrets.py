@@ -7,7 +7,6 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from apimd.engine.signer import generate_key_jwk
@@ -17,7 +16,7 @@ from apimd.model.runtime import TokenRuntime
 from apimd.store import PendingSignIn
 from tests.store.conftest import OpenStore
 from tests.store.test_secrets import leaks
-from tests.support.tls import TestCA
+from tests.support.tls import TestCA, pem_key
 
 PASSWORD = "tls-key-password-7Hq2"
 
@@ -30,12 +29,7 @@ def _pem_body_line(pem: str) -> str:
 async def test_fapi_secrets_are_not_stored_in_clear(
     open_test_store: OpenStore, db_dir: Path
 ) -> None:
-    client_key = ec.generate_private_key(ec.SECP256R1())
-    client_pem = client_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    client_pem = pem_key(ec.generate_private_key(ec.SECP256R1()))
     ca = TestCA()
     tls_client = ca.issue("monitor", password=PASSWORD)
     dpop_key = generate_key_jwk()

@@ -15,7 +15,7 @@ from pathlib import Path
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 OK_PATH = "/ok"
@@ -23,11 +23,15 @@ CA_NAME = "apimd test CA"
 LEAF_NAME = "apimd expiring leaf"
 
 
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+
+
 def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _pem_key(key: ec.EllipticCurvePrivateKey, password: str | None = None) -> str:
+def pem_key(key: PrivateKey, password: str | None = None) -> str:
+    """`key` as PKCS#8 PEM text, encrypted with `password` if one is given."""
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(password.encode())
         if password
@@ -114,7 +118,7 @@ class TestCA:
         cert = builder.sign(self.key, hashes.SHA256())
         return Issued(
             cert.public_bytes(serialization.Encoding.PEM).decode(),
-            _pem_key(key, password),
+            pem_key(key, password),
             now + dt.timedelta(days=days),
         )
 
