@@ -295,9 +295,7 @@ async def bench(args: argparse.Namespace) -> int:
                 "per second cover every stored result"
             )
     finally:
-        if collector is not None:
-            collector.cancel()
-        exited = shut_down(daemon, server)
+        exited = shut_down(daemon, server, collector)
     if not exited:
         return 1
     print("# the daemon exited 0 on SIGTERM")
@@ -319,9 +317,13 @@ def dump(path: Path, collected: Collected, stored: Stored, rss: list[float]) -> 
     path.write_text(json.dumps(data))
 
 
-def shut_down(daemon: DaemonProcess, server: subprocess.Popen[str]) -> bool:
-    """SIGTERM the daemon and stop the loopback server; False, with the tail of the daemon's
-    output on stderr, when the daemon did not exit 0."""
+def shut_down(
+    daemon: DaemonProcess, server: subprocess.Popen[str], listener: asyncio.Task[None] | None
+) -> bool:
+    """Cancel the event `listener` (if it started), SIGTERM the daemon and stop the loopback
+    server; False, with the tail of the daemon's output on stderr, when the daemon did not exit 0."""
+    if listener is not None:
+        listener.cancel()
     code = daemon.terminate(STOP_TIMEOUT_S)
     assert server.stdin is not None
     server.stdin.close()

@@ -237,9 +237,7 @@ async def bench(args: argparse.Namespace) -> int:
                 + ", ".join(f"{code} {n}" for code, n in codes.most_common())
             )
     finally:
-        if watcher is not None:
-            watcher.cancel()
-        exited = shut_down(daemon, server)
+        exited = shut_down(daemon, server, watcher)
     if not exited:
         return 1
     shutil.rmtree(home, ignore_errors=True)
