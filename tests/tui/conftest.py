@@ -131,11 +131,21 @@ async def wait_for(
     return await until(check, timeout=timeout, interval=0.05, what=what, pause=pilot.pause)
 
 
-async def screen_of(pilot: Pilot[None], kind: type[S], *, what: str = "") -> S:
-    """The app's screen once it is a `kind`."""
+async def screen_of(
+    pilot: Pilot[None],
+    kind: type[S],
+    *,
+    what: str = "",
+    ready: Callable[[Any], Any] | None = None,
+) -> S:
+    """The app's screen once it is a `kind` and `ready(screen)` is truthy."""
     screen = await wait_for(
         pilot,
-        lambda: isinstance(pilot.app.screen, kind) and pilot.app.screen,
+        lambda: (
+            isinstance(pilot.app.screen, kind)
+            and (ready is None or ready(pilot.app.screen))
+            and pilot.app.screen
+        ),
         what=what or f"a {kind.__name__}",
     )
     assert isinstance(screen, kind)
@@ -153,12 +163,19 @@ async def loaded_dashboard(
 
 
 async def press_on(
-    pilot: Pilot[None], table: DataTable[Any], row: str, key: str, kind: type[S]
+    pilot: Pilot[None],
+    table: DataTable[Any],
+    row: str,
+    key: str,
+    kind: type[S],
+    *,
+    ready: Callable[[Any], Any] | None = None,
 ) -> S:
-    """Put `table`'s cursor on `row`, press `key`, and return the `kind` screen that opens."""
+    """Put `table`'s cursor on `row`, press `key`, and return the `kind` screen that opens
+    once `ready(screen)` is truthy."""
     table.move_cursor(row=table.get_row_index(row))
     await pilot.press(key)
-    return await screen_of(pilot, kind)
+    return await screen_of(pilot, kind, ready=ready)
 
 
 @asynccontextmanager

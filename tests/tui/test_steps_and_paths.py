@@ -11,7 +11,14 @@ from apimd.tui.screens.results import ResultsScreen, ResultTable
 from apimd.tui.screens.tokens import TokensScreen
 from apimd.tui.screens.viewer import ResultScreen
 from apimd.tui.widgets.status_bar import StatusBar
-from tests.tui.conftest import in_thread, make_app, on_dashboard, screen_of, wait_for
+from tests.tui.conftest import (
+    in_thread,
+    make_app,
+    on_dashboard,
+    press_on,
+    screen_of,
+    wait_for,
+)
 from tests.tui.daemon import Daemon
 from tests.tui.test_dashboard import cell
 
@@ -78,11 +85,7 @@ async def test_auth_settings_have_a_key_from_tokens_and_read_right_in_the_palett
         await pilot.press("t")
         tokens = await screen_of(pilot, TokensScreen)
         await wait_for(pilot, lambda: tokens.table.row_count >= 2, what="the tokens")
-        tokens.table.move_cursor(row=tokens.table.get_row_index("sso-token"))
-        await pilot.press("a")
-        editor = await wait_for(
-            pilot,
-            lambda: isinstance(app.screen, EditorScreen) and app.screen.loaded and app.screen,
-            what="the auth editor",
+        editor = await press_on(
+            pilot, tokens.table, "sso-token", "a", EditorScreen, ready=lambda s: s.loaded
         )
         assert (editor.KIND, editor.resource_name) == ("auth", "demo-sso")

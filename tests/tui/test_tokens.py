@@ -11,7 +11,7 @@ from apimd.tui.app import build_app
 from apimd.tui.keys import TuiSettings
 from apimd.tui.screens.signin import SignInScreen
 from apimd.tui.screens.tokens import TokensScreen
-from tests.tui.conftest import make_app, screen_of, wait_for
+from tests.tui.conftest import make_app, press_on, screen_of, wait_for
 from tests.tui.daemon import Daemon, DemoServer
 
 SSH = {"SSH_CONNECTION": "10.0.0.2 50122 10.0.0.9 22"}
@@ -68,14 +68,10 @@ async def test_i_starts_a_sign_in_that_shows_the_url_over_ssh(
         await pilot.press("t")
         screen = await screen_of(pilot, TokensScreen)
         await wait_for(pilot, lambda: "sso-token" in screen.tokens, what="the tokens")
-        screen.table.move_cursor(row=screen.table.get_row_index("sso-token"))
-        await pilot.press("i")
-        signin = await wait_for(
-            pilot,
-            lambda: isinstance(app.screen, SignInScreen) and app.screen.info and app.screen,
-            what="the sign-in to start",
+        signin = await press_on(
+            pilot, screen.table, "sso-token", "i", SignInScreen, ready=lambda s: s.info
         )
-        assert isinstance(signin, SignInScreen) and signin.mode == "browser"
+        assert signin.mode == "browser"
         assert signin.info is not None
         url = signin.info.url or ""
         assert url.startswith(f"{demo.url}/oauth/authorize?")
