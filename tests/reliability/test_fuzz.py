@@ -408,6 +408,17 @@ def test_cli_apply_exits_0_or_2_and_never_half_applies(
         assert _export(fuzzed_daemon) == before, "a refused file changed something"
 
 
+def _send_and_check_refusal(
+    daemon: DaemonProcess, method: str, path: str, body: tuple[bytes, str]
+) -> None:
+    """Send `body` (bytes, content type); the answer is clear, and a refusal changed nothing."""
+    before = _export(daemon)
+    reply = daemon.http.request(method, path, body[0], content_type=body[1])
+    _assert_clear_answer(reply, f"{method} {path} {body!r}")
+    if reply.status >= 400:
+        assert _export(daemon) == before
+
+
 def _assert_clear_answer(reply: Reply, what: str) -> None:
     event(f"HTTP {reply.status}")
     text = reply.body.decode(errors="replace")
@@ -446,11 +457,7 @@ def _named_x(document: Any) -> Any:
 def test_put_call_answers_clearly_and_refusals_change_nothing(
     fuzzed_daemon: DaemonProcess, body: tuple[bytes, str]
 ) -> None:
-    before = _export(fuzzed_daemon)
-    reply = fuzzed_daemon.http.request("PUT", "/v1/calls/x", body[0], content_type=body[1])
-    _assert_clear_answer(reply, f"PUT /v1/calls/x {body!r}")
-    if reply.status >= 400:
-        assert _export(fuzzed_daemon) == before
+    _send_and_check_refusal(fuzzed_daemon, "PUT", "/v1/calls/x", body)
 
 
 @settings(FUZZ, max_examples=REST_EXAMPLES)
@@ -458,11 +465,7 @@ def test_put_call_answers_clearly_and_refusals_change_nothing(
 def test_apply_answers_clearly_and_never_half_applies(
     fuzzed_daemon: DaemonProcess, body: tuple[bytes, str]
 ) -> None:
-    before = _export(fuzzed_daemon)
-    reply = fuzzed_daemon.http.request("POST", "/v1/apply", body[0], content_type=body[1])
-    _assert_clear_answer(reply, f"POST /v1/apply {body!r}")
-    if reply.status >= 400:
-        assert _export(fuzzed_daemon) == before
+    _send_and_check_refusal(fuzzed_daemon, "POST", "/v1/apply", body)
 
 
 run_requests = st.fixed_dictionaries(
