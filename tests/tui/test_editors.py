@@ -75,6 +75,22 @@ async def type_into(pilot: Pilot[None], editor: Screen[Any], selector: str, text
         await pilot.press(*text) if text else await pilot.press("backspace")
 
 
+async def save_and_close(pilot: Pilot[None]) -> None:
+    """Save the editor with ctrl+s and wait until it has closed."""
+    await pilot.press("ctrl+s")
+    await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+
+
+async def saved_auth(client: Client, name: str, *, masked: str) -> AuthSetting:
+    """The auth setting `name` as the daemon keeps it (revealed), having checked that its
+    `masked` secret is masked when not revealed."""
+    shown = await client.get("auth", name)
+    assert getattr(shown, masked, None) == SECRET_MASK
+    auth = await client.get("auth", name, reveal=True)
+    assert isinstance(auth, AuthSetting)
+    return auth
+
+
 def summary(editor: EditorScreen) -> str:
     return str(editor.query_one("#editor-summary", Static).render())
 
@@ -98,8 +114,7 @@ async def test_editing_a_calls_url_and_saving_changes_what_the_daemon_serves(
         new_url = "%%DEMO%%/api/orders?page=2"
         await type_into(pilot, editor, "#url", new_url)
         assert "unsaved changes" in str(editor.query_one("#editor-title", Static).render())
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+        await save_and_close(pilot)
     call = await client.get("calls", "quiet-call")
     assert isinstance(call, Call)
     assert call.url == new_url
@@ -114,14 +129,10 @@ async def test_a_secret_left_masked_survives_a_save(daemon: Daemon, client: Clie
         assert secret.value == "" and secret.password
         assert secret.placeholder.startswith(SECRET_MASK)
         await type_into(pilot, editor, "#a-client_id", "demo-client-2")
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
-    auth = await client.get("auth", "demo-oauth", reveal=True)
-    assert isinstance(auth, AuthSetting)
+        await save_and_close(pilot)
+    auth = await saved_auth(client, "demo-oauth", masked="client_secret")
     assert auth.client_id == "demo-client-2"
     assert auth.client_secret == "demo-secret"
-    masked = await client.get("auth", "demo-oauth")
-    assert getattr(masked, "client_secret", None) == SECRET_MASK
 
 
 async def test_the_daemons_error_shows_at_the_field_and_nothing_is_saved(
@@ -147,8 +158,7 @@ async def test_the_daemons_error_shows_at_the_field_and_nothing_is_saved(
         assert (getattr(refused, "timeout", None), getattr(refused, "description", 0)) == (30, None)
         # Fixing the value clears the marks on the next save, which goes through.
         await type_into(pilot, editor, "#timeout", "12")
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+        await save_and_close(pilot)
     call = await client.get("calls", "service-status")
     assert isinstance(call, Call)
     assert (call.timeout, call.description) == (12, "checked every hour")
@@ -205,8 +215,7 @@ async def test_a_new_condition_round_trips(daemon: Daemon, client: Client) -> No
         assert app.screen is editor
         assert table.items == [{"source": "status", "op": "eq", "value": 204}]
         assert "eq 204" in str(table.table.get_row_at(0))
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: not isinstance(app.screen, EditorScreen), what="close")
+        await save_and_close(pilot)
     call = await client.get("calls", "unreachable")
     assert isinstance(call, Call)
     assert [c.model_dump(exclude_defaults=True) for c in call.conditions] == [
@@ -232,7 +241,6 @@ async def test_a_condition_the_model_refuses_is_explained_in_the_dialog(daemon: 
 
 async def test_a_workflow_step_added_and_moved_round_trips(daemon: Daemon, client: Client) -> None:
     async with make_app(daemon).run_test(size=(80, 24)) as pilot:
-        app = pilot.app
         editor = await open_loaded(pilot, "workflows", "order-flow")
         assert isinstance(editor, WorkflowEditor)
         steps = editor.query_one("#steps", StepTable)
@@ -246,8 +254,7 @@ async def test_a_workflow_step_added_and_moved_round_trips(daemon: Daemon, clien
         assert steps.steps == ["service-status", "list-orders", "quiet-call"]
         await pilot.press("shift+up")
         assert steps.steps == ["service-status", "quiet-call", "list-orders"]
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: not isinstance(app.screen, EditorScreen), what="close")
+        await save_and_close(pilot)
     workflow = await client.get("workflows", "order-flow")
     assert isinstance(workflow, Workflow)
     assert workflow.steps == ["service-status", "quiet-call", "list-orders"]
@@ -255,7 +262,6 @@ async def test_a_workflow_step_added_and_moved_round_trips(daemon: Daemon, clien
 
 async def test_a_new_call_with_a_new_schedule(daemon: Daemon, client: Client) -> None:
     async with make_app(daemon).run_test(size=(80, 24)) as pilot:
-        app = pilot.app
         editor = await open_loaded(pilot, "calls", None)
         assert isinstance(editor, CallEditor)
         assert str(editor.query_one("#editor-title", Static).render()) == "New call"
@@ -266,8 +272,7 @@ async def test_a_new_call_with_a_new_schedule(daemon: Daemon, client: Client) ->
         await type_into(pilot, editor, "#url", "%%DEMO%%/api/status")
         await type_into(pilot, editor, "#new-every", "10m")
         editor.query_one("#schedules", SelectionList).select("hourly")
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: not isinstance(app.screen, EditorScreen), what="close")
+        await save_and_close(pilot)
     call = await client.get("calls", "health-probe")
     assert getattr(call, "url", None) == "%%DEMO%%/api/status"
     schedule = await client.get("schedules", "health-probe-every-10m")
@@ -293,8 +298,7 @@ async def test_a_tokens_saved_variables_change_only_when_asked(
         params = editor.query_one("#params", KeyValueList)
         params.rows[-1].key_input.value = "tenant"
         params.rows[-1].value_input.value = "acme"
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+        await save_and_close(pilot)
         token = await client.get("tokens", "demo-token", reveal=True)
         assert isinstance(token, Token)
         assert (token.params, token.variables) == ({"tenant": "acme"}, {"ACCESS_TOKEN": "at-1"})
@@ -306,8 +310,7 @@ async def test_a_tokens_saved_variables_change_only_when_asked(
         assert [r.pair for r in variables.rows] == [("ACCESS_TOKEN", SECRET_MASK), ("", "")]
         variables.rows[-1].key_input.value = "REFRESH_TOKEN"
         variables.rows[-1].value_input.value = "rt-2"
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+        await save_and_close(pilot)
     token = await client.get("tokens", "demo-token", reveal=True)
     assert getattr(token, "variables", None) == {"ACCESS_TOKEN": "at-1", "REFRESH_TOKEN": "rt-2"}
 
@@ -345,25 +348,20 @@ async def test_fapi_fields_round_trip_and_the_client_key_stays_masked(
         await type_into(pilot, editor, "#a-issuer", "https://as.example")
         await type_into(pilot, editor, "#a-client_key_id", "k-1")
         editor.query_one("#a-dpop", Checkbox).value = True
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
-    auth = await client.get("auth", "demo-sso", reveal=True)
-    assert isinstance(auth, AuthSetting)
+        await save_and_close(pilot)
+    auth = await saved_auth(client, "demo-sso", masked="client_key")
     assert (auth.client_auth, auth.client_key, auth.issuer) == (
         "private_key_jwt",
         key,
         "https://as.example",
     )
     assert (auth.client_key_id, auth.dpop) == ("k-1", True)
-    masked = await client.get("auth", "demo-sso")
-    assert getattr(masked, "client_key", None) == SECRET_MASK
     # Saved again without retyping: the key is kept.
     async with make_app(daemon).run_test(size=(100, 40)) as pilot:
         editor = await open_loaded(pilot, "auth", "demo-sso")
         assert editor.query_one("#a-client_key", SecretInput).value == ""
         await type_into(pilot, editor, "#a-client_key_id", "k-2")
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+        await save_and_close(pilot)
     again = await client.get("auth", "demo-sso", reveal=True)
     assert getattr(again, "client_key", None) == key
     assert getattr(again, "client_key_id", None) == "k-2"
@@ -384,8 +382,7 @@ async def test_tls_files_password_and_verify_round_trip_and_inline_pems_are_kept
         editor = await open_loaded(pilot, "auth", "demo-sso")
         assert editor.query_one("#a-tls-client_cert", Input).placeholder.startswith("an inline")
         await type_into(pilot, editor, "#a-client_id", "demo-client-3")
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+        await save_and_close(pilot)
     kept = await client.get("auth", "demo-sso", reveal=True)
     assert kept.tls is not None  # type: ignore[attr-defined]
     assert kept.tls.client_key == inline.key  # type: ignore[attr-defined]
@@ -399,8 +396,7 @@ async def test_tls_files_password_and_verify_round_trip_and_inline_pems_are_kept
         await type_into(pilot, editor, "#a-tls-ca_bundle", str(tmp_path / "ca.pem"))
         await type_into(pilot, editor, "#a-tls-client_key_password", "pw-for-the-key")
         editor.query_one("#a-tls-verify", Choice).choose("ca_only")
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+        await save_and_close(pilot)
     saved = await client.get("auth", "demo-sso", reveal=True)
     tls = saved.tls  # type: ignore[attr-defined]
     assert tls.client_cert.file == str(tmp_path / "c.pem")
@@ -419,8 +415,7 @@ async def test_a_calls_tls_fields_are_saved(daemon: Daemon, client: Client, tmp_
         await pilot.pause()
         await type_into(pilot, editor, "#c-tls-ca_bundle", str(tmp_path / "ca.pem"))
         editor.query_one("#c-tls-verify", Choice).choose("ca_only")
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+        await save_and_close(pilot)
     call = await client.get("calls", "quiet-call")
     assert isinstance(call, Call)
     assert call.tls is not None
@@ -446,10 +441,8 @@ async def test_a_new_aws_sigv4_auth_with_a_proxy(daemon: Daemon, client: Client)
             ("#a-proxy", "socks5h://ann:pw-typed@127.0.0.1:1080"),
         ):
             await type_into(pilot, editor, selector, text)
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
-    auth = await client.get("auth", "aws-api", reveal=True)
-    assert isinstance(auth, AuthSetting)
+        await save_and_close(pilot)
+    auth = await saved_auth(client, "aws-api", masked="proxy")
     assert (auth.type, auth.access_key_id, auth.region, auth.service) == (
         "aws_sigv4",
         "AKIDEXAMPLE",
@@ -458,8 +451,6 @@ async def test_a_new_aws_sigv4_auth_with_a_proxy(daemon: Daemon, client: Client)
     )
     assert auth.secret_access_key == "aws-secret-typed"
     assert auth.proxy == "socks5h://ann:pw-typed@127.0.0.1:1080"
-    masked = await client.get("auth", "aws-api")
-    assert getattr(masked, "proxy", None) == SECRET_MASK
 
 
 async def test_multipart_parts_and_workflow_cookies_round_trip(
@@ -475,14 +466,12 @@ async def test_multipart_parts_and_workflow_cookies_round_trip(
         assert field_of(editor, "#multipart").display
         editor.query_one("#multipart", KeyValueList).load({"note": "hi", "doc": "@/tmp/r.csv"})
         await type_into(pilot, editor, "#proxy", "none")
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+        await save_and_close(pilot)
         editor = await open_loaded(pilot, "workflows", "order-flow")
         cookies = editor.query_one("#cookies", Checkbox)
         assert cookies.value is True
         cookies.value = False
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditorScreen), what="close")
+        await save_and_close(pilot)
     call = await client.get("calls", "upload-report", reveal=True)
     assert isinstance(call, Call) and call.multipart is not None
     assert call.multipart["note"] == "hi"
@@ -501,7 +490,6 @@ async def test_a_maintenance_window_created_then_made_one_off(
     from apimd.tui.editors.schedule import TargetList
 
     async with make_app(daemon).run_test(size=(100, 40)) as pilot:
-        app = pilot.app
         editor = await open_loaded(pilot, "maintenance", None)
         assert isinstance(editor, MaintenanceEditor)
         assert not field_of(editor, "#start").display  # recurring first: start/end hidden
@@ -510,8 +498,7 @@ async def test_a_maintenance_window_created_then_made_one_off(
         await type_into(pilot, editor, "#duration", "2h")
         await type_into(pilot, editor, "#timezone", "Europe/Paris")
         editor.query_one("#targets", TargetList).select("list-orders")
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: not isinstance(app.screen, EditorScreen), what="close")
+        await save_and_close(pilot)
         window = await client.get("maintenance", "sunday-deploys")
         assert isinstance(window, MaintenanceWindow)
         assert (window.cron, window.duration, window.timezone, window.targets) == (
@@ -530,8 +517,7 @@ async def test_a_maintenance_window_created_then_made_one_off(
         await pilot.press("ctrl+s")  # the daemon refuses: said in the editor, which stays
         await wait_for(pilot, lambda: "`end` must be after `start`" in error_at(editor, "#end"))
         await type_into(pilot, editor, "#end", "2026-12-25T02:00:00Z")
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: not isinstance(app.screen, EditorScreen), what="close")
+        await save_and_close(pilot)
     window = await client.get("maintenance", "sunday-deploys")
     assert isinstance(window, MaintenanceWindow)
     assert (window.cron, window.start, window.targets) == (
@@ -568,8 +554,7 @@ async def test_an_apprise_notifier_with_repeat_every_round_trips(
         await type_into(pilot, dialog, "#hook-repeat", "30m")
         await pilot.press("ctrl+s")
         assert app.screen is editor
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: not isinstance(app.screen, EditorScreen), what="close")
+        await save_and_close(pilot)
     call = await client.get("calls", "quiet-call")
     assert isinstance(call, Call)
     hook = call.webhooks[0]
