@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 from pydantic import ValidationError
 from textual.app import App, ComposeResult
 from textual.coordinate import Coordinate
+from textual.pilot import Pilot
 
 from apimd.model.api import Summary, TargetSummary, decode_in_pieces, parse_summary
 from apimd.model.outcome import Outcome, ResultCode
@@ -65,8 +68,29 @@ class Host(App[None]):
             self.table.add_column("key", key="key", width=6)
 
 
-def keyed_table(keys: dict[str, int]) -> SortedTable:
-    return SortedTable(lambda name: (keys[name], name))
+@asynccontextmanager
+async def filled(keys: dict[str, int]) -> AsyncIterator[tuple[SortedTable, Pilot[None]]]:
+    """A table sorted by `keys`, running in an app, with a row per key."""
+    table = SortedTable(lambda name: (keys[name], name))
+    async with Host(table).run_test(size=(40, 20)) as pilot:
+        for name in sorted(keys, key=lambda n: (keys[n], n)):
+            table.insert_row(name, [name, str(keys[name])])
+        await pilot.pause()
+        yield table, pilot
+
+
+@asynccontextmanager
+async def monitors(count: int) -> AsyncIterator[tuple[Board, MonitorTable, Pilot[None]]]:
+    """A board of `count` monitors and its (empty) monitor table, running in an app."""
+    board = Board()
+    board.load_summary(summary_of(count))
+    table = MonitorTable(board, lambda: NOW)
+    async with Host(table).run_test(size=(120, 30)) as pilot:
+        yield board, table, pilot
+
+
+def on_screen(table: SortedTable) -> str:
+    return "".join(strip.text for strip in table.render_lines(table.region))
 
 
 def locations(table: SortedTable) -> list[int]:
@@ -76,11 +100,7 @@ def locations(table: SortedTable) -> list[int]:
 async def test_rows_that_change_rank_move_alone_to_where_a_full_sort_puts_them() -> None:
     rng = random.Random(5)
     keys = {f"m{i:04d}": rng.randrange(4) for i in range(2000)}
-    table = keyed_table(keys)
-    async with Host(table).run_test(size=(40, 20)) as pilot:
-        for name in sorted(keys, key=lambda n: (keys[n], n)):
-            table.insert_row(name, [name, str(keys[name])])
-        await pilot.pause()
+    async with filled(keys) as (table, pilot):
         before = list(table.ordered_names)
         moved = rng.sample(sorted(keys), 60)
         for name in moved:
@@ -98,23 +118,19 @@ async def test_rows_that_change_rank_move_alone_to_where_a_full_sort_puts_them()
         await pilot.pause()
         top = table.ordered_names[0]
         assert str(table.get_cell_at(Coordinate(0, 0))) == top
-        assert top in "".join(strip.text for strip in table.render_lines(table.region))
+        assert top in on_screen(table)
 
 
 async def test_a_cell_update_or_cursor_move_renders_only_the_rows_it_touches() -> None:
     keys = {f"m{i:04d}": 0 for i in range(3000)}
-    table = keyed_table(keys)
-    async with Host(table).run_test(size=(40, 20)) as pilot:
-        for name in keys:
-            table.insert_row(name, [name, "0"])
-        await pilot.pause()
+    async with filled(keys) as (table, pilot):
         table.refresh()
         await pilot.pause()
         rendered = table.rows_rendered
         table.update_cell("m0003", "key", "7")
         await pilot.pause()
         assert table.rows_rendered - rendered == 1  # DataTable alone: every visible row
-        assert "m0003 " in "".join(strip.text for strip in table.render_lines(table.region))
+        assert "m0003 " in on_screen(table)
         rendered = table.rows_rendered
         await pilot.press("down")
         await pilot.pause()
@@ -124,11 +140,7 @@ async def test_a_cell_update_or_cursor_move_renders_only_the_rows_it_touches() -
 
 async def test_rows_that_only_shift_are_not_rendered_again_and_point_at_their_new_place() -> None:
     keys = {f"m{i:04d}": 1 for i in range(3000)}
-    table = keyed_table(keys)
-    async with Host(table).run_test(size=(40, 20)) as pilot:
-        for name in keys:
-            table.insert_row(name, [name, "1"])
-        await pilot.pause()
+    async with filled(keys) as (table, pilot):
         rendered = table.rows_rendered
         keys["m2999"] = 0
         table.update_cell("m2999", "key", "0")
@@ -143,10 +155,7 @@ async def test_rows_that_only_shift_are_not_rendered_again_and_point_at_their_ne
 
 
 async def test_a_large_fill_paints_its_first_rows_then_adds_the_rest_keeping_the_cursor() -> None:
-    board = Board()
-    board.load_summary(summary_of(1500))
-    table = MonitorTable(board, lambda: NOW)
-    async with Host(table).run_test(size=(120, 30)) as pilot:
+    async with monitors(1500) as (board, table, pilot):
         table.fill(board.ordered(), 120)
         assert table.row_count == monitor_table.FIRST_ROWS  # the first screenful at once
         assert table.shown_names() == board.ordered()[: monitor_table.FIRST_ROWS]
@@ -164,10 +173,7 @@ async def test_a_large_fill_paints_its_first_rows_then_adds_the_rest_keeping_the
 
 
 async def test_refilling_midway_drops_the_rows_the_first_fill_had_left() -> None:
-    board = Board()
-    board.load_summary(summary_of(3000))
-    table = MonitorTable(board, lambda: NOW)
-    async with Host(table).run_test(size=(120, 30)) as pilot:
+    async with monitors(3000) as (board, table, pilot):
         table.fill(board.ordered(), 120)
         table.fill(board.ordered("team-2"), 120)
         await wait_for(pilot, lambda: not table.filling, what="the second fill")
