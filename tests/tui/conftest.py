@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import pytest
@@ -97,11 +97,19 @@ def demo() -> Iterator[DemoServer]:
 @pytest.fixture(scope="module")
 def daemon(demo: DemoServer) -> Iterator[Daemon]:
     """One daemon per test module, with the project applied and `checkout-health` failed once."""
-    running = Daemon(short_home()).start()
-    try:
-        running.apply(project(demo.url))
+    with daemon_with(project(demo.url)) as running:
         running.run("calls", "checkout-health")
         running.run("calls", "service-status")
+        yield running
+
+
+@contextmanager
+def daemon_with(project_doc: dict[str, Any]) -> Iterator[Daemon]:
+    """A daemon in a home of its own, running with `project_doc` applied; stopped and removed
+    at the end."""
+    running = Daemon(short_home()).start()
+    try:
+        running.apply(project_doc)
         yield running
     finally:
         running.stop_cleanly()

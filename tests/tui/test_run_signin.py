@@ -20,20 +20,15 @@ from apimd.tui.keys import TuiSettings
 from apimd.tui.screens.run import RunScreen
 from apimd.tui.screens.signin import SignInScreen
 from tests.e2e.signin_workflow import STEPS, WORKFLOW, browser_workflow_project
-from tests.tui.conftest import wait_for
-from tests.tui.daemon import Daemon, DemoServer, short_home
+from tests.tui.conftest import daemon_with, wait_for
+from tests.tui.daemon import Daemon, DemoServer
 from tests.tui.test_signin import SSH, Opener, finish_in_browser, text_of
 
 
 @pytest.fixture(scope="module")
 def run_daemon(demo: DemoServer) -> Iterator[Daemon]:
-    running = Daemon(short_home()).start()
-    try:
-        running.apply(browser_workflow_project(demo.url))
+    with daemon_with(browser_workflow_project(demo.url)) as running:
         yield running
-    finally:
-        running.stop_cleanly()
-        running.remove()
 
 
 async def run_workflow(

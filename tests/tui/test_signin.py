@@ -25,8 +25,8 @@ from apimd.tui.app import ApimdApp
 from apimd.tui.qr import QUIET_ZONE, qr_lines
 from apimd.tui.screens.signin import SignInScreen
 from tests.support.pages import DEMO_ACCOUNT, parse_html
-from tests.tui.conftest import make_app, wait_for
-from tests.tui.daemon import Daemon, DemoServer, short_home
+from tests.tui.conftest import daemon_with, make_app, wait_for
+from tests.tui.daemon import Daemon, DemoServer
 
 SSH = {"SSH_CONNECTION": "10.0.0.2 50122 10.0.0.9 22", "DISPLAY": "localhost:10.0"}
 HOST = "bastion.test"
@@ -108,13 +108,8 @@ def auth_server() -> Iterator[AuthServer]:
 
 @pytest.fixture(scope="module")
 def signin_daemon(auth_server: AuthServer) -> Iterator[Daemon]:
-    running = Daemon(short_home()).start()
-    try:
-        running.apply(signin_project(auth_server.url))
+    with daemon_with(signin_project(auth_server.url)) as running:
         yield running
-    finally:
-        running.stop_cleanly()
-        running.remove()
 
 
 def text_of(screen: SignInScreen, selector: str) -> str:
