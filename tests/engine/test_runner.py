@@ -60,6 +60,16 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield rec
 
 
+def status_call(token_server: RunningServer, **more: Any) -> dict[str, Any]:
+    """The `status` call: it saves the demo API's version as VERSION."""
+    return {
+        "name": "status",
+        "url": f"{token_server.url}/api/status",
+        "conditions": [{"source": "json", "path": "version", "save_as": "VERSION"}],
+        **more,
+    }
+
+
 async def run_once(
     project_doc: dict[str, Any], name: str, **kwargs: Any
 ) -> tuple[Any, MemoryStateStore]:
@@ -72,11 +82,7 @@ async def test_workflow_variables_flow_forward_and_outcome_is_worst_step(
 ) -> None:
     doc = {
         "calls": [
-            {
-                "name": "status",
-                "url": f"{token_server.url}/api/status",
-                "conditions": [{"source": "json", "path": "version", "save_as": "VERSION"}],
-            },
+            status_call(token_server),
             {
                 "name": "echo",
                 "url": f"{receiver.server.url}/echo",
@@ -278,15 +284,13 @@ async def test_save_variables_and_run_call_webhooks(
 ) -> None:
     doc = {
         "calls": [
-            {
-                "name": "status",
-                "url": f"{token_server.url}/api/status",
-                "conditions": [{"source": "json", "path": "version", "save_as": "VERSION"}],
-                "webhooks": [
+            status_call(
+                token_server,
+                webhooks=[
                     {"type": "save_variables", "names": ["version"]},
                     {"type": "run_call", "call": "report"},
                 ],
-            },
+            ),
             {
                 "name": "report",
                 "url": f"{receiver.server.url}/report",
