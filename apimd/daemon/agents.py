@@ -1,4 +1,5 @@
-"""Agents sharing one PostgreSQL store (SPEC §13): the one module that imports procrastinate.
+"""Agents sharing one PostgreSQL store (SPEC §13), with `cluster_upkeep` and `remote_runs`: the
+modules that use procrastinate.
 
 Every agent heartbeats its row in `agents` and runs a procrastinate worker on its location's
 queue (and the queue of schedules without `locations`). One agent at a time — the holder of a
@@ -13,23 +14,28 @@ import asyncio
 import contextlib
 import logging
 import os
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
 import psycopg
-from aiohttp import web
 
-from apimd.daemon.firing_results import interval_after, skipped_result, unrun_result
-from apimd.daemon.relay import CHANNEL as EVENTS_CHANNEL
+from apimd.daemon.cluster_upkeep import (
+    ANYWHERE,
+    LEADER_POLL_S,
+    RELOAD_CHANNEL,
+    STALLED_S,
+    follow_changes,
+    record_lost,
+)
+from apimd.daemon.firing_results import interval_after, skipped_result
 from apimd.daemon.relay import EventRelay
+from apimd.daemon.remote_runs import RemoteRuns, queue_of
 from apimd.daemon.scheduler import next_runs_of
 from apimd.engine.notify import Notifier
-from apimd.model.api import AgentInfo, RunRequest
+from apimd.model.api import AgentInfo
 from apimd.model.resources import Schedule, Webhook
-from apimd.model.result import Result
 from apimd.store.firings import Firing
 from apimd.store.postgres import PgConnection
 from apimd.store.timestamps import from_us, to_us
@@ -40,23 +46,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 5.0
-STALLED_S = 15.0
-LEADER_POLL_S = 1.0
 CLEANUP_EVERY_S = 3600.0
 LEADER_LOCK = (0x61706D64, 3)
-ANYWHERE = "*"
 TASK_NAME = "apimd.run_firing"
 MANUAL_TASK_NAME = "apimd.run_manual"
-RESULT_POLL_S = 0.2
-RELOAD_CHANNEL = "apimd_reload"
 WORKER_CONCURRENCY = 50
 REMINDERS_SYNC_S = 5.0
 """How often the leader takes up the alerts other agents sent (their `repeat_every` is its)."""
-
-
-def queue_of(location: str) -> str:
-    """The procrastinate queue of a location (`*`: schedules that run anywhere)."""
-    return f"apimd@{location}"
 
 
 class Agents:
@@ -76,7 +72,7 @@ class Agents:
         self._app: procrastinate.App | None = None
         self.relay: EventRelay | None = None
         self._task: Any = None
-        self._manual_task: Any = None
+        self.remote = RemoteRuns(self)
         self._reminders_synced = 0.0
 
     @property
@@ -98,13 +94,13 @@ class Agents:
         )
         self._app = procrastinate.App(connector=connector)
         self._task = self._app.task(name=TASK_NAME, pass_context=True)(self._run_firing)
-        self._manual_task = self._app.task(name=MANUAL_TASK_NAME)(self._run_manual)
+        self.remote.task = self._app.task(name=MANUAL_TASK_NAME)(self.remote.run_here)
         await self._app.open_async()
         self.service.scheduler.dispatch = self._dispatch
         self.relay = EventRelay(self.name, self.store, self.service.hub)
         self.service.hub.relay = self.relay.offer
         self._spawn(self.relay.send_forever(), "event relay")
-        self._spawn(self._follow_changes(), "reloads")
+        self._spawn(follow_changes(self), "reloads")
         self._spawn(self._work(), "worker")
         self._spawn(self._elect(), "leader election")
 
@@ -169,53 +165,6 @@ class Agents:
         if self.clustered and self.service.scheduler.state == "running":
             await self.store.firings.save_next_fires(self.service.scheduler.next_fire_times())
 
-    # --- a run request for another location ----------------------------------------------------
-
-    def elsewhere(self, location: str | None) -> bool:
-        """Whether a run asked for `location` goes to another location's queue (SQLite: the one
-        daemon is every location's agent)."""
-        return location is not None and self.clustered and location != self.location
-
-    async def run_elsewhere(self, location: str, name: str, request: RunRequest) -> str:
-        """Queue a manual run of `name` for an agent of `location`; returns its run id (and
-        result id). Its variables travel sealed with the store's key."""
-        if request.interactive:
-            raise web.HTTPBadRequest(
-                text="`location`: an interactive run runs on the agent asked (a sign-in may need"
-                f" this terminal); leave out `location` or ask an agent in {location}"
-            )
-        live = sorted({agent.location for agent in await self.live()})
-        if location not in live:
-            raise web.HTTPBadRequest(
-                text=f"`location`: no live agent in {location!r}; the live locations are"
-                f" {', '.join(live)}"
-            )
-        run_id = str(uuid.uuid4())
-        sealed = self.store.box.encrypt_json(request.variables).decode()
-        await self._manual_task.configure(queue=queue_of(location)).defer_async(
-            target=name, run_id=run_id, variables=sealed, asked_by=self.name
-        )
-        return run_id
-
-    async def result_of(self, run_id: str) -> Result:
-        """Wait for the result of a run queued elsewhere (written by the agent that ran it)."""
-        while True:
-            result = await self.store.get_result(run_id)
-            if result is not None:
-                return result
-            await asyncio.sleep(RESULT_POLL_S)
-
-    async def _run_manual(self, *, target: str, run_id: str, variables: str, asked_by: str) -> None:
-        """A job: a manual run another agent was asked for, for this location."""
-        values = self.store.box.decrypt_json(variables.encode(), what=f"variables of run {run_id}")
-        log.info("running %s for agent %s (run %s)", target, asked_by, run_id)
-        try:
-            self.service.runs.target_kind(target)
-        except LookupError:  # applied on the asking agent, its notice still on the way
-            await self.service.reload(announce=False)
-        _run_id, task = self.service.runs.start(target, variables=values, run_id=run_id)
-        await asyncio.shield(task)
-
     def _spawn(self, coro: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=f"agent {name}"))
 
@@ -248,32 +197,6 @@ class Agents:
         async with self.store.db.transaction() as conn:
             await conn.execute("SELECT pg_notify(?, ?)", (RELOAD_CHANNEL, self.name))
 
-    async def _follow_changes(self) -> None:
-        """Reload on another agent's change; deliver other agents' events."""
-        assert self.url is not None
-        assert self.relay is not None
-        connected_before = False
-        while True:
-            try:
-                conn = await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True, application_name=f"apimd listen {self.name}"[:63]
-                )
-                async with conn:
-                    await conn.execute(f"LISTEN {RELOAD_CHANNEL}")
-                    await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
-                    await self.service.reload(announce=False)  # changed while not listening
-                    if connected_before:
-                        self.relay.reconnected()
-                    connected_before = True
-                    async for notice in conn.notifies():
-                        if notice.channel == EVENTS_CHANNEL:
-                            await self.relay.receive(notice.payload)
-                        elif notice.payload != self.name:
-                            await self.service.reload(announce=False)
-            except Exception as exc:  # the server gone, or a reload refused: try again
-                log.warning("following project changes: %s; reconnecting", exc)
-                await asyncio.sleep(LEADER_POLL_S)
-
     # --- leader -------------------------------------------------------------------------------
 
     async def _elect(self) -> None:
@@ -305,7 +228,8 @@ class Agents:
             while True:
                 await conn.execute("SELECT 1")  # the session (and so the lock) is alive
                 try:
-                    await self._record_lost()
+                    assert self._app is not None
+                    await record_lost(self, self._app.job_manager)
                     now = asyncio.get_running_loop().time()
                     if now - cleaned >= CLEANUP_EVERY_S:
                         cleaned = now
@@ -350,27 +274,6 @@ class Agents:
         if schedule.locations == "all":
             return sorted({agent.location for agent in await self.live()}) or [self.location]
         return list(schedule.locations)
-
-    async def _record_lost(self) -> None:
-        """Jobs of workers silent for 15 s: their firing is recorded CANCELLED ("agent lost") and
-        the job failed, never re-run."""
-        assert self._app is not None
-        manager = self._app.job_manager
-        for job in await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_S):
-            assert job.id is not None
-            found = await self.store.firings.get(job.id)
-            if found is not None:
-                firing, _state, agent = found
-                error = "agent lost: its agent stopped answering before the run finished"
-                # Where an agent lost with a firing of anywhere was is not known here.
-                where = None if firing.location == ANYWHERE else firing.location
-                lost = unrun_result(self.service.project, firing, error, agent, where)
-                if await self.store.firings.lose(job.id, lost):
-                    log.warning("run of %s on agent %s lost", firing.target, agent)
-            await manager.finish_job_by_id_async(
-                job.id, status=procrastinate.jobs.Status.FAILED, delete_job=False
-            )
-        await manager.prune_stalled_workers(STALLED_S)
 
     async def _cleanup(self) -> None:
         assert self._app is not None

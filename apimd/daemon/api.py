@@ -186,13 +186,13 @@ async def run_target(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     service = request.app[SERVICE]
     body = await body_as(request, RunRequest, optional=True)
-    if service.agents.elsewhere(body.location):
+    if service.agents.remote.elsewhere(body.location):
         assert body.location is not None
         service.check_target(kind.singular, name)
-        run_id = await service.agents.run_elsewhere(body.location, name, body)
+        run_id = await service.agents.remote.run_elsewhere(body.location, name, body)
         if not body.wait:
             return _json(RunAccepted(run_id=run_id), status=202)
-        result = await service.agents.result_of(run_id)
+        result = await service.agents.remote.result_of(run_id)
         return _json(RunAccepted(run_id=run_id, result=result))
     run_id, task = service.start_run(kind.singular, name, body)
     if not body.wait:

@@ -19,6 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.signal import Signal
+from textual.widget import Widget
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
@@ -55,6 +56,42 @@ def ending_text(end: SignInResult, now: datetime) -> Text:
     if end.token:
         return Text(f"✓ Signed in: token {end.token} saved", style="bold green")
     return Text(f"✓ Signed in: {end.message}", style="bold green")
+
+
+def url_widget(url: str) -> UrlText:
+    return UrlText(url, id="signin-url")
+
+
+def remote_widgets(url: str, callback_url: str | None, host: str) -> list[Widget]:
+    """Over SSH: the address, the `ssh -L` hint and the field to paste the final address into."""
+    port = callback_port(callback_url)
+    hint = Text.assemble(
+        "So the browser can come back to apimd, first forward its port from your machine:\n  ",
+        (ssh_hint(callback_url, host), "bold"),
+        f"\nor, once signed in, paste the address the browser ended on "
+        f"(http://127.0.0.1:{port}/tokens/callback?…):",
+    )
+    return [
+        url_widget(url),
+        Static(hint, id="signin-hint", markup=False),
+        Input(placeholder=PASTE_PROMPT, id="signin-paste"),
+        Static("", id="signin-error", markup=False),
+    ]
+
+
+def device_panel(info: SignInInfo, where: str) -> Horizontal:
+    """A device sign-in: where to go, the code to enter, and a QR code of the address."""
+    text = Vertical(
+        Static("On your phone or any computer, open", markup=False),
+        url_widget(where),
+        Static("and enter this code:", markup=False),
+        Static(info.user_code or "", id="device-code", markup=False),
+        Static("or scan the QR code.", markup=False),
+        Static("Waiting for you to approve…", id="device-waiting", markup=False),
+        id="device-text",
+    )
+    qr = Static("\n".join(qr_lines(info.url or where)), id="signin-qr", markup=False)
+    return Horizontal(text, qr, id="device")
 
 
 class SignInScreen(Screen[bool]):
@@ -178,12 +215,9 @@ class SignInScreen(Screen[bool]):
         status.update(text)
         status.display = True
 
-    def _url_widget(self, url: str) -> UrlText:
-        return UrlText(url, id="signin-url")
-
     async def _show_opened(self, info: SignInInfo) -> None:
         self._say("Opened in your browser — finish signing in there. If no browser appeared, open:")
-        await self.body.mount(self._url_widget(info.url or ""))
+        await self.body.mount(url_widget(info.url or ""))
 
     async def _show_remote(self, info: SignInInfo, *, opened_failed: bool) -> None:
         url = info.url or ""
@@ -193,39 +227,13 @@ class SignInScreen(Screen[bool]):
             f"{lead}Open this address in the browser on your own machine "
             "(copied to your clipboard with OSC 52):"
         )
-        port = callback_port(self.callback_url)
-        await self.body.mount(
-            self._url_widget(url),
-            Static(
-                Text.assemble(
-                    "So the browser can come back to apimd, first forward its port from your "
-                    "machine:\n  ",
-                    (ssh_hint(self.callback_url, self.host), "bold"),
-                    f"\nor, once signed in, paste the address the browser ended on "
-                    f"(http://127.0.0.1:{port}/tokens/callback?…):",
-                ),
-                id="signin-hint",
-                markup=False,
-            ),
-            Input(placeholder=PASTE_PROMPT, id="signin-paste"),
-            Static("", id="signin-error", markup=False),
-        )
+        await self.body.mount(*remote_widgets(url, self.callback_url, self.host))
         self.query_one("#signin-paste", Input).focus()
 
     async def _show_device(self, info: SignInInfo) -> None:
         where = info.verification_uri or info.url or ""
         self.query_one("#signin-status", Static).display = False
-        text = Vertical(
-            Static("On your phone or any computer, open", markup=False),
-            self._url_widget(where),
-            Static("and enter this code:", markup=False),
-            Static(info.user_code or "", id="device-code", markup=False),
-            Static("or scan the QR code.", markup=False),
-            Static("Waiting for you to approve…", id="device-waiting", markup=False),
-            id="device-text",
-        )
-        qr = Static("\n".join(qr_lines(info.url or where)), id="signin-qr", markup=False)
-        await self.body.mount(Horizontal(text, qr, id="device"))
+        await self.body.mount(device_panel(info, where))
 
     @property
     def body(self) -> VerticalScroll:

@@ -1,0 +1,71 @@
+"""The cluster upkeep of an agent (SPEC §13) that is not the queue itself: following other agents'
+project changes and events, and recording the runs of lost agents."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+import procrastinate
+import psycopg
+
+from apimd.daemon.firing_results import unrun_result
+from apimd.daemon.relay import CHANNEL as EVENTS_CHANNEL
+
+if TYPE_CHECKING:
+    from apimd.daemon.agents import Agents
+
+log = logging.getLogger(__name__)
+
+STALLED_S = 15.0
+LEADER_POLL_S = 1.0
+ANYWHERE = "*"
+RELOAD_CHANNEL = "apimd_reload"
+
+
+async def follow_changes(agents: Agents) -> None:
+    """Reload on another agent's change; deliver other agents' events."""
+    assert agents.url is not None
+    assert agents.relay is not None
+    connected_before = False
+    while True:
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                agents.url, autocommit=True, application_name=f"apimd listen {agents.name}"[:63]
+            )
+            async with conn:
+                await conn.execute(f"LISTEN {RELOAD_CHANNEL}")
+                await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
+                await agents.service.reload(announce=False)  # changed while not listening
+                if connected_before:
+                    agents.relay.reconnected()
+                connected_before = True
+                async for notice in conn.notifies():
+                    if notice.channel == EVENTS_CHANNEL:
+                        await agents.relay.receive(notice.payload)
+                    elif notice.payload != agents.name:
+                        await agents.service.reload(announce=False)
+        except Exception as exc:  # the server gone, or a reload refused: try again
+            log.warning("following project changes: %s; reconnecting", exc)
+            await asyncio.sleep(LEADER_POLL_S)
+
+
+async def record_lost(agents: Agents, manager: procrastinate.manager.JobManager) -> None:
+    """Jobs of workers silent for 15 s: their firing is recorded CANCELLED ("agent lost") and
+    the job failed, never re-run."""
+    for job in await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_S):
+        assert job.id is not None
+        found = await agents.store.firings.get(job.id)
+        if found is not None:
+            firing, _state, agent = found
+            error = "agent lost: its agent stopped answering before the run finished"
+            # Where an agent lost with a firing of anywhere was is not known here.
+            where = None if firing.location == ANYWHERE else firing.location
+            lost = unrun_result(agents.service.project, firing, error, agent, where)
+            if await agents.store.firings.lose(job.id, lost):
+                log.warning("run of %s on agent %s lost", firing.target, agent)
+        await manager.finish_job_by_id_async(
+            job.id, status=procrastinate.jobs.Status.FAILED, delete_job=False
+        )
+    await manager.prune_stalled_workers(STALLED_S)
