@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Select
 
+from apimd.model.common import secret_field_names
 from apimd.model.keys import AssertionAlg
 from apimd.model.resources import AuthSetting, AuthType, ClientAuth, Grant
 from apimd.tui.editors.base import Document, EditorScreen, dump, without_none
@@ -88,16 +89,7 @@ SHOWN: dict[str, Shown] = {
     "service": _types("aws_sigv4"),
     "proxy": _always,
 }
-SECRETS = (
-    "password",
-    "key_value",
-    "token",
-    "client_secret",
-    "client_key",
-    "secret_access_key",
-    "session_token",
-    "proxy",
-)
+SECRETS = tuple(secret_field_names(AuthSetting))  # the fields the daemon masks (••••)
 PKCE = (("default (on for authorization_code)", "default"), ("on", "on"), ("off", "off"))
 PAR = (("default (when the server requires it)", "default"), ("on", "on"), ("off", "off"))
 TEXTS = (
