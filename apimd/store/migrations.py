@@ -150,33 +150,40 @@ _ALERTS = (
     "ALTER TABLE rollups ADD COLUMN n_maintenance INTEGER NOT NULL DEFAULT 0",
 )
 
-# SPEC §13: the agents sharing a store, and the firings the leader hands them. A single SQLite
-# daemon keeps them too (it is every location's agent).
-_AGENTS = (
-    """CREATE TABLE agents (
+
+def agents_ddl(big: str) -> tuple[str, ...]:
+    """The `agents` and `firings` tables, with `big` the store's 64-bit integer type (SQLite's
+    INTEGER, PostgreSQL's BIGINT); PostgreSQL's migration 4 is the same."""
+    return (
+        f"""CREATE TABLE agents (
         agent TEXT PRIMARY KEY,
         location TEXT NOT NULL,
         pid INTEGER NOT NULL,
-        started_at INTEGER NOT NULL,
-        heartbeat_at INTEGER NOT NULL,
+        started_at {big} NOT NULL,
+        heartbeat_at {big} NOT NULL,
         leader INTEGER NOT NULL DEFAULT 0 CHECK (leader IN (0, 1)),
         running TEXT NOT NULL DEFAULT '[]'
     )""",
-    """CREATE TABLE firings (
+        f"""CREATE TABLE firings (
         schedule TEXT NOT NULL,
         target TEXT NOT NULL,
         location TEXT NOT NULL,
-        due_at INTEGER NOT NULL,
-        job_id INTEGER,
+        due_at {big} NOT NULL,
+        job_id {big},
         state TEXT NOT NULL,
         agent TEXT,
         result_id TEXT,
-        created_at INTEGER NOT NULL,
+        created_at {big} NOT NULL,
         PRIMARY KEY (schedule, target, location, due_at)
     )""",
-    "CREATE INDEX firings_by_job ON firings (job_id)",
-    "CREATE INDEX firings_by_time ON firings (created_at)",
-)
+        "CREATE INDEX firings_by_job ON firings (job_id)",
+        "CREATE INDEX firings_by_time ON firings (created_at)",
+    )
+
+
+# SPEC §13: the agents sharing a store, and the firings the leader hands them. A single SQLite
+# daemon keeps them too (it is every location's agent).
+_AGENTS = agents_ddl("INTEGER")
 
 # SPEC §13: events too large for a NOTIFY payload, passed to the other agents by id.
 _EVENTS = (

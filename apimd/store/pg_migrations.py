@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apimd.store.errors import StoreError
+from apimd.store.migrations import agents_ddl
 from apimd.store.result_rows import CODES, value_case
 
 
@@ -134,31 +135,7 @@ _ALERTS = (
     "ALTER TABLE rollups ADD COLUMN n_maintenance BIGINT NOT NULL DEFAULT 0",
 )
 
-_AGENTS = (
-    """CREATE TABLE agents (
-        agent TEXT PRIMARY KEY,
-        location TEXT NOT NULL,
-        pid INTEGER NOT NULL,
-        started_at BIGINT NOT NULL,
-        heartbeat_at BIGINT NOT NULL,
-        leader INTEGER NOT NULL DEFAULT 0 CHECK (leader IN (0, 1)),
-        running TEXT NOT NULL DEFAULT '[]'
-    )""",
-    """CREATE TABLE firings (
-        schedule TEXT NOT NULL,
-        target TEXT NOT NULL,
-        location TEXT NOT NULL,
-        due_at BIGINT NOT NULL,
-        job_id BIGINT,
-        state TEXT NOT NULL,
-        agent TEXT,
-        result_id TEXT,
-        created_at BIGINT NOT NULL,
-        PRIMARY KEY (schedule, target, location, due_at)
-    )""",
-    "CREATE INDEX firings_by_job ON firings (job_id)",
-    "CREATE INDEX firings_by_time ON firings (created_at)",
-)
+_AGENTS = agents_ddl("BIGINT")
 
 # SPEC §13: events too large for a NOTIFY payload, passed to the other agents by id.
 _EVENTS = (
