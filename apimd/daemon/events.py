@@ -7,7 +7,6 @@ import asyncio
 import json
 from collections import deque
 from collections.abc import Callable
-from types import TracebackType
 
 from apimd.model.events import Event, Lagged
 
@@ -126,12 +125,7 @@ class Subscription:
     async def __aenter__(self) -> Subscription:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *_exc_info: object) -> None:
         self.close()
 
     def _offer(self, event: Event) -> None:
