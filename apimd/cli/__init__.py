@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from apimd import __version__
+from apimd.cli.flags import flag
 from apimd.cli.importing import add_import_parser
 from apimd.model.common import LOCATION_PATTERN, MAX_LOCATION
 
@@ -95,15 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser(
         "status", help="is the daemon running? (exit 0 yes, 1 no); its socket, database and log"
     )
-    status.add_argument("--json", action="store_true", help="print the status document")
+    flag(status, "--json", help="print the status document")
 
     apply = commands.add_parser("apply", help="validate a project file and load it into the daemon")
     apply.add_argument("file", help="project file (YAML or JSON)")
-    apply.add_argument("--prune", action="store_true", help="also delete what the file omits")
+    flag(apply, "--prune", help="also delete what the file omits")
 
     export = commands.add_parser("export", help="write the daemon's project as YAML")
     export.add_argument("file", nargs="?", help="write here instead of standard output")
-    export.add_argument("--secrets", action="store_true", help="write secrets in clear")
+    flag(export, "--secrets", help="write secrets in clear")
 
     run = commands.add_parser(
         "run",
@@ -123,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--var", action="append", default=[], metavar="K=V", help="a run variable (repeatable)"
     )
-    run.add_argument("--json", action="store_true", help="print the result document as JSON")
+    flag(run, "--json", help="print the result document as JSON")
     run.add_argument(
         "--location",
         metavar="L",
@@ -136,12 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     results = commands.add_parser("results", help="recent results, newest first")
     results.add_argument("name", nargs="?", help="only this call or workflow")
-    results.add_argument("--follow", action="store_true", help="keep printing new results")
-    results.add_argument("--json", action="store_true", help="JSON (with --follow: one per line)")
+    flag(results, "--follow", help="keep printing new results")
+    flag(results, "--json", help="JSON (with --follow: one per line)")
     results.add_argument("--limit", type=int, default=100, help="how many (default 100)")
 
     tokens = commands.add_parser("tokens", help="list tokens: state, expiry, last refresh")
-    tokens.add_argument("--json", action="store_true", help="print JSON")
+    flag(tokens, "--json", help="print JSON")
 
     token = commands.add_parser("token", help="act on one token")
     token_commands = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
@@ -159,12 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(secret values are never shown).",
     )
     show.add_argument("name")
-    show.add_argument("--json", action="store_true", help="print the token as JSON")
+    flag(show, "--json", help="print the token as JSON")
     signin = token_commands.add_parser(
         "signin", help="sign a token in: opens the browser, or prints the URL over SSH"
     )
     signin.add_argument("name")
-    signin.add_argument("--device", action="store_true", help="use the device-code flow")
+    flag(signin, "--device", help="use the device-code flow")
 
     migrate = commands.add_parser(
         "migrate",
@@ -184,9 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     service_install = service_commands.add_parser(
         "install", help="write the unit and its 0600 settings file"
     )
-    service_install.add_argument(
-        "--now", action="store_true", help="also enable and start it (systemctl --user)"
-    )
+    flag(service_install, "--now", help="also enable and start it (systemctl --user)")
     service_commands.add_parser("uninstall", help="stop, disable and remove the unit")
 
     mute = commands.add_parser(
@@ -199,18 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="start a loopback demo API and token server and run the example project"
     )
     demo.add_argument("--port", type=int, default=8780, help="port of the demo server (0 = any)")
-    demo.add_argument(
-        "--once", action="store_true", help="run the monitors once and exit instead of serving"
-    )
-    demo.add_argument(
-        "--standalone", action="store_true", help="run the example in process, without a daemon"
-    )
-    demo.add_argument(
-        "--no-tui", action="store_true", help="print results as they come instead of the TUI"
-    )
-    demo.add_argument(
+    flag(demo, "--once", help="run the monitors once and exit instead of serving")
+    flag(demo, "--standalone", help="run the example in process, without a daemon")
+    flag(demo, "--no-tui", help="print results as they come instead of the TUI")
+    flag(
+        demo,
         "--api-only",
-        action="store_true",
         help="serve only the demo API (for `apimd run … -f examples/project.yaml`)",
     )
     add_import_parser(commands)

@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from apimd.cli.flags import flag
+
 
 def add_import_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from apimd.importers import FORMATS
@@ -23,12 +25,8 @@ def add_import_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     parser.add_argument(
         "--environment", metavar="FILE", help="postman: an environment file for the variables"
     )
-    parser.add_argument(
-        "--secrets", action="store_true", help="write secrets in clear instead of {env: NAME}"
-    )
-    parser.add_argument(
-        "--keep-cookies", action="store_true", help="har: keep recorded Cookie headers"
-    )
+    flag(parser, "--secrets", help="write secrets in clear instead of {env: NAME}")
+    flag(parser, "--keep-cookies", help="har: keep recorded Cookie headers")
 
 
 def import_command(args: argparse.Namespace) -> int:

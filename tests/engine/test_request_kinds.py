@@ -15,24 +15,22 @@ from aiohttp import web
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from apimd.demo.server import RunningServer
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome
 from tests.support.engine import run_once
 from tests.support.projects import build
+from tests.support.web import CatchAllApi
 
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
 
-class AwsLikeApi:
+class AwsLikeApi(CatchAllApi):
     """Answers 200 only when botocore, given what arrived, computes the same signature."""
 
     def __init__(self) -> None:
         self.seen: list[dict[str, Any]] = []
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        self.server = RunningServer(app)
+        super().__init__()
 
     async def handle(self, request: web.Request) -> web.Response:
         if request.path.startswith("/form"):
@@ -83,8 +81,7 @@ class AwsLikeApi:
 
 @pytest.fixture
 async def api() -> AsyncIterator[AwsLikeApi]:
-    server = AwsLikeApi()
-    async with server.server:
+    async with AwsLikeApi() as server:
         yield server
 
 

@@ -15,26 +15,24 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from apimd.demo.server import RunningServer
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome, ResultCode, TokenState
 from apimd.model.runtime import effective_state, is_due
 from tests.support.engine import run_once
 from tests.support.projects import build
+from tests.support.web import CatchAllApi
 
 SECRET = "sig-secret-0123456789"
 
 
-class SignedApi:
+class SignedApi(CatchAllApi):
     """Verifies `X-Signature = base64(hmac_sha256(SECRET, METHOD\\nPATH?QUERY\\nTS\\nsha256(body)))`."""
 
     def __init__(self, max_age_s: float = 30) -> None:
         self.max_age_s = max_age_s
         self.seen: list[dict[str, str]] = []
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        self.server = RunningServer(app)
+        super().__init__()
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -57,8 +55,7 @@ class SignedApi:
 
 @pytest.fixture
 async def signed_api() -> AsyncIterator[SignedApi]:
-    api = SignedApi()
-    async with api.server:
+    async with SignedApi() as api:
         yield api
 
 
