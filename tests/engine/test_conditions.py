@@ -8,7 +8,7 @@ import re
 import resource
 import threading
 import time
-from typing import Any, cast
+from typing import Any, cast, get_args
 from unittest import mock
 
 import pytest
@@ -27,7 +27,7 @@ from apimd.engine.conditions import (
     evaluate,
 )
 from apimd.engine.errors import SetupError, UnknownVariable
-from apimd.model.resources import Condition
+from apimd.model.resources import Condition, ConditionOp
 
 # --- helpers -----------------------------------------------------------------------------------
 
@@ -794,20 +794,7 @@ PATHS: dict[str, list[str]] = {
     "xml": ["//a", "/r/a/@x", "//text()", "//node()", "//p:a", "//@*", "count(//*)", "x:y"],
     "body": ["(a|aa)+$", "(.)", "", "[", "a*"],
 }
-ALL_OPS = [
-    "exists",
-    "not_exists",
-    "eq",
-    "ne",
-    "lt",
-    "le",
-    "gt",
-    "ge",
-    "contains",
-    "not_contains",
-    "matches",
-    "bogus",
-]
+ALL_OPS = [*get_args(ConditionOp), "bogus"]  # every operator, and one that is none
 SOURCES = ["status", "header", "body", "json", "xml", "response_time", "size", "bogus"]
 TEMPLATES = ["%%X%%", "%%UNKNOWN%%"]
 
