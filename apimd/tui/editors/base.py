@@ -52,6 +52,37 @@ def without_none(document: Document) -> Document:
     return {k: v for k, v in document.items() if v is not None}
 
 
+def place_error(detail: ErrorDetail, kind: str, fields: dict[str, FormField]) -> list[FormField]:
+    """Show one error at the field it names (or, for an error about the whole resource, at
+    the fields its message quotes); the fields it was shown at."""
+    path = resource_path(detail.field, kind)
+    for size in range(len(path), 0, -1):
+        field = fields.get(join_path(path[:size]))
+        if field is not None:
+            field.show_error(detail.message, path[size:])
+            return [field]
+    if path:
+        return []
+    quoted = [fields[n] for n in named_fields(detail.message) if n in fields]
+    shown = [f for f in quoted if f.display]
+    for field in shown:
+        field.show_error(detail.message)
+    return shown
+
+
+def where_in_form(field: FormField) -> str:
+    """Where `field` is, as the summary names it (`Tab › label`), marking its tab."""
+    pane = next((a for a in field.ancestors if isinstance(a, TabPane)), None)
+    label = field.label.lower()
+    if pane is None:
+        return label
+    tabbed = next(a for a in pane.ancestors if isinstance(a, TabbedContent))
+    tab = tabbed.get_tab(pane)
+    title = tab.label_text.removesuffix(" !")
+    tab.label = f"{title} !"
+    return f"{title} › {label}"
+
+
 class EditorScreen(ModalScreen[BaseModel | None]):
     """A resource editor. Subclasses compose the form and move values between it and the model:
     `fill` (model to widgets), `document` (widgets to the PUT body)."""
@@ -294,25 +325,6 @@ class EditorScreen(ModalScreen[BaseModel | None]):
     def error_fields(self) -> dict[str, FormField]:
         return {path: field for field in self.query(FormField) for path in field.paths}
 
-    def place_error(
-        self, detail: ErrorDetail, kind: str, fields: dict[str, FormField]
-    ) -> list[FormField]:
-        """Show one error at the field it names (or, for an error about the whole resource, at
-        the fields its message quotes); the fields it was shown at."""
-        path = resource_path(detail.field, kind)
-        for size in range(len(path), 0, -1):
-            field = fields.get(join_path(path[:size]))
-            if field is not None:
-                field.show_error(detail.message, path[size:])
-                return [field]
-        if path:
-            return []
-        quoted = [fields[n] for n in named_fields(detail.message) if n in fields]
-        shown = [f for f in quoted if f.display]
-        for field in shown:
-            field.show_error(detail.message)
-        return shown
-
     def show_errors(
         self,
         details: Iterable[ErrorDetail],
@@ -327,29 +339,18 @@ class EditorScreen(ModalScreen[BaseModel | None]):
         placed: list[FormField] = []
         loose: list[str] = []
         for detail in details:
-            shown = self.place_error(detail, kind or self.KIND, fields)
+            shown = place_error(detail, kind or self.KIND, fields)
             placed += [f for f in shown if f not in placed]
             if not shown:
                 where = join_path(resource_path(detail.field, kind or self.KIND))
                 loose.append(f"{where}: {detail.message}" if where else detail.message)
         lines = [headline]
         if placed:
-            lines[0] += " — see " + ", ".join(self._where(f) for f in placed)
+            lines[0] += " — see " + ", ".join(where_in_form(f) for f in placed)
         lines += loose
         self.set_summary("\n".join(lines), error=True)
         if placed:
             self.reveal(placed[0])
-
-    def _where(self, field: FormField) -> str:
-        pane = next((a for a in field.ancestors if isinstance(a, TabPane)), None)
-        label = field.label.lower()
-        if pane is None:
-            return label
-        tabbed = next(a for a in pane.ancestors if isinstance(a, TabbedContent))
-        tab = tabbed.get_tab(pane)
-        title = tab.label_text.removesuffix(" !")
-        tab.label = f"{title} !"
-        return f"{title} › {label}"
 
     def reveal(self, field: FormField) -> None:
         """Switch to the field's tab and focus it."""
