@@ -22,7 +22,6 @@ import procrastinate
 import psycopg
 
 from apimd.daemon.cluster_upkeep import (
-    ANYWHERE,
     LEADER_POLL_S,
     RELOAD_CHANNEL,
     STALLED_S,
@@ -35,6 +34,7 @@ from apimd.daemon.remote_runs import RemoteRuns, queue_of
 from apimd.daemon.scheduler import next_runs_of
 from apimd.engine.notify import Notifier
 from apimd.model.api import AgentInfo
+from apimd.model.common import ANYWHERE
 from apimd.model.resources import Schedule, Webhook
 from apimd.store.firings import Firing
 from apimd.store.postgres import PgConnection

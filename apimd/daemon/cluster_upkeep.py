@@ -12,6 +12,7 @@ import psycopg
 
 from apimd.daemon.firing_results import unrun_result
 from apimd.daemon.relay import CHANNEL as EVENTS_CHANNEL
+from apimd.model.common import ANYWHERE
 
 if TYPE_CHECKING:
     from apimd.daemon.agents import Agents
@@ -20,7 +21,6 @@ log = logging.getLogger(__name__)
 
 STALLED_S = 15.0
 LEADER_POLL_S = 1.0
-ANYWHERE = "*"
 RELOAD_CHANNEL = "apimd_reload"
 
 

@@ -25,6 +25,9 @@ LocationName = Annotated[
 ]
 """An agent's `APIMD_LOCATION` as a schedule or a run request names it (SPEC §13)."""
 
+ANYWHERE = "*"
+"""Where a schedule without `locations` runs: any agent (its queue, and the summary's mark)."""
+
 Name = Annotated[
     str,
     StringConstraints(pattern=NAME_PATTERN),

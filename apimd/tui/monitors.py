@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from apimd.model.api import Summary, TargetSummary
+from apimd.model.common import ANYWHERE
 from apimd.model.durations import short_duration
 from apimd.model.events import (
     Event,
@@ -33,7 +34,6 @@ FIRE_SLACK_S = 1.0
 """A fire this close before the expected next run is that run (scheduler jitter, rounding)."""
 
 Kind = Literal["call", "workflow"]
-ANYWHERE = "*"
 """The location of a schedule without `locations` (SPEC §13)."""
 
 
