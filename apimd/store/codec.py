@@ -237,19 +237,25 @@ class ResultCodec:
 
     # --- decoding ------------------------------------------------------------------------------
 
-    async def prepare(self, db: Database, docs: list[bytes]) -> None:
-        """Load what decoding `docs` takes: dictionaries trained by another process, bodies."""
+    async def prepare(self, db: Database, docs: list[bytes]) -> dict[bytes, str]:
+        """Load what decoding `docs` takes (dictionaries trained by another process) and return
+        the bodies they refer to, for `decode`. The bodies are the caller's: the shared cache
+        may evict one (writes remember theirs) between this and the decoding."""
         dicts = {
             zstandard.get_frame_parameters(doc).dict_id for doc in docs if doc[:4] == _ZSTD_MAGIC
         } - set(self._decompressors)
         if dicts:
             await self.load(db, dicts)
+        found: dict[bytes, str] = {}
         wanted: set[bytes] = set()
         for doc in docs:
             payload = self._payload_or_none(doc)
             if payload is not None and payload[:1] and payload[0] in _REFS:
                 digest = payload[1 : 1 + _HASH_BYTES]
-                if digest not in self._bodies:
+                cached = self._bodies.get(digest)
+                if cached is not None:
+                    found[digest] = cached
+                else:
                     wanted.add(digest)
         items = sorted(wanted)
         for start in range(0, len(items), 500):
@@ -268,8 +274,10 @@ class ResultCodec:
             if missing:
                 await self.load(db, missing)
             for digest, blob in blobs:
-                body = self.payload(blob, "")
-                self._remember(digest, body.decode(errors="surrogatepass"))
+                body = self.payload(blob, "").decode(errors="surrogatepass")
+                found[digest] = body
+                self._remember(digest, body)
+        return found
 
     def _payload_or_none(self, doc: bytes) -> bytes | None:
         try:
@@ -295,9 +303,11 @@ class ResultCodec:
             raise CorruptRecord(f"result {result_id} cannot be read: {exc}") from None
         raise CorruptRecord(f"result {result_id} cannot be read: unknown encoding")
 
-    def decode(self, doc: bytes, result_id: str, row_fields: bytes = b"{") -> Result:
-        """The result a doc holds (after `prepare` loaded what it refers to); `row_fields` are
-        its row's (`result_rows.doc_fields`), which a doc of schema 6 leaves out."""
+    def decode(
+        self, doc: bytes, result_id: str, bodies: dict[bytes, str], row_fields: bytes = b"{"
+    ) -> Result:
+        """The result a doc holds, with `bodies` from `prepare`; `row_fields` are its row's
+        (`result_rows.doc_fields`), which a doc of schema 6 leaves out."""
         payload = self.payload(bytes(doc), result_id)
         marker = payload[0] if payload else 0
         digest = b""
@@ -313,10 +323,9 @@ class ResultCodec:
             raise CorruptRecord(f"result {result_id} cannot be read: {exc}") from None
         if not digest:
             return result
-        body = self._bodies.get(digest)
+        body = bodies.get(digest)
         if body is None or result.response is None:
             raise CorruptRecord(f"result {result_id} cannot be read: its body is not in the store")
-        self._bodies.move_to_end(digest)
         return result.model_copy(
             update={"response": result.response.model_copy(update={"body": body})}
         )

@@ -221,9 +221,10 @@ class ResultStore:
             old = [r for r in rows if not self.codec.is_current(bytes(r["doc"]))]
             # Schema 1's docs are whole results: their rows add nothing.
             docs = [bytes(r["doc"]) for r in old]
-            await self.codec.prepare(self._db, docs)
+            bodies = await self.codec.prepare(self._db, docs)
             results = [
-                self.codec.decode(doc, decode_id(r["id"])) for r, doc in zip(old, docs, strict=True)
+                self.codec.decode(doc, decode_id(r["id"]), bodies)
+                for r, doc in zip(old, docs, strict=True)
             ]
             if results and self.codec.wants_first_dictionary():
                 await self.codec.train(self._db, self.codec.samples_of(results))
@@ -266,9 +267,9 @@ class ResultStore:
     async def _decode(self, rows: Sequence[Row]) -> list[Result]:
         """The results of rows selected with `result_rows.SELECT`."""
         docs = [bytes(row["doc"]) for row in rows]
-        await self.codec.prepare(self._db, docs)
+        bodies = await self.codec.prepare(self._db, docs)
         return [
-            self.codec.decode(doc, decode_id(row["id"]), doc_fields(row))
+            self.codec.decode(doc, decode_id(row["id"]), bodies, doc_fields(row))
             for row, doc in zip(rows, docs, strict=True)
         ]
 

@@ -109,6 +109,29 @@ async def test_unchanged_pass_bodies_are_stored_once_per_target(open_any_store: 
     assert await store.db.fetchall("SELECT hash FROM result_bodies") == []
 
 
+async def test_a_page_reads_back_when_it_refers_to_more_bodies_than_the_cache_holds(
+    open_any_store: OpenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the 10,000-monitor daemon bench: a page of 1,000 results referring to more
+    bodies than the codec's cache keeps (or a write remembering its own between loading a page's
+    bodies and decoding it) failed with "its body is not in the store"."""
+    monkeypatch.setattr(codec_module, "_BODY_CACHE", 4)
+    store = await open_any_store()
+    results = []
+    for target in range(12):
+        body = json.dumps({"target": target, "ok": True})
+        for n in range(2):  # the second result refers to the first one's body
+            i = target * 2 + n
+            result = sample(i, body=body)
+            results.append(result.model_copy(update={"name": f"api-{target}", "steps": []}))
+    await store.add_results(results)
+    assert len(await store.db.fetchall("SELECT hash FROM result_bodies")) >= 5
+    assert await _all(store) == {r.id: r for r in results}
+    await store.close()
+    store = await open_any_store()  # a new process: every body comes from the store
+    assert await _all(store) == {r.id: r for r in results}
+
+
 async def _first_results(
     open_any_store: OpenStore, monkeypatch: pytest.MonkeyPatch, count: int
 ) -> tuple[SqliteStore, list[Result]]:
