@@ -63,7 +63,9 @@ class Schedule(Resource):
     targets: list[Name] = Field(min_length=1)
     enabled: bool = True
     jitter: float = Field(default=0, ge=0, le=3600)
-    locations: list[LocationName] | Literal["all"] | None = None
+    locations: list[LocationName] | Literal["all"] | None = Field(
+        default=None, description="`all` or a list of location names"
+    )
     """Where it runs (SPEC §13): omitted, once per due instant somewhere; a list, once in each of
     those locations; `all`, in every location with a live agent."""
 

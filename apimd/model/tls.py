@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
     load_pem_private_key,
 )
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from apimd.model.common import SECRET, SECRET_MASK, StrictModel
 
@@ -26,16 +26,17 @@ class PemFile(StrictModel):
 PemSource = str | PemFile
 SecretPem = Annotated[str, SECRET] | PemFile
 VerifyMode = bool | Literal["ca_only"]
+_PEM = "PEM text or `{file: PATH}`"
 
 
 class TlsSettings(StrictModel):
     """Client TLS settings; a call's fields override its auth's one by one."""
 
-    client_cert: PemSource | None = None
-    client_key: SecretPem | None = None
+    client_cert: PemSource | None = Field(default=None, description=_PEM)
+    client_key: SecretPem | None = Field(default=None, description=_PEM)
     client_key_password: Annotated[str, SECRET] | None = None
-    ca_bundle: PemSource | None = None
-    verify: VerifyMode | None = None
+    ca_bundle: PemSource | None = Field(default=None, description=_PEM)
+    verify: VerifyMode | None = Field(default=None, description="true, false or `ca_only`")
 
     @model_validator(mode="after")
     def _check_inline(self) -> TlsSettings:

@@ -9,12 +9,12 @@ from collections.abc import Callable, Mapping, Set
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
-from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-from apimd.model.common import NAME_PATTERN, secret_field_names
+from apimd.model.common import LOCATION_PATTERN, MAX_LOCATION, NAME_PATTERN, secret_field_names
 from apimd.model.errors import Issue
 from apimd.model.resources import HTTP_METHOD
+from apimd.model.union_errors import field_description, meant_members, model_field, union_tags
 
 Loc = tuple[str | int, ...]
 
@@ -33,18 +33,77 @@ def validation_issues(
 
     Inputs are quoted only when short, outside any `variables` mapping, not in a secret field
     and not hidden by `hide_input(loc)` (e.g. values read from the environment)."""
-    issues = []
+    issues: list[Issue] = []
+    unions: dict[Loc, list[tuple[ErrorDetails, int]]] = {}
     for details in error.errors(include_url=False):
         loc = tuple(details["loc"])
-        show = (
-            "variables" not in loc  # project, token and workflow variables: often secrets
-            and not _is_secret_field(model, loc)
-            and not (hide_input and hide_input(loc))
-        )
-        # pydantic's `[key]` marks an error in a mapping key; the key itself is the location.
-        shown_loc = tuple(part for part in loc if part != "[key]")
-        issues.append(Issue(_message(details, model, show_input=show), loc=(*prefix, *shown_loc)))
-    return issues
+        tags = union_tags(model, loc)
+        if tags:
+            # Gathered per union field, to show one problem there (see union_errors).
+            first = unions.setdefault(loc[: tags[0]], [])
+            first.append((details, tags[0]))
+            if len(first) == 1:
+                issues.append(Issue("", loc=loc[: tags[0]]))  # placeholder, keeps the order
+            continue
+        issues.append(_issue(details, model, prefix, hide_input))
+    if not unions:
+        return issues
+    out: list[Issue] = []
+    for issue in issues:
+        if issue.message:
+            out.append(issue)
+            continue
+        out.extend(_union_issues(issue.loc, unions[issue.loc], model, prefix, hide_input))
+    return out
+
+
+def _issue(
+    details: ErrorDetails,
+    model: type[BaseModel],
+    prefix: Loc,
+    hide_input: Callable[[Loc], bool] | None,
+    message: str | None = None,
+) -> Issue:
+    loc = tuple(details["loc"])
+    tags = union_tags(model, loc)
+    plain = tuple(part for index, part in enumerate(loc) if index not in tags)
+    show = (
+        "variables" not in plain  # project, token and workflow variables: often secrets
+        and not _is_secret_field(model, plain)
+        and not (hide_input and hide_input(plain))
+    )
+    # pydantic's `[key]` marks an error in a mapping key; the key itself is the location.
+    shown_loc = tuple(part for part in plain if part != "[key]")
+    text = message if message is not None else _message(details, model, show_input=show)
+    if message is not None:
+        text += f" (got {_shown(details.get('input'), show)})"
+    return Issue(text, loc=(*prefix, *shown_loc))
+
+
+def _union_issues(
+    at: Loc,
+    errors: list[tuple[ErrorDetails, int]],
+    model: type[BaseModel],
+    prefix: Loc,
+    hide_input: Callable[[Loc], bool] | None,
+) -> list[Issue]:
+    """A value that fits no member of a union: the errors of the members it has the shape of,
+    or else one problem saying what the field accepts."""
+    meant = meant_members([(tuple(d["loc"]), d["type"], tag) for d, tag in errors])
+    if meant is not None:
+        return [
+            _issue(d, model, prefix, hide_input) for d, tag in errors if str(d["loc"][tag]) in meant
+        ]
+    described = field_description(model, at)
+    if described is None:
+        kinds = []
+        for details, _ in errors:
+            kind = _message(details, model, show_input=False).split(" (got ")[0]
+            kind = kind.removeprefix("must be ")
+            if kind not in kinds:
+                kinds.append(kind)
+        described = ", or ".join(kinds)
+    return [_issue(errors[0][0], model, prefix, hide_input, message=f"must be {described}")]
 
 
 def _message(error: ErrorDetails, root: type[BaseModel], *, show_input: bool) -> str:
@@ -114,6 +173,7 @@ _PATTERNS = {
     NAME_PATTERN: "must be a name: 1–100 characters of letters, digits and `_ . : -`,"
     " starting with a letter or digit",
     HTTP_METHOD: "must be an HTTP method such as GET or POST",
+    f"^{LOCATION_PATTERN}$": f"must be a location name: 1–{MAX_LOCATION} letters, digits and `. _ -`",
 }
 
 
@@ -162,20 +222,13 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
-def _field(model: type[BaseModel], key: Any) -> FieldInfo | None:
-    for name, info in model.model_fields.items():
-        if key in (name, info.alias):
-            return info
-    return None
-
-
 def _model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
     """The model class that validates the value at `loc`, if that value is a model."""
     annotation: Any = root
     for part in loc:
         annotation = _unwrap(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            info = _field(annotation, part)
+            info = model_field(annotation, part)
             if info is None:
                 return None
             annotation = info.annotation

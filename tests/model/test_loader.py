@@ -224,6 +224,41 @@ def test_names_and_methods_explain_their_pattern(issues: LoadIssues) -> None:
     assert fields["calls[0].method"].message.startswith("must be an HTTP method")
 
 
+SCHEDULE = CALL + "schedules:\n  - name: s\n    every: 1m\n    targets: [list-orders]\n"
+
+
+@pytest.mark.parametrize("value", ["5", "everywhere", "{a: 1}"])
+def test_a_wrong_locations_says_what_it_accepts(issues: LoadIssues, value: str) -> None:
+    (issue,) = issues(SCHEDULE + f"    locations: {value}\n")
+    assert issue.field == "schedules[0].locations"
+    assert issue.resource == "schedule 's'"
+    assert issue.line == 8
+    assert issue.message.startswith("must be `all` or a list of location names (got ")
+    assert "constrained" not in str(issue) and "literal" not in str(issue)
+
+
+def test_a_wrong_location_name_is_one_problem_at_the_item(issues: LoadIssues) -> None:
+    (issue,) = issues(SCHEDULE + "    locations: [eu, bad loc]\n")
+    assert issue.field == "schedules[0].locations[1]"
+    assert issue.message == (
+        "must be a location name: 1–100 letters, digits and `. _ -` (got 'bad loc')"
+    )
+
+
+def test_a_value_of_no_member_of_a_union_is_one_problem(issues: LoadIssues) -> None:
+    (issue,) = issues(CALL + "    tls: {verify: maybe}\n")
+    assert (issue.field, issue.message) == (
+        "calls[0].tls.verify",
+        "must be true, false or `ca_only` (got 'maybe')",
+    )
+    found = issues(CALL + "    tls: {ca_bundle: 5, client_cert: {path: /x}}\n")
+    assert sorted((i.field, i.message) for i in found) == [
+        ("calls[0].tls.ca_bundle", "must be PEM text or `{file: PATH}` (got 5)"),
+        ("calls[0].tls.client_cert.file", "missing required field `file`"),
+        ("calls[0].tls.client_cert.path", "unknown field `path`"),
+    ]
+
+
 def test_model_level_errors_point_at_the_item(issues: LoadIssues) -> None:
     (issue,) = issues(CALL + "    conditions:\n      - {source: json, path: $.a}\n")
     assert issue.field == "calls[0].conditions[0]"
