@@ -150,7 +150,7 @@ class Runs:
             code=code,
         )
         try:
-            await self.store.add_result(result)
+            result = await self.store.add_result(result)
         except Exception:
             if cancelled:
                 raise

@@ -133,6 +133,7 @@ def _target_summary(
         description=item.description,
         tags=item.tags,
         locations=locations,
+        last_location=latest.location if latest else None,
     )
 
 

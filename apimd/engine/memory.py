@@ -64,8 +64,9 @@ class MemoryStateStore:
     async def reset_counter(self, key: str) -> int:
         return self.counters.pop(key, 0)
 
-    async def add_result(self, result: Result) -> None:
+    async def add_result(self, result: Result) -> Result:
         self.results.append(result)
+        return result
 
     # Reads beyond `StateStore`, shared with `apimd.store.SqliteStore` (one contract suite).
 

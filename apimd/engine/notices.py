@@ -41,7 +41,8 @@ class Notice:
 
 
 def notice_for_result(result: Result) -> Notice:
-    """A run's notice: target, outcome, result code, failing conditions, response time."""
+    """A run's notice: target, where it ran, outcome, result code, failing conditions,
+    response time."""
     status = f" (HTTP {result.http_status})" if result.http_status else ""
     text = (
         f"apimd: {result.kind} {result.name} {result.outcome.value}: {result.result.value}{status}"
@@ -54,6 +55,8 @@ def notice_for_result(result: Result) -> Notice:
         f"Response time: {result.timings_ms.total:.0f} ms",
         f"At: {result.started_at.isoformat()}",
     ]
+    if result.location or result.agent:  # with agents in several places: which one saw it
+        lines.insert(1, f"Where: {result.location or '-'} (agent {result.agent or '-'})")
     if result.error:
         lines.append(f"Error: {result.error}")
     failing = [c for step in [result, *result.steps] for c in step.conditions if not c.passed]
@@ -80,6 +83,8 @@ def notice_for_result(result: Result) -> Notice:
             "result_id": result.id,
             "started_at": result.started_at.isoformat(),
             "total_ms": result.timings_ms.total,
+            "location": result.location,
+            "agent": result.agent,
         },
         text=text,
         body="\n".join(lines),

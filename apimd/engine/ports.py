@@ -56,7 +56,10 @@ class WebhookCounterRepository(Protocol):
 class ResultRepository(Protocol):
     """Where finished results go."""
 
-    async def add_result(self, result: Result) -> None: ...
+    async def add_result(self, result: Result) -> Result:
+        """Record `result`; returns it as recorded (a daemon stamps where it ran), which is what
+        events, metrics and notifications must say."""
+        ...
 
     async def get_result(self, result_id: str) -> Result | None: ...
 

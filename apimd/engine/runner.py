@@ -193,14 +193,14 @@ class Engine:
         if ctx.maintenance:
             result = result.model_copy(update={"maintenance": True})
         try:
-            await services.state.add_result(result)
+            result = await services.state.add_result(result)
         except Exception as exc:
             log.exception(
                 "the result of %s %s (run %s) could not be stored", kind, name, ctx.run_id
             )
             error = f"the result could not be stored: {_crash(exc)}"
             result = self._failed_result(kind, name, ctx, started, error)
-            await services.state.add_result(result)
+            result = await services.state.add_result(result)
         if self._on_result is not None:
             self._on_result(result)
         services.events(RunFinished.of(result, ctx.run_id))

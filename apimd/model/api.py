@@ -191,6 +191,8 @@ class TargetSummary(BaseModel):
     locations: list[str] = Field(default_factory=list)
     """Where its schedules run it (SPEC §13): location names, `*` for a schedule without
     `locations` (anywhere); empty when no schedule runs it."""
+    last_location: str | None = None
+    """The location of the agent that ran its latest result (a manual run too)."""
 
 
 class Summary(BaseModel):

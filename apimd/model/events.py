@@ -99,6 +99,8 @@ class RunFinished(RunEnded):
     result_id: str
     kind: Literal["call", "workflow"]
     trigger: Trigger
+    location: str | None = None
+    """The location of the agent that ran it (SPEC §13); None on a daemon without one."""
 
     @classmethod
     def of(cls, result: Result, run_id: str) -> RunFinished:
@@ -113,6 +115,7 @@ class RunFinished(RunEnded):
             result=result.result,
             http_status=result.http_status,
             total_ms=result.timings_ms.total,
+            location=result.location,
         )
 
 

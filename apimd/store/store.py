@@ -185,7 +185,8 @@ class Store:
             result = result.model_copy(update={"lateness_ms": round(late_ms, 3)})
         return result
 
-    async def add_result(self, result: Result) -> None:
+    async def add_result(self, result: Result) -> Result:
+        """Record `result`, stamped (`stamped`); returns it as recorded."""
         result = self.stamped(result)
         fence = self.fences.get(result.id)
         if fence is None:
@@ -195,6 +196,7 @@ class Store:
             log.warning(
                 "run %s of %s was recorded lost; its result is dropped", result.id, result.name
             )
+        return result
 
     async def create_signin(self, signin: PendingSignIn) -> None:
         await self.signins.create(signin)

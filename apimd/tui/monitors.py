@@ -74,6 +74,9 @@ class Monitor:
     """The time between the last two fires seen live: how far a fire moves `next_run`."""
     locations: tuple[str, ...] = ()
     """Where its schedules run it (`*`: anywhere); a filter's `@location` keeps those."""
+    ran_in: set[str] = field(default_factory=set)
+    """Locations its results came from (the summary's latest, then live runs): a filter's
+    `@location` keeps those too, so a workflow without a schedule shows where it ran."""
 
     def add_latency(self, result_id: str | None, total_ms: float) -> None:
         if result_id and result_id in self.latency_ids:
@@ -211,6 +214,8 @@ class Board:
         monitor.next_run = target.next_run
         monitor.cert_expires_at = target.cert_expires_at
         monitor.locations = tuple(target.locations)
+        if target.last_location:
+            monitor.ran_in.add(target.last_location)
 
     # --- events -----------------------------------------------------------------------------
 
@@ -242,6 +247,8 @@ class Board:
         if monitor is None or event.outcome is None:
             return set()
         monitor.running = max(0, monitor.running - 1)
+        if event.location:
+            monitor.ran_in.add(event.location)
         started = event.at
         if event.total_ms is not None:
             started = event.at - timedelta(milliseconds=event.total_ms)
@@ -335,21 +342,25 @@ class Board:
         return sorted(names, key=self.sort_key)
 
     def locations(self) -> list[str]:
-        """Every location a schedule names, sorted."""
-        named = {loc for monitor in self.monitors.values() for loc in monitor.locations}
+        """Every location a schedule names or a result came from, sorted."""
+        named = {
+            loc
+            for monitor in self.monitors.values()
+            for loc in (*monitor.locations, *monitor.ran_in)
+        }
         return sorted(named - {ANYWHERE}, key=str.lower)
 
     def matches(self, name: str, query: str) -> bool:
         """Every word of `query` appears (case-insensitively) in the monitor's name, kind,
         outcome, token state or tags; an `@location` word keeps the monitors scheduled there
-        (or anywhere)."""
+        (or anywhere) and those with a result from there."""
         terms = query.lower().split()
         if not terms:
             return True
         monitor = self.monitors[name]
         wanted = [term[1:] for term in terms if term.startswith("@") and len(term) > 1]
         if wanted:
-            places = {loc.lower() for loc in monitor.locations}
+            places = {loc.lower() for loc in (*monitor.locations, *monitor.ran_in)}
             if not all(loc in places or ANYWHERE in places for loc in wanted):
                 return False
             terms = [term for term in terms if not term.startswith("@")]

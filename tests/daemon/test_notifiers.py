@@ -96,6 +96,8 @@ async def test_apprise_alert_repeat_and_resolved_without_secrets(
         await eventually(lambda: _count(inbox, 1))
         first = inbox.messages[0]
         assert first["title"] == f"apimd: call {name} FAIL"
+        status = await client.status()  # the result as recorded: by this agent, from here
+        assert f"Where: {status.location} (agent {status.agent})" in first["message"]
         assert "Outcome: FAIL (CONTENT_ERROR) (HTTP 500)" in first["message"]
         assert "- status eq 200: actual 500" in first["message"]
         assert "Response time:" in first["message"]

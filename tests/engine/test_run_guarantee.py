@@ -146,11 +146,11 @@ class RefusingStore(MemoryStateStore):
         self.refuse_results = refuse_results
         self.broken_tokens = broken_tokens
 
-    async def add_result(self, result: Result) -> None:
+    async def add_result(self, result: Result) -> Result:
         if self.refuse_results:
             self.refuse_results -= 1
             raise OSError(28, "No space left on device")
-        await super().add_result(result)
+        return await super().add_result(result)
 
     async def load_token(self, name: str) -> Any:
         if self.broken_tokens:

@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Input, Static
 
 from apimd.client import DaemonUnavailable
-from apimd.model.events import Event, Lagged, ResourceChanged
+from apimd.model.events import Event, Lagged, ResourceChanged, RunFinished
 from apimd.tui.connection import RETRY_S, DaemonState
 from apimd.tui.monitors import Board
 from apimd.tui.screens.base import ApimdScreen
@@ -221,6 +221,15 @@ class DashboardScreen(ApimdScreen):
         elif isinstance(event, ResourceChanged):
             if any(kind in RESOURCE_KINDS for kind, _ in event.pairs):
                 self.request_summary()
+        elif isinstance(event, RunFinished) and event.location and "@" in self._query:
+            # A run from a location the filter keeps can bring a hidden monitor in.
+            hidden = event.name in self.board.monitors and not self.board.matches(
+                event.name, self._query
+            )
+            self.table.mark_changed(self.board.apply(event))
+            if hidden and self.board.matches(event.name, self._query):
+                self.table.add_monitors([event.name])
+                self._show_empty()
         else:
             self.table.mark_changed(self.board.apply(event))
 
