@@ -78,6 +78,7 @@ def write_junit(path: str, runs: list[TargetRun]) -> None:
 
 async def run_many_standalone(args: argparse.Namespace) -> int:
     from apimd.cli.run import load_or_explain, open_state
+    from apimd.engine.context import RunOrder
     from apimd.engine.runner import Engine
 
     project = load_or_explain(args.file)
@@ -87,7 +88,7 @@ async def run_many_standalone(args: argparse.Namespace) -> int:
         stack.push_async_callback(engine.close)
 
         async def run(_kind: str, name: str, variables: dict[str, str]) -> Result:
-            return await engine.run(name, variables=variables, trigger="manual")
+            return await engine.run(name, RunOrder(variables=variables))
 
         return await run_targets(chosen, run, args)
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from apimd.engine.context import RunOrder
 from apimd.model.api import RunRequest
 from apimd.model.result import Result
 
@@ -77,5 +78,5 @@ class RemoteRuns:
             service.runs.target_kind(target)
         except LookupError:  # applied on the asking agent, its notice still on the way
             await service.reload(announce=False)
-        _run_id, task = service.runs.start(target, variables=values, run_id=run_id)
+        _run_id, task = service.runs.start(target, RunOrder(variables=values, run_id=run_id))
         await asyncio.shield(task)

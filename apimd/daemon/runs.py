@@ -12,7 +12,7 @@ from datetime import datetime
 
 from apimd.daemon.events import EventHub
 from apimd.daemon.metrics import Metrics
-from apimd.engine.context import UnknownTarget
+from apimd.engine.context import RunOrder, UnknownTarget
 from apimd.engine.recording import failed_result
 from apimd.engine.runner import Engine
 from apimd.model.events import RunFinished
@@ -63,25 +63,17 @@ class Runs:
             return "workflow"
         raise NotFound(f"no call or workflow named {name!r}")
 
-    def start(
-        self,
-        name: str,
-        *,
-        variables: dict[str, str] | None = None,
-        trigger: Trigger = "manual",
-        interactive: bool = False,
-        run_id: str | None = None,
-    ) -> tuple[str, asyncio.Task[Result]]:
-        """Start a run in the background; returns its id (also the result's id) and task."""
+    def start(self, name: str, order: RunOrder | None = None) -> tuple[str, asyncio.Task[Result]]:
+        """Start a run of `name` in the background as `order` says (default: by hand, a new
+        id); returns its id (also the result's id) and task."""
         if self.closing:
             raise ShuttingDown("the daemon is stopping and takes no new runs")
         kind = self.target_kind(name)
-        run_id = run_id or str(uuid.uuid4())
+        order = order or RunOrder()
+        run_id = order.run_id
         started = self.clock()
-        task = asyncio.create_task(
-            self._guarded_run(run_id, name, kind, variables, trigger, interactive, started)
-        )
-        self._runs[run_id] = (task, kind, name, trigger, started)
+        task = asyncio.create_task(self._guarded_run(name, kind, order, started))
+        self._runs[run_id] = (task, kind, name, order.trigger, started)
         task.add_done_callback(lambda _t: self._runs.pop(run_id, None))
         return run_id, task
 
@@ -98,19 +90,11 @@ class Runs:
                 await asyncio.wait(still, timeout=5)
 
     async def _guarded_run(
-        self,
-        run_id: str,
-        name: str,
-        kind: str,
-        variables: dict[str, str] | None,
-        trigger: Trigger,
-        interactive: bool,
-        started: datetime,
+        self, name: str, kind: str, order: RunOrder, started: datetime
     ) -> Result:
+        run_id, trigger = order.run_id, order.trigger
         try:
-            result = await self.engine.run(
-                name, variables=variables, trigger=trigger, interactive=interactive, run_id=run_id
-            )
+            result = await self.engine.run(name, order)
             return self.store.stamped(result)  # as recorded: where it ran, how late
         except asyncio.CancelledError:
             error = "the daemon stopped before this run finished"
@@ -167,7 +151,7 @@ class Runs:
         if self.closing:
             return
         try:
-            run_id, task = self.start(name, trigger="schedule")
+            run_id, task = self.start(name, RunOrder(trigger="schedule"))
         except NotFound:
             log.warning("schedule %s names %s, which no longer exists", schedule, name)
             return
@@ -190,7 +174,7 @@ class Runs:
         if self.closing:
             return
         try:
-            run_id, task = self.start(name, trigger="schedule")
+            run_id, task = self.start(name, RunOrder(trigger="schedule"))
         except NotFound:
             log.warning("a firing names %s, which no longer exists", name)
             return

@@ -24,6 +24,7 @@ from apimd.daemon.runs import NotFound, Runs
 from apimd.daemon.scheduler import ScheduleRunner
 from apimd.daemon.summary import build_summary, metrics_document, target_names, window_seconds
 from apimd.daemon.upkeep import Upkeep
+from apimd.engine.context import RunOrder
 from apimd.engine.runner import Engine
 from apimd.engine.signin import SignInDone, SignInFlows, SignInStarted
 from apimd.engine.tokens import utcnow
@@ -262,7 +263,7 @@ class MonitorService:
         background; returns its run id (also its result's) and task."""
         self.check_target(kind, name)
         return self.runs.start(
-            name, variables=wanted.variables, trigger="manual", interactive=wanted.interactive
+            name, RunOrder(variables=wanted.variables, interactive=wanted.interactive)
         )
 
     def _fired(self, schedule: str, targets: list[str], scheduled_at: datetime) -> None:

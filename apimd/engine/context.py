@@ -3,6 +3,8 @@ what one call of it carries while it is run."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -17,6 +19,27 @@ from apimd.model.signin import PendingSignIn
 
 class UnknownTarget(LookupError):
     """No call or workflow has that name."""
+
+
+@dataclass(frozen=True)
+class RunOrder:
+    """How a run is started (by a person, a schedule, another agent): its trigger, the variables
+    given for it, whether a person is there for a browser sign-in, and its id (also its
+    result's; new unless given)."""
+
+    trigger: Trigger = "manual"
+    variables: Mapping[str, str] = field(default_factory=dict)
+    interactive: bool = False
+    run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def context(self) -> RunContext:
+        """The context the run starts with (variable names are upper-case)."""
+        return RunContext(
+            run_id=self.run_id,
+            trigger=self.trigger,
+            variables={k.upper(): v for k, v in self.variables.items()},
+            interactive=self.interactive,
+        )
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Literal
 
 from apimd.engine import worker_pool
 from apimd.engine.calls import CallRunner
-from apimd.engine.context import RunContext, UnknownTarget
+from apimd.engine.context import RunContext, RunOrder, UnknownTarget
 from apimd.engine.events import EventSink, discard
 from apimd.engine.http import HttpExecutor
 from apimd.engine.notify import Notifier
@@ -33,7 +33,7 @@ from apimd.model.maintenance import in_maintenance
 from apimd.model.outcome import ResultCode
 from apimd.model.project import Project
 from apimd.model.resources import Call, Webhook, Workflow
-from apimd.model.result import Result, Trigger
+from apimd.model.result import Result
 from apimd.model.runtime import TokenRuntime
 
 log = logging.getLogger(__name__)
@@ -117,24 +117,10 @@ class Engine:
 
     # --- public entry points --------------------------------------------------------------
 
-    async def run(
-        self,
-        name: str,
-        *,
-        variables: dict[str, str] | None = None,
-        trigger: Trigger = "manual",
-        interactive: bool = False,
-        run_id: str | None = None,
-    ) -> Result:
-        """Run the call or workflow `name` once, record and return its result (whose id is
-        `run_id` when given)."""
-        ctx = RunContext(
-            run_id=run_id or str(uuid.uuid4()),
-            trigger=trigger,
-            variables={k.upper(): v for k, v in (variables or {}).items()},
-            interactive=interactive,
-        )
-        return await self._run_target(name, ctx)
+    async def run(self, name: str, order: RunOrder | None = None) -> Result:
+        """Run the call or workflow `name` once as `order` says (default: by hand, a new id),
+        record and return its result."""
+        return await self._run_target(name, (order or RunOrder()).context())
 
     async def run_with(self, name: str, ctx: RunContext) -> Result:
         """Run `name` in a context prepared by the caller (sign-in flows)."""

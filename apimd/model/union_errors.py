@@ -33,7 +33,7 @@ SHAPE_ERRORS = frozenset(
 mapping whose fields are wrong: then the author meant that member)."""
 
 
-def _strip(annotation: Any) -> Any:
+def unwrap_annotation(annotation: Any) -> Any:
     """`Annotated[X, …]` → X, and `X | None` → X when one member is left."""
     while True:
         origin = get_origin(annotation)
@@ -50,7 +50,7 @@ def _strip(annotation: Any) -> Any:
 
 def _members(annotation: Any) -> list[Any] | None:
     """The members of a union of two or more non-None types, else None."""
-    annotation = _strip(annotation)
+    annotation = unwrap_annotation(annotation)
     if get_origin(annotation) in (Union, types.UnionType):
         return [a for a in get_args(annotation) if a is not type(None)]
     return None
@@ -58,7 +58,7 @@ def _members(annotation: Any) -> list[Any] | None:
 
 def _named(member: Any, tag: str) -> bool:
     """Whether pydantic's location part `tag` names this union member."""
-    member = _strip(member)
+    member = unwrap_annotation(member)
     origin = get_origin(member)
     if origin is list:
         return tag.startswith("list[")
@@ -93,7 +93,7 @@ def union_tags(root: type[BaseModel], loc: Loc) -> tuple[int, ...]:
             tags.append(index)
             annotation = chosen[0]
             continue
-        annotation = _strip(annotation)
+        annotation = unwrap_annotation(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             info = model_field(annotation, part)
             if info is None:
@@ -106,12 +106,13 @@ def union_tags(root: type[BaseModel], loc: Loc) -> tuple[int, ...]:
     return tuple(tags)
 
 
-def field_description(root: type[BaseModel], loc: Loc) -> str | None:
-    """The `description` of the model field at `loc` (a path without union tags), if any."""
+def annotation_at(root: type[BaseModel], loc: Loc) -> tuple[Any, FieldInfo | None] | None:
+    """The annotation of the value at `loc` (a path without union tags) and, when that value is
+    a model's field, the field; None when `loc` leads nowhere."""
     annotation: Any = root
     info: FieldInfo | None = None
     for part in loc:
-        annotation = _strip(annotation)
+        annotation = unwrap_annotation(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             info = model_field(annotation, part)
             if info is None:
@@ -122,7 +123,13 @@ def field_description(root: type[BaseModel], loc: Loc) -> str | None:
             annotation = get_args(annotation)[-1]
         else:
             return None
-    return info.description if info is not None else None
+    return annotation, info
+
+
+def field_description(root: type[BaseModel], loc: Loc) -> str | None:
+    """The `description` of the model field at `loc` (a path without union tags), if any."""
+    found = annotation_at(root, loc)
+    return found[1].description if found is not None and found[1] is not None else None
 
 
 def meant_members(errors: Sequence[tuple[Loc, str, int]]) -> set[str] | None:

@@ -4,9 +4,8 @@ with a suggestion, missing fields, allowed values, bounds; secret inputs never q
 from __future__ import annotations
 
 import difflib
-import types
 from collections.abc import Callable, Mapping, Set
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -14,7 +13,13 @@ from pydantic_core import ErrorDetails
 from apimd.model.common import LOCATION_PATTERN, MAX_LOCATION, NAME_PATTERN, secret_field_names
 from apimd.model.errors import Issue
 from apimd.model.resources import HTTP_METHOD
-from apimd.model.union_errors import field_description, meant_members, model_field, union_tags
+from apimd.model.union_errors import (
+    annotation_at,
+    field_description,
+    meant_members,
+    union_tags,
+    unwrap_annotation,
+)
 
 Loc = tuple[str | int, ...]
 
@@ -207,36 +212,10 @@ def _shown(value: Any, allowed: bool) -> str:
     return kind_of(value)
 
 
-def _unwrap(annotation: Any) -> Any:
-    """`Annotated[X, …]` and `X | None` → X."""
-    while True:
-        origin = get_origin(annotation)
-        if origin is Annotated:
-            annotation = get_args(annotation)[0]
-        elif origin in (Union, types.UnionType):
-            args = [a for a in get_args(annotation) if a is not type(None)]
-            if len(args) != 1:
-                return annotation
-            annotation = args[0]
-        else:
-            return annotation
-
-
 def _model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
     """The model class that validates the value at `loc`, if that value is a model."""
-    annotation: Any = root
-    for part in loc:
-        annotation = _unwrap(annotation)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            info = model_field(annotation, part)
-            if info is None:
-                return None
-            annotation = info.annotation
-        elif get_origin(annotation) in (list, dict):
-            annotation = get_args(annotation)[-1]
-        else:
-            return None
-    annotation = _unwrap(annotation)
+    found = annotation_at(root, loc)
+    annotation = unwrap_annotation(found[0]) if found is not None else None
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     return None

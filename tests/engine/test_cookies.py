@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 
 from apimd.demo.server import RunningServer
+from apimd.engine.context import RunOrder
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome
@@ -107,7 +108,7 @@ async def test_form_login_cookie_flows_to_later_steps_and_into_a_token(site: For
         # /admin-path cookie, not the secure cookie over http, not the expired one.
         assert site.cookies_seen[-1] == {"session": SESSION}
         # The scheduled call runs with the token the login saved.
-        scheduled = await engine.run("me", trigger="schedule")
+        scheduled = await engine.run("me", RunOrder(trigger="schedule"))
         assert scheduled.outcome == Outcome.PASS, scheduled.error
         assert store.tokens["session"].variables["SESSION"] == SESSION
         assert SESSION not in scheduled.model_dump_json()
@@ -120,7 +121,9 @@ async def test_scheduled_call_refreshes_its_token_through_the_login_workflow(
     site: FormSite,
 ) -> None:
     result = await run_once(
-        Engine(build(project(site.server.url)), MemoryStateStore()), "me", trigger="schedule"
+        Engine(build(project(site.server.url)), MemoryStateStore()),
+        "me",
+        RunOrder(trigger="schedule"),
     )
     assert result.outcome == Outcome.PASS, result.error
 

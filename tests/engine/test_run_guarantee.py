@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from apimd.demo.server import RunningServer
+from apimd.engine.context import RunOrder
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.ports import StateStore
 from apimd.engine.runner import Engine
@@ -71,7 +72,7 @@ async def run_recording_events(
     events: list[Event] = []
     engine = Engine(build(doc), store, events=events.append)
     try:
-        return await engine.run(target, variables=variables), events
+        return await engine.run(target, RunOrder(variables=variables)), events
     finally:
         await engine.close()
 

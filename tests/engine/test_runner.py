@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from apimd.demo.server import RunningServer
+from apimd.engine.context import RunOrder
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome, ResultCode, TokenState
@@ -71,10 +72,10 @@ def status_call(token_server: RunningServer, **more: Any) -> dict[str, Any]:
 
 
 async def run_once(
-    project_doc: dict[str, Any], name: str, **kwargs: Any
+    project_doc: dict[str, Any], name: str, order: RunOrder | None = None
 ) -> tuple[Any, MemoryStateStore]:
     store = MemoryStateStore()
-    return await support.run_once(Engine(build(project_doc), store), name, **kwargs), store
+    return await support.run_once(Engine(build(project_doc), store), name, order), store
 
 
 async def test_workflow_variables_flow_forward_and_outcome_is_worst_step(
@@ -166,7 +167,7 @@ async def test_lookup_order_and_system_variables(receiver: Receiver) -> None:
         ],
     }
     # The token is not used by the call, so WHO comes from the run variables, then environment.
-    result, _ = await run_once(doc, "echo", variables={"who": "run"})
+    result, _ = await run_once(doc, "echo", RunOrder(variables={"who": "run"}))
     sent = json.loads(receiver.requests[0]["body"])
     assert result.outcome == Outcome.PASS, result.error
     assert sent["who"] == "run"
@@ -185,7 +186,7 @@ async def test_json_body_values_cannot_break_the_json(receiver: Receiver) -> Non
             {"name": "echo", "url": f"{receiver.server.url}/echo", "json": {"v": ["%%V%%", 1]}}
         ]
     }
-    result, _ = await run_once(doc, "echo", variables={"V": nasty})
+    result, _ = await run_once(doc, "echo", RunOrder(variables={"V": nasty}))
     assert result.outcome == Outcome.PASS
     assert json.loads(receiver.requests[0]["body"]) == {"v": [nasty, 1]}
     assert receiver.requests[0]["headers"]["Content-Type"] == "application/json"

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from apimd.engine.context import RunOrder
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome, ResultCode, TokenState
@@ -95,7 +96,9 @@ def signed_project(base: str, *, timestamp: str = "%%UNIXTIME%%") -> dict[str, A
 
 async def run(doc: dict[str, Any], name: str) -> Any:
     # Nothing is saved in the token: its headers are template functions and variables alone.
-    return await run_once(Engine(build(doc), MemoryStateStore()), name, trigger="schedule")
+    return await run_once(
+        Engine(build(doc), MemoryStateStore()), name, RunOrder(trigger="schedule")
+    )
 
 
 async def test_signed_api_is_monitored_pass(signed_api: SignedApi) -> None:

@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from apimd.demo.server import RunningServer
+from apimd.engine.context import RunOrder
 from apimd.engine.events import EventSink, discard
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
@@ -215,13 +216,13 @@ async def test_needs_sign_in_token_is_signed_in_again_through_its_signin_workflo
     scheduled call passes again."""
     store = MemoryStateStore()
     async with signing_in(project(api.url), store) as (engine, flows):
-        skipped = await engine.run("me", trigger="schedule")
+        skipped = await engine.run("me", RunOrder(trigger="schedule"))
         assert skipped.result == ResultCode.NEEDS_SIGN_IN
         assert store.tokens["t"].state == TokenState.NEEDS_SIGN_IN
         begun = await flows.start_for_token("t")
         url = f"{CALLBACK}?code=good-code&state={state_of(begun.url)}"
         done = await flows.complete_url(url)
-        again = await engine.run("me", trigger="schedule")
+        again = await engine.run("me", RunOrder(trigger="schedule"))
     assert done.ok
     assert again.outcome == Outcome.PASS
 

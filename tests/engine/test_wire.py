@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from apimd.demo.server import RunningServer
+from apimd.engine.context import RunOrder
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome
@@ -48,7 +49,9 @@ async def wire() -> AsyncIterator[Wire]:
 
 
 async def run(doc: dict[str, Any], target: str, **variables: str) -> Result:
-    return await run_once(Engine(build(doc), MemoryStateStore()), target, variables=variables)
+    return await run_once(
+        Engine(build(doc), MemoryStateStore()), target, RunOrder(variables=variables)
+    )
 
 
 async def test_query_values_keep_ampersand_plus_equals_space_hash_and_non_ascii(
