@@ -157,8 +157,13 @@ async def status_command(settings: Settings, as_json: bool) -> int:
     lines = [
         f"apimd daemon {status.version}: running (pid {status.pid}, up {short_duration(status.uptime_s)})",
         f"  schedules   {status.schedules} enabled, {scheduler}",
-        f"  monitors    {status.counts.get('calls', 0)} calls, {status.counts.get('workflows', 0)} workflows, "
-        f"{status.counts.get('tokens', 0)} tokens",
+        "  monitors    "
+        + ", ".join(
+            f"{n} {noun}{'s' if n != 1 else ''}"
+            for noun, n in (
+                (k, status.counts.get(f"{k}s", 0)) for k in ("call", "workflow", "token")
+            )
+        ),
         f"  running     {', '.join(status.running) or 'nothing'}",
         f"  callback    {callback}",
         f"  socket      {status.socket_path}",
@@ -169,11 +174,19 @@ async def status_command(settings: Settings, as_json: bool) -> int:
         lines.append(f"  warning     {status.callback_error}")
     role = "leader" if status.leader else "follower"
     lines.append(f"  agent       {status.agent} in {status.location} ({role})")
-    for agent in status.agents if len(status.agents) > 1 else []:
+    for agent in status.agents if status.clustered or len(status.agents) > 1 else []:
         seen = short_duration((datetime.now(UTC) - agent.last_heartbeat).total_seconds())
         lead = ", leader" if agent.leader else ""
         work = ", ".join(agent.running) or "idle"
-        lines.append(f"    {agent.agent:<16} {agent.location:<12} seen {seen} ago{lead}: {work}")
+        lines.append(
+            f"    {agent.agent:<16} {agent.location:<12} pid {agent.pid:<8}"
+            f" seen {seen} ago{lead}: {work}"
+        )
+    for location in status.unserved_locations:
+        lines.append(
+            f"  warning     no live agent in {location}: its schedules' runs there are dropped"
+            " until one is back"
+        )
     print("\n".join(lines))
     return 0
 

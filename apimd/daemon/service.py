@@ -44,6 +44,17 @@ from apimd.store import ApplyReport, SqliteStore
 log = logging.getLogger(__name__)
 
 
+def unserved_locations(project: Project, agents: list[AgentInfo]) -> list[str]:
+    """The locations enabled schedules name (`locations: [...]`) where no agent is live."""
+    named = {
+        location
+        for schedule in project.schedules
+        if schedule.enabled and isinstance(schedule.locations, list)
+        for location in schedule.locations
+    }
+    return sorted(named - {agent.location for agent in agents}, key=str.lower)
+
+
 class Broadcast:
     """Where every event goes: SSE clients (the hub) and the metrics."""
 
@@ -181,6 +192,7 @@ class MonitorService:
         }
         counts |= {"running": len(self.runs), "event_subscribers": self.hub.subscribers}
         port = self.callback_port if self.callback_port is not None else self.settings.callback_port
+        agents = await self.agents.live()
         return StatusInfo(
             version=__version__,
             pid=os.getpid(),
@@ -199,7 +211,9 @@ class MonitorService:
             location=self.agents.location,
             agent=self.agents.name,
             leader=self.agents.leader,
-            agents=await self.agents.live(),
+            agents=agents,
+            clustered=self.agents.clustered,
+            unserved_locations=unserved_locations(project, agents) if self.agents.clustered else [],
         )
 
     async def live_agents(self) -> list[AgentInfo]:

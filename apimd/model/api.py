@@ -81,6 +81,11 @@ class StatusInfo(BaseModel):
     agent: str | None = None
     leader: bool = True
     agents: list[AgentInfo] = Field(default_factory=list)
+    clustered: bool = False
+    """Agents share this store (PostgreSQL, SPEC §13); a lone daemon is every location's agent."""
+    unserved_locations: list[str] = Field(default_factory=list)
+    """Locations that enabled schedules name and no live agent serves: their runs are dropped
+    until an agent of that location is back (SPEC §13)."""
 
 
 class RunRequest(StrictModel):

@@ -38,24 +38,31 @@ class DaemonState:
         parts = [
             # The daemon's age, said as such: "up" reads like the monitors' uptime column.
             f"daemon {status.version} started {uptime} ago",
-            f"{counts.get('calls', 0)} calls",
-            f"{counts.get('workflows', 0)} workflows",
-            f"{counts.get('tokens', 0)} tokens",
+            *(_counted(counts.get(f"{kind}s", 0), kind) for kind in ("call", "workflow", "token")),
         ]
-        if len(status.agents) > 1:  # agents sharing one store (SPEC §13)
+        # Agents sharing one store (SPEC §13): said also when this one is the last one left.
+        clustered = status.clustered or len(status.agents) > 1
+        if clustered:
             locations = len({agent.location for agent in status.agents})
             role = "leader" if status.leader else "agent"
+            agents = _counted(len(status.agents), "agent")
             parts.append(
-                f"{role} {status.agent} in {status.location} of {len(status.agents)} agents"
-                f" in {locations} location{'s' if locations != 1 else ''}"
+                f"{role} {status.agent} in {status.location} of {agents}"
+                f" in {_counted(locations, 'location')}"
             )
         elif status.scheduler != "running":
             parts.append(f"scheduler {status.scheduler}")
         if status.running:
             parts.append(f"running {len(status.running)}")
-        clustered = len(status.agents) > 1
+        # First, so a narrow bar never cuts it: schedules there run nowhere (SPEC §13).
+        warnings = [f"⚠ no live agent in {where}" for where in status.unserved_locations]
         for drop in (3, 2, 1):  # tokens, workflows, calls: the counts the dashboard shows too
-            if not clustered or width is None or len(" · ".join(parts)) <= width:
+            if not clustered or width is None or len(" · ".join(warnings + parts)) <= width:
                 break
             del parts[drop]
-        return " · ".join(parts)
+        return " · ".join(warnings + parts)
+
+
+def _counted(count: int, noun: str) -> str:
+    """`1 token`, `2 tokens`."""
+    return f"{count} {noun}{'s' if count != 1 else ''}"

@@ -639,3 +639,40 @@ async def test_reminders_go_once_per_cluster_and_late_firings_are_recorded_skipp
     assert {r.id for r in skipped} == dropped
     recorded = [row[6] for row in rows if row[6] is not None]
     assert len(recorded) == len(set(recorded)) and {r.id for r in slow} == set(recorded)
+
+
+async def test_status_says_which_scheduled_location_has_no_live_agent(
+    cluster: Cluster, api: Api
+) -> None:
+    """A schedule's location with no live agent runs nothing (its jobs are dropped): `apimd
+    status` and `GET /v1/status` say so, until an agent of that location is live."""
+    a1 = cluster.start("a1", "loc-a")
+    async with a1.client() as client:
+        await client.apply(
+            {
+                "calls": [{"name": "in-b", "url": f"{api.url}/in-b"}],
+                "schedules": [
+                    {
+                        "name": "s-ab",
+                        "every": "1h",
+                        "targets": ["in-b"],
+                        "locations": ["loc-a", "loc-b"],
+                    }
+                ],
+            }
+        )
+        status = await client.status()
+        assert status.clustered
+        assert status.unserved_locations == ["loc-b"]
+    code, out, _ = await a1.cli("status")
+    assert code == 0
+    assert "no live agent in loc-b" in out
+    assert f"a1               loc-a        pid {a1.process.pid}" in out  # alone, still listed
+    assert "1 call, 0 workflows, 0 tokens" in out
+    cluster.start("b1", "loc-b")
+
+    async def served() -> bool:
+        async with a1.client() as client:
+            return (await client.status()).unserved_locations == []
+
+    await eventually(served, timeout=30)

@@ -66,3 +66,19 @@ def test_the_cluster_part_fits_a_120_column_status_bar() -> None:
     assert len(line) <= 95, line
     assert line.endswith("agent b1 in loc-b of 3 agents in 2 locations"), line
     assert "daemon 0.1.0" in line and "tokens" not in line
+
+
+def test_the_last_agent_left_still_names_its_cluster_and_the_locations_left_unserved() -> None:
+    """b1 and a2 are gone: the line must not read like a lone daemon's, and a location its
+    schedules name with no agent left is said (its runs are dropped)."""
+    info = status([("a1", "loc-a", True)], me="a1", leader=True).model_copy(
+        update={"clustered": True, "unserved_locations": ["loc-b"], "counts": {"tokens": 1}}
+    )
+    state = DaemonState(Path("/tmp/s"), connected=True, checked=True, status=info)
+    line = state.summary(NOW)
+    assert "leader a1 in loc-a of 1 agent in 1 location" in line
+    assert line.startswith("⚠ no live agent in loc-b · daemon 0.1.0"), line
+    assert "0 calls · 0 workflows · 1 token ·" in line
+    assert state.summary(NOW, 60).startswith(
+        "⚠ no live agent in loc-b"
+    )  # a narrow bar cuts the rest
