@@ -22,6 +22,8 @@ from apimd.tui.screens.viewer import ResultScreen
 from apimd.tui.widgets.status_bar import StatusBar
 
 PAGE_SIZE = 50
+WHERE_WIDTH = 16
+"""The `location/agent` column, shown when results come from several agents."""
 OUTCOME_FILTERS: tuple[Outcome | None, ...] = (
     None,
     Outcome.FAIL,
@@ -62,6 +64,7 @@ class ResultsScreen(ApimdScreen):
     def __init__(self, target: str | None = None) -> None:
         super().__init__()
         self._layout_width = 0
+        self._where = False
         self.target = target
         self.outcome: Outcome | None = None
         self.since_index = 0
@@ -93,8 +96,9 @@ class ResultsScreen(ApimdScreen):
         self._layout_width = self.app.size.width
         table.clear(columns=True)
         wide = self.app.size.width >= 100
-        fixed = 11 + 9 + 17 + 4 + 8 + (8 if wide else 0)
-        columns = 7 if wide else 6
+        self._where = wide and self._from_several_places()
+        fixed = 11 + 9 + 17 + 4 + 8 + (8 if wide else 0) + (WHERE_WIDTH if self._where else 0)
+        columns = 6 + wide + self._where
         name_width = max(12, self.app.size.width - fixed - 2 * columns - 2)
         table.add_column("when", key="when", width=11)
         table.add_column("outcome", key="outcome", width=9)
@@ -104,6 +108,8 @@ class ResultsScreen(ApimdScreen):
         table.add_column("total", key="total", width=8)
         if wide:
             table.add_column("trigger", key="trigger", width=8)
+        if self._where:
+            table.add_column("where", key="where", width=WHERE_WIDTH)
         for result in self.results.values():
             table.add_row(*self._cells(result), key=result.id)
 
@@ -118,7 +124,14 @@ class ResultsScreen(ApimdScreen):
         ]
         if len(self.query_one(ResultTable).columns) > 6:
             cells.append(result.trigger)
+        if self._where:
+            cells.append(f"{result.location or '-'}/{result.agent or '-'}")
         return cells
+
+    def _from_several_places(self) -> bool:
+        """Whether the results listed were recorded by more than one agent (SPEC §13): only
+        then is where each ran worth a column."""
+        return len({(r.location, r.agent) for r in self.results.values()}) > 1
 
     @property
     def name_filter(self) -> str | None:
@@ -162,6 +175,8 @@ class ResultsScreen(ApimdScreen):
             self.results[result.id] = result
             table.add_row(*self._cells(result), key=result.id)
         self.next_cursor = page.next_cursor
+        if self.app.size.width >= 100 and self._where != self._from_several_places():
+            self._build_columns()
         self._show_state()
 
     def on_resize(self) -> None:
