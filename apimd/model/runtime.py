@@ -91,14 +91,26 @@ def is_due(runtime: TokenRuntime | None, auth: AuthSetting | None, now: datetime
 def effective_state(
     runtime: TokenRuntime | None, auth: AuthSetting | None, now: datetime
 ) -> TokenState:
-    """The state to show: `expired` when a valid token is due for refresh."""
+    """The state to show: `expired` when a valid token is due for refresh; `needs_sign_in`
+    for a token never filled that only a person can fill (its first run would say so)."""
     if is_static(auth) and (runtime is None or not runtime.filled):
         return TokenState.VALID
     if runtime is None:
-        return TokenState.EXPIRED
+        return TokenState.NEEDS_SIGN_IN if _needs_a_person(auth) else TokenState.EXPIRED
     if runtime.state == TokenState.VALID and is_due(runtime, auth, now):
         return TokenState.EXPIRED
     return runtime.state
+
+
+def _needs_a_person(auth: AuthSetting | None) -> bool:
+    """An oauth2 auth whose grant needs a browser or a device sign-in and that no refresh
+    workflow fills: without a refresh token held, only a person gets its first token."""
+    return (
+        auth is not None
+        and auth.type == "oauth2"
+        and auth.grant in ("authorization_code", "device_code")
+        and not auth.refresh_workflow
+    )
 
 
 def apply_saved_variables(runtime: TokenRuntime, values: dict[str, str], now: datetime) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from apimd.client import Client
 from apimd.demo.server import RunningServer
-from apimd.model.resources import Token
+from apimd.model.resources import Token, TokenState
 from tests.conftest import server_state
 from tests.daemon.conftest import Daemon, Receiver, eventually, unique
 from tests.support.projects import TokenFlow, manual_token_document
@@ -155,3 +155,32 @@ async def test_invalid_grant_skips_calls_as_needs_sign_in_and_notifies_once(
 
 async def _received(receiver: Receiver) -> int:
     return len(receiver.requests)
+
+
+async def test_a_token_no_one_signed_in_to_reads_needs_sign_in_before_its_first_run(
+    daemon: Daemon,
+) -> None:
+    """It read `expired` until a run found out that a person is needed; a refresh workflow or a
+    grant that needs nobody can still fill an empty token, so those stay `expired`."""
+    browser, machine = unique("browser"), unique("machine")
+    base = {"type": "oauth2", "token_url": "http://127.0.0.1:9/token", "client_id": "c"}
+    project = {
+        "auth": [
+            {
+                "name": browser,
+                **base,
+                "grant": "authorization_code",
+                "authorize_url": "http://127.0.0.1:9/authorize",
+            },
+            {"name": machine, **base, "grant": "client_credentials", "client_secret": "s"},
+        ],
+        "tokens": [{"name": browser, "auth": browser}, {"name": machine, "auth": machine}],
+        "calls": [{"name": browser, "url": "http://127.0.0.1:9/x", "token": browser}],
+    }
+    async with daemon.client() as client:
+        await client.apply(project)
+        states = {t.name: t.state for t in await client.list("tokens") if isinstance(t, Token)}
+        summary = {t.name: t for t in (await client.summary()).targets}
+    assert states[browser] is TokenState.NEEDS_SIGN_IN
+    assert states[machine] is TokenState.EXPIRED
+    assert summary[browser].token_state is TokenState.NEEDS_SIGN_IN
