@@ -37,6 +37,10 @@ _WITH_VALUE = {
     "-m": "max_time",
     "--max-time": "max_time",
     "--oauth2-bearer": "bearer",
+    "-E": "cert",
+    "--cert": "cert",
+    "--key": "key",
+    "--cacert": "cacert",
 }
 _FLAGS = {
     "-k": "insecure",
@@ -54,16 +58,16 @@ _FLAGS = {
 _OUTPUT_FLAGS = {"-s", "--silent", "-S", "--show-error", "-v", "--verbose", "-i", "--include"}
 _OUTPUT_WITH_VALUE = {"-o", "--output", "-w", "--write-out"}
 _OTHER_LONG_WITH_VALUE = """
-abstract-unix-socket alt-svc aws-sigv4 cacert capath cert cert-type ciphers config connect-timeout
+abstract-unix-socket alt-svc aws-sigv4 capath cert-type ciphers config connect-timeout
 connect-to continue-at cookie-jar crlfile delegation dns-servers dump-header engine
-expect100-timeout ftp-port happy-eyeballs-timeout-ms hsts interface keepalive-time key key-type krb
+expect100-timeout ftp-port happy-eyeballs-timeout-ms hsts interface keepalive-time key-type krb
 limit-rate local-port login-options mail-from mail-rcpt max-filesize max-redirs netrc-file noproxy
 pass pinnedpubkey preproxy proto proto-default proto-redir proxy proxy-cacert proxy-cert
 proxy-header proxy-key proxy-pass proxy-user quote random-file range request-target resolve retry
 retry-delay retry-max-time sasl-authzid service-name socks4 socks4a socks5 socks5-hostname stderr
 telnet-option time-cond tls-max trace trace-ascii unix-socket upload-file url-query variable
 """
-_OTHER_WITH_VALUE = {f"-{letter}" for letter in "cCDEKPQrtTUxyYz"} | {
+_OTHER_WITH_VALUE = {f"-{letter}" for letter in "cCDKPQrtTUxyYz"} | {
     f"--{name}" for name in _OTHER_LONG_WITH_VALUE.split()
 }
 """curl's other options that take a value (files to read or write among them): the value is
@@ -82,6 +86,8 @@ class _Curl:
     cookies: list[str] = field(default_factory=list)
     flags: set[str] = field(default_factory=set)
     timeout: float | None = None
+    tls: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Mutual TLS (`--cert`, `--key`) and the CA (`--cacert`) as `tls` PEM files (SPEC §10)."""
 
 
 def import_curl(text: str, builder: ProjectBuilder) -> None:
@@ -118,6 +124,10 @@ def _add(index: int, args: list[str], builder: ProjectBuilder) -> str:
     _body(curl, parts, method)
     if "insecure" in curl.flags:
         parts.extra["verify_tls"] = False
+    if "client_cert" in curl.tls and "client_key" not in curl.tls:
+        curl.tls["client_key"] = dict(curl.tls["client_cert"])  # curl reads the key from it too
+    if curl.tls:
+        parts.extra["tls"] = curl.tls
     if "location" not in curl.flags:
         # curl does not follow redirects unless -L; keep what the command did.
         parts.extra["follow_redirects"] = False
@@ -241,6 +251,15 @@ def _apply(curl: _Curl, what: str, value: str, builder: ProjectBuilder, where: s
         curl.headers.append(("User-Agent", value))
     elif what == "referer":
         curl.headers.append(("Referer", value))
+    elif what == "cert":
+        path, colon, password = value.partition(":")
+        if colon and password:  # curl's `--cert FILE:PASSWORD`
+            builder.skip(
+                where, "the key password of --cert is not translated: set tls.client_key_password"
+            )
+        curl.tls["client_cert"] = {"file": path if colon else value}
+    elif what in ("key", "cacert"):
+        curl.tls["client_key" if what == "key" else "ca_bundle"] = {"file": value}
     elif what == "max_time":
         try:
             curl.timeout = float(value)

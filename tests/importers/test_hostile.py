@@ -36,7 +36,7 @@ def _apimd(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProces
 @pytest.mark.parametrize(
     ("option", "value"),
     [("-T", "/etc/passwd"), ("-K", "/etc/curlrc"), ("--upload-file", "/etc/passwd")]
-    + [("--config", "cfg"), ("--cacert", "/etc/ssl/ca.pem"), ("-x", "http://proxy:3128")]
+    + [("--config", "cfg"), ("--capath", "/etc/ssl/certs"), ("-x", "http://proxy:3128")]
     + [("--variable", "%HOME"), ("--expand-data", "{{HOME}}")],
 )
 def test_curl_option_values_are_not_taken_for_the_url(option: str, value: str) -> None:
