@@ -43,8 +43,15 @@ class ImportResult:
     def summary(self) -> str:
         """One line: how many of each kind will be created."""
         kinds = ("variables", "auth", "tokens", "calls", "workflows")
-        counts = [f"{len(self.document[k])} {k}" for k in kinds if self.document.get(k)]
+        counts = [
+            f"{len(self.document[k])} {k if len(self.document[k]) != 1 else _ONE.get(k, k)}"
+            for k in kinds
+            if self.document.get(k)
+        ]
         return ", ".join(counts) or "nothing"
+
+
+_ONE = {"variables": "variable", "tokens": "token", "calls": "call", "workflows": "workflow"}
 
 
 def read_source(stream: BinaryIO, name: str) -> str:

@@ -126,7 +126,7 @@ async def test_palette_import_applies_to_the_running_daemon(daemon: Daemon) -> N
         await pilot.click("#preview-button")
         preview = screen.query_one("#preview-text", Static)
         await wait_for(pilot, lambda: "Will create" in str(preview.render()), what="the preview")
-        assert "Will create: 1 variables, 1 calls" in str(preview.render())
+        assert "Will create: 1 variable, 1 call" in str(preview.render())
         await pilot.click("#apply")
         await wait_for(pilot, lambda: not isinstance(app.screen, ImportScreen), what="applied")
         assert "Imported: 2 created" in notices(app)
