@@ -134,7 +134,7 @@ class Runs:
             code=code,
         )
         try:
-            result = await self.store.add_result(result)
+            result = await self.store.add_result(result) or result
         except Exception:
             if cancelled:
                 raise

@@ -64,7 +64,7 @@ class MemoryStateStore:
     async def reset_counter(self, key: str) -> int:
         return self.counters.pop(key, 0)
 
-    async def add_result(self, result: Result) -> Result:
+    async def add_result(self, result: Result) -> Result | None:
         self.results.append(result)
         return result
 

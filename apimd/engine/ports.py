@@ -56,9 +56,10 @@ class WebhookCounterRepository(Protocol):
 class ResultRepository(Protocol):
     """Where finished results go."""
 
-    async def add_result(self, result: Result) -> Result:
+    async def add_result(self, result: Result) -> Result | None:
         """Record `result`; returns it as recorded (a daemon stamps where it ran), which is what
-        events, metrics and notifications must say."""
+        events, metrics and notifications must say, or None when it was not recorded: its
+        firing was recorded lost meanwhile (SPEC §13), so nothing may announce it."""
         ...
 
     async def get_result(self, result_id: str) -> Result | None: ...

@@ -179,14 +179,19 @@ class Engine:
         if ctx.maintenance:
             result = result.model_copy(update={"maintenance": True})
         try:
-            result = await services.state.add_result(result)
+            recorded = await services.state.add_result(result)
         except Exception as exc:
             log.exception(
                 "the result of %s %s (run %s) could not be stored", kind, name, ctx.run_id
             )
             error = f"the result could not be stored: {_crash(exc)}"
             result = self._failed_result(kind, name, ctx, started, error)
-            result = await services.state.add_result(result)
+            recorded = await services.state.add_result(result)
+        if recorded is None:
+            # Its firing was recorded lost while it ran (SPEC §13): the record has no second
+            # result for it, so no event, metric or notification may say there is one.
+            return result
+        result = recorded
         if self._on_result is not None:
             self._on_result(result)
         services.events(RunFinished.of(result, ctx.run_id))

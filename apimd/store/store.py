@@ -185,8 +185,9 @@ class Store:
             result = result.model_copy(update={"lateness_ms": round(late_ms, 3)})
         return result
 
-    async def add_result(self, result: Result) -> Result:
-        """Record `result`, stamped (`stamped`); returns it as recorded."""
+    async def add_result(self, result: Result) -> Result | None:
+        """Record `result`, stamped (`stamped`); returns it as recorded, or None when its
+        firing was recorded lost meanwhile (the fence: it is dropped)."""
         result = self.stamped(result)
         fence = self.fences.get(result.id)
         if fence is None:
@@ -196,6 +197,7 @@ class Store:
             log.warning(
                 "run %s of %s was recorded lost; its result is dropped", result.id, result.name
             )
+            return None
         return result
 
     async def create_signin(self, signin: PendingSignIn) -> None:

@@ -184,7 +184,7 @@ async def test_three_agents_two_locations_one_run_per_firing_and_takeover(
 
 
 async def test_a_presumed_dead_agent_records_no_second_result_for_a_lost_firing(
-    cluster: Cluster, api: Api
+    cluster: Cluster, api: Api, receiver: Receiver
 ) -> None:
     leader = cluster.start("lead", "loc-l")
     async with leader.client() as client:
@@ -196,7 +196,16 @@ async def test_a_presumed_dead_agent_records_no_second_result_for_a_lost_firing(
         worker = cluster.start("x", "loc-x")
         await client.apply(
             {
-                "calls": [{"name": "slow", "url": f"{api.url}/slow", "timeout": 30}],
+                "calls": [
+                    {
+                        "name": "slow",
+                        "url": f"{api.url}/slow",
+                        "timeout": 30,
+                        # Every run FAILs and alerts: the dropped one must not.
+                        "conditions": [{"source": "status", "op": "eq", "value": 201}],
+                        "webhooks": [{"type": "http", "url": receiver.url}],
+                    }
+                ],
                 "schedules": [
                     {"name": "s", "every": "10s", "targets": ["slow"], "locations": ["loc-x"]}
                 ],
@@ -240,6 +249,9 @@ async def test_a_presumed_dead_agent_records_no_second_result_for_a_lost_firing(
         recorded = {row[6] for row in rows if row[6] is not None}
         assert {r.id for r in found} == recorded
         assert "was recorded lost; its result is dropped" in worker.log_path.read_text()
+        # Nor was the dropped result announced: every alert names a recorded result.
+        alerted = {json.loads(r["body"])["result_id"] for r in receiver.requests}
+        assert alerted <= recorded, alerted - recorded
 
 
 @dataclass

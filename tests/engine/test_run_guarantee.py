@@ -147,7 +147,7 @@ class RefusingStore(MemoryStateStore):
         self.refuse_results = refuse_results
         self.broken_tokens = broken_tokens
 
-    async def add_result(self, result: Result) -> Result:
+    async def add_result(self, result: Result) -> Result | None:
         if self.refuse_results:
             self.refuse_results -= 1
             raise OSError(28, "No space left on device")
