@@ -216,9 +216,7 @@ async def apply_command(settings: Settings, args: argparse.Namespace) -> int:
         try:
             summary = await client.apply(project, prune=args.prune)
         except ApiError as exc:
-            raise UsageError(
-                f"{args.file} was not applied, nothing changed.\n{_located(args.file, exc)}"
-            ) from None
+            raise UsageError(f"{args.file} was not applied: {_located(args.file, exc)}") from None
     print(format_apply(args.file, summary))
     return 0
 

@@ -73,6 +73,26 @@ async def test_apply_reports_shape_errors_and_unknown_references_in_one_pass(
     assert "2 problems found" in err, err
 
 
+async def test_a_file_the_daemon_refuses_says_nothing_changed_once(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """Only the daemon knows the maintenance window names a target nobody has."""
+    window, missing = unique("window"), unique("missing")
+    bad = write_yaml(
+        tmp_path / "refused.yaml",
+        {
+            "maintenance": [
+                {"name": window, "cron": "0 3 * * *", "duration": "1h", "targets": [missing]}
+            ]
+        },
+    )
+    code, _out, err = await daemon.cli("apply", str(bad))
+    assert code == 2
+    assert f"unknown call or workflow {missing!r}" in err, err
+    assert f"{bad} was not applied: 1 problem found; nothing was changed" in err, err
+    assert err.count("nothing") == 1, err
+
+
 async def test_token_errors_are_whole_when_piped_and_token_show_prints_the_whole_state(
     daemon: Daemon, tmp_path: Path
 ) -> None:
