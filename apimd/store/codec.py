@@ -46,6 +46,8 @@ _BODY_REF = 0x01
 _ROW_AWARE = 0x02
 _ROW_AWARE_BODY_REF = 0x03
 _REFS = frozenset((_BODY_REF, _ROW_AWARE_BODY_REF))
+_ROW_AWARE_PREFIX = bytes((_ROW_AWARE,))
+_to_json = Result.__pydantic_serializer__.to_json
 _WITHOUT_ROW: IncEx = set(ROW_FIELDS)
 _WITHOUT_ROW_AND_BODY: dict[str, IncEx | bool] = {"response": {"body"}}
 _WITHOUT_ROW_AND_BODY.update(dict.fromkeys(ROW_FIELDS, True))
@@ -57,9 +59,11 @@ log = logging.getLogger(__name__)
 
 
 def body_hash(name: str, body: str) -> bytes:
-    return hashlib.blake2b(
-        f"{name}\0{body}".encode(errors="surrogatepass"), digest_size=_HASH_BYTES
-    ).digest()
+    """The hash of a target's body: BLAKE2b-128 of its name, a NUL, and the body (UTF-8)."""
+    digest = hashlib.blake2b(name.encode(errors="surrogatepass"), digest_size=_HASH_BYTES)
+    digest.update(b"\0")
+    digest.update(body.encode(errors="surrogatepass"))
+    return digest.digest()
 
 
 class ResultCodec:
@@ -207,14 +211,16 @@ class ResultCodec:
                 ref = (digest, response.body)
             self._last_body[result.name] = digest
         aware = row_restores(result)
+        # The serializer's own bytes: `model_dump_json` would decode them to a str (and this
+        # would encode it again), a third of the time.
         if ref is None:
-            payload = result.model_dump_json(exclude=_WITHOUT_ROW if aware else None).encode()
+            payload = _to_json(result, exclude=_WITHOUT_ROW if aware else None)
             if aware:
-                payload = bytes([_ROW_AWARE]) + payload
+                payload = _ROW_AWARE_PREFIX + payload
         else:
             exclude = _WITHOUT_ROW_AND_BODY if aware else _WITHOUT_BODY
             marker = _ROW_AWARE_BODY_REF if aware else _BODY_REF
-            payload = bytes([marker]) + ref[0] + result.model_dump_json(exclude=exclude).encode()
+            payload = bytes((marker,)) + ref[0] + _to_json(result, exclude=exclude)
             self._remember(ref[0], ref[1])
         self._samples.append(payload)
         self._written += 1

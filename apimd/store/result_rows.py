@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from apimd.model.outcome import Outcome, ResultCode
@@ -122,9 +122,11 @@ def result_row(result: Result, doc: bytes, stored_id: bytes | None = None) -> tu
 def row_restores(result: Result) -> bool:
     """Whether the row gives back `ROW_FIELDS` exactly: its times are UTC (a row holds instants,
     so another offset, or none, stays in the doc)."""
+    started, finished = result.started_at, result.finished_at
+    if started.tzinfo is UTC and finished.tzinfo is UTC:  # the engine's: no call needed
+        return True
     return all(
-        moment.tzinfo is not None and moment.utcoffset() == _ZERO
-        for moment in (result.started_at, result.finished_at)
+        moment.tzinfo is not None and moment.utcoffset() == _ZERO for moment in (started, finished)
     )
 
 
