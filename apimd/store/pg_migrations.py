@@ -167,6 +167,15 @@ _RESULT_CODES = (
     ),
 )
 
+# The twin of SQLite's migration 8 (the same columns, so `apimd migrate` copies rows as they are):
+# BIGINT both (a workflow may run longer than INTEGER's 35 minutes of microseconds), one rewrite.
+_INTEGER_TIMES = (
+    "ALTER TABLE results ALTER COLUMN finished_at TYPE BIGINT USING (finished_at - started_at),"
+    " ALTER COLUMN total_ms TYPE BIGINT USING (ROUND(total_ms * 1000)::BIGINT)",
+    "ALTER TABLE results RENAME COLUMN finished_at TO duration_us",
+    "ALTER TABLE results RENAME COLUMN total_ms TO total_us",
+)
+
 PG_MIGRATIONS: tuple[PgMigration, ...] = (
     PgMigration(1, "initial schema", _INITIAL, procrastinate=True),
     PgMigration(2, "results: zstd with trained dictionaries, bodies stored once", _RESULT_CODEC),
@@ -175,6 +184,7 @@ PG_MIGRATIONS: tuple[PgMigration, ...] = (
     PgMigration(5, "cluster events", _EVENTS),
     PgMigration(6, "results: 16-byte ids, docs without their row's columns", _BINARY_RESULT_IDS),
     PgMigration(7, "results: kind, trigger, outcome and result as small integers", _RESULT_CODES),
+    PgMigration(8, "results: duration and total time as integer microseconds", _INTEGER_TIMES),
 )
 
 PG_LATEST_VERSION = PG_MIGRATIONS[-1].version

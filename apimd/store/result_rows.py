@@ -1,6 +1,8 @@
-"""A result's `results` row (schema 7): its id in 16 bytes when it is a UUID, kind, trigger,
-outcome and result code as small integers (schema 7; `CODES`), and the columns a doc no longer
-repeats (the row holds them; decoding puts them back).
+"""A result's `results` row (schema 8): its id in 16 bytes when it is a UUID, kind, trigger,
+outcome and result code as small integers (schema 7; `CODES`), its end as a duration and its
+total time in integer microseconds (schema 8: SQLite stores an integer in as few bytes as it
+takes, 3 for up to 8 s, where a time since the epoch or a REAL takes 8), and the columns a doc no
+longer repeats (the row holds them; decoding puts them back).
 
 Ids: a canonical UUID string (lowercase, hyphenated, as `str(uuid.uuid4())` writes every run id)
 is kept as its 16 bytes; any other id as `\\xff` + its UTF-8 (`\\xff\\xff` + it when that would be
@@ -59,20 +61,20 @@ RESULT_COLUMNS = (
     "name",
     "trigger",
     "started_at",
-    "finished_at",
+    "duration_us",
     "outcome",
     "result",
     "http_status",
-    "total_ms",
+    "total_us",
     "doc",
     "maintenance",
 )
 """The columns of `results` (but `seq`), in `result_row`'s order."""
 
-ROW_FIELDS = frozenset(RESULT_COLUMNS) - {"total_ms", "doc"}
+ROW_FIELDS = (frozenset(RESULT_COLUMNS) - {"total_us", "doc", "duration_us"}) | {"finished_at"}
 """Fields of a result that its row holds, left out of a doc written in the row-aware form."""
 
-SELECT = "id, kind, name, trigger, started_at, finished_at, outcome, result, http_status, maintenance, doc"
+SELECT = "id, kind, name, trigger, started_at, duration_us, outcome, result, http_status, maintenance, doc"
 """The columns a result is decoded from (`doc_fields` and the doc), by name."""
 
 
@@ -102,18 +104,20 @@ def decode_id(stored: Any) -> str:
 
 def result_row(result: Result, doc: bytes, stored_id: bytes | None = None) -> tuple[object, ...]:
     """The `results` row of an already capped result, its doc encoded (`stored_id`: its
-    `encode_id`, when already known)."""
+    `encode_id`, when already known). `total_us` is the total time to the microsecond (what the
+    engine measures; the doc keeps the exact value)."""
+    started = to_us(result.started_at)
     return (
         encode_id(result.id) if stored_id is None else stored_id,
         _KIND[result.kind],
         result.name,
         _TRIGGER[result.trigger],
-        to_us(result.started_at),
-        to_us(result.finished_at),
+        started,
+        to_us(result.finished_at) - started,
         _OUTCOME[result.outcome],
         _RESULT[result.result],
         result.http_status,
-        result.timings_ms.total,
+        round(result.timings_ms.total * 1000),
         doc,
         int(result.maintenance),
     )
@@ -139,7 +143,7 @@ def doc_fields(row: Any) -> bytes:
         "name": row["name"],
         "trigger": TRIGGERS[row["trigger"]],
         "started_at": from_us(int(row["started_at"])).isoformat(),
-        "finished_at": from_us(int(row["finished_at"])).isoformat(),
+        "finished_at": from_us(int(row["started_at"]) + int(row["duration_us"])).isoformat(),
         "outcome": OUTCOMES[row["outcome"]].value,
         "result": RESULT_CODES[row["result"]].value,
         "http_status": row["http_status"],

@@ -51,7 +51,7 @@ _INSERT = (
 _PG_INSERT = (
     f"WITH new AS (INSERT INTO results ({_COLUMNS}) SELECT * FROM unnest(?::bytea[], ?::smallint[],"
     " ?::text[], ?::smallint[], ?::bigint[], ?::bigint[], ?::smallint[], ?::smallint[], ?::integer[],"
-    " ?::double precision[], ?::bytea[], ?::integer[]) ON CONFLICT (id) DO NOTHING RETURNING id)"
+    " ?::bigint[], ?::bytea[], ?::integer[]) ON CONFLICT (id) DO NOTHING RETURNING id)"
     " SELECT array_agg(id) FROM new"
 )
 
@@ -353,14 +353,14 @@ class ResultStore:
             runs = out.setdefault(row["name"], RecentRuns())
             runs.counts[OUTCOMES[row["outcome"]]] = int(row["n"])
         for row in await self._db.fetchall(
-            "SELECT name, total_ms FROM (SELECT name, total_ms, ROW_NUMBER() OVER"
+            "SELECT name, total_us FROM (SELECT name, total_us, ROW_NUMBER() OVER"
             " (PARTITION BY name ORDER BY started_at DESC, seq DESC) AS rn FROM results"
-            f" WHERE started_at >= ? AND outcome != {_SKIPPED} AND total_ms IS NOT NULL"
+            f" WHERE started_at >= ? AND outcome != {_SKIPPED} AND total_us IS NOT NULL"
             " AND maintenance = 0) AS ranked"
             " WHERE rn <= ? ORDER BY name, rn DESC",
             (since_us, per_name),
         ):
-            out.setdefault(row["name"], RecentRuns()).totals.append(float(row["total_ms"]))
+            out.setdefault(row["name"], RecentRuns()).totals.append(int(row["total_us"]) / 1000)
         rows = await self._db.fetchall(
             f"SELECT {SELECT} FROM (SELECT {SELECT}, ROW_NUMBER() OVER"
             " (PARTITION BY name ORDER BY started_at DESC, seq DESC) AS rn FROM results"

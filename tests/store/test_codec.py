@@ -69,8 +69,8 @@ async def test_old_and_new_encodings_read_back_identical(open_any_store: OpenSto
     # Schema 1's rows, as the released apimd wrote them.
     async with store.db.transaction() as conn:
         await conn.executemany(
-            "INSERT INTO results (id, kind, name, trigger, started_at, finished_at, outcome,"
-            " result, http_status, total_ms, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO results (id, kind, name, trigger, started_at, duration_us, outcome,"
+            " result, http_status, total_us, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             # (the row less its later `maintenance` column, which keeps its default)
             [result_row(r, zlib.compress(r.model_dump_json().encode(), 6))[:11] for r in results],
         )

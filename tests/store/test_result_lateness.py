@@ -37,8 +37,8 @@ async def test_rows_written_before_lateness_was_kept_read_back(open_any_store: O
             assert "lateness_ms" not in doc
             row = result_row(result, zlib.compress(doc.encode(), 6))[:11]
             await conn.execute(
-                "INSERT INTO results (id, kind, name, trigger, started_at, finished_at, outcome,"
-                " result, http_status, total_ms, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO results (id, kind, name, trigger, started_at, duration_us, outcome,"
+                " result, http_status, total_us, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
     for result in old:
