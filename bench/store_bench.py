@@ -426,7 +426,8 @@ async def bench_stats(target: Target, figures: Figures, count: int) -> None:
     # For comparison: the same percentiles from the raw rows, as a store without rollups would.
     t = time.perf_counter()
     rows = await store.db.fetchall(
-        "SELECT total_us FROM results WHERE name = ? AND outcome != ?",
+        "SELECT total_us FROM results WHERE target = (SELECT id FROM targets WHERE name = ?)"
+        " AND outcome != ?",
         ("checkout", code_of("outcome", "SKIPPED")),
     )
     values = sorted(row[0] for row in rows)

@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, timedelta
-from typing import Any
+from typing import Any, cast
 
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.result import Result, Trigger
+from apimd.store.sql import Connection
+from apimd.store.targets import name_of
 from apimd.store.timestamps import from_us, to_us
 
 _UUID_BYTES = 16
@@ -58,7 +60,7 @@ def value_case(column: str, source: str | None = None) -> str:
 RESULT_COLUMNS = (
     "id",
     "kind",
-    "name",
+    "target",
     "trigger",
     "started_at",
     "duration_us",
@@ -71,11 +73,23 @@ RESULT_COLUMNS = (
 )
 """The columns of `results` (but `seq`), in `result_row`'s order."""
 
-ROW_FIELDS = (frozenset(RESULT_COLUMNS) - {"total_us", "doc", "duration_us"}) | {"finished_at"}
+ROW_FIELDS = (frozenset(RESULT_COLUMNS) - {"total_us", "doc", "duration_us", "target"}) | {
+    "finished_at",
+    "name",
+}
 """Fields of a result that its row holds, left out of a doc written in the row-aware form."""
 
-SELECT = "id, kind, name, trigger, started_at, duration_us, outcome, result, http_status, maintenance, doc"
-"""The columns a result is decoded from (`doc_fields` and the doc), by name."""
+
+def select(table: str = "") -> str:
+    """The columns a result is decoded from (`doc_fields` and the doc), by name, of `table`'s
+    rows (default: `results`)."""
+    return (
+        f"id, kind, {name_of(table)} AS name, trigger, started_at, duration_us, outcome, result,"
+        " http_status, maintenance, doc"
+    )
+
+
+SELECT = select()
 
 
 def encode_id(result_id: str) -> bytes:
@@ -102,15 +116,17 @@ def decode_id(stored: Any) -> str:
     return data.lstrip(_TEXT).decode(errors="surrogatepass")
 
 
-def result_row(result: Result, doc: bytes, stored_id: bytes | None = None) -> tuple[object, ...]:
-    """The `results` row of an already capped result, its doc encoded (`stored_id`: its
-    `encode_id`, when already known). `total_us` is the total time to the microsecond (what the
+def result_row(
+    result: Result, doc: bytes, target: int, stored_id: bytes | None = None
+) -> tuple[object, ...]:
+    """The `results` row of an already capped result, its doc encoded, `target` the number of
+    its name (`apimd.store.targets`; `stored_id`: its `encode_id`, when already known). `total_us` is the total time to the microsecond (what the
     engine measures; the doc keeps the exact value)."""
     started = to_us(result.started_at)
     return (
         encode_id(result.id) if stored_id is None else stored_id,
         _KIND[result.kind],
-        result.name,
+        target,
         _TRIGGER[result.trigger],
         started,
         to_us(result.finished_at) - started,
@@ -150,3 +166,42 @@ def doc_fields(row: Any) -> bytes:
         "maintenance": bool(row["maintenance"]),
     }
     return json.dumps(fields, separators=(",", ":"))[:-1].encode() + b","
+
+
+_COLUMNS = ", ".join(RESULT_COLUMNS)
+_INSERT = (
+    f"INSERT INTO results ({_COLUMNS}) VALUES ({', '.join('?' * len(RESULT_COLUMNS))})"
+    " ON CONFLICT (id) DO NOTHING"
+)
+
+
+# PostgreSQL: the rows as one array per column, so a batch is one statement whose text psycopg
+# parses once (a multi-row VALUES has too many parameters for its cache, and `executemany` costs a
+# message per row), and the new ids come back as one array (not a row each).
+_PG_INSERT = (
+    f"WITH new AS (INSERT INTO results ({_COLUMNS}) SELECT * FROM unnest(?::bytea[], ?::smallint[],"
+    " ?::integer[], ?::smallint[], ?::bigint[], ?::bigint[], ?::smallint[], ?::smallint[], ?::integer[],"
+    " ?::bigint[], ?::bytea[], ?::integer[]) ON CONFLICT (id) DO NOTHING RETURNING id)"
+    " SELECT array_agg(id) FROM new"
+)
+
+
+async def insert_rows(conn: Connection, rows: list[tuple[object, ...]]) -> set[bytes]:
+    """Insert result rows (`result_row`); returns the ids of those that were not stored yet."""
+    if not rows:
+        return set()
+    if conn.dialect == "postgresql":
+        found = await conn.fetchall(
+            _PG_INSERT, [list(column) for column in zip(*rows, strict=True)]
+        )
+        return {bytes(key) for key in found[0][0] or ()}
+    # SQLite: which ids are stored already (a statement per 500), then the others inserted.
+    ids = [cast(bytes, row[0]) for row in rows]
+    known: set[bytes] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        found = await conn.fetchall(f"SELECT id FROM results WHERE id IN ({marks})", chunk)
+        known.update(bytes(row[0]) for row in found)
+    await conn.executemany(_INSERT, [row for row in rows if row[0] not in known])
+    return set(ids) - known

@@ -18,6 +18,7 @@ from apimd.store import codec as codec_module
 from apimd.store.codec import frame_dict_id
 from apimd.store.errors import CorruptRecord
 from apimd.store.result_rows import decode_id, encode_id, result_row
+from apimd.store.targets import target_ids
 from tests.store.conftest import OpenStore, make_result
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -68,11 +69,15 @@ async def test_old_and_new_encodings_read_back_identical(open_any_store: OpenSto
     store = await open_any_store()
     # Schema 1's rows, as the released apimd wrote them.
     async with store.db.transaction() as conn:
+        ids = await target_ids(conn, [r.name for r in results])
         await conn.executemany(
-            "INSERT INTO results (id, kind, name, trigger, started_at, duration_us, outcome,"
+            "INSERT INTO results (id, kind, target, trigger, started_at, duration_us, outcome,"
             " result, http_status, total_us, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             # (the row less its later `maintenance` column, which keeps its default)
-            [result_row(r, zlib.compress(r.model_dump_json().encode(), 6))[:11] for r in results],
+            [
+                result_row(r, zlib.compress(r.model_dump_json().encode(), 6), ids[r.name])[:11]
+                for r in results
+            ],
         )
         await conn.execute("DELETE FROM meta WHERE key = 'results_recoded'")
     assert await _all(store) == {r.id: r for r in results}
