@@ -176,15 +176,18 @@ class ResultStore:
         row = await self._db.fetchone("SELECT value FROM meta WHERE key = 'results_recoded'")
         if row is not None:
             return 0
-        rewritten, after = 0, -1
+        # In id order: PostgreSQL has no index on seq (since schema 8).
+        rewritten, after = 0, None
         while True:
             rows = await self._db.fetchall(
-                "SELECT seq, id, doc FROM results WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after, batch),
+                "SELECT id, doc FROM results ORDER BY id LIMIT ?"
+                if after is None
+                else "SELECT id, doc FROM results WHERE id > ? ORDER BY id LIMIT ?",
+                (batch,) if after is None else (after, batch),
             )
             if not rows:
                 break
-            after = int(rows[-1]["seq"])
+            after = rows[-1]["id"]
             old = [r for r in rows if not self.codec.is_current(bytes(r["doc"]))]
             # Schema 1's docs are whole results: their rows add nothing.
             docs = [bytes(r["doc"]) for r in old]
@@ -199,8 +202,8 @@ class ResultStore:
                 async with self._db.transaction() as conn:
                     docs = await self._encode(conn, results)
                     await conn.executemany(
-                        "UPDATE results SET doc = ? WHERE seq = ?",
-                        [(doc, int(r["seq"])) for r, doc in zip(old, docs, strict=True)],
+                        "UPDATE results SET doc = ? WHERE id = ?",
+                        [(doc, r["id"]) for r, doc in zip(old, docs, strict=True)],
                     )
                 rewritten += len(results)
         async with self._db.transaction() as conn:
@@ -369,8 +372,8 @@ class ResultStore:
         while True:
             async with self._db.transaction() as conn:
                 count = await conn.execute(
-                    "DELETE FROM results WHERE seq IN"
-                    " (SELECT seq FROM results WHERE started_at < ? LIMIT ?)",
+                    "DELETE FROM results WHERE id IN"
+                    " (SELECT id FROM results WHERE started_at < ? LIMIT ?)",
                     (cutoff, batch),
                 )
             deleted += count
