@@ -218,26 +218,32 @@ async def test_whole_zstd_frames_of_schema_7_and_lean_frames_read_back_identical
         bytes((await store.db.fetchall("SELECT dict FROM result_dicts WHERE id = 1"))[0][0])
     )
     whole = zstandard.ZstdCompressor(level=3, dict_data=data)  # as schema 7 wrote
-    lean = await store.db.fetchall("SELECT id, doc FROM results")
-    bodies = await store.db.fetchall("SELECT hash, body FROM result_bodies")
-    assert bodies and all(bytes(row[1])[0] <= 0x03 for row in bodies)
+    lean = [
+        (bytes(row[0]), bytes(row[1]))
+        for row in await store.db.fetchall("SELECT id, doc FROM results")
+    ]
+    bodies = [
+        (bytes(row[0]), bytes(row[1]))
+        for row in await store.db.fetchall("SELECT hash, body FROM result_bodies")
+    ]
+    assert bodies and all(body[0] <= 0x03 for _, body in bodies)
     codec = store.results.codec
-    rewritten = [(whole.compress(codec.payload(bytes(doc), "")), key) for key, doc in lean]
+    rewritten = [(whole.compress(codec.payload(doc, "")), key) for key, doc in lean]
     assert {frame_dict_id(doc) for doc, _ in rewritten} == {1}
-    saved = sum(len(doc) for doc, _ in rewritten) - sum(len(bytes(doc)) for _, doc in lean)
+    saved = sum(len(doc) for doc, _ in rewritten) - sum(len(doc) for _, doc in lean)
     assert saved >= 4.9 * len(lean)  # 4 to 6 bytes each (the content size took 1 to 2)
     async with store.db.transaction() as conn:
         await conn.executemany("UPDATE results SET doc = ? WHERE id = ?", rewritten[::2])
         await conn.executemany(
             "UPDATE result_bodies SET body = ? WHERE hash = ?",
-            [(whole.compress(codec.payload(bytes(b), "")), h) for h, b in bodies],
+            [(whole.compress(codec.payload(body, "")), digest) for digest, body in bodies],
         )
     await store.close()
     store = await open_any_store()  # a new process: nothing cached
     assert await _all(store) == {r.id: r for r in first + later}
     key, doc = lean[1]
     async with store.db.transaction() as conn:
-        await conn.execute("UPDATE results SET doc = ? WHERE id = ?", (bytes(doc)[:-3], key))
+        await conn.execute("UPDATE results SET doc = ? WHERE id = ?", (doc[:-3], key))
     with pytest.raises(CorruptRecord):
         await store.get_result(decode_id(key))
     await store.close()
