@@ -32,7 +32,14 @@ import psycopg
 from apimd.dburl import describe_url
 from apimd.model.outcome import ResultCode
 from apimd.model.resources import TokenState
-from apimd.model.result import ConditionResult, RequestRecord, ResponseRecord, Result, Timings
+from apimd.model.result import (
+    ConditionResult,
+    RequestRecord,
+    ResponseRecord,
+    Result,
+    Timings,
+    TlsInfo,
+)
 from apimd.model.runtime import TokenRuntime
 from apimd.store import Store, db, open_store
 from apimd.store.result_rows import code_of
@@ -55,9 +62,45 @@ def run_id(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
-def realistic_result(index: int, rng: random.Random, started: datetime) -> Result:
-    """A monitored call's result as the engine records it: redacted headers, a JSON body of about
-    1.5 KB, three conditions."""
+class OrderFeed:
+    """The body of `GET /orders?page=1` of one target, as a real API returns it poll after poll:
+    the ten latest orders, most of them the same as at the previous poll. Each poll a new order
+    arrives with probability `churn` (the oldest drops off the page), and independently one of
+    the ten moves on (open → paid → shipped) with the same probability."""
+
+    def __init__(self, rng: random.Random, started: datetime, churn: float) -> None:
+        self.rng = rng
+        self.churn = churn
+        first = rng.randrange(10**7, 9 * 10**7)
+        self.orders = [
+            self._order(first + k, started - timedelta(minutes=rng.randrange(10_000)))
+            for k in range(10)
+        ]
+
+    def _order(self, order_id: int, updated: datetime) -> dict[str, object]:
+        return {
+            "id": order_id,
+            "status": self.rng.choice(["open", "paid", "shipped"]),
+            "total": round(self.rng.uniform(1, 500), 2),
+            "currency": "EUR",
+            "updated": updated.isoformat(),
+        }
+
+    def poll(self, started: datetime) -> str:
+        if self.rng.random() < self.churn:
+            self.orders = [
+                self._order(int(str(self.orders[0]["id"])) + 1, started),
+                *self.orders[:-1],
+            ]
+        if self.rng.random() < self.churn:
+            order = self.rng.choice(self.orders)
+            order["status"] = {"open": "paid"}.get(str(order["status"]), "shipped")
+            order["updated"] = started.isoformat()
+        return json.dumps({"orders": self.orders, "next": "/orders?page=2"})
+
+
+def random_orders(index: int, rng: random.Random, started: datetime) -> str:
+    """Ten orders drawn afresh at every poll: the worst case, no two bodies of a target alike."""
     orders = [
         {
             "id": rng.randrange(10**8),
@@ -68,21 +111,42 @@ def realistic_result(index: int, rng: random.Random, started: datetime) -> Resul
         }
         for _ in range(10)
     ]
-    body = json.dumps({"orders": orders, "next": f"/orders?page={index % 50 + 2}"})
-    total = rng.lognormvariate(5.2, 0.5)
+    return json.dumps({"orders": orders, "next": f"/orders?page={index % 50 + 2}"})
+
+
+CERT_EXPIRY = NOW + timedelta(days=61, hours=7)
+
+
+def realistic_result(
+    index: int, rng: random.Random, started: datetime, feeds: dict[str, OrderFeed] | None = None
+) -> Result:
+    """A scheduled https call's result as the engine records it: redacted headers, a JSON body of
+    about 1.2 KB, three conditions, timings rounded to the microsecond (`engine/timing.py`), the
+    server's certificate (`engine/certificates.py`) and how late the run started (the daemon's
+    `lateness_ms`). The body is `random_orders`, or, with `feeds`, the target's `OrderFeed`."""
+    name = f"target-{index % 20}"
+    if feeds is None:
+        body = random_orders(index, rng, started)
+    else:
+        feed = feeds.get(name)
+        if feed is None:
+            feed = feeds[name] = OrderFeed(rng, started, churn=0.2)
+        body = feed.poll(started)
+    total = round(rng.lognormvariate(5.2, 0.5), 3)
     code = CODES[index % len(CODES)]
+    finished = started + timedelta(milliseconds=total)
     return Result(
         id=run_id(rng),
         kind="call",
-        name=f"target-{index % 20}",
+        name=name,
         trigger="schedule",
         started_at=started,
-        finished_at=started + timedelta(milliseconds=total),
+        finished_at=finished,
         outcome=code.outcome,
         result=code,
         http_status=200,
         timings_ms=Timings(
-            dns=1.2, connect=22.5, send=0.3, wait=total - 30, receive=6.0, total=total
+            dns=1.2, connect=22.5, send=0.3, wait=round(total - 30, 3), receive=6.0, total=total
         ),
         size=len(body),
         request=RequestRecord(
@@ -109,6 +173,13 @@ def realistic_result(index: int, rng: random.Random, started: datetime) -> Resul
             ConditionResult(source="json", path="$.orders", op="exists", actual="[…]"),
             ConditionResult(source="response_time", op="lt", expected=2000, actual=round(total, 1)),
         ],
+        tls=TlsInfo(
+            subject="CN=api.example.com",
+            issuer="CN=R11,O=Let's Encrypt,C=US",
+            not_after=CERT_EXPIRY,
+            days_left=round((CERT_EXPIRY - finished).total_seconds() / 86400, 3),
+        ),
+        lateness_ms=round(rng.uniform(0.05, 3.0), 3),
     )
 
 
@@ -262,34 +333,62 @@ async def bench_concurrent(target: Target, figures: Figures, count: int) -> None
     )
 
 
-async def bench_batched(target: Target, figures: Figures, count: int, batch: int) -> None:
+async def bench_batched(
+    target: Target, figures: Figures, count: int, batch: int, *, feeds: bool = False
+) -> None:
+    """Realistic results in batches; `feeds`: bodies that change slowly (`OrderFeed`) instead of
+    drawn afresh every poll."""
     store = await target.fresh_store("batched.db")
     rng = random.Random(2)
+    of_target: dict[str, OrderFeed] | None = {} if feeds else None
     elapsed = 0.0
+    cpu = 0.0
     raw_json = 0
+    # Bytes once a fifth is written: what follows is what every further result costs (the first
+    # ones, before the store's first dictionary, are written twice, and SQLite keeps the room).
+    first = count // 5 // batch * batch
+    at_first = 0
     for start in range(0, count, batch):
         results = [
-            realistic_result(i, rng, NOW + timedelta(seconds=i))
+            realistic_result(i, rng, NOW + timedelta(seconds=i), of_target)
             for i in range(start, min(count, start + batch))
         ]
         raw_json += sum(len(r.model_dump_json()) for r in results)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         await store.add_results(results)
         elapsed += time.perf_counter() - t
+        cpu += time.process_time() - c
+        if start + batch == first:
+            at_first = await target.bytes_used(store, "batched.db")
     used = await target.bytes_used(store, "batched.db")
     await store.close()
+    further = f"{(used - at_first) / (count - first):,.0f} B"
+    if feeds:
+        record(
+            figures,
+            target,
+            "bytes on disk per result (realistic, slowly changing body)",
+            f"{used / count:,.0f} B",
+        )
+        record(
+            figures, target, f"  per result after the first {first:,} (slowly changing)", further
+        )
+        return
     record(
         figures,
         target,
         f"batched add_results ({batch} per transaction)",
         f"{count / elapsed:,.0f} results/s",
     )
+    # This process's CPU (the client's side on PostgreSQL, whose server is another process).
+    record(figures, target, "  CPU per result (this process)", f"{cpu / count * 1e6:.1f} µs")
     record(
         figures,
         target,
-        "bytes on disk per result (realistic, ~1.5 KB body)",
+        "bytes on disk per result (realistic, ~1.2 KB random body)",
         f"{used / count:,.0f} B",
     )
+    record(figures, target, f"  per result after the first {first:,}", further)
     record(figures, target, "  result JSON before compression", f"{raw_json / count:,.0f} B")
 
 
@@ -316,13 +415,17 @@ async def bench_stats(target: Target, figures: Figures, count: int) -> None:
         f"{count / stored:,.0f} results/s",
     )
 
+    cpu_runs: list[float] = []
+
     async def timed(since: datetime) -> tuple[float, int]:
         runs = []
         total = 0
+        cpu_runs.clear()
         for _ in range(5):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             stats = await store.stats("checkout", since, NOW)
             runs.append(time.perf_counter() - t)
+            cpu_runs.append(time.process_time() - c)
             total = stats.total
         return statistics.median(runs), total
 
@@ -333,12 +436,18 @@ async def bench_stats(target: Target, figures: Figures, count: int) -> None:
         f"stats() over 30 days ({total:,} results, 720 hours)",
         f"{elapsed * 1e3:.1f} ms",
     )
+    # This process's CPU (all of SQLite's work; PostgreSQL's server is another process): the
+    # wall time above is this plus waiting for a core on a loaded machine.
+    record(
+        figures, target, "  its CPU (this process)", f"{statistics.median(cpu_runs) * 1e3:.1f} ms"
+    )
     elapsed, total = await timed(NOW - timedelta(hours=24))
     record(figures, target, f"stats() over 24 hours ({total:,} results)", f"{elapsed * 1e3:.1f} ms")
     # For comparison: the same percentiles from the raw rows, as a store without rollups would.
     t = time.perf_counter()
     rows = await store.db.fetchall(
-        "SELECT total_ms FROM results WHERE name = ? AND outcome != ?",
+        "SELECT total_us FROM results WHERE target = (SELECT id FROM targets WHERE name = ?)"
+        " AND outcome != ?",
         ("checkout", code_of("outcome", "SKIPPED")),
     )
     values = sorted(row[0] for row in rows)
@@ -422,6 +531,7 @@ async def main() -> None:
                 await bench_single(target, figures, args.single, relaxed=True)
                 await bench_concurrent(target, figures, args.single)
                 await bench_batched(target, figures, args.batched, args.batch_size)
+                await bench_batched(target, figures, args.batched, args.batch_size, feeds=True)
                 await bench_stats(target, figures, args.results)
             finally:
                 target.drop()

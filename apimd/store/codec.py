@@ -9,6 +9,11 @@ trained from the store's own results, and an unchanged PASS body kept once per t
   of the latest result that uses it, so `prune` drops bodies no result refers to any more.
 - Rows written before (zlib-compressed JSON, from schema 1) are still read, and `recode` rewrites
   them in the current encoding.
+- Since schema 8 a frame is written without zstd's 4-byte magic number and without its content
+  size (~5 bytes less a row); its first byte, zstd's frame header descriptor, is then 0x00-0x03
+  (no content size, no checksum, a dictionary id of 0-4 bytes), which neither a zstd frame with
+  its magic number (0x28) nor a zlib stream (0x78) starts with. Docs and bodies written before
+  (whole frames) are read as they are.
 
 The frame's content: the result's JSON (`{…}`), or `\\x01`, the body hash, then the JSON without
 the response body. Since schema 6 the JSON leaves out the fields its row holds
@@ -41,11 +46,15 @@ SAMPLES = 2000
 DICT_SIZE = 32 * 1024
 LEVEL = 3
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_MAGICLESS = zstandard.FORMAT_ZSTD1_MAGICLESS
+_LEAN_FIRST_MAX = 0x03  # a lean frame's header descriptor: only the dictionary id flag set
 _ZLIB_FIRST = 0x78  # every zlib stream of schema 1 starts with this byte (deflate, 32 KiB window)
 _BODY_REF = 0x01
 _ROW_AWARE = 0x02
 _ROW_AWARE_BODY_REF = 0x03
 _REFS = frozenset((_BODY_REF, _ROW_AWARE_BODY_REF))
+_ROW_AWARE_PREFIX = bytes((_ROW_AWARE,))
+_to_json = Result.__pydantic_serializer__.to_json
 _WITHOUT_ROW: IncEx = set(ROW_FIELDS)
 _WITHOUT_ROW_AND_BODY: dict[str, IncEx | bool] = {"response": {"body"}}
 _WITHOUT_ROW_AND_BODY.update(dict.fromkeys(ROW_FIELDS, True))
@@ -56,20 +65,46 @@ _BODY_CACHE = 2048
 log = logging.getLogger(__name__)
 
 
+def _compressor(data: zstandard.ZstdCompressionDict | None = None) -> zstandard.ZstdCompressor:
+    """A compressor of lean frames (see the module doc)."""
+    params = zstandard.ZstdCompressionParameters.from_level(
+        LEVEL, format=_MAGICLESS, write_content_size=False, write_checksum=False, write_dict_id=True
+    )
+    return zstandard.ZstdCompressor(dict_data=data, compression_params=params)
+
+
+def frame_dict_id(doc: bytes) -> int | None:
+    """The dictionary a zstd frame (lean or whole) was compressed with; None for a zlib stream or
+    anything else."""
+    try:
+        if doc[:1] and doc[0] <= _LEAN_FIRST_MAX:
+            return int(zstandard.get_frame_parameters(doc, format=_MAGICLESS).dict_id)
+        if doc[:4] == _ZSTD_MAGIC:
+            return int(zstandard.get_frame_parameters(doc).dict_id)
+    except zstandard.ZstdError:
+        return None
+    return None
+
+
 def body_hash(name: str, body: str) -> bytes:
-    return hashlib.blake2b(
-        f"{name}\0{body}".encode(errors="surrogatepass"), digest_size=_HASH_BYTES
-    ).digest()
+    """The hash of a target's body: BLAKE2b-128 of its name, a NUL, and the body (UTF-8)."""
+    digest = hashlib.blake2b(name.encode(errors="surrogatepass"), digest_size=_HASH_BYTES)
+    digest.update(b"\0")
+    digest.update(body.encode(errors="surrogatepass"))
+    return digest.digest()
 
 
 class ResultCodec:
     """Encodes results for one store and decodes any row it ever wrote (see the module doc)."""
 
     def __init__(self) -> None:
-        self._compressor = zstandard.ZstdCompressor(level=LEVEL)
+        self._compressor = _compressor()
         self._dict_id = 0
         self._decompressors: dict[int, zstandard.ZstdDecompressor] = {
             0: zstandard.ZstdDecompressor()
+        }
+        self._lean: dict[int, zstandard.ZstdDecompressor] = {
+            0: zstandard.ZstdDecompressor(format=_MAGICLESS)
         }
         self._last_body: dict[str, bytes] = {}
         """Per target: the hash of its latest PASS body seen by this process."""
@@ -88,9 +123,10 @@ class ResultCodec:
             if dict_id not in self._decompressors:
                 data = zstandard.ZstdCompressionDict(bytes(row[1]))
                 self._decompressors[dict_id] = zstandard.ZstdDecompressor(dict_data=data)
+                self._lean[dict_id] = zstandard.ZstdDecompressor(dict_data=data, format=_MAGICLESS)
                 if dict_id > self._dict_id:
                     self._dict_id = dict_id
-                    self._compressor = zstandard.ZstdCompressor(level=LEVEL, dict_data=data)
+                    self._compressor = _compressor(data)
                     self._written = 0
         missing = (wanted or set()) - set(self._decompressors)
         if missing:
@@ -138,11 +174,7 @@ class ResultCodec:
                 return rewritten
             after = int(rows[-1][0])
             docs = [(int(row[0]), bytes(row[1])) for row in rows]
-            undicted = [
-                (seq, doc)
-                for seq, doc in docs
-                if doc[:4] == _ZSTD_MAGIC and zstandard.get_frame_parameters(doc).dict_id == 0
-            ]
+            undicted = [(seq, doc) for seq, doc in docs if frame_dict_id(doc) == 0]
             if not undicted:
                 return rewritten
             async with db.transaction() as conn:
@@ -169,8 +201,8 @@ class ResultCodec:
 
     @staticmethod
     def is_current(doc: bytes) -> bool:
-        """Whether a doc is in this encoding (a zstd frame), not schema 1's zlib."""
-        return doc[:4] == _ZSTD_MAGIC
+        """Whether a doc is a zstd frame (lean or whole), not schema 1's zlib."""
+        return frame_dict_id(doc) is not None
 
     def samples_of(self, results: list[Result]) -> list[bytes | bytearray | memoryview]:
         return [r.model_dump_json().encode() for r in results]
@@ -207,14 +239,16 @@ class ResultCodec:
                 ref = (digest, response.body)
             self._last_body[result.name] = digest
         aware = row_restores(result)
+        # The serializer's own bytes: `model_dump_json` would decode them to a str (and this
+        # would encode it again), a third of the time.
         if ref is None:
-            payload = result.model_dump_json(exclude=_WITHOUT_ROW if aware else None).encode()
+            payload = _to_json(result, exclude=_WITHOUT_ROW if aware else None)
             if aware:
-                payload = bytes([_ROW_AWARE]) + payload
+                payload = _ROW_AWARE_PREFIX + payload
         else:
             exclude = _WITHOUT_ROW_AND_BODY if aware else _WITHOUT_BODY
             marker = _ROW_AWARE_BODY_REF if aware else _BODY_REF
-            payload = bytes([marker]) + ref[0] + result.model_dump_json(exclude=exclude).encode()
+            payload = bytes((marker,)) + ref[0] + _to_json(result, exclude=exclude)
             self._remember(ref[0], ref[1])
         self._samples.append(payload)
         self._written += 1
@@ -241,11 +275,9 @@ class ResultCodec:
         """Load what decoding `docs` takes (dictionaries trained by another process) and return
         the bodies they refer to, for `decode`. The bodies are the caller's: the shared cache
         may evict one (writes remember theirs) between this and the decoding."""
-        dicts = {
-            zstandard.get_frame_parameters(doc).dict_id for doc in docs if doc[:4] == _ZSTD_MAGIC
-        } - set(self._decompressors)
+        dicts = {frame_dict_id(doc) for doc in docs} - {None, *self._decompressors}
         if dicts:
-            await self.load(db, dicts)
+            await self.load(db, {dict_id for dict_id in dicts if dict_id is not None})
         found: dict[bytes, str] = {}
         wanted: set[bytes] = set()
         for doc in docs:
@@ -268,11 +300,9 @@ class ResultCodec:
             # A body is compressed with the dictionary current when it was stored: read it
             # with that one (loaded from the store when another process trained it).
             blobs = [(bytes(row[0]), bytes(row[1])) for row in rows]
-            missing = {zstandard.get_frame_parameters(blob).dict_id for _, blob in blobs} - set(
-                self._decompressors
-            )
+            missing = {frame_dict_id(blob) for _, blob in blobs} - {None, *self._decompressors}
             if missing:
-                await self.load(db, missing)
+                await self.load(db, {dict_id for dict_id in missing if dict_id is not None})
             for digest, blob in blobs:
                 body = self.payload(blob, "").decode(errors="surrogatepass")
                 found[digest] = body
@@ -288,15 +318,23 @@ class ResultCodec:
     def payload(self, doc: bytes, result_id: str) -> bytes:
         """The uncompressed content of a doc (old zlib rows: their JSON)."""
         try:
-            if doc[:4] == _ZSTD_MAGIC:
-                dict_id = zstandard.get_frame_parameters(doc).dict_id
-                decompressor = self._decompressors.get(dict_id)
-                if decompressor is None:
+            lean = bool(doc[:1]) and doc[0] <= _LEAN_FIRST_MAX
+            if lean or doc[:4] == _ZSTD_MAGIC:
+                dict_id = frame_dict_id(doc)
+                decompressor = (self._lean if lean else self._decompressors).get(dict_id or 0)
+                if dict_id is None or decompressor is None:
                     raise CorruptRecord(
                         f"result {result_id} cannot be read: compression dictionary {dict_id}"
                         " is not in the store"
                     )
-                return decompressor.decompress(doc)
+                if not lean:
+                    return decompressor.decompress(doc)
+                # No content size in the frame: decompressed as a stream, which must end.
+                stream = decompressor.decompressobj()
+                data = stream.decompress(doc)
+                if not stream.eof or stream.unused_data:
+                    raise CorruptRecord(f"result {result_id} cannot be read: truncated")
+                return data
             if doc[:1] and doc[0] == _ZLIB_FIRST:
                 return zlib.decompress(doc)
         except (zstandard.ZstdError, zlib.error) as exc:

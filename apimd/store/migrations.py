@@ -205,7 +205,22 @@ _RESULTS_V6 = (
     .replace("id TEXT NOT NULL UNIQUE", "id BLOB NOT NULL UNIQUE")
     .replace("doc BLOB NOT NULL\n", "doc BLOB NOT NULL,\n maintenance INTEGER NOT NULL DEFAULT 0\n")
 )
-_RESULT_COLUMNS = ", ".join(RESULT_COLUMNS[1:])
+_V7_COLUMNS = (
+    "id",
+    "kind",
+    "name",
+    "trigger",
+    "started_at",
+    "finished_at",
+    "outcome",
+    "result",
+    "http_status",
+    "total_ms",
+    "doc",
+    "maintenance",
+)
+"""The columns of `results` (but `seq`) of schemas 6 and 7, which their migrations copy."""
+_RESULT_COLUMNS = ", ".join(_V7_COLUMNS[1:])
 
 
 async def _binary_result_ids(conn: aiosqlite.Connection) -> None:
@@ -228,15 +243,49 @@ _RESULTS_V7 = _RESULTS_V6.replace("results_v6", "results_v7")
 for _column in CODES:
     _RESULTS_V7 = _RESULTS_V7.replace(f"{_column} TEXT NOT NULL", f"{_column} INTEGER NOT NULL")
 _CODED_COLUMNS = ", ".join(
-    value_case(column) if column in CODES else column for column in RESULT_COLUMNS
+    value_case(column) if column in CODES else column for column in _V7_COLUMNS
 )
 _RESULT_CODES = (
     _RESULTS_V7,
-    f"INSERT INTO results_v7 (seq, {', '.join(RESULT_COLUMNS)})"
+    f"INSERT INTO results_v7 (seq, {', '.join(_V7_COLUMNS)})"
     f" SELECT seq, {_CODED_COLUMNS} FROM results ORDER BY seq",
     "DROP TABLE results",
     "ALTER TABLE results_v7 RENAME TO results",
     "CREATE INDEX results_by_name ON results (name, started_at)",
+    "CREATE INDEX results_by_time ON results (started_at)",
+)
+
+# Issue 18: the end of a run as its duration, the total time in integer microseconds (SQLite
+# keeps an integer in 1-8 bytes by its size: 3 for up to 8 s, where a time since the epoch and a
+# REAL take 8), and the target's name as a number into `targets` (`apimd.store.targets`; in the
+# row and in `results_by_name`). The table is rebuilt again, same seq.
+TARGETS = """CREATE TABLE targets (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+    )"""
+_RESULTS_V8 = (
+    _RESULTS_V7.replace("results_v7", "results_v8")
+    .replace("name TEXT NOT NULL", "target INTEGER NOT NULL")
+    .replace("finished_at INTEGER NOT NULL", "duration_us INTEGER NOT NULL")
+    .replace("total_ms REAL", "total_us INTEGER")
+)
+_FROM_V7 = ", ".join(
+    {
+        "target": "(SELECT id FROM targets WHERE targets.name = results.name)",
+        "duration_us": "finished_at - started_at",
+        "total_us": "CAST(ROUND(total_ms * 1000) AS INTEGER)",
+    }.get(column, column)
+    for column in RESULT_COLUMNS
+)
+_INTEGER_TIMES = (
+    TARGETS,
+    "INSERT INTO targets (name) SELECT DISTINCT name FROM results ORDER BY name",
+    _RESULTS_V8,
+    f"INSERT INTO results_v8 (seq, {', '.join(RESULT_COLUMNS)})"
+    f" SELECT seq, {_FROM_V7} FROM results ORDER BY seq",
+    "DROP TABLE results",
+    "ALTER TABLE results_v8 RENAME TO results",
+    "CREATE INDEX results_by_name ON results (target, started_at)",
     "CREATE INDEX results_by_time ON results (started_at)",
 )
 
@@ -248,6 +297,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "cluster events", _EVENTS),
     Migration(6, "results: 16-byte ids, docs without their row's columns", (), _binary_result_ids),
     Migration(7, "results: kind, trigger, outcome and result as small integers", _RESULT_CODES),
+    Migration(
+        8, "results: integer durations and total times, target names by number", _INTEGER_TIMES
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apimd.store.errors import StoreError
-from apimd.store.migrations import agents_ddl
+from apimd.store.migrations import TARGETS, agents_ddl
 from apimd.store.result_rows import CODES, value_case
 
 
@@ -167,6 +167,27 @@ _RESULT_CODES = (
     ),
 )
 
+# The twin of SQLite's migration 8 (the same columns, so `apimd migrate` copies rows as they are):
+# BIGINT times (a workflow may run longer than INTEGER's 35 minutes of microseconds), one rewrite.
+# (A column's new value cannot be a subquery: a function gives the target's number.)
+_INTEGER_TIMES = (
+    TARGETS,
+    "INSERT INTO targets (id, name)"
+    " SELECT ROW_NUMBER() OVER (ORDER BY name), name FROM (SELECT DISTINCT name FROM results) AS n",
+    "CREATE FUNCTION apimd_target_id(TEXT) RETURNS INTEGER LANGUAGE sql STABLE"
+    " AS 'SELECT id FROM targets WHERE name = $1'",
+    "ALTER TABLE results ALTER COLUMN finished_at TYPE BIGINT USING (finished_at - started_at),"
+    " ALTER COLUMN total_ms TYPE BIGINT USING (ROUND(total_ms * 1000)::BIGINT),"
+    " ALTER COLUMN name TYPE INTEGER USING apimd_target_id(name)",
+    "DROP FUNCTION apimd_target_id(TEXT)",
+    "ALTER TABLE results RENAME COLUMN name TO target",
+    # No index on seq (23 bytes a row): rows are found by id, time or target; seq only orders
+    # results that started in the same microsecond.
+    "ALTER TABLE results DROP CONSTRAINT results_pkey",
+    "ALTER TABLE results RENAME COLUMN finished_at TO duration_us",
+    "ALTER TABLE results RENAME COLUMN total_ms TO total_us",
+)
+
 PG_MIGRATIONS: tuple[PgMigration, ...] = (
     PgMigration(1, "initial schema", _INITIAL, procrastinate=True),
     PgMigration(2, "results: zstd with trained dictionaries, bodies stored once", _RESULT_CODEC),
@@ -175,6 +196,9 @@ PG_MIGRATIONS: tuple[PgMigration, ...] = (
     PgMigration(5, "cluster events", _EVENTS),
     PgMigration(6, "results: 16-byte ids, docs without their row's columns", _BINARY_RESULT_IDS),
     PgMigration(7, "results: kind, trigger, outcome and result as small integers", _RESULT_CODES),
+    PgMigration(
+        8, "results: integer durations and total times, target names by number", _INTEGER_TIMES
+    ),
 )
 
 PG_LATEST_VERSION = PG_MIGRATIONS[-1].version

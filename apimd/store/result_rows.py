@@ -1,6 +1,8 @@
-"""A result's `results` row (schema 7): its id in 16 bytes when it is a UUID, kind, trigger,
-outcome and result code as small integers (schema 7; `CODES`), and the columns a doc no longer
-repeats (the row holds them; decoding puts them back).
+"""A result's `results` row (schema 8): its id in 16 bytes when it is a UUID, kind, trigger,
+outcome and result code as small integers (schema 7; `CODES`), its end as a duration and its
+total time in integer microseconds (schema 8: SQLite stores an integer in as few bytes as it
+takes, 3 for up to 8 s, where a time since the epoch or a REAL takes 8), and the columns a doc no
+longer repeats (the row holds them; decoding puts them back).
 
 Ids: a canonical UUID string (lowercase, hyphenated, as `str(uuid.uuid4())` writes every run id)
 is kept as its 16 bytes; any other id as `\\xff` + its UTF-8 (`\\xff\\xff` + it when that would be
@@ -11,11 +13,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
-from typing import Any
+from datetime import UTC, timedelta
+from typing import Any, cast
 
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.result import Result, Trigger
+from apimd.store.sql import Connection
+from apimd.store.targets import name_of
 from apimd.store.timestamps import from_us, to_us
 
 _UUID_BYTES = 16
@@ -56,24 +60,36 @@ def value_case(column: str, source: str | None = None) -> str:
 RESULT_COLUMNS = (
     "id",
     "kind",
-    "name",
+    "target",
     "trigger",
     "started_at",
-    "finished_at",
+    "duration_us",
     "outcome",
     "result",
     "http_status",
-    "total_ms",
+    "total_us",
     "doc",
     "maintenance",
 )
 """The columns of `results` (but `seq`), in `result_row`'s order."""
 
-ROW_FIELDS = frozenset(RESULT_COLUMNS) - {"total_ms", "doc"}
+ROW_FIELDS = (frozenset(RESULT_COLUMNS) - {"total_us", "doc", "duration_us", "target"}) | {
+    "finished_at",
+    "name",
+}
 """Fields of a result that its row holds, left out of a doc written in the row-aware form."""
 
-SELECT = "id, kind, name, trigger, started_at, finished_at, outcome, result, http_status, maintenance, doc"
-"""The columns a result is decoded from (`doc_fields` and the doc), by name."""
+
+def select(table: str = "") -> str:
+    """The columns a result is decoded from (`doc_fields` and the doc), by name, of `table`'s
+    rows (default: `results`)."""
+    return (
+        f"id, kind, {name_of(table)} AS name, trigger, started_at, duration_us, outcome, result,"
+        " http_status, maintenance, doc"
+    )
+
+
+SELECT = select()
 
 
 def encode_id(result_id: str) -> bytes:
@@ -100,20 +116,24 @@ def decode_id(stored: Any) -> str:
     return data.lstrip(_TEXT).decode(errors="surrogatepass")
 
 
-def result_row(result: Result, doc: bytes, stored_id: bytes | None = None) -> tuple[object, ...]:
-    """The `results` row of an already capped result, its doc encoded (`stored_id`: its
-    `encode_id`, when already known)."""
+def result_row(
+    result: Result, doc: bytes, target: int, stored_id: bytes | None = None
+) -> tuple[object, ...]:
+    """The `results` row of an already capped result, its doc encoded, `target` the number of
+    its name (`apimd.store.targets`; `stored_id`: its `encode_id`, when already known). `total_us` is the total time to the microsecond (what the
+    engine measures; the doc keeps the exact value)."""
+    started = to_us(result.started_at)
     return (
         encode_id(result.id) if stored_id is None else stored_id,
         _KIND[result.kind],
-        result.name,
+        target,
         _TRIGGER[result.trigger],
-        to_us(result.started_at),
-        to_us(result.finished_at),
+        started,
+        to_us(result.finished_at) - started,
         _OUTCOME[result.outcome],
         _RESULT[result.result],
         result.http_status,
-        result.timings_ms.total,
+        round(result.timings_ms.total * 1000),
         doc,
         int(result.maintenance),
     )
@@ -122,9 +142,11 @@ def result_row(result: Result, doc: bytes, stored_id: bytes | None = None) -> tu
 def row_restores(result: Result) -> bool:
     """Whether the row gives back `ROW_FIELDS` exactly: its times are UTC (a row holds instants,
     so another offset, or none, stays in the doc)."""
+    started, finished = result.started_at, result.finished_at
+    if started.tzinfo is UTC and finished.tzinfo is UTC:  # the engine's: no call needed
+        return True
     return all(
-        moment.tzinfo is not None and moment.utcoffset() == _ZERO
-        for moment in (result.started_at, result.finished_at)
+        moment.tzinfo is not None and moment.utcoffset() == _ZERO for moment in (started, finished)
     )
 
 
@@ -137,10 +159,49 @@ def doc_fields(row: Any) -> bytes:
         "name": row["name"],
         "trigger": TRIGGERS[row["trigger"]],
         "started_at": from_us(int(row["started_at"])).isoformat(),
-        "finished_at": from_us(int(row["finished_at"])).isoformat(),
+        "finished_at": from_us(int(row["started_at"]) + int(row["duration_us"])).isoformat(),
         "outcome": OUTCOMES[row["outcome"]].value,
         "result": RESULT_CODES[row["result"]].value,
         "http_status": row["http_status"],
         "maintenance": bool(row["maintenance"]),
     }
     return json.dumps(fields, separators=(",", ":"))[:-1].encode() + b","
+
+
+_COLUMNS = ", ".join(RESULT_COLUMNS)
+_INSERT = (
+    f"INSERT INTO results ({_COLUMNS}) VALUES ({', '.join('?' * len(RESULT_COLUMNS))})"
+    " ON CONFLICT (id) DO NOTHING"
+)
+
+
+# PostgreSQL: the rows as one array per column, so a batch is one statement whose text psycopg
+# parses once (a multi-row VALUES has too many parameters for its cache, and `executemany` costs a
+# message per row), and the new ids come back as one array (not a row each).
+_PG_INSERT = (
+    f"WITH new AS (INSERT INTO results ({_COLUMNS}) SELECT * FROM unnest(?::bytea[], ?::smallint[],"
+    " ?::integer[], ?::smallint[], ?::bigint[], ?::bigint[], ?::smallint[], ?::smallint[], ?::integer[],"
+    " ?::bigint[], ?::bytea[], ?::integer[]) ON CONFLICT (id) DO NOTHING RETURNING id)"
+    " SELECT array_agg(id) FROM new"
+)
+
+
+async def insert_rows(conn: Connection, rows: list[tuple[object, ...]]) -> set[bytes]:
+    """Insert result rows (`result_row`); returns the ids of those that were not stored yet."""
+    if not rows:
+        return set()
+    if conn.dialect == "postgresql":
+        found = await conn.fetchall(
+            _PG_INSERT, [list(column) for column in zip(*rows, strict=True)]
+        )
+        return {bytes(key) for key in found[0][0] or ()}
+    # SQLite: which ids are stored already (a statement per 500), then the others inserted.
+    ids = [cast(bytes, row[0]) for row in rows]
+    known: set[bytes] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        found = await conn.fetchall(f"SELECT id FROM results WHERE id IN ({marks})", chunk)
+        known.update(bytes(row[0]) for row in found)
+    await conn.executemany(_INSERT, [row for row in rows if row[0] not in known])
+    return set(ids) - known

@@ -9,7 +9,6 @@ import binascii
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import cast
 
 from apimd.model.outcome import Outcome
 from apimd.model.result import Result
@@ -17,16 +16,18 @@ from apimd.store.codec import ResultCodec
 from apimd.store.errors import InvalidCursor
 from apimd.store.result_rows import (
     OUTCOMES,
-    RESULT_COLUMNS,
     SELECT,
     code_of,
     decode_id,
     doc_fields,
     encode_id,
+    insert_rows,
     result_row,
+    select,
 )
 from apimd.store.rollups import record_rollups
 from apimd.store.sql import Connection, Database, Row
+from apimd.store.targets import TARGET_OF, name_of, target_ids, targets_in
 from apimd.store.timestamps import to_us
 
 __all__ = ["BODY_LIMIT", "RecentRuns", "ResultPage", "ResultStore", "cap_bodies", "result_row"]
@@ -34,47 +35,8 @@ __all__ = ["BODY_LIMIT", "RecentRuns", "ResultPage", "ResultStore", "cap_bodies"
 BODY_LIMIT = 64 * 1024
 """Bytes of a request or response body kept in a stored result (UTF-8)."""
 
-_COLUMNS = ", ".join(RESULT_COLUMNS)
 _WORKFLOW = code_of("kind", "workflow")
 _SKIPPED = code_of("outcome", Outcome.SKIPPED)
-
-
-_INSERT = (
-    f"INSERT INTO results ({_COLUMNS}) VALUES ({', '.join('?' * len(RESULT_COLUMNS))})"
-    " ON CONFLICT (id) DO NOTHING"
-)
-
-
-# PostgreSQL: the rows as one array per column, so a batch is one statement whose text psycopg
-# parses once (a multi-row VALUES has too many parameters for its cache, and `executemany` costs a
-# message per row), and the new ids come back as one array (not a row each).
-_PG_INSERT = (
-    f"WITH new AS (INSERT INTO results ({_COLUMNS}) SELECT * FROM unnest(?::bytea[], ?::smallint[],"
-    " ?::text[], ?::smallint[], ?::bigint[], ?::bigint[], ?::smallint[], ?::smallint[], ?::integer[],"
-    " ?::double precision[], ?::bytea[], ?::integer[]) ON CONFLICT (id) DO NOTHING RETURNING id)"
-    " SELECT array_agg(id) FROM new"
-)
-
-
-async def _insert_rows(conn: Connection, rows: list[tuple[object, ...]]) -> set[bytes]:
-    """Insert result rows (`result_row`); returns the ids of those that were not stored yet."""
-    if not rows:
-        return set()
-    if conn.dialect == "postgresql":
-        found = await conn.fetchall(
-            _PG_INSERT, [list(column) for column in zip(*rows, strict=True)]
-        )
-        return {bytes(key) for key in found[0][0] or ()}
-    # SQLite: which ids are stored already (a statement per 500), then the others inserted.
-    ids = [cast(bytes, row[0]) for row in rows]
-    known: set[bytes] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ", ".join("?" * len(chunk))
-        found = await conn.fetchall(f"SELECT id FROM results WHERE id IN ({marks})", chunk)
-        known.update(bytes(row[0]) for row in found)
-    await conn.executemany(_INSERT, [row for row in rows if row[0] not in known])
-    return set(ids) - known
 
 
 @dataclass(frozen=True)
@@ -190,8 +152,13 @@ class ResultStore:
         items = list(capped.items())
         bodies: dict[bytes, tuple[str, int]] = {}
         docs = self._encode_docs([result for _, result in items], bodies)
-        stored = await _insert_rows(
-            conn, [result_row(r, doc, key) for (key, r), doc in zip(items, docs, strict=True)]
+        ids = await target_ids(conn, [r.name for _, r in items])
+        stored = await insert_rows(
+            conn,
+            [
+                result_row(r, doc, ids[r.name], key)
+                for (key, r), doc in zip(items, docs, strict=True)
+            ],
         )
         await self.codec.store_bodies(conn, bodies)
         new = [result for key, result in items if key in stored]
@@ -209,15 +176,18 @@ class ResultStore:
         row = await self._db.fetchone("SELECT value FROM meta WHERE key = 'results_recoded'")
         if row is not None:
             return 0
-        rewritten, after = 0, -1
+        # In id order: PostgreSQL has no index on seq (since schema 8).
+        rewritten, after = 0, None
         while True:
             rows = await self._db.fetchall(
-                "SELECT seq, id, doc FROM results WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after, batch),
+                "SELECT id, doc FROM results ORDER BY id LIMIT ?"
+                if after is None
+                else "SELECT id, doc FROM results WHERE id > ? ORDER BY id LIMIT ?",
+                (batch,) if after is None else (after, batch),
             )
             if not rows:
                 break
-            after = int(rows[-1]["seq"])
+            after = rows[-1]["id"]
             old = [r for r in rows if not self.codec.is_current(bytes(r["doc"]))]
             # Schema 1's docs are whole results: their rows add nothing.
             docs = [bytes(r["doc"]) for r in old]
@@ -232,8 +202,8 @@ class ResultStore:
                 async with self._db.transaction() as conn:
                     docs = await self._encode(conn, results)
                     await conn.executemany(
-                        "UPDATE results SET doc = ? WHERE seq = ?",
-                        [(doc, int(r["seq"])) for r, doc in zip(old, docs, strict=True)],
+                        "UPDATE results SET doc = ? WHERE id = ?",
+                        [(doc, r["id"]) for r, doc in zip(old, docs, strict=True)],
                     )
                 rewritten += len(results)
         async with self._db.transaction() as conn:
@@ -301,11 +271,11 @@ class ResultStore:
         params: list[object] = []
         if name is not None:
             parents = [p for p in parents if p != name]
-            marks = ", ".join("?" * len(parents))
             where.append(
-                f"(name = ? OR (kind = {_WORKFLOW} AND name IN ({marks})))"
+                f"(target = {TARGET_OF} OR (kind = {_WORKFLOW} AND target IN"
+                f" {targets_in(len(parents))}))"
                 if parents
-                else "name = ?"
+                else f"target = {TARGET_OF}"
             )
             params += [name, *parents]
         if outcome is not None:
@@ -346,24 +316,25 @@ class ResultStore:
         since_us = to_us(since)
         out: dict[str, RecentRuns] = {}
         for row in await self._db.fetchall(
-            "SELECT name, outcome, COUNT(*) AS n FROM results WHERE started_at >= ?"
-            " AND maintenance = 0 GROUP BY name, outcome",
+            f"SELECT {name_of()} AS name, outcome, COUNT(*) AS n FROM results"
+            " WHERE started_at >= ? AND maintenance = 0 GROUP BY target, outcome",
             (since_us,),
         ):
             runs = out.setdefault(row["name"], RecentRuns())
             runs.counts[OUTCOMES[row["outcome"]]] = int(row["n"])
         for row in await self._db.fetchall(
-            "SELECT name, total_ms FROM (SELECT name, total_ms, ROW_NUMBER() OVER"
-            " (PARTITION BY name ORDER BY started_at DESC, seq DESC) AS rn FROM results"
-            f" WHERE started_at >= ? AND outcome != {_SKIPPED} AND total_ms IS NOT NULL"
+            f"SELECT {name_of('ranked')} AS name, total_us FROM (SELECT target, total_us,"
+            " ROW_NUMBER() OVER"
+            " (PARTITION BY target ORDER BY started_at DESC, seq DESC) AS rn FROM results"
+            f" WHERE started_at >= ? AND outcome != {_SKIPPED} AND total_us IS NOT NULL"
             " AND maintenance = 0) AS ranked"
-            " WHERE rn <= ? ORDER BY name, rn DESC",
+            " WHERE rn <= ? ORDER BY target, rn DESC",
             (since_us, per_name),
         ):
-            out.setdefault(row["name"], RecentRuns()).totals.append(float(row["total_ms"]))
+            out.setdefault(row["name"], RecentRuns()).totals.append(int(row["total_us"]) / 1000)
         rows = await self._db.fetchall(
-            f"SELECT {SELECT} FROM (SELECT {SELECT}, ROW_NUMBER() OVER"
-            " (PARTITION BY name ORDER BY started_at DESC, seq DESC) AS rn FROM results"
+            f"SELECT {select('ranked')} FROM (SELECT *, ROW_NUMBER() OVER"
+            " (PARTITION BY target ORDER BY started_at DESC, seq DESC) AS rn FROM results"
             " WHERE started_at >= ?) AS ranked WHERE rn = 1",
             (since_us,),
         )
@@ -375,11 +346,17 @@ class ResultStore:
     async def latest(self, names: Iterable[str] | None = None) -> dict[str, Result]:
         """The most recent result of each of `names` (default: every target that has results)."""
         if names is None:
-            names = [row[0] for row in await self._db.fetchall("SELECT DISTINCT name FROM results")]
+            names = [
+                row[0]
+                for row in await self._db.fetchall(
+                    "SELECT name FROM targets WHERE EXISTS"
+                    " (SELECT 1 FROM results WHERE results.target = targets.id)"
+                )
+            ]
         out: dict[str, Result] = {}
         for name in names:
             row = await self._db.fetchone(
-                f"SELECT {SELECT} FROM results WHERE name = ?"
+                f"SELECT {SELECT} FROM results WHERE target = {TARGET_OF}"
                 " ORDER BY started_at DESC, seq DESC LIMIT 1",
                 (name,),
             )
@@ -395,8 +372,8 @@ class ResultStore:
         while True:
             async with self._db.transaction() as conn:
                 count = await conn.execute(
-                    "DELETE FROM results WHERE seq IN"
-                    " (SELECT seq FROM results WHERE started_at < ? LIMIT ?)",
+                    "DELETE FROM results WHERE id IN"
+                    " (SELECT id FROM results WHERE started_at < ? LIMIT ?)",
                     (cutoff, batch),
                 )
             deleted += count

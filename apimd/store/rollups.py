@@ -107,7 +107,9 @@ async def record_rollups(conn: Connection, results: Iterable[Result]) -> None:
     hours: dict[tuple[str, int], _Hour] = {}
     for result in results:
         key = (result.name, hour_floor_us(to_us(result.started_at)))
-        hour = hours.setdefault(key, _Hour())
+        hour = hours.get(key)
+        if hour is None:  # not `setdefault(key, _Hour())`: that builds an _Hour per result
+            hour = hours[key] = _Hour()
         if result.maintenance:
             hour.maintenance += 1
             continue

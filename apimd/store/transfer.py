@@ -20,6 +20,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "token_runtime": ("name", "state", "expires_at", "saved_at", "doc"),
     "result_dicts": ("id", "created_at", "dict"),
     "result_bodies": ("hash", "last_used", "body"),
+    "targets": ("id", "name"),
     "results": RESULT_COLUMNS,
     "rollups": (
         "name",
@@ -46,6 +47,7 @@ ORDER = {
     "token_runtime": "name",
     "result_dicts": "id",
     "result_bodies": "hash",
+    "targets": "id",
     "results": "seq",
     "rollups": "name, hour",
     "rollup_buckets": "name, hour, bucket",

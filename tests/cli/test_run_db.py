@@ -30,7 +30,12 @@ async def test_token_filled_by_one_run_is_reused_by_the_next(
         assert code == 0, out + err
     assert server_state(token_server).token_requests == 1
     with sqlite3.connect(db) as conn:
-        names = [row[0] for row in conn.execute("SELECT name FROM results")]
+        names = [
+            row[0]
+            for row in conn.execute(
+                "SELECT t.name FROM results r JOIN targets t ON t.id = r.target"
+            )
+        ]
     assert names.count("list-orders") == 3
     assert os.stat(db).st_mode & 0o777 == 0o600
 
@@ -81,7 +86,12 @@ async def test_a_postgresql_db_keeps_the_token_between_runs(
         assert code == 0, out + err
     assert server_state(token_server).token_requests == 1
     with psycopg.connect(pg_url) as conn:
-        names = [row[0] for row in conn.execute("SELECT name FROM results")]
+        names = [
+            row[0]
+            for row in conn.execute(
+                "SELECT t.name FROM results r JOIN targets t ON t.id = r.target"
+            )
+        ]
     assert names.count("list-orders") == 2
     code, out, err = await apimd(
         "run", "list-orders", "-f", str(EXAMPLE), "--db", "postgresql://127.0.0.1:9/x", env=env

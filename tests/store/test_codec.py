@@ -15,7 +15,10 @@ from apimd.model.outcome import ResultCode
 from apimd.model.result import ConditionResult, RequestRecord, ResponseRecord, Result
 from apimd.store import SqliteStore
 from apimd.store import codec as codec_module
-from apimd.store.result_rows import encode_id, result_row
+from apimd.store.codec import frame_dict_id
+from apimd.store.errors import CorruptRecord
+from apimd.store.result_rows import decode_id, encode_id, result_row
+from apimd.store.targets import target_ids
 from tests.store.conftest import OpenStore, make_result
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -66,11 +69,15 @@ async def test_old_and_new_encodings_read_back_identical(open_any_store: OpenSto
     store = await open_any_store()
     # Schema 1's rows, as the released apimd wrote them.
     async with store.db.transaction() as conn:
+        ids = await target_ids(conn, [r.name for r in results])
         await conn.executemany(
-            "INSERT INTO results (id, kind, name, trigger, started_at, finished_at, outcome,"
-            " result, http_status, total_ms, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO results (id, kind, target, trigger, started_at, duration_us, outcome,"
+            " result, http_status, total_us, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             # (the row less its later `maintenance` column, which keeps its default)
-            [result_row(r, zlib.compress(r.model_dump_json().encode(), 6))[:11] for r in results],
+            [
+                result_row(r, zlib.compress(r.model_dump_json().encode(), 6), ids[r.name])[:11]
+                for r in results
+            ],
         )
         await conn.execute("DELETE FROM meta WHERE key = 'results_recoded'")
     assert await _all(store) == {r.id: r for r in results}
@@ -78,7 +85,7 @@ async def test_old_and_new_encodings_read_back_identical(open_any_store: OpenSto
 
     store = await open_any_store()  # opening rewrites the old rows
     rows = await store.db.fetchall("SELECT doc FROM results")
-    assert all(bytes(row[0])[:4] == b"\x28\xb5\x2f\xfd" for row in rows)
+    assert all(bytes(row[0])[0] <= 0x03 for row in rows)  # zstd frames, lean (schema 8)
     dicts = await store.db.fetchall("SELECT id FROM result_dicts")
     assert [int(row[0]) for row in dicts] == [1]
     assert await _all(store) == {r.id: r for r in results}
@@ -153,7 +160,7 @@ async def test_a_dictionary_is_trained_from_written_results(
     await store.add_results(later)
     row = await store.db.fetchone("SELECT doc FROM results WHERE id = ?", (encode_id(later[0].id),))
     assert row is not None
-    assert zstandard.get_frame_parameters(bytes(row[0])).dict_id == 1
+    assert frame_dict_id(bytes(row[0])) == 1
     await store.close()
     store = await open_any_store()
     assert await _all(store) == {r.id: r for r in first + later}
@@ -165,11 +172,11 @@ async def test_results_written_before_the_first_dictionary_are_compressed_again_
     store, first = await _first_results(open_any_store, monkeypatch, 150)  # too few to train
     rows = await store.db.fetchall("SELECT doc FROM results")
     before = sum(len(bytes(row[0])) for row in rows)
-    assert {zstandard.get_frame_parameters(bytes(row[0])).dict_id for row in rows} == {0}
+    assert {frame_dict_id(bytes(row[0])) for row in rows} == {0}
     later = [sample(i) for i in range(150, 300)]
     await store.add_results(later)  # trains the first dictionary
     rows = await store.db.fetchall("SELECT id, doc FROM results")
-    assert {zstandard.get_frame_parameters(bytes(row[1])).dict_id for row in rows} == {1}
+    assert {frame_dict_id(bytes(row[1])) for row in rows} == {1}
     first_ids = {encode_id(r.id) for r in first}
     after = sum(len(bytes(row[1])) for row in rows if bytes(row[0]) in first_ids)
     assert after < before * 0.8
@@ -194,4 +201,49 @@ async def test_bodies_stored_after_a_dictionary_was_trained_read_back_in_a_new_p
     store = await open_any_store()
     found = await _all(store)
     assert all(found[r.id] == r for r in later)
+    await store.close()
+
+
+async def test_whole_zstd_frames_of_schema_7_and_lean_frames_read_back_identical(
+    open_any_store: OpenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Docs and bodies written before schema 8 are whole zstd frames (magic number, content
+    size) with the store's dictionary; they stay readable beside the lean frames written now,
+    which are ~5 bytes shorter; a cut lean frame is refused as corrupt, not read short."""
+    same = json.dumps({"status": "ok", "items": list(range(200))})
+    store, first = await _first_results(open_any_store, monkeypatch, 250)
+    later = [sample(i, body=same if i % 2 else None) for i in range(250, 400)]
+    await store.add_results(later)
+    data = zstandard.ZstdCompressionDict(
+        bytes((await store.db.fetchall("SELECT dict FROM result_dicts WHERE id = 1"))[0][0])
+    )
+    whole = zstandard.ZstdCompressor(level=3, dict_data=data)  # as schema 7 wrote
+    lean = [
+        (bytes(row[0]), bytes(row[1]))
+        for row in await store.db.fetchall("SELECT id, doc FROM results")
+    ]
+    bodies = [
+        (bytes(row[0]), bytes(row[1]))
+        for row in await store.db.fetchall("SELECT hash, body FROM result_bodies")
+    ]
+    assert bodies and all(body[0] <= 0x03 for _, body in bodies)
+    codec = store.results.codec
+    rewritten = [(whole.compress(codec.payload(doc, "")), key) for key, doc in lean]
+    assert {frame_dict_id(doc) for doc, _ in rewritten} == {1}
+    saved = sum(len(doc) for doc, _ in rewritten) - sum(len(doc) for _, doc in lean)
+    assert saved >= 4.9 * len(lean)  # 4 to 6 bytes each (the content size took 1 to 2)
+    async with store.db.transaction() as conn:
+        await conn.executemany("UPDATE results SET doc = ? WHERE id = ?", rewritten[::2])
+        await conn.executemany(
+            "UPDATE result_bodies SET body = ? WHERE hash = ?",
+            [(whole.compress(codec.payload(body, "")), digest) for digest, body in bodies],
+        )
+    await store.close()
+    store = await open_any_store()  # a new process: nothing cached
+    assert await _all(store) == {r.id: r for r in first + later}
+    key, doc = lean[1]
+    async with store.db.transaction() as conn:
+        await conn.execute("UPDATE results SET doc = ? WHERE id = ?", (doc[:-3], key))
+    with pytest.raises(CorruptRecord):
+        await store.get_result(decode_id(key))
     await store.close()

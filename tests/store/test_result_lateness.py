@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from apimd.store import SqliteStore
 from apimd.store.results import result_row
+from apimd.store.targets import target_ids
 from tests.store.conftest import OpenStore, make_result
 
 
@@ -35,10 +36,11 @@ async def test_rows_written_before_lateness_was_kept_read_back(open_any_store: O
             # The JSON of a release without the field (and schema 1's encoding, still read).
             doc = result.model_dump_json(exclude={"lateness_ms"})
             assert "lateness_ms" not in doc
-            row = result_row(result, zlib.compress(doc.encode(), 6))[:11]
+            ids = await target_ids(conn, [result.name])
+            row = result_row(result, zlib.compress(doc.encode(), 6), ids[result.name])[:11]
             await conn.execute(
-                "INSERT INTO results (id, kind, name, trigger, started_at, finished_at, outcome,"
-                " result, http_status, total_ms, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO results (id, kind, target, trigger, started_at, duration_us, outcome,"
+                " result, http_status, total_us, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
     for result in old:

@@ -17,9 +17,10 @@ import zstandard
 
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.result import Result, Trigger
+from apimd.store.codec import ResultCodec
 from apimd.store.migrations import MIGRATIONS
 from apimd.store.pg_migrations import PG_MIGRATIONS
-from apimd.store.result_rows import CODES, TRIGGERS, decode_id, encode_id
+from apimd.store.result_rows import CODES, TRIGGERS, code_of, decode_id, encode_id
 from apimd.store.timestamps import to_us
 from tests.store.conftest import OpenStore, make_result
 from tests.store.test_codec import _all, sample
@@ -166,6 +167,80 @@ async def test_schema_5_results_are_migrated_and_read_back_identical_to_the_new_
     assert await store.add_results(results) == 0
     count = await store.db.fetchone("SELECT COUNT(*) FROM results")
     assert count is not None and count[0] == len(results)
+
+
+async def test_schema_7_rows_are_migrated_to_integer_times_and_read_back_identical(
+    open_any_store: OpenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows as schema 7 wrote them (the end as `finished_at`, `total_ms` a float, docs without
+    the row's columns) read back field by field identical after migration 8, and the same
+    results written in the new layout too; `recent` gives the same totals."""
+    results = _results()
+    with monkeypatch.context() as patch:
+        patch.setattr("apimd.store.db.MIGRATIONS", MIGRATIONS[:7])
+        patch.setattr("apimd.store.db.LATEST_VERSION", 7)
+        patch.setattr("apimd.store.postgres.PG_MIGRATIONS", PG_MIGRATIONS[:7])
+        patch.setattr("apimd.store.postgres.PG_LATEST_VERSION", 7)
+        store = await open_any_store()
+        codec = ResultCodec()
+        rows = []
+        for r in results:
+            doc, ref = codec.encode(r)
+            assert ref is None
+            rows.append(
+                (
+                    encode_id(r.id),
+                    code_of("kind", r.kind),
+                    r.name,
+                    code_of("trigger", r.trigger),
+                    to_us(r.started_at),
+                    to_us(r.finished_at),
+                    code_of("outcome", r.outcome),
+                    code_of("result", r.result),
+                    r.http_status,
+                    r.timings_ms.total,
+                    doc,
+                    int(r.maintenance),
+                )
+            )
+        async with store.db.transaction() as conn:
+            await conn.executemany(
+                "INSERT INTO results (id, kind, name, trigger, started_at, finished_at, outcome,"
+                " result, http_status, total_ms, doc, maintenance)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        await store.close()
+
+    store = await open_any_store()  # migration 8
+    old = await _all(store)
+    assert old == {r.id: r for r in results}
+    for result in results:
+        found = await store.get_result(result.id)
+        assert found is not None
+        for field in Result.model_fields:
+            assert getattr(found, field) == getattr(result, field), field
+    times = await store.db.fetchall("SELECT id, duration_us, total_us FROM results")
+    by_id = {r.id: r for r in results}
+    for row in times:
+        result = by_id[decode_id(row[0])]
+        assert row[1] == to_us(result.finished_at) - to_us(result.started_at)
+        assert row[2] == round(result.timings_ms.total * 1000)
+    await _check_queries(store, results)
+    recent_before = await store.recent_results(START - timedelta(days=1))
+
+    async with store.db.transaction() as conn:
+        await conn.execute("DELETE FROM results")
+    assert await store.add_results(results) == len(results)
+    assert await _all(store) == old
+    assert await store.recent_results(START - timedelta(days=1)) == recent_before
+    coded = recent_before["coded"]
+    assert sorted(coded.totals) == sorted(
+        r.timings_ms.total
+        for r in results
+        if r.name == "coded" and r.outcome is not Outcome.SKIPPED
+    )
+    await store.close()
 
 
 async def _check_queries(store: Any, results: list[Result]) -> None:

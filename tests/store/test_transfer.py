@@ -51,7 +51,7 @@ async def test_a_database_that_holds_data_is_refused(db_dir: Path, pg_url: str) 
     try:
         await target.add_result(make_result("already-there"))
         await source.add_result(make_result("from-sqlite"))
-        with pytest.raises(StoreError, match=r"is not empty \(it has results, rollups"):
+        with pytest.raises(StoreError, match=r"is not empty \(it has targets, results, rollups"):
             await copy_database(source.db, target.db)
         assert await target.get_result("from-sqlite") is None
     finally:
