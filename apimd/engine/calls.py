@@ -4,7 +4,6 @@ after a 401, evaluate its conditions, and record its result with every secret re
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,7 +24,7 @@ from apimd.engine.redact import storable
 from apimd.engine.request import DpopBinding, prepare_call
 from apimd.engine.services import Services, client_variables
 from apimd.engine.signin_vars import signin_variables
-from apimd.engine.template import Scope, render, system_variables
+from apimd.engine.template import Scope, SystemVariables, render
 from apimd.engine.tokens import TokenUnavailable
 from apimd.model.outcome import ResultCode
 from apimd.model.resources import AuthSetting, Call, TokenState
@@ -106,7 +105,8 @@ class CallRunner:
             result.retried_after_401 = True
             result.timings_ms.auth_wait += auth_wait
             return result
-        timings = response.timings.model_copy(update={"auth_wait": auth_wait})
+        timings = response.timings  # this send's own: no copy needed
+        timings.auth_wait = auth_wait
         sent = _Sent(prepared.request, response, timings, sent_at)
         return await self._evaluate(attempt, sent, retried)
 
@@ -165,24 +165,23 @@ class CallRunner:
         signin = ctx.signin_vars
         recorder.add_secrets(v for k, v in signin.items() if k == "CODE_VERIFIER")
 
-        def system() -> dict[str, str]:
-            values = system_variables(
-                instant=instant,
-                call_name=call.name,
-                workflow_name=ctx.workflow.name if ctx.workflow else None,
-                run_id=ctx.run_id,
-                token_name=call.token or ctx.flow_token,
-                auth_name=auth.name if auth else None,
-            )
-            return {**values, **signin}
-
+        names = {
+            "CALL_NAME": call.name,
+            "WORKFLOW_NAME": ctx.workflow.name if ctx.workflow else "",
+            "RUN_ID": ctx.run_id,
+            "TOKEN_NAME": call.token or ctx.flow_token or "",
+            "AUTH_NAME": auth.name if auth else "",
+            **signin,
+        }
         token_vars = runtime.variables if runtime else {}
+        # The system layer is the last one, so only a name no other layer holds reaches it, and
+        # each of its values is made when first looked up: most calls make none of them.
         return Scope(
             ctx.variables,
             token_vars,
             client_variables(auth),
             definitions.environment(),
-            _OnFirstLookup(system),
+            SystemVariables(names, instant),
             instant=instant,
         )
 
@@ -268,29 +267,6 @@ class CallRunner:
         return await recorder.unsent(
             identity, code, message, finished_at=self._services.now(), auth_wait=auth_wait
         )
-
-
-class _OnFirstLookup(Mapping[str, str]):
-    """A scope layer built when first looked into. The system layer is the last one, so only a
-    name no other layer holds reaches it: most calls never build it."""
-
-    def __init__(self, build: Callable[[], dict[str, str]]) -> None:
-        self._build = build
-        self._values: dict[str, str] | None = None
-
-    def _built(self) -> dict[str, str]:
-        if self._values is None:
-            self._values = self._build()
-        return self._values
-
-    def __getitem__(self, key: str) -> str:
-        return self._built()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._built())
-
-    def __len__(self) -> int:
-        return len(self._built())
 
 
 @dataclass(frozen=True)

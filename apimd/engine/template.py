@@ -21,7 +21,7 @@ import functools
 import random
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,6 +40,7 @@ from apimd.model.expressions import (
 
 __all__ = [
     "Scope",
+    "SystemVariables",
     "referenced_variables",
     "render",
     "render_json",
@@ -260,24 +261,57 @@ def system_variables(
     """DATETIME (ISO 8601 UTC, seconds, `Z`), DATE (YYYY-MM-DD), TIME (HH:MM:SS), UNIXTIME, UUID and
     GUID (the same v4), RANDINT (1–10000), CALL_NAME, WORKFLOW_NAME, RUN_ID, TOKEN_NAME, AUTH_NAME
     (empty string when not given). Computed once; the caller reuses the dict for one call."""
-    now = (instant or instant_now()).replace(microsecond=0)
-    call_uuid = str(uuid.uuid4())
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")  # DATE and TIME are its two halves
-    date, _, time = stamp[:-1].partition("T")
-    return {
-        "DATETIME": stamp,
-        "DATE": date,
-        "TIME": time,
-        "UNIXTIME": str(int(now.timestamp())),
-        "UUID": call_uuid,
-        "GUID": call_uuid,
-        "RANDINT": str(random.randint(1, 10000)),
+    names = {
         "CALL_NAME": call_name or "",
         "WORKFLOW_NAME": workflow_name or "",
         "RUN_ID": run_id or "",
         "TOKEN_NAME": token_name or "",
         "AUTH_NAME": auth_name or "",
     }
+    return dict(SystemVariables(names, instant or instant_now()))
+
+
+class SystemVariables(Mapping[str, str]):
+    """`system_variables` as a scope layer whose values are made when first looked up, each
+    group once (DATETIME, DATE, TIME and UNIXTIME share one instant; UUID and GUID one v4): a
+    call that uses `%%UUID%%` does not format dates. `names` holds the other values (the
+    call's names), and wins over the computed ones."""
+
+    __slots__ = ("_instant", "_names", "_values")
+
+    _CLOCK = ("DATETIME", "DATE", "TIME", "UNIXTIME")
+    _ALL = (*_CLOCK, "UUID", "GUID", "RANDINT")
+
+    def __init__(self, names: Mapping[str, str], instant: datetime) -> None:
+        self._names = names
+        self._instant = instant
+        self._values: dict[str, str] = {}
+
+    def __getitem__(self, key: str) -> str:
+        if key in self._names:
+            return self._names[key]
+        values = self._values
+        if key not in values:
+            if key in self._CLOCK:
+                now = self._instant.replace(microsecond=0)
+                stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")  # DATE and TIME are its two halves
+                date, _, time = stamp[:-1].partition("T")
+                values.update(
+                    DATETIME=stamp, DATE=date, TIME=time, UNIXTIME=str(int(now.timestamp()))
+                )
+            elif key in ("UUID", "GUID"):
+                values["UUID"] = values["GUID"] = str(uuid.uuid4())
+            elif key == "RANDINT":
+                values["RANDINT"] = str(random.randint(1, 10000))
+            else:
+                raise KeyError(key)
+        return values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(self._ALL), **self._names})
+
+    def __len__(self) -> int:
+        return len(self._ALL) + len(self._names.keys() - set(self._ALL))
 
 
 def referenced_variables(text: str) -> set[str]:

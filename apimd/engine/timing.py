@@ -94,8 +94,11 @@ class SendState:
         to now, when the send failed)."""
         now = perf_counter()
         end = self.hops[-1].done if self.hops and self.hops[-1].done is not None else now
-        sums = [sum(values) for values in zip(*(hop.phases(now) for hop in self.hops), strict=True)]
-        dns, connect, send, wait, receive = sums or [0.0] * 5
+        dns = connect = send = wait = receive = 0.0
+        for hop in self.hops:
+            hop_dns, hop_connect, hop_send, hop_wait, hop_receive = hop.phases(now)
+            dns, connect, send = dns + hop_dns, connect + hop_connect, send + hop_send
+            wait, receive = wait + hop_wait, receive + hop_receive
         return Timings(
             dns=round(dns, 3),
             connect=round(connect, 3),
