@@ -71,6 +71,9 @@ class Evaluation:
     extracted: dict[str, str] = field(default_factory=dict)
     failed: bool = False
     warned: bool = False
+    body_json: tuple[Any] | None = None
+    """The response body's JSON document, when a condition parsed it (in this process): the
+    recorder reuses it rather than parse the body again."""
 
 
 Render = Callable[[str, str], str]
@@ -103,7 +106,8 @@ async def evaluate(
     are returned in `extracted` (name → string form: JSON values other than strings as JSON text)."""
     checks = [_rendered(index, condition, render) for index, condition in enumerate(conditions)]
     evaluation = Evaluation()
-    for check, checked in zip(checks, await _check_every(checks, response), strict=True):
+    body = lookups.ParsedBody(response)
+    for check, checked in zip(checks, await _check_every(checks, response, body), strict=True):
         evaluation.results.append(checked.result)
         if check.condition.save_as and checked.saved is not None:
             evaluation.extracted[check.condition.save_as] = checked.saved
@@ -112,6 +116,7 @@ async def evaluate(
                 evaluation.warned = True
             else:
                 evaluation.failed = True
+    evaluation.body_json = body.parsed_json()
     return evaluation
 
 
@@ -127,12 +132,13 @@ def _rendered(index: int, condition: Condition, render: Render) -> _Check:
     return _Check(condition, path, expected)
 
 
-async def _check_every(checks: list[_Check], response: ResponseView) -> list[_Checked]:
-    """Each check's outcome, in order. The checks on the body share one parse of it."""
+async def _check_every(
+    checks: list[_Check], response: ResponseView, body: lookups.ParsedBody
+) -> list[_Checked]:
+    """Each check's outcome, in order. The checks on the body share one parse of it (`body`)."""
     done: dict[int, _Checked] = {}
     on_body = [i for i, check in enumerate(checks) if check.condition.source in BODY_SOURCES]
     size = len(response.body)
-    body = lookups.ParsedBody(response)
     if on_body and size > PROCESS_BODY_BYTES:
         # Sent without the text: the worker decodes the body itself rather than unpickle both.
         bare = replace(response, headers={}, text="")

@@ -113,6 +113,8 @@ class HttpRequest:
     (once per hop), e.g. a Digest answer. Not run once credentials were dropped."""
     cookie_jar: aiohttp.abc.AbstractCookieJar | None = None  # the run's jar (SPEC §2 workflows)
     proxy: str | None = None  # http://, https://, socks5://, socks5h:// URL, or None: direct
+    sent_url: str | None = field(default=None, compare=False)
+    """Set by the executor as it sends: the first hop's URL as on the wire (the record's URL)."""
 
 
 @dataclass
@@ -362,4 +364,6 @@ def _initial_url(request: HttpRequest) -> URL:
         # Not echoed: the URL holds a password.
         message = "the URL carries credentials (user:password@); use a `basic` auth instead"
         raise HttpFailure(ResultCode.SETUP_ERROR, message)
-    return wire_url(url, request.params)
+    url = wire_url(url, request.params)
+    request.sent_url = str(url)
+    return url

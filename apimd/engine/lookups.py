@@ -79,6 +79,13 @@ class ParsedBody:
             self._json = _parse_json(self.response.text)
         return self._json
 
+    def parsed_json(self) -> tuple[Any] | None:
+        """The body's JSON document when a condition parsed it as JSON, in a 1-tuple (a document
+        can be None itself); None when it was not parsed or is not JSON."""
+        if self._json is None or self._json[1] is not None:
+            return None
+        return (self._json[0],)
+
     def xml(self) -> tuple[etree._ElementTree | None, str | None]:
         """(tree, None), or (None, why the body is not XML)."""
         if self._xml is None:

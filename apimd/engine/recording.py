@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from yarl import URL
@@ -71,6 +72,8 @@ def secret_values_of_project(project: Project) -> list[str]:
 def full_url(request: HttpRequest) -> str:
     """The request URL as sent (SPEC §3): params appended to its query, encoded as on the wire;
     a URL that cannot be sent is returned with its params appended as written."""
+    if request.sent_url is not None:  # the executor made it as it sent the request
+        return request.sent_url
     try:
         return str(wire_url(URL(request.url), request.params))
     except (TypeError, ValueError):
@@ -142,25 +145,26 @@ class ResultRecorder:
             k: cap_value(self._redactor.value(v), STORED_VALUE_CHARS) for k, v in values.items()
         }
 
-    async def _body(self, text: str, content_type: str | None) -> tuple[str, bool]:
+    async def _body(
+        self, text: str, content_type: str | None, parsed: tuple[Any] | None = None
+    ) -> tuple[str, bool]:
         """The body redacted whole (so keys like `access_token` are found in any JSON), then cut
-        to 64 KiB; large bodies are redacted in a worker thread to keep the event loop free."""
-        if len(text) > LARGE_BODY_CHARS:
-            redacted = await asyncio.to_thread(self._redactor.body, text, content_type)
-        else:
-            redacted = self._redactor.body(text, content_type)
+        to 64 KiB; large bodies are redacted in a worker thread to keep the event loop free.
+        `parsed`: the body's JSON document when it was already parsed."""
+        redact = functools.partial(self._redactor.body, text, content_type, parsed=parsed)
+        redacted = await asyncio.to_thread(redact) if len(text) > LARGE_BODY_CHARS else redact()
         return cap_text(redacted)
 
     async def _response_body(
-        self, body: bytes, content_type: str | None, text: str | None
+        self, body: bytes, content_type: str | None, text: str | None, parsed: tuple[Any] | None
     ) -> tuple[str, bool]:
-        """A response body as stored (`text`: already decoded); a large one is decoded, parsed
-        and redacted in a worker process, since parsing it would hold the event loop (and its
-        memory stays there)."""
+        """A response body as stored (`text`: already decoded, and `parsed`: its JSON document,
+        when the conditions did so); a large one is decoded, parsed and redacted in a worker
+        process, since parsing it would hold the event loop (and its memory stays there)."""
         if len(body) <= PROCESS_BODY_BYTES:
             if text is None:
-                text = decode_body(body, content_type)
-            return await self._body(text, content_type)
+                text, parsed = decode_body(body, content_type), None
+            return await self._body(text, content_type, parsed)
         try:
             return await run_in_worker(_redacted_body, self._redactor, body, content_type)
         except WorkerFailed as exc:
@@ -198,7 +202,10 @@ class ResultRecorder:
         response_record = None
         if response is not None:
             content_type = response.headers.get("Content-Type")
-            body, truncated = await self._response_body(response.body, content_type, response_text)
+            parsed = evaluation.body_json if evaluation is not None else None
+            body, truncated = await self._response_body(
+                response.body, content_type, response_text, parsed
+            )
             response_record = ResponseRecord(
                 headers=self._redactor.headers(dict(response.headers.items())),
                 body=body,

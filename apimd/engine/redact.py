@@ -121,7 +121,7 @@ class Redactor:
             return [self.value(item) for item in value]
         if isinstance(value, tuple):
             return tuple(self.value(item) for item in value)
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if self._secrets and isinstance(value, int | float) and not isinstance(value, bool):
             # A numeric PIN or code extracted from JSON is as secret as its string form.
             return SECRET_MASK if json.dumps(value) in self._secrets else value
         return value
@@ -141,12 +141,17 @@ class Redactor:
         """The URL with the always-redacted query keys masked and secrets masked elsewhere."""
         return self.text(_mask_url(url))
 
-    def body(self, body: str, content_type: str | None = None) -> str:
+    def body(
+        self, body: str, content_type: str | None = None, *, parsed: tuple[Any] | None = None
+    ) -> str:
         """A request/response body: for JSON, values of the always-redacted keys (at any depth)
-        masked; for form/query bodies the same keys; then secrets masked in the text."""
+        masked; for form/query bodies the same keys; then secrets masked in the text. `parsed`:
+        `body`'s JSON document already parsed (in a 1-tuple), so it is not parsed again."""
         kind = (content_type or "").lower()
         if "json" in kind or body.lstrip()[:1] in ("{", "["):
-            reserialized = _mask_json_text(body, require_container="json" not in kind)
+            reserialized = _mask_json_text(
+                body, require_container="json" not in kind, parsed=parsed
+            )
             if reserialized is not None:
                 return self.text(reserialized)
         if _FORM_CONTENT_TYPE in kind:
@@ -289,11 +294,14 @@ def _mask_userinfo(url: str) -> str:
     return f"{scheme}://{user}:{SECRET_MASK}@{host}{slash}{path}"
 
 
-def _mask_json_text(body: str, *, require_container: bool) -> str | None:
+def _mask_json_text(
+    body: str, *, require_container: bool, parsed: tuple[Any] | None = None
+) -> str | None:
     """The JSON `body` with always-redacted keys masked, compact and in key order; None when
-    `body` is not JSON (or, with `require_container`, not an object or array)."""
+    `body` is not JSON (or, with `require_container`, not an object or array). `parsed`: its
+    document, already parsed (the document is not changed)."""
     try:
-        document = json.loads(body)
+        document = json.loads(body) if parsed is None else parsed[0]
         if require_container and not isinstance(document, dict | list):
             return None
         if may_hold_redacted_key(body):

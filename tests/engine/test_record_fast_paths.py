@@ -1,0 +1,156 @@
+"""The recorder's shortcuts give the result the general path gives (issue 18 item 3): a response
+body a condition already parsed as JSON is not parsed again for redaction, the URL the executor
+built is the one recorded, and system variables are made only when looked up."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from apimd.engine.codings import decode_body
+from apimd.engine.http import HttpRequest
+from apimd.engine.recording import full_url
+from apimd.engine.redact import Redactor
+from apimd.engine.template import Scope, SystemVariables, render, system_variables
+from apimd.model.result import Result
+from tests.support.projects import run_doc
+
+SECRET = "s3cr3t-value/é"
+
+_BIG = {"items": [{"id": n, "name": f"item-{n}", "note": "é\u2028"} for n in range(4000)]}
+
+BODIES: dict[str, tuple[bytes, str]] = {
+    "plain": (b'{"items": [{"id": 7}], "ok": true}', "application/json"),
+    "redacted-keys": (
+        b'{"items": [{"id": 1}], "access_token": "tok-123", "nested": {"Password": "p"}}',
+        "application/json",
+    ),
+    "escaped-key": (
+        b'{"items": [{"id": 1}], "\\u0061ccess_token": "x", "s": "\\u00e9\\u2028\\ud800"}',
+        "application/json",
+    ),
+    "secret-inside": (
+        json.dumps({"items": [{"id": 2}], "echo": f"the secret is {SECRET}"}).encode(),
+        "application/json; charset=utf-8",
+    ),
+    "secret-escaped": (
+        json.dumps({"items": [{"id": 2}], "echo": SECRET}, ensure_ascii=True).encode(),
+        "application/json",
+    ),
+    "not-utf-8": (b'{"items": [{"id": 3}], "k": "\xff\xfe\xc3"}', "application/json"),
+    "latin-1": (
+        '{"items": [{"id": 4}], "k": "é"}'.encode("latin-1"),
+        "application/json; charset=latin-1",
+    ),
+    "huge-number": (
+        b'{"items": [{"id": 1e400}], "big": 123456789012345678901234567890}',
+        "application/json",
+    ),
+    "nan": (b'{"items": [{"id": NaN}]}', "application/json"),
+    "duplicate-keys": (b'{"items": [{"id": 1}], "items": [{"id": 2}]}', "application/json"),
+    "array-as-text": (b'[{"id": 1}]', "text/plain"),
+    "scalar-json": (b'"just a string"', "application/json"),
+    "whitespace": (b'  \n{ "items" : [ { "id" : 5 } ] }\n', "application/json"),
+    "big": (json.dumps(_BIG).encode(), "application/json"),
+    "not-json": (b"{items: oops", "application/json"),
+}
+
+
+@pytest.fixture
+async def site(aiohttp_server: Callable[[web.Application], Awaitable[TestServer]]) -> str:
+    async def body(request: web.Request) -> web.Response:
+        data, content_type = BODIES[request.match_info["name"]]
+        return web.Response(body=data, headers={"Content-Type": content_type})
+
+    app = web.Application()
+    app.router.add_get("/{name}", body)
+    return str((await aiohttp_server(app)).make_url("")).rstrip("/")
+
+
+def _project(site: str, name: str, conditions: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "variables": {"S": {"value": SECRET, "secret": True}},
+        "calls": [{"name": "c", "url": f"{site}/{name}", "conditions": conditions}],
+    }
+
+
+async def _stored(site: str, name: str, conditions: list[dict[str, Any]]) -> dict[str, Any]:
+    result = await run_doc(_project(site, name, conditions), "c")
+    assert result.response is not None
+    # As the store keeps it: the JSON read back.
+    stored = Result.model_validate_json(result.model_dump_json())
+    assert stored.response is not None
+    recorded = stored.response.model_dump(mode="json")
+    del recorded["headers"]["Date"]  # the one part that changes from one second to the next
+    return recorded
+
+
+@pytest.mark.parametrize("name", sorted(BODIES))
+async def test_a_body_parsed_by_a_condition_is_recorded_as_an_unparsed_one(
+    site: str, name: str
+) -> None:
+    """A json condition parses the body; the recorder reuses that parse. The stored response is
+    the one recorded when no condition parsed it (and the recorder did), byte for byte, and the
+    one the redactor gives on its own."""
+    parsed_by_condition = await _stored(
+        site, name, [{"source": "json", "path": "$.items[0].id", "op": "exists"}]
+    )
+    parsed_by_recorder = await _stored(site, name, [{"source": "status", "op": "eq", "value": 200}])
+    assert parsed_by_condition == parsed_by_recorder
+    data, content_type = BODIES[name]
+    expected = Redactor([SECRET]).body(decode_body(data, content_type), content_type)
+    stored = parsed_by_condition["body"]
+    if parsed_by_condition["body_truncated"]:
+        assert expected.encode().startswith(stored.encode())
+    else:
+        assert stored == expected
+    assert SECRET not in stored
+
+
+async def test_the_recorded_url_is_the_one_computed_from_the_request(site: str) -> None:
+    """The executor's wire URL (kept for the record) is what `full_url` computes afresh."""
+    params = {"q": "a b&c=d", "é": "ü/?#", "empty": ""}
+    doc = {"calls": [{"name": "c", "url": f"{site}/plain?x=1#frag", "params": params}]}
+    result = await run_doc(doc, "c")
+    assert result.request is not None
+    fresh = HttpRequest("GET", f"{site}/plain?x=1#frag", params=list(params.items()))
+    assert result.request.url == full_url(fresh)
+    assert "#" not in result.request.url
+
+
+def test_system_variables_made_on_lookup_are_the_eager_ones() -> None:
+    instant = datetime(2026, 12, 6, 23, 59, 59, 999_999, tzinfo=UTC)
+    names = {
+        "CALL_NAME": "c",
+        "WORKFLOW_NAME": "",
+        "RUN_ID": "r-1",
+        "TOKEN_NAME": "",
+        "AUTH_NAME": "",
+    }
+    eager = system_variables(call_name="c", run_id="r-1", instant=instant)
+    lazy = SystemVariables(names, instant)
+    assert lazy["GUID"] == lazy["UUID"]  # one v4, whichever is asked first
+    assert list(lazy) == list(eager) and len(lazy) == len(eager)
+    as_dict = dict(lazy)
+    for key in ("UUID", "GUID", "RANDINT"):
+        assert as_dict.pop(key) and eager.pop(key)
+    assert as_dict == eager
+    assert eager["DATETIME"] == "2026-12-06T23:59:59Z" and eager["UNIXTIME"] == "1796601599"
+
+
+def test_a_call_name_wins_over_system_values_and_unknown_names_are_unknown() -> None:
+    instant = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    lazy = SystemVariables({"STATE": "s-1", "DATE": "from sign-in"}, instant)
+    assert lazy["DATE"] == "from sign-in"
+    assert lazy["TIME"] == "03:04:05"
+    assert lazy.get("NOPE") is None
+    scope = Scope({}, lazy, instant=instant)
+    assert render("%%state%% %%time%% {{ RANDINT }}", scope, "t").startswith("s-1 03:04:05 ")
+    first = render("%%UUID%%", scope, "t")
+    assert render("%%GUID%% %%UUID%%", scope, "t") == f"{first} {first}"
