@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from apimd.engine.context import RunOrder
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome, ResultCode
@@ -125,7 +126,7 @@ async def test_system_variables_are_there_when_a_template_uses_them(site: Site) 
             }
         ],
     }
-    result = await run_doc(doc, "named", run_id="run-42")
+    result = await run_doc(doc, "named", order=RunOrder(run_id="run-42"))
     assert result.outcome == Outcome.PASS, result.conditions
     assert result.request is not None
     assert "run=run-42" in result.request.url and "who=ops" in result.request.url
