@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,8 @@ CHANNEL = "apimd_events"
 INLINE_LIMIT = 7 * 1024
 QUEUE_LIMIT = 50_000
 BATCH = 500
+SHOWN = 80
+"""How much of a payload that is no event a log line shows."""
 
 
 class EventRelay:
@@ -29,6 +32,8 @@ class EventRelay:
 
     def __init__(self, agent: str, store: Store, hub: EventHub) -> None:
         self.agent = agent
+        self.instance = secrets.token_hex(8)
+        """This process among the agents: two agents given one name still hear each other."""
         self._store = store
         self._hub = hub
         self._queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_LIMIT)
@@ -57,7 +62,8 @@ class EventRelay:
                 data = event.payload()
                 kind, at = data.pop("type"), data.pop("at")
                 payload = json.dumps(
-                    {"a": self.agent, "t": kind, "d": data, "at": at}, separators=(",", ":")
+                    {"a": self.agent, "i": self.instance, "t": kind, "d": data, "at": at},
+                    separators=(",", ":"),
                 )
                 if len(payload.encode()) > INLINE_LIMIT:
                     rows = await conn.fetchall(
@@ -65,26 +71,45 @@ class EventRelay:
                         " RETURNING id",
                         (to_us(utc_now()), payload),
                     )
-                    payload = json.dumps({"a": self.agent, "id": int(rows[0][0])})
+                    payload = json.dumps(
+                        {"a": self.agent, "i": self.instance, "id": int(rows[0][0])}
+                    )
                 await conn.execute("SELECT pg_notify(?, ?)", (CHANNEL, payload))
 
     async def receive(self, payload: str) -> None:
-        """A notification on `CHANNEL`: deliver another agent's event."""
-        message: dict[str, Any] = json.loads(payload)
-        if message.get("a") == self.agent:
-            return
+        """A notification on `CHANNEL`: deliver another agent's event. Any database user can
+        NOTIFY there: what is no event of ours is skipped with one log line, and the listener
+        goes on (a reconnect would lose the events queued behind it)."""
+        message = _message(payload)
+        if message is None:
+            return _skip(payload, "not a JSON object")
+        if message.get("i") == self.instance:
+            return None
         if "id" in message:
+            ident = message["id"]
+            if type(ident) is not int or not 0 < ident < 2**63:
+                return _skip(payload, "no event id")
             row = await self._store.db.fetchone(
-                "SELECT payload FROM cluster_events WHERE id = ?", (message["id"],)
+                "SELECT payload FROM cluster_events WHERE id = ?", (ident,)
             )
             if row is None:
-                return
-            message = json.loads(row[0])
-        event = decode_event(
-            json.dumps({**message["d"], "type": message["t"], "at": message["at"]})
-        )
-        if event is not None:
-            self._hub.deliver(event)
+                return None
+            payload = str(row[0])
+            message = _message(payload)
+            if message is None:
+                return _skip(payload, "not a JSON object")
+        data, kind = message.get("d"), message.get("t")
+        if not isinstance(data, dict) or not isinstance(kind, str):
+            return _skip(payload, "no event type and data")
+        try:
+            text = json.dumps({**data, "type": kind, "at": message.get("at")})
+        except (ValueError, RecursionError):
+            return _skip(payload, "too deep")
+        event = decode_event(text)
+        if event is None:
+            return _skip(payload, "not an event")
+        self._hub.deliver(event)
+        return None
 
     def reconnected(self) -> None:
         """Events sent while this agent was not listening are lost: tell the clients."""
@@ -93,3 +118,19 @@ class EventRelay:
     async def prune(self, before: datetime) -> None:
         async with self._store.db.transaction() as conn:
             await conn.execute("DELETE FROM cluster_events WHERE created_at < ?", (to_us(before),))
+
+
+def _message(payload: str) -> dict[str, Any] | None:
+    try:
+        message = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    return message if isinstance(message, dict) else None
+
+
+def _skip(payload: str, why: str) -> None:
+    shown = payload[:SHOWN].encode("unicode_escape").decode("ascii")
+    more = f" (+{len(payload) - SHOWN} characters)" if len(payload) > SHOWN else ""
+    log.warning(
+        "skipped a notification on %s that is not an event (%s): %s%s", CHANNEL, why, shown, more
+    )
