@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 
+from apimd.daemon.logs import QUEUE_ERRORS
 from apimd.settings import Settings
 
 LOG_MAX_BYTES = 10 * 1024 * 1024
@@ -50,11 +51,13 @@ def configure_logging(settings: Settings, *, verbose: bool = False) -> None:
         stderr = logging.StreamHandler(sys.stderr)
         journal = bool(os.environ.get("JOURNAL_STREAM"))
         stderr.setFormatter(logging.Formatter(JOURNAL if journal else TIMESTAMPED))
+        stderr.addFilter(QUEUE_ERRORS)
         root.addHandler(stderr)
     settings.log_path.touch(mode=0o600, exist_ok=True)
     file_handler = logging.handlers.RotatingFileHandler(
         settings.log_path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS
     )
     file_handler.setFormatter(logging.Formatter(TIMESTAMPED))
+    file_handler.addFilter(QUEUE_ERRORS)
     root.addHandler(file_handler)
     logging.getLogger("aiohttp.access").setLevel(max(logging.INFO, root.level))

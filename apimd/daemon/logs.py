@@ -109,3 +109,36 @@ def hide_unparsed_requests() -> None:
     logger = logging.getLogger("aiohttp.server")
     if _FILTER not in logger.filters:
         logger.addFilter(_FILTER)
+
+
+_MAX_QUEUE_LINE = 300
+
+
+class QueueErrorFilter(logging.Filter):
+    """procrastinate logs a job that failed with the job's arguments and a traceback: a job any
+    database user inserted with odd arguments (SPEC §13) would fill the log with tracebacks of
+    our task's code. Keep one line (the job, cut short; the error's kind and message); the
+    traceback only at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("procrastinate") or not record.exc_info:
+            return True
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            return True
+        error = record.exc_info[1]
+        said = _cut(record.getMessage())
+        record.msg = "%s (%s: %s)" if error is not None else "%s"
+        record.args = (said, type(error).__name__, _cut(str(error))) if error else (said,)
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+def _cut(text: str) -> str:
+    text = " ".join(text.split()).encode("unicode_escape").decode("ascii")
+    if len(text) <= _MAX_QUEUE_LINE:
+        return text
+    return f"{text[:_MAX_QUEUE_LINE]}… ({len(text) - _MAX_QUEUE_LINE} more characters)"
+
+
+QUEUE_ERRORS = QueueErrorFilter()
