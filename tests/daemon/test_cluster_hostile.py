@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 from typing import Any
 
 import psycopg
@@ -13,7 +15,7 @@ import pytest
 
 from tests import postgres
 from tests.daemon.conftest import Api
-from tests.daemon.test_agents import Cluster, cluster, collect
+from tests.daemon.test_agents import Cluster, cluster, collect, firings
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.slow
@@ -197,3 +199,128 @@ async def test_jobs_inserted_by_hand_with_odd_args_fail_with_a_clear_line(
     assert len(failed) >= len(ODD_ARGS) + len(ODD_MANUAL) + 1, log[-4000:]
     assert all(len(line) < 1000 for line in failed), failed
     assert any("could not be decrypted" in line for line in failed), failed
+
+
+def terminate_backends(database: str) -> int:
+    """`pg_terminate_backend` on every session of `database` but this one."""
+    with psycopg.connect(postgres.ADMIN_URL, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        ).fetchall()
+    return len(rows)
+
+
+async def test_agents_whose_sessions_are_terminated_carry_on_without_a_5xx(
+    cluster: Cluster, api: Api
+) -> None:
+    agent = cluster.start("a1", "loc-a")
+    async with agent.client() as client:
+        await client.apply({"calls": [{"name": "c", "url": f"{api.url}/c"}]})
+        await client.run("calls", "c", wait=True)
+    assert await asyncio.to_thread(terminate_backends, cluster.database) >= 3
+    statuses = []
+    for path in ("/v1/results?name=c", "/v1/agents", "/v1/status", "/v1/calls/c", "/v1/stats/c"):
+        reply = await asyncio.to_thread(agent.http.request, "GET", path)
+        statuses.append((path, reply.status))
+    assert all(status < 500 for _, status in statuses), statuses
+    async with agent.client() as client:
+        await client.run("calls", "c", wait=True)
+        assert len((await client.results(name="c")).results) == 2
+
+    async def leads_again() -> bool:
+        async with agent.client() as client:
+            return [a.leader for a in (await client.agents()).agents] == [True]
+
+    await eventually(leads_again, timeout=20, interval=0.5, what="the agent to lead again")
+    log = agent.log_path.read_text(errors="replace")
+    assert "Traceback" not in log, log[-4000:]
+
+
+async def test_a_scheduled_run_in_flight_when_its_sessions_die_is_still_recorded(
+    cluster: Cluster, api: Api
+) -> None:
+    agent = cluster.start("a1", "loc-a")
+    async with agent.client() as client:
+        await client.apply(
+            {
+                "calls": [{"name": "slow", "url": f"{api.url}/slow", "timeout": 30}],
+                "schedules": [{"name": "s", "every": "5s", "targets": ["slow"]}],
+            }
+        )
+
+        async def started() -> bool:
+            return api.hits["/slow"] >= 1
+
+        await eventually(started, timeout=20, interval=0.2, what="the scheduled run to start")
+        await asyncio.to_thread(terminate_backends, cluster.database)
+
+        async def recorded() -> bool:
+            return bool((await client.results(name="slow")).results)
+
+        await eventually(recorded, timeout=20, interval=0.5, what="the run's result")
+    first = min(firings(cluster.database), key=lambda row: int(row[3]))
+    assert (first[4], first[6] is not None) == ("done", True), first
+
+
+async def test_a_run_waited_for_in_another_location_whose_agent_dies_ends_with_an_answer(
+    cluster: Cluster, api: Api
+) -> None:
+    asker = cluster.start("a1", "loc-a")
+    runner = cluster.start("b1", "loc-b")
+    async with asker.client() as client:
+        await client.apply({"calls": [{"name": "slow", "url": f"{api.url}/slow", "timeout": 30}]})
+
+        async def two_live() -> bool:
+            return len((await client.agents()).agents) == 2
+
+        await eventually(two_live, timeout=20, interval=0.5, what="both agents")
+
+    async def kill_when_running() -> None:
+        while api.hits["/slow"] == 0:
+            await asyncio.sleep(0.1)
+        runner.kill()
+
+    killer = asyncio.create_task(kill_when_running())
+    started = asyncio.get_running_loop().time()
+    reply = await asyncio.to_thread(
+        asker.http.request,
+        "POST",
+        "/v1/calls/slow/run",
+        json.dumps({"wait": True, "location": "loc-b"}).encode(),
+        timeout=45,
+    )
+    await killer
+    assert reply.status == 409, reply.body
+    assert "stopped answering" in reply.json()["error"]["message"]
+    assert asyncio.get_running_loop().time() - started < 40
+
+
+async def test_a_run_asked_of_a_location_whose_only_agent_is_stopped_is_withdrawn(
+    cluster: Cluster, api: Api
+) -> None:
+    asker = cluster.start("a1", "loc-a")
+    frozen = cluster.start("b1", "loc-b")
+    async with asker.client() as client:
+        await client.apply({"calls": [{"name": "c", "url": f"{api.url}/c"}]})
+
+        async def two_live() -> bool:
+            return len((await client.agents()).agents) == 2
+
+        await eventually(two_live, timeout=20, interval=0.5, what="both agents")
+    os.kill(frozen.pid, signal.SIGSTOP)
+    try:
+        reply = await asyncio.to_thread(
+            asker.http.request,
+            "POST",
+            "/v1/calls/c/run",
+            json.dumps({"wait": True, "location": "loc-b"}).encode(),
+            timeout=45,
+        )
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
+    assert reply.status == 409, reply.body
+    assert "no live agent in loc-b" in reply.json()["error"]["message"]
+    await asyncio.sleep(5)
+    assert api.hits["/c"] == 0  # withdrawn: the agent that woke up did not run it
