@@ -172,6 +172,8 @@ async def status_command(settings: Settings, as_json: bool) -> int:
     ]
     if status.callback_error:
         lines.append(f"  warning     {status.callback_error}")
+    if status.store_error:
+        lines.append(f"  warning     the store: {status.store_error}; other agents not listed")
     role = "leader" if status.leader else "follower"
     lines.append(f"  agent       {status.agent} in {status.location} ({role})")
     for agent in status.agents if status.clustered or len(status.agents) > 1 else []:

@@ -16,7 +16,13 @@ from apimd.daemon.runs import NotFound, ShuttingDown
 from apimd.model.api import ErrorBody, ErrorDetail, ErrorInfo, RunRequest
 from apimd.model.errors import Issue, ValidationFailed
 from apimd.model.validation import validation_issues
-from apimd.store import InvalidCursor, ResourceInUse, ResourceNotFound, StoreError
+from apimd.store import (
+    InvalidCursor,
+    ResourceInUse,
+    ResourceNotFound,
+    StoreError,
+    StoreUnavailable,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -99,6 +105,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(400, "bad_cursor", str(exc), field="cursor")
     except ShuttingDown as exc:
         return error_response(503, "shutting_down", str(exc))
+    except StoreUnavailable as exc:  # not this request's fault, nor a bug: try again later
+        log.warning("%s %s: %s", request.method, request.rel_url.path, exc)
+        return error_response(503, "store_unavailable", str(exc))
     except StoreError as exc:
         log.error("store error on %s %s: %s", request.method, request.rel_url.path, exc)
         return error_response(500, "store_error", str(exc))

@@ -39,9 +39,12 @@ from apimd.model.runtime import effective_state
 from apimd.model.signin import PendingSignIn
 from apimd.model.stats import Stats
 from apimd.settings import Settings
-from apimd.store import ApplyReport, SqliteStore
+from apimd.store import ApplyReport, SqliteStore, StoreError
 
 log = logging.getLogger(__name__)
+
+STATUS_STORE_WAIT_S = 3.0
+"""How long `GET /v1/status` waits for the store to list the agents: status answers anyway."""
 
 
 def unserved_locations(project: Project, agents: list[AgentInfo]) -> list[str]:
@@ -184,6 +187,13 @@ class MonitorService:
     # --- status ---------------------------------------------------------------------------
 
     async def status(self) -> StatusInfo:
+        """What this daemon knows of itself; the agents only if the store answers in time."""
+        store_error: str | None = None
+        try:
+            agents = await asyncio.wait_for(self.agents.live(), STATUS_STORE_WAIT_S)
+        except (StoreError, TimeoutError) as exc:
+            agents = []
+            store_error = str(exc) or f"it did not answer within {STATUS_STORE_WAIT_S:g} s"
         project = self.project
         counts = {
             kind.value: len(getattr(project, kind))
@@ -192,7 +202,6 @@ class MonitorService:
         }
         counts |= {"running": len(self.runs), "event_subscribers": self.hub.subscribers}
         port = self.callback_port if self.callback_port is not None else self.settings.callback_port
-        agents = await self.agents.live()
         return StatusInfo(
             version=__version__,
             pid=os.getpid(),
@@ -213,7 +222,12 @@ class MonitorService:
             leader=self.agents.leader,
             agents=agents,
             clustered=self.agents.clustered,
-            unserved_locations=unserved_locations(project, agents) if self.agents.clustered else [],
+            unserved_locations=(
+                unserved_locations(project, agents)
+                if self.agents.clustered and store_error is None
+                else []
+            ),
+            store_error=store_error,
         )
 
     async def live_agents(self) -> list[AgentInfo]:

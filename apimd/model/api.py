@@ -86,6 +86,8 @@ class StatusInfo(BaseModel):
     unserved_locations: list[str] = Field(default_factory=list)
     """Locations that enabled schedules name and no live agent serves: their runs are dropped
     until an agent of that location is back (SPEC §13)."""
+    store_error: str | None = None
+    """Why the agents could not be listed: the store did not answer in time (SPEC §13)."""
 
 
 class RunRequest(StrictModel):

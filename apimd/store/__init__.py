@@ -12,6 +12,7 @@ from apimd.store.errors import (
     SecretKeyError,
     StoreError,
     StoreInUse,
+    StoreUnavailable,
 )
 from apimd.store.results import BODY_LIMIT, ResultPage
 from apimd.store.store import SqliteStore, Store, open_store
@@ -32,6 +33,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreInUse",
+    "StoreUnavailable",
     "new_state",
     "open_store",
 ]

@@ -9,6 +9,10 @@ class StoreError(Exception):
     """Base of the store's errors."""
 
 
+class StoreUnavailable(StoreError):
+    """The database server does not answer (gone, cut off, or out of connections)."""
+
+
 class NewerSchemaError(StoreError):
     """The database was written by a newer apimd than this one."""
 

@@ -14,7 +14,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from apimd.dburl import describe_url
-from apimd.store.errors import NewerSchemaError, StoreError, StoreInUse
+from apimd.store.errors import NewerSchemaError, StoreError, StoreInUse, StoreUnavailable
 from apimd.store.pg_migrations import PG_LATEST_VERSION, PG_MIGRATIONS, procrastinate_schema
 from apimd.store.sql import Connection, Database, Params, Row
 from apimd.store.timestamps import utc_now
@@ -191,7 +191,7 @@ class PgDatabase(Database):
         try:
             yield
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
-            raise StoreError(f"the {self.name} is unavailable: {_first_line(exc)}") from None
+            raise StoreUnavailable(f"the {self.name} is unavailable: {_first_line(exc)}") from None
 
     async def integrity_check(self) -> list[str]:
         """`["ok"]` when the server answers and the schema is this apimd's."""

@@ -5,10 +5,13 @@ what they cannot read, with one clear log line, and keep working."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -16,6 +19,8 @@ import pytest
 from tests import postgres
 from tests.daemon.conftest import Api
 from tests.daemon.test_agents import Cluster, cluster, collect, firings
+from tests.store.conftest import TEST_KEY
+from tests.support.daemon import DaemonProcess
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.slow
@@ -324,3 +329,82 @@ async def test_a_run_asked_of_a_location_whose_only_agent_is_stopped_is_withdraw
     assert "no live agent in loc-b" in reply.json()["error"]["message"]
     await asyncio.sleep(5)
     assert api.hits["/c"] == 0  # withdrawn: the agent that woke up did not run it
+
+
+class Forwarder:
+    """A TCP forwarder to the PostgreSQL server that can be cut: its sessions closed, and new
+    ones accepted but never answered (a server gone behind a firewall)."""
+
+    def __init__(self) -> None:
+        self.cut = False
+        self.port = 0
+        self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
+        if self.cut:
+            return  # accepted, never answered
+        host, port = postgres.url_of("x").split("@")[1].split("/")[0].split(":")
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        self._writers.append(up_writer)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def cut_off(self) -> None:
+        self.cut = True
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def close(self) -> None:
+        self.cut_off()
+        if self._server is not None:
+            self._server.close()
+
+
+async def test_status_and_results_when_the_store_is_unreachable(cluster: Cluster, api: Api) -> None:
+    forwarder = Forwarder()
+    await forwarder.start()
+    server = urlsplit(postgres.ADMIN_URL).netloc.split("@")[-1]
+    url = postgres.url_of(cluster.database).replace(server, f"127.0.0.1:{forwarder.port}")
+    agent = DaemonProcess(
+        extra_env={
+            "APIMD_DATABASE_URL": url,
+            "APIMD_AGENT": "a1",
+            "APIMD_LOCATION": "loc-a",
+            "APIMD_SECRET_KEY": TEST_KEY,
+        }
+    )
+    try:
+        await asyncio.to_thread(agent.start)
+        async with agent.client() as client:
+            await client.apply({"calls": [{"name": "c", "url": f"{api.url}/c"}]})
+            await client.run("calls", "c", wait=True)
+        forwarder.cut_off()
+        began = time.monotonic()
+        code, out, err = await agent.cli("status", timeout=60)
+        assert code == 0, err
+        assert time.monotonic() - began < 10
+        assert "agent       a1 in loc-a" in out
+        assert "warning     the store: it did not answer within 3 s" in out, out
+        began = time.monotonic()
+        reply = await asyncio.to_thread(agent.http.request, "GET", "/v1/results", timeout=60)
+        assert reply.status == 503, reply.body  # not a 500: nothing is broken here
+        assert reply.json()["error"]["code"] == "store_unavailable"
+        assert "unavailable" in reply.json()["error"]["message"]
+    finally:
+        await forwarder.close()
+        await asyncio.to_thread(agent.kill)
+        agent.remove(keep_home=False)
