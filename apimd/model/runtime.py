@@ -46,15 +46,21 @@ class SentAlert(BaseModel):
     notice: dict[str, Any] = Field(default_factory=dict)
 
 
+MAX_EXPIRES_IN_S = 1000 * 366 * 86400
+"""The longest lifetime an expiry date is kept for: a token server's `expires_in: "1e20"` (or
+1e308) is no date at all (a `datetime` ends in year 9999), so no known expiry."""
+
+
 def parse_expires_in(value: str | None) -> float | None:
-    """Seconds from an `EXPIRES_IN` value (integer, numeric string); None when absent or invalid."""
+    """Seconds from an `EXPIRES_IN` value (integer, numeric string); None when absent or invalid
+    (not a number, negative, or more than `MAX_EXPIRES_IN_S`)."""
     if value is None:
         return None
     try:
         seconds = Decimal(str(value).strip())
     except InvalidOperation:
         return None
-    if not seconds.is_finite() or seconds < 0:
+    if not seconds.is_finite() or not 0 <= seconds <= MAX_EXPIRES_IN_S:
         return None
     return float(seconds)
 
