@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,9 @@ from cryptography import x509
 from apimd.engine.errors import SetupError
 from apimd.model.result import ClientCertificate
 from apimd.model.tls import PemFile, TlsSettings
+
+MAX_PEM_BYTES = 1024 * 1024
+"""A PEM file larger than this is no certificate or key (and is not read whole)."""
 
 
 @dataclass(frozen=True)
@@ -78,10 +82,20 @@ def resolve_tls(
 
 
 def _read(value: str | PemFile | None, where: str) -> str | None:
+    """A PEM file's text: a regular file of at most `MAX_PEM_BYTES` (a FIFO or a device would
+    block the event loop or never end), opened without blocking."""
     if not isinstance(value, PemFile):
         return value
     try:
-        return Path(value.file).expanduser().read_text(encoding="ascii")
+        fd = os.open(Path(value.file).expanduser(), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise SetupError(f"{where}: {value.file} is not a regular file")
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read(MAX_PEM_BYTES + 1)
+        if len(data) > MAX_PEM_BYTES:
+            raise SetupError(f"{where}: {value.file} is over {MAX_PEM_BYTES} bytes: not a PEM file")
+        return data.decode("ascii")
     except (OSError, UnicodeDecodeError) as exc:
         raise SetupError(f"{where}: cannot read {value.file}: {exc}") from None
 
@@ -103,11 +117,22 @@ def ssl_context(config: TlsConfig) -> ssl.SSLContext:
         context.verify_mode = ssl.CERT_NONE
     if config.client_cert and config.client_key:
         with _private_file(config.client_cert) as cert, _private_file(config.client_key) as key:
+            # Never None: OpenSSL would then ask for the passphrase on the terminal.
+            password = config.client_key_password or _no_password
             try:
-                context.load_cert_chain(cert, key, password=config.client_key_password)
+                context.load_cert_chain(cert, key, password=password)
             except ssl.SSLError as exc:
+                if "ENCRYPTED" in config.client_key:
+                    raise SetupError(
+                        "tls client_key: the key is encrypted and client_key_password is"
+                        f" {'wrong' if config.client_key_password else 'missing'}"
+                    ) from None
                 raise SetupError(f"tls client_cert/client_key: {exc.reason or exc}") from None
     return context
+
+
+def _no_password() -> bytes:
+    return b""
 
 
 @contextmanager

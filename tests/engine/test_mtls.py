@@ -3,7 +3,9 @@ server on 127.0.0.1 that requires a certificate from a CA made in the test."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -258,3 +260,27 @@ def test_cert_days_checks_the_client_path() -> None:
     }
     with pytest.raises(ValidationFailed, match="path: client"):
         load_project_text(json.dumps(doc), filename="p.json")
+
+
+async def test_bad_key_files_are_setup_errors_never_a_prompt_or_a_hang(
+    server: str, ca: TestCA, tmp_path: Path
+) -> None:
+    client = ca.issue("monitor-1", password="pw-123456")
+    cert_file, key_file = tmp_path / "c.pem", tmp_path / "c.key"
+    cert_file.write_text(client.cert)
+    key_file.write_text(client.key)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    files = {"client_cert": {"file": str(cert_file)}, "client_key": {"file": str(key_file)}}
+    cases = {
+        "no password": (files, "client_key_password"),
+        "wrong password": ({**files, "client_key_password": "nope"}, "client_key_password"),
+        "a fifo": ({**files, "client_key": {"file": str(fifo)}}, "not a regular file"),
+        "a folder": ({**files, "client_key": {"file": str(tmp_path)}}, "not a regular file"),
+        "a device": ({**files, "client_cert": {"file": "/dev/zero"}}, "not a regular file"),
+    }
+    for case, (tls, said) in cases.items():
+        result = await asyncio.wait_for(run({"calls": [call(server, tls=tls)]}), 10)
+        assert result.result == ResultCode.SETUP_ERROR, (case, result.error)
+        assert said in (result.error or ""), (case, result.error)
+        assert "pw-123456" not in result.model_dump_json()
