@@ -3,7 +3,9 @@ in the background, and an Apprise URL it cannot parse is a logged failure, not a
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
@@ -82,3 +84,92 @@ async def test_giving_up_after_four_attempts(caplog: pytest.LogCaptureFixture) -
         await http.close()
     assert len([r for r in caplog.records if "retry" in r.getMessage()]) == 3
     assert "failed 4 times, giving up" in caplog.records[-1].getMessage()
+
+
+SECRET = "T0PSECRETHOOKVALUE"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"http://hooks.example:99999/services/{SECRET}",
+        f"http://[::1/services/{SECRET}",
+        f"ftp://127.0.0.1/services/{SECRET}",
+        f"http://127.0.0.1:1/services/{SECRET}?token={SECRET}",
+        f"https://hooks.example/x/{SECRET}%zz\x00",
+    ],
+)
+@pytest.mark.parametrize("kind", ["http", "slack"])
+async def test_a_webhook_url_that_cannot_be_sent_stays_out_of_the_log(
+    url: str, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    http = HttpExecutor()
+    delivery = Delivery(http, lambda text, _where: text, retry_delays=(0.01,))
+    try:
+        with caplog.at_level(logging.DEBUG):
+            delivery.send(Webhook(type=kind, url=url), NOTICE, "alert", 1)
+            await delivery.close()
+    finally:
+        await http.close()
+    assert "giving up" in caplog.text or "not sent" in caplog.text
+    assert SECRET not in caplog.text
+
+
+TRICKLE_AND_EXIT = """
+import asyncio, logging, socket, sys, threading, time
+from apimd.engine import delivery as module
+from apimd.engine.delivery import Delivery
+from apimd.engine.http import HttpExecutor
+from apimd.engine.notices import Notice
+from apimd.model.resources import Webhook
+
+module.APPRISE_TIMEOUT_S = 1
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+server = socket.create_server(("127.0.0.1", 0))
+
+def trickle():  # answers one header line a second, forever
+    while True:
+        conn, _ = server.accept()
+        def drip(conn=conn):
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\\r\\n")
+                while True:
+                    conn.sendall(b"X: y\\r\\n")
+                    time.sleep(0.5)
+            except OSError:
+                pass
+        threading.Thread(target=drip, daemon=True).start()
+
+threading.Thread(target=trickle, daemon=True).start()
+
+async def main():
+    http = HttpExecutor()
+    delivery = Delivery(http, lambda text, _where: text, retry_delays=())
+    url = f"json://127.0.0.1:{server.getsockname()[1]}/"
+    delivery.send(Webhook(type="apprise", url=url), Notice("call c", "FAIL", {}, "t", "b"), "alert", 1)
+    await delivery.close()
+    await http.close()
+
+asyncio.run(main())
+print("main done")
+"""
+
+
+async def test_an_apprise_server_that_trickles_neither_hangs_delivery_nor_the_exit() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        TRICKLE_AND_EXIT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    text = out.decode()
+    assert process.returncode == 0, text
+    assert "no answer within 1 s" in text and "main done" in text, text
