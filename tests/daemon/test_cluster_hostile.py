@@ -408,3 +408,51 @@ async def test_status_and_results_when_the_store_is_unreachable(cluster: Cluster
         await forwarder.close()
         await asyncio.to_thread(agent.kill)
         agent.remove(keep_home=False)
+
+
+ODD_LOCATIONS: list[Any] = [
+    "",
+    "x" * 10_000,
+    "loc\x00a",
+    "loc\na",
+    "*",
+    "all",
+    "'; DROP TABLE firings; --",
+    "loc-a%",
+    "é",
+    5,
+    None,
+    ["loc-a"],
+    {"a": 1},
+    "loc-nowhere",
+]
+
+
+async def test_odd_locations_in_a_run_request_are_refused_with_a_4xx(
+    cluster: Cluster, api: Api
+) -> None:
+    agent = cluster.start("a1", "loc-a")
+    async with agent.client() as client:
+        await client.apply({"calls": [{"name": "c", "url": f"{api.url}/c"}]})
+    seen = []
+    for location in ODD_LOCATIONS:
+        body = json.dumps({"location": location, "wait": True}).encode()
+        reply = await asyncio.to_thread(
+            agent.http.request, "POST", "/v1/calls/c/run", body, timeout=30
+        )
+        seen.append((str(location)[:20], reply.status))
+    # None and the agent's own location run here; the rest are refused, none with a 5xx
+    assert all(status < 500 for _, status in seen), seen
+    refused = [where for where, status in seen if status >= 400]
+    assert len(refused) == len(ODD_LOCATIONS) - 1, seen
+    assert "firings" in {row[0] for row in tables(cluster.database)}
+    for args in (["--location", "x" * 200], ["--location", "a b"], ["--location", ""]):
+        code, out, err = await agent.cli("run", "c", *args)
+        assert code == 2 and "Traceback" not in err, (args, out, err)
+
+
+def tables(database: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(postgres.url_of(database)) as conn:
+        return conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
