@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import aiohttp_socks
+import python_socks
 from yarl import URL
 
 from apimd.engine.hops import host_port
@@ -18,6 +20,10 @@ from apimd.model.result import Timings
 
 if TYPE_CHECKING:
     from apimd.engine.http import HttpResponse
+
+
+ProxyError = (aiohttp_socks.ProxyError, python_socks.ProxyError)
+"""A SOCKS proxy that refused (credentials, rules) or did not speak SOCKS: no `OSError`."""
 
 
 class HttpFailure(Exception):
@@ -64,7 +70,13 @@ def _os_reason(error: OSError) -> str:
 _Describe = Callable[[Any, str, URL], str]  # (the error, host:port, the URL) -> message
 
 # The first class the error is an instance of names the failure.
-_DESCRIPTIONS: tuple[tuple[type[BaseException], _Describe], ...] = (
+_DESCRIPTIONS: tuple[
+    tuple[type[BaseException] | tuple[type[BaseException], ...], _Describe], ...
+] = (
+    (
+        ProxyError,
+        lambda exc, where, _url: f"the SOCKS proxy did not open a way to {where}: {exc}",
+    ),
     (
         aiohttp.ClientConnectorCertificateError,
         lambda exc, where, _url: (

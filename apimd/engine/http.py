@@ -43,7 +43,7 @@ from apimd import __version__
 from apimd.engine.codings import BodyDecoder, body_too_large, decode_body
 from apimd.engine.cookies import remember, with_jar_cookies
 from apimd.engine.errors import SetupError
-from apimd.engine.failures import HttpFailure, classify_failure
+from apimd.engine.failures import HttpFailure, ProxyError, classify_failure
 from apimd.engine.hops import (
     MAX_REDIRECTS,
     Hop,
@@ -167,7 +167,7 @@ class HttpExecutor:
             return await self._follow(session, request, state)
         except HttpFailure as exc:
             raise HttpFailure(exc.code, exc.message, state.timings(), exc.answer) from exc
-        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError, *ProxyError) as exc:
             code, message = classify_failure(exc, request.timeout, state)
             raise HttpFailure(code, message, state.timings()) from exc
         finally:

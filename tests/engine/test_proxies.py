@@ -21,7 +21,7 @@ from apimd.engine.http import HttpExecutor, HttpRequest
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.proxies import bypassed, select_proxy
 from apimd.engine.runner import Engine
-from apimd.model import Outcome
+from apimd.model import Outcome, ResultCode
 from tests.engine.servers import self_signed_tls
 from tests.support.engine import run_once
 from tests.support.projects import build
@@ -263,3 +263,28 @@ async def test_keepalive_connections_never_cross_proxies(
     assert len(set.union(*peers.values())) == 3  # and no two routes shared one
     assert socks.lines() == [f"SOCKS 127.0.0.1:{http_target.port}"]
     assert http.lines() == [f"GET {http_target.url}/hello"]
+
+
+async def test_a_socks_proxy_that_refuses_or_answers_garbage_is_a_connection_error(
+    start_proxy: Starter, https_target: TestServer
+) -> None:
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)
+        writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    refusing = await start_proxy("socks5")
+    target = f"https://127.0.0.1:{https_target.port}/hello"
+    try:
+        answered = await run_call(target, f"socks5://127.0.0.1:{port}")
+        refused = await run_call(target, f"socks5://ann:wrong-pw-1234@127.0.0.1:{refusing.port}")
+    finally:
+        server.close()
+    for result in (answered, refused):
+        assert result.result == ResultCode.CONNECTION_ERROR, result.error
+        assert "internal error" not in (result.error or "")
+        assert "proxy" in (result.error or "")
+    assert "wrong-pw-1234" not in refused.model_dump_json()
