@@ -13,6 +13,7 @@ import psycopg
 from apimd.daemon.firing_results import unrun_result
 from apimd.daemon.relay import CHANNEL as EVENTS_CHANNEL
 from apimd.model.common import ANYWHERE
+from apimd.store.errors import CorruptRecord
 
 if TYPE_CHECKING:
     from apimd.daemon.agents import Agents
@@ -56,7 +57,11 @@ async def record_lost(agents: Agents, manager: procrastinate.manager.JobManager)
     the job failed, never re-run."""
     for job in await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_S):
         assert job.id is not None
-        found = await agents.store.firings.get(job.id)
+        try:
+            found = await agents.store.firings.get(job.id)
+        except CorruptRecord as exc:  # its job is failed all the same: never retried forever
+            log.warning("a lost run not recorded: %s", exc)
+            found = None
         if found is not None:
             firing, _state, agent = found
             error = "agent lost: its agent stopped answering before the run finished"

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from apimd.model.api import AgentInfo
 from apimd.model.result import Result
+from apimd.store.errors import CorruptRecord
 from apimd.store.results import ResultStore
 from apimd.store.sql import Connection, Database
 from apimd.store.timestamps import from_us, to_us, utc_now
@@ -183,14 +184,18 @@ class FiringStore:
         return True
 
     async def get(self, job_id: int) -> tuple[Firing, str, str | None] | None:
-        """The firing of `job_id`, its state and the agent that claimed it."""
+        """The firing of `job_id`, its state and the agent that claimed it; `CorruptRecord` when
+        the row holds what no firing can (a due instant past year 9999: any DB user can write)."""
         row = await self._db.fetchone(
             "SELECT schedule, target, location, due_at, state, agent FROM firings WHERE job_id = ?",
             (job_id,),
         )
         if row is None:
             return None
-        firing = Firing(row[0], row[1], row[2], from_us(int(row[3])))
+        try:
+            firing = Firing(row[0], row[1], row[2], from_us(int(row[3])))
+        except (ValueError, OverflowError, TypeError) as exc:
+            raise CorruptRecord(f"the firing of job {job_id} is unreadable: {exc}") from None
         return firing, str(row[4]), row[5]
 
     # --- the leader's next fire times, for every agent's dashboard ------------------------------

@@ -456,3 +456,60 @@ def tables(database: str) -> list[tuple[Any, ...]]:
         return conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
         ).fetchall()
+
+
+def tamper(database: str, sql: str) -> int:
+    with psycopg.connect(postgres.url_of(database), autocommit=True) as conn:
+        return conn.execute(sql).rowcount
+
+
+async def test_a_tampered_firing_row_of_a_lost_run_does_not_jam_the_leader(
+    cluster: Cluster, api: Api
+) -> None:
+    leader = cluster.start("lead", "loc-l")
+    async with leader.client() as client:
+
+        async def leading() -> bool:
+            return [a.agent for a in (await client.agents()).agents if a.leader] == ["lead"]
+
+        await eventually(leading, timeout=20, interval=0.5, what="the first agent to lead")
+        worker = cluster.start("x", "loc-x")
+        await client.apply(
+            {
+                "calls": [{"name": "slow", "url": f"{api.url}/slow", "timeout": 30}],
+                "schedules": [
+                    {"name": "s", "every": "10s", "targets": ["slow"], "locations": ["loc-x"]}
+                ],
+            }
+        )
+
+        async def in_flight() -> bool:
+            return api.hits["/slow"] >= 1
+
+        await eventually(in_flight, timeout=30, interval=0.5, what="a run of `slow` on agent x")
+        worker.process.send_signal(signal.SIGSTOP)
+        try:
+            changed = await asyncio.to_thread(
+                tamper,
+                cluster.database,
+                "UPDATE firings SET due_at = 9000000000000000000 WHERE state = 'running'",
+            )
+            assert changed == 1
+
+            def stalled_jobs() -> list[tuple[Any, ...]]:
+                with psycopg.connect(postgres.url_of(cluster.database)) as conn:
+                    return conn.execute(
+                        "SELECT id FROM procrastinate_jobs WHERE status = 'doing'"
+                    ).fetchall()
+
+            async def job_failed() -> bool:
+                return not await asyncio.to_thread(stalled_jobs)
+
+            await eventually(job_failed, timeout=30, interval=0.5, what="the lost job failed")
+        finally:
+            worker.process.send_signal(signal.SIGCONT)
+        await asyncio.sleep(3)
+    log = leader.log_path.read_text(errors="replace")
+    assert log.count("housekeeping failed") == 0, log[-3000:]
+    assert "Traceback" not in log
+    assert "is unreadable" in log, log[-3000:]
