@@ -6,7 +6,9 @@ keeps an agent presumed dead from recording a second result."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,6 +34,8 @@ class Firing:
         return (self.schedule, self.target, self.location, to_us(self.due_at))
 
 
+log = logging.getLogger(__name__)
+
 _KEY = "schedule = ? AND target = ? AND location = ? AND due_at = ?"
 # The leader's next fire time of each schedule: a `meta` row per schedule (not copied by
 # `apimd migrate`; rewritten whenever a leader starts or the schedules change).
@@ -45,6 +49,7 @@ class FiringStore:
     def __init__(self, db: Database, results: ResultStore) -> None:
         self._db = db
         self._results = results
+        self._unreadable: set[str] = set()
 
     # --- agents ---------------------------------------------------------------------------------
 
@@ -88,24 +93,33 @@ class FiringStore:
             await conn.execute("DELETE FROM agents WHERE agent = ?", (agent,))
 
     async def live(self, since: datetime) -> list[AgentInfo]:
-        """Agents heard from since `since`, by location then name."""
+        """Agents heard from since `since`, by location then name. A row no agent wrote (any
+        DB user can insert one) is left out, with one log line per name."""
         rows = await self._db.fetchall(
             "SELECT agent, location, pid, started_at, heartbeat_at, leader, running FROM agents"
             " WHERE heartbeat_at >= ? ORDER BY location, agent",
             (to_us(since),),
         )
-        return [
-            AgentInfo(
-                agent=row[0],
-                location=row[1],
-                pid=int(row[2]),
-                started_at=from_us(int(row[3])),
-                last_heartbeat=from_us(int(row[4])),
-                leader=bool(row[5]),
-                running=json.loads(row[6]),
-            )
-            for row in rows
-        ]
+        agents = []
+        for row in rows:
+            try:
+                agents.append(
+                    AgentInfo(
+                        agent=row[0],
+                        location=row[1],
+                        pid=int(row[2]),
+                        started_at=from_us(int(row[3])),
+                        last_heartbeat=from_us(int(row[4])),
+                        leader=bool(row[5]),
+                        running=json.loads(row[6]),
+                    )
+                )
+            except (ValueError, OverflowError, TypeError) as exc:
+                if row[0] not in self._unreadable:
+                    self._unreadable.add(row[0])
+                    shown = str(row[0])[:100].encode("unicode_escape").decode("ascii")
+                    log.warning("agents row %r left out: %s", shown, str(exc).splitlines()[0])
+        return agents
 
     async def forget_agents(self, before: datetime) -> None:
         """Drop agents not heard from since `before` (the leader's housekeeping)."""
@@ -214,11 +228,16 @@ class FiringStore:
             )
 
     async def next_fires(self) -> dict[str, datetime]:
-        """Schedule name → its next fire time, as the leader last shared it."""
+        """Schedule name → its next fire time, as the leader last shared it (a value no time can
+        hold, written by hand, is left out: that schedule shows no next run)."""
         rows = await self._db.fetchall(
             "SELECT key, value FROM meta WHERE key LIKE ?", (_NEXT + "%",)
         )
-        return {str(row[0])[len(_NEXT) :]: from_us(int(row[1])) for row in rows}
+        times: dict[str, datetime] = {}
+        for row in rows:
+            with contextlib.suppress(ValueError, OverflowError, TypeError):
+                times[str(row[0])[len(_NEXT) :]] = from_us(int(row[1]))
+        return times
 
     async def prune(self, before: datetime) -> int:
         """Forget firings created before `before` (the leader's retention)."""

@@ -513,3 +513,51 @@ async def test_a_tampered_firing_row_of_a_lost_run_does_not_jam_the_leader(
     assert log.count("housekeeping failed") == 0, log[-3000:]
     assert "Traceback" not in log
     assert "is unreadable" in log, log[-3000:]
+
+
+async def test_a_tampered_next_fire_time_does_not_break_a_followers_summary(
+    cluster: Cluster, api: Api
+) -> None:
+    first = cluster.start("a1", "loc-a")
+    second = cluster.start("a2", "loc-a")
+    async with first.client() as client:
+        await client.apply(
+            {
+                "calls": [{"name": "c", "url": f"{api.url}/c"}],
+                "schedules": [
+                    {"name": "s", "every": "1h", "targets": ["c"]},
+                    {"name": "t", "every": "2h", "targets": ["c"]},
+                ],
+            }
+        )
+    await asyncio.sleep(2)
+    await asyncio.to_thread(
+        tamper,
+        cluster.database,
+        "UPDATE meta SET value = CASE WHEN key = 'next_fire:s' THEN 'soon'"
+        " ELSE '99999999999999999999' END WHERE key LIKE 'next_fire:%'",
+    )
+    now_us = int(time.time() * 1_000_000)
+    bogus = [
+        ("evil-1", "x" * 100, 1, 9 * 10**18, now_us + 10**9, 0, "not json"),
+        ("evil-2", "\x01", -1, -(9 * 10**18), now_us, 1, '{"a": 1}'),
+        ("evil-3", "", 2**31 - 1, 0, 9 * 10**18, 0, "[1, null, {}]"),
+    ]
+    await asyncio.to_thread(insert_agents, cluster.database, bogus)
+    for agent in (first, second):
+        for path in ("/v1/summary", "/v1/agents", "/v1/status"):
+            reply = await asyncio.to_thread(agent.http.request, "GET", path)
+            assert reply.status == 200, (agent.env["APIMD_AGENT"], path, reply.body)
+        listed = await asyncio.to_thread(agent.http.request, "GET", "/v1/agents")
+        assert {a["agent"] for a in listed.json()["agents"]} == {"a1", "a2"}
+        assert "Traceback" not in agent.log_path.read_text(errors="replace")
+
+
+def insert_agents(database: str, rows: list[tuple[Any, ...]]) -> None:
+    with psycopg.connect(postgres.url_of(database), autocommit=True) as conn:
+        for row in rows:
+            conn.execute(
+                "INSERT INTO agents (agent, location, pid, started_at, heartbeat_at, leader,"
+                " running) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                row,
+            )
