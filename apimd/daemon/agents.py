@@ -29,6 +29,7 @@ from apimd.daemon.cluster_upkeep import (
     record_lost,
 )
 from apimd.daemon.firing_results import interval_after, skipped_result
+from apimd.daemon.logs import error_line
 from apimd.daemon.relay import EventRelay
 from apimd.daemon.remote_runs import RemoteRuns, queue_of
 from apimd.daemon.scheduler import next_runs_of
@@ -298,7 +299,7 @@ class Agents:
             try:
                 await self._worker()
             except Exception as exc:
-                log.warning("the job worker stopped (%s); restarting it", exc)
+                log.warning("the job worker stopped (%s); restarting it", error_line(exc))
             await asyncio.sleep(LEADER_POLL_S)
 
     async def _worker(self) -> None:

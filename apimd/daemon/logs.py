@@ -142,3 +142,22 @@ def _cut(text: str) -> str:
 
 
 QUEUE_ERRORS = QueueErrorFilter()
+
+
+def error_line(exc: BaseException) -> str:
+    """`exc` in one line, by its underlying cause: a library that wraps another's error (as
+    procrastinate's "Database error." wraps psycopg's) says nothing of why; its cause does.
+    `psycopg.OperationalError: consuming input failed: server closed the connection`."""
+    seen: set[int] = set()
+    root = exc
+    while id(root) not in seen:
+        seen.add(id(root))
+        nested = root.__cause__ or (None if root.__suppress_context__ else root.__context__)
+        if nested is None:
+            break
+        root = nested
+    kind = type(root)
+    module = kind.__module__.split(".")[0]
+    name = kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+    message = " ".join(str(root).split())
+    return f"{name}: {message}" if message else name

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
+from apimd.engine import apprise_send
 from apimd.engine.http import HttpExecutor, HttpFailure, HttpRequest
 from apimd.engine.notices import Notice
 from apimd.engine.redact import Redactor
@@ -181,14 +182,11 @@ def _without_url(message: str, url: str) -> str:
 
 
 def _apprise_notify(url: str, title: str, body: str) -> None:
-    """One Apprise notification (blocking); raises DeliveryFailed when it did not go out."""
-    import apprise  # imported here: it is large, and a run without an apprise notifier needs none
-
-    # Apprise logs URLs in clear (e.g. "Unparseable URL …"), and the URL is a secret: its own
-    # log stays out of daemon.log; our messages say what went wrong without the URL.
-    logging.getLogger("apprise").propagate = False
-    sender = apprise.Apprise()
-    if not sender.add(url):
-        raise DeliveryRefused("Apprise does not understand this URL (see apprise's URL list)")
-    if not sender.notify(body=body, title=title, body_format=apprise.NotifyFormat.TEXT):
-        raise DeliveryFailed("Apprise could not deliver it")
+    """One Apprise notification (blocking); raises DeliveryFailed saying why when it did not go
+    out, with the URL's secret parts masked (Apprise's own log, which has them, stays muted)."""
+    try:
+        apprise_send.send(url, title, body)
+    except apprise_send.AppriseRefusedUrl as exc:
+        raise DeliveryRefused(str(exc)) from None
+    except apprise_send.AppriseFailed as exc:
+        raise DeliveryFailed(str(exc)) from None

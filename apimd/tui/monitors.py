@@ -155,6 +155,8 @@ class Board:
         self.as_of: datetime | None = None
         """When the daemon produced the summary last applied: runs that finished before it are
         in its counts and latencies already."""
+        self._started: set[str] = set()
+        """Run ids seen starting and not yet finished."""
 
     # --- the summary ------------------------------------------------------------------------
 
@@ -172,6 +174,8 @@ class Board:
                 monitor.running = 0
             fresh[target.name] = monitor
         self.monitors = fresh
+        if reset_running:
+            self._started.clear()
         self.as_of = summary.generated_at
         self.loaded = True
         return SummaryChanges(
@@ -226,6 +230,7 @@ class Board:
             if monitor is None:
                 return set()
             monitor.running += 1
+            self._started.add(event.run_id)
             return {event.name}
         if isinstance(event, RunFinished):
             return self._finished(event)
@@ -245,6 +250,14 @@ class Board:
     def _finished(self, event: RunFinished) -> set[str]:
         monitor = self.monitors.get(event.name)
         if monitor is None or event.outcome is None:
+            return set()
+        seen_start = event.run_id in self._started
+        self._started.discard(event.run_id)
+        skipped = event.outcome is Outcome.SKIPPED and event.trigger == "schedule"
+        if skipped and monitor.running and not seen_start:
+            # A firing skipped because the run going on was still going (SPEC §4): that run is
+            # still shown running and the row keeps its last outcome; the skip is in the results
+            # list (and not in uptime).
             return set()
         monitor.running = max(0, monitor.running - 1)
         if event.location:

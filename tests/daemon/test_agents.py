@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import shutil
 import signal
 import time
@@ -248,7 +249,15 @@ async def test_a_presumed_dead_agent_records_no_second_result_for_a_lost_firing(
         # Every result is the one result of its firing: none was added beside the lost one.
         recorded = {row[6] for row in rows if row[6] is not None}
         assert {r.id for r in found} == recorded
-        assert "was recorded lost; its result is dropped" in worker.log_path.read_text()
+        log_text = worker.log_path.read_text()
+        assert "was recorded lost; its result is dropped" in log_text
+        # Its worker, pruned as dead, failed and restarted: one line, saying why (the database
+        # error procrastinate wraps), not procrastinate's multi-line "Database error.".
+        restarts = [line for line in log_text.splitlines() if "the job worker stopped" in line]
+        assert restarts, log_text
+        assert all(
+            re.search(r"stopped \(psycopg\.\w+: \S.*\); restarting it$", line) for line in restarts
+        ), restarts
         # Nor was the dropped result announced: every alert names a recorded result.
         alerted = {json.loads(r["body"])["result_id"] for r in receiver.requests}
         assert alerted <= recorded, alerted - recorded

@@ -16,6 +16,7 @@ from aiohttp import web
 from apimd.client import Client
 from apimd.daemon import heap
 from apimd.daemon.app import create_app
+from apimd.model.outcome import Outcome
 from apimd.model.result import Result
 from apimd.settings import Settings
 from apimd.tui.widgets.result_view import status_line
@@ -153,3 +154,31 @@ async def test_long_lived_objects_are_frozen_after_start_up_and_after_each_apply
     finally:
         await runner.cleanup()
         shutil.rmtree(home, ignore_errors=True)
+
+
+async def test_a_skipped_firing_leaves_the_summary_on_the_last_run_that_ran(
+    sqlite_daemon: Daemon, api: Api
+) -> None:
+    """SPEC §4: a firing skipped because the previous run is still going is a result in the
+    list, not the target's outcome: the summary keeps the last run that ran."""
+    async with sqlite_daemon.client() as client:
+        await client.apply({"calls": [{"name": "c", "url": f"{api.url}/quick"}]})
+        first = await client.run("calls", "c", wait=True)
+        assert first.result is not None and first.result.outcome == "PASS"
+        await client.apply(
+            {
+                "calls": [{"name": "c", "url": f"{api.url}/slow", "timeout": 30}],
+                "schedules": [{"name": "s", "every": "1s", "targets": ["c"]}],
+            }
+        )
+
+        async def skipped() -> bool:
+            return any(r.result == "CANCELLED" for r in await results_of(client, "c"))
+
+        await eventually(skipped, timeout=20, interval=0.3)
+        latest = (await results_of(client, "c"))[0]
+        summary = {t.name: t for t in (await client.summary(window="24h")).targets}
+    assert latest.outcome == "SKIPPED" and "still going" in (latest.error or "")
+    c = summary["c"]
+    assert (c.outcome, c.result, c.last_result_id) == ("PASS", "COMPLETE", first.result.id)
+    assert c.counts.get(Outcome.SKIPPED, 0) >= 1  # the skip is counted (not in uptime), and listed

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from aiohttp import web
@@ -173,3 +174,60 @@ async def test_an_apprise_server_that_trickles_neither_hangs_delivery_nor_the_ex
     text = out.decode()
     assert process.returncode == 0, text
     assert "no answer within 1 s" in text and "main done" in text, text
+
+
+@pytest.fixture
+def refusing_port() -> Iterator[int]:
+    """A loopback port bound but not listening: a connection to it is refused."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield bound.getsockname()[1]
+
+
+@pytest.fixture
+async def failing_receiver() -> AsyncIterator[str]:
+    """A receiver that answers every notification with HTTP 500."""
+
+    async def hook(_request: web.Request) -> web.Response:
+        return web.json_response({"error": "boom"}, status=500)
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", hook)
+    async with RunningServer(app) as server:
+        yield server.url.split("://")[1]
+
+
+async def _apprise_failures(url: str, caplog: pytest.LogCaptureFixture) -> list[str]:
+    http = HttpExecutor()
+    delivery = Delivery(http, lambda text, _where: text, retry_delays=(0.01,))
+    try:
+        with caplog.at_level(logging.INFO):
+            delivery.send(Webhook(type="apprise", url=url), NOTICE, "alert", 1)
+            await delivery.close()
+    finally:
+        await http.close()
+    assert "hook-secret" not in caplog.text and "pw-secret" not in caplog.text
+    assert "key-secret" not in caplog.text and "user-secret" not in caplog.text
+    return [r.getMessage() for r in caplog.records if r.name == "apimd.engine.delivery"]
+
+
+async def test_an_apprise_delivery_refused_says_so_with_the_url_masked(
+    refusing_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"json://user-secret:pw-secret@127.0.0.1:{refusing_port}/hook-secret?-key=key-secret"
+    retry, gave_up = await _apprise_failures(url, caplog)
+    masked = f"json://••••@127.0.0.1:{refusing_port}/••••?••••"
+    assert f"Apprise could not deliver it to {masked}: connection refused" in retry
+    assert gave_up.endswith(
+        f"giving up: Apprise could not deliver it to {masked}: connection refused"
+    )
+    assert "\n" not in gave_up
+
+
+async def test_an_apprise_delivery_answered_500_says_the_status(
+    failing_receiver: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    _retry, gave_up = await _apprise_failures(f"json://{failing_receiver}/hook-secret", caplog)
+    assert gave_up.endswith(
+        f"Apprise could not deliver it to json://{failing_receiver}/••••: HTTP 500"
+    )

@@ -113,6 +113,9 @@ async def test_secrets_stay_out_of_the_preview_and_reach_the_daemon_only_if_chos
 async def test_palette_import_applies_to_the_running_daemon(daemon: Daemon) -> None:
     """The real app on a real daemon: palette → Import… → preview → Apply → the dashboard."""
     app = build_app(daemon.socket_path, settings=TuiSettings())
+    # The notice checked below must not expire before the check comes round, however loaded
+    # the machine: a test-long timeout for this app's notices (Textual reads it at each notify).
+    vars(app)["NOTIFICATION_TIMEOUT"] = 600.0
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("ctrl+p")
         await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="the palette")
@@ -129,7 +132,9 @@ async def test_palette_import_applies_to_the_running_daemon(daemon: Daemon) -> N
         assert "Will create: 1 variable, 1 call" in str(preview.render())
         await pilot.click("#apply")
         await wait_for(pilot, lambda: not isinstance(app.screen, ImportScreen), what="applied")
-        assert "Imported: 2 created" in notices(app)
+        await wait_for(
+            pilot, lambda: "Imported: 2 created" in notices(app), what="the 'Imported' notice"
+        )
     async with daemon.client() as client:
         assert "listPets" in {getattr(c, "name", "") for c in await client.list("calls")}
 

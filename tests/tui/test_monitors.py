@@ -189,3 +189,28 @@ def test_a_next_run_that_passed_unexplained_reads_due_and_is_overdue() -> None:
     assert b.next_run("a", later).text(later) == "due"  # no period known yet
     assert b.overdue(["a"], later)
     assert not b.overdue(["a"], due + timedelta(seconds=1))  # a moment of grace
+
+
+def test_a_firing_skipped_beside_a_run_still_going_keeps_the_row_on_its_last_outcome() -> None:
+    """SPEC §4: the skip is in the results list; the row keeps the last finished outcome and
+    still shows the run going, and does not move among the rows that need attention."""
+    b = board()
+    going = RunStarted(run_id="long", kind="call", name="zeta", trigger="schedule")
+    assert b.apply(going) == {"zeta"}
+    skip = finished("zeta", "PASS", "skip-1", at=NOW + timedelta(seconds=20), ms=0).model_copy(
+        update={"outcome": Outcome.SKIPPED, "result": ResultCode.CANCELLED, "trigger": "schedule"}
+    )
+    assert b.apply(skip) == set()
+    zeta = b.monitors["zeta"]
+    assert (zeta.outcome, zeta.running, zeta.uptime) == (Outcome.PASS, 1, 1.0)
+    assert b.ordered().index("zeta") == len(b.ordered()) - 1  # with the passing rows
+    # The long run ends: its own outcome, and no longer running.
+    done = finished("zeta", "FAIL", "long", at=NOW + timedelta(seconds=75)).model_copy(
+        update={"trigger": "schedule"}
+    )
+    assert b.apply(done) == {"zeta"}
+    assert (zeta.outcome, zeta.running) == (Outcome.FAIL, 0)
+    # A skipped firing with no run going (e.g. the daemon stopping) is the row's outcome.
+    stopped = skip.model_copy(update={"run_id": "s2", "result_id": "s2"})
+    stopped = stopped.model_copy(update={"at": NOW + timedelta(seconds=90)})
+    assert b.apply(stopped) == {"zeta"} and zeta.outcome is Outcome.SKIPPED

@@ -159,6 +159,12 @@ async def token_of(daemon: Daemon, name: str) -> Token:
     return token
 
 
+async def gone(pilot: Any, screen: SignInScreen, selector: str) -> str:
+    """Once no widget of `selector` is left on `screen`: the text it shows."""
+    await wait_for(pilot, lambda: not screen.query(selector), what=f"{selector} to go")
+    return screen_text(screen)
+
+
 async def paste(pilot: Any, screen: SignInScreen, url: str) -> None:
     field = screen.query_one("#signin-paste", Input)
     assert field.has_focus
@@ -242,7 +248,16 @@ async def test_pasting_the_final_address_signs_the_token_in(
         )
         token = await token_of(signin_daemon, "sso-token")
         assert token.state is TokenState.VALID and token.expires_at is not None
-        assert screen.query_one("#signin-paste", Input).disabled
+        # Signed in: the outcome and what happens next, not instructions and a field that no
+        # longer do anything.
+        shown = await gone(pilot, screen, "#signin-paste, #signin-hint, #signin-url")
+        assert (
+            "paste" not in shown.lower()
+            and "ssh -L" not in shown
+            and "Open this address" not in shown
+        )
+        assert "Runs that use token sso-token go ahead with it from now on." in shown
+        assert "Enter or Esc goes back." in shown
 
         await pilot.press("enter")
         await wait_for(pilot, lambda: closed == [True], what="the screen to close signed in")

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 SignInMode = Literal["browser", "device"]
 COMPLETE_GROUP = "signin-complete"
 PASTE_PROMPT = "Paste the address your browser ended on"
+# What the person follows to sign in; none of it is of use once the sign-in has ended.
+INSTRUCTIONS = "#signin-url, #signin-hint, #signin-paste, #signin-error"
 
 
 def ending_text(end: SignInResult, now: datetime) -> Text:
@@ -304,11 +306,16 @@ class SignInScreen(Screen[bool]):
         if self.ending is not None:
             return
         self.ending = end
-        for field in self.query("#signin-paste").results(Input):
-            field.disabled = True
         self.set_focus(None)
+        if self.mode == "browser":
+            # The instructions and the paste field were for getting here: the outcome (and
+            # what happens next) replaces them.
+            self.query_one("#signin-status", Static).display = False
+            for done in self.query(INSTRUCTIONS):
+                done.display = False  # at once; the removal lands on a later tick
+                done.remove()
         result = Static(
-            ending_text(end, self.clock()).append("\nEnter or Esc closes.", style="dim"),
+            ending_text(end, self.clock()).append(f"\n{self._next_step(end)}", style="dim"),
             id="signin-result",
             markup=False,
         )
@@ -322,6 +329,15 @@ class SignInScreen(Screen[bool]):
         self.body.scroll_end(animate=False)
         self._tick()
         self.refresh_bindings()
+
+    def _next_step(self, end: SignInResult) -> str:
+        """What happens now that the sign-in ended, and how to go back."""
+        back = "Enter or Esc goes back."
+        if not end.ok:
+            return f"{back} Start a new sign-in to try again."
+        if self.pending is not None:
+            return f"The flow resumed: its remaining steps run now. {back}"
+        return f"Runs that use {self.subject} go ahead with it from now on. {back}"
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
