@@ -34,6 +34,7 @@ from typing import Any
 from apimd.model.api import (
     StatusInfo,
     Summary,
+    SummaryOrder,
     TargetSummary,
     parse_summary,
 )
@@ -47,7 +48,7 @@ from apimd.tui.screens.dashboard import DashboardScreen
 # Shared with the tests (tests/support): bench/run sets PYTHONPATH, a direct run does not.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support import polling
-from tests.support.clients import EmptyDaemon
+from tests.support.clients import EmptyDaemon, served
 
 SIZE = (120, 40)
 SOCKET = Path("/tmp/apimd-bench/apimd.sock")
@@ -94,6 +95,7 @@ class BenchClient(EmptyDaemon):
         self.monitors = monitors
         self._summary = summary_json(monitors, random.Random(seed))
         self._events: asyncio.Queue[str] = asyncio.Queue()
+        self._heads: dict[tuple[SummaryOrder, int], str] = {}
 
     def inject(self, event: dict[str, Any]) -> None:
         self._events.put_nowait(json.dumps(event))
@@ -113,8 +115,16 @@ class BenchClient(EmptyDaemon):
             socket_path=str(self.socket_path),
         )
 
-    async def summary(self, *, window: str = "24h") -> Summary:
-        return await asyncio.to_thread(parse_summary, self._summary)  # as `Client.summary` does
+    async def summary(
+        self, *, window: str = "24h", order: SummaryOrder = "project", limit: int | None = None
+    ) -> Summary:
+        text = self._summary
+        if limit is not None:  # the daemon's answer, made once (its cost is the daemon's)
+            if (order, limit) not in self._heads:
+                whole = parse_summary(self._summary)
+                self._heads[order, limit] = served(whole, order, limit).model_dump_json()
+            text = self._heads[order, limit]
+        return await asyncio.to_thread(parse_summary, text)  # as `Client.summary` does
 
     async def events(self) -> AsyncIterator[Event]:
         while True:  # parsed from JSON as `Client.events` does

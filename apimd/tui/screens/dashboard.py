@@ -15,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Input, Static
 
 from apimd.client import DaemonUnavailable
+from apimd.model.api import Summary
 from apimd.model.events import Event, Lagged, ResourceChanged, RunFinished
 from apimd.tui.connection import RETRY_S, DaemonState
 from apimd.tui.monitors import Board
@@ -153,7 +154,8 @@ class DashboardScreen(ApimdScreen):
         """For as long as the screen lives: one summary read per burst of requests."""
         while True:
             await self._summary_wanted.wait()
-            await asyncio.sleep(REPAINT_S)  # let a burst of requests collect
+            if self.summaries:  # the first is awaited: a burst after it makes one read
+                await asyncio.sleep(REPAINT_S)
             self._summary_wanted.clear()
             if not self.connected:
                 continue  # reconnecting asks again
@@ -169,16 +171,20 @@ class DashboardScreen(ApimdScreen):
         self._summary_asked = time.monotonic()
         self._loading = True
         try:
-            summary = await self.client.summary(window=SUMMARY_WINDOW)
+            first = not (self.board.monitors or self._query)
+            if first:  # the first screenful in dashboard order: 10,000 monitors take a while
+                summary = await self.client.summary(
+                    window=SUMMARY_WINDOW, order="dashboard", limit=FIRST_ROWS
+                )
+            else:
+                summary = await self.client.summary(window=SUMMARY_WINDOW)
             reset, self._reset_running = self._reset_running, False
             # A large first summary: a screenful now, the whole table once it is folded in.
-            first = not (self.board.monitors or self._query) and len(summary.targets) > FIRST_ROWS
+            first = first and (not summary.complete or len(summary.targets) > FIRST_ROWS)
             if first:
-                self.table.fill(self.board.load_head(summary, FIRST_ROWS), self.app.size.width)
-                self._show_empty()
-                painted = asyncio.Event()
-                self.call_after_refresh(painted.set)
-                await painted.wait()  # the fold's thread would slow the painting down
+                await self._paint_head(summary)
+                if not summary.complete:
+                    summary = await self.client.summary(window=SUMMARY_WINDOW)
             # Off the event loop (10,000 monitors: ~0.2 s): meanwhile events are held, and the
             # table reads monitors that are only ever replaced or set attribute by attribute.
             changes = await asyncio.to_thread(self.board.load_summary, summary, reset_running=reset)
@@ -194,6 +200,15 @@ class DashboardScreen(ApimdScreen):
         self.table.add_monitors(n for n in changes.added if self.board.matches(n, self._query))
         self.table.mark_changed(changes.changed)
         self._show_empty()
+
+    async def _paint_head(self, summary: Summary) -> None:
+        """Show the first `FIRST_ROWS` monitors of `summary` (of the first summary, still only
+        those when the daemon sent only those) and wait until they are on screen."""
+        self.table.fill(self.board.load_head(summary, FIRST_ROWS), self.app.size.width)
+        self._show_empty()
+        painted = asyncio.Event()
+        self.call_after_refresh(painted.set)
+        await painted.wait()  # the fold's thread (or the rest's parse) would slow it down
 
     def _release_held(self) -> None:
         self._loading = False
