@@ -44,6 +44,7 @@ from apimd.model.stats import Stats
 from apimd.tui.app import ApimdApp, build_app
 from apimd.tui.keys import TuiSettings
 from apimd.tui.screens.dashboard import DashboardScreen
+from apimd.tui.widgets.monitor_table import FIRST_ROWS
 
 # Shared with the tests (tests/support): bench/run sets PYTHONPATH, a direct run does not.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -96,6 +97,7 @@ class BenchClient(EmptyDaemon):
         self._summary = summary_json(monitors, random.Random(seed))
         self._events: asyncio.Queue[str] = asyncio.Queue()
         self._heads: dict[tuple[SummaryOrder, int], str] = {}
+        self._head("dashboard", FIRST_ROWS)  # what the dashboard asks for first
 
     def inject(self, event: dict[str, Any]) -> None:
         self._events.put_nowait(json.dumps(event))
@@ -118,13 +120,15 @@ class BenchClient(EmptyDaemon):
     async def summary(
         self, *, window: str = "24h", order: SummaryOrder = "project", limit: int | None = None
     ) -> Summary:
-        text = self._summary
-        if limit is not None:  # the daemon's answer, made once (its cost is the daemon's)
-            if (order, limit) not in self._heads:
-                whole = parse_summary(self._summary)
-                self._heads[order, limit] = served(whole, order, limit).model_dump_json()
-            text = self._heads[order, limit]
+        text = self._summary if limit is None else self._head(order, limit)
         return await asyncio.to_thread(parse_summary, text)  # as `Client.summary` does
+
+    def _head(self, order: SummaryOrder, limit: int) -> str:
+        """The daemon's answer to `order` and `limit`, made once (its cost is the daemon's)."""
+        if (order, limit) not in self._heads:
+            whole = parse_summary(self._summary)
+            self._heads[order, limit] = served(whole, order, limit).model_dump_json()
+        return self._heads[order, limit]
 
     async def events(self) -> AsyncIterator[Event]:
         while True:  # parsed from JSON as `Client.events` does

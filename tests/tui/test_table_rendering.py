@@ -1,5 +1,6 @@
 """The dashboard table renders a body cell of one line itself (issue 18 item 5: Rich's general
-path cost ~1 ms a cell, a screenful ~36 × 8 cells): the segments must be exactly DataTable's."""
+path cost ~1 ms a cell, a screenful ~36 × 8 cells): the segments must be exactly DataTable's. It
+renders a cell again only when its own value changed, and a cell update repaints only its row."""
 
 from __future__ import annotations
 
@@ -92,3 +93,26 @@ async def test_a_cell_renders_to_exactly_the_segments_datatable_gives_it(
         column_b = [Text.from_markup(c) if isinstance(c, str) else c for c in CELLS]
         column_b = [cell for cell in column_b if cell.plain != "two\nlines"]  # "two" fits
         assert sorted(rendered) == sorted(["a", "b", *column_a, *map(str, column_b)])
+
+
+async def test_a_cell_update_renders_that_cell_again_and_repaints_only_its_row() -> None:
+    table = SortedTable(lambda name: (name,))
+    async with Host(table).run_test(size=(60, 12)) as pilot:
+        for key in ("name", "age", "state"):
+            table.add_column(key, key=key, width=10)
+        for index in range(100):
+            table.insert_row(f"m{index:03d}", [f"m{index:03d}", f"{index}s", "ok"])
+        await pilot.pause()
+        cells, rows = table.cells_rendered, table.rows_rendered
+        table.update_cell("m003", "age", "1m")
+        await pilot.pause()
+        assert (table.cells_rendered - cells, table.rows_rendered - rows) == (1, 1)
+        assert table.render_lines(table.region)[4].text.split() == ["m003", "1m", "ok"]
+
+        cells = table.cells_rendered
+        for _ in range(12):  # past the bottom: the table scrolls a line at a time
+            await pilot.press("down")
+        await pilot.pause()
+        assert table.scroll_offset.y > 0
+        # The rows that came into view and the cursor's: every other row is reused as it was.
+        assert table.cells_rendered - cells <= 3 * (12 + 2)

@@ -10,26 +10,21 @@ from collections.abc import Callable, Iterable
 from itertools import count
 from typing import Any
 
-from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
-from textual._types import SegmentLines
 from textual.cache import LRUCache
 from textual.coordinate import Coordinate
-from textual.widgets import DataTable
-from textual.widgets._data_table import default_cell_formatter
 from textual.widgets.data_table import Column, ColumnKey, Row, RowKey
+
+from apimd.tui.widgets.cell_cache import CellCachedTable, RowLines
 
 SortKey = tuple[Any, ...]
 Cell = str | Text
-RowLines = tuple[list[list[Segment]], list[list[Segment]]]
-_JOIN = Text("\n")
-_NULL = Style.null()
 
 
-class SortedTable(DataTable[str | Text]):
+class SortedTable(CellCachedTable):
     """Rows are added with `insert_row` (at the place `row_key` gives them) and moved with
     `move_rows`; `update_cell` and `remove_row` work as in DataTable. Every row is one line."""
 
@@ -50,7 +45,7 @@ class SortedTable(DataTable[str | Text]):
         self._rows_cache: LRUCache[tuple[object, ...], tuple[int, RowLines]] = LRUCache(400)
         self.rows_rendered = 0
         """Rows rendered (cache misses): what a frame cost."""
-        super().__init__(id=id, cursor_type=cursor_type)  # type: ignore[arg-type]
+        super().__init__(id=id, cursor_type=cursor_type)
 
     # --- order ----------------------------------------------------------------------------------
 
@@ -135,8 +130,17 @@ class SortedTable(DataTable[str | Text]):
         *,
         update_width: bool = False,
     ) -> None:
-        super().update_cell(row_key, column_key, value, update_width=update_width)
         name = str(row_key.value if isinstance(row_key, RowKey) else row_key)
+        key = self._row_keys.get(name)
+        column = ColumnKey(column_key) if isinstance(column_key, str) else column_key
+        index = self._row_locations.get(key) if key is not None else None
+        if update_width or key is None or index is None or column not in self._column_locations:
+            super().update_cell(row_key, column_key, value, update_width=update_width)
+        else:
+            # DataTable repaints the whole table after any cell update; only this row changed.
+            self._data[key][column] = value
+            self._update_count += 1
+            self.refresh_row(index)
         self._versions[name] = next(self._version)
 
     # --- what DataTable recomputes for the whole table after every change -----------------------
@@ -236,78 +240,3 @@ class SortedTable(DataTable[str | Text]):
         padding = Style.from_meta({"row": index, "column": 0, "out_of_bounds": True})
         moved.append(list(Segment.apply_style(cells[-1], post_style=padding)))
         return [], moved
-
-    # --- cells ----------------------------------------------------------------------------------
-
-    def _render_cell(
-        self,
-        row_index: int,
-        column_index: int,
-        base_style: Style,
-        width: int,
-        cursor: bool = False,
-        hover: bool = False,
-    ) -> SegmentLines:
-        # DataTable renders each cell through Rich's general machinery (Styled(Padding(Text))
-        # rendered to lines, cropped and padded twice): ~1 ms a cell, 36 rows × 8 cells a
-        # screenful. A body cell of one line of text that fits gives the same segments directly.
-        if row_index >= 0 and column_index >= 0 and not (self.fixed_rows or self.fixed_columns):
-            row_key = self._row_locations.get_key(row_index)
-            column_key = self._column_locations.get_key(column_index)
-            if row_key is not None and column_key is not None:
-                datum = self._data.get(row_key, {}).get(column_key)
-                line = self._one_line_cell(
-                    datum, row_index, column_index, base_style, width, cursor, hover
-                )
-                if line is not None:
-                    return [line]
-        return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-
-    def _one_line_cell(
-        self,
-        datum: object,
-        row_index: int,
-        column_index: int,
-        base_style: Style,
-        width: int,
-        cursor: bool,
-        hover: bool,
-    ) -> list[Segment] | None:
-        """The one line `_render_cell` gives a cell holding `datum`, or None when that takes
-        Rich's general path (not text, empty, several lines, tabs, justified, or wider than the
-        cell)."""
-        if not isinstance(datum, str | Text):
-            return None
-        text = default_cell_formatter(datum, wrap=False, height=1)
-        padding = self.cell_padding
-        inner = width - 2 * padding
-        if (
-            not isinstance(text, Text)
-            or not text
-            or inner <= 0
-            or text.justify not in (None, "default")
-        ):
-            return None
-        plain = text.plain
-        if "\n" in plain or "\t" in plain or cell_len(plain) > inner:
-            return None
-        segments = list(_JOIN.join([text]).render(self.app.console))
-        used = sum(segment.cell_length for segment in segments)
-        if used < inner:
-            segments.append(Segment(" " * (inner - used), _NULL))
-        if padding:
-            segments = [Segment(" " * padding, _NULL), *segments, Segment(" " * padding, _NULL)]
-        component_style, post_style = self._get_styles_to_render_cell(
-            False,
-            False,
-            False,
-            hover,
-            cursor,
-            self.show_cursor,
-            self._show_hover_cursor,
-            self.cursor_foreground_priority == "css",
-            self.cursor_background_priority == "css",
-        )
-        pre_style = base_style + Style.from_meta({"row": row_index, "column": column_index})
-        pre_style += component_style
-        return list(Segment.apply_style(segments, style=pre_style, post_style=post_style))
