@@ -27,6 +27,7 @@ import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from typing import Any
 from apimd.model.api import (
     StatusInfo,
     Summary,
+    SummaryOrder,
     TargetSummary,
     parse_summary,
 )
@@ -43,11 +45,12 @@ from apimd.model.stats import Stats
 from apimd.tui.app import ApimdApp, build_app
 from apimd.tui.keys import TuiSettings
 from apimd.tui.screens.dashboard import DashboardScreen
+from apimd.tui.widgets.monitor_table import FIRST_ROWS
 
 # Shared with the tests (tests/support): bench/run sets PYTHONPATH, a direct run does not.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support import polling
-from tests.support.clients import EmptyDaemon
+from tests.support.clients import EmptyDaemon, served
 
 SIZE = (120, 40)
 SOCKET = Path("/tmp/apimd-bench/apimd.sock")
@@ -94,6 +97,8 @@ class BenchClient(EmptyDaemon):
         self.monitors = monitors
         self._summary = summary_json(monitors, random.Random(seed))
         self._events: asyncio.Queue[str] = asyncio.Queue()
+        self._heads: dict[tuple[SummaryOrder, int], str] = {}
+        self._head("dashboard", FIRST_ROWS)  # what the dashboard asks for first
 
     def inject(self, event: dict[str, Any]) -> None:
         self._events.put_nowait(json.dumps(event))
@@ -113,8 +118,18 @@ class BenchClient(EmptyDaemon):
             socket_path=str(self.socket_path),
         )
 
-    async def summary(self, *, window: str = "24h") -> Summary:
-        return await asyncio.to_thread(parse_summary, self._summary)  # as `Client.summary` does
+    async def summary(
+        self, *, window: str = "24h", order: SummaryOrder = "project", limit: int | None = None
+    ) -> Summary:
+        text = self._summary if limit is None else self._head(order, limit)
+        return await asyncio.to_thread(parse_summary, text)  # as `Client.summary` does
+
+    def _head(self, order: SummaryOrder, limit: int) -> str:
+        """The daemon's answer to `order` and `limit`, made once (its cost is the daemon's)."""
+        if (order, limit) not in self._heads:
+            whole = parse_summary(self._summary)
+            self._heads[order, limit] = served(whole, order, limit).model_dump_json()
+        return self._heads[order, limit]
 
     async def events(self) -> AsyncIterator[Event]:
         while True:  # parsed from JSON as `Client.events` does
@@ -286,34 +301,71 @@ async def cpu_with_events(
     return cpu / wall * 100, frame_count / wall
 
 
-async def first_paint(monitors: int) -> tuple[float, float, float]:
-    """Seconds from creating the app to the first frame showing the dashboard's rows (a
-    screenful, or all of them if fewer); to the first frame with every row in the table; and how
-    long the summary's JSON parse took (measured apart)."""
+@dataclass
+class FirstPaint:
+    """`first_paint`'s figures, seconds from creating the app."""
+
+    painted: float
+    """The first frame showing a screenful of rows (all of them if fewer)."""
+    whole: float
+    """The first frame with every row in the table."""
+    parse: float
+    """The whole summary's JSON parse alone (measured apart, before)."""
+    cpu: float
+    """CPU of this process (all threads) until `painted`."""
+    phases: dict[str, float]
+    """When each step happened: the first frame, connected, each summary answered."""
+
+
+async def first_paint(monitors: int) -> FirstPaint:
+    """From creating the app to the dashboard's first screenful of rows and to its whole table;
+    with `monitors` 0 (an empty summary), the floor: Textual's start-up, the connection and one
+    summary request."""
     client = BenchClient(monitors)
     parse_started = time.perf_counter()
     await client.summary()
     parse = time.perf_counter() - parse_started
-    started = time.perf_counter()
+    phases: dict[str, float] = {}
+    status, summary = client.status, client.summary
+
+    async def timed_status() -> StatusInfo:
+        answer = await status()
+        phases.setdefault("connected", time.perf_counter() - started)
+        return answer
+
+    async def timed_summary(
+        *, window: str = "24h", order: SummaryOrder = "project", limit: int | None = None
+    ) -> Summary:
+        answer = await summary(window=window, order=order, limit=limit)
+        what = "head" if limit is not None and not answer.complete else "summary"
+        phases.setdefault(f"{what} parsed", time.perf_counter() - started)
+        return answer
+
+    client.status = timed_status  # type: ignore[method-assign]
+    client.summary = timed_summary  # type: ignore[method-assign]
+    cpu_started, started = time.process_time(), time.perf_counter()
     app, frames = make_app(client)
     screenful = min(monitors, SIZE[1] - 4)
     painted: list[float] = []
     complete: list[float] = []
 
     def frame() -> None:
+        phases.setdefault("first frame", time.perf_counter() - started)
         screen = app.screen
         if not isinstance(screen, DashboardScreen):
             return
         rows = screen.table.row_count
-        if not painted and rows >= screenful:
+        if not painted and rows >= screenful and (rows or screen.summaries):
             painted.append(time.perf_counter())
-        if not complete and rows == monitors:
+            phases["cpu"] = time.process_time() - cpu_started
+        if not complete and rows == monitors and (rows or screen.summaries):
             complete.append(time.perf_counter())
 
     frames.on_frame = frame
     async with app.run_test(size=SIZE):
         await until(lambda: complete)
-    return painted[0] - started, complete[0] - started, parse
+    cpu = phases.pop("cpu")
+    return FirstPaint(painted[0] - started, complete[0] - started, parse, cpu, phases)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -345,11 +397,16 @@ async def main(args: argparse.Namespace) -> None:
         what = what.replace("/s ,", "/s,")
         print(f"tui CPU [{what}]: {cpu:.1f} % of one core")
         print(f"tui frames [{what}]: {fps:.1f} /s")
-    for monitors in (n, args.paint_monitors):
-        seconds, whole, parse = await first_paint(monitors)
-        print(f"tui first paint [{size(monitors)} monitors]: {seconds:.2f} s")
-        print(f"tui whole table [{size(monitors)} monitors]: {whole:.2f} s")
-        print(f"tui summary parse [{size(monitors)} monitors]: {parse * 1000:.0f} ms")
+    for monitors in (0, n, args.paint_monitors):
+        paint = await first_paint(monitors)
+        what = f"{size(monitors)} monitors" if monitors else "floor: an empty summary"
+        print(f"tui first paint [{what}]: {paint.painted:.2f} s")
+        print(f"tui first paint CPU [{what}]: {paint.cpu * 1000:.0f} ms")
+        if monitors:
+            print(f"tui whole table [{what}]: {paint.whole:.2f} s")
+            print(f"tui summary parse [{what}]: {paint.parse * 1000:.0f} ms")
+        steps = sorted(paint.phases.items(), key=lambda step: step[1])
+        print(f"# first paint [{what}]: " + ", ".join(f"{k} {v:.2f} s" for k, v in steps))
     print(f"# load average (1 min) before and after: {load:.2f}, {os.getloadavg()[0]:.2f}")
 
 

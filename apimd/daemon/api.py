@@ -28,6 +28,7 @@ from apimd.model.api import (
     RunRequest,
     StatusInfo,
     Summary,
+    SummaryOrder,
 )
 from apimd.model.errors import Issue, ValidationFailed
 from apimd.model.kinds import ResourceKind
@@ -242,7 +243,21 @@ async def get_result(request: web.Request) -> web.Response:
 
 
 async def summary(request: web.Request) -> web.Response:
-    return _json(await request.app[SERVICE].summary(request.query.get("window", "24h")))
+    query = request.query
+    order = SUMMARY_ORDERS.get(query.get("order", "project"))
+    if order is None:
+        given = query["order"]
+        raise BadRequest(f"`order` must be project or dashboard, not {given!r}", field="order")
+    limit = None
+    if "limit" in query:
+        try:
+            limit = int(query["limit"])
+        except ValueError:
+            raise BadRequest("`limit` must be a whole number", field="limit") from None
+        if limit < 1:
+            raise BadRequest("`limit` must be at least 1", field="limit")
+    window = query.get("window", "24h")
+    return _json(await request.app[SERVICE].summary(window, order=order, limit=limit))
 
 
 async def stats(request: web.Request) -> web.Response:
@@ -313,6 +328,23 @@ def _window(example: str) -> Query:
     return [("window", "string", example)]
 
 
+SUMMARY_ORDERS: dict[str, SummaryOrder] = {"project": "project", "dashboard": "dashboard"}
+SUMMARY_QUERY: Query = [
+    *_window("e.g. 24h (default)"),
+    (
+        "order",
+        "string",
+        "project (default: calls, then workflows, as listed) or dashboard (FAIL first, then"
+        " SKIPPED or a token needing sign-in, then WARNING, then the rest; by name within each)",
+    ),
+    (
+        "limit",
+        "integer",
+        "at least 1: only the first `limit` targets in `order`; `total` says how many there are",
+    ),
+]
+
+
 def routes() -> list[Route]:
     """Every route of the API; the router and `/v1/openapi.json` are both built from this."""
     table = [
@@ -372,7 +404,7 @@ def routes() -> list[Route]:
             summary,
             "Every target at a glance",
             response=Summary,
-            query=_window("e.g. 24h (default)"),
+            query=SUMMARY_QUERY,
         ),
         Route(
             "GET",

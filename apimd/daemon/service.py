@@ -28,7 +28,15 @@ from apimd.engine.context import RunOrder
 from apimd.engine.runner import Engine
 from apimd.engine.signin import SignInDone, SignInFlows, SignInStarted
 from apimd.engine.tokens import utcnow
-from apimd.model.api import AgentInfo, ApplySummary, ResultPage, RunRequest, StatusInfo, Summary
+from apimd.model.api import (
+    AgentInfo,
+    ApplySummary,
+    ResultPage,
+    RunRequest,
+    StatusInfo,
+    Summary,
+    SummaryOrder,
+)
 from apimd.model.events import Event, ResourceChanged, ScheduleFired
 from apimd.model.kinds import ResourceKind
 from apimd.model.outcome import Outcome
@@ -340,12 +348,21 @@ class MonitorService:
         now = self._clock()
         return await self.store.stats(name, now - timedelta(seconds=seconds), now)
 
-    async def summary(self, window: str) -> Summary:
-        """Every call and workflow at a glance."""
+    async def summary(
+        self, window: str, *, order: SummaryOrder = "project", limit: int | None = None
+    ) -> Summary:
+        """Every call and workflow at a glance (the first `limit` in `order`)."""
         next_runs = await self.agents.next_runs()
         locations = await self.agents.target_locations()
         return await build_summary(
-            self.store, self.project, next_runs, locations, self._clock(), window
+            self.store,
+            self.project,
+            next_runs,
+            locations,
+            self._clock(),
+            window,
+            order=order,
+            limit=limit,
         )
 
     async def metrics_text(self) -> bytes:

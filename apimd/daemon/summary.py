@@ -5,10 +5,11 @@ Prometheus metrics (`GET /metrics`, SPEC §11)."""
 from __future__ import annotations
 
 import asyncio
+import heapq
 from datetime import datetime, timedelta
 
 from apimd.daemon.metrics import Metrics, TokenReading
-from apimd.model.api import Summary, TargetSummary
+from apimd.model.api import Summary, SummaryOrder, TargetSummary, dashboard_key
 from apimd.model.common import parse_duration
 from apimd.model.errors import Issue, ValidationFailed
 from apimd.model.outcome import Outcome, ResultCode
@@ -69,20 +70,32 @@ async def build_summary(
     locations: dict[str, list[str]],
     now: datetime,
     window: str,
+    *,
+    order: SummaryOrder = "project",
+    limit: int | None = None,
 ) -> Summary:
     """The summary of every target: their results in one query for all targets (not one per
-    target); token states are read one token at a time."""
+    target); token states are read one token at a time. In `order`; with `limit`, only the first
+    `limit` targets are built (a dashboard's first screen of 10,000 monitors)."""
     seconds = window_seconds(window)
     since = now - timedelta(seconds=seconds)
     recent = await store.recent_results(since)
     await _last_that_ran(store, recent, since)
     states = await token_states(store, project, now)
     items: list[Call | Workflow] = [*project.calls, *project.workflows]
+    total = len(items)
+    if order == "dashboard":
+        keys = {item.name: _dashboard_key(item, project, recent, states) for item in items}
+        if limit is not None and limit < total:
+            items = heapq.nsmallest(limit, items, key=lambda item: keys[item.name])
+        else:
+            items.sort(key=lambda item: keys[item.name])
+    items = items[:limit]
     targets = [
         _target_summary(item, project, recent, next_runs, states, locations.get(item.name, []))
         for item in items
     ]
-    return Summary(generated_at=now, window_s=seconds, targets=targets)
+    return Summary(generated_at=now, window_s=seconds, total=total, targets=targets)
 
 
 async def metrics_document(
@@ -131,6 +144,36 @@ async def _last_that_ran(
             cursor = page.next_cursor
 
 
+def _latest(
+    item: Call | Workflow, project: Project, recent: dict[str, RecentRuns]
+) -> Result | None:
+    runs = recent.get(item.name)
+    latest = runs.latest if runs else None
+    if isinstance(item, Call):  # a call that runs only as a step has still run
+        parents = [recent.get(w) for w in project.parents(item.name)]
+        latest = latest_including_steps(item.name, latest, [p.latest for p in parents if p])
+    return latest
+
+
+def _token_of(item: Call | Workflow, project: Project, states: dict[str, TokenState]) -> str | None:
+    return item.token if isinstance(item, Call) else _worst_token(item.steps, project, states)
+
+
+def _dashboard_key(
+    item: Call | Workflow,
+    project: Project,
+    recent: dict[str, RecentRuns],
+    states: dict[str, TokenState],
+) -> tuple[int, str, str]:
+    latest = _latest(item, project, recent)
+    token_name = _token_of(item, project, states)
+    return dashboard_key(
+        item.name,
+        latest.outcome if latest else None,
+        states.get(token_name) if token_name else None,
+    )
+
+
 def _target_summary(
     item: Call | Workflow,
     project: Project,
@@ -140,14 +183,11 @@ def _target_summary(
     locations: list[str],
 ) -> TargetSummary:
     runs = recent.get(item.name)
-    latest = runs.latest if runs else None
-    if isinstance(item, Call):  # a call that runs only as a step has still run
-        parents = [recent.get(w) for w in project.parents(item.name)]
-        latest = latest_including_steps(item.name, latest, [p.latest for p in parents if p])
+    latest = _latest(item, project, recent)
     counts = dict(runs.counts) if runs else {}
     counted = sum(n for o, n in counts.items() if o != Outcome.SKIPPED)
     failed = counts.get(Outcome.FAIL, 0)
-    token_name = item.token if isinstance(item, Call) else _worst_token(item.steps, project, states)
+    token_name = _token_of(item, project, states)
     return TargetSummary(
         name=item.name,
         kind="call" if isinstance(item, Call) else "workflow",

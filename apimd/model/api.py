@@ -202,12 +202,43 @@ class TargetSummary(BaseModel):
     """The location of the agent that ran its latest result (a manual run too)."""
 
 
+SummaryOrder = Literal["project", "dashboard"]
+"""The order of `Summary.targets`: as the project lists them (calls, then workflows), or the
+dashboard's (`dashboard_key`)."""
+
+
+def dashboard_rank(outcome: Outcome | None, token_state: TokenState | None = None) -> int:
+    """FAIL first, then SKIPPED / needs sign-in, then WARNING, then the rest."""
+    if outcome is Outcome.FAIL:
+        return 0
+    if outcome is Outcome.SKIPPED or token_state is TokenState.NEEDS_SIGN_IN:
+        return 1
+    if outcome is Outcome.WARNING:
+        return 2
+    return 3
+
+
+def dashboard_key(
+    name: str, outcome: Outcome | None, token_state: TokenState | None
+) -> tuple[int, str, str]:
+    """The dashboard's order: `dashboard_rank`, then the name ignoring case, then exactly."""
+    return (dashboard_rank(outcome, token_state), name.lower(), name)
+
+
 class Summary(BaseModel):
-    """`GET /v1/summary?window=24h`: every target at once, for dashboards."""
+    """`GET /v1/summary?window=24h`: every target at once, for dashboards; with `limit`, the
+    first targets in `order` (a dashboard's first screen before the rest)."""
 
     generated_at: datetime
     window_s: float
+    total: int | None = None
+    """How many targets there are in all (`targets` holds fewer when `limit` cut them)."""
     targets: list[TargetSummary]
+
+    @property
+    def complete(self) -> bool:
+        """Every target is in `targets` (no `limit` cut any)."""
+        return self.total is None or len(self.targets) >= self.total
 
 
 SUMMARY_CHUNK = 250

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from apimd.model.api import Summary, TargetSummary
+from apimd.model.api import Summary, TargetSummary, dashboard_key, dashboard_rank
 from apimd.model.common import ANYWHERE
 from apimd.model.durations import short_duration
 from apimd.model.events import (
@@ -134,17 +134,6 @@ class SummaryChanges:
     changed: list[str]
 
 
-def dashboard_rank(outcome: Outcome | None, token_state: TokenState | None = None) -> int:
-    """FAIL first, then SKIPPED / needs sign-in, then WARNING, then the rest."""
-    if outcome is Outcome.FAIL:
-        return 0
-    if outcome is Outcome.SKIPPED or token_state is TokenState.NEEDS_SIGN_IN:
-        return 1
-    if outcome is Outcome.WARNING:
-        return 2
-    return 3
-
-
 class Board:
     """Every monitor the dashboard knows, and the rules that fold events into them."""
 
@@ -191,7 +180,7 @@ class Board:
         head = heapq.nsmallest(
             count,
             summary.targets,
-            key=lambda t: (dashboard_rank(t.outcome, t.token_state), t.name.lower(), t.name),
+            key=lambda t: dashboard_key(t.name, t.outcome, t.token_state),
         )
         for target in head:
             monitor = Monitor(name=target.name, kind=target.kind)

@@ -19,6 +19,7 @@ from apimd.model.api import (
     SignInResult,
     StatusInfo,
     Summary,
+    SummaryOrder,
 )
 from apimd.model.events import Event
 from apimd.model.resources import Token
@@ -70,7 +71,9 @@ class DaemonClient(Protocol):
 
     async def result(self, result_id: str) -> Result: ...
 
-    async def summary(self, *, window: str = "24h") -> Summary: ...
+    async def summary(
+        self, *, window: str = "24h", order: SummaryOrder = "project", limit: int | None = None
+    ) -> Summary: ...
 
     async def stats(self, name: str, *, window: str = "24h") -> Stats: ...
 

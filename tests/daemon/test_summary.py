@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+from pytest_aiohttp import AiohttpClient
+
 from apimd.client import Client
+from apimd.model.resources import TokenState
+from tests.support.app import App, AppClient, serve_app
+from tests.support.daemon import DaemonProcess as Daemon
 
 
 async def test_summary_has_latest_outcome_recent_latencies_uptime_and_next_run(
@@ -39,3 +45,78 @@ async def test_summary_has_latest_outcome_recent_latencies_uptime_and_next_run(
     assert by_name["flow"].kind == "workflow"
     assert by_name["flow"].token == "t"  # a workflow shows the worst token of its steps
     assert by_name["flow"].token_state is not None
+
+
+@pytest.mark.both_stores
+async def test_summary_limited_to_the_first_targets_in_dashboard_order(
+    own_home: Daemon, aiohttp_client: AiohttpClient
+) -> None:
+    """`order=dashboard&limit=N`: a dashboard's first screen of a large project, before the
+    rest; `total` says how many there are. Bad values are a 400 saying what is allowed."""
+    app = await serve_app(aiohttp_client, own_home)
+    async with AppClient(app) as client:
+        await client.apply(
+            {
+                "auth": [
+                    {
+                        "name": "people",
+                        "type": "oauth2",
+                        "grant": "authorization_code",
+                        "authorize_url": "http://127.0.0.1:9/authorize",
+                        "token_url": "http://127.0.0.1:9/token",
+                        "client_id": "demo-client",
+                    }
+                ],
+                "tokens": [{"name": "t", "auth": "people"}],
+                "calls": [
+                    {"name": name, "url": "http://127.0.0.1:9/"}
+                    for name in ("zeta", "beta", "Alpha", "delta")
+                ]
+                + [{"name": "gamma", "url": "http://127.0.0.1:9/", "token": "t"}],
+                "workflows": [{"name": "flow", "steps": ["beta"]}],
+            }
+        )
+        for name in ("zeta", "Alpha"):  # nothing listens on port 9: FAIL
+            await client.run("calls", name, wait=True)
+        assert (await client.refresh_token("t")).state is TokenState.NEEDS_SIGN_IN
+        whole = await client.summary()
+        head = await client.summary(order="dashboard", limit=3)
+        every = await client.summary(order="dashboard")
+        first = await client.summary(limit=2)
+    project_order = [t.name for t in whole.targets]  # calls, then workflows
+    assert sorted(project_order[:5], key=str.lower) == ["Alpha", "beta", "delta", "gamma", "zeta"]
+    assert project_order[5] == "flow"
+    assert whole.total == 6 and whole.complete
+    by_name = {t.name: t for t in whole.targets}
+    assert by_name["gamma"].token_state is TokenState.NEEDS_SIGN_IN
+    # FAIL first, then a token needing sign-in, then the rest; by name regardless of case.
+    dashboard = ["Alpha", "zeta", "gamma", "beta", "delta", "flow"]
+    assert [t.name for t in every.targets] == dashboard
+    assert [t.name for t in head.targets] == dashboard[:3]
+    assert head.total == 6 and not head.complete
+    assert head.targets == [by_name[n] for n in dashboard[:3]]  # the same targets, only fewer
+    assert first.targets == whole.targets[:2] and first.total == 6
+
+    for query, field, message in (
+        ("order=worst", "order", "`order` must be project or dashboard, not 'worst'"),
+        ("limit=0", "limit", "`limit` must be at least 1"),
+        ("limit=-5", "limit", "`limit` must be at least 1"),
+        ("limit=ten", "limit", "`limit` must be a whole number"),
+        ("limit=", "limit", "`limit` must be a whole number"),
+    ):
+        async with app.get(f"/v1/summary?{query}") as response:
+            assert response.status == 400, query
+            error = (await response.json())["error"]
+            assert (error["field"], error["message"]) == (field, message)
+
+
+async def test_the_openapi_document_describes_the_summary_order_and_limit(app: App) -> None:
+    async with app.get("/v1/openapi.json") as response:
+        document = await response.json()
+    parameters = document["paths"]["/v1/summary"]["get"]["parameters"]
+    kinds = {p["name"]: p["schema"]["type"] for p in parameters}
+    assert kinds == {"window": "string", "order": "string", "limit": "integer"}
+    described = {p["name"]: p["description"] for p in parameters}
+    assert "dashboard" in described["order"] and "total" in described["limit"]
+    summary = document["components"]["schemas"]["Summary"]["properties"]
+    assert "total" in summary

@@ -21,6 +21,14 @@ from apimd.model.stats import Stats
 from apimd.tui.ports import DaemonClient
 
 
+def served(summary: api.Summary, order: api.SummaryOrder, limit: int | None) -> api.Summary:
+    """`summary` as the daemon serves it when asked for the first `limit` targets in `order`."""
+    targets = summary.targets
+    if order == "dashboard":
+        targets = sorted(targets, key=lambda t: api.dashboard_key(t.name, t.outcome, t.token_state))
+    return summary.model_copy(update={"total": len(targets), "targets": targets[:limit]})
+
+
 def _missing(what: str) -> ApiError:
     return ApiError(404, "not_found", f"no {what}", [])
 
@@ -74,7 +82,9 @@ class EmptyDaemon(DaemonClient):
     async def result(self, result_id: str) -> Result:
         raise _missing(f"result with id {result_id!r}")
 
-    async def summary(self, *, window: str = "24h") -> api.Summary:
+    async def summary(
+        self, *, window: str = "24h", order: api.SummaryOrder = "project", limit: int | None = None
+    ) -> api.Summary:
         return api.Summary(generated_at=datetime.now(UTC), window_s=86400.0, targets=[])
 
     async def stats(self, name: str, *, window: str = "24h") -> Stats:

@@ -30,10 +30,17 @@ from apimd.model import (
     TokenState,
     Workflow,
 )
-from apimd.model.api import ResultPage, RunAccepted, StatusInfo, Summary, TargetSummary
+from apimd.model.api import (
+    ResultPage,
+    RunAccepted,
+    StatusInfo,
+    Summary,
+    SummaryOrder,
+    TargetSummary,
+)
 from apimd.model.common import SECRET_MASK
 from apimd.model.stats import Latency, Stats, StatsPoint
-from tests.support.clients import EmptyDaemon
+from tests.support.clients import EmptyDaemon, served
 
 FROZEN = datetime(2026, 3, 14, 12, 0, 0, tzinfo=UTC)
 SOCKET = Path("/tmp/apimd-snapshots/apimd.sock")
@@ -443,14 +450,17 @@ class FakeClient(EmptyDaemon):
                     return _detail(name, result)
         raise ApiError(404, "not_found", f"no result with id {result_id!r}", [])
 
-    async def summary(self, *, window: str = "24h") -> Summary:
+    async def summary(
+        self, *, window: str = "24h", order: SummaryOrder = "project", limit: int | None = None
+    ) -> Summary:
         self.requests["summary"] += 1
         names = [c.name for c in CALLS] + [w.name for w in WORKFLOWS]
-        return Summary(
+        whole = Summary(
             generated_at=FROZEN,
             window_s=86400.0,
             targets=[target_summary(n) for n in names],
         )
+        return served(whole, order, limit)
 
     async def stats(self, name: str, *, window: str = "24h") -> Stats:
         self.requests["stats"] += 1

@@ -18,7 +18,13 @@ from textual.app import App, ComposeResult
 from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 
-from apimd.model.api import Summary, TargetSummary, decode_in_pieces, parse_summary
+from apimd.model.api import (
+    Summary,
+    SummaryOrder,
+    TargetSummary,
+    decode_in_pieces,
+    parse_summary,
+)
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.tui.app import build_app
 from apimd.tui.keys import TuiSettings
@@ -240,9 +246,11 @@ def test_the_head_of_a_summary_is_the_first_rows_of_the_whole_board_in_order() -
 
 
 class LargeClient(FakeClient):
-    """The fake daemon with a summary of 1,500 monitors."""
+    """The fake daemon with a summary of 1,500 monitors, sent whole whatever was asked."""
 
-    async def summary(self, *, window: str = "24h") -> Summary:
+    async def summary(
+        self, *, window: str = "24h", order: SummaryOrder = "project", limit: int | None = None
+    ) -> Summary:
         return summary_of(1500)
 
 

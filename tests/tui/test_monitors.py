@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apimd.model import Outcome, ResultCode, TokenState
-from apimd.model.api import Summary, TargetSummary
+from apimd.model.api import Summary, TargetSummary, dashboard_rank
 from apimd.model.events import RunFinished, RunStarted, ScheduleFired, TokenStateChanged
-from apimd.tui.monitors import HISTORY, Board, dashboard_rank
+from apimd.tui.monitors import HISTORY, Board
 
 NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 

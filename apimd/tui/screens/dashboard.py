@@ -5,6 +5,7 @@ cells only (at most ten repaints a second, the cursor staying on its monitor).""
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import time
 from typing import ClassVar
@@ -15,6 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Input, Static
 
 from apimd.client import DaemonUnavailable
+from apimd.model.api import Summary
 from apimd.model.events import Event, Lagged, ResourceChanged, RunFinished
 from apimd.tui.connection import RETRY_S, DaemonState
 from apimd.tui.monitors import Board
@@ -35,6 +37,14 @@ SUMMARY_SOON_S = 10.0
 """A next run that passed with no fire seen asks for a summary at most this often."""
 RESOURCE_KINDS = frozenset({"calls", "workflows", "tokens", "schedules", "auth"})
 """`resource.changed` of these kinds changes what the dashboard shows."""
+
+
+def freeze_what_lives() -> None:
+    """Leave what the first large summary built out of the garbage collector's full passes: at
+    10,000 monitors each such pass walked the board and the table (0.15–0.5 s with the loop
+    stopped, a key waiting behind it) to find little; collected once here, not walked again."""
+    gc.collect()
+    gc.freeze()
 
 
 def failure_reason(error: str | None) -> str:
@@ -70,6 +80,10 @@ class DashboardScreen(ApimdScreen):
         self._summary_wanted = asyncio.Event()
         self._reset_running = False
         self._summary_asked = 0.0
+        self._freeze_pending = False
+        """The first large summary's rows are being added: freeze them once all are there."""
+        self.frozen = False
+        """What the first large summary built is out of the collector's full passes."""
 
     def compose(self) -> ComposeResult:
         yield StatusBar("Dashboard")
@@ -85,7 +99,7 @@ class DashboardScreen(ApimdScreen):
 
     def on_mount(self) -> None:
         self.watch(self.apimd, "daemon", self._show_connection, init=True)
-        self.set_interval(REPAINT_S, self.table.flush)
+        self.set_interval(REPAINT_S, self._repaint)
         self.set_interval(1.0, self._tick)
         self.set_interval(SUMMARY_EVERY_S, self.request_summary)
         self.keep_summary()
@@ -153,7 +167,8 @@ class DashboardScreen(ApimdScreen):
         """For as long as the screen lives: one summary read per burst of requests."""
         while True:
             await self._summary_wanted.wait()
-            await asyncio.sleep(REPAINT_S)  # let a burst of requests collect
+            if self.summaries:  # the first is awaited: a burst after it makes one read
+                await asyncio.sleep(REPAINT_S)
             self._summary_wanted.clear()
             if not self.connected:
                 continue  # reconnecting asks again
@@ -169,16 +184,20 @@ class DashboardScreen(ApimdScreen):
         self._summary_asked = time.monotonic()
         self._loading = True
         try:
-            summary = await self.client.summary(window=SUMMARY_WINDOW)
+            first = not (self.board.monitors or self._query)
+            if first:  # the first screenful in dashboard order: 10,000 monitors take a while
+                summary = await self.client.summary(
+                    window=SUMMARY_WINDOW, order="dashboard", limit=FIRST_ROWS
+                )
+            else:
+                summary = await self.client.summary(window=SUMMARY_WINDOW)
             reset, self._reset_running = self._reset_running, False
             # A large first summary: a screenful now, the whole table once it is folded in.
-            first = not (self.board.monitors or self._query) and len(summary.targets) > FIRST_ROWS
+            first = first and (not summary.complete or len(summary.targets) > FIRST_ROWS)
             if first:
-                self.table.fill(self.board.load_head(summary, FIRST_ROWS), self.app.size.width)
-                self._show_empty()
-                painted = asyncio.Event()
-                self.call_after_refresh(painted.set)
-                await painted.wait()  # the fold's thread would slow the painting down
+                await self._paint_head(summary)
+                if not summary.complete:
+                    summary = await self.client.summary(window=SUMMARY_WINDOW)
             # Off the event loop (10,000 monitors: ~0.2 s): meanwhile events are held, and the
             # table reads monitors that are only ever replaced or set attribute by attribute.
             changes = await asyncio.to_thread(self.board.load_summary, summary, reset_running=reset)
@@ -189,11 +208,21 @@ class DashboardScreen(ApimdScreen):
         self._release_held()
         if first or self.table.row_count == 0:
             self.rebuild()
+            self._freeze_pending = self.summaries == 1 and len(self.board.monitors) > FIRST_ROWS
             return
         self.table.remove_monitors(changes.removed)
         self.table.add_monitors(n for n in changes.added if self.board.matches(n, self._query))
         self.table.mark_changed(changes.changed)
         self._show_empty()
+
+    async def _paint_head(self, summary: Summary) -> None:
+        """Show the first `FIRST_ROWS` monitors of `summary` (of the first summary, still only
+        those when the daemon sent only those) and wait until they are on screen."""
+        self.table.fill(self.board.load_head(summary, FIRST_ROWS), self.app.size.width)
+        self._show_empty()
+        painted = asyncio.Event()
+        self.call_after_refresh(painted.set)
+        await painted.wait()  # the fold's thread (or the rest's parse) would slow it down
 
     def _release_held(self) -> None:
         self._loading = False
@@ -232,6 +261,17 @@ class DashboardScreen(ApimdScreen):
                 self._show_empty()
         else:
             self.table.mark_changed(self.board.apply(event))
+
+    def _repaint(self) -> None:
+        self.table.flush()
+        if self._freeze_pending and not self.table.filling:
+            self._freeze_pending = False
+            self.frozen = True
+            freeze_what_lives()
+
+    def on_unmount(self) -> None:
+        if self.frozen:  # the app is closing (or a test's app): let the collector have it all
+            gc.unfreeze()
 
     def _tick(self) -> None:
         """Once a second: the time columns; and when a next run on screen has passed without a

@@ -16,15 +16,15 @@ from rich.text import Text
 from textual._two_way_dict import TwoWayDict
 from textual.cache import LRUCache
 from textual.coordinate import Coordinate
-from textual.widgets import DataTable
 from textual.widgets.data_table import Column, ColumnKey, Row, RowKey
+
+from apimd.tui.widgets.cell_cache import CellCachedTable, RowLines
 
 SortKey = tuple[Any, ...]
 Cell = str | Text
-RowLines = tuple[list[list[Segment]], list[list[Segment]]]
 
 
-class SortedTable(DataTable[str | Text]):
+class SortedTable(CellCachedTable):
     """Rows are added with `insert_row` (at the place `row_key` gives them) and moved with
     `move_rows`; `update_cell` and `remove_row` work as in DataTable. Every row is one line."""
 
@@ -45,7 +45,7 @@ class SortedTable(DataTable[str | Text]):
         self._rows_cache: LRUCache[tuple[object, ...], tuple[int, RowLines]] = LRUCache(400)
         self.rows_rendered = 0
         """Rows rendered (cache misses): what a frame cost."""
-        super().__init__(id=id, cursor_type=cursor_type)  # type: ignore[arg-type]
+        super().__init__(id=id, cursor_type=cursor_type)
 
     # --- order ----------------------------------------------------------------------------------
 
@@ -130,8 +130,17 @@ class SortedTable(DataTable[str | Text]):
         *,
         update_width: bool = False,
     ) -> None:
-        super().update_cell(row_key, column_key, value, update_width=update_width)
         name = str(row_key.value if isinstance(row_key, RowKey) else row_key)
+        key = self._row_keys.get(name)
+        column = ColumnKey(column_key) if isinstance(column_key, str) else column_key
+        index = self._row_locations.get(key) if key is not None else None
+        if update_width or key is None or index is None or column not in self._column_locations:
+            super().update_cell(row_key, column_key, value, update_width=update_width)
+        else:
+            # DataTable repaints the whole table after any cell update; only this row changed.
+            self._data[key][column] = value
+            self._update_count += 1
+            self.refresh_row(index)
         self._versions[name] = next(self._version)
 
     # --- what DataTable recomputes for the whole table after every change -----------------------
