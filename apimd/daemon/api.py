@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from apimd import __version__
 from apimd.daemon.errors import BadRequest, body_as, json_body
-from apimd.daemon.events import format_sse, format_sse_comment
+from apimd.daemon.events import sse_chunks
 from apimd.daemon.keys import SERVICE
 from apimd.daemon.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from apimd.daemon.routes import Route
@@ -281,24 +281,10 @@ async def events(request: web.Request) -> web.StreamResponse:
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
     )
     await response.prepare(request)
-    sequence = 0
     async with service.subscribe() as subscription:
-        iterator = subscription.__aiter__()
-        while True:
+        async for chunk in sse_chunks(subscription, keepalive=KEEPALIVE_S):
             try:
-                event = await asyncio.wait_for(iterator.__anext__(), KEEPALIVE_S)
-            except TimeoutError:
-                frame = format_sse_comment("keep-alive")
-            except StopAsyncIteration:
-                break
-            else:
-                frames = []
-                for item in (event, *subscription.drain()):
-                    sequence += 1
-                    frames.append(format_sse(item, sequence))
-                frame = b"".join(frames)
-            try:
-                await response.write(frame)
+                await response.write(chunk)
             except ConnectionResetError:  # the client went away: the stream ends, no error
                 break
     return response

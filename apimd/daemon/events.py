@@ -6,9 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from apimd.model.events import Event, Lagged
+
+SSE_LINGER_S = 0.05
+"""How long an event stream lets a burst gather before writing it: a person sees no difference."""
+SSE_CHUNK_EVENTS = 1000
+"""At most this many events per write."""
 
 
 class EventHub:
@@ -42,9 +47,13 @@ class EventHub:
             self.relay(event)
 
     def deliver(self, event: Event) -> None:
-        """Queue `event` for the subscribers only (an event another agent published)."""
+        """Queue `event` for the subscribers only (an event another agent published). Its SSE
+        frame is encoded once, by the first stream that writes it, for all of them."""
+        if not self._subscriptions:
+            return
+        shared = _Encoded(event)
         for subscription in tuple(self._subscriptions):
-            subscription._offer(event)
+            subscription._offer(shared)
 
     def subscribe(self, types: set[str] | None = None) -> Subscription:
         """A new subscription to events of `types` (all when None). `lagged` always gets through.
@@ -75,7 +84,7 @@ class Subscription:
     def __init__(self, hub: EventHub, types: set[str] | None, queue_size: int) -> None:
         self._hub = hub
         self._types = None if types is None else frozenset(types)
-        self._queue: deque[Event] = deque(maxlen=queue_size)
+        self._queue: deque[_Encoded] = deque(maxlen=queue_size)
         self._missed = 0
         self._ready = asyncio.Event()
         self._closed = False
@@ -105,18 +114,33 @@ class Subscription:
                 missed, self._missed = self._missed, 0
                 return Lagged(missed=missed)
             if self._queue:
-                return self._queue.popleft()
+                return self._queue.popleft().event
             self._ready.clear()
             await self._ready.wait()
+
+    async def wait(self, seconds: float) -> bool:
+        """Wait up to `seconds` for an event (or the end); False when none came."""
+        if self._closed or self._missed or self._queue:
+            return True
+        self._ready.clear()
+        try:
+            async with asyncio.timeout(seconds):
+                await self._ready.wait()
+        except TimeoutError:
+            return False
+        return True
 
     def drain(self, limit: int = 1000) -> list[Event]:
         """Events already queued (a `lagged` first when some were missed), without waiting; lets
         a writer send a burst in one write."""
-        out: list[Event] = []
+        return [shared.event for shared in self._drain(limit)]
+
+    def _drain(self, limit: int) -> list[_Encoded]:
+        out: list[_Encoded] = []
         if self._closed:
             return out
         if self._missed:
-            out.append(Lagged(missed=self._missed))
+            out.append(_Encoded(Lagged(missed=self._missed)))
             self._missed = 0
         while self._queue and len(out) < limit:
             out.append(self._queue.popleft())
@@ -128,13 +152,29 @@ class Subscription:
     async def __aexit__(self, *_exc_info: object) -> None:
         self.close()
 
-    def _offer(self, event: Event) -> None:
-        if self._closed or (self._types is not None and event.type not in self._types):
+    def _offer(self, shared: _Encoded) -> None:
+        if self._closed or (self._types is not None and shared.event.type not in self._types):
             return
         if len(self._queue) == self._queue.maxlen:
             self._missed += 1  # the append below pushes the oldest event out
-        self._queue.append(event)
+        self._queue.append(shared)
         self._ready.set()
+
+
+class _Encoded:
+    """An event as queued for every subscription: its SSE frame without the `id:` line is built
+    on first use and shared (each stream numbers its own frames)."""
+
+    __slots__ = ("_frame", "event")
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self._frame: bytes | None = None
+
+    def frame(self, event_id: int) -> bytes:
+        if self._frame is None:
+            self._frame = format_sse(self.event)
+        return b"id: %d\n%b" % (event_id, self._frame)
 
 
 def format_sse(event: Event, event_id: int | None = None) -> bytes:
@@ -147,6 +187,32 @@ def format_sse(event: Event, event_id: int | None = None) -> bytes:
     lines: list[str] = [] if event_id is None else [f"id: {event_id}"]
     lines += [f"event: {event.type}", f"data: {data}"]
     return ("\n".join(lines) + "\n\n").encode()
+
+
+async def sse_chunks(
+    subscription: Subscription, *, keepalive: float, linger: float = SSE_LINGER_S
+) -> AsyncIterator[bytes]:
+    """What `GET /v1/events` writes, chunk by chunk, until the subscription ends: the events in
+    SSE frames numbered from 1, a keep-alive comment after `keepalive` seconds without one. After
+    the first event of a burst it waits `linger` seconds so the burst goes out in one write: at
+    10,000 monitors (about 500 events/s) a write per event was 7 % of the daemon's CPU."""
+    sequence = 0
+    while True:
+        if not await subscription.wait(keepalive):
+            yield keepalive_frame()
+            continue
+        if linger > 0 and not subscription.closed:
+            await asyncio.sleep(linger)
+        events = subscription._drain(SSE_CHUNK_EVENTS)
+        if not events:
+            if subscription.closed:
+                return
+            continue
+        frames = []
+        for shared in events:
+            sequence += 1
+            frames.append(shared.frame(sequence))
+        yield b"".join(frames)
 
 
 def format_sse_comment(text: str) -> bytes:
