@@ -20,9 +20,11 @@ from cronsim import CronSim
 
 from apimd.model import Schedule
 
-RunTarget = Callable[[str, str, datetime], Awaitable[None]]
+RunTarget = Callable[[str, str, datetime], Awaitable[Any] | None]
 """`(target_name, schedule_name, due)`: run that call or workflow and record its result; `due` is
-the instant (UTC) the firing was due, so the result can say how late it started."""
+the instant (UTC) the firing was due, so the result can say how late it started. It returns a
+coroutine (run in a task of its own), or the task (or future) already running the target — one
+task less per run — or None when it started nothing."""
 
 SkippedCallback = Callable[[str, str, datetime], Awaitable[None]]
 """`(schedule_name, target_name, due)`: a firing of that target was skipped because its previous
@@ -78,7 +80,7 @@ class ScheduleRunner:
         self._scheduled_at: dict[str, datetime] = {}
         self._schedules: dict[str, Schedule] = {}
         self._running: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._state: SchedulerState = "stopped"
 
     @property
@@ -222,12 +224,38 @@ class ScheduleRunner:
             except Exception:
                 logger.exception("schedule %s: the on_fired callback failed", schedule_name)
         for target in started:
-            self._spawn(self._run(target, schedule_name, scheduled_at), target)
+            self._start(target, schedule_name, scheduled_at)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], target: str) -> None:
         task = asyncio.create_task(coro, name=f"schedule: {target}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _start(self, target: str, schedule_name: str, due: datetime) -> None:
+        """Start `target`; it counts as running until its task ends."""
+        try:
+            started = self._run_target(target, schedule_name, due)
+            if started is None:
+                self._running.discard(target)
+                return
+            future = asyncio.ensure_future(started)
+        except Exception:
+            self._running.discard(target)
+            logger.exception("schedule %s: running %s failed", schedule_name, target)
+            return
+        self._tasks.add(future)
+        future.add_done_callback(lambda done: self._ended(done, target, schedule_name))
+
+    def _ended(self, future: asyncio.Future[Any], target: str, schedule_name: str) -> None:
+        self._tasks.discard(future)
+        self._running.discard(target)
+        if not future.cancelled() and future.exception() is not None:
+            logger.error(
+                "schedule %s: running %s failed",
+                schedule_name,
+                target,
+                exc_info=future.exception(),
+            )
 
     async def _skipped(self, schedule_name: str, target: str, due: datetime) -> None:
         if self._on_skipped is None:
@@ -248,14 +276,6 @@ class ScheduleRunner:
             return
         if self._on_fired is not None:
             self._on_fired(schedule.name, targets, due)
-
-    async def _run(self, target: str, schedule_name: str, due: datetime) -> None:
-        try:
-            await self._run_target(target, schedule_name, due)
-        except Exception:
-            logger.exception("schedule %s: running %s failed", schedule_name, target)
-        finally:
-            self._running.discard(target)
 
 
 def next_runs_of(schedules: Iterable[Schedule], times: dict[str, datetime]) -> dict[str, datetime]:

@@ -373,3 +373,43 @@ async def test_shutdown_returns_promptly_while_a_target_runs(start_runner: Runne
     targets.release.set()
     await until(lambda: runner.running() == set(), timeout=5, interval=0.02)
     assert targets.count("stuck") == 1
+
+
+async def test_a_target_handed_back_as_a_task_runs_once_per_firing_and_never_overlaps(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The daemon's `run_target` starts the run itself and hands back its task (one task per
+    run, not three): the target counts as running until that task ends, and its failure is
+    logged."""
+    targets = Targets(durations={"slow": 2.5}, error=None)
+    started: list[asyncio.Task[None]] = []
+
+    def start_target(target: str, schedule_name: str, due: datetime) -> asyncio.Task[None] | None:
+        if target == "gone":
+            return None  # nothing to run: not left marked as running
+        task = asyncio.create_task(targets.run(target, schedule_name, due))
+        started.append(task)
+        return task
+
+    runner = ScheduleRunner(start_target, on_fired=targets.on_fired, on_skipped=targets.on_skipped)
+    await runner.start()
+    try:
+        runner.sync([schedule("first", ["slow", "quick", "gone"])])
+        await until(lambda: runner.running() == {"slow"}, timeout=5, interval=0.005)
+        # While a run goes on, its own task is the only one: no wrapper task waits on it.
+        assert asyncio.all_tasks() - {asyncio.current_task()} == {started[0]}
+        await asyncio.sleep(3.6)
+        assert targets.max_active["slow"] == 1
+        assert 1 <= targets.count("slow") <= 2
+        assert targets.count("quick") >= 2
+        assert {t for _s, t, _d in targets.skipped} == {"slow"}
+        assert "gone" not in runner.running()
+        assert len(started) == targets.count("slow") + targets.count("quick")
+
+        targets.error = RuntimeError("boom")
+        before = targets.count("quick")
+        await until(lambda: targets.count("quick") >= before + 2, timeout=5, interval=0.02)
+        assert "boom" in caplog.text
+        assert "quick" not in runner.running() or targets.active["quick"] == 1
+    finally:
+        await runner.shutdown()
