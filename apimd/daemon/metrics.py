@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector
 from apimd import __version__
 from apimd.model.events import Event, ScheduleFired, TokenSaved, TokenStateChanged
 from apimd.model.outcome import Outcome
-from apimd.model.result import Result
+from apimd.model.result import Result, Timings
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PHASES = ("dns", "connect", "send", "wait", "receive", "total", "auth_wait")
@@ -43,7 +43,8 @@ class TokenReading:
 class _Probe:
     kind: str
     success: bool
-    timings: dict[str, float]
+    timings: Timings
+    """The result's own (read at a scrape, not copied per run)."""
     http_status: int | None
     cert_expiry: float | None
 
@@ -91,7 +92,7 @@ class Metrics:
         self._probes[result.name] = _Probe(
             kind=result.kind,
             success=result.outcome != Outcome.FAIL,
-            timings=result.timings_ms.model_dump(),
+            timings=result.timings_ms,
             http_status=result.http_status,
             cert_expiry=result.tls.not_after.timestamp() if result.tls is not None else None,
         )
@@ -171,7 +172,7 @@ class _Families(Collector):
         for name, probe in m.probes.items():
             success.add_metric([name, probe.kind, location], 1.0 if probe.success else 0.0)
             for phase in PHASES:
-                duration.add_metric([name, phase], probe.timings.get(phase, 0.0) / 1000)
+                duration.add_metric([name, phase], getattr(probe.timings, phase) / 1000)
             if probe.http_status is not None:
                 status.add_metric([name], float(probe.http_status))
             if probe.cert_expiry is not None:

@@ -304,8 +304,9 @@ class MonitorService:
 
     def _fired(self, schedule: str, targets: list[str], scheduled_at: datetime) -> None:
         lateness = self._clock() - scheduled_at
+        # Built from known-good values 167 times a second at 10,000 monitors: not re-validated.
         self.publish(
-            ScheduleFired(
+            ScheduleFired.model_construct(
                 schedule=schedule,
                 targets=tuple(targets),
                 scheduled_at=scheduled_at,
