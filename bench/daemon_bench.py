@@ -67,9 +67,53 @@ DRAIN_MAX_S = 60.0  # runs started in the window time out after 30 s; their resu
 # --- the daemon -------------------------------------------------------------------------------
 
 
-async def start_daemon(home: Path) -> DaemonProcess:
-    """The daemon of tests/support on `home`, started: it answers `/v1/status`."""
-    return await asyncio.to_thread(DaemonProcess(home).start)
+GC_PROBE = Path(__file__).resolve().parent / "gc_probe"
+GC_SHOWN_MS = 5.0  # a collection at least this long is a pause worth naming
+
+
+async def start_daemon(home: Path, gc_log: Path | None = None) -> DaemonProcess:
+    """The daemon of tests/support on `home`, started: it answers `/v1/status`. With `gc_log`,
+    its garbage collections are timed into that file (bench/gc_probe, written when it exits)."""
+    env: dict[str, str] = {}
+    if gc_log is not None:
+        path = [str(GC_PROBE), os.environ.get("PYTHONPATH", "")]
+        env = {
+            "PYTHONPATH": os.pathsep.join(p for p in path if p),
+            "APIMD_BENCH_GC_LOG": str(gc_log),
+        }
+    return await asyncio.to_thread(DaemonProcess(home, extra_env=env).start)
+
+
+def gc_report(gc_log: Path, start: datetime, end: datetime, firings: list[Firing]) -> list[str]:
+    """`#` lines on the daemon's collections in the window, and how many of the firings more than
+    25 ms late waited through a collection of at least GC_SHOWN_MS. Removes `gc_log`."""
+    try:
+        pauses = [tuple(p) for p in json.loads(gc_log.read_text())]
+    except (OSError, ValueError):
+        return ["# garbage collections: not recorded (the daemon wrote no probe file)"]
+    finally:
+        gc_log.unlink(missing_ok=True)
+    window = [
+        (t, g, ms, cpu) for t, g, ms, cpu in pauses if start.timestamp() <= t < end.timestamp()
+    ]
+    lines = []
+    for generation in (0, 1, 2):
+        mine = [(ms, cpu) for _t, g, ms, cpu in window if g == generation]
+        if mine:
+            walls, cpus = [ms for ms, _ in mine], [cpu for _, cpu in mine]
+            lines.append(
+                f"# gc generation {generation} in the window: {len(mine)} collections, "
+                f"longest {max(walls):.1f} ms ({max(cpus):.1f} ms of CPU), "
+                f"{sum(walls):.0f} ms in all ({sum(cpus):.0f} ms of CPU)"
+            )
+    long = [(t - ms / 1000, t) for t, _g, ms, _cpu in window if ms >= GC_SHOWN_MS]
+    late = [(due.timestamp(), due.timestamp() + ms / 1000) for due, ms in firings if ms > 25]
+    through = sum(1 for a, b in late if any(s < b and e > a for s, e in long))
+    lines.append(
+        f"# collections of {GC_SHOWN_MS:.0f} ms or more in the window: {len(long)}; "
+        f"firings more than 25 ms late: {len(late)}, {through} of them waited through one"
+    )
+    return lines
 
 
 def rss_mib(pid: int) -> float:
@@ -109,9 +153,13 @@ def project(schedules: int, every: int, jitter: int, port: int) -> dict[str, Any
     }
 
 
+Firing = tuple[datetime, float]
+"""(scheduled_at, lateness ms) of a `schedule.fired`."""
+
+
 @dataclass
 class Collected:
-    firings: list[tuple[datetime, float]] = field(default_factory=list)  # (scheduled_at, ms)
+    firings: list[Firing] = field(default_factory=list)
     grid: dict[str, datetime] = field(default_factory=dict)  # target -> one of its due instants
     missed: int = 0
 
@@ -192,7 +240,8 @@ async def bench(args: argparse.Namespace) -> int:
     load_before = os.getloadavg()[0]
     server, port = start_server("/ok", {"ok": True, "items": [1, 2, 3]})
     home = Path(tempfile.mkdtemp(prefix="apimd-b-", dir="/tmp"))
-    daemon = await start_daemon(home)
+    gc_log = Path(tempfile.mkstemp(prefix="apimd-gc-", suffix=".json", dir="/tmp")[1])
+    daemon = await start_daemon(home, gc_log)
     collector: asyncio.Task[None] | None = None
     try:
         async with Client(home / "apimd.sock", timeout=300) as client:
@@ -218,12 +267,14 @@ async def bench(args: argparse.Namespace) -> int:
             while datetime.now(UTC) < end:
                 samples.append(rss_mib(daemon.pid))
                 await asyncio.sleep(1.0)
-            cpu = (cpu_seconds(daemon.pid) - cpu_start) / (time.monotonic() - wall_start)
+            cpu_used = cpu_seconds(daemon.pid) - cpu_start
+            cpu = cpu_used / (time.monotonic() - wall_start)
             samples.append(rss_mib(daemon.pid))
             await asyncio.sleep(LATE_EVENTS_S)
             drained = await drain(client, args)
 
-            lateness = [ms for due, ms in collected.firings if start <= due < end]
+            in_window = [(due, ms) for due, ms in collected.firings if start <= due < end]
+            lateness = [ms for _due, ms in in_window]
             grid_every = None if args.jitter else args.every
             stored = await read_results(client, start, end, collected.grid, grid_every)
             server_ms = handling_ms(server, start.timestamp(), end.timestamp())
@@ -263,9 +314,21 @@ async def bench(args: argparse.Namespace) -> int:
                 added = percentile(stored.response_ms, 99) - own
                 print(f"recorded response time p99 minus the server's [{size}]: {added:.1f} ms")
         print(f"daemon CPU [{size}]: {cpu * 100:.0f} % of one core")
+        if stored.count:
+            # Much steadier than the share of a core on a loaded machine: a run costs what it costs.
+            per_run = cpu_used * 1000 / stored.count
+            print(f"# daemon CPU per stored run: {per_run:.2f} ms (target: 1.5 ms at 167 runs/s)")
         print(f"RSS [{size}]: {samples[-1]:.1f} MiB (peak {max(samples):.1f} MiB)")
         print(f"runs per second [{size}]: {stored.count / args.duration:.1f} /s")
         print(f"# schedule.fired events in the window: {len(lateness)} of about {expected} due")
+        if in_window:
+            # How evenly the schedules are spread over their interval (by due instant).
+            per_second = Counter(int((due - start).total_seconds()) for due, _ms in in_window)
+            seconds = [per_second.get(s, 0) for s in range(args.duration)]
+            print(
+                f"# firings due per second of the window: min {min(seconds)}, "
+                f"median {percentile([float(n) for n in seconds], 50):.0f}, max {max(seconds)}"
+            )
         unplaced = stored.count - len(stored.started_late)
         print(
             f"# results stored in the window: {stored.count}; placed on their schedule's grid: "
@@ -298,6 +361,8 @@ async def bench(args: argparse.Namespace) -> int:
         exited = shut_down(daemon, server, collector)
     if not exited:
         return 1
+    for line in gc_report(gc_log, start, end, in_window):
+        print(line)
     print("# the daemon exited 0 on SIGTERM")
     if args.dump:
         print(f"# kept the daemon's home for a look: {home}")
