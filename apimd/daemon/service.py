@@ -304,9 +304,10 @@ class MonitorService:
 
     def _fired(self, schedule: str, targets: list[str], scheduled_at: datetime) -> None:
         lateness = self._clock() - scheduled_at
-        # Built from known-good values 167 times a second at 10,000 monitors: not re-validated.
+        # Validated, not model_construct(): pydantic's model_construct is the slower of the two
+        # here (32 µs against 22 µs; its default factories inspect their own signature).
         self.publish(
-            ScheduleFired.model_construct(
+            ScheduleFired(
                 schedule=schedule,
                 targets=tuple(targets),
                 scheduled_at=scheduled_at,
