@@ -24,11 +24,16 @@ def started(number: int) -> CountedStart:
     return CountedStart(run_id=str(number), kind="call", name="health", trigger="manual")
 
 
-async def test_a_burst_of_events_is_written_in_one_chunk_numbered_in_order() -> None:
+async def test_an_event_on_a_quiet_stream_is_written_at_once_and_a_burst_in_one_chunk() -> None:
     hub = EventHub()
     subscription = hub.subscribe()
-    chunks = sse_chunks(subscription, keepalive=5, linger=0.05)
-    events = [started(n) for n in range(200)]
+    chunks = sse_chunks(subscription, keepalive=5, linger=0.2)
+    first = started(0)
+    hub.publish(first)
+    async with asyncio.timeout(0.15):  # well before the linger: not held back
+        assert await anext(chunks) == format_sse(first, 1)
+
+    events = [started(n) for n in range(1, 201)]
 
     async def publish_burst() -> None:
         for number, event in enumerate(events):
@@ -41,7 +46,8 @@ async def test_a_burst_of_events_is_written_in_one_chunk_numbered_in_order() -> 
         chunk = await anext(chunks)
     await publisher
 
-    expected = b"".join(format_sse(event, number) for number, event in enumerate(events, 1))
+    # Within the linger of the last write: the whole burst waits for one write.
+    expected = b"".join(format_sse(event, number) for number, event in enumerate(events, 2))
     assert chunk == expected
     subscription.close()
     async with asyncio.timeout(2):
