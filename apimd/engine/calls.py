@@ -132,6 +132,8 @@ class CallRunner:
             and call.token
             and call.token != ctx.flow_token
             and (auth is None or auth.refresh_on_401)
+            # A nonce refusal is answered by its one retry, never a refresh (SPEC §10).
+            and "use_dpop_nonce" not in response.headers.get("WWW-Authenticate", "")
         ):
             return False
         refreshed = await self._services.tokens.refresh(
@@ -314,7 +316,11 @@ def _error_for(code: ResultCode, response: HttpResponse) -> str | None:
     if code in (ResultCode.COMPLETE, ResultCode.SLOW_COMPLETE):
         return None
     if code in (ResultCode.HTTP_CLIENT_ERROR, ResultCode.HTTP_SERVER_ERROR):
-        return f"HTTP {response.status} {response.reason}".strip()
+        error = f"HTTP {response.status} {response.reason}".strip()
+        if "use_dpop_nonce" in response.headers.get("WWW-Authenticate", ""):
+            # Retried once with the nonce it gave; a server that asks again is not followed.
+            error += ": the server still asks for a DPoP nonce (use_dpop_nonce) after one retry"
+        return error
     if code == ResultCode.HTTP_REDIRECT_ERROR:
         if response.too_many_redirects:
             return "too many redirects"

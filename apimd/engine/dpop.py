@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -14,6 +15,10 @@ from apimd.engine.http import HttpResponse
 from apimd.engine.signer import load_signing_key, sign
 
 _nonces: dict[str, str] = {}
+# RFC 9449 §8.1: nonce = 1*NQCHAR (printable ASCII but the quote and backslash). A longer or garbled
+# `DPoP-Nonce` is never sent back in a proof: no retry, and the error says why.
+MAX_NONCE = 1024
+_NQCHARS = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 
 def _origin(url: str) -> str:
@@ -49,10 +54,23 @@ def proof(key_jwk: str, method: str, url: str, *, access_token: str | None = Non
     return sign(key, claims, header={"typ": "dpop+jwt", "jwk": key.public_jwk()})
 
 
-def remember_nonce(url: str, headers: Mapping[str, str]) -> bool:
-    """Keep the `DPoP-Nonce` a response gave; True when it is new (a retry may succeed)."""
+def nonce_problem(headers: Mapping[str, str]) -> str | None:
+    """Why the response's `DPoP-Nonce` cannot be used, if it has one that cannot."""
     nonce = headers.get("DPoP-Nonce")
-    if not nonce or _nonces.get(_origin(url)) == nonce:
+    if nonce is None:
+        return None
+    if len(nonce) > MAX_NONCE:
+        return f"the server's DPoP-Nonce is {len(nonce)} characters long (at most {MAX_NONCE})"
+    if not _NQCHARS.fullmatch(nonce):
+        return "the server's DPoP-Nonce is empty or holds characters a nonce may not (RFC 9449)"
+    return None
+
+
+def remember_nonce(url: str, headers: Mapping[str, str]) -> bool:
+    """Keep the `DPoP-Nonce` a response gave; True when it is new (a retry may succeed). A nonce
+    that is too long or not of NQCHARs is ignored (see `nonce_problem`)."""
+    nonce = headers.get("DPoP-Nonce")
+    if not nonce or _nonces.get(_origin(url)) == nonce or nonce_problem(headers):
         return False
     _nonces[_origin(url)] = nonce
     return True

@@ -148,18 +148,49 @@ async def endpoint_request(
         if attempt == 0 and new_nonce and oauth_error_of(response.body) == "use_dpop_nonce":
             continue
         break
-    return _answer(response, endpoint, required)
+    if dpop_key and (problem := dpop.nonce_problem(response.headers)):
+        raise OAuthError("use_dpop_nonce", problem, response.status)
+    payload = _answer(response, endpoint, required)
+    if required == "access_token":
+        _check_token_type(payload, response.status, dpop_key is not None)
+    return payload
+
+
+def _check_token_type(payload: dict[str, Any], status: int, dpop_sent: bool) -> None:
+    """RFC 9449 §5: a token asked for with a DPoP proof must come back `token_type: DPoP` (else
+    it is an unbound bearer token), and a DPoP token is of no use to a client without the key."""
+    token_type = payload.get("token_type")
+    is_dpop = isinstance(token_type, str) and token_type.lower() == "dpop"
+    shown = str(token_type)[:40] if token_type is not None else "missing"
+    if dpop_sent and not is_dpop:
+        raise OAuthError(
+            "invalid_response",
+            f"token_type {shown} though a DPoP proof was sent: the token is not bound to the key",
+            status,
+        )
+    if is_dpop and not dpop_sent:
+        raise OAuthError(
+            "invalid_response",
+            "token_type DPoP but no DPoP proof was sent (set `dpop: true` on the auth)",
+            status,
+        )
 
 
 def _answer(response: HttpResponse, endpoint: Endpoint, required: str) -> dict[str, Any]:
+    name = _ENDPOINT_NAMES[endpoint]
+    if not response.body:
+        raise OAuthError("invalid_response", f"the {name} answered nothing", response.status)
     try:
-        payload = json.loads(response.body or b"null")
+        payload = json.loads(response.body)
     except ValueError:
-        payload = None
+        kind = (response.headers.get("Content-Type") or "no content type").split(";")[0]
+        raise OAuthError(
+            "invalid_response", f"the {name} answered {kind[:60]}, not JSON", response.status
+        ) from None
     if not isinstance(payload, dict):
         raise OAuthError(
             "invalid_response",
-            f"the {_ENDPOINT_NAMES[endpoint]} did not answer JSON",
+            f"the {name} answered a JSON {_json_kind(payload)}, not a JSON object",
             response.status,
         )
     if response.status >= 400 or "error" in payload:
@@ -171,8 +202,20 @@ def _answer(response: HttpResponse, endpoint: Endpoint, required: str) -> dict[s
             response.status,
         )
     if not isinstance(payload.get(required), str):
-        raise OAuthError("invalid_response", f"no {required} in the answer", response.status)
+        raise OAuthError(
+            "invalid_response", f"no {required} (a string) in the {name}'s answer", response.status
+        )
     return payload
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if value is None:
+        return "null"
+    return "number" if isinstance(value, int | float) and not isinstance(value, bool) else "boolean"
 
 
 def grant_params(auth: AuthSetting, runtime: TokenRuntime, scope: Scope) -> dict[str, str] | None:

@@ -32,6 +32,10 @@ ALWAYS_REDACTED_KEYS = frozenset(
     {"access_token", "refresh_token", "id_token", "client_secret", "password", "code"}
 )
 MIN_FREE_TEXT_SECRET = 4
+# Forms longer than this (a 1 MB key or token) are masked by plain search, not compiled into the
+# regex: compiling a pattern of megabytes takes minutes. Their `%XX`/`\\uXXXX` escapes match
+# only in the case apimd's own encoders write them.
+MAX_REGEX_FORM = 4096
 JSON_ESCAPE_DEPTHS = 3  # how many JSON-string escapings of a secret are searched for
 
 __all__ = [
@@ -58,6 +62,7 @@ class Redactor:
         self._secrets: set[str] = set()
         self._free_text_forms: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._long: list[str] | None = None
         self.add(*secrets)
 
     def add(self, *secrets: str) -> None:
@@ -72,7 +77,7 @@ class Redactor:
             self._secrets.add(secret)
             if len(secret) >= MIN_FREE_TEXT_SECRET:
                 self._free_text_forms.update(_encoded_forms(secret))
-                self._pattern = None
+                self._pattern = self._long = None
 
     def add_basic_credentials(self, username: str, password: str) -> None:
         """Learn the base64 of `username:password` as sent in `Authorization: Basic …`."""
@@ -81,7 +86,7 @@ class Redactor:
         self.add(password)
         credentials = f"{username}:{password}".encode(errors="surrogatepass")
         self._free_text_forms.update(_base64_forms(credentials))
-        self._pattern = None
+        self._pattern = self._long = None
 
     def text(self, text: str) -> str:
         """`text` with every known secret (in every form) replaced by the mask (and every lone
@@ -89,7 +94,12 @@ class Redactor:
         text = storable(text)
         if not text or not self._free_text_forms:
             return text
+        for form in self._long_forms():
+            if form in text:
+                text = text.replace(form, SECRET_MASK)
         pattern = self._compiled()
+        if pattern is None:
+            return text
         match = pattern.search(text)
         if match is None:
             return text
@@ -158,11 +168,22 @@ class Redactor:
             return self.text(_mask_query(body))
         return self.text(body)
 
-    def _compiled(self) -> re.Pattern[str]:
+    def _long_forms(self) -> list[str]:
+        if self._long is None:
+            long = (form for form in self._free_text_forms if len(form) > MAX_REGEX_FORM)
+            self._long = sorted(long, key=lambda form: (-len(form), form))
+        return self._long
+
+    def _compiled(self) -> re.Pattern[str] | None:
         if self._pattern is None:
             # Longest first: alternation takes the first alternative that matches, so at any
             # position the longest form wins and no tail of a longer secret is left behind.
-            forms = sorted(self._free_text_forms, key=lambda form: (-len(form), form))
+            forms = sorted(
+                (form for form in self._free_text_forms if len(form) <= MAX_REGEX_FORM),
+                key=lambda form: (-len(form), form),
+            )
+            if not forms:
+                return None
             self._pattern = re.compile("|".join(_form_pattern(form) for form in forms))
         return self._pattern
 

@@ -114,6 +114,8 @@ def sign(key: SigningKey, claims: dict[str, Any], *, header: dict[str, Any] | No
         return str(_quietly(jwt.encode, protected, claims, key.key, algorithms=[key.alg]))
     except JoseError as exc:
         raise SetupError(f"cannot sign with {key.alg}: {exc}") from None
+    except UnicodeError:  # a claim holding a lone surrogate (undecodable bytes)
+        raise SetupError(f"cannot sign with {key.alg}: a claim is not valid Unicode") from None
 
 
 def generate_key_jwk() -> str:
