@@ -1,11 +1,11 @@
-"""Agents sharing one PostgreSQL store (SPEC §13), with `cluster_upkeep` and `remote_runs`: the
-modules that use procrastinate.
+"""Agents sharing one PostgreSQL store (SPEC §13), with `cluster_upkeep`, `dispatch` and
+`remote_runs`: the modules that use procrastinate.
 
 Every agent heartbeats its row in `agents` and runs a procrastinate worker on its location's
 queue (and the queue of schedules without `locations`). One agent at a time — the holder of a
-session-level advisory lock — is the leader: it alone runs APScheduler, and for each firing inserts
-the `firings` row and defers its job in the same transaction; it also records the runs of stalled
-workers as lost and cleans up finished jobs. On SQLite the daemon is the only agent, leader and
+session-level advisory lock — is the leader: it alone runs APScheduler and hands its firings to
+`dispatch` (each `firings` row and its job in one transaction, the firings of a moment together);
+it also records the runs of stalled workers as lost and cleans up finished jobs. On SQLite the daemon is the only agent, leader and
 every location: schedules run in-process as before, and only the heartbeat is kept."""
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from apimd.daemon.cluster_upkeep import (
     follow_changes,
     record_lost,
 )
+from apimd.daemon.dispatch import Dispatcher
 from apimd.daemon.firing_results import interval_after, skipped_result
 from apimd.daemon.logs import error_line
 from apimd.daemon.relay import EventRelay
@@ -38,8 +39,7 @@ from apimd.model.api import AgentInfo
 from apimd.model.common import ANYWHERE
 from apimd.model.resources import Schedule, Webhook
 from apimd.store.firings import Firing
-from apimd.store.postgres import PgConnection
-from apimd.store.timestamps import from_us, to_us
+from apimd.store.timestamps import from_us
 
 if TYPE_CHECKING:
     from apimd.daemon.service import MonitorService
@@ -74,6 +74,7 @@ class Agents:
         self.relay: EventRelay | None = None
         self._task: Any = None
         self.remote = RemoteRuns(self)
+        self.dispatcher = Dispatcher(self, self._live_locations)
         self._reminders_synced = 0.0
 
     @property
@@ -97,7 +98,8 @@ class Agents:
         self._task = self._app.task(name=TASK_NAME, pass_context=True)(self._run_firing)
         self.remote.task = self._app.task(name=MANUAL_TASK_NAME)(self.remote.run_here)
         await self._app.open_async()
-        self.service.scheduler.dispatch = self._dispatch
+        self.dispatcher.task = self._task
+        self.service.scheduler.dispatch = self.dispatcher.dispatch
         self.relay = EventRelay(self.name, self.store, self.service.hub)
         self.service.hub.relay = self.relay.offer
         self._spawn(self.relay.send_forever(), "event relay")
@@ -113,6 +115,7 @@ class Agents:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        await self.dispatcher.close()
         if self._app is not None:
             await self._app.close_async()
         with contextlib.suppress(Exception):
@@ -243,42 +246,16 @@ class Agents:
             await self.service.scheduler.shutdown()
             log.info("agent %s is no longer the leader", self.name)
 
-    async def _dispatch(self, schedule: Schedule, targets: list[str], due: datetime) -> None:
-        """The leader's firing: one `firings` row and one job per target and location, in one
-        transaction (a firing already decided, by a former leader, is not queued again)."""
-        locations = await self._locations(schedule)
-        async with self.store.db.transaction() as conn:
-            assert isinstance(conn, PgConnection)
-            # Ten thousand firings a minute are ten thousand commits: waiting for each one's WAL
-            # flush made the leader a minute late at that size. Without it a crash of the server
-            # can lose the last moment's firings with their jobs (a run missed), never one half.
-            await conn.execute("SET LOCAL synchronous_commit = off")
-            for target in targets:
-                for location in locations:
-                    firing = Firing(schedule.name, target, location, due)
-                    if not await self.store.firings.insert(conn, firing):
-                        continue
-                    job_id = await self._task.configure(
-                        queue=queue_of(location),
-                        lock=f"{target}@{location}",
-                        connection=conn.raw,
-                    ).defer_async(
-                        schedule=schedule.name,
-                        target=target,
-                        location=location,
-                        due_us=to_us(due),
-                    )
-                    await self.store.firings.attach_job(conn, firing, job_id)
-            following = self.service.scheduler.next_fire(schedule.name)
-            if following is not None:
-                await self.store.firings.save_next_fire(conn, schedule.name, following)
-
     async def _locations(self, schedule: Schedule) -> list[str]:
         if schedule.locations is None:
             return [ANYWHERE]
         if schedule.locations == "all":
-            return sorted({agent.location for agent in await self.live()}) or [self.location]
+            return await self._live_locations()
         return list(schedule.locations)
+
+    async def _live_locations(self) -> list[str]:
+        """Where `locations: all` runs now: every live agent's location (at least this one's)."""
+        return sorted({agent.location for agent in await self.live()}) or [self.location]
 
     async def _cleanup(self) -> None:
         assert self._app is not None

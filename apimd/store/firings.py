@@ -11,6 +11,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from apimd.model.api import AgentInfo
 from apimd.model.result import Result
@@ -129,19 +130,33 @@ class FiringStore:
     # --- firings --------------------------------------------------------------------------------
 
     @staticmethod
-    async def insert(conn: Connection, firing: Firing) -> bool:
-        """Insert `firing` as `queued` in the caller's transaction; False if it already exists
-        (another leader, or a leader taking over, decided the same due instant)."""
-        changed = await conn.execute(
+    async def insert_many(conn: Connection, firings: list[Firing]) -> list[Firing]:
+        """Insert `firings` as `queued` in the caller's transaction (PostgreSQL, one statement);
+        returns those inserted: not those another leader, or a leader taking over, decided."""
+        if not firings:
+            return []
+        rows = await conn.fetchall(
             "INSERT INTO firings (schedule, target, location, due_at, state, created_at)"
-            " VALUES (?, ?, ?, ?, 'queued', ?) ON CONFLICT DO NOTHING",
-            (*firing.key, to_us(utc_now())),
+            " SELECT f.s, f.t, f.l, f.d, 'queued', ?"
+            " FROM unnest(?::text[], ?::text[], ?::text[], ?::bigint[]) AS f(s, t, l, d)"
+            " ON CONFLICT DO NOTHING RETURNING schedule, target, location, due_at",
+            (to_us(utc_now()), *_columns([firing.key for firing in firings])),
         )
-        return changed == 1
+        inserted = {(row[0], row[1], row[2], int(row[3])) for row in rows}
+        return [firing for firing in firings if firing.key in inserted]
 
     @staticmethod
-    async def attach_job(conn: Connection, firing: Firing, job_id: int) -> None:
-        await conn.execute(f"UPDATE firings SET job_id = ? WHERE {_KEY}", (job_id, *firing.key))
+    async def attach_jobs(conn: Connection, jobs: list[tuple[Firing, int]]) -> None:
+        """Each firing's job id, in the caller's transaction (PostgreSQL, one statement)."""
+        if not jobs:
+            return
+        await conn.execute(
+            "UPDATE firings SET job_id = j.job_id"
+            " FROM unnest(?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[])"
+            " AS j(s, t, l, d, job_id) WHERE firings.schedule = j.s AND firings.target = j.t"
+            " AND firings.location = j.l AND firings.due_at = j.d",
+            _columns([(*firing.key, job_id) for firing, job_id in jobs]),
+        )
 
     async def claim(self, firing: Firing, job_id: int, agent: str) -> bool:
         """The job `job_id` starts running its firing; False if the firing is not its own or no
@@ -215,9 +230,17 @@ class FiringStore:
     # --- the leader's next fire times, for every agent's dashboard ------------------------------
 
     @staticmethod
-    async def save_next_fire(conn: Connection, schedule: str, when: datetime) -> None:
-        """In the caller's transaction (the firing's): when `schedule` fires next."""
-        await conn.execute(_SAVE_NEXT, (_NEXT + schedule, str(to_us(when))))
+    async def save_next_fire_many(conn: Connection, times: dict[str, datetime]) -> None:
+        """In the caller's transaction (the firings'): when each schedule fires next."""
+        if times:
+            await conn.execute(
+                "INSERT INTO meta (key, value) SELECT * FROM unnest(?::text[], ?::text[])"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (
+                    [_NEXT + name for name in times],
+                    [str(to_us(when)) for when in times.values()],
+                ),
+            )
 
     async def save_next_fires(self, times: dict[str, datetime]) -> None:
         """Every schedule's next fire time, replacing those of schedules gone."""
@@ -243,3 +266,8 @@ class FiringStore:
         """Forget firings created before `before` (the leader's retention)."""
         async with self._db.transaction() as conn:
             return await conn.execute("DELETE FROM firings WHERE created_at < ?", (to_us(before),))
+
+
+def _columns(rows: list[tuple[Any, ...]]) -> tuple[list[Any], ...]:
+    """Rows as one list per column (PostgreSQL arrays for `unnest`)."""
+    return tuple(list(column) for column in zip(*rows, strict=True))
