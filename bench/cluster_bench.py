@@ -110,9 +110,19 @@ async def cluster(args: argparse.Namespace, port: int, root: Path) -> dict[str, 
             await wait_until_up(client, processes["a1"])
             await client.apply(project(args.monitors, args.every, 0, port))
         await asyncio.sleep(args.every)  # warm-up: the first firings are spread over it
-        start_us = time.time_ns() // 1000
+        start_us, started = time.time_ns() // 1000, time.monotonic()
+        cpu_before = {agent: cpu_s(p.pid) for agent, p in processes.items()}
+        backends = [
+            int(row[0])
+            for row in query(url, "SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,))
+        ]
+        backends_before = {pid: cpu_s(pid) for pid in backends}
+        machine_before = machine_busy_s()
+        cpu: dict[str, float] = {}
         await asyncio.sleep(args.duration / 2)
         leader = query(url, "SELECT agent FROM agents WHERE leader = 1")[0][0]
+        cpu[f"{leader} (leader)"] = cpu_s(processes[leader].pid) - cpu_before[leader]
+        half = time.monotonic() - started
         processes[leader].kill()
         killed = time.monotonic()
         takeover = float("nan")
@@ -126,6 +136,14 @@ async def cluster(args: argparse.Namespace, port: int, root: Path) -> dict[str, 
             await asyncio.sleep(0.2)
         await asyncio.sleep(max(0.0, args.duration / 2 - (time.monotonic() - killed)))
         end_us = time.time_ns() // 1000
+        for agent, process in processes.items():
+            if agent != leader:
+                cpu[agent] = cpu_s(process.pid) - cpu_before[agent]
+        cpu["machine"] = machine_busy_s() - machine_before
+        # PostgreSQL's sessions of this database that lasted the whole window (the agents' pools;
+        # not those of the killed leader).
+        after = {pid: cpu_s(pid) for pid in backends}
+        cpu["postgres"] = sum(after[pid] - backends_before[pid] for pid in backends if after[pid])
         await asyncio.sleep(5)  # runs started in the window finish
         lateness = [
             (started - due) / 1000
@@ -154,12 +172,30 @@ async def cluster(args: argparse.Namespace, port: int, root: Path) -> dict[str, 
             "duplicates": float(unfenced),
             "skipped": float(skipped),
             "takeover_s": takeover,
+            **{f"cpu {who}": used for who, used in cpu.items()},
+            "half_s": half,
+            "window_s": (end_us - start_us) / 1e6,
         }
     finally:
         for process in processes.values():
             stop(process)
         with psycopg.connect(args.admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) `pid` has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores have been busy so far (everything but idle and iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
 async def sqlite(args: argparse.Namespace, port: int, root: Path) -> float:
@@ -198,7 +234,7 @@ async def main(args: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="apimd-bench-", dir="/tmp"))
     try:
         figures = await cluster(args, port, root)
-        single = await sqlite(args, port, root)
+        single = float("nan") if args.cluster_only else await sqlite(args, port, root)
     finally:
         server.terminate()
         shutil.rmtree(root, ignore_errors=True)
@@ -209,6 +245,19 @@ async def main(args: argparse.Namespace) -> int:
     print(f"cluster duplicates {size}: {figures['duplicates']:.0f}")
     print(f"cluster firings skipped or lost {size}: {figures['skipped']:.0f}")
     print(f"cluster takeover after SIGKILL of the leader: {figures['takeover_s']:.1f} s")
+    names = {agent for agent, _ in AGENTS}
+    agents_s = sum(v for k, v in figures.items() if k[4:].split(" ")[0] in names)
+    runs = figures["runs_per_s"] * figures["window_s"]
+    print(
+        f"cluster CPU per run {size}: agents {1000 * agents_s / max(runs, 1):.1f} ms,"
+        f" PostgreSQL {1000 * figures['cpu postgres'] / max(runs, 1):.1f} ms"
+    )
+    for who, used in figures.items():
+        if who.startswith("cpu "):
+            span = figures["half_s"] if who.endswith("(leader)") else figures["window_s"]
+            print(
+                f"cluster {who} [until the leader's kill if leader]: {100 * used / span:.0f} % of one core"
+            )
     return 0
 
 
@@ -217,6 +266,7 @@ if __name__ == "__main__":
     parser.add_argument("--monitors", type=int, default=10_000)
     parser.add_argument("--every", type=int, default=60)
     parser.add_argument("--duration", type=float, default=120)
+    parser.add_argument("--cluster-only", action="store_true", help="skip the SQLite daemon's run")
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument(
         "--quick", action="store_true", help="300 monitors every 10 s for 30 s: does it all work"

@@ -5,8 +5,9 @@ Every agent heartbeats its row in `agents` and runs a procrastinate worker on it
 queue (and the queue of schedules without `locations`). One agent at a time — the holder of a
 session-level advisory lock — is the leader: it alone runs APScheduler and hands its firings to
 `dispatch` (each `firings` row and its job in one transaction, the firings of a moment together);
-it also records the runs of stalled workers as lost and cleans up finished jobs. On SQLite the daemon is the only agent, leader and
-every location: schedules run in-process as before, and only the heartbeat is kept."""
+it also records the runs of stalled workers as lost and cleans up finished jobs. On SQLite the
+daemon is the only agent, leader and every location: schedules run in-process as before, and only
+the heartbeat is kept."""
 
 from __future__ import annotations
 
@@ -22,11 +23,14 @@ import procrastinate
 import psycopg
 
 from apimd.daemon.cluster_upkeep import (
+    ANALYZE_AFTER_JOBS,
     LEADER_POLL_S,
     RELOAD_CHANNEL,
     STALLED_S,
+    analyze_queue,
     follow_changes,
     record_lost,
+    tune_queue,
 )
 from apimd.daemon.dispatch import Dispatcher
 from apimd.daemon.firing_results import interval_after, skipped_result
@@ -224,6 +228,7 @@ class Agents:
         log.info("agent %s (%s) is the leader", self.name, self.location)
         self.leader = True
         await self.store.firings.crown(self.name)  # one transaction: never two leaders shown
+        await tune_queue(self)
         await self._beat()
         await self.service.scheduler.start()
         await self.share_next_runs()
@@ -234,6 +239,9 @@ class Agents:
                 try:
                     assert self._app is not None
                     await record_lost(self, self._app.job_manager)
+                    if self.dispatcher.deferred >= ANALYZE_AFTER_JOBS:
+                        self.dispatcher.deferred = 0
+                        await analyze_queue(self)
                     now = asyncio.get_running_loop().time()
                     if now - cleaned >= CLEANUP_EVERY_S:
                         cleaned = now

@@ -23,6 +23,30 @@ log = logging.getLogger(__name__)
 STALLED_S = 15.0
 LEADER_POLL_S = 1.0
 RELOAD_CHANNEL = "apimd_reload"
+ANALYZE_AFTER_JOBS = 1000
+"""The leader refreshes the planner's statistics of the job queue after this many new jobs."""
+_LOCK_INDEX = (
+    "CREATE INDEX IF NOT EXISTS apimd_jobs_by_lock ON procrastinate_jobs (lock)"
+    " WHERE status IN ('todo', 'doing') AND lock IS NOT NULL"
+)
+
+
+async def tune_queue(agents: Agents) -> None:
+    """The leader's index on procrastinate's job locks. A worker takes the first waiting job
+    whose lock (`target@location`) no earlier waiting or running job holds; procrastinate's
+    only index on `lock` alone covers running jobs, so with thousands of jobs waiting each
+    fetch compared every waiting job with every other (9 s a fetch at 7,000 waiting, the
+    cluster bench at 10,000 monitors): with this one, 0.2 ms. Created under the leader lock,
+    so never by two agents at once; kept across restarts (IF NOT EXISTS)."""
+    async with agents.store.db.transaction() as conn:
+        await conn.execute(_LOCK_INDEX)
+
+
+async def analyze_queue(agents: Agents) -> None:
+    """Fresh statistics of the job queue: planned as nearly empty while thousands of jobs
+    wait, a fetch scans and sorts them all instead of taking the first in order."""
+    async with agents.store.db.transaction() as conn:
+        await conn.execute("ANALYZE procrastinate_jobs")
 
 
 async def follow_changes(agents: Agents) -> None:

@@ -51,6 +51,8 @@ class Dispatcher:
         self._pending: deque[_Pending] = deque()
         self._writer: asyncio.Task[None] | None = None
         self._everywhere = 1  # how many live locations `locations: all` last meant
+        self.deferred = 0
+        """Jobs deferred since the leader last refreshed the queue's statistics."""
         self.task: Any = None
         """The procrastinate task of firings (set when the agent joins its cluster)."""
 
@@ -137,6 +139,7 @@ class Dispatcher:
                     [d.make_new_job() for d in deferrers], connection=conn.raw
                 )
                 ids = [int(job.id or 0) for job in deferred]
+                self.deferred += len(ids)
                 await firings.attach_jobs(conn, list(zip(new, ids, strict=True)))
             await firings.save_next_fire_many(conn, following)
         log.debug("dispatched %d firing(s) of %d schedule(s)", len(new), len(batch))
