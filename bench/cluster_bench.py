@@ -167,8 +167,8 @@ async def cluster(args: argparse.Namespace, port: int, root: Path) -> dict[str, 
         )[0][0]
         return {
             "runs_per_s": len(lateness) / ((end_us - start_us) / 1e6),
-            "lateness_p50_ms": percentile(lateness, 50),
-            "lateness_p99_ms": percentile(lateness, 99),
+            "lateness_p50_ms": percentile(lateness, 50) if lateness else float("nan"),
+            "lateness_p99_ms": percentile(lateness, 99) if lateness else float("nan"),
             "duplicates": float(unfenced),
             "skipped": float(skipped),
             "takeover_s": takeover,
