@@ -42,6 +42,7 @@ from apimd.engine.notify import Notifier
 from apimd.model.api import AgentInfo
 from apimd.model.common import ANYWHERE
 from apimd.model.resources import Schedule, Webhook
+from apimd.store.errors import StoreUnavailable
 from apimd.store.firings import Firing
 from apimd.store.timestamps import from_us
 
@@ -246,6 +247,12 @@ class Agents:
                     if now - cleaned >= CLEANUP_EVERY_S:
                         cleaned = now
                         await self._cleanup()
+                except (StoreUnavailable, psycopg.OperationalError) as exc:
+                    # The database went away (or cut this session): said in one line; the
+                    # next pass, or the next leader, takes it up.
+                    log.warning(
+                        "the leader's housekeeping failed: %s; trying again", error_line(exc)
+                    )
                 except Exception:
                     log.exception("the leader's housekeeping failed; trying again")
                 await asyncio.sleep(LEADER_POLL_S)
