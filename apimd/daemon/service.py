@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -15,13 +14,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from apimd import __version__
 from apimd.daemon import heap
 from apimd.daemon.agents import Agents
 from apimd.daemon.events import EventHub, Subscription
 from apimd.daemon.metrics import Metrics
 from apimd.daemon.runs import NotFound, Runs
 from apimd.daemon.scheduler import ScheduleRunner
+from apimd.daemon.status import build_status
 from apimd.daemon.summary import build_summary, metrics_document, target_names, window_seconds
 from apimd.daemon.upkeep import Upkeep
 from apimd.engine.context import RunOrder
@@ -47,23 +46,9 @@ from apimd.model.runtime import effective_state
 from apimd.model.signin import PendingSignIn
 from apimd.model.stats import Stats
 from apimd.settings import Settings
-from apimd.store import ApplyReport, SqliteStore, StoreError
+from apimd.store import ApplyReport, SqliteStore
 
 log = logging.getLogger(__name__)
-
-STATUS_STORE_WAIT_S = 3.0
-"""How long `GET /v1/status` waits for the store to list the agents: status answers anyway."""
-
-
-def unserved_locations(project: Project, agents: list[AgentInfo]) -> list[str]:
-    """The locations enabled schedules name (`locations: [...]`) where no agent is live."""
-    named = {
-        location
-        for schedule in project.schedules
-        if schedule.enabled and isinstance(schedule.locations, list)
-        for location in schedule.locations
-    }
-    return sorted(named - {agent.location for agent in agents}, key=str.lower)
 
 
 class Broadcast:
@@ -99,7 +84,7 @@ class MonitorService:
         self.metrics = publish.metrics
         self._clock = clock
         self.started_at = clock()
-        self._started_monotonic = time.monotonic()
+        self.started_monotonic = time.monotonic()
         self.signins = SignInFlows(engine)
         self.runs = Runs(engine, store, self.hub, self.metrics, clock)
         self.scheduler = ScheduleRunner(
@@ -196,47 +181,7 @@ class MonitorService:
 
     async def status(self) -> StatusInfo:
         """What this daemon knows of itself; the agents only if the store answers in time."""
-        store_error: str | None = None
-        try:
-            agents = await asyncio.wait_for(self.agents.live(), STATUS_STORE_WAIT_S)
-        except (StoreError, TimeoutError) as exc:
-            agents = []
-            store_error = str(exc) or f"it did not answer within {STATUS_STORE_WAIT_S:g} s"
-        project = self.project
-        counts = {
-            kind.value: len(getattr(project, kind))
-            for kind in ResourceKind
-            if kind is not ResourceKind.MAINTENANCE
-        }
-        counts |= {"running": len(self.runs), "event_subscribers": self.hub.subscribers}
-        port = self.callback_port if self.callback_port is not None else self.settings.callback_port
-        return StatusInfo(
-            version=__version__,
-            pid=os.getpid(),
-            started_at=self.started_at,
-            uptime_s=round(time.monotonic() - self._started_monotonic, 3),
-            counts=counts,
-            scheduler=self.scheduler.state,
-            schedules=sum(1 for s in project.schedules if s.enabled),
-            running=self.runs.targets(),
-            callback_url=self.settings.callback_url(port),
-            callback_bound=self.callback_port is not None,
-            callback_error=self.callback_error,
-            db_path=self.settings.store_description,
-            socket_path=str(self.settings.socket_path),
-            log_path=str(self.settings.log_path),
-            location=self.agents.location,
-            agent=self.agents.name,
-            leader=self.agents.leader,
-            agents=agents,
-            clustered=self.agents.clustered,
-            unserved_locations=(
-                unserved_locations(project, agents)
-                if self.agents.clustered and store_error is None
-                else []
-            ),
-            store_error=store_error,
-        )
+        return await build_status(self)
 
     async def live_agents(self) -> list[AgentInfo]:
         """The agents of this store heard from lately (SPEC §13)."""

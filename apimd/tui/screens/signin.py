@@ -96,6 +96,33 @@ def device_panel(info: SignInInfo, where: str) -> Horizontal:
     return Horizontal(text, qr, id="device")
 
 
+def next_step(end: SignInResult, subject: str, *, resumed: bool) -> str:
+    """What happens now that the sign-in ended (`resumed`: it was a run's, whose flow goes on),
+    and how to go back."""
+    back = "Enter or Esc goes back."
+    if not end.ok:
+        return f"{back} Start a new sign-in to try again."
+    if resumed:
+        return f"The flow resumed: its remaining steps run now. {back}"
+    return f"Runs that use {subject} go ahead with it from now on. {back}"
+
+
+def show_outcome(screen: SignInScreen, result: Static, *, browser: bool) -> None:
+    """Put a sign-in's outcome on `screen`: in the browser view it replaces the instructions and
+    the paste field (they were for getting here); in the device view, "waiting" beside the QR."""
+    if browser:
+        screen.query_one("#signin-status", Static).display = False
+        for done in screen.query(INSTRUCTIONS):
+            done.display = False  # at once; the removal lands on a later tick
+            done.remove()
+    if waiting := screen.query("#device-waiting"):
+        waiting.set(display=False)  # at once; the removal lands on a later tick
+        waiting.remove()
+        screen.query_one("#device-text", Vertical).mount(result)
+    else:
+        screen.body.mount(result)
+
+
 class SignInScreen(Screen[bool]):
     """One sign-in for `token_name`, from start to `signin.done`; dismisses with True when the
     token was saved. Esc leaves at any time (a pending sign-in then simply expires)."""
@@ -307,37 +334,17 @@ class SignInScreen(Screen[bool]):
             return
         self.ending = end
         self.set_focus(None)
-        if self.mode == "browser":
-            # The instructions and the paste field were for getting here: the outcome (and
-            # what happens next) replaces them.
-            self.query_one("#signin-status", Static).display = False
-            for done in self.query(INSTRUCTIONS):
-                done.display = False  # at once; the removal lands on a later tick
-                done.remove()
         result = Static(
-            ending_text(end, self.clock()).append(f"\n{self._next_step(end)}", style="dim"),
+            ending_text(end, self.clock()).append(
+                f"\n{next_step(end, self.subject, resumed=self.pending is not None)}", style="dim"
+            ),
             id="signin-result",
             markup=False,
         )
-        if waiting := self.query("#device-waiting"):
-            # Device view: the ending takes the place of "waiting", beside the QR code.
-            waiting.set(display=False)  # at once; the removal lands on a later tick
-            waiting.remove()
-            self.query_one("#device-text", Vertical).mount(result)
-        else:
-            self.body.mount(result)
+        show_outcome(self, result, browser=self.mode == "browser")
         self.body.scroll_end(animate=False)
         self._tick()
         self.refresh_bindings()
-
-    def _next_step(self, end: SignInResult) -> str:
-        """What happens now that the sign-in ended, and how to go back."""
-        back = "Enter or Esc goes back."
-        if not end.ok:
-            return f"{back} Start a new sign-in to try again."
-        if self.pending is not None:
-            return f"The flow resumed: its remaining steps run now. {back}"
-        return f"Runs that use {self.subject} go ahead with it from now on. {back}"
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
