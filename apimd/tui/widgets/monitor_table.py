@@ -47,10 +47,11 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("why", "why"),
 )
 NARROW = 100
-"""Below this width the latency sparkline gives way to `why` (at 80 columns: name and why 12)."""
+"""Below this width the kind and the latency sparkline give way to the name and `why` (at 80
+columns, 15 each): which monitor fails and why come first."""
 WIDE = 120
 """From this width `last` says `running 75s` in words; below, `▶ 75s`."""
-WHY_MIN = 12
+WHY_MIN = 15
 """The least the `why` column gets: the name gives way to it down to 12 columns."""
 
 Cells = dict[str, str | Text]
@@ -80,7 +81,7 @@ class MonitorTable(SortedTable):
         self._spark_width = 10
         self._layout_width = 0
         self._shown_columns: tuple[str, ...] = ()
-        """The keys of the columns shown at this width (the sparkline goes when narrow)."""
+        """The keys of the columns shown at this width (kind and sparkline go when narrow)."""
         self._filling: list[str] = []
         """Rows still to add after the first screenful (`fill`), in order."""
         self._fill_cursor: str | None = None
@@ -161,7 +162,7 @@ class MonitorTable(SortedTable):
             "token": 8,
         }
         if width < NARROW:
-            del widths["latency"]
+            del widths["kind"], widths["latency"]
         columns = [
             (key, label) for key, label in COLUMNS if key in widths or key in ("name", "why")
         ]
@@ -179,7 +180,7 @@ class MonitorTable(SortedTable):
 
     def _add(self, name: str, now: datetime) -> None:
         cells = self.cells(name, now)
-        self.insert_row(name, [cells[key] for key in self._shown_columns])
+        self.insert_row(name, cells.values())
         self._shown[name] = cells
 
     def add_monitors(self, names: Iterable[str]) -> None:
@@ -203,7 +204,7 @@ class MonitorTable(SortedTable):
     # --- cells --------------------------------------------------------------------------------
 
     def cells(self, name: str, now: datetime) -> Cells:
-        """Every cell of a monitor's row, in column order (the sparkline only when shown)."""
+        """Every cell of a monitor's row, in column order (only the columns shown)."""
         board = self.board
         monitor = board.monitors[name]
         cells: Cells = {
@@ -223,8 +224,8 @@ class MonitorTable(SortedTable):
             "token": token_state_text(monitor.token_state),
             "why": reason_text(monitor.outcome, monitor.reason),
         }
-        if "latency" not in self._shown_columns:
-            del cells["latency"]
+        if len(cells) > len(self._shown_columns):  # narrow: kind and sparkline are not shown
+            del cells["kind"], cells["latency"]
         return cells
 
     def _last_cell(self, name: str, now: datetime) -> str | Text:
