@@ -26,6 +26,7 @@ from apimd.client import ApiError, Client, DaemonUnavailable, NotOurDaemon
 from apimd.model.durations import short_duration
 from apimd.model.events import RunFinished
 from apimd.model.outcome import ResultCode
+from apimd.model.reason import short_reason
 from apimd.model.result import Result
 from apimd.settings import Settings
 
@@ -349,7 +350,8 @@ def _result_row(result: Result, where: bool = False) -> list[str]:
         f"{result.lateness_ms:.0f}" if result.lateness_ms is not None else "-",
         result.trigger,
         *place,
-        result.error or "",
+        # A failed condition leaves `error` empty: the condition and what it saw say why.
+        result.error or short_reason(result) or "",
     ]
 
 

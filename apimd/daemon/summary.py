@@ -14,7 +14,8 @@ from apimd.model.common import parse_duration
 from apimd.model.errors import Issue, ValidationFailed
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.project import Project
-from apimd.model.resources import Call, TokenState, Workflow
+from apimd.model.reason import short_reason
+from apimd.model.resources import SLA, Call, TokenState, Workflow
 from apimd.model.result import Result
 from apimd.model.runtime import effective_state
 from apimd.store import SqliteStore
@@ -210,7 +211,14 @@ def _target_summary(
         tags=item.tags,
         locations=locations,
         last_location=latest.location if latest else None,
+        reason=short_reason(latest, _sla_of(latest, project)) if latest else None,
     )
+
+
+def _sla_of(latest: Result, project: Project) -> SLA | None:
+    """The SLA of the call a result ran (a step's result names its call)."""
+    call = project.call(latest.name) if latest.kind == "call" else None
+    return call.sla if call is not None else None
 
 
 def _worst_token(steps: list[str], project: Project, states: dict[str, TokenState]) -> str | None:

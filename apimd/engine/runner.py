@@ -194,7 +194,7 @@ class Engine:
         result = recorded
         if self._on_result is not None:
             self._on_result(result)
-        services.events(RunFinished.of(result, ctx.run_id))
+        services.events(RunFinished.of(result, ctx.run_id, call.sla if call else None))
         try:
             await self._webhooks.after_result(call, result, ctx)
         except Exception:  # the run is recorded; its webhooks must not lose it

@@ -12,6 +12,7 @@ from apimd.engine.services import Services
 from apimd.engine.webhooks import WebhookDispatcher
 from apimd.model.events import RunStep
 from apimd.model.outcome import Outcome, ResultCode, worst
+from apimd.model.reason import short_reason
 from apimd.model.resources import Workflow
 from apimd.model.result import Result, Timings
 
@@ -53,6 +54,7 @@ class WorkflowRunner:
                     result=step.result,
                     http_status=step.http_status,
                     total_ms=step.timings_ms.total,
+                    reason=short_reason(step, call.sla),
                 )
             )
             await self._webhooks.after_result(call, step, ctx)

@@ -200,6 +200,13 @@ class TargetSummary(BaseModel):
     `locations` (anywhere); empty when no schedule runs it."""
     last_location: str | None = None
     """The location of the agent that ran its latest result (a manual run too)."""
+    reason: str | None = Field(
+        default=None,
+        description="Why the latest result is not a PASS, in a few words (`HTTP 503`, "
+        "`status eq 200 → 503`, `timeout after 10s`, `needs sign-in`, …); null for a PASS or "
+        "when nothing ran. Absent from the summaries of daemons older than this field.",
+    )
+    """Why the latest result is not a PASS (`apimd.model.reason.short_reason`)."""
 
 
 SummaryOrder = Literal["project", "dashboard"]

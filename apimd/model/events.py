@@ -19,7 +19,8 @@ from pydantic import (
 )
 
 from apimd.model.outcome import Outcome, ResultCode
-from apimd.model.resources import TokenState
+from apimd.model.reason import short_reason
+from apimd.model.resources import SLA, TokenState
 from apimd.model.result import Result, Trigger
 
 
@@ -81,6 +82,11 @@ class RunEnded(Event):
     result: ResultCode
     http_status: int | None = None
     total_ms: float | None = None
+    reason: str | None = None
+    """Why it is not a PASS, in a few words (`short_reason`); None for a PASS. Added later:
+    absent from older daemons' events."""
+
+    omitted_when_none = frozenset({"reason"})
 
 
 class RunStep(RunEnded):
@@ -103,8 +109,8 @@ class RunFinished(RunEnded):
     """The location of the agent that ran it (SPEC §13); None on a daemon without one."""
 
     @classmethod
-    def of(cls, result: Result, run_id: str) -> RunFinished:
-        """The event announcing `result`, the outcome of run `run_id`."""
+    def of(cls, result: Result, run_id: str, sla: SLA | None = None) -> RunFinished:
+        """The event announcing `result`, the outcome of run `run_id` (`sla`: its call's)."""
         return cls(
             run_id=run_id,
             result_id=result.id,
@@ -116,6 +122,7 @@ class RunFinished(RunEnded):
             http_status=result.http_status,
             total_ms=result.timings_ms.total,
             location=result.location,
+            reason=short_reason(result, sla),
         )
 
 

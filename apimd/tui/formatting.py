@@ -49,6 +49,20 @@ def outcome_text(outcome: Outcome | None) -> Text:
     return Text(f"{OUTCOME_SYMBOL[outcome]} {outcome.value}", style=OUTCOME_STYLE[outcome])
 
 
+def reason_text(outcome: Outcome | None, reason: str | None) -> Text:
+    """Why a monitor is not a PASS, in its outcome's colour, cut with `…` where the column ends;
+    empty for a PASS or a monitor that has not run."""
+    if outcome is None or outcome is Outcome.PASS or not reason:
+        return Text("")
+    return Text(reason, style=OUTCOME_STYLE[outcome], no_wrap=True, overflow="ellipsis")
+
+
+def running_for(since: datetime, now: datetime) -> str:
+    """How long a run has been going: `75s` under 100 seconds, then `2m`, `1h`."""
+    seconds = max(0.0, (now - since).total_seconds())
+    return f"{int(seconds)}s" if seconds < 100 else short_duration(seconds, units=1)
+
+
 def token_state_text(
     state: TokenState | None, *, long: bool = False, word: str | None = None
 ) -> Text:

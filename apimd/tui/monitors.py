@@ -54,7 +54,11 @@ class Monitor:
     step_of: str | None = None
     """When the latest run was as a step: the workflow it ran in."""
     error: str | None = None
+    reason: str | None = None
+    """Why the latest result is not a PASS, in a few words (the summary's, then live runs')."""
     running: int = 0
+    running_since: datetime | None = None
+    """When the oldest run seen starting and still going began; None when none was seen."""
     latency_values: list[float] = field(default_factory=list)
     """Total ms of recent non-SKIPPED runs, oldest first, at most `HISTORY`."""
     latency_ids: list[str | None] = field(default_factory=list)
@@ -102,7 +106,9 @@ class Monitor:
             self.result,
             self.last_run_at,
             self.step_of,
+            self.reason,
             self.running,
+            self.running_since,
             tuple(self.latency_values),
             self.counted,
             self.failed,
@@ -161,6 +167,7 @@ class Board:
             self._update(monitor, target)
             if reset_running:
                 monitor.running = 0
+                monitor.running_since = None
             fresh[target.name] = monitor
         self.monitors = fresh
         if reset_running:
@@ -200,6 +207,7 @@ class Board:
         monitor.last_run_at = target.last_run
         monitor.step_of = target.step_of
         monitor.error = target.error
+        monitor.reason = target.reason
         monitor.latency_values = target.recent_ms[-HISTORY:]
         monitor.latency_ids = [None] * len(monitor.latency_values)
         monitor.counted = sum(n for o, n in target.counts.items() if o is not Outcome.SKIPPED)
@@ -218,6 +226,8 @@ class Board:
             monitor = self.monitors.get(event.name)
             if monitor is None:
                 return set()
+            if not monitor.running:
+                monitor.running_since = event.at
             monitor.running += 1
             self._started.add(event.run_id)
             return {event.name}
@@ -249,6 +259,8 @@ class Board:
             # list (and not in uptime).
             return set()
         monitor.running = max(0, monitor.running - 1)
+        if not monitor.running:
+            monitor.running_since = None
         if event.location:
             monitor.ran_in.add(event.location)
         started = event.at
@@ -258,6 +270,7 @@ class Board:
             monitor.outcome = event.outcome
             monitor.result = event.result
             monitor.http_status = event.http_status
+            monitor.reason = event.reason
             monitor.last_run_at = started
             monitor.step_of = None
         if self.as_of is not None and event.at <= self.as_of:
@@ -281,6 +294,7 @@ class Board:
         monitor.outcome = event.outcome
         monitor.result = event.result
         monitor.http_status = event.http_status
+        monitor.reason = event.reason
         monitor.last_run_at = started
         monitor.step_of = event.workflow
         return {event.name}

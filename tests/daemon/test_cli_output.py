@@ -10,11 +10,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from ruamel.yaml import YAML
 
+from apimd.demo.server import RunningServer
 from apimd.settings import KEYS
 from tests.daemon.conftest import Daemon, Receiver, unique
 from tests.support.daemon import start_cli
+from tests.support.web import app_of
 
 DEAD_URL = "http://127.0.0.1:9/nothing"
 
@@ -228,3 +231,34 @@ async def test_token_refresh_says_a_past_expiry_is_expired(daemon: Daemon, tmp_p
     assert "expires" not in out
     code, out, err = await daemon.cli("token", "show", token)
     assert re.search(r"  expiry        expired \d+s ago", out), out
+
+
+async def test_results_say_which_condition_failed_and_what_it_saw(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """A failed condition leaves `error` empty: the ERROR column says why all the same."""
+
+    async def down(_request: web.Request) -> web.Response:
+        return web.json_response({"ok": False}, status=503)
+
+    name = unique("wants-200")
+    server = await RunningServer(app_of(web.get("/down", down))).start()
+    try:
+        document = {
+            "calls": [
+                {
+                    "name": name,
+                    "url": f"{server.url}/down",
+                    "conditions": [{"source": "status", "op": "eq", "value": 200}],
+                }
+            ]
+        }
+        assert (await daemon.cli("apply", str(write_yaml(tmp_path / "c.yaml", document))))[0] == 0
+        async with daemon.client() as client:
+            await client.run("calls", name, wait=True)
+    finally:
+        await server.stop()
+    code, out, err = await daemon.cli("results", name)
+    assert code == 0, err
+    (row,) = [line for line in out.splitlines() if name in line]
+    assert "CONTENT_ERROR" in row and row.rstrip().endswith("status eq 200 → 503")

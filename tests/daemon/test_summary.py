@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+
 import pytest
+from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
 from apimd.client import Client
+from apimd.demo.server import RunningServer
 from apimd.model.resources import TokenState
 from tests.support.app import App, AppClient, serve_app
 from tests.support.daemon import DaemonProcess as Daemon
+from tests.support.web import app_of
 
 
 async def test_summary_has_latest_outcome_recent_latencies_uptime_and_next_run(
@@ -120,3 +126,81 @@ async def test_the_openapi_document_describes_the_summary_order_and_limit(app: A
     assert "dashboard" in described["order"] and "total" in described["limit"]
     summary = document["components"]["schemas"]["Summary"]["properties"]
     assert "total" in summary
+    target = document["components"]["schemas"]["TargetSummary"]["properties"]
+    assert "not a PASS" in target["reason"]["description"]
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.both_stores
+async def test_the_summary_says_why_each_failing_target_fails(
+    own_home: Daemon, aiohttp_client: AiohttpClient
+) -> None:
+    """`reason`: the latest result's why in a few words, from real calls against a real local
+    server (a 503, a JSON condition, a status condition, a refused connection, a slow answer, a
+    failing workflow step); a PASS has none."""
+
+    async def down(_request: web.Request) -> web.Response:
+        return web.json_response({"ok": False}, status=503)
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.json_response({"ok": False})
+
+    async def slow(_request: web.Request) -> web.Response:
+        await asyncio.sleep(0.15)
+        return web.json_response({"ok": True})
+
+    server = RunningServer(
+        app_of(web.get("/down", down), web.get("/health", health), web.get("/slow", slow))
+    )
+    await server.start()
+    refused = f"http://127.0.0.1:{_closed_port()}/"
+    app = await serve_app(aiohttp_client, own_home)
+    try:
+        async with AppClient(app) as client:
+            await client.apply(
+                {
+                    "calls": [
+                        {"name": "down", "url": f"{server.url}/down"},
+                        {
+                            "name": "json-ok",
+                            "url": f"{server.url}/health",
+                            "conditions": [
+                                {"source": "json", "path": "$.ok", "op": "eq", "value": "true"}
+                            ],
+                        },
+                        {
+                            "name": "status-200",
+                            "url": f"{server.url}/down",
+                            "conditions": [{"source": "status", "op": "eq", "value": "200"}],
+                        },
+                        {"name": "refused", "url": refused},
+                        {"name": "slow", "url": f"{server.url}/slow", "sla": {"fail_ms": 100}},
+                        {"name": "fine", "url": f"{server.url}/slow"},
+                    ],
+                    "workflows": [{"name": "flow", "steps": ["fine", "down"]}],
+                }
+            )
+            for name in ("down", "json-ok", "status-200", "refused", "slow", "fine"):
+                await client.run("calls", name, wait=True)
+            await client.run("workflows", "flow", wait=True)
+            summary = await client.summary()
+            async with app.get("/v1/summary") as response:
+                raw = await response.json()
+    finally:
+        await server.stop()
+    why = {t.name: t.reason for t in summary.targets}
+    assert why["down"] == "HTTP 503"  # its latest run: as the workflow's step
+    assert why["json-ok"] == "$.ok eq true → false"
+    assert why["status-200"] == "status eq 200 → 503"
+    assert why["refused"] == "connection refused"
+    assert why["slow"] is not None and why["slow"].startswith("SLOW 0.")
+    assert why["slow"].endswith("s > 0.1s")
+    assert why["flow"] == "down: HTTP 503"
+    assert why["fine"] is None  # a PASS has no why
+    assert "reason" in raw["targets"][0]  # on the wire, under its documented name

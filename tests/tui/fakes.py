@@ -121,6 +121,13 @@ LAST = {
     "order-flow": (Outcome.PASS, ResultCode.COMPLETE, 200, 150.0, 200),
     "refresh-demo": (Outcome.PASS, ResultCode.COMPLETE, 200, 220.0, 3 * 3600),
 }
+# name -> why its latest result is not a PASS (what the daemon's `short_reason` says)
+REASON = {
+    "checkout-health": "status eq 200 → 500",
+    "catalogue-xml": "count(/items/item) eq 3 → 2",
+    "partner-feed": "needs sign-in",
+    "search": "SLOW 0.9s > 0.8s",
+}
 UPTIME = {
     "checkout-health": 0.62,
     "list-orders": 1.0,
@@ -366,6 +373,7 @@ def target_summary(name: str) -> TargetSummary:
         token_state=state,
         description=item.description,
         tags=list(item.tags),
+        reason=REASON.get(name) if latest else None,
     )
 
 

@@ -17,6 +17,8 @@ from apimd.tui.formatting import (
     age,
     name_with_certificate,
     outcome_text,
+    reason_text,
+    running_for,
     token_state_text,
     uptime_text,
 )
@@ -42,7 +44,15 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("uptime", "up 24h"),
     ("next", "next"),
     ("token", "token"),
+    ("why", "why"),
 )
+NARROW = 100
+"""Below this width the kind and the latency sparkline give way to the name and `why` (at 80
+columns, 15 each): which monitor fails and why come first."""
+WIDE = 120
+"""From this width `last` says `running 75s` in words; below, `▶ 75s`."""
+WHY_MIN = 15
+"""The least the `why` column gets: the name gives way to it down to 12 columns."""
 
 Cells = dict[str, str | Text]
 
@@ -70,6 +80,8 @@ class MonitorTable(SortedTable):
         self._sorted_at = 0.0
         self._spark_width = 10
         self._layout_width = 0
+        self._shown_columns: tuple[str, ...] = ()
+        """The keys of the columns shown at this width (kind and sparkline go when narrow)."""
         self._filling: list[str] = []
         """Rows still to add after the first screenful (`fill`), in order."""
         self._fill_cursor: str | None = None
@@ -139,23 +151,31 @@ class MonitorTable(SortedTable):
 
     def _layout(self, width: int) -> None:
         self._layout_width = width
-        self._spark_width = 20 if width >= 110 else 10
+        self._spark_width = 20 if width >= 150 else 10
         widths = {
             "outcome": 9,
             "kind": 4,
-            "last": 4,
+            "last": 11 if width >= WIDE else 5,
             "latency": self._spark_width,
             "uptime": 6,
             "next": 6,
             "token": 8,
         }
+        if width < NARROW:
+            del widths["kind"], widths["latency"]
+        columns = [
+            (key, label) for key, label in COLUMNS if key in widths or key in ("name", "why")
+        ]
         # Each column has one cell of padding on both sides; the scrollbar takes 2. Names get
-        # the rest, up to what the longest one needs.
+        # the rest, up to what the longest one needs, leaving `why` at least `WHY_MIN`; `why`
+        # takes what is left.
         longest = max((len(n) for n in self.board.monitors), default=12)
-        room = width - sum(widths.values()) - 2 * len(COLUMNS) - 2
-        widths["name"] = max(12, min(room, max(24, longest + 2)))
+        room = width - sum(widths.values()) - 2 * len(columns) - 2
+        widths["name"] = max(12, min(room - WHY_MIN, max(24, longest + 2)))
+        widths["why"] = max(WHY_MIN, room - widths["name"])
+        self._shown_columns = tuple(key for key, _ in columns)
         self.clear(columns=True)
-        for key, label in COLUMNS:
+        for key, label in columns:
             self.add_column(label, key=key, width=widths[key])
 
     def _add(self, name: str, now: datetime) -> None:
@@ -184,10 +204,10 @@ class MonitorTable(SortedTable):
     # --- cells --------------------------------------------------------------------------------
 
     def cells(self, name: str, now: datetime) -> Cells:
-        """Every cell of a monitor's row, in column order."""
+        """Every cell of a monitor's row, in column order (only the columns shown)."""
         board = self.board
         monitor = board.monitors[name]
-        return {
+        cells: Cells = {
             "outcome": outcome_text(monitor.outcome),
             "name": name_with_certificate(name, monitor.cert_expires_at, now),
             # A call that runs only as a workflow's step (no schedule of its own) says so; one with
@@ -202,12 +222,20 @@ class MonitorTable(SortedTable):
             "uptime": uptime_text(monitor.uptime),
             "next": board.next_run(name, now).text(now),
             "token": token_state_text(monitor.token_state),
+            "why": reason_text(monitor.outcome, monitor.reason),
         }
+        if len(cells) > len(self._shown_columns):  # narrow: kind and sparkline are not shown
+            del cells["kind"], cells["latency"]
+        return cells
 
     def _last_cell(self, name: str, now: datetime) -> str | Text:
         monitor = self.board.monitors[name]
         if monitor.running:
-            return Text("▶", style="bold cyan")
+            if monitor.running_since is None:
+                return Text("▶", style="bold cyan")
+            took = running_for(monitor.running_since, now)
+            words = f"running {took}" if self._layout_width >= WIDE else f"▶ {took}"
+            return Text(words, style="bold cyan")
         return age(monitor.last_run_at, now)
 
     def _update(self, name: str, cells: Cells) -> None:
