@@ -29,6 +29,7 @@ from apimd.store.resources import (
     definition_json,
 )
 from apimd.store.sql import Connection, Database
+from apimd.store.targets import target_ids
 from apimd.store.tokens import TokenRuntimeStore
 from apimd.store.variables import VariableStore
 
@@ -157,6 +158,9 @@ class ProjectStore:
                     continue
                 await self._resources.put_in(conn, kind, resource.name, json)
                 (report.updated if old_doc else report.created).append(label)
+        # Every target numbered now, by this one writer: agents that all write the first
+        # results of new names at once otherwise contend for the next number (issue 17).
+        await target_ids(conn, [r.name for kind in ("calls", "workflows") for r in merged[kind]])
         for name, runtime in runtimes.items():
             await self._tokens.save_in(conn, runtime)
             report.tokens_set.append(name)

@@ -42,10 +42,16 @@ async def target_ids(conn: Connection, names: Iterable[str]) -> dict[str, int]:
         missing = [name for name in wanted if name not in found]
         if not missing:
             return found
-        for name in missing:
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            # All in one statement, numbered in name order after the largest; a name another
+            # writer numbered meanwhile is skipped (and found by the next pass).
             await conn.execute(
+                f"WITH n (name) AS (VALUES {', '.join(['(?)'] * len(chunk))})"
+                " INSERT INTO targets (id, name)"
+                " SELECT (SELECT COALESCE(MAX(id), 0) FROM targets)"
+                " + ROW_NUMBER() OVER (ORDER BY n.name), n.name FROM n"
                 # (`WHERE true`: SQLite's parser needs it before an upsert's ON CONFLICT)
-                "INSERT INTO targets (id, name) SELECT COALESCE(MAX(id), 0) + 1, ? FROM targets"
                 " WHERE true ON CONFLICT DO NOTHING",
-                (name,),
+                chunk,
             )
