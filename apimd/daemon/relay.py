@@ -57,7 +57,11 @@ class EventRelay:
                 log.warning("%d event(s) not sent to the other agents: %s", len(batch), exc)
 
     async def _send(self, batch: list[Event]) -> None:
+        """One transaction and one NOTIFY statement for the batch (a statement per event was a
+        fifth of a busy agent's CPU), in the batch's order; a payload over the NOTIFY limit goes
+        by id."""
         async with self._store.db.transaction() as conn:
+            payloads: list[str] = []
             for event in batch:
                 data = event.payload()
                 kind, at = data.pop("type"), data.pop("at")
@@ -74,7 +78,12 @@ class EventRelay:
                     payload = json.dumps(
                         {"a": self.agent, "i": self.instance, "id": int(rows[0][0])}
                     )
-                await conn.execute("SELECT pg_notify(?, ?)", (CHANNEL, payload))
+                payloads.append(payload)
+            await conn.execute(
+                "SELECT pg_notify(?, e.p) FROM unnest(?::text[]) WITH ORDINALITY AS e(p, n)"
+                " ORDER BY e.n",
+                (CHANNEL, payloads),
+            )
 
     async def receive(self, payload: str) -> None:
         """A notification on `CHANNEL`: deliver another agent's event. Any database user can

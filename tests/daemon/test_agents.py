@@ -424,6 +424,9 @@ async def test_events_of_every_agent_reach_every_agents_stream(cluster: Cluster,
         await asyncio.sleep(1)
         assert len(finished(seen_first)) == 1  # its own, not echoed back
         assert len(finished(seen_second)) == 1
+        # Relayed in the order they happened (a batch is one NOTIFY statement).
+        kinds = [e["type"] for e in seen_second if e.get("run_id") == accepted.run_id]
+        assert kinds.index("run.started") < kinds.index("run.finished"), kinds
         changed = [e for e in seen_second if e["type"] == "resource.changed"]
         assert changed and len(changed[0]["resources"]) == 200
     finally:
