@@ -3,7 +3,7 @@ second (single, concurrent with group commit, batched), token saves per second, 
 stored result, and the statistics query over 1 M results.
 
     .venv/bin/python bench/store_bench.py [--results N] [--single N] [--batched N] [--dir PATH]
-                                          [--postgres URL | --postgres '']
+                                          [--postgres URL | --postgres ''] [--only PART ...]
 
 The figures of one run are recorded in bench/README.md ("Store").
 """
@@ -490,6 +490,9 @@ def machine() -> Iterator[str]:
     yield f"python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
 
 
+PARTS = ["single", "concurrent", "batched", "stats"]
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -507,6 +510,13 @@ async def main() -> None:
             "APIMD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
         ),
         help="a PostgreSQL server URL whose user may create databases ('' = SQLite only)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=PARTS,
+        default=PARTS,
+        help="run only these parts (default: all): single, concurrent, batched, stats",
     )
     args = parser.parse_args()
     for text in machine():
@@ -527,12 +537,16 @@ async def main() -> None:
         figures: Figures = {}
         for target in targets:
             try:
-                await bench_single(target, figures, args.single, relaxed=False)
-                await bench_single(target, figures, args.single, relaxed=True)
-                await bench_concurrent(target, figures, args.single)
-                await bench_batched(target, figures, args.batched, args.batch_size)
-                await bench_batched(target, figures, args.batched, args.batch_size, feeds=True)
-                await bench_stats(target, figures, args.results)
+                if "single" in args.only:
+                    await bench_single(target, figures, args.single, relaxed=False)
+                    await bench_single(target, figures, args.single, relaxed=True)
+                if "concurrent" in args.only:
+                    await bench_concurrent(target, figures, args.single)
+                if "batched" in args.only:
+                    await bench_batched(target, figures, args.batched, args.batch_size)
+                    await bench_batched(target, figures, args.batched, args.batch_size, feeds=True)
+                if "stats" in args.only:
+                    await bench_stats(target, figures, args.results)
             finally:
                 target.drop()
         print_side_by_side(figures, [t.kind for t in targets])

@@ -57,6 +57,8 @@ class SqliteDatabase(Database):
     """One writer connection, whose transactions a lock serializes, and one reader connection
     (WAL lets it read committed data while a write is in progress)."""
 
+    dialect = "sqlite"
+
     def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
         self.path = path
         self.name = path.name

@@ -90,6 +90,8 @@ class PgConnection:
 class PgDatabase(Database):
     """A pool of autocommit connections; each transaction holds one connection."""
 
+    dialect = "postgresql"
+
     def __init__(
         self,
         url: str,

@@ -40,6 +40,9 @@ class Database(ABC):
     name: str
     """How messages name the database: a file name, or a PostgreSQL database and host."""
 
+    dialect: str
+    """`sqlite` or `postgresql`, as `Connection.dialect`, for a read one SQL text cannot serve."""
+
     @abstractmethod
     def transaction(self, *, immediate: bool = True) -> AbstractAsyncContextManager[Connection]:
         """A transaction, committed when the `async with` block ends and rolled back on any

@@ -1,0 +1,152 @@
+"""`stats()` reads each hour's percentiles from its histogram rows as ascending columns
+(`sorted_percentiles`) instead of folding every bucket row into a dict: the answers must be the
+same as before, on both stores. The reference below is the former fold, over the same tables."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from apimd.model.outcome import Outcome, ResultCode
+from apimd.model.result import Result
+from apimd.model.stats import Latency, Stats, StatsPoint
+from apimd.store import SqliteStore
+from apimd.store.histogram import percentiles
+from apimd.store.timestamps import from_us, hour_floor_us, to_us
+from tests.store.conftest import make_result
+
+T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
+OUTCOMES = (Outcome.PASS, Outcome.SLOW, Outcome.WARNING, Outcome.SKIPPED, Outcome.FAIL)
+CODES = [ResultCode.COMPLETE] * 6 + [
+    ResultCode.SLOW_COMPLETE,
+    ResultCode.SLA_WARNING,
+    ResultCode.TIMEOUT,
+    ResultCode.CANCELLED,
+]
+
+
+def _latency(
+    count: int, total: float, low: float | None, high: float | None, buckets: Counter[int]
+) -> Latency:
+    if count == 0 or low is None or high is None:
+        return Latency()
+    p50, p95, p99 = percentiles(buckets, (0.50, 0.95, 0.99), minimum=low, maximum=high)
+    return Latency(
+        count=count,
+        min_ms=low,
+        max_ms=high,
+        mean_ms=total / count,
+        p50_ms=p50,
+        p95_ms=p95,
+        p99_ms=p99,
+    )
+
+
+async def reference_stats(store: SqliteStore, name: str, since: datetime, until: datetime) -> Stats:
+    """Stats as `query_stats` computed them before: every bucket row folded into a Counter per
+    hour and for the window, percentiles walked bucket by bucket."""
+    low, high = hour_floor_us(to_us(since)), to_us(until)
+    where = (name, low, high)
+    rows = await store.db.fetchall(
+        "SELECT hour, n_pass, n_slow, n_warning, n_skipped, n_fail, n_maintenance, lat_count,"
+        " lat_sum, lat_min, lat_max FROM rollups WHERE name = ? AND hour >= ? AND hour < ?"
+        " ORDER BY hour",
+        where,
+    )
+    per_hour: dict[int, Counter[int]] = {}
+    window_buckets: Counter[int] = Counter()
+    for row in await store.db.fetchall(
+        "SELECT hour, bucket, count FROM rollup_buckets WHERE name = ? AND hour >= ? AND hour < ?",
+        where,
+    ):
+        per_hour.setdefault(row[0], Counter())[row[1]] = row[2]
+        window_buckets[row[1]] += row[2]
+    counts: Counter[Outcome] = Counter()
+    maintenance = lat_count = 0
+    lat_sum = 0.0
+    lat_min: float | None = None
+    lat_max: float | None = None
+    series = []
+    for row in rows:
+        hour_counts = dict(zip(OUTCOMES, (int(row[i]) for i in range(1, 6)), strict=True))
+        counts.update(hour_counts)
+        maintenance += int(row[6])
+        lat_count += int(row[7])
+        lat_sum += float(row[8])
+        if row[9] is not None:
+            lat_min = row[9] if lat_min is None else min(lat_min, row[9])
+            lat_max = row[10] if lat_max is None else max(lat_max, row[10])
+        counted = sum(v for o, v in hour_counts.items() if o is not Outcome.SKIPPED)
+        series.append(
+            StatsPoint(
+                start=from_us(row[0]),
+                counts=hour_counts,
+                maintenance=int(row[6]),
+                uptime=None if counted == 0 else 1 - hour_counts[Outcome.FAIL] / counted,
+                latency=_latency(
+                    int(row[7]), float(row[8]), row[9], row[10], per_hour.get(row[0], Counter())
+                ),
+            )
+        )
+    counted = sum(v for o, v in counts.items() if o is not Outcome.SKIPPED)
+    return Stats(
+        name=name,
+        since=from_us(low),
+        until=from_us(high),
+        total=sum(counts.values()),
+        counts={o: counts[o] for o in OUTCOMES},
+        maintenance=maintenance,
+        uptime=None if counted == 0 else 1 - counts[Outcome.FAIL] / counted,
+        latency=_latency(lat_count, lat_sum, lat_min, lat_max, window_buckets),
+        series=series,
+    )
+
+
+async def test_stats_are_the_same_as_the_bucket_by_bucket_fold(store: SqliteStore) -> None:
+    """Hours of every shape: many results over a wide spread, exactly 20 and 100 results (q·n
+    lands on a whole rank), one result, all in one bucket, only SKIPPED, only in maintenance,
+    latencies below 1 ms and above the last bound; on SQLite and PostgreSQL."""
+    rng = random.Random(7)
+    results: list[Result] = []
+
+    def add(hour: int, latencies: list[float], **fields: object) -> None:
+        for i, ms in enumerate(latencies):
+            results.append(
+                make_result(
+                    f"h{hour}-{len(results)}",
+                    started_at=T0 + timedelta(hours=hour, seconds=i),
+                    code=fields.get("code", CODES[len(results) % len(CODES)]),  # type: ignore[arg-type]
+                    total_ms=ms,
+                    maintenance=bool(fields.get("maintenance", False)),
+                )
+            )
+
+    for hour in range(30):
+        add(hour, [rng.lognormvariate(5.2, 0.9) for _ in range(rng.randrange(30, 300))])
+    add(30, [float(k) for k in range(1, 21)], code=ResultCode.COMPLETE)
+    add(31, [rng.choice([3.0, 50.0, 900.0]) for _ in range(100)], code=ResultCode.COMPLETE)
+    add(32, [42.0])
+    add(33, [120.0] * 17, code=ResultCode.COMPLETE)
+    add(34, [80.0] * 5, code=ResultCode.CANCELLED)
+    add(35, [80.0] * 5, maintenance=True)
+    add(36, [0.2, 0.5, 400_000.0, 900_000.0], code=ResultCode.COMPLETE)
+    add(37, [7.5] * 3 + [7000.0], code=ResultCode.TIMEOUT)
+    rng.shuffle(results)
+    for start in range(0, len(results), 500):
+        await store.add_results(results[start : start + 500])
+
+    for since, until in [
+        (T0, T0 + timedelta(hours=40)),  # everything
+        (T0 + timedelta(hours=29, minutes=30), T0 + timedelta(hours=37)),  # from mid-hour
+        (T0 + timedelta(hours=32), T0 + timedelta(hours=33)),  # one result
+        (T0 + timedelta(hours=34), T0 + timedelta(hours=36)),  # skipped and maintenance only
+        (T0 + timedelta(days=5), T0 + timedelta(days=6)),  # nothing
+    ]:
+        got = await store.stats("list-orders", since, until)
+        want = await reference_stats(store, "list-orders", since, until)
+        assert got.model_dump() == want.model_dump(), (since, until)
+    everything = await store.stats("list-orders", T0, T0 + timedelta(hours=40))
+    assert len(everything.series) == 38
+    assert everything.total == len(results) - 5  # the maintenance hour counts apart
+    assert everything.latency.p99_ms is not None
