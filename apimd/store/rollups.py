@@ -197,6 +197,10 @@ _HISTOGRAMS = {
 }
 
 
+def _well_formed(buckets: list[int], counts: list[int]) -> bool:
+    return 0 <= buckets[0] and buckets[-1] < BUCKET_COUNT and min(counts) > 0
+
+
 async def query_stats(db: Database, name: str, since: datetime, until: datetime) -> Stats:
     """Statistics of `name` over the hours from the one holding `since` up to `until`.
 
@@ -218,9 +222,15 @@ async def query_stats(db: Database, name: str, since: datetime, until: datetime)
     for hour_us, bucket_text, count_text in cast("list[tuple[int, str, str]]", histogram_rows):
         buckets = list(map(int, bucket_text.split(",")))
         counts = list(map(int, count_text.split(",")))
-        if buckets != sorted(buckets):
+        if buckets != sorted(buckets) or not _well_formed(buckets, counts):
             # SQLite's group_concat has no ORDER BY before 3.44: put the pairs in bucket order.
-            pairs = sorted(zip(buckets, counts, strict=True))
+            # A row no write of ours makes (a bucket out of range, a count below one: the file
+            # edited by hand) is left out rather than failing every statistics request.
+            pairs = sorted(
+                (b, c)
+                for b, c in zip(buckets, counts, strict=True)
+                if 0 <= b < BUCKET_COUNT and c > 0
+            )
             buckets, counts = [b for b, _ in pairs], [c for _, c in pairs]
         histograms[hour_us] = (buckets, counts)
         for bucket, count in zip(buckets, counts, strict=True):

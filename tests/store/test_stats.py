@@ -150,3 +150,26 @@ async def test_stats_are_the_same_as_the_bucket_by_bucket_fold(store: SqliteStor
     assert len(everything.series) == 38
     assert everything.total == len(results) - 5  # the maintenance hour counts apart
     assert everything.latency.p99_ms is not None
+
+
+async def test_a_histogram_row_no_write_makes_is_left_out(store: SqliteStore) -> None:
+    """A bucket out of range or a count below one (the database edited by hand) raised an
+    IndexError, a 500 on every statistics request of the target; now such a row is left out."""
+    results = [
+        make_result(f"r{i}", started_at=T0 + timedelta(seconds=i), total_ms=10.0 + i)
+        for i in range(20)
+    ]
+    await store.add_results(results)
+    until = T0 + timedelta(hours=1)
+    before = await store.stats(results[0].name, T0, until)
+    hour = hour_floor_us(to_us(T0))
+    async with store.db.transaction() as conn:
+        await conn.executemany(
+            "INSERT INTO rollup_buckets (name, hour, bucket, count) VALUES (?, ?, ?, ?)",
+            [
+                (results[0].name, hour, 500, 3),
+                (results[0].name, hour, -1, 2),
+                (results[0].name, hour, 90, -4),
+            ],
+        )
+    assert await store.stats(results[0].name, T0, until) == before
