@@ -4,6 +4,7 @@ their own, a loopback API they all check, schedules fired by the leader alone.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import re
@@ -389,6 +390,35 @@ async def collect(daemon: Daemon, into: list[dict[str, Any]], ready: asyncio.Eve
         ready.set()
         async for event in stream:
             into.append(event.payload())
+
+
+@contextlib.asynccontextmanager
+async def watching(daemon: Daemon) -> AsyncIterator[list[dict[str, Any]]]:
+    """The events of `daemon`'s stream while the block runs (open on the daemon's side when
+    the block starts)."""
+    seen: list[dict[str, Any]] = []
+    ready = asyncio.Event()
+    task = asyncio.create_task(collect(daemon, seen, ready))
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        await asyncio.sleep(1)
+        yield seen
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def run_seen(daemon: Daemon, seen: list[dict[str, Any]], api: Api, *, what: str) -> str:
+    """Apply and run a call `c` on `daemon`; wait until its `run.finished` is in `seen`."""
+    async with daemon.client() as client:
+        await client.apply({"calls": [{"name": "c", "url": f"{api.url}/c"}]})
+        accepted = await client.run("calls", "c", wait=True)
+
+    async def arrived() -> bool:
+        return any(e["type"] == "run.finished" and e.get("run_id") == accepted.run_id for e in seen)
+
+    await eventually(arrived, timeout=15, interval=0.5, what=what)
+    return accepted.run_id
 
 
 async def test_events_of_every_agent_reach_every_agents_stream(cluster: Cluster, api: Api) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from tests import postgres
 from tests.daemon.conftest import Api
-from tests.daemon.test_agents import Cluster, cluster, collect, firings
+from tests.daemon.test_agents import Cluster, cluster, firings, run_seen, watching
 from tests.store.conftest import TEST_KEY
 from tests.support.daemon import DaemonProcess
 from tests.support.polling import eventually
@@ -60,24 +60,10 @@ async def test_forged_event_notifications_are_skipped_without_reconnecting(
 ) -> None:
     first = cluster.start("a1", "loc-a")
     second = cluster.start("a2", "loc-b")
-    seen: list[dict[str, Any]] = []
-    ready = asyncio.Event()
-    task = asyncio.create_task(collect(second, seen, ready))
-    try:
-        await asyncio.wait_for(ready.wait(), 10)
-        await asyncio.sleep(1)
+    async with watching(second) as seen:
         await asyncio.to_thread(notify, cluster.database, "apimd_events", FORGED)
         await asyncio.sleep(2)
-        async with first.client() as client:
-            await client.apply({"calls": [{"name": "c", "url": f"{api.url}/c"}]})
-            accepted = await client.run("calls", "c", wait=True)
-
-        async def arrived() -> bool:
-            return any(
-                e["type"] == "run.finished" and e.get("run_id") == accepted.run_id for e in seen
-            )
-
-        await eventually(arrived, timeout=15, interval=0.5, what="a1's run on a2's stream")
+        await run_seen(first, seen, api, what="a1's run on a2's stream")
         # The forged payloads were skipped one by one: no reconnect, so no `lagged`.
         assert [e for e in seen if e["type"] == "lagged"] == []
         log = second.log_path.read_text(errors="replace")
@@ -86,9 +72,6 @@ async def test_forged_event_notifications_are_skipped_without_reconnecting(
         assert "not an event" in log, log[-3000:]
         # one line per payload, each cut short
         assert all(len(line) < 600 for line in log.splitlines()), log[-3000:]
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_two_agents_given_one_name_still_see_each_others_events(
@@ -97,25 +80,8 @@ async def test_two_agents_given_one_name_still_see_each_others_events(
     first = cluster.start("twin", "loc-a")
     cluster.agents["twin-first"] = cluster.agents.pop("twin")
     second = cluster.start("twin", "loc-b")
-    seen: list[dict[str, Any]] = []
-    ready = asyncio.Event()
-    task = asyncio.create_task(collect(second, seen, ready))
-    try:
-        await asyncio.wait_for(ready.wait(), 10)
-        await asyncio.sleep(1)
-        async with first.client() as client:
-            await client.apply({"calls": [{"name": "c", "url": f"{api.url}/c"}]})
-            accepted = await client.run("calls", "c", wait=True)
-
-        async def arrived() -> bool:
-            return any(
-                e["type"] == "run.finished" and e.get("run_id") == accepted.run_id for e in seen
-            )
-
-        await eventually(arrived, timeout=15, interval=0.5, what="the first twin's run")
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    async with watching(second) as seen:
+        await run_seen(first, seen, api, what="the first twin's run")
 
 
 @pytest.mark.xfail(
