@@ -204,7 +204,10 @@ class Agents:
         if self.url is None:
             return
         async with self.store.db.transaction() as conn:
-            await conn.execute("SELECT pg_notify(?, ?)", (RELOAD_CHANNEL, self.name))
+            # Signed with this process's instance, not the agent's name: two agents given one
+            # name must still reload on each other's applies.
+            sender = self.relay.instance if self.relay is not None else self.name
+            await conn.execute("SELECT pg_notify(?, ?)", (RELOAD_CHANNEL, sender))
 
     # --- leader -------------------------------------------------------------------------------
 

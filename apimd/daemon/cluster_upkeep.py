@@ -69,7 +69,7 @@ async def follow_changes(agents: Agents) -> None:
                 async for notice in conn.notifies():
                     if notice.channel == EVENTS_CHANNEL:
                         await agents.relay.receive(notice.payload)
-                    elif notice.payload != agents.name:
+                    elif notice.payload != agents.relay.instance:  # not its own apply
                         await agents.service.reload(announce=False)
         except Exception as exc:  # the server gone, or a reload refused: try again
             log.warning("following project changes: %s; reconnecting", exc)

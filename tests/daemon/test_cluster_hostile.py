@@ -84,12 +84,6 @@ async def test_two_agents_given_one_name_still_see_each_others_events(
         await run_seen(first, seen, api, what="the first twin's run")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Agents.announce_change (apimd/daemon/agents.py, not ours) NOTIFYs the agent's name, and"
-    " follow_changes skips a notice carrying its own name: a twin never reloads. Fix: NOTIFY"
-    " agents.relay.instance and compare with it",
-)
 async def test_an_apply_on_one_of_two_agents_given_one_name_reloads_the_other(
     cluster: Cluster, api: Api
 ) -> None:
