@@ -198,7 +198,7 @@ _HISTOGRAMS = {
 
 
 def _well_formed(buckets: list[int], counts: list[int]) -> bool:
-    return 0 <= buckets[0] and buckets[-1] < BUCKET_COUNT and min(counts) > 0
+    return buckets[0] >= 0 and buckets[-1] < BUCKET_COUNT and min(counts) > 0
 
 
 async def query_stats(db: Database, name: str, since: datetime, until: datetime) -> Stats:
