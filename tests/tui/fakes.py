@@ -4,9 +4,11 @@ daemon instead; this exists because snapshots need data that never changes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from apimd.model.api import (
     TargetSummary,
 )
 from apimd.model.common import SECRET_MASK
+from apimd.model.events import Event
 from apimd.model.stats import Latency, Stats, StatsPoint
 from tests.support.clients import EmptyDaemon, served
 
@@ -476,3 +479,15 @@ class FakeClient(EmptyDaemon):
 
     async def refresh_token(self, name: str) -> Token:
         return next(t for t in TOKENS if t.name == name)
+
+
+class StreamingClient(FakeClient):
+    """The fixed daemon above, with an event stream the test feeds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stream: asyncio.Queue[Event] = asyncio.Queue()
+
+    async def events(self) -> AsyncIterator[Event]:
+        while True:
+            yield await self.stream.get()

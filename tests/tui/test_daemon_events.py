@@ -3,26 +3,11 @@ once, however many classes of the screen handle mounting."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-
-from apimd.model.events import Event, RunFinished, RunStarted
+from apimd.model.events import RunFinished, RunStarted
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.tui.screens.results import ResultsScreen
-from tests.tui.fakes import FROZEN, FakeClient
+from tests.tui.fakes import FROZEN, StreamingClient
 from tests.tui.test_snapshots import dashboard_loaded, snapshot_app, until
-
-
-class StreamingClient(FakeClient):
-    """The fixed daemon of `fakes.py`, with an event stream the test feeds."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stream: asyncio.Queue[Event] = asyncio.Queue()
-
-    async def events(self) -> AsyncIterator[Event]:
-        while True:
-            yield await self.stream.get()
 
 
 def finished(name: str) -> RunFinished:

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from apimd.model.api import Summary, SummaryOrder
-from apimd.model.events import Event, RunFinished
+from apimd.model.events import RunFinished
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.tui.app import build_app
 from apimd.tui.keys import TuiSettings
@@ -19,11 +18,11 @@ from apimd.tui.screens.dashboard import DashboardScreen
 from apimd.tui.widgets.monitor_table import FIRST_ROWS
 from tests.support.clients import served
 from tests.tui.conftest import wait_for
-from tests.tui.fakes import SOCKET, FakeClient
+from tests.tui.fakes import SOCKET, FakeClient, StreamingClient
 from tests.tui.test_large_dashboard import NOW, summary_of
 
 
-class HeadFirstDaemon(FakeClient):
+class HeadFirstDaemon(StreamingClient):
     """Serves 1,500 monitors as the daemon does (`limit` honoured); the whole summary waits
     for `rest`, and the event stream is the test's."""
 
@@ -32,7 +31,6 @@ class HeadFirstDaemon(FakeClient):
         self.whole = summary_of(1500)
         self.asked: list[tuple[SummaryOrder, int | None]] = []
         self.rest = asyncio.Event()
-        self.stream: asyncio.Queue[Event] = asyncio.Queue()
 
     async def summary(
         self, *, window: str = "24h", order: SummaryOrder = "project", limit: int | None = None
@@ -41,10 +39,6 @@ class HeadFirstDaemon(FakeClient):
         if limit is None:
             await self.rest.wait()
         return served(self.whole, order, limit)
-
-    async def events(self) -> AsyncIterator[Event]:
-        while True:
-            yield await self.stream.get()
 
 
 def finished(name: str, outcome: Outcome) -> RunFinished:

@@ -3,32 +3,18 @@ on, for how long (`last`): from the summary, then live from `run.started` / `run
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
 
-from apimd.model.events import Event, RunFinished, RunStarted
+from apimd.model.events import RunFinished, RunStarted
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.tui.app import build_app
 from apimd.tui.keys import TuiSettings
 from apimd.tui.screens.dashboard import DashboardScreen
 from apimd.tui.widgets.monitor_table import MonitorTable
 from tests.tui.conftest import wait_for
-from tests.tui.fakes import FROZEN, SOCKET, FakeClient
-
-
-class LiveDaemon(FakeClient):
-    """The snapshot data, with an event stream the test writes to."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stream: asyncio.Queue[Event] = asyncio.Queue()
-
-    async def events(self) -> AsyncIterator[Event]:
-        while True:
-            yield await self.stream.get()
+from tests.tui.fakes import FROZEN, SOCKET, StreamingClient
 
 
 class Clock:
@@ -54,7 +40,7 @@ def painted_row(table: MonitorTable, name: str) -> str:
 async def test_a_failing_row_says_why_and_a_run_finished_changes_it(
     width: int, checkout: str, catalogue: str, timeout: str
 ) -> None:
-    client, clock = LiveDaemon(), Clock()
+    client, clock = StreamingClient(), Clock()
     app = build_app(SOCKET, clock=clock, settings=TuiSettings(), client=client)
     async with app.run_test(size=(width, 30)) as pilot:
         screen = app.screen
@@ -92,7 +78,7 @@ async def test_a_failing_row_says_why_and_a_run_finished_changes_it(
 
 @pytest.mark.parametrize(("width", "words"), [(80, "▶ 75s"), (120, "running 75s")])
 async def test_a_run_still_going_says_for_how_long(width: int, words: str) -> None:
-    client, clock = LiveDaemon(), Clock()
+    client, clock = StreamingClient(), Clock()
     app = build_app(SOCKET, clock=clock, settings=TuiSettings(), client=client)
     async with app.run_test(size=(width, 30)) as pilot:
         screen = app.screen
