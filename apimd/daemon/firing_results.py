@@ -10,11 +10,25 @@ from datetime import datetime, timedelta
 from cronsim import CronSim
 
 from apimd.engine.recording import failed_result
-from apimd.model.outcome import ResultCode
+from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.project import Project
 from apimd.model.resources import Schedule
 from apimd.model.result import Result
 from apimd.store.firings import Firing
+
+SKIPPED_PREFIX = "skipped: "
+"""How the error of a skipped firing begins (the previous run still going, or too late to start)."""
+
+
+def skipped_firing(result: Result) -> bool:
+    """A firing skipped because the previous run was still going (or, in a cluster, could not
+    start within its interval): no outcome of the target's, only a note that it did not run."""
+    return (
+        result.outcome is Outcome.SKIPPED
+        and result.result is ResultCode.CANCELLED
+        and result.trigger == "schedule"
+        and (result.error or "").startswith(SKIPPED_PREFIX)
+    )
 
 
 def unrun_result(
@@ -42,7 +56,7 @@ def skipped_result(
 ) -> Result:
     """The result of a firing too late to run (a monitor checks now or not at all)."""
     error = (
-        f"skipped: it could start only {late.total_seconds():.1f} s after it was due, more than"
+        f"{SKIPPED_PREFIX}it could start only {late.total_seconds():.1f} s after it was due, more than"
         f" its {interval.total_seconds():g} s interval (the previous run of {firing.target} in"
         f" {location} was still going, or no agent there was free)"
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from apimd.daemon.events import EventHub
+from apimd.daemon.firing_results import SKIPPED_PREFIX
 from apimd.daemon.metrics import Metrics
 from apimd.engine.context import RunOrder, UnknownTarget
 from apimd.engine.recording import failed_result
@@ -166,7 +167,8 @@ class Runs:
         SKIPPED result (not dropped silently)."""
         kind = self.target_kind(name)
         error = (
-            f"skipped: the previous run of {name} was still going when schedule {schedule} fired"
+            f"{SKIPPED_PREFIX}the previous run of {name} was still going when schedule"
+            f" {schedule} fired"
         )
         run_id = str(uuid.uuid4())
         await self._record_unfinished(run_id, name, kind, "schedule", due, error, cancelled=True)

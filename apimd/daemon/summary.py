@@ -8,11 +8,12 @@ import asyncio
 import heapq
 from datetime import datetime, timedelta
 
+from apimd.daemon.firing_results import skipped_firing
 from apimd.daemon.metrics import Metrics, TokenReading
 from apimd.model.api import Summary, SummaryOrder, TargetSummary, dashboard_key
 from apimd.model.common import parse_duration
 from apimd.model.errors import Issue, ValidationFailed
-from apimd.model.outcome import Outcome, ResultCode
+from apimd.model.outcome import Outcome
 from apimd.model.project import Project
 from apimd.model.reason import short_reason
 from apimd.model.resources import SLA, Call, TokenState, Workflow
@@ -114,17 +115,6 @@ async def metrics_document(
     return await asyncio.to_thread(metrics.render, metrics.snapshot(readings))
 
 
-def overlapped(result: Result) -> bool:
-    """A firing skipped because the previous run was still going (or, in a cluster, could not
-    start within its interval): no outcome of the target's, only a note that it did not run."""
-    return (
-        result.outcome is Outcome.SKIPPED
-        and result.result is ResultCode.CANCELLED
-        and result.trigger == "schedule"
-        and (result.error or "").startswith("skipped: ")
-    )
-
-
 async def _last_that_ran(
     store: SqliteStore, recent: dict[str, RecentRuns], since: datetime
 ) -> None:
@@ -132,12 +122,12 @@ async def _last_that_ran(
     its last run that did run (SPEC §4: the skip is in the results list and the counts, not the
     outcome): looked up for those targets alone, a page at a time."""
     for name, runs in recent.items():
-        if runs.latest is None or not overlapped(runs.latest):
+        if runs.latest is None or not skipped_firing(runs.latest):
             continue
         cursor: str | None = None
         for _ in range(OVERLAP_PAGES):
             page = await store.list_results(name=name, since=since, limit=50, cursor=cursor)
-            ran = [r for r in page.results if r.name == name and not overlapped(r)]
+            ran = [r for r in page.results if r.name == name and not skipped_firing(r)]
             if ran:
                 runs.latest = ran[0]
             if ran or page.next_cursor is None:
