@@ -208,7 +208,7 @@ class PgDatabase(Database):
             await self._pool.close()
         finally:
             if self._owner is not None:
-                await self._owner.close()  # the session ends: the owner lock goes with it
+                await _release_owner(self._owner)
 
 
 async def _connect(url: str, owner: str | None = None) -> psycopg.AsyncConnection[Any]:
@@ -242,6 +242,18 @@ async def _own(conn: psycopg.AsyncConnection[Any], db_name: str) -> None:
     pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
     who = parts[2] if pid is not None else "another apimd process"
     raise StoreInUse(f"the {db_name}", who, pid)
+
+
+async def _release_owner(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Give the owner lock back, then close its session. Closing alone would release it too, but
+    only once the server has ended the session, after `close()` returned: a process opening the
+    store right after (a restart) could still find it held."""
+    try:
+        await conn.execute("SELECT pg_advisory_unlock(%s, %s)", OWNER_LOCK)
+    except psycopg.Error:
+        pass  # the session is gone already, and the lock with it
+    finally:
+        await conn.close()
 
 
 def _first_line(exc: BaseException) -> str:
