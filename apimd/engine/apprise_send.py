@@ -39,7 +39,16 @@ class _Capture(logging.Handler):
 _HANDLER = _Capture()
 
 
+_MUTED = logging.NullHandler()
+
+
 def _apprise_logger() -> logging.Logger:
+    # Apprise sends through requests and urllib3, whose DEBUG line names the request's path (a
+    # Slack or Discord webhook's token): never printed, nor read for the cause.
+    urllib3 = logging.getLogger("urllib3")
+    urllib3.propagate = False
+    if _MUTED not in urllib3.handlers:
+        urllib3.addHandler(_MUTED)
     logger = logging.getLogger("apprise")
     logger.propagate = False  # its messages hold URLs in clear
     if _HANDLER not in logger.handlers:

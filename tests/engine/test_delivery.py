@@ -231,3 +231,34 @@ async def test_an_apprise_delivery_answered_500_says_the_status(
     assert gave_up.endswith(
         f"Apprise could not deliver it to json://{failing_receiver}/••••: HTTP 500"
     )
+
+
+async def test_an_apprise_delivery_logs_no_part_of_its_url_even_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Apprise sends through requests and urllib3, whose DEBUG line names the request's path: a
+    Slack or Discord webhook's token. With the daemon's log at DEBUG it must not reach the log."""
+    received: list[str] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(request.path)
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", hook)
+    http = HttpExecutor()
+    async with RunningServer(app) as server:
+        delivery = Delivery(http, lambda text, _where: text, retry_delays=(0.01,))
+        try:
+            with caplog.at_level(logging.DEBUG):
+                delivery.send(
+                    Webhook(type="apprise", url=f"json://{server.url.split('://')[1]}/hook-secret"),
+                    NOTICE,
+                    "alert",
+                    1,
+                )
+                await delivery.close()
+        finally:
+            await http.close()
+    assert received == ["/hook-secret"]  # it went out
+    assert "hook-secret" not in caplog.text, caplog.text
