@@ -126,6 +126,8 @@ class ResultCodec:
                 self._lean[dict_id] = zstandard.ZstdDecompressor(dict_data=data, format=_MAGICLESS)
                 if dict_id > self._dict_id:
                     self._dict_id = dict_id
+                    # Digested once: otherwise every compress() digests it again (a third of it).
+                    data.precompute_compress(level=LEVEL)
                     self._compressor = _compressor(data)
                     self._written = 0
         missing = (wanted or set()) - set(self._decompressors)
