@@ -3,6 +3,10 @@ thread when `getaddrinfo` returns, in the protocol when the connection is made (
 bytes arrive — not when the event loop gets back to the coroutine. A pause of the loop (a full GC,
 a busy neighbour) between the socket event and the coroutine is then not blamed on the API.
 
+On Linux the response's bytes are stamped earlier still: when the kernel received them
+(`SO_TIMESTAMPNS`), not when the loop got round to reading the socket, so a loop that was busy
+while the answer came in (a collection, two CPU hogs) adds nothing to `wait`, `receive` or `total`.
+
 aiohttp's trace callbacks stamp what no socket event marks (the start of a lookup or connect, the
 request handed to the socket) and stand in for the socket stamps where a connector brings its own
 protocol (SOCKS proxies)."""
@@ -10,14 +14,18 @@ protocol (SOCKS proxies)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import platform
 import socket
+import struct
+import sys
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from time import perf_counter
+from time import perf_counter, time_ns
 from types import SimpleNamespace
-from typing import Any, cast, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 
 import aiohttp
 from aiohttp.abc import ResolveResult
@@ -26,6 +34,9 @@ from yarl import URL
 
 from apimd.engine.hops import host_port
 from apimd.model.result import Timings
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 
 @dataclass
@@ -124,10 +135,16 @@ class TimedResponseHandler(ResponseHandler):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop)
         self.clock = current_hop.get()  # the hop that opens the connection
+        self.stamped: StampedSocket | None = None  # the socket, when the kernel stamps its reads
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         now = perf_counter()
         super().connection_made(transport)
+        # A TLS transport answers with the raw socket's too: it reads the encrypted bytes.
+        # asyncio hands out a TransportSocket wrapper; the reads happen on what it wraps.
+        wrapper = transport.get_extra_info("socket")
+        raw = getattr(wrapper, "_sock", wrapper)
+        self.stamped = raw if isinstance(raw, StampedSocket) else None
         clock = self.clock
         if clock is not None:
             # Over TLS, now is when the handshake completed; else the socket said when it
@@ -147,10 +164,21 @@ class TimedResponseHandler(ResponseHandler):
         clock = self.clock
         if clock is not None and data:  # aiohttp itself may pass b"" from the coroutine
             now = perf_counter()
+            if self.stamped is not None and self.stamped.received_ns is not None:
+                now = arrival(self.stamped.received_ns, now, clock.last_byte or clock.sent)
             if clock.first_byte is None:
                 clock.first_byte = now
             clock.last_byte = now
         super().data_received(data)
+
+
+def arrival(received_ns: int, now: float, floor: float | None) -> float:
+    """The kernel's receive time (CLOCK_REALTIME, ns) on the perf_counter scale, read right after
+    the socket was: `now` less how long the bytes waited in the kernel. A step of the wall clock
+    in between could move it anywhere: it is kept between `floor` (the request sent, or the bytes
+    before) and `now`."""
+    received = now - (time_ns() - received_ns) / 1e9
+    return min(now, received if floor is None else max(received, floor))
 
 
 class TimedSocket(socket.socket):
@@ -184,10 +212,52 @@ class TimedSocket(socket.socket):
             self.clock.tcp_connected = perf_counter()
 
 
+# asm-generic's SO_TIMESTAMPNS (Python has no name for it) and its 64-bit `struct timespec`; other
+# architectures number it differently, and there the loop's stamps stay.
+SO_TIMESTAMPNS = 35
+KERNEL_STAMPS = sys.platform == "linux" and platform.machine() in ("x86_64", "aarch64")
+_TIMESPEC = struct.Struct("qq")
+_STAMP_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if KERNEL_STAMPS else 0
+
+
+class StampedSocket(TimedSocket):
+    """A `TimedSocket` whose reads (asyncio's transports call `recv`, or `recv_into` under TLS)
+    also keep when the kernel received the bytes: one `recvmsg` per read, a few µs of CPU more.
+    TCP gives a read the stamp of its latest segment: bytes that came in pieces while nobody
+    read them count as arriving with the last piece."""
+
+    def __init__(
+        self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None
+    ) -> None:
+        super().__init__(family, type, proto, fileno)
+        self.received_ns: int | None = None  # CLOCK_REALTIME of the last read's bytes
+        with contextlib.suppress(OSError):  # refused: no stamps come, the loop's are used
+            self.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+
+    def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
+        data, ancillary, _flags, _address = self.recvmsg(bufsize, _STAMP_SPACE, flags)
+        self._keep(ancillary)
+        return data
+
+    def recv_into(self, buffer: WriteableBuffer, nbytes: int = 0, flags: int = 0, /) -> int:
+        view = memoryview(buffer)
+        count, ancillary, _flags, _address = self.recvmsg_into(
+            [view[:nbytes] if nbytes else view], _STAMP_SPACE, flags
+        )
+        self._keep(ancillary)
+        return count
+
+    def _keep(self, ancillary: list[tuple[int, int, bytes]]) -> None:
+        for level, kind, data in ancillary:
+            if kind == SO_TIMESTAMPNS and level == socket.SOL_SOCKET:
+                seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+                self.received_ns = seconds * 1_000_000_000 + nanoseconds
+
+
 def timed_socket(addr_info: tuple[Any, ...]) -> socket.socket:
-    """aiohttp's `socket_factory`: a `TimedSocket` for the address."""
+    """aiohttp's `socket_factory`: a `TimedSocket` for the address, a `StampedSocket` on Linux."""
     family, type_, proto, _, _ = addr_info
-    return TimedSocket(family, type_, proto)
+    return (StampedSocket if KERNEL_STAMPS else TimedSocket)(family, type_, proto)
 
 
 def time_connections(connector: aiohttp.TCPConnector) -> aiohttp.TCPConnector:

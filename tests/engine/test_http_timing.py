@@ -1,20 +1,25 @@
 """Where the phase timings come from (issue 18): socket events, not the moment the event loop gets
-back to the sending coroutine. A task that blocks the loop for 150 ms at every turn stands in for
-a full GC or a busy neighbour; the server runs in a thread of its own, so it answers at once."""
+back to the sending coroutine, and on Linux the kernel's receive time of the response's bytes. A
+blocking call on the loop (`PAUSE`) stands in for a full GC or a busy neighbour; the server runs in
+a thread of its own, so it answers while the loop is held."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
 from apimd.engine.http import HttpExecutor, HttpRequest
+from apimd.engine.timing import KERNEL_STAMPS, arrival
+from tests.engine.servers import self_signed_tls
 
 PAUSE = 0.3  # seconds the loop is held
 
@@ -64,10 +69,40 @@ class Gate:
         self._paused.close()
 
 
+class _Paced(BaseHTTPRequestHandler):
+    """Holds the client's event loop for `PAUSE` as the request comes in (a callback scheduled on
+    it, as a GC pause or a hog would take it), then answers in `PIECES`: (delay s, body bytes)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.server.loop.call_soon_threadsafe(time.sleep, PAUSE)  # type: ignore[attr-defined]
+        pieces: list[tuple[float, bytes]] = self.server.pieces  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Length", str(sum(len(piece) for _, piece in pieces)))
+        for index, (delay, piece) in enumerate(pieces):
+            time.sleep(delay)
+            if index == 0:  # the header block goes out with the first piece
+                self.end_headers()
+            self.wfile.write(piece)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 @contextmanager
-def threaded_server(gate: Gate | None = None) -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Quick)
+def threaded_server(
+    gate: Gate | None = None,
+    paced: list[tuple[float, bytes]] | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Quick if paced is None else _Paced)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     server.gate = gate  # type: ignore[attr-defined]
+    server.pieces = paced  # type: ignore[attr-defined]
+    if paced is not None:
+        server.loop = asyncio.get_running_loop()  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -151,3 +186,60 @@ async def test_connect_ends_when_the_socket_connects_not_when_the_loop_comes_bac
 
     assert response.status == 200
     assert 0 < response.timings.connect < PAUSE * 1000 * 2.5
+
+
+needs_kernel_stamps = pytest.mark.skipif(
+    not KERNEL_STAMPS, reason="the kernel's receive stamps are read on Linux (x86-64, arm64) only"
+)
+
+
+@needs_kernel_stamps
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_a_loop_held_while_the_answer_comes_in_is_not_response_time(
+    executor: HttpExecutor, scheme: str, tmp_path: Path
+) -> None:
+    """The loop is held from just after the request went out; the answer arrives 20 ms later,
+    while it is held: the kernel's receive stamp, not the read, ends `wait` and `total` (over
+    TLS too: its transport reads the encrypted bytes from the same socket)."""
+    tls = self_signed_tls(tmp_path) if scheme == "https" else None
+    started = time.perf_counter()
+    with threaded_server(paced=[(0.02, b'{"ok": true}')], tls=tls) as bound:
+        request = HttpRequest("GET", f"{scheme}://127.0.0.1:{bound}/", verify_tls=False)
+        response = await executor.send(request)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+
+    t = response.timings
+    assert response.text() == '{"ok": true}'
+    assert elapsed_ms >= PAUSE * 1000
+    assert t.total < 100, t
+    assert 15 <= t.wait < 100, t  # the server's 20 ms
+    assert t.dns + t.connect + t.send + t.wait + t.receive <= t.total + 1
+
+
+@needs_kernel_stamps
+async def test_a_body_arriving_over_time_is_received_at_the_servers_pace(
+    executor: HttpExecutor,
+) -> None:
+    """The header block comes at once, the body's rest 400 and 800 ms later; the loop is held
+    for the first `PAUSE`: `receive` is still the server's 800 ms, `wait` still next to none.
+    (A read's stamp is its latest bytes': pieces that all came while the loop was held would
+    count as arriving with the last of them.)"""
+    paced = [(0.0, b"a" * 100), (0.4, b"b" * 100), (0.4, b"c" * 100)]
+    with threaded_server(paced=paced) as bound:
+        response = await executor.send(HttpRequest("GET", f"http://127.0.0.1:{bound}/"))
+
+    t = response.timings
+    assert response.body == b"a" * 100 + b"b" * 100 + b"c" * 100
+    assert t.wait < 50, t
+    assert 780 <= t.receive < 950, t
+    assert t.dns + t.connect + t.send + t.wait + t.receive <= t.total + 1
+
+
+def test_a_step_of_the_wall_clock_keeps_the_kernel_stamp_between_the_send_and_the_read() -> None:
+    now, sent = time.perf_counter(), time.perf_counter() - 0.05
+    waited_10_ms = time.time_ns() - 10_000_000
+    assert now - 0.5 < arrival(waited_10_ms, now, sent) <= now - 0.0099  # less any preemption
+    # Stamped before a step forward (it looks an hour old), or after a step back (in the future).
+    assert arrival(time.time_ns() - 3600 * 10**9, now, sent) == sent
+    assert arrival(time.time_ns() + 3600 * 10**9, now, sent) == now
+    assert arrival(time.time_ns() + 3600 * 10**9, now, None) == now
