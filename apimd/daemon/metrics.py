@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector
 from apimd import __version__
 from apimd.model.events import Event, ScheduleFired, TokenSaved, TokenStateChanged
 from apimd.model.outcome import Outcome
-from apimd.model.result import Result, Timings
+from apimd.model.result import Result
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PHASES = ("dns", "connect", "send", "wait", "receive", "total", "auth_wait")
@@ -39,14 +39,10 @@ class TokenReading:
     expires_at: datetime | None
 
 
-@dataclass(frozen=True)
-class _Probe:
-    kind: str
-    success: bool
-    timings: Timings
-    """The result's own (read at a scrape, not copied per run)."""
-    http_status: int | None
-    cert_expiry: float | None
+_Probe = tuple[str, bool, tuple[float, ...], int | None, float | None]
+"""A target's last result for a scrape: kind, success, its timings in PHASES' order, HTTP status,
+certificate expiry. A plain tuple of numbers and strings, which the collector stops tracking: one
+lives per target for a whole interval, and as objects they filled the older generations (issue 18)."""
 
 
 class Metrics:
@@ -89,12 +85,13 @@ class Metrics:
     def _keep_probe(self, result: Result) -> None:
         if result.outcome == Outcome.SKIPPED:
             return  # not a probe of the target: its last real result stays
-        self._probes[result.name] = _Probe(
-            kind=result.kind,
-            success=result.outcome != Outcome.FAIL,
-            timings=result.timings_ms,
-            http_status=result.http_status,
-            cert_expiry=result.tls.not_after.timestamp() if result.tls is not None else None,
+        timings = result.timings_ms
+        self._probes[result.name] = (
+            result.kind,
+            result.outcome != Outcome.FAIL,
+            tuple(float(getattr(timings, phase)) for phase in PHASES),
+            result.http_status,
+            result.tls.not_after.timestamp() if result.tls is not None else None,
         )
 
     def forget(self, names: set[str]) -> None:
@@ -169,14 +166,14 @@ class _Families(Collector):
             labels=["target"],
         )
         location = self._m.location
-        for name, probe in m.probes.items():
-            success.add_metric([name, probe.kind, location], 1.0 if probe.success else 0.0)
-            for phase in PHASES:
-                duration.add_metric([name, phase], getattr(probe.timings, phase) / 1000)
-            if probe.http_status is not None:
-                status.add_metric([name], float(probe.http_status))
-            if probe.cert_expiry is not None:
-                expiry.add_metric([name], probe.cert_expiry)
+        for name, (kind, ok, timings, http_status, cert_expiry) in m.probes.items():
+            success.add_metric([name, kind, location], 1.0 if ok else 0.0)
+            for phase, ms in zip(PHASES, timings, strict=True):
+                duration.add_metric([name, phase], ms / 1000)
+            if http_status is not None:
+                status.add_metric([name], float(http_status))
+            if cert_expiry is not None:
+                expiry.add_metric([name], cert_expiry)
         runs = CounterMetricFamily(
             "apimd_runs", "Runs recorded, per target and outcome", labels=["target", "outcome"]
         )
