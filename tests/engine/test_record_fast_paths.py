@@ -13,12 +13,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from apimd.engine.bounds import cap_value
 from apimd.engine.codings import decode_body
 from apimd.engine.http import HttpRequest
-from apimd.engine.recording import full_url
+from apimd.engine.recording import STORED_VALUE_CHARS, ResultRecorder, full_url
 from apimd.engine.redact import Redactor
 from apimd.engine.template import Scope, SystemVariables, render, system_variables
-from apimd.model.result import Result
+from apimd.model.result import ConditionResult, Result
 from tests.support.projects import run_doc
 
 SECRET = "s3cr3t-value/é"
@@ -154,3 +155,38 @@ def test_a_call_name_wins_over_system_values_and_unknown_names_are_unknown() -> 
     assert render("%%state%% %%time%% {{ RANDINT }}", scope, "t").startswith("s-1 03:04:05 ")
     first = render("%%UUID%%", scope, "t")
     assert render("%%GUID%% %%UUID%%", scope, "t") == f"{first} {first}"
+
+
+_CONDITIONS = [
+    ConditionResult(source="status", op="eq", expected=200, actual=200),
+    ConditionResult(source="json", path="$.id", op="exists", actual=1000, save_as="ID"),
+    ConditionResult(source="json", path="$.s", op="eq", expected="x", actual=f"is {SECRET}"),
+    ConditionResult(source="json", path="$.n", op="eq", expected=4321, actual=4321),
+    ConditionResult(source="json", path="$['\ud800']", actual="\ud800", message="no \ud800"),
+    ConditionResult(source="body", path=SECRET, op="matches", expected=SECRET, message=SECRET),
+    ConditionResult(source="json", path="$.l", actual=["a", SECRET, {"k": 4321}]),
+    ConditionResult(source="json", path="$.long", actual="y" * 5000, message=""),
+    ConditionResult(source="header", path="X", op="eq", expected=None, actual=None, found=False),
+]
+
+
+@pytest.mark.parametrize("secrets", [[], [SECRET, "4321"]])
+def test_a_condition_redaction_leaves_alone_is_recorded_as_the_copy_would_be(
+    secrets: list[str],
+) -> None:
+    """The recorder keeps a condition's result as it is when redaction and the cut change none
+    of its values; what it records is the redacted copy, whichever way it went."""
+    recorder = ResultRecorder(secrets)
+    redactor = Redactor(secrets)
+    for item in _CONDITIONS:
+        copy = item.model_copy(
+            update={
+                "path": redactor.text(item.path) if item.path else item.path,
+                "actual": cap_value(redactor.value(item.actual), STORED_VALUE_CHARS),
+                "expected": redactor.value(item.expected),
+                "message": redactor.text(item.message) if item.message else None,
+            }
+        )
+        recorded = recorder._condition(item)
+        assert recorded.model_dump() == copy.model_dump()
+    assert recorder._condition(_CONDITIONS[0]) is _CONDITIONS[0]
