@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from apimd.engine.bounds import cap_value
+from apimd.engine.bounds import cap_value, saved_text
 from apimd.engine.codings import decode_body
 from apimd.engine.http import HttpRequest
 from apimd.engine.recording import STORED_VALUE_CHARS, ResultRecorder, full_url
@@ -190,3 +190,18 @@ def test_a_condition_redaction_leaves_alone_is_recorded_as_the_copy_would_be(
         recorded = recorder._condition(item)
         assert recorded.model_dump() == copy.model_dump()
     assert recorder._condition(_CONDITIONS[0]) is _CONDITIONS[0]
+
+
+@pytest.mark.parametrize(
+    "value", [0, -7, 10**30, True, False, None, 1.5, float("nan"), 1e400, [1, "a"], {"k": 2}]
+)
+def test_a_saved_value_is_its_json_text(value: Any) -> None:
+    """Integers skip the encoder; every value still saves as `json.dumps` writes it."""
+    assert saved_text(value) == json.dumps(value)
+
+
+def test_a_system_variable_got_is_the_one_looked_up() -> None:
+    lazy = SystemVariables({"CALL_NAME": "c"}, datetime(2026, 1, 2, tzinfo=UTC))
+    assert lazy.get("UUID") == lazy["UUID"] == lazy.get("GUID")
+    assert lazy.get("CALL_NAME") == "c" and lazy.get("DATE") == "2026-01-02"
+    assert lazy.get("NOPE") is None and lazy.get("NOPE", "x") == "x"
