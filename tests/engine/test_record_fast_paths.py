@@ -17,7 +17,7 @@ from apimd.engine.bounds import cap_value, saved_text
 from apimd.engine.codings import decode_body
 from apimd.engine.http import HttpRequest
 from apimd.engine.recording import STORED_VALUE_CHARS, ResultRecorder, full_url
-from apimd.engine.redact import Redactor
+from apimd.engine.redact import Redactor, storable
 from apimd.engine.template import Scope, SystemVariables, render, system_variables
 from apimd.model.result import ConditionResult, Result
 from tests.support.projects import run_doc
@@ -205,3 +205,21 @@ def test_a_system_variable_got_is_the_one_looked_up() -> None:
     assert lazy.get("UUID") == lazy["UUID"] == lazy.get("GUID")
     assert lazy.get("CALL_NAME") == "c" and lazy.get("DATE") == "2026-01-02"
     assert lazy.get("NOPE") is None and lazy.get("NOPE", "x") == "x"
+
+
+@pytest.mark.parametrize("secrets", [[], [SECRET]])
+def test_headers_are_redacted_as_their_values_would_be(secrets: list[str]) -> None:
+    """Without a known secret the headers skip `text`; they come out as `text` would make them."""
+    headers = {
+        "X-Plain": "v",
+        "X-Lone": "a\ud800b",
+        "X-Echo": f"is {SECRET}",
+        "Authorization": "Bearer t",
+        "X-\udcff": "k",
+    }
+    redactor = Redactor(secrets)
+    expected = {
+        storable(k): "••••" if k.lower() == "authorization" else redactor.text(v)
+        for k, v in headers.items()
+    }
+    assert redactor.headers(headers) == expected
