@@ -295,7 +295,9 @@ class HttpExecutor:
         body = bytearray()
         received = 0
         try:
-            async for raw in response.content.iter_any():
+            # `readany` until it says b"" (the end), as `iter_any` would, without the
+            # StopAsyncIteration it raises through two frames at the end of every body.
+            while raw := await response.content.readany():
                 received += len(raw)
                 if received > cap:
                     raise body_too_large(cap)
