@@ -18,7 +18,9 @@ from apimd.engine.codings import decode_body
 from apimd.engine.http import HttpRequest
 from apimd.engine.recording import STORED_VALUE_CHARS, ResultRecorder, full_url
 from apimd.engine.redact import Redactor, storable
+from apimd.engine.services import Definitions
 from apimd.engine.template import Scope, SystemVariables, render, system_variables
+from apimd.model.project import Project
 from apimd.model.result import ConditionResult, Result
 from tests.support.projects import run_doc
 
@@ -223,3 +225,14 @@ def test_headers_are_redacted_as_their_values_would_be(secrets: list[str]) -> No
         for k, v in headers.items()
     }
     assert redactor.headers(headers) == expected
+
+
+def test_the_environment_merged_once_follows_updates_and_saved_variables() -> None:
+    definitions = Definitions(Project.model_validate({"variables": {"A": "1", "B": "2"}}))
+    first = definitions.environment()
+    first["A"] = "changed by a caller"
+    assert definitions.environment() == {"A": "1", "B": "2"}
+    definitions.remember_variables({"B": "saved", "C": "3"}, secret=False)
+    assert definitions.environment() == {"A": "1", "B": "saved", "C": "3"}
+    definitions.update(Project.model_validate({"variables": {"A": "new"}}))
+    assert definitions.environment() == {"A": "new", "B": "saved", "C": "3"}
