@@ -49,7 +49,12 @@ def shown_matches(values: list[Any], total: int | str, limit: int) -> list[Any]:
 def saved_text(value: Any, *, more: bool = False) -> str:
     """A looked-up value as a run variable (strings as-is, other JSON values as JSON text),
     cut to `SAVED_VALUE_CHARS`; `more` marks a match list that was cut at `MAX_MATCHES`."""
-    text = value if isinstance(value, str) else json.dumps(value)
+    if isinstance(value, str):
+        text = value
+    elif type(value) is int:  # its JSON text, without an encoder built for one number
+        text = repr(value)
+    else:
+        text = json.dumps(value)
     if more:
         text += f"{CUT_MARK} [cut: over {MAX_MATCHES} matches, first {MAX_MATCHES} kept]"
     return cut_text(text, SAVED_VALUE_CHARS)

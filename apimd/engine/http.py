@@ -57,9 +57,11 @@ from apimd.engine.proxies import is_socks, socks_connector, through_proxy
 from apimd.engine.timing import (
     HopClock,
     SendState,
+    TimedBody,
+    TimedConnector,
     TimedResolver,
+    TimedResponse,
     current_hop,
-    time_connections,
     timed_socket,
     timing_trace_config,
 )
@@ -201,10 +203,12 @@ class HttpExecutor:
         return session
 
     def _new_session(self, connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
+        # A `TimedConnector` stamps what aiohttp's trace signals would; another (SOCKS) needs them.
+        traced = not isinstance(connector, TimedConnector)
         return aiohttp.ClientSession(
             connector=connector,
             headers=_DEFAULT_HEADERS,
-            trace_configs=[self._trace_config],
+            trace_configs=[self._trace_config] if traced else None,
             response_class=_ResponseWithCertificate,
             trust_env=False,
             auto_decompress=False,
@@ -237,7 +241,7 @@ class HttpExecutor:
                     carried.method,
                     state.url,
                     headers=CIMultiDict(hop_headers),
-                    data=carried.body,
+                    data=TimedBody(carried.body, hop) if carried.body else carried.body,
                     allow_redirects=False,
                     timeout=aiohttp.ClientTimeout(total=remaining, ceil_threshold=math.inf),
                     trace_request_ctx=hop,
@@ -246,7 +250,7 @@ class HttpExecutor:
                     try:
                         content = await self._read_body(response, hop)
                     except HttpFailure as exc:  # the status and headers did arrive: keep them
-                        exc.answer = _answer(response, b"", state.url, hop.sent_headers or sent)
+                        exc.answer = _answer(response, b"", state.url)
                         raise
                     remember(request.cookie_jar, response.cookies, state.url, cookies)
             finally:
@@ -263,7 +267,7 @@ class HttpExecutor:
                 else None
             )
             if target is None or len(redirects) == MAX_REDIRECTS:
-                answer = _answer(response, content, state.url, hop.sent_headers or sent)
+                answer = _answer(response, content, state.url)
                 answer.redirects, answer.too_many_redirects = redirects, target is not None
                 answer.timings, answer.cookies = state.timings(), cookies
                 return answer
@@ -291,7 +295,9 @@ class HttpExecutor:
         body = bytearray()
         received = 0
         try:
-            async for raw in response.content.iter_any():
+            # `readany` until it says b"" (the end), as `iter_any` would, without the
+            # StopAsyncIteration it raises through two frames at the end of every body.
+            while raw := await response.content.readany():
                 received += len(raw)
                 if received > cap:
                     raise body_too_large(cap)
@@ -306,9 +312,9 @@ class HttpExecutor:
         return bytes(body)
 
 
-def _answer(
-    response: aiohttp.ClientResponse, content: bytes, url: URL, sent: list[tuple[str, str]]
-) -> HttpResponse:
+def _answer(response: aiohttp.ClientResponse, content: bytes, url: URL) -> HttpResponse:
+    # The request's headers as they went out, aiohttp's own (Host, Connection…) included.
+    sent = list(response.request_info.headers.items())
     return HttpResponse(
         status=response.status,
         reason=response.reason or "",
@@ -326,7 +332,7 @@ def _connector(proxy: str | None, ssl_setting: Any, *, fresh: bool) -> aiohttp.B
     if proxy is not None and is_socks(proxy):
         return socks_connector(proxy, ssl=ssl_setting, force_close=fresh)
     # One-shot connections: as many as there are sends, each resolved and connected afresh.
-    connector = aiohttp.TCPConnector(
+    return TimedConnector(
         ssl=ssl_setting,
         resolver=TimedResolver(),
         socket_factory=timed_socket,
@@ -334,10 +340,9 @@ def _connector(proxy: str | None, ssl_setting: Any, *, fresh: bool) -> aiohttp.B
         use_dns_cache=not fresh,
         limit=0 if fresh else 100,
     )
-    return time_connections(connector)
 
 
-class _ResponseWithCertificate(aiohttp.ClientResponse):
+class _ResponseWithCertificate(TimedResponse):
     """Keeps the server's leaf certificate (DER) of the connection the response came on, new or
     reused from the pool: taken at `start`, since a small response releases (and, without
     keep-alive, closes) its connection before the caller sees it."""

@@ -97,9 +97,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# Made once: `loads` with an option makes a decoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _parse_json(text: str) -> tuple[Any, str | None]:
     try:
-        return json.loads(text, parse_constant=_reject_constant), None
+        if text.startswith("\ufeff"):  # `loads` says why a BOM is refused; the decoder would not
+            return json.loads(text, parse_constant=_reject_constant), None
+        return _DECODER.decode(text), None
     except (ValueError, RecursionError) as exc:
         return MISSING, f"body is not valid JSON: {exc}"
 

@@ -214,20 +214,7 @@ class ResultRecorder:
         conditions: list[ConditionResult] = []
         extracted: dict[str, str] = {}
         if evaluation is not None:
-            for item in evaluation.results:
-                conditions.append(
-                    item.model_copy(
-                        update={
-                            "path": self._redactor.text(item.path) if item.path else item.path,
-                            # Cut after redaction, so no secret is split.
-                            "actual": cap_value(
-                                self._redactor.value(item.actual), STORED_VALUE_CHARS
-                            ),
-                            "expected": self._redactor.value(item.expected),
-                            "message": self._redactor.text(item.message) if item.message else None,
-                        }
-                    )
-                )
+            conditions = [self._condition(item) for item in evaluation.results]
             extracted = self.variables(evaluation.extracted)
         return Result(
             client_cert=request.tls.client_certificate() if request and request.tls else None,
@@ -252,6 +239,24 @@ class ResultRecorder:
             workflow_run_id=None if identity.top_level else identity.run_id,
             tls=tls_info(response.peer_certificate, finished_at) if response is not None else None,
         )
+
+    def _condition(self, item: ConditionResult) -> ConditionResult:
+        """A condition's result as recorded: redacted, its actual value cut after redaction (so
+        no secret is split); `item` itself when that changes none of its values."""
+        redactor = self._redactor
+        path = redactor.text(item.path) if item.path else item.path
+        actual = cap_value(redactor.value(item.actual), STORED_VALUE_CHARS)
+        expected = redactor.value(item.expected)
+        message = redactor.text(item.message) if item.message else None
+        if (
+            path is item.path
+            and actual is item.actual
+            and expected is item.expected
+            and message is item.message
+        ):
+            return item
+        update = {"path": path, "actual": actual, "expected": expected, "message": message}
+        return item.model_copy(update=update)
 
     async def unsent(
         self,

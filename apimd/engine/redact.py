@@ -51,6 +51,8 @@ _FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _UNICODE_ESCAPE = re.compile(r"\\u[0-9A-Fa-f]{4}")
 _HEX_LETTER = re.compile(r"[A-Fa-f]")
+# Made once (`dumps` makes an encoder per call). A parsed document cannot be circular.
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
 
 class Redactor:
@@ -140,11 +142,13 @@ class Redactor:
         """Headers with Authorization/Cookie/Set-Cookie/Proxy-Authorization values masked, and
         secrets masked in every other value."""
         redacted: dict[str, str] = {}
+        # `text` with no secret known is `storable`: called directly, a frame less per header.
+        text = self.text if self._free_text_forms else storable
         for name, value in headers.items():
             if str(name).lower() in ALWAYS_REDACTED_HEADERS:
                 redacted[storable(name)] = SECRET_MASK
             else:
-                redacted[storable(name)] = self.text(str(value))
+                redacted[storable(name)] = text(str(value))
         return redacted
 
     def url(self, url: str) -> str:
@@ -327,7 +331,7 @@ def _mask_json_text(
             return None
         if may_hold_redacted_key(body):
             document = _mask_json_keys(document)
-        text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+        text = _COMPACT_JSON.encode(document)
     except (ValueError, RecursionError, TypeError):
         return None
     # A lone surrogate can only sit inside a JSON string: write it back as the escape it was.

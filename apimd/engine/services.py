@@ -32,6 +32,7 @@ class Definitions:
     def __init__(self, project: Project, callback_url: str | None = None) -> None:
         self.callback_url = callback_url
         self._saved_env: dict[str, tuple[str, bool]] = {}
+        self._environment: dict[str, str] | None = None  # made on first use after a change
         self.update(project)
 
     @property
@@ -41,18 +42,23 @@ class Definitions:
     def update(self, project: Project) -> None:
         """Swap in new definitions; runs already going keep the ones they started with."""
         self._project = project
+        self._environment = None
         self._base_secrets = secret_values_of_project(project)
         report_weak_keys(project.auth)
 
     def environment(self) -> dict[str, str]:
-        """Environment variables: the project's, then those saved by webhooks."""
-        env = {name: spec.value for name, spec in self._project.variables.items()}
-        env.update({name: value for name, (value, _secret) in self._saved_env.items()})
-        return env
+        """Environment variables: the project's, then those saved by webhooks (a dict of the
+        caller's own; merged once per change, not per call)."""
+        if self._environment is None:
+            env = {name: spec.value for name, spec in self._project.variables.items()}
+            env.update({name: value for name, (value, _secret) in self._saved_env.items()})
+            self._environment = env
+        return dict(self._environment)
 
     def remember_variables(self, values: dict[str, str], *, secret: bool) -> None:
         """Variables a `save_variables` webhook saved: the environment from now on."""
         self._saved_env.update({k: (v, secret) for k, v in values.items()})
+        self._environment = None
 
     def render_env(self, text: str, where: str) -> str:
         return render(text, Scope(self.environment(), system_variables()), where)

@@ -307,6 +307,12 @@ class SystemVariables(Mapping[str, str]):
                 raise KeyError(key)
         return values[key]
 
+    def get(self, key: str, default: Any = None) -> Any:
+        # What `Scope.lookup` calls: without `Mapping.get`'s extra frame and try.
+        if key in self._names or key in self._ALL:
+            return self[key]
+        return default
+
     def __iter__(self) -> Iterator[str]:
         return iter({**dict.fromkeys(self._ALL), **self._names})
 

@@ -7,9 +7,11 @@ On Linux the response's bytes are stamped earlier still: when the kernel receive
 (`SO_TIMESTAMPNS`), not when the loop got round to reading the socket, so a loop that was busy
 while the answer came in (a collection, two CPU hogs) adds nothing to `wait`, `receive` or `total`.
 
-aiohttp's trace callbacks stamp what no socket event marks (the start of a lookup or connect, the
-request handed to the socket) and stand in for the socket stamps where a connector brings its own
-protocol (SOCKS proxies)."""
+What no socket event marks is stamped by our own connector (the start of a connect), resolver (the
+start of a lookup), response (the request handed over, the header block parsed) and body (handed
+over). aiohttp's trace signals stand in where a connector brings its own protocol and resolver
+(SOCKS proxies): a request sent with them costs a few dozen more Python calls, so other sessions
+have none."""
 
 from __future__ import annotations
 
@@ -28,8 +30,10 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast, overload
 
 import aiohttp
-from aiohttp.abc import ResolveResult
+from aiohttp.abc import AbstractStreamWriter, ResolveResult
 from aiohttp.client_proto import ResponseHandler
+from aiohttp.connector import Connection
+from aiohttp.tracing import Trace
 from yarl import URL
 
 from apimd.engine.hops import host_port
@@ -48,14 +52,13 @@ class HopClock:
     connect_start: float | None = None
     tcp_connected: float | None = None  # the socket's connect completed
     ready: float | None = None  # connection made (TLS included), or taken from the pool
-    # The last of: headers, a body chunk handed to the socket. A body larger than the socket's
-    # buffers is still in flight then: the rest of its transfer counts as `wait`.
+    # The last of: the request handed over (headers), its body handed to the socket. A body larger
+    # than the socket's buffers is still in flight then: the rest of its transfer counts as `wait`.
     sent: float | None = None
     first_byte: float | None = None  # of the response, from the protocol
     last_byte: float | None = None
-    headers_received: float | None = None  # from the coroutine: when no protocol stamps
+    headers_received: float | None = None  # the header block parsed (first byte: no protocol)
     done: float | None = None  # the body read whole
-    sent_headers: list[tuple[str, str]] = field(default_factory=list)
 
     def phases(self, now: float) -> tuple[float, float, float, float, float]:
         """dns, connect, send, wait, receive in ms; a phase still open when the send failed
@@ -154,11 +157,14 @@ class TimedResponseHandler(ResponseHandler):
 
     def set_response_params(self, **params: Any) -> None:
         # Called in the sending task before the request goes out, on a new or a reused connection
-        # (and before that for a proxy's CONNECT, whose answer is not the hop's response).
+        # (and before that for a proxy's CONNECT, whose answer is not the hop's response), right
+        # after the connector handed the connection over.
         super().set_response_params(**params)
-        self.clock = current_hop.get()
-        if self.clock is not None:
-            self.clock.first_byte = self.clock.last_byte = None
+        clock = self.clock = current_hop.get()
+        if clock is not None:
+            clock.first_byte = clock.last_byte = None
+            if clock.ready is None:  # not made for this hop: taken from the pool just now
+                clock.ready = perf_counter()
 
     def data_received(self, data: bytes) -> None:
         clock = self.clock
@@ -260,12 +266,59 @@ def timed_socket(addr_info: tuple[Any, ...]) -> socket.socket:
     return (StampedSocket if KERNEL_STAMPS else TimedSocket)(family, type_, proto)
 
 
-def time_connections(connector: aiohttp.TCPConnector) -> aiohttp.TCPConnector:
-    """`connector` making its connections with `TimedResponseHandler`."""
-    # No public hook: the connector builds every protocol (TLS through a proxy too) from this.
-    factory = functools.partial(TimedResponseHandler, loop=asyncio.get_running_loop())
-    connector._factory = cast("functools.partial[ResponseHandler]", factory)
-    return connector
+class TimedConnector(aiohttp.TCPConnector):
+    """aiohttp's connector, making its connections with `TimedResponseHandler` and stamping the
+    hop's `connect_start` as it starts making one (not for a connection taken from the pool)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        # No public hook: the connector builds every protocol (TLS through a proxy too) from this.
+        factory = functools.partial(TimedResponseHandler, loop=asyncio.get_running_loop())
+        self._factory = cast("functools.partial[ResponseHandler]", factory)
+
+    async def _create_connection(  # aiohttp's signature: its `timeout` is not ours to apply
+        self,
+        req: aiohttp.ClientRequest,
+        traces: list[Trace],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109
+    ) -> ResponseHandler:
+        clock = current_hop.get()
+        if clock is not None:
+            clock.connect_start = perf_counter()
+        return await super()._create_connection(req, traces, timeout)
+
+
+class TimedResponse(aiohttp.ClientResponse):
+    """A response that stamps its hop: `sent` as it starts (the request is handed over; a body
+    `TimedBody` stamps again as it goes), `headers_received` once the header block is in."""
+
+    async def start(self, connection: Connection) -> aiohttp.ClientResponse:
+        clock = current_hop.get()
+        if clock is not None:
+            clock.sent = perf_counter()
+        started = await super().start(connection)
+        if clock is not None:
+            clock.headers_received = perf_counter()
+        return started
+
+
+class TimedBody(aiohttp.BytesPayload):
+    """A request body that stamps its hop's `sent` as it is handed over, in one piece, after
+    any `100 Continue` it waited for."""
+
+    def __init__(self, value: bytes, clock: HopClock) -> None:
+        super().__init__(value)
+        self._clock = clock
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        self._clock.sent = perf_counter()
+        await super().write(writer)
+
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        self._clock.sent = perf_counter()
+        await super().write_with_length(writer, content_length)
 
 
 class TimedResolver(aiohttp.ThreadedResolver):
@@ -277,6 +330,7 @@ class TimedResolver(aiohttp.ThreadedResolver):
         clock = current_hop.get()
         if clock is None:
             return await super().resolve(host, port, family)
+        clock.dns_start = perf_counter()
         loop = cast(asyncio.AbstractEventLoop, _StampingLoop(self._loop, clock))
         return await aiohttp.ThreadedResolver(loop).resolve(host, port, family)
 
@@ -315,25 +369,13 @@ def _stamp(name: str, *, unless_set: bool = False) -> _TraceHandler:
     return handler
 
 
-async def _on_headers_sent(
-    _session: aiohttp.ClientSession,
-    ctx: SimpleNamespace,
-    params: aiohttp.TraceRequestHeadersSentParams,
-) -> None:
-    hop = ctx.trace_request_ctx
-    if isinstance(hop, HopClock):
-        hop.sent = perf_counter()
-        hop.sent_headers = list(params.headers.items())
-
-
 def timing_trace_config() -> aiohttp.TraceConfig:
+    """The stamps of a connector that is not a `TimedConnector` (SOCKS): its lookup, connect and
+    pooled connections. `TimedResponse` and `TimedBody` stamp the rest."""
     config = aiohttp.TraceConfig()
     config.on_dns_resolvehost_start.append(_stamp("dns_start"))
     config.on_dns_resolvehost_end.append(_stamp("dns_end", unless_set=True))
     config.on_connection_create_start.append(_stamp("connect_start"))
     config.on_connection_create_end.append(_stamp("ready", unless_set=True))
     config.on_connection_reuseconn.append(_stamp("ready"))
-    config.on_request_headers_sent.append(_on_headers_sent)
-    config.on_request_chunk_sent.append(_stamp("sent"))
-    config.on_request_end.append(_stamp("headers_received"))
     return config

@@ -65,11 +65,15 @@ class Project(StrictModel):
     _parents: tuple[list[Workflow], int, dict[str, list[str]]] | None = PrivateAttr(default=None)
 
     def _lookup(self, kind: str, items: list[_Named], name: str) -> _Named | None:
-        index = self._indexes.get(kind)
+        # Read from pydantic's own dict of private values: `self._indexes` goes through
+        # BaseModel.__getattr__, which raises and catches an AttributeError on every read.
+        private = self.__pydantic_private__
+        indexes: dict[str, _Index] = private["_indexes"] if private else self._indexes
+        index = indexes.get(kind)
         if index is None or not index.fresh(items):
             index = _Index(items)
             # A new dict, not an update: a shallow model_copy shares the old one.
-            self._indexes = {**self._indexes, kind: index}
+            self._indexes = {**indexes, kind: index}
         found: _Named | None = index.by_name.get(name)
         return found
 

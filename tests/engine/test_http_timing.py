@@ -14,18 +14,26 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
+from apimd.engine import http
 from apimd.engine.http import HttpExecutor, HttpRequest
 from apimd.engine.timing import KERNEL_STAMPS, arrival
 from tests.engine.servers import self_signed_tls
+from apimd.engine.timing import HopClock, SendState
 
 PAUSE = 0.3  # seconds the loop is held
 
 
 class _Quick(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.do_GET()
 
     def do_GET(self) -> None:
         gate: Gate | None = getattr(self.server, "gate", None)
@@ -243,3 +251,57 @@ def test_a_step_of_the_wall_clock_keeps_the_kernel_stamp_between_the_send_and_th
     assert arrival(time.time_ns() - 3600 * 10**9, now, sent) == sent
     assert arrival(time.time_ns() + 3600 * 10**9, now, sent) == now
     assert arrival(time.time_ns() + 3600 * 10**9, now, None) == now
+
+
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch) -> list[HopClock]:
+    """The clock of every hop sent, as the executor made it."""
+    seen: list[HopClock] = []
+    start_hop = SendState.start_hop
+
+    def recorded(state: SendState) -> HopClock:
+        seen.append(start_hop(state))
+        return seen[-1]
+
+    monkeypatch.setattr(SendState, "start_hop", recorded)
+    return seen
+
+
+@pytest.mark.parametrize("traced", [False, True], ids=["timed connector", "trace signals"])
+async def test_every_hop_is_stamped_in_order_with_or_without_trace_signals(
+    port: int, hops: list[HopClock], traced: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our connector, response and body stamp what aiohttp's trace signals stamp for a connector
+    without them (SOCKS): a new connection, a pooled one, a request with a body."""
+    if traced:
+
+        def plain(proxy: str | None, ssl_setting: Any, *, fresh: bool) -> aiohttp.BaseConnector:
+            return aiohttp.TCPConnector(ssl=ssl_setting, force_close=fresh)
+
+        monkeypatch.setattr(http, "_connector", plain)
+    executor = HttpExecutor()
+    try:
+        base = f"http://127.0.0.1:{port}/"
+        for request in (
+            HttpRequest("GET", base),
+            HttpRequest("POST", base, body=b"x" * 100),
+            HttpRequest("GET", base, keepalive=True),
+            HttpRequest("POST", base, keepalive=True, body=b"y"),  # from the pool
+        ):
+            response = await executor.send(request)
+            assert response.status == 200
+            assert ("Host", f"127.0.0.1:{port}") in response.sent_headers
+    finally:
+        await executor.close()
+
+    assert isinstance(executor._trace_config, aiohttp.TraceConfig)
+    for index, hop in enumerate(hops):
+        pooled = index == 3
+        assert (hop.connect_start is None) == pooled
+        assert hop.headers_received is not None
+        # Without a protocol of ours the headers stand in for the first byte.
+        assert (hop.first_byte is None) == traced
+        first = hop.first_byte or hop.headers_received
+        stamps = [hop.connect_start, hop.ready, hop.sent, first, hop.done][pooled:]
+        assert all(stamp is not None for stamp in stamps), (index, hop)
+        assert stamps == sorted(stamps), (index, hop)  # type: ignore[type-var]

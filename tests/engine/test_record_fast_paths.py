@@ -13,12 +13,15 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from apimd.engine.bounds import cap_value, saved_text
 from apimd.engine.codings import decode_body
 from apimd.engine.http import HttpRequest
-from apimd.engine.recording import full_url
-from apimd.engine.redact import Redactor
+from apimd.engine.recording import STORED_VALUE_CHARS, ResultRecorder, full_url
+from apimd.engine.redact import Redactor, storable
+from apimd.engine.services import Definitions
 from apimd.engine.template import Scope, SystemVariables, render, system_variables
-from apimd.model.result import Result
+from apimd.model.project import Project
+from apimd.model.result import ConditionResult, Result
 from tests.support.projects import run_doc
 
 SECRET = "s3cr3t-value/é"
@@ -154,3 +157,82 @@ def test_a_call_name_wins_over_system_values_and_unknown_names_are_unknown() -> 
     assert render("%%state%% %%time%% {{ RANDINT }}", scope, "t").startswith("s-1 03:04:05 ")
     first = render("%%UUID%%", scope, "t")
     assert render("%%GUID%% %%UUID%%", scope, "t") == f"{first} {first}"
+
+
+_CONDITIONS = [
+    ConditionResult(source="status", op="eq", expected=200, actual=200),
+    ConditionResult(source="json", path="$.id", op="exists", actual=1000, save_as="ID"),
+    ConditionResult(source="json", path="$.s", op="eq", expected="x", actual=f"is {SECRET}"),
+    ConditionResult(source="json", path="$.n", op="eq", expected=4321, actual=4321),
+    ConditionResult(source="json", path="$['\ud800']", actual="\ud800", message="no \ud800"),
+    ConditionResult(source="body", path=SECRET, op="matches", expected=SECRET, message=SECRET),
+    ConditionResult(source="json", path="$.l", actual=["a", SECRET, {"k": 4321}]),
+    ConditionResult(source="json", path="$.long", actual="y" * 5000, message=""),
+    ConditionResult(source="header", path="X", op="eq", expected=None, actual=None, found=False),
+]
+
+
+@pytest.mark.parametrize("secrets", [[], [SECRET, "4321"]])
+def test_a_condition_redaction_leaves_alone_is_recorded_as_the_copy_would_be(
+    secrets: list[str],
+) -> None:
+    """The recorder keeps a condition's result as it is when redaction and the cut change none
+    of its values; what it records is the redacted copy, whichever way it went."""
+    recorder = ResultRecorder(secrets)
+    redactor = Redactor(secrets)
+    for item in _CONDITIONS:
+        copy = item.model_copy(
+            update={
+                "path": redactor.text(item.path) if item.path else item.path,
+                "actual": cap_value(redactor.value(item.actual), STORED_VALUE_CHARS),
+                "expected": redactor.value(item.expected),
+                "message": redactor.text(item.message) if item.message else None,
+            }
+        )
+        recorded = recorder._condition(item)
+        assert recorded.model_dump() == copy.model_dump()
+    assert recorder._condition(_CONDITIONS[0]) is _CONDITIONS[0]
+
+
+@pytest.mark.parametrize(
+    "value", [0, -7, 10**30, True, False, None, 1.5, float("nan"), 1e400, [1, "a"], {"k": 2}]
+)
+def test_a_saved_value_is_its_json_text(value: Any) -> None:
+    """Integers skip the encoder; every value still saves as `json.dumps` writes it."""
+    assert saved_text(value) == json.dumps(value)
+
+
+def test_a_system_variable_got_is_the_one_looked_up() -> None:
+    lazy = SystemVariables({"CALL_NAME": "c"}, datetime(2026, 1, 2, tzinfo=UTC))
+    assert lazy.get("UUID") == lazy["UUID"] == lazy.get("GUID")
+    assert lazy.get("CALL_NAME") == "c" and lazy.get("DATE") == "2026-01-02"
+    assert lazy.get("NOPE") is None and lazy.get("NOPE", "x") == "x"
+
+
+@pytest.mark.parametrize("secrets", [[], [SECRET]])
+def test_headers_are_redacted_as_their_values_would_be(secrets: list[str]) -> None:
+    """Without a known secret the headers skip `text`; they come out as `text` would make them."""
+    headers = {
+        "X-Plain": "v",
+        "X-Lone": "a\ud800b",
+        "X-Echo": f"is {SECRET}",
+        "Authorization": "Bearer t",
+        "X-\udcff": "k",
+    }
+    redactor = Redactor(secrets)
+    expected = {
+        storable(k): "••••" if k.lower() == "authorization" else redactor.text(v)
+        for k, v in headers.items()
+    }
+    assert redactor.headers(headers) == expected
+
+
+def test_the_environment_merged_once_follows_updates_and_saved_variables() -> None:
+    definitions = Definitions(Project.model_validate({"variables": {"A": "1", "B": "2"}}))
+    first = definitions.environment()
+    first["A"] = "changed by a caller"
+    assert definitions.environment() == {"A": "1", "B": "2"}
+    definitions.remember_variables({"B": "saved", "C": "3"}, secret=False)
+    assert definitions.environment() == {"A": "1", "B": "saved", "C": "3"}
+    definitions.update(Project.model_validate({"variables": {"A": "new"}}))
+    assert definitions.environment() == {"A": "new", "B": "saved", "C": "3"}
