@@ -21,9 +21,8 @@ import pytest
 
 from apimd.engine import http
 from apimd.engine.http import HttpExecutor, HttpRequest
-from apimd.engine.timing import KERNEL_STAMPS, arrival
+from apimd.engine.timing import KERNEL_STAMPS, HopClock, SendState, arrival
 from tests.engine.servers import self_signed_tls
-from apimd.engine.timing import HopClock, SendState
 
 PAUSE = 0.3  # seconds the loop is held
 
