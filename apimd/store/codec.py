@@ -35,7 +35,7 @@ from pydantic.main import IncEx
 from apimd.model.outcome import Outcome
 from apimd.model.result import Result
 from apimd.store.errors import CorruptRecord
-from apimd.store.result_rows import ROW_FIELDS, row_restores
+from apimd.store.result_rows import ROW_FIELDS, replace_docs, row_restores
 from apimd.store.sql import Connection, Database
 
 TRAIN_AFTER = 1000
@@ -179,14 +179,12 @@ class ResultCodec:
             undicted = [(seq, doc) for seq, doc in docs if frame_dict_id(doc) == 0]
             if not undicted:
                 return rewritten
+            again = {
+                seq: (doc, self._compressor.compress(self.payload(doc, str(seq))))
+                for seq, doc in undicted
+            }
             async with db.transaction() as conn:
-                await conn.executemany(
-                    "UPDATE results SET doc = ? WHERE seq = ? AND doc = ?",
-                    [
-                        (self._compressor.compress(self.payload(doc, str(seq))), seq, doc)
-                        for seq, doc in undicted
-                    ],
-                )
+                await replace_docs(conn, again)
             rewritten += len(undicted)
 
     async def _train_quietly(

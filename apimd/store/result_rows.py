@@ -205,3 +205,35 @@ async def insert_rows(conn: Connection, rows: list[tuple[object, ...]]) -> set[b
         known.update(bytes(row[0]) for row in found)
     await conn.executemany(_INSERT, [row for row in rows if row[0] not in known])
     return set(ids) - known
+
+
+async def replace_docs(conn: Connection, docs: dict[int, tuple[bytes, bytes]]) -> None:
+    """Give rows (by `seq`: old doc, new doc) their new doc, where they still hold the old one.
+
+    SQLite: the rows are deleted and inserted again. A doc made smaller in place leaves room in
+    its page that only a row sorting into that page could use, and results are appended in seq
+    order: the room a store's first results freed when they were compressed again with its first
+    dictionary (several times smaller) stayed unused for good, ~1 MB a store. Deleted, their
+    pages are freed and the rows written back packed."""
+    if conn.dialect != "sqlite":
+        await conn.executemany(
+            "UPDATE results SET doc = ? WHERE seq = ? AND doc = ?",
+            [(new, seq, old) for seq, (old, new) in docs.items()],
+        )
+        return
+    columns = ("seq", *RESULT_COLUMNS)
+    doc_at = columns.index("doc")
+    seqs = sorted(docs)
+    marks = ", ".join("?" * len(seqs))
+    rows = [
+        [docs[row[0]][1] if at == doc_at else row[at] for at in range(len(columns))]
+        for row in await conn.fetchall(
+            f"SELECT {', '.join(columns)} FROM results WHERE seq IN ({marks}) ORDER BY seq", seqs
+        )
+        if bytes(row[doc_at]) == docs[row[0]][0]
+    ]
+    await conn.executemany("DELETE FROM results WHERE seq = ?", [(row[0],) for row in rows])
+    await conn.executemany(
+        f"INSERT INTO results ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+        rows,
+    )

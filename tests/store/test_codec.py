@@ -186,6 +186,32 @@ async def test_results_written_before_the_first_dictionary_are_compressed_again_
     assert await _all(store) == {r.id: r for r in first + later}
 
 
+async def test_the_room_the_first_results_freed_is_used_again(
+    open_test_store: OpenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compressed again with the first dictionary, the first results take a fraction of their
+    room, and SQLite does not keep the rest unused in their pages (rewriting each doc in place
+    did: results are appended, so nothing else sorts into those pages): the rows are written
+    back packed, and the pages they freed are used by the next results."""
+    monkeypatch.setattr(codec_module, "TRAIN_AFTER", 200)
+    store = await open_test_store()
+    first = [sample(i) for i in range(210)]
+    await store.add_results(first[:150])
+    size = "SELECT SUM(LENGTH(doc)) FROM results"
+    before = (await store.db.fetchall(size))[0][0]
+    await store.add_results(first[150:])  # trains the first dictionary, compresses all again
+    after = (await store.db.fetchall(size))[0][0]
+    assert after < before / 2
+    unused = await store.db.fetchall("SELECT SUM(unused) FROM dbstat WHERE name = 'results'")
+    assert unused[0][0] < (before - after) / 4
+    later = [sample(i) for i in range(210, 800)]
+    for start in range(0, len(later), 50):
+        await store.add_results(later[start : start + 50])
+    assert (await store.db.fetchall("SELECT freelist_count FROM pragma_freelist_count"))[0][0] == 0
+    assert await _all(store) == {r.id: r for r in first + later}
+    await store.close()
+
+
 async def test_bodies_stored_after_a_dictionary_was_trained_read_back_in_a_new_process(
     open_any_store: OpenStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
