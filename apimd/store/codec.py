@@ -167,7 +167,7 @@ class ResultCodec:
         """Compress the rows written before the store's first dictionary again, with it (their
         content unchanged), so a store's first results take no more room than the rest; returns
         how many were."""
-        rewritten, after = 0, -1
+        rewritten, after = 0, -(2**63)  # the smallest key (a start before 1970 is negative)
         while True:
             rows = await db.fetchall(
                 "SELECT seq, doc FROM results WHERE seq > ? ORDER BY seq LIMIT ?", (after, batch)

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.result import Result, Trigger
+from apimd.store.result_keys import ID_TAIL, NEXT_SEQ, id_tail, seq_start
 from apimd.store.sql import Connection
 from apimd.store.targets import name_of
 from apimd.store.timestamps import from_us, to_us
@@ -85,7 +86,7 @@ def select(table: str = "") -> str:
     rows (default: `results`)."""
     return (
         f"id, kind, {name_of(table)} AS name, trigger, started_at, duration_us, outcome, result,"
-        " http_status, maintenance, doc"
+        " http_status, total_us, maintenance, doc"
     )
 
 
@@ -169,9 +170,18 @@ def doc_fields(row: Any) -> bytes:
 
 
 _COLUMNS = ", ".join(RESULT_COLUMNS)
-_INSERT = (
-    f"INSERT INTO results ({_COLUMNS}) VALUES ({', '.join('?' * len(RESULT_COLUMNS))})"
-    " ON CONFLICT (id) DO NOTHING"
+SQLITE_COLUMNS = ("seq", *(column for column in RESULT_COLUMNS if column != "started_at"))
+"""The stored columns of SQLite's `results` (schema 9): `started_at` is computed from `seq`."""
+_START = RESULT_COLUMNS.index("started_at")
+_SQLITE_INSERT = (
+    f"INSERT INTO results ({', '.join(SQLITE_COLUMNS)}) VALUES ("
+    + ", ".join(
+        [
+            NEXT_SEQ.format(start=f"?{_START + 1}"),
+            *(f"?{at + 1}" for at in range(len(RESULT_COLUMNS)) if at != _START),
+        ]
+    )
+    + ")"
 )
 
 
@@ -195,15 +205,21 @@ async def insert_rows(conn: Connection, rows: list[tuple[object, ...]]) -> set[b
             _PG_INSERT, [list(column) for column in zip(*rows, strict=True)]
         )
         return {bytes(key) for key in found[0][0] or ()}
-    # SQLite: which ids are stored already (a statement per 500), then the others inserted.
+    # SQLite: which ids are stored already (found by their tails, a statement per 500), then
+    # the others inserted (no unique index on the whole id since schema 9: this is the check).
     ids = [cast(bytes, row[0]) for row in rows]
     known: set[bytes] = set()
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         marks = ", ".join("?" * len(chunk))
-        found = await conn.fetchall(f"SELECT id FROM results WHERE id IN ({marks})", chunk)
+        found = await conn.fetchall(
+            f"SELECT id FROM results WHERE substr(id, -{ID_TAIL}) IN ({marks})",
+            [id_tail(key) for key in chunk],
+        )
         known.update(bytes(row[0]) for row in found)
-    await conn.executemany(_INSERT, [row for row in rows if row[0] not in known])
+    for row in rows:
+        seq_start(cast(int, row[_START]))  # a start the key can hold
+    await conn.executemany(_SQLITE_INSERT, [row for row in rows if row[0] not in known])
     return set(ids) - known
 
 
@@ -221,7 +237,7 @@ async def replace_docs(conn: Connection, docs: dict[int, tuple[bytes, bytes]]) -
             [(new, seq, old) for seq, (old, new) in docs.items()],
         )
         return
-    columns = ("seq", *RESULT_COLUMNS)
+    columns = SQLITE_COLUMNS
     doc_at = columns.index("doc")
     seqs = sorted(docs)
     marks = ", ".join("?" * len(seqs))

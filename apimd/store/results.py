@@ -14,6 +14,7 @@ from apimd.model.outcome import Outcome
 from apimd.model.result import Result
 from apimd.store.codec import ResultCodec
 from apimd.store.errors import InvalidCursor
+from apimd.store.result_keys import result_keys
 from apimd.store.result_rows import (
     OUTCOMES,
     SELECT,
@@ -91,6 +92,7 @@ class ResultStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._keys = result_keys(db.dialect)
         self.codec = ResultCodec()
         self._queue: list[tuple[Result, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -176,18 +178,21 @@ class ResultStore:
         row = await self._db.fetchone("SELECT value FROM meta WHERE key = 'results_recoded'")
         if row is not None:
             return 0
-        # In id order: PostgreSQL has no index on seq (since schema 8).
+        # In the order of an indexed key: seq on SQLite, id on PostgreSQL (no index on seq since
+        # schema 8; SQLite indexes only an id's last bytes since schema 9).
+        key = self._keys.row_key
         rewritten, after = 0, None
         while True:
             rows = await self._db.fetchall(
-                "SELECT id, doc FROM results ORDER BY id LIMIT ?"
+                f"SELECT {key} AS k, id, doc FROM results ORDER BY {key} LIMIT ?"
                 if after is None
-                else "SELECT id, doc FROM results WHERE id > ? ORDER BY id LIMIT ?",
+                else f"SELECT {key} AS k, id, doc FROM results WHERE {key} > ? ORDER BY {key}"
+                " LIMIT ?",
                 (batch,) if after is None else (after, batch),
             )
             if not rows:
                 break
-            after = rows[-1]["id"]
+            after = rows[-1]["k"]
             old = [r for r in rows if not self.codec.is_current(bytes(r["doc"]))]
             # Schema 1's docs are whole results: their rows add nothing.
             docs = [bytes(r["doc"]) for r in old]
@@ -202,8 +207,8 @@ class ResultStore:
                 async with self._db.transaction() as conn:
                     docs = await self._encode(conn, results)
                     await conn.executemany(
-                        "UPDATE results SET doc = ? WHERE id = ?",
-                        [(doc, r["id"]) for r, doc in zip(old, docs, strict=True)],
+                        f"UPDATE results SET doc = ? WHERE {key} = ?",
+                        [(doc, r["k"]) for r, doc in zip(old, docs, strict=True)],
                     )
                 rewritten += len(results)
         async with self._db.transaction() as conn:
@@ -244,9 +249,8 @@ class ResultStore:
         ]
 
     async def get(self, result_id: str) -> Result | None:
-        row = await self._db.fetchone(
-            f"SELECT {SELECT} FROM results WHERE id = ?", (encode_id(result_id),)
-        )
+        where, params = self._keys.by_id(encode_id(result_id))
+        row = await self._db.fetchone(f"SELECT {SELECT} FROM results WHERE {where}", params)
         return None if row is None else (await self._decode([row]))[0]
 
     async def page(
@@ -281,20 +285,21 @@ class ResultStore:
         if outcome is not None:
             where.append("outcome = ?")
             params.append(code_of("outcome", Outcome(str(outcome).upper())))
-        if since is not None:
-            where.append("started_at >= ?")
-            params.append(to_us(since))
-        if until is not None:
-            where.append("started_at < ?")
-            params.append(to_us(until))
+        for bound in (
+            None if since is None else self._keys.since(to_us(since)),
+            None if until is None else self._keys.until(to_us(until)),
+        ):
+            if bound is not None:
+                where.append(bound[0])
+                params.append(bound[1])
         if cursor is not None:
-            started, seq = _parse_cursor(cursor)
-            where.append("(started_at < ? OR (started_at = ? AND seq < ?))")
-            params += [started, started, seq]
+            condition, values = self._keys.before(*_parse_cursor(cursor))
+            where.append(condition)
+            params += values
         sql = f"SELECT seq, {SELECT} FROM results"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_at DESC, seq DESC LIMIT ?"
+        sql += f" ORDER BY {self._keys.newest_first} LIMIT ?"
         rows = await self._db.fetchall(sql, [*params, limit + 1])
         results = await self._decode(rows[:limit])
         if name is not None and parents:
@@ -313,30 +318,30 @@ class ResultStore:
     async def recent(self, since: datetime, *, per_name: int = 20) -> dict[str, RecentRuns]:
         """Per target with results since `since`: its latest result, the totals of its latest
         `per_name` non-skipped runs (oldest first) and its counts per outcome."""
-        since_us = to_us(since)
+        started, since_key = self._keys.since(to_us(since))
+        newest = self._keys.newest_first
         out: dict[str, RecentRuns] = {}
         for row in await self._db.fetchall(
             f"SELECT {name_of()} AS name, outcome, COUNT(*) AS n FROM results"
-            " WHERE started_at >= ? AND maintenance = 0 GROUP BY target, outcome",
-            (since_us,),
+            f" WHERE {started} AND maintenance = 0 GROUP BY target, outcome",
+            (since_key,),
         ):
             runs = out.setdefault(row["name"], RecentRuns())
             runs.counts[OUTCOMES[row["outcome"]]] = int(row["n"])
         for row in await self._db.fetchall(
             f"SELECT {name_of('ranked')} AS name, total_us FROM (SELECT target, total_us,"
-            " ROW_NUMBER() OVER"
-            " (PARTITION BY target ORDER BY started_at DESC, seq DESC) AS rn FROM results"
-            f" WHERE started_at >= ? AND outcome != {_SKIPPED} AND total_us IS NOT NULL"
+            f" ROW_NUMBER() OVER (PARTITION BY target ORDER BY {newest}) AS rn FROM results"
+            f" WHERE {started} AND outcome != {_SKIPPED} AND total_us IS NOT NULL"
             " AND maintenance = 0) AS ranked"
             " WHERE rn <= ? ORDER BY target, rn DESC",
-            (since_us, per_name),
+            (since_key, per_name),
         ):
             out.setdefault(row["name"], RecentRuns()).totals.append(int(row["total_us"]) / 1000)
         rows = await self._db.fetchall(
             f"SELECT {select('ranked')} FROM (SELECT *, ROW_NUMBER() OVER"
-            " (PARTITION BY target ORDER BY started_at DESC, seq DESC) AS rn FROM results"
-            " WHERE started_at >= ?) AS ranked WHERE rn = 1",
-            (since_us,),
+            f" (PARTITION BY target ORDER BY {newest}) AS rn FROM results"
+            f" WHERE {started}) AS ranked WHERE rn = 1",
+            (since_key,),
         )
         decoded = await self._decode(rows)
         for row, result in zip(rows, decoded, strict=True):
@@ -357,7 +362,7 @@ class ResultStore:
         for name in names:
             row = await self._db.fetchone(
                 f"SELECT {SELECT} FROM results WHERE target = {TARGET_OF}"
-                " ORDER BY started_at DESC, seq DESC LIMIT 1",
+                f" ORDER BY {self._keys.newest_first} LIMIT 1",
                 (name,),
             )
             if row is not None:
@@ -368,13 +373,15 @@ class ResultStore:
         """Delete raw results started before `older_than` (rollups stay), in short transactions so
         other writes are not held up; returns how many were deleted."""
         cutoff = to_us(older_than)
+        before, key = self._keys.until(cutoff)
+        row_key = self._keys.row_key
         deleted = 0
         while True:
             async with self._db.transaction() as conn:
                 count = await conn.execute(
-                    "DELETE FROM results WHERE id IN"
-                    " (SELECT id FROM results WHERE started_at < ? LIMIT ?)",
-                    (cutoff, batch),
+                    f"DELETE FROM results WHERE {row_key} IN"
+                    f" (SELECT {row_key} FROM results WHERE {before} LIMIT ?)",
+                    (key, batch),
                 )
             deleted += count
             if count < batch:

@@ -7,7 +7,7 @@ import zlib
 from datetime import timedelta
 
 from apimd.store import SqliteStore
-from apimd.store.results import result_row
+from apimd.store.result_rows import insert_rows, result_row
 from apimd.store.targets import target_ids
 from tests.store.conftest import OpenStore, make_result
 
@@ -37,12 +37,8 @@ async def test_rows_written_before_lateness_was_kept_read_back(open_any_store: O
             doc = result.model_dump_json(exclude={"lateness_ms"})
             assert "lateness_ms" not in doc
             ids = await target_ids(conn, [result.name])
-            row = result_row(result, zlib.compress(doc.encode(), 6), ids[result.name])[:11]
-            await conn.execute(
-                "INSERT INTO results (id, kind, target, trigger, started_at, duration_us, outcome,"
-                " result, http_status, total_us, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
-            )
+            row = result_row(result, zlib.compress(doc.encode(), 6), ids[result.name])
+            await insert_rows(conn, [row])
     for result in old:
         found = await store.get_result(result.id)
         assert found == result and found.lateness_ms is None
