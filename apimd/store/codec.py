@@ -52,13 +52,49 @@ _ZLIB_FIRST = 0x78  # every zlib stream of schema 1 starts with this byte (defla
 _BODY_REF = 0x01
 _ROW_AWARE = 0x02
 _ROW_AWARE_BODY_REF = 0x03
-_REFS = frozenset((_BODY_REF, _ROW_AWARE_BODY_REF))
-_ROW_AWARE_PREFIX = bytes((_ROW_AWARE,))
+_TOTAL_IN_ROW = 0x04
+"""Added to a row-aware marker (schema 9): the doc leaves out `timings_ms.total` too, which its
+row's `total_us` gives back exactly (the engine's totals are whole microseconds)."""
+_REFS = frozenset((_BODY_REF, _ROW_AWARE_BODY_REF, _ROW_AWARE_BODY_REF | _TOTAL_IN_ROW))
+_ROW_AWARE_MARKERS = frozenset(
+    (
+        _ROW_AWARE,
+        _ROW_AWARE_BODY_REF,
+        _ROW_AWARE | _TOTAL_IN_ROW,
+        _ROW_AWARE_BODY_REF | _TOTAL_IN_ROW,
+    )
+)
+_TIMINGS = b'{"timings_ms":{'
+"""How a row-aware doc's JSON starts (`timings_ms` is the first field a row does not hold)."""
 _to_json = Result.__pydantic_serializer__.to_json
-_WITHOUT_ROW: IncEx = set(ROW_FIELDS)
-_WITHOUT_ROW_AND_BODY: dict[str, IncEx | bool] = {"response": {"body"}}
-_WITHOUT_ROW_AND_BODY.update(dict.fromkeys(ROW_FIELDS, True))
 _WITHOUT_BODY: IncEx = {"response": {"body"}}
+
+
+def _without(*, body: bool, total: bool) -> IncEx:
+    """What a row-aware doc leaves out: the row's fields, and the body and the total time."""
+    exclude: dict[str, IncEx | bool] = dict.fromkeys(ROW_FIELDS, True)
+    if body:
+        exclude["response"] = {"body"}
+    if total:
+        exclude["timings_ms"] = {"total"}
+    return exclude
+
+
+_FORMS: dict[tuple[bool, bool, bool], tuple[bytes, IncEx | None]] = {
+    # (refers to its body, row-aware, total in the row): the payload's marker, what it leaves out
+    (False, False, False): (b"", None),
+    (True, False, False): (bytes((_BODY_REF,)), _WITHOUT_BODY),
+    **{
+        (ref, True, total): (
+            bytes(
+                ((_ROW_AWARE_BODY_REF if ref else _ROW_AWARE) | (_TOTAL_IN_ROW if total else 0),)
+            ),
+            _without(body=ref, total=total),
+        )
+        for ref in (False, True)
+        for total in (False, True)
+    },
+}
 _HASH_BYTES = 16
 _BODY_CACHE = 2048
 
@@ -239,17 +275,17 @@ class ResultCodec:
                 ref = (digest, response.body)
             self._last_body[result.name] = digest
         aware = row_restores(result)
+        total = result.timings_ms.total
+        in_row = aware and round(total * 1000) / 1000 == total  # `result_row`'s total_us
+        marker, exclude = _FORMS[(ref is not None, aware, in_row)]
         # The serializer's own bytes: `model_dump_json` would decode them to a str (and this
         # would encode it again), a third of the time.
-        if ref is None:
-            payload = _to_json(result, exclude=_WITHOUT_ROW if aware else None)
-            if aware:
-                payload = _ROW_AWARE_PREFIX + payload
-        else:
-            exclude = _WITHOUT_ROW_AND_BODY if aware else _WITHOUT_BODY
-            marker = _ROW_AWARE_BODY_REF if aware else _BODY_REF
-            payload = bytes((marker,)) + ref[0] + _to_json(result, exclude=exclude)
+        payload = _to_json(result, exclude=exclude)
+        if ref is not None:
+            marker += ref[0]
             self._remember(ref[0], ref[1])
+        if marker:
+            payload = marker + payload
         self._samples.append(payload)
         self._written += 1
         return self._compressor.compress(payload), ref
@@ -342,18 +378,31 @@ class ResultCodec:
         raise CorruptRecord(f"result {result_id} cannot be read: unknown encoding")
 
     def decode(
-        self, doc: bytes, result_id: str, bodies: dict[bytes, str], row_fields: bytes = b"{"
+        self,
+        doc: bytes,
+        result_id: str,
+        bodies: dict[bytes, str],
+        row_fields: bytes = b"{",
+        total_us: int | None = None,
     ) -> Result:
         """The result a doc holds, with `bodies` from `prepare`; `row_fields` are its row's
-        (`result_rows.doc_fields`), which a doc of schema 6 leaves out."""
+        (`result_rows.doc_fields`), which a doc of schema 6 leaves out, and `total_us` its
+        total time (which a doc of schema 9 may leave out)."""
         payload = self.payload(bytes(doc), result_id)
         marker = payload[0] if payload else 0
         digest = b""
         if marker in _REFS:
             digest, payload = payload[1 : 1 + _HASH_BYTES], payload[1 + _HASH_BYTES :]
-        elif marker == _ROW_AWARE:
+        elif marker in _ROW_AWARE_MARKERS:
             payload = payload[1:]
-        if marker in (_ROW_AWARE, _ROW_AWARE_BODY_REF):
+        if marker & _TOTAL_IN_ROW and marker in _ROW_AWARE_MARKERS:
+            if total_us is None or not payload.startswith(_TIMINGS):
+                raise CorruptRecord(f"result {result_id} cannot be read: its total time is lost")
+            total = repr(total_us / 1000).encode()
+            payload = (
+                row_fields + b'"timings_ms":{"total":' + total + b"," + payload[len(_TIMINGS) :]
+            )
+        elif marker in _ROW_AWARE_MARKERS:
             payload = row_fields + payload[1:]
         try:
             result = Result.model_validate_json(payload)

@@ -244,7 +244,7 @@ class ResultStore:
         docs = [bytes(row["doc"]) for row in rows]
         bodies = await self.codec.prepare(self._db, docs)
         return [
-            self.codec.decode(doc, decode_id(row["id"]), bodies, doc_fields(row))
+            self.codec.decode(doc, decode_id(row["id"]), bodies, doc_fields(row), row["total_us"])
             for row, doc in zip(rows, docs, strict=True)
         ]
 

@@ -12,7 +12,7 @@ import pytest
 import zstandard
 
 from apimd.model.outcome import ResultCode
-from apimd.model.result import ConditionResult, RequestRecord, ResponseRecord, Result
+from apimd.model.result import ConditionResult, RequestRecord, ResponseRecord, Result, Timings
 from apimd.store import SqliteStore
 from apimd.store import codec as codec_module
 from apimd.store.codec import frame_dict_id
@@ -274,3 +274,25 @@ async def test_whole_zstd_frames_of_schema_7_and_lean_frames_read_back_identical
     with pytest.raises(CorruptRecord):
         await store.get_result(decode_id(key))
     await store.close()
+
+
+async def test_a_total_time_in_whole_microseconds_is_kept_in_the_row_only(
+    open_any_store: OpenStore,
+) -> None:
+    """The engine's totals are whole microseconds: the row's `total_us` gives them back, and
+    the doc leaves them out; any other total stays in the doc. Both read back identical."""
+    store = await open_any_store()
+    whole = sample(1).model_copy(update={"timings_ms": Timings(dns=1.5, total=256.05)})
+    finer = make_result("finer", total_ms=0.1234567)
+    body_ref = [sample(2, body="same"), sample(5, body="same")]  # the second refers to its body
+    results = [whole, finer, *body_ref]
+    assert await store.add_results(results) == len(results)
+    for result in results:
+        assert await store.get_result(result.id) == result
+        row = await store.db.fetchone(
+            "SELECT doc FROM results WHERE id = ?", (encode_id(result.id),)
+        )
+        assert row is not None
+        payload = store.results.codec.payload(bytes(row[0]), result.id)
+        assert (b'"total":' in payload) == (result is finer)
+    assert await _all(store) == {r.id: r for r in results}
