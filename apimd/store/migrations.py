@@ -13,7 +13,15 @@ import aiosqlite
 
 from apimd.store.errors import StoreError
 from apimd.store.result_keys import ID_TAIL, SEQ_SHIFT, seq_start
-from apimd.store.result_rows import CODES, RESULT_COLUMNS, SQLITE_COLUMNS, encode_id, value_case
+from apimd.store.result_rows import (
+    CODES,
+    PACKED,
+    RESULT_COLUMNS,
+    SQLITE_COLUMNS,
+    encode_id,
+    packed_codes,
+    value_case,
+)
 
 
 @dataclass(frozen=True)
@@ -296,17 +304,27 @@ _INTEGER_TIMES = (
 # microsecond (in the order of their former seq), `started_at` a virtual column computed from it,
 # no time index, `results_by_name` on the target alone, and the id indexed by its last bytes
 # (a UUID's are random; the whole id is compared after). ~35 bytes a result less.
-_RESULTS_V9 = (
-    _RESULTS_V8.replace("results_v8", "results_v9")
-    .replace("id BLOB NOT NULL UNIQUE", "id BLOB NOT NULL")
-    .replace("started_at INTEGER NOT NULL,\n", "")
-    .replace(
-        "maintenance INTEGER NOT NULL DEFAULT 0\n",
-        "maintenance INTEGER NOT NULL DEFAULT 0,\n"
-        f" started_at INTEGER GENERATED ALWAYS AS (seq >> {SEQ_SHIFT}) VIRTUAL\n",
-    )
+_VIRTUAL = ",\n".join(
+    f"        {column} INTEGER GENERATED ALWAYS AS ((codes >> {at}) & {(1 << width) - 1}) VIRTUAL"
+    for column, (at, width) in PACKED.items()
 )
+_RESULTS_V9 = f"""CREATE TABLE results_v9 (
+        seq INTEGER PRIMARY KEY,
+        id BLOB NOT NULL,
+        target INTEGER NOT NULL,
+        duration_us INTEGER NOT NULL,
+        http_status INTEGER,
+        total_us INTEGER,
+        doc BLOB NOT NULL,
+        codes INTEGER NOT NULL,
+        started_at INTEGER GENERATED ALWAYS AS (seq >> {SEQ_SHIFT}) VIRTUAL,
+{_VIRTUAL}
+    )"""
 _V9_COLUMNS = ", ".join(SQLITE_COLUMNS[1:])
+_FROM_V8 = ", ".join(
+    packed_codes({column: column for column in PACKED}) if column == "codes" else column
+    for column in SQLITE_COLUMNS[1:]
+)
 
 
 async def _time_keys(conn: aiosqlite.Connection) -> None:
@@ -328,7 +346,7 @@ async def _time_keys(conn: aiosqlite.Connection) -> None:
         f"INSERT INTO results_v9 (seq, {_V9_COLUMNS})"
         f" SELECT (started_at << {SEQ_SHIFT})"
         " + ROW_NUMBER() OVER (PARTITION BY started_at ORDER BY seq) - 1,"
-        f" {_V9_COLUMNS} FROM results ORDER BY started_at, seq",
+        f" {_FROM_V8} FROM results ORDER BY started_at, seq",
         "DROP TABLE results",
         "ALTER TABLE results_v9 RENAME TO results",
         "CREATE INDEX results_by_name ON results (target)",

@@ -170,16 +170,37 @@ def doc_fields(row: Any) -> bytes:
 
 
 _COLUMNS = ", ".join(RESULT_COLUMNS)
-SQLITE_COLUMNS = ("seq", *(column for column in RESULT_COLUMNS if column != "started_at"))
-"""The stored columns of SQLite's `results` (schema 9): `started_at` is computed from `seq`."""
 _START = RESULT_COLUMNS.index("started_at")
+PACKED = {
+    "outcome": (0, 3),
+    "result": (3, 5),
+    "trigger": (8, 4),
+    "kind": (12, 2),
+    "maintenance": (14, 1),
+}
+"""SQLite (schema 9): kind, trigger, outcome, result code and the maintenance flag are packed in
+one integer column, `codes` (each at a bit offset, of a width), and each is a virtual column
+computed from it: a record then spends one header byte on the five, where it spent one each,
+and most rows' `codes` is 0, stored in no bytes."""
+SQLITE_COLUMNS = ("seq", "id", "target", "duration_us", "http_status", "total_us", "doc", "codes")
+"""The stored columns of SQLite's `results` (schema 9); `started_at` is computed from `seq`,
+the `PACKED` columns from `codes`."""
+
+
+def packed_codes(values: dict[str, str]) -> str:
+    """SQL giving `codes` from the SQL of each `PACKED` column's value."""
+    return "(" + " | ".join(f"({values[c]} << {at})" for c, (at, _) in PACKED.items()) + ")"
+
+
 _SQLITE_INSERT = (
     f"INSERT INTO results ({', '.join(SQLITE_COLUMNS)}) VALUES ("
     + ", ".join(
-        [
-            NEXT_SEQ.format(start=f"?{_START + 1}"),
-            *(f"?{at + 1}" for at in range(len(RESULT_COLUMNS)) if at != _START),
-        ]
+        NEXT_SEQ.format(start=f"?{RESULT_COLUMNS.index('started_at') + 1}")
+        if column == "seq"
+        else packed_codes({c: f"?{RESULT_COLUMNS.index(c) + 1}" for c in PACKED})
+        if column == "codes"
+        else f"?{RESULT_COLUMNS.index(column) + 1}"
+        for column in SQLITE_COLUMNS
     )
     + ")"
 )

@@ -5,6 +5,7 @@ too), pages, cursors, `recent`, `latest` and `prune` give what they gave."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,12 +18,14 @@ from apimd.store.codec import ResultCodec
 from apimd.store.errors import StoreError
 from apimd.store.migrations import MIGRATIONS
 from apimd.store.result_keys import SEQ_SHIFT
-from apimd.store.result_rows import RESULT_COLUMNS, result_row
+from apimd.store.result_rows import CODES, PACKED, RESULT_COLUMNS, result_row
 from apimd.store.results import _make_cursor
 from apimd.store.targets import target_ids
 from apimd.store.timestamps import to_us
 from tests.store.conftest import OpenStore, make_result
 from tests.store.test_codec import sample
+from tests.store.test_result_rows import _check_queries as check_queries
+from tests.store.test_result_rows import _results as every_code
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -38,7 +41,8 @@ def _results() -> list[Result]:
     results += [make_result(f"tie-{i}", started_at=tie, total_ms=i) for i in (3, 1, 2, 0)]
     results += [make_result(f"{prefix}-0001", name="shared") for prefix in "ab"]
     results.append(make_result("old", started_at=datetime(1969, 7, 20, 20, 17, tzinfo=UTC)))
-    return results
+    # Every trigger and result code, maintenance, other offsets and naive times.
+    return results + every_code()[120:]
 
 
 async def _order(store: Any, **filters: Any) -> list[str]:
@@ -107,6 +111,7 @@ async def test_schema_8_rows_are_migrated_to_start_keys_and_read_back_identical(
             assert getattr(found, field) == getattr(result, field), field
     order = _newest_first(results)
     assert await _order(store) == order
+    await check_queries(store, results)
     ties = order.index("tie-0")
     assert order[ties : ties + 4] == ["tie-0", "tie-2", "tie-1", "tie-3"]
     # A cursor given before the migration continues where it stood.
@@ -128,7 +133,8 @@ async def test_schema_8_rows_are_migrated_to_start_keys_and_read_back_identical(
     tie = results[60].started_at
     assert await store.add_results([make_result("tie-4", started_at=tie), results[0]]) == 1
     assert (await _order(store))[ties : ties + 5] == ["tie-4", *order[ties : ties + 4]]
-    assert await store.prune_results(START) == 1  # "old", of 1969
+    older = [r for r in results if to_us(r.started_at) < to_us(START)]
+    assert await store.prune_results(START) == len(older)  # "old" (1969) among them
     assert "old" not in await _order(store)
 
 
@@ -150,3 +156,11 @@ async def test_a_start_no_key_holds_is_refused(open_test_store: OpenStore) -> No
         await store.add_results([make_result("far", started_at=datetime(2113, 1, 1, tzinfo=UTC))])
     assert await store.get_result("far") is None
     assert SEQ_SHIFT == 11  # (what the message's years are for)
+
+
+def test_every_code_fits_its_packed_bits() -> None:
+    """SQLite packs the codes in one integer: a value past its width would change another's."""
+    for column, (_, width) in PACKED.items():
+        assert len(CODES.get(column, ("no", "yes"))) <= 1 << width, column
+    spans = sorted((at, at + width) for at, width in PACKED.values())
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
