@@ -182,9 +182,12 @@ PACKED = {
 one integer column, `codes` (each at a bit offset, of a width), and each is a virtual column
 computed from it: a record then spends one header byte on the five, where it spent one each,
 and most rows' `codes` is 0, stored in no bytes."""
-SQLITE_COLUMNS = ("seq", "id", "target", "duration_us", "http_status", "total_us", "doc", "codes")
+STATUS_BASE = 200
+"""SQLite (schema 9) stores `http_status` less this, in `status_delta`: 0 for the commonest
+status, which a record keeps in no bytes (200 took 2)."""
+SQLITE_COLUMNS = ("seq", "id", "target", "duration_us", "status_delta", "total_us", "doc", "codes")
 """The stored columns of SQLite's `results` (schema 9); `started_at` is computed from `seq`,
-the `PACKED` columns from `codes`."""
+`http_status` from `status_delta`, the `PACKED` columns from `codes`."""
 
 
 def packed_codes(values: dict[str, str]) -> str:
@@ -199,6 +202,8 @@ _SQLITE_INSERT = (
         if column == "seq"
         else packed_codes({c: f"?{RESULT_COLUMNS.index(c) + 1}" for c in PACKED})
         if column == "codes"
+        else f"?{RESULT_COLUMNS.index('http_status') + 1} - {STATUS_BASE}"
+        if column == "status_delta"
         else f"?{RESULT_COLUMNS.index(column) + 1}"
         for column in SQLITE_COLUMNS
     )
