@@ -214,6 +214,20 @@ def sqlite_bytes(path: Path) -> int:
     )
 
 
+def sqlite_pages(path: Path, count: int) -> str:
+    """Where a SQLite store's bytes are (`dbstat`: whole pages of each table and index), per
+    result: the results table, its indexes, and everything else (rollups, dictionaries, bodies,
+    the empty tables' pages, free pages)."""
+    with sqlite3.connect(path) as conn:
+        page = int(conn.execute("PRAGMA page_size").fetchone()[0])
+        pages = dict(conn.execute("SELECT name, COUNT(*) FROM dbstat GROUP BY name").fetchall())
+        free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+    indexes = sorted(name for name in pages if name.startswith("results_by"))
+    shown = [("table", pages.get("results", 0))] + [(name[8:], pages[name]) for name in indexes]
+    rest = sum(pages.values()) + free - sum(n for _, n in shown)
+    return " + ".join(f"{label} {n * page / count:.0f}" for label, n in [*shown, ("rest", rest)])
+
+
 class Target:
     """One kind of store under test: SQLite files in a directory, or PostgreSQL databases created
     on the server of `admin_url` (and dropped afterwards)."""
@@ -389,6 +403,9 @@ async def bench_batched(
         f"{used / count:,.0f} B",
     )
     record(figures, target, f"  per result after the first {first:,}", further)
+    if target.admin_url is None:
+        pages = sqlite_pages(target.directory / "batched.db", count)
+        record(figures, target, "  of which (B): results + indexes + rest", pages)
     record(figures, target, "  result JSON before compression", f"{raw_json / count:,.0f} B")
 
 

@@ -73,6 +73,13 @@ class ResultKeys:
         return "seq" if self.sqlite else "id"
 
     @property
+    def in_time(self) -> str:
+        """The table, for a query of every target's results in a time range: on SQLite read in
+        key order (its range of rows), not through `results_by_name` (all of it), which SQLite
+        picks for grouping by target."""
+        return "results NOT INDEXED" if self.sqlite else "results"
+
+    @property
     def newest_first(self) -> str:
         return "seq DESC" if self.sqlite else "started_at DESC, seq DESC"
 

@@ -322,7 +322,7 @@ class ResultStore:
         newest = self._keys.newest_first
         out: dict[str, RecentRuns] = {}
         for row in await self._db.fetchall(
-            f"SELECT {name_of()} AS name, outcome, COUNT(*) AS n FROM results"
+            f"SELECT {name_of()} AS name, outcome, COUNT(*) AS n FROM {self._keys.in_time}"
             f" WHERE {started} AND maintenance = 0 GROUP BY target, outcome",
             (since_key,),
         ):
@@ -330,7 +330,8 @@ class ResultStore:
             runs.counts[OUTCOMES[row["outcome"]]] = int(row["n"])
         for row in await self._db.fetchall(
             f"SELECT {name_of('ranked')} AS name, total_us FROM (SELECT target, total_us,"
-            f" ROW_NUMBER() OVER (PARTITION BY target ORDER BY {newest}) AS rn FROM results"
+            f" ROW_NUMBER() OVER (PARTITION BY target ORDER BY {newest}) AS rn"
+            f" FROM {self._keys.in_time}"
             f" WHERE {started} AND outcome != {_SKIPPED} AND total_us IS NOT NULL"
             " AND maintenance = 0) AS ranked"
             " WHERE rn <= ? ORDER BY target, rn DESC",
@@ -339,7 +340,7 @@ class ResultStore:
             out.setdefault(row["name"], RecentRuns()).totals.append(int(row["total_us"]) / 1000)
         rows = await self._db.fetchall(
             f"SELECT {select('ranked')} FROM (SELECT *, ROW_NUMBER() OVER"
-            f" (PARTITION BY target ORDER BY {newest}) AS rn FROM results"
+            f" (PARTITION BY target ORDER BY {newest}) AS rn FROM {self._keys.in_time}"
             f" WHERE {started}) AS ranked WHERE rn = 1",
             (since_key,),
         )
