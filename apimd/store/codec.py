@@ -290,20 +290,14 @@ class ResultCodec:
         self._written += 1
         return self._compressor.compress(payload), ref
 
-    async def store_bodies(self, conn: Connection, refs: dict[bytes, tuple[str, int]]) -> None:
-        """Keep the bodies results refer to (hash → body, latest start using it)."""
-        if not refs:
-            return
-        await conn.executemany(
-            "INSERT INTO result_bodies (hash, last_used, body) VALUES (?, ?, ?)"
-            " ON CONFLICT (hash) DO UPDATE SET last_used = CASE"
-            " WHEN excluded.last_used > result_bodies.last_used THEN excluded.last_used"
-            " ELSE result_bodies.last_used END",
-            [
-                (digest, used, self._compressor.compress(body.encode(errors="surrogatepass")))
-                for digest, (body, used) in refs.items()
-            ],
-        )
+    def body_rows(self, refs: dict[bytes, tuple[str, int]]) -> list[tuple[bytes, int, bytes]]:
+        """The `result_bodies` rows of the bodies results refer to (hash → body, latest start
+        using it), for `store_bodies`: compressed here, as the docs are (a compressor is not
+        to be shared between threads)."""
+        return [
+            (digest, used, self._compressor.compress(body.encode(errors="surrogatepass")))
+            for digest, (body, used) in refs.items()
+        ]
 
     # --- decoding ------------------------------------------------------------------------------
 
@@ -422,6 +416,19 @@ class ResultCodec:
         self._bodies.move_to_end(digest)
         while len(self._bodies) > _BODY_CACHE:
             self._bodies.popitem(last=False)
+
+
+async def store_bodies(conn: Connection, rows: list[tuple[bytes, int, bytes]]) -> None:
+    """Keep the bodies results refer to (`ResultCodec.body_rows`)."""
+    if not rows:
+        return
+    await conn.executemany(
+        "INSERT INTO result_bodies (hash, last_used, body) VALUES (?, ?, ?)"
+        " ON CONFLICT (hash) DO UPDATE SET last_used = CASE"
+        " WHEN excluded.last_used > result_bodies.last_used THEN excluded.last_used"
+        " ELSE result_bodies.last_used END",
+        rows,
+    )
 
 
 def _now_us() -> int:

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from apimd.model.outcome import Outcome
 from apimd.model.result import Result
-from apimd.store.codec import ResultCodec
+from apimd.store.codec import ResultCodec, store_bodies
 from apimd.store.errors import InvalidCursor
 from apimd.store.result_keys import result_keys
 from apimd.store.result_rows import (
@@ -87,6 +87,16 @@ class RecentRuns:
 GROUP_COMMIT_MAX = 500
 
 
+@dataclass(frozen=True)
+class _EncodedBatch:
+    """Results ready to be written: (stored id, capped result) pairs, their docs, and the rows of
+    the bodies they refer to (`ResultCodec.body_rows`)."""
+
+    items: list[tuple[bytes, Result]]
+    docs: list[bytes]
+    bodies: list[tuple[bytes, int, bytes]]
+
+
 class ResultStore:
     """Results of runs, and their hourly rollups (written in the same transaction)."""
 
@@ -138,14 +148,18 @@ class ResultStore:
 
     async def add_many(self, results: Sequence[Result]) -> int:
         """Store many results in one transaction; returns how many were new."""
-        async with self._db.transaction() as conn:
-            count = await self.write(conn, results)
+        encoded = self._encoded(results)  # here: the codec is not shared with another thread
+        count = await self._db.transact(lambda conn: self._insert(conn, encoded))
         await self.codec.train_when_due(self._db)
         return count
 
     async def write(self, conn: Connection, results: Sequence[Result]) -> int:
         """Store `results` (bodies capped, rollups counted) in the caller's transaction; returns
         how many were new."""
+        return await self._insert(conn, self._encoded(results))
+
+    def _encoded(self, results: Sequence[Result]) -> _EncodedBatch:
+        """`results` capped, without repeats, and encoded, with the bodies they refer to."""
         capped: dict[bytes, Result] = {}
         for result in results:
             key = encode_id(result.id)
@@ -154,15 +168,21 @@ class ResultStore:
         items = list(capped.items())
         bodies: dict[bytes, tuple[str, int]] = {}
         docs = self._encode_docs([result for _, result in items], bodies)
+        return _EncodedBatch(items, docs, self.codec.body_rows(bodies))
+
+    @staticmethod
+    async def _insert(conn: Connection, batch: _EncodedBatch) -> int:
+        """Write an encoded batch: its rows, bodies and rollups; returns how many were new."""
+        items = batch.items
         ids = await target_ids(conn, [r.name for _, r in items])
         stored = await insert_rows(
             conn,
             [
                 result_row(r, doc, ids[r.name], key)
-                for (key, r), doc in zip(items, docs, strict=True)
+                for (key, r), doc in zip(items, batch.docs, strict=True)
             ],
         )
-        await self.codec.store_bodies(conn, bodies)
+        await store_bodies(conn, batch.bodies)
         new = [result for key, result in items if key in stored]
         await record_rollups(conn, new)
         return len(new)
@@ -222,7 +242,7 @@ class ResultStore:
         """The docs of `results`, storing the bodies they refer to by hash."""
         bodies: dict[bytes, tuple[str, int]] = {}
         docs = self._encode_docs(results, bodies)
-        await self.codec.store_bodies(conn, bodies)
+        await store_bodies(conn, self.codec.body_rows(bodies))
         return docs
 
     def _encode_docs(

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 Params = Sequence[Any]
+T = TypeVar("T")
 
 
 class Row(Protocol):
@@ -47,6 +48,13 @@ class Database(ABC):
     def transaction(self, *, immediate: bool = True) -> AbstractAsyncContextManager[Connection]:
         """A transaction, committed when the `async with` block ends and rolled back on any
         error; `immediate=False` for a consistent multi-statement read."""
+
+    async def transact(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        """`work(conn)` in one transaction (as `transaction`), returning what it returns. `work`
+        awaits nothing but its connection's methods: SQLite runs it whole in the database's own
+        thread, so a transaction of many statements costs one trip there and back."""
+        async with self.transaction() as conn:
+            return await work(conn)
 
     @abstractmethod
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
