@@ -3,7 +3,6 @@ retention, and the rollups that outlive them."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from collections.abc import Iterable, Sequence
@@ -14,6 +13,7 @@ from apimd.model.outcome import Outcome
 from apimd.model.result import Result
 from apimd.store.codec import ResultCodec, store_bodies
 from apimd.store.errors import InvalidCursor
+from apimd.store.group_commit import GroupCommit
 from apimd.store.result_keys import result_keys
 from apimd.store.result_rows import (
     OUTCOMES,
@@ -84,9 +84,6 @@ class RecentRuns:
     counts: dict[Outcome, int] = field(default_factory=dict)
 
 
-GROUP_COMMIT_MAX = 500
-
-
 @dataclass(frozen=True)
 class _EncodedBatch:
     """Results ready to be written: (stored id, capped result) pairs, their docs, and the rows of
@@ -104,47 +101,23 @@ class ResultStore:
         self._db = db
         self._keys = result_keys(db.dialect)
         self.codec = ResultCodec()
-        self._queue: list[tuple[Result, asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._commits = GroupCommit(self.add_many)
 
     async def add(self, result: Result) -> None:
         """Store one result (committed on return); a result whose id is already stored is ignored.
 
-        Group commit: results added while a commit is in flight are written together in the
-        next transaction, so many concurrent runs cost one fsync, not one each; every caller
-        still returns only once its own result is committed."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        self._queue.append((result, done))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        await asyncio.shield(done)
+        Group commit (`GroupCommit`): results added close together are written in one
+        transaction, so many concurrent runs cost one commit, not one each."""
+        await self._commits.add(result)
 
     async def drain(self) -> None:
         """Wait until every result handed to `add` is written (before closing the database)."""
-        while self._flusher is not None and not self._flusher.done():
-            await asyncio.wait([self._flusher])
+        await self._commits.drain()
         await self.drain_training()
 
     async def drain_training(self) -> None:
         """Wait for a dictionary being trained to be stored."""
         await self.codec.wait_training()
-
-    async def _flush(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue[:GROUP_COMMIT_MAX], self._queue[GROUP_COMMIT_MAX:]
-            try:
-                await self.add_many([result for result, _ in batch])
-            except BaseException as exc:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-            else:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
 
     async def add_many(self, results: Sequence[Result]) -> int:
         """Store many results in one transaction; returns how many were new."""
