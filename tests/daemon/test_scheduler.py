@@ -413,3 +413,30 @@ async def test_a_target_handed_back_as_a_task_runs_once_per_firing_and_never_ove
         assert "quick" not in runner.running() or targets.active["quick"] == 1
     finally:
         await runner.shutdown()
+
+
+async def test_a_firing_is_skipped_while_the_previous_one_is_still_handed_to_the_agents(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """In a cluster the leader hands each firing to the agents (SPEC §13); while one hand-off is
+    still going (a slow store), the schedule's next firing is skipped and logged, not stacked."""
+    handed: list[datetime] = []
+    release = asyncio.Event()
+
+    async def dispatch(_schedule: Schedule, targets: list[str], due: datetime) -> None:
+        handed.append(due)
+        await release.wait()
+
+    runner = ScheduleRunner(Targets().run, dispatch=dispatch)
+    await runner.start()
+    try:
+        runner.sync([schedule("every-second", ["health"])])
+        await asyncio.sleep(2.6)
+        assert len(handed) == 1
+        assert "still being handed to the agents" in caplog.text
+        release.set()
+        await until(lambda: len(handed) >= 2, timeout=3, interval=0.02)
+        assert handed[1] - handed[0] >= timedelta(seconds=2)
+    finally:
+        release.set()
+        await runner.shutdown()
