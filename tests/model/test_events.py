@@ -178,3 +178,35 @@ def test_events_are_frozen_values() -> None:
     with pytest.raises(ValueError, match="frozen"):
         event.name = "b"  # type: ignore[misc]
     assert event == event.model_copy()
+
+
+@pytest.mark.parametrize("event", EVERY_EVENT, ids=lambda event: event.type)
+def test_each_events_json_is_its_payload_on_one_line(event: Event) -> None:
+    """What an SSE frame's data holds: the payload, leaving out the same fields while None."""
+    text = event.payload_json()
+
+    assert b"\n" not in text and b"\r" not in text
+    assert json.loads(text) == event.payload()
+
+
+def test_text_the_serializer_cannot_encode_still_goes_out_escaped() -> None:
+    """A lone surrogate (a hostile body's `"\\ud800"` in a reason) is no UTF-8: the JSON escapes
+    it, and the payload reads back the same."""
+    event = RunFinished(
+        at=AT,
+        run_id="r",
+        result_id="r",
+        kind="call",
+        name="naïve",
+        trigger="schedule",
+        outcome=Outcome.FAIL,
+        result=ResultCode.CONTENT_ERROR,
+        reason="got \ud800 and \u2028 and a\nline break",
+    )
+
+    text = event.payload_json()
+
+    assert json.loads(text) == event.payload()
+    assert b"\n" not in text and b"\r" not in text
+    unknown = UnknownEvent(type="alert.raised", at=AT, data={"rule": "p95"})
+    assert json.loads(unknown.payload_json()) == unknown.payload()
