@@ -94,6 +94,12 @@ class _EncodedBatch:
     bodies: list[tuple[bytes, int, bytes]]
 
 
+def _nobody_waits(result: Result) -> bool:
+    """A scheduled run's result may wait a few ms for others to share its commit; any other run
+    is one a person, a client or a workflow is waiting for."""
+    return result.trigger == "schedule"
+
+
 class ResultStore:
     """Results of runs, and their hourly rollups (written in the same transaction)."""
 
@@ -101,7 +107,7 @@ class ResultStore:
         self._db = db
         self._keys = result_keys(db.dialect)
         self.codec = ResultCodec()
-        self._commits = GroupCommit(self.add_many)
+        self._commits = GroupCommit(self.add_many, may_wait=_nobody_waits)
 
     async def add(self, result: Result) -> None:
         """Store one result (committed on return); a result whose id is already stored is ignored.
