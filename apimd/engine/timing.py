@@ -40,7 +40,7 @@ from apimd.engine.hops import host_port
 from apimd.model.result import Timings
 
 if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 
 @dataclass
@@ -139,6 +139,7 @@ class TimedResponseHandler(ResponseHandler):
         super().__init__(loop)
         self.clock = current_hop.get()  # the hop that opens the connection
         self.stamped: StampedSocket | None = None  # the socket, when the kernel stamps its reads
+        self.sock: TimedSocket | None = None  # the socket, when it stamps its sends
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         now = perf_counter()
@@ -148,6 +149,7 @@ class TimedResponseHandler(ResponseHandler):
         wrapper = transport.get_extra_info("socket")
         raw = getattr(wrapper, "_sock", wrapper)
         self.stamped = raw if isinstance(raw, StampedSocket) else None
+        self.sock = raw if isinstance(raw, TimedSocket) else None
         clock = self.clock
         if clock is not None:
             # Over TLS, now is when the handshake completed; else the socket said when it
@@ -170,12 +172,24 @@ class TimedResponseHandler(ResponseHandler):
         clock = self.clock
         if clock is not None and data:  # aiohttp itself may pass b"" from the coroutine
             now = perf_counter()
+            if clock.first_byte is None:
+                self._stamp_sent(clock)
             if self.stamped is not None and self.stamped.received_ns is not None:
                 now = arrival(self.stamped.received_ns, now, clock.last_byte or clock.sent)
             if clock.first_byte is None:
                 clock.first_byte = now
             clock.last_byte = now
         super().data_received(data)
+
+    def _stamp_sent(self, clock: HopClock) -> None:
+        """The request was sent when its last bytes went to the socket before the answer came:
+        the coroutine's stamp (`TimedResponse`) can come a loop turn or more later, after a fast
+        answer has arrived. A send before `ready` was an earlier request's on this connection."""
+        sock = self.sock
+        if sock is None or sock.sent_at is None or clock.ready is None:
+            return
+        if sock.sent_at >= clock.ready:
+            clock.sent = sock.sent_at
 
 
 def arrival(received_ns: int, now: float, floor: float | None) -> float:
@@ -196,6 +210,13 @@ class TimedSocket(socket.socket):
     ) -> None:
         super().__init__(family, type, proto, fileno)
         self.clock = current_hop.get()
+        self.sent_at: float | None = None  # perf_counter() after the latest send returned
+
+    def send(self, data: ReadableBuffer, flags: int = 0, /) -> int:
+        # asyncio's transports write with `send` (TLS: the encrypted bytes, through the same).
+        count = super().send(data, flags)
+        self.sent_at = perf_counter()
+        return count
 
     def connect(self, address: Any, /) -> None:
         super().connect(address)  # BlockingIOError while the connect is in progress
@@ -294,7 +315,7 @@ class TimedResponse(aiohttp.ClientResponse):
 
     async def start(self, connection: Connection) -> aiohttp.ClientResponse:
         clock = current_hop.get()
-        if clock is not None:
+        if clock is not None and clock.first_byte is None:  # else the socket said when
             clock.sent = perf_counter()
         started = await super().start(connection)
         if clock is not None:

@@ -304,3 +304,18 @@ async def test_every_hop_is_stamped_in_order_with_or_without_trace_signals(
         stamps = [hop.connect_start, hop.ready, hop.sent, first, hop.done][pooled:]
         assert all(stamp is not None for stamp in stamps), (index, hop)
         assert stamps == sorted(stamps), (index, hop)  # type: ignore[type-var]
+
+
+async def test_a_fast_answer_is_waited_for_not_sent(executor: HttpExecutor) -> None:
+    """The server answers at once and holds the client's loop as the request comes in: the
+    request was sent when its bytes went to the socket, not when the coroutine got back to it,
+    so the answer's time is `wait`, and the held loop is in neither `send` nor `wait`."""
+    with threaded_server(paced=[(0.0, b'{"ok": true}')]) as bound:
+        response = await executor.send(HttpRequest("GET", f"http://127.0.0.1:{bound}/"))
+
+    t = response.timings
+    assert response.text() == '{"ok": true}'
+    assert t.send < 5, t
+    if KERNEL_STAMPS:  # elsewhere the bytes are stamped when the held loop reads them
+        assert t.wait < 50 and t.total < 100, t
+    assert t.dns + t.connect + t.send + t.wait + t.receive <= t.total + 1
