@@ -138,8 +138,7 @@ class TimedResponseHandler(ResponseHandler):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop)
         self.clock = current_hop.get()  # the hop that opens the connection
-        self.stamped: StampedSocket | None = None  # the socket, when the kernel stamps its reads
-        self.sock: TimedSocket | None = None  # the socket, when it stamps its sends
+        self.sock: TimedSocket | None = None  # the socket: it stamps its sends (and reads on Linux)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         now = perf_counter()
@@ -148,7 +147,6 @@ class TimedResponseHandler(ResponseHandler):
         # asyncio hands out a TransportSocket wrapper; the reads happen on what it wraps.
         wrapper = transport.get_extra_info("socket")
         raw = getattr(wrapper, "_sock", wrapper)
-        self.stamped = raw if isinstance(raw, StampedSocket) else None
         self.sock = raw if isinstance(raw, TimedSocket) else None
         clock = self.clock
         if clock is not None:
@@ -172,11 +170,13 @@ class TimedResponseHandler(ResponseHandler):
         clock = self.clock
         if clock is not None and data:  # aiohttp itself may pass b"" from the coroutine
             now = perf_counter()
-            if clock.first_byte is None:
+            first = clock.first_byte is None
+            if first:
                 self._stamp_sent(clock)
-            if self.stamped is not None and self.stamped.received_ns is not None:
-                now = arrival(self.stamped.received_ns, now, clock.last_byte or clock.sent)
-            if clock.first_byte is None:
+            sock = self.sock
+            if isinstance(sock, StampedSocket) and sock.received_ns is not None:
+                now = arrival(sock.received_ns, now, clock.last_byte or clock.sent)
+            if first:
                 clock.first_byte = now
             clock.last_byte = now
         super().data_received(data)
