@@ -38,6 +38,7 @@ from apimd.daemon.logs import error_line
 from apimd.daemon.relay import EventRelay
 from apimd.daemon.remote_runs import RemoteRuns, queue_of
 from apimd.daemon.scheduler import next_runs_of
+from apimd.daemon.tasks import cancelling, end_tasks
 from apimd.engine.notify import Notifier
 from apimd.model.api import AgentInfo
 from apimd.model.common import ANYWHERE
@@ -114,11 +115,7 @@ class Agents:
 
     async def stop(self) -> None:
         """Leave: no new jobs, no leadership; in-flight runs are the service's to finish."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await end_tasks(self._tasks)
         self._tasks.clear()
         await self.dispatcher.close()
         if self._app is not None:
@@ -195,6 +192,8 @@ class Agents:
             try:
                 await self._beat()
             except Exception as exc:
+                if cancelling():  # a cancellation disguised as an error: stop
+                    raise
                 log.warning("agent heartbeat failed: %s", exc)
 
     # --- an apply on one agent reloads all ------------------------------------------------------
@@ -225,6 +224,8 @@ class Agents:
                             await self._lead(conn)
                         await asyncio.sleep(LEADER_POLL_S)
             except Exception as exc:  # the server gone: the lock is gone with the session
+                if cancelling():  # a cancellation disguised as an error: stop
+                    raise
                 log.warning("leader election: %s; retrying", exc)
                 await asyncio.sleep(LEADER_POLL_S)
 
@@ -257,6 +258,8 @@ class Agents:
                         "the leader's housekeeping failed: %s; trying again", error_line(exc)
                     )
                 except Exception:
+                    if cancelling():  # a cancellation disguised as an error: stop
+                        raise
                     log.exception("the leader's housekeeping failed; trying again")
                 await asyncio.sleep(LEADER_POLL_S)
         finally:
@@ -294,6 +297,8 @@ class Agents:
             try:
                 await self._worker()
             except Exception as exc:
+                if cancelling():  # a cancellation disguised as an error: stop
+                    raise
                 log.warning("the job worker stopped (%s); restarting it", error_line(exc))
             await asyncio.sleep(LEADER_POLL_S)
 

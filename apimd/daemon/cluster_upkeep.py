@@ -12,6 +12,7 @@ import psycopg
 
 from apimd.daemon.firing_results import unrun_result
 from apimd.daemon.relay import CHANNEL as EVENTS_CHANNEL
+from apimd.daemon.tasks import cancelling
 from apimd.model.common import ANYWHERE
 from apimd.store.errors import CorruptRecord
 
@@ -72,6 +73,8 @@ async def follow_changes(agents: Agents) -> None:
                     elif notice.payload != agents.relay.instance:  # not its own apply
                         await agents.service.reload(announce=False)
         except Exception as exc:  # the server gone, or a reload refused: try again
+            if cancelling():  # a cancellation disguised as an error: stop
+                raise
             log.warning("following project changes: %s; reconnecting", exc)
             await asyncio.sleep(LEADER_POLL_S)
 

@@ -8,7 +8,6 @@ at all."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import procrastinate
 
 from apimd.daemon.remote_runs import queue_of
+from apimd.daemon.tasks import end_tasks
 from apimd.model.common import ANYWHERE
 from apimd.model.resources import Schedule
 from apimd.store.firings import Firing
@@ -68,9 +68,7 @@ class Dispatcher:
 
     async def close(self) -> None:
         if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._writer
+            await end_tasks([self._writer])
         for pending in self._pending:
             pending.done.cancel()
         self._pending.clear()

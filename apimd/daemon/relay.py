@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from apimd.daemon.events import EventHub
+from apimd.daemon.tasks import cancelling
 from apimd.model.events import Event, Lagged, decode_event
 from apimd.store import Store
 from apimd.store.timestamps import to_us, utc_now
@@ -54,6 +55,8 @@ class EventRelay:
             try:
                 await self._send(batch)
             except Exception as exc:
+                if cancelling():  # a cancellation disguised as an error: stop
+                    raise
                 log.warning("%d event(s) not sent to the other agents: %s", len(batch), exc)
 
     async def _send(self, batch: list[Event]) -> None:
