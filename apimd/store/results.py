@@ -394,10 +394,15 @@ class ResultStore:
 
 def steps_named(result: Result, name: str) -> list[Result]:
     """`result` when it is `name`'s own, else its steps called `name`, marked with the workflow
-    they ran in, newest first (a workflow may run the same call twice)."""
+    they ran in and where that ran, newest first (a workflow may run the same call twice)."""
     if result.name == name:
         return [result]
-    marks = {"workflow": result.name, "workflow_run_id": result.id}
+    marks = {
+        "workflow": result.name,
+        "workflow_run_id": result.id,
+        "location": result.location,
+        "agent": result.agent,
+    }
     steps = [s.model_copy(update=marks) for s in result.steps if s.name == name]
     return steps[::-1]
 

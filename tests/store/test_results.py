@@ -19,6 +19,7 @@ from apimd.store.histogram import (
     percentile,
     percentiles,
 )
+from apimd.store.results import latest_including_steps
 from tests.store.conftest import make_result
 
 T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
@@ -285,3 +286,19 @@ async def test_a_calls_runs_as_a_step_are_listed_by_its_name_marked_with_the_wor
     ]
     failed = await store.list_results(name="get-token", parents=["login"], outcome="fail")
     assert [r.id for r in failed.results] == ["w2-s"]
+
+
+async def test_a_step_listed_by_its_name_says_where_its_workflow_ran(store: SqliteStore) -> None:
+    """The results screen's `where` column: a step is recorded inside its workflow's result,
+    which alone carries the location and agent; listed on its own it showed `-/-` (and, beside
+    the agent's own results, made one daemon look like several places)."""
+    store.origin = ("eu-west", "agent-1")
+    step = make_result("w-s", name="get-token")
+    await store.add_result(
+        make_result("w", name="login", kind="workflow", started_at=T0, steps=[step])
+    )
+    page = await store.list_results(name="get-token", parents=["login"])
+    assert [(r.id, r.location, r.agent) for r in page.results] == [("w-s", "eu-west", "agent-1")]
+    parent = (await store.latest_results(["login"]))["login"]
+    latest = latest_including_steps("get-token", None, [parent])
+    assert latest is not None and (latest.location, latest.agent) == ("eu-west", "agent-1")
