@@ -220,9 +220,10 @@ class TimedResponseHandler(ResponseHandler):
         super().data_received(data)
 
     def _stamp_sent(self, clock: HopClock) -> None:
-        """The request was sent when its last bytes went to the socket before the answer came:
-        the coroutine's stamp (`TimedResponse`) can come a loop turn or more later, after a fast
-        answer has arrived. A send before `ready` was an earlier request's on this connection."""
+        """The request was sent as its last bytes were handed to the socket before the answer
+        came: the coroutine's stamp (`TimedResponse`) can come a loop turn or more later, after a
+        fast answer has arrived. A send before `ready` was an earlier request's on this
+        connection."""
         sock = self.sock
         if sock is None or sock.sent_at is None or clock.ready is None:
             return
@@ -248,17 +249,18 @@ class TimedSocket(socket.socket):
     ) -> None:
         super().__init__(family, type, proto, fileno)
         self.clock = current_hop.get()
-        self.sent_at: float | None = None  # perf_counter() after the latest send returned
-        self.first_sent_at: float | None = None  # perf_counter() as the first send was called
+        self.sent_at: float | None = None  # perf_counter() as the latest send was called
+        self.first_sent_at: float | None = None  # … the first
         self.syn_at: float | None = None  # perf_counter() as `connect()` was called
 
     def send(self, data: ReadableBuffer, flags: int = 0, /) -> int:
         # asyncio's transports write with `send` (TLS: the encrypted bytes, through the same).
-        if self.first_sent_at is None:  # before the call: its bytes cannot leave earlier
-            self.first_sent_at = perf_counter()
-        count = super().send(data, flags)
+        # Stamped before the call: its bytes cannot leave earlier, and the call gives the GIL
+        # away (a thread of ours may keep it) and wakes the server (which may preempt us).
         self.sent_at = perf_counter()
-        return count
+        if self.first_sent_at is None:
+            self.first_sent_at = self.sent_at
+        return super().send(data, flags)
 
     def connect(self, address: Any, /) -> None:
         self.syn_at = perf_counter()

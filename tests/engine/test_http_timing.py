@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -415,3 +417,70 @@ async def test_a_fast_answer_is_waited_for_not_sent(executor: HttpExecutor) -> N
     if KERNEL_STAMPS:  # elsewhere the bytes are stamped when the held loop reads them
         assert t.wait < 50 and t.total < 100, t
     assert t.dns + t.connect + t.send + t.wait + t.receive <= t.total + 1
+
+
+SUBPROCESS_SERVER = """
+import http.server, sys
+class Quick(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Quick)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+@contextmanager
+def gil_held_by_a_thread(hold_s: float) -> Iterator[None]:
+    """A busy thread of ours (the daemon has its store's) that keeps the GIL for `hold_s` each
+    time the loop's thread gives it away, as a socket call does."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(range(1000))
+
+    interval = sys.getswitchinterval()
+    thread = threading.Thread(target=spin, daemon=True)
+    sys.setswitchinterval(hold_s)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(interval)
+
+
+@needs_kernel_stamps
+async def test_a_wait_for_the_gil_after_the_request_went_out_is_not_the_apis_wait(
+    executor: HttpExecutor,
+) -> None:
+    """A request's send gives the GIL away, and a busy thread often keeps it 50 ms: the server (a
+    process of its own) answers meanwhile. Whether a given send loses the GIL is a race, so 20
+    are sent; the request was sent as the call began, so every answer's time is `wait`, never
+    lost between a late `sent` and the kernel's receive stamp (a third of them were, stamped
+    after the call)."""
+    server = subprocess.Popen(
+        [sys.executable, "-c", SUBPROCESS_SERVER], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        url = f"http://127.0.0.1:{int(server.stdout.readline())}/"
+        with gil_held_by_a_thread(0.05):
+            responses = [await executor.send(HttpRequest("GET", url)) for _ in range(20)]
+    finally:
+        server.kill()
+        server.communicate()
+
+    for response in responses:
+        t = response.timings
+        assert response.body == b"ok"
+        assert t.wait >= 0.01, t
+        assert t.dns + t.connect + t.send + t.wait + t.receive <= t.total + 1
