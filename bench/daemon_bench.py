@@ -195,6 +195,7 @@ class Stored:
     count: int = 0
     codes: Counter[str] = field(default_factory=Counter)
     response_ms: list[float] = field(default_factory=list)  # each result's recorded total
+    phases_ms: dict[str, list[float]] = field(default_factory=dict)  # dns, connect, … per result
     started_late: list[float] = field(default_factory=list)
     finished_after: list[float] = field(default_factory=list)
 
@@ -216,6 +217,8 @@ async def read_results(
             stored.count += 1
             stored.codes[result.result.value] += 1
             stored.response_ms.append(result.timings_ms.total)
+            for phase in PHASES:
+                stored.phases_ms.setdefault(phase, []).append(getattr(result.timings_ms, phase))
             known = grid.get(result.name)
             if interval is None or known is None:
                 continue
@@ -225,6 +228,15 @@ async def read_results(
         if page.next_cursor is None:
             return stored
         cursor = page.next_cursor
+
+
+PHASES = ("dns", "connect", "send", "wait", "receive")
+
+
+def phase_line(stored: Stored) -> str:
+    """`#` line: each phase's p99 (ms) over the stored results, to see where `total`'s goes."""
+    shown = ", ".join(f"{p} {percentile(stored.phases_ms[p], 99):.1f}" for p in PHASES)
+    return f"# recorded phases p99: {shown} ms"
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -307,6 +319,7 @@ async def bench(args: argparse.Namespace) -> int:
             recorded = stored.response_ms
             print(f"recorded response time p50 [{size}]: {percentile(recorded, 50):.1f} ms")
             print(f"recorded response time p99 [{size}]: {percentile(recorded, 99):.1f} ms")
+            print(phase_line(stored))
         if server_ms:
             own = percentile(server_ms, 99)
             print(f"server handling time p99 [{size}]: {own:.1f} ms")

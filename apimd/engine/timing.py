@@ -6,6 +6,11 @@ a busy neighbour) between the socket event and the coroutine is then not blamed 
 On Linux the response's bytes are stamped earlier still: when the kernel received them
 (`SO_TIMESTAMPNS`), not when the loop got round to reading the socket, so a loop that was busy
 while the answer came in (a collection, two CPU hogs) adds nothing to `wait`, `receive` or `total`.
+Likewise the TCP handshake ends at the SYN plus the kernel's round trip of it (`TCP_INFO`), and
+TLS's at the read of the server's last handshake bytes: `connect` is the SYN to the handshake's
+end plus the ClientHello sent to the server's answer received, not the loop's turns around them.
+`total` starts with the connection (its lookup, its SYN, or its reuse), not with our preparations
+before it (aiohttp's, a hop's steps).
 
 What no socket event marks is stamped by our own connector (the start of a connect), resolver (the
 start of a lookup), response (the request handed over, the header block parsed) and body (handed
@@ -49,9 +54,13 @@ class HopClock:
 
     dns_start: float | None = None
     dns_end: float | None = None
-    connect_start: float | None = None
-    tcp_connected: float | None = None  # the socket's connect completed
-    ready: float | None = None  # connection made (TLS included), or taken from the pool
+    connect_start: float | None = None  # the connector started making a connection
+    syn_sent: float | None = None  # our socket's first `connect()` called: the SYN went out
+    tcp_connected: float | None = None  # the TCP handshake completed (the kernel's time on Linux)
+    tls_start: float | None = None  # the socket's first bytes (the ClientHello) sent
+    # Connection made: the TCP handshake, or the TLS one's last bytes from the server arrived; or
+    # taken from the pool.
+    ready: float | None = None
     # The last of: the request handed over (headers), its body handed to the socket. A body larger
     # than the socket's buffers is still in flight then: the rest of its transfer counts as `wait`.
     sent: float | None = None
@@ -71,11 +80,23 @@ class HopClock:
 
         first = self.first_byte or self.headers_received
         dns = span(self.dns_start, self.dns_end)
-        connect = max(0.0, span(self.connect_start, self.ready) - dns)
+        if self.syn_sent is None:  # a socket not ours: from the connector's start, less the lookup
+            connect = max(0.0, span(self.connect_start, self.ready) - dns)
+        elif self.tls_start is None:
+            connect = span(self.syn_sent, self.ready)
+        else:  # TCP's handshake, then TLS's: not our turns between them
+            connect = span(self.syn_sent, self.tcp_connected) + span(self.tls_start, self.ready)
         send = span(self.ready, self.sent)
         wait = span(self.sent, first)
         receive = span(first, self.done)
         return dns, connect, send, wait, receive
+
+    def began(self) -> float | None:
+        """When the hop began: its lookup, else the SYN; for a socket not ours, the connector's
+        start; else when its connection was taken from the pool. None: nothing began."""
+        if self.syn_sent is None:
+            return self.connect_start if self.connect_start is not None else self.ready
+        return self.dns_start if self.dns_start is not None else self.syn_sent
 
     def finish(self) -> None:
         """The body was read whole: it ended with the last byte the socket brought."""
@@ -104,10 +125,13 @@ class SendState:
         return self.hops[-1]
 
     def timings(self) -> Timings:
-        """The phases summed over the hops; `total` runs to the last byte of the last hop (or
-        to now, when the send failed)."""
+        """The phases summed over the hops; `total` runs from the first hop's start (its lookup,
+        SYN, or connection taken from the pool: not our preparations before it, the hop's steps
+        included) to the last byte of the last hop (or to now, when the send failed)."""
         now = perf_counter()
         end = self.hops[-1].done if self.hops and self.hops[-1].done is not None else now
+        began = self.hops[0].began() if self.hops else None
+        start = self.started if began is None else max(self.started, began)
         dns = connect = send = wait = receive = 0.0
         for hop in self.hops:
             hop_dns, hop_connect, hop_send, hop_wait, hop_receive = hop.phases(now)
@@ -119,7 +143,7 @@ class SendState:
             send=round(send, 3),
             wait=round(wait, 3),
             receive=round(receive, 3),
-            total=round((end - self.started) * 1000, 3),
+            total=round((end - start) * 1000, 3),
         )
 
     def phase(self) -> str:
@@ -150,10 +174,24 @@ class TimedResponseHandler(ResponseHandler):
         self.sock = raw if isinstance(raw, TimedSocket) else None
         clock = self.clock
         if clock is not None:
-            # Over TLS, now is when the handshake completed; else the socket said when it
-            # connected, a turn or two of the loop before the transport was built.
-            tls = transport.get_extra_info("ssl_object") is not None
-            clock.ready = clock.tcp_connected if clock.tcp_connected and not tls else now
+            # Else the socket said when it connected, a turn or two of the loop before the
+            # transport was built.
+            if transport.get_extra_info("ssl_object") is None:
+                clock.ready = clock.tcp_connected or now
+            else:
+                self._tls_done(clock, now)
+
+    def _tls_done(self, clock: HopClock, now: float) -> None:
+        """The TLS handshake ran from its first bytes sent (a proxy's CONNECT, if any, before
+        it) to its last bytes from the server received (the read that fed them): not our checks
+        of them, nor the loop's turns before the ClientHello or after the answer."""
+        sock = self.sock
+        clock.ready = now
+        if sock is None or sock.first_sent_at is None or clock.tcp_connected is None:
+            return
+        clock.tls_start = min(now, max(sock.first_sent_at, clock.tcp_connected))
+        if isinstance(sock, StampedSocket) and sock.received_ns is not None:
+            clock.ready = arrival(sock.received_ns, now, clock.tls_start)
 
     def set_response_params(self, **params: Any) -> None:
         # Called in the sending task before the request goes out, on a new or a reused connection
@@ -182,9 +220,10 @@ class TimedResponseHandler(ResponseHandler):
         super().data_received(data)
 
     def _stamp_sent(self, clock: HopClock) -> None:
-        """The request was sent when its last bytes went to the socket before the answer came:
-        the coroutine's stamp (`TimedResponse`) can come a loop turn or more later, after a fast
-        answer has arrived. A send before `ready` was an earlier request's on this connection."""
+        """The request was sent as its last bytes were handed to the socket before the answer
+        came: the coroutine's stamp (`TimedResponse`) can come a loop turn or more later, after a
+        fast answer has arrived. A send before `ready` was an earlier request's on this
+        connection."""
         sock = self.sock
         if sock is None or sock.sent_at is None or clock.ready is None:
             return
@@ -210,15 +249,24 @@ class TimedSocket(socket.socket):
     ) -> None:
         super().__init__(family, type, proto, fileno)
         self.clock = current_hop.get()
-        self.sent_at: float | None = None  # perf_counter() after the latest send returned
+        self.sent_at: float | None = None  # perf_counter() as the latest send was called
+        self.first_sent_at: float | None = None  # … the first
+        self.syn_at: float | None = None  # perf_counter() as `connect()` was called
 
     def send(self, data: ReadableBuffer, flags: int = 0, /) -> int:
         # asyncio's transports write with `send` (TLS: the encrypted bytes, through the same).
-        count = super().send(data, flags)
+        # Stamped before the call: its bytes cannot leave earlier, and the call gives the GIL
+        # away (a thread of ours may keep it) and wakes the server (which may preempt us).
         self.sent_at = perf_counter()
-        return count
+        if self.first_sent_at is None:
+            self.first_sent_at = self.sent_at
+        return super().send(data, flags)
 
     def connect(self, address: Any, /) -> None:
+        self.syn_at = perf_counter()
+        clock = self.clock
+        if clock is not None and clock.syn_sent is None:  # the hop's first try (of its addresses)
+            clock.syn_sent = self.syn_at
         super().connect(address)  # BlockingIOError while the connect is in progress
         self._connected()
 
@@ -235,8 +283,34 @@ class TimedSocket(socket.socket):
         return value
 
     def _connected(self) -> None:
-        if self.clock is not None and self.clock.tcp_connected is None:
-            self.clock.tcp_connected = perf_counter()
+        clock = self.clock
+        if clock is not None and clock.tcp_connected is None:
+            now = perf_counter()
+            clock.tcp_connected = now if self.syn_at is None else handshake_end(self, now)
+
+
+# Linux's `struct tcp_info` (the same on every architecture): `tcpi_rtt` (µs) at 68,
+# `tcpi_total_retrans` at 100.
+_TCP_INFO = struct.Struct("68xI28xI")
+TCP_INFO = getattr(socket, "TCP_INFO", None) if sys.platform == "linux" else None
+
+
+def handshake_end(sock: TimedSocket, now: float) -> float:
+    """When the TCP handshake completed, the socket found connected `now`: on Linux the SYN's
+    time plus the kernel's round trip of the handshake (SYN to SYN-ACK), not a loop turn or a
+    pause later. Kept between the SYN and `now`; after a retransmitted SYN the round trip is the
+    last try's, not the wait: then `now`, as elsewhere."""
+    syn_at = sock.syn_at
+    if TCP_INFO is None or syn_at is None:
+        return now
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, _TCP_INFO.size)
+        rtt_us, retransmitted = cast("tuple[int, int]", _TCP_INFO.unpack(info))
+    except (OSError, struct.error):
+        return now
+    if retransmitted or not rtt_us:
+        return now
+    return min(now, syn_at + rtt_us / 1e6)
 
 
 # asm-generic's SO_TIMESTAMPNS (Python has no name for it) and its 64-bit `struct timespec`; other

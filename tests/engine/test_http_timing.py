@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -20,8 +22,9 @@ import aiohttp
 import pytest
 
 from apimd.engine import http
+from apimd.engine.hops import Hop
 from apimd.engine.http import HttpExecutor, HttpRequest
-from apimd.engine.timing import KERNEL_STAMPS, HopClock, SendState, arrival
+from apimd.engine.timing import KERNEL_STAMPS, TCP_INFO, HopClock, SendState, arrival
 from tests.engine.servers import self_signed_tls
 
 PAUSE = 0.3  # seconds the loop is held
@@ -183,6 +186,11 @@ async def test_dns_ends_when_the_lookup_returns_not_when_the_loop_comes_back(
     assert 0 < response.timings.dns < PAUSE * 1000 * 0.66
 
 
+needs_kernel_stamps = pytest.mark.skipif(
+    not KERNEL_STAMPS, reason="the kernel's receive stamps are read on Linux (x86-64, arm64) only"
+)
+
+
 async def test_connect_ends_when_the_socket_connects_not_when_the_loop_comes_back(
     port: int, executor: HttpExecutor
 ) -> None:
@@ -195,9 +203,99 @@ async def test_connect_ends_when_the_socket_connects_not_when_the_loop_comes_bac
     assert 0 < response.timings.connect < PAUSE * 1000 * 2.5
 
 
-needs_kernel_stamps = pytest.mark.skipif(
-    not KERNEL_STAMPS, reason="the kernel's receive stamps are read on Linux (x86-64, arm64) only"
+needs_tcp_info = pytest.mark.skipif(
+    TCP_INFO is None, reason="the handshake's round trip is read from Linux's TCP_INFO only"
 )
+
+
+@needs_kernel_stamps
+@needs_tcp_info
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_a_loop_held_while_the_handshakes_complete_is_not_connect_time(
+    executor: HttpExecutor, scheme: str, tmp_path: Path
+) -> None:
+    """The loop is held at every turn: the TCP handshake ends at the SYN plus the kernel's round
+    trip, the TLS one runs from the ClientHello sent to the server's answer received, and the
+    held turns around them (the loop finding the socket connected, the transport built, the
+    answer read and checked) are not the server's: `connect` holds none of them."""
+    tls = self_signed_tls(tmp_path) if scheme == "https" else None
+    with threaded_server(tls=tls) as bound:
+        request = HttpRequest("GET", f"{scheme}://127.0.0.1:{bound}/", verify_tls=False)
+        started = time.perf_counter()
+        async with busy_loop():
+            response = await executor.send(request)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+
+    t = response.timings
+    assert response.status == 200
+    assert elapsed_ms >= PAUSE * 1000 * 2  # turns were held along the way
+    assert 0 < t.connect < PAUSE * 1000 * 0.66, t
+    assert t.dns + t.connect + t.send + t.wait + t.receive <= t.total + 1
+
+
+@needs_tcp_info
+async def test_a_retransmitted_syn_is_connect_time(executor: HttpExecutor) -> None:
+    """The server's accept queue is full as the SYN comes: the kernel drops it and the client
+    sends it again a second later. The handshake's round trip is then the last try's: `connect`
+    is the loop's stamp, the second included, never the round trip alone."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    port = listener.getsockname()[1]
+    fillers = [socket.socket() for _ in range(3)]
+    for filler in fillers:
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+
+    def serve() -> None:
+        time.sleep(0.3)  # the client's SYN was dropped meanwhile
+        for filler in fillers:
+            filler.close()
+        while True:
+            connection, _ = listener.accept()
+            with connection:
+                if connection.recv(65536):
+                    body = b'{"ok": true}'
+                    head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n"
+                    connection.sendall(head.encode() + body)
+                    return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        response = await executor.send(HttpRequest("GET", f"http://127.0.0.1:{port}/"))
+    finally:
+        thread.join(10)
+        listener.close()
+
+    t = response.timings
+    assert response.status == 200
+    assert t.connect >= 900, t
+    assert t.dns + t.connect + t.send + t.wait + t.receive <= t.total + 1
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_our_preparations_before_the_connection_are_not_response_time(
+    executor: HttpExecutor, scheme: str, tmp_path: Path
+) -> None:
+    """A hop's steps (a DPoP proof, a signature) hold the loop before the connection starts:
+    `total` runs from the connection's start (the SYN, on our sockets) to the last byte."""
+
+    def slow_step(_hop: Hop) -> None:
+        time.sleep(PAUSE)
+
+    tls = self_signed_tls(tmp_path) if scheme == "https" else None
+    with threaded_server(tls=tls) as bound:
+        request = HttpRequest(
+            "GET", f"{scheme}://127.0.0.1:{bound}/", verify_tls=False, hop_steps=(slow_step,)
+        )
+        started = time.perf_counter()
+        response = await executor.send(request)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+
+    t = response.timings
+    assert response.status == 200
+    assert elapsed_ms >= PAUSE * 1000
+    assert t.total < PAUSE * 1000 * 0.66, t
+    assert t.dns + t.connect + t.send + t.wait + t.receive <= t.total + 1
 
 
 @needs_kernel_stamps
@@ -302,6 +400,10 @@ async def test_every_hop_is_stamped_in_order_with_or_without_trace_signals(
         assert (hop.first_byte is None) == traced
         first = hop.first_byte or hop.headers_received
         stamps = [hop.connect_start, hop.ready, hop.sent, first, hop.done][pooled:]
+        if not (traced or pooled):  # our socket's: the SYN and the handshake's end between
+            stamps[1:1] = [hop.syn_sent, hop.tcp_connected]
+        else:
+            assert hop.syn_sent is hop.tcp_connected is None, (index, hop)
         assert all(stamp is not None for stamp in stamps), (index, hop)
         assert stamps == sorted(stamps), (index, hop)  # type: ignore[type-var]
 
@@ -319,3 +421,70 @@ async def test_a_fast_answer_is_waited_for_not_sent(executor: HttpExecutor) -> N
     if KERNEL_STAMPS:  # elsewhere the bytes are stamped when the held loop reads them
         assert t.wait < 50 and t.total < 100, t
     assert t.dns + t.connect + t.send + t.wait + t.receive <= t.total + 1
+
+
+SUBPROCESS_SERVER = """
+import http.server, sys
+class Quick(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Quick)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+@contextmanager
+def gil_held_by_a_thread(hold_s: float) -> Iterator[None]:
+    """A busy thread of ours (the daemon has its store's) that keeps the GIL for `hold_s` each
+    time the loop's thread gives it away, as a socket call does."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(range(1000))
+
+    interval = sys.getswitchinterval()
+    thread = threading.Thread(target=spin, daemon=True)
+    sys.setswitchinterval(hold_s)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(interval)
+
+
+@needs_kernel_stamps
+async def test_a_wait_for_the_gil_after_the_request_went_out_is_not_the_apis_wait(
+    executor: HttpExecutor,
+) -> None:
+    """A request's send gives the GIL away, and a busy thread often keeps it 50 ms: the server (a
+    process of its own) answers meanwhile. Whether a given send loses the GIL is a race, so 20
+    are sent; the request was sent as the call began, so every answer's time is `wait`, never
+    lost between a late `sent` and the kernel's receive stamp (a third of them were, stamped
+    after the call)."""
+    server = subprocess.Popen(
+        [sys.executable, "-c", SUBPROCESS_SERVER], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        url = f"http://127.0.0.1:{int(server.stdout.readline())}/"
+        with gil_held_by_a_thread(0.05):
+            responses = [await executor.send(HttpRequest("GET", url)) for _ in range(20)]
+    finally:
+        server.kill()
+        server.communicate()
+
+    for response in responses:
+        t = response.timings
+        assert response.body == b"ok"
+        assert t.wait >= 0.01, t
+        assert t.dns + t.connect + t.send + t.wait + t.receive <= t.total + 1
