@@ -334,6 +334,8 @@ def _mask_json_text(
         text = _COMPACT_JSON.encode(document)
     except (ValueError, RecursionError, TypeError):
         return None
+    if text.isascii():  # (a flag of the string: no scan) no lone surrogate in it
+        return text
     # A lone surrogate can only sit inside a JSON string: write it back as the escape it was.
     return LONE_SURROGATE.sub(lambda match: f"\\u{ord(match[0]):04x}", text)
 
