@@ -319,12 +319,33 @@ def _mask_userinfo(url: str) -> str:
     return f"{scheme}://{user}:{SECRET_MASK}@{host}{slash}{path}"
 
 
+# A monitored API often answers the same body run after run: the compact text of the last few
+# small bodies is kept (keyed by the body's text, so a hit is the text computed for an equal body).
+REMEMBERED_JSON_BODIES = 64
+REMEMBERED_JSON_BODY_CHARS = 16 * 1024
+_remembered_json: dict[tuple[str, bool], str | None] = {}
+
+
 def _mask_json_text(
     body: str, *, require_container: bool, parsed: tuple[Any] | None = None
 ) -> str | None:
     """The JSON `body` with always-redacted keys masked, compact and in key order; None when
     `body` is not JSON (or, with `require_container`, not an object or array). `parsed`: its
     document, already parsed (the document is not changed)."""
+    if len(body) > REMEMBERED_JSON_BODY_CHARS:
+        return _compact_json_text(body, require_container, parsed)
+    key = (body, require_container)
+    # "" stands for "not remembered": no JSON document's text is empty.
+    text = _remembered_json.pop(key, "")
+    if text == "":
+        text = _compact_json_text(body, require_container, parsed)
+        if len(_remembered_json) >= REMEMBERED_JSON_BODIES:
+            _remembered_json.pop(next(iter(_remembered_json)), None)  # the least recently used
+    _remembered_json[key] = text  # (again) the most recently used
+    return text
+
+
+def _compact_json_text(body: str, require_container: bool, parsed: tuple[Any] | None) -> str | None:
     try:
         document = json.loads(body) if parsed is None else parsed[0]
         if require_container and not isinstance(document, dict | list):

@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from apimd.engine import redact
 from apimd.engine.bounds import cap_value, saved_text
 from apimd.engine.codings import decode_body
 from apimd.engine.http import HttpRequest
@@ -20,6 +21,7 @@ from apimd.engine.recording import STORED_VALUE_CHARS, ResultRecorder, full_url
 from apimd.engine.redact import Redactor, storable
 from apimd.engine.services import Definitions
 from apimd.engine.template import Scope, SystemVariables, render, system_variables
+from apimd.model.common import LONE_SURROGATE
 from apimd.model.project import Project
 from apimd.model.result import ConditionResult, Result
 from tests.support.projects import run_doc
@@ -236,3 +238,72 @@ def test_the_environment_merged_once_follows_updates_and_saved_variables() -> No
     assert definitions.environment() == {"A": "1", "B": "saved", "C": "3"}
     definitions.update(Project.model_validate({"variables": {"A": "new"}}))
     assert definitions.environment() == {"A": "new", "B": "saved", "C": "3"}
+
+
+def _slow_json_body(text: str, content_type: str, secrets: list[str]) -> str:
+    """A JSON body as stored, computed the long way: parsed, keys masked, re-encoded compact,
+    every lone surrogate written back as its escape, then secrets masked."""
+    redactor = Redactor(secrets)
+    document = redact._mask_json_keys(json.loads(text))
+    compact = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    compact = LONE_SURROGATE.sub(lambda match: f"\\u{ord(match[0]):04x}", compact)
+    return redactor.text(compact)
+
+
+_JSON_BODIES = [
+    name for name in sorted(BODIES) if name not in ("not-json", "not-utf-8", "big", "nan")
+]
+
+
+@pytest.mark.parametrize("secrets", [[], [SECRET]])
+@pytest.mark.parametrize("name", _JSON_BODIES)
+def test_a_json_body_seen_before_is_stored_as_it_was_computed(
+    name: str, secrets: list[str]
+) -> None:
+    """The compact text of a small body is remembered by its text: the second, third time the
+    same body is recorded (from memory, whether parsed by a condition or not) it is byte for byte
+    the first, and the text computed the long way; an ASCII one skips the surrogate scan."""
+    data, content_type = BODIES[name]
+    text = decode_body(data, content_type)
+    expected = _slow_json_body(text, content_type, secrets)
+    redact._remembered_json.clear()
+    redactor = Redactor(secrets)
+    first = redactor.body(text, content_type)
+    again = redactor.body(text, content_type, parsed=(json.loads(text),))
+    copy = redactor.body("".join(list(text)), content_type)  # an equal string, not the same one
+    assert first == again == copy == expected
+    assert (text, "json" not in content_type) in redact._remembered_json
+
+
+def test_the_same_text_as_json_and_as_plain_text_is_remembered_apart() -> None:
+    """Whether the body must be an object or array (not declared JSON) is part of what is
+    remembered: a scalar JSON text is re-encoded as JSON, kept as written as plain text."""
+    redact._remembered_json.clear()
+    redactor = Redactor()
+    for _ in range(2):
+        assert redactor.body('"a"  ', "application/json") == '"a"'
+        assert redactor.body('"a"  ', "text/plain") == '"a"  '
+        assert redactor.body("[1,  2]", "text/plain") == "[1,2]"
+        assert redactor.body("not json", "application/json") == "not json"
+
+
+def test_remembered_bodies_are_bounded_and_large_ones_never_kept() -> None:
+    """At most REMEMBERED_JSON_BODIES are kept, the least recently used going first; a body over
+    REMEMBERED_JSON_BODY_CHARS is computed every time."""
+    redact._remembered_json.clear()
+    redactor = Redactor()
+    bodies = [
+        json.dumps({"n": n, "access_token": "t"}) for n in range(redact.REMEMBERED_JSON_BODIES)
+    ]
+    for body in bodies:
+        redactor.body(body, "application/json")
+    redactor.body(bodies[0], "application/json")  # now the most recently used
+    redactor.body('{"new": 1}', "application/json")
+    assert len(redact._remembered_json) == redact.REMEMBERED_JSON_BODIES
+    assert (bodies[0], False) in redact._remembered_json
+    assert (bodies[1], False) not in redact._remembered_json
+    for body in [bodies[1], *bodies[::7]]:
+        assert redactor.body(body, "application/json") == _slow_json_body(body, "json", [])
+    large = json.dumps({"k": "x" * redact.REMEMBERED_JSON_BODY_CHARS})
+    assert redactor.body(large, "application/json") == large.replace(" ", "")
+    assert not any(key[0] == large for key in redact._remembered_json)
