@@ -14,12 +14,16 @@ from yarl import URL
 
 
 def select_proxy(
-    configured: str | None, target: URL, environ: Mapping[str, str] | None = None
+    configured: str | None, target: URL | str, environ: Mapping[str, str] | None = None
 ) -> str | None:
     """The proxy URL for `target`, or None to connect directly."""
     if configured is not None:
         return None if configured.strip().lower() == "none" else configured
     proxies = _environment_proxies(environ)
+    if not proxies:  # most daemons: then the target's URL is not even parsed
+        return None
+    if isinstance(target, str):
+        target = URL(target)
     chosen = proxies.get(target.scheme)
     if not chosen:
         return None
@@ -47,7 +51,7 @@ def bypassed(target: URL, no_proxy: str) -> bool:
     return False
 
 
-def _environment_proxies(environ: Mapping[str, str] | None) -> dict[str, str]:
+def _environment_proxies(environ: Mapping[str, str] | None) -> Mapping[str, str]:
     if environ is None:
         return _process_proxies()
     # The same rules as the standard library, over a given environment (tests, agents).
@@ -65,8 +69,9 @@ def _environment_proxies(environ: Mapping[str, str] | None) -> dict[str, str]:
 _read: tuple[dict[Any, Any], dict[str, str]] | None = None
 
 
-def _process_proxies() -> dict[str, str]:
-    """`getproxies_environment()`, read again only when the process environment changed."""
+def _process_proxies() -> Mapping[str, str]:
+    """`getproxies_environment()`, read again only when the process environment changed (the
+    dict read last time: not to be changed)."""
     global _read
     current = getattr(os.environ, "_data", None)  # os.environ's own store (bytes on POSIX)
     if current is None:
@@ -74,7 +79,7 @@ def _process_proxies() -> dict[str, str]:
     read = _read
     if read is None or read[0] != current:
         read = _read = (dict(current), urllib.request.getproxies_environment())
-    return dict(read[1])
+    return read[1]
 
 
 def is_socks(proxy: str | None) -> bool:

@@ -356,7 +356,7 @@ def _sigv4_credentials(auth: AuthSetting, scope: Scope, secrets: list[str]) -> A
 def _proxy(call: Call, auth: AuthSetting | None, url: str, secrets: list[str]) -> str | None:
     """SPEC §10: the call's proxy wins over its auth's; else the environment's."""
     configured = call.proxy if call.proxy is not None else (auth.proxy if auth else None)
-    chosen = select_proxy(configured, URL(url))
+    chosen = select_proxy(configured, url)
     if chosen is not None:
         password = URL(chosen).password
         if password:

@@ -288,3 +288,22 @@ async def test_a_socks_proxy_that_refuses_or_answers_garbage_is_a_connection_err
         assert "internal error" not in (result.error or "")
         assert "proxy" in (result.error or "")
     assert "wrong-pw-1234" not in refused.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    "url", ["https://api.test/", "https://x.internal/a?b=c", "http://API.test:8080/", "HTTP://h/"]
+)
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"https_proxy": "http://env:3128", "no_proxy": "internal"},
+        {"http_proxy": "http://plain:3128", "no_proxy": "api.test:8080"},
+    ],
+)
+def test_a_url_given_as_text_is_parsed_only_when_a_proxy_may_apply(
+    url: str, env: dict[str, str]
+) -> None:
+    """The request's URL is passed as text and parsed only when the environment names proxies;
+    the choice is the one made from the parsed URL."""
+    assert select_proxy(None, url, env) == select_proxy(None, URL(url), env)
