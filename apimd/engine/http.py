@@ -220,7 +220,9 @@ class HttpExecutor:
     ) -> HttpResponse:
         # What a hop carries over to the next: the method, body and headers as the redirect
         # rules and answers left them.
-        carried = Hop(request.method.upper(), str(state.url), list(request.headers), request.body)
+        # The URL's text is made once per hop (`str` of a yarl URL builds it every time).
+        url_text = request.sent_url if request.sent_url is not None else str(state.url)
+        carried = Hop(request.method.upper(), url_text, list(request.headers), request.body)
         rules = RedirectRules.for_request(request.sensitive_headers, request.sensitive_params)
         redirects: list[str] = []
         cookies: dict[str, str] = {}
@@ -250,7 +252,7 @@ class HttpExecutor:
                     try:
                         content = await self._read_body(response, hop)
                     except HttpFailure as exc:  # the status and headers did arrive: keep them
-                        exc.answer = _answer(response, b"", state.url)
+                        exc.answer = _answer(response, b"", url_text)
                         raise
                     remember(request.cookie_jar, response.cookies, state.url, cookies)
             finally:
@@ -267,12 +269,13 @@ class HttpExecutor:
                 else None
             )
             if target is None or len(redirects) == MAX_REDIRECTS:
-                answer = _answer(response, content, state.url)
+                answer = _answer(response, content, url_text)
                 answer.redirects, answer.too_many_redirects = redirects, target is not None
                 answer.timings, answer.cookies = state.timings(), cookies
                 return answer
             state.url = rules.follow(carried, response.status, state.url, target)
-            redirects.append(str(state.url))
+            url_text = str(state.url)
+            redirects.append(url_text)
             answered = False
 
     @staticmethod
@@ -312,7 +315,7 @@ class HttpExecutor:
         return bytes(body)
 
 
-def _answer(response: aiohttp.ClientResponse, content: bytes, url: URL) -> HttpResponse:
+def _answer(response: aiohttp.ClientResponse, content: bytes, url: str) -> HttpResponse:
     # The request's headers as they went out, aiohttp's own (Host, Connection…) included.
     sent = list(response.request_info.headers.items())
     return HttpResponse(
@@ -321,7 +324,7 @@ def _answer(response: aiohttp.ClientResponse, content: bytes, url: URL) -> HttpR
         headers=CIMultiDict(response.headers),
         body=content,
         size=len(content),
-        final_url=str(url),
+        final_url=url,
         sent_headers=sent,
         peer_certificate=getattr(response, "peer_certificate", None),
     )
