@@ -86,7 +86,7 @@ class WebhookDispatcher:
         self._run_target = run_target
 
     async def after_result(self, call: Call | None, result: Result, ctx: RunContext) -> None:
-        if call is None:
+        if call is None or not call.webhooks:  # nothing to run, nothing to notify
             return
         label = result.outcome.value
         extracted = dict(ctx.variables)
