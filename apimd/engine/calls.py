@@ -271,7 +271,7 @@ class CallRunner:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Sent:
     """A request as sent, its response, its timings and when it was sent."""
 

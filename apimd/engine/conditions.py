@@ -46,7 +46,7 @@ _JSONPATH_REGEX = re.compile(r"\b(?:match|search)\s*\(")
 _SETTLED_BY_ONE = frozenset({"contains", "matches"})
 
 
-@dataclass
+@dataclass(slots=True)
 class ResponseView:
     """What conditions look at."""
 
@@ -63,7 +63,7 @@ class ResponseView:
     cert_days: float | None = None  # days the server certificate has left (https only)
 
 
-@dataclass
+@dataclass(slots=True)
 class Evaluation:
     """Every condition's result, the variables extracted, and whether any failed or warned."""
 
@@ -80,7 +80,7 @@ Render = Callable[[str, str], str]
 """`render(template, where)` → text; raises `SetupError` for an unknown variable."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Check:
     """One condition with its path and expected value rendered."""
 
@@ -89,7 +89,7 @@ class _Check:
     expected: Any
 
 
-@dataclass
+@dataclass(slots=True)
 class _Checked:
     """A condition's result, and the variable text it saves (None when it saves nothing)."""
 

@@ -21,7 +21,7 @@ class UnknownTarget(LookupError):
     """No call or workflow has that name."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunOrder:
     """How a run is started (by a person, a schedule, another agent): its trigger, the variables
     given for it, whether a person is there for a browser sign-in, and its id (also its
@@ -42,7 +42,7 @@ class RunOrder:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class RunContext:
     """What one run (a call alone, or a workflow with its steps) shares."""
 
@@ -71,7 +71,7 @@ class RunContext:
     maintenance: bool = False  # started inside a maintenance window: notifiers stay silent
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallAttempt:
     """One call being run: the call and its run, whose result it is, its variables, its auth,
     and the recorder that redacts what it sends and receives."""

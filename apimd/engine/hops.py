@@ -28,7 +28,7 @@ BODY_HEADERS = frozenset(
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class Hop:
     """One hop of a request as it is about to be sent; `HopStep`s may change its headers."""
 

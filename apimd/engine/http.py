@@ -88,7 +88,7 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 _DEFAULT_HEADERS = {"User-Agent": f"apimd/{__version__}", "Accept-Encoding": "gzip, deflate"}
 
 
-@dataclass
+@dataclass(slots=True)
 class HttpRequest:
     """One request to send. `sensitive_headers`/`sensitive_params` name the headers and query
     params that came from a token or an auth: they are dropped when a redirect goes to another
@@ -119,7 +119,7 @@ class HttpRequest:
     """Set by the executor as it sends: the first hop's URL as on the wire (the record's URL)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class HttpResponse:
     """What came back from the last hop, with timings summed over every hop."""
 

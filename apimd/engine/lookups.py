@@ -48,7 +48,7 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
-@dataclass
+@dataclass(slots=True)
 class Lookup:
     """A looked-up value; `broken` means the condition itself could not run (bad path, timeout)."""
 

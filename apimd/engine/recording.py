@@ -38,7 +38,7 @@ STORED_VALUE_CHARS = 4096
 LARGE_BODY_CHARS = 1024 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallIdentity:
     """Whose result a call's is: its run, name, trigger and start, the token it names, and
     whether it is a run of its own (`top_level`) or a step of the workflow run `run_id`."""

@@ -41,7 +41,7 @@ class DpopBinding:
         hop.set_header("DPoP", proof)
 
 
-@dataclass
+@dataclass(slots=True)
 class PreparedCall:
     """The request to send, and the secrets its preparation revealed (for redaction)."""
 
@@ -50,7 +50,7 @@ class PreparedCall:
     basic_credentials: tuple[str, str] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestDraft:
     """A call's request while the steps of `REQUEST_STEPS` build it."""
 
