@@ -143,7 +143,7 @@ class Engine:
 
     async def _run_target(self, name: str, ctx: RunContext) -> Result:
         call = self.project.call(name)
-        workflow = self.project.workflow(name)
+        workflow = self.project.workflow(name) if call is None else None  # a call is run first
         if call is None and workflow is None:
             raise UnknownTarget(f"no call or workflow named {name!r}")
         mutex = call.has_tag("mutex") if call else _workflow_mutex(workflow)

@@ -80,4 +80,6 @@ class MaintenanceWindow(Resource):
 
 def in_maintenance(windows: Iterable[MaintenanceWindow], target: str, moment: datetime) -> bool:
     """Whether any window covering `target` is on at `moment`."""
+    if not windows:  # most projects: no generator to start
+        return False
     return any(w.covers(target) and w.active_at(moment) for w in windows)

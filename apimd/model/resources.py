@@ -339,7 +339,7 @@ class Call(Resource):
 
     def has_tag(self, tag: str) -> bool:
         """Whether `apimd:<tag>` (or its `apimetrics:` alias) is among the tags."""
-        return tag in self.meaning_tags()
+        return bool(self.tags) and tag in self.meaning_tags()  # most have none: no set made
 
     def meaning_tags(self) -> set[str]:
         """Tags with the `apimd:`/`apimetrics:` prefix, without the prefix."""
