@@ -231,8 +231,11 @@ def prepare_call(
     for step in REQUEST_STEPS:
         step(draft)
     params = draft.params
-    query = urlsplit(draft.url).query
-    if browser and not any(k == "state" for k, _ in params) and "state=" not in query:
+    if (
+        browser
+        and not any(k == "state" for k, _ in params)
+        and "state=" not in urlsplit(draft.url).query
+    ):
         params.append(("state", render("%%STATE%%", scope, f"{draft.where} state")))
     request = HttpRequest(
         method=call.method,
@@ -305,7 +308,9 @@ class _RequestHeaders:
 
 def _computed_is_secret(template: str, rendered: str, secrets: list[str]) -> None:
     """A header computed by a function (a signature made from a secret) is a secret."""
-    if any(isinstance(e.head, FunctionCall) or e.pipes for _, e in template_expressions(template)):
+    if "{{" in template and any(
+        isinstance(e.head, FunctionCall) or e.pipes for _, e in template_expressions(template)
+    ):
         secrets.append(rendered)
 
 
