@@ -1,8 +1,12 @@
 """A driver for measuring the engine's cost per call without the machine's load in the figure: N
-calls of `engine_bench.py`'s call, through the engine (memory store) or the plain aiohttp loop,
+calls of `engine_bench.py`'s call, through the engine (memory or SQLite store) or the plain loop,
 against the loopback server, and nothing else.
 
-    .venv/bin/python bench/engine_calls.py [--client engine|plain] [--calls N] [--profile FILE]
+    .venv/bin/python bench/engine_calls.py [--client engine|sqlite|plain] [--calls N]
+        [--profile FILE] [--callgrind]
+
+`engine` runs the engine with a memory store, `sqlite` with a real SQLite store (as
+engine_bench's SQLite round), `plain` the plain aiohttp loop.
 
 Instructions per call do not depend on what else the machine runs. Under callgrind, `--callgrind`
 counts the N measured calls alone (instrumentation switched on after the warm-up, through
@@ -19,19 +23,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import ctypes
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from engine_bench import ITEMS, WARMUP_CALLS, drive, engine_client, plain_client, project
 from loopback_server import start_server
 
 from apimd.engine.memory import MemoryStateStore
+from apimd.engine.ports import StateStore
 from apimd.engine.runner import Engine
+from apimd.store import open_store
 
 
 _CALLGRIND_HELPER = """
@@ -43,45 +51,69 @@ void measure_stop(void) { CALLGRIND_DUMP_STATS_AT("measured calls"); CALLGRIND_S
 
 def callgrind_helper() -> ctypes.CDLL:
     """`measure_start()` / `measure_stop()` as callgrind client requests (no-ops outside valgrind)."""
-    directory = Path(tempfile.mkdtemp(prefix="apimd-callgrind-"))
-    source, library = directory / "helper.c", directory / "helper.so"
-    source.write_text(_CALLGRIND_HELPER)
-    subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-o", library, source], check=True)
-    return ctypes.CDLL(str(library))
+    with tempfile.TemporaryDirectory(prefix="apimd-callgrind-") as directory:
+        source, library = Path(directory) / "helper.c", Path(directory) / "helper.so"
+        source.write_text(_CALLGRIND_HELPER)
+        subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-o", library, source], check=True)
+        return ctypes.CDLL(str(library))  # loaded: the file may go
 
 
 async def run(args: argparse.Namespace) -> None:
     server, port = start_server("/items", ITEMS)
     base = f"http://127.0.0.1:{port}"
-    engine = Engine(project(base), MemoryStateStore())
-    call = engine_client(engine) if args.client == "engine" else plain_client(base)
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(_stop, server)
+        if args.client == "plain":
+            call = plain_client(base)
+        else:
+            engine = Engine(project(base), await _store(args.client, stack))
+            stack.push_async_callback(engine.close)
+            call = engine_client(engine)
         await drive(call, WARMUP_CALLS, args.concurrency)
-        helper = callgrind_helper() if args.callgrind else None
-        profiler = cProfile.Profile() if args.profile else None
-        if profiler is not None:
-            profiler.enable()
-        if helper is not None:
-            helper.measure_start()
-        cpu = time.process_time()
-        await drive(call, args.calls, args.concurrency)
-        cpu = time.process_time() - cpu
-        if helper is not None:
-            helper.measure_stop()
-        if profiler is not None:
-            profiler.disable()
-            profiler.dump_stats(args.profile)
-        print(f"{args.client}: {args.calls} calls, CPU {cpu / args.calls * 1000:.3f} ms per call")
-    finally:
-        await engine.close()
-        assert server.stdin is not None
-        server.stdin.close()
-        server.wait(10)
+        await measure(call, args)
+
+
+async def _store(client: str, stack: contextlib.AsyncExitStack) -> StateStore:
+    """The engine's store: in memory, or a real SQLite one in a temporary directory (results
+    group-committed, durable before each run returns, as engine_bench's SQLite round)."""
+    if client == "engine":
+        return MemoryStateStore()
+    directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="apimd-calls-")))
+    store = await open_store(
+        directory / "engine.db", secret_key=None, key_file=directory / "secret.key", owner=True
+    )
+    stack.push_async_callback(store.close)
+    return store
+
+
+async def measure(call: Callable[[], Awaitable[bool]], args: argparse.Namespace) -> None:
+    """The measured calls, counted by callgrind or profiled when asked; CPU per call printed."""
+    helper = callgrind_helper() if args.callgrind else None
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler is not None:
+        profiler.enable()
+    if helper is not None:
+        helper.measure_start()
+    cpu = time.process_time()
+    await drive(call, args.calls, args.concurrency)
+    cpu = time.process_time() - cpu
+    if helper is not None:
+        helper.measure_stop()
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+    print(f"{args.client}: {args.calls} calls, CPU {cpu / args.calls * 1000:.3f} ms per call")
+
+
+def _stop(server: subprocess.Popen[str]) -> None:
+    assert server.stdin is not None
+    server.stdin.close()
+    server.wait(10)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--client", choices=("engine", "plain"), default="engine")
+    parser.add_argument("--client", choices=("engine", "sqlite", "plain"), default="engine")
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--profile", help="write a cProfile of the measured calls here")
