@@ -165,7 +165,8 @@ class CallRunner:
         if call.has_tag("browser") and not ctx.signin_vars:
             ctx.signin_vars = signin_variables(definitions.callback_url)
         signin = ctx.signin_vars
-        recorder.add_secrets(v for k, v in signin.items() if k == "CODE_VERIFIER")
+        if verifier := signin.get("CODE_VERIFIER"):
+            recorder.add_secrets([verifier])
 
         names = {
             "CALL_NAME": call.name,

@@ -122,4 +122,6 @@ class Evaluation:
 
 def instant_now() -> datetime:
     """The one instant a request's time values share, with millisecond precision."""
-    return datetime.fromtimestamp(round(time.time(), 3), UTC)
+    # Whole milliseconds from the integer clock (`round(time.time(), 3)` formats the float).
+    milliseconds = (time.time_ns() + 500_000) // 1_000_000
+    return datetime.fromtimestamp(milliseconds / 1000, UTC)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from datetime import UTC, datetime
 
 import jwt as pyjwt
@@ -12,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from apimd.engine.errors import SetupError, UnknownVariable
+from apimd.engine.functions import instant_now
 from apimd.engine.template import Scope, referenced_variables, render
 from tests.support.tls import pem_key
 
@@ -189,3 +191,16 @@ def test_referenced_variables_include_expression_arguments() -> None:
 
 def test_json_claims_render_as_text() -> None:
     assert json.loads(render("""{{ lower('{"A": 1}') }}""", scope(), "t")) == {"a": 1}
+
+
+def test_the_shared_instant_is_now_in_whole_milliseconds() -> None:
+    """`instant_now` reads the integer clock: UTC, whole milliseconds, and the reading rounded
+    to the nearest millisecond as `round(time.time(), 3)` gave it (within a millisecond of the
+    clock before and after)."""
+    for _ in range(1000):
+        before = time.time_ns()
+        instant = instant_now()
+        after = time.time_ns()
+        assert instant.tzinfo is UTC and instant.microsecond % 1000 == 0
+        as_ns = round(instant.timestamp() * 1000) * 1_000_000
+        assert before - 500_000 <= as_ns <= after + 500_000
