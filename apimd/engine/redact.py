@@ -16,6 +16,7 @@ import base64
 import functools
 import json
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus
@@ -323,7 +324,7 @@ def _mask_userinfo(url: str) -> str:
 # small bodies is kept (keyed by the body's text, so a hit is the text computed for an equal body).
 REMEMBERED_JSON_BODIES = 64
 REMEMBERED_JSON_BODY_CHARS = 16 * 1024
-_remembered_json: dict[tuple[str, bool], str | None] = {}
+_remembered_json: OrderedDict[tuple[str, bool], str | None] = OrderedDict()
 
 
 def _mask_json_text(
@@ -336,12 +337,13 @@ def _mask_json_text(
         return _compact_json_text(body, require_container, parsed)
     key = (body, require_container)
     # "" stands for "not remembered": no JSON document's text is empty.
-    text = _remembered_json.pop(key, "")
-    if text == "":
-        text = _compact_json_text(body, require_container, parsed)
-        if len(_remembered_json) >= REMEMBERED_JSON_BODIES:
-            _remembered_json.pop(next(iter(_remembered_json)), None)  # the least recently used
-    _remembered_json[key] = text  # (again) the most recently used
+    text = _remembered_json.get(key, "")
+    if text != "":
+        _remembered_json.move_to_end(key)  # the most recently used
+        return text
+    text = _remembered_json[key] = _compact_json_text(body, require_container, parsed)
+    if len(_remembered_json) > REMEMBERED_JSON_BODIES:
+        _remembered_json.popitem(last=False)  # the least recently used
     return text
 
 
