@@ -10,7 +10,9 @@ Likewise the TCP handshake ends at the SYN plus the kernel's round trip of it (`
 TLS's at the read of the server's last handshake bytes: `connect` is the SYN to the handshake's
 end plus the ClientHello sent to the server's answer received, not the loop's turns around them.
 `total` starts with the connection (its lookup, its SYN, or its reuse), not with our preparations
-before it (aiohttp's, a hop's steps).
+before it (aiohttp's, a hop's steps), and leaves out the loop's turns between the events it times
+(the lookup's answer to the SYN, the TCP handshake to the ClientHello, the connection made to the
+request's first bytes handed to the socket): what the monitor itself took is not the API's.
 
 What no socket event marks is stamped by our own connector (the start of a connect), resolver (the
 start of a lookup), response (the request handed over, the header block parsed) and body (handed
@@ -61,6 +63,9 @@ class HopClock:
     # Connection made: the TCP handshake, or the TLS one's last bytes from the server arrived; or
     # taken from the pool.
     ready: float | None = None
+    # The request's first bytes handed to the socket (our sockets): `send` starts there, not
+    # with the loop's turns after `ready`.
+    request_start: float | None = None
     # The last of: the request handed over (headers), its body handed to the socket. A body larger
     # than the socket's buffers is still in flight then: the rest of its transfer counts as `wait`.
     sent: float | None = None
@@ -86,10 +91,24 @@ class HopClock:
             connect = span(self.syn_sent, self.ready)
         else:  # TCP's handshake, then TLS's: not our turns between them
             connect = span(self.syn_sent, self.tcp_connected) + span(self.tls_start, self.ready)
-        send = span(self.ready, self.sent)
+        send = span(self.request_start or self.ready, self.sent)
         wait = span(self.sent, first)
         receive = span(first, self.done)
         return dns, connect, send, wait, receive
+
+    def own_ms(self) -> float:
+        """The loop's turns between the events this hop times, in ms: the lookup's answer to the
+        SYN, the TCP handshake to the ClientHello, the connection made to the request's first
+        bytes. The monitor's own time, in no phase and not in `total`."""
+        own = 0.0
+        for start, end in (
+            (self.dns_end, self.syn_sent),
+            (self.tcp_connected, self.tls_start),
+            (self.ready, self.request_start),
+        ):
+            if start is not None and end is not None and end > start:
+                own += end - start
+        return own * 1000
 
     def began(self) -> float | None:
         """When the hop began: its lookup, else the SYN; for a socket not ours, the connector's
@@ -127,23 +146,29 @@ class SendState:
     def timings(self) -> Timings:
         """The phases summed over the hops; `total` runs from the first hop's start (its lookup,
         SYN, or connection taken from the pool: not our preparations before it, the hop's steps
-        included) to the last byte of the last hop (or to now, when the send failed)."""
+        included) to the last byte of the last hop (or to now, when the send failed), less the
+        loop's turns within each hop (`HopClock.own_ms`)."""
         now = perf_counter()
         end = self.hops[-1].done if self.hops and self.hops[-1].done is not None else now
         began = self.hops[0].began() if self.hops else None
         start = self.started if began is None else max(self.started, began)
-        dns = connect = send = wait = receive = 0.0
+        dns = connect = send = wait = receive = own = 0.0
         for hop in self.hops:
+            own += hop.own_ms()
             hop_dns, hop_connect, hop_send, hop_wait, hop_receive = hop.phases(now)
             dns, connect, send = dns + hop_dns, connect + hop_connect, send + hop_send
             wait, receive = wait + hop_wait, receive + hop_receive
+        phases = [round(dns, 3), round(connect, 3), round(send, 3), round(wait, 3)]
+        phases.append(round(receive, 3))
+        # The phases lie within `total`; rounded one by one they may sum past it by a µs or two.
+        total = max(round(sum(phases), 3), round((end - start) * 1000 - own, 3))
         return Timings(
-            dns=round(dns, 3),
-            connect=round(connect, 3),
-            send=round(send, 3),
-            wait=round(wait, 3),
-            receive=round(receive, 3),
-            total=round((end - start) * 1000, 3),
+            dns=phases[0],
+            connect=phases[1],
+            send=phases[2],
+            wait=phases[3],
+            receive=phases[4],
+            total=total,
         )
 
     def phase(self) -> str:
@@ -199,6 +224,9 @@ class TimedResponseHandler(ResponseHandler):
         # after the connector handed the connection over.
         super().set_response_params(**params)
         clock = self.clock = current_hop.get()
+        if self.sock is not None:
+            self.sock.request_at = None  # the request's first send is the next one
+            self.sock.awaits_request = True
         if clock is not None:
             clock.first_byte = clock.last_byte = None
             if clock.ready is None:  # not made for this hop: taken from the pool just now
@@ -229,6 +257,9 @@ class TimedResponseHandler(ResponseHandler):
             return
         if sock.sent_at >= clock.ready:
             clock.sent = sock.sent_at
+            requested = sock.request_at
+            if requested is not None and clock.ready <= requested <= sock.sent_at:
+                clock.request_start = requested
 
 
 def arrival(received_ns: int, now: float, floor: float | None) -> float:
@@ -251,6 +282,8 @@ class TimedSocket(socket.socket):
         self.clock = current_hop.get()
         self.sent_at: float | None = None  # perf_counter() as the latest send was called
         self.first_sent_at: float | None = None  # … the first
+        self.request_at: float | None = None  # … the first since the protocol awaited a request
+        self.awaits_request = False
         self.syn_at: float | None = None  # perf_counter() as `connect()` was called
 
     def send(self, data: ReadableBuffer, flags: int = 0, /) -> int:
@@ -260,6 +293,9 @@ class TimedSocket(socket.socket):
         self.sent_at = perf_counter()
         if self.first_sent_at is None:
             self.first_sent_at = self.sent_at
+        if self.awaits_request:
+            self.awaits_request = False
+            self.request_at = self.sent_at
         return super().send(data, flags)
 
     def connect(self, address: Any, /) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from apimd.engine import http
 from apimd.engine.hops import Hop
@@ -233,6 +234,32 @@ async def test_a_loop_held_while_the_handshakes_complete_is_not_connect_time(
     assert t.dns + t.connect + t.send + t.wait + t.receive <= t.total + 1
 
 
+@needs_kernel_stamps
+@needs_tcp_info
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_a_loop_held_at_every_turn_is_not_response_time(
+    executor: HttpExecutor, scheme: str, tmp_path: Path
+) -> None:
+    """The loop is held at every turn of a send (as by two CPU hogs or a collection): the turns
+    between the events timed (the handshake to the ClientHello, the connection made to the
+    request's first bytes) are the monitor's, not the API's, so `total` is the phases alone and
+    holds none of the held turns."""
+    tls = self_signed_tls(tmp_path) if scheme == "https" else None
+    with threaded_server(tls=tls) as bound:
+        request = HttpRequest("GET", f"{scheme}://127.0.0.1:{bound}/", verify_tls=False)
+        started = time.perf_counter()
+        async with busy_loop():
+            response = await executor.send(request)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+
+    t = response.timings
+    assert response.status == 200
+    assert elapsed_ms >= PAUSE * 1000 * 2  # turns were held along the way
+    assert t.total < PAUSE * 1000 * 0.66, t
+    assert t.send < PAUSE * 1000 * 0.66, t
+    assert abs(t.dns + t.connect + t.send + t.wait + t.receive - t.total) <= 0.01, t
+
+
 @needs_tcp_info
 async def test_a_retransmitted_syn_is_connect_time(executor: HttpExecutor) -> None:
     """The server's accept queue is full as the SYN comes: the kernel drops it and the client
@@ -338,6 +365,23 @@ async def test_a_body_arriving_over_time_is_received_at_the_servers_pace(
     assert t.wait < 50, t
     assert 780 <= t.receive < 950, t
     assert t.dns + t.connect + t.send + t.wait + t.receive <= t.total + 1
+
+
+def test_total_is_the_phases_less_none_of_them_and_never_less_than_their_sum() -> None:
+    """The loop's turns between timed events are left out of `total`; what is left is the
+    phases, and rounded one by one (1.6 µs each: 0.002 ms) they never sum past `total`."""
+    step = 1.6e-6
+    hop = HopClock(dns_start=10.0, dns_end=10.0 + step)
+    hop.syn_sent = hop.dns_end + 0.3  # the loop held after the lookup: ours
+    hop.tcp_connected = hop.ready = hop.syn_sent + step
+    hop.request_start = hop.ready + 0.3  # and after the connection was made: ours too
+    hop.sent = hop.request_start + step
+    hop.first_byte = hop.last_byte = hop.sent + step
+    hop.done = hop.first_byte + step
+    state = SendState(URL("http://127.0.0.1/"), started=9.0, hops=[hop])
+    t = state.timings()
+    assert (t.dns, t.connect, t.send, t.wait, t.receive) == (0.002,) * 5
+    assert t.total == 0.01  # the exact 0.008 ms, rounded phase by phase
 
 
 def test_a_step_of_the_wall_clock_keeps_the_kernel_stamp_between_the_send_and_the_read() -> None:
