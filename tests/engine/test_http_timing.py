@@ -371,13 +371,12 @@ def test_total_is_the_phases_less_none_of_them_and_never_less_than_their_sum() -
     """The loop's turns between timed events are left out of `total`; what is left is the
     phases, and rounded one by one (1.6 µs each: 0.002 ms) they never sum past `total`."""
     step = 1.6e-6
-    hop = HopClock(dns_start=10.0, dns_end=10.0 + step)
-    hop.syn_sent = hop.dns_end + 0.3  # the loop held after the lookup: ours
-    hop.tcp_connected = hop.ready = hop.syn_sent + step
-    hop.request_start = hop.ready + 0.3  # and after the connection was made: ours too
-    hop.sent = hop.request_start + step
-    hop.first_byte = hop.last_byte = hop.sent + step
-    hop.done = hop.first_byte + step
+    syn = 10.0 + step + 0.3  # the loop held after the lookup: ours
+    request = syn + step + 0.3  # and after the connection was made: ours too
+    hop = HopClock(dns_start=10.0, dns_end=10.0 + step, syn_sent=syn, tcp_connected=syn + step)
+    hop.ready, hop.request_start, hop.sent = syn + step, request, request + step
+    hop.first_byte = hop.last_byte = request + 2 * step
+    hop.done = request + 3 * step
     state = SendState(URL("http://127.0.0.1/"), started=9.0, hops=[hop])
     t = state.timings()
     assert (t.dns, t.connect, t.send, t.wait, t.receive) == (0.002,) * 5
