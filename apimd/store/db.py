@@ -9,6 +9,7 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
+from queue import SimpleQueue
 from typing import Any, TypeVar, cast
 
 import aiosqlite
@@ -107,6 +108,37 @@ def _transact_here(conn: sqlite3.Connection, work: Callable[[Connection], Awaita
     return result
 
 
+_Part = tuple[bool, Callable[[Connection], Awaitable[Any]]] | None
+"""A part of `SqliteDatabase.transact_parts` for its thread: (is the last, work), or None to
+roll back (making the parts failed on the event loop's side)."""
+
+
+def _transact_queued(conn: sqlite3.Connection, parts: SimpleQueue[_Part]) -> Any:
+    """`SqliteDatabase.transact_parts`'s transaction, in the aiosqlite thread that owns `conn`:
+    each part as it arrives, COMMIT after the last."""
+    in_thread = _InThreadConnection(conn)
+    conn.execute("BEGIN IMMEDIATE").close()
+    try:
+        while (part := parts.get()) is not None:
+            last, work = part
+            result = _finish(work(in_thread))
+            if last:
+                conn.execute("COMMIT").close()
+                return result
+        conn.execute("ROLLBACK").close()
+        return None
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK").close()
+        raise
+
+
+def _retrieved(job: asyncio.Future[Any]) -> None:
+    """Take an abandoned job's error (its parts failed first: that error is the one raised)."""
+    if not job.cancelled():
+        job.exception()
+
+
 class SqliteDatabase(Database):
     """One writer connection, whose transactions a lock serializes, and one reader connection
     (WAL lets it read committed data while a write is in progress)."""
@@ -171,6 +203,35 @@ class SqliteDatabase(Database):
             writer = self._writer
             run_in_thread: Callable[..., Awaitable[T]] = writer._execute  # (untyped there)
             return await run_in_thread(_transact_here, writer._conn, work)
+
+    async def transact_parts(
+        self,
+        parts: Iterable[Callable[[Connection], Awaitable[object]]],
+        last: Callable[[Connection], Awaitable[T]],
+    ) -> T:
+        """`Database.transact_parts`, pipelined: one job of the writer's thread runs the
+        transaction, taking each part from a queue as the event loop's thread makes it, so making
+        the next part (encoding results: the GIL is free while SQLite writes and zstd compresses)
+        overlaps with writing this one. The job is queued before the first part is made; whatever
+        way the making ends (an error, a cancellation), the job gets its end: the last part, or a
+        roll-back."""
+        async with self._write_lock:
+            writer = self._writer
+            queue: SimpleQueue[_Part] = SimpleQueue()
+            run_in_thread: Callable[..., Awaitable[T]] = writer._execute  # (untyped there)
+            job = asyncio.ensure_future(run_in_thread(_transact_queued, writer._conn, queue))
+            ended = False
+            try:
+                await asyncio.sleep(0)  # the job is in the thread's queue, ahead of any other
+                for part in parts:
+                    queue.put((False, part))
+                queue.put((True, last))
+                ended = True
+            finally:
+                if not ended:
+                    queue.put(None)
+                    job.add_done_callback(_retrieved)
+            return await job
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         """Rows of a read-only query on the reader connection (sees every committed write)."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from apimd.model.outcome import Outcome
 from apimd.model.result import Result
@@ -94,6 +95,21 @@ class _EncodedBatch:
     bodies: list[tuple[bytes, int, bytes]]
 
 
+PART = 100
+"""Results encoded at a time by `ResultStore.add_many`: SQLite writes a part while the next is
+encoded (~3 ms of a core each), and its last part is all that waits for the encoding to end."""
+
+
+def _capped(results: Sequence[Result]) -> list[tuple[bytes, Result]]:
+    """`results` with their bodies capped, each id once: (stored id, result) pairs."""
+    capped: dict[bytes, Result] = {}
+    for result in results:
+        key = encode_id(result.id)
+        if key not in capped:
+            capped[key] = cap_bodies(result)
+    return list(capped.items())
+
+
 def _nobody_waits(result: Result) -> bool:
     """A scheduled run's result may wait a few ms for others to share its commit; any other run
     is one a person, a client or a workflow is waiting for."""
@@ -126,32 +142,46 @@ class ResultStore:
         await self.codec.wait_training()
 
     async def add_many(self, results: Sequence[Result]) -> int:
-        """Store many results in one transaction; returns how many were new."""
-        encoded = self._encoded(results)  # here: the codec is not shared with another thread
-        count = await self._db.transact(lambda conn: self._insert(conn, encoded))
+        """Store many results in one transaction; returns how many were new.
+
+        The results are encoded `PART` at a time (here: the codec is not shared with another
+        thread), each part written while the next is encoded (`Database.transact_parts`), and
+        the rollups of the new ones last."""
+        items = _capped(results)
+        new: list[Result] = []
+
+        def parts() -> Iterator[Callable[[Connection], Awaitable[None]]]:
+            for start in range(0, len(items), PART):
+                yield partial(
+                    self._insert_rows, batch=self._encoded(items[start : start + PART]), new=new
+                )
+
+        async def rollups(conn: Connection) -> int:
+            await record_rollups(conn, new)
+            return len(new)
+
+        count = await self._db.transact_parts(parts(), rollups)
         await self.codec.train_when_due(self._db)
         return count
 
     async def write(self, conn: Connection, results: Sequence[Result]) -> int:
         """Store `results` (bodies capped, rollups counted) in the caller's transaction; returns
         how many were new."""
-        return await self._insert(conn, self._encoded(results))
+        new: list[Result] = []
+        await self._insert_rows(conn, self._encoded(_capped(results)), new)
+        await record_rollups(conn, new)
+        return len(new)
 
-    def _encoded(self, results: Sequence[Result]) -> _EncodedBatch:
-        """`results` capped, without repeats, and encoded, with the bodies they refer to."""
-        capped: dict[bytes, Result] = {}
-        for result in results:
-            key = encode_id(result.id)
-            if key not in capped:
-                capped[key] = cap_bodies(result)
-        items = list(capped.items())
+    def _encoded(self, items: list[tuple[bytes, Result]]) -> _EncodedBatch:
+        """Capped results (`_capped`) encoded, with the bodies they refer to."""
         bodies: dict[bytes, tuple[str, int]] = {}
         docs = self._encode_docs([result for _, result in items], bodies)
         return _EncodedBatch(items, docs, self.codec.body_rows(bodies))
 
     @staticmethod
-    async def _insert(conn: Connection, batch: _EncodedBatch) -> int:
-        """Write an encoded batch: its rows, bodies and rollups; returns how many were new."""
+    async def _insert_rows(conn: Connection, batch: _EncodedBatch, new: list[Result]) -> None:
+        """Write an encoded batch's rows and bodies; the results that were not stored yet are
+        added to `new` (for their rollups)."""
         items = batch.items
         ids = await target_ids(conn, [r.name for _, r in items])
         stored = await insert_rows(
@@ -162,9 +192,7 @@ class ResultStore:
             ],
         )
         await store_bodies(conn, batch.bodies)
-        new = [result for key, result in items if key in stored]
-        await record_rollups(conn, new)
-        return len(new)
+        new += [result for key, result in items if key in stored]
 
     async def open(self) -> None:
         """Load the compression dictionaries; rewrite rows of an older encoding (see `recode`)."""

@@ -56,6 +56,20 @@ class Database(ABC):
         async with self.transaction() as conn:
             return await work(conn)
 
+    async def transact_parts(
+        self,
+        parts: Iterable[Callable[[Connection], Awaitable[object]]],
+        last: Callable[[Connection], Awaitable[T]],
+    ) -> T:
+        """Each of `parts`, then `last`, in one transaction (as `transact`), returning what `last`
+        returns. `parts` may be a generator that does work to make each part (encoding): SQLite
+        runs a part in its thread while the generator makes the next, so the two overlap on two
+        cores; here they run one after another."""
+        async with self.transaction() as conn:
+            for part in parts:
+                await part(conn)
+            return await last(conn)
+
     @abstractmethod
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         """Rows of a read-only query."""
