@@ -27,7 +27,7 @@ from apimd.store.result_rows import (
     result_row,
     select,
 )
-from apimd.store.rollups import record_rollups
+from apimd.store.rollups import RollupBatch
 from apimd.store.sql import Connection, Database, Row
 from apimd.store.targets import TARGET_OF, name_of, target_ids, targets_in
 from apimd.store.timestamps import to_us
@@ -116,6 +116,22 @@ def _nobody_waits(result: Result) -> bool:
     return result.trigger == "schedule"
 
 
+async def _write_rows(conn: Connection, batch: _EncodedBatch, rollups: RollupBatch) -> None:
+    """Write an encoded batch's rows and bodies; the results that were not stored yet are
+    added to `rollups` (counted here, in SQLite's thread while the next part is encoded)."""
+    items = batch.items
+    ids = await target_ids(conn, [r.name for _, r in items])
+    stored = await insert_rows(
+        conn,
+        [
+            result_row(r, doc, ids[r.name], key)
+            for (key, r), doc in zip(items, batch.docs, strict=True)
+        ],
+    )
+    await store_bodies(conn, batch.bodies)
+    rollups.add(result for key, result in items if key in stored)
+
+
 class ResultStore:
     """Results of runs, and their hourly rollups (written in the same transaction)."""
 
@@ -148,51 +164,34 @@ class ResultStore:
         thread), each part written while the next is encoded (`Database.transact_parts`), and
         the rollups of the new ones last."""
         items = _capped(results)
-        new: list[Result] = []
+        rollups = RollupBatch()
 
         def parts() -> Iterator[Callable[[Connection], Awaitable[None]]]:
             for start in range(0, len(items), PART):
-                yield partial(
-                    self._insert_rows, batch=self._encoded(items[start : start + PART]), new=new
-                )
+                part = self._encoded(items[start : start + PART])
+                yield partial(_write_rows, batch=part, rollups=rollups)
 
-        async def rollups(conn: Connection) -> int:
-            await record_rollups(conn, new)
-            return len(new)
+        async def last(conn: Connection) -> int:
+            await rollups.write(conn)
+            return rollups.count
 
-        count = await self._db.transact_parts(parts(), rollups)
+        count = await self._db.transact_parts(parts(), last)
         await self.codec.train_when_due(self._db)
         return count
 
     async def write(self, conn: Connection, results: Sequence[Result]) -> int:
         """Store `results` (bodies capped, rollups counted) in the caller's transaction; returns
         how many were new."""
-        new: list[Result] = []
-        await self._insert_rows(conn, self._encoded(_capped(results)), new)
-        await record_rollups(conn, new)
-        return len(new)
+        rollups = RollupBatch()
+        await _write_rows(conn, self._encoded(_capped(results)), rollups)
+        await rollups.write(conn)
+        return rollups.count
 
     def _encoded(self, items: list[tuple[bytes, Result]]) -> _EncodedBatch:
         """Capped results (`_capped`) encoded, with the bodies they refer to."""
         bodies: dict[bytes, tuple[str, int]] = {}
         docs = self._encode_docs([result for _, result in items], bodies)
         return _EncodedBatch(items, docs, self.codec.body_rows(bodies))
-
-    @staticmethod
-    async def _insert_rows(conn: Connection, batch: _EncodedBatch, new: list[Result]) -> None:
-        """Write an encoded batch's rows and bodies; the results that were not stored yet are
-        added to `new` (for their rollups)."""
-        items = batch.items
-        ids = await target_ids(conn, [r.name for _, r in items])
-        stored = await insert_rows(
-            conn,
-            [
-                result_row(r, doc, ids[r.name], key)
-                for (key, r), doc in zip(items, batch.docs, strict=True)
-            ],
-        )
-        await store_bodies(conn, batch.bodies)
-        new += [result for key, result in items if key in stored]
 
     async def open(self) -> None:
         """Load the compression dictionaries; rewrite rows of an older encoding (see `recode`)."""

@@ -138,51 +138,64 @@ def _latency(
     )
 
 
-async def record_rollups(conn: Connection, results: Iterable[Result]) -> None:
-    """Add `results` to their (target, hour) rollups, inside the caller's transaction."""
-    hours: dict[tuple[str, int], _Hour] = {}
-    for result in results:
-        key = (result.name, hour_floor_us(to_us(result.started_at)))
-        hour = hours.get(key)
-        if hour is None:  # not `setdefault(key, _Hour())`: that builds an _Hour per result
-            hour = hours[key] = _Hour()
-        if result.maintenance:
-            hour.maintenance += 1
-            continue
-        hour.counts[result.outcome] += 1
-        latency = latency_of(result)
-        if latency is not None:
-            hour.add_latency(latency)
-            hour.buckets[bucket_of(latency)] += 1
-    if not hours:
-        return
-    # Rows in key order: writers sharing a PostgreSQL store then lock them in one order, so
-    # concurrent batches wait for each other instead of deadlocking.
-    ordered = sorted(hours.items())
-    await conn.executemany(
-        _UPSERT_ROLLUP,
-        [
-            (
-                name,
-                hour_us,
-                *(h.counts[o] for o in _OUTCOMES),
-                h.maintenance,
-                h.lat_count,
-                h.lat_sum,
-                h.lat_min,
-                h.lat_max,
-            )
-            for (name, hour_us), h in ordered
-        ],
-    )
-    await conn.executemany(
-        _UPSERT_BUCKET,
-        [
-            (name, hour_us, bucket, count)
-            for (name, hour_us), h in ordered
-            for bucket, count in sorted(h.buckets.items())
-        ],
-    )
+class RollupBatch:
+    """The rollups of results gathered in memory (`add`: a batch's parts as each is written),
+    then written as one upsert per (target, hour) and one per histogram bucket (`write`)."""
+
+    def __init__(self) -> None:
+        self._hours: dict[tuple[str, int], _Hour] = {}
+        self.count = 0
+        """Results added."""
+
+    def add(self, results: Iterable[Result]) -> None:
+        """Count `results` in their (target, hour) rollups."""
+        hours = self._hours
+        for result in results:
+            key = (result.name, hour_floor_us(to_us(result.started_at)))
+            hour = hours.get(key)
+            if hour is None:  # not `setdefault(key, _Hour())`: that builds an _Hour per result
+                hour = hours[key] = _Hour()
+            self.count += 1
+            if result.maintenance:
+                hour.maintenance += 1
+                continue
+            hour.counts[result.outcome] += 1
+            latency = latency_of(result)
+            if latency is not None:
+                hour.add_latency(latency)
+                hour.buckets[bucket_of(latency)] += 1
+
+    async def write(self, conn: Connection) -> None:
+        """Add the gathered rollups to the stored ones, inside the caller's transaction."""
+        if not self._hours:
+            return
+        # Rows in key order: writers sharing a PostgreSQL store then lock them in one order, so
+        # concurrent batches wait for each other instead of deadlocking.
+        ordered = sorted(self._hours.items())
+        await conn.executemany(
+            _UPSERT_ROLLUP,
+            [
+                (
+                    name,
+                    hour_us,
+                    *(h.counts[o] for o in _OUTCOMES),
+                    h.maintenance,
+                    h.lat_count,
+                    h.lat_sum,
+                    h.lat_min,
+                    h.lat_max,
+                )
+                for (name, hour_us), h in ordered
+            ],
+        )
+        await conn.executemany(
+            _UPSERT_BUCKET,
+            [
+                (name, hour_us, bucket, count)
+                for (name, hour_us), h in ordered
+                for bucket, count in sorted(h.buckets.items())
+            ],
+        )
 
 
 # Each hour's histogram in one row, its buckets and their counts as comma-separated text: 720 rows

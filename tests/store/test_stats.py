@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.result import Result
 from apimd.model.stats import Latency, Stats, StatsPoint
 from apimd.store import SqliteStore
-from apimd.store.histogram import percentiles
+from apimd.store.histogram import bucket_of, percentiles
 from apimd.store.timestamps import from_us, hour_floor_us, to_us
 from tests.store.conftest import make_result
 
@@ -173,3 +176,64 @@ async def test_a_histogram_row_no_write_makes_is_left_out(store: SqliteStore) ->
             ],
         )
     assert await store.stats(results[0].name, T0, until) == before
+
+
+@dataclass
+class _Rollup:
+    counts: list[int] = field(default_factory=lambda: [0] * len(OUTCOMES))
+    maintenance: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+
+async def test_rollups_of_a_batch_written_in_parts_count_each_new_result_once(
+    store: SqliteStore,
+) -> None:
+    """`add_results` gathers rollups part by part (SQLite: in its thread, while the next part is
+    encoded): the stored rollups are those of every new result counted one by one, whatever part
+    it came in, with results already stored (again in a later batch) left out."""
+    rng = random.Random(11)
+    results = [
+        make_result(
+            f"p-{i}",
+            name=f"api-{i % 3}",
+            started_at=T0 + timedelta(minutes=rng.randrange(0, 240)),
+            code=CODES[i % len(CODES)],
+            total_ms=rng.choice([0.0, round(rng.lognormvariate(5, 1), 3)]),
+            maintenance=i % 13 == 0,
+        )
+        for i in range(450)
+    ]
+    await store.add_results(results[:300])
+    await store.add_results(results[200:])  # 100 again, in the middle of the batch's parts
+    want: dict[tuple[str, int], _Rollup] = {}
+    buckets: Counter[tuple[str, int, int]] = Counter()
+    for result in results:
+        key = (result.name, hour_floor_us(to_us(result.started_at)))
+        hour = want.setdefault(key, _Rollup())
+        if result.maintenance:
+            hour.maintenance += 1
+            continue
+        hour.counts[OUTCOMES.index(result.outcome)] += 1
+        ms = result.timings_ms.total
+        if result.outcome is not Outcome.SKIPPED and ms > 0:
+            hour.latencies.append(ms)
+            buckets[(*key, bucket_of(ms))] += 1
+    rows = await store.db.fetchall(
+        "SELECT name, hour, n_pass, n_slow, n_warning, n_skipped, n_fail, n_maintenance,"
+        " lat_count, lat_sum, lat_min, lat_max FROM rollups"
+    )
+    got = {(str(r[0]), int(r[1])): tuple(r[i] for i in range(2, 12)) for r in rows}
+    assert got.keys() == want.keys()
+    for key, hour in want.items():
+        lat = hour.latencies
+        low, high = (min(lat), max(lat)) if lat else (None, None)
+        assert got[key] == (
+            *hour.counts,
+            hour.maintenance,
+            len(lat),
+            pytest.approx(sum(lat)),  # two batches: two sums, added
+            low,
+            high,
+        ), key
+    stored = await store.db.fetchall("SELECT name, hour, bucket, count FROM rollup_buckets")
+    assert Counter({(str(r[0]), int(r[1]), int(r[2])): int(r[3]) for r in stored}) == buckets
