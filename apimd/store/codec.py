@@ -135,6 +135,7 @@ class ResultCodec:
 
     def __init__(self) -> None:
         self._compressor = _compressor()
+        self._write_compressor = _compressor()  # `compress_docs`': by one write at a time
         self._dict_id = 0
         self._decompressors: dict[int, zstandard.ZstdDecompressor] = {
             0: zstandard.ZstdDecompressor()
@@ -166,6 +167,7 @@ class ResultCodec:
                     # Digested once: otherwise every compress() digests it again (a third of it).
                     data.precompute_compress(level=LEVEL)
                     self._compressor = _compressor(data)
+                    self._write_compressor = _compressor(data)  # (the digested dict is shared)
                     self._written = 0
         missing = (wanted or set()) - set(self._decompressors)
         if missing:
@@ -268,13 +270,20 @@ class ResultCodec:
 
     def encode(self, result: Result) -> tuple[bytes, tuple[bytes, str] | None]:
         """The doc of `result`, and the body it refers to by hash (to store), if any."""
+        payload, ref = self.encode_payload(result)
+        return self._compressor.compress(payload), ref
+
+    def compress_docs(self, payloads: list[bytes]) -> list[bytes]:
+        """Docs of `encode_payload`s, by the write (SQLite: in its thread; zstd frees the GIL)."""
+        return list(map(self._write_compressor.compress, payloads))
+
+    def encode_payload(self, result: Result) -> tuple[bytes, tuple[bytes, str] | None]:
+        """`encode`'s doc before compression (`compress_docs`), and the body it refers to."""
         ref: tuple[bytes, str] | None = None
         response = result.response
         if result.outcome is Outcome.PASS and response is not None and response.body:
-            # The stored hash (BLAKE2b) only for a body that is likely its target's last one: a
-            # body that changed (most, when they do) costs its str hash. Either way the doc refers
-            # to this body's own digest and the body is stored under it, so a chance match of two
-            # str hashes only keeps a body apart that did not repeat: it reads back the same.
+            # BLAKE2b only for a body likely the same as before (a changed one costs its str
+            # hash); a chance match of str hashes still refers to this body's own digest.
             seen = hash(response.body)
             if self._last_body.get(result.name) == seen:
                 digest = body_hash(result.name, response.body)
@@ -294,7 +303,7 @@ class ResultCodec:
             payload = marker + payload
         self._samples.append(payload)
         self._written += 1
-        return self._compressor.compress(payload), ref
+        return payload, ref
 
     def body_rows(self, refs: dict[bytes, tuple[str, int]]) -> list[tuple[bytes, int, bytes]]:
         """The `result_bodies` rows of the bodies results refer to (hash → body, latest start
@@ -317,7 +326,10 @@ class ResultCodec:
         found: dict[bytes, str] = {}
         wanted: set[bytes] = set()
         for doc in docs:
-            payload = self._payload_or_none(doc)
+            try:
+                payload: bytes | None = self.payload(doc, "")
+            except CorruptRecord:
+                payload = None
             if payload is not None and payload[:1] and payload[0] in _REFS:
                 digest = payload[1 : 1 + _HASH_BYTES]
                 cached = self._bodies.get(digest)
@@ -344,12 +356,6 @@ class ResultCodec:
                 found[digest] = body
                 self._remember(digest, body)
         return found
-
-    def _payload_or_none(self, doc: bytes) -> bytes | None:
-        try:
-            return self.payload(doc, "")
-        except CorruptRecord:
-            return None
 
     def payload(self, doc: bytes, result_id: str) -> bytes:
         """The uncompressed content of a doc (old zlib rows: their JSON)."""

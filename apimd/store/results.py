@@ -87,11 +87,12 @@ class RecentRuns:
 
 @dataclass(frozen=True)
 class _EncodedBatch:
-    """Results ready to be written: (stored id, capped result) pairs, their docs, and the rows of
-    the bodies they refer to (`ResultCodec.body_rows`)."""
+    """Results ready to be written: (stored id, capped result) pairs, their docs before
+    compression (`ResultCodec.encode_payload`), and the rows of the bodies they refer to
+    (`ResultCodec.body_rows`)."""
 
     items: list[tuple[bytes, Result]]
-    docs: list[bytes]
+    payloads: list[bytes]
     bodies: list[tuple[bytes, int, bytes]]
 
 
@@ -116,17 +117,18 @@ def _nobody_waits(result: Result) -> bool:
     return result.trigger == "schedule"
 
 
-async def _write_rows(conn: Connection, batch: _EncodedBatch, rollups: RollupBatch) -> None:
-    """Write an encoded batch's rows and bodies; the results that were not stored yet are
-    added to `rollups` (counted here, in SQLite's thread while the next part is encoded)."""
+async def _write_rows(
+    conn: Connection, batch: _EncodedBatch, rollups: RollupBatch, codec: ResultCodec
+) -> None:
+    """Write an encoded batch's rows (their docs compressed here) and bodies; the results that
+    were not stored yet are added to `rollups` (here: in SQLite's thread, while the next part is
+    encoded)."""
     items = batch.items
+    docs = codec.compress_docs(batch.payloads)
     ids = await target_ids(conn, [r.name for _, r in items])
     stored = await insert_rows(
         conn,
-        [
-            result_row(r, doc, ids[r.name], key)
-            for (key, r), doc in zip(items, batch.docs, strict=True)
-        ],
+        [result_row(r, doc, ids[r.name], key) for (key, r), doc in zip(items, docs, strict=True)],
     )
     await store_bodies(conn, batch.bodies)
     rollups.add(result for key, result in items if key in stored)
@@ -169,7 +171,7 @@ class ResultStore:
         def parts() -> Iterator[Callable[[Connection], Awaitable[None]]]:
             for start in range(0, len(items), PART):
                 part = self._encoded(items[start : start + PART])
-                yield partial(_write_rows, batch=part, rollups=rollups)
+                yield partial(_write_rows, batch=part, rollups=rollups, codec=self.codec)
 
         async def last(conn: Connection) -> int:
             await rollups.write(conn)
@@ -183,15 +185,15 @@ class ResultStore:
         """Store `results` (bodies capped, rollups counted) in the caller's transaction; returns
         how many were new."""
         rollups = RollupBatch()
-        await _write_rows(conn, self._encoded(_capped(results)), rollups)
+        await _write_rows(conn, self._encoded(_capped(results)), rollups, self.codec)
         await rollups.write(conn)
         return rollups.count
 
     def _encoded(self, items: list[tuple[bytes, Result]]) -> _EncodedBatch:
         """Capped results (`_capped`) encoded, with the bodies they refer to."""
         bodies: dict[bytes, tuple[str, int]] = {}
-        docs = self._encode_docs([result for _, result in items], bodies)
-        return _EncodedBatch(items, docs, self.codec.body_rows(bodies))
+        payloads = self._encode_payloads([result for _, result in items], bodies)
+        return _EncodedBatch(items, payloads, self.codec.body_rows(bodies))
 
     async def open(self) -> None:
         """Load the compression dictionaries; rewrite rows of an older encoding (see `recode`)."""
@@ -247,23 +249,23 @@ class ResultStore:
     async def _encode(self, conn: Connection, results: Sequence[Result]) -> list[bytes]:
         """The docs of `results`, storing the bodies they refer to by hash."""
         bodies: dict[bytes, tuple[str, int]] = {}
-        docs = self._encode_docs(results, bodies)
+        payloads = self._encode_payloads(results, bodies)
         await store_bodies(conn, self.codec.body_rows(bodies))
-        return docs
+        return self.codec.compress_docs(payloads)
 
-    def _encode_docs(
+    def _encode_payloads(
         self, results: Sequence[Result], bodies: dict[bytes, tuple[str, int]]
     ) -> list[bytes]:
-        """The docs of `results`; the bodies they refer to by hash are added to `bodies` (hash →
-        body, latest start using it)."""
-        docs: list[bytes] = []
+        """The docs of `results` before compression; the bodies they refer to by hash are added
+        to `bodies` (hash → body, latest start using it)."""
+        payloads: list[bytes] = []
         for result in results:
-            doc, ref = self.codec.encode(result)
-            docs.append(doc)
+            payload, ref = self.codec.encode_payload(result)
+            payloads.append(payload)
             if ref is not None:
                 used = max(to_us(result.started_at), bodies.get(ref[0], ("", 0))[1])
                 bodies[ref[0]] = (ref[1], used)
-        return docs
+        return payloads
 
     async def _decode(self, rows: Sequence[Row]) -> list[Result]:
         """The results of rows selected with `result_rows.SELECT`."""
