@@ -18,6 +18,7 @@ from apscheduler.triggers.base import BaseTrigger  # type: ignore[import-untyped
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 from cronsim import CronSim
 
+from apimd.daemon.interval_timer import IntervalTimer
 from apimd.model import Schedule
 
 RunTarget = Callable[[str, str, datetime], Awaitable[Any] | None]
@@ -56,8 +57,9 @@ _SPREAD_MAX = timedelta(seconds=60)
 
 
 class ScheduleRunner:
-    """Keeps one APScheduler job per enabled schedule and runs each target when its schedule fires,
-    never letting two scheduled runs of the same target overlap."""
+    """Keeps each enabled schedule on a timer (`IntervalTimer` for an `every` without jitter, an
+    APScheduler job for the others) and runs each target when its schedule fires, never letting
+    two scheduled runs of the same target overlap."""
 
     def __init__(
         self,
@@ -74,6 +76,7 @@ class ScheduleRunner:
         self._on_skipped = on_skipped
         self.dispatch = dispatch
         self._scheduler: Any = AsyncIOScheduler(timezone=UTC, executors={"default": _OnTheLoop()})
+        self._timer = IntervalTimer(self._fire)
         self._schedules: dict[str, Schedule] = {}
         self._running: set[str] = set()
         self._dispatching: set[str] = set()  # schedules whose firing is being handed to agents
@@ -90,6 +93,7 @@ class ScheduleRunner:
         if self._state == "running":
             return
         self._scheduler.start()
+        self._timer.start()
         self._state = "running"
         self._add_jobs(list(self._schedules.values()))
 
@@ -100,6 +104,7 @@ class ScheduleRunner:
         self._state = "stopped"
         # Jobs go first: a stopped APScheduler only forgets its pending jobs, and a later start()
         # re-adds whatever sync() holds by then.
+        self._timer.stop()
         self._scheduler.remove_all_jobs()
         self._scheduler.shutdown(wait=False)
         # AsyncIOScheduler.shutdown() only queues the real one with call_soon_threadsafe; queue a
@@ -116,7 +121,7 @@ class ScheduleRunner:
         for name in self._schedules.keys() - wanted.keys():
             del self._schedules[name]
             if self._state == "running":
-                self._scheduler.remove_job(_job_id(name))
+                self._remove_job(name)
         added: list[Schedule] = []
         for name, schedule in wanted.items():
             current = self._schedules.get(name)
@@ -133,6 +138,8 @@ class ScheduleRunner:
 
     def next_fire(self, schedule_name: str) -> datetime | None:
         """When `schedule_name` fires next (UTC); None while stopped or unscheduled."""
+        if schedule_name in self._timer:
+            return self._timer.next_fire(schedule_name)
         job = self._scheduler.get_job(_job_id(schedule_name)) if self._state == "running" else None
         when: datetime | None = job.next_run_time if job is not None else None
         return when.astimezone(UTC) if when is not None else None
@@ -141,7 +148,7 @@ class ScheduleRunner:
         """Schedule name → its next fire time (UTC); empty while stopped."""
         if self._state != "running":
             return {}
-        times: dict[str, datetime] = {}
+        times = self._timer.next_fire_times()
         for job in self._scheduler.get_jobs():
             when: datetime | None = job.next_run_time
             if when is not None:
@@ -175,6 +182,15 @@ class ScheduleRunner:
             # Refused at PUT/apply; one stored before that check must not stop the daemon.
             logger.error("schedule %s is not scheduled: %s", schedule.name, problem)
             return
+        every = schedule.every_seconds
+        if every is not None and not schedule.jitter:
+            if schedule.name not in self._timer:
+                self._remove_scheduler_job(schedule.name)
+            interval = timedelta(seconds=every)
+            first = first or datetime.now(UTC) + interval
+            self._timer.add(schedule.name, tuple(schedule.targets), first, interval)
+            return
+        self._timer.remove(schedule.name)
         self._scheduler.add_job(
             self._fire,
             trigger=_trigger(schedule, first),
@@ -187,11 +203,21 @@ class ScheduleRunner:
             misfire_grace_time=_MISFIRE_GRACE_TIME,
         )
 
+    def _remove_job(self, schedule_name: str) -> None:
+        """Take `schedule_name` off whichever timer holds it (if any)."""
+        if not self._timer.remove(schedule_name):
+            self._remove_scheduler_job(schedule_name)
+
+    def _remove_scheduler_job(self, schedule_name: str) -> None:
+        job_id = _job_id(schedule_name)
+        if self._scheduler.get_job(job_id) is not None:
+            self._scheduler.remove_job(job_id)
+
     def _fire(
         self, schedule_name: str, targets: tuple[str, ...], due: datetime | None = None
     ) -> None:
-        # Returns at once (`_OnTheLoop` calls it with `due`; the default only satisfies
-        # APScheduler's check of a job's arguments): each target runs in its own task, so one
+        # Returns at once (`IntervalTimer` and `_OnTheLoop` call it with `due`; the default only
+        # satisfies APScheduler's check of a job's arguments): each target runs in its own task, so one
         # slow target delays neither the others nor the schedule's next firing.
         scheduled_at = due.astimezone(UTC) if due is not None else datetime.now(UTC)
         if self._state != "running":
