@@ -212,13 +212,14 @@ needs_tcp_info = pytest.mark.skipif(
 @needs_kernel_stamps
 @needs_tcp_info
 @pytest.mark.parametrize("scheme", ["http", "https"])
-async def test_a_loop_held_while_the_handshakes_complete_is_not_connect_time(
+async def test_a_loop_held_at_every_turn_is_not_connect_or_response_time(
     executor: HttpExecutor, scheme: str, tmp_path: Path
 ) -> None:
-    """The loop is held at every turn: the TCP handshake ends at the SYN plus the kernel's round
-    trip, the TLS one runs from the ClientHello sent to the server's answer received, and the
-    held turns around them (the loop finding the socket connected, the transport built, the
-    answer read and checked) are not the server's: `connect` holds none of them."""
+    """The loop is held at every turn (as by two CPU hogs or a collection): the TCP handshake
+    ends at the SYN plus the kernel's round trip, the TLS one runs from the ClientHello sent to
+    the server's answer received, and the held turns around them (the loop finding the socket
+    connected, the transport built, the answer read and checked, the request written) are the
+    monitor's, not the server's: `connect` holds none of them, and `total` is the phases alone."""
     tls = self_signed_tls(tmp_path) if scheme == "https" else None
     with threaded_server(tls=tls) as bound:
         request = HttpRequest("GET", f"{scheme}://127.0.0.1:{bound}/", verify_tls=False)
@@ -231,32 +232,8 @@ async def test_a_loop_held_while_the_handshakes_complete_is_not_connect_time(
     assert response.status == 200
     assert elapsed_ms >= PAUSE * 1000 * 2  # turns were held along the way
     assert 0 < t.connect < PAUSE * 1000 * 0.66, t
-    assert t.dns + t.connect + t.send + t.wait + t.receive <= t.total + 1
-
-
-@needs_kernel_stamps
-@needs_tcp_info
-@pytest.mark.parametrize("scheme", ["http", "https"])
-async def test_a_loop_held_at_every_turn_is_not_response_time(
-    executor: HttpExecutor, scheme: str, tmp_path: Path
-) -> None:
-    """The loop is held at every turn of a send (as by two CPU hogs or a collection): the turns
-    between the events timed (the handshake to the ClientHello, the connection made to the
-    request's first bytes) are the monitor's, not the API's, so `total` is the phases alone and
-    holds none of the held turns."""
-    tls = self_signed_tls(tmp_path) if scheme == "https" else None
-    with threaded_server(tls=tls) as bound:
-        request = HttpRequest("GET", f"{scheme}://127.0.0.1:{bound}/", verify_tls=False)
-        started = time.perf_counter()
-        async with busy_loop():
-            response = await executor.send(request)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-
-    t = response.timings
-    assert response.status == 200
-    assert elapsed_ms >= PAUSE * 1000 * 2  # turns were held along the way
-    assert t.total < PAUSE * 1000 * 0.66, t
     assert t.send < PAUSE * 1000 * 0.66, t
+    assert t.total < PAUSE * 1000 * 0.66, t
     assert abs(t.dns + t.connect + t.send + t.wait + t.receive - t.total) <= 0.01, t
 
 
