@@ -252,7 +252,7 @@ class HttpExecutor:
                     try:
                         content = await self._read_body(response, hop)
                     except HttpFailure as exc:  # the status and headers did arrive: keep them
-                        exc.answer = _answer(response, b"", url_text)
+                        exc.answer = _answer(response, b"", url_text, Timings())
                         raise
                     remember(request.cookie_jar, response.cookies, state.url, cookies)
             finally:
@@ -269,9 +269,9 @@ class HttpExecutor:
                 else None
             )
             if target is None or len(redirects) == MAX_REDIRECTS:
-                answer = _answer(response, content, url_text)
+                answer = _answer(response, content, url_text, state.timings())
                 answer.redirects, answer.too_many_redirects = redirects, target is not None
-                answer.timings, answer.cookies = state.timings(), cookies
+                answer.cookies = cookies
                 return answer
             state.url = rules.follow(carried, response.status, state.url, target)
             url_text = str(state.url)
@@ -315,7 +315,9 @@ class HttpExecutor:
         return bytes(body)
 
 
-def _answer(response: aiohttp.ClientResponse, content: bytes, url: str) -> HttpResponse:
+def _answer(
+    response: aiohttp.ClientResponse, content: bytes, url: str, timings: Timings
+) -> HttpResponse:
     # The request's headers as they went out, aiohttp's own (Host, Connection…) included.
     sent = list(response.request_info.headers.items())
     return HttpResponse(
@@ -327,6 +329,7 @@ def _answer(response: aiohttp.ClientResponse, content: bytes, url: str) -> HttpR
         final_url=url,
         sent_headers=sent,
         peer_certificate=getattr(response, "peer_certificate", None),
+        timings=timings,  # not a default one made first (a pydantic model: ~10 k instructions)
     )
 
 
