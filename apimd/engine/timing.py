@@ -224,9 +224,13 @@ class TimedResponseHandler(ResponseHandler):
         # after the connector handed the connection over.
         super().set_response_params(**params)
         clock = self.clock = current_hop.get()
+        # Sent already and not answered: aiohttp sends it again on a new connection (the server
+        # closed the first). The time since the first connection is the API's, so the request's
+        # first bytes are not stamped: no loop turn is taken out of `total` before them.
+        resent = clock is not None and clock.sent is not None and clock.first_byte is None
         if self.sock is not None:
             self.sock.request_at = None  # the request's first send is the next one
-            self.sock.awaits_request = True
+            self.sock.awaits_request = not resent
         if clock is not None:
             clock.first_byte = clock.last_byte = None
             if clock.ready is None:  # not made for this hop: taken from the pool just now

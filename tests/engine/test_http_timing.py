@@ -276,6 +276,44 @@ async def test_a_retransmitted_syn_is_connect_time(executor: HttpExecutor) -> No
     assert t.dns + t.connect + t.send + t.wait + t.receive <= t.total + 1
 
 
+async def test_a_request_sent_again_after_the_server_dropped_it_counts_the_first_try(
+    executor: HttpExecutor,
+) -> None:
+    """The server reads the GET, holds it 200 ms and closes the connection without an answer:
+    aiohttp sends an idempotent request again on a new connection, answered 100 ms later. The
+    call took both: the first try's time is the API's, not the loop's turn between the
+    connection made and the request's first bytes (it was subtracted from `total`: 100 ms)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    requests: list[bytes] = []
+
+    def serve() -> None:
+        for hold_s in (0.2, 0.1):
+            connection, _ = listener.accept()
+            with connection:
+                requests.append(connection.recv(65536))
+                time.sleep(hold_s)
+                if len(requests) == 2:
+                    body = b'{"ok": true}'
+                    head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n"
+                    connection.sendall(head.encode() + body)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        response = await executor.send(HttpRequest("GET", f"http://127.0.0.1:{port}/"))
+    finally:
+        thread.join(10)
+        listener.close()
+
+    t = response.timings
+    assert response.status == 200
+    assert len(requests) == 2 and all(r.startswith(b"GET / ") for r in requests), requests
+    assert t.total >= 300, t
+    assert min(t.dns, t.connect, t.send, t.wait, t.receive) >= 0, t
+    assert t.dns + t.connect + t.send + t.wait + t.receive <= t.total + 0.01, t
+
+
 @pytest.mark.parametrize("scheme", ["http", "https"])
 async def test_our_preparations_before_the_connection_are_not_response_time(
     executor: HttpExecutor, scheme: str, tmp_path: Path
