@@ -434,12 +434,14 @@ async def store_bodies(conn: Connection, rows: list[tuple[bytes, int, bytes]]) -
     """Keep the bodies results refer to (`ResultCodec.body_rows`)."""
     if not rows:
         return
+    # In hash order: writers sharing a PostgreSQL store then lock the rows they both upsert in one
+    # order, and wait for each other instead of deadlocking.
     await conn.executemany(
         "INSERT INTO result_bodies (hash, last_used, body) VALUES (?, ?, ?)"
         " ON CONFLICT (hash) DO UPDATE SET last_used = CASE"
         " WHEN excluded.last_used > result_bodies.last_used THEN excluded.last_used"
         " ELSE result_bodies.last_used END",
-        rows,
+        sorted(rows),
     )
 
 

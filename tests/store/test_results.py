@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from datetime import UTC, datetime, timedelta
@@ -302,3 +303,38 @@ async def test_a_step_listed_by_its_name_says_where_its_workflow_ran(store: Sqli
     parent = (await store.latest_results(["login"]))["login"]
     latest = latest_including_steps("get-token", None, [parent])
     assert latest is not None and (latest.location, latest.agent) == ("eu-west", "agent-1")
+
+
+async def test_concurrent_batches_sharing_bodies_wait_for_each_other_not_deadlock(
+    store: SqliteStore,
+) -> None:
+    """Batches written at once (agents sharing a PostgreSQL store, or one daemon's scheduled
+    results beside a workflow's) store the same bodies (a target's body answered again is
+    stored once, by hash) starting from different targets: each batch locked the body rows in
+    the order it met them, and PostgreSQL found a deadlock (StoreUnavailable) and lost a batch."""
+    targets = [f"target-{index}" for index in range(8)]
+    seq = iter(range(10**6))
+
+    def batch(first: int) -> list[Result]:
+        return [
+            make_result(
+                f"b-{next(seq):06d}",
+                name=targets[(first + index) % len(targets)],
+                started_at=T0 + timedelta(seconds=index),
+                response=ResponseRecord(body='{"same": "body"}'),
+            )
+            for index in range(48)
+        ]
+
+    await store.add_results(batch(0))  # every target's body seen: the batches below refer to it
+    for _ in range(6):
+        batches = [batch(first) for first in range(len(targets))]
+        counts = await asyncio.gather(*(store.add_results(b) for b in batches))
+        assert counts == [48] * len(batches)
+
+    total = 48 * (1 + 6 * len(targets))
+    row = await store.db.fetchone("SELECT COUNT(*) FROM results")
+    assert row is not None and int(row[0]) == total
+    for target in targets:
+        stats = await store.stats(target, T0, T0 + timedelta(days=1))
+        assert stats.total == total // len(targets)
