@@ -117,11 +117,35 @@ def _nobody_waits(result: Result) -> bool:
     return result.trigger == "schedule"
 
 
+class _BatchEnd:
+    """What a batch writes after its last part: the bodies its parts refer to, all at once (in
+    hash order: batches sharing a PostgreSQL store upserting the same bodies part by part locked
+    them in different orders, and deadlocked), and the rollups of its new results."""
+
+    def __init__(self) -> None:
+        self.bodies: dict[bytes, tuple[bytes, int, bytes]] = {}
+        self.rollups = RollupBatch()
+
+    def add(self, batch: _EncodedBatch, stored: set[bytes]) -> None:
+        bodies = self.bodies
+        for row in batch.bodies:
+            kept = bodies.get(row[0])
+            if kept is None or row[1] > kept[1]:  # the latest start using it
+                bodies[row[0]] = row
+        self.rollups.add(result for key, result in batch.items if key in stored)
+
+    async def write(self, conn: Connection) -> int:
+        """Write the bodies and rollups; returns how many results were new."""
+        await store_bodies(conn, list(self.bodies.values()))
+        await self.rollups.write(conn)
+        return self.rollups.count
+
+
 async def _write_rows(
-    conn: Connection, batch: _EncodedBatch, rollups: RollupBatch, codec: ResultCodec
+    conn: Connection, batch: _EncodedBatch, end: _BatchEnd, codec: ResultCodec
 ) -> None:
-    """Write an encoded batch's rows (their docs compressed here) and bodies; the results that
-    were not stored yet are added to `rollups` (here: in SQLite's thread, while the next part is
+    """Write an encoded batch's rows (their docs compressed here); its bodies and the results
+    that were not stored yet are added to `end` (here: in SQLite's thread, while the next part is
     encoded)."""
     items = batch.items
     docs = codec.compress_docs(batch.payloads)
@@ -130,8 +154,7 @@ async def _write_rows(
         conn,
         [result_row(r, doc, ids[r.name], key) for (key, r), doc in zip(items, docs, strict=True)],
     )
-    await store_bodies(conn, batch.bodies)
-    rollups.add(result for key, result in items if key in stored)
+    end.add(batch, stored)
 
 
 class ResultStore:
@@ -164,30 +187,25 @@ class ResultStore:
 
         The results are encoded `PART` at a time (here: the codec is not shared with another
         thread), each part written while the next is encoded (`Database.transact_parts`), and
-        the rollups of the new ones last."""
+        the bodies and the rollups of the new ones last (`_BatchEnd`)."""
         items = _capped(results)
-        rollups = RollupBatch()
+        end = _BatchEnd()
 
         def parts() -> Iterator[Callable[[Connection], Awaitable[None]]]:
             for start in range(0, len(items), PART):
                 part = self._encoded(items[start : start + PART])
-                yield partial(_write_rows, batch=part, rollups=rollups, codec=self.codec)
+                yield partial(_write_rows, batch=part, end=end, codec=self.codec)
 
-        async def last(conn: Connection) -> int:
-            await rollups.write(conn)
-            return rollups.count
-
-        count = await self._db.transact_parts(parts(), last)
+        count = await self._db.transact_parts(parts(), end.write)
         await self.codec.train_when_due(self._db)
         return count
 
     async def write(self, conn: Connection, results: Sequence[Result]) -> int:
         """Store `results` (bodies capped, rollups counted) in the caller's transaction; returns
         how many were new."""
-        rollups = RollupBatch()
-        await _write_rows(conn, self._encoded(_capped(results)), rollups, self.codec)
-        await rollups.write(conn)
-        return rollups.count
+        end = _BatchEnd()
+        await _write_rows(conn, self._encoded(_capped(results)), end, self.codec)
+        return await end.write(conn)
 
     def _encoded(self, items: list[tuple[bytes, Result]]) -> _EncodedBatch:
         """Capped results (`_capped`) encoded, with the bodies they refer to."""

@@ -20,7 +20,7 @@ from apimd.store.histogram import (
     percentile,
     percentiles,
 )
-from apimd.store.results import latest_including_steps
+from apimd.store.results import PART, latest_including_steps
 from tests.store.conftest import make_result
 
 T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
@@ -338,3 +338,34 @@ async def test_concurrent_batches_sharing_bodies_wait_for_each_other_not_deadloc
     for target in targets:
         stats = await store.stats(target, T0, T0 + timedelta(days=1))
         assert stats.total == total // len(targets)
+
+
+async def test_batches_meeting_the_same_bodies_in_other_parts_do_not_deadlock(
+    store: SqliteStore,
+) -> None:
+    """A batch is written a part (`PART` results) at a time: two batches storing the same bodies,
+    one in its first part what the other has in its second, locked them part by part in opposite
+    orders (PostgreSQL: deadlock detected). Their bodies are written after the last part."""
+    low, high = ["a", "b", "c", "d"], ["e", "f", "g", "h"]
+    seq = iter(range(10**6))
+
+    def part(names: list[str]) -> list[Result]:
+        return [
+            make_result(
+                f"p-{next(seq):06d}",
+                name=names[index % len(names)],
+                started_at=T0 + timedelta(seconds=index),
+                response=ResponseRecord(body='{"same": "body"}'),
+            )
+            for index in range(PART)
+        ]
+
+    first = part(low + high)
+    await store.add_results(first)  # every body seen: the batches below refer to it
+    for _ in range(4):
+        both = [part(low) + part(high), part(high) + part(low)]
+        assert await asyncio.gather(*(store.add_results(b) for b in both)) == [2 * PART] * 2
+
+    for name in low + high:
+        stats = await store.stats(name, T0, T0 + timedelta(days=1))
+        assert stats.total == sum(r.name == name for r in first) + 4 * 2 * PART // 4
