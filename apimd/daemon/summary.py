@@ -200,7 +200,9 @@ def _target_summary(
         description=item.description,
         tags=item.tags,
         locations=locations,
-        last_location=latest.location if latest else None,
+        # Where it last ran on its own: a step ran where its workflow did, on the workflow's row
+        # (the live `run.step` event carries no location either).
+        last_location=latest.location if latest and latest.workflow is None else None,
         reason=short_reason(latest, _sla_of(latest, project)) if latest else None,
     )
 
