@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,7 +24,7 @@ from yarl import URL
 
 from apimd.engine import http
 from apimd.engine.hops import Hop
-from apimd.engine.http import HttpExecutor, HttpRequest
+from apimd.engine.http import HttpExecutor, HttpRequest, HttpResponse
 from apimd.engine.timing import KERNEL_STAMPS, TCP_INFO, HopClock, SendState, arrival
 from tests.engine.servers import self_signed_tls
 
@@ -237,6 +237,27 @@ async def test_a_loop_held_at_every_turn_is_not_connect_or_response_time(
     assert abs(t.dns + t.connect + t.send + t.wait + t.receive - t.total) <= 0.01, t
 
 
+def answer_ok(connection: socket.socket) -> None:
+    """`{"ok": true}`, as a raw HTTP/1.1 answer."""
+    body = b'{"ok": true}'
+    connection.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+
+
+async def get_from(
+    executor: HttpExecutor, listener: socket.socket, serve: Callable[[], None]
+) -> HttpResponse:
+    """`GET /` from `listener`'s port, `serve` answering on a thread of its own; the listener is
+    closed after."""
+    port = listener.getsockname()[1]
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        return await executor.send(HttpRequest("GET", f"http://127.0.0.1:{port}/"))
+    finally:
+        thread.join(10)
+        listener.close()
+
+
 @needs_tcp_info
 async def test_a_retransmitted_syn_is_connect_time(executor: HttpExecutor) -> None:
     """The server's accept queue is full as the SYN comes: the kernel drops it and the client
@@ -257,18 +278,10 @@ async def test_a_retransmitted_syn_is_connect_time(executor: HttpExecutor) -> No
             connection, _ = listener.accept()
             with connection:
                 if connection.recv(65536):
-                    body = b'{"ok": true}'
-                    head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n"
-                    connection.sendall(head.encode() + body)
+                    answer_ok(connection)
                     return
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        response = await executor.send(HttpRequest("GET", f"http://127.0.0.1:{port}/"))
-    finally:
-        thread.join(10)
-        listener.close()
+    response = await get_from(executor, listener, serve)
 
     t = response.timings
     assert response.status == 200
@@ -284,7 +297,6 @@ async def test_a_request_sent_again_after_the_server_dropped_it_counts_the_first
     call took both: the first try's time is the API's, not the loop's turn between the
     connection made and the request's first bytes (it was subtracted from `total`: 100 ms)."""
     listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
     requests: list[bytes] = []
 
     def serve() -> None:
@@ -294,17 +306,9 @@ async def test_a_request_sent_again_after_the_server_dropped_it_counts_the_first
                 requests.append(connection.recv(65536))
                 time.sleep(hold_s)
                 if len(requests) == 2:
-                    body = b'{"ok": true}'
-                    head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n"
-                    connection.sendall(head.encode() + body)
+                    answer_ok(connection)
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        response = await executor.send(HttpRequest("GET", f"http://127.0.0.1:{port}/"))
-    finally:
-        thread.join(10)
-        listener.close()
+    response = await get_from(executor, listener, serve)
 
     t = response.timings
     assert response.status == 200
