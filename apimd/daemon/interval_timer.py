@@ -14,30 +14,21 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+
+from apimd.store.timestamps import from_us, to_us
 
 Fire = Callable[[str, tuple[str, ...], datetime], None]
 """`(schedule_name, targets, due)`: a schedule is due; returns at once."""
 
 logger = logging.getLogger(__name__)
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
 def _now_us() -> int:
     """The wall clock (as APScheduler's `datetime.now`), in integer microseconds since the epoch."""
     return time.time_ns() // 1000
-
-
-def to_us(when: datetime) -> int:
-    """`when` as integer microseconds since the epoch: exact, unlike a float timestamp."""
-    return (when - _EPOCH) // _MICROSECOND
-
-
-def from_us(us: int) -> datetime:
-    """The UTC instant `us` microseconds after the epoch."""
-    return _EPOCH + timedelta(microseconds=us)
 
 
 class _Entry:
