@@ -161,7 +161,9 @@ class ScheduleRunner:
 
     def _add_jobs(self, schedules: list[Schedule]) -> None:
         """Add these jobs; the first firings of interval schedules sharing an `every` are spread
-        (`_SPREAD_MAX`). The last (or a lone) one first fires one interval from now, as before."""
+        (`_SPREAD_MAX`). The last (or a lone) one first fires one interval from now, as before.
+        All of them count from one `now`: adding thousands takes a while, and a leader starting at
+        12:00:59.9 must not fire the cron schedules it added first at 12:01 and the rest at 12:02."""
         now = datetime.now(UTC)
         by_every: dict[float | None, list[Schedule]] = {}
         for schedule in schedules:
@@ -174,9 +176,9 @@ class ScheduleRunner:
                     spread = min(interval, _SPREAD_MAX) * (len(group) - 1 - index) / len(group)
                     with contextlib.suppress(OverflowError):  # schedule_problem() refuses it
                         first = now + interval - spread
-                self._add_job(schedule, first)
+                self._add_job(schedule, now, first)
 
-    def _add_job(self, schedule: Schedule, first: datetime | None = None) -> None:
+    def _add_job(self, schedule: Schedule, now: datetime, first: datetime | None = None) -> None:
         problem = schedule_problem(schedule)
         if problem is not None:
             # Refused at PUT/apply; one stored before that check must not stop the daemon.
@@ -187,13 +189,16 @@ class ScheduleRunner:
             if schedule.name not in self._timer:
                 self._remove_scheduler_job(schedule.name)
             interval = timedelta(seconds=every)
-            first = first or datetime.now(UTC) + interval
+            first = first or now + interval
             self._timer.add(schedule.name, tuple(schedule.targets), first, interval)
             return
         self._timer.remove(schedule.name)
+        trigger = _trigger(schedule, first)
+        # APScheduler would take its own `now` for each job; one that never fires stays undefined.
+        due = trigger.get_next_fire_time(None, now)
         self._scheduler.add_job(
             self._fire,
-            trigger=_trigger(schedule, first),
+            trigger=trigger,
             args=(schedule.name, tuple(schedule.targets)),
             id=_job_id(schedule.name),
             name=f"schedule {schedule.name}",
@@ -201,6 +206,7 @@ class ScheduleRunner:
             coalesce=True,
             max_instances=1,
             misfire_grace_time=_MISFIRE_GRACE_TIME,
+            **({} if due is None else {"next_run_time": due}),
         )
 
     def _remove_job(self, schedule_name: str) -> None:

@@ -55,11 +55,12 @@ def us(when: datetime) -> int:
 
 def kill_in_dispatch(database: str, pid: int, until: float) -> bool:
     """SIGKILL `pid` as soon as a dispatch transaction (the leader's alone) is seen open; False if
-    none was seen before `until` (monotonic)."""
+    none was seen before `until` (monotonic). This query names `procrastinate_defer_jobs` too: its
+    own backend is left out (it matched itself, and the leader was killed before the minute)."""
     with psycopg.connect(postgres.url_of(database), autocommit=True) as conn:
         while time.monotonic() < until:
             row = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
                 " AND state IN ('active', 'idle in transaction') AND (query LIKE 'INSERT INTO"
                 " firings%%' OR query LIKE '%%procrastinate_defer_jobs%%'"
                 " OR query LIKE 'UPDATE firings SET job_id%%')",
@@ -122,6 +123,7 @@ async def test_firings_of_one_instant_go_in_few_transactions_once_each_and_survi
         kill_in_dispatch, cluster.database, leader.process.pid, time.monotonic() + 15
     )
     assert seen, "no dispatch transaction seen at the minute"
+    assert datetime.now(UTC) >= second, "killed before the minute's dispatch"
     await asyncio.to_thread(leader.process.wait, 10)
 
     async def taken_over() -> bool:

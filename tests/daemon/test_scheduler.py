@@ -440,3 +440,37 @@ async def test_a_firing_is_skipped_while_the_previous_one_is_still_handed_to_the
     finally:
         release.set()
         await runner.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+async def test_schedules_started_together_across_a_minute_boundary_fire_in_the_same_minute() -> (
+    None
+):
+    # A leader taking over at 12:00:59.9 with thousands of cron schedules: each job's first fire
+    # time was APScheduler's own `now` as it was added, so those added before 12:01 fired at 12:01
+    # and the rest only at 12:02 (a clean-clone run saw 195 of 400 firings of one instant).
+    runs = Targets()
+    runner = ScheduleRunner(runs.run)
+    runner.sync(
+        [schedule(f"s{i}", [f"c{i}"], cron="* * * * *") for i in range(3000)]
+        + [schedule("every", ["e"], every="10s", jitter=1)]
+    )
+    now = datetime.now(UTC)
+    boundary = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    if boundary - now < timedelta(milliseconds=200):
+        boundary += timedelta(minutes=1)
+    await asyncio.sleep((boundary - now).total_seconds() - 0.3)
+    while datetime.now(UTC) < boundary - timedelta(milliseconds=30):  # a timer can wake late
+        time.sleep(0.001)
+    started = datetime.now(UTC)
+    await runner.start()
+    try:
+        ended = datetime.now(UTC)
+        assert started < boundary < ended, "the start did not straddle the minute; too fast here?"
+        cron_times = {
+            when for name, when in runner.next_fire_times().items() if name.startswith("s")
+        }
+        assert cron_times == {boundary}
+    finally:
+        await runner.shutdown()
