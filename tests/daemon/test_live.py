@@ -34,10 +34,6 @@ async def status_call(client: Client, url: str) -> str:
     return name
 
 
-async def subscribers(client: Client) -> int:
-    return (await client.status()).counts["event_subscribers"]
-
-
 async def test_a_one_second_schedule_records_results_triggered_by_schedule(
     daemon: Daemon, token_server: RunningServer
 ) -> None:
@@ -85,18 +81,33 @@ async def test_results_follow_streams_new_results_as_json_lines(
     async with daemon.client() as client:
         call = await status_call(client, token_server.url)
         other = await status_call(client, token_server.url)
-        before = await subscribers(client)
         follower = await start_cli("results", call, "--follow", "--json", env=daemon.env)
         try:
-            await eventually(lambda: _more_than(client, before), timeout=15)
+            assert follower.stdout is not None
+            stdout = follower.stdout
+            # Runs until one is followed: then the stream is live. (The daemon's subscriber count
+            # said so only as long as an earlier test's stream was already gone from it.)
+            probes: set[str] = set()
+
+            async def followed() -> bool:
+                probes.add((await client.run("calls", call, wait=True)).run_id)
+                try:
+                    line = await asyncio.wait_for(stdout.readline(), 0.5)
+                except TimeoutError:
+                    return False
+                assert json.loads(line)["id"] in probes
+                return True
+
+            await eventually(followed, timeout=15, interval=0, what="the follower's first line")
             first = (await client.run("calls", call, wait=True)).run_id
             await client.run("calls", other, wait=True)
             second = (await client.run("calls", call, wait=True)).run_id
 
-            assert follower.stdout is not None
-            lines = [
-                json.loads(await asyncio.wait_for(follower.stdout.readline(), 10)) for _ in range(2)
-            ]
+            lines: list[dict[str, Any]] = []
+            while len(lines) < 2:
+                line = json.loads(await asyncio.wait_for(stdout.readline(), 10))
+                if line["id"] not in probes:  # a probe's line can come after the first one
+                    lines.append(line)
             assert [line["id"] for line in lines] == [first, second]
             assert all(line["name"] == call and line["outcome"] == "PASS" for line in lines)
             assert follower.returncode is None, "--follow keeps running"
@@ -104,10 +115,6 @@ async def test_results_follow_streams_new_results_as_json_lines(
             with contextlib.suppress(ProcessLookupError):
                 follower.send_signal(signal.SIGTERM)
             await asyncio.wait_for(follower.wait(), 10)
-
-
-async def _more_than(client: Client, count: int) -> bool:
-    return await subscribers(client) > count
 
 
 async def test_events_arrive_for_runs_token_saves_and_resource_changes(
@@ -118,7 +125,6 @@ async def test_events_arrive_for_runs_token_saves_and_resource_changes(
 
     async with daemon.client() as client, daemon.client() as listener:
         await client.apply(token_project(token_server.url, prefix))
-        before = await subscribers(client)
 
         async def listen() -> None:
             async for event in listener.events():
@@ -126,7 +132,15 @@ async def test_events_arrive_for_runs_token_saves_and_resource_changes(
 
         reader = asyncio.create_task(listen())
         try:
-            await eventually(lambda: _more_than(client, before))
+            # Changes until one is seen: then the stream is live.
+            probe = unique("PROBE").replace("-", "_").upper()
+
+            async def streaming() -> bool:
+                await client.put("variables", probe, {"value": "x"})
+                await asyncio.sleep(0.2)
+                return any(f"variables/{probe}" in e.get("resources", []) for e in seen)
+
+            await eventually(streaming, interval=0, what="the event stream")
             variable = unique("EV").replace("-", "_").upper()
             await client.put("variables", variable, {"value": "x"})
             result = (await client.run("calls", f"{prefix}-orders", wait=True)).result
