@@ -45,6 +45,11 @@ RETRAIN_AFTER = 200_000
 SAMPLES = 2000
 DICT_SIZE = 32 * 1024
 LEVEL = 3
+UNDICTED_LEVEL = -5
+"""The level of docs written before the store's first dictionary: they are compressed again with
+it once it is trained (`_recompress_undicted`), so what they take until then is what matters
+least. Level 3 without a dictionary cost ~100 k instructions a realistic doc (~680 B); -5 ~28 k
+(~990 B), and with the dictionary, at level 3, ~13 k (~55 B)."""
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _MAGICLESS = zstandard.FORMAT_ZSTD1_MAGICLESS
 _LEAN_FIRST_MAX = 0x03  # a lean frame's header descriptor: only the dictionary id flag set
@@ -97,14 +102,18 @@ _FORMS: dict[tuple[bool, bool, bool], tuple[bytes, IncEx | None]] = {
 }
 _HASH_BYTES = 16
 _BODY_CACHE = 2048
+_BLOB_CACHE_BYTES = 1 << 20
+"""Compressed bodies kept for the next writes that refer to them (`ResultCodec.body_rows`)."""
 
 log = logging.getLogger(__name__)
 
 
-def _compressor(data: zstandard.ZstdCompressionDict | None = None) -> zstandard.ZstdCompressor:
+def _compressor(
+    data: zstandard.ZstdCompressionDict | None = None, level: int = LEVEL
+) -> zstandard.ZstdCompressor:
     """A compressor of lean frames (see the module doc)."""
     params = zstandard.ZstdCompressionParameters.from_level(
-        LEVEL, format=_MAGICLESS, write_content_size=False, write_checksum=False, write_dict_id=True
+        level, format=_MAGICLESS, write_content_size=False, write_checksum=False, write_dict_id=True
     )
     return zstandard.ZstdCompressor(dict_data=data, compression_params=params)
 
@@ -135,7 +144,9 @@ class ResultCodec:
 
     def __init__(self) -> None:
         self._compressor = _compressor()
-        self._write_compressor = _compressor()  # `compress_docs`': by one write at a time
+        # `compress_docs`': by one write at a time; cheap until the first dictionary (see
+        # UNDICTED_LEVEL).
+        self._write_compressor = _compressor(level=UNDICTED_LEVEL)
         self._dict_id = 0
         self._decompressors: dict[int, zstandard.ZstdDecompressor] = {
             0: zstandard.ZstdDecompressor()
@@ -147,6 +158,10 @@ class ResultCodec:
         """Per target: Python's `hash` of its latest PASS body seen by this process (a str's
         hash is a fraction of BLAKE2b's cost; see `encode`)."""
         self._bodies: OrderedDict[bytes, str] = OrderedDict()
+        self._blobs: OrderedDict[bytes, bytes] = OrderedDict()
+        """Bodies as `body_rows` compressed them with the current dictionary, by hash: a body that
+        stays the same is written again by every batch that refers to it (its `last_used`)."""
+        self._blob_bytes = 0
         self._samples: deque[bytes] = deque(maxlen=SAMPLES)
         self._written = 0
         self._training: asyncio.Task[None] | None = None
@@ -168,6 +183,8 @@ class ResultCodec:
                     data.precompute_compress(level=LEVEL)
                     self._compressor = _compressor(data)
                     self._write_compressor = _compressor(data)  # (the digested dict is shared)
+                    self._blobs.clear()
+                    self._blob_bytes = 0
                     self._written = 0
         missing = (wanted or set()) - set(self._decompressors)
         if missing:
@@ -309,10 +326,22 @@ class ResultCodec:
         """The `result_bodies` rows of the bodies results refer to (hash → body, latest start
         using it), for `store_bodies`: compressed here, as the docs are (a compressor is not
         to be shared between threads)."""
-        return [
-            (digest, used, self._compressor.compress(body.encode(errors="surrogatepass")))
-            for digest, (body, used) in refs.items()
-        ]
+        return [(digest, used, self._blob(digest, body)) for digest, (body, used) in refs.items()]
+
+    def _blob(self, digest: bytes, body: str) -> bytes:
+        """`body` compressed, as `body_rows` wrote it before when it did (the digest names the
+        body: the same compressor gives the same bytes)."""
+        blobs = self._blobs
+        blob = blobs.get(digest)
+        if blob is not None:
+            blobs.move_to_end(digest)
+            return blob
+        blob = self._compressor.compress(body.encode(errors="surrogatepass"))
+        blobs[digest] = blob
+        self._blob_bytes += len(blob)
+        while self._blob_bytes > _BLOB_CACHE_BYTES:
+            self._blob_bytes -= len(blobs.popitem(last=False)[1])
+        return blob
 
     # --- decoding ------------------------------------------------------------------------------
 

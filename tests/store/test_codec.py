@@ -296,3 +296,36 @@ async def test_a_total_time_in_whole_microseconds_is_kept_in_the_row_only(
         payload = store.results.codec.payload(bytes(row[0]), result.id)
         assert (b'"total":' in payload) == (result is finer)
     assert await _all(store) == {r.id: r for r in results}
+
+
+async def test_a_body_written_again_after_a_dictionary_and_a_prune_reads_back(
+    open_any_store: OpenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body that stays the same is compressed once and written again by later batches (its
+    `last_used`): stored again after a prune dropped it, it is compressed with the dictionary
+    trained meanwhile, and every result reads back."""
+    monkeypatch.setattr(codec_module, "TRAIN_AFTER", 200)
+    store = await open_any_store()
+    same = json.dumps({"status": "ok", "items": list(range(100))})
+
+    def on_api(i: int) -> Result:
+        return sample(i, body=same).model_copy(update={"name": "api", "steps": []})
+
+    await store.add_results([on_api(0), on_api(3)])  # the second refers to the body
+    await store.add_result(on_api(8))
+    calls = [r for r in map(sample, range(1000, 1240)) if r.kind == "call"]
+    assert len(calls) >= 200
+    await store.add_results(calls)  # trains the first dictionary
+    bodies = await store.db.fetchall("SELECT body FROM result_bodies")
+    assert {frame_dict_id(bytes(row[0])) for row in bodies} == {0}
+    assert await store.prune_results(START + timedelta(seconds=500)) == 3
+    assert await store.db.fetchall("SELECT body FROM result_bodies") == []
+    later = [on_api(2000), on_api(2003)]
+    await store.add_results(later)
+    bodies = await store.db.fetchall("SELECT body FROM result_bodies")
+    assert {frame_dict_id(bytes(row[0])) for row in bodies} == {1}
+    expected = {r.id: r for r in calls + later}
+    assert await _all(store) == expected
+    await store.close()
+    store = await open_any_store()  # a new process reads the body from the store
+    assert await _all(store) == expected
