@@ -47,10 +47,13 @@ class CallRunner:
             ctx.run_id, call.name, ctx.trigger, services.now(), call.token, ctx.workflow is None
         )
         auth = self._call_auth(call, ctx)
-        try:
-            runtime, auth_wait = await self._token(call, ctx)
-        except TokenUnavailable as exc:
-            return await self._unsent(identity, exc.code, exc.message)
+        runtime: TokenRuntime | None = None
+        auth_wait = 0.0
+        if call.token or ctx.flow_token:  # else no token to wait for (and no coroutine)
+            try:
+                runtime, auth_wait = await self._token(call, ctx)
+            except TokenUnavailable as exc:
+                return await self._unsent(identity, exc.code, exc.message)
         recorder = services.definitions.recorder(
             token_secrets(runtime.variables if runtime else {})
         )
@@ -85,10 +88,17 @@ class CallRunner:
         if prepared.basic_credentials:
             recorder.add_basic_credentials(*prepared.basic_credentials)
         sent_at = services.now()
+        known = len(prepared.secrets)
+        request = prepared.request
+        request.cookie_jar = attempt.ctx.cookies()
+        http = services.http
         try:
-            response = await self._exchange(prepared.request, attempt.ctx)
+            response = await http.send(request)
+            if request.hop_steps and dpop_nonce_asked(response):
+                # One retry with the server's nonce; never a refresh (RFC 9449 §8, §9).
+                response = await http.send(request)
         except HttpFailure as exc:
-            recorder.add_secrets(prepared.secrets)  # signatures computed for redirect hops
+            recorder.add_secrets(prepared.secrets[known:])  # signatures computed for later hops
             timings = exc.timings.model_copy(update={"auth_wait": auth_wait})
             return await recorder.build(
                 attempt.identity,
@@ -99,7 +109,8 @@ class CallRunner:
                 response=exc.answer,
                 finished_at=services.now(),
             )
-        recorder.add_secrets(prepared.secrets)  # signatures computed for redirect hops
+        if len(prepared.secrets) > known:  # signatures computed for later hops
+            recorder.add_secrets(prepared.secrets[known:])
         if not retried and await self._refreshed_after_401(attempt, runtime, response):
             result = await self.run(call, attempt.ctx, retried=True)
             result.retried_after_401 = True
@@ -187,15 +198,6 @@ class CallRunner:
             SystemVariables(names, instant),
             instant=instant,
         )
-
-    async def _exchange(self, request: HttpRequest, ctx: RunContext) -> HttpResponse:
-        request.cookie_jar = ctx.cookies()
-        http = self._services.http
-        response = await http.send(request)
-        if request.hop_steps and dpop_nonce_asked(response):
-            # One retry with the server's nonce; never a refresh (RFC 9449 §8, §9).
-            response = await http.send(request)
-        return response
 
     async def _evaluate(self, attempt: CallAttempt, sent: _Sent, retried: bool) -> Result:
         """Check the response against the call's conditions, keep what they extracted, and

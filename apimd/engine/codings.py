@@ -110,6 +110,8 @@ class BodyDecoder:
 
     @classmethod
     def for_content_encoding(cls, header: str | None) -> BodyDecoder:
+        if not header:  # most responses: nothing to undo, nothing to parse
+            return _IDENTITY
         codings = [c.strip().lower() for c in (header or "").split(",")]
         codings = [c for c in codings if c and c != "identity"]
         if not all(c in ("gzip", "x-gzip", "deflate") for c in codings):
@@ -129,6 +131,9 @@ class BodyDecoder:
         except zlib.error as exc:
             message = f"cannot decode the {self._codings} response body: {exc}"
             raise HttpFailure(ResultCode.CONTENT_ERROR, message) from exc
+
+
+_IDENTITY = BodyDecoder([], "")
 
 
 def _through(layer: _ZlibLayer, pieces: Iterable[bytes]) -> Iterator[bytes]:

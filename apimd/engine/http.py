@@ -242,7 +242,7 @@ class HttpExecutor:
                 async with session.request(
                     carried.method,
                     state.url,
-                    headers=CIMultiDict(hop_headers),
+                    headers=hop_headers,  # (aiohttp makes its CIMultiDict of them)
                     data=TimedBody(carried.body, hop) if carried.body else carried.body,
                     allow_redirects=False,
                     timeout=aiohttp.ClientTimeout(total=remaining, ceil_threshold=math.inf),
@@ -258,8 +258,12 @@ class HttpExecutor:
             finally:
                 current_hop.reset(hop_token)
             # SPEC §10: an answer (Digest) is a hop of its own, so its round trip is in the timings.
-            if not (answered or rules.credentials_dropped) and any(
-                answer(carried, response.status, response.headers) for answer in request.answers
+            if (
+                request.answers
+                and not (answered or rules.credentials_dropped)
+                and any(
+                    answer(carried, response.status, response.headers) for answer in request.answers
+                )
             ):
                 answered = True
                 continue
@@ -295,24 +299,30 @@ class HttpExecutor:
         if not decoder.decodes and (response.content_length or 0) > cap:
             response.close()
             raise body_too_large(cap)
-        body = bytearray()
-        received = 0
+        pieces: list[bytes] = []
+        received = size = 0
+        content = response.content
         try:
             # `readany` until it says b"" (the end), as `iter_any` would, without the
             # StopAsyncIteration it raises through two frames at the end of every body.
-            while raw := await response.content.readany():
+            while raw := await content.readany():
                 received += len(raw)
                 if received > cap:
                     raise body_too_large(cap)
+                if not decoder.decodes:  # most bodies: the bytes as they came, no generator
+                    pieces.append(raw)
+                    continue
                 for piece in decoder.feed(raw):
-                    if len(body) + len(piece) > cap:
+                    size += len(piece)
+                    if size > cap:
                         raise body_too_large(cap)
-                    body += piece
+                    pieces.append(piece)
         except HttpFailure:
             response.close()
             raise
         hop.finish()
-        return bytes(body)
+        # One piece (a small body) is returned as it is: `join` makes no copy of it.
+        return b"".join(pieces)
 
 
 def _answer(
@@ -355,12 +365,11 @@ class _ResponseWithCertificate(TimedResponse):
 
     peer_certificate: bytes | None = None
 
-    async def start(self, connection: Connection) -> aiohttp.ClientResponse:
+    def starting(self, connection: Connection) -> None:
         transport = connection.transport
         ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
         if ssl_object is not None:
             self.peer_certificate = ssl_object.getpeercert(binary_form=True)
-        return await super().start(connection)
 
 
 def _initial_url(request: HttpRequest) -> URL:
@@ -368,10 +377,11 @@ def _initial_url(request: HttpRequest) -> URL:
         url = URL(request.url)
     except (TypeError, ValueError) as exc:
         raise HttpFailure(ResultCode.SETUP_ERROR, f"invalid URL {request.url!r}: {exc}") from exc
-    if url.scheme not in ("http", "https") or not url.host:
+    # The raw parts: the decoded ones are the same None or empty, made by a call more each.
+    if url.scheme not in ("http", "https") or not url.raw_host:
         message = f"invalid URL {request.url!r}: only absolute http:// or https:// URLs are sent"
         raise HttpFailure(ResultCode.SETUP_ERROR, message)
-    if url.user is not None or url.password is not None:
+    if url.raw_user is not None or url.raw_password is not None:
         # Not echoed: the URL holds a password.
         message = "the URL carries credentials (user:password@); use a `basic` auth instead"
         raise HttpFailure(ResultCode.SETUP_ERROR, message)

@@ -23,7 +23,6 @@ have none."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import platform
 import socket
@@ -78,22 +77,19 @@ class HopClock:
         """dns, connect, send, wait, receive in ms; a phase still open when the send failed
         runs until `now`."""
 
-        def span(start: float | None, end: float | None) -> float:
-            if start is None:
-                return 0.0
-            return max(0.0, ((now if end is None else end) - start) * 1000)
-
         first = self.first_byte or self.headers_received
-        dns = span(self.dns_start, self.dns_end)
+        dns = _span(self.dns_start, self.dns_end, now)
         if self.syn_sent is None:  # a socket not ours: from the connector's start, less the lookup
-            connect = max(0.0, span(self.connect_start, self.ready) - dns)
+            connect = max(0.0, _span(self.connect_start, self.ready, now) - dns)
         elif self.tls_start is None:
-            connect = span(self.syn_sent, self.ready)
+            connect = _span(self.syn_sent, self.ready, now)
         else:  # TCP's handshake, then TLS's: not our turns between them
-            connect = span(self.syn_sent, self.tcp_connected) + span(self.tls_start, self.ready)
-        send = span(self.request_start or self.ready, self.sent)
-        wait = span(self.sent, first)
-        receive = span(first, self.done)
+            connect = _span(self.syn_sent, self.tcp_connected, now) + _span(
+                self.tls_start, self.ready, now
+            )
+        send = _span(self.request_start or self.ready, self.sent, now)
+        wait = _span(self.sent, first, now)
+        receive = _span(first, self.done, now)
         return dns, connect, send, wait, receive
 
     def own_ms(self) -> float:
@@ -129,6 +125,13 @@ class HopClock:
         if self.headers_received is None:  # bytes came, the header block did not end
             return "reading the headers from"
         return "reading the body from"
+
+
+def _span(start: float | None, end: float | None, now: float) -> float:
+    """From `start` to `end` (or `now`, when it has not ended) in ms; 0 when it never began."""
+    if start is None:
+        return 0.0
+    return max(0.0, ((now if end is None else end) - start) * 1000)
 
 
 @dataclass
@@ -372,8 +375,11 @@ class StampedSocket(TimedSocket):
     ) -> None:
         super().__init__(family, type, proto, fileno)
         self.received_ns: int | None = None  # CLOCK_REALTIME of the last read's bytes
-        with contextlib.suppress(OSError):  # refused: no stamps come, the loop's are used
+        # (Not `contextlib.suppress`: three Python calls more for every connection.)
+        try:  # noqa: SIM105
             self.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        except OSError:  # refused: no stamps come, the loop's are used
+            pass
 
     def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
         data, ancillary, _flags, _address = self.recvmsg(bufsize, _STAMP_SPACE, flags)
@@ -428,6 +434,7 @@ class TimedResponse(aiohttp.ClientResponse):
     `TimedBody` stamps again as it goes), `headers_received` once the header block is in."""
 
     async def start(self, connection: Connection) -> aiohttp.ClientResponse:
+        self.starting(connection)
         clock = current_hop.get()
         if clock is not None and clock.first_byte is None:  # else the socket said when
             clock.sent = perf_counter()
@@ -435,6 +442,10 @@ class TimedResponse(aiohttp.ClientResponse):
         if clock is not None:
             clock.headers_received = perf_counter()
         return started
+
+    def starting(self, connection: Connection) -> None:
+        """What a subclass takes from the connection as the response starts on it (a hook, not
+        another `start` around this one: a coroutine layer more, resumed at every wait)."""
 
 
 class TimedBody(aiohttp.BytesPayload):

@@ -277,6 +277,31 @@ async def test_a_deflate_stream_split_after_its_first_byte_is_decoded(
     assert response.body == b"split stream"
 
 
+@pytest.mark.parametrize("coding", [None, "gzip"])
+async def test_a_body_that_comes_in_pieces_reads_back_whole(
+    serve: Serve, executor: HttpExecutor, coding: str | None
+) -> None:
+    """Read a piece at a time, without a coding (taken as it came) or with one (decoded)."""
+    whole = bytes(range(256)) * 300
+
+    async def pieces(request: web.Request) -> web.StreamResponse:
+        body = whole if coding is None else encode(whole, coding)
+        response = web.StreamResponse(headers={"Content-Encoding": coding} if coding else {})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(body), len(body) // 3 + 1):
+            await response.write(body[start : start + len(body) // 3 + 1])
+            await asyncio.sleep(0.02)
+        await response.write_eof()
+        return response
+
+    start = await serve(pieces)
+    response = await executor.send(HttpRequest("GET", start))
+
+    assert response.body == whole
+    assert response.size == len(whole)
+
+
 async def test_an_unknown_coding_is_left_as_received(serve: Serve, executor: HttpExecutor) -> None:
     async def brotli(request: web.Request) -> web.Response:
         return web.Response(body=b"\x8b\x02\x80hi\x03", headers={"Content-Encoding": "br"})
@@ -540,6 +565,26 @@ async def test_credentials_in_the_url_are_refused(executor: HttpExecutor) -> Non
 
     assert failed.code == ResultCode.SETUP_ERROR
     assert "pw" not in failed.message
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "http://user@127.0.0.1:1/",
+        "http://:secret@127.0.0.1:1/",
+        "http://us%65r:p%77@127.0.0.1:1/",
+        "http:///no-host",
+        "https://",
+        "/relative/path",
+    ],
+)
+async def test_a_url_without_a_host_or_with_credentials_is_refused(
+    executor: HttpExecutor, address: str
+) -> None:
+    failed = await failure(executor, HttpRequest("GET", address))
+
+    assert failed.code == ResultCode.SETUP_ERROR
+    assert "secret" not in failed.message
 
 
 async def test_a_non_http_url_is_refused(executor: HttpExecutor) -> None:
