@@ -41,8 +41,10 @@ from apimd.model.expressions import (
 __all__ = [
     "Scope",
     "SystemVariables",
+    "is_literal",
     "referenced_variables",
     "render",
+    "render_general",
     "render_json",
     "render_url",
     "system_variables",
@@ -60,14 +62,13 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
-# Characters without which no token can start: lets plain text skip the regex entirely.
-_TOKEN_STARTS = ("%", "{", "_")
 _COMPILED_TEMPLATES = 4096  # templates kept split: a project's, and the quoted ones inside them
 _CACHED_TEMPLATE_CHARS = 4096  # a longer one (a large body template) is split each time
 # Before the `?` of a URL a value is inserted as is but for what a path cannot hold (SPEC §3):
 # space, `?`, `#`, controls and non-ASCII are percent-encoded (`quote` encodes all but these).
 _PATH_SAFE = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) not in "?#")
 _URL_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
+_PATH_KEPT = frozenset(_PATH_SAFE)
 
 
 class Scope:
@@ -85,7 +86,10 @@ class Scope:
 
     def lookup(self, name: str) -> str | None:
         """The value of `name` in the first layer that has it, else None."""
-        key = name.upper()
+        return self.value_of(name.upper())
+
+    def value_of(self, key: str) -> str | None:
+        """`lookup` of a name already upper-cased (a compiled template's)."""
         for layer in self._layers:
             value = layer.get(key)
             if value is not None:
@@ -109,6 +113,7 @@ class _Token:
     start: int  # where it starts in the template
     whole: str  # as written
     expression: Expression | None = None  # `{{ … }}` parsed, when it is an expression
+    key: str | None = None  # the name a plain `%%X%%`, `__X__` or `{{X}}` reads, upper-case
 
 
 def _compiled(text: str) -> tuple[str | _Token, ...]:
@@ -127,7 +132,8 @@ def _split(text: str) -> tuple[str | _Token, ...]:
             pieces.append(text[copied_up_to : match.start()])
         value = match[kind] if kind != "escape" else ""
         expression = parse_expression(value) if kind == "brace" else None
-        pieces.append(_Token(kind, value, match.start(), match[0], expression))
+        key = _reference_key(kind, value, expression)
+        pieces.append(_Token(kind, value, match.start(), match[0], expression, key))
         copied_up_to = match.end()
     if copied_up_to < len(text):
         pieces.append(text[copied_up_to:])
@@ -137,6 +143,15 @@ def _split(text: str) -> tuple[str | _Token, ...]:
 _split_cached = functools.lru_cache(maxsize=_COMPILED_TEMPLATES)(_split)
 
 
+def _reference_key(kind: str, value: str, expression: Expression | None) -> str | None:
+    """The name a token only looks up, or None for one that does more (an escape, a function)."""
+    if kind in ("percent", "dunder"):
+        return value.upper()
+    if expression is not None and isinstance(expression.head, Var) and not expression.pipes:
+        return expression.head.name  # `{{X}}`: its value as text is the value itself
+    return None
+
+
 def render(
     text: str, scope: Scope, where: str, *, encode: Callable[[str, int], str] | None = None
 ) -> str:
@@ -144,12 +159,50 @@ def render(
     An unknown `%%X%%`/`{{X}}` raises `UnknownVariable(X, where)`; an unknown `__X__` stays as written.
     Values are inserted as-is (or as `encode(value, position in text)` returns them) and never
     re-scanned."""
-    if not any(start in text for start in _TOKEN_STARTS):
+    if "%" not in text and "{" not in text and "_" not in text:  # no token can start
         return text
+    pieces = _compiled(text)
+    if len(pieces) == 1:
+        only = pieces[0]
+        return only if isinstance(only, str) else _reference(only, scope, where, encode)
+    return "".join(
+        [
+            piece if isinstance(piece, str) else _reference(piece, scope, where, encode)
+            for piece in pieces
+        ]
+    )
+
+
+def is_literal(text: str) -> bool:
+    """Whether `text` holds no token: `render` returns it unchanged, whatever the scope."""
+    return all(isinstance(piece, str) for piece in _split(text))
+
+
+def render_general(
+    text: str, scope: Scope, where: str, *, encode: Callable[[str, int], str] | None = None
+) -> str:
+    """`render` with every token taken through the general substitution (functions evaluated
+    for `{{X}}` too): the reference `render`'s shortcuts must agree with."""
     return "".join(
         piece if isinstance(piece, str) else _substitute(piece, scope, where, encode)
-        for piece in _compiled(text)
+        for piece in _split(text)
     )
+
+
+def _reference(
+    token: _Token, scope: Scope, where: str, encode: Callable[[str, int], str] | None
+) -> str:
+    """A token's text: a plain reference looked up by its upper-case name, anything else
+    through `_substitute`."""
+    key = token.key
+    if key is None:
+        return _substitute(token, scope, where, encode)
+    value = scope.value_of(key)
+    if value is not None:
+        return value if encode is None else encode(value, token.start)
+    if token.kind == "dunder":
+        return token.whole
+    raise UnknownVariable(key, where)
 
 
 def _substitute(
@@ -184,6 +237,8 @@ def render_url(text: str, scope: Scope, where: str) -> str:
 
     def encode(value: str, position: int) -> str:
         if position == 0:
+            if value.isascii() and value.isprintable() and " " not in value:
+                return value  # what `quote` would return: every character is safe
             return quote(value, safe=_URL_SAFE, errors="surrogatepass")
         in_path = query_at < 0 or position < query_at
         return url_path_value(value) if in_path else url_query_value(value)
@@ -193,12 +248,16 @@ def render_url(text: str, scope: Scope, where: str) -> str:
 
 def url_path_value(value: str) -> str:
     """`value` as `render_url` inserts it before the `?`."""
+    if _PATH_KEPT.issuperset(value):
+        return value  # nothing `quote` would encode (`quote` is pure Python, and slow)
     # surrogatepass: a lone surrogate becomes bytes on the wire instead of an exception.
     return quote(value, safe=_PATH_SAFE, errors="surrogatepass")
 
 
 def url_query_value(value: str) -> str:
     """`value` as `render_url` inserts it after the `?`."""
+    if value.isascii() and value.isalnum():
+        return value  # letters and digits only: `quote` keeps them
     return quote(value, safe="", errors="surrogatepass")
 
 

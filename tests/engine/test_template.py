@@ -7,6 +7,7 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import assume, given, settings
@@ -15,11 +16,15 @@ from hypothesis import strategies as st
 from apimd.engine.errors import SetupError, UnknownVariable
 from apimd.engine.template import (
     Scope,
+    is_literal,
     referenced_variables,
     render,
+    render_general,
     render_json,
     render_url,
     system_variables,
+    url_path_value,
+    url_query_value,
 )
 
 FAST = settings(max_examples=200, deadline=None)
@@ -450,3 +455,73 @@ def test_url_a_value_starting_the_template_is_a_whole_url_with_its_own_query() -
         "https://h/items?page=2&size=50"
     )
     assert render_url("{{NEXT}}", scope(NEXT="https://h/a b"), "url") == "https://h/a%20b"
+
+
+# --- the shortcuts agree with the general substitution --------------------------------------------
+
+# Templates made of plain text, references of every form (some to unknown names), escapes,
+# expressions calling functions, braces around non-expressions, and stray token characters.
+REFERENCE_NAMES = st.sampled_from(["a", "B", "known", "Missing", "_x1", "UUID"])
+TEMPLATE_PIECES = st.one_of(
+    PLAIN,
+    TOKENISH,
+    REFERENCE_NAMES.map(lambda name: f"%%{name}%%"),
+    REFERENCE_NAMES.map(lambda name: f"__{name}__"),
+    REFERENCE_NAMES.map(lambda name: f"{{{{ {name} }}}}"),
+    REFERENCE_NAMES.map(lambda name: f"{{{{{name}|upper}}}}"),
+    REFERENCE_NAMES.map(lambda name: f"{{{{ sha256('%%{name}%%') }}}}"),
+    st.sampled_from(["%%%%", "{{ not an expression! }}", "{{%%A%%}}", "{{ $guid }}", "%%"]),
+)
+TEMPLATES = st.lists(TEMPLATE_PIECES, max_size=6).map("".join)
+VALUES = st.text(max_size=12) | st.sampled_from(["https://h:8080/base?x=1", "a b", "%%A%%", "é/?#"])
+
+
+def _outcome(render_it: Any) -> tuple[str, str]:
+    try:
+        return ("text", render_it())
+    except SetupError as exc:
+        return (type(exc).__name__, str(exc))
+
+
+@FAST
+@given(TEMPLATES, st.dictionaries(st.sampled_from(["A", "B", "KNOWN", "_X1", "UUID"]), VALUES))
+def test_render_agrees_with_the_general_substitution(template: str, values: dict[str, str]) -> None:
+    variables = Scope(values, {"B": "second layer"}, instant=datetime(2026, 1, 2, tzinfo=UTC))
+    # The encoder sees each value with its position, as `render_url`'s does.
+    encode = lambda value, at: f"<{at}:{value}>"  # noqa: E731
+    assert _outcome(lambda: render(template, variables, "w")) == _outcome(
+        lambda: render_general(template, variables, "w")
+    )
+    assert _outcome(lambda: render(template, variables, "w", encode=encode)) == _outcome(
+        lambda: render_general(template, variables, "w", encode=encode)
+    )
+    if is_literal(template):
+        assert render(template, variables, "w", encode=encode) == template
+
+
+@pytest.mark.parametrize("template", ["", "plain", "100%", "a_b", "{x}", "%%", "%% A %%"])
+def test_text_without_a_token_is_literal(template: str) -> None:
+    assert is_literal(template)
+    assert render(template, Scope(), "w") == template
+
+
+@pytest.mark.parametrize(
+    "template", ["%%A%%", "__A__", "{{A}}", "%%%%", "{{ uuid() }}", "{{%%A%%}}"]
+)
+def test_text_with_a_token_is_not_literal(template: str) -> None:
+    assert not is_literal(template)
+
+
+URL_TEXT = st.text(max_size=20) | st.text(alphabet="aZ09-._~!$&'()*+,;=:@/?#% \t%", max_size=20)
+
+
+@FAST
+@given(URL_TEXT)
+def test_the_url_encoders_shortcuts_agree_with_quote(value: str) -> None:
+    path_safe = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) not in "?#")
+    url_safe = "".join(chr(code) for code in range(0x21, 0x7F))
+    assert url_path_value(value) == quote(value, safe=path_safe, errors="surrogatepass")
+    assert url_query_value(value) == quote(value, safe="", errors="surrogatepass")
+    # A value that starts the template keeps everything printable but the space.
+    rendered = render_url("%%V%%", Scope({"V": value}), "url")
+    assert rendered == quote(value, safe=url_safe, errors="surrogatepass")
