@@ -18,12 +18,12 @@ from apimd.engine.hops import Hop, HopAnswer, HopStep
 from apimd.engine.http import HttpRequest
 from apimd.engine.multipart import MultipartBody
 from apimd.engine.proxies import select_proxy
+from apimd.engine.request_plan import CallPlan, call_plan, computes_secret
 from apimd.engine.request_vars import request_variables
 from apimd.engine.sigv4 import AwsCredentials, sign
 from apimd.engine.template import Scope, referenced_variables, render, render_json, render_url
 from apimd.engine.tls import resolve_tls
-from apimd.model.expressions import REQUEST_VARIABLES, template_expressions
-from apimd.model.expressions import Call as FunctionCall
+from apimd.model.expressions import REQUEST_VARIABLES
 from apimd.model.resources import AuthSetting, Call, Token
 
 
@@ -55,6 +55,7 @@ class RequestDraft:
     """A call's request while the steps of `REQUEST_STEPS` build it."""
 
     call: Call
+    plan: CallPlan
     scope: Scope
     token: Token | None
     auth: AuthSetting | None
@@ -69,10 +70,6 @@ class RequestDraft:
     answers: list[HopAnswer] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
     basic_credentials: tuple[str, str] | None = None
-
-    @property
-    def where(self) -> str:
-        return f"call {self.call.name}"
 
     @property
     def token_where(self) -> str:
@@ -92,35 +89,49 @@ def _set_param(params: list[tuple[str, str]], name: str, value: str) -> None:
 
 def _call_parts(draft: RequestDraft) -> None:
     """The call's own URL, params, headers and body."""
-    call, scope, where = draft.call, draft.scope, draft.where
-    draft.url = render_url(call.url, scope, f"{where} url")
+    call, scope, plan = draft.call, draft.scope, draft.plan
+    draft.url = render_url(call.url, scope, plan.url_where)
     parts = urlsplit(draft.url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SetupError(f"{where} url: {draft.url!r} is not an absolute http(s) URL")
+        raise SetupError(f"{plan.url_where}: {draft.url!r} is not an absolute http(s) URL")
     headers = draft.headers
-    for key, value in call.headers.items():
-        name = render(key, scope, f"{where} headers")
-        rendered = render(value, scope, f"{where} headers.{key}")
-        _set_header(headers, name, rendered)
-        _computed_is_secret(value, rendered, draft.secrets)
-    for key, value in call.params.items():
-        draft.params.append(
-            (render(key, scope, f"{where} params"), render(value, scope, f"{where} params.{key}"))
-        )
-    if call.body is not None:
+    for header in plan.headers:
+        name = header.name.render(scope)
+        rendered = header.value.render(scope)
+        if plan.headers_distinct:
+            headers.append((name, rendered))
+        else:
+            _set_header(headers, name, rendered)
+        if header.computed:
+            draft.secrets.append(rendered)
+    params = draft.params
+    for name_part, value_part in plan.params:
+        params.append((name_part.render(scope), value_part.render(scope)))
+    where = plan.where
+    if plan.body is not None:
+        draft.body = plan.body
+        if call.json_body is not None:
+            _add_content_type(headers, "application/json")
+        elif call.form is not None:
+            _add_content_type(headers, "application/x-www-form-urlencoded")
+    elif call.body is not None:
         draft.body = render(call.body, scope, f"{where} body").encode()
     elif call.json_body is not None:
         draft.body = json.dumps(render_json(call.json_body, scope, f"{where} json")).encode()
-        if not any(k.lower() == "content-type" for k, _ in headers):
-            headers.append(("Content-Type", "application/json"))
+        _add_content_type(headers, "application/json")
     elif call.form is not None:
         form = {k: render(v, scope, f"{where} form.{k}") for k, v in call.form.items()}
         draft.body = urlencode(form).encode()
-        if not any(k.lower() == "content-type" for k, _ in headers):
-            headers.append(("Content-Type", "application/x-www-form-urlencoded"))
+        _add_content_type(headers, "application/x-www-form-urlencoded")
     elif call.multipart is not None:
         draft.body, content_type = _multipart(call, scope, where)
         _set_header(headers, "Content-Type", content_type)
+
+
+def _add_content_type(headers: list[tuple[str, str]], content_type: str) -> None:
+    """The body's Content-Type, unless the call's headers give one."""
+    if not any(k.lower() == "content-type" for k, _ in headers):
+        headers.append(("Content-Type", content_type))
 
 
 def _token_params(draft: RequestDraft) -> None:
@@ -215,6 +226,10 @@ REQUEST_STEPS: tuple[Callable[[RequestDraft], None], ...] = (
 executor runs for every hop, redirects included, or a `HopAnswer` it consults after each hop's
 response: a new auth kind adds a step here, not a branch in the executor."""
 
+_UNAUTHENTICATED_STEPS = REQUEST_STEPS[:1]
+"""The steps of a call without a token, an auth or a DPoP binding: the others add only what those
+send."""
+
 
 def prepare_call(
     call: Call,
@@ -227,8 +242,10 @@ def prepare_call(
 ) -> PreparedCall:
     """Template every part of `call` (SPEC §3) and add what its token and auth send, running
     `REQUEST_STEPS`. Raises `SetupError` naming what could not be prepared."""
-    draft = RequestDraft(call, scope, token, auth, dpop_binding)
-    for step in REQUEST_STEPS:
+    plan = call_plan(call)
+    draft = RequestDraft(call, plan, scope, token, auth, dpop_binding)
+    credentials = token is not None or auth is not None or dpop_binding is not None
+    for step in REQUEST_STEPS if credentials else _UNAUTHENTICATED_STEPS:
         step(draft)
     params = draft.params
     if (
@@ -236,17 +253,20 @@ def prepare_call(
         and not any(k == "state" for k, _ in params)
         and "state=" not in urlsplit(draft.url).query
     ):
-        params.append(("state", render("%%STATE%%", scope, f"{draft.where} state")))
+        params.append(("state", render("%%STATE%%", scope, f"{plan.where} state")))
+    tls = plan.plain_tls
+    if tls is None or (auth is not None and auth.tls is not None):
+        tls = resolve_tls(call.tls, auth.tls if auth else None, call.verify_tls)
     request = HttpRequest(
         method=call.method,
         url=draft.url,
         headers=draft.headers,
         params=params,
         body=draft.body,
-        timeout=call.effective_timeout(),
-        follow_redirects=call.follow_redirects and not call.has_tag("noredirect"),
+        timeout=plan.timeout,
+        follow_redirects=plan.follow_redirects,
         verify_tls=call.verify_tls,
-        tls=resolve_tls(call.tls, auth.tls if auth else None, call.verify_tls),
+        tls=tls,
         keepalive=call.keepalive,
         sensitive_headers=frozenset(draft.sensitive_headers),
         sensitive_params=frozenset(draft.sensitive_params),
@@ -308,9 +328,7 @@ class _RequestHeaders:
 
 def _computed_is_secret(template: str, rendered: str, secrets: list[str]) -> None:
     """A header computed by a function (a signature made from a secret) is a secret."""
-    if "{{" in template and any(
-        isinstance(e.head, FunctionCall) or e.pipes for _, e in template_expressions(template)
-    ):
+    if computes_secret(template):
         secrets.append(rendered)
 
 
