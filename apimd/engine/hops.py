@@ -16,6 +16,7 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # a call's headers must not reach a third party either (nor, e.g., a pre-signed storage URL that
 # rejects requests carrying one). `host` names the old origin.
 CROSS_ORIGIN_DROPPED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "host"})
+_NONE: frozenset[str] = frozenset()
 BODY_HEADERS = frozenset(
     {
         "content-type",
@@ -65,8 +66,14 @@ class RedirectRules:
     def for_request(
         cls, sensitive_headers: frozenset[str], sensitive_params: frozenset[str]
     ) -> RedirectRules:
-        headers = CROSS_ORIGIN_DROPPED_HEADERS | {name.lower() for name in sensitive_headers}
-        return cls(frozenset(headers), frozenset(name.lower() for name in sensitive_params))
+        # Most requests mark nothing: then no set is made.
+        headers = CROSS_ORIGIN_DROPPED_HEADERS
+        if sensitive_headers:
+            headers = headers | {name.lower() for name in sensitive_headers}
+        params = (
+            frozenset({name.lower() for name in sensitive_params}) if sensitive_params else _NONE
+        )
+        return cls(headers, params)
 
     def follow(self, carried: Hop, status: int, current: URL, target: URL) -> URL:
         """Turn `carried` into the next hop, to `target`; returns the URL it goes to."""
