@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from apimd.engine.template import Scope, is_literal, render
+from apimd.engine.errors import UnknownVariable
+from apimd.engine.template import Scope, is_literal, render, single_reference
 from apimd.engine.tls import TlsConfig
 from apimd.model.expressions import Call as FunctionCall
 from apimd.model.expressions import template_expressions
@@ -20,19 +21,36 @@ from apimd.model.resources import Call
 @dataclass(frozen=True, slots=True)
 class TemplatePart:
     """One template of a call and the place an error in it names; `literal` is its text when
-    it holds no reference (rendering it would return it unchanged)."""
+    it holds no reference (rendering it would return it unchanged), `key` the name it reads
+    when it is one plain reference alone (`dunder`: a `__X__`, kept as written when unknown)."""
 
     template: str
     where: str
-    literal: str | None
+    literal: str | None = None
+    key: str | None = None
+    dunder: bool = False
 
     @classmethod
     def of(cls, template: str, where: str) -> TemplatePart:
-        return cls(template, where, template if is_literal(template) else None)
+        if is_literal(template):
+            return cls(template, where, literal=template)
+        if reference := single_reference(template):
+            return cls(template, where, key=reference[0], dunder=reference[1])
+        return cls(template, where)
 
     def render(self, scope: Scope) -> str:
-        literal = self.literal
-        return literal if literal is not None else render(self.template, scope, self.where)
+        """What `render(template, scope, where)` returns, raises included."""
+        if self.literal is not None:
+            return self.literal
+        key = self.key
+        if key is None:
+            return render(self.template, scope, self.where)
+        value = scope.value_of(key)
+        if value is not None:
+            return value
+        if self.dunder:
+            return self.template
+        raise UnknownVariable(key, self.where)
 
 
 @dataclass(frozen=True, slots=True)

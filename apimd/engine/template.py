@@ -47,6 +47,7 @@ __all__ = [
     "render_general",
     "render_json",
     "render_url",
+    "single_reference",
     "system_variables",
     "url_path_value",
     "url_query_value",
@@ -176,6 +177,15 @@ def render(
 def is_literal(text: str) -> bool:
     """Whether `text` holds no token: `render` returns it unchanged, whatever the scope."""
     return all(isinstance(piece, str) for piece in _split(text))
+
+
+def single_reference(text: str) -> tuple[str, bool] | None:
+    """When `text` is one plain reference and nothing else (`%%X%%`, `__X__`, `{{X}}`): the
+    upper-case name it reads, and whether it is a `__X__` (which stays as written when unknown)."""
+    pieces = _split(text)
+    if len(pieces) != 1 or isinstance(pieces[0], str) or pieces[0].key is None:
+        return None
+    return pieces[0].key, pieces[0].kind == "dunder"
 
 
 def render_general(

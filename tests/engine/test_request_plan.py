@@ -43,7 +43,7 @@ def reference_headers(headers: dict[str, str]) -> list[tuple[str, str]]:
 
 HEADER_NAMES = st.sampled_from(["Accept", "accept", "X-A", "x-a", "%%NAME%%", "x-named", "X-%%A%%"])
 HEADER_VALUES = st.sampled_from(
-    ["json", "%%A%%", "{{ B }}", "a %%B%% b", "__EMPTY__", "{{B|lower}}"]
+    ["json", "%%A%%", "{{ B }}", "a %%B%% b", "__EMPTY__", "__NOPE__", "{{B|lower}}", "%%%%"]
 )
 
 

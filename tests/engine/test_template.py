@@ -22,6 +22,7 @@ from apimd.engine.template import (
     render_general,
     render_json,
     render_url,
+    single_reference,
     system_variables,
     url_path_value,
     url_query_value,
@@ -525,3 +526,21 @@ def test_the_url_encoders_shortcuts_agree_with_quote(value: str) -> None:
     # A value that starts the template keeps everything printable but the space.
     rendered = render_url("%%V%%", Scope({"V": value}), "url")
     assert rendered == quote(value, safe=url_safe, errors="surrogatepass")
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("%%a%%", ("A", False)),
+        ("__b__", ("B", True)),
+        ("{{ c }}", ("C", False)),
+        ("{{c|upper}}", None),
+        ("%%A%%/x", None),
+        ("%%%%", None),
+        ("plain", None),
+    ],
+)
+def test_a_single_reference_is_known_by_its_name(
+    template: str, expected: tuple[str, bool] | None
+) -> None:
+    assert single_reference(template) == expected
