@@ -90,7 +90,11 @@ def _set_param(params: list[tuple[str, str]], name: str, value: str) -> None:
 def _call_parts(draft: RequestDraft) -> None:
     """The call's own URL, params, headers and body."""
     call, scope, plan = draft.call, draft.scope, draft.plan
-    draft.url = render_url(call.url, scope, plan.url_where)
+    url = plan.url
+    if url is not None:
+        draft.url = url.render(scope, plan.url_where)
+    else:
+        draft.url = render_url(call.url, scope, plan.url_where)
     parts = urlsplit(draft.url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SetupError(f"{plan.url_where}: {draft.url!r} is not an absolute http(s) URL")

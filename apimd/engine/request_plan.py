@@ -11,7 +11,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from apimd.engine.errors import UnknownVariable
-from apimd.engine.template import Scope, is_literal, render, single_reference
+from apimd.engine.template import (
+    Scope,
+    UrlTemplate,
+    compile_url,
+    is_literal,
+    render,
+    single_reference,
+)
 from apimd.engine.tls import TlsConfig
 from apimd.model.expressions import Call as FunctionCall
 from apimd.model.expressions import template_expressions
@@ -68,6 +75,8 @@ class CallPlan:
     """What `prepare_call` needs of a call that does not change from one run to the next."""
 
     where: str
+    url: UrlTemplate | None
+    """The URL template split once, unless a function or the like makes it need `render_url`."""
     url_where: str
     headers: tuple[HeaderPlan, ...]
     headers_distinct: bool
@@ -108,6 +117,7 @@ def _build(call: Call) -> CallPlan:
     )
     return CallPlan(
         where=where,
+        url=compile_url(call.url),
         url_where=f"{where} url",
         headers=headers,
         headers_distinct=None not in names and len(lowered) == len(names),

@@ -41,6 +41,8 @@ from apimd.model.expressions import (
 __all__ = [
     "Scope",
     "SystemVariables",
+    "UrlTemplate",
+    "compile_url",
     "is_literal",
     "referenced_variables",
     "render",
@@ -246,14 +248,71 @@ def render_url(text: str, scope: Scope, where: str) -> str:
     query_at = text.find("?")
 
     def encode(value: str, position: int) -> str:
-        if position == 0:
-            if value.isascii() and value.isprintable() and " " not in value:
-                return value  # what `quote` would return: every character is safe
-            return quote(value, safe=_URL_SAFE, errors="surrogatepass")
-        in_path = query_at < 0 or position < query_at
-        return url_path_value(value) if in_path else url_query_value(value)
+        return _url_encoder(query_at, position)(value)
 
     return render(text, scope, where, encode=encode)
+
+
+def _url_encoder(query_at: int, position: int) -> Callable[[str], str]:
+    """How `render_url` encodes a value at `position` of a template whose `?` is at `query_at`."""
+    if position == 0:
+        return _url_start_value
+    return url_path_value if query_at < 0 or position < query_at else url_query_value
+
+
+@dataclass(frozen=True, slots=True)
+class UrlTemplate:
+    """A URL template split once, each reference with its encoder: `render_url` without its
+    general machinery, for a template whose references are all plain (`compile_url`)."""
+
+    pieces: tuple[str | tuple[str, str | None, Callable[[str], str]], ...]
+    """Literal text, or a reference: its upper-case name, its text when a `__X__` (kept as
+    written when unknown) else None, and its encoder."""
+
+    def render(self, scope: Scope, where: str) -> str:
+        """What `render_url(template, scope, where)` returns, raises included."""
+        out = []
+        for piece in self.pieces:
+            if isinstance(piece, str):
+                out.append(piece)
+                continue
+            key, dunder, encode = piece
+            value = scope.value_of(key)
+            if value is not None:
+                out.append(encode(value))
+            elif dunder is not None:
+                out.append(dunder)
+            else:
+                raise UnknownVariable(key, where)
+        return "".join(out)
+
+
+def compile_url(text: str) -> UrlTemplate | None:
+    """`text` as a `UrlTemplate`, or None when a token of it does more than look a name up (a
+    function, a `{{ … }}` holding `%%X%%`)."""
+    query_at = text.find("?")
+    pieces: list[str | tuple[str, str | None, Callable[[str], str]]] = []
+    for piece in _split(text):
+        if isinstance(piece, str):
+            pieces.append(piece)
+        elif piece.kind == "escape":
+            pieces.append("%%")
+        elif piece.key is not None:
+            dunder = piece.whole if piece.kind == "dunder" else None
+            pieces.append((piece.key, dunder, _url_encoder(query_at, piece.start)))
+        elif piece.kind == "brace" and piece.expression is None and "%%" not in piece.value:
+            pieces.append(piece.whole)  # not an expression: as written
+        else:
+            return None
+    return UrlTemplate(tuple(pieces))
+
+
+def _url_start_value(value: str) -> str:
+    """A value that starts a URL template (a whole or base URL): only what no URL holds is
+    encoded."""
+    if value.isascii() and value.isprintable() and " " not in value:
+        return value  # what `quote` would return: every character is safe
+    return quote(value, safe=_URL_SAFE, errors="surrogatepass")
 
 
 def url_path_value(value: str) -> str:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from apimd.engine.errors import SetupError, UnknownVariable
 from apimd.engine.template import (
     Scope,
+    compile_url,
     is_literal,
     referenced_variables,
     render,
@@ -544,3 +545,38 @@ def test_a_single_reference_is_known_by_its_name(
     template: str, expected: tuple[str, bool] | None
 ) -> None:
     assert single_reference(template) == expected
+
+
+URL_TEMPLATES = st.lists(
+    st.one_of(
+        TEMPLATE_PIECES,
+        st.sampled_from(["?", "https://h:8080/", "/p?q=", "&", "#f", "%%A%%?x=%%B%%"]),
+    ),
+    max_size=6,
+).map("".join)
+
+
+@FAST
+@given(URL_TEMPLATES, st.dictionaries(st.sampled_from(["A", "B", "KNOWN", "_X1", "UUID"]), VALUES))
+def test_a_compiled_url_renders_as_render_url(template: str, values: dict[str, str]) -> None:
+    variables = Scope(values, {"B": "sec?ond #layer"})
+    compiled = compile_url(template)
+    if compiled is not None:
+        assert _outcome(lambda: compiled.render(variables, "url")) == _outcome(
+            lambda: render_url(template, variables, "url")
+        )
+
+
+@pytest.mark.parametrize(
+    ("template", "compiles"),
+    [
+        ("%%A%%/items?x=__B__&y={{ C }}%%%%", True),
+        ("https://h/{{ not an expression! }}", True),
+        ("https://h/{{ sha256('x') }}", False),
+        ("https://h/{{%%A%%}}", False),
+    ],
+)
+def test_a_url_compiles_unless_a_token_does_more_than_look_up(
+    template: str, compiles: bool
+) -> None:
+    assert (compile_url(template) is not None) == compiles
