@@ -3,7 +3,6 @@ what one call of it carries while it is run."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -11,7 +10,7 @@ import aiohttp
 
 from apimd.engine.cookies import new_jar
 from apimd.engine.recording import CallIdentity, ResultRecorder
-from apimd.engine.template import Scope
+from apimd.engine.template import Scope, uuid4_text
 from apimd.model.resources import AuthSetting, Call, Workflow
 from apimd.model.result import Trigger
 from apimd.model.signin import PendingSignIn
@@ -30,7 +29,7 @@ class RunOrder:
     trigger: Trigger = "manual"
     variables: Mapping[str, str] = field(default_factory=dict)
     interactive: bool = False
-    run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    run_id: str = field(default_factory=uuid4_text)
 
     def context(self) -> RunContext:
         """The context the run starts with (variable names are upper-case)."""

@@ -18,9 +18,9 @@ Names are `[A-Za-z_][A-Za-z0-9_]*` and case-insensitive.
 from __future__ import annotations
 
 import functools
+import os
 import random
 import re
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +53,7 @@ __all__ = [
     "system_variables",
     "url_path_value",
     "url_query_value",
+    "uuid4_text",
 ]
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -428,7 +429,7 @@ class SystemVariables(Mapping[str, str]):
                     DATETIME=stamp, DATE=date, TIME=time, UNIXTIME=str(int(now.timestamp()))
                 )
             elif key in ("UUID", "GUID"):
-                values["UUID"] = values["GUID"] = str(uuid.uuid4())
+                values["UUID"] = values["GUID"] = uuid4_text()
             elif key == "RANDINT":
                 values["RANDINT"] = str(random.randint(1, 10000))
             else:
@@ -446,6 +447,16 @@ class SystemVariables(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self._ALL) + len(self._names.keys() - set(self._ALL))
+
+
+def uuid4_text(data: bytes | None = None) -> str:
+    """`str(uuid.uuid4())`, made of `data` (16 random bytes, from `os.urandom` unless given)
+    without `uuid.UUID`'s checks and integer arithmetic."""
+    octets = bytearray(os.urandom(16) if data is None else data)
+    octets[6] = (octets[6] & 0x0F) | 0x40  # version 4
+    octets[8] = (octets[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    text = octets.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def referenced_variables(text: str) -> set[str]:

@@ -27,6 +27,7 @@ from apimd.engine.template import (
     system_variables,
     url_path_value,
     url_query_value,
+    uuid4_text,
 )
 
 FAST = settings(max_examples=200, deadline=None)
@@ -580,3 +581,14 @@ def test_a_url_compiles_unless_a_token_does_more_than_look_up(
     template: str, compiles: bool
 ) -> None:
     assert (compile_url(template) is not None) == compiles
+
+
+@FAST
+@given(st.binary(min_size=16, max_size=16))
+def test_uuid4_text_is_the_standard_librarys_v4_uuid(data: bytes) -> None:
+    assert uuid4_text(data) == str(uuid.UUID(bytes=data, version=4))
+
+
+def test_uuid4_text_is_random_by_default() -> None:
+    made = uuid4_text()
+    assert uuid.UUID(made).version == 4 and made != uuid4_text()
