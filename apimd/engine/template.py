@@ -417,8 +417,18 @@ class SystemVariables(Mapping[str, str]):
         self._values: dict[str, str] = {}
 
     def __getitem__(self, key: str) -> str:
-        if key in self._names:
-            return self._names[key]
+        value: str | None = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        # What `Scope.lookup` calls: without `Mapping.get`'s extra frame and try.
+        names = self._names
+        if key in names:
+            return names[key]
+        if key not in self._ALL:
+            return default
         values = self._values
         if key not in values:
             if key in self._CLOCK:
@@ -428,19 +438,11 @@ class SystemVariables(Mapping[str, str]):
                 values.update(
                     DATETIME=stamp, DATE=date, TIME=time, UNIXTIME=str(int(now.timestamp()))
                 )
-            elif key in ("UUID", "GUID"):
-                values["UUID"] = values["GUID"] = uuid4_text()
             elif key == "RANDINT":
                 values["RANDINT"] = str(random.randint(1, 10000))
-            else:
-                raise KeyError(key)
+            else:  # UUID, GUID
+                values["UUID"] = values["GUID"] = uuid4_text()
         return values[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        # What `Scope.lookup` calls: without `Mapping.get`'s extra frame and try.
-        if key in self._names or key in self._ALL:
-            return self[key]
-        return default
 
     def __iter__(self) -> Iterator[str]:
         return iter({**dict.fromkeys(self._ALL), **self._names})
@@ -452,11 +454,10 @@ class SystemVariables(Mapping[str, str]):
 def uuid4_text(data: bytes | None = None) -> str:
     """`str(uuid.uuid4())`, made of `data` (16 random bytes, from `os.urandom` unless given)
     without `uuid.UUID`'s checks and integer arithmetic."""
-    octets = bytearray(os.urandom(16) if data is None else data)
-    octets[6] = (octets[6] & 0x0F) | 0x40  # version 4
-    octets[8] = (octets[8] & 0x3F) | 0x80  # the RFC 4122 variant
-    text = octets.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    text = (os.urandom(16) if data is None else data).hex()
+    # The version (4) is the 13th digit; the variant (RFC 4122) the 17th digit's two high bits.
+    variant = "89ab"[int(text[16], 16) & 3]
+    return f"{text[:8]}-{text[8:12]}-4{text[13:16]}-{variant}{text[17:20]}-{text[20:]}"
 
 
 def referenced_variables(text: str) -> set[str]:
