@@ -196,7 +196,7 @@ class ResultRecorder:
             request_record = RequestRecord(
                 method=request.method,
                 url=self._redactor.url(full_url(request)),
-                headers=self._redactor.headers(dict(sent)),
+                headers=self._redactor.headers(sent),
                 body=body,
             )
         response_record = None
@@ -207,7 +207,7 @@ class ResultRecorder:
                 response.body, content_type, response_text, parsed
             )
             response_record = ResponseRecord(
-                headers=self._redactor.headers(dict(response.headers.items())),
+                headers=self._redactor.headers(response.headers.items()),
                 body=body,
                 body_truncated=truncated,
             )

@@ -17,7 +17,7 @@ import functools
 import json
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus
 
@@ -139,9 +139,34 @@ class Redactor:
             return SECRET_MASK if json.dumps(value) in self._secrets else value
         return value
 
-    def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
-        """Headers with Authorization/Cookie/Set-Cookie/Proxy-Authorization values masked, and
-        secrets masked in every other value."""
+    def headers(self, headers: Mapping[str, str] | Collection[tuple[str, str]]) -> dict[str, str]:
+        """Headers (a mapping, or name/value pairs: a repeated name keeps its first place and its
+        last value, as `dict` makes them) with Authorization/Cookie/Set-Cookie/Proxy-Authorization
+        values masked, and secrets masked in every other value."""
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        if not pairs:
+            return {}
+        names, values = zip(*pairs, strict=True)
+        plan = _header_plan(names)
+        if plan is None:  # names that collide once stored: the general way
+            return self._headers_each(dict(zip(names, values, strict=True)))
+        redacted: dict[str, str] = {}
+        if self._free_text_forms:
+            text = self.text
+            for (name, masked), value in zip(plan, values, strict=True):
+                redacted[name] = SECRET_MASK if masked else text(str(value))
+        else:  # `text` with no secret known is `storable`: inlined for an ASCII value
+            for (name, masked), value in zip(plan, values, strict=True):
+                if masked:
+                    redacted[name] = SECRET_MASK
+                elif value.__class__ is str and value.isascii():
+                    redacted[name] = value
+                else:
+                    redacted[name] = storable(str(value))
+        return redacted
+
+    def _headers_each(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """`headers` redacted name by name (the general way `headers` takes a shortcut for)."""
         redacted: dict[str, str] = {}
         # `text` with no secret known is `storable`: called directly, a frame less per header.
         text = self.text if self._free_text_forms else storable
@@ -191,6 +216,29 @@ class Redactor:
                 return None
             self._pattern = re.compile("|".join(_form_pattern(form) for form in forms))
         return self._pattern
+
+
+# A call sends, and its API answers, the same header names run after run: which names are stored
+# as what, and which are always masked, is decided once per sequence of names.
+HEADER_PLANS = 512
+_header_plans: dict[tuple[str, ...], tuple[tuple[str, bool], ...] | None] = {}
+
+
+def _header_plan(names: tuple[str, ...]) -> tuple[tuple[str, bool], ...] | None:
+    """For each of `names`: its stored name and whether its value is always masked; None when two
+    different names are stored as one (lone surrogates), whose last value `dict` would pick
+    differently (`Redactor._headers_each` handles them)."""
+    try:
+        return _header_plans[names]
+    except KeyError:
+        pass
+    stored = tuple(storable(name) for name in names)
+    masked = (str(name).lower() in ALWAYS_REDACTED_HEADERS for name in names)
+    plan = tuple(zip(stored, masked, strict=True)) if len(set(stored)) == len(set(names)) else None
+    if len(_header_plans) >= HEADER_PLANS:
+        _header_plans.clear()  # a daemon of many calls: start again rather than grow
+    _header_plans[names] = plan
+    return plan
 
 
 def _json_string_forms(text: str) -> set[str]:

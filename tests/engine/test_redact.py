@@ -228,6 +228,31 @@ def test_headers_returns_a_new_dict() -> None:
     assert headers == {"Authorization": "Bearer x"}
 
 
+_HEADER_NAMES = st.sampled_from(
+    ["Accept", "Authorization", "cookie", "Set-Cookie", "X-\udcff", "X-\udcfe", "X-Key", "x-key"]
+)
+_HEADER_VALUES = st.sampled_from(["v", "k=key-123456", "key-123456", "é\udcff", "", "Bearer x"])
+
+
+@FAST
+@given(
+    pairs=st.lists(st.tuples(_HEADER_NAMES, _HEADER_VALUES), max_size=8),
+    secrets=st.sampled_from([[], ["key-123456"]]),
+)
+def test_headers_from_pairs_are_the_general_way_of_their_dict(
+    pairs: list[tuple[str, str]], secrets: list[str]
+) -> None:
+    """The names' plan (made once per sequence of names, then reused) gives what redacting the
+    pairs' `dict` name by name gives: repeated names, names stored alike, secrets or none."""
+    redactor = Redactor(secrets)
+    expected = redactor._headers_each(dict(pairs))
+    for _ in range(2):  # the plan made, then the plan reused
+        got = redactor.headers(pairs)
+        assert got == expected
+        assert list(got) == list(expected)  # in the same order
+        assert redactor.headers(dict(pairs)) == expected
+
+
 # --- url --------------------------------------------------------------------------------------
 
 
