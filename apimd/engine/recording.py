@@ -25,8 +25,6 @@ from apimd.model.project import Project
 from apimd.model.resources import AuthSetting, Webhook
 from apimd.model.result import (
     ConditionResult,
-    RequestRecord,
-    ResponseRecord,
     Result,
     Timings,
     Trigger,
@@ -185,59 +183,68 @@ class ResultRecorder:
         retried: bool = False,
     ) -> Result:
         """The call's result, every secret this recorder knows redacted; `response_text` is the
-        response body already decoded, when it was (so it is decoded once)."""
-        request_record = None
+        response body already decoded, when it was (so it is decoded once).
+
+        The result is validated in one call from plain values, its records as dicts in it: a
+        record made a model of its own first costs pydantic's `__init__` once more each."""
+        request_record: dict[str, Any] | None = None
         if request is not None:
             sent = response.sent_headers if response is not None else request.headers
             body = None
             if request.body:
                 content_type = next((v for k, v in sent if k.lower() == "content-type"), None)
                 body, _ = await self._body(request.body.decode(errors="replace"), content_type)
-            request_record = RequestRecord(
-                method=request.method,
-                url=self._redactor.url(full_url(request)),
-                headers=self._redactor.headers(sent),
-                body=body,
-            )
-        response_record = None
+            request_record = {
+                "method": request.method,
+                "url": self._redactor.url(full_url(request)),
+                "headers": self._redactor.headers(sent),
+                "body": body,
+            }
+        response_record: dict[str, Any] | None = None
         if response is not None:
             content_type = response.headers.get("Content-Type")
             parsed = evaluation.body_json if evaluation is not None else None
             body, truncated = await self._response_body(
                 response.body, content_type, response_text, parsed
             )
-            response_record = ResponseRecord(
-                headers=self._redactor.headers(response.headers.items()),
-                body=body,
-                body_truncated=truncated,
-            )
+            response_record = {
+                "headers": self._redactor.headers(response.headers.items()),
+                "body": body,
+                "body_truncated": truncated,
+            }
         conditions: list[ConditionResult] = []
         extracted: dict[str, str] = {}
         if evaluation is not None:
             conditions = [self._condition(item) for item in evaluation.results]
             extracted = self.variables(evaluation.extracted)
-        return Result(
-            client_cert=request.tls.client_certificate() if request and request.tls else None,
-            id=identity.run_id if identity.top_level else str(uuid.uuid4()),
-            kind="call",
-            name=identity.name,
-            trigger=identity.trigger,
-            started_at=identity.started_at,
-            finished_at=finished_at,
-            outcome=code.outcome,
-            result=code,
-            http_status=response.status if response is not None else None,
-            timings_ms=timings,
-            size=response.size if response is not None else None,
-            request=request_record,
-            response=response_record,
-            conditions=conditions,
-            variables=extracted,
-            retried_after_401=retried,
-            error=self._redactor.text(error) if error else None,
-            token=identity.token,
-            workflow_run_id=None if identity.top_level else identity.run_id,
-            tls=tls_info(response.peer_certificate, finished_at) if response is not None else None,
+        return Result.model_validate(
+            {
+                "client_cert": request.tls.client_certificate()
+                if request and request.tls
+                else None,
+                "id": identity.run_id if identity.top_level else str(uuid.uuid4()),
+                "kind": "call",
+                "name": identity.name,
+                "trigger": identity.trigger,
+                "started_at": identity.started_at,
+                "finished_at": finished_at,
+                "outcome": code.outcome,
+                "result": code,
+                "http_status": response.status if response is not None else None,
+                "timings_ms": timings,
+                "size": response.size if response is not None else None,
+                "request": request_record,
+                "response": response_record,
+                "conditions": conditions,
+                "variables": extracted,
+                "retried_after_401": retried,
+                "error": self._redactor.text(error) if error else None,
+                "token": identity.token,
+                "workflow_run_id": None if identity.top_level else identity.run_id,
+                "tls": tls_info(response.peer_certificate, finished_at)
+                if response is not None
+                else None,
+            }
         )
 
     def _condition(self, item: ConditionResult) -> ConditionResult:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from pydantic import BaseModel
 
 from apimd.engine import redact
 from apimd.engine.bounds import cap_value, saved_text
@@ -23,7 +24,7 @@ from apimd.engine.services import Definitions
 from apimd.engine.template import Scope, SystemVariables, render, system_variables
 from apimd.model.common import LONE_SURROGATE
 from apimd.model.project import Project
-from apimd.model.result import ConditionResult, Result
+from apimd.model.result import ConditionResult, RequestRecord, ResponseRecord, Result
 from tests.support.projects import run_doc
 
 SECRET = "s3cr3t-value/é"
@@ -307,3 +308,40 @@ def test_remembered_bodies_are_bounded_and_large_ones_never_kept() -> None:
     large = json.dumps({"k": "x" * redact.REMEMBERED_JSON_BODY_CHARS})
     assert redactor.body(large, "application/json") == large.replace(" ", "")
     assert not any(key[0] == large for key in redact._remembered_json)
+
+
+def _fields_sets(model: BaseModel) -> list[tuple[str, set[str]]]:
+    """Every model's fields set, nested ones included, in order."""
+    found = [(type(model).__name__, set(model.model_fields_set))]
+    for name in model.model_fields_set:
+        value = getattr(model, name)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, BaseModel):
+                found += _fields_sets(item)
+    return found
+
+
+@pytest.mark.parametrize("name", ["plain", "secret-inside", "not-json"])
+async def test_a_result_validated_whole_is_the_one_its_models_make(site: str, name: str) -> None:
+    """The recorder validates a result in one call, its records as dicts: it is the result the
+    records made as models first give, fields set for fields set (what `exclude_unset` and the
+    store see) and byte for byte."""
+    conditions = [{"source": "json", "path": "$.items[0].id", "op": "exists", "save_as": "ID"}]
+    result = await run_doc(_project(site, name, conditions), "c")
+    assert result.request is not None and result.response is not None
+
+    # What the recorder gave as keywords when it made each record a model first.
+    keywords = {
+        "client_cert", "id", "kind", "name", "trigger", "started_at", "finished_at", "outcome",
+        "result", "http_status", "timings_ms", "size", "request", "response", "conditions",
+        "variables", "retried_after_401", "error", "token", "workflow_run_id", "tls",
+    }  # fmt: skip
+    made = Result(
+        **{field: getattr(result, field) for field in keywords}
+        | {"request": RequestRecord(**result.request.model_dump())}
+        | {"response": ResponseRecord(**result.response.model_dump())}
+    )
+    assert made == result
+    assert _fields_sets(made) == _fields_sets(result)
+    assert made.model_dump_json() == result.model_dump_json()
+    assert made.model_dump_json(exclude_unset=True) == result.model_dump_json(exclude_unset=True)
