@@ -52,6 +52,7 @@ _FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _UNICODE_ESCAPE = re.compile(r"\\u[0-9A-Fa-f]{4}")
 _HEX_LETTER = re.compile(r"[A-Fa-f]")
+_REDACTED_KEY = re.compile("|".join(sorted(ALWAYS_REDACTED_KEYS)))  # (plain words)
 # Made once (`dumps` makes an encoder per call). A parsed document cannot be circular.
 _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
@@ -331,6 +332,16 @@ def _is_redacted_key(key: str) -> bool:
 
 def _mask_query(query: str) -> str:
     """`a=1&password=x` → `a=1&password=••••`, leaving every other byte as written."""
+    if "%" not in query and not _REDACTED_KEY.search(query.lower()):
+        # No escape to decode (a `+` decodes to a space, which no key holds but at its ends, where
+        # it is stripped), and no always-redacted key in the lower-cased text (`lower` maps
+        # character by character): no key to mask.
+        return query
+    return _mask_query_parts(query)
+
+
+def _mask_query_parts(query: str) -> str:
+    """`_mask_query` key by key (the general way it takes a shortcut for)."""
     parts = query.split("&")
     for index, part in enumerate(parts):
         key, equals, _ = part.partition("=")

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from apimd.engine import redact
 from apimd.engine.redact import (
     ALWAYS_REDACTED_HEADERS,
     ALWAYS_REDACTED_KEYS,
@@ -251,6 +252,21 @@ def test_headers_from_pairs_are_the_general_way_of_their_dict(
         assert got == expected
         assert list(got) == list(expected)  # in the same order
         assert redactor.headers(dict(pairs)) == expected
+
+
+_QUERY_KEYS = st.sampled_from(
+    ["a", "Code", "PASSWORD", "p%61ssword", "access%5ftoken", "id+token", " code ", "\u212a",
+     "\u0130d_token", "x%", "", "refresh_tokens", "%2B"]
+)  # fmt: skip
+_QUERY_PARTS = st.tuples(_QUERY_KEYS, st.sampled_from(["=", ""]), st.sampled_from(["", "1", "%"]))
+
+
+@FAST
+@given(st.lists(_QUERY_PARTS, max_size=4).map(lambda ps: "&".join("".join(p) for p in ps)))
+def test_a_query_without_a_redacted_key_is_masked_as_key_by_key(query: str) -> None:
+    """The shortcut (nothing to decode, no always-redacted key in the lower-cased text) masks
+    what masking key by key masks."""
+    assert redact._mask_query(query) == redact._mask_query_parts(query)
 
 
 # --- url --------------------------------------------------------------------------------------
