@@ -125,18 +125,21 @@ class RunFinished(RunEnded):
     @classmethod
     def of(cls, result: Result, run_id: str, sla: SLA | None = None) -> RunFinished:
         """The event announcing `result`, the outcome of run `run_id` (`sla`: its call's)."""
-        return cls(
-            run_id=run_id,
-            result_id=result.id,
-            kind=result.kind,
-            name=result.name,
-            trigger=result.trigger,
-            outcome=result.outcome,
-            result=result.result,
-            http_status=result.http_status,
-            total_ms=result.timings_ms.total,
-            location=result.location,
-            reason=short_reason(result, sla),
+        # Validated from a dict: the same validation as `cls(...)`, without `__init__`'s frame.
+        return cls.model_validate(
+            {
+                "run_id": run_id,
+                "result_id": result.id,
+                "kind": result.kind,
+                "name": result.name,
+                "trigger": result.trigger,
+                "outcome": result.outcome,
+                "result": result.result,
+                "http_status": result.http_status,
+                "total_ms": result.timings_ms.total,
+                "location": result.location,
+                "reason": short_reason(result, sla),
+            }
         )
 
 
