@@ -69,6 +69,12 @@ class Redactor:
         self._long: list[str] | None = None
         self.add(*secrets)
 
+    @property
+    def knows_secrets(self) -> bool:
+        """Whether it knows a secret value (without one, `value` and `text` only make text
+        storable)."""
+        return bool(self._secrets)
+
     def add(self, *secrets: str) -> None:
         """Learn more secret values (e.g. a token just extracted)."""
         for secret in secrets:
@@ -140,11 +146,14 @@ class Redactor:
             return SECRET_MASK if json.dumps(value) in self._secrets else value
         return value
 
-    def headers(self, headers: Mapping[str, str] | Collection[tuple[str, str]]) -> dict[str, str]:
-        """Headers (a mapping, or name/value pairs: a repeated name keeps its first place and its
-        last value, as `dict` makes them) with Authorization/Cookie/Set-Cookie/Proxy-Authorization
-        values masked, and secrets masked in every other value."""
-        pairs = headers.items() if isinstance(headers, Mapping) else headers
+    def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """Headers with Authorization/Cookie/Set-Cookie/Proxy-Authorization values masked, and
+        secrets masked in every other value."""
+        return self.header_pairs(headers.items())
+
+    def header_pairs(self, pairs: Collection[tuple[str, str]]) -> dict[str, str]:
+        """`headers` of name/value pairs (a repeated name keeps its first place and its last
+        value, as `dict` makes them)."""
         if not pairs:
             return {}
         names, values = zip(*pairs, strict=True)
@@ -354,7 +363,8 @@ def _mask_url(url: str) -> str:
     """Mask the always-redacted keys in the query and fragment, and a password in the userinfo."""
     before_fragment, hash_mark, fragment = url.partition("#")
     before_query, question_mark, query = before_fragment.partition("?")
-    before_query = _mask_userinfo(before_query)
+    if "@" in before_query:  # (no userinfo without one)
+        before_query = _mask_userinfo(before_query)
     if question_mark:
         query = _mask_query(query)
     if hash_mark:

@@ -248,7 +248,7 @@ def test_headers_from_pairs_are_the_general_way_of_their_dict(
     redactor = Redactor(secrets)
     expected = redactor._headers_each(dict(pairs))
     for _ in range(2):  # the plan made, then the plan reused
-        got = redactor.headers(pairs)
+        got = redactor.header_pairs(pairs)
         assert got == expected
         assert list(got) == list(expected)  # in the same order
         assert redactor.headers(dict(pairs)) == expected
