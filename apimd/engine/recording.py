@@ -139,6 +139,8 @@ class ResultRecorder:
 
     def variables(self, values: dict[str, str]) -> dict[str, str]:
         """Variables as recorded: redacted, then cut to `STORED_VALUE_CHARS` with a marker."""
+        if not self._redactor.knows_secrets and all(map(_left_alone, values.values())):
+            return dict(values)  # what redacting and cutting each gives back
         return {
             k: cap_value(self._redactor.value(v), STORED_VALUE_CHARS) for k, v in values.items()
         }
@@ -197,7 +199,7 @@ class ResultRecorder:
             request_record = {
                 "method": request.method,
                 "url": self._redactor.url(full_url(request)),
-                "headers": self._redactor.headers(sent),
+                "headers": self._redactor.header_pairs(sent),
                 "body": body,
             }
         response_record: dict[str, Any] | None = None
@@ -208,7 +210,7 @@ class ResultRecorder:
                 response.body, content_type, response_text, parsed
             )
             response_record = {
-                "headers": self._redactor.headers(response.headers.items()),
+                "headers": self._redactor.header_pairs(response.headers.items()),
                 "body": body,
                 "body_truncated": truncated,
             }
@@ -251,6 +253,14 @@ class ResultRecorder:
         """A condition's result as recorded: redacted, its actual value cut after redaction (so
         no secret is split); `item` itself when that changes none of its values."""
         redactor = self._redactor
+        if (
+            not redactor.knows_secrets
+            and _left_alone(item.path)
+            and _left_alone(item.actual)
+            and _left_alone(item.expected)
+            and (item.message is None or (item.message != "" and _left_alone(item.message)))
+        ):
+            return item  # what the checks below find
         path = redactor.text(item.path) if item.path else item.path
         actual = cap_value(redactor.value(item.actual), STORED_VALUE_CHARS)
         expected = redactor.value(item.expected)
@@ -283,6 +293,16 @@ class ResultRecorder:
             timings=Timings(auth_wait=auth_wait),
             finished_at=finished_at,
         )
+
+
+def _left_alone(value: Any) -> bool:
+    """Whether a redactor that knows no secret gives `value` back itself from `value()` and
+    `text()`, and cutting it to `STORED_VALUE_CHARS` leaves it: None, a bool, int or float, or
+    an ASCII string (no lone surrogate) short enough. False says nothing."""
+    kind = value.__class__
+    if kind is str:
+        return value.isascii() and len(value) <= STORED_VALUE_CHARS
+    return value is None or kind is int or kind is float or kind is bool
 
 
 def _redacted_body(redactor: Redactor, body: bytes, content_type: str | None) -> tuple[str, bool]:

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from apimd.engine import redact
@@ -345,3 +347,47 @@ async def test_a_result_validated_whole_is_the_one_its_models_make(site: str, na
     assert _fields_sets(made) == _fields_sets(result)
     assert made.model_dump_json() == result.model_dump_json()
     assert made.model_dump_json(exclude_unset=True) == result.model_dump_json(exclude_unset=True)
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(st.sampled_from(["a", "é", "\ud800", "$", " "]), max_size=6),
+    st.just("y" * STORED_VALUE_CHARS),
+    st.just("y" * (STORED_VALUE_CHARS + 1)),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.sampled_from(["k", "\udcff"]), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(path=_VALUES, actual=_VALUES, expected=_VALUES, message=_VALUES, secret=st.booleans())
+def test_a_condition_left_alone_is_the_one_redacting_it_gives(
+    path: Any, actual: Any, expected: Any, message: Any, secret: bool
+) -> None:
+    """A recorder that knows no secret keeps a plain condition's result as it is: what it
+    records is what redacting and cutting each value records (with a secret or without)."""
+    path = path if isinstance(path, str) or path is None else str(path)
+    message = message if isinstance(message, str) or message is None else str(message)
+    item = ConditionResult(
+        source="json", path=path, actual=actual, expected=expected, message=message
+    )
+    secrets = ["a$a$"] if secret else []
+    redactor = Redactor(secrets)
+    copy = item.model_copy(
+        update={
+            "path": redactor.text(item.path) if item.path else item.path,
+            "actual": cap_value(redactor.value(item.actual), STORED_VALUE_CHARS),
+            "expected": redactor.value(item.expected),
+            "message": redactor.text(item.message) if item.message else None,
+        }
+    )
+    recorded = ResultRecorder(secrets)._condition(item)
+    assert json.dumps(recorded.model_dump()) == json.dumps(copy.model_dump())
+    variables = {"A": path, "B": message} if path is not None and message is not None else {}
+    expected_variables = {
+        k: cap_value(redactor.value(v), STORED_VALUE_CHARS) for k, v in variables.items()
+    }
+    assert ResultRecorder(secrets).variables(variables) == expected_variables
