@@ -83,6 +83,8 @@ def full_url(request: HttpRequest) -> str:
 
 def cap_text(text: str, limit: int = STORED_BODY_BYTES) -> tuple[str, bool]:
     """`text` cut to `limit` UTF-8 bytes (on a character boundary), and whether it was cut."""
+    if len(text) <= limit // 4:  # (UTF-8 takes at most 4 bytes a character) not cut
+        return text, False
     data = text.encode()
     if len(data) <= limit:
         return text, False

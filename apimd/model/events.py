@@ -4,6 +4,7 @@ back into the same classes (as APScheduler 4's `_events.py` does for its events)
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
@@ -50,7 +51,7 @@ class Event(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     type: str
-    at: Timestamp = Field(default_factory=_now)
+    at: Timestamp = Field(default_factory=functools.partial(datetime.now, UTC))  # `_now`, no frame
 
     omitted_when_none: ClassVar[frozenset[str]] = frozenset()
     """Fields left out of the payload while None (they were never sent empty)."""

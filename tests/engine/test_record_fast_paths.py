@@ -20,7 +20,7 @@ from apimd.engine import redact
 from apimd.engine.bounds import cap_value, saved_text
 from apimd.engine.codings import decode_body
 from apimd.engine.http import HttpRequest
-from apimd.engine.recording import STORED_VALUE_CHARS, ResultRecorder, full_url
+from apimd.engine.recording import STORED_VALUE_CHARS, ResultRecorder, cap_text, full_url
 from apimd.engine.redact import Redactor, storable
 from apimd.engine.services import Definitions
 from apimd.engine.template import Scope, SystemVariables, render, system_variables
@@ -391,3 +391,13 @@ def test_a_condition_left_alone_is_the_one_redacting_it_gives(
         k: cap_value(redactor.value(v), STORED_VALUE_CHARS) for k, v in variables.items()
     }
     assert ResultRecorder(secrets).variables(variables) == expected_variables
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(st.sampled_from(["a", "é", "€", "😀"]), max_size=12), limit=st.integers(0, 20))
+def test_a_text_short_enough_is_kept_as_cutting_its_bytes_would(text: str, limit: int) -> None:
+    """`cap_text` skips encoding a text of at most `limit // 4` characters: it is what cutting
+    its UTF-8 bytes gives."""
+    data = text.encode()
+    expected = (text, False) if len(data) <= limit else (data[:limit].decode(errors="ignore"), True)
+    assert cap_text(text, limit) == expected
