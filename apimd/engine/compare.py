@@ -93,3 +93,49 @@ def contains(actual: Any, expected: Any) -> bool:
     if isinstance(actual, dict):
         return text(expected) in actual
     return text(expected) in text(actual)
+
+
+class Expected:
+    """A condition's expected value with its number and text forms made once, for a condition
+    checked on every call: `equal`, `order` and `contains` give what the functions of the same
+    name give with `value` as `expected`."""
+
+    __slots__ = ("is_container", "number", "text", "value")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.is_container = isinstance(value, list | dict)
+        self.number = number(value)
+        self.text = text(value)
+
+    def equal(self, actual: Any) -> bool:
+        if self.is_container or isinstance(actual, list | dict):
+            return equal(actual, self.value)
+        right = self.number
+        if right is not None:
+            # An int reads as the Decimal it equals, which compares with an int exactly.
+            left = actual if type(actual) is int else number(actual)
+            if left is not None:
+                return bool(left == right)
+        return text(actual) == self.text
+
+    def order(self, actual: Any) -> int | None:
+        if self.is_container or isinstance(actual, list | dict):
+            return None
+        right = self.number
+        if right is not None:
+            left = actual if type(actual) is int else number(actual)
+            if left is not None:
+                return (left > right) - (left < right)
+        shown = text(actual)
+        return (shown > self.text) - (shown < self.text)
+
+    def contains(self, actual: Any) -> bool:
+        needle = self.text
+        if isinstance(actual, list):
+            return any(
+                self.equal(item) or (isinstance(item, str) and needle in item) for item in actual
+            )
+        if isinstance(actual, dict):
+            return needle in actual
+        return needle in text(actual)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -155,10 +155,77 @@ def look_up(
     return Lookup(message=f"unknown source {source!r}", broken=True)
 
 
+LookUp = Callable[[ParsedBody], Lookup]
+"""A lookup made ready for one source and path: `prepare(...)(body) == look_up(..., body)`."""
+
+
+def prepare(source: str, path: str | None, namespaces: Mapping[str, str]) -> LookUp | None:
+    """`look_up` of this source and (rendered) path with its per-path work done once (the
+    JSONPath rooted and compiled, the header name folded), for a condition checked on every call;
+    None where preparing saves nothing: then use `look_up`."""
+    if source == "status":
+        return _status
+    if source == "response_time":
+        return _response_time
+    if source == "size":
+        return _size
+    if source == "header" and path:
+        return functools.partial(_prepared_header, path, path.strip().casefold())
+    if source == "json" and path:
+        rooted = _rooted(path)
+        try:
+            compiled, steps = _compiled_json_path(rooted)
+        except (JSONPathError, RecursionError) as exc:
+            message = _invalid_json_path(rooted, exc).message
+            return functools.partial(_broken, message)
+        if steps is not None:
+            return functools.partial(_plain_json_path, rooted, steps)
+        return functools.partial(_json_matches, rooted, compiled, None)
+    return None
+
+
+def _status(body: ParsedBody) -> Lookup:
+    return Lookup(body.response.status)
+
+
+def _response_time(body: ParsedBody) -> Lookup:
+    return Lookup(body.response.response_time_ms)
+
+
+def _size(body: ParsedBody) -> Lookup:
+    return Lookup(body.response.size)
+
+
+def _prepared_header(name: str, wanted: str, body: ParsedBody) -> Lookup:
+    return _header_named(name, wanted, body.response.headers)
+
+
+def _broken(message: str | None, body: ParsedBody) -> Lookup:
+    return Lookup(message=message, broken=True)
+
+
+def _plain_json_path(path: str, steps: tuple[str | int, ...], body: ParsedBody) -> Lookup:
+    """`_json_matches` of a plain path (`$`, `.name` and `[index]` steps): one value or none."""
+    document, error = body.json()
+    if error is not None:
+        return Lookup(message=error)
+    for step in steps:
+        if isinstance(step, str):
+            if not isinstance(document, dict) or step not in document:
+                return Lookup(message=f"nothing matches {path}")
+        elif not isinstance(document, list) or step >= len(document):
+            return Lookup(message=f"nothing matches {path}")
+        document = document[step]
+    return Lookup(document)
+
+
 def _header(name: str | None, headers: Mapping[str, str]) -> Lookup:
     if not name:
         return Lookup(message="a header condition needs `path` (the header name)", broken=True)
-    wanted = name.strip().casefold()
+    return _header_named(name, name.strip().casefold(), headers)
+
+
+def _header_named(name: str, wanted: str, headers: Mapping[str, str]) -> Lookup:
     values = [value for key, value in headers.items() if key.casefold() == wanted]
     if not values:
         return Lookup(message=f"header {name} not found")
@@ -254,12 +321,29 @@ def _plain_match(steps: tuple[str | int, ...], document: Any) -> list[Any]:
 def _json_path(path: str | None, body: ParsedBody) -> Lookup:
     if not path:
         return Lookup(message="a json condition needs `path` (a JSONPath)", broken=True)
-    if not path.startswith("$"):
-        path = ("$" if path.startswith("[") else "$.") + path
+    path = _rooted(path)
     try:
         compiled, steps = _compiled_json_path(path)
     except (JSONPathError, RecursionError) as exc:
-        return Lookup(message=f"invalid JSONPath {path!r}: {_first_line(exc)}", broken=True)
+        return _invalid_json_path(path, exc)
+    return _json_matches(path, compiled, steps, body)
+
+
+def _rooted(path: str) -> str:
+    """`path` with the root `$` it may leave out (`items[0]`, `[0]`)."""
+    if not path.startswith("$"):
+        path = ("$" if path.startswith("[") else "$.") + path
+    return path
+
+
+def _invalid_json_path(path: str, exc: BaseException) -> Lookup:
+    return Lookup(message=f"invalid JSONPath {path!r}: {_first_line(exc)}", broken=True)
+
+
+def _json_matches(
+    path: str, compiled: Any, steps: tuple[str | int, ...] | None, body: ParsedBody
+) -> Lookup:
+    """What the (rooted, compiled) `path` selects in the body's JSON document."""
     document, error = body.json()
     if error is not None:
         return Lookup(message=error)

@@ -634,13 +634,27 @@ async def test_path_and_value_are_rendered_with_where() -> None:
 
 
 async def test_non_string_values_are_used_as_is() -> None:
-    render = FakeRender()
+    render = FakeRender({"N": "n"})
     evaluation = await run(
-        [cond("json", "n", "eq", 200), cond("json", "t", "eq", True)], response(JSON_BODY), render
+        [cond("json", "%%N%%", "eq", 200), cond("json", "t", "eq", True)],
+        response(JSON_BODY),
+        render,
     )
-    assert [call[1] for call in render.calls] == ["conditions[0].path", "conditions[1].path"]
+    assert [call[1] for call in render.calls] == ["conditions[0].path"]
     assert evaluation.results[0].expected == 200
     assert evaluation.results[1].expected is True
+
+
+async def test_templates_without_a_token_are_used_as_they_are() -> None:
+    # `render` gives back a text without `%`, `{` or `_` unchanged: it is not asked for one.
+    render = FakeRender()
+    conditions = [cond("json", "s", "eq", "abc"), cond("header", "Content-Type", "exists")]
+    evaluation = await run(conditions, response(JSON_BODY), render)
+    assert render.calls == []
+    assert [result.passed for result in evaluation.results] == [True, False]
+    render = FakeRender({"A": "x"})
+    await run([cond("json", "s", "eq", "_%%A%%{")], response(JSON_BODY), render)
+    assert render.calls == [("_%%A%%{", "conditions[0].value")]
 
 
 async def test_unknown_variable_raises_setup_error() -> None:
