@@ -218,7 +218,9 @@ class CallRunner:
             response_time_ms=timings.total,
             size=response.size,
             content_type=response.headers.get("Content-Type"),
-            client_cert_days=_client_cert_days(sent.request, self._services.now()),
+            client_cert_days=(
+                _client_cert_days(sent.request, self._services.now()) if sent.request.tls else None
+            ),
             cookies=response.cookies,
             cert_days=tls.days_left if tls is not None else None,
         )

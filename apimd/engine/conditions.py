@@ -209,14 +209,16 @@ def _planned(condition: Condition) -> _Plan:
     entry = _PLANS.get(key)
     if entry is not None and entry[0]() is condition:
         plan = entry[1]
+        # Its fields as pydantic holds them: read there, seven cost what two attributes do.
+        fields = condition.__dict__
         if (
-            plan.path is condition.path
-            and plan.value is condition.value
-            and plan.op is condition.op
-            and plan.source is condition.source
-            and plan.save_as is condition.save_as
-            and plan.on_fail is condition.on_fail
-            and plan.namespaces is condition.namespaces
+            plan.path is fields["path"]
+            and plan.value is fields["value"]
+            and plan.op is fields["op"]
+            and plan.source is fields["source"]
+            and plan.save_as is fields["save_as"]
+            and plan.on_fail is fields["on_fail"]
+            and plan.namespaces is fields["namespaces"]
         ):
             return plan
     plan = _plan(condition)
@@ -345,6 +347,10 @@ def _check(check: _Check, body: lookups.ParsedBody) -> _Checked:
             passed, message = False, lookup.message
         elif op is None:
             passed, message = True, lookup.message
+        elif found and not lookup.more and check.compare is not None:
+            passed, message = check.compare(value)  # as `_apply` gives it for one value
+        elif found and op == "exists":
+            passed, message = True, None
         else:
             passed, message = _apply(op, lookup, check.expected, check.compare)
         if not found:
