@@ -3,7 +3,6 @@ the general ones give, for every source, op and value kind."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import gc
 import json
@@ -243,9 +242,9 @@ async def test_a_plan_is_made_once_and_again_when_a_field_is_set_anew() -> None:
     assert third.results[0].actual == 3
 
 
-def test_a_plan_goes_with_its_condition() -> None:
+async def test_a_plan_goes_with_its_condition() -> None:
     condition = Condition(source="status", op="eq", value=200)
-    asyncio.run(evaluate([condition], _doc_response(), lambda text, where: text))
+    await evaluate([condition], _doc_response(), lambda text, where: text)
     key = id(condition)
     assert key in conditions._PLANS
     del condition
