@@ -26,10 +26,10 @@ import asyncio
 import contextlib
 import cProfile
 import ctypes
+import resource
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -40,7 +40,6 @@ from apimd.engine.memory import MemoryStateStore
 from apimd.engine.ports import StateStore
 from apimd.engine.runner import Engine
 from apimd.store import open_store
-
 
 _CALLGRIND_HELPER = """
 #include <valgrind/callgrind.h>
@@ -94,15 +93,20 @@ async def measure(call: Callable[[], Awaitable[bool]], args: argparse.Namespace)
         profiler.enable()
     if helper is not None:
         helper.measure_start()
-    cpu = time.process_time()
+    before = resource.getrusage(resource.RUSAGE_SELF)
     await drive(call, args.calls, args.concurrency)
-    cpu = time.process_time() - cpu
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
     if helper is not None:
         helper.measure_stop()
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
-    print(f"{args.client}: {args.calls} calls, CPU {cpu / args.calls * 1000:.3f} ms per call")
+    per_call = 1000 / args.calls
+    print(
+        f"{args.client}: {args.calls} calls, CPU {(user + system) * per_call:.3f} ms per call"
+        f" (user {user * per_call:.3f}, system {system * per_call:.3f})"
+    )
 
 
 def _stop(server: subprocess.Popen[str]) -> None:
