@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -35,6 +34,7 @@ from apimd.engine.bounds import (
     shown_matches,
 )
 from apimd.engine.http import decode_body
+from apimd.engine.identity_cache import IdentityCache
 from apimd.engine.template import is_literal
 from apimd.engine.worker_pool import WorkerFailed, run_in_worker
 from apimd.model.resources import Condition
@@ -133,7 +133,7 @@ class _Plan:
 
 # Plans by the id of their condition (a project's conditions live as long as it is loaded); an
 # entry goes when its condition does.
-_PLANS: dict[int, tuple[weakref.ref[Condition], _Plan]] = {}
+_PLANS: IdentityCache[Condition, _Plan] = IdentityCache()
 
 
 _Checked = tuple[ConditionResult, "str | None"]
@@ -205,10 +205,8 @@ def _rendered(index: int, condition: Condition, render: Render) -> _Check:
 def _planned(condition: Condition) -> _Plan:
     """The condition's plan, made on its first evaluation and again if a field of it that the
     plan depends on was set anew since."""
-    key = id(condition)
-    entry = _PLANS.get(key)
-    if entry is not None and entry[0]() is condition:
-        plan = entry[1]
+    plan = _PLANS.get(condition)
+    if plan is not None:
         # Its fields as pydantic holds them: read there, seven cost what two attributes do.
         fields = condition.__dict__
         if (
@@ -222,13 +220,7 @@ def _planned(condition: Condition) -> _Plan:
         ):
             return plan
     plan = _plan(condition)
-
-    def forget(ref: weakref.ref[Condition], plans: dict[int, Any] = _PLANS) -> None:
-        held = plans.get(key)
-        if held is not None and held[0] is ref:
-            del plans[key]
-
-    _PLANS[key] = (weakref.ref(condition, forget), plan)
+    _PLANS.put(condition, plan)
     return plan
 
 

@@ -5,12 +5,12 @@ timeout, redirect policy and plain TLS config, and a body without references alr
 from __future__ import annotations
 
 import json
-import weakref
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 from apimd.engine.errors import UnknownVariable
+from apimd.engine.identity_cache import IdentityCache
 from apimd.engine.template import (
     Scope,
     UrlTemplate,
@@ -154,18 +154,15 @@ def _json_literal(value: Any) -> bool:
     return True
 
 
-# Each call's plan, by the call's id, while the call lives (a `Call` is never changed once made:
-# an apply or an edit makes new ones, so a plan cannot go stale). The weak reference's callback
-# drops the entry as the call goes, before its id can be another object's.
-_plans: dict[int, tuple[weakref.ref[Call], CallPlan]] = {}
+# Each call's plan while the call lives (a `Call` is never changed once made: an apply or an edit
+# makes new ones, so a plan cannot go stale).
+_plans: IdentityCache[Call, CallPlan] = IdentityCache()
 
 
 def call_plan(call: Call) -> CallPlan:
     """The plan of `call`, made on first use."""
-    key = id(call)
-    entry = _plans.get(key)
-    if entry is not None and entry[0]() is call:
-        return entry[1]
-    plan = _build(call)
-    _plans[key] = (weakref.ref(call, lambda _ref: _plans.pop(key, None)), plan)
+    plan = _plans.get(call)
+    if plan is None:
+        plan = _build(call)
+        _plans.put(call, plan)
     return plan

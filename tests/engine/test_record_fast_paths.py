@@ -177,6 +177,18 @@ _CONDITIONS = [
 ]
 
 
+def _redacted_the_long_way(item: ConditionResult, redactor: Redactor) -> ConditionResult:
+    """`item` as the recorder's general path stores it: every field redacted, `actual` capped."""
+    return item.model_copy(
+        update={
+            "path": redactor.text(item.path) if item.path else item.path,
+            "actual": cap_value(redactor.value(item.actual), STORED_VALUE_CHARS),
+            "expected": redactor.value(item.expected),
+            "message": redactor.text(item.message) if item.message else None,
+        }
+    )
+
+
 @pytest.mark.parametrize("secrets", [[], [SECRET, "4321"]])
 def test_a_condition_redaction_leaves_alone_is_recorded_as_the_copy_would_be(
     secrets: list[str],
@@ -186,14 +198,7 @@ def test_a_condition_redaction_leaves_alone_is_recorded_as_the_copy_would_be(
     recorder = ResultRecorder(secrets)
     redactor = Redactor(secrets)
     for item in _CONDITIONS:
-        copy = item.model_copy(
-            update={
-                "path": redactor.text(item.path) if item.path else item.path,
-                "actual": cap_value(redactor.value(item.actual), STORED_VALUE_CHARS),
-                "expected": redactor.value(item.expected),
-                "message": redactor.text(item.message) if item.message else None,
-            }
-        )
+        copy = _redacted_the_long_way(item, redactor)
         recorded = recorder._condition(item)
         assert recorded.model_dump() == copy.model_dump()
     assert recorder._condition(_CONDITIONS[0]) is _CONDITIONS[0]
@@ -376,14 +381,7 @@ def test_a_condition_left_alone_is_the_one_redacting_it_gives(
     )
     secrets = ["a$a$"] if secret else []
     redactor = Redactor(secrets)
-    copy = item.model_copy(
-        update={
-            "path": redactor.text(item.path) if item.path else item.path,
-            "actual": cap_value(redactor.value(item.actual), STORED_VALUE_CHARS),
-            "expected": redactor.value(item.expected),
-            "message": redactor.text(item.message) if item.message else None,
-        }
-    )
+    copy = _redacted_the_long_way(item, redactor)
     recorded = ResultRecorder(secrets)._condition(item)
     assert json.dumps(recorded.model_dump()) == json.dumps(copy.model_dump())
     variables = {"A": path, "B": message} if path is not None and message is not None else {}

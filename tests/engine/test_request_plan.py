@@ -3,6 +3,7 @@ give when rendered afresh: same headers, params, bodies and errors."""
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 from urllib.parse import urlencode
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from apimd.engine import request_plan
 from apimd.engine.errors import SetupError, UnknownVariable
 from apimd.engine.request import prepare_call
 from apimd.engine.request_plan import call_plan
@@ -155,3 +157,13 @@ def test_the_tls_config_follows_the_call_and_its_auth() -> None:
     )
     with_auth = prepare_call(call, scope(), token=None, auth=auth).request.tls
     assert with_auth is not None and with_auth.verify == "ca_only"
+
+
+def test_a_plan_goes_with_its_call() -> None:
+    call = make_call(headers={"X-A": "1"})
+    call_plan(call)
+    key = id(call)
+    assert key in request_plan._plans
+    del call
+    gc.collect()
+    assert key not in request_plan._plans
