@@ -4,6 +4,7 @@ after a 401, evaluate its conditions, and record its result with every secret re
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -218,9 +219,7 @@ class CallRunner:
             response_time_ms=timings.total,
             size=response.size,
             content_type=response.headers.get("Content-Type"),
-            client_cert_days=(
-                _client_cert_days(sent.request, self._services.now()) if sent.request.tls else None
-            ),
+            client_cert_days=_client_cert_days(sent.request, self._services.now),
             cookies=response.cookies,
             cert_days=tls.days_left if tls is not None else None,
         )
@@ -311,10 +310,11 @@ def _dpop_binding(auth: AuthSetting | None, runtime: TokenRuntime | None) -> Dpo
     return DpopBinding(runtime.dpop_key, access_token, "DPoP" if bound else "Bearer")
 
 
-def _client_cert_days(request: HttpRequest, now: datetime) -> float | None:
-    """Days left on the client certificate the request presented (`cert_days`, path client)."""
+def _client_cert_days(request: HttpRequest, now: Callable[[], datetime]) -> float | None:
+    """Days left on the client certificate the request presented (`cert_days`, path client);
+    the clock is read only when there is one."""
     info = request.tls.client_certificate() if request.tls else None
-    return None if info is None else round((info.expires_at - now).total_seconds() / 86400, 2)
+    return None if info is None else round((info.expires_at - now()).total_seconds() / 86400, 2)
 
 
 def _error_for(code: ResultCode, response: HttpResponse) -> str | None:
