@@ -17,8 +17,10 @@ The server runs in its own process (so it and the client do not share one event 
   (`apimd.store.open_store`, one durable transaction per result, as the daemon does).
 
 C workers run N calls in all, per client; rounds alternate the clients (the plain loop, the engine
-with the memory store, the engine with SQLite) and medians over the rounds are printed, each
-ratio and overhead taken within a round (same machine load) before its median. The overhead
+with the memory store, the engine with SQLite; every other round in reverse order) and medians over
+the rounds are printed, each ratio and overhead taken within a round (same machine load) before its
+median. This machine's speed moves by a quarter within minutes, so many short rounds (bench/run: 15
+of 2,000 calls) pair the clients closer in time than a few long ones. The overhead
 per call is 1000/engine − 1000/plain (ms of the run per call at this concurrency); the client CPU
 time per call (process time of this process, the server excluded) is shown too.
 """
@@ -171,8 +173,11 @@ async def bench(args: argparse.Namespace) -> None:
     try:
         for call in clients.values():
             await drive(call, WARMUP_CALLS, args.concurrency)
-        for _ in range(args.rounds):
-            for name, call in clients.items():
+        order = list(clients.items())
+        for index in range(args.rounds):
+            # Every other round runs the clients in reverse order: a machine that speeds up or
+            # slows down over the run then favours none of them.
+            for name, call in order if index % 2 == 0 else order[::-1]:
                 rounds[name].append(await drive(call, args.calls, args.concurrency))
         stored = await _count_stored(store)
     finally:

@@ -2,10 +2,10 @@
 client-credentials token from a local token endpoint, then GET /api/orders with the bearer,
 asserting 200 and extracting the first order id) run N times, one after another, in one process
 by each tool; wall time and CPU time (user + sys of the tool's process tree), the wall time per
-iteration with start-up taken out (each round also runs every tool once with N = 1: (wall at N −
-wall at 1) / (N − 1)), and their ratios.
+iteration with start-up taken out (each round also runs every tool `--starts` times with N = 1, half
+before and half after its run at N: (wall at N − median wall at 1) / (N − 1)), and their ratios.
 
-    .venv/bin/python bench/peers/bench.py [-n N] [--rounds R] [--no-network-check]
+    .venv/bin/python bench/peers/bench.py [-n N] [--rounds R] [--starts K] [--no-network-check]
 
 Set-up: `npm ci` in bench/peers (newman and stepci pinned in package.json). A peer whose package is
 not installed (or no `node`) is printed as unavailable. The workflows are workflow.postman_collection
@@ -254,16 +254,17 @@ async def bench(args: argparse.Namespace) -> int:
                     print(f"# {tool.name} network call outside 127.0.0.1: {line}")
             else:
                 print(f"# {tool.name}: every connect() went to 127.0.0.1 (strace, N = 2)")
-        for _ in range(args.rounds):
-            for tool in listed:
+        for index in range(args.rounds):
+            # Every other round runs the tools in reverse order, so a drift of the machine's
+            # speed over the run favours none of them.
+            for tool in listed if index % 2 == 0 else listed[::-1]:
                 if tool.unavailable:
                     continue
                 try:
                     log = scratch / f"{tool.name}.log"
-                    timing = await run_tool(tool, state, n, env, log)
-                    if n > 1:
-                        start = await run_tool(once[tool.name], state, 1, env, log)
-                        timing.per_iteration_ms = (timing.wall_s - start.wall_s) / (n - 1) * 1e3
+                    timing = await _timed_round(
+                        tool, once[tool.name], state, n, args.starts, env, log
+                    )
                     timings[tool.name].append(timing)
                 except RuntimeError as exc:
                     tool.unavailable = f"failed: {str(exc).splitlines()[0]}"
@@ -277,6 +278,30 @@ async def bench(args: argparse.Namespace) -> int:
     for failure in failures:
         print(f"# FAILED: {failure}", file=sys.stderr)
     return 1 if failures else 0
+
+
+async def _timed_round(
+    tool: Tool,
+    once: Tool,
+    state: TokenServerState,
+    n: int,
+    starts: int,
+    env: dict[str, str],
+    log: Path,
+) -> Timing:
+    """One round of `tool`: a run at N, and for N > 1 its per-iteration time with start-up taken
+    out. The start-up is the median wall of `starts` runs at N = 1, half before the run at N and
+    half after: one run's start-up moves by a fifth of a second (Step CI's by more), which
+    divided by N − 1 was most of the per-iteration figure's spread."""
+    if n == 1:
+        return await run_tool(tool, state, n, env, log)
+    walls = [(await run_tool(once, state, 1, env, log)).wall_s for _ in range(starts // 2)]
+    timing = await run_tool(tool, state, n, env, log)
+    walls += [
+        (await run_tool(once, state, 1, env, log)).wall_s for _ in range(starts - starts // 2)
+    ]
+    timing.per_iteration_ms = (timing.wall_s - statistics.median(walls)) / (n - 1) * 1e3
+    return timing
 
 
 def report(listed: list[Tool], timings: dict[str, list[Timing]], n: int) -> None:
@@ -327,11 +352,17 @@ def main() -> int:
     parser.add_argument("-n", "--iterations", type=int, default=20, help="N (default 20)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is printed")
     parser.add_argument(
+        "--starts",
+        type=int,
+        default=4,
+        help="runs at N = 1 per tool and round whose median wall is the start-up (default 4)",
+    )
+    parser.add_argument(
         "--no-network-check", action="store_true", help="skip the strace run of each tool"
     )
     args = parser.parse_args()
-    if args.iterations < 1 or args.rounds < 1:
-        parser.error("-n and --rounds must be positive")
+    if args.iterations < 1 or args.rounds < 1 or args.starts < 1:
+        parser.error("-n, --rounds and --starts must be positive")
     return asyncio.run(bench(args))
 
 
