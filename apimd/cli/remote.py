@@ -13,7 +13,6 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from apimd.model.events import RunFinished
 from apimd.model.outcome import ResultCode
 from apimd.model.reason import short_reason
 from apimd.model.result import Result
+from apimd.model.yaml_text import document_yaml
 from apimd.settings import Settings
 
 START_TIMEOUT_S = 20.0
@@ -276,11 +276,7 @@ def _line_of(tree: object, field: str) -> int | None:
 async def export_command(settings: Settings, args: argparse.Namespace) -> int:
     async with client_for(settings) as client:
         document = await client.export(secrets=args.secrets)
-    yaml = YAML()
-    yaml.default_flow_style = False
-    buffer = StringIO()
-    yaml.dump(document, buffer)
-    text = buffer.getvalue()
+    text = document_yaml(document)
     if not args.file or args.file == "-":
         sys.stdout.write(text)
         return 0

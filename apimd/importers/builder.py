@@ -3,16 +3,14 @@ secrets moved out of the text, and the list of what could not be translated (SPE
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, get_args
 from urllib.parse import unquote
 
-from ruamel.yaml import YAML
-
 from apimd.model.resources import AuthSetting, AuthType, Call
+from apimd.model.yaml_text import document_yaml
 
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_.:-]+")
 _VARIABLE_BAD = re.compile(r"[^A-Za-z0-9_]+")
@@ -89,8 +87,8 @@ class ProjectBuilder:
     workflows: list[dict[str, Any]] = field(default_factory=list)
     untranslated: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
-    _targets: set[str] = field(default_factory=set)
-    _auth_names: set[str] = field(default_factory=set)
+    _targets: UniqueNames = field(default_factory=lambda: UniqueNames())
+    _auth_names: UniqueNames = field(default_factory=lambda: UniqueNames())
     _auth_by_body: dict[str, str] = field(default_factory=dict)
     _secret_by_value: dict[str, str] = field(default_factory=dict)
     _env_by_value: dict[str, str] = field(default_factory=dict)
@@ -100,7 +98,7 @@ class ProjectBuilder:
 
     def target_name(self, hint: str) -> str:
         """A call or workflow name (they share one namespace), valid and unused."""
-        return _unique(resource_name(hint), self._targets)
+        return self._targets.claim(resource_name(hint))
 
     def variable_name(self, hint: str) -> str:
         """A variable name made from `hint` (not reserved: the same hint gives the same name)."""
@@ -181,7 +179,7 @@ class ProjectBuilder:
         key = json.dumps(body, sort_keys=True)
         if key in self._auth_by_body:
             return self._auth_by_body[key]
-        name = _unique(resource_name(hint), self._auth_names)
+        name = self._auth_names.claim(resource_name(hint))
         self.auth.append({"name": name, **body})
         self._auth_by_body[key] = name
         return name
@@ -257,21 +255,27 @@ def resource_name(hint: str) -> str:
     return name[:100].rstrip("-_.:") or "request"
 
 
-def _unique(name: str, taken: set[str]) -> str:
-    candidate, n = name, 2
-    while candidate in taken:
-        suffix = f"-{n}"
-        candidate, n = name[: 100 - len(suffix)] + suffix, n + 1
-    taken.add(candidate)
-    return candidate
+@dataclass
+class UniqueNames:
+    """The names handed out in one namespace: a name asked for again gets `-2`, `-3`, … (cut to
+    stay within 100 characters), the first one free."""
+
+    taken: set[str] = field(default_factory=set)
+    # The suffix to try first for a name: every lower one was taken when last asked, and names
+    # are never given back, so 10,000 requests to the same path cost 10,000 steps, not 50 million.
+    _next_suffix: dict[str, int] = field(default_factory=dict)
+
+    def claim(self, name: str) -> str:
+        candidate, n = name, self._next_suffix.get(name, 2)
+        while candidate in self.taken:
+            suffix = f"-{n}"
+            candidate, n = name[: 100 - len(suffix)] + suffix, n + 1
+        if candidate != name:
+            self._next_suffix[name] = n
+        self.taken.add(candidate)
+        return candidate
 
 
 def to_yaml(document: dict[str, Any]) -> str:
     """The project document as YAML 1.2 text, in the order importers built it."""
-    yaml = YAML()
-    yaml.default_flow_style = False
-    yaml.width = 4096
-    yaml.allow_unicode = True
-    out = io.StringIO()
-    yaml.dump(document, out)
-    return out.getvalue()
+    return document_yaml(document)
