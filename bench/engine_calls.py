@@ -3,7 +3,7 @@ calls of `engine_bench.py`'s call, through the engine (memory or SQLite store) o
 against the loopback server, and nothing else.
 
     .venv/bin/python bench/engine_calls.py [--client engine|sqlite|plain] [--calls N]
-        [--profile FILE] [--callgrind]
+        [--warm N] [--profile FILE] [--callgrind]
 
 `engine` runs the engine with a memory store, `sqlite` with a real SQLite store (as
 engine_bench's SQLite round), `plain` the plain aiohttp loop.
@@ -14,6 +14,10 @@ callgrind's client requests from a small C helper built with gcc), so Ir / N is 
 
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/tmp/cg.%p \
         .venv/bin/python bench/engine_calls.py --calls 100 --callgrind
+
+`--warm N` makes N warm-up calls before the measured ones (default engine_bench's warm-up): with
+the SQLite store, a new store measures results before the first zstd dictionary (trained after
+1,000 results); `--warm 1300` measures a settled one, as a daemon runs with.
 
 Without it, take (Ir at N₂ − Ir at N₁) / (N₂ − N₁) of two whole runs: start-up and warm-up cancel.
 `--profile FILE` writes a cProfile of the measured calls instead (for where the time goes).
@@ -68,7 +72,7 @@ async def run(args: argparse.Namespace) -> None:
             engine = Engine(project(base), await _store(args.client, stack))
             stack.push_async_callback(engine.close)
             call = engine_client(engine)
-        await drive(call, WARMUP_CALLS, args.concurrency)
+        await drive(call, args.warm, args.concurrency)
         await measure(call, args)
 
 
@@ -120,6 +124,9 @@ def main() -> int:
     parser.add_argument("--client", choices=("engine", "sqlite", "plain"), default="engine")
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument(
+        "--warm", type=int, default=WARMUP_CALLS, help="warm-up calls before the measured ones"
+    )
     parser.add_argument("--profile", help="write a cProfile of the measured calls here")
     parser.add_argument(
         "--callgrind", action="store_true", help="count the measured calls alone under callgrind"
