@@ -49,7 +49,10 @@ class GroupCommit(Generic[T]):
             self._urgent.set()
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        await asyncio.shield(done)
+        # Awaited as it is, not through `asyncio.shield` (an outer future and two callbacks a
+        # result): a cancelled caller cancels only its own `done`; its item is written all the
+        # same, and `_flush` settles only the futures not done yet.
+        await done
 
     async def drain(self) -> None:
         """Wait until every item handed to `add` is written."""
