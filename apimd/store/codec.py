@@ -154,9 +154,10 @@ class ResultCodec:
         self._lean: dict[int, zstandard.ZstdDecompressor] = {
             0: zstandard.ZstdDecompressor(format=_MAGICLESS)
         }
-        self._last_body: dict[str, int] = {}
+        self._last_body: dict[str, tuple[int, str, bytes | None]] = {}
         """Per target: Python's `hash` of its latest PASS body seen by this process (a str's
-        hash is a fraction of BLAKE2b's cost; see `encode`)."""
+        hash is a fraction of BLAKE2b's cost; see `encode`), the body, and its `body_hash` once
+        computed (a body equal to it has the same: comparing is a fraction of hashing again)."""
         self._bodies: OrderedDict[bytes, str] = OrderedDict()
         self._blobs: OrderedDict[bytes, bytes] = OrderedDict()
         """Bodies as `body_rows` compressed them with the current dictionary, by hash: a body that
@@ -301,11 +302,16 @@ class ResultCodec:
         if result.outcome is Outcome.PASS and response is not None and response.body:
             # BLAKE2b only for a body likely the same as before (a changed one costs its str
             # hash); a chance match of str hashes still refers to this body's own digest.
-            seen = hash(response.body)
-            if self._last_body.get(result.name) == seen:
-                digest = body_hash(result.name, response.body)
-                ref = (digest, response.body)
-            self._last_body[result.name] = seen
+            body = response.body
+            seen = hash(body)
+            last = self._last_body.get(result.name)
+            digest: bytes | None = None
+            if last is not None and last[0] == seen:
+                digest = last[2] if last[2] is not None and last[1] == body else None
+                if digest is None:
+                    digest = body_hash(result.name, body)
+                ref = (digest, body)
+            self._last_body[result.name] = (seen, body, digest)
         aware = row_restores(result)
         total = result.timings_ms.total
         in_row = aware and round(total * 1000) / 1000 == total  # `result_row`'s total_us
