@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -125,6 +125,8 @@ class _BatchEnd:
     def __init__(self) -> None:
         self.bodies: dict[bytes, tuple[bytes, int, bytes]] = {}
         self.rollups = RollupBatch()
+        self.targets: dict[str, int] = {}
+        """Numbers of target names its parts looked up (`ResultStore._targets` once committed)."""
 
     def add(self, batch: _EncodedBatch, stored: set[bytes]) -> None:
         bodies = self.bodies
@@ -142,14 +144,22 @@ class _BatchEnd:
 
 
 async def _write_rows(
-    conn: Connection, batch: _EncodedBatch, end: _BatchEnd, codec: ResultCodec
+    conn: Connection,
+    batch: _EncodedBatch,
+    end: _BatchEnd,
+    codec: ResultCodec,
+    targets: Mapping[str, int],
 ) -> None:
     """Write an encoded batch's rows (their docs compressed here); its bodies and the results
     that were not stored yet are added to `end` (here: in SQLite's thread, while the next part is
-    encoded)."""
+    encoded). `targets`: numbers of names already committed (a name is numbered once and keeps
+    its number: `apimd.store.targets`), the others looked up or numbered here."""
     items = batch.items
     docs = codec.compress_docs(batch.payloads)
-    ids = await target_ids(conn, [r.name for _, r in items])
+    ids = targets
+    if any(r.name not in targets for _, r in items):
+        ids = await target_ids(conn, [r.name for _, r in items])
+        end.targets.update(ids)
     stored = await insert_rows(
         conn,
         [result_row(r, doc, ids[r.name], key) for (key, r), doc in zip(items, docs, strict=True)],
@@ -165,6 +175,9 @@ class ResultStore:
         self._keys = result_keys(db.dialect)
         self.codec = ResultCodec()
         self._commits = GroupCommit(self.add_many, may_wait=_nobody_waits)
+        self._targets: dict[str, int] = {}
+        """Numbers of target names, as committed (`add_many` learns them: a batch then spends
+        no statement on them)."""
 
     async def add(self, result: Result) -> None:
         """Store one result (committed on return); a result whose id is already stored is ignored.
@@ -187,16 +200,32 @@ class ResultStore:
 
         The results are encoded `PART` at a time (here: the codec is not shared with another
         thread), each part written while the next is encoded (`Database.transact_parts`), and
-        the bodies and the rollups of the new ones last (`_BatchEnd`)."""
+        the bodies and the rollups of the new ones last (`_BatchEnd`); a batch of one part is
+        encoded, then written in one go (`Database.transact`)."""
         items = _capped(results)
         end = _BatchEnd()
+        if len(items) <= PART:
+            # One part (a group commit's usual batch): encoded first, and written with the end
+            # in one trip to SQLite's thread (`Database.transact`): pipelining a lone part
+            # overlaps nothing, and costs a task, a queue and a turn of the loop.
+            part = self._encoded(items)
 
-        def parts() -> Iterator[Callable[[Connection], Awaitable[None]]]:
-            for start in range(0, len(items), PART):
-                part = self._encoded(items[start : start + PART])
-                yield partial(_write_rows, batch=part, end=end, codec=self.codec)
+            async def whole(conn: Connection) -> int:
+                await _write_rows(conn, part, end, self.codec, self._targets)
+                return await end.write(conn)
 
-        count = await self._db.transact_parts(parts(), end.write)
+            count = await self._db.transact(whole)
+        else:
+
+            def parts() -> Iterator[Callable[[Connection], Awaitable[None]]]:
+                for start in range(0, len(items), PART):
+                    part = self._encoded(items[start : start + PART])
+                    yield partial(
+                        _write_rows, batch=part, end=end, codec=self.codec, targets=self._targets
+                    )
+
+            count = await self._db.transact_parts(parts(), end.write)
+        self._targets.update(end.targets)  # committed: numbers kept for good
         await self.codec.train_when_due(self._db)
         return count
 
@@ -204,7 +233,7 @@ class ResultStore:
         """Store `results` (bodies capped, rollups counted) in the caller's transaction; returns
         how many were new."""
         end = _BatchEnd()
-        await _write_rows(conn, self._encoded(_capped(results)), end, self.codec)
+        await _write_rows(conn, self._encoded(_capped(results)), end, self.codec, self._targets)
         return await end.write(conn)
 
     def _encoded(self, items: list[tuple[bytes, Result]]) -> _EncodedBatch:
