@@ -6,9 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import aiohttp
-
-from apimd.engine.cookies import new_jar
+from apimd.engine.cookies import RunJar
 from apimd.engine.recording import CallIdentity, ResultRecorder
 from apimd.engine.template import Scope, uuid4_text
 from apimd.model.resources import AuthSetting, Call, Workflow
@@ -57,14 +55,14 @@ class RunContext:
     remaining_steps: list[str] = field(default_factory=list)
     opened_signin: PendingSignIn | None = None
     browser_url: str | None = None  # a skipped browser step's URL, in clear, for the person
-    cookie_jar: aiohttp.CookieJar | None = None  # one per run, unless `cookies: false`
+    cookie_jar: RunJar | None = None  # one per run, unless `cookies: false`
 
-    def cookies(self) -> aiohttp.CookieJar | None:
+    def cookies(self) -> RunJar | None:
         """The run's jar, made on first use; None in a workflow with `cookies: false`."""
         if self.workflow is not None and not self.workflow.cookies:
             return None
         if self.cookie_jar is None:
-            self.cookie_jar = new_jar()
+            self.cookie_jar = RunJar()
         return self.cookie_jar
 
     maintenance: bool = False  # started inside a maintenance window: notifiers stay silent

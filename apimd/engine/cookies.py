@@ -14,11 +14,28 @@ def new_jar() -> aiohttp.CookieJar:
     return aiohttp.CookieJar(unsafe=True)
 
 
+class RunJar:
+    """A run's cookies: its `new_jar()`, made when a response first sets a cookie (most runs
+    never get one, and an aiohttp jar costs ~10 k instructions to make). Until then it holds
+    nothing, as the empty jar would."""
+
+    __slots__ = ("jar",)
+
+    def __init__(self) -> None:
+        self.jar: aiohttp.CookieJar | None = None
+
+    def update_cookies(self, cookies: SimpleCookie, url: URL) -> None:
+        if self.jar is None:
+            self.jar = new_jar()
+        self.jar.update_cookies(cookies, url)
+
+
 def with_jar_cookies(
-    headers: list[tuple[str, str]], jar: aiohttp.abc.AbstractCookieJar | None, url: URL
+    headers: list[tuple[str, str]], run_jar: RunJar | None, url: URL
 ) -> list[tuple[str, str]]:
     """`headers` with the jar's cookies for `url` added to the Cookie header; a cookie the call
     or its auth sets itself wins over the jar's of the same name."""
+    jar = run_jar.jar if run_jar is not None else None
     if jar is None:
         return headers
     stored = jar.filter_cookies(url)
@@ -35,9 +52,7 @@ def with_jar_cookies(
     return [(k, v) for k, v in headers if k.lower() != "cookie"] + [("Cookie", merged)]
 
 
-def remember(
-    jar: aiohttp.abc.AbstractCookieJar | None, cookies: SimpleCookie, url: URL, into: dict[str, str]
-) -> None:
+def remember(jar: RunJar | None, cookies: SimpleCookie, url: URL, into: dict[str, str]) -> None:
     """Store the cookies a response set in the jar, and their values (by name) in `into`."""
     for name, morsel in cookies.items():
         into[name] = morsel.value

@@ -41,7 +41,7 @@ from yarl import URL
 
 from apimd import __version__
 from apimd.engine.codings import BodyDecoder, body_too_large, decode_body
-from apimd.engine.cookies import remember, with_jar_cookies
+from apimd.engine.cookies import RunJar, remember, with_jar_cookies
 from apimd.engine.errors import SetupError
 from apimd.engine.failures import HttpFailure, ProxyError, classify_failure
 from apimd.engine.hops import (
@@ -113,7 +113,7 @@ class HttpRequest:
     answers: tuple[HopAnswer, ...] = ()
     """Consulted in order after each hop's response; the first that answers sends the hop again
     (once per hop), e.g. a Digest answer. Not run once credentials were dropped."""
-    cookie_jar: aiohttp.abc.AbstractCookieJar | None = None  # the run's jar (SPEC §2 workflows)
+    cookie_jar: RunJar | None = None  # the run's jar (SPEC §2 workflows)
     proxy: str | None = None  # http://, https://, socks5://, socks5h:// URL, or None: direct
     sent_url: str | None = field(default=None, compare=False)
     """Set by the executor as it sends: the first hop's URL as on the wire (the record's URL)."""
