@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from apimd.engine.certificates import tls_info
 from apimd.engine.conditions import PROCESS_BODY_BYTES, Evaluation
 from apimd.engine.http import HttpRequest, HttpResponse, decode_body, wire_url
 from apimd.engine.redact import Redactor, may_hold_redacted_key, storable
+from apimd.engine.template import uuid4_text
 from apimd.engine.worker_pool import WorkerFailed, run_in_worker
 from apimd.model.common import secret_field_names
 from apimd.model.outcome import ResultCode
@@ -226,7 +226,7 @@ class ResultRecorder:
                 "client_cert": request.tls.client_certificate()
                 if request and request.tls
                 else None,
-                "id": identity.run_id if identity.top_level else str(uuid.uuid4()),
+                "id": identity.run_id if identity.top_level else uuid4_text(),
                 "kind": "call",
                 "name": identity.name,
                 "trigger": identity.trigger,

@@ -25,6 +25,7 @@ from apimd.engine.recording import failed_result, token_secrets
 from apimd.engine.redact import has_lone_surrogate, storable
 from apimd.engine.services import Definitions, Services
 from apimd.engine.signer import generate_key_jwk
+from apimd.engine.template import uuid4_text
 from apimd.engine.tokens import NEEDS_SIGN_IN_ERRORS, RefreshOutcome, TokenManager, utcnow
 from apimd.engine.webhooks import Alerts, WebhookDispatcher
 from apimd.engine.workflow import WorkflowRunner
@@ -120,7 +121,10 @@ class Engine:
     async def run(self, name: str, order: RunOrder | None = None) -> Result:
         """Run the call or workflow `name` once as `order` says (default: by hand, a new id),
         record and return its result."""
-        return await self._run_target(name, (order or RunOrder()).context())
+        # Without an order, the context `RunOrder().context()` gives, made directly (~10 k
+        # instructions less: no frozen dataclass, no copy of its empty variables).
+        ctx = order.context() if order is not None else RunContext(uuid4_text(), "manual")
+        return await self._run_target(name, ctx)
 
     async def run_with(self, name: str, ctx: RunContext) -> Result:
         """Run `name` in a context prepared by the caller (sign-in flows)."""
