@@ -16,6 +16,11 @@ from apimd.model.reason import short_reason
 from apimd.model.resources import Workflow
 from apimd.model.result import Result, Timings
 
+# The models' own validators (what their constructors run), without the constructors' Python
+# frames and keyword arguments (~4 k instructions less each).
+_run_step = RunStep.__pydantic_validator__.validate_python
+_new_timings = Timings.__pydantic_validator__.validate_python
+
 
 class WorkflowRunner:
     """Runs a workflow's steps through the call runner; stops at a skipped step, and at a
@@ -43,20 +48,21 @@ class WorkflowRunner:
             ctx.remaining_steps = [c.name for c in steps[index + 1 :] if c is not None]
             step = await self._calls.run(call, ctx)
             step_results.append(step)
-            self._services.events(
-                RunStep(
-                    run_id=ctx.run_id,
-                    workflow=workflow.name,
-                    name=call.name,
-                    index=index,
-                    of=len(steps),
-                    outcome=step.outcome,
-                    result=step.result,
-                    http_status=step.http_status,
-                    total_ms=step.timings_ms.total,
-                    reason=short_reason(step, call.sla),
-                )
+            event: RunStep = _run_step(
+                {
+                    "run_id": ctx.run_id,
+                    "workflow": workflow.name,
+                    "name": call.name,
+                    "index": index,
+                    "of": len(steps),
+                    "outcome": step.outcome,
+                    "result": step.result,
+                    "http_status": step.http_status,
+                    "total_ms": step.timings_ms.total,
+                    "reason": short_reason(step, call.sla),
+                }
             )
+            self._services.events(event)
             await self._webhooks.after_result(call, step, ctx)
             if step.outcome == Outcome.SKIPPED:
                 break
@@ -78,9 +84,11 @@ class WorkflowRunner:
                 error += f" — {failing.error}"
         elif not steps:
             error = "the workflow has no runnable steps"
-        timings = Timings(
-            total=sum(s.timings_ms.total for s in steps),
-            auth_wait=sum(s.timings_ms.auth_wait for s in steps),
+        timings: Timings = _new_timings(
+            {
+                "total": sum(s.timings_ms.total for s in steps),
+                "auth_wait": sum(s.timings_ms.auth_wait for s in steps),
+            }
         )
         recorder = self._services.definitions.recorder([])
         if ctx.saves_to_token or ctx.flow_token:

@@ -1,16 +1,23 @@
 """The engine's shortcuts of session 8 give what the general path gives (issue 18): a run's
-cookie jar made when the first cookie arrives, not when the run starts."""
+cookie jar made when the first cookie arrives, not when the run starts; a run without an order
+started as a default order starts; step ids from `uuid4_text`."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import uuid
 from http.cookies import SimpleCookie
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
+from apimd.demo.server import RunningServer
+from apimd.engine.context import RunContext, RunOrder
 from apimd.engine.cookies import RunJar, new_jar, remember, with_jar_cookies
+from apimd.engine.template import uuid4_text
+from tests.support.projects import run_doc
 
 _JAR_URLS = [
     URL("http://127.0.0.1:8080/a/b"),
@@ -60,3 +67,37 @@ def test_a_jar_made_at_the_first_cookie_sends_what_a_jar_made_at_once_sends(
         loop.run_until_complete(replay())
     finally:
         loop.close()
+
+
+def test_a_run_without_an_order_starts_as_a_default_order_does() -> None:
+    """`Engine.run(name)` makes its context directly; it must be `RunOrder().context()` (a new
+    v4 UUID for its id), so a default changed on one side shows here."""
+    made = fields_of(RunContext(uuid4_text(), "manual"))
+    ordered = fields_of(RunOrder().context())
+    for run_id in (made.pop("run_id"), ordered.pop("run_id")):
+        assert isinstance(run_id, str)
+        assert str(uuid.UUID(run_id)) == run_id and uuid.UUID(run_id).version == 4
+    assert made == ordered
+
+
+def fields_of(ctx: RunContext) -> dict[str, object]:
+    return {f.name: getattr(ctx, f.name) for f in dataclasses.fields(ctx)}
+
+
+async def test_workflow_steps_get_their_own_v4_ids(token_server: RunningServer) -> None:
+    """A step's result id is made by `uuid4_text` (not `uuid.uuid4`): the same v4 UUID text,
+    one per step, none the run's."""
+    base = token_server.url
+    doc = {
+        "version": 1,
+        "calls": [
+            {"name": "one", "url": f"{base}/api/status"},
+            {"name": "two", "url": f"{base}/api/status"},
+        ],
+        "workflows": [{"name": "flow", "steps": ["one", "two"]}],
+    }
+    result = await run_doc(doc, "flow")
+    ids = [step.id for step in result.steps]
+    assert len({*ids, result.id}) == 3
+    for step_id in ids:
+        assert str(uuid.UUID(step_id)) == step_id and uuid.UUID(step_id).version == 4
