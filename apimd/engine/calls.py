@@ -56,7 +56,7 @@ class CallRunner:
             except TokenUnavailable as exc:
                 return await self._unsent(identity, exc.code, exc.message)
         recorder = services.definitions.recorder(
-            token_secrets(runtime.variables if runtime else {})
+            token_secrets(runtime.variables) if runtime else []
         )
         if _saves_to_token(call, ctx):
             recorder.add_secrets(token_secrets(ctx.variables))

@@ -20,6 +20,7 @@ from apimd.model.result import Result, Timings
 # frames and keyword arguments (~4 k instructions less each).
 _run_step = RunStep.__pydantic_validator__.validate_python
 _new_timings = Timings.__pydantic_validator__.validate_python
+_new_result = Result.__pydantic_validator__.validate_python
 
 
 class WorkflowRunner:
@@ -93,20 +94,23 @@ class WorkflowRunner:
         recorder = self._services.definitions.recorder([])
         if ctx.saves_to_token or ctx.flow_token:
             recorder.add_secrets(token_secrets(ctx.variables))
-        return Result(
-            id=ctx.run_id,
-            kind="workflow",
-            name=workflow.name,
-            trigger=ctx.trigger,
-            started_at=started,
-            finished_at=self._services.now(),
-            outcome=code.outcome,
-            result=code,
-            http_status=steps[-1].http_status if steps else None,
-            timings_ms=timings,
-            variables=recorder.variables(ctx.variables),
-            retried_after_401=any(s.retried_after_401 for s in steps),
-            error=error,
-            token=ctx.flow_token,
-            steps=steps,
+        result: Result = _new_result(
+            {
+                "id": ctx.run_id,
+                "kind": "workflow",
+                "name": workflow.name,
+                "trigger": ctx.trigger,
+                "started_at": started,
+                "finished_at": self._services.now(),
+                "outcome": code.outcome,
+                "result": code,
+                "http_status": steps[-1].http_status if steps else None,
+                "timings_ms": timings,
+                "variables": recorder.variables(ctx.variables),
+                "retried_after_401": any(s.retried_after_401 for s in steps),
+                "error": error,
+                "token": ctx.flow_token,
+                "steps": steps,
+            }
         )
+        return result
