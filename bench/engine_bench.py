@@ -12,6 +12,9 @@ The server runs in its own process (so it and the client do not share one event 
   makes a `ClientSession(TCPConnector(force_close=True, use_dns_cache=False))` per request;
 - checks the status is 200 and extracts `$.items[0].id` (`{source: json, op: exists, save_as}`;
   the plain loop: `json.loads(body)["items"][0]["id"]`);
+- runs in this process with the daemon's garbage collector settings (`--gc daemon`, the default:
+  `apimd.daemon.heap`'s thresholds, and what the warm-up built frozen, as the daemon does after
+  start-up; the engine runs nowhere else), for both clients alike; `--gc default` keeps Python's;
 - through the engine only: records the result (timings, redacted request and response, conditions)
   into a `MemoryStateStore`, and for the second figure into a real SQLite store
   (`apimd.store.open_store`, one durable transaction per result, as the daemon does).
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import random
 import shutil
@@ -45,6 +49,7 @@ from pathlib import Path
 import aiohttp
 from loopback_server import start_server
 
+from apimd.daemon.heap import THRESHOLDS, settle
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
 from apimd.model import Outcome, Project
@@ -117,6 +122,25 @@ def engine_client(engine: Engine) -> Callable[[], Awaitable[bool]]:
     return call
 
 
+def heap(mode: str) -> None:
+    """The collector as the daemon runs the engine (`daemon`: its thresholds, and what the warm-up
+    left frozen, as `apimd.daemon.heap.settle` does after start-up), or Python's defaults."""
+    if mode == "daemon":
+        settle()
+        print(f"# gc: the daemon's thresholds {THRESHOLDS}, the warm-up's objects frozen")
+    else:
+        print(f"# gc: Python's default thresholds {gc.get_threshold()}, nothing frozen")
+
+
+def add_gc_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--gc",
+        choices=("daemon", "default"),
+        default="daemon",
+        help="the collector as the daemon sets it (default) or Python's defaults",
+    )
+
+
 @dataclass
 class Round:
     wall_s: float
@@ -173,6 +197,7 @@ async def bench(args: argparse.Namespace) -> None:
     try:
         for call in clients.values():
             await drive(call, WARMUP_CALLS, args.concurrency)
+        heap(args.gc)
         order = list(clients.items())
         for index in range(args.rounds):
             # Every other round runs the clients in reverse order: a machine that speeds up or
@@ -232,6 +257,7 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=2000, help="calls per client and round")
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is printed")
+    add_gc_option(parser)
     args = parser.parse_args()
     if args.calls < 1 or args.concurrency < 1 or args.rounds < 1:
         parser.error("--calls, --concurrency and --rounds must be positive")

@@ -37,7 +37,16 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from engine_bench import ITEMS, WARMUP_CALLS, drive, engine_client, plain_client, project
+from engine_bench import (
+    ITEMS,
+    WARMUP_CALLS,
+    add_gc_option,
+    drive,
+    engine_client,
+    heap,
+    plain_client,
+    project,
+)
 from loopback_server import start_server
 
 from apimd.engine.memory import MemoryStateStore
@@ -73,6 +82,7 @@ async def run(args: argparse.Namespace) -> None:
             stack.push_async_callback(engine.close)
             call = engine_client(engine)
         await drive(call, args.warm, args.concurrency)
+        heap(args.gc)
         await measure(call, args)
 
 
@@ -127,6 +137,7 @@ def main() -> int:
     parser.add_argument(
         "--warm", type=int, default=WARMUP_CALLS, help="warm-up calls before the measured ones"
     )
+    add_gc_option(parser)
     parser.add_argument("--profile", help="write a cProfile of the measured calls here")
     parser.add_argument(
         "--callgrind", action="store_true", help="count the measured calls alone under callgrind"
