@@ -14,7 +14,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PlainSerializer,
     TypeAdapter,
     ValidationError,
 )
@@ -35,14 +34,20 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _utc(moment: datetime) -> datetime:
+    """`moment` in UTC (a naive one taken as UTC): the same instant, held in `datetime.UTC`."""
+    return moment if moment.tzinfo is UTC else _aware(moment).astimezone(UTC)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-Timestamp = Annotated[
-    datetime, AfterValidator(_aware), PlainSerializer(utc_iso, return_type=str, when_used="json")
-]
-"""A moment on the wire: ISO 8601 in UTC with a `Z`; a naive one is taken as UTC."""
+Timestamp = Annotated[datetime, AfterValidator(_utc)]
+"""A moment on the wire: ISO 8601 in UTC with a `Z`; a naive one is taken as UTC. Held in UTC from
+validation on, so pydantic's own serializer writes it (`utc_iso`'s text for every UTC moment) and
+an event's encoding calls no Python function per moment: `utc_iso` as a `PlainSerializer` was two
+of the ~11 µs of a `schedule.fired` frame (three events a run)."""
 
 
 class Event(BaseModel):

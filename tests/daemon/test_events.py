@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from apimd.daemon.events import (
     EventHub,
@@ -23,9 +25,11 @@ from apimd.model.events import (
     Lagged,
     RunFinished,
     RunStarted,
+    ScheduleFired,
     TokenSaved,
     TokenStateChanged,
     UnknownEvent,
+    utc_iso,
 )
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.resources import TokenState
@@ -273,3 +277,42 @@ async def test_drain_hands_over_a_burst_with_lagged_first() -> None:
     assert [number_of(e) for e in burst[1:]] == [2, 3, 4]
     assert subscription.drain() == []
     await hub.close()
+
+
+_MOMENT_ZONES: st.SearchStrategy[tzinfo | None] = st.one_of(
+    st.none(),
+    st.just(UTC),
+    st.builds(
+        timezone, st.timedeltas(min_value=-timedelta(hours=23), max_value=timedelta(hours=23))
+    ),
+    st.timezones(),
+)
+
+
+_NAIVE = st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    naive=st.tuples(_NAIVE, _NAIVE),
+    zones=st.tuples(_MOMENT_ZONES, _MOMENT_ZONES),
+    schedule=st.text(max_size=8),
+)
+def test_a_moment_is_written_as_utc_iso_writes_it_from_any_zone(
+    naive: tuple[datetime, datetime], zones: tuple[tzinfo | None, tzinfo | None], schedule: str
+) -> None:
+    """Moments are held in UTC and written by pydantic's serializer (no Python call per moment):
+    the text is `utc_iso`'s for any input, naive (taken as UTC), UTC or another zone, through the
+    fast encoding and through the `json.dumps` fallback (a lone surrogate in a name), and the
+    event holds the same instant."""
+    at, due = (moment.replace(tzinfo=zone) for moment, zone in zip(naive, zones, strict=True))
+    event = ScheduleFired(
+        at=at, schedule=schedule, targets=("c",), scheduled_at=due, lateness_ms=0.5
+    )
+    data = json.loads(event.payload_json())
+    assert (data["at"], data["scheduled_at"]) == (utc_iso(at), utc_iso(due))
+    assert (event.payload()["at"], event.payload()["scheduled_at"]) == (utc_iso(at), utc_iso(due))
+    aware = [m if m.tzinfo else m.replace(tzinfo=UTC) for m in (at, due)]
+    assert [event.at, event.scheduled_at] == aware
+    assert event.at.tzinfo is UTC and event.scheduled_at.tzinfo is UTC
+    assert format_sse(event).endswith(b"data: " + event.payload_json() + b"\n\n")
