@@ -64,9 +64,12 @@ class Runs:
             return "workflow"
         raise NotFound(f"no call or workflow named {name!r}")
 
-    def start(self, name: str, order: RunOrder | None = None) -> tuple[str, asyncio.Task[Result]]:
+    def start(
+        self, name: str, order: RunOrder | None = None, *, due: datetime | None = None
+    ) -> tuple[str, asyncio.Task[Result]]:
         """Start a run of `name` in the background as `order` says (default: by hand, a new
-        id); returns its id (also the result's id) and task."""
+        id); returns its id (also the result's id) and task. With `due` (a firing's), its result
+        records how late after `due` it started."""
         if self.closing:
             raise ShuttingDown("the daemon is stopping and takes no new runs")
         kind = self.target_kind(name)
@@ -74,8 +77,21 @@ class Runs:
         run_id = order.run_id
         started = self.clock()
         task = asyncio.create_task(self._guarded_run(name, kind, order, started))
-        self._runs[run_id] = (task, kind, name, order.trigger, started)
-        task.add_done_callback(lambda _t: self._runs.pop(run_id, None))
+        runs = self._runs
+        runs[run_id] = (task, kind, name, order.trigger, started)
+        if due is None:
+            task.add_done_callback(lambda _t: runs.pop(run_id, None))
+            return run_id, task
+        # One callback forgets both when the run ends: a scheduled run's second done callback was
+        # a loop handle of its own, each run.
+        dues = self.store.due
+        dues[run_id] = due
+
+        def ended(_task: asyncio.Task[Result]) -> None:
+            runs.pop(run_id, None)
+            dues.pop(run_id, None)
+
+        task.add_done_callback(ended)
         return run_id, task
 
     async def drain(self) -> None:
@@ -155,11 +171,10 @@ class Runs:
         if self.closing:
             return None
         try:
-            run_id, task = self.start(name, RunOrder(trigger="schedule"))
+            _run_id, task = self.start(name, RunOrder(trigger="schedule"), due=due)
         except NotFound:
             log.warning("schedule %s names %s, which no longer exists", schedule, name)
             return None
-        self._stamp_due(run_id, task, due)
         return task
 
     async def skipped(self, schedule: str, name: str, due: datetime) -> None:
@@ -179,17 +194,11 @@ class Runs:
         if self.closing:
             return
         try:
-            run_id, task = self.start(name, RunOrder(trigger="schedule"))
+            run_id, task = self.start(name, RunOrder(trigger="schedule"), due=due)
         except NotFound:
             log.warning("a firing names %s, which no longer exists", name)
             return
         fences = self.store.fences
         fences[run_id] = (job_id, agent)
         task.add_done_callback(lambda _t: fences.pop(run_id, None))
-        self._stamp_due(run_id, task, due)
         await asyncio.shield(task)
-
-    def _stamp_due(self, run_id: str, task: asyncio.Task[Result], due: datetime) -> None:
-        """The result of run `run_id` records how late after `due` it started."""
-        self.store.due[run_id] = due
-        task.add_done_callback(lambda _t: self.store.due.pop(run_id, None))

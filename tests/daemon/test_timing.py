@@ -5,10 +5,11 @@ them in the middle of a run."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp import web
@@ -16,9 +17,15 @@ from aiohttp import web
 from apimd.client import Client
 from apimd.daemon import heap
 from apimd.daemon.app import create_app
+from apimd.daemon.events import EventHub
+from apimd.daemon.metrics import Metrics
+from apimd.daemon.service import Broadcast, MonitorService
+from apimd.engine.runner import Engine
+from apimd.model import Project
 from apimd.model.outcome import Outcome
 from apimd.model.result import Result
 from apimd.settings import Settings
+from apimd.store import open_store
 from apimd.tui.widgets.result_view import status_line
 from tests.daemon.conftest import Api, Daemon, eventually, short_home, start_daemon, stop_daemon
 
@@ -182,3 +189,44 @@ async def test_a_skipped_firing_leaves_the_summary_on_the_last_run_that_ran(
     c = summary["c"]
     assert (c.outcome, c.result, c.last_result_id) == ("PASS", "COMPLETE", first.result.id)
     assert c.counts.get(Outcome.SKIPPED, 0) >= 1  # the skip is counted (not in uptime), and listed
+
+
+async def test_a_scheduled_run_records_its_lateness_and_forgets_its_due_when_it_ends(
+    api: Api,
+) -> None:
+    """`run_scheduled` hands the store the firing's due instant with the run (one done callback
+    forgets the run and its due instant together): the stored result says how late it started,
+    and nothing of it stays behind; a run by hand has no due instant and no lateness."""
+    home = short_home()
+    settings = Settings.load({"APIMD_HOME": str(home), "APIMD_CALLBACK_PORT": "0"})
+    store = await open_store(
+        settings.store_location, secret_key=None, key_file=settings.key_file, owner=True
+    )
+    project = Project.model_validate({"calls": [{"name": "quick", "url": f"{api.url}/quick"}]})
+    publish = Broadcast(EventHub(), Metrics())
+    engine = Engine(project, store, events=publish, on_result=publish.metrics.observe_result)
+    service = MonitorService(settings, store, engine, publish)
+    try:
+        due = datetime.now(UTC) - timedelta(milliseconds=250)
+        task = service.runs.run_scheduled("quick", "s-quick", due)
+        assert task is not None
+        assert list(store.due.values()) == [due] and len(service.runs) == 1
+        result = await task
+        await asyncio.sleep(0)  # its done callbacks
+        assert store.due == {} and len(service.runs) == 0
+        expected = round((result.started_at - due) / timedelta(milliseconds=1), 3)
+        assert result.lateness_ms == expected and expected >= 250
+        stored = await store.get_result(result.id)
+        assert stored is not None and stored.lateness_ms == expected
+
+        run_id, manual = service.runs.start("quick")
+        assert run_id not in store.due
+        assert (await manual).lateness_ms is None
+        await asyncio.sleep(0)
+        assert len(service.runs) == 0
+        assert service.runs.run_scheduled("gone", "s-gone", due) is None
+        assert store.due == {}
+    finally:
+        await engine.close()
+        await store.close()
+        shutil.rmtree(home, ignore_errors=True)
