@@ -3,6 +3,7 @@ scrape at 10,000 targets only formats numbers: no query, no secret, no token val
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -29,6 +30,9 @@ PHASES = ("dns", "connect", "send", "wait", "receive", "total", "auth_wait")
 RUN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0)
 REFRESH_STATES = {"valid": "ok", "error": "error", "needs_sign_in": "needs_sign_in"}
+_PHASES_OF = operator.attrgetter(*PHASES)
+"""A result's timings in PHASES' order, read in one call (a generator of `getattr`s was twice the
+cost of the probe kept per run)."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ class Metrics:
         self._probes[result.name] = (
             result.kind,
             result.outcome != Outcome.FAIL,
-            tuple(float(getattr(timings, phase)) for phase in PHASES),
+            tuple(map(float, _PHASES_OF(timings))),
             result.http_status,
             result.tls.not_after.timestamp() if result.tls is not None else None,
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 import pytest
@@ -15,8 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from apimd import __version__
-from apimd.daemon.metrics import REFRESH_STATES, Metrics
+from apimd.daemon.metrics import PHASES, REFRESH_STATES, Metrics
 from apimd.demo.server import RunningServer
+from apimd.engine.recording import failed_result
 from apimd.model.events import (
     Event,
     ScheduleFired,
@@ -24,6 +26,7 @@ from apimd.model.events import (
     TokenStateChanged,
 )
 from apimd.model.resources import TokenState
+from apimd.model.result import Timings
 from tests.daemon.conftest import Daemon, short_home, start_daemon, stop_daemon
 from tests.daemon.test_daemon_log import _activity_events
 from tests.daemon.test_tokens import revealed_token, run, token_project
@@ -208,3 +211,33 @@ def test_metrics_count_events_as_their_isinstance_chain_did(order: list[int]) ->
 
     assert scrape(fast) == scrape(reference)
     assert fast._refreshing == reference._refreshing
+
+
+_PHASE_VALUES = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=64), st.integers(-(10**6), 10**6)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(_PHASE_VALUES, min_size=len(PHASES), max_size=len(PHASES)))
+def test_a_probe_keeps_the_timings_as_floats_in_phase_order(values: list[float]) -> None:
+    """The probe's timings, read in one call, are what `float(getattr(timings, phase))` per phase
+    gave, in PHASES' order, integers (a model built without validation) made floats too; and the
+    scrape shows them."""
+    phases: dict[str, Any] = dict(zip(PHASES, values, strict=True))
+    timings = Timings.model_construct(**phases)
+    result = failed_result(
+        run_id="r",
+        kind="call",
+        name="probe",
+        trigger="schedule",
+        started_at=datetime(2026, 12, 7, tzinfo=UTC),
+        error="x",
+    ).model_copy(update={"timings_ms": timings})
+    metrics = Metrics()
+    metrics.observe_result(result)
+    kept = metrics._probes["probe"][2]
+    expected = tuple(float(getattr(timings, phase)) for phase in PHASES)
+    assert kept == expected and all(type(value) is float for value in kept)
+    scraped = metrics.render(metrics.snapshot([])).decode()
+    assert 'apimd_probe_duration_seconds{phase="dns",target="probe"} ' in scraped
