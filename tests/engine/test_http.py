@@ -512,7 +512,9 @@ async def test_a_slow_response_times_out(server: TestServer, executor: HttpExecu
         failed.message
         == f"timed out after 0.3s waiting for a response from 127.0.0.1:{server.port}"
     )
-    assert failed.timings.total >= 300
+    # `total` leaves out the monitor's own loop turns between the events it times (a few ms on
+    # a loaded machine: 295.3 was seen beside two callgrind runs), so it can end short of 300.
+    assert 275 <= failed.timings.total < 1300
     assert failed.timings.wait >= 250
 
 
