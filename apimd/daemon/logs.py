@@ -6,11 +6,10 @@ with a code or a token)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
 
 from aiohttp.http_exceptions import HttpProcessingError
 
+from apimd.daemon.event_handlers import ByEventClass
 from apimd.model.events import (
     Event,
     ResourceChanged,
@@ -37,32 +36,19 @@ class ActivityLog:
     def __init__(self) -> None:
         self._outcomes: dict[str, str] = {}
         self._states: dict[str, str] = {}
-        self._handlers: dict[type[Event], Callable[[Any], None] | None] = {}
+        self._dispatch = ByEventClass(
+            (
+                (RunFinished, self._run_finished),
+                (TokenSaved, self._token_saved),
+                (TokenStateChanged, self._token_state_changed),
+                (SignInOpened, self._signin_opened),
+                (SignInEnded, self._signin_ended),
+                (ResourceChanged, self._resource_changed),
+            )
+        )
 
     def __call__(self, event: Event) -> None:
-        # Three events a run, two of which (run.started, schedule.fired) log nothing: each took
-        # six `isinstance` checks through pydantic's ABC metaclass (~1.9 µs). The handler is
-        # looked up by the event's class, found once per class by the same checks in order.
-        kind = type(event)
-        try:
-            handler = self._handlers[kind]
-        except KeyError:
-            handler = self._handlers[kind] = self._handler_of(kind)
-        if handler is not None:
-            handler(event)
-
-    def _handler_of(self, kind: type[Event]) -> Callable[[Any], None] | None:
-        """What `__call__` does with an event of class `kind`: the first of these it is a
-        subclass of (as the chain of `isinstance` checks this replaced), or nothing."""
-        handlers: tuple[tuple[type[Event], Callable[[Any], None]], ...] = (
-            (RunFinished, self._run_finished),
-            (TokenSaved, self._token_saved),
-            (TokenStateChanged, self._token_state_changed),
-            (SignInOpened, self._signin_opened),
-            (SignInEnded, self._signin_ended),
-            (ResourceChanged, self._resource_changed),
-        )
-        return next((handler for base, handler in handlers if issubclass(kind, base)), None)
+        self._dispatch(event)
 
     def _token_saved(self, event: TokenSaved) -> None:
         expires = event.expires_at.isoformat() if event.expires_at else "—"

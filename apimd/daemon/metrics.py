@@ -6,10 +6,9 @@ from __future__ import annotations
 import operator
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.metrics_core import (
@@ -20,6 +19,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from apimd import __version__
+from apimd.daemon.event_handlers import ByEventClass
 from apimd.model.events import Event, ScheduleFired, TokenSaved, TokenStateChanged
 from apimd.model.outcome import Outcome
 from apimd.model.result import Result
@@ -75,7 +75,13 @@ class Metrics:
             registry=self._registry,
         )
         self._registry.register(_Families(self))
-        self._observers: dict[type[Event], Callable[[Any], None] | None] = {}
+        self._observe = ByEventClass(
+            (
+                (ScheduleFired, self._fired),
+                (TokenStateChanged, self._token_state),
+                (TokenSaved, self._token_saved),
+            )
+        )
 
     def observe_result(self, result: Result) -> None:
         """Count a recorded top-level result and keep it as its target's last probe."""
@@ -107,25 +113,7 @@ class Metrics:
 
     def observe_event(self, event: Event) -> None:
         """Schedule lateness and token refresh outcomes, from the engine's and scheduler's events."""
-        # By the event's class, found once per class: two of a run's three events count nothing,
-        # and each took three `isinstance` checks through pydantic's ABC metaclass.
-        kind = type(event)
-        try:
-            observe = self._observers[kind]
-        except KeyError:
-            observe = self._observers[kind] = self._observer_of(kind)
-        if observe is not None:
-            observe(event)
-
-    def _observer_of(self, kind: type[Event]) -> Callable[[Any], None] | None:
-        """What `observe_event` does with an event of class `kind`: the first of these it is a
-        subclass of (as the chain of `isinstance` checks this replaced), or nothing."""
-        observers: tuple[tuple[type[Event], Callable[[Any], None]], ...] = (
-            (ScheduleFired, self._fired),
-            (TokenStateChanged, self._token_state),
-            (TokenSaved, self._token_saved),
-        )
-        return next((observe for base, observe in observers if issubclass(kind, base)), None)
+        self._observe(event)
 
     def _fired(self, event: ScheduleFired) -> None:
         self._lateness.observe(max(event.lateness_ms, 0.0) / 1000)
