@@ -52,17 +52,8 @@ _JOB_PREFIX = "schedule:"
 # the same instant, every time: a thousand `every: 10s` schedules started a thousand runs at once
 # on one event loop, and each recorded about a second of response time from a local server (ten
 # thousand: tens of seconds, and false TIMEOUTs). Their first firings are spread evenly over the
-# end of the first interval (its last minute at most), so none fires later than one interval (and
-# one step). The spread goes in steps of `_SPREAD_STEP` on a grid from the epoch: the schedules whose
-# first firings fall in one step fire together, ever after. Ten thousand every 60 s were a wake-up
-# of the daemon per run, 167 a second, and the wake-ups cost more than the runs' work: in steps of
-# 50 ms (about 8 runs each) the daemon took 1.64 ms of CPU per run instead of 2.27, its lateness
-# p99 2.9 ms instead of 1.2, the recorded response p99 (a local server answering 8 at once) 4.6 ms
-# instead of 1.9; steps of 100 ms: 1.43 ms per run, responses 7.2 ms (bench/README.md, "Session 9").
-# Fewer schedules than steps in an interval keep a step each.
+# end of the first interval (its last minute at most), so none fires later than one interval.
 _SPREAD_MAX = timedelta(seconds=60)
-_SPREAD_STEP = timedelta(milliseconds=50)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class ScheduleRunner:
@@ -170,8 +161,7 @@ class ScheduleRunner:
 
     def _add_jobs(self, schedules: list[Schedule]) -> None:
         """Add these jobs; the first firings of interval schedules sharing an `every` are spread
-        (`_SPREAD_MAX`, in `_SPREAD_STEP`s). A lone one first fires one interval from now, as
-        before; the last of a group within a step after that.
+        (`_SPREAD_MAX`). The last (or a lone) one first fires one interval from now, as before.
         All of them count from one `now`: adding thousands takes a while, and a leader starting at
         12:00:59.9 must not fire the cron schedules it added first at 12:01 and the rest at 12:02."""
         now = datetime.now(UTC)
@@ -186,8 +176,6 @@ class ScheduleRunner:
                     spread = min(interval, _SPREAD_MAX) * (len(group) - 1 - index) / len(group)
                     with contextlib.suppress(OverflowError):  # schedule_problem() refuses it
                         first = now + interval - spread
-                        if len(group) > 1:
-                            first = _step_up(first)
                 self._add_job(schedule, now, first)
 
     def _add_job(self, schedule: Schedule, now: datetime, first: datetime | None = None) -> None:
@@ -357,13 +345,6 @@ def next_runs_of(schedules: Iterable[Schedule], times: dict[str, datetime]) -> d
 
 def _job_id(schedule_name: str) -> str:
     return _JOB_PREFIX + schedule_name
-
-
-def _step_up(moment: datetime) -> datetime:
-    """`moment` moved up to the next multiple of `_SPREAD_STEP` since the epoch."""
-    step_us = _SPREAD_STEP // timedelta(microseconds=1)
-    since_us = (moment - _EPOCH) // timedelta(microseconds=1)
-    return _EPOCH + timedelta(microseconds=-(-since_us // step_us) * step_us)
 
 
 def schedule_problem(schedule: Schedule) -> str | None:

@@ -187,37 +187,6 @@ async def test_interval_schedules_added_together_are_spread_over_the_interval(
     assert approx_now_plus(again["t10"], timedelta(seconds=10))
 
 
-async def test_schedules_added_together_fire_in_steps_of_50_ms_a_few_at_a_time(
-    start_runner: RunnerFactory,
-) -> None:
-    # 600 schedules every 6 s: spread over the interval, 10 ms apart, they would wake the daemon
-    # 100 times a second for one run each; stepped, their first firings fall on the 50 ms grid,
-    # five to an instant, and none later than one interval from now.
-    runner = await start_runner(Targets())
-    runner.sync([schedule(f"s{i}", [f"t{i}"], every="6s") for i in range(600)])
-    firsts = runner.next_fire_times()
-    assert len(firsts) == 600
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    assert {(when - epoch) % timedelta(milliseconds=50) for when in firsts.values()} == {
-        timedelta(0)
-    }
-    per_instant = Counter(firsts.values())
-    assert max(per_instant.values()) <= 6
-    assert len(per_instant) >= 115
-    latest = max(firsts.values())
-    assert latest - datetime.now(UTC) <= timedelta(seconds=6, milliseconds=50)
-    # A lone schedule keeps its exact "one interval from now" (not moved up to the grid).
-    alone = await start_runner(Targets())
-    before = datetime.now(UTC)
-    alone.sync([schedule("lone", ["l"], every="6s")])
-    after = datetime.now(UTC)
-    assert (
-        before + timedelta(seconds=6)
-        <= alone.next_fire_times()["lone"]
-        <= after + timedelta(seconds=6)
-    )
-
-
 async def test_unchanged_schedules_keep_their_next_run_time(start_runner: RunnerFactory) -> None:
     runner = await start_runner(Targets())
     # Jitter makes a re-created job land on a different time, so "kept" is visible.
