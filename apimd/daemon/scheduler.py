@@ -182,7 +182,9 @@ class ScheduleRunner:
         problem = schedule_problem(schedule)
         if problem is not None:
             # Refused at PUT/apply; one stored before that check must not stop the daemon.
+            # Nor leave what it replaced firing: its old definition is not what is stored.
             logger.error("schedule %s is not scheduled: %s", schedule.name, problem)
+            self._remove_job(schedule.name)
             return
         every = schedule.every_seconds
         if every is not None and not schedule.jitter:

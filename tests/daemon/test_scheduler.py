@@ -187,6 +187,28 @@ async def test_interval_schedules_added_together_are_spread_over_the_interval(
     assert approx_now_plus(again["t10"], timedelta(seconds=10))
 
 
+async def test_a_schedule_replaced_by_one_that_cannot_run_stops_firing(
+    start_runner: RunnerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # PUT and apply refuse such a schedule; one stored before that check (a database from an
+    # older apimd) must not leave the definition it replaced firing in its name.
+    targets = Targets()
+    runner = await start_runner(targets)
+    every_second = schedule("s", ["t"], every="1s")
+    runner.sync([every_second])
+    await until(lambda: len(targets.fired) >= 1, timeout=5, interval=0.02)
+    unrunnable = every_second.model_copy(update={"every": "99999999d"})
+    assert scheduler_module.schedule_problem(unrunnable) is not None
+    with caplog.at_level(logging.ERROR, logger=scheduler_module.__name__):
+        runner.sync([unrunnable])
+    assert runner.next_fire("s") is None
+    assert runner.next_fire_times() == {}
+    fired = len(targets.fired)
+    await asyncio.sleep(1.5)
+    assert len(targets.fired) == fired
+    assert "schedule s is not scheduled: `every` reaches past the last date" in caplog.text
+
+
 async def test_unchanged_schedules_keep_their_next_run_time(start_runner: RunnerFactory) -> None:
     runner = await start_runner(Targets())
     # Jitter makes a re-created job land on a different time, so "kept" is visible.
