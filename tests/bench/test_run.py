@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -204,3 +205,10 @@ def test_bench_run_stops_the_hogs_when_the_bench_fails(fake_interpreter: Path) -
     assert judged in figures
     assert "# daemon-hogs: FAILED (exit 3)" in figures
     assert judged in targets.splitlines()
+
+
+def test_the_header_says_how_fast_the_machine_is(run: ModuleType) -> None:
+    line = run.machine()[-1]
+    took = re.fullmatch(r"speed: bench/run's reference workload took ([\d.]+) ms of CPU .*", line)
+    assert took is not None, line
+    assert float(took.group(1)) > 0
