@@ -9,6 +9,11 @@ from typing import Any, ClassVar
 from apimd.daemon.events import EventHub, format_sse, keepalive_frame, sse_chunks
 from apimd.model.events import RunStarted
 
+DEADLINE_S = 30.0
+"""How long a test waits for a chunk before failing: a guard against a stream that never writes,
+not a measure of speed. A loaded machine can stall this process for seconds (a stall of over 2 s
+while a stream slept made both its sleep and a 2 s deadline expire together)."""
+
 
 class CountedStart(RunStarted):
     """A `run.started` that counts how often its payload is built (that is, encoded)."""
@@ -29,11 +34,13 @@ async def test_an_event_on_a_quiet_stream_is_written_at_once_and_a_burst_in_one_
     subscription = hub.subscribe()
     chunks = sse_chunks(subscription, keepalive=5, linger=0.2)
     first = started(0)
-    hub.publish(first)
-    async with asyncio.timeout(0.15):  # well before the linger: not held back
-        assert await anext(chunks) == format_sse(first, 1)
-
+    # Made before the first write: the burst must start within the linger of that write.
     events = [started(n) for n in range(1, 201)]
+    hub.publish(first)
+    # Well before the linger: not held back. A write not held back never suspends, so a stalled
+    # machine cannot expire this; only a write that waits can.
+    async with asyncio.timeout(0.15):
+        assert await anext(chunks) == format_sse(first, 1)
 
     async def publish_burst() -> None:
         for number, event in enumerate(events):
@@ -42,7 +49,7 @@ async def test_an_event_on_a_quiet_stream_is_written_at_once_and_a_burst_in_one_
                 await asyncio.sleep(0)  # a burst arrives over several turns of the loop
 
     publisher = asyncio.create_task(publish_burst())
-    async with asyncio.timeout(2):
+    async with asyncio.timeout(DEADLINE_S):
         chunk = await anext(chunks)
     await publisher
 
@@ -50,7 +57,7 @@ async def test_an_event_on_a_quiet_stream_is_written_at_once_and_a_burst_in_one_
     expected = b"".join(format_sse(event, number) for number, event in enumerate(events, 2))
     assert chunk == expected
     subscription.close()
-    async with asyncio.timeout(2):
+    async with asyncio.timeout(DEADLINE_S):
         assert [c async for c in chunks] == []
 
 
@@ -64,11 +71,11 @@ async def test_each_event_is_encoded_once_however_many_streams_write_it() -> Non
 
     events = [started(1), started(2)]
     hub.publish(events[0])
-    async with asyncio.timeout(2):
+    async with asyncio.timeout(DEADLINE_S):
         one = await anext(first_chunks)
         also_one = await anext(second_chunks)
     hub.publish(events[1])
-    async with asyncio.timeout(2):
+    async with asyncio.timeout(DEADLINE_S):
         two = await anext(first_chunks)
 
     assert CountedStart.encoded == ["1", "2"]  # once each, for every stream
@@ -80,13 +87,13 @@ async def test_a_quiet_stream_sends_keep_alives_and_a_lagging_one_hears_what_it_
     hub = EventHub(queue_size=3)
     subscription = hub.subscribe()
     chunks = sse_chunks(subscription, keepalive=0.05, linger=0)
-    async with asyncio.timeout(2):
+    async with asyncio.timeout(DEADLINE_S):
         assert await anext(chunks) == keepalive_frame()
 
     events = [started(number) for number in range(5)]
     for event in events:
         hub.publish(event)
-    async with asyncio.timeout(2):
+    async with asyncio.timeout(DEADLINE_S):
         chunk = await anext(chunks)
 
     frames = chunk.split(b"\n\n")[:-1]

@@ -692,7 +692,13 @@ def parse_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return threads
 
 
-async def test_large_json_body_is_evaluated_off_the_event_loop(parse_threads: list[int]) -> None:
+async def test_large_json_body_is_evaluated_off_the_event_loop(
+    parse_threads: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker's 10 s is wall-clock time and it runs niced 10: beside two CPU hogs its 0.5 s of
+    # CPU took 5.7 s, and with one more busy process it was stopped ("took longer than 10 s").
+    # What that bound does is the subject of test_a_body_evaluation_that_runs_too_long_is_stopped.
+    monkeypatch.setattr(worker_pool, "WORK_TIMEOUT_S", 90.0)
     body = _large_json()
     ticks = 0
     done = asyncio.Event()
