@@ -2,8 +2,8 @@
 
 Parsing a large JSON body holds the GIL for as long as it takes, so a thread would still stall the
 daemon's event loop; a worker process does not. At most `MAX_WORKERS` run at once (the others
-wait their turn), each for at most `WORK_TIMEOUT_S`, within `WORKER_MEMORY_BYTES` of address space
-more than it starts with and at a lower CPU priority than the daemon. Each worker does one job and
+wait their turn), each for at most `WORK_TIMEOUT_S` of CPU time, within `WORKER_MEMORY_BYTES` of
+address space more than it starts with and at a lower CPU priority than the daemon. Each worker does one job and
 exits, so whatever memory a hostile body made it take goes back to the system. Workers are started
 by a fork server (the daemon is threaded, so it is never forked itself), which imports the engine
 once.
@@ -30,6 +30,12 @@ MAX_WORKERS = 2
 # After the last job, when the run that sent it has most likely let go of the large body.
 TRIM_AFTER_S = 2.0
 WORK_TIMEOUT_S = 10.0
+"""CPU seconds a job may use. CPU time, not wall-clock time: a niced worker beside busy processes
+gets little of the CPU (half a second of parsing took 5.7 s beside two CPU hogs), and a bound on
+wall-clock time stopped ordinary large bodies on a loaded machine, failing their conditions."""
+WORK_WALL_FACTOR = 3
+"""A job is also stopped after this many times `WORK_TIMEOUT_S` of wall-clock time: a backstop for a
+worker that gets no CPU at all (or waits on something), so a run never waits for it for good."""
 WORKER_MEMORY_BYTES = 1024 * 1024 * 1024
 # Workers yield the CPU to the daemon: its schedules must stay on time while they parse.
 WORKER_NICENESS = 10
@@ -66,7 +72,7 @@ async def run_in_worker(function: Callable[..., T], *args: Any) -> T:
     try:
         return await loop.run_in_executor(pool, _bounded, function, args, limits)
     except _OutOfTime as exc:
-        raise WorkerFailed(f"took longer than {exc.args[0]:g} s, stopped") from exc
+        raise WorkerFailed(f"{exc.args[0]}, stopped") from exc
     except MemoryError as exc:
         raise WorkerFailed(f"needed more than {limits[1] >> 20} MiB, stopped") from exc
     except BrokenProcessPool as exc:
@@ -144,18 +150,29 @@ def _limit_memory(extra: int) -> None:
 
 
 def _bounded(function: Callable[..., T], args: tuple[Any, ...], limits: tuple[float, int]) -> T:
-    """Run `function` within `limits` (seconds, bytes of memory): an alarm interrupts it."""
+    """Run `function` within `limits` (seconds of CPU time, bytes of memory): a timer interrupts
+    it after that much CPU time (`ITIMER_PROF`: user and system), or after `WORK_WALL_FACTOR`
+    times as much wall-clock time (`ITIMER_REAL`)."""
     seconds, memory = limits
     _limit_memory(memory)
     os.nice(WORKER_NICENESS)
+    wall = seconds * WORK_WALL_FACTOR
 
-    def out_of_time(_signum: int, _frame: FrameType | None) -> None:
-        raise _OutOfTime(seconds)
+    def out_of_time(signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGPROF:
+            raise _OutOfTime(f"used more than {seconds:g} s of CPU")
+        raise _OutOfTime(f"took longer than {wall:g} s (with too little of the CPU)")
 
-    previous = signal.signal(signal.SIGALRM, out_of_time)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    timers = (
+        (signal.SIGPROF, signal.ITIMER_PROF, seconds),
+        (signal.SIGALRM, signal.ITIMER_REAL, wall),
+    )
+    previous = [signal.signal(signum, out_of_time) for signum, _, _ in timers]
+    for _, timer, after in timers:
+        signal.setitimer(timer, after)
     try:
         return function(*args)
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        for (signum, timer, _), handler in zip(timers, previous, strict=True):
+            signal.setitimer(timer, 0)
+            signal.signal(signum, handler)

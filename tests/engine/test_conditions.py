@@ -692,13 +692,7 @@ def parse_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return threads
 
 
-async def test_large_json_body_is_evaluated_off_the_event_loop(
-    parse_threads: list[int], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The worker's 10 s is wall-clock time and it runs niced 10: beside two CPU hogs its 0.5 s of
-    # CPU took 5.7 s, and with one more busy process it was stopped ("took longer than 10 s").
-    # What that bound does is the subject of test_a_body_evaluation_that_runs_too_long_is_stopped.
-    monkeypatch.setattr(worker_pool, "WORK_TIMEOUT_S", 90.0)
+async def test_large_json_body_is_evaluated_off_the_event_loop(parse_threads: list[int]) -> None:
     body = _large_json()
     ticks = 0
     done = asyncio.Event()
@@ -967,9 +961,29 @@ async def test_a_body_evaluation_that_runs_too_long_is_stopped(
     stopped, status = evaluation.results
     assert not stopped.passed
     assert stopped.message == (
-        f"could not evaluate the {len(body)}-byte body: took longer than 0.5 s, stopped"
+        f"could not evaluate the {len(body)}-byte body: used more than 0.5 s of CPU, stopped"
     )
     assert status.passed
+
+
+async def test_a_worker_is_bounded_by_cpu_time_not_by_waiting() -> None:
+    """A worker's bound is CPU time: a niced worker waiting for the CPU on a busy machine (here:
+    sleeping, which uses none) is not stopped at `WORK_TIMEOUT_S` of wall-clock time."""
+    with mock.patch.object(worker_pool, "WORK_TIMEOUT_S", 0.3):
+        began = time.perf_counter()
+        await worker_pool.run_in_worker(time.sleep, 0.6)
+    assert 0.6 <= time.perf_counter() - began < 5
+
+
+async def test_a_worker_that_gets_no_cpu_is_stopped_after_a_multiple_of_the_bound() -> None:
+    began = time.perf_counter()
+    with (
+        mock.patch.object(worker_pool, "WORK_TIMEOUT_S", 0.2),
+        pytest.raises(worker_pool.WorkerFailed) as failed,
+    ):
+        await worker_pool.run_in_worker(time.sleep, 30)
+    assert time.perf_counter() - began < 5
+    assert str(failed.value) == "took longer than 0.6 s (with too little of the CPU), stopped"
 
 
 async def test_a_body_evaluation_that_needs_too_much_memory_is_stopped(
