@@ -3,10 +3,10 @@
 Parsing a large JSON body holds the GIL for as long as it takes, so a thread would still stall the
 daemon's event loop; a worker process does not. At most `MAX_WORKERS` run at once (the others
 wait their turn), each for at most `WORK_TIMEOUT_S` of CPU time, within `WORKER_MEMORY_BYTES` of
-address space more than it starts with and at a lower CPU priority than the daemon. Each worker does one job and
-exits, so whatever memory a hostile body made it take goes back to the system. Workers are started
-by a fork server (the daemon is threaded, so it is never forked itself), which imports the engine
-once.
+address space more than it starts with and at a lower CPU priority than the daemon. Each worker
+does one job and exits, so whatever memory a hostile body made it take goes back to the system.
+Workers are started by a fork server (the daemon is threaded, so it is never forked itself), which
+imports the engine once.
 """
 
 from __future__ import annotations
@@ -173,6 +173,9 @@ def _bounded(function: Callable[..., T], args: tuple[Any, ...], limits: tuple[fl
     try:
         return function(*args)
     finally:
-        for (signum, timer, _), handler in zip(timers, previous, strict=True):
+        # Both timers off before either handler goes back: a timer firing in between would
+        # otherwise stop a job that has finished.
+        for _, timer, _ in timers:
             signal.setitimer(timer, 0)
+        for (signum, _, _), handler in zip(timers, previous, strict=True):
             signal.signal(signum, handler)
