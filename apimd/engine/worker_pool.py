@@ -68,13 +68,13 @@ async def run_in_worker(function: Callable[..., T], *args: Any) -> T:
     pool = _shared_pool()
     loop = asyncio.get_running_loop()
     # The limits go with each job (read here, not in the worker), and each worker does one.
-    limits = (WORK_TIMEOUT_S, WORKER_MEMORY_BYTES)
+    limits = (WORK_TIMEOUT_S, WORK_TIMEOUT_S * WORK_WALL_FACTOR, WORKER_MEMORY_BYTES)
     try:
         return await loop.run_in_executor(pool, _bounded, function, args, limits)
     except _OutOfTime as exc:
         raise WorkerFailed(f"{exc.args[0]}, stopped") from exc
     except MemoryError as exc:
-        raise WorkerFailed(f"needed more than {limits[1] >> 20} MiB, stopped") from exc
+        raise WorkerFailed(f"needed more than {limits[2] >> 20} MiB, stopped") from exc
     except BrokenProcessPool as exc:
         _discard(pool)
         raise WorkerFailed("the worker process died (out of memory, or apimd stopping)") from exc
@@ -149,14 +149,15 @@ def _limit_memory(extra: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def _bounded(function: Callable[..., T], args: tuple[Any, ...], limits: tuple[float, int]) -> T:
-    """Run `function` within `limits` (seconds of CPU time, bytes of memory): a timer interrupts
-    it after that much CPU time (`ITIMER_PROF`: user and system), or after `WORK_WALL_FACTOR`
-    times as much wall-clock time (`ITIMER_REAL`)."""
-    seconds, memory = limits
+def _bounded(
+    function: Callable[..., T], args: tuple[Any, ...], limits: tuple[float, float, int]
+) -> T:
+    """Run `function` within `limits` (seconds of CPU time, seconds of wall-clock time, bytes of
+    memory): a timer interrupts it after that much CPU time (`ITIMER_PROF`: user and system) or
+    wall-clock time (`ITIMER_REAL`)."""
+    seconds, wall, memory = limits
     _limit_memory(memory)
     os.nice(WORKER_NICENESS)
-    wall = seconds * WORK_WALL_FACTOR
 
     def out_of_time(signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGPROF:
