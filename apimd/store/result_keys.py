@@ -40,9 +40,13 @@ def seq_start(start_us: int) -> int:
     return start_us << SEQ_SHIFT
 
 
+_SEQ_MIN, _SEQ_MAX = -(1 << 63), (1 << 63) - 1  # SQLite's INTEGER
+
+
 def seq_bound(start_us: int) -> int:
-    """`seq_start`, clamped: a query's bound at any instant (before 1827 or after 2112 too)."""
-    return max(-_START_LIMIT, min(start_us, _START_LIMIT)) << SEQ_SHIFT
+    """`seq_start`, clamped to SQLite's integers: a query's bound at any instant (before 1827 or
+    after 2112 too; a start from 2112 on was `1 << 63`, which SQLite cannot bind)."""
+    return max(_SEQ_MIN, min(start_us << SEQ_SHIFT, _SEQ_MAX))
 
 
 NEXT_SEQ = (

@@ -158,6 +158,20 @@ async def test_a_start_no_key_holds_is_refused(open_test_store: OpenStore) -> No
     assert SEQ_SHIFT == 11  # (what the message's years are for)
 
 
+async def test_a_listing_bounded_at_any_instant_is_answered(open_any_store: OpenStore) -> None:
+    """`since`/`until` anywhere a datetime reaches (`GET /v1/results?since=9999-12-31T23:59:59Z`
+    was an OverflowError, a 500): outside the years a key holds, a bound takes all or nothing."""
+    store = await open_any_store()
+    assert await store.add_results([make_result("now", started_at=START)]) == 1
+    latest = datetime.max.replace(tzinfo=UTC)
+    earliest = datetime.min.replace(tzinfo=UTC)
+    assert await _order(store, since=latest) == []
+    assert await _order(store, until=latest) == ["now"]
+    assert await _order(store, since=earliest) == ["now"]
+    assert await _order(store, until=earliest) == []
+    assert await _order(store, since=datetime(2200, 1, 1, tzinfo=UTC)) == []
+
+
 def test_every_code_fits_its_packed_bits() -> None:
     """SQLite packs the codes in one integer: a value past its width would change another's."""
     for column, (_, width) in PACKED.items():
