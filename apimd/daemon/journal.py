@@ -20,6 +20,27 @@ JOURNAL = "%(levelname)s %(name)s: %(message)s"
 
 log = logging.getLogger(__name__)
 
+_CONTROLS = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in (
+        *(c for c in range(0x20) if c != 0x09),
+        *range(0x7F, 0xA0),
+        0x2028,
+        0x2029,
+        *range(0xD800, 0xE000),  # a lone surrogate: the file's UTF-8 cannot hold it
+    )
+}
+
+
+class OneLineFormatter(logging.Formatter):
+    """A log line is one line: control characters in its message are escaped (`\\x0a`), so text
+    from a request (a path with `%0A`, `%00`) cannot write a line of its own into daemon.log or
+    make it binary. A traceback after the message stays as Python writes it."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = record.message.translate(_CONTROLS)
+        return super().formatMessage(record)
+
 
 def sd_notify(state: str) -> bool:
     """Send `state` (e.g. `READY=1`) to the service manager's NOTIFY_SOCKET; False when there is
@@ -50,14 +71,14 @@ def configure_logging(settings: Settings, *, verbose: bool = False) -> None:
     if os.environ.get("APIMD_LOG_STDERR", "1") != "0":
         stderr = logging.StreamHandler(sys.stderr)
         journal = bool(os.environ.get("JOURNAL_STREAM"))
-        stderr.setFormatter(logging.Formatter(JOURNAL if journal else TIMESTAMPED))
+        stderr.setFormatter(OneLineFormatter(JOURNAL if journal else TIMESTAMPED))
         stderr.addFilter(QUEUE_ERRORS)
         root.addHandler(stderr)
     settings.log_path.touch(mode=0o600, exist_ok=True)
     file_handler = logging.handlers.RotatingFileHandler(
         settings.log_path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS
     )
-    file_handler.setFormatter(logging.Formatter(TIMESTAMPED))
+    file_handler.setFormatter(OneLineFormatter(TIMESTAMPED))
     file_handler.addFilter(QUEUE_ERRORS)
     root.addHandler(file_handler)
     logging.getLogger("aiohttp.access").setLevel(max(logging.INFO, root.level))

@@ -144,6 +144,28 @@ async def test_an_unreadable_request_is_logged_and_answered_without_its_bytes(
     assert len(_lines(log, r"an unreadable HTTP request \(BadHttpMessage, status 400\)")) == 2, log
 
 
+async def test_a_request_path_cannot_write_a_line_of_its_own_into_the_log(
+    own_daemon: Daemon,
+) -> None:
+    """The access line quotes the decoded path: a `%0A` in it wrote a forged line of its own, a
+    `%00` a NUL that made the file binary (a helper's attack). Control characters are escaped."""
+    forged = "2026-12-07 10:00:00,000 ERROR apimd.security: FORGED LINE"
+    path = "/v1/results/abc%0A" + forged.replace(" ", "%20") + "%00%E2%80%A8end"
+    answer = await _raw(
+        await asyncio.open_unix_connection(str(own_daemon.socket_path)),
+        f"GET {path} HTTP/1.1\r\nHost: apimd\r\n\r\n".encode(),
+    )
+    assert re.match(rb"HTTP/1\.1 404 ", answer), answer[:300]
+    assert await own_daemon.stop() == 0
+    log = Path(own_daemon.log_path).read_text()
+    assert not any(line.startswith(forged) for line in log.splitlines()), log[-3000:]
+    assert "\0" not in log and "\u2028" not in log
+    assert (
+        len(_lines(log, re.escape(r"/v1/results/abc\x0a2026-12-07") + r".*\\x00\\u2028end 404"))
+        == 1
+    ), log
+
+
 class _OtherRunFinished(RunFinished):
     """A subclass: handled as its base, as `isinstance` did."""
 
