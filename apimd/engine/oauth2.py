@@ -14,6 +14,7 @@ from apimd.engine.discovery import endpoints
 from apimd.engine.errors import SetupError
 from apimd.engine.http import HttpExecutor, HttpFailure, HttpRequest, HttpResponse
 from apimd.engine.proxies import select_proxy
+from apimd.engine.redact import Redactor
 from apimd.engine.template import Scope, render
 from apimd.engine.tls import resolve_tls
 from apimd.engine.tokens import NEEDS_SIGN_IN_ERRORS, RefreshOutcome
@@ -53,6 +54,12 @@ class OAuthError(Exception):
     def needs_sign_in(self) -> bool:
         return self.error in NEEDS_SIGN_IN_ERRORS
 
+    def redacted(self, redactor: Redactor) -> OAuthError:
+        """This error with every secret `redactor` knows masked: a token endpoint's error page may
+        quote the request it got (its Authorization header, the client secret in the form)."""
+        description = redactor.text(self.description) if self.description else self.description
+        return OAuthError(redactor.text(self.error), description, self.status)
+
 
 def oauth_error_of(body: str | bytes | None) -> str | None:
     """The `error` code of an OAuth error body (JSON object with a string `error`), if any."""
@@ -77,6 +84,16 @@ def token_variables(payload: dict[str, Any]) -> dict[str, str]:
 
 
 Endpoint = Literal["token_url", "device_authorization_url", "par_url"]
+
+
+_PUBLIC_FORM = frozenset(
+    (
+        *("grant_type", "client_id", "scope", "audience", "resource", "redirect_uri"),
+        *("response_type", "response_mode", "code_challenge", "code_challenge_method", "prompt"),
+        *("client_assertion_type", "token_type_hint", "subject_token_type", "requested_token_type"),
+    )
+)
+"""Token request fields that are not secret (every other field's value is masked in an error)."""
 
 
 async def token_request(
@@ -105,8 +122,30 @@ async def endpoint_request(
     dpop_key: str | None = None,
 ) -> dict[str, Any]:
     """`token_request` for any of the auth's client-authenticated endpoints: the answer must be
-    a JSON object with a string `required` field, else `OAuthError`. With `dpop_key`, every
-    attempt carries a fresh DPoP proof, and a `use_dpop_nonce` answer is retried once."""
+    a JSON object with a string `required` field, else `OAuthError`, in which every secret the
+    request carried is masked (it becomes a token's `last_error`, shown without a reveal). With
+    `dpop_key`, every attempt carries a fresh DPoP proof, and a `use_dpop_nonce` answer is retried
+    once."""
+    redactor = Redactor()
+    try:
+        return await _endpoint_request(
+            http, auth, endpoint, params, scope, required, dpop_key, redactor
+        )
+    except OAuthError as exc:
+        raise exc.redacted(redactor) from None
+
+
+async def _endpoint_request(
+    http: HttpExecutor,
+    auth: AuthSetting,
+    endpoint: Endpoint,
+    params: dict[str, str],
+    scope: Scope,
+    required: str,
+    dpop_key: str | None,
+    redactor: Redactor,
+) -> dict[str, Any]:
+    """`endpoint_request`'s work; `redactor` learns the secrets of each request as it goes."""
     where = f"auth {auth.name}"
     found = await endpoints(http, auth, scope)
     url = getattr(found, endpoint)
@@ -124,6 +163,11 @@ async def endpoint_request(
     for attempt in range(2):
         # A fresh assertion and a fresh proof for every request, retries included.
         credentials = client_credentials(auth, scope, url, found.issuer)
+        body = {**form, **credentials.form}
+        redactor.add(*credentials.secrets, *(v for k, v in body.items() if k not in _PUBLIC_FORM))
+        for name, value in credentials.headers:
+            if name.lower() == "authorization":
+                redactor.add(value.partition(" ")[2] or value)  # what follows the scheme
         headers = [
             ("Accept", "application/json"),
             ("Content-Type", "application/x-www-form-urlencoded"),
@@ -135,7 +179,7 @@ async def endpoint_request(
             method="POST",
             url=url,
             headers=headers,
-            body=urlencode({**form, **credentials.form}).encode(),
+            body=urlencode(body).encode(),
             timeout=TOKEN_REQUEST_TIMEOUT_S,
             tls=resolve_tls(None, auth.tls),
             proxy=select_proxy(auth.proxy, URL(url)),  # SPEC §10: the auth's proxy, token too

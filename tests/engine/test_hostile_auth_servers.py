@@ -5,6 +5,7 @@ result naming what was wrong, no traceback, and no secret in results, events or 
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -414,3 +415,34 @@ def test_a_megabyte_secret_is_masked_in_bounded_time() -> None:
     assert time.process_time() - started < 10  # was minutes: a regex of megabytes
     assert secret not in text and json.dumps(secret)[1:-1] not in text
     assert "short-secret" not in text and text.startswith("raw ••••")
+
+
+# --- a token endpoint whose error page quotes the request -------------------------------------
+
+
+@pytest.mark.parametrize("client_auth", ["basic", "body"])
+async def test_a_token_error_quoting_the_request_keeps_its_secrets_masked(
+    hostile: Hostile, caplog: pytest.LogCaptureFixture, client_auth: str
+) -> None:
+    """An error page that quotes the request it got (its Authorization header, its form): the
+    token's `last_error`, shown without a reveal, said the client secret and the Basic
+    credentials in clear (a helper's attack)."""
+
+    async def token(request: web.Request) -> web.Response:
+        said = f"got {request.headers.get('Authorization')} and {await request.text()}"
+        body = {"error": "invalid_client", "error_description": said}
+        return web.json_response(body, status=400)
+
+    hostile.handlers["/token"] = token
+    engine = Engine(build(oauth_project(hostile.url, client_auth=client_auth)), MemoryStateStore())
+    try:
+        result = await engine.run("api")
+        runtime = await engine.services.tokens.current("t")
+    finally:
+        await engine.close()
+    basic = base64.b64encode(f"cid:{CLIENT_SECRET}".encode()).decode()
+    said = f"{result.model_dump_json()} {runtime.last_error} {caplog.text}"
+    assert "invalid_client" in (runtime.last_error or "") and "••••" in (runtime.last_error or "")
+    assert CLIENT_SECRET not in said and basic not in said and basic[:20] not in said
+    if client_auth == "basic":
+        assert "got Basic ••••" in (runtime.last_error or ""), runtime.last_error
