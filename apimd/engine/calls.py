@@ -20,8 +20,13 @@ from apimd.engine.errors import SetupError
 from apimd.engine.functions import instant_now
 from apimd.engine.hops import unfollowed_redirect
 from apimd.engine.http import HttpFailure, HttpRequest, HttpResponse
-from apimd.engine.recording import CallIdentity, ResultRecorder, token_secrets
-from apimd.engine.redact import storable
+from apimd.engine.recording import (
+    CallIdentity,
+    ResultRecorder,
+    secret_variables,
+    token_secrets,
+)
+from apimd.engine.redact import names_secret, storable
 from apimd.engine.request import DpopBinding, prepare_call
 from apimd.engine.services import Services, client_variables
 from apimd.engine.signin_vars import signin_variables
@@ -60,6 +65,8 @@ class CallRunner:
         )
         if _saves_to_token(call, ctx):
             recorder.add_secrets(token_secrets(ctx.variables))
+        elif ctx.variables:
+            recorder.add_secrets(secret_variables(ctx.variables, ctx.secret_names))
         scope = self._scope(call, ctx, auth, runtime, recorder)
         attempt = CallAttempt(call, ctx, identity, scope, auth, recorder)
         if call.has_tag("browser"):
@@ -244,6 +251,13 @@ class CallRunner:
         extracted = {key: storable(value) for key, value in evaluation.extracted.items()}
         if _saves_to_token(call, ctx):
             recorder.add_secrets(token_secrets(extracted))
+        elif extracted:
+            ctx.secret_names.update(
+                item.save_as
+                for item in evaluation.results
+                if item.save_as and names_secret(item.source, item.path)
+            )
+            recorder.add_secrets(secret_variables(extracted, ctx.secret_names))
         ctx.variables.update(extracted)
         code = classify(
             status=response.status,

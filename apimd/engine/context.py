@@ -52,6 +52,9 @@ class RunContext:
     interactive: bool = False
     saves_to_token: bool = False
     signin_vars: dict[str, str] = field(default_factory=dict)  # STATE, CODE_VERIFIER, …
+    secret_names: set[str] = field(default_factory=set)
+    """Variables extracted from a secret's place (`redact.names_secret`): masked in every result
+    of the run, whatever their name."""
     remaining_steps: list[str] = field(default_factory=list)
     opened_signin: PendingSignIn | None = None
     browser_url: str | None = None  # a skipped browser step's URL, in clear, for the person

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -16,7 +16,7 @@ from apimd.engine.bounds import cap_value
 from apimd.engine.certificates import tls_info
 from apimd.engine.conditions import PROCESS_BODY_BYTES, Evaluation
 from apimd.engine.http import HttpRequest, HttpResponse, decode_body, wire_url
-from apimd.engine.redact import Redactor, may_hold_redacted_key, storable
+from apimd.engine.redact import Redactor, is_secret_name, may_hold_redacted_key, storable
 from apimd.engine.template import uuid4_text
 from apimd.engine.worker_pool import WorkerFailed, run_in_worker
 from apimd.model.common import secret_field_names
@@ -47,6 +47,12 @@ class CallIdentity:
     started_at: datetime
     token: str | None = None
     top_level: bool = True
+
+
+def secret_variables(variables: dict[str, str], names: Collection[str] = ()) -> list[str]:
+    """The values of run variables that hold secrets: those in `names` (read from a secret's
+    place, `RunContext.secret_names`) and those whose name says so (`is_secret_name`)."""
+    return [v for k, v in variables.items() if k in names or is_secret_name(k)]
 
 
 def token_secrets(variables: dict[str, str]) -> list[str]:

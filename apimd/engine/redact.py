@@ -45,6 +45,8 @@ __all__ = [
     "SECRET_MASK",
     "Redactor",
     "has_lone_surrogate",
+    "is_secret_name",
+    "names_secret",
     "storable",
 ]
 
@@ -337,6 +339,32 @@ def _either_case(letter: re.Match[str]) -> str:
 
 def _is_redacted_key(key: str) -> bool:
     return key.strip().lower() in ALWAYS_REDACTED_KEYS
+
+
+_SECRET_NAME_ENDS = tuple(f"_{key}" for key in ALWAYS_REDACTED_KEYS)
+_KEY_IN_PATH = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a run variable's name says it holds a secret: an always-redacted key
+    (`ACCESS_TOKEN`, `CODE`), one ending in it (`USER_PASSWORD`), or `CODE_VERIFIER` (PKCE)."""
+    lowered = name.lower()
+    return (
+        lowered in ALWAYS_REDACTED_KEYS
+        or lowered.endswith(_SECRET_NAME_ENDS)
+        or lowered == "code_verifier"
+    )
+
+
+def names_secret(source: str, path: str | None) -> bool:
+    """Whether a value a condition read is a secret by where it was: a header always redacted,
+    or a body field whose key (the path's last) is (`$.access_token`, `$['data']['password']`)."""
+    if not path:
+        return False
+    if source == "header":
+        return path.strip().lower() in ALWAYS_REDACTED_HEADERS
+    keys = _KEY_IN_PATH.findall(path)
+    return bool(keys) and keys[-1].lower() in ALWAYS_REDACTED_KEYS
 
 
 def _mask_query(query: str) -> str:

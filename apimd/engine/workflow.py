@@ -7,7 +7,7 @@ from datetime import datetime
 
 from apimd.engine.calls import CallRunner
 from apimd.engine.context import RunContext
-from apimd.engine.recording import token_secrets
+from apimd.engine.recording import secret_variables, token_secrets
 from apimd.engine.services import Services
 from apimd.engine.webhooks import WebhookDispatcher
 from apimd.model.events import RunStep
@@ -94,6 +94,8 @@ class WorkflowRunner:
         recorder = self._services.definitions.recorder([])
         if ctx.saves_to_token or ctx.flow_token:
             recorder.add_secrets(token_secrets(ctx.variables))
+        else:
+            recorder.add_secrets(secret_variables(ctx.variables, ctx.secret_names))
         result: Result = _new_result(
             {
                 "id": ctx.run_id,
