@@ -13,6 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from apimd.daemon.runs import NotFound, ShuttingDown
+from apimd.engine.tokens import NothingToRefresh
 from apimd.model.api import ErrorBody, ErrorDetail, ErrorInfo, RunRequest
 from apimd.model.errors import Issue, ValidationFailed
 from apimd.model.validation import validation_issues
@@ -101,6 +102,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(404, "not_found", str(exc))
     except ResourceInUse as exc:
         return error_response(409, "in_use", str(exc))
+    except NothingToRefresh as exc:
+        return error_response(409, "nothing_to_refresh", str(exc))
     except InvalidCursor as exc:
         return error_response(400, "bad_cursor", str(exc), field="cursor")
     except ShuttingDown as exc:

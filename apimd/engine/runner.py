@@ -26,7 +26,13 @@ from apimd.engine.redact import has_lone_surrogate, storable
 from apimd.engine.services import Definitions, Services
 from apimd.engine.signer import generate_key_jwk
 from apimd.engine.template import uuid4_text
-from apimd.engine.tokens import NEEDS_SIGN_IN_ERRORS, RefreshOutcome, TokenManager, utcnow
+from apimd.engine.tokens import (
+    NEEDS_SIGN_IN_ERRORS,
+    NothingToRefresh,
+    RefreshOutcome,
+    TokenManager,
+    utcnow,
+)
 from apimd.engine.webhooks import Alerts, WebhookDispatcher
 from apimd.engine.workflow import WorkflowRunner
 from apimd.model.events import RunFinished, RunStarted
@@ -35,7 +41,7 @@ from apimd.model.outcome import ResultCode
 from apimd.model.project import Project
 from apimd.model.resources import Call, Webhook, Workflow
 from apimd.model.result import Result
-from apimd.model.runtime import TokenRuntime
+from apimd.model.runtime import TokenRuntime, is_static
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +148,17 @@ class Engine:
         return await self._record_target(workflow.name, None, workflow, ctx)
 
     async def refresh_token(self, name: str) -> TokenRuntime:
-        """Refresh a token now (manual refresh); a success also clears `needs_sign_in`."""
-        if self.project.token(name) is None:
+        """Refresh a token now (manual refresh); a success also clears `needs_sign_in`.
+        `NothingToRefresh` for a token nothing refreshes (its state is left alone)."""
+        token = self.project.token(name)
+        if token is None:
             raise UnknownTarget(f"no token named {name!r}")
+        auth = self.project.auth_setting(token.auth)
+        if is_static(auth):
+            raise NothingToRefresh(
+                f"token {name} has nothing to refresh: its auth {token.auth} is manual, with no"
+                " refresh_workflow or signin_workflow (its values come from its template alone)"
+            )
         return await self.services.tokens.refresh(name, force=True)
 
     # --- targets --------------------------------------------------------------------------

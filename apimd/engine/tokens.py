@@ -13,7 +13,7 @@ from apimd.engine.ports import TokenRepository
 from apimd.model.events import TokenSaved, TokenStateChanged
 from apimd.model.outcome import ResultCode
 from apimd.model.resources import AuthSetting, TokenState
-from apimd.model.runtime import TokenRuntime, apply_saved_variables, is_due
+from apimd.model.runtime import TokenRuntime, apply_saved_variables, is_due, is_static
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,10 @@ class RefreshOutcome:
     @property
     def ok(self) -> bool:
         return self.error is None and not self.needs_sign_in and bool(self.variables)
+
+
+class NothingToRefresh(Exception):
+    """A refresh was asked of a token nothing refreshes (`model.runtime.is_static`)."""
 
 
 class TokenUnavailable(Exception):
@@ -88,8 +92,13 @@ class TokenManager:
     async def ensure_fresh(self, name: str) -> TokenRuntime:
         """A token ready to use, refreshing it first when due; raises `TokenUnavailable`."""
         runtime = await self.current(name)
+        auth = self._auth_of(name)
+        if is_static(auth) and not runtime.filled:
+            # Nothing fills it, so no refresh's state applies (one asked by hand before
+            # `NothingToRefresh` left it `needs_sign_in` for good, shown `valid`).
+            return runtime
         self._raise_if_blocked(runtime)
-        if name not in self._inflight and not is_due(runtime, self._auth_of(name), self._clock()):
+        if name not in self._inflight and not is_due(runtime, auth, self._clock()):
             return runtime
         runtime = await self._join_refresh(name, force=False, unless_newer_than=None)
         self._raise_if_blocked(runtime, after_attempt=True)

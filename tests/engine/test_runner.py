@@ -16,6 +16,7 @@ from apimd.demo.server import RunningServer
 from apimd.engine.context import RunOrder
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
+from apimd.engine.tokens import NothingToRefresh
 from apimd.model import Outcome, ResultCode, TokenState
 from apimd.model.events import Event
 from apimd.model.runtime import TokenRuntime
@@ -540,3 +541,71 @@ async def test_an_update_that_changes_a_template_or_jsonpath_takes_effect_at_onc
         "$.headers['X-Tag']",
         "$.query.page",
     ]
+
+
+async def test_a_secret_a_workflow_extracts_is_masked_in_every_result_of_the_run() -> None:
+    """A value read from a secret's place (`$.access_token`, saved as TOK) or saved under a
+    secret's name (ACCESS_TOKEN, CODE_VERIFIER) was recorded in clear in the workflow's and its
+    steps' variables, and in the next step's request (a newcomer's run of the demo's sign-in)."""
+    token, verifier = "at-live-token-0123456789", "verifier-0123456789abcdef"
+
+    async def handle(request: web.Request) -> web.Response:
+        if request.path == "/token":
+            return web.json_response({"access_token": token, "id": "order-7", "v": verifier})
+        return web.json_response({"seen": request.headers.get("X-Token")})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    async with RunningServer(app) as server:
+        doc = {
+            "calls": [
+                {
+                    "name": "get",
+                    "url": f"{server.url}/token",
+                    "conditions": [
+                        {"source": "json", "path": "$.access_token", "save_as": "TOK"},
+                        {"source": "json", "path": "$.access_token", "save_as": "ACCESS_TOKEN"},
+                        {"source": "json", "path": "$.v", "save_as": "CODE_VERIFIER"},
+                        {"source": "json", "path": "$.id", "save_as": "ORDER"},
+                    ],
+                },
+                {"name": "use", "url": f"{server.url}/use", "headers": {"X-Token": "%%TOK%%"}},
+            ],
+            "workflows": [{"name": "flow", "steps": ["get", "use"]}],
+        }
+        result, _store = await run_once(doc, "flow")
+    assert result.outcome == Outcome.PASS, result.error
+    assert result.variables["ORDER"] == "order-7"  # not a secret: left as it was
+    for name in ("TOK", "ACCESS_TOKEN", "CODE_VERIFIER"):
+        assert result.variables[name] == "••••", result.variables
+    recorded = result.model_dump_json()
+    assert token not in recorded and verifier not in recorded
+    assert result.steps[1].request is not None
+    assert dict(result.steps[1].request.headers)["X-Token"] == "••••"
+
+
+async def test_a_token_nothing_refreshes_is_not_refreshed_by_hand_nor_blocked(
+    receiver: Receiver,
+) -> None:
+    """Refreshing a `manual` token with no refresh or sign-in workflow marked it needs_sign_in
+    for good (shown `valid`): every call using it was skipped (a helper's attack). Now the
+    refresh is refused by name, and a token an older version left so is used again."""
+    doc = {
+        "auth": [{"name": "man", "type": "manual"}],
+        "tokens": [{"name": "tok", "auth": "man", "headers": {"X-Key": "k-{{ uuid() }}"}}],
+        "calls": [{"name": "use", "url": f"{receiver.server.url}/use", "token": "tok"}],
+    }
+    store = MemoryStateStore()
+    engine = Engine(build(doc), store)
+    try:
+        with pytest.raises(NothingToRefresh, match="token tok has nothing to refresh"):
+            await engine.refresh_token("tok")
+        assert (await engine.services.tokens.current("tok")).last_error is None  # left alone
+        assert (await engine.run("use")).outcome == Outcome.PASS
+        # As an older version left it: still used, since nothing could ever fill it.
+        await engine.services.tokens.set_state("tok", TokenState.NEEDS_SIGN_IN, "no refresh")
+        result = await engine.run("use")
+    finally:
+        await engine.close()
+    assert result.outcome == Outcome.PASS, result.error
+    assert receiver.requests[-1]["headers"]["X-Key"].startswith("k-")
