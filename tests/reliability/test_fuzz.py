@@ -359,6 +359,30 @@ def test_deep_nesting_is_refused_quickly() -> None:
     assert time.perf_counter() - clock < 1.0
 
 
+def _alias_bomb(levels: int) -> str:
+    """A call's JSON body whose anchors, each a list of nine aliases of the one before, expand to
+    9 ** `levels` values (a helper's attack: nine levels hung `apimd apply` for minutes)."""
+    lines = ["version: 1", "calls:", "  - name: c", "    url: http://127.0.0.1:9/x"]
+    lines.append("    json: &a0 [" + ", ".join(['"lol"'] * 9) + "]")
+    for level in range(1, levels):
+        lines += [f"  - name: c{level}", "    url: http://127.0.0.1:9/x"]
+        lines.append(f"    json: &a{level} [" + ", ".join([f"*a{level - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_is_refused_quickly_with_its_line() -> None:
+    clock = time.perf_counter()
+    with pytest.raises(ValidationFailed, match="aliases expand to more than") as refused:
+        load_project_text(_alias_bomb(9), filename="bomb.yaml")
+    assert time.perf_counter() - clock < 1.0
+    assert [(i.file, i.line) for i in refused.value.issues] == [("bomb.yaml", 23)]
+    with pytest.raises(ValidationFailed, match="an alias refers to the collection holding it"):
+        load_project_text("version: 1\nvariables: &v {A: [1, *v]}\n", filename="loop.yaml")
+    # Aliases within bounds load as before (four levels: 6,561 values in the last body).
+    project = load_project_text(_alias_bomb(4), filename="fine.yaml")
+    assert len(project.calls) == 4
+
+
 # --- the command line and the REST API against a real daemon ----------------------------------
 
 
