@@ -16,7 +16,7 @@ from apimd.engine.classify import classify
 from apimd.engine.conditions import BODY_SOURCES, PROCESS_BODY_BYTES, ResponseView, evaluate
 from apimd.engine.context import CallAttempt, RunContext
 from apimd.engine.dpop import dpop_nonce_asked
-from apimd.engine.errors import SetupError
+from apimd.engine.errors import SetupError, UnknownVariable
 from apimd.engine.functions import instant_now
 from apimd.engine.hops import unfollowed_redirect
 from apimd.engine.http import HttpFailure, HttpRequest, HttpResponse
@@ -33,6 +33,7 @@ from apimd.engine.signin_vars import signin_variables
 from apimd.engine.template import Scope, SystemVariables, render
 from apimd.engine.tokens import TokenUnavailable
 from apimd.model.outcome import ResultCode
+from apimd.model.project import Project
 from apimd.model.resources import AuthSetting, Call, TokenState
 from apimd.model.result import Result, Timings
 from apimd.model.runtime import TokenRuntime
@@ -89,8 +90,9 @@ class CallRunner:
                 dpop_binding=_dpop_binding(attempt.auth, runtime),
             )
         except SetupError as exc:
+            message = str(exc) + _run_as_token_hint(exc, attempt, services.definitions.project)
             return await self._unsent(
-                attempt.identity, ResultCode.SETUP_ERROR, str(exc), auth_wait=auth_wait
+                attempt.identity, ResultCode.SETUP_ERROR, message, auth_wait=auth_wait
             )
         recorder.add_secrets(prepared.secrets)
         if prepared.basic_credentials:
@@ -302,6 +304,35 @@ class _Sent:
 def _reads_body(call: Call) -> bool:
     """Whether a condition of the call looks into the response body as text."""
     return any(c.source in BODY_SOURCES for c in call.conditions)
+
+
+def _run_as_token_hint(exc: SetupError, attempt: CallAttempt, project: Project) -> str:
+    """For an auth's variable missing from a run of (a step of) an auth's refresh or sign-in
+    workflow started by itself: how to run it as that token's refresh or sign-in, which has
+    them (SPEC §2). Run by hand from the dashboard, it only said `unknown variable CLIENT_ID`."""
+    if not isinstance(exc, UnknownVariable) or attempt.ctx.flow_token is not None:
+        return ""
+    if exc.variable not in ("CLIENT_ID", "CLIENT_SECRET"):
+        return ""
+    workflow = attempt.ctx.workflow
+    for auth in project.auth:
+        for kind in ("refresh_workflow", "signin_workflow"):
+            flow = project.workflow(getattr(auth, kind) or "")
+            if flow is None or not (
+                flow is workflow or (workflow is None and attempt.call.name in flow.steps)
+            ):
+                continue
+            token = next((t.name for t in project.tokens if t.auth == auth.name), None)
+            how = "refresh" if kind == "refresh_workflow" else "sign-in"
+            command = f"apimd token {'refresh' if how == 'refresh' else 'signin'} {token}"
+            where = (
+                f" ({command}, or {'R' if how == 'refresh' else 'i'} on Tokens)" if token else ""
+            )
+            return (
+                f" — {flow.name} is the {kind} of auth {auth.name}, whose variables a run gets"
+                f" only as a token's {how}{where}"
+            )
+    return ""
 
 
 def _saves_to_token(call: Call, ctx: RunContext) -> bool:

@@ -609,3 +609,26 @@ async def test_a_token_nothing_refreshes_is_not_refreshed_by_hand_nor_blocked(
         await engine.close()
     assert result.outcome == Outcome.PASS, result.error
     assert receiver.requests[-1]["headers"]["X-Key"].startswith("k-")
+
+
+async def test_a_refresh_workflow_run_by_itself_says_how_to_run_it_as_a_refresh(
+    receiver: Receiver,
+) -> None:
+    """Run from the dashboard, the demo's refresh workflow (and its step) ended SETUP_ERROR
+    `unknown variable CLIENT_ID` and nothing more (a newcomer's run): the auth's variables are a
+    run's only as a token's refresh (SPEC §2), which the error now says how to start."""
+    doc = {
+        "auth": [manual_auth("man", refresh_workflow="renew")],
+        "tokens": [{"name": "tok", "auth": "man"}],
+        "calls": [get_token_call(receiver.server.url)],
+        "workflows": [{"name": "renew", "steps": ["get-token"]}],
+    }
+    hint = (
+        "renew is the refresh_workflow of auth man, whose variables a run gets only as a token's"
+        " refresh (apimd token refresh tok, or R on Tokens)"
+    )
+    for target in ("renew", "get-token"):
+        result, _store = await run_once(doc, target)
+        assert result.result == ResultCode.SETUP_ERROR
+        assert (result.error or "").endswith(hint), result.error
+        assert "unknown variable CLIENT_ID" in (result.error or "")
