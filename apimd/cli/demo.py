@@ -80,7 +80,10 @@ def browser_workflow(base: str) -> dict[str, Any]:
     """A workflow with a browser step (code flow with PKCE): Run it in the TUI or with `apimd run`
     on a terminal, sign in, and the steps after it use what the browser brought back. Its first
     step, `service-status`, is the example project's."""
-    client = {"client_id": "demo-client", "client_secret": "demo-secret"}
+    # The secret as a secret variable, not written in the call: masked in `apimd export` and
+    # everywhere a person reads it (this workflow runs by itself, not as a token's sign-in, so
+    # the auth's CLIENT_SECRET is not its to use).
+    client = {"client_id": "demo-client", "client_secret": "%%DEMO_CLIENT_SECRET%%"}
     passes = {"source": "status", "op": "eq", "value": 200}
     calls: list[dict[str, Any]] = [
         {
@@ -125,7 +128,8 @@ def browser_workflow(base: str) -> dict[str, Any]:
         "description": "Run it: a person signs in in the browser, then the remaining steps run",
         "steps": steps,
     }
-    return {"calls": calls, "workflows": [workflow]}
+    secret = {"DEMO_CLIENT_SECRET": {"value": "demo-secret", "secret": True}}
+    return {"variables": secret, "calls": calls, "workflows": [workflow]}
 
 
 def fapi_resources(server: RunningServer) -> dict[str, Any]:

@@ -19,4 +19,9 @@ def browser_workflow_project(base: str) -> dict[str, Any]:
         "url": f"{base}/api/status",
         "conditions": [{"source": "status", "op": "eq", "value": 200}],
     }
-    return {"version": 1, "calls": [status, *flow["calls"]], "workflows": flow["workflows"]}
+    return {
+        "version": 1,
+        "variables": flow["variables"],
+        "calls": [status, *flow["calls"]],
+        "workflows": flow["workflows"],
+    }
