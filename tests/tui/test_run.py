@@ -54,8 +54,7 @@ async def test_a_workflow_run_lists_its_steps_and_shows_the_failing_one(daemon: 
         # list-orders needs the token; the refresh runs first and it passes: both steps PASS,
         # so the first step is shown.
         assert viewer.result is not None and viewer.result.name == "service-status"
-        await pilot.press("tab")
-        await pilot.press("down")
+        await pilot.press("down")  # the steps have the focus: down is the next step
         await wait_for(
             pilot,
             lambda: viewer.result is not None and viewer.result.name == "list-orders",

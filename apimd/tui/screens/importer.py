@@ -98,15 +98,13 @@ class ImportScreen(ModalScreen[None]):
                 choices = [("detect", "detect"), *((f, f) for f in FORMATS)]
                 yield Select(choices, value="detect", allow_blank=False, id="format")
                 yield Input(placeholder="path of the file to import", id="source")
+            # Each option on a line of its own: beside the buttons they were cut off at the
+            # dialog's edge (at 80 columns the second was not shown at all).
+            yield Checkbox("Store the secrets found (encrypted)", value=True, id="store-secrets")
+            yield Checkbox("HAR: keep recorded cookies", id="keep-cookies")
             with Horizontal():
                 yield Button("Preview", id="preview-button")
                 yield Button("Apply", id="apply", variant="primary", disabled=True)
-                yield Checkbox(
-                    "Store the secrets found (the daemon keeps them encrypted)",
-                    value=True,
-                    id="store-secrets",
-                )
-                yield Checkbox("HAR: keep recorded cookies (--keep-cookies)", id="keep-cookies")
             with VerticalScroll(id="preview"):
                 yield Static("", id="preview-text", markup=False)
 

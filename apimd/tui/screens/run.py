@@ -157,7 +157,7 @@ class RunScreen(ApimdScreen):
         self._progress(line)
         self.panel.display = True
         self.panel.show(result)
-        self.panel.viewer.focus_tabs()
+        self.panel.focus_start()
 
     def on_daemon_event(self, event: Event) -> None:
         if isinstance(event, SignInOpened) and event.run_id:

@@ -47,7 +47,7 @@ class ResultScreen(ApimdScreen):
         self.result = result
         panel = self.query_one(RunResultPanel)
         panel.show(result)
-        panel.viewer.focus_tabs()
+        panel.focus_start()
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(RunResultPanel).viewer.show_tab(tab)

@@ -139,6 +139,15 @@ class RunResultPanel(Horizontal):
         steps.highlighted = worst
         self.viewer.show(result.steps[worst])
 
+    def focus_start(self) -> None:
+        """Focus where a person starts reading a result: a workflow's steps (so up and down move
+        between them, the viewer's keys pick its tabs), else the viewer's tab strip."""
+        steps = self.query_one("#steps", OptionList)
+        if steps.display and self._steps:
+            steps.focus()
+        else:
+            self.viewer.focus_tabs()
+
     @on(OptionList.OptionHighlighted, "#steps")
     def _step_chosen(self, event: OptionList.OptionHighlighted) -> None:
         option_id = event.option.id or ""
