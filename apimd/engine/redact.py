@@ -341,19 +341,19 @@ def _is_redacted_key(key: str) -> bool:
     return key.strip().lower() in ALWAYS_REDACTED_KEYS
 
 
-_SECRET_NAME_ENDS = tuple(f"_{key}" for key in ALWAYS_REDACTED_KEYS)
+_SECRET_NAMES = ALWAYS_REDACTED_KEYS | {"code_verifier", "token", "secret", "api_key", "apikey"}
+_SECRET_NAME_ENDS = ("_token", "_secret", "_password", "_api_key", "_apikey")
+"""Not `_code`: STATUS_CODE, COUNTRY_CODE are no secrets (and masking "200" would mask it in
+every condition of the run)."""
 _KEY_IN_PATH = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def is_secret_name(name: str) -> bool:
     """Whether a run variable's name says it holds a secret: an always-redacted key
-    (`ACCESS_TOKEN`, `CODE`), one ending in it (`USER_PASSWORD`), or `CODE_VERIFIER` (PKCE)."""
+    (`ACCESS_TOKEN`, `CODE`), `CODE_VERIFIER` (PKCE), `TOKEN`, `API_KEY`, or one ending in
+    `_TOKEN`, `_SECRET`, `_PASSWORD`, `_API_KEY` (`SESSION_TOKEN`, `USER_PASSWORD`)."""
     lowered = name.lower()
-    return (
-        lowered in ALWAYS_REDACTED_KEYS
-        or lowered.endswith(_SECRET_NAME_ENDS)
-        or lowered == "code_verifier"
-    )
+    return lowered in _SECRET_NAMES or lowered.endswith(_SECRET_NAME_ENDS)
 
 
 def names_secret(source: str, path: str | None) -> bool:

@@ -19,7 +19,9 @@ from apimd.engine.redact import (
     ALWAYS_REDACTED_KEYS,
     SECRET_MASK,
     Redactor,
+    is_secret_name,
     may_hold_redacted_key,
+    names_secret,
 )
 
 FAST = settings(max_examples=200, deadline=None)
@@ -560,3 +562,42 @@ def test_a_lone_surrogate_is_stored_as_its_json_escape_in_a_body_and_as_u_fffd_i
     assert redactor.text("a\udcffb") == "a\ufffdb"
     assert redactor.value({"k\ud800": ["\udfff"]}) == {"k\ufffd": ["\ufffd"]}
     assert redactor.headers({"X-\udcff": "v\udcff"}) == {"X-\ufffd": "v\ufffd"}
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("ACCESS_TOKEN", True),
+        ("CODE", True),
+        ("CODE_VERIFIER", True),
+        ("SESSION_TOKEN", True),
+        ("user_password", True),
+        ("API_KEY", True),
+        ("STATUS_CODE", False),  # a status is no secret: masking "200" would hide it everywhere
+        ("COUNTRY_CODE", False),
+        ("TOKEN_TYPE", False),
+        ("EXPIRES_IN", False),
+        ("ORDER_ID", False),
+    ],
+)
+def test_a_run_variable_is_secret_by_its_name(name: str, secret: bool) -> None:
+    assert is_secret_name(name) is secret
+
+
+@pytest.mark.parametrize(
+    ("source", "path", "secret"),
+    [
+        ("json", "$.access_token", True),
+        ("json", "$['data']['password']", True),
+        ("json", "$.data.code", True),
+        ("json", "$.id", False),
+        ("json", "$.tokens[0]", False),
+        ("header", "Authorization", True),
+        ("header", "X-Request-Id", False),
+        ("status", None, False),
+    ],
+)
+def test_a_value_is_secret_by_where_it_was_read(
+    source: str, path: str | None, secret: bool
+) -> None:
+    assert names_secret(source, path) is secret
