@@ -29,6 +29,11 @@ MAX_EXPANDED = 2_000_000
 which validating walked for minutes."""
 
 
+TEXT_PER_VALUE = 32
+"""Characters of a scalar that count as one more value: a 100 KB string aliased 66,000 times
+(well under MAX_EXPANDED values) took minutes to validate; so bounded, at most 64 MB of text."""
+
+
 def _expanded_size(root: Node) -> tuple[int, int] | None:
     """(line, what) of the first node found expanding past `MAX_EXPANDED` values through its
     aliases, or holding itself (a recursive alias); None when the document is within bounds.
@@ -46,7 +51,8 @@ def _expanded_size(root: Node) -> tuple[int, int] | None:
         elif isinstance(node, SequenceNode):
             children = list(node.value)
         else:
-            sizes[key] = 1
+            value = node.value if isinstance(node, ScalarNode) else ""
+            sizes[key] = 1 + len(value) // TEXT_PER_VALUE
             continue
         if children_done:
             busy.discard(key)
@@ -106,6 +112,7 @@ def parse_text(text: str, filename: str) -> tuple[bool, Any, Any, list[Issue]]:
                 "invalid YAML: an alias refers to the collection holding it"
                 if recursive
                 else f"invalid YAML: its aliases expand to more than {MAX_EXPANDED:,} values"
+                f" (each {TEXT_PER_VALUE} characters of text counting as one)"
             )
             return False, None, None, [Issue(message, file=filename, line=line)]
         loader = YAML(typ="rt")

@@ -378,6 +378,15 @@ def test_an_alias_bomb_is_refused_quickly_with_its_line() -> None:
     assert [(i.file, i.line) for i in refused.value.issues] == [("bomb.yaml", 23)]
     with pytest.raises(ValidationFailed, match="an alias refers to the collection holding it"):
         load_project_text("version: 1\nvariables: &v {A: [1, *v]}\n", filename="loop.yaml")
+    # Few values, each a long text (a helper's retest: minutes of template checks).
+    text = "x" * 100_000
+    strings = f'version: 1\nvariables:\n  T: &t "{text}"\n  L1: &l1 [{", ".join(["*t"] * 50)}]\n'
+    strings += f"  L2: &l2 [{', '.join(['*l1'] * 50)}]\n"
+    clock = time.perf_counter()
+    with pytest.raises(ValidationFailed, match="aliases expand to more than") as refused:
+        load_project_text(strings, filename="strings.yaml")
+    assert time.perf_counter() - clock < 1.0
+    assert [i.line for i in refused.value.issues] == [5]
     # Aliases within bounds load as before (four levels: 6,561 values in the last body).
     project = load_project_text(_alias_bomb(4), filename="fine.yaml")
     assert len(project.calls) == 4
