@@ -156,8 +156,9 @@ class Engine:
         auth = self.project.auth_setting(token.auth)
         if is_static(auth):
             raise NothingToRefresh(
-                f"token {name} has nothing to refresh: its auth {token.auth} is manual, with no"
-                " refresh_workflow or signin_workflow (its values come from its template alone)"
+                f"token {name} has nothing to refresh it: its auth {token.auth} is manual, with"
+                " no refresh_workflow or signin_workflow (its values are its template's and what"
+                " is saved into it)"
             )
         return await self.services.tokens.refresh(name, force=True)
 

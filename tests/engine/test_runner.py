@@ -598,7 +598,7 @@ async def test_a_token_nothing_refreshes_is_not_refreshed_by_hand_nor_blocked(
     store = MemoryStateStore()
     engine = Engine(build(doc), store)
     try:
-        with pytest.raises(NothingToRefresh, match="token tok has nothing to refresh"):
+        with pytest.raises(NothingToRefresh, match="token tok has nothing to refresh it"):
             await engine.refresh_token("tok")
         assert (await engine.services.tokens.current("tok")).last_error is None  # left alone
         assert (await engine.run("use")).outcome == Outcome.PASS
