@@ -249,6 +249,10 @@ def _check_names(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command not in (None, "demo"):  # (those two open the TUI)
+        from apimd.cli.output import guard_terminal
+
+        guard_terminal()
     try:
         return _dispatch(parser, args)
     except UsageError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from typing import IO, Any
 
@@ -19,6 +20,48 @@ _COLOURS = {
     Outcome.SKIPPED: "35",
 }
 _PHASES = ("dns", "connect", "send", "wait", "receive")
+
+
+_OUR_COLOUR = re.compile(r"(\x1b\[[0-9;]*m)")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every control character but newline and tab escaped (`\\x1b`), colour codes
+    (SGR, as `_outcome` writes them) kept: what a server said (an error description, a body)
+    cannot set the terminal's title, clear it, or write a line over another with `\\r`."""
+    if not _CONTROL.search(text):
+        return text
+    parts = _OUR_COLOUR.split(text)
+    parts[::2] = [_CONTROL.sub(_escaped, part) for part in parts[::2]]
+    return "".join(parts)
+
+
+class TerminalSafe:
+    """A terminal's text stream that writes everything through `terminal_safe`."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(terminal_safe(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def guard_terminal() -> None:
+    """Make stdout and stderr `TerminalSafe` where they are terminals (not the TUI's: it draws
+    its own escapes)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and stream.isatty() and not isinstance(stream, TerminalSafe):
+            setattr(sys, name, TerminalSafe(stream))
 
 
 def use_colour(stream: IO[str]) -> bool:

@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from apimd.cli.output import format_apply
+from apimd.cli.output import format_apply, terminal_safe
 from apimd.cli.table import column_widths, table
 from apimd.model.api import ApplySummary
 from apimd.model.durations import expiry
@@ -115,3 +118,42 @@ async def test_the_demo_states_the_schedules_it_really_runs() -> None:
     finally:
         demo.send_signal(signal.SIGINT)
         await asyncio.wait_for(demo.wait(), 30)
+
+
+def test_what_a_server_said_cannot_drive_the_terminal() -> None:
+    """A token endpoint's error description with escapes (set the title, clear the screen, `\\r`
+    and a fake line) was printed raw by `apimd run` and `apimd token show` (a helper's retest):
+    every control character but newline and tab is escaped; colour codes stay."""
+    said = "x\x1b]0;PWNED\x07\x1b[2J\rFAKE\u2028LINE\x9b"
+    assert terminal_safe(said) == "x\\x1b]0;PWNED\\x07\\x1b[2J\\x0dFAKE\\u2028LINE\\x9b"
+    ours = "\x1b[1;32mPASS   \x1b[0m\tok\n"
+    assert terminal_safe(ours) == ours
+
+
+def test_a_command_on_a_terminal_writes_through_the_guard() -> None:
+    """On a real terminal (a pty) the CLI's output is guarded; a pipe gets what was written."""
+    script = (
+        "import sys; from apimd.cli.output import guard_terminal; guard_terminal();"
+        " print('a\\x1b]0;T\\x07b'); sys.stdout.flush()"
+    )
+    leader, follower = os.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script], stdout=follower, stderr=follower, timeout=30
+        )
+        os.close(follower)
+        follower = -1
+        written = b""
+        with contextlib.suppress(OSError):  # EIO once the child's side is closed
+            while chunk := os.read(leader, 4096):
+                written += chunk
+    finally:
+        os.close(leader)
+        if follower != -1:
+            os.close(follower)
+    assert done.returncode == 0
+    assert b"a\\x1b]0;T\\x07b" in written and b"\x1b]0" not in written, written
+    piped = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=30, check=True
+    )
+    assert piped.stdout == b"a\x1b]0;T\x07b\n"
