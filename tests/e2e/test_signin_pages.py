@@ -16,11 +16,13 @@ from tests.e2e.test_browser_signin import code_flow_project
 def no_refresh_project(base: str) -> dict[str, Any]:
     """A token signed in through a workflow that saves an access token and its expiry only:
     no refresh workflow, no refresh token."""
-    calls = {c["name"]: c for c in browser_workflow_project(base)["calls"]}
+    flow = browser_workflow_project(base)
+    calls = {c["name"]: c for c in flow["calls"]}
     exchange = calls["sso-exchange"]
     exchange["conditions"].append({"source": "json", "path": "expires_in", "save_as": "EXPIRES_IN"})
     return {
         "version": 1,
+        "variables": flow["variables"],  # the client secret, a secret variable
         "auth": [{"name": "sso-once", "type": "manual", "signin_workflow": "sign-in"}],
         "tokens": [{"name": "once", "auth": "sso-once"}],
         "calls": [calls["sso-authorize"], exchange],
