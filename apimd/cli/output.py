@@ -9,6 +9,7 @@ import sys
 from typing import IO, Any
 
 from apimd.model.api import ApplySummary
+from apimd.model.common import escaped_controls
 from apimd.model.outcome import Outcome
 from apimd.model.result import Result
 
@@ -23,22 +24,16 @@ _PHASES = ("dns", "connect", "send", "wait", "receive")
 
 
 _OUR_COLOUR = re.compile(r"(\x1b\[[0-9;]*m)")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def _escaped(match: re.Match[str]) -> str:
-    code = ord(match[0])
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def terminal_safe(text: str) -> str:
     """`text` with every control character but newline and tab escaped (`\\x1b`), colour codes
     (SGR, as `_outcome` writes them) kept: what a server said (an error description, a body)
     cannot set the terminal's title, clear it, or write a line over another with `\\r`."""
-    if not _CONTROL.search(text):
-        return text
+    if "\x1b" not in text:
+        return escaped_controls(text, lines=True)
     parts = _OUR_COLOUR.split(text)
-    parts[::2] = [_CONTROL.sub(_escaped, part) for part in parts[::2]]
+    parts[::2] = [escaped_controls(part, lines=True) for part in parts[::2]]
     return "".join(parts)
 
 

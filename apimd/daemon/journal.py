@@ -10,6 +10,7 @@ import socket
 import sys
 
 from apimd.daemon.logs import QUEUE_ERRORS
+from apimd.model.common import escaped_controls
 from apimd.settings import Settings
 
 LOG_MAX_BYTES = 10 * 1024 * 1024
@@ -20,17 +21,6 @@ JOURNAL = "%(levelname)s %(name)s: %(message)s"
 
 log = logging.getLogger(__name__)
 
-_CONTROLS = {
-    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-    for code in (
-        *(c for c in range(0x20) if c != 0x09),
-        *range(0x7F, 0xA0),
-        0x2028,
-        0x2029,
-        *range(0xD800, 0xE000),  # a lone surrogate: the file's UTF-8 cannot hold it
-    )
-}
-
 
 class OneLineFormatter(logging.Formatter):
     """A log line is one line: control characters in its message are escaped (`\\x0a`), so text
@@ -38,7 +28,7 @@ class OneLineFormatter(logging.Formatter):
     make it binary. A traceback after the message stays as Python writes it."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        record.message = record.message.translate(_CONTROLS)
+        record.message = escaped_controls(record.message)
         return super().formatMessage(record)
 
 

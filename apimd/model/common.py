@@ -153,6 +153,30 @@ def has_lone_surrogate(text: str) -> bool:
     return not text.isascii() and LONE_SURROGATE.search(text) is not None
 
 
+def _escape(code: int) -> str:
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+_ESCAPES = {
+    code: _escape(code)
+    for code in (
+        *(c for c in range(0x20) if c != 0x09),
+        *range(0x7F, 0xA0),
+        0x2028,
+        0x2029,
+        *range(0xD800, 0xE000),  # a lone surrogate: UTF-8 cannot write it
+    )
+}
+_ESCAPES_BUT_NEWLINE = {code: text for code, text in _ESCAPES.items() if code != 0x0A}
+
+
+def escaped_controls(text: str, *, lines: bool = False) -> str:
+    """`text` with its control characters but tab (and newline, with `lines`), the line and
+    paragraph separators and lone surrogates escaped (`\\x0a`, `\\u2028`): one line of a log,
+    or terminal text that what a server said cannot drive."""
+    return text.translate(_ESCAPES_BUT_NEWLINE if lines else _ESCAPES)
+
+
 class Resource(StrictModel):
     """Fields every resource has."""
 
