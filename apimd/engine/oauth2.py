@@ -126,26 +126,6 @@ async def endpoint_request(
     request carried is masked (it becomes a token's `last_error`, shown without a reveal). With
     `dpop_key`, every attempt carries a fresh DPoP proof, and a `use_dpop_nonce` answer is retried
     once."""
-    redactor = Redactor()
-    try:
-        return await _endpoint_request(
-            http, auth, endpoint, params, scope, required, dpop_key, redactor
-        )
-    except OAuthError as exc:
-        raise exc.redacted(redactor) from None
-
-
-async def _endpoint_request(
-    http: HttpExecutor,
-    auth: AuthSetting,
-    endpoint: Endpoint,
-    params: dict[str, str],
-    scope: Scope,
-    required: str,
-    dpop_key: str | None,
-    redactor: Redactor,
-) -> dict[str, Any]:
-    """`endpoint_request`'s work; `redactor` learns the secrets of each request as it goes."""
     where = f"auth {auth.name}"
     found = await endpoints(http, auth, scope)
     url = getattr(found, endpoint)
@@ -160,6 +140,7 @@ async def _endpoint_request(
         form.setdefault("audience", render(auth.audience, scope, f"{where} audience"))
     for key, value in auth.extra_params.items():
         form.setdefault(key, render(value, scope, f"{where} extra_params.{key}"))
+    redactor = Redactor()  # learns the secrets of each request as it goes
     for attempt in range(2):
         # A fresh assertion and a fresh proof for every request, retries included.
         credentials = client_credentials(auth, scope, url, found.issuer)
@@ -187,16 +168,19 @@ async def _endpoint_request(
         try:
             response = await http.send(request)
         except HttpFailure as exc:
-            raise OAuthError("unreachable", exc.message) from None
+            raise OAuthError("unreachable", exc.message).redacted(redactor) from None
         new_nonce = dpop_key is not None and dpop.remember_nonce(url, response.headers)
         if attempt == 0 and new_nonce and oauth_error_of(response.body) == "use_dpop_nonce":
             continue
         break
-    if dpop_key and (problem := dpop.nonce_problem(response.headers)):
-        raise OAuthError("use_dpop_nonce", problem, response.status)
-    payload = _answer(response, endpoint, required)
-    if required == "access_token":
-        _check_token_type(payload, response.status, dpop_key is not None)
+    try:
+        if dpop_key and (problem := dpop.nonce_problem(response.headers)):
+            raise OAuthError("use_dpop_nonce", problem, response.status)
+        payload = _answer(response, endpoint, required)
+        if required == "access_token":
+            _check_token_type(payload, response.status, dpop_key is not None)
+    except OAuthError as exc:
+        raise exc.redacted(redactor) from None
     return payload
 
 
