@@ -306,6 +306,13 @@ def _reads_body(call: Call) -> bool:
     return any(c.source in BODY_SOURCES for c in call.conditions)
 
 
+_RUN_AS = {
+    "refresh_workflow": ("refresh", "apimd token refresh", "R"),
+    "signin_workflow": ("sign-in", "apimd token signin", "i"),
+}
+"""An auth's workflow field → what a token's run of it is, its command, its key on Tokens."""
+
+
 def _run_as_token_hint(exc: SetupError, attempt: CallAttempt, project: Project) -> str:
     """For an auth's variable missing from a run of (a step of) an auth's refresh or sign-in
     workflow started by itself: how to run it as that token's refresh or sign-in, which has
@@ -316,18 +323,14 @@ def _run_as_token_hint(exc: SetupError, attempt: CallAttempt, project: Project) 
         return ""
     workflow = attempt.ctx.workflow
     for auth in project.auth:
-        for kind in ("refresh_workflow", "signin_workflow"):
+        for kind, (how, command, key) in _RUN_AS.items():
             flow = project.workflow(getattr(auth, kind) or "")
             if flow is None or not (
                 flow is workflow or (workflow is None and attempt.call.name in flow.steps)
             ):
                 continue
             token = next((t.name for t in project.tokens if t.auth == auth.name), None)
-            how = "refresh" if kind == "refresh_workflow" else "sign-in"
-            command = f"apimd token {'refresh' if how == 'refresh' else 'signin'} {token}"
-            where = (
-                f" ({command}, or {'R' if how == 'refresh' else 'i'} on Tokens)" if token else ""
-            )
+            where = f" ({command} {token}, or {key} on Tokens)" if token else ""
             return (
                 f" — {flow.name} is the {kind} of auth {auth.name}, whose variables a run gets"
                 f" only as a token's {how}{where}"

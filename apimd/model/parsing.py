@@ -37,7 +37,8 @@ TEXT_PER_VALUE = 32
 def _expanded_size(root: Node) -> tuple[int, int] | None:
     """(line, what) of the first node found expanding past `MAX_EXPANDED` values through its
     aliases, or holding itself (a recursive alias); None when the document is within bounds.
-    Each node is counted once (aliases share their node), so this is linear in the text."""
+    Each node is counted once (aliases share their node), so this is linear in the text.
+    `busy` holds the nodes on the path being walked: a child among them is a recursive alias."""
     sizes: dict[int, int] = {}
     busy: set[int] = set()
     stack: list[tuple[Node, bool]] = [(root, False)]
@@ -61,8 +62,6 @@ def _expanded_size(root: Node) -> tuple[int, int] | None:
                 return node.start_mark.line + 1, 0
             sizes[key] = size
             continue
-        if key in busy:
-            return node.start_mark.line + 1, 1
         busy.add(key)
         stack.append((node, True))
         for child in children:
