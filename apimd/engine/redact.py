@@ -364,7 +364,7 @@ def names_secret(source: str, path: str | None) -> bool:
     if source == "header":
         return path.strip().lower() in ALWAYS_REDACTED_HEADERS
     keys = _KEY_IN_PATH.findall(path)
-    return bool(keys) and keys[-1].lower() in ALWAYS_REDACTED_KEYS
+    return bool(keys) and _is_redacted_key(keys[-1])
 
 
 def _mask_query(query: str) -> str:
