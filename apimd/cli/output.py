@@ -113,7 +113,9 @@ def format_result(result: Result, *, colour: bool = False, indent: str = "") -> 
     return "\n".join(lines)
 
 
-def print_result(result: Result, *, as_json: bool, stream: IO[str] = sys.stdout) -> None:
+def print_result(result: Result, *, as_json: bool, stream: IO[str] | None = None) -> None:
+    # sys.stdout read now, not when this module was imported: `guard_terminal` replaces it.
+    stream = stream or sys.stdout
     if as_json:
         stream.write(result.model_dump_json(indent=2) + "\n")
     else:

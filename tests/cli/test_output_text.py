@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import re
 import signal
@@ -13,11 +14,14 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from apimd.cli.output import format_apply, terminal_safe
+import pytest
+
+from apimd.cli.output import TerminalSafe, format_apply, print_result, terminal_safe
 from apimd.cli.table import column_widths, table
 from apimd.model.api import ApplySummary
 from apimd.model.durations import expiry
 from tests.cli.test_run_command import apimd
+from tests.store.conftest import make_result
 from tests.support.daemon import start_cli
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "project.yaml"
@@ -157,3 +161,13 @@ def test_a_command_on_a_terminal_writes_through_the_guard() -> None:
         [sys.executable, "-c", script], capture_output=True, timeout=30, check=True
     )
     assert piped.stdout == b"a\x1b]0;T\x07b\n"
+
+
+def test_a_result_is_printed_through_the_guarded_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`print_result` wrote to the stdout of when its module was imported, before
+    `guard_terminal` replaced it: `apimd run`'s error went to the terminal raw (this session's
+    own check on a pty)."""
+    shown = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", TerminalSafe(shown))
+    print_result(make_result("r", error="said \x1b]0;T\x07 this"), as_json=False)
+    assert "said \\x1b]0;T\\x07 this" in shown.getvalue(), shown.getvalue()
