@@ -18,6 +18,7 @@ from apimd.engine.redact import Redactor
 from apimd.engine.template import Scope, render
 from apimd.engine.tls import resolve_tls
 from apimd.engine.tokens import NEEDS_SIGN_IN_ERRORS, RefreshOutcome
+from apimd.model.common import escaped_controls
 from apimd.model.resources import AuthSetting
 from apimd.model.runtime import TokenRuntime
 
@@ -56,9 +57,15 @@ class OAuthError(Exception):
 
     def redacted(self, redactor: Redactor) -> OAuthError:
         """This error with every secret `redactor` knows masked: a token endpoint's error page may
-        quote the request it got (its Authorization header, the client secret in the form)."""
-        description = redactor.text(self.description) if self.description else self.description
-        return OAuthError(redactor.text(self.error), description, self.status)
+        quote the request it got (its Authorization header, the client secret in the form); and
+        with its control characters escaped: it is a token's one-line `last_error`, which the
+        CLI and the TUI show (escapes in it cleared the TUI's Tokens screen)."""
+
+        def said(text: str) -> str:
+            return escaped_controls(redactor.text(text))
+
+        description = said(self.description) if self.description else self.description
+        return OAuthError(said(self.error), description, self.status)
 
 
 def oauth_error_of(body: str | bytes | None) -> str | None:

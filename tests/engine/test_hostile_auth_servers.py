@@ -446,3 +446,26 @@ async def test_a_token_error_quoting_the_request_keeps_its_secrets_masked(
     assert CLIENT_SECRET not in said and basic not in said and basic[:20] not in said
     if client_auth == "basic":
         assert "got Basic ••••" in (runtime.last_error or ""), runtime.last_error
+
+
+async def test_a_token_error_with_terminal_escapes_is_kept_as_one_plain_line(
+    hostile: Hostile,
+) -> None:
+    """A description that sets the window title, clears the screen and writes over a line: the
+    token's `last_error` holds them escaped (raw, they cleared the TUI's Tokens screen)."""
+
+    async def token(_request: web.Request) -> web.Response:
+        said = "x\x1b]0;PWNED\x07\x1b[2J\rFAKE\nLINE"
+        body = {"error": "invalid_client", "error_description": said}
+        return web.json_response(body, status=400)
+
+    hostile.handlers["/token"] = token
+    engine = Engine(build(oauth_project(hostile.url)), MemoryStateStore())
+    try:
+        result = await engine.run("api")
+        runtime = await engine.services.tokens.current("t")
+    finally:
+        await engine.close()
+    expected = "x\\x1b]0;PWNED\\x07\\x1b[2J\\x0dFAKE\\x0aLINE"
+    assert expected in (runtime.last_error or ""), runtime.last_error
+    assert expected in (result.error or ""), result.error
