@@ -1,4 +1,5 @@
-"""Pure text formatting for the screens: ages, countdowns, latencies, outcomes and token states."""
+"""Pure text formatting for the screens: ages, countdowns, latencies, outcomes and token states;
+and `screen_text`, the one way text from outside apimd reaches the screen."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from datetime import datetime, timedelta
 
 from rich.text import Text
 
+from apimd.model.common import escaped_controls
 from apimd.model.durations import short_duration as short_duration
 from apimd.model.outcome import Outcome
 from apimd.model.resources import TokenState
@@ -42,6 +44,21 @@ TOKEN_STATE_WORD: dict[TokenState, str] = {
 }
 
 
+def screen_text(text: str, *, lines: bool = False) -> str:
+    """Text that came from outside apimd's own code (a response, a server's error, a project
+    file, the daemon) as the screen may show it: its control characters escaped where they can
+    be seen (`\\x1b`), so it cannot drive the terminal (set its title, clear it, colour it);
+    newlines kept with `lines`. Still not markup: show it as `Text` (or `literal`) or in a widget
+    made with `markup=False`, never as a `str` a widget reads as markup."""
+    return escaped_controls(text, lines=lines)
+
+
+def literal(text: str, style: str = "", *, lines: bool = False) -> Text:
+    """`screen_text(text)` as a `Text`: shown as it is where a `str` would be read as markup
+    (a DataTable cell, an option, a notification's body)."""
+    return Text(screen_text(text, lines=lines), style=style)
+
+
 def outcome_text(outcome: Outcome | None) -> Text:
     """Symbol and word, coloured: `✗ FAIL`; `· never` for a target that has not run."""
     if outcome is None:
@@ -54,7 +71,9 @@ def reason_text(outcome: Outcome | None, reason: str | None) -> Text:
     empty for a PASS or a monitor that has not run."""
     if outcome is None or outcome is Outcome.PASS or not reason:
         return Text("")
-    return Text(reason, style=OUTCOME_STYLE[outcome], no_wrap=True, overflow="ellipsis")
+    return Text(
+        screen_text(reason), style=OUTCOME_STYLE[outcome], no_wrap=True, overflow="ellipsis"
+    )
 
 
 def running_for(since: datetime, now: datetime) -> str:
@@ -76,13 +95,13 @@ def token_state_text(
 CERT_WARN_DAYS = 14
 
 
-def name_with_certificate(name: str, expires_at: datetime | None, now: datetime) -> str | Text:
+def name_with_certificate(name: str, expires_at: datetime | None, now: datetime) -> Text:
     """A target's name, flagged when its server certificate expires within 14 days (SPEC §11)."""
     if expires_at is None or expires_at - now > timedelta(days=CERT_WARN_DAYS):
-        return name
+        return literal(name)
     left = (expires_at - now).total_seconds()
     flag = "cert expired" if left <= 0 else f"cert {short_duration(left)}"
-    return Text.assemble(name, " ", (f"⚠ {flag}", "bold yellow"))
+    return Text.assemble(screen_text(name), " ", (f"⚠ {flag}", "bold yellow"))
 
 
 def age(moment: datetime | None, now: datetime) -> str:

@@ -20,6 +20,7 @@ from apimd.model.resources import Webhook
 from apimd.tui.editors.dialogs import ConditionDialog, PickDialog, WebhookDialog
 from apimd.tui.editors.fields import FormEdited, literal_text
 from apimd.tui.editors.paths import Path
+from apimd.tui.formatting import screen_text
 
 Item = dict[str, Any]
 
@@ -87,7 +88,11 @@ class ItemTable(Vertical):
         table.clear()
         for index, item in enumerate(self.items):
             number = Text(f"{index + 1}!", style="bold red") if index in self._invalid else None
-            cells = (clip(c, w) for c, w in zip(self.cells(item), self._widths(), strict=True))
+            # What the project says, shown as it is: no markup, its controls escaped.
+            cells = (
+                Text(clip(screen_text(c), w))
+                for c, w in zip(self.cells(item), self._widths(), strict=True)
+            )
             table.add_row(number or str(index + 1), *cells)
         self.query_one(".list-empty").display = not self.items
         if self.items:

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from apimd.model.events import Event, RunFinished, RunStep
 from apimd.model.outcome import Outcome
 from apimd.model.result import Result
-from apimd.tui.formatting import milliseconds, outcome_text, timestamp
+from apimd.tui.formatting import literal, milliseconds, outcome_text, timestamp
 from apimd.tui.screens.base import ApimdScreen
 from apimd.tui.screens.stats import StatsScreen
 from apimd.tui.screens.viewer import ResultScreen
@@ -117,15 +117,17 @@ class ResultsScreen(ApimdScreen):
         cells: list[str | Text] = [
             timestamp(result.started_at, self.clock()),
             outcome_text(result.outcome),
-            f"{result.name} (step of {result.workflow})" if result.workflow else result.name,
+            literal(
+                f"{result.name} (step of {result.workflow})" if result.workflow else result.name
+            ),
             result.result.value,
             str(result.http_status or ""),
             Text(milliseconds(result.timings_ms.total), justify="right"),
         ]
         if len(self.query_one(ResultTable).columns) > 6:
-            cells.append(result.trigger)
+            cells.append(literal(result.trigger))
         if self._where:
-            cells.append(f"{result.location or '-'}/{result.agent or '-'}")
+            cells.append(literal(f"{result.location or '-'}/{result.agent or '-'}"))
         return cells
 
     def _from_several_places(self) -> bool:

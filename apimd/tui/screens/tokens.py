@@ -22,7 +22,14 @@ from apimd.model.token_status import (
     refreshed_word,
     state_word,
 )
-from apimd.tui.formatting import NOTHING, countdown, token_state_text, truncate
+from apimd.tui.formatting import (
+    NOTHING,
+    countdown,
+    literal,
+    screen_text,
+    token_state_text,
+    truncate,
+)
 from apimd.tui.screens.base import ApimdScreen
 from apimd.tui.screens.signin import SignInMode
 from apimd.tui.widgets.status_bar import StatusBar
@@ -31,32 +38,33 @@ from apimd.tui.widgets.status_bar import StatusBar
 def token_detail(
     token: Token, revealed: dict[str, str] | None, now_text: str, now: datetime
 ) -> Text:
-    """The selected token: headers it adds, its variables (masked unless `revealed`), errors."""
+    """The selected token: headers it adds, its variables (masked unless `revealed`), errors;
+    what the project and the token endpoint said with its control characters escaped."""
     text = Text()
-    text.append(token.name, style="bold")
-    text.append(f"  auth {token.auth} · ", style="dim")
+    text.append(screen_text(token.name), style="bold")
+    text.append(f"  auth {screen_text(token.auth)} · ", style="dim")
     text.append_text(token_state_text(token.state, word=state_word(token, now)))
     if never_signed_in(token):
         text.append(f" · {NEVER_SIGNED_IN}", "dim")
     if token.expires_at is not None:
         text.append(f" · expires {now_text} ({token.expires_at:%m-%d %H:%M:%S} UTC)", "dim")
     for name, template in {**token.headers, **token.params}.items():
-        text.append(f"\n  {name}: ", style="bold")
-        text.append(template)
+        text.append(f"\n  {screen_text(name)}: ", style="bold")
+        text.append(screen_text(template))
     variables = revealed if revealed is not None else dict(token.variables or {})
     if not variables:
         text.append("\nno saved variables", style="dim")
     else:
         hint = "revealed, v hides" if revealed is not None else "masked, v reveals"
         text.append(f"\nvariables ({hint})", style="bold")
-        width = max(len(n) for n in variables)
+        width = max(len(screen_text(n)) for n in variables)
         for name, value in sorted(variables.items()):
-            shown = value if revealed is not None else SECRET_MASK
-            text.append(f"\n  {name:<{width}}  ")
+            shown = screen_text(value) if revealed is not None else SECRET_MASK
+            text.append(f"\n  {screen_text(name):<{width}}  ")
             text.append(shown, style="yellow" if revealed is not None else "dim")
     if token.last_error:
         text.append("\nlast error ", style="bold red")
-        text.append(token.last_error)
+        text.append(screen_text(token.last_error))
     return text
 
 
@@ -116,14 +124,14 @@ class TokensScreen(ApimdScreen):
     def _cells(self, token: Token) -> dict[str, str | Text]:
         now = self.clock()
         cells: dict[str, str | Text] = {
-            "name": token.name,
+            "name": literal(token.name),
             "state": token_state_text(token.state, word=state_word(token, now)),
             "expires": countdown(token.expires_at, now),
             "refreshed": refreshed_word(token, now) or NOTHING,
-            "error": Text(truncate(token.last_error or "", 60), style="red"),
+            "error": Text(truncate(screen_text(token.last_error or ""), 60), style="red"),
         }
         if "auth" in self.table.columns:
-            cells["auth"] = token.auth
+            cells["auth"] = literal(token.auth)
         return cells
 
     def _add_row(self, token: Token) -> None:
@@ -261,14 +269,15 @@ class TokensScreen(ApimdScreen):
 
     @work(group="token-refresh", exit_on_error=False)
     async def refresh_now(self, name: str) -> None:
-        self.notify(f"Refreshing {name}…", timeout=2)
+        self.notify(f"Refreshing {screen_text(name)}…", timeout=2, markup=False)
         token = await self.client.refresh_token(name)
         self.revealed.pop(name, None)
         self._put(token)
         state = token.state.value if token.state else "unknown"
         self.notify(
-            f"{name}: {state}",
+            f"{screen_text(name)}: {state}",
             title="Token refreshed",
+            markup=False,
             severity="information" if state == "valid" else "warning",
         )
 

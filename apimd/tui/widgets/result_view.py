@@ -19,8 +19,10 @@ from apimd.tui.body import PrettyBody, content_type_of, pretty_body
 from apimd.tui.formatting import (
     NOTHING,
     byte_size,
+    literal,
     milliseconds,
     outcome_text,
+    screen_text,
     timestamp,
     truncate,
 )
@@ -97,25 +99,26 @@ def status_line(result: Result, now: Clock, *, where: bool = False) -> Text:
     trigger: str = result.trigger
     if result.lateness_ms is not None:  # the scheduler's delay, not the API's
         trigger += f" {milliseconds(result.lateness_ms)} late"
-    details += [trigger, timestamp(result.started_at, now())]
+    details += [screen_text(trigger), timestamp(result.started_at, now())]
     line.append(" · " + " · ".join(details), style="dim")
     if result.retried_after_401:
         line.append(" · retried after 401", style="yellow")
     if where and (result.location or result.agent):
-        line.append(f"\nran in {result.location or '?'} by agent {result.agent or '?'}", "dim")
+        place = screen_text(f"{result.location or '?'} by agent {result.agent or '?'}")
+        line.append(f"\nran in {place}", "dim")
     if result.error:
         line.append("\n")
-        line.append(result.error, style="red")
+        line.append(screen_text(result.error, lines=True), style="red")
     return line
 
 
 def request_line(result: Result) -> Text:
     if result.request is None:
         return Text("no request was sent", style="dim")
-    line = Text(result.request.method, style="bold")
-    line.append(f" {result.request.url}")
+    line = literal(result.request.method, style="bold")
+    line.append(f" {screen_text(result.request.url)}")
     if result.token:
-        line.append(f"  token {result.token}", style="dim")
+        line.append(f"  token {screen_text(result.token)}", style="dim")
     return line
 
 
@@ -127,8 +130,9 @@ def _value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def condition_cells(condition: ConditionResult) -> tuple[Text, str, str, str, str, Text]:
-    """✓/✗ (▲ for a failed warning-only condition), source, path, op, expected, actual."""
+def condition_cells(condition: ConditionResult) -> tuple[Text, Text, Text, Text, Text, Text]:
+    """✓/✗ (▲ for a failed warning-only condition), source, path, op, expected, actual: what
+    the project and the response said, shown as it is (no markup, controls escaped)."""
     if condition.passed:
         mark = Text("✓", style="green")
     elif condition.on_fail == "warning":
@@ -139,18 +143,18 @@ def condition_cells(condition: ConditionResult) -> tuple[Text, str, str, str, st
     if condition.save_as:
         op = f"{op} → {condition.save_as}".strip()
     actual = (
-        Text(truncate(_value(condition.actual), 40))
+        Text(truncate(screen_text(_value(condition.actual)), 40))
         if condition.found
         else Text("(not found)", style="dim")
     )
     if condition.message and not condition.passed:
-        actual.append(f"  {condition.message}", style="dim")
+        actual.append(f"  {screen_text(condition.message)}", style="dim")
     return (
         mark,
-        condition.source,
-        truncate(condition.path or "", 32),
-        op,
-        truncate(_value(condition.expected), 24),
+        literal(condition.source),
+        Text(truncate(screen_text(condition.path or ""), 32)),
+        literal(op),
+        Text(truncate(screen_text(_value(condition.expected)), 24)),
         actual,
     )
 
@@ -175,14 +179,14 @@ class ResultView(Vertical):
             with TabPane("1 Timing", id="timing"):
                 yield WaterfallChart(id="waterfall")
             with TabPane("2 Conditions", id="conditions"):
-                table: DataTable[str | Text] = DataTable(id="conditions-table", cursor_type="row")
+                table: DataTable[Text] = DataTable(id="conditions-table", cursor_type="row")
                 table.add_columns("", "source", "path", "op", "expected", "actual")
                 yield table
             with TabPane("3 Body", id="body"), VerticalScroll(id="body-scroll"):
                 yield Static(id="body-note", markup=False)
                 yield Static(id="body-text")
             with TabPane("4 Headers", id="headers"):
-                headers: DataTable[str] = DataTable(id="headers-table", cursor_type="row")
+                headers: DataTable[str | Text] = DataTable(id="headers-table", cursor_type="row")
                 headers.add_columns("", "header", "value")
                 yield headers
 
@@ -218,7 +222,7 @@ class ResultView(Vertical):
             body_widget.update(Text("(no body)", style="dim"))
         else:
             syntax = Syntax(
-                pretty.text,
+                screen_text(pretty.text, lines=True),
                 pretty.lexer,
                 theme="ansi_dark",
                 word_wrap=True,
@@ -233,10 +237,10 @@ class ResultView(Vertical):
         header_table = self.query_one("#headers-table", DataTable)
         header_table.clear()
         for name, value in headers.items():
-            header_table.add_row("←", name, value)
+            header_table.add_row("←", literal(name), literal(value))
         if result.request is not None:
             for name, value in result.request.headers.items():
-                header_table.add_row("→", name, value)
+                header_table.add_row("→", literal(name), literal(value))
         if not headers and result.request is None:
             header_table.add_row("", NOTHING, "")
 

@@ -12,7 +12,7 @@ from textual.widgets.option_list import Option
 
 from apimd.model.outcome import Outcome, ResultCode
 from apimd.model.result import Result
-from apimd.tui.formatting import milliseconds, outcome_text
+from apimd.tui.formatting import milliseconds, outcome_text, screen_text
 from apimd.tui.ports import Clock
 from apimd.tui.widgets.result_view import ResultView
 
@@ -22,7 +22,7 @@ def step_prompt(index: int, step: Result) -> Text:
     browser (the steps after it ran once the browser came back)."""
     if step.result is ResultCode.BROWSER:
         line = Text(f"{index}. ", style="dim")
-        line.append(step.name, style="bold")
+        line.append(screen_text(step.name), style="bold")
         return line.append("\n   ⇱ handed to the browser", style="cyan")
     return step_line(index, step.name, step.outcome, step.timings_ms.total)
 
@@ -30,7 +30,7 @@ def step_prompt(index: int, step: Result) -> Text:
 def step_line(index: int, name: str, outcome: Outcome | None, total_ms: float | None) -> Text:
     """A finished step (from its result, or live from a `run.step` event)."""
     line = Text(f"{index}. ", style="dim")
-    line.append(name, style="bold")
+    line.append(screen_text(name), style="bold")
     line.append("\n   ")
     line.append_text(outcome_text(outcome))
     line.append(f" · {milliseconds(total_ms)}", style="dim")
@@ -39,6 +39,7 @@ def step_line(index: int, name: str, outcome: Outcome | None, total_ms: float | 
 
 def pending_line(index: int, name: str, *, running: bool = False) -> Text:
     """A step still to run (`…`), or the one running now (`▶`)."""
+    name = screen_text(name)
     if running:
         return Text.assemble((f"{index}. ", "dim"), ("▶ ", "bold cyan"), (name, "cyan"))
     return Text.assemble((f"{index}. ", "dim"), ("… ", "dim"), name)
