@@ -23,6 +23,7 @@ from apimd.model.events import Event
 from apimd.tui import editors
 from apimd.tui.commands import ActionsProvider, ResourcesProvider
 from apimd.tui.connection import RETRY_S, DaemonState
+from apimd.tui.formatting import screen_text
 from apimd.tui.keys import TuiSettings, binding_ids, load_tui_settings, validate_keymap
 from apimd.tui.monitors import Board
 from apimd.tui.ports import Clock, DaemonClient, system_clock
@@ -102,7 +103,11 @@ class ApimdApp(App[None]):
             self.set_keymap(keymap)
         if problems:
             self.notify(
-                "\n".join(problems), title="Key settings ignored", severity="warning", timeout=15
+                screen_text("\n".join(problems), lines=True),
+                title="Key settings ignored",
+                severity="warning",
+                timeout=15,
+                markup=False,
             )
 
     # --- the daemon connection ---------------------------------------------------------------
@@ -154,9 +159,10 @@ class ApimdApp(App[None]):
         if was_connected:
             self._notified_down = True
             self.notify(
-                f"Lost the daemon ({reason}); reconnecting every {RETRY_S:g} s",
+                f"Lost the daemon ({screen_text(reason)}); reconnecting every {RETRY_S:g} s",
                 severity="warning",
                 timeout=5,
+                markup=False,
             )
 
     @work(exclusive=True, group="status", exit_on_error=False)
@@ -182,10 +188,21 @@ class ApimdApp(App[None]):
         if isinstance(error, DaemonUnavailable):
             return  # the status bar says so, and the connection loop is on it
         if isinstance(error, ApiError):
-            self.notify(str(error), title="The daemon refused", severity="error", timeout=8)
+            self.notify(
+                screen_text(str(error), lines=True),
+                title="The daemon refused",
+                severity="error",
+                timeout=8,
+                markup=False,
+            )
             return
         self.log.error("worker failed", repr(error))
-        self.notify(f"{type(error).__name__}: {error}", title="Error", severity="error")
+        self.notify(
+            screen_text(f"{type(error).__name__}: {error}", lines=True),
+            title="Error",
+            severity="error",
+            markup=False,
+        )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state is WorkerState.ERROR and event.worker.error is not None:

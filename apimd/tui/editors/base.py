@@ -35,6 +35,7 @@ from apimd.model.api import ErrorDetail
 from apimd.tui.editors.dialogs import ConfirmDiscard
 from apimd.tui.editors.fields import Form, FormEdited, FormField, split_words, text_field
 from apimd.tui.editors.paths import join_path, named_fields, resource_path
+from apimd.tui.formatting import screen_text
 from apimd.tui.ports import DaemonClient
 
 CSS = Path(__file__).with_name("editors.tcss")
@@ -208,7 +209,7 @@ class EditorScreen(ModalScreen[BaseModel | None]):
 
     def set_summary(self, text: str, *, error: bool = False) -> None:
         summary = self.query_one("#editor-summary", Static)
-        summary.update(text)
+        summary.update(screen_text(text, lines=True))
         summary.set_class(bool(text) and error, "-error")
         summary.set_class(bool(text) and not error, "-info")
 
@@ -309,7 +310,7 @@ class EditorScreen(ModalScreen[BaseModel | None]):
         self.show_title()
         if not finished:
             return
-        self.app.notify(f"Saved {self.NOUN} {name}", timeout=3)
+        self.app.notify(screen_text(f"Saved {self.NOUN} {name}"), timeout=3, markup=False)
         if self.app.screen is self:
             self.dismiss(saved)
 

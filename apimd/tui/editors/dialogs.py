@@ -43,6 +43,7 @@ from apimd.tui.editors.fields import (
     text_field,
 )
 from apimd.tui.editors.paths import named_fields
+from apimd.tui.formatting import screen_text
 
 CSS = Path(__file__).with_name("editors.tcss")
 Item = dict[str, Any]
@@ -132,7 +133,7 @@ class ItemDialog(ModalScreen[Item | None]):
                 field.show_error(issue.message)
             if not targets:
                 loose.append(issue.message)
-        self.query_one("#dialog-summary", Static).update("\n".join(loose))
+        self.query_one("#dialog-summary", Static).update(screen_text("\n".join(loose), lines=True))
 
 
 PATH_HINTS = {

@@ -19,6 +19,7 @@ from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from apimd.model.common import SECRET_MASK
 from apimd.tui.editors.paths import Path, join_path
+from apimd.tui.formatting import screen_text
 
 KEPT_PLACEHOLDER = f"{SECRET_MASK}  stored; type to replace"
 
@@ -91,7 +92,9 @@ class FormField(Vertical):
                 else f"{join_path(rest)}: "
             )
         self._errors.append(f"{where}{message}")
-        self.query_one(".field-error", Static).update("\n".join(self._errors))
+        self.query_one(".field-error", Static).update(
+            screen_text("\n".join(self._errors), lines=True)
+        )
         self.add_class("-invalid")
 
     @property

@@ -13,6 +13,7 @@ from apimd.model.resources import Token
 from apimd.model.token_status import NEVER_SIGNED_IN, never_signed_in
 from apimd.tui.editors.base import Document, EditorScreen, dump, without_none
 from apimd.tui.editors.fields import Choice, FormField, KeyValueList, check_field, pairs_field
+from apimd.tui.formatting import screen_text
 
 
 def token_status(token: Token | None) -> Text:
@@ -27,7 +28,7 @@ def token_status(token: Token | None) -> Text:
     elif token.last_refresh is not None:
         text.append(f" · refreshed {token.last_refresh:%Y-%m-%d %H:%M:%S} UTC", style="dim")
     if token.last_error:
-        text.append(f"\nlast error: {token.last_error}", style="red")
+        text.append(f"\nlast error: {screen_text(token.last_error)}", style="red")
     return text
 
 

@@ -19,6 +19,7 @@ from apimd.client import DaemonUnavailable
 from apimd.model.api import Summary
 from apimd.model.events import Event, Lagged, ResourceChanged, RunFinished
 from apimd.tui.connection import RETRY_S, DaemonState
+from apimd.tui.formatting import screen_text
 from apimd.tui.monitors import Board
 from apimd.tui.screens.base import ApimdScreen
 from apimd.tui.screens.results import ResultsScreen
@@ -129,8 +130,8 @@ class DashboardScreen(ApimdScreen):
         offline.display = state.checked and not state.connected
         if offline.display:
             offline.update(
-                f"✗ No daemon reachable at {state.socket_path}\n"
-                f"  {failure_reason(state.error)}\n"
+                f"✗ No daemon reachable at {screen_text(str(state.socket_path))}\n"
+                f"  {screen_text(failure_reason(state.error))}\n"
                 f"  Retrying every {RETRY_S:g} s. Start one with `apimd start` (or just run `apimd`)."
             )
         self._show_empty()
@@ -150,7 +151,7 @@ class DashboardScreen(ApimdScreen):
         empty.display = not has_rows and self.apimd.daemon.connected
         if empty.display:
             empty.update(
-                f"No monitor matches “{self._query}”. Esc clears the filter."
+                f"No monitor matches “{screen_text(self._query)}”. Esc clears the filter."
                 if self._query and self.board.monitors
                 else "No calls or workflows yet. Load a project with `apimd apply FILE`."
             )
@@ -317,7 +318,11 @@ class DashboardScreen(ApimdScreen):
         if following:
             words.append(f"@{following[0]}")
         filter_input.value = " ".join(words)  # Input.Changed rebuilds
-        self.notify(f"location: {following[0]}" if following else "every location", timeout=2)
+        self.notify(
+            f"location: {screen_text(following[0])}" if following else "every location",
+            timeout=2,
+            markup=False,
+        )
 
     def action_clear_filter(self) -> None:
         filter_input = self.query_one("#filter", Input)

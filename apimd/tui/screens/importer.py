@@ -27,6 +27,7 @@ from apimd.importers import (
 )
 from apimd.model.api import ApplySummary
 from apimd.model.kinds import ResourceKind
+from apimd.tui.formatting import screen_text
 
 
 class Applier(Protocol):
@@ -42,7 +43,8 @@ SECRETS_NOTE = (
 
 
 def preview_text(result: ImportResult) -> str:
-    """What the preview shows: the summary, each name to be created, the notes, then the YAML."""
+    """What the preview shows: the summary, each name to be created, the notes, then the YAML;
+    all of it read from the file imported, so its control characters are escaped."""
     doc = result.document
     lines = [f"Will create: {result.summary()}"]
     for kind in ("auth", "tokens", "calls", "workflows"):
@@ -53,7 +55,7 @@ def preview_text(result: ImportResult) -> str:
         # "set NAME in the environment" is what the command line must do; here there is a choice.
         lines.append(SECRETS_NOTE)
     lines += [f"not translated: {line}" for line in result.untranslated]
-    return "\n".join(lines) + "\n\n" + result.yaml
+    return screen_text("\n".join(lines) + "\n\n" + result.yaml, lines=True)
 
 
 def applied_text(summary: ApplySummary) -> str:
@@ -115,7 +117,7 @@ class ImportScreen(ModalScreen[None]):
         path = self.query_one("#source", Input).value.strip()
         self.result = self.source = None
         self.query_one("#apply", Button).disabled = True
-        self.query_one("#preview-text", Static).update(f"Reading {path}…")
+        self.query_one("#preview-text", Static).update(screen_text(f"Reading {path}…"))
         options = ImportOptions(keep_cookies=self.query_one("#keep-cookies", Checkbox).value)
         self._load(fmt, path, options)
 
@@ -140,7 +142,7 @@ class ImportScreen(ModalScreen[None]):
             self.app.call_from_thread(self._show, preview_text(result), loaded)
 
     def _show(self, text: str, loaded: tuple[str, str, ImportOptions, ImportResult] | None) -> None:
-        self.query_one("#preview-text", Static).update(text)
+        self.query_one("#preview-text", Static).update(screen_text(text, lines=True))
         if loaded is not None:
             fmt, source, options, self.result = loaded
             self.source = (fmt, source, options)
@@ -162,7 +164,8 @@ class ImportScreen(ModalScreen[None]):
         try:
             summary = await client.apply(document)
         except (ApiError, DaemonUnavailable) as exc:
-            self.notify(f"Import not applied: {exc}", severity="error", timeout=10)
+            why = screen_text(f"Import not applied: {exc}", lines=True)
+            self.notify(why, severity="error", timeout=10, markup=False)
             return
-        self.notify(f"Imported: {applied_text(summary)}")
+        self.notify(screen_text(f"Imported: {applied_text(summary)}"), markup=False)
         self.dismiss(None)

@@ -23,7 +23,7 @@ from apimd.model.events import Event, RunFinished, RunStarted, RunStep, SignInEn
 from apimd.model.outcome import ResultCode
 from apimd.model.resources import Workflow
 from apimd.model.result import Result
-from apimd.tui.formatting import milliseconds, outcome_text
+from apimd.tui.formatting import milliseconds, outcome_text, screen_text
 from apimd.tui.monitors import Kind
 from apimd.tui.screens.base import ApimdScreen
 from apimd.tui.screens.signin import SignInScreen
@@ -115,7 +115,8 @@ class RunScreen(ApimdScreen):
                 self.signin = await self._pending_signin(accepted.run_id)
         except ApiError as exc:
             self._busy = False
-            self._progress(Text(f"✗ the daemon refused to run {self.target}: {exc}", "red"))
+            refused = f"✗ the daemon refused to run {self.target}: {exc}"
+            self._progress(Text(screen_text(refused), "red"))
             return
         finally:
             self._busy = False
@@ -211,7 +212,7 @@ class RunScreen(ApimdScreen):
         if shown := after or before:
             self.show_result(shown)
         if not done.ok:
-            why = Text(f"✗ Sign-in failed: {done.message}", "bold red")
+            why = Text(f"✗ Sign-in failed: {screen_text(done.message)}", "bold red")
             self._progress(why.append("  · r runs it again", "dim"))
 
     def action_show_signin(self) -> None:

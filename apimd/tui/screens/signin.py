@@ -29,7 +29,7 @@ from apimd.model.events import Event, Lagged, SignInEnded
 from apimd.model.resources import Token, TokenState
 from apimd.model.signin_env import callback_port, can_open_browser, ssh_hint
 from apimd.tui.connection import DaemonState
-from apimd.tui.formatting import countdown
+from apimd.tui.formatting import countdown, screen_text
 from apimd.tui.ports import Clock, DaemonClient, system_clock
 from apimd.tui.qr import qr_lines
 from apimd.tui.widgets.status_bar import StatusBar
@@ -46,18 +46,20 @@ INSTRUCTIONS = "#signin-url, #signin-hint, #signin-paste, #signin-error"
 
 
 def ending_text(end: SignInResult, now: datetime) -> Text:
-    """`Signed in: token X valid until …` or `Sign-in failed: why`, for the person to read."""
+    """`Signed in: token X valid until …` or `Sign-in failed: why`, for the person to read (why
+    and the message are a server's words: their control characters escaped)."""
     if not end.ok:
-        return Text(f"✗ Sign-in failed: {end.message}", style="bold red")
+        return Text(f"✗ Sign-in failed: {screen_text(end.message, lines=True)}", style="bold red")
     if end.token and end.expires_at is not None:
         until = f"{end.expires_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
         left = countdown(end.expires_at, now)
         return Text(
-            f"✓ Signed in: token {end.token} valid until {until} (in {left})", style="bold green"
+            f"✓ Signed in: token {screen_text(end.token)} valid until {until} (in {left})",
+            style="bold green",
         )
     if end.token:
-        return Text(f"✓ Signed in: token {end.token} saved", style="bold green")
-    return Text(f"✓ Signed in: {end.message}", style="bold green")
+        return Text(f"✓ Signed in: token {screen_text(end.token)} saved", style="bold green")
+    return Text(f"✓ Signed in: {screen_text(end.message, lines=True)}", style="bold green")
 
 
 def url_widget(url: str) -> UrlText:
@@ -69,7 +71,7 @@ def remote_widgets(url: str, callback_url: str | None, host: str) -> list[Widget
     port = callback_port(callback_url)
     hint = Text.assemble(
         "So the browser can come back to apimd, first forward its port from your machine:\n  ",
-        (ssh_hint(callback_url, host), "bold"),
+        (screen_text(ssh_hint(callback_url, host)), "bold"),
         f"\nor, once signed in, paste the address the browser ended on "
         f"(http://127.0.0.1:{port}/tokens/callback?…):",
     )
@@ -87,7 +89,7 @@ def device_panel(info: SignInInfo, where: str) -> Horizontal:
         Static("On your phone or any computer, open", markup=False),
         url_widget(where),
         Static("and enter this code:", markup=False),
-        Static(info.user_code or "", id="device-code", markup=False),
+        Static(screen_text(info.user_code or ""), id="device-code", markup=False),
         Static("or scan the QR code.", markup=False),
         Static("Waiting for you to approve…", id="device-waiting", markup=False),
         id="device-text",
@@ -201,7 +203,8 @@ class SignInScreen(Screen[bool]):
         with VerticalScroll(id="signin-body"):
             with Horizontal(id="signin-head"):
                 kind = "Device sign-in" if self.mode == "device" else "Sign in"
-                yield Static(f"{kind} for {self.subject}", id="signin-title", markup=False)
+                title = screen_text(f"{kind} for {self.subject}")
+                yield Static(title, id="signin-title", markup=False)
                 yield Static("", id="signin-countdown", markup=False)
             yield Static("Starting the sign-in…", id="signin-status", markup=False)
         yield Footer(compact=True)
@@ -289,7 +292,7 @@ class SignInScreen(Screen[bool]):
 
     def _paste_error(self, message: str) -> None:
         for error in self.query("#signin-error").results(Static):
-            error.update(message)
+            error.update(screen_text(message, lines=True))
 
     def on_daemon_event(self, event: Event) -> None:
         if isinstance(event, Lagged):
@@ -360,7 +363,8 @@ class SignInScreen(Screen[bool]):
         if worker.group == COMPLETE_GROUP:
             self._paste_error(message)
         elif self.info is None:
-            self._say(Text(f"Could not start the sign-in: {message}", style="bold red"))
+            why = screen_text(message, lines=True)
+            self._say(Text(f"Could not start the sign-in: {why}", style="bold red"))
 
     # --- time ---------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from apimd.tui.connection import DaemonState
+from apimd.tui.formatting import screen_text
 
 if TYPE_CHECKING:
     from apimd.tui.app import ApimdApp
@@ -37,11 +38,13 @@ class StatusBar(Static):
         line = Text.assemble(
             (" apimd ", "bold"),
             ("› ", "dim"),
-            (self.screen_title, "bold"),
+            (screen_text(self.screen_title), "bold"),
             "  ",
         )
         room = self.size.width - line.cell_len - 1 if self.size.width else 60
-        summary = Text(f"{mark} {state.summary(app.clock(), max(10, room) - 2)}")
+        # The daemon's words (its version, agents, locations, why it cannot be reached).
+        said = screen_text(state.summary(app.clock(), max(10, room) - 2))
+        summary = Text(f"{mark} {said}")
         summary.truncate(max(10, room), overflow="ellipsis")
         line.append_text(summary)
         self.update(line)
