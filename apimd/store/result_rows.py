@@ -172,7 +172,8 @@ def doc_fields(row: Any) -> bytes:
 
 
 _COLUMNS = ", ".join(RESULT_COLUMNS)
-_START = RESULT_COLUMNS.index("started_at")
+START = RESULT_COLUMNS.index("started_at")
+"""Where a `result_row` holds its start (µs since the epoch)."""
 PACKED = {
     "outcome": (0, 3),
     "result": (3, 5),
@@ -245,8 +246,9 @@ async def insert_rows(conn: Connection, rows: list[tuple[object, ...]]) -> set[b
             [bytearray(id_tail(key)) for key in chunk],  # (`blob`: bound as bytes are)
         )
         known.update(bytes(row[0]) for row in found)
-    for row in rows:
-        seq_start(cast(int, row[_START]))  # a start the key can hold
+    starts = [cast(int, row[START]) for row in rows]
+    seq_start(min(starts))  # starts the key can hold: the earliest and the latest tell
+    seq_start(max(starts))
     await conn.executemany(
         _SQLITE_INSERT, [blobs_bound(row) for row in rows if row[0] not in known]
     )

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
+from typing import cast
 
 from apimd.model.outcome import Outcome
 from apimd.model.result import Result
@@ -19,6 +20,7 @@ from apimd.store.result_keys import result_keys
 from apimd.store.result_rows import (
     OUTCOMES,
     SELECT,
+    START,
     code_of,
     decode_id,
     doc_fields,
@@ -68,7 +70,7 @@ def cap_bodies(result: Result) -> Result:
 
 
 def _cap(text: str) -> tuple[str, bool]:
-    if len(text) * 4 <= BODY_LIMIT:  # cheap: no UTF-8 character is longer than 4 bytes
+    if len(text) <= _SHORT:  # cheap: no UTF-8 character is longer than 4 bytes
         return text, False
     encoded = text.encode()
     if len(encoded) <= BODY_LIMIT:
@@ -107,8 +109,24 @@ def _capped(results: Sequence[Result]) -> list[tuple[bytes, Result]]:
     for result in results:
         key = encode_id(result.id)
         if key not in capped:
-            capped[key] = cap_bodies(result)
+            capped[key] = result if _within_caps(result) else cap_bodies(result)
     return list(capped.items())
+
+
+def _within_caps(result: Result) -> bool:
+    """Whether `cap_bodies` would surely leave `result` as it is (a call's, with short bodies:
+    `_cap`'s cheap test) — without its calls, most results' case."""
+    if result.steps:
+        return False
+    response, request = result.response, result.request
+    return (response is None or response.body is None or len(response.body) <= _SHORT) and (
+        request is None or request.body is None or len(request.body) <= _SHORT
+    )
+
+
+_SHORT = BODY_LIMIT // 4
+"""Characters a body may have that `_cap` keeps without encoding it (no UTF-8 character is longer
+than 4 bytes)."""
 
 
 def _nobody_waits(result: Result) -> bool:
@@ -128,13 +146,21 @@ class _BatchEnd:
         self.targets: dict[str, int] = {}
         """Numbers of target names its parts looked up (`ResultStore._targets` once committed)."""
 
-    def add(self, batch: _EncodedBatch, stored: set[bytes]) -> None:
+    def add(
+        self, batch: _EncodedBatch, stored: set[bytes], rows: Sequence[tuple[object, ...]]
+    ) -> None:
+        """Add a part: its bodies, and the rollups of its results that were new (`stored`),
+        their starts read from their `rows`."""
         bodies = self.bodies
         for row in batch.bodies:
             kept = bodies.get(row[0])
             if kept is None or row[1] > kept[1]:  # the latest start using it
                 bodies[row[0]] = row
-        self.rollups.add(result for key, result in batch.items if key in stored)
+        self.rollups.add(
+            (result, cast(int, row[START]))
+            for (key, result), row in zip(batch.items, rows, strict=True)
+            if key in stored
+        )
 
     async def write(self, conn: Connection) -> int:
         """Write the bodies and rollups; returns how many results were new."""
@@ -160,11 +186,9 @@ async def _write_rows(
     if any(r.name not in targets for _, r in items):
         ids = await target_ids(conn, [r.name for _, r in items])
         end.targets.update(ids)
-    stored = await insert_rows(
-        conn,
-        [result_row(r, doc, ids[r.name], key) for (key, r), doc in zip(items, docs, strict=True)],
-    )
-    end.add(batch, stored)
+    rows = [result_row(r, doc, ids[r.name], key) for (key, r), doc in zip(items, docs, strict=True)]
+    stored = await insert_rows(conn, rows)
+    end.add(batch, stored, rows)
 
 
 class ResultStore:
