@@ -154,11 +154,11 @@ class Engine:
         if token is None:
             raise UnknownTarget(f"no token named {name!r}")
         auth = self.project.auth_setting(token.auth)
-        if is_static(auth):
+        if auth is not None and is_static(auth):
             raise NothingToRefresh(
-                f"token {name} has nothing to refresh it: its auth {token.auth} is manual, with"
-                " no refresh_workflow or signin_workflow (its values are its template's and what"
-                " is saved into it)"
+                f"token {name} has nothing to refresh it: its auth {token.auth} is {auth.type},"
+                " with no refresh_workflow or signin_workflow (its values are its template's and"
+                " what is saved into it)"
             )
         return await self.services.tokens.refresh(name, force=True)
 

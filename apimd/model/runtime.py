@@ -74,10 +74,12 @@ def effective_skew(runtime: TokenRuntime, auth: AuthSetting | None) -> float:
 
 
 def is_static(auth: AuthSetting | None) -> bool:
-    """A manual auth whose tokens nothing refreshes or signs in (e.g. computed signatures)."""
+    """An auth whose tokens nothing refreshes or signs in: any but `oauth2` (whose flows do)
+    with no refresh or sign-in workflow — a `manual` one's tokens of computed signatures, or
+    a `bearer`/`basic`/`api_key`/`none` one's tokens of headers beside what the auth sends."""
     return (
         auth is not None
-        and auth.type == "manual"
+        and auth.type != "oauth2"
         and auth.refresh_workflow is None
         and auth.signin_workflow is None
     )
@@ -85,8 +87,8 @@ def is_static(auth: AuthSetting | None) -> bool:
 
 def is_due(runtime: TokenRuntime | None, auth: AuthSetting | None, now: datetime) -> bool:
     """Whether a call must refresh before using the token: never filled, or within skew of expiry.
-    A token of a `manual` auth with no refresh or sign-in workflow has nothing that could fill
-    it: its headers are built from template functions and variables alone, so it is never due."""
+    A token of an auth with nothing to fill it (`is_static`) has its headers built from template
+    functions and variables alone, so it is never due."""
     if runtime is None or not runtime.filled:
         return not is_static(auth)
     if runtime.expires_at is None:

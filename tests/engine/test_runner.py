@@ -611,6 +611,42 @@ async def test_a_token_nothing_refreshes_is_not_refreshed_by_hand_nor_blocked(
     assert receiver.requests[-1]["headers"]["X-Key"].startswith("k-")
 
 
+@pytest.mark.parametrize(
+    ("auth", "sent"),
+    [
+        ({"type": "none"}, None),
+        ({"type": "bearer", "token": "b-1"}, "Bearer b-1"),
+        ({"type": "basic", "username": "u", "password": "p"}, "Basic dTpw"),
+        ({"type": "api_key", "key_name": "X-Api-Key", "key_value": "k-1"}, None),
+    ],
+    ids=["none", "bearer", "basic", "api_key"],
+)
+async def test_a_token_of_an_auth_that_fills_nothing_is_used_as_written(
+    receiver: Receiver, auth: dict[str, str], sent: str | None
+) -> None:
+    """A token of a `none`, `bearer`, `basic` or `api_key` auth with no refresh or sign-in
+    workflow (headers of its own beside what the auth sends) was applied, then every call using
+    it ended NEEDS_SIGN_IN and a refresh said `needs_sign_in` (a helper's retest): nothing can
+    fill such a token, as with a `manual` one, so it is used as written and a refresh is
+    refused by name."""
+    doc = {
+        "auth": [{"name": "a", **auth}],
+        "tokens": [{"name": "tok", "auth": "a", "headers": {"X-Tenant": "t-7"}}],
+        "calls": [{"name": "use", "url": f"{receiver.server.url}/use", "token": "tok"}],
+    }
+    engine = Engine(build(doc), MemoryStateStore())
+    try:
+        result = await engine.run("use")
+        with pytest.raises(NothingToRefresh, match=f"its auth a is {auth['type']}"):
+            await engine.refresh_token("tok")
+    finally:
+        await engine.close()
+    assert result.outcome == Outcome.PASS, result.error
+    headers = receiver.requests[-1]["headers"]
+    assert headers["X-Tenant"] == "t-7"
+    assert headers.get("Authorization") == sent
+
+
 async def test_a_refresh_workflow_run_by_itself_says_how_to_run_it_as_a_refresh(
     receiver: Receiver,
 ) -> None:
