@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -240,7 +241,24 @@ def _answer(response: HttpResponse, endpoint: Endpoint, required: str) -> dict[s
         raise OAuthError(
             "invalid_response", f"no {required} (a string) in the {name}'s answer", response.status
         )
+    for field in _HEADER_BOUND:
+        value = payload.get(field)
+        if isinstance(value, str) and _CONTROL.search(value):
+            # RFC 6749 A.12/A.17: printable characters only. Saved, it would be `valid` while
+            # every call using it ended on the forbidden character.
+            raise OAuthError(
+                "invalid_response",
+                f"the {name}'s {field} holds a control character (RFC 6749 allows printable"
+                " characters only)",
+                response.status,
+            )
     return payload
+
+
+_HEADER_BOUND = ("access_token", "refresh_token")
+"""Tokens apimd sends back (in a header, a form), where a control character is an injection or
+an error."""
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def _json_kind(value: object) -> str:

@@ -20,7 +20,7 @@ from apimd.engine.memory import MemoryStateStore
 from apimd.engine.redact import Redactor
 from apimd.engine.runner import Engine
 from apimd.engine.signin import SignInError, SignInFlows
-from apimd.model import Outcome, ResultCode
+from apimd.model import Outcome, ResultCode, TokenState
 from apimd.model.events import Event
 from apimd.model.result import Result
 from tests.support.projects import build
@@ -469,3 +469,43 @@ async def test_a_token_error_with_terminal_escapes_is_kept_as_one_plain_line(
     expected = "x\\x1b]0;PWNED\\x07\\x1b[2J\\x0dFAKE\\x0aLINE"
     assert expected in (runtime.last_error or ""), runtime.last_error
     assert expected in (result.error or ""), result.error
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("access_token", "tok\r\nX-Injected: 1"),
+        ("access_token", "tok\x00"),
+        ("refresh_token", "r\nx"),
+    ],
+    ids=["access-crlf", "access-nul", "refresh-lf"],
+)
+async def test_a_token_a_header_cannot_carry_is_refused_at_the_refresh(
+    hostile: Hostile, field: str, value: str
+) -> None:
+    """An access token holding CR/LF was saved as `valid`, and every call using it then ended
+    SETUP_ERROR on the forbidden character (an attack, last session): RFC 6749 allows printable
+    characters only, so such an answer is refused where it arrives, and the token says why."""
+
+    async def token(_request: web.Request) -> web.Response:
+        body = {"access_token": "ok", "token_type": "Bearer", "expires_in": 60, field: value}
+        return web.json_response(body)
+
+    hostile.handlers["/token"] = token
+    hostile.handlers["/api"] = lambda _request: _ok()
+    engine = Engine(build(oauth_project(hostile.url)), MemoryStateStore())
+    try:
+        result = await engine.run("api")
+        runtime = await engine.services.tokens.current("t")
+    finally:
+        await engine.close()
+    why = f"the token endpoint's {field} holds a control character"
+    assert why in (runtime.last_error or ""), runtime.last_error
+    assert runtime.state is not TokenState.VALID
+    assert "ACCESS_TOKEN" not in runtime.variables
+    assert result.outcome is not Outcome.PASS
+    assert hostile.hits.get("/api") is None  # nothing sent with it
+
+
+async def _ok() -> web.Response:
+    return web.Response(text="ok")
