@@ -58,12 +58,12 @@ class ActivityLog:
         self._token_state(event.token, event.state.value)
 
     def _signin_opened(self, event: SignInOpened) -> None:
-        log.info("sign-in started for token %s", event.token or "(none)")
+        log.info("sign-in started %s", _signin_of(event.token))
 
     def _signin_ended(self, event: SignInEnded) -> None:
         verdict = "signed in" if event.ok else "failed"
         message = _short(event.message)
-        log.info("sign-in for token %s %s: %s", event.token or "(none)", verdict, message)
+        log.info("sign-in %s %s: %s", _signin_of(event.token), verdict, message)
 
     def _resource_changed(self, event: ResourceChanged) -> None:
         names = event.resources
@@ -93,6 +93,12 @@ class ActivityLog:
         previous = self._states.get(token)
         self._states[token] = state
         log.info("token %s is %s%s", token, state, f", was {previous}" if previous else "")
+
+
+def _signin_of(token: str | None) -> str:
+    """Whose sign-in it is, in the log: a token's, or a workflow's browser step (no token; it
+    said `for token (none)`)."""
+    return f"for token {token}" if token else "by a workflow's browser step"
 
 
 def _short(text: str) -> str:

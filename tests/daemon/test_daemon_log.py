@@ -185,12 +185,16 @@ def _reference_log(activity: ActivityLog, event: Event) -> None:
         activity._token_state(event.token, event.state.value)
     elif isinstance(event, SignInOpened):
         logging.getLogger("apimd.activity").info(
-            "sign-in started for token %s", event.token or "(none)"
+            "sign-in started %s",
+            f"for token {event.token}" if event.token else "by a workflow's browser step",
         )
     elif isinstance(event, SignInEnded):
         verdict = "signed in" if event.ok else "failed"
         logging.getLogger("apimd.activity").info(
-            "sign-in for token %s %s: %s", event.token or "(none)", verdict, _short(event.message)
+            "sign-in %s %s: %s",
+            f"for token {event.token}" if event.token else "by a workflow's browser step",
+            verdict,
+            _short(event.message),
         )
     elif isinstance(event, ResourceChanged):
         names = event.resources
@@ -222,6 +226,7 @@ def _activity_events() -> list[Event]:
         TokenStateChanged(token="t", state=TokenState.VALID),
         TokenStateChanged(token="t", state=TokenState.ERROR, error="no"),
         SignInOpened(id="i", url="https://x", expires_at=moment, token="t"),
+        SignInOpened(id="w", url="https://x", expires_at=moment, run_id="r"),
         SignInEnded(id="i", ok=False, message="denied\n by  the user"),
         ResourceChanged(resources=tuple(f"calls/c{i}" for i in range(12))),
         _Unlogged(),
@@ -230,7 +235,7 @@ def _activity_events() -> list[Event]:
 
 
 @settings(max_examples=200, deadline=None)
-@given(order=st.lists(st.integers(0, 14), max_size=30))
+@given(order=st.lists(st.integers(0, 15), max_size=30))
 def test_the_activity_log_logs_what_its_isinstance_chain_did(order: list[int]) -> None:
     """The handler looked up by the event's class (found once per class) logs the same lines, in
     the same order, as the `isinstance` chain it replaced, for every kind of event, a subclass
@@ -259,3 +264,30 @@ def test_the_activity_log_logs_what_its_isinstance_chain_did(order: list[int]) -
         logger.setLevel(level)
     assert said["fast"] == said["reference"]
     assert len(said["fast"]) <= len(order)
+
+
+def test_a_workflows_sign_in_is_logged_as_its_browser_steps() -> None:
+    """A workflow's browser step (no token) was logged `sign-in started for token (none)`,
+    which said nothing of whose sign-in it was (a newcomer's run)."""
+    said: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(record.getMessage())
+
+    logger = logging.getLogger("apimd.activity")
+    keep, level = Keep(), logger.level
+    logger.addHandler(keep)
+    logger.setLevel(logging.INFO)
+    try:
+        activity = ActivityLog()
+        moment = datetime(2026, 12, 7, tzinfo=UTC)
+        activity(SignInOpened(id="w", url="https://x", expires_at=moment, run_id="r"))
+        activity(SignInEnded(id="w", ok=True, message="Signed in"))
+    finally:
+        logger.removeHandler(keep)
+        logger.setLevel(level)
+    assert said == [
+        "sign-in started by a workflow's browser step",
+        "sign-in by a workflow's browser step signed in: Signed in",
+    ]
