@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from apimd.model.result import Timings
+from apimd.model.outcome import ResultCode
+from apimd.model.result import Result, Timings
 
 PHASES = ("dns", "connect", "send", "wait", "receive")
 PHASE_LABELS = {
@@ -45,3 +46,15 @@ def waterfall(timings: Timings, width: int) -> list[Bar]:
         bars.append(Bar(phase, ms, start, length))
         offset += ms
     return bars
+
+
+def untimed(result: Result) -> str | None:
+    """Why `result` has no waterfall to show, if it has none: a browser step's request is made
+    by the person's browser, and a run that sent nothing timed nothing (its chart was a lone row
+    of zeros)."""
+    if result.result is ResultCode.BROWSER:
+        return "the browser makes this request, not apimd: there is nothing of apimd's to time"
+    timings = result.timings_ms
+    if timings.total <= 0 and all(getattr(timings, phase) <= 0 for phase in PHASES):
+        return "nothing was sent: nothing to time"
+    return None

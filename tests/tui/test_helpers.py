@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from apimd.model import Outcome, Timings
+from apimd.model import Outcome, Result, ResultCode, Timings
 from apimd.model.settings_file import settings_file_path
 from apimd.model.stats import Stats, StatsPoint
 from apimd.settings import Settings
@@ -24,7 +24,7 @@ from apimd.tui.formatting import (
 )
 from apimd.tui.keys import load_tui_settings, valid_key, validate_keymap
 from apimd.tui.sparkline import sparkline
-from apimd.tui.waterfall import waterfall
+from apimd.tui.waterfall import untimed, waterfall
 
 NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 
@@ -87,6 +87,25 @@ def test_a_tiny_phase_still_gets_a_cell_and_nothing_spills_off_the_track() -> No
     for bar in waterfall(timings, 20):
         assert bar.length >= 1 and bar.start + bar.length <= 20
     assert all(b.length == 0 for b in waterfall(Timings(), 20))
+
+
+def test_a_run_with_nothing_of_apimds_to_time_says_so_instead_of_a_chart() -> None:
+    """A browser step's result showed a waterfall of zeros (a newcomer's run): the browser
+    makes that request, and a run that sent nothing timed nothing; a sent one is charted."""
+
+    def result(code: ResultCode, outcome: Outcome, timings: Timings) -> Result:
+        moment = datetime(2026, 12, 7, tzinfo=UTC)
+        return Result(
+            id="r", kind="call", name="c", trigger="manual", started_at=moment,
+            finished_at=moment, outcome=outcome, result=code, timings_ms=timings,
+        )  # fmt: skip
+
+    browser = result(ResultCode.BROWSER, Outcome.SKIPPED, Timings())
+    assert "the browser makes this request" in (untimed(browser) or "")
+    unsent = result(ResultCode.NEEDS_SIGN_IN, Outcome.SKIPPED, Timings())
+    assert untimed(unsent) == "nothing was sent: nothing to time"
+    sent = result(ResultCode.COMPLETE, Outcome.PASS, Timings(connect=0.2, wait=1.0, total=1.2))
+    assert untimed(sent) is None
 
 
 # --- bodies ---------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from apimd.tui.formatting import (
     truncate,
 )
 from apimd.tui.ports import Clock
-from apimd.tui.waterfall import PHASE_LABELS, waterfall
+from apimd.tui.waterfall import PHASE_LABELS, untimed, waterfall
 
 TABS = ("timing", "conditions", "body", "headers")
 VIEWER_BINDINGS: list[BindingType] = [
@@ -78,8 +78,12 @@ class WaterfallChart(Widget):
     """Redraws to its own width."""
 
     timings: reactive[Timings | None] = reactive(None)
+    untimed: reactive[str | None] = reactive(None)
+    """Why there is nothing to chart (`waterfall.untimed`), shown instead."""
 
     def render(self) -> Text:
+        if self.untimed is not None:
+            return Text(self.untimed, style="dim")
         if self.timings is None:
             return Text("no timings", style="dim")
         return render_waterfall(self.timings, self.size.width)
@@ -200,7 +204,9 @@ class ResultView(Vertical):
         line = status_line(result, self._clock, where=where)
         self.query_one("#result-status", Static).update(line)
         self.query_one("#result-request", Static).update(request_line(result))
-        self.query_one(WaterfallChart).timings = result.timings_ms
+        chart = self.query_one(WaterfallChart)
+        chart.untimed = untimed(result)
+        chart.timings = result.timings_ms
 
         conditions = self.query_one("#conditions-table", DataTable)
         conditions.clear()
