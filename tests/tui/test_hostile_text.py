@@ -37,7 +37,9 @@ RAW = ("\x1b]0;", "\x07", "\x1b[2J", "\x9b")
 
 class Hostile(BaseHTTPRequestHandler):
     """`/evil`: a 500 whose reason phrase, body and headers hold `HOSTILE`; `/token`: a token
-    endpoint whose access token is `HOSTILE`; `/fail`: one that refuses, describing why with it."""
+    endpoint whose scope is `HOSTILE` (an access token holding it is refused at the refresh,
+    tests/engine/test_hostile_auth_servers.py); `/fail`: one that refuses, describing why with
+    it."""
 
     def do_GET(self) -> None:
         self._answer()
@@ -51,7 +53,7 @@ class Hostile(BaseHTTPRequestHandler):
         body = HOSTILE
         if self.path.startswith("/token"):
             status, reason, kind = 200, "OK", "application/json"
-            body = json.dumps({"access_token": HOSTILE, "expires_in": 3600})
+            body = json.dumps({"access_token": "t-1", "scope": HOSTILE, "expires_in": 3600})
         elif self.path.startswith("/fail"):
             status, reason, kind = 400, "Bad Request", "application/json"
             body = json.dumps({"error": "invalid_client", "error_description": HOSTILE})
@@ -80,8 +82,8 @@ def hostile() -> Iterator[str]:
 
 
 def hostile_project(base: str) -> dict[str, Any]:
-    """Calls of the hostile server; a token its endpoint refuses, one it grants `HOSTILE` as the
-    access token; and text of the project's own (a token's header, a condition's value) that
+    """Calls of the hostile server; a token its endpoint refuses, one it grants with `HOSTILE` as
+    its scope; and text of the project's own (a token's header, a condition's value) that
     holds `HOSTILE` too."""
     return {
         "version": 1,
@@ -107,11 +109,12 @@ def hostile_project(base: str) -> dict[str, Any]:
                 "name": "evil-json",
                 "url": "%%EVIL%%/token",
                 "conditions": [
-                    {"source": "json", "path": "access_token", "op": "eq", "value": "ok"},
-                    {"source": "json", "path": "access_token", "op": "eq", "value": HOSTILE},
+                    {"source": "json", "path": "scope", "op": "eq", "value": "ok"},
+                    {"source": "json", "path": "scope", "op": "eq", "value": HOSTILE},
                 ],
             },
             {"name": "use-refused", "url": "%%EVIL%%/evil", "token": "refused"},
+            {"name": "evil-url", "url": "%%EVIL%%/x?" + HOSTILE, "tags": ["never-run"]},
         ],
     }
 
@@ -199,7 +202,7 @@ async def test_a_results_conditions_show_the_values_compared_escaped(daemon: Dae
 
 async def test_the_dashboards_why_shows_a_servers_value_escaped(daemon: Daemon) -> None:
     async with on_dashboard(daemon, (200, 30)) as (app, pilot, _dashboard):
-        why = "access_token eq ok → \\x1b]0;PWNED"
+        why = "scope eq ok → \\x1b]0;PWNED"
         await wait_for(pilot, lambda: shown_safely(app, why), what="the why, escaped")
 
 
@@ -216,13 +219,15 @@ async def test_tokens_show_a_servers_error_and_token_and_a_projects_header_escap
         await wait_for(pilot, lambda: shown_safely(app, "X-Note: " + SEEN), what="the header")
         assert shown_safely(app, "last error HTTP 400 invalid_client: \\x1b]0;PWNED")
 
-        # The access token the endpoint granted, revealed (R gets one, v reveals it).
+        # The scope the endpoint granted, revealed (R gets one, v reveals it).
         screen.table.move_cursor(row=screen.table.get_row_index("granted"))
         await pilot.press("R")
         await wait_for(pilot, lambda: screen.tokens["granted"].variables, what="a token")
         await pilot.press("v")
         await wait_for(
-            pilot, lambda: shown_safely(app, "ACCESS_TOKEN  " + SEEN), what="the revealed token"
+            pilot,
+            lambda: shown_safely(app) and any("SCOPE" in ln for ln in screen_lines(app)),
+            what="the revealed scope",
         )
 
 
@@ -234,3 +239,19 @@ async def test_the_call_editor_lists_a_projects_condition_escaped(daemon: Daemon
         await pilot.pause(0.05)
         editor.query_one(TabbedContent).active = "conditions-tab"
         await wait_for(pilot, lambda: shown_safely(app, "\\x1b]0;PWNED"), what="the condition")
+
+
+async def test_an_editors_field_shows_a_projects_control_characters_as_symbols(
+    daemon: Daemon,
+) -> None:
+    """An Input wrote its value to the terminal as it was: a URL from a project file (or an
+    import) holding ESC sequences set the title and cleared the screen while its editor was
+    open (a helper's retest). Each control character is shown as its symbol (ESC as `␛`), one
+    cell each; the value itself is kept."""
+    async with on_dashboard(daemon, (200, 50)) as (app, pilot, _dashboard):
+        app.animation_level = "none"
+        app.edit_resource("calls", "evil-url")
+        editor = await screen_of(pilot, CallEditor, ready=lambda s: s.loaded)
+        seen = "/x?\u241b]0;PWNED\u2407\u241b[2J\ufffd31m[bold]x[/bold]"  # ␛ ␇ ␛ and a C1
+        await wait_for(pilot, lambda: shown_safely(app, seen), what="the URL, as symbols")
+        assert editor.raw("#url").endswith("/x?" + HOSTILE)  # the value is untouched

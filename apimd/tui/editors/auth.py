@@ -28,6 +28,7 @@ from apimd.tui.editors.fields import (
 )
 from apimd.tui.editors.items import WebhookTable
 from apimd.tui.editors.tls import compose_tls, fill_tls, tls_document
+from apimd.tui.widgets.text_input import TextInput
 
 Shown = Callable[[str, str | None], bool]
 
@@ -121,7 +122,7 @@ class AuthEditor(EditorScreen):
             return FormField(label, control, path=path, note=note, id=f"field-{path}")
 
         def text(path: str, label: str, note: str = "") -> FormField:
-            return field(path, label, Input(compact=True, id=f"a-{path}"), note)
+            return field(path, label, TextInput(compact=True, id=f"a-{path}"), note)
 
         with Form():
             yield from self.compose_name()

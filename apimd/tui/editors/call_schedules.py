@@ -14,6 +14,7 @@ from apimd.model.api import ErrorDetail
 from apimd.model.resources import Schedule
 from apimd.tui.editors.fields import FormField, field_of
 from apimd.tui.editors.paths import resource_path
+from apimd.tui.widgets.text_input import TextInput
 
 Change = tuple[str, dict[str, Any], bool]
 """(schedule name, PUT body, whether the schedule is new)."""
@@ -46,10 +47,12 @@ class CallSchedules(Vertical):
         )
         yield FormField(
             "New: every",
-            Input(placeholder="e.g. 5m (empty: no new schedule)", compact=True, id="new-every"),
+            TextInput(placeholder="e.g. 5m (empty: no new schedule)", compact=True, id="new-every"),
             path="new.every",
         )
-        yield FormField("New: name", Input(compact=True, id="new-schedule-name"), path="new.name")
+        yield FormField(
+            "New: name", TextInput(compact=True, id="new-schedule-name"), path="new.name"
+        )
 
     def load(self, schedules: list[Schedule], call: str | None) -> None:
         """Show `schedules`, those that run `call` (None: a new call) ticked."""

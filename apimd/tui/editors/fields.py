@@ -20,6 +20,7 @@ from textual.widgets import Checkbox, Input, Label, Select, Static
 from apimd.model.common import SECRET_MASK
 from apimd.tui.editors.paths import Path, join_path
 from apimd.tui.formatting import screen_text
+from apimd.tui.widgets.text_input import TextInput
 
 KEPT_PLACEHOLDER = f"{SECRET_MASK}  stored; type to replace"
 
@@ -122,7 +123,7 @@ def text_field(
 ) -> FormField:
     """A one-line text field: `id` names the Input, `path` (by default `id` with `_` for `-`)
     the value the daemon's errors name."""
-    control = Input(value, placeholder=placeholder, compact=True, id=id, suggester=suggester)
+    control = TextInput(value, placeholder=placeholder, compact=True, id=id, suggester=suggester)
     return FormField(label, control, path=path or id.replace("-", "_"), note=note)
 
 
@@ -143,7 +144,7 @@ def field_of(node: DOMNode, selector: str) -> FormField:
     raise LookupError(f"{selector} is not inside a FormField")
 
 
-class SecretInput(Input):
+class SecretInput(TextInput):
     """A secret: empty with a `••••` placeholder while the stored value is kept; what the user
     types replaces it. `secret` is what to send: the typed text, `••••` (keep) or None."""
 
@@ -283,7 +284,7 @@ class KeyValueRow(Horizontal):
         self, key: str, value: str, *, secret: bool, placeholders: tuple[str, str]
     ) -> None:
         super().__init__(classes="kv-row")
-        self.key_input = Input(key, placeholder=placeholders[0], compact=True, classes="kv-key")
+        self.key_input = TextInput(key, placeholder=placeholders[0], compact=True, classes="kv-key")
         self.value_input: Input
         if secret and (value == SECRET_MASK or not key):
             # A masked value (or a new one) is a secret; a value the daemon shows in clear
@@ -293,7 +294,7 @@ class KeyValueRow(Horizontal):
             secret_input.placeholder = secret_input.placeholder or placeholders[1]
             self.value_input = secret_input
         else:
-            self.value_input = Input(
+            self.value_input = TextInput(
                 value, placeholder=placeholders[1], compact=True, classes="kv-value"
             )
 

@@ -12,6 +12,7 @@ from textual.widgets import Input
 from apimd.model.tls import PemFile, TlsSettings
 from apimd.tui.editors.base import EditorScreen
 from apimd.tui.editors.fields import Choice, FormField, SecretInput
+from apimd.tui.widgets.text_input import TextInput
 
 VERIFY = (
     ("default (the auth's, else verify)", "default"),
@@ -32,7 +33,7 @@ def compose_tls(prefix: str) -> ComposeResult:
     for name, label, note in PEM_FIELDS:
         yield FormField(
             label,
-            Input(compact=True, id=f"{prefix}-tls-{name}"),
+            TextInput(compact=True, id=f"{prefix}-tls-{name}"),
             path=f"tls.{name}",
             note=note,
             id=f"field-tls-{name}",

@@ -27,6 +27,7 @@ from apimd.tui.screens.run import RunScreen
 from apimd.tui.screens.stats import StatsScreen
 from apimd.tui.widgets.monitor_table import FIRST_ROWS, MonitorTable
 from apimd.tui.widgets.status_bar import StatusBar
+from apimd.tui.widgets.text_input import TextInput
 
 REPAINT_S = 0.1
 """Live changes are applied to the table at most this often."""
@@ -89,7 +90,7 @@ class DashboardScreen(ApimdScreen):
     def compose(self) -> ComposeResult:
         yield StatusBar("Dashboard")
         yield Static(id="offline", markup=False)
-        yield Input(
+        yield TextInput(
             placeholder="/ filter by name, outcome, kind, token state or tag",
             id="filter",
             compact=True,

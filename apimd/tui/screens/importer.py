@@ -28,6 +28,7 @@ from apimd.importers import (
 from apimd.model.api import ApplySummary
 from apimd.model.kinds import ResourceKind
 from apimd.tui.formatting import screen_text
+from apimd.tui.widgets.text_input import TextInput
 
 
 class Applier(Protocol):
@@ -99,7 +100,7 @@ class ImportScreen(ModalScreen[None]):
             with Horizontal():
                 choices = [("detect", "detect"), *((f, f) for f in FORMATS)]
                 yield Select(choices, value="detect", allow_blank=False, id="format")
-                yield Input(placeholder="path of the file to import", id="source")
+                yield TextInput(placeholder="path of the file to import", id="source")
             # Each option on a line of its own: beside the buttons they were cut off at the
             # dialog's edge (at 80 columns the second was not shown at all).
             yield Checkbox("Store the secrets found (encrypted)", value=True, id="store-secrets")

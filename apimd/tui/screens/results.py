@@ -20,6 +20,7 @@ from apimd.tui.screens.base import ApimdScreen
 from apimd.tui.screens.stats import StatsScreen
 from apimd.tui.screens.viewer import ResultScreen
 from apimd.tui.widgets.status_bar import StatusBar
+from apimd.tui.widgets.text_input import TextInput
 
 PAGE_SIZE = 50
 WHERE_WIDTH = 16
@@ -75,7 +76,7 @@ class ResultsScreen(ApimdScreen):
     def compose(self) -> ComposeResult:
         yield StatusBar("Results" if self.target is None else f"Results {self.target}")
         with Horizontal(id="results-filters", classes="filter-bar"):
-            yield Input(
+            yield TextInput(
                 value=self.target or "",
                 placeholder="/ name (all)",
                 id="results-name",

@@ -33,6 +33,7 @@ from apimd.tui.formatting import countdown, screen_text
 from apimd.tui.ports import Clock, DaemonClient, system_clock
 from apimd.tui.qr import qr_lines
 from apimd.tui.widgets.status_bar import StatusBar
+from apimd.tui.widgets.text_input import TextInput
 from apimd.tui.widgets.url_text import UrlText
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def remote_widgets(url: str, callback_url: str | None, host: str) -> list[Widget
     return [
         url_widget(url),
         Static(hint, id="signin-hint", markup=False),
-        Input(placeholder=PASTE_PROMPT, id="signin-paste"),
+        TextInput(placeholder=PASTE_PROMPT, id="signin-paste"),
         Static("", id="signin-error", markup=False),
     ]
 
