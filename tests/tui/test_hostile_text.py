@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import TabbedContent
+from textual.widgets import TabbedContent, TextArea
 
 from apimd.tui.app import ApimdApp
 from apimd.tui.editors.call import CallEditor
@@ -114,7 +114,13 @@ def hostile_project(base: str) -> dict[str, Any]:
                 ],
             },
             {"name": "use-refused", "url": "%%EVIL%%/evil", "token": "refused"},
-            {"name": "evil-url", "url": "%%EVIL%%/x?" + HOSTILE, "tags": ["never-run"]},
+            {
+                "name": "evil-url",
+                "method": "POST",
+                "url": "%%EVIL%%/x?" + HOSTILE,
+                "body": "b=" + HOSTILE,
+                "tags": ["never-run"],
+            },
         ],
     }
 
@@ -244,10 +250,10 @@ async def test_the_call_editor_lists_a_projects_condition_escaped(daemon: Daemon
 async def test_an_editors_field_shows_a_projects_control_characters_as_symbols(
     daemon: Daemon,
 ) -> None:
-    """An Input wrote its value to the terminal as it was: a URL from a project file (or an
-    import) holding ESC sequences set the title and cleared the screen while its editor was
-    open (a helper's retest). Each control character is shown as its symbol (ESC as `␛`), one
-    cell each; the value itself is kept."""
+    """An Input (and the body's text area) wrote its value to the terminal as it was: a URL or a
+    body from a project file (or an import) holding ESC sequences set the title and cleared the
+    screen while its editor was open (a helper's retest). Each control character is shown as
+    its symbol (ESC as `␛`), one cell each; the value itself is kept."""
     async with on_dashboard(daemon, (200, 50)) as (app, pilot, _dashboard):
         app.animation_level = "none"
         app.edit_resource("calls", "evil-url")
@@ -255,3 +261,6 @@ async def test_an_editors_field_shows_a_projects_control_characters_as_symbols(
         seen = "/x?\u241b]0;PWNED\u2407\u241b[2J\ufffd31m[bold]x[/bold]"  # ␛ ␇ ␛ and a C1
         await wait_for(pilot, lambda: shown_safely(app, seen), what="the URL, as symbols")
         assert editor.raw("#url").endswith("/x?" + HOSTILE)  # the value is untouched
+        body = "b=" + seen.removeprefix("/x?")
+        await wait_for(pilot, lambda: shown_safely(app, body), what="the body, as symbols")
+        assert editor.query_one("#body-text", TextArea).text == "b=" + HOSTILE

@@ -39,6 +39,7 @@ from apimd.tui.editors.fields import (
 from apimd.tui.editors.items import ConditionTable, WebhookTable
 from apimd.tui.editors.tls import compose_tls, fill_tls, tls_document
 from apimd.tui.ports import DaemonClient
+from apimd.tui.widgets.text_input import TextAreaInput
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 BODY_KINDS = (
@@ -121,7 +122,9 @@ class CallEditor(EditorScreen):
                 yield FormField("Body", Choice(BODY_KINDS, id="body-kind"), path="body_kind")
                 yield FormField(
                     "",
-                    TextArea(id="body-text", soft_wrap=True, compact=True, tab_behavior="focus"),
+                    TextAreaInput(
+                        id="body-text", soft_wrap=True, compact=True, tab_behavior="focus"
+                    ),
                     path="body",
                     aliases=("json",),
                 )

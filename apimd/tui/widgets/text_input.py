@@ -1,9 +1,9 @@
-"""An input that cannot drive the terminal with what it holds."""
+"""Inputs that cannot drive the terminal with what they hold."""
 
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Input
+from textual.widgets import Input, TextArea
 
 _SYMBOLS = {
     **{code: chr(0x2400 + code) for code in range(0x20)},  # ␀ … ␟ (␛ for ESC)
@@ -29,3 +29,18 @@ class TextInput(Input):
         if self.highlighter is not None:
             text = self.highlighter(text)
         return text
+
+
+_IN_TEXT = {code: symbol for code, symbol in _SYMBOLS.items() if code != 0x09}
+"""`_SYMBOLS` but tab, which a text area lays out itself."""
+
+
+class TextAreaInput(TextArea):
+    """`TextArea` showing each control character of a line as a symbol, as `TextInput` does (a
+    request body from a project file holding ESC sequences drove the terminal). The document is
+    untouched; a line holding one is laid out a cell wider per control character than it shows,
+    which only such a line pays."""
+
+    def get_line(self, line_index: int) -> Text:
+        line = self.document.get_line(line_index)
+        return Text(line.translate(_IN_TEXT), end="", no_wrap=True)
