@@ -6,6 +6,7 @@ store, daemon or Textual."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal
@@ -81,6 +82,13 @@ def detect_format(text: str) -> Format | None:
         return "postman"
     if re.search(r"""^\s*["']?openapi["']?\s*:""", stripped[:5000], re.MULTILINE):
         return "openapi"
+    if stripped.startswith("{") and '"openapi"' in stripped:  # JSON on one line: its own key?
+        try:
+            document = json.loads(stripped)
+        except ValueError:
+            return None
+        if isinstance(document, dict) and "openapi" in document:
+            return "openapi"
     return None
 
 

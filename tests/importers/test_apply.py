@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,11 @@ async def test_import_result_applies_to_a_running_daemon(
 @pytest.mark.parametrize(("fmt", "fixture"), CASES, ids=[name for _, name in CASES])
 def test_the_format_is_detected_from_the_content(fmt: str, fixture: str) -> None:
     assert detect_format((FIXTURES / fixture).read_text(encoding="utf-8")) == fmt
+
+
+def test_a_minified_json_openapi_document_is_detected() -> None:
+    """One line of JSON, `openapi` not first: the TUI's Import said "not a curl command, HAR,
+    Postman or OpenAPI: pick the format" (a helper's retest)."""
+    info_first = {"info": {"title": "t", "version": "1"}, "openapi": "3.0.3", "paths": {}}
+    assert detect_format(json.dumps(info_first, separators=(",", ":"))) == "openapi"
+    assert detect_format(json.dumps({"data": {"openapi": "3.0.3"}})) is None  # not its key
