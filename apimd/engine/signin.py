@@ -99,8 +99,11 @@ class SignInFlows:
 
     async def start_for_token(self, token_name: str) -> SignInStarted:
         """Browser sign-in for a token: its auth's `signin_workflow`, or the built-in
-        authorization-code flow for an oauth2 auth."""
+        authorization-code flow for an oauth2 auth; an oauth2 `device_code` auth's is a device
+        sign-in whichever was asked (it said the auth had no way to sign in)."""
         auth = self._auth_of(token_name)
+        if auth.type == "oauth2" and auth.grant == "device_code" and not auth.signin_workflow:
+            return await self.start_device(token_name)
         if not self._definitions.callback_url:
             raise SignInError(
                 "the callback server is not listening, so the browser cannot come back; "

@@ -236,9 +236,13 @@ async def test_forged_callbacks_are_refused_and_run_nothing(
     assert not [r for r in results.results if r.trigger == "callback" and r.outcome.value != "PASS"]
 
 
+@pytest.mark.parametrize("flags", [["--device"], []], ids=["device", "without-device"])
 async def test_device_sign_in_through_the_cli_with_slow_down(
-    daemon: Daemon, auth_server: tuple[RunningServer, TokenServerState]
+    daemon: Daemon, auth_server: tuple[RunningServer, TokenServerState], flags: list[str]
 ) -> None:
+    """Also without `--device`: a device_code auth's token has no other sign-in, and asked for
+    a browser one it said `auth tv has no way to sign in … or use oauth2 with grant …
+    device_code` (a helper's retest)."""
     server, state = auth_server
     state.force_slow_down = 1
     project = {
@@ -258,7 +262,7 @@ async def test_device_sign_in_through_the_cli_with_slow_down(
     }
     async with daemon.client() as client:
         await client.apply(project)
-        cli = asyncio.create_task(daemon.cli("token", "signin", "tv-token", "--device", timeout=60))
+        cli = asyncio.create_task(daemon.cli("token", "signin", "tv-token", *flags, timeout=60))
 
         async def user_code() -> str | None:
             pending = await client.signins()

@@ -232,7 +232,7 @@ class SignInScreen(Screen[bool]):
             )
         self.info = info
         self.callback_url = status.callback_url
-        if self.mode == "device":
+        if self.mode == "device" or info.user_code:  # a device_code auth's, whatever was asked
             await self._show_device(info)
         elif can_open_browser(self.environ) and await asyncio.to_thread(
             self.opener, info.url or ""
