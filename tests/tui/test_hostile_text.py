@@ -24,7 +24,7 @@ from apimd.tui.screens.dashboard import DashboardScreen
 from apimd.tui.screens.results import ResultsScreen, ResultTable
 from apimd.tui.screens.tokens import TokensScreen
 from apimd.tui.screens.viewer import ResultScreen
-from tests.tui.conftest import daemon_with, make_app, screen_of, wait_for
+from tests.tui.conftest import daemon_with, make_app, notices, screen_of, wait_for
 from tests.tui.daemon import Daemon
 
 HOSTILE = "\x1b]0;PWNED\x07\x1b[2J\x9b31m[bold]x[/bold][link=http://x]y[/link]"
@@ -224,6 +224,17 @@ async def test_tokens_show_a_servers_error_and_token_and_a_projects_header_escap
         screen.table.move_cursor(row=screen.table.get_row_index("refused"))
         await wait_for(pilot, lambda: shown_safely(app, "X-Note: " + SEEN), what="the header")
         assert shown_safely(app, "last error HTTP 400 invalid_client: \\x1b]0;PWNED")
+        # Refreshed by hand it fails again: said so, with why (it was titled "Token refreshed").
+        await pilot.press("R")
+        failed = "refused: error — HTTP 400 invalid_client: \\x1b]0;PWNED"
+        await wait_for(
+            pilot,
+            lambda: any(failed in notice for notice in notices(app)) and shown_safely(app),
+            what="the failed refresh's notice",
+        )
+        assert [n.title for n in app._notifications if failed in str(n.message)] == [
+            "Token not refreshed"
+        ]
 
         # The scope the endpoint granted, revealed (R gets one, v reveals it).
         screen.table.move_cursor(row=screen.table.get_row_index("granted"))

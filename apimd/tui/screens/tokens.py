@@ -274,11 +274,14 @@ class TokensScreen(ApimdScreen):
         self.revealed.pop(name, None)
         self._put(token)
         state = token.state.value if token.state else "unknown"
+        valid = state == "valid"
+        why = f" — {token.last_error}" if token.last_error and not valid else ""
         self.notify(
-            f"{screen_text(name)}: {state}",
-            title="Token refreshed",
+            screen_text(f"{name}: {state}{why}"),
+            # A failed refresh was titled "Token refreshed" (a helper's retest).
+            title="Token refreshed" if valid else "Token not refreshed",
             markup=False,
-            severity="information" if state == "valid" else "warning",
+            severity="information" if valid else "warning",
         )
 
     def action_signin(self, mode: SignInMode) -> None:
