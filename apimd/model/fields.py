@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator
@@ -11,11 +12,13 @@ from apimd.model.expressions import check_template
 
 __all__ = [
     "PROXY_SCHEMES",
+    "HeaderTemplateStr",
     "JsonTemplate",
     "Proxy",
     "RequestTemplateStr",
     "TemplateStr",
     "TextValue",
+    "UrlTemplateStr",
 ]
 
 
@@ -42,6 +45,39 @@ def _checked_json(value: Any) -> Any:
     return value
 
 
+_CONTROL_IN_URL = re.compile("[\x00-\x1f\x7f]")
+_CONTROL_IN_HEADER = re.compile("[\x00-\x08\x0a-\x1f\x7f]")  # a header value may hold a tab
+
+
+def _sendable(pattern: re.Pattern[str], where: str) -> Any:
+    def check(text: str) -> str:
+        if found := pattern.search(text):
+            code = ord(found.group())
+            raise ValueError(
+                f"holds a control character (\\x{code:02x} at character {found.start() + 1}),"
+                f" which {where} cannot carry"
+            )
+        return text
+
+    return AfterValidator(check)
+
+
+UrlTemplateStr = Annotated[
+    str,
+    BeforeValidator(scalar_to_str),
+    AfterValidator(_checked),
+    _sendable(_CONTROL_IN_URL, "a URL"),
+]
+"""A call's URL: a template with no control character (it was refused only when sent, and a
+project's escapes reached the screen of whoever opened its editor)."""
+HeaderTemplateStr = Annotated[
+    str,
+    BeforeValidator(scalar_to_str),
+    AfterValidator(_checked),
+    _sendable(_CONTROL_IN_HEADER, "a header"),
+]
+"""A call's header value: a template with no control character but tab."""
+
 TextValue = Annotated[str, BeforeValidator(scalar_to_str)]
 """A variable's value: YAML numbers and booleans are accepted as text; never re-templated."""
 
@@ -49,7 +85,10 @@ TemplateStr = Annotated[str, BeforeValidator(scalar_to_str), AfterValidator(_che
 """A string that may hold `%%VARIABLES%%` and `{{ functions() }}` (checked at load, SPEC §10)."""
 
 RequestTemplateStr = Annotated[
-    str, BeforeValidator(scalar_to_str), AfterValidator(_checked_with_request)
+    str,
+    BeforeValidator(scalar_to_str),
+    AfterValidator(_checked_with_request),
+    _sendable(_CONTROL_IN_HEADER, "a header"),
 ]
 """A token header value: may also use the `REQUEST_*` variables (SPEC §10)."""
 

@@ -19,7 +19,15 @@ from apimd.model.common import (
     scalar_to_str,
     unique_variable_names,
 )
-from apimd.model.fields import JsonTemplate, Proxy, RequestTemplateStr, TemplateStr, TextValue
+from apimd.model.fields import (
+    HeaderTemplateStr,
+    JsonTemplate,
+    Proxy,
+    RequestTemplateStr,
+    TemplateStr,
+    TextValue,
+    UrlTemplateStr,
+)
 from apimd.model.keys import AssertionAlg, PrivateKeySecret
 from apimd.model.outcome import Outcome
 from apimd.model.schedule import MAX_EVERY_S as MAX_EVERY_S
@@ -289,8 +297,8 @@ class Call(Resource):
     """An API call: one HTTP request, its conditions and webhooks."""
 
     method: Annotated[str, Field(pattern=HTTP_METHOD)] = "GET"
-    url: TemplateStr
-    headers: StringMap = Field(default_factory=dict)
+    url: UrlTemplateStr
+    headers: dict[str, HeaderTemplateStr] = Field(default_factory=dict)
     params: StringMap = Field(default_factory=dict)
     body: TemplateStr | None = None
     json_body: JsonTemplate = Field(default=None, alias="json")

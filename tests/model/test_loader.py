@@ -262,6 +262,29 @@ def test_a_value_of_no_member_of_a_union_is_one_problem(issues: LoadIssues) -> N
     ]
 
 
+def test_a_control_character_in_a_url_or_header_is_refused_at_its_line(
+    issues: LoadIssues,
+) -> None:
+    """A URL or header value holding ESC (YAML's `\\e`) or CR was applied, then failed only when
+    sent, and drove the terminal of whoever opened the call's editor (a helper's retest)."""
+    found = issues(
+        'calls:\n  - name: a\n    url: "https://x/a\\e]0;T\\a"\n'
+        '    headers: {X-A: "v\\rw", X-Tab: "a\\tb"}\n'
+    )
+    assert sorted((i.field, i.line, i.message) for i in found) == [
+        (
+            "calls[0].headers.X-A",
+            4,
+            "holds a control character (\\x0d at character 2), which a header cannot carry",
+        ),
+        (
+            "calls[0].url",
+            3,
+            "holds a control character (\\x1b at character 12), which a URL cannot carry",
+        ),
+    ]
+
+
 def test_model_level_errors_point_at_the_item(issues: LoadIssues) -> None:
     (issue,) = issues(CALL + "    conditions:\n      - {source: json, path: $.a}\n")
     assert issue.field == "calls[0].conditions[0]"
