@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import IO
 
+from apimd.model.common import escaped_controls
+
 MIN_LAST_COLUMN = 12
 """The last column (an error, usually) keeps at least this many characters on a narrow terminal."""
 
@@ -59,5 +61,7 @@ def table(
 
 
 def _cell(text: str) -> str:
-    """One line: an error with newlines would break the table's rows."""
-    return " ".join(text.split()) if "\n" in text or "\r" in text else text
+    """One line: an error with newlines would break the table's rows; its control characters
+    escaped, piped or not — a table is read by a person (`--json` is for programs), and
+    `apimd results | head` passed a server's escapes to the terminal (a helper's retest)."""
+    return escaped_controls(" ".join(text.split()) if "\n" in text or "\r" in text else text)

@@ -45,6 +45,13 @@ def test_an_error_with_line_breaks_stays_on_its_row() -> None:
     assert out.splitlines() == ["A  ERROR", "x  first line second line"]
 
 
+def test_a_table_shows_a_servers_escapes_escaped_even_piped() -> None:
+    """`apimd results | head` wrote a server's escapes to the terminal: the guard acts on a
+    terminal only, and a table is built the same piped or not."""
+    out = table(["A", "ERROR"], [["x\x9b", "HTTP 500 \x1b]0;PWNED\x07\x1b[2J\ttab"]])
+    assert out.splitlines()[1] == "x\\x9b  HTTP 500 \\x1b]0;PWNED\\x07\\x1b[2J\ttab"
+
+
 def test_rows_printed_later_keep_the_columns_of_the_first_ones() -> None:
     headers = ["NAME", "OUTCOME", "ERROR"]
     widths = column_widths(headers, [["a", "PASS", ""]], floor=[12, 7])
