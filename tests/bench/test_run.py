@@ -95,6 +95,17 @@ def test_figures_without_a_target_are_left_alone(run: ModuleType) -> None:
         ("perrun", "per-run CPU [100 monitors]: 0.713 ms (×1.00 vs 100; rounds 0.713)"),
         # Its CPU is not the first paint (it was judged in seconds: "233 s, not met").
         ("tui", "tui first paint CPU [10,000 monitors]: 233 ms"),
+        # The CPU of each write is not the writes' rate ("61.9 results/s, not met").
+        (
+            "store",
+            "store batched add_results, CPU per result [this process]: SQLite 61.9 µs"
+            " | PostgreSQL 75.7 µs",
+        ),
+        (
+            "store",
+            "store stats() over 30 days, its CPU [this process]: SQLite 28.8 ms"
+            " | PostgreSQL 24.4 ms",
+        ),
     ]:
         assert annotated(run, bench, line) == line
 
