@@ -119,7 +119,9 @@ def print_result(result: Result, *, as_json: bool, stream: IO[str] | None = None
     if as_json:
         stream.write(result.model_dump_json(indent=2) + "\n")
     else:
-        stream.write(format_result(result, colour=use_colour(stream)) + "\n")
+        # Escaped piped too: this is text for a person (`--json` is exact), and `apimd run … |
+        # less -R` or a CI log passed a server's escapes on (a helper's retest).
+        stream.write(terminal_safe(format_result(result, colour=use_colour(stream))) + "\n")
 
 
 def format_apply(path: str, summary: ApplySummary) -> str:

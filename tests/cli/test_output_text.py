@@ -178,3 +178,15 @@ def test_a_result_is_printed_through_the_guarded_stream(monkeypatch: pytest.Monk
     monkeypatch.setattr(sys, "stdout", TerminalSafe(shown))
     print_result(make_result("r", error="said \x1b]0;T\x07 this"), as_json=False)
     assert "said \\x1b]0;T\\x07 this" in shown.getvalue(), shown.getvalue()
+
+
+def test_a_result_printed_into_a_pipe_is_escaped_and_its_json_exact() -> None:
+    """`apimd run NAME | …` wrote a server's escapes raw (the guard acts on a terminal only):
+    a result as text is for a person, escaped wherever it goes; as JSON it is exact."""
+    result = make_result("r", error="said \x1b]0;T\x07 this")
+    piped = io.StringIO()
+    print_result(result, as_json=False, stream=piped)
+    assert "said \\x1b]0;T\\x07 this" in piped.getvalue() and "\x1b" not in piped.getvalue()
+    exact = io.StringIO()
+    print_result(result, as_json=True, stream=exact)
+    assert '"said \\u001b]0;T\\u0007 this"' in exact.getvalue()
