@@ -190,6 +190,14 @@ async def test_esc_after_an_edit_asks_before_discarding(daemon: Daemon, client: 
         assert "Unsaved changes to workflow order-flow — discard? (y/n)" in str(
             app.screen.query_one(Static).render()
         )
+        await pilot.pause()
+        # On the screen, not only in the widget: its box showed empty, 6 cells wide (a helper's
+        # retest: the text had no width inside the box sized to it).
+        shown = " ".join(
+            "".join(segment.text for segment in strip)
+            for strip in app.screen._compositor.render_strips()  # no public accessor
+        )
+        assert "discard? (y/n)" in shown, shown
         await pilot.press("n")
         assert app.screen is editor
         assert editor.query_one("#description", Input).value == "orders end to end"
