@@ -12,6 +12,7 @@ from apimd.model.expressions import check_template
 
 __all__ = [
     "PROXY_SCHEMES",
+    "HeaderName",
     "HeaderTemplateStr",
     "JsonTemplate",
     "Proxy",
@@ -77,6 +78,8 @@ HeaderTemplateStr = Annotated[
     _sendable(_CONTROL_IN_HEADER, "a header"),
 ]
 """A call's header value: a template with no control character but tab."""
+HeaderName = Annotated[str, _sendable(_CONTROL_IN_URL, "a header's name")]
+"""A header's name: no control character (a tab neither)."""
 
 TextValue = Annotated[str, BeforeValidator(scalar_to_str)]
 """A variable's value: YAML numbers and booleans are accepted as text; never re-templated."""

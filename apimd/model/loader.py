@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.scalarbool import ScalarBoolean
 
-from apimd.model.common import SECRET_MASK
+from apimd.model.common import SECRET_MASK, escaped_controls
 from apimd.model.errors import Issue, ValidationFailed
 from apimd.model.kinds import ResourceKind
 from apimd.model.parsing import parse_text
@@ -337,7 +337,8 @@ def _locate(tree: Any, loc: _Loc) -> tuple[tuple[str | int, ...], int | None]:
         if part == "[key]":
             continue
         if isinstance(node, Mapping):
-            shown.append(part if isinstance(part, str) else str(part))
+            # A key's control characters escaped: the path is printed (a header's name).
+            shown.append(escaped_controls(part if isinstance(part, str) else str(part)))
             line = _line(node, "key", part) or line
             node = node.get(part) if _has_key(node, part) else None
         elif isinstance(node, list) and type(part) is int and 0 <= part < len(node):
@@ -345,7 +346,7 @@ def _locate(tree: Any, loc: _Loc) -> tuple[tuple[str | int, ...], int | None]:
             line = _line(node, "item", part) or line
             node = node[part]
         else:
-            shown.append(part if type(part) in (str, int) else str(part))
+            shown.append(part if type(part) is int else escaped_controls(str(part)))
             node = None
     return tuple(shown), line
 

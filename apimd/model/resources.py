@@ -20,6 +20,7 @@ from apimd.model.common import (
     unique_variable_names,
 )
 from apimd.model.fields import (
+    HeaderName,
     HeaderTemplateStr,
     JsonTemplate,
     Proxy,
@@ -209,7 +210,7 @@ class Token(Resource):
     """An auth token: the exact headers and params calls get, and the variables that fill them."""
 
     auth: Name
-    headers: dict[str, RequestTemplateStr] = Field(default_factory=dict)
+    headers: dict[HeaderName, RequestTemplateStr] = Field(default_factory=dict)
     params: StringMap = Field(default_factory=dict)
     variables: VariableMap | None = None
     # Read-only runtime fields: served by the API, ignored on apply and PUT.
@@ -298,7 +299,7 @@ class Call(Resource):
 
     method: Annotated[str, Field(pattern=HTTP_METHOD)] = "GET"
     url: UrlTemplateStr
-    headers: dict[str, HeaderTemplateStr] = Field(default_factory=dict)
+    headers: dict[HeaderName, HeaderTemplateStr] = Field(default_factory=dict)
     params: StringMap = Field(default_factory=dict)
     body: TemplateStr | None = None
     json_body: JsonTemplate = Field(default=None, alias="json")

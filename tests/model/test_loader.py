@@ -269,13 +269,18 @@ def test_a_control_character_in_a_url_or_header_is_refused_at_its_line(
     sent, and drove the terminal of whoever opened the call's editor (a helper's retest)."""
     found = issues(
         'calls:\n  - name: a\n    url: "https://x/a\\e]0;T\\a"\n'
-        '    headers: {X-A: "v\\rw", X-Tab: "a\\tb"}\n'
+        '    headers: {X-A: "v\\rw", X-Tab: "a\\tb", "X-\\eB": c}\n'
     )
     assert sorted((i.field, i.line, i.message) for i in found) == [
         (
             "calls[0].headers.X-A",
             4,
             "holds a control character (\\x0d at character 2), which a header cannot carry",
+        ),
+        (
+            "calls[0].headers.X-\\x1bB",
+            4,
+            "holds a control character (\\x1b at character 3), which a header's name cannot carry",
         ),
         (
             "calls[0].url",
