@@ -20,6 +20,7 @@ from textual.widgets import TabbedContent, TextArea
 
 from apimd.tui.app import ApimdApp
 from apimd.tui.editors.call import CallEditor
+from apimd.tui.editors.fields import KeyValueList, KeyValueRow
 from apimd.tui.screens.dashboard import DashboardScreen
 from apimd.tui.screens.results import ResultsScreen, ResultTable
 from apimd.tui.screens.tokens import TokensScreen
@@ -28,6 +29,8 @@ from tests.tui.conftest import daemon_with, make_app, notices, screen_of, wait_f
 from tests.tui.daemon import Daemon
 
 HOSTILE = "\x1b]0;PWNED\x07\x1b[2J\x9b31m[bold]x[/bold][link=http://x]y[/link]"
+MARKUP = "[bold]x[/bold][link=http://x]y[/link]"
+"""What a header of the project's own may hold of it: Rich markup, shown as it is."""
 """Sets the window title, clears the screen, turns the text red (C1 CSI); then Rich markup."""
 SEEN = "\\x1b]0;PWNED\\x07\\x1b[2J\\x9b31m[bold]x[/bold]"
 """What the screen shows instead: the escapes made visible, the markup as it is."""
@@ -100,7 +103,8 @@ def hostile_project(base: str) -> dict[str, Any]:
             for grant in ("fail", "token")
         ],
         "tokens": [
-            {"name": "refused", "auth": "evil-fail", "headers": {"X-Note": HOSTILE}},
+            # A header cannot hold a control character (`apply` refuses it): markup only.
+            {"name": "refused", "auth": "evil-fail", "headers": {"X-Note": MARKUP}},
             {"name": "granted", "auth": "evil-token", "headers": {"X-Token": "%%ACCESS_TOKEN%%"}},
         ],
         "calls": [
@@ -117,7 +121,8 @@ def hostile_project(base: str) -> dict[str, Any]:
             {
                 "name": "evil-url",
                 "method": "POST",
-                "url": "%%EVIL%%/x?" + HOSTILE,
+                "url": "%%EVIL%%/x",
+                "params": {"q": HOSTILE},  # sent encoded: a parameter may hold one
                 "body": "b=" + HOSTILE,
                 "tags": ["never-run"],
             },
@@ -222,7 +227,7 @@ async def test_tokens_show_a_servers_error_and_token_and_a_projects_header_escap
 
         # The token endpoint's refusal (its last error) and the header the project gives it.
         screen.table.move_cursor(row=screen.table.get_row_index("refused"))
-        await wait_for(pilot, lambda: shown_safely(app, "X-Note: " + SEEN), what="the header")
+        await wait_for(pilot, lambda: shown_safely(app, "X-Note: " + MARKUP), what="the header")
         assert shown_safely(app, "last error HTTP 400 invalid_client: \\x1b]0;PWNED")
         # Refreshed by hand it fails again: said so, with why (it was titled "Token refreshed").
         await pilot.press("R")
@@ -261,17 +266,23 @@ async def test_the_call_editor_lists_a_projects_condition_escaped(daemon: Daemon
 async def test_an_editors_field_shows_a_projects_control_characters_as_symbols(
     daemon: Daemon,
 ) -> None:
-    """An Input (and the body's text area) wrote its value to the terminal as it was: a URL or a
-    body from a project file (or an import) holding ESC sequences set the title and cleared the
-    screen while its editor was open (a helper's retest). Each control character is shown as
-    its symbol (ESC as `␛`), one cell each; the value itself is kept."""
+    """An Input (and the body's text area) wrote its value to the terminal as it was: a query
+    parameter or a body from a project file (or an import) holding ESC sequences set the title
+    and cleared the screen while its editor was open (a helper's retest; a URL or a header can
+    no longer hold one). Each control character is shown as its symbol (ESC as `␛`), one cell
+    each; the value itself is kept."""
     async with on_dashboard(daemon, (200, 50)) as (app, pilot, _dashboard):
         app.animation_level = "none"
         app.edit_resource("calls", "evil-url")
         editor = await screen_of(pilot, CallEditor, ready=lambda s: s.loaded)
-        seen = "/x?\u241b]0;PWNED\u2407\u241b[2J\ufffd31m[bold]x[/bold]"  # ␛ ␇ ␛ and a C1
-        await wait_for(pilot, lambda: shown_safely(app, seen), what="the URL, as symbols")
-        assert editor.raw("#url").endswith("/x?" + HOSTILE)  # the value is untouched
-        body = "b=" + seen.removeprefix("/x?")
+        seen = "\u241b]0;PWNED\u2407\u241b[2J\ufffd31m[bold]x[/bold]"  # ␛ ␇ ␛ and a C1
+        params = editor.query_one("#params", KeyValueList)
+        assert ("q", HOSTILE) in params.pairs()  # the value is untouched
+        (row,) = [r for r in params.query(KeyValueRow) if r.key_input.value == "q"]
+        row.value_input.focus()  # scrolled into view, as the person would reach it
+        await wait_for(pilot, lambda: shown_safely(app, seen), what="the parameter, as symbols")
+        drawn = "".join(segment.text for segment in row.value_input.render_line(0))
+        assert seen[:10] in drawn and "\x1b" not in drawn, drawn
+        body = "b=" + seen
         await wait_for(pilot, lambda: shown_safely(app, body), what="the body, as symbols")
         assert editor.query_one("#body-text", TextArea).text == "b=" + HOSTILE
