@@ -258,9 +258,17 @@ async def test_the_call_editor_lists_a_projects_condition_escaped(daemon: Daemon
         app.animation_level = "none"  # tab underlines slide; Pilot would wait for every slide
         app.edit_resource("calls", "evil-json")
         editor = await screen_of(pilot, CallEditor, ready=lambda s: s.loaded)
-        await pilot.pause(0.05)
-        editor.query_one(TabbedContent).active = "conditions-tab"
-        await wait_for(pilot, lambda: shown_safely(app, "\\x1b]0;PWNED"), what="the condition")
+        tabs = editor.query_one(TabbedContent)
+
+        def on_conditions() -> bool:
+            # Asked again until it holds: set while the editor was still settling, the tab
+            # change was lost once in a whole run of tests/tui.
+            if tabs.active != "conditions-tab":
+                tabs.active = "conditions-tab"
+                return False
+            return shown_safely(app, "\\x1b]0;PWNED")
+
+        await wait_for(pilot, on_conditions, what="the condition", timeout=20)
 
 
 async def test_an_editors_field_shows_a_projects_control_characters_as_symbols(
