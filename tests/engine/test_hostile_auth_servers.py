@@ -23,6 +23,7 @@ from apimd.engine.signin import SignInError, SignInFlows
 from apimd.model import Outcome, ResultCode, TokenState
 from apimd.model.events import Event
 from apimd.model.result import Result
+from apimd.model.runtime import TokenRuntime
 from tests.support.projects import build
 from tests.support.tls import pem_key
 
@@ -79,6 +80,15 @@ def oauth_project(base: str, **auth: Any) -> dict[str, Any]:
         "tokens": [{"name": "t", "auth": "bank"}],
         "calls": [{"name": "api", "url": f"{base}/api", "token": "t"}],
     }
+
+
+async def run_with_token(hostile: Hostile) -> tuple[Result, TokenRuntime]:
+    """`oauth_project`'s call run once against `hostile`, and its token as it was left."""
+    engine = Engine(build(oauth_project(hostile.url)), MemoryStateStore())
+    try:
+        return await engine.run("api"), await engine.services.tokens.current("t")
+    finally:
+        await engine.close()
 
 
 async def run(doc: dict[str, Any], name: str = "api") -> tuple[Result, list[Event]]:
@@ -460,12 +470,7 @@ async def test_a_token_error_with_terminal_escapes_is_kept_as_one_plain_line(
         return web.json_response(body, status=400)
 
     hostile.handlers["/token"] = token
-    engine = Engine(build(oauth_project(hostile.url)), MemoryStateStore())
-    try:
-        result = await engine.run("api")
-        runtime = await engine.services.tokens.current("t")
-    finally:
-        await engine.close()
+    result, runtime = await run_with_token(hostile)
     expected = "x\\x1b]0;PWNED\\x07\\x1b[2J\\x0dFAKE\\x0aLINE"
     assert expected in (runtime.last_error or ""), runtime.last_error
     assert expected in (result.error or ""), result.error
@@ -493,12 +498,7 @@ async def test_a_token_a_header_cannot_carry_is_refused_at_the_refresh(
 
     hostile.handlers["/token"] = token
     hostile.handlers["/api"] = lambda _request: _ok()
-    engine = Engine(build(oauth_project(hostile.url)), MemoryStateStore())
-    try:
-        result = await engine.run("api")
-        runtime = await engine.services.tokens.current("t")
-    finally:
-        await engine.close()
+    result, runtime = await run_with_token(hostile)
     why = f"the token endpoint's {field} holds a control character"
     assert why in (runtime.last_error or ""), runtime.last_error
     assert runtime.state is not TokenState.VALID
