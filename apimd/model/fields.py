@@ -7,12 +7,13 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator
 
-from apimd.model.common import SECRET_MASK, Secret, scalar_to_str
+from apimd.model.common import SECRET, SECRET_MASK, Secret, scalar_to_str
 from apimd.model.expressions import check_template
 
 __all__ = [
     "PROXY_SCHEMES",
     "HeaderName",
+    "HeaderSecret",
     "HeaderTemplateStr",
     "JsonTemplate",
     "Proxy",
@@ -80,6 +81,9 @@ HeaderTemplateStr = Annotated[
 """A call's header value: a template with no control character but tab."""
 HeaderName = Annotated[str, _sendable(_CONTROL_IN_URL, "a header's name")]
 """A header's name: no control character (a tab neither)."""
+HeaderSecret = Annotated[str, SECRET, _sendable(_CONTROL_IN_HEADER, "a header")]
+"""A secret an auth sends in a header (a bearer token, an API key, an AWS session token): no
+control character but tab. It was accepted by `apply` and every call then ended SETUP_ERROR."""
 
 TextValue = Annotated[str, BeforeValidator(scalar_to_str)]
 """A variable's value: YAML numbers and booleans are accepted as text; never re-templated."""

@@ -21,6 +21,7 @@ from apimd.model.common import (
 )
 from apimd.model.fields import (
     HeaderName,
+    HeaderSecret,
     HeaderTemplateStr,
     JsonTemplate,
     Proxy,
@@ -125,10 +126,10 @@ class AuthSetting(Resource):
     type: AuthType = "none"
     username: TemplateStr | None = None
     password: Secret | None = None
-    key_name: str | None = None
-    key_value: Secret | None = None
+    key_name: HeaderName | None = None
+    key_value: HeaderSecret | None = None
     in_: Literal["header", "query", "cookie"] = Field(default="header", alias="in")
-    token: Secret | None = None
+    token: HeaderSecret | None = None
     client_id: TemplateStr | None = None
     client_secret: Secret | None = None
     grant: Grant | None = None
@@ -152,7 +153,7 @@ class AuthSetting(Resource):
     pkce: bool | None = None
     access_key_id: TemplateStr | None = None
     secret_access_key: Secret | None = None
-    session_token: Secret | None = None
+    session_token: HeaderSecret | None = None
     region: str | None = None
     service: str | None = None
     proxy: Proxy | None = None

@@ -290,6 +290,37 @@ def test_a_control_character_in_a_url_or_header_is_refused_at_its_line(
     ]
 
 
+def test_an_auths_secret_sent_in_a_header_is_refused_with_a_control_character(
+    issues: LoadIssues,
+) -> None:
+    """A bearer token or an API key holding CR was applied, then every call ended SETUP_ERROR
+    (session 12's retest); it is refused at its line, and the message does not show the secret."""
+    found = issues(
+        "auth:\n"
+        '  - {name: b, type: bearer, token: "tok\\r\\nX-Evil: 1"}\n'
+        '  - {name: k, type: api_key, key_name: "X-\\eKey", key_value: "k\\x00ey"}\n'
+        '  - {name: t, type: bearer, token: "with\\ttab"}\n'
+    )
+    assert sorted((i.field, i.line, i.message) for i in found) == [
+        (
+            "auth[0].token",
+            2,
+            "holds a control character (\\x0d at character 4), which a header cannot carry",
+        ),
+        (
+            "auth[1].key_name",
+            3,
+            "holds a control character (\\x1b at character 3), which a header's name cannot carry",
+        ),
+        (
+            "auth[1].key_value",
+            3,
+            "holds a control character (\\x00 at character 2), which a header cannot carry",
+        ),
+    ]
+    assert not any("tok" in i.message or "Evil" in i.message for i in found)
+
+
 def test_model_level_errors_point_at_the_item(issues: LoadIssues) -> None:
     (issue,) = issues(CALL + "    conditions:\n      - {source: json, path: $.a}\n")
     assert issue.field == "calls[0].conditions[0]"
