@@ -212,17 +212,29 @@ def _check_token_type(payload: dict[str, Any], status: int, dpop_sent: bool) -> 
         )
 
 
+def _says_json(content_type: str) -> bool:
+    """`application/json` or a `+json` type (`application/problem+json`)."""
+    kind = content_type.lower()
+    return kind == "application/json" or kind.endswith("+json")
+
+
 def _answer(response: HttpResponse, endpoint: Endpoint, required: str) -> dict[str, Any]:
     name = _ENDPOINT_NAMES[endpoint]
     if not response.body:
         raise OAuthError("invalid_response", f"the {name} answered nothing", response.status)
     try:
         payload = json.loads(response.body)
-    except ValueError:
-        kind = (response.headers.get("Content-Type") or "no content type").split(";")[0]
-        raise OAuthError(
-            "invalid_response", f"the {name} answered {kind[:60]}, not JSON", response.status
-        ) from None
+    except ValueError as exc:
+        kind = (response.headers.get("Content-Type") or "no content type").split(";")[0].strip()
+        said = f"the {name} answered {kind[:60]}"
+        if isinstance(exc, json.JSONDecodeError) and _says_json(kind):
+            # Where it breaks, not what it holds (a token answer is a secret).
+            # (json's messages that end "at" expect the place after them.)
+            where = f"{exc.msg.removesuffix(' at')} at line {exc.lineno} column {exc.colno}"
+            why = f"{said} that does not parse ({where})"
+        else:
+            why = f"{said}, not JSON"
+        raise OAuthError("invalid_response", why, response.status) from None
     if not isinstance(payload, dict):
         raise OAuthError(
             "invalid_response",

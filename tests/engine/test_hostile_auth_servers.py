@@ -282,9 +282,14 @@ async def test_a_par_answer_with_an_unusable_request_uri_is_a_clear_error(
         (b"<html><body>Welcome</body></html>", "text/html", "not JSON"),
         (b'[{"access_token": "at-secret-1"}]', "application/json", "not a JSON object"),
         (b'"at-secret-1"', "application/json", "not a JSON object"),
-        (b"\xff\xfe\x00garbage", "application/json", "not JSON"),
+        (b"\xff\xfe\x00garbage", "application/json", "that does not parse (Expecting value"),
+        (
+            b'{"access_token": "at-secret-1\x01"}',
+            "application/json",
+            "application/json that does not parse (Invalid control character at line 1",
+        ),
     ],
-    ids=["html", "array", "string", "binary"],
+    ids=["html", "array", "string", "binary", "control-character"],
 )
 async def test_a_200_token_answer_that_is_not_a_json_object_is_named(
     hostile: Hostile, caplog: pytest.LogCaptureFixture, body: bytes, content_type: str, says: str
