@@ -329,7 +329,10 @@ async def test_device_sign_in_shows_the_code_and_a_qr_and_ends_signed_in(
             ),
             what="the device sign-in to end",
         )
-        assert "Waiting for you" not in screen_text(screen)
+        # The outcome in place of the address, the code and the QR code, of no use any more.
+        shown = screen_text(screen)
+        assert "Waiting for you" not in shown and "enter this code" not in shown
+        assert info.user_code not in shown and not screen.query("#signin-qr")
         token = await token_of(signin_daemon, "device-token")
         assert token.state is TokenState.VALID
         await pilot.press("escape")

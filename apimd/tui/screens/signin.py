@@ -110,20 +110,17 @@ def next_step(end: SignInResult, subject: str, *, resumed: bool) -> str:
     return f"Runs that use {subject} go ahead with it from now on. {back}"
 
 
-def show_outcome(screen: SignInScreen, result: Static, *, browser: bool) -> None:
-    """Put a sign-in's outcome on `screen`: in the browser view it replaces the instructions and
-    the paste field (they were for getting here); in the device view, "waiting" beside the QR."""
-    if browser:
+def show_outcome(screen: SignInScreen, result: Static) -> None:
+    """Put a sign-in's outcome on `screen` in place of what was for getting there: in the browser
+    view the status, the instructions and the paste field; in the device view (also a device
+    auth's sign-in asked for as a browser one) the address, the code and the QR code, of no use
+    any more whichever way it ended."""
+    if not screen.query("#device"):
         screen.query_one("#signin-status", Static).display = False
-        for done in screen.query(INSTRUCTIONS):
-            done.display = False  # at once; the removal lands on a later tick
-            done.remove()
-    if waiting := screen.query("#device-waiting"):
-        waiting.set(display=False)  # at once; the removal lands on a later tick
-        waiting.remove()
-        screen.query_one("#device-text", Vertical).mount(result)
-    else:
-        screen.body.mount(result)
+    for done in screen.query(f"{INSTRUCTIONS}, #device"):
+        done.display = False  # at once; the removal lands on a later tick
+        done.remove()
+    screen.body.mount(result)
 
 
 class SignInScreen(Screen[bool]):
@@ -345,7 +342,7 @@ class SignInScreen(Screen[bool]):
             id="signin-result",
             markup=False,
         )
-        show_outcome(self, result, browser=self.mode == "browser")
+        show_outcome(self, result)
         self.body.scroll_end(animate=False)
         self._tick()
         self.refresh_bindings()
