@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -25,6 +26,7 @@ from apimd.tui.formatting import (
 from apimd.tui.keys import load_tui_settings, valid_key, validate_keymap
 from apimd.tui.sparkline import sparkline
 from apimd.tui.waterfall import untimed, waterfall
+from apimd.tui.widgets.result_view import no_conditions
 
 NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 
@@ -106,6 +108,22 @@ def test_a_run_with_nothing_of_apimds_to_time_says_so_instead_of_a_chart() -> No
     assert untimed(unsent) == "nothing was sent: nothing to time"
     sent = result(ResultCode.COMPLETE, Outcome.PASS, Timings(connect=0.2, wait=1.0, total=1.2))
     assert untimed(sent) is None
+
+
+def test_a_result_without_conditions_says_why_its_conditions_tab_is_empty() -> None:
+    """A never-sent result's Conditions tab was an empty table (session 12's retest)."""
+    moment = datetime(2026, 12, 7, tzinfo=UTC)
+
+    def result(kind: Literal["call", "workflow"], status: int | None) -> Result:
+        return Result(
+            id="r", kind=kind, name="c", trigger="manual", started_at=moment,
+            finished_at=moment, outcome=Outcome.PASS, result=ResultCode.COMPLETE,
+            http_status=status,
+        )  # fmt: skip
+
+    assert no_conditions(result("call", None)) == "no response: no condition was checked"
+    assert no_conditions(result("call", 204)) == "this call checks no condition"
+    assert "see each step's result" in no_conditions(result("workflow", None))
 
 
 # --- bodies ---------------------------------------------------------------------------------

@@ -163,6 +163,15 @@ def condition_cells(condition: ConditionResult) -> tuple[Text, Text, Text, Text,
     )
 
 
+def no_conditions(result: Result) -> str:
+    """What the Conditions tab says of a result that holds none (an empty table said nothing)."""
+    if result.kind == "workflow":
+        return "a workflow's conditions are its steps': see each step's result"
+    if result.http_status is None:
+        return "no response: no condition was checked"
+    return "this call checks no condition"
+
+
 class ResultView(Vertical):
     """Shows one call result; `show` is the way in."""
 
@@ -212,6 +221,9 @@ class ResultView(Vertical):
         conditions.clear()
         for condition in result.conditions:
             conditions.add_row(*condition_cells(condition))
+        if not result.conditions:
+            empty = [Text("")] * 4
+            conditions.add_row(Text(""), Text(no_conditions(result), style="dim"), *empty)
         passed = sum(c.passed for c in result.conditions)
         tabs = self.query_one(TabbedContent)
         tabs.get_tab("conditions").label = (
