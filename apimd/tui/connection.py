@@ -26,8 +26,9 @@ class DaemonState:
     """False until the first attempt to reach the daemon has finished."""
 
     def summary(self, now: datetime, width: int | None = None) -> str:
-        """One line for the status bar. In a cluster, within `width` cells when given: the counts
-        of tokens, then workflows, then calls go first, so the part saying where you are stays."""
+        """One line for the status bar, within `width` cells when given: the counts of tokens,
+        then workflows, then calls go first, so the part saying where you are (the agent, a
+        paused scheduler, what runs) stays; at 80 columns a lone daemon's was cut mid-count."""
         if not self.checked:
             return f"connecting to {self.socket_path}…"
         if not self.connected or self.status is None:
@@ -57,7 +58,7 @@ class DaemonState:
         # First, so a narrow bar never cuts it: schedules there run nowhere (SPEC §13).
         warnings = [f"⚠ no live agent in {where}" for where in status.unserved_locations]
         for drop in (3, 2, 1):  # tokens, workflows, calls: the counts the dashboard shows too
-            if not clustered or width is None or len(" · ".join(warnings + parts)) <= width:
+            if width is None or len(" · ".join(warnings + parts)) <= width:
                 break
             del parts[drop]
         return " · ".join(warnings + parts)

@@ -82,3 +82,18 @@ def test_the_last_agent_left_still_names_its_cluster_and_the_locations_left_unse
     assert state.summary(NOW, 60).startswith(
         "⚠ no live agent in loc-b"
     )  # a narrow bar cuts the rest
+
+
+def test_a_lone_daemons_line_drops_whole_counts_rather_than_cut_one() -> None:
+    """At 80 columns the bar cut a lone daemon's line at "· 3 workflows · 3…" (the retest): the
+    counts go whole, tokens first, and a paused scheduler stays."""
+    info = status([("a1", "here", True)], me="a1", leader=True).model_copy(
+        update={"agents": [], "scheduler": "paused"}
+    )
+    info.counts.update(calls=3, workflows=3, tokens=3)
+    state = DaemonState(Path("/tmp/s"), connected=True, checked=True, status=info)
+    assert state.summary(NOW) == (
+        "daemon 0.1.0 started 0s ago · 3 calls · 3 workflows · 3 tokens · scheduler paused"
+    )
+    line = state.summary(NOW, 60)
+    assert line == "daemon 0.1.0 started 0s ago · 3 calls · scheduler paused", line
