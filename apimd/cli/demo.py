@@ -244,16 +244,10 @@ async def _with_daemon(server: RunningServer, *, once: bool, tui: bool) -> int:
         if tui and sys.stdin.isatty() and sys.stdout.isatty():
             from apimd.tui.app import build_app
 
-            print(
-                "Opening the TUI (q quits and stops the demo). The tokens demo-user and "
-                "demo-fapi-user (PAR + private_key_jwt + DPoP) need a person: on the Tokens "
-                "screen (t) select one and press i to sign in as demo / demo-password. "
-                f"The workflow {BROWSER_WORKFLOW} signs in in the browser too: select it on "
-                "the dashboard and press r."
-            )
+            print("Opening the TUI (q quits and stops the demo).")
             sys.stdout.flush()
-            await asyncio.sleep(2)
-            await build_app(home / "apimd.sock").run_async()
+            await asyncio.sleep(1)
+            await build_app(home / "apimd.sock", greeting=TUI_GREETING).run_async()
             return 0
         print(
             "The daemon now runs the schedules (every 20 s and 30 s). In another terminal:\n"
@@ -288,6 +282,15 @@ async def _with_daemon(server: RunningServer, *, once: bool, tui: bool) -> int:
             except TimeoutError:
                 daemon.kill()
         shutil.rmtree(home, ignore_errors=True)
+
+
+TUI_GREETING = (
+    "The tokens demo-user and demo-fapi-user (PAR + private_key_jwt + DPoP) need a person: on"
+    " the Tokens screen (t) select one and press i to sign in as demo / demo-password. The"
+    f" workflow {BROWSER_WORKFLOW} signs in in the browser too: select it on the dashboard and"
+    " press r. checkout-health fails on purpose."
+)
+"""What the demo's TUI says first (printed before it opened, the TUI covered it at once)."""
 
 
 async def _serve_api_only(server: RunningServer) -> int:

@@ -72,9 +72,12 @@ class ApimdApp(App[None]):
         clock: Clock = system_clock,
         settings: TuiSettings,
         environ: Mapping[str, str] = os.environ,
+        greeting: str | None = None,
     ) -> None:
         super().__init__()
         self.client = client
+        self.greeting = greeting
+        """What to try first, shown on start (the demo's: printed just before, the TUI hid it)."""
         self.clock = clock
         self.tui_settings = settings
         self.environ = environ
@@ -89,6 +92,8 @@ class ApimdApp(App[None]):
 
     def on_mount(self) -> None:
         self._apply_keymap()
+        if self.greeting:
+            self.notify(self.greeting, title="Try this", timeout=60, markup=False)
         self.stay_connected()
         self.set_interval(STATUS_POLL_S, self.poll_status)
 
@@ -276,12 +281,15 @@ def build_app(
     settings: TuiSettings | None = None,
     client: DaemonClient | None = None,
     environ: Mapping[str, str] | None = None,
+    greeting: str | None = None,
 ) -> ApimdApp:
     """The TUI for the daemon on `socket_path`. Tests pass a frozen `clock`, explicit `settings`,
-    an `environ` (SSH or not), and (for snapshots and benchmarks) a `client` with fixed data."""
+    an `environ` (SSH or not), and (for snapshots and benchmarks) a `client` with fixed data;
+    `greeting` is shown as a notice on start."""
     return ApimdApp(
         client if client is not None else Client(socket_path),
         clock=clock or system_clock,
         settings=settings if settings is not None else load_tui_settings(),
         environ=os.environ if environ is None else environ,
+        greeting=greeting,
     )
