@@ -67,8 +67,8 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
         self._free_text_forms: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
-        self._long: list[str] | None = None
+        self._plan: _SearchPlan | None = None
+        """How `text` finds the forms: made when first needed after the forms changed."""
         self.add(*secrets)
 
     @property
@@ -89,7 +89,7 @@ class Redactor:
             self._secrets.add(secret)
             if len(secret) >= MIN_FREE_TEXT_SECRET:
                 self._free_text_forms.update(_encoded_forms(secret))
-                self._pattern = self._long = None
+                self._plan = None
 
     def add_basic_credentials(self, username: str, password: str) -> None:
         """Learn the base64 of `username:password` as sent in `Authorization: Basic …`."""
@@ -98,7 +98,7 @@ class Redactor:
         self.add(password)
         credentials = f"{username}:{password}".encode(errors="surrogatepass")
         self._free_text_forms.update(_base64_forms(credentials))
-        self._pattern = self._long = None
+        self._plan = None
 
     def text(self, text: str) -> str:
         """`text` with every known secret (in every form) replaced by the mask (and every lone
@@ -106,29 +106,25 @@ class Redactor:
         text = storable(text)
         if not text or not self._free_text_forms:
             return text
-        for form in self._long_forms():
+        plan = self._plan
+        if plan is None:
+            plan = self._plan = _SearchPlan(self._free_text_forms)
+        for form in plan.long:
             if form in text:
                 text = text.replace(form, SECRET_MASK)
-        pattern = self._compiled()
-        if pattern is None:
-            return text
-        match = pattern.search(text)
-        if match is None:
+        spans = plan.spans(text)
+        if not spans:
             return text
         pieces: list[str] = []
         copied_up_to = 0
-        span_start, span_end = match.span()
-        while match is not None:
-            start, end = match.span()
-            if start < span_end:
+        span_start, span_end = spans[0]
+        for start, end in spans:
+            if start < span_end:  # overlapping forms (of one secret or two): one mask
                 span_end = max(span_end, end)
             else:
                 pieces += (text[copied_up_to:span_start], SECRET_MASK)
                 copied_up_to = span_end
                 span_start, span_end = start, end
-            # Resume one character later (not at `end`) so an overlapping form of another secret
-            # is found too and its span merged.
-            match = pattern.search(text, start + 1)
         pieces += (text[copied_up_to:span_start], SECRET_MASK, text[span_end:])
         return "".join(pieces)
 
@@ -210,24 +206,44 @@ class Redactor:
             return self.text(_mask_query(body))
         return self.text(body)
 
-    def _long_forms(self) -> list[str]:
-        if self._long is None:
-            long = (form for form in self._free_text_forms if len(form) > MAX_REGEX_FORM)
-            self._long = sorted(long, key=lambda form: (-len(form), form))
-        return self._long
 
-    def _compiled(self) -> re.Pattern[str] | None:
-        if self._pattern is None:
-            # Longest first: alternation takes the first alternative that matches, so at any
-            # position the longest form wins and no tail of a longer secret is left behind.
-            forms = sorted(
-                (form for form in self._free_text_forms if len(form) <= MAX_REGEX_FORM),
-                key=lambda form: (-len(form), form),
-            )
-            if not forms:
-                return None
-            self._pattern = re.compile("|".join(_form_pattern(form) for form in forms))
-        return self._pattern
+class _SearchPlan:
+    """Where `Redactor.text` finds a set of forms. A form whose escapes have no hex letter
+    (a token, a key: most secrets) is a plain string, found with `str.find`; only a form whose
+    `%XX`/`\\uXXXX` escapes must match in either case needs the regex. Each run's recorder
+    learns the token it extracted, a new secret every run: compiling a regex of every form for
+    each was a tenth of a 2-step workflow's time (issue 18)."""
+
+    __slots__ = ("long", "pattern", "plain")
+
+    def __init__(self, forms: Collection[str]) -> None:
+        # Longest first: a long form is replaced before a shorter one could cut it.
+        by_length = sorted(forms, key=lambda form: (-len(form), form))
+        self.long = [form for form in by_length if len(form) > MAX_REGEX_FORM]
+        short = [form for form in by_length if len(form) <= MAX_REGEX_FORM]
+        self.plain = [form for form in short if not _needs_regex(form)]
+        # Longest first here too: alternation takes the first alternative that matches, so at
+        # any position the longest form wins (its span holds the others').
+        escaped = [form for form in short if _needs_regex(form)]
+        self.pattern = re.compile("|".join(map(_form_pattern, escaped))) if escaped else None
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Where any form occurs in `text` (overlapping occurrences too), by start then end."""
+        spans: list[tuple[int, int]] = []
+        for form in self.plain:
+            at = text.find(form)
+            while at >= 0:
+                spans.append((at, at + len(form)))
+                at = text.find(form, at + 1)
+        if self.pattern is not None:
+            search = self.pattern.search
+            match = search(text)
+            while match is not None:
+                spans.append(match.span())
+                # One character later (not at its end), so an overlapping form is found too.
+                match = search(text, match.start() + 1)
+        spans.sort()
+        return spans
 
 
 # A call sends, and its API answers, the same header names run after run: which names are stored
@@ -325,6 +341,12 @@ def _form_pattern(form: str) -> str:
         position = escape.end()
     pieces.append(re.escape(form[position:]))
     return "".join(pieces)
+
+
+@functools.lru_cache(maxsize=4096)
+def _needs_regex(form: str) -> bool:
+    """Whether `form` holds an escape with a hex letter (which matches in either case)."""
+    return any(_HEX_LETTER.search(escape[0]) for escape in _escapes(form))
 
 
 def _escapes(form: str) -> list[re.Match[str]]:
