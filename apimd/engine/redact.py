@@ -304,7 +304,21 @@ def _encoded_forms(secret: str) -> frozenset[str]:
     return frozenset(form for form in forms if len(form) >= MIN_FREE_TEXT_SECRET)
 
 
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+"""URI characters (RFC 3986) no encoder of `_url_forms` changes, nor JSON escaping."""
+_DOT_SEGMENTS = ("", ".", "..")  # a URL's path drops these
+
+
 def _url_forms(secret: str) -> set[str]:
+    """`_encoded_url_forms`, at once for a secret of unreserved characters only (a token, a
+    key: each run's recorder learns a new token, and building three URLs for it was a sixth of
+    learning it)."""
+    if _UNRESERVED.issuperset(secret) and secret not in _DOT_SEGMENTS:
+        return {secret}
+    return _encoded_url_forms(secret)
+
+
+def _encoded_url_forms(secret: str) -> set[str]:
     """`secret` percent-encoded as URLs commonly carry it, and as a URL apimd sends carries it:
     a template value (`render_url`) or a param, after aiohttp's URL (yarl) normalises the path
     and query — it decodes `!$'()*,/:@` (and more in a path) back, so the URL recorded as sent

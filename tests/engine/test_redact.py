@@ -439,6 +439,16 @@ def test_no_form_of_any_secret_survives(secrets: list[str], around: list[str]) -
             assert form not in redacted, (name, form, redacted)
 
 
+@FAST
+@given(st.text(alphabet="ABCXYZabcxyz0189-._~", min_size=1, max_size=30))
+def test_a_secret_of_unreserved_characters_has_no_other_url_form(secret: str) -> None:
+    """`_url_forms` answers at once for such a secret (issue 18): what encoding it gives (but
+    for the dot segments a URL's path drops)."""
+    assert redact._url_forms(secret) == redact._encoded_url_forms(secret)
+    if secret not in (".", ".."):
+        assert redact._url_forms(secret) == {secret}
+
+
 def masked_as_specified(text: str, secrets: list[str]) -> str:
     """The module doc's rule, written out plainly: every occurrence of every form of every secret
     (overlapping ones too; hex digits of escapes in either case) is masked, overlapping spans as
