@@ -360,6 +360,8 @@ def _form_pattern(form: str) -> str:
 @functools.lru_cache(maxsize=4096)
 def _needs_regex(form: str) -> bool:
     """Whether `form` holds an escape with a hex letter (which matches in either case)."""
+    if "%" not in form and "\\u" not in form:  # no escape at all: a token's forms
+        return False
     return any(_HEX_LETTER.search(escape[0]) for escape in _escapes(form))
 
 
