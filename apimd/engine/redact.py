@@ -4,8 +4,9 @@ A `Redactor` knows secret values and masks them in free text in every form they 
 sent in: raw, URL-encoded (`quote` with and without `/` kept, `quote_plus`, and the path and
 query forms of a URL apimd sends, see `_url_forms`; hex digits in either case), JSON-escaped at
 depths 1 to 3 (a JSON string inside a JSON string, as an echoing API writes it; each level
-ASCII-only or UTF-8, with or without `\\/`; see `_json_escaped_forms`) and base64 (standard and
-URL-safe, padded or not). Every occurrence of every form is masked, even where occurrences of
+ASCII-only or UTF-8, with or without `\\/`; see `_json_escaped_forms`), base64 (standard and
+URL-safe, padded or not) and, for a non-ASCII secret, its UTF-8 misread as Latin-1 (raw and
+JSON-escaped: a body declared ISO-8859-1, or a server's echo that read the request so). Every occurrence of every form is masked, even where occurrences of
 different secrets overlap: the masked spans are merged, so no part of a longer secret survives
 next to a shorter one.
 """
@@ -301,6 +302,11 @@ def _encoded_forms(secret: str) -> frozenset[str]:
     project's secrets again)."""
     forms = {secret, *_json_escaped_forms(secret), *_url_forms(secret)}
     forms.update(_base64_forms(secret.encode(errors="surrogatepass")))
+    if not secret.isascii() and not has_lone_surrogate(secret):
+        # Its UTF-8 read as Latin-1: a body whose charset says ISO-8859-1 decodes to this, and
+        # so does the echo of a server that read the request that way.
+        misread = secret.encode().decode("latin-1")
+        forms.update((misread, *_json_escaped_forms(misread)))
     return frozenset(form for form in forms if len(form) >= MIN_FREE_TEXT_SECRET)
 
 

@@ -68,6 +68,8 @@ def test_every_form_is_masked_in_text(form: str) -> None:
         quote(SECRET),  # `/` kept, as most clients do
         json.dumps(SECRET, ensure_ascii=False)[1:-1],  # UTF-8 JSON
         json.dumps(SECRET)[1:-1].replace("/", "\\/"),  # JSON with escaped slashes
+        SECRET.encode().decode("latin-1"),  # UTF-8 read as Latin-1 (a body so declared)
+        json.dumps(SECRET.encode().decode("latin-1"))[1:-1],  # and echoed in JSON
     ],
 )
 def test_common_encoding_variants_are_masked(encoded: str) -> None:

@@ -160,3 +160,29 @@ def _escapings(secret: str) -> list[str]:
     once = json.dumps(secret)[1:-1]
     twice = json.dumps(once)[1:-1]
     return [secret, once, twice, json.dumps(twice)[1:-1]]
+
+
+async def test_a_non_ascii_secret_echoed_in_a_body_declared_latin_1_is_redacted() -> None:
+    """A server that answers the UTF-8 bytes it got under `charset=iso-8859-1`: the body is
+    decoded as declared, and the secret's bytes read as Latin-1 (`Ã¶` for `ö`) were stored in
+    clear (found in session 12's review; fixed in session 13)."""
+    secret = "geheimes-wört-42"
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(
+            body=await request.read(), headers={"Content-Type": "text/plain; charset=iso-8859-1"}
+        )
+
+    app = web.Application()
+    app.router.add_post("/echo", echo)
+    async with RunningServer(app) as server:
+        doc = {
+            "variables": {"PW": {"value": secret, "secret": True}},
+            "calls": [
+                {"name": "echo", "method": "POST", "url": f"{server.url}/echo", "body": "%%PW%%"}
+            ],
+        }
+        result = await run(doc, "echo")
+    assert result.response is not None and result.response.body == SECRET_MASK
+    misread = secret.encode().decode("latin-1")
+    assert misread != secret and misread not in result.model_dump_json()
