@@ -203,6 +203,8 @@ class Redactor:
             )
             if reserialized is not None:
                 return self.text(reserialized)
+            if may_hold_redacted_key(body):
+                body = _mask_broken_json(body)
         if _FORM_CONTENT_TYPE in kind:
             return self.text(_mask_query(body))
         return self.text(body)
@@ -302,6 +304,9 @@ def _encoded_forms(secret: str) -> frozenset[str]:
     project's secrets again)."""
     forms = {secret, *_json_escaped_forms(secret), *_url_forms(secret)}
     forms.update(_base64_forms(secret.encode(errors="surrogatepass")))
+    # As Python quotes it (`{value!r}` in a message): `\\` doubled, and `'` escaped when `"` is
+    # in it too.
+    forms.add(repr(secret)[1:-1])
     if not secret.isascii() and not has_lone_surrogate(secret):
         # Its UTF-8 read as Latin-1: a body whose charset says ISO-8859-1 decodes to this, and
         # so does the echo of a server that read the request that way.
@@ -336,6 +341,8 @@ def _encoded_url_forms(secret: str) -> set[str]:
     try:
         forms.add(URL(f"http://h/{path}").raw_path[1:])
         forms.add(URL(f"http://h/?{query}").raw_query_string)
+        # As a server's framework gives the query back (yarl: decoded but `+` and `&`…).
+        forms.add(URL(f"http://h/?{query}").query_string)
         forms.add(URL("http://h/").extend_query(x=secret).raw_query_string[2:])
     except (ValueError, UnicodeError):
         pass  # the URL cannot be built, so nothing sends the secret in this form
@@ -502,6 +509,19 @@ def _compact_json_text(body: str, require_container: bool, parsed: tuple[Any] | 
         return text
     # A lone surrogate can only sit inside a JSON string: write it back as the escape it was.
     return LONE_SURROGATE.sub(lambda match: f"\\u{ord(match[0]):04x}", text)
+
+
+_BROKEN_JSON_SECRET = re.compile(
+    r'("(?:' + "|".join(sorted(ALWAYS_REDACTED_KEYS)) + r')"\s*:\s*")((?:[^"\\]|\\.)*)',
+    re.IGNORECASE,
+)
+
+
+def _mask_broken_json(text: str) -> str:
+    """JSON that does not parse (a raw control character, cut short): the string value after an
+    always-redacted key, as far as it goes, masked — a token endpoint's broken answer stored its
+    token in clear (nothing had learned it: it was never extracted)."""
+    return _BROKEN_JSON_SECRET.sub(lambda found: found[1] + SECRET_MASK, text)
 
 
 def may_hold_redacted_key(text: str) -> bool:

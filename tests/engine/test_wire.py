@@ -186,3 +186,25 @@ async def test_a_non_ascii_secret_echoed_in_a_body_declared_latin_1_is_redacted(
     assert result.response is not None and result.response.body == SECRET_MASK
     misread = secret.encode().decode("latin-1")
     assert misread != secret and misread not in result.model_dump_json()
+
+
+async def test_a_failed_conditions_message_does_not_quote_a_secret(wire: Wire) -> None:
+    """`expected contains 'ab"c\\\\d-secret'`: Python's quoting of the secret was stored in
+    clear (session 13's retest)."""
+    secret = 'ab"c\\d-secret'
+    doc = {
+        "variables": {"PW": {"value": secret, "secret": True}},
+        "calls": [
+            {
+                "name": "echo",
+                "url": f"{wire.server.url}/echo",
+                "conditions": [{"source": "body", "op": "contains", "value": "%%PW%%"}],
+            }
+        ],
+    }
+    result = await run(doc, "echo")
+    assert result.outcome is Outcome.FAIL
+    (condition,) = result.conditions
+    assert condition.message is not None and SECRET_MASK in condition.message
+    stored = result.model_dump_json()
+    assert repr(secret)[1:-1] not in stored and secret not in stored
