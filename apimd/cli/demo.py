@@ -285,10 +285,10 @@ async def _with_daemon(server: RunningServer, *, once: bool, tui: bool) -> int:
 
 
 TUI_GREETING = (
-    "The tokens demo-user and demo-fapi-user (PAR + private_key_jwt + DPoP) need a person: on"
-    " the Tokens screen (t) select one and press i to sign in as demo / demo-password. The"
-    f" workflow {BROWSER_WORKFLOW} signs in in the browser too: select it on the dashboard and"
-    " press r. checkout-health fails on purpose."
+    "Tokens demo-user and demo-fapi-user (PAR, private_key_jwt, DPoP) need a person: press t,"
+    " select one, press i, sign in as demo / demo-password. The workflow"
+    f" {BROWSER_WORKFLOW} signs in in the browser: select it, press r."
+    " checkout-health fails on purpose."
 )
 """What the demo's TUI says first (printed before it opened, the TUI covered it at once)."""
 

@@ -38,6 +38,8 @@ from apimd.tui.screens.viewer import ResultScreen
 from apimd.tui.widgets.monitor_table import MonitorTable
 
 STATUS_POLL_S = 10.0
+GREETING_S = 30
+"""How long the greeting stays (at 80x24 it covers the right of a few rows)."""
 
 
 class ApimdApp(App[None]):
@@ -93,7 +95,7 @@ class ApimdApp(App[None]):
     def on_mount(self) -> None:
         self._apply_keymap()
         if self.greeting:
-            self.notify(self.greeting, title="Try this", timeout=60, markup=False)
+            self.notify(self.greeting, title="Try this", timeout=GREETING_S, markup=False)
         self.stay_connected()
         self.set_interval(STATUS_POLL_S, self.poll_status)
 

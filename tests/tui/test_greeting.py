@@ -20,7 +20,7 @@ async def test_a_greeting_is_shown_on_start_and_the_demos_names_its_sign_ins() -
     )
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: TUI_GREETING in notices(app), what="the greeting")
-    assert "press i to sign in as demo / demo-password" in TUI_GREETING
+    assert "press i, sign in as demo / demo-password" in TUI_GREETING
 
 
 async def test_no_greeting_no_notice() -> None:
