@@ -107,7 +107,16 @@ def _parse_json(text: str) -> tuple[Any, str | None]:
             return json.loads(text, parse_constant=_reject_constant), None
         return _DECODER.decode(text), None
     except (ValueError, RecursionError) as exc:
-        return MISSING, f"body is not valid JSON: {exc}"
+        return MISSING, f"body is not valid JSON: {json_error(exc)}"
+
+
+def json_error(exc: BaseException) -> str:
+    """Why JSON did not parse and where (`Invalid control character at line 1 column 28`),
+    never what it holds (it may be a token)."""
+    if isinstance(exc, json.JSONDecodeError):
+        # (json's messages that end "at" expect the place after them.)
+        return f"{exc.msg.removesuffix(' at')} at line {exc.lineno} column {exc.colno}"
+    return str(exc)
 
 
 def _parse_xml(body: bytes) -> tuple[etree._ElementTree | None, str | None]:

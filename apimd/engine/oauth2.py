@@ -14,6 +14,7 @@ from apimd.engine.client_auth import client_credentials, jwt_bearer_assertion
 from apimd.engine.discovery import endpoints
 from apimd.engine.errors import SetupError
 from apimd.engine.http import HttpExecutor, HttpFailure, HttpRequest, HttpResponse
+from apimd.engine.lookups import json_error
 from apimd.engine.proxies import select_proxy
 from apimd.engine.redact import Redactor
 from apimd.engine.template import Scope, render
@@ -228,10 +229,7 @@ def _answer(response: HttpResponse, endpoint: Endpoint, required: str) -> dict[s
         kind = (response.headers.get("Content-Type") or "no content type").split(";")[0].strip()
         said = f"the {name} answered {kind[:60]}"
         if isinstance(exc, json.JSONDecodeError) and _says_json(kind):
-            # Where it breaks, not what it holds (a token answer is a secret).
-            # (json's messages that end "at" expect the place after them.)
-            where = f"{exc.msg.removesuffix(' at')} at line {exc.lineno} column {exc.colno}"
-            why = f"{said} that does not parse ({where})"
+            why = f"{said} that does not parse ({json_error(exc)})"
         else:
             why = f"{said}, not JSON"
         raise OAuthError("invalid_response", why, response.status) from None

@@ -239,7 +239,7 @@ async def test_json_invalid_body_is_not_found_with_message() -> None:
     exists, not_exists = evaluation.results
     assert not exists.found
     assert not exists.passed
-    assert "not valid JSON" in (exists.message or "")
+    assert exists.message == "body is not valid JSON: Expecting value at line 1 column 1"
     assert not_exists.passed
 
 
