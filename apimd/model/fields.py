@@ -12,6 +12,7 @@ from apimd.model.expressions import check_template
 
 __all__ = [
     "PROXY_SCHEMES",
+    "ApiKeySecret",
     "HeaderName",
     "HeaderSecret",
     "HeaderTemplateStr",
@@ -82,8 +83,12 @@ HeaderTemplateStr = Annotated[
 HeaderName = Annotated[str, _sendable(_CONTROL_IN_URL, "a header's name")]
 """A header's name: no control character (a tab neither)."""
 HeaderSecret = Annotated[str, SECRET, _sendable(_CONTROL_IN_HEADER, "a header")]
-"""A secret an auth sends in a header (a bearer token, an API key, an AWS session token): no
-control character but tab. It was accepted by `apply` and every call then ended SETUP_ERROR."""
+"""A secret an auth sends in a header (a bearer token, an AWS session token): no control
+character but tab. It was accepted by `apply` and every call then ended SETUP_ERROR."""
+ApiKeySecret = Annotated[
+    str, SECRET, _sendable(_CONTROL_IN_HEADER, "an API key (in a header, a query or a cookie)")
+]
+"""An API key's value: as `HeaderSecret`, said of wherever the key goes."""
 
 TextValue = Annotated[str, BeforeValidator(scalar_to_str)]
 """A variable's value: YAML numbers and booleans are accepted as text; never re-templated."""

@@ -20,6 +20,7 @@ from apimd.model.common import (
     unique_variable_names,
 )
 from apimd.model.fields import (
+    ApiKeySecret,
     HeaderName,
     HeaderSecret,
     HeaderTemplateStr,
@@ -127,7 +128,7 @@ class AuthSetting(Resource):
     username: TemplateStr | None = None
     password: Secret | None = None
     key_name: HeaderName | None = None
-    key_value: HeaderSecret | None = None
+    key_value: ApiKeySecret | None = None
     in_: Literal["header", "query", "cookie"] = Field(default="header", alias="in")
     token: HeaderSecret | None = None
     client_id: TemplateStr | None = None

@@ -315,7 +315,8 @@ def test_an_auths_secret_sent_in_a_header_is_refused_with_a_control_character(
         (
             "auth[1].key_value",
             3,
-            "holds a control character (\\x00 at character 2), which a header cannot carry",
+            "holds a control character (\\x00 at character 2), which an API key (in a header,"
+            " a query or a cookie) cannot carry",
         ),
     ]
     assert not any("tok" in i.message or "Evil" in i.message for i in found)
