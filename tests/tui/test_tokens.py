@@ -80,3 +80,19 @@ async def test_i_starts_a_sign_in_that_shows_the_url_over_ssh(
         assert "ssh -L " in shown
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is screen, what="back on the tokens")
+
+
+async def test_a_resize_keeps_the_selected_token(daemon: Daemon) -> None:
+    """Past 100 columns the table gains the auth column and is rebuilt: the cursor went back to
+    the first token (the retest resized while a sign-in was open over it)."""
+    app = make_app(daemon)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("t")
+        screen = await screen_of(pilot, TokensScreen)
+        await wait_for(pilot, lambda: len(screen.tokens) >= 2, what="two tokens")
+        await pilot.press("down")
+        chosen = screen.current_name()
+        assert chosen is not None and chosen != sorted(screen.tokens)[0]
+        await pilot.resize_terminal(120, 30)
+        await wait_for(pilot, lambda: "auth" in screen.table.columns, what="the wide layout")
+        assert screen.current_name() == chosen

@@ -106,6 +106,7 @@ class TokensScreen(ApimdScreen):
 
     def _build_columns(self) -> None:
         table = self.table
+        current = self.current_name()
         self._layout_width = self.app.size.width
         table.clear(columns=True)
         self._shown.clear()
@@ -120,6 +121,8 @@ class TokensScreen(ApimdScreen):
         table.add_column("last error", key="error", width=max(10, self.app.size.width - fixed))
         for name in sorted(self.tokens):
             self._add_row(self.tokens[name])
+        if current in self.tokens:  # a resize rebuilds the columns: the cursor stays put
+            table.move_cursor(row=table.get_row_index(current))
 
     def _cells(self, token: Token) -> dict[str, str | Text]:
         now = self.clock()
