@@ -5,16 +5,19 @@ sent in: raw, URL-encoded (`quote` with and without `/` kept, `quote_plus`, and 
 query forms of a URL apimd sends, see `_url_forms`; hex digits in either case), JSON-escaped at
 depths 1 to 3 (a JSON string inside a JSON string, as an echoing API writes it; each level
 ASCII-only or UTF-8, with or without `\\/`; see `_json_escaped_forms`), base64 (standard and
-URL-safe, padded or not) and, for a non-ASCII secret, its UTF-8 misread as Latin-1 (raw and
-JSON-escaped: a body declared ISO-8859-1, or a server's echo that read the request so). Every occurrence of every form is masked, even where occurrences of
-different secrets overlap: the masked spans are merged, so no part of a longer secret survives
-next to a shorter one.
+URL-safe, padded or not), as Python quotes it (a message's `{value!r}`), HTML-escaped (a page
+or an XML document that echoes it) and, for a non-ASCII secret, its UTF-8 misread as Latin-1
+(raw and JSON-escaped: a body declared ISO-8859-1, or a server's echo that read the request
+so). Every occurrence of every form is masked, even where occurrences of different secrets
+overlap: the masked spans are merged, so no part of a longer secret survives next to a shorter
+one.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import html
 import json
 import re
 from collections import OrderedDict
@@ -307,6 +310,8 @@ def _encoded_forms(secret: str) -> frozenset[str]:
     # As Python quotes it (`{value!r}` in a message): `\\` doubled, and `'` escaped when `"` is
     # in it too.
     forms.add(repr(secret)[1:-1])
+    # As an HTML or XML page echoes it (`&amp;`, `&lt;`, `&quot;`…), in text and in an attribute.
+    forms.update((html.escape(secret, quote=False), html.escape(secret)))
     if not secret.isascii() and not has_lone_surrogate(secret):
         # Its UTF-8 read as Latin-1: a body whose charset says ISO-8859-1 decodes to this, and
         # so does the echo of a server that read the request that way.

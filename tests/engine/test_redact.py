@@ -4,6 +4,7 @@ headers and keys, are masked wherever results, logs and events could show them."
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 from typing import Any
@@ -417,6 +418,13 @@ def test_a_secret_as_python_quotes_it_is_masked() -> None:
     """A failed condition's message says `expected contains 'ab"c\\\\d'` (the retest)."""
     secret = 'ab"c\\d-secret'
     assert Redactor([secret]).text(f"expected contains {secret!r}") == f"expected contains '{MASK}'"
+
+
+@pytest.mark.parametrize("quote", [False, True])
+def test_a_secret_an_html_page_echoes_escaped_is_masked(quote: bool) -> None:
+    secret = "a&b<c>d\"e'f"
+    page = f"<p title='{html.escape(secret)}'>{html.escape(secret, quote=quote)}</p>"
+    assert Redactor([secret]).text(page) == f"<p title='{MASK}'>{MASK}</p>"
 
 
 def test_a_query_given_back_as_a_server_decodes_it_is_masked() -> None:
