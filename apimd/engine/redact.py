@@ -226,11 +226,13 @@ class _SearchPlan:
         # Longest first: a long form is replaced before a shorter one could cut it.
         by_length = sorted(forms, key=lambda form: (-len(form), form))
         self.long = [form for form in by_length if len(form) > MAX_REGEX_FORM]
-        short = [form for form in by_length if len(form) <= MAX_REGEX_FORM]
-        self.plain = [form for form in short if not _needs_regex(form)]
+        self.plain: list[str] = []
+        escaped: list[str] = []
+        for form in by_length:
+            if len(form) <= MAX_REGEX_FORM:
+                (escaped if _needs_regex(form) else self.plain).append(form)
         # Longest first here too: alternation takes the first alternative that matches, so at
         # any position the longest form wins (its span holds the others').
-        escaped = [form for form in short if _needs_regex(form)]
         self.pattern = re.compile("|".join(map(_form_pattern, escaped))) if escaped else None
 
     def spans(self, text: str) -> list[tuple[int, int]]:
@@ -517,7 +519,7 @@ def _compact_json_text(body: str, require_container: bool, parsed: tuple[Any] | 
 
 
 _BROKEN_JSON_SECRET = re.compile(
-    r'("(?:' + "|".join(sorted(ALWAYS_REDACTED_KEYS)) + r')"\s*:\s*")((?:[^"\\]|\\.)*)',
+    r'("(?:' + _REDACTED_KEY.pattern + r')"\s*:\s*")((?:[^"\\]|\\.)*)',
     re.IGNORECASE,
 )
 

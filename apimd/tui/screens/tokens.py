@@ -119,10 +119,14 @@ class TokensScreen(ApimdScreen):
         table.add_column("refreshed", key="refreshed", width=len(NEVER_SIGNED_IN))
         fixed = sum(c.width for c in table.columns.values()) + 2 * (len(table.columns) + 1) + 2
         table.add_column("last error", key="error", width=max(10, self.app.size.width - fixed))
+        self._add_rows(current)  # a resize rebuilds the columns: the cursor stays put
+
+    def _add_rows(self, current: str | None) -> None:
+        """Every token's row, in name order, the cursor on `current` again when it is there."""
         for name in sorted(self.tokens):
             self._add_row(self.tokens[name])
-        if current in self.tokens:  # a resize rebuilds the columns: the cursor stays put
-            table.move_cursor(row=table.get_row_index(current))
+        if current in self.tokens:
+            self.table.move_cursor(row=self.table.get_row_index(current))
 
     def _cells(self, token: Token) -> dict[str, str | Text]:
         now = self.clock()
@@ -181,10 +185,7 @@ class TokensScreen(ApimdScreen):
         self.revealed.clear()
         self.table.clear()
         self._shown.clear()
-        for name in sorted(self.tokens):
-            self._add_row(self.tokens[name])
-        if current in self.tokens:
-            self.table.move_cursor(row=self.table.get_row_index(current))
+        self._add_rows(current)
         self._show_detail()
 
     @work(group="token-fetch", exit_on_error=False)
