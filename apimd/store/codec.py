@@ -292,7 +292,7 @@ class ResultCodec:
         return self._compressor.compress(payload), ref
 
     def compress_docs(self, payloads: list[bytes]) -> list[bytes]:
-        """Docs of `encode_payload`s, by the write (SQLite: in its thread; zstd frees the GIL)."""
+        """Docs of `encode_payload`s, by the write (on the event loop, as the write encodes)."""
         return list(map(self._write_compressor.compress, payloads))
 
     def encode_payload(self, result: Result) -> tuple[bytes, tuple[bytes, str] | None]:
