@@ -6,6 +6,7 @@ too), pages, cursors, `recent`, `latest` and `prune` give what they gave."""
 from __future__ import annotations
 
 import itertools
+import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -178,3 +179,40 @@ def test_every_code_fits_its_packed_bits() -> None:
         assert len(CODES.get(column, ("no", "yes"))) <= 1 << width, column
     spans = sorted((at, at + width) for at, width in PACKED.values())
     assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
+
+
+async def test_results_started_in_one_microsecond_keep_their_write_order(
+    open_test_store: OpenStore,
+) -> None:
+    """Results of one start in one batch (among others) and in a later one each get a key of
+    their own, in write order."""
+    store = await open_test_store()
+    tie = START + timedelta(seconds=5, microseconds=3)
+    first = [
+        make_result(f"tie-{i}", started_at=tie if i % 3 else tie + timedelta(microseconds=i))
+        for i in range(151)
+    ]
+    assert await store.add_results(first) == len(first)
+    later = [make_result(f"late-{i}", started_at=tie) for i in range(5)]
+    assert await store.add_results([*later[:3], first[7], *later[3:]]) == len(later)
+    written = [*first, *later]
+    assert await _order(store) == _newest_first(written)
+    keys = await store.db.fetchall("SELECT seq FROM results")
+    assert len({row[0] for row in keys}) == len(written)
+    for result in written:
+        assert await store.get_result(result.id) == result
+
+
+async def test_more_results_in_one_microsecond_than_its_keys_are_refused(
+    open_test_store: OpenStore,
+) -> None:
+    """2,048 results may start in one microsecond; a batch holding one more is refused whole,
+    and what was stored stays."""
+    store = await open_test_store()
+    tie = START + timedelta(microseconds=1)
+    assert await store.add_results([make_result("before", started_at=tie)]) == 1
+    many = [make_result(f"tie-{i}", started_at=tie) for i in range(1 << SEQ_SHIFT)]
+    with pytest.raises(sqlite3.IntegrityError, match="datatype mismatch"):
+        await store.add_results(many)
+    assert await _order(store) == ["before"]
+    assert await store.add_results(many[1:]) == len(many) - 1  # 2,048 in all
