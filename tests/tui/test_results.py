@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from textual.screen import Screen
 from textual.widgets import Sparkline, Static
+from textual.widgets._footer import FooterKey
 
 from apimd.client import Client
 from apimd.tui.screens.results import PAGE_SIZE, ResultsScreen, ResultTable
 from apimd.tui.screens.stats import StatsScreen
+from apimd.tui.screens.tokens import TokensScreen
 from apimd.tui.screens.viewer import ResultScreen
 from apimd.tui.widgets.result_view import ResultView
 from tests.tui.conftest import in_thread, make_app, on_dashboard, press_on, screen_of, wait_for
@@ -81,3 +84,37 @@ async def test_m_loads_the_next_page_of_older_results(daemon: Daemon) -> None:
         assert screen.next_cursor is None
         assert screen.query_one(ResultTable).row_count == len(screen.results)
         assert {r.name for r in screen.results.values()} == {"service-status"}
+
+
+def _help_key_fits(screen: Screen[object], width: int) -> bool:
+    """Whether the footer shows the `?` (Help) key whole: within `width` columns, and left of
+    the command palette's key (docked at the right, over whatever reaches it)."""
+    keys = list(screen.query(FooterKey))
+    helps = [key for key in keys if key.key == "question_mark"]
+    edge = min([width, *(key.region.x for key in keys if key.has_class("-command-palette"))])
+    return bool(helps) and helps[0].region.width > 0 and helps[0].region.right <= edge
+
+
+async def test_every_screen_shows_help_in_its_footer_at_80_columns(daemon: Daemon) -> None:
+    """The history's filter keys are in its filter bar, not the footer: with them there too,
+    "? Help" was cut at 80 columns ("? He▏^p Commands")."""
+    app = make_app(daemon)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: _help_key_fits(app.screen, 80), what="the dashboard's")
+        await pilot.press("h")
+        history = await screen_of(pilot, ResultsScreen)
+        await wait_for(pilot, lambda: history.results, what="results listed")
+        history.query_one(ResultTable).focus()  # its ⏎ Open comes first
+        await pilot.pause()
+        assert _help_key_fits(history, 80)
+        state = str(history.query_one("#results-state", Static).render())
+        assert "(o)" in state and "(w)" in state  # where the hidden keys are shown
+        await pilot.press("enter")
+        detail = await screen_of(pilot, ResultScreen)
+        await wait_for(pilot, lambda: _help_key_fits(detail, 80), what="the result's")
+        await pilot.press("escape", "s")
+        stats = await screen_of(pilot, StatsScreen)
+        await wait_for(pilot, lambda: _help_key_fits(stats, 80), what="the statistics'")
+        await pilot.press("t")
+        tokens = await screen_of(pilot, TokensScreen)
+        await wait_for(pilot, lambda: _help_key_fits(tokens, 80), what="the tokens'")

@@ -54,9 +54,11 @@ class ResultsScreen(ApimdScreen):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back_or_clear", "Back", id="results.back"),
-        Binding("slash", "focus_filter", "Name", id="results.filter"),
-        Binding("o", "next_outcome", "Outcome", id="results.outcome"),
-        Binding("w", "next_since", "Since", id="results.since"),
+        # The filter bar shows these three keys beside what they filter; in the footer too, they
+        # pushed "? Help" out of 80 columns.
+        Binding("slash", "focus_filter", "Name", show=False, id="results.filter"),
+        Binding("o", "next_outcome", "Outcome", show=False, id="results.outcome"),
+        Binding("w", "next_since", "Since", show=False, id="results.since"),
         Binding("m", "more", "More", id="results.more"),
         Binding("g", "reload", "Reload", show=False, id="results.reload"),
         Binding("s", "stats", "Stats", id="results.stats"),
