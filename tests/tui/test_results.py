@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.screen import Screen
 from textual.widgets import Sparkline, Static
 from textual.widgets._footer import FooterKey
@@ -86,7 +88,7 @@ async def test_m_loads_the_next_page_of_older_results(daemon: Daemon) -> None:
         assert {r.name for r in screen.results.values()} == {"service-status"}
 
 
-def _help_key_fits(screen: Screen[object], width: int) -> bool:
+def _help_key_fits(screen: Screen[Any], width: int) -> bool:
     """Whether the footer shows the `?` (Help) key whole: within `width` columns, and left of
     the command palette's key (docked at the right, over whatever reaches it)."""
     keys = list(screen.query(FooterKey))
