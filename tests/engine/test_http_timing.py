@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from apimd.engine import http
+from apimd.engine import http, timing
 from apimd.engine.hops import Hop
 from apimd.engine.http import HttpExecutor, HttpRequest, HttpResponse
 from apimd.engine.timing import KERNEL_STAMPS, TCP_INFO, HopClock, SendState, arrival
@@ -550,3 +550,20 @@ async def test_a_wait_for_the_gil_after_the_request_went_out_is_not_the_apis_wai
         assert response.body == b"ok"
         assert t.wait >= 0.01, t
         assert t.dns + t.connect + t.send + t.wait + t.receive <= t.total + 1
+
+
+@needs_kernel_stamps
+async def test_receive_stamps_stay_switched_on_between_connections(
+    port: int, executor: HttpExecutor
+) -> None:
+    """Linux stamps received packets only while some socket asks for it, and switching that on
+    and off patches its code: a connection per run made every `setsockopt` and `close` of a
+    stamping socket ~5× slower. Once the engine made a connection, one socket keeps asking."""
+    response = await executor.send(HttpRequest("GET", f"http://127.0.0.1:{port}/"))
+    assert response.status == 200
+    keepers = timing._stamps_kept_on
+    assert len(keepers) == 1
+    assert keepers[0].getsockopt(socket.SOL_SOCKET, timing.SO_TIMESTAMPNS) == 1
+    await executor.send(HttpRequest("GET", f"http://127.0.0.1:{port}/"))
+    assert timing._stamps_kept_on == keepers  # the same one, kept open
+    assert keepers[0].fileno() >= 0
