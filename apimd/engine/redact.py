@@ -1,16 +1,17 @@
 """Redaction of secrets in everything recorded or printed (SPEC §3).
 
 A `Redactor` knows secret values and masks them in free text in every form they are commonly
-sent in: raw, URL-encoded (`quote` with and without `/` kept, `quote_plus`, and the path and
-query forms of a URL apimd sends, see `_url_forms`; hex digits in either case), JSON-escaped at
-depths 1 to 3 (a JSON string inside a JSON string, as an echoing API writes it; each level
-ASCII-only or UTF-8, with or without `\\/`; see `_json_escaped_forms`), base64 (standard and
-URL-safe, padded or not), as Python quotes it (a message's `{value!r}`), HTML-escaped (a page
-or an XML document that echoes it) and, for a non-ASCII secret, its UTF-8 misread as Latin-1
-(raw and JSON-escaped: a body declared ISO-8859-1, or a server's echo that read the request
-so). Every occurrence of every form is masked, even where occurrences of different secrets
-overlap: the masked spans are merged, so no part of a longer secret survives next to a shorter
-one.
+sent in: raw; URL-encoded (`quote` with and without `/` kept, `quote_plus`, and the path and
+query forms of a URL apimd sends, as sent and as a server's framework decodes them, see
+`_url_forms`; hex digits in either case); for a non-ASCII secret, its UTF-8 misread as Latin-1 (a
+body declared ISO-8859-1, or a server's echo that read the request so); each of these as text
+that quotes it writes it (`_quoted_forms`): JSON-escaped at depths 1 to 3 (a JSON string inside a
+JSON string, as an echoing API writes it; each level ASCII-only or UTF-8, with or without `\\/`;
+see `_json_escaped_forms`), as Python quotes it (a message's `{value!r}`), HTML-escaped with
+named or numeric references (a page or an XML document that echoes it); and base64 (standard and
+URL-safe, padded or not). Every occurrence of every form is masked, even where occurrences of
+different secrets overlap: the masked spans are merged, so no part of a longer secret survives
+next to a shorter one.
 """
 
 from __future__ import annotations
@@ -306,20 +307,31 @@ def _json_escaped_forms(secret: str) -> set[str]:
 @functools.lru_cache(maxsize=4096)
 def _encoded_forms(secret: str) -> frozenset[str]:
     """Every form of `secret` searched for in free text (cached: each run's recorder learns the
-    project's secrets again)."""
-    forms = {secret, *_json_escaped_forms(secret), *_url_forms(secret)}
-    forms.update(_base64_forms(secret.encode(errors="surrogatepass")))
-    # As Python quotes it (`{value!r}` in a message): `\\` doubled, and `'` escaped when `"` is
-    # in it too.
-    forms.add(repr(secret)[1:-1])
-    # As an HTML or XML page echoes it (`&amp;`, `&lt;`, `&quot;`…), in text and in an attribute.
-    forms.update((html.escape(secret, quote=False), html.escape(secret)))
+    project's secrets again): the secret and its URL forms, each also as text that quotes it
+    writes it (`_quoted_forms`), and its base64."""
+    carried = {secret, *_url_forms(secret)}
     if not secret.isascii() and not has_lone_surrogate(secret):
         # Its UTF-8 read as Latin-1: a body whose charset says ISO-8859-1 decodes to this, and
         # so does the echo of a server that read the request that way.
-        misread = secret.encode().decode("latin-1")
-        forms.update((misread, *_json_escaped_forms(misread)))
+        carried.add(secret.encode().decode("latin-1"))
+    forms = set(carried)
+    for form in carried:
+        forms.update(_quoted_forms(form))
+    forms.update(_base64_forms(secret.encode(errors="surrogatepass")))
     return frozenset(form for form in forms if len(form) >= MIN_FREE_TEXT_SECRET)
+
+
+def _quoted_forms(text: str) -> set[str]:
+    """`text` as something that quotes it writes it: a JSON string (`_json_escaped_forms`: a JSON
+    body echoing a URL's query as the server decoded it, too); Python (`{value!r}` in a message:
+    `\\` doubled, `'` escaped when `"` is in it too: an invalid URL quoted whole); an HTML or XML
+    page, in text and in an attribute, with named or numeric references (`&quot;`, `&#34;`,
+    `&#39;`: Python's `html.escape`, Go's templates)."""
+    forms = {*_json_escaped_forms(text), repr(text)[1:-1]}
+    escaped = html.escape(text, quote=False)
+    forms.update((escaped, html.escape(text)))
+    forms.add(escaped.replace('"', "&#34;").replace("'", "&#39;"))
+    return forms
 
 
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")

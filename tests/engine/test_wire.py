@@ -15,7 +15,7 @@ from apimd.demo.server import RunningServer
 from apimd.engine.context import RunOrder
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.runner import Engine
-from apimd.model import Outcome
+from apimd.model import Outcome, ResultCode
 from apimd.model.common import SECRET_MASK
 from apimd.model.result import Result
 from tests.support.engine import run_once
@@ -208,3 +208,18 @@ async def test_a_failed_conditions_message_does_not_quote_a_secret(wire: Wire) -
     assert condition.message is not None and SECRET_MASK in condition.message
     stored = result.model_dump_json()
     assert repr(secret)[1:-1] not in stored and secret not in stored
+
+
+async def test_an_invalid_url_is_not_quoted_with_a_secret_in_its_user_info(wire: Wire) -> None:
+    """`invalid URL 'http://u:p%C3%A4\\\\ss-SECRET-12@…'`: the URL as the template encodes a
+    secret before the `?`, quoted by Python, was stored, notified and streamed in clear (the
+    retest; a secret with only a backslash, or only non-ASCII, was masked)."""
+    secret = "pä\\ss-SECRET-12"
+    doc = {
+        "variables": {"S12": {"value": secret, "secret": True}},
+        "calls": [{"name": "userinfo", "url": "http://u:%%S12%%@127.0.0.1:1/x"}],
+    }
+    result = await run(doc, "userinfo")
+    assert result.result is ResultCode.SETUP_ERROR
+    assert result.error is not None and "invalid URL" in result.error
+    assert "SECRET-12" not in result.model_dump_json()
