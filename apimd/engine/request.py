@@ -95,7 +95,10 @@ def _call_parts(draft: RequestDraft) -> None:
         draft.url = url.render(scope, plan.url_where)
     else:
         draft.url = render_url(call.url, scope, plan.url_where)
-    parts = urlsplit(draft.url)
+    try:
+        parts = urlsplit(draft.url)
+    except ValueError as exc:  # "Invalid IPv6 URL": a `[` without its `]`
+        raise SetupError(f"{plan.url_where}: {draft.url!r} is not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SetupError(f"{plan.url_where}: {draft.url!r} is not an absolute http(s) URL")
     headers = draft.headers

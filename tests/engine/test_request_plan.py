@@ -96,6 +96,16 @@ def test_a_url_that_is_not_absolute_names_the_call() -> None:
         prepare_call(make_call(url="%%EMPTY%%/p"), scope(), token=None, auth=None)
 
 
+def test_a_url_that_does_not_parse_names_the_call_not_an_internal_error() -> None:
+    """`http://[::1/x` (a `[` without its `]`) was applied, and each run ended "internal error:
+    ValueError", its traceback in the daemon's log (the retest)."""
+    with pytest.raises(
+        SetupError,
+        match=r"^call c url: 'http://\[::1/x' is not a valid URL \(Invalid IPv6 URL\)$",
+    ):
+        prepare_call(make_call(url="http://[::1/x"), scope(), token=None, auth=None)
+
+
 DOCUMENTS = st.recursive(
     st.none() | st.booleans() | st.integers() | st.sampled_from(["plain", "%%A%%", "é", "__B__"]),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
