@@ -41,6 +41,7 @@ from apimd.model.project import Project
 from apimd.model.resources import Token
 from apimd.model.result import Result
 from apimd.model.stats import Stats
+from apimd.settings import file_kind
 
 M = TypeVar("M", bound=BaseModel)
 MAX_EVENT_LINE = 64 * 1024 * 1024
@@ -60,20 +61,24 @@ class DaemonUnavailable(Exception):
 class NotOurDaemon(DaemonUnavailable):
     """What answers on the socket is not this user's daemon; nothing was sent to it."""
 
-    def __init__(self, socket_path: Path, reason: str) -> None:
-        Exception.__init__(
-            self,
-            f"refusing to talk to {socket_path}: {reason}. Another user may have put it there to "
-            "read what apimd sends (secrets included); nothing was sent. Remove it, or set "
-            "APIMD_SOCKET or APIMD_HOME to a folder only you can write to",
+    def __init__(self, socket_path: Path, reason: str, *, planted: bool = True) -> None:
+        why = (
+            "Another user may have put it there to read what apimd sends (secrets included); "
+            "nothing was sent. Remove it, or set APIMD_SOCKET or APIMD_HOME to a folder only you "
+            "can write to"
+            if planted
+            else "Nothing was sent. Move it away, or set APIMD_SOCKET (or APIMD_HOME) to "
+            "another path"
         )
+        Exception.__init__(self, f"refusing to talk to {socket_path}: {reason}. {why}")
         self.socket_path = socket_path
 
 
 class _ForeignSocket(aiohttp.ClientConnectionError):
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, planted: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.planted = planted
 
 
 class _OwnUserConnector(aiohttp.UnixConnector):
@@ -87,7 +92,15 @@ class _OwnUserConnector(aiohttp.UnixConnector):
         except FileNotFoundError:
             info = None  # let the connection fail as usual
         if info is not None and (not stat.S_ISSOCK(info.st_mode) or info.st_uid != uid):
-            raise _ForeignSocket(f"it belongs to uid {info.st_uid}, not to you (uid {uid})")
+            theirs = info.st_uid != uid
+            reasons = (
+                []
+                if stat.S_ISSOCK(info.st_mode)
+                else [f"it is {file_kind(info.st_mode)}, not a socket"]
+            )
+            if theirs:
+                reasons.append(f"it belongs to uid {info.st_uid}, not to you (uid {uid})")
+            raise _ForeignSocket("; ".join(reasons), planted=theirs)
         protocol = await super()._create_connection(*args, **kwargs)
         sock = protocol.transport.get_extra_info("socket") if protocol.transport else None
         if sock is not None:
@@ -181,7 +194,7 @@ class Client:
                     raise _api_error(response.status, payload)
                 return payload
         except _ForeignSocket as exc:
-            raise NotOurDaemon(self.socket_path, exc.reason) from None
+            raise NotOurDaemon(self.socket_path, exc.reason, planted=exc.planted) from None
         except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
             raise DaemonUnavailable(self.socket_path, str(exc) or type(exc).__name__) from None
 
@@ -327,7 +340,7 @@ class Client:
                     elif line.startswith("data:"):
                         data_lines.append(line[5:].lstrip())
         except _ForeignSocket as exc:
-            raise NotOurDaemon(self.socket_path, exc.reason) from None
+            raise NotOurDaemon(self.socket_path, exc.reason, planted=exc.planted) from None
         except (aiohttp.ClientError, FileNotFoundError, ConnectionRefusedError) as exc:
             # A daemon that dies mid-stream ends it with a payload error: the same to callers.
             raise DaemonUnavailable(self.socket_path, str(exc) or type(exc).__name__) from None

@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import socket
+import stat
 from pathlib import Path
 
 from aiohttp import web
@@ -20,7 +21,13 @@ from apimd.daemon.journal import configure_logging, sd_notify
 from apimd.daemon.keys import SERVICE
 from apimd.daemon.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from apimd.daemon.service import MonitorService
-from apimd.settings import Settings, fallback_socket_dir, foreign_state, unsafe_folder
+from apimd.settings import (
+    Settings,
+    fallback_socket_dir,
+    file_kind,
+    foreign_state,
+    unsafe_folder,
+)
 from apimd.store.lock import FileLock
 
 log = logging.getLogger("apimd.daemon")
@@ -98,9 +105,23 @@ def read_lock_pid(path: Path) -> int | None:
 
 
 def _remove_stale_socket(path: Path) -> None:
-    """A socket left by a killed daemon: nothing answers on it, so remove it."""
-    if not path.exists() and not path.is_symlink():
-        return
+    """A socket left by a killed daemon: nothing answers on it, so remove it. Anything else at
+    the socket's path (a file, a folder, a link to one) is the user's: refuse, and leave it."""
+    try:
+        info = os.stat(path)  # through a link: a link to a stale socket is replaced as before
+    except FileNotFoundError:
+        if not path.is_symlink():
+            return
+        raise DaemonError(
+            f"the socket path {path} is a symbolic link to {os.readlink(path)}, which does not "
+            "exist; refusing to replace it. Remove it, or set APIMD_SOCKET to another path"
+        ) from None
+    if not stat.S_ISSOCK(info.st_mode):
+        link = f"a symbolic link to {os.readlink(path)}, " if path.is_symlink() else ""
+        raise DaemonError(
+            f"the socket path {path} is {link}{file_kind(info.st_mode)}, not a socket; refusing "
+            "to replace it. Move it away, or set APIMD_SOCKET to another path"
+        )
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.settimeout(1)

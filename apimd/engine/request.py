@@ -388,7 +388,10 @@ def _proxy(call: Call, auth: AuthSetting | None, url: str, secrets: list[str]) -
     configured = call.proxy if call.proxy is not None else (auth.proxy if auth else None)
     chosen = select_proxy(configured, url)
     if chosen is not None:
-        password = URL(chosen).password
+        try:
+            password = URL(chosen).password
+        except ValueError as exc:  # (an environment's proxy: a project's is checked at apply)
+            raise SetupError(f"call {call.name}: its proxy URL does not parse ({exc})") from None
         if password:
             secrets.append(password)
     return chosen

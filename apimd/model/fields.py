@@ -6,6 +6,7 @@ import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator
+from yarl import URL
 
 from apimd.model.common import SECRET, SECRET_MASK, Secret, scalar_to_str
 from apimd.model.expressions import check_template
@@ -124,6 +125,10 @@ def _proxy(value: Any) -> Any:
             + ", ".join(PROXY_SCHEMES)
             + ")"
         )
+    try:
+        URL(text)
+    except ValueError as exc:  # the URL itself is not echoed: it may hold a password
+        raise ValueError(f"the proxy URL does not parse: {exc}") from None
     return text
 
 

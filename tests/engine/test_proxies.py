@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -288,6 +289,22 @@ async def test_a_socks_proxy_that_refuses_or_answers_garbage_is_a_connection_err
         assert "internal error" not in (result.error or "")
         assert "proxy" in (result.error or "")
     assert "wrong-pw-1234" not in refused.model_dump_json()
+
+
+@pytest.mark.parametrize("scheme", ["http", "socks5"])
+async def test_a_proxy_nobody_answers_on_is_a_connection_error_naming_the_proxy(
+    scheme: str, https_target: TestServer
+) -> None:
+    """An unreachable SOCKS proxy ended "internal error: ProxyConnectionError", an unreachable
+    http one said it could not connect to the target (the retest)."""
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    target = f"https://127.0.0.1:{https_target.port}/hello"
+    result = await run_call(target, f"{scheme}://ann:unheard-pw-99@127.0.0.1:{port}")
+    assert result.result == ResultCode.CONNECTION_ERROR, result.error
+    assert f"proxy 127.0.0.1:{port}" in (result.error or ""), result.error
+    assert "unheard-pw-99" not in result.model_dump_json()
 
 
 @pytest.mark.parametrize(

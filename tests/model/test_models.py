@@ -320,6 +320,18 @@ def test_secret_fields_are_found_behind_optional() -> None:
 # --- calls -------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "proxy", ["http://puser:pä\\ss-SECRET-17@127.0.0.1:1", "http://[::1:3128", "socks5://h:99999"]
+)
+def test_a_proxy_url_that_does_not_parse_is_refused_without_echoing_it(proxy: str) -> None:
+    """Applied, then every run ended "internal error: ValueError" (the retest)."""
+    with pytest.raises(ValidationError) as raised:
+        Call(name="c", url="https://example.com", proxy=proxy)
+    (message,) = [error["msg"] for error in raised.value.errors()]  # what `apply` says
+    assert "the proxy URL does not parse" in message
+    assert "SECRET-17" not in message and "puser" not in message
+
+
 def test_call_defaults() -> None:
     call = Call(name="c", url="https://example.com")
     assert (call.method, call.timeout, call.follow_redirects, call.verify_tls, call.keepalive) == (
