@@ -108,7 +108,7 @@ class MonitorService:
     ) -> MonitorService:
         """The service over the project the store holds (no callback URL until one binds)."""
         project = await store.project.load_project()
-        publish = Broadcast(hub, Metrics())
+        publish = Broadcast(hub, Metrics(settings.location or "local"))
         engine = Engine(
             project,
             store,
