@@ -23,6 +23,7 @@ have none."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import functools
 import platform
 import socket
@@ -426,6 +427,7 @@ def keep_stamps_on() -> None:
         keeper.close()
         return
     _stamps_kept_on.append(keeper)
+    atexit.register(keeper.close)  # (closed at exit: not left to the collector to warn about)
 
 
 def timed_socket(addr_info: tuple[Any, ...]) -> socket.socket:

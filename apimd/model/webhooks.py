@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -20,6 +21,15 @@ STATE_WEBHOOK_TYPES = ("save_auth_token", "save_variables", "run_call", "run_wor
 NOTIFY_WEBHOOK_TYPES = ("http", "slack", "apprise")
 TOKEN_ALERTS = ("NEEDS_SIGN_IN", "ERROR")
 """What auth webhooks fire on: token state changes, not run outcomes."""
+
+
+def _has_user_info(url: str) -> bool:
+    """Whether an http(s) URL names a user or password before its host."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # sending it says why
+        return False
+    return "@" in parts.netloc
 
 
 class Webhook(StrictModel):
@@ -68,6 +78,12 @@ class Webhook(StrictModel):
             )
         if needs and getattr(self, needs) is None:
             raise ValueError(f"a {self.type} webhook needs `{needs}`")
+        if self.type in ("http", "slack") and self.url is not None and _has_user_info(self.url):
+            # Not echoed: the URL holds a password. Refused here, not at each delivery.
+            raise ValueError(
+                f"a {self.type} webhook's url cannot carry credentials (user:password@): send"
+                " them in `headers` (an Authorization header)"
+            )
         return self
 
     @field_validator("alerts")

@@ -332,6 +332,17 @@ def test_a_proxy_url_that_does_not_parse_is_refused_without_echoing_it(proxy: st
     assert "SECRET-17" not in message and "puser" not in message
 
 
+@pytest.mark.parametrize("kind", ["http", "slack"])
+def test_a_notifier_url_with_credentials_is_refused_at_apply(kind: str) -> None:
+    """Applied, then each alert failed 4 times ("the URL carries credentials") and was dropped
+    (the retest): refused at apply, without echoing the password."""
+    with pytest.raises(ValidationError) as raised:
+        Webhook(type=kind, url="https://ann:hook-pw-77@hooks.example/x")
+    (message,) = [error["msg"] for error in raised.value.errors()]
+    assert "cannot carry credentials" in message and "hook-pw-77" not in message
+    Webhook(type=kind, url="https://hooks.example/x?key=%%HOOK_KEY%%")  # a key in the query is fine
+
+
 def test_call_defaults() -> None:
     call = Call(name="c", url="https://example.com")
     assert (call.method, call.timeout, call.follow_redirects, call.verify_tls, call.keepalive) == (
