@@ -3,7 +3,6 @@ after a 401, evaluate its conditions, and record its result with every secret re
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -133,12 +132,10 @@ class CallRunner:
 
     async def _token(self, call: Call, ctx: RunContext) -> tuple[TokenRuntime | None, float]:
         """The call's token, made fresh first (raising `TokenUnavailable`) unless this run is
-        the one filling it, and the milliseconds spent waiting for it."""
+        the one filling it, and the milliseconds spent waiting for its refresh."""
         tokens = self._services.tokens
         if call.token and call.token != ctx.flow_token and not call.has_tag("browser"):
-            waited = time.perf_counter()
-            runtime = await tokens.ensure_fresh(call.token)
-            return runtime, (time.perf_counter() - waited) * 1000
+            return await tokens.fresh(call.token)
         token_name = call.token or ctx.flow_token
         return (await tokens.current(token_name) if token_name else None), 0.0
 

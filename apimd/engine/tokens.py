@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -91,18 +92,26 @@ class TokenManager:
 
     async def ensure_fresh(self, name: str) -> TokenRuntime:
         """A token ready to use, refreshing it first when due; raises `TokenUnavailable`."""
+        runtime, _waited = await self.fresh(name)
+        return runtime
+
+    async def fresh(self, name: str) -> tuple[TokenRuntime, float]:
+        """`ensure_fresh`, and the milliseconds it waited for a refresh (its own or another's):
+        0 when the token was ready (reading it is not waiting for a refresh, SPEC §4's
+        `auth_wait`)."""
         runtime = await self.current(name)
         auth = self._auth_of(name)
         if is_static(auth) and not runtime.filled:
             # Nothing fills it, so no refresh's state applies (one asked by hand before
             # `NothingToRefresh` left it `needs_sign_in` for good, shown `valid`).
-            return runtime
+            return runtime, 0.0
         self._raise_if_blocked(runtime)
         if name not in self._inflight and not is_due(runtime, auth, self._clock()):
-            return runtime
+            return runtime, 0.0
+        waited = time.perf_counter()
         runtime = await self._join_refresh(name, force=False, unless_newer_than=None)
         self._raise_if_blocked(runtime, after_attempt=True)
-        return runtime
+        return runtime, (time.perf_counter() - waited) * 1000
 
     async def refresh(
         self, name: str, *, force: bool = True, unless_newer_than: int | None = None

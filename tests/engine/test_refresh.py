@@ -46,7 +46,9 @@ async def test_empty_token_is_filled_by_its_refresh_workflow_then_reused(
     refresh_runs = [r for r in store.results if r.trigger == "refresh"]
     assert [r.name for r in refresh_runs] == ["refresh"]
     assert first.timings_ms.auth_wait > 0
-    assert second.timings_ms.auth_wait < first.timings_ms.auth_wait
+    # A valid token's read from the store is no wait for a refresh (the retest read "auth wait
+    # 2.0 ms waiting for a token refresh" on a run that refreshed nothing).
+    assert second.timings_ms.auth_wait == 0
 
 
 async def test_token_is_refreshed_once_per_expiry(token_server: RunningServer) -> None:
@@ -110,7 +112,7 @@ async def test_fifty_concurrent_calls_share_one_refresh(token_server: RunningSer
     engine = Engine(manual_token_project(token_server.url, tokens=("t1", "t2")), MemoryStateStore())
     in_flight = 0
     peak = 0
-    original = engine.tokens.ensure_fresh
+    original = engine.tokens.fresh
 
     async def counting(name: str):  # type: ignore[no-untyped-def]
         nonlocal in_flight, peak
@@ -121,7 +123,7 @@ async def test_fifty_concurrent_calls_share_one_refresh(token_server: RunningSer
         finally:
             in_flight -= 1
 
-    engine.tokens.ensure_fresh = counting  # type: ignore[method-assign]
+    engine.tokens.fresh = counting  # type: ignore[method-assign]
     try:
         # Fill t2 first so its calls need no refresh, then check they are not held up by t1's.
         assert (await engine.run("orders-t2")).outcome == Outcome.PASS
