@@ -3,6 +3,8 @@ applies the document through the client it was given."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from textual.app import App
@@ -24,12 +26,20 @@ from tests.daemon.conftest import daemon_store as daemon_store  # which store it
 from tests.importers.support import FIXTURES
 from tests.tui.conftest import notices, wait_for
 
+POSTMAN_V21 = "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
+
 
 class _RecordingDaemon:
-    """Stands in for the daemon's apply endpoint only; the document is checked by apimd's loader."""
+    """Stands in for the daemon's apply and export endpoints; the document applied is checked by
+    apimd's loader."""
 
-    def __init__(self) -> None:
+    def __init__(self, project: dict[str, Any] | None = None) -> None:
         self.applied: list[dict[str, Any]] = []
+        self.project = project or {}
+        """What `export` gives: the daemon's project, secrets masked."""
+
+    async def export(self, *, secrets: bool = False) -> dict[str, Any]:
+        return self.project
 
     async def apply(self, project: dict[str, Any]) -> ApplySummary:
         try:
@@ -155,3 +165,36 @@ async def test_import_screen_keeps_har_cookies_when_asked() -> None:
             assert ("Cookie header dropped" in preview) is not keep
             await click_done(pilot, "#apply")
         assert daemon.applied[0]["calls"][0].get("headers", {}).get("Cookie") == cookie
+
+
+async def test_the_preview_says_what_apply_replaces_and_a_secret_variable_stays_secret(
+    tmp_path: Path,
+) -> None:
+    """The preview said "Will create: 1 variable, 1 call, 1 workflow" of a call and a secret
+    variable the project had; Apply replaced the call whole and made the variable plain text
+    (the retest)."""
+    collection = {
+        "info": {"name": "wf", "schema": POSTMAN_V21},
+        "variable": [{"key": "SV", "value": "replaced-plain"}],
+        "item": [{"name": "fail-bearer", "request": {"method": "GET", "url": "http://h/x"}}],
+    }
+    source = tmp_path / "clobber.postman.json"
+    source.write_text(json.dumps(collection))
+    daemon = _RecordingDaemon(
+        {
+            "variables": {"SV": {"value": "••••", "secret": True}},
+            "calls": [{"name": "fail-bearer", "url": "https://api.example/orders"}],
+        }
+    )
+    app: App[None] = App()
+    async with app.run_test(size=(120, 50)) as pilot:
+        await app.push_screen(ImportScreen(daemon))
+        screen = app.screen
+        screen.query_one("#source", Input).value = str(source)
+        await click_done(pilot, "#preview-button")
+        preview = preview_of(screen)
+        assert "Will REPLACE" in preview and "call fail-bearer" in preview.split("\n")[0]
+        assert "variable SV" in preview.split("\n")[0]
+        assert "variable SV stays secret" in preview
+        await click_done(pilot, "#apply")
+    assert daemon.applied[0]["variables"]["SV"] == {"value": "replaced-plain", "secret": True}

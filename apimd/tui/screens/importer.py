@@ -32,9 +32,60 @@ from apimd.tui.widgets.text_input import TextInput
 
 
 class Applier(Protocol):
-    """The one client call the screen needs (`apimd.client.Client.apply`)."""
+    """The client calls the screen needs (`apimd.client.Client`'s)."""
 
     async def apply(self, project: dict[str, Any]) -> ApplySummary: ...
+
+    async def export(self, *, secrets: bool = False) -> dict[str, Any]: ...
+
+
+_NAMED_KINDS = ("auth", "tokens", "calls", "workflows")
+
+
+def replaced_names(document: dict[str, Any], project: dict[str, Any]) -> list[str]:
+    """What applying `document` replaces in the daemon's `project` (its export): each imported
+    resource or variable of a name the project has, as `call NAME` / `variable NAME`."""
+    replaced: list[str] = []
+    for kind in _NAMED_KINDS:
+        have = {item.get("name") for item in project.get(kind) or [] if isinstance(item, dict)}
+        label = ResourceKind(kind).label
+        replaced += [
+            f"{label} {item['name']}" for item in document.get(kind, []) if item["name"] in have
+        ]
+    have_variables = {str(name).upper() for name in project.get("variables") or {}}
+    replaced += [
+        f"variable {name}"
+        for name in document.get("variables") or {}
+        if name.upper() in have_variables
+    ]
+    return replaced
+
+
+def secret_variables(project: dict[str, Any]) -> set[str]:
+    """Upper-cased names of the project's secret variables (its export)."""
+    return {
+        str(name).upper()
+        for name, value in (project.get("variables") or {}).items()
+        if isinstance(value, dict) and value.get("secret")
+    }
+
+
+def kept_secret(document: dict[str, Any], secret: set[str]) -> dict[str, Any]:
+    """`document` with each variable that replaces a secret one kept secret: an import must not
+    turn a secret into plain text (the retest's Postman variable did)."""
+    variables = document.get("variables")
+    if not variables or not secret:
+        return document
+    kept: dict[str, Any] = {}
+    for name, value in variables.items():
+        if name.upper() in secret and not (isinstance(value, dict) and value.get("secret")):
+            value = (
+                {**value, "secret": True}
+                if isinstance(value, dict)
+                else {"value": value, "secret": True}
+            )
+        kept[name] = value
+    return {**document, "variables": kept}
 
 
 SECRETS_NOTE = (
@@ -90,6 +141,8 @@ class ImportScreen(ModalScreen[None]):
     def __init__(self, client: Applier | None) -> None:
         super().__init__()
         self.client = client
+        self.existing: dict[str, Any] | None = None
+        """The daemon's project (its export, secrets masked) as the preview found it."""
         self.result: ImportResult | None = None
         self.source: tuple[str, str, ImportOptions] | None = None
         """(format, text, options) of the preview, imported again with secrets on Apply."""
@@ -147,7 +200,36 @@ class ImportScreen(ModalScreen[None]):
         if loaded is not None:
             fmt, source, options, self.result = loaded
             self.source = (fmt, source, options)
+            if self.client is not None:
+                self._find_replaced(self.client, self.result, text)
+                return  # Apply waits until what it replaces is known and shown
         self.query_one("#apply", Button).disabled = self.result is None or self.client is None
+
+    @work(exclusive=True, group="replaced")
+    async def _find_replaced(self, client: Applier, result: ImportResult, text: str) -> None:
+        """Say in the preview what Apply replaces (the preview said "Will create" of a call the
+        project had, and Apply replaced it whole: its auth, conditions and webhooks gone)."""
+        try:
+            self.existing = await client.export()
+        except (ApiError, DaemonUnavailable) as exc:
+            self.existing = None
+            text = f"Cannot tell what the import would replace: {exc}\n\n{text}"
+        else:
+            replaced = replaced_names(result.document, self.existing)
+            if replaced:
+                lines = [
+                    f"Will REPLACE (the project has them; Apply overwrites each whole): "
+                    f"{', '.join(replaced)}"
+                ]
+                kept = secret_variables(self.existing) & {
+                    n.upper() for n in result.document.get("variables") or {}
+                }
+                lines += [f"variable {name} stays secret" for name in sorted(kept)]
+                text = "\n".join(lines) + "\n" + text
+        if self.result is not result:
+            return  # another file was previewed meanwhile
+        self.query_one("#preview-text", Static).update(screen_text(text, lines=True))
+        self.query_one("#apply", Button).disabled = self.existing is None
 
     @on(Button.Pressed, "#apply")
     def apply(self) -> None:
@@ -158,6 +240,8 @@ class ImportScreen(ModalScreen[None]):
             # The preview never shows them; the daemon stores them as secrets (encrypted, masked).
             fmt, text, options = self.source
             document = import_text(fmt, text, replace(options, secrets=True)).document
+        if self.existing is not None:
+            document = kept_secret(document, secret_variables(self.existing))
         self._apply(self.client, document)
 
     @work(exclusive=True)
