@@ -341,7 +341,9 @@ class Agents:
             return
         if not await self.store.firings.claim(firing, job_id, self.name):
             return
-        await self.service.runs.run_fenced(target, job_id, self.name, firing.due_at)
+        await self.service.runs.run_fenced(
+            target, job_id, self.name, firing.schedule, firing.due_at
+        )
 
     def _schedule(self, name: str) -> Schedule | None:
         return next((s for s in self.service.project.schedules if s.name == name), None)

@@ -43,7 +43,14 @@ def unrun_result(
         started_at=firing.due_at,
         error=error,
         code=ResultCode.CANCELLED,
-    ).model_copy(update={"agent": agent, "location": location})
+    ).model_copy(
+        update={
+            "agent": agent,
+            "location": location,
+            "schedule": firing.schedule,
+            "scheduled_at": firing.due_at,
+        }
+    )
 
 
 def skipped_result(

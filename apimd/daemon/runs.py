@@ -65,11 +65,11 @@ class Runs:
         raise NotFound(f"no call or workflow named {name!r}")
 
     def start(
-        self, name: str, order: RunOrder | None = None, *, due: datetime | None = None
+        self, name: str, order: RunOrder | None = None, *, due: tuple[str, datetime] | None = None
     ) -> tuple[str, asyncio.Task[Result]]:
         """Start a run of `name` in the background as `order` says (default: by hand, a new
-        id); returns its id (also the result's id) and task. With `due` (a firing's), its result
-        records how late after `due` it started."""
+        id); returns its id (also the result's id) and task. With `due` (a firing's schedule and
+        due instant), its result records them and how late after it it started."""
         if self.closing:
             raise ShuttingDown("the daemon is stopping and takes no new runs")
         kind = self.target_kind(name)
@@ -138,8 +138,10 @@ class Runs:
         error: str,
         *,
         cancelled: bool = False,
+        firing: tuple[str, datetime] | None = None,
     ) -> Result:
-        """Record (when the store takes it) and announce a run that ended without a result."""
+        """Record (when the store takes it) and announce a run that ended without a result
+        (`firing`: the schedule and due instant of a firing that did not run)."""
         code = ResultCode.CANCELLED if cancelled else ResultCode.SETUP_ERROR
         result = failed_result(
             run_id=run_id,
@@ -150,6 +152,8 @@ class Runs:
             error=error,
             code=code,
         )
+        if firing is not None:
+            result = result.model_copy(update={"schedule": firing[0], "scheduled_at": firing[1]})
         try:
             result = await self.store.add_result(result) or result
         except Exception:
@@ -171,7 +175,7 @@ class Runs:
         if self.closing:
             return None
         try:
-            _run_id, task = self.start(name, RunOrder(trigger="schedule"), due=due)
+            _run_id, task = self.start(name, RunOrder(trigger="schedule"), due=(schedule, due))
         except NotFound:
             log.warning("schedule %s names %s, which no longer exists", schedule, name)
             return None
@@ -186,15 +190,19 @@ class Runs:
             f" {schedule} fired"
         )
         run_id = str(uuid.uuid4())
-        await self._record_unfinished(run_id, name, kind, "schedule", due, error, cancelled=True)
+        await self._record_unfinished(
+            run_id, name, kind, "schedule", due, error, cancelled=True, firing=(schedule, due)
+        )
 
-    async def run_fenced(self, name: str, job_id: int, agent: str, due: datetime) -> None:
+    async def run_fenced(
+        self, name: str, job_id: int, agent: str, schedule: str, due: datetime
+    ) -> None:
         """Run a firing's target for job `job_id`; its result is written only while the firing
         still belongs to that job (SPEC §13)."""
         if self.closing:
             return
         try:
-            run_id, task = self.start(name, RunOrder(trigger="schedule"), due=due)
+            run_id, task = self.start(name, RunOrder(trigger="schedule"), due=(schedule, due))
         except NotFound:
             log.warning("a firing names %s, which no longer exists", name)
             return

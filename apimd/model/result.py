@@ -106,6 +106,11 @@ class Result(BaseModel):
     lateness_ms: float | None = None
     """A scheduled run: how long after its due instant it started (the scheduler's own delay,
     not the API's); None for other triggers and for results recorded before it was kept."""
+    schedule: str | None = None
+    """A scheduled run's schedule (SPEC §4); None for other triggers and for results recorded
+    before it was kept."""
+    scheduled_at: datetime | None = None
+    """The instant its schedule's firing was due."""
     steps: list[Result] = Field(default_factory=list)
 
     @property

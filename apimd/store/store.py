@@ -133,8 +133,9 @@ class Store:
         """(location, agent) stamped on the results this process records (SPEC §13)."""
         self.fences: dict[str, tuple[int, str]] = {}
         """Run id → (job id, agent) of scheduled runs whose result is fenced on their firing."""
-        self.due: dict[str, datetime] = {}
-        """Run id → due instant of scheduled runs: their result records `lateness_ms`."""
+        self.due: dict[str, tuple[str, datetime]] = {}
+        """Run id → (schedule, due instant) of scheduled runs: their result records both, and
+        `lateness_ms`."""
         self.signins = SignInStore(db, box)
         self.project = ProjectStore(db, ResourceStore(db, box), self.variables, self.tokens, clock)
 
@@ -174,15 +175,19 @@ class Store:
         return await self.counters.reset(key)
 
     def stamped(self, result: Result) -> Result:
-        """`result` as it is recorded: with the location and agent that ran it, and how late a
-        scheduled run started."""
+        """`result` as it is recorded: with the location and agent that ran it, and a scheduled
+        run's schedule, due instant and how late it started."""
         if self.origin is not None and result.agent is None:
             location, agent = self.origin
             result = result.model_copy(update={"location": location, "agent": agent})
-        due = self.due.get(result.id)
-        if due is not None and result.lateness_ms is None:
-            late_ms = (result.started_at - due) / timedelta(milliseconds=1)
-            result = result.model_copy(update={"lateness_ms": round(late_ms, 3)})
+        firing = self.due.get(result.id)
+        if firing is not None and result.scheduled_at is None:
+            schedule, due = firing
+            update: dict[str, object] = {"schedule": schedule, "scheduled_at": due}
+            if result.lateness_ms is None:
+                late_ms = (result.started_at - due) / timedelta(milliseconds=1)
+                update["lateness_ms"] = round(late_ms, 3)
+            result = result.model_copy(update=update)
         return result
 
     async def add_result(self, result: Result) -> Result | None:

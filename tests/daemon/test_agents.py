@@ -255,6 +255,8 @@ async def test_a_presumed_dead_agent_records_no_second_result_for_a_lost_firing(
         cancelled = [r for r in found if r.result == "CANCELLED" and r not in skipped]
         assert len(cancelled) == 1
         assert cancelled[0].agent == "x" and "agent lost" in (cancelled[0].error or "")
+        # Each names its schedule and when it was due (SPEC §4), run, lost or skipped alike.
+        assert all(r.schedule is not None and r.scheduled_at is not None for r in found)
         rows = [row for row in firings(cluster.database) if row[1] == "slow"]
         lost_rows = [row for row in rows if row[4] == "lost"]
         assert len(lost_rows) == 1 and lost_rows[0][6] == cancelled[0].id
@@ -697,6 +699,7 @@ async def test_reminders_go_once_per_cluster_and_late_firings_are_recorded_skipp
     assert skipped, [(r.result, r.error) for r in slow]
     for result in skipped:
         assert result.outcome == "SKIPPED" and (result.location, result.agent) == ("loc-a", "a1")
+        assert result.scheduled_at == result.started_at and result.schedule is not None
         assert result.error is not None
         assert result.error.startswith("skipped: it could start only ")
         assert "more than its 2 s interval (the previous run of slow in loc-a" in result.error

@@ -75,11 +75,20 @@ async def test_scheduled_results_record_their_lateness_and_skips_are_said(
     # Present on every scheduled run, and sane: never before its due instant, well within its
     # 1 s interval (a loaded test machine still starts a run within a few hundred ms).
     assert all(ms is not None and 0 <= ms < 1000 for ms in late), late
+    # SPEC §4: a scheduled run's result names its schedule and the instant it was due.
+    assert all(r.schedule == "s-quick" and r.scheduled_at is not None for r in scheduled)
+    assert all(
+        abs((r.started_at - r.scheduled_at).total_seconds() * 1000 - (r.lateness_ms or 0)) < 1
+        for r in scheduled
+        if r.scheduled_at is not None
+    )
     assert manual.result is not None and manual.result.lateness_ms is None
+    assert manual.result.schedule is None and manual.result.scheduled_at is None
     assert next(r for r in quick if r.id == manual.run_id).lateness_ms is None
 
     skipped = [r for r in slow if r.result == "CANCELLED"]
     assert all(r.outcome == "SKIPPED" and r.trigger == "schedule" for r in skipped)
+    assert all(r.schedule == "s-slow" and r.scheduled_at == r.started_at for r in skipped)
     assert all(
         r.error == "skipped: the previous run of slow was still going when schedule s-slow fired"
         for r in skipped
@@ -210,7 +219,7 @@ async def test_a_scheduled_run_records_its_lateness_and_forgets_its_due_when_it_
         due = datetime.now(UTC) - timedelta(milliseconds=250)
         task = service.runs.run_scheduled("quick", "s-quick", due)
         assert task is not None
-        assert list(store.due.values()) == [due] and len(service.runs) == 1
+        assert list(store.due.values()) == [("s-quick", due)] and len(service.runs) == 1
         result = await task
         await asyncio.sleep(0)  # its done callbacks
         assert store.due == {} and len(service.runs) == 0

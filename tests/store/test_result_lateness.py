@@ -13,13 +13,16 @@ from tests.store.conftest import OpenStore, make_result
 
 
 async def test_a_scheduled_result_records_how_late_it_started(store: SqliteStore) -> None:
+    """And, SPEC §4, its schedule and the instant its firing was due (the retest found neither)."""
     result = make_result("r-late")
-    store.due[result.id] = result.started_at - timedelta(milliseconds=37.5)
+    due = result.started_at - timedelta(milliseconds=37.5)
+    store.due[result.id] = ("every-minute", due)
     await store.add_result(result)
     found = await store.get_result(result.id)
     assert found is not None and found.lateness_ms == 37.5
+    assert (found.schedule, found.scheduled_at) == ("every-minute", due)
     page = await store.list_results(name=result.name)
-    assert [r.lateness_ms for r in page.results] == [37.5]
+    assert [(r.lateness_ms, r.schedule) for r in page.results] == [(37.5, "every-minute")]
 
 
 async def test_a_result_without_a_due_instant_has_no_lateness(store: SqliteStore) -> None:
@@ -34,13 +37,13 @@ async def test_rows_written_before_lateness_was_kept_read_back(open_any_store: O
     async with store.db.transaction() as conn:
         for result in old:
             # The JSON of a release without the field (and schema 1's encoding, still read).
-            doc = result.model_dump_json(exclude={"lateness_ms"})
+            doc = result.model_dump_json(exclude={"lateness_ms", "schedule", "scheduled_at"})
             assert "lateness_ms" not in doc
             ids = await target_ids(conn, [result.name])
             row = result_row(result, zlib.compress(doc.encode(), 6), ids[result.name])
             await insert_rows(conn, [row])
     for result in old:
         found = await store.get_result(result.id)
-        assert found == result and found.lateness_ms is None
+        assert found == result and found.lateness_ms is None and found.schedule is None
     page = await store.list_results(name=old[0].name)
     assert {r.id for r in page.results} == {r.id for r in old}

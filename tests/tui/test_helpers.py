@@ -26,7 +26,7 @@ from apimd.tui.formatting import (
 from apimd.tui.keys import load_tui_settings, valid_key, validate_keymap
 from apimd.tui.sparkline import sparkline
 from apimd.tui.waterfall import untimed, waterfall
-from apimd.tui.widgets.result_view import no_conditions
+from apimd.tui.widgets.result_view import no_conditions, status_line
 
 NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 
@@ -124,6 +124,17 @@ def test_a_result_without_conditions_says_why_its_conditions_tab_is_empty() -> N
     assert no_conditions(result("call", None)) == "no response: no condition was checked"
     assert no_conditions(result("call", 204)) == "this call checks no condition"
     assert "see each step's result" in no_conditions(result("workflow", None))
+
+
+def test_a_scheduled_result_names_its_schedule_and_how_late_it_started() -> None:
+    moment = datetime(2026, 12, 7, tzinfo=UTC)
+    result = Result(
+        id="r", kind="call", name="c", trigger="schedule", started_at=moment,
+        finished_at=moment, outcome=Outcome.PASS, result=ResultCode.COMPLETE,
+        lateness_ms=1.5, schedule="every-minute", scheduled_at=moment,
+    )  # fmt: skip
+    line = status_line(result, lambda: moment).plain
+    assert "schedule every-minute 1.5 ms late" in line
 
 
 # --- bodies ---------------------------------------------------------------------------------

@@ -100,7 +100,7 @@ def status_line(result: Result, now: Clock, *, where: bool = False) -> Text:
     details = [milliseconds(result.timings_ms.total)]
     if result.size is not None:
         details.append(byte_size(result.size))
-    trigger: str = result.trigger
+    trigger = result.trigger if result.schedule is None else f"schedule {result.schedule}"
     if result.lateness_ms is not None:  # the scheduler's delay, not the API's
         trigger += f" {milliseconds(result.lateness_ms)} late"
     details += [screen_text(trigger), timestamp(result.started_at, now())]
