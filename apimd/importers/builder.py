@@ -7,7 +7,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, get_args
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from apimd.model.resources import AuthSetting, AuthType, Call
 from apimd.model.yaml_text import document_yaml
@@ -244,6 +244,16 @@ def shown_url(url: str) -> str:
         rest = rest.split(",", 1)[0] + ","
     hidden = "…" if len(url) > len(scheme) + 1 + len(rest) else ""
     return repr(f"{scheme}:{rest}"[:80] + hidden)
+
+
+def is_valid_url(url: str) -> bool:
+    """Whether `url` can be taken apart at all (`http://[::1/x`, an unclosed IPv6 address, and
+    hosts that change under Unicode normalisation cannot)."""
+    try:
+        urlsplit(url).hostname  # noqa: B018 (it is the check: the host is parsed on access)
+    except ValueError:
+        return False
+    return True
 
 
 def resource_name(hint: str) -> str:

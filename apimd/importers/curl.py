@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-from apimd.importers.builder import ImportFailed, ProjectBuilder, shown_url
+from apimd.importers.builder import ImportFailed, ProjectBuilder, is_valid_url, shown_url
 from apimd.importers.requests import RequestParts, add_request
 from apimd.importers.shell import split_commands
 
@@ -114,6 +114,8 @@ def _add(index: int, args: list[str], builder: ProjectBuilder) -> str:
     if "globoff" not in curl.flags:
         # curl's URL globbing: browsers escape [ ] { } so that curl sends them as they are.
         url = re.sub(r"\\([][{}])", r"\1", url)
+    if not is_valid_url(url):
+        raise ImportFailed(f"{where}: URL {shown_url(url)} is not valid")
     method = curl.method or ("HEAD" if "head" in curl.flags else None)
     parts = RequestParts(where=where, method=method or "GET", url=url, headers=list(curl.headers))
     if curl.cookies:

@@ -7,7 +7,7 @@ import json
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from apimd.importers.builder import ImportFailed, ProjectBuilder, shown_url
+from apimd.importers.builder import ImportFailed, ProjectBuilder, is_valid_url, shown_url
 from apimd.importers.requests import RequestParts, add_request
 
 
@@ -33,9 +33,14 @@ def import_har(text: str, builder: ProjectBuilder, *, keep_cookies: bool = False
                 f"entry {index}", f"URL {shown_url(url)} is not http(s): entry not translated"
             )
             continue
+        if not is_valid_url(url):
+            builder.skip(
+                f"entry {index}", f"URL {shown_url(url)} is not valid: entry not translated"
+            )
+            continue
         steps.append(_entry(index, entry, builder, keep_cookies))
     if not steps:
-        raise ImportFailed("no entry of the HAR log has an http(s) URL")
+        raise ImportFailed("no entry of the HAR log has a valid http(s) URL")
     pages = log.get("pages") or [] if isinstance(log, dict) else []
     title = str(pages[0].get("title") or "") if pages and isinstance(pages[0], dict) else ""
     host = urlsplit(str(builder.calls[0]["url"])).hostname
