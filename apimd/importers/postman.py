@@ -123,10 +123,20 @@ def import_postman(text: str, builder: ProjectBuilder, *, environment: str | Non
     if values is not None:
         collection.define(values, "environment")
     loose: list[str] = []
-    _items(collection, data.get("item") or [], data.get("auth"), loose, str(info.get("name", "")))
+    items = _listed(builder, data.get("item"), "collection", "`item`")
+    _items(collection, items, data.get("auth"), loose, str(info.get("name", "")))
     _events(collection, data.get("event"), "collection")
     if loose:
         builder.add_workflow(str(info.get("name") or "collection"), loose)
+
+
+def _listed(builder: ProjectBuilder, value: Any, where: str, what: str) -> list[Any]:
+    """`value` when it is a list; nothing (listed, unless it is absent) when it is not."""
+    if isinstance(value, list):
+        return value
+    if value is not None:
+        builder.skip(where, f"{what} is not a list: ignored")
+    return []
 
 
 def _json(text: str, what: str) -> Any:
@@ -161,18 +171,29 @@ def _own_auth(auth: Any) -> Any:
 
 
 def _events(collection: _Collection, events: Any, where: str) -> None:
-    for event in events or []:
-        lines = _script_lines(event)
+    for event in _event_list(collection.builder, events, where):
+        lines = _script_lines(collection.builder, event, where)
         if any(line.strip() for line in lines):
             collection.builder.skip(where, f"{event.get('listen', 'event')} script not translated")
 
 
-def _script_lines(event: Any) -> list[str]:
-    script = event.get("script") if isinstance(event, dict) else None
+def _event_list(builder: ProjectBuilder, events: Any, where: str) -> list[dict[str, Any]]:
+    """The event objects of `events`; anything else in it is listed and left out."""
+    out = []
+    for index, event in enumerate(_listed(builder, events, where, "`event`")):
+        if isinstance(event, dict):
+            out.append(event)
+        else:
+            builder.skip(where, f"event {index + 1} is not an object: ignored")
+    return out
+
+
+def _script_lines(builder: ProjectBuilder, event: dict[str, Any], where: str) -> list[str]:
+    script = event.get("script")
     exec_ = script.get("exec") if isinstance(script, dict) else None
     if isinstance(exec_, str):
         return exec_.splitlines()
-    return [str(line) for line in exec_ or []]
+    return [str(line) for line in _listed(builder, exec_, where, "a script's `exec`")]
 
 
 def _request(collection: _Collection, item: dict[str, Any], auth: Any, where: str) -> str:
@@ -180,13 +201,15 @@ def _request(collection: _Collection, item: dict[str, Any], auth: Any, where: st
     request = item["request"]
     if isinstance(request, str):
         request = {"url": request, "method": "GET"}
+    if not isinstance(request, dict):
+        raise ImportFailed(f"{where}: `request` is neither an object nor a URL")
     url = request.get("url")
     raw_url = url.get("raw") if isinstance(url, dict) else url
     if not raw_url:
         raise ImportFailed(f"{where}: the request has no URL")
     url_text = collection.template(raw_url, where)
     if isinstance(url, dict):
-        for variable in url.get("variable") or []:
+        for variable in _listed(builder, url.get("variable"), where, "the URL's `variable`"):
             if isinstance(variable, dict) and variable.get("key"):
                 value = collection.template(variable.get("value", ""), where)
                 url_text = re.sub(
@@ -195,7 +218,7 @@ def _request(collection: _Collection, item: dict[str, Any], auth: Any, where: st
     if "://" not in url_text and not url_text.startswith("{{"):
         url_text = f"https://{url_text}"
     parts = RequestParts(where=where, method=str(request.get("method") or "GET"), url=url_text)
-    for header in request.get("header") or []:
+    for header in _listed(builder, request.get("header"), where, "`header`"):
         if isinstance(header, dict) and not header.get("disabled"):
             parts.headers.append(
                 (str(header.get("key", "")), collection.template(header.get("value"), where))
@@ -204,8 +227,9 @@ def _request(collection: _Collection, item: dict[str, Any], auth: Any, where: st
     translated = translate_auth(collection, _own_auth(request.get("auth")) or auth, where)
     parts.auth, parts.token = translated
     saved: list[str] = []
-    for event in item.get("event") or item.get("events") or []:
-        lines = _script_lines(event)
+    events = item.get("event") or item.get("events")
+    for event in _event_list(builder, events, where):
+        lines = _script_lines(builder, event, where)
         if event.get("listen") == "test":
             tests = translate_tests(lines, collection.rename)
             for condition in tests.conditions:
@@ -232,14 +256,16 @@ def _body(collection: _Collection, body: Any, parts: RequestParts, where: str) -
         text = collection.template(body.get("raw"), where)
         if not text:
             return
-        language = ((body.get("options") or {}).get("raw") or {}).get("language")
+        options = body.get("options")
+        raw_options = options.get("raw") if isinstance(options, dict) else None
+        language = raw_options.get("language") if isinstance(raw_options, dict) else None
         content_type = parts.header("content-type") or (
             "application/json" if language == "json" else None
         )
         parts.set_body_text(text, content_type)
     elif mode in ("urlencoded", "formdata"):
         fields: dict[str, str] = {}
-        for field in body.get(mode) or []:
+        for field in _listed(collection.builder, body.get(mode), where, f"body `{mode}`"):
             if not isinstance(field, dict) or field.get("disabled"):
                 continue
             if field.get("type") == "file":
@@ -255,7 +281,10 @@ def _body(collection: _Collection, body: Any, parts: RequestParts, where: str) -
         else:
             parts.multipart = fields
     elif mode == "graphql":
-        graphql = body.get("graphql") or {}
+        graphql = body.get("graphql")
+        if not isinstance(graphql, dict):
+            collection.builder.skip(where, "body `graphql` is not an object: not translated")
+            return
         payload: dict[str, Any] = {"query": collection.template(graphql.get("query"), where)}
         variables = graphql.get("variables")
         if variables:

@@ -23,9 +23,12 @@ def translate_auth(collection: _Collection, auth: Any, where: str) -> tuple[str 
     if not isinstance(auth, dict) or auth.get("type") in (None, "noauth", "inherit"):
         return None, None
     kind = str(auth["type"])
+    entries = auth.get(kind)
+    if entries is not None and not isinstance(entries, list):
+        collection.builder.skip(where, f"{kind} auth: `{kind}` is not a list: its settings ignored")
     params = {
         str(p.get("key")): p.get("value")
-        for p in auth.get(kind) or []
+        for p in (entries if isinstance(entries, list) else [])
         if isinstance(p, dict) and p.get("key")
     }
 

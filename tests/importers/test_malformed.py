@@ -4,6 +4,7 @@ entry, the command), or leaves the item out with a note; never a Python exceptio
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,9 @@ from tests.importers.support import imported
 
 
 def test_har_entry_with_an_unclosed_ipv6_url_is_left_out_and_named() -> None:
-    har = {"log": {"entries": [{"request": {"method": "GET", "url": "http://[::1/x"}}]}}
+    har: dict[str, Any] = {
+        "log": {"entries": [{"request": {"method": "GET", "url": "http://[::1/x"}}]}
+    }
     with pytest.raises(ImportFailed, match="no entry of the HAR log has a valid http"):
         imported("har", json.dumps(har))
     good = {"request": {"method": "GET", "url": "http://h/ok"}, "response": {"status": 200}}
@@ -25,3 +28,69 @@ def test_har_entry_with_an_unclosed_ipv6_url_is_left_out_and_named() -> None:
 def test_curl_with_an_unclosed_ipv6_url_names_the_command() -> None:
     with pytest.raises(ImportFailed, match=r"^curl command 1: URL 'http://\[::1/x' is not valid$"):
         imported("curl", "curl 'http://[::1/x' -H 'Authorization: Bearer zz'")
+
+
+def _postman(*items: dict[str, Any], **top: Any) -> str:
+    schema = "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
+    return json.dumps({"info": {"name": "c", "schema": schema}, "item": list(items), **top})
+
+
+def test_postman_request_that_is_not_an_object_names_the_item() -> None:
+    with pytest.raises(ImportFailed, match=r"^c/r: `request` is neither an object nor a URL$"):
+        imported("postman", _postman({"name": "r", "request": 0}))
+
+
+@pytest.mark.parametrize(
+    ("postman_request", "event", "note"),
+    [
+        ({"url": "http://h/x", "header": -1}, None, "c/r: `header` is not a list: ignored"),
+        (
+            {"url": {"raw": "http://h/:id", "variable": "x"}},
+            None,
+            "c/r: the URL's `variable` is not a list: ignored",
+        ),
+        (
+            {"url": "http://h/x", "body": {"mode": "urlencoded", "urlencoded": -1}},
+            None,
+            "c/r: body `urlencoded` is not a list: ignored",
+        ),
+        (
+            {"url": "http://h/x", "body": {"mode": "graphql", "graphql": "x"}},
+            None,
+            "c/r: body `graphql` is not an object: not translated",
+        ),
+        (
+            {"url": "http://h/x", "auth": {"type": "bearer", "bearer": -1}},
+            None,
+            "c/r: bearer auth: `bearer` is not a list: its settings ignored",
+        ),
+        ({"url": "http://h/x"}, "x", "c/r: `event` is not a list: ignored"),
+        ({"url": "http://h/x"}, ["x"], "c/r: event 1 is not an object: ignored"),
+        (
+            {"url": "http://h/x"},
+            [{"listen": "test", "script": {"exec": -1}}],
+            "c/r: a script's `exec` is not a list: ignored",
+        ),
+    ],
+)
+def test_postman_parts_of_the_wrong_type_are_left_out_and_named(
+    postman_request: dict[str, Any], event: Any, note: str
+) -> None:
+    item: dict[str, Any] = {"name": "r", "request": postman_request}
+    if event is not None:
+        item["event"] = event
+    result = imported("postman", _postman(item))
+    assert [c["name"] for c in result.document["calls"]] == ["r"]
+    assert note in result.untranslated
+
+
+def test_postman_raw_body_options_of_the_wrong_type_are_ignored() -> None:
+    body = {"mode": "raw", "raw": '{"a": 1}', "options": -1}
+    result = imported("postman", _postman({"name": "r", "request": {"url": "h/x", "body": body}}))
+    assert result.document["calls"][0]["body"] == '{"a": 1}'
+
+
+def test_postman_collection_whose_item_is_not_a_list_says_so() -> None:
+    result = imported("postman", _postman(item=5, event="x"))
+    assert "collection: `item` is not a list: ignored" in result.untranslated
+    assert "collection: `event` is not a list: ignored" in result.untranslated
