@@ -19,7 +19,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from apimd.importers.builder import ImportFailed, ProjectBuilder
-from apimd.importers.openapi_security import SecuritySchemes, unresolved
+from apimd.importers.openapi_security import SecuritySchemes, is_mapping, unresolved
 from apimd.importers.requests import RequestParts, add_request
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -48,7 +48,11 @@ def import_openapi(text: str, builder: ProjectBuilder) -> None:
     schemes = SecuritySchemes(root, builder, base_url)
     global_security = _read(root / "security") if "security" in spec else None
     paths = root / "paths"
-    for path in [str(p) for p in spec.get("paths") or {}]:
+    declared = spec.get("paths") or {}
+    if not isinstance(declared, dict):
+        builder.skip("paths", "not a mapping: no operation translated")
+        declared = {}
+    for path in [str(p) for p in declared]:
         with unresolved(builder, f"path {path}"):
             for method, operation in _methods(paths / path):
                 _operation(builder, schemes, path, method, operation, global_security)
@@ -134,7 +138,9 @@ def _validation_warnings(spec: dict[str, Any], builder: ProjectBuilder) -> None:
         validator = get_validator_cls(spec)(SchemaPath.from_dict(spec, handlers=NO_RETRIEVAL))
         errors = list(validator.iter_errors())
     except Exception as exc:  # the validator is a third party: its failure is only a warning
-        builder.skip("validation", f"the document could not be validated: {exc}")
+        # Its message may quote the document: only its kind is shown.
+        why = type(exc).__name__
+        builder.skip("validation", f"the document could not be validated ({why})")
         return
     for error in errors[:MAX_WARNINGS]:
         where = "/".join(str(p) for p in getattr(error, "absolute_path", ())) or "document"
@@ -149,20 +155,38 @@ def _read(path: SchemaPath) -> Any:
 
 
 def _base_url(root: SchemaPath, builder: ProjectBuilder) -> str:
-    servers = root / "servers"
+    servers = _read(root / "servers") if (root / "servers").exists() else None
     url = "http://localhost"
-    if servers.exists() and len(_read(servers)) > 0:
-        server = servers / 0
-        url = str(_read(server / "url"))
-        if (server / "variables").exists():
-            for name, variable in (server / "variables").items():
-                url = url.replace("{" + str(name) + "}", str(_read(variable / "default")))
+    if isinstance(servers, list) and servers:
+        server = servers[0]
+        if isinstance(server, dict) and isinstance(server.get("url"), str):
+            url = _server_url(server, builder)
+        else:
+            builder.skip("servers[0]", "has no `url`: BASE_URL is http://localhost, change it")
         if url.startswith("/"):
             builder.skip("servers[0]", f"relative URL {url!r}: BASE_URL starts at http://localhost")
             url = "http://localhost" + url
+    elif servers is not None and not isinstance(servers, list):
+        builder.skip("servers", "not a list: BASE_URL is http://localhost, change it")
     else:
         builder.skip("servers", "none given: BASE_URL is http://localhost, change it")
     builder.variables["BASE_URL"] = url.rstrip("/")
+    return url
+
+
+def _server_url(server: dict[str, Any], builder: ProjectBuilder) -> str:
+    """The server's URL with each of its variables' default put in."""
+    url = str(server["url"])
+    variables = server.get("variables")
+    if variables is not None and not isinstance(variables, dict):
+        builder.skip("servers[0]", "`variables` is not a mapping: ignored")
+        return url
+    for name, variable in (variables or {}).items():
+        default = variable.get("default") if isinstance(variable, dict) else None
+        if default is None:
+            builder.skip(f"servers[0] variable {name}", "has no default: left in BASE_URL")
+        else:
+            url = url.replace("{" + str(name) + "}", str(default))
     return url
 
 
@@ -183,7 +207,7 @@ def _operation(
     where = f"operation {label}"
     parts = RequestParts(where=where, method=method.upper(), url="")
     url_path, query = path, []
-    for param in _parameters(operation):
+    for param in _parameters(operation, builder, where):
         name, place = str(_read(param / "name")), str(_read(param / "in"))
         required = bool(_read(param / "required")) if (param / "required").exists() else False
         value = _example(param)
@@ -214,16 +238,28 @@ def _operation(
     add_request(builder, label, parts)
 
 
-def _parameters(operation: SchemaPath) -> Iterator[SchemaPath]:
+def _parameters(operation: SchemaPath, builder: ProjectBuilder, where: str) -> Iterator[SchemaPath]:
     # Path-level parameters apply too, unless the operation overrides the same name and place.
     seen: set[tuple[str, str]] = set()
-    for owner in (operation, operation.parent):
+    for owner, whose in ((operation, "the operation's"), (operation.parent, "the path's")):
         params = owner / "parameters" if owner is not None else None
         if params is None or not params.exists():
             continue
-        for index in range(len(_read(params))):
+        listed = _read(params)
+        if not isinstance(listed, list):
+            builder.skip(where, f"{whose} `parameters` is not a list: ignored")
+            continue
+        for index in range(len(listed)):
             param = params / index
-            key = (str(_read(param / "name")), str(_read(param / "in")))
+            declared = _read(param)
+            if not (
+                isinstance(declared, dict)
+                and isinstance(declared.get("name"), str)
+                and isinstance(declared.get("in"), str)
+            ):
+                builder.skip(where, f"{whose} parameter {index + 1} has no name or `in`: ignored")
+                continue
+            key = (declared["name"], declared["in"])
             if key not in seen:
                 seen.add(key)
                 yield param
@@ -234,7 +270,7 @@ def _example(node: SchemaPath) -> Any:
     if (node / "example").exists():
         return _read(node / "example")
     examples = node / "examples"
-    if examples.exists():
+    if is_mapping(examples):
         for _name, example in examples.items():
             if (example / "value").exists():
                 return _read(example / "value")
@@ -243,10 +279,10 @@ def _example(node: SchemaPath) -> Any:
         for key in ("example", "default"):
             if (schema / key).exists():
                 return _read(schema / key)
-        if (schema / "examples").exists() and _read(schema / "examples"):
-            return _read(schema / "examples")[0]
-        if (schema / "enum").exists() and _read(schema / "enum"):
-            return _read(schema / "enum")[0]
+        for key in ("examples", "enum"):
+            listed = _read(schema / key) if (schema / key).exists() else None
+            if isinstance(listed, list) and listed:
+                return listed[0]
     return _NO_EXAMPLE
 
 
@@ -262,7 +298,7 @@ def _request_body(
     builder: ProjectBuilder, operation: SchemaPath, parts: RequestParts, where: str
 ) -> None:
     body = operation / "requestBody"
-    if not body.exists() or not (body / "content").exists():
+    if not body.exists() or not is_mapping(body / "content"):
         return
     for media_type, media in (body / "content").items():
         example = _example(media)
@@ -281,7 +317,7 @@ def _request_body(
 
 def _status(operation: SchemaPath, parts: RequestParts) -> None:
     responses = operation / "responses"
-    if not responses.exists():
+    if not is_mapping(responses):
         return
     codes = sorted(str(code) for code in responses.keys())  # noqa: SIM118 (a SchemaPath, not a dict)
     exact = [c for c in codes if c.isdigit() and c.startswith("2")]

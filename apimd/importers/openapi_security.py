@@ -3,7 +3,7 @@ and scopes, OpenID Connect as an issuer, http basic/bearer/digest, API keys."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urljoin
@@ -19,6 +19,14 @@ _FLOWS = (
     ("password", "password"),
 )
 _WELL_KNOWN = "/.well-known/openid-configuration"
+
+
+def is_mapping(path: SchemaPath) -> bool:
+    """Whether `path` is there and holds a mapping (its `.keys()` and `.items()` need one)."""
+    if not path.exists():
+        return False
+    with path.open() as value:
+        return isinstance(value, Mapping)
 
 
 @contextmanager
@@ -40,7 +48,9 @@ class SecuritySchemes:
         self.base_url = base_url
         self.schemes = root / "components" / "securitySchemes"
         self.done: dict[str, tuple[str | None, str | None]] = {}
-        if self.schemes.exists():
+        if self.schemes.exists() and not is_mapping(self.schemes):
+            builder.skip("components.securitySchemes", "not a mapping: no scheme translated")
+        elif self.schemes.exists():
             for name in self.schemes.keys():  # noqa: SIM118 (a SchemaPath, not a dict)
                 with unresolved(builder, f"security scheme {name}"):
                     self._scheme(str(name))
@@ -51,7 +61,13 @@ class SecuritySchemes:
         API key) with one OAuth2 token; any other is listed as not sent."""
         if not security:
             return None, None
-        for requirement in security:
+        if not isinstance(security, list):
+            self.builder.skip(where, "`security` is not a list: no auth sent")
+            return None, None
+        for index, requirement in enumerate(security, 1):
+            if not isinstance(requirement, Mapping):
+                self.builder.skip(where, f"security requirement {index} is not a mapping: ignored")
+                continue
             if not requirement:
                 return None, None  # `{}`: anonymous access is allowed
             names = [str(n) for n in requirement]
@@ -74,11 +90,14 @@ class SecuritySchemes:
 
     def _scheme(self, name: str) -> None:
         scheme = self.schemes / name
-        with scheme.open() as raw:
-            data = dict(raw)
-        kind = data.get("type")
         where = f"security scheme {name}"
         b = self.builder
+        with scheme.open() as raw:
+            if not isinstance(raw, Mapping):
+                b.skip(where, "not a mapping: not translated")
+                return
+            data = dict(raw)
+        kind = data.get("type")
         result: tuple[str | None, str | None] = (None, None)
         if kind == "http":
             result = self._http(name, str(data.get("scheme", "")).lower(), where)
@@ -120,13 +139,16 @@ class SecuritySchemes:
     def _oauth2(self, name: str, scheme: SchemaPath, where: str) -> tuple[str | None, str | None]:
         b = self.builder
         flows = scheme / "flows"
-        present = [str(f) for f in flows.keys()] if flows.exists() else []  # noqa: SIM118 (a SchemaPath, not a dict)
+        present = [str(f) for f in flows.keys()] if is_mapping(flows) else []  # noqa: SIM118 (a SchemaPath, not a dict)
         chosen = next(((f, g) for f, g in _FLOWS if f in present), None)
         if chosen is None:
             b.skip(where, f"OAuth2 flows {', '.join(present) or 'none'} are not translated")
             return None, None
         flow_name, grant = chosen
         with (flows / flow_name).open() as raw:
+            if not isinstance(raw, Mapping):
+                b.skip(where, f"OAuth2 {flow_name} flow is not a mapping: not translated")
+                return None, None
             flow = dict(raw)
         body: dict[str, Any] = {
             "type": "oauth2",
@@ -140,8 +162,10 @@ class SecuritySchemes:
         if grant == "password":
             body["username"] = b.secret_field(f"{name}_username", None, where)
             body["password"] = b.secret_field(f"{name}_password", None, where)
-        if flow.get("scopes"):
+        if isinstance(flow.get("scopes"), Mapping) and flow["scopes"]:
             body["scopes"] = [str(s) for s in flow["scopes"]]
+        elif flow.get("scopes"):
+            b.skip(where, f"OAuth2 {flow_name} scopes are not a mapping: no scope asked for")
         for other in present:
             if other != flow_name:
                 b.skip(where, f"OAuth2 {other} flow not translated ({flow_name} used)")

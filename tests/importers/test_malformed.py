@@ -94,3 +94,75 @@ def test_postman_collection_whose_item_is_not_a_list_says_so() -> None:
     result = imported("postman", _postman(item=5, event="x"))
     assert "collection: `item` is not a list: ignored" in result.untranslated
     assert "collection: `event` is not a list: ignored" in result.untranslated
+
+
+def _openapi(**parts: Any) -> str:
+    document = {"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {}}
+    document.update(parts)
+    return json.dumps(document)
+
+
+_GET_A = {"/a": {"get": {"operationId": "a", "responses": {"200": {"description": "ok"}}}}}
+
+
+@pytest.mark.parametrize(
+    ("servers", "note"),
+    [
+        ("x", "servers: not a list: BASE_URL is http://localhost, change it"),
+        ([None], "servers[0]: has no `url`: BASE_URL is http://localhost, change it"),
+        ([{"url": "http://h/{v}", "variables": "x"}], "servers[0]: `variables` is not a mapping"),
+        (
+            [{"url": "http://h/{v}", "variables": {"v": None}}],
+            "servers[0] variable v: has no default: left in BASE_URL",
+        ),
+    ],
+)
+def test_openapi_servers_of_the_wrong_shape_are_named(servers: Any, note: str) -> None:
+    result = imported("openapi", _openapi(servers=servers))
+    assert any(line.startswith(note) for line in result.untranslated), result.untranslated
+
+
+def test_openapi_security_scheme_that_is_not_a_mapping_is_left_out() -> None:
+    schemes = {"oa": "x", "flowless": {"type": "oauth2", "flows": {"clientCredentials": None}}}
+    security: list[Any] = [{"oa": []}, {"flowless": []}]
+    document = _openapi(paths=_GET_A, components={"securitySchemes": schemes}, security=security)
+    result = imported("openapi", document)
+    assert "security scheme oa: not a mapping: not translated" in result.untranslated
+    assert (
+        "security scheme flowless: OAuth2 clientCredentials flow is not a mapping: not translated"
+        in result.untranslated
+    )
+    assert "auth" not in result.document["calls"][0]
+
+
+@pytest.mark.parametrize(
+    ("security", "note"),
+    [
+        (-1, "operation a: `security` is not a list: no auth sent"),
+        ([-1], "operation a: security requirement 1 is not a mapping: ignored"),
+    ],
+)
+def test_openapi_security_requirements_of_the_wrong_type_are_named(
+    security: Any, note: str
+) -> None:
+    result = imported("openapi", _openapi(paths=_GET_A, security=security))
+    assert note in result.untranslated
+
+
+@pytest.mark.parametrize(
+    ("path_parameters", "note"),
+    [
+        (None, "operation a: the path's `parameters` is not a list: ignored"),
+        ([5], "operation a: the path's parameter 1 has no name or `in`: ignored"),
+    ],
+)
+def test_openapi_parameters_of_the_wrong_type_are_named(path_parameters: Any, note: str) -> None:
+    paths = {"/a": {"parameters": path_parameters, **_GET_A["/a"]}}
+    result = imported("openapi", _openapi(paths=paths))
+    assert [c["name"] for c in result.document["calls"]] == ["a"]
+    assert note in result.untranslated
+
+
+def test_openapi_paths_that_are_not_a_mapping_are_named() -> None:
+    result = imported("openapi", _openapi(paths=-1))
+    assert "paths: not a mapping: no operation translated" in result.untranslated
