@@ -41,8 +41,9 @@ def import_har(text: str, builder: ProjectBuilder, *, keep_cookies: bool = False
         steps.append(_entry(index, entry, builder, keep_cookies))
     if not steps:
         raise ImportFailed("no entry of the HAR log has a valid http(s) URL")
-    pages = log.get("pages") or [] if isinstance(log, dict) else []
-    title = str(pages[0].get("title") or "") if pages and isinstance(pages[0], dict) else ""
+    pages = log.get("pages") if isinstance(log, dict) else None
+    page = pages[0] if isinstance(pages, list) and pages else None
+    title = str(page.get("title") or "") if isinstance(page, dict) else ""
     host = urlsplit(str(builder.calls[0]["url"])).hostname
     # A page without a <title> is named by its URL: the host says it better.
     named = 0 < len(title) <= 60 and "://" not in title

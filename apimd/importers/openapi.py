@@ -43,10 +43,13 @@ def import_openapi(text: str, builder: ProjectBuilder) -> None:
     else:
         _validation_warnings(spec, builder)
     root = SchemaPath.from_dict(spec, handlers=NO_RETRIEVAL, resolved_cache_maxsize=4096)
+    base_url = "http://localhost"
     with unresolved(builder, "servers"):
         base_url = _base_url(root, builder)
     schemes = SecuritySchemes(root, builder, base_url)
-    global_security = _read(root / "security") if "security" in spec else None
+    global_security = None
+    with unresolved(builder, "security"):
+        global_security = _read(root / "security") if "security" in spec else None
     paths = root / "paths"
     declared = spec.get("paths") or {}
     if not isinstance(declared, dict):

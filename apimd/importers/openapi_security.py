@@ -3,6 +3,8 @@ and scopes, OpenID Connect as an issuer, http basic/bearer/digest, API keys."""
 
 from __future__ import annotations
 
+import os
+import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -35,9 +37,23 @@ def unresolved(builder: ProjectBuilder, where: str) -> Iterator[None]:
     try:
         yield
     except Unresolvable as exc:
-        builder.skip(where, f"$ref cannot be resolved ({exc}): not translated")
+        # Only the reference: the exception's text can hold the whole document.
+        builder.skip(where, f"$ref cannot be resolved ({exc.ref!r}): not translated")
     except RecursionError:
         builder.skip(where, "$ref refers to itself: not translated")
+    except (LookupError, TypeError, ValueError) as exc:
+        # The resolver walks a pointer through a string or a number with these (`int("name")`
+        # into a list, a key into a string); anywhere else they are a fault to report.
+        if not _raised_by_resolver(exc):
+            raise
+        builder.skip(
+            where, "$ref points inside a value that is not an object or list: not translated"
+        )
+
+
+def _raised_by_resolver(exc: Exception) -> bool:
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and f"{os.sep}referencing{os.sep}" in frames[-1].filename
 
 
 class SecuritySchemes:
@@ -48,12 +64,15 @@ class SecuritySchemes:
         self.base_url = base_url
         self.schemes = root / "components" / "securitySchemes"
         self.done: dict[str, tuple[str | None, str | None]] = {}
-        if self.schemes.exists() and not is_mapping(self.schemes):
-            builder.skip("components.securitySchemes", "not a mapping: no scheme translated")
-        elif self.schemes.exists():
-            for name in self.schemes.keys():  # noqa: SIM118 (a SchemaPath, not a dict)
-                with unresolved(builder, f"security scheme {name}"):
-                    self._scheme(str(name))
+        names: list[str] = []
+        with unresolved(builder, "components.securitySchemes"):
+            if self.schemes.exists() and not is_mapping(self.schemes):
+                builder.skip("components.securitySchemes", "not a mapping: no scheme translated")
+            elif self.schemes.exists():
+                names = [str(name) for name in self.schemes.keys()]  # noqa: SIM118 (a SchemaPath)
+        for name in names:
+            with unresolved(builder, f"security scheme {name}"):
+                self._scheme(name)
 
     def for_requirements(self, security: Any, where: str) -> tuple[str | None, str | None]:
         """(auth, token) for an operation's security requirements: the first alternative with a

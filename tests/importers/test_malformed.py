@@ -166,3 +166,35 @@ def test_openapi_parameters_of_the_wrong_type_are_named(path_parameters: Any, no
 def test_openapi_paths_that_are_not_a_mapping_are_named() -> None:
     result = imported("openapi", _openapi(paths=-1))
     assert "paths: not a mapping: no operation translated" in result.untranslated
+
+
+def test_openapi_ref_into_a_value_that_is_not_an_object_is_named() -> None:
+    paths = {"/a": {"get": {**_GET_A["/a"]["get"], "parameters": [{"$ref": "#/components/p/P"}]}}}
+    result = imported("openapi", _openapi(paths=paths, components=""))
+    assert (
+        "path /a: $ref points inside a value that is not an object or list: not translated"
+        in result.untranslated
+    )
+
+
+def test_openapi_unresolvable_ref_is_named_by_the_ref_alone() -> None:
+    document = _openapi(
+        info={"title": "t", "version": "1", "description": "Bearer REFLEAK-secret"},
+        servers={"$ref": "#/nowhere"},
+        security={"$ref": "#/nowhere/else"},
+        paths=_GET_A,
+    )
+    result = imported("openapi", document)
+    assert "servers: $ref cannot be resolved ('/nowhere'): not translated" in result.untranslated
+    assert "security: $ref cannot be resolved ('/nowhere/else'): not translated" in (
+        result.untranslated
+    )
+    assert "REFLEAK" not in "\n".join(result.untranslated)
+    assert [c["name"] for c in result.document["calls"]] == ["a"]
+
+
+@pytest.mark.parametrize("pages", [-1, {"a": None}, [None]])
+def test_har_pages_of_the_wrong_type_are_ignored(pages: Any) -> None:
+    entry = {"request": {"method": "GET", "url": "http://h/ok"}, "response": {"status": 200}}
+    result = imported("har", json.dumps({"log": {"pages": pages, "entries": [entry]}}))
+    assert result.document["workflows"][0]["name"] == "h"
