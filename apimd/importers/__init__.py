@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from apimd.importers.builder import ImportFailed, ProjectBuilder, to_yaml
@@ -102,6 +104,25 @@ def import_text(fmt: str, text: str, options: ImportOptions | None = None) -> Im
             "nested too deeply to read (lists or objects inside each other a thousand levels "
             "deep, or a YAML alias inside itself)"
         ) from None
+    except ImportFailed:
+        raise
+    except Exception as exc:
+        # A shape of input no check foresaw. The exception's text may quote the file (a token
+        # in a URL, a header): only its kind and where apimd stopped are told.
+        raise ImportFailed(
+            f"cannot be read as {fmt}: something in it is of a shape the importer does not "
+            f"expect ({_failure_site(exc)}; the content is not shown, it may hold secrets)"
+        ) from None
+
+
+def _failure_site(exc: Exception) -> str:
+    """`KeyError in openapi.py line 12`: the kind of error and the last place in apimd it passed."""
+    ours = str(Path(__file__).parent.parent)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(ours)]
+    if not frames:
+        return type(exc).__name__
+    last = frames[-1]
+    return f"{type(exc).__name__} in {Path(last.filename).name} line {last.lineno}"
 
 
 def _import(fmt: str, text: str, options: ImportOptions) -> ImportResult:

@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from apimd.cli import main
 from apimd.model.loader import load_project_file
 from tests.importers.support import FIXTURES
 
@@ -59,3 +62,20 @@ def test_a_pasted_command_as_source_says_how_and_never_echoes_its_secret() -> No
     assert "sk_live_abc123" not in done.stderr + done.stdout
     assert "`apimd import curl -`, paste it, then press Ctrl-D" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_unforeseen_failure_exits_2_naming_the_file_not_its_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # In process: a failing parser stands in for an input no check foresaw.
+    def failing(text: str, builder: object, *, keep_cookies: bool = False) -> None:
+        raise ValueError("Invalid IPv6 URL Bearer CLILEAK-secret")
+
+    monkeypatch.setattr("apimd.importers.har.import_har", failing)
+    source = tmp_path / "x.har"
+    source.write_text('{"log": {"entries": []}}')
+    assert main(["import", "har", str(source)]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith(f"apimd import: {source}: cannot be read as har: ")
+    assert "(ValueError in __init__.py line" in err
+    assert "CLILEAK" not in out + err and "Traceback" not in err

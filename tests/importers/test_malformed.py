@@ -198,3 +198,19 @@ def test_har_pages_of_the_wrong_type_are_ignored(pages: Any) -> None:
     entry = {"request": {"method": "GET", "url": "http://h/ok"}, "response": {"status": 200}}
     result = imported("har", json.dumps({"log": {"pages": pages, "entries": [entry]}}))
     assert result.document["workflows"][0]["name"] == "h"
+
+
+def test_an_unforeseen_failure_is_an_import_error_that_quotes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No known input fails so any more; a failing parser stands in for the next one found.
+    def failing(text: str, builder: object, *, keep_cookies: bool = False) -> None:
+        raise KeyError("Bearer NETLEAK-secret")
+
+    monkeypatch.setattr("apimd.importers.har.import_har", failing)
+    with pytest.raises(ImportFailed) as caught:
+        imported("har", '{"log": {"entries": []}}')
+    message = str(caught.value)
+    assert message.startswith("cannot be read as har: something in it is of a shape")
+    assert "(KeyError in __init__.py line " in message
+    assert "NETLEAK" not in message and caught.value.__cause__ is None
