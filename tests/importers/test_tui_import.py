@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.app import App
 from textual.command import CommandPalette
 from textual.pilot import Pilot
@@ -14,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Input, Select, Static
 
 from apimd.client import ApiError
+from apimd.importers import ImportResult
 from apimd.model.api import ApplySummary
 from apimd.model.errors import ValidationFailed
 from apimd.model.loader import validate_project_data
@@ -198,3 +200,56 @@ async def test_the_preview_says_what_apply_replaces_and_a_secret_variable_stays_
         assert "variable SV stays secret" in preview
         await click_done(pilot, "#apply")
     assert daemon.applied[0]["variables"]["SV"] == {"value": "replaced-plain", "secret": True}
+
+
+_BAD_URL_HAR = {
+    "log": {
+        "entries": [
+            {
+                "request": {
+                    "method": "GET",
+                    "url": "http://[::1/x",
+                    "headers": [{"name": "Authorization", "value": "Bearer HARLEAK-secret-zzz"}],
+                },
+                "response": {"status": 200},
+            }
+        ]
+    }
+}
+
+
+async def test_import_screen_shows_a_har_it_cannot_read_in_the_dialog(tmp_path: Path) -> None:
+    # An unclosed IPv6 address in the URL ended the whole TUI, its traceback showing the token.
+    source = tmp_path / "bad.har"
+    source.write_text(json.dumps(_BAD_URL_HAR))
+    app: App[None] = App()
+    async with app.run_test(size=(120, 50)) as pilot:
+        await app.push_screen(ImportScreen(_RecordingDaemon()))
+        screen = app.screen
+        screen.query_one("#source", Input).value = str(source)
+        await click_done(pilot, "#preview-button")
+        preview = preview_of(screen)
+        assert "Cannot import" in preview and "no entry of the HAR log has a valid" in preview
+        assert "HARLEAK" not in preview
+        assert screen.query_one("#apply", Button).disabled
+        assert app.is_running and app.screen is screen
+
+
+async def test_import_screen_shows_an_unexpected_failure_without_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No known input fails so; a failing preview stands in for the next one found.
+    def failing(result: ImportResult) -> str:
+        raise ValueError("Bearer PREVIEWLEAK-secret")
+
+    monkeypatch.setattr("apimd.tui.screens.importer.preview_text", failing)
+    app: App[None] = App()
+    async with app.run_test(size=(120, 50)) as pilot:
+        await app.push_screen(ImportScreen(_RecordingDaemon()))
+        screen = app.screen
+        screen.query_one("#source", Input).value = str(FIXTURES / "petstore.yaml")
+        await click_done(pilot, "#preview-button")
+        preview = preview_of(screen)
+        assert "Cannot import" in preview and "could not preview it (ValueError" in preview
+        assert "PREVIEWLEAK" not in preview
+        assert app.is_running and app.screen is screen

@@ -185,15 +185,21 @@ class ImportScreen(ModalScreen[None]):
             if found is None:
                 raise ImportFailed("not a curl command, HAR, Postman or OpenAPI: pick the format")
             result = import_text(found, source, options)
+            preview = preview_text(result)
         except OSError as exc:
             self.app.call_from_thread(
                 self._show, f"Cannot read {path!r}: {exc.strerror or exc}", None
             )
         except ImportFailed as exc:
             self.app.call_from_thread(self._show, f"Cannot import {path!r}: {exc}", None)
+        except Exception as exc:
+            # Unhandled, a worker's error ends the whole TUI and its traceback shows the file's
+            # text (secrets included); the message may quote it too, so only its kind is told.
+            why = f"apimd could not preview it ({type(exc).__name__}; the content is not shown)"
+            self.app.call_from_thread(self._show, f"Cannot import {path!r}: {why}", None)
         else:
             loaded = (found, source, options, result)
-            self.app.call_from_thread(self._show, preview_text(result), loaded)
+            self.app.call_from_thread(self._show, preview, loaded)
 
     def _show(self, text: str, loaded: tuple[str, str, ImportOptions, ImportResult] | None) -> None:
         self.query_one("#preview-text", Static).update(screen_text(text, lines=True))
