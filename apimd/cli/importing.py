@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from apimd.cli.files import write_text_file
 from apimd.cli.flags import flag
 
 
@@ -59,7 +60,8 @@ def import_command(args: argparse.Namespace) -> int:
         return 2
     if args.output:
         try:
-            Path(args.output).write_text(result.yaml, encoding="utf-8")
+            # Secrets in clear: 0600, as `apimd export --secrets` writes them.
+            write_text_file(Path(args.output), result.yaml, private=args.secrets)
         except OSError as exc:
             print(
                 f"apimd import: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr

@@ -19,6 +19,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from apimd.cli import UsageError, parse_vars
+from apimd.cli.files import write_text_file
 from apimd.cli.output import format_apply, print_result
 from apimd.cli.table import column_widths, fit_width, table
 from apimd.client import ApiError, Client, DaemonUnavailable, NotOurDaemon
@@ -281,21 +282,10 @@ async def export_command(settings: Settings, args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     path = Path(args.file)
-    await asyncio.to_thread(_write_file, path, text, private=args.secrets)
+    await asyncio.to_thread(write_text_file, path, text, private=args.secrets)
     note = " (secrets in clear: the file is 0600)" if args.secrets else ""
     print(f"exported to {path}{note}")
     return 0
-
-
-def _write_file(path: Path, text: str, *, private: bool) -> None:
-    """Write `text`; a file holding secrets is created 0600 before anything is written to it."""
-    if private:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-    else:
-        path.write_text(text)
 
 
 # --- runs and results ------------------------------------------------------------------------

@@ -79,3 +79,15 @@ def test_an_unforeseen_failure_exits_2_naming_the_file_not_its_content(
     assert err.startswith(f"apimd import: {source}: cannot be read as har: ")
     assert "(ValueError in __init__.py line" in err
     assert "CLILEAK" not in out + err and "Traceback" not in err
+
+
+def test_secrets_in_clear_are_written_to_a_file_only_its_owner_reads(tmp_path: Path) -> None:
+    command = "curl -H 'X-Api-Key: abc123xyz' http://h/x"
+    fresh, existing = tmp_path / "fresh.yaml", tmp_path / "existing.yaml"
+    existing.write_text("old")
+    existing.chmod(0o644)
+    for out in (fresh, existing):
+        done = _apimd("curl", "-", "--secrets", "-o", str(out), stdin=command)
+        assert done.returncode == 0, done.stderr
+        assert "abc123xyz" in out.read_text()
+        assert out.stat().st_mode & 0o777 == 0o600
