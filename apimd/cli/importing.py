@@ -41,6 +41,13 @@ def import_command(args: argparse.Namespace) -> int:
         if value and args.format != fmt:
             print(f"apimd import: {option} is for {fmt} only, not {args.format}", file=sys.stderr)
             return 2
+    if args.output and (overwritten := _input_at(args.output, [args.source, args.environment])):
+        print(
+            f"apimd import: -o {args.output} is the file being imported ({overwritten}): "
+            "writing the project there would replace it; choose another output file",
+            file=sys.stderr,
+        )
+        return 2
     try:
         text = _read(args.source)
         environment = _read(args.environment) if args.environment else None
@@ -95,3 +102,16 @@ def _read(source: str) -> str:
                 "Ctrl-D (the text given is not shown: it may hold secrets)"
             ) from None
         raise OSError(f"cannot read {source}: {exc.strerror or exc}") from None
+
+
+def _input_at(output: str, inputs: list[str | None]) -> str | None:
+    """The input that `output` is (the same file, by another path, link or hard link), if any."""
+    for source in inputs:
+        if source is None or source == "-":
+            continue
+        try:
+            if Path(output).samefile(source):
+                return source
+        except OSError:  # either is missing or unreadable: not the same file as far as known
+            continue
+    return None

@@ -91,3 +91,24 @@ def test_secrets_in_clear_are_written_to_a_file_only_its_owner_reads(tmp_path: P
         assert done.returncode == 0, done.stderr
         assert "abc123xyz" in out.read_text()
         assert out.stat().st_mode & 0o777 == 0o600
+
+
+def test_output_that_is_the_source_is_refused_and_the_source_kept(tmp_path: Path) -> None:
+    source = tmp_path / "names.json"
+    original = (FIXTURES / "transformer-helpers-v2.1.0.json").read_bytes()
+    source.write_bytes(original)
+    (tmp_path / "link.json").symlink_to(source)
+    (tmp_path / "sub").mkdir()
+    environment = tmp_path / "env.json"
+    environment.write_text('{"values": []}')
+    for output in (source, tmp_path / "link.json", tmp_path / "sub" / ".." / "names.json"):
+        done = _apimd("postman", str(source), "-o", str(output))
+        assert done.returncode == 2
+        assert done.stderr == (
+            f"apimd import: -o {output} is the file being imported ({source}): writing the "
+            "project there would replace it; choose another output file\n"
+        )
+        assert source.read_bytes() == original
+    done = _apimd("postman", str(source), "--environment", str(environment), "-o", str(environment))
+    assert done.returncode == 2 and f"being imported ({environment})" in done.stderr
+    assert _apimd("postman", str(source), "-o", str(tmp_path / "out.yaml")).returncode == 0
