@@ -18,7 +18,7 @@ from referencing.exceptions import Unresolvable
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from apimd.importers.builder import ImportFailed, ProjectBuilder
+from apimd.importers.builder import ImportFailed, ProjectBuilder, is_valid_url, shown_url
 from apimd.importers.openapi_security import SecuritySchemes, is_mapping, unresolved
 from apimd.importers.requests import RequestParts, add_request
 
@@ -169,6 +169,10 @@ def _base_url(root: SchemaPath, builder: ProjectBuilder) -> str:
         if url.startswith("/"):
             builder.skip("servers[0]", f"relative URL {url!r}: BASE_URL starts at http://localhost")
             url = "http://localhost" + url
+        elif not is_valid_url(url):
+            shown = shown_url(url)
+            builder.skip("servers[0]", f"URL {shown} is not valid: BASE_URL is http://localhost")
+            url = "http://localhost"
     elif servers is not None and not isinstance(servers, list):
         builder.skip("servers", "not a list: BASE_URL is http://localhost, change it")
     else:

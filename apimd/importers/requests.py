@@ -9,7 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
-from apimd.importers.builder import ImportFailed, ProjectBuilder, call_has_field, is_secret_name
+from apimd.importers.builder import (
+    ImportFailed,
+    ProjectBuilder,
+    call_has_field,
+    is_secret_name,
+    is_valid_url,
+    shown_url,
+)
 
 _TEMPLATE_ONLY = re.compile(r"^\s*(\{\{[^{}]+\}\}\s*)+$")
 _DERIVED_HEADERS = frozenset({"content-length", "host"})
@@ -72,6 +79,8 @@ def add_request(builder: ProjectBuilder, hint: str, parts: RequestParts) -> str:
     """Add the call `parts` describe; returns its name."""
     if not _HEADER_NAME.fullmatch(parts.method):  # a method is a token, as a header name is
         raise ImportFailed(f"{parts.where}: method {parts.method!r} is not an HTTP method")
+    if not is_valid_url(parts.url):
+        raise ImportFailed(f"{parts.where}: URL {shown_url(parts.url)} is not valid")
     name = builder.target_name(hint)
     where = f"{parts.where} (call {name})"
     call: dict[str, Any] = {"name": name}

@@ -214,3 +214,17 @@ def test_an_unforeseen_failure_is_an_import_error_that_quotes_nothing(
     assert message.startswith("cannot be read as har: something in it is of a shape")
     assert "(KeyError in __init__.py line " in message
     assert "NETLEAK" not in message and caught.value.__cause__ is None
+
+
+def test_postman_request_with_an_unclosed_ipv6_url_names_the_item() -> None:
+    with pytest.raises(ImportFailed, match=r"^c/r: URL 'http://\[::1/x' is not valid$"):
+        imported("postman", _postman({"name": "r", "request": "http://[::1/x"}))
+
+
+def test_openapi_server_with_an_unclosed_ipv6_url_is_named_and_replaced() -> None:
+    result = imported("openapi", _openapi(servers=[{"url": "http://[::1/x"}], paths=_GET_A))
+    assert result.document["variables"]["BASE_URL"] == "http://localhost"
+    assert (
+        "servers[0]: URL 'http://[::1/x' is not valid: BASE_URL is http://localhost"
+        in result.untranslated
+    )
