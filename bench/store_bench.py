@@ -122,8 +122,8 @@ def realistic_result(
 ) -> Result:
     """A scheduled https call's result as the engine records it: redacted headers, a JSON body of
     about 1.2 KB, three conditions, timings rounded to the microsecond (`engine/timing.py`), the
-    server's certificate (`engine/certificates.py`) and how late the run started (the daemon's
-    `lateness_ms`). The body is `random_orders`, or, with `feeds`, the target's `OrderFeed`."""
+    server's certificate (`engine/certificates.py`), its schedule, when it was due and how late the
+    run started (the daemon's `schedule`, `scheduled_at`, `lateness_ms`). The body is `random_orders`, or, with `feeds`, the target's `OrderFeed`."""
     name = f"target-{index % 20}"
     if feeds is None:
         body = random_orders(index, rng, started)
@@ -179,7 +179,9 @@ def realistic_result(
             not_after=CERT_EXPIRY,
             days_left=round((CERT_EXPIRY - finished).total_seconds() / 86400, 3),
         ),
-        lateness_ms=round(rng.uniform(0.05, 3.0), 3),
+        lateness_ms=(late := round(rng.uniform(0.05, 3.0), 3)),
+        schedule=f"every-{name}",
+        scheduled_at=started - timedelta(milliseconds=late),
     )
 
 

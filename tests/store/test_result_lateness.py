@@ -47,3 +47,39 @@ async def test_rows_written_before_lateness_was_kept_read_back(open_any_store: O
         assert found == result and found.lateness_ms is None and found.schedule is None
     page = await store.list_results(name=old[0].name)
     assert {r.id for r in page.results} == {r.id for r in old}
+
+
+async def test_a_scheduled_results_due_instant_reads_back_whether_or_not_its_doc_holds_it(
+    open_any_store: OpenStore,
+) -> None:
+    """A doc leaves `scheduled_at` out when its start less its lateness gives it back exactly;
+    every result reads back as written, its due instant kept or given back."""
+    store = await open_any_store()
+    base = make_result("s-0")
+    start = base.started_at
+    written = [
+        # run: due 1.123 ms before its start (as `stamped` records it)
+        base.model_copy(
+            update={
+                "lateness_ms": 1.123,
+                "schedule": "every-minute",
+                "scheduled_at": start - timedelta(microseconds=1123),
+            }
+        ),
+        # skipped or lost: no lateness, recorded at its due instant
+        make_result("s-1").model_copy(
+            update={"schedule": "every-minute", "scheduled_at": make_result("s-1").started_at}
+        ),
+        # a due instant the start and lateness do not give: kept as it is
+        make_result("s-2").model_copy(
+            update={"lateness_ms": 5.0, "schedule": "hourly", "scheduled_at": start}
+        ),
+        # a due instant without a schedule: kept as it is
+        make_result("s-3").model_copy(update={"scheduled_at": start}),
+    ]
+    codec = store.results.codec
+    docs = [codec.encode_payload(result)[0] for result in written]
+    assert [b"scheduled_at" in doc for doc in docs] == [False, False, True, True]
+    await store.add_results(written)
+    for result in written:
+        assert await store.get_result(result.id) == result
