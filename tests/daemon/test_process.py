@@ -148,6 +148,39 @@ async def test_a_killed_daemon_leaves_a_stale_socket_that_the_next_one_removes(
         await asyncio.to_thread(stop_daemon, second)
 
 
+@pytest.mark.parametrize("kind", ["regular file", "folder", "link", "dangling link"])
+async def test_a_socket_path_that_is_not_a_socket_is_refused_and_left_alone(kind: str) -> None:
+    home = short_home()
+    try:
+        precious = home / "precious.txt"
+        precious.write_text("data\n")
+        where = home / "not-a-socket"
+        if kind == "regular file":
+            where = precious
+        elif kind == "folder":
+            where.mkdir()
+        else:
+            where.symlink_to(precious if kind == "link" else home / "nothing")
+        env = daemon_env(home, APIMD_SOCKET=str(where))
+        code, out, err = await run_cli("daemon", env=env, timeout=30)
+        assert code == 1, out + err
+        assert f"the socket path {where} is " in err and "refusing to replace it" in err, err
+        assert "Traceback" not in err
+        assert precious.read_text() == "data\n", "the file is left as it was"
+        assert where.is_symlink() == kind.endswith("link") and where.exists() == (
+            kind != "dangling link"
+        )
+        assert "removing stale socket" not in (home / "daemon.log").read_text()
+
+        code, out, err = await run_cli("status", env=env)
+        assert code == 1
+        expected = "a symbolic link" if kind.endswith("link") else f"a {kind}"
+        assert f"refusing to talk to {where}: it is {expected}, not a socket" in err, err
+        assert "belongs to uid" not in err
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 @contextlib.asynccontextmanager
 async def daemon_on(
     home: Path, store: str = "sqlite", database: str | None = None
