@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from apimd.cli import UsageError
-from apimd.dburl import describe_url, is_postgres_url
+from apimd.dburl import describe_url, is_postgres_url, url_scheme
 from apimd.settings import Settings
 
 
@@ -17,7 +17,10 @@ async def migrate_command(settings: Settings, args: argparse.Namespace) -> int:
     from apimd.store.transfer import copy_database
 
     if not is_postgres_url(args.to):
-        raise UsageError(f"--to {args.to!r}: expected a postgresql://user@host:port/database URL")
+        # Not echoed: a URL of another database may hold a password too.
+        scheme = url_scheme(args.to)
+        given = f"a {scheme}:// URL" if scheme else "not a URL"
+        raise UsageError(f"--to: {given}; expected a postgresql://user@host:port/database URL")
     source_path = Path(args.source) if args.source else settings.db_path
     if not source_path.is_file():
         raise UsageError(f"--from {source_path}: no SQLite store there")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 from apimd.cli import UsageError, parse_vars
 from apimd.cli.browser import present_url, wait_with_paste
 from apimd.cli.output import print_result
+from apimd.dburl import is_postgres_url
 from apimd.engine.context import RunContext
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.ports import StateStore
@@ -76,7 +77,10 @@ async def open_owned_store(location: str | Path, what: str, settings: Settings) 
 async def _open_db(path: str, stack: AsyncExitStack) -> StateStore:
     from apimd.settings import Settings
 
-    store = await open_owned_store(path, f"run --db {path}", Settings.load())
+    # Not a PostgreSQL URL, which may hold a password: the store's errors name its database and
+    # server, and `what` also names this process's session to others (pg_stat_activity).
+    what = "run --db" if is_postgres_url(path) else f"run --db {path}"
+    store = await open_owned_store(path, what, Settings.load())
     stack.push_async_callback(store.close)
     return store
 

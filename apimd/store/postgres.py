@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from apimd.dburl import describe_url
+from apimd.dburl import describe_url, without_secrets
 from apimd.store.errors import NewerSchemaError, StoreError, StoreInUse, StoreUnavailable
 from apimd.store.pg_migrations import PG_LATEST_VERSION, PG_MIGRATIONS, procrastinate_schema
 from apimd.store.sql import Connection, Database, Params, Row
@@ -119,7 +119,8 @@ class PgDatabase(Database):
         try:
             conn = await _connect(url, owner_description)
         except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to the {name}: {_first_line(exc)}") from None
+            reason = without_secrets(_first_line(exc), url)
+            raise StoreError(f"cannot connect to the {name}: {reason}") from None
         try:
             if owner_description is not None:
                 await _own(conn, name)
@@ -127,7 +128,8 @@ class PgDatabase(Database):
         except BaseException as exc:
             await conn.close()
             if isinstance(exc, psycopg.Error):
-                raise StoreError(f"cannot migrate the {name}: {_first_line(exc)}") from None
+                reason = without_secrets(_first_line(exc), url)
+                raise StoreError(f"cannot migrate the {name}: {reason}") from None
             raise
         if owner_description is None:
             await conn.close()

@@ -68,9 +68,12 @@ async def test_migrate_refuses_while_the_daemon_runs_and_names_bad_urls(pg_url: 
         code, _out, err = await run_cli("migrate", "--to", pg_url, env=daemon.env)
         assert code == 2
         assert "stop the daemon first" in err
-        code, _out, err = await run_cli("migrate", "--to", "mysql://db/x", env=daemon.env)
+        code, _out, err = await run_cli(
+            "migrate", "--to", "mysql://root:S3cretPW@db/x", env=daemon.env
+        )
         assert code == 2
-        assert "expected a postgresql://user@host:port/database URL" in err
+        assert "--to: a mysql:// URL; expected a postgresql://user@host:port/database URL" in err
+        assert "S3cretPW" not in err
     finally:
         await asyncio.to_thread(stop_daemon, daemon)
 

@@ -8,14 +8,17 @@ import json
 import os
 import sqlite3
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from aiohttp import web
+from pytest_aiohttp import AiohttpServer
 
 from apimd.demo.server import RunningServer
 from tests.cli.test_run_command import EXAMPLE, apimd
 from tests.conftest import server_state
 from tests.support.daemon import DaemonProcess as Daemon
-from tests.support.daemon import start_daemon, stop_daemon
+from tests.support.daemon import start_cli, start_daemon, stop_daemon
 
 
 async def test_token_filled_by_one_run_is_reused_by_the_next(
@@ -109,3 +112,71 @@ async def test_a_postgresql_db_held_by_a_running_daemon_is_refused(
     assert out == ""
     assert "is in use by the apimd daemon for" in err
     assert server_state(token_server).token_requests == 0
+
+
+def with_password(url: str, password: str) -> str:
+    """`url` with `password` for its user (trust authentication ignores it)."""
+    parts = urlsplit(url)
+    netloc = f"{parts.username}:{password}@{parts.hostname}:{parts.port or 5432}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def test_run_db_errors_never_show_the_password(tmp_path: Path, pg_url: str) -> None:
+    env = {"APIMD_HOME": str(tmp_path)}
+    project = tmp_path / "p.yaml"
+    project.write_text("calls:\n  - name: ok\n    url: http://127.0.0.1:9/x\n")
+    closed_port = with_password(pg_url, "S3cr%40tPW").replace(":5432/", ":1/")
+    missing = with_password(pg_url, "S3cr%40tPW") + "_missing"
+    malformed = with_password(pg_url, "S3cr%zztPW")
+    unparsed = "postgresql://root:S3cr%40tPW@[::1/x"
+    for url, said in [
+        (closed_port, "cannot connect to the PostgreSQL database apimd_test_"),
+        (missing, '_missing" does not exist'),
+        (malformed, "invalid percent-encoded token"),
+        (unparsed, "cannot connect to the PostgreSQL database (malformed URL)"),
+    ]:
+        code, out, err = await apimd("run", "ok", "-f", str(project), "--db", url, env=env)
+        assert code == 2, out + err
+        assert said in err, err
+        assert "S3cr" not in out + err and "postgresql://" not in err, err
+
+
+async def test_a_run_on_postgresql_names_its_session_without_the_password(
+    tmp_path: Path, pg_url: str, aiohttp_server: AiohttpServer
+) -> None:
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(_request: web.Request) -> web.Response:
+        arrived.set()
+        await release.wait()
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/slow", slow)
+    server = await aiohttp_server(app)
+    project = tmp_path / "p.yaml"
+    project.write_text(f"calls:\n  - name: slow\n    url: {server.make_url('/slow')}\n")
+    url = with_password(pg_url, "PwInApp")
+    env = {**os.environ, "NO_COLOR": "1", "APIMD_HOME": str(tmp_path)}
+    first = await start_cli("run", "slow", "-f", str(project), "--db", url, env=env)
+    try:
+        await asyncio.wait_for(arrived.wait(), 30)  # the run owns the database by now
+        with psycopg.connect(pg_url) as conn:
+            names = [
+                str(row[0])
+                for row in conn.execute(
+                    "SELECT application_name FROM pg_stat_activity WHERE datname = %s",
+                    (urlsplit(pg_url).path.lstrip("/"),),
+                )
+            ]
+        assert f"apimd {first.pid} apimd run --db" in names, names
+        assert not [name for name in names if "PwInApp" in name or "postgresql" in name], names
+
+        code, out, err = await apimd("run", "slow", "-f", str(project), "--db", url, env=env)
+        assert code == 2, out + err
+        assert f"is in use by apimd run --db (pid {first.pid})" in err, err
+        assert "PwInApp" not in err
+    finally:
+        release.set()
+        said = await asyncio.wait_for(first.communicate(), 30)
+    assert first.returncode == 0, b"".join(said).decode()
