@@ -187,9 +187,7 @@ class Client:
             ) as response:
                 if raw and response.status < 400:
                     return await response.text()
-                payload = (
-                    await response.json(content_type=None) if response.content_length != 0 else None
-                )
+                payload = _json(response.status, await response.text(errors="replace"))
                 if response.status >= 400:
                     raise _api_error(response.status, payload)
                 return payload
@@ -330,7 +328,8 @@ class Client:
                 "/v1/events", timeout=aiohttp.ClientTimeout(total=None, sock_read=None)
             ) as response:
                 if response.status >= 400:
-                    raise _api_error(response.status, await response.json(content_type=None))
+                    text = await response.text(errors="replace")
+                    raise _api_error(response.status, _json(response.status, text))
                 data_lines: list[str] = []
                 async for line in _lines(response.content):
                     if not line:
@@ -376,6 +375,22 @@ def _dump(value: BaseModel | dict[str, Any]) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json", by_alias=True, exclude_none=True)
     return value
+
+
+def _json(status: int, text: str) -> Any:
+    """The JSON of an answer (None when empty); an `ApiError` with its status and first line
+    when it is not JSON, as aiohttp's own plain-text 400 for a request line over 8190 bytes."""
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        first = (text.strip().splitlines() or [""])[0]
+        if len(first) > 200:
+            first = first[:200] + "…"
+        raise ApiError(
+            status, "http_error", f"the daemon answered HTTP {status}, not JSON: {first}", []
+        ) from None
 
 
 def _api_error(status: int, payload: Any) -> ApiError:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from apimd import __version__
 from apimd.cli.flags import flag
 from apimd.cli.importing import add_import_parser
-from apimd.model.common import LOCATION_PATTERN, MAX_LOCATION
+from apimd.model.common import LOCATION_PATTERN, MAX_LOCATION, MAX_NAME
 
 if TYPE_CHECKING:
     from apimd.settings import Settings
@@ -226,8 +226,9 @@ _NAME_ARGS = {"name": "NAME", "target": "NAME", "tag": "--tag", "location": "--l
 
 
 def _check_names(args: argparse.Namespace) -> None:
-    """A name that is not valid UTF-8 (an undecodable byte on the command line), or an empty or
-    over-long `--location`, is a usage error here, not a traceback from the client."""
+    """A name that is not valid UTF-8 (an undecodable byte on the command line) or longer than
+    any name, or an empty or over-long `--location`, is a usage error here, not a traceback
+    from the client (or a plain-text 400 from the daemon's HTTP parser)."""
     for dest, label in _NAME_ARGS.items():
         value = getattr(args, dest, None)
         for text in value if isinstance(value, list) else [value]:
@@ -237,6 +238,8 @@ def _check_names(args: argparse.Namespace) -> None:
                 text.encode()
             except UnicodeEncodeError:
                 raise UsageError(f"{label} {text!r}: not valid UTF-8") from None
+            if label == "NAME" and len(text) > MAX_NAME:  # (not echoed: it fills the screen)
+                raise UsageError(f"NAME: {len(text)} characters; a name is at most {MAX_NAME}")
     location = getattr(args, "location", None)
     if location is not None and not location.strip():
         raise UsageError("--location: empty; give a location name (see `apimd status`)")

@@ -199,9 +199,11 @@ async def status_command(settings: Settings, as_json: bool) -> int:
 
 
 async def apply_command(settings: Settings, args: argparse.Namespace) -> int:
+    from apimd.cli.project_file import check_project_file
     from apimd.model.errors import ValidationFailed
     from apimd.model.loader import load_project_file
 
+    check_project_file(args.file)
     try:
         # References are checked by the daemon, against what it already holds.
         project = load_project_file(args.file, cross_check=False)
@@ -282,7 +284,10 @@ async def export_command(settings: Settings, args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     path = Path(args.file)
-    await asyncio.to_thread(write_text_file, path, text, private=args.secrets)
+    try:
+        await asyncio.to_thread(write_text_file, path, text, private=args.secrets)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}; nothing exported") from None
     note = " (secrets in clear: the file is 0600)" if args.secrets else ""
     print(f"exported to {path}{note}")
     return 0

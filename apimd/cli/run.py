@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 from apimd.cli import UsageError, parse_vars
 from apimd.cli.browser import present_url, wait_with_paste
 from apimd.cli.output import print_result
+from apimd.cli.project_file import check_project_file
 from apimd.dburl import is_postgres_url
 from apimd.engine.context import RunContext
 from apimd.engine.memory import MemoryStateStore
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 def load_or_explain(path: str, *, cross_check: bool = True) -> Project:
     """The project in `path`, or a `UsageError` listing every problem."""
+    check_project_file(path)
     try:
         return load_project_file(path, cross_check=cross_check)
     except ValidationFailed as exc:

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from ruamel.yaml import YAML
 
+from apimd.client import ApiError
 from apimd.demo.server import RunningServer
 from apimd.settings import KEYS
 from tests.daemon.conftest import Daemon, Receiver, unique
@@ -261,3 +264,62 @@ async def test_results_say_which_condition_failed_and_what_it_saw(
     assert code == 0, err
     (row,) = [line for line in out.splitlines() if name in line]
     assert "CONTENT_ERROR" in row and row.rstrip().endswith("status eq 200 → 503")
+
+
+async def test_export_to_a_folder_or_into_a_missing_folder_says_it_cannot_write(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    for target, why in [
+        (tmp_path, "Is a directory"),
+        (tmp_path / "missing" / "x.yaml", "No such file or directory"),
+    ]:
+        code, out, err = await daemon.cli("export", str(target))
+        assert code == 2, out + err
+        assert f"apimd: cannot write {target}: {why}; nothing exported" in err, err
+        assert "Traceback" not in err and out == ""
+    assert not (tmp_path / "missing").exists()
+
+
+async def test_an_over_long_name_is_refused_up_front_and_a_plain_text_answer_is_an_error(
+    daemon: Daemon,
+) -> None:
+    name = "a" * 8200
+    for args in [
+        ("results", name),
+        ("run", name),
+        ("token", "show", name),
+        ("token", "refresh", name),
+        ("mute", name, "1h"),
+    ]:
+        code, out, err = await daemon.cli(*args)
+        assert code == 2, out + err
+        assert err == "apimd: NAME: 8200 characters; a name is at most 100\n", err
+    # The daemon's HTTP parser answers a request line over 8190 bytes with a plain-text 400.
+    async with daemon.client() as client:
+        with pytest.raises(ApiError) as refused:
+            await client.results(name=name)
+    assert refused.value.status == 400
+    assert str(refused.value).startswith(
+        "the daemon answered HTTP 400, not JSON: Got more than 8190 bytes"
+    )
+    assert len(str(refused.value)) < 300
+
+
+async def test_apply_and_run_take_a_regular_project_file_of_at_most_128_mib(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as sparse:
+        sparse.truncate(129 * 1024 * 1024)
+    for path, said in [
+        ("/dev/zero", "/dev/zero is a character device, not a regular file"),
+        (str(tmp_path), f"{tmp_path} is a folder, not a regular file"),
+        (str(pipe), f"{pipe} is a named pipe, not a regular file"),
+        (str(huge), f"{huge} is larger than 128 MiB: not read"),
+    ]:
+        for args in [("apply", path), ("run", "x", "-f", path)]:
+            code, out, err = await daemon.cli(*args, timeout=30)
+            assert code == 2, out + err
+            assert err.startswith(f"apimd: {said}"), err
