@@ -12,7 +12,7 @@ from apimd.settings import Settings
 
 
 async def migrate_command(settings: Settings, args: argparse.Namespace) -> int:
-    from apimd.cli.run import open_owned_store
+    from apimd.cli.run import open_owned_store, sqlite_file_problem
     from apimd.store import StoreError
     from apimd.store.transfer import copy_database
 
@@ -24,11 +24,22 @@ async def migrate_command(settings: Settings, args: argparse.Namespace) -> int:
     source_path = Path(args.source) if args.source else settings.db_path
     if not source_path.is_file():
         raise UsageError(f"--from {source_path}: no SQLite store there")
+    # Checked before opening it, which would make a lock file beside it (and migrate an empty
+    # file into a new store).
+    problem = sqlite_file_problem(source_path) or (
+        f"{source_path} is empty" if source_path.stat().st_size == 0 else None
+    )
+    if problem is not None:
+        raise UsageError(f"--from: {problem}; give the daemon's SQLite store (apimd.db)")
     target_name = describe_url(args.to)
     # As owner: a daemon still writing to the SQLite store would be copied half-way.
-    source = await open_owned_store(source_path, "migrate (stop the daemon first)", settings)
+    source = await open_owned_store(
+        source_path, "migrate", settings, instead="or give another SQLite file with --from"
+    )
     try:
-        target = await open_owned_store(args.to, "migrate", settings)
+        target = await open_owned_store(
+            args.to, "migrate", settings, instead="or give another database with --to"
+        )
         try:
             counts = await copy_database(source.db, target.db)
         except StoreError as exc:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import stat
 import sys
 import uuid
 from contextlib import AsyncExitStack
@@ -15,7 +17,7 @@ from apimd.cli import UsageError, parse_vars
 from apimd.cli.browser import present_url, wait_with_paste
 from apimd.cli.output import print_result
 from apimd.cli.project_file import check_project_file
-from apimd.dburl import is_postgres_url
+from apimd.dburl import is_postgres_url, url_scheme
 from apimd.engine.context import RunContext
 from apimd.engine.memory import MemoryStateStore
 from apimd.engine.ports import StateStore
@@ -26,10 +28,13 @@ from apimd.model.events import Event, SignInEnded
 from apimd.model.loader import load_project_file
 from apimd.model.outcome import ResultCode
 from apimd.model.project import Project
+from apimd.settings import file_kind
 
 if TYPE_CHECKING:
     from apimd.settings import Settings
     from apimd.store import Store
+
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def load_or_explain(path: str, *, cross_check: bool = True) -> Project:
@@ -41,14 +46,36 @@ def load_or_explain(path: str, *, cross_check: bool = True) -> Project:
         raise UsageError(f"{path} has problems, nothing was run.\n{exc}") from None
 
 
-async def open_owned_store(location: str | Path, what: str, settings: Settings) -> Store:
+def sqlite_file_problem(path: Path) -> str | None:
+    """Why the existing `path` cannot be a SQLite store (not a regular file, or one holding
+    something else), or None (a SQLite file, an empty one, or none yet). Checked before the
+    store is opened: that makes a lock file beside it and makes it private (mode 0600)."""
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            return f"{path} is {file_kind(info.st_mode)}, not a SQLite database"
+        with path.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except OSError:
+        return None  # none yet, or unreadable: opening it says why
+    if header and header != SQLITE_HEADER:
+        return f"{path} is not a SQLite database"
+    return None
+
+
+async def open_owned_store(
+    location: str | Path, what: str, settings: Settings, *, instead: str = ""
+) -> Store:
     """The store at `location` (file or URL) with the configured key, held for this process;
-    a `UsageError` starting with `what` when it cannot be opened."""
+    a `UsageError` starting with `what` when it cannot be opened, ending with `instead` (what
+    else to do) when another process holds it."""
     from apimd.settings import foreign_state
     from apimd.store import StoreError, open_store
     from apimd.store.errors import StoreInUse
 
     problem = foreign_state(settings)
+    if problem is None and not is_postgres_url(location):
+        problem = sqlite_file_problem(Path(location))
     if problem is not None:
         raise UsageError(f"{what}: {problem}")
     try:
@@ -73,16 +100,24 @@ async def open_owned_store(location: str | Path, what: str, settings: Settings) 
             )
         return store
     except StoreError as exc:
-        raise UsageError(f"{what}: {exc}") from None
+        also = f", {instead}" if instead and isinstance(exc, StoreInUse) else ""
+        raise UsageError(f"{what}: {exc}{also}") from None
 
 
 async def _open_db(path: str, stack: AsyncExitStack) -> StateStore:
     from apimd.settings import Settings
 
+    scheme = url_scheme(path)
+    if scheme is not None and not is_postgres_url(path):
+        # Not taken for a file name: `mysql://root@h/x` made the SQLite file ./mysql:/root@h/x.
+        raise UsageError(
+            f"--db: {scheme}:// databases are not supported; give a SQLite file path or a "
+            "postgresql:// (or postgres://) URL"
+        )
     # Not a PostgreSQL URL, which may hold a password: the store's errors name its database and
     # server, and `what` also names this process's session to others (pg_stat_activity).
     what = "run --db" if is_postgres_url(path) else f"run --db {path}"
-    store = await open_owned_store(path, what, Settings.load())
+    store = await open_owned_store(path, what, Settings.load(), instead="or use another --db")
     stack.push_async_callback(store.close)
     return store
 

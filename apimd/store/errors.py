@@ -34,7 +34,8 @@ class StoreInUse(StoreError):
 
     def __init__(self, db: str, description: str, pid: int | None) -> None:
         who = f"{description} (pid {pid})" if pid else description
-        super().__init__(f"{db} is in use by {who}; stop it or use another --db")
+        # What else to do is the caller's to say: the daemon, `run --db` and `migrate` differ.
+        super().__init__(f"{db} is in use by {who}; stop it first")
         self.description = description
         self.pid = pid
 

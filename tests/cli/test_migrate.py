@@ -67,7 +67,10 @@ async def test_migrate_refuses_while_the_daemon_runs_and_names_bad_urls(pg_url: 
     try:
         code, _out, err = await run_cli("migrate", "--to", pg_url, env=daemon.env)
         assert code == 2
-        assert "stop the daemon first" in err
+        assert err.startswith(f"apimd: migrate: {home / 'apimd.db'} is in use by the apimd daemon")
+        assert err.endswith(
+            f"(pid {daemon.pid}); stop it first, or give another SQLite file with --from\n"
+        )
         code, _out, err = await run_cli(
             "migrate", "--to", "mysql://root:S3cretPW@db/x", env=daemon.env
         )
@@ -107,5 +110,28 @@ async def test_a_bad_or_unreachable_database_url_is_a_clear_error() -> None:
         code, out, err = await run_cli("status", env={**env, "APIMD_DATABASE_URL": "mysql://x/y"})
         assert code == 1
         assert "APIMD_DATABASE_URL must be a postgresql://user@host:port/database URL" in err
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def test_migrate_from_a_file_that_is_no_sqlite_store_leaves_it_alone(pg_url: str) -> None:
+    home = short_home()
+    try:
+        project = home / "project.yaml"
+        project.write_text("calls: []\n")
+        project.chmod(0o644)
+        empty = home / "empty.db"
+        empty.touch()
+        for source, said in [(project, "is not a SQLite database"), (empty, "is empty")]:
+            code, out, err = await run_cli(
+                "migrate", "--from", str(source), "--to", pg_url, env=daemon_env(home)
+            )
+            assert code == 2, out + err
+            assert err == (
+                f"apimd: --from: {source} {said}; give the daemon's SQLite store (apimd.db)\n"
+            )
+        assert sorted(p.name for p in home.iterdir()) == ["empty.db", "project.yaml"]
+        assert project.read_text() == "calls: []\n" and project.stat().st_mode & 0o777 == 0o644
+        assert empty.stat().st_size == 0
     finally:
         shutil.rmtree(home, ignore_errors=True)

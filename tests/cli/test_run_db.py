@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import sqlite3
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -180,3 +181,40 @@ async def test_a_run_on_postgresql_names_its_session_without_the_password(
         release.set()
         said = await asyncio.wait_for(first.communicate(), 30)
     assert first.returncode == 0, b"".join(said).decode()
+
+
+async def test_a_db_url_of_another_kind_or_a_file_that_is_no_database_is_refused(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "p.yaml"
+    project.write_text("calls:\n  - name: ok\n    url: http://127.0.0.1:9/x\n")
+    project.chmod(0o644)
+    env = {**os.environ, "NO_COLOR": "1", "APIMD_HOME": str(tmp_path / "home")}
+    for db, said in [
+        ("mysql://root:S3cret@127.0.0.1/x", "--db: mysql:// databases are not supported; give "),
+        (str(project), f"run --db {project}: {project} is not a SQLite database"),
+        (str(tmp_path), f"run --db {tmp_path}: {tmp_path} is a folder, not a SQLite database"),
+    ]:
+        # In tmp_path: a URL taken for a relative file name would be made there.
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "apimd",
+            "run",
+            "ok",
+            "-f",
+            str(project),
+            "--db",
+            db,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=tmp_path,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 2, out.decode() + err.decode()
+        assert err.decode().startswith(f"apimd: {said}"), err.decode()
+        assert "S3cret" not in err.decode() and out == b""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"], "no file made, none locked"
+    assert project.stat().st_mode & 0o777 == 0o644

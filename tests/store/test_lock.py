@@ -44,7 +44,7 @@ async def test_a_second_owner_is_refused_naming_the_first(
         with pytest.raises(StoreInUse) as caught:
             await open_test_store(owner=True, owner_description="apimd run")
         assert str(caught.value) == (
-            f"{db} is in use by the apimd daemon (pid {holder.pid}); stop it or use another --db"
+            f"{db} is in use by the apimd daemon (pid {holder.pid}); stop it first"
         )
         # Readers that do not claim ownership (tools, tests) may still open it.
         await (await open_test_store(owner=False)).close()
