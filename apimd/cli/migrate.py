@@ -8,7 +8,7 @@ from pathlib import Path
 
 from apimd.cli import UsageError
 from apimd.dburl import describe_url, is_postgres_url, url_scheme
-from apimd.settings import Settings
+from apimd.settings import Settings, foreign_state
 
 
 async def migrate_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -24,6 +24,9 @@ async def migrate_command(settings: Settings, args: argparse.Namespace) -> int:
     source_path = Path(args.source) if args.source else settings.db_path
     if not source_path.is_file():
         raise UsageError(f"--from {source_path}: no SQLite store there")
+    unsafe = foreign_state(settings)  # first, as every command that opens the store does
+    if unsafe is not None:
+        raise UsageError(f"migrate: {unsafe}")
     # Checked before opening it, which would make a lock file beside it (and migrate an empty
     # file into a new store).
     problem = sqlite_file_problem(source_path) or (
