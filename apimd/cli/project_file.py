@@ -1,5 +1,6 @@
 """The project file of `apimd apply` and `apimd run -f`, checked before it is read: a regular
-file (not a folder, a device such as /dev/zero, or a pipe) no larger than `apimd import` reads."""
+file no larger than `apimd import` reads, or a pipe (`apimd apply <(render-project)`); not a
+folder or a device such as /dev/zero."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ def check_project_file(path: str) -> None:
         info = os.stat(path)
     except (OSError, ValueError):
         return
+    if stat.S_ISFIFO(info.st_mode):
+        return  # a pipe: its writer says how much (a project rendered by a script)
     if not stat.S_ISREG(info.st_mode):
         raise UsageError(
             f"{path} is {file_kind(info.st_mode)}, not a regular file: give a project file "
