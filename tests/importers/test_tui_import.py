@@ -198,6 +198,7 @@ async def test_the_preview_says_what_apply_replaces_and_a_secret_variable_stays_
         assert "Will REPLACE" in preview and "call fail-bearer" in preview.split("\n")[0]
         assert "variable SV" in preview.split("\n")[0]
         assert "variable SV stays secret" in preview
+        assert "In all: 1 variable, 1 call, 1 workflow" in preview and "Will create" not in preview
         await click_done(pilot, "#apply")
     assert daemon.applied[0]["variables"]["SV"] == {"value": "replaced-plain", "secret": True}
 

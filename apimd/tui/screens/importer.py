@@ -231,7 +231,8 @@ class ImportScreen(ModalScreen[None]):
                     n.upper() for n in result.document.get("variables") or {}
                 }
                 lines += [f"variable {name} stays secret" for name in sorted(kept)]
-                text = "\n".join(lines) + "\n" + text
+                # What follows counts them too: not all of it is created.
+                text = "\n".join(lines) + "\n" + text.replace("Will create: ", "In all: ", 1)
         if self.result is not result:
             return  # another file was previewed meanwhile
         self.query_one("#preview-text", Static).update(screen_text(text, lines=True))
