@@ -22,8 +22,14 @@ if TYPE_CHECKING:
     from apimd.engine.http import HttpResponse
 
 
-ProxyError = (aiohttp_socks.ProxyError, python_socks.ProxyError)
-"""A SOCKS proxy that refused (credentials, rules) or did not speak SOCKS: no `OSError`."""
+ProxyError = (
+    aiohttp_socks.ProxyError,
+    python_socks.ProxyError,
+    aiohttp_socks.ProxyConnectionError,
+    aiohttp_socks.ProxyTimeoutError,
+)
+"""A SOCKS proxy that refused (credentials, rules), did not speak SOCKS, or could not be reached
+or timed out (aiohttp_socks's own errors for those: not `OSError`, nor `TimeoutError`)."""
 
 
 class HttpFailure(Exception):
@@ -52,6 +58,8 @@ def classify_failure(
 ) -> tuple[ResultCode, str]:
     if isinstance(exc, TimeoutError):
         return ResultCode.TIMEOUT, f"timed out after {timeout:g}s {state.phase()}"
+    if isinstance(exc, aiohttp_socks.ProxyTimeoutError):
+        return ResultCode.TIMEOUT, f"timed out reaching the SOCKS proxy: {exc}"
     # A certificate error is a ValueError too; only a request aiohttp refuses to build (e.g. a
     # header value with a line break, a malformed host) is a setup error.
     if isinstance(exc, aiohttp.InvalidURL) or (
@@ -74,8 +82,19 @@ _DESCRIPTIONS: tuple[
     tuple[type[BaseException] | tuple[type[BaseException], ...], _Describe], ...
 ] = (
     (
+        aiohttp_socks.ProxyConnectionError,
+        lambda exc, where, _url: f"cannot connect to the SOCKS proxy (for {where}): {exc}",
+    ),
+    (
         ProxyError,
         lambda exc, where, _url: f"the SOCKS proxy did not open a way to {where}: {exc}",
+    ),
+    (
+        aiohttp.ClientProxyConnectionError,
+        lambda exc, where, _url: (
+            f"cannot connect to the proxy {exc.host}:{exc.port} (for {where}):"
+            f" {_os_reason(exc.os_error)}"
+        ),
     ),
     (
         aiohttp.ClientConnectorCertificateError,
