@@ -35,13 +35,13 @@ from apimd.model.api import (
     SummaryOrder,
     parse_summary,
 )
+from apimd.model.common import file_kind
 from apimd.model.events import Event, decode_event
 from apimd.model.kinds import ResourceKind
 from apimd.model.project import Project
 from apimd.model.resources import Token
 from apimd.model.result import Result
 from apimd.model.stats import Stats
-from apimd.settings import file_kind
 
 M = TypeVar("M", bound=BaseModel)
 MAX_EVENT_LINE = 64 * 1024 * 1024

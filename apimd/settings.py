@@ -164,20 +164,6 @@ def fallback_socket_dir(tmp: str | None = None) -> Path:
     return Path(base).absolute() / f"apimd-{os.getuid()}"
 
 
-def file_kind(mode: int) -> str:
-    """What a file of `mode` (from `os.lstat`) is, for messages: "a folder", "a regular file"."""
-    kinds = (
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISLNK, "a symbolic link"),
-        (stat.S_ISDIR, "a folder"),
-        (stat.S_ISREG, "a regular file"),
-        (stat.S_ISFIFO, "a named pipe"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-    )
-    return next((kind for test, kind in kinds if test(mode)), "a special file")
-
-
 def unsafe_folder(path: Path) -> str | None:
     """Why `path` cannot hold apimd's socket safely (not a real folder, another user's, or
     writable by others), or None when it can (or does not exist yet)."""

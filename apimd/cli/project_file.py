@@ -9,7 +9,7 @@ import stat
 
 from apimd.cli import UsageError
 from apimd.importers import MAX_SOURCE_MIB
-from apimd.settings import file_kind
+from apimd.model.common import file_kind
 
 
 def check_project_file(path: str) -> None:

@@ -23,12 +23,12 @@ from apimd.engine.memory import MemoryStateStore
 from apimd.engine.ports import StateStore
 from apimd.engine.runner import Engine
 from apimd.engine.signin import SignInError, SignInFlows
+from apimd.model.common import file_kind
 from apimd.model.errors import ValidationFailed
 from apimd.model.events import Event, SignInEnded
 from apimd.model.loader import load_project_file
 from apimd.model.outcome import ResultCode
 from apimd.model.project import Project
-from apimd.settings import file_kind
 
 if TYPE_CHECKING:
     from apimd.settings import Settings

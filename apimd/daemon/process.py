@@ -21,10 +21,10 @@ from apimd.daemon.journal import configure_logging, sd_notify
 from apimd.daemon.keys import SERVICE
 from apimd.daemon.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from apimd.daemon.service import MonitorService
+from apimd.model.common import file_kind
 from apimd.settings import (
     Settings,
     fallback_socket_dir,
-    file_kind,
     foreign_state,
     unsafe_folder,
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import stat
 import types
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -184,3 +185,17 @@ class Resource(StrictModel):
     name: Name
     description: str | None = None
     tags: list[str] = Field(default_factory=list)
+
+
+def file_kind(mode: int) -> str:
+    """What a file of `mode` (from `os.lstat`) is, for messages: "a folder", "a regular file"."""
+    kinds = (
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    return next((kind for test, kind in kinds if test(mode)), "a special file")
